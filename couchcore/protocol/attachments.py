@@ -1,0 +1,94 @@
+"""Attachment operations (sans-I/O): upload streamed from files, download whole or streamed."""
+
+from __future__ import annotations
+
+import mimetypes
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from ..errors import InvalidDocument, InvalidInput, MissingRevision
+from .messages import Request
+from .paths import attachment_path
+from .server import ServerContext
+
+__all__ = ["put_attachment", "get_attachment", "open_attachment", "delete_attachment"]
+
+
+def _doc_id(doc: Any) -> str:
+    if isinstance(doc, str):
+        return doc
+    if isinstance(doc, Mapping) and isinstance(doc.get("_id"), str):
+        return doc["_id"]
+    raise InvalidDocument("need a document id or a document with an _id")
+
+
+def put_attachment(ctx: ServerContext, db: str, doc: Any, content: Any, filename: str | None = None,
+                   content_type: str | None = None):
+    """Create or replace an attachment; ``content`` is bytes, str or a binary file object
+    (streamed, never read whole). Updates ``doc["_rev"]``."""
+    docid = _doc_id(doc)
+    if filename is None:
+        name = getattr(content, "name", None)
+        if not isinstance(name, str):
+            raise InvalidInput("filename is required unless content is a named file")
+        filename = os.path.basename(name)
+    headers: dict[str, str] = dict(ctx.write_headers)
+    if isinstance(content, str):
+        content = content.encode("utf-8")
+        content_type = content_type or "text/plain;charset=utf-8"
+    if isinstance(content, (bytes, bytearray, memoryview)):
+        body: Any = bytes(content)
+    elif hasattr(content, "read"):
+        body = content
+        size = _remaining_size(content)
+        if size is not None:
+            headers["Content-Length"] = str(size)
+    else:
+        raise InvalidInput(f"attachment content must be bytes, str or a file object, not {type(content).__name__}")
+    headers["Content-Type"] = content_type or mimetypes.guess_type(filename)[0] or "application/octet-stream"
+    query = []
+    rev = doc.get("_rev") if isinstance(doc, Mapping) else None
+    if rev:
+        query.append(("rev", rev))
+    resp = yield Request("PUT", attachment_path(db, docid, filename), query=query, body=body, headers=headers)
+    result = resp.json()
+    if isinstance(doc, dict) and result.get("rev"):
+        doc["_rev"] = result["rev"]
+        doc.setdefault("_id", docid)
+    return result
+
+
+def _remaining_size(f: Any) -> int | None:
+    try:
+        pos = f.tell()
+        size = os.fstat(f.fileno()).st_size
+        return max(size - pos, 0)
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
+def get_attachment(ctx: ServerContext, db: str, doc: Any, filename: str):
+    resp = yield Request("GET", attachment_path(db, _doc_id(doc), filename), headers={"Accept": "*/*"})
+    resp.raise_for_status()
+    return resp.body
+
+
+def open_attachment(ctx: ServerContext, db: str, doc: Any, filename: str):
+    """The streamed response of an attachment (its ``stream`` yields byte chunks)."""
+    resp = yield Request("GET", attachment_path(db, _doc_id(doc), filename), headers={"Accept": "*/*"}, stream=True)
+    resp.raise_for_status()
+    return resp
+
+
+def delete_attachment(ctx: ServerContext, db: str, doc: Any, filename: str):
+    docid = _doc_id(doc)
+    rev = doc.get("_rev") if isinstance(doc, Mapping) else None
+    if not rev:
+        raise MissingRevision(f"deleting an attachment needs the document's _rev (document {docid!r})")
+    resp = yield Request("DELETE", attachment_path(db, docid, filename), query=[("rev", rev)],
+                         headers=ctx.write_headers)
+    result = resp.json()
+    if isinstance(doc, dict) and result.get("rev"):
+        doc["_rev"] = result["rev"]
+    return result

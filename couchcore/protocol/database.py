@@ -1,0 +1,103 @@
+"""Database-level operations (sans-I/O): info, maintenance, security, purge, Mango."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ..errors import InvalidInput
+from ..models import Document
+from .messages import Request
+from .paths import db_path, design_path
+from .server import ServerContext
+
+__all__ = ["info", "exists", "compact", "cleanup", "commit", "purge", "security", "find", "create_index"]
+
+
+def info(ctx: ServerContext, db: str, ddoc: str | None = None):
+    path = db_path(db) if ddoc is None else design_path(db, ddoc) + "/_info"
+    resp = yield Request("GET", path)
+    return resp.json()
+
+
+def exists(ctx: ServerContext, db: str):
+    resp = yield Request("HEAD", db_path(db))
+    if resp.status == 404:
+        return False
+    resp.raise_for_status()
+    return True
+
+
+def doc_count(ctx: ServerContext, db: str):
+    data = yield from info(ctx, db)
+    return data["doc_count"]
+
+
+def compact(ctx: ServerContext, db: str, ddoc: str | None = None):
+    path = f"{db_path(db)}/_compact"
+    if ddoc is not None:
+        name = ddoc[len("_design/") :] if ddoc.startswith("_design/") else ddoc
+        from urllib.parse import quote
+
+        path += "/" + quote(name, safe="")
+    resp = yield Request("POST", path, headers={"Content-Type": "application/json"})
+    return resp.json().get("ok", False)
+
+
+def cleanup(ctx: ServerContext, db: str):
+    resp = yield Request("POST", f"{db_path(db)}/_view_cleanup", headers={"Content-Type": "application/json"})
+    return resp.json().get("ok", False)
+
+
+def commit(ctx: ServerContext, db: str):
+    resp = yield Request("POST", f"{db_path(db)}/_ensure_full_commit", headers={"Content-Type": "application/json"})
+    return resp.json()
+
+
+def purge(ctx: ServerContext, db: str, docs: Any):
+    """Purge revisions: ``docs`` is a list of ``{_id, _rev}`` docs or a ``{id: [revs]}`` mapping."""
+    if isinstance(docs, Mapping) and "_id" not in docs:
+        body = {k: list(v) for k, v in docs.items()}
+    else:
+        if isinstance(docs, Mapping):
+            docs = [docs]
+        body = {}
+        for doc in docs:
+            if not isinstance(doc, Mapping) or not doc.get("_id") or not doc.get("_rev"):
+                raise InvalidInput("purge needs documents with _id and _rev")
+            body.setdefault(doc["_id"], []).append(doc["_rev"])
+    resp = yield Request("POST", f"{db_path(db)}/_purge", json=body)
+    return resp.json()
+
+
+def security(ctx: ServerContext, db: str, value: Mapping | None = None):
+    path = f"{db_path(db)}/_security"
+    if value is None:
+        resp = yield Request("GET", path)
+        return Document(resp.json())
+    if not isinstance(value, Mapping):
+        raise InvalidInput("the security object must be a dict")
+    resp = yield Request("PUT", path, json=dict(value))
+    return resp.json()
+
+
+def find(ctx: ServerContext, db: str, selector: Mapping, **options: Any):
+    """Mango query: ``{"docs": [...], "bookmark": ..., "warning": ...}`` as a dict of Documents."""
+    if not isinstance(selector, Mapping):
+        raise InvalidInput("selector must be a dict")
+    body = {"selector": dict(selector), **options}
+    resp = yield Request("POST", f"{db_path(db)}/_find", json=body)
+    data = resp.json()
+    data["docs"] = [Document(d) for d in data.get("docs", ())]
+    return data
+
+
+def create_index(ctx: ServerContext, db: str, fields: list, name: str | None = None, ddoc: str | None = None, **options: Any):
+    body: dict[str, Any] = {"index": {"fields": list(fields)}, "type": options.pop("type", "json")}
+    if name:
+        body["name"] = name
+    if ddoc:
+        body["ddoc"] = ddoc
+    body.update(options)
+    resp = yield Request("POST", f"{db_path(db)}/_index", json=body)
+    return resp.json()

@@ -1,0 +1,199 @@
+"""Request and Response value objects: what operations yield and what drivers send back."""
+
+from __future__ import annotations
+
+from typing import Any, AsyncIterator, Iterable, Iterator, Mapping, Union
+
+from .. import codec
+from ..errors import HTTPError, error_for_status
+
+__all__ = ["Request", "Response", "Headers", "Body"]
+
+#: A request body: bytes, a binary file object (streamed), or an iterable of byte chunks.
+Body = Union[bytes, Any, Iterable[bytes], None]
+
+JSON_TYPE = "application/json"
+
+
+class Headers(dict):
+    """A case-insensitive (lower-cased keys) header mapping."""
+
+    def __init__(self, items: Mapping[str, str] | Iterable[tuple[str, str]] = ()) -> None:
+        super().__init__()
+        pairs = items.items() if isinstance(items, Mapping) else items
+        for k, v in pairs:
+            self[k] = v
+
+    def __setitem__(self, key: str, value: str) -> None:
+        super().__setitem__(key.lower(), value)
+
+    def __getitem__(self, key: str) -> str:
+        return super().__getitem__(key.lower())
+
+    def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
+        return super().get(key.lower(), default)
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and super().__contains__(key.lower())
+
+
+class Request:
+    """One HTTP request, independent of any transport.
+
+    ``path`` is the percent-encoded absolute path below the server's base URL;
+    ``query`` a list of already-encoded ``(name, value)`` pairs; ``body`` bytes, a
+    file object or an iterator of chunks. With ``stream=True`` the transport returns
+    the response body as an iterator of chunks instead of bytes. ``timeout`` overrides
+    the read timeout (``None``: the transport's default).
+    """
+
+    __slots__ = ("method", "path", "query", "headers", "body", "stream", "timeout")
+
+    def __init__(
+        self,
+        method: str,
+        path: str,
+        query: list[tuple[str, str]] | None = None,
+        headers: Mapping[str, str] | None = None,
+        body: Body = None,
+        json: Any = None,
+        stream: bool = False,
+        timeout: float | None = None,
+    ) -> None:
+        self.method = method
+        self.path = path
+        self.query = list(query or ())
+        self.headers: dict[str, str] = {"Accept": JSON_TYPE}
+        if json is not None:
+            body = codec.dumps(json)
+            self.headers["Content-Type"] = JSON_TYPE
+        if headers:
+            self.headers.update(headers)
+        self.body = body
+        self.stream = stream
+        self.timeout = timeout
+
+    @property
+    def target(self) -> str:
+        """Path plus encoded query string."""
+        if not self.query:
+            return self.path
+        from urllib.parse import urlencode
+
+        return self.path + "?" + urlencode(self.query, safe="", quote_via=_quote)
+
+    def __repr__(self) -> str:
+        return f"<Request {self.method} {self.target}>"
+
+
+def _quote(s: str, safe: str = "", encoding: Any = None, errors: Any = None) -> str:
+    from urllib.parse import quote
+
+    return quote(s, safe=safe)
+
+
+class Response:
+    """An HTTP response as handed back by a transport.
+
+    ``body`` holds the whole body (bytes) unless the request asked to stream, in
+    which case ``stream`` is an iterator (sync transports) or async iterator (async
+    transports) of byte chunks and ``body`` is ``None``. Drivers always read the body
+    of an error response, so operations can inspect it.
+    """
+
+    __slots__ = ("status", "headers", "body", "stream", "method", "url", "_close")
+
+    def __init__(
+        self,
+        status: int,
+        headers: Mapping[str, str] | Iterable[tuple[str, str]],
+        body: bytes | None = None,
+        stream: Iterator[bytes] | AsyncIterator[bytes] | None = None,
+        method: str = "",
+        url: str = "",
+        close: Any = None,
+    ) -> None:
+        self.status = status
+        self.headers = headers if isinstance(headers, Headers) else Headers(headers)
+        self.body = body
+        self.stream = stream
+        self.method = method
+        self.url = url
+        self._close = close
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
+
+    @property
+    def content_type(self) -> str:
+        return self.headers.get("content-type", "").split(";")[0].strip().lower()
+
+    @property
+    def is_json(self) -> bool:
+        ct = self.content_type
+        return ct == JSON_TYPE or ct.endswith("+json")
+
+    def close(self) -> None:
+        """Release the connection of a streamed response (idempotent)."""
+        close, self._close = self._close, None
+        if close is not None:
+            close()
+
+    def read(self) -> bytes:
+        """Read a streamed body to the end (sync) and return it."""
+        if self.body is None:
+            try:
+                self.body = b"".join(self.stream or ())  # type: ignore[arg-type]
+            finally:
+                self.stream = None
+                self.close()
+        return self.body
+
+    async def aread(self) -> bytes:
+        """Read a streamed body to the end (async) and return it."""
+        if self.body is None:
+            chunks = []
+            try:
+                async for chunk in self.stream:  # type: ignore[union-attr]
+                    chunks.append(chunk)
+            finally:
+                self.stream = None
+                self.close()
+            self.body = b"".join(chunks)
+        return self.body
+
+    def error(self) -> HTTPError:
+        """The couchcore exception describing this (error) response."""
+        error = reason = None
+        data: Any = self.body
+        if self.body:
+            try:
+                data = codec.loads(self.body)
+            except Exception:
+                data = self.body
+            if isinstance(data, dict):
+                error = data.get("error")
+                reason = data.get("reason")
+                if error is not None and not isinstance(error, str):
+                    error = str(error)
+                if reason is not None and not isinstance(reason, str):
+                    reason = str(reason)
+        cls = error_for_status(self.status)
+        return cls(self.status, error, reason, self.method, self.url, self.headers, data)
+
+    def raise_for_status(self) -> "Response":
+        if not self.ok:
+            raise self.error()
+        return self
+
+    def json(self) -> Any:
+        """The decoded JSON body; raises the matching :class:`HTTPError` for an error status."""
+        if not self.ok:
+            raise self.error()
+        if self.body is None:
+            raise RuntimeError("json() on a streamed response; read it first")
+        return codec.loads(self.body)
+
+    def __repr__(self) -> str:
+        return f"<Response {self.status} {self.method} {self.url}>"

@@ -1,0 +1,91 @@
+"""Database-name validation and percent-encoding of database and document paths."""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import quote
+
+from ..errors import InvalidDatabaseName, InvalidInput
+
+__all__ = ["validate_db_name", "db_path", "doc_path", "attachment_path", "design_path", "view_path"]
+
+# CouchDB: a lowercase letter, then lowercase letters, digits and _$()+-/ ; at most 238 chars.
+_DB_NAME = re.compile(r"^[a-z][a-z0-9_$()+/-]*$")
+_SYSTEM_DBS = frozenset({"_users", "_replicator", "_global_changes"})
+_SYSTEM_SUFFIXES = ("/_users", "/_replicator")
+MAX_DB_NAME = 238
+
+
+def validate_db_name(name: object) -> str:
+    """Return ``name`` if CouchDB accepts it as a database name, else raise.
+
+    Raises :class:`InvalidDatabaseName` (a ``ValueError``).
+    """
+    if not isinstance(name, str):
+        raise InvalidDatabaseName(f"database name must be a str, not {type(name).__name__}")
+    if name in _SYSTEM_DBS:
+        return name
+    base = name
+    for suffix in _SYSTEM_SUFFIXES:
+        if name.endswith(suffix):
+            base = name[: -len(suffix)]
+            break
+    if not name or len(name) > MAX_DB_NAME or not _DB_NAME.match(base):
+        raise InvalidDatabaseName(
+            f"invalid database name {name!r}: it must start with a lowercase letter (a-z), "
+            "contain only a-z, 0-9 and _ $ ( ) + - /, and be at most 238 characters"
+        )
+    return name
+
+
+def db_path(name: str) -> str:
+    """``/name`` with every reserved character (including ``/``) escaped."""
+    return "/" + quote(name, safe="")
+
+
+def doc_path(db: str, docid: str) -> str:
+    """The path of a document; ``_design/`` and ``_local/`` prefixes keep their slash."""
+    if not isinstance(docid, str) or not docid:
+        raise InvalidInput(f"document id must be a non-empty str, got {docid!r}")
+    for prefix in ("_design/", "_local/"):
+        if docid.startswith(prefix) and len(docid) > len(prefix):
+            return f"{db_path(db)}/{prefix}{quote(docid[len(prefix):], safe='')}"
+    return f"{db_path(db)}/{quote(docid, safe='')}"
+
+
+def attachment_path(db: str, docid: str, filename: str) -> str:
+    if not isinstance(filename, str) or not filename:
+        raise InvalidInput(f"attachment name must be a non-empty str, got {filename!r}")
+    return f"{doc_path(db, docid)}/{quote(filename, safe='')}"
+
+
+def design_path(db: str, ddoc: str) -> str:
+    """Path of a design document given as ``name`` or ``_design/name``."""
+    if ddoc.startswith("_design/"):
+        ddoc = ddoc[len("_design/") :]
+    if not ddoc:
+        raise InvalidInput("design document name must not be empty")
+    return f"{db_path(db)}/_design/{quote(ddoc, safe='')}"
+
+
+_SPECIAL_VIEWS = ("_all_docs", "_design_docs", "_local_docs")
+
+
+def view_path(db: str, name: str, kind: str = "_view") -> str:
+    """Resolve ``"ddoc/view"``, ``"_design/ddoc/_view/view"`` or ``"_all_docs"`` to a path."""
+    if not isinstance(name, str):
+        raise InvalidInput(f"view name must be a str, got {name!r}")
+    if kind == "_view" and name in _SPECIAL_VIEWS:
+        return f"{db_path(db)}/{name}"
+    parts = name.split("/")
+    if len(parts) == 4 and parts[0] == "_design" and parts[2] == kind:
+        ddoc, view = parts[1], parts[3]
+    elif len(parts) == 2:
+        ddoc, view = parts
+    else:
+        raise InvalidInput(
+            f"invalid view name {name!r}: use 'ddoc/view', '_design/ddoc/{kind}/view' or '_all_docs'"
+        )
+    if not ddoc or not view:
+        raise InvalidInput(f"invalid view name {name!r}: empty design document or view name")
+    return f"{design_path(db, ddoc)}/{kind}/{quote(view, safe='')}"

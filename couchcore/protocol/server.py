@@ -1,0 +1,208 @@
+"""Server-level operations (sans-I/O generators) and the state they share."""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any, Mapping
+from urllib.parse import quote
+
+from ..errors import InvalidInput, NotFound, PreconditionFailed
+from ..models import Document
+from .messages import Request
+from .paths import db_path, validate_db_name
+
+__all__ = ["ServerContext"]
+
+
+class ServerContext:
+    """State shared by the operations of one server: the uuid cache and what was
+    discovered about the server (its config/stats prefix, whether it has _temp_view).
+    """
+
+    def __init__(self, uuid_batch: int = 100, full_commit: bool | None = True) -> None:
+        self.uuid_batch = uuid_batch
+        self.uuids: deque[str] = deque()
+        self.node_prefix: str | None = None
+        self.temp_view: bool | None = None
+        self.write_headers: dict[str, str] = {}
+        if full_commit is not None:
+            self.write_headers["X-Couch-Full-Commit"] = "true" if full_commit else "false"
+
+
+# -- simple endpoints --------------------------------------------------------------
+
+
+def welcome(ctx: ServerContext):
+    resp = yield Request("GET", "/")
+    return resp.json()
+
+
+def version(ctx: ServerContext):
+    info = yield from welcome(ctx)
+    return info.get("version")
+
+
+def all_dbs(ctx: ServerContext):
+    resp = yield Request("GET", "/_all_dbs")
+    return resp.json()
+
+
+def tasks(ctx: ServerContext):
+    resp = yield Request("GET", "/_active_tasks")
+    return resp.json()
+
+
+def membership(ctx: ServerContext):
+    resp = yield Request("GET", "/_membership")
+    return resp.json()
+
+
+def uuids(ctx: ServerContext, count: int = 1):
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise InvalidInput(f"count must be a positive int, got {count!r}")
+    resp = yield Request("GET", "/_uuids", query=[("count", str(count))])
+    return resp.json()["uuids"]
+
+
+def take_uuids(ctx: ServerContext, n: int):
+    """``n`` uuids from the cache, refilled from the server in batches."""
+    if len(ctx.uuids) < n:
+        fresh = yield from uuids(ctx, max(ctx.uuid_batch, n - len(ctx.uuids)))
+        ctx.uuids.extend(fresh)
+    return [ctx.uuids.popleft() for _ in range(n)]
+
+
+# -- databases ---------------------------------------------------------------------
+
+
+def db_exists(ctx: ServerContext, name: str):
+    resp = yield Request("HEAD", db_path(validate_db_name(name)))
+    if resp.status == 404:
+        return False
+    resp.raise_for_status()
+    return True
+
+
+def create_db(ctx: ServerContext, name: str, **options: Any):
+    from ..codec import encode_query
+
+    resp = yield Request("PUT", db_path(validate_db_name(name)), query=encode_query(options))
+    resp.json()
+    return name
+
+
+def open_db(ctx: ServerContext, name: str, create: bool = False):
+    """Check a database exists (creating it if asked); returns its name."""
+    if (yield from db_exists(ctx, name)):
+        return name
+    if not create:
+        raise NotFound(404, "not_found", "Database does not exist.", "HEAD", db_path(name))
+    try:
+        yield from create_db(ctx, name)
+    except PreconditionFailed:  # created concurrently: fine
+        pass
+    return name
+
+
+def delete_db(ctx: ServerContext, name: str):
+    resp = yield Request("DELETE", db_path(validate_db_name(name)))
+    resp.json()
+    return True
+
+
+# -- config and stats, on the node-local endpoints with fallbacks -------------------
+
+
+def node_prefix(ctx: ServerContext):
+    """``/_node/_local`` (CouchDB 2+), ``/_node/<name>`` or ``""`` (1.x), discovered once."""
+    if ctx.node_prefix is None:
+        resp = yield Request("GET", "/_node/_local/_config/couchdb")
+        if resp.ok:
+            ctx.node_prefix = "/_node/_local"
+        elif resp.status in (401, 403):
+            raise resp.error()
+        else:
+            resp = yield Request("GET", "/_membership")
+            nodes = resp.json().get("all_nodes") if resp.ok else None
+            ctx.node_prefix = "/_node/" + quote(nodes[0], safe="@.") if nodes else ""
+    return ctx.node_prefix
+
+
+def _config_path(prefix: str, name: str | None) -> str:
+    path = prefix + "/_config"
+    if name:
+        parts = name.split("/", 1)
+        path += "/" + "/".join(quote(p, safe="") for p in parts)
+    return path
+
+
+def config(ctx: ServerContext, name: str | None = None, value: Any = None, delete: bool = False):
+    if name is not None and (not isinstance(name, str) or name.count("/") > 1 or not name.strip("/")):
+        raise InvalidInput(f"config name must be 'section' or 'section/key', got {name!r}")
+    if (value is not None or delete) and (name is None or "/" not in name):
+        raise InvalidInput("setting or deleting config needs a 'section/key' name")
+    prefix = yield from node_prefix(ctx)
+    path = _config_path(prefix, name)
+    if delete:
+        resp = yield Request("DELETE", path)
+        return resp.json()
+    if value is not None:
+        resp = yield Request("PUT", path, json=value if isinstance(value, str) else str(value))
+        resp.json()
+        return None
+    resp = yield Request("GET", path)
+    return resp.json()
+
+
+def stats(ctx: ServerContext, name: str | None = None):
+    prefix = yield from node_prefix(ctx)
+    path = prefix + "/_stats"
+    if name:
+        path += "/" + "/".join(quote(p, safe="") for p in name.strip("/").split("/"))
+    resp = yield Request("GET", path)
+    if resp.status == 400:  # some servers answer a bad stats path with 400
+        raise NotFound(404, "not_found", f"no such statistic: {name}", "GET", path)
+    data = resp.json()
+    if name and data is None:
+        raise NotFound(404, "not_found", f"no such statistic: {name}", "GET", path)
+    return data
+
+
+# -- replication -------------------------------------------------------------------
+
+
+def replicate(ctx: ServerContext, source: str | Mapping, target: str | Mapping, **options: Any):
+    """``_replicate`` (one-shot or continuous), or a ``_replicator`` document with ``_id``."""
+    doc_id = options.pop("_id", None)
+    body: dict[str, Any] = {"source": source, "target": target}
+    body.update(options)
+    if doc_id is not None:
+        if "cancel" in options:
+            raise InvalidInput("cancel= is for _replicate; delete the _replicator document instead")
+        from .paths import doc_path
+
+        resp = yield Request("PUT", doc_path("_replicator", doc_id), json=body)
+        return Document(resp.json())
+    resp = yield Request("POST", "/_replicate", json=body, timeout=0 if not options.get("continuous") else None)
+    if resp.status in (404, 405) and options.get("cancel"):
+        raise resp.error()
+    return Document(resp.json())
+
+
+__all__ += [
+    "welcome",
+    "version",
+    "all_dbs",
+    "tasks",
+    "membership",
+    "uuids",
+    "take_uuids",
+    "db_exists",
+    "create_db",
+    "open_db",
+    "delete_db",
+    "node_prefix",
+    "config",
+    "stats",
+    "replicate",
+]

@@ -1,0 +1,96 @@
+"""The synchronous facade: :class:`Server` and :class:`Database` over a sync backend."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Iterator
+
+from .api import DatabaseAPI, ServerAPI
+from .drivers import run
+from .errors import InvalidInput
+from .models import Document
+from .protocol import documents as _docs
+from .transport.base import get_backend
+
+__all__ = ["Server", "Database", "Couch"]
+
+
+class Server(ServerAPI):
+    """A CouchDB server, used synchronously.
+
+    ``Server(url=None, auth=None, full_commit=True, backend="urllib3", **transport_options)``:
+    ``url`` defaults to ``$COUCHDB_URL`` or ``http://127.0.0.1:5984`` and may carry
+    credentials (``http://user:pw@host:5984``); ``auth=(user, password)`` overrides them.
+    Transport options: ``timeout``, ``connect_timeout``, ``verify``, ``ca_certs``,
+    ``cert_file``, ``key_file``, ``maxsize``, ``retries``, ``headers``.
+    """
+
+    def _make_transport(self, backend: str | None) -> Any:
+        return get_backend(backend or "urllib3")(self.url, self.credentials, self.options)
+
+    def _run(self, op: Any, post: Callable[[Any], Any] | None = None) -> Any:
+        result = run(op, self._transport)
+        return post(result) if post is not None else result
+
+    def __enter__(self) -> "Server":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.all_dbs())
+
+    def __len__(self) -> int:
+        return len(self.all_dbs())
+
+    def __contains__(self, name: object) -> bool:
+        if not isinstance(name, str):
+            return False
+        try:
+            return bool(self.exists(name))
+        except InvalidInput:
+            return False
+
+    def __getitem__(self, name: str) -> "Database":
+        return self.db(name)
+
+    def __delitem__(self, name: str) -> None:
+        self.delete(name)
+
+
+class Database(DatabaseAPI):
+    """A CouchDB database, used synchronously.
+
+    Build it with ``server.db(name)``, ``server[name]``, or directly from a URL:
+    ``Database("http://user:pw@host:5984/events")``.
+    """
+
+    _server_class = Server
+
+    def __contains__(self, docid: object) -> bool:
+        return isinstance(docid, str) and bool(self.contains(docid))
+
+    def __getitem__(self, docid: str) -> Document:
+        return self.get(docid)
+
+    def __setitem__(self, docid: str, doc: dict) -> None:
+        if not isinstance(doc, dict):
+            raise InvalidInput("db[id] = doc needs a dict")
+        doc["_id"] = docid
+        self.save(doc)
+
+    def __delitem__(self, docid: str) -> None:
+        self._run(_docs.delete_id(self._ctx, self.name, docid))
+
+    def __len__(self) -> int:
+        return int(self.info()["doc_count"])
+
+    def __iter__(self) -> Iterator[str]:
+        for row in self.view("_all_docs"):
+            yield row.id
+
+
+Server._database_class = Database
+Couch = Server
+
+

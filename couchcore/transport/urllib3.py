@@ -1,0 +1,158 @@
+"""The default sync backend: one pooled, keep-alive urllib3 PoolManager per Server."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any, Iterator
+
+import urllib3
+from urllib3 import exceptions as u3
+
+from .. import errors
+from ..protocol.messages import Headers, Request, Response
+from .base import Credentials, TransportOptions, is_file_like, register
+
+__all__ = ["Urllib3Transport"]
+
+CHUNK = 64 * 1024
+_IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+@register("urllib3")
+class Urllib3Transport:
+    """Sends :class:`Request` objects with urllib3; translates its exceptions."""
+
+    def __init__(self, base_url: str, credentials: Credentials | None, options: TransportOptions) -> None:
+        self.base_url = base_url
+        self.credentials = credentials
+        self.options = options
+        pool_kw: dict[str, Any] = {"maxsize": options.maxsize, "block": False}
+        if base_url.startswith("https:"):
+            pool_kw["cert_reqs"] = "CERT_REQUIRED" if options.verify else "CERT_NONE"
+            if options.ca_certs:
+                pool_kw["ca_certs"] = options.ca_certs
+            if options.cert_file:
+                pool_kw["cert_file"] = options.cert_file
+                pool_kw["key_file"] = options.key_file
+        self._pool = urllib3.PoolManager(**pool_kw)
+        self._headers = dict(options.headers)
+        if credentials is not None:
+            self._headers["Authorization"] = credentials.authorization
+
+    def __repr__(self) -> str:
+        return f"<Urllib3Transport {self.base_url}>"
+
+    def close(self) -> None:
+        self._pool.clear()
+
+    def _timeout(self, request: Request) -> urllib3.Timeout:
+        read = request.timeout if request.timeout is not None else self.options.timeout
+        if read is not None and read <= 0:
+            read = None
+        return urllib3.Timeout(connect=self.options.connect_timeout, read=read)
+
+    def send(self, request: Request) -> Response:
+        url = self.base_url + request.target
+        headers = {**self._headers, **request.headers}
+        body = request.body
+        chunked = False
+        if body is not None and not isinstance(body, (bytes, bytearray, str)):
+            if is_file_like(body):
+                body = _file_chunks(body)
+            chunked = "Content-Length" not in headers and "content-length" not in headers
+        retries = urllib3.Retry(
+            total=self.options.retries,
+            connect=self.options.retries,
+            read=self.options.retries if request.method in _IDEMPOTENT else 0,
+            status=0,
+            redirect=0,
+            other=0,
+            allowed_methods=_IDEMPOTENT,
+            raise_on_status=False,
+            raise_on_redirect=False,
+        )
+        if chunked:  # a streamed body cannot be re-sent after a failure
+            retries = urllib3.Retry(total=0, connect=0, read=0, redirect=0, raise_on_status=False)
+        try:
+            resp = self._pool.urlopen(
+                request.method,
+                url,
+                body=body,
+                headers=headers,
+                timeout=self._timeout(request),
+                retries=retries,
+                preload_content=not request.stream,
+                decode_content=True,
+                chunked=chunked,
+                redirect=False,
+            )
+        except Exception as exc:
+            raise _translate(exc, url) from None
+        if request.stream and request.method != "HEAD":
+            return Response(
+                resp.status,
+                Headers(resp.headers.items()),
+                stream=_stream(resp, url),
+                method=request.method,
+                url=url,
+                close=lambda: _release(resp),
+            )
+        return Response(resp.status, Headers(resp.headers.items()), body=resp.data, method=request.method, url=url)
+
+
+def _file_chunks(f: Any) -> Iterator[bytes]:
+    while True:
+        chunk = f.read(CHUNK)
+        if not chunk:
+            return
+        yield chunk.encode("utf-8") if isinstance(chunk, str) else chunk
+
+
+def _stream(resp: urllib3.BaseHTTPResponse, url: str) -> Iterator[bytes]:
+    try:
+        while True:
+            try:
+                chunk = resp.read1(CHUNK) if hasattr(resp, "read1") else resp.read(CHUNK)
+            except Exception as exc:
+                raise _translate(exc, url) from None
+            if not chunk:
+                return
+            yield chunk
+    finally:
+        _release(resp)
+
+
+def _release(resp: urllib3.BaseHTTPResponse) -> None:
+    with contextlib.suppress(Exception):
+        if resp.isclosed() or getattr(resp, "length_remaining", None) == 0:
+            resp.release_conn()
+        else:  # unread data: the connection cannot be reused
+            resp.close()
+            resp.release_conn()
+
+
+def _translate(exc: BaseException, url: str) -> errors.TransportError:
+    """Map urllib3's exceptions to couchcore's TransportError family."""
+    if isinstance(exc, u3.MaxRetryError) and exc.reason is not None:
+        exc = exc.reason
+    if isinstance(exc, errors.TransportError):
+        return exc
+    text = type(exc).__name__
+    if isinstance(exc, u3.ConnectTimeoutError):
+        return errors.ConnectTimeout(f"connect timed out: {text}", url)
+    if isinstance(exc, (u3.ReadTimeoutError, TimeoutError)):
+        return errors.ReadTimeout(f"read timed out: {text}", url)
+    if isinstance(exc, u3.SSLError):
+        return errors.TLSError(f"TLS error: {exc}", url)
+    if isinstance(exc, u3.NewConnectionError):
+        return errors.ConnectionError(f"cannot connect: {_strip(exc)}", url)
+    if isinstance(exc, (u3.ProtocolError, u3.HTTPError, OSError)):
+        return errors.ConnectionError(f"connection failed: {_strip(exc)}", url)
+    return errors.ConnectionError(f"request failed: {text}: {_strip(exc)}", url)
+
+
+def _strip(exc: BaseException) -> str:
+    """The exception text without any URL urllib3 put in it (it could hold a user name)."""
+    from ..urls import redact_url
+
+    return redact_url(str(exc))
