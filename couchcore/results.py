@@ -58,10 +58,10 @@ class StreamedResult:
             raise TypeError(
                 f"this {type(self).__name__} comes from an async backend: iterate it with 'async for'"
             )
+        self._claim()
         return self._iterate()
 
     def _iterate(self) -> Iterator[Any]:
-        self._claim()
         resp = self._response
         try:
             if resp.body is not None:
@@ -79,10 +79,16 @@ class StreamedResult:
     def all(self) -> list:
         """Every item, read into a list (sync)."""
         if self._items is None:
-            self._items = list(self._iterate())
+            if self._is_async():
+                raise TypeError(f"this {type(self).__name__} comes from an async backend: use 'await .aall()'")
+            self._claim()
+            self._items = [item for item in self._iterate()]
         return self._items
 
     def __len__(self) -> int:
+        if self._items is None and self._started:
+            # also what list(result) hits while it streams: TypeError makes it skip the hint
+            raise TypeError(f"len() of a {type(self).__name__} that is being streamed; use .all() first")
         return len(self.all())
 
     def __getitem__(self, index: Any) -> Any:
@@ -95,14 +101,14 @@ class StreamedResult:
     def __aiter__(self) -> AsyncIterator[Any]:
         if self._items is not None:
             return _aiter_list(self._items)
-        if not self._is_async():
+        if self._is_sync_stream():
             raise TypeError(
                 f"this {type(self).__name__} comes from a sync backend: iterate it with a plain 'for'"
             )
+        self._claim()
         return self._aiterate()
 
     async def _aiterate(self) -> AsyncIterator[Any]:
-        self._claim()
         resp = self._response
         try:
             if resp.body is not None:
@@ -121,6 +127,9 @@ class StreamedResult:
     async def aall(self) -> list:
         """Every item, read into a list (async)."""
         if self._items is None:
+            if self._is_sync_stream():
+                raise TypeError(f"this {type(self).__name__} comes from a sync backend: use .all()")
+            self._claim()
             self._items = [item async for item in self._aiterate()]
         return self._items
 
@@ -128,6 +137,9 @@ class StreamedResult:
     def _is_async(self) -> bool:
         stream = self._response.stream
         return stream is not None and hasattr(stream, "__aiter__") and not hasattr(stream, "__iter__")
+
+    def _is_sync_stream(self) -> bool:
+        return self._response.stream is not None and not self._is_async()
 
     def _claim(self) -> None:
         if self._started:

@@ -1,0 +1,93 @@
+"""Test rig: a real CouchDB-compatible server for the whole session.
+
+With ``COUCHDB_URL`` set (e.g. ``http://admin:admin@127.0.0.1:5984``) the suite runs
+against that server; otherwise it starts the pinned PouchDB Server (``npm ci``) on a
+free loopback port, in memory, and stops it at the end. Tests of behaviour PouchDB
+Server gets wrong carry ``@pytest.mark.couchdb_only`` and are skipped there.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import urllib.request
+import uuid
+from pathlib import Path
+
+import pytest
+
+import couchcore
+from couchcore.testing import PouchDBServer
+
+# shared/ lies beside the repository (CI: beside the clone); COUCHCORE_FIXTURES overrides
+FIXTURES = Path(
+    os.environ.get("COUCHCORE_FIXTURES")
+    or Path(__file__).resolve().parent.parent.parent / "shared" / "fixtures" / "couchdb-3.5.0"
+)
+
+
+def _welcome(url: str) -> dict:
+    from couchcore.urls import split_credentials
+
+    base, _, _ = split_credentials(url)
+    with urllib.request.urlopen(base + "/", timeout=10) as resp:
+        return json.loads(resp.read())
+
+
+@pytest.fixture(scope="session")
+def couch_url():
+    url = os.environ.get("COUCHDB_URL")
+    if url:
+        yield url
+        return
+    server = PouchDBServer()
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def is_couchdb(couch_url) -> bool:
+    """True for Apache CouchDB (its welcome has a "couchdb" key), False for PouchDB Server."""
+    return "couchdb" in _welcome(couch_url)
+
+
+@pytest.fixture(autouse=True)
+def _couchdb_only(request):
+    if request.node.get_closest_marker("couchdb_only"):
+        if not request.getfixturevalue("is_couchdb"):
+            pytest.skip("PouchDB Server deviates from CouchDB here; runs with COUCHDB_URL=<Apache CouchDB>")
+
+
+@pytest.fixture(scope="session")
+def server(couch_url):
+    s = couchcore.Server(couch_url)
+    yield s
+    s.close()
+
+
+def unique_name(prefix: str = "test") -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def db_name():
+    return unique_name()
+
+
+@pytest.fixture
+def db(server, db_name):
+    database = server.create(db_name)
+    yield database
+    try:
+        server.delete(db_name)
+    except couchcore.NotFound:
+        pass
+
+
+@pytest.fixture(scope="session")
+def fixtures_dir() -> Path:
+    if not FIXTURES.exists():
+        pytest.skip(f"recorded CouchDB fixtures not found at {FIXTURES}")
+    return FIXTURES
