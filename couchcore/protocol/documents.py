@@ -172,14 +172,26 @@ def _bulk_write(ctx, db, docs, payload, resolution: ConflictResolution, options:
         for doc in docs:
             resolution.resolved[doc["_id"]] = doc
         return
-    if not isinstance(results, list) or len(results) != len(docs):
-        # never drop a document silently: everything we cannot match stays pending
-        for doc in docs:
-            resolution.pending[doc["_id"]] = {"doc": doc, "error": "unknown", "reason": f"unexpected response: {results!r}"[:200]}
-        return
-    for doc, result in zip(docs, results):
-        if result.get("error") is None and "rev" in result:
-            doc["_id"] = result.get("id", doc["_id"])
+    if not isinstance(results, list):
+        results = []
+    # match results to documents by id (some servers reorder them), by position otherwise
+    by_id: dict[str, list[int]] = {}
+    for i, doc in enumerate(docs):
+        by_id.setdefault(doc["_id"], []).append(i)
+    matched: list[dict | None] = [None] * len(docs)
+    for pos, result in enumerate(results):
+        if not isinstance(result, dict):
+            continue
+        slots = by_id.get(result.get("id"))  # type: ignore[arg-type]
+        if slots:
+            matched[slots.pop(0)] = result
+        elif pos < len(docs) and matched[pos] is None and "id" not in result:
+            matched[pos] = result
+    for doc, result in zip(docs, matched):
+        if result is None:  # never drop a document silently
+            resolution.pending[doc["_id"]] = {"doc": doc, "error": "unknown",
+                                              "reason": "the server's answer did not mention this document"}
+        elif result.get("error") is None and "rev" in result:
             doc["_rev"] = result["rev"]
             resolution.pending.pop(doc["_id"], None)
             resolution.resolved[doc["_id"]] = doc
@@ -275,9 +287,12 @@ def copy_doc(ctx: ServerContext, db: str, source: str | Mapping, dest: str | Map
         dest_id, dest_rev = dest, None
     if not isinstance(src_id, str) or not src_id or not isinstance(dest_id, str) or not dest_id:
         raise InvalidInput("copy needs source and destination ids (or docs with _id)")
-    destination = quote(dest_id, safe="/" if dest_id.startswith(("_design/", "_local/")) else "")
+    # CouchDB reads the Destination header raw (no percent-decoding) and splits it at "?"
+    if "?" in dest_id or any(ord(c) < 32 for c in dest_id):
+        raise InvalidInput(f"COPY cannot target id {dest_id!r} ('?' and control characters cannot be expressed)")
+    destination = dest_id.encode("utf-8").decode("latin-1")  # sent as the id's UTF-8 bytes
     if dest_rev:
-        destination += "?rev=" + quote(dest_rev, safe="")
+        destination += "?rev=" + dest_rev
     resp = yield Request(
         "COPY", doc_path(db, src_id), query=query, headers={"Destination": destination, **ctx.write_headers}
     )

@@ -1,0 +1,206 @@
+"""Server API against the real test server."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+import couchcore
+from tests.conftest import unique_name
+
+
+def test_version_and_info(server):
+    version = server.version()
+    assert isinstance(version, str) and version[0].isdigit()
+    assert server.info()["version"] == version
+
+
+def test_all_dbs_and_dunders(server, db):
+    names = server.all_dbs()
+    assert db.name in names
+    assert db.name in list(server)
+    assert len(server) == len(server.all_dbs())
+    assert db.name in server
+    assert "no-such-db-" + db.name not in server
+    assert "Bad Name" not in server  # invalid names are simply not there
+    assert server[db.name] == db
+
+
+def test_uuids(server):
+    ids = server.uuids(5)
+    assert len(ids) == 5 and len(set(ids)) == 5 and all(isinstance(u, str) for u in ids)
+    assert len(server.uuids()) == 1
+    with pytest.raises(couchcore.InvalidInput):
+        server.uuids(0)
+
+
+def test_create_and_delete(server):
+    name = unique_name("create")
+    db = server.create(name)
+    assert isinstance(db, couchcore.Database) and db.name == name and db.exists()
+    with pytest.raises(couchcore.PreconditionFailed):
+        server.create(name)
+    server.delete(name)
+    assert not db.exists() and name not in server
+
+
+def test_del_item(server):
+    name = unique_name("delitem")
+    server.create(name)
+    del server[name]
+    assert name not in server
+
+
+@pytest.mark.couchdb_only  # PouchDB Server answers 200 for a missing database
+def test_delete_missing_raises(server):
+    with pytest.raises(couchcore.NotFound):
+        server.delete(unique_name("missing"))
+
+
+@pytest.mark.parametrize("name", ["Bad Name", "UPPER", "1digit", "_secret", "a.b", ""])
+def test_bad_names_rejected_before_any_request(name):
+    # a server on a port nobody listens on: a request would raise ConnectionError
+    offline = couchcore.Server("http://127.0.0.1:9", retries=0)
+    for call in (offline.create, offline.db, offline.delete):
+        with pytest.raises(couchcore.InvalidDatabaseName):
+            call(name)
+    with pytest.raises(ValueError):
+        offline.create(name)
+
+
+def test_db_open_and_create(server):
+    name = unique_name("open")
+    with pytest.raises(couchcore.NotFound):
+        server.db(name)
+    with pytest.raises(couchcore.NotFound):
+        server[name]
+    db = server.db(name, create=True)
+    try:
+        assert db.exists()
+        assert server.db(name, create=True) == db  # existing: fine
+    finally:
+        server.delete(name)
+
+
+@pytest.mark.parametrize("prefix", [
+    "a$b(c)+d-e_f",
+    pytest.param("a/b", marks=pytest.mark.couchdb_only),  # PouchDB Server drops the "/" from names
+])
+def test_special_characters_in_db_name(server, prefix):
+    name = unique_name(prefix)
+    db = server.create(name)
+    try:
+        assert db.info()["db_name"] == name
+        db.save({"_id": "x"})
+        assert db.get("x")["_id"] == "x"
+        assert name in server.all_dbs()
+    finally:
+        server.delete(name)
+
+
+def test_config_section_and_key(server):
+    section = server.config("couchdb")
+    assert isinstance(section, dict) and "uuid" in section or section
+    full = server.config()
+    assert isinstance(full, dict)
+
+
+def test_config_set_and_delete(server):
+    key = "couchcore_test/" + unique_name("k")
+    assert server.config(key, "value-1") is None
+    assert server.config(key) == "value-1"
+    assert server.config(key, delete=True) == "value-1"
+    with pytest.raises(couchcore.NotFound):
+        server.config(key)
+
+
+def test_config_bad_name_raises_before_sending(server):
+    with pytest.raises(couchcore.InvalidInput):
+        server.config("a/b/c")
+
+
+def test_stats(server):
+    stats = server.stats()
+    assert isinstance(stats, dict)
+
+
+@pytest.mark.couchdb_only  # PouchDB Server's /_stats is a placeholder
+def test_stats_sub_path_and_bad_path(server):
+    data = server.stats("couchdb/request_time")
+    assert "value" in data
+    with pytest.raises(couchcore.NotFound):
+        server.stats("nope/nothing")
+
+
+def test_tasks(server):
+    assert isinstance(server.tasks(), list)
+
+
+def test_users_and_replicator(server):
+    assert server.users.name == "_users" and server.replicator.name == "_replicator"
+    assert server.users.exists()
+
+
+def test_replicate_one_shot(server, db):
+    db.save([{"_id": f"d{i}", "n": i} for i in range(10)])
+    target_name = unique_name("target")
+    try:
+        result = server.replicate(db, target_name, create_target=True)
+        assert result.get("ok") is True
+        target = server.db(target_name)
+        assert sorted(d["_id"] for d in target.get([f"d{i}" for i in range(10)])) == [f"d{i}" for i in range(10)]
+    finally:
+        if target_name in server:
+            server.delete(target_name)
+
+
+def test_push_and_pull(server, db):
+    other = server.create(unique_name("other"))
+    try:
+        db.save({"_id": "mine"})
+        other.save({"_id": "theirs"})
+        db.push(other)
+        db.pull(other)
+        assert "theirs" in db and "mine" in other
+    finally:
+        server.delete(other.name)
+
+
+def test_replicate_via_replicator_document(server, db):
+    db.save({"_id": "r1"})
+    target_name = unique_name("reptarget")
+    job = unique_name("job")
+    try:
+        result = server.replicate(db, target_name, _id=job, create_target=True)
+        assert result["id"] == job
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if target_name in server and "r1" in server.db(target_name):
+                break
+            time.sleep(0.3)
+        else:
+            pytest.fail("replication via _replicator did not copy the document")
+    finally:
+        try:
+            doc = server.replicator.get(job)
+            server.replicator.delete(doc)
+        except couchcore.NotFound:
+            pass
+        if target_name in server:
+            server.delete(target_name)
+
+
+def test_unauthorized_with_wrong_password(couch_url):
+    from couchcore.urls import split_credentials
+
+    base, user, _ = split_credentials(couch_url)
+    bad = couchcore.Server(base, auth=(user or "admin", "definitely-wrong"))
+    with pytest.raises(couchcore.Unauthorized) as info:
+        bad.all_dbs() if user else bad.config()
+    assert "definitely-wrong" not in str(info.value)
+
+
+def test_server_from_environment(monkeypatch, couch_url):
+    monkeypatch.setenv("COUCHDB_URL", couch_url)
+    assert couchcore.Server().version() == couchcore.Couch(couch_url).version()
