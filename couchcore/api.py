@@ -65,6 +65,10 @@ class ServerAPI:
     def _run(self, op: Any, post: Callable[[Any], Any] | None = None) -> Any:  # pragma: no cover
         raise NotImplementedError
 
+    def _run_many(self, ops: list, concurrency: int, post: Callable[[list], Any]) -> Any:  # pragma: no cover
+        """Run operations concurrently; ``post`` gets results (exceptions in place) in order."""
+        raise NotImplementedError
+
     def __repr__(self) -> str:
         who = f" as {self.credentials.username}" if self.credentials else ""
         return f"<{type(self).__name__} {self.url}{who}>"
@@ -284,6 +288,19 @@ class DatabaseAPI:
             return self._run(_docs.get_docs(self._ctx, self.name, id_or_ids, **options))
         raise InvalidInput(f"get takes an id or a list of ids, not {type(id_or_ids).__name__}")
 
+    def get_many(self, ids: Iterable[str], concurrency: int = 16, **options: Any) -> Any:
+        """Fetch documents with one GET each, ``concurrency`` in flight at once.
+
+        Returns Documents (``None`` for missing ids) in order. Use it when each document
+        needs per-document options (``attachments``, ``open_revs``, ...); plain
+        ``get([ids])`` needs only one request.
+        """
+        ids = list(ids)
+        if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+            raise InvalidInput(f"concurrency must be a positive int, got {concurrency!r}")
+        ops = [_docs.get_doc_or_none(self._ctx, self.name, docid, **options) for docid in ids]
+        return self._server._run_many(ops, concurrency, _raise_first)
+
     def contains(self, docid: str) -> Any:
         """Whether document ``docid`` exists."""
         return self._run(_docs.doc_exists(self._ctx, self.name, docid))
@@ -380,6 +397,13 @@ class DatabaseAPI:
     def pull(self, source: Any, **options: Any) -> Any:
         """Replicate ``source`` into this database."""
         return self._server.replicate(source, self, **options)
+
+
+def _raise_first(results: list) -> list:
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+    return results
 
 
 __all__ += ["Document"]

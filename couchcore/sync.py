@@ -31,6 +31,21 @@ class Server(ServerAPI):
         result = run(op, self._transport)
         return post(result) if post is not None else result
 
+    def _run_many(self, ops: list, concurrency: int, post: Callable[[list], Any]) -> Any:
+        run_many = getattr(self._transport, "run_many", None)
+        if run_many is not None:  # pycurl: one CurlMulti handle, many transfers in flight
+            return post(run_many(ops, concurrency))
+        from concurrent.futures import ThreadPoolExecutor
+
+        def attempt(op: Any) -> Any:
+            try:
+                return run(op, self._transport)
+            except Exception as exc:
+                return exc
+
+        with ThreadPoolExecutor(max_workers=min(concurrency, max(len(ops), 1))) as pool:
+            return post(list(pool.map(attempt, ops)))
+
     def __enter__(self) -> "Server":
         return self
 

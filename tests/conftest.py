@@ -60,9 +60,20 @@ def _couchdb_only(request):
             pytest.skip("PouchDB Server deviates from CouchDB here; runs with COUCHDB_URL=<Apache CouchDB>")
 
 
+#: the sync backends every integration test runs on
+BACKENDS = [b for b in os.environ.get("COUCHCORE_TEST_BACKENDS", "urllib3,pycurl").split(",") if b]
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def backend(request) -> str:
+    if request.param == "pycurl":
+        pytest.importorskip("pycurl")
+    return request.param
+
+
 @pytest.fixture(scope="session")
-def server(couch_url):
-    s = couchcore.Server(couch_url)
+def server(couch_url, backend):
+    s = couchcore.Server(couch_url, backend=backend)
     yield s
     s.close()
 

@@ -310,3 +310,15 @@ def test_document_object():
     assert "b" not in d and isinstance(d.copy(), Document)
     with pytest.raises(AttributeError):
         del d.nothing
+
+
+def test_get_many_concurrent(db):
+    db.save([{"_id": f"c{i:03d}", "i": i} for i in range(60)])
+    ids = [f"c{i:03d}" for i in range(60)] + ["missing"]
+    docs = db.get_many(ids, concurrency=8)
+    assert [d["i"] for d in docs[:-1]] == list(range(60)) and docs[-1] is None
+    assert all(isinstance(d, Document) for d in docs[:-1])
+    with pytest.raises(couchcore.InvalidInput):
+        db.get_many(ids, concurrency=0)
+    with pytest.raises(couchcore.InvalidInput):
+        db.get_many(["c000"], bogus=True)

@@ -58,6 +58,10 @@ def _wrap(value: Any) -> Any:
 
 def get_doc(ctx: ServerContext, db: str, docid: str, **opts: Any):
     resp = yield Request("GET", doc_path(db, docid), query=_doc_query(opts))
+    return _decode_doc(resp, opts)
+
+
+def _decode_doc(resp: Any, opts: Mapping[str, Any]) -> Any:
     data = resp.json()
     if "open_revs" in opts and isinstance(data, list):  # [{"ok": doc} | {"missing": rev}]
         return [{k: _wrap(v) for k, v in item.items()} for item in data]
@@ -318,3 +322,11 @@ def delete_id(ctx: ServerContext, db: str, docid: str):
     """Delete the current revision of a document known only by id (``del db[id]``)."""
     doc = yield from get_doc(ctx, db, docid)
     return (yield from delete_doc(ctx, db, doc))
+
+
+def get_doc_or_none(ctx: ServerContext, db: str, docid: str, **opts: Any):
+    """Like :func:`get_doc`, but ``None`` for a missing document."""
+    resp = yield Request("GET", doc_path(db, docid), query=_doc_query(opts))
+    if resp.status == 404:
+        return None
+    return _decode_doc(resp, opts)

@@ -1,0 +1,351 @@
+"""The pycurl backend: a CurlMulti engine that keeps many requests in flight.
+
+``send`` runs one request through the engine (streamed responses are paused when the
+reader falls behind, so memory stays flat); ``run_many`` interleaves many protocol
+operations on one multi handle. One engine per thread; easy handles (and so their
+keep-alive connections) are reused.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from typing import Any, Iterable, Iterator
+
+import pycurl
+
+from .. import errors
+from ..protocol.messages import Headers, Request, Response
+from .base import Credentials, TransportOptions, is_file_like, register
+
+__all__ = ["PycurlTransport"]
+
+HIGH_WATER = 1 << 20  # pause a streamed transfer when this much is buffered unread
+_TLS_CODES = {35, 51, 53, 54, 58, 59, 60, 64, 66, 77, 80, 82, 83, 90, 91}
+_CONNECT_CODES = {5, 6, 7, 45}
+
+
+class _Transfer:
+    """One request on the multi handle: its headers, buffered body chunks, and state."""
+
+    __slots__ = ("curl", "request", "url", "status", "headers", "headers_done", "chunks", "buffered",
+                 "paused", "done", "error", "stream")
+
+    def __init__(self, curl: pycurl.Curl, request: Request, url: str) -> None:
+        self.curl = curl
+        self.request = request
+        self.url = url
+        self.status = 0
+        self.headers: list[tuple[str, str]] = []
+        self.headers_done = False
+        self.chunks: deque[bytes] = deque()
+        self.buffered = 0
+        self.paused = False
+        self.done = False
+        self.error: errors.TransportError | None = None
+        self.stream = request.stream
+
+    def on_header(self, line: bytes) -> None:
+        text = line.decode("latin-1").rstrip("\r\n")
+        if text.startswith("HTTP/"):
+            parts = text.split(" ", 2)
+            self.status = int(parts[1])
+            self.headers = []
+            self.headers_done = False
+        elif not text:
+            if self.status >= 200:  # not an interim 1xx response
+                self.headers_done = True
+        elif ":" in text:
+            name, _, value = text.partition(":")
+            self.headers.append((name.strip(), value.strip()))
+
+    def on_data(self, data: bytes) -> int | None:
+        if self.stream and self.buffered >= HIGH_WATER:
+            self.paused = True
+            return pycurl.WRITEFUNC_PAUSE  # curl hands the same data again after unpausing
+        self.chunks.append(data)
+        self.buffered += len(data)
+        return None
+
+    def take(self) -> bytes:
+        chunk = self.chunks.popleft()
+        self.buffered -= len(chunk)
+        return chunk
+
+    def body(self) -> bytes:
+        data = b"".join(self.chunks)
+        self.chunks.clear()
+        self.buffered = 0
+        return data
+
+
+class CurlEngine:
+    """A CurlMulti handle and a pool of reusable easy handles (one engine per thread)."""
+
+    def __init__(self, transport: "PycurlTransport") -> None:
+        self.transport = transport
+        self.multi = pycurl.CurlMulti()
+        self.idle: list[pycurl.Curl] = []
+        self.active: dict[pycurl.Curl, _Transfer] = {}
+
+    # -- handles -------------------------------------------------------------------
+    def start(self, request: Request) -> _Transfer:
+        curl = self.idle.pop() if self.idle else pycurl.Curl()
+        url = self.transport.base_url + request.target
+        transfer = _Transfer(curl, request, url)
+        try:
+            self.transport.configure(curl, request, url, transfer)
+        except Exception:
+            curl.reset()
+            self.idle.append(curl)
+            raise
+        self.multi.add_handle(curl)
+        self.active[curl] = transfer
+        return transfer
+
+    def finish(self, transfer: _Transfer) -> None:
+        """Detach a transfer (finished or abandoned) and keep its handle for reuse."""
+        curl = transfer.curl
+        if self.active.pop(curl, None) is not None:
+            self.multi.remove_handle(curl)
+            curl.reset()
+            self.idle.append(curl)
+
+    # -- driving -------------------------------------------------------------------
+    def step(self, timeout: float = 1.0) -> None:
+        while True:
+            ret, _ = self.multi.perform()
+            if ret != pycurl.E_CALL_MULTI_PERFORM:
+                break
+        while True:
+            queued, ok_list, err_list = self.multi.info_read()
+            for curl in ok_list:
+                transfer = self.active.get(curl)
+                if transfer is not None:
+                    transfer.done = True
+                    transfer.headers_done = True
+            for curl, code, message in err_list:
+                transfer = self.active.get(curl)
+                if transfer is not None:
+                    transfer.error = _translate(curl, code, message, transfer.url)
+                    transfer.done = True
+            if not queued:
+                break
+
+    def wait(self, transfer: _Transfer, headers_only: bool = False) -> None:
+        while not transfer.done and not (headers_only and transfer.headers_done):
+            self.multi.select(0.5)
+            self.step()
+        if transfer.error is not None:
+            self.finish(transfer)
+            raise transfer.error
+
+    def stream(self, transfer: _Transfer) -> Iterator[bytes]:
+        try:
+            while True:
+                while transfer.chunks:
+                    chunk = transfer.take()
+                    if transfer.paused and transfer.buffered < HIGH_WATER // 2:
+                        transfer.paused = False
+                        transfer.curl.pause(pycurl.PAUSE_CONT)
+                    yield chunk
+                if transfer.error is not None:
+                    raise transfer.error
+                if transfer.done:
+                    return
+                if transfer.paused:
+                    transfer.paused = False
+                    transfer.curl.pause(pycurl.PAUSE_CONT)
+                self.multi.select(0.5)
+                self.step()
+        finally:
+            self.finish(transfer)
+
+    def response(self, transfer: _Transfer) -> Response:
+        return Response(transfer.status, Headers(transfer.headers), body=transfer.body(),
+                        method=transfer.request.method, url=transfer.url)
+
+    def run_many(self, ops: Iterable[Any], concurrency: int) -> list[Any]:
+        """Run protocol operations concurrently; results (or exceptions) in input order."""
+        ops = list(ops)
+        results: list[Any] = [None] * len(ops)
+        pending = deque(range(len(ops)))
+        flying: dict[_Transfer, int] = {}
+
+        def advance(i: int, value: Any = None, exc: BaseException | None = None, first: bool = False) -> None:
+            op = ops[i]
+            try:
+                if first:
+                    request = next(op)
+                elif exc is not None:
+                    request = op.throw(exc)
+                else:
+                    request = op.send(value)
+            except StopIteration as stop:
+                results[i] = stop.value
+                return
+            except Exception as error:  # reported in place, like asyncio.gather(return_exceptions=True)
+                results[i] = error
+                return
+            request.stream = False  # bodies are read whole when many run at once
+            try:
+                flying[self.start(request)] = i
+            except Exception as error:
+                advance(i, exc=error)
+
+        try:
+            while pending or flying:
+                while pending and len(flying) < concurrency:
+                    advance(pending.popleft(), first=True)
+                if not flying:
+                    continue
+                self.multi.select(0.5)
+                self.step()
+                for transfer in [t for t in flying if t.done]:
+                    i = flying.pop(transfer)
+                    self.finish(transfer)
+                    if transfer.error is not None:
+                        advance(i, exc=transfer.error)
+                    else:
+                        advance(i, self.response(transfer))
+        finally:
+            for transfer in list(flying):
+                self.finish(transfer)
+        return results
+
+
+@register("pycurl")
+class PycurlTransport:
+    """Sends :class:`Request` objects with libcurl; translates its errors."""
+
+    def __init__(self, base_url: str, credentials: Credentials | None, options: TransportOptions) -> None:
+        self.base_url = base_url
+        self.credentials = credentials
+        self.options = options
+        self._headers = dict(options.headers)
+        if credentials is not None:
+            self._headers["Authorization"] = credentials.authorization
+        self._local = threading.local()
+
+    def __repr__(self) -> str:
+        return f"<PycurlTransport {self.base_url}>"
+
+    @property
+    def engine(self) -> CurlEngine:
+        engine = getattr(self._local, "engine", None)
+        if engine is None:
+            engine = self._local.engine = CurlEngine(self)
+        return engine
+
+    def close(self) -> None:
+        engine = getattr(self._local, "engine", None)
+        if engine is not None:
+            for transfer in list(engine.active.values()):
+                engine.finish(transfer)
+            for curl in engine.idle:
+                curl.close()
+            engine.idle.clear()
+            engine.multi.close()
+            self._local.engine = None
+
+    def configure(self, c: pycurl.Curl, request: Request, url: str, transfer: _Transfer) -> None:
+        opts = self.options
+        c.setopt(pycurl.URL, url)
+        c.setopt(pycurl.NOSIGNAL, 1)
+        c.setopt(pycurl.HEADERFUNCTION, transfer.on_header)
+        c.setopt(pycurl.WRITEFUNCTION, transfer.on_data)
+        if opts.connect_timeout is not None:
+            c.setopt(pycurl.CONNECTTIMEOUT_MS, int(opts.connect_timeout * 1000))
+        read = request.timeout if request.timeout is not None else opts.timeout
+        if read:  # idle timeout: fail when less than 1 byte/s arrives for `read` seconds
+            c.setopt(pycurl.LOW_SPEED_LIMIT, 1)
+            c.setopt(pycurl.LOW_SPEED_TIME, max(1, int(round(read))))
+        if url.startswith("https:"):
+            c.setopt(pycurl.SSL_VERIFYPEER, 1 if opts.verify else 0)
+            c.setopt(pycurl.SSL_VERIFYHOST, 2 if opts.verify else 0)
+            if opts.ca_certs:
+                c.setopt(pycurl.CAINFO, opts.ca_certs)
+            if opts.cert_file:
+                c.setopt(pycurl.SSLCERT, opts.cert_file)
+            if opts.key_file:
+                c.setopt(pycurl.SSLKEY, opts.key_file)
+        headers = {**self._headers, **request.headers}
+        body = request.body
+        method = request.method
+        if method == "HEAD":
+            c.setopt(pycurl.NOBODY, 1)
+        elif body is not None:
+            c.setopt(pycurl.POST, 1)
+            if isinstance(body, (bytes, bytearray, str)):
+                data = body.encode("utf-8") if isinstance(body, str) else bytes(body)
+                c.setopt(pycurl.POSTFIELDSIZE_LARGE, len(data))
+                c.setopt(pycurl.COPYPOSTFIELDS, data)
+            else:
+                c.setopt(pycurl.READFUNCTION, _reader(body))
+                length = headers.pop("Content-Length", None)
+                if length is not None:
+                    c.setopt(pycurl.POSTFIELDSIZE_LARGE, int(length))
+                else:
+                    headers["Transfer-Encoding"] = "chunked"
+            c.setopt(pycurl.CUSTOMREQUEST, method)
+        elif method != "GET":
+            c.setopt(pycurl.CUSTOMREQUEST, method)
+        headers.setdefault("Expect", "")
+        c.setopt(pycurl.HTTPHEADER, [f"{k}: {v}" if v else f"{k}:" for k, v in headers.items()])
+
+    def send(self, request: Request) -> Response:
+        engine = self.engine
+        transfer = engine.start(request)
+        try:
+            engine.wait(transfer, headers_only=request.stream)
+        except BaseException:
+            engine.finish(transfer)
+            raise
+        if request.stream and request.method != "HEAD":
+            stream = engine.stream(transfer)
+            return Response(transfer.status, Headers(transfer.headers), stream=stream,
+                            method=request.method, url=transfer.url, close=stream.close)
+        engine.finish(transfer)
+        return engine.response(transfer)
+
+    def run_many(self, ops: Iterable[Any], concurrency: int = 16) -> list[Any]:
+        return self.engine.run_many(ops, concurrency)
+
+
+def _reader(body: Any):
+    if is_file_like(body):
+        def read(size: int) -> bytes:
+            data = body.read(size)
+            return data.encode("utf-8") if isinstance(data, str) else data
+        return read
+    chunks = iter(body)
+    pending = bytearray()
+
+    def read_iter(size: int) -> bytes:
+        while len(pending) < size:
+            try:
+                pending.extend(next(chunks))
+            except StopIteration:
+                break
+        out = bytes(pending[:size])
+        del pending[:size]
+        return out
+
+    return read_iter
+
+
+def _translate(curl: pycurl.Curl, code: int, message: str, url: str) -> errors.TransportError:
+    from ..urls import redact_url
+
+    text = f"curl error {code}: {redact_url(message)}"
+    if code == pycurl.E_OPERATION_TIMEDOUT:
+        try:
+            connected = curl.getinfo(pycurl.CONNECT_TIME) > 0
+        except pycurl.error:
+            connected = False
+        return errors.ReadTimeout(text, url) if connected else errors.ConnectTimeout(text, url)
+    if code in _TLS_CODES:
+        return errors.TLSError(text, url)
+    if code in _CONNECT_CODES:
+        return errors.ConnectionError(text, url)
+    return errors.ConnectionError(text, url)
