@@ -44,10 +44,14 @@ GET_OPTIONS = {
 _BULK_ERROR_STATUS = {"conflict": 409, "forbidden": 403, "unauthorized": 401, "not_found": 404}
 
 
-def _doc_query(opts: Mapping[str, Any]) -> list[tuple[str, str]]:
+def check_doc_options(opts: Mapping[str, Any]) -> None:
     unknown = set(opts) - set(GET_OPTIONS)
     if unknown:
         raise InvalidInput(f"unknown document option(s): {', '.join(sorted(unknown))}")
+
+
+def _doc_query(opts: Mapping[str, Any]) -> list[tuple[str, str]]:
+    check_doc_options(opts)
     json_keys = [k for k, is_json in GET_OPTIONS.items() if is_json and not (k == "open_revs" and opts.get(k) == "all")]
     return codec.encode_query(opts, json_keys)
 
