@@ -1,0 +1,1057 @@
+"""Tests of the incremental row parser (couchcore.rows).
+
+One suite, parametrised over both implementations: every test that takes the ``backend``
+fixture runs against the pure-Python twin and the Cython extension on the same inputs
+(the Cython parameter is skipped, with the reason, when the extension is not built).
+The oracle is ``simplejson.loads`` of the whole body.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import random
+import subprocess
+import sys
+import time
+import tracemalloc
+from pathlib import Path
+
+import pytest
+import simplejson
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from couchcore import rows as rows_mod
+from couchcore.errors import ParseError
+from couchcore.models import Document, Row
+from couchcore.rows import SHAPES, PyRowParser, make_parser
+
+FIXTURES = Path(os.environ.get("COUCHCORE_FIXTURES", "/work/shared/fixtures/couchdb-3.5.0"))
+HERE = Path(__file__).parent
+ROOT = HERE.parent
+
+have_fixtures = pytest.mark.skipif(not FIXTURES.is_dir(), reason=f"fixtures not found at {FIXTURES}")
+
+try:
+    from couchcore_ext import _rows as _cy_rows  # noqa: F401
+
+    CY_SKIP = None
+except Exception as e:  # pragma: no cover - depends on the build
+    CY_SKIP = f"couchcore_ext._rows is not built ({type(e).__name__}: {e}); run `python -m couchcore_ext.build`"
+
+BACKENDS = [
+    "python",
+    pytest.param("cython", marks=pytest.mark.skipif(CY_SKIP is not None, reason=CY_SKIP or "")),
+]
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request):
+    return request.param
+
+
+# -- helpers ---------------------------------------------------------------------------
+
+
+def parse(backend, shape, chunks):
+    """Feed ``chunks`` (an iterable of bytes) and close; return (items, meta, done)."""
+    p = make_parser(shape, backend)
+    out = []
+    for c in chunks:
+        out.extend(p.feed(c))
+    out.extend(p.close())
+    return out, p.meta, p.done
+
+
+def split_every(data: bytes, n: int):
+    return [data[i : i + n] for i in range(0, len(data), n)]
+
+
+def random_splits(data: bytes, rnd: random.Random, max_piece: int = 50):
+    out, i = [], 0
+    while i < len(data):
+        k = rnd.randint(1, max_piece)
+        out.append(data[i : i + k])
+        i += k
+    return out
+
+
+def _doc(d):
+    return Document(d) if type(d) is dict else d
+
+
+def expected(shape: str, body: bytes):
+    """What the parser must produce for a whole, valid body (oracle: simplejson)."""
+    if shape == "continuous":
+        items, meta, done = [], {}, False
+        for line in body.split(b"\n"):
+            if not line.strip(b" \t\r\n"):
+                continue
+            d = simplejson.loads(line)
+            if "last_seq" in d:
+                meta.update(d)
+                done = True
+            elif "error" in d and "seq" not in d:
+                meta.update(d)
+            else:
+                if d.get("doc") is not None:
+                    d["doc"] = _doc(d["doc"])
+                items.append(d)
+        return items, meta, done
+    top = simplejson.loads(body)
+    key = rows_mod.ROWS_KEY[shape]
+    meta = {k: v for k, v in top.items() if k != key}
+    rows = top.get(key, [])
+    if shape == "view":
+        items = []
+        for d in rows:
+            value = d.get("value") if ("value" in d or "error" not in d) else d.get("reason")
+            doc = d.get("doc")
+            items.append(Row(d.get("id"), d.get("key"), value, _doc(doc) if doc is not None else None, d.get("error")))
+    elif shape == "changes":
+        items = rows
+        for d in items:
+            if d.get("doc") is not None:
+                d["doc"] = _doc(d["doc"])
+    elif shape == "bulk_get":
+        items = rows
+        for d in items:
+            for e in d.get("docs", []):
+                if type(e) is dict and type(e.get("ok")) is dict:
+                    e["ok"] = Document(e["ok"])
+    else:  # find
+        items = [Document(d) for d in rows]
+    return items, meta, True
+
+
+def canon(x):
+    """A strict, type-revealing form for comparisons (1 != 1.0, dict != Document, order)."""
+    if isinstance(x, Row):
+        return ("Row", canon(x.id), canon(x.key), canon(x.value), canon(x.doc), canon(x.error))
+    if isinstance(x, dict):
+        return (type(x).__name__, tuple((k, canon(v)) for k, v in x.items()))
+    if isinstance(x, list):
+        return ("list", tuple(canon(v) for v in x))
+    if isinstance(x, float):
+        return ("float", x.hex())
+    return (type(x).__name__, x)
+
+
+def assert_same(got, want):
+    assert canon(got[0]) == canon(want[0])
+    assert canon(got[1]) == canon(want[1])
+    assert got[2] == want[2]
+
+
+def parse_or_error(backend, shape, chunks):
+    try:
+        return parse(backend, shape, chunks)
+    except ParseError as e:
+        return e
+
+
+def dechunk(wire: bytes):
+    """HTTP/1.1 response bytes -> list of body chunks as sent (chunked framing)."""
+    head, _, rest = wire.partition(b"\r\n\r\n")
+    assert b"chunked" in head.lower()
+    chunks = []
+    while rest:
+        size_line, _, rest = rest.partition(b"\r\n")
+        size = int(size_line.split(b";")[0], 16)
+        if size == 0:
+            break
+        chunks.append(rest[:size])
+        assert rest[size : size + 2] == b"\r\n"
+        rest = rest[size + 2 :]
+    return chunks
+
+
+# -- fixtures --------------------------------------------------------------------------
+
+FIXTURE_SHAPES = {
+    "all_docs": "view",
+    "all_docs_include_docs": "view",
+    "all_docs_keys_missing": "view",
+    "all_docs_keys_missing_include_docs": "view",
+    "all_docs_10k_include_docs": "view",
+    "view_10k_rows": "view",
+    "view_by_n_include_docs": "view",
+    "view_by_n_keys": "view",
+    "view_by_n_limit5": "view",
+    "view_by_n_sorted_false": "view",
+    "view_by_n_update_seq": "view",
+    "view_by_name_unicode_escapes": "view",
+    "view_empty": "view",
+    "view_reduce_all": "view",
+    "view_reduce_group_level1": "view",
+    "view_stats_group": "view",
+    "changes_normal": "changes",
+    "changes_include_docs": "changes",
+    "changes_style_all_docs": "changes",
+    "changes_longpoll_empty": "changes",
+    "changes_10k": "changes",
+    "changes_continuous_limit3": "continuous",
+    "bulk_get": "bulk_get",
+    "find": "find",
+}
+ERROR_FIXTURES = sorted(p.stem for p in FIXTURES.glob("err_*.body")) if FIXTURES.is_dir() else []
+SMALL = [n for n in FIXTURE_SHAPES if FIXTURES.is_dir() and (FIXTURES / f"{n}.body").stat().st_size < 3000]
+
+
+def body(name):
+    return (FIXTURES / f"{name}.body").read_bytes()
+
+
+@have_fixtures
+@pytest.mark.parametrize("name", sorted(FIXTURE_SHAPES))
+def test_fixture_whole(backend, name):
+    shape = FIXTURE_SHAPES[name]
+    data = body(name)
+    got = parse(backend, shape, [data])
+    assert_same(got, expected(shape, data))
+    assert got[2] is True
+
+
+@have_fixtures
+@pytest.mark.parametrize("name", sorted(FIXTURE_SHAPES))
+def test_fixture_random_chunks(backend, name):
+    shape = FIXTURE_SHAPES[name]
+    data = body(name)
+    want = expected(shape, data)
+    rnd = random.Random(name)
+    for max_piece in (3, 64, 4096, 65536) if len(data) < 100_000 else (97, 65536):
+        assert_same(parse(backend, shape, random_splits(data, rnd, max_piece)), want)
+
+
+@have_fixtures
+@pytest.mark.parametrize("name", SMALL)
+def test_fixture_split_at_every_byte(backend, name):
+    shape = FIXTURE_SHAPES[name]
+    data = body(name)
+    want = expected(shape, data)
+    assert_same(parse(backend, shape, split_every(data, 1)), want)
+    for i in range(len(data) + 1):
+        assert_same(parse(backend, shape, [data[:i], data[i:]]), want)
+
+
+@have_fixtures
+def test_fixture_item_types(backend):
+    items, meta, _ = parse(backend, "view", [body("all_docs_keys_missing_include_docs")])
+    assert type(items[0]) is Row and type(items[0].doc) is Document
+    assert items[0].doc.nested == {"a": [1, 2, {"b": None}], "t": True}
+    assert type(items[0].doc["nested"]) is dict
+    assert items[1].id is None and items[1].key == "nope" and items[1].error == "not_found"
+    assert items[1].doc is None and items[1].value is None
+    assert meta == {"total_rows": 32, "offset": None}
+    items, meta, _ = parse(backend, "view", [body("view_by_name_unicode_escapes")])
+    assert items[0].key == "é0 ☃"
+    assert items[0].value == {"s": 'q"uote\\back\nnl', "u": "\U0001f600"}
+    items, meta, _ = parse(backend, "changes", [body("changes_include_docs")])
+    assert all(type(c["doc"]) is Document for c in items)
+    items, _, _ = parse(backend, "bulk_get", [body("bulk_get")])
+    assert type(items[0]["docs"][0]["ok"]) is Document
+    assert type(items[1]["docs"][0]["error"]) is dict
+    items, meta, _ = parse(backend, "find", [body("find")])
+    assert all(type(d) is Document for d in items) and items[0]._id == "001"
+    assert set(meta) == {"bookmark", "warning"}
+
+
+@have_fixtures
+def test_big_int_and_floats(backend):
+    data = (FIXTURES / "doc.body").read_bytes()
+    wrapped = b'{"rows":[{"id":"005","key":null,"value":null,"doc":' + data + b"}]}"
+    (row,), _, _ = parse(backend, "view", split_every(wrapped, 1))
+    assert row.doc["big"] == 1180591620717411303429 and type(row.doc["big"]) is int
+    assert row.doc["f"] == 0.7142857142857143
+
+
+@have_fixtures
+def test_meta_after_rows(backend):
+    p = make_parser("changes", backend)
+    data = body("changes_normal")
+    cut = data.index(b"],")
+    items = p.feed(data[:cut])
+    assert len(items) == 5 and p.meta == {} and not p.done
+    p.feed(data[cut:])
+    assert p.meta["pending"] == 27 and p.done
+    assert p.close() == []
+
+
+@have_fixtures
+def test_meta_available_early(backend):
+    p = make_parser("view", backend)
+    data = body("view_by_n_update_seq")
+    head = data[: data.index(b"[") + 1]
+    assert p.feed(head) == []
+    assert set(p.meta) == {"total_rows", "offset", "update_seq"}
+    assert not p.done
+
+
+@have_fixtures
+@pytest.mark.parametrize("name", ERROR_FIXTURES)
+def test_error_bodies_go_to_meta(backend, name):
+    data = body(name)
+    for shape in ("view", "changes", "bulk_get", "find"):
+        items, meta, done = parse(backend, shape, split_every(data, 5))
+        assert items == [] and done
+        assert meta == simplejson.loads(data)
+        assert "error" in meta and "reason" in meta
+
+
+@have_fixtures
+def test_wire_view(backend):
+    chunks = dechunk((FIXTURES / "view_by_n_limit3.wire").read_bytes())
+    data = b"".join(chunks)
+    assert_same(parse(backend, "view", chunks), expected("view", data))
+
+
+@have_fixtures
+def test_wire_continuous_heartbeat(backend):
+    chunks = dechunk((FIXTURES / "changes_continuous_heartbeat.wire").read_bytes())
+    p = make_parser("continuous", backend)
+    got = []
+    for c in chunks:
+        got.extend(p.feed(c))
+    assert not p.done and p.meta == {}
+    assert [c["id"] for c in got] == ["hb_doc"]
+    assert p.close() == []
+
+
+# -- PouchDB framing (whole view on one line, key order key,id,value) ---------------------
+
+
+def pouch_view(data: bytes) -> bytes:
+    top = simplejson.loads(data)
+    rows = []
+    for r in top["rows"]:
+        ordered = {}
+        for k in ("key", "id", "value", "error", "doc"):
+            if k in r:
+                ordered[k] = r[k]
+        rows.append(ordered)
+    head = {k: v for k, v in top.items() if k != "rows"}
+    s = simplejson.dumps(head, separators=(",", ":"), ensure_ascii=False)[:-1]
+    s += ("," if head else "") + '"rows":' + simplejson.dumps(rows, separators=(",", ":"), ensure_ascii=False) + "}"
+    assert "\n" not in s
+    return s.encode()
+
+
+@have_fixtures
+@pytest.mark.parametrize(
+    "name", [n for n, s in FIXTURE_SHAPES.items() if s == "view" and n != "view_empty"]
+)
+def test_pouchdb_framing(backend, name):
+    data = pouch_view(body(name))
+    want = expected("view", data)
+    assert_same(want, expected("view", body(name)))  # same rows, other framing
+    assert_same(parse(backend, "view", [data]), want)
+    rnd = random.Random(name)
+    assert_same(parse(backend, "view", random_splits(data, rnd, 700)), want)
+    if len(data) < 3000:
+        assert_same(parse(backend, "view", split_every(data, 1)), want)
+
+
+@have_fixtures
+def test_pouchdb_changes_one_line(backend):
+    top = simplejson.loads(body("changes_include_docs"))
+    data = simplejson.dumps(top, separators=(",", ":")).encode()
+    assert_same(parse(backend, "changes", split_every(data, 3)), expected("changes", data))
+
+
+# -- hand-written cases -------------------------------------------------------------------
+
+
+def test_reduce_and_error_rows(backend):
+    data = (
+        b'{"rows":[{"key":null,"value":435},{"key":"x","error":"not_found"},'
+        b'{"error":"timeout","reason":"shard 3 timed out"},{"id":"a","key":1,"value":2,"doc":null}]}'
+    )
+    items, meta, done = parse(backend, "view", [data])
+    assert meta == {} and done
+    assert items[0] == Row(key=None, value=435)
+    assert items[1] == Row(key="x", error="not_found")
+    assert items[2] == Row(error="timeout", value="shard 3 timed out")
+    assert items[3] == Row(id="a", key=1, value=2) and items[3].doc is None
+
+
+def test_changes_doc_null_and_deleted(backend):
+    data = b'{"results":[{"seq":1,"id":"a","changes":[],"deleted":true,"doc":null}],"last_seq":1}'
+    items, meta, _ = parse(backend, "changes", split_every(data, 2))
+    assert items == [{"seq": 1, "id": "a", "changes": [], "deleted": True, "doc": None}]
+    assert meta == {"last_seq": 1}
+
+
+def test_extra_meta_keys_and_nested_meta(backend):
+    data = (
+        b'{"docs":[{"_id":"a"}],"bookmark":"b","execution_stats":{"total_keys_examined":0,'
+        b'"execution_time_ms":1.5,"x":[1,{"y":[]}]},"warning":"w","other":[true,false,null]}'
+    )
+    items, meta, _ = parse(backend, "find", split_every(data, 3))
+    assert items == [{"_id": "a"}]
+    assert meta == {
+        "bookmark": "b",
+        "execution_stats": {"total_keys_examined": 0, "execution_time_ms": 1.5, "x": [1, {"y": []}]},
+        "warning": "w",
+        "other": [True, False, None],
+    }
+
+
+def test_whitespace_everywhere(backend):
+    data = b' \r\n\t{ "rows" : [ { "id" : "a" , "key" : [ 1 , 2 ] , "value" : { } } , \n {"key":-0.5e-3,"value":[]} ] , "total_rows" : 2 } \r\n\t '
+    want = expected("view", data)
+    assert_same(parse(backend, "view", [data]), want)
+    assert_same(parse(backend, "view", split_every(data, 1)), want)
+
+
+def test_strings_with_structural_chars(backend):
+    # row boundaries must not be guessed from text inside strings
+    tricky = ['},{', '"},\r\n{"', "]}", "\\", '\\"},', "},\n", "\u2028", "\x7f", "é☃😀"]
+    rows = [{"id": s, "key": s, "value": {"s": s, "l": [s, {"t": s}]}} for s in tricky]
+    for ensure_ascii in (True, False):
+        data = simplejson.dumps({"total_rows": 9, "rows": rows}, ensure_ascii=ensure_ascii).encode()
+        want = expected("view", data)
+        assert_same(parse(backend, "view", [data]), want)
+        assert_same(parse(backend, "view", split_every(data, 1)), want)
+        assert_same(parse(backend, "view", split_every(data, 7)), want)
+
+
+def test_unicode_escapes_and_surrogates(backend):
+    data = (
+        b'{"rows":[{"key":"\\ud83d\\ude00","value":"\\u00e9\\u2603\\/\\b\\f\\n\\r\\t\\"\\\\",'
+        b'"id":"\\ud800"},{"key":"\\udc00x\\ud800\\u0041","value":"\xf0\x9f\x98\x80\xc3\xa9\xe2\x98\x83"}]}'
+    )
+    want = expected("view", data)
+    assert want[0][0].key == "\U0001f600" and want[0][0].id == "\ud800"
+    assert_same(parse(backend, "view", [data]), want)
+    assert_same(parse(backend, "view", split_every(data, 1)), want)
+
+
+def test_numbers(backend):
+    nums = [
+        "0", "-0", "1", "-1", "12345678901234567890123456789", "-98765432109876543210",
+        "0.0", "-0.0", "1.5", "1e5", "1E5", "1e+5", "1e-5", "-1.25E-10", "123.456e7",
+        "1e400", "-1e400", "1e-400", "2.2250738585072014e-308", "4.9e-324", "0.1",
+        "9007199254740993", "1.7976931348623157e308", "3.141592653589793238462643383279",
+        "1" * 300, "0.000000000000000000000000000001",
+    ]
+    data = ('{"rows":[' + ",".join('{"key":%s,"value":[%s]}' % (n, n) for n in nums) + "]}").encode()
+    want = expected("view", data)
+    assert_same(parse(backend, "view", [data]), want)
+    assert_same(parse(backend, "view", split_every(data, 1)), want)
+    for n in nums:  # top-level meta numbers split at every position
+        d = ('{"total_rows":%s,"rows":[]}' % n).encode()
+        w = expected("view", d)
+        for i in range(len(d) + 1):
+            assert_same(parse(backend, "view", [d[:i], d[i:]]), w)
+
+
+def test_empty_feeds_and_empty_body_object(backend):
+    p = make_parser("view", backend)
+    assert p.feed(b"") == []
+    assert p.feed(b"{}") == []
+    assert p.done and p.meta == {}
+    assert p.feed(b"") == []
+    assert p.feed(b"  \n") == []
+    assert p.close() == []
+
+
+def test_done_flag(backend):
+    p = make_parser("view", backend)
+    p.feed(b'{"rows":[{"key":1,"value":2}]')
+    assert not p.done
+    p.feed(b"}")
+    assert p.done
+    p.feed(b"\r\n")
+    assert p.close() == []
+
+
+def test_rows_returned_as_completed(backend):
+    p = make_parser("view", backend)
+    assert p.feed(b'{"total_rows":3,"rows":[{"id":"a","key":1,"value":1},{"id":"b","ke') == [
+        Row("a", 1, 1)
+    ]
+    assert p.feed(b'y":2,"value":2}') == [Row("b", 2, 2)]
+    assert p.feed(b",") == []
+    assert p.feed(b'{"id":"c","key":3,"value":3}]}') == [Row("c", 3, 3)]
+    assert p.close() == []
+
+
+# -- continuous -----------------------------------------------------------------------
+
+
+CONT = (
+    b'\n{"seq":"1-a","id":"x","changes":[{"rev":"1-a"}]}\n\n\n'
+    b'{"seq":"2-b","id":"y","changes":[{"rev":"1-b"}],"deleted":true,"doc":{"_id":"y","_deleted":true}}\r\n'
+    b'\n{"last_seq":"2-b","pending":0}\n'
+)
+
+
+def test_continuous(backend):
+    want = expected("continuous", CONT)
+    assert want[2] and len(want[0]) == 2
+    for n in (1, 2, 3, 5, 1000):
+        got = parse(backend, "continuous", split_every(CONT, n))
+        assert_same(got, want)
+        assert type(got[0][1]["doc"]) is Document
+
+
+def test_continuous_incremental(backend):
+    p = make_parser("continuous", backend)
+    assert p.feed(b'{"seq":1,"id":"a","chan') == []
+    assert p.feed(b'ges":[]}') == []  # no newline yet
+    assert p.feed(b"\n") == [{"seq": 1, "id": "a", "changes": []}]
+    assert p.feed(b"\n\n") == []
+    assert not p.done
+    assert p.feed(b'{"error":"unauthorized","reason":"nope"}\n') == []
+    assert p.meta == {"error": "unauthorized", "reason": "nope"}
+    assert p.feed(b'{"last_seq":5}\n') == [] and p.done
+    assert p.meta["last_seq"] == 5
+    assert p.close() == []
+
+
+def test_continuous_cut_feed_is_fine_when_tail_blank(backend):
+    p = make_parser("continuous", backend)
+    p.feed(b'{"seq":1,"id":"a","changes":[]}\n\n')
+    assert p.close() == [] and not p.done
+
+
+def test_continuous_tail_without_newline(backend):
+    # a complete last object without its newline is accepted at close()
+    p = make_parser("continuous", backend)
+    assert p.feed(b'{"seq":1,"id":"a","changes":[]}') == []
+    assert p.close() == [{"seq": 1, "id": "a", "changes": []}]
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b'{"seq":1,"id":"a","changes":[]}\n{"seq":2,"id"',  # partial last line
+        b'{"seq":1,"id":"a"}\n{"seq":2}x\n',
+        b'{"seq":1}{"seq":2}\n',
+        b"[1,2]\n",
+        b"1\n",
+        b'{"seq":1,}\n',
+        b'{"last_seq":1}\n{"seq":2,"id":"b","changes":[]}\n',
+        b'{"seq":NaN}\n',
+        b'{"seq":"\xff"}\n',
+        b'{"seq":"\xc3"}\n',
+        b'{"a":"\x01"}\n',
+    ],
+)
+def test_continuous_malformed(backend, data):
+    for n in (1, 4, len(data)):
+        assert isinstance(parse_or_error(backend, "continuous", split_every(data, n)), ParseError)
+
+
+# -- malformed input ------------------------------------------------------------------------
+
+MALFORMED = [
+    b"",
+    b"   ",
+    b"{",
+    b'{"rows":[',
+    b'{"rows":[{"id":"a","key":1,"value":2}',
+    b'{"rows":[{"id":"a","key":1,"value":2},',
+    b'{"rows":[{"id":"a","key":1,"value":2}]',
+    b'{"rows":[{"id":"a","key":1,"value":2}],',
+    b'{"rows":[{"id":"a","key":1,"value":2}],"total_rows":',
+    b'{"rows":[{"id":"a","key":1,"value":2}],"total_rows":3',
+    b'{"rows":[{"id":"a","key":1,"value":2}]}x',
+    b'{"rows":[{"id":"a","key":1,"value":2}]}{}',
+    b'{"rows":[{"id":"a","key":1,"value":2}]}]',
+    b'{"rows":[{"id":"a","key":1,"value":2}}]}',
+    b'{"rows":[{"id":"a","key":1,"value":2]]}',
+    b'{"rows":[{"id":"a","key":1,"value":2},]}',
+    b'{"rows":[,{"id":"a"}]}',
+    b'{"rows":[{"id":"a",}]}',
+    b'{"rows":[{"id" "a"}]}',
+    b'{"rows":[{"id":"a" "key":1}]}',
+    b'{"rows":[{id:"a"}]}',
+    b"{'rows':[]}",
+    b'{"rows":[1]}',
+    b'{"rows":["a"]}',
+    b'{"rows":[null]}',
+    b'{"rows":[[]]}',
+    b'{"rows":{}}',
+    b'{"rows":null}',
+    b'{"rows":[],}',
+    b'{"rows":[] "x":1}',
+    b'{"rows":[]:}',
+    b'{,"rows":[]}',
+    b'{"x":1,,"rows":[]}',
+    b'{"x"}',
+    b'{"x":}',
+    b'{1:2}',
+    b"[]",
+    b'"rows"',
+    b"null",
+    b"123",
+    b'{"x":NaN}',
+    b'{"x":Infinity}',
+    b'{"x":-Infinity}',
+    b'{"rows":[{"key":NaN}]}',
+    b'{"rows":[{"key":[Infinity]}]}',
+    b'{"x":nul}',
+    b'{"x":tru}',
+    b'{"x":True}',
+    b'{"x":nulll}',
+    b'{"x":01}',
+    b'{"x":-01}',
+    b'{"x":1.}',
+    b'{"x":.5}',
+    b'{"x":+1}',
+    b'{"x":1e}',
+    b'{"x":1e+}',
+    b'{"x":--1}',
+    b'{"x":-}',
+    b'{"x":0x10}',
+    b'{"x":1.5.5}',
+    b'{"x":1 2}',
+    b'{"x":"a\x00b"}',
+    b'{"x":"a\nb"}',
+    b'{"x":"a\x1fb"}',
+    b'{"x":"\\x41"}',
+    b'{"x":"\\u12"}',
+    b'{"x":"\\u12G4"}',
+    b'{"x":"\\U0041"}',
+    b'{"x":"\\',
+    b'{"x":"abc',
+    b'{"x":"\xff"}',
+    b'{"x":"\xc3"}',
+    b'{"x":"\xc3("}',
+    b'{"x":"\xed\xa0\x80"}',
+    b'{"x":"\xf8\x88\x80\x80\x80"}',
+    b'{"x":"\xc0\xaf"}',
+    b'{"rows":[{"id":"\xe2\x98"}]}',
+    b'\xef\xbb\xbf{"rows":[]}',
+    b'{"rows":[{"id":"a"}]} \x00',
+    b'{"rows":[{"id":"a"}]}\x0b',
+    b'\x0c{"rows":[]}',
+    b'{"rows":[{"id":"a"}\xc2\xa0]}',
+    b'{"rows":[{"key":[1,2}]}]}',
+    b'{"rows":[{"key":{"a":1]}]}',
+    b'{"rows":[{"key":{"a":1}]]}',
+]
+
+
+@pytest.mark.parametrize("data", MALFORMED, ids=[repr(d)[:40] for d in MALFORMED])
+def test_malformed_view(backend, data):
+    for splits in ([data], split_every(data, 1), split_every(data, 3)):
+        r = parse_or_error(backend, "view", splits)
+        assert isinstance(r, ParseError), (splits, r)
+
+
+def test_malformed_other_shapes(backend):
+    for shape in ("changes", "bulk_get", "find"):
+        key = rows_mod.ROWS_KEY[shape]
+        for data in (
+            b'{"%s":[1]}' % key.encode(),
+            b'{"%s":[{"a":1}' % key.encode(),
+            b'{"%s":[{"a":1}]' % key.encode(),
+            b'{"%s":[{"a":1}]]' % key.encode(),
+            b'{"%s":"x"}' % key.encode(),
+        ):
+            assert isinstance(parse_or_error(backend, shape, [data]), ParseError), (shape, data)
+
+
+@have_fixtures
+@pytest.mark.parametrize("name", SMALL)
+def test_every_truncation_raises(backend, name):
+    shape = FIXTURE_SHAPES[name]
+    data = body(name)
+    want = expected(shape, data)
+    end = len(data.rstrip(b" \t\r\n"))
+    for i in range(len(data)):
+        r = parse_or_error(backend, shape, [data[:i]])
+        if shape == "continuous":
+            # line-based: only a cut inside a line is an error
+            line_start = data.rfind(b"\n", 0, i) + 1
+            line_end = data.find(b"\n", i)
+            partial = data[line_start:i].strip()
+            full = data[line_start:line_end].strip()
+            if partial and partial != full:
+                assert isinstance(r, ParseError), i
+            continue
+        if i < end:
+            assert isinstance(r, ParseError), (i, data[:i][-20:])
+        else:
+            assert_same(r, want)
+
+
+def test_error_is_sticky(backend):
+    p = make_parser("view", backend)
+    with pytest.raises(ParseError):
+        p.feed(b'{"rows":[1]}')
+    with pytest.raises(ParseError):
+        p.feed(b"{}")
+    with pytest.raises(ParseError):
+        p.close()
+
+
+def test_feed_after_close(backend):
+    p = make_parser("view", backend)
+    p.feed(b"{}")
+    p.close()
+    with pytest.raises(ParseError):
+        p.feed(b" ")
+
+
+def test_feed_accepts_bytes_like(backend):
+    p = make_parser("view", backend)
+    assert p.feed(bytearray(b'{"rows":[{"key":1,')) == []
+    assert p.feed(memoryview(b'"value":2}]}')) == [Row(key=1, value=2)]
+    p.close()
+
+
+# -- GC state -----------------------------------------------------------------------------
+
+
+def test_gc_state_restored(backend):
+    was = gc.isenabled()
+    try:
+        for enabled in (True, False):
+            (gc.enable if enabled else gc.disable)()
+            p = make_parser("view", backend)
+            p.feed(b'{"rows":[{"key":1,"value":2},')
+            assert gc.isenabled() is enabled
+            with pytest.raises(ParseError):
+                p.feed(b"]]")
+            assert gc.isenabled() is enabled
+            p = make_parser("view", backend)
+            p.feed(b"{}")
+            p.close()
+            assert gc.isenabled() is enabled
+            with pytest.raises(ParseError):
+                make_parser("continuous", backend).feed(b"x\n")
+            assert gc.isenabled() is enabled
+    finally:
+        (gc.enable if was else gc.disable)()
+
+
+# -- selection / interface ---------------------------------------------------------------------
+
+
+def test_make_parser_validation():
+    with pytest.raises(ValueError):
+        make_parser("nope")
+    with pytest.raises(ValueError):
+        make_parser("view", "rust")
+    if CY_SKIP is not None:
+        with pytest.raises(ValueError):
+            make_parser("view", "cython")
+    assert isinstance(make_parser("view", "python"), PyRowParser)
+    assert rows_mod.BACKEND in ("python", "cython")
+    assert SHAPES == ("view", "changes", "continuous", "bulk_get", "find")
+    for shape in SHAPES:
+        p = make_parser(shape)
+        assert p.meta == {} and p.done is False
+
+
+@pytest.mark.parametrize("forced", ["python", "cython"])
+def test_env_var_selects_backend(forced):
+    if forced == "cython" and CY_SKIP is not None:
+        pytest.skip(CY_SKIP)
+    code = "import couchcore.rows as r; p = r.make_parser('view'); print(r.BACKEND, type(p).__name__)"
+    env = dict(os.environ, COUCHCORE_ROWS_BACKEND=forced, PYTHONPATH=str(ROOT))
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    name, cls = out.stdout.split()
+    assert name == forced
+    assert cls == ("PyRowParser" if forced == "python" else "RowParser")
+
+
+def test_default_backend_prefers_cython():
+    assert rows_mod.BACKEND == ("cython" if CY_SKIP is None and not os.environ.get("COUCHCORE_ROWS_BACKEND") else rows_mod.BACKEND)
+
+
+# -- hypothesis: random JSON text, random framing, random splits ---------------------------------
+
+WS = st.sampled_from(["", "", "", " ", "\n", "\r\n", "\t", "  "])
+SHORT_ESC = {'"': '\\"', "\\": "\\\\", "/": "\\/", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+@st.composite
+def json_string(draw):
+    chars = draw(st.lists(st.characters(codec="utf-8") | st.sampled_from(list('"\\/\b\f\n\r\t}{][,:é☃😀')), max_size=12))
+    out = ['"']
+    for ch in chars:
+        mode = draw(st.integers(0, 3))
+        o = ord(ch)
+        if ch in SHORT_ESC and (mode == 0 or ch in '"\\' or o < 0x20):
+            out.append(SHORT_ESC[ch] if (ch != "/" or mode == 0) else "/")
+        elif o < 0x20 or mode == 1:
+            if o > 0xFFFF:
+                o -= 0x10000
+                out.append("\\u%04x\\u%04X" % (0xD800 + (o >> 10), 0xDC00 + (o & 0x3FF)))
+            else:
+                out.append(("\\u%04x" if mode else "\\u%04X") % o)
+        else:
+            out.append(ch)
+    if draw(st.integers(0, 30)) == 0:  # lone surrogate escape
+        out.append("\\u%04x" % draw(st.integers(0xD800, 0xDFFF)))
+    out.append('"')
+    return "".join(out)
+
+
+json_number = st.from_regex(r"\A-?(0|[1-9][0-9]{0,25})(\.[0-9]{1,20})?([eE][-+]?[0-9]{1,3})?\Z")
+
+
+def json_text(max_leaves=12):
+    scalar = (
+        json_string()
+        | json_number
+        | st.sampled_from(["true", "false", "null"])
+        | st.integers(-(2**80), 2**80).map(str)
+    )
+
+    def containers(children):
+        arr = st.tuples(st.lists(st.tuples(WS, children, WS), max_size=5), WS).map(
+            lambda t: "[" + (",".join(a + v + b for a, v, b in t[0]) if t[0] else t[1]) + "]"
+        )
+        obj = st.tuples(st.lists(st.tuples(WS, json_string(), WS, WS, children, WS), max_size=5), WS).map(
+            lambda t: "{" + (",".join(a + k + b + ":" + c + v + d for a, k, b, c, v, d in t[0]) if t[0] else t[1]) + "}"
+        )
+        return arr | obj
+
+    return st.recursive(scalar, containers, max_leaves=max_leaves)
+
+
+def json_object():
+    return st.lists(st.tuples(json_string(), json_text()), max_size=5).map(
+        lambda kv: "{" + ",".join(k + ":" + v for k, v in kv) + "}"
+    )
+
+
+@st.composite
+def view_body(draw):
+    n = draw(st.integers(0, 8))
+    couch = draw(st.booleans())
+    rows = []
+    for _ in range(n):
+        kind = draw(st.integers(0, 5))
+        idv = draw(json_string())
+        key = draw(json_text(6))
+        val = draw(json_text(6))
+        if kind == 0:
+            fields = [("key", key), ("error", '"not_found"')]
+        elif kind == 1:
+            fields = [("id", idv), ("key", key), ("value", val), ("doc", draw(json_object()))]
+        elif kind == 2:
+            fields = [("key", key), ("value", val)]
+        elif kind == 3:
+            fields = [("id", idv), ("key", key), ("value", val), ("doc", "null")]
+        else:
+            fields = [("id", idv), ("key", key), ("value", val)]
+            if not couch:
+                fields = [fields[1], fields[0], fields[2]]
+        ws = draw(WS)
+        rows.append("{" + ",".join('%s"%s"%s:%s%s' % (ws, k, ws, ws, v) for k, v in fields) + "}")
+    sep = ",\r\n" if couch else ","
+    rows_text = '"rows":[' + ("\r\n" if couch else "") + sep.join(rows) + ("\r\n" if couch else "") + "]"
+    meta = ['"total_rows":%d' % n, '"offset":0']
+    extra = draw(st.lists(st.tuples(st.sampled_from(["update_seq", "zz", "é"]), json_text(6)), max_size=2, unique_by=lambda t: t[0]))
+    meta += ['"%s":%s' % kv for kv in extra]
+    if draw(st.booleans()):
+        parts = meta + [rows_text]
+    else:
+        parts = [rows_text] + meta
+    return ("{" + ",".join(parts) + "}" + draw(WS)).encode("utf-8", "surrogatepass")
+
+
+def cuts(data, draw):
+    pts = sorted(set(draw(st.lists(st.integers(0, len(data)), max_size=12))))
+    out, prev = [], 0
+    for p in pts:
+        out.append(data[prev:p])
+        prev = p
+    out.append(data[prev:])
+    return out
+
+
+HSET = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture])
+
+
+@HSET
+@given(data=st.data())
+def test_hypothesis_view(backend, data):
+    body_bytes = data.draw(view_body())
+    try:
+        want = expected("view", body_bytes)
+    except UnicodeDecodeError:
+        return
+    assert_same(parse(backend, "view", cuts(body_bytes, data.draw)), want)
+
+
+@HSET
+@given(data=st.data())
+def test_hypothesis_values_vs_simplejson(backend, data):
+    text = data.draw(json_text(20))
+    body_bytes = ('{"rows":[{"key":' + text + ',"value":[' + text + "]}]," + '"m":' + text + "}").encode(
+        "utf-8", "surrogatepass"
+    )
+    try:
+        want = expected("view", body_bytes)
+    except UnicodeDecodeError:
+        return
+    assert_same(parse(backend, "view", cuts(body_bytes, data.draw)), want)
+
+
+@HSET
+@given(data=st.data())
+def test_hypothesis_continuous(backend, data):
+    # raw CR/LF only ever occur as whitespace in this JSON text: make each object one line
+    lines = [t.replace("\n", " ").replace("\r", " ") for t in data.draw(st.lists(json_object(), max_size=6))]
+    blanks = data.draw(st.lists(st.sampled_from(["", "\n", "\r\n", "\n\n"]), min_size=len(lines) + 1, max_size=len(lines) + 1))
+    end = data.draw(st.booleans())
+    text = blanks[0] + "".join(
+        '{"seq":%d,"id":"x","doc":%s,"v":%s}\n' % (i, line, line) + b for i, (line, b) in enumerate(zip(lines, blanks[1:]))
+    )
+    if end:
+        text += '{"last_seq":%d,"pending":0}\n\n' % len(lines)
+    body_bytes = text.encode("utf-8", "surrogatepass")
+    try:
+        want = expected("continuous", body_bytes)
+    except UnicodeDecodeError:
+        return
+    assert_same(parse(backend, "continuous", cuts(body_bytes, data.draw)), want)
+
+
+@HSET
+@given(data=st.data())
+def test_hypothesis_garbage_never_crashes(backend, data):
+    """Mutated bodies: either the oracle accepts them and we agree, or we raise ParseError."""
+    base = bytearray(data.draw(view_body()))
+    for _ in range(data.draw(st.integers(1, 3))):
+        op = data.draw(st.integers(0, 2))
+        i = data.draw(st.integers(0, max(0, len(base) - 1)))
+        if op == 0 and base:
+            del base[i]
+        elif op == 1:
+            base.insert(i, data.draw(st.sampled_from(b'{}[],:"\\ 0-e.\xc3\xff\n')))
+        elif base:
+            base[i] = data.draw(st.integers(0, 255))
+    body_bytes = bytes(base)
+    try:
+        want = expected("view", body_bytes)
+        top = simplejson.loads(body_bytes)
+        ok = isinstance(top, dict) and isinstance(top.get("rows", []), list) and all(
+            isinstance(r, dict) for r in top.get("rows", [])
+        )
+        ok = ok and b"NaN" not in body_bytes and b"Infinity" not in body_bytes
+    except Exception:
+        ok = False
+    got = parse_or_error(backend, "view", cuts(body_bytes, data.draw))
+    if ok:
+        assert not isinstance(got, ParseError), got
+        assert_same(got, want)
+    else:
+        if not isinstance(got, ParseError):
+            # simplejson rejected or the shape is wrong: we must have rejected it too,
+            # except for inputs simplejson rejects for a reason that is not JSON validity
+            pytest.fail(f"accepted invalid body {body_bytes!r}: {got!r}")
+
+
+# -- both implementations agree on generated bodies ---------------------------------------------
+
+
+@pytest.mark.skipif(CY_SKIP is not None, reason=CY_SKIP or "")
+@HSET
+@given(data=st.data())
+def test_hypothesis_backends_agree_on_garbage(data):
+    base = bytearray(data.draw(view_body()))
+    for _ in range(data.draw(st.integers(1, 3))):
+        i = data.draw(st.integers(0, max(0, len(base) - 1)))
+        if base:
+            base[i] = data.draw(st.sampled_from(b'{}[],:"\\ 0-e.\xc3\xff\nx'))
+    chunks = cuts(bytes(base), data.draw)
+    a = parse_or_error("python", "view", chunks)
+    b = parse_or_error("cython", "view", chunks)
+    if isinstance(a, ParseError) or isinstance(b, ParseError):
+        assert isinstance(a, ParseError) and isinstance(b, ParseError)
+    else:
+        assert_same(a, b)
+
+
+# -- memory and complexity ----------------------------------------------------------------------
+
+
+def gen_view_chunks(n_rows, chunk=65536, include_docs=False):
+    buf = bytearray(b'{"total_rows":%d,"offset":0,"rows":[\r\n' % n_rows)
+    for i in range(n_rows):
+        if include_docs:
+            row = (
+                b'{"id":"doc%07d","key":"doc%07d","value":{"rev":"1-abcdef"},"doc":{"_id":"doc%07d",'
+                b'"_rev":"1-abcdef","n":%d,"tags":["a","b"],"f":0.5}}' % (i, i, i, i)
+            )
+        else:
+            row = b'{"id":"doc%07d","key":%d,"value":null}' % (i, i)
+        buf += row
+        buf += b",\r\n" if i < n_rows - 1 else b"\r\n"
+        while len(buf) >= chunk:
+            yield bytes(buf[:chunk])
+            del buf[:chunk]
+    buf += b"]}\n"
+    yield bytes(buf)
+
+
+def _peak_parse(backend, n_rows, include_docs=False):
+    p = make_parser("view", backend)
+    count = 0
+    tracemalloc.start()
+    try:
+        for c in gen_view_chunks(n_rows, include_docs=include_docs):
+            count += len(p.feed(c))
+        count += len(p.close())
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert count == n_rows
+    return peak
+
+
+@pytest.mark.parametrize("include_docs", [False, True])
+def test_memory_is_flat(backend, include_docs):
+    small = _peak_parse(backend, 10_000, include_docs)
+    big = _peak_parse(backend, 50_000 if include_docs else 100_000, include_docs)
+    # the 100k body is ~5-15 MB; the parser holds a chunk plus one chunk's rows
+    assert big < 3 * 1024 * 1024, big
+    assert big < small * 1.5 + 256 * 1024, (small, big)
+
+
+def _time_giant_row(backend, n_keys, chunk):
+    doc = "{" + ",".join('"k%d":{"a":[1,"x\\"},{",{"b":null}],"s":"%s"}' % (i, "é" * 5) for i in range(n_keys)) + "}"
+    data = ('{"rows":[{"id":"g","key":null,"value":null,"doc":%s}]}' % doc).encode()
+    p = make_parser("view", backend)
+    t = time.perf_counter()
+    out = []
+    for i in range(0, len(data), chunk):
+        out += p.feed(data[i : i + chunk])
+    out += p.close()
+    dt = time.perf_counter() - t
+    assert len(out) == 1 and len(out[0].doc) == n_keys
+    return dt, len(data)
+
+
+def test_giant_row_in_tiny_chunks_is_linear(backend):
+    t1, n1 = _time_giant_row(backend, 5_000, 64)
+    t2, n2 = _time_giant_row(backend, 20_000, 64)
+    assert n2 > 3.9 * n1
+    # linear: 4x the bytes should take ~4x the time, quadratic would be ~16x
+    assert t2 < 8 * t1 + 0.05, (t1, t2)
+
+
+def test_giant_continuous_line_in_tiny_chunks_is_linear(backend):
+    def run(n):
+        line = ('{"seq":1,"id":"a","changes":[],"doc":{"x":"%s"}}\n' % ("y" * n)).encode()
+        p = make_parser("continuous", backend)
+        t = time.perf_counter()
+        out = []
+        for i in range(0, len(line), 50):
+            out += p.feed(line[i : i + 50])
+        out += p.close()
+        assert len(out) == 1
+        return time.perf_counter() - t
+
+    t1, t2 = run(200_000), run(800_000)
+    assert t2 < 8 * t1 + 0.05, (t1, t2)
