@@ -44,12 +44,12 @@ def loads(data: bytes | str) -> Any:
         try:
             data = data.decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise ParseError(f"response is not valid UTF-8: {exc}") from None
+            raise ParseError(f"not valid UTF-8: {exc}") from None
     try:
         return _decoder.decode(data)
     except (ValueError, RecursionError) as exc:
         snippet = data[:80]
-        raise ParseError(f"response is not valid JSON ({exc}): {snippet!r}") from None
+        raise ParseError(f"not valid JSON ({exc}): {snippet!r}") from None
 
 
 def encode_param(value: Any) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from .api import DatabaseAPI, ServerAPI
 from .drivers import run
@@ -31,20 +31,18 @@ class Server(ServerAPI):
         result = run(op, self._transport)
         return post(result) if post is not None else result
 
-    def _run_many(self, ops: list, concurrency: int, post: Callable[[list], Any]) -> Any:
-        run_many = getattr(self._transport, "run_many", None)
-        if run_many is not None:  # pycurl: one CurlMulti handle, many transfers in flight
-            return post(run_many(ops, concurrency))
-        from concurrent.futures import ThreadPoolExecutor
+    def _iter_many(self, ops: Iterable[Any], concurrency: int) -> Iterator[tuple[int, Any]]:
+        """``(index, result)`` as operations finish, at most ``concurrency`` in flight;
+        ``ops`` is consumed lazily and a failed operation yields its exception."""
+        iter_many = getattr(self._transport, "iter_many", None)
+        if iter_many is not None:  # pycurl: one CurlMulti handle, many transfers in flight
+            yield from iter_many(ops, concurrency)
+            return
+        yield from _threaded(ops, concurrency, lambda op: run(op, self._transport))
 
-        def attempt(op: Any) -> Any:
-            try:
-                return run(op, self._transport)
-            except Exception as exc:
-                return exc
-
-        with ThreadPoolExecutor(max_workers=min(concurrency, max(len(ops), 1))) as pool:
-            return post(list(pool.map(attempt, ops)))
+    def _run_many(self, ops: Iterable[Any], concurrency: int, post: Callable[[list], Any]) -> Any:
+        done = dict(self._iter_many(ops, concurrency))
+        return post([done[i] for i in range(len(done))])
 
     def __enter__(self) -> "Server":
         return self
@@ -103,6 +101,30 @@ class Database(DatabaseAPI):
     def __iter__(self) -> Iterator[str]:
         for row in self.view("_all_docs"):
             yield row.id
+
+
+def _threaded(ops: Iterable[Any], concurrency: int, runner: Callable[[Any], Any]) -> Iterator[tuple[int, Any]]:
+    """Run operations on a thread pool, bounded: at most ``concurrency`` submitted at once."""
+    from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+
+    def attempt(op: Any) -> Any:
+        try:
+            return runner(op)
+        except Exception as exc:
+            return exc
+
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        flying: dict[Any, int] = {}
+        for i, op in enumerate(ops):
+            if len(flying) >= concurrency:
+                done, _ = wait(flying, return_when=FIRST_COMPLETED)
+                for future in done:
+                    yield flying.pop(future), future.result()
+            flying[pool.submit(attempt, op)] = i
+        while flying:
+            done, _ = wait(flying, return_when=FIRST_COMPLETED)
+            for future in done:
+                yield flying.pop(future), future.result()
 
 
 Server._database_class = Database

@@ -66,10 +66,14 @@ def uuids(ctx: ServerContext, count: int = 1):
 
 def take_uuids(ctx: ServerContext, n: int):
     """``n`` uuids from the cache, refilled from the server in batches."""
-    if len(ctx.uuids) < n:
-        fresh = yield from uuids(ctx, max(ctx.uuid_batch, n - len(ctx.uuids)))
-        ctx.uuids.extend(fresh)
-    return [ctx.uuids.popleft() for _ in range(n)]
+    out: list[str] = []
+    while len(out) < n:
+        try:
+            out.append(ctx.uuids.popleft())  # atomic: operations may share the cache across threads
+        except IndexError:
+            fresh = yield from uuids(ctx, max(ctx.uuid_batch, n - len(out)))
+            ctx.uuids.extend(fresh)
+    return out
 
 
 # -- databases ---------------------------------------------------------------------

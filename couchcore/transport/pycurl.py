@@ -1,7 +1,7 @@
 """The pycurl backend: a CurlMulti engine that keeps many requests in flight.
 
 ``send`` runs one request through the engine (streamed responses are paused when the
-reader falls behind, so memory stays flat); ``run_many`` interleaves many protocol
+reader falls behind, so memory stays flat); ``iter_many`` interleaves many protocol
 operations on one multi handle. One engine per thread; easy handles (and so their
 keep-alive connections) are reused.
 """
@@ -165,15 +165,19 @@ class CurlEngine:
         return Response(transfer.status, Headers(transfer.headers), body=transfer.body(),
                         method=transfer.request.method, url=transfer.url)
 
-    def run_many(self, ops: Iterable[Any], concurrency: int) -> list[Any]:
-        """Run protocol operations concurrently; results (or exceptions) in input order."""
-        ops = list(ops)
-        results: list[Any] = [None] * len(ops)
-        pending = deque(range(len(ops)))
-        flying: dict[_Transfer, int] = {}
+    def iter_many(self, ops: Iterable[Any], concurrency: int) -> Iterator[tuple[int, Any]]:
+        """Run protocol operations with up to ``concurrency`` requests in flight.
 
-        def advance(i: int, value: Any = None, exc: BaseException | None = None, first: bool = False) -> None:
-            op = ops[i]
+        ``ops`` is consumed lazily; yields ``(index, result)`` as operations finish
+        (an exception is yielded in place of the result of an operation that failed).
+        """
+        source = enumerate(ops)
+        exhausted = False
+        flying: dict[_Transfer, tuple[int, Any]] = {}
+        finished: deque[tuple[int, Any]] = deque()
+
+        def advance(i: int, op: Any, value: Any = None, exc: BaseException | None = None,
+                    first: bool = False) -> None:
             try:
                 if first:
                     request = next(op)
@@ -182,36 +186,44 @@ class CurlEngine:
                 else:
                     request = op.send(value)
             except StopIteration as stop:
-                results[i] = stop.value
+                finished.append((i, stop.value))
                 return
-            except Exception as error:  # reported in place, like asyncio.gather(return_exceptions=True)
-                results[i] = error
+            except Exception as error:
+                finished.append((i, error))
                 return
             request.stream = False  # bodies are read whole when many run at once
             try:
-                flying[self.start(request)] = i
+                flying[self.start(request)] = (i, op)
             except Exception as error:
-                advance(i, exc=error)
+                advance(i, op, exc=error)
 
         try:
-            while pending or flying:
-                while pending and len(flying) < concurrency:
-                    advance(pending.popleft(), first=True)
+            while True:
+                while not exhausted and len(flying) < concurrency:
+                    try:
+                        i, op = next(source)
+                    except StopIteration:
+                        exhausted = True
+                        break
+                    advance(i, op, first=True)
+                while finished:
+                    yield finished.popleft()
                 if not flying:
+                    if exhausted:
+                        return
                     continue
                 self.multi.select(0.5)
                 self.step()
                 for transfer in [t for t in flying if t.done]:
-                    i = flying.pop(transfer)
+                    i, op = flying.pop(transfer)
                     self.finish(transfer)
                     if transfer.error is not None:
-                        advance(i, exc=transfer.error)
+                        advance(i, op, exc=transfer.error)
                     else:
-                        advance(i, self.response(transfer))
+                        advance(i, op, self.response(transfer))
         finally:
             for transfer in list(flying):
                 self.finish(transfer)
-        return results
 
 
 @register("pycurl")
@@ -308,8 +320,8 @@ class PycurlTransport:
         engine.finish(transfer)
         return engine.response(transfer)
 
-    def run_many(self, ops: Iterable[Any], concurrency: int = 16) -> list[Any]:
-        return self.engine.run_many(ops, concurrency)
+    def iter_many(self, ops: Iterable[Any], concurrency: int = 16) -> Iterator[tuple[int, Any]]:
+        return self.engine.iter_many(ops, concurrency)
 
 
 def _reader(body: Any):

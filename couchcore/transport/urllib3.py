@@ -138,14 +138,14 @@ def _translate(exc: BaseException, url: str) -> errors.TransportError:
     if isinstance(exc, errors.TransportError):
         return exc
     text = type(exc).__name__
+    if isinstance(exc, u3.NewConnectionError):  # checked first: urllib3 derives it from ConnectTimeoutError
+        return errors.ConnectionError(f"cannot connect: {_strip(exc)}", url)
     if isinstance(exc, u3.ConnectTimeoutError):
         return errors.ConnectTimeout(f"connect timed out: {text}", url)
     if isinstance(exc, (u3.ReadTimeoutError, TimeoutError)):
         return errors.ReadTimeout(f"read timed out: {text}", url)
     if isinstance(exc, u3.SSLError):
         return errors.TLSError(f"TLS error: {exc}", url)
-    if isinstance(exc, u3.NewConnectionError):
-        return errors.ConnectionError(f"cannot connect: {_strip(exc)}", url)
     if isinstance(exc, (u3.ProtocolError, u3.HTTPError, OSError)):
         return errors.ConnectionError(f"connection failed: {_strip(exc)}", url)
     return errors.ConnectionError(f"request failed: {text}: {_strip(exc)}", url)
