@@ -129,6 +129,14 @@ def _check(name: str, kind: str, value: Any) -> None:
         raise InvalidOption(f"view option {name!r} must be a str, got {value!r}")
 
 
+def _json_option(name: str, value: Any) -> bytes:
+    """A JSON-encoded option value; a value JSON cannot represent is an InvalidOption."""
+    try:
+        return dumps(value)
+    except InvalidDocument as exc:
+        raise InvalidOption(f"view option {name!r}: {exc}") from None
+
+
 def view_query(options: Mapping[str, Any]) -> tuple[list[tuple[str, str]], dict | None]:
     """Validate and encode view options.
 
@@ -147,10 +155,10 @@ def view_query(options: Mapping[str, Any]) -> tuple[list[tuple[str, str]], dict 
             if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Iterable):
                 raise InvalidOption("view option 'keys' must be a list of keys")
             body = {"keys": list(value)}
-            dumps(body)  # fail early on unserialisable keys
+            _json_option(name, body)  # fail early on unserialisable keys
             continue
         if kind == _JSON:
-            query.append((name, dumps(value).decode("utf-8")))
+            query.append((name, _json_option(name, value).decode("utf-8")))
             continue
         _check(name, kind, value)
         query.append((name, encode_param(value)))
