@@ -295,12 +295,10 @@ def copy_doc(ctx: ServerContext, db: str, source: str | Mapping, dest: str | Map
         dest_id, dest_rev = dest, None
     if not isinstance(src_id, str) or not src_id or not isinstance(dest_id, str) or not dest_id:
         raise InvalidInput("copy needs source and destination ids (or docs with _id)")
-    # CouchDB reads the Destination header raw (no percent-decoding) and splits it at "?"
-    if "?" in dest_id or any(ord(c) < 32 for c in dest_id):
-        raise InvalidInput(f"COPY cannot target id {dest_id!r} ('?' and control characters cannot be expressed)")
-    destination = dest_id.encode("utf-8").decode("latin-1")  # sent as the id's UTF-8 bytes
+    # CouchDB percent-decodes the Destination header (``+`` included) after splitting off "?rev="
+    destination = quote(dest_id, safe="")
     if dest_rev:
-        destination += "?rev=" + dest_rev
+        destination += "?rev=" + quote(dest_rev, safe="")
     resp = yield Request(
         "COPY", doc_path(db, src_id), query=query, headers={"Destination": destination, **ctx.write_headers}
     )

@@ -303,7 +303,7 @@ class PycurlTransport:
         elif method != "GET":
             c.setopt(pycurl.CUSTOMREQUEST, method)
         headers.setdefault("Expect", "")
-        c.setopt(pycurl.HTTPHEADER, [f"{k}: {v}" if v else f"{k}:" for k, v in headers.items()])
+        c.setopt(pycurl.HTTPHEADER, [(f"{k}: {v}" if v else f"{k}:").encode("latin-1") for k, v in headers.items()])
 
     def send(self, request: Request) -> Response:
         engine = self.engine
