@@ -37,7 +37,9 @@ class ChangesFeed:
         self._db = db
         self._options = dict(options)
         self._options["feed"] = "continuous"
-        self._options.setdefault("heartbeat", 30000)
+        if self._options.get("timeout") is None:
+            # keep an idle feed open; not with a timeout, which CouchDB ignores once a heartbeat is set
+            self._options.setdefault("heartbeat", 30000)
         changes_request(db.name, self._options)  # validate now, before anything is sent
         self.last_seq: Any = self._options.pop("since", None)
         self._limit = self._options.pop("limit", None)
