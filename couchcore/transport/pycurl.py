@@ -29,7 +29,7 @@ class _Transfer:
     """One request on the multi handle: its headers, buffered body chunks, and state."""
 
     __slots__ = ("curl", "request", "url", "status", "headers", "headers_done", "chunks", "buffered",
-                 "paused", "done", "error", "stream")
+                 "paused", "done", "error", "stream", "cancelled")
 
     def __init__(self, curl: pycurl.Curl, request: Request, url: str) -> None:
         self.curl = curl
@@ -44,6 +44,7 @@ class _Transfer:
         self.done = False
         self.error: errors.TransportError | None = None
         self.stream = request.stream
+        self.cancelled = False  # set by Response.close(), possibly from another thread
 
     def on_header(self, line: bytes) -> None:
         text = line.decode("latin-1").rstrip("\r\n")
@@ -142,7 +143,7 @@ class CurlEngine:
 
     def stream(self, transfer: _Transfer) -> Iterator[bytes]:
         try:
-            while True:
+            while not transfer.cancelled:
                 while transfer.chunks:
                     chunk = transfer.take()
                     if transfer.paused and transfer.buffered < HIGH_WATER // 2:
@@ -315,8 +316,15 @@ class PycurlTransport:
             raise
         if request.stream and request.method != "HEAD":
             stream = engine.stream(transfer)
+            owner = threading.get_ident()
+
+            def close() -> None:
+                transfer.cancelled = True  # another thread's stream sees it within one select()
+                if threading.get_ident() == owner:
+                    stream.close()
+
             return Response(transfer.status, Headers(transfer.headers), stream=stream,
-                            method=request.method, url=transfer.url, close=stream.close)
+                            method=request.method, url=transfer.url, close=close)
         engine.finish(transfer)
         return engine.response(transfer)
 
