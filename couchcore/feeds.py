@@ -116,6 +116,8 @@ class ChangesFeed:
                 self._response = resp = self._db._run(self._open_op())
                 try:
                     for chunk in resp.stream:
+                        if self._stopped:  # e.g. a heartbeat after stop() on a backend that cannot abort
+                            return
                         for change in parser.feed(chunk):
                             self._accept(change)
                             failures = 0
@@ -159,6 +161,8 @@ class ChangesFeed:
                 self._response = resp = await self._db._run(self._open_op())
                 try:
                     async for chunk in resp.stream:
+                        if self._stopped:  # e.g. a heartbeat after stop() on a backend that cannot abort
+                            return
                         for change in parser.feed(chunk):
                             self._accept(change)
                             failures = 0
