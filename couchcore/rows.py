@@ -39,7 +39,13 @@ parser does not raise for).  A row array element (or a continuous line) that is 
 object, and any malformed, truncated or non-UTF-8 input, or non-whitespace after the
 top-level value, raises :class:`~couchcore.errors.ParseError`; after that the parser is
 unusable (every further call raises).  ``NaN``/``Infinity`` are rejected.  Parsed values equal
-what ``simplejson.loads`` returns for the same JSON.
+what ``simplejson.loads`` returns for the same JSON.  Like ``simplejson``, both parsers
+refuse absurdly deep nesting with ParseError: the Cython parser beyond 1000 levels, the
+twin where the ``json`` scanner hits the interpreter's recursion limit (a little below
+1000 levels, depending on the caller's stack depth).  A leading UTF-8 BOM is rejected.
+For malformed input both raise ParseError, but not necessarily from the same call: the
+Cython parser notices most errors at the offending byte, the twin sometimes only when
+the enclosing value is complete (or at ``close()``).
 
 Two implementations share this interface: the Cython ``couchcore_ext._rows.RowParser``
 and the pure-Python :class:`PyRowParser` below.  :data:`BACKEND` names the one
@@ -297,7 +303,7 @@ class PyRowParser:
                 continue  # heartbeat
             try:
                 d, end = _scan(line, 0)
-            except (StopIteration, ValueError) as e:
+            except (StopIteration, ValueError, RecursionError) as e:
                 raise _fail(f"malformed line in continuous feed: {line!r:.100}", e) from None
             if end != len(line):
                 raise _fail(f"trailing data in continuous feed line: {line!r:.100}")
@@ -305,15 +311,15 @@ class PyRowParser:
                 raise _fail(f"continuous feed line is not a JSON object: {line!r:.100}")
             if self.done:
                 raise _fail(f"data after the last_seq line: {line!r:.100}")
+            doc = d.get("doc")
+            if doc is not None and doc.__class__ is dict:
+                d["doc"] = Document(doc)
             if "last_seq" in d:
                 meta.update(d)
                 self.done = True
             elif "error" in d and "seq" not in d:
                 meta.update(d)
             else:
-                doc = d.get("doc")
-                if doc is not None and doc.__class__ is dict:
-                    d["doc"] = Document(doc)
                 out.append(d)
         return out
 
@@ -367,7 +373,7 @@ class PyRowParser:
                     if cut > pos:
                         try:
                             lst = _decode("[" + buf[pos : cut + 1] + "]")
-                        except ValueError:
+                        except (ValueError, RecursionError):
                             last_cut = -1  # not a row boundary (or bad data): go row by row
                         else:
                             out.extend(convert(lst))
@@ -459,14 +465,14 @@ class PyRowParser:
                 return self._incomplete(buf, pos)
             try:
                 val, end = _scan(buf, pos)
-            except (StopIteration, ValueError) as e:
+            except (StopIteration, ValueError, RecursionError) as e:
                 raise _fail(f"invalid number at {buf[pos:pos + 40]!r}", e) from None
             if end != q:
                 raise _fail(f"invalid number at {buf[pos:pos + 40]!r}")
             return val, end
         try:
             return _scan(buf, pos)
-        except (StopIteration, ValueError) as e:
+        except (StopIteration, ValueError, RecursionError) as e:
             r = self._incomplete(buf, pos)
             if r is None:
                 return None

@@ -680,6 +680,17 @@ def test_every_truncation_raises(backend, name):
             assert_same(r, want)
 
 
+def test_nesting(backend):
+    ok = b'{"rows":[{"key":' + b"[" * 300 + b"]" * 300 + b',"value":' + b'{"a":' * 300 + b"1" + b"}" * 300 + b"}]}"
+    (row,), _, _ = parse(backend, "view", split_every(ok, 97))
+    assert row.key == simplejson.loads(ok)["rows"][0]["key"]
+    deep = b'{"rows":[{"key":' + b"[" * 5000 + b"]" * 5000 + b"}]}"
+    assert isinstance(parse_or_error(backend, "view", [deep]), ParseError)
+    assert isinstance(parse_or_error(backend, "view", split_every(deep, 1000)), ParseError)
+    deep_line = b'{"seq":1,"v":' + b"[" * 5000 + b"]" * 5000 + b"}\n"
+    assert isinstance(parse_or_error(backend, "continuous", [deep_line]), ParseError)
+
+
 def test_error_is_sticky(backend):
     p = make_parser("view", backend)
     with pytest.raises(ParseError):

@@ -1,0 +1,1059 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False, embedsignature=True
+"""Incremental CouchDB row parser (C speed).
+
+``RowParser(shape)`` has the interface documented in :mod:`couchcore.rows` (feed, close,
+meta, done) and produces the same items as the pure-Python twin ``PyRowParser``.
+
+How it works: one resumable JSON tokenizer walks each chunk's bytes exactly once.  An
+explicit stack of frames (object/array, plus a *role* such as "view row", "rows array",
+"document") replaces recursion, so a chunk may end anywhere: between tokens nothing is
+kept but the stack; inside a string or number the bytes of that one token are copied to
+a growable buffer and the scan resumes there with the next chunk (linear time for a
+huge string fed in tiny chunks).  Values are built directly from the bytes:
+
+* view rows never become dicts: ``id``/``key``/``value``/``doc``/``error``/``reason`` go
+  into C slots and a ``Row`` is made when the row's ``}`` arrives (allocated with
+  ``Row.__new__`` and its slot descriptors, without a Python-level ``__init__`` call);
+* documents (``doc`` of a row or change, ``ok`` of ``_bulk_get``, ``_find`` docs) are
+  created as ``Document`` directly, everything below them as plain ``dict``/``list``;
+* object keys that are short ASCII go through a small global cache (bytes -> str);
+* strings without escapes or non-ASCII bytes are copied straight into a 1-byte str;
+  others are decoded (UTF-8 validated as strictly as CPython's codec, ``\\u`` escapes
+  and surrogate pairs as ``json``/``simplejson`` do);
+* ints of up to 18 digits are accumulated in C, longer ones use ``PyLong_FromString``;
+  floats use ``PyOS_string_to_double`` (the function behind ``float(str)``, which is
+  what ``simplejson`` uses), so values are bit-identical to ``simplejson.loads``.
+
+CPython's cyclic GC is switched off while a ``feed()``/``close()`` call runs (the parser
+allocates many containers, none of them part of a cycle) and the caller's setting is
+restored before returning, also on error.
+"""
+
+from cpython.object cimport PyObject, PyTypeObject, Py_TYPE
+from cpython.ref cimport Py_INCREF, Py_DECREF, Py_XDECREF
+from cpython.mem cimport PyMem_Malloc, PyMem_Realloc, PyMem_Free
+from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
+from cpython.conversion cimport PyOS_string_to_double
+from libc.string cimport memcpy, memcmp, memset
+from libc.stdint cimport uint32_t
+
+from couchcore.errors import ParseError
+from couchcore.models import Document, Row
+
+cdef extern from "Python.h":
+    object PyUnicode_New(Py_ssize_t size, uint32_t maxchar)
+    void* PyUnicode_DATA(object)
+    object PyUnicode_DecodeUTF8(const char* s, Py_ssize_t size, const char* errors)
+    object PyUnicode_FromKindAndData(int kind, const void* buf, Py_ssize_t size)
+    int PyUnicode_4BYTE_KIND
+    object PyLong_FromLongLong(long long v)
+    object PyLong_FromString(const char* s, char** pend, int base)
+    object PyFloat_FromDouble(double v)
+    int PyDict_SetItem(object d, object k, object v) except -1
+    int PyList_Append(object l, object v) except -1
+    int PyGC_Enable()
+    int PyGC_Disable()
+
+# ---------------------------------------------------------------------------------------
+# constants
+
+DEF MAX_DEPTH = 1000        # nesting limit, about where json/simplejson hit the recursion limit
+DEF KCACHE_SIZE = 1024      # key cache entries (power of two)
+DEF KCACHE_MAXLEN = 40      # longest key cached
+
+# shapes
+cdef enum:
+    SH_VIEW = 0
+    SH_CHANGES = 1
+    SH_CONTINUOUS = 2
+    SH_BULK_GET = 3
+    SH_FIND = 4
+
+# well-known keys
+cdef enum:
+    K_OTHER = 0
+    K_ID = 1
+    K_KEY = 2
+    K_VALUE = 3
+    K_DOC = 4
+    K_ERROR = 5
+    K_REASON = 6
+    K_DOCS = 7
+    K_OK = 8
+    K_ROWS = 9
+    K_RESULTS = 10
+    K_LAST_SEQ = 11
+    K_SEQ = 12
+
+# frame roles
+cdef enum:
+    R_PLAIN = 0      # dict / list
+    R_DOCUMENT = 1   # Document (its children plain)
+    R_META = 2       # top-level object: container is self.meta
+    R_ROWS = 3       # the row array: elements go to the output list
+    R_ROWV = 4       # a view row: fields in C slots, becomes a Row
+    R_ROWD = 5       # a change (dict; "doc" -> Document)
+    R_BGROW = 6      # a _bulk_get result (dict; "docs" array -> R_BGDOCS)
+    R_BGDOCS = 7     # list; object elements -> R_BGENTRY
+    R_BGENTRY = 8    # dict; "ok" object -> Document
+    R_LINE = 9       # a continuous-feed line (dict; "doc" -> Document)
+
+# what a frame expects next
+cdef enum:
+    EX_VALUE = 0
+    EX_VALUE_OR_END = 1
+    EX_KEY = 2
+    EX_KEY_OR_END = 3
+    EX_COLON = 4
+    EX_COMMA_OR_END = 5
+
+# top level (depth 0) state
+cdef enum:
+    TS_START = 0     # object shapes: expecting '{'
+    TS_DONE = 1      # object shapes: only whitespace may follow
+    TS_LINES = 2     # continuous
+
+# pending token kinds
+cdef enum:
+    TOK_NONE = 0
+    TOK_STR = 1
+    TOK_SCALAR = 2
+
+# string flags
+cdef enum:
+    SF_ESC = 1
+    SF_HIGH = 2
+
+cdef struct Frame:
+    int role
+    int expect
+    int is_obj
+    int kid
+    PyObject* container   # owned (NULL for R_ROWV, R_ROWS)
+    PyObject* key         # owned, current key of an object (NULL when none)
+
+cdef struct KEntry:
+    PyObject* s           # owned str
+    int kid
+    int length
+    unsigned char b[KCACHE_MAXLEN]
+
+# byte classes
+cdef unsigned char STR_STOP[256]   # 1: '"' or '\\' or control; 2: >= 0x80
+cdef unsigned char SCALAR[256]     # chars that may continue a number/literal token
+cdef unsigned char HEXVAL[256]     # 0..15, 255 = not hex
+cdef KEntry KCACHE[KCACHE_SIZE]
+
+cdef void _init_tables():
+    cdef int i
+    for i in range(256):
+        STR_STOP[i] = 0
+        SCALAR[i] = 0
+        HEXVAL[i] = 255
+        if i < 0x20 or i == 34 or i == 92:
+            STR_STOP[i] = 1
+        elif i >= 0x80:
+            STR_STOP[i] = 2
+        if (48 <= i <= 57) or (65 <= i <= 90) or (97 <= i <= 122) or i == 43 or i == 45 or i == 46:
+            SCALAR[i] = 1
+    for i in range(10):
+        HEXVAL[48 + i] = i
+    for i in range(6):
+        HEXVAL[65 + i] = 10 + i
+        HEXVAL[97 + i] = 10 + i
+    memset(KCACHE, 0, sizeof(KCACHE))
+
+_init_tables()
+
+# Row construction without a Python-level __init__ call: object.__new__(Row) + the slot
+# descriptors' setters.  Falls back to calling Row(...) if Row is not the plain
+# __slots__ class this relies on.
+cdef object _empty_tuple = ()
+# sentinel for JSON null inside _scalar (None there means "invalid token")
+cdef object _NULL = object()
+cdef object _D_ID, _D_KEY, _D_VALUE, _D_DOC, _D_ERROR
+cdef bint _row_fast = False
+
+
+def _setup_row_fast():
+    global _D_ID, _D_KEY, _D_VALUE, _D_DOC, _D_ERROR, _row_fast
+    member_descriptor = type(type("_T", (), {"__slots__": ("x",)}).x)
+    try:
+        ds = [Row.__dict__[n] for n in ("id", "key", "value", "doc", "error")]
+    except KeyError:
+        _row_fast = False
+        return
+    if not all(type(d) is member_descriptor for d in ds):
+        _row_fast = False
+        return
+    _D_ID, _D_KEY, _D_VALUE, _D_DOC, _D_ERROR = ds
+    _row_fast = True
+
+
+_setup_row_fast()
+
+
+cdef inline int _set_slot(object descr, object obj, object value) except -1:
+    cdef PyTypeObject* t = Py_TYPE(descr)
+    return t.tp_descr_set(descr, obj, value)
+
+
+cdef object _new_row(object id_, object key, object value, object doc, object error):
+    cdef object row
+    cdef PyTypeObject* t
+    if not _row_fast:
+        return Row(id_, key, value, doc, error)
+    t = <PyTypeObject*>Row
+    row = t.tp_new(Row, <PyObject*>_empty_tuple, NULL)
+    _set_slot(_D_ID, row, id_)
+    _set_slot(_D_KEY, row, key)
+    _set_slot(_D_VALUE, row, value)
+    _set_slot(_D_DOC, row, doc)
+    _set_slot(_D_ERROR, row, error)
+    return row
+
+
+cdef inline object _new_document():
+    cdef PyTypeObject* t = <PyTypeObject*>Document
+    return t.tp_new(Document, <PyObject*>_empty_tuple, NULL)
+
+
+cdef int _classify(const unsigned char* s, Py_ssize_t n) noexcept:
+    if n == 2:
+        if s[0] == b'i' and s[1] == b'd':
+            return K_ID
+        if s[0] == b'o' and s[1] == b'k':
+            return K_OK
+    elif n == 3:
+        if memcmp(s, b"key", 3) == 0:
+            return K_KEY
+        if memcmp(s, b"doc", 3) == 0:
+            return K_DOC
+        if memcmp(s, b"seq", 3) == 0:
+            return K_SEQ
+    elif n == 4:
+        if memcmp(s, b"docs", 4) == 0:
+            return K_DOCS
+        if memcmp(s, b"rows", 4) == 0:
+            return K_ROWS
+    elif n == 5:
+        if memcmp(s, b"value", 5) == 0:
+            return K_VALUE
+        if memcmp(s, b"error", 5) == 0:
+            return K_ERROR
+    elif n == 6:
+        if memcmp(s, b"reason", 6) == 0:
+            return K_REASON
+    elif n == 7:
+        if memcmp(s, b"results", 7) == 0:
+            return K_RESULTS
+    elif n == 8:
+        if memcmp(s, b"last_seq", 8) == 0:
+            return K_LAST_SEQ
+    return K_OTHER
+
+
+cdef inline object _ascii_str(const unsigned char* s, Py_ssize_t n):
+    cdef object u = PyUnicode_New(n, 127)
+    memcpy(PyUnicode_DATA(u), s, n)
+    return u
+
+
+cdef class RowParser:
+    """Incremental parser for one CouchDB response body (see :mod:`couchcore.rows`)."""
+
+    cdef readonly str shape
+    cdef dict _meta
+    cdef bint _done
+    cdef int _shape
+    cdef int _rows_kid
+    cdef int _top
+    cdef bint _lines
+    # frames
+    cdef Frame* _stack
+    cdef int _depth
+    cdef int _cap
+    # view row slots: id, key, value, doc, error, reason
+    cdef PyObject* _slot[6]
+    # pending token
+    cdef unsigned char* _tok
+    cdef Py_ssize_t _tok_len
+    cdef Py_ssize_t _tok_cap
+    cdef int _tok_kind
+    cdef int _tok_flags
+    cdef bint _tok_esc
+    cdef bint _tok_key
+    # continuous: a finished line waiting for its newline
+    cdef object _pending
+    cdef list _out
+    cdef bint _closed
+    cdef object _broken
+
+    def __cinit__(self, str shape not None):
+        cdef int i
+        self._stack = NULL
+        self._tok = NULL
+        for i in range(6):
+            self._slot[i] = NULL
+        if shape == "view":
+            self._shape = SH_VIEW
+            self._rows_kid = K_ROWS
+        elif shape == "changes":
+            self._shape = SH_CHANGES
+            self._rows_kid = K_RESULTS
+        elif shape == "continuous":
+            self._shape = SH_CONTINUOUS
+            self._rows_kid = -1
+        elif shape == "bulk_get":
+            self._shape = SH_BULK_GET
+            self._rows_kid = K_RESULTS
+        elif shape == "find":
+            self._shape = SH_FIND
+            self._rows_kid = K_DOCS
+        else:
+            raise ValueError(
+                f"unknown shape {shape!r}; expected one of "
+                "('view', 'changes', 'continuous', 'bulk_get', 'find')"
+            )
+        self.shape = shape
+        self._meta = {}
+        self._done = False
+        self._lines = self._shape == SH_CONTINUOUS
+        self._top = TS_LINES if self._lines else TS_START
+        self._cap = 16
+        self._stack = <Frame*>PyMem_Malloc(self._cap * sizeof(Frame))
+        if self._stack == NULL:
+            raise MemoryError()
+        self._depth = 0
+        self._tok_cap = 256
+        self._tok = <unsigned char*>PyMem_Malloc(self._tok_cap)
+        if self._tok == NULL:
+            raise MemoryError()
+        self._tok_len = 0
+        self._tok_kind = TOK_NONE
+        self._pending = None
+        self._out = None
+        self._closed = False
+        self._broken = None
+
+    def __dealloc__(self):
+        self._release()
+        if self._stack != NULL:
+            PyMem_Free(self._stack)
+            self._stack = NULL
+        if self._tok != NULL:
+            PyMem_Free(self._tok)
+            self._tok = NULL
+
+    cdef void _release(self) noexcept:
+        """Drop every partially built value (after an error, at dealloc)."""
+        cdef int i
+        if self._stack != NULL:
+            while self._depth > 0:
+                self._depth -= 1
+                Py_XDECREF(self._stack[self._depth].container)
+                Py_XDECREF(self._stack[self._depth].key)
+        for i in range(6):
+            Py_XDECREF(self._slot[i])
+            self._slot[i] = NULL
+
+    @property
+    def meta(self):
+        """Top-level fields other than the row array, as soon as they are parsed."""
+        return self._meta
+
+    @property
+    def done(self):
+        """True once the top-level JSON value (continuous: a ``last_seq`` line) is complete."""
+        return self._done
+
+    def __repr__(self):
+        return f"<RowParser shape={self.shape!r} done={self._done}>"
+
+    # -- public API ---------------------------------------------------------------------
+
+    def feed(self, chunk):
+        """Feed the next bytes of the body; return the items they complete."""
+        cdef Py_buffer view
+        cdef int gc_was
+        cdef list out
+        self._check_usable()
+        PyObject_GetBuffer(chunk, &view, PyBUF_SIMPLE)
+        try:
+            if view.len == 0:
+                return []
+            out = []
+            self._out = out
+            gc_was = PyGC_Disable()
+            try:
+                self._run(<const unsigned char*>view.buf, view.len)
+            except BaseException as e:
+                self._fail(e)
+                raise
+            finally:
+                self._out = None
+                if gc_was:
+                    PyGC_Enable()
+            return out
+        finally:
+            PyBuffer_Release(&view)
+
+    def close(self):
+        """Signal the end of the body; return the last items or raise ParseError."""
+        cdef int gc_was
+        cdef list out = []
+        self._check_usable()
+        self._closed = True
+        gc_was = PyGC_Disable()
+        self._out = out
+        try:
+            if self._lines:
+                if self._tok_kind != TOK_NONE or self._depth > 0:
+                    raise ParseError("continuous feed ends inside a line")
+                self._flush_line()
+            elif self._tok_kind != TOK_NONE or self._depth > 0 or not self._done:
+                raise ParseError("response body truncated (top-level JSON value not complete)")
+            return out
+        except BaseException as e:
+            self._fail(e)
+            raise
+        finally:
+            self._out = None
+            if gc_was:
+                PyGC_Enable()
+
+    cdef _check_usable(self):
+        if self._broken is not None:
+            raise ParseError(f"parser unusable after an earlier error: {self._broken}")
+        if self._closed:
+            raise ParseError("parser already closed")
+
+    cdef _fail(self, e):
+        self._broken = e
+        self._release()
+        self._pending = None
+        self._tok_kind = TOK_NONE
+
+    # -- errors -------------------------------------------------------------------------
+
+    cdef int _err(self, msg, const unsigned char* d, Py_ssize_t p, Py_ssize_t n) except -1:
+        cdef Py_ssize_t e = p + 40
+        if e > n:
+            e = n
+        if p < 0:
+            p = 0
+        ctx = (<bytes>(<char*>d)[p:e]) if p < e else b""
+        raise ParseError(f"{msg} at {ctx!r}")
+
+    # -- token buffer ---------------------------------------------------------------------
+
+    cdef int _tok_append(self, const unsigned char* s, Py_ssize_t n) except -1:
+        cdef Py_ssize_t need = self._tok_len + n + 1
+        cdef Py_ssize_t cap
+        cdef unsigned char* nb
+        if need > self._tok_cap:
+            cap = self._tok_cap * 2
+            while cap < need:
+                cap *= 2
+            nb = <unsigned char*>PyMem_Realloc(self._tok, cap)
+            if nb == NULL:
+                raise MemoryError()
+            self._tok = nb
+            self._tok_cap = cap
+        memcpy(self._tok + self._tok_len, s, n)
+        self._tok_len += n
+        return 0
+
+    # -- frames ---------------------------------------------------------------------------
+
+    cdef int _push(self, int role, int is_obj) except -1:
+        cdef Frame* f
+        cdef Frame* ns
+        cdef object c
+        if self._depth >= self._cap:
+            if self._cap >= MAX_DEPTH:
+                raise ParseError(f"JSON nested deeper than {MAX_DEPTH} levels")
+            ns = <Frame*>PyMem_Realloc(self._stack, self._cap * 2 * sizeof(Frame))
+            if ns == NULL:
+                raise MemoryError()
+            self._stack = ns
+            self._cap *= 2
+        if role == R_ROWV or role == R_ROWS:
+            c = None
+        elif role == R_DOCUMENT:
+            c = _new_document()
+        elif role == R_META:
+            c = self._meta
+        elif is_obj:
+            c = {}
+        else:
+            c = []
+        f = &self._stack[self._depth]
+        f.role = role
+        f.is_obj = is_obj
+        f.kid = K_OTHER
+        f.key = NULL
+        if c is None:
+            f.container = NULL
+        else:
+            Py_INCREF(c)
+            f.container = <PyObject*>c
+        f.expect = EX_KEY_OR_END if is_obj else EX_VALUE_OR_END
+        self._depth += 1
+        return 0
+
+    cdef inline int _child_role(self, Frame* f, int is_obj) noexcept:
+        cdef int role = f.role
+        if role == R_ROWV or role == R_ROWD or role == R_LINE:
+            return R_DOCUMENT if (is_obj and f.kid == K_DOC) else R_PLAIN
+        if role == R_BGROW:
+            return R_BGDOCS if (not is_obj and f.kid == K_DOCS) else R_PLAIN
+        if role == R_BGDOCS:
+            return R_BGENTRY if is_obj else R_PLAIN
+        if role == R_BGENTRY:
+            return R_DOCUMENT if (is_obj and f.kid == K_OK) else R_PLAIN
+        return R_PLAIN
+
+    cdef inline int _row_role(self) noexcept:
+        if self._shape == SH_VIEW:
+            return R_ROWV
+        if self._shape == SH_BULK_GET:
+            return R_BGROW
+        if self._shape == SH_FIND:
+            return R_DOCUMENT
+        return R_ROWD
+
+    cdef int _deliver(self, object v) except -1:
+        """Hand a finished value to the frame on top of the stack."""
+        cdef Frame* f = &self._stack[self._depth - 1]
+        cdef int k
+        cdef PyObject* old
+        if f.is_obj:
+            if f.role == R_ROWV:
+                k = f.kid
+                if K_ID <= k <= K_REASON:
+                    old = self._slot[k - 1]
+                    Py_INCREF(v)
+                    self._slot[k - 1] = <PyObject*>v
+                    Py_XDECREF(old)
+            else:
+                PyDict_SetItem(<object>f.container, <object>f.key, v)
+            Py_XDECREF(f.key)
+            f.key = NULL
+        elif f.role == R_ROWS:
+            PyList_Append(self._out, v)
+        else:
+            PyList_Append(<object>f.container, v)
+        f.expect = EX_COMMA_OR_END
+        return 0
+
+    cdef object _build_row(self):
+        cdef object id_ = None, key = None, value = None, doc = None, error = None
+        cdef int i
+        if self._slot[0] != NULL:
+            id_ = <object>self._slot[0]
+        if self._slot[1] != NULL:
+            key = <object>self._slot[1]
+        if self._slot[3] != NULL:
+            doc = <object>self._slot[3]
+        if self._slot[4] != NULL:
+            error = <object>self._slot[4]
+        if self._slot[2] != NULL:
+            value = <object>self._slot[2]
+        elif error is not None and self._slot[5] != NULL:
+            value = <object>self._slot[5]
+        for i in range(6):
+            Py_XDECREF(self._slot[i])
+            self._slot[i] = NULL
+        return _new_row(id_, key, value, doc, error)
+
+    cdef int _close_frame(self) except -1:
+        """Pop the top frame and deliver its value to the parent."""
+        cdef Frame* f
+        cdef int role
+        cdef object v
+        self._depth -= 1
+        f = &self._stack[self._depth]
+        role = f.role
+        Py_XDECREF(f.key)
+        f.key = NULL
+        if role == R_ROWV:
+            v = self._build_row()
+        elif role == R_ROWS:
+            # the row array ends: the meta frame's key is done
+            f = &self._stack[self._depth - 1]
+            Py_XDECREF(f.key)
+            f.key = NULL
+            f.expect = EX_COMMA_OR_END
+            return 0
+        elif role == R_META:
+            Py_XDECREF(f.container)
+            f.container = NULL
+            self._done = True
+            self._top = TS_DONE
+            return 0
+        else:
+            v = <object>f.container   # new reference owned by v
+            Py_DECREF(v)              # drop the frame's reference
+            f.container = NULL
+        if self._depth > 0:
+            return self._deliver(v)
+        # a continuous-feed line is complete: wait for its newline
+        self._pending = v
+        return 0
+
+    cdef int _flush_line(self) except -1:
+        cdef object d = self._pending
+        if d is None:
+            return 0
+        self._pending = None
+        if "last_seq" in d:
+            self._meta.update(d)
+            self._done = True
+        elif "error" in d and "seq" not in d:
+            self._meta.update(d)
+        else:
+            PyList_Append(self._out, d)
+        return 0
+
+    # -- scalars and strings ---------------------------------------------------------------
+
+    cdef object _scalar(self, const unsigned char* s, Py_ssize_t n):
+        """A number or literal token (already delimited) -> value."""
+        cdef Py_ssize_t i = 0, digits_start, ndigits
+        cdef bint is_float = False, neg = False
+        cdef long long acc = 0
+        cdef unsigned char c = s[0]
+        cdef char small[80]
+        cdef char* tmp
+        cdef double dv
+        if c == b'-' or (b'0' <= c <= b'9'):
+            if c == b'-':
+                neg = True
+                i = 1
+            digits_start = i
+            if i >= n:
+                return None  # signals error
+            if s[i] == b'0':
+                i += 1
+            elif b'1' <= s[i] <= b'9':
+                while i < n and b'0' <= s[i] <= b'9':
+                    acc = acc * 10 + (s[i] - 48) if i - digits_start < 18 else acc
+                    i += 1
+            else:
+                return None
+            ndigits = i - digits_start
+            if i < n and s[i] == b'.':
+                i += 1
+                if i >= n or not (b'0' <= s[i] <= b'9'):
+                    return None
+                while i < n and b'0' <= s[i] <= b'9':
+                    i += 1
+                is_float = True
+            if i < n and (s[i] == b'e' or s[i] == b'E'):
+                i += 1
+                if i < n and (s[i] == b'+' or s[i] == b'-'):
+                    i += 1
+                if i >= n or not (b'0' <= s[i] <= b'9'):
+                    return None
+                while i < n and b'0' <= s[i] <= b'9':
+                    i += 1
+                is_float = True
+            if i != n:
+                return None
+            if not is_float and ndigits <= 18:
+                return PyLong_FromLongLong(-acc if neg else acc)
+            if n < 80:
+                memcpy(small, s, n)
+                small[n] = 0
+                if is_float:
+                    dv = PyOS_string_to_double(small, NULL, NULL)
+                    return PyFloat_FromDouble(dv)
+                return PyLong_FromString(small, NULL, 10)
+            tmp = <char*>PyMem_Malloc(n + 1)
+            if tmp == NULL:
+                raise MemoryError()
+            try:
+                memcpy(tmp, s, n)
+                tmp[n] = 0
+                if is_float:
+                    dv = PyOS_string_to_double(tmp, NULL, NULL)
+                    return PyFloat_FromDouble(dv)
+                return PyLong_FromString(tmp, NULL, 10)
+            finally:
+                PyMem_Free(tmp)
+        if n == 4:
+            if memcmp(s, b"null", 4) == 0:
+                return _NULL
+            if memcmp(s, b"true", 4) == 0:
+                return True
+        elif n == 5 and memcmp(s, b"false", 5) == 0:
+            return False
+        return None
+
+    cdef object _string(self, const unsigned char* s, Py_ssize_t n, int flags):
+        """The content of a complete JSON string -> str."""
+        if flags == 0:
+            return _ascii_str(s, n)
+        if flags == SF_HIGH:
+            try:
+                return PyUnicode_DecodeUTF8(<const char*>s, n, NULL)
+            except UnicodeDecodeError as e:
+                raise ParseError(f"invalid UTF-8 in a string: {e}") from None
+        return self._unescape(s, n)
+
+    cdef object _unescape(self, const unsigned char* s, Py_ssize_t n):
+        cdef uint32_t stackbuf[256]
+        cdef uint32_t* out = stackbuf
+        cdef Py_ssize_t i = 0, o = 0
+        cdef unsigned char c, c1, c2, c3
+        cdef uint32_t u, u2
+        cdef int h0, h1, h2, h3
+        if n > 256:
+            out = <uint32_t*>PyMem_Malloc(n * sizeof(uint32_t))
+            if out == NULL:
+                raise MemoryError()
+        try:
+            while i < n:
+                c = s[i]
+                if c == b'\\':
+                    # the scanner guarantees a byte follows a backslash inside a string
+                    c = s[i + 1]
+                    i += 2
+                    if c == b'"' or c == b'\\' or c == b'/':
+                        out[o] = c
+                    elif c == b'n':
+                        out[o] = 10
+                    elif c == b't':
+                        out[o] = 9
+                    elif c == b'r':
+                        out[o] = 13
+                    elif c == b'b':
+                        out[o] = 8
+                    elif c == b'f':
+                        out[o] = 12
+                    elif c == b'u':
+                        if i + 4 > n:
+                            raise ParseError("invalid \\uXXXX escape in a string")
+                        h0 = HEXVAL[s[i]]; h1 = HEXVAL[s[i + 1]]; h2 = HEXVAL[s[i + 2]]; h3 = HEXVAL[s[i + 3]]
+                        if h0 == 255 or h1 == 255 or h2 == 255 or h3 == 255:
+                            raise ParseError("invalid \\uXXXX escape in a string")
+                        u = (h0 << 12) | (h1 << 8) | (h2 << 4) | h3
+                        i += 4
+                        if 0xD800 <= u <= 0xDBFF and i + 6 <= n and s[i] == b'\\' and s[i + 1] == b'u':
+                            h0 = HEXVAL[s[i + 2]]; h1 = HEXVAL[s[i + 3]]; h2 = HEXVAL[s[i + 4]]; h3 = HEXVAL[s[i + 5]]
+                            if h0 == 255 or h1 == 255 or h2 == 255 or h3 == 255:
+                                raise ParseError("invalid \\uXXXX escape in a string")
+                            u2 = (h0 << 12) | (h1 << 8) | (h2 << 4) | h3
+                            if 0xDC00 <= u2 <= 0xDFFF:
+                                u = 0x10000 + (((u - 0xD800) << 10) | (u2 - 0xDC00))
+                                i += 6
+                        out[o] = u
+                    else:
+                        raise ParseError(f"invalid escape \\{chr(c)} in a string")
+                    o += 1
+                elif c < 0x80:
+                    out[o] = c
+                    o += 1
+                    i += 1
+                else:
+                    # strict UTF-8, same acceptance as CPython's codec
+                    if 0xC2 <= c <= 0xDF:
+                        if i + 1 >= n:
+                            raise ParseError("invalid UTF-8 in a string")
+                        c1 = s[i + 1]
+                        if (c1 & 0xC0) != 0x80:
+                            raise ParseError("invalid UTF-8 in a string")
+                        out[o] = ((c & 0x1F) << 6) | (c1 & 0x3F)
+                        i += 2
+                    elif 0xE0 <= c <= 0xEF:
+                        if i + 2 >= n:
+                            raise ParseError("invalid UTF-8 in a string")
+                        c1 = s[i + 1]
+                        c2 = s[i + 2]
+                        if (c1 & 0xC0) != 0x80 or (c2 & 0xC0) != 0x80:
+                            raise ParseError("invalid UTF-8 in a string")
+                        if (c == 0xE0 and c1 < 0xA0) or (c == 0xED and c1 > 0x9F):
+                            raise ParseError("invalid UTF-8 in a string")
+                        out[o] = ((c & 0x0F) << 12) | ((c1 & 0x3F) << 6) | (c2 & 0x3F)
+                        i += 3
+                    elif 0xF0 <= c <= 0xF4:
+                        if i + 3 >= n:
+                            raise ParseError("invalid UTF-8 in a string")
+                        c1 = s[i + 1]
+                        c2 = s[i + 2]
+                        c3 = s[i + 3]
+                        if (c1 & 0xC0) != 0x80 or (c2 & 0xC0) != 0x80 or (c3 & 0xC0) != 0x80:
+                            raise ParseError("invalid UTF-8 in a string")
+                        if (c == 0xF0 and c1 < 0x90) or (c == 0xF4 and c1 > 0x8F):
+                            raise ParseError("invalid UTF-8 in a string")
+                        out[o] = ((c & 0x07) << 18) | ((c1 & 0x3F) << 12) | ((c2 & 0x3F) << 6) | (c3 & 0x3F)
+                        i += 4
+                    else:
+                        raise ParseError("invalid UTF-8 in a string")
+                    o += 1
+            return PyUnicode_FromKindAndData(PyUnicode_4BYTE_KIND, out, o)
+        finally:
+            if out != stackbuf:
+                PyMem_Free(out)
+
+    cdef object _key_str(self, const unsigned char* s, Py_ssize_t n, int flags, int* kid):
+        """A complete key string -> str (cached when short ASCII); sets the key id."""
+        cdef unsigned int h
+        cdef Py_ssize_t i
+        cdef KEntry* e
+        cdef object u
+        if flags == 0 and n <= KCACHE_MAXLEN:
+            h = 2166136261u ^ <unsigned int>n
+            for i in range(n):
+                h = (h ^ s[i]) * 16777619u
+            e = &KCACHE[h & (KCACHE_SIZE - 1)]
+            if e.s != NULL and e.length == n and memcmp(e.b, s, n) == 0:
+                kid[0] = e.kid
+                return <object>e.s
+            u = _ascii_str(s, n)
+            Py_XDECREF(e.s)
+            Py_INCREF(u)
+            e.s = <PyObject*>u
+            e.length = <int>n
+            memcpy(e.b, s, n)
+            e.kid = _classify(s, n)
+            kid[0] = e.kid
+            return u
+        u = self._string(s, n, flags)
+        b = (<str>u).encode("utf-8", "surrogatepass")
+        kid[0] = _classify(<const unsigned char*><char*>b, len(b)) if len(b) <= 8 else K_OTHER
+        return u
+
+    # -- values ----------------------------------------------------------------------------
+
+    cdef int _got_string(self, const unsigned char* s, Py_ssize_t n, int flags) except -1:
+        """A string token finished: it is a key or a value of the top frame."""
+        cdef Frame* f
+        cdef int kid = K_OTHER
+        cdef object u
+        if self._tok_key:
+            f = &self._stack[self._depth - 1]
+            u = self._key_str(s, n, flags, &kid)
+            f.kid = kid
+            if f.role != R_ROWV:
+                Py_INCREF(u)
+                f.key = <PyObject*>u
+            f.expect = EX_COLON
+            return 0
+        return self._deliver(self._string(s, n, flags))
+
+    cdef int _got_scalar(self, const unsigned char* s, Py_ssize_t n) except -1:
+        cdef object v
+        try:
+            v = self._scalar(s, n)
+        except ValueError as e:  # e.g. an int longer than sys.get_int_max_str_digits()
+            raise ParseError(f"invalid number: {e}") from None
+        if v is None:
+            raise ParseError(f"invalid JSON value {(<bytes>(<char*>s)[:min(n, 40)])!r}")
+        if v is _NULL:
+            v = None
+        return self._deliver(v)
+
+    cdef Py_ssize_t _resume(self, const unsigned char* d, Py_ssize_t n) except -2:
+        """Continue a token cut by the previous chunk; position after it, or -1 (more needed)."""
+        cdef Py_ssize_t q = 0
+        cdef unsigned char c, k
+        if self._tok_kind == TOK_SCALAR:
+            while q < n and SCALAR[d[q]]:
+                q += 1
+            self._tok_append(d, q)
+            if q >= n:
+                return -1
+            self._tok_kind = TOK_NONE
+            self._got_scalar(self._tok, self._tok_len)
+            return q
+        # string
+        if self._tok_esc:
+            q = 1
+            self._tok_esc = False
+        while True:
+            while q < n and STR_STOP[d[q]] == 0:
+                q += 1
+            if q >= n:
+                self._tok_append(d, n)
+                return -1
+            c = d[q]
+            k = STR_STOP[c]
+            if k == 2:
+                self._tok_flags |= SF_HIGH
+                q += 1
+            elif c == b'\\':
+                self._tok_flags |= SF_ESC
+                if q + 1 >= n:
+                    self._tok_append(d, n)
+                    self._tok_esc = True
+                    return -1
+                q += 2
+            elif c == b'"':
+                self._tok_append(d, q)
+                self._tok_kind = TOK_NONE
+                self._got_string(self._tok, self._tok_len, self._tok_flags)
+                return q + 1
+            else:
+                self._err("control character in a string", d, q, n)
+
+    cdef int _run(self, const unsigned char* d, Py_ssize_t n) except -1:
+        cdef Py_ssize_t p = 0, q
+        cdef unsigned char c, k
+        cdef Frame* f
+        cdef int ex, flags, role
+        cdef bint lines = self._lines
+
+        if self._tok_kind != TOK_NONE:
+            p = self._resume(d, n)
+            if p < 0:
+                return 0
+
+        while True:
+            # whitespace
+            while p < n:
+                c = d[p]
+                if c == b' ' or c == b'\r' or c == b'\t':
+                    p += 1
+                elif c == b'\n':
+                    if lines:
+                        if self._depth > 0:
+                            self._err("line break inside a continuous-feed line", d, p, n)
+                        self._flush_line()
+                    p += 1
+                else:
+                    break
+            if p >= n:
+                return 0
+
+            if self._depth == 0:
+                if self._top == TS_START:
+                    if c != b'{':
+                        self._err(f"expected a JSON object for a {self.shape!r} response", d, p, n)
+                    self._push(R_META, 1)
+                    p += 1
+                    continue
+                if self._top == TS_LINES:
+                    if self._pending is not None:
+                        self._err("more than one JSON value on a continuous-feed line", d, p, n)
+                    if self._done:
+                        self._err("data after the last_seq line", d, p, n)
+                    if c != b'{':
+                        self._err("continuous-feed line is not a JSON object", d, p, n)
+                    self._push(R_LINE, 1)
+                    p += 1
+                    continue
+                self._err("trailing data after the JSON body", d, p, n)
+
+            f = &self._stack[self._depth - 1]
+            ex = f.expect
+
+            if ex == EX_COMMA_OR_END:
+                if c == b',':
+                    f.expect = EX_KEY if f.is_obj else EX_VALUE
+                    p += 1
+                elif c == b'}' and f.is_obj:
+                    p += 1
+                    self._close_frame()
+                elif c == b']' and not f.is_obj:
+                    p += 1
+                    self._close_frame()
+                else:
+                    self._err("expected ',' or the end of the " + ("object" if f.is_obj else "array"), d, p, n)
+                continue
+
+            if ex == EX_KEY_OR_END or ex == EX_KEY:
+                if c == b'"':
+                    self._tok_key = True
+                    # fall through to the string scanner below
+                elif c == b'}' and ex == EX_KEY_OR_END:
+                    p += 1
+                    self._close_frame()
+                    continue
+                else:
+                    self._err("expected a key", d, p, n)
+            elif ex == EX_COLON:
+                if c != b':':
+                    self._err("expected ':'", d, p, n)
+                f.expect = EX_VALUE
+                p += 1
+                continue
+            else:
+                # a value (or ']' right after '[')
+                if c == b']' and ex == EX_VALUE_OR_END:
+                    p += 1
+                    self._close_frame()
+                    continue
+                role = f.role
+                if role == R_ROWS:
+                    if c != b'{':
+                        self._err("row is not a JSON object", d, p, n)
+                    self._push(self._row_role(), 1)
+                    p += 1
+                    continue
+                if role == R_META and f.kid == self._rows_kid:
+                    if c != b'[':
+                        self._err("the row array is not an array", d, p, n)
+                    self._push(R_ROWS, 0)
+                    p += 1
+                    continue
+                if c == b'{':
+                    self._push(self._child_role(f, 1), 1)
+                    p += 1
+                    continue
+                if c == b'[':
+                    self._push(self._child_role(f, 0), 0)
+                    p += 1
+                    continue
+                if c != b'"':
+                    if c == b'-' or (b'0' <= c <= b'9') or (b'a' <= c <= b'z'):
+                        q = p + 1
+                        while q < n and SCALAR[d[q]]:
+                            q += 1
+                        if q >= n:
+                            self._tok_len = 0
+                            self._tok_append(d + p, n - p)
+                            self._tok_kind = TOK_SCALAR
+                            return 0
+                        self._got_scalar(d + p, q - p)
+                        p = q
+                        continue
+                    self._err("expected a JSON value", d, p, n)
+                self._tok_key = False
+
+            # a string token starting at d[p] == '"' (key or value)
+            q = p + 1
+            flags = 0
+            while True:
+                while q < n and STR_STOP[d[q]] == 0:
+                    q += 1
+                if q >= n:
+                    self._tok_len = 0
+                    self._tok_append(d + p + 1, n - p - 1)
+                    self._tok_kind = TOK_STR
+                    self._tok_flags = flags
+                    self._tok_esc = False
+                    return 0
+                c = d[q]
+                k = STR_STOP[c]
+                if k == 2:
+                    flags |= SF_HIGH
+                    q += 1
+                elif c == b'\\':
+                    flags |= SF_ESC
+                    if q + 1 >= n:
+                        self._tok_len = 0
+                        self._tok_append(d + p + 1, n - p - 1)
+                        self._tok_kind = TOK_STR
+                        self._tok_flags = flags
+                        self._tok_esc = True
+                        return 0
+                    q += 2
+                elif c == b'"':
+                    break
+                else:
+                    self._err("control character in a string", d, q, n)
+            self._got_string(d + p + 1, q - p - 1, flags)
+            p = q + 1
+
