@@ -1,0 +1,529 @@
+"""The async facade: :class:`Server` and :class:`Database` on Tornado / asyncio.
+
+Every operation of :class:`~couchcore.api.ServerAPI` and
+:class:`~couchcore.api.DatabaseAPI` is available, unchanged, as an awaitable::
+
+    import asyncio
+    from couchcore.tornado import Server
+
+    async def main():
+        server = Server("http://admin:secret@127.0.0.1:5984", max_clients=20)
+        db = await server.db("events", create=True)
+        await db.save({"_id": "a", "n": 1})
+        doc = await db.get("a")
+        async for row in await db.view("_all_docs"):      # rows parsed as chunks arrive
+            print(row.id)
+        async for change in db.changes(feed="continuous", since="now"):
+            ...
+
+    asyncio.run(main())
+
+Called while an event loop runs, a method returns an :class:`asyncio.Task` that is
+already under way (await it, ``yield`` it in a Tornado coroutine, cancel it, or
+``asyncio.gather`` many); called with no loop running it returns the coroutine, so
+``asyncio.run(server.version())`` works too. Cancelling closes the request's connection.
+
+The seed's callback style works on every method: ``db.get("a", callback=fn)`` calls
+``fn(result, status)`` with a :class:`~couchcore.models.Status`; a failure arrives as a
+failed ``Status`` (``status.error``, ``status.exception``), never as an exception in the
+loop, and a callback that raises is logged. Streamed results (views) are read whole
+before a callback gets them, so it can iterate them with a plain ``for``.
+``db.changes(callback=fn, latency=0.5)`` follows a continuous feed calling
+``fn(seq, changes)`` from a task on the loop; ``changes(feed="normal"|"longpoll",
+callback=fn)`` calls ``fn(result, status)`` once.
+
+:func:`relax` turns a generator-based handler into a coroutine in which
+``doc = yield db.get(...)`` works, as the seed describes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import functools
+import inspect
+import logging
+from typing import Any, AsyncIterator, Callable
+
+from tornado import gen
+
+from . import feeds as _feeds
+from .api import DatabaseAPI, ServerAPI
+from .drivers import run_async
+from .errors import CouchcoreError, HTTPError, InvalidInput, InvalidOption
+from .models import Status
+from .results import StreamedResult
+from .transport.tornado import TornadoTransport
+
+__all__ = ["Server", "Database", "Couch", "ChangesFeed", "Status", "relax"]
+
+log = logging.getLogger("couchcore.tornado")
+
+# set by a callback-style call for the duration of the method call: the operation's
+# last response is recorded there, to build the Status handed to the callback
+_SINK: contextvars.ContextVar["_Sink | None"] = contextvars.ContextVar("couchcore_status_sink", default=None)
+
+
+class _Sink:
+    __slots__ = ("response",)
+
+    def __init__(self) -> None:
+        self.response: Any = None
+
+
+class _Recorder:
+    """A transport proxy remembering the last response (for :class:`Status`)."""
+
+    __slots__ = ("_transport", "_sink")
+
+    def __init__(self, transport: Any, sink: _Sink) -> None:
+        self._transport = transport
+        self._sink = sink
+
+    async def send(self, request: Any) -> Any:
+        response = await self._transport.send(request)
+        self._sink.response = response
+        return response
+
+
+def _start(coro: Any, name: str | None = None) -> Any:
+    """A Task on the running loop, or the bare coroutine when no loop runs."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return coro
+    return loop.create_task(coro, name=name)
+
+
+def _op_name(op: Any) -> str:
+    return "couchcore." + getattr(op, "__name__", type(op).__name__)
+
+
+class Server(ServerAPI):
+    """A CouchDB server, used asynchronously (Tornado's HTTP client on asyncio).
+
+    ``Server(url=None, auth=None, full_commit=True, max_clients=10, **transport_options)``
+    takes the same arguments as :class:`couchcore.Server`; ``max_clients`` bounds the
+    requests in flight at once (per event loop; the others wait for a free slot).
+    The server may be built outside any loop and used from several
+    ``asyncio.run(...)`` calls in turn.
+    """
+
+    is_async = True
+
+    def _make_transport(self, backend: str | None) -> Any:
+        if backend not in (None, "tornado"):
+            raise InvalidOption(f"the async facade runs on the 'tornado' backend, not {backend!r}")
+        return TornadoTransport(self.url, self.credentials, self.options)
+
+    # -- the driver hooks ----------------------------------------------------------------
+    def _run(self, op: Any, post: Callable[[Any], Any] | None = None) -> Any:
+        return _start(self._arun(op, post, _SINK.get()), _op_name(op))
+
+    async def _arun(self, op: Any, post: Callable[[Any], Any] | None, sink: _Sink | None) -> Any:
+        transport = self._transport if sink is None else _Recorder(self._transport, sink)
+        result = await run_async(op, transport)
+        return post(result) if post is not None else result
+
+    def _run_many(self, ops: Any, concurrency: int, post: Callable[[list], Any]) -> Any:
+        return _start(self._arun_many(list(ops), concurrency, post, _SINK.get()), "couchcore.run_many")
+
+    async def _arun_many(self, ops: list, concurrency: int, post: Callable[[list], Any], sink: _Sink | None) -> Any:
+        """Run ``ops`` with at most ``concurrency`` in flight; exceptions in place, in order."""
+        transport = self._transport if sink is None else _Recorder(self._transport, sink)
+        results: list = [None] * len(ops)
+        pending = iter(enumerate(ops))
+
+        async def worker() -> None:
+            for i, op in pending:
+                try:
+                    results[i] = await run_async(op, transport)
+                except Exception as exc:
+                    results[i] = exc
+
+        if ops:
+            await asyncio.gather(*(worker() for _ in range(min(concurrency, len(ops)))))
+        return post(results)
+
+    # -- Python protocols -------------------------------------------------------------------
+    async def __aenter__(self) -> "Server":
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __aiter__(self) -> AsyncIterator[str]:
+        return self._names()
+
+    async def _names(self) -> AsyncIterator[str]:
+        for name in await self.all_dbs():
+            yield name
+
+    def __getitem__(self, name: str) -> Any:
+        """``await server[name]``: the database (``NotFound`` if missing)."""
+        return self.db(name)
+
+    def __iter__(self) -> Any:
+        raise TypeError("an async Server: use 'async for name in server' or 'await server.all_dbs()'")
+
+    def __len__(self) -> int:
+        raise TypeError("an async Server: use 'len(await server.all_dbs())'")
+
+    def __contains__(self, name: object) -> bool:
+        raise TypeError("an async Server: use 'await server.exists(name)'")
+
+    def __delitem__(self, name: str) -> None:
+        raise TypeError("an async Server: use 'await server.delete(name)'")
+
+
+class Database(DatabaseAPI):
+    """A CouchDB database, used asynchronously.
+
+    Build it with ``await server.db(name)``, or directly (no request is sent) from a
+    URL: ``Database("http://user:pw@host:5984/events")``.
+    """
+
+    is_async = True
+    _server_class = Server
+
+    def changes(self, callback: Callable | None = None, latency: float = 0.0, **options: Any) -> Any:
+        """The ``_changes`` feed.
+
+        ``feed="normal"``/``"longpoll"``: an awaitable of ``{"last_seq", "results"}``
+        (with ``callback``: ``callback(result, status)`` once). ``feed="continuous"``: a
+        :class:`ChangesFeed` to iterate with ``async for``; with ``callback``, a running
+        feed calling ``callback(seq, changes)`` (batches gathered over ``latency`` s).
+        """
+        feed = options.get("feed")
+        if callback is not None and feed in ("normal", "longpoll"):
+            return _call_with_callback(functools.partial(DatabaseAPI.changes, self, **options), callback)
+        if feed == "continuous" or callback is not None:
+            changes_feed = ChangesFeed(self, options)
+            if callback is not None:
+                return changes_feed.start(callback, latency)
+            return changes_feed
+        return super().changes(**options)
+
+    # -- Python protocols -------------------------------------------------------------------
+    def __getitem__(self, docid: str) -> Any:
+        """``await db[docid]``: the document (``NotFound`` if missing)."""
+        return self.get(docid)
+
+    def __aiter__(self) -> AsyncIterator[str]:
+        return self._ids()
+
+    async def _ids(self) -> AsyncIterator[str]:
+        result = await self.view("_all_docs")
+        async for row in result:
+            yield row.id
+
+    def __setitem__(self, docid: str, doc: dict) -> None:
+        raise TypeError("an async Database: use 'await db.save(doc)'")
+
+    def __delitem__(self, docid: str) -> None:
+        raise TypeError("an async Database: use 'await db.delete(doc)'")
+
+    def __contains__(self, docid: object) -> bool:
+        raise TypeError("an async Database: use 'await db.contains(docid)'")
+
+    def __len__(self) -> int:
+        raise TypeError("an async Database: use '(await db.info())[\"doc_count\"]'")
+
+    def __iter__(self) -> Any:
+        raise TypeError("an async Database: use 'async for docid in db'")
+
+
+Server._database_class = Database
+Couch = Server
+
+
+# -- continuous changes on the loop ---------------------------------------------------------
+
+
+_END = object()
+
+
+class ChangesFeed(_feeds.ChangesFeed):
+    """A continuous changes feed of an async :class:`Database`.
+
+    ``async for change in feed`` delivers change dicts; after a dropped connection the
+    feed reconnects from the last sequence it delivered. With :meth:`start` (what
+    ``db.changes(callback=fn)`` does) a task on the loop calls ``fn(seq, changes)``;
+    a callback that raises (or whose coroutine raises) is logged and the feed goes on.
+    :meth:`stop` ends either; ``await feed.wait()`` waits for a started feed to end.
+    """
+
+    _task: asyncio.Task | None = None
+    _loop: asyncio.AbstractEventLoop | None = None
+
+    def start(self, callback: Callable[[Any, list], Any], latency: float = 0.0) -> "ChangesFeed":
+        if not callable(callback):
+            raise InvalidInput("callback must be callable")
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            raise RuntimeError("a callback-driven async changes feed needs a running event loop") from None
+        self.error: BaseException | None = None
+        self._loop = loop
+        self._task = loop.create_task(self._pump(callback, latency), name=f"couchcore.changes {self._db.name}")
+        return self
+
+    def stop(self) -> None:
+        """End the feed (from any thread)."""
+        super().stop()
+        task, loop = self._task, self._loop
+        if task is not None and loop is not None and not task.done():
+            from .transport.tornado import _call_in_loop
+
+            _call_in_loop(loop, task.cancel)
+
+    async def wait(self) -> None:
+        """Wait until a started feed has ended (after :meth:`stop` or the server's last_seq)."""
+        if self._task is not None:
+            try:
+                await asyncio.shield(self._task)
+            except asyncio.CancelledError:
+                if not self._task.cancelled():
+                    raise
+
+    def join(self, timeout: float | None = None) -> None:
+        raise TypeError("an async ChangesFeed: use 'await feed.wait()'")
+
+    async def _pump(self, callback: Callable[[Any, list], Any], latency: float) -> None:
+        loop = asyncio.get_running_loop()
+        inbox: asyncio.Queue = asyncio.Queue(maxsize=10_000)
+
+        async def reader() -> None:
+            try:
+                async for change in self:
+                    await inbox.put(change)
+            except CouchcoreError as exc:
+                log.error("changes feed of %s stopped: %s", self._db.name, exc)
+                self.error = exc
+            except Exception as exc:  # pragma: no cover - a bug, but never silently
+                log.exception("changes feed of %s failed", self._db.name)
+                self.error = exc
+            finally:
+                try:
+                    inbox.put_nowait(_END)
+                except asyncio.QueueFull:
+                    loop.create_task(inbox.put(_END))
+
+        reading = loop.create_task(reader(), name=f"couchcore.changes-reader {self._db.name}")
+        try:
+            ended = False
+            while not ended:
+                item = await inbox.get()
+                if item is _END:
+                    return
+                batch = [item]
+                deadline = loop.time() + latency
+                while True:
+                    if inbox.empty():
+                        remaining = deadline - loop.time()
+                        if remaining <= 0:
+                            break
+                        try:
+                            item = await asyncio.wait_for(inbox.get(), remaining)
+                        except asyncio.TimeoutError:
+                            break
+                    else:
+                        item = inbox.get_nowait()
+                    if item is _END:
+                        ended = True
+                        break
+                    batch.append(item)
+                await _call_feed_callback(callback, batch)
+        finally:
+            reading.cancel()
+
+
+async def _call_feed_callback(callback: Callable[[Any, list], Any], batch: list) -> None:
+    try:
+        result = callback(batch[-1].get("seq"), batch)
+        if inspect.isawaitable(result):
+            await result
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        log.exception("changes callback %r raised; the feed goes on", callback)
+
+
+# -- the callback style -----------------------------------------------------------------------
+
+
+def _status(sink: _Sink, exc: BaseException | None) -> Status:
+    resp = sink.response
+    if exc is None:
+        return Status(resp.status if resp is not None else None, None,
+                      resp.headers if resp is not None else None, resp)
+    if isinstance(exc, HTTPError):
+        return Status(exc.status, exc, exc.headers, resp)
+    return Status(None, exc, None, resp)
+
+
+def _invoke(callback: Callable[[Any, Status], Any], result: Any, status: Status) -> None:
+    """Call ``callback(result, status)``; what it raises is logged, never propagated."""
+    try:
+        ret = callback(result, status)
+    except Exception:
+        log.exception("callback %r raised", callback)
+        return
+    if inspect.isawaitable(ret):
+        task = asyncio.ensure_future(ret)
+        task.add_done_callback(_log_failure)
+
+
+def _log_failure(task: asyncio.Future) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("callback coroutine raised", exc_info=task.exception())
+
+
+async def _deliver(awaitable: Any, early_error: BaseException | None, callback: Callable, sink: _Sink) -> Any:
+    if early_error is not None:
+        _invoke(callback, None, _status(sink, early_error))
+        return None
+    try:
+        result = await awaitable if inspect.isawaitable(awaitable) else awaitable
+        if isinstance(result, StreamedResult):
+            await result.aall()  # a callback is plain code: hand it the rows, not a stream
+    except asyncio.CancelledError as exc:
+        _invoke(callback, None, _status(sink, exc))
+        raise
+    except Exception as exc:
+        _invoke(callback, None, _status(sink, exc))
+        return None
+    _invoke(callback, result, _status(sink, None))
+    return result
+
+
+def _call_with_callback(call: Callable[[], Any], callback: Any) -> "asyncio.Task":
+    """Run ``call()`` (a facade method) and hand its outcome to ``callback(result, status)``.
+
+    Returns the task delivering it (its result is the result, or ``None`` on failure).
+    """
+    if not callable(callback):
+        raise InvalidInput(f"callback must be callable, not {type(callback).__name__}")
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        raise RuntimeError("callback= needs a running event loop (Tornado's or asyncio's)") from None
+    sink = _Sink()
+    token = _SINK.set(sink)
+    early: BaseException | None = None
+    awaitable: Any = None
+    try:
+        awaitable = call()
+    except CouchcoreError as exc:  # bad input, found before anything was sent
+        early = exc
+    finally:
+        _SINK.reset(token)
+    return loop.create_task(_deliver(awaitable, early, callback, sink))
+
+
+def _with_callback(method: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(method)
+    def wrapper(self: Any, *args: Any, callback: Callable | None = None, **kwargs: Any) -> Any:
+        if callback is None:
+            return method(self, *args, **kwargs)
+        return _call_with_callback(functools.partial(method, self, *args, **kwargs), callback)
+
+    wrapper.couchcore_callback = True  # type: ignore[attr-defined]
+    return wrapper
+
+
+#: public methods that are not operations, or that take ``callback`` themselves
+_NO_CALLBACK = frozenset({"close", "changes"})
+
+
+def _public_methods(cls: type) -> dict[str, Callable[..., Any]]:
+    out: dict[str, Callable[..., Any]] = {}
+    for name in dir(cls):
+        if name.startswith("_") or name in _NO_CALLBACK:
+            continue
+        attr = inspect.getattr_static(cls, name)
+        if inspect.isfunction(attr):
+            out[name] = attr
+    return out
+
+
+def _add_callbacks(cls: type) -> None:
+    """Give every public method of the facade (whatever the core adds later) ``callback=``."""
+    for name, method in _public_methods(cls).items():
+        if not getattr(method, "couchcore_callback", False):
+            setattr(cls, name, _with_callback(method))
+
+
+_add_callbacks(Server)
+_add_callbacks(Database)
+
+
+# -- relax ------------------------------------------------------------------------------------
+
+
+def relax(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Let a generator-based method (e.g. a Tornado ``RequestHandler.get``) wait for the
+    database with ``yield``::
+
+        class DocHandler(tornado.web.RequestHandler):
+            @relax
+            def get(self, docid):
+                doc = yield db.get(docid)          # NotFound raises right here
+                rows = yield db.view("app/by_tag")  # a ViewResult, read whole
+                self.write(doc)
+
+    The seed chose between ``@asynchronous`` and ``@gen.engine``; on current Tornado
+    the decorated function becomes a :func:`tornado.gen.coroutine` (it returns a
+    Future, which Tornado awaits for a handler method and plain ``asyncio`` code can
+    await). Anything awaitable may be yielded, also lists and dicts of them; a
+    streamed result (a view) is read whole first, as the seed's callbacks got it.
+    ``async def`` functions are returned unchanged.
+    """
+    if inspect.iscoroutinefunction(fn):
+        return fn
+    if not inspect.isgeneratorfunction(fn):
+        return gen.coroutine(fn)
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        return _relaxed(fn(*args, **kwargs))
+
+    return gen.coroutine(wrapper)
+
+
+def _relaxed(inner: Any) -> Any:
+    """Proxy generator: what ``inner`` yields is made yieldable (and views read whole)."""
+    value: Any = None
+    error: BaseException | None = None
+    while True:
+        try:
+            if error is not None:
+                yielded = inner.throw(error)
+            else:
+                yielded = inner.send(value)
+        except StopIteration as stop:
+            return stop.value
+        try:
+            value, error = (yield _materialised(yielded)), None
+        except GeneratorExit:
+            inner.close()
+            raise
+        except BaseException as exc:
+            value, error = None, exc
+
+
+def _materialised(yielded: Any) -> Any:
+    if isinstance(yielded, list):
+        return [_materialised(item) for item in yielded]
+    if isinstance(yielded, dict):
+        return {key: _materialised(item) for key, item in yielded.items()}
+    if isinstance(yielded, StreamedResult) or inspect.isawaitable(yielded):
+        return _read_whole(yielded)
+    return yielded
+
+
+async def _read_whole(awaitable: Any) -> Any:
+    result = await awaitable if inspect.isawaitable(awaitable) else awaitable
+    if isinstance(result, StreamedResult):
+        await result.aall()  # plain 'for', len() and indexing work on it now
+    return result

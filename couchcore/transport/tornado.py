@@ -1,0 +1,558 @@
+"""The async backend: Tornado's ``SimpleAsyncHTTPClient`` on the running asyncio loop.
+
+:class:`TornadoTransport` sends one :class:`~couchcore.protocol.messages.Request` per
+``await transport.send(request)`` and returns a
+:class:`~couchcore.protocol.messages.Response`. It knows nothing about CouchDB.
+
+Why the *simple* client and not ``curl_httpclient``
+    * it is pure Python on the asyncio loop: nothing to compile, and the same code path
+      wherever Tornado runs;
+    * request bodies can be streamed (``body_producer``), which ``curl_httpclient`` does
+      not support — attachments uploaded from files are never read whole;
+    * real backpressure for streamed responses: the streaming callback returns an
+      awaitable and Tornado's HTTP/1 reader waits for it before reading more from the
+      socket, so a slow ``async for`` consumer stops the download (TCP flow control)
+      instead of buffering it (``curl_httpclient`` hands chunks over with
+      ``add_callback`` and cannot be paused);
+    * cancellation can close the very connection of a request (see ``_Connection``).
+    The price: no keep-alive (the simple client sends ``Connection: close``), so every
+    request opens a TCP (and TLS) connection. On a LAN that costs well under a
+    millisecond; the benchmark in ``benchmarks/async_bench.py`` measures it.
+
+Flow control, timeouts, cancellation
+    * at most ``max_clients`` requests are in flight per event loop (an
+      ``asyncio.Semaphore``; waiting for a slot is cancellable and sends nothing);
+    * a streamed body is queued in a buffer of at most ``HIGH_WATER`` bytes; above it
+      the connection stops reading until the consumer drained it below ``LOW_WATER``;
+    * ``connect_timeout`` is Tornado's; the read timeout is an idle timeout (no byte for
+      ``timeout`` seconds — not counting time the consumer holds the stream paused),
+      like the sync backends' socket read timeout; ``Request.timeout`` overrides it and
+      ``0`` disables it (continuous feeds with heartbeats);
+    * cancelling the awaiting task, closing the response, or dropping an unread
+      streamed response closes the connection at once and frees its slot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import ssl
+import threading
+from collections import deque
+from typing import Any, AsyncIterator, Callable
+
+from tornado import httputil
+from tornado.http1connection import HTTP1Connection
+from tornado.httpclient import HTTPClientError, HTTPRequest
+from tornado.iostream import StreamClosedError
+from tornado.simple_httpclient import HTTPStreamClosedError, HTTPTimeoutError, SimpleAsyncHTTPClient, _HTTPConnection
+
+from .. import errors
+from ..protocol.messages import Headers, Request, Response
+from ..urls import redact_url
+from .base import Credentials, TransportOptions, is_file_like
+
+__all__ = ["TornadoTransport", "HIGH_WATER", "LOW_WATER"]
+
+CHUNK = 64 * 1024
+#: A streamed response stops reading from the socket when this many bytes wait unread...
+HIGH_WATER = 1024 * 1024
+#: ...and resumes once the consumer has taken the buffer below this.
+LOW_WATER = 256 * 1024
+#: Largest body accepted (Tornado's default, 100 MB, would cut off big views).
+MAX_BODY = 1 << 62
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+
+class _Aborted(Exception):
+    """Internal: the request was aborted by couchcore (cancel, close, idle timeout)."""
+
+
+class _LenientHTTP1Connection(HTTP1Connection):
+    """Tornado's HTTP/1 reader, but a response carrying both ``Transfer-Encoding:
+    chunked`` and ``Content-Length`` is read as chunked (RFC 7230 section 3.3.3, what
+    http.client and libcurl do) instead of being dropped as "Connection closed".
+    PouchDB Server answers ``_list`` functions that way."""
+
+    def _parse_headers(self, data: bytes) -> tuple[str, httputil.HTTPHeaders]:
+        start_line, headers = super()._parse_headers(data)
+        if "Transfer-Encoding" in headers and "Content-Length" in headers:
+            del headers["Content-Length"]
+        return start_line, headers
+
+
+class _Connection(_HTTPConnection):
+    """Tornado's per-request connection, made reachable from its :class:`_Exchange`
+    so that couchcore can abort it (cancellation, idle timeout), and passing the
+    streaming callback's awaitable back to the HTTP/1 reader on every Tornado 6.x
+    (6.6 does so itself) so that a full buffer pauses the socket."""
+
+    def __init__(self, client: Any, request: Any, *args: Any, **kwargs: Any) -> None:
+        super().__init__(client, request, *args, **kwargs)
+        self.couchcore_exchange = getattr(request, "couchcore_exchange", None)
+        if self.couchcore_exchange is not None:
+            self.couchcore_exchange.attach(self)
+
+    def _create_connection(self, stream: Any) -> HTTP1Connection:
+        connection = super()._create_connection(stream)
+        connection.__class__ = _LenientHTTP1Connection  # same state, one method differs
+        if self.couchcore_exchange is not None:
+            self.couchcore_exchange.connected()
+        return connection
+
+    def data_received(self, chunk: bytes) -> Any:
+        callback = self.request.streaming_callback
+        if callback is not None:
+            return callback(chunk)
+        return super().data_received(chunk)
+
+
+class _Client(SimpleAsyncHTTPClient):
+    def _connection_class(self) -> type:
+        return _Connection
+
+
+class _LoopState:
+    """The Tornado client and the ``max_clients`` slots of one event loop."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, max_clients: int) -> None:
+        self.loop = loop
+        # our semaphore admits at most max_clients, so Tornado's own queue stays empty
+        self.client = _Client(force_instance=True, max_clients=max_clients, max_body_size=MAX_BODY)
+        self.slots = asyncio.Semaphore(max_clients)
+        self.exchanges: set[_Exchange] = set()
+
+    def close(self) -> None:
+        for exchange in list(self.exchanges):
+            exchange.close()
+        try:
+            self.client.close()
+        except Exception:  # pragma: no cover - closing is best effort
+            pass
+
+
+class TornadoTransport:
+    """Sends :class:`Request` objects with Tornado's simple HTTP client; translates its
+    exceptions into couchcore's :class:`~couchcore.errors.TransportError` family."""
+
+    is_async = True
+
+    def __init__(self, base_url: str, credentials: Credentials | None, options: TransportOptions) -> None:
+        if not base_url.startswith(("http://", "https://")):
+            raise errors.InvalidOption(f"not an http(s) URL: {redact_url(base_url)!r}")
+        if isinstance(options.max_clients, bool) or not isinstance(options.max_clients, int) \
+                or options.max_clients < 1:
+            raise errors.InvalidOption(f"max_clients must be a positive int, got {options.max_clients!r}")
+        self.base_url = base_url
+        self.credentials = credentials
+        self.options = options
+        self._headers = dict(options.headers)
+        if credentials is not None:
+            self._headers["Authorization"] = credentials.authorization
+        self._states: dict[asyncio.AbstractEventLoop, _LoopState] = {}
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"<TornadoTransport {self.base_url} max_clients={self.options.max_clients}>"
+
+    # -- per-loop state ---------------------------------------------------------------
+    def _state(self) -> _LoopState:
+        loop = asyncio.get_running_loop()
+        state = self._states.get(loop)
+        if state is None:
+            with self._lock:
+                for old in [lp for lp in self._states if lp.is_closed()]:
+                    self._states.pop(old).close()
+                state = self._states[loop] = _LoopState(loop, self.options.max_clients)
+        return state
+
+    @property
+    def active(self) -> int:
+        """Requests in flight (or streamed responses still open) on the running loop."""
+        try:
+            state = self._states.get(asyncio.get_running_loop())
+        except RuntimeError:
+            return sum(len(s.exchanges) for s in self._states.values())
+        return len(state.exchanges) if state is not None else 0
+
+    def close(self) -> None:
+        """Abort what is in flight and close the Tornado client(s)."""
+        with self._lock:
+            states, self._states = list(self._states.values()), {}
+        for state in states:
+            if state.loop.is_closed():
+                continue
+            _call_in_loop(state.loop, state.close)
+
+    # -- sending --------------------------------------------------------------------
+    async def send(self, request: Request) -> Response:
+        state = self._state()
+        url = self.base_url + request.target
+        stream = bool(request.stream) and request.method != "HEAD"
+        read_timeout = request.timeout if request.timeout is not None else self.options.timeout
+        if read_timeout is not None and read_timeout <= 0:
+            read_timeout = None
+
+        await state.slots.acquire()  # cancellable; nothing has been sent yet
+        exchange = _Exchange(state, url, request.method, stream, read_timeout, self.options.connect_timeout)
+        try:
+            hreq = self._http_request(request, url, exchange)
+            hreq.couchcore_exchange = exchange  # type: ignore[attr-defined]
+            future = state.client.fetch(hreq, raise_error=False)
+        except BaseException as exc:
+            exchange.fail_to_start()
+            if isinstance(exc, (errors.CouchcoreError, asyncio.CancelledError)):
+                raise
+            raise _translate(exc, url, False) from None
+        future.add_done_callback(exchange.on_done)
+        try:
+            if stream:
+                await exchange.headers_ready
+                return Response(exchange.status, exchange.headers, stream=_Stream(exchange),
+                                method=request.method, url=url, close=exchange.close)
+            await exchange.done
+        except BaseException:
+            exchange.abort()
+            raise
+        return Response(exchange.status, exchange.headers, body=bytes(exchange.body),
+                        method=request.method, url=url)
+
+    def _http_request(self, request: Request, url: str, exchange: "_Exchange") -> HTTPRequest:
+        headers = httputil.HTTPHeaders()
+        # as http.client (and so urllib3) does: a compressing server or proxy would
+        # buffer a continuous feed until its compressor flushes
+        headers["Accept-Encoding"] = "identity"
+        for name, value in self._headers.items():
+            headers[name] = value
+        for name, value in request.headers.items():
+            headers[name] = value
+        body: Any = request.body
+        producer = None
+        if isinstance(body, str):
+            body = body.encode("utf-8")
+        elif isinstance(body, (bytearray, memoryview)):
+            body = bytes(body)
+        elif body is not None and not isinstance(body, bytes):
+            producer = _body_producer(body, exchange)
+            body = None
+        if body is None and producer is None and request.method in _BODY_METHODS:
+            body = b""  # Content-Length: 0, as http.client sends
+        opts = self.options
+        return HTTPRequest(
+            url,
+            method=request.method,
+            headers=headers,
+            body=body,
+            body_producer=producer,
+            connect_timeout=opts.connect_timeout or 0,
+            request_timeout=0,  # the idle (read) timeout is ours, see _Exchange
+            follow_redirects=False,
+            decompress_response=False,
+            allow_nonstandard_methods=True,  # COPY, and POST without a body
+            validate_cert=opts.verify,
+            ca_certs=opts.ca_certs,
+            client_cert=opts.cert_file,
+            client_key=opts.key_file,
+            header_callback=exchange.on_header_line,
+            streaming_callback=exchange.on_chunk,
+        )
+
+
+def _call_in_loop(loop: asyncio.AbstractEventLoop, fn: Callable[[], Any]) -> None:
+    """Run ``fn`` now if we are on ``loop``'s thread, else schedule it there."""
+    try:
+        running = asyncio.get_running_loop()
+    except RuntimeError:
+        running = None
+    if running is loop or not loop.is_running():
+        if not loop.is_closed():
+            fn()
+        return
+    try:
+        loop.call_soon_threadsafe(fn)
+    except RuntimeError:  # closed meanwhile
+        pass
+
+
+class _Exchange:
+    """One request/response in flight: headers, the buffered body chunks, the
+    consumer's and the producer's wake-ups, the idle timer and the connection."""
+
+    def __init__(self, state: _LoopState, url: str, method: str, stream: bool,
+                 read_timeout: float | None, connect_timeout: float | None) -> None:
+        self.state = state
+        self.loop = loop = state.loop
+        self.url = url
+        self.method = method
+        self.stream = stream
+        self.read_timeout = read_timeout
+        self.status = 0
+        self.headers = Headers()
+        self.headers_ready: asyncio.Future = loop.create_future()
+        self.done: asyncio.Future = loop.create_future()
+        self.body = bytearray()
+        self.chunks: deque[bytes] = deque()
+        self.buffered = 0
+        self.waiter: asyncio.Future | None = None  # the consumer waits for a chunk
+        self.space: asyncio.Future | None = None  # Tornado's reader waits for room
+        self.finished = False
+        self.error: BaseException | None = None
+        self.conn: _Connection | None = None
+        self.abort_reason: str | None = None  # "cancel", "close" or "timeout"
+        self.producer_error: BaseException | None = None
+        self._released = False
+        self._got_headers = False
+        self._timer: asyncio.TimerHandle | None = None
+        self.last_activity = loop.time()
+        state.exchanges.add(self)
+        if read_timeout is not None:
+            self._timer = loop.call_later(read_timeout + (connect_timeout or 0), self._check_idle)
+
+    # -- the connection side (called by Tornado) ------------------------------------------
+    def attach(self, conn: _Connection) -> None:
+        self.conn = conn
+        if self.abort_reason is not None:
+            self._abort_conn()
+
+    def connected(self) -> None:
+        """The TCP (and TLS) connection is up: the read timeout counts from now."""
+        self.last_activity = self.loop.time()
+        if self._timer is not None and self.read_timeout is not None:
+            self._timer.cancel()
+            self._timer = self.loop.call_later(self.read_timeout, self._check_idle)
+
+    def on_header_line(self, line: str) -> None:
+        self.last_activity = self.loop.time()
+        if line.startswith("HTTP/"):
+            self.status = int(line.split(None, 2)[1])
+            return
+        if line in ("\r\n", "\n", ""):
+            self._got_headers = True
+            if not self.headers_ready.done():
+                self.headers_ready.set_result(None)
+            return
+        name, _, value = line.partition(":")
+        self.headers[name.strip()] = value.strip()
+
+    def on_chunk(self, chunk: bytes) -> Any:
+        self.last_activity = self.loop.time()
+        if not self.stream:
+            self.body += chunk
+            return None
+        if self.abort_reason is not None:
+            return None
+        self.chunks.append(chunk)
+        self.buffered += len(chunk)
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+        if self.buffered >= HIGH_WATER:
+            self.space = self.loop.create_future()
+            return self.space
+        return None
+
+    def on_done(self, future: asyncio.Future) -> None:
+        """Tornado's fetch finished (completely, or with an error): its connection is
+        closed, so the slot is free again."""
+        exc = None if future.cancelled() else future.exception()
+        if self.producer_error is not None:
+            error: BaseException | None = self.producer_error
+        elif exc is None:
+            error = None
+        elif self.abort_reason == "timeout":
+            error = errors.ReadTimeout(f"no data for {self.read_timeout:g}s", self.url)
+        elif self.abort_reason is not None:
+            error = errors.ConnectionError(f"request aborted ({self.abort_reason})", self.url)
+        else:
+            error = _translate(exc, self.url, self._got_headers)
+        self.finished = True
+        self.error = error
+        for fut in (self.headers_ready, self.done):
+            if not fut.done():
+                if error is not None:
+                    fut.set_exception(error)
+                    fut.exception()  # nobody may await it any more: not worth a warning
+                else:
+                    fut.set_result(None)
+        self._wake()
+        self._release()
+
+    # -- the consumer side -------------------------------------------------------------
+    async def next_chunk(self) -> bytes:
+        while not self.chunks:
+            if self.abort_reason in ("close", "cancel"):
+                raise StopAsyncIteration  # the consumer itself gave up on the body
+            if self.finished:
+                if self.error is not None:
+                    raise self.error
+                raise StopAsyncIteration
+            self.waiter = self.loop.create_future()
+            try:
+                await self.waiter
+            finally:
+                self.waiter = None
+        chunk = self.chunks.popleft()
+        self.buffered -= len(chunk)
+        if self.space is not None and self.buffered <= LOW_WATER:
+            space, self.space = self.space, None
+            self.last_activity = self.loop.time()
+            if not space.done():
+                space.set_result(None)
+        return chunk
+
+    def close(self) -> None:
+        """The consumer is done with the response: abort it unless it is complete."""
+        _call_in_loop(self.loop, self._close)
+
+    def _close(self) -> None:
+        self.chunks.clear()
+        self.buffered = 0
+        if not self.finished:
+            self.abort("close")
+
+    # -- aborting ------------------------------------------------------------------------
+    def abort(self, reason: str = "cancel") -> None:
+        if self.finished or self.abort_reason is not None:
+            return
+        self.abort_reason = reason
+        self._wake()
+        if self.conn is not None:
+            self._abort_conn()
+
+    def _abort_conn(self) -> None:
+        conn = self.conn
+        if conn is not None and conn.final_callback is not None:
+            # what Tornado itself does on a request timeout: answer the fetch with an
+            # error, release its slot, and close the stream (or drop it once connected)
+            conn._handle_exception(_Aborted, _Aborted(self.abort_reason), None)
+
+    def fail_to_start(self) -> None:
+        self.finished = True
+        self._release()
+
+    def _check_idle(self) -> None:
+        self._timer = None
+        if self.finished or self.abort_reason is not None or self.read_timeout is None:
+            return
+        if self.space is not None:  # paused by the consumer: not the server's fault
+            self._timer = self.loop.call_later(self.read_timeout, self._check_idle)
+            return
+        idle = self.loop.time() - self.last_activity
+        if idle >= self.read_timeout:
+            self.abort("timeout")
+        else:
+            self._timer = self.loop.call_later(self.read_timeout - idle, self._check_idle)
+
+    def _wake(self) -> None:
+        for fut in (self.waiter, self.space):
+            if fut is not None and not fut.done():
+                fut.set_result(None)
+        self.space = None
+
+    def _release(self) -> None:
+        """Give the slot back (once: the connection is closed or complete)."""
+        if self._released:
+            return
+        self._released = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self.state.exchanges.discard(self)
+        self.state.slots.release()
+
+
+class _Stream:
+    """The async iterator of body chunks of a streamed :class:`Response`.
+
+    Dropping it unread (e.g. an abandoned ``ViewResult``) closes the connection.
+    """
+
+    __slots__ = ("_exchange", "__weakref__")
+
+    def __init__(self, exchange: _Exchange) -> None:
+        self._exchange = exchange
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self
+
+    async def __anext__(self) -> bytes:
+        return await self._exchange.next_chunk()
+
+    def __del__(self) -> None:
+        exchange = self._exchange
+        if not exchange.finished and exchange.abort_reason is None:
+            exchange.close()
+
+
+def _body_producer(body: Any, exchange: _Exchange) -> Callable[[Callable[[bytes], Any]], Any]:
+    """Stream a file object, an iterable or an async iterable of byte chunks."""
+
+    def encode(chunk: Any) -> bytes:
+        if isinstance(chunk, str):
+            return chunk.encode("utf-8")
+        if isinstance(chunk, (bytes, bytearray, memoryview)):
+            return bytes(chunk)
+        raise errors.InvalidInput(f"request body chunks must be bytes, not {type(chunk).__name__}")
+
+    async def produce(write: Callable[[bytes], Any]) -> None:
+        try:
+            if is_file_like(body):
+                while True:
+                    chunk = body.read(CHUNK)
+                    if inspect.isawaitable(chunk):
+                        chunk = await chunk
+                    if not chunk:
+                        return
+                    await write(encode(chunk))
+                    exchange.last_activity = exchange.loop.time()
+            elif hasattr(body, "__aiter__"):
+                async for chunk in body:
+                    if chunk:
+                        await write(encode(chunk))
+                        exchange.last_activity = exchange.loop.time()
+            else:
+                for chunk in body:
+                    if chunk:
+                        await write(encode(chunk))
+                        exchange.last_activity = exchange.loop.time()
+        except (StreamClosedError, HTTPStreamClosedError):
+            raise
+        except Exception as exc:
+            if exchange.producer_error is None:
+                exchange.producer_error = exc if isinstance(exc, errors.CouchcoreError) else \
+                    errors.InvalidInput(f"reading the request body failed: {type(exc).__name__}: {exc}")
+            raise
+
+    if not (is_file_like(body) or hasattr(body, "__iter__") or hasattr(body, "__aiter__")):
+        raise errors.InvalidInput(
+            f"request body must be bytes, str, a file object or an iterable of bytes, not {type(body).__name__}")
+    return produce
+
+
+def _translate(exc: BaseException, url: str, got_headers: bool) -> BaseException:
+    """Map Tornado's (and the socket layer's) exceptions to couchcore's TransportError family."""
+    if isinstance(exc, (errors.CouchcoreError, asyncio.CancelledError)):
+        return exc
+    if isinstance(exc, StreamClosedError) and exc.real_error is not None:
+        exc = exc.real_error
+    text = type(exc).__name__
+    detail = redact_url(str(exc))
+    if isinstance(exc, HTTPTimeoutError) or isinstance(exc, TimeoutError):
+        if got_headers:
+            return errors.ReadTimeout(f"read timed out: {detail}", url)
+        return errors.ConnectTimeout(f"connect timed out: {detail}", url)
+    if isinstance(exc, (ssl.SSLError, ssl.CertificateError)):
+        return errors.TLSError(f"TLS error: {detail}", url)
+    if isinstance(exc, (HTTPStreamClosedError, StreamClosedError)):
+        phase = "connection lost" if got_headers else "connection closed before the response"
+        return errors.ConnectionError(f"{phase}: {detail}", url)
+    if isinstance(exc, (ConnectionRefusedError, ConnectionResetError, ConnectionAbortedError)):
+        return errors.ConnectionError(f"cannot connect: {text}: {detail}" if not got_headers
+                                      else f"connection failed: {text}: {detail}", url)
+    if isinstance(exc, OSError):  # socket.gaierror, unreachable network, ...
+        return errors.ConnectionError(f"cannot connect: {text}: {detail}", url)
+    if isinstance(exc, httputil.HTTPInputError):
+        return errors.ConnectionError(f"malformed HTTP response: {detail}", url)
+    if isinstance(exc, HTTPClientError):
+        return errors.ConnectionError(f"request failed: {detail}", url)
+    return errors.ConnectionError(f"request failed: {text}: {detail}", url)
