@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import socket
 from typing import Any, Iterator
 
 import urllib3
@@ -127,8 +128,16 @@ def _release(resp: urllib3.BaseHTTPResponse) -> None:
         if resp.isclosed() or getattr(resp, "length_remaining", None) == 0:
             resp.release_conn()
         else:  # unread data: the connection cannot be reused
+            _shutdown(resp)  # wakes a read blocked in another thread; close() alone waits for it
             resp.close()
             resp.release_conn()
+
+
+def _shutdown(resp: urllib3.BaseHTTPResponse) -> None:
+    sock = getattr(getattr(resp, "connection", None), "sock", None)
+    if sock is not None:
+        with contextlib.suppress(OSError, ValueError):
+            sock.shutdown(socket.SHUT_RDWR)
 
 
 def _translate(exc: BaseException, url: str) -> errors.TransportError:
