@@ -1,0 +1,614 @@
+"""The ``_changes`` feed against the real test server: normal, longpoll, continuous
+(iterator and callback style), and reconnection after a dropped connection.
+
+Sequences are opaque (strings on CouchDB 2+, integers on PouchDB Server): the tests
+only ever hand a sequence back to the server, never compute with one.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+from urllib.parse import quote
+
+import pytest
+
+import couchcore
+from couchcore import Document
+from couchcore.urls import split_credentials
+
+FILTERS = {
+    "_id": "_design/f",
+    "filters": {
+        "even": "function(doc, req){ return doc.n % 2 == 0; }",
+        "tag": "function(doc, req){ return doc.tag == req.query.tag; }",
+    },
+}
+
+
+def add_docs(db, start, stop, prefix="d"):
+    docs = [{"_id": f"{prefix}{i:02d}", "n": i, "tag": "ab"[i % 2]} for i in range(start, stop)]
+    assert db.save(docs).ok
+    return docs
+
+
+def change_ids(changes):
+    return [c["id"] for c in changes]
+
+
+def all_changes(db, **options):
+    return db.changes(**options)["results"]
+
+
+# -- a TCP proxy we can cut --------------------------------------------------------------
+
+
+class CuttableProxy:
+    """A TCP proxy on 127.0.0.1 in front of the test server.
+
+    ``cut()`` drops every open connection (both sides). With ``cut_first_changes_at=k``
+    the first ``_changes`` connection is dropped in the middle of the (k+1)-th change
+    line: the client has received k whole changes and part of the next one.
+    ``requests`` lists the request line of every request sent through the proxy;
+    ``downstream`` the bytes the server sent on each connection.
+    """
+
+    MARKER = b'"changes"'
+
+    def __init__(self, upstream: tuple[str, int], cut_first_changes_at: int | None = None) -> None:
+        self.upstream = upstream
+        self.cut_first_changes_at = cut_first_changes_at
+        self._cut_done = False
+        self.requests: list[str] = []
+        self.downstream: list[bytearray] = []
+        self._socks: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._listener = socket.socket()
+        self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._listener.bind(("127.0.0.1", 0))
+        self._listener.listen(16)
+        self.port = self._listener.getsockname()[1]
+        self._closed = False
+        threading.Thread(target=self._accept_loop, daemon=True).start()
+
+    def _accept_loop(self) -> None:
+        while not self._closed:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(self.upstream)
+            with self._lock:
+                self._socks += [client, upstream]
+                received = bytearray()
+                self.downstream.append(received)
+            state = {"cut_here": None}
+            threading.Thread(target=self._up, args=(client, upstream, state), daemon=True).start()
+            threading.Thread(target=self._down, args=(upstream, client, received, state), daemon=True).start()
+
+    def _up(self, client, upstream, state) -> None:
+        buf = b""
+        try:
+            while True:
+                data = client.recv(65536)
+                if not data:
+                    break
+                buf += data
+                while b"\r\n" in buf:  # record request lines (bodies here have no CRLF at start)
+                    line, _, buf = buf.partition(b"\r\n")
+                    if line.split(b" ", 1)[0] in (b"GET", b"POST", b"PUT", b"DELETE", b"HEAD"):
+                        text = line.decode("latin-1")
+                        with self._lock:
+                            self.requests.append(text)
+                            if ("_changes" in text and self.cut_first_changes_at is not None
+                                    and not self._cut_done and state["cut_here"] is None):
+                                self._cut_done = True
+                                state["cut_here"] = self.cut_first_changes_at
+                upstream.sendall(data)
+        except OSError:
+            pass
+        finally:
+            self._close_pair(client, upstream)
+
+    def _down(self, upstream, client, received, state) -> None:
+        try:
+            while True:
+                data = upstream.recv(65536)
+                if not data:
+                    break
+                start = len(received)
+                received += data
+                k = state["cut_here"]
+                if k is not None and received.count(self.MARKER) > k:
+                    pos = -1
+                    for _ in range(k + 1):
+                        pos = received.index(self.MARKER, pos + 1)
+                    client.sendall(bytes(received[start:pos]))  # k changes and a piece of the next
+                    time.sleep(0.05)
+                    break
+                client.sendall(data)
+        except OSError:
+            pass
+        finally:
+            self._close_pair(client, upstream)
+
+    def _close_pair(self, *socks) -> None:
+        for s in socks:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            s.close()
+
+    def cut(self) -> None:
+        with self._lock:
+            socks, self._socks = self._socks, []
+        self._close_pair(*socks)
+
+    def close(self) -> None:
+        self._closed = True
+        try:
+            self._listener.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept() (Linux)
+        except OSError:
+            pass
+        self._listener.close()
+        self.cut()
+
+    def changes_requests(self) -> list[str]:
+        with self._lock:
+            return [r for r in self.requests if "_changes" in r]
+
+
+@pytest.fixture
+def proxy_factory(couch_url, backend):
+    """Make ``(proxy, db_through_proxy)`` for the test's database."""
+    base, user, password = split_credentials(couch_url)
+    host, port = base.split("://", 1)[1].rsplit(":", 1)
+    made = []
+
+    def make(db, **kwargs):
+        proxy = CuttableProxy((host, int(port)), **kwargs)
+        server = couchcore.Server(f"http://127.0.0.1:{proxy.port}", auth=(user, password) if user else None,
+                                  backend=backend)
+        made.append((proxy, server))
+        return proxy, server._database(db.name)
+
+    yield make
+    for proxy, server in made:
+        server.close()
+        proxy.close()
+
+
+def consume(feed, until, on_count=None, timeout=20.0):
+    """Iterate ``feed`` in a thread until ``until`` changes arrived (or timeout); returns them."""
+    got: list = []
+    errors: list = []
+
+    def run():
+        try:
+            for change in feed:
+                got.append(change)
+                if on_count and len(got) in on_count:
+                    on_count[len(got)]()
+                if len(got) >= until:
+                    return
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    t.join(timeout)
+    if t.is_alive():
+        feed.stop()
+        t.join(5)
+        pytest.fail(f"feed delivered only {len(got)} of {until} changes within {timeout}s: {change_ids(got)}")
+    if errors:
+        raise errors[0]
+    return got
+
+
+# -- normal and longpoll -------------------------------------------------------------------
+
+
+def test_normal_feed(db):
+    add_docs(db, 0, 5)
+    result = db.changes()
+    assert set(result) >= {"results", "last_seq"}
+    assert change_ids(result["results"]) == ["d00", "d01", "d02", "d03", "d04"]
+    assert result["last_seq"] == result["results"][-1]["seq"]
+    first = result["results"][0]
+    assert first["changes"][0]["rev"].startswith("1-") and "doc" not in first
+    assert all(not isinstance(c["seq"], (bool, float)) for c in result["results"])
+
+
+def test_normal_feed_since_and_limit(db):
+    add_docs(db, 0, 6)
+    results = all_changes(db)
+    since = results[2]["seq"]
+    assert change_ids(all_changes(db, since=since)) == ["d03", "d04", "d05"]
+    limited = db.changes(since=since, limit=2)
+    assert change_ids(limited["results"]) == ["d03", "d04"]
+    assert change_ids(all_changes(db, since=limited["last_seq"])) == ["d05"]
+    assert all_changes(db, since=results[-1]["seq"]) == []
+
+
+def test_normal_feed_since_now(db):
+    add_docs(db, 0, 3)
+    result = db.changes(since="now")
+    assert result["results"] == []
+    add_docs(db, 3, 4)
+    assert change_ids(all_changes(db, since=result["last_seq"])) == ["d03"]
+
+
+def test_normal_feed_include_docs_and_updates(db):
+    docs = add_docs(db, 0, 3)
+    docs[0]["v"] = "updated"
+    db.save(docs[0])
+    db.delete(docs[1])
+    results = all_changes(db, include_docs=True)
+    assert change_ids(results) == ["d02", "d00", "d01"]
+    by_id = {c["id"]: c for c in results}
+    assert isinstance(by_id["d00"]["doc"], Document) and by_id["d00"]["doc"]["v"] == "updated"
+    assert by_id["d00"]["changes"][0]["rev"].startswith("2-")
+    assert by_id["d01"]["deleted"] is True and by_id["d01"]["doc"]["_deleted"] is True
+    assert by_id["d02"]["doc"]["n"] == 2
+
+
+def test_normal_feed_descending(db):
+    add_docs(db, 0, 3)
+    assert change_ids(all_changes(db, descending=True)) == ["d02", "d01", "d00"]
+
+
+def test_doc_ids_filter(db):
+    add_docs(db, 0, 6)
+    assert sorted(change_ids(all_changes(db, doc_ids=["d04", "d01", "nope"]))) == ["d01", "d04"]
+    assert change_ids(all_changes(db, doc_ids=("d02",), include_docs=True)) == ["d02"]
+
+
+def test_design_doc_filter_function(db):
+    db.save(dict(FILTERS))
+    add_docs(db, 0, 7)
+    assert change_ids(all_changes(db, filter="f/even")) == ["d00", "d02", "d04", "d06"]
+    assert change_ids(all_changes(db, filter="f/tag", params={"tag": "b"})) == ["d01", "d03", "d05"]
+    since = all_changes(db)[3]["seq"]  # f, d00, d01, d02
+    assert change_ids(all_changes(db, filter="f/even", since=since, limit=1)) == ["d04"]
+
+
+@pytest.mark.couchdb_only  # a filter naming a missing function kills/wedges PouchDB Server
+def test_missing_filter_function_is_not_found(db):
+    db.save(dict(FILTERS))
+    with pytest.raises(couchcore.NotFound):
+        db.changes(filter="f/nope")
+
+
+def test_longpoll_returns_existing_changes_at_once(db):
+    add_docs(db, 0, 3)
+    t0 = time.monotonic()
+    result = db.changes(feed="longpoll", since=0)
+    assert change_ids(result["results"]) == ["d00", "d01", "d02"]
+    assert time.monotonic() - t0 < 5
+
+
+def test_longpoll_waits_for_the_next_change(db):
+    add_docs(db, 0, 2)
+    last = db.changes()["last_seq"]
+    timer = threading.Timer(0.3, lambda: add_docs(db, 2, 3))
+    timer.start()
+    t0 = time.monotonic()
+    result = db.changes(feed="longpoll", since=last, include_docs=True)
+    elapsed = time.monotonic() - t0
+    timer.join()
+    assert change_ids(result["results"]) == ["d02"] and result["results"][0]["doc"]["n"] == 2
+    assert 0.2 < elapsed < 10
+    assert change_ids(all_changes(db, since=result["last_seq"])) == []
+
+
+def test_longpoll_with_doc_ids_and_filter(db):
+    db.save(dict(FILTERS))
+    add_docs(db, 0, 2)
+    last = db.changes()["last_seq"]
+    timer = threading.Timer(0.2, lambda: add_docs(db, 2, 6))
+    timer.start()
+    result = db.changes(feed="longpoll", since=last, filter="f/even")
+    timer.join()
+    assert change_ids(result["results"])[0] == "d02"
+    assert set(change_ids(result["results"])) <= {"d02", "d04"}
+    assert change_ids(db.changes(feed="longpoll", since=last, doc_ids=["d05"])["results"]) == ["d05"]
+
+
+@pytest.mark.couchdb_only  # PouchDB Server ignores timeout: its longpoll waits for a change forever
+def test_longpoll_timeout_returns_empty(db):
+    add_docs(db, 0, 1)
+    last = db.changes()["last_seq"]
+    t0 = time.monotonic()
+    result = db.changes(feed="longpoll", since=last, timeout=300)
+    assert result["results"] == [] and time.monotonic() - t0 < 10
+    assert "last_seq" in result
+
+
+@pytest.mark.parametrize("options", [
+    {"feed": "sideways"},
+    {"bogus": True},
+    {"limit": -1},
+    {"limit": "5"},
+    {"heartbeat": -5},
+    {"timeout": 1.5},
+    {"doc_ids": "d01"},
+])
+def test_bad_options_raise_before_any_request(options):
+    dead = couchcore.Server("http://127.0.0.1:9", retries=0)._database("offline")
+    with pytest.raises(couchcore.InvalidOption):
+        dead.changes(**options)
+    if options.get("feed") is None:
+        with pytest.raises(couchcore.InvalidOption):
+            dead.changes(feed="continuous", **options)
+
+
+def test_changes_of_missing_database(server):
+    with pytest.raises(couchcore.NotFound):
+        server._database("no-such-db-couchcore").changes()
+
+
+# -- continuous: iteration ---------------------------------------------------------------
+
+
+def test_continuous_limit_and_include_docs(db):
+    add_docs(db, 0, 6)
+    feed = db.changes(feed="continuous", limit=3, include_docs=True)
+    assert isinstance(feed, couchcore.ChangesFeed)
+    t0 = time.monotonic()
+    got = list(feed)  # ends by itself after limit changes
+    assert time.monotonic() - t0 < 10
+    assert change_ids(got) == ["d00", "d01", "d02"]
+    assert [c["doc"]["n"] for c in got] == [0, 1, 2] and isinstance(got[0]["doc"], Document)
+    assert feed.last_seq == got[-1]["seq"] and feed.delivered == 3
+    # resume where it stopped, with the opaque seq handed back as is
+    rest = list(db.changes(feed="continuous", since=feed.last_seq, limit=3))
+    assert change_ids(rest) == ["d03", "d04", "d05"]
+
+
+def test_continuous_delivers_live_changes(db):
+    add_docs(db, 0, 2)
+    feed = db.changes(feed="continuous", since=db.changes()["last_seq"], heartbeat=1000)
+    timer = threading.Timer(0.2, lambda: add_docs(db, 2, 5))
+    timer.start()
+    got = consume(feed, 3)
+    feed.stop()
+    timer.join()
+    assert change_ids(got) == ["d02", "d03", "d04"]
+    assert feed.reconnects == 0
+
+
+def test_continuous_doc_ids_and_filter(db):
+    db.save(dict(FILTERS))
+    add_docs(db, 0, 8)
+    assert change_ids(db.changes(feed="continuous", doc_ids=["d03", "d06"], limit=2)) == ["d03", "d06"]
+    assert change_ids(db.changes(feed="continuous", filter="f/even", limit=3)) == ["d00", "d02", "d04"]
+    assert change_ids(db.changes(feed="continuous", filter="f/tag", params={"tag": "b"}, limit=2)) == ["d01", "d03"]
+
+
+def test_continuous_heartbeat_keeps_an_idle_feed_open(db, proxy_factory):
+    proxy, pdb = proxy_factory(db)
+    add_docs(db, 0, 1)
+    feed = pdb.changes(feed="continuous", heartbeat=100)
+    timer = threading.Timer(1.0, lambda: add_docs(db, 1, 2))
+    timer.start()
+    got = consume(feed, 2)
+    feed.stop()
+    timer.join()
+    assert change_ids(got) == ["d00", "d01"]
+    assert feed.reconnects == 0 and len(proxy.changes_requests()) == 1
+    assert "heartbeat=100" in proxy.changes_requests()[0]
+    heartbeats = bytes(proxy.downstream[0]).count(b"\r\n\n\r\n")  # chunks holding only "\n"
+    assert heartbeats >= 3
+
+
+def test_continuous_heartbeat_true_means_default(db, proxy_factory):
+    proxy, pdb = proxy_factory(db)
+    add_docs(db, 0, 1)
+    assert change_ids(pdb.changes(feed="continuous", heartbeat=True, limit=1)) == ["d00"]
+    assert "heartbeat=30000" in proxy.changes_requests()[0]
+
+
+def test_continuous_timeout_is_not_overridden_by_a_default_heartbeat(db, proxy_factory):
+    """CouchDB ignores ``timeout`` when ``heartbeat`` is sent: the feed must not add one then."""
+    proxy, pdb = proxy_factory(db)
+    add_docs(db, 0, 1)
+    assert change_ids(pdb.changes(feed="continuous", timeout=500, limit=1)) == ["d00"]
+    line = proxy.changes_requests()[0]
+    assert "timeout=500" in line and "heartbeat" not in line
+
+
+@pytest.mark.couchdb_only  # PouchDB Server's continuous feed ignores timeout and never ends
+def test_continuous_feed_ends_after_server_timeout(db):
+    add_docs(db, 0, 2)
+    feed = db.changes(feed="continuous", timeout=500)
+    t0 = time.monotonic()
+    got = list(feed)
+    assert change_ids(got) == ["d00", "d01"] and time.monotonic() - t0 < 15
+    assert feed.last_seq == feed.meta["last_seq"]
+
+
+def test_stop_from_another_thread_ends_a_blocked_iteration(db):
+    add_docs(db, 0, 2)
+    feed = db.changes(feed="continuous")  # default heartbeat: 30 s of silence to wait through
+    got, ended = [], threading.Event()
+
+    def run():
+        for change in feed:
+            got.append(change)
+        ended.set()
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    deadline = time.monotonic() + 10
+    while len(got) < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert change_ids(got) == ["d00", "d01"]
+    time.sleep(0.2)  # now blocked waiting for more
+    assert not ended.is_set()
+    t0 = time.monotonic()
+    feed.stop()
+    assert time.monotonic() - t0 < 2, "stop() itself blocked"
+    assert ended.wait(5), "iteration did not end after stop()"
+    assert time.monotonic() - t0 < 3 and feed.stopped
+    assert "stopped" in repr(feed)
+    assert list(feed) == []  # a stopped feed yields nothing
+
+
+def test_breaking_out_of_iteration_releases_the_connection(db):
+    add_docs(db, 0, 3)
+    for _ in range(12):  # more than the pool size
+        feed = db.changes(feed="continuous")
+        for change in feed:
+            assert change["id"] == "d00"
+            break
+        feed.stop()
+    assert change_ids(all_changes(db)) == ["d00", "d01", "d02"]
+
+
+# -- continuous: callback style -------------------------------------------------------------
+
+
+def test_callback_style_batches_with_latency(db):
+    add_docs(db, 0, 5)
+    calls, lock = [], threading.Lock()
+
+    def on_changes(seq, changes):
+        with lock:
+            calls.append((seq, list(changes)))
+
+    feed = db.changes(feed="continuous", callback=on_changes, latency=0.2)
+    assert isinstance(feed, couchcore.ChangesFeed)
+    deadline = time.monotonic() + 10
+    while sum(len(c) for _, c in calls) < 5 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    add_docs(db, 5, 6)
+    while sum(len(c) for _, c in calls) < 6 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    t0 = time.monotonic()
+    feed.stop()
+    feed.join(5)
+    assert feed._thread is not None and not feed._thread.is_alive()
+    assert time.monotonic() - t0 < 3
+    delivered = [c for _, batch in calls for c in batch]
+    assert change_ids(delivered) == ["d00", "d01", "d02", "d03", "d04", "d05"]
+    assert len(calls[0][1]) > 1, "changes arriving together should be batched"
+    for seq, batch in calls:
+        assert seq == batch[-1]["seq"]
+    assert feed.error is None
+
+
+def test_callback_without_feed_option_is_continuous(db):
+    add_docs(db, 0, 2)
+    seen, done = [], threading.Event()
+
+    def on_changes(seq, changes):
+        seen.extend(changes)
+        if len(seen) >= 2:
+            done.set()
+
+    feed = db.changes(callback=on_changes, include_docs=True)
+    assert done.wait(10)
+    feed.stop()
+    feed.join(5)
+    assert change_ids(seen) == ["d00", "d01"] and seen[1]["doc"]["n"] == 1
+
+
+def test_callback_that_raises_is_logged_and_the_feed_goes_on(db, caplog):
+    add_docs(db, 0, 1)
+    seen, done = [], threading.Event()
+
+    def on_changes(seq, changes):
+        seen.extend(change_ids(changes))
+        if "d00" in change_ids(changes):
+            raise ValueError("callback boom")
+        if "d01" in seen:
+            done.set()
+
+    with caplog.at_level(logging.ERROR, logger="couchcore.changes"):
+        feed = db.changes(feed="continuous", callback=on_changes, latency=0)
+        deadline = time.monotonic() + 10
+        while not seen and time.monotonic() < deadline:
+            time.sleep(0.02)
+        add_docs(db, 1, 2)
+        assert done.wait(10), f"feed stopped after the callback raised: saw {seen}"
+        feed.stop()
+        feed.join(5)
+    assert seen == ["d00", "d01"]
+    records = [r for r in caplog.records if r.name == "couchcore.changes" and r.exc_info]
+    assert records and "callback boom" in str(records[0].exc_info[1])
+
+
+def test_callback_feed_on_missing_database_reports_the_error(server, caplog):
+    db = server._database("no-such-db-couchcore")
+    calls = []
+    with caplog.at_level(logging.ERROR, logger="couchcore.changes"):
+        feed = db.changes(feed="continuous", callback=lambda seq, changes: calls.append(changes))
+        feed.join(10)
+    assert calls == [] and isinstance(feed.error, couchcore.NotFound)
+    assert any("no-such-db-couchcore" in r.getMessage() for r in caplog.records)
+
+
+# -- reconnection ------------------------------------------------------------------------------
+
+
+def test_reconnects_after_a_cut_mid_change_without_loss_or_repeats(db, proxy_factory):
+    proxy, pdb = proxy_factory(db, cut_first_changes_at=4)
+    add_docs(db, 0, 10)
+    feed = pdb.changes(feed="continuous", include_docs=True)
+    feed.retry_delay = 0.05
+    got = consume(feed, 13, on_count={10: lambda: add_docs(db, 10, 13)})
+    feed.stop()
+    assert change_ids(got) == [f"d{i:02d}" for i in range(13)]
+    assert [c["doc"]["n"] for c in got] == list(range(13))
+    assert feed.reconnects >= 1
+    requests = proxy.changes_requests()
+    assert len(requests) >= 2
+    assert "since=" not in requests[0]
+    # the second request resumes after the 4th change, the last one wholly delivered
+    assert f"since={quote(str(got[3]['seq']), safe='')}" in requests[1]
+    assert feed.last_seq == got[-1]["seq"]
+
+
+def test_reconnects_after_an_idle_cut(db, proxy_factory):
+    proxy, pdb = proxy_factory(db)
+    add_docs(db, 0, 3)
+    feed = pdb.changes(feed="continuous", heartbeat=200)
+    feed.retry_delay = 0.05
+
+    def cut_then_write():
+        time.sleep(0.3)
+        proxy.cut()
+        time.sleep(0.3)
+        add_docs(db, 3, 5)
+
+    got = consume(feed, 5, on_count={3: lambda: threading.Thread(target=cut_then_write, daemon=True).start()})
+    feed.stop()
+    assert change_ids(got) == ["d00", "d01", "d02", "d03", "d04"]
+    assert feed.reconnects >= 1
+    requests = proxy.changes_requests()
+    assert len(requests) >= 2 and f"since={quote(str(got[2]['seq']), safe='')}" in requests[-1]
+
+
+def test_reconnect_keeps_the_limit(db, proxy_factory):
+    proxy, pdb = proxy_factory(db, cut_first_changes_at=2)
+    add_docs(db, 0, 8)
+    feed = pdb.changes(feed="continuous", limit=5)
+    feed.retry_delay = 0.05
+    got = list(feed)
+    assert change_ids(got) == ["d00", "d01", "d02", "d03", "d04"]
+    assert feed.reconnects >= 1 and "limit=3" in proxy.changes_requests()[1]
+
+
+def test_feed_gives_up_after_max_retries(db, proxy_factory):
+    proxy, pdb = proxy_factory(db)
+    feed = pdb.changes(feed="continuous")
+    feed.retry_delay = 0.01
+    feed.max_retries = 2
+    proxy.close()  # nobody listens any more
+    with pytest.raises(couchcore.ConnectionError):
+        list(feed)
+    assert feed.reconnects == 2
