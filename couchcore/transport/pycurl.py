@@ -292,7 +292,7 @@ class PycurlTransport:
             if isinstance(body, (bytes, bytearray, str)):
                 data = body.encode("utf-8") if isinstance(body, str) else bytes(body)
                 c.setopt(pycurl.POSTFIELDSIZE_LARGE, len(data))
-                c.setopt(pycurl.COPYPOSTFIELDS, data)
+                c.setopt(pycurl.POSTFIELDS, data)  # pycurl keeps a reference; COPYPOSTFIELDS rejects NUL bytes
             else:
                 c.setopt(pycurl.READFUNCTION, _reader(body))
                 length = headers.pop("Content-Length", None)
