@@ -1,0 +1,638 @@
+"""The network layer on every sync backend: failures map to couchcore's TransportError
+family, credentials never leak, authentication, TLS verification, streamed request
+bodies and Database objects built from URLs.
+
+Failure modes the test server cannot produce (refused connections, silent or broken
+servers, TLS) are played by small servers on 127.0.0.1 started inside the tests.
+"""
+
+from __future__ import annotations
+
+import base64
+import http.server
+import json
+import logging
+import shutil
+import socket
+import ssl
+import subprocess
+import threading
+import time
+import traceback
+
+import pytest
+
+import couchcore
+from couchcore.protocol.messages import Request
+from couchcore.urls import split_credentials
+
+SECRET = "pa55-SECRET-w0rd"
+USER = "sekrit-user"
+TOKEN = base64.b64encode(f"{USER}:{SECRET}".encode()).decode()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def assert_no_secret(*texts: object) -> None:
+    for text in texts:
+        s = str(text)
+        assert SECRET not in s and TOKEN not in s, f"credentials leaked in: {s[:300]}"
+
+
+def exception_texts(exc: BaseException) -> list[str]:
+    return [str(exc), repr(exc), "".join(traceback.format_exception(exc)), str(getattr(exc, "url", "")),
+            repr(exc.args)]
+
+
+# -- local servers ---------------------------------------------------------------------------
+
+
+class RawServer:
+    """Accepts TCP connections on 127.0.0.1 and hands each to ``handler(conn)`` in a thread."""
+
+    def __init__(self, handler) -> None:
+        self.handler = handler
+        self.connections = 0
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._open: list[socket.socket] = []
+        threading.Thread(target=self._loop, daemon=True).start()
+
+    def _loop(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.connections += 1
+            self._open.append(conn)
+            threading.Thread(target=self._run, args=(conn,), daemon=True).start()
+
+    def _run(self, conn) -> None:
+        try:
+            self.handler(conn)
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.sock.close()
+        for c in self._open:
+            c.close()
+
+
+def read_request_head(conn) -> bytes:
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = conn.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+@pytest.fixture
+def raw_server():
+    servers = []
+
+    def make(handler):
+        s = RawServer(handler)
+        servers.append(s)
+        return s
+
+    yield make
+    for s in servers:
+        s.close()
+
+
+class Recorder(http.server.BaseHTTPRequestHandler):
+    """Answers like a CouchDB welcome / echo; records method, path, headers, body."""
+
+    protocol_version = "HTTP/1.1"
+    log_store: list = []
+
+    def log_message(self, *args) -> None:  # keep test output clean
+        pass
+
+    def _body(self) -> bytes:
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            out = b""
+            chunks = 0
+            while True:
+                size = int(self.rfile.readline().split(b";")[0], 16)
+                if size == 0:
+                    self.rfile.readline()
+                    break
+                out += self.rfile.read(size)
+                self.rfile.readline()
+                chunks += 1
+            self._chunks = chunks
+            return out
+        self._chunks = 0
+        return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+
+    def _handle(self) -> None:
+        body = self._body()
+        self.server.requests.append({
+            "method": self.command, "path": self.path, "headers": dict(self.headers), "body": body,
+            "chunks": self._chunks,
+        })
+        if self.path == "/":
+            payload = {"couchdb": "Welcome", "version": "9.9.9-test"}
+        else:
+            payload = {"ok": True, "path": self.path, "method": self.command, "length": len(body)}
+        data = json.dumps(payload).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+
+    do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _handle
+
+
+class RecordingServer(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, tls_context: ssl.SSLContext | None = None) -> None:
+        super().__init__(("127.0.0.1", 0), Recorder)
+        self.requests: list[dict] = []
+        self.tls_context = tls_context
+        self.handshake_errors: list[BaseException] = []
+        scheme = "https" if tls_context else "http"
+        self.url = f"{scheme}://127.0.0.1:{self.server_address[1]}"
+        threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+
+    def get_request(self):
+        sock, addr = self.socket.accept()
+        if self.tls_context is not None:
+            sock.settimeout(5)
+            try:
+                sock = self.tls_context.wrap_socket(sock, server_side=True)
+            except (ssl.SSLError, OSError) as exc:
+                self.handshake_errors.append(exc)
+                sock.close()
+                raise
+        return sock, addr
+
+    def close(self) -> None:
+        self.shutdown()
+        self.server_close()
+
+
+@pytest.fixture
+def recorder():
+    s = RecordingServer()
+    yield s
+    s.close()
+
+
+# -- connection failures -------------------------------------------------------------------------
+
+
+def test_connection_refused(backend):
+    url = f"http://127.0.0.1:{free_port()}"
+    server = couchcore.Server(url, backend=backend, retries=0)
+    with pytest.raises(couchcore.ConnectionError) as exc:
+        server.version()
+    err = exc.value
+    assert isinstance(err, couchcore.TransportError) and isinstance(err, couchcore.CouchcoreError)
+    assert not isinstance(err, couchcore.TimeoutError)
+    assert err.url == url + "/" and url in str(err)
+    # the backend's own exception is not chained on (its text could name the URL with credentials)
+    assert err.__cause__ is None and (err.__context__ is None or err.__suppress_context__)
+
+
+def test_connection_refused_with_retries_still_fails_fast(backend):
+    server = couchcore.Server(f"http://127.0.0.1:{free_port()}", backend=backend, retries=3)
+    t0 = time.monotonic()
+    with pytest.raises(couchcore.ConnectionError):
+        server.all_dbs()
+    assert time.monotonic() - t0 < 10
+
+
+def test_read_timeout_on_a_silent_server(raw_server, backend):
+    silent = raw_server(lambda conn: (read_request_head(conn), time.sleep(30)))
+    server = couchcore.Server(silent.url, backend=backend, timeout=0.5, retries=0)
+    t0 = time.monotonic()
+    with pytest.raises(couchcore.ReadTimeout) as exc:
+        server.version()
+    elapsed = time.monotonic() - t0
+    assert isinstance(exc.value, couchcore.TimeoutError) and isinstance(exc.value, couchcore.TransportError)
+    assert not isinstance(exc.value, couchcore.ConnectTimeout)
+    assert 0.4 < elapsed < 5
+    assert silent.connections == 1
+
+
+def test_a_write_is_never_resent_after_a_timeout(raw_server, backend, tmp_path):
+    silent = raw_server(lambda conn: (read_request_head(conn), time.sleep(30)))
+    db = couchcore.Server(silent.url, backend=backend, timeout=0.5, retries=3)._database("db")
+    with pytest.raises(couchcore.ReadTimeout):
+        db.save({"_id": "once"})
+    time.sleep(0.2)
+    assert silent.connections == 1
+
+
+def test_read_timeout_mid_stream(raw_server, backend):
+    def trickle(conn):
+        read_request_head(conn)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")
+        row = b'{"total_rows":2,"offset":0,"rows":[\r\n{"id":"a","key":"a","value":1}'
+        conn.sendall(b"%x\r\n%s\r\n" % (len(row), row))
+        time.sleep(30)
+
+    server = couchcore.Server(raw_server(trickle).url, backend=backend, timeout=0.5, retries=0)
+    result = server._database("db").view("_all_docs")
+    rows = []
+    with pytest.raises(couchcore.ReadTimeout):
+        for row in result:
+            rows.append(row)
+    assert [r.id for r in rows] == ["a"] and result.total_rows == 2
+
+
+def test_truncated_response_is_a_connection_error(raw_server, backend):
+    def truncated(conn):
+        read_request_head(conn)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"ok\":")
+        conn.close()
+
+    server = couchcore.Server(raw_server(truncated).url, backend=backend, retries=0)
+    with pytest.raises(couchcore.ConnectionError):
+        server.version()
+
+
+def test_garbage_instead_of_http_is_a_transport_error(raw_server, backend):
+    def garbage(conn):
+        read_request_head(conn)
+        conn.sendall(b"SSH-2.0-OpenSSH_9.6\r\n\r\n")
+        conn.close()
+
+    server = couchcore.Server(raw_server(garbage).url, backend=backend, retries=0)
+    with pytest.raises(couchcore.TransportError):
+        server.version()
+
+
+def test_connection_dropped_mid_view_stream(raw_server, backend):
+    def drop(conn):
+        read_request_head(conn)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")
+        part = b'{"total_rows":3,"offset":0,"rows":[\r\n{"id":"a","key":"a","value":1},\r\n{"id":"b","ke'
+        conn.sendall(b"%x\r\n%s\r\n" % (len(part), part))
+        time.sleep(0.1)
+        conn.shutdown(socket.SHUT_RDWR)
+        conn.close()
+
+    server = couchcore.Server(raw_server(drop).url, backend=backend, retries=0)
+    rows = []
+    with pytest.raises((couchcore.ConnectionError, couchcore.ParseError)):
+        for row in server._database("db").view("_all_docs"):
+            rows.append(row.id)
+    assert rows == ["a"]
+
+
+# -- credentials never leak ---------------------------------------------------------------------
+
+
+def test_no_credentials_in_connection_errors_or_logs(backend, caplog, capsys):
+    caplog.set_level(logging.DEBUG)
+    logging.getLogger("urllib3").setLevel(logging.DEBUG)
+    url = f"http://{USER}:{SECRET}@127.0.0.1:{free_port()}"
+    server = couchcore.Server(url, backend=backend, retries=1)
+    assert_no_secret(repr(server), server.url, repr(server.credentials), repr(server._transport),
+                     repr(server._database("somedb")), server._database("somedb").url)
+    assert server.credentials.username == USER and server.credentials.password == SECRET
+    with pytest.raises(couchcore.ConnectionError) as exc:
+        server.version()
+    assert_no_secret(*exception_texts(exc.value))
+    with pytest.raises(couchcore.ConnectionError) as exc:
+        couchcore.Database(url + "/somedb", backend=backend, retries=0).info()
+    assert_no_secret(*exception_texts(exc.value))
+    out = capsys.readouterr()
+    assert_no_secret(caplog.text, *(r.getMessage() for r in caplog.records), out.out, out.err)
+
+
+def test_no_credentials_in_timeouts(raw_server, backend, caplog):
+    caplog.set_level(logging.DEBUG)
+    silent = raw_server(lambda conn: (read_request_head(conn), time.sleep(30)))
+    base = silent.url.replace("http://", f"http://{USER}:{SECRET}@")
+    server = couchcore.Server(base, backend=backend, timeout=0.3, retries=0)
+    with pytest.raises(couchcore.ReadTimeout) as exc:
+        server.all_dbs()
+    assert_no_secret(*exception_texts(exc.value), caplog.text)
+
+
+def test_no_credentials_in_http_errors_or_logs(couch_url, backend, caplog):
+    caplog.set_level(logging.DEBUG)
+    logging.getLogger("urllib3").setLevel(logging.DEBUG)
+    base, _, _ = split_credentials(couch_url)
+    wrong = base.replace("://", f"://{USER}:{SECRET}@")
+    server = couchcore.Server(wrong, backend=backend)
+    with pytest.raises(couchcore.Unauthorized) as exc:
+        server.all_dbs()
+    assert exc.value.status == 401 and exc.value.method == "GET"
+    assert_no_secret(*exception_texts(exc.value), exc.value.headers, caplog.text)
+    db = couchcore.Database(wrong + "/anydb", backend=backend)
+    with pytest.raises(couchcore.Unauthorized) as exc:
+        db.view("_all_docs")
+    assert_no_secret(*exception_texts(exc.value), caplog.text, repr(db))
+
+
+def test_no_credentials_in_not_found(couch_url, backend):
+    server = couchcore.Server(couch_url, backend=backend)
+    _, user, password = split_credentials(couch_url)
+    with pytest.raises(couchcore.NotFound) as exc:
+        server.db("no-such-db-couchcore")
+    assert exc.value.url.endswith("/no-such-db-couchcore")
+    if password:
+        for text in exception_texts(exc.value):
+            assert f"{user}:{password}@" not in text
+
+
+# -- authentication ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def login(couch_url):
+    base, user, password = split_credentials(couch_url)
+    if user is None:
+        pytest.skip("the test server URL carries no credentials")
+    return base, user, password
+
+
+def test_auth_from_url(login, backend):
+    base, user, password = login
+    server = couchcore.Server(base.replace("://", f"://{user}:{password}@"), backend=backend)
+    assert isinstance(server.all_dbs(), list)
+    assert server.credentials.username == user
+
+
+def test_auth_argument(login, backend):
+    base, user, password = login
+    server = couchcore.Server(base, auth=(user, password), backend=backend)
+    assert isinstance(server.all_dbs(), list)
+
+
+def test_auth_argument_overrides_url_credentials(login, backend):
+    base, user, password = login
+    good = couchcore.Server(base.replace("://", f"://{user}:wrong@"), auth=(user, password), backend=backend)
+    assert isinstance(good.all_dbs(), list)
+    bad = couchcore.Server(base.replace("://", f"://{user}:{password}@"), auth=(user, "wrong"), backend=backend)
+    with pytest.raises(couchcore.Unauthorized):
+        bad.all_dbs()
+
+
+def test_wrong_password_is_unauthorized(login, backend):
+    base, user, _ = login
+    server = couchcore.Server(base, auth=(user, "definitely-wrong"), backend=backend)
+    with pytest.raises(couchcore.Unauthorized) as exc:
+        server.version()
+    assert exc.value.status == 401 and isinstance(exc.value, couchcore.HTTPError)
+    with pytest.raises(couchcore.Unauthorized):
+        couchcore.Server(base.replace("://", "://nobody-at-all:x@"), backend=backend).all_dbs()
+
+
+@pytest.mark.couchdb_only  # PouchDB Server lets anonymous users read the config
+def test_anonymous_is_unauthorized_for_admin_endpoints(login, backend):
+    base, _, _ = login
+    with pytest.raises(couchcore.Unauthorized):
+        couchcore.Server(base, backend=backend).config()
+
+
+def test_bad_auth_argument():
+    with pytest.raises(couchcore.InvalidInput):
+        couchcore.Server("http://127.0.0.1:9", auth="user:pw")
+    with pytest.raises(couchcore.InvalidInput):
+        couchcore.Server("http://127.0.0.1:9", auth=("a", "b", "c"))
+
+
+def test_basic_auth_header_with_percent_encoded_url_credentials(recorder, backend):
+    url = recorder.url.replace("://", "://us%40er:p%40ss%3Aw%2Frd%25@")
+    server = couchcore.Server(url, backend=backend)
+    assert server.version() == "9.9.9-test"
+    sent = recorder.requests[-1]["headers"]["Authorization"]
+    assert sent == "Basic " + base64.b64encode(b"us@er:p@ss:w/rd%").decode()
+    server2 = couchcore.Server(recorder.url, auth=("é", "☃ pw"), backend=backend)
+    server2.version()
+    assert recorder.requests[-1]["headers"]["Authorization"] == \
+        "Basic " + base64.b64encode("é:☃ pw".encode()).decode()
+    couchcore.Server(recorder.url, backend=backend).version()
+    assert "Authorization" not in recorder.requests[-1]["headers"]
+
+
+def test_custom_headers_and_unknown_options(recorder, backend):
+    server = couchcore.Server(recorder.url, backend=backend, headers={"X-Trace": "abc"})
+    server.version()
+    assert recorder.requests[-1]["headers"]["X-Trace"] == "abc"
+    assert recorder.requests[-1]["headers"]["Accept"] == "application/json"
+    with pytest.raises(couchcore.InvalidOption):
+        couchcore.Server(recorder.url, backend=backend, no_such_option=1)
+    with pytest.raises(couchcore.InvalidOption):
+        couchcore.Server(recorder.url, backend="no-such-backend")
+
+
+# -- TLS ----------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tls_cert(tmp_path_factory):
+    """A self-signed certificate for IP 127.0.0.1 (and no host name)."""
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    openssl = shutil.which("openssl")
+    if openssl:
+        subprocess.run(
+            [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+             "-days", "2", "-subj", "/CN=couchcore-test", "-addext", "subjectAltName=IP:127.0.0.1"],
+            check=True, capture_output=True,
+        )
+    else:
+        crypto = pytest.importorskip("cryptography", reason="neither openssl nor cryptography available")
+        del crypto
+        import datetime
+        import ipaddress
+
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import rsa
+        from cryptography.x509.oid import NameOID
+
+        pkey = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "couchcore-test")])
+        now = datetime.datetime.now(datetime.timezone.utc)
+        certificate = (
+            x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(pkey.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(hours=1))
+            .not_valid_after(now + datetime.timedelta(days=2))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                           critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(pkey, hashes.SHA256())
+        )
+        cert.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+        key.write_bytes(pkey.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return str(cert), str(key)
+
+
+@pytest.fixture
+def tls_server(tls_cert):
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(*tls_cert)
+    s = RecordingServer(tls_context=ctx)
+    yield s
+    s.close()
+
+
+def test_tls_verification_is_on_by_default(tls_server, backend):
+    server = couchcore.Server(tls_server.url, backend=backend, retries=0)
+    assert server.options.verify is True
+    with pytest.raises(couchcore.TLSError) as exc:
+        server.version()
+    assert isinstance(exc.value, couchcore.ConnectionError) and isinstance(exc.value, couchcore.TransportError)
+    assert tls_server.requests == []  # nothing was sent over the unverified connection
+
+
+def test_tls_error_does_not_leak_credentials(tls_server, backend, caplog):
+    caplog.set_level(logging.DEBUG)
+    url = tls_server.url.replace("://", f"://{USER}:{SECRET}@")
+    with pytest.raises(couchcore.TLSError) as exc:
+        couchcore.Server(url, backend=backend, retries=0).version()
+    assert_no_secret(*exception_texts(exc.value), caplog.text)
+
+
+def test_tls_with_ca_certs_works(tls_server, tls_cert, backend):
+    server = couchcore.Server(tls_server.url, backend=backend, ca_certs=tls_cert[0], auth=("u", "p"))
+    assert server.version() == "9.9.9-test"
+    request = tls_server.requests[-1]
+    assert request["path"] == "/" and request["headers"]["Authorization"].startswith("Basic ")
+
+
+def test_tls_host_name_is_checked(tls_server, tls_cert, backend):
+    """The certificate names 127.0.0.1 only: the same server reached as 'localhost' fails."""
+    url = tls_server.url.replace("127.0.0.1", "localhost")
+    try:
+        socket.getaddrinfo("localhost", 1)
+    except OSError:
+        pytest.skip("localhost does not resolve")
+    with pytest.raises(couchcore.TLSError):
+        couchcore.Server(url, backend=backend, ca_certs=tls_cert[0], retries=0).version()
+
+
+@pytest.mark.filterwarnings("ignore:Unverified HTTPS request")
+def test_tls_verify_false_skips_verification(tls_server, backend):
+    server = couchcore.Server(tls_server.url, backend=backend, verify=False)
+    assert server.version() == "9.9.9-test"
+
+
+def test_https_to_a_plain_http_server_is_a_tls_error(recorder, backend):
+    with pytest.raises(couchcore.TransportError):
+        couchcore.Server(recorder.url.replace("http:", "https:"), backend=backend, retries=0).version()
+
+
+# -- streamed request bodies -----------------------------------------------------------------------------
+
+
+def test_iterator_body_is_sent_chunked(recorder, backend):
+    server = couchcore.Server(recorder.url, backend=backend)
+    produced = []
+
+    def chunks():
+        for i in range(5):
+            piece = f"part{i};".encode() * 1000
+            produced.append(len(piece))
+            yield piece
+
+    resp = server._transport.send(Request("PUT", "/db/doc/att.bin", body=chunks(),
+                                          headers={"Content-Type": "application/octet-stream"}))
+    assert resp.status == 200
+    got = recorder.requests[-1]
+    assert got["headers"].get("Transfer-Encoding", "").lower() == "chunked"
+    assert got["body"] == b"".join(f"part{i};".encode() * 1000 for i in range(5))
+    assert got["chunks"] >= 1 and len(produced) == 5
+
+
+def test_iterator_body_against_the_test_server(db, backend):
+    """An attachment uploaded as a generator of chunks (chunked transfer encoding)."""
+    db.save({"_id": "holder"})
+    rev = db.get("holder")["_rev"]
+    data = [bytes([i]) * 50_000 for i in range(10)]
+    path = f"/{db.name}/holder/gen.bin"
+    resp = db.server._transport.send(Request("PUT", path, query=[("rev", rev)], body=iter(data),
+                                             headers={"Content-Type": "application/octet-stream"}))
+    assert resp.status == 201, resp.body
+    assert db.get_attachment("holder", "gen.bin") == b"".join(data)
+
+
+def test_file_body_with_length_is_not_chunked(recorder, backend, tmp_path):
+    path = tmp_path / "body.bin"
+    path.write_bytes(b"z" * 200_000)
+    db = couchcore.Server(recorder.url, backend=backend)._database("db")
+    with open(path, "rb") as f:
+        db.put_attachment({"_id": "doc", "_rev": "1-a"}, f, "body.bin")
+    got = recorder.requests[-1]
+    assert got["method"] == "PUT" and got["path"] == "/db/doc/body.bin?rev=1-a"
+    assert got["headers"]["Content-Length"] == "200000" and "Transfer-Encoding" not in got["headers"]
+    assert got["body"] == b"z" * 200_000
+
+
+# -- Database from a URL ---------------------------------------------------------------------------------
+
+
+def test_database_from_full_url(couch_url, db, backend):
+    db.save({"_id": "x", "v": 1})
+    direct = couchcore.Database(f"{couch_url}/{db.name}", backend=backend)
+    assert direct.name == db.name and direct.exists()
+    assert direct.get("x")["v"] == 1
+    assert direct.url == db.url
+    _, user, password = split_credentials(couch_url)
+    if password:
+        assert f"{user}:{password}@" not in repr(direct) and f"{user}:{password}@" not in direct.url
+    trailing = couchcore.Database(f"{couch_url}/{db.name}/", backend=backend)
+    assert trailing.name == db.name and "x" in trailing
+
+
+def test_database_from_url_with_auth_argument(login, db, backend):
+    base, user, password = login
+    direct = couchcore.Database(f"{base}/{db.name}", auth=(user, password), backend=backend)
+    direct.save({"_id": "via-auth"})
+    assert "via-auth" in db
+    wrong = couchcore.Database(f"{base}/{db.name}", auth=(user, "wrong"), backend=backend)
+    with pytest.raises(couchcore.Unauthorized):
+        wrong.info()
+
+
+def test_database_from_url_with_encoded_name(server, couch_url, backend):
+    name = "test-enc/sub+x"
+    db = server.create(name)
+    try:
+        db.save({"_id": "k"})
+        direct = couchcore.Database(f"{couch_url}/test-enc%2Fsub%2Bx", backend=backend)
+        assert direct.name == name and "k" in direct
+        assert direct.info()["doc_count"] == 1 and direct.url.endswith("/test-enc%2Fsub%2Bx")
+    finally:
+        server.delete(name)
+
+
+def test_database_from_url_keeps_a_path_prefix(recorder, backend):
+    db = couchcore.Database(f"{recorder.url}/couch/prefix/mydb", backend=backend)
+    assert db.name == "mydb" and db.server.url == f"{recorder.url}/couch/prefix"
+    db.info()
+    assert recorder.requests[-1]["path"] == "/couch/prefix/mydb"
+
+
+def test_database_from_bad_url_or_name():
+    with pytest.raises(couchcore.InvalidDatabaseName):
+        couchcore.Database("http://127.0.0.1:9/Bad Name")
+    with pytest.raises(couchcore.InvalidInput):
+        couchcore.Database("http://127.0.0.1:9/ok", auth="user:pw")
