@@ -103,6 +103,11 @@ class ChangesFeed:
                     self._db.name, type(exc).__name__, self.last_seq, delay)
         return delay
 
+    def _ended_early(self) -> TransportError:
+        from .errors import ConnectionError
+
+        return ConnectionError("changes feed ended without last_seq", self._db.url + "/_changes")
+
     # -- sync --------------------------------------------------------------------
     def __iter__(self) -> Iterator[dict]:
         if getattr(self._db, "is_async", False):
@@ -140,7 +145,10 @@ class ChangesFeed:
                 continue
             if self._stopped:
                 return
-            # the server closed the connection without last_seq: reconnect from last_seq
+            # the server closed the connection without last_seq: reconnect from last_seq,
+            # backing off like after a failure (no busy loop against a server that keeps closing)
+            failures += 1
+            time.sleep(self._backoff(failures, self._ended_early()))
             self.reconnects += 1
 
     # -- async -------------------------------------------------------------------
@@ -185,6 +193,8 @@ class ChangesFeed:
                 continue
             if self._stopped:
                 return
+            failures += 1
+            await asyncio.sleep(self._backoff(failures, self._ended_early()))
             self.reconnects += 1
 
     # -- callback style (sync) -------------------------------------------------------
