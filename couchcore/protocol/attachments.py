@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import mimetypes
 import os
 from collections.abc import Mapping
@@ -60,6 +61,8 @@ def put_attachment(ctx: ServerContext, db: str, doc: Any, content: Any, filename
 
 
 def _remaining_size(f: Any) -> int | None:
+    if isinstance(f, io.TextIOBase):  # decoded text: its size on disk is not what is sent
+        return None
     try:
         pos = f.tell()
         size = os.fstat(f.fileno()).st_size
