@@ -99,6 +99,19 @@ def test_named_file_is_streamed_with_its_length(db, doc, tmp_path):
     assert db.get_attachment(doc, "tail.bin") == data[100_000:]
 
 
+def test_text_mode_file_is_sent_as_utf8_of_what_it_reads(db, doc, tmp_path):
+    """A text file's size on disk is not what is sent (newline translation, another
+    encoding): it must not be announced as the Content-Length (the server would wait)."""
+    path = tmp_path / "notes.txt"
+    path.write_bytes("caf\xe9\r\nna\xefve\r\n".encode("latin-1"))
+    with open(path, "r", encoding="latin-1") as f:
+        db.put_attachment(doc, f)
+    assert db.get_attachment(doc, "notes.txt") == "café\nnaïve\n".encode("utf-8")
+    with open(path, "r", encoding="latin-1", newline="") as f:
+        db.put_attachment(doc, f, "raw-newlines.txt")
+    assert db.get_attachment(doc, "raw-newlines.txt") == "café\r\nnaïve\r\n".encode("utf-8")
+
+
 def test_file_object_is_read_in_chunks_not_whole(db, doc):
     data = pattern(1_000_000)
     reader = RecordingReader(data)
