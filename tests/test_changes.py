@@ -393,6 +393,17 @@ def test_continuous_delivers_live_changes(db):
     assert feed.reconnects == 0
 
 
+def test_continuous_since_now(db):
+    add_docs(db, 0, 3)
+    feed = db.changes(feed="continuous", since="now")
+    timer = threading.Timer(0.3, lambda: add_docs(db, 3, 4))
+    timer.start()
+    got = consume(feed, 1)
+    feed.stop()
+    timer.join()
+    assert change_ids(got) == ["d03"]
+
+
 def test_continuous_doc_ids_and_filter(db):
     db.save(dict(FILTERS))
     add_docs(db, 0, 8)

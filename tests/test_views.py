@@ -170,6 +170,13 @@ def test_keys_is_posted_in_order_with_repeats(db):
     assert all(r.error is None for r in rows)
 
 
+def test_empty_keys_match_nothing(db):
+    make_docs(db, 3)
+    assert db.view("t/by_n", keys=[]).all() == []
+    assert db.view("_all_docs", keys=[]).all() == []
+    assert db.view("t/by_n", keys=iter([2])).all()[0].id == "d02"  # any iterable of keys
+
+
 def test_keys_with_include_docs(db):
     make_docs(db, 5)
     rows = db.view("t/by_n", keys=[3, 1], include_docs=True).all()
