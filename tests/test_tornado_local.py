@@ -185,19 +185,37 @@ def test_an_abandoned_stream_is_closed_and_its_slot_freed():
     arun(main())
 
 
-def test_closing_the_server_aborts_requests_in_flight():
-    async def silent(conn, method, target, headers):
+def test_closing_the_server_aborts_requests_and_streams_in_flight():
+    welcomes = []
+
+    async def handler(conn, method, target, headers):
+        if target == "/":
+            welcomes.append(target)
+            if len(welcomes) > 1:  # the second welcome is answered
+                body = b'{"version":"9.9"}'
+                await conn.head(chunked=False, headers={"Content-Length": len(body)})
+                conn.writer.write(body)
+                await conn.writer.drain()
+                return
+        if "_all_docs" in target:
+            await conn.head()
+            await conn.chunk(b'{"total_rows":5,"offset":0,"rows":[\r\n')
         await conn.until_client_closes()
 
     async def main():
-        async with LocalServer(silent) as local:
+        async with LocalServer(handler) as local:
             server = ct.Server(local.url)
             task = asyncio.ensure_future(server.version())
-            await eventually(lambda: local.open == 1)
+            result = await server._database("db").view("_all_docs")
+            await eventually(lambda: local.open == 2)
             server.close()
-            with pytest.raises(couchcore.ConnectionError, match="aborted"):
+            with pytest.raises(couchcore.ConnectionError, match="transport was closed"):
                 await task
-            await asyncio.wait_for(local.closed.wait(), 2)
+            with pytest.raises(couchcore.ConnectionError, match="transport was closed"):
+                async for _ in result:
+                    pass
+            await eventually(lambda: local.open == 0)
+            assert await server.version() == "9.9"  # the server object is usable again
 
     arun(main())
 

@@ -148,7 +148,7 @@ class _LoopState:
 
     def close(self) -> None:
         for exchange in list(self.exchanges):
-            exchange.close()
+            exchange.abort("shutdown")  # readers of open streams get a ConnectionError
         try:
             self.client.close()
             self.resolver.close()
@@ -323,7 +323,7 @@ class _Exchange:
         self.finished = False
         self.error: BaseException | None = None
         self.conn: _Connection | None = None
-        self.abort_reason: str | None = None  # "cancel", "close" or "timeout"
+        self.abort_reason: str | None = None  # "cancel", "close", "timeout" or "shutdown"
         self.producer_error: BaseException | None = None
         self._released = False
         self._got_headers = False
@@ -387,7 +387,8 @@ class _Exchange:
         elif self.abort_reason == "timeout":
             error = errors.ReadTimeout(f"no data for {self.read_timeout:g}s", self.url)
         elif self.abort_reason is not None:
-            error = errors.ConnectionError(f"request aborted ({self.abort_reason})", self.url)
+            why = "the transport was closed" if self.abort_reason == "shutdown" else self.abort_reason
+            error = errors.ConnectionError(f"request aborted ({why})", self.url)
         else:
             error = _translate(exc, self.url, self._got_headers)
         self.finished = True
