@@ -44,20 +44,15 @@ def keys(rows):
     return [r.key for r in rows]
 
 
-def dead_url() -> str:
-    """A URL nobody listens on: any request sent there fails with ConnectionError."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    return f"http://127.0.0.1:{port}"
-
-
 @pytest.fixture
 def offline_db():
-    """A Database whose server does not exist: proves an error was raised before sending."""
-    server = couchcore.Server(dead_url(), retries=0, connect_timeout=1)
-    yield server._database("offline")
-    server.close()
+    """A Database whose server refuses connections (its port is bound, not listening):
+    an InvalidInput from it proves the error was raised before anything was sent."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        server = couchcore.Server(f"http://127.0.0.1:{s.getsockname()[1]}", retries=0, connect_timeout=1)
+        yield server._database("offline")
+        server.close()
 
 
 # -- names, metadata, result object -------------------------------------------------
