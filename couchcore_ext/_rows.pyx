@@ -11,6 +11,10 @@ kept but the stack; inside a string or number the bytes of that one token are co
 a growable buffer and the scan resumes there with the next chunk (linear time for a
 huge string fed in tiny chunks).  Values are built directly from the bytes:
 
+* a complete container value inside the current chunk (typically a whole row) is parsed
+  by a recursive-descent fast path that keeps its state in C locals; if the value runs
+  past the chunk end it gives up and the frame machine (always correct) parses it --
+  at most once per ``feed()`` call, so the extra work stays bounded and linear;
 * view rows never become dicts: ``id``/``key``/``value``/``doc``/``error``/``reason`` go
   into C slots and a ``Row`` is made when the row's ``}`` arrives (allocated with
   ``Row.__new__`` and its slot descriptors, without a Python-level ``__init__`` call);
@@ -29,6 +33,7 @@ allocates many containers, none of them part of a cycle) and the caller's settin
 restored before returning, also on error.
 """
 
+cimport cython
 from cpython.object cimport PyObject, PyTypeObject, Py_TYPE
 from cpython.ref cimport Py_INCREF, Py_DECREF, Py_XDECREF
 from cpython.mem cimport PyMem_Malloc, PyMem_Realloc, PyMem_Free
@@ -54,10 +59,48 @@ cdef extern from "Python.h":
     int PyGC_Enable()
     int PyGC_Disable()
 
+cdef extern from "structmember.h":
+    ctypedef struct PyMemberDef:
+        const char* name
+        int type
+        Py_ssize_t offset
+        int flags
+
+cdef extern from "Python.h":
+    ctypedef struct PyMemberDescrObject:
+        PyMemberDef* d_member
+    ctypedef struct _AllocType "PyTypeObject":
+        PyObject* (*tp_alloc)(PyTypeObject*, Py_ssize_t)
+    PyObject* Py_None
+
+cdef extern from *:
+    """
+    #include <stdint.h>
+    #include <string.h>
+    /* Skip 8 bytes at a time while none is '"', '\\', < 0x20 or >= 0x80 (SWAR). */
+    static inline Py_ssize_t cc_skip_plain8(const unsigned char* d, Py_ssize_t q, Py_ssize_t n) {
+        while (q + 8 <= n) {
+            uint64_t w, x1, x2, m;
+            memcpy(&w, d + q, 8);
+            x1 = w ^ 0x2222222222222222ULL;
+            x2 = w ^ 0x5c5c5c5c5c5c5c5cULL;
+            m = ((x1 - 0x0101010101010101ULL) & ~x1)
+              | ((x2 - 0x0101010101010101ULL) & ~x2)
+              | ((w - 0x2020202020202020ULL) & ~w)
+              | w;
+            if (m & 0x8080808080808080ULL) break;
+            q += 8;
+        }
+        return q;
+    }
+    """
+    Py_ssize_t cc_skip_plain8(const unsigned char* d, Py_ssize_t q, Py_ssize_t n) noexcept nogil
+
 # ---------------------------------------------------------------------------------------
 # constants
 
 DEF MAX_DEPTH = 1000        # nesting limit, about where json/simplejson hit the recursion limit
+DEF FAST_DEPTH = 48         # recursion depth of the fast path (deeper: frame machine)
 DEF KCACHE_SIZE = 1024      # key cache entries (power of two)
 DEF KCACHE_MAXLEN = 40      # longest key cached
 
@@ -165,52 +208,107 @@ cdef void _init_tables():
 
 _init_tables()
 
-# Row construction without a Python-level __init__ call: object.__new__(Row) + the slot
-# descriptors' setters.  Falls back to calling Row(...) if Row is not the plain
-# __slots__ class this relies on.
+# Row construction without a Python-level __init__ call.  When Row is the plain
+# __slots__ class of couchcore.models (object.__new__, five writable object slots), rows
+# are allocated with tp_alloc and the references stored straight into the slots -- what
+# Row.__init__ does, minus the interpreter.  Otherwise Row(...) is called.
 cdef object _empty_tuple = ()
 # sentinel for JSON null inside _scalar (None there means "invalid token")
 cdef object _NULL = object()
-cdef object _D_ID, _D_KEY, _D_VALUE, _D_DOC, _D_ERROR
+cdef Py_ssize_t _ROW_OFF[5]
+cdef bint _gc_pause = True
+cdef bint _fast_enabled = True
+
+
+def _set_fast_path(bint flag):
+    """Test hook: use the recursive fast path for complete values (default True)."""
+    global _fast_enabled
+    _fast_enabled = flag
+
+
+def _set_gc_pause(bint flag):
+    """Benchmark hook: pause the cyclic GC during feed()/close() (default True)."""
+    global _gc_pause
+    _gc_pause = flag
 cdef bint _row_fast = False
 
 
 def _setup_row_fast():
-    global _D_ID, _D_KEY, _D_VALUE, _D_DOC, _D_ERROR, _row_fast
+    """(Re)check whether Row allows the direct slot path; returns the decision."""
+    global _row_fast
+    cdef PyMemberDef* m
+    cdef int i
+    _row_fast = False
     member_descriptor = type(type("_T", (), {"__slots__": ("x",)}).x)
-    try:
-        ds = [Row.__dict__[n] for n in ("id", "key", "value", "doc", "error")]
-    except KeyError:
-        _row_fast = False
-        return
-    if not all(type(d) is member_descriptor for d in ds):
-        _row_fast = False
-        return
-    _D_ID, _D_KEY, _D_VALUE, _D_DOC, _D_ERROR = ds
+    if Row.__new__ is not object.__new__:
+        return False
+    for i, name in enumerate(("id", "key", "value", "doc", "error")):
+        d = Row.__dict__.get(name)
+        if type(d) is not member_descriptor:
+            return False
+        m = (<PyMemberDescrObject*>d).d_member
+        if m.type != 16 or (m.flags & 1):   # T_OBJECT_EX, not READONLY
+            return False
+        if m.offset < <Py_ssize_t>sizeof(PyObject) or m.offset + <Py_ssize_t>sizeof(PyObject*) > Row.__basicsize__:
+            return False
+        _ROW_OFF[i] = m.offset
     _row_fast = True
+    return True
 
 
 _setup_row_fast()
 
 
-cdef inline int _set_slot(object descr, object obj, object value) except -1:
-    cdef PyTypeObject* t = Py_TYPE(descr)
-    return t.tp_descr_set(descr, obj, value)
-
-
-cdef object _new_row(object id_, object key, object value, object doc, object error):
+cdef object _new_row(PyObject* id_, PyObject* key, PyObject* value, PyObject* doc, PyObject* error):
+    """A Row from five *owned* references (stolen; NULL means None)."""
+    cdef PyObject* r
+    cdef PyObject* v[5]
+    cdef int i
     cdef object row
-    cdef PyTypeObject* t
-    if not _row_fast:
-        return Row(id_, key, value, doc, error)
-    t = <PyTypeObject*>Row
-    row = t.tp_new(Row, <PyObject*>_empty_tuple, NULL)
-    _set_slot(_D_ID, row, id_)
-    _set_slot(_D_KEY, row, key)
-    _set_slot(_D_VALUE, row, value)
-    _set_slot(_D_DOC, row, doc)
-    _set_slot(_D_ERROR, row, error)
-    return row
+    v[0] = id_; v[1] = key; v[2] = value; v[3] = doc; v[4] = error
+    for i in range(5):
+        if v[i] == NULL:
+            Py_INCREF(None)
+            v[i] = Py_None
+    if _row_fast:
+        r = (<_AllocType*><PyTypeObject*>Row).tp_alloc(<PyTypeObject*>Row, 0)
+        if r == NULL:
+            for i in range(5):
+                Py_DECREF(<object>v[i])
+            raise MemoryError()
+        for i in range(5):
+            (<PyObject**>((<char*>r) + _ROW_OFF[i]))[0] = v[i]
+        row = <object>r
+        Py_DECREF(row)   # <object> added a reference to the one tp_alloc returned
+        return row
+    try:
+        return Row(<object>v[0], <object>v[1], <object>v[2], <object>v[3], <object>v[4])
+    finally:
+        for i in range(5):
+            Py_DECREF(<object>v[i])
+
+
+cdef object _ABSENT = object()   # a view-row field that did not occur
+
+
+cdef object _row_from(object id_, object key, object value, object doc, object error, object reason):
+    """A Row from the fields of a view row (``_ABSENT`` where a field did not occur)."""
+    if value is _ABSENT:
+        value = reason if (error is not _ABSENT and error is not None and reason is not _ABSENT) else None
+    if id_ is _ABSENT:
+        id_ = None
+    if key is _ABSENT:
+        key = None
+    if doc is _ABSENT:
+        doc = None
+    if error is _ABSENT:
+        error = None
+    Py_INCREF(id_)
+    Py_INCREF(key)
+    Py_INCREF(value)
+    Py_INCREF(doc)
+    Py_INCREF(error)
+    return _new_row(<PyObject*>id_, <PyObject*>key, <PyObject*>value, <PyObject*>doc, <PyObject*>error)
 
 
 cdef inline object _new_document():
@@ -253,12 +351,26 @@ cdef int _classify(const unsigned char* s, Py_ssize_t n) noexcept:
     return K_OTHER
 
 
+cdef inline int _child_role(int role, int kid, int is_obj) noexcept:
+    """Role of a container value, from its parent's role and key."""
+    if role == R_ROWV or role == R_ROWD or role == R_LINE:
+        return R_DOCUMENT if (is_obj and kid == K_DOC) else R_PLAIN
+    if role == R_BGROW:
+        return R_BGDOCS if (not is_obj and kid == K_DOCS) else R_PLAIN
+    if role == R_BGDOCS:
+        return R_BGENTRY if is_obj else R_PLAIN
+    if role == R_BGENTRY:
+        return R_DOCUMENT if (is_obj and kid == K_OK) else R_PLAIN
+    return R_PLAIN
+
+
 cdef inline object _ascii_str(const unsigned char* s, Py_ssize_t n):
     cdef object u = PyUnicode_New(n, 127)
     memcpy(PyUnicode_DATA(u), s, n)
     return u
 
 
+@cython.final
 cdef class RowParser:
     """Incremental parser for one CouchDB response body (see :mod:`couchcore.rows`)."""
 
@@ -384,7 +496,7 @@ cdef class RowParser:
                 return []
             out = []
             self._out = out
-            gc_was = PyGC_Disable()
+            gc_was = PyGC_Disable() if _gc_pause else 0
             try:
                 self._run(<const unsigned char*>view.buf, view.len)
             except BaseException as e:
@@ -404,7 +516,7 @@ cdef class RowParser:
         cdef list out = []
         self._check_usable()
         self._closed = True
-        gc_was = PyGC_Disable()
+        gc_was = PyGC_Disable() if _gc_pause else 0
         self._out = out
         try:
             if self._lines:
@@ -470,9 +582,9 @@ cdef class RowParser:
         cdef Frame* f
         cdef Frame* ns
         cdef object c
+        if self._depth >= MAX_DEPTH:
+            raise ParseError(f"JSON nested deeper than {MAX_DEPTH} levels")
         if self._depth >= self._cap:
-            if self._cap >= MAX_DEPTH:
-                raise ParseError(f"JSON nested deeper than {MAX_DEPTH} levels")
             ns = <Frame*>PyMem_Realloc(self._stack, self._cap * 2 * sizeof(Frame))
             if ns == NULL:
                 raise MemoryError()
@@ -503,16 +615,7 @@ cdef class RowParser:
         return 0
 
     cdef inline int _child_role(self, Frame* f, int is_obj) noexcept:
-        cdef int role = f.role
-        if role == R_ROWV or role == R_ROWD or role == R_LINE:
-            return R_DOCUMENT if (is_obj and f.kid == K_DOC) else R_PLAIN
-        if role == R_BGROW:
-            return R_BGDOCS if (not is_obj and f.kid == K_DOCS) else R_PLAIN
-        if role == R_BGDOCS:
-            return R_BGENTRY if is_obj else R_PLAIN
-        if role == R_BGENTRY:
-            return R_DOCUMENT if (is_obj and f.kid == K_OK) else R_PLAIN
-        return R_PLAIN
+        return _child_role(f.role, f.kid, is_obj)
 
     cdef inline int _row_role(self) noexcept:
         if self._shape == SH_VIEW:
@@ -548,24 +651,22 @@ cdef class RowParser:
         return 0
 
     cdef object _build_row(self):
-        cdef object id_ = None, key = None, value = None, doc = None, error = None
+        cdef PyObject* value = self._slot[2]
+        cdef PyObject* reason = self._slot[5]
+        cdef PyObject* error = self._slot[4]
+        cdef object row
         cdef int i
-        if self._slot[0] != NULL:
-            id_ = <object>self._slot[0]
-        if self._slot[1] != NULL:
-            key = <object>self._slot[1]
-        if self._slot[3] != NULL:
-            doc = <object>self._slot[3]
-        if self._slot[4] != NULL:
-            error = <object>self._slot[4]
-        if self._slot[2] != NULL:
-            value = <object>self._slot[2]
-        elif error is not None and self._slot[5] != NULL:
-            value = <object>self._slot[5]
+        if value == NULL and error != NULL and error != Py_None:
+            value = reason        # {"error": e, "reason": r} -> Row(error=e, value=r)
+        elif reason != NULL:
+            Py_DECREF(<object>reason)
+        if error == Py_None:
+            error = NULL
+            Py_DECREF(None)
+        row = _new_row(self._slot[0], self._slot[1], value, self._slot[3], error)
         for i in range(6):
-            Py_XDECREF(self._slot[i])
             self._slot[i] = NULL
-        return _new_row(id_, key, value, doc, error)
+        return row
 
     cdef int _close_frame(self) except -1:
         """Pop the top frame and deliver its value to the parent."""
@@ -670,18 +771,7 @@ cdef class RowParser:
                     dv = PyOS_string_to_double(small, NULL, NULL)
                     return PyFloat_FromDouble(dv)
                 return PyLong_FromString(small, NULL, 10)
-            tmp = <char*>PyMem_Malloc(n + 1)
-            if tmp == NULL:
-                raise MemoryError()
-            try:
-                memcpy(tmp, s, n)
-                tmp[n] = 0
-                if is_float:
-                    dv = PyOS_string_to_double(tmp, NULL, NULL)
-                    return PyFloat_FromDouble(dv)
-                return PyLong_FromString(tmp, NULL, 10)
-            finally:
-                PyMem_Free(tmp)
+            return self._long_number(s, n, is_float)
         if n == 4:
             if memcmp(s, b"null", 4) == 0:
                 return _NULL
@@ -691,15 +781,28 @@ cdef class RowParser:
             return False
         return None
 
+    cdef object _long_number(self, const unsigned char* s, Py_ssize_t n, bint is_float):
+        cdef char* tmp = <char*>PyMem_Malloc(n + 1)
+        cdef double dv
+        if tmp == NULL:
+            raise MemoryError()
+        try:
+            memcpy(tmp, s, n)
+            tmp[n] = 0
+            if is_float:
+                dv = PyOS_string_to_double(tmp, NULL, NULL)
+                return PyFloat_FromDouble(dv)
+            return PyLong_FromString(tmp, NULL, 10)
+        except ValueError as e:  # an int longer than sys.get_int_max_str_digits()
+            raise ParseError(f"invalid number: {e}") from None
+        finally:
+            PyMem_Free(tmp)
+
     cdef object _string(self, const unsigned char* s, Py_ssize_t n, int flags):
         """The content of a complete JSON string -> str."""
         if flags == 0:
             return _ascii_str(s, n)
-        if flags == SF_HIGH:
-            try:
-                return PyUnicode_DecodeUTF8(<const char*>s, n, NULL)
-            except UnicodeDecodeError as e:
-                raise ParseError(f"invalid UTF-8 in a string: {e}") from None
+        # escapes and/or non-ASCII: one pass into UCS4 (CPython's strict UTF-8 rules)
         return self._unescape(s, n)
 
     cdef object _unescape(self, const unsigned char* s, Py_ssize_t n):
@@ -834,6 +937,11 @@ cdef class RowParser:
         cdef object u
         if self._tok_key:
             f = &self._stack[self._depth - 1]
+            if f.role == R_ROWV and flags == 0:
+                # view row keys only select a slot: no str needed
+                f.kid = _classify(s, n)
+                f.expect = EX_COLON
+                return 0
             u = self._key_str(s, n, flags, &kid)
             f.kid = kid
             if f.role != R_ROWV:
@@ -845,15 +953,191 @@ cdef class RowParser:
 
     cdef int _got_scalar(self, const unsigned char* s, Py_ssize_t n) except -1:
         cdef object v
-        try:
-            v = self._scalar(s, n)
-        except ValueError as e:  # e.g. an int longer than sys.get_int_max_str_digits()
-            raise ParseError(f"invalid number: {e}") from None
+        if n == 4 and s[0] == b'n' and s[1] == b'u' and s[2] == b'l' and s[3] == b'l':
+            return self._deliver(None)
+        v = self._scalar(s, n)
         if v is None:
             raise ParseError(f"invalid JSON value {(<bytes>(<char*>s)[:min(n, 40)])!r}")
         if v is _NULL:
             v = None
         return self._deliver(v)
+
+    # -- fast path: a complete container value inside the current chunk --------------------
+    #
+    # Recursive descent over d[p:n] for a value that starts with '{' or '['.  It builds
+    # exactly what the frame machine below would build (same roles, key cache, checks)
+    # but keeps its state in C locals.  If the value does not end inside the chunk (or is
+    # nested more than FAST_DEPTH levels below its start) it gives up, returning with
+    # endp[0] = -1, and the caller parses the value with the resumable frame machine
+    # instead -- at most once per feed() call, so the wasted work stays linear.
+
+    cdef inline Py_ssize_t _fws(self, const unsigned char* d, Py_ssize_t p, Py_ssize_t n) except -2:
+        cdef unsigned char c
+        while p < n:
+            c = d[p]
+            if c == b' ' or c == b'\r' or c == b'\t':
+                p += 1
+            elif c == b'\n':
+                if self._lines:
+                    self._err("line break inside a continuous-feed line", d, p, n)
+                p += 1
+            else:
+                break
+        return p
+
+    cdef object _fast(self, const unsigned char* d, Py_ssize_t p, Py_ssize_t n, int role, int depth, int rel, Py_ssize_t* endp):
+        """Parse the container at d[p]; endp[0] = position after it, or -1 to give up."""
+        cdef unsigned char c
+        cdef Py_ssize_t q
+        cdef int flags, kid = K_OTHER, k
+        cdef bint is_obj = d[p] == b'{'
+        cdef unsigned char close_c = 125 if is_obj else 93   # '}' / ']'
+        cdef object container, key = None, v
+        cdef object f_id = _ABSENT, f_key = _ABSENT, f_value = _ABSENT
+        cdef object f_doc = _ABSENT, f_error = _ABSENT, f_reason = _ABSENT
+        endp[0] = -1
+        if depth > MAX_DEPTH:
+            raise ParseError(f"JSON nested deeper than {MAX_DEPTH} levels")
+        if rel > FAST_DEPTH:
+            return None
+        if role == R_ROWV:
+            container = None
+        elif role == R_DOCUMENT:
+            container = _new_document()
+        elif is_obj:
+            container = {}
+        else:
+            container = []
+        p = self._fws(d, p + 1, n)
+        if p >= n:
+            return None
+        c = d[p]
+        if c == close_c:
+            p += 1
+        else:
+            while True:
+                if is_obj:
+                    # key
+                    if c != b'"':
+                        self._err("expected a key", d, p, n)
+                    q = p + 1
+                    flags = 0
+                    while True:
+                        q = cc_skip_plain8(d, q, n)
+                        while q < n and STR_STOP[d[q]] == 0:
+                            q += 1
+                        if q >= n:
+                            return None
+                        c = d[q]
+                        if STR_STOP[c] == 2:
+                            flags |= SF_HIGH
+                            q += 1
+                        elif c == b'\\':
+                            flags |= SF_ESC
+                            q += 2
+                            if q >= n:
+                                return None
+                        elif c == b'"':
+                            break
+                        else:
+                            self._err("control character in a string", d, q, n)
+                    if role == R_ROWV and flags == 0:
+                        kid = _classify(d + p + 1, q - p - 1)
+                    else:
+                        key = self._key_str(d + p + 1, q - p - 1, flags, &kid)
+                    p = self._fws(d, q + 1, n)
+                    if p >= n:
+                        return None
+                    if d[p] != b':':
+                        self._err("expected ':'", d, p, n)
+                    p = self._fws(d, p + 1, n)
+                    if p >= n:
+                        return None
+                # value
+                c = d[p]
+                if c == b'"':
+                    q = p + 1
+                    flags = 0
+                    while True:
+                        q = cc_skip_plain8(d, q, n)
+                        while q < n and STR_STOP[d[q]] == 0:
+                            q += 1
+                        if q >= n:
+                            return None
+                        c = d[q]
+                        if STR_STOP[c] == 2:
+                            flags |= SF_HIGH
+                            q += 1
+                        elif c == b'\\':
+                            flags |= SF_ESC
+                            q += 2
+                            if q >= n:
+                                return None
+                        elif c == b'"':
+                            break
+                        else:
+                            self._err("control character in a string", d, q, n)
+                    v = _ascii_str(d + p + 1, q - p - 1) if flags == 0 else self._unescape(d + p + 1, q - p - 1)
+                    p = q + 1
+                elif c == b'{' or c == b'[':
+                    v = self._fast(d, p, n, _child_role(role, kid, c == b'{'), depth + 1, rel + 1, &q)
+                    if q < 0:
+                        return None
+                    p = q
+                elif c == b'-' or (b'0' <= c <= b'9') or (b'a' <= c <= b'z'):
+                    q = p + 1
+                    while q < n and SCALAR[d[q]]:
+                        q += 1
+                    if q >= n:
+                        return None
+                    if q - p == 4 and c == b'n' and d[p + 1] == b'u' and d[p + 2] == b'l' and d[p + 3] == b'l':
+                        v = None
+                    else:
+                        v = self._scalar(d + p, q - p)
+                        if v is None:
+                            raise ParseError(f"invalid JSON value {(<bytes>(<char*>d)[p:min(q, p + 40)])!r}")
+                        if v is _NULL:
+                            v = None
+                    p = q
+                else:
+                    self._err("expected a JSON value", d, p, n)
+                # store
+                if not is_obj:
+                    PyList_Append(container, v)
+                elif role == R_ROWV:
+                    if kid == K_ID:
+                        f_id = v
+                    elif kid == K_KEY:
+                        f_key = v
+                    elif kid == K_VALUE:
+                        f_value = v
+                    elif kid == K_DOC:
+                        f_doc = v
+                    elif kid == K_ERROR:
+                        f_error = v
+                    elif kid == K_REASON:
+                        f_reason = v
+                else:
+                    PyDict_SetItem(container, key, v)
+                # separator
+                p = self._fws(d, p, n)
+                if p >= n:
+                    return None
+                c = d[p]
+                if c == b',':
+                    p = self._fws(d, p + 1, n)
+                    if p >= n:
+                        return None
+                    c = d[p]
+                    continue
+                if c == close_c:
+                    p += 1
+                    break
+                self._err("expected ',' or the end of the " + ("object" if is_obj else "array"), d, p, n)
+        endp[0] = p
+        if role == R_ROWV:
+            return _row_from(f_id, f_key, f_value, f_doc, f_error, f_reason)
+        return container
 
     cdef Py_ssize_t _resume(self, const unsigned char* d, Py_ssize_t n) except -2:
         """Continue a token cut by the previous chunk; position after it, or -1 (more needed)."""
@@ -873,6 +1157,7 @@ cdef class RowParser:
             q = 1
             self._tok_esc = False
         while True:
+            q = cc_skip_plain8(d, q, n)
             while q < n and STR_STOP[d[q]] == 0:
                 q += 1
             if q >= n:
@@ -904,6 +1189,8 @@ cdef class RowParser:
         cdef Frame* f
         cdef int ex, flags, role
         cdef bint lines = self._lines
+        cdef bint fast = _fast_enabled
+        cdef object v
 
         if self._tok_kind != TOK_NONE:
             p = self._resume(d, n)
@@ -941,6 +1228,13 @@ cdef class RowParser:
                         self._err("data after the last_seq line", d, p, n)
                     if c != b'{':
                         self._err("continuous-feed line is not a JSON object", d, p, n)
+                    if fast:
+                        v = self._fast(d, p, n, R_LINE, 1, 1, &q)
+                        if q >= 0:
+                            self._pending = v
+                            p = q
+                            continue
+                        fast = False
                     self._push(R_LINE, 1)
                     p += 1
                     continue
@@ -989,6 +1283,15 @@ cdef class RowParser:
                 if role == R_ROWS:
                     if c != b'{':
                         self._err("row is not a JSON object", d, p, n)
+                    if fast:
+                        v = self._fast(d, p, n, self._row_role(), self._depth + 1, 1, &q)
+                        if q >= 0:
+                            PyList_Append(self._out, v)
+                            f = &self._stack[self._depth - 1]
+                            f.expect = EX_COMMA_OR_END
+                            p = q
+                            continue
+                        fast = False
                     self._push(self._row_role(), 1)
                     p += 1
                     continue
@@ -998,12 +1301,16 @@ cdef class RowParser:
                     self._push(R_ROWS, 0)
                     p += 1
                     continue
-                if c == b'{':
-                    self._push(self._child_role(f, 1), 1)
-                    p += 1
-                    continue
-                if c == b'[':
-                    self._push(self._child_role(f, 0), 0)
+                if c == b'{' or c == b'[':
+                    if fast:
+                        v = self._fast(d, p, n, self._child_role(f, c == b'{'), self._depth + 1, 1, &q)
+                        if q >= 0:
+                            self._deliver(v)
+                            p = q
+                            continue
+                        fast = False
+                        f = &self._stack[self._depth - 1]
+                    self._push(self._child_role(f, c == b'{'), c == b'{')
                     p += 1
                     continue
                 if c != b'"':
@@ -1026,6 +1333,7 @@ cdef class RowParser:
             q = p + 1
             flags = 0
             while True:
+                q = cc_skip_plain8(d, q, n)
                 while q < n and STR_STOP[d[q]] == 0:
                     q += 1
                 if q >= n:

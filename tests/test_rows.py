@@ -880,7 +880,7 @@ def cuts(data, draw):
     return out
 
 
-HSET = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture])
+HSET = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture])
 
 
 @HSET
@@ -978,6 +978,48 @@ def test_hypothesis_backends_agree_on_garbage(data):
     chunks = cuts(bytes(base), data.draw)
     a = parse_or_error("python", "view", chunks)
     b = parse_or_error("cython", "view", chunks)
+    if isinstance(a, ParseError) or isinstance(b, ParseError):
+        assert isinstance(a, ParseError) and isinstance(b, ParseError)
+    else:
+        assert_same(a, b)
+
+
+@pytest.fixture
+def no_fast_path():
+    """Cython parser with its recursive fast path off: only the resumable frame machine."""
+    _cy_rows._set_fast_path(False)
+    try:
+        yield
+    finally:
+        _cy_rows._set_fast_path(True)
+
+
+@pytest.mark.skipif(CY_SKIP is not None, reason=CY_SKIP or "")
+@have_fixtures
+@pytest.mark.parametrize("name", sorted(FIXTURE_SHAPES))
+def test_cython_frame_machine_alone(name, no_fast_path):
+    shape = FIXTURE_SHAPES[name]
+    data = body(name)
+    assert_same(parse("cython", shape, [data]), expected(shape, data))
+
+
+@pytest.mark.skipif(CY_SKIP is not None, reason=CY_SKIP or "")
+@HSET
+@given(data=st.data())
+def test_hypothesis_cython_fast_path_agrees_with_frame_machine(data):
+    base = bytearray(data.draw(view_body()))
+    if data.draw(st.booleans()):
+        for _ in range(data.draw(st.integers(1, 3))):
+            i = data.draw(st.integers(0, max(0, len(base) - 1)))
+            if base:
+                base[i] = data.draw(st.sampled_from(b'{}[],:"\\ 0-e.\xc3\xff\nx'))
+    chunks = cuts(bytes(base), data.draw)
+    a = parse_or_error("cython", "view", chunks)
+    _cy_rows._set_fast_path(False)
+    try:
+        b = parse_or_error("cython", "view", chunks)
+    finally:
+        _cy_rows._set_fast_path(True)
     if isinstance(a, ParseError) or isinstance(b, ParseError):
         assert isinstance(a, ParseError) and isinstance(b, ParseError)
     else:
