@@ -180,6 +180,7 @@ class DatabaseAPI:
 
     is_async = False
     _server_class: type[ServerAPI]
+    _feed_class: type[ChangesFeed] = ChangesFeed
     name: str
     _server: ServerAPI
 
@@ -380,15 +381,15 @@ class DatabaseAPI:
         ``feed="continuous"``: a :class:`ChangesFeed` to iterate; with ``callback``,
         ``callback(seq, changes)`` is called with batches gathered over ``latency`` s.
         """
-        if options.get("feed") == "continuous" or callback is not None:
-            feed = ChangesFeed(self, options)
+        feed = options.get("feed")
+        if feed == "continuous" or (callback is not None and feed is None):
+            changes_feed = self._feed_class(self, options)
             if callback is not None:
-                return self._start_feed(feed, callback, latency)
-            return feed
+                return changes_feed.start(callback, latency)
+            return changes_feed
+        if callback is not None:
+            raise InvalidInput(f"callback(seq, changes) needs feed='continuous', not feed={feed!r}")
         return self._run(_changes.changes(self._ctx, self.name, **options))
-
-    def _start_feed(self, feed: ChangesFeed, callback: Callable, latency: float) -> Any:
-        return feed.start(callback, latency)
 
     # -- replication -----------------------------------------------------------------
     def push(self, target: Any, **options: Any) -> Any:

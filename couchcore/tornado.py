@@ -194,15 +194,9 @@ class Database(DatabaseAPI):
         :class:`ChangesFeed` to iterate with ``async for``; with ``callback``, a running
         feed calling ``callback(seq, changes)`` (batches gathered over ``latency`` s).
         """
-        feed = options.get("feed")
-        if callback is not None and feed in ("normal", "longpoll"):
+        if callback is not None and options.get("feed") in ("normal", "longpoll"):
             return _call_with_callback(functools.partial(DatabaseAPI.changes, self, **options), callback)
-        if feed == "continuous" or callback is not None:
-            changes_feed = ChangesFeed(self, options)
-            if callback is not None:
-                return changes_feed.start(callback, latency)
-            return changes_feed
-        return super().changes(**options)
+        return super().changes(callback, latency, **options)
 
     # -- Python protocols -------------------------------------------------------------------
     def __getitem__(self, docid: str) -> Any:
@@ -527,3 +521,5 @@ async def _read_whole(awaitable: Any) -> Any:
     if isinstance(result, StreamedResult):
         await result.aall()  # plain 'for', len() and indexing work on it now
     return result
+
+Database._feed_class = ChangesFeed

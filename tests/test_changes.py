@@ -704,3 +704,8 @@ def test_feed_backs_off_when_the_server_keeps_ending_it(backend):
             list(feed)  # no progress at all: give up like after connection failures
     finally:
         closing.close()
+
+
+def test_sync_callback_needs_continuous_feed(db):
+    with pytest.raises(couchcore.InvalidInput):
+        db.changes(feed="normal", callback=lambda seq, changes: None)
