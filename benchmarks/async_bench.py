@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
 import resource
@@ -38,6 +37,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
 import couchcore  # noqa: E402
+from couchcore.testing import couch_url  # noqa: E402
 import couchcore.tornado as ct  # noqa: E402
 
 
@@ -58,18 +58,6 @@ def peak_rss_mb() -> float:
 
 
 # -- scenario 1: concurrent gets -------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def couch_url():
-    url = os.environ.get("COUCHDB_URL")
-    if url:
-        yield url
-        return
-    from couchcore.testing import PouchDBServer
-
-    with PouchDBServer() as started:
-        yield started
 
 
 def bench_gets(n: int, client_counts: list[int], repeat: int) -> dict:

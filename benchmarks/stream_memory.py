@@ -15,68 +15,18 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import resource
-import socket
 import subprocess
 import sys
 import threading
 import time
 
-ROW = b'{"id":"doc%08d","key":"doc%08d","value":{"rev":"1-967a00dff5e02add41819138abb3284d"}}'
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from couchcore.testing import RowReplayServer as ReplayServer  # noqa: E402
+
 
 
 # -- the replay server (parent process) -------------------------------------------------------
-
-
-class ReplayServer:
-    """``GET /rows-N/_all_docs``: N generated rows, chunked, 1000 rows per chunk."""
-
-    def __init__(self) -> None:
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        threading.Thread(target=self._loop, daemon=True).start()
-
-    def _loop(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
-
-    def _serve(self, conn: socket.socket) -> None:
-        try:
-            with conn:
-                head = b""
-                while b"\r\n\r\n" not in head:
-                    data = conn.recv(65536)
-                    if not data:
-                        return
-                    head += data
-                match = re.match(rb"GET /rows-(\d+)/_all_docs[ ?]", head)
-                if not match:
-                    conn.sendall(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
-                    return
-                n = int(match.group(1))
-                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-                             b"Transfer-Encoding: chunked\r\n\r\n")
-
-                def chunk(data: bytes) -> None:
-                    conn.sendall(b"%x\r\n%s\r\n" % (len(data), data))
-
-                chunk(b'{"total_rows":%d,"offset":0,"rows":[\r\n' % n)
-                for start in range(0, n, 1000):
-                    stop = min(n, start + 1000)
-                    block = b",\r\n".join([ROW % (i, i) for i in range(start, stop)])
-                    chunk(block + (b",\r\n" if stop < n else b""))
-                chunk(b"\r\n]}\n")
-                conn.sendall(b"0\r\n\r\n")
-        except OSError:
-            pass
 
 
 # -- one measurement (child process) ------------------------------------------------------------

@@ -10,6 +10,7 @@ when the context exits, also on errors and Ctrl-C.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -17,13 +18,15 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
-__all__ = ["PouchDBServer", "find_pouchdb_server", "free_port"]
+__all__ = ["PouchDBServer", "find_pouchdb_server", "free_port", "couch_url", "LoopbackServer",
+           "RowReplayServer", "read_request_head"]
 
 
 def free_port() -> int:
@@ -146,3 +149,138 @@ class PouchDBServer:
 
     def __exit__(self, *exc: Any) -> None:
         self.stop()
+
+
+# -- small loopback servers for tests and benchmarks ---------------------------------------------
+
+
+def read_request_head(conn: socket.socket) -> bytes:
+    """Read an HTTP request's head (up to the blank line) from a raw connection."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = conn.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+class LoopbackServer:
+    """Accepts TCP connections on 127.0.0.1 and hands each to ``handler(conn)`` in a thread.
+
+    ``url`` is its base URL, ``connections`` counts accepted connections; :meth:`close`
+    stops listening and closes every connection it accepted.
+    """
+
+    def __init__(self, handler: Any = None, backlog: int = 64) -> None:
+        if handler is not None:
+            self.handle = handler
+        self.connections = 0
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(backlog)
+        self.port = self.sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._open: list[socket.socket] = []
+        threading.Thread(target=self._loop, daemon=True).start()
+
+    def handle(self, conn: socket.socket) -> None:  # pragma: no cover - replaced or overridden
+        raise NotImplementedError
+
+    def _loop(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.connections += 1
+            self._open.append(conn)
+            threading.Thread(target=self._run, args=(conn,), daemon=True).start()
+
+    def _run(self, conn: socket.socket) -> None:
+        try:
+            with conn:
+                self.handle(conn)
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.sock.close()
+        for conn in self._open:
+            conn.close()
+
+    def __enter__(self) -> "LoopbackServer":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+#: one generated ``_all_docs`` row, as CouchDB 3 writes it
+ROW = b'{"id":"doc%08d","key":"doc%08d","value":{"rev":"1-967a00dff5e02add41819138abb3284d"}}'
+
+
+class RowReplayServer(LoopbackServer):
+    """Serves ``GET /rows-N/_all_docs`` as a CouchDB 3-framed body of N generated rows,
+    chunked, one row per line, generated on the fly (never held in memory).
+
+    ``sent`` counts the body bytes written on the latest connection; ``done`` is set
+    when it has been written completely.
+    """
+
+    def __init__(self, rows_per_chunk: int = 1000) -> None:
+        self.rows_per_chunk = rows_per_chunk
+        self.sent = 0
+        self.done = threading.Event()
+        super().__init__()
+
+    def handle(self, conn: socket.socket) -> None:
+        import re
+
+        match = re.match(rb"GET /rows-(\d+)/_all_docs[ ?]", read_request_head(conn))
+        if not match:
+            body = b'{"error":"not_found","reason":"missing"}'
+            conn.sendall(b"HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\n"
+                         b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+            return
+        self.stream(conn, int(match.group(1)))
+
+    def stream(self, conn: socket.socket, n: int) -> None:
+        self.sent = 0
+        self.done.clear()
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")
+
+        def chunk(data: bytes) -> None:
+            conn.sendall(b"%x\r\n%s\r\n" % (len(data), data))
+            self.sent += len(data)
+
+        chunk(b'{"total_rows":%d,"offset":0,"rows":[\r\n' % n)
+        step = self.rows_per_chunk
+        for start in range(0, n, step):
+            stop = min(n, start + step)
+            block = b",\r\n".join([ROW % (i, i) for i in range(start, stop)])
+            chunk(block + (b",\r\n" if stop < n else b""))
+        chunk(b"\r\n]}\n")
+        conn.sendall(b"0\r\n\r\n")
+        self.done.set()
+
+    @staticmethod
+    def body_size(n: int) -> int:
+        row = len(ROW % (0, 0))
+        return len(b'{"total_rows":%d,"offset":0,"rows":[\r\n' % n) + n * row + (n - 1) * 3 + len(b"\r\n]}\n")
+
+
+@contextlib.contextmanager
+def couch_url() -> Iterator[str]:
+    """``$COUCHDB_URL`` if set, else the URL of a throw-away PouchDB Server for the block."""
+    url = os.environ.get("COUCHDB_URL")
+    if url:
+        yield url
+        return
+    print("COUCHDB_URL not set: starting a throw-away PouchDB Server ...")
+    with PouchDBServer() as started:
+        yield started

@@ -9,8 +9,6 @@ on a free loopback port for the duration of the demo.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import os
 import random
 import sys
 import time
@@ -19,20 +17,9 @@ import uuid
 from tqdm import tqdm
 
 import couchcore
-from couchcore.testing import PouchDBServer
+from couchcore.testing import couch_url
 
 WORDS = "alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima".split()
-
-
-@contextlib.contextmanager
-def couch_url():
-    url = os.environ.get("COUCHDB_URL")
-    if url:
-        yield url
-        return
-    print("COUCHDB_URL not set: starting a throw-away PouchDB Server ...")
-    with PouchDBServer() as started:
-        yield started
 
 
 def generate(n: int, rng: random.Random):

@@ -27,8 +27,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import os
 import sys
 from typing import Any
 
@@ -36,6 +34,7 @@ import tornado.web
 from tornado.iostream import StreamClosedError
 
 import couchcore
+from couchcore.testing import couch_url
 from couchcore import codec
 from couchcore.tornado import Database, Server, relax
 
@@ -140,19 +139,6 @@ def make_app(db: Database) -> tornado.web.Application:
 def stop_feeds(app: tornado.web.Application) -> None:
     for feed in list(app.settings["live_feeds"]):
         feed.stop()
-
-
-@contextlib.contextmanager
-def couch_url():
-    url = os.environ.get("COUCHDB_URL")
-    if url:
-        yield url
-        return
-    from couchcore.testing import PouchDBServer
-
-    print("COUCHDB_URL not set: starting a throw-away PouchDB Server ...")
-    with PouchDBServer() as started:
-        yield started
 
 
 async def serve(url: str, name: str, port: int) -> None:

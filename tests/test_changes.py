@@ -16,6 +16,7 @@ from urllib.parse import quote
 import pytest
 
 import couchcore
+from couchcore.testing import LoopbackServer, read_request_head
 from couchcore import Document
 from couchcore.urls import split_credentials
 
@@ -637,45 +638,9 @@ def test_feed_gives_up_after_max_retries(db, proxy_factory):
     assert feed.reconnects == 2
 
 
-class ClosingServer:
-    """Answers every request with an empty chunked 200 and closes: a feed that ends at once
-    without ``last_seq`` (a restarting server, or a proxy dropping idle streams)."""
-
-    def __init__(self) -> None:
-        self.connections = 0
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        threading.Thread(target=self._loop, daemon=True).start()
-
-    def _loop(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self.connections += 1
-            with conn:
-                head = b""
-                while b"\r\n\r\n" not in head:
-                    data = conn.recv(65536)
-                    if not data:
-                        break
-                    head += data
-                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-                             b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n")
-
-    def close(self) -> None:
-        try:
-            self.sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-        self.sock.close()
-
-
 def test_feed_backs_off_when_the_server_keeps_ending_it(backend):
-    closing = ClosingServer()
+    closing = LoopbackServer(lambda conn: (read_request_head(conn), conn.sendall(
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n")))
     try:
         feed = couchcore.Server(closing.url, backend=backend, retries=0)._database("db").changes(feed="continuous")
         feed.retry_delay = 0.05

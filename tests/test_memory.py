@@ -9,8 +9,6 @@ The number of rows is taken from the database name (``rows-200000``). See
 from __future__ import annotations
 
 import gc
-import re
-import socket
 import threading
 import time
 import tracemalloc
@@ -18,89 +16,13 @@ import tracemalloc
 import pytest
 
 import couchcore
+from couchcore.testing import RowReplayServer as ReplayServer
 
 psutil = pytest.importorskip("psutil")
 
-ROW = b'{"id":"doc%08d","key":"doc%08d","value":{"rev":"1-967a00dff5e02add41819138abb3284d"}}'
 BIG = 200_000
 SMALL = BIG // 10
 BOUND_MB = 20
-
-
-class ReplayServer:
-    """Serves ``GET /rows-N/_all_docs`` as a generated, chunked CouchDB body of N rows.
-
-    ``sent`` is the number of body bytes written so far on the latest connection and
-    ``total`` its final size once done.
-    """
-
-    def __init__(self, rows_per_chunk: int = 1000) -> None:
-        self.rows_per_chunk = rows_per_chunk
-        self.sent = 0
-        self.done = threading.Event()
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(8)
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        threading.Thread(target=self._loop, daemon=True).start()
-
-    def _loop(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
-
-    def _serve(self, conn: socket.socket) -> None:
-        try:
-            with conn:
-                head = b""
-                while b"\r\n\r\n" not in head:
-                    data = conn.recv(65536)
-                    if not data:
-                        return
-                    head += data
-                match = re.match(rb"GET /rows-(\d+)/_all_docs[ ?]", head)
-                if not match:
-                    body = b'{"error":"not_found","reason":"missing"}'
-                    conn.sendall(b"HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\n"
-                                 b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
-                    return
-                self.stream(conn, int(match.group(1)))
-        except OSError:
-            pass
-
-    def stream(self, conn: socket.socket, n: int) -> None:
-        self.sent = 0
-        self.done.clear()
-        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")
-
-        def chunk(data: bytes) -> None:
-            conn.sendall(b"%x\r\n%s\r\n" % (len(data), data))
-            self.sent += len(data)
-
-        chunk(b'{"total_rows":%d,"offset":0,"rows":[\r\n' % n)
-        step = self.rows_per_chunk
-        for start in range(0, n, step):
-            stop = min(n, start + step)
-            block = b",\r\n".join([ROW % (i, i) for i in range(start, stop)])
-            chunk(block + (b",\r\n" if stop < n else b""))
-        chunk(b"\r\n]}\n")
-        conn.sendall(b"0\r\n\r\n")
-        self.done.set()
-
-    @staticmethod
-    def body_size(n: int) -> int:
-        row = len(ROW % (0, 0))
-        return len(b'{"total_rows":%d,"offset":0,"rows":[\r\n' % n) + n * row + (n - 1) * 3 + len(b"\r\n]}\n")
-
-    def close(self) -> None:
-        try:
-            self.sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-        self.sock.close()
 
 
 class PeakRSS:

@@ -24,6 +24,7 @@ import traceback
 import pytest
 
 import couchcore
+from couchcore.testing import LoopbackServer, read_request_head
 from couchcore.protocol.messages import Request
 from couchcore.urls import split_credentials
 
@@ -55,62 +56,12 @@ def exception_texts(exc: BaseException) -> list[str]:
 # -- local servers ---------------------------------------------------------------------------
 
 
-class RawServer:
-    """Accepts TCP connections on 127.0.0.1 and hands each to ``handler(conn)`` in a thread."""
-
-    def __init__(self, handler) -> None:
-        self.handler = handler
-        self.connections = 0
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.port = self.sock.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        self._open: list[socket.socket] = []
-        threading.Thread(target=self._loop, daemon=True).start()
-
-    def _loop(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self.connections += 1
-            self._open.append(conn)
-            threading.Thread(target=self._run, args=(conn,), daemon=True).start()
-
-    def _run(self, conn) -> None:
-        try:
-            self.handler(conn)
-        except OSError:
-            pass
-
-    def close(self) -> None:
-        try:
-            self.sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-        self.sock.close()
-        for c in self._open:
-            c.close()
-
-
-def read_request_head(conn) -> bytes:
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = conn.recv(65536)
-        if not chunk:
-            break
-        data += chunk
-    return data
-
-
 @pytest.fixture
 def raw_server():
     servers = []
 
     def make(handler):
-        s = RawServer(handler)
+        s = LoopbackServer(handler, backlog=16)
         servers.append(s)
         return s
 

@@ -7,7 +7,7 @@ from typing import Any, Callable, Iterable
 from urllib.parse import quote
 
 from .. import codec
-from ..errors import Conflict, InvalidDocument, InvalidInput, MissingRevision, error_for_status
+from ..errors import InvalidDocument, InvalidInput, MissingRevision, error_for_status
 from ..models import ConflictResolution, Document
 from .messages import Request
 from .paths import db_path, doc_path
