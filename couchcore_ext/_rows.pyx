@@ -240,7 +240,9 @@ def _setup_row_fast():
     cdef int i
     _row_fast = False
     member_descriptor = type(type("_T", (), {"__slots__": ("x",)}).x)
-    if Row.__new__ is not object.__new__:
+    if Row.__new__ is not object.__new__ or Row.__bases__ != (object,):
+        return False
+    if tuple(Row.__dict__.get("__slots__", ())) != ("id", "key", "value", "doc", "error"):
         return False
     for i, name in enumerate(("id", "key", "value", "doc", "error")):
         d = Row.__dict__.get(name)

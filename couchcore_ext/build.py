@@ -17,7 +17,7 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
-_COMPILE_ARGS = ["-O3"] if os.name != "nt" else ["/O2"]
+_COMPILE_ARGS = ["-O3", "-g0"] if os.name != "nt" else ["/O2"]
 
 
 def _have_compiler() -> bool:

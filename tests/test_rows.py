@@ -716,6 +716,27 @@ def test_feed_accepts_bytes_like(backend):
     p.close()
 
 
+def test_feed_rejects_str(backend):
+    p = make_parser("view", backend)
+    with pytest.raises(TypeError):
+        p.feed('{"rows":[]}')
+
+
+@pytest.mark.skipif(CY_SKIP is not None, reason=CY_SKIP or "")
+def test_cython_rows_are_real_rows():
+    # the extension fills Row's slots directly (no __init__ call) when Row is the plain
+    # __slots__ class; the result must be indistinguishable from Row(...)
+    assert _cy_rows._setup_row_fast() is True
+    (r,), _, _ = parse("cython", "view", [b'{"rows":[{"id":"a","key":[1],"value":{"v":2},"doc":{"_id":"a"}}]}'])
+    assert type(r) is Row
+    assert (r.id, r.key, r.value, r.doc, r.error) == ("a", [1], {"v": 2}, {"_id": "a"}, None)
+    assert r == Row("a", [1], {"v": 2}, Document(_id="a")) and repr(r) == repr(Row("a", [1], {"v": 2}, Document(_id="a")))
+    assert r.as_dict() == {"id": "a", "key": [1], "value": {"v": 2}, "doc": {"_id": "a"}}
+    r.value = 5  # still a normal, mutable Row
+    assert r.value == 5
+    assert gc.is_tracked(r)
+
+
 # -- GC state -----------------------------------------------------------------------------
 
 
