@@ -40,7 +40,7 @@ from cpython.mem cimport PyMem_Malloc, PyMem_Realloc, PyMem_Free
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
 from cpython.conversion cimport PyOS_string_to_double
 from libc.string cimport memcpy, memcmp, memset
-from libc.stdint cimport uint32_t
+from libc.stdint cimport uint32_t, uint64_t
 
 from couchcore.errors import ParseError
 from couchcore.models import Document, Row
@@ -96,13 +96,39 @@ cdef extern from *:
     """
     Py_ssize_t cc_skip_plain8(const unsigned char* d, Py_ssize_t q, Py_ssize_t n) noexcept nogil
 
+cdef extern from *:
+    """
+    /* Key cache: short ASCII keys (<= 32 bytes) -> str, compared as zero-padded words. */
+    typedef struct { PyObject* s; int kid; int length; uint64_t w[4]; } cc_kentry;
+    static cc_kentry CC_KCACHE[1024];
+    static inline cc_kentry* cc_kslot(const unsigned char* s, Py_ssize_t n, uint64_t* w) {
+        uint64_t h;
+        w[0] = w[1] = w[2] = w[3] = 0;
+        memcpy(w, s, (size_t)n);
+        h = (w[0] * 0x9E3779B97F4A7C15ULL) ^ (w[1] * 0xC2B2AE3D27D4EB4FULL)
+          ^ ((w[2] ^ (w[3] << 7)) * 0x165667B19E3779F9ULL) ^ (uint64_t)n;
+        h ^= h >> 31;
+        h *= 0x94D049BB133111EBULL;
+        return &CC_KCACHE[h >> 54];
+    }
+    static inline int cc_khit(const cc_kentry* e, Py_ssize_t n, const uint64_t* w) {
+        return e->s != NULL && e->length == (int)n &&
+               ((e->w[0] ^ w[0]) | (e->w[1] ^ w[1]) | (e->w[2] ^ w[2]) | (e->w[3] ^ w[3])) == 0;
+    }
+    """
+    ctypedef struct cc_kentry:
+        PyObject* s
+        int kid
+        int length
+        uint64_t w[4]
+    cc_kentry* cc_kslot(const unsigned char* s, Py_ssize_t n, uint64_t* w) noexcept nogil
+    int cc_khit(const cc_kentry* e, Py_ssize_t n, const uint64_t* w) noexcept nogil
+
 # ---------------------------------------------------------------------------------------
 # constants
 
 DEF MAX_DEPTH = 1000        # nesting limit, about where json/simplejson hit the recursion limit
 DEF FAST_DEPTH = 48         # recursion depth of the fast path (deeper: frame machine)
-DEF KCACHE_SIZE = 1024      # key cache entries (power of two)
-DEF KCACHE_MAXLEN = 40      # longest key cached
 
 # shapes
 cdef enum:
@@ -175,17 +201,10 @@ cdef struct Frame:
     PyObject* container   # owned (NULL for R_ROWV, R_ROWS)
     PyObject* key         # owned, current key of an object (NULL when none)
 
-cdef struct KEntry:
-    PyObject* s           # owned str
-    int kid
-    int length
-    unsigned char b[KCACHE_MAXLEN]
-
 # byte classes
 cdef unsigned char STR_STOP[256]   # 1: '"' or '\\' or control; 2: >= 0x80
 cdef unsigned char SCALAR[256]     # chars that may continue a number/literal token
 cdef unsigned char HEXVAL[256]     # 0..15, 255 = not hex
-cdef KEntry KCACHE[KCACHE_SIZE]
 
 cdef void _init_tables():
     cdef int i
@@ -204,7 +223,6 @@ cdef void _init_tables():
     for i in range(6):
         HEXVAL[65 + i] = 10 + i
         HEXVAL[97 + i] = 10 + i
-    memset(KCACHE, 0, sizeof(KCACHE))
 
 _init_tables()
 
@@ -904,16 +922,12 @@ cdef class RowParser:
 
     cdef object _key_str(self, const unsigned char* s, Py_ssize_t n, int flags, int* kid):
         """A complete key string -> str (cached when short ASCII); sets the key id."""
-        cdef unsigned int h
-        cdef Py_ssize_t i
-        cdef KEntry* e
+        cdef uint64_t w[4]
+        cdef cc_kentry* e
         cdef object u
-        if flags == 0 and n <= KCACHE_MAXLEN:
-            h = 2166136261u ^ <unsigned int>n
-            for i in range(n):
-                h = (h ^ s[i]) * 16777619u
-            e = &KCACHE[h & (KCACHE_SIZE - 1)]
-            if e.s != NULL and e.length == n and memcmp(e.b, s, n) == 0:
+        if flags == 0 and n <= 32:
+            e = cc_kslot(s, n, w)
+            if cc_khit(e, n, w):
                 kid[0] = e.kid
                 return <object>e.s
             u = _ascii_str(s, n)
@@ -921,7 +935,7 @@ cdef class RowParser:
             Py_INCREF(u)
             e.s = <PyObject*>u
             e.length = <int>n
-            memcpy(e.b, s, n)
+            memcpy(e.w, w, sizeof(w))
             e.kid = _classify(s, n)
             kid[0] = e.kid
             return u
@@ -987,24 +1001,84 @@ cdef class RowParser:
                 break
         return p
 
+    cdef inline Py_ssize_t _fstr(self, const unsigned char* d, Py_ssize_t q, Py_ssize_t n, int* flags) except -2:
+        """End of the string whose content starts at d[q]: index of its closing quote, or -1."""
+        cdef unsigned char c
+        cdef int fl = 0
+        while True:
+            q = cc_skip_plain8(d, q, n)
+            while q < n and STR_STOP[d[q]] == 0:
+                q += 1
+            if q >= n:
+                return -1
+            c = d[q]
+            if STR_STOP[c] == 2:
+                fl |= SF_HIGH
+                q += 1
+            elif c == b'\\':
+                fl |= SF_ESC
+                q += 2
+                if q >= n:
+                    return -1
+            elif c == b'"':
+                flags[0] = fl
+                return q
+            else:
+                self._err("control character in a string", d, q, n)
+
+    cdef object _fval(self, const unsigned char* d, Py_ssize_t p, Py_ssize_t n, int role, int kid, int depth, int rel, Py_ssize_t* endp):
+        """Any value at d[p] (p < n) whose parent has ``role`` and key id ``kid``."""
+        cdef unsigned char c = d[p]
+        cdef Py_ssize_t q
+        cdef int flags
+        cdef object v
+        if c == b'"':
+            q = self._fstr(d, p + 1, n, &flags)
+            if q < 0:
+                endp[0] = -1
+                return None
+            endp[0] = q + 1
+            if flags == 0:
+                return _ascii_str(d + p + 1, q - p - 1)
+            return self._unescape(d + p + 1, q - p - 1)
+        if c == b'{' or c == b'[':
+            return self._fast(d, p, n, _child_role(role, kid, c == b'{'), depth + 1, rel + 1, endp)
+        if c == b'-' or (b'0' <= c <= b'9') or (b'a' <= c <= b'z'):
+            q = p + 1
+            while q < n and SCALAR[d[q]]:
+                q += 1
+            if q >= n:
+                endp[0] = -1
+                return None
+            endp[0] = q
+            if q - p == 4 and c == b'n' and d[p + 1] == b'u' and d[p + 2] == b'l' and d[p + 3] == b'l':
+                return None
+            v = self._scalar(d + p, q - p)
+            if v is None:
+                raise ParseError(f"invalid JSON value {(<bytes>(<char*>d)[p:min(q, p + 40)])!r}")
+            if v is _NULL:
+                return None
+            return v
+        self._err("expected a JSON value", d, p, n)
+
     cdef object _fast(self, const unsigned char* d, Py_ssize_t p, Py_ssize_t n, int role, int depth, int rel, Py_ssize_t* endp):
         """Parse the container at d[p]; endp[0] = position after it, or -1 to give up."""
         cdef unsigned char c
         cdef Py_ssize_t q
-        cdef int flags, kid = K_OTHER, k
-        cdef bint is_obj = d[p] == b'{'
-        cdef unsigned char close_c = 125 if is_obj else 93   # '}' / ']'
+        cdef int flags, kid = K_OTHER
+        cdef bint is_obj
+        cdef unsigned char close_c
         cdef object container, key = None, v
-        cdef object f_id = _ABSENT, f_key = _ABSENT, f_value = _ABSENT
-        cdef object f_doc = _ABSENT, f_error = _ABSENT, f_reason = _ABSENT
         endp[0] = -1
         if depth > MAX_DEPTH:
             raise ParseError(f"JSON nested deeper than {MAX_DEPTH} levels")
         if rel > FAST_DEPTH:
             return None
         if role == R_ROWV:
-            container = None
-        elif role == R_DOCUMENT:
+            return self._fast_rowv(d, p, n, depth, rel, endp)
+        is_obj = d[p] == b'{'
+        close_c = 125 if is_obj else 93   # '}' / ']'
+        if role == R_DOCUMENT:
             container = _new_document()
         elif is_obj:
             container = {}
@@ -1015,131 +1089,135 @@ cdef class RowParser:
             return None
         c = d[p]
         if c == close_c:
-            p += 1
-        else:
-            while True:
-                if is_obj:
-                    # key
-                    if c != b'"':
-                        self._err("expected a key", d, p, n)
-                    q = p + 1
-                    flags = 0
-                    while True:
-                        q = cc_skip_plain8(d, q, n)
-                        while q < n and STR_STOP[d[q]] == 0:
-                            q += 1
-                        if q >= n:
-                            return None
-                        c = d[q]
-                        if STR_STOP[c] == 2:
-                            flags |= SF_HIGH
-                            q += 1
-                        elif c == b'\\':
-                            flags |= SF_ESC
-                            q += 2
-                            if q >= n:
-                                return None
-                        elif c == b'"':
-                            break
-                        else:
-                            self._err("control character in a string", d, q, n)
-                    if role == R_ROWV and flags == 0:
-                        kid = _classify(d + p + 1, q - p - 1)
-                    else:
-                        key = self._key_str(d + p + 1, q - p - 1, flags, &kid)
-                    p = self._fws(d, q + 1, n)
+            endp[0] = p + 1
+            return container
+        while True:
+            if is_obj:
+                if c != b'"':
+                    self._err("expected a key", d, p, n)
+                q = self._fstr(d, p + 1, n, &flags)
+                if q < 0:
+                    return None
+                key = self._key_str(d + p + 1, q - p - 1, flags, &kid)
+                p = q + 1
+                if p < n and d[p] == b':':
+                    p += 1
+                else:
+                    p = self._fws(d, p, n)
                     if p >= n:
                         return None
                     if d[p] != b':':
                         self._err("expected ':'", d, p, n)
-                    p = self._fws(d, p + 1, n)
+                    p += 1
+                if p < n and d[p] > 32:
+                    pass
+                else:
+                    p = self._fws(d, p, n)
                     if p >= n:
                         return None
-                # value
+                v = self._fval(d, p, n, role, kid, depth, rel, &q)
+                if q < 0:
+                    return None
+                PyDict_SetItem(container, key, v)
+            else:
+                v = self._fval(d, p, n, role, kid, depth, rel, &q)
+                if q < 0:
+                    return None
+                PyList_Append(container, v)
+            p = q
+            if p < n and d[p] > 32:
                 c = d[p]
-                if c == b'"':
-                    q = p + 1
-                    flags = 0
-                    while True:
-                        q = cc_skip_plain8(d, q, n)
-                        while q < n and STR_STOP[d[q]] == 0:
-                            q += 1
-                        if q >= n:
-                            return None
-                        c = d[q]
-                        if STR_STOP[c] == 2:
-                            flags |= SF_HIGH
-                            q += 1
-                        elif c == b'\\':
-                            flags |= SF_ESC
-                            q += 2
-                            if q >= n:
-                                return None
-                        elif c == b'"':
-                            break
-                        else:
-                            self._err("control character in a string", d, q, n)
-                    v = _ascii_str(d + p + 1, q - p - 1) if flags == 0 else self._unescape(d + p + 1, q - p - 1)
-                    p = q + 1
-                elif c == b'{' or c == b'[':
-                    v = self._fast(d, p, n, _child_role(role, kid, c == b'{'), depth + 1, rel + 1, &q)
-                    if q < 0:
-                        return None
-                    p = q
-                elif c == b'-' or (b'0' <= c <= b'9') or (b'a' <= c <= b'z'):
-                    q = p + 1
-                    while q < n and SCALAR[d[q]]:
-                        q += 1
-                    if q >= n:
-                        return None
-                    if q - p == 4 and c == b'n' and d[p + 1] == b'u' and d[p + 2] == b'l' and d[p + 3] == b'l':
-                        v = None
-                    else:
-                        v = self._scalar(d + p, q - p)
-                        if v is None:
-                            raise ParseError(f"invalid JSON value {(<bytes>(<char*>d)[p:min(q, p + 40)])!r}")
-                        if v is _NULL:
-                            v = None
-                    p = q
-                else:
-                    self._err("expected a JSON value", d, p, n)
-                # store
-                if not is_obj:
-                    PyList_Append(container, v)
-                elif role == R_ROWV:
-                    if kid == K_ID:
-                        f_id = v
-                    elif kid == K_KEY:
-                        f_key = v
-                    elif kid == K_VALUE:
-                        f_value = v
-                    elif kid == K_DOC:
-                        f_doc = v
-                    elif kid == K_ERROR:
-                        f_error = v
-                    elif kid == K_REASON:
-                        f_reason = v
-                else:
-                    PyDict_SetItem(container, key, v)
-                # separator
+            else:
                 p = self._fws(d, p, n)
                 if p >= n:
                     return None
                 c = d[p]
-                if c == b',':
-                    p = self._fws(d, p + 1, n)
+            if c == b',':
+                p += 1
+                if p < n and d[p] > 32:
+                    c = d[p]
+                else:
+                    p = self._fws(d, p, n)
                     if p >= n:
                         return None
                     c = d[p]
-                    continue
-                if c == close_c:
+                continue
+            if c == close_c:
+                endp[0] = p + 1
+                return container
+            self._err("expected ',' or the end of the " + ("object" if is_obj else "array"), d, p, n)
+
+    cdef object _fast_rowv(self, const unsigned char* d, Py_ssize_t p, Py_ssize_t n, int depth, int rel, Py_ssize_t* endp):
+        """A view row object at d[p] -> Row (fields kept in locals, never a dict)."""
+        cdef unsigned char c
+        cdef Py_ssize_t q
+        cdef int flags, kid
+        cdef object v, unused
+        cdef object f_id = _ABSENT, f_key = _ABSENT, f_value = _ABSENT
+        cdef object f_doc = _ABSENT, f_error = _ABSENT, f_reason = _ABSENT
+        p = self._fws(d, p + 1, n)
+        if p >= n:
+            return None
+        c = d[p]
+        if c != b'}':
+            while True:
+                if c != b'"':
+                    self._err("expected a key", d, p, n)
+                q = self._fstr(d, p + 1, n, &flags)
+                if q < 0:
+                    return None
+                if flags == 0:
+                    kid = _classify(d + p + 1, q - p - 1)
+                else:
+                    unused = self._key_str(d + p + 1, q - p - 1, flags, &kid)
+                p = q + 1
+                if p < n and d[p] == b':':
                     p += 1
+                else:
+                    p = self._fws(d, p, n)
+                    if p >= n:
+                        return None
+                    if d[p] != b':':
+                        self._err("expected ':'", d, p, n)
+                    p += 1
+                if p >= n or d[p] <= 32:
+                    p = self._fws(d, p, n)
+                    if p >= n:
+                        return None
+                v = self._fval(d, p, n, R_ROWV, kid, depth, rel, &q)
+                if q < 0:
+                    return None
+                if kid == K_ID:
+                    f_id = v
+                elif kid == K_KEY:
+                    f_key = v
+                elif kid == K_VALUE:
+                    f_value = v
+                elif kid == K_DOC:
+                    f_doc = v
+                elif kid == K_ERROR:
+                    f_error = v
+                elif kid == K_REASON:
+                    f_reason = v
+                p = q
+                if p >= n or d[p] <= 32:
+                    p = self._fws(d, p, n)
+                    if p >= n:
+                        return None
+                c = d[p]
+                if c == b',':
+                    p += 1
+                    if p >= n or d[p] <= 32:
+                        p = self._fws(d, p, n)
+                        if p >= n:
+                            return None
+                    c = d[p]
+                    continue
+                if c == b'}':
                     break
-                self._err("expected ',' or the end of the " + ("object" if is_obj else "array"), d, p, n)
-        endp[0] = p
-        if role == R_ROWV:
-            return _row_from(f_id, f_key, f_value, f_doc, f_error, f_reason)
-        return container
+                self._err("expected ',' or the end of the object", d, p, n)
+        endp[0] = p + 1
+        return _row_from(f_id, f_key, f_value, f_doc, f_error, f_reason)
 
     cdef Py_ssize_t _resume(self, const unsigned char* d, Py_ssize_t n) except -2:
         """Continue a token cut by the previous chunk; position after it, or -1 (more needed)."""
