@@ -272,6 +272,7 @@ def main() -> None:
             p.unlink()
 
     table = render_table(results, bodies, args)
+    table += "\n" + giant_row_table(args.only)
     print("\n" + table)
     (RESULTS / "parse.md").write_text(table + "\n")
     if not args.no_plot:
@@ -322,6 +323,38 @@ def render_table(results, bodies, args) -> str:
                 ratios.append(f"{a}/{b} = {q:.2f}x{t}")
         lines += ["Ratios (rows/s, CPU time): " + "; ".join(ratios), ""]
     return "\n".join(lines)
+
+
+def giant_row_table(only: str) -> str:
+    """One huge include_docs row fed in 64-byte chunks: time must grow linearly."""
+    from couchcore.rows import _CyRowParser, make_parser
+
+    def run(backend, n_keys):
+        doc = "{" + ",".join('"k%d":{"a":[1,"x\\"},{",{"b":null}],"s":"%s"}' % (i, "\u00e9" * 5) for i in range(n_keys)) + "}"
+        data = ('{"rows":[{"id":"g","key":null,"value":null,"doc":%s}]}' % doc).encode()
+        p = make_parser("view", backend)
+        t = time.process_time()
+        n = 0
+        for i in range(0, len(data), 64):
+            n += len(p.feed(data[i : i + 64]))
+        n += len(p.close())
+        assert n == 1
+        return len(data), time.process_time() - t
+
+    lines = [
+        "## One giant row fed in 64-byte chunks (linearity check)",
+        "",
+        "| parser | row size MB | CPU s | MB/s |",
+        "|---|---:|---:|---:|",
+    ]
+    backends = [("python", "b")] + ([("cython", "a")] if _CyRowParser is not None else [])
+    for backend, letter in backends:
+        if letter not in only:
+            continue
+        for n_keys in (10_000, 80_000):
+            size, dt = run(backend, n_keys)
+            lines.append(f"| {backend} | {size / 1e6:.1f} | {dt:.3f} | {size / dt / 1e6:.1f} |")
+    return "\n".join(lines) + "\n"
 
 
 def plot(results, bodies, out: Path) -> None:
