@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Sequence
 from urllib.parse import quote, unquote, urlsplit
 
 from .errors import InvalidInput
@@ -369,7 +369,7 @@ class DatabaseAPI:
         """A Mango query: ``{"docs": [Document, ...], "bookmark": ..., ...}``."""
         return self._run(_db.find(self._ctx, self.name, selector, **options))
 
-    def create_index(self, fields: list, name: str | None = None, ddoc: str | None = None, **options: Any) -> Any:
+    def create_index(self, fields: Sequence[Any], name: str | None = None, ddoc: str | None = None, **options: Any) -> Any:
         """Create a Mango index on ``fields``."""
         return self._run(_db.create_index(self._ctx, self.name, fields, name, ddoc, **options))
 

@@ -62,7 +62,8 @@ def _batches(docs: Iterable[Any], size: int, report: LoadReport) -> Iterator[lis
                     raise TypeError(f"not a JSON object: {type(doc).__name__}")
                 codec.dumps(doc)
             except (TypeError, CouchcoreError) as exc:
-                key = doc.get("_id") if isinstance(doc, Mapping) and isinstance(doc.get("_id"), str) else f"#{position}"
+                docid = doc.get("_id") if isinstance(doc, Mapping) else None
+                key = docid if isinstance(docid, str) else f"#{position}"
                 report.failed[key] = {"doc": doc, "error": "invalid", "reason": str(exc)}
                 continue
             batch.append(doc if isinstance(doc, dict) else dict(doc))

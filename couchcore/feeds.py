@@ -52,6 +52,7 @@ class ChangesFeed:
         self._response: Any = None
         self._thread: threading.Thread | None = None
         self.meta: dict[str, Any] = {}
+        self.error: BaseException | None = None  # why a callback-driven feed stopped
 
     # -- control -----------------------------------------------------------------
     @property
@@ -239,7 +240,6 @@ class ChangesFeed:
                 except Exception:
                     log.exception("changes callback raised; the feed goes on")
 
-        self.error: CouchcoreError | None = None
         threading.Thread(target=reader, name="couchcore-changes-reader", daemon=True).start()
         self._thread = threading.Thread(target=dispatcher, name="couchcore-changes", daemon=True)
         self._thread.start()

@@ -257,7 +257,7 @@ class ChangesFeed(_feeds.ChangesFeed):
             loop = asyncio.get_running_loop()
         except RuntimeError:
             raise RuntimeError("a callback-driven async changes feed needs a running event loop") from None
-        self.error: BaseException | None = None
+        self.error = None
         self._loop = loop
         self._task = loop.create_task(self._pump(callback, latency), name=f"couchcore.changes {self._db.name}")
         return self
