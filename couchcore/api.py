@@ -300,6 +300,9 @@ class DatabaseAPI:
         if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
             raise InvalidInput(f"concurrency must be a positive int, got {concurrency!r}")
         _docs.check_doc_options(options)  # fail before anything is sent
+        for docid in ids:
+            if not isinstance(docid, str) or not docid:
+                raise InvalidInput(f"document ids must be non-empty str, got {docid!r}")
         ops = [_docs.get_doc_or_none(self._ctx, self.name, docid, **options) for docid in ids]
         return self._server._run_many(ops, concurrency, _raise_first)
 

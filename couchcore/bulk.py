@@ -43,6 +43,15 @@ class LoadReport:
                 f"{self.seconds:.2f}s ({self.docs_per_second:,.0f} docs/s)")
 
 
+def _fail(report: LoadReport, key: str, entry: dict) -> None:
+    """Record a failure under ``key``, never overwriting an earlier one (duplicate ids)."""
+    unique, n = key, 1
+    while unique in report.failed:
+        n += 1
+        unique = f"{key}#{n}"
+    report.failed[unique] = entry
+
+
 def _batches(docs: Iterable[Any], size: int, report: LoadReport) -> Iterator[list[dict]]:
     """Lazily cut the input into batches; documents that cannot be sent become failures."""
     position = 0
@@ -55,7 +64,7 @@ def _batches(docs: Iterable[Any], size: int, report: LoadReport) -> Iterator[lis
         for doc in chunk:
             position += 1
             if isinstance(doc, BaseException):  # e.g. an unparsable input line, passed through
-                report.failed[f"#{position}"] = {"doc": None, "error": type(doc).__name__, "reason": str(doc)}
+                _fail(report, f"#{position}", {"doc": None, "error": type(doc).__name__, "reason": str(doc)})
                 continue
             try:
                 if not isinstance(doc, Mapping):
@@ -64,7 +73,7 @@ def _batches(docs: Iterable[Any], size: int, report: LoadReport) -> Iterator[lis
             except (TypeError, CouchcoreError) as exc:
                 docid = doc.get("_id") if isinstance(doc, Mapping) else None
                 key = docid if isinstance(docid, str) else f"#{position}"
-                report.failed[key] = {"doc": doc, "error": "invalid", "reason": str(exc)}
+                _fail(report, key, {"doc": doc, "error": "invalid", "reason": str(exc)})
                 continue
             batch.append(doc if isinstance(doc, dict) else dict(doc))
         if batch:
@@ -95,12 +104,14 @@ def load(db: Any, docs: Iterable[Any], batch_size: int = 1000, concurrency: int 
         batch = in_flight.pop(i)
         report.batches += 1
         if isinstance(result, BaseException):
-            for doc in batch:
-                report.failed[doc.get("_id", f"batch{i}")] = {"doc": doc, "error": type(result).__name__,
-                                                               "reason": str(result)}
+            for j, doc in enumerate(batch):
+                docid = doc.get("_id")
+                _fail(report, docid if isinstance(docid, str) else f"batch{i}#{j}",
+                      {"doc": doc, "error": type(result).__name__, "reason": str(result)})
         else:
             report.written += len(result.resolved)
-            report.failed.update(result.pending)
+            for key, entry in result.pending.items():
+                _fail(report, key, entry)
         if progress is not None:
             progress(len(batch))
     report.seconds = time.perf_counter() - started

@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
                           progress=bar.update if bar is not None else None)
         if bar is not None:
             bar.close()
-    except CouchcoreError as exc:
+    except (CouchcoreError, OSError) as exc:
         print(f"couchcore: {redact_url(str(exc))}", file=sys.stderr)
         return 2
     print(report)

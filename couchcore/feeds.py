@@ -124,9 +124,9 @@ class ChangesFeed:
                     for chunk in resp.stream:
                         if self._stopped:  # e.g. a heartbeat after stop() on a backend that cannot abort
                             return
+                        failures = 0  # data (a change or a heartbeat) arrived: the connection is healthy
                         for change in parser.feed(chunk):
                             self._accept(change)
-                            failures = 0
                             yield change
                             if self._stopped or (self._limit is not None and self.delivered >= self._limit):
                                 return
@@ -170,11 +170,11 @@ class ChangesFeed:
                 self._response = resp = await self._db._run(self._open_op())
                 try:
                     async for chunk in resp.stream:
+                        failures = 0  # data (a change or a heartbeat) arrived
                         if self._stopped:  # e.g. a heartbeat after stop() on a backend that cannot abort
                             return
                         for change in parser.feed(chunk):
                             self._accept(change)
-                            failures = 0
                             yield change
                             if self._stopped or (self._limit is not None and self.delivered >= self._limit):
                                 return

@@ -8,7 +8,7 @@ from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 __all__ = ["redact_url", "split_credentials", "ServerURL"]
 
-_USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<userinfo>[^/@\s]*@)")
+_USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<userinfo>[^/?#\s]*@)")
 
 
 def redact_url(url: str) -> str:
@@ -32,7 +32,9 @@ def split_credentials(url: str) -> ServerURL:
     """
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"not an http(s) URL: {redact_url(url)!r}")
+        from .errors import InvalidInput
+
+        raise InvalidInput(f"not an http(s) URL: {redact_url(url)!r}")
     user = unquote(parts.username) if parts.username is not None else None
     password = unquote(parts.password) if parts.password is not None else None
     host = parts.hostname

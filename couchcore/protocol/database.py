@@ -57,7 +57,12 @@ def commit(ctx: ServerContext, db: str):
 def purge(ctx: ServerContext, db: str, docs: Any):
     """Purge revisions: ``docs`` is a list of ``{_id, _rev}`` docs or a ``{id: [revs]}`` mapping."""
     if isinstance(docs, Mapping) and "_id" not in docs:
-        body = {k: list(v) for k, v in docs.items()}
+        body = {}
+        for docid, revs in docs.items():
+            revs = [revs] if isinstance(revs, str) else list(revs) if isinstance(revs, (list, tuple)) else []
+            if not isinstance(docid, str) or not revs or not all(isinstance(r, str) for r in revs):
+                raise InvalidInput("purge takes {id: [rev, ...]} with string ids and revisions")
+            body[docid] = revs
     else:
         if isinstance(docs, Mapping):
             docs = [docs]
@@ -93,6 +98,8 @@ def find(ctx: ServerContext, db: str, selector: Mapping, **options: Any):
 
 
 def create_index(ctx: ServerContext, db: str, fields: list, name: str | None = None, ddoc: str | None = None, **options: Any):
+    if isinstance(fields, (str, bytes, Mapping)) or not fields:
+        raise InvalidInput("fields must be a non-empty list, e.g. ['name'] or [{'age': 'desc'}]")
     body: dict[str, Any] = {"index": {"fields": list(fields)}, "type": options.pop("type", "json")}
     if name:
         body["name"] = name

@@ -40,6 +40,9 @@ GET_OPTIONS = {
     "meta": False,
 }
 
+#: options of a _bulk_docs request body
+_BULK_OPTIONS = frozenset({"new_edits", "all_or_nothing"})
+
 # error strings CouchDB puts in per-document _bulk_docs results
 _BULK_ERROR_STATUS = {"conflict": 409, "forbidden": 403, "unauthorized": 401, "not_found": 404}
 
@@ -116,7 +119,9 @@ def _check_doc(doc: Any) -> None:
     if not isinstance(doc, Mapping):
         raise InvalidDocument(f"a document must be a dict, not {type(doc).__name__}")
     docid = doc.get("_id")
-    if docid is not None and (not isinstance(docid, str) or not docid):
+    if "_id" in doc and docid is None and isinstance(doc, dict):
+        del doc["_id"]  # None means "no id yet": one is assigned below
+    elif docid is not None and (not isinstance(docid, str) or not docid):
         raise InvalidDocument(f"_id must be a non-empty str, got {docid!r}")
 
 
@@ -137,6 +142,10 @@ def save_docs(
     whatever is not written stays in ``.pending``. With ``single=True`` a conflict
     (or any other error) raises, carrying the resolution.
     """
+    unknown = set(options) - _BULK_OPTIONS
+    if unknown:
+        raise InvalidInput(f"unknown save option(s): {', '.join(sorted(unknown))}; "
+                           f"known: {', '.join(sorted(_BULK_OPTIONS))}")
     for doc in docs:
         _check_doc(doc)
     payload = [codec.dumps(doc) for doc in docs]  # fail on bad docs before sending anything
@@ -329,6 +338,6 @@ def delete_id(ctx: ServerContext, db: str, docid: str):
 def get_doc_or_none(ctx: ServerContext, db: str, docid: str, **opts: Any):
     """Like :func:`get_doc`, but ``None`` for a missing document."""
     resp = yield Request("GET", doc_path(db, docid), query=_doc_query(opts))
-    if resp.status == 404:
-        return None
+    if resp.status == 404 and resp.error().reason in ("missing", "deleted"):
+        return None  # (a missing database is a 404 too: that one raises)
     return _decode_doc(resp, opts)

@@ -141,7 +141,7 @@ def _config_path(prefix: str, name: str | None) -> str:
 
 
 def config(ctx: ServerContext, name: str | None = None, value: Any = None, delete: bool = False):
-    if name is not None and (not isinstance(name, str) or name.count("/") > 1 or not name.strip("/")):
+    if name is not None and (not isinstance(name, str) or name.count("/") > 1 or not all(name.split("/"))):
         raise InvalidInput(f"config name must be 'section' or 'section/key', got {name!r}")
     if (value is not None or delete) and (name is None or "/" not in name):
         raise InvalidInput("setting or deleting config needs a 'section/key' name")
@@ -151,7 +151,9 @@ def config(ctx: ServerContext, name: str | None = None, value: Any = None, delet
         resp = yield Request("DELETE", path)
         return resp.json()
     if value is not None:
-        resp = yield Request("PUT", path, json=value if isinstance(value, str) else str(value))
+        from ..codec import encode_param
+
+        resp = yield Request("PUT", path, json=value if isinstance(value, str) else encode_param(value))
         resp.json()
         return None
     resp = yield Request("GET", path)

@@ -9,6 +9,7 @@ keep-alive connections) are reused.
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
 from typing import Any, Iterable, Iterator
 
@@ -22,13 +23,13 @@ __all__ = ["PycurlTransport"]
 
 HIGH_WATER = 1 << 20  # pause a streamed transfer when this much is buffered unread
 _TLS_CODES = {35, 51, 53, 54, 58, 59, 60, 64, 66, 77, 80, 82, 83, 90, 91}
-_CONNECT_CODES = {5, 6, 7, 45}
 
 
 class _Transfer:
     """One request on the multi handle: its headers, buffered body chunks, and state."""
 
     __slots__ = ("curl", "request", "url", "status", "headers", "headers_done", "chunks", "buffered",
+                 "idle_timeout", "last_activity",
                  "paused", "done", "error", "stream", "cancelled")
 
     def __init__(self, curl: pycurl.Curl, request: Request, url: str) -> None:
@@ -44,9 +45,12 @@ class _Transfer:
         self.done = False
         self.error: errors.TransportError | None = None
         self.stream = request.stream
+        self.idle_timeout: float | None = None
+        self.last_activity = time.monotonic()
         self.cancelled = False  # set by Response.close(), possibly from another thread
 
     def on_header(self, line: bytes) -> None:
+        self.last_activity = time.monotonic()
         text = line.decode("latin-1").rstrip("\r\n")
         if text.startswith("HTTP/"):
             parts = text.split(" ", 2)
@@ -66,6 +70,7 @@ class _Transfer:
             return pycurl.WRITEFUNC_PAUSE  # curl hands the same data again after unpausing
         self.chunks.append(data)
         self.buffered += len(data)
+        self.last_activity = time.monotonic()
         return None
 
     def take(self) -> bytes:
@@ -132,6 +137,20 @@ class CurlEngine:
                     transfer.done = True
             if not queued:
                 break
+        now = time.monotonic()
+        for transfer in self.active.values():
+            # an idle timeout (no byte for `timeout` s), not curl's average-speed limit,
+            # so a feed sending a heartbeat every 30 s stays open
+            if (not transfer.done and not transfer.paused and transfer.idle_timeout
+                    and now - transfer.last_activity > transfer.idle_timeout):
+                transfer.error = errors.ReadTimeout(
+                    f"no data for {transfer.idle_timeout:g}s (read timeout)", transfer.url)
+                transfer.done = True
+
+    def resume(self, transfer: _Transfer) -> None:
+        transfer.paused = False
+        transfer.last_activity = time.monotonic()  # time the reader held the stream does not count
+        transfer.curl.pause(pycurl.PAUSE_CONT)
 
     def wait(self, transfer: _Transfer, headers_only: bool = False) -> None:
         while not transfer.done and not (headers_only and transfer.headers_done):
@@ -147,16 +166,14 @@ class CurlEngine:
                 while transfer.chunks:
                     chunk = transfer.take()
                     if transfer.paused and transfer.buffered < HIGH_WATER // 2:
-                        transfer.paused = False
-                        transfer.curl.pause(pycurl.PAUSE_CONT)
+                        self.resume(transfer)
                     yield chunk
                 if transfer.error is not None:
                     raise transfer.error
                 if transfer.done:
                     return
                 if transfer.paused:
-                    transfer.paused = False
-                    transfer.curl.pause(pycurl.PAUSE_CONT)
+                    self.resume(transfer)
                 self.multi.select(0.5)
                 self.step()
         finally:
@@ -270,9 +287,7 @@ class PycurlTransport:
         if opts.connect_timeout is not None:
             c.setopt(pycurl.CONNECTTIMEOUT_MS, int(opts.connect_timeout * 1000))
         read = request.timeout if request.timeout is not None else opts.timeout
-        if read:  # idle timeout: fail when less than 1 byte/s arrives for `read` seconds
-            c.setopt(pycurl.LOW_SPEED_LIMIT, 1)
-            c.setopt(pycurl.LOW_SPEED_TIME, max(1, int(round(read))))
+        transfer.idle_timeout = read if read and read > 0 else None  # enforced by CurlEngine.step
         if url.startswith("https:"):
             c.setopt(pycurl.SSL_VERIFYPEER, 1 if opts.verify else 0)
             c.setopt(pycurl.SSL_VERIFYHOST, 2 if opts.verify else 0)
@@ -322,6 +337,7 @@ class PycurlTransport:
                 transfer.cancelled = True  # another thread's stream sees it within one select()
                 if threading.get_ident() == owner:
                     stream.close()
+                    engine.finish(transfer)  # also when the stream was never started
 
             return Response(transfer.status, Headers(transfer.headers), stream=stream,
                             method=request.method, url=transfer.url, close=close)
@@ -366,6 +382,4 @@ def _translate(curl: pycurl.Curl, code: int, message: str, url: str) -> errors.T
         return errors.ReadTimeout(text, url) if connected else errors.ConnectTimeout(text, url)
     if code in _TLS_CODES:
         return errors.TLSError(text, url)
-    if code in _CONNECT_CODES:
-        return errors.ConnectionError(text, url)
     return errors.ConnectionError(text, url)

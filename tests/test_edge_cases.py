@@ -1,0 +1,110 @@
+"""Edge cases found in review: each test failed before its fix."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+import couchcore
+from couchcore.bulk import load
+from couchcore.testing import LoopbackServer, read_request_head
+from couchcore.urls import redact_url, split_credentials
+from tests.conftest import unique_name
+
+
+def test_redact_url_with_at_sign_in_password():
+    assert redact_url("http://user:p@ss@host:1/db") == "http://***@host:1/db"
+    with pytest.raises(couchcore.InvalidInput):
+        split_credentials("localhost:5984")
+
+
+def test_read_timeout_is_an_idle_timeout_not_a_speed_limit(backend):
+    """A feed sending one heartbeat byte every 0.4 s outlives a 1 s read timeout."""
+
+    def trickle(conn):
+        read_request_head(conn)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")
+        for _ in range(6):
+            conn.sendall(b"1\r\n\n\r\n")
+            time.sleep(0.4)
+        line = b'{"last_seq":"5-x","pending":0}\n'
+        conn.sendall(b"%x\r\n%s\r\n0\r\n\r\n" % (len(line), line))
+
+    with LoopbackServer(trickle) as srv:
+        db = couchcore.Server(srv.url, backend=backend, timeout=1, retries=0)._database("db")
+        feed = db.changes(feed="continuous", heartbeat=400)
+        started = time.monotonic()
+        assert list(feed) == [] and feed.last_seq == "5-x" and feed.reconnects == 0
+        assert time.monotonic() - started >= 2.0
+
+
+def test_silent_server_still_times_out(backend):
+    with LoopbackServer(lambda conn: (read_request_head(conn), time.sleep(5))) as srv:
+        server = couchcore.Server(srv.url, backend=backend, timeout=0.5, retries=0)
+        started = time.monotonic()
+        with pytest.raises(couchcore.ReadTimeout):
+            server.version()
+        assert time.monotonic() - started < 3
+
+
+def test_closing_an_unread_stream_releases_it(db, backend):
+    db.save([{"_id": f"d{i}"} for i in range(5)])
+    result = db.view("_all_docs")
+    result.close()
+    if backend == "pycurl":
+        assert not db.server._transport.engine.active
+    assert len(db.view("_all_docs").all()) == 5
+
+
+def test_save_with_none_id_gets_a_uuid(db):
+    doc = {"_id": None, "v": 1}
+    db.save(doc)
+    assert isinstance(doc["_id"], str) and doc["_rev"].startswith("1-") and db.get(doc["_id"])["v"] == 1
+
+
+def test_save_rejects_unknown_options_before_sending(db):
+    with pytest.raises(couchcore.InvalidInput):
+        db.save({"_id": "x"}, batch="ok")
+    assert "x" not in db
+
+
+def test_bulk_failures_are_never_collapsed():
+    offline = couchcore.Server("http://127.0.0.1:9", retries=0)._database("nowhere")
+    docs = [{"n": i} for i in range(25)] + [{"_id": "same"}] * 3
+    report = load(offline, docs, batch_size=10)
+    assert report.written == 0 and len(report.failed) == 28 and report.total == 28
+
+
+def test_get_many_on_a_deleted_database_raises(server):
+    name = unique_name("gone")
+    db = server.create(name)
+    db.save({"_id": "a"})
+    server.delete(name)
+    with pytest.raises(couchcore.NotFound):
+        db.get_many(["a", "b"])
+
+
+def test_get_many_rejects_bad_ids_before_sending(db):
+    with pytest.raises(couchcore.InvalidInput):
+        db.get_many(["a", 5])
+
+
+def test_config_booleans_are_json_booleans(server):
+    key = "couchcore_test/" + unique_name("flag")
+    try:
+        server.config(key, True)
+        assert server.config(key) == "true"
+    finally:
+        server.config(key, delete=True)
+
+
+@pytest.mark.parametrize("bad", [{"a": 5}, {"a": []}])
+def test_purge_rejects_bad_revisions(db, bad):
+    with pytest.raises(couchcore.InvalidInput):
+        db.purge(bad)
+
+
+def test_create_index_rejects_a_string(db):
+    with pytest.raises(couchcore.InvalidInput):
+        db.create_index("name")
