@@ -6,7 +6,7 @@ import base64
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
-__all__ = ["TransportOptions", "Credentials", "register", "get_backend", "is_file_like"]
+__all__ = ["TransportOptions", "Credentials", "BaseTransport", "register", "get_backend", "is_file_like"]
 
 
 @dataclass(frozen=True)
@@ -64,6 +64,22 @@ class Credentials:
 
     def __repr__(self) -> str:
         return f"Credentials({self.username!r}, '***')"
+
+
+class BaseTransport:
+    """What every backend keeps: its base URL, credentials, options, and the headers
+    sent with every request (``Authorization`` included)."""
+
+    def __init__(self, base_url: str, credentials: Credentials | None, options: TransportOptions) -> None:
+        self.base_url = base_url
+        self.credentials = credentials
+        self.options = options
+        self._headers = dict(options.headers)
+        if credentials is not None:
+            self._headers["Authorization"] = credentials.authorization
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.base_url}>"
 
 
 def is_file_like(body: Any) -> bool:

@@ -17,7 +17,7 @@ import pycurl
 
 from .. import errors
 from ..protocol.messages import Headers, Request, Response
-from .base import Credentials, TransportOptions, is_file_like, register
+from .base import BaseTransport, Credentials, TransportOptions, is_file_like, register
 
 __all__ = ["PycurlTransport"]
 
@@ -245,20 +245,12 @@ class CurlEngine:
 
 
 @register("pycurl")
-class PycurlTransport:
+class PycurlTransport(BaseTransport):
     """Sends :class:`Request` objects with libcurl; translates its errors."""
 
     def __init__(self, base_url: str, credentials: Credentials | None, options: TransportOptions) -> None:
-        self.base_url = base_url
-        self.credentials = credentials
-        self.options = options
-        self._headers = dict(options.headers)
-        if credentials is not None:
-            self._headers["Authorization"] = credentials.authorization
+        super().__init__(base_url, credentials, options)
         self._local = threading.local()
-
-    def __repr__(self) -> str:
-        return f"<PycurlTransport {self.base_url}>"
 
     @property
     def engine(self) -> CurlEngine:

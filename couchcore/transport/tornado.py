@@ -52,7 +52,7 @@ from tornado.simple_httpclient import HTTPStreamClosedError, HTTPTimeoutError, S
 from .. import errors
 from ..protocol.messages import Headers, Request, Response
 from ..urls import redact_url
-from .base import Credentials, TransportOptions, is_file_like
+from .base import BaseTransport, Credentials, TransportOptions, is_file_like
 
 __all__ = ["TornadoTransport", "HIGH_WATER", "LOW_WATER"]
 
@@ -156,7 +156,7 @@ class _LoopState:
             pass
 
 
-class TornadoTransport:
+class TornadoTransport(BaseTransport):
     """Sends :class:`Request` objects with Tornado's simple HTTP client; translates its
     exceptions into couchcore's :class:`~couchcore.errors.TransportError` family."""
 
@@ -168,12 +168,7 @@ class TornadoTransport:
         if isinstance(options.max_clients, bool) or not isinstance(options.max_clients, int) \
                 or options.max_clients < 1:
             raise errors.InvalidOption(f"max_clients must be a positive int, got {options.max_clients!r}")
-        self.base_url = base_url
-        self.credentials = credentials
-        self.options = options
-        self._headers = dict(options.headers)
-        if credentials is not None:
-            self._headers["Authorization"] = credentials.authorization
+        super().__init__(base_url, credentials, options)
         self._states: dict[asyncio.AbstractEventLoop, _LoopState] = {}
         self._lock = threading.Lock()
 

@@ -11,7 +11,7 @@ from urllib3 import exceptions as u3
 
 from .. import errors
 from ..protocol.messages import Headers, Request, Response
-from .base import Credentials, TransportOptions, is_file_like, register
+from .base import BaseTransport, Credentials, TransportOptions, is_file_like, register
 
 __all__ = ["Urllib3Transport"]
 
@@ -20,13 +20,11 @@ _IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 @register("urllib3")
-class Urllib3Transport:
+class Urllib3Transport(BaseTransport):
     """Sends :class:`Request` objects with urllib3; translates its exceptions."""
 
     def __init__(self, base_url: str, credentials: Credentials | None, options: TransportOptions) -> None:
-        self.base_url = base_url
-        self.credentials = credentials
-        self.options = options
+        super().__init__(base_url, credentials, options)
         pool_kw: dict[str, Any] = {"maxsize": options.maxsize, "block": False}
         if base_url.startswith("https:"):
             pool_kw["cert_reqs"] = "CERT_REQUIRED" if options.verify else "CERT_NONE"
@@ -36,12 +34,6 @@ class Urllib3Transport:
                 pool_kw["cert_file"] = options.cert_file
                 pool_kw["key_file"] = options.key_file
         self._pool = urllib3.PoolManager(**pool_kw)
-        self._headers = dict(options.headers)
-        if credentials is not None:
-            self._headers["Authorization"] = credentials.authorization
-
-    def __repr__(self) -> str:
-        return f"<Urllib3Transport {self.base_url}>"
 
     def close(self) -> None:
         self._pool.clear()
