@@ -78,6 +78,11 @@ class ChangesFeed:
         return changes_request(self._db.name, opts, stream=True)
 
     def _open_op(self):
+        if self.last_seq == "now":
+            # pin "now" to a real sequence, so a reconnect before the first change loses nothing
+            from .protocol.database import info
+
+            self.last_seq = (yield from info(self._db._ctx, self._db.name))["update_seq"]
         resp = yield self._request()
         resp.raise_for_status()
         return resp

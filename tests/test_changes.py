@@ -674,3 +674,26 @@ def test_feed_backs_off_when_the_server_keeps_ending_it(backend):
 def test_sync_callback_needs_continuous_feed(db):
     with pytest.raises(couchcore.InvalidInput):
         db.changes(feed="normal", callback=lambda seq, changes: None)
+
+
+def test_since_now_is_pinned_to_a_sequence(db):
+    db.save({"_id": "before"})
+    feed = db.changes(feed="continuous", since="now")
+    results = []
+
+    def consume():
+        for change in feed:
+            results.append(change["id"])
+            feed.stop()
+
+    import threading
+
+    t = threading.Thread(target=consume)
+    t.start()
+    deadline = time.monotonic() + 10
+    while feed.last_seq == "now" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert feed.last_seq != "now"  # resolved from the database's update_seq before connecting
+    db.save({"_id": "after"})
+    t.join(15)
+    assert results == ["after"]
