@@ -294,9 +294,11 @@ def test_conflicts_with_include_docs(db):
 
 def test_stale_and_update_are_accepted(db):
     make_docs(db, 3)
-    assert keys(db.view("t/by_n", stale="ok")) in ([], [0, 1, 2])
-    assert keys(db.view("t/by_n", stale="update_after")) in ([], [0, 1, 2])
-    assert keys(db.view("t/by_n", update="false")) in ([], [0, 1, 2])
+    # a stale read may see any state of the index; on a sharded CouchDB the shards of an
+    # update_after refresh finish independently, so any sorted subset is valid
+    for options in ({"stale": "ok"}, {"stale": "update_after"}, {"update": "false"}):
+        found = keys(db.view("t/by_n", **options))
+        assert found == sorted(found) and set(found) <= {0, 1, 2}
     assert keys(db.view("t/by_n", update="true")) == [0, 1, 2]
 
 
