@@ -78,6 +78,18 @@ def server(couch_url, backend):
     s.close()
 
 
+async def eventually(predicate, timeout: float = 5.0) -> None:
+    """Wait (on the running loop) until ``predicate()`` is true, or fail after ``timeout`` s."""
+    import asyncio
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():
+        if loop.time() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.01)
+
+
 def unique_name(prefix: str = "test") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:12]}"
 

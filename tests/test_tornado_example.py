@@ -13,6 +13,7 @@ import tornado.httpclient
 import couchcore
 import couchcore.tornado as ct
 from couchcore import codec
+from tests.conftest import eventually
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "tornado_app.py"
 
@@ -37,13 +38,6 @@ def db_name(couch_url):
     server.close()
 
 
-async def eventually(predicate, timeout: float = 5.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        if loop.time() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.02)
 
 
 class EventStream:

@@ -18,19 +18,13 @@ import pytest
 import couchcore
 import couchcore.tornado as ct
 from couchcore.transport import tornado as tt
+from tests.conftest import eventually
 
 
 def arun(coro, timeout: float = 30.0):
     return asyncio.run(asyncio.wait_for(coro, timeout))
 
 
-async def eventually(predicate, timeout: float = 5.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        if loop.time() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.01)
 
 
 class LocalServer:
