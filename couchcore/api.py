@@ -260,13 +260,24 @@ class DatabaseAPI:
         return self._run(_db.security(self._ctx, self.name, value))
 
     # -- documents -----------------------------------------------------------------
-    def save(self, doc_or_docs: Any, merge: Callable | None = None, force: bool = False, **options: Any) -> Any:
+    def save(self, doc_or_docs: Any, merge: Callable | None = None, force: bool = False,
+             retries: int = _docs.DEFAULT_RETRIES, **options: Any) -> Any:
         """Create or update one document or a list of them; returns a ConflictResolution.
 
         Documents are updated in place (``_id``, ``_rev``); those without ``_id`` get
         server uuids. A single document's conflict raises :class:`Conflict` (with the
         resolution in ``.resolution``) unless ``merge`` or ``force`` resolves it; for a
         list, failures are reported per document in ``.pending``.
+
+        ``merge=fn`` calls ``fn(local, server)`` for each conflicting document (``local``
+        a copy of the document as given, ``server`` the current :class:`Document` or
+        ``None`` if deleted) and writes what it returns (``None`` skips it). When the
+        merged write conflicts again because another writer got in between, the
+        document is re-read and ``fn`` applied again, up to ``retries`` (default 10)
+        times; ``force=True`` re-reads the current revision the same way. When the
+        retries are used up, :class:`Conflict` says how many attempts were made.
+        Options: ``new_edits``, ``all_or_nothing`` (``_bulk_docs`` body fields).
+        CouchDB: https://docs.couchdb.org/en/stable/api/database/bulk-api.html#db-bulk-docs
         """
         single = isinstance(doc_or_docs, Mapping)
         if single:
@@ -275,7 +286,27 @@ class DatabaseAPI:
             raise InvalidInput("save takes a document (dict) or a list of documents")
         else:
             docs = list(doc_or_docs)
-        return self._run(_docs.save_docs(self._ctx, self.name, docs, self, single, merge, force, **options))
+        return self._run(_docs.save_docs(self._ctx, self.name, docs, self, single, merge, force, retries,
+                                         **options))
+
+    def update_doc(self, docid: str, fn: Callable[[Document | None], Mapping | None],
+                   retries: int = _docs.DEFAULT_RETRIES) -> Any:
+        """Read-modify-write document ``docid`` without losing concurrent updates.
+
+        ``fn(doc)`` gets the current :class:`Document` (``None`` if the document is
+        missing or deleted, so ``fn`` can create it) and returns the document to write
+        (``_id`` and ``_rev`` are filled in) or ``None`` to write nothing. If another
+        writer changed the document in between (409), it is read again and ``fn`` called
+        again, up to ``retries`` (default 10) times; then :class:`Conflict` is raised,
+        saying how many attempts were made. ``fn`` is plain code run between requests
+        (also on the async facade) and may be called several times. Returns the saved
+        :class:`Document` with its new ``_rev``, or ``None`` when ``fn`` skipped.
+        Bad input (``fn`` not callable, empty id, negative ``retries``) raises
+        :class:`InvalidInput` before anything is sent; ``fn`` returning a non-dict
+        raises :class:`InvalidDocument`.
+        CouchDB: https://docs.couchdb.org/en/stable/api/document/common.html#put--db-docid
+        """
+        return self._run(_docs.update_doc(self._ctx, self.name, docid, fn, retries))
 
     def _resolve(self, resolution: Any, how: str, fn: Callable | None = None) -> Any:
         return self._run(_docs.resolve(self._ctx, self.name, resolution, how, fn))

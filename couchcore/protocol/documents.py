@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from typing import Any, Callable, Iterable
 from urllib.parse import quote
@@ -22,6 +23,8 @@ __all__ = [
     "copy_doc",
     "revisions",
     "current_revs",
+    "update_doc",
+    "DEFAULT_RETRIES",
 ]
 
 #: Options of GET /db/doc; the JSON-valued ones are JSON-encoded.
@@ -114,6 +117,18 @@ def current_revs(ctx: ServerContext, db: str, ids: list[str]):
 
 # -- saving ------------------------------------------------------------------------
 
+#: How many times ``save(merge=/force=)`` and ``update_doc`` re-read and re-write a
+#: document that conflicted because another writer changed it in between.
+DEFAULT_RETRIES = 10
+
+
+def check_retries(retries: Any) -> int:
+    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+        raise InvalidInput(f"retries must be a non-negative int, got {retries!r}")
+    return retries
+
+
+
 
 def _check_doc(doc: Any) -> None:
     if not isinstance(doc, Mapping):
@@ -131,21 +146,28 @@ def save_docs(
     docs: list,
     facade: Any,
     single: bool,
-    merge: Callable[[Document, Document], Mapping | None] | None = None,
+    merge: Callable[[Document, Document | None], Mapping | None] | None = None,
     force: bool = False,
+    retries: int = DEFAULT_RETRIES,
     **options: Any,
 ):
     """Write ``docs`` with ``_bulk_docs`` and report each in a :class:`ConflictResolution`.
 
     Docs are updated in place (``_id``, ``_rev``). Conflicts are resolved with
     ``force`` (take the server's rev and overwrite) or ``merge`` (``fn(local, server)``);
-    whatever is not written stays in ``.pending``. With ``single=True`` a conflict
-    (or any other error) raises, carrying the resolution.
+    a document that conflicts again (someone else wrote in between) is re-read and
+    ``fn`` re-applied to a copy of the original local document, up to ``retries`` times
+    after the first write; whatever is not written stays in ``.pending``. With
+    ``single=True`` a conflict (or any other error) raises, carrying the resolution;
+    the message says how many attempts were made.
     """
     unknown = set(options) - _BULK_OPTIONS
     if unknown:
         raise InvalidInput(f"unknown save option(s): {', '.join(sorted(unknown))}; "
                            f"known: {', '.join(sorted(_BULK_OPTIONS))}")
+    check_retries(retries)
+    if merge is not None and not callable(merge):
+        raise InvalidInput(f"merge must be a callable fn(local, server), not {type(merge).__name__}")
     for doc in docs:
         _check_doc(doc)
     payload = [codec.dumps(doc) for doc in docs]  # fail on bad docs before sending anything
@@ -157,17 +179,38 @@ def save_docs(
             payload[i] = codec.dumps(docs[i])
     resolution = ConflictResolution(facade)
     yield from _bulk_write(ctx, db, docs, payload, resolution, options)
+    attempts = {doc["_id"]: 1 for doc in docs}
     if resolution.pending and (force or merge is not None):
-        yield from resolve(ctx, db, resolution, "merge" if merge is not None else "overwrite", merge, options)
+        how = "merge" if merge is not None else "overwrite"
+        # re-apply to the document as the caller gave it, not to an earlier merge's output
+        originals = {docid: copy.deepcopy(p["doc"]) for docid, p in resolution.pending.items()}
+        retry = _conflicted(resolution, originals)
+        for _ in range(retries):
+            if not retry:
+                break
+            written = yield from _resolve_round(ctx, db, resolution, how, merge, options, retry, originals)
+            for docid in written:
+                attempts[docid] += 1
+            retry = _conflicted(resolution, written)
     if single and resolution.pending:
         (docid, failure), = resolution.pending.items()
         status = _BULK_ERROR_STATUS.get(failure["error"], 500)
-        exc = error_for_status(status)(
-            status, failure["error"], failure.get("reason"), "POST", f"{db_path(db)}/_bulk_docs"
-        )
+        reason = failure.get("reason")
+        if failure["error"] == "conflict" and (force or merge is not None):
+            tried = attempts.get(docid, 1)
+            reason = (f"{reason or 'Document update conflict.'} Gave up after {tried} attempts "
+                      f"(1 write + {tried - 1} re-reads with {'merge' if merge is not None else 'force'}; "
+                      f"retries={retries}): other writers kept changing {docid!r}")
+        exc = error_for_status(status)(status, failure["error"], reason, "POST", f"{db_path(db)}/_bulk_docs")
         exc.resolution = resolution
         raise exc
     return resolution
+
+
+def _conflicted(resolution: ConflictResolution, ids: Iterable[str]) -> list[str]:
+    """The ids among ``ids`` still pending because of a conflict (worth another round)."""
+    pending = resolution.pending
+    return [docid for docid in ids if docid in pending and pending[docid].get("error") == "conflict"]
 
 
 def _bulk_write(ctx, db, docs, payload, resolution: ConflictResolution, options: Mapping[str, Any]):
@@ -221,11 +264,20 @@ def _bulk_write(ctx, db, docs, payload, resolution: ConflictResolution, options:
 
 
 def resolve(ctx, db, resolution: ConflictResolution, how: str, fn=None, options: Mapping[str, Any] | None = None):
-    """Retry the pending documents of ``resolution`` (``retry``, ``overwrite`` or ``merge``)."""
+    """Retry the pending documents of ``resolution`` once (``retry``, ``overwrite`` or ``merge``)."""
+    if resolution.pending:
+        yield from _resolve_round(ctx, db, resolution, how, fn, options, list(resolution.pending))
+    return resolution
+
+
+def _resolve_round(ctx, db, resolution: ConflictResolution, how: str, fn, options: Mapping[str, Any] | None,
+                   ids: list[str], originals: Mapping[str, Mapping] | None = None):
+    """One round over the pending documents ``ids``; returns the ids that were sent
+    (a merge returning ``None`` skips its document, which stays pending)."""
     options = dict(options or {})
-    pending = dict(resolution.pending)
+    pending = {docid: resolution.pending[docid] for docid in ids if docid in resolution.pending}
     if not pending:
-        return resolution
+        return []
     ids = list(pending)
     to_write = []
     if how == "retry":
@@ -245,7 +297,7 @@ def resolve(ctx, db, resolution: ConflictResolution, how: str, fn=None, options:
         server_docs = yield from get_docs(ctx, db, ids)
         for docid, server in zip(ids, server_docs):
             local = pending[docid]["doc"]
-            merged = fn(local, server)
+            merged = fn(copy.deepcopy(originals[docid]) if originals else local, server)
             if merged is None:
                 continue  # skipped: stays pending
             if not isinstance(merged, Mapping):
@@ -264,7 +316,57 @@ def resolve(ctx, db, resolution: ConflictResolution, how: str, fn=None, options:
     if to_write:
         payload = [codec.dumps(d) for d in to_write]
         yield from _bulk_write(ctx, db, to_write, payload, resolution, options)
-    return resolution
+    return [d["_id"] for d in to_write]
+
+
+def update_doc(ctx: ServerContext, db: str, docid: str, fn: Callable[[Document | None], Mapping | None],
+               retries: int = DEFAULT_RETRIES):
+    """Read-modify-write one document until it sticks (python-cloudant's ``update_field``).
+
+    Reads ``docid`` (``GET``), calls ``fn(doc)`` with the current :class:`Document`
+    (``None`` when it is missing or deleted, so ``fn`` can create it) and writes what
+    ``fn`` returns with ``PUT`` at the revision that was read. When another writer got
+    there first (409) it reads again and calls ``fn`` again, up to ``retries`` times
+    after the first attempt, then raises :class:`Conflict` saying how many attempts
+    were made. ``fn`` returning ``None`` skips the write. Returns the written
+    :class:`Document` (with its new ``_rev``), or ``None`` when skipped.
+    CouchDB: https://docs.couchdb.org/en/stable/api/document/common.html#put--db-docid
+    """
+    if not isinstance(docid, str) or not docid:
+        raise InvalidInput(f"document id must be a non-empty str, got {docid!r}")
+    if not callable(fn):
+        raise InvalidInput(f"update_doc needs a callable fn(doc), not {type(fn).__name__}")
+    check_retries(retries)
+    attempts = 0
+    while True:
+        attempts += 1
+        current = yield from get_doc_or_none(ctx, db, docid)
+        new = fn(current)
+        if new is None:
+            return None
+        if not isinstance(new, Mapping):
+            raise InvalidDocument(f"update_doc's fn must return a dict or None, got {type(new).__name__}")
+        doc = Document(new)
+        if doc.get("_id", docid) != docid:
+            raise InvalidDocument(f"update_doc's fn changed _id from {docid!r} to {doc['_id']!r}")
+        doc["_id"] = docid
+        if current is not None:
+            doc["_rev"] = current["_rev"]
+        else:
+            doc.pop("_rev", None)
+        body = codec.dumps(doc)  # InvalidDocument for NaN, sets, ... before sending
+        resp = yield Request("PUT", doc_path(db, docid), body=body,
+                             headers={"Content-Type": "application/json", **ctx.write_headers})
+        if resp.status == 409 and attempts <= retries:
+            continue
+        if resp.status == 409:
+            err = resp.error()
+            reason = (f"{err.reason or 'Document update conflict.'} Gave up after {attempts} attempts "
+                      f"(1 + retries={retries} re-reads): other writers kept changing {docid!r}")
+            raise type(err)(err.status, err.error, reason, err.method, err.url, err.headers, err.body)
+        result = resp.json()
+        doc["_rev"] = result["rev"]
+        return doc
 
 
 # -- delete / copy / revisions -----------------------------------------------------

@@ -1,0 +1,177 @@
+"""Read-modify-write under contention (issue 15, item 1): no update is lost.
+
+N writers each make M increments of one counter document at the same time, with
+``db.update_doc(id, fn)`` and with ``db.save(doc, merge=fn)``, on both sync backends
+(the ``server``/``db`` fixtures are parametrised) and on the async facade; the counter
+must end at exactly N x M.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+
+import couchcore
+import couchcore.tornado as ct
+
+WRITERS = 4
+INCREMENTS = 50
+
+
+def run_threads(target, n: int = WRITERS) -> None:
+    errors: list[BaseException] = []
+
+    def guarded(i: int) -> None:
+        try:
+            target(i)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=guarded, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+
+
+def bump(doc):
+    if doc is None:  # the first writer creates it
+        return {"n": 1}
+    doc["n"] += 1
+    return doc
+
+
+def test_update_doc_threads_lose_no_update(db):
+    def writer(_: int) -> None:
+        for _ in range(INCREMENTS):
+            saved = db.update_doc("counter", bump, retries=1000)
+            assert saved["_id"] == "counter" and saved["_rev"]
+
+    run_threads(writer)
+    assert db.get("counter")["n"] == WRITERS * INCREMENTS
+
+
+def test_save_with_merge_threads_lose_no_update(db):
+    db.save({"_id": "counter", "n": 0})
+
+    def merge(local, server):
+        return {**server, "n": server["n"] + 1}
+
+    def writer(_: int) -> None:
+        for _ in range(INCREMENTS):
+            doc = db.get("counter")
+            doc["n"] += 1
+            db.save(doc, merge=merge, retries=1000)
+
+    run_threads(writer)
+    assert db.get("counter")["n"] == WRITERS * INCREMENTS
+
+
+def test_update_doc_creates_skips_and_returns(db):
+    created = db.update_doc("fresh", lambda doc: {"made": doc is None})
+    assert created["made"] is True and created["_rev"].startswith("1-")
+    assert db.get("fresh")["made"] is True
+    assert db.update_doc("fresh", lambda doc: None) is None  # skipped: nothing written
+    assert db.get("fresh")["_rev"] == created["_rev"]
+    assert db.update_doc("absent", lambda doc: None) is None
+    assert "absent" not in db
+    # a deleted document is passed as None too and can be written afresh
+    db.delete(db.get("fresh"))
+    again = db.update_doc("fresh", lambda doc: {"back": doc is None})
+    assert again["back"] is True and db.get("fresh")["back"] is True
+
+
+def test_update_doc_bad_input_fails_before_sending():
+    dead = couchcore.Server("http://127.0.0.1:9", retries=0)._database("offline")
+    with pytest.raises(couchcore.InvalidInput):
+        dead.update_doc("x", "not callable")
+    with pytest.raises(couchcore.InvalidInput):
+        dead.update_doc("", bump)
+    with pytest.raises(couchcore.InvalidInput):
+        dead.update_doc("x", bump, retries=-1)
+    with pytest.raises(couchcore.InvalidInput):
+        dead.save({"_id": "x"}, merge=lambda a, b: a, retries="3")
+
+
+def test_update_doc_function_returning_junk_raises(db):
+    with pytest.raises(couchcore.InvalidDocument):
+        db.update_doc("x", lambda doc: ["not", "a", "dict"])
+
+
+def test_exhausted_retries_raise_conflict_saying_how_many_attempts(db):
+    """A rival writes between every read and write, so each attempt conflicts."""
+    db.save({"_id": "hot", "n": 0})
+    rival = db  # fn runs between the operation's requests: it may use the database itself
+    calls = []
+
+    def interfering(doc):
+        calls.append(doc["n"])
+        other = rival.get("hot")
+        other["n"] += 100
+        rival.save(other)  # makes the rev we read stale
+        doc["n"] += 1
+        return doc
+
+    with pytest.raises(couchcore.Conflict, match=r"3 attempts") as info:
+        db.update_doc("hot", interfering, retries=2)
+    assert len(calls) == 3
+    assert "retries" in str(info.value)
+
+    def merge(local, server):
+        other = rival.get("hot")
+        rival.save(other)
+        return {**server, "n": server["n"] + 1}
+
+    stale = db.get("hot")
+    rival.save(rival.get("hot"))  # now `stale` conflicts
+    with pytest.raises(couchcore.Conflict, match=r"4 attempts") as info:
+        db.save(stale, merge=merge, retries=3)
+    assert info.value.resolution.pending
+
+
+def test_merge_default_retries_resolve_a_single_race(db):
+    db.save({"_id": "c", "n": 0})
+    stale = db.get("c")
+    db.save({**db.get("c"), "n": 10})
+    stale["n"] = 1
+    db.save(stale, merge=lambda local, server: {**server, "n": server["n"] + local["n"]})
+    assert db.get("c")["n"] == 11
+
+
+def test_async_update_doc_and_merge_lose_no_update(couch_url):
+    sync = couchcore.Server(couch_url)
+    name = "ct-contention-" + __import__("os").urandom(4).hex()
+    sync.create(name)
+    try:
+        async def main():
+            server = ct.Server(couch_url, max_clients=WRITERS * 2)
+            db = server._database(name)
+
+            async def writer():
+                for _ in range(INCREMENTS):
+                    await db.update_doc("counter", bump, retries=1000)
+
+            await asyncio.gather(*(writer() for _ in range(WRITERS)))
+            assert (await db.get("counter"))["n"] == WRITERS * INCREMENTS
+
+            def merge(local, server_doc):
+                return {**server_doc, "n": server_doc["n"] + 1}
+
+            async def merger():
+                for _ in range(INCREMENTS):
+                    doc = await db.get("counter")
+                    doc["n"] += 1
+                    await db.save(doc, merge=merge, retries=1000)
+
+            await asyncio.gather(*(merger() for _ in range(WRITERS)))
+            assert (await db.get("counter"))["n"] == 2 * WRITERS * INCREMENTS
+            server.close()
+
+        asyncio.run(asyncio.wait_for(main(), 120))
+    finally:
+        sync.delete(name)
+        sync.close()
