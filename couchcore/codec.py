@@ -1,15 +1,78 @@
-"""The JSON codec (simplejson, strict) and query-parameter encoding, in one place."""
+"""The JSON codec and query-parameter encoding, in one place.
+
+Two engines sit behind one seam: `orjson <https://github.com/ijl/orjson>`_ when it is
+installed (``pip install couchcore[fast]``) and `simplejson` otherwise.
+``COUCHCORE_JSON=orjson|simplejson`` forces one at import time; :func:`use` switches at
+run time and :data:`ENGINE` names the engine in use. Nothing else in couchcore imports a
+JSON library.
+
+**The two engines give the same results.** simplejson, configured as below, defines the
+behaviour; orjson is an accelerator that must produce identical bytes and values or step
+aside for that one call:
+
+* Encoding is compact (``,`` and ``:``), raw UTF-8 (``ensure_ascii=False``; control
+  characters escaped as ``\\u00XX``), keys in insertion order, floats as Python's
+  ``repr`` (shortest round-trip digits; orjson writes ``1e-6``/``0.00001`` where ``repr``
+  writes ``1e-06``/``1e-05``, so such output is re-encoded by simplejson), tuples and
+  ``list``/``dict``/``str``/``int`` subclasses (e.g. :class:`~couchcore.models.Document`)
+  as their base type, ``Decimal`` as its exact decimal string, integers of any size exactly
+  (orjson stops at 64 bits: the document goes to simplejson), ``enum.Enum`` members as their
+  value and ``uuid.UUID`` as its hyphenated string (orjson does both natively; simplejson is
+  taught the same). Non-string dict keys are treated as simplejson always has: ``str``,
+  ``int``, ``float``, ``bool``, ``None`` and ``Decimal`` keys become strings (``1`` ->
+  ``"1"``, ``True`` -> ``"true"``, ``None`` -> ``"null"``), any other key type is
+  :class:`InvalidDocument`. ``bytes`` are decoded as UTF-8 strings (simplejson's rule).
+* Rejected, before anything is sent (:class:`InvalidDocument`): NaN and ±Infinity
+  (floats and ``Decimal``; orjson would silently write ``null``), sets, datetimes,
+  dataclasses, arbitrary objects, strings with lone surrogates, cyclic or absurdly deep
+  structures.
+* Decoding is strict: NaN/Infinity literals, invalid UTF-8, control characters inside
+  strings, trailing commas and trailing garbage raise :class:`ParseError`. Integers are
+  exact at any size (orjson turns integers beyond 64 bits into floats, so a body with a
+  run of 19 or more digits is parsed by simplejson), floats are correctly rounded by
+  both, duplicate keys keep the last value, a leading UTF-8 BOM is skipped, ``\\ud800``-style
+  lone surrogate escapes become lone surrogates (simplejson's rule).
+
+For the bulk path, :func:`validate_document` and :func:`add_id` let already-encoded
+document bytes be checked and spliced into a request body without being decoded into
+Python values and re-encoded (see :func:`join_documents`).
+"""
 
 from __future__ import annotations
 
+import enum
 import math
-from typing import Any, Iterable, Mapping
+import os
+import threading
+import uuid
+from typing import Any, Callable, Iterable, Mapping, NamedTuple
 
 import simplejson
 
 from .errors import InvalidDocument, InvalidOption, ParseError
 
-__all__ = ["dumps", "loads", "encode_param", "encode_query", "VIEW_OPTIONS", "view_query"]
+__all__ = [
+    "ENGINE", "ENGINES", "use", "dumps", "loads", "validate_document", "add_id", "join_documents",
+    "encode_param", "encode_query", "VIEW_OPTIONS", "view_query",
+]
+
+try:  # the optional fast engine (couchcore[fast])
+    import orjson as _orjson
+except ImportError:  # pragma: no cover - depends on the environment
+    _orjson = None  # type: ignore[assignment]
+
+
+# -- simplejson: the reference engine ---------------------------------------------------
+
+
+def _default(obj: Any) -> Any:
+    """The types orjson encodes natively that plain simplejson would refuse."""
+    if isinstance(obj, enum.Enum):
+        return obj.value
+    if isinstance(obj, uuid.UUID):
+        return str(obj)
+    raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
+
 
 _encoder = simplejson.JSONEncoder(
     ensure_ascii=False,
@@ -20,16 +83,12 @@ _encoder = simplejson.JSONEncoder(
     tuple_as_array=True,
     iterable_as_array=False,
     bigint_as_string=False,
+    default=_default,
 )
 _decoder = simplejson.JSONDecoder(allow_nan=False)
 
 
-def dumps(obj: Any) -> bytes:
-    """Serialise ``obj`` as strict, compact UTF-8 JSON.
-
-    Raises :class:`InvalidDocument` for values JSON cannot represent (sets,
-    objects, NaN, Infinity, non-string keys that are not str/int/float/bool/None).
-    """
+def _sj_dumps(obj: Any) -> bytes:
     try:
         return _encoder.encode(obj).encode("utf-8")
     except (TypeError, ValueError, OverflowError) as exc:
@@ -38,11 +97,10 @@ def dumps(obj: Any) -> bytes:
         raise InvalidDocument("cannot serialise as JSON: structure too deep or cyclic") from None
 
 
-def loads(data: bytes | str) -> Any:
-    """Parse a JSON body; raises :class:`ParseError` on malformed input."""
-    if isinstance(data, bytes):
+def _sj_loads(data: bytes | bytearray | memoryview | str) -> Any:
+    if not isinstance(data, str):
         try:
-            data = data.decode("utf-8")
+            data = bytes(data).decode("utf-8")
         except UnicodeDecodeError as exc:
             raise ParseError(f"not valid UTF-8: {exc}") from None
     try:
@@ -50,6 +108,256 @@ def loads(data: bytes | str) -> Any:
     except (ValueError, RecursionError) as exc:
         snippet = data[:80]
         raise ParseError(f"not valid JSON ({exc}): {snippet!r}") from None
+
+
+# -- orjson: the accelerator ------------------------------------------------------------
+
+_OR_OPTIONS = 0
+if _orjson is not None:
+    # datetimes and dataclasses go to default (and are refused, as simplejson does)
+    _OR_OPTIONS = _orjson.OPT_PASSTHROUGH_DATETIME | _orjson.OPT_PASSTHROUGH_DATACLASS
+
+
+def _or_default(obj: Any) -> Any:
+    raise TypeError("left to simplejson")
+
+
+#: digits 1-9 -> "0", so a run of 19+ digits is a run of b"0" (integers orjson would round)
+_DIGITS = bytes.maketrans(b"123456789", b"000000000")
+_LONG_RUN = b"0" * 19
+
+
+def _float_format_differs(out: bytes) -> bool:
+    """True when orjson's output may hold a float formatted unlike ``repr()``.
+
+    orjson writes ``0.00001234`` for 1.234e-05 and ``1.5e-7`` for 1.5e-07 (Python pads
+    the exponent to two digits); other floats come out as ``repr`` does (checked at import
+    by :func:`_orjson_floats_match`). A false positive (the pattern inside a string) only
+    costs a re-encode.
+    """
+    if b"0.0000" in out:
+        return True
+    i = out.find(b"e-")
+    while i != -1:
+        nxt = out[i + 3:i + 4]
+        if out[i + 2:i + 3].isdigit() and not nxt.isdigit():
+            return True
+        i = out.find(b"e-", i + 2)
+    return False
+
+
+def _has_nonfinite(obj: Any) -> bool:
+    """True when a float inside ``obj`` is NaN or infinite (what orjson writes as null)."""
+    stack = [obj]
+    pop, push = stack.pop, stack.extend
+    isfinite = math.isfinite
+    while stack:
+        o = pop()
+        if isinstance(o, float):
+            if not isfinite(o):
+                return True
+        elif isinstance(o, dict):
+            push(o.values())
+        elif isinstance(o, (list, tuple)):
+            push(o)
+    return False
+
+
+def _or_dumps(obj: Any) -> bytes:
+    try:
+        out = _orjson.dumps(obj, default=_or_default, option=_OR_OPTIONS)
+    except (TypeError, _orjson.JSONEncodeError):
+        return _sj_dumps(obj)  # big ints, Decimal, non-str keys, bytes, ...: simplejson decides
+    if b"null" in out and _has_nonfinite(obj):
+        raise InvalidDocument("cannot serialise as JSON: Out of range float values are not JSON compliant")
+    if _ORJSON_FLOATS_MATCH:
+        if (b"0.0000" in out or b"e-" in out) and _float_format_differs(out):
+            return _sj_dumps(obj)
+    elif _has_float(obj):
+        return _sj_dumps(obj)
+    return out
+
+
+def _has_float(obj: Any) -> bool:
+    stack = [obj]
+    while stack:
+        o = stack.pop()
+        if isinstance(o, float):
+            return True
+        if isinstance(o, dict):
+            stack.extend(o.values())
+        elif isinstance(o, (list, tuple)):
+            stack.extend(o)
+    return False
+
+
+def _or_loads(data: bytes | bytearray | memoryview | str) -> Any:
+    raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
+    if _LONG_RUN in bytes(raw).translate(_DIGITS):
+        return _sj_loads(data)  # an integer beyond 64 bits may be in there: keep it exact
+    try:
+        return _orjson.loads(data)
+    except _orjson.JSONDecodeError:
+        # lone surrogate escapes, a BOM, very deep nesting: simplejson decides (and
+        # raises ParseError for what is really malformed)
+        return _sj_loads(data)
+
+
+def _orjson_floats_match() -> bool:
+    """Does :func:`_float_format_differs` catch every float orjson formats unlike repr()?"""
+    if _orjson is None:
+        return False
+    probes = [0.0, -0.0, 5e-324, 2.2250738585072014e-308, 1.7976931348623157e308, 9007199254740993.0]
+    for exp in range(-320, 309):
+        for mant in (1.0, 3.0000000000000004, 1.2345678901234567):
+            probes.append(mant * 10.0 ** exp if -300 < exp < 300 else float(f"{mant}e{exp}"))
+    for f in probes:
+        for v in (f, -f):
+            if not math.isfinite(v):
+                continue
+            out = _orjson.dumps(v)
+            if out != repr(v).encode() and not _float_format_differs(out):
+                return False
+    return True
+
+
+_ORJSON_FLOATS_MATCH = _orjson_floats_match()
+
+
+# -- the switch -------------------------------------------------------------------------
+
+
+class _Engine(NamedTuple):
+    name: str
+    dumps: Callable[[Any], bytes]
+    loads: Callable[[Any], Any]
+
+
+_ENGINES: dict[str, _Engine] = {"simplejson": _Engine("simplejson", _sj_dumps, _sj_loads)}
+if _orjson is not None:
+    _ENGINES["orjson"] = _Engine("orjson", _or_dumps, _or_loads)
+
+#: The engines available in this process (``"orjson"`` only when it is installed).
+ENGINES: tuple[str, ...] = tuple(sorted(_ENGINES))
+
+_lock = threading.Lock()
+_engine: _Engine = _ENGINES["simplejson"]
+#: The engine in use: ``"orjson"`` or ``"simplejson"``.
+ENGINE: str = "simplejson"
+
+
+def use(engine: str | None = None) -> str:
+    """Switch the JSON engine for the whole process and return the previous one's name.
+
+    ``engine`` is ``"orjson"``, ``"simplejson"`` or ``None`` (the default choice: the
+    ``COUCHCORE_JSON`` environment variable if set, else orjson when installed). The
+    switch is atomic: every :func:`dumps`/:func:`loads` call runs entirely on one engine,
+    in every thread. Raises :class:`InvalidOption` for an unknown or uninstalled engine.
+    """
+    global _engine, ENGINE
+    if engine is None:
+        engine = os.environ.get("COUCHCORE_JSON") or ("orjson" if _orjson is not None else "simplejson")
+    chosen = _ENGINES.get(engine)
+    if chosen is None:
+        if engine == "orjson":
+            raise InvalidOption("COUCHCORE_JSON=orjson but orjson is not installed (pip install couchcore[fast])")
+        raise InvalidOption(f"unknown JSON engine {engine!r}; known: orjson, simplejson")
+    with _lock:
+        previous = _engine.name
+        _engine = chosen
+        ENGINE = chosen.name
+    return previous
+
+
+use()
+
+
+def dumps(obj: Any) -> bytes:
+    """Serialise ``obj`` as strict, compact UTF-8 JSON (``bytes``), identical on both engines.
+
+    Raises :class:`InvalidDocument` for values JSON cannot represent (NaN, Infinity, sets,
+    arbitrary objects, unsupported key types, lone surrogates, cycles); see the module
+    docstring for the exact rules.
+    """
+    return _engine.dumps(obj)
+
+
+def loads(data: bytes | bytearray | memoryview | str) -> Any:
+    """Parse one JSON value (UTF-8 ``bytes`` or ``str``); identical values on both engines.
+
+    Integers are exact at any size. Raises :class:`ParseError` on malformed input
+    (invalid UTF-8, NaN/Infinity literals, trailing data, ...).
+    """
+    return _engine.loads(data)
+
+
+def validate_document(raw: bytes) -> dict:
+    """Check that ``raw`` is one JSON object and return it parsed, *for inspection only*.
+
+    Meant for splicing already-encoded documents into a ``_bulk_docs`` body (send ``raw``
+    itself, see :func:`add_id` and :func:`join_documents`): the returned dict tells the
+    caller the ``_id``/``_rev`` and that the bytes are valid JSON, but with orjson an
+    integer beyond 64 bits in it may come back as a float, so never re-encode it in place
+    of ``raw``. Leading/trailing JSON whitespace (a line's ``\\n``) is allowed.
+
+    Raises :class:`ParseError` for malformed JSON (NaN/Infinity literals and invalid UTF-8
+    included) and :class:`InvalidDocument` when the value is not an object.
+    """
+    if _engine.name == "orjson":
+        try:
+            value = _orjson.loads(raw)
+        except _orjson.JSONDecodeError:
+            value = _sj_loads(raw)  # raises ParseError, or accepts what simplejson accepts
+    else:
+        value = _sj_loads(raw)
+    if value.__class__ is not dict:
+        raise InvalidDocument(f"a document must be a JSON object, not {_json_type(value)}")
+    return value
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, str):
+        return "a string"
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    return "a number"
+
+
+def add_id(raw: bytes, docid: str) -> bytes:
+    """Return the encoded JSON object ``raw`` with ``"_id": docid`` inserted as its first member.
+
+    ``raw`` must be a valid JSON object without an ``_id`` (check with
+    :func:`validate_document` first); its other bytes are kept as they are. Surrounding
+    whitespace is dropped.
+    """
+    body = raw.strip(b" \t\r\n")
+    if not body.startswith(b"{") or not body.endswith(b"}"):
+        raise InvalidDocument("add_id needs an encoded JSON object")
+    head = b'{"_id":' + dumps(docid)
+    inner = body[1:-1].strip(b" \t\r\n")
+    return head + b"}" if not inner else head + b"," + inner + b"}"
+
+
+def join_documents(encoded: Iterable[bytes], **fields: Any) -> bytes:
+    """A ``_bulk_docs`` body from already-encoded documents: ``{"docs":[...],<fields>}``.
+
+    ``encoded`` are JSON objects as bytes (from :func:`dumps`, or input bytes checked with
+    :func:`validate_document`); ``fields`` (e.g. ``new_edits=False``) are encoded with
+    :func:`dumps`, ``None`` values skipped. See
+    https://docs.couchdb.org/en/stable/api/database/bulk-api.html#db-bulk-docs
+    """
+    body = bytearray(b'{"docs":[')
+    body += b",".join(encoded)
+    body += b"]"
+    for name, value in fields.items():
+        if value is not None:
+            body += b"," + dumps(name) + b":" + dumps(value)
+    body += b"}"
+    return bytes(body)
 
 
 def encode_param(value: Any) -> str:
@@ -65,15 +373,47 @@ def encode_param(value: Any) -> str:
     raise InvalidOption(f"cannot encode {value!r} as a query parameter")
 
 
+class NotGiven:
+    """The type of :data:`NOT_GIVEN`: "this option was not given".
+
+    ``None`` cannot say that for a JSON-valued option, because ``None`` is JSON's
+    ``null``, a value CouchDB collates first and a view may emit (``key=None`` must send
+    ``key=null``). Parameters that take a JSON value default to :data:`NOT_GIVEN`.
+    """
+
+    _instance: "NotGiven | None" = None
+
+    def __new__(cls) -> "NotGiven":
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __bool__(self) -> bool:
+        return False
+
+    def __repr__(self) -> str:
+        return "NOT_GIVEN"
+
+    def __reduce__(self) -> str:
+        return "NOT_GIVEN"
+
+
+#: "Not given" for options whose value may be JSON ``null`` (see :class:`NotGiven`).
+NOT_GIVEN = NotGiven()
+
+
 def encode_query(params: Mapping[str, Any], json_keys: Iterable[str] = ()) -> list[tuple[str, str]]:
     """Turn ``params`` into ``(name, value)`` pairs; names in ``json_keys`` are JSON-encoded.
 
-    ``None`` values are dropped.
+    For options that have no ``null`` value (all of this function's callers: document,
+    changes and database-creation options). :data:`NOT_GIVEN` and ``None`` both leave
+    an option out. JSON-valued *view* options go through :func:`view_query`, where
+    ``None`` is sent as ``null``.
     """
     json_keys = set(json_keys)
     out = []
     for name, value in params.items():
-        if value is None:
+        if value is None or value is NOT_GIVEN:
             continue
         if name in json_keys:
             out.append((name, dumps(value).decode("utf-8")))
@@ -122,11 +462,11 @@ VIEW_OPTIONS: dict[str, str] = {
 
 def _check(name: str, kind: str, value: Any) -> None:
     if kind == _BOOL and not isinstance(value, bool):
-        raise InvalidOption(f"view option {name!r} must be a bool, not {type(value).__name__}")
+        raise InvalidOption(f"option {name!r} must be a bool, not {type(value).__name__}")
     if kind == _INT and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
-        raise InvalidOption(f"view option {name!r} must be a non-negative int, got {value!r}")
+        raise InvalidOption(f"option {name!r} must be a non-negative int, got {value!r}")
     if kind == _STR and not isinstance(value, str):
-        raise InvalidOption(f"view option {name!r} must be a str, got {value!r}")
+        raise InvalidOption(f"option {name!r} must be a str, got {value!r}")
 
 
 def _json_option(name: str, value: Any) -> bytes:
@@ -134,14 +474,20 @@ def _json_option(name: str, value: Any) -> bytes:
     try:
         return dumps(value)
     except InvalidDocument as exc:
-        raise InvalidOption(f"view option {name!r}: {exc}") from None
+        raise InvalidOption(f"option {name!r}: {exc}") from None
 
 
 def view_query(options: Mapping[str, Any]) -> tuple[list[tuple[str, str]], dict | None]:
-    """Validate and encode view options.
+    """Validate and encode view options (views, ``_all_docs``, temporary views, lists).
 
     Returns the query pairs and, when ``keys`` is given, the POST body ``{"keys": [...]}``.
+    JSON-valued options (``key``, ``startkey``/``start_key``, ``endkey``/``end_key``)
+    are JSON-encoded, ``None`` included: ``key=None`` sends ``key=null``. Only
+    :data:`NOT_GIVEN` leaves them out. The plain options (``limit``, ``skip``,
+    ``descending``, ``startkey_docid``, ...) have no ``null`` value, so for them ``None``
+    means "not given" as well. ``keys`` must be a list (its items may be ``None``).
     Raises :class:`InvalidOption` for unknown options or values of the wrong type.
+    https://docs.couchdb.org/en/stable/api/ddoc/views.html#get--db-_design-ddoc-_view-view
     """
     query: list[tuple[str, str]] = []
     body = None
@@ -149,16 +495,18 @@ def view_query(options: Mapping[str, Any]) -> tuple[list[tuple[str, str]], dict 
         kind = VIEW_OPTIONS.get(name)
         if kind is None:
             raise InvalidOption(f"unknown view option {name!r}; known: {', '.join(sorted(VIEW_OPTIONS))}")
-        if value is None:
+        if value is NOT_GIVEN:
             continue
         if name == "keys":
             if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Iterable):
-                raise InvalidOption("view option 'keys' must be a list of keys")
+                raise InvalidOption(f"view option 'keys' must be a list of keys, got {value!r}")
             body = {"keys": list(value)}
             _json_option(name, body)  # fail early on unserialisable keys
             continue
         if kind == _JSON:
             query.append((name, _json_option(name, value).decode("utf-8")))
+            continue
+        if value is None:
             continue
         _check(name, kind, value)
         query.append((name, encode_param(value)))

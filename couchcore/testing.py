@@ -11,7 +11,6 @@ when the context exits, also on errors and Ctrl-C.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
 import signal
@@ -24,6 +23,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any, Iterator
+
+from . import codec
 
 __all__ = ["PouchDBServer", "find_pouchdb_server", "free_port", "couch_url", "LoopbackServer",
            "RowReplayServer", "read_request_head"]
@@ -81,8 +82,8 @@ class PouchDBServer:
         self._tmp = tempfile.TemporaryDirectory(prefix="couchcore-pouchdb-")
         workdir = self._tmp.name
         user, password = self.admin
-        with open(os.path.join(workdir, "config.json"), "w") as f:
-            json.dump({"admins": {user: password}, "log": {"level": "error"}}, f)
+        with open(os.path.join(workdir, "config.json"), "wb") as f:
+            f.write(codec.dumps({"admins": {user: password}, "log": {"level": "error"}}))
         env = dict(os.environ)
         env["NODE_OPTIONS"] = (env.get("NODE_OPTIONS", "") + " --unhandled-rejections=warn").strip()
         for attempt in range(5):
