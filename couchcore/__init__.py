@@ -5,6 +5,8 @@
 >>> db = server.db("events", create=True)
 """
 
+__version__ = "0.1.0"  # first: the transports name it in their User-Agent
+
 from . import errors as _errors
 from .errors import *  # noqa: F401,F403 - the whole exception hierarchy is public
 from .feeds import ChangesFeed
@@ -12,7 +14,6 @@ from .models import ConflictResolution, Document, Result, Row, Status
 from .results import AttachmentStream, ViewResult
 from .sync import Couch, Database, Server
 
-__version__ = "0.1.0"
 
 __all__ = [
     "Server",

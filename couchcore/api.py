@@ -11,9 +11,9 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from typing import Any, Callable, Iterable, Sequence
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import quote
 
-from .errors import InvalidInput
+from .errors import InvalidInput, NotFound, NotFoundKeyError
 from .feeds import ChangesFeed
 from .models import Document
 from .protocol import attachments as _att
@@ -22,9 +22,10 @@ from .protocol import database as _db
 from .protocol import documents as _docs
 from .protocol import server as _srv
 from .protocol import views as _views
+from .codec import NOT_GIVEN
 from .protocol.paths import validate_db_name
 from .transport.base import Credentials, TransportOptions
-from .urls import split_credentials
+from .urls import split_credentials, split_database_url
 
 __all__ = ["ServerAPI", "DatabaseAPI", "DEFAULT_URL"]
 
@@ -89,9 +90,18 @@ class ServerAPI:
         """The server's version string."""
         return self._run(_srv.version(self._ctx))
 
-    def all_dbs(self) -> Any:
-        """Names of all databases."""
-        return self._run(_srv.all_dbs(self._ctx))
+    def all_dbs(self, limit: int | None = None, skip: int | None = None, start_key: Any = NOT_GIVEN,
+                end_key: Any = NOT_GIVEN, descending: bool | None = None) -> Any:
+        """Names of the databases (``list[str]``), in name order.
+
+        ``start_key``/``end_key`` bound the names (inclusive; JSON values, so ``None`` is
+        ``null``, and leaving them out means no bound), ``limit`` and ``skip`` (non-negative
+        ints) page, ``descending=True`` reverses the order (then ``start_key`` is the
+        largest name). Bad values raise :class:`InvalidOption` before anything is sent.
+        https://docs.couchdb.org/en/stable/api/server/common.html#all-dbs
+        """
+        return self._run(_srv.all_dbs(self._ctx, limit=limit, skip=skip, start_key=start_key,
+                                      end_key=end_key, descending=descending))
 
     def uuids(self, count: int = 1) -> Any:
         """``count`` fresh uuids from the server."""
@@ -117,6 +127,24 @@ class ServerAPI:
         """Cluster membership (``/_membership``)."""
         return self._run(_srv.membership(self._ctx))
 
+    def config_reload(self) -> Any:
+        """Reload the node's configuration from its ini files; ``True`` on success.
+
+        ``POST /_node/_local/_config/_reload`` (the node prefix is discovered as for
+        :meth:`config`); servers without the endpoint raise :class:`NotFound` (or
+        :class:`MethodNotAllowed`).
+        https://docs.couchdb.org/en/stable/api/server/configuration.html#node-node-name-config-reload
+        """
+        return self._run(_srv.config_reload(self._ctx))
+
+    def session(self) -> Any:
+        """Who the server thinks the caller is: ``GET /_session`` as a dict,
+        ``{"ok": True, "userCtx": {"name": str | None, "roles": [...]}, "info":
+        {"authenticated": ..., "authentication_handlers": [...], ...}}``.
+        https://docs.couchdb.org/en/stable/api/server/authn.html#get--_session
+        """
+        return self._run(_srv.session(self._ctx))
+
     # -- databases -----------------------------------------------------------------
     def create(self, name: str, **options: Any) -> Any:
         """Create database ``name`` (``PreconditionFailed`` if it exists)."""
@@ -141,20 +169,36 @@ class ServerAPI:
 
         With ``_id=...`` a document in ``_replicator`` is written; otherwise
         ``_replicate`` is called (``continuous``, ``create_target``, ``doc_ids``,
-        ``filter``, ``cancel``, ... pass through).
+        ``filter``, ``cancel``, ... pass through). The replicator logs in to each
+        endpoint with the credentials of its Server (or of its URL), sent in the
+        endpoint's ``auth`` object on CouchDB 3.2+, never in a URL, so any password
+        works. A ``dict`` endpoint is sent as it is.
+        https://docs.couchdb.org/en/stable/replication/replicator.html
         """
         return self._run(_srv.replicate(self._ctx, self._endpoint(source), self._endpoint(target), **options))
 
-    def _endpoint(self, db: Any) -> str:
-        """A replication endpoint URL (with credentials: the server has to log in)."""
+    def _endpoint(self, db: Any) -> Any:
+        """A replication endpoint: an :class:`~couchcore.protocol.server.Endpoint` (URL
+        without credentials, the credentials beside it) or a caller's dict."""
         if isinstance(db, DatabaseAPI):
-            return db._server._url_with_credentials() + "/" + quote(db.name, safe="")
+            server = db._server
+            return self._endpoint_on(server, db.name)
         if isinstance(db, str) and "://" not in db:
-            validate_db_name(db)
-            return self._url_with_credentials() + "/" + quote(db, safe="")
-        if isinstance(db, (str, Mapping)):
-            return db  # type: ignore[return-value]
+            return self._endpoint_on(self, validate_db_name(db))
+        if isinstance(db, str):
+            server_url, name = split_database_url(db)
+            base, user, password = split_credentials(server_url)
+            url = base + "/" + quote(name, safe="")
+            local = name if base == self.url else None
+            return _srv.Endpoint(url, user, password if user is not None else None, local)
+        if isinstance(db, Mapping):
+            return db
         raise InvalidInput(f"replication endpoint must be a URL, name or Database, not {type(db).__name__}")
+
+    def _endpoint_on(self, server: "ServerAPI", name: str) -> Any:
+        creds = server.credentials
+        return _srv.Endpoint(server.url + "/" + quote(name, safe=""), creds.username if creds else None,
+                             creds.password if creds else None, name if server.url == self.url else None)
 
     def _url_with_credentials(self) -> str:
         if self.credentials is None:
@@ -163,6 +207,17 @@ class ServerAPI:
         user = quote(self.credentials.username, safe="")
         pw = quote(self.credentials.password, safe="")
         return f"{scheme}://{user}:{pw}@{rest}"
+
+    # -- the mapping protocol (``server[name]``, ``del server[name]``) ----------------
+    def _item(self, name: str) -> Any:
+        """``server[name]``: like :meth:`db`, but a missing database raises
+        :class:`NotFoundKeyError` (a ``NotFound`` that is also a ``KeyError``)."""
+        validate_db_name(name)
+        return self._run(_key_error(_srv.open_db(self._ctx, name, False)), self._database)
+
+    def _del_item(self, name: str) -> Any:
+        """``del server[name]``: like :meth:`delete`, ``NotFoundKeyError`` if missing."""
+        return self._run(_key_error(_srv.delete_db(self._ctx, name)))
 
     @property
     def users(self) -> Any:
@@ -187,11 +242,7 @@ class DatabaseAPI:
     def __init__(self, url_or_name: str, auth: tuple[str, str] | None = None, server: ServerAPI | None = None,
                  **server_options: Any) -> None:
         if "://" in url_or_name:
-            parts = urlsplit(url_or_name)
-            path = parts.path.rstrip("/")
-            base_path, _, name = path.rpartition("/")
-            name = unquote(name)
-            server_url = url_or_name[: url_or_name.index(parts.netloc) + len(parts.netloc)] + base_path
+            server_url, name = split_database_url(url_or_name)
             server = server or self._server_class(server_url, auth=auth, **server_options)
         else:
             name = url_or_name
@@ -258,6 +309,14 @@ class DatabaseAPI:
     def security(self, value: Mapping | None = None) -> Any:
         """Get the security object, or set it to ``value``."""
         return self._run(_db.security(self._ctx, self.name, value))
+
+    def revs_limit(self, limit: int | None = None) -> Any:
+        """The revision limit (an ``int``: how many old revisions' ids are remembered),
+        or with ``limit`` (a positive ``int``) set it and return ``None``. A bad
+        ``limit`` raises :class:`InvalidInput` before anything is sent.
+        https://docs.couchdb.org/en/stable/api/database/misc.html#db-revs-limit
+        """
+        return self._run(_db.revs_limit(self._ctx, self.name, limit))
 
     # -- documents -----------------------------------------------------------------
     def save(self, doc_or_docs: Any, merge: Callable | None = None, force: bool = False,
@@ -337,6 +396,17 @@ class DatabaseAPI:
         ops = [_docs.get_doc_or_none(self._ctx, self.name, docid, **options) for docid in ids]
         return self._server._run_many(ops, concurrency, _raise_first)
 
+    def _item(self, docid: str) -> Any:
+        """``db[docid]``: like :meth:`get`, but a missing or deleted document raises
+        :class:`NotFoundKeyError` (a ``NotFound`` that is also a ``KeyError``)."""
+        if not isinstance(docid, str):
+            raise InvalidInput(f"document ids are str, not {type(docid).__name__}")
+        return self._run(_key_error(_docs.get_doc(self._ctx, self.name, docid), docs_only=True))
+
+    def _del_item(self, docid: str) -> Any:
+        """``del db[docid]``: delete the current revision; ``NotFoundKeyError`` if missing."""
+        return self._run(_key_error(_docs.delete_id(self._ctx, self.name, docid), docs_only=True))
+
     def contains(self, docid: str) -> Any:
         """Whether document ``docid`` exists."""
         return self._run(_docs.doc_exists(self._ctx, self.name, docid))
@@ -360,15 +430,23 @@ class DatabaseAPI:
         """Create or replace an attachment (file objects are streamed); updates ``doc["_rev"]``."""
         return self._run(_att.put_attachment(self._ctx, self.name, doc, content, filename, content_type))
 
-    def get_attachment(self, id_or_doc: Any, filename: str) -> Any:
-        """The attachment's content as bytes."""
-        return self._run(_att.get_attachment(self._ctx, self.name, id_or_doc, filename))
+    def get_attachment(self, id_or_doc: str | Mapping[str, Any], filename: str, rev: str | None = None) -> Any:
+        """The attachment's content as bytes, as it is in revision ``rev``.
 
-    def open_attachment(self, id_or_doc: Any, filename: str) -> Any:
-        """The attachment as a stream of byte chunks (see :class:`AttachmentStream`)."""
+        Without ``rev``, a document's ``_rev`` is the revision read (an attachment a
+        later revision replaced or deleted is still readable until compaction); a bare
+        id reads the current revision. ``NotFound`` if the document, the revision or the
+        attachment is missing. ``GET /{db}/{docid}/{attname}?rev=``:
+        https://docs.couchdb.org/en/stable/api/document/attachments.html#get--db-docid-attname
+        """
+        return self._run(_att.get_attachment(self._ctx, self.name, id_or_doc, filename, rev))
+
+    def open_attachment(self, id_or_doc: str | Mapping[str, Any], filename: str, rev: str | None = None) -> Any:
+        """The attachment as a stream of byte chunks (see :class:`AttachmentStream`);
+        ``rev`` and a document's ``_rev`` select the revision as for :meth:`get_attachment`."""
         from .results import AttachmentStream
 
-        return self._run(_att.open_attachment(self._ctx, self.name, id_or_doc, filename), AttachmentStream)
+        return self._run(_att.open_attachment(self._ctx, self.name, id_or_doc, filename, rev), AttachmentStream)
 
     def delete_attachment(self, doc: Any, filename: str) -> Any:
         """Delete an attachment; updates ``doc["_rev"]``."""
@@ -387,17 +465,46 @@ class DatabaseAPI:
         """An ad-hoc (temporary) view."""
         return self._run(_views.temp_view(self._ctx, self.name, map_src, reduce_src, language, **options))
 
-    def list(self, name: str, view: str, **options: Any) -> Any:
-        """Format a view with a ``_list`` function; returns a :class:`Result`."""
-        return self._run(_views.list_fn(self._ctx, self.name, name, view, **options))
+    def list(self, name: str, view: str, *, headers: Mapping[str, str] | None = None, **options: Any) -> Any:
+        """Format view ``view`` (or ``"other_ddoc/view"``) with list function ``name``
+        (``"ddoc/list"``); returns a :class:`Result` (raw body, text, content type, and
+        the decoded JSON only when the output is JSON).
 
-    def show(self, name: str, id: str | None = None, **options: Any) -> Any:
-        """Call a ``_show`` function; returns a :class:`Result`."""
-        return self._run(_views.show_fn(self._ctx, self.name, name, id, **options))
+        View options are encoded as for :meth:`view` (``key=None`` sends ``key=null``);
+        other options become the function's ``req.query``. ``headers`` are sent with the
+        request (``Accept`` chooses among the function's ``provides()``; default
+        ``*/*``). Any status below 400 is a Result; 4xx/5xx raise.
+        https://docs.couchdb.org/en/stable/api/ddoc/render.html#db-design-design-doc-list-list-name-view-name
+        """
+        return self._run(_views.list_fn(self._ctx, self.name, name, view, headers, **options))
 
-    def update(self, name: str, id: str | None = None, body: Any = None, **options: Any) -> Any:
-        """Call an ``_update`` handler; returns a :class:`Result`."""
-        return self._run(_views.update_fn(self._ctx, self.name, name, id, body, **options))
+    def show(self, name: str, id: str | None = None, *, headers: Mapping[str, str] | None = None,
+             **options: Any) -> Any:
+        """Call show function ``name`` (``"ddoc/show"``) for document ``id`` (or none);
+        returns a :class:`Result`. ``options`` become ``req.query``; ``headers`` as for
+        :meth:`list`. Any status below 400 is a Result; 4xx/5xx raise.
+        https://docs.couchdb.org/en/stable/api/ddoc/render.html#db-design-design-doc-show-show-name
+        """
+        return self._run(_views.show_fn(self._ctx, self.name, name, id, headers, **options))
+
+    def update(self, name: str, id: str | None = None, body: Any = None, *, form: Any = None,
+               content_type: str | None = None, headers: Mapping[str, str] | None = None,
+               **options: Any) -> Any:
+        """Call update handler ``name`` (``"ddoc/update"``): ``PUT`` for document ``id``,
+        ``POST`` without one. Returns a :class:`Result` for any status below 400 (a
+        handler answering ``302`` with a ``Location`` has applied the update; redirects
+        are never followed); 4xx/5xx raise.
+
+        ``body``: ``str``/``bytes`` are sent as they are, with ``content_type`` if given
+        and no ``Content-Type`` otherwise; other values are JSON (``application/json``,
+        or form-encoded when ``content_type`` is ``application/x-www-form-urlencoded``).
+        ``form``: a dict or ``(name, value)`` pairs of str, sent form-encoded (the
+        handler's ``req.form``). ``headers`` are added (e.g. ``Accept``); ``options``
+        become ``req.query``. Bad arguments raise :class:`InvalidInput` before sending.
+        https://docs.couchdb.org/en/stable/api/ddoc/render.html#db-design-design-doc-update-update-name
+        """
+        return self._run(_views.update_fn(self._ctx, self.name, name, id, body, form, content_type, headers,
+                                          **options))
 
     def find(self, selector: Mapping, **options: Any) -> Any:
         """A Mango query: ``{"docs": [Document, ...], "bookmark": ..., ...}``."""
@@ -433,6 +540,18 @@ class DatabaseAPI:
     def pull(self, source: Any, **options: Any) -> Any:
         """Replicate ``source`` into this database."""
         return self._server.replicate(source, self, **options)
+
+
+def _key_error(op: Any, docs_only: bool = False) -> Any:
+    """Run ``op``; the :class:`NotFound` it raises for a missing key becomes a
+    :class:`NotFoundKeyError`. With ``docs_only`` only a missing or deleted document
+    counts (a missing database stays a plain ``NotFound``)."""
+    try:
+        return (yield from op)
+    except NotFound as exc:
+        if isinstance(exc, NotFoundKeyError) or (docs_only and exc.reason not in ("missing", "deleted")):
+            raise
+        raise NotFoundKeyError.from_error(exc) from None
 
 
 def _raise_first(results: list) -> list:

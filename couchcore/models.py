@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 __all__ = ["Document", "Row", "Status", "ConflictResolution", "Result"]
 
@@ -99,30 +99,77 @@ class Row:
 
 
 class Result:
-    """A non-JSON-only result (``list``, ``show``, ``update`` functions).
+    """The answer of a show, list or update function (any status below 400).
 
-    ``body`` is decoded JSON when the response's content type is JSON, bytes otherwise;
-    ``headers`` is a dict of response headers; ``status`` the HTTP status.
+    * ``status``: the HTTP status (``200``, ``201``, ``202``, ``302``, ...);
+    * ``headers``: the response headers, a case-insensitive mapping
+      (``result.headers["Location"]``);
+    * ``raw``: the body bytes exactly as received;
+    * ``content_type``: the media type, lower-case, without parameters (``"text/html"``;
+      ``""`` when the response has none);
+    * ``charset``: the declared ``charset`` parameter, else ``"utf-8"`` for JSON (RFC 8259)
+      and for textual types (``text/*``, XML, JavaScript: CouchDB's query server writes
+      UTF-8), else ``None`` (binary output such as ``image/png``);
+    * ``body``: the decoded JSON value when the content type is JSON *and* the body parses
+      as JSON, otherwise ``raw`` (a list function that sends ``head...tail`` is labelled
+      ``application/json`` by CouchDB unless it sets another type);
+    * ``text``: the body decoded with ``charset`` (undecodable bytes replaced), ``None``
+      when no charset is known.
+
+    https://docs.couchdb.org/en/stable/api/ddoc/render.html
     """
 
-    __slots__ = ("body", "headers", "status")
+    __slots__ = ("raw", "headers", "status", "content_type", "charset", "body")
 
-    def __init__(self, body: Any, headers: Mapping[str, str], status: int) -> None:
-        self.body = body
-        self.headers = dict(headers)
+    def __init__(self, raw: bytes, headers: Mapping[str, str] | Iterable[tuple[str, str]], status: int) -> None:
+        from .protocol.messages import Headers
+
+        self.raw: bytes = bytes(raw or b"")
+        self.headers: Mapping[str, str] = headers if isinstance(headers, Headers) else Headers(headers)
         self.status = status
+        content_type = self.headers.get("content-type", "")
+        media, _, params = content_type.partition(";")
+        self.content_type: str = media.strip().lower()
+        self.charset: str | None = _charset(self.content_type, params)
+        self.body: Any = self.raw
+        if self.raw and _is_json(self.content_type):
+            from .codec import loads
+            from .errors import ParseError
+
+            try:
+                self.body = loads(self.raw)
+            except ParseError:
+                pass  # labelled JSON but is not: the raw bytes
 
     @property
-    def text(self) -> str:
-        """The body as text (JSON bodies re-serialised)."""
-        if isinstance(self.body, bytes):
-            return self.body.decode("utf-8", "replace")
-        from .codec import dumps
-
-        return dumps(self.body).decode("utf-8")
+    def text(self) -> str | None:
+        """The body as text, decoded with :attr:`charset`; ``None`` when no charset is known."""
+        if self.charset is None:
+            return None
+        try:
+            return self.raw.decode(self.charset, "replace")
+        except LookupError:  # a charset Python does not know
+            return None
 
     def __repr__(self) -> str:
-        return f"Result(status={self.status}, body={self.body!r})"
+        return f"Result(status={self.status}, content_type={self.content_type!r}, body={self.body!r})"
+
+
+def _is_json(media: str) -> bool:
+    return media == "application/json" or media.endswith("+json")
+
+
+_TEXTUAL = ("application/javascript", "application/xml", "application/xhtml+xml", "application/ecmascript")
+
+
+def _charset(media: str, params: str) -> str | None:
+    for param in params.split(";"):
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "charset" and value.strip().strip('"'):
+            return value.strip().strip('"').lower()
+    if _is_json(media) or media.startswith("text/") or media in _TEXTUAL or media.endswith("+xml"):
+        return "utf-8"
+    return None
 
 
 class Status:

@@ -88,9 +88,10 @@ def test_view_query_json_encodes_keys_and_booleans():
     assert body is None
 
 
-def test_view_query_keys_go_in_body_and_none_is_dropped():
-    query, body = codec.view_query({"keys": ["a", 2, None], "limit": None, "key": None})
-    assert query == []
+def test_view_query_keys_go_in_body_none_is_null_for_json_options_only():
+    query, body = codec.view_query({"keys": ["a", 2, None], "limit": None, "key": None,
+                                    "endkey": codec.NOT_GIVEN})
+    assert query == [("key", "null")]  # JSON null; limit=None and NOT_GIVEN are left out
     assert body == {"keys": ["a", 2, None]}
 
 

@@ -6,10 +6,10 @@ import io
 import mimetypes
 import os
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Generator
 
 from ..errors import InvalidDocument, InvalidInput, MissingRevision
-from .messages import Request
+from .messages import Request, Response
 from .paths import attachment_path
 from .server import ServerContext
 
@@ -71,15 +71,30 @@ def _remaining_size(f: Any) -> int | None:
         return None
 
 
-def get_attachment(ctx: ServerContext, db: str, doc: Any, filename: str):
-    resp = yield Request("GET", attachment_path(db, _doc_id(doc), filename), headers={"Accept": "*/*"})
+def _read_request(db: str, doc: Any, filename: str, rev: str | None, stream: bool) -> Request:
+    """``GET /{db}/{docid}/{attname}``, with ``?rev=`` from ``rev`` or else from a
+    document's ``_rev`` (a bare id reads the current revision)."""
+    if rev is None and isinstance(doc, Mapping):
+        rev = doc.get("_rev") or None
+    if rev is not None and (not isinstance(rev, str) or not rev):
+        raise InvalidInput(f"rev must be a non-empty str, got {rev!r}")
+    query = [("rev", rev)] if rev is not None else []
+    return Request("GET", attachment_path(db, _doc_id(doc), filename), query=query,
+                   headers={"Accept": "*/*"}, stream=stream)
+
+
+def get_attachment(ctx: ServerContext, db: str, doc: Any, filename: str,
+                   rev: str | None = None) -> Generator[Request, Response, bytes]:
+    """An attachment's bytes as it is in revision ``rev`` (or the document's ``_rev``)."""
+    resp = yield _read_request(db, doc, filename, rev, stream=False)
     resp.raise_for_status()
-    return resp.body
+    return resp.body or b""
 
 
-def open_attachment(ctx: ServerContext, db: str, doc: Any, filename: str):
+def open_attachment(ctx: ServerContext, db: str, doc: Any, filename: str,
+                    rev: str | None = None) -> Generator[Request, Response, Response]:
     """The streamed response of an attachment (its ``stream`` yields byte chunks)."""
-    resp = yield Request("GET", attachment_path(db, _doc_id(doc), filename), headers={"Accept": "*/*"}, stream=True)
+    resp = yield _read_request(db, doc, filename, rev, stream=True)
     resp.raise_for_status()
     return resp
 

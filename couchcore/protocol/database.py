@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Generator
 
-from ..errors import InvalidInput
+from ..errors import InvalidInput, ParseError
 from ..models import Document
-from .messages import Request
+from .messages import Request, Response
 from .paths import db_path, design_path
 from .server import ServerContext
 
-__all__ = ["info", "exists", "compact", "cleanup", "commit", "purge", "security", "find", "create_index"]
+__all__ = ["info", "exists", "compact", "cleanup", "commit", "purge", "security", "find", "create_index",
+           "revs_limit"]
 
 
 def info(ctx: ServerContext, db: str, ddoc: str | None = None):
@@ -84,6 +85,22 @@ def security(ctx: ServerContext, db: str, value: Mapping | None = None):
         raise InvalidInput("the security object must be a dict")
     resp = yield Request("PUT", path, json=dict(value))
     return resp.json()
+
+
+def revs_limit(ctx: ServerContext, db: str, limit: int | None = None) -> Generator[Request, Response, int | None]:
+    """``GET /{db}/_revs_limit`` (an int), or ``PUT`` a new positive limit (``None``)."""
+    path = f"{db_path(db)}/_revs_limit"
+    if limit is None:
+        resp = yield Request("GET", path)
+        value = resp.json()
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ParseError(f"_revs_limit is not an integer: {value!r}")
+        return value
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise InvalidInput(f"revs_limit must be a positive int, got {limit!r}")
+    resp = yield Request("PUT", path, json=limit)
+    resp.json()
+    return None
 
 
 def find(ctx: ServerContext, db: str, selector: Mapping, **options: Any):

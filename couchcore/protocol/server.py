@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections import deque
-from typing import Any, Mapping
+from typing import Any, Generator, Mapping
 from urllib.parse import quote
 
+from ..codec import NOT_GIVEN, view_query
 from ..errors import InvalidInput, NotFound, PreconditionFailed
 from ..models import Document
-from .messages import Request
+from .messages import Request, Response
 from .paths import db_path, validate_db_name
 
 __all__ = ["ServerContext"]
@@ -24,6 +25,7 @@ class ServerContext:
         self.uuids: deque[str] = deque()
         self.node_prefix: str | None = None
         self.temp_view: bool | None = None
+        self.replicator_auth: str | None = None  # how _replicate takes credentials, see replicate()
         self.write_headers: dict[str, str] = {}
         if full_commit is not None:
             self.write_headers["X-Couch-Full-Commit"] = "true" if full_commit else "false"
@@ -42,8 +44,18 @@ def version(ctx: ServerContext):
     return info.get("version")
 
 
-def all_dbs(ctx: ServerContext):
-    resp = yield Request("GET", "/_all_dbs")
+def all_dbs(ctx: ServerContext, limit: int | None = None, skip: int | None = None, start_key: Any = NOT_GIVEN,
+            end_key: Any = NOT_GIVEN, descending: bool | None = None) -> Generator[Request, Response, list[str]]:
+    """``GET /_all_dbs`` with its paging options (validated before sending): the names."""
+    query, _ = view_query({"limit": limit, "skip": skip, "start_key": start_key, "end_key": end_key,
+                           "descending": descending})
+    resp = yield Request("GET", "/_all_dbs", query=query)
+    return resp.json()
+
+
+def session(ctx: ServerContext) -> Generator[Request, Response, dict[str, Any]]:
+    """``GET /_session``: ``{"ok", "userCtx": {"name", "roles"}, "info": {...}}``."""
+    resp = yield Request("GET", "/_session")
     return resp.json()
 
 
@@ -97,10 +109,13 @@ def create_db(ctx: ServerContext, name: str, **options: Any):
 
 def open_db(ctx: ServerContext, name: str, create: bool = False):
     """Check a database exists (creating it if asked); returns its name."""
-    if (yield from db_exists(ctx, name)):
+    resp = yield Request("HEAD", db_path(validate_db_name(name)))
+    if resp.ok:
         return name
+    if resp.status != 404:
+        raise resp.error()
     if not create:
-        raise NotFound(404, "not_found", "Database does not exist.", "HEAD", db_path(name))
+        raise NotFound(404, "not_found", "Database does not exist.", "HEAD", resp.url, resp.headers)
     try:
         yield from create_db(ctx, name)
     except PreconditionFailed:  # created concurrently: fine
@@ -160,6 +175,13 @@ def config(ctx: ServerContext, name: str | None = None, value: Any = None, delet
     return resp.json()
 
 
+def config_reload(ctx: ServerContext) -> Generator[Request, Response, bool]:
+    """``POST {node}/_config/_reload``: re-read the node's ini files."""
+    prefix = yield from node_prefix(ctx)
+    resp = yield Request("POST", prefix + "/_config/_reload", headers={"Content-Type": "application/json"})
+    return bool(resp.json().get("ok", False))
+
+
 def stats(ctx: ServerContext, name: str | None = None):
     prefix = yield from node_prefix(ctx)
     path = prefix + "/_stats"
@@ -167,24 +189,100 @@ def stats(ctx: ServerContext, name: str | None = None):
         path += "/" + "/".join(quote(p, safe="") for p in name.strip("/").split("/"))
     resp = yield Request("GET", path)
     if resp.status == 400:  # some servers answer a bad stats path with 400
-        raise NotFound(404, "not_found", f"no such statistic: {name}", "GET", path)
+        raise NotFound(404, "not_found", f"no such statistic: {name}", "GET", resp.url or path)
     data = resp.json()
     if name and data is None:
-        raise NotFound(404, "not_found", f"no such statistic: {name}", "GET", path)
+        raise NotFound(404, "not_found", f"no such statistic: {name}", "GET", resp.url or path)
     return data
 
 
 # -- replication -------------------------------------------------------------------
 
 
-def replicate(ctx: ServerContext, source: str | Mapping, target: str | Mapping, **options: Any):
-    """``_replicate`` (one-shot or continuous), or a ``_replicator`` document with ``_id``."""
+class Endpoint:
+    """A database the replicator has to reach: its URL (without credentials), the
+    credentials to log in with, and its name when it lives on this same server.
+
+    :func:`replicate` renders it in the form the server understands; its repr never
+    shows the password.
+    """
+
+    __slots__ = ("url", "username", "password", "local_name")
+
+    def __init__(self, url: str, username: str | None = None, password: str | None = None,
+                 local_name: str | None = None) -> None:
+        self.url = url
+        self.username = username
+        self.password = password
+        self.local_name = local_name
+
+    def __repr__(self) -> str:
+        who = f" as {self.username}" if self.username is not None else ""
+        return f"<Endpoint {self.url}{who}>"
+
+
+def replicator_auth(ctx: ServerContext):
+    """How this server's replicator takes endpoint credentials, discovered once:
+
+    ``"auth"``: the ``{"url", "auth": {"basic": {"username", "password"}}}`` object
+    (Apache CouchDB 3.2 and later); ``"headers"``: an ``Authorization`` header in the
+    endpoint's ``headers`` (older CouchDB); ``"url"``: only credentials in the URL
+    (servers that take no endpoint objects, such as PouchDB Server).
+    https://docs.couchdb.org/en/stable/replication/replicator.html
+    """
+    if ctx.replicator_auth is None:
+        info = yield from welcome(ctx)
+        if isinstance(info, dict) and "couchdb" in info:
+            try:
+                major, minor = (int(p) for p in str(info.get("version", "")).split(".")[:2])
+            except ValueError:
+                major, minor = 3, 2  # unknown: assume a current CouchDB
+            ctx.replicator_auth = "auth" if (major, minor) >= (3, 2) else "headers"
+        else:
+            ctx.replicator_auth = "url"
+    return ctx.replicator_auth
+
+
+def _render_endpoint(endpoint: Any, how: str) -> Any:
+    if not isinstance(endpoint, Endpoint):
+        return endpoint  # a URL or an endpoint object given by the caller, as it is
+    if endpoint.username is None:
+        return endpoint.url
+    if how == "auth":
+        return {"url": endpoint.url,
+                "auth": {"basic": {"username": endpoint.username, "password": endpoint.password or ""}}}
+    if how == "headers":
+        import base64
+
+        token = base64.b64encode(f"{endpoint.username}:{endpoint.password or ''}".encode("utf-8")).decode("ascii")
+        return {"url": endpoint.url, "headers": {"Authorization": "Basic " + token}}
+    if endpoint.local_name is not None:  # PouchDB Server: a database of its own, by name
+        return endpoint.local_name
+    scheme, _, rest = endpoint.url.partition("://")  # last resort: no other form is understood
+    user = quote(endpoint.username, safe="")
+    password = quote(endpoint.password or "", safe="")
+    return f"{scheme}://{user}:{password}@{rest}"
+
+
+def replicate(ctx: ServerContext, source: str | Mapping | Endpoint, target: str | Mapping | Endpoint,
+              **options: Any):
+    """``_replicate`` (one-shot or continuous), or a ``_replicator`` document with ``_id``.
+
+    ``source`` and ``target`` are URLs, endpoint objects (passed as they are) or
+    :class:`Endpoint` objects; an Endpoint with credentials becomes the endpoint
+    object with ``auth.basic`` on CouchDB 3.2+ (credentials in a URL cannot carry
+    every character; see :func:`replicator_auth`).
+    https://docs.couchdb.org/en/stable/api/server/common.html#replicate
+    """
     doc_id = options.pop("_id", None)
-    body: dict[str, Any] = {"source": source, "target": target}
+    if doc_id is not None and "cancel" in options:
+        raise InvalidInput("cancel= is for _replicate; delete the _replicator document instead")
+    how = "url"
+    if any(isinstance(e, Endpoint) and e.username is not None for e in (source, target)):
+        how = yield from replicator_auth(ctx)
+    body: dict[str, Any] = {"source": _render_endpoint(source, how), "target": _render_endpoint(target, how)}
     body.update(options)
     if doc_id is not None:
-        if "cancel" in options:
-            raise InvalidInput("cancel= is for _replicate; delete the _replicator document instead")
         from .paths import doc_path
 
         resp = yield Request("PUT", doc_path("_replicator", doc_id), json=body)
@@ -199,6 +297,8 @@ __all__ += [
     "welcome",
     "version",
     "all_dbs",
+    "session",
+    "config_reload",
     "tasks",
     "membership",
     "uuids",
@@ -211,4 +311,6 @@ __all__ += [
     "config",
     "stats",
     "replicate",
+    "replicator_auth",
+    "Endpoint",
 ]

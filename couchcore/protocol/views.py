@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any, Mapping
-from urllib.parse import quote
+from typing import Any, Iterable, Mapping
+from urllib.parse import quote, urlencode
 
 from .. import codec
-from ..errors import InvalidInput
+from ..errors import InvalidInput, InvalidOption
 from ..models import Result
 from ..results import ViewResult
 from .messages import Request
@@ -71,14 +71,16 @@ def _is_db_missing(resp) -> bool:
 
 
 def _result(resp) -> Result:
-    resp.raise_for_status()
-    body: Any = resp.body or b""
-    if resp.is_json and body:
-        body = codec.loads(body)
-    return Result(body, resp.headers, resp.status)
+    """A :class:`Result` for any status below 400 (a 302 of an update handler is an
+    answer, not an error: the update was applied); 4xx and 5xx raise."""
+    if resp.status >= 400:
+        raise resp.error()
+    return Result(resp.body or b"", resp.headers, resp.status)
 
 
 def _split_fn(name: str, kind: str) -> tuple[str, str]:
+    if not isinstance(name, str):
+        raise InvalidInput(f"{kind[1:]} function name must be a str, got {name!r}")
     parts = name.split("/")
     if len(parts) == 4 and parts[0] == "_design" and parts[2] == kind:
         return parts[1], parts[3]
@@ -88,48 +90,148 @@ def _split_fn(name: str, kind: str) -> tuple[str, str]:
 
 
 def _fn_query(options: Mapping[str, Any]) -> list[tuple[str, str]]:
-    return [(k, v if isinstance(v, str) else codec.dumps(v).decode("utf-8")) for k, v in options.items() if v is not None]
+    """Query parameters of a show/list/update function (``req.query``): strings as they
+    are, other values JSON-encoded. The function sees strings only, so ``None`` (like
+    :data:`~couchcore.codec.NOT_GIVEN`) leaves a parameter out rather than sending the
+    string ``"null"``."""
+    query = []
+    for name, value in options.items():
+        if value is None or value is codec.NOT_GIVEN:
+            continue
+        if isinstance(value, str):
+            query.append((name, value))
+        else:
+            try:
+                query.append((name, codec.dumps(value).decode("utf-8")))
+            except InvalidInput as exc:
+                raise InvalidOption(f"query parameter {name!r}: {exc}") from None
+    return query
 
 
-def list_fn(ctx: ServerContext, db: str, name: str, view_name: str, **options: Any):
-    """``_list`` function ``ddoc/list`` applied to view ``view`` or ``other_ddoc/view``."""
+def _request_headers(headers: Mapping[str, str] | None) -> dict[str, str]:
+    """``Accept: */*`` (a function may answer any type) plus the caller's headers,
+    checked: str names and values, no line breaks."""
+    out = {"Accept": "*/*"}
+    if headers is None:
+        return out
+    if not isinstance(headers, Mapping):
+        raise InvalidInput(f"headers must be a dict of str to str, got {type(headers).__name__}")
+    for name, value in headers.items():
+        if not isinstance(name, str) or not name or not isinstance(value, str) \
+                or any(c in name + value for c in "\r\n\0") or ":" in name:
+            raise InvalidInput(f"invalid request header {name!r}: {value!r}")
+        for existing in [k for k in out if k.lower() == name.lower()]:
+            del out[existing]
+        out[name] = value
+    return out
+
+
+FORM_TYPE = "application/x-www-form-urlencoded"
+
+
+def _form_pairs(form: Any) -> list[tuple[str, str]]:
+    if isinstance(form, Mapping):
+        pairs = list(form.items())
+    elif isinstance(form, (str, bytes)) or not isinstance(form, Iterable):
+        raise InvalidInput(f"form must be a dict or a list of (name, value) pairs, got {type(form).__name__}")
+    else:
+        pairs = list(form)
+    for pair in pairs:
+        if not (isinstance(pair, tuple) and len(pair) == 2 and all(isinstance(x, str) for x in pair)):
+            raise InvalidInput(f"form fields must be (str, str) pairs, got {pair!r}")
+    return pairs
+
+
+def _update_body(body: Any, form: Any, content_type: str | None,
+                 headers: dict[str, str]) -> tuple[bytes | None, str | None]:
+    """The request body of an update handler and its content type (``None``: no
+    ``Content-Type`` header is sent, by any backend)."""
+    if content_type is not None and (not isinstance(content_type, str) or not content_type
+                                     or any(c in content_type for c in "\r\n\0")):
+        raise InvalidInput(f"content_type must be a non-empty str, got {content_type!r}")
+    if any(k.lower() == "content-type" for k in headers):
+        raise InvalidInput("give the body's type as content_type=, not as a Content-Type header")
+    if form is not None:
+        if body is not None:
+            raise InvalidInput("update takes body= or form=, not both")
+        if content_type is not None and content_type.split(";")[0].strip().lower() != FORM_TYPE:
+            raise InvalidInput(f"form= is sent as {FORM_TYPE}, not {content_type!r}")
+        return urlencode(_form_pairs(form)).encode("ascii"), FORM_TYPE
+    if body is None:
+        if content_type is not None:
+            raise InvalidInput("content_type= without a body")
+        return None, None
+    if isinstance(body, str):
+        return body.encode("utf-8"), content_type
+    if isinstance(body, (bytes, bytearray, memoryview)):
+        return bytes(body), content_type
+    if content_type is not None and content_type.split(";")[0].strip().lower() == FORM_TYPE:
+        return urlencode(_form_pairs(body)).encode("ascii"), content_type
+    return codec.dumps(body), content_type or "application/json"
+
+
+def list_fn(ctx: ServerContext, db: str, name: str, view_name: str,
+            headers: Mapping[str, str] | None = None, **options: Any):
+    """``_list`` function ``ddoc/list`` applied to view ``view`` or ``other_ddoc/view``.
+
+    View options are encoded as for :func:`view` (``key=None`` is ``key=null``); other
+    options become the function's ``req.query``.
+    """
     ddoc, fn = _split_fn(name, "_list")
+    if not isinstance(view_name, str) or not all(view_name.split("/")) or view_name.count("/") > 1:
+        raise InvalidInput(f"invalid view name {view_name!r}: use 'view' or 'other_ddoc/view'")
     path = f"{design_path(db, ddoc)}/_list/{quote(fn, safe='')}/"
     path += "/".join(quote(p, safe="") for p in view_name.split("/"))
     known = {k: v for k, v in options.items() if k in codec.VIEW_OPTIONS}
     extra = {k: v for k, v in options.items() if k not in codec.VIEW_OPTIONS}
     query, body = codec.view_query(known)
     query += _fn_query(extra)
+    request_headers = _request_headers(headers)
     if body is not None:
-        resp = yield Request("POST", path, query=query, json=body, headers={"Accept": "*/*"})
+        resp = yield Request("POST", path, query=query, json=body, headers=request_headers)
     else:
-        resp = yield Request("GET", path, query=query, headers={"Accept": "*/*"})
+        resp = yield Request("GET", path, query=query, headers=request_headers)
     return _result(resp)
 
 
-def show_fn(ctx: ServerContext, db: str, name: str, docid: str | None = None, **options: Any):
+def show_fn(ctx: ServerContext, db: str, name: str, docid: str | None = None,
+            headers: Mapping[str, str] | None = None, **options: Any):
     ddoc, fn = _split_fn(name, "_show")
     path = f"{design_path(db, ddoc)}/_show/{quote(fn, safe='')}"
     if docid is not None:
-        path += "/" + quote(docid, safe="")
-    resp = yield Request("GET", path, query=_fn_query(options), headers={"Accept": "*/*"})
+        path = f"{design_path(db, ddoc)}/_show/{quote(fn, safe='')}/{_docid(docid)}"
+    resp = yield Request("GET", path, query=_fn_query(options), headers=_request_headers(headers))
     return _result(resp)
 
 
-def update_fn(ctx: ServerContext, db: str, name: str, docid: str | None = None, body: Any = None, **options: Any):
+def update_fn(ctx: ServerContext, db: str, name: str, docid: str | None = None, body: Any = None,
+              form: Any = None, content_type: str | None = None,
+              headers: Mapping[str, str] | None = None, **options: Any):
+    """``POST`` (no ``docid``) or ``PUT`` (``docid``) to an update handler.
+
+    ``body``: ``str``/``bytes`` sent as they are, with ``content_type`` when given and
+    no ``Content-Type`` otherwise; any other value JSON-encoded (``application/json``
+    unless ``content_type`` says otherwise; a dict or pairs with the form type is
+    form-encoded). ``form``: a dict or ``(name, value)`` pairs of str, sent as
+    ``application/x-www-form-urlencoded`` (the handler's ``req.form``).
+    """
     ddoc, fn = _split_fn(name, "_update")
     path = f"{design_path(db, ddoc)}/_update/{quote(fn, safe='')}"
     method = "POST"
     if docid is not None:
-        path += "/" + quote(docid, safe="")
+        path += "/" + _docid(docid)
         method = "PUT"
-    headers = {"Accept": "*/*"}
-    if body is None:
-        data = None
-    elif isinstance(body, (bytes, str)):
-        data = body.encode("utf-8") if isinstance(body, str) else body
-    else:
-        data = codec.dumps(body)
-        headers["Content-Type"] = "application/json"
-    resp = yield Request(method, path, query=_fn_query(options), body=data, headers=headers)
+    request_headers = _request_headers(headers)
+    data, media = _update_body(body, form, content_type, request_headers)
+    if media is not None:
+        request_headers["Content-Type"] = media
+    if data is None:
+        data = b""  # an empty body, Content-Length: 0, the same from every backend
+    resp = yield Request(method, path, query=_fn_query(options), body=data, headers=request_headers)
     return _result(resp)
+
+
+def _docid(docid: Any) -> str:
+    if not isinstance(docid, str) or not docid:
+        raise InvalidInput(f"document id must be a non-empty str, got {docid!r}")
+    return quote(docid, safe="")

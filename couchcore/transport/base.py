@@ -6,7 +6,15 @@ import base64
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
-__all__ = ["TransportOptions", "Credentials", "BaseTransport", "register", "get_backend", "is_file_like"]
+from .. import __version__
+
+__all__ = ["TransportOptions", "Credentials", "BaseTransport", "register", "get_backend", "is_file_like",
+           "USER_AGENT", "BODY_METHODS"]
+
+#: sent by every backend (``headers={"User-Agent": ...}`` in the transport options overrides it)
+USER_AGENT = f"couchcore/{__version__}"
+#: methods whose request always carries a body (``Content-Length: 0`` when it is empty)
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 
 @dataclass(frozen=True)
@@ -74,12 +82,26 @@ class BaseTransport:
         self.base_url = base_url
         self.credentials = credentials
         self.options = options
-        self._headers = dict(options.headers)
+        # headers a backend would otherwise choose itself (urllib3, libcurl and Tornado
+        # each send their own User-Agent and Accept-Encoding): decided once, here
+        self._headers = {"User-Agent": USER_AGENT, "Accept-Encoding": "identity", **options.headers}
         if credentials is not None:
             self._headers["Authorization"] = credentials.authorization
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.base_url}>"
+
+    def sends_credentials(self, request: Any) -> bool:
+        """Whether ``request`` goes out with credentials (Basic, bearer or proxy headers,
+        or a session cookie): an error response's reason says which case it was."""
+        names = {k.lower() for k in self._headers} | {k.lower() for k in request.headers}
+        if names & _CREDENTIAL_HEADERS:
+            return True
+        cookie = next((v for k, v in {**self._headers, **request.headers}.items() if k.lower() == "cookie"), "")
+        return "AuthSession=" in cookie
+
+
+_CREDENTIAL_HEADERS = frozenset({"authorization", "x-auth-couchdb-username"})
 
 
 def is_file_like(body: Any) -> bool:

@@ -17,7 +17,7 @@ import pycurl
 
 from .. import errors
 from ..protocol.messages import Headers, Request, Response
-from .base import BaseTransport, Credentials, TransportOptions, is_file_like, register
+from .base import BODY_METHODS, BaseTransport, Credentials, TransportOptions, is_file_like, register
 
 __all__ = ["PycurlTransport"]
 
@@ -181,7 +181,8 @@ class CurlEngine:
 
     def response(self, transfer: _Transfer) -> Response:
         return Response(transfer.status, Headers(transfer.headers), body=transfer.body(),
-                        method=transfer.request.method, url=transfer.url)
+                        method=transfer.request.method, url=transfer.url,
+                        auth_sent=self.transport.sends_credentials(transfer.request))
 
     def iter_many(self, ops: Iterable[Any], concurrency: int) -> Iterator[tuple[int, Any]]:
         """Run protocol operations with up to ``concurrency`` requests in flight.
@@ -289,9 +290,14 @@ class PycurlTransport(BaseTransport):
                 c.setopt(pycurl.SSLCERT, opts.cert_file)
             if opts.key_file:
                 c.setopt(pycurl.SSLKEY, opts.key_file)
+        c.setopt(pycurl.FOLLOWLOCATION, 0)  # a redirect is the caller's answer, never followed
         headers = {**self._headers, **request.headers}
         body = request.body
         method = request.method
+        if body is None and method in BODY_METHODS:
+            body = b""  # Content-Length: 0, as the other backends send
+        if body is not None and not any(k.lower() == "content-type" for k in headers):
+            headers["Content-Type"] = ""  # no type unless the request has one (not libcurl's form type)
         if method == "HEAD":
             c.setopt(pycurl.NOBODY, 1)
         elif body is not None:
@@ -302,7 +308,9 @@ class PycurlTransport(BaseTransport):
                 c.setopt(pycurl.POSTFIELDS, data)  # pycurl keeps a reference; COPYPOSTFIELDS rejects NUL bytes
             else:
                 c.setopt(pycurl.READFUNCTION, _reader(body))
-                length = headers.pop("Content-Length", None)
+                length = None
+                for name in [k for k in headers if k.lower() == "content-length"]:
+                    length = headers.pop(name)
                 if length is not None:
                     c.setopt(pycurl.POSTFIELDSIZE_LARGE, int(length))
                 else:
@@ -332,7 +340,8 @@ class PycurlTransport(BaseTransport):
                     engine.finish(transfer)  # also when the stream was never started
 
             return Response(transfer.status, Headers(transfer.headers), stream=stream,
-                            method=request.method, url=transfer.url, close=close)
+                            method=request.method, url=transfer.url, close=close,
+                            auth_sent=self.sends_credentials(request))
         engine.finish(transfer)
         return engine.response(transfer)
 

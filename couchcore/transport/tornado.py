@@ -96,6 +96,10 @@ class _Connection(_HTTPConnection):
             self.couchcore_exchange.attach(self)
 
     def _create_connection(self, stream: Any) -> HTTP1Connection:
+        # Tornado has just added its default headers; a POST without a type got
+        # "application/x-www-form-urlencoded": the request decides, so drop it
+        if getattr(self.request, "couchcore_untyped", False):
+            self.request.headers.pop("Content-Type", None)
         connection = super()._create_connection(stream)
         connection.__class__ = _LenientHTTP1Connection  # same state, one method differs
         if self.couchcore_exchange is not None:
@@ -218,6 +222,7 @@ class TornadoTransport(BaseTransport):
         try:
             hreq = self._http_request(request, url, exchange)
             hreq.couchcore_exchange = exchange  # type: ignore[attr-defined]
+            hreq.couchcore_untyped = "Content-Type" not in hreq.headers  # type: ignore[attr-defined]
             future = state.client.fetch(hreq, raise_error=False)
         except BaseException as exc:
             exchange.fail_to_start()
@@ -229,13 +234,14 @@ class TornadoTransport(BaseTransport):
             if stream:
                 await exchange.headers_ready
                 return Response(exchange.status, exchange.headers, stream=_Stream(exchange),
-                                method=request.method, url=url, close=exchange.close)
+                                method=request.method, url=url, close=exchange.close,
+                                auth_sent=self.sends_credentials(request))
             await exchange.done
         except BaseException:
             exchange.abort()
             raise
         return Response(exchange.status, exchange.headers, body=bytes(exchange.body),
-                        method=request.method, url=url)
+                        method=request.method, url=url, auth_sent=self.sends_credentials(request))
 
     def _http_request(self, request: Request, url: str, exchange: "_Exchange") -> HTTPRequest:
         headers = httputil.HTTPHeaders()
