@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Generator
 
+from .errors import HTTPError
 from .protocol.messages import Request, Response
 
 __all__ = ["Operation", "run", "run_async"]
@@ -19,6 +20,14 @@ Operation = Generator[Request, Response, Any]
 
 def run(op: Operation, transport: Any) -> Any:
     """Run ``op`` to completion over a sync transport and return its result."""
+    try:
+        return _run(op, transport)
+    except HTTPError as exc:
+        exc._rebase(_base_url(transport))
+        raise
+
+
+def _run(op: Operation, transport: Any) -> Any:
     try:
         request = next(op)
         while True:
@@ -37,6 +46,14 @@ def run(op: Operation, transport: Any) -> Any:
 async def run_async(op: Operation, transport: Any) -> Any:
     """Run ``op`` to completion over an async transport (``await transport.send(req)``)."""
     try:
+        return await _run_async(op, transport)
+    except HTTPError as exc:
+        exc._rebase(_base_url(transport))
+        raise
+
+
+async def _run_async(op: Operation, transport: Any) -> Any:
+    try:
         request = next(op)
         while True:
             try:
@@ -49,3 +66,14 @@ async def run_async(op: Operation, transport: Any) -> Any:
             request = op.send(response)
     except StopIteration as stop:
         return stop.value
+
+
+def _base_url(transport: Any) -> str:
+    """The base URL behind ``transport`` (or a proxy of it), for errors an operation
+    raised with a path only: every error names the full URL."""
+    while transport is not None:
+        base = getattr(transport, "base_url", None)
+        if isinstance(base, str):
+            return base
+        transport = getattr(transport, "_transport", None)
+    return ""

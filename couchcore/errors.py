@@ -8,6 +8,7 @@ server reported derive from :class:`HTTPError`; network-level failures derive fr
 
 from __future__ import annotations
 
+import builtins
 from typing import Any, Mapping
 
 from .urls import redact_url
@@ -26,6 +27,7 @@ __all__ = [
     "Unauthorized",
     "Forbidden",
     "NotFound",
+    "NotFoundKeyError",
     "MethodNotAllowed",
     "NotAcceptable",
     "Conflict",
@@ -38,6 +40,7 @@ __all__ = [
     "ServerError",
     "TransportError",
     "ConnectionError",
+    "ConnectError",
     "TimeoutError",
     "ConnectTimeout",
     "ReadTimeout",
@@ -90,8 +93,10 @@ class ParseError(ResponseError):
 class HTTPError(CouchcoreError):
     """The server answered with an error status.
 
-    Attributes: ``status`` (int), ``error`` and ``reason`` (CouchDB's fields, or
-    ``None``), ``method`` and ``url`` (credentials removed), ``headers``.
+    Attributes: ``status`` (int), ``error`` and ``reason`` (CouchDB's fields; for a
+    response without a body, such as the answer to a ``HEAD``, ``reason`` is couchcore's
+    own explanation, e.g. whether credentials were sent with a refused request),
+    ``method`` and ``url`` (the full URL, credentials removed), ``headers``.
     """
 
     status: int = 0
@@ -133,6 +138,15 @@ class HTTPError(CouchcoreError):
             msg += f" ({self.method} {self.url})"
         return msg
 
+    def __str__(self) -> str:  # never KeyError's repr() of the message (see NotFoundKeyError)
+        return self._message()
+
+    def _rebase(self, base_url: str) -> None:
+        """Make a path-only ``url`` (``/db/doc``) absolute, below ``base_url``."""
+        if base_url and self.url and self.url.startswith("/"):
+            self.url = redact_url(base_url.rstrip("/") + self.url)
+            self.args = (self._message(),)
+
     def __reduce__(self):  # keep pickling working with the custom __init__
         return (
             self.__class__,
@@ -154,6 +168,20 @@ class Forbidden(HTTPError):
 
 class NotFound(HTTPError):
     status = 404
+
+
+class NotFoundKeyError(NotFound, KeyError):
+    """A :class:`NotFound` raised by a mapping operation (``db[id]``, ``server[name]``,
+    ``del db[id]``, ``del server[name]``), so ``except KeyError`` catches it as it does
+    for every other Python mapping; ``except NotFound`` catches it too. Its text is
+    the readable message of any :class:`HTTPError`, not ``KeyError``'s quoted repr.
+    """
+
+    @classmethod
+    def from_error(cls, exc: NotFound) -> "NotFoundKeyError":
+        new = cls(exc.status, exc.error, exc.reason, exc.method, exc.url, exc.headers, exc.body)
+        new.resolution = exc.resolution
+        return new
 
 
 class MethodNotAllowed(HTTPError):
@@ -237,22 +265,42 @@ class TransportError(CouchcoreError):
             message = f"{message} ({self.url})"
         super().__init__(message)
 
-
-class ConnectionError(TransportError):  # noqa: A001 - deliberate, namespaced
-    """The connection could not be made, or was lost mid-request."""
-
-
-class TimeoutError(TransportError):  # noqa: A001
-    """A connect or read timeout expired."""
+    def __reduce__(self):  # the message already carries the URL
+        return (_rebuild_transport_error, (self.__class__, str(self), self.url))
 
 
-class ConnectTimeout(TimeoutError, ConnectionError):
-    """Connecting took longer than the connect timeout."""
+def _rebuild_transport_error(cls: type, message: str, url: str | None) -> "TransportError":
+    exc = cls.__new__(cls, message)
+    CouchcoreError.__init__(exc, message)
+    exc.url = url
+    return exc
+
+
+class ConnectionError(TransportError, builtins.ConnectionError):  # noqa: A001 - namespaced
+    """The connection could not be made, or was lost mid-request.
+
+    Also a Python :class:`builtins.ConnectionError` (and so an :class:`OSError`):
+    ``except ConnectionError:`` written for the standard library catches it.
+    """
+
+
+class ConnectError(ConnectionError):
+    """No connection could be established (refused, unresolvable host, unreachable
+    network, TLS handshake failed or timed out): the request was certainly not sent,
+    so it is always safe to try it again."""
+
+
+class TimeoutError(TransportError, builtins.TimeoutError):  # noqa: A001
+    """A connect or read timeout expired. Also a Python :class:`builtins.TimeoutError`."""
+
+
+class ConnectTimeout(TimeoutError, ConnectError):
+    """Connecting (TCP connect and TLS handshake) took longer than the connect timeout."""
 
 
 class ReadTimeout(TimeoutError):
-    """The server did not send data within the read timeout."""
+    """The server sent nothing for the read timeout (an idle timeout, in seconds)."""
 
 
-class TLSError(ConnectionError):
+class TLSError(ConnectError):
     """TLS handshake or certificate verification failed."""

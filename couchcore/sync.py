@@ -6,9 +6,8 @@ from typing import Any, Callable, Iterable, Iterator
 
 from .api import DatabaseAPI, ServerAPI
 from .drivers import run
-from .errors import InvalidInput
+from .errors import HTTPError, InvalidInput
 from .models import Document
-from .protocol import documents as _docs
 from .transport.base import get_backend
 
 __all__ = ["Server", "Database", "Couch"]
@@ -36,7 +35,10 @@ class Server(ServerAPI):
         ``ops`` is consumed lazily and a failed operation yields its exception."""
         iter_many = getattr(self._transport, "iter_many", None)
         if iter_many is not None:  # pycurl: one CurlMulti handle, many transfers in flight
-            yield from iter_many(ops, concurrency)
+            for i, result in iter_many(ops, concurrency):
+                if isinstance(result, HTTPError):
+                    result._rebase(self.url)
+                yield i, result
             return
         yield from _threaded(ops, concurrency, lambda op: run(op, self._transport))
 
@@ -65,10 +67,13 @@ class Server(ServerAPI):
             return False
 
     def __getitem__(self, name: str) -> "Database":
-        return self.db(name)
+        """The database ``name``; :class:`~couchcore.errors.NotFoundKeyError` (both a
+        ``NotFound`` and a ``KeyError``) if it does not exist."""
+        return self._item(name)
 
     def __delitem__(self, name: str) -> None:
-        self.delete(name)
+        """Delete database ``name``; ``NotFoundKeyError`` (a ``KeyError``) if missing."""
+        self._del_item(name)
 
 
 class Database(DatabaseAPI):
@@ -84,7 +89,9 @@ class Database(DatabaseAPI):
         return isinstance(docid, str) and bool(self.contains(docid))
 
     def __getitem__(self, docid: str) -> Document:
-        return self.get(docid)
+        """The document ``docid``; :class:`~couchcore.errors.NotFoundKeyError` (both a
+        ``NotFound`` and a ``KeyError``) if it is missing or deleted."""
+        return self._item(docid)
 
     def __setitem__(self, docid: str, doc: dict) -> None:
         if not isinstance(doc, dict):
@@ -93,7 +100,9 @@ class Database(DatabaseAPI):
         self.save(doc)
 
     def __delitem__(self, docid: str) -> None:
-        self._run(_docs.delete_id(self._ctx, self.name, docid))
+        """Delete the current revision of ``docid``; ``NotFoundKeyError`` (a ``KeyError``)
+        if it is missing."""
+        self._del_item(docid)
 
     def __len__(self) -> int:
         return int(self.info()["doc_count"])

@@ -160,8 +160,9 @@ class Server(ServerAPI):
             yield name
 
     def __getitem__(self, name: str) -> Any:
-        """``await server[name]``: the database (``NotFound`` if missing)."""
-        return self.db(name)
+        """``await server[name]``: the database (``NotFoundKeyError``, a ``NotFound`` and a
+        ``KeyError``, if missing)."""
+        return self._item(name)
 
     def __iter__(self) -> Any:
         raise TypeError("an async Server: use 'async for name in server' or 'await server.all_dbs()'")
@@ -200,8 +201,9 @@ class Database(DatabaseAPI):
 
     # -- Python protocols -------------------------------------------------------------------
     def __getitem__(self, docid: str) -> Any:
-        """``await db[docid]``: the document (``NotFound`` if missing)."""
-        return self.get(docid)
+        """``await db[docid]``: the document (``NotFoundKeyError``, a ``NotFound`` and a
+        ``KeyError``, if missing or deleted)."""
+        return self._item(docid)
 
     def __aiter__(self) -> AsyncIterator[str]:
         return self._ids()

@@ -6,14 +6,51 @@ import re
 from typing import NamedTuple
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
-__all__ = ["redact_url", "split_credentials", "ServerURL"]
+__all__ = ["redact_url", "split_credentials", "split_database_url", "ServerURL"]
 
-_USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<userinfo>[^/?#\s]*@)")
+# userinfo runs to the last "@" before the first "/": a password with an unencoded "#"
+# or "?" is still hidden ("http://u:20#Zx@host" -> "http://***@host"), while an "@" in a
+# path ("/_node/node1@127.0.0.1") is not taken for one
+_USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<userinfo>[^/\s]*@)")
+_AUTHORITY_END = re.compile(r"[/?#]")
+
+_ENCODE_HINT = (
+    "percent-encode the user name and password in the URL "
+    "(urllib.parse.quote(password, safe='')) or pass auth=(user, password)"
+)
 
 
 def redact_url(url: str) -> str:
     """Return ``url`` with any ``user:password@`` replaced by ``***@``."""
     return _USERINFO.sub(lambda m: m.group("scheme") + "***@", url)
+
+
+def _invalid(message: str) -> Exception:
+    from .errors import InvalidInput
+
+    return InvalidInput(message)
+
+
+def _check_authority(url: str) -> None:
+    """Refuse a URL whose credentials :func:`urllib.parse.urlsplit` would misread.
+
+    The authority ends at the first ``/``, ``?`` or ``#``; an ``@`` after that point
+    means a password (or user name) holding one of those characters unencoded, which
+    ``urlsplit`` silently turns into a host, port, path or fragment. The message never
+    repeats the URL's user information.
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return
+    end = _AUTHORITY_END.search(rest)
+    if end is None or "@" not in rest[end.start():]:
+        return
+    host = rest.rpartition("@")[2]
+    host = _AUTHORITY_END.split(host, 1)[0]
+    raise _invalid(
+        f"the URL {scheme}://***@{host} has a user name or password containing "
+        f"'/', '?', '#' or '@' that is not percent-encoded: {_ENCODE_HINT}"
+    )
 
 
 class ServerURL(NamedTuple):
@@ -28,21 +65,45 @@ def split_credentials(url: str) -> ServerURL:
     """Split ``http://user:pw@host:port/prefix`` into a clean base URL and credentials.
 
     The base keeps any path prefix (for servers mounted below ``/``) without a
-    trailing slash.
+    trailing slash. User name and password must be percent-encoded as RFC 3986 asks
+    (``quote(password, safe='')``); they are decoded here. A URL that is not
+    ``http(s)``, has no host, a bad port, a query or fragment, or credentials that
+    cannot be read unambiguously raises :class:`~couchcore.errors.InvalidInput`, whose
+    message never contains the password.
     """
-    parts = urlsplit(url)
+    if not isinstance(url, str):
+        raise _invalid(f"the server URL must be a str, not {type(url).__name__}")
+    _check_authority(url)
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:  # bad port or IPv6 literal; its text may hold the password
+        reason = "bad port" if "port" in str(exc).lower() else "malformed host"
+        raise _invalid(f"not a valid http(s) URL ({reason}): {redact_url(url)!r}; if the "
+                       f"password contains reserved characters, {_ENCODE_HINT}") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        from .errors import InvalidInput
-
-        raise InvalidInput(f"not an http(s) URL: {redact_url(url)!r}")
+        raise _invalid(f"not an http(s) URL: {redact_url(url)!r}")
+    if parts.query or parts.fragment:
+        raise _invalid(f"a server URL has no query or fragment: {redact_url(url)!r}")
     user = unquote(parts.username) if parts.username is not None else None
     password = unquote(parts.password) if parts.password is not None else None
     host = parts.hostname
     if ":" in host:  # IPv6 literal
         host = f"[{host}]"
-    netloc = host if parts.port is None else f"{host}:{parts.port}"
+    netloc = host if port is None else f"{host}:{port}"
     base = urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
     return ServerURL(base, user, password)
+
+
+def split_database_url(url: str) -> tuple[str, str]:
+    """Split ``http://user:pw@host:5984/prefix/db%2Fname`` into the server URL (with
+    its credentials, for :func:`split_credentials`) and the decoded database name."""
+    split_credentials(url)  # the same checks, before anything is taken apart
+    parts = urlsplit(url)
+    path = parts.path.rstrip("/")
+    base_path, _, name = path.rpartition("/")
+    server_url = url[: url.index(parts.netloc) + len(parts.netloc)] + base_path
+    return server_url, unquote(name)
 
 
 def join_url(base: str, path: str) -> str:

@@ -86,6 +86,28 @@ class Request:
         return f"<Request {self.method} {self.target}>"
 
 
+def _missing_reason(status: int, auth_sent: bool | None) -> str | None:
+    """couchcore's reason for an error response that gave none (a HEAD has no body)."""
+    if status == 401:
+        if auth_sent is False:
+            return "authentication required: no credentials were sent (pass auth=(user, password))"
+        if auth_sent:
+            return "credentials were rejected: wrong user name or password"
+        return "authentication required"
+    if status == 403:
+        if auth_sent is False:
+            return "forbidden: no credentials were sent, and anonymous access is not allowed here"
+        if auth_sent:
+            return "forbidden: the credentials were accepted, but this user may not access it"
+        return "forbidden"
+    try:
+        from http import HTTPStatus
+
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return None
+
+
 def _quote(s: str, safe: str = "", encoding: Any = None, errors: Any = None) -> str:
     from urllib.parse import quote
 
@@ -101,7 +123,7 @@ class Response:
     of an error response, so operations can inspect it.
     """
 
-    __slots__ = ("status", "headers", "body", "stream", "method", "url", "_close")
+    __slots__ = ("status", "headers", "body", "stream", "method", "url", "_close", "auth_sent")
 
     def __init__(
         self,
@@ -112,6 +134,7 @@ class Response:
         method: str = "",
         url: str = "",
         close: Any = None,
+        auth_sent: bool | None = None,
     ) -> None:
         self.status = status
         self.headers = headers if isinstance(headers, Headers) else Headers(headers)
@@ -120,6 +143,7 @@ class Response:
         self.method = method
         self.url = url
         self._close = close
+        self.auth_sent = auth_sent  # did the request carry credentials? (None: unknown)
 
     @property
     def ok(self) -> bool:
@@ -179,6 +203,8 @@ class Response:
                     error = str(error)
                 if reason is not None and not isinstance(reason, str):
                     reason = str(reason)
+        if reason is None:  # no body (HEAD) or no JSON: say what we know
+            reason = _missing_reason(self.status, self.auth_sent)
         cls = error_for_status(self.status)
         return cls(self.status, error, reason, self.method, self.url, self.headers, data)
 

@@ -89,8 +89,10 @@ class Urllib3Transport(BaseTransport):
                 method=request.method,
                 url=url,
                 close=lambda: _release(resp),
+                auth_sent=self.sends_credentials(request),
             )
-        return Response(resp.status, Headers(resp.headers.items()), body=resp.data, method=request.method, url=url)
+        return Response(resp.status, Headers(resp.headers.items()), body=resp.data, method=request.method, url=url,
+                        auth_sent=self.sends_credentials(request))
 
 
 def _file_chunks(f: Any) -> Iterator[bytes]:
