@@ -1,118 +1,863 @@
 """The bulk loader: stream documents into a database in concurrent ``_bulk_docs`` batches.
 
-Memory stays bounded by ``batch_size * concurrency`` documents whatever the input size:
-the input is read lazily and at most ``concurrency`` batches are in flight. Every
-document ends up counted as written or listed in :attr:`LoadReport.failed` with the
-reason — nothing is dropped.
+>>> from couchcore.bulk import load
+>>> report = load(db, ({"n": i} for i in range(100_000)), batch_size=1000, concurrency=4)
+>>> print(report)          # read, written, skipped, rejected, retried, docs/s, elapsed
+
+The input is read lazily and at most ``concurrency`` batches are in flight (on one
+CurlMulti handle with the pycurl backend, on threads with urllib3), so memory stays
+bounded by ``batch_size * concurrency`` documents whatever the input size.
+
+Input items are documents (dicts, encoded once), JSON object text (``bytes``, sent
+as it is: validated, ``_id`` found or added, never decoded and re-encoded) or
+``(line_number, doc_or_bytes)`` pairs (the line number goes into the rejects). Every
+document ends up written, skipped (``skip_existing``) or rejected — with the
+reason — nothing is dropped, even when connections break:
+
+* documents without ``_id`` get one on the client before the first send, so a
+  batch sent again after a lost answer is recognisable: a ``409`` whose stored
+  content equals ours counts as written (*reconciled*), not as a conflict;
+* ``429`` (``Retry-After`` honoured), ``5xx`` and connection failures are retried
+  with exponential back-off and full jitter, at most ``retries`` times per batch;
+* a batch refused as a whole (``400`` ``illegal_docid``, ``413``) is split until the
+  bad documents are isolated; only they are rejected;
+* a rejected document is reported as a :class:`Rejected`, whose :meth:`~Rejected.record`
+  is the document as it was sent plus a ``_load_error`` field — a rejects file of such
+  lines can be loaded again as it is (the loader strips ``_load_error``);
+* a :class:`Checkpoint` records how far the input is confirmed written (the
+  contiguous prefix of settled batches), so a restarted load sends nothing already
+  confirmed and loses nothing.
+
+CouchDB reference: https://docs.couchdb.org/en/stable/api/database/bulk-api.html#db-bulk-docs
 """
 
 from __future__ import annotations
 
+import heapq
+import json
+import os
+import random
+import threading
 import time
+import uuid
 from dataclasses import dataclass, field
-from itertools import islice
-from typing import Any, Callable, Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, Sequence, Union
 
 from . import codec
-from .errors import CouchcoreError
-from .protocol.documents import save_docs
+from .errors import CouchcoreError, InvalidInput
+from .protocol.bulk import BatchOutcome, write_batch
 
-__all__ = ["LoadReport", "load"]
+if TYPE_CHECKING:  # pragma: no cover
+    from .sync import Database, Server
+
+__all__ = ["load", "Loader", "LoadReport", "Rejected", "Checkpoint", "Item", "ERROR_FIELD"]
+
+#: the field a rejects record carries its error in; stripped when a record is loaded again
+ERROR_FIELD = "_load_error"
+
+#: what the loader takes: a document, JSON object text, or either with its line number
+Item = Union[Mapping[str, Any], bytes, "tuple[int, Mapping[str, Any] | bytes | BaseException]"]
+
+_WS = b" \t\r\n"
+
+
+# -- validating JSON text without decoding it -------------------------------------------------
+
+try:  # msgspec checks the JSON and reads just the fields the loader needs (no other objects made)
+    import msgspec as _msgspec
+except ImportError:  # pragma: no cover - msgspec is a dependency; codec.loads does the same, slower
+    _msgspec = None
+
+_UNSET: Any = _msgspec.UNSET if _msgspec is not None else object()
+
+
+class _Head:
+    """The fields of a document the loader looks at: ``id``, ``rev``, ``err``
+    (``_load_error``) and ``key`` (the ``id_field``); absent ones are ``_UNSET``."""
+
+    __slots__ = ("id", "rev", "err", "key")
+
+
+class _HeadReader:
+    """Validate JSON object text and read its head fields; raises :class:`_Bad`."""
+
+    def __init__(self, id_field: str | None) -> None:
+        self.id_field = id_field
+        if _msgspec is not None:
+            from typing import Any as _Any, Union as _U
+
+            f = _msgspec.field
+            fields: list = [
+                ("id", _U[str, None, _msgspec.UnsetType], f(default=_UNSET, name="_id")),
+                ("rev", _U[str, _msgspec.UnsetType], f(default=_UNSET, name="_rev")),
+                ("err", _Any, f(default=_UNSET, name=ERROR_FIELD)),
+            ]
+            if id_field:
+                fields.append(("key", _U[str, int, None, _msgspec.UnsetType], f(default=_UNSET, name=id_field)))
+            self._decode = _msgspec.json.Decoder(_msgspec.defstruct("DocHead", fields)).decode
+        else:
+            self._decode = self._slow
+
+    def __call__(self, data: bytes) -> Any:
+        try:
+            return self._decode(data)
+        except _Bad:
+            raise
+        except Exception as exc:  # msgspec.DecodeError / ValidationError
+            raise _classify(str(exc)) from None
+
+    def _slow(self, data: bytes) -> Any:
+        try:
+            doc = codec.loads(data)
+        except CouchcoreError as exc:
+            raise _Bad("invalid_json", str(exc)) from None
+        if not isinstance(doc, dict):
+            raise _Bad("not_an_object", f"a document must be a JSON object, not {type(doc).__name__}")
+        head = _Head()
+        head.id = doc.get("_id", _UNSET)
+        head.rev = doc.get("_rev", _UNSET)
+        head.err = doc.get(ERROR_FIELD, _UNSET)
+        head.key = doc.get(self.id_field, _UNSET) if self.id_field else _UNSET
+        if head.id is not _UNSET and head.id is not None and not isinstance(head.id, str):
+            raise _Bad("invalid_id", f"_id must be a string, got {type(head.id).__name__}")
+        if head.rev is not _UNSET and not isinstance(head.rev, str):
+            raise _Bad("invalid_rev", f"_rev must be a string, got {type(head.rev).__name__}")
+        if head.key is not _UNSET and not (head.key is None or isinstance(head.key, (str, int))) \
+                or isinstance(head.key, bool):
+            raise _Bad("invalid_id", f"id field {self.id_field!r} must be a string or integer")
+        return head
+
+
+class _Bad(Exception):
+    """A document the loader rejects before sending: ``error`` and ``reason``."""
+
+    def __init__(self, error: str, reason: str) -> None:
+        super().__init__(reason)
+        self.error = error
+        self.reason = reason
+
+
+def _classify(message: str) -> _Bad:
+    if "at `$._id`" in message:
+        return _Bad("invalid_id", f"_id must be a string: {message}")
+    if "at `$._rev`" in message:
+        return _Bad("invalid_rev", f"_rev must be a string: {message}")
+    if message.startswith("Expected `object`"):
+        return _Bad("not_an_object", f"a document must be a JSON object: {message}")
+    if " - at `$." in message:
+        return _Bad("invalid_id", f"the id field must be a string or integer: {message}")
+    return _Bad("invalid_json", message)
+
+
+# -- reports --------------------------------------------------------------------------------
+
+
+@dataclass
+class Rejected:
+    """A document the load could not write: its input ``line`` (or position), ``id``,
+    CouchDB's ``error`` and ``reason`` (or the loader's: ``invalid_json``,
+    ``not_an_object``, ``invalid_id``, ``conflict`` for a duplicate ``_id``, ...), and
+    ``doc``: the document as sent (JSON text ``bytes`` or a dict) or, for input that is
+    no document, ``None`` with the input in ``text``."""
+
+    line: int | None
+    id: str | None
+    error: str
+    reason: str | None
+    doc: bytes | Mapping[str, Any] | None = None
+    text: str | None = None
+
+    def record(self) -> bytes:
+        """One JSON line (no newline) for a rejects file: the document with the error in
+        ``_load_error`` (``{"line", "error", "reason"}``, plus ``text`` for input that
+        was no document). Loading the record again loads the document."""
+        err: dict[str, Any] = {"line": self.line, "error": self.error, "reason": self.reason}
+        if self.doc is None:
+            err["text"] = self.text
+            return codec.dumps({ERROR_FIELD: err})
+        if isinstance(self.doc, (bytes, bytearray)):
+            body = bytes(self.doc).strip(_WS)
+            inner = body[1:].lstrip(_WS)
+            glue = b"" if inner[:1] == b"}" else b","
+            return b'{"' + ERROR_FIELD.encode() + b'":' + codec.dumps(err) + glue + inner
+        return codec.dumps({ERROR_FIELD: err, **{k: v for k, v in self.doc.items() if k != ERROR_FIELD}})
+
+    def __str__(self) -> str:
+        where = f"line {self.line}" if self.line is not None else "?"
+        who = f" ({self.id})" if self.id else ""
+        return f"{where}{who}: {self.error}: {self.reason}"
 
 
 @dataclass
 class LoadReport:
-    """What a load did: ``written`` documents, ``failed`` ones by id (or input position)
-    with ``{"doc", "error", "reason"}``, ``batches`` sent and ``seconds`` taken."""
+    """What a load did. Counts: ``read`` (input records: documents and input that is no
+    document), ``written``, ``skipped`` (already there with the same content),
+    ``rejected``, ``retried`` (batch requests sent again), ``batches`` (first sends),
+    ``unsettled`` (read but neither written nor rejected: the load was stopped);
+    ``seconds`` taken, ``interrupted``; ``failures``: the :class:`Rejected` documents,
+    kept here when the load had no ``on_reject`` callback."""
 
+    read: int = 0
     written: int = 0
-    failed: dict[str, dict] = field(default_factory=dict)
+    skipped: int = 0
+    rejected: int = 0
+    retried: int = 0
     batches: int = 0
+    unsettled: int = 0
     seconds: float = 0.0
+    interrupted: bool = False
+    failures: list[Rejected] = field(default_factory=list)
+
+    @property
+    def failed(self) -> list[Rejected]:
+        """Alias of :attr:`failures`."""
+        return self.failures
 
     @property
     def total(self) -> int:
-        return self.written + len(self.failed)
+        return self.written + self.skipped + self.rejected
 
     @property
     def docs_per_second(self) -> float:
-        return self.written / self.seconds if self.seconds else 0.0
+        return (self.written + self.skipped) / self.seconds if self.seconds else 0.0
 
     def __str__(self) -> str:
-        return (f"{self.written:,} written, {len(self.failed):,} failed in {self.batches:,} batches, "
-                f"{self.seconds:.2f}s ({self.docs_per_second:,.0f} docs/s)")
+        text = (f"read {self.read:,}, written {self.written:,}, skipped {self.skipped:,}, "
+                f"rejected {self.rejected:,}, retried {self.retried:,}; "
+                f"{self.docs_per_second:,.0f} docs/s, elapsed {self.seconds:.2f}s")
+        if self.unsettled:
+            text += f"; {self.unsettled:,} not settled"
+        if self.interrupted:
+            text += " (interrupted)"
+        return text
 
 
-def _fail(report: LoadReport, key: str, entry: dict) -> None:
-    """Record a failure under ``key``, never overwriting an earlier one (duplicate ids)."""
-    unique, n = key, 1
-    while unique in report.failed:
-        n += 1
-        unique = f"{key}#{n}"
-    report.failed[unique] = entry
+# -- checkpoint -----------------------------------------------------------------------------
 
 
-def _batches(docs: Iterable[Any], size: int, report: LoadReport) -> Iterator[list[dict]]:
-    """Lazily cut the input into batches; documents that cannot be sent become failures."""
-    position = 0
-    it = iter(docs)
-    while True:
-        chunk = list(islice(it, size))
-        if not chunk:
-            return
-        batch = []
-        for doc in chunk:
-            position += 1
-            if isinstance(doc, BaseException):  # e.g. an unparsable input line, passed through
-                _fail(report, f"#{position}", {"doc": None, "error": type(doc).__name__, "reason": str(doc)})
-                continue
-            try:
-                if not isinstance(doc, Mapping):
-                    raise TypeError(f"not a JSON object: {type(doc).__name__}")
-                codec.dumps(doc)
-            except (TypeError, CouchcoreError) as exc:
-                docid = doc.get("_id") if isinstance(doc, Mapping) else None
-                key = docid if isinstance(docid, str) else f"#{position}"
-                _fail(report, key, {"doc": doc, "error": "invalid", "reason": str(exc)})
-                continue
-            batch.append(doc if isinstance(doc, dict) else dict(doc))
-        if batch:
-            yield batch
+class Checkpoint:
+    """A resume file: how much of the input is confirmed (written or rejected).
 
-
-def load(db: Any, docs: Iterable[Any], batch_size: int = 1000, concurrency: int = 4,
-         progress: Callable[[int], Any] | None = None, **options: Any) -> LoadReport:
-    """Write ``docs`` (any iterable of dicts, read lazily) to ``db`` (a sync Database).
-
-    ``concurrency`` batches are in flight at once (on one CurlMulti handle with the
-    pycurl backend, on threads otherwise). ``progress(n)`` is called after each batch
-    with the number of documents it settled. Extra ``options`` go into each
-    ``_bulk_docs`` body (e.g. ``new_edits=False``).
+    ``records`` input items form the confirmed prefix (``line`` is the input line of the
+    last one); ``sent`` is an upper bound of the items ever handed to the server, so a
+    restarted load reconciles items up to there; ``id_prefix`` makes the ids the loader
+    gives documents without ``_id`` the same on every run. ``database`` and ``input``
+    name what the checkpoint belongs to (no credentials). The file is JSON, replaced
+    atomically; ``save`` writes at most every ``interval`` seconds unless forced.
     """
-    if batch_size < 1 or concurrency < 1:
-        raise ValueError("batch_size and concurrency must be positive")
-    report = LoadReport()
-    in_flight: dict[int, list[dict]] = {}
-    started = time.perf_counter()
 
-    def operations() -> Iterator[Any]:
-        for i, batch in enumerate(_batches(docs, batch_size, report)):
-            in_flight[i] = batch
-            yield save_docs(db._ctx, db.name, batch, db, False, **options)
+    def __init__(self, path: str | os.PathLike, database: str = "", input: str = "",
+                 interval: float = 0.5) -> None:
+        self.path = os.fspath(path)
+        self.database = database
+        self.input = input
+        self.interval = interval
+        self.records = 0
+        self.line = 0
+        self.sent = 0
+        self.id_prefix = uuid.uuid4().hex[:20]
+        self.complete = False
+        self.counts: dict[str, int] = {}
+        self.resumed = False
+        self._saved_at = 0.0
+        self._saved_sent = 0
+        #: called before each save (e.g. to flush a rejects file the checkpoint vouches for)
+        self.before_save: Callable[[], Any] | None = None
 
-    for i, result in db.server._iter_many(operations(), concurrency):
-        batch = in_flight.pop(i)
-        report.batches += 1
-        if isinstance(result, BaseException):
-            for j, doc in enumerate(batch):
-                docid = doc.get("_id")
-                _fail(report, docid if isinstance(docid, str) else f"batch{i}#{j}",
-                      {"doc": doc, "error": type(result).__name__, "reason": str(result)})
+    @classmethod
+    def open(cls, path: str | os.PathLike, database: str = "", input: str = "", interval: float = 0.5) -> "Checkpoint":
+        """The checkpoint in ``path`` (a fresh one if the file does not exist). Raises
+        :class:`InvalidInput` if the file is unreadable or belongs to another load."""
+        cp = cls(path, database, input, interval)
+        try:
+            with open(cp.path, "rb") as f:
+                data = json.loads(f.read() or b"{}")
+        except FileNotFoundError:
+            return cp
+        except (OSError, ValueError) as exc:
+            raise InvalidInput(f"cannot read checkpoint {cp.path}: {exc}") from None
+        if not isinstance(data, dict) or data.get("version") != 1:
+            raise InvalidInput(f"{cp.path} is not a couchcore load checkpoint")
+        for name, mine in (("database", database), ("input", input)):
+            theirs = data.get(name)
+            if mine and theirs and mine != theirs:
+                raise InvalidInput(f"checkpoint {cp.path} belongs to another load ({name} {theirs!r}, not {mine!r})")
+        cp.records = int(data.get("records", 0))
+        cp.line = int(data.get("line", 0))
+        cp.sent = max(cp.records, int(data.get("sent", 0)))
+        cp.id_prefix = str(data.get("id_prefix") or cp.id_prefix)
+        cp.complete = bool(data.get("complete"))
+        cp.counts = dict(data.get("counts") or {})
+        cp.resumed = True
+        cp._saved_sent = cp.sent
+        return cp
+
+    def sending(self, upto: int, ahead: int) -> None:
+        """Items up to ``upto`` are about to be sent: persist a bound ``>= upto`` first."""
+        if upto > self._saved_sent:
+            self.sent = upto + ahead
+            self.save(force=True)
+
+    def confirm(self, records: int, line: int, counts: Mapping[str, int]) -> None:
+        self.records, self.line = records, line
+        self.counts = dict(counts)
+        if time.monotonic() - self._saved_at >= self.interval:
+            self.save()
+
+    def save(self, force: bool = False) -> None:
+        """Write the file now (atomically: a temporary file renamed over it)."""
+        if self.before_save is not None:
+            self.before_save()
+        data = {"version": 1, "database": self.database, "input": self.input, "records": self.records,
+                "line": self.line, "sent": max(self.sent, self.records), "id_prefix": self.id_prefix,
+                "complete": self.complete, "counts": self.counts}
+        tmp = f"{self.path}.tmp{os.getpid()}"
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(data, f)
+            if force:
+                f.flush()
+        os.replace(tmp, self.path)
+        self._saved_at = time.monotonic()
+        self._saved_sent = data["sent"]
+
+
+# -- the loader -----------------------------------------------------------------------------
+
+
+class _Batch:
+    """Documents sent in one request: ids, bodies, input lines, their checkpoint segment."""
+
+    __slots__ = ("seg", "ids", "bodies", "lines", "attempt", "reconcile", "due")
+
+    def __init__(self, seg: int, ids: list[str], bodies: list[bytes], lines: list[int], attempt: int = 0,
+                 reconcile: bool = False) -> None:
+        self.seg = seg
+        self.ids = ids
+        self.bodies = bodies
+        self.lines = lines
+        self.attempt = attempt
+        self.reconcile = reconcile
+        self.due = 0.0
+
+    def __lt__(self, other: "_Batch") -> bool:
+        return (self.due, self.seg) < (other.due, other.seg)
+
+
+class _Segment:
+    """A stretch of input items (one fresh batch): how many of its documents are unsettled."""
+
+    __slots__ = ("pending", "last_record", "last_line", "read_done")
+
+    def __init__(self) -> None:
+        self.pending = 0
+        self.last_record = 0
+        self.last_line = 0
+        self.read_done = False
+
+
+class Loader:
+    """A bulk load, ready to :meth:`run` (see :func:`load` for the arguments).
+
+    :meth:`stop` (from another thread or a signal handler) stops reading input; the
+    batches in flight are finished and :meth:`run` returns the report with
+    ``interrupted`` set. ``report`` is readable at any time.
+    """
+
+    def __init__(
+        self,
+        db: "Database",
+        docs: Iterable[Any],
+        batch_size: int = 1000,
+        concurrency: int = 4,
+        *,
+        upsert: bool = False,
+        new_edits: bool = True,
+        skip_existing: bool = False,
+        id_field: str | None = None,
+        retries: int = 5,
+        backoff: float = 0.5,
+        max_backoff: float = 30.0,
+        nodes: Sequence["Server"] = (),
+        checkpoint: Checkpoint | None = None,
+        on_reject: Callable[[Rejected], Any] | None = None,
+        progress: Callable[["LoadReport"], Any] | None = None,
+    ) -> None:
+        for name, value in (("batch_size", batch_size), ("concurrency", concurrency)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise InvalidInput(f"{name} must be a positive int, got {value!r}")
+        if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+            raise InvalidInput(f"retries must be a non-negative int, got {retries!r}")
+        if upsert and not new_edits:
+            raise InvalidInput("upsert and new_edits=False exclude each other")
+        if id_field is not None and (not isinstance(id_field, str) or not id_field or id_field == "_id"):
+            raise InvalidInput(f"id_field must be a field name other than '_id', got {id_field!r}")
+        self.db = db
+        self.name = db.name
+        self.servers = [db.server, *nodes]
+        self.batch_size = batch_size
+        self.concurrency = concurrency
+        self.upsert = upsert
+        self.new_edits = new_edits
+        self.skip_existing = skip_existing
+        self.id_field = id_field
+        self.retries = retries
+        self.backoff = backoff
+        self.max_backoff = max_backoff
+        self.checkpoint = checkpoint
+        self.on_reject = on_reject
+        self.progress = progress
+        self.report = LoadReport()
+        self._head = _HeadReader(id_field)
+        self._items = iter(docs)
+        self._ordinal = 0
+        self._exhausted = False
+        self._lock = threading.RLock()
+        self._stop = threading.Event()
+        self._paused_until = 0.0
+        self._inflight: dict[str, int] = {}  # _id -> input line, for documents not settled yet
+        self._waiting: dict[str, list[tuple[bytes, int, int]]] = {}  # upsert: later duplicates
+        self._ready: list[tuple[str, bytes, int, int]] = []
+        self._segments: dict[int, _Segment] = {}
+        self._next_seg = 0
+        self._confirm_seg = 0
+        self._skip = 0
+        self._reconcile_upto = 0
+        self.id_prefix = uuid.uuid4().hex[:20]
+        if checkpoint is not None:
+            self._skip = checkpoint.records
+            self._reconcile_upto = checkpoint.sent
+            self.id_prefix = checkpoint.id_prefix
+            self._confirmed = (checkpoint.records, checkpoint.line)
+            self._base_counts = dict(checkpoint.counts)
         else:
-            report.written += len(result.resolved)
-            for key, entry in result.pending.items():
-                _fail(report, key, entry)
-        if progress is not None:
-            progress(len(batch))
-    report.seconds = time.perf_counter() - started
-    return report
+            self._base_counts = {}
+            self._confirmed = (0, 0)
+
+    def stop(self) -> None:
+        """Stop reading input; batches in flight are finished."""
+        self._stop.set()
+
+    # -- the input side ------------------------------------------------------------------
+    def _reject(self, line: int | None, docid: str | None, error: str, reason: str | None,
+                doc: Any = None, text: str | None = None) -> None:
+        rejected = Rejected(line, docid, error, reason, doc, text)
+        self.report.rejected += 1
+        if self.on_reject is not None:
+            self.on_reject(rejected)
+        else:
+            self.report.failures.append(rejected)
+
+    def _fresh(self) -> _Batch | None:
+        """Read the next batch from the input (called with the lock held)."""
+        if self._exhausted:
+            return None
+        ids: list[str] = []
+        bodies: list[bytes] = []
+        lines: list[int] = []
+        seg_no = self._next_seg
+        seg = _Segment()
+        items = self._items
+        head = self._head
+        inflight = self._inflight
+        check_dups = self.new_edits
+        need_rev = not self.new_edits
+        size = self.batch_size
+        ordinal = self._ordinal
+        report = self.report
+        id_prefix = self.id_prefix
+        line = self._confirmed[1]
+        if self._skip:  # resuming: the confirmed prefix is not sent again
+            skipped = 0
+            for _ in items:
+                skipped += 1
+                if skipped >= self._skip:
+                    break
+            ordinal += skipped
+            self._skip = 0
+        start = ordinal
+        for item in items:
+            ordinal += 1
+            if type(item) is tuple:
+                line, data = item
+            else:
+                line, data = ordinal, item
+            try:
+                if type(data) is bytes:
+                    try:
+                        h = head(data)
+                    except _Bad as bad:
+                        if not data.strip(_WS):
+                            continue  # a blank line is no record
+                        raise bad
+                    docid = h.id
+                    if h.err is not _UNSET:
+                        data, docid = self._strip_error(data, line, ordinal)
+                        if data is None:
+                            report.read += 1
+                            continue
+                    elif docid is None or docid is _UNSET:
+                        docid = self._new_id(getattr(h, "key", _UNSET), ordinal)
+                        data = _splice_id(data, docid)
+                    elif not docid:
+                        raise _Bad("invalid_id", "_id must not be empty")
+                    if need_rev and h.rev is _UNSET:
+                        raise _Bad("missing_rev", "new_edits=false needs each document's _rev")
+                else:
+                    data, docid = self._encode(data, ordinal)
+                report.read += 1
+            except _Bad as bad:
+                report.read += 1
+                self._reject(line, None, bad.error, bad.reason, None, _text(data))
+                continue
+            if check_dups:
+                earlier = inflight.get(docid)
+                if earlier is not None:
+                    if self.upsert:  # the later one must win: send it when the earlier is settled
+                        self._waiting.setdefault(docid, []).append((data, line, seg_no))
+                        seg.pending += 1
+                    else:
+                        self._reject(line, docid, "conflict",
+                                     f"duplicate _id: the document of line {earlier} has the same _id", data)
+                    continue
+                inflight[docid] = line
+            ids.append(docid)
+            bodies.append(data)
+            lines.append(line)
+            if len(ids) >= size:
+                break
+        else:
+            self._exhausted = True
+        self._ordinal = ordinal
+        if ordinal == start:
+            return None  # nothing read at all
+        self._next_seg += 1
+        seg.pending += len(ids)
+        seg.last_record = ordinal
+        seg.last_line = line
+        self._segments[seg_no] = seg
+        if not ids:
+            self._settle(seg_no, 0)
+            return _EMPTY
+        batch = _Batch(seg_no, ids, bodies, lines, reconcile=ordinal - len(ids) < self._reconcile_upto)
+        if self.checkpoint is not None:
+            self.checkpoint.sending(ordinal, ahead=size * (self.concurrency + 1) * 4)
+        self.report.batches += 1
+        return batch
+
+    def _new_id(self, key: Any, ordinal: int) -> str:
+        if key is not _UNSET and key is not None:
+            if isinstance(key, bool) or not isinstance(key, (str, int)):
+                raise _Bad("invalid_id", f"id field {self.id_field!r} must be a string or integer")
+            key = str(key)
+            if not key:
+                raise _Bad("invalid_id", f"id field {self.id_field!r} is empty")
+            return key
+        if self.id_field and not self.new_edits:
+            raise _Bad("invalid_id", f"no {self.id_field!r} field")
+        # CouchDB's "sequential" uuid style: a random prefix per load and a counter —
+        # the same on every run of a resumed load, and kind to the id B-tree
+        return "%s%012x" % (self.id_prefix, ordinal)
+
+    def _encode(self, doc: Any, ordinal: int) -> tuple[bytes, str]:
+        if isinstance(doc, BaseException):
+            raise _Bad("invalid_input", str(doc))
+        if not isinstance(doc, Mapping):
+            raise _Bad("not_an_object", f"a document must be a JSON object, not {type(doc).__name__}")
+        if ERROR_FIELD in doc:
+            doc = {k: v for k, v in doc.items() if k != ERROR_FIELD}
+        docid = doc.get("_id")
+        if docid is None:
+            key = doc.get(self.id_field, _UNSET) if self.id_field else _UNSET
+            docid = self._new_id(key, ordinal)
+            if not isinstance(doc, dict):
+                doc = dict(doc)
+            doc["_id"] = docid
+        elif not isinstance(docid, str) or not docid:
+            raise _Bad("invalid_id", f"_id must be a non-empty string, got {docid!r}")
+        if not self.new_edits and "_rev" not in doc:
+            raise _Bad("missing_rev", "new_edits=false needs each document's _rev")
+        try:
+            return codec.dumps(doc), docid
+        except CouchcoreError as exc:
+            raise _Bad("invalid", str(exc)) from None
+
+    def _strip_error(self, data: bytes, line: int, ordinal: int) -> tuple[bytes | None, str]:
+        """A rejects record loaded again: the document without ``_load_error``."""
+        doc = codec.loads(data)
+        err = doc.pop(ERROR_FIELD, None)
+        if not doc and isinstance(err, dict) and isinstance(err.get("text"), str):
+            text = err["text"].encode("utf-8")  # input that was no document: try it again
+            try:
+                h = self._head(text)
+            except _Bad as bad:
+                self._reject(line, None, bad.error, bad.reason, None, err["text"])
+                return None, ""
+            docid = h.id
+            if h.err is not _UNSET or docid is None or docid is _UNSET:
+                doc = codec.loads(text)
+            else:
+                return text, docid
+        return self._encode(doc, ordinal)
+
+    # -- settling ---------------------------------------------------------------------------
+    def _settle(self, seg_no: int, n: int) -> None:
+        seg = self._segments[seg_no]
+        seg.pending -= n
+        if seg.pending or seg_no != self._confirm_seg:
+            return
+        segments = self._segments
+        last = None
+        while True:
+            seg = segments.get(self._confirm_seg)
+            if seg is None or seg.pending:
+                break
+            last = seg
+            del segments[self._confirm_seg]
+            self._confirm_seg += 1
+        if last is not None:
+            self._confirmed = (last.last_record, last.last_line)
+            if self.checkpoint is not None:
+                self.checkpoint.confirm(last.last_record, last.last_line, self._counts())
+
+    def _counts(self) -> dict[str, int]:
+        """Counts for the checkpoint: this run's added to those of the runs before."""
+        r = self.report
+        base = self._base_counts
+        return {name: base.get(name, 0) + getattr(r, name) for name in ("read", "written", "skipped", "rejected")}
+
+    def _handle(self, batch: _Batch, result: Any, retry_queue: list) -> None:
+        report = self.report
+        if isinstance(result, BatchOutcome):
+            outcome = result
+        else:  # the operation failed outright (an unexpected error): send it again
+            outcome = BatchOutcome()
+            outcome.unsettled = list(range(len(batch.ids)))
+            outcome.error = result if isinstance(result, BaseException) else RuntimeError(repr(result))
+        report.written += outcome.written
+        report.skipped += outcome.skipped
+        for i, error, reason in outcome.rejected:
+            self._reject(batch.lines[i], batch.ids[i], error, reason, batch.bodies[i])
+        unsettled = outcome.unsettled
+        if unsettled and batch.attempt >= self.retries:
+            exc = outcome.error
+            reason = f"gave up after {batch.attempt + 1} attempts: {exc}"
+            error = getattr(exc, "error", None) or type(exc).__name__
+            for i in unsettled:
+                self._reject(batch.lines[i], batch.ids[i], str(error), reason, batch.bodies[i])
+            unsettled = []
+        if unsettled:
+            again = _Batch(batch.seg, [batch.ids[i] for i in unsettled], [batch.bodies[i] for i in unsettled],
+                           [batch.lines[i] for i in unsettled], batch.attempt + 1, reconcile=True)
+            delay = random.uniform(0, min(self.max_backoff, self.backoff * (2 ** batch.attempt)))
+            if outcome.retry_after is not None:
+                delay = max(delay, min(outcome.retry_after, self.max_backoff * 4))
+                self._paused_until = max(self._paused_until, time.monotonic() + delay)
+            again.due = time.monotonic() + delay
+            heapq.heappush(retry_queue, again)
+            report.retried += 1
+            keep = set(unsettled)
+            settled_ids = [d for i, d in enumerate(batch.ids) if i not in keep]
+        else:
+            settled_ids = batch.ids
+        if self.new_edits:
+            inflight = self._inflight
+            waiting = self._waiting
+            for docid in settled_ids:
+                del inflight[docid]
+            if waiting:
+                for docid in settled_ids:
+                    later = waiting.pop(docid, None)
+                    if later:
+                        data, line, seg_no = later.pop(0)
+                        if later:
+                            waiting[docid] = later
+                        inflight[docid] = line
+                        self._ready.append((docid, data, line, seg_no))
+        self._settle(batch.seg, len(settled_ids))
+        if self.progress is not None:
+            self.progress(report)
+
+    def _released(self) -> _Batch | None:
+        """A batch of upsert duplicates whose earlier document is settled (one segment)."""
+        if not self._ready:
+            return None
+        seg = self._ready[0][3]
+        take = [r for r in self._ready if r[3] == seg][: self.batch_size]
+        for r in take:
+            self._ready.remove(r)
+        return _Batch(seg, [r[0] for r in take], [r[1] for r in take], [r[2] for r in take], reconcile=True)
+
+    # -- driving ------------------------------------------------------------------------------
+    def _ops(self, node: "Server", queue: list, sent: dict) -> Iterator[Any]:
+        index = 0
+        ctx = node._ctx
+        while not self._stop.is_set():
+            wait = self._paused_until - time.monotonic()
+            if wait > 0:  # the server asked for a pause (429): no new request before it ends
+                time.sleep(min(wait, self.max_backoff * 4))
+            with self._lock:
+                if queue and queue[0].due <= time.monotonic():
+                    batch = heapq.heappop(queue)
+                else:
+                    batch = self._released()
+                    if batch is None:
+                        batch = self._fresh()
+                        while batch is _EMPTY:
+                            batch = self._fresh()
+                if batch is None:
+                    return
+            sent[index] = batch
+            index += 1
+            yield write_batch(ctx, self.name, batch.ids, batch.bodies, batch.reconcile, self.upsert,
+                              self.skip_existing, self.new_edits)
+
+    def _drive(self, node: "Server") -> None:
+        queue: list[_Batch] = []
+        while True:
+            sent: dict[int, _Batch] = {}
+            for i, result in node._iter_many(self._ops(node, queue, sent), self.concurrency):
+                with self._lock:
+                    self._handle(sent.pop(i), result, queue)
+            with self._lock:
+                if self._stop.is_set():
+                    self.report.unsettled += sum(len(b.ids) for b in queue)
+                    return
+                if queue:
+                    wait = queue[0].due - time.monotonic()
+                elif self._ready or not self._exhausted:
+                    continue
+                else:
+                    return
+            if wait > 0:
+                self._stop.wait(wait)
+
+    def run(self) -> LoadReport:
+        """Run the load; returns the :class:`LoadReport`. ``KeyboardInterrupt`` is
+        re-raised after the checkpoint (if any) is saved."""
+        started = time.perf_counter()
+        try:
+            if len(self.servers) == 1:
+                self._drive(self.servers[0])
+            else:
+                errors: list[BaseException] = []
+
+                def worker(node: "Server") -> None:
+                    try:
+                        self._drive(node)
+                    except BaseException as exc:  # noqa: BLE001 - handed to the main thread
+                        errors.append(exc)
+                        self._stop.set()
+
+                threads = [threading.Thread(target=worker, args=(s,), daemon=True) for s in self.servers]
+                for t in threads:
+                    t.start()
+                try:
+                    for t in threads:
+                        while t.is_alive():
+                            t.join(0.2)
+                except KeyboardInterrupt:
+                    self._stop.set()
+                    for t in threads:
+                        t.join()
+                    raise
+                if errors:
+                    raise errors[0]
+        except KeyboardInterrupt:
+            self.report.interrupted = True
+            raise
+        finally:
+            self._finish(started)
+        return self.report
+
+    def _finish(self, started: float) -> None:
+        report = self.report
+        report.seconds = time.perf_counter() - started
+        if self._stop.is_set():
+            report.interrupted = True
+        with self._lock:
+            report.unsettled = max(0, report.read - report.written - report.skipped - report.rejected)
+        if self.checkpoint is not None:
+            cp = self.checkpoint
+            cp.records, cp.line = self._confirmed
+            cp.counts = self._counts()
+            cp.complete = self._exhausted and not report.unsettled and not report.interrupted
+            cp.save(force=True)
+
+
+_EMPTY = _Batch(-1, [], [], [])
+
+
+def _splice_id(data: bytes, docid: str) -> bytes:
+    """JSON object text ``data`` with ``"_id":docid`` added after its opening brace."""
+    pos = data.find(b"{")
+    rest = data[pos + 1:]
+    key = b'{"_id":' + (b'"%s"' % docid.encode() if docid.isalnum() and docid.isascii() else codec.dumps(docid))
+    first = rest[:1]
+    if first == b"}" or (first in (b" ", b"\t", b"\r", b"\n") and rest.lstrip(_WS)[:1] == b"}"):
+        return key + rest.lstrip(_WS)
+    return key + b"," + rest
+
+
+def _text(data: Any) -> str:
+    if isinstance(data, (bytes, bytearray)):
+        return bytes(data).decode("utf-8", "replace").rstrip("\r\n")
+    if isinstance(data, BaseException):
+        return str(getattr(data, "text", "")) or str(data)
+    try:
+        return codec.dumps(data).decode("utf-8")
+    except CouchcoreError:
+        return repr(data)
+
+
+def load(
+    db: "Database",
+    docs: Iterable[Any],
+    batch_size: int = 1000,
+    concurrency: int = 4,
+    *,
+    upsert: bool = False,
+    new_edits: bool = True,
+    skip_existing: bool = False,
+    id_field: str | None = None,
+    retries: int = 5,
+    backoff: float = 0.5,
+    max_backoff: float = 30.0,
+    nodes: Sequence["Server"] = (),
+    checkpoint: Checkpoint | None = None,
+    on_reject: Callable[[Rejected], Any] | None = None,
+    progress: Callable[[LoadReport], Any] | None = None,
+) -> LoadReport:
+    """Write ``docs`` to ``db`` (a sync :class:`~couchcore.Database`); returns a :class:`LoadReport`.
+
+    ``docs`` is any iterable, read lazily, of :data:`Item`: dicts (encoded once; a dict
+    without ``_id`` gets one, in place), ``bytes`` holding one JSON object (sent as it
+    is once validated; ``_id`` added to the text if missing), or ``(line, doc)`` pairs;
+    an exception as ``doc`` is input that is no document (rejected with its message).
+    ``batch_size`` documents go in each ``_bulk_docs`` request, ``concurrency`` requests
+    are in flight at once (per node).
+
+    * ``upsert``: overwrite current revisions (default: create only; an existing id is a
+      ``conflict``, unless ``skip_existing`` and its content is the same: then skipped).
+      Documents whose content is already stored are not written again.
+    * ``new_edits=False``: replicate revisions as they are (each document needs ``_id``
+      and ``_rev``).
+    * ``id_field``: a document without ``_id`` takes the value of this field as its id.
+    * ``retries``, ``backoff``, ``max_backoff``: a batch that meets ``429``, ``5xx`` or a
+      connection failure is sent again after ``uniform(0, min(max_backoff, backoff *
+      2**attempt))`` seconds (at least ``Retry-After``), at most ``retries`` times; then
+      its documents are rejected with the last error.
+    * ``nodes``: more :class:`~couchcore.Server` objects of the same cluster; every node
+      keeps ``concurrency`` batches in flight, taking the next batch when it has room.
+    * ``checkpoint``: a :class:`Checkpoint`; items it confirms are skipped, progress is
+      recorded in it.
+    * ``on_reject(rejected)`` is called for each rejected document (else they are kept
+      in ``report.failures``); ``progress(report)`` after each batch.
+
+    Raises :class:`~couchcore.InvalidInput` for bad arguments (before reading input).
+    Errors of single documents never raise: they are rejected. A ``KeyboardInterrupt``
+    stops the load (the checkpoint is saved) and is raised again.
+    """
+    return Loader(db, docs, batch_size, concurrency, upsert=upsert, new_edits=new_edits,
+                  skip_existing=skip_existing, id_field=id_field, retries=retries, backoff=backoff,
+                  max_backoff=max_backoff, nodes=nodes, checkpoint=checkpoint, on_reject=on_reject,
+                  progress=progress).run()

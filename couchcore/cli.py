@@ -1,76 +1,140 @@
-"""The ``couchcore`` command: ``couchcore load DB_URL [FILE]`` bulk-loads JSON lines."""
+"""The ``couchcore`` command: one small function per subcommand.
+
+* ``couchcore load DB_URL [FILE|-]`` — bulk-load JSON Lines, a JSON array or CSV
+  (:mod:`couchcore.load_cli`, on :mod:`couchcore.bulk`);
+* ``couchcore dump DB_URL [FILE|-]`` — the database out as JSON Lines.
+* ``couchcore bench run [--quick] [--url URL] ...`` — the benchmark harness
+  (``benchmarks/`` of the source checkout; ``python -m benchmarks`` there).
+
+Each subcommand registers itself with ``_add_<name>_parser(sub)``, which sets
+``run=<function(args) -> exit status>`` as the parser default; :func:`main` dispatches.
+Heavy imports happen inside the subcommand, so ``couchcore --help`` stays quick.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any, Iterator, TextIO
+from typing import Any
 
-from . import codec
-from .bulk import load
-from .errors import CouchcoreError, ParseError
+from .errors import CouchcoreError
 from .sync import Database
 from .urls import redact_url
-
-
-def _read_lines(stream: TextIO) -> Iterator[Any]:
-    """One JSON document per line; a bad line is passed on as its error (reported, not dropped)."""
-    for number, line in enumerate(stream, 1):
-        if not line.strip():
-            continue
-        try:
-            yield codec.loads(line)
-        except ParseError as exc:
-            yield ParseError(f"line {number}: {exc}")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="couchcore", description="couchcore command-line tools")
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("load", help="bulk-load JSON lines (one document per line) into a database")
-    p.add_argument("db_url", help="database URL, e.g. http://admin:pw@127.0.0.1:5984/mydb")
-    p.add_argument("file", nargs="?", default="-", help="input file (default: standard input)")
-    p.add_argument("--batch", type=int, default=1000, help="documents per _bulk_docs request (1000)")
-    p.add_argument("--concurrency", type=int, default=4, help="batches in flight at once (4)")
-    p.add_argument("--backend", default="pycurl", choices=["pycurl", "urllib3"], help="HTTP backend (pycurl)")
-    p.add_argument("--create", action="store_true", help="create the database if it is missing")
-    p.add_argument("--failures", metavar="FILE", help="write failed documents here as JSON lines")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_load_parser(sub)
+    _add_dump_parser(sub)
+    _add_bench_parser(sub)
     args = parser.parse_args(argv)
+    if getattr(args, "run", None) is None and args.command == "dump":
+        return _run_dump(args)
+    return args.run(args)
 
+
+# -- couchcore load -----------------------------------------------------------------------
+
+
+def _add_load_parser(sub: Any) -> None:
+    from .load_cli import add_parser
+
+    add_parser(sub)  # sets run=couchcore.load_cli.run
+
+
+# -- couchcore dump -----------------------------------------------------------------------
+
+
+def _add_dump_parser(sub: Any) -> None:
+    p = sub.add_parser("dump", help="write a database out as JSON lines (one document per line, with _rev)")
+    p.add_argument("db_url", help="database URL, e.g. http://admin:pw@127.0.0.1:5984/mydb")
+    p.add_argument("file", nargs="?", default="-", help="output file (default: standard output)")
+    p.add_argument("--attachments", action="store_true", help="include attachment content inline (base64)")
+    p.add_argument("--parallel", type=int, default=1, metavar="N", help="read N id ranges at once (1)")
+    p.add_argument("--backend", default="pycurl", choices=["pycurl", "urllib3"], help="HTTP backend (pycurl)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+
+
+def _env_auth(url: str) -> tuple[str, str] | None:
+    """``(COUCHDB_USER, COUCHDB_PASSWORD)`` when the URL carries no credentials of its own."""
+    import os
+
+    from .urls import split_credentials
+
+    user = os.environ.get("COUCHDB_USER")
+    if not user or split_credentials(url)[1] is not None:
+        return None
+    return user, os.environ.get("COUCHDB_PASSWORD", "")
+
+
+def _run_dump(args: argparse.Namespace) -> int:
+    """Exit 0 when the whole database was written, 2 when the dump could not start (bad URL,
+    unreachable server, wrong credentials, missing database, unwritable file: nothing was
+    written), 1 when it failed part-way (the output holds whole lines only)."""
+    import contextlib
+
+    from .dump import dump
+
+    if args.parallel < 1:
+        print("couchcore: --parallel must be at least 1", file=sys.stderr)
+        return 2
     try:
-        db = Database(args.db_url, backend=args.backend)
-        if args.create:
-            db.server.db(db.name, create=True)
-        source = sys.stdin if args.file == "-" else open(args.file, encoding="utf-8")
-        bar = None
-        if not args.quiet:
-            try:
-                from tqdm import tqdm
-
-                bar = tqdm(unit="docs", desc=f"loading {db.name}", file=sys.stderr)
-            except ImportError:
-                bar = None
-        with source:
-            report = load(db, _read_lines(source), batch_size=args.batch, concurrency=args.concurrency,
-                          progress=bar.update if bar is not None else None)
-        if bar is not None:
-            bar.close()
+        db = Database(args.db_url, auth=_env_auth(args.db_url), backend=args.backend)
+        doc_count = int(db.info().get("doc_count") or 0)  # fails here, before any output
+        out = sys.stdout.buffer if args.file == "-" else open(args.file, "wb")
     except (CouchcoreError, OSError) as exc:
         print(f"couchcore: {redact_url(str(exc))}", file=sys.stderr)
         return 2
-    print(report)
-    if report.failed:
-        if args.failures:
-            with open(args.failures, "w", encoding="utf-8") as out:
-                for key, failure in report.failed.items():
-                    out.write(codec.dumps({"key": key, **failure}).decode("utf-8") + "\n")
-            print(f"failures written to {args.failures}", file=sys.stderr)
-        else:
-            for key, failure in list(report.failed.items())[:10]:
-                print(f"  {key}: {failure['error']}: {failure.get('reason')}", file=sys.stderr)
+    bar = None
+    if not args.quiet:
+        try:
+            from tqdm import tqdm
+
+            bar = tqdm(total=doc_count, unit="docs", desc=f"dumping {db.name}", file=sys.stderr)
+        except ImportError:
+            bar = None
+    try:
+        with out if out is not sys.stdout.buffer else contextlib.nullcontext():
+            report = dump(db, out, attachments=args.attachments, parallel=args.parallel,
+                          progress=bar.update if bar is not None else None)
+    except (CouchcoreError, OSError) as exc:
+        if bar is not None:
+            bar.close()
+        print(f"couchcore: dump incomplete: {redact_url(str(exc))}", file=sys.stderr)
         return 1
+    if bar is not None:
+        bar.close()
+    if not args.quiet:
+        print(report, file=sys.stderr)
     return 0
+
+
+# -- couchcore bench -----------------------------------------------------------------------
+
+
+def _add_bench_parser(sub: Any) -> None:
+    p = sub.add_parser("bench", help="the benchmark harness (needs the source checkout): "
+                       "couchcore bench run [--quick] [--url URL] ...", add_help=False)
+    p.add_argument("bench_args", nargs=argparse.REMAINDER, help="arguments for 'python -m benchmarks'")
+    p.set_defaults(run=lambda args: _run_bench(args.bench_args))
+
+
+def _run_bench(bench_args: list[str]) -> int:
+    """Run the harness in ``benchmarks/`` of the source checkout this couchcore comes from."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    if not (root / "benchmarks" / "harness.py").is_file():
+        print("couchcore bench: the benchmark harness lives in the source checkout (benchmarks/), which this "
+              f"installation does not have ({root}); clone the repository and run 'couchcore bench' or "
+              "'python -m benchmarks' from an editable install there", file=sys.stderr)
+        return 2
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    from benchmarks.harness import main as bench_main
+
+    return bench_main(bench_args or ["--help"])
 
 
 if __name__ == "__main__":

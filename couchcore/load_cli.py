@@ -1,0 +1,543 @@
+"""``couchcore load DB_URL [FILE|-]``: bulk-load JSON Lines, a JSON array or CSV into a database.
+
+The input is streamed (memory stays flat whatever its size). JSON text goes into the
+request bodies as it is (validated, ``_id`` added when missing); CSV rows (header row
+first) become documents of string values. Exit status: 0 every document was written
+(or skipped with ``--skip-existing``), 1 some were rejected (listed in ``--rejects``),
+2 the load could not start (bad URL, unreachable server, rejected credentials, missing
+database without ``--create``, unreadable input or unwritable rejects/checkpoint file),
+detected before any input is read; 130 when stopped with Ctrl-C (or SIGTERM): the
+batches in flight are finished, the summary (and with ``--resume`` the checkpoint) is
+written; a second Ctrl-C stops at once (the checkpoint is still consistent).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import os
+import re
+import signal
+import stat
+import sys
+from typing import IO, Any, Iterator
+
+__all__ = ["add_parser", "run", "jsonl_records", "json_array_records", "csv_records", "detect_format"]
+
+BOM = b"\xef\xbb\xbf"
+EXIT_OK, EXIT_REJECTED, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+class Fatal(Exception):
+    """The load cannot run: one line for the user (never with a password in it)."""
+
+
+def add_parser(sub: Any) -> argparse.ArgumentParser:
+    """Register ``load`` on an ``add_subparsers()`` object; returns the sub-parser."""
+    p = sub.add_parser(
+        "load", help="bulk-load JSON Lines, a JSON array or CSV into a database",
+        description="Load documents into DB_URL from FILE (or standard input), streamed. Exit status: 0 all "
+                    "written, 1 some rejected, 2 could not start (checked before reading input), 130 interrupted.")
+    p.add_argument("db_url", help="database URL, e.g. http://admin:pw@127.0.0.1:5984/mydb "
+                                  "(or credentials from COUCHDB_USER/COUCHDB_PASSWORD)")
+    p.add_argument("file", nargs="?", default="-", help="input file, '-' for standard input (the default)")
+    p.add_argument("--format", choices=["auto", "jsonl", "json", "csv"], default="auto",
+                   help="input format (auto: .csv is CSV, otherwise '[' starts a JSON array, else JSON Lines)")
+    p.add_argument("--batch-size", type=int, default=1000, metavar="N", help="documents per _bulk_docs request (1000)")
+    p.add_argument("--concurrency", type=int, default=4, metavar="N", help="requests in flight per node (4)")
+    p.add_argument("--create", action="store_true", help="create the database if it is missing")
+    p.add_argument("--rejects", metavar="FILE",
+                   help="write rejected documents here as JSON Lines (each with a _load_error field: line, "
+                        "error, reason); the file can be loaded again as it is")
+    p.add_argument("--resume", metavar="FILE",
+                   help="checkpoint file: records how far the input is confirmed; a restarted load with the "
+                        "same file sends nothing already confirmed")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--upsert", action="store_true", help="overwrite current revisions (default: create only)")
+    mode.add_argument("--new-edits-false", action="store_true",
+                      help="store the documents' revisions as they are (new_edits=false; for dump | load)")
+    p.add_argument("--skip-existing", action="store_true",
+                   help="a document that already exists with the same content is skipped, not rejected")
+    p.add_argument("--id-field", metavar="NAME", help="a document without _id takes its id from field NAME")
+    p.add_argument("--node", action="append", default=[], metavar="URL",
+                   help="another node of the same cluster (repeatable); batches are spread over all nodes")
+    p.add_argument("--retries", type=int, default=5, metavar="N",
+                   help="send a batch again at most N times after 429, 5xx or a broken connection (5)")
+    p.add_argument("--backend", choices=["pycurl", "urllib3"], default=None,
+                   help="HTTP backend (default: pycurl when installed, urllib3 otherwise)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar, start line or summary")
+    p.set_defaults(run=run)
+    return p
+
+
+# -- input ----------------------------------------------------------------------------------
+
+
+def jsonl_records(f: IO[bytes]) -> Iterator[tuple[int, bytes]]:
+    """``(line_number, line)`` for every line of a binary stream (the loader skips blank ones)."""
+    peek = getattr(f, "peek", None)
+    if peek is not None and peek(3)[:3] == BOM:
+        f.read(3)
+    return enumerate(f, 1)
+
+
+_STRING = rb'"(?:[^"\\]|\\.)*"'
+_TOKENS = re.compile(_STRING + rb'|"|[{}\[\]]', re.S)
+_STRING_RE = re.compile(_STRING, re.S)
+_SCALAR_END = re.compile(rb"[,\]\s]")
+_SPACE = re.compile(rb"[\s,]*")
+
+
+class InputError(ValueError):
+    """Input that is no document (a bad CSV row, an unclosed JSON array); ``text`` is the input."""
+
+    def __init__(self, message: str, text: str = "") -> None:
+        super().__init__(message)
+        self.text = text
+
+
+def json_array_records(f: IO[bytes], chunk: int = 1 << 20) -> Iterator[tuple[int, Any]]:
+    """``(line_number, element_text)`` for every element of a JSON array, streamed.
+
+    Elements are cut out of the text, not decoded (the loader validates them); the line
+    is where the element starts. Input that is no array, or an array that is not closed,
+    yields an :class:`InputError` in place of an element.
+    """
+    buf = f.read(chunk)
+    if buf.startswith(BOM):
+        buf = buf[3:]
+    pos = _SPACE.match(buf).end()  # type: ignore[union-attr]
+    while pos == len(buf):
+        more = f.read(chunk)
+        if not more:
+            return  # empty input
+        buf += more
+        pos = _SPACE.match(buf, pos).end()  # type: ignore[union-attr]
+    if buf[pos:pos + 1] != b"[":
+        yield 1 + buf.count(b"\n", 0, pos), InputError("the input is not a JSON array", buf[pos:pos + 80].decode("utf-8", "replace"))
+        return
+    pos += 1
+    line = 1 + buf.count(b"\n", 0, pos)
+    counted = pos
+    eof = False
+    while True:
+        m = _SPACE.match(buf, pos)
+        pos = m.end()  # type: ignore[union-attr]
+        if pos >= len(buf):
+            if eof:
+                yield line + buf.count(b"\n", counted, pos), InputError("the JSON array is not closed")
+                return
+            more = f.read(chunk)
+            line += buf.count(b"\n", counted, pos)
+            buf = more
+            counted = pos = 0
+            eof = not more
+            continue
+        c = buf[pos]
+        if c == 0x5D:  # ]
+            return
+        start = pos
+        end = -1
+        if c == 0x7B or c == 0x5B:  # { or [
+            depth = 0
+            scan = pos
+            while end < 0:
+                for tok in _TOKENS.finditer(buf, scan):
+                    t = tok.group()
+                    if t == b'"':  # a string cut off at the end of the buffer
+                        break
+                    if t[0] == 0x22:
+                        scan = tok.end()
+                        continue
+                    depth += 1 if t in (b"{", b"[") else -1
+                    scan = tok.end()
+                    if depth == 0:
+                        end = scan
+                        break
+                if end >= 0:
+                    break
+                more = b"" if eof else f.read(chunk)
+                if not more:
+                    eof = True
+                    end = len(buf)
+                    break
+                if start > (1 << 20):  # drop what is behind us before growing the buffer
+                    line += buf.count(b"\n", counted, start)
+                    buf, scan, start = buf[start:], scan - start, 0
+                    counted = 0
+                buf += more
+        elif c == 0x22:  # a string (not a document: the loader rejects it)
+            m2 = _STRING_RE.match(buf, pos)
+            end = m2.end() if m2 else len(buf)
+        else:
+            m3 = _SCALAR_END.search(buf, pos)
+            end = m3.start() if m3 else len(buf)
+        line += buf.count(b"\n", counted, start)
+        counted = start
+        yield line, buf[start:end]
+        pos = end
+        if pos > (1 << 20):
+            line += buf.count(b"\n", counted, pos)
+            buf = buf[pos:]
+            counted = pos = 0
+
+
+def csv_records(f: IO[bytes]) -> Iterator[tuple[int, Any]]:
+    """``(line_number, document)`` for every row of CSV with a header row: the values
+    are strings (an empty ``_id`` or ``_rev`` is left out); a row with a different
+    number of fields than the header yields an :class:`InputError`."""
+    text = io.TextIOWrapper(f, encoding="utf-8-sig", newline="")  # type: ignore[arg-type]
+    reader = csv.reader(text)
+    try:
+        header = next(reader)
+    except StopIteration:
+        return
+    width = len(header)
+    previous = reader.line_num
+    for row in reader:
+        start, previous = previous + 1, reader.line_num
+        if not row:
+            continue
+        if len(row) != width:
+            out = io.StringIO()
+            csv.writer(out).writerow(row)
+            yield start, InputError(f"CSV row has {len(row)} fields, the header has {width}", out.getvalue().rstrip("\r\n"))
+            continue
+        doc = dict(zip(header, row))
+        for meta in ("_id", "_rev"):
+            if doc.get(meta) == "":
+                del doc[meta]
+        yield start, doc
+
+
+def detect_format(f: IO[bytes], name: str, fmt: str) -> str:
+    """``jsonl``, ``json`` or ``csv``: as asked, by extension, or by the first byte."""
+    if fmt != "auto":
+        return fmt
+    lower = name.lower()
+    if lower.endswith(".csv"):
+        return "csv"
+    if lower.endswith((".jsonl", ".ndjson")):
+        return "jsonl"
+    head = f.peek(4096)[:4096] if hasattr(f, "peek") else b""
+    head = head[3:] if head.startswith(BOM) else head
+    first = head.lstrip()[:1]
+    if first == b"[":
+        return "json"
+    if first in (b"{", b""):
+        return "jsonl"
+    return "csv"
+
+
+def records(f: IO[bytes], fmt: str) -> Iterator[Any]:
+    if fmt == "jsonl":
+        return jsonl_records(f)
+    if fmt == "json":
+        return json_array_records(f)
+    return csv_records(f)
+
+
+# -- pre-flight -----------------------------------------------------------------------------
+
+
+def _split_db_url(url: str) -> tuple[str, str]:
+    """``(server_url, db_name)``; :class:`Fatal` when the URL names no database."""
+    from urllib.parse import unquote, urlsplit, urlunsplit
+
+    from .errors import InvalidInput
+    from .protocol.paths import validate_db_name
+    from .urls import redact_url
+
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        raise Fatal(f"not a URL: {redact_url(url)!r}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise Fatal(f"not an http(s) URL: {redact_url(url)!r}")
+    path = parts.path.rstrip("/")
+    base, _, name = path.rpartition("/")
+    name = unquote(name)
+    if not name:
+        raise Fatal(f"the URL names no database: {redact_url(url)} (expected http://host:5984/DBNAME)")
+    try:
+        validate_db_name(name)
+    except InvalidInput as exc:
+        raise Fatal(str(exc)) from None
+    return urlunsplit((parts.scheme, parts.netloc, base, "", "")), name
+
+
+def _env_auth(url: str) -> tuple[str, str] | None:
+    """``(COUCHDB_USER, COUCHDB_PASSWORD)`` when the URL carries no user of its own."""
+    from .urls import split_credentials
+
+    user = os.environ.get("COUCHDB_USER")
+    if not user or split_credentials(url).username is not None:
+        return None
+    return user, os.environ.get("COUCHDB_PASSWORD", "")
+
+
+def _default_backend() -> str:
+    try:
+        import pycurl  # noqa: F401
+    except ImportError:
+        return "urllib3"
+    return "pycurl"
+
+
+def preflight(server: Any, name: str, create: bool) -> None:
+    """Check the server answers, accepts the credentials and has database ``name``
+    (creating it with ``create``); :class:`Fatal` otherwise."""
+    from .errors import Forbidden, HTTPError, PreconditionFailed, TransportError, Unauthorized
+
+    user = server.credentials.username if server.credentials else None
+
+    def refused(exc: HTTPError, what: str) -> Fatal:
+        if isinstance(exc, Unauthorized):
+            if user is None:
+                return Fatal(f"{server.url} requires a login: put user:password in the URL or set "
+                             f"COUCHDB_USER/COUCHDB_PASSWORD")
+            return Fatal(f"{server.url} rejected the credentials of user {user!r}")
+        if isinstance(exc, Forbidden):
+            return Fatal(f"user {user or '(anonymous)'!r} may not {what} on {server.url}: {exc.reason or exc.error}")
+        return Fatal(f"cannot {what}: {exc}")
+
+    try:
+        server.info()
+    except TransportError as exc:
+        raise Fatal(f"cannot reach {server.url}: {exc}") from None
+    except HTTPError as exc:
+        raise refused(exc, "connect") from None
+    try:
+        exists = server.exists(name)
+    except HTTPError as exc:
+        raise refused(exc, f"open database {name!r}") from None
+    except TransportError as exc:
+        raise Fatal(f"cannot reach {server.url}: {exc}") from None
+    if exists:
+        return
+    if not create:
+        raise Fatal(f"database {name!r} does not exist on {server.url} (use --create to create it)")
+    try:
+        server.create(name)
+    except PreconditionFailed:
+        pass  # created meanwhile
+    except HTTPError as exc:
+        raise refused(exc, f"create database {name!r}") from None
+
+
+# -- progress -------------------------------------------------------------------------------
+
+
+class _Progress:
+    """A tqdm bar: bytes read with percent and time left when the input size is known,
+    documents otherwise; docs/s either way."""
+
+    def __init__(self, name: str, fd: int | None, size: int | None) -> None:
+        from tqdm import tqdm
+
+        self.fd = fd
+        self.size = size
+        if size:
+            self.bar = tqdm(total=size, unit="B", unit_scale=True, unit_divisor=1024, desc=f"loading {name}",
+                            file=sys.stderr, dynamic_ncols=True,
+                            bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} "
+                                       "[{elapsed}<{remaining}{postfix}]")
+        else:
+            self.bar = tqdm(unit=" docs", desc=f"loading {name}", file=sys.stderr, dynamic_ncols=True)
+
+    def __call__(self, report: Any) -> None:
+        done = report.written + report.skipped + report.rejected
+        if self.size:
+            try:
+                pos = os.lseek(self.fd, 0, os.SEEK_CUR)  # type: ignore[arg-type]
+            except OSError:
+                pos = self.bar.n
+            elapsed = self.bar.format_dict.get("elapsed") or 0
+            rate = done / elapsed if elapsed else 0
+            self.bar.set_postfix_str(f"{done:,} docs, {rate:,.0f} docs/s", refresh=False)
+            self.bar.update(max(0, min(pos, self.size) - self.bar.n))
+        else:
+            self.bar.update(done - self.bar.n)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+# -- the command ----------------------------------------------------------------------------
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``couchcore load`` with parsed arguments; returns the exit status."""
+    try:
+        return _run(args)
+    except Fatal as exc:
+        from .urls import redact_url
+
+        print(f"couchcore load: {redact_url(str(exc))}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:  # during the pre-flight
+        print("couchcore load: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _run(args: argparse.Namespace) -> int:
+    from .bulk import Checkpoint, Loader, Rejected
+    from .errors import CouchcoreError, InvalidInput
+    from .sync import Server
+    from .urls import redact_url
+
+    for flag in ("batch_size", "concurrency"):
+        if getattr(args, flag) < 1:
+            raise Fatal(f"--{flag.replace('_', '-')} must be at least 1")
+    if args.retries < 0:
+        raise Fatal("--retries must not be negative")
+    server_url, name = _split_db_url(args.db_url)
+    backend = args.backend or _default_backend()
+    auth = _env_auth(args.db_url)
+    try:
+        server = Server(server_url, auth=auth, backend=backend)
+        nodes = []
+        for node_url in args.node:
+            node_auth = auth if auth is not None else None
+            from .urls import split_credentials
+
+            node = split_credentials(node_url)
+            if node.username is None and server.credentials is not None:
+                node_auth = (server.credentials.username, server.credentials.password)
+            nodes.append(Server(node_url, auth=node_auth, backend=backend))
+    except CouchcoreError as exc:
+        raise Fatal(str(exc)) from None
+    db_url = redact_url(server.url + "/" + name)
+
+    # the input, the rejects file and the checkpoint are opened before anything is read
+    if args.file == "-":
+        source: IO[bytes] = sys.stdin.buffer
+        input_name = "-"
+    else:
+        try:
+            source = open(args.file, "rb")
+        except OSError as exc:
+            raise Fatal(f"cannot read {args.file}: {exc.strerror or exc}") from None
+        input_name = os.path.abspath(args.file)
+    size = None
+    fd = None
+    try:
+        fd = source.fileno()
+        st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            raise Fatal(f"cannot read {args.file}: it is a directory")
+        if stat.S_ISREG(st.st_mode):
+            size = st.st_size
+    except (OSError, io.UnsupportedOperation):
+        fd = None
+    checkpoint = None
+    if args.resume:
+        try:
+            checkpoint = Checkpoint.open(args.resume, database=db_url, input=input_name)
+            checkpoint.save(force=True)  # writable?
+        except InvalidInput as exc:
+            raise Fatal(str(exc)) from None
+        except OSError as exc:
+            raise Fatal(f"cannot write checkpoint {args.resume}: {exc.strerror or exc}") from None
+    rejects_file = None
+    if args.rejects:
+        try:
+            rejects_file = open(args.rejects, "ab" if checkpoint is not None and checkpoint.resumed else "wb")
+        except OSError as exc:
+            raise Fatal(f"cannot write {args.rejects}: {exc.strerror or exc}") from None
+
+    for node in [server, *nodes]:
+        preflight(node, name, args.create and node is server)
+    db = server._database(name)
+
+    if not args.quiet:
+        where = db_url + (f" (+{len(nodes)} node{'s' if len(nodes) > 1 else ''})" if nodes else "")
+        resumed = ""
+        if checkpoint is not None and checkpoint.resumed:
+            resumed = f", resuming after record {checkpoint.records:,} (line {checkpoint.line:,})"
+        print(f"couchcore load: {where} with the {backend} backend, batches of {args.batch_size:,}, "
+              f"{args.concurrency} in flight{resumed}", file=sys.stderr)
+
+    shown: list[Rejected] = []
+
+    def on_reject(rejected: Rejected) -> None:
+        if rejects_file is not None:
+            rejects_file.write(rejected.record() + b"\n")
+        if len(shown) < 10:
+            shown.append(rejected)
+
+    if checkpoint is not None and rejects_file is not None:
+        checkpoint.before_save = rejects_file.flush  # a confirmed reject is on disk first
+
+    fmt = detect_format(source, args.file, args.format)
+    progress = None
+    if not args.quiet:
+        try:
+            progress = _Progress(name, fd, size)
+        except ImportError:
+            progress = None
+    try:
+        loader = Loader(db, records(source, fmt), args.batch_size, args.concurrency, upsert=args.upsert,
+                        new_edits=not args.new_edits_false, skip_existing=args.skip_existing,
+                        id_field=args.id_field, retries=args.retries, nodes=nodes, checkpoint=checkpoint,
+                        on_reject=on_reject, progress=progress)
+    except InvalidInput as exc:
+        raise Fatal(str(exc)) from None
+
+    presses = []
+
+    def on_signal(signum: int, frame: Any) -> None:
+        presses.append(signum)
+        if len(presses) > 1:
+            raise KeyboardInterrupt
+        loader.stop()
+        if not args.quiet:
+            print("\ncouchcore load: stopping after the batches in flight (Ctrl-C again to stop at once)",
+                  file=sys.stderr)
+
+    previous = {}
+    if _main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, on_signal)
+    interrupted = False
+    try:
+        report = loader.run()
+    except KeyboardInterrupt:
+        report = loader.report
+        interrupted = True
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if progress is not None:
+            progress.close()
+        if rejects_file is not None:
+            rejects_file.close()
+        if source is not sys.stdin.buffer:
+            source.close()
+        for s in [server, *nodes]:
+            s.close()
+    interrupted = interrupted or report.interrupted
+    if not args.quiet:
+        print(f"couchcore load: {report}", file=sys.stderr)
+    if report.rejected:
+        if args.rejects:
+            print(f"couchcore load: {report.rejected:,} rejected document(s) written to {args.rejects}",
+                  file=sys.stderr)
+        else:
+            for rejected in shown:
+                print(f"  rejected: {rejected}", file=sys.stderr)
+            if report.rejected > len(shown):
+                print(f"  ... {report.rejected - len(shown):,} more (use --rejects FILE to keep them)", file=sys.stderr)
+    if interrupted:
+        if checkpoint is not None:
+            print(f"couchcore load: interrupted; run the same command again to resume from {args.resume}",
+                  file=sys.stderr)
+        return EXIT_INTERRUPTED
+    return EXIT_REJECTED if report.rejected or report.unsettled else EXIT_OK
+
+
+def _main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()

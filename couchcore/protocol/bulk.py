@@ -1,0 +1,295 @@
+"""One bulk-loader batch over ``_bulk_docs`` (sans-I/O): write, bisect, reconcile, upsert.
+
+:func:`write_batch` sends documents that are already JSON text (``bodies``, one
+``bytes`` object per document, each with its ``_id``) in one ``POST /db/_bulk_docs``
+and sorts every document into written, skipped, rejected or *unsettled* (to be sent
+again by the caller, after a back-off):
+
+* a request refused as a whole (``400`` e.g. ``illegal_docid``, ``413`` too large) is
+  split in halves until the documents the server refuses are isolated; only they are
+  rejected (https://docs.couchdb.org/en/stable/api/database/bulk-api.html#db-bulk-docs);
+* ``429``, ``5xx``, a connection failure or an unreadable answer leave the remaining
+  documents unsettled, with the error and the ``Retry-After`` delay if the server sent one;
+* a ``409 conflict`` is looked at closer when the caller asks for it: with
+  ``reconcile`` (this batch may have been written by an earlier attempt whose answer
+  was lost), ``skip_existing`` or ``upsert`` the current documents are fetched
+  (``_all_docs?include_docs=true``) and compared with ours, ``_rev`` aside. Equal
+  content counts as written (``reconcile``: it was our earlier attempt) or skipped;
+  with ``upsert`` a different document is sent again with the current ``_rev``.
+
+Operations yield :class:`Request` objects and receive :class:`Response` objects;
+transport errors are thrown in by the driver.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from typing import Any, Generator
+
+from .. import codec
+from ..errors import CouchcoreError, TransportError
+from .messages import Request, Response
+from .paths import db_path
+from .server import ServerContext
+
+__all__ = ["BatchOutcome", "write_batch", "same_content", "with_rev"]
+
+#: fields of a stored document that are metadata, not content
+_META = ("_rev", "_revisions", "_conflicts", "_deleted_conflicts", "_local_seq", "_revs_info")
+
+
+class BatchOutcome:
+    """What became of a batch: ``written`` and ``skipped`` counts, ``rejected``
+    ``[(index, error, reason)]``, ``unsettled`` indices to send again, the ``error``
+    that left them unsettled and the server's ``retry_after`` (seconds) if it gave one.
+    Indices are positions in the ``ids``/``bodies`` lists given to :func:`write_batch`."""
+
+    __slots__ = ("written", "skipped", "rejected", "unsettled", "error", "retry_after", "requests")
+
+    def __init__(self) -> None:
+        self.written = 0
+        self.skipped = 0
+        self.rejected: list[tuple[int, str, str | None]] = []
+        self.unsettled: list[int] = []
+        self.error: BaseException | None = None
+        self.retry_after: float | None = None
+        self.requests = 0
+
+    def __repr__(self) -> str:
+        return (f"<BatchOutcome written={self.written} skipped={self.skipped} rejected={len(self.rejected)} "
+                f"unsettled={len(self.unsettled)}>")
+
+
+def write_batch(
+    ctx: ServerContext,
+    db: str,
+    ids: list[str],
+    bodies: list[bytes],
+    reconcile: bool = False,
+    upsert: bool = False,
+    skip_existing: bool = False,
+    new_edits: bool = True,
+    rounds: int = 3,
+) -> Generator[Request, Response, BatchOutcome]:
+    """Write one batch of pre-encoded documents; returns a :class:`BatchOutcome`.
+
+    ``bodies[i]`` is the JSON object text of the document whose id is ``ids[i]``; it is
+    sent as it is. With ``upsert`` a document may be re-encoded with a new ``_rev``
+    (``bodies`` is updated in place). ``rounds`` bounds the upsert re-sends per document.
+    """
+    out = BatchOutcome()
+    suffix = b"]}" if new_edits else b'],"new_edits":false}'
+    state = _State(ctx, db, ids, bodies, reconcile, upsert, skip_existing, new_edits, suffix, out, rounds)
+    yield from state.write(list(range(len(ids))), 0)
+    return out
+
+
+class _State:
+    __slots__ = ("ctx", "path", "ids", "bodies", "reconcile", "upsert", "skip_existing", "new_edits", "suffix",
+                 "out", "headers", "rounds")
+
+    def __init__(self, ctx, db, ids, bodies, reconcile, upsert, skip_existing, new_edits, suffix, out, rounds) -> None:
+        self.rounds = rounds
+        self.ctx = ctx
+        self.path = db_path(db)
+        self.ids = ids
+        self.bodies = bodies
+        self.reconcile = reconcile
+        self.upsert = upsert
+        self.skip_existing = skip_existing
+        self.new_edits = new_edits
+        self.suffix = suffix
+        self.out = out
+        self.headers = {"Content-Type": "application/json", **ctx.write_headers}
+
+    def write(self, idx: list[int], round_: int):
+        out = self.out
+        bodies = self.bodies
+        if len(idx) == len(bodies):
+            payload = b'{"docs":[' + b",".join(bodies) + self.suffix
+        else:
+            payload = b'{"docs":[' + b",".join([bodies[i] for i in idx]) + self.suffix
+        out.requests += 1
+        try:
+            resp = yield Request("POST", self.path + "/_bulk_docs", body=payload, headers=self.headers)
+        except TransportError as exc:  # the answer was lost: the caller sends again and reconciles
+            self.leave(idx, exc)
+            return
+        status = resp.status
+        if status == 201 or status == 202:
+            try:
+                results = codec.loads(resp.body or b"")
+            except CouchcoreError as exc:
+                self.leave(idx, exc)
+                return
+            if not isinstance(results, list):
+                self.leave(idx, resp.error() if not resp.ok else _Unreadable(resp))
+                return
+            yield from self.sort(idx, results, resp.body, round_)
+        elif status in (400, 413) and len(idx) > 1:  # refused as a whole: find the culprits
+            half = len(idx) // 2
+            yield from self.write(idx[:half], round_)
+            if out.error is not None:  # the server went away meanwhile: leave the rest too
+                out.unsettled.extend(idx[half:])
+                return
+            yield from self.write(idx[half:], round_)
+        elif status == 429 or status >= 500:
+            self.leave(idx, resp.error(), _retry_after(resp))
+        else:  # 400/413 for one document, 401, 403, 404, ...: every document is refused
+            err = resp.error()
+            error = err.error or _STATUS_ERRORS.get(status, f"http_{status}")
+            for i in idx:
+                out.rejected.append((i, error, err.reason))
+
+    def leave(self, idx: list[int], exc: BaseException, retry_after: float | None = None) -> None:
+        self.out.unsettled.extend(idx)
+        self.out.error = exc
+        if retry_after is not None:
+            self.out.retry_after = retry_after
+
+    def sort(self, idx: list[int], results: list, raw: bytes, round_: int):
+        out = self.out
+        if len(results) == len(idx) and b'"error"' not in raw:  # the common case: all written
+            out.written += len(idx)
+            return
+        if not self.new_edits and not results:
+            out.written += len(idx)
+            return
+        ids = self.ids
+        where: dict[str, list[int]] = {}
+        for i in idx:
+            where.setdefault(ids[i], []).append(i)
+        answered: set[int] = set()
+        conflicts: list[int] = []
+        for result in results:
+            if not isinstance(result, dict):
+                continue
+            slots = where.get(result.get("id"))  # type: ignore[arg-type]
+            if not slots:
+                continue
+            i = slots.pop(0)
+            answered.add(i)
+            error = result.get("error")
+            if error is None:
+                out.written += 1
+            elif error == "conflict" and self.new_edits:
+                conflicts.append(i)
+            else:
+                reason = result.get("reason")
+                out.rejected.append((i, str(error), reason if isinstance(reason, str) or reason is None else str(reason)))
+        missing = [i for i in idx if i not in answered]
+        if missing:
+            if not self.new_edits:  # CouchDB answers new_edits=false with the failures only
+                out.written += len(missing)
+            else:
+                for i in missing:
+                    out.rejected.append((i, "unknown", "the server's answer did not mention this document"))
+        if conflicts:
+            yield from self.conflicts(conflicts, round_)
+
+    def conflicts(self, idx: list[int], round_: int):
+        out = self.out
+        if not (self.reconcile or self.skip_existing or self.upsert):
+            for i in idx:
+                out.rejected.append((i, "conflict", "Document update conflict."))
+            return
+        keys = [self.ids[i] for i in idx]
+        out.requests += 1
+        try:
+            resp = yield Request("POST", self.path + "/_all_docs", query=[("include_docs", "true")],
+                                 body=codec.dumps({"keys": keys}), headers={"Content-Type": "application/json"})
+            if resp.status == 429 or resp.status >= 500:
+                self.leave(idx, resp.error(), _retry_after(resp))
+                return
+            rows = resp.json().get("rows", [])
+        except (TransportError, CouchcoreError) as exc:
+            self.leave(idx, exc)
+            return
+        current: dict[str, Any] = {}
+        for row in rows:
+            if isinstance(row, dict) and isinstance(row.get("doc"), dict):
+                current[row.get("key")] = row["doc"]  # type: ignore[index]
+        again: list[int] = []
+        for i in idx:
+            theirs = current.get(self.ids[i])
+            if theirs is not None and same_content(self.bodies[i], theirs):
+                if self.reconcile:
+                    out.written += 1
+                else:
+                    out.skipped += 1
+            elif theirs is None:  # deleted (or purged) since: a create goes through now
+                again.append(i)
+            elif self.upsert:
+                self.bodies[i] = with_rev(self.bodies[i], theirs.get("_rev"))
+                again.append(i)
+            else:
+                out.rejected.append((i, "conflict", "Document update conflict."))
+        if again:
+            if round_ >= self.rounds:
+                for i in again:
+                    out.rejected.append((i, "conflict", f"Document update conflict (still, after {round_ + 1} attempts)."))
+                return
+            yield from self.write(again, round_ + 1)
+
+
+_STATUS_ERRORS = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+                  413: "too_large", 415: "bad_content_type"}
+
+
+class _Unreadable(CouchcoreError):
+    def __init__(self, resp: Response) -> None:
+        super().__init__(f"unexpected _bulk_docs answer ({resp.status} {resp.method} {resp.url})")
+
+
+def _retry_after(resp: Response) -> float | None:
+    """``Retry-After`` in seconds (the delta-seconds form; an HTTP date is ignored)."""
+    value = resp.headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None
+
+
+def with_rev(body: bytes, rev: str | None) -> bytes:
+    """``body`` (a JSON object) re-encoded with ``_rev`` set to ``rev`` (removed for ``None``)."""
+    doc = codec.loads(body)
+    if rev is None:
+        doc.pop("_rev", None)
+    else:
+        doc["_rev"] = rev
+    return codec.dumps(doc)
+
+
+def same_content(body: bytes | dict, stored: dict) -> bool:
+    """Whether document ``body`` (JSON text or a dict) has the content of ``stored`` (a
+    document as CouchDB returns it): every field equal except revision metadata, and the
+    same attachments (names, content types and MD5 digests; inline ``data`` is digested)."""
+    ours = codec.loads(body) if isinstance(body, (bytes, bytearray)) else dict(body)
+    theirs = dict(stored)
+    for name in _META:
+        ours.pop(name, None)
+        theirs.pop(name, None)
+    ours_att = _attachments(ours.pop("_attachments", None))
+    theirs_att = _attachments(theirs.pop("_attachments", None))
+    return ours == theirs and ours_att == theirs_att
+
+
+def _attachments(atts: Any) -> dict | None:
+    if not isinstance(atts, dict) or not atts:
+        return None
+    out = {}
+    for name, att in atts.items():
+        if not isinstance(att, dict):
+            return {"?": atts}
+        digest = att.get("digest")
+        if "data" in att and isinstance(att["data"], str):
+            try:
+                raw = base64.b64decode(att["data"])
+            except ValueError:
+                return {"?": atts}
+            digest = "md5-" + base64.b64encode(hashlib.md5(raw).digest()).decode("ascii")
+        out[name] = (att.get("content_type"), digest)
+    return out
