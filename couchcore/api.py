@@ -457,12 +457,20 @@ class DatabaseAPI:
         """Query a view (``"ddoc/view"``, ``"_design/ddoc/_view/view"`` or ``"_all_docs"``).
 
         Returns a :class:`ViewResult` whose rows are parsed as they stream in.
+        JSON-valued options (``key``, ``keys`` items, ``startkey``/``start_key``,
+        ``endkey``/``end_key``) are sent as JSON, ``None`` as ``null`` (``key=None``
+        selects the rows emitted with a ``null`` key); leave an option out for "not
+        given". The other options (``limit``, ``skip``, ``descending``, ...) have no
+        ``null``: ``None`` leaves them out. Unknown options or wrong types raise
+        :class:`InvalidOption` before anything is sent.
+        https://docs.couchdb.org/en/stable/api/ddoc/views.html
         """
         return self._run(_views.view(self._ctx, self.name, name, **options))
 
     def query(self, map_src: str, reduce_src: str | None = None, language: str = "javascript",
               **options: Any) -> Any:
-        """An ad-hoc (temporary) view."""
+        """An ad-hoc (temporary) view: a materialised :class:`ViewResult`; options as
+        for :meth:`view` (``key=None`` is ``key=null``)."""
         return self._run(_views.temp_view(self._ctx, self.name, map_src, reduce_src, language, **options))
 
     def list(self, name: str, view: str, *, headers: Mapping[str, str] | None = None, **options: Any) -> Any:

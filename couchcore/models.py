@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from typing import Any, Callable, Iterable, Mapping
 
+from . import codec
+from .errors import ParseError
+from .protocol.messages import Headers
+
 __all__ = ["Document", "Row", "Status", "ConflictResolution", "Result"]
 
 
@@ -122,8 +126,6 @@ class Result:
     __slots__ = ("raw", "headers", "status", "content_type", "charset", "body")
 
     def __init__(self, raw: bytes, headers: Mapping[str, str] | Iterable[tuple[str, str]], status: int) -> None:
-        from .protocol.messages import Headers
-
         self.raw: bytes = bytes(raw or b"")
         self.headers: Mapping[str, str] = headers if isinstance(headers, Headers) else Headers(headers)
         self.status = status
@@ -133,11 +135,8 @@ class Result:
         self.charset: str | None = _charset(self.content_type, params)
         self.body: Any = self.raw
         if self.raw and _is_json(self.content_type):
-            from .codec import loads
-            from .errors import ParseError
-
             try:
-                self.body = loads(self.raw)
+                self.body = codec.loads(self.raw)
             except ParseError:
                 pass  # labelled JSON but is not: the raw bytes
 

@@ -524,3 +524,78 @@ def test_session_anonymous(couch_url):
         assert anonymous.session()["userCtx"]["name"] is None
     finally:
         anonymous.close()
+
+
+# -- the async facade runs the same operations ----------------------------------------------
+
+
+@pytest.fixture
+def plain_db(couch_url):
+    """A fresh database through the default backend only (for the async test, which
+    the backend-parametrized ``db`` fixture would run twice)."""
+    server = couchcore.Server(couch_url)
+    database = server.create("scen-" + couchcore.api.os.urandom(6).hex())
+    yield database
+    server.delete(database.name)
+    server.close()
+
+
+def test_async_facade_new_operations(couch_url, plain_db, is_couchdb):
+    """``couchcore.tornado`` gets every new operation from api.py unchanged."""
+    import couchcore.tornado as ct
+
+    db = plain_db
+    make_funcs(db)
+    nulls = make_nulls(db, 2)
+    doc = {"_id": "att"}
+    db.put_attachment(doc, b"one", "a.txt")
+    rev1 = doc["_rev"]
+    db.put_attachment(doc, b"two", "a.txt")
+
+    async def main():
+        server = ct.Server(couch_url)
+        try:
+            adb = server._database(db.name)
+            assert [r.id for r in await (await adb.view("n/by_k", key=None)).aall()] == nulls
+            moved = await adb.update("f/count", "d1")
+            assert moved.status == 302 and moved.headers["location"] == "/elsewhere"
+            formed = await adb.update("f/form", form={"a": "b"})
+            assert formed.body["form"] == {"a": "b"}
+            listed = await adb.list("f/plain", "by_n", startkey=5, limit=2)
+            assert listed.body == b"head56tail" and listed.text == "head56tail"
+            assert await adb.get_attachment("att", "a.txt", rev=rev1) == b"one"
+            assert await (await adb.open_attachment({"_id": "att", "_rev": rev1}, "a.txt")).aread() == b"one"
+            assert (await server.session())["userCtx"]["roles"]
+            assert db.name in await server.all_dbs(start_key=db.name, end_key=db.name) or not is_couchdb
+            if is_couchdb:
+                assert await server.all_dbs(start_key=db.name, end_key=db.name) == [db.name]
+                assert await adb.revs_limit(5) is None and await adb.revs_limit() == 5
+                assert await server.config_reload() is True
+        finally:
+            server.close()
+
+    asyncio.run(asyncio.wait_for(main(), 30))
+    assert db.get("d1")["count"] == 1
+
+
+# -- Result on canned responses (no server) ---------------------------------------------------
+
+
+@pytest.mark.parametrize("content_type, raw, body, text, charset", [
+    ("application/json", b'{"a":1}', {"a": 1}, '{"a":1}', "utf-8"),
+    ("application/json", b"head0tail", b"head0tail", "head0tail", "utf-8"),
+    ("application/json; charset=utf-8", b"", b"", "", "utf-8"),
+    ("application/vnd.x+json", b"[1]", [1], "[1]", "utf-8"),
+    ("text/html; charset=ISO-8859-1", "é".encode("latin-1"), "é".encode("latin-1"), "é", "iso-8859-1"),
+    ('text/plain; charset="utf-8"', "☃".encode(), "☃".encode(), "☃", "utf-8"),
+    ("text/csv", b"1,2\n", b"1,2\n", "1,2\n", "utf-8"),
+    ("image/png", b"\x89PNG", b"\x89PNG", None, None),
+    ("application/octet-stream; charset=x-unknown-charset", b"x", b"x", None, "x-unknown-charset"),
+    (None, b"moved", b"moved", None, None),
+])
+def test_result_of_canned_responses(content_type, raw, body, text, charset):
+    headers = {"Content-Type": content_type} if content_type else {}
+    result = couchcore.Result(raw, headers, 200)
+    assert result.raw == raw and result.body == body and result.text == text and result.charset == charset
+    assert result.content_type == (content_type or "").split(";")[0].strip().lower()
+    assert result.headers.get("content-type") == content_type  # case-insensitive
