@@ -59,6 +59,7 @@ ERROR_FIELD = "_load_error"
 Item = Union[Mapping[str, Any], bytes, "tuple[int, Mapping[str, Any] | bytes | BaseException]"]
 
 _WS = b" \t\r\n"
+_WS_CLOSE = frozenset(b" \t\r\n}")
 
 
 # -- validating JSON text without decoding it -------------------------------------------------
@@ -95,8 +96,11 @@ class _HeadReader:
             if id_field:
                 fields.append(("key", _U[str, int, None, _msgspec.UnsetType], f(default=_UNSET, name=id_field)))
             self._decode = _msgspec.json.Decoder(_msgspec.defstruct("DocHead", fields)).decode
+            #: the decoder itself, for the loader's hot loop (raises msgspec's errors)
+            self.fast: Callable[[bytes], Any] | None = self._decode
         else:
             self._decode = self._slow
+            self.fast = None
 
     def __call__(self, data: bytes) -> Any:
         try:
@@ -329,7 +333,7 @@ class _Batch:
 
     __slots__ = ("seg", "ids", "bodies", "lines", "attempt", "reconcile", "due")
 
-    def __init__(self, seg: int, ids: list[str], bodies: list[bytes], lines: list[int], attempt: int = 0,
+    def __init__(self, seg: int, ids: "_Ids", bodies: list[bytes], lines: list[int], attempt: int = 0,
                  reconcile: bool = False) -> None:
         self.seg = seg
         self.ids = ids
@@ -341,6 +345,27 @@ class _Batch:
 
     def __lt__(self, other: "_Batch") -> bool:
         return (self.due, self.seg) < (other.due, other.seg)
+
+
+class _Ids:
+    """A batch's document ids: ``str``, or ``int`` for an id the loader generated from the
+    input position (formatted only when needed: on the error paths)."""
+
+    __slots__ = ("raw", "fmt")
+
+    def __init__(self, raw: list, fmt: str) -> None:
+        self.raw = raw
+        self.fmt = fmt
+
+    def __len__(self) -> int:
+        return len(self.raw)
+
+    def __getitem__(self, i: int) -> str:
+        docid = self.raw[i]
+        return docid if docid.__class__ is str else self.fmt % docid
+
+    def subset(self, idx: list[int]) -> "_Ids":
+        return _Ids([self.raw[i] for i in idx], self.fmt)
 
 
 class _Segment:
@@ -432,6 +457,8 @@ class Loader:
         else:
             self._base_counts = {}
             self._confirmed = (0, 0)
+        self._id_fmt = self.id_prefix + "%012x"
+        self._id_head = b'{"_id":"' + self.id_prefix.encode("ascii") + b'%012x",'
 
     def stop(self) -> None:
         """Stop reading input; batches in flight are finished."""
@@ -448,23 +475,27 @@ class Loader:
             self.report.failures.append(rejected)
 
     def _fresh(self) -> _Batch | None:
-        """Read the next batch from the input (called with the lock held)."""
+        """Read the next batch from the input (called with the lock held).
+
+        The loop below is the loader's hot path: for JSON text with a string ``_id`` (or
+        none) it costs one msgspec head-decode and a few list appends per document.
+        """
         if self._exhausted:
             return None
-        ids: list[str] = []
+        ids: list[Any] = []  # str, or int: the input position of a generated id (see _Batch.id)
         bodies: list[bytes] = []
         lines: list[int] = []
         seg_no = self._next_seg
         seg = _Segment()
         items = self._items
-        head = self._head
+        decode = self._head.fast
         inflight = self._inflight
         check_dups = self.new_edits
         need_rev = not self.new_edits
+        id_field = self.id_field
         size = self.batch_size
         ordinal = self._ordinal
-        report = self.report
-        id_prefix = self.id_prefix
+        id_head = self._id_head
         line = self._confirmed[1]
         if self._skip:  # resuming: the confirmed prefix is not sent again
             skipped = 0
@@ -475,49 +506,63 @@ class Loader:
             ordinal += skipped
             self._skip = 0
         start = ordinal
+        blanks = 0
+        unset = _UNSET
         for item in items:
             ordinal += 1
-            if type(item) is tuple:
+            if item.__class__ is tuple:
                 line, data = item
             else:
                 line, data = ordinal, item
-            try:
-                if type(data) is bytes:
+            if data.__class__ is bytes and decode is not None:
+                try:
+                    h = decode(data)
+                except Exception as exc:  # msgspec.DecodeError / ValidationError
+                    if not data.strip(_WS):
+                        blanks += 1
+                        continue  # a blank line is no record
+                    bad = _classify(str(exc))
+                    self._reject(line, None, bad.error, bad.reason, None, _text(data))
+                    continue
+                if not data.isascii():  # msgspec does not check UTF-8 in the strings it skips
                     try:
-                        h = head(data)
-                    except _Bad as bad:
-                        if not data.strip(_WS):
-                            continue  # a blank line is no record
-                        raise bad
-                    docid = h.id
-                    if h.err is not _UNSET:
-                        data, docid = self._strip_error(data, line, ordinal)
-                        if data is None:
-                            report.read += 1
+                        data.decode("utf-8")
+                    except UnicodeDecodeError as exc:
+                        self._reject(line, None, "invalid_json", f"not valid UTF-8: {exc}", None, _text(data))
+                        continue
+                docid = h.id
+                if docid.__class__ is str and docid and h.err is unset and not (need_rev and h.rev is unset):
+                    if check_dups:
+                        earlier = inflight.get(docid)
+                        if earlier is not None:
+                            self._duplicate(docid, earlier, data, line, seg_no, seg)
                             continue
-                    elif docid is None or docid is _UNSET:
-                        docid = self._new_id(getattr(h, "key", _UNSET), ordinal)
-                        data = _splice_id(data, docid)
-                    elif not docid:
-                        raise _Bad("invalid_id", "_id must not be empty")
-                    if need_rev and h.rev is _UNSET:
-                        raise _Bad("missing_rev", "new_edits=false needs each document's _rev")
-                else:
-                    data, docid = self._encode(data, ordinal)
-                report.read += 1
+                        inflight[docid] = line
+                    ids.append(docid)
+                    bodies.append(data)
+                    lines.append(line)
+                    if len(ids) >= size:
+                        break
+                    continue
+                if (docid is None or docid is unset) and h.err is unset and not id_field and not need_rev \
+                        and data[0] == 123 and data[1] not in _WS_CLOSE:  # '{' then a member: splice
+                    ids.append(ordinal)
+                    bodies.append(id_head % ordinal + data[1:])
+                    lines.append(line)
+                    if len(ids) >= size:
+                        break
+                    continue
+            try:
+                data, docid = self._prepare(data, line, ordinal)
             except _Bad as bad:
-                report.read += 1
                 self._reject(line, None, bad.error, bad.reason, None, _text(data))
                 continue
-            if check_dups:
+            if data is None:
+                continue  # handled (a rejects record of input that is still no document)
+            if check_dups and docid.__class__ is str:
                 earlier = inflight.get(docid)
                 if earlier is not None:
-                    if self.upsert:  # the later one must win: send it when the earlier is settled
-                        self._waiting.setdefault(docid, []).append((data, line, seg_no))
-                        seg.pending += 1
-                    else:
-                        self._reject(line, docid, "conflict",
-                                     f"duplicate _id: the document of line {earlier} has the same _id", data)
+                    self._duplicate(docid, earlier, data, line, seg_no, seg)
                     continue
                 inflight[docid] = line
             ids.append(docid)
@@ -528,6 +573,7 @@ class Loader:
         else:
             self._exhausted = True
         self._ordinal = ordinal
+        self.report.read += ordinal - start - blanks
         if ordinal == start:
             return None  # nothing read at all
         self._next_seg += 1
@@ -538,11 +584,44 @@ class Loader:
         if not ids:
             self._settle(seg_no, 0)
             return _EMPTY
-        batch = _Batch(seg_no, ids, bodies, lines, reconcile=ordinal - len(ids) < self._reconcile_upto)
+        batch = _Batch(seg_no, _Ids(ids, self._id_fmt), bodies, lines,
+                       reconcile=ordinal - len(ids) < self._reconcile_upto)
         if self.checkpoint is not None:
             self.checkpoint.sending(ordinal, ahead=size * (self.concurrency + 1) * 4)
         self.report.batches += 1
         return batch
+
+    def _duplicate(self, docid: str, earlier: int, data: bytes, line: int, seg_no: int, seg: "_Segment") -> None:
+        if self.upsert:  # the later one must win: it is sent when the earlier one is settled
+            self._waiting.setdefault(docid, []).append((data, line, seg_no))
+            seg.pending += 1
+        else:
+            self._reject(line, docid, "conflict", f"duplicate _id: the document of line {earlier} has the same _id",
+                         data)
+
+    def _prepare(self, data: Any, line: int, ordinal: int) -> tuple[Any, Any]:
+        """The slow path: ``(body, id)`` for any item (raises :class:`_Bad`)."""
+        if data.__class__ is not bytes and isinstance(data, (bytes, bytearray, memoryview)):
+            data = bytes(data)
+        if data.__class__ is not bytes:
+            return self._encode(data, ordinal)
+        h = self._head(data)  # raises _Bad
+        docid = h.id
+        if h.err is not _UNSET:
+            return self._strip_error(data, line, ordinal)
+        if docid is None or docid is _UNSET:
+            key = getattr(h, "key", _UNSET)
+            if not self.new_edits:
+                raise _Bad("missing_id", "new_edits=false needs each document's _id and _rev")
+            docid = self._new_id(key, ordinal)
+            data = _splice_id(data, docid)
+            if key is _UNSET or key is None:
+                docid = ordinal  # a generated id (see _Batch.id)
+        elif not docid:
+            raise _Bad("invalid_id", "_id must not be empty")
+        if not self.new_edits and h.rev is _UNSET:
+            raise _Bad("missing_rev", "new_edits=false needs each document's _rev")
+        return data, docid
 
     def _new_id(self, key: Any, ordinal: int) -> str:
         if key is not _UNSET and key is not None:
@@ -556,7 +635,7 @@ class Loader:
             raise _Bad("invalid_id", f"no {self.id_field!r} field")
         # CouchDB's "sequential" uuid style: a random prefix per load and a counter —
         # the same on every run of a resumed load, and kind to the id B-tree
-        return "%s%012x" % (self.id_prefix, ordinal)
+        return self._id_fmt % ordinal
 
     def _encode(self, doc: Any, ordinal: int) -> tuple[bytes, str]:
         if isinstance(doc, BaseException):
@@ -646,7 +725,7 @@ class Loader:
                 self._reject(batch.lines[i], batch.ids[i], str(error), reason, batch.bodies[i])
             unsettled = []
         if unsettled:
-            again = _Batch(batch.seg, [batch.ids[i] for i in unsettled], [batch.bodies[i] for i in unsettled],
+            again = _Batch(batch.seg, batch.ids.subset(unsettled), [batch.bodies[i] for i in unsettled],
                            [batch.lines[i] for i in unsettled], batch.attempt + 1, reconcile=True)
             delay = random.uniform(0, min(self.max_backoff, self.backoff * (2 ** batch.attempt)))
             if outcome.retry_after is not None:
@@ -656,14 +735,15 @@ class Loader:
             heapq.heappush(retry_queue, again)
             report.retried += 1
             keep = set(unsettled)
-            settled_ids = [d for i, d in enumerate(batch.ids) if i not in keep]
+            settled_ids = [d for i, d in enumerate(batch.ids.raw) if i not in keep]
         else:
-            settled_ids = batch.ids
+            settled_ids = batch.ids.raw
         if self.new_edits:
             inflight = self._inflight
             waiting = self._waiting
             for docid in settled_ids:
-                del inflight[docid]
+                if docid.__class__ is str:
+                    del inflight[docid]
             if waiting:
                 for docid in settled_ids:
                     later = waiting.pop(docid, None)
@@ -685,7 +765,8 @@ class Loader:
         take = [r for r in self._ready if r[3] == seg][: self.batch_size]
         for r in take:
             self._ready.remove(r)
-        return _Batch(seg, [r[0] for r in take], [r[1] for r in take], [r[2] for r in take], reconcile=True)
+        return _Batch(seg, _Ids([r[0] for r in take], self._id_fmt), [r[1] for r in take], [r[2] for r in take],
+                      reconcile=True)
 
     # -- driving ------------------------------------------------------------------------------
     def _ops(self, node: "Server", queue: list, sent: dict) -> Iterator[Any]:
@@ -784,7 +865,7 @@ class Loader:
             cp.save(force=True)
 
 
-_EMPTY = _Batch(-1, [], [], [])
+_EMPTY = _Batch(-1, _Ids([], ""), [], [])
 
 
 def _splice_id(data: bytes, docid: str) -> bytes:
