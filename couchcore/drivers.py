@@ -4,35 +4,205 @@ An operation yields :class:`~couchcore.protocol.messages.Request` objects, recei
 :class:`~couchcore.protocol.messages.Response` objects and returns its result. A
 transport failure is thrown into the operation, so its ``try``/``finally`` blocks run
 (and may still yield clean-up requests) before the error reaches the caller.
+
+Retries live here, once, above every backend (:class:`RetryPolicy`): a backend sends
+one request and reports what happened; the driver decides whether sending it again is
+safe, and when.
 """
 
 from __future__ import annotations
 
+import asyncio
+import email.utils
+import random
+import time
 from typing import Any, Generator
 
-from .errors import HTTPError
+from .errors import (
+    ConnectError,
+    ConnectionError,
+    HTTPError,
+    OutcomeUnknown,
+    TimeoutError,
+    TLSError,
+    TransportError,
+)
 from .protocol.messages import Request, Response
 
-__all__ = ["Operation", "run", "run_async"]
+__all__ = ["Operation", "RetryPolicy", "run", "run_async", "send", "send_async"]
 
 Operation = Generator[Request, Response, Any]
+
+#: methods that read only: sending them twice is harmless
+IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+class RetryPolicy:
+    """When a request may be sent again, and after how long.
+
+    ``retries`` more attempts at most; the *n*-th waits a random time in
+    ``[0, min(max_backoff, backoff * 2**n)]`` ("full jitter", so clients that failed
+    together do not retry together); no retry starts later than ``deadline`` seconds
+    after the first attempt. Retried: a :class:`~couchcore.errors.ConnectError` (no
+    connection, so nothing was sent; not a connect timeout or a TLS failure, which a
+    retry would only repeat), a GET/HEAD/OPTIONS whose connection broke before the
+    response, and a ``429 Too Many Requests`` (after its ``Retry-After``, when that
+    fits in the deadline). Never retried: timeouts, and a write that may have been
+    sent (it becomes :class:`~couchcore.errors.OutcomeUnknown`). A request whose body
+    is a stream (a file, an iterator) is sent once: it cannot be replayed.
+    """
+
+    __slots__ = ("retries", "backoff", "max_backoff", "deadline")
+
+    def __init__(self, retries: int = 2, backoff: float = 0.25, max_backoff: float = 10.0,
+                 deadline: float | None = None) -> None:
+        self.retries = retries
+        self.backoff = backoff
+        self.max_backoff = max_backoff
+        self.deadline = deadline
+
+    @classmethod
+    def of(cls, transport: Any) -> "RetryPolicy":
+        """The policy configured in ``transport.options`` (or in a proxy's transport)."""
+        options = _find(transport, "options")
+        if options is None:
+            return cls(retries=0)
+        return cls(getattr(options, "retries", 2), getattr(options, "backoff", 0.25),
+                   getattr(options, "max_backoff", 10.0), getattr(options, "deadline", None))
+
+    def delay(self, request: Request, attempt: int, started: float, error: BaseException | None = None,
+              response: Response | None = None) -> float | None:
+        """Seconds to wait before attempt ``attempt + 1`` (``attempt`` counts retries
+        made so far), or ``None``: do not retry."""
+        if attempt >= self.retries or not _replayable(request):
+            return None
+        if error is not None:
+            if not retryable_error(request, error):
+                return None
+            wait = self._backoff(attempt)
+        elif response is not None and response.status == 429:
+            after = retry_after(response.headers.get("retry-after"))
+            wait = after if after is not None else self._backoff(attempt)
+        else:
+            return None
+        if self.deadline is not None and time.monotonic() - started + wait > self.deadline:
+            return None
+        return wait
+
+    def final_error(self, request: Request, error: BaseException) -> BaseException:
+        """The error to report for ``request`` when it is not retried: a write whose
+        connection broke after it may have been sent becomes
+        :class:`~couchcore.errors.OutcomeUnknown` (its ``__cause__`` the original)."""
+        unknown = _outcome_unknown(request, error)
+        if unknown is not error:
+            unknown.__cause__ = error
+        return unknown
+
+    def _backoff(self, attempt: int) -> float:
+        return random.uniform(0, min(self.max_backoff, self.backoff * (2 ** attempt)))
+
+
+def retryable_error(request: Request, error: BaseException) -> bool:
+    """Whether sending ``request`` again after ``error`` is safe (and may help)."""
+    if not isinstance(error, TransportError) or isinstance(error, (TimeoutError, TLSError)):
+        return False
+    if isinstance(error, ConnectError):
+        return True  # no connection: nothing was sent
+    return isinstance(error, ConnectionError) and request.method in IDEMPOTENT
+
+
+def retry_after(value: str | None) -> float | None:
+    """Seconds from a ``Retry-After`` header (delta-seconds or an HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when is None:
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _replayable(request: Request) -> bool:
+    return request.body is None or isinstance(request.body, (bytes, bytearray, str))
+
+
+def _outcome_unknown(request: Request, error: BaseException) -> BaseException:
+    """A write whose connection broke after it may have been sent: say so."""
+    if (request.method not in IDEMPOTENT and isinstance(error, ConnectionError)
+            and not isinstance(error, (ConnectError, OutcomeUnknown))):
+        return OutcomeUnknown(f"{request.method} may or may not have been applied: {error.detail}",
+                              error.url, request.method)
+    return error
+
+
+def send(transport: Any, request: Request, policy: RetryPolicy | None = None) -> Response:
+    """Send ``request`` over a sync transport, retrying as ``policy`` allows."""
+    policy = policy or RetryPolicy.of(transport)
+    started = time.monotonic()
+    attempt = 0
+    while True:
+        try:
+            response = transport.send(request)
+        except TransportError as exc:
+            wait = policy.delay(request, attempt, started, error=exc)
+            if wait is None:
+                unknown = _outcome_unknown(request, exc)
+                if unknown is exc:
+                    raise
+                raise unknown from exc
+        else:
+            wait = policy.delay(request, attempt, started, response=response) if response.status == 429 else None
+            if wait is None:
+                return response
+            response.close()
+        time.sleep(wait)
+        attempt += 1
+
+
+async def send_async(transport: Any, request: Request, policy: RetryPolicy | None = None) -> Response:
+    """Send ``request`` over an async transport, retrying as ``policy`` allows."""
+    policy = policy or RetryPolicy.of(transport)
+    started = time.monotonic()
+    attempt = 0
+    while True:
+        try:
+            response = await transport.send(request)
+        except TransportError as exc:
+            wait = policy.delay(request, attempt, started, error=exc)
+            if wait is None:
+                unknown = _outcome_unknown(request, exc)
+                if unknown is exc:
+                    raise
+                raise unknown from exc
+        else:
+            wait = policy.delay(request, attempt, started, response=response) if response.status == 429 else None
+            if wait is None:
+                return response
+            response.close()
+        await asyncio.sleep(wait)
+        attempt += 1
 
 
 def run(op: Operation, transport: Any) -> Any:
     """Run ``op`` to completion over a sync transport and return its result."""
     try:
-        return _run(op, transport)
+        return _run(op, transport, RetryPolicy.of(transport))
     except HTTPError as exc:
         exc._rebase(_base_url(transport))
         raise
 
 
-def _run(op: Operation, transport: Any) -> Any:
+def _run(op: Operation, transport: Any, policy: RetryPolicy) -> Any:
     try:
         request = next(op)
         while True:
             try:
-                response = transport.send(request)
+                response = send(transport, request, policy)
                 if response.stream is not None and not response.ok:
                     response.read()
             except BaseException as exc:  # give the operation its chance to clean up
@@ -46,18 +216,18 @@ def _run(op: Operation, transport: Any) -> Any:
 async def run_async(op: Operation, transport: Any) -> Any:
     """Run ``op`` to completion over an async transport (``await transport.send(req)``)."""
     try:
-        return await _run_async(op, transport)
+        return await _run_async(op, transport, RetryPolicy.of(transport))
     except HTTPError as exc:
         exc._rebase(_base_url(transport))
         raise
 
 
-async def _run_async(op: Operation, transport: Any) -> Any:
+async def _run_async(op: Operation, transport: Any, policy: RetryPolicy) -> Any:
     try:
         request = next(op)
         while True:
             try:
-                response = await transport.send(request)
+                response = await send_async(transport, request, policy)
                 if response.stream is not None and not response.ok:
                     await response.aread()
             except BaseException as exc:
@@ -68,12 +238,18 @@ async def _run_async(op: Operation, transport: Any) -> Any:
         return stop.value
 
 
-def _base_url(transport: Any) -> str:
-    """The base URL behind ``transport`` (or a proxy of it), for errors an operation
-    raised with a path only: every error names the full URL."""
+def _find(transport: Any, name: str) -> Any:
+    """Attribute ``name`` of ``transport`` or of the transport a proxy wraps."""
     while transport is not None:
-        base = getattr(transport, "base_url", None)
-        if isinstance(base, str):
-            return base
+        value = getattr(transport, name, None)
+        if value is not None:
+            return value
         transport = getattr(transport, "_transport", None)
-    return ""
+    return None
+
+
+def _base_url(transport: Any) -> str:
+    """The base URL behind ``transport``, for errors an operation raised with a path
+    only: every error names the full URL."""
+    base = _find(transport, "base_url")
+    return base if isinstance(base, str) else ""

@@ -41,6 +41,7 @@ __all__ = [
     "TransportError",
     "ConnectionError",
     "ConnectError",
+    "OutcomeUnknown",
     "TimeoutError",
     "ConnectTimeout",
     "ReadTimeout",
@@ -261,6 +262,7 @@ class TransportError(CouchcoreError):
 
     def __init__(self, message: str, url: str | None = None) -> None:
         self.url = redact_url(url) if url else url
+        self.detail = message  # the message without the URL
         if self.url:
             message = f"{message} ({self.url})"
         super().__init__(message)
@@ -273,6 +275,7 @@ def _rebuild_transport_error(cls: type, message: str, url: str | None) -> "Trans
     exc = cls.__new__(cls, message)
     CouchcoreError.__init__(exc, message)
     exc.url = url
+    exc.detail = message
     return exc
 
 
@@ -288,6 +291,19 @@ class ConnectError(ConnectionError):
     """No connection could be established (refused, unresolvable host, unreachable
     network, TLS handshake failed or timed out): the request was certainly not sent,
     so it is always safe to try it again."""
+
+
+class OutcomeUnknown(ConnectionError):
+    """A write (``POST``, ``PUT``, ``DELETE``, ``COPY``) was sent, or may have been, and
+    the connection broke before its response: the server may or may not have applied
+    it. couchcore never re-sends such a write blindly (a re-sent write could meet its
+    own success as a 409 ``Conflict``); read the document back to find out.
+    ``method`` and ``url`` name the request; ``__cause__`` is the transport error.
+    """
+
+    def __init__(self, message: str, url: str | None = None, method: str | None = None) -> None:
+        super().__init__(message, url)
+        self.method = method
 
 
 class TimeoutError(TransportError, builtins.TimeoutError):  # noqa: A001

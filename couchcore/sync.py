@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Callable, Iterable, Iterator
 
 from .api import DatabaseAPI, ServerAPI
-from .drivers import run
+from .drivers import RetryPolicy, run
 from .errors import HTTPError, InvalidInput
 from .models import Document
 from .transport.base import get_backend
@@ -18,9 +18,33 @@ class Server(ServerAPI):
 
     ``Server(url=None, auth=None, full_commit=True, backend="urllib3", **transport_options)``:
     ``url`` defaults to ``$COUCHDB_URL`` or ``http://127.0.0.1:5984`` and may carry
-    credentials (``http://user:pw@host:5984``); ``auth=(user, password)`` overrides them.
-    Transport options: ``timeout``, ``connect_timeout``, ``verify``, ``ca_certs``,
-    ``cert_file``, ``key_file``, ``maxsize``, ``retries``, ``headers``.
+    credentials (``http://user:pw@host:5984``, percent-encoded: a password holding
+    ``/ ? #`` unencoded raises :class:`~couchcore.errors.InvalidInput`);
+    ``auth=(user, password)`` overrides them and takes any password as it is.
+
+    Timeouts (seconds; the same on every backend):
+
+    * ``timeout=90``: the read timeout, an idle timeout (the server must send
+      something at least every 90 s; ``None`` waits forever), a little over
+      CouchDB's own 60 s request timeout. A stalled server costs one read timeout:
+      timeouts are never retried.
+    * ``connect_timeout=10`` (or ``timeout`` when smaller): TCP connect and TLS
+      handshake; ``https://`` to a port that never completes a handshake raises
+      :class:`~couchcore.errors.ConnectTimeout` after it.
+
+    Retries (one policy for every backend, see :class:`couchcore.drivers.RetryPolicy`):
+    ``retries=2`` more attempts, exponential backoff with full jitter from
+    ``backoff=0.25`` up to ``max_backoff=10``, none started after ``deadline=None``
+    seconds; only a request that could not connect, a GET/HEAD whose connection broke,
+    or a 429 (after its ``Retry-After``). A write that may have been sent is never
+    re-sent: :class:`~couchcore.errors.OutcomeUnknown`.
+
+    Other transport options: ``verify`` (TLS verification, on by default),
+    ``ca_certs``, ``cert_file``, ``key_file``, ``maxsize``, ``headers``.
+    Errors: :class:`~couchcore.errors.HTTPError` subclasses (with the full URL,
+    credentials removed), :class:`~couchcore.errors.TransportError` subclasses (also
+    Python's ``ConnectionError``/``TimeoutError``); ``server[name]`` on a missing
+    database raises :class:`~couchcore.errors.NotFoundKeyError`, also a ``KeyError``.
     """
 
     def _make_transport(self, backend: str | None) -> Any:
@@ -35,7 +59,7 @@ class Server(ServerAPI):
         ``ops`` is consumed lazily and a failed operation yields its exception."""
         iter_many = getattr(self._transport, "iter_many", None)
         if iter_many is not None:  # pycurl: one CurlMulti handle, many transfers in flight
-            for i, result in iter_many(ops, concurrency):
+            for i, result in iter_many(ops, concurrency, RetryPolicy.of(self._transport)):
                 if isinstance(result, HTTPError):
                     result._rebase(self.url)
                 yield i, result

@@ -601,3 +601,234 @@ def test_database_from_bad_url_or_name():
         couchcore.Database("http://127.0.0.1:9/Bad Name")
     with pytest.raises(couchcore.InvalidInput):
         couchcore.Database("http://127.0.0.1:9/ok", auth="user:pw")
+
+
+# -- timeouts and retries (issue 15 item 6, issue 11 fault c and item 1) ----------------------------
+
+
+ALL_BACKENDS = ["urllib3", "pycurl", "tornado"]
+
+
+def call(backend: str, url: str, method: str = "version", *args, **options):
+    """``Server(url, **options).<method>(*args)`` on a sync backend or the async facade."""
+    if backend == "tornado":
+        import asyncio
+
+        import couchcore.tornado as ct
+
+        async def main():
+            server = ct.Server(url, **options)
+            try:
+                return await getattr(server, method)(*args)
+            finally:
+                server.close()
+
+        return asyncio.run(main())
+    if backend == "pycurl":
+        pytest.importorskip("pycurl")
+    return getattr(couchcore.Server(url, backend=backend, **options), method)(*args)
+
+
+def http_reply(body: bytes = b'{"couchdb":"Welcome","version":"9.9.9-test"}', status: str = "200 OK",
+               extra: str = "") -> bytes:
+    return (f"HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+            f"Connection: close\r\n{extra}\r\n").encode() + body
+
+
+class Scripted(LoopbackServer):
+    """Answers the n-th request (from 0) with ``script(n, head)``: the bytes to send, or
+    ``None`` to close the connection without an answer (after reading the request)."""
+
+    def __init__(self, script) -> None:
+        self.script = script
+        self.heads: list[bytes] = []
+        self.times: list[float] = []
+        super().__init__()
+
+    def handle(self, conn: socket.socket) -> None:
+        head = read_request_head(conn)
+        if not head:
+            return
+        n = len(self.heads)
+        self.heads.append(head)
+        self.times.append(time.monotonic())
+        reply = self.script(n, head)
+        if reply is None:
+            conn.shutdown(socket.SHUT_RDWR)
+            return
+        conn.sendall(reply)
+
+
+def test_documented_defaults():
+    from couchcore.transport.base import TransportOptions
+
+    options = TransportOptions.from_kwargs()
+    assert options.timeout == 90 and options.connect_timeout == 10 and options.retries == 2
+    assert options.deadline is None
+    doc = couchcore.Server.__doc__
+    assert "90" in doc and "10" in doc and "read timeout" in doc and "connect" in doc and "retries" in doc
+    readme = open(os.path.join(os.path.dirname(__file__), "..", "README.md"), encoding="utf-8").read()
+    assert "90 s" in readme and "10 s" in readme
+    # a read timeout below the connect timeout's default also bounds connecting
+    assert TransportOptions.from_kwargs(timeout=3).connect_timeout == 3
+    assert TransportOptions.from_kwargs(timeout=3, connect_timeout=5).connect_timeout == 5
+    assert TransportOptions.from_kwargs(timeout=None).connect_timeout == 10
+    for bad in ({"timeout": -1}, {"timeout": "3"}, {"connect_timeout": True}, {"retries": -1},
+                {"retries": 1.5}, {"deadline": -2}, {"backoff": None}):
+        with pytest.raises(couchcore.InvalidOption):
+            TransportOptions.from_kwargs(**bad)
+
+
+@pytest.mark.parametrize("backend", ALL_BACKENDS)
+def test_a_slow_response_times_out_once_with_default_retries(backend):
+    """Issue 11: timeout=1 against a response that takes 4 s raises ReadTimeout after
+    ~1 s on every backend (urllib3 used to send the GET three times: 3 s)."""
+    slow = Scripted(lambda n, head: (time.sleep(4), http_reply())[1])
+    try:
+        t0 = time.monotonic()
+        with pytest.raises(couchcore.ReadTimeout):
+            call(backend, slow.url, timeout=1.0)
+        elapsed = time.monotonic() - t0
+    finally:
+        slow.close()
+    assert 0.9 < elapsed < 2.5, elapsed
+    assert len(slow.heads) == 1  # sent once
+
+
+@pytest.mark.parametrize("backend", ALL_BACKENDS)
+def test_a_server_that_never_answers_costs_one_read_timeout(backend):
+    silent = LoopbackServer(lambda conn: (read_request_head(conn), time.sleep(10)))
+    try:
+        t0 = time.monotonic()
+        with pytest.raises(couchcore.ReadTimeout) as exc:
+            call(backend, silent.url, timeout=0.5, retries=5)
+        elapsed = time.monotonic() - t0
+    finally:
+        silent.close()
+    assert isinstance(exc.value, TimeoutError)  # the builtin
+    assert elapsed < 2 and silent.connections == 1
+
+
+@pytest.mark.parametrize("backend", ALL_BACKENDS)
+def test_https_to_a_silent_plain_port_fails_within_the_connect_timeout(backend):
+    """Issue 15: https:// to a plain-HTTP port that never answers the TLS handshake
+    raised ReadTimeout after 30 s; now a connect error within the connect timeout."""
+    blackhole = LoopbackServer(lambda conn: time.sleep(10))
+    try:
+        t0 = time.monotonic()
+        with pytest.raises(couchcore.ConnectError) as exc:
+            call(backend, blackhole.url.replace("http://", "https://"), timeout=3)
+        elapsed = time.monotonic() - t0
+    finally:
+        blackhole.close()
+    assert isinstance(exc.value, (couchcore.ConnectTimeout, couchcore.TLSError))
+    assert not isinstance(exc.value, couchcore.ReadTimeout)
+    assert 2.5 < elapsed < 4.5, elapsed
+    assert blackhole.connections == 1  # a handshake timeout is not retried
+
+
+@pytest.mark.parametrize("backend", ALL_BACKENDS)
+def test_a_refused_connection_is_retried_until_the_server_listens(backend):
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+    def serve_later():
+        time.sleep(0.3)
+        sock.listen(4)
+        conn, _ = sock.accept()
+        with conn:
+            read_request_head(conn)
+            conn.sendall(http_reply())
+
+    thread = threading.Thread(target=serve_later, daemon=True)
+    thread.start()
+    try:
+        assert call(backend, url, retries=8, backoff=0.2) == "9.9.9-test"
+    finally:
+        thread.join(5)
+        sock.close()
+
+
+@pytest.mark.parametrize("backend", ALL_BACKENDS)
+def test_a_read_whose_connection_broke_is_sent_again(backend):
+    flaky = Scripted(lambda n, head: None if n == 0 else http_reply())
+    try:
+        assert call(backend, flaky.url, backoff=0.01) == "9.9.9-test"
+        assert len(flaky.heads) == 2
+    finally:
+        flaky.close()
+
+
+@pytest.mark.parametrize("backend", ALL_BACKENDS)
+def test_a_write_whose_connection_broke_is_never_resent(backend):
+    # the config write first finds the node prefix (a GET), then PUTs: that PUT is dropped
+    flaky = Scripted(lambda n, head: None if head.startswith(b"PUT") else http_reply(b'"1"'))
+    try:
+        with pytest.raises(couchcore.OutcomeUnknown) as exc:
+            call(backend, flaky.url, "config", "couchdb/x", "1", retries=5, backoff=0.01)
+    finally:
+        flaky.close()
+    assert [h.split(b" ")[0] for h in flaky.heads].count(b"PUT") == 1
+    err = exc.value
+    assert err.method == "PUT" and err.url.startswith(flaky.url) and isinstance(err, ConnectionError)
+    assert isinstance(err.__cause__, couchcore.ConnectionError) and not isinstance(err.__cause__, couchcore.ConnectError)
+
+
+@pytest.mark.parametrize("backend", ALL_BACKENDS)
+def test_429_is_retried_after_retry_after(backend):
+    busy = Scripted(lambda n, head: http_reply(b'{"error":"too_many_requests","reason":"slow down"}',
+                                               "429 Too Many Requests", "Retry-After: 1\r\n") if n == 0
+                    else http_reply())
+    try:
+        assert call(backend, busy.url) == "9.9.9-test"
+        assert len(busy.heads) == 2 and busy.times[1] - busy.times[0] >= 0.95
+    finally:
+        busy.close()
+
+
+@pytest.mark.parametrize("backend", ALL_BACKENDS)
+def test_429_beyond_the_deadline_is_reported(backend):
+    busy = Scripted(lambda n, head: http_reply(b'{"error":"too_many_requests","reason":"slow down"}',
+                                               "429 Too Many Requests", "Retry-After: 30\r\n"))
+    try:
+        t0 = time.monotonic()
+        with pytest.raises(couchcore.TooManyRequests) as exc:
+            call(backend, busy.url, deadline=5)
+        assert time.monotonic() - t0 < 2 and len(busy.heads) == 1
+        assert exc.value.reason == "slow down"
+    finally:
+        busy.close()
+
+
+def test_retries_zero_sends_once(backend):
+    flaky = Scripted(lambda n, head: None if n == 0 else http_reply())
+    try:
+        with pytest.raises(couchcore.ConnectionError):
+            call(backend, flaky.url, retries=0)
+        assert len(flaky.heads) == 1
+    finally:
+        flaky.close()
+
+
+def test_many_requests_at_once_are_retried_by_the_same_policy(backend):
+    """get_many runs on pycurl's CurlMulti engine (and threads for urllib3): the first
+    answer to each document is a 429, the second the document."""
+    seen: set[bytes] = set()
+
+    def script(n, head):
+        path = head.split(b" ")[1]
+        if path not in seen:
+            seen.add(path)
+            return http_reply(b'{"error":"too_many_requests"}', "429 Too Many Requests", "Retry-After: 0\r\n")
+        docid = path.rsplit(b"/", 1)[1]
+        return http_reply(b'{"_id":"%s","_rev":"1-a"}' % docid)
+
+    srv = Scripted(script)
+    try:
+        db = couchcore.Server(srv.url, backend=backend)._database("db")
+        docs = db.get_many([f"d{i}" for i in range(6)], concurrency=3)
+        assert [d["_id"] for d in docs] == [f"d{i}" for i in range(6)]
+        assert len(srv.heads) == 12
+    finally:
+        srv.close()

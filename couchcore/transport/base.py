@@ -9,7 +9,7 @@ from typing import Any, Callable, Mapping
 from .. import __version__
 
 __all__ = ["TransportOptions", "Credentials", "BaseTransport", "register", "get_backend", "is_file_like",
-           "USER_AGENT", "BODY_METHODS"]
+           "USER_AGENT", "BODY_METHODS", "DEFAULT_TIMEOUT", "DEFAULT_CONNECT_TIMEOUT"]
 
 #: sent by every backend (``headers={"User-Agent": ...}`` in the transport options overrides it)
 USER_AGENT = f"couchcore/{__version__}"
@@ -17,38 +17,71 @@ USER_AGENT = f"couchcore/{__version__}"
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 
+#: the defaults, in seconds (see :class:`TransportOptions`)
+DEFAULT_TIMEOUT = 90.0
+DEFAULT_CONNECT_TIMEOUT = 10.0
+
+
 @dataclass(frozen=True)
 class TransportOptions:
-    """Every network knob of a backend, in one frozen object.
+    """Every network knob of a backend, in one frozen object (times in seconds).
 
-    ``timeout`` is the read timeout in seconds (``None``: wait forever),
-    ``connect_timeout`` the connect timeout; ``verify`` turns TLS verification on
-    (the default) and ``ca_certs`` names a CA bundle; ``cert_file``/``key_file`` give a
-    client certificate; ``maxsize`` is the connection-pool size per host;
-    ``retries`` is how often an idempotent request (GET/HEAD) is retried after a
-    connection failure (a write is never re-sent blindly); ``headers`` are added to
-    every request.
+    ``timeout`` (default 90): the read timeout, an *idle* timeout: the server must
+    send something at least this often (``None``: wait forever). 90 s is a little
+    over CouchDB's own 60 s cluster request timeout, so a slow view ends with
+    CouchDB's ``timeout`` error rather than ours; feeds set their own from their
+    ``heartbeat``/``timeout``. ``connect_timeout`` (default 10, or ``timeout`` when
+    that is smaller): the TCP connect *and* the TLS handshake.
+    ``retries`` (default 2): how many times a request is tried again, with
+    exponential backoff and full jitter starting at ``backoff`` (default 0.25) and at
+    most ``max_backoff`` (default 10), after a failure that is safe to retry: a
+    connection that could not be made (nothing was sent), a GET/HEAD whose connection
+    broke before the response, or a ``429 Too Many Requests`` (its ``Retry-After`` is
+    honoured). Timeouts are never retried (a stalled server costs one read timeout,
+    not several), nor is a write that may have been sent
+    (:class:`~couchcore.errors.OutcomeUnknown`). ``deadline`` (default ``None``): no
+    retry starts later than this after the first attempt.
+    ``verify`` turns TLS verification on (the default) and ``ca_certs`` names a CA
+    bundle; ``cert_file``/``key_file`` give a client certificate; ``maxsize`` is the
+    connection-pool size per host; ``headers`` are added to every request;
+    ``max_clients`` bounds requests in flight (async backend).
     """
 
-    timeout: float | None = 300.0
-    connect_timeout: float | None = 10.0
+    timeout: float | None = DEFAULT_TIMEOUT
+    connect_timeout: float | None = DEFAULT_CONNECT_TIMEOUT
     verify: bool = True
     ca_certs: str | None = None
     cert_file: str | None = None
     key_file: str | None = None
     maxsize: int = 10
     retries: int = 2
+    backoff: float = 0.25
+    max_backoff: float = 10.0
+    deadline: float | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
     max_clients: int = 10
 
     @classmethod
     def from_kwargs(cls, **kwargs: Any) -> "TransportOptions":
+        """Options from keyword arguments, checked (:class:`~couchcore.errors.InvalidOption`)."""
+        from ..errors import InvalidOption
+
         known = set(cls.__dataclass_fields__)
         unknown = set(kwargs) - known
         if unknown:
-            from ..errors import InvalidOption
-
             raise InvalidOption(f"unknown transport option(s): {', '.join(sorted(unknown))}")
+        for name in ("timeout", "connect_timeout", "deadline", "backoff", "max_backoff"):
+            value = kwargs.get(name, 0)
+            if value is None and name in ("timeout", "connect_timeout", "deadline"):
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                raise InvalidOption(f"{name} must be a non-negative number of seconds, got {value!r}")
+        retries = kwargs.get("retries", 0)
+        if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+            raise InvalidOption(f"retries must be a non-negative int, got {retries!r}")
+        timeout = kwargs.get("timeout", DEFAULT_TIMEOUT)
+        if "connect_timeout" not in kwargs and timeout and timeout < DEFAULT_CONNECT_TIMEOUT:
+            kwargs["connect_timeout"] = timeout  # Server(url, timeout=3): nothing waits 10 s
         return cls(**kwargs)
 
 

@@ -23,13 +23,14 @@ __all__ = ["PycurlTransport"]
 
 HIGH_WATER = 1 << 20  # pause a streamed transfer when this much is buffered unread
 _TLS_CODES = {35, 51, 53, 54, 58, 59, 60, 64, 66, 77, 80, 82, 83, 90, 91}
+_CONNECT_CODES = {5, 6, 7}  # proxy or host not resolved, connection refused/unreachable: nothing sent
 
 
 class _Transfer:
     """One request on the multi handle: its headers, buffered body chunks, and state."""
 
     __slots__ = ("curl", "request", "url", "status", "headers", "headers_done", "chunks", "buffered",
-                 "idle_timeout", "last_activity",
+                 "idle_timeout", "last_activity", "started",
                  "paused", "done", "error", "stream", "cancelled")
 
     def __init__(self, curl: pycurl.Curl, request: Request, url: str) -> None:
@@ -46,7 +47,7 @@ class _Transfer:
         self.error: errors.TransportError | None = None
         self.stream = request.stream
         self.idle_timeout: float | None = None
-        self.last_activity = time.monotonic()
+        self.last_activity = self.started = time.monotonic()
         self.cancelled = False  # set by Response.close(), possibly from another thread
 
     def on_header(self, line: bytes) -> None:
@@ -142,10 +143,25 @@ class CurlEngine:
             # an idle timeout (no byte for `timeout` s), not curl's average-speed limit,
             # so a feed sending a heartbeat every 30 s stays open
             if (not transfer.done and not transfer.paused and transfer.idle_timeout
-                    and now - transfer.last_activity > transfer.idle_timeout):
+                    and now - transfer.last_activity > transfer.idle_timeout
+                    and now - self._idle_since(transfer) > transfer.idle_timeout):
                 transfer.error = errors.ReadTimeout(
                     f"no data for {transfer.idle_timeout:g}s (read timeout)", transfer.url)
                 transfer.done = True
+
+    def _idle_since(self, transfer: _Transfer) -> float:
+        """When the read timeout of ``transfer`` started counting: once it is connected
+        (TCP and TLS; libcurl's CONNECTTIMEOUT bounds connecting), or at its last byte."""
+        try:
+            ready = transfer.curl.getinfo(pycurl.PRETRANSFER_TIME)  # s from start to ready-to-send
+        except pycurl.error:
+            ready = 0.0
+        if ready <= 0:
+            limit = self.transport.options.connect_timeout
+            if limit is None or time.monotonic() - transfer.started < limit + 1:
+                return time.monotonic()  # still connecting
+            ready = limit
+        return max(transfer.last_activity, transfer.started + ready)
 
     def resume(self, transfer: _Transfer) -> None:
         transfer.paused = False
@@ -184,16 +200,26 @@ class CurlEngine:
                         method=transfer.request.method, url=transfer.url,
                         auth_sent=self.transport.sends_credentials(transfer.request))
 
-    def iter_many(self, ops: Iterable[Any], concurrency: int) -> Iterator[tuple[int, Any]]:
+    def iter_many(self, ops: Iterable[Any], concurrency: int, policy: Any = None) -> Iterator[tuple[int, Any]]:
         """Run protocol operations with up to ``concurrency`` requests in flight.
 
         ``ops`` is consumed lazily; yields ``(index, result)`` as operations finish
         (an exception is yielded in place of the result of an operation that failed).
+        ``policy`` (a :class:`couchcore.drivers.RetryPolicy`, supplied by the facade)
+        decides which failed requests are sent again and when; this engine only
+        schedules them.
         """
         source = enumerate(ops)
         exhausted = False
-        flying: dict[_Transfer, tuple[int, Any]] = {}
+        flying: dict[_Transfer, tuple[int, Any, int, float]] = {}  # index, op, retries so far, first try
+        later: list[tuple[float, int, Any, Request, int, float]] = []  # retries waiting for their time
         finished: deque[tuple[int, Any]] = deque()
+
+        def launch(i: int, op: Any, request: Request, attempt: int, started: float) -> None:
+            try:
+                flying[self.start(request)] = (i, op, attempt, started)
+            except Exception as error:
+                advance(i, op, exc=error)
 
         def advance(i: int, op: Any, value: Any = None, exc: BaseException | None = None,
                     first: bool = False) -> None:
@@ -211,14 +237,26 @@ class CurlEngine:
                 finished.append((i, error))
                 return
             request.stream = False  # bodies are read whole when many run at once
-            try:
-                flying[self.start(request)] = (i, op)
-            except Exception as error:
+            launch(i, op, request, 0, time.monotonic())
+
+        def settle(transfer: _Transfer, i: int, op: Any, attempt: int, started: float) -> None:
+            request, error = transfer.request, transfer.error
+            response = self.response(transfer) if error is None else None
+            if policy is not None and (error is not None or response.status == 429):  # type: ignore[union-attr]
+                wait = policy.delay(request, attempt, started, error=error, response=response)
+                if wait is not None:
+                    later.append((time.monotonic() + wait, i, op, request, attempt + 1, started))
+                    return
+                if error is not None:
+                    error = policy.final_error(request, error)
+            if error is not None:
                 advance(i, op, exc=error)
+            else:
+                advance(i, op, response)
 
         try:
             while True:
-                while not exhausted and len(flying) < concurrency:
+                while not exhausted and len(flying) + len(later) < concurrency:
                     try:
                         i, op = next(source)
                     except StopIteration:
@@ -227,19 +265,24 @@ class CurlEngine:
                     advance(i, op, first=True)
                 while finished:
                     yield finished.popleft()
+                now = time.monotonic()
+                for item in [item for item in later if item[0] <= now]:
+                    later.remove(item)
+                    launch(*item[1:])
                 if not flying:
-                    if exhausted:
+                    if later:
+                        time.sleep(max(0.0, min(item[0] for item in later) - time.monotonic()))
+                        continue
+                    if exhausted and not finished:
                         return
                     continue
-                self.multi.select(0.5)
+                wait = 0.5 if not later else max(0.0, min(0.5, min(item[0] for item in later) - now))
+                self.multi.select(wait)
                 self.step()
                 for transfer in [t for t in flying if t.done]:
-                    i, op = flying.pop(transfer)
+                    i, op, attempt, started = flying.pop(transfer)
                     self.finish(transfer)
-                    if transfer.error is not None:
-                        advance(i, op, exc=transfer.error)
-                    else:
-                        advance(i, op, self.response(transfer))
+                    settle(transfer, i, op, attempt, started)
         finally:
             for transfer in list(flying):
                 self.finish(transfer)
@@ -345,8 +388,8 @@ class PycurlTransport(BaseTransport):
         engine.finish(transfer)
         return engine.response(transfer)
 
-    def iter_many(self, ops: Iterable[Any], concurrency: int = 16) -> Iterator[tuple[int, Any]]:
-        return self.engine.iter_many(ops, concurrency)
+    def iter_many(self, ops: Iterable[Any], concurrency: int = 16, policy: Any = None) -> Iterator[tuple[int, Any]]:
+        return self.engine.iter_many(ops, concurrency, policy)
 
 
 def _reader(body: Any):
@@ -376,11 +419,14 @@ def _translate(curl: pycurl.Curl, code: int, message: str, url: str) -> errors.T
 
     text = f"curl error {code}: {redact_url(message)}"
     if code == pycurl.E_OPERATION_TIMEDOUT:
-        try:
-            connected = curl.getinfo(pycurl.CONNECT_TIME) > 0
+        try:  # we set no overall TIMEOUT: this is CONNECTTIMEOUT, unless the TCP/TLS set-up was done
+            done = curl.getinfo(pycurl.APPCONNECT_TIME if url.startswith("https:") else pycurl.CONNECT_TIME)
+            connected = done > 0 and curl.getinfo(pycurl.PRETRANSFER_TIME) > 0
         except pycurl.error:
             connected = False
         return errors.ReadTimeout(text, url) if connected else errors.ConnectTimeout(text, url)
     if code in _TLS_CODES:
         return errors.TLSError(text, url)
+    if code in _CONNECT_CODES:
+        return errors.ConnectError(text, url)
     return errors.ConnectionError(text, url)

@@ -328,6 +328,7 @@ class _Exchange:
         self.producer_error: BaseException | None = None
         self._released = False
         self._got_headers = False
+        self._connected = False  # TCP (and TLS) up: from here on the request may have been sent
         self._timer: asyncio.TimerHandle | None = None
         self.last_activity = loop.time()
         state.exchanges.add(self)
@@ -342,6 +343,7 @@ class _Exchange:
 
     def connected(self) -> None:
         """The TCP (and TLS) connection is up: the read timeout counts from now."""
+        self._connected = True
         self.last_activity = self.loop.time()
         if self._timer is not None and self.read_timeout is not None:
             self._timer.cancel()
@@ -391,7 +393,7 @@ class _Exchange:
             why = "the transport was closed" if self.abort_reason == "shutdown" else self.abort_reason
             error = errors.ConnectionError(f"request aborted ({why})", self.url)
         else:
-            error = _translate(exc, self.url, self._got_headers)
+            error = _translate(exc, self.url, self._got_headers, self._connected)
         self.finished = True
         self.error = error
         for fut in (self.headers_ready, self.done):
@@ -556,8 +558,17 @@ def _body_producer(body: Any, exchange: _Exchange) -> Callable[[Callable[[bytes]
     return produce
 
 
-def _translate(exc: BaseException, url: str, got_headers: bool) -> BaseException:
-    """Map Tornado's (and the socket layer's) exceptions to couchcore's TransportError family."""
+def _translate(exc: BaseException, url: str, got_headers: bool, connected: bool = True) -> BaseException:
+    """Map Tornado's (and the socket layer's) exceptions to couchcore's TransportError
+    family; a connection failure before the connection was up is a
+    :class:`~couchcore.errors.ConnectError` (nothing was sent)."""
+    error = _translate_any(exc, url, got_headers)
+    if not connected and type(error) is errors.ConnectionError:
+        return errors.ConnectError(error.detail, url)
+    return error
+
+
+def _translate_any(exc: BaseException, url: str, got_headers: bool) -> BaseException:
     if isinstance(exc, (errors.CouchcoreError, asyncio.CancelledError)):
         return exc
     if isinstance(exc, StreamClosedError) and exc.real_error is not None:

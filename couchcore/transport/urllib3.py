@@ -7,6 +7,7 @@ import socket
 from typing import Any, Iterator
 
 import urllib3
+import urllib3.connection
 from urllib3 import exceptions as u3
 
 from .. import errors
@@ -16,7 +17,24 @@ from .base import BaseTransport, Credentials, TransportOptions, is_file_like, re
 __all__ = ["Urllib3Transport"]
 
 CHUNK = 64 * 1024
-_IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+class _HTTPSConnection(urllib3.connection.HTTPSConnection):
+    """urllib3's HTTPS connection, but a TLS handshake that times out is a *connect*
+    timeout (urllib3 reports it as a read timeout): it is bounded by the connect
+    timeout, and nothing was sent."""
+
+    def connect(self) -> None:
+        try:
+            super().connect()
+        except TimeoutError as exc:  # socket.timeout from the handshake (TCP: ConnectTimeoutError)
+            raise u3.ConnectTimeoutError(
+                self, f"TLS handshake with {self.host}:{self.port} timed out (connect timeout={self.timeout})"
+            ) from exc
+
+
+class _HTTPSConnectionPool(urllib3.HTTPSConnectionPool):
+    ConnectionCls = _HTTPSConnection
 
 
 @register("urllib3")
@@ -34,6 +52,7 @@ class Urllib3Transport(BaseTransport):
                 pool_kw["cert_file"] = options.cert_file
                 pool_kw["key_file"] = options.key_file
         self._pool = urllib3.PoolManager(**pool_kw)
+        self._pool.pool_classes_by_scheme = {**self._pool.pool_classes_by_scheme, "https": _HTTPSConnectionPool}
 
     def close(self) -> None:
         self._pool.clear()
@@ -53,19 +72,6 @@ class Urllib3Transport(BaseTransport):
             if is_file_like(body):
                 body = _file_chunks(body)
             chunked = "Content-Length" not in headers and "content-length" not in headers
-        retries = urllib3.Retry(
-            total=self.options.retries,
-            connect=self.options.retries,
-            read=self.options.retries if request.method in _IDEMPOTENT else 0,
-            status=0,
-            redirect=0,
-            other=0,
-            allowed_methods=_IDEMPOTENT,
-            raise_on_status=False,
-            raise_on_redirect=False,
-        )
-        if chunked:  # a streamed body cannot be re-sent after a failure
-            retries = urllib3.Retry(total=0, connect=0, read=0, redirect=0, raise_on_status=False)
         try:
             resp = self._pool.urlopen(
                 request.method,
@@ -73,7 +79,7 @@ class Urllib3Transport(BaseTransport):
                 body=body,
                 headers=headers,
                 timeout=self._timeout(request),
-                retries=retries,
+                retries=False,  # retries are couchcore's, above the backends (drivers.RetryPolicy)
                 preload_content=not request.stream,
                 decode_content=True,
                 chunked=chunked,
@@ -142,16 +148,24 @@ def _translate(exc: BaseException, url: str) -> errors.TransportError:
         return exc
     text = type(exc).__name__
     if isinstance(exc, u3.NewConnectionError):  # checked first: urllib3 derives it from ConnectTimeoutError
-        return errors.ConnectionError(f"cannot connect: {_strip(exc)}", url)
+        return errors.ConnectError(f"cannot connect: {_strip(exc)}", url)
     if isinstance(exc, u3.ConnectTimeoutError):
-        return errors.ConnectTimeout(f"connect timed out: {text}", url)
+        return errors.ConnectTimeout(f"connect timed out: {_detail(exc)}", url)
     if isinstance(exc, (u3.ReadTimeoutError, TimeoutError)):
         return errors.ReadTimeout(f"read timed out: {text}", url)
     if isinstance(exc, u3.SSLError):
-        return errors.TLSError(f"TLS error: {exc}", url)
+        return errors.TLSError(f"TLS error: {_strip(exc)}", url)
     if isinstance(exc, (u3.ProtocolError, u3.HTTPError, OSError)):
         return errors.ConnectionError(f"connection failed: {_strip(exc)}", url)
     return errors.ConnectionError(f"request failed: {text}: {_strip(exc)}", url)
+
+
+def _detail(exc: BaseException) -> str:
+    """urllib3's message of an exception made as ``Error(connection, message)``."""
+    message = exc.args[-1] if exc.args and isinstance(exc.args[-1], str) else type(exc).__name__
+    from ..urls import redact_url
+
+    return redact_url(message)
 
 
 def _strip(exc: BaseException) -> str:
