@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import re
 import socket
 import threading
@@ -314,9 +315,12 @@ class Recorder(LoopbackServer):
             for line in lines[1:]:
                 name, _, value = line.partition(":")
                 headers[name.strip().lower()] = value.strip()
-            length = int(headers.get("content-length", 0))
-            while len(rest) < length:
-                rest += conn.recv(65536)
+            if headers.get("transfer-encoding") == "chunked":
+                rest = self._dechunk(conn, rest)
+            else:
+                length = int(headers.get("content-length", 0))
+                while len(rest) < length:
+                    rest += conn.recv(65536)
             self.requests.append((method, target, headers, rest))
             if "redirect" in target:
                 body = b"moved"
@@ -327,6 +331,20 @@ class Recorder(LoopbackServer):
             conn.sendall(b"HTTP/1.1 %s\r\nContent-Length: %d\r\n\r\n%s" % (status, len(body), body))
             if headers.get("connection", "").lower() == "close":
                 return
+
+    @staticmethod
+    def _dechunk(conn: socket.socket, data: bytes) -> bytes:
+        body = b""
+        while True:
+            while b"\r\n" not in data:
+                data += conn.recv(65536)
+            size_line, _, data = data.partition(b"\r\n")
+            size = int(size_line.split(b";")[0], 16)
+            while len(data) < size + 2:
+                data += conn.recv(65536)
+            body, data = body + data[:size], data[size + 2:]
+            if size == 0:
+                return body
 
 
 def _run_on_every_backend(url: str, call) -> dict[str, object]:
@@ -358,6 +376,10 @@ CALLS = {
     "update with a form": lambda db: db.update("d/u", "x", form={"a": "1"}),
     "update with bytes and a content type": lambda db: db.update("d/u", body=b"\x00", content_type="a/b"),
     "show with an Accept header": lambda db: db.show("d/s", "x", headers={"Accept": "text/html"}),
+    "compact (a POST without a body)": lambda db: db.compact(),
+    "database info (a GET)": lambda db: db.info(),
+    "an attachment streamed from a file object": lambda db: db.put_attachment(
+        {"_id": "x", "_rev": "1-a"}, io.BytesIO(b"0123456789" * 10), "f.bin"),
 }
 
 
@@ -599,3 +621,26 @@ def test_result_of_canned_responses(content_type, raw, body, text, charset):
     assert result.raw == raw and result.body == body and result.text == text and result.charset == charset
     assert result.content_type == (content_type or "").split(";")[0].strip().lower()
     assert result.headers.get("content-type") == content_type  # case-insensitive
+
+
+def test_update_operation_on_canned_responses():
+    """The sans-I/O operation: the request it builds, and a 302 answer as a Result."""
+    from couchcore.protocol import views
+    from couchcore.protocol.messages import Response
+    from couchcore.protocol.server import ServerContext
+
+    op = views.update_fn(ServerContext(), "db", "app/edit", "a b", form=[("x", "1 2"), ("y", "é")], q=None, r=2)
+    request = next(op)
+    assert (request.method, request.target) == ("PUT", "/db/_design/app/_update/edit/a%20b?r=2")
+    assert request.headers == {"Accept": "*/*", "Content-Type": "application/x-www-form-urlencoded"}
+    assert request.body == b"x=1+2&y=%C3%A9"
+    with pytest.raises(StopIteration) as stop:
+        op.send(Response(302, [("Location", "/x"), ("Content-Type", "text/plain")], body=b"moved"))
+    result = stop.value.value
+    assert (result.status, result.headers["location"], result.body, result.text) == (302, "/x", b"moved", "moved")
+    op = views.update_fn(ServerContext(), "db", "app/edit", headers={"Accept": "text/html", "X-A": "b"})
+    request = next(op)
+    assert request.method == "POST" and request.body == b""
+    assert request.headers == {"Accept": "text/html", "X-A": "b"}  # no Content-Type: none decided
+    with pytest.raises(couchcore.ServerError):
+        op.send(Response(500, [("Content-Type", "application/json")], body=b'{"error":"x","reason":"y"}'))
