@@ -29,8 +29,15 @@ demo: setup
 test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-bench: setup
-	$(PY) benchmarks/parse.py
+# the harness, quick sizes, against a throw-away PouchDB Server (BENCH_ARGS="--url http://..." for a real one);
+# tables, JSON and charts in benchmarks/results/
+BENCH_ARGS ?=
+bench: setup $(VENV)/.bench-installed
+	$(PY) -m benchmarks run --quick $(BENCH_ARGS)
+
+$(VENV)/.bench-installed: pyproject.toml
+	$(PY) -m pip install --quiet --no-build-isolation -e '.[bench]'
+	touch $@
 
 clean:
 	rm -rf build dist *.egg-info couchcore_ext/*.c couchcore_ext/*.so .pytest_cache
