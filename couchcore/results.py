@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections import deque
 from typing import Any, AsyncIterator, Iterator
 
 from . import rows as _rows
-from .errors import HTTPError, ServerError, error_for_status
+from .errors import CouchcoreError, HTTPError, ServerError, error_for_status
 from .models import Row
 
-__all__ = ["ViewResult", "StreamedResult", "raise_stream_error"]
+__all__ = ["ViewResult", "ChangesResult", "StreamedResult", "raise_stream_error"]
 
 _ERROR_STATUS = {"not_found": 404, "unauthorized": 401, "forbidden": 403, "bad_request": 400,
                  "query_parse_error": 400, "conflict": 409, "timeout": 500}
@@ -30,6 +31,10 @@ class StreamedResult:
     Iterate it once with ``for`` (sync backends) or ``async for`` (async backends);
     ``len()``, indexing and :meth:`all` read every item into memory first. Use it as
     a context manager (or call :meth:`close`) to release the connection early.
+
+    Metadata (the body's top-level fields other than the items) can be read ahead of
+    the items: the items parsed on the way are kept and still yielded, in order, by
+    the iteration (see :meth:`read_meta` and :meth:`ameta`).
     """
 
     _shape = "view"
@@ -39,6 +44,11 @@ class StreamedResult:
         self._parser = _rows.make_parser(shape or self._shape)
         self._items: list | None = None
         self._started = False
+        self._ahead: deque = deque()  # items parsed while reading ahead, not yet yielded
+        self._chunks: Any = None  # the body's chunk iterator once reading has begun
+        self._finished = False  # the whole body has been parsed
+        self._closed = False
+        self._error: BaseException | None = None  # a stream error, raised after the items before it
 
     # -- metadata ----------------------------------------------------------------
     @property
@@ -49,6 +59,111 @@ class StreamedResult:
     @property
     def headers(self) -> Any:
         return self._response.headers
+
+    def read_meta(self, *names: str) -> dict:
+        """Read ahead (sync) until every field in ``names`` is known, or to the end of the body.
+
+        With no ``names``: until the first item has arrived (everything the server
+        sends before the items is known then). Items parsed on the way are kept and
+        yielded later by the iteration. Returns :attr:`meta`. Fields that come after
+        the items (or never) make this read the whole body into memory.
+        """
+        if self._is_async():
+            raise TypeError(f"this {type(self).__name__} comes from an async backend: use 'await .ameta()'")
+        while not self._meta_known(names):
+            items = self._pull()
+            if items is None:
+                break
+            self._ahead.extend(items)
+        return self._parser.meta
+
+    async def ameta(self, *names: str) -> dict:
+        """Async :meth:`read_meta`: ``meta = await result.ameta("total_rows")``."""
+        if self._is_sync_stream():
+            raise TypeError(f"this {type(self).__name__} comes from a sync backend: use .read_meta()")
+        while not self._meta_known(names):
+            items = await self._apull()
+            if items is None:
+                break
+            self._ahead.extend(items)
+        return self._parser.meta
+
+    def _meta_known(self, names: tuple) -> bool:
+        if self._finished or self._closed or self._items is not None:
+            return True
+        meta = self._parser.meta
+        if names:
+            return all(name in meta for name in names)
+        return bool(self._ahead) or "error" in meta
+
+    def _meta_value(self, name: str) -> Any:
+        """``meta[name]``, reading ahead for it on a sync stream (``None`` if never sent)."""
+        meta = self._parser.meta
+        if name not in meta and not self._is_async() and not self._finished and not self._closed:
+            try:
+                self.read_meta(name)
+            except CouchcoreError:
+                pass  # a transport or parse failure is raised by the iteration, where it belongs
+        return meta.get(name)
+
+    # -- reading the body ----------------------------------------------------------
+    def _begin(self) -> None:
+        resp = self._response
+        if resp.body is not None:
+            self._chunks = iter((resp.body,))
+        else:
+            self._chunks = iter(resp.stream)
+
+    def _pull(self) -> list | None:
+        """Parse the next chunk (sync): its items, or ``None`` once the body has ended."""
+        if self._finished or self._closed:
+            return None
+        if self._chunks is None:
+            self._begin()
+        try:
+            chunk = next(self._chunks, None)
+            if chunk is not None:
+                return self._parser.feed(chunk)
+            return self._end()
+        except BaseException:
+            self._finished = True
+            self._response.close()
+            raise
+
+    async def _apull(self) -> list | None:
+        """Parse the next chunk (async): its items, or ``None`` once the body has ended."""
+        if self._finished or self._closed:
+            return None
+        resp = self._response
+        try:
+            if self._chunks is None:
+                self._chunks = resp.body if resp.body is not None else resp.stream.__aiter__()
+                if resp.body is not None:
+                    return self._parser.feed(resp.body)
+            if isinstance(self._chunks, bytes):
+                return self._end()
+            try:
+                chunk = await self._chunks.__anext__()
+            except StopAsyncIteration:
+                return self._end()
+            return self._parser.feed(chunk)
+        except BaseException:
+            self._finished = True
+            resp.close()
+            raise
+
+    def _end(self) -> list:
+        self._finished = True
+        resp = self._response
+        try:
+            items = self._parser.close()
+            try:
+                raise_stream_error(self._parser.meta, resp.method, resp.url)
+            except HTTPError as exc:  # raised after the items that came before it
+                self._error = exc
+            return items
+        finally:
+            resp.close()
 
     # -- sync --------------------------------------------------------------------
     def __iter__(self) -> Iterator[Any]:
@@ -62,19 +177,20 @@ class StreamedResult:
         return self._iterate()
 
     def _iterate(self) -> Iterator[Any]:
-        resp = self._response
+        ahead = self._ahead
         try:
-            if resp.body is not None:
-                yield from self._parser.feed(resp.body)
-            else:
-                for chunk in resp.stream:
-                    items = self._parser.feed(chunk)
-                    if items:
-                        yield from items
-            yield from self._parser.close()
-            raise_stream_error(self._parser.meta, resp.method, resp.url)
+            while True:
+                while ahead:
+                    yield ahead.popleft()
+                items = self._pull()
+                if items is None:
+                    break
+                if items:
+                    yield from items
+            if self._error is not None:
+                raise self._error
         finally:
-            resp.close()
+            self.close()
 
     def all(self) -> list:
         """Every item, read into a list (sync)."""
@@ -109,20 +225,20 @@ class StreamedResult:
         return self._aiterate()
 
     async def _aiterate(self) -> AsyncIterator[Any]:
-        resp = self._response
+        ahead = self._ahead
         try:
-            if resp.body is not None:
-                for item in self._parser.feed(resp.body):
+            while True:
+                while ahead:
+                    yield ahead.popleft()
+                items = await self._apull()
+                if items is None:
+                    break
+                for item in items:
                     yield item
-            else:
-                async for chunk in resp.stream:
-                    for item in self._parser.feed(chunk):
-                        yield item
-            for item in self._parser.close():
-                yield item
-            raise_stream_error(self._parser.meta, resp.method, resp.url)
+            if self._error is not None:
+                raise self._error
         finally:
-            resp.close()
+            self.close()
 
     async def aall(self) -> list:
         """Every item, read into a list (async)."""
@@ -150,6 +266,7 @@ class StreamedResult:
 
     def close(self) -> None:
         """Release the connection without reading the rest of the body."""
+        self._closed = True
         self._response.close()
 
     def __enter__(self) -> "StreamedResult":
@@ -173,23 +290,31 @@ async def _aiter_list(items: list) -> AsyncIterator[Any]:
 class ViewResult(StreamedResult):
     """The rows of a view or ``_all_docs`` query, parsed as they stream in.
 
-    ``total_rows``, ``offset`` and ``update_seq`` are ``None`` until the server has
-    sent them (at the start of the body for CouchDB, at the end with ``sorted=false``).
+    ``total_rows``, ``offset`` and ``update_seq`` read just far enough into the body to
+    know them (sync backends): CouchDB sends them before the rows, so that is the first
+    chunk; rows parsed on the way are kept and still yielded by the iteration. Where
+    they follow the rows (``sorted=false``) or are never sent (``total_rows`` of a
+    reduce query) reading one of them reads the whole body. On the async facade they
+    are ``None`` until known: ``await result.ameta("total_rows")`` reads ahead for them.
+    CouchDB: https://docs.couchdb.org/en/stable/api/ddoc/views.html
     """
 
     _shape = "view"
 
     @property
     def total_rows(self) -> int | None:
-        return self._parser.meta.get("total_rows")
+        """Rows in the whole view (``None`` for reduce queries)."""
+        return self._meta_value("total_rows")
 
     @property
     def offset(self) -> int | None:
-        return self._parser.meta.get("offset")
+        """Position of the first returned row in the view (``None`` for reduce queries)."""
+        return self._meta_value("offset")
 
     @property
     def update_seq(self) -> Any:
-        return self._parser.meta.get("update_seq")
+        """The database sequence the index was read at (only with ``update_seq=True``)."""
+        return self._meta_value("update_seq")
 
     @property
     def rows(self) -> list[Row]:
@@ -198,7 +323,66 @@ class ViewResult(StreamedResult):
 
     def __repr__(self) -> str:
         state = f"{len(self._items)} rows" if self._items is not None else "streaming"
-        return f"<ViewResult {state} total_rows={self.total_rows}>"
+        return f"<ViewResult {state} total_rows={self._parser.meta.get('total_rows')}>"
+
+
+class ChangesResult(StreamedResult):
+    """A normal or longpoll ``_changes`` response, parsed as it streams in.
+
+    Iterating it yields the change dicts (``{"seq", "id", "changes", "deleted"?,
+    "doc"?}``; ``doc`` a :class:`~couchcore.models.Document`) one by one without keeping
+    them, so memory stays flat however many changes there are. ``last_seq`` and
+    ``pending`` come after the results: they are known once the iteration has ended
+    (reading either before that reads the rest of the body and keeps the changes for
+    the iteration). For the whole response at once, :meth:`all` (the changes) or the
+    mapping view of the old dict result: ``result["results"]``, ``result["last_seq"]``,
+    ``result.get("pending")``, ``dict(result)`` read everything into memory.
+    CouchDB: https://docs.couchdb.org/en/stable/api/database/changes.html
+    """
+
+    _shape = "changes"
+
+    @property
+    def last_seq(self) -> Any:
+        """The sequence to pass as ``since`` next time (opaque: str on CouchDB 2+)."""
+        return self._meta_value("last_seq")
+
+    @property
+    def pending(self) -> int | None:
+        """Changes left after this response (``limit``), when the server says."""
+        return self._meta_value("pending")
+
+    @property
+    def results(self) -> list[dict]:
+        """All changes as a list (reads the whole result)."""
+        return self.all()
+
+    # -- the old dict result -------------------------------------------------------
+    def as_dict(self) -> dict[str, Any]:
+        """``{"results": [...], "last_seq": ..., "pending": ...}`` (reads the whole result)."""
+        items = self.all()
+        return {"results": items, **self._parser.meta}
+
+    def keys(self) -> Any:
+        """Keys of :meth:`as_dict` (so ``dict(result)`` works)."""
+        return self.as_dict().keys()
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.as_dict().get(key, default)
+
+    def __getitem__(self, key: Any) -> Any:
+        if isinstance(key, str):
+            return self.as_dict()[key]
+        return self.all()[key]
+
+    def __contains__(self, key: object) -> bool:
+        if isinstance(key, str):
+            return key in self.as_dict()
+        return key in self.all()
+
+    def __repr__(self) -> str:
+        state = f"{len(self._items)} changes" if self._items is not None else "streaming"
+        return f"<ChangesResult {state} last_seq={self._parser.meta.get('last_seq')!r}>"
 
 
 class AttachmentStream:
