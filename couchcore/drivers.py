@@ -104,7 +104,7 @@ class RetryPolicy:
 
 def retryable_error(request: Request, error: BaseException) -> bool:
     """Whether sending ``request`` again after ``error`` is safe (and may help)."""
-    if not isinstance(error, TransportError) or isinstance(error, (TimeoutError, TLSError)):
+    if not isinstance(error, TransportError) or isinstance(error, (TimeoutError, TLSError)) or error.aborted:
         return False
     if isinstance(error, ConnectError):
         return True  # no connection: nothing was sent

@@ -258,7 +258,14 @@ def error_for_status(status: int) -> type[HTTPError]:
 
 
 class TransportError(CouchcoreError):
-    """The request could not be completed at the network level."""
+    """The request could not be completed at the network level.
+
+    ``url`` (credentials removed), ``detail`` (the message without the URL), and
+    ``aborted``: true when couchcore itself ended the request (the transport was
+    closed, the call cancelled) rather than the network; such a request is not retried.
+    """
+
+    aborted: bool = False
 
     def __init__(self, message: str, url: str | None = None) -> None:
         self.url = redact_url(url) if url else url

@@ -392,6 +392,7 @@ class _Exchange:
         elif self.abort_reason is not None:
             why = "the transport was closed" if self.abort_reason == "shutdown" else self.abort_reason
             error = errors.ConnectionError(f"request aborted ({why})", self.url)
+            error.aborted = True  # by us (closed, cancelled): no network failure, not retried
         else:
             error = _translate(exc, self.url, self._got_headers, self._connected)
         self.finished = True
