@@ -26,7 +26,7 @@ from typing import Any, Iterator
 
 from . import codec
 
-__all__ = ["PouchDBServer", "find_pouchdb_server", "free_port", "couch_url", "LoopbackServer",
+__all__ = ["PouchDBServer", "find_pouchdb_server", "free_port", "couch_url", "LoopbackServer", "FaultyProxy",
            "RowReplayServer", "read_request_head"]
 
 
@@ -225,9 +225,15 @@ class LoopbackServer:
 ROW = b'{"id":"doc%08d","key":"doc%08d","value":{"rev":"1-967a00dff5e02add41819138abb3284d"}}'
 
 
+#: one generated normal-feed change (seq, id number, rev number), as CouchDB 3 writes it
+CHANGE = (b'{"seq":"%d-g1AAAAB1eJzLYWBgYMpgTmHgz8tPSTV0MDQy","id":"doc%08d",'
+          b'"changes":[{"rev":"1-967a00dff5e02add41819138abb3%04d"}]}')
+
+
 class RowReplayServer(LoopbackServer):
     """Serves ``GET /rows-N/_all_docs`` as a CouchDB 3-framed body of N generated rows,
-    chunked, one row per line, generated on the fly (never held in memory).
+    chunked, one row per line, generated on the fly (never held in memory), and
+    ``GET /rows-N/_changes`` as a normal feed of N generated changes the same way.
 
     ``sent`` counts the body bytes written on the latest connection; ``done`` is set
     when it has been written completely.
@@ -242,13 +248,16 @@ class RowReplayServer(LoopbackServer):
     def handle(self, conn: socket.socket) -> None:
         import re
 
-        match = re.match(rb"GET /rows-(\d+)/_all_docs[ ?]", read_request_head(conn))
+        match = re.match(rb"GET /rows-(\d+)/(_all_docs|_changes)[ ?]", read_request_head(conn))
         if not match:
             body = b'{"error":"not_found","reason":"missing"}'
             conn.sendall(b"HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\n"
                          b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
             return
-        self.stream(conn, int(match.group(1)))
+        if match.group(2) == b"_changes":
+            self.stream_changes(conn, int(match.group(1)))
+        else:
+            self.stream(conn, int(match.group(1)))
 
     def stream(self, conn: socket.socket, n: int) -> None:
         self.sent = 0
@@ -269,6 +278,26 @@ class RowReplayServer(LoopbackServer):
         conn.sendall(b"0\r\n\r\n")
         self.done.set()
 
+    def stream_changes(self, conn: socket.socket, n: int) -> None:
+        """A normal ``_changes`` body of N generated changes, framed as CouchDB 3 sends it."""
+        self.sent = 0
+        self.done.clear()
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")
+
+        def chunk(data: bytes) -> None:
+            conn.sendall(b"%x\r\n%s\r\n" % (len(data), data))
+            self.sent += len(data)
+
+        chunk(b'{"results":[\n')
+        step = self.rows_per_chunk
+        for start in range(0, n, step):
+            stop = min(n, start + step)
+            block = b",\n".join([CHANGE % (i + 1, i, i) for i in range(start, stop)])
+            chunk(block + (b",\n" if stop < n else b""))
+        chunk(b'\n],\n"last_seq":"%d-g1AAAAB1eJzLYWBgYMpgTmHgz8tPSTV0MDQy",\n"pending":0}\n' % n)
+        conn.sendall(b"0\r\n\r\n")
+        self.done.set()
+
     @staticmethod
     def body_size(n: int) -> int:
         row = len(ROW % (0, 0))
@@ -285,3 +314,128 @@ def couch_url() -> Iterator[str]:
     print("COUCHDB_URL not set: starting a throw-away PouchDB Server ...")
     with PouchDBServer() as started:
         yield started
+
+
+# -- a proxy that misbehaves on purpose ------------------------------------------------------------
+
+
+class FaultyProxy(LoopbackServer):
+    """An HTTP/1.1 proxy on 127.0.0.1 in front of ``upstream`` (a base URL; credentials in it
+    are ignored) that forwards requests one at a time per connection and misbehaves on cue.
+
+    * :meth:`cut_after_send` — forward a matching request, wait for the upstream's complete
+      answer, then close the client's connection without passing it on: the request took
+      effect, the client cannot know (the "connection broke after the body was sent" case).
+    * :meth:`respond` — answer a matching request itself (e.g. ``503`` or ``429`` with
+      ``Retry-After``) without forwarding it.
+
+    A rule matches when the request's method equals ``method`` and ``path`` is a substring
+    of its target; it fires ``count`` times. ``seen`` lists ``(method, target)`` of every
+    request, ``fired`` counts the rules that fired; with ``capture=True`` ``bodies`` lists
+    ``(method, target, body)`` of every request with a body.
+    """
+
+    def __init__(self, upstream: str, capture: bool = False) -> None:
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(upstream)
+        self.upstream = (parts.hostname or "127.0.0.1", parts.port or 80)
+        self.rules: list[dict[str, Any]] = []
+        self.seen: list[tuple[str, str]] = []
+        self.fired = 0
+        self.capture = capture
+        self.bodies: list[tuple[str, str, bytes]] = []
+        self._lock = threading.Lock()
+        super().__init__()
+
+    def cut_after_send(self, method: str, path: str, count: int = 1) -> None:
+        with self._lock:
+            self.rules.append({"kind": "cut", "method": method, "path": path, "count": count})
+
+    def respond(self, method: str, path: str, status: int, body: bytes = b"", headers: dict | None = None,
+                count: int = 1) -> None:
+        with self._lock:
+            self.rules.append({"kind": "respond", "method": method, "path": path, "count": count,
+                               "status": status, "body": body, "headers": dict(headers or {})})
+
+    def _rule(self, method: str, target: str) -> dict[str, Any] | None:
+        with self._lock:
+            self.seen.append((method, target))
+            for rule in self.rules:
+                if rule["count"] > 0 and rule["method"] == method and rule["path"] in target:
+                    rule["count"] -= 1
+                    self.fired += 1
+                    return rule
+        return None
+
+    def handle(self, conn: socket.socket) -> None:
+        up = socket.create_connection(self.upstream)
+        try:
+            client = conn.makefile("rb")
+            server = up.makefile("rb")
+            while True:
+                head = _read_head(client)
+                if not head:
+                    return
+                method, target = head.split(b" ", 2)[:2]
+                body = _read_body(client, head, request=True)
+                rule = self._rule(method.decode(), target.decode("latin-1"))
+                if self.capture and body:
+                    with self._lock:
+                        self.bodies.append((method.decode(), target.decode("latin-1"), body))
+                if rule is not None and rule["kind"] == "respond":
+                    extra = "".join(f"{k}: {v}\r\n" for k, v in rule["headers"].items())
+                    conn.sendall(f"HTTP/1.1 {rule['status']} Injected\r\nContent-Type: application/json\r\n"
+                                 f"Content-Length: {len(rule['body'])}\r\n{extra}\r\n".encode() + rule["body"])
+                    continue
+                up.sendall(head + body)
+                answer = _read_head(server)
+                if not answer:
+                    return
+                answer += _read_body(server, answer, request=False, head_only=method == b"HEAD")
+                if rule is not None:  # cut: the server did the work, the client never hears of it
+                    with contextlib.suppress(OSError):
+                        conn.shutdown(socket.SHUT_RDWR)
+                    return
+                conn.sendall(answer)
+        finally:
+            up.close()
+
+
+def _read_head(f: Any) -> bytes:
+    lines = []
+    while True:
+        line = f.readline()
+        if not line:
+            return b""
+        lines.append(line)
+        if line in (b"\r\n", b"\n"):
+            return b"".join(lines)
+
+
+def _read_body(f: Any, head: bytes, request: bool, head_only: bool = False) -> bytes:
+    """The raw body (chunked framing kept) of the message whose head is ``head``."""
+    headers = {}
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        headers[name.strip().lower()] = value.strip()
+    if not request:
+        status = int(head.split(b" ", 2)[1])
+        if head_only or status in (204, 304) or 100 <= status < 200:
+            return b""
+    if headers.get(b"transfer-encoding", b"").lower() == b"chunked":
+        out = []
+        while True:
+            size_line = f.readline()
+            out.append(size_line)
+            size = int(size_line.split(b";")[0], 16)
+            if size == 0:
+                while True:  # trailers up to the blank line
+                    trailer = f.readline()
+                    out.append(trailer)
+                    if trailer in (b"\r\n", b"\n", b""):
+                        return b"".join(out)
+            out.append(f.read(size + 2))
+    if b"content-length" in headers:
+        return f.read(int(headers[b"content-length"]))
+    return b"" if request else f.read()
