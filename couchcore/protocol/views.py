@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any, Iterable, Mapping
+from typing import Any, Generator, Iterable, Mapping
 from urllib.parse import quote, urlencode
 
 from .. import codec
 from ..errors import InvalidInput, InvalidOption
 from ..models import Result
 from ..results import ViewResult
-from .messages import Request
+from .messages import Request, Response
 from .paths import design_path, doc_path, view_path
 from .server import ServerContext
 
@@ -70,7 +70,7 @@ def _is_db_missing(resp) -> bool:
     return err.reason in ("no_db_file", "Database does not exist.")
 
 
-def _result(resp) -> Result:
+def _result(resp: Response) -> Result:
     """A :class:`Result` for any status below 400 (a 302 of an update handler is an
     answer, not an error: the update was applied); 4xx and 5xx raise."""
     if resp.status >= 400:
@@ -171,7 +171,7 @@ def _update_body(body: Any, form: Any, content_type: str | None,
 
 
 def list_fn(ctx: ServerContext, db: str, name: str, view_name: str,
-            headers: Mapping[str, str] | None = None, **options: Any):
+            headers: Mapping[str, str] | None = None, **options: Any) -> Generator[Request, Response, Result]:
     """``_list`` function ``ddoc/list`` applied to view ``view`` or ``other_ddoc/view``.
 
     View options are encoded as for :func:`view` (``key=None`` is ``key=null``); other
@@ -195,18 +195,20 @@ def list_fn(ctx: ServerContext, db: str, name: str, view_name: str,
 
 
 def show_fn(ctx: ServerContext, db: str, name: str, docid: str | None = None,
-            headers: Mapping[str, str] | None = None, **options: Any):
+            headers: Mapping[str, str] | None = None, **options: Any) -> Generator[Request, Response, Result]:
+    """``GET`` show function ``ddoc/show`` for document ``docid`` (or none)."""
     ddoc, fn = _split_fn(name, "_show")
     path = f"{design_path(db, ddoc)}/_show/{quote(fn, safe='')}"
     if docid is not None:
-        path = f"{design_path(db, ddoc)}/_show/{quote(fn, safe='')}/{_docid(docid)}"
+        path += "/" + _docid(docid)
     resp = yield Request("GET", path, query=_fn_query(options), headers=_request_headers(headers))
     return _result(resp)
 
 
 def update_fn(ctx: ServerContext, db: str, name: str, docid: str | None = None, body: Any = None,
               form: Any = None, content_type: str | None = None,
-              headers: Mapping[str, str] | None = None, **options: Any):
+              headers: Mapping[str, str] | None = None,
+              **options: Any) -> Generator[Request, Response, Result]:
     """``POST`` (no ``docid``) or ``PUT`` (``docid``) to an update handler.
 
     ``body``: ``str``/``bytes`` sent as they are, with ``content_type`` when given and
