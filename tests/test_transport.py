@@ -832,3 +832,34 @@ def test_many_requests_at_once_are_retried_by_the_same_policy(backend):
         assert len(srv.heads) == 12
     finally:
         srv.close()
+
+
+def test_a_keep_alive_connection_the_server_closed_is_replaced_without_resending_a_write(backend):
+    """The server answers on a keep-alive connection, then closes it while idle: the
+    next request (a write) goes out once, on a new connection, without an error."""
+    heads: list[bytes] = []
+
+    def keep_alive_then_close(conn):
+        head = read_request_head(conn)
+        if not head:
+            return
+        heads.append(head)
+        body = b'{"ok":true,"id":"d","rev":"1-a"}' if head.startswith(b"PUT") else \
+            b'{"couchdb":"Welcome","version":"9.9.9-test"}'
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
+                     b"Connection: keep-alive\r\n\r\n%s" % (len(body), body))
+        time.sleep(0.1)  # idle: the server gives up on the connection
+        conn.shutdown(socket.SHUT_RDWR)
+
+    with LoopbackServer(keep_alive_then_close) as srv:
+        server = couchcore.Server(srv.url, backend=backend, retries=0)
+        assert server.version() == "9.9.9-test"
+        time.sleep(0.4)
+        db = server._database("db")
+        assert db._run(_put_op()) == {"ok": True, "id": "d", "rev": "1-a"}
+        assert [h.split(b" ")[0] for h in heads] == [b"GET", b"PUT"] and srv.connections == 2
+
+
+def _put_op():
+    resp = yield Request("PUT", "/db/d", json={"v": 1})
+    return resp.json()
