@@ -11,7 +11,7 @@ from . import errors as _errors
 from .errors import *  # noqa: F401,F403 - the whole exception hierarchy is public
 from .feeds import ChangesFeed
 from .models import ConflictResolution, Document, Result, Row, Status
-from .results import AttachmentStream, ViewResult
+from .results import AttachmentStream, ChangesResult, ViewResult
 from .sync import Couch, Database, Server
 
 
@@ -25,6 +25,7 @@ __all__ = [
     "Result",
     "ConflictResolution",
     "ViewResult",
+    "ChangesResult",
     "ChangesFeed",
     "AttachmentStream",
     *_errors.__all__,

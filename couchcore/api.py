@@ -526,9 +526,16 @@ class DatabaseAPI:
     def changes(self, callback: Callable | None = None, latency: float = 0.0, **options: Any) -> Any:
         """The ``_changes`` feed.
 
-        ``feed="normal"``/``"longpoll"``: ``{"last_seq": ..., "results": [...]}``.
+        ``feed="normal"``/``"longpoll"``: a :class:`~couchcore.results.ChangesResult`
+        streamed through the row parser: ``for change in result`` yields the change
+        dicts without keeping them (memory flat in the number of changes), then
+        ``result.last_seq`` / ``result.pending`` are known; ``result["results"]``,
+        ``result["last_seq"]``, ``dict(result)`` and ``.all()`` read the whole response
+        (the dict ``{"results", "last_seq", "pending"}`` of earlier versions).
         ``feed="continuous"``: a :class:`ChangesFeed` to iterate; with ``callback``,
         ``callback(seq, changes)`` is called with batches gathered over ``latency`` s.
+        Unknown options raise :class:`InvalidOption` before anything is sent.
+        CouchDB: https://docs.couchdb.org/en/stable/api/database/changes.html
         """
         feed = options.get("feed")
         if feed == "continuous" or (callback is not None and feed is None):

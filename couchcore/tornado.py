@@ -52,10 +52,11 @@ from .api import DatabaseAPI, ServerAPI
 from .drivers import run_async
 from .errors import CouchcoreError, HTTPError, InvalidInput, InvalidOption
 from .models import Status
-from .results import StreamedResult
+from .protocol import changes as _changes
+from .results import ChangesResult, StreamedResult
 from .transport.tornado import TornadoTransport
 
-__all__ = ["Server", "Database", "Couch", "ChangesFeed", "Status", "relax"]
+__all__ = ["Server", "Database", "Couch", "ChangesFeed", "ChangesTask", "Status", "relax"]
 
 log = logging.getLogger("couchcore.tornado")
 
@@ -190,13 +191,23 @@ class Database(DatabaseAPI):
     def changes(self, callback: Callable | None = None, latency: float = 0.0, **options: Any) -> Any:
         """The ``_changes`` feed.
 
-        ``feed="normal"``/``"longpoll"``: an awaitable of ``{"last_seq", "results"}``
-        (with ``callback``: ``callback(result, status)`` once). ``feed="continuous"``: a
-        :class:`ChangesFeed` to iterate with ``async for``; with ``callback``, a running
-        feed calling ``callback(seq, changes)`` (batches gathered over ``latency`` s).
+        ``feed="normal"``/``"longpoll"``: a :class:`ChangesTask`. ``async for change in
+        db.changes(...)`` streams the changes through the row parser without keeping
+        them (``.last_seq``/``.pending`` of the task once the loop has ended);
+        ``result = await db.changes(...)`` reads the whole response into a
+        :class:`~couchcore.results.ChangesResult` (``result["results"]``,
+        ``result["last_seq"]``, ``result.last_seq``, plain ``for``). With ``callback``:
+        ``callback(result, status)`` once. ``feed="continuous"``: a :class:`ChangesFeed`
+        to iterate with ``async for``; with ``callback``, a running feed calling
+        ``callback(seq, changes)`` (batches gathered over ``latency`` s).
+        CouchDB: https://docs.couchdb.org/en/stable/api/database/changes.html
         """
-        if callback is not None and options.get("feed") in ("normal", "longpoll"):
+        feed = options.get("feed")
+        if callback is not None and feed in ("normal", "longpoll"):
             return _call_with_callback(functools.partial(DatabaseAPI.changes, self, **options), callback)
+        if callback is None and feed in (None, "normal", "longpoll"):
+            op = _changes.changes(self._ctx, self.name, **options)
+            return _changes_call(self._server._arun(op, None, _SINK.get()), f"couchcore.changes {self.name}")
         return super().changes(callback, latency, **options)
 
     # -- Python protocols -------------------------------------------------------------------
@@ -231,6 +242,72 @@ class Database(DatabaseAPI):
 
 Server._database_class = Database
 Couch = Server
+
+
+# -- normal / longpoll changes: streamed or whole -------------------------------------------
+
+
+class _ChangesState:
+    __slots__ = ("streaming", "result")
+
+    def __init__(self) -> None:
+        self.streaming = False
+        self.result: ChangesResult | None = None
+
+
+async def _changes_body(started: Any, state: _ChangesState) -> ChangesResult:
+    result: ChangesResult = await started
+    state.result = result
+    if not state.streaming:  # awaited: hand over the whole response, as before
+        await result.aall()
+    return result
+
+
+class ChangesTask(asyncio.Task):
+    """A running normal/longpoll ``_changes`` request of the async facade.
+
+    ``await`` it for the whole :class:`~couchcore.results.ChangesResult` (read into
+    memory), or iterate it at once with ``async for change in db.changes(...)`` to
+    stream the changes without keeping them; :attr:`last_seq` and :attr:`pending` are
+    known when that loop has ended. It is an :class:`asyncio.Task`: ``cancel()``
+    closes the connection, ``done()`` says whether the response has arrived whole.
+    """
+
+    _changes_state: _ChangesState
+
+    def __aiter__(self) -> AsyncIterator[dict]:
+        self._changes_state.streaming = True  # in time unless the task has begun reading it whole
+        return self._changes()
+
+    async def _changes(self) -> AsyncIterator[dict]:
+        result = await self
+        async for change in result:
+            yield change
+
+    @property
+    def last_seq(self) -> Any:
+        """The response's ``last_seq`` once read (``None`` before)."""
+        result = self._changes_state.result
+        return result.meta.get("last_seq") if result is not None else None
+
+    @property
+    def pending(self) -> int | None:
+        """The response's ``pending`` once read, when the server sends it."""
+        result = self._changes_state.result
+        return result.meta.get("pending") if result is not None else None
+
+
+def _changes_call(started: Any, name: str) -> Any:
+    """A :class:`ChangesTask` on the running loop, or a coroutine of the whole result."""
+    state = _ChangesState()
+    body = _changes_body(started, state)
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return body
+    task = ChangesTask(body, loop=loop, name=name)
+    task._changes_state = state
+    return task
 
 
 # -- continuous changes on the loop ---------------------------------------------------------

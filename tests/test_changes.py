@@ -228,7 +228,7 @@ def consume(feed, until, on_count=None, timeout=20.0):
 def test_normal_feed(db):
     add_docs(db, 0, 5)
     result = db.changes()
-    assert set(result) >= {"results", "last_seq"}
+    assert set(dict(result)) >= {"results", "last_seq"}  # iterating the result itself yields changes
     assert change_ids(result["results"]) == ["d00", "d01", "d02", "d03", "d04"]
     assert all_changes(db, since=result["last_seq"]) == []
     first = result["results"][0]
@@ -311,6 +311,7 @@ def test_longpoll_waits_for_the_next_change(db):
     timer.start()
     t0 = time.monotonic()
     result = db.changes(feed="longpoll", since=last, include_docs=True)
+    results = result["results"]  # the result streams: reading it is what waits for the change
     elapsed = time.monotonic() - t0
     timer.join()
     assert change_ids(result["results"]) == ["d02"] and result["results"][0]["doc"]["n"] == 2

@@ -125,3 +125,40 @@ def test_materialising_does_grow_memory(replay):
         assert len(rows) == BIG // 2
     del rows
     assert kept.growth_mb > BOUND_MB, f"keeping {BIG // 2} rows grew RSS by only {kept.growth_mb:.1f} MB"
+
+
+CHANGES = 250_000
+
+
+def iterate_changes(db: couchcore.Database, n: int) -> None:
+    """Stream every change of a normal feed, checking order, without keeping any."""
+    result = db.changes()
+    count = 0
+    for change in result:
+        assert change["id"] == "doc%08d" % count
+        count += 1
+    assert count == n and result.last_seq.startswith(f"{n}-") and result.pending == 0
+
+
+@pytest.mark.parametrize("backend_name", ["urllib3", "pycurl"])
+def test_a_large_normal_changes_feed_does_not_grow_memory(replay, backend_name):
+    """250k changes (issue 15: a whole-dict normal feed cost 230 MB): flat while streaming,
+    and the control — keeping them with ``.all()`` — does grow."""
+    if backend_name == "pycurl":
+        pytest.importorskip("pycurl")
+    small_db = couchcore.Database(f"{replay.url}/rows-{CHANGES // 10}", backend=backend_name)
+    big_db = couchcore.Database(f"{replay.url}/rows-{CHANGES}", backend=backend_name)
+    iterate_changes(small_db, CHANGES // 10)  # warm up
+    with PeakRSS() as small:
+        iterate_changes(small_db, CHANGES // 10)
+    with PeakRSS() as big:
+        iterate_changes(big_db, CHANGES)
+    with PeakRSS() as kept:
+        whole = big_db.changes()
+        assert len(whole["results"]) == CHANGES
+    del whole
+    print(f"\n{backend_name}: {CHANGES // 10} changes +{small.growth_mb:.1f} MB, {CHANGES} changes "
+          f"+{big.growth_mb:.1f} MB peak RSS streamed, +{kept.growth_mb:.1f} MB kept whole")
+    assert big.growth_mb < BOUND_MB, f"{CHANGES} changes grew RSS by {big.growth_mb:.1f} MB"
+    assert big.growth_mb < small.growth_mb + BOUND_MB / 2
+    assert kept.growth_mb > BOUND_MB, f"keeping {CHANGES} changes grew RSS by only {kept.growth_mb:.1f} MB"

@@ -6,6 +6,7 @@ from typing import Any, Mapping
 
 from .. import codec
 from ..errors import InvalidOption
+from ..results import ChangesResult
 from .messages import Request
 from .paths import db_path
 from .server import ServerContext
@@ -69,14 +70,13 @@ def _read_timeout(feed: str, opts: Mapping[str, Any]) -> float | None:
 
 
 def changes(ctx: ServerContext, db: str, **options: Any):
-    """A normal or longpoll feed: ``{"results": [...], "last_seq": ..., "pending": ...}``."""
+    """A normal or longpoll feed as a :class:`~couchcore.results.ChangesResult`: the
+    change dicts are parsed as the body streams in; ``last_seq`` and ``pending`` once read.
+
+    CouchDB: https://docs.couchdb.org/en/stable/api/database/changes.html
+    """
     if options.get("feed") == "continuous":
         raise InvalidOption("use Database.changes(feed='continuous') for a ChangesFeed")
-    resp = yield changes_request(db, options)
+    resp = yield changes_request(db, options, stream=True)
     resp.raise_for_status()
-    from ..rows import make_parser
-
-    parser = make_parser("changes")
-    out = {"results": parser.feed(resp.body) + parser.close()}
-    out.update(parser.meta)
-    return out
+    return ChangesResult(resp)
