@@ -1,0 +1,55 @@
+"""The async facade for asyncio programs: ``couchcore.aio.Server`` / ``Database``.
+
+It runs on plain :mod:`asyncio` — ``asyncio.run(main())``, no Tornado ``IOLoop`` to start
+or manage — with the same methods as the sync :class:`couchcore.Server` /
+:class:`couchcore.Database`, each returning an awaitable (an :class:`asyncio.Task` when
+called inside a running loop, a coroutine outside one)::
+
+    import asyncio
+    import couchcore.aio
+
+    async def main():
+        async with couchcore.aio.Server("http://admin:secret@127.0.0.1:5984") as server:
+            db = await server.db("events", create=True)
+            await db.save({"_id": "a", "n": 1})
+            await db.update_doc("a", lambda doc: {**doc, "n": doc["n"] + 1})
+            async for row in await db.view("_all_docs"):      # rows parsed as chunks arrive
+                print(row.id)
+            async for change in db.changes(since=0):           # streamed normal feed
+                print(change["id"])
+
+    asyncio.run(main())
+
+The HTTP client underneath is Tornado's ``AsyncHTTPClient``, which since Tornado 5 is
+an asyncio citizen (``tornado`` is installed with couchcore). These are the classes of
+:mod:`couchcore.tornado` under asyncio names; that module stays for the seed's
+``callback=`` style and :func:`couchcore.tornado.relax` generator handlers.
+"""
+
+from __future__ import annotations
+
+from . import tornado as _tornado
+from .tornado import ChangesFeed, ChangesTask
+
+__all__ = ["Server", "Database", "Couch", "ChangesFeed", "ChangesTask"]
+
+
+class Server(_tornado.Server):
+    """A CouchDB server for asyncio code.
+
+    ``Server(url=None, auth=None, full_commit=True, max_clients=10, **transport_options)``:
+    the arguments of :class:`couchcore.Server`; ``max_clients`` bounds the requests in
+    flight at once per event loop. Every method returns an awaitable of what the sync
+    method returns; ``await server.db(name)`` gives a :class:`Database`.
+    """
+
+
+class Database(_tornado.Database):
+    """A CouchDB database for asyncio code: ``await server.db(name)``, or built directly
+    (no request is sent) from a URL: ``Database("http://user:pw@host:5984/events")``."""
+
+    _server_class = Server
+
+
+Server._database_class = Database
+Couch = Server
