@@ -45,8 +45,8 @@ class RetryPolicy:
     together do not retry together); no retry starts later than ``deadline`` seconds
     after the first attempt. Retried: a :class:`~couchcore.errors.ConnectError` (no
     connection, so nothing was sent; not a connect timeout or a TLS failure, which a
-    retry would only repeat), a GET/HEAD/OPTIONS whose connection broke before the
-    response, and a ``429 Too Many Requests`` (after its ``Retry-After``, when that
+    retry would only repeat), an idempotent request (GET, HEAD, OPTIONS, or one marked
+    ``Request.idempotent``) whose connection broke before the response, and a ``429 Too Many Requests`` (after its ``Retry-After``, when that
     fits in the deadline). Never retried: timeouts, and a write that may have been
     sent (it becomes :class:`~couchcore.errors.OutcomeUnknown`). A request whose body
     is a stream (a file, an iterator) is sent once: it cannot be replayed.
@@ -108,7 +108,7 @@ def retryable_error(request: Request, error: BaseException) -> bool:
         return False
     if isinstance(error, ConnectError):
         return True  # no connection: nothing was sent
-    return isinstance(error, ConnectionError) and request.method in IDEMPOTENT
+    return isinstance(error, ConnectionError) and _idempotent(request)
 
 
 def retry_after(value: str | None) -> float | None:
@@ -127,13 +127,18 @@ def retry_after(value: str | None) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
+def _idempotent(request: Request) -> bool:
+    flag = getattr(request, "idempotent", None)
+    return request.method in IDEMPOTENT if flag is None else bool(flag)
+
+
 def _replayable(request: Request) -> bool:
     return request.body is None or isinstance(request.body, (bytes, bytearray, str))
 
 
 def _outcome_unknown(request: Request, error: BaseException) -> BaseException:
     """A write whose connection broke after it may have been sent: say so."""
-    if (request.method not in IDEMPOTENT and isinstance(error, ConnectionError)
+    if (not _idempotent(request) and isinstance(error, ConnectionError)
             and not isinstance(error, (ConnectError, OutcomeUnknown))):
         return OutcomeUnknown(f"{request.method} may or may not have been applied: {error.detail}",
                               error.url, request.method)

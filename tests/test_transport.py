@@ -863,3 +863,19 @@ def test_a_keep_alive_connection_the_server_closed_is_replaced_without_resending
 def _put_op():
     resp = yield Request("PUT", "/db/d", json={"v": 1})
     return resp.json()
+
+
+def test_a_read_only_post_marked_idempotent_is_sent_again(backend):
+    flaky = Scripted(lambda n, head: None if n in (0, 2) else http_reply(b'{"docs":[]}'))
+
+    def find_op(idempotent):
+        resp = yield Request("POST", "/db/_find", json={"selector": {}}, idempotent=idempotent)
+        return resp.json()
+
+    try:
+        server = couchcore.Server(flaky.url, backend=backend, backoff=0.01)
+        assert server._run(find_op(True)) == {"docs": []} and len(flaky.heads) == 2
+        with pytest.raises(couchcore.OutcomeUnknown):
+            server._run(find_op(None))  # a POST is a write unless its operation says otherwise
+    finally:
+        flaky.close()

@@ -44,10 +44,12 @@ class Request:
     ``query`` a list of already-encoded ``(name, value)`` pairs; ``body`` bytes, a
     file object or an iterator of chunks. With ``stream=True`` the transport returns
     the response body as an iterator of chunks instead of bytes. ``timeout`` overrides
-    the read timeout (``None``: the transport's default).
+    the read timeout (``None``: the transport's default). ``idempotent`` tells the
+    retry policy whether sending the request twice is harmless (default: for GET, HEAD
+    and OPTIONS; an operation sets it for a read-only POST such as ``_find``).
     """
 
-    __slots__ = ("method", "path", "query", "headers", "body", "stream", "timeout")
+    __slots__ = ("method", "path", "query", "headers", "body", "stream", "timeout", "idempotent")
 
     def __init__(
         self,
@@ -59,6 +61,7 @@ class Request:
         json: Any = None,
         stream: bool = False,
         timeout: float | None = None,
+        idempotent: bool | None = None,
     ) -> None:
         self.method = method
         self.path = path
@@ -72,6 +75,7 @@ class Request:
         self.body = body
         self.stream = stream
         self.timeout = timeout
+        self.idempotent = method in ("GET", "HEAD", "OPTIONS") if idempotent is None else idempotent
 
     @property
     def target(self) -> str:
