@@ -298,11 +298,14 @@ def validate_document(raw: bytes) -> dict:
     itself, see :func:`add_id` and :func:`join_documents`): the returned dict tells the
     caller the ``_id``/``_rev`` and that the bytes are valid JSON, but with orjson an
     integer beyond 64 bits in it may come back as a float, so never re-encode it in place
-    of ``raw``. Leading/trailing JSON whitespace (a line's ``\\n``) is allowed.
+    of ``raw``. Leading/trailing JSON whitespace (a line's ``\\n``) is allowed; a UTF-8
+    byte order mark is not (``loads`` skips one, but it cannot be spliced into a body).
 
     Raises :class:`ParseError` for malformed JSON (NaN/Infinity literals and invalid UTF-8
     included) and :class:`InvalidDocument` when the value is not an object.
     """
+    if raw[:3] == b"\xef\xbb\xbf" or raw.lstrip(b" \t\r\n")[:3] == b"\xef\xbb\xbf":
+        raise ParseError("a UTF-8 byte order mark cannot go into a request body")
     if _engine.name == "orjson":
         try:
             value = _orjson.loads(raw)
