@@ -98,6 +98,13 @@ def _run_dump(args: argparse.Namespace) -> int:
         with out if out is not sys.stdout.buffer else contextlib.nullcontext():
             report = dump(db, out, attachments=args.attachments, parallel=args.parallel,
                           progress=bar.update if bar is not None else None)
+    except BrokenPipeError:  # the reader went away (``| head``): stop quietly
+        if bar is not None:
+            bar.close()
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 1
     except (CouchcoreError, OSError) as exc:
         if bar is not None:
             bar.close()
