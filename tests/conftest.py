@@ -19,10 +19,9 @@ import pytest
 import couchcore
 from couchcore.testing import PouchDBServer
 
-# shared/ lies beside the repository (CI: beside the clone); COUCHCORE_FIXTURES overrides
+# recorded by tests/record_fixtures.py and committed; COUCHCORE_FIXTURES may point elsewhere
 FIXTURES = Path(
-    os.environ.get("COUCHCORE_FIXTURES")
-    or Path(__file__).resolve().parent.parent.parent / "shared" / "fixtures" / "couchdb-3.5.0"
+    os.environ.get("COUCHCORE_FIXTURES") or Path(__file__).resolve().parent / "data" / "couchdb-3.5.0"
 )
 
 
@@ -111,6 +110,7 @@ def db(server, db_name):
 
 @pytest.fixture(scope="session")
 def fixtures_dir() -> Path:
-    if not FIXTURES.exists():
-        pytest.skip(f"recorded CouchDB fixtures not found at {FIXTURES}")
+    """The recorded CouchDB responses; they are part of the repository, so missing ones fail."""
+    if not (FIXTURES / "index.json").is_file():
+        pytest.fail(f"recorded CouchDB responses not found at {FIXTURES} (re-record: tests/record_fixtures.py)")
     return FIXTURES

@@ -1,7 +1,8 @@
 """Unit tests of the sans-I/O protocol layer: operations driven with canned responses.
 
 No server and no sockets: each operation generator is pumped by hand with Response
-objects built from recorded Apache CouchDB 3.5.0 bodies (shared/fixtures).
+objects built from recorded Apache CouchDB 3.5.0 bodies (tests/data, made by
+tests/record_fixtures.py).
 """
 
 from __future__ import annotations

@@ -28,11 +28,13 @@ from couchcore.errors import ParseError
 from couchcore.models import Document, Row
 from couchcore.rows import SHAPES, PyRowParser, make_parser
 
-FIXTURES = Path(os.environ.get("COUCHCORE_FIXTURES", "/work/shared/fixtures/couchdb-3.5.0"))
 HERE = Path(__file__).parent
+# recorded by tests/record_fixtures.py and committed; COUCHCORE_FIXTURES may point elsewhere
+FIXTURES = Path(os.environ.get("COUCHCORE_FIXTURES") or HERE / "data" / "couchdb-3.5.0")
 ROOT = HERE.parent
 
-have_fixtures = pytest.mark.skipif(not FIXTURES.is_dir(), reason=f"fixtures not found at {FIXTURES}")
+if not (FIXTURES / "index.json").is_file():  # part of the repository: missing is an error, not a skip
+    raise RuntimeError(f"recorded CouchDB responses not found at {FIXTURES} (re-record: tests/record_fixtures.py)")
 
 try:
     from couchcore_ext import _rows as _cy_rows  # noqa: F401
@@ -196,15 +198,31 @@ FIXTURE_SHAPES = {
     "bulk_get": "bulk_get",
     "find": "find",
 }
-ERROR_FIXTURES = sorted(p.stem for p in FIXTURES.glob("err_*.body")) if FIXTURES.is_dir() else []
-SMALL = [n for n in FIXTURE_SHAPES if FIXTURES.is_dir() and (FIXTURES / f"{n}.body").stat().st_size < 3000]
+ERROR_FIXTURES = sorted(p.stem for p in FIXTURES.glob("err_*.body"))
+SMALL = [n for n in FIXTURE_SHAPES if (FIXTURES / f"{n}.body").stat().st_size < 3000]
 
 
 def body(name):
     return (FIXTURES / f"{name}.body").read_bytes()
 
 
-@have_fixtures
+def test_recorded_index_matches_files():
+    """index.json (tests/record_fixtures.py) names the server, the date, and every file as received."""
+    index = json.loads((FIXTURES / "index.json").read_text(encoding="utf-8"))
+    assert index["server"].startswith("Apache CouchDB ") and index["recorded"]
+    files = {e.get("body_file") or e["wire_file"] for e in index["responses"]}
+    assert files == {p.name for p in FIXTURES.iterdir() if p.suffix in (".body", ".wire")}
+    assert {f"{n}.body" for n in FIXTURE_SHAPES} <= files
+    # the error bodies cover the common failures, each with the status it came with
+    errors = {e["name"]: e["status"] for e in index["responses"] if e["name"].startswith("err_")}
+    assert sorted(errors) == ERROR_FIXTURES
+    assert set(errors.values()) == {400, 401, 404, 409, 410, 412, 415}
+    for e in index["responses"]:
+        length = [v for k, v in e.get("headers", []) if k.lower() == "content-length"]
+        if length and "body_file" in e:  # bodies are byte for byte what the server sent
+            assert (FIXTURES / e["body_file"]).stat().st_size == int(length[0]), e["name"]
+
+
 @pytest.mark.parametrize("name", sorted(FIXTURE_SHAPES))
 def test_fixture_whole(backend, name):
     shape = FIXTURE_SHAPES[name]
@@ -214,7 +232,6 @@ def test_fixture_whole(backend, name):
     assert got[2] is True
 
 
-@have_fixtures
 @pytest.mark.parametrize("name", sorted(FIXTURE_SHAPES))
 def test_fixture_random_chunks(backend, name):
     shape = FIXTURE_SHAPES[name]
@@ -225,7 +242,6 @@ def test_fixture_random_chunks(backend, name):
         assert_same(parse(backend, shape, random_splits(data, rnd, max_piece)), want)
 
 
-@have_fixtures
 @pytest.mark.parametrize("name", SMALL)
 def test_fixture_split_at_every_byte(backend, name):
     shape = FIXTURE_SHAPES[name]
@@ -236,7 +252,6 @@ def test_fixture_split_at_every_byte(backend, name):
         assert_same(parse(backend, shape, [data[:i], data[i:]]), want)
 
 
-@have_fixtures
 def test_fixture_item_types(backend):
     items, meta, _ = parse(backend, "view", [body("all_docs_keys_missing_include_docs")])
     assert type(items[0]) is Row and type(items[0].doc) is Document
@@ -258,7 +273,6 @@ def test_fixture_item_types(backend):
     assert set(meta) == {"bookmark", "warning"}
 
 
-@have_fixtures
 def test_big_int_and_floats(backend):
     data = (FIXTURES / "doc.body").read_bytes()
     wrapped = b'{"rows":[{"id":"005","key":null,"value":null,"doc":' + data + b"}]}"
@@ -267,7 +281,6 @@ def test_big_int_and_floats(backend):
     assert row.doc["f"] == 0.7142857142857143
 
 
-@have_fixtures
 def test_meta_after_rows(backend):
     p = make_parser("changes", backend)
     data = body("changes_normal")
@@ -279,7 +292,6 @@ def test_meta_after_rows(backend):
     assert p.close() == []
 
 
-@have_fixtures
 def test_meta_available_early(backend):
     p = make_parser("view", backend)
     data = body("view_by_n_update_seq")
@@ -289,7 +301,6 @@ def test_meta_available_early(backend):
     assert not p.done
 
 
-@have_fixtures
 @pytest.mark.parametrize("name", ERROR_FIXTURES)
 def test_error_bodies_go_to_meta(backend, name):
     data = body(name)
@@ -300,14 +311,12 @@ def test_error_bodies_go_to_meta(backend, name):
         assert "error" in meta and "reason" in meta
 
 
-@have_fixtures
 def test_wire_view(backend):
     chunks = dechunk((FIXTURES / "view_by_n_limit3.wire").read_bytes())
     data = b"".join(chunks)
     assert_same(parse(backend, "view", chunks), expected("view", data))
 
 
-@have_fixtures
 def test_wire_continuous_heartbeat(backend):
     chunks = dechunk((FIXTURES / "changes_continuous_heartbeat.wire").read_bytes())
     p = make_parser("continuous", backend)
@@ -338,7 +347,6 @@ def pouch_view(data: bytes) -> bytes:
     return s.encode()
 
 
-@have_fixtures
 @pytest.mark.parametrize(
     "name", [n for n, s in FIXTURE_SHAPES.items() if s == "view" and n != "view_empty"]
 )
@@ -353,7 +361,6 @@ def test_pouchdb_framing(backend, name):
         assert_same(parse(backend, "view", split_every(data, 1)), want)
 
 
-@have_fixtures
 def test_pouchdb_changes_one_line(backend):
     top = simplejson.loads(body("changes_include_docs"))
     data = simplejson.dumps(top, separators=(",", ":")).encode()
@@ -656,7 +663,6 @@ def test_malformed_other_shapes(backend):
             assert isinstance(parse_or_error(backend, shape, [data]), ParseError), (shape, data)
 
 
-@have_fixtures
 @pytest.mark.parametrize("name", SMALL)
 def test_every_truncation_raises(backend, name):
     shape = FIXTURE_SHAPES[name]
@@ -1016,7 +1022,6 @@ def no_fast_path():
 
 
 @pytest.mark.skipif(CY_SKIP is not None, reason=CY_SKIP or "")
-@have_fixtures
 @pytest.mark.parametrize("name", sorted(FIXTURE_SHAPES))
 def test_cython_frame_machine_alone(name, no_fast_path):
     shape = FIXTURE_SHAPES[name]
