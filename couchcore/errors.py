@@ -45,6 +45,7 @@ __all__ = [
     "TimeoutError",
     "ConnectTimeout",
     "ReadTimeout",
+    "IndexBuildTimeout",
     "TLSError",
     "error_for_status",
 ]
@@ -278,7 +279,7 @@ class TransportError(CouchcoreError):
         return (_rebuild_transport_error, (self.__class__, str(self), self.url))
 
 
-def _rebuild_transport_error(cls: type, message: str, url: str | None) -> "TransportError":
+def _rebuild_transport_error(cls: "type[TransportError]", message: str, url: str | None) -> "TransportError":
     exc = cls.__new__(cls, message)
     CouchcoreError.__init__(exc, message)
     exc.url = url
@@ -323,6 +324,14 @@ class ConnectTimeout(TimeoutError, ConnectError):
 
 class ReadTimeout(TimeoutError):
     """The server sent nothing for the read timeout (an idle timeout, in seconds)."""
+
+
+class IndexBuildTimeout(TimeoutError):
+    """:meth:`Database.build_view` gave up waiting: the view's index was not built within
+    its ``timeout``. The server goes on building it; ``status`` holds the last progress
+    seen (the dict handed to the ``progress`` callback)."""
+
+    status: dict | None = None
 
 
 class TLSError(ConnectError):
