@@ -8,6 +8,7 @@
 __version__ = "0.1.0"  # first: the transports name it in their User-Agent
 
 from . import errors as _errors
+from .drivers import call_options
 from .errors import *  # noqa: F401,F403 - the whole exception hierarchy is public
 from .feeds import ChangesFeed
 from .models import ConflictResolution, Document, Result, Row, Status
@@ -28,5 +29,6 @@ __all__ = [
     "ChangesResult",
     "ChangesFeed",
     "AttachmentStream",
+    "call_options",
     *_errors.__all__,
 ]

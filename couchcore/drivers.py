@@ -13,10 +13,12 @@ safe, and when.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import email.utils
 import random
 import time
-from typing import Any, Generator
+from typing import Any, Generator, Iterator
 
 from .errors import (
     ConnectError,
@@ -29,12 +31,45 @@ from .errors import (
 )
 from .protocol.messages import Request, Response
 
-__all__ = ["Operation", "RetryPolicy", "run", "run_async", "send", "send_async"]
+__all__ = ["Operation", "RetryPolicy", "call_options", "run", "run_async", "send", "send_async"]
 
 Operation = Generator[Request, Response, Any]
 
 #: methods that read only: sending them twice is harmless
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS"})
+
+# per-call overrides of the Server's timeout/retries/deadline (see call_options)
+_CALL_OPTIONS: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("couchcore_call_options",
+                                                                               default={})
+_UNSET: Any = object()
+
+
+@contextlib.contextmanager
+def call_options(*, timeout: float | None = _UNSET, retries: int = _UNSET,
+                 deadline: float | None = _UNSET) -> Iterator[None]:
+    """Override the Server's ``timeout`` (read, seconds; ``None`` waits forever),
+    ``retries`` and ``deadline`` for the calls made inside the block, in this thread
+    or asyncio task only::
+
+        with couchcore.call_options(timeout=5, retries=0):
+            db.view("ev/by_kind")
+
+    Feeds keep the read timeouts they derive from ``heartbeat``/``timeout``; the
+    connect timeout stays the Server's. Bad values raise
+    :class:`~couchcore.errors.InvalidOption`.
+    """
+    from .transport.base import TransportOptions
+
+    given = {k: v for k, v in (("timeout", timeout), ("retries", retries), ("deadline", deadline))
+             if v is not _UNSET}
+    TransportOptions.from_kwargs(**given)  # the same checks as the Server's options
+    token = _CALL_OPTIONS.set({**_CALL_OPTIONS.get(), **given})
+    try:
+        yield
+    finally:
+        _CALL_OPTIONS.reset(token)
+
+
 
 
 class RetryPolicy:
@@ -52,23 +87,34 @@ class RetryPolicy:
     is a stream (a file, an iterator) is sent once: it cannot be replayed.
     """
 
-    __slots__ = ("retries", "backoff", "max_backoff", "deadline")
+    __slots__ = ("retries", "backoff", "max_backoff", "deadline", "timeout")
 
     def __init__(self, retries: int = 2, backoff: float = 0.25, max_backoff: float = 10.0,
-                 deadline: float | None = None) -> None:
+                 deadline: float | None = None, timeout: float | None = _UNSET) -> None:
         self.retries = retries
         self.backoff = backoff
         self.max_backoff = max_backoff
         self.deadline = deadline
+        self.timeout = timeout  # a call's read timeout (call_options), or _UNSET
+
+    def prepare(self, request: Request) -> Request:
+        """Apply the call's read timeout (from :func:`call_options`) to ``request``,
+        unless the operation chose one itself (feeds)."""
+        if self.timeout is not _UNSET and request.timeout is None:
+            request.timeout = self.timeout or 0  # 0: no read timeout
+        return request
 
     @classmethod
     def of(cls, transport: Any) -> "RetryPolicy":
         """The policy configured in ``transport.options`` (or in a proxy's transport)."""
         options = _find(transport, "options")
+        overrides = _CALL_OPTIONS.get()
+        timeout = overrides.get("timeout", _UNSET)
         if options is None:
-            return cls(retries=0)
-        return cls(getattr(options, "retries", 2), getattr(options, "backoff", 0.25),
-                   getattr(options, "max_backoff", 10.0), getattr(options, "deadline", None))
+            return cls(retries=overrides.get("retries", 0), deadline=overrides.get("deadline"), timeout=timeout)
+        return cls(overrides.get("retries", getattr(options, "retries", 2)), getattr(options, "backoff", 0.25),
+                   getattr(options, "max_backoff", 10.0), overrides.get("deadline", getattr(options, "deadline", None)),
+                   timeout)
 
     def delay(self, request: Request, attempt: int, started: float, error: BaseException | None = None,
               response: Response | None = None) -> float | None:
@@ -148,6 +194,7 @@ def _outcome_unknown(request: Request, error: BaseException) -> BaseException:
 def send(transport: Any, request: Request, policy: RetryPolicy | None = None) -> Response:
     """Send ``request`` over a sync transport, retrying as ``policy`` allows."""
     policy = policy or RetryPolicy.of(transport)
+    policy.prepare(request)
     started = time.monotonic()
     attempt = 0
     while True:
@@ -172,6 +219,7 @@ def send(transport: Any, request: Request, policy: RetryPolicy | None = None) ->
 async def send_async(transport: Any, request: Request, policy: RetryPolicy | None = None) -> Response:
     """Send ``request`` over an async transport, retrying as ``policy`` allows."""
     policy = policy or RetryPolicy.of(transport)
+    policy.prepare(request)
     started = time.monotonic()
     attempt = 0
     while True:

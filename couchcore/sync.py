@@ -138,6 +138,7 @@ class Database(DatabaseAPI):
 
 def _threaded(ops: Iterable[Any], concurrency: int, runner: Callable[[Any], Any]) -> Iterator[tuple[int, Any]]:
     """Run operations on a thread pool, bounded: at most ``concurrency`` submitted at once."""
+    import contextvars
     from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
     def attempt(op: Any) -> Any:
@@ -153,7 +154,8 @@ def _threaded(ops: Iterable[Any], concurrency: int, runner: Callable[[Any], Any]
                 done, _ = wait(flying, return_when=FIRST_COMPLETED)
                 for future in done:
                     yield flying.pop(future), future.result()
-            flying[pool.submit(attempt, op)] = i
+            # each in the caller's context, so couchcore.call_options(...) reaches the threads
+            flying[pool.submit(contextvars.copy_context().run, attempt, op)] = i
         while flying:
             done, _ = wait(flying, return_when=FIRST_COMPLETED)
             for future in done:

@@ -879,3 +879,39 @@ def test_a_read_only_post_marked_idempotent_is_sent_again(backend):
             server._run(find_op(None))  # a POST is a write unless its operation says otherwise
     finally:
         flaky.close()
+
+
+@pytest.mark.parametrize("backend", ALL_BACKENDS)
+def test_call_options_set_a_calls_read_timeout_and_retries(backend):
+    slow = Scripted(lambda n, head: (time.sleep(2), http_reply())[1] if n == 0 else http_reply())
+    try:
+        with couchcore.call_options(timeout=0.5, retries=0):
+            t0 = time.monotonic()
+            with pytest.raises(couchcore.ReadTimeout):
+                call(backend, slow.url, timeout=30)
+            assert time.monotonic() - t0 < 1.5
+        assert call(backend, slow.url, timeout=30) == "9.9.9-test"  # outside the block: the Server's
+    finally:
+        slow.close()
+    flaky = Scripted(lambda n, head: None if n == 0 else http_reply())
+    try:
+        with couchcore.call_options(retries=0), pytest.raises(couchcore.ConnectionError):
+            call(backend, flaky.url, backoff=0.01)
+        assert len(flaky.heads) == 1
+    finally:
+        flaky.close()
+    with pytest.raises(couchcore.InvalidOption):
+        with couchcore.call_options(timeout=-1):
+            pass
+
+
+def test_call_options_reach_many_requests_at_once(backend):
+    slow = Scripted(lambda n, head: (time.sleep(2), http_reply(b'{"_id":"x","_rev":"1-a"}'))[1])
+    try:
+        db = couchcore.Server(slow.url, backend=backend, timeout=30)._database("db")
+        t0 = time.monotonic()
+        with couchcore.call_options(timeout=0.5), pytest.raises(couchcore.ReadTimeout):
+            db.get_many(["a", "b", "c"], concurrency=3)
+        assert time.monotonic() - t0 < 1.5
+    finally:
+        slow.close()

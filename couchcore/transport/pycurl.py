@@ -216,6 +216,8 @@ class CurlEngine:
         finished: deque[tuple[int, Any]] = deque()
 
         def launch(i: int, op: Any, request: Request, attempt: int, started: float) -> None:
+            if policy is not None:
+                policy.prepare(request)  # the call's read timeout, if it set one
             try:
                 flying[self.start(request)] = (i, op, attempt, started)
             except Exception as error:
