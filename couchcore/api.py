@@ -20,6 +20,7 @@ from .protocol import attachments as _att
 from .protocol import changes as _changes
 from .protocol import database as _db
 from .protocol import documents as _docs
+from .protocol import indexes as _indexes
 from .protocol import server as _srv
 from .protocol import views as _views
 from .codec import NOT_GIVEN
@@ -466,6 +467,28 @@ class DatabaseAPI:
         https://docs.couchdb.org/en/stable/api/ddoc/views.html
         """
         return self._run(_views.view(self._ctx, self.name, name, **options))
+
+    def build_view(self, name: str, timeout: float | None = None,
+                   progress: Callable[[dict], Any] | None = None, poll: float = 2.0) -> Any:
+        """Build the index of view ``name`` (``"ddoc/view"``) and wait until it is built.
+
+        Use it after saving a design document, before the first real query on a large
+        database (which could otherwise fail with ``500 timeout`` while the index
+        builds). Queries the view with ``limit=0`` until one query comes back whole;
+        CouchDB's ``500 timeout``, a ``timeout`` in the body and a client read timeout
+        count as "still building" (the server goes on). ``progress(status)``, if
+        given, is called every ``poll`` seconds (or when a query ends unfinished) with
+        ``{"view", "elapsed" (s), "attempts", "percent" (0-100 or None), "changes_done",
+        "total_changes", "tasks", "updater_running"}`` from ``/_active_tasks`` (needs
+        admin rights) or the design document's ``_info``. ``timeout`` (s; ``None``:
+        wait as long as it takes) bounds the whole wait: on expiry
+        :class:`IndexBuildTimeout` (a :class:`couchcore.TimeoutError`) is raised, its
+        ``.status`` the last progress seen. Returns ``{"view", "elapsed", "attempts"}``.
+        Bad arguments raise :class:`InvalidInput` before anything is sent.
+        CouchDB: https://docs.couchdb.org/en/stable/api/ddoc/views.html ,
+        https://docs.couchdb.org/en/stable/api/server/common.html#active-tasks
+        """
+        return self._run(_indexes.build_view(self._ctx, self.name, name, timeout, progress, poll))
 
     def query(self, map_src: str, reduce_src: str | None = None, language: str = "javascript",
               **options: Any) -> Any:
