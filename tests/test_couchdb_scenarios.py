@@ -39,12 +39,26 @@ NULLS = {
 MAP_K = "function(doc){ if ('k' in doc) emit(doc.k, doc.n); }"
 
 
+def settle(db, view: str, rows: int, timeout: float = 10.0) -> None:
+    """Wait until ``view`` shows all ``rows``, three reads in a row. On a CouchDB cluster a
+    write acknowledged by a quorum reaches the other shard copies a moment later, and a
+    view read may be served by one that has not got it yet (eventual visibility);
+    one server answers at once."""
+    import time
+
+    deadline, seen = time.monotonic() + timeout, 0
+    while seen < 3:
+        seen = seen + 1 if len(db.view(view)) == rows else 0
+        assert time.monotonic() < deadline, f"{view} did not show {rows} rows in {timeout}s"
+
+
 def make_nulls(db, nulls=6):
     """``z00``.. with ``k: null`` and five docs with other keys (``0``, ``false``, ``""``, ``[]``, ``"a"``)."""
     docs = [{"_id": f"z{i:02d}", "k": None, "n": i} for i in range(nulls)]
     others = [0, False, "", [], "a"]
     docs += [{"_id": f"o{i}", "k": k, "n": 100 + i} for i, k in enumerate(others)]
     assert db.save(docs + [dict(NULLS)]).ok
+    settle(db, "n/by_k", len(docs))
     return [d["_id"] for d in docs[:nulls]]
 
 
@@ -91,6 +105,7 @@ def test_paging_from_a_null_key_with_docid_bounds(db, start, start_id, end, end_
 @pytest.mark.couchdb_only  # PouchDB Server's _all_docs treats key=null as no key
 def test_all_docs_key_none_matches_nothing(db):
     make_nulls(db, 2)
+    settle(db, "_all_docs", 8)
     assert db.view("_all_docs", key=None).all() == []  # ids are strings: none equals null
     assert db.view("_all_docs", endkey=None).all() == []
     assert len(db.view("_all_docs", startkey=None)) == 8
@@ -167,6 +182,7 @@ FUNCS = {
 def make_funcs(db):
     docs = [{"_id": f"d{i}", "n": i} for i in range(10)]
     assert db.save(docs + [dict(FUNCS)]).ok
+    settle(db, "f/by_n", len(docs))
 
 
 @pytest.mark.parametrize("name", ["f/plain", "f/lying"])
