@@ -137,6 +137,14 @@ def test_not_given_sentinel_leaves_an_option_out():
     assert not codec.NOT_GIVEN and repr(codec.NOT_GIVEN) == "NOT_GIVEN"
 
 
+def test_keys_none_is_not_a_list_of_keys():
+    """``keys`` is a list (``null`` is no list of keys): ``keys=None`` is refused, before sending."""
+    offline = couchcore.Server("http://127.0.0.1:9", retries=0, connect_timeout=0.5)._database("x")
+    with pytest.raises(couchcore.InvalidOption, match="keys"):
+        offline.view("n/by_k", keys=None)
+    assert codec.view_query({"keys": codec.NOT_GIVEN}) == ([], None)
+
+
 def test_get_many_ids_is_unaffected_by_null_keys(db):
     make_nulls(db, 2)
     docs = db.get(["z00", "nope", "z01"])
