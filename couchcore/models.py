@@ -217,12 +217,21 @@ class ConflictResolution:
     place); ``pending`` maps ``_id`` to ``{"doc": doc, "error": ..., "reason": ...}`` for
     every document that was not written. Nothing is dropped: every input document
     ends up in exactly one of the two.
+
+    ``accepted`` holds the ids (all of them also in ``resolved``) that a CouchDB
+    cluster stored on fewer copies than its write quorum (``202 Accepted``, ``"accepted":
+    true``): written, and spread to the other copies by the cluster later, so a read
+    through another copy may not see them yet. A write CouchDB accepted this way but
+    that lost to another revision on the other copies is not resolved: it is pending
+    as a ``conflict`` (see :func:`couchcore.protocol.documents.save_docs`).
+    CouchDB: https://docs.couchdb.org/en/stable/cluster/theory.html
     """
 
     def __init__(self, db: Any, resolved: dict | None = None, pending: dict | None = None) -> None:
         self._db = db
         self.resolved: dict[str, Document] = resolved if resolved is not None else {}
         self.pending: dict[str, dict] = pending if pending is not None else {}
+        self.accepted: set[str] = set()
 
     @property
     def ok(self) -> bool:
@@ -254,6 +263,8 @@ class ConflictResolution:
         """Fold the outcome of a retry into this resolution (in place) and return it."""
         for docid in other.resolved:
             self.pending.pop(docid, None)
+            self.accepted.discard(docid)
         self.resolved.update(other.resolved)
+        self.accepted |= getattr(other, "accepted", set())
         self.pending.update(other.pending)
         return self

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import uuid
 
 import pytest
 
@@ -38,10 +39,24 @@ def run_threads(target, n: int = WRITERS) -> None:
         raise errors[0]
 
 
+def edit() -> str:
+    """A token that makes every edit unique.
+
+    A revision id is the MD5 hash of the document
+    (https://docs.couchdb.org/en/stable/intro/api.html), so two writers making the
+    same edit on the same revision make the same revision: one node answers the second
+    409, but a cluster may answer it 202 Accepted from a copy that had not applied the
+    first yet (https://docs.couchdb.org/en/stable/cluster/theory.html), and then the
+    two increments are one. Counting writers must make their edits differ.
+    """
+    return uuid.uuid4().hex
+
+
 def bump(doc):
     if doc is None:  # the first writer creates it
-        return {"n": 1}
+        return {"n": 1, "edit": edit()}
     doc["n"] += 1
+    doc["edit"] = edit()
     return doc
 
 
@@ -59,12 +74,13 @@ def test_save_with_merge_threads_lose_no_update(db):
     db.save({"_id": "counter", "n": 0})
 
     def merge(local, server):
-        return {**server, "n": server["n"] + 1}
+        return {**server, "n": server["n"] + 1, "edit": edit()}
 
     def writer(_: int) -> None:
         for _ in range(INCREMENTS):
             doc = db.get("counter")
             doc["n"] += 1
+            doc["edit"] = edit()
             db.save(doc, merge=merge, retries=1000)
 
     run_threads(writer)
@@ -159,12 +175,13 @@ def test_async_update_doc_and_merge_lose_no_update(couch_url):
             assert (await db.get("counter"))["n"] == WRITERS * INCREMENTS
 
             def merge(local, server_doc):
-                return {**server_doc, "n": server_doc["n"] + 1}
+                return {**server_doc, "n": server_doc["n"] + 1, "edit": edit()}
 
             async def merger():
                 for _ in range(INCREMENTS):
                     doc = await db.get("counter")
                     doc["n"] += 1
+                    doc["edit"] = edit()
                     await db.save(doc, merge=merge, retries=1000)
 
             await asyncio.gather(*(merger() for _ in range(WRITERS)))

@@ -247,13 +247,18 @@ def _bulk_write(ctx, db, docs, payload, resolution: ConflictResolution, options:
             matched[slots.pop(0)] = result
         elif pos < len(docs) and matched[pos] is None and "id" not in result:
             matched[pos] = result
+    accepted: dict[str, str] = {}
     for doc, result in zip(docs, matched):
         if result is None:  # never drop a document silently
             resolution.pending[doc["_id"]] = {"doc": doc, "error": "unknown",
                                               "reason": "the server's answer did not mention this document"}
         elif result.get("error") is None and "rev" in result:
+            if result.get("accepted") is True and options.get("new_edits") is not False:
+                accepted[doc["_id"]] = result["rev"]  # decided below, after a quorum read
+                continue
             doc["_rev"] = result["rev"]
             resolution.pending.pop(doc["_id"], None)
+            resolution.accepted.discard(doc["_id"])
             resolution.resolved[doc["_id"]] = doc
         else:
             resolution.pending[doc["_id"]] = {
@@ -261,6 +266,77 @@ def _bulk_write(ctx, db, docs, payload, resolution: ConflictResolution, options:
                 "error": result.get("error", "unknown"),
                 "reason": result.get("reason"),
             }
+    if accepted:
+        yield from _settle_accepted(ctx, db, docs, accepted, resolution)
+
+
+def _settle_accepted(ctx, db, docs: list, accepted: Mapping[str, str], resolution: ConflictResolution):
+    """Decide the writes a CouchDB cluster answered with ``"accepted": true``.
+
+    A cluster answers ``202 Accepted`` when fewer copies than the write quorum stored a
+    write (https://docs.couchdb.org/en/stable/cluster/theory.html). That also happens
+    when one copy had not yet applied an earlier write and accepted a write the other
+    copies refused as a conflict: the revision is stored, but beside another writer's
+    (a lost update waiting to happen). couchcore checks each such write with
+    :func:`_accepted_lost`: a lost one is withdrawn and pending as a ``conflict``
+    (``force``/``merge`` then resolve it like any conflict); the others are resolved and
+    listed in ``resolution.accepted``.
+    """
+    for doc in docs:
+        docid = doc["_id"]
+        rev = accepted.get(docid)
+        if rev is None:
+            continue
+        other = yield from _accepted_lost(ctx, db, docid, rev, doc.get("_rev"))
+        if other is not None:
+            resolution.resolved.pop(docid, None)
+            resolution.accepted.discard(docid)
+            resolution.pending[docid] = {"doc": doc, "error": "conflict", "reason": _lost_reason(rev, other)}
+        else:
+            doc["_rev"] = rev
+            resolution.pending.pop(docid, None)
+            resolution.resolved[docid] = doc
+            resolution.accepted.add(docid)
+
+
+def _lost_reason(rev: str, other: str) -> str:
+    return (f"Document update conflict: the cluster stored revision {rev} on fewer copies than its write "
+            f"quorum (202 Accepted) while the others hold {other}; couchcore withdrew {rev}")
+
+
+def _accepted_lost(ctx, db, docid: str, rev: str, parent: str | None):
+    """Whether a write answered ``202 Accepted`` lost to a concurrent one; returns the
+    other writer's revision (``None``: the write stands).
+
+    Reads every leaf revision with its history (``open_revs=all&revs=true``, a quorum
+    read). The write lost when another live leaf was written on the same parent (or,
+    for a new document, when another live leaf exists) and no live leaf builds on ours.
+    A lost revision is withdrawn (deleted on its own branch) so that the other writer's
+    revision stays the current one, as on a single node, where the write would have
+    been refused with ``409``.
+    """
+    resp = yield Request("GET", doc_path(db, docid), query=[("open_revs", "all"), ("revs", "true")])
+    if resp.status == 404:
+        return None
+    leaves = resp.json()
+    other = None
+    for item in leaves if isinstance(leaves, list) else ():
+        leaf = item.get("ok") if isinstance(item, dict) else None
+        if not isinstance(leaf, dict) or leaf.get("_deleted") or leaf.get("_rev") == rev:
+            continue
+        history = leaf.get("_revisions") or {}
+        start = history.get("start", 0)
+        ancestry = {f"{start - i}-{rid}" for i, rid in enumerate(history.get("ids", ()))}
+        if rev in ancestry:
+            return None  # someone already built on our revision: it is part of the history
+        if parent is None or parent in ancestry:
+            other = leaf["_rev"]
+    if other is not None:
+        withdraw = codec.dumps({"docs": [{"_id": docid, "_rev": rev, "_deleted": True}]})
+        done = yield Request("POST", f"{db_path(db)}/_bulk_docs", body=withdraw,
+                             headers={"Content-Type": "application/json", **ctx.write_headers})
+        done.close()  # best effort: the other copies do not know the revision yet
+    return other
 
 
 def resolve(ctx, db, resolution: ConflictResolution, how: str, fn=None, options: Mapping[str, Any] | None = None):
@@ -357,6 +433,15 @@ def update_doc(ctx: ServerContext, db: str, docid: str, fn: Callable[[Document |
         body = codec.dumps(doc)  # InvalidDocument for NaN, sets, ... before sending
         resp = yield Request("PUT", doc_path(db, docid), body=body,
                              headers={"Content-Type": "application/json", **ctx.write_headers})
+        if resp.status == 202:  # stored on fewer copies than the write quorum: did it lose?
+            rev = resp.json()["rev"]
+            other = yield from _accepted_lost(ctx, db, docid, rev, doc.get("_rev"))
+            if other is not None:  # a lost update on a cluster: a conflict
+                if attempts <= retries:
+                    continue
+                raise error_for_status(409)(
+                    409, "conflict", f"{_lost_reason(rev, other)}; gave up after {attempts} attempts "
+                    f"(1 + retries={retries} re-reads)", "PUT", doc_path(db, docid))
         if resp.status == 409 and attempts <= retries:
             continue
         if resp.status == 409:

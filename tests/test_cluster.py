@@ -1,0 +1,148 @@
+"""couchcore on a CouchDB cluster (issue 12).
+
+A cluster (https://docs.couchdb.org/en/stable/cluster/theory.html and
+https://docs.couchdb.org/en/stable/cluster/sharding.html#quorum) stores ``n`` copies of
+every shard and answers a write once ``w`` copies stored it (``201``), or ``202
+Accepted`` when fewer did. One copy that had not yet applied an earlier write can
+accept a write the other copies refuse as a conflict: CouchDB then answers ``202`` with
+``"accepted": true`` and the revision lands on a losing branch. couchcore reads the
+current revision back for such writes and reports a lost one as a conflict.
+
+The first tests drive the protocol operations with canned responses (as CouchDB 3.5.0
+sends them on the 3-node cluster of ``../shared/couchdb/cluster.sh``); the others talk
+to the real server, and the several-node ones run only when ``COUCHDB_URL`` names
+several nodes of one cluster (the ``couch_urls`` fixture).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+
+import couchcore
+from couchcore.errors import Conflict
+from couchcore.protocol import documents, server
+from couchcore.protocol.messages import Response
+
+from .conftest import unique_name
+
+
+def resp(status, body, method="POST", url="http://127.0.0.1:15984/db/_bulk_docs"):
+    return Response(status, {"Content-Type": "application/json"}, body=json.dumps(body).encode(),
+                    method=method, url=url)
+
+
+def pump(op, *responses):
+    """Answer each request of ``op`` with the next canned response; (result, requests)."""
+    answers, sent = list(responses), []
+    try:
+        req = next(op)
+        while True:
+            sent.append(req)
+            assert answers, f"unexpected extra request {req}"
+            req = op.send(answers.pop(0))
+    except StopIteration as stop:
+        assert not answers, f"{len(answers)} canned responses left unused"
+        return stop.value, sent
+
+
+def leaves(*revs, status=200):
+    """An ``open_revs=all&revs=true`` answer: one live leaf per ``(rev, ancestors...)``."""
+    items = []
+    for rev, *ancestors in revs:
+        start, ids = int(rev.split("-")[0]), [r.split("-", 1)[1] for r in (rev, *ancestors)]
+        items.append({"ok": {"_id": "x", "_rev": rev, "_revisions": {"start": start, "ids": ids}}})
+    return resp(status, items, method="GET", url="http://127.0.0.1:15984/db/x")
+
+
+WITHDRAWN = resp(202, [{"ok": True, "id": "x", "rev": "2-del", "accepted": True}])
+
+
+# -- 202 "accepted": true, decided by a quorum read --------------------------------------
+
+
+def test_an_accepted_write_that_lost_is_a_conflict_and_withdrawn():
+    # the cluster's answer to a second create of "f" while one copy lagged (seen on 3.5.0)
+    docs = [{"_id": "f", "v": 99}, {"_id": "g"}]
+    op = documents.save_docs(server.ServerContext(), "db", docs, None, False)
+    result, sent = pump(op,
+                        resp(202, [{"ok": True, "id": "f", "rev": "1-774d", "accepted": True},
+                                   {"ok": True, "id": "g", "rev": "1-aaaa"}]),
+                        leaves(("1-7a7e",), ("1-774d",)),
+                        WITHDRAWN)
+    assert set(result.resolved) == {"g"} and set(result.pending) == {"f"}
+    assert result.pending["f"]["error"] == "conflict" and "1-7a7e" in result.pending["f"]["reason"]
+    assert "_rev" not in docs[0] and result.accepted == set()
+    assert sent[1].method == "GET" and sent[1].path == "/db/f"
+    assert dict(sent[1].query) == {"open_revs": "all", "revs": "true"}
+    assert json.loads(sent[2].body) == {"docs": [{"_id": "f", "_rev": "1-774d", "_deleted": True}]}
+
+
+def test_an_accepted_write_alone_on_its_parent_is_resolved_and_listed():
+    doc = {"_id": "f", "_rev": "1-a"}
+    result, sent = pump(documents.save_docs(server.ServerContext(), "db", [doc], None, True),
+                        resp(202, [{"ok": True, "id": "f", "rev": "2-b", "accepted": True}]),
+                        leaves(("2-b", "1-a")))
+    assert result.ok and result.accepted == {"f"} and doc["_rev"] == "2-b" and len(sent) == 2
+
+
+def test_an_unrelated_older_conflict_does_not_make_a_write_lost():
+    # a conflict leaf that branched before our parent is not a concurrent writer
+    doc = {"_id": "f", "_rev": "2-a"}
+    result, _ = pump(documents.save_docs(server.ServerContext(), "db", [doc], None, True),
+                     resp(202, [{"ok": True, "id": "f", "rev": "3-b", "accepted": True}]),
+                     leaves(("3-b", "2-a", "1-r"), ("2-z", "1-r")))
+    assert result.ok and result.accepted == {"f"}
+
+
+def test_an_accepted_new_doc_the_quorum_has_not_seen_yet_is_resolved():
+    # the other copies refused it (e.g. a validate_doc_update not loaded everywhere yet) or
+    # have not got it yet: it is stored, and internal replication spreads it
+    doc = {"_id": "n"}
+    result, _ = pump(documents.save_docs(server.ServerContext(), "db", [doc], None, False),
+                     resp(202, [{"ok": True, "id": "n", "rev": "1-abcd", "accepted": True}]),
+                     resp(404, {"error": "not_found", "reason": "missing"}, method="GET"))
+    assert result.ok and result.accepted == {"n"}
+
+
+def test_single_save_of_a_lost_accepted_write_raises_conflict():
+    with pytest.raises(Conflict) as info:
+        pump(documents.save_docs(server.ServerContext(), "db", [{"_id": "f"}], None, True),
+             resp(202, [{"ok": True, "id": "f", "rev": "1-774d", "accepted": True}]),
+             leaves(("1-7a7e",)), WITHDRAWN)
+    assert "202 Accepted" in str(info.value) and "f" in info.value.resolution.pending
+
+
+def test_force_rewrites_an_accepted_write_that_lost():
+    doc = {"_id": "f", "v": 99}
+    result, sent = pump(documents.save_docs(server.ServerContext(), "db", [doc], None, True, force=True),
+                        resp(202, [{"ok": True, "id": "f", "rev": "1-774d", "accepted": True}]),
+                        leaves(("1-7a7e",), ("1-774d",)), WITHDRAWN,
+                        resp(200, {"total_rows": 1, "rows": [{"id": "f", "key": "f", "value": {"rev": "1-7a7e"}}]}),
+                        resp(201, [{"ok": True, "id": "f", "rev": "2-beef"}]))
+    assert result.ok and doc["_rev"] == "2-beef" and result.accepted == set()
+    assert json.loads(sent[4].body)["docs"][0] == {"_id": "f", "v": 99, "_rev": "1-7a7e"}
+
+
+def test_update_doc_retries_a_lost_accepted_put():
+    bump = lambda doc: {**(doc or {}), "n": (doc or {}).get("n", 0) + 1}  # noqa: E731
+    get = lambda rev, n: resp(200, {"_id": "c", "_rev": rev, "n": n}, method="GET")  # noqa: E731
+    doc, sent = pump(documents.update_doc(server.ServerContext(), "db", "c", bump),
+                     get("5-a", 5),
+                     resp(202, {"ok": True, "id": "c", "rev": "6-lost", "accepted": True}, method="PUT"),
+                     leaves(("6-won", "5-a"), ("6-lost", "5-a")),   # another writer's 6 on the same 5
+                     WITHDRAWN,
+                     get("6-won", 6),
+                     resp(201, {"ok": True, "id": "c", "rev": "7-b"}, method="PUT"))
+    assert doc["_rev"] == "7-b" and doc["n"] == 7
+    assert [r.method for r in sent] == ["GET", "PUT", "GET", "POST", "GET", "PUT"]
+
+
+def test_update_doc_keeps_an_accepted_put_that_nobody_contested():
+    doc, sent = pump(documents.update_doc(server.ServerContext(), "db", "c", lambda d: {"n": 1}),
+                     resp(404, {"error": "not_found", "reason": "missing"}, method="GET"),
+                     resp(202, {"ok": True, "id": "c", "rev": "1-a", "accepted": True}, method="PUT"),
+                     leaves(("1-a",)))
+    assert doc["_rev"] == "1-a" and len(sent) == 3
