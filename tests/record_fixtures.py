@@ -633,7 +633,12 @@ def main(argv: list[str] | None = None) -> int:
         raise
     finally:
         if not args.keep:
-            rec.conn.request("DELETE", f"/{DB}")
+            try:
+                gone = rec.conn.request("DELETE", f"/{DB}").status in (200, 202, 404)
+            except OSError:
+                gone = False
+            if not gone:
+                print(f"could not delete the database {DB!r}: delete it by hand", file=sys.stderr)
         rec.conn.close()
     version = str(info["version"])
     server_header = next((v for k, v in rec.entries[0]["headers"] if k.lower() == "server"), "")
@@ -658,7 +663,7 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(tmp)
             raise SystemExit(f"{out} exists and is not a previous recording: not replacing it")
         shutil.rmtree(out)
-    tmp.rename(out)
+    shutil.move(str(tmp), str(out))
     total = sum(p.stat().st_size for p in out.iterdir())
     print(f"{len(rec.entries)} responses, {total / 1e6:.1f} MB in {out}", file=sys.stderr)
     return 0
