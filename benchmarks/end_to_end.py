@@ -25,7 +25,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-FIXTURE = Path(os.environ.get("COUCHCORE_FIXTURES", HERE.parent.parent / "shared" / "fixtures" / "couchdb-3.5.0"))
+FIXTURE = Path(os.environ.get("COUCHCORE_FIXTURES", HERE.parent / "tests" / "data" / "couchdb-3.5.0"))
 
 
 def build_body(rows: int) -> bytes:
