@@ -449,6 +449,7 @@ def _run(args: argparse.Namespace) -> int:
 
     for node in [server, *nodes]:
         preflight(node, name, args.create and node is server)
+        node.close()  # the load starts on fresh connections (see couchcore.protocol.bulk)
     db = server._database(name)
 
     if not args.quiet:

@@ -101,7 +101,10 @@ class _State:
         self.new_edits = new_edits
         self.suffix = suffix
         self.out = out
-        self.headers = {"Content-Type": "application/json", **ctx.write_headers}
+        # a fresh connection per request: libcurl silently sends a request again when the
+        # kept-alive connection it reused breaks before any answer byte — for a write whose
+        # answer was lost that is a blind re-send, which must be the loader's decision
+        self.headers = {"Content-Type": "application/json", "Connection": "close", **ctx.write_headers}
 
     def write(self, idx: list[int], round_: int):
         out = self.out
@@ -198,7 +201,8 @@ class _State:
         out.requests += 1
         try:
             resp = yield Request("POST", self.path + "/_all_docs", query=[("include_docs", "true")],
-                                 body=codec.dumps({"keys": keys}), headers={"Content-Type": "application/json"})
+                                 body=codec.dumps({"keys": keys}),
+                                 headers={"Content-Type": "application/json", "Connection": "close"})
             if resp.status == 429 or resp.status >= 500:
                 self.leave(idx, resp.error(), _retry_after(resp))
                 return

@@ -1,0 +1,302 @@
+"""``couchcore load`` as a user runs it: a subprocess against the real test server."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+
+import pytest
+
+import couchcore
+from couchcore.testing import FaultyProxy, free_port
+from couchcore.urls import split_credentials
+
+
+def run_load(*args, input=None, env=None, timeout=180):
+    return subprocess.run([sys.executable, "-m", "couchcore.cli", "load", *map(str, args)], input=input,
+                          capture_output=True, timeout=timeout, env=env)
+
+
+def start_load(*args, env=None):
+    return subprocess.Popen([sys.executable, "-m", "couchcore.cli", "load", *map(str, args)],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+
+
+@pytest.fixture(scope="module")
+def admin(couch_url):
+    s = couchcore.Server(couch_url)
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def name(admin):
+    created = f"cli-{uuid.uuid4().hex[:10]}"
+    yield created
+    if created in admin:
+        admin.delete(created)
+
+
+def db_url(couch_url, name):
+    return f"{couch_url}/{name}"
+
+
+def stored(admin, name):
+    return {row.id: row.doc for row in admin[name].view("_all_docs", include_docs=True)}
+
+
+def write_lines(path, lines):
+    path.write_bytes(b"".join(line + b"\n" for line in lines))
+    return path
+
+
+def test_jsonl_file_with_bad_input_goes_on_and_writes_rejects(tmp_path, couch_url, admin, name):
+    lines = [json.dumps({"_id": f"ok{i}", "n": i}).encode() for i in range(200)]
+    lines[10:10] = [b"{broken", b"", b"[1, 2]", b'{"_id": 7}', b'{"_id": "ok3", "n": "dup"}',
+                    b'{"_id": "_illegal"}', b'{"no_id": 1}']
+    source = write_lines(tmp_path / "docs.jsonl", lines)
+    rejects = tmp_path / "rejects.jsonl"
+    proc = run_load(db_url(couch_url, name), source, "--create", "--rejects", rejects, "--batch-size", "50")
+    err = proc.stderr.decode()
+    assert proc.returncode == 1, err
+    assert "with the pycurl backend" in err and "batches of 50" in err
+    assert "read 206, written 201, skipped 0, rejected 5, retried 0" in err
+    records = [json.loads(line) for line in rejects.read_text().splitlines()]
+    got = {r["_load_error"]["line"]: r["_load_error"]["error"] for r in records}
+    assert {k: v for k, v in got.items() if k != 16} == {11: "invalid_json", 13: "not_an_object", 14: "invalid_id",
+                                                      15: "conflict"}
+    assert got[16] in ("illegal_docid", "bad_request", "doc_validation")
+    dup = next(r for r in records if r["_load_error"]["line"] == 15)
+    assert dup["_id"] == "ok3" and dup["n"] == "dup" and "line 4" in dup["_load_error"]["reason"]
+    docs = stored(admin, name)
+    assert len(docs) == 201 and docs["ok3"]["n"] == 3
+
+    # the rejects file loads again as it is: the conflict (now in a fresh database) is written
+    again = f"{name}-again"
+    try:
+        proc = run_load(db_url(couch_url, again), rejects, "--create", "--quiet")
+        assert proc.returncode == 1
+        docs = stored(admin, again)
+        assert list(docs) == ["ok3"] and "_load_error" not in docs["ok3"] and docs["ok3"]["n"] == "dup"
+    finally:
+        if again in admin:
+            admin.delete(again)
+
+
+def test_json_array_from_stdin_on_urllib3(couch_url, admin, name):
+    array = b'[\n {"_id": "a", "s": "]}{\\""},\n {"_id": "b", "nested": [{"x": [1]}]}, 42,\n {"c": 1}\n]\n'
+    proc = run_load(db_url(couch_url, name), "-", "--create", "--backend", "urllib3", input=array)
+    err = proc.stderr.decode()
+    assert proc.returncode == 1, err
+    assert "with the urllib3 backend" in err and "read 4, written 3" in err and "line 3" in err
+    docs = stored(admin, name)
+    assert docs["a"]["s"] == ']}{"' and docs["b"]["nested"] == [{"x": [1]}] and len(docs) == 3
+
+
+def test_csv_with_header_and_a_bad_row(tmp_path, couch_url, admin, name):
+    source = tmp_path / "items.csv"
+    source.write_text('sku,name,qty\nA1,apple,3\nB2,"multi\nline",5\nC3,too,many,fields\n\nD4,,7\n')
+    rejects = tmp_path / "rejects.jsonl"
+    proc = run_load(db_url(couch_url, name), source, "--create", "--id-field", "sku", "--rejects", rejects, "--quiet")
+    assert proc.returncode == 1, proc.stderr
+    (record,) = [json.loads(line) for line in rejects.read_text().splitlines()]
+    assert record["_load_error"]["line"] == 5 and "4 fields" in record["_load_error"]["reason"]
+    assert record["_load_error"]["text"] == "C3,too,many,fields"
+    docs = stored(admin, name)
+    assert set(docs) == {"A1", "B2", "D4"}
+    assert docs["B2"]["name"] == "multi\nline" and docs["A1"]["qty"] == "3" and docs["D4"]["name"] == ""
+
+
+def test_missing_database_without_create_fails_before_reading_stdin(couch_url, admin, name):
+    proc = start_load(db_url(couch_url, name))  # stdin stays open and empty: reading it would block
+    try:
+        rc = proc.wait(timeout=60)
+    finally:
+        proc.kill()
+    err = proc.stderr.read().decode()
+    assert rc == 2 and "does not exist" in err and "--create" in err
+    assert len(err.strip().splitlines()) == 1 and name not in admin
+
+
+def test_rejected_credentials_fail_at_once_without_showing_the_password(couch_url, admin, name):
+    admin.create(name)
+    password = f"pw-{uuid.uuid4().hex}"
+    base = split_credentials(couch_url).base
+    user = f"nobody-{uuid.uuid4().hex[:8]}"  # never a wrong password for the real admin (CouchDB locks it out)
+    started = time.monotonic()
+    proc = start_load(base.replace("://", f"://{user}:{password}@") + "/" + name)
+    try:
+        rc = proc.wait(timeout=60)
+    finally:
+        proc.kill()
+    out = proc.stdout.read().decode() + proc.stderr.read().decode()
+    assert rc == 2 and time.monotonic() - started < 30
+    assert "rejected the credentials" in out and user in out and password not in out
+
+
+@pytest.mark.parametrize("case", ["no-db-name", "unreachable", "missing-file", "directory"])
+def test_cannot_start_exits_2_with_one_line(tmp_path, couch_url, case):
+    url = db_url(couch_url, "never-created")
+    args = [url, "-"]
+    if case == "no-db-name":
+        args = [couch_url + "/", "-"]
+    elif case == "unreachable":
+        args = [f"http://127.0.0.1:{free_port()}/db", "-"]
+    elif case == "missing-file":
+        args = [url, tmp_path / "nope.jsonl"]
+    else:
+        args = [url, tmp_path]
+    proc = run_load(*args, input=b"", timeout=60)
+    err = proc.stderr.decode().strip()
+    assert proc.returncode == 2 and len(err.splitlines()) == 1, err
+    assert {"no-db-name": "names no database", "unreachable": "cannot reach", "missing-file": "cannot read",
+            "directory": "directory"}[case] in err
+    password = split_credentials(couch_url).password
+    if password and password != split_credentials(couch_url).username:
+        assert password not in err
+
+
+def test_credentials_from_the_environment(tmp_path, couch_url, admin, name):
+    parts = split_credentials(couch_url)
+    if parts.username is None:
+        pytest.skip("the test server has no admin login")
+    env = {**os.environ, "COUCHDB_USER": parts.username, "COUCHDB_PASSWORD": parts.password or ""}
+    proc = run_load(f"{parts.base}/{name}", "-", "--create", "--quiet", input=b'{"_id": "e"}\n', env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == b"" and "e" in admin[name]
+
+
+def test_rerun_conflicts_skip_existing_upsert(tmp_path, couch_url, admin, name):
+    source = write_lines(tmp_path / "d.jsonl", [b'{"_id": "k%d", "v": 1}' % i for i in range(30)])
+    url = db_url(couch_url, name)
+    assert run_load(url, source, "--create", "--quiet").returncode == 0
+    again = run_load(url, source)
+    assert again.returncode == 1 and b"rejected 30" in again.stderr and b"conflict" in again.stderr
+    skipped = run_load(url, source, "--skip-existing")
+    assert skipped.returncode == 0 and b"written 0, skipped 30, rejected 0" in skipped.stderr
+    changed = write_lines(tmp_path / "c.jsonl", [b'{"_id": "k%d", "v": 2}' % i for i in range(0, 30, 2)])
+    upsert = run_load(url, changed, "--upsert")
+    assert upsert.returncode == 0 and b"written 15" in upsert.stderr
+    docs = stored(admin, name)
+    assert [docs[f"k{i}"]["v"] for i in range(4)] == [2, 1, 2, 1]
+
+
+def test_new_edits_false_keeps_revisions(couch_url, admin, name):
+    lines = b'{"_id": "r", "_rev": "4-0123456789abcdef0123456789abcdef", "v": 1}\n{"_id": "norev"}\n'
+    proc = run_load(db_url(couch_url, name), "-", "--create", "--new-edits-false", input=lines)
+    assert proc.returncode == 1 and b"missing_rev" in proc.stderr
+    assert admin[name]["r"]["_rev"] == "4-0123456789abcdef0123456789abcdef"
+
+
+def test_illegal_id_in_a_batch_of_1000_rejects_only_that_one(tmp_path, couch_url, admin, name):
+    lines = [b'{"_id": "d%04d"}' % i for i in range(1000)]
+    lines[700] = b'{"_id": "_nope"}'
+    rejects = tmp_path / "r.jsonl"
+    proc = run_load(db_url(couch_url, name), write_lines(tmp_path / "d.jsonl", lines), "--create",
+                    "--batch-size", "1000", "--rejects", rejects)
+    assert proc.returncode == 1 and b"written 999" in proc.stderr and b"rejected 1," in proc.stderr
+    (record,) = [json.loads(x) for x in rejects.read_text().splitlines()]
+    assert record["_id"] == "_nope" and record["_load_error"]["line"] == 701
+    assert admin[name].info()["doc_count"] == 999
+
+
+def test_node_flag_spreads_batches(tmp_path, couch_url, admin, name):
+    parts = split_credentials(couch_url)
+    proxy = FaultyProxy(parts.base)
+    try:
+        lines = [b'{"_id": "n%03d"}' % i for i in range(300)]
+        proc = run_load(db_url(couch_url, name), write_lines(tmp_path / "d.jsonl", lines), "--create",
+                        "--batch-size", "10", "--concurrency", "2", "--node", proxy.url)
+    finally:
+        proxy.close()
+    assert proc.returncode == 0, proc.stderr
+    assert b"(+1 node)" in proc.stderr
+    through_proxy = sum(1 for m, t in proxy.seen if t.endswith("/_bulk_docs"))
+    assert 0 < through_proxy < 30 and admin[name].info()["doc_count"] == 300
+
+
+def test_a_connection_cut_after_sending_is_reconciled(tmp_path, couch_url, admin, name):
+    admin.create(name)
+    parts = split_credentials(couch_url)
+    proxy = FaultyProxy(parts.base)
+    proxy.cut_after_send("POST", "/_bulk_docs", count=3)
+    lines = [b'{"n": %d}' % i for i in range(300)]
+    url = proxy.url.replace("://", f"://{parts.username}:{parts.password}@") if parts.username else proxy.url
+    try:
+        proc = run_load(f"{url}/{name}", write_lines(tmp_path / "d.jsonl", lines), "--batch-size", "50")
+    finally:
+        proxy.close()
+    assert proc.returncode == 0, proc.stderr
+    assert proxy.fired == 3 and b"written 300" in proc.stderr and b"retried 3" in proc.stderr
+    docs = stored(admin, name)
+    assert sorted(d["n"] for d in docs.values()) == list(range(300))  # each exactly once
+
+
+def _wait_for_checkpoint(path, proc, at_least):
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.stderr.read()
+        try:
+            if json.loads(path.read_text()).get("records", 0) >= at_least:
+                return
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.05)
+    raise AssertionError("no progress")
+
+
+@pytest.mark.parametrize("how", ["SIGKILL", "SIGINT"])
+def test_killed_load_resumes_every_document_exactly_once(tmp_path, couch_url, admin, name, how):
+    n = 3000
+    lines = [(b'{"_id": "id%05d", "n": %d}' if i % 2 else b'{"n": %d}') % ((i, i) if i % 2 else (i,))
+             for i in range(n)]
+    source = write_lines(tmp_path / "d.jsonl", lines)
+    checkpoint = tmp_path / "cp.json"
+    rejects = tmp_path / "rejects.jsonl"
+    args = [db_url(couch_url, name), source, "--create", "--batch-size", "20", "--concurrency", "3",
+            "--resume", checkpoint, "--rejects", rejects]
+    proc = start_load(*args)
+    try:
+        _wait_for_checkpoint(checkpoint, proc, 300)
+        proc.send_signal(signal.SIGKILL if how == "SIGKILL" else signal.SIGINT)
+        rc = proc.wait(timeout=60)
+    finally:
+        proc.kill()
+    err = proc.stderr.read().decode()
+    first = json.loads(checkpoint.read_text())
+    assert 300 <= first["records"] < n and not first["complete"]
+    if how == "SIGINT":
+        assert rc == 130 and "stopping after the batches in flight" in err and "(interrupted)" in err
+        assert "run the same command again" in err
+    else:
+        assert rc == -signal.SIGKILL
+    again = run_load(*args)
+    err = again.stderr.decode()
+    assert again.returncode == 0, err
+    assert f"resuming after record {first['records']:,}" in err
+    final = json.loads(checkpoint.read_text())
+    assert final["records"] == n and final["complete"]
+    docs = stored(admin, name)
+    assert len(docs) == n and sorted(d["n"] for d in docs.values()) == list(range(n))
+    assert rejects.read_text() == ""
+    # a third run has nothing left to do
+    third = run_load(*args)
+    assert third.returncode == 0 and "read 0," in third.stderr.decode()
+
+
+def test_progress_bar_and_quiet(tmp_path, couch_url, admin, name):
+    source = write_lines(tmp_path / "d.jsonl", [b'{"i": %d}' % i for i in range(500)])
+    url = db_url(couch_url, name)
+    proc = run_load(url, source, "--create", "--batch-size", "100")
+    err = proc.stderr.decode()
+    assert proc.returncode == 0 and "100%" in err and "docs/s" in err and f"loading {name}" in err
+    piped = run_load(url, "-", "--batch-size", "100", input=b'{"x": 1}\n' * 300)
+    assert piped.returncode == 0 and "docs/s" in piped.stderr.decode() and "300" in piped.stderr.decode()
+    quiet = run_load(url, "-", "--quiet", input=b'{"x": 2}\n')
+    assert quiet.returncode == 0 and quiet.stderr == b"" and quiet.stdout == b""
+    assert admin[name].info()["doc_count"] == 801
