@@ -915,3 +915,67 @@ def test_call_options_reach_many_requests_at_once(backend):
         assert time.monotonic() - t0 < 1.5
     finally:
         slow.close()
+
+
+@pytest.mark.parametrize("backend", ALL_BACKENDS)
+@pytest.mark.parametrize("streamed", [False, True])
+def test_a_slow_upload_is_not_a_read_timeout(backend, streamed):
+    """The read timeout is an idle timeout: a body the server takes longer than the read
+    timeout to read, in bursts with pauses shorter than it, still goes through (pycurl
+    counted only received bytes, so a slow upload died of a ReadTimeout)."""
+    size, burst = 24 * 1024 * 1024, 4 * 1024 * 1024
+    received = []
+
+    def slow_reader(conn):
+        head = read_request_head(conn)
+        head, _, got = head.partition(b"\r\n\r\n")
+        chunked = b"transfer-encoding: chunked" in head.lower()
+        total, tail = len(got), got[-5:]
+        while not (total >= size and not chunked) and not (chunked and tail.endswith(b"0\r\n\r\n")):
+            time.sleep(0.6)  # a pause shorter than the read timeout, then a burst
+            want = total + burst
+            while total < want:
+                chunk = conn.recv(1024 * 1024)
+                if not chunk:
+                    break
+                total += len(chunk)
+                tail = (tail + chunk)[-5:]
+                if (not chunked and total >= size) or (chunked and tail.endswith(b"0\r\n\r\n")):
+                    break
+            if not chunk:
+                break
+        received.append(total)
+        conn.sendall(http_reply(b'{"ok":true}'))
+
+    piece = 256 * 1024
+    body = (b"x" * size) if not streamed else (b"x" * piece for _ in range(size // piece))
+    srv = LoopbackServer(slow_reader)
+
+    def op():
+        resp = yield Request("PUT", "/db/doc/att", body=body,
+                             headers={"Content-Type": "application/octet-stream"})
+        return resp.json()
+
+    try:
+        t0 = time.monotonic()
+        if backend == "tornado":
+            import asyncio
+
+            import couchcore.tornado as ct
+
+            async def main():
+                server = ct.Server(srv.url, timeout=1.0)
+                try:
+                    return await server._run(op())
+                finally:
+                    server.close()
+
+            result = asyncio.run(main())
+        else:
+            if backend == "pycurl":
+                pytest.importorskip("pycurl")
+            result = couchcore.Server(srv.url, backend=backend, timeout=1.0)._run(op())
+        assert result == {"ok": True} and time.monotonic() - t0 > 1.5
+        assert received and received[0] >= size
+    finally:
+        srv.close()

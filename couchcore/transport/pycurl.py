@@ -23,6 +23,7 @@ __all__ = ["PycurlTransport"]
 
 HIGH_WATER = 1 << 20  # pause a streamed transfer when this much is buffered unread
 _TLS_CODES = {35, 51, 53, 54, 58, 59, 60, 64, 66, 77, 80, 82, 83, 90, 91}
+_WATCH_UPLOAD = 256 * 1024  # bodies larger than this report upload progress (see on_progress)
 _CONNECT_CODES = {5, 6, 7}  # proxy or host not resolved, connection refused/unreachable: nothing sent
 
 
@@ -30,7 +31,7 @@ class _Transfer:
     """One request on the multi handle: its headers, buffered body chunks, and state."""
 
     __slots__ = ("curl", "request", "url", "status", "headers", "headers_done", "chunks", "buffered",
-                 "idle_timeout", "last_activity", "started",
+                 "idle_timeout", "last_activity", "started", "uploaded",
                  "paused", "done", "error", "stream", "cancelled")
 
     def __init__(self, curl: pycurl.Curl, request: Request, url: str) -> None:
@@ -48,6 +49,7 @@ class _Transfer:
         self.stream = request.stream
         self.idle_timeout: float | None = None
         self.last_activity = self.started = time.monotonic()
+        self.uploaded = 0
         self.cancelled = False  # set by Response.close(), possibly from another thread
 
     def on_header(self, line: bytes) -> None:
@@ -64,6 +66,14 @@ class _Transfer:
         elif ":" in text:
             name, _, value = text.partition(":")
             self.headers.append((name.strip(), value.strip()))
+
+    def on_progress(self, dltotal: int, dlnow: int, ultotal: int, ulnow: int) -> int:
+        """libcurl's progress callback, set for large uploads: a body still being sent
+        is activity, so the read (idle) timeout does not fire during a slow upload."""
+        if ulnow != self.uploaded:
+            self.uploaded = ulnow
+            self.last_activity = time.monotonic()
+        return 0
 
     def on_data(self, data: bytes) -> int | None:
         if self.stream and self.buffered >= HIGH_WATER:
@@ -351,7 +361,12 @@ class PycurlTransport(BaseTransport):
                 data = body.encode("utf-8") if isinstance(body, str) else bytes(body)
                 c.setopt(pycurl.POSTFIELDSIZE_LARGE, len(data))
                 c.setopt(pycurl.POSTFIELDS, data)  # pycurl keeps a reference; COPYPOSTFIELDS rejects NUL bytes
+                if len(data) > _WATCH_UPLOAD:  # sending it may outlast the read timeout: progress counts
+                    c.setopt(pycurl.NOPROGRESS, 0)
+                    c.setopt(pycurl.XFERINFOFUNCTION, transfer.on_progress)
             else:
+                c.setopt(pycurl.NOPROGRESS, 0)  # a streamed body: its progress keeps the transfer alive
+                c.setopt(pycurl.XFERINFOFUNCTION, transfer.on_progress)
                 c.setopt(pycurl.READFUNCTION, _reader(body))
                 length = None
                 for name in [k for k in headers if k.lower() == "content-length"]:

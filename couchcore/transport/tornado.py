@@ -261,6 +261,11 @@ class TornadoTransport(BaseTransport):
         elif body is not None and not isinstance(body, bytes):
             producer = _body_producer(body, exchange)
             body = None
+        if isinstance(body, bytes) and len(body) > CHUNK:
+            # written in pieces, so a slow upload counts as activity for the read timeout
+            headers["Content-Length"] = str(len(body))
+            producer = _body_producer(_pieces(body), exchange)
+            body = None
         if body is None and producer is None and request.method in _BODY_METHODS:
             body = b""  # Content-Length: 0, as http.client sends
         opts = self.options
@@ -512,6 +517,12 @@ class _Stream:
         exchange = self._exchange
         if not exchange.finished and exchange.abort_reason is None:
             exchange.close()
+
+
+def _pieces(data: bytes) -> Any:
+    view = memoryview(data)
+    for start in range(0, len(view), CHUNK):
+        yield view[start:start + CHUNK]
 
 
 def _body_producer(body: Any, exchange: _Exchange) -> Callable[[Callable[[bytes], Any]], Any]:

@@ -68,7 +68,13 @@ class Urllib3Transport(BaseTransport):
         headers = {**self._headers, **request.headers}
         body = request.body
         chunked = False
-        if body is not None and not isinstance(body, (bytes, bytearray, str)):
+        if isinstance(body, (bytes, bytearray)) and len(body) > CHUNK:
+            # in pieces: one sendall() of a big body is bounded *in total* by the socket
+            # timeout, so a large upload over a slow link would time out while progressing
+            headers = {k: v for k, v in headers.items() if k.lower() != "content-length"}
+            headers["Content-Length"] = str(len(body))
+            body = _pieces(body)
+        elif body is not None and not isinstance(body, (bytes, bytearray, str)):
             if is_file_like(body):
                 body = _file_chunks(body)
             chunked = "Content-Length" not in headers and "content-length" not in headers
@@ -99,6 +105,12 @@ class Urllib3Transport(BaseTransport):
             )
         return Response(resp.status, Headers(resp.headers.items()), body=resp.data, method=request.method, url=url,
                         auth_sent=self.sends_credentials(request))
+
+
+def _pieces(data: bytes | bytearray) -> Iterator[memoryview]:
+    view = memoryview(data)
+    for start in range(0, len(view), CHUNK):
+        yield view[start:start + CHUNK]
 
 
 def _file_chunks(f: Any) -> Iterator[bytes]:
