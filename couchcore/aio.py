@@ -21,12 +21,17 @@ called inside a running loop, a coroutine outside one)::
     asyncio.run(main())
 
 The HTTP client underneath is Tornado's ``AsyncHTTPClient``, which since Tornado 5 is
-an asyncio citizen (``tornado`` is installed with couchcore). These are the classes of
+an asyncio citizen (install it with ``pip install 'couchcore[aio]'``). These are the classes of
 :mod:`couchcore.tornado` under asyncio names; that module stays for the seed's
 ``callback=`` style and :func:`couchcore.tornado.relax` generator handlers.
 """
 
 from __future__ import annotations
+
+try:
+    import tornado as _tornado_package  # noqa: F401 - the HTTP engine underneath
+except ImportError as exc:  # pragma: no cover - depends on the installation
+    raise ImportError("couchcore.aio runs on Tornado's asyncio HTTP client: pip install 'couchcore[aio]'") from exc
 
 from . import tornado as _tornado
 from .tornado import ChangesFeed, ChangesTask
