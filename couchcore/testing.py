@@ -306,10 +306,12 @@ class RowReplayServer(LoopbackServer):
 
 @contextlib.contextmanager
 def couch_url() -> Iterator[str]:
-    """``$COUCHDB_URL`` if set, else the URL of a throw-away PouchDB Server for the block."""
-    url = os.environ.get("COUCHDB_URL")
-    if url:
-        yield url
+    """``$COUCHDB_URL`` if set, else the URL of a throw-away PouchDB Server for the block.
+    ``$COUCHDB_URL`` may name several nodes of one cluster (separated by spaces or commas,
+    the test suite's ``cluster`` profile): the first one is used."""
+    urls = (os.environ.get("COUCHDB_URL") or "").replace(",", " ").split()
+    if urls:
+        yield urls[0]
         return
     print("COUCHDB_URL not set: starting a throw-away PouchDB Server ...")
     with PouchDBServer() as started:

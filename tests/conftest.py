@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import urllib.request
 import uuid
 from pathlib import Path
@@ -33,17 +34,54 @@ def _welcome(url: str) -> dict:
         return json.loads(resp.read())
 
 
+def node_urls(value: str | None) -> list[str]:
+    """The node URLs in ``COUCHDB_URL``: one URL, or several nodes of one cluster
+    separated by spaces and/or commas (the ``cluster`` profile)."""
+    return [u for u in re.split(r"[\s,]+", value or "") if u]
+
+
 @pytest.fixture(scope="session")
 def couch_url():
-    url = os.environ.get("COUCHDB_URL")
-    if url:
-        yield url
+    """The server every ordinary fixture talks to: the first URL in ``COUCHDB_URL``, or a
+    throw-away PouchDB Server when it is unset."""
+    urls = node_urls(os.environ.get("COUCHDB_URL"))
+    if urls:
+        yield urls[0]
         return
     server = PouchDBServer()
     try:
         yield server.start()
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def couch_urls(couch_url) -> list[str]:
+    """Every node URL of ``COUCHDB_URL`` (first = ``couch_url``), for tests that need
+    several nodes of one cluster; skipped unless it names at least two."""
+    urls = node_urls(os.environ.get("COUCHDB_URL"))
+    if len(urls) < 2:
+        pytest.skip("needs several nodes of one CouchDB cluster: "
+                    "COUCHDB_URL='http://admin:admin@127.0.0.1:15984 http://admin:admin@127.0.0.1:25984 ...'")
+    return urls
+
+
+def wait_until(read, done, timeout: float = 10.0, interval: float = 0.05):
+    """Call ``read()`` until ``done(value)`` holds and return that value; fail with the
+    last value after ``timeout`` seconds. For what a CouchDB cluster makes visible
+    eventually, not at once: a write acknowledged by ``w`` of ``n`` copies is read from
+    one copy by ``_changes``, views and ``_security``
+    (https://docs.couchdb.org/en/stable/cluster/sharding.html#quorum)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        value = read()
+        if done(value):
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not reached within {timeout}s; last value: {value!r}")
+        time.sleep(interval)
 
 
 @pytest.fixture(scope="session")

@@ -31,9 +31,15 @@ FILTERS = {
 
 @pytest.fixture
 def db(server, db_name):
-    """A fresh database with ONE shard: CouchDB 2+ merges the feeds of several shards in no
-    particular order, one shard keeps insertion order (PouchDB Server ignores ``q``)."""
-    database = server.create(db_name, q=1)
+    """A fresh database with ONE shard and ONE copy of it (PouchDB Server ignores ``q`` and
+    ``n``). CouchDB 2+ merges the feeds of several shards in no particular order
+    (https://docs.couchdb.org/en/stable/api/database/changes.html: "partially ordered");
+    one shard keeps insertion order. A cluster's ``_changes`` reads one copy of each shard,
+    which may not have applied a write the others acknowledged yet
+    (https://docs.couchdb.org/en/stable/cluster/sharding.html#quorum); with one copy every
+    acknowledged write is in the feed. These tests are about couchcore's feed handling;
+    the sharded, replicated feed is tested in test_cluster.py."""
+    database = server.create(db_name, q=1, n=1)
     yield database
     try:
         server.delete(db_name)

@@ -79,8 +79,12 @@ def sserver(couch_url):
 
 @pytest.fixture
 def db(sserver):
-    """A fresh database (sync handle), dropped afterwards."""
-    database = sserver.create("ct-" + os.urandom(6).hex())
+    """A fresh database (sync handle), dropped afterwards. One copy of each shard (``n=1``,
+    PouchDB Server ignores it): a cluster reads views, ``_changes`` and ``_security`` from
+    one copy, which may not have applied a write the others acknowledged yet
+    (https://docs.couchdb.org/en/stable/cluster/sharding.html#quorum); these tests are
+    about the async facade, the cluster's behaviour is tested in test_cluster.py."""
+    database = sserver.create("ct-" + os.urandom(6).hex(), n=1)
     yield database
     try:
         sserver.delete(database.name)
