@@ -70,8 +70,6 @@ def call_options(*, timeout: float | None = _UNSET, retries: int = _UNSET,
         _CALL_OPTIONS.reset(token)
 
 
-
-
 class RetryPolicy:
     """When a request may be sent again, and after how long.
 
@@ -81,10 +79,13 @@ class RetryPolicy:
     after the first attempt. Retried: a :class:`~couchcore.errors.ConnectError` (no
     connection, so nothing was sent; not a connect timeout or a TLS failure, which a
     retry would only repeat), an idempotent request (GET, HEAD, OPTIONS, or one marked
-    ``Request.idempotent``) whose connection broke before the response, and a ``429 Too Many Requests`` (after its ``Retry-After``, when that
-    fits in the deadline). Never retried: timeouts, and a write that may have been
-    sent (it becomes :class:`~couchcore.errors.OutcomeUnknown`). A request whose body
-    is a stream (a file, an iterator) is sent once: it cannot be replayed.
+    ``Request.idempotent``) whose connection broke before the response, and a
+    ``429 Too Many Requests`` after its ``Retry-After`` (when that is at most
+    ``max_backoff`` and fits in the deadline; a longer one is the caller's to decide,
+    so :class:`~couchcore.errors.TooManyRequests` is raised with the header). Never
+    retried: timeouts, and a write that may have been sent (it becomes
+    :class:`~couchcore.errors.OutcomeUnknown`). A request whose body is a stream (a
+    file, an iterator) is sent once: it cannot be replayed.
     """
 
     __slots__ = ("retries", "backoff", "max_backoff", "deadline", "timeout")
@@ -128,6 +129,8 @@ class RetryPolicy:
             wait = self._backoff(attempt)
         elif response is not None and response.status == 429:
             after = retry_after(response.headers.get("retry-after"))
+            if after is not None and after > self.max_backoff:
+                return None
             wait = after if after is not None else self._backoff(attempt)
         else:
             return None

@@ -36,8 +36,10 @@ class Server(ServerAPI):
     ``retries=2`` more attempts, exponential backoff with full jitter from
     ``backoff=0.25`` up to ``max_backoff=10``, none started after ``deadline=None``
     seconds; only a request that could not connect, a GET/HEAD whose connection broke,
-    or a 429 (after its ``Retry-After``). A write that may have been sent is never
-    re-sent: :class:`~couchcore.errors.OutcomeUnknown`.
+    or a 429 (after its ``Retry-After``, if at most ``max_backoff``). A write that may
+    have been sent is never re-sent: :class:`~couchcore.errors.OutcomeUnknown`.
+    ``couchcore.call_options(timeout=..., retries=..., deadline=...)`` overrides them
+    for the calls made inside a ``with`` block.
 
     Other transport options: ``verify`` (TLS verification, on by default),
     ``ca_certs``, ``cert_file``, ``key_file``, ``maxsize``, ``headers``.

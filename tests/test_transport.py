@@ -979,3 +979,27 @@ def test_a_slow_upload_is_not_a_read_timeout(backend, streamed):
         assert received and received[0] >= size
     finally:
         srv.close()
+
+
+def test_a_long_retry_after_is_left_to_the_caller(backend):
+    busy = Scripted(lambda n, head: http_reply(b'{"error":"too_many_requests","reason":"later"}',
+                                               "429 Too Many Requests", "Retry-After: 3600\r\n"))
+    try:
+        t0 = time.monotonic()
+        with pytest.raises(couchcore.TooManyRequests) as exc:
+            call(backend, busy.url)
+        assert time.monotonic() - t0 < 2 and len(busy.heads) == 1
+        assert exc.value.headers["retry-after"] == "3600"
+    finally:
+        busy.close()
+
+
+def test_retry_after_header_forms():
+    from email.utils import formatdate
+
+    from couchcore.drivers import retry_after
+
+    assert retry_after("7") == 7.0 and retry_after(" 0 ") == 0.0
+    assert 58 < retry_after(formatdate(time.time() + 60, usegmt=True)) <= 60
+    assert retry_after(formatdate(time.time() - 60, usegmt=True)) == 0.0
+    assert retry_after("soon") is None and retry_after("") is None and retry_after(None) is None
