@@ -86,9 +86,11 @@ def summarise(measurements: list[dict], scenarios: dict[str, Any]) -> list[dict]
 def machine_line(meta: dict, server: str | None) -> str:
     m = meta["machine"]
     mem = f", {m['memory_mb'] / 1024:.0f} GB RAM" if m.get("memory_mb") else ""
+    load = meta.get("load_average")
+    busy = f" Load average {load[0]:.1f} at the start, {load[1]:.1f} at the end." if load else ""
     return (f"Machine: {m['cpu']}, {m['cores']} cores{mem}, {m['os']}; {m['implementation']} {m['python']}. "
             f"Server: {server or '-'}. Median of {meta['repeat']} runs (min–max), each run a fresh process"
-            f"{' (--quick sizes)' if meta.get('quick') else ''}.")
+            f"{' (--quick sizes)' if meta.get('quick') else ''}.{busy}")
 
 
 def _num(value: float | None, digits: int = 0, suffix: str = "") -> str:
@@ -120,7 +122,8 @@ def table(scenario: Any, size: int, entries: list[dict], meta: dict) -> str:
         cpu_per = e["cpu_per_unit_us"] if unit != "MB" else e["cpu_median"] / units(scenario, size) * 1e6
         lines.append(
             f"| {name} | {e['wall_median']:.3f} ({e['wall_min']:.3f}–{e['wall_max']:.3f}) "
-            f"| {_num(e['throughput'], 1 if unit == 'MB' else 0)} | {e['cpu_median']:.3f} | {_num(cpu_per, 0)} "
+            f"| {_num(e['throughput'], 1 if unit == 'MB' else 0)} | {e['cpu_median']:.3f} "
+            f"| {_num(cpu_per, 2 if cpu_per < 10 else 0)} "
             f"| {e['rss_median']:.0f} ({e['rss_min']:.0f}–{e['rss_max']:.0f}) "
             f"| {_ratio(e.get('vs_raw')) if e['family'] != 'raw' else '1.00×'} | {_ratio(e.get('vs_best_peer'))} |")
     best = next((e.get("best_peer") for e in entries if e.get("best_peer")), None)
@@ -207,7 +210,8 @@ def chart_scenario(out_dir: Path, scenario: Any, size: int, entries: list[dict])
     for y, e in zip(ys, ordered):
         colour = COLOURS[e["family"]]
         if e["status"] != "ok":
-            ax1.text(0, y, "  no result", va="center", fontsize=8, color="#b00")
+            ax1.text(0, y, "   no result: " + ("wrong" if e["status"] == "wrong" else "failed"),
+                     va="center", fontsize=8, color="#b00")
             continue
         thr = e["throughput"]
         ax1.barh(y, thr, color=colour, height=0.65,
@@ -217,6 +221,11 @@ def chart_scenario(out_dir: Path, scenario: Any, size: int, entries: list[dict])
         ax2.barh(y, rss, color=colour, height=0.65,
                  xerr=[[rss - e["rss_min"]], [e["rss_max"] - rss]], capsize=3, ecolor="black")
         ax2.text(rss, y, f"  {rss:,.0f}", va="center", fontsize=8)
+    from matplotlib.patches import Patch
+
+    present = [f for f in ("raw", "couchcore", "peer") if any(e["family"] == f for e in ordered)]
+    names = {"raw": "raw baseline (no parsing)", "couchcore": "couchcore", "peer": "other clients"}
+    ax2.legend(handles=[Patch(color=COLOURS[f], label=names[f]) for f in present], fontsize=8, loc="lower right")
     ax1.set_yticks(ys)
     ax1.set_yticklabels(labels, fontsize=9)
     ax1.set_xlabel(f"throughput, {per} (median; whiskers min–max)")
@@ -242,18 +251,21 @@ def chart_scaling(out_dir: Path, scenario: Any, entries: list[dict]) -> Path | N
             by_client.setdefault(e["client"], []).append(e)
     if not by_client:
         return None
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 5))
-    styles = ["-", "--", "-.", ":"]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 5.5))
+    # couchcore in blues (solid), peers in warm colours (dashed), the raw baseline black (dotted)
+    palettes = {"couchcore": ["#08306b", "#2171b5", "#6baed6", "#4292c6", "#9ecae1", "#084594"],
+                "peer": ["#d62728", "#ff7f0e", "#8c564b", "#e377c2", "#bcbd22", "#9467bd"],
+                "raw": ["#000000"]}
+    styles = {"couchcore": "-", "peer": "--", "raw": ":"}
     counters = {"couchcore": 0, "peer": 0, "raw": 0}
-    for client, points in sorted(by_client.items(), key=lambda kv: (family(kv[0]), kv[0])):
+    order = {"raw": 0, "couchcore": 1, "peer": 2}
+    for client, points in sorted(by_client.items(), key=lambda kv: (order[family(kv[0])], kv[0])):
         points.sort(key=lambda e: e["size"])
         fam = family(client)
-        style = styles[counters[fam] % len(styles)]
+        colour = palettes[fam][counters[fam] % len(palettes[fam])]
         counters[fam] += 1
         xs = [e["size"] for e in points]
-        kw = {"marker": "o", "linestyle": style, "label": client}
-        if fam != "peer":
-            kw["color"] = COLOURS[fam] if fam == "raw" else None
+        kw = {"marker": "o", "linestyle": styles[fam], "color": colour, "label": client}
         ax1.plot(xs, [e["wall_median"] for e in points], **kw)
         ax2.plot(xs, [e["rss_median"] for e in points], **kw)
     for ax, label in ((ax1, "wall time, s (median)"), (ax2, "peak RSS, MB (median)")):
@@ -262,7 +274,7 @@ def chart_scaling(out_dir: Path, scenario: Any, entries: list[dict]) -> Path | N
         ax.set_xlabel("rows")
         ax.set_ylabel(label)
         ax.grid(which="both", alpha=0.3)
-    ax2.legend(fontsize=8, loc="upper left")
+    ax2.legend(fontsize=8, loc="upper left", ncol=2)
     fig.suptitle(f"{scenario.title}: time and memory against size\n{entries[0].get('server') or ''}", fontsize=10)
     fig.tight_layout()
     path = out_dir / f"{scenario.name}-scaling.png"
