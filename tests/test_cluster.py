@@ -146,3 +146,53 @@ def test_update_doc_keeps_an_accepted_put_that_nobody_contested():
                      resp(202, {"ok": True, "id": "c", "rev": "1-a", "accepted": True}, method="PUT"),
                      leaves(("1-a",)))
     assert doc["_rev"] == "1-a" and len(sent) == 3
+
+
+# -- 412 missing_stub: one copy has not got the attachment yet ---------------------------
+
+MISSING_STUB = resp(412, {"error": "missing_stub", "reason": "Invalid attachment stub in holder for k.txt"})
+STUB = {"content_type": "text/plain", "revpos": 2, "digest": "md5-8MIbJoqFnZokQMMXe+inVw==", "length": 7,
+        "stub": True}
+
+
+def fetched_holder():
+    return {"_id": "holder", "_rev": "2-b", "extra": 1, "_attachments": {"k.txt": dict(STUB)}}
+
+
+def test_missing_stub_but_the_write_landed_on_the_quorum_is_resolved():
+    # seen on 3.5.0: the copies that had the attachment stored the write, the lagging one
+    # failed the request
+    doc = fetched_holder()
+    result, sent = pump(documents.save_docs(server.ServerContext(), "db", [doc], None, True),
+                        MISSING_STUB,
+                        resp(200, {"_id": "holder", "_rev": "3-c", "extra": 1, "_attachments": {"k.txt": STUB},
+                                   "_revisions": {"start": 3, "ids": ["c", "b", "a"]}}, method="GET"))
+    assert result.ok and doc["_rev"] == "3-c" and len(sent) == 2
+    assert dict(sent[1].query) == {"revs": "true"}
+
+
+def test_missing_stub_not_written_is_sent_again_with_the_attachment_data():
+    doc = fetched_holder()
+    result, sent = pump(documents.save_docs(server.ServerContext(), "db", [doc], None, True),
+                        MISSING_STUB,
+                        resp(200, {"_id": "holder", "_rev": "2-b", "_attachments": {"k.txt": STUB},
+                                   "_revisions": {"start": 2, "ids": ["b", "a"]}}, method="GET"),
+                        resp(200, {"_id": "holder", "_rev": "2-b", "_attachments": {"k.txt": {
+                            "content_type": "text/plain", "revpos": 2, "data": "a2VlcCBtZQ=="}}}, method="GET"),
+                        resp(201, [{"ok": True, "id": "holder", "rev": "3-c"}]))
+    assert result.ok and doc["_rev"] == "3-c"
+    assert dict(sent[2].query) == {"rev": "2-b", "attachments": "true"}
+    resent = json.loads(sent[3].body)["docs"][0]
+    assert resent["_attachments"] == {"k.txt": {"content_type": "text/plain", "data": "a2VlcCBtZQ=="}}
+    assert resent["_rev"] == "2-b" and resent["extra"] == 1
+    assert doc["_attachments"]["k.txt"]["stub"] is True  # the caller's document keeps its stub
+
+
+def test_a_stub_that_names_nothing_still_fails():
+    doc = {"_id": "holder", "_rev": "2-b", "_attachments": {"nope.txt": dict(STUB)}}
+    with pytest.raises(couchcore.PreconditionFailed):
+        pump(documents.save_docs(server.ServerContext(), "db", [doc], None, True),
+             MISSING_STUB,
+             resp(200, {"_id": "holder", "_rev": "2-b", "_revisions": {"start": 2, "ids": ["b", "a"]}}, method="GET"),
+             resp(200, {"_id": "holder", "_rev": "2-b"}, method="GET"),
+             MISSING_STUB)

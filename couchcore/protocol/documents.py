@@ -47,7 +47,7 @@ GET_OPTIONS = {
 _BULK_OPTIONS = frozenset({"new_edits", "all_or_nothing"})
 
 # error strings CouchDB puts in per-document _bulk_docs results
-_BULK_ERROR_STATUS = {"conflict": 409, "forbidden": 403, "unauthorized": 401, "not_found": 404}
+_BULK_ERROR_STATUS = {"conflict": 409, "forbidden": 403, "unauthorized": 401, "not_found": 404, "missing_stub": 412}
 
 
 def check_doc_options(opts: Mapping[str, Any]) -> None:
@@ -213,7 +213,8 @@ def _conflicted(resolution: ConflictResolution, ids: Iterable[str]) -> list[str]
     return [docid for docid in ids if docid in pending and pending[docid].get("error") == "conflict"]
 
 
-def _bulk_write(ctx, db, docs, payload, resolution: ConflictResolution, options: Mapping[str, Any]):
+def _bulk_write(ctx, db, docs, payload, resolution: ConflictResolution, options: Mapping[str, Any],
+                recover_stubs: bool = True):
     body = bytearray(b'{"docs":[')
     body += b",".join(payload)
     body += b"]"
@@ -227,6 +228,10 @@ def _bulk_write(ctx, db, docs, payload, resolution: ConflictResolution, options:
         body=bytes(body),
         headers={"Content-Type": "application/json", **ctx.write_headers},
     )
+    if (resp.status == 412 and recover_stubs and options.get("new_edits") is not False
+            and resp.error().error == "missing_stub"):
+        yield from _recover_missing_stub(ctx, db, docs, resolution, options, resp)
+        return
     results = resp.json()
     if options.get("new_edits") is False and not results:
         for doc in docs:
@@ -268,6 +273,83 @@ def _bulk_write(ctx, db, docs, payload, resolution: ConflictResolution, options:
             }
     if accepted:
         yield from _settle_accepted(ctx, db, docs, accepted, resolution)
+
+
+def _recover_missing_stub(ctx, db, docs: list, resolution: ConflictResolution, options: Mapping[str, Any],
+                          failed: Any):
+    """Finish a ``_bulk_docs`` that a CouchDB cluster refused whole with ``412 missing_stub``.
+
+    Every copy of a shard checks an attachment stub (``"stub": true``) against its own
+    copy of the document, and one copy that has not yet received the revision that
+    added the attachment fails the whole request, although the copies that have it
+    may have stored the write (seen on CouchDB 3.5.0). For each document couchcore
+    reads the current revision with a quorum read: a write that landed (the current
+    revision is a child of the one sent, with the same body) is resolved; one that did
+    not is sent once more with its stubs replaced by the attachments' data read from
+    the revision it names, which every copy can store; anything else is pending.
+    CouchDB: https://docs.couchdb.org/en/stable/api/document/common.html#attachments
+    """
+    again = []
+    for doc in docs:
+        docid = doc["_id"]
+        resp = yield Request("GET", doc_path(db, docid), query=[("revs", "true")])
+        current = resp.json() if resp.status == 200 else None
+        sent_rev = doc.get("_rev")
+        if current is not None and current.get("_rev") != sent_rev:
+            history = current.get("_revisions") or {}
+            ids = history.get("ids") or []
+            parent = f"{history.get('start', 0) - 1}-{ids[1]}" if len(ids) > 1 else None
+            if parent == sent_rev and _same_body(current, doc):
+                doc["_rev"] = current["_rev"]
+                resolution.pending.pop(docid, None)
+                resolution.resolved[docid] = doc
+                continue
+        if (current is None and sent_rev is None) or (current is not None and current.get("_rev") == sent_rev):
+            again.append(doc)
+            continue
+        resolution.pending[docid] = {"doc": doc, "error": "conflict" if current is not None else "missing_stub",
+                                     "reason": failed.error().reason}
+    if not again:
+        return
+    inlined = []
+    for doc in again:
+        stubs = {name for name, att in (doc.get("_attachments") or {}).items()
+                 if isinstance(att, Mapping) and att.get("stub")}
+        copy_ = dict(doc)
+        if stubs and doc.get("_rev"):
+            resp = yield Request("GET", doc_path(db, doc["_id"]),
+                                 query=[("rev", doc["_rev"]), ("attachments", "true")])
+            stored = (resp.json().get("_attachments") or {}) if resp.status == 200 else {}
+            atts = dict(doc["_attachments"])
+            for name in stubs:
+                data = stored.get(name)
+                if isinstance(data, Mapping) and "data" in data:
+                    atts[name] = {"content_type": data.get("content_type"), "data": data["data"]}
+            copy_["_attachments"] = atts
+        inlined.append(copy_)
+    sent = ConflictResolution(resolution._db)
+    yield from _bulk_write(ctx, db, inlined, [codec.dumps(d) for d in inlined], sent, options, recover_stubs=False)
+    for doc, copy_ in zip(again, inlined):
+        docid = doc["_id"]
+        if docid in sent.resolved:
+            doc["_rev"] = copy_["_rev"]
+            resolution.pending.pop(docid, None)
+            resolution.resolved[docid] = doc
+            if docid in sent.accepted:
+                resolution.accepted.add(docid)
+        else:
+            failure = dict(sent.pending.get(docid) or {"error": "missing_stub", "reason": failed.error().reason})
+            failure["doc"] = doc
+            resolution.pending[docid] = failure
+
+
+def _same_body(stored: Mapping, doc: Mapping) -> bool:
+    """The same document content, apart from ``_rev``/``_revisions`` and attachment details."""
+    def content(d: Mapping) -> dict:
+        return {k: v for k, v in d.items() if not k.startswith("_") or k == "_deleted"}
+
+    return content(stored) == content(doc) and set(stored.get("_attachments") or ()) == set(
+        doc.get("_attachments") or ())
 
 
 def _settle_accepted(ctx, db, docs: list, accepted: Mapping[str, str], resolution: ConflictResolution):
