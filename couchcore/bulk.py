@@ -67,7 +67,7 @@ _WS_CLOSE = frozenset(b" \t\r\n}")
 try:  # msgspec checks the JSON and reads just the fields the loader needs (no other objects made)
     import msgspec as _msgspec
 except ImportError:  # pragma: no cover - msgspec is a dependency; codec.loads does the same, slower
-    _msgspec = None
+    _msgspec = None  # type: ignore[assignment]
 
 _UNSET: Any = _msgspec.UNSET if _msgspec is not None else object()
 
@@ -77,6 +77,10 @@ class _Head:
     (``_load_error``) and ``key`` (the ``id_field``); absent ones are ``_UNSET``."""
 
     __slots__ = ("id", "rev", "err", "key")
+    id: Any
+    rev: Any
+    err: Any
+    key: Any
 
 
 class _HeadReader:
@@ -322,7 +326,7 @@ class Checkpoint:
                 f.flush()
         os.replace(tmp, self.path)
         self._saved_at = time.monotonic()
-        self._saved_sent = data["sent"]
+        self._saved_sent = int(data["sent"])  # type: ignore[call-overload]
 
 
 # -- the loader -----------------------------------------------------------------------------
@@ -418,7 +422,7 @@ class Loader:
             raise InvalidInput(f"id_field must be a field name other than '_id', got {id_field!r}")
         self.db = db
         self.name = db.name
-        self.servers = [db.server, *nodes]
+        self.servers: list[Any] = [db.server, *nodes]
         self.batch_size = batch_size
         self.concurrency = concurrency
         self.upsert = upsert
@@ -687,10 +691,10 @@ class Loader:
         segments = self._segments
         last = None
         while True:
-            seg = segments.get(self._confirm_seg)
-            if seg is None or seg.pending:
+            head = segments.get(self._confirm_seg)
+            if head is None or head.pending:
                 break
-            last = seg
+            last = head
             del segments[self._confirm_seg]
             self._confirm_seg += 1
         if last is not None:

@@ -21,7 +21,7 @@ import re
 import signal
 import stat
 import sys
-from typing import IO, Any, Iterator
+from typing import IO, Any, Iterator, cast
 
 __all__ = ["add_parser", "run", "jsonl_records", "json_array_records", "csv_records", "detect_format"]
 
@@ -384,7 +384,7 @@ def run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     from .bulk import Checkpoint, Loader, Rejected
     from .errors import CouchcoreError, InvalidInput
-    from .sync import Server
+    from .sync import Database, Server
     from .urls import redact_url
 
     for flag in ("batch_size", "concurrency"):
@@ -402,8 +402,7 @@ def _run(args: argparse.Namespace) -> int:
             node_auth = auth if auth is not None else None
             from .urls import split_credentials
 
-            node = split_credentials(node_url)
-            if node.username is None and server.credentials is not None:
+            if split_credentials(node_url).username is None and server.credentials is not None:
                 node_auth = (server.credentials.username, server.credentials.password)
             nodes.append(Server(node_url, auth=node_auth, backend=backend))
     except CouchcoreError as exc:
@@ -450,7 +449,7 @@ def _run(args: argparse.Namespace) -> int:
     for node in [server, *nodes]:
         preflight(node, name, args.create and node is server)
         node.close()  # the load starts on fresh connections (see couchcore.protocol.bulk)
-    db = server._database(name)
+    db = cast(Database, server._database(name))
 
     if not args.quiet:
         where = db_url + (f" (+{len(nodes)} node{'s' if len(nodes) > 1 else ''})" if nodes else "")

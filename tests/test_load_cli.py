@@ -300,3 +300,13 @@ def test_progress_bar_and_quiet(tmp_path, couch_url, admin, name):
     quiet = run_load(url, "-", "--quiet", input=b'{"x": 2}\n')
     assert quiet.returncode == 0 and quiet.stderr == b"" and quiet.stdout == b""
     assert admin[name].info()["doc_count"] == 801
+
+
+def test_without_pycurl_the_default_backend_is_urllib3(couch_url, admin, name):
+    script = ("import sys; sys.modules['pycurl'] = None\n"  # as after a plain `pip install couchcore`
+              "from couchcore.cli import main\n"
+              "sys.exit(main(sys.argv[1:]))\n")
+    proc = subprocess.run([sys.executable, "-c", script, "load", db_url(couch_url, name), "-", "--create"],
+                          input=b'{"_id": "p"}\n', capture_output=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert b"with the urllib3 backend" in proc.stderr and "p" in admin[name]
