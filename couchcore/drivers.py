@@ -194,10 +194,42 @@ def _outcome_unknown(request: Request, error: BaseException) -> BaseException:
     return error
 
 
+#: a CouchDB cluster's 500 reason while the shards of a database deleted a moment ago
+#: disappear (the coordinating node still has the database's shard map cached)
+NO_SHARDS = "No DB shards could be opened."
+
+
+def _shards_gone(request: Request, response: Response) -> Request | None:
+    """The ``GET /{db}`` that tells a deleted database from a broken one, when ``response``
+    is a cluster's ``500`` "No DB shards could be opened." for a request on a database.
+
+    Sending it is left to the driver: when it answers ``404`` the database is gone and
+    the caller gets that ``404`` (:class:`~couchcore.errors.NotFound`, "Database does not
+    exist.") instead of a 500 (seen on CouchDB 3.5.0 clusters right after a delete; a
+    single node answers 404 at once). Any other answer keeps the original 500: then the
+    shards really could not be opened (e.g. the nodes holding them are down).
+    CouchDB: https://docs.couchdb.org/en/stable/api/database/common.html#delete--db
+    """
+    if not response.body or b"No DB shards" not in response.body:
+        return None
+    try:
+        from . import codec
+
+        reason = codec.loads(response.body).get("reason")
+    except Exception:
+        return None
+    db = request.path.split("/")[1] if request.path.startswith("/") else ""
+    if reason != NO_SHARDS or not db:
+        return None
+    return Request("GET", "/" + db)
+
+
 def send(transport: Any, request: Request, policy: RetryPolicy | None = None) -> Response:
     """Send ``request`` over a sync transport, retrying as ``policy`` allows."""
     policy = policy or RetryPolicy.of(transport)
     policy.prepare(request)
+    if request.delay > 0:  # the operation backs off (e.g. before re-reading a contended document)
+        time.sleep(request.delay)
     started = time.monotonic()
     attempt = 0
     while True:
@@ -213,6 +245,18 @@ def send(transport: Any, request: Request, policy: RetryPolicy | None = None) ->
         else:
             wait = policy.delay(request, attempt, started, response=response) if response.status == 429 else None
             if wait is None:
+                if response.status == 500:
+                    if response.stream is not None:
+                        response.read()
+                    probe = _shards_gone(request, response)
+                    if probe is not None:
+                        try:
+                            gone = transport.send(probe)
+                        except TransportError:
+                            return response
+                        if gone.stream is not None:
+                            gone.read()
+                        return gone if gone.status == 404 else response
                 return response
             response.close()
         time.sleep(wait)
@@ -223,6 +267,8 @@ async def send_async(transport: Any, request: Request, policy: RetryPolicy | Non
     """Send ``request`` over an async transport, retrying as ``policy`` allows."""
     policy = policy or RetryPolicy.of(transport)
     policy.prepare(request)
+    if request.delay > 0:  # the operation backs off (e.g. before re-reading a contended document)
+        await asyncio.sleep(request.delay)
     started = time.monotonic()
     attempt = 0
     while True:
@@ -238,6 +284,18 @@ async def send_async(transport: Any, request: Request, policy: RetryPolicy | Non
         else:
             wait = policy.delay(request, attempt, started, response=response) if response.status == 429 else None
             if wait is None:
+                if response.status == 500:
+                    if response.stream is not None:
+                        await response.aread()
+                    probe = _shards_gone(request, response)
+                    if probe is not None:
+                        try:
+                            gone = await transport.send(probe)
+                        except TransportError:
+                            return response
+                        if gone.stream is not None:
+                            await gone.aread()
+                        return gone if gone.status == 404 else response
                 return response
             response.close()
         await asyncio.sleep(wait)

@@ -16,12 +16,14 @@ several nodes of one cluster (the ``couch_urls`` fixture).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 
 import pytest
 
 import couchcore
+from couchcore.drivers import run, run_async
 from couchcore.errors import Conflict
 from couchcore.protocol import documents, server
 from couchcore.protocol.messages import Response
@@ -196,3 +198,71 @@ def test_a_stub_that_names_nothing_still_fails():
              resp(200, {"_id": "holder", "_rev": "2-b", "_revisions": {"start": 2, "ids": ["b", "a"]}}, method="GET"),
              resp(200, {"_id": "holder", "_rev": "2-b"}, method="GET"),
              MISSING_STUB)
+
+
+# -- a database deleted a moment ago: 500 "No DB shards could be opened." -------------------
+
+NO_SHARDS = {"error": "internal_server_error", "reason": "No DB shards could be opened.", "ref": 1}
+
+
+class Canned:
+    """A transport answering each request with the next canned response (sync and async)."""
+
+    def __init__(self, *responses):
+        self.responses, self.sent = list(responses), []
+
+    def send(self, request):
+        self.sent.append(request)
+        return self.responses.pop(0)
+
+
+class AsyncCanned(Canned):
+    async def send(self, request):
+        return Canned.send(self, request)
+
+
+def test_no_shards_of_a_deleted_database_is_not_found():
+    transport = Canned(resp(500, NO_SHARDS, method="GET", url="http://h/gone/a"),
+                       resp(404, {"error": "not_found", "reason": "Database does not exist."}, url="http://h/gone"))
+    with pytest.raises(couchcore.NotFound, match="Database does not exist"):
+        run(documents.get_doc(server.ServerContext(), "gone", "a"), transport)
+    assert [(r.method, r.path) for r in transport.sent] == [("GET", "/gone/a"), ("GET", "/gone")]
+
+
+def test_no_shards_of_an_existing_database_stays_a_server_error():
+    # the database is there: its shards really could not be opened (e.g. nodes down)
+    transport = AsyncCanned(resp(500, NO_SHARDS, method="GET", url="http://h/db/a"),
+                            resp(200, {"db_name": "db"}, url="http://h/db"))
+    with pytest.raises(couchcore.ServerError, match="No DB shards"):
+        asyncio.run(run_async(documents.get_doc(server.ServerContext(), "db", "a"), transport))
+    assert len(transport.sent) == 2
+
+
+def test_other_server_errors_send_nothing_more():
+    transport = Canned(resp(500, {"error": "unknown_error", "reason": "function_clause"}))
+    with pytest.raises(couchcore.ServerError):
+        run(documents.get_doc(server.ServerContext(), "db", "a"), transport)
+    assert len(transport.sent) == 1
+
+
+def test_reading_a_database_deleted_a_moment_ago_is_not_found(server):
+    # concurrent reads right after DELETE reach nodes whose shard map still names the
+    # shards (a cluster answered 500 to about one such burst in ten); a single node and
+    # PouchDB Server answer 404 at once
+    for _ in range(8):
+        name = unique_name("gone")
+        db = server.create(name)
+        db.save({"_id": "a"})
+        server.delete(name)
+        errors: list[BaseException] = []
+
+        def read(docid):
+            try:
+                db.get(docid)
+            except BaseException as exc:  # noqa: BLE001 - checked below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=read, args=(d,)) for d in ("a", "b", "c", "d")]
+        [t.start() for t in threads]
+        [t.join() for t in threads]
+        assert len(errors) == 4 and all(isinstance(e, couchcore.NotFound) for e in errors), errors
