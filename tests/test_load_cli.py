@@ -310,3 +310,21 @@ def test_without_pycurl_the_default_backend_is_urllib3(couch_url, admin, name):
                           input=b'{"_id": "p"}\n', capture_output=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert b"with the urllib3 backend" in proc.stderr and "p" in admin[name]
+
+
+def test_format_flag_and_retries_flag(tmp_path, couch_url, admin, name):
+    misnamed = write_lines(tmp_path / "export.csv", [b'{"_id": "f1", "v": "one"}'])  # .csv would mean CSV
+    proc = run_load(db_url(couch_url, name), misnamed, "--create", "--format", "jsonl", "--quiet")
+    assert proc.returncode == 0 and admin[name]["f1"]["v"] == "one"
+
+    parts = split_credentials(couch_url)
+    proxy = FaultyProxy(parts.base)
+    proxy.respond("POST", "/_bulk_docs", 503, b'{"error":"service_unavailable","reason":"down"}', count=10)
+    url = proxy.url.replace("://", f"://{parts.username}:{parts.password}@") if parts.username else proxy.url
+    try:
+        proc = run_load(f"{url}/{name}", "-", "--retries", "1", input=b'{"_id": "r1"}\n{"_id": "r2"}\n')
+    finally:
+        proxy.close()
+    err = proc.stderr.decode()
+    assert proc.returncode == 1 and proxy.fired == 2, err
+    assert "written 0, skipped 0, rejected 2, retried 1" in err and "gave up after 2 attempts" in err
