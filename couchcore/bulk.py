@@ -548,7 +548,7 @@ class Loader:
                     if len(ids) >= size:
                         break
                     continue
-                if (docid is None or docid is unset) and h.err is unset and not id_field and not need_rev \
+                if docid is unset and h.err is unset and not id_field and not need_rev \
                         and data[0] == 123 and data[1] not in _WS_CLOSE:  # '{' then a member: splice
                     ids.append(ordinal)
                     bodies.append(id_head % ordinal + data[1:])
@@ -610,10 +610,19 @@ class Loader:
         if data.__class__ is not bytes:
             return self._encode(data, ordinal)
         h = self._head(data)  # raises _Bad
+        if not data.isascii():
+            try:
+                data.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise _Bad("invalid_json", f"not valid UTF-8: {exc}") from None
         docid = h.id
         if h.err is not _UNSET:
             return self._strip_error(data, line, ordinal)
-        if docid is None or docid is _UNSET:
+        if docid is None:  # "_id": null means "give it an id": the text has to change
+            doc = codec.loads(data)
+            del doc["_id"]
+            return self._encode(doc, ordinal)
+        if docid is _UNSET:
             key = getattr(h, "key", _UNSET)
             if not self.new_edits:
                 raise _Bad("missing_id", "new_edits=false needs each document's _id and _rev")

@@ -9,6 +9,12 @@ database without ``--create``, unreadable input or unwritable rejects/checkpoint
 detected before any input is read; 130 when stopped with Ctrl-C (or SIGTERM): the
 batches in flight are finished, the summary (and with ``--resume`` the checkpoint) is
 written; a second Ctrl-C stops at once (the checkpoint is still consistent).
+
+With ``--resume`` the checkpoint holds the contiguous prefix of the input that is settled
+(written, skipped or in the rejects file, which is flushed first); a restarted load skips
+that prefix, sends the rest, and reconciles documents that may have been sent before. A
+document rejected after the last checkpoint may be listed twice in the rejects file after a
+crash, never missing.
 """
 
 from __future__ import annotations
