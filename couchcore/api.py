@@ -23,6 +23,15 @@ from .protocol import documents as _docs
 from .protocol import indexes as _indexes
 from .protocol import server as _srv
 from .protocol import views as _views
+from .protocol import bulk_get as _bulk_get
+from .protocol import mango as _mango
+from .protocol import paging as _paging
+from .protocol import revs as _revs
+from .follow import ChangesFollower
+from .models import Row
+from .paging import Paged
+from .partition import Partition
+from .results import ViewResult
 from .codec import NOT_GIVEN
 from .protocol.paths import validate_db_name
 from .transport.base import Credentials, TransportOptions
@@ -147,9 +156,25 @@ class ServerAPI:
         return self._run(_srv.session(self._ctx))
 
     # -- databases -----------------------------------------------------------------
-    def create(self, name: str, **options: Any) -> Any:
-        """Create database ``name`` (``PreconditionFailed`` if it exists)."""
+    def create(self, name: str, partitioned: bool = False, q: int | None = None, n: int | None = None,
+               **options: Any) -> Any:
+        """Create database ``name`` and return its Database (``PreconditionFailed`` if it
+        exists; a bad name raises ``InvalidDatabaseName`` before anything is sent).
+
+        ``partitioned=True`` makes a partitioned database (ids ``"{partition}:{id}"``, see
+        :meth:`DatabaseAPI.partition`); ``q`` (shards) and ``n`` (replicas) are positive
+        ints, the server's defaults when left out.
+        https://docs.couchdb.org/en/stable/api/database/common.html#put--db
+        """
         validate_db_name(name)
+        if not isinstance(partitioned, bool):
+            raise InvalidInput(f"partitioned must be a bool, got {partitioned!r}")
+        for what, value in (("q", q), ("n", n)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise InvalidInput(f"{what} must be a positive int, got {value!r}")
+        if partitioned:
+            options["partitioned"] = True
+        options.update({k: v for k, v in (("q", q), ("n", n)) if v is not None})
         return self._run(_srv.create_db(self._ctx, name, **options), self._database)
 
     def db(self, name: str, create: bool = False) -> Any:
@@ -229,6 +254,43 @@ class ServerAPI:
     def replicator(self) -> Any:
         """The ``_replicator`` database."""
         return self._database("_replicator")
+
+    # -- status, cluster and replication scheduler (issue 10) ------------------------------
+    def up(self) -> bool:
+        """Whether the node is up: ``GET /_up`` answers 200 (``False`` for 503, e.g. in
+        maintenance mode, and when no connection can be made; a server without
+        ``/_up`` is up when ``GET /`` answers).
+        https://docs.couchdb.org/en/stable/api/server/common.html#up
+        """
+        result: bool = self._run(_srv.up(self._ctx))
+        return result
+
+    def dbs_info(self, names: Sequence[str]) -> list[_srv.DbsInfoRow]:
+        """Info of several databases in one request (``POST /_dbs_info``):
+        ``[{"key": name, "info": {...}} | {"key": name, "error": "not_found"}]`` in order
+        (``GET /{db}`` each where the server lacks the endpoint).
+        https://docs.couchdb.org/en/stable/api/server/common.html#dbs-info
+        """
+        result: list[_srv.DbsInfoRow] = self._run(_srv.dbs_info(self._ctx, names))
+        return result
+
+    def scheduler_jobs(self, limit: int | None = None, skip: int | None = None) -> _srv.SchedulerJobs:
+        """The replication jobs running now: ``{"total_rows", "offset", "jobs": [{"id",
+        "database", "doc_id", "source", "target", "pid", "start_time", "history", ...}]}``.
+        https://docs.couchdb.org/en/stable/api/server/common.html#scheduler-jobs
+        """
+        result: _srv.SchedulerJobs = self._run(_srv.scheduler_jobs(self._ctx, limit, skip))
+        return result
+
+    def scheduler_docs(self, replicator_db: str | None = None, limit: int | None = None,
+                       skip: int | None = None) -> _srv.SchedulerDocs:
+        """Replication documents and their states (``_replicator``, or ``replicator_db``):
+        ``{"total_rows", "offset", "docs": [{"doc_id", "state", "id", "source", "target",
+        "info", "error_count", ...}]}``.
+        https://docs.couchdb.org/en/stable/api/server/common.html#scheduler-docs
+        """
+        result: _srv.SchedulerDocs = self._run(_srv.scheduler_docs(self._ctx, replicator_db, limit, skip))
+        return result
 
 
 class DatabaseAPI:
@@ -333,9 +395,10 @@ class DatabaseAPI:
         a copy of the document as given, ``server`` the current :class:`Document` or
         ``None`` if deleted) and writes what it returns (``None`` skips it). When the
         merged write conflicts again because another writer got in between, the
-        document is re-read and ``fn`` applied again, up to ``retries`` (default 10)
-        times; ``force=True`` re-reads the current revision the same way. When the
-        retries are used up, :class:`Conflict` says how many attempts were made.
+        document is re-read and ``fn`` applied again, up to ``retries`` (default 20)
+        times, after a random back-off (full jitter from 10 ms doubling, at most 1 s);
+        ``force=True`` re-reads the current revision the same way. When the retries
+        are used up, :class:`Conflict` says how many attempts were made.
         Options: ``new_edits``, ``all_or_nothing`` (``_bulk_docs`` body fields).
         CouchDB: https://docs.couchdb.org/en/stable/api/database/bulk-api.html#db-bulk-docs
         """
@@ -357,7 +420,8 @@ class DatabaseAPI:
         missing or deleted, so ``fn`` can create it) and returns the document to write
         (``_id`` and ``_rev`` are filled in) or ``None`` to write nothing. If another
         writer changed the document in between (409), it is read again and ``fn`` called
-        again, up to ``retries`` (default 10) times; then :class:`Conflict` is raised,
+        again, up to ``retries`` (default 20) times, after a random back-off (full
+        jitter from 10 ms doubling, at most 1 s); then :class:`Conflict` is raised,
         saying how many attempts were made. ``fn`` is plain code run between requests
         (also on the async facade) and may be called several times. Returns the saved
         :class:`Document` with its new ``_rev``, or ``None`` when ``fn`` skipped.
@@ -372,12 +436,22 @@ class DatabaseAPI:
         return self._run(_docs.resolve(self._ctx, self.name, resolution, how, fn))
 
     def get(self, id_or_ids: Any, **options: Any) -> Any:
-        """A :class:`Document` (``NotFound`` if missing), or for a list of ids a list of
-        Documents and ``None`` for missing ones, in order, in one request."""
+        """A :class:`Document` (``NotFound`` if missing), or for a list a list of
+        Documents and ``None`` for missing ones, in order, in one request.
+
+        The list may hold ids and ``(id, rev)`` pairs (those revisions; a missing revision
+        is ``None``). Where the server has ``POST /{db}/_bulk_get`` (probed with the first
+        call, remembered per Server) it is used, otherwise ``_all_docs?keys`` (and one
+        ``open_revs`` GET per document for revisions). Options of a list: ``revs``,
+        ``attachments``, ``latest``, ``conflicts``, ... (``_bulk_get``'s), or view options
+        (they read through ``_all_docs``). A non-str id or rev raises :class:`InvalidInput`
+        before anything is sent.
+        https://docs.couchdb.org/en/stable/api/database/bulk-api.html#db-bulk-get
+        """
         if isinstance(id_or_ids, str):
             return self._run(_docs.get_doc(self._ctx, self.name, id_or_ids, **options))
         if isinstance(id_or_ids, Iterable) and not isinstance(id_or_ids, (bytes, Mapping)):
-            return self._run(_docs.get_docs(self._ctx, self.name, id_or_ids, **options))
+            return self._run(_bulk_get.get_many(self._ctx, self.name, id_or_ids, **options))
         raise InvalidInput(f"get takes an id or a list of ids, not {type(id_or_ids).__name__}")
 
     def get_many(self, ids: Iterable[str], concurrency: int = 16, **options: Any) -> Any:
@@ -578,6 +652,115 @@ class DatabaseAPI:
     def pull(self, source: Any, **options: Any) -> Any:
         """Replicate ``source`` into this database."""
         return self._server.replicate(source, self, **options)
+
+    # -- partitions, paging, following, Mango and revision helpers (issue 10) -------------
+    def partition(self, key: str) -> Partition:
+        """The partition ``key`` of this (partitioned) database: ``info()``, ``view()``,
+        ``all_docs()``, ``find()``, ``explain()``, ``iterview()``, ``iterfind()`` scoped to
+        ``/{db}/_partition/{key}/...``. No request is sent; a key that is empty, holds
+        ``:`` or begins with ``_`` raises :class:`InvalidInput`.
+        https://docs.couchdb.org/en/stable/api/partitioned-dbs.html
+        """
+        return Partition(self, key)
+
+    def iterview(self, name: str, page_size: int = 1000, **options: Any) -> Paged[Row]:
+        """Every row of a view (``"ddoc/view"``, ``"_design/d/_view/v"``) or of
+        ``"_all_docs"``, fetched ``page_size`` rows a request as the iteration goes.
+
+        Pages by key, never ``skip``: ``page_size + 1`` rows are asked for and the extra
+        one starts the next page (``startkey`` + ``startkey_docid``), so duplicate keys,
+        reduce/group views (rows without id), ``descending`` and null keys page exactly;
+        a short page is the last (no extra request). ``options``: view options;
+        ``limit`` caps the rows in all, ``key`` is ``startkey = endkey = key``; ``skip`` and
+        ``keys`` are refused. Returns a :class:`~couchcore.paging.Paged` of
+        :class:`Row` (``for``; ``async for`` on the async facade). ``page_size < 1``
+        and bad options raise :class:`InvalidInput` before anything is sent.
+        https://docs.couchdb.org/en/stable/ddocs/views/pagination.html
+        """
+        pager = _paging.ViewPager(name, page_size, options)
+        db = self.name
+        return Paged(self, pager, lambda opts: _paging.view_page(
+            lambda o: _views.view_request(db, name, o, stream=False), opts))
+
+    def iterfind(self, selector: Mapping[str, Any], page_size: int = 1000, **options: Any) -> Paged[Document]:
+        """Every document matching a Mango ``selector``, ``page_size`` a request, paged by
+        ``bookmark`` (no extra request after a short page). ``options``: ``_find``'s
+        (``fields``, ``sort``, ``use_index``, ...; ``limit`` caps the documents in all,
+        ``skip``/``bookmark`` say where to begin). A server that sends no bookmark
+        (PouchDB Server) is paged with ``skip`` instead. Returns a
+        :class:`~couchcore.paging.Paged` of :class:`Document`.
+        https://docs.couchdb.org/en/stable/api/database/find.html#pagination
+        """
+        pager = _paging.FindPager(selector, page_size, options)
+        db = self.name
+        return Paged(self, pager, lambda opts: _paging.find_page(_paging.find_request(db, pager.selector, opts)))
+
+    def follow(self, since: Any = "now", one_off: bool = False, max_retries: int | None = None,
+               **changes_options: Any) -> ChangesFollower:
+        """A :class:`~couchcore.follow.ChangesFollower`: every change from ``since``
+        (``"now"``, ``0`` or a sequence from an earlier ``.since``; opaque), read by a
+        longpoll loop that retries transient failures with full-jitter backoff and ends
+        on 400/401/403/404 (raising it). ``one_off=True`` ends once caught up
+        (``pending == 0``; ``feed=normal`` requests, no longpoll wait). Iterate it with
+        ``for`` (``async for`` on the async facade); ``.since``, ``.stop()``.
+        ``changes_options``: as for :meth:`changes` (not ``feed``/``descending``).
+        https://docs.couchdb.org/en/stable/api/database/changes.html
+        """
+        return ChangesFollower(self, since, one_off, max_retries, **changes_options)
+
+    def explain(self, selector: Mapping[str, Any], **options: Any) -> dict[str, Any]:
+        """How CouchDB would run ``find(selector, **options)``: ``{"dbname", "index",
+        "selector", "opts", "limit", "skip", "fields", "range"?, ...}``.
+        https://docs.couchdb.org/en/stable/api/database/find.html#db-explain
+        """
+        result: dict[str, Any] = self._run(_mango.explain(self.name, selector, options))
+        return result
+
+    def indexes(self) -> list[_mango.IndexInfo]:
+        """The Mango indexes: ``[{"ddoc", "name", "type", "def": {"fields": [...]}}, ...]``
+        (the special ``_all_docs`` index first, ``ddoc`` ``None``).
+        https://docs.couchdb.org/en/stable/api/database/find.html#get--db-_index
+        """
+        result: list[_mango.IndexInfo] = self._run(_mango.indexes(self.name))
+        return result
+
+    def delete_index(self, ddoc: str, name: str, type: str = "json") -> bool:
+        """Delete Mango index ``name`` of design document ``ddoc`` (with or without
+        ``_design/``); ``True`` on success, :class:`NotFound` if there is none.
+        https://docs.couchdb.org/en/stable/api/database/find.html#delete--db-_index-designdoc-json-name
+        """
+        result: bool = self._run(_mango.delete_index(self.name, ddoc, name, type))
+        return result
+
+    def revs_diff(self, revs: Mapping[str, Sequence[str]]) -> dict[str, _revs.RevsDiffEntry]:
+        """Which of ``{id: [rev, ...]}`` the database lacks: ``{id: {"missing": [...],
+        "possible_ancestors": [...]}}`` (documents lacking nothing are left out).
+        https://docs.couchdb.org/en/stable/api/database/misc.html#db-revs-diff
+        """
+        result: dict[str, _revs.RevsDiffEntry] = self._run(_revs.revs_diff(self.name, revs))
+        return result
+
+    def missing_revs(self, revs: Mapping[str, Sequence[str]]) -> dict[str, list[str]]:
+        """Which of ``{id: [rev, ...]}`` the database lacks: ``{id: [rev, ...]}``.
+        https://docs.couchdb.org/en/stable/api/database/misc.html#db-missing-revs
+        """
+        result: dict[str, list[str]] = self._run(_revs.missing_revs(self.name, revs))
+        return result
+
+    def design_docs(self, **options: Any) -> ViewResult:
+        """``GET /{db}/_design_docs``: the design documents as rows (view options, e.g.
+        ``include_docs=True``), streamed.
+        https://docs.couchdb.org/en/stable/api/database/bulk-api.html#db-design-docs
+        """
+        result: ViewResult = self._run(_views.view(self._ctx, self.name, "_design_docs", **options))
+        return result
+
+    def local_docs(self, **options: Any) -> ViewResult:
+        """``GET /{db}/_local_docs``: the local (non-replicating) documents as rows,
+        streamed. https://docs.couchdb.org/en/stable/api/local.html#db-local-docs
+        """
+        result: ViewResult = self._run(_views.view(self._ctx, self.name, "_local_docs", **options))
+        return result
 
 
 def _key_error(op: Any, docs_only: bool = False) -> Any:

@@ -11,7 +11,7 @@ Every operation of :class:`~couchcore.api.ServerAPI` and
         db = await server.db("events", create=True)
         await db.save({"_id": "a", "n": 1})
         doc = await db.get("a")
-        async for row in await db.view("_all_docs"):      # rows parsed as chunks arrive
+        async for row in db.view("_all_docs"):     # rows parsed as chunks arrive (await optional)
             print(row.id)
         async for change in db.changes(feed="continuous", since="now"):
             ...
@@ -56,7 +56,7 @@ from .protocol import changes as _changes
 from .results import ChangesResult, StreamedResult
 from .transport.tornado import TornadoTransport
 
-__all__ = ["Server", "Database", "Couch", "ChangesFeed", "ChangesTask", "Status", "relax"]
+__all__ = ["Server", "Database", "Couch", "ChangesFeed", "ChangesTask", "StreamTask", "Status", "relax"]
 
 log = logging.getLogger("couchcore.tornado")
 
@@ -87,13 +87,36 @@ class _Recorder:
         return response
 
 
+class StreamTask(asyncio.Task):  # type: ignore[type-arg]
+    """A running call of the async facade: an :class:`asyncio.Task` (``await`` it,
+    ``cancel()`` it, ``gather`` many) that can also be iterated at once when its result
+    is streamed: ``async for row in db.view(...)`` is ``async for row in await
+    db.view(...)``. Results that are not streamed (a dict, a Document) raise
+    ``TypeError`` there; lists are iterated."""
+
+    def __aiter__(self) -> AsyncIterator[Any]:
+        return self._items()
+
+    async def _items(self) -> AsyncIterator[Any]:
+        result = await self
+        if hasattr(result, "__aiter__"):
+            async for item in result:
+                yield item
+        elif isinstance(result, list):
+            for item in result:
+                yield item
+        else:
+            raise TypeError(f"'async for' over {self.get_name()}: its result, a {type(result).__name__}, "
+                            "is not streamed; use 'await'")
+
+
 def _start(coro: Any, name: str | None = None) -> Any:
-    """A Task on the running loop, or the bare coroutine when no loop runs."""
+    """A :class:`StreamTask` on the running loop, or the bare coroutine when no loop runs."""
     try:
         loop = asyncio.get_running_loop()
     except RuntimeError:
         return coro
-    return loop.create_task(coro, name=name)
+    return StreamTask(coro, loop=loop, name=name)
 
 
 def _op_name(op: Any) -> str:
@@ -263,7 +286,7 @@ async def _changes_body(started: Any, state: _ChangesState) -> ChangesResult:
     return result
 
 
-class ChangesTask(asyncio.Task):
+class ChangesTask(StreamTask):
     """A running normal/longpoll ``_changes`` request of the async facade.
 
     ``await`` it for the whole :class:`~couchcore.results.ChangesResult` (read into
@@ -506,7 +529,7 @@ def _with_callback(method: Callable[..., Any]) -> Callable[..., Any]:
 
 
 #: public methods that are not operations, or that take ``callback`` themselves
-_NO_CALLBACK = frozenset({"close", "changes"})
+_NO_CALLBACK = frozenset({"close", "changes", "follow", "iterview", "iterfind", "partition"})
 
 
 def _public_methods(cls: type) -> dict[str, Callable[..., Any]]:

@@ -7,7 +7,8 @@ from urllib.parse import quote
 
 from ..errors import InvalidDatabaseName, InvalidInput
 
-__all__ = ["validate_db_name", "db_path", "doc_path", "attachment_path", "design_path", "view_path"]
+__all__ = ["validate_db_name", "db_path", "doc_path", "attachment_path", "design_path", "view_path",
+           "split_design_name"]
 
 # CouchDB: a lowercase letter, then lowercase letters, digits and _$()+-/ ; at most 238 chars.
 _DB_NAME = re.compile(r"^[a-z][a-z0-9_$()+/-]*$")
@@ -71,21 +72,39 @@ def design_path(db: str, ddoc: str) -> str:
 _SPECIAL_VIEWS = ("_all_docs", "_design_docs", "_local_docs")
 
 
+def split_design_name(name: str, kind: str) -> tuple[str, str] | None:
+    """``(ddoc, fn)`` of ``"_design/{ddoc}/{kind}/{fn}"`` or of ``"{ddoc}/{fn}"``, or ``None``.
+
+    Design document names may hold slashes (``_design/app/v2``): in the long form the
+    design name is everything between ``_design/`` and the first ``/{kind}/`` (so
+    ``"_design/app/v2/_view/by_n"`` is view ``by_n`` of ``_design/app/v2``); the short
+    form ``"ddoc/fn"`` has exactly one slash. Empty parts give ``None``.
+    """
+    marker = f"/{kind}/"
+    if name.startswith("_design/") and marker in name[len("_design") :]:
+        ddoc, _, fn = name[len("_design/") :].partition(marker)
+        return (ddoc, fn) if ddoc and fn else None
+    parts = name.split("/")
+    if len(parts) == 2 and all(parts):
+        return parts[0], parts[1]
+    return None
+
+
 def view_path(db: str, name: str, kind: str = "_view") -> str:
-    """Resolve ``"ddoc/view"``, ``"_design/ddoc/_view/view"`` or ``"_all_docs"`` to a path."""
+    """Resolve ``"ddoc/view"``, ``"_design/ddoc/_view/view"`` or ``"_all_docs"`` to a path.
+
+    The design name of the long form may hold slashes (``"_design/app/v2/_view/by_n"``),
+    percent-encoded in the path as CouchDB serves it: ``/db/_design/app%2Fv2/_view/by_n``.
+    """
     if not isinstance(name, str):
         raise InvalidInput(f"view name must be a str, got {name!r}")
     if kind == "_view" and name in _SPECIAL_VIEWS:
         return f"{db_path(db)}/{name}"
-    parts = name.split("/")
-    if len(parts) == 4 and parts[0] == "_design" and parts[2] == kind:
-        ddoc, view = parts[1], parts[3]
-    elif len(parts) == 2:
-        ddoc, view = parts
-    else:
+    split = split_design_name(name, kind)
+    if split is None:
         raise InvalidInput(
-            f"invalid view name {name!r}: use 'ddoc/view', '_design/ddoc/{kind}/view' or '_all_docs'"
+            f"invalid view name {name!r}: use 'ddoc/view', '_design/ddoc/{kind}/view' or '_all_docs' "
+            "(no empty parts; a design name with slashes needs the '_design/...' form)"
         )
-    if not ddoc or not view:
-        raise InvalidInput(f"invalid view name {name!r}: empty design document or view name")
+    ddoc, view = split
     return f"{design_path(db, ddoc)}/{kind}/{quote(view, safe='')}"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import deque
-from typing import Any, Generator, Mapping
+from typing import Any, Generator, Iterable, Mapping, TypedDict
 from urllib.parse import quote
 
 from ..codec import NOT_GIVEN, view_query
@@ -25,6 +25,7 @@ class ServerContext:
         self.uuids: deque[str] = deque()
         self.node_prefix: str | None = None
         self.temp_view: bool | None = None
+        self.bulk_get: bool | None = None  # has the server POST /{db}/_bulk_get? (None: not probed yet)
         self.replicator_auth: str | None = None  # how _replicate takes credentials, see replicate()
         self.write_headers: dict[str, str] = {}
         if full_commit is not None:
@@ -314,3 +315,103 @@ __all__ += [
     "replicator_auth",
     "Endpoint",
 ]
+
+
+# -- status and cluster endpoints ----------------------------------------------------
+
+def up(ctx: ServerContext) -> Generator[Request, Response, bool]:
+    """``GET /_up``: ``True`` when the node answers 200 (``{"status": "ok"}``), ``False``
+    for 503 (maintenance mode, or not ready) and when no connection can be made. A
+    server without ``/_up`` (CouchDB 1.x, PouchDB Server: 404) is up if ``GET /`` answers.
+    https://docs.couchdb.org/en/stable/api/server/common.html#up
+    """
+    from ..errors import TransportError
+
+    try:
+        resp = yield Request("GET", "/_up")
+        if resp.status in (404, 405):
+            resp = yield Request("GET", "/")
+    except TransportError:
+        return False
+    return resp.ok
+
+
+class DbsInfoRow(TypedDict, total=False):
+    """One entry of ``POST /_dbs_info``: ``info`` (as ``GET /{db}``) or ``error``."""
+
+    key: str
+    info: dict[str, Any]
+    error: str
+
+
+def dbs_info(ctx: ServerContext, names: "Iterable[str]") -> Generator[Request, Response, list[DbsInfoRow]]:
+    """``POST /_dbs_info`` with ``{"keys": names}``: ``[{"key", "info"} | {"key", "error":
+    "not_found"}]`` in order. Servers without it (404/405: CouchDB before 2.2, PouchDB
+    Server) are asked ``GET /{db}`` for each name, with the same answer.
+    https://docs.couchdb.org/en/stable/api/server/common.html#dbs-info
+    """
+    if isinstance(names, (str, bytes, Mapping)) or not hasattr(names, "__iter__"):
+        raise InvalidInput(f"dbs_info takes a list of database names, got {type(names).__name__}")
+    names = list(names)
+    for name in names:
+        if not isinstance(name, str):
+            raise InvalidInput(f"database names are str, got {name!r}")
+    if not names:
+        return []
+    resp = yield Request("POST", "/_dbs_info", json={"keys": names}, idempotent=True)
+    if resp.status not in (404, 405):
+        rows: list[DbsInfoRow] = resp.json()
+        return rows
+    rows = []
+    for name in names:
+        one = yield Request("GET", db_path(name))
+        if one.status == 404:
+            rows.append({"key": name, "error": "not_found"})
+        else:
+            rows.append({"key": name, "info": one.json()})
+    return rows
+
+
+def _paging_query(limit: int | None, skip: int | None) -> list[tuple[str, str]]:
+    for what, value in (("limit", limit), ("skip", skip)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+            raise InvalidInput(f"{what} must be a non-negative int, got {value!r}")
+    return [(k, str(v)) for k, v in (("limit", limit), ("skip", skip)) if v is not None]
+
+
+class SchedulerJobs(TypedDict):
+    """``GET /_scheduler/jobs``: the running replication jobs."""
+
+    total_rows: int
+    offset: int
+    jobs: list[dict[str, Any]]
+
+
+class SchedulerDocs(TypedDict):
+    """``GET /_scheduler/docs``: the replication documents and their states."""
+
+    total_rows: int
+    offset: int
+    docs: list[dict[str, Any]]
+
+
+def scheduler_jobs(ctx: ServerContext, limit: int | None = None,
+                   skip: int | None = None) -> Generator[Request, Response, SchedulerJobs]:
+    """https://docs.couchdb.org/en/stable/api/server/common.html#scheduler-jobs"""
+    resp = yield Request("GET", "/_scheduler/jobs", query=_paging_query(limit, skip))
+    data: SchedulerJobs = resp.json()
+    return data
+
+
+def scheduler_docs(ctx: ServerContext, replicator_db: str | None = None, limit: int | None = None,
+                   skip: int | None = None) -> Generator[Request, Response, SchedulerDocs]:
+    """``GET /_scheduler/docs`` (or ``/_scheduler/docs/{replicator_db}`` for another
+    ``*/_replicator`` database). https://docs.couchdb.org/en/stable/api/server/common.html#scheduler-docs
+    """
+    path = "/_scheduler/docs"
+    if replicator_db is not None:
+        validate_db_name(replicator_db)
+        path += "/" + quote(replicator_db, safe="")
+    resp = yield Request("GET", path, query=_paging_query(limit, skip))
+    data: SchedulerDocs = resp.json()
+    return data

@@ -11,7 +11,7 @@ from ..errors import InvalidInput, InvalidOption
 from ..models import Result
 from ..results import ViewResult
 from .messages import Request, Response
-from .paths import design_path, doc_path, view_path
+from .paths import design_path, doc_path, split_design_name, view_path
 from .server import ServerContext
 
 __all__ = ["view", "temp_view", "list_fn", "show_fn", "update_fn", "view_request"]
@@ -81,12 +81,11 @@ def _result(resp: Response) -> Result:
 def _split_fn(name: str, kind: str) -> tuple[str, str]:
     if not isinstance(name, str):
         raise InvalidInput(f"{kind[1:]} function name must be a str, got {name!r}")
-    parts = name.split("/")
-    if len(parts) == 4 and parts[0] == "_design" and parts[2] == kind:
-        return parts[1], parts[3]
-    if len(parts) == 2 and all(parts):
-        return parts[0], parts[1]
-    raise InvalidInput(f"invalid {kind[1:]} function name {name!r}: use 'ddoc/name'")
+    split = split_design_name(name, kind)
+    if split is None:
+        raise InvalidInput(f"invalid {kind[1:]} function name {name!r}: use 'ddoc/name' "
+                           f"or '_design/ddoc/{kind}/name' (a design name with slashes needs the latter)")
+    return split
 
 
 def _fn_query(options: Mapping[str, Any]) -> list[tuple[str, str]]:

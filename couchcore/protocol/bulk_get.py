@@ -1,0 +1,198 @@
+"""Reading many documents (or given revisions) in one request: ``POST /{db}/_bulk_get``.
+
+``_bulk_get`` (CouchDB 2.0+) answers ``{"results": [{"id", "docs": [{"ok": doc} |
+{"error": {"id", "rev", "error", "reason"}}]}, ...]}`` with one result per requested
+``{"id", "rev"?}``, in order. Where the server has no ``_bulk_get`` the ids are read with
+``_all_docs?keys`` (and given revisions with one ``open_revs`` GET per document); whether
+it has one is probed with the first call and remembered in the :class:`ServerContext`.
+https://docs.couchdb.org/en/stable/api/database/bulk-api.html#db-bulk-get
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any, Generator, Union
+
+from .. import codec
+from .. import rows as _rows
+from ..errors import InvalidInput, InvalidOption
+from ..models import Document
+from .messages import Request, Response
+from .paths import db_path, doc_path
+from .server import ServerContext
+
+__all__ = ["get_many", "DocRef", "BULK_GET_OPTIONS", "check_refs"]
+
+#: An id, or an ``(id, rev)`` pair naming one revision.
+DocRef = Union[str, tuple[str, str]]
+
+#: Query options of ``_bulk_get`` (the document-read options CouchDB accepts there).
+BULK_GET_OPTIONS = frozenset({"revs", "attachments", "att_encoding_info", "latest", "conflicts",
+                              "deleted_conflicts", "revs_info", "local_seq", "meta"})
+
+# statuses that say "no _bulk_get here" (CouchDB 1.x treats it as a document id)
+_ABSENT = (400, 404, 405, 501)
+
+
+def check_refs(refs: Iterable[Any]) -> list[DocRef]:
+    """The refs as a list; raises :class:`InvalidInput` for anything but non-empty str
+    ids and ``(id, rev)`` pairs of non-empty str."""
+    out: list[DocRef] = []
+    for ref in refs:
+        if isinstance(ref, str):
+            if not ref:
+                raise InvalidInput("document ids must be non-empty str")
+            out.append(ref)
+        elif isinstance(ref, tuple) and len(ref) == 2:
+            docid, rev = ref
+            if not isinstance(docid, str) or not docid:
+                raise InvalidInput(f"document ids must be non-empty str, got {docid!r} in {ref!r}")
+            if not isinstance(rev, str) or not rev:
+                raise InvalidInput(f"revisions must be non-empty str, got {rev!r} in {ref!r}")
+            out.append((docid, rev))
+        else:
+            raise InvalidInput(f"get takes ids (str) or (id, rev) pairs, got {ref!r}")
+    return out
+
+
+def _key(ref: DocRef) -> tuple[str, str | None]:
+    return (ref, None) if isinstance(ref, str) else ref
+
+
+def get_many(ctx: ServerContext, db: str, refs: Iterable[Any],
+             **options: Any) -> Generator[Request, Response, list[Document | None]]:
+    """Documents for ``refs`` (ids, or ``(id, rev)`` pairs for given revisions), in
+    order, ``None`` where a document or revision is missing (a deleted document asked
+    for by id is missing; a deleted revision asked for by ``(id, rev)`` is its tombstone).
+
+    ``options``: with only :data:`BULK_GET_OPTIONS` ``_bulk_get`` is used where the
+    server has it; view options (``conflicts``, ``attachments``, ``stale``, ...) read the
+    ids through ``_all_docs?keys`` (not with revisions). Bad input raises
+    :class:`InvalidInput` / :class:`InvalidOption` before anything is sent.
+    """
+    refs = check_refs(refs)
+    has_revs = any(not isinstance(ref, str) for ref in refs)
+    bulk_ok = set(options) <= BULK_GET_OPTIONS
+    if not bulk_ok:
+        if has_revs:
+            raise InvalidOption(f"get([(id, rev), ...]) takes only {', '.join(sorted(BULK_GET_OPTIONS))}")
+        codec.view_query(options)  # fail before sending
+    else:
+        _bulk_query(options)
+    if not refs:
+        return []
+    if bulk_ok and ctx.bulk_get is not False:
+        found = yield from _bulk_get(ctx, db, refs, options)
+        if found is not None:
+            return found
+    if not has_revs:
+        docs = yield from _all_docs(db, refs, options)
+        return docs
+    docs = yield from _open_revs(db, refs, options)
+    return docs
+
+
+def _bulk_query(options: Mapping[str, Any]) -> list[tuple[str, str]]:
+    for name, value in options.items():
+        if value is not None and not isinstance(value, bool):
+            raise InvalidOption(f"option {name!r} must be a bool, not {type(value).__name__}")
+    return codec.encode_query(options)
+
+
+def _bulk_get(ctx: ServerContext, db: str, refs: list[DocRef],
+              options: Mapping[str, Any]) -> Generator[Request, Response, list[Document | None] | None]:
+    """The documents by ``_bulk_get``, or ``None`` when the server has none (remembered)
+    or its answer does not match the request (then another path must answer)."""
+    wanted = list(dict.fromkeys(_key(ref) for ref in refs))  # each (id, rev) once
+    body = {"docs": [{"id": docid} if rev is None else {"id": docid, "rev": rev} for docid, rev in wanted]}
+    resp = yield Request("POST", f"{db_path(db)}/_bulk_get", query=_bulk_query(options), json=body,
+                         idempotent=True)
+    if resp.status in _ABSENT and not _db_missing(resp):
+        ctx.bulk_get = False
+        return None
+    resp.raise_for_status()
+    ctx.bulk_get = True
+    parser = _rows.make_parser("bulk_get")
+    results = parser.feed(resp.body or b"") + parser.close()
+    found = _match(wanted, results)
+    if found is None:
+        return None
+    return [found[_key(ref)] for ref in refs]
+
+
+def _match(wanted: list[tuple[str, str | None]], results: list[dict]) -> dict | None:
+    """``{(id, rev): Document | None}``, or ``None`` when ``results`` is not one entry per
+    request, in order, each with one answer for that request (PouchDB Server merges
+    repeated ids and may answer another revision)."""
+    if len(results) != len(wanted):
+        return None
+    out: dict[tuple[str, str | None], Document | None] = {}
+    for (docid, rev), result in zip(wanted, results):
+        docs = result.get("docs")
+        if result.get("id") != docid or not isinstance(docs, list) or len(docs) != 1 \
+                or not isinstance(docs[0], dict):
+            return None
+        entry = docs[0]
+        doc = entry.get("ok")
+        if isinstance(doc, Document):
+            if doc.get("_id") != docid or (rev is not None and doc.get("_rev") != rev):
+                return None
+            out[(docid, rev)] = None if rev is None and doc.get("_deleted") else doc
+        elif "ok" in entry:
+            return None
+        else:  # {"error": {...}} (CouchDB), {"missing": rev} or {} (PouchDB Server): not there
+            error = entry.get("error")
+            if isinstance(error, dict) and error.get("error") not in (None, "not_found"):
+                from ..errors import error_for_status
+
+                status = 403 if error.get("error") == "forbidden" else 401 if error.get("error") == "unauthorized" \
+                    else 500
+                raise error_for_status(status)(status, str(error.get("error")), str(error.get("reason")),
+                                               "POST", "_bulk_get")
+            out[(docid, rev)] = None
+    return out
+
+
+def _db_missing(resp: Response) -> bool:
+    if resp.status != 404:
+        return False
+    return resp.error().reason in ("no_db_file", "Database does not exist.")
+
+
+def _all_docs(db: str, ids: list[DocRef], options: Mapping[str, Any]) -> Generator[Request, Response, list]:
+    query, _ = codec.view_query({**options, "include_docs": True})
+    resp = yield Request("POST", f"{db_path(db)}/_all_docs", query=query, json={"keys": ids}, idempotent=True)
+    resp.raise_for_status()
+    parser = _rows.make_parser("view")
+    rows = parser.feed(resp.body or b"") + parser.close()
+    return [row.doc if row.error is None and row.doc is not None else None for row in rows]
+
+
+def _open_revs(db: str, refs: list[DocRef], options: Mapping[str, Any]) -> Generator[Request, Response, list]:
+    """Without ``_bulk_get``: ids through ``_all_docs``, revisions with one
+    ``GET /{db}/{id}?open_revs=[...]`` per document."""
+    ids = [ref for ref in refs if isinstance(ref, str)]
+    by_id: dict[tuple[str, str | None], Document | None] = {}
+    if ids:
+        docs = yield from _all_docs(db, ids, {k: v for k, v in options.items() if k in codec.VIEW_OPTIONS})
+        by_id.update(zip(((docid, None) for docid in ids), docs))
+    revs: dict[str, list[str]] = {}
+    for ref in refs:
+        if not isinstance(ref, str):
+            revs.setdefault(ref[0], [])
+            if ref[1] not in revs[ref[0]]:
+                revs[ref[0]].append(ref[1])
+    for docid, wanted in revs.items():
+        query = [("open_revs", codec.dumps(wanted).decode("utf-8"))] + codec.encode_query(options)
+        resp = yield Request("GET", doc_path(db, docid), query=query)
+        if resp.status == 404:
+            for rev in wanted:
+                by_id[(docid, rev)] = None
+            continue
+        for item in resp.json():
+            doc = item.get("ok") if isinstance(item, dict) else None
+            if isinstance(doc, dict):
+                by_id[(docid, doc.get("_rev"))] = Document(doc)
+        for rev in wanted:
+            by_id.setdefault((docid, rev), None)
+    return [by_id[_key(ref)] for ref in refs]

@@ -1,0 +1,64 @@
+"""Mango (sans-I/O): query plans and the list and removal of indexes.
+
+``_find`` and ``_index`` creation live in :mod:`.database`; paging by bookmark in
+:mod:`.paging`. https://docs.couchdb.org/en/stable/api/database/find.html
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Generator, TypedDict
+from urllib.parse import quote
+
+from ..errors import InvalidInput
+from .messages import Request, Response
+from .paths import db_path
+
+__all__ = ["IndexInfo", "explain", "indexes", "delete_index"]
+
+
+#: One entry of ``GET /{db}/_index``: ``ddoc`` is ``None`` for the special ``_all_docs``
+#: index; ``def`` holds ``fields`` (and ``partial_filter_selector``).
+IndexInfo = TypedDict("IndexInfo", {"ddoc": str | None, "name": str, "type": str, "def": dict[str, Any],
+                                    "partitioned": bool}, total=False)
+
+
+def explain(db: str, selector: Mapping[str, Any], options: Mapping[str, Any],
+            prefix: str | None = None) -> Generator[Request, Response, dict[str, Any]]:
+    """``POST /{db}/_explain``: the plan of a ``_find`` query (``index``, ``selector``,
+    ``opts``, ``limit``, ``skip``, ``fields``, ``range``, ...).
+    https://docs.couchdb.org/en/stable/api/database/find.html#db-explain
+    """
+    if not isinstance(selector, Mapping):
+        raise InvalidInput("selector must be a dict")
+    resp = yield Request("POST", f"{prefix or db_path(db)}/_explain", json={"selector": dict(selector), **options},
+                         idempotent=True)
+    data: dict[str, Any] = resp.json()
+    return data
+
+
+def indexes(db: str) -> Generator[Request, Response, list[IndexInfo]]:
+    """``GET /{db}/_index``: every index (the special ``_all_docs`` one first).
+    https://docs.couchdb.org/en/stable/api/database/find.html#get--db-_index
+    """
+    resp = yield Request("GET", f"{db_path(db)}/_index")
+    data = resp.json()
+    found: list[IndexInfo] = list(data.get("indexes", ()))
+    return found
+
+
+def delete_index(db: str, ddoc: str, name: str, type: str = "json") -> Generator[Request, Response, bool]:
+    """``DELETE /{db}/_index/{ddoc}/{type}/{name}``; ``True`` when the server says ok.
+    ``ddoc`` with or without its ``_design/`` prefix.
+    https://docs.couchdb.org/en/stable/api/database/find.html#delete--db-_index-designdoc-json-name
+    """
+    for what, value in (("ddoc", ddoc), ("name", name), ("type", type)):
+        if not isinstance(value, str) or not value:
+            raise InvalidInput(f"delete_index: {what} must be a non-empty str, got {value!r}")
+    if ddoc.startswith("_design/"):
+        ddoc = ddoc[len("_design/"):]
+        if not ddoc:
+            raise InvalidInput("delete_index: empty design document name")
+    path = f"{db_path(db)}/_index/_design/{quote(ddoc, safe='')}/{quote(type, safe='')}/{quote(name, safe='')}"
+    resp = yield Request("DELETE", path)
+    return bool(resp.json().get("ok", False))

@@ -1,0 +1,206 @@
+"""Paging state (sans-I/O): what the next page of a view or a Mango query asks for.
+
+A pager says which options the next request takes (:meth:`ViewPager.next_options`),
+is handed the answer (:meth:`ViewPager.accept`) and returns the items to deliver;
+:attr:`done` says when no further request is needed. The facades run one operation
+per page (:func:`view_page`, :func:`find_page`), so every backend pages the same way.
+
+Views page by key (CouchDB's recommended way, never ``skip``): each request asks for
+``page_size + 1`` rows; the extra row is not delivered but becomes the next page's
+``startkey`` (+ ``startkey_docid`` when the row has an id, so equal keys emitted by
+different documents are not lost or repeated across pages). Rows of a reduce/group
+query have no id: their keys are distinct, ``startkey`` alone is exact. Should one
+document emit the same key several times around a page boundary, the rows the next
+page repeats are counted and dropped. A short page is the last: no extra request.
+https://docs.couchdb.org/en/stable/ddocs/views/pagination.html
+
+Mango queries page by ``bookmark``; a server that sends none (or one that does not
+advance) is paged with ``skip`` over the same query instead.
+https://docs.couchdb.org/en/stable/api/database/find.html#pagination
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Callable, Generator
+
+from .. import codec
+from ..codec import NOT_GIVEN
+from ..errors import InvalidInput, InvalidOption
+from ..models import Document, Row
+from ..results import ViewResult
+from .messages import Request, Response
+from .paths import db_path
+
+__all__ = ["ViewPager", "FindPager", "check_page_size", "view_page", "find_page"]
+
+_ALL_DOCS = ("_all_docs", "_design_docs", "_local_docs")
+_ALIASES = {"start_key": "startkey", "start_key_doc_id": "startkey_docid", "end_key": "endkey",
+            "end_key_doc_id": "endkey_docid"}
+
+
+def check_page_size(page_size: Any) -> int:
+    if isinstance(page_size, bool) or not isinstance(page_size, int) or page_size < 1:
+        raise InvalidInput(f"page_size must be an int >= 1, got {page_size!r}")
+    return page_size
+
+
+def _check_limit(limit: Any) -> int | None:
+    if limit is None:
+        return None
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+        raise InvalidOption(f"limit must be a non-negative int, got {limit!r}")
+    return limit
+
+
+def _same(a: Any, b: Any) -> bool:
+    """JSON equality (``1`` and ``True`` are different keys to CouchDB)."""
+    return codec.dumps(a) == codec.dumps(b)
+
+
+class ViewPager:
+    """Key-based paging of a view (``"ddoc/view"``, ``"_design/d/_view/v"``) or of
+    ``_all_docs``/``_design_docs``/``_local_docs``.
+
+    ``options`` are view options; ``limit`` caps the rows delivered in all, ``key``
+    becomes ``startkey = endkey = key``, ``skip`` and ``keys`` are refused
+    (:class:`InvalidInput`): paging by key needs neither.
+    """
+
+    def __init__(self, name: str, page_size: int, options: Mapping[str, Any]) -> None:
+        self.page_size = check_page_size(page_size)
+        opts = {_ALIASES.get(k, k): v for k, v in options.items()}
+        if len(opts) != len(options):
+            raise InvalidInput("give each of startkey/start_key, endkey/end_key, ... once")
+        for name_ in ("skip", "keys"):
+            if opts.get(name_) not in (None, 0, NOT_GIVEN):
+                raise InvalidInput(f"iterview pages by key and takes no {name_!r} "
+                                   f"(use startkey/endkey{', or view()' if name_ == 'keys' else ''})")
+            opts.pop(name_, None)
+        self.remaining = _check_limit(opts.pop("limit", None))
+        if "key" in opts:
+            key = opts.pop("key")
+            if key is not NOT_GIVEN:
+                if opts.get("startkey", NOT_GIVEN) is not NOT_GIVEN or opts.get("endkey", NOT_GIVEN) is not NOT_GIVEN:
+                    raise InvalidInput("iterview takes key= or startkey=/endkey=, not both")
+                opts["startkey"] = opts["endkey"] = key
+                opts.pop("inclusive_end", None)
+        codec.view_query(opts)  # unknown options and bad values fail before anything is sent
+        self.name = name
+        self._opts = opts
+        self._by_id = name not in _ALL_DOCS
+        self._drop = 0  # rows at the start of the next page that were delivered already
+        self._fetch = 0
+        self._last = False
+        self.done = self.remaining == 0
+
+    def next_options(self) -> dict[str, Any]:
+        """The options of the next page's request."""
+        if self.remaining is not None and self.remaining <= self.page_size:
+            self._fetch, self._last = self.remaining + self._drop, True
+        else:
+            self._fetch, self._last = self.page_size + 1 + self._drop, False
+        return {**self._opts, "limit": self._fetch}
+
+    def accept(self, rows: list[Row]) -> list[Row]:
+        """The rows of the page just read to deliver; sets up the next page (or :attr:`done`)."""
+        fetched = len(rows)
+        rows = rows[self._drop:]
+        if self._last or fetched < self._fetch:
+            self.done = True
+            out = rows
+        else:
+            boundary = rows[-1]
+            out = rows[:-1]
+            self._opts["startkey"] = boundary.key
+            if self._by_id and boundary.id is not None:
+                self._opts["startkey_docid"] = boundary.id
+                self._drop = 0
+                for row in reversed(out):
+                    if row.id != boundary.id or not _same(row.key, boundary.key):
+                        break
+                    self._drop += 1
+            else:
+                self._opts.pop("startkey_docid", None)
+                self._drop = 0
+        if self.remaining is not None:
+            out = out[: self.remaining]
+            self.remaining -= len(out)
+            if self.remaining <= 0:
+                self.done = True
+        return out
+
+
+class FindPager:
+    """Bookmark paging of a Mango query: ``page_size`` documents a request.
+
+    ``options`` are ``_find`` options; ``limit`` caps the documents delivered in all,
+    ``skip`` and ``bookmark`` say where to begin.
+    """
+
+    def __init__(self, selector: Mapping[str, Any], page_size: int, options: Mapping[str, Any]) -> None:
+        if not isinstance(selector, Mapping):
+            raise InvalidInput("selector must be a dict")
+        self.page_size = check_page_size(page_size)
+        opts = dict(options)
+        self.remaining = _check_limit(opts.pop("limit", None))
+        skip = opts.pop("skip", None)
+        self._skip = _check_limit(skip) or 0
+        self.bookmark: str | None = opts.pop("bookmark", None)
+        if self.bookmark is not None and not isinstance(self.bookmark, str):
+            raise InvalidOption(f"bookmark must be a str, got {self.bookmark!r}")
+        self.selector = dict(selector)
+        self._opts = opts
+        self._by_skip = False  # the server gave no usable bookmark: page with skip
+        self._delivered = 0
+        self._fetch = 0
+        self.done = self.remaining == 0
+
+    def next_options(self) -> dict[str, Any]:
+        self._fetch = self.page_size if self.remaining is None else min(self.page_size, self.remaining)
+        opts = {**self._opts, "limit": self._fetch}
+        if self._by_skip:
+            opts["skip"] = self._skip + self._delivered
+        else:
+            if self._skip and self.bookmark is None:
+                opts["skip"] = self._skip
+            if self.bookmark is not None:
+                opts["bookmark"] = self.bookmark
+        return opts
+
+    def accept(self, answer: Mapping[str, Any]) -> list[Document]:
+        docs = list(answer.get("docs") or ())
+        self._delivered += len(docs)
+        if self.remaining is not None:
+            self.remaining -= len(docs)
+        if len(docs) < self._fetch or (self.remaining is not None and self.remaining <= 0):
+            self.done = True
+        elif not self._by_skip:
+            bookmark = answer.get("bookmark")
+            if not isinstance(bookmark, str) or bookmark in ("", "nil") or bookmark == self.bookmark:
+                self._by_skip = True  # no bookmarks here (PouchDB Server): same query, skip what was read
+            else:
+                self.bookmark = bookmark
+        return docs
+
+
+def view_page(request: Callable[[Mapping[str, Any]], Request],
+              options: Mapping[str, Any]) -> Generator[Request, Response, list[Row]]:
+    """One page of a view: the rows (read whole; a page is bounded)."""
+    resp = yield request(options)
+    resp.raise_for_status()
+    return ViewResult(resp).all()
+
+
+def find_request(db: str, selector: Mapping[str, Any], options: Mapping[str, Any],
+                 prefix: str | None = None) -> Request:
+    body = {"selector": dict(selector), **options}
+    return Request("POST", f"{prefix or db_path(db)}/_find", json=body, idempotent=True)
+
+
+def find_page(request: Request) -> Generator[Request, Response, dict[str, Any]]:
+    """One ``_find`` answer: ``{"docs": [Document, ...], "bookmark"?, "warning"?}``."""
+    resp = yield request
+    data = resp.json()
+    data["docs"] = [Document(d) for d in data.get("docs", ())]
+    return data
