@@ -93,6 +93,7 @@ _TOKENS = re.compile(_STRING + rb'|"|[{}\[\]]', re.S)
 _STRING_RE = re.compile(_STRING, re.S)
 _SCALAR_END = re.compile(rb"[,\]\s]")
 _SPACE = re.compile(rb"[\s,]*")
+_WHITE = re.compile(rb"\s*")
 
 
 class InputError(ValueError):
@@ -108,85 +109,85 @@ def json_array_records(f: IO[bytes], chunk: int = 1 << 20) -> Iterator[tuple[int
 
     Elements are cut out of the text, not decoded (the loader validates them); the line
     is where the element starts. Input that is no array, or an array that is not closed,
-    yields an :class:`InputError` in place of an element.
+    yields an :class:`InputError` in place of an element; an element cut off by the end
+    of the input is yielded as it is (the loader rejects it as malformed).
     """
-    buf = f.read(chunk)
+    buf = f.read(max(chunk, 3))
+    eof = not buf
     if buf.startswith(BOM):
         buf = buf[3:]
-    pos = _SPACE.match(buf).end()  # type: ignore[union-attr]
-    while pos == len(buf):
-        more = f.read(chunk)
-        if not more:
-            return  # empty input
-        buf += more
-        pos = _SPACE.match(buf, pos).end()  # type: ignore[union-attr]
-    if buf[pos:pos + 1] != b"[":
-        yield 1 + buf.count(b"\n", 0, pos), InputError("the input is not a JSON array", buf[pos:pos + 80].decode("utf-8", "replace"))
-        return
-    pos += 1
-    line = 1 + buf.count(b"\n", 0, pos)
-    counted = pos
-    eof = False
+    pos = 0
+    counted = 0  # buf[:counted] is accounted for in `line`
+    line = 1
+
+    def line_at(p: int) -> int:
+        nonlocal line, counted
+        line += buf.count(b"\n", counted, p)
+        counted = p
+        return line
+
+    def refill(keep: int, want: int) -> None:
+        """Drop ``buf[:keep]`` (counting its lines) and read at least ``want`` more bytes."""
+        nonlocal buf, pos, counted, eof
+        line_at(keep)
+        more = f.read(max(chunk, want))
+        eof = not more
+        buf = buf[keep:] + more
+        pos -= keep
+        counted = 0
+
+    started = False
     while True:
-        m = _SPACE.match(buf, pos)
-        pos = m.end()  # type: ignore[union-attr]
+        pos = (_SPACE if started else _WHITE).match(buf, pos).end()  # type: ignore[union-attr]
         if pos >= len(buf):
             if eof:
-                yield line + buf.count(b"\n", counted, pos), InputError("the JSON array is not closed")
-                return
-            more = f.read(chunk)
-            line += buf.count(b"\n", counted, pos)
-            buf = more
-            counted = pos = 0
-            eof = not more
+                if started:
+                    yield line_at(pos), InputError("the JSON array is not closed")
+                return  # (empty input: no records)
+            refill(pos, 0)
             continue
-        c = buf[pos]
-        if c == 0x5D:  # ]
+        if not started:
+            if buf[pos] != 0x5B:  # [
+                yield line_at(pos), InputError("the input is not a JSON array",
+                                               buf[pos:pos + 80].decode("utf-8", "replace"))
+                return
+            started = True
+            pos += 1
+            continue
+        if buf[pos] == 0x5D:  # ]
             return
-        start = pos
-        end = -1
-        if c == 0x7B or c == 0x5B:  # { or [
-            depth = 0
-            scan = pos
-            while end < 0:
-                for tok in _TOKENS.finditer(buf, scan):
-                    t = tok.group()
-                    if t == b'"':  # a string cut off at the end of the buffer
-                        break
-                    if t[0] == 0x22:
-                        scan = tok.end()
-                        continue
-                    depth += 1 if t in (b"{", b"[") else -1
-                    scan = tok.end()
-                    if depth == 0:
-                        end = scan
-                        break
-                if end >= 0:
-                    break
-                more = b"" if eof else f.read(chunk)
-                if not more:
-                    eof = True
-                    end = len(buf)
-                    break
-                if start > (1 << 20):  # drop what is behind us before growing the buffer
-                    line += buf.count(b"\n", counted, start)
-                    buf, scan, start = buf[start:], scan - start, 0
-                    counted = 0
-                buf += more
-        elif c == 0x22:  # a string (not a document: the loader rejects it)
-            m2 = _STRING_RE.match(buf, pos)
-            end = m2.end() if m2 else len(buf)
-        else:
-            m3 = _SCALAR_END.search(buf, pos)
-            end = m3.start() if m3 else len(buf)
-        line += buf.count(b"\n", counted, start)
-        counted = start
-        yield line, buf[start:end]
+        end = _element_end(buf, pos)
+        if end < 0:  # the element goes on beyond what is read
+            if eof:
+                yield line_at(pos), buf[pos:]
+                return
+            refill(pos, 2 * (len(buf) - pos))  # growing reads: a huge element costs linear time
+            continue
+        yield line_at(pos), buf[pos:end]
         pos = end
-        if pos > (1 << 20):
-            line += buf.count(b"\n", counted, pos)
-            buf = buf[pos:]
-            counted = pos = 0
+
+
+def _element_end(buf: bytes, pos: int) -> int:
+    """Where the JSON value starting at ``buf[pos]`` ends, or -1 if ``buf`` ends first."""
+    c = buf[pos]
+    if c == 0x7B or c == 0x5B:  # { or [
+        depth = 0
+        for tok in _TOKENS.finditer(buf, pos):
+            t = tok.group()
+            first = t[0]
+            if first == 0x22:  # "
+                if len(t) == 1:
+                    return -1  # a string cut off by the end of the buffer
+                continue
+            depth += 1 if first == 0x7B or first == 0x5B else -1
+            if depth == 0:
+                return tok.end()
+        return -1
+    if c == 0x22:
+        m = _STRING_RE.match(buf, pos)
+        return m.end() if m else -1
+    m = _SCALAR_END.search(buf, pos)
+    return m.start() if m else -1
 
 
 def csv_records(f: IO[bytes]) -> Iterator[tuple[int, Any]]:

@@ -328,3 +328,52 @@ def test_format_flag_and_retries_flag(tmp_path, couch_url, admin, name):
     err = proc.stderr.decode()
     assert proc.returncode == 1 and proxy.fired == 2, err
     assert "written 0, skipped 0, rejected 2, retried 1" in err and "gave up after 2 attempts" in err
+
+
+# -- the readers on canned bytes (pure functions) ---------------------------------------------
+
+ARRAY = (b'\xef\xbb\xbf [\n  {"_id": "a", "s": "]}\\"{[", "n": [1, [2, {"x": "}"}]]},\n'
+         b'  {"b": "\\\\"} ,\n  17, "str", [3],\n\n  {"e": {}}\n]\n')
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 3, 7, 64, 1 << 20])
+def test_json_array_splitter_at_any_chunk_size(chunk):
+    import io
+
+    from couchcore.load_cli import json_array_records
+
+    got = list(json_array_records(io.BytesIO(ARRAY), chunk=chunk))
+    assert [line for line, _ in got] == [2, 3, 4, 4, 4, 6]
+    texts = [t for _, t in got]
+    assert [json.loads(t) for t in texts] == [
+        {"_id": "a", "s": ']}"{[', "n": [1, [2, {"x": "}"}]]}, {"b": "\\"}, 17, "str", [3], {"e": {}}]
+
+
+@pytest.mark.parametrize("text, expected", [
+    (b"", []),
+    (b"  []  ", []),
+    (b'{"not": "an array"}', ["InputError"]),
+    (b'[{"a": 1}, {"b": ', [b'{"a": 1}', b'{"b": ']),
+    (b'[{"a": 1}', [b'{"a": 1}', "InputError"]),
+])
+def test_json_array_splitter_edges(text, expected):
+    import io
+
+    from couchcore.load_cli import InputError, json_array_records
+
+    got = [t if isinstance(t, bytes) else type(t).__name__ for _, t in json_array_records(io.BytesIO(text), chunk=3)]
+    assert got == expected
+    assert all(isinstance(t, (bytes, InputError)) for _, t in json_array_records(io.BytesIO(text)))
+
+
+def test_format_detection():
+    import io
+
+    from couchcore.load_cli import detect_format
+
+    def fmt(data, name="-"):
+        return detect_format(io.BufferedReader(io.BytesIO(data)), name, "auto")
+
+    assert fmt(b'  \n[{"a": 1}]') == "json" and fmt(b'{"a": 1}\n') == "jsonl" and fmt(b"") == "jsonl"
+    assert fmt(b"a,b\n1,2\n") == "csv" and fmt(b'{"a": 1}', "x.csv") == "csv" and fmt(b"[", "x.ndjson") == "jsonl"
+    assert fmt(b"\xef\xbb\xbf[1]") == "json"
