@@ -192,3 +192,58 @@ def test_async_update_doc_and_merge_lose_no_update(couch_url):
     finally:
         sync.delete(name)
         sync.close()
+
+
+def test_default_retries_carry_two_writers_through(db):
+    """The issue's scenario (two threads incrementing one counter with ``save(merge=)``),
+    with the default bound and back-off: no Conflict escapes, no increment is lost."""
+    db.save({"_id": "counter", "n": 0})
+
+    def merge(local, server):
+        return {**server, "n": server["n"] + 1, "edit": edit()}
+
+    def writer(_: int) -> None:
+        for _ in range(100):
+            doc = db.get("counter")
+            doc["n"] += 1
+            doc["edit"] = edit()
+            db.save(doc, merge=merge)
+            db.update_doc("other", bump)
+
+    run_threads(writer, n=2)
+    assert db.get("counter")["n"] == 200 and db.get("other")["n"] == 200
+
+
+def test_backoff_grows_with_full_jitter_and_is_capped():
+    from couchcore.protocol.documents import backoff
+
+    assert backoff(0) == 0.0
+    samples = [backoff(3) for _ in range(200)]
+    assert all(0 <= s <= 0.08 for s in samples) and len(set(samples)) > 100
+    assert all(0 <= backoff(20) <= 1.0 for _ in range(100))
+
+
+def test_every_driver_waits_a_requests_delay(server, couch_url):
+    """The back-off reaches the wire: ``Request.delay`` is waited before sending."""
+    import time
+
+    from couchcore.protocol.messages import Request
+
+    def op():
+        req = Request("GET", "/")
+        req.delay = 0.3
+        resp = yield req
+        return resp.status
+
+    t0 = time.monotonic()
+    assert server._run(op()) == 200
+    assert time.monotonic() - t0 >= 0.3
+
+    async def main():
+        aserver = ct.Server(couch_url)
+        t0 = time.monotonic()
+        assert await aserver._run(op()) == 200
+        aserver.close()
+        return time.monotonic() - t0
+
+    assert asyncio.run(main()) >= 0.3

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import random
 from collections.abc import Mapping
 from typing import Any, Callable, Iterable
 from urllib.parse import quote
@@ -119,7 +120,38 @@ def current_revs(ctx: ServerContext, db: str, ids: list[str]):
 
 #: How many times ``save(merge=/force=)`` and ``update_doc`` re-read and re-write a
 #: document that conflicted because another writer changed it in between.
-DEFAULT_RETRIES = 10
+DEFAULT_RETRIES = 20
+
+
+def backoff(retry: int) -> float:
+    """Seconds to wait before the ``retry``-th re-read of a contended document (0 for the
+    first attempt): "full jitter" from 10 ms doubling up to 1 s, so writers that keep
+    colliding spread out instead of one of them losing every round."""
+    if retry <= 0:
+        return 0.0
+    return random.uniform(0.0, min(1.0, 0.01 * 2 ** retry))
+
+
+def _delayed(op: Any, delay: float):
+    """Run sub-operation ``op`` with its first request sent after ``delay`` seconds."""
+    try:
+        request = next(op)
+    except StopIteration as stop:
+        return stop.value
+    request.delay = delay
+    while True:
+        try:
+            response = yield request
+        except BaseException as exc:  # a transport failure: the sub-operation's to handle
+            try:
+                request = op.throw(exc)
+            except StopIteration as stop:
+                return stop.value
+            continue
+        try:
+            request = op.send(response)
+        except StopIteration as stop:
+            return stop.value
 
 
 def check_retries(retries: Any) -> int:
@@ -185,10 +217,11 @@ def save_docs(
         # re-apply to the document as the caller gave it, not to an earlier merge's output
         originals = {docid: copy.deepcopy(p["doc"]) for docid, p in resolution.pending.items()}
         retry = _conflicted(resolution, originals)
-        for _ in range(retries):
+        for round_no in range(1, retries + 1):
             if not retry:
                 break
-            written = yield from _resolve_round(ctx, db, resolution, how, merge, options, retry, originals)
+            written = yield from _resolve_round(ctx, db, resolution, how, merge, options, retry, originals,
+                                                delay=backoff(round_no - 1))
             for docid in written:
                 attempts[docid] += 1
             retry = _conflicted(resolution, written)
@@ -429,9 +462,10 @@ def resolve(ctx, db, resolution: ConflictResolution, how: str, fn=None, options:
 
 
 def _resolve_round(ctx, db, resolution: ConflictResolution, how: str, fn, options: Mapping[str, Any] | None,
-                   ids: list[str], originals: Mapping[str, Mapping] | None = None):
+                   ids: list[str], originals: Mapping[str, Mapping] | None = None, delay: float = 0.0):
     """One round over the pending documents ``ids``; returns the ids that were sent
-    (a merge returning ``None`` skips its document, which stays pending)."""
+    (a merge returning ``None`` skips its document, which stays pending). The re-read
+    is sent after ``delay`` seconds (the back-off between rounds)."""
     options = dict(options or {})
     pending = {docid: resolution.pending[docid] for docid in ids if docid in resolution.pending}
     if not pending:
@@ -441,7 +475,7 @@ def _resolve_round(ctx, db, resolution: ConflictResolution, how: str, fn, option
     if how == "retry":
         to_write = [p["doc"] for p in pending.values()]
     elif how == "overwrite":
-        revs = yield from current_revs(ctx, db, ids)
+        revs = yield from _delayed(current_revs(ctx, db, ids), delay)
         for docid, p in pending.items():
             doc = p["doc"]
             if docid in revs:
@@ -452,7 +486,7 @@ def _resolve_round(ctx, db, resolution: ConflictResolution, how: str, fn, option
     elif how == "merge":
         if not callable(fn):
             raise InvalidInput("merge needs a callable fn(local, server)")
-        server_docs = yield from get_docs(ctx, db, ids)
+        server_docs = yield from _delayed(get_docs(ctx, db, ids), delay)
         for docid, server in zip(ids, server_docs):
             local = pending[docid]["doc"]
             merged = fn(copy.deepcopy(originals[docid]) if originals else local, server)
@@ -485,8 +519,9 @@ def update_doc(ctx: ServerContext, db: str, docid: str, fn: Callable[[Document |
     (``None`` when it is missing or deleted, so ``fn`` can create it) and writes what
     ``fn`` returns with ``PUT`` at the revision that was read. When another writer got
     there first (409) it reads again and calls ``fn`` again, up to ``retries`` times
-    after the first attempt, then raises :class:`Conflict` saying how many attempts
-    were made. ``fn`` returning ``None`` skips the write. Returns the written
+    after the first attempt (waiting a random back-off of up to 10 ms x 2**n, at most
+    1 s, before the n-th re-read), then raises :class:`Conflict` saying how many
+    attempts were made. ``fn`` returning ``None`` skips the write. Returns the written
     :class:`Document` (with its new ``_rev``), or ``None`` when skipped.
     CouchDB: https://docs.couchdb.org/en/stable/api/document/common.html#put--db-docid
     """
@@ -498,7 +533,7 @@ def update_doc(ctx: ServerContext, db: str, docid: str, fn: Callable[[Document |
     attempts = 0
     while True:
         attempts += 1
-        current = yield from get_doc_or_none(ctx, db, docid)
+        current = yield from _delayed(get_doc_or_none(ctx, db, docid), backoff(attempts - 1))
         new = fn(current)
         if new is None:
             return None

@@ -46,10 +46,12 @@ class Request:
     the response body as an iterator of chunks instead of bytes. ``timeout`` overrides
     the read timeout (``None``: the transport's default). ``idempotent`` tells the
     retry policy whether sending the request twice is harmless (default: for GET, HEAD
-    and OPTIONS; an operation sets it for a read-only POST such as ``_find``).
+    and OPTIONS; an operation sets it for a read-only POST such as ``_find``). ``delay``
+    (seconds, default 0) is how long the driver waits before sending it: an operation
+    backing off, e.g. before re-reading a document other writers keep changing.
     """
 
-    __slots__ = ("method", "path", "query", "headers", "body", "stream", "timeout", "idempotent")
+    __slots__ = ("method", "path", "query", "headers", "body", "stream", "timeout", "idempotent", "delay")
 
     def __init__(
         self,
@@ -76,6 +78,7 @@ class Request:
         self.stream = stream
         self.timeout = timeout
         self.idempotent = method in ("GET", "HEAD", "OPTIONS") if idempotent is None else idempotent
+        self.delay = 0.0
 
     @property
     def target(self) -> str:
