@@ -3,6 +3,8 @@
 * ``couchcore load DB_URL [FILE|-]`` — bulk-load JSON Lines, a JSON array or CSV
   (:mod:`couchcore.load_cli`, on :mod:`couchcore.bulk`);
 * ``couchcore dump DB_URL [FILE|-]`` — the database out as JSON Lines.
+* ``couchcore build-view DB_URL VIEW [--timeout S]`` — build a view's index and wait for it,
+  with a progress bar (:mod:`couchcore.build_view_cli`);
 * ``couchcore bench run [--quick] [--url URL] ...`` — the benchmark harness
   (``benchmarks/`` of the source checkout; ``python -m benchmarks`` there).
 
@@ -28,6 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     _add_load_parser(sub)
     _add_dump_parser(sub)
     _add_bench_parser(sub)
+    _add_build_view_parser(sub)
     args = parser.parse_args(argv)
     if getattr(args, "run", None) is None and args.command == "dump":
         return _run_dump(args)
@@ -115,6 +118,15 @@ def _run_dump(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(report, file=sys.stderr)
     return 0
+
+
+# -- couchcore build-view ------------------------------------------------------------------
+
+
+def _add_build_view_parser(sub: Any) -> None:
+    from .build_view_cli import add_parser
+
+    add_parser(sub)  # sets run=couchcore.build_view_cli.run
 
 
 # -- couchcore bench -----------------------------------------------------------------------

@@ -154,3 +154,40 @@ def test_other_server_errors_are_raised():
     next(op)
     with pytest.raises(couchcore.ServerError, match="os_process_error"):
         op.send(canned(500, {"error": "os_process_error", "reason": "map function crashed"}))
+
+
+# -- the command line ---------------------------------------------------------------------------
+
+
+def db_url(couch_url: str, name: str) -> str:
+    return f"{couch_url.rstrip('/')}/{name}"
+
+
+def test_cli_builds_with_a_progress_bar(couch_url, filled, backend, capsys):
+    from couchcore.cli import main
+
+    if backend != "urllib3":
+        pytest.skip("the command picks its own backend: run once")
+    filled.save(slow_ddoc(10))
+    assert main(["build-view", db_url(couch_url, filled.name), "s/by_n", "--poll", "0.3"]) == 0
+    err = capsys.readouterr().err
+    assert "building s/by_n" in err and "100%" in err and "built s/by_n in" in err
+    assert "admin:" not in err  # no credentials on the terminal
+    assert stale_rows(filled) == DOCS
+
+
+def test_cli_exit_status_on_timeout_and_on_errors(couch_url, filled, backend, capsys):
+    from couchcore.cli import main
+
+    if backend != "urllib3":
+        pytest.skip("the command picks its own backend: run once")
+    filled.save(slow_ddoc(10))
+    url = db_url(couch_url, filled.name)
+    assert main(["build-view", url, "s/by_n", "--timeout", "0.5", "--quiet"]) == 1
+    assert "was not built within timeout=0.5s" in capsys.readouterr().err
+    assert main(["build-view", url, "s/nope", "--quiet"]) == 2
+    assert main(["build-view", url, "not-a-view-name", "--quiet"]) == 2
+    assert main(["build-view", url, "s/by_n", "--timeout", "-3", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "admin:" not in err and err.count("couchcore:") == 3
+    assert main(["build-view", url, "s/by_n", "--quiet"]) == 0  # the build went on meanwhile
