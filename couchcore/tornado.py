@@ -43,7 +43,7 @@ import contextvars
 import functools
 import inspect
 import logging
-from typing import Any, AsyncIterator, Callable
+from typing import Any, AsyncIterator, Callable, cast
 
 from tornado import gen
 
@@ -230,7 +230,8 @@ class Database(DatabaseAPI):
             return _call_with_callback(functools.partial(DatabaseAPI.changes, self, **options), callback)
         if callback is None and feed in (None, "normal", "longpoll"):
             op = _changes.changes(self._ctx, self.name, **options)
-            return _changes_call(self._server._arun(op, None, _SINK.get()), f"couchcore.changes {self.name}")
+            server = cast(Server, self._server)
+            return _changes_call(server._arun(op, None, _SINK.get()), f"couchcore.changes {self.name}")
         return super().changes(callback, latency, **options)
 
     # -- Python protocols -------------------------------------------------------------------

@@ -114,13 +114,13 @@ def build_view(ctx: ServerContext, db: str, name: str, timeout: float | None = N
         if deadline is not None and time.monotonic() >= deadline:
             pct = status.get("percent") if status else None
             done = f" ({pct:.0f}% done)" if pct is not None else ""
-            exc = IndexBuildTimeout(
+            expired = IndexBuildTimeout(
                 f"the index of view {name!r} was not built within timeout={timeout:g}s{done}; "
                 f"the server goes on building it (call build_view again to wait more)",
                 None,
             )
-            exc.status = status
-            raise exc
+            expired.status = status
+            raise expired
 
 
 def _progress(ctx: ServerContext, db: str, ddoc: str, name: str, elapsed: float,
