@@ -125,9 +125,8 @@ class StreamedResult:
             if chunk is not None:
                 return self._parser.feed(chunk)
             return self._end()
-        except BaseException:
-            self._finished = True
-            self._response.close()
+        except BaseException as exc:
+            self._fail(exc)
             raise
 
     async def _apull(self) -> list | None:
@@ -147,10 +146,17 @@ class StreamedResult:
             except StopAsyncIteration:
                 return self._end()
             return self._parser.feed(chunk)
-        except BaseException:
-            self._finished = True
-            resp.close()
+        except BaseException as exc:
+            self._fail(exc)
             raise
+
+    def _fail(self, exc: BaseException) -> None:
+        """Reading the body failed: no more reading; the iteration raises ``exc`` after the
+        items parsed before it (also when a read-ahead for metadata met it first)."""
+        self._finished = True
+        if isinstance(exc, Exception) and self._error is None:
+            self._error = exc
+        self._response.close()
 
     def _end(self) -> list:
         self._finished = True

@@ -101,3 +101,26 @@ def test_sync_and_async_read_ahead_refuse_the_other_kind(couch_url, filled):
         server.close()
 
     asyncio.run(main())
+
+
+def test_a_failure_met_while_reading_ahead_is_raised_by_the_iteration():
+    """The body breaks off before ``total_rows`` arrives: reading it gives None, and the
+    iteration then raises (never a quietly short result)."""
+    from couchcore.testing import LoopbackServer, read_request_head
+
+    def handler(conn):
+        import time
+
+        read_request_head(conn)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 500\r\n\r\n")
+        time.sleep(0.2)  # the client has the headers: it returns the result, then reads the body
+        conn.sendall(b'{"rows":[{"id":"a","key":"a","value":1},')
+        time.sleep(0.2)  # then the connection closes, 460 bytes short
+
+    with LoopbackServer(handler) as broken:
+        for backend in ("urllib3", "pycurl"):
+            db = couchcore.Database(f"{broken.url}/x", backend=backend, retries=0)
+            result = db.view("_all_docs")
+            assert result.total_rows is None
+            with pytest.raises(couchcore.CouchcoreError):
+                list(result)
