@@ -72,7 +72,7 @@ def test_save_rejects_unknown_options_before_sending(db):
 def test_bulk_failures_are_never_collapsed():
     offline = couchcore.Server("http://127.0.0.1:9", retries=0)._database("nowhere")
     docs = [{"n": i} for i in range(25)] + [{"_id": "same"}] * 3
-    report = load(offline, docs, batch_size=10)
+    report = load(offline, docs, batch_size=10, retries=1, backoff=0.01)  # (the loader retries connection failures)
     assert report.written == 0 and len(report.failed) == 28 and report.total == 28
 
 
