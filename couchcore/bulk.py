@@ -41,6 +41,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, Sequence, Union
 
 from . import codec
@@ -99,7 +100,8 @@ class _HeadReader:
             ]
             if id_field:
                 fields.append(("key", _U[str, int, None, _msgspec.UnsetType], f(default=_UNSET, name=id_field)))
-            self._decode = _msgspec.json.Decoder(_msgspec.defstruct("DocHead", fields)).decode
+            # gc=False: the heads hold no containers, so the collector need not track them
+            self._decode = _msgspec.json.Decoder(_msgspec.defstruct("DocHead", fields, gc=False)).decode
             #: the decoder itself, for the loader's hot loop (raises msgspec's errors)
             self.fast: Callable[[bytes], Any] | None = self._decode
         else:
@@ -512,7 +514,7 @@ class Loader:
         start = ordinal
         blanks = 0
         unset = _UNSET
-        for item in items:
+        for item in islice(items, size):  # a batch has at most `size` documents
             ordinal += 1
             if item.__class__ is tuple:
                 line, data = item
@@ -545,16 +547,12 @@ class Loader:
                     ids.append(docid)
                     bodies.append(data)
                     lines.append(line)
-                    if len(ids) >= size:
-                        break
                     continue
                 if docid is unset and h.err is unset and not id_field and not need_rev \
                         and data[0] == 123 and data[1] not in _WS_CLOSE:  # '{' then a member: splice
                     ids.append(ordinal)
                     bodies.append(id_head % ordinal + data[1:])
                     lines.append(line)
-                    if len(ids) >= size:
-                        break
                     continue
             try:
                 data, docid = self._prepare(data, line, ordinal)
@@ -572,9 +570,7 @@ class Loader:
             ids.append(docid)
             bodies.append(data)
             lines.append(line)
-            if len(ids) >= size:
-                break
-        else:
+        if ordinal - start < size:
             self._exhausted = True
         self._ordinal = ordinal
         self.report.read += ordinal - start - blanks
