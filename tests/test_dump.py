@@ -257,3 +257,109 @@ def test_cli_dump_pipe_load_new_edits_false(couch_url, server, populated, is_cou
             server.delete(name)
         except couchcore.NotFound:
             pass
+
+
+# -- a connection cut mid-stream (a loopback proxy in front of the real server) --------
+
+
+class CuttingProxy:
+    """Relays TCP to the real server; each connection's response bytes stop after ``budget``
+    bytes, and the connection is closed (a server or network failure mid-response)."""
+
+    def __init__(self, target_url: str, budget: int) -> None:
+        import socket
+        import threading
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(target_url)
+        self.target = (parts.hostname, parts.port or 80)
+        self.budget = budget
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.cuts = 0
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        import socket
+        import threading
+
+        while True:
+            try:
+                client, _ = self.sock.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(self.target)
+            threading.Thread(target=self._pipe, args=(client, upstream, None), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(upstream, client, self.budget), daemon=True).start()
+
+    def _pipe(self, src, dst, budget) -> None:
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                if budget is not None:
+                    if len(data) >= budget:
+                        dst.sendall(data[:budget])
+                        self.cuts += 1
+                        break
+                    budget -= len(data)
+                dst.sendall(data)
+        except OSError:
+            pass
+        import socket
+
+        for s in (src, dst):  # shutdown first: it wakes the other direction's blocked recv()
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            s.close()
+
+    def url(self, couch_url: str) -> str:
+        base, user, password = split_credentials(couch_url)
+        scheme, rest = base.split("://", 1)
+        creds = f"{user}:{password}@" if user is not None else ""
+        return f"{scheme}://{creds}127.0.0.1:{self.port}"
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.fixture
+def many(db):
+    db.save([{"_id": f"d{i:05d}", "text": "x" * 200, "i": i} for i in range(600)])
+    return db
+
+
+def test_cut_mid_stream_raises_and_leaves_whole_lines(couch_url, many, backend):
+    proxy = CuttingProxy(couch_url, budget=40_000)  # the info request fits, the dump does not
+    try:
+        db = couchcore.Database(f"{proxy.url(couch_url)}/{many.name}", backend=backend, retries=0)
+        out = io.BytesIO()
+        with pytest.raises(couchcore.CouchcoreError):
+            dump(db, out)
+        assert proxy.cuts >= 1
+        data = out.getvalue()
+        lines = lines_of(data) if data else []
+        assert len(lines) < 600 and all(d["_id"].startswith("d") for d in lines)
+    finally:
+        proxy.close()
+
+
+def test_cli_cut_mid_stream_exit_1(couch_url, many, tmp_path):
+    proxy = CuttingProxy(couch_url, budget=40_000)
+    try:
+        path = tmp_path / "part.jsonl"
+        proc = run_cli("dump", f"{proxy.url(couch_url)}/{many.name}", str(path), "--quiet")
+        assert proc.returncode == 1
+        assert b"dump incomplete" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+        _, _, password = split_credentials(couch_url)
+        if password:
+            assert password.encode() not in proc.stderr
+        data = path.read_bytes()
+        assert len(lines_of(data) if data else []) < 600
+    finally:
+        proxy.close()
