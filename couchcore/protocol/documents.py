@@ -191,7 +191,9 @@ def save_docs(
     ``fn`` re-applied to a copy of the original local document, up to ``retries`` times
     after the first write; whatever is not written stays in ``.pending``. With
     ``single=True`` a conflict (or any other error) raises, carrying the resolution;
-    the message says how many attempts were made.
+    the message says how many attempts were made. On a CouchDB cluster, writes answered
+    ``"accepted": true`` are settled by :func:`_settle_accepted` and a whole-request
+    ``412 missing_stub`` by :func:`_recover_missing_stub`.
     """
     unknown = set(options) - _BULK_OPTIONS
     if unknown:
@@ -522,7 +524,10 @@ def update_doc(ctx: ServerContext, db: str, docid: str, fn: Callable[[Document |
     after the first attempt (waiting a random back-off of up to 10 ms x 2**n, at most
     1 s, before the n-th re-read), then raises :class:`Conflict` saying how many
     attempts were made. ``fn`` returning ``None`` skips the write. Returns the written
-    :class:`Document` (with its new ``_rev``), or ``None`` when skipped.
+    :class:`Document` (with its new ``_rev``), or ``None`` when skipped. On a cluster a
+    ``202 Accepted`` write that lost to a concurrent writer (:func:`_accepted_lost`) is
+    withdrawn and retried like a 409, so no update is lost as long as the edits differ
+    (identical edits on one revision are one revision).
     CouchDB: https://docs.couchdb.org/en/stable/api/document/common.html#put--db-docid
     """
     if not isinstance(docid, str) or not docid:
