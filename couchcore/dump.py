@@ -21,16 +21,23 @@ response.
 document counts, read concurrently (``startkey``/``endkey`` with ``inclusive_end=false``), and
 written in range order, so the output is byte-for-byte what one stream gives. The first range
 streams straight to ``out``; later ranges are spooled to temporary files (flat memory, disk
-up to the size of the dump) and appended when their turn comes. The split points are found
-without ``skip`` (which costs the server O(skip) per request): the first and last ids come
-from ``limit=1`` reads, and each split key is found by bisecting the key space between them
-(ids read as numbers in base 0xD800, one digit per character), using the ``offset`` that
-CouchDB reports for ``_all_docs?startkey=K&limit=0`` -- the number of documents whose id sorts
-before ``K`` -- as the rank; about 20 tiny requests per split. A server that does not report
-real offsets (PouchDB Server always says 0) gets splits evenly spaced in the key space, which
-are balanced for random ids (CouchDB's own uuids) and may be unbalanced for skewed ones; the
-output is complete and ordered either way. A dump is not a snapshot: documents written
-while it runs may or may not appear.
+up to the size of the dump) and appended when their turn comes.
+
+The split points are found without ``skip`` (which costs the server O(skip) rows per
+request). The first and last ids come from ``limit=1`` reads; keys are read as numbers, one
+digit per character (base 128 when those ids are ASCII, else 0xD800, below the surrogates).
+CouchDB reports, for ``_all_docs?startkey=K&limit=1``, the ``offset``: how many ids sort
+before ``K`` -- a rank. Each split key is searched between the closest ranks known so far,
+alternating interpolation and bisection steps, and after every probe the bounds move onto
+the real ids next to the probe (the row that came back, or one ``descending=true&limit=1``
+read), so the search closes in on ids rather than on empty key space. It stops within 2% of
+a range's size or after ``max_probes`` (40) probes per split; measured on CouchDB 3.5: 13 to
+26 small requests in all for three splits of 440 to 2,700 random, prefixed or non-ASCII ids. A server that does
+not report real offsets (PouchDB Server always says 0) gets split keys evenly spaced between
+the first and last id: balanced for random ids (CouchDB's own uuids), possibly unbalanced
+for skewed ones. The output is complete and ordered either way.
+
+A dump is not a snapshot: documents written while it runs may or may not appear.
 """
 
 from __future__ import annotations
@@ -285,7 +292,8 @@ def dump(db: Any, out: IO[bytes], attachments: bool = False, parallel: int = 1,
     (:class:`~couchcore.errors.Unauthorized`) or an unreachable server
     (:class:`~couchcore.errors.TransportError`) raise with ``out`` untouched. A failure
     after that raises too, with ``out`` holding whole lines only.
-    Returns a :class:`DumpReport`.
+    Returns a :class:`DumpReport`. Reads ``_all_docs?include_docs=true``
+    (https://docs.couchdb.org/en/stable/api/database/bulk-api.html#db-all-docs).
     """
     if isinstance(parallel, bool) or not isinstance(parallel, int) or parallel < 1:
         raise InvalidInput(f"parallel must be a positive int, got {parallel!r}")
