@@ -160,6 +160,8 @@ def _has_nonfinite(obj: Any) -> bool:
             push(o.values())
         elif isinstance(o, (list, tuple)):
             push(o)
+        elif isinstance(o, enum.Enum):
+            stack.append(o.value)
     return False
 
 
@@ -188,6 +190,8 @@ def _has_float(obj: Any) -> bool:
             stack.extend(o.values())
         elif isinstance(o, (list, tuple)):
             stack.extend(o)
+        elif isinstance(o, enum.Enum):
+            stack.append(o.value)
     return False
 
 

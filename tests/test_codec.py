@@ -107,10 +107,15 @@ def test_floats_as_repr(engine, value):
     assert codec.dumps(["1e-7", value, "0.00001"]) == b'["1e-7",' + repr(value).encode() + b',"0.00001"]'
 
 
+class Odd(enum.Enum):
+    NAN = float("nan")
+    NESTED = (None, float("inf"))
+
+
 @pytest.mark.parametrize("bad", [
     float("nan"), float("inf"), -float("inf"), [1, float("nan")], {"a": None, "b": [None, {"c": float("inf")}]},
     (None, float("nan")), Document(x=None, y=float("-inf")), Decimal("NaN"), Decimal("Infinity"), Decimal("sNaN"),
-    {float("nan"): 1},
+    {float("nan"): 1}, [None, Odd.NAN], {"e": Odd.NESTED},
 ])
 def test_nan_and_infinity_rejected(engine, bad):
     with pytest.raises(InvalidDocument):
