@@ -83,7 +83,9 @@ def db(sserver):
     PouchDB Server ignores it): a cluster reads views, ``_changes`` and ``_security`` from
     one copy, which may not have applied a write the others acknowledged yet
     (https://docs.couchdb.org/en/stable/cluster/sharding.html#quorum); these tests are
-    about the async facade, the cluster's behaviour is tested in test_cluster.py."""
+    about the async facade, the cluster's behaviour is tested in test_cluster.py. (A purge,
+    too, reaches the other copies "in an eventually consistent manner":
+    https://docs.couchdb.org/en/stable/cluster/purging.html)"""
     database = sserver.create("ct-" + os.urandom(6).hex(), n=1)
     yield database
     try:
