@@ -325,6 +325,7 @@ class Recorder(LoopbackServer):
 
     def __init__(self) -> None:
         self.requests: list[tuple[str, str, dict[str, str], bytes]] = []
+        self.header_lines: list[list[tuple[str, str]]] = []  # as sent, duplicates kept
         super().__init__()
 
     def handle(self, conn: socket.socket) -> None:
@@ -336,9 +337,11 @@ class Recorder(LoopbackServer):
             lines = head.decode("latin-1").split("\r\n")
             method, target, _ = lines[0].split(" ", 2)
             headers = {}
+            self.header_lines.append([])
             for line in lines[1:]:
                 name, _, value = line.partition(":")
                 headers[name.strip().lower()] = value.strip()
+                self.header_lines[-1].append((name.strip().lower(), value.strip()))
             if headers.get("transfer-encoding") == "chunked":
                 rest = self._dechunk(conn, rest)
             else:
@@ -429,6 +432,48 @@ def test_every_backend_sends_the_same_request_headers(what):
             assert headers["content-type"] == "application/x-www-form-urlencoded" and body == b"a=1"
         if what.startswith("show"):
             assert headers["accept"] == "text/html" and method == "GET"
+
+
+def test_caller_headers_replace_defaults_whatever_their_case():
+    """``accept``/``user-agent`` in any case replace couchcore's own (one header each),
+    the same on every backend (urllib3 and libcurl used to send both, so CouchDB saw
+    ``Accept: application/json, text/html``)."""
+    with Recorder() as server:
+        _run_on_every_backend(server.url, lambda db: db.show(
+            "d/s", "x", headers={"accept": "text/html", "user-agent": "me/1", "AUTHORIZATION": "Bearer t"}))
+        assert len(server.header_lines) == 3
+        for lines in server.header_lines:
+            names = [name for name, _ in lines]
+            for name, value in (("accept", "text/html"), ("user-agent", "me/1"), ("authorization", "Bearer t")):
+                assert names.count(name) == 1 and dict(lines)[name] == value, lines
+
+
+def test_lower_case_accept_reaches_the_function(db):
+    make_funcs(db)
+    assert db.update("f/accept", headers={"accept": "text/x-test"}).body == b"accept=text/x-test"
+
+
+@pytest.mark.parametrize("headers", [
+    {"X Y": "1"},                   # not a token: servers drop the connection
+    {"X-\u00e9": "1"},
+    {"": "1"},
+    {"X-A": "\u20ac"},              # not Latin-1: each backend failed its own way
+    {"X-A": " padded"},             # Tornado refused it, the others stripped it
+    {"X-A": "a\x7fb"},
+    {"Content-Length": "5"},        # framing is couchcore's: this one hung until the timeout
+    {"transfer-encoding": "chunked"},
+    {"Connection": "close"},
+])
+@pytest.mark.parametrize("call", ["show", "list", "update"])
+def test_bad_request_headers_raise_before_sending(call, headers):
+    offline = couchcore.Server("http://127.0.0.1:9", retries=0, connect_timeout=0.5)._database("x")
+    with pytest.raises(couchcore.InvalidInput):
+        if call == "show":
+            offline.show("f/s", "d", headers=headers)
+        elif call == "list":
+            offline.list("f/l", "v", headers=headers)
+        else:
+            offline.update("f/u", body="a=1", headers=headers)
 
 
 def test_no_backend_follows_a_redirect():

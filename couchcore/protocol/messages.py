@@ -72,8 +72,10 @@ class Request:
         if json is not None:
             body = codec.dumps(json)
             self.headers["Content-Type"] = JSON_TYPE
-        if headers:
-            self.headers.update(headers)
+        for name, value in (headers or {}).items():  # names are case-insensitive: one of each
+            for existing in [k for k in self.headers if k.lower() == name.lower()]:
+                del self.headers[existing]
+            self.headers[name] = value
         self.body = body
         self.stream = stream
         self.timeout = timeout

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from typing import Any, Generator, Iterable, Mapping
 from urllib.parse import quote, urlencode
@@ -107,21 +108,37 @@ def _fn_query(options: Mapping[str, Any]) -> list[tuple[str, str]]:
     return query
 
 
+# RFC 9110 5.1/5.5: a field name is a token; a value is visible Latin-1 characters,
+# spaces and tabs inside, none at either end (what every backend sends unchanged)
+_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
+_HEADER_VALUE = re.compile(r"([!-~\x80-\xff]([ \t!-~\x80-\xff]*[!-~\x80-\xff])?)?\Z")
+# how the request is framed is couchcore's (and its backend's) to decide
+_FRAMING_HEADERS = frozenset({"content-length", "transfer-encoding", "connection", "te", "upgrade",
+                              "keep-alive", "expect", "trailer"})
+
+
 def _request_headers(headers: Mapping[str, str] | None) -> dict[str, str]:
     """``Accept: */*`` (a function may answer any type) plus the caller's headers,
-    checked: str names and values, no line breaks."""
+    checked (a token name, a Latin-1 value without control characters or surrounding
+    blanks, no framing header) and with canonical names (``accept`` -> ``Accept``), so
+    they replace couchcore's own headers, whatever their case, on every backend."""
     out = {"Accept": "*/*"}
     if headers is None:
         return out
     if not isinstance(headers, Mapping):
         raise InvalidInput(f"headers must be a dict of str to str, got {type(headers).__name__}")
     for name, value in headers.items():
-        if not isinstance(name, str) or not name or not isinstance(value, str) \
-                or any(c in name + value for c in "\r\n\0") or ":" in name:
-            raise InvalidInput(f"invalid request header {name!r}: {value!r}")
+        if not isinstance(name, str) or not _HEADER_NAME.match(name) or not isinstance(value, str) \
+                or not _HEADER_VALUE.match(value):
+            # the value is not echoed: it may be a credential
+            raise InvalidInput(f"invalid request header {name!r}: the name must be a token, the value a str "
+                               "of Latin-1 text without control characters or blanks at either end")
+        if name.lower() in _FRAMING_HEADERS:
+            raise InvalidInput(f"request header {name!r} is couchcore's to set (it frames the request)")
+        canonical = "-".join(part[:1].upper() + part[1:].lower() for part in name.split("-"))
         for existing in [k for k in out if k.lower() == name.lower()]:
             del out[existing]
-        out[name] = value
+        out[canonical] = value
     return out
 
 
