@@ -493,7 +493,8 @@ def view_query(options: Mapping[str, Any]) -> tuple[list[tuple[str, str]], dict 
     :data:`NOT_GIVEN` leaves them out. The plain options (``limit``, ``skip``,
     ``descending``, ``startkey_docid``, ...) have no ``null`` value, so for them ``None``
     means "not given" as well. ``keys`` must be a list (its items may be ``None``).
-    Raises :class:`InvalidOption` for unknown options or values of the wrong type.
+    Raises :class:`InvalidOption` for unknown options, values of the wrong type, or an
+    option given together with its alias (``startkey`` and ``start_key``, ...).
     https://docs.couchdb.org/en/stable/api/ddoc/views.html#get--db-_design-ddoc-_view-view
     """
     query: list[tuple[str, str]] = []
@@ -517,4 +518,12 @@ def view_query(options: Mapping[str, Any]) -> tuple[list[tuple[str, str]], dict 
             continue
         _check(name, kind, value)
         query.append((name, encode_param(value)))
+    given = {name for name, _ in query}
+    for name, alias in _VIEW_ALIASES:
+        if name in given and alias in given:  # CouchDB would read whichever comes last
+            raise InvalidOption(f"view options {name!r} and its alias {alias!r} both given: give one")
     return query, body
+
+
+_VIEW_ALIASES = (("startkey", "start_key"), ("endkey", "end_key"),
+                 ("startkey_docid", "start_key_doc_id"), ("endkey_docid", "end_key_doc_id"))

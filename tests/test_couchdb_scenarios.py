@@ -145,6 +145,24 @@ def test_keys_none_is_not_a_list_of_keys():
     assert codec.view_query({"keys": codec.NOT_GIVEN}) == ([], None)
 
 
+@pytest.mark.parametrize("options", [
+    {"startkey": None, "start_key": 5},       # CouchDB reads whichever comes last
+    {"start_key": "a", "startkey": None},
+    {"endkey": 1, "end_key": None},
+    {"startkey_docid": "a", "start_key_doc_id": "b"},
+    {"endkey_docid": "a", "end_key_doc_id": "b"},
+])
+def test_an_option_and_its_alias_both_given_are_refused(options):
+    """``startkey=None`` now means ``null``, so a defaults dict that leaves ``startkey=None``
+    beside a caller's ``start_key`` would send both: refused before sending."""
+    offline = couchcore.Server("http://127.0.0.1:9", retries=0, connect_timeout=0.5)._database("x")
+    with pytest.raises(couchcore.InvalidOption, match="alias"):
+        offline.view("n/by_k", **options)
+    # either spelling alone, or a plain docid alias left out with None, is fine
+    assert codec.view_query({"startkey_docid": None, "start_key_doc_id": "b"})[0] == [("start_key_doc_id", "b")]
+    assert codec.view_query({"start_key": codec.NOT_GIVEN, "startkey": None})[0] == [("startkey", "null")]
+
+
 def test_get_many_ids_is_unaffected_by_null_keys(db):
     make_nulls(db, 2)
     docs = db.get(["z00", "nope", "z01"])
