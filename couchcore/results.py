@@ -373,7 +373,16 @@ class ChangesResult(StreamedResult):
         """Keys of :meth:`as_dict` (so ``dict(result)`` works)."""
         return self.as_dict().keys()
 
+    def values(self) -> Any:
+        """Values of :meth:`as_dict`."""
+        return self.as_dict().values()
+
+    def items(self) -> Any:
+        """Items of :meth:`as_dict`."""
+        return self.as_dict().items()
+
     def get(self, key: str, default: Any = None) -> Any:
+        """``as_dict().get(key, default)``."""
         return self.as_dict().get(key, default)
 
     def __getitem__(self, key: Any) -> Any:

@@ -63,6 +63,8 @@ def test_the_old_dict_view_still_works(db):
     whole = dict(db.changes(limit=2))
     assert set(whole) >= {"results", "last_seq"} and len(whole["results"]) == 2
     assert db.changes().get("nope", 42) == 42
+    items = dict(db.changes().items())
+    assert [c["id"] for c in items["results"]] == ["d00", "d01", "d02", "d03"] and "last_seq" in items
     assert len(db.changes().all()) == 4
     with pytest.raises(KeyError):
         db.changes()["nope"]
