@@ -417,3 +417,31 @@ def test_security_and_changes_through_another_node_eventually(nodes):
         first.delete(name)
     with pytest.raises(couchcore.NotFound):  # deleted through the first: gone through the second
         wait_until(lambda: second._database(name).get_many(["c0"]), lambda _: False, timeout=2)
+
+
+# -- read-your-writes knobs: w and r --------------------------------------------------------
+
+
+def test_save_with_w_equal_to_n_is_seen_by_one_copy_reads(fresh):
+    """With ``w`` = ``n`` the answer waits for every copy
+    (https://docs.couchdb.org/en/stable/cluster/sharding.html#quorum), so reads that use one
+    copy (``_all_docs``, views, ``_changes``) see the write at once: no waiting here."""
+    for round_ in range(5):
+        db = fresh()
+        n = db.info().get("cluster", {}).get("n", 1)
+        docs = [{"_id": f"w{i}", "n": i} for i in range(10)]
+        result = db.save(docs, w=n)
+        assert result.ok and not result.accepted
+        assert [r.id for r in db.view("_all_docs")] == sorted(d["_id"] for d in docs)
+        assert {c["id"] for c in db.changes()["results"]} == {d["_id"] for d in docs}
+        fetched = db.get("w3", r=n)
+        assert fetched["n"] == 3 and fetched["_rev"] == docs[3]["_rev"]
+
+
+@pytest.mark.parametrize("bad", [0, -1, True, "2", 1.5])
+def test_bad_quorums_raise_before_sending(bad):
+    offline = couchcore.Server("http://127.0.0.1:9", retries=0)._database("offline")
+    with pytest.raises(couchcore.InvalidInput):
+        offline.save({"_id": "x"}, w=bad)
+    with pytest.raises(couchcore.InvalidInput):
+        offline.get("x", r=bad)

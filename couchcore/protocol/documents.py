@@ -42,10 +42,11 @@ GET_OPTIONS = {
     "latest": False,
     "local_seq": False,
     "meta": False,
+    "r": False,  # cluster read quorum: copies that must agree (default n div 2 + 1)
 }
 
 #: options of a _bulk_docs request body
-_BULK_OPTIONS = frozenset({"new_edits", "all_or_nothing"})
+_BULK_OPTIONS = frozenset({"new_edits", "all_or_nothing", "w"})
 
 # error strings CouchDB puts in per-document _bulk_docs results
 _BULK_ERROR_STATUS = {"conflict": 409, "forbidden": 403, "unauthorized": 401, "not_found": 404, "missing_stub": 412}
@@ -55,6 +56,16 @@ def check_doc_options(opts: Mapping[str, Any]) -> None:
     unknown = set(opts) - set(GET_OPTIONS)
     if unknown:
         raise InvalidInput(f"unknown document option(s): {', '.join(sorted(unknown))}")
+    if "r" in opts:
+        check_quorum("r", opts["r"])
+
+
+def check_quorum(name: str, value: Any) -> int:
+    """A cluster's read (``r``) or write (``w``) quorum: a positive int, else InvalidInput.
+    CouchDB: https://docs.couchdb.org/en/stable/cluster/sharding.html#quorum"""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InvalidInput(f"{name} (a cluster quorum: how many copies) must be a positive int, got {value!r}")
+    return value
 
 
 def _doc_query(opts: Mapping[str, Any]) -> list[tuple[str, str]]:
@@ -200,6 +211,8 @@ def save_docs(
         raise InvalidInput(f"unknown save option(s): {', '.join(sorted(unknown))}; "
                            f"known: {', '.join(sorted(_BULK_OPTIONS))}")
     check_retries(retries)
+    if options.get("w") is not None:
+        check_quorum("w", options["w"])
     if merge is not None and not callable(merge):
         raise InvalidInput(f"merge must be a callable fn(local, server), not {type(merge).__name__}")
     for doc in docs:
