@@ -582,7 +582,11 @@ class DatabaseAPI:
         View options are encoded as for :meth:`view` (``key=None`` sends ``key=null``);
         other options become the function's ``req.query``. ``headers`` are sent with the
         request (``Accept`` chooses among the function's ``provides()``; default
-        ``*/*``). Any status below 400 is a Result; 4xx/5xx raise.
+        ``*/*``), replacing couchcore's own whatever their case; a malformed header
+        (a name that is no token, a value with control characters or beyond Latin-1),
+        ``Content-Type`` or a framing header (``Content-Length``, ``Transfer-Encoding``,
+        ``Connection``, ...) raises :class:`InvalidInput` before sending. Any status
+        below 400 is a Result; 4xx/5xx raise.
         https://docs.couchdb.org/en/stable/api/ddoc/render.html#db-design-design-doc-list-list-name-view-name
         """
         return self._run(_views.list_fn(self._ctx, self.name, name, view, headers, **options))
@@ -608,7 +612,8 @@ class DatabaseAPI:
         and no ``Content-Type`` otherwise; other values are JSON (``application/json``,
         or form-encoded when ``content_type`` is ``application/x-www-form-urlencoded``).
         ``form``: a dict or ``(name, value)`` pairs of str, sent form-encoded (the
-        handler's ``req.form``). ``headers`` are added (e.g. ``Accept``); ``options``
+        handler's ``req.form``). ``headers`` are added (e.g. ``Accept``; checked as for
+        :meth:`list`, the body's type is ``content_type=``); ``options``
         become ``req.query``. Bad arguments raise :class:`InvalidInput` before sending.
         https://docs.couchdb.org/en/stable/api/ddoc/render.html#db-design-design-doc-update-update-name
         """

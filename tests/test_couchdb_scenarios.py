@@ -494,6 +494,18 @@ def test_bad_request_headers_raise_before_sending(call, headers):
             offline.update("f/u", body="a=1", headers=headers)
 
 
+@pytest.mark.parametrize("headers", [{"Content-Type": "text/plain"}, {"content-type": "application/json"}])
+@pytest.mark.parametrize("keys", [None, [1]])
+def test_list_and_show_refuse_a_content_type_header(headers, keys):
+    """A list with ``keys`` POSTs them as JSON, so a Content-Type header replaced couchcore's
+    (CouchDB: 415 bad_content_type); show and list send no body of the caller's."""
+    offline = couchcore.Server("http://127.0.0.1:9", retries=0, connect_timeout=0.5)._database("x")
+    with pytest.raises(couchcore.InvalidInput, match="Content-Type"):
+        offline.list("f/l", "v", headers=headers, **({} if keys is None else {"keys": keys}))
+    with pytest.raises(couchcore.InvalidInput, match="Content-Type"):
+        offline.show("f/s", "d", headers=headers)
+
+
 def test_no_backend_follows_a_redirect():
     with Recorder() as server:
         results = _run_on_every_backend(server.url, lambda db: db.update("d/redirect", "x", body="a=1"))

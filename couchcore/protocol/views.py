@@ -142,6 +142,13 @@ def _request_headers(headers: Mapping[str, str] | None) -> dict[str, str]:
     return out
 
 
+def _no_body_type(headers: Mapping[str, str]) -> None:
+    """show and list send no body of the caller's (a list's ``keys`` go as JSON): their
+    Content-Type is couchcore's."""
+    if any(name.lower() == "content-type" for name in headers):
+        raise InvalidInput("show and list send no body of yours: a Content-Type header is couchcore's to set")
+
+
 FORM_TYPE = "application/x-www-form-urlencoded"
 
 
@@ -203,6 +210,7 @@ def list_fn(ctx: ServerContext, db: str, name: str, view_name: str,
     query, body = codec.view_query(known)
     query += _fn_query(extra)
     request_headers = _request_headers(headers)
+    _no_body_type(request_headers)
     if body is not None:
         resp = yield Request("POST", path, query=query, json=body, headers=request_headers)
     else:
@@ -217,7 +225,9 @@ def show_fn(ctx: ServerContext, db: str, name: str, docid: str | None = None,
     path = f"{design_path(db, ddoc)}/_show/{quote(fn, safe='')}"
     if docid is not None:
         path += "/" + _docid(docid)
-    resp = yield Request("GET", path, query=_fn_query(options), headers=_request_headers(headers))
+    request_headers = _request_headers(headers)
+    _no_body_type(request_headers)
+    resp = yield Request("GET", path, query=_fn_query(options), headers=request_headers)
     return _result(resp)
 
 
