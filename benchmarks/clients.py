@@ -24,7 +24,6 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Iterable, Iterator
 from urllib.parse import quote, urlsplit
 
-from .data import doc_hash, view_row_hash
 
 Result = dict[str, Any]
 
@@ -120,7 +119,7 @@ class Couchcore(Client):
         n = h = 0
         for row in self.db.view("bench/by_user"):
             key = row.key
-            h ^= view_row_hash(row.id, key[0], key[1])
+            h ^= hash((row.id, key[0], key[1]))
             n += 1
         return {"count": n, "digest": h}
 
@@ -130,7 +129,7 @@ class Couchcore(Client):
         n = h = 0
         for row in self.db.view("_all_docs", include_docs=True):
             doc = row.doc
-            h ^= doc_hash(doc["_id"], doc["n"])
+            h ^= hash((doc["_id"], doc["n"]))
             n += 1
         return {"count": n, "digest": h}
 
@@ -146,13 +145,13 @@ class Couchcore(Client):
         get = self.db.get
         for docid in ctx["ids"]:
             doc = get(docid)
-            h ^= doc_hash(doc["_id"], doc["n"])
+            h ^= hash((doc["_id"], doc["n"]))
         return {"count": len(ctx["ids"]), "digest": h}
 
     def get_c16(self, ctx: dict) -> Result:
         h = n = 0
         for doc in self.db.get_many(ctx["ids"], concurrency=ctx["concurrency"]):
-            h ^= doc_hash(doc["_id"], doc["n"])
+            h ^= hash((doc["_id"], doc["n"]))
             n += 1
         return {"count": n, "digest": h}
 
@@ -209,7 +208,7 @@ class CouchcoreTornado(Client):
         n = h = 0
         async for row in await self.db.view("bench/by_user"):
             key = row.key
-            h ^= view_row_hash(row.id, key[0], key[1])
+            h ^= hash((row.id, key[0], key[1]))
             n += 1
         return {"count": n, "digest": h}
 
@@ -219,7 +218,7 @@ class CouchcoreTornado(Client):
         n = h = 0
         async for row in await self.db.view("_all_docs", include_docs=True):
             doc = row.doc
-            h ^= doc_hash(doc["_id"], doc["n"])
+            h ^= hash((doc["_id"], doc["n"]))
             n += 1
         return {"count": n, "digest": h}
 
@@ -234,13 +233,13 @@ class CouchcoreTornado(Client):
         h = 0
         for docid in ctx["ids"]:
             doc = await self.db.get(docid)
-            h ^= doc_hash(doc["_id"], doc["n"])
+            h ^= hash((doc["_id"], doc["n"]))
         return {"count": len(ctx["ids"]), "digest": h}
 
     async def get_c16(self, ctx: dict) -> Result:
         h = n = 0
         for doc in await self.db.get_many(ctx["ids"], concurrency=ctx["concurrency"]):
-            h ^= doc_hash(doc["_id"], doc["n"])
+            h ^= hash((doc["_id"], doc["n"]))
             n += 1
         return {"count": n, "digest": h}
 
@@ -443,7 +442,7 @@ def _threaded_gets(get: Any, ids: list[str], concurrency: int) -> Result:
     h = n = 0
     with ThreadPoolExecutor(concurrency) as pool:
         for doc in pool.map(get, ids):
-            h ^= doc_hash(doc["_id"], doc["n"])
+            h ^= hash((doc["_id"], doc["n"]))
             n += 1
     return {"count": n, "digest": h}
 
@@ -485,7 +484,7 @@ class CouchDBPython(Client):
         n = h = 0
         for row in self.db.view("bench/by_user"):
             key = row.key
-            h ^= view_row_hash(row.id, key[0], key[1])
+            h ^= hash((row.id, key[0], key[1]))
             n += 1
         return {"count": n, "digest": h}
 
@@ -495,7 +494,7 @@ class CouchDBPython(Client):
         n = h = 0
         for row in self.db.view("_all_docs", include_docs=True):
             doc = row.doc
-            h ^= doc_hash(doc["_id"], doc["n"])
+            h ^= hash((doc["_id"], doc["n"]))
             n += 1
         return {"count": n, "digest": h}
 
@@ -510,7 +509,7 @@ class CouchDBPython(Client):
         h = 0
         for docid in ctx["ids"]:
             doc = self.db[docid]
-            h ^= doc_hash(doc["_id"], doc["n"])
+            h ^= hash((doc["_id"], doc["n"]))
         return {"count": len(ctx["ids"]), "digest": h}
 
     def get_c16(self, ctx: dict) -> Result:
@@ -562,7 +561,7 @@ class PyCouchDB(Client):
         n = h = 0
         for row in self.db.query("bench/by_user"):
             key = row["key"]
-            h ^= view_row_hash(row["id"], key[0], key[1])
+            h ^= hash((row["id"], key[0], key[1]))
             n += 1
         return {"count": n, "digest": h}
 
@@ -572,7 +571,7 @@ class PyCouchDB(Client):
         n = h = 0
         for row in self.db.all():
             doc = row["doc"]
-            h ^= doc_hash(doc["_id"], doc["n"])
+            h ^= hash((doc["_id"], doc["n"]))
             n += 1
         return {"count": n, "digest": h}
 
@@ -588,7 +587,7 @@ class PyCouchDB(Client):
         h = 0
         for docid in ctx["ids"]:
             doc = self.db.get(docid)
-            h ^= doc_hash(doc["_id"], doc["n"])
+            h ^= hash((doc["_id"], doc["n"]))
         return {"count": len(ctx["ids"]), "digest": h}
 
     def get_c16(self, ctx: dict) -> Result:
@@ -652,7 +651,7 @@ class Cloudant(Client):
         n = h = 0
         for row in self.db.get_view_result("_design/bench", "by_user", raw_result=True)["rows"]:
             key = row["key"]
-            h ^= view_row_hash(row["id"], key[0], key[1])
+            h ^= hash((row["id"], key[0], key[1]))
             n += 1
         return {"count": n, "digest": h}
 
@@ -662,7 +661,7 @@ class Cloudant(Client):
         n = h = 0
         for row in self.db.all_docs(include_docs=True)["rows"]:
             doc = row["doc"]
-            h ^= doc_hash(doc["_id"], doc["n"])
+            h ^= hash((doc["_id"], doc["n"]))
             n += 1
         return {"count": n, "digest": h}
 
@@ -677,7 +676,7 @@ class Cloudant(Client):
         h = 0
         for docid in ctx["ids"]:
             doc = self.db[docid]
-            h ^= doc_hash(doc["_id"], doc["n"])
+            h ^= hash((doc["_id"], doc["n"]))
         return {"count": len(ctx["ids"]), "digest": h}
 
     def get_c16(self, ctx: dict) -> Result:
@@ -744,7 +743,7 @@ class IBMCloudant(Client):
         n = h = 0
         for row in self.service.post_view(db=self.dbname, ddoc="bench", view="by_user").get_result()["rows"]:
             key = row["key"]
-            h ^= view_row_hash(row["id"], key[0], key[1])
+            h ^= hash((row["id"], key[0], key[1]))
             n += 1
         return {"count": n, "digest": h}
 
@@ -754,7 +753,7 @@ class IBMCloudant(Client):
         n = h = 0
         for row in self.service.post_all_docs(db=self.dbname, include_docs=True).get_result()["rows"]:
             doc = row["doc"]
-            h ^= doc_hash(doc["_id"], doc["n"])
+            h ^= hash((doc["_id"], doc["n"]))
             n += 1
         return {"count": n, "digest": h}
 
@@ -772,7 +771,7 @@ class IBMCloudant(Client):
         h = 0
         for docid in ctx["ids"]:
             doc = self._get(docid)
-            h ^= doc_hash(doc["_id"], doc["n"])
+            h ^= hash((doc["_id"], doc["n"]))
         return {"count": len(ctx["ids"]), "digest": h}
 
     def get_c16(self, ctx: dict) -> Result:
@@ -838,7 +837,7 @@ class AioCouch(Client):
         response = await self.db.view("bench", "by_user").get()
         for row in response.rows:
             key = row["key"]
-            h ^= view_row_hash(row["id"], key[0], key[1])
+            h ^= hash((row["id"], key[0], key[1]))
             n += 1
         return {"count": n, "digest": h}
 
@@ -847,7 +846,7 @@ class AioCouch(Client):
     async def all_docs(self, ctx: dict) -> Result:
         n = h = 0
         async for doc in self.db.docs():
-            h ^= doc_hash(doc.id, doc["n"])
+            h ^= hash((doc.id, doc["n"]))
             n += 1
         return {"count": n, "digest": h}
 
@@ -862,7 +861,7 @@ class AioCouch(Client):
         h = 0
         for docid in ctx["ids"]:
             doc = await self.db[docid]
-            h ^= doc_hash(doc.id, doc["n"])
+            h ^= hash((doc.id, doc["n"]))
         return {"count": len(ctx["ids"]), "digest": h}
 
     async def get_c16(self, ctx: dict) -> Result:
@@ -872,7 +871,7 @@ class AioCouch(Client):
         async def worker() -> None:
             for docid in ids:
                 doc = await self.db[docid]
-                state[0] ^= doc_hash(doc.id, doc["n"])
+                state[0] ^= hash((doc.id, doc["n"]))
                 state[1] += 1
 
         await asyncio.gather(*(worker() for _ in range(ctx["concurrency"])))

@@ -57,7 +57,7 @@ def gets_ids(count: int, ndocs: int) -> list[str]:
     return [doc_id((k * step) % ndocs) for k in range(count)]
 
 
-# -- per-row checksums: every client computes these while it reads (same work for all) ----
+# -- per-row checksums: every client computes these (inline, as hash((...))) while it reads ----
 
 def view_row_hash(rid: str, k0: str, k1: int) -> int:
     return hash((rid, k0, k1))
