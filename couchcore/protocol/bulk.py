@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from typing import Any, Generator
+from typing import Any, Generator, Sequence
 
 from .. import codec
 from ..errors import CouchcoreError, TransportError
@@ -64,7 +64,7 @@ class BatchOutcome:
 def write_batch(
     ctx: ServerContext,
     db: str,
-    ids: list[str],
+    ids: Sequence[str],
     bodies: list[bytes],
     reconcile: bool = False,
     upsert: bool = False,
