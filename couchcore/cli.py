@@ -55,8 +55,20 @@ def _add_dump_parser(sub: Any) -> None:
     p.add_argument("file", nargs="?", default="-", help="output file (default: standard output)")
     p.add_argument("--attachments", action="store_true", help="include attachment content inline (base64)")
     p.add_argument("--parallel", type=int, default=1, metavar="N", help="read N id ranges at once (1)")
-    p.add_argument("--backend", default="pycurl", choices=["pycurl", "urllib3"], help="HTTP backend (pycurl)")
+    p.add_argument("--backend", default=None, choices=["pycurl", "urllib3"],
+                   help="HTTP backend (default: pycurl when installed, urllib3 otherwise)")
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    p.set_defaults(run=_run_dump)
+
+
+def _dump_backend(name: str | None) -> str:
+    if name is not None:
+        return name
+    try:
+        import pycurl  # noqa: F401
+    except ImportError:
+        return "urllib3"
+    return "pycurl"
 
 
 def _env_auth(url: str) -> tuple[str, str] | None:
@@ -83,7 +95,7 @@ def _run_dump(args: argparse.Namespace) -> int:
         print("couchcore: --parallel must be at least 1", file=sys.stderr)
         return 2
     try:
-        db = Database(args.db_url, auth=_env_auth(args.db_url), backend=args.backend)
+        db = Database(args.db_url, auth=_env_auth(args.db_url), backend=_dump_backend(args.backend))
         doc_count = int(db.info().get("doc_count") or 0)  # fails here, before any output
         out = sys.stdout.buffer if args.file == "-" else open(args.file, "wb")
     except (CouchcoreError, OSError) as exc:
