@@ -466,6 +466,27 @@ def test_caller_headers_replace_defaults_whatever_their_case():
                 assert names.count(name) == 1 and dict(lines)[name] == value, lines
 
 
+def test_transport_option_headers_replace_defaults_whatever_their_case():
+    """``Server(headers={"user-agent": ...})``: one User-Agent (the caller's) and one Accept
+    (the operation's) from every backend; urllib3 and libcurl sent both of each."""
+    import couchcore.tornado as ct
+
+    options = {"headers": {"user-agent": "mine/2", "accept": "text/plain", "x-extra": "1"}}
+    with Recorder() as server:
+        for backend in ("urllib3", "pycurl"):
+            couchcore.Server(server.url, backend=backend, **options)._database("db").info()
+
+        async def in_loop():
+            await ct.Server(server.url, **options)._database("db").info()
+
+        asyncio.run(in_loop())
+        assert len(server.header_lines) == 3
+        for lines in server.header_lines:
+            names = [name for name, _ in lines]
+            for name, value in (("user-agent", "mine/2"), ("accept", "application/json"), ("x-extra", "1")):
+                assert names.count(name) == 1 and dict(lines)[name] == value, lines
+
+
 def test_lower_case_accept_reaches_the_function(db):
     make_funcs(db)
     assert db.update("f/accept", headers={"accept": "text/x-test"}).body == b"accept=text/x-test"

@@ -117,7 +117,15 @@ class BaseTransport:
         self.options = options
         # headers a backend would otherwise choose itself (urllib3, libcurl and Tornado
         # each send their own User-Agent and Accept-Encoding): decided once, here
-        self._headers = {"User-Agent": USER_AGENT, "Accept-Encoding": "identity", **options.headers}
+        # names in canonical case (``user-agent`` -> ``User-Agent``, as the protocol layer
+        # spells them), so one replaces another however the caller wrote it: urllib3 and
+        # libcurl would otherwise send both of two differently cased names
+        if not isinstance(options.headers, Mapping):
+            from ..errors import InvalidOption
+
+            raise InvalidOption(f"transport option headers must be a dict, got {type(options.headers).__name__}")
+        self._headers = {"User-Agent": USER_AGENT, "Accept-Encoding": "identity",
+                         **{_canonical(name): value for name, value in options.headers.items()}}
         if credentials is not None:
             self._headers["Authorization"] = credentials.authorization
 
@@ -132,6 +140,14 @@ class BaseTransport:
             return True
         cookie = next((v for k, v in {**self._headers, **request.headers}.items() if k.lower() == "cookie"), "")
         return "AuthSession=" in cookie
+
+
+def _canonical(name: Any) -> str:
+    if not isinstance(name, str) or not name:
+        from ..errors import InvalidOption
+
+        raise InvalidOption(f"transport option headers: names must be non-empty str, got {name!r}")
+    return "-".join(part[:1].upper() + part[1:].lower() for part in name.split("-"))
 
 
 _CREDENTIAL_HEADERS = frozenset({"authorization", "x-auth-couchdb-username"})
