@@ -502,6 +502,9 @@ class Loader:
         size = self.batch_size
         ordinal = self._ordinal
         id_head = self._id_head
+        id_fmt = self._id_fmt
+        dumps = codec.dumps
+        error_field = ERROR_FIELD
         line = self._confirmed[1]
         if self._skip:  # resuming: the confirmed prefix is not sent again
             skipped = 0
@@ -552,6 +555,26 @@ class Loader:
                         and data[0] == 123 and data[1] not in _WS_CLOSE:  # '{' then a member: splice
                     ids.append(ordinal)
                     bodies.append(id_head % ordinal + data[1:])
+                    lines.append(line)
+                    continue
+            elif data.__class__ is dict and not need_rev and error_field not in data:
+                docid = data.get("_id")  # a plain dict: encoded once, here
+                if docid is None and not id_field:
+                    docid = data["_id"] = id_fmt % ordinal
+                if docid.__class__ is str and docid:
+                    try:
+                        body = dumps(data)
+                    except CouchcoreError as exc:
+                        self._reject(line, None, "invalid", str(exc), None, _text(data))
+                        continue
+                    if check_dups:
+                        earlier = inflight.get(docid)
+                        if earlier is not None:
+                            self._duplicate(docid, earlier, body, line, seg_no, seg)
+                            continue
+                        inflight[docid] = line
+                    ids.append(docid)
+                    bodies.append(body)
                     lines.append(line)
                     continue
             try:
