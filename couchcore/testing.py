@@ -5,7 +5,10 @@
 
 The server runs in its own temporary directory (it writes ``config.json`` and
 ``log.txt`` there), with an admin account, and is stopped (its whole process group)
-when the context exits, also on errors and Ctrl-C.
+when the context exits, also on errors and Ctrl-C. With ``on_disk=True`` (or a
+``data_dir``) its databases are files that outlive the process: :meth:`PouchDBServer.kill`
+ends it abruptly (SIGKILL) and :meth:`PouchDBServer.restart` starts it again on the same
+port over the same data, as a crashed server comes back.
 """
 
 from __future__ import annotations
@@ -57,11 +60,17 @@ class PouchDBServer:
     """Start PouchDB Server on a free loopback port; ``url`` includes the admin login."""
 
     def __init__(self, admin: tuple[str, str] = ("admin", "admin"), port: int | None = None,
-                 executable: str | None = None, startup_timeout: float = 30.0) -> None:
+                 executable: str | None = None, startup_timeout: float = 30.0, on_disk: bool = False,
+                 data_dir: str | os.PathLike[str] | None = None) -> None:
+        """``on_disk``: keep the databases in files (``data_dir``, default a ``data``
+        folder in the server's temporary directory) instead of memory; ``port``: a fixed
+        port (default: a free one, chosen at the first start and kept by :meth:`restart`)."""
         self.admin = admin
         self.port = port
         self.executable = executable
         self.startup_timeout = startup_timeout
+        self.on_disk = on_disk or data_dir is not None
+        self.data_dir: str | None = os.fspath(data_dir) if data_dir is not None else None
         self.process: subprocess.Popen | None = None
         self._tmp: tempfile.TemporaryDirectory | None = None
 
@@ -77,19 +86,27 @@ class PouchDBServer:
     def running(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
-    def start(self) -> str:
+    def start(self, _same_port: bool = False) -> str:
         exe = self.executable or find_pouchdb_server()
-        self._tmp = tempfile.TemporaryDirectory(prefix="couchcore-pouchdb-")
+        if self._tmp is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="couchcore-pouchdb-")
         workdir = self._tmp.name
         user, password = self.admin
         with open(os.path.join(workdir, "config.json"), "wb") as f:
             f.write(codec.dumps({"admins": {user: password}, "log": {"level": "error"}}))
+        if self.on_disk:
+            if self.data_dir is None:
+                self.data_dir = os.path.join(workdir, "data")
+            os.makedirs(self.data_dir, exist_ok=True)
+            storage = ["--dir", self.data_dir]
+        else:
+            storage = ["--in-memory"]
         env = dict(os.environ)
         env["NODE_OPTIONS"] = (env.get("NODE_OPTIONS", "") + " --unhandled-rejections=warn").strip()
         for attempt in range(5):
             port = self.port or free_port()
             self.process = subprocess.Popen(
-                [exe, "--in-memory", "-n", "-o", "127.0.0.1", "-p", str(port), "-c", "config.json"],
+                [exe, *storage, "-n", "-o", "127.0.0.1", "-p", str(port), "-c", "config.json"],
                 cwd=workdir,
                 env=env,
                 stdout=subprocess.DEVNULL,
@@ -100,9 +117,29 @@ class PouchDBServer:
             if self._wait_ready():
                 return self.url
             self.stop(keep_tmp=True)
-            if self.port is not None and attempt < 4:
+            if _same_port:
+                time.sleep(0.5)  # the old process's port may still be closing: same port again
+            elif self.port is not None and attempt < 4:
                 self.port = None  # the port may have been taken: try another
         raise RuntimeError(f"PouchDB Server did not start: {self._stderr()}")
+
+    def kill(self) -> None:
+        """End the server abruptly (SIGKILL to its process group), as a crash would;
+        its temporary directory and data stay for :meth:`restart`."""
+        proc, self.process = self.process, None
+        if proc is not None and proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+
+    def restart(self, kill: bool = True) -> str:
+        """Stop the server (SIGKILL when ``kill``, else SIGTERM) and start it again on the
+        same port over the same data; returns :attr:`url` once it answers again."""
+        if kill:
+            self.kill()
+        else:
+            self.stop(keep_tmp=True)
+        return self.start(_same_port=True)
 
     def _wait_ready(self) -> bool:
         deadline = time.monotonic() + self.startup_timeout
@@ -323,18 +360,31 @@ def couch_url() -> Iterator[str]:
 
 class FaultyProxy(LoopbackServer):
     """An HTTP/1.1 proxy on 127.0.0.1 in front of ``upstream`` (a base URL; credentials in it
-    are ignored) that forwards requests one at a time per connection and misbehaves on cue.
+    are ignored) that forwards requests one at a time per connection, streams the answers
+    back as they arrive (a continuous feed passes through), and misbehaves on cue.
 
-    * :meth:`cut_after_send` — forward a matching request, wait for the upstream's complete
+    Per request (a rule matches when the request's method equals ``method`` and ``path``
+    is a substring of its target; it fires ``count`` times):
+
+    * :meth:`cut_after_send` — forward the request, wait for the upstream's complete
       answer, then close the client's connection without passing it on: the request took
       effect, the client cannot know (the "connection broke after the body was sent" case).
-    * :meth:`respond` — answer a matching request itself (e.g. ``503`` or ``429`` with
+    * :meth:`respond` — answer the request itself (e.g. ``503`` or ``429`` with
       ``Retry-After``) without forwarding it.
+    * :meth:`drop` — close the client's connection without forwarding the request (with
+      ``reset=True`` a TCP reset instead of an orderly close): the server never sees it.
+    * :meth:`delay` — forward the request and hold the answer ``seconds`` before passing
+      it on (a stalled server; the upstream has answered long before).
+    * :meth:`truncate` — pass on the answer's head and only the first ``at`` bytes of its
+      body as the upstream framed them, then close (``reset=True``: reset) the connection;
+      with ``clean=True`` the first ``at`` bytes of the decoded body are sent as a complete,
+      well-framed message (``Content-Length``) instead: only the JSON is cut short.
 
-    A rule matches when the request's method equals ``method`` and ``path`` is a substring
-    of its target; it fires ``count`` times. ``seen`` lists ``(method, target)`` of every
-    request, ``fired`` counts the rules that fired; with ``capture=True`` ``bodies`` lists
-    ``(method, target, body)`` of every request with a body.
+    For the whole proxy: :meth:`stop_forwarding` resets every open connection and stops
+    listening (new connections are refused), as a server that went down;
+    :meth:`resume_forwarding` listens on the same port again. ``seen`` lists
+    ``(method, target)`` of every request, ``fired`` counts the rules that fired; with
+    ``capture=True`` ``bodies`` lists ``(method, target, body)`` of every request with a body.
     """
 
     def __init__(self, upstream: str, capture: bool = False) -> None:
@@ -347,18 +397,39 @@ class FaultyProxy(LoopbackServer):
         self.fired = 0
         self.capture = capture
         self.bodies: list[tuple[str, str, bytes]] = []
+        self.forwarding = True
         self._lock = threading.Lock()
+        self._pairs: set[tuple[socket.socket, socket.socket]] = set()
+        self._reset: set[socket.socket] = set()
         super().__init__()
 
-    def cut_after_send(self, method: str, path: str, count: int = 1) -> None:
+    # -- rules ------------------------------------------------------------------------------------
+
+    def _add(self, kind: str, method: str, path: str, count: int, **extra: Any) -> None:
         with self._lock:
-            self.rules.append({"kind": "cut", "method": method, "path": path, "count": count})
+            self.rules.append({"kind": kind, "method": method, "path": path, "count": count, **extra})
+
+    def cut_after_send(self, method: str, path: str, count: int = 1) -> None:
+        self._add("cut", method, path, count)
 
     def respond(self, method: str, path: str, status: int, body: bytes = b"", headers: dict | None = None,
                 count: int = 1) -> None:
+        self._add("respond", method, path, count, status=status, body=body, headers=dict(headers or {}))
+
+    def drop(self, method: str, path: str, count: int = 1, reset: bool = False) -> None:
+        self._add("drop", method, path, count, reset=reset)
+
+    def delay(self, method: str, path: str, seconds: float, count: int = 1) -> None:
+        self._add("delay", method, path, count, seconds=seconds)
+
+    def truncate(self, method: str, path: str, at: int, count: int = 1, reset: bool = False,
+                 clean: bool = False) -> None:
+        self._add("truncate", method, path, count, at=at, reset=reset, clean=clean)
+
+    def clear(self) -> None:
+        """Forget the rules that have not fired yet."""
         with self._lock:
-            self.rules.append({"kind": "respond", "method": method, "path": path, "count": count,
-                               "status": status, "body": body, "headers": dict(headers or {})})
+            self.rules.clear()
 
     def _rule(self, method: str, target: str) -> dict[str, Any] | None:
         with self._lock:
@@ -370,38 +441,207 @@ class FaultyProxy(LoopbackServer):
                     return rule
         return None
 
+    # -- the whole proxy ---------------------------------------------------------------------------
+
+    def stop_forwarding(self) -> None:
+        """Reset every open connection and refuse new ones until :meth:`resume_forwarding`."""
+        self.forwarding = False
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
+        self.sock.close()
+        with self._lock:
+            pairs = list(self._pairs)
+        for client, up in pairs:
+            with self._lock:
+                self._reset.add(client)
+            for s in (up, client):  # wakes the relaying thread, which resets the client
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RD)
+
+    def resume_forwarding(self, timeout: float = 10.0) -> None:
+        """Listen on the same port again (after :meth:`stop_forwarding`)."""
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                sock.bind(("127.0.0.1", self.port))
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    sock.close()
+                    raise
+                time.sleep(0.05)
+        sock.listen(64)
+        self.sock = sock
+        self.forwarding = True
+        threading.Thread(target=self._loop, daemon=True).start()
+
+    # -- relaying ----------------------------------------------------------------------------------
+
+    @staticmethod
+    def _rst(conn: socket.socket) -> None:
+        import struct
+
+        with contextlib.suppress(OSError):
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        conn.close()
+
     def handle(self, conn: socket.socket) -> None:
-        up = socket.create_connection(self.upstream)
         try:
-            client = conn.makefile("rb")
-            server = up.makefile("rb")
-            while True:
-                head = _read_head(client)
-                if not head:
-                    return
-                method, target = head.split(b" ", 2)[:2]
-                body = _read_body(client, head, request=True)
-                rule = self._rule(method.decode(), target.decode("latin-1"))
-                if self.capture and body:
+            up = socket.create_connection(self.upstream)
+        except OSError:
+            self._rst(conn)
+            return
+        pair = (conn, up)
+        with self._lock:
+            self._pairs.add(pair)
+        try:
+            self._serve(conn, up)
+        except (OSError, ValueError):
+            pass
+        finally:
+            with self._lock:
+                self._pairs.discard(pair)
+                reset = conn in self._reset
+                self._reset.discard(conn)
+            up.close()
+            if reset or not self.forwarding:
+                self._rst(conn)
+
+    def _serve(self, conn: socket.socket, up: socket.socket) -> None:
+        client = conn.makefile("rb")
+        server = up.makefile("rb")
+        while True:
+            head = _read_head(client)
+            if not head or not self.forwarding:
+                return
+            method, target = head.split(b" ", 2)[:2]
+            body = _read_body(client, head, request=True)
+            rule = self._rule(method.decode(), target.decode("latin-1"))
+            if self.capture and body:
+                with self._lock:
+                    self.bodies.append((method.decode(), target.decode("latin-1"), body))
+            kind = rule["kind"] if rule is not None else None
+            if kind == "respond":
+                assert rule is not None
+                extra = "".join(f"{k}: {v}\r\n" for k, v in rule["headers"].items())
+                conn.sendall(f"HTTP/1.1 {rule['status']} Injected\r\nContent-Type: application/json\r\n"
+                             f"Content-Length: {len(rule['body'])}\r\n{extra}\r\n".encode() + rule["body"])
+                continue
+            if kind == "drop":
+                assert rule is not None
+                if rule["reset"]:
                     with self._lock:
-                        self.bodies.append((method.decode(), target.decode("latin-1"), body))
-                if rule is not None and rule["kind"] == "respond":
-                    extra = "".join(f"{k}: {v}\r\n" for k, v in rule["headers"].items())
-                    conn.sendall(f"HTTP/1.1 {rule['status']} Injected\r\nContent-Type: application/json\r\n"
-                                 f"Content-Length: {len(rule['body'])}\r\n{extra}\r\n".encode() + rule["body"])
-                    continue
-                up.sendall(head + body)
-                answer = _read_head(server)
-                if not answer:
-                    return
-                answer += _read_body(server, answer, request=False, head_only=method == b"HEAD")
-                if rule is not None:  # cut: the server did the work, the client never hears of it
+                        self._reset.add(conn)
+                else:
+                    with contextlib.suppress(OSError):
+                        conn.shutdown(socket.SHUT_RDWR)
+                return
+            up.sendall(head + body)
+            answer = _read_head(server)
+            if not answer:
+                return
+            head_only = method == b"HEAD"
+            if kind in ("cut", "truncate") or (kind == "delay"):
+                assert rule is not None
+                whole = _read_body(server, answer, request=False, head_only=head_only)
+                if kind == "cut":  # the server did the work, the client never hears of it
                     with contextlib.suppress(OSError):
                         conn.shutdown(socket.SHUT_RDWR)
                     return
-                conn.sendall(answer)
-        finally:
-            up.close()
+                if kind == "delay":
+                    time.sleep(rule["seconds"])
+                    conn.sendall(answer + whole)
+                    continue
+                if rule["clean"]:
+                    payload = _decode_body(answer, whole)[: rule["at"]]
+                    conn.sendall(_reframe(answer, payload) + payload)
+                    continue
+                conn.sendall(answer + whole[: rule["at"]])
+                if rule["reset"]:
+                    with self._lock:
+                        self._reset.add(conn)
+                else:
+                    with contextlib.suppress(OSError):
+                        conn.shutdown(socket.SHUT_RDWR)
+                return
+            conn.sendall(answer)
+            if not _relay_body(server, conn, answer, head_only):
+                return
+
+
+def _headers(head: bytes) -> dict[bytes, bytes]:
+    headers = {}
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        headers[name.strip().lower()] = value.strip()
+    return headers
+
+
+def _decode_body(head: bytes, raw: bytes) -> bytes:
+    """The payload of a body read by :func:`_read_body` (chunked framing removed)."""
+    if _headers(head).get(b"transfer-encoding", b"").lower() != b"chunked":
+        return raw
+    out, rest = [], raw
+    while rest:
+        size_line, _, rest = rest.partition(b"\r\n")
+        size = int(size_line.split(b";")[0], 16)
+        if size == 0:
+            break
+        out.append(rest[:size])
+        rest = rest[size + 2:]
+    return b"".join(out)
+
+
+def _reframe(head: bytes, payload: bytes) -> bytes:
+    """``head`` with its framing replaced by ``Content-Length: len(payload)``."""
+    lines = [line for line in head.rstrip(b"\r\n").split(b"\r\n")
+             if not line.lower().startswith((b"transfer-encoding:", b"content-length:"))]
+    lines.append(b"Content-Length: %d" % len(payload))
+    return b"\r\n".join(lines) + b"\r\n\r\n"
+
+
+def _relay_body(src: Any, dst: socket.socket, head: bytes, head_only: bool) -> bool:
+    """Copy the body of the message whose head is ``head`` from ``src`` to ``dst`` as it
+    arrives; False when the connection cannot carry another message (read to close, or
+    the upstream closed mid-body)."""
+    headers = _headers(head)
+    status = int(head.split(b" ", 2)[1])
+    if head_only or status in (204, 304) or 100 <= status < 200:
+        return True
+    if headers.get(b"transfer-encoding", b"").lower() == b"chunked":
+        while True:
+            size_line = src.readline()
+            if not size_line:
+                return False
+            size = int(size_line.split(b";")[0], 16)
+            if size == 0:
+                out = [size_line]
+                while True:
+                    trailer = src.readline()
+                    out.append(trailer)
+                    if trailer in (b"\r\n", b"\n", b""):
+                        dst.sendall(b"".join(out))
+                        return bool(trailer)
+            data = src.read(size + 2)
+            dst.sendall(size_line + data)
+            if len(data) < size + 2:
+                return False
+    if b"content-length" in headers:
+        left = int(headers[b"content-length"])
+        while left > 0:
+            data = src.read1(min(left, 65536))
+            if not data:
+                return False
+            dst.sendall(data)
+            left -= len(data)
+        return True
+    while True:
+        data = src.read1(65536)
+        if not data:
+            return False
+        dst.sendall(data)
 
 
 def _read_head(f: Any) -> bytes:

@@ -112,6 +112,16 @@ class _Connection(_HTTPConnection):
             return callback(chunk)
         return super().data_received(chunk)
 
+    def on_connection_close(self) -> None:
+        # Tornado (6.x) raises the stream's own error here (e.g. ECONNRESET: a reset in
+        # the middle of a body) instead of finishing the request, so the fetch never
+        # completed and the reader waited for its read timeout: finish it with the error
+        if self.final_callback is not None and self.stream.error is not None:
+            error = self.stream.error
+            self._handle_exception(type(error), error, error.__traceback__)
+            return
+        super().on_connection_close()
+
 
 class _Resolver(netutil.Resolver):
     """Answers IP literals at once; names go to Tornado's default (a thread-pool
