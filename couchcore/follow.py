@@ -218,9 +218,12 @@ class ChangesFollower:
                     with self._lock:
                         self._result = None
                     result.close()
-            except (HTTPError, TransportError) as exc:
-                if self._stopped:
+            except Exception as exc:
+                if self._stopped:  # stop() closed the response under the reader: whatever it raised
                     return
+                if not isinstance(exc, (HTTPError, TransportError)):
+                    self.error = exc
+                    raise
                 if isinstance(exc, ReadTimeout) and not self.one_off and not count:
                     # an idle longpoll outlived its read timeout (a server that ignores timeout=):
                     # ask again at once; a hung server costs one read timeout a round, no busy loop
@@ -276,9 +279,12 @@ class ChangesFollower:
                     with self._lock:
                         self._result = None
                     result.close()
-            except (HTTPError, TransportError) as exc:
-                if self._stopped:
+            except Exception as exc:
+                if self._stopped:  # stop() closed the response under the reader: whatever it raised
                     return
+                if not isinstance(exc, (HTTPError, TransportError)):
+                    self.error = exc
+                    raise
                 if isinstance(exc, ReadTimeout) and not self.one_off and not count:
                     # an idle longpoll outlived its read timeout (a server that ignores timeout=):
                     # ask again at once; a hung server costs one read timeout a round, no busy loop

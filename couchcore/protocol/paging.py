@@ -11,7 +11,10 @@ Views page by key (CouchDB's recommended way, never ``skip``): each request asks
 different documents are not lost or repeated across pages). Rows of a reduce/group
 query have no id: their keys are distinct, ``startkey`` alone is exact. Should one
 document emit the same key several times around a page boundary, the rows the next
-page repeats are counted and dropped. A short page is the last: no extra request.
+page repeats are counted and dropped. A short page is the last: no extra request. A
+server that ignores ``startkey_docid`` (PouchDB Server; noticed when a page does not
+begin with the row asked for) is paged within a key with ``skip`` instead, so the rows
+are still right there.
 https://docs.couchdb.org/en/stable/ddocs/views/pagination.html
 
 Mango queries page by ``bookmark``; a server that sends none (or one that does not
@@ -30,7 +33,7 @@ from ..errors import InvalidInput, InvalidOption
 from ..models import Document, Row
 from ..results import ViewResult
 from .messages import Request, Response
-from .paths import db_path
+from .paths import db_path, view_path
 
 __all__ = ["ViewPager", "FindPager", "check_page_size", "view_page", "find_page"]
 
@@ -86,10 +89,14 @@ class ViewPager:
                 opts["startkey"] = opts["endkey"] = key
                 opts.pop("inclusive_end", None)
         codec.view_query(opts)  # unknown options and bad values fail before anything is sent
+        view_path("db", name)  # and so does a bad view name
         self.name = name
         self._opts = opts
         self._by_id = name not in _ALL_DOCS
         self._drop = 0  # rows at the start of the next page that were delivered already
+        self._expect: tuple[Any, str] | None = None  # (key, id) the next page must begin with
+        self._run = 0  # delivered rows with the next page's startkey
+        self._by_skip = False  # the server ignores startkey_docid: skip within a key instead
         self._fetch = 0
         self._last = False
         self.done = self.remaining == 0
@@ -104,25 +111,53 @@ class ViewPager:
 
     def accept(self, rows: list[Row]) -> list[Row]:
         """The rows of the page just read to deliver; sets up the next page (or :attr:`done`)."""
+        if self._expect is not None and rows and not self._by_skip:
+            key, docid = self._expect
+            first = rows[0]
+            if first.id != docid or not _same(first.key, key):
+                # the server ignored startkey_docid (PouchDB Server): page through the rows of
+                # this key with skip instead, and ask for this page again
+                self._by_skip = True
+                self._opts.pop("startkey_docid", None)
+                self._opts["skip"] = self._run
+                self._drop = 0
+                return []
         fetched = len(rows)
         rows = rows[self._drop:]
+        expected, self._expect = self._expect, None
+        old_drop = self._drop
         if self._last or fetched < self._fetch:
             self.done = True
             out = rows
         else:
             boundary = rows[-1]
             out = rows[:-1]
+            previous = self._opts.get("startkey", NOT_GIVEN)
+            run = 0
+            for row in reversed(out):  # delivered rows with the boundary's key, at the end
+                if not _same(row.key, boundary.key):
+                    break
+                run += 1
+            continues = run == len(out) and previous is not NOT_GIVEN and _same(previous, boundary.key)
+            self._run = self._run + run if continues else run
             self._opts["startkey"] = boundary.key
-            if self._by_id and boundary.id is not None:
+            self._drop = 0
+            if self._by_skip:
+                self._opts["skip"] = self._run
+            elif self._by_id and boundary.id is not None:
                 self._opts["startkey_docid"] = boundary.id
-                self._drop = 0
+                self._expect = (boundary.key, boundary.id)
+                same = 0
                 for row in reversed(out):
                     if row.id != boundary.id or not _same(row.key, boundary.key):
                         break
-                    self._drop += 1
+                    same += 1
+                if same == len(out) and expected is not None and expected[1] == boundary.id \
+                        and _same(expected[0], boundary.key):
+                    same += old_drop  # this page began inside the same run of repeated rows
+                self._drop = same
             else:
                 self._opts.pop("startkey_docid", None)
-                self._drop = 0
         if self.remaining is not None:
             out = out[: self.remaining]
             self.remaining -= len(out)
