@@ -265,7 +265,7 @@ class Checkpoint:
         self.records = 0
         self.line = 0
         self.sent = 0
-        self.id_prefix = uuid.uuid4().hex[:20]
+        self.id_prefix = _new_prefix()
         self.complete = False
         self.counts: dict[str, int] = {}
         self.resumed = False
@@ -453,7 +453,7 @@ class Loader:
         self._confirm_seg = 0
         self._skip = 0
         self._reconcile_upto = 0
-        self.id_prefix = uuid.uuid4().hex[:20]
+        self.id_prefix = _new_prefix()
         if checkpoint is not None:
             self._skip = checkpoint.records
             self._reconcile_upto = checkpoint.sent
@@ -898,6 +898,14 @@ class Loader:
 
 
 _EMPTY = _Batch(-1, _Ids([], ""), [], [])
+
+
+def _new_prefix() -> str:
+    """20 random hex characters for generated ids, ending in a letter: with the 12-digit
+    counter after it an id never holds a run of 19+ digits, which would make
+    :func:`couchcore.codec.loads` read the whole ``_bulk_docs`` answer with the slow engine
+    (it keeps integers beyond 64 bits exact that way)."""
+    return uuid.uuid4().hex[:19] + "abcdef"[uuid.uuid4().int % 6]
 
 
 def _splice_id(data: bytes, docid: str) -> bytes:
