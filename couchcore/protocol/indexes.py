@@ -22,7 +22,7 @@ from typing import Any, Callable, Generator, Mapping
 from ..errors import HTTPError, IndexBuildTimeout, InvalidInput, ReadTimeout
 from ..results import ViewResult
 from .messages import Request, Response
-from .paths import db_path, design_path
+from .paths import db_path, design_path, split_design_name
 from .server import ServerContext
 from .views import view_request
 
@@ -36,13 +36,10 @@ def view_ddoc(name: str) -> tuple[str, str]:
     """``(ddoc, view)`` of ``"ddoc/view"`` or ``"_design/ddoc/_view/view"``."""
     if not isinstance(name, str):
         raise InvalidInput(f"view name must be a str, got {name!r}")
-    parts = name.split("/")
-    if len(parts) == 4 and parts[0] == "_design" and parts[2] == "_view":
-        ddoc, view = parts[1], parts[3]
-    elif len(parts) == 2:
-        ddoc, view = parts
-    else:
+    split = split_design_name(name, "_view")  # design names may hold slashes: _design/app/v2/_view/v
+    if split is None:
         raise InvalidInput(f"invalid view name {name!r}: use 'ddoc/view' or '_design/ddoc/_view/view'")
+    ddoc, view = split
     if not ddoc or not view:
         raise InvalidInput(f"invalid view name {name!r}: empty design document or view name")
     return ddoc, view
