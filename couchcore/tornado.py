@@ -135,10 +135,10 @@ class Server(ServerAPI):
 
     is_async = True
 
-    def _make_transport(self, backend: str | None) -> Any:
+    def _make_transport(self, backend: str | None, url: str | None = None) -> Any:
         if backend not in (None, "tornado"):
             raise InvalidOption(f"the async facade runs on the 'tornado' backend, not {backend!r}")
-        return TornadoTransport(self.url, self.credentials, self.options)
+        return TornadoTransport(url or self.url, self.credentials, self.options)
 
     # -- the driver hooks ----------------------------------------------------------------
     def _run(self, op: Any, post: Callable[[Any], Any] | None = None) -> Any:
@@ -146,7 +146,7 @@ class Server(ServerAPI):
 
     async def _arun(self, op: Any, post: Callable[[Any], Any] | None, sink: _Sink | None) -> Any:
         transport = self._transport if sink is None else _Recorder(self._transport, sink)
-        result = await run_async(op, transport)
+        result = await run_async(self._authed(op), transport)
         return post(result) if post is not None else result
 
     def _run_many(self, ops: Any, concurrency: int, post: Callable[[list], Any]) -> Any:
@@ -161,7 +161,7 @@ class Server(ServerAPI):
         async def worker() -> None:
             for i, op in pending:
                 try:
-                    results[i] = await run_async(op, transport)
+                    results[i] = await run_async(self._authed(op), transport)
                 except Exception as exc:
                     results[i] = exc
 
@@ -530,7 +530,7 @@ def _with_callback(method: Callable[..., Any]) -> Callable[..., Any]:
 
 
 #: public methods that are not operations, or that take ``callback`` themselves
-_NO_CALLBACK = frozenset({"close", "changes", "follow", "iterview", "iterfind", "partition"})
+_NO_CALLBACK = frozenset({"close", "changes"})
 
 
 def _public_methods(cls: type) -> dict[str, Callable[..., Any]]:
