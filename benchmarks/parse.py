@@ -46,18 +46,27 @@ CONTENDERS = [
     ("c", "json.loads+Row"),
     ("d", "orjson/line+Row"),
     ("e", "ijson yajl2_c+Row"),
+    ("z", "couchcore_ext@base"),  # --baseline-ext DIR: an older build, same run
 ]
 
 
 # -- body generation ---------------------------------------------------------------------
 
 
-def write_body(path: Path, n_rows: int, include_docs: bool) -> int:
+def write_body(path: Path, n_rows: int, include_docs: bool, shape: str = "small") -> int:
+    if shape == "issue9" and not include_docs:
+        from benchmarks.data import view_rows
+
+        rows_iter = view_rows(n_rows)
+    else:
+        rows_iter = None
     with open(path, "wb") as f:
         f.write(b'{"total_rows":%d,"offset":0,"rows":[\r\n' % n_rows)
         buf = []
         for i in range(n_rows):
-            if include_docs:
+            if rows_iter is not None:
+                row = next(rows_iter)
+            elif include_docs:
                 rev = b"1-%032x" % ((i * 2654435761) % 2**128)
                 row = (
                     b'{"id":"doc%07d","key":"doc%07d","value":{"rev":"%s"},'
@@ -156,6 +165,12 @@ def run_ijson(path, chunk):
 def child(letter: str, path: str, chunk: int) -> None:
     import psutil
 
+    if letter == "z":  # the baseline build of couchcore_ext, imported instead of the current one
+        sys.path.insert(0, os.environ["PARSE_BASELINE_EXT"])
+        import couchcore_ext._rows as ext
+
+        assert ext.__file__.startswith(os.environ["PARSE_BASELINE_EXT"]), ext.__file__
+
     import couchcore.models  # noqa: F401  (imports before the baseline)
     import couchcore.rows  # noqa: F401
 
@@ -166,7 +181,7 @@ def child(letter: str, path: str, chunk: int) -> None:
     base = psutil.Process().memory_info().rss
     t = time.perf_counter()
     cpu = time.process_time()
-    if letter == "a":
+    if letter == "a" or letter == "z":
         n = run_couchcore(path, chunk, "cython")
     elif letter == "b":
         n = run_couchcore(path, chunk, "python")
@@ -184,8 +199,10 @@ def child(letter: str, path: str, chunk: int) -> None:
 # -- driver ---------------------------------------------------------------------------------
 
 
-def measure(letter: str, path: Path, chunk: int) -> dict:
+def measure(letter: str, path: Path, chunk: int, baseline: str | None = None) -> dict:
     env = dict(os.environ)
+    if baseline:
+        env["PARSE_BASELINE_EXT"] = baseline
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     proc = subprocess.Popen(
         [sys.executable, __file__, "--child", letter, str(path), str(chunk)],
@@ -211,6 +228,11 @@ def main() -> None:
     ap.add_argument("--chunk", type=int, default=65536, help="bytes per feed() call")
     ap.add_argument("--only", default="abcde", help="subset of contenders, e.g. 'ad'")
     ap.add_argument("--no-plot", action="store_true")
+    ap.add_argument("--shape", choices=("small", "issue9"), default="small",
+                    help="view rows: small {id,key:int,value:null} or issue 9's "
+                         "{id,key:[str,int],value:{n,score}} (benchmarks.data.view_rows)")
+    ap.add_argument("--baseline-ext", metavar="DIR",
+                    help="directory holding an older couchcore_ext/ build: contender z")
     ap.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -220,6 +242,10 @@ def main() -> None:
     sys.path.insert(0, str(ROOT))
     from couchcore import rows as rows_mod
 
+    if args.baseline_ext:
+        args.only += "" if "z" in args.only else "z"
+    else:
+        args.only = args.only.replace("z", "")
     if "a" in args.only and rows_mod._CyRowParser is None:
         print("couchcore_ext is not built (python -m couchcore_ext.build); skipping contender a")
         args.only = args.only.replace("a", "")
@@ -233,14 +259,14 @@ def main() -> None:
     try:
         for key, label, n, docs in bodies:
             path = RESULTS / f"body-{key}.tmp"
-            size = write_body(path, n, docs)
+            size = write_body(path, n, docs, args.shape)
             print(f"\n{label}: {size / 1e6:.1f} MB body, CouchDB framing, {args.chunk} B chunks", flush=True)
             letters = [l for l, _ in CONTENDERS if l in args.only]
             runs: dict = {l: [] for l in letters}
             # round-robin over the contenders so that load changes hit all of them alike
             for rep in range(args.repeat):
                 for letter in letters:
-                    r = measure(letter, path, args.chunk)
+                    r = measure(letter, path, args.chunk, args.baseline_ext)
                     assert r["rows"] == n, (letter, r["rows"], n)
                     runs[letter].append(r)
             for letter, name in CONTENDERS:
@@ -249,10 +275,12 @@ def main() -> None:
                 rs = runs[letter]
                 best_cpu = min(r["cpu"] for r in rs)
                 best_wall = min(r["seconds"] for r in rs)
+                med_cpu = sorted(r["cpu"] for r in rs)[len(rs) // 2]
                 peak = max(r["peak_rss"] for r in rs)
                 growth = max(r["peak_rss"] - r["base_rss"] for r in rs)
                 results[(key, letter)] = {
                     "rows_s": n / best_cpu,
+                    "median_rows_s": n / med_cpu,
                     "cpu": best_cpu,
                     "wall_rows_s": n / best_wall,
                     "seconds": best_wall,
@@ -262,6 +290,7 @@ def main() -> None:
                 res = results[(key, letter)]
                 print(
                     f"  ({letter}) {name:18} {res['rows_s']:>12,.0f} rows/s CPU ({res['cpu']:.3f} s)"
+                    f"  median {res['median_rows_s']:>12,.0f}"
                     f"  {res['wall_rows_s']:>12,.0f} rows/s wall"
                     f"  peak RSS {res['peak_mb']:7.1f} MB  (+{res['growth_mb']:.1f} MB)",
                     flush=True,

@@ -24,9 +24,12 @@ huge string fed in tiny chunks).  Values are built directly from the bytes:
 * strings without escapes or non-ASCII bytes are copied straight into a 1-byte str;
   others are decoded (UTF-8 validated as strictly as CPython's codec, ``\\u`` escapes
   and surrogate pairs as ``json``/``simplejson`` do);
-* ints of up to 18 digits are accumulated in C, longer ones use ``PyLong_FromString``;
-  floats use ``PyOS_string_to_double`` (the function behind ``float(str)``, which is
-  what ``simplejson`` uses), so values are bit-identical to ``simplejson.loads``.
+* numbers are scanned once in C (``cc_number``): ints of up to 18 digits are accumulated
+  in an int64 with no per-digit checks, longer ones use ``PyLong_FromString``; floats with
+  a mantissa of at most 2**53 and a decimal exponent within +-22 take Clinger's exact fast
+  path (one correctly rounded multiply/divide by an exact power of ten), all others use
+  ``PyOS_string_to_double`` (the function behind ``float(str)``, which is what
+  ``simplejson`` uses), so values are bit-identical to ``float(text)``.
 
 CPython's cyclic GC is switched off while a ``feed()``/``close()`` call runs (the parser
 allocates many containers, none of them part of a cycle) and the caller's setting is
@@ -123,6 +126,94 @@ cdef extern from *:
         uint64_t w[4]
     cc_kentry* cc_kslot(const unsigned char* s, Py_ssize_t n, uint64_t* w) noexcept nogil
     int cc_khit(const cc_kentry* e, Py_ssize_t n, const uint64_t* w) noexcept nogil
+
+cdef extern from *:
+    """
+    #include <float.h>
+    /* Exact powers of ten: 10^k for k <= 22 is exactly representable in a double. */
+    static const double CC_P10[23] = {
+        1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11,
+        1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+    /* A JSON number token s[0:n] (already delimited).  Returns
+         -1  not a JSON number (grammar),
+          1  an integer of <= 18 digits, in *iv (accumulated without overflow checks),
+          2  a float, in *dv, by Clinger's exact fast path: mantissa m <= 2^53 (so exactly a
+             double) and a decimal exponent e with |e| <= 22 (10^|e| exactly a double):
+             one IEEE multiply or divide of two exact doubles is correctly rounded, i.e. the
+             same double float(text) gives; also m * 10^(e-22) <= 2^53 for 22 < e <= 37,
+          0  valid, but it needs the correctly rounded general conversion (*isf says float).
+       Only on targets that evaluate doubles in double precision (FLT_EVAL_METHOD 0);
+       elsewhere (x87) every float takes the general conversion. */
+    static inline int cc_number(const unsigned char* s, Py_ssize_t n,
+                                long long* iv, double* dv, int* isf) {
+        Py_ssize_t i = 0, start, nd, fd = 0;
+        int neg = 0, eneg = 0;
+        long e = 0, ee;
+        uint64_t m = 0;
+        double d;
+        *isf = 0;
+        if (s[0] == '-') { neg = 1; i = 1; }
+        start = i;
+        if (i >= n) return -1;
+        if (s[i] == '0') {
+            i++;
+        } else if (s[i] >= '1' && s[i] <= '9') {
+            while (i < n && (unsigned)(s[i] - '0') < 10u) { m = m * 10u + (unsigned)(s[i] - '0'); i++; }
+        } else {
+            return -1;
+        }
+        nd = i - start;
+        if (i < n && s[i] == '.') {
+            Py_ssize_t fs = ++i;
+            while (i < n && (unsigned)(s[i] - '0') < 10u) { m = m * 10u + (unsigned)(s[i] - '0'); i++; }
+            if (i == fs) return -1;
+            fd = i - fs;
+            *isf = 1;
+        }
+        if (i < n && (s[i] | 0x20) == 'e') {
+            Py_ssize_t es;
+            i++;
+            if (i < n && (s[i] == '+' || s[i] == '-')) { eneg = s[i] == '-'; i++; }
+            es = i;
+            while (i < n && (unsigned)(s[i] - '0') < 10u) {
+                if (e < 100000) e = e * 10 + (s[i] - '0');
+                i++;
+            }
+            if (i == es) return -1;
+            *isf = 1;
+        }
+        if (i != n) return -1;
+        if (!*isf) {
+            if (nd <= 18) { *iv = neg ? -(long long)m : (long long)m; return 1; }
+            return 0;
+        }
+    #if defined(FLT_EVAL_METHOD) && FLT_EVAL_METHOD == 0
+        if (nd + fd > 19) return 0;          /* m may have wrapped: general conversion */
+        if (m == 0) { *dv = neg ? -0.0 : 0.0; return 2; }   /* 0e999, -0.0, 0.000e-5 */
+        if (m > (1ULL << 53)) return 0;
+        ee = (eneg ? -e : e) - (long)fd;
+        d = (double)m;
+        if (ee < 0) {
+            if (ee < -22) return 0;
+            d = d / CC_P10[-ee];
+        } else if (ee <= 22) {
+            d = d * CC_P10[ee];
+        } else {
+            if (ee > 22 + 15) return 0;
+            for (long k = ee - 22; k > 0; k--) {
+                m *= 10u;
+                if (m > (1ULL << 53)) return 0;
+            }
+            d = (double)m * CC_P10[22];
+        }
+        *dv = neg ? -d : d;
+        return 2;
+    #else
+        return 0;
+    #endif
+    }
+    """
+    int cc_number(const unsigned char* s, Py_ssize_t n, long long* iv, double* dv, int* isf) noexcept nogil
 
 # ---------------------------------------------------------------------------------------
 # constants
@@ -740,58 +831,29 @@ cdef class RowParser:
     # -- scalars and strings ---------------------------------------------------------------
 
     cdef object _scalar(self, const unsigned char* s, Py_ssize_t n):
-        """A number or literal token (already delimited) -> value."""
-        cdef Py_ssize_t i = 0, digits_start, ndigits
-        cdef bint is_float = False, neg = False
-        cdef long long acc = 0
+        """A number or literal token (already delimited) -> value (None: invalid token)."""
         cdef unsigned char c = s[0]
         cdef char small[80]
-        cdef char* tmp
+        cdef long long iv
         cdef double dv
+        cdef int isf, r
         if c == b'-' or (b'0' <= c <= b'9'):
-            if c == b'-':
-                neg = True
-                i = 1
-            digits_start = i
-            if i >= n:
+            r = cc_number(s, n, &iv, &dv, &isf)
+            if r == 2:
+                return PyFloat_FromDouble(dv)
+            if r == 1:
+                return PyLong_FromLongLong(iv)
+            if r < 0:
                 return None  # signals error
-            if s[i] == b'0':
-                i += 1
-            elif b'1' <= s[i] <= b'9':
-                while i < n and b'0' <= s[i] <= b'9':
-                    acc = acc * 10 + (s[i] - 48) if i - digits_start < 18 else acc
-                    i += 1
-            else:
-                return None
-            ndigits = i - digits_start
-            if i < n and s[i] == b'.':
-                i += 1
-                if i >= n or not (b'0' <= s[i] <= b'9'):
-                    return None
-                while i < n and b'0' <= s[i] <= b'9':
-                    i += 1
-                is_float = True
-            if i < n and (s[i] == b'e' or s[i] == b'E'):
-                i += 1
-                if i < n and (s[i] == b'+' or s[i] == b'-'):
-                    i += 1
-                if i >= n or not (b'0' <= s[i] <= b'9'):
-                    return None
-                while i < n and b'0' <= s[i] <= b'9':
-                    i += 1
-                is_float = True
-            if i != n:
-                return None
-            if not is_float and ndigits <= 18:
-                return PyLong_FromLongLong(-acc if neg else acc)
+            # long integers, and floats outside the exact fast path: correctly rounded
             if n < 80:
                 memcpy(small, s, n)
                 small[n] = 0
-                if is_float:
+                if isf:
                     dv = PyOS_string_to_double(small, NULL, NULL)
                     return PyFloat_FromDouble(dv)
                 return PyLong_FromString(small, NULL, 10)
-            return self._long_number(s, n, is_float)
+            return self._long_number(s, n, isf)
         if n == 4:
             if memcmp(s, b"null", 4) == 0:
                 return _NULL

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import gc
 import json
+import math
 import os
 import random
+import struct
 import subprocess
 import sys
 import time
@@ -1134,3 +1136,153 @@ def test_giant_continuous_line_in_tiny_chunks_is_linear(backend):
 
     t1, t2 = run(200_000), run(800_000)
     assert t2 < 8 * t1 + 0.05, (t1, t2)
+
+
+# -- number fast paths (issue 9): bit-identical to float(text) / int(text) ------------------------
+#
+# The Cython parser accumulates ints of <= 18 digits in an int64 and converts floats with a
+# mantissa <= 2**53 and |decimal exponent| <= 22 by one exact multiply/divide (Clinger's fast
+# path); everything else goes to the correctly rounded general conversion.  These tests pin
+# both sides of every boundary on both twins, against Python's own float()/int().
+
+FLOAT_EDGES = [
+    # signed zeros, zero with any exponent
+    "0.0", "-0.0", "0e0", "-0e0", "0E+999", "-0.000e-999", "0.0000000000000000000000000",
+    # the fast path's limits: 10^22 is the largest exact power of ten, 2^53 the largest mantissa
+    "1e22", "1e23", "1e-22", "1e-23", "9e22", "9e-22", "4503599627370496.5", "9007199254740992e22",
+    "9007199254740992e-22", "9007199254740993e-22", "9007199254740993e0", "9007199254740993.0",
+    "9007199254740992.0", "9007199254740994.0", "9007199254740995.0", "9007199254740993e1",
+    "123e35", "123e37", "1e37", "1e38", "9007199254740991e15", "900719925474099e23",
+    "1234567890123456789e-22", "9999999999999999999.0", "9999999999999999999e-3",
+    "12345678901234567890.0", "18446744073709551615e0", "18446744073709551616e-5",
+    # 17 significant digits (repr of hard doubles), halfway cases
+    "0.30000000000000004", "1.0000000000000002", "0.1", "0.2", "0.3", "2.675", "0.8544",
+    "12345678901234567e-5", "8.988465674311579e307", "7.3177701707893310e+15",
+    "1.00000000000000011102230246251565404236316680908203125",
+    "1.00000000000000011102230246251565404236316680908203124",
+    "1.00000000000000011102230246251565404236316680908203126",
+    # exponents at the limits: max, overflow to inf, min normal, subnormals, underflow to 0
+    "1e308", "1.7976931348623157e308", "1.7976931348623158e308", "1.7976931348623159e308",
+    "-1.7976931348623157E+308", "1e309", "-1e309", "2.2250738585072014e-308",
+    "2.2250738585072011e-308", "2.225073858507201e-308", "4.9e-324", "5e-324",
+    "2.4703282292062327e-324", "2.4703282292062328e-324", "1e-324", "-1e-324", "1e-400",
+    # exponent spellings and forms
+    "1E+2", "1e+2", "1E2", "1e-0", "1e+0", "0.1e1", "10e-1", "100E-2", "-2.5E-3",
+    "1e00000000000000000000000000000001", "1e-0000000000000000000000000000000400",
+    "0.1e-00000000000000000000000000022", "1" + "0" * 30 + "e-30",
+    "123456789012345678901234567890e-10", "0.0000000000000000000001",
+    # very long digit strings
+    "0." + "1" * 500, "1" * 400 + ".5", "3." + "14159265358979323846" * 30,
+    "0." + "0" * 330 + "1", "1" + "0" * 308 + ".0", "-" + "9" * 350 + "e-350",
+]
+
+INT_EDGES = [
+    "0", "-0", "1", "-1", "999999999999999999", "-999999999999999999", "1000000000000000000",
+    "9223372036854775807", "-9223372036854775808", "9223372036854775808", "-9223372036854775809",
+    "18446744073709551616", "99999999999999999999", "1" * 400, "-" + "7" * 1000,
+]
+
+
+def _is_float_text(t: str) -> bool:
+    return any(c in t for c in ".eE")
+
+
+def assert_number_is(got, text: str):
+    """``got`` is exactly what Python makes of ``text``: same type, same bits (-0.0 too)."""
+    if _is_float_text(text):
+        want = float(text)
+        assert type(got) is float, (text, got)
+        assert struct.pack("<d", got) == struct.pack("<d", want), (text, got, want)
+        assert math.copysign(1.0, got) == math.copysign(1.0, want), text
+    else:
+        assert type(got) is int and got == int(text), (text, got)
+
+
+def number_body(texts) -> bytes:
+    """A view body carrying each number as a key, inside a value array and object, and in meta."""
+    rows = ",\r\n".join('{"id":"r%d","key":%s,"value":{"n":[%s],"score":%s}}' % (i, t, t, t) for i, t in enumerate(texts))
+    return ('{"total_rows":%s,"offset":0,"rows":[\r\n%s\r\n]}' % (texts[0], rows)).encode()
+
+
+def check_number_rows(items, meta, texts):
+    assert len(items) == len(texts)
+    for row, t in zip(items, texts):
+        assert_number_is(row.key, t)
+        assert_number_is(row.value["n"][0], t)
+        assert_number_is(row.value["score"], t)
+    assert_number_is(meta["total_rows"], texts[0])
+
+
+@pytest.mark.parametrize("text", FLOAT_EDGES + INT_EDGES, ids=lambda t: t if len(t) < 40 else t[:30] + "...")
+def test_number_edge_every_split(backend, text):
+    data = number_body([text])
+    check_number_rows(*parse(backend, "view", [data])[:2], [text])
+    check_number_rows(*parse(backend, "view", split_every(data, 1))[:2], [text])
+    for i in range(1, len(data)):
+        items, meta, done = parse(backend, "view", [data[:i], data[i:]])
+        assert done
+        check_number_rows(items, meta, [text])
+
+
+def test_number_edges_together(backend):
+    texts = FLOAT_EDGES + INT_EDGES
+    data = number_body(texts)
+    for chunks in ([data], split_every(data, 7), random_splits(data, random.Random(9), 300)):
+        check_number_rows(*parse(backend, "view", chunks)[:2], texts)
+
+
+@st.composite
+def float_text(draw):
+    """A finite double written as repr() does, or in a random equivalent exponent form."""
+    x = draw(st.floats(allow_nan=False, allow_infinity=False))
+    form = draw(st.integers(0, 4))
+    if form == 0:
+        return repr(x)
+    if form == 1:
+        return ("%%.%de" % draw(st.integers(0, 25))) % x
+    sign = "-" if math.copysign(1.0, x) < 0 else ""
+    digits, _, exp = ("%.16e" % abs(x)).partition("e")
+    mant = digits.replace(".", "") if x != 0 else "0"
+    if form == 2:  # all digits before the point, exponent adjusted: 12345E-4
+        e = int(exp) - (len(mant) - 1)
+        text = sign + mant
+    else:  # point moved by a random shift, exponent adjusted: 0.0012345e3, 1234.5E-3
+        shift = draw(st.integers(-30, 30)) if x != 0 else 0
+        point = 1 + shift
+        if point <= 0:
+            text = sign + "0." + "0" * (-point) + mant
+        elif point >= len(mant):
+            text = sign + mant + "0" * (point - len(mant)) + ".0"
+        else:
+            text = sign + mant[:point] + "." + mant[point:]
+        e = int(exp) - shift
+    marker = draw(st.sampled_from(["e", "E"]))
+    esign = "-" if e < 0 else draw(st.sampled_from(["", "+"]))
+    return "%s%s%s%0*d" % (text, marker, esign, draw(st.integers(1, 4)), abs(e))
+
+
+# short decimal texts around the fast path's limits (19-digit mantissas, exponents +-40)
+decimal_text = st.from_regex(r"\A-?(0|[1-9][0-9]{0,20})(\.[0-9]{1,12})?([eE][-+]?[0-9]{1,2})?\Z")
+long_int_text = st.integers(-(10**60), 10**60).map(str) | st.from_regex(r"\A-?[1-9][0-9]{0,200}\Z")
+
+
+@HSET
+@given(data=st.data())
+def test_hypothesis_floats_bit_identical(backend, data):
+    texts = data.draw(st.lists(float_text() | decimal_text, min_size=1, max_size=8))
+    for t in texts:  # the strategy's own output must be valid JSON (json.loads raises if not)
+        json.loads(t)
+    body_bytes = number_body(texts)
+    items, meta, done = parse(backend, "view", cuts(body_bytes, data.draw))
+    assert done
+    check_number_rows(items, meta, texts)
+
+
+@HSET
+@given(data=st.data())
+def test_hypothesis_ints_exact(backend, data):
+    texts = data.draw(st.lists(long_int_text, min_size=1, max_size=8))
+    body_bytes = number_body(texts)
+    items, meta, done = parse(backend, "view", cuts(body_bytes, data.draw))
+    assert done
+    check_number_rows(items, meta, texts)
