@@ -8,6 +8,7 @@
 __version__ = "0.1.0"  # first: the transports name it in their User-Agent
 
 from . import errors as _errors
+from .auth import JWTAuth, ProxyAuth, SessionAuth
 from .drivers import call_options
 from .errors import *  # noqa: F401,F403 - the whole exception hierarchy is public
 from .feeds import ChangesFeed
@@ -30,5 +31,8 @@ __all__ = [
     "ChangesFeed",
     "AttachmentStream",
     "call_options",
+    "SessionAuth",
+    "JWTAuth",
+    "ProxyAuth",
     *_errors.__all__,
 ]

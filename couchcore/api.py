@@ -34,6 +34,8 @@ from .partition import Partition
 from .results import ViewResult
 from .codec import NOT_GIVEN
 from .protocol.paths import validate_db_name
+from .auth import Auth, SessionAuth, authed, is_unauthenticated, unauthenticated
+from .nodes import AsyncNodePool, NodePool, check_nodes
 from .transport.base import Credentials, TransportOptions
 from .urls import split_credentials, split_database_url
 
@@ -50,27 +52,53 @@ class ServerAPI:
 
     def __init__(
         self,
-        url: str | None = None,
-        auth: tuple[str, str] | None = None,
+        url: str | Sequence[str] | None = None,
+        auth: "tuple[str, str] | Auth | None" = None,
         full_commit: bool | None = True,
         backend: str | None = None,
         uuid_batch: int = 100,
         **transport_options: Any,
     ) -> None:
-        url = url or os.environ.get("COUCHDB_URL") or DEFAULT_URL
-        base, user, password = split_credentials(url)
-        if auth is not None:
+        if url is None or url == "":
+            url = os.environ.get("COUCHDB_URL") or DEFAULT_URL
+        urls = [url] if isinstance(url, str) else list(url) if isinstance(url, (list, tuple)) else None
+        if urls is None or not all(isinstance(u, str) and u for u in urls):
+            raise InvalidInput("url must be a str or a non-empty list of str (one per node)")
+        check_nodes(urls)  # one scheme, one path prefix (several nodes of one cluster)
+        splits = [split_credentials(u) for u in urls]
+        bases = [base for base, _, _ in splits]
+        users = {(u, p) for _, u, p in splits if u is not None}
+        if len(users) > 1:
+            raise InvalidInput("the node URLs carry different credentials")
+        user, password = next(iter(users)) if users else (None, None)
+        self.auth: Auth | None = None
+        if isinstance(auth, Auth):
+            self.auth = auth
+            user = password = None
+        elif auth is not None:
             if not (isinstance(auth, (tuple, list)) and len(auth) == 2):
-                raise InvalidInput("auth must be a (username, password) pair")
+                raise InvalidInput("auth must be a (username, password) pair, SessionAuth, JWTAuth or ProxyAuth, "
+                                   f"not {type(auth).__name__}")
             user, password = auth
-        self.url = base
+        self.url = bases[0]
+        self.urls = bases
         self.credentials = Credentials(user, password or "") if user is not None else None
         self.options = TransportOptions.from_kwargs(**transport_options)
         self._ctx = _srv.ServerContext(uuid_batch=uuid_batch, full_commit=full_commit)
-        self._transport = self._make_transport(backend)
+        if len(bases) == 1:
+            self._transport = self._make_transport(backend)
+        else:
+            transports = [self._make_transport(backend, base) for base in bases]
+            self._transport = (AsyncNodePool if self.is_async else NodePool)(transports)
+
+    def _authed(self, op: Any) -> Any:
+        """``op`` with the auth object's flow around each request (or ``op`` itself)."""
+        if self.auth is None or is_unauthenticated(op):
+            return op
+        return authed(op, self.auth)
 
     # hooks of a concrete facade
-    def _make_transport(self, backend: str | None) -> Any:  # pragma: no cover - abstract
+    def _make_transport(self, backend: str | None, url: str | None = None) -> Any:  # pragma: no cover - abstract
         raise NotImplementedError
 
     def _run(self, op: Any, post: Callable[[Any], Any] | None = None) -> Any:  # pragma: no cover
@@ -82,7 +110,10 @@ class ServerAPI:
 
     def __repr__(self) -> str:
         who = f" as {self.credentials.username}" if self.credentials else ""
-        return f"<{type(self).__name__} {self.url}{who}>"
+        if self.auth is not None:
+            who = f" with {self.auth!r}"
+        where = self.url if len(self.urls) == 1 else ", ".join(self.urls)
+        return f"<{type(self).__name__} {where}{who}>"
 
     def close(self) -> None:
         """Close the transport's pooled connections."""
@@ -154,6 +185,31 @@ class ServerAPI:
         https://docs.couchdb.org/en/stable/api/server/authn.html#get--_session
         """
         return self._run(_srv.session(self._ctx))
+
+    def login(self) -> Any:
+        """Log in now with the Server's :class:`~couchcore.auth.SessionAuth`
+        (``POST /_session``) and keep the cookie; returns ``{"ok": True, "name": str,
+        "roles": [...]}``. :class:`~couchcore.errors.Unauthorized` on a wrong password;
+        :class:`InvalidInput` when the Server has no ``SessionAuth``.
+        https://docs.couchdb.org/en/stable/api/server/authn.html#post--_session
+        """
+        return self._run_unauthed(self._session_auth().login_flow())
+
+    def logout(self) -> Any:
+        """End the cookie session (``DELETE /_session``) and forget the cookie; the
+        next request logs in again. Returns ``{"ok": True}``; :class:`InvalidInput`
+        when the Server has no ``SessionAuth``.
+        https://docs.couchdb.org/en/stable/api/server/authn.html#delete--_session
+        """
+        return self._run_unauthed(self._session_auth().logout_flow())
+
+    def _session_auth(self) -> SessionAuth:
+        if not isinstance(self.auth, SessionAuth):
+            raise InvalidInput("login()/logout() need auth=couchcore.SessionAuth(user, password)")
+        return self.auth
+
+    def _run_unauthed(self, op: Any) -> Any:
+        return self._run(unauthenticated(op))
 
     # -- databases -----------------------------------------------------------------
     def create(self, name: str, partitioned: bool = False, q: int | None = None, n: int | None = None,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, Callable, Iterable, Iterator
 
 from .api import DatabaseAPI, ServerAPI
+from .auth import SessionAuth
 from .drivers import RetryPolicy, run
 from .errors import HTTPError, InvalidInput
 from .models import Document
@@ -49,16 +50,19 @@ class Server(ServerAPI):
     database raises :class:`~couchcore.errors.NotFoundKeyError`, also a ``KeyError``.
     """
 
-    def _make_transport(self, backend: str | None) -> Any:
-        return get_backend(backend or "urllib3")(self.url, self.credentials, self.options)
+    def _make_transport(self, backend: str | None, url: str | None = None) -> Any:
+        return get_backend(backend or "urllib3")(url or self.url, self.credentials, self.options)
 
     def _run(self, op: Any, post: Callable[[Any], Any] | None = None) -> Any:
-        result = run(op, self._transport)
+        result = run(self._authed(op), self._transport)
         return post(result) if post is not None else result
 
     def _iter_many(self, ops: Iterable[Any], concurrency: int) -> Iterator[tuple[int, Any]]:
         """``(index, result)`` as operations finish, at most ``concurrency`` in flight;
         ``ops`` is consumed lazily and a failed operation yields its exception."""
+        if isinstance(self.auth, SessionAuth) and not self.auth.logged_in:
+            self.login()  # once, before many operations start at once in this thread
+        ops = map(self._authed, ops)  # the auth flow around each request, on every engine
         iter_many = getattr(self._transport, "iter_many", None)
         if iter_many is not None:  # pycurl: one CurlMulti handle, many transfers in flight
             for i, result in iter_many(ops, concurrency, RetryPolicy.of(self._transport)):

@@ -1,0 +1,271 @@
+"""Authentication above the backends: objects that wrap each request of an operation.
+
+An auth object's :meth:`Auth.flow` is a small generator, like an httpx ``Auth`` flow:
+it receives the operation's :class:`~couchcore.protocol.messages.Request`, may yield
+other requests first (a ``POST /_session`` login), yields the request itself (with its
+credentials added) and returns the :class:`~couchcore.protocol.messages.Response` the
+operation gets. :func:`authed` wraps a whole operation that way, so every driver (sync,
+async, libcurl's ``iter_many``) runs it unchanged; no backend knows about it.
+
+Plain ``auth=(user, password)`` stays HTTP Basic, sent by the backends themselves.
+CouchDB: https://docs.couchdb.org/en/stable/api/server/authn.html
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import threading
+from typing import Any, Generator, Sequence
+
+from .errors import InvalidInput
+from .protocol.messages import Request, Response
+
+__all__ = ["Auth", "SessionAuth", "JWTAuth", "ProxyAuth", "authed"]
+
+Flow = Generator[Request, Response, Response]
+
+_COOKIE = re.compile(r"AuthSession=([^;,\s]*)")
+
+
+class Auth:
+    """Base class: an object adding credentials to every request of an operation."""
+
+    def flow(self, request: Request) -> Flow:
+        """Send ``request`` (with credentials added): yield it, return its response."""
+        response = yield request
+        return response
+
+
+def authed(op: Generator[Request, Response, Any], auth: Auth) -> Generator[Request, Response, Any]:
+    """``op`` with each of its requests passed through ``auth.flow``: same result,
+    same exceptions; an exception the driver throws in (a transport failure) reaches
+    ``op`` after the flow has seen it."""
+    try:
+        request = next(op)
+    except StopIteration as stop:
+        return stop.value
+    while True:
+        try:
+            response = yield from auth.flow(request)
+        except GeneratorExit:
+            op.close()
+            raise
+        except BaseException as exc:
+            try:
+                request = op.throw(exc)
+            except StopIteration as stop:
+                return stop.value
+            continue
+        try:
+            request = op.send(response)
+        except StopIteration as stop:
+            return stop.value
+
+
+def unauthenticated(op: Generator[Request, Response, Any]) -> Generator[Request, Response, Any]:
+    """``op`` marked to run without the Server's auth flow (the login itself)."""
+    return (yield from op)
+
+
+def is_unauthenticated(op: Any) -> bool:
+    return getattr(op, "gi_code", None) is unauthenticated.__code__
+
+
+def _text(name: str, value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise InvalidInput(f"{name} must be a non-empty str")
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise InvalidInput(f"{name} must not hold control characters")
+    return value
+
+
+def _replayable(request: Request) -> bool:
+    return request.body is None or isinstance(request.body, (bytes, bytearray, str))
+
+
+class SessionAuth(Auth):
+    """Cookie authentication through ``POST /_session``.
+
+    ``SessionAuth(user, password)`` (non-empty ``str``; otherwise
+    :class:`~couchcore.errors.InvalidInput`). Logs in on the first request, sends
+    ``Cookie: AuthSession=...`` with every request, keeps the refreshed cookie of every
+    ``Set-Cookie`` the server sends back, and when a request is refused with ``401`` or
+    ``403 credentials_expired`` logs in again and sends it once more (only when its body
+    can be sent again: bytes or none, not a file or an iterator). A wrong password raises
+    :class:`~couchcore.errors.Unauthorized` from the login, once: nothing is retried.
+
+    One login at a time per object: threads wait for a login another thread runs;
+    tasks of one event loop (the async facade, libcurl's ``iter_many``) cannot block,
+    so they poll (``GET /`` every 20 ms) until it is done. ``logins`` counts the
+    logins made. The repr shows the user only.
+    https://docs.couchdb.org/en/stable/api/server/authn.html#cookie-authentication
+    """
+
+    POLL = 0.02  # seconds between checks while another task of the loop logs in
+
+    def __init__(self, user: str, password: str) -> None:
+        self.username = _text("SessionAuth user", user)
+        if not isinstance(password, str):
+            raise InvalidInput("SessionAuth password must be a str")
+        self._password = password
+        self._cookie: str | None = None
+        self._epoch = 0  # bumped by every login
+        self._login_lock = threading.Lock()
+        self._owner: int | None = None  # the thread running the login
+        self.logins = 0
+
+    def __repr__(self) -> str:
+        return f"SessionAuth({self.username!r}, '***')"
+
+    @property
+    def logged_in(self) -> bool:
+        """Whether a session cookie is held (it may have expired on the server)."""
+        return self._cookie is not None
+
+    # -- the login, one at a time ---------------------------------------------------
+    def _acquire(self) -> Generator[Request, Response, None]:
+        me = threading.get_ident()
+        while not self._login_lock.acquire(blocking=False):
+            if self._owner != me:
+                self._login_lock.acquire()  # another thread logs in: wait for it
+                break
+            probe = Request("GET", "/")  # another task of this thread: must not block its loop
+            probe.delay = self.POLL
+            response = yield probe
+            response.close()
+        self._owner = me
+
+    def _release(self) -> None:
+        self._owner = None
+        self._login_lock.release()
+
+    def login_flow(self, since: int | None = None) -> Generator[Request, Response, Any]:
+        """Log in (``POST /_session`` with a JSON body) and keep the cookie; returns the
+        server's answer (``{"ok": True, "name": ..., "roles": [...]}``), or ``None``
+        when ``since`` (an epoch) is given and another flow logged in after it.
+        Raises :class:`~couchcore.errors.Unauthorized` on a wrong password."""
+        yield from self._acquire()
+        try:
+            if since is not None and self._epoch != since and self._cookie is not None:
+                return None
+            request = Request("POST", "/_session", json={"name": self.username, "password": self._password},
+                              idempotent=False)
+            response = yield request
+            if not response.ok:
+                if response.stream is not None:
+                    response.read()
+                self._cookie = None
+                raise response.error()
+            body = response.json()
+            self._take(response)
+            if self._cookie is None:
+                from .errors import ResponseError
+
+                raise ResponseError("POST /_session answered without an AuthSession cookie")
+            self._epoch += 1
+            self.logins += 1
+            return body
+        finally:
+            self._release()
+
+    def logout_flow(self) -> Generator[Request, Response, Any]:
+        """``DELETE /_session`` and forget the cookie; returns the server's answer."""
+        request = Request("DELETE", "/_session")
+        if self._cookie is not None:
+            request.headers["Cookie"] = f"AuthSession={self._cookie}"
+        self._cookie = None
+        response = yield request
+        return response.raise_for_status().json()
+
+    def _take(self, response: Response) -> None:
+        value = response.headers.get("set-cookie")
+        if value:
+            match = _COOKIE.search(value)
+            if match:
+                self._cookie = match.group(1) or None
+
+    def flow(self, request: Request) -> Flow:
+        if self._cookie is None:
+            yield from self.login_flow(since=self._epoch)
+        epoch = self._epoch
+        request.headers["Cookie"] = f"AuthSession={self._cookie}"
+        response = yield request
+        self._take(response)
+        if _refused(response) and _replayable(request):
+            response.close()
+            yield from self.login_flow(since=epoch)
+            request.headers["Cookie"] = f"AuthSession={self._cookie}"
+            response = yield request
+            self._take(response)
+        return response
+
+
+def _refused(response: Response) -> bool:
+    if response.status == 401:
+        return True
+    if response.status != 403:
+        return False
+    if response.stream is not None:
+        response.read()
+    return b"credentials_expired" in (response.body or b"")
+
+
+class JWTAuth(Auth):
+    """``Authorization: Bearer <token>`` on every request (CouchDB's JWT handler must be
+    enabled: ``[chttpd] authentication_handlers`` with ``jwt_authentication_handler``).
+    ``token``: a non-empty ``str``. The repr never shows it.
+    https://docs.couchdb.org/en/stable/api/server/authn.html#jwt-authentication
+    """
+
+    def __init__(self, token: str) -> None:
+        self._token = _text("JWTAuth token", token)
+
+    def __repr__(self) -> str:
+        return "JWTAuth('***')"
+
+    def flow(self, request: Request) -> Flow:
+        request.headers["Authorization"] = "Bearer " + self._token
+        response = yield request
+        return response
+
+
+class ProxyAuth(Auth):
+    """Proxy authentication: ``X-Auth-CouchDB-UserName``, ``X-Auth-CouchDB-Roles``
+    (comma-separated) and, when ``secret`` is given, ``X-Auth-CouchDB-Token``: the hex
+    HMAC of the user name keyed with the secret (``[chttpd_auth] secret``), with hash
+    ``hash`` (``"sha256"`` by default, one of ``[chttpd_auth] hash_algorithms``;
+    ``"sha"``/``"sha1"`` for CouchDB before 3.3). ``user`` and each role are non-empty
+    ``str`` without commas (roles) or control characters. The repr never shows the secret.
+    https://docs.couchdb.org/en/stable/api/server/authn.html#proxy-authentication
+    """
+
+    def __init__(self, user: str, roles: Sequence[str] = (), secret: str | None = None,
+                 hash: str = "sha256") -> None:
+        self.username = _text("ProxyAuth user", user)
+        if isinstance(roles, str) or not isinstance(roles, (list, tuple)):
+            raise InvalidInput("ProxyAuth roles must be a list or tuple of str")
+        for role in roles:
+            if "," in _text("ProxyAuth role", role):
+                raise InvalidInput("ProxyAuth roles must not contain commas")
+        self.roles = tuple(roles)
+        if secret is not None:
+            _text("ProxyAuth secret", secret)
+        algorithm = {"sha": "sha1"}.get(hash, hash)
+        if algorithm not in hashlib.algorithms_available:
+            raise InvalidInput(f"ProxyAuth hash: unknown algorithm {hash!r}")
+        self._headers = {"X-Auth-CouchDB-UserName": self.username}
+        if self.roles:
+            self._headers["X-Auth-CouchDB-Roles"] = ",".join(self.roles)
+        if secret is not None:
+            self._headers["X-Auth-CouchDB-Token"] = hmac.new(secret.encode("utf-8"), self.username.encode("utf-8"),
+                                                             algorithm).hexdigest()
+
+    def __repr__(self) -> str:
+        return f"ProxyAuth({self.username!r}, roles={list(self.roles)!r})"
+
+    def flow(self, request: Request) -> Flow:
+        request.headers.update(self._headers)
+        response = yield request
+        return response

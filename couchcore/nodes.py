@@ -1,0 +1,144 @@
+"""Several nodes of one cluster behind one Server, above the backends.
+
+:class:`NodePool` holds one transport per node (any backend) and looks like one
+transport to the drivers: each request goes to the next node in turn (round-robin);
+a node that cannot be connected to (:class:`~couchcore.errors.ConnectError`: nothing
+was sent) is set aside for a while (1 s, doubling with each further failure, at most
+60 s) and the request goes to the next node at once. A node set aside is tried again
+once its time is up, or sooner when every node is set aside. A streamed response
+(a view, a continuous changes feed) is read from the node that answered; the next
+request (a feed's reconnect) may go to another one.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from typing import Any, Sequence
+from urllib.parse import urlsplit
+
+from .errors import ConnectError, InvalidInput, TLSError
+from .protocol.messages import Request, Response
+
+__all__ = ["NodePool", "AsyncNodePool", "check_nodes"]
+
+BENCH = 1.0  # seconds a node is set aside after its first failed connect
+MAX_BENCH = 60.0
+
+
+def check_nodes(urls: Sequence[str]) -> None:
+    """The node base URLs of one cluster: at least one, one scheme, one path prefix
+    (:class:`~couchcore.errors.InvalidInput` otherwise)."""
+    if not urls:
+        raise InvalidInput("Server needs at least one node URL")
+    parts = [urlsplit(url) for url in urls]
+    schemes = {p.scheme for p in parts}
+    if len(schemes) != 1:
+        raise InvalidInput(f"the node URLs mix schemes: {', '.join(sorted(schemes))}")
+    paths = {p.path.rstrip("/") for p in parts}
+    if len(paths) != 1:
+        raise InvalidInput("the node URLs have different path prefixes")
+    if len({(p.hostname, p.port) for p in parts}) != len(parts):
+        raise InvalidInput("the node URLs name the same node twice")
+
+
+class _Node:
+    __slots__ = ("transport", "failures", "until")
+
+    def __init__(self, transport: Any) -> None:
+        self.transport = transport
+        self.failures = 0
+        self.until = 0.0  # monotonic time before which the node is set aside
+
+
+class NodePool:
+    """One transport per node, used as one (sync ``send``)."""
+
+    def __init__(self, transports: Sequence[Any]) -> None:
+        self.nodes = [_Node(t) for t in transports]
+        self._turn = itertools.count()
+        self._lock = threading.Lock()
+        first = transports[0]
+        self.base_url = first.base_url
+        self.options = first.options
+        self.credentials = getattr(first, "credentials", None)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {', '.join(n.transport.base_url for n in self.nodes)}>"
+
+    @property
+    def base_urls(self) -> list[str]:
+        return [n.transport.base_url for n in self.nodes]
+
+    def order(self) -> list[_Node]:
+        """The nodes to try for the next request: those not set aside, starting with
+        the next in turn, then those set aside, the soonest back first."""
+        now = time.monotonic()
+        with self._lock:
+            start = next(self._turn) % len(self.nodes)
+        turn = self.nodes[start:] + self.nodes[:start]
+        ready = [n for n in turn if n.until <= now]
+        benched = sorted((n for n in turn if n.until > now), key=lambda n: n.until)
+        return ready + benched
+
+    def _failed(self, node: _Node) -> None:
+        with self._lock:
+            node.until = time.monotonic() + min(MAX_BENCH, BENCH * 2 ** node.failures)
+            node.failures += 1
+
+    def _worked(self, node: _Node) -> None:
+        if node.failures:
+            with self._lock:
+                node.failures = 0
+                node.until = 0.0
+
+    @staticmethod
+    def _fails_over(request: Request, error: BaseException) -> bool:
+        replayable = request.body is None or isinstance(request.body, (bytes, bytearray, str))
+        return isinstance(error, ConnectError) and not isinstance(error, TLSError) and replayable
+
+    def send(self, request: Request) -> Response:
+        nodes = self.order()
+        for i, node in enumerate(nodes):
+            try:
+                response = node.transport.send(request)
+            except ConnectError as exc:
+                if not self._fails_over(request, exc):
+                    raise
+                self._failed(node)
+                if i == len(nodes) - 1:
+                    raise
+                continue
+            self._worked(node)
+            return response
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def close(self) -> None:
+        for node in self.nodes:
+            node.transport.close()
+
+    @property
+    def active(self) -> int:
+        """Requests in flight on every node (async backends)."""
+        return sum(getattr(n.transport, "active", 0) for n in self.nodes)
+
+
+class AsyncNodePool(NodePool):
+    """One async transport per node, used as one (``await send``)."""
+
+    async def send(self, request: Request) -> Response:  # type: ignore[override]
+        nodes = self.order()
+        for i, node in enumerate(nodes):
+            try:
+                response = await node.transport.send(request)
+            except ConnectError as exc:
+                if not self._fails_over(request, exc):
+                    raise
+                self._failed(node)
+                if i == len(nodes) - 1:
+                    raise
+                continue
+            self._worked(node)
+            return response
+        raise AssertionError("unreachable")  # pragma: no cover

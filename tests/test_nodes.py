@@ -1,0 +1,151 @@
+"""Several nodes behind one Server (issue 10 item 2), against several PouchDB Server
+processes: each answers ``GET /`` with its own ``uuid``, so the answers tell which node
+served a request; loopback proxies in front of them count the requests per node."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+
+import pytest
+
+import couchcore
+import couchcore.nodes
+import couchcore.tornado as ctornado
+from couchcore.testing import FaultyProxy, PouchDBServer
+
+
+@pytest.fixture(scope="module")
+def nodes():
+    servers = [PouchDBServer() for _ in range(3)]
+    try:
+        for s in servers:
+            s.start()
+        yield servers
+    finally:
+        for s in servers:
+            s.stop()
+
+
+@pytest.fixture
+def running(nodes):
+    """Every node up (a test may stop one)."""
+    for node in nodes:
+        if not node.running:
+            node.start(_same_port=True)
+    return nodes
+
+
+def uuids(nodes) -> list[str]:
+    return [couchcore.Server(n.url).info()["uuid"] for n in nodes]
+
+
+def bare(url: str) -> str:
+    return url.replace("admin:admin@", "")
+
+
+def test_requests_go_round_robin(running, backend):
+    proxies = [FaultyProxy(n.url) for n in running]
+    try:
+        server = couchcore.Server([p.url for p in proxies], auth=("admin", "admin"), backend=backend)
+        answered = Counter(server.info()["uuid"] for _ in range(9))
+        assert sorted(answered.values()) == [3, 3, 3]
+        assert set(answered) == set(uuids(running))
+        assert [len(p.seen) for p in proxies] == [3, 3, 3]
+        server.close()
+    finally:
+        for p in proxies:
+            p.close()
+
+
+def test_a_stopped_node_is_set_aside_and_tried_again(running, backend, monkeypatch):
+    monkeypatch.setattr(couchcore.nodes, "BENCH", 1.0)
+    ids = uuids(running)
+    server = couchcore.Server([bare(n.url) for n in running], auth=("admin", "admin"), backend=backend, retries=0)
+    pool = server._transport
+    try:
+        running[1].stop()
+        # every request succeeds on the other nodes, even with no retries left to the driver
+        answered = Counter(server.info()["uuid"] for _ in range(12))
+        assert set(answered) == {ids[0], ids[2]} and sum(answered.values()) == 12
+        assert pool.nodes[1].failures == 1  # tried once, then set aside (not once per request)
+        running[1].start(_same_port=True)  # in memory: a new uuid
+        back = couchcore.Server(running[1].url).info()["uuid"]
+        time.sleep(1.2)  # the time it is set aside
+        answered = Counter(server.info()["uuid"] for _ in range(6))
+        assert answered[back] >= 1  # back in turn
+        assert pool.nodes[1].failures == 0
+    finally:
+        server.close()
+
+
+def test_every_node_down_raises_connect_error(running):
+    server = couchcore.Server(["http://127.0.0.1:1", "http://127.0.0.1:2"], retries=0)
+    with pytest.raises(couchcore.ConnectError):
+        server.version()
+    assert [n.failures for n in server._transport.nodes] == [1, 1]
+    server.close()
+
+
+def test_async_nodes(running):
+    ids = uuids(running)
+    proxies = [FaultyProxy(n.url) for n in running]
+
+    async def main() -> tuple[Counter, Counter]:
+        server = ctornado.Server([p.url for p in proxies], auth=("admin", "admin"), retries=0)
+        try:
+            first = Counter([(await server.info())["uuid"] for _ in range(6)])
+            proxies[2].stop_forwarding()  # refuses connections, as a node that went down
+            second = Counter(r["uuid"] for r in await asyncio.gather(*(server.info() for _ in range(8))))
+            return first, second
+        finally:
+            server.close()
+
+    try:
+        first, second = asyncio.run(main())
+        assert first == Counter({ids[0]: 2, ids[1]: 2, ids[2]: 2})
+        assert set(second) == {ids[0], ids[1]} and sum(second.values()) == 8
+    finally:
+        for p in proxies:
+            p.close()
+
+
+def test_streamed_view_reads_from_one_node(running):
+    """A view's rows stream from the node that answered, while other requests go elsewhere."""
+    server = couchcore.Server([bare(n.url) for n in running], auth=("admin", "admin"))
+    name = "nodes-stream"
+    try:
+        for node in running:  # separate servers: the same database on each, different content
+            single = couchcore.Server(node.url)
+            db = single.create(name) if not single.exists(name) else single.db(name)
+            db.save({"_id": "who", "uuid": single.info()["uuid"]})
+            for i in range(50):
+                db.save({"_id": f"d{i:03d}"})
+            single.close()
+        db = server.db(name)
+        result = db.view("_all_docs", include_docs=True)
+        owners = set()
+        for row in result:
+            server.info()  # other requests in between, on other nodes
+            if row.id == "who":
+                owners.add(row.doc["uuid"])
+        assert len(owners) == 1
+    finally:
+        for node in running:
+            single = couchcore.Server(node.url)
+            if single.exists(name):
+                single.delete(name)
+            single.close()
+        server.close()
+
+
+def test_bad_node_lists_are_refused():
+    for bad in ([], ["http://a:5984", "https://b:5984"], ["http://a:5984/couch", "http://b:5984"],
+                ["http://a:5984", "http://a:5984"], ["http://a:5984", 5], b"http://a:5984",
+                ["http://u:p@a:5984", "http://v:q@b:5984"]):
+        with pytest.raises(couchcore.InvalidInput):
+            couchcore.Server(bad)
+    server = couchcore.Server(["http://u:secret@a:5984/couch", "http://b:5984/couch/"])
+    assert "secret" not in repr(server) and "b:5984" in repr(server)
+    server.close()
