@@ -146,6 +146,24 @@ def db(server, db_name):
         pass
 
 
+@pytest.fixture
+def one_copy_db(server, db_name):
+    """A fresh database with ONE copy of each shard (``n=1``; PouchDB Server ignores it).
+    A cluster reads views, ``_all_docs``, ``_changes``, ``doc_count`` and ``_security``
+    from one copy of each shard, whatever the quorum, and that copy may not have applied a
+    write the others acknowledged yet
+    (https://docs.couchdb.org/en/stable/cluster/sharding.html#quorum): with one copy they
+    see every acknowledged write. For tests about what couchcore does with those answers,
+    not about replication (tests/test_cluster.py tests the replicated defaults). A module
+    whose tests all need it overrides ``db`` with a fixture that returns it."""
+    database = server.create(db_name, n=1)
+    yield database
+    try:
+        server.delete(db_name)
+    except couchcore.NotFound:
+        pass
+
+
 @pytest.fixture(scope="session")
 def fixtures_dir() -> Path:
     """The recorded CouchDB responses; they are part of the repository, so missing ones fail."""

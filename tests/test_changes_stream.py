@@ -20,7 +20,10 @@ from couchcore.testing import RowReplayServer
 
 @pytest.fixture
 def db(server, db_name):
-    database = server.create(db_name, q=1)  # one shard: feed order is insertion order
+    # one shard: feed order is insertion order; one copy of it: a cluster's _changes reads
+    # one copy, which may lag behind acknowledged writes
+    # (https://docs.couchdb.org/en/stable/cluster/sharding.html#quorum)
+    database = server.create(db_name, q=1, n=1)
     yield database
     try:
         server.delete(db_name)

@@ -76,6 +76,13 @@ def query(request):
 
 
 @pytest.fixture
+def db(one_copy_db):
+    """One copy of each shard: a cluster reads views, _all_docs and _changes from one copy,
+    which may lag behind acknowledged writes (see conftest.one_copy_db)."""
+    return one_copy_db
+
+
+@pytest.fixture
 def tmp_db(server):
     made = []
 
@@ -135,6 +142,16 @@ def test_get_revisions_by_id_and_rev(db, backend):
     # _bulk_get options pass through: revs=true gives each document its _revisions
     a1, = rdb.get([("a", rev1)], revs=True)
     assert a1["_revisions"]["start"] == 1
+
+
+@pytest.mark.couchdb_only  # PouchDB Server calls a malformed revision missing
+def test_get_revision_of_bad_format_raises_bad_request(db):
+    db.save({"_id": "a"})
+    with pytest.raises(couchcore.BadRequest) as info:
+        db.get(["a", ("a", "bogus")])
+    assert info.value.reason == "Invalid rev format" and info.value.url.endswith(f"/{db.name}/_bulk_get")
+    with pytest.raises(couchcore.BadRequest):
+        db.get("a", rev="bogus")  # as a single GET says
 
 
 def test_get_list_without_bulk_get_uses_all_docs_and_open_revs(db, backend):

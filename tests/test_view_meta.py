@@ -19,6 +19,13 @@ DDOC = {"_id": "_design/m", "views": {"by_n": {"map": "function(d){ if (d.n !== 
 
 
 @pytest.fixture
+def db(one_copy_db):
+    """One copy of each shard: a cluster reads views and _all_docs from one copy, which may
+    lag behind acknowledged writes (see conftest.one_copy_db)."""
+    return one_copy_db
+
+
+@pytest.fixture
 def filled(db):
     assert db.save([{"_id": f"d{i:03d}", "n": i} for i in range(30)] + [dict(DDOC)]).ok
     return db
