@@ -15,7 +15,7 @@ from typing import Any, Generator, Union
 
 from .. import codec
 from .. import rows as _rows
-from ..errors import InvalidInput, InvalidOption
+from ..errors import InvalidInput, InvalidOption, error_for_status
 from ..models import Document
 from .messages import Request, Response
 from .paths import db_path, doc_path
@@ -32,6 +32,8 @@ BULK_GET_OPTIONS = frozenset({"revs", "attachments", "att_encoding_info", "lates
 
 # statuses that say "no _bulk_get here" (CouchDB 1.x treats it as a document id)
 _ABSENT = (400, 404, 405, 501)
+# per-document errors of a _bulk_get answer, as HTTP statuses
+_ERROR_STATUS = {"bad_request": 400, "unauthorized": 401, "forbidden": 403}
 
 
 def check_refs(refs: Iterable[Any]) -> list[DocRef]:
@@ -114,13 +116,13 @@ def _bulk_get(ctx: ServerContext, db: str, refs: list[DocRef],
     ctx.bulk_get = True
     parser = _rows.make_parser("bulk_get")
     results = parser.feed(resp.body or b"") + parser.close()
-    found = _match(wanted, results)
+    found = _match(db, wanted, results)
     if found is None:
         return None
     return [found[_key(ref)] for ref in refs]
 
 
-def _match(wanted: list[tuple[str, str | None]], results: list[dict]) -> dict | None:
+def _match(db: str, wanted: list[tuple[str, str | None]], results: list[dict]) -> dict | None:
     """``{(id, rev): Document | None}``, or ``None`` when ``results`` is not one entry per
     request, in order, each with one answer for that request (PouchDB Server merges
     repeated ids and may answer another revision)."""
@@ -143,12 +145,13 @@ def _match(wanted: list[tuple[str, str | None]], results: list[dict]) -> dict | 
         else:  # {"error": {...}} (CouchDB), {"missing": rev} or {} (PouchDB Server): not there
             error = entry.get("error")
             if isinstance(error, dict) and error.get("error") not in (None, "not_found"):
-                from ..errors import error_for_status
-
-                status = 403 if error.get("error") == "forbidden" else 401 if error.get("error") == "unauthorized" \
-                    else 500
-                raise error_for_status(status)(status, str(error.get("error")), str(error.get("reason")),
-                                               "POST", "_bulk_get")
+                # a per-document error other than "missing" (e.g. 400 "Invalid rev format"):
+                # raised as a GET of that document would raise it
+                name = str(error.get("error"))
+                status = _ERROR_STATUS.get(name, 500)
+                reason = error.get("reason")
+                raise error_for_status(status)(status, name, None if reason is None else str(reason), "POST",
+                                               f"{db_path(db)}/_bulk_get")
             out[(docid, rev)] = None
     return out
 
