@@ -43,6 +43,10 @@ __all__ = ["ServerAPI", "DatabaseAPI", "DEFAULT_URL"]
 
 DEFAULT_URL = "http://127.0.0.1:5984"
 
+# (DatabaseAPI has a method named ``list``: these keep the builtin visible in its annotations)
+_IndexList = list[_mango.IndexInfo]
+_RevLists = dict[str, list[str]]
+
 
 class ServerAPI:
     """A CouchDB server. See :class:`couchcore.Server` for the sync flavour."""
@@ -279,8 +283,11 @@ class ServerAPI:
 
     def _endpoint_on(self, server: "ServerAPI", name: str) -> Any:
         creds = server.credentials
-        return _srv.Endpoint(server.url + "/" + quote(name, safe=""), creds.username if creds else None,
-                             creds.password if creds else None, name if server.url == self.url else None)
+        user, password = (creds.username, creds.password) if creds else (None, None)
+        if isinstance(server.auth, SessionAuth):  # the replicator logs in with the same user
+            user, password = server.auth.username, server.auth._password
+        return _srv.Endpoint(server.url + "/" + quote(name, safe=""), user, password,
+                             name if server.url == self.url else None)
 
     def _url_with_credentials(self) -> str:
         if self.credentials is None:
@@ -358,7 +365,7 @@ class DatabaseAPI:
     name: str
     _server: ServerAPI
 
-    def __init__(self, url_or_name: str, auth: tuple[str, str] | None = None, server: ServerAPI | None = None,
+    def __init__(self, url_or_name: str, auth: "tuple[str, str] | Auth | None" = None, server: ServerAPI | None = None,
                  **server_options: Any) -> None:
         if "://" in url_or_name:
             server_url, name = split_database_url(url_or_name)
@@ -781,12 +788,12 @@ class DatabaseAPI:
         result: dict[str, Any] = self._run(_mango.explain(self.name, selector, options))
         return result
 
-    def indexes(self) -> list[_mango.IndexInfo]:
+    def indexes(self) -> "_IndexList":
         """The Mango indexes: ``[{"ddoc", "name", "type", "def": {"fields": [...]}}, ...]``
         (the special ``_all_docs`` index first, ``ddoc`` ``None``).
         https://docs.couchdb.org/en/stable/api/database/find.html#get--db-_index
         """
-        result: list[_mango.IndexInfo] = self._run(_mango.indexes(self.name))
+        result: _IndexList = self._run(_mango.indexes(self.name))
         return result
 
     def delete_index(self, ddoc: str, name: str, type: str = "json") -> bool:
@@ -805,11 +812,11 @@ class DatabaseAPI:
         result: dict[str, _revs.RevsDiffEntry] = self._run(_revs.revs_diff(self.name, revs))
         return result
 
-    def missing_revs(self, revs: Mapping[str, Sequence[str]]) -> dict[str, list[str]]:
+    def missing_revs(self, revs: Mapping[str, Sequence[str]]) -> "_RevLists":
         """Which of ``{id: [rev, ...]}`` the database lacks: ``{id: [rev, ...]}``.
         https://docs.couchdb.org/en/stable/api/database/misc.html#db-missing-revs
         """
-        result: dict[str, list[str]] = self._run(_revs.missing_revs(self.name, revs))
+        result: _RevLists = self._run(_revs.missing_revs(self.name, revs))
         return result
 
     def design_docs(self, **options: Any) -> ViewResult:

@@ -12,7 +12,6 @@ CouchDB: https://docs.couchdb.org/en/stable/api/database/changes.html
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import threading
 import time
@@ -27,6 +26,8 @@ from .protocol.messages import Request, Response
 from .results import ChangesResult
 
 if TYPE_CHECKING:  # pragma: no cover
+    import asyncio
+
     from .api import DatabaseAPI
 
 __all__ = ["ChangesFollower", "TERMINAL_ERRORS", "DEFAULT_LONGPOLL_TIMEOUT"]
@@ -150,7 +151,7 @@ class ChangesFollower:
         if self.since == "now":  # pin it: a reconnect after a failure must not skip changes
             info = yield from _db.info(self._db._ctx, self._db.name)
             self.since = info["update_seq"]
-        result = yield from _changes.changes(self._db._ctx, self._db.name, **self._request_options())
+        result: ChangesResult = yield from _changes.changes(self._db._ctx, self._db.name, **self._request_options())
         return result
 
     def _deliver(self, change: dict[str, Any]) -> None:
@@ -248,6 +249,8 @@ class ChangesFollower:
         return self._aiterate()
 
     async def _aiterate(self) -> AsyncIterator[dict[str, Any]]:
+        import asyncio  # here, not at module level: only the async path needs it (import cost)
+
         self._loop = asyncio.get_running_loop()
         failures = 0
         while not self._stopped:

@@ -10,7 +10,7 @@ https://docs.couchdb.org/en/stable/api/database/bulk-api.html#db-bulk-get
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Generator, Union
 
 from .. import codec
@@ -122,7 +122,8 @@ def _bulk_get(ctx: ServerContext, db: str, refs: list[DocRef],
     return [found[_key(ref)] for ref in refs]
 
 
-def _match(db: str, wanted: list[tuple[str, str | None]], results: list[dict]) -> dict | None:
+def _match(db: str, wanted: list[tuple[str, str | None]],
+           results: list[dict[str, Any]]) -> dict[tuple[str, str | None], Document | None] | None:
     """``{(id, rev): Document | None}``, or ``None`` when ``results`` is not one entry per
     request, in order, each with one answer for that request (PouchDB Server merges
     repeated ids and may answer another revision)."""
@@ -162,7 +163,8 @@ def _db_missing(resp: Response) -> bool:
     return resp.error().reason in ("no_db_file", "Database does not exist.")
 
 
-def _all_docs(db: str, ids: list[DocRef], options: Mapping[str, Any]) -> Generator[Request, Response, list]:
+def _all_docs(db: str, ids: Sequence[DocRef],
+              options: Mapping[str, Any]) -> Generator[Request, Response, list[Document | None]]:
     query, _ = codec.view_query({**options, "include_docs": True})
     resp = yield Request("POST", f"{db_path(db)}/_all_docs", query=query, json={"keys": ids}, idempotent=True)
     resp.raise_for_status()
@@ -171,7 +173,8 @@ def _all_docs(db: str, ids: list[DocRef], options: Mapping[str, Any]) -> Generat
     return [row.doc if row.error is None and row.doc is not None else None for row in rows]
 
 
-def _open_revs(db: str, refs: list[DocRef], options: Mapping[str, Any]) -> Generator[Request, Response, list]:
+def _open_revs(db: str, refs: list[DocRef],
+               options: Mapping[str, Any]) -> Generator[Request, Response, list[Document | None]]:
     """Without ``_bulk_get``: ids through ``_all_docs``, revisions with one
     ``GET /{db}/{id}?open_revs=[...]`` per document."""
     ids = [ref for ref in refs if isinstance(ref, str)]

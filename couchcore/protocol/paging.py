@@ -236,6 +236,6 @@ def find_request(db: str, selector: Mapping[str, Any], options: Mapping[str, Any
 def find_page(request: Request) -> Generator[Request, Response, dict[str, Any]]:
     """One ``_find`` answer: ``{"docs": [Document, ...], "bookmark"?, "warning"?}``."""
     resp = yield request
-    data = resp.json()
+    data: dict[str, Any] = resp.json()
     data["docs"] = [Document(d) for d in data.get("docs", ())]
     return data
