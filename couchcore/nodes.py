@@ -102,7 +102,7 @@ class NodePool:
         nodes = self.order()
         for i, node in enumerate(nodes):
             try:
-                response = node.transport.send(request)
+                response: Response = node.transport.send(request)
             except ConnectError as exc:
                 if not self._fails_over(request, exc):
                     raise
@@ -131,7 +131,7 @@ class AsyncNodePool(NodePool):
         nodes = self.order()
         for i, node in enumerate(nodes):
             try:
-                response = await node.transport.send(request)
+                response: Response = await node.transport.send(request)
             except ConnectError as exc:
                 if not self._fails_over(request, exc):
                     raise

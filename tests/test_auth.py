@@ -283,3 +283,21 @@ def test_proxy_auth(couch_url):
         else:
             admin_server.config("chttpd_auth/proxy_use_secret", old)
         admin_server.close()
+
+
+def test_replication_with_session_auth(admin):
+    """The replicator logs in to each endpoint with the SessionAuth user."""
+    base, user, password = admin
+    server = couchcore.Server(base, auth=couchcore.SessionAuth(user, password))
+    source = server.create(unique_name("repsrc"))
+    target_name = unique_name("reptgt")
+    try:
+        source.save([{"_id": f"d{i}", "n": i} for i in range(5)])
+        assert server.replicate(source, target_name, create_target=True).get("ok") is True
+        target = server.db(target_name)
+        assert sorted(d["_id"] for d in target.get([f"d{i}" for i in range(5)])) == [f"d{i}" for i in range(5)]
+    finally:
+        for name in (source.name, target_name):
+            if server.exists(name):
+                server.delete(name)
+        server.close()
