@@ -95,6 +95,8 @@ class SessionAuth(Auth):
     ``403 credentials_expired`` logs in again and sends it once more (only when its body
     can be sent again: bytes or none, not a file or an iterator). A wrong password raises
     :class:`~couchcore.errors.Unauthorized` from the login, once: nothing is retried.
+    A request the user may not make at all (CouchDB's 401 for a non-admin on an
+    admin-only endpoint) costs one more login before its ``Unauthorized`` is raised.
 
     One login at a time per object: threads wait for a login another thread runs;
     tasks of one event loop (the async facade, libcurl's ``iter_many``) cannot block,

@@ -5,6 +5,7 @@ served a request; loopback proxies in front of them count the requests per node.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import Counter
 
@@ -149,3 +150,46 @@ def test_bad_node_lists_are_refused():
     server = couchcore.Server(["http://u:secret@a:5984/couch", "http://b:5984/couch/"])
     assert "secret" not in repr(server) and "b:5984" in repr(server)
     server.close()
+
+
+def _node_name():
+    from couchcore.protocol.messages import Request
+
+    response = yield Request("GET", "/_node/_local")
+    return response.raise_for_status().json()["name"]
+
+
+def test_cluster_nodes_with_one_down(couch_urls):
+    """The 3-node CouchDB cluster (cluster profile), one SessionAuth cookie for every node
+    (they share ``[chttpd_auth] secret``); a loopback proxy in front of each node; one
+    proxy stops listening, as a node that went down."""
+    from couchcore.urls import split_credentials
+
+    _, user, password = split_credentials(couch_urls[0])
+    proxies = [FaultyProxy(u) for u in couch_urls]
+    auth = couchcore.SessionAuth(user, password)
+    server = couchcore.Server([p.url for p in proxies], auth=auth, retries=0)
+    name = "nodes-cluster-" + str(int(time.time() * 1000))
+    try:
+        seen = Counter(server._run(_node_name()) for _ in range(2 * len(proxies)))
+        assert len(seen) == len(proxies) and set(seen.values()) == {2}
+        db = server.create(name)
+        db.save([{"_id": f"a{i}", "n": i} for i in range(10)])
+        proxies[1].stop_forwarding()
+        db.save([{"_id": f"b{i}", "n": i} for i in range(10)])
+        docs = db.get([f"a{i}" for i in range(10)] + [f"b{i}" for i in range(10)])
+        assert all(d is not None for d in docs) and len(docs) == 20
+        down = server._transport.nodes[1]
+        assert down.failures == 1
+        after = Counter(server._run(_node_name()) for _ in range(6))
+        assert len(after) == len(proxies) - 1 and sum(after.values()) == 6
+        assert auth.logins == 1
+    finally:
+        for p in proxies:
+            if not p.forwarding:
+                p.resume_forwarding()
+        with contextlib.suppress(couchcore.NotFound):
+            server.delete(name)
+        server.close()
+        for p in proxies:
+            p.close()
