@@ -193,3 +193,41 @@ def test_cluster_nodes_with_one_down(couch_urls):
         server.close()
         for p in proxies:
             p.close()
+
+
+def test_cluster_changes_feed_resumes_on_another_node(couch_urls):
+    """A continuous feed reads from the node it started on; when that node goes down the
+    feed reconnects from its last sequence (opaque, valid on every node) through another."""
+    from couchcore.urls import split_credentials
+
+    _, user, password = split_credentials(couch_urls[0])
+    proxies = [FaultyProxy(u) for u in couch_urls]
+    server = couchcore.Server([p.url for p in proxies], auth=(user, password), retries=0)
+    name = "nodes-feed-" + str(int(time.time() * 1000))
+    try:
+        db = server.create(name)
+        db.save([{"_id": f"a{i}"} for i in range(5)])
+        feed = db.changes(feed="continuous", since=0, heartbeat=1000)
+        got: set = set()
+        changes = iter(feed)
+        while not {f"a{i}" for i in range(5)} <= got:
+            got.add(next(changes)["id"])
+        serving = [i for i, p in enumerate(proxies) if any("/_changes" in t for _, t in p.seen)]
+        assert len(serving) == 1  # one node served the feed
+        proxies[serving[0]].stop_forwarding()  # resets the feed's connection
+        db.save([{"_id": f"b{i}"} for i in range(5)])
+        while not {f"b{i}" for i in range(5)} <= got:
+            got.add(next(changes)["id"])
+        feed.stop()
+        assert feed.reconnects >= 1
+        others = [i for i, p in enumerate(proxies) if i != serving[0] and any("/_changes" in t for _, t in p.seen)]
+        assert others  # resumed through another node
+    finally:
+        for p in proxies:
+            if not p.forwarding:
+                p.resume_forwarding()
+        with contextlib.suppress(couchcore.NotFound):
+            server.delete(name)
+        server.close()
+        for p in proxies:
+            p.close()
