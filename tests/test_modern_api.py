@@ -165,6 +165,10 @@ def test_get_list_without_bulk_get_uses_all_docs_and_open_revs(db, backend):
     assert got[0]["_rev"] == doc["_rev"] and got[1]["_rev"] == rev1 and got[2] is None and got[3] is None
     assert not rec.paths("_bulk_get")
     assert rec.paths("_all_docs") and any("open_revs" in query(r) for r in rec.requests)
+    rec.clear()
+    with_revs = rdb.get(["a", "missing"], revs=True)  # not an _all_docs option: one GET each
+    assert with_revs[0]["_revisions"]["start"] == 2 and with_revs[1] is None
+    assert not rec.paths("_bulk_get") and not rec.paths("_all_docs") and len(rec.requests) == 2
 
 
 def test_bulk_get_absent_is_remembered():

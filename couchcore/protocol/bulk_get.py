@@ -87,7 +87,7 @@ def get_many(ctx: ServerContext, db: str, refs: Iterable[Any],
         found = yield from _bulk_get(ctx, db, refs, options)
         if found is not None:
             return found
-    if not has_revs:
+    if not has_revs and set(options) <= set(codec.VIEW_OPTIONS):
         docs = yield from _all_docs(db, refs, options)
         return docs
     docs = yield from _open_revs(db, refs, options)
@@ -175,13 +175,20 @@ def _all_docs(db: str, ids: Sequence[DocRef],
 
 def _open_revs(db: str, refs: list[DocRef],
                options: Mapping[str, Any]) -> Generator[Request, Response, list[Document | None]]:
-    """Without ``_bulk_get``: ids through ``_all_docs``, revisions with one
-    ``GET /{db}/{id}?open_revs=[...]`` per document."""
-    ids = [ref for ref in refs if isinstance(ref, str)]
+    """Without ``_bulk_get``: ids through ``_all_docs`` (one GET each with options it
+    does not take), revisions with one ``GET /{db}/{id}?open_revs=[...]`` per document."""
+    ids = list(dict.fromkeys(ref for ref in refs if isinstance(ref, str)))
     by_id: dict[tuple[str, str | None], Document | None] = {}
-    if ids:
-        docs = yield from _all_docs(db, ids, {k: v for k, v in options.items() if k in codec.VIEW_OPTIONS})
+    if ids and set(options) <= set(codec.VIEW_OPTIONS):
+        docs = yield from _all_docs(db, ids, options)
         by_id.update(zip(((docid, None) for docid in ids), docs))
+    else:  # options _all_docs does not take (revs, latest, ...): one GET each
+        for docid in ids:
+            resp = yield Request("GET", doc_path(db, docid), query=codec.encode_query(options))
+            if resp.status == 404:
+                by_id[(docid, None)] = None
+            else:
+                by_id[(docid, None)] = Document(resp.json())
     revs: dict[str, list[str]] = {}
     for ref in refs:
         if not isinstance(ref, str):
