@@ -21,7 +21,13 @@ class Server(ServerAPI):
     ``url`` defaults to ``$COUCHDB_URL`` or ``http://127.0.0.1:5984`` and may carry
     credentials (``http://user:pw@host:5984``, percent-encoded: a password holding
     ``/ ? #`` unencoded raises :class:`~couchcore.errors.InvalidInput`);
-    ``auth=(user, password)`` overrides them and takes any password as it is.
+    ``auth=(user, password)`` overrides them and takes any password as it is (HTTP
+    Basic); ``auth=`` also takes :class:`couchcore.SessionAuth` (cookie login through
+    ``/_session``, :meth:`login`/:meth:`logout`), :class:`couchcore.JWTAuth` or
+    :class:`couchcore.ProxyAuth`; anything else raises :class:`~couchcore.errors.InvalidInput`.
+    ``url`` may be a list of node URLs of one cluster (one scheme, one path prefix):
+    requests go round-robin, a node that refuses connections is set aside and the request
+    goes to the next (see :mod:`couchcore.nodes`); ``server.urls`` lists them.
 
     Timeouts (seconds; the same on every backend):
 
