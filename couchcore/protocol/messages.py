@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from typing import Any, AsyncIterator, Iterable, Iterator, Mapping, Union
 
 from .. import codec
@@ -35,6 +37,10 @@ class Headers(dict):
 
     def __contains__(self, key: object) -> bool:
         return isinstance(key, str) and super().__contains__(key.lower())
+
+
+#: a whole path segment that is "." or ".." (see Request.target)
+_DOT_SEGMENT = re.compile(r"(?<=/)\.\.?(?=/|$)")
 
 
 class Request:
@@ -84,12 +90,21 @@ class Request:
 
     @property
     def target(self) -> str:
-        """Path plus encoded query string."""
+        """Path plus encoded query string.
+
+        A path segment that is exactly ``.`` or ``..`` (an id, attachment or function
+        name) is sent as ``%2E`` / ``%2E%2E``: urllib3 and libcurl would otherwise remove
+        dot segments (RFC 3986 section 5.2.4), so that ``DELETE /db/doc/..`` became
+        ``DELETE /db/``. CouchDB decodes the escapes back to the same name.
+        """
+        path = self.path
+        if "/." in path:
+            path = _DOT_SEGMENT.sub(lambda m: "%2E" * len(m.group()), path)
         if not self.query:
-            return self.path
+            return path
         from urllib.parse import urlencode
 
-        return self.path + "?" + urlencode(self.query, safe="", quote_via=_quote)
+        return path + "?" + urlencode(self.query, safe="", quote_via=_quote)
 
     def __repr__(self) -> str:
         return f"<Request {self.method} {self.target}>"

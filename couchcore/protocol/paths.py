@@ -51,6 +51,11 @@ def doc_path(db: str, docid: str) -> str:
     for prefix in ("_design/", "_local/"):
         if docid.startswith(prefix) and len(docid) > len(prefix):
             return f"{db_path(db)}/{prefix}{quote(docid[len(prefix):], safe='')}"
+    if docid.startswith("_"):
+        # /db/_security, /db/_all_docs, ...: an endpoint, not a document
+        raise InvalidInput(f"document id {docid!r} is reserved: ids may start with '_' only as "
+                           "'_design/...' or '_local/...' "
+                           "(https://docs.couchdb.org/en/stable/api/document/common.html)")
     return f"{db_path(db)}/{quote(docid, safe='')}"
 
 

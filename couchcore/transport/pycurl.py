@@ -329,6 +329,9 @@ class PycurlTransport(BaseTransport):
     def configure(self, c: pycurl.Curl, request: Request, url: str, transfer: _Transfer) -> None:
         opts = self.options
         c.setopt(pycurl.URL, url)
+        # the path as couchcore built it: libcurl would otherwise squash dot segments,
+        # %2E%2E included (DELETE /db/doc/%2E%2E became DELETE /db/)
+        c.setopt(pycurl.PATH_AS_IS, 1)
         c.setopt(pycurl.NOSIGNAL, 1)
         c.setopt(pycurl.HEADERFUNCTION, transfer.on_header)
         c.setopt(pycurl.WRITEFUNCTION, transfer.on_data)
