@@ -763,6 +763,11 @@ def test_async_iteration_without_await(couch_url, is_couchdb):
             assert len([c async for c in one_off]) == 7
             with pytest.raises(TypeError):
                 iter(db.follow())
+            missing = server._database(name + "-missing").follow(since=0)
+            with pytest.raises(NotFound):
+                async for _ in missing:
+                    pass
+            assert isinstance(missing.error, NotFound)
             if is_couchdb:
                 part = await server.create(name + "-p", partitioned=True)
                 try:
