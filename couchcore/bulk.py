@@ -34,7 +34,6 @@ CouchDB reference: https://docs.couchdb.org/en/stable/api/database/bulk-api.html
 from __future__ import annotations
 
 import heapq
-import json
 import os
 import random
 import threading
@@ -45,7 +44,7 @@ from itertools import islice
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, Sequence, Union
 
 from . import codec
-from .errors import CouchcoreError, InvalidInput
+from .errors import CouchcoreError, InvalidDocument, InvalidField, InvalidInput
 from .protocol.bulk import BatchOutcome, write_batch
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -65,77 +64,23 @@ _WS_CLOSE = frozenset(b" \t\r\n}")
 
 # -- validating JSON text without decoding it -------------------------------------------------
 
-try:  # msgspec checks the JSON and reads just the fields the loader needs (no other objects made)
-    import msgspec as _msgspec
-except ImportError:  # pragma: no cover - msgspec is a dependency; codec.loads does the same, slower
-    _msgspec = None  # type: ignore[assignment]
-
-_UNSET: Any = _msgspec.UNSET if _msgspec is not None else object()
-
-
-class _Head:
-    """The fields of a document the loader looks at: ``id``, ``rev``, ``err``
-    (``_load_error``) and ``key`` (the ``id_field``); absent ones are ``_UNSET``."""
-
-    __slots__ = ("id", "rev", "err", "key")
-    id: Any
-    rev: Any
-    err: Any
-    key: Any
+_UNSET: Any = codec.ABSENT
 
 
 class _HeadReader:
-    """Validate JSON object text and read its head fields; raises :class:`_Bad`."""
+    """Validate JSON object text and read its head (:func:`codec.document_head_decoder`:
+    ``id``, ``rev``, ``load_error``, ``key``; absent ones are ``_UNSET``); raises :class:`_Bad`."""
 
     def __init__(self, id_field: str | None) -> None:
         self.id_field = id_field
-        if _msgspec is not None:
-            from typing import Any as _Any, Union as _U
+        #: the decoder itself, for the loader's hot loop (raises couchcore's errors, see _bad)
+        self.fast: Callable[[bytes], codec.DocumentHead] = codec.document_head_decoder(id_field)
 
-            f = _msgspec.field
-            fields: list = [
-                ("id", _U[str, None, _msgspec.UnsetType], f(default=_UNSET, name="_id")),
-                ("rev", _U[str, _msgspec.UnsetType], f(default=_UNSET, name="_rev")),
-                ("err", _Any, f(default=_UNSET, name=ERROR_FIELD)),
-            ]
-            if id_field:
-                fields.append(("key", _U[str, int, None, _msgspec.UnsetType], f(default=_UNSET, name=id_field)))
-            # gc=False: the heads hold no containers, so the collector need not track them
-            self._decode = _msgspec.json.Decoder(_msgspec.defstruct("DocHead", fields, gc=False)).decode
-            #: the decoder itself, for the loader's hot loop (raises msgspec's errors)
-            self.fast: Callable[[bytes], Any] | None = self._decode
-        else:
-            self._decode = self._slow
-            self.fast = None
-
-    def __call__(self, data: bytes) -> Any:
+    def __call__(self, data: bytes) -> codec.DocumentHead:
         try:
-            return self._decode(data)
-        except _Bad:
-            raise
-        except Exception as exc:  # msgspec.DecodeError / ValidationError
-            raise _classify(str(exc)) from None
-
-    def _slow(self, data: bytes) -> Any:
-        try:
-            doc = codec.loads(data)
+            return self.fast(data)
         except CouchcoreError as exc:
-            raise _Bad("invalid_json", str(exc)) from None
-        if not isinstance(doc, dict):
-            raise _Bad("not_an_object", f"a document must be a JSON object, not {type(doc).__name__}")
-        head = _Head()
-        head.id = doc.get("_id", _UNSET)
-        head.rev = doc.get("_rev", _UNSET)
-        head.err = doc.get(ERROR_FIELD, _UNSET)
-        head.key = doc.get(self.id_field, _UNSET) if self.id_field else _UNSET
-        if head.id is not _UNSET and head.id is not None and not isinstance(head.id, str):
-            raise _Bad("invalid_id", f"_id must be a string, got {type(head.id).__name__}")
-        if head.rev is not _UNSET and not isinstance(head.rev, str):
-            raise _Bad("invalid_rev", f"_rev must be a string, got {type(head.rev).__name__}")
-        if head.key is not _UNSET and not (head.key is None or isinstance(head.key, (str, int))) \
-                or isinstance(head.key, bool):
-            raise _Bad("invalid_id", f"id field {self.id_field!r} must be a string or integer")
-        return head
+            raise _bad(exc) from None
 
 
 class _Bad(Exception):
@@ -147,16 +92,13 @@ class _Bad(Exception):
         self.reason = reason
 
 
-def _classify(message: str) -> _Bad:
-    if "at `$._id`" in message:
-        return _Bad("invalid_id", f"_id must be a string: {message}")
-    if "at `$._rev`" in message:
-        return _Bad("invalid_rev", f"_rev must be a string: {message}")
-    if message.startswith("Expected `object`"):
-        return _Bad("not_an_object", f"a document must be a JSON object: {message}")
-    if " - at `$." in message:
-        return _Bad("invalid_id", f"the id field must be a string or integer: {message}")
-    return _Bad("invalid_json", message)
+def _bad(exc: CouchcoreError) -> _Bad:
+    """The loader's error for what :func:`codec.document_head_decoder` raised."""
+    if isinstance(exc, InvalidField):
+        return _Bad("invalid_rev" if exc.field == "_rev" else "invalid_id", str(exc))
+    if isinstance(exc, InvalidDocument):
+        return _Bad("not_an_object", str(exc))
+    return _Bad("invalid_json", str(exc))
 
 
 # -- reports --------------------------------------------------------------------------------
@@ -259,8 +201,8 @@ class Checkpoint:
     def __init__(self, path: str | os.PathLike, database: str = "", input: str = "",
                  interval: float = 0.5) -> None:
         self.path = os.fspath(path)
-        self.database = database
-        self.input = input
+        self.database = _portable(database)
+        self.input = _portable(input)  # a file name may hold undecodable bytes
         self.interval = interval
         self.records = 0
         self.line = 0
@@ -281,14 +223,14 @@ class Checkpoint:
         cp = cls(path, database, input, interval)
         try:
             with open(cp.path, "rb") as f:
-                data = json.loads(f.read() or b"{}")
+                data = codec.loads(f.read() or b"{}")
         except FileNotFoundError:
             return cp
-        except (OSError, ValueError) as exc:
+        except (OSError, CouchcoreError) as exc:
             raise InvalidInput(f"cannot read checkpoint {cp.path}: {exc}") from None
         if not isinstance(data, dict) or data.get("version") != 1:
             raise InvalidInput(f"{cp.path} is not a couchcore load checkpoint")
-        for name, mine in (("database", database), ("input", input)):
+        for name, mine in (("database", cp.database), ("input", cp.input)):
             theirs = data.get(name)
             if mine and theirs and mine != theirs:
                 raise InvalidInput(f"checkpoint {cp.path} belongs to another load ({name} {theirs!r}, not {mine!r})")
@@ -322,13 +264,19 @@ class Checkpoint:
                 "line": self.line, "sent": max(self.sent, self.records), "id_prefix": self.id_prefix,
                 "complete": self.complete, "counts": self.counts}
         tmp = f"{self.path}.tmp{os.getpid()}"
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(data, f)
+        with open(tmp, "wb") as f:
+            f.write(codec.dumps(data))
             if force:
                 f.flush()
         os.replace(tmp, self.path)
         self._saved_at = time.monotonic()
         self._saved_sent = int(data["sent"])  # type: ignore[call-overload]
+
+
+def _portable(text: str) -> str:
+    """``text`` with lone surrogates (``os.fsdecode`` of undecodable bytes) spelled as
+    ``\\xNN`` escapes, so that it can be written as JSON."""
+    return text.encode("utf-8", "surrogatepass").decode("utf-8", "backslashreplace")
 
 
 # -- the loader -----------------------------------------------------------------------------
@@ -484,7 +432,7 @@ class Loader:
         """Read the next batch from the input (called with the lock held).
 
         The loop below is the loader's hot path: for JSON text with a string ``_id`` (or
-        none) it costs one msgspec head-decode and a few list appends per document.
+        none) it costs one head-decode (msgspec with couchcore[fast]) and a few list appends per document.
         """
         if self._exhausted:
             return None
@@ -523,24 +471,18 @@ class Loader:
                 line, data = item
             else:
                 line, data = ordinal, item
-            if data.__class__ is bytes and decode is not None:
+            if data.__class__ is bytes:
                 try:
                     h = decode(data)
-                except Exception as exc:  # msgspec.DecodeError / ValidationError
+                except CouchcoreError as exc:  # ParseError / InvalidDocument / InvalidField
                     if not data.strip(_WS):
                         blanks += 1
                         continue  # a blank line is no record
-                    bad = _classify(str(exc))
+                    bad = _bad(exc)
                     self._reject(line, None, bad.error, bad.reason, None, _text(data))
                     continue
-                if not data.isascii():  # msgspec does not check UTF-8 in the strings it skips
-                    try:
-                        data.decode("utf-8")
-                    except UnicodeDecodeError as exc:
-                        self._reject(line, None, "invalid_json", f"not valid UTF-8: {exc}", None, _text(data))
-                        continue
                 docid = h.id
-                if docid.__class__ is str and docid and h.err is unset and not (need_rev and h.rev is unset):
+                if docid.__class__ is str and docid and h.load_error is unset and not (need_rev and h.rev is unset):
                     if check_dups:
                         earlier = inflight.get(docid)
                         if earlier is not None:
@@ -551,7 +493,7 @@ class Loader:
                     bodies.append(data)
                     lines.append(line)
                     continue
-                if docid is unset and h.err is unset and not id_field and not need_rev \
+                if docid is unset and h.load_error is unset and not id_field and not need_rev \
                         and data[0] == 123 and data[1] not in _WS_CLOSE:  # '{' then a member: splice
                     ids.append(ordinal)
                     bodies.append(id_head % ordinal + data[1:])
@@ -628,21 +570,16 @@ class Loader:
             data = bytes(data)
         if data.__class__ is not bytes:
             return self._encode(data, ordinal)
-        h = self._head(data)  # raises _Bad
-        if not data.isascii():
-            try:
-                data.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                raise _Bad("invalid_json", f"not valid UTF-8: {exc}") from None
+        h = self._head(data)  # raises _Bad (invalid UTF-8 included)
         docid = h.id
-        if h.err is not _UNSET:
+        if h.load_error is not _UNSET:
             return self._strip_error(data, line, ordinal)
         if docid is None:  # "_id": null means "give it an id": the text has to change
             doc = codec.loads(data)
             del doc["_id"]
             return self._encode(doc, ordinal)
         if docid is _UNSET:
-            key = getattr(h, "key", _UNSET)
+            key = h.key
             if not self.new_edits:
                 raise _Bad("missing_id", "new_edits=false needs each document's _id and _rev")
             docid = self._new_id(key, ordinal)
@@ -704,7 +641,7 @@ class Loader:
                 self._reject(line, None, bad.error, bad.reason, None, err["text"])
                 return None, ""
             docid = h.id
-            if h.err is not _UNSET or docid is None or docid is _UNSET:
+            if h.load_error is not _UNSET or docid is None or docid is _UNSET:
                 doc = codec.loads(text)
             else:
                 return text, docid

@@ -35,25 +35,34 @@ aside for that one call:
 
 For the bulk path, :func:`validate_document` and :func:`add_id` let already-encoded
 document bytes be checked and spliced into a request body without being decoded into
-Python values and re-encoded (see :func:`join_documents`).
+Python values and re-encoded (see :func:`join_documents`). The bulk loader reads input
+text with :func:`document_head_decoder` (checks one JSON object, reads ``_id``, ``_rev``,
+``_load_error`` and an id field) and cuts JSON arrays into elements with
+:func:`value_end`. With the fast engine these use `msgspec <https://jcristharif.com/msgspec/>`_
+when it is installed (``couchcore[fast]`` installs both; msgspec is imported on first
+use), else orjson; with ``COUCHCORE_JSON=simplejson`` simplejson. Every engine gives the
+same heads and errors (see :data:`HEAD_ENGINES`; ``engine=`` picks one explicitly).
 """
 
 from __future__ import annotations
 
 import enum
+import importlib.util
 import math
 import os
+import re
 import threading
 import uuid
-from typing import Any, Callable, Iterable, Mapping, NamedTuple
+from typing import Any, Callable, Iterable, Mapping, NamedTuple, Protocol
 
 import simplejson
 
-from .errors import InvalidDocument, InvalidOption, ParseError
+from .errors import InvalidDocument, InvalidField, InvalidOption, ParseError
 
 __all__ = [
     "ENGINE", "ENGINES", "use", "dumps", "loads", "validate_document", "add_id", "join_documents",
     "encode_param", "encode_query", "VIEW_OPTIONS", "view_query",
+    "ABSENT", "HEAD_ENGINES", "DocumentHead", "document_head_decoder", "value_end",
 ]
 
 try:  # the optional fast engine (couchcore[fast])
@@ -527,3 +536,302 @@ def view_query(options: Mapping[str, Any]) -> tuple[list[tuple[str, str]], dict 
 
 _VIEW_ALIASES = (("startkey", "start_key"), ("endkey", "end_key"),
                  ("startkey_docid", "start_key_doc_id"), ("endkey_docid", "end_key_doc_id"))
+
+
+# -- the bulk loader's readers: document heads and value boundaries ---------------------
+#
+# The loader sends input JSON text as it is; it only needs to know that the text is one
+# valid JSON object and the few fields it acts on. msgspec (``couchcore[fast]``) checks the
+# text and reads those fields without building the rest of the document; without it the
+# text is parsed by the engine in use and the fields picked from the result.
+
+def _msgspec_installed() -> bool:
+    """Is msgspec (the bulk loader's accelerator, ``couchcore[fast]``) importable? It is
+    imported on first use only: ``import couchcore`` does not pay for it."""
+    try:
+        return importlib.util.find_spec("msgspec") is not None
+    except (ImportError, ValueError):  # e.g. sys.modules["msgspec"] = None
+        return False
+
+
+_msgspec: Any = None
+
+
+def _import_msgspec() -> Any:
+    global _msgspec
+    if _msgspec is None:
+        import msgspec
+
+        _msgspec = msgspec
+    return _msgspec
+
+
+class _Absent:
+    """The type of :data:`ABSENT`."""
+
+    _instance: "_Absent | None" = None
+
+    def __new__(cls) -> "_Absent":
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __bool__(self) -> bool:
+        return False
+
+    def __repr__(self) -> str:
+        return "ABSENT"
+
+
+#: A :class:`DocumentHead` field the document does not have (compare with ``is``).
+ABSENT: Any = _Absent()
+
+#: The head decoders available here: ``"msgspec"`` (when installed), ``"orjson"`` (when
+#: installed) and ``"simplejson"``; see :func:`document_head_decoder`.
+HEAD_ENGINES: tuple[str, ...] = tuple(
+    name for name, ok in (("msgspec", _msgspec_installed()), ("orjson", _orjson is not None), ("simplejson", True))
+    if ok)
+
+_BOM = b"\xef\xbb\xbf"
+
+
+class DocumentHead(Protocol):
+    """What :func:`document_head_decoder` reads from a document: its ``_id`` (``str``,
+    ``None`` for ``"_id": null``, or :data:`ABSENT`), ``_rev`` (``str`` or ABSENT),
+    ``_load_error`` (any JSON value, or ABSENT: the error field of a bulk loader rejects
+    record) and ``key``, the value of the ``id_field`` (``str``, ``int``, ``None``, or
+    ABSENT; always ABSENT without an ``id_field``)."""
+
+    id: str | None
+    rev: str
+    load_error: Any
+    key: str | int | None
+
+
+class _Head:
+    __slots__ = ("id", "rev", "load_error", "key")
+
+    def __init__(self, id: Any, rev: Any, load_error: Any, key: Any) -> None:  # noqa: A002
+        self.id, self.rev, self.load_error, self.key = id, rev, load_error, key
+
+    def __repr__(self) -> str:
+        return f"DocumentHead(id={self.id!r}, rev={self.rev!r}, load_error={self.load_error!r}, key={self.key!r})"
+
+
+def _pick_head(doc: Any, id_field: str | None) -> _Head:
+    """The head of a parsed document; raises InvalidDocument/InvalidField."""
+    if doc.__class__ is not dict:
+        raise InvalidDocument(f"a document must be a JSON object, not {_json_type(doc)}")
+    get = doc.get
+    docid = get("_id", ABSENT)
+    rev = get("_rev", ABSENT)
+    key = get(id_field, ABSENT) if id_field else ABSENT
+    if docid is not ABSENT and docid is not None and docid.__class__ is not str:
+        raise InvalidField(f"_id must be a string, not {_json_type(docid)}", "_id")
+    if rev is not ABSENT and rev.__class__ is not str:
+        raise InvalidField(f"_rev must be a string, not {_json_type(rev)}", "_rev")
+    if key is not ABSENT and key is not None and key.__class__ is not str and key.__class__ is not int:
+        raise InvalidField(f"id field {id_field!r} must be a string or an integer, not {_json_type(key)}",
+                           id_field)  # type: ignore[arg-type]
+    return _Head(docid, rev, get("_load_error", ABSENT), key)
+
+
+def _reference_head(data: bytes, id_field: str | None) -> _Head:
+    """The verdict every head decoder gives (simplejson's parse): a head or an error."""
+    if data.lstrip(b" \t\r\n")[:3] == _BOM:
+        raise ParseError("a UTF-8 byte order mark cannot go into a request body")
+    return _pick_head(_sj_loads(data), id_field)
+
+
+def _msgspec_head_decoder(id_field: str | None) -> Callable[[bytes], DocumentHead] | None:
+    from typing import Union
+
+    try:
+        msgspec = _import_msgspec()
+    except ImportError:  # found but broken: the next engine
+        return None
+    field = msgspec.field
+    fields: list = [
+        ("id", Union[str, None], field(default=ABSENT, name="_id")),
+        ("rev", str, field(default=ABSENT, name="_rev")),
+        ("load_error", Any, field(default=ABSENT, name="_load_error")),
+    ]
+    namespace = {}
+    if id_field:
+        fields.append(("key", Union[str, int, None], field(default=ABSENT, name=id_field)))
+    else:
+        namespace["key"] = ABSENT
+    try:  # gc=False: a head holds no containers worth tracking
+        struct = msgspec.defstruct("DocumentHead", fields, gc=False, namespace=namespace)
+    except ValueError:  # an id_field named like a field read anyway ("_id", ...)
+        return None
+    fast = msgspec.json.Decoder(struct).decode
+
+    def decode(data: bytes) -> DocumentHead:
+        try:
+            head = fast(data)
+        except Exception:  # DecodeError, ValidationError, RecursionError: the reference decides
+            return _reference_head(data, id_field)
+        if not data.isascii():  # msgspec does not check UTF-8 inside the strings it skips
+            try:
+                data.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise ParseError(f"not valid UTF-8: {exc}") from None
+        return head
+
+    decode.engine = "msgspec"  # type: ignore[attr-defined]
+    return decode
+
+
+def _orjson_head_decoder(id_field: str | None) -> Callable[[bytes], DocumentHead]:
+    fast = _orjson.loads
+
+    def decode(data: bytes) -> DocumentHead:
+        try:
+            head = _pick_head(fast(data), id_field)
+        except Exception:  # malformed, or a field orjson reads differently (a 65-bit key): the reference decides
+            return _reference_head(data, id_field)
+        if head.load_error is not ABSENT and _has_float(head.load_error):
+            return _reference_head(data, id_field)  # a float there may be a 65-bit integer orjson rounded
+        return head
+
+    decode.engine = "orjson"  # type: ignore[attr-defined]
+    return decode
+
+
+def _simplejson_head_decoder(id_field: str | None) -> Callable[[bytes], DocumentHead]:
+    def decode(data: bytes) -> DocumentHead:
+        return _reference_head(data, id_field)
+
+    decode.engine = "simplejson"  # type: ignore[attr-defined]
+    return decode
+
+
+def _head_engine(engine: str | None) -> str:
+    if engine is None:
+        if ENGINE == "simplejson":
+            return "simplejson"
+        return "msgspec" if "msgspec" in HEAD_ENGINES else "orjson"
+    if engine not in HEAD_ENGINES:
+        raise InvalidOption(f"head decoder engine {engine!r} is not available here; available: {', '.join(HEAD_ENGINES)}")
+    return engine
+
+
+def document_head_decoder(id_field: str | None = None, *,
+                          engine: str | None = None) -> Callable[[bytes], DocumentHead]:
+    """A function that checks JSON object text and reads its head (see :class:`DocumentHead`).
+
+    For the bulk loader, which sends the text itself (see :func:`add_id`): the returned
+    ``decode(data: bytes) -> DocumentHead`` reads ``_id``, ``_rev``, ``_load_error`` and
+    the ``id_field`` member without decoding the rest into Python values (with msgspec).
+    Every engine gives the same heads and the same errors, simplejson's parse being the
+    reference (any text a faster engine stumbles on is handed to it):
+
+    * :class:`ParseError`: not one valid JSON value (invalid UTF-8 anywhere, NaN or
+      Infinity literals, control characters in strings, trailing data, too deep), or a
+      UTF-8 byte order mark (it could not be sent in a request body). Leading and trailing
+      JSON whitespace is allowed; blank text is a ParseError.
+    * :class:`InvalidDocument`: the value is not an object.
+    * :class:`InvalidField` (an InvalidDocument) with ``field`` set: ``_id`` neither a
+      string nor ``null``, ``_rev`` not a string, or the ``id_field`` value neither a
+      string, an integer (any size) nor ``null``.
+
+    The decoder's ``engine`` attribute names the engine it runs on. Duplicate keys keep
+    the last value; ``\\ud800``-style lone surrogate escapes are
+    accepted (simplejson's rule, as :func:`loads`).
+
+    ``engine`` is ``"msgspec"``, ``"orjson"`` or ``"simplejson"`` (see
+    :data:`HEAD_ENGINES`); by default it follows :data:`ENGINE` at the time of the call:
+    with the fast engine (orjson) msgspec when installed, else orjson; with simplejson
+    (``COUCHCORE_JSON=simplejson``) simplejson. Raises :class:`InvalidOption` for an
+    engine that is not available.
+    https://docs.couchdb.org/en/stable/api/database/bulk-api.html#db-bulk-docs
+    """
+    name = _head_engine(engine)
+    if name == "msgspec":
+        decoder = _msgspec_head_decoder(id_field)
+        if decoder is not None:
+            return decoder
+        name = "orjson" if _orjson is not None else "simplejson"
+    if name == "orjson":
+        return _orjson_head_decoder(id_field)
+    return _simplejson_head_decoder(id_field)
+
+
+# value boundaries: cutting the elements of a JSON array out of its text
+
+_STRING = rb'"(?:[^"\\]|\\.)*"'
+_TOKENS = re.compile(_STRING + rb'|"|[{}\[\]]', re.S)
+_STRING_RE = re.compile(_STRING, re.S)
+_SCALAR_END = re.compile(rb"[,\]\s]")
+_TRAILING = re.compile(r"trailing characters \(byte (\d+)\)")
+_RAW_VALUE: Any = None  # msgspec's decoder of a Raw value, made on first use
+
+
+def value_end(buf: bytes, pos: int, eof: bool = False, *, engine: str | None = None) -> int:
+    """Where the JSON value starting at ``buf[pos]`` ends (an offset into ``buf``), or -1
+    when ``buf`` may end before it does.
+
+    For cutting the elements of a JSON array out of its text without decoding them.
+    ``eof`` says that nothing follows ``buf`` (then a number or literal running to the
+    end of ``buf`` is complete). A malformed value is not an error here: its end is where
+    its brackets and strings balance (a scan of the text), so a caller can cut it out and
+    have it rejected later (e.g. by :func:`document_head_decoder`). A well-formed value
+    gets the same end from every engine; msgspec, when it is the head engine (see
+    :func:`document_head_decoder`), finds it in C, the others by the scan. ``engine``
+    as there.
+    """
+    global _RAW_VALUE
+    if _head_engine(engine) == "msgspec":
+        if _RAW_VALUE is None:
+            msgspec = _import_msgspec()
+            _RAW_VALUE = msgspec.json.Decoder(msgspec.Raw)
+        rest = memoryview(buf)[pos:]
+        try:
+            _RAW_VALUE.decode(rest)
+        except _msgspec.DecodeError as exc:
+            message = str(exc)
+            m = _TRAILING.search(message)
+            if m:  # "byte N": the 1-based position of the first character after the value
+                end = pos + int(m.group(1)) - 1
+                if pos < end < len(buf) and buf[end] not in b" \t\r\n":
+                    while buf[end - 1] in b" \t\r\n":  # msgspec counts the whitespace after the value
+                        end -= 1
+                    return end
+                return _scan_end(buf, pos)
+            if "truncated" in message:
+                return -1
+            return _scan_end(buf, pos)
+        except RecursionError:
+            return _scan_end(buf, pos)
+        finally:
+            rest.release()
+        if eof or buf[pos] in (0x7B, 0x5B, 0x22):  # a complete object, array or string
+            return len(buf)
+        return -1  # a number or literal may go on in the next read
+    end = _scan_end(buf, pos)
+    if end < 0 and eof and buf[pos] not in (0x7B, 0x5B, 0x22):
+        return len(buf)  # a number or literal running to the end of the input
+    return end
+
+
+def _scan_end(buf: bytes, pos: int) -> int:
+    c = buf[pos]
+    if c == 0x7B or c == 0x5B:  # { or [
+        depth = 0
+        for tok in _TOKENS.finditer(buf, pos):
+            t = tok.group()
+            first = t[0]
+            if first == 0x22:  # "
+                if len(t) == 1:
+                    return -1  # a string cut off by the end of the buffer
+                continue
+            depth += 1 if first == 0x7B or first == 0x5B else -1
+            if depth == 0:
+                return tok.end()
+        return -1
+    if c == 0x22:
+        m = _STRING_RE.match(buf, pos)
+        return m.end() if m else -1
+    m = _SCALAR_END.search(buf, pos)
+    return m.start() if m else -1

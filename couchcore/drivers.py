@@ -12,7 +12,6 @@ safe, and when.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import contextvars
 import email.utils
@@ -265,6 +264,8 @@ def send(transport: Any, request: Request, policy: RetryPolicy | None = None) ->
 
 async def send_async(transport: Any, request: Request, policy: RetryPolicy | None = None) -> Response:
     """Send ``request`` over an async transport, retrying as ``policy`` allows."""
+    import asyncio  # here, not at module level: only the async path needs it (import cost)
+
     policy = policy or RetryPolicy.of(transport)
     policy.prepare(request)
     if request.delay > 0:  # the operation backs off (e.g. before re-reading a contended document)

@@ -18,6 +18,7 @@ __all__ = [
     "InvalidInput",
     "InvalidDatabaseName",
     "InvalidDocument",
+    "InvalidField",
     "InvalidOption",
     "MissingRevision",
     "ResponseError",
@@ -68,6 +69,15 @@ class InvalidDatabaseName(InvalidInput):
 
 class InvalidDocument(InvalidInput):
     """A document is not a JSON object or cannot be serialised as strict JSON."""
+
+
+class InvalidField(InvalidDocument):
+    """A document field has a value of the wrong type (e.g. a numeric ``_id``); ``field``
+    names it."""
+
+    def __init__(self, message: str, field: str) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 class InvalidOption(InvalidInput):

@@ -29,6 +29,8 @@ import stat
 import sys
 from typing import IO, Any, Iterator, cast
 
+from . import codec
+
 __all__ = ["add_parser", "run", "jsonl_records", "json_array_records", "csv_records", "detect_format"]
 
 BOM = b"\xef\xbb\xbf"
@@ -88,10 +90,6 @@ def jsonl_records(f: IO[bytes]) -> Iterator[tuple[int, bytes]]:
     return enumerate(f, 1)
 
 
-_STRING = rb'"(?:[^"\\]|\\.)*"'
-_TOKENS = re.compile(_STRING + rb'|"|[{}\[\]]', re.S)
-_STRING_RE = re.compile(_STRING, re.S)
-_SCALAR_END = re.compile(rb"[,\]\s]")
 _SPACE = re.compile(rb"[\s,]*")
 _WHITE = re.compile(rb"\s*")
 
@@ -156,7 +154,7 @@ def json_array_records(f: IO[bytes], chunk: int = 1 << 20) -> Iterator[tuple[int
             continue
         if buf[pos] == 0x5D:  # ]
             return
-        end = _element_end(buf, pos, eof)
+        end = codec.value_end(buf, pos, eof)
         if end < 0:  # the element goes on beyond what is read
             if eof:
                 yield line_at(pos), buf[pos:]
@@ -165,67 +163,6 @@ def json_array_records(f: IO[bytes], chunk: int = 1 << 20) -> Iterator[tuple[int
             continue
         yield line_at(pos), buf[pos:end]
         pos = end
-
-
-try:
-    import msgspec as _msgspec
-
-    _RAW_VALUE: Any = _msgspec.json.Decoder(_msgspec.Raw)
-except ImportError:  # pragma: no cover - msgspec is a dependency
-    _msgspec = None  # type: ignore[assignment]
-    _RAW_VALUE = None
-_TRAILING = re.compile(r"trailing characters \(byte (\d+)\)")
-
-
-def _element_end(buf: bytes, pos: int, eof: bool = False) -> int:
-    """Where the JSON value starting at ``buf[pos]`` ends, or -1 if ``buf`` ends first.
-
-    msgspec parses the value in C and reports where the trailing text starts; a
-    malformed value falls back to a scan of its brackets and strings (it gets rejected).
-    """
-    if _RAW_VALUE is not None:
-        rest = memoryview(buf)[pos:]
-        try:
-            _RAW_VALUE.decode(rest)
-        except _msgspec.DecodeError as exc:
-            message = str(exc)
-            m = _TRAILING.search(message)
-            if m:  # "byte N": the 1-based position of the first character after the value
-                end = pos + int(m.group(1)) - 1
-                if pos < end < len(buf) and buf[end] not in b" \t\r\n":
-                    return end
-                return _scan_end(buf, pos)
-            if "truncated" in message:
-                return -1
-            return _scan_end(buf, pos)
-        finally:
-            rest.release()
-        if eof or buf[pos] in (0x7B, 0x5B, 0x22):  # a complete object, array or string
-            return len(buf)
-        return -1  # a number or literal may go on in the next read
-    return _scan_end(buf, pos)
-
-
-def _scan_end(buf: bytes, pos: int) -> int:
-    c = buf[pos]
-    if c == 0x7B or c == 0x5B:  # { or [
-        depth = 0
-        for tok in _TOKENS.finditer(buf, pos):
-            t = tok.group()
-            first = t[0]
-            if first == 0x22:  # "
-                if len(t) == 1:
-                    return -1  # a string cut off by the end of the buffer
-                continue
-            depth += 1 if first == 0x7B or first == 0x5B else -1
-            if depth == 0:
-                return tok.end()
-        return -1
-    if c == 0x22:
-        m = _STRING_RE.match(buf, pos)
-        return m.end() if m else -1
-    m = _SCALAR_END.search(buf, pos)
-    return m.start() if m else -1
 
 
 def csv_records(f: IO[bytes]) -> Iterator[tuple[int, Any]]:

@@ -386,3 +386,169 @@ def test_no_other_module_imports_a_json_library():
         if pattern.search(path.read_text(encoding="utf-8")):
             offenders.append(str(path.relative_to(root)))
     assert offenders == []
+
+
+# -- the bulk loader's readers: document heads and value boundaries -------------------
+
+from couchcore.errors import InvalidField  # noqa: E402
+
+
+@pytest.fixture(params=codec.HEAD_ENGINES)
+def head_engine(request):
+    return request.param
+
+
+def head_or_error(decode, data):
+    """A comparable outcome: the head's fields (typed) or the error's class, field and message."""
+    try:
+        h = decode(data)
+    except (ParseError, InvalidDocument) as exc:
+        return ("error", type(exc).__name__, getattr(exc, "field", None), str(exc))
+    return tuple("ABSENT" if v is codec.ABSENT else typed(v) for v in (h.id, h.rev, h.load_error, h.key))
+
+
+A = "ABSENT"
+
+
+@pytest.mark.parametrize("text, expected", [
+    (b'{"_id":"a","_rev":"1-x","k":3,"v":[1,{"_id":2}]}', (("str", "a"), ("str", "1-x"), A, ("int", 3))),
+    (b' {"n": 1}\n', (A, A, A, A)),
+    (b'{"_id":null,"k":null}', (("NoneType", None), A, A, ("NoneType", None))),
+    (b'{"k":"key","_load_error":{"error":"x"}}', (A, A, ("dict", [("error", ("str", "x"))]), ("str", "key"))),
+    (b'{"k":123456789012345678901234567890}', (A, A, A, ("int", 123456789012345678901234567890))),
+    (b'{"_id":1,"_id":"b"}', (("str", "b"), A, A, A)),  # duplicate keys: the last one counts
+    (b'{"x":"\\ud800","_id":"s"}', (("str", "s"), A, A, A)),  # a lone surrogate escape (simplejson's rule)
+    (b'{"x":1e400}', (A, A, A, A)),
+    (b'{"\xc3\xa9":"\xf0\x9f\x98\x80","_id":"\xc3\xa9"}', (("str", "\u00e9"), A, A, A)),
+])
+def test_document_head(head_engine, text, expected):
+    assert head_or_error(codec.document_head_decoder("k", engine=head_engine), text) == expected
+
+
+@pytest.mark.parametrize("text, error, field", [
+    (b'[1, 2]', InvalidDocument, None),
+    (b'"s"', InvalidDocument, None),
+    (b'null', InvalidDocument, None),
+    (b'{"_id":7}', InvalidField, "_id"),
+    (b'{"_id":"a","_id":7}', InvalidField, "_id"),
+    (b'{"_id":["a"]}', InvalidField, "_id"),
+    (b'{"_rev":null}', InvalidField, "_rev"),
+    (b'{"_rev":1}', InvalidField, "_rev"),
+    (b'{"k":true}', InvalidField, "k"),
+    (b'{"k":1.0}', InvalidField, "k"),
+    (b'{"k":{}}', InvalidField, "k"),
+    (b'{broken', ParseError, None),
+    (b'', ParseError, None),
+    (b'  \n', ParseError, None),
+    (b'{"a":NaN}', ParseError, None),
+    (b'{"a":1,}', ParseError, None),
+    (b'{"a":1} x', ParseError, None),
+    (b'{"a":"\x01"}', ParseError, None),
+    (b'{"skipped":"\xff\xfe"}', ParseError, None),  # invalid UTF-8 inside a string msgspec skips
+    (b'{"_id":"a","x":["\xed\xa0\x80"]}', ParseError, None),  # an encoded surrogate is no UTF-8
+    (b'\xef\xbb\xbf{"_id":"a"}', ParseError, None),  # a BOM cannot be sent on
+    (b'{"x":' + b'[' * 3000 + b']' * 3000 + b'}', ParseError, None),
+])
+def test_document_head_errors_alike(head_engine, text, error, field):
+    decode = codec.document_head_decoder("k", engine=head_engine)
+    with pytest.raises(error) as info:
+        decode(text)
+    assert type(info.value) is error and getattr(info.value, "field", None) == field
+    assert head_or_error(decode, text) == head_or_error(codec.document_head_decoder("k", engine="simplejson"), text)
+
+
+def test_document_head_without_id_field(head_engine):
+    decode = codec.document_head_decoder(engine=head_engine)
+    assert decode.engine == head_engine
+    h = decode(b'{"k": true, "_id": "x"}')  # no id field: "k" is just data
+    assert (h.id, h.rev, h.load_error, h.key) == ("x", codec.ABSENT, codec.ABSENT, codec.ABSENT)
+    # an id field named like a field read anyway still works (msgspec cannot map it twice)
+    h = codec.document_head_decoder("_id", engine=head_engine)(b'{"_id": "x"}')
+    assert (h.id, h.key) == ("x", "x")
+
+
+head_fields = st.fixed_dictionaries({}, optional={
+    "_id": st.none() | texts | ints | st.booleans() | st.lists(scalars, max_size=2),
+    "_rev": st.none() | texts | ints,
+    "_load_error": json_values,
+    "k": st.none() | texts | ints | floats | st.booleans(),
+})
+
+
+@FIXTURE_SETTINGS
+@given(head=head_fields, rest=documents, cut=st.integers(min_value=0, max_value=400),
+       junk=st.sampled_from([b"", b"\xff", b"\x00", b"}", b",", b"NaN", b"\\u", b'"', b"\xef\xbb\xbf"]))
+def test_document_heads_identical_on_every_engine(head_engine, head, rest, cut, junk):
+    """Every engine gives the reference head (or the reference error) for valid, cut and spoilt text."""
+    decode = codec.document_head_decoder("k", engine=head_engine)
+    reference = codec.document_head_decoder("k", engine="simplejson")
+    text = codec.dumps({**rest, **head})
+    assert head_or_error(decode, text) == head_or_error(reference, text)
+    if head:
+        assert head_or_error(decode, text) == tuple(
+            typed(head[name]) if name in head else A for name in ("_id", "_rev", "_load_error", "k")
+        ) or head_or_error(decode, text)[0] == "error"
+    spoilt = text[:cut] + junk + text[cut:]
+    assert head_or_error(decode, spoilt) == head_or_error(reference, spoilt)
+
+
+def test_document_head_follows_the_engine():
+    previous = codec.use("simplejson")
+    try:
+        assert codec.document_head_decoder().engine == "simplejson"
+        if "orjson" in codec.ENGINES:
+            codec.use("orjson")
+            assert codec.document_head_decoder().engine == ("msgspec" if "msgspec" in codec.HEAD_ENGINES else "orjson")
+    finally:
+        codec.use(previous)
+    with pytest.raises(InvalidOption):
+        codec.document_head_decoder(engine="ujson")
+
+
+def element_ends(text, engine, eof=True):
+    """The ends value_end finds walking the elements of the array ``text``."""
+    ends, pos = [], 1
+    while True:
+        while text[pos:pos + 1] in (b" ", b",", b"\n"):
+            pos += 1
+        if text[pos:pos + 1] == b"]":
+            return ends
+        end = codec.value_end(text, pos, eof, engine=engine)
+        ends.append(end)
+        if end < 0:
+            return ends
+        pos = end
+
+
+@FIXTURE_SETTINGS
+@given(values=st.lists(json_values, max_size=6), seps=st.sampled_from([b",", b", ", b" ,\n "]))
+def test_value_end_finds_every_element(head_engine, values, seps):
+    encoded = [codec.dumps(v) for v in values]
+    text = b"[" + seps.join(encoded) + b"]"
+    ends = element_ends(text, head_engine)
+    expected, pos = [], 1
+    for e in encoded:
+        pos = text.index(e, pos) + len(e)
+        expected.append(pos)
+    assert ends == expected
+    for i, e in enumerate(encoded):  # a buffer cut inside (or just after a scalar): "read more"
+        start = expected[i] - len(e)
+        for cut in {start + 1, (start + expected[i]) // 2, expected[i] - 1}:
+            if start < cut < expected[i]:
+                assert codec.value_end(text[:cut], start, engine=head_engine) == -1
+        if e[:1] not in (b"{", b"[", b'"'):
+            assert codec.value_end(text[:expected[i]], start, engine=head_engine) == -1
+            assert codec.value_end(text[:expected[i]], start, eof=True, engine=head_engine) == expected[i]
+
+
+@pytest.mark.parametrize("text", [
+    b'[{"a": "}{", "b": [1, 2]}x, 3]',
+    b'[{"a": 1,}, {"b": 2}]',
+    b'[{"a": NaN}, 2]',
+    b'[tru, 2]',
+    b'[{"a": "\\"]"} , 2]',
+])
+def test_value_end_cuts_malformed_elements_alike(text):
+    """A malformed element is cut where its brackets balance, on every engine."""
+    results = {e: element_ends(text, e) for e in codec.HEAD_ENGINES}
+    assert len(set(map(tuple, results.values()))) == 1, results
