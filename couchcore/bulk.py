@@ -571,7 +571,7 @@ class Loader:
         if data.__class__ is not bytes:
             return self._encode(data, ordinal)
         h = self._head(data)  # raises _Bad (invalid UTF-8 included)
-        docid = h.id
+        docid: Any = h.id  # str, None or _UNSET; an int (input position) once generated
         if h.load_error is not _UNSET:
             return self._strip_error(data, line, ordinal)
         if docid is None:  # "_id": null means "give it an id": the text has to change
