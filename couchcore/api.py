@@ -458,7 +458,7 @@ class DatabaseAPI:
         a copy of the document as given, ``server`` the current :class:`Document` or
         ``None`` if deleted) and writes what it returns (``None`` skips it). When the
         merged write conflicts again because another writer got in between, the
-        document is re-read and ``fn`` applied again, up to ``retries`` (default 20)
+        document is re-read and ``fn`` applied again, up to ``retries`` (default 100)
         times, after a random back-off (full jitter from 10 ms doubling, at most 1 s);
         ``force=True`` re-reads the current revision the same way. When the retries
         are used up, :class:`Conflict` says how many attempts were made.
@@ -487,7 +487,7 @@ class DatabaseAPI:
         missing or deleted, so ``fn`` can create it) and returns the document to write
         (``_id`` and ``_rev`` are filled in) or ``None`` to write nothing. If another
         writer changed the document in between (409), it is read again and ``fn`` called
-        again, up to ``retries`` (default 20) times, after a random back-off (full
+        again, up to ``retries`` (default 100) times, after a random back-off (full
         jitter from 10 ms doubling, at most 1 s); then :class:`Conflict` is raised,
         saying how many attempts were made. ``fn`` is plain code run between requests
         (also on the async facade) and may be called several times. Returns the saved

@@ -130,8 +130,11 @@ def current_revs(ctx: ServerContext, db: str, ids: list[str]):
 # -- saving ------------------------------------------------------------------------
 
 #: How many times ``save(merge=/force=)`` and ``update_doc`` re-read and re-write a
-#: document that conflicted because another writer changed it in between.
-DEFAULT_RETRIES = 20
+#: document that conflicted because another writer changed it in between. Writers that
+#: just won re-enter at once, so with k busy writers each attempt wins with about 1/k:
+#: 20 retries ran out in 6 of 6 runs of 4 threads x 300 increments on CouchDB 3.5
+#: (0.75**21 = 0.2% per update); 100 make that negligible, at most ~90 s of back-off.
+DEFAULT_RETRIES = 100
 
 
 def backoff(retry: int) -> float:
