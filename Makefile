@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: demo test setup bench clean
+.PHONY: demo test setup bench clean fuzz
 
 setup: $(VENV)/.installed node_modules/.installed
 
@@ -41,3 +41,15 @@ $(VENV)/.bench-installed: pyproject.toml
 
 clean:
 	rm -rf build dist *.egg-info couchcore_ext/*.c couchcore_ext/*.so .pytest_cache
+
+# long fuzzing run: the property tests of tests/test_fuzz.py with FUZZ_EXAMPLES examples each
+# (Hypothesis profile "fuzz", registered in tests/conftest.py; the real-server round trips
+# get a fiftieth), then the atheris harness of the Cython row parser when atheris installs
+FUZZ_EXAMPLES ?= 1000
+ATHERIS_RUNS ?= 100000
+fuzz: setup
+	HYPOTHESIS_PROFILE=fuzz COUCHCORE_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest tests/test_fuzz.py -q \
+		-p no:cacheprovider -o timeout=0 --hypothesis-show-statistics $(PYTEST_ARGS)
+	@if $(PY) -m pip install --quiet atheris >/dev/null 2>&1; then \
+		$(PY) tests/fuzz_rows_atheris.py -atheris_runs=$(ATHERIS_RUNS) -max_len=4096 -print_final_stats=1; \
+	else echo "atheris does not install here: harness skipped"; fi

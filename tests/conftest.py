@@ -16,9 +16,21 @@ import uuid
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 import couchcore
 from couchcore.testing import PouchDBServer
+
+# `make fuzz`: HYPOTHESIS_PROFILE=fuzz, COUCHCORE_FUZZ_EXAMPLES examples per property test
+# (tests/test_fuzz.py); `make test` keeps Hypothesis' default profile
+settings.register_profile(
+    "fuzz",
+    max_examples=int(os.environ.get("COUCHCORE_FUZZ_EXAMPLES", "20000")),
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much,
+                           HealthCheck.function_scoped_fixture],
+)
+if os.environ.get("HYPOTHESIS_PROFILE"):
+    settings.load_profile(os.environ["HYPOTHESIS_PROFILE"])
 
 # recorded by tests/record_fixtures.py and committed; COUCHCORE_FIXTURES may point elsewhere
 FIXTURES = Path(
