@@ -1005,3 +1005,17 @@ def test_retry_after_header_forms():
     assert 58 < retry_after(formatdate(time.time() + 60, usegmt=True)) <= 60
     assert retry_after(formatdate(time.time() - 60, usegmt=True)) == 0.0
     assert retry_after("soon") is None and retry_after("") is None and retry_after(None) is None
+
+
+def test_pycurl_stream_closed_after_its_multi_handle(db):
+    """A streamed result closed after the CurlMulti handle is gone (as at interpreter
+    exit) releases its easy handle without raising 'multi-stack is closed'."""
+    pytest.importorskip("pycurl")
+    db.save([{"_id": f"d{i}"} for i in range(3)])
+    creds = db.server.credentials
+    curl_db = couchcore.Database(db.url, auth=(creds.username, creds.password) if creds else None, backend="pycurl")
+    rows = iter(curl_db.view("_all_docs"))
+    assert next(rows).id == "d0"
+    curl_db.server._transport.engine.multi.close()
+    rows.close()  # used to raise pycurl.error from remove_handle
+    curl_db.server.close()

@@ -124,7 +124,11 @@ class CurlEngine:
         """Detach a transfer (finished or abandoned) and keep its handle for reuse."""
         curl = transfer.curl
         if self.active.pop(curl, None) is not None:
-            self.multi.remove_handle(curl)
+            try:
+                self.multi.remove_handle(curl)
+            except pycurl.error:  # the multi handle is already closed (engine closed, interpreter exit)
+                curl.close()
+                return
             curl.reset()
             self.idle.append(curl)
 
