@@ -386,7 +386,9 @@ def keyed(db):
 #: what a JavaScript map function emits unchanged: numbers within 2**53, no -0.0, no NUL
 js_values = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**53), 2**53)
-    | st.floats(allow_nan=False, allow_infinity=False).filter(lambda f: f != 0 or str(f) == "0.0")
+    # (an integral float beyond 2**53, e.g. 6.284758080477493e+16, is emitted by JavaScript as an
+    # integer that CouchDB 3.5's key=6.284758080477493e+16 does not match: left out, reported)
+    | st.floats(-(2.0**53), 2.0**53, allow_nan=False).filter(lambda f: f != 0 or str(f) == "0.0")
     | any_text.filter(lambda t: "\x00" not in t) | tricky.filter(lambda t: "\x00" not in t),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(any_text.filter(lambda t: "\x00" not in t), inner,
                                                                   max_size=4),
