@@ -16,6 +16,7 @@ import os
 import shutil
 import socket
 import ssl
+import struct
 import subprocess
 import threading
 import time
@@ -1019,3 +1020,41 @@ def test_pycurl_stream_closed_after_its_multi_handle(db):
     curl_db.server._transport.engine.multi.close()
     rows.close()  # used to raise pycurl.error from remove_handle
     curl_db.server.close()
+
+
+class KeepAliveResetOnWrite(LoopbackServer):
+    """Keeps connections alive for reads; a write is read, then its connection is reset."""
+
+    def __init__(self) -> None:
+        self.heads: list[bytes] = []
+        super().__init__()
+
+    def handle(self, conn: socket.socket) -> None:
+        while True:
+            head = read_request_head(conn)
+            if not head:
+                return
+            self.heads.append(head)
+            if not head.startswith((b"GET", b"HEAD")):
+                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                conn.close()
+                return
+            conn.sendall(b'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 3\r\n\r\n"1"')
+
+
+@pytest.mark.parametrize("backend", ALL_BACKENDS)
+def test_a_write_on_a_reused_connection_is_sent_once(backend):
+    """A write reset after it was sent on a reused keep-alive connection is not re-sent,
+    by couchcore or by the backend itself (libcurl retries such a request on a fresh
+    connection unless the write starts on one)."""
+    server = KeepAliveResetOnWrite()
+    try:
+        with pytest.raises(couchcore.OutcomeUnknown):
+            call(backend, server.url, "config", "couchdb/x", "1", retries=0)
+    finally:
+        server.close()
+    methods = [h.split(b" ")[0] for h in server.heads]
+    assert methods.count(b"PUT") == 1, methods
+    assert methods[0] == b"GET"  # the node-prefix read came first, on a kept-alive connection
+    if backend == "urllib3":
+        assert server.connections == 1  # the write did go out on the kept-alive connection

@@ -336,6 +336,9 @@ class PycurlTransport(BaseTransport):
         # the path as couchcore built it: libcurl would otherwise squash dot segments,
         # %2E%2E included (DELETE /db/doc/%2E%2E became DELETE /db/)
         c.setopt(pycurl.PATH_AS_IS, 1)
+        # libcurl silently re-sends a request whose reused connection breaks before an answer;
+        # a write must never be sent twice, so it starts on a fresh connection
+        c.setopt(pycurl.FRESH_CONNECT, 0 if request.idempotent else 1)
         c.setopt(pycurl.NOSIGNAL, 1)
         c.setopt(pycurl.HEADERFUNCTION, transfer.on_header)
         c.setopt(pycurl.WRITEFUNCTION, transfer.on_data)
