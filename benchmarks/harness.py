@@ -484,6 +484,22 @@ def _get_json(url: str) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "list":
+        for s in SCENARIOS.values():
+            print(f"{s.name:<12} {s.title}; sizes {', '.join(map(str, s.full))} (quick: {', '.join(map(str, s.quick))})")
+        for name, (cls, _o, env, only) in _clients.REGISTRY.items():
+            extra = " ".join(f"{k}={v}" for k, v in env.items())
+            print(f"{name:<28} {cls.family:<9} {extra}{' (only ' + ', '.join(sorted(only)) + ')' if only else ''}")
+        return 0
+    if args.repeat is not None and args.repeat < 1:
+        parser.error("--repeat must be at least 1")
+    return run(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The harness's argument parser (``python -m benchmarks``, ``couchcore bench``; the docs read it)."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("run", help="run scenarios x clients, write tables, JSON and charts")
@@ -501,17 +517,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--db-prefix", default=DB_PREFIX, help=f"names of the benchmark databases ({DB_PREFIX}-...)")
     p.add_argument("--plugin", help=argparse.SUPPRESS)  # a file registering extra clients (tests)
     sub.add_parser("list", help="list scenarios and clients")
-    args = parser.parse_args(argv)
-    if args.command == "list":
-        for s in SCENARIOS.values():
-            print(f"{s.name:<12} {s.title}; sizes {', '.join(map(str, s.full))} (quick: {', '.join(map(str, s.quick))})")
-        for name, (cls, _o, env, only) in _clients.REGISTRY.items():
-            extra = " ".join(f"{k}={v}" for k, v in env.items())
-            print(f"{name:<28} {cls.family:<9} {extra}{' (only ' + ', '.join(sorted(only)) + ')' if only else ''}")
-        return 0
-    if args.repeat is not None and args.repeat < 1:
-        parser.error("--repeat must be at least 1")
-    return run(args)
+    return parser
 
 
 def iter_ok(measurements: list[dict]) -> Iterator[dict]:

@@ -24,14 +24,20 @@ from .sync import Database
 from .urls import redact_url
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """The ``couchcore`` argument parser with every subcommand (the docs' CLI reference reads it)."""
     parser = argparse.ArgumentParser(prog="couchcore", description="couchcore command-line tools")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_load_parser(sub)
     _add_dump_parser(sub)
     _add_bench_parser(sub)
     _add_build_view_parser(sub)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run ``couchcore`` with ``argv`` (default: ``sys.argv[1:]``); returns the exit status."""
+    args = build_parser().parse_args(argv)
     if getattr(args, "run", None) is None and args.command == "dump":
         return _run_dump(args)
     return args.run(args)
