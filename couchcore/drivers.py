@@ -17,7 +17,7 @@ import contextvars
 import email.utils
 import random
 import time
-from typing import Any, Generator, Iterator
+from typing import Any, Iterator, TypeVar
 
 from .errors import (
     ConnectError,
@@ -28,11 +28,11 @@ from .errors import (
     TLSError,
     TransportError,
 )
-from .protocol.messages import Request, Response
+from .protocol.messages import Operation, Request, Response
 
 __all__ = ["Operation", "RetryPolicy", "call_options", "run", "run_async", "send", "send_async"]
 
-Operation = Generator[Request, Response, Any]
+T = TypeVar("T")
 
 #: methods that read only: sending them twice is harmless
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -303,7 +303,7 @@ async def send_async(transport: Any, request: Request, policy: RetryPolicy | Non
         attempt += 1
 
 
-def run(op: Operation, transport: Any) -> Any:
+def run(op: Operation[T], transport: Any) -> T:
     """Run ``op`` to completion over a sync transport and return its result."""
     try:
         return _run(op, transport, RetryPolicy.of(transport))
@@ -312,7 +312,7 @@ def run(op: Operation, transport: Any) -> Any:
         raise
 
 
-def _run(op: Operation, transport: Any, policy: RetryPolicy) -> Any:
+def _run(op: Operation[T], transport: Any, policy: RetryPolicy) -> T:
     try:
         request = next(op)
         while True:
@@ -325,10 +325,11 @@ def _run(op: Operation, transport: Any, policy: RetryPolicy) -> Any:
                 continue
             request = op.send(response)
     except StopIteration as stop:
-        return stop.value
+        result: T = stop.value
+        return result
 
 
-async def run_async(op: Operation, transport: Any) -> Any:
+async def run_async(op: Operation[T], transport: Any) -> T:
     """Run ``op`` to completion over an async transport (``await transport.send(req)``)."""
     try:
         return await _run_async(op, transport, RetryPolicy.of(transport))
@@ -337,7 +338,7 @@ async def run_async(op: Operation, transport: Any) -> Any:
         raise
 
 
-async def _run_async(op: Operation, transport: Any, policy: RetryPolicy) -> Any:
+async def _run_async(op: Operation[T], transport: Any, policy: RetryPolicy) -> T:
     try:
         request = next(op)
         while True:
@@ -350,7 +351,8 @@ async def _run_async(op: Operation, transport: Any, policy: RetryPolicy) -> Any:
                 continue
             request = op.send(response)
     except StopIteration as stop:
-        return stop.value
+        result: T = stop.value
+        return result
 
 
 def _find(transport: Any, name: str) -> Any:

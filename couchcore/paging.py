@@ -32,7 +32,7 @@ class Paged(Generic[T]):
     ``for`` on the sync facade and ``async for`` on the async one. :attr:`pages` counts
     the requests made so far."""
 
-    def __init__(self, db: "DatabaseAPI", pager: Pager[T], page_op: Callable[[dict[str, Any]], Operation]) -> None:
+    def __init__(self, db: "DatabaseAPI", pager: Pager[T], page_op: Callable[[dict[str, Any]], Operation[Any]]) -> None:
         self._db = db
         self._pager = pager
         self._page_op = page_op

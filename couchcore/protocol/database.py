@@ -7,21 +7,23 @@ from typing import Any, Generator
 
 from ..errors import InvalidInput, ParseError
 from ..models import Document
-from .messages import Request, Response
+from .messages import Operation, Request, Response
 from .paths import db_path, design_path
 from .server import ServerContext
+from .shapes import CommitResult, DatabaseInfo, DesignInfo, FindResult, IndexCreated, OkResult, PurgeResult
 
 __all__ = ["info", "exists", "compact", "cleanup", "commit", "purge", "security", "find", "create_index",
            "revs_limit"]
 
 
-def info(ctx: ServerContext, db: str, ddoc: str | None = None):
+def info(ctx: ServerContext, db: str, ddoc: str | None = None) -> Operation[DatabaseInfo | DesignInfo]:
     path = db_path(db) if ddoc is None else design_path(db, ddoc) + "/_info"
     resp = yield Request("GET", path)
-    return resp.json()
+    data: DatabaseInfo | DesignInfo = resp.json()
+    return data
 
 
-def exists(ctx: ServerContext, db: str):
+def exists(ctx: ServerContext, db: str) -> Operation[bool]:
     resp = yield Request("HEAD", db_path(db))
     if resp.status == 404:
         return False
@@ -29,12 +31,12 @@ def exists(ctx: ServerContext, db: str):
     return True
 
 
-def doc_count(ctx: ServerContext, db: str):
+def doc_count(ctx: ServerContext, db: str) -> Operation[int]:
     data = yield from info(ctx, db)
-    return data["doc_count"]
+    return int(data["doc_count"])  # type: ignore[typeddict-item]  # (no ddoc: a DatabaseInfo)
 
 
-def compact(ctx: ServerContext, db: str, ddoc: str | None = None):
+def compact(ctx: ServerContext, db: str, ddoc: str | None = None) -> Operation[bool]:
     path = f"{db_path(db)}/_compact"
     if ddoc is not None:
         name = ddoc[len("_design/") :] if ddoc.startswith("_design/") else ddoc
@@ -42,23 +44,24 @@ def compact(ctx: ServerContext, db: str, ddoc: str | None = None):
 
         path += "/" + quote(name, safe="")
     resp = yield Request("POST", path, headers={"Content-Type": "application/json"})
-    return resp.json().get("ok", False)
+    return bool(resp.json().get("ok", False))
 
 
-def cleanup(ctx: ServerContext, db: str):
+def cleanup(ctx: ServerContext, db: str) -> Operation[bool]:
     resp = yield Request("POST", f"{db_path(db)}/_view_cleanup", headers={"Content-Type": "application/json"})
-    return resp.json().get("ok", False)
+    return bool(resp.json().get("ok", False))
 
 
-def commit(ctx: ServerContext, db: str):
+def commit(ctx: ServerContext, db: str) -> Operation[CommitResult]:
     resp = yield Request("POST", f"{db_path(db)}/_ensure_full_commit", headers={"Content-Type": "application/json"})
-    return resp.json()
+    data: CommitResult = resp.json()
+    return data
 
 
-def purge(ctx: ServerContext, db: str, docs: Any):
+def purge(ctx: ServerContext, db: str, docs: Any) -> Operation[PurgeResult]:
     """Purge revisions: ``docs`` is a list of ``{_id, _rev}`` docs or a ``{id: [revs]}`` mapping."""
+    body: dict[str, list[str]] = {}
     if isinstance(docs, Mapping) and "_id" not in docs:
-        body = {}
         for docid, revs in docs.items():
             revs = [revs] if isinstance(revs, str) else list(revs) if isinstance(revs, (list, tuple)) else []
             if not isinstance(docid, str) or not revs or not all(isinstance(r, str) for r in revs):
@@ -67,16 +70,16 @@ def purge(ctx: ServerContext, db: str, docs: Any):
     else:
         if isinstance(docs, Mapping):
             docs = [docs]
-        body = {}
         for doc in docs:
             if not isinstance(doc, Mapping) or not doc.get("_id") or not doc.get("_rev"):
                 raise InvalidInput("purge needs documents with _id and _rev")
             body.setdefault(doc["_id"], []).append(doc["_rev"])
     resp = yield Request("POST", f"{db_path(db)}/_purge", json=body)
-    return resp.json()
+    data: PurgeResult = resp.json()
+    return data
 
 
-def security(ctx: ServerContext, db: str, value: Mapping | None = None):
+def security(ctx: ServerContext, db: str, value: Mapping[str, Any] | None = None) -> Operation[Document | OkResult]:
     path = f"{db_path(db)}/_security"
     if value is None:
         resp = yield Request("GET", path)
@@ -84,7 +87,8 @@ def security(ctx: ServerContext, db: str, value: Mapping | None = None):
     if not isinstance(value, Mapping):
         raise InvalidInput("the security object must be a dict")
     resp = yield Request("PUT", path, json=dict(value))
-    return resp.json()
+    done: OkResult = resp.json()
+    return done
 
 
 def revs_limit(ctx: ServerContext, db: str, limit: int | None = None) -> Generator[Request, Response, int | None]:
@@ -103,18 +107,19 @@ def revs_limit(ctx: ServerContext, db: str, limit: int | None = None) -> Generat
     return None
 
 
-def find(ctx: ServerContext, db: str, selector: Mapping, **options: Any):
+def find(ctx: ServerContext, db: str, selector: Mapping[str, Any], **options: Any) -> Operation[FindResult]:
     """Mango query: ``{"docs": [...], "bookmark": ..., "warning": ...}`` as a dict of Documents."""
     if not isinstance(selector, Mapping):
         raise InvalidInput("selector must be a dict")
     body = {"selector": dict(selector), **options}
-    resp = yield Request("POST", f"{db_path(db)}/_find", json=body)
-    data = resp.json()
+    resp = yield Request("POST", f"{db_path(db)}/_find", json=body, idempotent=True)
+    data: FindResult = resp.json()
     data["docs"] = [Document(d) for d in data.get("docs", ())]
     return data
 
 
-def create_index(ctx: ServerContext, db: str, fields: list, name: str | None = None, ddoc: str | None = None, **options: Any):
+def create_index(ctx: ServerContext, db: str, fields: list[Any], name: str | None = None, ddoc: str | None = None,
+                 **options: Any) -> Operation[IndexCreated]:
     if isinstance(fields, (str, bytes, Mapping)) or not fields:
         raise InvalidInput("fields must be a non-empty list, e.g. ['name'] or [{'age': 'desc'}]")
     body: dict[str, Any] = {"index": {"fields": list(fields)}, "type": options.pop("type", "json")}
@@ -124,4 +129,5 @@ def create_index(ctx: ServerContext, db: str, fields: list, name: str | None = N
         body["ddoc"] = ddoc
     body.update(options)
     resp = yield Request("POST", f"{db_path(db)}/_index", json=body)
-    return resp.json()
+    created: IndexCreated = resp.json()
+    return created

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import re
 
-from typing import Any, AsyncIterator, Iterable, Iterator, Mapping, Union
+from typing import Any, AsyncIterator, Generator, Iterable, Iterator, Mapping, TypeVar, Union
 
 from .. import codec
 from ..errors import HTTPError, error_for_status
 
-__all__ = ["Request", "Response", "Headers", "Body"]
+__all__ = ["Request", "Response", "Headers", "Body", "Operation"]
 
 #: A request body: bytes, a binary file object (streamed), or an iterable of byte chunks.
 Body = Union[bytes, Any, Iterable[bytes], None]
@@ -247,3 +247,11 @@ class Response:
 
     def __repr__(self) -> str:
         return f"<Response {self.status} {self.method} {self.url}>"
+
+
+_T = TypeVar("_T")
+
+#: A protocol operation returning ``T``: a generator that yields :class:`Request`,
+#: receives :class:`Response` and returns its result (data: dicts, Documents,
+#: streamed results), run unchanged by every driver, sync or async.
+Operation = Generator[Request, Response, _T]

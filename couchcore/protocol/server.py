@@ -9,7 +9,8 @@ from urllib.parse import quote
 from ..codec import NOT_GIVEN, view_query
 from ..errors import InvalidInput, NotFound, PreconditionFailed
 from ..models import Document
-from .messages import Request, Response
+from .messages import Operation, Request, Response
+from .shapes import Membership, ServerInfo, SessionInfo
 from .paths import db_path, validate_db_name
 
 __all__ = ["ServerContext"]
@@ -35,14 +36,15 @@ class ServerContext:
 # -- simple endpoints --------------------------------------------------------------
 
 
-def welcome(ctx: ServerContext):
+def welcome(ctx: ServerContext) -> Operation[ServerInfo]:
     resp = yield Request("GET", "/")
-    return resp.json()
+    data: ServerInfo = resp.json()
+    return data
 
 
-def version(ctx: ServerContext):
+def version(ctx: ServerContext) -> Operation[str]:
     info = yield from welcome(ctx)
-    return info.get("version")
+    return str(info.get("version"))
 
 
 def all_dbs(ctx: ServerContext, limit: int | None = None, skip: int | None = None, start_key: Any = NOT_GIVEN,
@@ -51,33 +53,38 @@ def all_dbs(ctx: ServerContext, limit: int | None = None, skip: int | None = Non
     query, _ = view_query({"limit": limit, "skip": skip, "start_key": start_key, "end_key": end_key,
                            "descending": descending})
     resp = yield Request("GET", "/_all_dbs", query=query)
-    return resp.json()
+    names: list[str] = resp.json()
+    return names
 
 
-def session(ctx: ServerContext) -> Generator[Request, Response, dict[str, Any]]:
+def session(ctx: ServerContext) -> Operation[SessionInfo]:
     """``GET /_session``: ``{"ok", "userCtx": {"name", "roles"}, "info": {...}}``."""
     resp = yield Request("GET", "/_session")
-    return resp.json()
+    data: SessionInfo = resp.json()
+    return data
 
 
-def tasks(ctx: ServerContext):
+def tasks(ctx: ServerContext) -> Operation[list[dict[str, Any]]]:
     resp = yield Request("GET", "/_active_tasks")
-    return resp.json()
+    data: list[dict[str, Any]] = resp.json()
+    return data
 
 
-def membership(ctx: ServerContext):
+def membership(ctx: ServerContext) -> Operation[Membership]:
     resp = yield Request("GET", "/_membership")
-    return resp.json()
+    data: Membership = resp.json()
+    return data
 
 
-def uuids(ctx: ServerContext, count: int = 1):
+def uuids(ctx: ServerContext, count: int = 1) -> Operation[list[str]]:
     if isinstance(count, bool) or not isinstance(count, int) or count < 1:
         raise InvalidInput(f"count must be a positive int, got {count!r}")
     resp = yield Request("GET", "/_uuids", query=[("count", str(count))])
-    return resp.json()["uuids"]
+    fresh: list[str] = resp.json()["uuids"]
+    return fresh
 
 
-def take_uuids(ctx: ServerContext, n: int):
+def take_uuids(ctx: ServerContext, n: int) -> Operation[list[str]]:
     """``n`` uuids from the cache, refilled from the server in batches."""
     out: list[str] = []
     while len(out) < n:
@@ -92,7 +99,7 @@ def take_uuids(ctx: ServerContext, n: int):
 # -- databases ---------------------------------------------------------------------
 
 
-def db_exists(ctx: ServerContext, name: str):
+def db_exists(ctx: ServerContext, name: str) -> Operation[bool]:
     resp = yield Request("HEAD", db_path(validate_db_name(name)))
     if resp.status == 404:
         return False
@@ -100,7 +107,7 @@ def db_exists(ctx: ServerContext, name: str):
     return True
 
 
-def create_db(ctx: ServerContext, name: str, **options: Any):
+def create_db(ctx: ServerContext, name: str, **options: Any) -> Operation[str]:
     from ..codec import encode_query
 
     resp = yield Request("PUT", db_path(validate_db_name(name)), query=encode_query(options))
@@ -108,7 +115,7 @@ def create_db(ctx: ServerContext, name: str, **options: Any):
     return name
 
 
-def open_db(ctx: ServerContext, name: str, create: bool = False):
+def open_db(ctx: ServerContext, name: str, create: bool = False) -> Operation[str]:
     """Check a database exists (creating it if asked); returns its name."""
     resp = yield Request("HEAD", db_path(validate_db_name(name)))
     if resp.ok:
@@ -124,7 +131,7 @@ def open_db(ctx: ServerContext, name: str, create: bool = False):
     return name
 
 
-def delete_db(ctx: ServerContext, name: str):
+def delete_db(ctx: ServerContext, name: str) -> Operation[bool]:
     resp = yield Request("DELETE", db_path(validate_db_name(name)))
     resp.json()
     return True
@@ -133,7 +140,7 @@ def delete_db(ctx: ServerContext, name: str):
 # -- config and stats, on the node-local endpoints with fallbacks -------------------
 
 
-def node_prefix(ctx: ServerContext):
+def node_prefix(ctx: ServerContext) -> Operation[str]:
     """``/_node/_local`` (CouchDB 2+), ``/_node/<name>`` or ``""`` (1.x), discovered once."""
     if ctx.node_prefix is None:
         resp = yield Request("GET", "/_node/_local/_config/couchdb")
@@ -156,7 +163,7 @@ def _config_path(prefix: str, name: str | None) -> str:
     return path
 
 
-def config(ctx: ServerContext, name: str | None = None, value: Any = None, delete: bool = False):
+def config(ctx: ServerContext, name: str | None = None, value: Any = None, delete: bool = False) -> Operation[Any]:
     if name is not None and (not isinstance(name, str) or name.count("/") > 1 or not all(name.split("/"))):
         raise InvalidInput(f"config name must be 'section' or 'section/key', got {name!r}")
     if (value is not None or delete) and (name is None or "/" not in name):
@@ -183,7 +190,7 @@ def config_reload(ctx: ServerContext) -> Generator[Request, Response, bool]:
     return bool(resp.json().get("ok", False))
 
 
-def stats(ctx: ServerContext, name: str | None = None):
+def stats(ctx: ServerContext, name: str | None = None) -> Operation[dict[str, Any]]:
     prefix = yield from node_prefix(ctx)
     path = prefix + "/_stats"
     if name:
@@ -191,7 +198,7 @@ def stats(ctx: ServerContext, name: str | None = None):
     resp = yield Request("GET", path)
     if resp.status == 400:  # some servers answer a bad stats path with 400
         raise NotFound(404, "not_found", f"no such statistic: {name}", "GET", resp.url or path)
-    data = resp.json()
+    data: dict[str, Any] = resp.json()
     if name and data is None:
         raise NotFound(404, "not_found", f"no such statistic: {name}", "GET", resp.url or path)
     return data
@@ -222,7 +229,7 @@ class Endpoint:
         return f"<Endpoint {self.url}{who}>"
 
 
-def replicator_auth(ctx: ServerContext):
+def replicator_auth(ctx: ServerContext) -> Operation[str]:
     """How this server's replicator takes endpoint credentials, discovered once:
 
     ``"auth"``: the ``{"url", "auth": {"basic": {"username", "password"}}}`` object
@@ -265,8 +272,8 @@ def _render_endpoint(endpoint: Any, how: str) -> Any:
     return f"{scheme}://{user}:{password}@{rest}"
 
 
-def replicate(ctx: ServerContext, source: str | Mapping | Endpoint, target: str | Mapping | Endpoint,
-              **options: Any):
+def replicate(ctx: ServerContext, source: str | Mapping[str, Any] | Endpoint,
+              target: str | Mapping[str, Any] | Endpoint, **options: Any) -> Operation[Document]:
     """``_replicate`` (one-shot or continuous), or a ``_replicator`` document with ``_id``.
 
     ``source`` and ``target`` are URLs, endpoint objects (passed as they are) or

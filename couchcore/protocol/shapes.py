@@ -1,0 +1,212 @@
+"""The fixed JSON shapes CouchDB answers with, as :class:`~typing.TypedDict`\\ s.
+
+Operations return these dicts as the server sent them (plain ``dict`` at run time);
+the classes only tell type checkers and IDEs which keys to expect. Keys every CouchDB
+3.x and PouchDB Server send are required; keys only some servers or versions send are
+optional (``total=False``), so read those with ``.get()``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypedDict
+
+__all__ = [
+    "ServerInfo", "ServerVendor", "UserContext", "SessionInfo", "SessionAuthInfo", "LoginResult", "OkResult",
+    "DatabaseInfo", "DatabaseSizes", "ClusterInfo", "DesignInfo", "CommitResult", "PurgeResult",
+    "DocResult", "BulkDocsRow", "FindResult", "IndexCreated", "Membership", "BuildViewResult",
+    "SecurityObject", "SecurityMembers", "ConfigSection",
+]
+
+#: one section of the node's configuration: ``{key: value}``, every value a str
+ConfigSection = dict[str, str]
+
+
+class ServerVendor(TypedDict, total=False):
+    name: str
+    version: str
+
+
+class ServerInfo(TypedDict, total=False):
+    """``GET /``: ``{"couchdb": "Welcome", "version", "git_sha", "uuid", "features",
+    "vendor": {"name", "version"?}}``.
+    https://docs.couchdb.org/en/stable/api/server/common.html#get--"""
+
+    couchdb: str
+    version: str
+    git_sha: str
+    uuid: str
+    features: list[str]
+    vendor: ServerVendor
+
+
+class UserContext(TypedDict):
+    """The ``userCtx`` of ``GET /_session``: ``name`` is ``None`` for an anonymous caller."""
+
+    name: str | None
+    roles: list[str]
+
+
+class _SessionAuthRequired(TypedDict):
+    authentication_handlers: list[str]
+
+
+class SessionAuthInfo(_SessionAuthRequired, total=False):
+    authenticated: str
+    authentication_db: str
+
+
+class SessionInfo(TypedDict):
+    """``GET /_session``. https://docs.couchdb.org/en/stable/api/server/authn.html#get--_session"""
+
+    ok: bool
+    userCtx: UserContext
+    info: SessionAuthInfo
+
+
+class LoginResult(TypedDict):
+    """``POST /_session``: ``{"ok": true, "name", "roles"}``.
+    https://docs.couchdb.org/en/stable/api/server/authn.html#post--_session"""
+
+    ok: bool
+    name: str | None
+    roles: list[str]
+
+
+class OkResult(TypedDict):
+    """``{"ok": true}``, e.g. of ``DELETE /_session`` or ``PUT /{db}/_security``."""
+
+    ok: bool
+
+
+class DatabaseSizes(TypedDict, total=False):
+    """Bytes: ``file`` on disk, ``external`` uncompressed data, ``active`` live data."""
+
+    file: int
+    external: int
+    active: int
+
+
+class ClusterInfo(TypedDict):
+    """``q`` shards, ``n`` replicas, ``w``/``r`` default write/read quorums."""
+
+    q: int
+    n: int
+    w: int
+    r: int
+
+
+class _DatabaseInfoRequired(TypedDict):
+    db_name: str
+    doc_count: int
+    doc_del_count: int
+    update_seq: Any  # opaque: a str on CouchDB 2+, an int on PouchDB Server
+
+
+class DatabaseInfo(_DatabaseInfoRequired, total=False):
+    """``GET /{db}``. https://docs.couchdb.org/en/stable/api/database/common.html#get--db"""
+
+    purge_seq: Any
+    sizes: DatabaseSizes
+    disk_format_version: int
+    compact_running: bool
+    cluster: ClusterInfo
+    instance_start_time: str
+    props: dict[str, Any]
+
+
+class DesignInfo(TypedDict):
+    """``GET /{db}/_design/{ddoc}/_info``: ``{"name", "view_index": {"signature",
+    "language", "sizes", "updater_running", "compact_running", "waiting_clients", ...}}``.
+    https://docs.couchdb.org/en/stable/api/ddoc/common.html#get--db-_design-ddoc-_info"""
+
+    name: str
+    view_index: dict[str, Any]
+
+
+class CommitResult(TypedDict, total=False):
+    """``POST /{db}/_ensure_full_commit``: ``{"ok": true, "instance_start_time"}``."""
+
+    ok: bool
+    instance_start_time: str
+
+
+class PurgeResult(TypedDict):
+    """``POST /{db}/_purge``: ``{"purge_seq", "purged": {id: [rev, ...]}}``.
+    https://docs.couchdb.org/en/stable/api/database/misc.html#db-purge"""
+
+    purge_seq: Any
+    purged: dict[str, list[str]]
+
+
+class DocResult(TypedDict):
+    """A write's answer: ``{"ok": true, "id", "rev"}`` (``PUT``/``DELETE`` of a document
+    or an attachment). https://docs.couchdb.org/en/stable/api/document/common.html"""
+
+    ok: bool
+    id: str
+    rev: str
+
+
+class _BulkDocsRowRequired(TypedDict):
+    id: str
+
+
+class BulkDocsRow(_BulkDocsRowRequired, total=False):
+    """A row of ``POST /{db}/_bulk_docs``' answer: ``{"ok": true, "id", "rev"}`` or
+    ``{"id", "error", "reason"}``.
+    https://docs.couchdb.org/en/stable/api/database/bulk-api.html#db-bulk-docs"""
+
+    ok: bool
+    rev: str
+    error: str
+    reason: str
+
+
+class _FindResultRequired(TypedDict):
+    docs: list[Any]  # Documents (or the selected fields of them)
+
+
+class FindResult(_FindResultRequired, total=False):
+    """``POST /{db}/_find``: ``{"docs": [Document, ...], "bookmark", "warning"?,
+    "execution_stats"?}``. https://docs.couchdb.org/en/stable/api/database/find.html#db-find"""
+
+    bookmark: str
+    warning: str
+    execution_stats: dict[str, Any]
+
+
+class IndexCreated(TypedDict):
+    """``POST /{db}/_index``: ``{"result": "created" | "exists", "id", "name"}``.
+    https://docs.couchdb.org/en/stable/api/database/find.html#db-index"""
+
+    result: str
+    id: str
+    name: str
+
+
+class Membership(TypedDict):
+    """``GET /_membership``: node names. https://docs.couchdb.org/en/stable/api/server/common.html#membership"""
+
+    all_nodes: list[str]
+    cluster_nodes: list[str]
+
+
+class BuildViewResult(TypedDict):
+    """What :meth:`~couchcore.Database.build_view` returns: the view, seconds waited, queries made."""
+
+    view: str
+    elapsed: float
+    attempts: int
+
+
+class SecurityMembers(TypedDict, total=False):
+    names: list[str]
+    roles: list[str]
+
+
+class SecurityObject(TypedDict, total=False):
+    """``GET /{db}/_security``: ``{"admins": {"names", "roles"}, "members": {...}}``.
+    https://docs.couchdb.org/en/stable/api/database/security.html"""
+
+    admins: SecurityMembers
+    members: SecurityMembers
