@@ -570,3 +570,30 @@ def test_compact_sends_json_content_type():
     assert pump.run(resp(202, {"ok": True})) is True
     assert pump.requests[0].path == "/db/_compact/d"
     assert pump.requests[0].headers["Content-Type"] == "application/json"
+
+
+def _first_request(op) -> Request:
+    req = next(op)
+    op.close()
+    return req
+
+
+@pytest.mark.parametrize("build", [
+    lambda ctx: views.view_request("db", "_all_docs", {"keys": ["a"]}),
+    lambda ctx: _first_request(views.temp_view(ctx, "db", "function(doc){emit(1)}", keys=[1])),
+    lambda ctx: _first_request(views.list_fn(ctx, "db", "app/l", "v", keys=[1])),
+    lambda ctx: changes.changes_request("db", {"doc_ids": ["a"], "filter": "_doc_ids"}),
+    lambda ctx: _first_request(database.find(ctx, "db", {"n": 1})),
+    lambda ctx: _first_request(documents.get_docs(ctx, "db", ["a", "b"])),
+    lambda ctx: _first_request(documents.current_revs(ctx, "db", ["a"])),
+], ids=["view-keys", "temp_view", "list-keys", "changes-doc_ids", "find", "all_docs-keys", "current_revs"])
+def test_read_only_posts_are_marked_idempotent(build):
+    """A POST that only reads may be sent again when its connection breaks (drivers.RetryPolicy)."""
+    req = build(server.ServerContext())
+    assert req.method == "POST" and req.idempotent is True
+
+
+def test_writing_posts_stay_non_idempotent():
+    ctx = server.ServerContext()
+    req = _first_request(views.update_fn(ctx, "db", "app/u", None, body={"a": 1}))
+    assert req.method == "POST" and req.idempotent is False

@@ -23,7 +23,7 @@ def view_request(db: str, name: str, options: Mapping[str, Any], stream: bool = 
     path = view_path(db, name)
     query, body = codec.view_query(options)
     if body is not None:
-        return Request("POST", path, query=query, json=body, stream=stream)
+        return Request("POST", path, query=query, json=body, stream=stream, idempotent=True)
     return Request("GET", path, query=query, stream=stream)
 
 
@@ -45,7 +45,8 @@ def temp_view(ctx: ServerContext, db: str, map_src: str, reduce_src: str | None 
     query, keys_body = codec.view_query(options)
     if ctx.temp_view is not False:
         body = {"language": language, **fn, **(keys_body or {})}
-        resp = yield Request("POST", f"/{quote(db, safe='')}/_temp_view", query=query, json=body)
+        resp = yield Request("POST", f"/{quote(db, safe='')}/_temp_view", query=query, json=body,
+                             idempotent=True)
         if resp.status not in (404, 405, 410) or (resp.status == 404 and _is_db_missing(resp)):
             resp.raise_for_status()
             ctx.temp_view = True
@@ -212,7 +213,8 @@ def list_fn(ctx: ServerContext, db: str, name: str, view_name: str,
     request_headers = _request_headers(headers)
     _no_body_type(request_headers)
     if body is not None:
-        resp = yield Request("POST", path, query=query, json=body, headers=request_headers)
+        resp = yield Request("POST", path, query=query, json=body, headers=request_headers,
+                             idempotent=True)  # a list function cannot write
     else:
         resp = yield Request("GET", path, query=query, headers=request_headers)
     return _result(resp)
