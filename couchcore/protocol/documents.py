@@ -11,7 +11,7 @@ from urllib.parse import quote
 from .. import codec
 from ..errors import InvalidDocument, InvalidInput, MissingRevision, error_for_status
 from ..models import ConflictResolution, Document
-from .messages import Request
+from .messages import Operation, Request, Response
 from .paths import db_path, doc_path
 from .server import ServerContext, take_uuids
 
@@ -78,19 +78,19 @@ def _wrap(value: Any) -> Any:
     return Document(value) if isinstance(value, dict) else value
 
 
-def get_doc(ctx: ServerContext, db: str, docid: str, **opts: Any):
+def get_doc(ctx: ServerContext, db: str, docid: str, **opts: Any) -> Operation[Document | list[dict[str, Any]]]:
     resp = yield Request("GET", doc_path(db, docid), query=_doc_query(opts))
     return _decode_doc(resp, opts)
 
 
-def _decode_doc(resp: Any, opts: Mapping[str, Any]) -> Any:
+def _decode_doc(resp: Any, opts: Mapping[str, Any]) -> Document | list[dict[str, Any]]:
     data = resp.json()
     if "open_revs" in opts and isinstance(data, list):  # [{"ok": doc} | {"missing": rev}]
         return [{k: _wrap(v) for k, v in item.items()} for item in data]
     return Document(data)
 
 
-def doc_exists(ctx: ServerContext, db: str, docid: str):
+def doc_exists(ctx: ServerContext, db: str, docid: str) -> Operation[bool]:
     resp = yield Request("HEAD", doc_path(db, docid))
     if resp.status == 404:
         return False
@@ -98,7 +98,7 @@ def doc_exists(ctx: ServerContext, db: str, docid: str):
     return True
 
 
-def get_docs(ctx: ServerContext, db: str, ids: Iterable[str], **opts: Any):
+def get_docs(ctx: ServerContext, db: str, ids: Iterable[str], **opts: Any) -> Operation[list[Document | None]]:
     """Many documents in one ``_all_docs?keys`` request: Documents (or ``None``), in order."""
     ids = list(ids)
     for docid in ids:
@@ -107,7 +107,8 @@ def get_docs(ctx: ServerContext, db: str, ids: Iterable[str], **opts: Any):
     opts = {**opts, "include_docs": True}
     opts.pop("keys", None)
     query, _ = codec.view_query(opts)
-    resp = yield Request("POST", f"{db_path(db)}/_all_docs", query=query, json={"keys": ids})
+    resp = yield Request("POST", f"{db_path(db)}/_all_docs", query=query, json={"keys": ids},
+                         idempotent=True)
     from .. import rows as _rows
 
     parser = _rows.make_parser("view")
@@ -118,7 +119,7 @@ def get_docs(ctx: ServerContext, db: str, ids: Iterable[str], **opts: Any):
 
 def current_revs(ctx: ServerContext, db: str, ids: list[str]):
     """``{id: rev}`` of the current (non-deleted) revision of each existing id."""
-    resp = yield Request("POST", f"{db_path(db)}/_all_docs", json={"keys": ids})
+    resp = yield Request("POST", f"{db_path(db)}/_all_docs", json={"keys": ids}, idempotent=True)
     revs = {}
     for row in resp.json().get("rows", ()):
         value = row.get("value")
@@ -196,7 +197,7 @@ def save_docs(
     force: bool = False,
     retries: int = DEFAULT_RETRIES,
     **options: Any,
-):
+) -> Operation[ConflictResolution]:
     """Write ``docs`` with ``_bulk_docs`` and report each in a :class:`ConflictResolution`.
 
     Docs are updated in place (``_id``, ``_rev``). Conflicts are resolved with
@@ -472,7 +473,26 @@ def _accepted_lost(ctx, db, docid: str, rev: str, parent: str | None):
     return other
 
 
-def resolve(ctx, db, resolution: ConflictResolution, how: str, fn=None, options: Mapping[str, Any] | None = None):
+def refuse_lost_accepted(ctx: ServerContext, db: str, docid: str, resp: Response,
+                         parent: str | None) -> Operation[None]:
+    """For a single-document write (``PUT``/``DELETE`` of a document or an attachment) that
+    a cluster answered ``202 Accepted``: raise :class:`~couchcore.Conflict` when it lost
+    to a concurrent writer (:func:`_accepted_lost` withdraws it), as one node would have
+    answered ``409``; any other answer is left to the caller.
+    CouchDB: https://docs.couchdb.org/en/stable/cluster/theory.html
+    """
+    if resp.status != 202:
+        return
+    rev = resp.json().get("rev")
+    if not isinstance(rev, str):
+        return
+    other = yield from _accepted_lost(ctx, db, docid, rev, parent)
+    if other is not None:
+        raise error_for_status(409)(409, "conflict", _lost_reason(rev, other), resp.method, resp.url)
+
+
+def resolve(ctx: ServerContext, db: str, resolution: ConflictResolution, how: str, fn: Any = None,
+            options: Mapping[str, Any] | None = None) -> Operation[ConflictResolution]:
     """Retry the pending documents of ``resolution`` once (``retry``, ``overwrite`` or ``merge``)."""
     if resolution.pending:
         yield from _resolve_round(ctx, db, resolution, how, fn, options, list(resolution.pending))
@@ -530,7 +550,7 @@ def _resolve_round(ctx, db, resolution: ConflictResolution, how: str, fn, option
 
 
 def update_doc(ctx: ServerContext, db: str, docid: str, fn: Callable[[Document | None], Mapping | None],
-               retries: int = DEFAULT_RETRIES):
+               retries: int = DEFAULT_RETRIES) -> Operation[Document | None]:
     """Read-modify-write one document until it sticks (python-cloudant's ``update_field``).
 
     Reads ``docid`` (``GET``), calls ``fn(doc)`` with the current :class:`Document`
@@ -606,16 +626,18 @@ def _id_and_rev(doc: Any, action: str) -> tuple[str, str]:
     return docid, rev
 
 
-def delete_doc(ctx: ServerContext, db: str, doc: Mapping):
+def delete_doc(ctx: ServerContext, db: str, doc: Mapping[str, Any]) -> Operation[Document]:
     docid, rev = _id_and_rev(doc, "delete")
     resp = yield Request("DELETE", doc_path(db, docid), query=[("rev", rev)], headers=ctx.write_headers)
     result = resp.json()
+    yield from refuse_lost_accepted(ctx, db, docid, resp, rev)  # a cluster's 202 for a stale rev
     if isinstance(doc, dict) and result.get("rev"):
         doc["_rev"] = result["rev"]
     return Document(result)
 
 
-def copy_doc(ctx: ServerContext, db: str, source: str | Mapping, dest: str | Mapping):
+def copy_doc(ctx: ServerContext, db: str, source: str | Mapping[str, Any],
+             dest: str | Mapping[str, Any]) -> Operation[str]:
     query = []
     if isinstance(source, Mapping):
         src_id = source.get("_id")
@@ -637,7 +659,7 @@ def copy_doc(ctx: ServerContext, db: str, source: str | Mapping, dest: str | Map
         "COPY", doc_path(db, src_id), query=query, headers={"Destination": destination, **ctx.write_headers}
     )
     result = resp.json()
-    rev = result.get("rev")
+    rev: str | None = result.get("rev")
     if rev is None:  # some servers answer {"ok": true} only: look the new revision up
         resp = yield Request("GET", doc_path(db, dest_id))
         rev = resp.json()["_rev"]
@@ -646,7 +668,7 @@ def copy_doc(ctx: ServerContext, db: str, source: str | Mapping, dest: str | Map
     return rev
 
 
-def revisions(ctx: ServerContext, db: str, docid: str):
+def revisions(ctx: ServerContext, db: str, docid: str) -> Operation[list[str]]:
     """Revision ids of a document, newest first (from ``_revisions``)."""
     resp = yield Request("GET", doc_path(db, docid), query=[("revs", "true")])
     info = resp.json().get("_revisions") or {}
@@ -654,13 +676,15 @@ def revisions(ctx: ServerContext, db: str, docid: str):
     return [f"{start - i}-{rid}" for i, rid in enumerate(info.get("ids", ()))]
 
 
-def delete_id(ctx: ServerContext, db: str, docid: str):
+def delete_id(ctx: ServerContext, db: str, docid: str) -> Operation[Document]:
     """Delete the current revision of a document known only by id (``del db[id]``)."""
     doc = yield from get_doc(ctx, db, docid)
+    assert isinstance(doc, Document)  # without open_revs: the one document
     return (yield from delete_doc(ctx, db, doc))
 
 
-def get_doc_or_none(ctx: ServerContext, db: str, docid: str, **opts: Any):
+def get_doc_or_none(ctx: ServerContext, db: str, docid: str,
+                    **opts: Any) -> Operation[Document | list[dict[str, Any]] | None]:
     """Like :func:`get_doc`, but ``None`` for a missing document."""
     resp = yield Request("GET", doc_path(db, docid), query=_doc_query(opts))
     if resp.status == 404 and resp.error().reason in ("missing", "deleted"):
