@@ -9,9 +9,11 @@ from collections.abc import Mapping
 from typing import Any, Generator
 
 from ..errors import InvalidDocument, InvalidInput, MissingRevision
-from .messages import Request, Response
+from .documents import refuse_lost_accepted
+from .messages import Operation, Request, Response
 from .paths import attachment_path
 from .server import ServerContext
+from .shapes import DocResult
 
 __all__ = ["put_attachment", "get_attachment", "open_attachment", "delete_attachment"]
 
@@ -25,9 +27,12 @@ def _doc_id(doc: Any) -> str:
 
 
 def put_attachment(ctx: ServerContext, db: str, doc: Any, content: Any, filename: str | None = None,
-                   content_type: str | None = None):
+                   content_type: str | None = None) -> Operation[DocResult]:
     """Create or replace an attachment; ``content`` is bytes, str or a binary file object
-    (streamed, never read whole). Updates ``doc["_rev"]``."""
+    (streamed, never read whole). Updates ``doc["_rev"]``. Raises :class:`~couchcore.Conflict`
+    for a stale ``_rev`` — also when a cluster answers ``202 Accepted`` because one lagging
+    copy took it while the others refused it (the revision is withdrawn; see
+    :func:`.documents.refuse_lost_accepted`)."""
     docid = _doc_id(doc)
     if filename is None:
         name = getattr(content, "name", None)
@@ -53,7 +58,9 @@ def put_attachment(ctx: ServerContext, db: str, doc: Any, content: Any, filename
     if rev:
         query.append(("rev", rev))
     resp = yield Request("PUT", attachment_path(db, docid, filename), query=query, body=body, headers=headers)
-    result = resp.json()
+    result: DocResult = resp.json()
+    # a cluster answers 202 when one lagging copy took a stale rev the others refused
+    yield from refuse_lost_accepted(ctx, db, docid, resp, rev or None)
     if isinstance(doc, dict) and result.get("rev"):
         doc["_rev"] = result["rev"]
         doc.setdefault("_id", docid)
@@ -99,14 +106,15 @@ def open_attachment(ctx: ServerContext, db: str, doc: Any, filename: str,
     return resp
 
 
-def delete_attachment(ctx: ServerContext, db: str, doc: Any, filename: str):
+def delete_attachment(ctx: ServerContext, db: str, doc: Any, filename: str) -> Operation[DocResult]:
     docid = _doc_id(doc)
     rev = doc.get("_rev") if isinstance(doc, Mapping) else None
     if not rev:
         raise MissingRevision(f"deleting an attachment needs the document's _rev (document {docid!r})")
     resp = yield Request("DELETE", attachment_path(db, docid, filename), query=[("rev", rev)],
                          headers=ctx.write_headers)
-    result = resp.json()
+    result: DocResult = resp.json()
+    yield from refuse_lost_accepted(ctx, db, docid, resp, rev)  # a cluster's 202 for a stale rev
     if isinstance(doc, dict) and result.get("rev"):
         doc["_rev"] = result["rev"]
     return result

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+import logging
+from typing import Any, Callable, Generator, Iterator, Literal, Mapping
 
 from .. import codec
-from ..errors import InvalidOption
-from ..results import ChangesResult
-from .messages import Request
+from .. import rows as _rows
+from ..errors import InvalidOption, ReadTimeout
+from ..results import ChangesResult, raise_stream_error
+from .messages import Operation, Request, Response
 from .paths import db_path
 from .server import ServerContext
 
-__all__ = ["changes", "changes_request", "CHANGES_OPTIONS"]
+__all__ = ["changes", "changes_request", "CHANGES_OPTIONS", "FeedState", "FeedMode"]
 
 #: Options of ``_changes`` (besides ``params``, the query parameters of a filter function).
 CHANGES_OPTIONS = frozenset({
@@ -54,7 +56,8 @@ def changes_request(db: str, options: Mapping[str, Any], stream: bool = False) -
     read_timeout = _read_timeout(feed, opts)
     path = f"{db_path(db)}/_changes"
     if body:
-        return Request("POST", path, query=query, json=body, stream=stream, timeout=read_timeout)
+        return Request("POST", path, query=query, json=body, stream=stream, timeout=read_timeout,
+                       idempotent=True)
     return Request("GET", path, query=query, stream=stream, timeout=read_timeout)
 
 
@@ -69,7 +72,7 @@ def _read_timeout(feed: str, opts: Mapping[str, Any]) -> float | None:
     return 0
 
 
-def changes(ctx: ServerContext, db: str, **options: Any):
+def changes(ctx: ServerContext, db: str, **options: Any) -> Operation[ChangesResult]:
     """A normal or longpoll feed as a :class:`~couchcore.results.ChangesResult`: the
     change dicts are parsed as the body streams in; ``last_seq`` and ``pending`` once read.
 
@@ -80,3 +83,207 @@ def changes(ctx: ServerContext, db: str, **options: Any):
     resp = yield changes_request(db, options, stream=True)
     resp.raise_for_status()
     return ChangesResult(resp)
+
+
+# -- a feed that resumes: its state, sans I/O ------------------------------------------------
+
+FeedMode = Literal["continuous", "longpoll", "normal"]
+
+
+class FeedState:
+    """Everything a resuming ``_changes`` feed remembers between requests, without I/O.
+
+    :class:`~couchcore.feeds.ChangesFeed` (``feed="continuous"``) and
+    :class:`~couchcore.follow.ChangesFollower` (``longpoll``, or ``normal`` for a one-off
+    follower) drive one of these, from a sync or an async loop alike:
+
+    1. ``op = state.open(ctx)``: the :data:`~couchcore.drivers.Operation` of the next
+       round (pins ``since="now"`` to the database's ``update_seq`` first, then sends
+       :meth:`request`); its result is the source to read: the streamed
+       :class:`~couchcore.protocol.messages.Response` of a continuous feed, a
+       :class:`~couchcore.results.ChangesResult` otherwise. ``state.items(source)`` is
+       what to iterate (``for``/``async for``): body chunks or change dicts.
+    2. ``for change in state.receive(item)``: the changes to hand out (each noted as
+       delivered: :attr:`since` becomes its ``seq``) -- stops at :meth:`stop` and when
+       ``limit`` changes were delivered; stop reading once :attr:`reading` is false.
+    3. ``delay = state.end(source)`` when the answer is over: notes ``last_seq`` and
+       ``pending``; raises :class:`~couchcore.errors.ConnectionError` when a continuous
+       answer ended without ``last_seq`` (a lost connection, see 4).
+    4. ``delay = state.lost(exc)`` for an exception of steps 1-3: seconds to wait before
+       the next round, or ``exc`` raised again (not in ``retry_on``, in ``terminal``, or
+       more than ``max_retries`` failures in a row).
+    5. Repeat while not :attr:`done`.
+
+    :attr:`since` stays opaque: a ``seq``/``last_seq`` received, sent back unchanged.
+    ``limit`` (continuous) is counted across reconnects: each request asks for what is
+    left. ``backoff(n)`` gives the wait after the ``n``-th failure in a row (1-based);
+    any data received (a change or, on a continuous feed, a heartbeat) resets the count.
+    ``one_off`` (normal/longpoll): done once an answer says ``pending == 0`` (without
+    ``pending``: an answer shorter than the ``limit`` per request, or any answer without
+    a ``limit``).
+    CouchDB: https://docs.couchdb.org/en/stable/api/database/changes.html
+    """
+
+    def __init__(self, db: str, options: Mapping[str, Any], *, feed: FeedMode, since: Any = None,
+                 limit: int | None = None, one_off: bool = False, max_retries: int | None = 10,
+                 backoff: Callable[[int], float], retry_on: tuple[type[BaseException], ...],
+                 terminal: tuple[type[BaseException], ...] = (), url: str = "",
+                 logger: logging.Logger | None = None) -> None:
+        if feed not in ("continuous", "longpoll", "normal"):
+            raise InvalidOption(f"feed must be 'normal', 'longpoll' or 'continuous', got {feed!r}")
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
+            raise InvalidOption(f"changes option 'limit' must be a non-negative int, got {limit!r}")
+        self.db = db
+        self.feed: FeedMode = feed
+        self.options = {k: v for k, v in options.items() if k not in ("since", "feed")}
+        self.since: Any = since
+        self.limit = limit
+        self.one_off = one_off
+        self.max_retries = max_retries
+        self.backoff = backoff
+        self.retry_on = retry_on
+        self.terminal = terminal
+        self.url = url or db
+        self.log = logger or logging.getLogger("couchcore.changes")
+        self.delivered = 0  # changes handed out, in every round
+        self.count = 0  # changes handed out in this round
+        self.failures = 0  # failures in a row (reset by any data received)
+        self.reconnects = 0
+        self.pending: int | None = None
+        self.meta: dict[str, Any] = {}  # the metadata of the last complete answer
+        self.complete = False  # this round's answer was read to its end (last_seq)
+        self.stopped = False
+        self.done = limit == 0
+        self._parser: Any = None
+        changes_request(db, self._options())  # bad options: InvalidOption before anything is sent
+
+    # -- what to send --------------------------------------------------------------------
+    def _options(self) -> dict[str, Any]:
+        opts = {**self.options, "feed": self.feed}
+        if self.since is not None:
+            opts["since"] = self.since
+        if self.limit is not None:
+            opts["limit"] = max(self.limit - self.delivered, 0)
+        return opts
+
+    def request(self) -> Request:
+        """The ``_changes`` request of the next round (streamed), from :attr:`since`
+        with the ``limit`` left."""
+        return changes_request(self.db, self._options(), stream=True)
+
+    def open(self, ctx: ServerContext) -> Generator[Request, Response, Any]:
+        """The operation of the next round; returns the source to read (see the class)."""
+        if self.since == "now":  # pin it: a reconnect after a failure must not lose changes
+            from .database import info
+
+            self.since = (yield from info(ctx, self.db))["update_seq"]
+        resp = yield self.request()
+        resp.raise_for_status()
+        self.count = 0
+        self.complete = False
+        if self.feed == "continuous":
+            self._parser = _rows.make_parser("continuous")
+            return resp
+        return ChangesResult(resp)
+
+    def items(self, source: Any) -> Any:
+        """What to iterate of the source :meth:`open` returned: the body chunks of a
+        continuous feed's response, the change dicts of a ChangesResult."""
+        return source.stream if self.feed == "continuous" else source
+
+    # -- what arrived --------------------------------------------------------------------
+    @property
+    def reading(self) -> bool:
+        """Whether to go on reading this round's answer."""
+        return not (self.done or self.complete)
+
+    def receive(self, item: Any) -> Iterator[dict[str, Any]]:
+        """The changes in ``item`` (a body chunk of a continuous feed, else one change),
+        each noted as delivered just before it is handed out."""
+        if self.stopped:  # e.g. a heartbeat after stop() on a backend that cannot abort
+            return
+        self.failures = 0  # data arrived: the connection is healthy
+        changes = self._parser.feed(item) if self.feed == "continuous" else (item,)
+        for change in changes:
+            if "seq" in change:
+                self.since = change["seq"]
+            self.delivered += 1
+            self.count += 1
+            if self.limit is not None and self.delivered >= self.limit:
+                self.done = True
+            yield change
+            if self.stopped or self.done:
+                self.done = True
+                return
+        if self.feed == "continuous" and self._parser.done:
+            self.complete = True
+
+    def end(self, source: Any) -> float:
+        """This round's answer is over: note its metadata; the seconds to wait before the
+        next round (0). Raises :class:`~couchcore.errors.ConnectionError` for a
+        continuous answer that ended without ``last_seq`` (give it to :meth:`lost`)."""
+        if self.stopped or self.done:
+            self.done = True
+            return 0.0
+        if self.feed == "continuous":
+            parser = self._parser
+            if not parser.done:
+                from ..errors import ConnectionError
+
+                raise ConnectionError("changes feed ended without last_seq", self.url + "/_changes")
+            meta = parser.meta
+            raise_stream_error(meta, "GET", self.db + "/_changes")
+        else:
+            meta = source.meta
+        self.meta.update(meta)
+        self.complete = True
+        self.failures = 0
+        if meta.get("last_seq") is not None:
+            self.since = meta["last_seq"]
+        pending = meta.get("pending")
+        self.pending = pending if isinstance(pending, int) and not isinstance(pending, bool) else None
+        if self.feed == "continuous":
+            self.done = True  # the server ended the feed (timeout, limit)
+        elif self.one_off:
+            if self.pending is not None:
+                self.done = self.pending == 0
+            else:
+                per_request = self.options.get("limit")
+                self.done = per_request is None or self.count < per_request
+        return 0.0
+
+    def lost(self, exc: BaseException) -> float:
+        """A round failed with ``exc``: the seconds to wait before the next one, or
+        ``exc`` raised again when retrying cannot help (see the class)."""
+        if self.stopped:  # stop() closed the response under the reader: whatever it raised
+            self.done = True
+            return 0.0
+        if not isinstance(exc, self.retry_on) or isinstance(exc, self.terminal):
+            self.done = True
+            raise exc
+        if (self.feed == "longpoll" and not self.one_off and not self.count
+                and isinstance(exc, ReadTimeout)):
+            # an idle longpoll outlived its read timeout (a server that ignores timeout=):
+            # ask again at once; a hung server costs one read timeout a round, no busy loop
+            self.reconnects += 1
+            self.failures = 0
+            return 0.0
+        self.failures += 1
+        if self.max_retries is not None and self.failures > self.max_retries:
+            self.done = True
+            raise exc
+        delay = self.backoff(self.failures)
+        self.log.warning("changes feed of %s interrupted (%s); resuming from %r in %.2fs",
+                         self.db, type(exc).__name__, self.since, delay)
+        self.reconnects += 1
+        return delay
+
+    def stop(self) -> None:
+        """End the feed: nothing more is handed out or sent."""
+        self.stopped = True
+        self.done = True
+
+    def __repr__(self) -> str:
+        state = "done" if self.done else "open"
+        return (f"<FeedState {self.db} {self.feed} {state} since={self.since!r} delivered={self.delivered} "
+                f"failures={self.failures}>")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Generator
+from typing import Any, Generator, overload
 
 from ..errors import InvalidInput, ParseError
 from ..models import Document
@@ -16,6 +16,10 @@ __all__ = ["info", "exists", "compact", "cleanup", "commit", "purge", "security"
            "revs_limit"]
 
 
+@overload
+def info(ctx: ServerContext, db: str, ddoc: None = None) -> Operation[DatabaseInfo]: ...
+@overload
+def info(ctx: ServerContext, db: str, ddoc: str) -> Operation[DesignInfo]: ...
 def info(ctx: ServerContext, db: str, ddoc: str | None = None) -> Operation[DatabaseInfo | DesignInfo]:
     path = db_path(db) if ddoc is None else design_path(db, ddoc) + "/_info"
     resp = yield Request("GET", path)
@@ -33,7 +37,7 @@ def exists(ctx: ServerContext, db: str) -> Operation[bool]:
 
 def doc_count(ctx: ServerContext, db: str) -> Operation[int]:
     data = yield from info(ctx, db)
-    return int(data["doc_count"])  # type: ignore[typeddict-item]  # (no ddoc: a DatabaseInfo)
+    return data["doc_count"]
 
 
 def compact(ctx: ServerContext, db: str, ddoc: str | None = None) -> Operation[bool]:

@@ -24,6 +24,7 @@ from ..results import ViewResult
 from .messages import Request, Response
 from .paths import db_path, design_path, split_design_name
 from .server import ServerContext
+from .shapes import BuildViewResult
 from .views import view_request
 
 __all__ = ["build_view", "view_ddoc", "ProgressCallback"]
@@ -59,7 +60,7 @@ def _is_timeout(exc: HTTPError) -> bool:
 
 def build_view(ctx: ServerContext, db: str, name: str, timeout: float | None = None,
                progress: ProgressCallback | None = None,
-               poll: float = 2.0) -> Generator[Request, Response, dict]:
+               poll: float = 2.0) -> Generator[Request, Response, BuildViewResult]:
     """Build (or bring up to date) the index of view ``name`` and wait until it is built.
 
     Queries the view with ``limit=0`` (which makes CouchDB update the index first) until

@@ -11,7 +11,7 @@ from .. import codec
 from ..errors import InvalidInput, InvalidOption
 from ..models import Result
 from ..results import ViewResult
-from .messages import Request, Response
+from .messages import Operation, Request, Response
 from .paths import design_path, doc_path, split_design_name, view_path
 from .server import ServerContext
 
@@ -27,14 +27,14 @@ def view_request(db: str, name: str, options: Mapping[str, Any], stream: bool = 
     return Request("GET", path, query=query, stream=stream)
 
 
-def view(ctx: ServerContext, db: str, name: str, **options: Any):
+def view(ctx: ServerContext, db: str, name: str, **options: Any) -> Operation[ViewResult]:
     resp = yield view_request(db, name, options)
     resp.raise_for_status()
     return ViewResult(resp)
 
 
 def temp_view(ctx: ServerContext, db: str, map_src: str, reduce_src: str | None = None,
-              language: str = "javascript", **options: Any):
+              language: str = "javascript", **options: Any) -> Operation[ViewResult]:
     """An ad-hoc view: ``_temp_view`` where the server has it, otherwise a throw-away
     design document that is always deleted again (the rows are read before that)."""
     if not isinstance(map_src, str) or not map_src.strip():
