@@ -8,19 +8,146 @@ import threading
 import time
 from typing import Any, AsyncIterator, Callable, Iterator
 
-from . import rows as _rows
 from .errors import CouchcoreError, ServerError, TooManyRequests, TransportError
-from .protocol.changes import changes_request
-from .results import raise_stream_error
+from .protocol.changes import FeedState
 
-__all__ = ["ChangesFeed"]
+__all__ = ["ChangesFeed", "ResumingFeed"]
 
 log = logging.getLogger("couchcore.changes")
 
 _RETRYABLE = (TransportError, ServerError, TooManyRequests)
 
 
-class ChangesFeed:
+class ResumingFeed:
+    """What :class:`ChangesFeed` and :class:`~couchcore.follow.ChangesFollower` share:
+    a :class:`~couchcore.protocol.changes.FeedState` (the reconnect, ``since``, limit
+    and backoff logic, written once) and the two thin loops that drive it, one sync
+    and one async, plus :meth:`stop` from any thread."""
+
+    _state: FeedState
+    _db: Any
+
+    def _init_driver(self) -> None:
+        self._source: Any = None  # the response (or ChangesResult) being read, closed by stop()
+        self._opening: Any = None  # the asyncio task sending the request, cancelled by stop()
+        self._opening_loop: Any = None
+        self._lock = threading.Lock()
+        self.error: BaseException | None = None  # the error that ended the feed, if any
+
+    # -- state, as attributes -------------------------------------------------------------
+    @property
+    def stopped(self) -> bool:
+        return self._state.stopped
+
+    @property
+    def delivered(self) -> int:
+        """Changes delivered so far (across reconnects)."""
+        return self._state.delivered
+
+    @property
+    def reconnects(self) -> int:
+        """Requests made again after a lost connection or a failure."""
+        return self._state.reconnects
+
+    @property
+    def max_retries(self) -> int | None:
+        """Consecutive failures tolerated before the last one is raised (``None``: no end)."""
+        return self._state.max_retries
+
+    @max_retries.setter
+    def max_retries(self, value: int | None) -> None:
+        self._state.max_retries = value
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        """The metadata (``last_seq``, ``pending``) of the last complete answer."""
+        return self._state.meta
+
+    def stop(self) -> None:
+        """Stop the feed (from any thread); a blocked iteration returns soon after."""
+        self._state.stop()
+        with self._lock:
+            source, task, loop = self._source, self._opening, self._opening_loop
+        if source is not None:
+            try:
+                source.close()
+            except Exception:  # pragma: no cover - closing is best effort
+                pass
+        if task is not None and loop is not None and not task.done():
+            from .transport.tornado import _call_in_loop
+
+            _call_in_loop(loop, task.cancel)
+
+    def _hold(self, source: Any) -> None:
+        with self._lock:
+            self._source = source
+
+    # -- the drivers -------------------------------------------------------------------------
+    def _iterate(self) -> Iterator[dict[str, Any]]:
+        state = self._state
+        try:
+            while not state.done:
+                try:
+                    source = self._db._run(state.open(self._db._ctx))
+                    self._hold(source)
+                    try:
+                        for item in state.items(source):
+                            yield from state.receive(item)
+                            if not state.reading:
+                                break
+                        delay = state.end(source)
+                    finally:
+                        self._hold(None)
+                        source.close()
+                except Exception as exc:
+                    delay = state.lost(exc)
+                if delay:
+                    time.sleep(delay)
+        except Exception as exc:
+            self.error = exc
+            raise
+
+    async def _aiterate(self) -> AsyncIterator[dict[str, Any]]:
+        import asyncio  # here, not at module level: only the async path needs it (import cost)
+
+        state = self._state
+        self._opening_loop = asyncio.get_running_loop()
+        try:
+            while not state.done:
+                try:
+                    task = asyncio.ensure_future(self._db._run(state.open(self._db._ctx)))
+                    with self._lock:
+                        self._opening = task
+                    try:
+                        source = await task
+                    except asyncio.CancelledError:
+                        if state.stopped and task.cancelled():
+                            return
+                        raise
+                    finally:
+                        with self._lock:
+                            self._opening = None
+                    self._hold(source)
+                    try:
+                        async for item in state.items(source):
+                            for change in state.receive(item):
+                                yield change
+                            if not state.reading:
+                                break
+                        delay = state.end(source)
+                    finally:
+                        self._hold(None)
+                        source.close()
+                except Exception as exc:
+                    delay = state.lost(exc)
+                if delay:
+                    await asyncio.sleep(delay)
+        except Exception as exc:
+            self.error = exc
+            raise
+
+
+class ChangesFeed(ResumingFeed):
     """A continuous changes feed.
 
     Iterate it (``for change in feed`` on sync backends, ``async for`` on async
@@ -30,178 +157,46 @@ class ChangesFeed:
     sequence it delivered, so nothing is lost or repeated; the feed ends when the
     server ends it (``last_seq``, e.g. after ``timeout`` or ``limit``) or on
     :meth:`stop`. ``last_seq`` is the sequence of the last change delivered.
+    ``limit`` counts across reconnects. After a failure the feed waits ``retry_delay``
+    seconds, doubling with each further failure in a row up to ``max_delay``, and gives
+    up after ``max_retries`` failures in a row (the last one is raised).
     """
 
     def __init__(self, db: Any, options: dict[str, Any], max_retries: int = 10,
                  retry_delay: float = 0.1, max_delay: float = 10.0) -> None:
         self._db = db
-        self._options = dict(options)
-        self._options["feed"] = "continuous"
-        if self._options.get("timeout") is None:
+        options = dict(options)
+        options.pop("feed", None)
+        if options.get("timeout") is None:
             # keep an idle feed open; not with a timeout, which CouchDB ignores once a heartbeat is set
-            self._options.setdefault("heartbeat", 30000)
-        changes_request(db.name, self._options)  # validate now, before anything is sent
-        self.last_seq: Any = self._options.pop("since", None)
-        self._limit = self._options.pop("limit", None)
-        self.delivered = 0
-        self.max_retries = max_retries
+            options.setdefault("heartbeat", 30000)
+        since = options.pop("since", None)
+        limit = options.pop("limit", None)
         self.retry_delay = retry_delay
         self.max_delay = max_delay
-        self.reconnects = 0
-        self._stopped = False
-        self._response: Any = None
+        self._state = FeedState(db.name, options, feed="continuous", since=since, limit=limit,
+                                max_retries=max_retries, backoff=self._backoff, retry_on=_RETRYABLE,
+                                url=db.url, logger=log)
+        self._init_driver()
         self._thread: threading.Thread | None = None
-        self.meta: dict[str, Any] = {}
-        self.error: BaseException | None = None  # why a callback-driven feed stopped
 
-    # -- control -----------------------------------------------------------------
     @property
-    def stopped(self) -> bool:
-        return self._stopped
+    def last_seq(self) -> Any:
+        """The sequence of the last change delivered (then the server's ``last_seq``)."""
+        return self._state.since
 
-    def stop(self) -> None:
-        """Stop the feed; a blocked iteration returns soon after."""
-        self._stopped = True
-        resp = self._response
-        if resp is not None:
-            try:
-                resp.close()
-            except Exception:  # pragma: no cover - closing is best effort
-                pass
+    def _backoff(self, failures: int) -> float:
+        return min(self.retry_delay * (2 ** (failures - 1)), self.max_delay)
 
-    def _request(self):
-        opts = dict(self._options)
-        if self.last_seq is not None:
-            opts["since"] = self.last_seq
-        if self._limit is not None:
-            opts["limit"] = max(self._limit - self.delivered, 0)
-        return changes_request(self._db.name, opts, stream=True)
-
-    def _open_op(self):
-        if self.last_seq == "now":
-            # pin "now" to a real sequence, so a reconnect before the first change loses nothing
-            from .protocol.database import info
-
-            self.last_seq = (yield from info(self._db._ctx, self._db.name))["update_seq"]
-        resp = yield self._request()
-        resp.raise_for_status()
-        return resp
-
-    def _accept(self, change: dict) -> None:
-        if "seq" in change:
-            self.last_seq = change["seq"]
-        self.delivered += 1
-
-    def _finished(self, parser: Any) -> bool:
-        if parser.done:
-            self.meta.update(parser.meta)
-            raise_stream_error(parser.meta, "GET", self._db.name + "/_changes")
-            if "last_seq" in parser.meta:
-                self.last_seq = parser.meta["last_seq"]
-            return True
-        return self._limit is not None and self.delivered >= self._limit
-
-    def _backoff(self, failures: int, exc: BaseException) -> float:
-        if failures > self.max_retries:
-            raise exc
-        delay = min(self.retry_delay * (2 ** (failures - 1)), self.max_delay)
-        log.warning("changes feed of %s interrupted (%s); reconnecting from %r in %.1fs",
-                    self._db.name, type(exc).__name__, self.last_seq, delay)
-        return delay
-
-    def _ended_early(self) -> TransportError:
-        from .errors import ConnectionError
-
-        return ConnectionError("changes feed ended without last_seq", self._db.url + "/_changes")
-
-    # -- sync --------------------------------------------------------------------
-    def __iter__(self) -> Iterator[dict]:
+    def __iter__(self) -> Iterator[dict[str, Any]]:
         if getattr(self._db, "is_async", False):
             raise TypeError("this ChangesFeed comes from an async Database: use 'async for'")
-        failures = 0
-        while not self._stopped:
-            if self._limit is not None and self.delivered >= self._limit:
-                return
-            parser = _rows.make_parser("continuous")
-            try:
-                self._response = resp = self._db._run(self._open_op())
-                try:
-                    for chunk in resp.stream:
-                        if self._stopped:  # e.g. a heartbeat after stop() on a backend that cannot abort
-                            return
-                        failures = 0  # data (a change or a heartbeat) arrived: the connection is healthy
-                        for change in parser.feed(chunk):
-                            self._accept(change)
-                            yield change
-                            if self._stopped or (self._limit is not None and self.delivered >= self._limit):
-                                return
-                        if parser.done:
-                            break
-                    if self._finished(parser):
-                        return
-                finally:
-                    resp.close()
-                    self._response = None
-            except _RETRYABLE as exc:
-                if self._stopped:
-                    return
-                failures += 1
-                time.sleep(self._backoff(failures, exc))
-                self.reconnects += 1
-                continue
-            if self._stopped:
-                return
-            # the server closed the connection without last_seq: reconnect from last_seq,
-            # backing off like after a failure (no busy loop against a server that keeps closing)
-            failures += 1
-            time.sleep(self._backoff(failures, self._ended_early()))
-            self.reconnects += 1
+        return self._iterate()
 
-    # -- async -------------------------------------------------------------------
-    def __aiter__(self) -> AsyncIterator[dict]:
+    def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
         if not getattr(self._db, "is_async", False):
             raise TypeError("this ChangesFeed comes from a sync Database: use a plain 'for'")
         return self._aiterate()
-
-    async def _aiterate(self) -> AsyncIterator[dict]:
-        import asyncio
-
-        failures = 0
-        while not self._stopped:
-            if self._limit is not None and self.delivered >= self._limit:
-                return
-            parser = _rows.make_parser("continuous")
-            try:
-                self._response = resp = await self._db._run(self._open_op())
-                try:
-                    async for chunk in resp.stream:
-                        failures = 0  # data (a change or a heartbeat) arrived
-                        if self._stopped:  # e.g. a heartbeat after stop() on a backend that cannot abort
-                            return
-                        for change in parser.feed(chunk):
-                            self._accept(change)
-                            yield change
-                            if self._stopped or (self._limit is not None and self.delivered >= self._limit):
-                                return
-                        if parser.done:
-                            break
-                    if self._finished(parser):
-                        return
-                finally:
-                    resp.close()
-                    self._response = None
-            except _RETRYABLE as exc:
-                if self._stopped:
-                    return
-                failures += 1
-                await asyncio.sleep(self._backoff(failures, exc))
-                self.reconnects += 1
-                continue
-            if self._stopped:
-                return
-            failures += 1
-            await asyncio.sleep(self._backoff(failures, self._ended_early()))
-            self.reconnects += 1
 
     # -- callback style (sync) -------------------------------------------------------
     def start(self, callback: Callable[[Any, list], Any], latency: float = 0.0) -> "ChangesFeed":
@@ -256,7 +251,7 @@ class ChangesFeed:
             self._thread.join(timeout)
 
     def __repr__(self) -> str:
-        state = "stopped" if self._stopped else "open"
+        state = "stopped" if self.stopped else "open"
         return f"<ChangesFeed {self._db.name} {state} last_seq={self.last_seq!r} delivered={self.delivered}>"
 
 

@@ -13,21 +13,22 @@ CouchDB: https://docs.couchdb.org/en/stable/api/database/changes.html
 from __future__ import annotations
 
 import logging
-import threading
-import time
 from typing import TYPE_CHECKING, Any, AsyncIterator, Generator, Iterator
 
 from .drivers import RetryPolicy
-from .errors import BadRequest, Forbidden, HTTPError, InvalidInput, NotFound, ReadTimeout, TransportError, \
-    Unauthorized
-from .protocol import changes as _changes
-from .protocol import database as _db
-from .protocol.messages import Request, Response
-from .results import ChangesResult
+from .errors import (
+    BadRequest,
+    Forbidden,
+    HTTPError,
+    InvalidInput,
+    NotFound,
+    TransportError,
+    Unauthorized,
+)
+from .feeds import ResumingFeed
+from .protocol.changes import FeedState
 
 if TYPE_CHECKING:  # pragma: no cover
-    import asyncio
-
     from .api import DatabaseAPI
 
 __all__ = ["ChangesFollower", "TERMINAL_ERRORS", "DEFAULT_LONGPOLL_TIMEOUT"]
@@ -44,7 +45,7 @@ DEFAULT_LONGPOLL_TIMEOUT = 60_000
 _OWN_OPTIONS = frozenset({"feed", "since", "descending"})
 
 
-class ChangesFollower:
+class ChangesFollower(ResumingFeed):
     """Follows a database's ``_changes``; iterate it (``for``, or ``async for`` on the
     async facade) for the change dicts (``{"seq", "id", "changes", "deleted"?, "doc"?}``).
 
@@ -81,44 +82,31 @@ class ChangesFollower:
             raise InvalidInput(f"since must be a sequence (str), 0 or 'now', got {since!r}")
         self._db = db
         self.one_off = one_off
-        self.since: Any = since
-        self.max_retries = (10 if one_off else None) if max_retries is None else max_retries
         options = dict(changes_options)
         if not one_off and options.get("timeout") is None and not options.get("heartbeat"):
             options["timeout"] = DEFAULT_LONGPOLL_TIMEOUT
-        self._options = options
-        _changes.changes_request(db.name, self._request_options())  # validate before anything is sent
-        self.pending: int | None = None
-        self.error: BaseException | None = None
-        self.delivered = 0
-        self.reconnects = 0
-        self._stopped = False
+        self._state = FeedState(db.name, options, feed="normal" if one_off else "longpoll", since=since,
+                                one_off=one_off,
+                                max_retries=(10 if one_off else None) if max_retries is None else max_retries,
+                                backoff=self._backoff, retry_on=(HTTPError, TransportError),
+                                terminal=TERMINAL_ERRORS, url=db.url, logger=log)
+        self._init_driver()
         self._started = False
-        self._result: ChangesResult | None = None
-        self._task: Any = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._lock = threading.Lock()
+
+    @property
+    def since(self) -> Any:
+        """The sequence to resume from (opaque; see the class docstring)."""
+        return self._state.since
+
+    @property
+    def pending(self) -> int | None:
+        """The last answer's ``pending`` (``None`` before, or from a server without it)."""
+        return self._state.pending
+
+    def _backoff(self, failures: int) -> float:
+        return RetryPolicy.of(self._db._server._transport)._backoff(failures - 1)
 
     # -- control -----------------------------------------------------------------------
-    @property
-    def stopped(self) -> bool:
-        return self._stopped
-
-    def stop(self) -> None:
-        """End the iteration (see the class docstring for how soon)."""
-        self._stopped = True
-        with self._lock:
-            result, task, loop = self._result, self._task, self._loop
-        if result is not None:
-            try:
-                result.close()
-            except Exception:  # pragma: no cover - closing is best effort
-                pass
-        if task is not None and loop is not None and not task.done():
-            from .transport.tornado import _call_in_loop
-
-            _call_in_loop(loop, task.cancel)
-
     def __enter__(self) -> "ChangesFollower":
         return self
 
@@ -140,52 +128,8 @@ class ChangesFollower:
 
     def __repr__(self) -> str:
         mode = "one-off" if self.one_off else "longpoll"
-        state = "stopped" if self._stopped else "open"
+        state = "stopped" if self.stopped else "open"
         return f"<ChangesFollower {self._db.name} {mode} {state} since={self.since!r} delivered={self.delivered}>"
-
-    # -- the protocol ------------------------------------------------------------------
-    def _request_options(self) -> dict[str, Any]:
-        return {**self._options, "feed": "normal" if self.one_off else "longpoll", "since": self.since}
-
-    def _op(self) -> Generator[Request, Response, ChangesResult]:
-        if self.since == "now":  # pin it: a reconnect after a failure must not skip changes
-            info = yield from _db.info(self._db._ctx, self._db.name)
-            self.since = info["update_seq"]
-        result: ChangesResult = yield from _changes.changes(self._db._ctx, self._db.name, **self._request_options())
-        return result
-
-    def _deliver(self, change: dict[str, Any]) -> None:
-        if "seq" in change:
-            self.since = change["seq"]
-        self.delivered += 1
-
-    def _page_done(self, result: ChangesResult, count: int) -> bool:
-        """Note the answer's ``last_seq``/``pending``; whether a one-off follower is done."""
-        meta = result.meta
-        if meta.get("last_seq") is not None:
-            self.since = meta["last_seq"]
-        pending = meta.get("pending")
-        self.pending = pending if isinstance(pending, int) else None
-        if not self.one_off:
-            return False
-        if self.pending is not None:
-            return self.pending == 0
-        limit = self._options.get("limit")
-        return limit is None or count < limit
-
-    def _failed(self, exc: BaseException, failures: int) -> float:
-        """Seconds to wait before the next attempt, or raise ``exc`` (terminal, or too many)."""
-        if isinstance(exc, TERMINAL_ERRORS) or not isinstance(exc, (HTTPError, TransportError)):
-            self.error = exc
-            raise exc
-        if self.max_retries is not None and failures > self.max_retries:
-            self.error = exc
-            raise exc
-        policy = RetryPolicy.of(self._db._server._transport)
-        wait = policy._backoff(failures - 1)
-        log.warning("changes follower of %s: %s; retrying from %r in %.2fs", self._db.name,
-                    type(exc).__name__, self.since, wait)
-        return wait
 
     def _claim(self) -> None:
         if self._started:
@@ -199,107 +143,9 @@ class ChangesFollower:
         self._claim()
         return self._iterate()
 
-    def _iterate(self) -> Iterator[dict[str, Any]]:
-        failures = 0
-        while not self._stopped:
-            count = 0
-            try:
-                result: ChangesResult = self._db._run(self._op())
-                with self._lock:
-                    self._result = result
-                try:
-                    for change in result:
-                        count += 1
-                        self._deliver(change)
-                        yield change
-                        if self._stopped:
-                            return
-                    done = self._page_done(result, count)
-                finally:
-                    with self._lock:
-                        self._result = None
-                    result.close()
-            except Exception as exc:
-                if self._stopped:  # stop() closed the response under the reader: whatever it raised
-                    return
-                if not isinstance(exc, (HTTPError, TransportError)):
-                    self.error = exc
-                    raise
-                if isinstance(exc, ReadTimeout) and not self.one_off and not count:
-                    # an idle longpoll outlived its read timeout (a server that ignores timeout=):
-                    # ask again at once; a hung server costs one read timeout a round, no busy loop
-                    self.reconnects += 1
-                    failures = 0
-                    continue
-                failures = 1 if count else failures + 1
-                wait = self._failed(exc, failures)
-                self.reconnects += 1
-                if wait:
-                    time.sleep(wait)
-                continue
-            failures = 0
-            if done:
-                return
-
     # -- async -------------------------------------------------------------------------
     def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
         if not getattr(self._db, "is_async", False):
             raise TypeError("this ChangesFollower comes from a sync Database: use a plain 'for'")
         self._claim()
         return self._aiterate()
-
-    async def _aiterate(self) -> AsyncIterator[dict[str, Any]]:
-        import asyncio  # here, not at module level: only the async path needs it (import cost)
-
-        self._loop = asyncio.get_running_loop()
-        failures = 0
-        while not self._stopped:
-            count = 0
-            try:
-                task = asyncio.ensure_future(self._db._run(self._op()))
-                with self._lock:
-                    self._task = task
-                try:
-                    result: ChangesResult = await task
-                except asyncio.CancelledError:
-                    if self._stopped and task.cancelled():
-                        return
-                    raise
-                finally:
-                    with self._lock:
-                        self._task = None
-                with self._lock:
-                    self._result = result
-                try:
-                    async for change in result:
-                        count += 1
-                        self._deliver(change)
-                        yield change
-                        if self._stopped:
-                            return
-                    done = self._page_done(result, count)
-                finally:
-                    with self._lock:
-                        self._result = None
-                    result.close()
-            except Exception as exc:
-                if self._stopped:  # stop() closed the response under the reader: whatever it raised
-                    return
-                if not isinstance(exc, (HTTPError, TransportError)):
-                    self.error = exc
-                    raise
-                if isinstance(exc, ReadTimeout) and not self.one_off and not count:
-                    # an idle longpoll outlived its read timeout (a server that ignores timeout=):
-                    # ask again at once; a hung server costs one read timeout a round, no busy loop
-                    self.reconnects += 1
-                    failures = 0
-                    continue
-                failures = 1 if count else failures + 1
-                wait = self._failed(exc, failures)
-                self.reconnects += 1
-                if wait:
-                    await asyncio.sleep(wait)
-                continue
-            failures = 0
-            if done:
-                return

@@ -227,12 +227,12 @@ class FeedState:
             return 0.0
         if self.feed == "continuous":
             parser = self._parser
+            meta = parser.meta
+            raise_stream_error(meta, "GET", self.db + "/_changes")  # the server's error, if it sent one
             if not parser.done:
                 from ..errors import ConnectionError
 
                 raise ConnectionError("changes feed ended without last_seq", self.url + "/_changes")
-            meta = parser.meta
-            raise_stream_error(meta, "GET", self.db + "/_changes")
         else:
             meta = source.meta
         self.meta.update(meta)
