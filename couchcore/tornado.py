@@ -110,6 +110,23 @@ class StreamTask(asyncio.Task):  # type: ignore[type-arg]
                             "is not streamed; use 'await'")
 
 
+def default_backend() -> str:
+    """The async backend used when ``Server(backend=...)`` is not given: ``"pycurl"``
+    when pycurl can be imported, else ``"tornado"``."""
+    global _DEFAULT_BACKEND
+    if _DEFAULT_BACKEND is None:
+        try:
+            import pycurl  # noqa: F401
+        except ImportError:
+            _DEFAULT_BACKEND = "tornado"
+        else:
+            _DEFAULT_BACKEND = "pycurl"
+    return _DEFAULT_BACKEND
+
+
+_DEFAULT_BACKEND: str | None = None
+
+
 def _start(coro: Any, name: str | None = None) -> Any:
     """A :class:`StreamTask` on the running loop, or the bare coroutine when no loop runs."""
     try:
@@ -124,11 +141,15 @@ def _op_name(op: Any) -> str:
 
 
 class Server(ServerAPI):
-    """A CouchDB server, used asynchronously (Tornado's HTTP client on asyncio).
+    """A CouchDB server, used asynchronously (on the running asyncio / Tornado loop).
 
     ``Server(url=None, auth=None, full_commit=True, max_clients=10, **transport_options)``
     takes the same arguments as :class:`couchcore.Server`; ``max_clients`` bounds the
     requests in flight at once (per event loop; the others wait for a free slot).
+    ``backend="pycurl"`` (the default when pycurl is installed) runs libcurl on the
+    event loop and keeps connections alive (see :mod:`couchcore.transport.curlloop`);
+    ``backend="tornado"`` runs Tornado's simple HTTP client, which opens a connection
+    per request.
     The server may be built outside any loop and used from several
     ``asyncio.run(...)`` calls in turn.
     """
@@ -136,9 +157,19 @@ class Server(ServerAPI):
     is_async = True
 
     def _make_transport(self, backend: str | None, url: str | None = None) -> Any:
-        if backend not in (None, "tornado"):
-            raise InvalidOption(f"the async facade runs on the 'tornado' backend, not {backend!r}")
-        return TornadoTransport(url or self.url, self.credentials, self.options)
+        """The async transport: ``backend="pycurl"`` (the default when pycurl is
+        installed: libcurl on the event loop, connections kept alive) or ``"tornado"``
+        (Tornado's simple HTTP client: no pycurl needed, a new connection per request)."""
+        name = backend if backend is not None else default_backend()
+        if name == "pycurl":
+            try:
+                from .transport.curlloop import CurlLoopTransport
+            except ImportError as exc:
+                raise InvalidOption(f"async backend 'pycurl' is not available: {exc}") from None
+            return CurlLoopTransport(url or self.url, self.credentials, self.options)
+        if name == "tornado":
+            return TornadoTransport(url or self.url, self.credentials, self.options)
+        raise InvalidOption(f"the async facade runs on the 'pycurl' or 'tornado' backend, not {backend!r}")
 
     # -- the driver hooks ----------------------------------------------------------------
     def _run(self, op: Any, post: Callable[[Any], Any] | None = None) -> Any:

@@ -95,6 +95,15 @@ class Conn:
             pass
 
 
+def nothing_in_flight(transport) -> bool:
+    """No request of the running loop is left in the backend's own bookkeeping
+    (Tornado's client, or the curl engine's multi handle)."""
+    state = transport._state()
+    if hasattr(state, "client"):
+        return not state.client.active and not state.client.queue
+    return not state.active
+
+
 def view_rows(n: int, start: int = 0) -> list[bytes]:
     return [b'{"id":"r%07d","key":%d,"value":{"n":%d,"s":"row %d"}}' % (i, i, i, i) for i in range(start, start + n)]
 
@@ -130,7 +139,7 @@ def test_cancelling_await_get_closes_the_connection():
             assert local.open == 0
             transport = db.server._transport
             assert transport.active == 0
-            assert not transport._state().client.active
+            assert nothing_in_flight(transport)
 
     arun(main())
 
@@ -329,7 +338,8 @@ def test_a_body_cut_short_raises_connection_error_from_async_for():
         async with LocalServer(cut) as local:
             db = ct.Server(local.url)._database("db")
             got = []
-            with pytest.raises(couchcore.ConnectionError, match="connection lost"):
+            # Tornado: "connection lost"; libcurl: "transfer closed with outstanding read data"
+            with pytest.raises(couchcore.ConnectionError, match="connection lost|transfer closed"):
                 async for row in await db.view("_all_docs"):
                     got.append(row)
             assert len(got) in (4, 5)  # the fifth row is incomplete until its separator

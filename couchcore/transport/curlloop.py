@@ -1,0 +1,676 @@
+"""The async backend on libcurl: couchcore's CurlMulti engine driven by the event loop.
+
+:class:`CurlLoopTransport` sends one :class:`~couchcore.protocol.messages.Request` per
+``await transport.send(request)`` and returns a
+:class:`~couchcore.protocol.messages.Response`, like the sync pycurl backend, whose
+request set-up (:meth:`couchcore.transport.pycurl.PycurlTransport.configure`) and error
+mapping it shares. What differs is who waits: a ``pycurl.CurlMulti`` per event loop
+tells the loop which sockets to watch (``CURLMOPT_SOCKETFUNCTION`` ->
+``loop.add_reader``/``add_writer``) and when to wake it (``CURLMOPT_TIMERFUNCTION`` ->
+``loop.call_later``), and the loop hands the events back with
+``multi.socket_action``. Only public asyncio and pycurl APIs are used, so it runs on
+plain asyncio and under Tornado (whose IOLoop is the asyncio loop) alike; it needs a
+loop with ``add_reader`` (any selector loop: not Windows' proactor loop).
+
+Connections
+    libcurl keeps the connections of one multi handle alive and reuses them: a loop's
+    requests to one host share at most ``max(maxsize, max_clients)`` kept-alive
+    connections (``CURLMOPT_MAXCONNECTS``), so N sequential requests use one TCP
+    connection. A write (a request that is not idempotent) starts on a fresh
+    connection, as on the sync pycurl backend: libcurl silently re-sends a request
+    whose reused connection breaks before the answer, and a write must never be sent
+    twice (the connection then joins the pool for later reads).
+
+Flow control, timeouts, cancellation
+    * at most ``max_clients`` requests are in flight per event loop (an
+      ``asyncio.Semaphore``; waiting for a slot is cancellable and sends nothing);
+    * a streamed body is queued up to ``HIGH_WATER`` bytes; above it the transfer is
+      paused (``CURL_WRITEFUNC_PAUSE``: libcurl stops reading the socket, TCP flow
+      control stops the server) until the consumer drained it below ``LOW_WATER``;
+    * ``connect_timeout`` is libcurl's (TCP and TLS); the read timeout is an idle
+      timeout (no byte for ``timeout`` seconds once connected, not counting time the
+      consumer holds the stream paused; upload progress counts as activity);
+      ``Request.timeout`` overrides it and ``0`` disables it;
+    * cancelling the awaiting task, closing the response, or dropping an unread
+      streamed response removes the transfer from the multi handle, which closes its
+      connection (an unfinished HTTP/1.1 exchange cannot be reused), and frees its slot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import threading
+import time
+from collections import deque
+from typing import Any, AsyncIterator, Awaitable, Callable
+
+import pycurl
+
+from .. import errors
+from ..protocol.messages import Headers, Request, Response
+from ..urls import redact_url
+from .base import BaseTransport, Credentials, TransportOptions, is_file_like
+from .pycurl import PycurlTransport, _translate
+
+__all__ = ["CurlLoopTransport", "HIGH_WATER", "LOW_WATER"]
+
+#: A streamed response is paused when this many bytes wait unread...
+HIGH_WATER = 1024 * 1024
+#: ...and resumed once the consumer has taken the buffer below this.
+LOW_WATER = 256 * 1024
+#: the largest piece read from a streamed request body at once
+CHUNK = 64 * 1024
+
+_IN, _OUT = pycurl.POLL_IN, pycurl.POLL_OUT
+_NO_BODY = (bytes, bytearray, str)
+
+
+class CurlLoopTransport(BaseTransport):
+    """Sends :class:`Request` objects with libcurl on the running event loop; keeps
+    connections alive per loop; translates libcurl's errors into couchcore's
+    :class:`~couchcore.errors.TransportError` family."""
+
+    is_async = True
+
+    def __init__(self, base_url: str, credentials: Credentials | None, options: TransportOptions) -> None:
+        if not base_url.startswith(("http://", "https://")):
+            raise errors.InvalidOption(f"not an http(s) URL: {redact_url(base_url)!r}")
+        if isinstance(options.max_clients, bool) or not isinstance(options.max_clients, int) \
+                or options.max_clients < 1:
+            raise errors.InvalidOption(f"max_clients must be a positive int, got {options.max_clients!r}")
+        super().__init__(base_url, credentials, options)
+        # the request set-up (URL, headers, body, TLS, timeouts) is the sync backend's
+        self._curl_setup = PycurlTransport(base_url, credentials, options)
+        self._states: dict[asyncio.AbstractEventLoop, _LoopEngine] = {}
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"<CurlLoopTransport {self.base_url} max_clients={self.options.max_clients}>"
+
+    # -- per-loop state -----------------------------------------------------------------
+    def _state(self) -> "_LoopEngine":
+        loop = asyncio.get_running_loop()
+        state = self._states.get(loop)
+        if state is None:
+            with self._lock:
+                for old in [lp for lp in self._states if lp.is_closed()]:
+                    self._states.pop(old).close()
+                state = self._states[loop] = _LoopEngine(self, loop)
+        return state
+
+    @property
+    def active(self) -> int:
+        """Requests in flight (a streamed response counts until its body has arrived
+        or it was closed) on the running loop, or on every loop outside one."""
+        try:
+            state = self._states.get(asyncio.get_running_loop())
+        except RuntimeError:
+            return sum(len(s.active) for s in self._states.values())
+        return len(state.active) if state is not None else 0
+
+    def close(self) -> None:
+        """Abort what is in flight (readers get a ConnectionError) and close every
+        loop's multi handle and its connections. The transport stays usable."""
+        with self._lock:
+            states, self._states = list(self._states.values()), {}
+        for state in states:
+            _call_in_loop(state.loop, state.close)
+
+    # -- sending ------------------------------------------------------------------------
+    async def send(self, request: Request) -> Response:
+        state = self._state()
+        url = self.base_url + request.target
+        upload = _upload_for(request.body)  # bad body types raise InvalidInput before a slot is taken
+        await state.slots.acquire()  # cancellable; nothing has been sent yet
+        try:
+            exchange = state.start(request, url, upload)
+        except BaseException as exc:
+            state.slots.release()
+            if isinstance(exc, (errors.CouchcoreError, asyncio.CancelledError)):
+                raise
+            raise errors.ConnectionError(f"request failed: {type(exc).__name__}: {redact_url(str(exc))}",
+                                         url) from None
+        try:
+            await exchange.ready
+        except BaseException:
+            exchange.abort("cancel")
+            raise
+        if exchange.stream:
+            return Response(exchange.status, Headers(exchange.headers), stream=_Stream(exchange),
+                            method=request.method, url=url, close=exchange.close,
+                            auth_sent=self.sends_credentials(request))
+        return Response(exchange.status, Headers(exchange.headers), body=exchange.body(),
+                        method=request.method, url=url, auth_sent=self.sends_credentials(request))
+
+
+def _call_in_loop(loop: asyncio.AbstractEventLoop, fn: Callable[[], Any]) -> None:
+    """Run ``fn`` now if we are on ``loop``'s thread (or it is not running), else
+    schedule it there."""
+    try:
+        running = asyncio.get_running_loop()
+    except RuntimeError:
+        running = None
+    if running is loop or not loop.is_running():
+        fn()
+        return
+    try:
+        loop.call_soon_threadsafe(fn)
+    except RuntimeError:  # closed meanwhile
+        fn()
+
+
+class _LoopEngine:
+    """One event loop's CurlMulti handle, its reusable easy handles, the sockets libcurl
+    asked the loop to watch, its timer, and the ``max_clients`` slots."""
+
+    def __init__(self, transport: CurlLoopTransport, loop: asyncio.AbstractEventLoop) -> None:
+        self.transport = transport
+        self.loop = loop
+        opts = transport.options
+        self.slots = asyncio.Semaphore(opts.max_clients)
+        self.multi = pycurl.CurlMulti()
+        self.multi.setopt(pycurl.M_SOCKETFUNCTION, self._on_socket)
+        self.multi.setopt(pycurl.M_TIMERFUNCTION, self._on_timer)
+        self.multi.setopt(pycurl.M_MAXCONNECTS, max(opts.maxsize, opts.max_clients))
+        self.idle: list[pycurl.Curl] = []
+        self.active: dict[pycurl.Curl, _Exchange] = {}
+        self.watched: dict[int, int] = {}  # fd -> POLL_IN / POLL_OUT bits registered with the loop
+        self.timer: asyncio.Handle | None = None
+        self.in_curl = False  # inside socket_action: libcurl callbacks may run, no remove_handle
+        self.closed = False
+
+    # -- libcurl -> loop -------------------------------------------------------------------
+    def _on_socket(self, what: int, fd: int, multi: Any, data: Any) -> None:
+        """CURLMOPT_SOCKETFUNCTION: watch ``fd`` for what libcurl waits for."""
+        loop = self.loop
+        if loop.is_closed():
+            self.watched.pop(fd, None)
+            return
+        old = self.watched.get(fd, 0)
+        new = 0 if what == pycurl.POLL_REMOVE else what
+        if old & _IN and not new & _IN:
+            loop.remove_reader(fd)
+        if old & _OUT and not new & _OUT:
+            loop.remove_writer(fd)
+        if new & _IN and not old & _IN:
+            loop.add_reader(fd, self._act, fd, pycurl.CSELECT_IN)
+        if new & _OUT and not old & _OUT:
+            loop.add_writer(fd, self._act, fd, pycurl.CSELECT_OUT)
+        if new:
+            self.watched[fd] = new
+        else:
+            self.watched.pop(fd, None)
+
+    def _on_timer(self, timeout_ms: int) -> None:
+        """CURLMOPT_TIMERFUNCTION: call ``socket_action(TIMEOUT)`` in ``timeout_ms``
+        (``-1``: no timer). Never calls libcurl from here (not reentrant)."""
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        if timeout_ms < 0 or self.loop.is_closed() or self.closed:
+            return
+        if timeout_ms == 0:
+            self.timer = self.loop.call_soon(self._on_timeout)
+        else:
+            self.timer = self.loop.call_later(timeout_ms / 1000.0, self._on_timeout)
+
+    def _on_timeout(self) -> None:
+        self.timer = None
+        self._act(pycurl.SOCKET_TIMEOUT, 0)
+
+    def _act(self, fd: int, event: int) -> None:
+        if self.closed:
+            return
+        self.in_curl = True
+        try:
+            while True:
+                ret, _running = self.multi.socket_action(fd, event)
+                if ret != pycurl.E_CALL_MULTI_PERFORM:
+                    break
+        except pycurl.error:  # pragma: no cover - the multi handle failed as a whole
+            pass
+        finally:
+            self.in_curl = False
+        self._collect()
+
+    def _collect(self) -> None:
+        """Finish the transfers libcurl reports done."""
+        while True:
+            queued, ok_list, err_list = self.multi.info_read()
+            for curl in ok_list:
+                exchange = self.active.get(curl)
+                if exchange is not None:
+                    exchange.finish(None)
+            for curl, code, message in err_list:
+                exchange = self.active.get(curl)
+                if exchange is not None:
+                    error: BaseException = _translate(curl, code, message, exchange.url)
+                    if exchange.upload is not None and exchange.upload.error is not None:
+                        error = exchange.upload.error
+                    exchange.finish(error)
+            if not queued:
+                break
+
+    # -- transfers -------------------------------------------------------------------------
+    def start(self, request: Request, url: str, upload: "_Upload | None") -> "_Exchange":
+        if self.closed:
+            raise errors.ConnectionError("request aborted (the transport was closed)", url)
+        curl = self.idle.pop() if self.idle else pycurl.Curl()
+        exchange = _Exchange(self, curl, request, url, upload)
+        try:
+            if upload is not None:
+                # the sync set-up of a streamed body (chunked or Content-Length), then
+                # couchcore's reader, which can wait for async sources
+                placeholder = _copy(request, iter(()))
+                self.transport._curl_setup.configure(curl, placeholder, url, exchange)  # type: ignore[arg-type]
+                curl.setopt(pycurl.READFUNCTION, upload.read)
+            else:
+                self.transport._curl_setup.configure(curl, request, url, exchange)  # type: ignore[arg-type]
+        except Exception:
+            curl.reset()
+            self.idle.append(curl)
+            raise
+        self.active[curl] = exchange
+        self.multi.add_handle(curl)  # libcurl asks for a timer at once: the transfer starts on the loop
+        exchange.arm_timer()
+        return exchange
+
+    def detach(self, exchange: "_Exchange") -> None:
+        """Take ``exchange``'s handle off the multi (closing its connection unless the
+        exchange completed) and keep the handle for reuse."""
+        curl = exchange.curl
+        if self.active.pop(curl, None) is None:
+            return
+        try:
+            self.multi.remove_handle(curl)
+        except pycurl.error:  # the multi handle is closed already
+            curl.close()
+            return
+        curl.reset()
+        if not self.closed:
+            self.idle.append(curl)
+        else:
+            curl.close()
+
+    def close(self) -> None:
+        """Abort every transfer ("the transport was closed") and close the handles and
+        their connections."""
+        if self.closed:
+            return
+        if self.loop.is_closed():  # nobody can wait for these any more: just let go
+            for exchange in list(self.active.values()):
+                exchange.finished = True
+                self.detach(exchange)
+        for exchange in list(self.active.values()):
+            exchange.abort("shutdown", now=True)
+        self.closed = True
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        if not self.loop.is_closed():
+            for fd in list(self.watched):
+                self.loop.remove_reader(fd)
+                self.loop.remove_writer(fd)
+        self.watched.clear()
+        for curl in self.idle:
+            curl.close()
+        self.idle.clear()
+        self.multi.close()
+
+
+class _Exchange:
+    """One request on a loop's multi handle: the response head, the body chunks waiting
+    for the reader, flow control, the idle timer and how it ended."""
+
+    __slots__ = ("engine", "curl", "request", "url", "upload", "stream", "status", "headers",
+                 "chunks", "buffered", "paused", "ready", "waiter", "finished", "error",
+                 "abort_reason", "idle_timeout", "last_activity", "started", "uploaded", "timer")
+
+    def __init__(self, engine: _LoopEngine, curl: pycurl.Curl, request: Request, url: str,
+                 upload: "_Upload | None") -> None:
+        self.engine = engine
+        self.curl = curl
+        self.request = request
+        self.url = url
+        self.upload = upload
+        if upload is not None:
+            upload.exchange = self
+        self.stream = bool(request.stream) and request.method != "HEAD"
+        self.status = 0
+        self.headers: list[tuple[str, str]] = []
+        self.chunks: deque[bytes] = deque()
+        self.buffered = 0
+        self.paused = False
+        self.ready: asyncio.Future = engine.loop.create_future()  # head (streamed) or whole response
+        self.waiter: asyncio.Future | None = None  # the stream's reader waits for a chunk
+        self.finished = False
+        self.error: BaseException | None = None
+        self.abort_reason: str | None = None  # "cancel", "close", "timeout" or "shutdown"
+        self.idle_timeout: float | None = None  # set by PycurlTransport.configure
+        self.last_activity = self.started = time.monotonic()
+        self.uploaded = 0
+        self.timer: asyncio.TimerHandle | None = None
+
+    # -- libcurl callbacks (inside socket_action) --------------------------------------------
+    def on_header(self, line: bytes) -> None:
+        self.last_activity = time.monotonic()
+        text = line.decode("latin-1").rstrip("\r\n")
+        if text.startswith("HTTP/"):
+            self.status = int(text.split(" ", 2)[1])
+            self.headers = []
+        elif not text:
+            if self.status >= 200 and self.stream and not self.ready.done():  # not an interim 1xx
+                self.ready.set_result(None)
+        elif ":" in text:
+            name, _, value = text.partition(":")
+            self.headers.append((name.strip(), value.strip()))
+
+    def on_data(self, data: bytes) -> int | None:
+        self.last_activity = time.monotonic()
+        if self.stream:
+            if self.buffered >= HIGH_WATER:
+                self.paused = True
+                return pycurl.WRITEFUNC_PAUSE  # libcurl hands the same data again after resuming
+            self.buffered += len(data)
+            waiter = self.waiter
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)
+        self.chunks.append(data)
+        return None
+
+    def on_progress(self, dltotal: int, dlnow: int, ultotal: int, ulnow: int) -> int:
+        """A body still being sent is activity: a slow upload is no read timeout."""
+        if ulnow != self.uploaded:
+            self.uploaded = ulnow
+            self.last_activity = time.monotonic()
+        return 0
+
+    # -- the end -------------------------------------------------------------------------------
+    def finish(self, error: BaseException | None) -> None:
+        """The transfer is over (complete, failed or aborted): free its handle and slot,
+        wake whoever waits."""
+        if self.finished:
+            return
+        self.finished = True
+        self.error = error
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        engine = self.engine
+        engine.detach(self)
+        engine.slots.release()
+        ready = self.ready
+        if not ready.done():
+            if error is not None:
+                ready.set_exception(error)
+                ready.exception()  # its awaiter may be gone (cancelled): no "never retrieved" warning
+            else:
+                ready.set_result(None)
+        self._wake()
+        if self.upload is not None:
+            self.upload.cancel()
+
+    def _wake(self) -> None:
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def abort(self, reason: str, now: bool = False) -> None:
+        """End the transfer early (cancelled, closed, timed out, transport closed); its
+        connection is closed. Safe from libcurl callbacks (deferred to the loop)."""
+        if self.finished or self.abort_reason is not None:
+            return
+        self.abort_reason = reason
+        self._wake()
+        if self.engine.in_curl and not now:
+            self.engine.loop.call_soon(self._abort_now)
+        else:
+            self._abort_now()
+
+    def _abort_now(self) -> None:
+        if self.finished:
+            return
+        reason = self.abort_reason
+        if reason == "timeout":
+            error: BaseException = errors.ReadTimeout(f"no data for {self.idle_timeout:g}s (read timeout)", self.url)
+        else:
+            why = "the transport was closed" if reason == "shutdown" else reason
+            error = errors.ConnectionError(f"request aborted ({why})", self.url)
+            error.aborted = True  # by us (closed, cancelled): no network failure, never retried
+        self.finish(error)
+
+    # -- idle (read) timeout -------------------------------------------------------------------
+    def arm_timer(self) -> None:
+        if self.idle_timeout:
+            self.timer = self.engine.loop.call_later(self.idle_timeout, self._check_idle)
+
+    def _check_idle(self) -> None:
+        self.timer = None
+        limit = self.idle_timeout
+        if self.finished or self.abort_reason is not None or not limit:
+            return
+        now = time.monotonic()
+        if self.paused:  # the reader holds the stream: not the server's fault
+            self.timer = self.engine.loop.call_later(limit, self._check_idle)
+            return
+        try:
+            ready = self.curl.getinfo(pycurl.PRETRANSFER_TIME)  # s from start to connected and ready
+        except pycurl.error:
+            ready = 0.0
+        if ready <= 0:  # still connecting: libcurl's CONNECTTIMEOUT bounds that
+            self.timer = self.engine.loop.call_later(limit, self._check_idle)
+            return
+        idle = now - max(self.last_activity, self.started + ready)
+        if idle >= limit:
+            self.abort("timeout")
+        else:
+            self.timer = self.engine.loop.call_later(limit - idle, self._check_idle)
+
+    # -- the reader ----------------------------------------------------------------------------
+    def body(self) -> bytes:
+        data = b"".join(self.chunks) if len(self.chunks) != 1 else self.chunks[0]
+        self.chunks.clear()
+        return data
+
+    async def next_chunk(self) -> bytes:
+        while not self.chunks:
+            if self.abort_reason in ("close", "cancel"):
+                raise StopAsyncIteration  # the reader itself gave up on the body
+            if self.finished:
+                if self.error is not None:
+                    raise self.error
+                raise StopAsyncIteration
+            if self.paused:
+                self._resume()
+                continue
+            self.waiter = self.engine.loop.create_future()
+            try:
+                await self.waiter
+            finally:
+                self.waiter = None
+        chunk = self.chunks.popleft()
+        self.buffered -= len(chunk)
+        if self.paused and self.buffered <= LOW_WATER:
+            self._resume()
+        return chunk
+
+    def _resume(self) -> None:
+        self.paused = False
+        self.last_activity = time.monotonic()  # time the reader held the stream does not count
+        if self.finished:
+            return
+        try:
+            self.curl.pause(pycurl.PAUSE_CONT)  # may hand data over right here (on_data)
+        except pycurl.error as exc:  # pragma: no cover - the transfer failed meanwhile
+            self.abort_reason = self.abort_reason or "close"
+            self.finish(errors.ConnectionError(f"resuming the transfer failed: {exc}", self.url))
+
+    def close(self) -> None:
+        """The reader is done with the response: abort it unless it is complete (any
+        thread)."""
+        _call_in_loop(self.engine.loop, self._close)
+
+    def _close(self) -> None:
+        self.chunks.clear()
+        self.buffered = 0
+        self.abort("close")
+
+
+class _Stream:
+    """The async iterator of body chunks of a streamed :class:`Response`; dropping it
+    unread (e.g. an abandoned ``ViewResult``) closes the connection."""
+
+    __slots__ = ("_exchange", "__weakref__")
+
+    def __init__(self, exchange: _Exchange) -> None:
+        self._exchange = exchange
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self
+
+    async def __anext__(self) -> bytes:
+        return await self._exchange.next_chunk()
+
+    def __del__(self) -> None:
+        exchange = self._exchange
+        if not exchange.finished and exchange.abort_reason is None:
+            exchange.close()
+
+
+# -- streamed request bodies ------------------------------------------------------------------
+
+
+def _upload_for(body: Any) -> "_Upload | None":
+    """A reader for a streamed body (a file, an iterable or an async iterable of
+    chunks; ``None`` for bytes/str or no body); anything else is InvalidInput."""
+    if body is None or isinstance(body, _NO_BODY):
+        return None
+    if isinstance(body, memoryview):
+        return _Upload(iter((bytes(body),)))
+    if is_file_like(body) or hasattr(body, "__aiter__") or hasattr(body, "__iter__"):
+        return _Upload(body)
+    raise errors.InvalidInput(
+        f"request body must be bytes, str, a file object or an iterable of bytes, not {type(body).__name__}")
+
+
+def _encode(chunk: Any) -> bytes:
+    if isinstance(chunk, bytes):
+        return chunk
+    if isinstance(chunk, str):
+        return chunk.encode("utf-8")
+    if isinstance(chunk, (bytearray, memoryview)):
+        return bytes(chunk)
+    raise errors.InvalidInput(f"request body chunks must be bytes, not {type(chunk).__name__}")
+
+
+_END = object()
+
+
+class _Upload:
+    """libcurl's READFUNCTION for a streamed body. A sync source is read right in the
+    callback; an async one (``async for``, or a file whose ``read`` is a coroutine) is
+    awaited in a task while the upload is paused (``CURL_READFUNC_PAUSE``)."""
+
+    __slots__ = ("body", "source", "pending", "eof", "task", "error", "exchange")
+
+    def __init__(self, body: Any) -> None:
+        self.body = body
+        self.source: Any = None
+        self.pending = bytearray()
+        self.eof = False
+        self.task: asyncio.Task | None = None
+        self.error: BaseException | None = None
+        self.exchange: _Exchange | None = None
+
+    def _next(self, size: int) -> Any:
+        """The next chunk (bytes), ``_END``, or an awaitable of either."""
+        body = self.body
+        if is_file_like(body):
+            chunk = body.read(min(size, CHUNK))
+            if inspect.isawaitable(chunk):
+                return _file_chunk(chunk)
+            return chunk if chunk else _END
+        if self.source is None:
+            self.source = body.__aiter__() if hasattr(body, "__aiter__") else iter(body)
+        if hasattr(self.source, "__anext__"):
+            return _async_chunk(self.source)
+        return next(self.source, _END)
+
+    def read(self, size: int) -> Any:
+        try:
+            while len(self.pending) < size and not self.eof and self.task is None:
+                chunk = self._next(size)
+                if inspect.isawaitable(chunk):
+                    self.task = asyncio.ensure_future(self._wait(chunk))
+                    break
+                self._take(chunk)
+        except Exception as exc:
+            self._fail(exc)
+            return pycurl.READFUNC_ABORT
+        if self.pending:
+            out = bytes(self.pending[:size])
+            del self.pending[:size]
+            if self.exchange is not None:
+                self.exchange.last_activity = time.monotonic()
+            return out
+        if self.eof:
+            return b""
+        return pycurl.READFUNC_PAUSE  # resumed by _wait once the async source answered
+
+    def _take(self, chunk: Any) -> None:
+        if chunk is _END:
+            self.eof = True
+        elif chunk:
+            self.pending += _encode(chunk)
+
+    async def _wait(self, awaitable: Awaitable[Any]) -> None:
+        try:
+            self._take(await awaitable)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self._fail(exc)
+        finally:
+            self.task = None
+        exchange = self.exchange
+        if exchange is None or exchange.finished:
+            return
+        if self.error is not None:
+            exchange.abort_reason = "body"
+            exchange.finish(self.error)
+            return
+        try:
+            exchange.curl.pause(pycurl.PAUSE_CONT)  # libcurl asks for the body again
+        except pycurl.error:  # pragma: no cover - the transfer ended meanwhile
+            pass
+
+    def _fail(self, exc: BaseException) -> None:
+        if self.error is None:
+            self.error = exc if isinstance(exc, errors.CouchcoreError) else \
+                errors.InvalidInput(f"reading the request body failed: {type(exc).__name__}: {exc}")
+
+    def cancel(self) -> None:
+        if self.task is not None and not self.task.done():
+            self.task.cancel()
+
+
+async def _file_chunk(awaitable: Awaitable[Any]) -> Any:
+    chunk = await awaitable
+    return chunk if chunk else _END
+
+
+async def _async_chunk(source: Any) -> Any:
+    try:
+        return await source.__anext__()
+    except StopAsyncIteration:
+        return _END
+
+
+def _copy(request: Request, body: Any) -> Request:
+    """``request`` with another body (what the sync set-up sees of a streamed one)."""
+    clone = Request.__new__(Request)
+    for name in Request.__slots__:
+        setattr(clone, name, getattr(request, name))
+    clone.body = body
+    return clone
