@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Literal, Sequence, TypeVar, overload
 from urllib.parse import quote
 
 from .errors import InvalidInput, NotFound, NotFoundKeyError
 from .feeds import ChangesFeed
-from .models import Document
+from .models import ConflictResolution, Document, Result
 from .protocol import attachments as _att
 from .protocol import changes as _changes
 from .protocol import database as _db
@@ -31,12 +31,16 @@ from .follow import ChangesFollower
 from .models import Row
 from .paging import Paged
 from .partition import Partition
-from .results import ViewResult
+from .results import AttachmentStream, ChangesResult, ViewResult
+from .protocol.messages import Operation
+from .protocol.shapes import (BuildViewResult, CommitResult, ConfigSection, DatabaseInfo, DesignInfo, DocResult,
+                              FindResult, IndexCreated, LoginResult, Membership, OkResult, PurgeResult, ServerInfo,
+                              SessionInfo)
 from .codec import NOT_GIVEN
 from .protocol.paths import validate_db_name
 from .auth import Auth, SessionAuth, authed, is_unauthenticated, unauthenticated
 from .nodes import AsyncNodePool, NodePool, check_nodes
-from .transport.base import Credentials, TransportOptions
+from .transport.base import Credentials, TransportOptions, check_transport, find_backend
 from .urls import split_credentials, split_database_url
 
 __all__ = ["ServerAPI", "DatabaseAPI", "DEFAULT_URL"]
@@ -46,6 +50,11 @@ DEFAULT_URL = "http://127.0.0.1:5984"
 # (DatabaseAPI has a method named ``list``: these keep the builtin visible in its annotations)
 _IndexList = list[_mango.IndexInfo]
 _RevLists = dict[str, list[str]]
+_Changes = list[dict[str, Any]]  # a batch of change dicts
+_OpenRevs = list[dict[str, Any]]  # open_revs: [{"ok": Document} | {"missing": rev}, ...]
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 class ServerAPI:
@@ -84,18 +93,23 @@ class ServerAPI:
                 raise InvalidInput("auth must be a (username, password) pair, SessionAuth, JWTAuth or ProxyAuth, "
                                    f"not {type(auth).__name__}")
             user, password = auth
-        self.url = bases[0]
-        self.urls = bases
-        self.credentials = Credentials(user, password or "") if user is not None else None
-        self.options = TransportOptions.from_kwargs(**transport_options)
-        self._ctx = _srv.ServerContext(uuid_batch=uuid_batch, full_commit=full_commit)
+        self.url: str = bases[0]
+        self.urls: list[str] = bases
+        self.credentials: Credentials | None = Credentials(user, password or "") if user is not None else None
+        self.options: TransportOptions = TransportOptions.from_kwargs(**transport_options)
+        self._ctx: _srv.ServerContext = _srv.ServerContext(uuid_batch=uuid_batch, full_commit=full_commit)
+        self._transport: Any
+        if backend is not None:  # unknown, or of the other flavour: InvalidOption (an InvalidInput) now
+            find_backend(backend, self.is_async)
+        transports = [self._make_transport(backend, base) for base in bases]
+        for transport in transports:  # the sync/async contract of the facade (transport.base)
+            check_transport(transport, self.is_async)
         if len(bases) == 1:
-            self._transport = self._make_transport(backend)
+            self._transport = transports[0]
         else:
-            transports = [self._make_transport(backend, base) for base in bases]
             self._transport = (AsyncNodePool if self.is_async else NodePool)(transports)
 
-    def _authed(self, op: Any) -> Any:
+    def _authed(self, op: Operation[T]) -> Operation[T]:
         """``op`` with the auth object's flow around each request (or ``op`` itself)."""
         if self.auth is None or is_unauthenticated(op):
             return op
@@ -105,10 +119,16 @@ class ServerAPI:
     def _make_transport(self, backend: str | None, url: str | None = None) -> Any:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def _run(self, op: Any, post: Callable[[Any], Any] | None = None) -> Any:  # pragma: no cover
+    @overload
+    def _run(self, op: Operation[T]) -> T: ...
+    @overload
+    def _run(self, op: Operation[T], post: Callable[[T], R]) -> R: ...
+    def _run(self, op: Operation[Any], post: Callable[[Any], Any] | None = None) -> Any:  # pragma: no cover
+        """Run ``op``; return ``post(result)`` (or the result). Sync: the value; async: an awaitable of it."""
         raise NotImplementedError
 
-    def _run_many(self, ops: list, concurrency: int, post: Callable[[list], Any]) -> Any:  # pragma: no cover
+    def _run_many(self, ops: list[Operation[Any]], concurrency: int,
+                  post: Callable[[list[Any]], R]) -> R:  # pragma: no cover
         """Run operations concurrently; ``post`` gets results (exceptions in place) in order."""
         raise NotImplementedError
 
@@ -127,16 +147,16 @@ class ServerAPI:
         return self._database_class._bound(self, name)
 
     # -- server info ---------------------------------------------------------------
-    def info(self) -> Any:
+    def info(self) -> ServerInfo:
         """The welcome object of ``GET /``."""
         return self._run(_srv.welcome(self._ctx))
 
-    def version(self) -> Any:
+    def version(self) -> str:
         """The server's version string."""
         return self._run(_srv.version(self._ctx))
 
     def all_dbs(self, limit: int | None = None, skip: int | None = None, start_key: Any = NOT_GIVEN,
-                end_key: Any = NOT_GIVEN, descending: bool | None = None) -> Any:
+                end_key: Any = NOT_GIVEN, descending: bool | None = None) -> list[str]:
         """Names of the databases (``list[str]``), in name order.
 
         ``start_key``/``end_key`` bound the names (inclusive; JSON values, so ``None`` is
@@ -148,31 +168,42 @@ class ServerAPI:
         return self._run(_srv.all_dbs(self._ctx, limit=limit, skip=skip, start_key=start_key,
                                       end_key=end_key, descending=descending))
 
-    def uuids(self, count: int = 1) -> Any:
+    def uuids(self, count: int = 1) -> list[str]:
         """``count`` fresh uuids from the server."""
         return self._run(_srv.uuids(self._ctx, count))
 
-    def config(self, name: str | None = None, value: Any = None, delete: bool = False) -> Any:
+    @overload
+    def config(self, name: None = None) -> dict[str, ConfigSection]: ...
+    @overload
+    def config(self, name: str, value: None = None, delete: Literal[False] = False) -> ConfigSection | str: ...
+    @overload
+    def config(self, name: str, value: str | int | float | bool, delete: Literal[False] = False) -> None: ...
+    @overload
+    def config(self, name: str, value: None = None, *, delete: Literal[True]) -> str: ...
+    def config(self, name: str | None = None, value: Any = None,
+               delete: bool = False) -> dict[str, ConfigSection] | ConfigSection | str | None:
         """Whole config, a section (``"couchdb"``) or a key (``"couchdb/max_dbs_open"``).
 
         With ``value`` sets the key (returns ``None``); with ``delete=True`` removes it
         and returns the old value. Uses ``/_node/_local/_config`` on CouchDB 2+.
         """
-        return self._run(_srv.config(self._ctx, name, value, delete))
+        result: dict[str, ConfigSection] | ConfigSection | str | None = self._run(
+            _srv.config(self._ctx, name, value, delete))
+        return result
 
-    def stats(self, name: str | None = None) -> Any:
+    def stats(self, name: str | None = None) -> dict[str, Any]:
         """Server statistics, or one sub-path (``"couchdb/request_time"``)."""
         return self._run(_srv.stats(self._ctx, name))
 
-    def tasks(self) -> Any:
+    def tasks(self) -> list[dict[str, Any]]:
         """Active tasks (``/_active_tasks``)."""
         return self._run(_srv.tasks(self._ctx))
 
-    def membership(self) -> Any:
+    def membership(self) -> Membership:
         """Cluster membership (``/_membership``)."""
         return self._run(_srv.membership(self._ctx))
 
-    def config_reload(self) -> Any:
+    def config_reload(self) -> bool:
         """Reload the node's configuration from its ini files; ``True`` on success.
 
         ``POST /_node/_local/_config/_reload`` (the node prefix is discovered as for
@@ -182,7 +213,7 @@ class ServerAPI:
         """
         return self._run(_srv.config_reload(self._ctx))
 
-    def session(self) -> Any:
+    def session(self) -> SessionInfo:
         """Who the server thinks the caller is: ``GET /_session`` as a dict,
         ``{"ok": True, "userCtx": {"name": str | None, "roles": [...]}, "info":
         {"authenticated": ..., "authentication_handlers": [...], ...}}``.
@@ -190,34 +221,36 @@ class ServerAPI:
         """
         return self._run(_srv.session(self._ctx))
 
-    def login(self) -> Any:
+    def login(self) -> LoginResult:
         """Log in now with the Server's :class:`~couchcore.auth.SessionAuth`
         (``POST /_session``) and keep the cookie; returns ``{"ok": True, "name": str,
         "roles": [...]}``. :class:`~couchcore.errors.Unauthorized` on a wrong password;
         :class:`InvalidInput` when the Server has no ``SessionAuth``.
         https://docs.couchdb.org/en/stable/api/server/authn.html#post--_session
         """
-        return self._run_unauthed(self._session_auth().login_flow())
+        result: LoginResult = self._run_unauthed(self._session_auth().login_flow())
+        return result
 
-    def logout(self) -> Any:
+    def logout(self) -> OkResult:
         """End the cookie session (``DELETE /_session``) and forget the cookie; the
         next request logs in again. Returns ``{"ok": True}``; :class:`InvalidInput`
         when the Server has no ``SessionAuth``.
         https://docs.couchdb.org/en/stable/api/server/authn.html#delete--_session
         """
-        return self._run_unauthed(self._session_auth().logout_flow())
+        result: OkResult = self._run_unauthed(self._session_auth().logout_flow())
+        return result
 
     def _session_auth(self) -> SessionAuth:
         if not isinstance(self.auth, SessionAuth):
             raise InvalidInput("login()/logout() need auth=couchcore.SessionAuth(user, password)")
         return self.auth
 
-    def _run_unauthed(self, op: Any) -> Any:
+    def _run_unauthed(self, op: Operation[T]) -> T:
         return self._run(unauthenticated(op))
 
     # -- databases -----------------------------------------------------------------
     def create(self, name: str, partitioned: bool = False, q: int | None = None, n: int | None = None,
-               **options: Any) -> Any:
+               **options: Any) -> "DatabaseAPI":
         """Create database ``name`` and return its Database (``PreconditionFailed`` if it
         exists; a bad name raises ``InvalidDatabaseName`` before anything is sent).
 
@@ -237,20 +270,21 @@ class ServerAPI:
         options.update({k: v for k, v in (("q", q), ("n", n)) if v is not None})
         return self._run(_srv.create_db(self._ctx, name, **options), self._database)
 
-    def db(self, name: str, create: bool = False) -> Any:
+    def db(self, name: str, create: bool = False) -> "DatabaseAPI":
         """The database ``name``; ``NotFound`` if missing unless ``create``."""
         validate_db_name(name)
         return self._run(_srv.open_db(self._ctx, name, create), self._database)
 
-    def delete(self, name: str) -> Any:
-        """Delete database ``name`` (``NotFound`` if missing)."""
+    def delete(self, name: str) -> bool:
+        """Delete database ``name`` (``NotFound`` if missing); ``True``."""
         return self._run(_srv.delete_db(self._ctx, name))
 
-    def exists(self, name: str) -> Any:
+    def exists(self, name: str) -> bool:
         """Whether database ``name`` exists."""
         return self._run(_srv.db_exists(self._ctx, name))
 
-    def replicate(self, source: Any, target: Any, **options: Any) -> Any:
+    def replicate(self, source: "str | DatabaseAPI | Mapping[str, Any]", target: "str | DatabaseAPI | Mapping[str, Any]",
+                  **options: Any) -> Document:
         """Replicate ``source`` to ``target`` (URLs, names or Database objects).
 
         With ``_id=...`` a document in ``_replicator`` is written; otherwise
@@ -298,23 +332,23 @@ class ServerAPI:
         return f"{scheme}://{user}:{pw}@{rest}"
 
     # -- the mapping protocol (``server[name]``, ``del server[name]``) ----------------
-    def _item(self, name: str) -> Any:
+    def _item(self, name: str) -> "DatabaseAPI":
         """``server[name]``: like :meth:`db`, but a missing database raises
         :class:`NotFoundKeyError` (a ``NotFound`` that is also a ``KeyError``)."""
         validate_db_name(name)
         return self._run(_key_error(_srv.open_db(self._ctx, name, False)), self._database)
 
-    def _del_item(self, name: str) -> Any:
+    def _del_item(self, name: str) -> bool:
         """``del server[name]``: like :meth:`delete`, ``NotFoundKeyError`` if missing."""
         return self._run(_key_error(_srv.delete_db(self._ctx, name)))
 
     @property
-    def users(self) -> Any:
+    def users(self) -> "DatabaseAPI":
         """The ``_users`` database."""
         return self._database("_users")
 
     @property
-    def replicator(self) -> Any:
+    def replicator(self) -> "DatabaseAPI":
         """The ``_replicator`` database."""
         return self._database("_replicator")
 
@@ -384,7 +418,7 @@ class DatabaseAPI:
     def _bind(self, server: ServerAPI, name: str) -> None:
         self._server = server
         self.name = name
-        self._ctx = server._ctx
+        self._ctx: _srv.ServerContext = server._ctx
 
     @property
     def server(self) -> ServerAPI:
@@ -395,8 +429,12 @@ class DatabaseAPI:
         """The database URL (without credentials)."""
         return self._server.url + "/" + quote(self.name, safe="")
 
-    def _run(self, op: Any, post: Callable[[Any], Any] | None = None) -> Any:
-        return self._server._run(op, post)
+    @overload
+    def _run(self, op: Operation[T]) -> T: ...
+    @overload
+    def _run(self, op: Operation[T], post: Callable[[T], R]) -> R: ...
+    def _run(self, op: Operation[Any], post: Callable[[Any], Any] | None = None) -> Any:
+        return self._server._run(op) if post is None else self._server._run(op, post)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.url}>"
@@ -408,35 +446,53 @@ class DatabaseAPI:
         return hash(self.url)
 
     # -- database ------------------------------------------------------------------
-    def info(self, ddoc: str | None = None) -> Any:
-        """Database info, or the info of design document ``ddoc``."""
+    @overload
+    def info(self, ddoc: None = None) -> DatabaseInfo: ...
+    @overload
+    def info(self, ddoc: str) -> DesignInfo: ...
+    def info(self, ddoc: str | None = None) -> DatabaseInfo | DesignInfo:
+        """Database info (``GET /{db}``: ``{"db_name", "doc_count", "update_seq", "sizes", ...}``),
+        or the info of design document ``ddoc`` (``{"name", "view_index": {...}}``).
+        https://docs.couchdb.org/en/stable/api/database/common.html#get--db"""
+        if ddoc is None:
+            return self._run(_db.info(self._ctx, self.name))
         return self._run(_db.info(self._ctx, self.name, ddoc))
 
-    def exists(self) -> Any:
+    def exists(self) -> bool:
         """Whether the database exists."""
         return self._run(_db.exists(self._ctx, self.name))
 
-    def compact(self, ddoc: str | None = None) -> Any:
+    def compact(self, ddoc: str | None = None) -> bool:
         """Start compaction of the database (or of a design document's views)."""
         return self._run(_db.compact(self._ctx, self.name, ddoc))
 
-    def cleanup(self) -> Any:
+    def cleanup(self) -> bool:
         """Remove index files no design document uses any more."""
         return self._run(_db.cleanup(self._ctx, self.name))
 
-    def commit(self) -> Any:
+    def commit(self) -> CommitResult:
         """Ask the server to commit recent changes to disk (``_ensure_full_commit``)."""
         return self._run(_db.commit(self._ctx, self.name))
 
-    def purge(self, docs: Any) -> Any:
+    def purge(self, docs: Any) -> PurgeResult:
         """Purge revisions (``{purge_seq, purged}``); think thrice."""
         return self._run(_db.purge(self._ctx, self.name, docs))
 
-    def security(self, value: Mapping | None = None) -> Any:
-        """Get the security object, or set it to ``value``."""
+    @overload
+    def security(self, value: None = None) -> Document: ...
+    @overload
+    def security(self, value: Mapping[str, Any]) -> OkResult: ...
+    def security(self, value: Mapping[str, Any] | None = None) -> Document | OkResult:
+        """Get the security object (``{"admins": {"names", "roles"}, "members": {...}}``),
+        or set it to ``value`` (returns ``{"ok": True}``).
+        https://docs.couchdb.org/en/stable/api/database/security.html"""
         return self._run(_db.security(self._ctx, self.name, value))
 
-    def revs_limit(self, limit: int | None = None) -> Any:
+    @overload
+    def revs_limit(self, limit: None = None) -> int: ...
+    @overload
+    def revs_limit(self, limit: int) -> None: ...
+    def revs_limit(self, limit: int | None = None) -> int | None:
         """The revision limit (an ``int``: how many old revisions' ids are remembered),
         or with ``limit`` (a positive ``int``) set it and return ``None``. A bad
         ``limit`` raises :class:`InvalidInput` before anything is sent.
@@ -445,8 +501,9 @@ class DatabaseAPI:
         return self._run(_db.revs_limit(self._ctx, self.name, limit))
 
     # -- documents -----------------------------------------------------------------
-    def save(self, doc_or_docs: Any, merge: Callable | None = None, force: bool = False,
-             retries: int = _docs.DEFAULT_RETRIES, **options: Any) -> Any:
+    def save(self, doc_or_docs: Mapping[str, Any] | Iterable[Mapping[str, Any]],
+             merge: Callable[[Document, Document | None], Mapping[str, Any] | None] | None = None,
+             force: bool = False, retries: int = _docs.DEFAULT_RETRIES, **options: Any) -> ConflictResolution:
         """Create or update one document or a list of them; returns a ConflictResolution.
 
         Documents are updated in place (``_id``, ``_rev``); those without ``_id`` get
@@ -470,6 +527,7 @@ class DatabaseAPI:
         CouchDB: https://docs.couchdb.org/en/stable/api/database/bulk-api.html#db-bulk-docs
         """
         single = isinstance(doc_or_docs, Mapping)
+        docs: list[Any]
         if single:
             docs = [doc_or_docs]
         elif isinstance(doc_or_docs, (str, bytes)) or not isinstance(doc_or_docs, Iterable):
@@ -479,8 +537,8 @@ class DatabaseAPI:
         return self._run(_docs.save_docs(self._ctx, self.name, docs, self, single, merge, force, retries,
                                          **options))
 
-    def update_doc(self, docid: str, fn: Callable[[Document | None], Mapping | None],
-                   retries: int = _docs.DEFAULT_RETRIES) -> Any:
+    def update_doc(self, docid: str, fn: Callable[[Document | None], Mapping[str, Any] | None],
+                   retries: int = _docs.DEFAULT_RETRIES) -> Document | None:
         """Read-modify-write document ``docid`` without losing concurrent updates.
 
         ``fn(doc)`` gets the current :class:`Document` (``None`` if the document is
@@ -499,10 +557,18 @@ class DatabaseAPI:
         """
         return self._run(_docs.update_doc(self._ctx, self.name, docid, fn, retries))
 
-    def _resolve(self, resolution: Any, how: str, fn: Callable | None = None) -> Any:
+    def _resolve(self, resolution: ConflictResolution, how: str,
+                 fn: Callable[..., Any] | None = None) -> ConflictResolution:
         return self._run(_docs.resolve(self._ctx, self.name, resolution, how, fn))
 
-    def get(self, id_or_ids: Any, **options: Any) -> Any:
+    @overload
+    def get(self, id_or_ids: str, *, open_revs: str | Sequence[str], **options: Any) -> _OpenRevs: ...
+    @overload
+    def get(self, id_or_ids: str, **options: Any) -> Document: ...
+    @overload
+    def get(self, id_or_ids: Iterable[str | tuple[str, str]], **options: Any) -> list[Document | None]: ...
+    def get(self, id_or_ids: str | Iterable[str | tuple[str, str]],
+            **options: Any) -> Document | _OpenRevs | list[Document | None]:
         """A :class:`Document` (``NotFound`` if missing), or for a list a list of
         Documents and ``None`` for missing ones, in order, in one request.
 
@@ -521,7 +587,13 @@ class DatabaseAPI:
             return self._run(_bulk_get.get_many(self._ctx, self.name, id_or_ids, **options))
         raise InvalidInput(f"get takes an id or a list of ids, not {type(id_or_ids).__name__}")
 
-    def get_many(self, ids: Iterable[str], concurrency: int = 16, **options: Any) -> Any:
+    @overload
+    def get_many(self, ids: Iterable[str], concurrency: int = 16, *, open_revs: str | Sequence[str],
+                 **options: Any) -> list[_OpenRevs | None]: ...
+    @overload
+    def get_many(self, ids: Iterable[str], concurrency: int = 16, **options: Any) -> list[Document | None]: ...
+    def get_many(self, ids: Iterable[str], concurrency: int = 16,
+                 **options: Any) -> list[_OpenRevs | None] | list[Document | None]:
         """Fetch documents with one GET each, ``concurrency`` in flight at once.
 
         Returns Documents (``None`` for missing ids) in order. Use it when each document
@@ -538,41 +610,43 @@ class DatabaseAPI:
         ops = [_docs.get_doc_or_none(self._ctx, self.name, docid, **options) for docid in ids]
         return self._server._run_many(ops, concurrency, _raise_first)
 
-    def _item(self, docid: str) -> Any:
+    def _item(self, docid: str) -> Document:
         """``db[docid]``: like :meth:`get`, but a missing or deleted document raises
         :class:`NotFoundKeyError` (a ``NotFound`` that is also a ``KeyError``)."""
         if not isinstance(docid, str):
             raise InvalidInput(f"document ids are str, not {type(docid).__name__}")
-        return self._run(_key_error(_docs.get_doc(self._ctx, self.name, docid), docs_only=True))
+        return self._run(_key_error(_docs.get_doc(self._ctx, self.name, docid), docs_only=True),
+                         _one_document)
 
-    def _del_item(self, docid: str) -> Any:
+    def _del_item(self, docid: str) -> Document:
         """``del db[docid]``: delete the current revision; ``NotFoundKeyError`` if missing."""
         return self._run(_key_error(_docs.delete_id(self._ctx, self.name, docid), docs_only=True))
 
-    def contains(self, docid: str) -> Any:
+    def contains(self, docid: str) -> bool:
         """Whether document ``docid`` exists."""
         return self._run(_docs.doc_exists(self._ctx, self.name, docid))
 
-    def delete(self, doc: Mapping) -> Any:
+    def delete(self, doc: Mapping[str, Any]) -> Document:
         """Delete a document (it needs ``_id`` and ``_rev``); returns ``{ok, id, rev}``."""
         return self._run(_docs.delete_doc(self._ctx, self.name, doc))
 
-    def copy(self, source: Any, dest: Any) -> Any:
+    def copy(self, source: str | Mapping[str, Any], dest: str | Mapping[str, Any]) -> str:
         """Copy ``source`` to ``dest`` (ids or docs; a dest with ``_rev`` is overwritten).
         Returns the new revision."""
         return self._run(_docs.copy_doc(self._ctx, self.name, source, dest))
 
-    def revisions(self, docid: str) -> Any:
+    def revisions(self, docid: str) -> list[str]:
         """Revision ids of a document, newest first."""
         return self._run(_docs.revisions(self._ctx, self.name, docid))
 
     # -- attachments ---------------------------------------------------------------
-    def put_attachment(self, doc: Any, content: Any, filename: str | None = None,
-                       content_type: str | None = None) -> Any:
-        """Create or replace an attachment (file objects are streamed); updates ``doc["_rev"]``."""
+    def put_attachment(self, doc: str | Mapping[str, Any], content: Any, filename: str | None = None,
+                       content_type: str | None = None) -> DocResult:
+        """Create or replace an attachment (``content``: bytes, str or a binary file object,
+        streamed); updates ``doc["_rev"]``; returns ``{"ok", "id", "rev"}``."""
         return self._run(_att.put_attachment(self._ctx, self.name, doc, content, filename, content_type))
 
-    def get_attachment(self, id_or_doc: str | Mapping[str, Any], filename: str, rev: str | None = None) -> Any:
+    def get_attachment(self, id_or_doc: str | Mapping[str, Any], filename: str, rev: str | None = None) -> bytes:
         """The attachment's content as bytes, as it is in revision ``rev``.
 
         Without ``rev``, a document's ``_rev`` is the revision read (an attachment a
@@ -583,19 +657,18 @@ class DatabaseAPI:
         """
         return self._run(_att.get_attachment(self._ctx, self.name, id_or_doc, filename, rev))
 
-    def open_attachment(self, id_or_doc: str | Mapping[str, Any], filename: str, rev: str | None = None) -> Any:
+    def open_attachment(self, id_or_doc: str | Mapping[str, Any], filename: str,
+                        rev: str | None = None) -> AttachmentStream:
         """The attachment as a stream of byte chunks (see :class:`AttachmentStream`);
         ``rev`` and a document's ``_rev`` select the revision as for :meth:`get_attachment`."""
-        from .results import AttachmentStream
-
         return self._run(_att.open_attachment(self._ctx, self.name, id_or_doc, filename, rev), AttachmentStream)
 
-    def delete_attachment(self, doc: Any, filename: str) -> Any:
-        """Delete an attachment; updates ``doc["_rev"]``."""
+    def delete_attachment(self, doc: str | Mapping[str, Any], filename: str) -> DocResult:
+        """Delete an attachment; updates ``doc["_rev"]``; returns ``{"ok", "id", "rev"}``."""
         return self._run(_att.delete_attachment(self._ctx, self.name, doc, filename))
 
     # -- views and queries -------------------------------------------------------------
-    def view(self, name: str, **options: Any) -> Any:
+    def view(self, name: str, **options: Any) -> ViewResult:
         """Query a view (``"ddoc/view"``, ``"_design/ddoc/_view/view"`` or ``"_all_docs"``).
 
         Returns a :class:`ViewResult` whose rows are parsed as they stream in.
@@ -610,7 +683,8 @@ class DatabaseAPI:
         return self._run(_views.view(self._ctx, self.name, name, **options))
 
     def build_view(self, name: str, timeout: float | None = None,
-                   progress: Callable[[dict], Any] | None = None, poll: float = 2.0) -> Any:
+                   progress: Callable[[dict[str, Any]], Any] | None = None,
+                   poll: float = 2.0) -> BuildViewResult:
         """Build the index of view ``name`` (``"ddoc/view"``) and wait until it is built.
 
         Use it after saving a design document, before the first real query on a large
@@ -632,12 +706,12 @@ class DatabaseAPI:
         return self._run(_indexes.build_view(self._ctx, self.name, name, timeout, progress, poll))
 
     def query(self, map_src: str, reduce_src: str | None = None, language: str = "javascript",
-              **options: Any) -> Any:
+              **options: Any) -> ViewResult:
         """An ad-hoc (temporary) view: a materialised :class:`ViewResult`; options as
         for :meth:`view` (``key=None`` is ``key=null``)."""
         return self._run(_views.temp_view(self._ctx, self.name, map_src, reduce_src, language, **options))
 
-    def list(self, name: str, view: str, *, headers: Mapping[str, str] | None = None, **options: Any) -> Any:
+    def list(self, name: str, view: str, *, headers: Mapping[str, str] | None = None, **options: Any) -> Result:
         """Format view ``view`` (or ``"other_ddoc/view"``) with list function ``name``
         (``"ddoc/list"``); returns a :class:`Result` (raw body, text, content type, and
         the decoded JSON only when the output is JSON).
@@ -655,7 +729,7 @@ class DatabaseAPI:
         return self._run(_views.list_fn(self._ctx, self.name, name, view, headers, **options))
 
     def show(self, name: str, id: str | None = None, *, headers: Mapping[str, str] | None = None,
-             **options: Any) -> Any:
+             **options: Any) -> Result:
         """Call show function ``name`` (``"ddoc/show"``) for document ``id`` (or none);
         returns a :class:`Result`. ``options`` become ``req.query``; ``headers`` as for
         :meth:`list`. Any status below 400 is a Result; 4xx/5xx raise.
@@ -665,7 +739,7 @@ class DatabaseAPI:
 
     def update(self, name: str, id: str | None = None, body: Any = None, *, form: Any = None,
                content_type: str | None = None, headers: Mapping[str, str] | None = None,
-               **options: Any) -> Any:
+               **options: Any) -> Result:
         """Call update handler ``name`` (``"ddoc/update"``): ``PUT`` for document ``id``,
         ``POST`` without one. Returns a :class:`Result` for any status below 400 (a
         handler answering ``302`` with a ``Location`` has applied the update; redirects
@@ -683,16 +757,31 @@ class DatabaseAPI:
         return self._run(_views.update_fn(self._ctx, self.name, name, id, body, form, content_type, headers,
                                           **options))
 
-    def find(self, selector: Mapping, **options: Any) -> Any:
+    def find(self, selector: Mapping[str, Any], **options: Any) -> FindResult:
         """A Mango query: ``{"docs": [Document, ...], "bookmark": ..., ...}``."""
         return self._run(_db.find(self._ctx, self.name, selector, **options))
 
-    def create_index(self, fields: Sequence[Any], name: str | None = None, ddoc: str | None = None, **options: Any) -> Any:
-        """Create a Mango index on ``fields``."""
+    def create_index(self, fields: Sequence[Any], name: str | None = None, ddoc: str | None = None,
+                     **options: Any) -> IndexCreated:
+        """Create a Mango index on ``fields``: ``{"result": "created" | "exists", "id", "name"}``.
+        https://docs.couchdb.org/en/stable/api/database/find.html#db-index"""
         return self._run(_db.create_index(self._ctx, self.name, fields, name, ddoc, **options))
 
     # -- changes ---------------------------------------------------------------------
-    def changes(self, callback: Callable | None = None, latency: float = 0.0, **options: Any) -> Any:
+    @overload
+    def changes(self, callback: Callable[[Any, _Changes], Any], latency: float = 0.0,
+                **options: Any) -> ChangesFeed: ...
+    @overload
+    def changes(self, callback: None = None, latency: float = 0.0, *, feed: Literal["continuous"],
+                **options: Any) -> ChangesFeed: ...
+    @overload
+    def changes(self, callback: None = None, latency: float = 0.0, *,
+                feed: Literal["normal", "longpoll"] = "normal", **options: Any) -> ChangesResult: ...
+    @overload
+    def changes(self, callback: None = None, latency: float = 0.0, *, feed: str,
+                **options: Any) -> ChangesResult | ChangesFeed: ...
+    def changes(self, callback: Callable[[Any, _Changes], Any] | None = None, latency: float = 0.0,
+                **options: Any) -> ChangesResult | ChangesFeed:
         """The ``_changes`` feed.
 
         ``feed="normal"``/``"longpoll"``: a :class:`~couchcore.results.ChangesResult`
@@ -717,11 +806,11 @@ class DatabaseAPI:
         return self._run(_changes.changes(self._ctx, self.name, **options))
 
     # -- replication -----------------------------------------------------------------
-    def push(self, target: Any, **options: Any) -> Any:
+    def push(self, target: "str | DatabaseAPI | Mapping[str, Any]", **options: Any) -> Document:
         """Replicate this database to ``target``."""
         return self._server.replicate(self, target, **options)
 
-    def pull(self, source: Any, **options: Any) -> Any:
+    def pull(self, source: "str | DatabaseAPI | Mapping[str, Any]", **options: Any) -> Document:
         """Replicate ``source`` into this database."""
         return self._server.replicate(source, self, **options)
 
@@ -835,7 +924,7 @@ class DatabaseAPI:
         return result
 
 
-def _key_error(op: Any, docs_only: bool = False) -> Any:
+def _key_error(op: Operation[T], docs_only: bool = False) -> Operation[T]:
     """Run ``op``; the :class:`NotFound` it raises for a missing key becomes a
     :class:`NotFoundKeyError`. With ``docs_only`` only a missing or deleted document
     counts (a missing database stays a plain ``NotFound``)."""
@@ -847,7 +936,12 @@ def _key_error(op: Any, docs_only: bool = False) -> Any:
         raise NotFoundKeyError.from_error(exc) from None
 
 
-def _raise_first(results: list) -> list:
+def _one_document(found: Document | _OpenRevs) -> Document:
+    assert isinstance(found, Document)  # no open_revs: one document
+    return found
+
+
+def _raise_first(results: list[Any]) -> list[Any]:
     for result in results:
         if isinstance(result, BaseException):
             raise result

@@ -17,7 +17,7 @@ import hashlib
 import hmac
 import re
 import threading
-from typing import Any, Generator, Sequence
+from typing import Any, Generator, Sequence, TypeVar
 
 from .errors import InvalidInput
 from .protocol.messages import Request, Response
@@ -38,14 +38,18 @@ class Auth:
         return response
 
 
-def authed(op: Generator[Request, Response, Any], auth: Auth) -> Generator[Request, Response, Any]:
+_T = TypeVar("_T")
+
+
+def authed(op: Generator[Request, Response, _T], auth: Auth) -> Generator[Request, Response, _T]:
     """``op`` with each of its requests passed through ``auth.flow``: same result,
     same exceptions; an exception the driver throws in (a transport failure) reaches
     ``op`` after the flow has seen it."""
     try:
         request = next(op)
     except StopIteration as stop:
-        return stop.value
+        first: _T = stop.value
+        return first
     while True:
         try:
             response = yield from auth.flow(request)
@@ -56,15 +60,17 @@ def authed(op: Generator[Request, Response, Any], auth: Auth) -> Generator[Reque
             try:
                 request = op.throw(exc)
             except StopIteration as stop:
-                return stop.value
+                result: _T = stop.value
+                return result
             continue
         try:
             request = op.send(response)
         except StopIteration as stop:
-            return stop.value
+            last: _T = stop.value
+            return last
 
 
-def unauthenticated(op: Generator[Request, Response, Any]) -> Generator[Request, Response, Any]:
+def unauthenticated(op: Generator[Request, Response, _T]) -> Generator[Request, Response, _T]:
     """``op`` marked to run without the Server's auth flow (the login itself)."""
     return (yield from op)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Generator, overload
 
 from ..errors import InvalidInput, ParseError
@@ -122,7 +122,7 @@ def find(ctx: ServerContext, db: str, selector: Mapping[str, Any], **options: An
     return data
 
 
-def create_index(ctx: ServerContext, db: str, fields: list[Any], name: str | None = None, ddoc: str | None = None,
+def create_index(ctx: ServerContext, db: str, fields: Sequence[Any], name: str | None = None, ddoc: str | None = None,
                  **options: Any) -> Operation[IndexCreated]:
     if isinstance(fields, (str, bytes, Mapping)) or not fields:
         raise InvalidInput("fields must be a non-empty list, e.g. ['name'] or [{'age': 'desc'}]")
