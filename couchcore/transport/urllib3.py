@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import http.client
 import socket
+import ssl
 from typing import Any, Iterator
 
 import urllib3
@@ -12,7 +14,7 @@ from urllib3 import exceptions as u3
 
 from .. import errors
 from ..protocol.messages import Headers, Request, Response
-from .base import BaseTransport, Credentials, TransportOptions, is_file_like, register
+from .base import BaseTransport, Credentials, ErrorTable, TransportOptions, is_file_like, register, translate
 
 __all__ = ["Urllib3Transport"]
 
@@ -92,7 +94,7 @@ class Urllib3Transport(BaseTransport):
                 redirect=False,
             )
         except Exception as exc:
-            raise _translate(exc, url) from None
+            raise _translate(exc, url) from exc
         if request.stream and request.method != "HEAD":
             return Response(
                 resp.status,
@@ -123,16 +125,121 @@ def _file_chunks(f: Any) -> Iterator[bytes]:
 
 def _stream(resp: urllib3.BaseHTTPResponse, url: str) -> Iterator[bytes]:
     try:
+        raw = _raw_chunked(resp)
+        if raw is not None:
+            yield from _dechunk(raw, url)
+            return
         while True:
             try:
-                chunk = resp.read1(CHUNK) if hasattr(resp, "read1") else resp.read(CHUNK)
+                chunk = resp.read1(READ_SIZE) if hasattr(resp, "read1") else resp.read(READ_SIZE)
             except Exception as exc:
-                raise _translate(exc, url) from None
+                raise _translate(exc, url) from exc
             if not chunk:
                 return
             yield chunk
     finally:
         _release(resp)
+
+
+READ_SIZE = 256 * 1024  # bytes asked of the socket per read of a streamed body
+
+
+def _raw_chunked(resp: urllib3.BaseHTTPResponse) -> Any:
+    """The http.client response under ``resp`` when its body can be de-chunked here.
+
+    CouchDB sends views in HTTP chunks of ~1.5 kB; urllib3/http.client return at most
+    one chunk per read, through several Python layers each.  For a chunked body that is
+    not content-encoded and not yet read, :func:`_dechunk` reads the socket's buffered
+    file in large pieces instead.  ``None`` when any of that does not hold (then the
+    ordinary ``read1`` loop runs).
+    """
+    hr = getattr(resp, "_fp", None)
+    if not getattr(resp, "chunked", False) or hr is None:
+        return None
+    if resp.headers.get("content-encoding", "identity").strip().lower() not in ("", "identity"):
+        return None
+    if (getattr(hr, "chunked", False) is not True or getattr(hr, "chunk_left", 0) is not None
+            or getattr(hr, "fp", None) is None or not hasattr(hr.fp, "read1")
+            or not callable(getattr(hr, "_close_conn", None))):
+        return None
+    return hr
+
+
+_HEX = frozenset(b"0123456789abcdefABCDEF")
+
+
+def _chunk_size(line: bytes, url: str) -> int:
+    text = line.split(b";", 1)[0].strip(b" \t")
+    if not text or len(text) > 16 or not _HEX.issuperset(text):
+        raise errors.ConnectionError(f"connection failed: invalid chunk size line {line[:40]!r}", url)
+    return int(text, 16)
+
+
+def _dechunk(hr: Any, url: str) -> Iterator[bytes]:
+    """The payload of a ``Transfer-Encoding: chunked`` body read from ``hr.fp`` in pieces of
+    up to READ_SIZE bytes, one joined bytes object per read.  At the end (the last chunk
+    and the trailer section read) the http.client response is closed as http.client does
+    itself, so urllib3 returns the connection to its pool."""
+    read1 = hr.fp.read1
+    pending = b""    # an incomplete size line, chunk CRLF or trailer line from the last read
+    left = 0         # payload bytes left in the current chunk
+    crlf = False     # the current chunk's payload is complete: its CRLF is next
+    trailer = False  # the last chunk was seen: trailer lines until an empty one
+    while True:
+        try:
+            data = read1(READ_SIZE)
+        except Exception as exc:
+            raise _translate(exc, url) from exc
+        if not data:
+            raise errors.ConnectionError("connection failed: the response ended inside its chunked body", url)
+        if pending:
+            data = pending + data
+            pending = b""
+        n = len(data)
+        view = memoryview(data)
+        out = []
+        pos = 0
+        while pos < n:
+            if left:
+                end = pos + left
+                if end > n:
+                    end = n
+                out.append(view[pos:end])
+                left -= end - pos
+                pos = end
+                crlf = left == 0
+                continue
+            if crlf:
+                if n - pos < 2:
+                    pending = data[pos:]
+                    break
+                if data[pos:pos + 2] != b"\r\n":
+                    raise errors.ConnectionError("connection failed: chunk not followed by CRLF", url)
+                pos += 2
+                crlf = False
+                continue
+            eol = data.find(b"\r\n", pos)
+            if eol < 0:
+                pending = data[pos:]
+                if len(pending) > 65536:
+                    raise errors.ConnectionError("connection failed: chunk size or trailer line too long", url)
+                break
+            if trailer:
+                if eol == pos:  # the empty line closing the trailer section: the body is complete
+                    if out:
+                        yield b"".join(out)
+                    hr._close_conn()
+                    return
+                pos = eol + 2  # a trailer field: ignored
+                continue
+            size = _chunk_size(data[pos:eol], url)
+            pos = eol + 2
+            if size == 0:
+                trailer = True
+            else:
+                left = size
+        if out:
+            yield b"".join(out)
 
 
 def _release(resp: urllib3.BaseHTTPResponse) -> None:
@@ -153,35 +260,22 @@ def _shutdown(resp: urllib3.BaseHTTPResponse) -> None:
 
 
 def _translate(exc: BaseException, url: str) -> errors.TransportError:
-    """Map urllib3's exceptions to couchcore's TransportError family."""
+    """couchcore's error for urllib3's exception ``exc`` (through
+    :func:`~couchcore.transport.base.translate` and :data:`_ERRORS`; raise it ``from exc``).
+    An exception that is no network failure (``TypeError``: a bug) is raised again as it is."""
     if isinstance(exc, u3.MaxRetryError) and exc.reason is not None:
         exc = exc.reason
-    if isinstance(exc, errors.TransportError):
-        return exc
-    text = type(exc).__name__
-    if isinstance(exc, u3.NewConnectionError):  # checked first: urllib3 derives it from ConnectTimeoutError
-        return errors.ConnectError(f"cannot connect: {_strip(exc)}", url)
-    if isinstance(exc, u3.ConnectTimeoutError):
-        return errors.ConnectTimeout(f"connect timed out: {_detail(exc)}", url)
-    if isinstance(exc, (u3.ReadTimeoutError, TimeoutError)):
-        return errors.ReadTimeout(f"read timed out: {text}", url)
-    if isinstance(exc, u3.SSLError):
-        return errors.TLSError(f"TLS error: {_strip(exc)}", url)
-    if isinstance(exc, (u3.ProtocolError, u3.HTTPError, OSError)):
-        return errors.ConnectionError(f"connection failed: {_strip(exc)}", url)
-    return errors.ConnectionError(f"request failed: {text}: {_strip(exc)}", url)
+    error = translate(exc, url, _ERRORS)
+    if error is exc:
+        raise exc
+    return error  # type: ignore[return-value]
 
 
-def _detail(exc: BaseException) -> str:
-    """urllib3's message of an exception made as ``Error(connection, message)``."""
-    message = exc.args[-1] if exc.args and isinstance(exc.args[-1], str) else type(exc).__name__
-    from ..urls import redact_url
-
-    return redact_url(message)
-
-
-def _strip(exc: BaseException) -> str:
-    """The exception text without any URL urllib3 put in it (it could hold a user name)."""
-    from ..urls import redact_url
-
-    return redact_url(str(exc))
+#: urllib3's exceptions -> couchcore's (the first match wins), see transport.base.translate
+_ERRORS: ErrorTable = (
+    (u3.NewConnectionError, errors.ConnectError),  # first: urllib3 derives it from ConnectTimeoutError
+    (u3.ConnectTimeoutError, errors.ConnectTimeout),
+    ((u3.ReadTimeoutError, TimeoutError), errors.ReadTimeout),
+    ((u3.SSLError, ssl.SSLError, ssl.CertificateError), errors.TLSError),
+    ((u3.ProtocolError, u3.HTTPError, http.client.HTTPException, OSError), errors.ConnectionError),
+)
