@@ -1,0 +1,428 @@
+"""The async facade's default backend keeps its connections (issue 9 item 3).
+
+``couchcore.tornado`` / ``couchcore.aio`` run on libcurl driven by the event loop
+(:mod:`couchcore.transport.curlloop`): what the server sees is counted here by small
+keep-alive servers on 127.0.0.1 (accepted connections, requests in flight at once),
+and through a counting proxy in front of the real test server. Real sockets, no mocks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import socket
+import struct
+import threading
+import time
+
+import pytest
+
+import couchcore
+import couchcore.aio
+import couchcore.tornado as ct
+from couchcore.protocol.messages import Request
+from couchcore.testing import LoopbackServer, read_request_head
+from tests.test_tornado import Proxy, db, eventually, sserver  # noqa: F401 - fixtures
+
+pytest.importorskip("pycurl")
+
+
+def arun(coro, timeout: float = 30.0):
+    return asyncio.run(asyncio.wait_for(coro, timeout))
+
+
+def reply(body: bytes = b'{"couchdb":"Welcome","version":"9.9.9-test"}', status: str = "200 OK") -> bytes:
+    return (f"HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+            ).encode() + body
+
+
+class KeepAlive(LoopbackServer):
+    """An HTTP/1.1 server that keeps connections open: ``script(n, head, conn)`` answers
+    the n-th request (from 0) by returning the bytes to send, or ``None`` after doing
+    something else with ``conn`` (then the connection is closed). Counts accepted
+    connections (``connections``) and requests in flight at once (``peak``)."""
+
+    def __init__(self, script=None, delay: float = 0.0) -> None:
+        self.script = script or (lambda n, head, conn: reply())
+        self.delay = delay
+        self.heads: list[bytes] = []
+        self.inflight = self.peak = 0
+        self.lock = threading.Lock()
+        self.closed_by_client = 0
+        super().__init__()
+
+    def handle(self, conn: socket.socket) -> None:
+        while True:
+            head = read_request_head(conn)
+            if not head:
+                with self.lock:
+                    self.closed_by_client += 1
+                return
+            with self.lock:
+                n = len(self.heads)
+                self.heads.append(head)
+                self.inflight += 1
+                self.peak = max(self.peak, self.inflight)
+            try:
+                if self.delay:
+                    time.sleep(self.delay)
+                out = self.script(n, head, conn)
+            finally:
+                with self.lock:
+                    self.inflight -= 1
+            if out is None:
+                return
+            conn.sendall(out)
+
+
+def test_sequential_requests_share_one_connection():
+    with KeepAlive() as srv:
+        async def main():
+            server = ct.Server(srv.url)
+            try:
+                for _ in range(25):
+                    assert await server.version() == "9.9.9-test"
+            finally:
+                server.close()
+
+        arun(main())
+        assert len(srv.heads) == 25
+        assert srv.connections == 1
+
+
+def test_sequential_requests_on_the_test_server_share_one_connection(couch_url, db):
+    """The same seen from the server side of a proxy in front of the real server, on
+    both facades: 30 gets and a streamed view, one TCP connection."""
+    async def main(module):
+        async with Proxy(couch_url) as proxy:
+            server = module.Server(proxy.url)
+            try:
+                for _ in range(30):
+                    assert isinstance(await server.version(), str)
+                async for _ in await server._database(db.name).view("_all_docs"):
+                    pass
+                assert isinstance(await server.version(), str)  # after a streamed response, too
+                assert proxy.total == 1
+            finally:
+                server.close()
+
+    arun(main(ct))
+    arun(main(couchcore.aio))
+
+
+def test_concurrency_is_bounded_by_max_clients_and_connections_are_reused():
+    with KeepAlive(delay=0.03) as srv:
+        async def main():
+            server = ct.Server(srv.url, max_clients=4)
+            try:
+                got = await asyncio.gather(*(server.version() for _ in range(40)))
+                assert got == ["9.9.9-test"] * 40
+                assert server._transport.active == 0
+            finally:
+                server.close()
+
+        arun(main())
+        assert len(srv.heads) == 40
+        assert srv.peak == 4  # reached, never exceeded
+        assert srv.connections <= 4
+
+
+def chunked_view(conn: socket.socket, rows: int, stop_after: int | None = None) -> None:
+    """Stream a view of ``rows`` rows, chunked, one row per chunk; with ``stop_after``,
+    go silent (but keep the connection) after that many rows."""
+    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")
+
+    def chunk(data: bytes) -> None:
+        conn.sendall(b"%x\r\n%s\r\n" % (len(data), data))
+
+    chunk(b'{"total_rows":%d,"offset":0,"rows":[\r\n' % rows)
+    for i in range(rows):
+        if stop_after is not None and i == stop_after:
+            time.sleep(30)
+            return
+        chunk((b",\r\n" if i else b"") + b'{"id":"r%07d","key":%d,"value":null}' % (i, i))
+    chunk(b"\r\n]}\n")
+    conn.sendall(b"0\r\n\r\n")
+
+
+def test_cancelling_a_streamed_view_midway_releases_its_connection():
+    """The reader stops after 10 rows of an endless view: the server sees that
+    connection closed, the slot is free (max_clients=1), and the next request goes out
+    on a new connection and is answered."""
+    def script(n, head, conn):
+        if b"_all_docs" in head:
+            try:
+                chunked_view(conn, 10_000_000)
+            except OSError:
+                pass  # the client went away: what this test wants
+            return None
+        return reply()
+
+    with KeepAlive(script) as srv:
+        async def main():
+            server = ct.Server(srv.url, max_clients=1)
+            try:
+                assert await server.version() == "9.9.9-test"
+                db = server._database("db")
+                got = []
+
+                async def consume():
+                    async for row in await db.view("_all_docs"):
+                        got.append(row.id)
+
+                task = asyncio.ensure_future(consume())
+                await eventually(lambda: len(got) >= 10)
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+                assert server._transport.active == 0
+                assert await asyncio.wait_for(server.version(), 5) == "9.9.9-test"  # the slot is free
+                # a loop that breaks out early closes its result the same way
+                async for row in await db.view("_all_docs"):
+                    if row.key == 5:
+                        break
+                await eventually(lambda: server._transport.active == 0)
+                assert await server.version() == "9.9.9-test"
+            finally:
+                server.close()
+
+        arun(main())
+        # version, view (cut), version on a new connection, view (cut), version on a new one
+        assert srv.connections == 3
+        assert [h.split(b" ")[1] for h in srv.heads] == [b"/", b"/db/_all_docs", b"/", b"/db/_all_docs", b"/"]
+
+
+def test_an_abandoned_streamed_view_releases_its_connection():
+    def script(n, head, conn):
+        if b"_all_docs" in head:
+            try:
+                chunked_view(conn, 10_000_000)
+            except OSError:
+                pass
+            return None
+        return reply()
+
+    with KeepAlive(script) as srv:
+        async def main():
+            server = ct.Server(srv.url, max_clients=1)
+            try:
+                result = await server._database("db").view("_all_docs")
+                assert server._transport.active == 1
+                del result
+                gc.collect()
+                await eventually(lambda: server._transport.active == 0)
+                assert await asyncio.wait_for(server.version(), 5) == "9.9.9-test"
+            finally:
+                server.close()
+
+        arun(main())
+        assert srv.connections == 2
+
+
+def test_idle_timeout_on_a_kept_alive_connection():
+    """The second request on a kept-alive connection gets its head and three rows, then
+    silence: a ReadTimeout after about the read timeout, not retried, and the next
+    request is answered on a new connection."""
+    def script(n, head, conn):
+        if b"_all_docs" in head:
+            chunked_view(conn, 100, stop_after=3)
+            return None
+        return reply()
+
+    with KeepAlive(script) as srv:
+        async def main():
+            server = ct.Server(srv.url, timeout=0.5, retries=3)
+            try:
+                assert await server.version() == "9.9.9-test"
+                rows = []
+                t0 = time.monotonic()
+                with pytest.raises(couchcore.ReadTimeout):
+                    async for row in await server._database("db").view("_all_docs"):
+                        rows.append(row.key)
+                elapsed = time.monotonic() - t0
+                assert rows == [0, 1] or rows == [0, 1, 2]  # the third row waits for its separator
+                assert 0.4 < elapsed < 2.5, elapsed
+                assert server._transport.active == 0
+                assert await server.version() == "9.9.9-test"
+            finally:
+                server.close()
+
+        arun(main())
+        assert [h.split(b" ")[1] for h in srv.heads].count(b"/db/_all_docs") == 1  # a timeout is not retried
+        assert srv.connections == 2
+
+
+def test_a_paused_reader_is_no_idle_timeout():
+    """Time the reader holds a streamed body (backpressure on) does not count towards
+    the read timeout; only the server's silence does."""
+    def script(n, head, conn):
+        chunked_view(conn, 60_000)  # ~2.5 MB: more than the buffer, so the transfer pauses
+        return b""
+
+    with KeepAlive(script) as srv:
+        async def main():
+            server = ct.Server(srv.url, timeout=0.3)
+            try:
+                n = 0
+                async for _ in await server._database("db").view("_all_docs"):
+                    n += 1
+                    if n == 10:
+                        await asyncio.sleep(1.0)  # the consumer is busy: > 3 read timeouts
+                assert n == 60_000
+            finally:
+                server.close()
+
+        arun(main())
+        assert srv.connections == 1
+
+
+class ResetOnSecond(LoopbackServer):
+    """Keeps its connections alive; the second request on the first connection is read
+    and then the connection is reset (as a server that drops an idle keep-alive
+    connection just as a request arrives)."""
+
+    def __init__(self) -> None:
+        self.heads: list[bytes] = []
+        super().__init__()
+
+    def handle(self, conn: socket.socket) -> None:
+        first_connection = self.connections == 1
+        served = 0
+        while True:
+            head = read_request_head(conn)
+            if not head:
+                return
+            self.heads.append(head)
+            if first_connection and served == 1:
+                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                conn.close()
+                return
+            served += 1
+            body = b'{"ok":true,"id":"d","rev":"1-a"}' if head.startswith(b"PUT") else \
+                b'{"couchdb":"Welcome","version":"9.9.9-test"}'
+            conn.sendall(reply(body))
+
+
+def _get_op():
+    resp = yield Request("GET", "/_node/_local/_config/couchdb/x")
+    return resp.json()
+
+
+def _put_op():
+    resp = yield Request("PUT", "/db/d", json={"v": 1})
+    return resp.json()
+
+
+def test_a_read_on_a_reset_keep_alive_connection_is_sent_again():
+    with ResetOnSecond() as srv:
+        async def main():
+            server = ct.Server(srv.url, backoff=0.01)
+            try:
+                assert await server.version() == "9.9.9-test"
+                assert await server.version() == "9.9.9-test"  # reset, then sent again
+            finally:
+                server.close()
+
+        arun(main())
+        assert [h.split(b" ")[0] for h in srv.heads] == [b"GET", b"GET", b"GET"]
+        assert srv.connections == 2
+
+
+def test_a_write_on_a_reset_connection_is_outcome_unknown_and_sent_once():
+    """The same semantics as the sync backends (tests/test_transport.py
+    KeepAliveResetOnWrite): a write the server read before the connection was reset
+    may have been applied: OutcomeUnknown, never sent again, also with retries."""
+    from tests.test_transport import KeepAliveResetOnWrite
+
+    srv = KeepAliveResetOnWrite()
+    try:
+        async def main():
+            server = ct.Server(srv.url, retries=3, backoff=0.01)
+            try:
+                assert await server._run(_get_op()) == "1"  # a read first, on a kept-alive connection
+                with pytest.raises(couchcore.OutcomeUnknown) as info:
+                    await server._run(_put_op())
+                assert info.value.method == "PUT"
+            finally:
+                server.close()
+
+        arun(main())
+    finally:
+        srv.close()
+    methods = [h.split(b" ")[0] for h in srv.heads]
+    assert methods.count(b"PUT") == 1, methods
+
+
+def test_a_write_after_the_server_closed_an_idle_connection_goes_out_once():
+    heads: list[bytes] = []
+
+    def keep_alive_then_close(conn):
+        head = read_request_head(conn)
+        if not head:
+            return
+        heads.append(head)
+        body = b'{"ok":true,"id":"d","rev":"1-a"}' if head.startswith(b"PUT") else \
+            b'{"couchdb":"Welcome","version":"9.9.9-test"}'
+        conn.sendall(reply(body))
+        time.sleep(0.1)  # idle: the server gives up on the connection
+        conn.shutdown(socket.SHUT_RDWR)
+
+    with LoopbackServer(keep_alive_then_close) as srv:
+        async def main():
+            server = ct.Server(srv.url, retries=0)
+            try:
+                assert await server.version() == "9.9.9-test"
+                await asyncio.sleep(0.4)
+                assert await server._run(_put_op()) == {"ok": True, "id": "d", "rev": "1-a"}
+                await asyncio.sleep(0.4)
+                assert await server.version() == "9.9.9-test"  # a read, too, on a new connection
+            finally:
+                server.close()
+
+        arun(main())
+        assert [h.split(b" ")[0] for h in heads] == [b"GET", b"PUT", b"GET"] and srv.connections == 3
+
+
+def test_connections_are_kept_per_event_loop_and_closed_with_the_server():
+    with KeepAlive() as srv:
+        server = ct.Server(srv.url)
+        for _ in range(3):  # one loop after another: each keeps (at most) its own connection
+            async def main():
+                for _ in range(5):
+                    assert await server.version() == "9.9.9-test"
+
+            arun(main())
+        assert srv.connections == 3 and len(srv.heads) == 15
+        server.close()
+        deadline = time.monotonic() + 5
+        while srv.closed_by_client < 3 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert srv.closed_by_client == 3  # close() closed the kept-alive connections
+
+
+def test_the_tornado_backend_stays_selectable(couch_url, db):
+    """``backend="tornado"``: Tornado's simple client (a connection per request), e.g.
+    where pycurl is not installed; ``backend="pycurl"`` is the default."""
+    from couchcore.transport.curlloop import CurlLoopTransport
+    from couchcore.transport.tornado import TornadoTransport
+
+    assert isinstance(ct.Server(couch_url)._transport, CurlLoopTransport)
+    assert isinstance(couchcore.aio.Server(couch_url, backend="pycurl")._transport, CurlLoopTransport)
+    with pytest.raises(couchcore.InvalidOption):
+        ct.Server(couch_url, backend="urllib3")
+
+    db.save({"_id": "a"})
+
+    async def main():
+        async with Proxy(couch_url) as proxy:
+            server = ct.Server(proxy.url, backend="tornado")
+            assert isinstance(server._transport, TornadoTransport)
+            try:
+                for _ in range(3):
+                    assert isinstance(await server.version(), str)
+                rows = [row async for row in await server._database(db.name).view("_all_docs")]
+                assert [row.id for row in rows] == ["a"]
+            finally:
+                server.close()
+            assert proxy.total == 4  # no keep-alive there
+
+    arun(main())
