@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, Protocol, Sequence, Union, \
+    runtime_checkable
 
 from .. import __version__
+from ..protocol.messages import Operation, Request, Response
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..drivers import RetryPolicy
 
 __all__ = ["TransportOptions", "Credentials", "BaseTransport", "register", "get_backend", "is_file_like",
-           "USER_AGENT", "BODY_METHODS", "DEFAULT_TIMEOUT", "DEFAULT_CONNECT_TIMEOUT"]
+           "USER_AGENT", "BODY_METHODS", "DEFAULT_TIMEOUT", "DEFAULT_CONNECT_TIMEOUT",
+           "SyncTransport", "AsyncTransport", "ConcurrentTransport", "Backend", "BACKENDS", "find_backend",
+           "check_transport", "ErrorTable", "translate", "map_exceptions"]
 
 #: sent by every backend (``headers={"User-Agent": ...}`` in the transport options overrides it)
 USER_AGENT = f"couchcore/{__version__}"
@@ -157,28 +165,212 @@ def is_file_like(body: Any) -> bool:
     return hasattr(body, "read") and callable(body.read)
 
 
-_BACKENDS: dict[str, Callable[..., Any]] = {}
+# -- the backends: one contract per flavour, one fixed table ------------------------------------
 
 
-def register(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Class decorator registering a sync backend under ``name``."""
+@runtime_checkable
+class SyncTransport(Protocol):
+    """The contract of a sync backend: send one request, blocking, and return its
+    response (streamed when ``request.stream``: ``response.stream`` iterates bytes);
+    a network failure raises a :class:`~couchcore.errors.TransportError` (through
+    :func:`map_exceptions`), an HTTP error status is a normal response. Retries,
+    backoff and the node pool live above it (:mod:`couchcore.drivers`,
+    :mod:`couchcore.nodes`)."""
 
-    def deco(cls: Callable[..., Any]) -> Callable[..., Any]:
-        _BACKENDS[name] = cls
+    base_url: str
+    options: TransportOptions
+
+    def send(self, request: Request) -> Response: ...
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class AsyncTransport(Protocol):
+    """The contract of an async backend: as :class:`SyncTransport`, but ``send`` is a
+    coroutine (``response.stream`` an async iterator of bytes), run on the running
+    asyncio loop."""
+
+    base_url: str
+    options: TransportOptions
+
+    async def send(self, request: Request) -> Response: ...
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class ConcurrentTransport(SyncTransport, Protocol):
+    """A sync backend that also runs many operations at once in one thread (pycurl's
+    CurlMulti): ``iter_many(ops, concurrency, policy)`` yields ``(index, result)`` as
+    operations finish, an exception in place of the result of one that failed;
+    ``policy`` (a :class:`~couchcore.drivers.RetryPolicy`) decides the retries."""
+
+    def iter_many(self, ops: Iterable[Operation[Any]], concurrency: int = 16,
+                  policy: RetryPolicy | None = None) -> Iterator[tuple[int, Any]]: ...
+
+
+@dataclass(frozen=True)
+class Backend:
+    """A row of :data:`BACKENDS`: a backend's name, flavour and where its class lives
+    (imported on first use: a backend's library is only needed when it is chosen)."""
+
+    name: str
+    is_async: bool
+    module: str
+    cls: str
+    #: the pip extra that installs what it needs
+    extra: str
+
+    def load(self) -> type:
+        import importlib
+
+        try:
+            module = importlib.import_module(self.module)
+        except ImportError as exc:
+            from ..errors import InvalidOption
+
+            flavour = "async" if self.is_async else "sync"
+            raise InvalidOption(f"{flavour} backend {self.name!r} is not available: {exc} "
+                                f"(pip install 'couchcore[{self.extra}]')") from None
+        cls: type = getattr(module, self.cls)
+        return cls
+
+
+#: Every backend, sync and async: the names ``Server(backend=...)`` takes. The same
+#: name may exist in both flavours (``pycurl``: the CurlMulti engine blocking, or on the
+#: event loop).
+BACKENDS: tuple[Backend, ...] = (
+    Backend("urllib3", False, "couchcore.transport.urllib3", "Urllib3Transport", "urllib3"),
+    Backend("pycurl", False, "couchcore.transport.pycurl", "PycurlTransport", "pycurl"),
+    Backend("pycurl", True, "couchcore.transport.curlloop", "CurlLoopTransport", "pycurl"),
+    Backend("tornado", True, "couchcore.transport.tornado", "TornadoTransport", "tornado"),
+)
+
+
+def find_backend(name: str, is_async: bool = False) -> Backend:
+    """The row of :data:`BACKENDS` for ``name`` in the flavour of the facade
+    (:class:`~couchcore.errors.InvalidOption`, an :class:`~couchcore.errors.InvalidInput`,
+    for an unknown name or one of the other flavour: a sync ``Server`` cannot await an
+    async backend, nor the async ``Server`` block on a sync one)."""
+    from ..errors import InvalidOption
+
+    rows = [b for b in BACKENDS if b.name == name]
+    for row in rows:
+        if row.is_async == is_async:
+            return row
+    own = sorted({b.name for b in BACKENDS if b.is_async == is_async})
+    if rows:
+        if is_async:
+            raise InvalidOption(f"backend {name!r} is sync: the async Server (couchcore.aio, couchcore.tornado) "
+                                f"runs on {', '.join(own)}; use couchcore.Server for {name!r}")
+        raise InvalidOption(f"backend {name!r} is async: use couchcore.aio.Server (or couchcore.tornado.Server) "
+                            f"for it; the sync couchcore.Server runs on {', '.join(own)}")
+    raise InvalidOption(f"unknown backend {name!r}: the {'async' if is_async else 'sync'} Server runs on "
+                        f"{', '.join(own)}")
+
+
+def get_backend(name: str, is_async: bool = False) -> type:
+    """The backend class named ``name`` in the given flavour (imported on first use);
+    :class:`~couchcore.errors.InvalidOption` when it is unknown, of the other flavour,
+    or its library is not installed."""
+    return find_backend(name, is_async).load()
+
+
+def check_transport(transport: Any, is_async: bool) -> None:
+    """Refuse a transport whose flavour is not the facade's (``send`` a coroutine
+    function or not), with :class:`~couchcore.errors.InvalidInput`."""
+    import inspect
+
+    from ..errors import InvalidInput
+
+    send = getattr(transport, "send", None)
+    if not callable(send) or not callable(getattr(transport, "close", None)):
+        raise InvalidInput(f"{type(transport).__name__} is not a transport (no send()/close())")
+    if inspect.iscoroutinefunction(send) != is_async:
+        want, got = ("async", "sync") if is_async else ("sync", "async")
+        raise InvalidInput(f"{type(transport).__name__} is a {got} transport; this Server needs a {want} one")
+
+
+def register(name: str) -> Callable[[type], type]:
+    """Class decorator kept for the backend modules: checks that ``name`` is a row of
+    :data:`BACKENDS` naming this class (the table is fixed; add a row to add a backend)."""
+
+    def deco(cls: type) -> type:
+        if not any(b.name == name and b.cls == cls.__name__ and b.module == cls.__module__ for b in BACKENDS):
+            raise RuntimeError(f"{cls.__module__}.{cls.__name__} is not in couchcore.transport.base.BACKENDS "
+                               f"as {name!r}")
         return cls
 
     return deco
 
 
-def get_backend(name: str) -> Callable[..., Any]:
-    """The backend class registered as ``name`` (imported on first use)."""
-    if name not in _BACKENDS:
-        import importlib
+# -- one translation of every backend's exceptions ----------------------------------------------
 
-        try:
-            importlib.import_module(f"couchcore.transport.{name}")
-        except ImportError as exc:
-            from ..errors import InvalidOption
+#: How a backend's exceptions map to couchcore's: ``(match, error class)`` rows, the first
+#: match wins; ``match`` is an exception type, a tuple of types, or a predicate.
+ErrorTable = Sequence[tuple[Union[type, tuple[type, ...], Callable[[BaseException], bool]], type]]
 
-            raise InvalidOption(f"backend {name!r} is not available: {exc}") from None
-    return _BACKENDS[name]
+#: the text each couchcore error starts with
+_PREFIX = {"ConnectError": "cannot connect", "ConnectTimeout": "connect timed out",
+           "ReadTimeout": "read timed out", "TimeoutError": "timed out", "TLSError": "TLS error",
+           "ConnectionError": "connection failed", "OutcomeUnknown": "outcome unknown"}
+
+
+def translate(exc: BaseException, url: str, table: ErrorTable, *, connected: bool | None = None,
+              detail: str | None = None) -> BaseException:
+    """couchcore's :class:`~couchcore.errors.TransportError` for a backend's exception
+    ``exc`` on ``url``, from the backend's ``table`` (see :data:`ErrorTable`), with
+    ``exc`` as its ``__cause__``; ``exc`` itself when it is couchcore's already, a
+    cancellation, or matches no row (a programming error such as ``TypeError`` is
+    never disguised as a network failure).
+
+    ``connected`` says how far the exchange got, when the backend knows: ``False``
+    (not connected yet: nothing was sent) turns a generic
+    :class:`~couchcore.errors.TimeoutError` row into
+    :class:`~couchcore.errors.ConnectTimeout` and a plain
+    :class:`~couchcore.errors.ConnectionError` into
+    :class:`~couchcore.errors.ConnectError`; ``True`` makes a generic timeout a
+    :class:`~couchcore.errors.ReadTimeout`. The message is ``detail`` (default: the
+    exception's text), any credentials in a URL in it removed.
+    """
+    from .. import errors
+    from ..urls import redact_url
+
+    if isinstance(exc, errors.CouchcoreError) or not isinstance(exc, Exception):
+        return exc  # couchcore's own, or CancelledError/KeyboardInterrupt/GeneratorExit
+    target: type | None = None
+    for match, cls in table:
+        hit = isinstance(exc, match) if isinstance(match, (type, tuple)) else match(exc)
+        if hit:
+            target = cls
+            break
+    if target is None:
+        return exc
+    if target is errors.TimeoutError and connected is not None:
+        target = errors.ReadTimeout if connected else errors.ConnectTimeout
+    elif target is errors.ConnectionError and connected is False:
+        target = errors.ConnectError
+    if detail is None:
+        args = exc.args
+        if len(args) > 1 and isinstance(args[-1], str) and not isinstance(args[0], (int, str)):
+            detail = args[-1]  # an exception made as Error(connection, message) (urllib3)
+        else:
+            detail = str(exc) or type(exc).__name__
+    text = redact_url(detail)
+    error: errors.TransportError = target(f"{_PREFIX.get(target.__name__, 'failed')}: {text}", url)
+    error.__cause__ = exc
+    return error
+
+
+@contextlib.contextmanager
+def map_exceptions(table: ErrorTable, url: str, *, connected: bool | None = None) -> Iterator[None]:
+    """Run the block, raising couchcore's error for a backend exception it raises
+    (:func:`translate`; ``raise ... from exc``) and letting every other exception through."""
+    try:
+        yield
+    except Exception as exc:
+        error = translate(exc, url, table, connected=connected)
+        if error is exc:
+            raise
+        raise error from exc
