@@ -52,7 +52,7 @@ from tornado.simple_httpclient import HTTPStreamClosedError, HTTPTimeoutError, S
 from .. import errors
 from ..protocol.messages import Headers, Request, Response
 from ..urls import redact_url
-from .base import BaseTransport, Credentials, TransportOptions, is_file_like
+from .base import BaseTransport, Credentials, ErrorTable, TransportOptions, is_file_like, translate
 
 __all__ = ["TornadoTransport", "HIGH_WATER", "LOW_WATER"]
 
@@ -236,9 +236,10 @@ class TornadoTransport(BaseTransport):
             future = state.client.fetch(hreq, raise_error=False)
         except BaseException as exc:
             exchange.fail_to_start()
-            if isinstance(exc, (errors.CouchcoreError, asyncio.CancelledError)):
+            error = _translate(exc, url, False)
+            if error is exc:  # couchcore's own, a cancellation, or a bug (TypeError...): as it is
                 raise
-            raise _translate(exc, url, False) from None
+            raise error from exc
         future.add_done_callback(exchange.on_done)
         try:
             if stream:
@@ -581,38 +582,28 @@ def _body_producer(body: Any, exchange: _Exchange) -> Callable[[Callable[[bytes]
 
 
 def _translate(exc: BaseException, url: str, got_headers: bool, connected: bool = True) -> BaseException:
-    """Map Tornado's (and the socket layer's) exceptions to couchcore's TransportError
-    family; a connection failure before the connection was up is a
-    :class:`~couchcore.errors.ConnectError` (nothing was sent)."""
-    error = _translate_any(exc, url, got_headers)
-    if not connected and type(error) is errors.ConnectionError:
-        return errors.ConnectError(error.detail, url)
-    return error
-
-
-def _translate_any(exc: BaseException, url: str, got_headers: bool) -> BaseException:
-    if isinstance(exc, (errors.CouchcoreError, asyncio.CancelledError)):
-        return exc
+    """couchcore's error for Tornado's (or the socket layer's) exception ``exc`` (through
+    :func:`~couchcore.transport.base.translate` and :data:`_ERRORS`, ``__cause__`` set):
+    a timeout before the response headers is a :class:`~couchcore.errors.ConnectTimeout`
+    (Tornado's own timeouts are connect timeouts: the read timeout is couchcore's), a
+    connection failure before the connection was up a
+    :class:`~couchcore.errors.ConnectError` (nothing was sent). ``exc`` itself when it is
+    no network failure (couchcore's own, a cancellation, a bug)."""
     if isinstance(exc, StreamClosedError) and exc.real_error is not None:
         exc = exc.real_error
-    text = type(exc).__name__
-    detail = redact_url(str(exc))
-    if isinstance(exc, HTTPTimeoutError) or isinstance(exc, TimeoutError):
-        if got_headers:
-            return errors.ReadTimeout(f"read timed out: {detail}", url)
-        return errors.ConnectTimeout(f"connect timed out: {detail}", url)
-    if isinstance(exc, (ssl.SSLError, ssl.CertificateError)):
-        return errors.TLSError(f"TLS error: {detail}", url)
+    if isinstance(exc, (HTTPTimeoutError, TimeoutError)):
+        return translate(exc, url, _ERRORS, connected=got_headers)
     if isinstance(exc, (HTTPStreamClosedError, StreamClosedError)):
         phase = "connection lost" if got_headers else "connection closed before the response"
-        return errors.ConnectionError(f"{phase}: {detail}", url)
-    if isinstance(exc, (ConnectionRefusedError, ConnectionResetError, ConnectionAbortedError)):
-        return errors.ConnectionError(f"cannot connect: {text}: {detail}" if not got_headers
-                                      else f"connection failed: {text}: {detail}", url)
-    if isinstance(exc, OSError):  # socket.gaierror, unreachable network, ...
-        return errors.ConnectionError(f"cannot connect: {text}: {detail}", url)
-    if isinstance(exc, httputil.HTTPInputError):
-        return errors.ConnectionError(f"malformed HTTP response: {detail}", url)
-    if isinstance(exc, HTTPClientError):
-        return errors.ConnectionError(f"request failed: {detail}", url)
-    return errors.ConnectionError(f"request failed: {text}: {detail}", url)
+        return translate(exc, url, _ERRORS, connected=None if connected else False,
+                         detail=f"{phase}: {exc}")
+    return translate(exc, url, _ERRORS, connected=None if connected else False)
+
+
+#: Tornado's exceptions -> couchcore's (the first match wins), see transport.base.translate
+_ERRORS: ErrorTable = (
+    ((HTTPTimeoutError, TimeoutError), errors.TimeoutError),  # connect or read: see _translate
+    ((ssl.SSLError, ssl.CertificateError), errors.TLSError),
+    ((HTTPStreamClosedError, StreamClosedError, OSError, httputil.HTTPInputError, HTTPClientError),
+     errors.ConnectionError),
+)
