@@ -33,13 +33,21 @@ try:
 except ImportError as exc:  # pragma: no cover - depends on the installation
     raise ImportError("couchcore.aio runs on Tornado's asyncio HTTP client: pip install 'couchcore[aio]'") from exc
 
+from typing import TYPE_CHECKING, Awaitable
+
 from . import tornado as _tornado
 from .tornado import ChangesFeed, ChangesTask
+
+if TYPE_CHECKING:  # methods naming the asyncio classes, generated (tools/gen_facades.py)
+    from ._facades import AioDatabaseAPI as _DatabaseBase
+    from ._facades import AioServerAPI as _ServerBase
+else:
+    _DatabaseBase, _ServerBase = _tornado.Database, _tornado.Server
 
 __all__ = ["Server", "Database", "Couch", "ChangesFeed", "ChangesTask"]
 
 
-class Server(_tornado.Server):
+class Server(_ServerBase):
     """A CouchDB server for asyncio code.
 
     ``Server(url=None, auth=None, full_commit=True, max_clients=10, **transport_options)``:
@@ -48,8 +56,11 @@ class Server(_tornado.Server):
     method returns; ``await server.db(name)`` gives a :class:`Database`.
     """
 
+    if TYPE_CHECKING:
+        def __getitem__(self, name: str) -> Awaitable[Database]: ...
 
-class Database(_tornado.Database):
+
+class Database(_DatabaseBase):
     """A CouchDB database for asyncio code: ``await server.db(name)``, or built directly
     (no request is sent) from a URL: ``Database("http://user:pw@host:5984/events")``."""
 

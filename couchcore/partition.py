@@ -32,9 +32,9 @@ class Partition:
     """
 
     def __init__(self, db: "DatabaseAPI", key: str) -> None:
-        self.key = _partitions.validate_partition(key)
+        self.key: str = _partitions.validate_partition(key)
         self.db = db
-        self._path = _partitions.partition_path(db.name, key)
+        self._path: str = _partitions.partition_path(db.name, key)
 
     def __repr__(self) -> str:
         return f"<Partition {self.key!r} of {self.db.name}>"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
 from .api import DatabaseAPI, ServerAPI
 from .auth import SessionAuth
@@ -13,8 +13,14 @@ from .transport.base import get_backend
 
 __all__ = ["Server", "Database", "Couch"]
 
+if TYPE_CHECKING:  # the typed methods, generated from api.py (tools/gen_facades.py)
+    from ._facades import SyncDatabaseAPI as _DatabaseBase
+    from ._facades import SyncServerAPI as _ServerBase
+else:
+    _DatabaseBase, _ServerBase = DatabaseAPI, ServerAPI
 
-class Server(ServerAPI):
+
+class Server(_ServerBase):
     """A CouchDB server, used synchronously.
 
     ``Server(url=None, auth=None, full_commit=True, backend="urllib3", **transport_options)``:
@@ -112,7 +118,7 @@ class Server(ServerAPI):
         self._del_item(name)
 
 
-class Database(DatabaseAPI):
+class Database(_DatabaseBase):
     """A CouchDB database, used synchronously.
 
     Build it with ``server.db(name)``, ``server[name]``, or directly from a URL:

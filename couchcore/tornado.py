@@ -43,7 +43,7 @@ import contextvars
 import functools
 import inspect
 import logging
-from typing import Any, AsyncIterator, Callable, cast
+from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable, Literal, TypeVar, overload
 
 from tornado import gen
 
@@ -51,14 +51,23 @@ from . import feeds as _feeds
 from .api import DatabaseAPI, ServerAPI
 from .drivers import run_async
 from .errors import CouchcoreError, HTTPError, InvalidInput, InvalidOption
-from .models import Status
+from .models import Document, Status
 from .protocol import changes as _changes
 from .results import ChangesResult, StreamedResult
 from .transport.tornado import TornadoTransport
 
 __all__ = ["Server", "Database", "Couch", "ChangesFeed", "ChangesTask", "StreamTask", "Status", "relax"]
 
+if TYPE_CHECKING:  # the typed methods (awaitables), generated from api.py (tools/gen_facades.py)
+    from ._facades import AsyncCall
+    from ._facades import AsyncDatabaseAPI as _DatabaseBase
+    from ._facades import AsyncServerAPI as _ServerBase
+else:
+    _DatabaseBase, _ServerBase = DatabaseAPI, ServerAPI
+
 log = logging.getLogger("couchcore.tornado")
+
+_S = TypeVar("_S", bound="Server")
 
 # set by a callback-style call for the duration of the method call: the operation's
 # last response is recorded there, to build the Status handed to the callback
@@ -140,7 +149,7 @@ def _op_name(op: Any) -> str:
     return "couchcore." + getattr(op, "__name__", type(op).__name__)
 
 
-class Server(ServerAPI):
+class Server(_ServerBase):
     """A CouchDB server, used asynchronously (on the running asyncio / Tornado loop).
 
     ``Server(url=None, auth=None, full_commit=True, max_clients=10, **transport_options)``
@@ -201,7 +210,7 @@ class Server(ServerAPI):
         return post(results)
 
     # -- Python protocols -------------------------------------------------------------------
-    async def __aenter__(self) -> "Server":
+    async def __aenter__(self: "_S") -> "_S":
         return self
 
     async def __aexit__(self, *exc: Any) -> None:
@@ -214,7 +223,7 @@ class Server(ServerAPI):
         for name in await self.all_dbs():
             yield name
 
-    def __getitem__(self, name: str) -> Any:
+    def __getitem__(self, name: str) -> "Awaitable[Database]":
         """``await server[name]``: the database (``NotFoundKeyError``, a ``NotFound`` and a
         ``KeyError``, if missing)."""
         return self._item(name)
@@ -232,7 +241,7 @@ class Server(ServerAPI):
         raise TypeError("an async Server: use 'await server.delete(name)'")
 
 
-class Database(DatabaseAPI):
+class Database(_DatabaseBase):
     """A CouchDB database, used asynchronously.
 
     Build it with ``await server.db(name)``, or directly (no request is sent) from a
@@ -242,7 +251,23 @@ class Database(DatabaseAPI):
     is_async = True
     _server_class = Server
 
-    def changes(self, callback: Callable | None = None, latency: float = 0.0, **options: Any) -> Any:
+    @overload
+    def changes(self, callback: None = None, latency: float = 0.0, *, feed: Literal["continuous"],
+                **options: Any) -> "ChangesFeed": ...
+    @overload
+    def changes(self, callback: None = None, latency: float = 0.0, *,
+                feed: Literal["normal", "longpoll"] = "normal",
+                **options: Any) -> "AsyncCall[ChangesResult, dict[str, Any]]": ...
+    @overload
+    def changes(self, callback: Callable[[ChangesResult | None, Status], Any], latency: float = 0.0, *,
+                feed: Literal["normal", "longpoll"], **options: Any) -> "asyncio.Task[ChangesResult | None]": ...
+    @overload
+    def changes(self, callback: Callable[[Any, list[dict[str, Any]]], Any], latency: float = 0.0, *,
+                feed: Literal["continuous"] = "continuous", **options: Any) -> "ChangesFeed": ...
+    @overload
+    def changes(self, callback: None = None, latency: float = 0.0, *, feed: str,
+                **options: Any) -> "ChangesFeed | AsyncCall[ChangesResult, dict[str, Any]]": ...
+    def changes(self, callback: Callable[..., Any] | None = None, latency: float = 0.0, **options: Any) -> Any:
         """The ``_changes`` feed.
 
         ``feed="normal"``/``"longpoll"``: a :class:`ChangesTask`. ``async for change in
@@ -261,12 +286,12 @@ class Database(DatabaseAPI):
             return _call_with_callback(functools.partial(DatabaseAPI.changes, self, **options), callback)
         if callback is None and feed in (None, "normal", "longpoll"):
             op = _changes.changes(self._ctx, self.name, **options)
-            server = cast(Server, self._server)
+            server = self._server
             return _changes_call(server._arun(op, None, _SINK.get()), f"couchcore.changes {self.name}")
         return super().changes(callback, latency, **options)
 
     # -- Python protocols -------------------------------------------------------------------
-    def __getitem__(self, docid: str) -> Any:
+    def __getitem__(self, docid: str) -> "Awaitable[Document]":
         """``await db[docid]``: the document (``NotFoundKeyError``, a ``NotFound`` and a
         ``KeyError``, if missing or deleted)."""
         return self._item(docid)
