@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import deque
 from itertools import chain
-from typing import Any, AsyncIterator, Iterator
+from typing import Any, AsyncIterator, Generic, Iterator, TypeVar
 
 from . import rows as _rows
 from .errors import CouchcoreError, HTTPError, ServerError, error_for_status
@@ -26,7 +26,10 @@ def raise_stream_error(meta: dict, method: str, url: str) -> None:
     raise cls(status, str(error), None if meta.get("reason") is None else str(meta.get("reason")), method, url)
 
 
-class StreamedResult:
+_I = TypeVar("_I")  # the items: Row of a view, the change dicts of _changes
+
+
+class StreamedResult(Generic[_I]):
     """Items parsed incrementally from a response body (sync or async).
 
     Iterate it once with ``for`` (sync backends) or ``async for`` (async backends);
@@ -173,7 +176,7 @@ class StreamedResult:
             resp.close()
 
     # -- sync --------------------------------------------------------------------
-    def __iter__(self) -> Iterator[Any]:
+    def __iter__(self) -> Iterator[_I]:
         if self._items is not None:
             return iter(self._items)
         if self._is_async():
@@ -208,7 +211,7 @@ class StreamedResult:
         finally:
             self.close()
 
-    def all(self) -> list:
+    def all(self) -> list[_I]:
         """Every item, read into a list (sync)."""
         if self._items is None:
             if self._is_async():
@@ -230,7 +233,7 @@ class StreamedResult:
         return True
 
     # -- async -------------------------------------------------------------------
-    def __aiter__(self) -> AsyncIterator[Any]:
+    def __aiter__(self) -> AsyncIterator[_I]:
         if self._items is not None:
             return _aiter_list(self._items)
         if self._is_sync_stream():
@@ -256,7 +259,7 @@ class StreamedResult:
         finally:
             self.close()
 
-    async def aall(self) -> list:
+    async def aall(self) -> list[_I]:
         """Every item, read into a list (async)."""
         if self._items is None:
             if self._is_sync_stream():
@@ -285,13 +288,13 @@ class StreamedResult:
         self._closed = True
         self._response.close()
 
-    def __enter__(self) -> "StreamedResult":
+    def __enter__(self) -> "StreamedResult[_I]":
         return self
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
 
-    async def __aenter__(self) -> "StreamedResult":
+    async def __aenter__(self) -> "StreamedResult[_I]":
         return self
 
     async def __aexit__(self, *exc: Any) -> None:
@@ -303,7 +306,7 @@ async def _aiter_list(items: list) -> AsyncIterator[Any]:
         yield item
 
 
-class ViewResult(StreamedResult):
+class ViewResult(StreamedResult[Row]):
     """The rows of a view or ``_all_docs`` query, parsed as they stream in.
 
     ``total_rows``, ``offset`` and ``update_seq`` read just far enough into the body to
@@ -342,7 +345,7 @@ class ViewResult(StreamedResult):
         return f"<ViewResult {state} total_rows={self._parser.meta.get('total_rows')}>"
 
 
-class ChangesResult(StreamedResult):
+class ChangesResult(StreamedResult[dict[str, Any]]):
     """A normal or longpoll ``_changes`` response, parsed as it streams in.
 
     Iterating it yields the change dicts (``{"seq", "id", "changes", "deleted"?,
