@@ -41,7 +41,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from itertools import islice
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, Sequence, Union
+from typing import IO, TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, Sequence, Union
 
 from . import codec
 from .errors import CouchcoreError, InvalidDocument, InvalidField, InvalidInput
@@ -50,7 +50,7 @@ from .protocol.bulk import BatchOutcome, write_batch
 if TYPE_CHECKING:  # pragma: no cover
     from .sync import Database, Server
 
-__all__ = ["load", "Loader", "LoadReport", "Rejected", "Checkpoint", "Item", "ERROR_FIELD"]
+__all__ = ["load", "Loader", "LoadReport", "Rejected", "Checkpoint", "Item", "JsonLines", "ERROR_FIELD"]
 
 #: the field a rejects record carries its error in; stripped when a record is loaded again
 ERROR_FIELD = "_load_error"
@@ -60,6 +60,94 @@ Item = Union[Mapping[str, Any], bytes, "tuple[int, Mapping[str, Any] | bytes | B
 
 _WS = b" \t\r\n"
 _WS_CLOSE = frozenset(b" \t\r\n}")
+
+
+# -- JSON Lines input ------------------------------------------------------------------------
+
+
+class JsonLines:
+    """JSON Lines input for :func:`load`: a binary stream (``IO[bytes]``) read in chunks of
+    ``chunk`` bytes (a longer line grows the buffer).
+
+    The loader scans each chunk in one call (:mod:`couchcore.scan`: validated in C when
+    the extension is built, ids found or generated, the lines' bytes sent as they are)
+    instead of handling one line at a time; the result is the same as loading
+    ``(line_number, line_bytes)`` items, which is also what iterating over it yields.
+    A UTF-8 byte order mark at the start is skipped; blank lines are no records (but
+    count as lines); the last line needs no newline.
+    """
+
+    def __init__(self, f: IO[bytes], chunk: int = 1 << 20) -> None:
+        if chunk < 1:
+            raise InvalidInput(f"chunk must be positive, got {chunk!r}")
+        self.f = f
+        self.chunk = chunk
+        self.buf = b""
+        self.pos = 0
+        self.eof = False
+        self._started = False
+
+    def fill(self) -> bool:
+        """Read more input after ``buf[pos:]``; False when nothing is left to scan."""
+        if self.eof:
+            return False
+        rest = self.buf[self.pos:]
+        more = self.f.read(max(self.chunk, len(rest)))  # a long line doubles the read
+        if not self._started:
+            self._started = True
+            if more[:3] == _BOM:
+                more = more[3:]
+            elif _BOM.startswith(more[:3]) and more:  # a short read inside the mark
+                while len(more) < 3:
+                    extra = self.f.read(3 - len(more))
+                    if not extra:
+                        break
+                    more += extra
+                if more[:3] == _BOM:
+                    more = more[3:]
+        if not more:
+            self.eof = True
+        self.buf = rest + more if rest else more
+        self.pos = 0
+        return bool(self.buf)
+
+    def skip(self, count: int) -> int:
+        """Skip ``count`` lines (a resumed load's confirmed prefix); returns how many there were."""
+        done = 0
+        while done < count:
+            nl = self.buf.find(b"\n", self.pos)
+            if nl >= 0:
+                self.pos = nl + 1
+                done += 1
+            elif not self.fill():
+                if self.pos < len(self.buf):  # a last line without newline
+                    self.pos = len(self.buf)
+                    done += 1
+                break
+        return done
+
+    def __iter__(self) -> Iterator[tuple[int, bytes]]:
+        line = 0
+        while True:
+            buf, pos = self.buf, self.pos
+            while True:
+                nl = buf.find(b"\n", pos)
+                if nl < 0:
+                    break
+                line += 1
+                self.pos = nl + 1
+                yield line, buf[pos:nl + 1]
+                pos = nl + 1
+            if not self.fill():
+                if self.pos < len(self.buf):
+                    line += 1
+                    last = self.buf[self.pos:]
+                    self.pos = len(self.buf)
+                    yield line, last
+                return
+
+
+_BOM = b"\xef\xbb\xbf"
 
 
 # -- validating JSON text without decoding it -------------------------------------------------
@@ -387,6 +475,7 @@ class Loader:
         self.progress = progress
         self.report = LoadReport()
         self._head = _HeadReader(id_field)
+        self._jsonl = docs if isinstance(docs, JsonLines) else None
         self._items = iter(docs)
         self._ordinal = 0
         self._exhausted = False
@@ -431,8 +520,10 @@ class Loader:
     def _fresh(self) -> _Batch | None:
         """Read the next batch from the input (called with the lock held).
 
-        The loop below is the loader's hot path: for JSON text with a string ``_id`` (or
-        none) it costs one head-decode (msgspec with couchcore[fast]) and a few list appends per document.
+        The loader's hot path: :class:`JsonLines` input is scanned a read chunk at a time
+        in C (:mod:`couchcore.scan`); other input goes through :meth:`_take`, where JSON text
+        with a string ``_id`` (or none) costs one head-decode (msgspec with couchcore[fast])
+        and a few list appends per document.
         """
         if self._exhausted:
             return None
@@ -442,27 +533,96 @@ class Loader:
         seg_no = self._next_seg
         seg = _Segment()
         items = self._items
+        size = self.batch_size
+        ordinal = self._ordinal
+        line = self._confirmed[1]
+        if self._skip:  # resuming: the confirmed prefix is not sent again
+            if self._jsonl is not None:
+                skipped = self._jsonl.skip(self._skip)
+            else:
+                skipped = 0
+                for _ in items:
+                    skipped += 1
+                    if skipped >= self._skip:
+                        break
+            ordinal += skipped
+            self._skip = 0
+        start = ordinal
+        if self._jsonl is not None:
+            ordinal, line, blanks = self._take_jsonl(size, ordinal, ids, bodies, lines, seg_no, seg)
+        else:
+            ordinal, line, blanks = self._take(items, size, ordinal, line, ids, bodies, lines, seg_no, seg)
+        if ordinal - start < size:
+            self._exhausted = True
+        self._ordinal = ordinal
+        self.report.read += ordinal - start - blanks
+        if ordinal == start:
+            return None  # nothing read at all
+        self._next_seg += 1
+        seg.pending += len(ids)
+        seg.last_record = ordinal
+        seg.last_line = line
+        self._segments[seg_no] = seg
+        if not ids:
+            self._settle(seg_no, 0)
+            return _EMPTY
+        batch = _Batch(seg_no, _Ids(ids, self._id_fmt), bodies, lines,
+                       reconcile=ordinal - len(ids) < self._reconcile_upto)
+        if self.checkpoint is not None:
+            self.checkpoint.sending(ordinal, ahead=size * (self.concurrency + 1) * 4)
+        self.report.batches += 1
+        return batch
+
+    def _take_jsonl(self, size: int, ordinal: int, ids: list, bodies: list, lines: list, seg_no: int,
+                    seg: "_Segment") -> tuple[int, int, int]:
+        """Read up to ``size`` lines of JSON Lines input into the batch lists: whole read
+        chunks go through :func:`couchcore.scan.scan_jsonl` (many lines per call); a line it
+        does not settle goes through :meth:`_take` (the general path). Returns ``(ordinal,
+        line, blanks)``; a JSON Lines record is a line, so the ordinal is the line number."""
+        from .scan import scan_jsonl
+
+        src = self._jsonl
+        inflight = self._inflight if self.new_edits else None
+        need_rev = not self.new_edits
+        gen_ids = self.new_edits and not self.id_field
+        prefix = self.id_prefix.encode("ascii")
+        id_field = self.id_field.encode("utf-8") if self.id_field else None
+        decode = self._head.fast
+        left = size
+        blanks = 0
+        line = ordinal
+        while left:
+            buf = src.buf
+            pos, n, b, slow = scan_jsonl(buf, src.pos, src.eof, left, ordinal, line, inflight, need_rev, gen_ids,
+                                         prefix, id_field, decode, ids, bodies, lines)
+            ordinal += n
+            line += n
+            blanks += b
+            left -= n
+            src.pos = pos
+            if slow >= 0:
+                src.pos = slow
+                ordinal, line, b = self._take(((line + 1, buf[pos:slow]),), 1, ordinal, line, ids, bodies, lines,
+                                              seg_no, seg)
+                blanks += b
+                left -= 1
+            elif left and not src.fill():
+                break
+        return ordinal, line, blanks
+
+    def _take(self, items: Iterable[Any], size: int, ordinal: int, line: int, ids: list, bodies: list,
+              lines: list, seg_no: int, seg: "_Segment") -> tuple[int, int, int]:
+        """Read up to ``size`` items into the batch lists (the general path); returns
+        ``(ordinal, line, blanks)``."""
         decode = self._head.fast
         inflight = self._inflight
         check_dups = self.new_edits
         need_rev = not self.new_edits
         id_field = self.id_field
-        size = self.batch_size
-        ordinal = self._ordinal
         id_head = self._id_head
         id_fmt = self._id_fmt
         dumps = codec.dumps
         error_field = ERROR_FIELD
-        line = self._confirmed[1]
-        if self._skip:  # resuming: the confirmed prefix is not sent again
-            skipped = 0
-            for _ in items:
-                skipped += 1
-                if skipped >= self._skip:
-                    break
-            ordinal += skipped
-            self._skip = 0
-        start = ordinal
         blanks = 0
         unset = _UNSET
         for item in islice(items, size):  # a batch has at most `size` documents
@@ -535,26 +695,7 @@ class Loader:
             ids.append(docid)
             bodies.append(data)
             lines.append(line)
-        if ordinal - start < size:
-            self._exhausted = True
-        self._ordinal = ordinal
-        self.report.read += ordinal - start - blanks
-        if ordinal == start:
-            return None  # nothing read at all
-        self._next_seg += 1
-        seg.pending += len(ids)
-        seg.last_record = ordinal
-        seg.last_line = line
-        self._segments[seg_no] = seg
-        if not ids:
-            self._settle(seg_no, 0)
-            return _EMPTY
-        batch = _Batch(seg_no, _Ids(ids, self._id_fmt), bodies, lines,
-                       reconcile=ordinal - len(ids) < self._reconcile_upto)
-        if self.checkpoint is not None:
-            self.checkpoint.sending(ordinal, ahead=size * (self.concurrency + 1) * 4)
-        self.report.batches += 1
-        return batch
+        return ordinal, line, blanks
 
     def _duplicate(self, docid: str, earlier: int, data: bytes, line: int, seg_no: int, seg: "_Segment") -> None:
         if self.upsert:  # the later one must win: it is sent when the earlier one is settled

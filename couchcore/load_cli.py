@@ -213,8 +213,10 @@ def detect_format(f: IO[bytes], name: str, fmt: str) -> str:
 
 
 def records(f: IO[bytes], fmt: str) -> Iterator[Any]:
-    if fmt == "jsonl":
-        return jsonl_records(f)
+    if fmt == "jsonl":  # scanned a read chunk at a time by the loader (couchcore.scan)
+        from .bulk import JsonLines
+
+        return JsonLines(f)  # type: ignore[return-value]
     if fmt == "json":
         return json_array_records(f)
     return csv_records(f)

@@ -59,13 +59,15 @@ def extensions() -> list:
     if not _have_compiler():
         sys.stderr.write("couchcore: no C compiler found; using the pure-Python row parser\n")
         return []
-    src = os.path.join("couchcore_ext", "_rows.pyx")
-    if not os.path.exists(src):  # called from another working directory
-        src = os.path.join(HERE, "_rows.pyx")
-    ext = Extension("couchcore_ext._rows", [src], extra_compile_args=_COMPILE_ARGS)
+    exts = []
+    for name in ("_rows", "_scan"):  # the row parser; the bulk loader's JSON Lines scanner
+        src = os.path.join("couchcore_ext", name + ".pyx")
+        if not os.path.exists(src):  # called from another working directory
+            src = os.path.join(HERE, name + ".pyx")
+        exts.append(Extension("couchcore_ext." + name, [src], extra_compile_args=_COMPILE_ARGS))
     try:
         return cythonize(
-            [ext],
+            exts,
             compiler_directives={"language_level": 3},
             quiet=True,
         )

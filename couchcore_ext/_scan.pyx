@@ -1,0 +1,403 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False, embedsignature=True
+"""The bulk loader's JSON Lines scanner (C speed); twin of :func:`couchcore.scan.scan_jsonl_py`.
+
+:func:`scan_jsonl` walks whole lines of a read chunk in one call: for each line it
+checks that the line is one valid JSON object (strict RFC 8259 grammar, UTF-8 validated
+as strictly as CPython's codec, no NaN/Infinity, no control characters in strings) and
+finds the object's *top-level* ``_id`` — members of nested objects do not count — without
+building any Python value but the id. A line it *settles* becomes an entry of the
+caller's ``ids``/``bodies``/``lines`` lists (its bytes are the body as they are; a
+document without ``_id`` gets the loader's generated id spliced in after its ``{``).
+It stops before the first line it does not settle -- input it cannot vouch for or that
+needs a decision (malformed JSON, ``_id`` not a plain non-empty string, escapes in a
+top-level key or in the id, a duplicate ``_id`` member, ``_load_error``, the
+``id_field`` member, a ``_rev`` that is no string, a missing ``_rev`` when it is
+needed, an id already in flight, nesting deeper than 512, a number of 4000+
+characters) -- and the caller handles that line with its general (reference) path.
+Settling is therefore conservative: a line settled here is settled the same way by the
+reference parser (``couchcore.codec.document_head_decoder``).
+"""
+
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.list cimport PyList_Append
+from cpython.unicode cimport PyUnicode_DecodeUTF8
+from libc.string cimport memchr, memcpy, memcmp
+
+cdef enum:
+    MAX_DEPTH = 512
+    MAX_NUMBER = 4000
+    # line verdicts
+    BLANK = 0
+    OBJECT = 1
+    SLOW = -1
+    # what the parser expects next
+    E_VALUE = 0
+    E_VALUE_OR_CLOSE = 1
+    E_KEY = 2
+    E_KEY_OR_CLOSE = 3
+    E_COLON = 4
+    E_COMMA_OR_CLOSE = 5
+    # the top-level member being read
+    K_OTHER = 0
+    K_ID = 1
+    K_REV = 2
+
+
+cdef struct Info:
+    Py_ssize_t brace      # offset of the object's '{'
+    Py_ssize_t empty_end  # offset of the '}' of an empty object, else -1
+    Py_ssize_t id_start   # the _id string's contents (no escapes), when has_id
+    Py_ssize_t id_len
+    int has_id
+    int has_rev
+
+
+cdef inline bint _ws(unsigned char c) nogil:
+    return c == 32 or c == 10 or c == 13 or c == 9
+
+
+cdef Py_ssize_t _string(const unsigned char* s, Py_ssize_t i, Py_ssize_t n, int* escaped) noexcept nogil:
+    """``s[i]`` is just after an opening quote: the offset after the closing quote, or -1."""
+    cdef unsigned char c, d
+    cdef int k
+    while i < n:
+        c = s[i]
+        if c == 34:  # "
+            return i + 1
+        if c == 92:  # backslash
+            escaped[0] = 1
+            if i + 1 >= n:
+                return -1
+            d = s[i + 1]
+            if d == 117:  # u: four hex digits
+                if i + 6 > n:
+                    return -1
+                for k in range(2, 6):
+                    d = s[i + k]
+                    if not ((48 <= d <= 57) or (65 <= d <= 70) or (97 <= d <= 102)):
+                        return -1
+                i += 6
+            elif d == 34 or d == 92 or d == 47 or d == 98 or d == 102 or d == 110 or d == 114 or d == 116:
+                i += 2
+            else:
+                return -1
+        elif c < 32:
+            return -1
+        elif c < 128:
+            i += 1
+        elif 0xC2 <= c <= 0xDF:
+            if i + 1 >= n or (s[i + 1] & 0xC0) != 0x80:
+                return -1
+            i += 2
+        elif 0xE0 <= c <= 0xEF:
+            if i + 2 >= n:
+                return -1
+            d = s[i + 1]
+            if c == 0xE0:
+                if not (0xA0 <= d <= 0xBF):
+                    return -1
+            elif c == 0xED:  # no UTF-8 encoded surrogates
+                if not (0x80 <= d <= 0x9F):
+                    return -1
+            elif (d & 0xC0) != 0x80:
+                return -1
+            if (s[i + 2] & 0xC0) != 0x80:
+                return -1
+            i += 3
+        elif 0xF0 <= c <= 0xF4:
+            if i + 3 >= n:
+                return -1
+            d = s[i + 1]
+            if c == 0xF0:
+                if not (0x90 <= d <= 0xBF):
+                    return -1
+            elif c == 0xF4:
+                if not (0x80 <= d <= 0x8F):
+                    return -1
+            elif (d & 0xC0) != 0x80:
+                return -1
+            if (s[i + 2] & 0xC0) != 0x80 or (s[i + 3] & 0xC0) != 0x80:
+                return -1
+            i += 4
+        else:
+            return -1
+    return -1
+
+
+cdef Py_ssize_t _number(const unsigned char* s, Py_ssize_t i, Py_ssize_t n) noexcept nogil:
+    """A JSON number starting at ``s[i]``: the offset after it, or -1."""
+    cdef Py_ssize_t start = i
+    if i < n and s[i] == 45:  # -
+        i += 1
+    if i >= n:
+        return -1
+    if s[i] == 48:  # 0
+        i += 1
+    elif 49 <= s[i] <= 57:
+        i += 1
+        while i < n and 48 <= s[i] <= 57:
+            i += 1
+    else:
+        return -1
+    if i < n and s[i] == 46:  # .
+        i += 1
+        if i >= n or not (48 <= s[i] <= 57):
+            return -1
+        while i < n and 48 <= s[i] <= 57:
+            i += 1
+    if i < n and (s[i] == 101 or s[i] == 69):  # e E
+        i += 1
+        if i < n and (s[i] == 43 or s[i] == 45):
+            i += 1
+        if i >= n or not (48 <= s[i] <= 57):
+            return -1
+        while i < n and 48 <= s[i] <= 57:
+            i += 1
+    if i - start >= MAX_NUMBER:
+        return -1
+    return i
+
+
+cdef int _line(const unsigned char* s, Py_ssize_t n, const unsigned char* idf, Py_ssize_t idf_len,
+               Info* info) noexcept nogil:
+    """Check one line ``s[:n]``: BLANK, OBJECT (``info`` filled) or SLOW."""
+    cdef char stack[MAX_DEPTH]
+    cdef Py_ssize_t i = 0, j, key_start
+    cdef int depth, expect, key, escaped
+    cdef unsigned char c
+    info.has_id = 0
+    info.has_rev = 0
+    info.empty_end = -1
+    info.brace = 0
+    info.id_start = 0
+    info.id_len = 0
+    while i < n and _ws(s[i]):
+        i += 1
+    if i == n:
+        return BLANK
+    if s[i] != 123:  # {
+        return SLOW
+    info.brace = i
+    i += 1
+    depth = 1
+    stack[0] = 123
+    expect = E_KEY_OR_CLOSE
+    key = K_OTHER
+    while True:
+        while i < n and _ws(s[i]):
+            i += 1
+        if i >= n:
+            return SLOW
+        c = s[i]
+        if expect == E_VALUE or expect == E_VALUE_OR_CLOSE:
+            if c == 34:  # "
+                escaped = 0
+                j = _string(s, i + 1, n, &escaped)
+                if j < 0:
+                    return SLOW
+                if depth == 1:
+                    if key == K_ID:
+                        if escaped or j - i - 2 == 0 or info.has_id:
+                            return SLOW
+                        info.has_id = 1
+                        info.id_start = i + 1
+                        info.id_len = j - i - 2
+                    elif key == K_REV:
+                        info.has_rev = 1
+                i = j
+                expect = E_COMMA_OR_CLOSE
+                continue
+            if depth == 1 and key != K_OTHER:  # _id or _rev that is no string
+                return SLOW
+            if c == 123 or c == 91:  # { [
+                if depth >= MAX_DEPTH:
+                    return SLOW
+                stack[depth] = c
+                depth += 1
+                i += 1
+                expect = E_KEY_OR_CLOSE if c == 123 else E_VALUE_OR_CLOSE
+                continue
+            if c == 93 and expect == E_VALUE_OR_CLOSE:  # ] of an empty array
+                depth -= 1
+                i += 1
+                expect = E_COMMA_OR_CLOSE
+                continue
+            if c == 45 or (48 <= c <= 57):
+                i = _number(s, i, n)
+                if i < 0:
+                    return SLOW
+            elif c == 116:  # true
+                if i + 4 > n or memcmp(s + i, b"true", 4) != 0:
+                    return SLOW
+                i += 4
+            elif c == 102:  # false
+                if i + 5 > n or memcmp(s + i, b"false", 5) != 0:
+                    return SLOW
+                i += 5
+            elif c == 110:  # null
+                if i + 4 > n or memcmp(s + i, b"null", 4) != 0:
+                    return SLOW
+                i += 4
+            else:
+                return SLOW
+            expect = E_COMMA_OR_CLOSE
+        elif expect == E_COMMA_OR_CLOSE:
+            if c == 44:  # ,
+                i += 1
+                expect = E_KEY if stack[depth - 1] == 123 else E_VALUE
+            elif (c == 125 and stack[depth - 1] == 123) or (c == 93 and stack[depth - 1] == 91):
+                depth -= 1
+                i += 1
+                if depth == 0:
+                    break
+            else:
+                return SLOW
+        elif expect == E_COLON:
+            if c != 58:  # :
+                return SLOW
+            i += 1
+            expect = E_VALUE
+        else:  # E_KEY, E_KEY_OR_CLOSE
+            if c == 125 and expect == E_KEY_OR_CLOSE:  # } of an empty object
+                if depth == 1:
+                    info.empty_end = i
+                depth -= 1
+                i += 1
+                if depth == 0:
+                    break
+                expect = E_COMMA_OR_CLOSE
+                continue
+            if c != 34:
+                return SLOW
+            escaped = 0
+            key_start = i + 1
+            j = _string(s, key_start, n, &escaped)
+            if j < 0:
+                return SLOW
+            if depth == 1:
+                if escaped:  # "\u005fid" is "_id": the reference parser decides
+                    return SLOW
+                key = K_OTHER
+                if j - key_start - 1 == 3 and memcmp(s + key_start, b"_id", 3) == 0:
+                    key = K_ID
+                elif j - key_start - 1 == 4 and memcmp(s + key_start, b"_rev", 4) == 0:
+                    key = K_REV
+                elif j - key_start - 1 == 11 and memcmp(s + key_start, b"_load_error", 11) == 0:
+                    return SLOW
+                elif idf != NULL and j - key_start - 1 == idf_len and memcmp(s + key_start, idf, idf_len) == 0:
+                    return SLOW
+            i = j
+            expect = E_COLON
+    while i < n:
+        if not _ws(s[i]):
+            return SLOW
+        i += 1
+    return OBJECT
+
+
+def scan_jsonl(bytes buf, Py_ssize_t pos, bint eof, Py_ssize_t max_lines, long long ordinal, long long line,
+               dict inflight, bint need_rev, bint gen_ids, bytes id_prefix, bytes id_field, object decode,
+               list ids, list bodies, list lines):
+    """Settle the lines of ``buf`` from offset ``pos``, at most ``max_lines`` of them.
+
+    Returns ``(pos, count, blanks, slow_end)``: the offset after the last line taken,
+    how many lines were taken (blank lines included: they are counted in ``blanks`` and
+    give no document), and -- when the scan stopped before a line it does not settle --
+    the offset after that line (``buf[pos:slow_end]``; the caller handles it), else -1.
+    The scan also stops at the end of ``buf`` unless ``eof`` (then a last line without
+    ``\\n`` is taken). ``ordinal`` and ``line`` are the numbers of the last record and
+    line before ``pos``; each line taken adds one to both.
+
+    A settled line appends its id (``str``; for a document without ``_id``, when
+    ``gen_ids``, the int ordinal of the record, whose id is ``id_prefix`` and the ordinal
+    as 12 hex digits), its body (the line's bytes, with ``"_id":"<id>"`` spliced in
+    after the ``{`` for a generated id) and its line number to ``ids``, ``bodies`` and
+    ``lines``; with ``inflight`` (a dict) an id already in it stops the scan (the
+    caller decides about the duplicate), otherwise ``inflight[id] = line``. With
+    ``need_rev`` a document without ``_rev`` is not settled; ``id_field``
+    (``bytes`` or ``None``) is the loader's id field (such a member is not settled
+    here). ``decode`` is unused (the pure-Python twin's head decoder).
+    """
+    cdef const unsigned char* s = <const unsigned char*>PyBytes_AS_STRING(buf)
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(buf)
+    cdef Py_ssize_t count = 0, blanks = 0, end, stop, rest
+    cdef const unsigned char* nl
+    cdef const unsigned char* idf = NULL
+    cdef Py_ssize_t idf_len = 0
+    cdef Info info
+    cdef int verdict
+    cdef object docid, body, lineno
+    cdef bytes head
+    cdef char* out
+    cdef Py_ssize_t plen = 0, hlen
+    cdef char hexbuf[13]
+    cdef unsigned long long v
+    cdef int k
+    if id_field is not None:
+        idf = <const unsigned char*>PyBytes_AS_STRING(id_field)
+        idf_len = PyBytes_GET_SIZE(id_field)
+    if gen_ids:
+        plen = PyBytes_GET_SIZE(id_prefix)
+    if pos < 0:
+        pos = 0
+    while count < max_lines and pos < n:
+        nl = <const unsigned char*>memchr(s + pos, 10, n - pos)
+        if nl == NULL:
+            if not eof:
+                break
+            end = n
+        else:
+            end = (nl - s) + 1
+        verdict = _line(s + pos, end - pos, idf, idf_len, &info)
+        if verdict == BLANK:
+            count += 1
+            blanks += 1
+            ordinal += 1
+            line += 1
+            pos = end
+            continue
+        if verdict == SLOW:
+            return pos, count, blanks, end
+        if info.has_id:
+            if need_rev and not info.has_rev:
+                return pos, count, blanks, end
+            docid = PyUnicode_DecodeUTF8(<const char*>s + pos + info.id_start, info.id_len, NULL)
+            lineno = line + 1
+            if inflight is not None:
+                if docid in inflight:
+                    return pos, count, blanks, end
+                inflight[docid] = lineno
+            body = PyBytes_FromStringAndSize(<const char*>s + pos, end - pos)
+        else:
+            if not gen_ids or idf != NULL:
+                return pos, count, blanks, end
+            # {"_id":"<prefix><12 hex digits>",<the rest after the '{'>  (or "} for {})
+            v = <unsigned long long>(ordinal + 1)
+            for k in range(11, -1, -1):
+                hexbuf[k] = b"0123456789abcdef"[v & 15]
+                v >>= 4
+            if info.empty_end >= 0:
+                stop = info.empty_end
+            else:
+                stop = info.brace + 1
+            rest = (end - pos) - stop
+            hlen = 8 + plen + 12 + 1 + (0 if info.empty_end >= 0 else 1)
+            body = PyBytes_FromStringAndSize(NULL, hlen + rest)
+            out = PyBytes_AS_STRING(body)
+            memcpy(out, b'{"_id":"', 8)
+            memcpy(out + 8, PyBytes_AS_STRING(id_prefix), plen)
+            memcpy(out + 8 + plen, hexbuf, 12)
+            out[8 + plen + 12] = 34  # "
+            if info.empty_end < 0:
+                out[8 + plen + 13] = 44  # ,
+            memcpy(out + hlen, <const char*>s + pos + stop, rest)
+            docid = ordinal + 1
+            lineno = line + 1
+        PyList_Append(ids, docid)
+        PyList_Append(bodies, body)
+        PyList_Append(lines, lineno)
+        count += 1
+        ordinal += 1
+        line += 1
+        pos = end
+    return pos, count, blanks, -1
