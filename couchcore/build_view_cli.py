@@ -43,7 +43,7 @@ class _Bar:
         self.bar = tqdm(total=100.0, unit="%", desc=f"building {name}", file=sys.stderr,
                         bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}{postfix}")
 
-    def __call__(self, status: dict) -> None:
+    def __call__(self, status: dict[str, Any]) -> None:
         if self.bar is None:
             return
         percent = status.get("percent")

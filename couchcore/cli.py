@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if getattr(args, "run", None) is None and args.command == "dump":
         return _run_dump(args)
-    return args.run(args)
+    return int(args.run(args))
 
 
 # -- couchcore load -----------------------------------------------------------------------
@@ -171,7 +171,7 @@ def _run_bench(bench_args: list[str]) -> int:
         sys.path.insert(0, str(root))
     from benchmarks.harness import main as bench_main
 
-    return bench_main(bench_args or ["--help"])
+    return int(bench_main(bench_args or ["--help"]))
 
 
 if __name__ == "__main__":

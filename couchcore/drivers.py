@@ -17,7 +17,7 @@ import contextvars
 import email.utils
 import random
 import time
-from typing import Any, Iterator, TypeVar
+from typing import Any, Generator, Iterator, TypeVar, Union
 
 from .errors import (
     ConnectError,
@@ -223,17 +223,52 @@ def _shards_gone(request: Request, response: Response) -> Request | None:
     return Request("GET", "/" + db)
 
 
-def send(transport: Any, request: Request, policy: RetryPolicy | None = None) -> Response:
-    """Send ``request`` over a sync transport, retrying as ``policy`` allows."""
-    policy = policy or RetryPolicy.of(transport)
+# -- the driver, written once: a plan of steps, and one executor per flavour --------------------
+
+
+class _Send:
+    """Step: send ``request`` over the transport; the plan receives the Response (or
+    the transport's exception, thrown in)."""
+
+    __slots__ = ("request",)
+
+    def __init__(self, request: Request) -> None:
+        self.request = request
+
+
+class _Sleep:
+    """Step: wait ``seconds`` (a backoff)."""
+
+    __slots__ = ("seconds",)
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+
+class _Read:
+    """Step: read the rest of a streamed ``response`` (an error body)."""
+
+    __slots__ = ("response",)
+
+    def __init__(self, response: Response) -> None:
+        self.response = response
+
+
+_Step = Union[_Send, _Sleep, _Read]
+#: what the executors run: steps out, outcomes in, a result at the end
+Plan = Generator[_Step, Any, T]
+
+
+def _send_plan(request: Request, policy: RetryPolicy) -> Plan[Response]:
+    """Sending one request, retrying as ``policy`` allows (no I/O: see :class:`_Send`...)."""
     policy.prepare(request)
     if request.delay > 0:  # the operation backs off (e.g. before re-reading a contended document)
-        time.sleep(request.delay)
+        yield _Sleep(request.delay)
     started = time.monotonic()
     attempt = 0
     while True:
         try:
-            response = transport.send(request)
+            response: Response = yield _Send(request)
         except TransportError as exc:
             wait = policy.delay(request, attempt, started, error=exc)
             if wait is None:
@@ -246,80 +281,34 @@ def send(transport: Any, request: Request, policy: RetryPolicy | None = None) ->
             if wait is None:
                 if response.status == 500:
                     if response.stream is not None:
-                        response.read()
+                        yield _Read(response)
                     probe = _shards_gone(request, response)
                     if probe is not None:
                         try:
-                            gone = transport.send(probe)
+                            gone: Response = yield _Send(probe)
                         except TransportError:
                             return response
                         if gone.stream is not None:
-                            gone.read()
+                            yield _Read(gone)
                         return gone if gone.status == 404 else response
                 return response
             response.close()
-        time.sleep(wait)
+        yield _Sleep(wait)
         attempt += 1
 
 
-async def send_async(transport: Any, request: Request, policy: RetryPolicy | None = None) -> Response:
-    """Send ``request`` over an async transport, retrying as ``policy`` allows."""
-    import asyncio  # here, not at module level: only the async path needs it (import cost)
-
-    policy = policy or RetryPolicy.of(transport)
-    policy.prepare(request)
-    if request.delay > 0:  # the operation backs off (e.g. before re-reading a contended document)
-        await asyncio.sleep(request.delay)
-    started = time.monotonic()
-    attempt = 0
-    while True:
-        try:
-            response = await transport.send(request)
-        except TransportError as exc:
-            wait = policy.delay(request, attempt, started, error=exc)
-            if wait is None:
-                unknown = _outcome_unknown(request, exc)
-                if unknown is exc:
-                    raise
-                raise unknown from exc
-        else:
-            wait = policy.delay(request, attempt, started, response=response) if response.status == 429 else None
-            if wait is None:
-                if response.status == 500:
-                    if response.stream is not None:
-                        await response.aread()
-                    probe = _shards_gone(request, response)
-                    if probe is not None:
-                        try:
-                            gone = await transport.send(probe)
-                        except TransportError:
-                            return response
-                        if gone.stream is not None:
-                            await gone.aread()
-                        return gone if gone.status == 404 else response
-                return response
-            response.close()
-        await asyncio.sleep(wait)
-        attempt += 1
-
-
-def run(op: Operation[T], transport: Any) -> T:
-    """Run ``op`` to completion over a sync transport and return its result."""
-    try:
-        return _run(op, transport, RetryPolicy.of(transport))
-    except HTTPError as exc:
-        exc._rebase(_base_url(transport))
-        raise
-
-
-def _run(op: Operation[T], transport: Any, policy: RetryPolicy) -> T:
+def _run_plan(op: Operation[T], policy: RetryPolicy) -> Plan[T]:
+    """Running ``op`` to its result: each request it yields sent by :func:`_send_plan`, a
+    failure thrown into ``op`` (so its ``try``/``finally`` blocks run and may still send)."""
     try:
         request = next(op)
         while True:
             try:
-                response = send(transport, request, policy)
+                response = yield from _send_plan(request, policy)
                 if response.stream is not None and not response.ok:
-                    response.read()
+                    yield _Read(response)
+            except GeneratorExit:
+                raise
             except BaseException as exc:  # give the operation its chance to clean up
                 request = op.throw(exc)
                 continue
@@ -329,30 +318,78 @@ def _run(op: Operation[T], transport: Any, policy: RetryPolicy) -> T:
         return result
 
 
-async def run_async(op: Operation[T], transport: Any) -> T:
-    """Run ``op`` to completion over an async transport (``await transport.send(req)``)."""
+def _execute(plan: Plan[T], transport: Any) -> T:
+    """Run ``plan``'s steps over a sync transport."""
+    outcome: Any = None
+    error: BaseException | None = None
+    while True:
+        try:
+            step = plan.send(outcome) if error is None else plan.throw(error)
+        except StopIteration as stop:
+            result: T = stop.value
+            return result
+        outcome = error = None
+        try:
+            if isinstance(step, _Send):
+                outcome = transport.send(step.request)
+            elif isinstance(step, _Sleep):
+                time.sleep(step.seconds)
+            else:
+                step.response.read()
+        except BaseException as exc:
+            error = exc
+
+
+async def _execute_async(plan: Plan[T], transport: Any) -> T:
+    """Run ``plan``'s steps over an async transport (``await transport.send(req)``)."""
+    import asyncio  # here, not at module level: only the async path needs it (import cost)
+
+    outcome: Any = None
+    error: BaseException | None = None
+    while True:
+        try:
+            step = plan.send(outcome) if error is None else plan.throw(error)
+        except StopIteration as stop:
+            result: T = stop.value
+            return result
+        outcome = error = None
+        try:
+            if isinstance(step, _Send):
+                outcome = await transport.send(step.request)
+            elif isinstance(step, _Sleep):
+                await asyncio.sleep(step.seconds)
+            else:
+                await step.response.aread()
+        except BaseException as exc:
+            error = exc
+
+
+def send(transport: Any, request: Request, policy: RetryPolicy | None = None) -> Response:
+    """Send ``request`` over a sync transport, retrying as ``policy`` allows."""
+    return _execute(_send_plan(request, policy or RetryPolicy.of(transport)), transport)
+
+
+async def send_async(transport: Any, request: Request, policy: RetryPolicy | None = None) -> Response:
+    """Send ``request`` over an async transport, retrying as ``policy`` allows."""
+    return await _execute_async(_send_plan(request, policy or RetryPolicy.of(transport)), transport)
+
+
+def run(op: Operation[T], transport: Any) -> T:
+    """Run ``op`` to completion over a sync transport and return its result."""
     try:
-        return await _run_async(op, transport, RetryPolicy.of(transport))
+        return _execute(_run_plan(op, RetryPolicy.of(transport)), transport)
     except HTTPError as exc:
         exc._rebase(_base_url(transport))
         raise
 
 
-async def _run_async(op: Operation[T], transport: Any, policy: RetryPolicy) -> T:
+async def run_async(op: Operation[T], transport: Any) -> T:
+    """Run ``op`` to completion over an async transport (``await transport.send(req)``)."""
     try:
-        request = next(op)
-        while True:
-            try:
-                response = await send_async(transport, request, policy)
-                if response.stream is not None and not response.ok:
-                    await response.aread()
-            except BaseException as exc:
-                request = op.throw(exc)
-                continue
-            request = op.send(response)
-    except StopIteration as stop:
-        result: T = stop.value
-        return result
+        return await _execute_async(_run_plan(op, RetryPolicy.of(transport)), transport)
+    except HTTPError as exc:
+        exc._rebase(_base_url(transport))
+        raise
 
 
 def _find(transport: Any, name: str) -> Any:

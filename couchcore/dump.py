@@ -102,7 +102,8 @@ def _to_key(number: int, width: int, base: int) -> str:
 
 def _edge_id(db: Any, descending: bool) -> str | None:
     for row in db.view("_all_docs", limit=1, descending=descending):
-        return row.id
+        found: str | None = row.id
+        return found
     return None
 
 
@@ -271,10 +272,10 @@ def _binary(out: Any) -> IO[bytes]:
         if buffer is None:
             raise InvalidInput("dump() writes bytes: pass a binary file (open(path, 'wb'), sys.stdout.buffer)")
         out.flush()
-        return buffer
+        return buffer  # type: ignore[no-any-return]  # (a text file's binary buffer)
     if not hasattr(out, "write"):
         raise InvalidInput(f"dump() needs a binary file object to write to, not {type(out).__name__}")
-    return out
+    return out  # type: ignore[no-any-return]  # (anything with write(bytes))
 
 
 def dump(db: Any, out: IO[bytes], attachments: bool = False, parallel: int = 1,

@@ -159,7 +159,7 @@ class HTTPError(CouchcoreError):
             self.url = redact_url(base_url.rstrip("/") + self.url)
             self.args = (self._message(),)
 
-    def __reduce__(self):  # keep pickling working with the custom __init__
+    def __reduce__(self) -> tuple[Any, ...]:  # keep pickling working with the custom __init__
         return (
             self.__class__,
             (self.status, self.error, self.reason, self.method, self.url, self.headers, self.body),
@@ -285,7 +285,7 @@ class TransportError(CouchcoreError):
             message = f"{message} ({self.url})"
         super().__init__(message)
 
-    def __reduce__(self):  # the message already carries the URL
+    def __reduce__(self) -> tuple[Any, ...]:  # the message already carries the URL
         return (_rebuild_transport_error, (self.__class__, str(self), self.url))
 
 
@@ -341,7 +341,7 @@ class IndexBuildTimeout(TimeoutError):
     its ``timeout``. The server goes on building it; ``status`` holds the last progress
     seen (the dict handed to the ``progress`` callback)."""
 
-    status: dict | None = None
+    status: dict[str, Any] | None = None
 
 
 class TLSError(ConnectError):

@@ -11,7 +11,7 @@ from .protocol.messages import Headers
 __all__ = ["Document", "Row", "Status", "ConflictResolution", "Result"]
 
 
-class Document(dict):
+class Document(dict[str, Any]):
     """A CouchDB document: an insertion-ordered ``dict`` with attribute access.
 
     ``doc.title`` reads ``doc["title"]``; ``doc._id`` and ``doc._rev`` work too.
@@ -87,7 +87,7 @@ class Row:
 
     __hash__ = None  # type: ignore[assignment]
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         """The row as CouchDB sent it (only the fields that were present)."""
         d: dict[str, Any] = {}
         if self.id is not None:
@@ -227,10 +227,10 @@ class ConflictResolution:
     CouchDB: https://docs.couchdb.org/en/stable/cluster/theory.html
     """
 
-    def __init__(self, db: Any, resolved: dict | None = None, pending: dict | None = None) -> None:
+    def __init__(self, db: Any, resolved: dict[str, Any] | None = None, pending: dict[str, Any] | None = None) -> None:
         self._db = db
         self.resolved: dict[str, Document] = resolved if resolved is not None else {}
-        self.pending: dict[str, dict] = pending if pending is not None else {}
+        self.pending: dict[str, dict[str, Any]] = pending if pending is not None else {}
         self.accepted: set[str] = set()
 
     @property
@@ -244,7 +244,7 @@ class ConflictResolution:
     def __repr__(self) -> str:
         return f"<ConflictResolution resolved={len(self.resolved)} pending={len(self.pending)}>"
 
-    def _docs(self) -> list:
+    def _docs(self) -> list[Any]:
         return [p["doc"] for p in self.pending.values()]
 
     def resolve(self) -> Any:
@@ -255,7 +255,7 @@ class ConflictResolution:
         """Replace the server's copy of every pending doc with the local one."""
         return self._db._resolve(self, "overwrite")
 
-    def merge(self, fn: Callable[[Document, Document], Mapping | None]) -> Any:
+    def merge(self, fn: Callable[[Document, Document], Mapping[str, Any] | None]) -> Any:
         """Call ``fn(local, server)`` per conflict; write what it returns, skip ``None``."""
         return self._db._resolve(self, "merge", fn)
 

@@ -84,7 +84,7 @@ class Server(_ServerBase):
             return
         yield from _threaded(ops, concurrency, lambda op: run(op, self._transport))
 
-    def _run_many(self, ops: Iterable[Any], concurrency: int, post: Callable[[list], Any]) -> Any:
+    def _run_many(self, ops: Iterable[Any], concurrency: int, post: Callable[[list[Any]], Any]) -> Any:
         done = dict(self._iter_many(ops, concurrency))
         return post([done[i] for i in range(len(done))])
 
@@ -135,7 +135,7 @@ class Database(_DatabaseBase):
         ``NotFound`` and a ``KeyError``) if it is missing or deleted."""
         return self._item(docid)
 
-    def __setitem__(self, docid: str, doc: dict) -> None:
+    def __setitem__(self, docid: str, doc: dict[str, Any]) -> None:
         if not isinstance(doc, dict):
             raise InvalidInput("db[id] = doc needs a dict")
         doc["_id"] = docid
@@ -151,7 +151,8 @@ class Database(_DatabaseBase):
 
     def __iter__(self) -> Iterator[str]:
         for row in self.view("_all_docs"):
-            yield row.id
+            if row.id is not None:  # (every _all_docs row has one)
+                yield row.id
 
 
 def _threaded(ops: Iterable[Any], concurrency: int, runner: Callable[[Any], Any]) -> Iterator[tuple[int, Any]]:

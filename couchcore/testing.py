@@ -37,10 +37,10 @@ def free_port() -> int:
     """A TCP port on 127.0.0.1 that is free right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        return int(s.getsockname()[1])
 
 
-def find_pouchdb_server(start: str | os.PathLike | None = None) -> str:
+def find_pouchdb_server(start: str | os.PathLike[str] | None = None) -> str:
     """The ``pouchdb-server`` executable installed by ``npm ci`` in the repository."""
     env = os.environ.get("POUCHDB_SERVER")
     if env:
@@ -71,8 +71,8 @@ class PouchDBServer:
         self.startup_timeout = startup_timeout
         self.on_disk = on_disk or data_dir is not None
         self.data_dir: str | None = os.fspath(data_dir) if data_dir is not None else None
-        self.process: subprocess.Popen | None = None
-        self._tmp: tempfile.TemporaryDirectory | None = None
+        self.process: subprocess.Popen[bytes] | None = None
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
 
     @property
     def url(self) -> str:
@@ -212,7 +212,7 @@ class LoopbackServer:
 
     def __init__(self, handler: Any = None, backlog: int = 64) -> None:
         if handler is not None:
-            self.handle = handler
+            self.handle = handler  # type: ignore[method-assign]  # (a handler given instead of a subclass)
         self.connections = 0
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
@@ -412,7 +412,7 @@ class FaultyProxy(LoopbackServer):
     def cut_after_send(self, method: str, path: str, count: int = 1) -> None:
         self._add("cut", method, path, count)
 
-    def respond(self, method: str, path: str, status: int, body: bytes = b"", headers: dict | None = None,
+    def respond(self, method: str, path: str, status: int, body: bytes = b"", headers: dict[str, str] | None = None,
                 count: int = 1) -> None:
         self._add("respond", method, path, count, status=status, body=body, headers=dict(headers or {}))
 
@@ -679,5 +679,5 @@ def _read_body(f: Any, head: bytes, request: bool, head_only: bool = False) -> b
                         return b"".join(out)
             out.append(f.read(size + 2))
     if b"content-length" in headers:
-        return f.read(int(headers[b"content-length"]))
+        return bytes(f.read(int(headers[b"content-length"])))
     return b"" if request else f.read()

@@ -302,7 +302,8 @@ class Database(_DatabaseBase):
     async def _ids(self) -> AsyncIterator[str]:
         result = await self.view("_all_docs")
         async for row in result:
-            yield row.id
+            if row.id is not None:  # (every _all_docs row has one)
+                yield row.id
 
     def __setitem__(self, docid: str, doc: dict) -> None:
         raise TypeError("an async Database: use 'await db.save(doc)'")

@@ -22,7 +22,7 @@ def _doc_id(doc: Any) -> str:
     if isinstance(doc, str):
         return doc
     if isinstance(doc, Mapping) and isinstance(doc.get("_id"), str):
-        return doc["_id"]
+        return str(doc["_id"])
     raise InvalidDocument("need a document id or a document with an _id")
 
 
@@ -73,7 +73,7 @@ def _remaining_size(f: Any) -> int | None:
     try:
         pos = f.tell()
         size = os.fstat(f.fileno()).st_size
-        return max(size - pos, 0)
+        return max(size - int(pos), 0)
     except (AttributeError, OSError, ValueError):
         return None
 

@@ -66,9 +66,9 @@ def _read_timeout(feed: str, opts: Mapping[str, Any]) -> float | None:
     if feed == "normal":
         return None
     if opts.get("heartbeat"):
-        return opts["heartbeat"] / 1000.0 * 3 + 5
+        return float(opts["heartbeat"]) / 1000.0 * 3 + 5
     if opts.get("timeout") is not None:
-        return opts["timeout"] / 1000.0 + 30
+        return float(opts["timeout"]) / 1000.0 + 30
     return 0
 
 

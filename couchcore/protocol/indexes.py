@@ -30,7 +30,7 @@ from .views import view_request
 __all__ = ["build_view", "view_ddoc", "ProgressCallback"]
 
 #: ``progress(status)``: see :func:`build_view` for the keys of ``status``.
-ProgressCallback = Callable[[dict], Any]
+ProgressCallback = Callable[[dict[str, Any]], Any]
 
 
 def view_ddoc(name: str) -> tuple[str, str]:
@@ -83,7 +83,7 @@ def build_view(ctx: ServerContext, db: str, name: str, timeout: float | None = N
     start = time.monotonic()
     deadline = start + timeout if timeout is not None else None
     attempts = 0
-    status: dict | None = None
+    status: dict[str, Any] | None = None
     while True:
         attempts += 1
         waits = [w for w in (poll_s if progress is not None else None,
@@ -122,7 +122,7 @@ def build_view(ctx: ServerContext, db: str, name: str, timeout: float | None = N
 
 
 def _progress(ctx: ServerContext, db: str, ddoc: str, name: str, elapsed: float,
-              attempts: int) -> Generator[Request, Response, dict]:
+              attempts: int) -> Generator[Request, Response, dict[str, Any]]:
     """How far the index build of ``_design/ddoc`` in ``db`` is (best effort, never raises
     for missing permissions or endpoints)."""
     status: dict[str, Any] = {"view": name, "elapsed": elapsed, "attempts": attempts, "percent": None,

@@ -17,7 +17,7 @@ Body = Union[bytes, Any, Iterable[bytes], None]
 JSON_TYPE = "application/json"
 
 
-class Headers(dict):
+class Headers(dict[str, str]):
     """A case-insensitive (lower-cased keys) header mapping."""
 
     def __init__(self, items: Mapping[str, str] | Iterable[tuple[str, str]] = ()) -> None:
@@ -32,7 +32,7 @@ class Headers(dict):
     def __getitem__(self, key: str) -> str:
         return super().__getitem__(key.lower())
 
-    def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
+    def get(self, key: str, default: Any = None) -> Any:
         return super().get(key.lower(), default)
 
     def __contains__(self, key: object) -> bool:
@@ -104,7 +104,7 @@ class Request:
             return path
         from urllib.parse import urlencode
 
-        return path + "?" + urlencode(self.query, safe="", quote_via=_quote)
+        return path + "?" + urlencode(self.query, safe="", quote_via=_quote)  # type: ignore[arg-type]  # (typeshed: an overloaded protocol)
 
     def __repr__(self) -> str:
         return f"<Request {self.method} {self.target}>"
@@ -175,7 +175,7 @@ class Response:
 
     @property
     def content_type(self) -> str:
-        return self.headers.get("content-type", "").split(";")[0].strip().lower()
+        return str(self.headers.get("content-type", "")).split(";")[0].strip().lower()
 
     @property
     def is_json(self) -> bool:

@@ -67,7 +67,7 @@ def temp_view(ctx: ServerContext, db: str, map_src: str, reduce_src: str | None 
         yield Request("DELETE", doc_path(db, ddoc_id), query=[("rev", rev)])
 
 
-def _is_db_missing(resp) -> bool:
+def _is_db_missing(resp: Response) -> bool:
     err = resp.error()
     return err.reason in ("no_db_file", "Database does not exist.")
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Generator, Iterable, Iterator
 
 import pycurl
 
@@ -184,7 +184,7 @@ class CurlEngine:
             if limit is None or time.monotonic() - transfer.started < limit + 1:
                 return time.monotonic()  # still connecting
             ready = limit
-        return max(transfer.last_activity, transfer.started + ready)
+        return float(max(transfer.last_activity, transfer.started + ready))
 
     def resume(self, transfer: _Transfer) -> None:
         transfer.paused = False
@@ -199,7 +199,7 @@ class CurlEngine:
             self.finish(transfer)
             raise transfer.error
 
-    def stream(self, transfer: _Transfer) -> Iterator[bytes]:
+    def stream(self, transfer: _Transfer) -> Generator[bytes, None, None]:
         try:
             while not transfer.cancelled:
                 while transfer.chunks:
@@ -428,7 +428,7 @@ class PycurlTransport(BaseTransport):
         return self.engine.iter_many(ops, concurrency, policy)
 
 
-def _reader(body: Any):
+def _reader(body: Any) -> Callable[[int], bytes]:
     if is_file_like(body):
         def read(size: int) -> bytes:
             data = body.read(size)

@@ -244,7 +244,7 @@ def _dechunk(hr: Any, url: str) -> Iterator[bytes]:
 
 def _release(resp: urllib3.BaseHTTPResponse) -> None:
     with contextlib.suppress(Exception):
-        if resp.isclosed() or getattr(resp, "length_remaining", None) == 0:
+        if resp.isclosed() or getattr(resp, "length_remaining", None) == 0:  # type: ignore[attr-defined]
             resp.release_conn()
         else:  # unread data: the connection cannot be reused
             _shutdown(resp)  # wakes a read blocked in another thread; close() alone waits for it
