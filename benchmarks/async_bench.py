@@ -38,6 +38,7 @@ sys.path.insert(0, os.path.dirname(HERE))
 
 import couchcore  # noqa: E402
 from couchcore.testing import couch_url  # noqa: E402
+import couchcore.aio  # noqa: E402,F401
 import couchcore.tornado as ct  # noqa: E402
 
 
@@ -116,6 +117,196 @@ def bench_gets(n: int, client_counts: list[int], repeat: int) -> dict:
         finally:
             sync_server.delete(name)
             sync_server.close()
+
+
+# -- scenario 3: single-document GETs at concurrency 16, against the peers ---------------------
+
+#: the clients of the comparison, each run in its own process (its CPU time is its own)
+GET_CLIENTS = (
+    "couchcore.aio, backend=pycurl (default)",
+    "couchcore.tornado, backend=pycurl (default)",
+    "couchcore.tornado, backend=tornado (old)",
+    "aiocouch (aiohttp)",
+    "couchcore sync get_many (pycurl)",
+)
+
+
+def get_client(client: str, url: str, name: str, n: int, concurrency: int) -> dict:
+    """One client process: ``n`` GETs of the docs ``doc0000``..``doc0099`` with
+    ``concurrency`` requests in flight (``concurrency`` tasks, each awaiting one get
+    after another), after a warm-up of 2 x ``concurrency`` gets. Wall seconds and this
+    process's CPU seconds (user + system) of the timed part."""
+    ids = [f"doc{i % 100:04d}" for i in range(n)]
+    warm = ids[:2 * concurrency]
+
+    def check(doc_id: str, n_field: int) -> None:
+        assert int(doc_id[3:]) == n_field, (doc_id, n_field)
+
+    if client.startswith("couchcore sync"):
+        db = couchcore.Server(url, backend="pycurl")._database(name)
+        db.get_many(warm, concurrency=concurrency)
+        t0, c0 = time.perf_counter(), time.process_time()
+        docs = db.get_many(ids, concurrency=concurrency)
+        secs, cpu = time.perf_counter() - t0, time.process_time() - c0
+        for doc in docs:
+            check(doc["_id"], doc["n"])
+        db.server.close()
+        return {"seconds": secs, "cpu": cpu, "count": len(docs)}
+
+    async def workers(get, items: list[str]) -> int:
+        it = iter(items)
+        done = [0]
+
+        async def worker() -> None:
+            for doc_id in it:
+                doc = await get(doc_id)
+                check(doc_id, doc["n"])
+                done[0] += 1
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        return done[0]
+
+    async def main() -> dict:
+        if client.startswith("aiocouch"):
+            from aiocouch import CouchDB
+
+            from benchmarks.clients import split_url
+
+            base, user, password = split_url(url)
+            couch = CouchDB(base, user=user, password=password)
+            db = await couch[name]
+            get = db.__getitem__
+            close = couch.close
+        else:
+            module = couchcore.aio if client.startswith("couchcore.aio") else ct
+            backend = "tornado" if "backend=tornado" in client else "pycurl"
+            server = module.Server(url, max_clients=concurrency, backend=backend)
+            db = await server.db(name)
+            get = db.get
+
+            async def close() -> None:
+                server.close()
+        await workers(get, warm)
+        t0, c0 = time.perf_counter(), time.process_time()
+        count = await workers(get, ids)
+        secs, cpu = time.perf_counter() - t0, time.process_time() - c0
+        await close()
+        return {"seconds": secs, "cpu": cpu, "count": count}
+
+    return asyncio.run(main())
+
+
+class CountingProxy:
+    """A TCP proxy on 127.0.0.1 (its own thread and event loop, in the parent process)
+    counting the connections clients open: what the server would see."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        import threading
+
+        self.target = target
+        self.accepted = 0
+        self.loop = asyncio.new_event_loop()
+        ready = threading.Event()
+
+        def run() -> None:
+            asyncio.set_event_loop(self.loop)
+            self.server = self.loop.run_until_complete(asyncio.start_server(self._handle, "127.0.0.1", 0))
+            self.port = self.server.sockets[0].getsockname()[1]
+            ready.set()
+            self.loop.run_forever()
+
+        self.thread = threading.Thread(target=run, daemon=True)
+        self.thread.start()
+        ready.wait()
+
+    async def _handle(self, reader, writer) -> None:
+        self.accepted += 1
+        try:
+            up_reader, up_writer = await asyncio.open_connection(*self.target)
+        except OSError:
+            writer.close()
+            return
+
+        async def pipe(src, dst) -> None:
+            try:
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+            except OSError:
+                pass
+            finally:
+                dst.close()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+
+
+def bench_get16(n: int, concurrency: int, rounds: int, clients: tuple[str, ...] = GET_CLIENTS) -> dict:
+    """Every client in ``clients``, ``rounds`` times in turn (interleaved, so a busy
+    moment of the machine hits all of them), then once more each through a counting
+    proxy for the number of TCP connections it opens."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    with couch_url() as url:
+        sync_server = couchcore.Server(url)
+        name = f"couchcore-bench-{uuid.uuid4().hex[:8]}"
+        db = sync_server.create(name)
+        try:
+            db.save([{"_id": f"doc{i:04d}", "n": i, "text": "x" * 200} for i in range(100)])
+            out: dict = {"server": sync_server.version(), "gets": n, "concurrency": concurrency,
+                         "rounds": rounds, "runs": {c: [] for c in clients}, "connections": {}}
+
+            def child(client: str, target: str) -> dict:
+                res = subprocess.run([sys.executable, os.path.abspath(__file__), "--get-client", client, target,
+                                      name, str(n), str(concurrency)], capture_output=True, text=True,
+                                     cwd=os.path.dirname(HERE))
+                if res.returncode != 0:
+                    raise RuntimeError(f"{client} failed:\n{res.stderr[-3000:]}")
+                result = json.loads(res.stdout.strip().splitlines()[-1])
+                assert result["count"] == n, result
+                return result
+
+            for _ in range(rounds):
+                for client in clients:
+                    out["runs"][client].append(child(client, url))
+            parts = urlsplit(url)
+            proxy = CountingProxy((parts.hostname, parts.port))
+            try:
+                netloc = parts.netloc.rpartition("@")[0]
+                proxied = urlunsplit((parts.scheme, (netloc + "@" if netloc else "") + f"127.0.0.1:{proxy.port}",
+                                      parts.path, "", ""))
+                for client in clients:
+                    before = proxy.accepted
+                    child(client, proxied)
+                    out["connections"][client] = proxy.accepted - before
+            finally:
+                proxy.close()
+            return out
+        finally:
+            sync_server.delete(name)
+            sync_server.close()
+
+
+def report_get16(res: dict) -> str:
+    import statistics
+
+    n = res["gets"]
+    med = {c: (statistics.median(r["seconds"] for r in runs), statistics.median(r["cpu"] for r in runs))
+           for c, runs in res["runs"].items()}
+    peer = med.get("aiocouch (aiohttp)")
+    lines = [f"### {n:,} single-document GETs, {res['concurrency']} in flight (server {res['server']}; "
+             f"median of {res['rounds']} interleaved rounds; connections counted by a proxy in a separate run)", "",
+             "| client | requests/s | client CPU per request | TCP connections opened | requests/s vs aiocouch "
+             "| CPU vs aiocouch |", "|---|---:|---:|---:|---:|---:|"]
+    for client, (secs, cpu) in med.items():
+        rps, us = n / secs, cpu / n * 1e6
+        vs = f"{peer[0] / secs:.2f}x" if peer else "-"
+        cvs = f"{cpu / peer[1]:.2f}x" if peer else "-"
+        lines.append(f"| {client} | {rps:,.0f} | {us:.0f} µs | {res['connections'].get(client, '?')} | {vs} | {cvs} |")
+    return "\n".join(lines)
 
 
 # -- scenario 2: the big view ----------------------------------------------------------------
@@ -267,6 +458,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-gets", action="store_true")
     parser.add_argument("--skip-view", action="store_true")
     parser.add_argument("--json", help="also write the raw figures here")
+    parser.add_argument("--get16", action="store_true",
+                        help="only the GET comparison with the peers (--gets, default here 5000, "
+                             "--concurrency, --repeat rounds)")
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--get-client", nargs=5, help=argparse.SUPPRESS)
     parser.add_argument("--replay-server", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--view-client", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -275,6 +471,18 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.view_client:
         print(json.dumps(view_client(*args.view_client)))
+        return 0
+    if args.get_client:
+        client, url, name, n, conc = args.get_client
+        print(json.dumps(get_client(client, url, name, int(n), int(conc))))
+        return 0
+    if args.get16:
+        n = args.gets if "--gets" in (argv if argv is not None else sys.argv) else 5000
+        res = bench_get16(n, args.concurrency, args.repeat)
+        print(report_get16(res))
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump({"get16": res}, f, indent=2)
         return 0
     gets = None if args.skip_gets else bench_gets(args.gets, [int(c) for c in args.clients.split(",")], args.repeat)
     view = None if args.skip_view else bench_view(args.rows, args.repeat)

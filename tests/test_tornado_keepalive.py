@@ -426,3 +426,36 @@ def test_the_tornado_backend_stays_selectable(couch_url, db):
             assert proxy.total == 4  # no keep-alive there
 
     arun(main())
+
+
+def test_a_whole_response_that_keeps_trickling_does_not_time_out():
+    """A response read whole (not streamed) whose bytes come slower than the read
+    timeout in total, but never with a pause as long as it, is no timeout; one that
+    stops is, after about the read timeout."""
+    body = b'{"couchdb":"Welcome","version":"9.9.9-test"}'
+
+    def trickle(n, head, conn):
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body))
+        for i in range(0, len(body), 4):
+            if n == 1 and i >= 20:
+                time.sleep(30)  # the second response stops halfway
+                return None
+            time.sleep(0.1)
+            conn.sendall(body[i:i + 4])
+        return b""
+
+    with KeepAlive(trickle) as srv:
+        async def main():
+            server = ct.Server(srv.url, timeout=0.5, retries=0)
+            try:
+                t0 = time.monotonic()
+                assert await server.version() == "9.9.9-test"
+                assert time.monotonic() - t0 > 1.0  # twice the read timeout, in all
+                t0 = time.monotonic()
+                with pytest.raises(couchcore.ReadTimeout):
+                    await server.version()
+                assert 0.4 < time.monotonic() - t0 < 2.5
+            finally:
+                server.close()
+
+        arun(main())

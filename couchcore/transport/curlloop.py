@@ -137,11 +137,30 @@ class CurlLoopTransport(BaseTransport):
             exchange.abort("cancel")
             raise
         if exchange.stream:
-            return Response(exchange.status, Headers(exchange.headers), stream=_Stream(exchange),
+            return Response(exchange.status, _headers(exchange.headers), stream=_Stream(exchange),
                             method=request.method, url=url, close=exchange.close,
                             auth_sent=self.sends_credentials(request))
-        return Response(exchange.status, Headers(exchange.headers), body=exchange.body(),
+        return Response(exchange.status, _headers(exchange.headers), body=exchange.body(),
                         method=request.method, url=url, auth_sent=self.sends_credentials(request))
+
+
+def _parse_head(lines: list[bytes]) -> tuple[int, list[tuple[str, str]]]:
+    """Status and header pairs of the last response head in ``lines`` (raw header
+    lines as libcurl hands them over; an interim 1xx head comes first)."""
+    start = 0
+    if len(lines) > 1 and lines[0][9:10] == b"1":  # 1xx: the final head follows
+        start = max(i for i, line in enumerate(lines) if line.startswith(b"HTTP/"))
+    status = int(lines[start].split(b" ", 2)[1])
+    text = b"".join(lines[start + 1:]).decode("latin-1")
+    return status, [(name.strip(), value.strip()) for name, sep, value in
+                    (line.partition(":") for line in text.split("\r\n")) if sep]
+
+
+def _headers(pairs: list[tuple[str, str]]) -> Headers:
+    """A :class:`Headers` (lower-cased names; a repeated name: the last value)."""
+    headers = Headers()
+    dict.update(headers, [(name.lower(), value) for name, value in pairs])
+    return headers
 
 
 def _call_in_loop(loop: asyncio.AbstractEventLoop, fn: Callable[[], Any]) -> None:
@@ -267,6 +286,11 @@ class _LoopEngine:
                 curl.setopt(pycurl.READFUNCTION, upload.read)
             else:
                 self.transport._curl_setup.configure(curl, request, url, exchange)  # type: ignore[arg-type]
+            if not exchange.stream:
+                # a whole response: libcurl appends straight to lists (no Python frame per
+                # header line or chunk); the idle timer watches the byte counts instead
+                curl.setopt(pycurl.HEADERFUNCTION, exchange.raw.append)
+                curl.setopt(pycurl.WRITEFUNCTION, exchange.chunks.append)
         except Exception:
             curl.reset()
             self.idle.append(curl)
@@ -323,9 +347,9 @@ class _Exchange:
     """One request on a loop's multi handle: the response head, the body chunks waiting
     for the reader, flow control, the idle timer and how it ended."""
 
-    __slots__ = ("engine", "curl", "request", "url", "upload", "stream", "status", "headers",
+    __slots__ = ("engine", "curl", "request", "url", "upload", "stream", "status", "headers", "raw",
                  "chunks", "buffered", "paused", "ready", "waiter", "finished", "error",
-                 "abort_reason", "idle_timeout", "last_activity", "started", "uploaded", "timer")
+                 "abort_reason", "idle_timeout", "last_activity", "started", "uploaded", "timer", "seen")
 
     def __init__(self, engine: _LoopEngine, curl: pycurl.Curl, request: Request, url: str,
                  upload: "_Upload | None") -> None:
@@ -339,6 +363,8 @@ class _Exchange:
         self.stream = bool(request.stream) and request.method != "HEAD"
         self.status = 0
         self.headers: list[tuple[str, str]] = []
+        self.raw: list[bytes] = []  # header lines of a whole (not streamed) response, parsed at the end
+        self.seen = -1  # bytes received when the idle timer last looked (whole responses)
         self.chunks: deque[bytes] = deque()
         self.buffered = 0
         self.paused = False
@@ -398,6 +424,8 @@ class _Exchange:
             self.timer.cancel()
             self.timer = None
         engine = self.engine
+        if self.raw:
+            self.status, self.headers = _parse_head(self.raw)
         engine.detach(self)
         engine.slots.release()
         ready = self.ready
@@ -461,6 +489,14 @@ class _Exchange:
         if ready <= 0:  # still connecting: libcurl's CONNECTTIMEOUT bounds that
             self.timer = self.engine.loop.call_later(limit, self._check_idle)
             return
+        if not self.stream:  # no callback marks activity: the byte counts do
+            try:
+                got = int(self.curl.getinfo(pycurl.SIZE_DOWNLOAD_T)) + len(self.raw)
+            except pycurl.error:
+                got = self.seen
+            if got != self.seen:
+                self.seen = got
+                self.last_activity = now if got else self.last_activity
         idle = now - max(self.last_activity, self.started + ready)
         if idle >= limit:
             self.abort("timeout")
