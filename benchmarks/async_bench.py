@@ -1,7 +1,17 @@
-"""Async (Tornado) scenarios: many concurrent gets, and a 1M-row view via ``async for``.
+"""Async scenarios: many concurrent gets, a 1M-row view via ``async for``, and GETs at
+concurrency 16 against the peers.
 
-    .venv/bin/python benchmarks/async_bench.py                 # both scenarios
+    .venv/bin/python benchmarks/async_bench.py                 # scenarios 1 and 2
     .venv/bin/python benchmarks/async_bench.py --gets 1000 --rows 1000000 --json out.json
+    .venv/bin/python benchmarks/async_bench.py --get16 --repeat 3   # scenario 3 only
+
+3. *GETs at concurrency 16* (``--get16``): 5,000 single-document GETs with 16 in
+   flight, each client in its own process: couchcore.aio and couchcore.tornado on the
+   default ``pycurl`` backend (libcurl on the event loop, connections kept alive),
+   couchcore.tornado on the old ``tornado`` backend (a connection per request),
+   aiocouch (aiohttp), and the sync pycurl ``get_many(concurrency=16)``. Reported:
+   requests/s, the client process's CPU per request, and, from a separate run through a
+   counting TCP proxy, the TCP connections each opened; ratios against aiocouch.
 
 1. *Concurrent gets*: N ``db.get`` calls through ``asyncio.gather`` on
    ``couchcore.tornado`` (for several ``max_clients``), against the sync facade doing the
@@ -366,9 +376,10 @@ def view_client(mode: str, url: str) -> dict:
         asyncio.run(go())
     elif mode.startswith("async for"):
         if "backpressure off" in mode:  # what memory would do without it
+            import couchcore.transport.curlloop as cl
             import couchcore.transport.tornado as tt
 
-            tt.HIGH_WATER = 1 << 62
+            tt.HIGH_WATER = cl.HIGH_WATER = 1 << 62
 
         pause = "awaits" in mode  # a consumer doing async work: 1 ms per 1000 rows
 

@@ -20,10 +20,14 @@ called inside a running loop, a coroutine outside one)::
 
     asyncio.run(main())
 
-The HTTP client underneath is Tornado's ``AsyncHTTPClient``, which since Tornado 5 is
-an asyncio citizen (install it with ``pip install 'couchcore[aio]'``). These are the classes of
-:mod:`couchcore.tornado` under asyncio names; that module stays for the seed's
-``callback=`` style and :func:`couchcore.tornado.relax` generator handlers.
+The HTTP client underneath is libcurl driven by the running loop (``backend="pycurl"``,
+the default when pycurl is installed: connections kept alive, see
+:mod:`couchcore.transport.curlloop`), or Tornado's simple ``AsyncHTTPClient``
+(``backend="tornado"``: a connection per request). Install with
+``pip install 'couchcore[aio]'`` (Tornado, which the facade builds on) and
+``'couchcore[pycurl]'``. These are the classes of :mod:`couchcore.tornado` under asyncio
+names; that module stays for the seed's ``callback=`` style and
+:func:`couchcore.tornado.relax` generator handlers.
 """
 
 from __future__ import annotations

@@ -18,6 +18,10 @@ Every operation of :class:`~couchcore.api.ServerAPI` and
 
     asyncio.run(main())
 
+The HTTP client is libcurl driven by the event loop (``backend="pycurl"``, the default
+when pycurl is installed; connections are kept alive and reused) or Tornado's simple
+client (``backend="tornado"``, a connection per request).
+
 Called while an event loop runs, a method returns an :class:`asyncio.Task` that is
 already under way (await it, ``yield`` it in a Tornado coroutine, cancel it, or
 ``asyncio.gather`` many); called with no loop running it returns the coroutine, so
@@ -189,13 +193,13 @@ class Server(_ServerBase):
         result = await run_async(self._authed(op), transport)
         return post(result) if post is not None else result
 
-    def _run_many(self, ops: Any, concurrency: int, post: Callable[[list], Any]) -> Any:
+    def _run_many(self, ops: Any, concurrency: int, post: Callable[[list[Any]], Any]) -> Any:
         return _start(self._arun_many(list(ops), concurrency, post, _SINK.get()), "couchcore.run_many")
 
-    async def _arun_many(self, ops: list, concurrency: int, post: Callable[[list], Any], sink: _Sink | None) -> Any:
+    async def _arun_many(self, ops: list[Any], concurrency: int, post: Callable[[list[Any]], Any], sink: _Sink | None) -> Any:
         """Run ``ops`` with at most ``concurrency`` in flight; exceptions in place, in order."""
         transport = self._transport if sink is None else _Recorder(self._transport, sink)
-        results: list = [None] * len(ops)
+        results: list[Any] = [None] * len(ops)
         pending = iter(enumerate(ops))
 
         async def worker() -> None:
@@ -305,7 +309,7 @@ class Database(_DatabaseBase):
             if row.id is not None:  # (every _all_docs row has one)
                 yield row.id
 
-    def __setitem__(self, docid: str, doc: dict) -> None:
+    def __setitem__(self, docid: str, doc: dict[str, Any]) -> None:
         raise TypeError("an async Database: use 'await db.save(doc)'")
 
     def __delitem__(self, docid: str) -> None:
@@ -356,11 +360,11 @@ class ChangesTask(StreamTask):
 
     _changes_state: _ChangesState
 
-    def __aiter__(self) -> AsyncIterator[dict]:
+    def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
         self._changes_state.streaming = True  # in time unless the task has begun reading it whole
         return self._changes()
 
-    async def _changes(self) -> AsyncIterator[dict]:
+    async def _changes(self) -> AsyncIterator[dict[str, Any]]:
         result = await self
         async for change in result:
             yield change
@@ -407,10 +411,10 @@ class ChangesFeed(_feeds.ChangesFeed):
     :meth:`stop` ends either; ``await feed.wait()`` waits for a started feed to end.
     """
 
-    _task: asyncio.Task | None = None
+    _task: asyncio.Task[Any] | None = None
     _loop: asyncio.AbstractEventLoop | None = None
 
-    def start(self, callback: Callable[[Any, list], Any], latency: float = 0.0) -> "ChangesFeed":
+    def start(self, callback: Callable[[Any, list[Any]], Any], latency: float = 0.0) -> "ChangesFeed":
         if not callable(callback):
             raise InvalidInput("callback must be callable")
         try:
@@ -443,9 +447,9 @@ class ChangesFeed(_feeds.ChangesFeed):
     def join(self, timeout: float | None = None) -> None:
         raise TypeError("an async ChangesFeed: use 'await feed.wait()'")
 
-    async def _pump(self, callback: Callable[[Any, list], Any], latency: float) -> None:
+    async def _pump(self, callback: Callable[[Any, list[Any]], Any], latency: float) -> None:
         loop = asyncio.get_running_loop()
-        inbox: asyncio.Queue = asyncio.Queue(maxsize=10_000)
+        inbox: asyncio.Queue[Any] = asyncio.Queue(maxsize=10_000)
 
         async def reader() -> None:
             try:
@@ -492,7 +496,7 @@ class ChangesFeed(_feeds.ChangesFeed):
             reading.cancel()
 
 
-async def _call_feed_callback(callback: Callable[[Any, list], Any], batch: list) -> None:
+async def _call_feed_callback(callback: Callable[[Any, list[Any]], Any], batch: list[Any]) -> None:
     try:
         result = callback(batch[-1].get("seq"), batch)
         if inspect.isawaitable(result):
@@ -528,12 +532,12 @@ def _invoke(callback: Callable[[Any, Status], Any], result: Any, status: Status)
         task.add_done_callback(_log_failure)
 
 
-def _log_failure(task: asyncio.Future) -> None:
+def _log_failure(task: asyncio.Future[Any]) -> None:
     if not task.cancelled() and task.exception() is not None:
         log.error("callback coroutine raised", exc_info=task.exception())
 
 
-async def _deliver(awaitable: Any, early_error: BaseException | None, callback: Callable, sink: _Sink) -> Any:
+async def _deliver(awaitable: Any, early_error: BaseException | None, callback: Callable[..., Any], sink: _Sink) -> Any:
     if early_error is not None:
         _invoke(callback, None, _status(sink, early_error))
         return None
@@ -551,7 +555,7 @@ async def _deliver(awaitable: Any, early_error: BaseException | None, callback: 
     return result
 
 
-def _call_with_callback(call: Callable[[], Any], callback: Any) -> "asyncio.Task":
+def _call_with_callback(call: Callable[[], Any], callback: Any) -> "asyncio.Task[Any]":
     """Run ``call()`` (a facade method) and hand its outcome to ``callback(result, status)``.
 
     Returns the task delivering it (its result is the result, or ``None`` on failure).
@@ -577,7 +581,7 @@ def _call_with_callback(call: Callable[[], Any], callback: Any) -> "asyncio.Task
 
 def _with_callback(method: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(method)
-    def wrapper(self: Any, *args: Any, callback: Callable | None = None, **kwargs: Any) -> Any:
+    def wrapper(self: Any, *args: Any, callback: Callable[..., Any] | None = None, **kwargs: Any) -> Any:
         if callback is None:
             return method(self, *args, **kwargs)
         return _call_with_callback(functools.partial(method, self, *args, **kwargs), callback)

@@ -459,3 +459,25 @@ def test_a_whole_response_that_keeps_trickling_does_not_time_out():
                 server.close()
 
         arun(main())
+
+
+def test_without_pycurl_the_async_facade_falls_back_to_tornado(tmp_path):
+    """Where pycurl cannot be imported the default async backend is Tornado's simple
+    client, and asking for ``backend="pycurl"`` is an InvalidOption."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['pycurl'] = None\n"
+        "import couchcore, couchcore.tornado as ct\n"
+        "from couchcore.transport.tornado import TornadoTransport\n"
+        "assert ct.default_backend() == 'tornado'\n"
+        "assert isinstance(ct.Server('http://127.0.0.1:9')._transport, TornadoTransport)\n"
+        "try:\n"
+        "    ct.Server('http://127.0.0.1:9', backend='pycurl')\n"
+        "except couchcore.InvalidOption as exc:\n"
+        "    print('refused:', exc)\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    assert "refused: async backend 'pycurl' is not available" in res.stdout
