@@ -60,7 +60,7 @@ import simplejson
 from .errors import InvalidDocument, InvalidField, InvalidOption, ParseError
 
 __all__ = [
-    "ENGINE", "ENGINES", "use", "dumps", "loads", "validate_document", "add_id", "join_documents",
+    "ENGINE", "ENGINES", "use", "dumps", "dumps_array", "loads", "validate_document", "add_id", "join_documents",
     "encode_param", "encode_query", "VIEW_OPTIONS", "view_query",
     "ABSENT", "HEAD_ENGINES", "DocumentHead", "document_head_decoder", "value_end",
 ]
@@ -69,6 +69,9 @@ try:  # the optional fast engine (couchcore[fast])
     import orjson as _orjson
 except ImportError:  # pragma: no cover - depends on the environment
     _orjson = None  # type: ignore[assignment]
+else:
+    _orjson_dumps = _orjson.dumps
+    _JSONEncodeError = _orjson.JSONEncodeError
 
 
 # -- simplejson: the reference engine ---------------------------------------------------
@@ -174,18 +177,44 @@ def _has_nonfinite(obj: Any) -> bool:
     return False
 
 
+_NONFINITE = "cannot serialise as JSON: Out of range float values are not JSON compliant"
+
+
 def _or_dumps(obj: Any) -> bytes:
     try:
-        out = _orjson.dumps(obj, default=_or_default, option=_OR_OPTIONS)
-    except (TypeError, _orjson.JSONEncodeError):
+        out = _orjson_dumps(obj, default=_or_default, option=_OR_OPTIONS)
+    except (TypeError, _JSONEncodeError):
         return _sj_dumps(obj)  # big ints, Decimal, non-str keys, bytes, ...: simplejson decides
+    # orjson writes NaN/Infinity as null: only output holding null pays for the check
     if b"null" in out and _has_nonfinite(obj):
-        raise InvalidDocument("cannot serialise as JSON: Out of range float values are not JSON compliant")
+        raise InvalidDocument(_NONFINITE)
     if _ORJSON_FLOATS_MATCH:
         if (b"0.0000" in out or b"e-" in out) and _float_format_differs(out):
             return _sj_dumps(obj)
     elif _has_float(obj):
         return _sj_dumps(obj)
+    return out
+
+
+def _sj_dumps_array(values: list | tuple) -> bytes:
+    return _sj_dumps(values)
+
+
+def _or_dumps_array(values: list | tuple) -> bytes:
+    """One orjson call for the whole array (much cheaper than one per element, which
+    allocates a buffer per call); the elements orjson cannot encode exactly as simplejson
+    does are encoded one by one, the others stay on orjson."""
+    try:
+        out = _orjson_dumps(values, default=_or_default, option=_OR_OPTIONS)
+    except (TypeError, _JSONEncodeError):
+        return b"[" + b",".join([_or_dumps(v) for v in values]) + b"]"
+    if b"null" in out and _has_nonfinite(values):
+        raise InvalidDocument(_NONFINITE)
+    if _ORJSON_FLOATS_MATCH:
+        if (b"0.0000" in out or b"e-" in out) and _float_format_differs(out):
+            return b"[" + b",".join([_or_dumps(v) for v in values]) + b"]"
+    elif _has_float(values):
+        return _sj_dumps(values)
     return out
 
 
@@ -204,9 +233,40 @@ def _has_float(obj: Any) -> bool:
     return False
 
 
+def _long_integer(digits: bytes) -> bool:
+    """May ``digits`` (JSON text with every digit turned into ``0`` by ``_DIGITS``) hold
+    an integer of 19 or more digits (one orjson may not read exactly)?
+
+    A run of 19 digits is a candidate; it is a number unless the character before it
+    (before its ``-``, if any) cannot precede a JSON number: revision hashes
+    (``"1-9876543210987654321abc..."``) and ids with long digit runs are strings, and
+    are not sent to the slow parser. Anything else (a run after ``[ , :`` or whitespace,
+    inside a string or not) says yes: a false "yes" only costs a slower parse.
+    """
+    i = digits.find(_LONG_RUN)
+    n = len(digits)
+    while i != -1:
+        start = i
+        while start and digits[start - 1] == 0x30:
+            start -= 1
+        if start and digits[start - 1] == 0x2D:  # -
+            start -= 1
+        if not start or digits[start - 1] in _BEFORE_NUMBER:
+            return True
+        end = i + 19
+        while end < n and digits[end] == 0x30:
+            end += 1
+        i = digits.find(_LONG_RUN, end)
+    return False
+
+
+#: the bytes after which a JSON number can start (JSON whitespace and , : [)
+_BEFORE_NUMBER = frozenset(b" \t\r\n,:[")
+
+
 def _or_loads(data: bytes | bytearray | memoryview | str) -> Any:
     raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
-    if _LONG_RUN in bytes(raw).translate(_DIGITS):
+    if _long_integer(bytes(raw).translate(_DIGITS)):
         return _sj_loads(data)  # an integer beyond 64 bits may be in there: keep it exact
     try:
         return _orjson.loads(data)
@@ -244,11 +304,12 @@ class _Engine(NamedTuple):
     name: str
     dumps: Callable[[Any], bytes]
     loads: Callable[[Any], Any]
+    dumps_array: Callable[[Any], bytes]
 
 
-_ENGINES: dict[str, _Engine] = {"simplejson": _Engine("simplejson", _sj_dumps, _sj_loads)}
+_ENGINES: dict[str, _Engine] = {"simplejson": _Engine("simplejson", _sj_dumps, _sj_loads, _sj_dumps_array)}
 if _orjson is not None:
-    _ENGINES["orjson"] = _Engine("orjson", _or_dumps, _or_loads)
+    _ENGINES["orjson"] = _Engine("orjson", _or_dumps, _or_loads, _or_dumps_array)
 
 #: The engines available in this process (``"orjson"`` only when it is installed).
 ENGINES: tuple[str, ...] = tuple(sorted(_ENGINES))
@@ -293,6 +354,23 @@ def dumps(obj: Any) -> bytes:
     docstring for the exact rules.
     """
     return _engine.dumps(obj)
+
+
+def dumps_array(values: list | tuple) -> bytes:
+    """Serialise the ``list`` (or ``tuple``) ``values`` as a JSON array: the same bytes
+    as :func:`dumps` of it, and as ``b"[" + b",".join(dumps(v) for v in values) + b"]"``.
+
+    For many documents at once (a ``_bulk_docs`` body): with orjson the array is
+    encoded in one call, and the elements orjson cannot encode as simplejson does
+    (integers beyond 64 bits, ``Decimal``, non-string keys, floats it formats
+    differently) are encoded one by one, so one such document does not slow down the
+    rest. Raises :class:`InvalidDocument` as :func:`dumps` does (NaN and ±Infinity
+    anywhere in any element included) and :class:`TypeError` when ``values`` is not a
+    list or tuple.
+    """
+    if not isinstance(values, (list, tuple)):
+        raise TypeError(f"dumps_array needs a list or tuple, not {type(values).__name__}")
+    return _engine.dumps_array(values)
 
 
 def loads(data: bytes | bytearray | memoryview | str) -> Any:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import random
+import uuid
 from collections.abc import Mapping
 from typing import Any, Callable, Iterable
 from urllib.parse import quote
@@ -219,19 +220,27 @@ def save_docs(
         check_quorum("w", options["w"])
     if merge is not None and not callable(merge):
         raise InvalidInput(f"merge must be a callable fn(local, server), not {type(merge).__name__}")
-    for doc in docs:
+    missing: list[int] = []
+    for i, doc in enumerate(docs):
+        cls = doc.__class__
+        if cls is dict or cls is Document:  # the common case: a dict with a str _id
+            docid = doc.get("_id")
+            if docid.__class__ is str and docid:
+                continue
         _check_doc(doc)
-    payload = [codec.dumps(doc) for doc in docs]  # fail on bad docs before sending anything
-    missing = [i for i, doc in enumerate(docs) if "_id" not in doc]
+        if "_id" not in doc:
+            missing.append(i)
+    encoded = codec.dumps_array(docs)  # fail on bad docs before sending anything
     if missing:
         new_ids = yield from take_uuids(ctx, len(missing))
         for i, docid in zip(missing, new_ids):
             docs[i]["_id"] = docid
-            payload[i] = codec.dumps(docs[i])
+        encoded = codec.dumps_array(docs)
     resolution = ConflictResolution(facade)
-    yield from _bulk_write(ctx, db, docs, payload, resolution, options)
-    attempts = {doc["_id"]: 1 for doc in docs}
+    yield from _bulk_write(ctx, db, docs, encoded, resolution, options)
+    attempts: dict[str, int] = {}
     if resolution.pending and (force or merge is not None):
+        attempts = {doc["_id"]: 1 for doc in docs}
         how = "merge" if merge is not None else "overwrite"
         # re-apply to the document as the caller gave it, not to an earlier merge's output
         originals = {docid: copy.deepcopy(p["doc"]) for docid, p in resolution.pending.items()}
@@ -265,11 +274,14 @@ def _conflicted(resolution: ConflictResolution, ids: Iterable[str]) -> list[str]
     return [docid for docid in ids if docid in pending and pending[docid].get("error") == "conflict"]
 
 
-def _bulk_write(ctx, db, docs, payload, resolution: ConflictResolution, options: Mapping[str, Any],
+def _bulk_write(ctx, db, docs: list, encoded: bytes, resolution: ConflictResolution, options: Mapping[str, Any],
                 recover_stubs: bool = True):
-    body = bytearray(b'{"docs":[')
-    body += b",".join(payload)
-    body += b"]"
+    """POST ``docs`` (``encoded``: their JSON array, from :func:`codec.dumps_array`) to
+    ``_bulk_docs`` and record each document's outcome in ``resolution``: written ones
+    get their new ``_rev`` in place and go to ``resolved``, the others to ``pending``
+    (one that the answer does not mention as ``"unknown"``: never dropped)."""
+    body = bytearray(b'{"docs":')
+    body += encoded
     for name, value in options.items():
         if value is not None:
             body += b"," + codec.dumps(name) + b":" + codec.dumps(value)
@@ -285,13 +297,51 @@ def _bulk_write(ctx, db, docs, payload, resolution: ConflictResolution, options:
         yield from _recover_missing_stub(ctx, db, docs, resolution, options, resp)
         return
     results = resp.json()
-    if options.get("new_edits") is False and not results:
+    new_edits = options.get("new_edits") is not False
+    if not new_edits and not results:
         for doc in docs:
             resolution.resolved[doc["_id"]] = doc
         return
     if not isinstance(results, list):
         results = []
-    # match results to documents by id (some servers reorder them), by position otherwise
+    matched = _match_results(docs, results)
+    accepted: dict[str, str] = {}
+    pending, resolved, settled = resolution.pending, resolution.resolved, resolution.accepted
+    for doc, result in zip(docs, matched):
+        docid = doc["_id"]
+        if result is None:  # never drop a document silently
+            pending[docid] = {"doc": doc, "error": "unknown",
+                              "reason": "the server's answer did not mention this document"}
+        elif "rev" in result and result.get("error") is None:
+            if new_edits and result.get("accepted") is True:
+                accepted[docid] = result["rev"]  # decided below, after a quorum read
+                continue
+            doc["_rev"] = result["rev"]
+            if pending:
+                pending.pop(docid, None)
+            if settled:
+                settled.discard(docid)
+            resolved[docid] = doc
+        else:
+            pending[docid] = {
+                "doc": doc,
+                "error": result.get("error", "unknown"),
+                "reason": result.get("reason"),
+            }
+    if accepted:
+        yield from _settle_accepted(ctx, db, docs, accepted, resolution)
+
+
+def _match_results(docs: list, results: list) -> list:
+    """The ``_bulk_docs`` result (a dict, or ``None`` when there is none) of each document,
+    in the order of ``docs``: matched by id, as some servers reorder them (the n-th
+    result with an id goes to the n-th document with that id), else by position for a
+    result without an id. CouchDB answers in request order: that is checked first."""
+    try:
+        if len(results) == len(docs) and [r["id"] for r in results] == [d["_id"] for d in docs]:
+            return results
+    except (TypeError, KeyError, IndexError):  # a result that is not a dict, or has no id
+        pass
     by_id: dict[str, list[int]] = {}
     for i, doc in enumerate(docs):
         by_id.setdefault(doc["_id"], []).append(i)
@@ -304,27 +354,7 @@ def _bulk_write(ctx, db, docs, payload, resolution: ConflictResolution, options:
             matched[slots.pop(0)] = result
         elif pos < len(docs) and matched[pos] is None and "id" not in result:
             matched[pos] = result
-    accepted: dict[str, str] = {}
-    for doc, result in zip(docs, matched):
-        if result is None:  # never drop a document silently
-            resolution.pending[doc["_id"]] = {"doc": doc, "error": "unknown",
-                                              "reason": "the server's answer did not mention this document"}
-        elif result.get("error") is None and "rev" in result:
-            if result.get("accepted") is True and options.get("new_edits") is not False:
-                accepted[doc["_id"]] = result["rev"]  # decided below, after a quorum read
-                continue
-            doc["_rev"] = result["rev"]
-            resolution.pending.pop(doc["_id"], None)
-            resolution.accepted.discard(doc["_id"])
-            resolution.resolved[doc["_id"]] = doc
-        else:
-            resolution.pending[doc["_id"]] = {
-                "doc": doc,
-                "error": result.get("error", "unknown"),
-                "reason": result.get("reason"),
-            }
-    if accepted:
-        yield from _settle_accepted(ctx, db, docs, accepted, resolution)
+    return matched
 
 
 def _recover_missing_stub(ctx, db, docs: list, resolution: ConflictResolution, options: Mapping[str, Any],
@@ -380,7 +410,7 @@ def _recover_missing_stub(ctx, db, docs: list, resolution: ConflictResolution, o
             copy_["_attachments"] = atts
         inlined.append(copy_)
     sent = ConflictResolution(resolution._db)
-    yield from _bulk_write(ctx, db, inlined, [codec.dumps(d) for d in inlined], sent, options, recover_stubs=False)
+    yield from _bulk_write(ctx, db, inlined, codec.dumps_array(inlined), sent, options, recover_stubs=False)
     for doc, copy_ in zip(again, inlined):
         docid = doc["_id"]
         if docid in sent.resolved:
@@ -443,11 +473,16 @@ def _accepted_lost(ctx, db, docid: str, rev: str, parent: str | None):
     other writer's revision (``None``: the write stands).
 
     Reads every leaf revision with its history (``open_revs=all&revs=true``, a quorum
-    read). The write lost when another live leaf was written on the same parent (or,
-    for a new document, when another live leaf exists) and no live leaf builds on ours.
-    A lost revision is withdrawn (deleted on its own branch) so that the other writer's
-    revision stays the current one, as on a single node, where the write would have
-    been refused with ``409``.
+    read). The write lost when, and no live leaf builds on ours, another live leaf was
+    written on the same parent (or, for a new document, another live leaf exists) or a
+    deleted one was: the parent was deleted, or withdrawn by another writer whose
+    ``202`` lost, and one node would have refused the write with ``409`` as well.
+    A lost revision is withdrawn: a deleted child is written on its branch with
+    ``new_edits=false`` (https://docs.couchdb.org/en/stable/api/database/bulk-api.html),
+    which every copy merges into its revision tree at once, also a copy that has not got
+    the lost revision yet (a plain delete would be refused there as a conflict and the
+    lost revision could stay current on it until internal replication brought the
+    deletion), so that the other writer's revision stays the current one.
     """
     resp = yield Request("GET", doc_path(db, docid), query=[("open_revs", "all"), ("revs", "true")])
     if resp.status == 404:
@@ -456,20 +491,27 @@ def _accepted_lost(ctx, db, docid: str, rev: str, parent: str | None):
     other = None
     for item in leaves if isinstance(leaves, list) else ():
         leaf = item.get("ok") if isinstance(item, dict) else None
-        if not isinstance(leaf, dict) or leaf.get("_deleted") or leaf.get("_rev") == rev:
+        if not isinstance(leaf, dict) or leaf.get("_rev") == rev:
             continue
         history = leaf.get("_revisions") or {}
         start = history.get("start", 0)
         ancestry = {f"{start - i}-{rid}" for i, rid in enumerate(history.get("ids", ()))}
         if rev in ancestry:
             return None  # someone already built on our revision: it is part of the history
-        if parent is None or parent in ancestry:
+        if leaf.get("_deleted"):
+            if parent is not None and parent in ancestry:
+                other = other or leaf["_rev"]  # our parent was deleted or withdrawn meanwhile
+        elif parent is None or parent in ancestry:
             other = leaf["_rev"]
     if other is not None:
-        withdraw = codec.dumps({"docs": [{"_id": docid, "_rev": rev, "_deleted": True}]})
+        pos, _, rid = rev.partition("-")
+        ids = [uuid.uuid4().hex, rid] + ([parent.partition("-")[2]] if parent else [])
+        withdraw = codec.dumps({"new_edits": False, "docs": [{
+            "_id": docid, "_rev": f"{int(pos) + 1}-{ids[0]}", "_deleted": True,
+            "_revisions": {"start": int(pos) + 1, "ids": ids}}]})
         done = yield Request("POST", f"{db_path(db)}/_bulk_docs", body=withdraw,
                              headers={"Content-Type": "application/json", **ctx.write_headers})
-        done.close()  # best effort: the other copies do not know the revision yet
+        done.close()  # best effort: a copy that missed it gets it by internal replication
     return other
 
 
@@ -544,8 +586,7 @@ def _resolve_round(ctx, db, resolution: ConflictResolution, how: str, fn, option
     else:  # pragma: no cover - internal misuse
         raise ValueError(how)
     if to_write:
-        payload = [codec.dumps(d) for d in to_write]
-        yield from _bulk_write(ctx, db, to_write, payload, resolution, options)
+        yield from _bulk_write(ctx, db, to_write, codec.dumps_array(to_write), resolution, options)
     return [d["_id"] for d in to_write]
 
 
