@@ -12,10 +12,11 @@ request (a feed's reconnect) may go to another one.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import threading
 import time
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 from urllib.parse import urlsplit
 
 from .errors import ConnectError, InvalidInput, TLSError
@@ -102,20 +103,33 @@ class NodePool:
         replayable = request.body is None or isinstance(request.body, (bytes, bytearray, str))
         return isinstance(error, ConnectError) and not isinstance(error, TLSError) and replayable
 
-    def send(self, request: Request) -> Response:
+    def _tries(self) -> Iterator[tuple[_Node, bool]]:
+        """The nodes to send the next request to, in order, each with whether it is the last."""
         nodes = self.order()
         for i, node in enumerate(nodes):
-            try:
+            yield node, i == len(nodes) - 1
+
+    @contextlib.contextmanager
+    def _attempt(self, node: _Node, request: Request, last: bool) -> Iterator[None]:
+        """Around one send to ``node``: a connect failure that may fail over sets the node
+        aside and is suppressed (the caller goes on to the next node) unless ``node`` was
+        the last; anything else goes through. A send that worked brings the node back."""
+        try:
+            yield
+        except ConnectError as exc:
+            if not self._fails_over(request, exc):
+                raise
+            self._failed(node)
+            if last:
+                raise
+            return
+        self._worked(node)
+
+    def send(self, request: Request) -> Response:
+        for node, last in self._tries():
+            with self._attempt(node, request, last):
                 response: Response = node.transport.send(request)
-            except ConnectError as exc:
-                if not self._fails_over(request, exc):
-                    raise
-                self._failed(node)
-                if i == len(nodes) - 1:
-                    raise
-                continue
-            self._worked(node)
-            return response
+                return response
         raise AssertionError("unreachable")  # pragma: no cover
 
     def close(self) -> None:
@@ -132,17 +146,8 @@ class AsyncNodePool(NodePool):
     """One async transport per node, used as one (``await send``)."""
 
     async def send(self, request: Request) -> Response:  # type: ignore[override]
-        nodes = self.order()
-        for i, node in enumerate(nodes):
-            try:
+        for node, last in self._tries():
+            with self._attempt(node, request, last):
                 response: Response = await node.transport.send(request)
-            except ConnectError as exc:
-                if not self._fails_over(request, exc):
-                    raise
-                self._failed(node)
-                if i == len(nodes) - 1:
-                    raise
-                continue
-            self._worked(node)
-            return response
+                return response
         raise AssertionError("unreachable")  # pragma: no cover
