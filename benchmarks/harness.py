@@ -507,7 +507,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--url", help="server to measure (credentials in the URL); default: a throw-away PouchDB Server")
     p.add_argument("--scenarios", nargs="+", metavar="NAME", help=f"default: all ({', '.join(SCENARIOS)})")
     p.add_argument("--clients", nargs="+", metavar="NAME",
-                   help="names or globs ('couchcore-*'), 'peers', 'all'; default: every client, with the "
+                   help="names or globs (couchcore-* is every couchcore variant), 'peers', 'all'; default: every client, with the "
                         "couchcore variants (pure-Python rows, the other codec) on urllib3 only under --quick")
     p.add_argument("--repeat", type=int, metavar="N", help="runs per scenario x client (default 3; 2 with --quick)")
     p.add_argument("--out", metavar="DIR", help=f"output directory (default {RESULTS})")
