@@ -54,11 +54,11 @@ from tornado import gen
 from . import feeds as _feeds
 from .api import DatabaseAPI, ServerAPI
 from .drivers import run_async
-from .errors import CouchcoreError, HTTPError, InvalidInput, InvalidOption
+from .errors import CouchcoreError, HTTPError, InvalidInput
 from .models import Document, Status
 from .protocol import changes as _changes
 from .results import ChangesResult, StreamedResult
-from .transport.tornado import TornadoTransport
+from .transport.base import get_backend
 
 __all__ = ["Server", "Database", "Couch", "ChangesFeed", "ChangesTask", "StreamTask", "Status", "relax"]
 
@@ -174,15 +174,8 @@ class Server(_ServerBase):
         installed: libcurl on the event loop, connections kept alive) or ``"tornado"``
         (Tornado's simple HTTP client: no pycurl needed, a new connection per request)."""
         name = backend if backend is not None else default_backend()
-        if name == "pycurl":
-            try:
-                from .transport.curlloop import CurlLoopTransport
-            except ImportError as exc:
-                raise InvalidOption(f"async backend 'pycurl' is not available: {exc}") from None
-            return CurlLoopTransport(url or self.url, self.credentials, self.options)
-        if name == "tornado":
-            return TornadoTransport(url or self.url, self.credentials, self.options)
-        raise InvalidOption(f"the async facade runs on the 'pycurl' or 'tornado' backend, not {backend!r}")
+        # the row of transport.base.BACKENDS (InvalidOption for a sync or unknown name)
+        return get_backend(name, is_async=True)(url or self.url, self.credentials, self.options)
 
     # -- the driver hooks ----------------------------------------------------------------
     def _run(self, op: Any, post: Callable[[Any], Any] | None = None) -> Any:
