@@ -286,7 +286,9 @@ class _LoopEngine:
                 curl.setopt(pycurl.READFUNCTION, upload.read)
             else:
                 self.transport._curl_setup.configure(curl, request, url, exchange)  # type: ignore[arg-type]
-            if not exchange.stream:
+            if exchange.stream:
+                curl.setopt(pycurl.BUFFERSIZE, CHUNK)  # chunks of up to 64 KB to the reader (default 16 KB)
+            else:
                 # a whole response: libcurl appends straight to lists (no Python frame per
                 # header line or chunk); the idle timer watches the byte counts instead
                 curl.setopt(pycurl.HEADERFUNCTION, exchange.raw.append)
