@@ -186,7 +186,7 @@ class ChangesFeed(ResumingFeed):
         return self._state.since
 
     def _backoff(self, failures: int) -> float:
-        return min(self.retry_delay * (2 ** (failures - 1)), self.max_delay)
+        return float(min(self.retry_delay * (2 ** (failures - 1)), self.max_delay))
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         if getattr(self._db, "is_async", False):
@@ -199,13 +199,13 @@ class ChangesFeed(ResumingFeed):
         return self._aiterate()
 
     # -- callback style (sync) -------------------------------------------------------
-    def start(self, callback: Callable[[Any, list], Any], latency: float = 0.0) -> "ChangesFeed":
+    def start(self, callback: Callable[[Any, list[Any]], Any], latency: float = 0.0) -> "ChangesFeed":
         """Deliver batches to ``callback(seq, changes)`` from a background thread.
 
         Changes arriving within ``latency`` seconds of the first one of a batch are
         delivered together. A callback that raises is logged; the feed goes on.
         """
-        inbox: queue.Queue = queue.Queue()
+        inbox: queue.Queue[Any] = queue.Queue()
 
         def reader() -> None:
             try:

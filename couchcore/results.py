@@ -16,7 +16,7 @@ _ERROR_STATUS = {"not_found": 404, "unauthorized": 401, "forbidden": 403, "bad_r
                  "query_parse_error": 400, "conflict": 409, "timeout": 500}
 
 
-def raise_stream_error(meta: dict, method: str, url: str) -> None:
+def raise_stream_error(meta: dict[str, Any], method: str, url: str) -> None:
     """Raise the error a server reported inside a 200 body (mid-stream or trailing)."""
     error = meta.get("error")
     if error is None:
@@ -46,9 +46,9 @@ class StreamedResult(Generic[_I]):
     def __init__(self, response: Any, shape: str | None = None) -> None:
         self._response = response
         self._parser = _rows.make_parser(shape or self._shape)
-        self._items: list | None = None
+        self._items: list[Any] | None = None
         self._started = False
-        self._ahead: deque = deque()  # items parsed while reading ahead, not yet yielded
+        self._ahead: deque[Any] = deque()  # items parsed while reading ahead, not yet yielded
         self._chunks: Any = None  # the body's chunk iterator once reading has begun
         self._finished = False  # the whole body has been parsed
         self._closed = False
@@ -56,7 +56,7 @@ class StreamedResult(Generic[_I]):
 
     # -- metadata ----------------------------------------------------------------
     @property
-    def meta(self) -> dict:
+    def meta(self) -> dict[str, Any]:
         """Header and trailer fields seen so far (``total_rows``, ``offset``, ...)."""
         return self._parser.meta
 
@@ -64,7 +64,7 @@ class StreamedResult(Generic[_I]):
     def headers(self) -> Any:
         return self._response.headers
 
-    def read_meta(self, *names: str) -> dict:
+    def read_meta(self, *names: str) -> dict[str, Any]:
         """Read ahead (sync) until every field in ``names`` is known, or to the end of the body.
 
         With no ``names``: until the first item has arrived (everything the server
@@ -81,7 +81,7 @@ class StreamedResult(Generic[_I]):
             self._ahead.extend(items)
         return self._parser.meta
 
-    async def ameta(self, *names: str) -> dict:
+    async def ameta(self, *names: str) -> dict[str, Any]:
         """Async :meth:`read_meta`: ``meta = await result.ameta("total_rows")``."""
         if self._is_sync_stream():
             raise TypeError(f"this {type(self).__name__} comes from a sync backend: use .read_meta()")
@@ -92,7 +92,7 @@ class StreamedResult(Generic[_I]):
             self._ahead.extend(items)
         return self._parser.meta
 
-    def _meta_known(self, names: tuple) -> bool:
+    def _meta_known(self, names: tuple[Any, ...]) -> bool:
         if self._finished or self._closed or self._items is not None:
             return True
         meta = self._parser.meta
@@ -118,7 +118,7 @@ class StreamedResult(Generic[_I]):
         else:
             self._chunks = iter(resp.stream)
 
-    def _pull(self) -> list | None:
+    def _pull(self) -> list[Any] | None:
         """Parse the next chunk (sync): its items, or ``None`` once the body has ended."""
         if self._finished or self._closed:
             return None
@@ -133,7 +133,7 @@ class StreamedResult(Generic[_I]):
             self._fail(exc)
             raise
 
-    async def _apull(self) -> list | None:
+    async def _apull(self) -> list[Any] | None:
         """Parse the next chunk (async): its items, or ``None`` once the body has ended."""
         if self._finished or self._closed:
             return None
@@ -162,7 +162,7 @@ class StreamedResult(Generic[_I]):
             self._error = exc
         self._response.close()
 
-    def _end(self) -> list:
+    def _end(self) -> list[Any]:
         self._finished = True
         resp = self._response
         try:
@@ -191,7 +191,7 @@ class StreamedResult(Generic[_I]):
         # per-row Python frame (a generator resume per row cost ~0.1-0.2 us)
         return chain.from_iterable(self._batches())
 
-    def _batches(self) -> Iterator[list]:
+    def _batches(self) -> Iterator[list[Any]]:
         """The items, one list per parsed chunk (items read ahead for metadata first)."""
         ahead = self._ahead
         try:
@@ -201,11 +201,11 @@ class StreamedResult(Generic[_I]):
                     ahead.clear()
                     yield items
                     continue
-                items = self._pull()
-                if items is None:
+                pulled = self._pull()
+                if pulled is None:
                     break
-                if items:
-                    yield items
+                if pulled:
+                    yield pulled
             if self._error is not None:
                 raise self._error
         finally:
@@ -301,7 +301,7 @@ class StreamedResult(Generic[_I]):
         self.close()
 
 
-async def _aiter_list(items: list) -> AsyncIterator[Any]:
+async def _aiter_list(items: list[Any]) -> AsyncIterator[Any]:
     for item in items:
         yield item
 
@@ -323,12 +323,14 @@ class ViewResult(StreamedResult[Row]):
     @property
     def total_rows(self) -> int | None:
         """Rows in the whole view (``None`` for reduce queries)."""
-        return self._meta_value("total_rows")
+        total: int | None = self._meta_value("total_rows")
+        return total
 
     @property
     def offset(self) -> int | None:
         """Position of the first returned row in the view (``None`` for reduce queries)."""
-        return self._meta_value("offset")
+        offset: int | None = self._meta_value("offset")
+        return offset
 
     @property
     def update_seq(self) -> Any:
@@ -369,10 +371,11 @@ class ChangesResult(StreamedResult[dict[str, Any]]):
     @property
     def pending(self) -> int | None:
         """Changes left after this response (``limit``), when the server says."""
-        return self._meta_value("pending")
+        pending: int | None = self._meta_value("pending")
+        return pending
 
     @property
-    def results(self) -> list[dict]:
+    def results(self) -> list[dict[str, Any]]:
         """All changes as a list (reads the whole result)."""
         return self.all()
 
@@ -422,7 +425,8 @@ class AttachmentStream:
 
     @property
     def content_type(self) -> str | None:
-        return self._response.headers.get("content-type")
+        value: str | None = self._response.headers.get("content-type")
+        return value
 
     @property
     def length(self) -> int | None:

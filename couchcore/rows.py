@@ -64,12 +64,22 @@ import gc
 import json
 import os
 import re
-from typing import Any
+from typing import Any, Callable, Protocol
 
 from .errors import ParseError
 from .models import Document, Row
 
-__all__ = ["BACKEND", "SHAPES", "make_parser", "PyRowParser", "ParseError"]
+__all__ = ["BACKEND", "SHAPES", "make_parser", "PyRowParser", "ParseError", "RowParser"]
+
+
+class RowParser(Protocol):
+    """What both parser twins (:class:`PyRowParser`, ``couchcore_ext._rows.RowParser``) offer."""
+
+    meta: dict[str, Any]
+    done: bool
+
+    def feed(self, chunk: bytes) -> list[Any]: ...
+    def close(self) -> list[Any]: ...
 
 SHAPES = ("view", "changes", "continuous", "bulk_get", "find")
 
@@ -83,11 +93,12 @@ def _reject_constant(name: str) -> Any:
 
 # strict=True (no raw control characters in strings); NaN/Infinity rejected.
 _decoder = json.JSONDecoder(parse_constant=_reject_constant)
-_scan = _decoder.scan_once
+_scan: Callable[[str, int], tuple[Any, int]] = _decoder.scan_once  # type: ignore[attr-defined]
 _decode = _decoder.decode
 
-_WS = re.compile(r"[ \t\n\r]*").match
-_NUMCHARS = re.compile(r"[-+.eE0-9]*").match
+# (these two patterns match everywhere, possibly empty: never None)
+_WS: Callable[[str, int], re.Match[str]] = re.compile(r"[ \t\n\r]*").match  # type: ignore[assignment]
+_NUMCHARS: Callable[[str, int], re.Match[str]] = re.compile(r"[-+.eE0-9]*").match  # type: ignore[assignment]
 _SCALAR_END = re.compile(r"[^-+.0-9a-zA-Z]").search  # first char that ends a number/literal
 _STRUCT = re.compile(r'[{}\[\]"]').search
 _STR_SPECIAL = re.compile(r'["\\]').search
@@ -113,8 +124,8 @@ def _fail(msg: str, cause: BaseException | None = None) -> ParseError:
 # -- per-shape conversion of a parsed array element into an item --------------------------
 
 
-def _view_items(lst: list) -> list:
-    out = []
+def _view_items(lst: list[Any]) -> list[Any]:
+    out: list[Any] = []
     app = out.append
     for d in lst:
         if d.__class__ is not dict:
@@ -131,7 +142,7 @@ def _view_items(lst: list) -> list:
     return out
 
 
-def _change_items(lst: list) -> list:
+def _change_items(lst: list[Any]) -> list[Any]:
     for d in lst:
         if d.__class__ is not dict:
             raise _fail(f"change is not a JSON object: {d!r:.80}")
@@ -141,7 +152,7 @@ def _change_items(lst: list) -> list:
     return lst
 
 
-def _bulk_get_items(lst: list) -> list:
+def _bulk_get_items(lst: list[Any]) -> list[Any]:
     for d in lst:
         if d.__class__ is not dict:
             raise _fail(f"_bulk_get result is not a JSON object: {d!r:.80}")
@@ -155,8 +166,8 @@ def _bulk_get_items(lst: list) -> list:
     return lst
 
 
-def _find_items(lst: list) -> list:
-    out = []
+def _find_items(lst: list[Any]) -> list[Any]:
+    out: list[Any] = []
     app = out.append
     for d in lst:
         if d.__class__ is not dict:
@@ -191,7 +202,7 @@ class PyRowParser:
         if shape not in SHAPES:
             raise ValueError(f"unknown shape {shape!r}; expected one of {SHAPES}")
         self.shape = shape
-        self.meta: dict = {}
+        self.meta: dict[str, Any] = {}
         self.done = False
         self._rows_key = ROWS_KEY.get(shape)
         self._convert = _CONVERT[shape]
@@ -201,7 +212,7 @@ class PyRowParser:
         self._state = _LINES if shape == "continuous" else _START
         self._key: str | None = None
         # incomplete value being collected
-        self._pieces: list | None = None
+        self._pieces: list[Any] | None = None
         self._t_depth = 0
         self._t_str = False
         self._t_esc = False
@@ -214,7 +225,7 @@ class PyRowParser:
 
     # -- public API -------------------------------------------------------------------
 
-    def feed(self, chunk: bytes) -> list:
+    def feed(self, chunk: bytes) -> list[Any]:
         """Feed the next bytes of the body; return the items they complete."""
         self._check_usable()
         if not chunk:
@@ -241,7 +252,7 @@ class PyRowParser:
             if gc_was:
                 gc.enable()
 
-    def close(self) -> list:
+    def close(self) -> list[Any]:
         """Signal the end of the body; return the last items or raise ParseError."""
         self._check_usable()
         self._closed = True
@@ -282,7 +293,7 @@ class PyRowParser:
 
     # -- continuous (newline-delimited) -----------------------------------------------
 
-    def _lines(self, text: str) -> list:
+    def _lines(self, text: str) -> list[Any]:
         nl = text.rfind("\n")
         if nl < 0:
             if self._pieces is None:
@@ -298,7 +309,7 @@ class PyRowParser:
         self._pieces = [rest] if rest else None
         return self._line_items(head.split("\n"))
 
-    def _line_items(self, lines: list) -> list:
+    def _line_items(self, lines: list[Any]) -> list[Any]:
         out = []
         meta = self.meta
         for line in lines:
@@ -329,7 +340,7 @@ class PyRowParser:
 
     # -- object-shaped bodies -----------------------------------------------------------
 
-    def _feed_text(self, text: str) -> list:
+    def _feed_text(self, text: str) -> list[Any]:
         if self._pieces is not None:
             end = self._track(text, 0)
             self._pieces.append(text)
@@ -345,12 +356,12 @@ class PyRowParser:
         self._pos = 0
         return self._run()
 
-    def _run(self) -> list:
+    def _run(self) -> list[Any]:
         buf = self._buf
         pos = self._pos
         n = len(buf)
         st = self._state
-        out: list = []
+        out: list[Any] = []
         convert = self._convert
         last_cut = buf.rfind("},")  # candidate end of the last complete row in buf
         try:
@@ -412,7 +423,7 @@ class PyRowParser:
                     if r is None:
                         pos = n
                         break
-                    self.meta[key] = r[0]
+                    self.meta[key] = r[0]  # type: ignore[index]  # (a key was read before a value)
                     pos = r[1]
                     st = _AFTER_VALUE
                 elif st == _OBJ_KEY or st == _OBJ_FIRST:
@@ -455,7 +466,7 @@ class PyRowParser:
             self._pos = pos
         return out
 
-    def _value(self, buf: str, pos: int) -> tuple | None:
+    def _value(self, buf: str, pos: int) -> tuple[Any, int] | None:
         """Decode the JSON value at ``buf[pos]``; ``None`` if it is not complete yet.
 
         When incomplete, the unfinished text is moved to ``self._pieces`` and the
@@ -466,7 +477,8 @@ class PyRowParser:
         if c == "-" or "0" <= c <= "9":
             q = _NUMCHARS(buf, pos).end()
             if q >= n:  # a number can only end at a delimiter
-                return self._incomplete(buf, pos)
+                self._incomplete(buf, pos)  # (running to the end of buf, it is never complete yet)
+                return None
             try:
                 val, end = _scan(buf, pos)
             except (StopIteration, ValueError, RecursionError) as e:
@@ -568,7 +580,7 @@ else:
     BACKEND = "cython" if _CyRowParser is not None else "python"
 
 
-def make_parser(shape: str, backend: str | None = None):
+def make_parser(shape: str, backend: str | None = None) -> RowParser:
     """A new incremental parser for ``shape`` (one of :data:`SHAPES`).
 
     ``backend`` ``None`` uses :data:`BACKEND`; ``"python"`` or ``"cython"`` forces one
@@ -583,5 +595,6 @@ def make_parser(shape: str, backend: str | None = None):
     if backend == "cython":
         if _CyRowParser is None:
             raise ValueError("the Cython row parser (couchcore_ext._rows) is not built")
-        return _CyRowParser(shape)
+        parser: RowParser = _CyRowParser(shape)
+        return parser
     raise ValueError(f"unknown backend {backend!r}; expected 'python' or 'cython'")
