@@ -89,7 +89,9 @@ class _State:
     __slots__ = ("ctx", "path", "ids", "bodies", "reconcile", "upsert", "skip_existing", "new_edits", "suffix",
                  "out", "headers", "rounds")
 
-    def __init__(self, ctx, db, ids, bodies, reconcile, upsert, skip_existing, new_edits, suffix, out, rounds) -> None:
+    def __init__(self, ctx: ServerContext, db: str, ids: Sequence[str], bodies: list[bytes], reconcile: bool,
+                 upsert: bool, skip_existing: bool, new_edits: bool, suffix: bytes, out: BatchOutcome,
+                 rounds: int) -> None:
         self.rounds = rounds
         self.ctx = ctx
         self.path = db_path(db)
@@ -106,7 +108,7 @@ class _State:
         # answer was lost that is a blind re-send, which must be the loader's decision
         self.headers = {"Content-Type": "application/json", "Connection": "close", **ctx.write_headers}
 
-    def write(self, idx: list[int], round_: int):
+    def write(self, idx: list[int], round_: int) -> Generator[Request, Response, None]:
         out = self.out
         bodies = self.bodies
         if len(idx) == len(bodies):
@@ -133,7 +135,7 @@ class _State:
             if not isinstance(results, list):
                 self.leave(idx, resp.error() if not resp.ok else _Unreadable(resp))
                 return
-            yield from self.sort(idx, results, resp.body, round_)
+            yield from self.sort(idx, results, resp.body or b"", round_)
         elif status in (400, 413) and len(idx) > 1:  # refused as a whole: find the culprits
             half = len(idx) // 2
             yield from self.write(idx[:half], round_)
@@ -155,7 +157,8 @@ class _State:
         if retry_after is not None:
             self.out.retry_after = retry_after
 
-    def sort(self, idx: list[int], results: list, raw: bytes, round_: int):
+    def sort(self, idx: list[int], results: list[Any], raw: bytes,
+             round_: int) -> Generator[Request, Response, None]:
         out = self.out
         if len(results) == len(idx) and b'"error"' not in raw:  # the common case: all written
             out.written += len(idx)
@@ -195,7 +198,7 @@ class _State:
         if conflicts:
             yield from self.conflicts(conflicts, round_)
 
-    def conflicts(self, idx: list[int], round_: int):
+    def conflicts(self, idx: list[int], round_: int) -> Generator[Request, Response, None]:
         out = self.out
         if not (self.reconcile or self.skip_existing or self.upsert):
             for i in idx:
@@ -283,7 +286,7 @@ def with_rev(body: bytes, rev: str | None) -> bytes:
     return codec.dumps(doc)
 
 
-def same_content(body: bytes | dict, stored: dict) -> bool:
+def same_content(body: bytes | dict[str, Any], stored: dict[str, Any]) -> bool:
     """Whether document ``body`` (JSON text or a dict) has the content of ``stored`` (a
     document as CouchDB returns it): every field equal except revision metadata, and the
     same attachments (names, content types and MD5 digests; inline ``data`` is digested)."""
@@ -297,7 +300,7 @@ def same_content(body: bytes | dict, stored: dict) -> bool:
     return ours == theirs and ours_att == theirs_att
 
 
-def _attachments(atts: Any) -> dict | None:
+def _attachments(atts: Any) -> dict[str, Any] | None:
     if not isinstance(atts, dict) or not atts:
         return None
     out = {}

@@ -370,8 +370,8 @@ class _Exchange:
         self.chunks: deque[bytes] = deque()
         self.buffered = 0
         self.paused = False
-        self.ready: asyncio.Future = engine.loop.create_future()  # head (streamed) or whole response
-        self.waiter: asyncio.Future | None = None  # the stream's reader waits for a chunk
+        self.ready: asyncio.Future[Any] = engine.loop.create_future()  # head (streamed) or whole response
+        self.waiter: asyncio.Future[Any] | None = None  # the stream's reader waits for a chunk
         self.finished = False
         self.error: BaseException | None = None
         self.abort_reason: str | None = None  # "cancel", "close", "timeout" or "shutdown"
@@ -617,7 +617,7 @@ class _Upload:
         self.source: Any = None
         self.pending = bytearray()
         self.eof = False
-        self.task: asyncio.Task | None = None
+        self.task: asyncio.Task[Any] | None = None
         self.error: BaseException | None = None
         self.exchange: _Exchange | None = None
 

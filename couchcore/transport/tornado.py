@@ -127,14 +127,15 @@ class _Resolver(netutil.Resolver):
     """Answers IP literals at once; names go to Tornado's default (a thread-pool
     ``getaddrinfo``). Saves a thread hop per request to ``127.0.0.1`` and the like."""
 
-    def initialize(self) -> None:  # type: ignore[override]
+    def initialize(self) -> None:
         self._names = netutil.DefaultLoopResolver()
 
-    async def resolve(self, host: str, port: int, family: socket.AddressFamily = socket.AF_UNSPEC) -> list:
+    async def resolve(self, host: str, port: int, family: socket.AddressFamily = socket.AF_UNSPEC) -> list[Any]:
         try:
             ip = ipaddress.ip_address(host)
         except ValueError:
-            return await self._names.resolve(host, port, family)
+            found: list[Any] = await self._names.resolve(host, port, family)
+            return found
         if ip.version == 6:
             return [(socket.AF_INET6, (host, port, 0, 0))]
         return [(socket.AF_INET, (host, port))]
@@ -330,13 +331,13 @@ class _Exchange:
         self.read_timeout = read_timeout
         self.status = 0
         self.headers = Headers()
-        self.headers_ready: asyncio.Future = loop.create_future()
-        self.done: asyncio.Future = loop.create_future()
+        self.headers_ready: asyncio.Future[Any] = loop.create_future()
+        self.done: asyncio.Future[Any] = loop.create_future()
         self.body = bytearray()
         self.chunks: deque[bytes] = deque()
         self.buffered = 0
-        self.waiter: asyncio.Future | None = None  # the consumer waits for a chunk
-        self.space: asyncio.Future | None = None  # Tornado's reader waits for room
+        self.waiter: asyncio.Future[Any] | None = None  # the consumer waits for a chunk
+        self.space: asyncio.Future[Any] | None = None  # Tornado's reader waits for room
         self.finished = False
         self.error: BaseException | None = None
         self.conn: _Connection | None = None
@@ -395,7 +396,7 @@ class _Exchange:
             return self.space
         return None
 
-    def on_done(self, future: asyncio.Future) -> None:
+    def on_done(self, future: asyncio.Future[Any]) -> None:
         """Tornado's fetch finished (completely, or with an error): its connection is
         closed, so the slot is free again."""
         exc = None if future.cancelled() else future.exception()
