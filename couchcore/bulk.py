@@ -46,6 +46,9 @@ from typing import IO, TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping
 from . import codec
 from .errors import CouchcoreError, InvalidDocument, InvalidField, InvalidInput
 from .protocol.bulk import BatchOutcome, write_batch
+from .scan import forget as _forget
+from .scan import ENGINE as _SCAN_ENGINE
+from .scan import scan_jsonl as _scan_jsonl
 
 if TYPE_CHECKING:  # pragma: no cover
     from .sync import Database, Server
@@ -93,22 +96,21 @@ class JsonLines:
             return False
         rest = self.buf[self.pos:]
         more = self.f.read(max(self.chunk, len(rest)))  # a long line doubles the read
-        if not self._started:
-            self._started = True
-            if more[:3] == _BOM:
-                more = more[3:]
-            elif _BOM.startswith(more[:3]) and more:  # a short read inside the mark
-                while len(more) < 3:
-                    extra = self.f.read(3 - len(more))
-                    if not extra:
-                        break
-                    more += extra
-                if more[:3] == _BOM:
-                    more = more[3:]
         if not more:
             self.eof = True
+        elif not self._started:
+            self._started = True
+            while len(more) < 3 and _BOM.startswith(more):  # a short read inside the mark
+                extra = self.f.read(3 - len(more))
+                if not extra:
+                    break
+                more += extra
+            if more[:3] == _BOM:
+                more = more[3:]
         self.buf = rest + more if rest else more
         self.pos = 0
+        if not self.buf and not self.eof:  # only a byte order mark so far
+            return self.fill()
         return bool(self.buf)
 
     def skip(self, count: int) -> int:
@@ -161,8 +163,15 @@ class _HeadReader:
 
     def __init__(self, id_field: str | None) -> None:
         self.id_field = id_field
-        #: the decoder itself, for the loader's hot loop (raises couchcore's errors, see _bad)
-        self.fast: Callable[[bytes], codec.DocumentHead] = codec.document_head_decoder(id_field)
+        self._fast: Callable[[bytes], codec.DocumentHead] | None = None
+
+    @property
+    def fast(self) -> Callable[[bytes], codec.DocumentHead]:
+        """The decoder itself, for the loader's hot loop (raises couchcore's errors, see
+        _bad); made on first use (JSON Lines scanned in C may never need it, nor msgspec)."""
+        if self._fast is None:
+            self._fast = codec.document_head_decoder(self.id_field)
+        return self._fast
 
     def __call__(self, data: bytes) -> codec.DocumentHead:
         try:
@@ -579,21 +588,19 @@ class Loader:
         chunks go through :func:`couchcore.scan.scan_jsonl` (many lines per call); a line it
         does not settle goes through :meth:`_take` (the general path). Returns ``(ordinal,
         line, blanks)``; a JSON Lines record is a line, so the ordinal is the line number."""
-        from .scan import scan_jsonl
-
         src = self._jsonl
         inflight = self._inflight if self.new_edits else None
         need_rev = not self.new_edits
         gen_ids = self.new_edits and not self.id_field
         prefix = self.id_prefix.encode("ascii")
         id_field = self.id_field.encode("utf-8") if self.id_field else None
-        decode = self._head.fast
+        decode = self._head.fast if _SCAN_ENGINE == "python" else None  # (the C scanner needs none)
         left = size
         blanks = 0
         line = ordinal
         while left:
             buf = src.buf
-            pos, n, b, slow = scan_jsonl(buf, src.pos, src.eof, left, ordinal, line, inflight, need_rev, gen_ids,
+            pos, n, b, slow = _scan_jsonl(buf, src.pos, src.eof, left, ordinal, line, inflight, need_rev, gen_ids,
                                          prefix, id_field, decode, ids, bodies, lines)
             ordinal += n
             line += n
@@ -851,9 +858,7 @@ class Loader:
         if self.new_edits:
             inflight = self._inflight
             waiting = self._waiting
-            for docid in settled_ids:
-                if docid.__class__ is str:
-                    del inflight[docid]
+            _forget(inflight, settled_ids)  # in C with the extension: no Python loop per document
             if waiting:
                 for docid in settled_ids:
                     later = waiting.pop(docid, None)

@@ -20,7 +20,6 @@ crash, never missing.
 from __future__ import annotations
 
 import argparse
-import csv
 import io
 import os
 import re
@@ -169,6 +168,8 @@ def csv_records(f: IO[bytes]) -> Iterator[tuple[int, Any]]:
     """``(line_number, document)`` for every row of CSV with a header row: the values
     are strings (an empty ``_id`` or ``_rev`` is left out); a row with a different
     number of fields than the header yields an :class:`InputError`."""
+    import csv
+
     text = io.TextIOWrapper(f, encoding="utf-8-sig", newline="")  # type: ignore[arg-type]
     reader = csv.reader(text)
     try:

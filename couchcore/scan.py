@@ -23,7 +23,7 @@ from typing import Any, Callable
 
 from .errors import CouchcoreError
 
-__all__ = ["scan_jsonl", "scan_jsonl_py", "ENGINE"]
+__all__ = ["scan_jsonl", "scan_jsonl_py", "forget", "forget_py", "ENGINE"]
 
 _WS = b" \t\r\n"
 _WS_CLOSE = frozenset(b" \t\r\n}")
@@ -81,22 +81,31 @@ def scan_jsonl_py(buf: bytes, pos: int, eof: bool, max_lines: int, ordinal: int,
     return pos, count, blanks, -1
 
 
+def forget_py(inflight: dict, ids: list) -> None:
+    """Delete the ``str`` ids of ``ids`` from ``inflight`` (settled documents; ints are
+    generated ids, never in it). A missing id raises ``KeyError``."""
+    for docid in ids:
+        if docid.__class__ is str:
+            del inflight[docid]
+
+
 def _absent() -> Any:
     from .codec import ABSENT
 
     return ABSENT
 
 
-def _pick() -> tuple[Callable[..., tuple[int, int, int, int]], str]:
+def _pick() -> tuple[Callable[..., tuple[int, int, int, int]], Callable[[dict, list], None], str]:
     if os.environ.get("COUCHCORE_SCAN", "").lower() != "python":
         try:
-            from couchcore_ext._scan import scan_jsonl as fast  # type: ignore[import-not-found]
+            from couchcore_ext._scan import forget as cy_forget  # type: ignore[import-not-found]
+            from couchcore_ext._scan import scan_jsonl as cy_scan
         except ImportError:
             pass
         else:
-            return fast, "cython"
-    return scan_jsonl_py, "python"
+            return cy_scan, cy_forget, "cython"
+    return scan_jsonl_py, forget_py, "python"
 
 
-#: the implementation in use and its name (``"cython"`` or ``"python"``)
-scan_jsonl, ENGINE = _pick()
+#: the implementations in use and their name (``"cython"`` or ``"python"``)
+scan_jsonl, forget, ENGINE = _pick()

@@ -19,7 +19,13 @@ reference parser (``couchcore.codec.document_head_decoder``).
 """
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
-from cpython.list cimport PyList_Append
+from cpython.list cimport PyList_Append, PyList_GET_ITEM, PyList_GET_SIZE
+from cpython.object cimport PyObject
+from cpython.unicode cimport PyUnicode_CheckExact
+
+cdef extern from "Python.h":
+    PyObject* PyDict_SetDefault(object d, object key, object default) except NULL
+    int PyDict_DelItem(object d, object key) except -1
 from cpython.unicode cimport PyUnicode_DecodeUTF8
 from libc.string cimport memchr, memcpy, memcmp
 
@@ -52,6 +58,13 @@ cdef struct Info:
     int has_rev
 
 
+# the class of each byte inside a string: 0 plain ASCII, 1 anything needing a look
+cdef unsigned char STR_CLASS[256]
+cdef int _c
+for _c in range(256):
+    STR_CLASS[_c] = 1 if (_c < 32 or _c == 34 or _c == 92 or _c >= 128) else 0
+
+
 cdef inline bint _ws(unsigned char c) nogil:
     return c == 32 or c == 10 or c == 13 or c == 9
 
@@ -61,6 +74,12 @@ cdef Py_ssize_t _string(const unsigned char* s, Py_ssize_t i, Py_ssize_t n, int*
     cdef unsigned char c, d
     cdef int k
     while i < n:
+        while i + 4 <= n and not (STR_CLASS[s[i]] | STR_CLASS[s[i + 1]] | STR_CLASS[s[i + 2]] | STR_CLASS[s[i + 3]]):
+            i += 4
+        while i < n and not STR_CLASS[s[i]]:
+            i += 1
+        if i >= n:
+            return -1
         c = s[i]
         if c == 34:  # "
             return i + 1
@@ -363,10 +382,9 @@ def scan_jsonl(bytes buf, Py_ssize_t pos, bint eof, Py_ssize_t max_lines, long l
                 return pos, count, blanks, end
             docid = PyUnicode_DecodeUTF8(<const char*>s + pos + info.id_start, info.id_len, NULL)
             lineno = line + 1
-            if inflight is not None:
-                if docid in inflight:
+            if inflight is not None:  # one lookup: the earlier line when the id is in flight
+                if <object>PyDict_SetDefault(inflight, docid, lineno) is not lineno:
                     return pos, count, blanks, end
-                inflight[docid] = lineno
             body = PyBytes_FromStringAndSize(<const char*>s + pos, end - pos)
         else:
             if not gen_ids or idf != NULL:
@@ -401,3 +419,14 @@ def scan_jsonl(bytes buf, Py_ssize_t pos, bint eof, Py_ssize_t max_lines, long l
         line += 1
         pos = end
     return pos, count, blanks, -1
+
+
+def forget(dict inflight, list ids):
+    """Delete the ``str`` ids of ``ids`` from ``inflight`` (settled documents; ints are
+    generated ids, never in it). A missing id raises ``KeyError``."""
+    cdef Py_ssize_t i, n = PyList_GET_SIZE(ids)
+    cdef object docid
+    for i in range(n):
+        docid = <object>PyList_GET_ITEM(ids, i)
+        if PyUnicode_CheckExact(docid):
+            PyDict_DelItem(inflight, docid)

@@ -1,0 +1,341 @@
+"""The bulk loader's JSON Lines scanner (couchcore.scan: the Cython couchcore_ext._scan and its
+pure-Python twin) and couchcore.bulk.JsonLines, on canned bytes (no server: the batches the
+loader would send are compared with what the general per-line path builds)."""
+
+from __future__ import annotations
+
+import io
+import types
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import couchcore.bulk as bulk
+from couchcore import codec
+from couchcore.bulk import JsonLines, Loader
+from couchcore.errors import CouchcoreError
+from couchcore.protocol.bulk import _all_ok
+from couchcore.scan import forget_py, scan_jsonl_py
+
+try:
+    from couchcore_ext._scan import forget as cy_forget
+    from couchcore_ext._scan import scan_jsonl as cy_scan
+except ImportError:  # the extension is not built here: only the pure-Python twin is tested
+    cy_scan = cy_forget = None
+
+SCANNERS = [pytest.param((scan_jsonl_py, forget_py, "python"), id="python")]
+if cy_scan is not None:
+    SCANNERS.append(pytest.param((cy_scan, cy_forget, "cython"), id="cython"))
+
+PREFIX = "0123456789abcdef012a"
+
+
+@pytest.fixture(params=SCANNERS)
+def scanner(request, monkeypatch):
+    scan, forget, name = request.param
+    monkeypatch.setattr(bulk, "_scan_jsonl", scan)
+    monkeypatch.setattr(bulk, "_forget", forget)
+    monkeypatch.setattr(bulk, "_SCAN_ENGINE", name)
+    return request.param
+
+
+def scan_all(scan, text: bytes, **kw):
+    """One scan call over all of ``text`` (eof): (ids, bodies, lines, result)."""
+    ids, bodies, lines = [], [], []
+    opts = dict(inflight={}, need_rev=False, gen_ids=True, id_prefix=PREFIX.encode(), id_field=None)
+    opts.update(kw)
+    decode = codec.document_head_decoder(opts["id_field"].decode() if opts["id_field"] else None)
+    result = scan(text, 0, True, 10 ** 6, 0, 0, opts["inflight"], opts["need_rev"], opts["gen_ids"],
+                  opts["id_prefix"], opts["id_field"], decode, ids, bodies, lines)
+    return ids, bodies, lines, result
+
+
+def batches(source, batch_size=3, **options):
+    """What a Loader reads from ``source``: [(ids, bodies, lines)] and the rejects (no sending:
+    the batches are settled by hand, as a load of all-ok answers would)."""
+    rejected = []
+    loader = Loader(types.SimpleNamespace(name="db", server=None), source, batch_size, 2,
+                    on_reject=lambda r: rejected.append((r.line, r.id, r.error, r.reason, r.doc, r.text)), **options)
+    out = []
+    while True:
+        batch = loader._fresh()
+        if batch is None:
+            break
+        if batch is bulk._EMPTY:
+            continue
+        out.append(([batch.ids[i] for i in range(len(batch.ids))], list(batch.bodies), list(batch.lines)))
+        if loader.new_edits:
+            bulk._forget(loader._inflight, batch.ids.raw)
+    return out, rejected, loader.report.read
+
+
+def general_path(text: bytes, **options):
+    """The same input as ``(line, bytes)`` items: the loader's general path, line by line."""
+    items = [(n, line) for n, line in enumerate(io.BytesIO(text), 1)]
+    return batches(iter(items), **options)
+
+
+@pytest.fixture(autouse=True)
+def fixed_prefix(monkeypatch):
+    monkeypatch.setattr(bulk, "_new_prefix", lambda: PREFIX)
+
+
+# -- the scanner on its own ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("line, docid", [
+    (b'{"_id":"a","x":1}', "a"),
+    (b'  {  "_id" :  "a" , "x" : [1, 2.5e-3, -0, true, false, null, {}] }  \r', "a"),
+    (b'\t{"x":{"_id":"nested"},"_id":"top"}', "top"),
+    (b'{"x":[{"_id":"nested"}],"y":{"z":{"_id":1}},"_id":"top"}', "top"),
+    (b'{"_id":"\xc3\xa9\xe2\x98\x83\xf0\x9f\x98\x80","s":"\\" \\\\ \\/ \\b \\f \\n \\r \\t \\u00e9 \\ud800"}',
+     "\u00e9\u2603\U0001F600"),
+    (b'{"_rev":"1-a","_id":"r"}', "r"),
+    (b'{"":1,"_id":"e"}', "e"),
+])
+def test_a_valid_line_with_a_top_level_id_is_settled_as_it_is(scanner, line, docid):
+    scan = scanner[0]
+    ids, bodies, lines, (pos, count, blanks, slow) = scan_all(scan, line + b"\n")
+    assert (ids, bodies, lines) == ([docid], [line + b"\n"], [1])
+    assert (pos, count, blanks, slow) == (len(line) + 1, 1, 0, -1)
+    assert codec.document_head_decoder()(line).id == docid  # the reference agrees
+
+
+def test_nested_ids_do_not_count_a_document_without_one_gets_a_generated_id(scanner):
+    scan = scanner[0]
+    ids, bodies, _, result = scan_all(scan, b'{"a":{"_id":"x"},"b":[{"_id":"y"}]}\n')
+    assert result[3] == -1 and ids == [1]
+    assert bodies == [b'{"_id":"' + PREFIX.encode() + b'000000000001","a":{"_id":"x"},"b":[{"_id":"y"}]}\n']
+
+
+@pytest.mark.parametrize("line", [
+    b'{"a":1', b'{"a":}', b"{'a':1}", b'{"a":1}}', b'{"a":1} x', b'{"a":1}{"b":2}', b'[1]', b'"s"', b'1', b'null',
+    b'{"a":NaN}', b'{"a":Infinity}', b'{"a":-Infinity}', b'{"a":01}', b'{"a":1.}', b'{"a":.5}', b'{"a":1e}',
+    b'{"a":+1}', b'{"a":"\x01"}', b'{"a":"\xff"}', b'{"a":"\xc0\xaf"}', b'{"a":"\xed\xa0\x80"}',
+    b'{"a":"\xf4\x90\x80\x80"}', b'{"a":"\xe2\x98"}', b'\xef\xbb\xbf{"a":1}', b'{"a":1,}', b'{,}', b'{"a" 1}',
+    b'{"a":[1,]}', b'{"a":[,1]}', b'{"a":tru}', b'{"a":"\\x"}', b'{"a":"\\u12g4"}', b'{"a":"x}', b'{"a":1}\x0c',
+    b'{1:2}', b'{"a":1 "b":2}', b'{"a":[1 2]}', b'{"a":{"b":1]}', b'{"a":[1}]',
+])
+def test_malformed_lines_are_never_settled(scanner, line):
+    scan = scanner[0]
+    ids, bodies, lines, (pos, count, blanks, slow) = scan_all(scan, line + b"\n")
+    assert (ids, count, pos, slow) == ([], 0, 0, len(line) + 1)
+    with pytest.raises(CouchcoreError):
+        codec.document_head_decoder()(line)
+
+
+@pytest.mark.parametrize("line", [
+    b'{"_id":null}', b'{"_id":1}', b'{"_id":""}', b'{"_id":["a"]}', b'{"_id":{"a":1}}', b'{"_load_error":{},"_id":"a"}',
+    b'{"_rev":1,"_id":"a"}',
+])
+def test_lines_that_need_a_decision_stop_the_scan(scanner, line):
+    scan = scanner[0]
+    ids, _, _, (pos, count, _, slow) = scan_all(scan, b'{"_id":"before"}\n' + line + b'\n{"_id":"after"}\n')
+    assert ids == ["before"] and count == 1 and slow == pos + len(line) + 1
+
+
+def test_the_c_scanner_leaves_escaped_keys_and_ids_and_duplicate_ids_to_the_reference():
+    if cy_scan is None:
+        pytest.skip("the Cython extension is not built")
+    for line in (b'{"\\u005fid":"x"}', b'{"_id":"\\u0078"}', b'{"_id":"a","_id":"b"}', b'{"\\u005fload_error":1}',
+                 b'{"a":' + b"[" * 600 + b"]" * 600 + b"}", b'{"n":' + b"1" * 5000 + b"}"):
+        assert scan_all(cy_scan, line + b"\n")[3][3] == len(line) + 1, line
+
+
+def test_blank_lines_count_as_lines_not_records(scanner):
+    scan = scanner[0]
+    ids, _, lines, (pos, count, blanks, slow) = scan_all(scan, b'\n  \r\n{"_id":"a"}\n\t\n{"_id":"b"}')
+    assert ids == ["a", "b"] and lines == [3, 5] and (count, blanks, slow) == (5, 3, -1)
+
+
+def test_without_eof_a_last_line_without_newline_waits(scanner):
+    scan = scanner[0]
+    ids, bodies, lines = [], [], []
+    result = scan(b'{"_id":"a"}\n{"_id":"b"}', 0, False, 100, 0, 0, None, False, True, b"p", None,
+                  codec.document_head_decoder(), ids, bodies, lines)
+    assert ids == ["a"] and result == (12, 1, 0, -1)
+
+
+def test_max_lines_and_numbering_from_where_the_caller_is(scanner):
+    scan = scanner[0]
+    ids, bodies, lines = [], [], []
+    text = b'{"x":1}\n{"x":2}\n{"x":3}\n'
+    result = scan(text, 8, True, 1, 41, 41, None, False, True, b"p", None, codec.document_head_decoder(),
+                  ids, bodies, lines)
+    assert result == (16, 1, 0, -1) and ids == [42] and lines == [42] and bodies == [b'{"_id":"p00000000002a","x":2}\n']
+
+
+def test_in_flight_ids_stop_the_scan_and_new_ones_are_recorded(scanner):
+    scan = scanner[0]
+    inflight = {"b": 7}
+    ids, _, _, result = scan_all(scan, b'{"_id":"a"}\n{"_id":"b"}\n', inflight=inflight)
+    assert ids == ["a"] and result[3] == 24 and inflight == {"b": 7, "a": 1}
+    scanner[1](inflight, ["a", 5])
+    assert inflight == {"b": 7}
+
+
+def test_need_rev_and_id_field(scanner):
+    scan = scanner[0]
+    text = b'{"_id":"a","_rev":"1-x"}\n{"_id":"b"}\n'
+    ids, _, _, result = scan_all(scan, text, inflight=None, need_rev=True, gen_ids=False)
+    assert ids == ["a"] and result[3] == len(text)
+    ids, _, _, result = scan_all(scan, b'{"_id":"a","k":[1]}\n{"k":"x"}\n', id_field=b"k")
+    assert ids == [] or ids == ["a"]  # the C scanner leaves the id field to the reference
+    assert result[3] > 0  # a document that takes its id from the field is never settled here
+
+
+# -- the loader: the same batches and rejects as the general path ----------------------------
+
+TRICKY = b"\n".join([
+    b'{"_id":"a","n":1}',
+    b'',
+    b'{"n":2}',
+    b'{"\\u005fid":"esc","n":3}',
+    b'{"_id":"\\u0078y","n":4}',
+    b'{"_id":"dup1","_id":"dup2"}',
+    b'{"_id":"a","n":"again"}',
+    b'  { "n" : 5 }  ',
+    b'{}',
+    b'{ }',
+    b'{"_id":null,"n":6}',
+    b'{"_id":7}',
+    b'[8]',
+    b'{"n":9',
+    b'\xef\xbb\xbf{"_id":"bom"}',
+    b'{"_load_error":{"line":1,"error":"x","reason":"y"},"_id":"re","n":10}',
+    b'{"nested":{"_id":"no"},"n":11}',
+    b'{"_id":"\xc3\xa9","n":12}',
+    b'{"_id":"bad","s":"\xff"}',
+    b'   ',
+    b'{"_id":"last"}',
+])
+
+
+@pytest.mark.parametrize("batch_size", [1, 2, 3, 1000])
+@pytest.mark.parametrize("chunk", [1, 5, 64, 1 << 20])
+def test_json_lines_give_the_batches_of_the_general_path(scanner, batch_size, chunk):
+    expected = general_path(TRICKY, batch_size=batch_size)
+    got = batches(JsonLines(io.BytesIO(TRICKY), chunk=chunk), batch_size=batch_size)
+    assert got == expected
+    errors = {12: "invalid_id", 13: "not_an_object", 14: "invalid_json", 15: "invalid_json", 19: "invalid_json"}
+    if batch_size == 1000:  # line 1 is still in flight: the same _id again is a conflict
+        errors[7] = "conflict"
+    assert {r[0]: r[2] for r in got[1]} == errors
+
+
+@pytest.mark.parametrize("options", [dict(new_edits=False), dict(id_field="n"), dict(upsert=True)])
+def test_options_give_the_batches_of_the_general_path(scanner, options):
+    text = TRICKY + b'\n{"_id":"r","_rev":"1-abc"}\n{"n":"key"}\n'
+    assert batches(JsonLines(io.BytesIO(text), chunk=7), **options) == general_path(text, **options)
+
+
+def test_a_bom_at_the_start_is_skipped_and_the_last_line_needs_no_newline(scanner):
+    text = b'\xef\xbb\xbf{"_id":"a"}\n{"_id":"b"}'
+    (batch,), rejected, read = batches(JsonLines(io.BytesIO(text), chunk=2), batch_size=10)
+    assert batch[0] == ["a", "b"] and batch[2] == [1, 2] and not rejected and read == 2
+    assert [line for _, line in JsonLines(io.BytesIO(text), chunk=2)] == [b'{"_id":"a"}\n', b'{"_id":"b"}']
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 1 << 20])
+def test_skip_counts_lines(chunk):
+    src = JsonLines(io.BytesIO(b'a\n\nb\nc'), chunk=chunk)
+    assert src.skip(2) == 2 and src.buf[src.pos:src.pos + 1] in (b"b", b"")
+    assert src.skip(5) == 2
+    assert JsonLines(io.BytesIO(b""), chunk=chunk).skip(3) == 0
+
+
+def test_a_resumed_load_skips_the_confirmed_lines(scanner, tmp_path):
+    text = b"".join(b'{"n":%d}\n' % i for i in range(10))
+    cp = bulk.Checkpoint(tmp_path / "cp.json")
+    cp.records = cp.line = 4
+    cp.id_prefix = PREFIX
+    rejected = []
+    loader = Loader(types.SimpleNamespace(name="db", server=None), JsonLines(io.BytesIO(text), chunk=5), 100, 1,
+                    checkpoint=cp, on_reject=rejected.append)
+    batch = loader._fresh()
+    assert [batch.ids[i] for i in range(len(batch.ids))] == [PREFIX + "%012x" % i for i in range(5, 11)]
+    assert batch.lines == [5, 6, 7, 8, 9, 10] and batch.bodies[0] == b'{"_id":"' + PREFIX.encode() + b'000000000005","n":4}\n'
+
+
+# -- hypothesis: both scanners, the general path, the reference parser agree ------------------
+
+_keys = st.sampled_from(["_id", "_rev", "a", "b", "\u00e9", "_x", "", "_load_error", "k"])
+_scalars = st.one_of(st.none(), st.booleans(), st.integers(-10 ** 30, 10 ** 30),
+                     st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=8))
+_values = st.recursive(_scalars, lambda inner: st.one_of(st.lists(inner, max_size=3),
+                                                        st.dictionaries(_keys, inner, max_size=3)), max_leaves=8)
+
+
+@st.composite
+def _object_text(draw) -> bytes:
+    """A JSON object written by hand: any member order, duplicate keys, optional escapes
+    in keys, whitespace variants; sometimes damaged."""
+    members = draw(st.lists(st.tuples(_keys, st.one_of(_values, st.text(min_size=1, max_size=6))), max_size=5))
+    if draw(st.booleans()):  # most documents have a string _id
+        members.insert(draw(st.integers(0, len(members))), ("_id", draw(st.text(min_size=1, max_size=8))))
+    ws = st.sampled_from(["", " ", "\t", "  ", "\r"])
+    parts = []
+    for key, value in members:
+        k = codec.dumps(key).decode()
+        if key and draw(st.integers(0, 5)) == 0:  # an escaped first character
+            k = '"\\u%04x' % ord(key[0]) + k[2:]
+        parts.append(draw(ws) + k + draw(ws) + ":" + draw(ws) + codec.dumps(value).decode() + draw(ws))
+    text = (draw(ws) + "{" + ",".join(parts) + "}" + draw(ws)).encode("utf-8")
+    damage = draw(st.integers(0, 9))
+    if damage == 0 and text:
+        cut = draw(st.integers(0, len(text) - 1))
+        text = text[:cut] + text[cut + 1:]
+    elif damage == 1:
+        pos = draw(st.integers(0, len(text)))
+        text = text[:pos] + draw(st.sampled_from([b",", b"}", b"\xff", b"\x01", b'"', b"NaN", b"[", b"\\"])) + text[pos:]
+    return text.replace(b"\n", b"")
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(line=_object_text())
+def test_a_settled_line_is_what_the_reference_parser_reads(line):
+    for scan in [s for s in (cy_scan, scan_jsonl_py) if s is not None]:
+        ids, bodies, lines, (pos, count, blanks, slow) = scan_all(scan, line + b"\n")
+        try:
+            head = codec.document_head_decoder(engine="simplejson")(line)
+        except CouchcoreError:
+            head = None
+        if slow >= 0 or blanks:
+            continue
+        assert head is not None, line  # never settles what the reference refuses
+        assert head.load_error is codec.ABSENT
+        if head.id is codec.ABSENT:
+            assert ids == [1] and bodies[0].startswith(b'{"_id":"' + PREFIX.encode() + b'000000000001"')
+            assert codec.loads(bodies[0]) == {"_id": PREFIX + "000000000001", **codec.loads(line)}
+        else:
+            assert ids == [head.id] and bodies == [line + b"\n"]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(lines=st.lists(st.one_of(_object_text(), st.sampled_from([b"", b"  ", b'{"_id":"same"}', b"[1]"])),
+                      max_size=12),
+       batch_size=st.integers(1, 5), chunk=st.integers(1, 40))
+def test_both_scanners_give_the_loads_of_the_general_path(monkeypatch, lines, batch_size, chunk):
+    monkeypatch.setattr(bulk, "_new_prefix", lambda: PREFIX)
+    text = b"\n".join(lines)
+    expected = general_path(text, batch_size=batch_size)
+    for scan, forget, name in [s.values[0] for s in SCANNERS]:
+        monkeypatch.setattr(bulk, "_scan_jsonl", scan)
+        monkeypatch.setattr(bulk, "_forget", forget)
+        monkeypatch.setattr(bulk, "_SCAN_ENGINE", name)
+        assert batches(JsonLines(io.BytesIO(text), chunk=chunk), batch_size=batch_size) == expected, name
+
+
+# -- reading _bulk_docs answers without decoding them -----------------------------------------
+
+
+def test_all_ok_answers_are_counted_not_decoded():
+    ok = b'[{"ok":true,"id":"a","rev":"1-x"},{"ok":true,"id":"b\\"ok\\":true","rev":"1-y"}]'
+    assert _all_ok(ok, 2, True)
+    assert not _all_ok(ok, 3, True)
+    assert not _all_ok(b'[{"ok":true,"id":"a","rev":"1-x"},{"id":"b","error":"conflict","reason":"x"}]', 2, True)
+    assert not _all_ok(b'[{"ok":true,"id":"a","rev":"1-x"}', 1, True)
+    assert not _all_ok(b'{"ok":true}', 1, True)
+    assert _all_ok(b"[]\n", 5, False) and not _all_ok(b"[]", 5, True)
+    assert _all_ok(b' [{"ok":true,"id":"a","rev":"1-x"}]\n', 1, True)
