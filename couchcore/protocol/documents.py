@@ -114,11 +114,11 @@ def get_docs(ctx: ServerContext, db: str, ids: Iterable[str], **opts: Any) -> Op
 
     parser = _rows.make_parser("view")
     resp.raise_for_status()
-    found = parser.feed(resp.body) + parser.close()
+    found = parser.feed(resp.body or b"") + parser.close()
     return [row.doc if row.error is None and row.doc is not None else None for row in found]
 
 
-def current_revs(ctx: ServerContext, db: str, ids: list[str]):
+def current_revs(ctx: ServerContext, db: str, ids: list[str]) -> Operation[dict[str, str]]:
     """``{id: rev}`` of the current (non-deleted) revision of each existing id."""
     resp = yield Request("POST", f"{db_path(db)}/_all_docs", json={"keys": ids}, idempotent=True)
     revs = {}
@@ -148,7 +148,7 @@ def backoff(retry: int) -> float:
     return random.uniform(0.0, min(1.0, 0.01 * 2 ** retry))
 
 
-def _delayed(op: Any, delay: float):
+def _delayed(op: Any, delay: float) -> Operation[Any]:
     """Run sub-operation ``op`` with its first request sent after ``delay`` seconds."""
     try:
         request = next(op)
@@ -191,10 +191,10 @@ def _check_doc(doc: Any) -> None:
 def save_docs(
     ctx: ServerContext,
     db: str,
-    docs: list,
+    docs: list[Any],
     facade: Any,
     single: bool,
-    merge: Callable[[Document, Document | None], Mapping | None] | None = None,
+    merge: Callable[[Document, Document | None], Mapping[str, Any] | None] | None = None,
     force: bool = False,
     retries: int = DEFAULT_RETRIES,
     **options: Any,
@@ -274,8 +274,8 @@ def _conflicted(resolution: ConflictResolution, ids: Iterable[str]) -> list[str]
     return [docid for docid in ids if docid in pending and pending[docid].get("error") == "conflict"]
 
 
-def _bulk_write(ctx, db, docs: list, encoded: bytes, resolution: ConflictResolution, options: Mapping[str, Any],
-                recover_stubs: bool = True):
+def _bulk_write(ctx: ServerContext, db: str, docs: list[Any], encoded: bytes, resolution: ConflictResolution, options: Mapping[str, Any],
+                recover_stubs: bool = True) -> Operation[None]:
     """POST ``docs`` (``encoded``: their JSON array, from :func:`codec.dumps_array`) to
     ``_bulk_docs`` and record each document's outcome in ``resolution``: written ones
     get their new ``_rev`` in place and go to ``resolved``, the others to ``pending``
@@ -332,7 +332,7 @@ def _bulk_write(ctx, db, docs: list, encoded: bytes, resolution: ConflictResolut
         yield from _settle_accepted(ctx, db, docs, accepted, resolution)
 
 
-def _match_results(docs: list, results: list) -> list:
+def _match_results(docs: list[Any], results: list[Any]) -> list[Any]:
     """The ``_bulk_docs`` result (a dict, or ``None`` when there is none) of each document,
     in the order of ``docs``: matched by id, as some servers reorder them (the n-th
     result with an id goes to the n-th document with that id), else by position for a
@@ -345,7 +345,7 @@ def _match_results(docs: list, results: list) -> list:
     by_id: dict[str, list[int]] = {}
     for i, doc in enumerate(docs):
         by_id.setdefault(doc["_id"], []).append(i)
-    matched: list[dict | None] = [None] * len(docs)
+    matched: list[dict[str, Any] | None] = [None] * len(docs)
     for pos, result in enumerate(results):
         if not isinstance(result, dict):
             continue
@@ -357,8 +357,8 @@ def _match_results(docs: list, results: list) -> list:
     return matched
 
 
-def _recover_missing_stub(ctx, db, docs: list, resolution: ConflictResolution, options: Mapping[str, Any],
-                          failed: Any):
+def _recover_missing_stub(ctx: ServerContext, db: str, docs: list[Any], resolution: ConflictResolution, options: Mapping[str, Any],
+                          failed: Any) -> Operation[None]:
     """Finish a ``_bulk_docs`` that a CouchDB cluster refused whole with ``412 missing_stub``.
 
     Every copy of a shard checks an attachment stub (``"stub": true``) against its own
@@ -425,16 +425,17 @@ def _recover_missing_stub(ctx, db, docs: list, resolution: ConflictResolution, o
             resolution.pending[docid] = failure
 
 
-def _same_body(stored: Mapping, doc: Mapping) -> bool:
+def _same_body(stored: Mapping[str, Any], doc: Mapping[str, Any]) -> bool:
     """The same document content, apart from ``_rev``/``_revisions`` and attachment details."""
-    def content(d: Mapping) -> dict:
+    def content(d: Mapping[str, Any]) -> dict[str, Any]:
         return {k: v for k, v in d.items() if not k.startswith("_") or k == "_deleted"}
 
     return content(stored) == content(doc) and set(stored.get("_attachments") or ()) == set(
         doc.get("_attachments") or ())
 
 
-def _settle_accepted(ctx, db, docs: list, accepted: Mapping[str, str], resolution: ConflictResolution):
+def _settle_accepted(ctx: ServerContext, db: str, docs: list[Any], accepted: Mapping[str, str],
+                     resolution: ConflictResolution) -> Operation[None]:
     """Decide the writes a CouchDB cluster answered with ``"accepted": true``.
 
     A cluster answers ``202 Accepted`` when fewer copies than the write quorum stored a
@@ -468,15 +469,18 @@ def _lost_reason(rev: str, other: str) -> str:
             f"quorum (202 Accepted) while the others hold {other}; couchcore withdrew {rev}")
 
 
-def _accepted_lost(ctx, db, docid: str, rev: str, parent: str | None):
+def _accepted_lost(ctx: ServerContext, db: str, docid: str, rev: str,
+                   parent: str | None) -> Operation[str | None]:
     """Whether a write answered ``202 Accepted`` lost to a concurrent one; returns the
     other writer's revision (``None``: the write stands).
 
-    Reads every leaf revision with its history (``open_revs=all&revs=true``, a quorum
-    read). The write lost when, and no live leaf builds on ours, another live leaf was
-    written on the same parent (or, for a new document, another live leaf exists) or a
-    deleted one was: the parent was deleted, or withdrawn by another writer whose
-    ``202`` lost, and one node would have refused the write with ``409`` as well.
+    Reads every leaf revision with its history (``open_revs=all&revs=true&r=3``: ``r``
+    at least the number of copies, 3 by default, makes CouchDB merge the leaves of every
+    copy, where a quorum could miss a leaf only one copy has; with fewer copies it reads
+    them all). The write lost when, and no live leaf builds on ours, another live leaf
+    was written on the same parent (or, for a new document, another live leaf exists),
+    or the parent itself got a deleted child: it was deleted, or withdrawn by a writer
+    whose ``202`` lost, and one node would have refused the write with ``409`` as well.
     A lost revision is withdrawn: a deleted child is written on its branch with
     ``new_edits=false`` (https://docs.couchdb.org/en/stable/api/database/bulk-api.html),
     which every copy merges into its revision tree at once, also a copy that has not got
@@ -484,35 +488,54 @@ def _accepted_lost(ctx, db, docid: str, rev: str, parent: str | None):
     lost revision could stay current on it until internal replication brought the
     deletion), so that the other writer's revision stays the current one.
     """
-    resp = yield Request("GET", doc_path(db, docid), query=[("open_revs", "all"), ("revs", "true")])
-    if resp.status == 404:
-        return None
-    leaves = resp.json()
-    other = None
-    for item in leaves if isinstance(leaves, list) else ():
-        leaf = item.get("ok") if isinstance(item, dict) else None
-        if not isinstance(leaf, dict) or leaf.get("_rev") == rev:
+    leaves = yield from _leaf_paths(db, docid)
+    other: str | None = None
+    for leaf, path in leaves:
+        if leaf.get("_rev") == rev:
             continue
-        history = leaf.get("_revisions") or {}
-        start = history.get("start", 0)
-        ancestry = {f"{start - i}-{rid}" for i, rid in enumerate(history.get("ids", ()))}
-        if rev in ancestry:
+        if rev in path:
             return None  # someone already built on our revision: it is part of the history
         if leaf.get("_deleted"):
-            if parent is not None and parent in ancestry:
-                other = other or leaf["_rev"]  # our parent was deleted or withdrawn meanwhile
-        elif parent is None or parent in ancestry:
+            # our parent itself was deleted or withdrawn meanwhile (a sibling branch that
+            # was withdrawn, e.g. by a writer who saw ours, does not count)
+            if parent is not None and path[1:2] == [parent]:
+                other = other or leaf["_rev"]
+        elif parent is None or parent in path:
             other = leaf["_rev"]
-    if other is not None:
-        pos, _, rid = rev.partition("-")
-        ids = [uuid.uuid4().hex, rid] + ([parent.partition("-")[2]] if parent else [])
-        withdraw = codec.dumps({"new_edits": False, "docs": [{
-            "_id": docid, "_rev": f"{int(pos) + 1}-{ids[0]}", "_deleted": True,
-            "_revisions": {"start": int(pos) + 1, "ids": ids}}]})
-        done = yield Request("POST", f"{db_path(db)}/_bulk_docs", body=withdraw,
-                             headers={"Content-Type": "application/json", **ctx.write_headers})
-        done.close()  # best effort: a copy that missed it gets it by internal replication
+    if other is None:
+        return None
+    pos, _, rid = rev.partition("-")
+    ids = [uuid.uuid4().hex, rid] + ([parent.partition("-")[2]] if parent else [])
+    withdraw = codec.dumps({"new_edits": False, "docs": [{
+        "_id": docid, "_rev": f"{int(pos) + 1}-{ids[0]}", "_deleted": True,
+        "_revisions": {"start": int(pos) + 1, "ids": ids}}]})
+    done = yield Request("POST", f"{db_path(db)}/_bulk_docs", body=withdraw,
+                         headers={"Content-Type": "application/json", **ctx.write_headers})
+    done.close()  # best effort: a copy that missed it gets it by internal replication
+    # Another writer may have read our revision and built on it (201) before the
+    # withdrawal: then it stays in a live history and the write stands (reporting it as a
+    # conflict would make the caller apply its edit a second time).
+    leaves = yield from _leaf_paths(db, docid)
+    if any(not leaf.get("_deleted") and rev in path for leaf, path in leaves):
+        return None
     return other
+
+
+def _leaf_paths(db: str, docid: str) -> Operation[list[Any]]:
+    """``[(leaf, [its rev, its parent's, ...])]`` of every leaf revision, deleted ones too,
+    merged from every copy (``open_revs=all&revs=true&r=3``; ``[]`` for a missing document).
+    """
+    resp = yield Request("GET", doc_path(db, docid), query=[("open_revs", "all"), ("revs", "true"), ("r", "3")])
+    if resp.status == 404:
+        return []
+    found = []
+    for item in resp.json() if resp.status == 200 else ():
+        leaf = item.get("ok") if isinstance(item, dict) else None
+        if isinstance(leaf, dict) and isinstance(leaf.get("_rev"), str):
+            history = leaf.get("_revisions") or {}
+            start = history.get("start", 0)
+            found.append((leaf, [f"{start - i}-{rid}" for i, rid in enumerate(history.get("ids", ()))]))
+    return found
 
 
 def refuse_lost_accepted(ctx: ServerContext, db: str, docid: str, resp: Response,
@@ -541,8 +564,9 @@ def resolve(ctx: ServerContext, db: str, resolution: ConflictResolution, how: st
     return resolution
 
 
-def _resolve_round(ctx, db, resolution: ConflictResolution, how: str, fn, options: Mapping[str, Any] | None,
-                   ids: list[str], originals: Mapping[str, Mapping] | None = None, delay: float = 0.0):
+def _resolve_round(ctx: ServerContext, db: str, resolution: ConflictResolution, how: str, fn: Any, options: Mapping[str, Any] | None,
+                   ids: list[str], originals: Mapping[str, Mapping[str, Any]] | None = None,
+                   delay: float = 0.0) -> Operation[list[str]]:
     """One round over the pending documents ``ids``; returns the ids that were sent
     (a merge returning ``None`` skips its document, which stays pending). The re-read
     is sent after ``delay`` seconds (the back-off between rounds)."""
@@ -590,7 +614,7 @@ def _resolve_round(ctx, db, resolution: ConflictResolution, how: str, fn, option
     return [d["_id"] for d in to_write]
 
 
-def update_doc(ctx: ServerContext, db: str, docid: str, fn: Callable[[Document | None], Mapping | None],
+def update_doc(ctx: ServerContext, db: str, docid: str, fn: Callable[[Document | None], Mapping[str, Any] | None],
                retries: int = DEFAULT_RETRIES) -> Operation[Document | None]:
     """Read-modify-write one document until it sticks (python-cloudant's ``update_field``).
 
