@@ -167,18 +167,29 @@ class HTTPError(CouchcoreError):
 
 
 class BadRequest(HTTPError):
+    """400: the request was malformed (``bad_request``, ``query_parse_error``, an invalid
+    JSON body, an illegal database name or document id)."""
+
     status = 400
 
 
 class Unauthorized(HTTPError):
+    """401: no credentials, or wrong ones (``unauthorized``)."""
+
     status = 401
 
 
 class Forbidden(HTTPError):
+    """403: the credentials were accepted but lack the right (``forbidden``, also a
+    validation function's verdict)."""
+
     status = 403
 
 
 class NotFound(HTTPError):
+    """404: the database, document, revision, attachment or design function is missing
+    (``not_found``; ``reason`` says which, e.g. ``missing``, ``deleted``, ``Database does not exist.``)."""
+
     status = 404
 
 
@@ -197,42 +208,69 @@ class NotFoundKeyError(NotFound, KeyError):
 
 
 class MethodNotAllowed(HTTPError):
+    """405: the endpoint does not take this HTTP method (``method_not_allowed``)."""
+
     status = 405
 
 
 class NotAcceptable(HTTPError):
+    """406: the server cannot answer in a content type the request accepts."""
+
     status = 406
 
 
 class Conflict(HTTPError):
+    """409: the document was changed by another writer: the ``_rev`` sent is not the
+    current one (``conflict``). Raised by :meth:`couchcore.Database.save` with the
+    :class:`~couchcore.ConflictResolution` in ``resolution``."""
+
     status = 409
 
 
 class Gone(HTTPError):
+    """410: the resource existed once and was removed (e.g. a deleted replication job)."""
+
     status = 410
 
 
 class PreconditionFailed(HTTPError):
+    """412: a precondition failed: the database exists already (``file_exists``), an
+    attachment stub is missing (``missing_stub``), or a header did not match."""
+
     status = 412
 
 
 class RequestEntityTooLarge(HTTPError):
+    """413: the request body is larger than the server accepts (``too_large``; CouchDB's
+    ``[chttpd] max_http_request_size``, ``[couchdb] max_document_size``)."""
+
     status = 413
 
 
 class UnsupportedMediaType(HTTPError):
+    """415: the request's ``Content-Type`` is not one the endpoint takes (``bad_content_type``)."""
+
     status = 415
 
 
 class ExpectationFailed(HTTPError):
+    """417: a ``_bulk_docs`` request failed as a whole (CouchDB documents it for a
+    document rejected by a validation function)."""
+
     status = 417
 
 
 class TooManyRequests(HTTPError):
+    """429: the server is rate-limiting this client; couchcore retries it after
+    ``Retry-After`` (see ``retries``/``max_backoff``) before raising it."""
+
     status = 429
 
 
 class ServerError(HTTPError):
+    """A 5xx answer: the server failed (``unknown_error``, ``timeout`` while an index
+    builds, a cluster without quorum, ...)."""
+
     status = 500
 
 
