@@ -59,6 +59,8 @@ cdef extern from "Python.h":
     object PyFloat_FromDouble(double v)
     int PyDict_SetItem(object d, object k, object v) except -1
     int PyList_Append(object l, object v) except -1
+    object PyList_New(Py_ssize_t n)
+    void PyList_SET_ITEM(object l, Py_ssize_t i, PyObject* v)
     int PyGC_Enable()
     int PyGC_Disable()
 
@@ -104,10 +106,26 @@ cdef extern from *:
     /* Key cache: short ASCII keys (<= 32 bytes) -> str, compared as zero-padded words. */
     typedef struct { PyObject* s; int kid; int length; uint64_t w[4]; } cc_kentry;
     static cc_kentry CC_KCACHE[1024];
-    static inline cc_kentry* cc_kslot(const unsigned char* s, Py_ssize_t n, uint64_t* w) {
+    /* s[0:n] is the key; s[0:avail] may be read.  With 32 readable bytes (the usual case
+       inside a chunk) the words are loaded whole and the bytes past the key masked off,
+       instead of a variable-length byte copy that the word reads below would stall on. */
+    static inline cc_kentry* cc_kslot(const unsigned char* s, Py_ssize_t n, Py_ssize_t avail, uint64_t* w) {
         uint64_t h;
-        w[0] = w[1] = w[2] = w[3] = 0;
-        memcpy(w, s, (size_t)n);
+    #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        if (avail >= 32) {
+            int k;
+            memcpy(w, s, 32);
+            for (k = 0; k < 4; k++) {
+                Py_ssize_t valid = n - 8 * k;
+                if (valid <= 0) w[k] = 0;
+                else if (valid < 8) w[k] &= (1ULL << (8 * valid)) - 1;
+            }
+        } else
+    #endif
+        {
+            w[0] = w[1] = w[2] = w[3] = 0;
+            memcpy(w, s, (size_t)n);
+        }
         h = (w[0] * 0x9E3779B97F4A7C15ULL) ^ (w[1] * 0xC2B2AE3D27D4EB4FULL)
           ^ ((w[2] ^ (w[3] << 7)) * 0x165667B19E3779F9ULL) ^ (uint64_t)n;
         h ^= h >> 31;
@@ -124,7 +142,7 @@ cdef extern from *:
         int kid
         int length
         uint64_t w[4]
-    cc_kentry* cc_kslot(const unsigned char* s, Py_ssize_t n, uint64_t* w) noexcept nogil
+    cc_kentry* cc_kslot(const unsigned char* s, Py_ssize_t n, Py_ssize_t avail, uint64_t* w) noexcept nogil
     int cc_khit(const cc_kentry* e, Py_ssize_t n, const uint64_t* w) noexcept nogil
 
 cdef extern from *:
@@ -144,8 +162,21 @@ cdef extern from *:
           0  valid, but it needs the correctly rounded general conversion (*isf says float).
        Only on targets that evaluate doubles in double precision (FLT_EVAL_METHOD 0);
        elsewhere (x87) every float takes the general conversion. */
+    /* cc_number_scan: the same for the number that starts at s[0], where s[0:n] may be
+       read and the token's end is not known yet: the scan stops at the first byte that
+       cannot continue the number's grammar and puts the length scanned in *len.  The
+       result is the one for the token s[0:*len]; it is only that token if s[*len] (when
+       *len < n) cannot continue a number or literal token at all (the caller checks). */
+    static inline int cc_number_scan(const unsigned char* s, Py_ssize_t n, Py_ssize_t* len,
+                                     long long* iv, double* dv, int* isf);
     static inline int cc_number(const unsigned char* s, Py_ssize_t n,
                                 long long* iv, double* dv, int* isf) {
+        Py_ssize_t len;
+        int r = cc_number_scan(s, n, &len, iv, dv, isf);
+        return (r >= 0 && len != n) ? -1 : r;
+    }
+    static inline int cc_number_scan(const unsigned char* s, Py_ssize_t n, Py_ssize_t* len,
+                                     long long* iv, double* dv, int* isf) {
         Py_ssize_t i = 0, start, nd, fd = 0;
         int neg = 0, eneg = 0;
         long e = 0, ee;
@@ -182,7 +213,7 @@ cdef extern from *:
             if (i == es) return -1;
             *isf = 1;
         }
-        if (i != n) return -1;
+        *len = i;
         if (!*isf) {
             if (nd <= 18) { *iv = neg ? -(long long)m : (long long)m; return 1; }
             return 0;
@@ -214,6 +245,7 @@ cdef extern from *:
     }
     """
     int cc_number(const unsigned char* s, Py_ssize_t n, long long* iv, double* dv, int* isf) noexcept nogil
+    int cc_number_scan(const unsigned char* s, Py_ssize_t n, Py_ssize_t* len, long long* iv, double* dv, int* isf) noexcept nogil
 
 # ---------------------------------------------------------------------------------------
 # constants
@@ -479,6 +511,36 @@ cdef inline object _ascii_str(const unsigned char* s, Py_ssize_t n):
     cdef object u = PyUnicode_New(n, 127)
     memcpy(PyUnicode_DATA(u), s, n)
     return u
+
+
+cdef inline object _fquick(const unsigned char* d, Py_ssize_t p, Py_ssize_t n, Py_ssize_t* endp):
+    """The common scalar at d[p] inside the fast path, without the call to ``_fval``: a
+    string without escapes or non-ASCII bytes, or a number that ``cc_number_scan``
+    converts exactly, followed by a delimiter inside the chunk.  Sets endp[0] past it;
+    endp[0] = -2 (and returns None) for anything else: the caller then calls ``_fval``,
+    which parses (or rejects) the value from the start."""
+    cdef unsigned char c = d[p]
+    cdef Py_ssize_t q, ln
+    cdef int r, isf
+    cdef long long iv
+    cdef double dv
+    if c == b'"':
+        q = cc_skip_plain8(d, p + 1, n)
+        while q < n and STR_STOP[d[q]] == 0:
+            q += 1
+        if q < n and d[q] == b'"':
+            endp[0] = q + 1
+            return _ascii_str(d + p + 1, q - p - 1)
+    elif c == b'-' or (b'0' <= c <= b'9'):
+        r = cc_number_scan(d + p, n - p, &ln, &iv, &dv, &isf)
+        q = p + ln
+        if r > 0 and q < n and not SCALAR[d[q]]:
+            endp[0] = q
+            if r == 2:
+                return PyFloat_FromDouble(dv)
+            return PyLong_FromLongLong(iv)
+    endp[0] = -2
+    return None
 
 
 @cython.final
@@ -982,13 +1044,14 @@ cdef class RowParser:
             if out != stackbuf:
                 PyMem_Free(out)
 
-    cdef object _key_str(self, const unsigned char* s, Py_ssize_t n, int flags, int* kid):
-        """A complete key string -> str (cached when short ASCII); sets the key id."""
+    cdef object _key_str(self, const unsigned char* s, Py_ssize_t n, int flags, int* kid, Py_ssize_t avail):
+        """A complete key string -> str (cached when short ASCII); sets the key id.
+        ``s[0:avail]`` is readable memory (``avail >= n``)."""
         cdef uint64_t w[4]
         cdef cc_kentry* e
         cdef object u
         if flags == 0 and n <= 32:
-            e = cc_kslot(s, n, w)
+            e = cc_kslot(s, n, avail, w)
             if cc_khit(e, n, w):
                 kid[0] = e.kid
                 return <object>e.s
@@ -1008,7 +1071,7 @@ cdef class RowParser:
 
     # -- values ----------------------------------------------------------------------------
 
-    cdef int _got_string(self, const unsigned char* s, Py_ssize_t n, int flags) except -1:
+    cdef int _got_string(self, const unsigned char* s, Py_ssize_t n, int flags, Py_ssize_t avail) except -1:
         """A string token finished: it is a key or a value of the top frame."""
         cdef Frame* f
         cdef int kid = K_OTHER
@@ -1020,7 +1083,7 @@ cdef class RowParser:
                 f.kid = _classify(s, n)
                 f.expect = EX_COLON
                 return 0
-            u = self._key_str(s, n, flags, &kid)
+            u = self._key_str(s, n, flags, &kid, avail)
             f.kid = kid
             if f.role != R_ROWV:
                 Py_INCREF(u)
@@ -1091,8 +1154,10 @@ cdef class RowParser:
     cdef object _fval(self, const unsigned char* d, Py_ssize_t p, Py_ssize_t n, int role, int kid, int depth, int rel, Py_ssize_t* endp):
         """Any value at d[p] (p < n) whose parent has ``role`` and key id ``kid``."""
         cdef unsigned char c = d[p]
-        cdef Py_ssize_t q
-        cdef int flags
+        cdef Py_ssize_t q, ln
+        cdef int flags, r, isf
+        cdef long long iv
+        cdef double dv
         cdef object v
         if c == b'"':
             q = self._fstr(d, p + 1, n, &flags)
@@ -1105,6 +1170,16 @@ cdef class RowParser:
             return self._unescape(d + p + 1, q - p - 1)
         if c == b'{' or c == b'[':
             return self._fast(d, p, n, _child_role(role, kid, c == b'{'), depth + 1, rel + 1, endp)
+        if c == b'-' or (b'0' <= c <= b'9'):
+            # one pass: scan and convert; the usual number (an int of <= 18 digits or a
+            # float on the exact fast path, followed by a delimiter) is done here
+            r = cc_number_scan(d + p, n - p, &ln, &iv, &dv, &isf)
+            q = p + ln
+            if r > 0 and q < n and not SCALAR[d[q]]:
+                endp[0] = q
+                if r == 2:
+                    return PyFloat_FromDouble(dv)
+                return PyLong_FromLongLong(iv)
         if c == b'-' or (b'0' <= c <= b'9') or (b'a' <= c <= b'z'):
             q = p + 1
             while q < n and SCALAR[d[q]]:
@@ -1139,6 +1214,8 @@ cdef class RowParser:
         if role == R_ROWV:
             return self._fast_rowv(d, p, n, depth, rel, endp)
         is_obj = d[p] == b'{'
+        if not is_obj:
+            return self._fast_array(d, p, n, role, depth, rel, endp)
         close_c = 125 if is_obj else 93   # '}' / ']'
         if role == R_DOCUMENT:
             container = _new_document()
@@ -1160,7 +1237,7 @@ cdef class RowParser:
                 q = self._fstr(d, p + 1, n, &flags)
                 if q < 0:
                     return None
-                key = self._key_str(d + p + 1, q - p - 1, flags, &kid)
+                key = self._key_str(d + p + 1, q - p - 1, flags, &kid, n - p - 1)
                 p = q + 1
                 if p < n and d[p] == b':':
                     p += 1
@@ -1177,7 +1254,9 @@ cdef class RowParser:
                     p = self._fws(d, p, n)
                     if p >= n:
                         return None
-                v = self._fval(d, p, n, role, kid, depth, rel, &q)
+                v = _fquick(d, p, n, &q)
+                if q == -2:
+                    v = self._fval(d, p, n, role, kid, depth, rel, &q)
                 if q < 0:
                     return None
                 PyDict_SetItem(container, key, v)
@@ -1209,6 +1288,67 @@ cdef class RowParser:
                 return container
             self._err("expected ',' or the end of the " + ("object" if is_obj else "array"), d, p, n)
 
+    cdef object _fast_array(self, const unsigned char* d, Py_ssize_t p, Py_ssize_t n, int role, int depth, int rel, Py_ssize_t* endp):
+        """The array at d[p] (the fast path's checks done): its first items are held in C
+        and the list is made at its full size at the end (no append/realloc per item)."""
+        cdef PyObject* items[8]
+        cdef Py_ssize_t k = 0, i, q
+        cdef unsigned char c
+        cdef object lst = None, v
+        endp[0] = -1
+        p = self._fws(d, p + 1, n)
+        if p >= n:
+            return None
+        if d[p] == b']':
+            endp[0] = p + 1
+            return []
+        try:
+            while True:
+                v = _fquick(d, p, n, &q)
+                if q == -2:
+                    v = self._fval(d, p, n, role, K_OTHER, depth, rel, &q)
+                if q < 0:
+                    return None
+                if lst is not None:
+                    PyList_Append(lst, v)
+                elif k < 8:
+                    Py_INCREF(v)
+                    items[k] = <PyObject*>v
+                    k += 1
+                else:
+                    lst = PyList_New(k)
+                    for i in range(k):
+                        PyList_SET_ITEM(lst, i, items[i])   # steals
+                    k = 0
+                    PyList_Append(lst, v)
+                p = q
+                if p < n and d[p] > 32:
+                    c = d[p]
+                else:
+                    p = self._fws(d, p, n)
+                    if p >= n:
+                        return None
+                    c = d[p]
+                if c == b',':
+                    p += 1
+                    if p >= n or d[p] <= 32:
+                        p = self._fws(d, p, n)
+                        if p >= n:
+                            return None
+                    continue
+                if c == b']':
+                    endp[0] = p + 1
+                    if lst is None:
+                        lst = PyList_New(k)
+                        for i in range(k):
+                            PyList_SET_ITEM(lst, i, items[i])   # steals
+                        k = 0
+                    return lst
+                self._err("expected ',' or the end of the array", d, p, n)
+        finally:
+            for i in range(k):
+                Py_XDECREF(items[i])
+
     cdef object _fast_rowv(self, const unsigned char* d, Py_ssize_t p, Py_ssize_t n, int depth, int rel, Py_ssize_t* endp):
         """A view row object at d[p] -> Row (fields kept in locals, never a dict)."""
         cdef unsigned char c
@@ -1231,7 +1371,7 @@ cdef class RowParser:
                 if flags == 0:
                     kid = _classify(d + p + 1, q - p - 1)
                 else:
-                    unused = self._key_str(d + p + 1, q - p - 1, flags, &kid)
+                    unused = self._key_str(d + p + 1, q - p - 1, flags, &kid, n - p - 1)
                 p = q + 1
                 if p < n and d[p] == b':':
                     p += 1
@@ -1246,7 +1386,9 @@ cdef class RowParser:
                     p = self._fws(d, p, n)
                     if p >= n:
                         return None
-                v = self._fval(d, p, n, R_ROWV, kid, depth, rel, &q)
+                v = _fquick(d, p, n, &q)
+                if q == -2:
+                    v = self._fval(d, p, n, R_ROWV, kid, depth, rel, &q)
                 if q < 0:
                     return None
                 if kid == K_ID:
@@ -1320,7 +1462,7 @@ cdef class RowParser:
             elif c == b'"':
                 self._tok_append(d, q)
                 self._tok_kind = TOK_NONE
-                self._got_string(self._tok, self._tok_len, self._tok_flags)
+                self._got_string(self._tok, self._tok_len, self._tok_flags, self._tok_cap)
                 return q + 1
             else:
                 self._err("control character in a string", d, q, n)
@@ -1504,6 +1646,6 @@ cdef class RowParser:
                     break
                 else:
                     self._err("control character in a string", d, q, n)
-            self._got_string(d + p + 1, q - p - 1, flags)
+            self._got_string(d + p + 1, q - p - 1, flags, n - p - 1)
             p = q + 1
 

@@ -1286,3 +1286,69 @@ def test_hypothesis_ints_exact(backend, data):
     items, meta, done = parse(backend, "view", cuts(body_bytes, data.draw))
     assert done
     check_number_rows(items, meta, texts)
+
+
+# -- fast-path shapes added for issue 9 (arrays held in C, one-pass scalars, key cache loads) ----
+#
+# The Cython fast path builds arrays from up to 8 items held in C (then appends), converts the
+# common scalars (plain ASCII strings, numbers on the exact paths) without the generic value
+# call, and loads short keys for its key cache as whole words when 32 bytes are readable.
+# Each body below is checked whole, at every two-piece split and in 1-byte pieces (the frame
+# machine and every give-up point), on both twins, against simplejson.
+
+
+def _all_splits_same(backend, shape, data):
+    want = expected(shape, data)
+    assert_same(parse(backend, shape, [data]), want)
+    assert_same(parse(backend, shape, split_every(data, 1)), want)
+    for i in range(1, len(data)):
+        assert_same(parse(backend, shape, [data[:i], data[i:]]), want)
+
+
+@pytest.mark.parametrize("size", [0, 1, 2, 7, 8, 9, 17])
+def test_arrays_around_the_c_held_items(backend, size):
+    items = ",".join(['"s%d"' % i if i % 3 == 0 else ("%d.5" % i if i % 3 == 1 else "[%d,{}]" % i) for i in range(size)])
+    data = ('{"rows":[{"id":"a","key":[%s],"value":[[%s] , [ %s ]]}]}' % (items, items, items)).encode()
+    _all_splits_same(backend, "view", data)
+
+
+def test_arrays_of_every_value_kind(backend):
+    data = (b'{"rows":[{"id":"a","key":["x\\u00e9\\n","caf\xc3\xa9",true,false,null,-0,-0.0,1e400,'
+            b'123456789012345678901,{"k":[1,2,3,4,5,6,7,8,9,10]},[],"\\ud83d\\ude00"],"value":null}]}')
+    _all_splits_same(backend, "view", data)
+
+
+def test_keys_of_every_length_near_the_chunk_end(backend):
+    # keys of 0..40 bytes (the cache takes <= 32) reused in a second object: cache hits and misses
+    keys = ["k" * n for n in range(41)] + ["\\u006b", "caf\u00e9", "a\\\"b"]
+    obj = "{" + ",".join('"%s":%d' % (k, i) for i, k in enumerate(keys)) + "}"
+    data = ('{"rows":[{"id":"a","key":%s,"value":%s}]}' % (obj, obj)).encode()
+    _all_splits_same(backend, "view", data)
+    # same bytes, but every key ends within 32 bytes of the end of its chunk
+    want = expected("view", data)
+    for cut in range(1, 40):
+        assert_same(parse(backend, "view", split_every(data, cut)), want)
+
+
+@pytest.mark.parametrize("text", ["1x", "1.5.2", "01", "-", "1e", "1e+", "--1", "1.", ".5", "0x10", "1e5e",
+                                  "-a", "1_000", "+1", "Infinity", "NaN", "-Infinity", "1.e3", "tru", "nul"])
+@pytest.mark.parametrize("where", ["key", "array", "object"])
+def test_bad_scalars_in_fast_path_positions(backend, text, where):
+    value = {"key": text, "array": "[1,%s,2]" % text, "object": '{"n":%s}' % text}[where]
+    data = ('{"rows":[{"id":"a","key":%s,"value":null}]}' % value).encode()
+    for chunks in ([data], split_every(data, 1), [data[:30], data[30:]]):
+        with pytest.raises(ParseError):
+            parse(backend, "view", chunks)
+
+
+@pytest.mark.parametrize("delim", [",", "]", "}", " ", "\r\n", "\t"])
+def test_numbers_before_every_delimiter(backend, delim):
+    texts = ["0", "-1", "0.8544", "1e22", "9007199254740993", "4.9e-324", "-0.0", "123456789012345678"]
+    for t in texts:
+        arr = "[%s%s]" % (t, delim if delim in " \r\n\t" else "") if delim != "," else "[%s,%s]" % (t, t)
+        obj = '{"n":%s%s}' % (t, delim if delim in " \r\n\t" else "")
+        data = ('{"rows":[{"id":"a","key":%s%s,"value":[%s,%s]}]}' % (
+            t, delim if delim in " \r\n\t" else "", arr, obj)).encode()
+        want = expected("view", data)
+        assert_same(parse(backend, "view", [data]), want)
+        assert_same(parse(backend, "view", split_every(data, 1)), want)
