@@ -422,6 +422,7 @@ class DatabaseAPI:
 
     @property
     def server(self) -> ServerAPI:
+        """The :class:`Server` this database belongs to (no request is sent)."""
         return self._server
 
     @property

@@ -195,6 +195,9 @@ class SessionAuth(Auth):
                 self._cookie = match.group(1) or None
 
     def flow(self, request: Request) -> Flow:
+        """Send ``request`` with the ``AuthSession`` cookie, logging in first when there is none;
+        on a 401 (or 403 ``credentials_expired``) log in again and send it once more (unless its
+        body is a stream). Returns the final response."""
         if self._cookie is None:
             yield from self.login_flow(since=self._epoch)
         epoch = self._epoch
@@ -234,6 +237,7 @@ class JWTAuth(Auth):
         return "JWTAuth('***')"
 
     def flow(self, request: Request) -> Flow:
+        """Send ``request`` with ``Authorization: Bearer <token>``; returns its response."""
         request.headers["Authorization"] = "Bearer " + self._token
         response = yield request
         return response
@@ -274,6 +278,7 @@ class ProxyAuth(Auth):
         return f"ProxyAuth({self.username!r}, roles={list(self.roles)!r})"
 
     def flow(self, request: Request) -> Flow:
+        """Send ``request`` with the ``X-Auth-CouchDB-*`` headers; returns its response."""
         request.headers.update(self._headers)
         response = yield request
         return response

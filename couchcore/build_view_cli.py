@@ -18,6 +18,7 @@ __all__ = ["add_parser", "run"]
 
 
 def add_parser(sub: Any) -> None:
+    """Register ``build-view`` on an ``add_subparsers()`` object (sets ``run=`` :func:`run`)."""
     p = sub.add_parser("build-view", help="build a view's index and wait until it is built (progress bar)")
     p.add_argument("db_url", help="database URL, e.g. http://admin:pw@127.0.0.1:5984/mydb")
     p.add_argument("view", help="the view: ddoc/view or _design/ddoc/_view/view")
@@ -65,6 +66,8 @@ class _Bar:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run ``couchcore build-view``: 0 when the index is built, 1 on ``--timeout``, 2 when it
+    could not run (bad URL, unreachable server, missing view)."""
     from .cli import _env_auth
     from .errors import CouchcoreError, IndexBuildTimeout
     from .sync import Database

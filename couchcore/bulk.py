@@ -264,10 +264,12 @@ class LoadReport:
 
     @property
     def total(self) -> int:
+        """Documents settled: ``written + skipped + rejected``."""
         return self.written + self.skipped + self.rejected
 
     @property
     def docs_per_second(self) -> float:
+        """Written and skipped documents per second of the load (0.0 before it ran)."""
         return (self.written + self.skipped) / self.seconds if self.seconds else 0.0
 
     def __str__(self) -> str:
@@ -348,6 +350,8 @@ class Checkpoint:
             self.save(force=True)
 
     def confirm(self, records: int, line: int, counts: Mapping[str, int]) -> None:
+        """Record that the first ``records`` input records (up to input ``line``) are settled,
+        with the report's ``counts``; written to the file at most every ``interval`` seconds."""
         self.records, self.line = records, line
         self.counts = dict(counts)
         if time.monotonic() - self._saved_at >= self.interval:

@@ -74,6 +74,7 @@ class DumpReport:
 
     @property
     def docs_per_second(self) -> float:
+        """Documents written per second (0.0 before the dump ran)."""
         return self.docs / self.seconds if self.seconds else 0.0
 
     def __str__(self) -> str:

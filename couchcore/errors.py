@@ -202,6 +202,7 @@ class NotFoundKeyError(NotFound, KeyError):
 
     @classmethod
     def from_error(cls, exc: NotFound) -> "NotFoundKeyError":
+        """The same error (status, fields, URL, resolution) as a :class:`NotFoundKeyError`."""
         new = cls(exc.status, exc.error, exc.reason, exc.method, exc.url, exc.headers, exc.body)
         new.resolution = exc.resolution
         return new

@@ -37,6 +37,7 @@ class ResumingFeed:
     # -- state, as attributes -------------------------------------------------------------
     @property
     def stopped(self) -> bool:
+        """Whether the feed has ended (stopped, or the server's last change delivered)."""
         return self._state.stopped
 
     @property

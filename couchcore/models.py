@@ -40,6 +40,7 @@ class Document(dict[str, Any]):
 
     def copy(self) -> "Document":
         return Document(self)
+        """A shallow copy, still a :class:`Document`."""
 
 
 class Row:
@@ -196,10 +197,12 @@ class Status:
     @property
     def ok(self) -> bool:
         return self.exception is None
+        """True when the request succeeded (no exception)."""
 
     @property
     def error(self) -> type[BaseException] | None:
         return type(self.exception) if self.exception is not None else None
+        """The exception's class (e.g. :class:`~couchcore.errors.NotFound`), ``None`` on success."""
 
     def __bool__(self) -> bool:
         return self.ok

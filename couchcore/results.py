@@ -62,6 +62,7 @@ class StreamedResult(Generic[_I]):
 
     @property
     def headers(self) -> Any:
+        """The response headers (a case-insensitive mapping)."""
         return self._response.headers
 
     def read_meta(self, *names: str) -> dict[str, Any]:
@@ -435,6 +436,7 @@ class AttachmentStream:
 
     @property
     def headers(self) -> Any:
+        """The response headers (a case-insensitive mapping)."""
         return self._response.headers
 
     def __iter__(self) -> Iterator[bytes]:

@@ -408,6 +408,10 @@ class ChangesFeed(_feeds.ChangesFeed):
     _loop: asyncio.AbstractEventLoop | None = None
 
     def start(self, callback: Callable[[Any, list[Any]], Any], latency: float = 0.0) -> "ChangesFeed":
+        """Run the feed as a task on the running loop, calling ``callback(seq, changes)`` with
+        batches gathered over ``latency`` seconds (it may be a coroutine function); returns the
+        feed. :class:`~couchcore.errors.InvalidInput` if ``callback`` is not callable,
+        ``RuntimeError`` outside a running loop."""
         if not callable(callback):
             raise InvalidInput("callback must be callable")
         try:
@@ -438,6 +442,7 @@ class ChangesFeed(_feeds.ChangesFeed):
                     raise
 
     def join(self, timeout: float | None = None) -> None:
+        """Not for an async feed: raises ``TypeError`` (use ``await feed.wait()``)."""
         raise TypeError("an async ChangesFeed: use 'await feed.wait()'")
 
     async def _pump(self, callback: Callable[[Any, list[Any]], Any], latency: float) -> None:

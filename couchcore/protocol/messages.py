@@ -33,6 +33,7 @@ class Headers(dict[str, str]):
         return super().__getitem__(key.lower())
 
     def get(self, key: str, default: Any = None) -> Any:
+        """The header ``key`` (any case), or ``default``."""
         return super().get(key.lower(), default)
 
     def __contains__(self, key: object) -> bool:
@@ -171,14 +172,17 @@ class Response:
 
     @property
     def ok(self) -> bool:
+        """True for a 2xx status."""
         return 200 <= self.status < 300
 
     @property
     def content_type(self) -> str:
+        """The media type of ``Content-Type``, lower-case, without parameters (``""`` if absent)."""
         return str(self.headers.get("content-type", "")).split(";")[0].strip().lower()
 
     @property
     def is_json(self) -> bool:
+        """Whether the body is labelled JSON."""
         ct = self.content_type
         return ct == JSON_TYPE or ct.endswith("+json")
 
@@ -233,6 +237,7 @@ class Response:
         return cls(self.status, error, reason, self.method, self.url, self.headers, data)
 
     def raise_for_status(self) -> "Response":
+        """Return the response, or raise the :class:`~couchcore.errors.HTTPError` for its error status."""
         if not self.ok:
             raise self.error()
         return self

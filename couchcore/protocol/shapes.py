@@ -22,6 +22,7 @@ ConfigSection = dict[str, str]
 
 
 class ServerVendor(TypedDict, total=False):
+    """``vendor`` of ``GET /``: ``{"name", "version"?}``."""
     name: str
     version: str
 
@@ -51,6 +52,7 @@ class _SessionAuthRequired(TypedDict):
 
 
 class SessionAuthInfo(_SessionAuthRequired, total=False):
+    """``info`` of ``GET /_session``: the authentication handlers and the one that authenticated."""
     authenticated: str
     authentication_db: str
 
@@ -210,3 +212,4 @@ class SecurityObject(TypedDict, total=False):
 
     admins: SecurityMembers
     members: SecurityMembers
+    """``admins`` / ``members`` of a security object: ``{"names": [...], "roles": [...]}``."""

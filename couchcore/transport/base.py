@@ -104,11 +104,13 @@ class Credentials:
 
     @property
     def authorization(self) -> str:
+        """The ``Authorization: Basic ...`` header value."""
         token = base64.b64encode(f"{self.username}:{self._password}".encode("utf-8")).decode("ascii")
         return "Basic " + token
 
     @property
     def password(self) -> str:
+        """The password (never part of the repr)."""
         return self._password
 
     def __repr__(self) -> str:
@@ -162,6 +164,7 @@ _CREDENTIAL_HEADERS = frozenset({"authorization", "x-auth-couchdb-username"})
 
 
 def is_file_like(body: Any) -> bool:
+    """Whether ``body`` is a file object (has a callable ``read``), streamed rather than sent whole."""
     return hasattr(body, "read") and callable(body.read)
 
 
