@@ -26,7 +26,7 @@ import pytest
 import couchcore
 from couchcore.drivers import run, run_async
 from couchcore.errors import Conflict
-from couchcore.protocol import documents, server
+from couchcore.protocol import attachments, documents, server
 from couchcore.protocol.messages import Response
 
 from .conftest import unique_name, wait_until
@@ -60,7 +60,23 @@ def leaves(*revs, status=200):
     return resp(status, items, method="GET", url="http://127.0.0.1:15984/db/x")
 
 
-WITHDRAWN = resp(202, [{"ok": True, "id": "x", "rev": "2-del", "accepted": True}])
+WITHDRAWN = resp(202, [])  # new_edits=false answers an empty list
+#: the leaves read again after a withdrawal: nobody built on the withdrawn revision meanwhile
+TOOK = leaves(("9-other",))
+
+
+def assert_withdraws(request, docid, rev, parent=None):
+    """``request`` withdraws ``rev``: a deleted child on its branch, written with
+    ``new_edits=false`` so that every copy merges it at once."""
+    body = json.loads(request.body)
+    assert request.method == "POST" and request.path.endswith("/_bulk_docs") and body["new_edits"] is False
+    [doc] = body["docs"]
+    pos, rid = rev.split("-")
+    history = doc["_revisions"]
+    assert history["start"] == int(pos) + 1 and history["ids"][1] == rid and len(history["ids"][0]) == 32
+    assert history["ids"][2:] == ([parent.split("-")[1]] if parent else [])
+    assert doc == {"_id": docid, "_rev": f"{int(pos) + 1}-{history['ids'][0]}", "_deleted": True,
+                   "_revisions": history}
 
 
 # -- 202 "accepted": true, decided by a quorum read --------------------------------------
@@ -74,13 +90,13 @@ def test_an_accepted_write_that_lost_is_a_conflict_and_withdrawn():
                         resp(202, [{"ok": True, "id": "f", "rev": "1-774d", "accepted": True},
                                    {"ok": True, "id": "g", "rev": "1-aaaa"}]),
                         leaves(("1-7a7e",), ("1-774d",)),
-                        WITHDRAWN)
+                        WITHDRAWN, TOOK)
     assert set(result.resolved) == {"g"} and set(result.pending) == {"f"}
     assert result.pending["f"]["error"] == "conflict" and "1-7a7e" in result.pending["f"]["reason"]
     assert "_rev" not in docs[0] and result.accepted == set()
     assert sent[1].method == "GET" and sent[1].path == "/db/f"
-    assert dict(sent[1].query) == {"open_revs": "all", "revs": "true"}
-    assert json.loads(sent[2].body) == {"docs": [{"_id": "f", "_rev": "1-774d", "_deleted": True}]}
+    assert dict(sent[1].query) == {"open_revs": "all", "revs": "true", "r": "3"}  # every copy's leaves
+    assert_withdraws(sent[2], "f", "1-774d")
 
 
 def test_an_accepted_write_alone_on_its_parent_is_resolved_and_listed():
@@ -114,7 +130,7 @@ def test_single_save_of_a_lost_accepted_write_raises_conflict():
     with pytest.raises(Conflict) as info:
         pump(documents.save_docs(server.ServerContext(), "db", [{"_id": "f"}], None, True),
              resp(202, [{"ok": True, "id": "f", "rev": "1-774d", "accepted": True}]),
-             leaves(("1-7a7e",)), WITHDRAWN)
+             leaves(("1-7a7e",)), WITHDRAWN, TOOK)
     assert "202 Accepted" in str(info.value) and "f" in info.value.resolution.pending
 
 
@@ -122,11 +138,11 @@ def test_force_rewrites_an_accepted_write_that_lost():
     doc = {"_id": "f", "v": 99}
     result, sent = pump(documents.save_docs(server.ServerContext(), "db", [doc], None, True, force=True),
                         resp(202, [{"ok": True, "id": "f", "rev": "1-774d", "accepted": True}]),
-                        leaves(("1-7a7e",), ("1-774d",)), WITHDRAWN,
+                        leaves(("1-7a7e",), ("1-774d",)), WITHDRAWN, TOOK,
                         resp(200, {"total_rows": 1, "rows": [{"id": "f", "key": "f", "value": {"rev": "1-7a7e"}}]}),
                         resp(201, [{"ok": True, "id": "f", "rev": "2-beef"}]))
     assert result.ok and doc["_rev"] == "2-beef" and result.accepted == set()
-    assert json.loads(sent[4].body)["docs"][0] == {"_id": "f", "v": 99, "_rev": "1-7a7e"}
+    assert json.loads(sent[5].body)["docs"][0] == {"_id": "f", "v": 99, "_rev": "1-7a7e"}
 
 
 def test_update_doc_retries_a_lost_accepted_put():
@@ -136,11 +152,55 @@ def test_update_doc_retries_a_lost_accepted_put():
                      get("5-a", 5),
                      resp(202, {"ok": True, "id": "c", "rev": "6-lost", "accepted": True}, method="PUT"),
                      leaves(("6-won", "5-a"), ("6-lost", "5-a")),   # another writer's 6 on the same 5
-                     WITHDRAWN,
+                     WITHDRAWN, TOOK,
                      get("6-won", 6),
                      resp(201, {"ok": True, "id": "c", "rev": "7-b"}, method="PUT"))
     assert doc["_rev"] == "7-b" and doc["n"] == 7
-    assert [r.method for r in sent] == ["GET", "PUT", "GET", "POST", "GET", "PUT"]
+    assert [r.method for r in sent] == ["GET", "PUT", "GET", "POST", "GET", "GET", "PUT"]
+
+
+def test_update_doc_built_on_a_withdrawn_revision_is_retried():
+    # seen on 3.5.0 (tests/test_contention.py, 4 threads): another writer's 6-lost was
+    # withdrawn, but this writer read it from a copy the withdrawal had not reached yet and
+    # built 7-mine on it; one copy took it (202). Kept, 6-lost's increment would count twice.
+    bump = lambda doc: {**(doc or {}), "n": (doc or {}).get("n", 0) + 1}  # noqa: E731
+    get = lambda rev, n: resp(200, {"_id": "c", "_rev": rev, "n": n}, method="GET")  # noqa: E731
+    withdrawn = {"_id": "c", "_rev": "7-wd", "_deleted": True, "_revisions": {"start": 7, "ids": ["wd", "lost", "a"]}}
+    found = leaves(("6-won", "5-a"), ("7-mine", "6-lost", "5-a"))
+    found.body = json.dumps(json.loads(found.body) + [{"ok": withdrawn}]).encode()
+    doc, sent = pump(documents.update_doc(server.ServerContext(), "db", "c", bump),
+                     get("6-lost", 6),
+                     resp(202, {"ok": True, "id": "c", "rev": "7-mine", "accepted": True}, method="PUT"),
+                     found, WITHDRAWN, TOOK,
+                     get("6-won", 6),
+                     resp(201, {"ok": True, "id": "c", "rev": "7-b"}, method="PUT"))
+    assert doc["_rev"] == "7-b" and doc["n"] == 7
+    assert_withdraws(sent[3], "c", "7-mine", "6-lost")
+
+
+def test_a_sibling_withdrawn_by_its_writer_does_not_make_a_write_lost():
+    # 6-y was written on 5-a after ours and withdrawn by its writer, who saw ours: both
+    # withdrawing would leave no live leaf (the document would read as deleted)
+    doc = {"_id": "x", "_rev": "5-a"}
+    found = leaves(("6-mine", "5-a"))
+    found.body = json.dumps(json.loads(found.body) + [{"ok": {
+        "_id": "x", "_rev": "7-wd", "_deleted": True, "_revisions": {"start": 7, "ids": ["wd", "y", "a"]}}}]).encode()
+    result, sent = pump(documents.save_docs(server.ServerContext(), "db", [doc], None, True),
+                        resp(202, [{"ok": True, "id": "x", "rev": "6-mine", "accepted": True}]), found)
+    assert result.ok and doc["_rev"] == "6-mine" and len(sent) == 2
+
+
+def test_a_lost_write_someone_built_on_before_the_withdrawal_stands():
+    # seen on 3.5.0 (4 writers): another writer read 6-lost in the moment before it was
+    # withdrawn and wrote 7-x on it (201); the withdrawal came too late and 6-lost is in
+    # a live history: reporting a conflict would make the caller apply its edit twice
+    doc = {"_id": "x", "_rev": "5-a"}
+    result, sent = pump(documents.save_docs(server.ServerContext(), "db", [doc], None, True),
+                        resp(202, [{"ok": True, "id": "x", "rev": "6-lost", "accepted": True}]),
+                        leaves(("6-won", "5-a"), ("6-lost", "5-a")), WITHDRAWN,
+                        leaves(("6-won", "5-a"), ("7-x", "6-lost", "5-a")))
+    assert result.ok and doc["_rev"] == "6-lost" and result.accepted == {"x"}
+    assert [r.method for r in sent] == ["POST", "GET", "POST", "GET"]
 
 
 def test_update_doc_keeps_an_accepted_put_that_nobody_contested():
@@ -149,6 +209,40 @@ def test_update_doc_keeps_an_accepted_put_that_nobody_contested():
                      resp(202, {"ok": True, "id": "c", "rev": "1-a", "accepted": True}, method="PUT"),
                      leaves(("1-a",)))
     assert doc["_rev"] == "1-a" and len(sent) == 3
+
+
+def test_an_accepted_attachment_put_on_a_stale_rev_is_a_conflict_and_withdrawn():
+    # seen on 3.5.0: PUT /db/x/b.txt?rev=1-r right after another writer's 2-won answered
+    # 202 from the one copy that had not applied 2-won yet (the other two refused it)
+    doc = {"_id": "x", "_rev": "1-r"}
+    transport = Canned(resp(202, {"ok": True, "id": "x", "rev": "2-lost"}, method="PUT"),
+                       leaves(("2-won", "1-r"), ("2-lost", "1-r")), WITHDRAWN, TOOK)
+    with pytest.raises(Conflict, match="202 Accepted"):
+        run(attachments.put_attachment(server.ServerContext(), "db", doc, b"2", "b.txt"), transport)
+    assert doc["_rev"] == "1-r"  # untouched, as for a 409
+    assert [r.method for r in transport.sent] == ["PUT", "GET", "POST", "GET"]
+    assert_withdraws(transport.sent[2], "x", "2-lost", "1-r")
+
+
+@pytest.mark.parametrize("make", [
+    lambda doc: attachments.delete_attachment(server.ServerContext(), "db", doc, "a.txt"),
+    lambda doc: documents.delete_doc(server.ServerContext(), "db", doc),
+], ids=["delete_attachment", "delete"])
+def test_an_accepted_delete_on_a_stale_rev_is_a_conflict_and_withdrawn(make):
+    doc = {"_id": "x", "_rev": "1-r"}
+    transport = Canned(resp(202, {"ok": True, "id": "x", "rev": "2-lost"}, method="DELETE"),
+                       leaves(("2-won", "1-r")), WITHDRAWN, TOOK)
+    with pytest.raises(Conflict):
+        run(make(doc), transport)
+    assert doc["_rev"] == "1-r" and [r.method for r in transport.sent] == ["DELETE", "GET", "POST", "GET"]
+
+
+def test_an_accepted_attachment_put_nobody_contested_stands():
+    doc = {"_id": "x", "_rev": "1-r"}
+    result, sent = pump(attachments.put_attachment(server.ServerContext(), "db", doc, b"2", "b.txt"),
+                        resp(202, {"ok": True, "id": "x", "rev": "2-a"}, method="PUT"),
+                        leaves(("2-a", "1-r")))
+    assert result["rev"] == doc["_rev"] == "2-a" and len(sent) == 2
 
 
 # -- 412 missing_stub: one copy has not got the attachment yet ---------------------------
@@ -290,6 +384,19 @@ def fresh(server):
             pass
 
 
+#: A write answered 202 that lost is withdrawn by couchcore with a deleted child written to
+#: every copy, but copies apply writes and replicate between them eventually
+#: (https://docs.couchdb.org/en/stable/cluster/theory.html): a read in the next moments may
+#: still merge an answer from a copy that has not applied it (seen on 3.5.0 for up to ~2 s
+#: on this loaded box), so the document's final state is awaited, within a bound.
+SETTLES = 15.0
+
+
+def settled(db, docid, expected):
+    """Wait until ``db.get(docid, conflicts=True)`` equals ``expected`` (no ``_conflicts``)."""
+    return wait_until(lambda: db.get(docid, conflicts=True), lambda cur: cur == expected, timeout=SETTLES)
+
+
 def test_force_over_a_just_written_document_wins_and_leaves_no_conflict(fresh):
     # before couchcore checked 202 accepted writes, about one round in four on the 3-node
     # cluster stored v=99 on a losing branch and left v=1 current
@@ -298,17 +405,38 @@ def test_force_over_a_just_written_document_wins_and_leaves_no_conflict(fresh):
         db.save({"_id": "f", "v": 1})
         doc = {"_id": "f", "v": 99}
         assert db.save(doc, force=True).ok
-        current = db.get("f", conflicts=True)
-        assert current["v"] == 99 and current["_rev"] == doc["_rev"] and "_conflicts" not in current
+        settled(db, "f", {"_id": "f", "_rev": doc["_rev"], "v": 99})
 
 
 def test_a_second_create_is_a_conflict(fresh):
     for _ in range(8):
         db = fresh()
-        db.save({"_id": "x", "v": 1})
+        first = {"_id": "x", "v": 1}
+        db.save(first)
         with pytest.raises(Conflict):
             db.save({"_id": "x", "v": 2})
-        assert db.get("x", conflicts=True) == {"_id": "x", "_rev": db.get("x")["_rev"], "v": 1}
+        settled(db, "x", {"_id": "x", "_rev": first["_rev"], "v": 1})
+
+
+def test_stale_attachment_and_delete_writes_are_conflicts(fresh):
+    # before couchcore checked their 202 answers, put_attachment on a stale rev right after
+    # another write succeeded in about one round in three on the 3-node cluster (the one
+    # copy without the newer revision took it, 202) and left a conflicting branch
+    for _ in range(8):
+        db = fresh()
+        doc = {"_id": "holder"}
+        db.save(doc)
+        stale = dict(doc)
+        db.put_attachment(doc, b"1", "a.txt")
+        with pytest.raises(Conflict):
+            db.put_attachment(stale, b"2", "b.txt")
+        with pytest.raises(Conflict):
+            db.delete(dict(stale))
+        # (not delete_attachment: CouchDB 3.5 answers its DELETE 200 even when one copy
+        # alone took it, where https://docs.couchdb.org/en/stable/api/document/attachments.html
+        # promises 202, so a client cannot tell; couchcore checks a 202 as for PUT)
+        current = settled(db, "holder", {**db.get("holder", rev=doc["_rev"]), "_rev": doc["_rev"]})
+        assert set(current["_attachments"]) == {"a.txt"}
 
 
 def test_saving_a_fetched_document_with_stubs(fresh):
@@ -326,8 +454,38 @@ def test_saving_a_fetched_document_with_stubs(fresh):
         assert db.get_attachment("holder", "k.txt") == b"keep me"
 
 
-def test_update_doc_under_contention_on_a_replicated_database(fresh):
+def live_histories(db, docid):
+    """Every revision in the history of a live leaf, from every copy (``open_revs=all``)."""
+    revs = set()
+    for item in db.get(docid, open_revs="all", revs=True, r=3):
+        leaf = item.get("ok") or {}
+        if leaf and not leaf.get("_deleted"):
+            history = leaf["_revisions"]
+            revs |= {f"{history['start'] - i}-{rid}" for i, rid in enumerate(history["ids"])}
+    return revs
+
+
+@pytest.mark.parametrize("how", ["update_doc", "merge"])
+def test_contention_on_a_replicated_database_keeps_every_saved_write(fresh, how):
+    """Four writers increment one counter on the cluster's default database (n=3).
+
+    Quorum reads and writes do "not guarantee ACIDic consistency"
+    (https://docs.couchdb.org/en/stable/cluster/sharding.html#quorum): a write one copy
+    took (202) can be read and built on by another writer in the moment before couchcore
+    withdraws it, and the document then has conflicting branches, which CouchDB keeps
+    (https://docs.couchdb.org/en/stable/replication/conflicts.html). What couchcore
+    promises: the live histories hold every write it reported as saved, and with no
+    conflict left the counter is exact: no write is counted twice (one reported as a
+    conflict, so applied again by the caller, that stayed in the history — before
+    couchcore read the leaves again after a withdrawal) and none is lost.
+    """
     db = fresh()
+    saved: list[str] = []
+    lock = threading.Lock()
+    if how == "merge":
+        first = {"_id": "counter", "n": 0, "edit": uuid.uuid4().hex}
+        db.save(first)
+        saved.append(first["_rev"])
 
     def bump(doc):
         # unique edits: identical edits on one revision are one revision (its id is a hash
@@ -336,13 +494,29 @@ def test_update_doc_under_contention_on_a_replicated_database(fresh):
 
     def writer():
         for _ in range(25):
-            db.update_doc("counter", bump, retries=1000)
+            if how == "update_doc":
+                rev = db.update_doc("counter", bump, retries=1000)["_rev"]
+            else:
+                doc = db.get("counter")
+                doc.update(bump(doc))
+                db.save(doc, merge=lambda mine, theirs: {**theirs, **bump(theirs)}, retries=1000)
+                rev = doc["_rev"]
+            with lock:
+                saved.append(rev)
 
     threads = [threading.Thread(target=writer) for _ in range(4)]
     [t.start() for t in threads]
     [t.join() for t in threads]
-    current = db.get("counter", conflicts=True)
-    assert current["n"] == 100 and "_conflicts" not in current
+    assert len(set(saved)) == len(saved)
+    assert set(saved) <= live_histories(db, "counter")
+    # withdrawals reach every copy eventually (theory.html): wait, within a bound, for the
+    # exact count; only a conflict CouchDB kept (two live branches) excuses another
+    try:
+        wait_until(lambda: db.get("counter", conflicts=True, r=3),
+                   lambda cur: "_conflicts" not in cur and cur["n"] == 100, timeout=SETTLES)
+    except AssertionError:
+        current = db.get("counter", conflicts=True, r=3)
+        assert "_conflicts" in current, f"no conflict, yet n={current['n']} after 100 saved increments"
 
 
 def test_sharded_changes_feed_delivers_every_change_in_some_order(fresh):

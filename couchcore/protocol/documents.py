@@ -6,13 +6,14 @@ import copy
 import random
 import uuid
 from collections.abc import Mapping
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, cast
 from urllib.parse import quote
 
 from .. import codec
 from ..errors import InvalidDocument, InvalidInput, MissingRevision, error_for_status
 from ..models import ConflictResolution, Document
 from .messages import Operation, Request, Response
+from .shapes import PendingWrite
 from .paths import db_path, doc_path
 from .server import ServerContext, take_uuids
 
@@ -420,9 +421,10 @@ def _recover_missing_stub(ctx: ServerContext, db: str, docs: list[Any], resoluti
             if docid in sent.accepted:
                 resolution.accepted.add(docid)
         else:
-            failure = dict(sent.pending.get(docid) or {"error": "missing_stub", "reason": failed.error().reason})
+            failure: dict[str, Any] = dict(sent.pending.get(docid) or {"error": "missing_stub",
+                                                                       "reason": failed.error().reason})
             failure["doc"] = doc
-            resolution.pending[docid] = failure
+            resolution.pending[docid] = cast(PendingWrite, failure)
 
 
 def _same_body(stored: Mapping[str, Any], doc: Mapping[str, Any]) -> bool:
