@@ -14,49 +14,19 @@ import couchcore.sync as _sync
 import couchcore.tornado as _tornado
 
 from collections.abc import Mapping
-from couchcore.api import R
-from couchcore.api import T
-from couchcore.api import _Changes
-from couchcore.api import _IndexList
-from couchcore.api import _OpenRevs
-from couchcore.api import _RevLists
-from couchcore.auth import Auth
-from couchcore.auth import SessionAuth
+from couchcore.api import R, T, _Changes, _IndexList, _OpenRevs, _RevLists
+from couchcore.auth import Auth, SessionAuth
 from couchcore.feeds import ChangesFeed
 from couchcore.follow import ChangesFollower
-from couchcore.models import ConflictResolution
-from couchcore.models import Document
-from couchcore.models import Result
-from couchcore.models import Row
+from couchcore.models import ConflictResolution, Document, Result, Row
 from couchcore.paging import Paged
 from couchcore.partition import Partition
-from couchcore.protocol import partitions as _partitions
-from couchcore.protocol import revs as _revs
-from couchcore.protocol import server as _srv
+from couchcore.protocol import partitions as _partitions, revs as _revs, server as _srv
 from couchcore.protocol.messages import Operation
-from couchcore.protocol.shapes import BuildViewResult
-from couchcore.protocol.shapes import CommitResult
-from couchcore.protocol.shapes import ConfigSection
-from couchcore.protocol.shapes import DatabaseInfo
-from couchcore.protocol.shapes import DesignInfo
-from couchcore.protocol.shapes import DocResult
-from couchcore.protocol.shapes import FindResult
-from couchcore.protocol.shapes import IndexCreated
-from couchcore.protocol.shapes import LoginResult
-from couchcore.protocol.shapes import Membership
-from couchcore.protocol.shapes import OkResult
-from couchcore.protocol.shapes import PurgeResult
-from couchcore.protocol.shapes import ServerInfo
-from couchcore.protocol.shapes import SessionInfo
-from couchcore.results import AttachmentStream
-from couchcore.results import ChangesResult
-from couchcore.results import ViewResult
-from couchcore.transport.base import Credentials
-from couchcore.transport.base import TransportOptions
-from typing import Callable
-from typing import Iterable
-from typing import Literal
-from typing import Sequence
+from couchcore.protocol.shapes import BuildViewResult, CommitResult, ConfigSection, DatabaseInfo, DesignInfo, DocResult, FindResult, IndexCreated, LoginResult, Membership, OkResult, PurgeResult, ServerInfo, SessionInfo
+from couchcore.results import AttachmentStream, ChangesResult, ViewResult
+from couchcore.transport.base import Credentials, TransportOptions
+from typing import Callable, Iterable, Literal, Sequence
 
 
 _R_co = TypeVar("_R_co", covariant=True)
@@ -228,7 +198,8 @@ class SyncDatabaseAPI:
     def _bound(cls, server: _sync.Server, name: str) -> _sync.Database: ...
     def _bind(self, server: _sync.Server, name: str) -> None: ...
     @property
-    def server(self) -> _sync.Server: ...
+    def server(self) -> _sync.Server:
+        """The :class:`Server` this database belongs to (no request is sent)."""
     @property
     def url(self) -> str:
         """The database URL (without credentials)."""
@@ -681,7 +652,8 @@ class AsyncDatabaseAPI:
     def _bound(cls, server: _tornado.Server, name: str) -> _tornado.Database: ...
     def _bind(self, server: _tornado.Server, name: str) -> None: ...
     @property
-    def server(self) -> _tornado.Server: ...
+    def server(self) -> _tornado.Server:
+        """The :class:`Server` this database belongs to (no request is sent)."""
     @property
     def url(self) -> str:
         """The database URL (without credentials)."""
@@ -1036,7 +1008,8 @@ class AioDatabaseAPI(_tornado.Database):
     _server_class: _builtins.type[_aio.Server]
     _server: _aio.Server
     @property
-    def server(self) -> _aio.Server: ...
+    def server(self) -> _aio.Server:
+        """The :class:`Server` this database belongs to (no request is sent)."""
     def partition(self, key: str) -> AsyncPartition:
         """The partition ``key`` of this (partitioned) database: ``info()``, ``view()``,
         ``all_docs()``, ``find()``, ``explain()``, ``iterview()``, ``iterfind()`` scoped to

@@ -7,6 +7,7 @@ from typing import Any, Callable, Iterable, Mapping
 from . import codec
 from .errors import ParseError
 from .protocol.messages import Headers
+from .protocol.shapes import PendingWrite
 
 __all__ = ["Document", "Row", "Status", "ConflictResolution", "Result"]
 
@@ -39,8 +40,8 @@ class Document(dict[str, Any]):
         return f"Document({dict.__repr__(self)})"
 
     def copy(self) -> "Document":
-        return Document(self)
         """A shallow copy, still a :class:`Document`."""
+        return Document(self)
 
 
 class Row:
@@ -196,13 +197,13 @@ class Status:
 
     @property
     def ok(self) -> bool:
-        return self.exception is None
         """True when the request succeeded (no exception)."""
+        return self.exception is None
 
     @property
     def error(self) -> type[BaseException] | None:
-        return type(self.exception) if self.exception is not None else None
         """The exception's class (e.g. :class:`~couchcore.errors.NotFound`), ``None`` on success."""
+        return type(self.exception) if self.exception is not None else None
 
     def __bool__(self) -> bool:
         return self.ok
@@ -233,7 +234,7 @@ class ConflictResolution:
     def __init__(self, db: Any, resolved: dict[str, Any] | None = None, pending: dict[str, Any] | None = None) -> None:
         self._db = db
         self.resolved: dict[str, Document] = resolved if resolved is not None else {}
-        self.pending: dict[str, dict[str, Any]] = pending if pending is not None else {}
+        self.pending: dict[str, PendingWrite] = pending if pending is not None else {}
         self.accepted: set[str] = set()
 
     @property

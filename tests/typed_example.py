@@ -35,6 +35,7 @@ from couchcore.protocol.shapes import (
     LoginResult,
     Membership,
     OkResult,
+    PendingWrite,
     PurgeResult,
     ServerInfo,
     SessionInfo,
@@ -110,7 +111,10 @@ def sync_database(db: couchcore.Database) -> None:
     assert_type(db.revs_limit(500), None)
 
     doc = {"_id": "a", "n": 1}
-    assert_type(db.save(doc), ConflictResolution)
+    saved = db.save(doc)
+    assert_type(saved, ConflictResolution)
+    assert_type(saved.pending, dict[str, PendingWrite])
+    assert_type(saved.resolved, dict[str, Document])
     assert_type(db.save([doc, {"n": 2}], merge=lambda local, server: local), ConflictResolution)
     assert_type(db.update_doc("a", lambda current: {**(current or {}), "n": 2}), Document | None)
     got = db.get("a")

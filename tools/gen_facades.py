@@ -33,6 +33,7 @@ import ast
 import builtins
 import sys
 from dataclasses import dataclass, field
+from typing import Iterable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -191,22 +192,23 @@ def read_class(path: str, name: str) -> SourceClass:
             continue
         params = {a.arg: a.annotation for a in item.args.args + item.args.kwonlyargs}
         for sub in ast.walk(item):
-            target, ann = None, None
+            attr_target: ast.expr | None = None
+            value_ann: ast.expr | None = None
             if isinstance(sub, ast.AnnAssign):
-                target, ann = sub.target, sub.annotation
+                attr_target, value_ann = sub.target, sub.annotation
             elif isinstance(sub, ast.Assign) and len(sub.targets) == 1:
-                target = sub.targets[0]
+                attr_target = sub.targets[0]
                 if isinstance(sub.value, ast.Name) and params.get(sub.value.id) is not None:
-                    ann = params[sub.value.id]
-            if not (isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name)
-                    and target.value.id == "self"):
+                    value_ann = params[sub.value.id]
+            if not (isinstance(attr_target, ast.Attribute) and isinstance(attr_target.value, ast.Name)
+                    and attr_target.value.id == "self"):
                 continue
-            attr = target.attr
+            attr = attr_target.attr
             if attr in cls.members:
                 continue
-            if ann is None:
-                raise GenError(f"{name}.{item.name}: annotate self.{attr} (line {sub.lineno})")
-            cls.members[attr] = Member(attr, "attr", annotation=_annotation(ann))
+            if value_ann is None:
+                raise GenError(f"{name}.{item.name}: annotate self.{attr} (line {getattr(sub, 'lineno', '?')})")
+            cls.members[attr] = Member(attr, "attr", annotation=_annotation(value_ann))
     return cls
 
 
@@ -337,7 +339,7 @@ class Writer:
         if node is None:
             raise GenError(f"{cls.name}: a parameter or return without annotation")
         rewrite = _Rewrite(fl.names)
-        new = rewrite.visit(_annotation(ast.parse(ast.unparse(node), mode="eval").body))
+        new = rewrite.visit(ast.parse(ast.unparse(node), mode="eval").body)  # (a copy: strings parsed as it goes)
         self.need(rewrite.used, cls)
         info["facade"] = info.get("facade", False) or rewrite.facade
         return ast.unparse(new)
@@ -475,8 +477,23 @@ def generate() -> str:
             elif not members:
                 members = ["    ..."]
             body.extend(members)
-    imports = sorted(set(writer.imports.values()))
-    return HEADER + "\n" + "\n".join(imports) + "\n" + ASYNC_CALL + "\n".join(body) + "\n"
+    return HEADER + "\n" + "\n".join(_grouped(writer.imports.values())) + "\n" + ASYNC_CALL + "\n".join(body) + "\n"
+
+
+def _grouped(statements: Iterable[str]) -> list[str]:
+    """``from m import a`` + ``from m import b`` -> ``from m import a, b``; sorted."""
+    names: dict[str, set[str]] = {}
+    plain: set[str] = set()
+    for stmt in statements:
+        if stmt.startswith("from "):
+            module, _, name = stmt[len("from "):].partition(" import ")
+            names.setdefault(module, set()).add(name)
+        else:
+            plain.add(stmt)
+    out = sorted(plain)
+    for module in sorted(names):
+        out.append(f"from {module} import {', '.join(sorted(names[module]))}")
+    return out
 
 
 def main(argv: list[str]) -> int:

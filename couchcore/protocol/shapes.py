@@ -14,7 +14,7 @@ __all__ = [
     "ServerInfo", "ServerVendor", "UserContext", "SessionInfo", "SessionAuthInfo", "LoginResult", "OkResult",
     "DatabaseInfo", "DatabaseSizes", "ClusterInfo", "DesignInfo", "CommitResult", "PurgeResult",
     "DocResult", "BulkDocsRow", "FindResult", "IndexCreated", "Membership", "BuildViewResult",
-    "SecurityObject", "SecurityMembers", "ConfigSection",
+    "SecurityObject", "SecurityMembers", "ConfigSection", "PendingWrite",
 ]
 
 #: one section of the node's configuration: ``{key: value}``, every value a str
@@ -164,6 +164,17 @@ class BulkDocsRow(_BulkDocsRowRequired, total=False):
     reason: str
 
 
+class PendingWrite(TypedDict):
+    """A document :meth:`~couchcore.Database.save` did not write
+    (:attr:`ConflictResolution.pending <couchcore.models.ConflictResolution.pending>` values):
+    the document as given, and the ``error``/``reason`` of its ``_bulk_docs`` row
+    (``"conflict"``, ``"forbidden"``, ...; ``reason`` may be ``None``)."""
+
+    doc: dict[str, Any]
+    error: str
+    reason: str | None
+
+
 class _FindResultRequired(TypedDict):
     docs: list[Any]  # Documents (or the selected fields of them)
 
@@ -202,6 +213,7 @@ class BuildViewResult(TypedDict):
 
 
 class SecurityMembers(TypedDict, total=False):
+    """``admins`` / ``members`` of a security object: ``{"names": [...], "roles": [...]}``."""
     names: list[str]
     roles: list[str]
 
@@ -212,4 +224,3 @@ class SecurityObject(TypedDict, total=False):
 
     admins: SecurityMembers
     members: SecurityMembers
-    """``admins`` / ``members`` of a security object: ``{"names": [...], "roles": [...]}``."""
