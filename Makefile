@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: demo test setup bench clean fuzz
+.PHONY: demo test setup bench clean fuzz docs lint-docstrings
 
 setup: $(VENV)/.installed node_modules/.installed
 
@@ -39,8 +39,22 @@ $(VENV)/.bench-installed: pyproject.toml
 	$(PY) -m pip install --quiet --no-build-isolation -e '.[bench]'
 	touch $@
 
+# the documentation (docs/, Sphinx): reference from the docstrings, guides from docs/examples/*.py
+# (tests/test_docs_guides.py runs those), CLI reference from the argument parsers; warnings are
+# errors and every cross-reference is checked (-n). Open docs/_build/html/index.html.
+docs: setup $(VENV)/.docs-installed
+	$(PY) -m sphinx -W --keep-going -n -q -b html docs docs/_build/html
+
+$(VENV)/.docs-installed: pyproject.toml
+	$(PY) -m pip install --quiet --no-build-isolation -e '.[docs]'
+	touch $@
+
+# the docstring rules (ruff's pydocstyle D rules, configured in pyproject.toml) on the public modules
+lint-docstrings: setup
+	$(PY) -m ruff check --quiet couchcore
+
 clean:
-	rm -rf build dist *.egg-info couchcore_ext/*.c couchcore_ext/*.so .pytest_cache
+	rm -rf build dist *.egg-info couchcore_ext/*.c couchcore_ext/*.so .pytest_cache docs/_build
 
 # long fuzzing run: the property tests of tests/test_fuzz.py with FUZZ_EXAMPLES examples each
 # (Hypothesis profile "fuzz", registered in tests/conftest.py; 600 each took 6.6 min on this loaded

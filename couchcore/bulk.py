@@ -375,8 +375,8 @@ class Checkpoint:
 
 
 def _portable(text: str) -> str:
-    """``text`` with lone surrogates (``os.fsdecode`` of undecodable bytes) spelled as
-    ``\\xNN`` escapes, so that it can be written as JSON."""
+    r"""``text`` with lone surrogates (``os.fsdecode`` of undecodable bytes) spelled as
+    ``\xNN`` escapes, so that it can be written as JSON."""
     return text.encode("utf-8", "surrogatepass").decode("utf-8", "backslashreplace")
 
 

@@ -1,4 +1,4 @@
-"""The JSON codec and query-parameter encoding, in one place.
+r"""The JSON codec and query-parameter encoding, in one place.
 
 Two engines sit behind one seam: `orjson <https://github.com/ijl/orjson>`_ when it is
 installed (``pip install couchcore[fast]``) and `simplejson` otherwise.
@@ -11,7 +11,7 @@ behaviour; orjson is an accelerator that must produce identical bytes and values
 aside for that one call:
 
 * Encoding is compact (``,`` and ``:``), raw UTF-8 (``ensure_ascii=False``; control
-  characters escaped as ``\\u00XX``), keys in insertion order, floats as Python's
+  characters escaped as ``\u00XX``), keys in insertion order, floats as Python's
   ``repr`` (shortest round-trip digits; orjson writes ``1e-6``/``0.00001`` where ``repr``
   writes ``1e-06``/``1e-05``, so such output is re-encoded by simplejson), tuples and
   ``list``/``dict``/``str``/``int`` subclasses (e.g. :class:`~couchcore.models.Document`)
@@ -30,7 +30,7 @@ aside for that one call:
   strings, trailing commas and trailing garbage raise :class:`ParseError`. Integers are
   exact at any size (orjson turns integers beyond 64 bits into floats, so a body with a
   run of 19 or more digits is parsed by simplejson), floats are correctly rounded by
-  both, duplicate keys keep the last value, a leading UTF-8 BOM is skipped, ``\\ud800``-style
+  both, duplicate keys keep the last value, a leading UTF-8 BOM is skipped, ``\ud800``-style
   lone surrogate escapes become lone surrogates (simplejson's rule).
 
 For the bulk path, :func:`validate_document` and :func:`add_id` let already-encoded
@@ -389,7 +389,7 @@ def validate_document(raw: bytes) -> dict:
     itself, see :func:`add_id` and :func:`join_documents`): the returned dict tells the
     caller the ``_id``/``_rev`` and that the bytes are valid JSON, but with orjson an
     integer beyond 64 bits in it may come back as a float, so never re-encode it in place
-    of ``raw``. Leading/trailing JSON whitespace (a line's ``\\n``) is allowed; a UTF-8
+    of ``raw``. Leading/trailing JSON whitespace (a line's ``\n``) is allowed; a UTF-8
     byte order mark is not (``loads`` skips one, but it cannot be spliced into a body).
 
     Raises :class:`ParseError` for malformed JSON (NaN/Infinity literals and invalid UTF-8
@@ -797,7 +797,7 @@ def _head_engine(engine: str | None) -> str:
 
 def document_head_decoder(id_field: str | None = None, *,
                           engine: str | None = None) -> Callable[[bytes], DocumentHead]:
-    """A function that checks JSON object text and reads its head (see :class:`DocumentHead`).
+    r"""A function that checks JSON object text and reads its head (see :class:`DocumentHead`).
 
     For the bulk loader, which sends the text itself (see :func:`add_id`): the returned
     ``decode(data: bytes) -> DocumentHead`` reads ``_id``, ``_rev``, ``_load_error`` and
@@ -815,7 +815,7 @@ def document_head_decoder(id_field: str | None = None, *,
       string, an integer (any size) nor ``null``.
 
     The decoder's ``engine`` attribute names the engine it runs on. Duplicate keys keep
-    the last value; ``\\ud800``-style lone surrogate escapes are
+    the last value; ``\ud800``-style lone surrogate escapes are
     accepted (simplejson's rule, as :func:`loads`).
 
     ``engine`` is ``"msgspec"``, ``"orjson"`` or ``"simplejson"`` (see

@@ -112,7 +112,7 @@ class Request:
 
 
 def _missing_reason(status: int, auth_sent: bool | None) -> str | None:
-    """couchcore's reason for an error response that gave none (a HEAD has no body)."""
+    """The reason couchcore gives an error response that had none (a HEAD has no body)."""
     if status == 401:
         if auth_sent is False:
             return "authentication required: no credentials were sent (pass auth=(user, password))"

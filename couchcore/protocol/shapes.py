@@ -1,4 +1,4 @@
-"""The fixed JSON shapes CouchDB answers with, as :class:`~typing.TypedDict`\\ s.
+r"""The fixed JSON shapes CouchDB answers with, as :class:`~typing.TypedDict`\ s.
 
 Operations return these dicts as the server sent them (plain ``dict`` at run time);
 the classes only tell type checkers and IDEs which keys to expect. Keys every CouchDB

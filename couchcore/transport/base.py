@@ -183,9 +183,12 @@ class SyncTransport(Protocol):
     base_url: str
     options: TransportOptions
 
-    def send(self, request: Request) -> Response: ...
+    def send(self, request: Request) -> Response:
+        """Send ``request`` and return its :class:`~couchcore.protocol.messages.Response`
+        (blocking); a network failure raises a :class:`~couchcore.errors.TransportError`."""
 
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """Close the connections (the transport is not used afterwards)."""
 
 
 @runtime_checkable
@@ -197,9 +200,11 @@ class AsyncTransport(Protocol):
     base_url: str
     options: TransportOptions
 
-    async def send(self, request: Request) -> Response: ...
+    async def send(self, request: Request) -> Response:
+        """Send ``request`` on the running loop and return its response (see :meth:`SyncTransport.send`)."""
 
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """Close the connections (the transport is not used afterwards)."""
 
 
 @runtime_checkable
@@ -210,7 +215,8 @@ class ConcurrentTransport(SyncTransport, Protocol):
     ``policy`` (a :class:`~couchcore.drivers.RetryPolicy`) decides the retries."""
 
     def iter_many(self, ops: Iterable[Operation[Any]], concurrency: int = 16,
-                  policy: RetryPolicy | None = None) -> Iterator[tuple[int, Any]]: ...
+                  policy: RetryPolicy | None = None) -> Iterator[tuple[int, Any]]:
+        """``(index, result)`` for each of ``ops`` as it finishes, at most ``concurrency`` in flight."""
 
 
 @dataclass(frozen=True)
@@ -226,6 +232,8 @@ class Backend:
     extra: str
 
     def load(self) -> type:
+        """The backend's class, its module imported now; :class:`~couchcore.errors.InvalidOption`
+        when its library is not installed (naming the pip extra)."""
         import importlib
 
         try:
@@ -322,7 +330,7 @@ _PREFIX = {"ConnectError": "cannot connect", "ConnectTimeout": "connect timed ou
 
 def translate(exc: BaseException, url: str, table: ErrorTable, *, connected: bool | None = None,
               detail: str | None = None) -> BaseException:
-    """couchcore's :class:`~couchcore.errors.TransportError` for a backend's exception
+    """The :class:`~couchcore.errors.TransportError` couchcore raises for a backend's exception
     ``exc`` on ``url``, from the backend's ``table`` (see :data:`ErrorTable`), with
     ``exc`` as its ``__cause__``; ``exc`` itself when it is couchcore's already, a
     cancellation, or matches no row (a programming error such as ``TypeError`` is
