@@ -297,7 +297,7 @@ class Checkpoint:
     atomically; ``save`` writes at most every ``interval`` seconds unless forced.
     """
 
-    def __init__(self, path: str | os.PathLike, database: str = "", input: str = "",
+    def __init__(self, path: str | os.PathLike[str], database: str = "", input: str = "",
                  interval: float = 0.5) -> None:
         self.path = os.fspath(path)
         self.database = _portable(database)
@@ -316,7 +316,7 @@ class Checkpoint:
         self.before_save: Callable[[], Any] | None = None
 
     @classmethod
-    def open(cls, path: str | os.PathLike, database: str = "", input: str = "", interval: float = 0.5) -> "Checkpoint":
+    def open(cls, path: str | os.PathLike[str], database: str = "", input: str = "", interval: float = 0.5) -> "Checkpoint":
         """The checkpoint in ``path`` (a fresh one if the file does not exist). Raises
         :class:`InvalidInput` if the file is unreadable or belongs to another load."""
         cp = cls(path, database, input, interval)
@@ -408,7 +408,7 @@ class _Ids:
 
     __slots__ = ("raw", "fmt")
 
-    def __init__(self, raw: list, fmt: str) -> None:
+    def __init__(self, raw: list[Any], fmt: str) -> None:
         self.raw = raw
         self.fmt = fmt
 
@@ -586,13 +586,14 @@ class Loader:
         self.report.batches += 1
         return batch
 
-    def _take_jsonl(self, size: int, ordinal: int, ids: list, bodies: list, lines: list, seg_no: int,
+    def _take_jsonl(self, size: int, ordinal: int, ids: list[Any], bodies: list[Any], lines: list[Any], seg_no: int,
                     seg: "_Segment") -> tuple[int, int, int]:
         """Read up to ``size`` lines of JSON Lines input into the batch lists: whole read
         chunks go through :func:`couchcore.scan.scan_jsonl` (many lines per call); a line it
         does not settle goes through :meth:`_take` (the general path). Returns ``(ordinal,
         line, blanks)``; a JSON Lines record is a line, so the ordinal is the line number."""
         src = self._jsonl
+        assert src is not None  # (JSON Lines input only)
         inflight = self._inflight if self.new_edits else None
         need_rev = not self.new_edits
         gen_ids = self.new_edits and not self.id_field
@@ -621,8 +622,8 @@ class Loader:
                 break
         return ordinal, line, blanks
 
-    def _take(self, items: Iterable[Any], size: int, ordinal: int, line: int, ids: list, bodies: list,
-              lines: list, seg_no: int, seg: "_Segment") -> tuple[int, int, int]:
+    def _take(self, items: Iterable[Any], size: int, ordinal: int, line: int, ids: list[Any], bodies: list[Any],
+              lines: list[Any], seg_no: int, seg: "_Segment") -> tuple[int, int, int]:
         """Read up to ``size`` items into the batch lists (the general path); returns
         ``(ordinal, line, blanks)``."""
         decode = self._head.fast
@@ -748,10 +749,10 @@ class Loader:
         if key is not _UNSET and key is not None:
             if isinstance(key, bool) or not isinstance(key, (str, int)):
                 raise _Bad("invalid_id", f"id field {self.id_field!r} must be a string or integer")
-            key = str(key)
-            if not key:
+            docid = str(key)
+            if not docid:
                 raise _Bad("invalid_id", f"id field {self.id_field!r} is empty")
-            return key
+            return docid
         if self.id_field and not self.new_edits:
             raise _Bad("invalid_id", f"no {self.id_field!r} field")
         # CouchDB's "sequential" uuid style: a random prefix per load and a counter —
@@ -825,7 +826,7 @@ class Loader:
         base = self._base_counts
         return {name: base.get(name, 0) + getattr(r, name) for name in ("read", "written", "skipped", "rejected")}
 
-    def _handle(self, batch: _Batch, result: Any, retry_queue: list) -> None:
+    def _handle(self, batch: _Batch, result: Any, retry_queue: list[Any]) -> None:
         report = self.report
         if isinstance(result, BatchOutcome):
             outcome = result
@@ -888,7 +889,7 @@ class Loader:
                       reconcile=True)
 
     # -- driving ------------------------------------------------------------------------------
-    def _ops(self, node: "Server", queue: list, sent: dict) -> Iterator[Any]:
+    def _ops(self, node: "Server", queue: list[Any], sent: dict[int, Any]) -> Iterator[Any]:
         index = 0
         ctx = node._ctx
         while not self._stop.is_set():

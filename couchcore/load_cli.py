@@ -26,7 +26,7 @@ import re
 import signal
 import stat
 import sys
-from typing import IO, Any, Iterator, cast
+from typing import IO, Any, Iterator
 
 from . import codec
 
@@ -42,7 +42,7 @@ class Fatal(Exception):
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
     """Register ``load`` on an ``add_subparsers()`` object; returns the sub-parser."""
-    p = sub.add_parser(
+    p: argparse.ArgumentParser = sub.add_parser(
         "load", help="bulk-load JSON Lines, a JSON array or CSV into a database",
         description="Load documents into DB_URL from FILE (or standard input), streamed. Exit status: 0 all "
                     "written, 1 some rejected, 2 could not start (checked before reading input), 130 interrupted.")
@@ -170,7 +170,7 @@ def csv_records(f: IO[bytes]) -> Iterator[tuple[int, Any]]:
     number of fields than the header yields an :class:`InputError`."""
     import csv
 
-    text = io.TextIOWrapper(f, encoding="utf-8-sig", newline="")  # type: ignore[arg-type]
+    text = io.TextIOWrapper(f, encoding="utf-8-sig", newline="")
     reader = csv.reader(text)
     try:
         header = next(reader)
@@ -337,7 +337,7 @@ class _Progress:
             try:
                 pos = os.lseek(self.fd, 0, os.SEEK_CUR)  # type: ignore[arg-type]
             except OSError:
-                pos = self.bar.n
+                pos = int(self.bar.n)
             elapsed = self.bar.format_dict.get("elapsed") or 0
             rate = done / elapsed if elapsed else 0
             self.bar.set_postfix_str(f"{done:,} docs, {rate:,.0f} docs/s", refresh=False)
@@ -434,7 +434,7 @@ def _run(args: argparse.Namespace) -> int:
     for node in [server, *nodes]:
         preflight(node, name, args.create and node is server)
         node.close()  # the load starts on fresh connections (see couchcore.protocol.bulk)
-    db = cast(Database, server._database(name))
+    db = server._database(name)
 
     if not args.quiet:
         where = db_url + (f" (+{len(nodes)} node{'s' if len(nodes) > 1 else ''})" if nodes else "")

@@ -30,9 +30,9 @@ _WS_CLOSE = frozenset(b" \t\r\n}")
 
 
 def scan_jsonl_py(buf: bytes, pos: int, eof: bool, max_lines: int, ordinal: int, line: int,
-                  inflight: dict | None, need_rev: bool, gen_ids: bool, id_prefix: bytes,
+                  inflight: dict[str, Any] | None, need_rev: bool, gen_ids: bool, id_prefix: bytes,
                   id_field: bytes | None, decode: Callable[[bytes], Any],
-                  ids: list, bodies: list, lines: list) -> tuple[int, int, int, int]:
+                  ids: list[Any], bodies: list[Any], lines: list[Any]) -> tuple[int, int, int, int]:
     """The pure-Python :func:`scan_jsonl` (same arguments and result)."""
     n = len(buf)
     count = blanks = 0
@@ -81,7 +81,7 @@ def scan_jsonl_py(buf: bytes, pos: int, eof: bool, max_lines: int, ordinal: int,
     return pos, count, blanks, -1
 
 
-def forget_py(inflight: dict, ids: list) -> None:
+def forget_py(inflight: dict[str, Any], ids: list[Any]) -> None:
     """Delete the ``str`` ids of ``ids`` from ``inflight`` (settled documents; ints are
     generated ids, never in it). A missing id raises ``KeyError``."""
     for docid in ids:
@@ -95,7 +95,7 @@ def _absent() -> Any:
     return ABSENT
 
 
-def _pick() -> tuple[Callable[..., tuple[int, int, int, int]], Callable[[dict, list], None], str]:
+def _pick() -> tuple[Callable[..., tuple[int, int, int, int]], Callable[[dict[str, Any], list[Any]], None], str]:
     if os.environ.get("COUCHCORE_SCAN", "").lower() != "python":
         try:
             from couchcore_ext._scan import forget as cy_forget  # type: ignore[import-not-found]
