@@ -264,9 +264,25 @@ class CurlEngine:
             request.stream = False  # bodies are read whole when many run at once
             launch(i, op, request, 0, time.monotonic())
 
+        # op index -> the 500 "No DB shards could be opened." that its GET /{db} probe
+        # stands for (a CouchDB cluster right after a delete; see drivers._shards_gone)
+        probing: dict[int, Response] = {}
+
         def settle(transfer: _Transfer, i: int, op: Any, attempt: int, started: float) -> None:
             request, error = transfer.request, transfer.error
             response = self.response(transfer) if error is None else None
+            if i in probing:  # the database is gone (404) or the 500 stands
+                original = probing.pop(i)
+                advance(i, op, response if response is not None and response.status == 404 else original)
+                return
+            if response is not None and response.status == 500:
+                from ..drivers import _shards_gone  # the sync drivers' rule, not an operation
+
+                probe = _shards_gone(request, response)
+                if probe is not None:
+                    probing[i] = response
+                    launch(i, op, probe, 0, time.monotonic())
+                    return
             if policy is not None and (error is not None or response.status == 429):  # type: ignore[union-attr]
                 wait = policy.delay(request, attempt, started, error=error, response=response)
                 if wait is not None:
