@@ -179,28 +179,65 @@ def _has_nonfinite(obj: Any) -> bool:
 
 _NONFINITE = "cannot serialise as JSON: Out of range float values are not JSON compliant"
 
+# what json_flags reports (bit flags)
+_F_NULL = 1      # a null literal (orjson writes NaN/Infinity as null)
+_F_FLOAT = 2     # a number orjson may format unlike repr() (see _float_format_differs)
+_F_LONG_INT = 4  # a number with 19+ integer digits (orjson may not read it exactly)
+
+
+def _json_flags_py(data: bytes, mask: int = 7) -> int:
+    """The pure-Python twin of ``couchcore_ext._codec.json_flags``: which of the flags in
+    ``mask`` the JSON text ``data`` may have. It searches the bytes, strings included,
+    so it says yes more often than the C scanner (a string holding ``null``), never less."""
+    flags = 0
+    if mask & _F_NULL and b"null" in data:
+        flags |= _F_NULL
+    if mask & _F_FLOAT and (b"0.0000" in data or b"e-" in data) and _float_format_differs(data):
+        flags |= _F_FLOAT
+    if mask & _F_LONG_INT and _long_integer(data.translate(_DIGITS)):
+        flags |= _F_LONG_INT
+    return flags
+
+
+def _c_json_flags() -> Callable[..., int] | None:
+    if os.environ.get("COUCHCORE_CODEC_SCAN", "").strip().lower() == "python":
+        return None
+    try:
+        from couchcore_ext._codec import json_flags  # type: ignore[import-not-found]  # (compiled)
+    except ImportError:  # the extension is not built: the twin
+        return None
+    return json_flags  # type: ignore[no-any-return]
+
+
+#: ``json_flags(data: bytes, mask=7) -> int``: C when couchcore_ext is built (one pass that
+#: skips strings), else :func:`_json_flags_py`; ``COUCHCORE_CODEC_SCAN=python`` forces the twin.
+_json_flags: Callable[..., int] = _c_json_flags() or _json_flags_py
+#: ``"cython"`` or ``"python"``: which json_flags is in use
+FLAGS_ENGINE = "python" if _json_flags is _json_flags_py else "cython"
+
 
 def _or_dumps(obj: Any) -> bytes:
     try:
         out = _orjson_dumps(obj, default=_or_default, option=_OR_OPTIONS)
     except (TypeError, _JSONEncodeError):
         return _sj_dumps(obj)  # big ints, Decimal, non-str keys, bytes, ...: simplejson decides
-    # orjson writes NaN/Infinity as null: only output holding null pays for the check
-    if b"null" in out and _has_nonfinite(obj):
-        raise InvalidDocument(_NONFINITE)
-    if _ORJSON_FLOATS_MATCH:
-        if (b"0.0000" in out or b"e-" in out) and _float_format_differs(out):
+    flags = _json_flags(out, _F_NULL | _F_FLOAT)
+    if flags:
+        # orjson writes NaN/Infinity as null: only output holding null pays for the check
+        if flags & _F_NULL and _has_nonfinite(obj):
+            raise InvalidDocument(_NONFINITE)
+        if flags & _F_FLOAT and _ORJSON_FLOATS_MATCH:
             return _sj_dumps(obj)
-    elif _has_float(obj):
+    if not _ORJSON_FLOATS_MATCH and _has_float(obj):
         return _sj_dumps(obj)
     return out
 
 
-def _sj_dumps_array(values: list | tuple) -> bytes:
+def _sj_dumps_array(values: list[Any] | tuple[Any, ...]) -> bytes:
     return _sj_dumps(values)
 
 
-def _or_dumps_array(values: list | tuple) -> bytes:
+def _or_dumps_array(values: list[Any] | tuple[Any, ...]) -> bytes:
     """One orjson call for the whole array (much cheaper than one per element, which
     allocates a buffer per call); the elements orjson cannot encode exactly as simplejson
     does are encoded one by one, the others stay on orjson."""
@@ -208,12 +245,13 @@ def _or_dumps_array(values: list | tuple) -> bytes:
         out = _orjson_dumps(values, default=_or_default, option=_OR_OPTIONS)
     except (TypeError, _JSONEncodeError):
         return b"[" + b",".join([_or_dumps(v) for v in values]) + b"]"
-    if b"null" in out and _has_nonfinite(values):
-        raise InvalidDocument(_NONFINITE)
-    if _ORJSON_FLOATS_MATCH:
-        if (b"0.0000" in out or b"e-" in out) and _float_format_differs(out):
+    flags = _json_flags(out, _F_NULL | _F_FLOAT)
+    if flags:
+        if flags & _F_NULL and _has_nonfinite(values):
+            raise InvalidDocument(_NONFINITE)
+        if flags & _F_FLOAT and _ORJSON_FLOATS_MATCH:
             return b"[" + b",".join([_or_dumps(v) for v in values]) + b"]"
-    elif _has_float(values):
+    if not _ORJSON_FLOATS_MATCH and _has_float(values):
         return _sj_dumps(values)
     return out
 
@@ -266,7 +304,7 @@ _BEFORE_NUMBER = frozenset(b" \t\r\n,:[")
 
 def _or_loads(data: bytes | bytearray | memoryview | str) -> Any:
     raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
-    if _long_integer(bytes(raw).translate(_DIGITS)):
+    if _json_flags(raw if raw.__class__ is bytes else bytes(raw), _F_LONG_INT) & _F_LONG_INT:
         return _sj_loads(data)  # an integer beyond 64 bits may be in there: keep it exact
     try:
         return _orjson.loads(data)
@@ -289,7 +327,7 @@ def _orjson_floats_match() -> bool:
             if not math.isfinite(v):
                 continue
             out = _orjson.dumps(v)
-            if out != repr(v).encode() and not _float_format_differs(out):
+            if out != repr(v).encode() and not (_float_format_differs(out) and _json_flags(b"[" + out + b"]") & _F_FLOAT):
                 return False
     return True
 
@@ -356,7 +394,7 @@ def dumps(obj: Any) -> bytes:
     return _engine.dumps(obj)
 
 
-def dumps_array(values: list | tuple) -> bytes:
+def dumps_array(values: list[Any] | tuple[Any, ...]) -> bytes:
     """Serialise the ``list`` (or ``tuple``) ``values`` as a JSON array: the same bytes
     as :func:`dumps` of it, and as ``b"[" + b",".join(dumps(v) for v in values) + b"]"``.
 
@@ -382,8 +420,8 @@ def loads(data: bytes | bytearray | memoryview | str) -> Any:
     return _engine.loads(data)
 
 
-def validate_document(raw: bytes) -> dict:
-    """Check that ``raw`` is one JSON object and return it parsed, *for inspection only*.
+def validate_document(raw: bytes) -> dict[str, Any]:
+    r"""Check that ``raw`` is one JSON object and return it parsed, *for inspection only*.
 
     Meant for splicing already-encoded documents into a ``_bulk_docs`` body (send ``raw``
     itself, see :func:`add_id` and :func:`join_documents`): the returned dict tells the
@@ -571,7 +609,7 @@ def _json_option(name: str, value: Any) -> bytes:
         raise InvalidOption(f"option {name!r}: {exc}") from None
 
 
-def view_query(options: Mapping[str, Any]) -> tuple[list[tuple[str, str]], dict | None]:
+def view_query(options: Mapping[str, Any]) -> tuple[list[tuple[str, str]], dict[str, Any] | None]:
     """Validate and encode view options (views, ``_all_docs``, temporary views, lists).
 
     Returns the query pairs and, when ``keys`` is given, the POST body ``{"keys": [...]}``.
@@ -729,7 +767,7 @@ def _msgspec_head_decoder(id_field: str | None) -> Callable[[bytes], DocumentHea
     except ImportError:  # found but broken: the next engine
         return None
     field = msgspec.field
-    fields: list = [
+    fields: list[Any] = [
         ("id", Union[str, None], field(default=ABSENT, name="_id")),
         ("rev", str, field(default=ABSENT, name="_rev")),
         ("load_error", Any, field(default=ABSENT, name="_load_error")),
@@ -747,7 +785,7 @@ def _msgspec_head_decoder(id_field: str | None) -> Callable[[bytes], DocumentHea
 
     def decode(data: bytes) -> DocumentHead:
         try:
-            head = fast(data)
+            head: DocumentHead = fast(data)
         except Exception:  # DecodeError, ValidationError, RecursionError: the reference decides
             return _reference_head(data, id_field)
         if not data.isascii():  # msgspec does not check UTF-8 inside the strings it skips

@@ -311,6 +311,175 @@ def test_add_id_and_join(engine):
     assert codec.join_documents([]) == b'{"docs":[]}'
 
 
+# -- many documents at once: dumps_array -----------------------------------------------
+
+
+def array_with(name, values):
+    previous = codec.use(name)
+    try:
+        return codec.dumps_array(values)
+    except InvalidDocument as exc:
+        return exc.__class__
+    finally:
+        codec.use(previous)
+
+
+@FIXTURE_SETTINGS
+@given(st.lists(documents, max_size=6))
+def test_dumps_array_is_dumps_of_the_list(engine, docs):
+    joined = b"[" + b",".join(codec.dumps(d) for d in docs) + b"]"
+    assert codec.dumps_array(docs) == codec.dumps(docs) == joined
+    assert codec.dumps_array(tuple(docs)) == joined
+
+
+@both_engines
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.recursive(scalars | st.decimals(allow_nan=True) | st.just(float("nan"))
+                             | st.just(float("inf")) | st.builds(uuid.UUID, st.uuids().map(str)),
+                             lambda c: st.lists(c, max_size=4)
+                             | st.dictionaries(texts | ints | st.booleans(), c, max_size=4),
+                             max_leaves=10), max_size=5))
+def test_dumps_array_engines_agree(values):
+    """Per-element fallbacks (big ints, Decimal, non-str keys, floats orjson formats
+    otherwise) and refusals (NaN/Infinity anywhere) give what simplejson gives."""
+    expected = array_with("simplejson", values)
+    assert array_with("orjson", values) == expected
+    if expected is not InvalidDocument:
+        assert expected == encode_with("simplejson", values)
+
+
+MIXED_BATCH = [
+    {"_id": "plain", "n": 1, "s": "null 1e-7 0.00001"},
+    {"_id": "none", "parent": None, "tags": [None, "x"]},
+    {"_id": "negzero", "z": -0.0, "small": 1e-07, "tiny": 1.5e-05},
+    {"_id": "huge", "n": 2**70, "neg": -(2**64)},
+    {"_id": "decimal", "price": Decimal("19.99"), "exact": Decimal("0.1000")},
+    {"_id": "keys", "map": {2: "a", True: "b", None: "c", 2.5: "d"}},
+]
+MIXED_BYTES = (b'[{"_id":"plain","n":1,"s":"null 1e-7 0.00001"},{"_id":"none","parent":null,"tags":[null,"x"]},'
+               b'{"_id":"negzero","z":-0.0,"small":1e-07,"tiny":1.5e-05},'
+               b'{"_id":"huge","n":1180591620717411303424,"neg":-18446744073709551616},'
+               b'{"_id":"decimal","price":19.99,"exact":0.1000},'
+               b'{"_id":"keys","map":{"2":"a","true":"b","null":"c","2.5":"d"}}]')
+
+
+def test_dumps_array_mixed_batch(engine):
+    assert codec.dumps_array(MIXED_BATCH) == MIXED_BYTES
+    assert codec.dumps_array([]) == b"[]"
+    with pytest.raises(TypeError):
+        codec.dumps_array({"docs": []})  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("bad", [
+    {"_id": "b", "parent": None, "x": float("nan")},           # None and NaN in one document
+    {"_id": "b", "deep": [1, [2, [3, {"k": [float("inf")]}]]]},  # Infinity deep in a list
+    {"_id": "b", "big": 2**70, "x": -float("inf")},            # with something orjson refuses
+    {"_id": "b", "d": Decimal("NaN")},
+    {"_id": "b", 1: float("nan")},                             # a non-str key and NaN
+])
+def test_dumps_array_rejects_nonfinite_anywhere(engine, bad):
+    for batch in ([bad], MIXED_BATCH + [bad], [bad] + MIXED_BATCH):
+        with pytest.raises(InvalidDocument):
+            codec.dumps_array(batch)
+
+
+# -- json_flags: what the codec checks before it trusts orjson -----------------------
+
+FLAG_SCANNERS = {"python": codec._json_flags_py}
+try:
+    from couchcore_ext._codec import json_flags as _c_json_flags
+except ImportError:  # the extension is not built here
+    _c_json_flags = None
+else:
+    FLAG_SCANNERS["cython"] = _c_json_flags
+
+
+@pytest.fixture(params=sorted(FLAG_SCANNERS))
+def flags_of(request):
+    return FLAG_SCANNERS[request.param]
+
+
+def _truth(value) -> int:
+    """The flags a value's encoding must get: null (None/NaN/Inf), a float orjson may
+    format unlike repr(), an integer of 19+ digits."""
+    flags = 0
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if v is None or (isinstance(v, float) and not math.isfinite(v)):
+            flags |= codec._F_NULL
+        elif isinstance(v, float):
+            if codec._orjson is not None and codec._orjson.dumps(v) != repr(v).encode():
+                flags |= codec._F_FLOAT
+        elif isinstance(v, int) and not isinstance(v, bool):
+            if len(str(abs(v))) >= 19:
+                flags |= codec._F_LONG_INT
+        elif isinstance(v, dict):
+            stack.extend(v.values())
+        elif isinstance(v, list):
+            stack.extend(v)
+    return flags
+
+
+@FIXTURE_SETTINGS
+@given(json_values)
+def test_json_flags_never_miss(flags_of, value):
+    truth = _truth(value)
+    # simplejson writes floats as repr(): only null and long integers to find there
+    outputs = [(encode_with("simplejson", value), truth & (codec._F_NULL | codec._F_LONG_INT))]
+    if codec._orjson is not None:
+        try:
+            outputs.append((codec._orjson.dumps(value), truth))
+        except TypeError:  # beyond 64 bits
+            pass
+    for out, expected in outputs:
+        flags = flags_of(out)
+        assert flags & expected == expected, (out, flags, expected)
+
+
+@pytest.mark.skipif(_c_json_flags is None, reason="couchcore_ext is not built")
+@settings(max_examples=300, deadline=None)
+@given(json_values)
+def test_c_json_flags_exact_on_null_and_long_integers(value):
+    """The C scanner skips strings: null and long-integer flags are exact."""
+    mask = codec._F_NULL | codec._F_LONG_INT
+    assert _c_json_flags(encode_with("simplejson", value)) & mask == _truth(value) & mask
+
+
+@pytest.mark.parametrize("text, flags", [
+    (b'["null","1e-7","0.00001","1-12345678901234567890abc"]', 0),
+    (b'{"a\\\\":null}', 1), (b'{"a\\"null":1}', 0), (b'[1e-7]', 2), (b'[0.00001]', 2), (b'[1e-17]', 0),
+    (b'[-12345678901234567890]', 4), (b'[1234567890123456789.5]', 4), (b'[123456789012345678]', 0),
+    (b'{"rev":"3-1234567890123456789012345678abcd","n":null}', 1), (b'["unterminated', 7), (b"", 0),
+])
+def test_c_json_flags_cases(text, flags):
+    if _c_json_flags is None:
+        pytest.skip("couchcore_ext is not built")
+    assert _c_json_flags(text) == flags
+    if flags != 7:  # (malformed text: orjson refuses it anyway, and simplejson decides)
+        assert codec._json_flags_py(text) & flags == flags  # the twin may say more, never less
+
+
+def test_revision_hashes_stay_on_orjson(monkeypatch):
+    """A _bulk_docs answer whose revision hashes hold 19+ digit runs is read by orjson
+    (a run inside a string is no integer); a real long integer still goes to simplejson."""
+    if "orjson" not in codec.ENGINES:
+        pytest.skip("orjson is not installed")
+    previous = codec.use("orjson")
+    calls = []
+    real = codec._sj_loads
+    monkeypatch.setattr(codec, "_sj_loads", lambda data: calls.append(data) or real(data))
+    try:
+        answer = b'[{"ok":true,"id":"a","rev":"1-12345678901234567890123456789012"},' \
+                 b'{"ok":true,"id":"b-12345678901234567890","rev":"2-0000000000000000000abcdefabcdef0"}]'
+        assert codec.loads(answer)[1]["rev"] == "2-0000000000000000000abcdefabcdef0"
+        assert calls == []
+        assert codec.loads(b'{"n":12345678901234567890123}') == {"n": 12345678901234567890123}
+        assert calls == [b'{"n":12345678901234567890123}']
+    finally:
+        codec.use(previous)
+
+
 # -- the switch ----------------------------------------------------------------------
 
 
