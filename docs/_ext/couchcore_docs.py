@@ -167,7 +167,11 @@ def _exists(target: str, module: str, cls: str) -> bool:
         return all(_exists(t, module, cls) or not t.startswith("couchcore")
                    for t in re.findall(r"[A-Za-z_][\w.]*", target))
     if target.startswith("couchcore."):
-        return _import(target)[0]
+        if _import(target)[0]:
+            return True
+        owner, _, attr = target.rpartition(".")  # an instance attribute: Class.attr
+        ok, klass = _import(owner)
+        return ok and isinstance(klass, type) and _instance_attribute(klass, attr)
     if cls:  # a member of the documented class or of one of its bases
         ok, klass = _import(f"{module}.{cls}")
         if ok and isinstance(klass, type):
