@@ -233,9 +233,12 @@ REAL_IDS = ["..", ".", "../_config", "%2e%2e", "_design/..", "_design/../x", "_l
             "?x", "#y", "é☃"]
 
 
-def test_dangerous_ids_and_names_stay_in_their_document(server, db):
+def test_dangerous_ids_and_names_stay_in_their_document(server, one_copy_db):
     """Each dangerous id is one document, readable, writable and deletable as itself;
-    attachment names the same; the database and the server are untouched."""
+    attachment names the same; the database and the server are untouched.
+    (One copy of each shard: ``_all_docs`` and ``doc_count`` read one copy on a cluster,
+    which may not have the last writes yet, https://docs.couchdb.org/en/stable/cluster/sharding.html#quorum.)"""
+    db = one_copy_db
     before = server.all_dbs()
     for docid in REAL_IDS:
         doc = {"_id": docid, "kind": "probe"}
