@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 import http.client
 import socket
 import ssl
@@ -166,6 +167,7 @@ def _raw_chunked(resp: urllib3.BaseHTTPResponse) -> Any:
 
 
 _HEX = frozenset(b"0123456789abcdefABCDEF")
+_SIZE_LINE = re.compile(rb"([0-9a-fA-F]{1,16})\r\n").match
 
 
 def _chunk_size(line: bytes, url: str) -> int:
@@ -218,6 +220,17 @@ def _dechunk(hr: Any, url: str) -> Iterator[bytes]:
                 pos += 2
                 crlf = False
                 continue
+            if not trailer:
+                # the usual chunk: a bare hex size line, then the whole payload and its CRLF
+                # inside this read; anything else goes through the general steps below
+                m = _SIZE_LINE(data, pos)
+                if m is not None:
+                    start = m.end()
+                    end = start + int(m.group(1), 16)
+                    if start < end and end + 2 <= n and data.startswith(b"\r\n", end):
+                        out.append(view[start:end])
+                        pos = end + 2
+                        continue
             eol = data.find(b"\r\n", pos)
             if eol < 0:
                 pending = data[pos:]
