@@ -416,3 +416,51 @@ def test_an_http_error_is_no_transport_error(client: Callable[..., Client],
     c = client(server.url)
     error = c.fails(version, couchcore.Unauthorized)
     assert not isinstance(error, couchcore.TransportError) and error.url == server.url + "/"
+
+
+# -- the contract, statically ----------------------------------------------------------------------
+
+
+def _program(rows: list[tuple[Backend, str]]) -> str:
+    """A program assigning an instance of each backend class to a variable of ``protocol``."""
+    lines = ["from couchcore.transport.base import AsyncTransport, ConcurrentTransport, SyncTransport, "
+             "TransportOptions", "options = TransportOptions()"]
+    for i, (backend, protocol) in enumerate(rows):
+        lines.append(f"from {backend.module} import {backend.cls} as Backend{i}")
+        lines.append(f"t{i}: {protocol} = Backend{i}('http://127.0.0.1:5984', None, options)")
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.timeout(600)
+def test_every_backend_fulfils_its_protocol_for_mypy(tmp_path: Any) -> None:
+    """mypy --strict agrees that each class of the table implements its flavour's Protocol (and
+    pycurl's sync engine the concurrent one), and refuses a backend of the other flavour."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    rows = []
+    for backend in BACKENDS:
+        try:
+            cls = backend.load()
+        except couchcore.InvalidOption:
+            continue
+        protocol = "AsyncTransport" if backend.is_async else \
+            "ConcurrentTransport" if hasattr(cls, "iter_many") else "SyncTransport"
+        rows.append((backend, protocol))
+    good = tmp_path / "good.py"
+    good.write_text(_program(rows))
+    swapped = [(b, "SyncTransport" if b.is_async else "AsyncTransport") for b, _ in rows]
+    bad = tmp_path / "bad.py"
+    bad.write_text(_program(swapped))
+
+    def mypy(path: Path) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "mypy", "--strict", str(path)],
+                              cwd=root, capture_output=True, text=True)
+
+    done = mypy(good)
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr
+    refused = mypy(bad)
+    errors = [line for line in refused.stdout.splitlines() if ": error: Incompatible types in assignment" in line]
+    assert len(errors) == len(swapped), refused.stdout[-4000:]
