@@ -481,3 +481,102 @@ def test_without_pycurl_the_async_facade_falls_back_to_tornado(tmp_path):
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert res.returncode == 0, res.stderr
     assert "refused: async backend 'pycurl' is not available" in res.stdout
+
+
+def read_body(conn: socket.socket, head: bytes) -> bytes:
+    """The request body after ``head`` (Content-Length or chunked)."""
+    head, _, data = head.partition(b"\r\n\r\n")
+    lower = head.lower()
+    if b"transfer-encoding: chunked" in lower:
+        while not data.endswith(b"0\r\n\r\n"):
+            more = conn.recv(65536)
+            if not more:
+                break
+            data += more
+        body, rest = b"", data
+        while rest:
+            size_line, _, rest = rest.partition(b"\r\n")
+            size = int(size_line, 16)
+            if size == 0:
+                break
+            body, rest = body + rest[:size], rest[size + 2:]
+        return body
+    length = int(lower.split(b"content-length:")[1].split(b"\r\n")[0]) if b"content-length:" in lower else 0
+    while len(data) < length:
+        more = conn.recv(65536)
+        if not more:
+            break
+        data += more
+    return data
+
+
+def test_async_request_bodies_wait_for_their_source_and_keep_the_connection():
+    """A body from an async iterator that takes its time (the upload pauses meanwhile),
+    and from a file object whose ``read`` is a coroutine, arrive whole; one connection."""
+    got: list[bytes] = []
+
+    def echo(n, head, conn):
+        got.append(read_body(conn, head))
+        return reply(b'{"ok":true}', "201 Created")
+
+    class AsyncFile:
+        def __init__(self, data: bytes) -> None:
+            self.data = data
+
+        async def read(self, size: int = -1) -> bytes:
+            await asyncio.sleep(0.01)
+            out, self.data = self.data[:size], self.data[size:]
+            return out
+
+    async def slow_parts():
+        for i in range(5):
+            await asyncio.sleep(0.05)
+            yield b"part%d;" % i
+
+    with KeepAlive(echo) as srv:
+        async def main():
+            server = ct.Server(srv.url, timeout=2)
+            try:
+                transport = server._transport
+                for body in (slow_parts(), AsyncFile(b"y" * 200_000)):
+                    resp = await transport.send(Request("PUT", "/db/doc/att", body=body,
+                                                        headers={"Content-Type": "application/octet-stream"}))
+                    assert resp.status == 201
+                assert transport.active == 0
+            finally:
+                server.close()
+
+        arun(main())
+    assert got == [b"part0;part1;part2;part3;part4;", b"y" * 200_000]
+    assert srv.connections == 2  # writes start on fresh connections (never re-sent by libcurl)
+
+
+def test_an_async_body_that_fails_is_invalid_input_and_frees_its_slot():
+    def echo(n, head, conn):
+        if head.startswith(b"GET"):
+            return reply()
+        read_body(conn, head)
+        return reply(b'{"ok":true}', "201 Created")
+
+    async def failing():
+        yield b"first;"
+        await asyncio.sleep(0.02)
+        raise OSError("the disk went away")
+
+    async def wrong_type():
+        yield b"first;"
+        yield 42
+
+    with KeepAlive(echo) as srv:
+        async def main():
+            server = ct.Server(srv.url, max_clients=1)
+            try:
+                for body, match in ((failing(), "disk went away"), (wrong_type(), "bytes")):
+                    with pytest.raises(couchcore.InvalidInput, match=match):
+                        await server._transport.send(Request("PUT", "/db/x", body=body))
+                    assert server._transport.active == 0
+                assert await asyncio.wait_for(server.version(), 5) == "9.9.9-test"  # the slot is free
+            finally:
+                server.close()
+
+        arun(main())
