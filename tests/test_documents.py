@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pytest
 
 import couchcore
-from couchcore import Document
+from couchcore import Document, codec
 
 from .conftest import wait_until
 
@@ -339,3 +341,78 @@ def test_get_many_concurrent(db):
         db.get_many(ids, concurrency=0)
     with pytest.raises(couchcore.InvalidInput):
         db.get_many(["c000"], bogus=True)
+
+
+# -- the save path: many documents in one _bulk_docs request, on both JSON engines -----
+
+
+@pytest.fixture(params=codec.ENGINES)
+def engine(request):
+    previous = codec.use(request.param)
+    yield request.param
+    codec.use(previous)
+
+
+def test_save_batch_awkward_values(db, engine, is_couchdb):
+    """None, -0.0, floats orjson formats unlike repr(), Decimal, non-str keys and huge
+    integers in one batch (orjson falls back per document for some): all written, each
+    document updated in place with its new _rev, and read back as sent."""
+    docs = [
+        {"_id": "plain", "s": "null 1e-7 0.00001 12345678901234567890"},
+        {"_id": "none", "parent": None, "tags": [None, "x"], "z": -0.0},
+        {"small": 1e-07, "tiny": 1.5e-05, "deep": [1, [2, [3, {"f": 2.5e-09}]]]},  # no _id: a server uuid
+        {"_id": None, "price": Decimal("19.99")},  # None: no id yet
+        {"_id": "keys", "map": {2: "a", True: "b", None: "c", 2.5: "d"}},
+        {"_id": "huge", "n": 2**70, "neg": -(2**64)},
+    ]
+    result = db.save(docs)
+    assert result.ok and len(result.resolved) == len(docs)
+    for doc in docs:
+        assert doc["_id"] and doc["_rev"].startswith("1-") and result.resolved[doc["_id"]] is doc
+        assert db.get(doc["_id"])["_rev"] == doc["_rev"]
+    assert db.get("none")["tags"] == [None, "x"] and db.get("none")["z"] == 0  # both servers answer 0 for -0.0
+    got = db.get(docs[2]["_id"])
+    assert got["small"] == 1e-07 and got["tiny"] == 1.5e-05 and got["deep"] == [1, [2, [3, {"f": 2.5e-09}]]]
+    assert db.get(docs[3]["_id"])["price"] == 19.99
+    assert db.get("keys")["map"] == {"2": "a", "true": "b", "null": "c", "2.5": "d"}
+    if is_couchdb:  # CouchDB keeps integers exact; PouchDB Server (JavaScript) rounds beyond 2**53
+        assert db.get("huge")["n"] == 2**70 and db.get("huge")["neg"] == -(2**64)
+
+
+@pytest.mark.parametrize("bad", [
+    {"parent": None, "x": float("nan")},
+    {"_id": "b", "deep": [1, [2, [None, {"k": [float("inf")]}]]]},
+    {"_id": "b", "n": 2**70, "x": -float("inf")},
+    {"_id": "b", 1: Decimal("NaN")},
+])
+def test_save_batch_rejects_nan_before_sending(db, engine, bad):
+    """NaN/Infinity anywhere in any document: InvalidDocument before anything is sent
+    (no document written, no uuid taken, no _id or _rev set on the caller's dicts)."""
+    db._ctx.uuids.clear()
+    docs = [{"_id": "good", "v": None}, {"n": 1}, bad, {"_id": "after"}]
+    with pytest.raises(couchcore.InvalidDocument):
+        db.save(docs)
+    assert not db._ctx.uuids and "_id" not in docs[1]
+    assert all("_rev" not in d for d in docs)
+    assert db.info()["doc_count"] == 0
+
+
+def test_save_batch_outcomes_per_document(db, engine):
+    """A larger batch with a conflict, a duplicate id and docs without ids: every
+    document is reported once, in resolved or pending, and none is dropped."""
+    db.save({"_id": "taken", "v": 1})
+    docs = [{"_id": f"d{i:03d}", "i": i, "maybe": None if i % 2 else 0.5} for i in range(200)]
+    docs[50] = {"_id": "taken", "v": 2}
+    docs[120] = {"_id": "d010", "dup": True}  # the second d010 in one request conflicts
+    docs[150:160] = [{"i": i} for i in range(10)]
+    result = db.save(docs)
+    assert set(result.pending) == {"taken", "d010"}
+    assert result.pending["taken"]["error"] == "conflict" and result.pending["taken"]["doc"] is docs[50]
+    assert result.pending["d010"]["error"] == "conflict" and result.pending["d010"]["doc"] is docs[120]
+    assert "_rev" not in docs[50] and "_rev" not in docs[120]
+    written = [d for i, d in enumerate(docs) if i not in (50, 120)]
+    assert len(result.resolved) == len(written) == 198
+    for d in written:
+        assert result.resolved[d["_id"]] is d and d["_rev"].startswith("1-")
+    current = {d["_id"]: d["_rev"] for d in db.get([d["_id"] for d in written])}
+    assert current == {d["_id"]: d["_rev"] for d in written}
