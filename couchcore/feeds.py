@@ -82,6 +82,8 @@ class ResumingFeed:
     def _hold(self, source: Any) -> None:
         with self._lock:
             self._source = source
+        if source is not None and self._state.stopped:  # stop() came while the request was on its way
+            source.close()
 
     # -- the drivers -------------------------------------------------------------------------
     def _iterate(self) -> Iterator[dict[str, Any]]:
