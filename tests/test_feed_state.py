@@ -277,3 +277,19 @@ def test_a_failure_after_some_changes_starts_the_backoff_again() -> None:
     assert [c["id"] for c in got] == ["d1-a"]
     assert state.lost(reset.value) == pytest.approx(0.1)
     assert query(state.request())["since"] == "1-a"
+
+
+def test_since_now_is_pinned_once_and_reconnects_resume_from_the_pinned_seq() -> None:
+    state = continuous(since="now")
+    sent, _ = open_round(state, [])
+    state.lost(ConnectionError("reset", "/db/_changes"))
+    sent, _ = open_round(state, [])
+    assert [r.path for r in sent] == ["/db/_changes"]  # no second GET /db
+    assert query(sent[0])["since"] == "9-now"
+
+
+def test_a_follower_without_max_retries_never_gives_up() -> None:
+    state = follower(one_off=False, max_retries=None)
+    for _ in range(50):
+        state.lost(ServerError(503, "unavailable", "maintenance"))
+    assert state.failures == 50 and not state.done and state.reconnects == 50
