@@ -23,7 +23,7 @@ from typing import Any, Callable
 
 from .errors import CouchcoreError
 
-__all__ = ["scan_jsonl", "scan_jsonl_py", "forget", "forget_py", "ENGINE"]
+__all__ = ["scan_jsonl", "scan_jsonl_py", "forget", "forget_py", "count_ok", "count_ok_py", "ENGINE"]
 
 _WS = b" \t\r\n"
 _WS_CLOSE = frozenset(b" \t\r\n}")
@@ -89,23 +89,35 @@ def forget_py(inflight: dict[str, Any], ids: list[Any]) -> None:
             del inflight[docid]
 
 
+def count_ok_py(raw: bytes) -> tuple[int, bool]:
+    """``(n, error)`` for a ``_bulk_docs`` answer: how many times ``"ok":true`` occurs and
+    whether ``"error"`` occurs (one pass in C with the extension)."""
+    if b'"error"' in raw:
+        return raw.split(b'"error"', 1)[0].count(b'"ok":true'), True
+    return raw.count(b'"ok":true'), False
+
+
 def _absent() -> Any:
     from .codec import ABSENT
 
     return ABSENT
 
 
-def _pick() -> tuple[Callable[..., tuple[int, int, int, int]], Callable[[dict[str, Any], list[Any]], None], str]:
+def _pick() -> tuple[Any, Any, Any, str]:
     if os.environ.get("COUCHCORE_SCAN", "").lower() != "python":
         try:
-            from couchcore_ext._scan import forget as cy_forget  # type: ignore[import-not-found]
+            from couchcore_ext._scan import count_ok as cy_count_ok  # type: ignore[import-not-found]
+            from couchcore_ext._scan import forget as cy_forget
             from couchcore_ext._scan import scan_jsonl as cy_scan
         except ImportError:
             pass
         else:
-            return cy_scan, cy_forget, "cython"
-    return scan_jsonl_py, forget_py, "python"
+            return cy_scan, cy_forget, cy_count_ok, "cython"
+    return scan_jsonl_py, forget_py, count_ok_py, "python"
 
 
 #: the implementations in use and their name (``"cython"`` or ``"python"``)
-scan_jsonl, forget, ENGINE = _pick()
+scan_jsonl: Callable[..., tuple[int, int, int, int]]
+forget: Callable[[dict[str, Any], list[Any]], None]
+count_ok: Callable[[bytes], tuple[int, bool]]
+scan_jsonl, forget, count_ok, ENGINE = _pick()

@@ -430,3 +430,25 @@ def forget(dict inflight, list ids):
         docid = <object>PyList_GET_ITEM(ids, i)
         if PyUnicode_CheckExact(docid):
             PyDict_DelItem(inflight, docid)
+
+
+def count_ok(bytes raw):
+    """``(n, error)`` for a ``_bulk_docs`` answer: how many times the text ``"ok":true``
+    occurs (non-overlapping, as ``raw.count(b'"ok":true')``) and whether ``"error"``
+    occurs (as ``b'"error"' in raw``); one pass, stopping at the first ``"error"``."""
+    cdef const char* s = PyBytes_AS_STRING(raw)
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(raw), i = 0, count = 0
+    cdef const char* q
+    while i < n:
+        q = <const char*>memchr(s + i, 34, n - i)
+        if q == NULL:
+            break
+        i = q - s
+        if i + 9 <= n and memcmp(q, b'"ok":true', 9) == 0:
+            count += 1
+            i += 9
+            continue
+        if i + 7 <= n and memcmp(q, b'"error"', 7) == 0:
+            return count, True
+        i += 1
+    return count, False

@@ -16,13 +16,14 @@ from couchcore import codec
 from couchcore.bulk import JsonLines, Loader
 from couchcore.errors import CouchcoreError
 from couchcore.protocol.bulk import _all_ok
-from couchcore.scan import forget_py, scan_jsonl_py
+from couchcore.scan import count_ok_py, forget_py, scan_jsonl_py
 
 try:
+    from couchcore_ext._scan import count_ok as cy_count_ok
     from couchcore_ext._scan import forget as cy_forget
     from couchcore_ext._scan import scan_jsonl as cy_scan
 except ImportError:  # the extension is not built here: only the pure-Python twin is tested
-    cy_scan = cy_forget = None
+    cy_scan = cy_forget = cy_count_ok = None
 
 SCANNERS = [pytest.param((scan_jsonl_py, forget_py, "python"), id="python")]
 if cy_scan is not None:
@@ -339,3 +340,15 @@ def test_all_ok_answers_are_counted_not_decoded():
     assert not _all_ok(b'{"ok":true}', 1, True)
     assert _all_ok(b"[]\n", 5, False) and not _all_ok(b"[]", 5, True)
     assert _all_ok(b' [{"ok":true,"id":"a","rev":"1-x"}]\n', 1, True)
+
+
+@settings(max_examples=300, deadline=None)
+@given(raw=st.lists(st.sampled_from([b'"ok":true', b'"error"', b'"', b"ok", b":", b"true", b"error", b"x", b"{", b"}",
+                                     b",", b"[", b"]", b'\\"']), max_size=30).map(b"".join))
+def test_count_ok_twins_agree_with_bytes_count(raw):
+    expected_error = b'"error"' in raw
+    assert count_ok_py(raw)[1] == expected_error
+    if not expected_error:
+        assert count_ok_py(raw)[0] == raw.count(b'"ok":true')
+    if cy_count_ok is not None:
+        assert cy_count_ok(raw) == count_ok_py(raw)

@@ -29,6 +29,7 @@ from typing import Any, Generator, Sequence
 
 from .. import codec
 from ..errors import CouchcoreError, TransportError
+from ..scan import count_ok as _count_ok
 from .messages import Request, Response
 from .paths import db_path
 from .server import ServerContext
@@ -252,8 +253,10 @@ def _all_ok(raw: bytes, count: int, new_edits: bool) -> bool:
     escaped), so it counts results; any other answer is decoded and read in full."""
     if not new_edits and raw.strip() == b"[]":
         return True
-    return (raw[:1] == b"[" or raw.lstrip()[:1] == b"[") and b'"error"' not in raw \
-        and raw.count(b'"ok":true') == count and raw.rstrip()[-1:] == b"]"
+    if not ((raw[:1] == b"[" or raw.lstrip()[:1] == b"[") and raw.rstrip()[-1:] == b"]"):
+        return False
+    ok, error = _count_ok(raw)
+    return ok == count and not error
 
 
 _STATUS_ERRORS = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
