@@ -202,8 +202,16 @@ def _qualify_facade_names(app: Sphinx, doctree: nodes.document) -> None:
             node["refspecific"] = False
 
 
+def _public_bases(app: Sphinx, name: str, obj: Any, options: Any, bases: list[Any]) -> None:
+    """Leave the facades' internal bases (``couchcore.api.ServerAPI``, ...) out of "Bases:"."""
+    internal = ("couchcore.api", "couchcore._facades")
+    kept = [b for b in bases if getattr(b, "__module__", "") not in internal]
+    bases[:] = kept or [object]
+
+
 def setup(app: Sphinx) -> dict[str, object]:
     app.add_directive("status-exception-table", StatusExceptionTable)
+    app.connect("autodoc-process-bases", _public_bases)
     app.connect("missing-reference", _resolve_short_name)
     app.connect("doctree-read", _qualify_facade_names)
     return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True}
