@@ -112,10 +112,7 @@ class _State:
     def write(self, idx: list[int], round_: int) -> Generator[Request, Response, None]:
         out = self.out
         bodies = self.bodies
-        if len(idx) == len(bodies):
-            payload = b'{"docs":[' + b",".join(bodies) + self.suffix
-        else:
-            payload = b'{"docs":[' + b",".join([bodies[i] for i in idx]) + self.suffix
+        payload = _payload(bodies if len(idx) == len(bodies) else [bodies[i] for i in idx], self.suffix)
         out.requests += 1
         try:
             resp = yield Request("POST", self.path + "/_bulk_docs", body=payload, headers=self.headers)
@@ -243,6 +240,14 @@ class _State:
                     out.rejected.append((i, "conflict", f"Document update conflict (still, after {round_ + 1} attempts)."))
                 return
             yield from self.write(again, round_ + 1)
+
+
+def _payload(bodies: list[bytes], suffix: bytes) -> bytes:
+    """``{"docs":[<bodies, comma-separated><suffix>`` built with one copy of the bodies
+    (the opening and the suffix ride on the first and last body)."""
+    if len(bodies) <= 1:
+        return b'{"docs":[' + (bodies[0] if bodies else b"") + suffix
+    return b",".join([b'{"docs":[' + bodies[0], *bodies[1:-1], bodies[-1] + suffix])
 
 
 def _all_ok(raw: bytes, count: int, new_edits: bool) -> bool:
