@@ -62,9 +62,11 @@ class SyncServerAPI:
         """Close the transport's pooled connections."""
     def _database(self, name: str) -> _sync.Database: ...
     def info(self) -> ServerInfo:
-        """The welcome object of ``GET /``."""
+        """The welcome object of ``GET /``: ``{"couchdb", "version", "uuid", "vendor", ...}``.
+        https://docs.couchdb.org/en/stable/api/server/common.html#get--"""
     def version(self) -> str:
-        """The server's version string."""
+        """The server's version string (``"3.5.0"``), from ``GET /``.
+        https://docs.couchdb.org/en/stable/api/server/common.html#get--"""
     def all_dbs(self, limit: int | None = ..., skip: int | None = ..., start_key: Any = ..., end_key: Any = ..., descending: bool | None = ...) -> _builtins.list[str]:
         """Names of the databases (``list[str]``), in name order.
 
@@ -74,7 +76,8 @@ class SyncServerAPI:
         largest name). Bad values raise :class:`InvalidOption` before anything is sent.
         https://docs.couchdb.org/en/stable/api/server/common.html#all-dbs"""
     def uuids(self, count: int = ...) -> _builtins.list[str]:
-        """``count`` fresh uuids from the server."""
+        """``count`` fresh uuids (a list of hex ``str``) from ``GET /_uuids``.
+        https://docs.couchdb.org/en/stable/api/server/common.html#uuids"""
     @overload
     def config(self, name: None = ...) -> _builtins.dict[str, ConfigSection]: ...
     @overload
@@ -88,11 +91,17 @@ class SyncServerAPI:
         With ``value`` sets the key (returns ``None``); with ``delete=True`` removes it
         and returns the old value. Uses ``/_node/_local/_config`` on CouchDB 2+."""
     def stats(self, name: str | None = ...) -> _builtins.dict[str, Any]:
-        """Server statistics, or one sub-path (``"couchdb/request_time"``)."""
+        """The node's statistics (a dict), or one sub-path (``"couchdb/request_time"``):
+        ``GET /_node/_local/_stats`` (``/_stats`` on servers without it); a missing
+        statistic raises :class:`NotFound`.
+        https://docs.couchdb.org/en/stable/api/server/common.html#node-node-name-stats"""
     def tasks(self) -> _builtins.list[_builtins.dict[str, Any]]:
-        """Active tasks (``/_active_tasks``)."""
+        """The running tasks (indexing, compaction, replication): ``GET /_active_tasks``,
+        a list of dicts. Needs admin rights.
+        https://docs.couchdb.org/en/stable/api/server/common.html#active-tasks"""
     def membership(self) -> Membership:
-        """Cluster membership (``/_membership``)."""
+        """The cluster's nodes: ``GET /_membership``, ``{"all_nodes", "cluster_nodes"}``.
+        https://docs.couchdb.org/en/stable/api/server/common.html#membership"""
     def config_reload(self) -> bool:
         """Reload the node's configuration from its ini files; ``True`` on success.
 
@@ -127,11 +136,16 @@ class SyncServerAPI:
         ints, the server's defaults when left out.
         https://docs.couchdb.org/en/stable/api/database/common.html#put--db"""
     def db(self, name: str, create: bool = ...) -> _sync.Database:
-        """The database ``name``; ``NotFound`` if missing unless ``create``."""
+        """The database ``name`` (``GET /{db}`` checks it exists): :class:`NotFound` if it is
+        missing, unless ``create`` (then ``PUT /{db}`` creates it); a bad name raises
+        :class:`InvalidDatabaseName` before anything is sent.
+        https://docs.couchdb.org/en/stable/api/database/common.html"""
     def delete(self, name: str) -> bool:
-        """Delete database ``name`` (``NotFound`` if missing); ``True``."""
+        """Delete database ``name`` (``DELETE /{db}``); returns ``True``, :class:`NotFound` if missing.
+        https://docs.couchdb.org/en/stable/api/database/common.html#delete--db"""
     def exists(self, name: str) -> bool:
-        """Whether database ``name`` exists."""
+        """Whether database ``name`` exists (``HEAD /{db}``).
+        https://docs.couchdb.org/en/stable/api/database/common.html#head--db"""
     def replicate(self, source: str | _sync.Database | Mapping[str, Any], target: str | _sync.Database | Mapping[str, Any], **options: Any) -> Document:
         """Replicate ``source`` to ``target`` (URLs, names or Database objects).
 
@@ -218,15 +232,25 @@ class SyncDatabaseAPI:
         or the info of design document ``ddoc`` (``{"name", "view_index": {...}}``).
         https://docs.couchdb.org/en/stable/api/database/common.html#get--db"""
     def exists(self) -> bool:
-        """Whether the database exists."""
+        """Whether the database exists (``HEAD /{db}``).
+        https://docs.couchdb.org/en/stable/api/database/common.html#head--db"""
     def compact(self, ddoc: str | None = ...) -> bool:
-        """Start compaction of the database (or of a design document's views)."""
+        """Start compaction of the database, or of design document ``ddoc``'s view indexes
+        (``POST /{db}/_compact[/{ddoc}]``); ``True`` once started (it runs in the background).
+        https://docs.couchdb.org/en/stable/api/database/compact.html"""
     def cleanup(self) -> bool:
-        """Remove index files no design document uses any more."""
+        """Remove index files no design document uses any more (``POST /{db}/_view_cleanup``);
+        ``True`` once started.
+        https://docs.couchdb.org/en/stable/api/database/compact.html#db-view-cleanup"""
     def commit(self) -> CommitResult:
-        """Ask the server to commit recent changes to disk (``_ensure_full_commit``)."""
+        """Ask the server to commit recent changes to disk (``POST /{db}/_ensure_full_commit``);
+        returns ``{"ok", "instance_start_time"}``.
+        https://docs.couchdb.org/en/stable/api/database/compact.html#db-ensure-full-commit"""
     def purge(self, docs: Any) -> PurgeResult:
-        """Purge revisions (``{purge_seq, purged}``); think thrice."""
+        """Purge revisions for good (``POST /{db}/_purge``): ``docs`` is a list of documents
+        with ``_id`` and ``_rev``, or a ``{id: [revs]}`` mapping; returns ``{"purge_seq",
+        "purged": {id: [revs]}}``. Purged revisions are not replicated away: think thrice.
+        https://docs.couchdb.org/en/stable/api/database/misc.html#db-purge"""
     @overload
     def security(self, value: None = ...) -> Document: ...
     @overload
@@ -313,17 +337,27 @@ class SyncDatabaseAPI:
     def _del_item(self, docid: str) -> Document:
         """``del db[docid]``: delete the current revision; ``NotFoundKeyError`` if missing."""
     def contains(self, docid: str) -> bool:
-        """Whether document ``docid`` exists."""
+        """Whether document ``docid`` exists and is not deleted (``HEAD /{db}/{docid}``).
+        https://docs.couchdb.org/en/stable/api/document/common.html#head--db-docid"""
     def delete(self, doc: Mapping[str, Any]) -> Document:
-        """Delete a document (it needs ``_id`` and ``_rev``); returns ``{ok, id, rev}``."""
+        """Delete a document (``DELETE /{db}/{docid}?rev=``); it needs ``_id`` and ``_rev``
+        (:class:`MissingRevision` otherwise, before anything is sent); returns ``{"ok", "id",
+        "rev"}``; :class:`Conflict` when ``_rev`` is not the current revision.
+        https://docs.couchdb.org/en/stable/api/document/common.html#delete--db-docid"""
     def copy(self, source: str | Mapping[str, Any], dest: str | Mapping[str, Any]) -> str:
-        """Copy ``source`` to ``dest`` (ids or docs; a dest with ``_rev`` is overwritten).
-        Returns the new revision."""
+        """Copy ``source`` to ``dest`` (ids or docs; a dest with ``_rev`` is overwritten,
+        a source with ``_rev`` copies that revision) with ``COPY /{db}/{docid}``.
+        Returns the new revision (a dict ``dest`` gets it as ``_rev``).
+        https://docs.couchdb.org/en/stable/api/document/common.html#copy--db-docid"""
     def revisions(self, docid: str) -> _builtins.list[str]:
-        """Revision ids of a document, newest first."""
+        """Revision ids of a document, newest first (``GET /{db}/{docid}?revs=true``);
+        :class:`NotFound` if it is missing.
+        https://docs.couchdb.org/en/stable/api/document/common.html#getting-a-list-of-revisions"""
     def put_attachment(self, doc: str | Mapping[str, Any], content: Any, filename: str | None = ..., content_type: str | None = ...) -> DocResult:
         """Create or replace an attachment (``content``: bytes, str or a binary file object,
-        streamed); updates ``doc["_rev"]``; returns ``{"ok", "id", "rev"}``."""
+        streamed); updates ``doc["_rev"]``; returns ``{"ok", "id", "rev"}``.
+        ``PUT /{db}/{docid}/{attname}?rev=``:
+        https://docs.couchdb.org/en/stable/api/document/attachments.html#put--db-docid-attname"""
     def get_attachment(self, id_or_doc: str | Mapping[str, Any], filename: str, rev: str | None = ...) -> bytes:
         """The attachment's content as bytes, as it is in revision ``rev``.
 
@@ -336,7 +370,9 @@ class SyncDatabaseAPI:
         """The attachment as a stream of byte chunks (see :class:`AttachmentStream`);
         ``rev`` and a document's ``_rev`` select the revision as for :meth:`get_attachment`."""
     def delete_attachment(self, doc: str | Mapping[str, Any], filename: str) -> DocResult:
-        """Delete an attachment; updates ``doc["_rev"]``; returns ``{"ok", "id", "rev"}``."""
+        """Delete an attachment; updates ``doc["_rev"]``; returns ``{"ok", "id", "rev"}``.
+        ``DELETE /{db}/{docid}/{attname}?rev=``:
+        https://docs.couchdb.org/en/stable/api/document/attachments.html#delete--db-docid-attname"""
     def view(self, name: str, **options: Any) -> ViewResult:
         """Query a view (``"ddoc/view"``, ``"_design/ddoc/_view/view"`` or ``"_all_docs"``).
 
@@ -403,7 +439,10 @@ class SyncDatabaseAPI:
         become ``req.query``. Bad arguments raise :class:`InvalidInput` before sending.
         https://docs.couchdb.org/en/stable/api/ddoc/render.html#db-design-design-doc-update-update-name"""
     def find(self, selector: Mapping[str, Any], **options: Any) -> FindResult:
-        """A Mango query: ``{"docs": [Document, ...], "bookmark": ..., ...}``."""
+        """A Mango query (``POST /{db}/_find``): ``{"docs": [Document, ...], "bookmark": ...,
+        "warning"?, "execution_stats"?}``; ``options`` are ``_find``'s (``fields``, ``sort``,
+        ``limit``, ``skip``, ``use_index``, ``bookmark``, ...). :meth:`iterfind` pages.
+        https://docs.couchdb.org/en/stable/api/database/find.html"""
     def create_index(self, fields: Sequence[Any], name: str | None = ..., ddoc: str | None = ..., **options: Any) -> IndexCreated:
         """Create a Mango index on ``fields``: ``{"result": "created" | "exists", "id", "name"}``.
         https://docs.couchdb.org/en/stable/api/database/find.html#db-index"""
@@ -428,9 +467,13 @@ class SyncDatabaseAPI:
         Unknown options raise :class:`InvalidOption` before anything is sent.
         CouchDB: https://docs.couchdb.org/en/stable/api/database/changes.html"""
     def push(self, target: str | _sync.Database | Mapping[str, Any], **options: Any) -> Document:
-        """Replicate this database to ``target``."""
+        """Replicate this database to ``target`` (see :meth:`Server.replicate`); returns
+        the replication's answer.
+        https://docs.couchdb.org/en/stable/api/server/common.html#replicate"""
     def pull(self, source: str | _sync.Database | Mapping[str, Any], **options: Any) -> Document:
-        """Replicate ``source`` into this database."""
+        """Replicate ``source`` into this database (see :meth:`Server.replicate`); returns
+        the replication's answer.
+        https://docs.couchdb.org/en/stable/api/server/common.html#replicate"""
     def partition(self, key: str) -> Partition:
         """The partition ``key`` of this (partitioned) database: ``info()``, ``view()``,
         ``all_docs()``, ``find()``, ``explain()``, ``iterview()``, ``iterfind()`` scoped to
@@ -516,9 +559,11 @@ class AsyncServerAPI:
         """Close the transport's pooled connections."""
     def _database(self, name: str) -> _tornado.Database: ...
     def info(self) -> Awaitable[ServerInfo]:
-        """The welcome object of ``GET /``."""
+        """The welcome object of ``GET /``: ``{"couchdb", "version", "uuid", "vendor", ...}``.
+        https://docs.couchdb.org/en/stable/api/server/common.html#get--"""
     def version(self) -> Awaitable[str]:
-        """The server's version string."""
+        """The server's version string (``"3.5.0"``), from ``GET /``.
+        https://docs.couchdb.org/en/stable/api/server/common.html#get--"""
     def all_dbs(self, limit: int | None = ..., skip: int | None = ..., start_key: Any = ..., end_key: Any = ..., descending: bool | None = ...) -> AsyncCall[_builtins.list[str], str]:
         """Names of the databases (``list[str]``), in name order.
 
@@ -528,7 +573,8 @@ class AsyncServerAPI:
         largest name). Bad values raise :class:`InvalidOption` before anything is sent.
         https://docs.couchdb.org/en/stable/api/server/common.html#all-dbs"""
     def uuids(self, count: int = ...) -> AsyncCall[_builtins.list[str], str]:
-        """``count`` fresh uuids from the server."""
+        """``count`` fresh uuids (a list of hex ``str``) from ``GET /_uuids``.
+        https://docs.couchdb.org/en/stable/api/server/common.html#uuids"""
     @overload
     def config(self, name: None = ...) -> Awaitable[_builtins.dict[str, ConfigSection]]: ...
     @overload
@@ -542,11 +588,17 @@ class AsyncServerAPI:
         With ``value`` sets the key (returns ``None``); with ``delete=True`` removes it
         and returns the old value. Uses ``/_node/_local/_config`` on CouchDB 2+."""
     def stats(self, name: str | None = ...) -> Awaitable[_builtins.dict[str, Any]]:
-        """Server statistics, or one sub-path (``"couchdb/request_time"``)."""
+        """The node's statistics (a dict), or one sub-path (``"couchdb/request_time"``):
+        ``GET /_node/_local/_stats`` (``/_stats`` on servers without it); a missing
+        statistic raises :class:`NotFound`.
+        https://docs.couchdb.org/en/stable/api/server/common.html#node-node-name-stats"""
     def tasks(self) -> AsyncCall[_builtins.list[_builtins.dict[str, Any]], _builtins.dict[str, Any]]:
-        """Active tasks (``/_active_tasks``)."""
+        """The running tasks (indexing, compaction, replication): ``GET /_active_tasks``,
+        a list of dicts. Needs admin rights.
+        https://docs.couchdb.org/en/stable/api/server/common.html#active-tasks"""
     def membership(self) -> Awaitable[Membership]:
-        """Cluster membership (``/_membership``)."""
+        """The cluster's nodes: ``GET /_membership``, ``{"all_nodes", "cluster_nodes"}``.
+        https://docs.couchdb.org/en/stable/api/server/common.html#membership"""
     def config_reload(self) -> Awaitable[bool]:
         """Reload the node's configuration from its ini files; ``True`` on success.
 
@@ -581,11 +633,16 @@ class AsyncServerAPI:
         ints, the server's defaults when left out.
         https://docs.couchdb.org/en/stable/api/database/common.html#put--db"""
     def db(self, name: str, create: bool = ...) -> Awaitable[_tornado.Database]:
-        """The database ``name``; ``NotFound`` if missing unless ``create``."""
+        """The database ``name`` (``GET /{db}`` checks it exists): :class:`NotFound` if it is
+        missing, unless ``create`` (then ``PUT /{db}`` creates it); a bad name raises
+        :class:`InvalidDatabaseName` before anything is sent.
+        https://docs.couchdb.org/en/stable/api/database/common.html"""
     def delete(self, name: str) -> Awaitable[bool]:
-        """Delete database ``name`` (``NotFound`` if missing); ``True``."""
+        """Delete database ``name`` (``DELETE /{db}``); returns ``True``, :class:`NotFound` if missing.
+        https://docs.couchdb.org/en/stable/api/database/common.html#delete--db"""
     def exists(self, name: str) -> Awaitable[bool]:
-        """Whether database ``name`` exists."""
+        """Whether database ``name`` exists (``HEAD /{db}``).
+        https://docs.couchdb.org/en/stable/api/database/common.html#head--db"""
     def replicate(self, source: str | _tornado.Database | Mapping[str, Any], target: str | _tornado.Database | Mapping[str, Any], **options: Any) -> Awaitable[Document]:
         """Replicate ``source`` to ``target`` (URLs, names or Database objects).
 
@@ -672,15 +729,25 @@ class AsyncDatabaseAPI:
         or the info of design document ``ddoc`` (``{"name", "view_index": {...}}``).
         https://docs.couchdb.org/en/stable/api/database/common.html#get--db"""
     def exists(self) -> Awaitable[bool]:
-        """Whether the database exists."""
+        """Whether the database exists (``HEAD /{db}``).
+        https://docs.couchdb.org/en/stable/api/database/common.html#head--db"""
     def compact(self, ddoc: str | None = ...) -> Awaitable[bool]:
-        """Start compaction of the database (or of a design document's views)."""
+        """Start compaction of the database, or of design document ``ddoc``'s view indexes
+        (``POST /{db}/_compact[/{ddoc}]``); ``True`` once started (it runs in the background).
+        https://docs.couchdb.org/en/stable/api/database/compact.html"""
     def cleanup(self) -> Awaitable[bool]:
-        """Remove index files no design document uses any more."""
+        """Remove index files no design document uses any more (``POST /{db}/_view_cleanup``);
+        ``True`` once started.
+        https://docs.couchdb.org/en/stable/api/database/compact.html#db-view-cleanup"""
     def commit(self) -> Awaitable[CommitResult]:
-        """Ask the server to commit recent changes to disk (``_ensure_full_commit``)."""
+        """Ask the server to commit recent changes to disk (``POST /{db}/_ensure_full_commit``);
+        returns ``{"ok", "instance_start_time"}``.
+        https://docs.couchdb.org/en/stable/api/database/compact.html#db-ensure-full-commit"""
     def purge(self, docs: Any) -> Awaitable[PurgeResult]:
-        """Purge revisions (``{purge_seq, purged}``); think thrice."""
+        """Purge revisions for good (``POST /{db}/_purge``): ``docs`` is a list of documents
+        with ``_id`` and ``_rev``, or a ``{id: [revs]}`` mapping; returns ``{"purge_seq",
+        "purged": {id: [revs]}}``. Purged revisions are not replicated away: think thrice.
+        https://docs.couchdb.org/en/stable/api/database/misc.html#db-purge"""
     @overload
     def security(self, value: None = ...) -> Awaitable[Document]: ...
     @overload
@@ -767,17 +834,27 @@ class AsyncDatabaseAPI:
     def _del_item(self, docid: str) -> Awaitable[Document]:
         """``del db[docid]``: delete the current revision; ``NotFoundKeyError`` if missing."""
     def contains(self, docid: str) -> Awaitable[bool]:
-        """Whether document ``docid`` exists."""
+        """Whether document ``docid`` exists and is not deleted (``HEAD /{db}/{docid}``).
+        https://docs.couchdb.org/en/stable/api/document/common.html#head--db-docid"""
     def delete(self, doc: Mapping[str, Any]) -> Awaitable[Document]:
-        """Delete a document (it needs ``_id`` and ``_rev``); returns ``{ok, id, rev}``."""
+        """Delete a document (``DELETE /{db}/{docid}?rev=``); it needs ``_id`` and ``_rev``
+        (:class:`MissingRevision` otherwise, before anything is sent); returns ``{"ok", "id",
+        "rev"}``; :class:`Conflict` when ``_rev`` is not the current revision.
+        https://docs.couchdb.org/en/stable/api/document/common.html#delete--db-docid"""
     def copy(self, source: str | Mapping[str, Any], dest: str | Mapping[str, Any]) -> Awaitable[str]:
-        """Copy ``source`` to ``dest`` (ids or docs; a dest with ``_rev`` is overwritten).
-        Returns the new revision."""
+        """Copy ``source`` to ``dest`` (ids or docs; a dest with ``_rev`` is overwritten,
+        a source with ``_rev`` copies that revision) with ``COPY /{db}/{docid}``.
+        Returns the new revision (a dict ``dest`` gets it as ``_rev``).
+        https://docs.couchdb.org/en/stable/api/document/common.html#copy--db-docid"""
     def revisions(self, docid: str) -> AsyncCall[_builtins.list[str], str]:
-        """Revision ids of a document, newest first."""
+        """Revision ids of a document, newest first (``GET /{db}/{docid}?revs=true``);
+        :class:`NotFound` if it is missing.
+        https://docs.couchdb.org/en/stable/api/document/common.html#getting-a-list-of-revisions"""
     def put_attachment(self, doc: str | Mapping[str, Any], content: Any, filename: str | None = ..., content_type: str | None = ...) -> Awaitable[DocResult]:
         """Create or replace an attachment (``content``: bytes, str or a binary file object,
-        streamed); updates ``doc["_rev"]``; returns ``{"ok", "id", "rev"}``."""
+        streamed); updates ``doc["_rev"]``; returns ``{"ok", "id", "rev"}``.
+        ``PUT /{db}/{docid}/{attname}?rev=``:
+        https://docs.couchdb.org/en/stable/api/document/attachments.html#put--db-docid-attname"""
     def get_attachment(self, id_or_doc: str | Mapping[str, Any], filename: str, rev: str | None = ...) -> Awaitable[bytes]:
         """The attachment's content as bytes, as it is in revision ``rev``.
 
@@ -790,7 +867,9 @@ class AsyncDatabaseAPI:
         """The attachment as a stream of byte chunks (see :class:`AttachmentStream`);
         ``rev`` and a document's ``_rev`` select the revision as for :meth:`get_attachment`."""
     def delete_attachment(self, doc: str | Mapping[str, Any], filename: str) -> Awaitable[DocResult]:
-        """Delete an attachment; updates ``doc["_rev"]``; returns ``{"ok", "id", "rev"}``."""
+        """Delete an attachment; updates ``doc["_rev"]``; returns ``{"ok", "id", "rev"}``.
+        ``DELETE /{db}/{docid}/{attname}?rev=``:
+        https://docs.couchdb.org/en/stable/api/document/attachments.html#delete--db-docid-attname"""
     def view(self, name: str, **options: Any) -> AsyncCall[ViewResult, Row]:
         """Query a view (``"ddoc/view"``, ``"_design/ddoc/_view/view"`` or ``"_all_docs"``).
 
@@ -857,7 +936,10 @@ class AsyncDatabaseAPI:
         become ``req.query``. Bad arguments raise :class:`InvalidInput` before sending.
         https://docs.couchdb.org/en/stable/api/ddoc/render.html#db-design-design-doc-update-update-name"""
     def find(self, selector: Mapping[str, Any], **options: Any) -> Awaitable[FindResult]:
-        """A Mango query: ``{"docs": [Document, ...], "bookmark": ..., ...}``."""
+        """A Mango query (``POST /{db}/_find``): ``{"docs": [Document, ...], "bookmark": ...,
+        "warning"?, "execution_stats"?}``; ``options`` are ``_find``'s (``fields``, ``sort``,
+        ``limit``, ``skip``, ``use_index``, ``bookmark``, ...). :meth:`iterfind` pages.
+        https://docs.couchdb.org/en/stable/api/database/find.html"""
     def create_index(self, fields: Sequence[Any], name: str | None = ..., ddoc: str | None = ..., **options: Any) -> Awaitable[IndexCreated]:
         """Create a Mango index on ``fields``: ``{"result": "created" | "exists", "id", "name"}``.
         https://docs.couchdb.org/en/stable/api/database/find.html#db-index"""
@@ -875,9 +957,13 @@ class AsyncDatabaseAPI:
         Unknown options raise :class:`InvalidOption` before anything is sent.
         CouchDB: https://docs.couchdb.org/en/stable/api/database/changes.html"""
     def push(self, target: str | _tornado.Database | Mapping[str, Any], **options: Any) -> Awaitable[Document]:
-        """Replicate this database to ``target``."""
+        """Replicate this database to ``target`` (see :meth:`Server.replicate`); returns
+        the replication's answer.
+        https://docs.couchdb.org/en/stable/api/server/common.html#replicate"""
     def pull(self, source: str | _tornado.Database | Mapping[str, Any], **options: Any) -> Awaitable[Document]:
-        """Replicate ``source`` into this database."""
+        """Replicate ``source`` into this database (see :meth:`Server.replicate`); returns
+        the replication's answer.
+        https://docs.couchdb.org/en/stable/api/server/common.html#replicate"""
     def partition(self, key: str) -> AsyncPartition:
         """The partition ``key`` of this (partitioned) database: ``info()``, ``view()``,
         ``all_docs()``, ``find()``, ``explain()``, ``iterview()``, ``iterfind()`` scoped to
@@ -991,7 +1077,10 @@ class AioServerAPI(_tornado.Server):
         ints, the server's defaults when left out.
         https://docs.couchdb.org/en/stable/api/database/common.html#put--db"""
     def db(self, name: str, create: bool = ...) -> Awaitable[_aio.Database]:
-        """The database ``name``; ``NotFound`` if missing unless ``create``."""
+        """The database ``name`` (``GET /{db}`` checks it exists): :class:`NotFound` if it is
+        missing, unless ``create`` (then ``PUT /{db}`` creates it); a bad name raises
+        :class:`InvalidDatabaseName` before anything is sent.
+        https://docs.couchdb.org/en/stable/api/database/common.html"""
     def _item(self, name: str) -> Awaitable[_aio.Database]:
         """``server[name]``: like :meth:`db`, but a missing database raises
         :class:`NotFoundKeyError` (a ``NotFound`` that is also a ``KeyError``)."""

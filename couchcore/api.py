@@ -148,11 +148,15 @@ class ServerAPI:
 
     # -- server info ---------------------------------------------------------------
     def info(self) -> ServerInfo:
-        """The welcome object of ``GET /``."""
+        """The welcome object of ``GET /``: ``{"couchdb", "version", "uuid", "vendor", ...}``.
+        https://docs.couchdb.org/en/stable/api/server/common.html#get--
+        """
         return self._run(_srv.welcome(self._ctx))
 
     def version(self) -> str:
-        """The server's version string."""
+        """The server's version string (``"3.5.0"``), from ``GET /``.
+        https://docs.couchdb.org/en/stable/api/server/common.html#get--
+        """
         return self._run(_srv.version(self._ctx))
 
     def all_dbs(self, limit: int | None = None, skip: int | None = None, start_key: Any = NOT_GIVEN,
@@ -169,7 +173,9 @@ class ServerAPI:
                                       end_key=end_key, descending=descending))
 
     def uuids(self, count: int = 1) -> list[str]:
-        """``count`` fresh uuids from the server."""
+        """``count`` fresh uuids (a list of hex ``str``) from ``GET /_uuids``.
+        https://docs.couchdb.org/en/stable/api/server/common.html#uuids
+        """
         return self._run(_srv.uuids(self._ctx, count))
 
     @overload
@@ -192,15 +198,24 @@ class ServerAPI:
         return result
 
     def stats(self, name: str | None = None) -> dict[str, Any]:
-        """Server statistics, or one sub-path (``"couchdb/request_time"``)."""
+        """The node's statistics (a dict), or one sub-path (``"couchdb/request_time"``):
+        ``GET /_node/_local/_stats`` (``/_stats`` on servers without it); a missing
+        statistic raises :class:`NotFound`.
+        https://docs.couchdb.org/en/stable/api/server/common.html#node-node-name-stats
+        """
         return self._run(_srv.stats(self._ctx, name))
 
     def tasks(self) -> list[dict[str, Any]]:
-        """Active tasks (``/_active_tasks``)."""
+        """The running tasks (indexing, compaction, replication): ``GET /_active_tasks``,
+        a list of dicts. Needs admin rights.
+        https://docs.couchdb.org/en/stable/api/server/common.html#active-tasks
+        """
         return self._run(_srv.tasks(self._ctx))
 
     def membership(self) -> Membership:
-        """Cluster membership (``/_membership``)."""
+        """The cluster's nodes: ``GET /_membership``, ``{"all_nodes", "cluster_nodes"}``.
+        https://docs.couchdb.org/en/stable/api/server/common.html#membership
+        """
         return self._run(_srv.membership(self._ctx))
 
     def config_reload(self) -> bool:
@@ -271,16 +286,24 @@ class ServerAPI:
         return self._run(_srv.create_db(self._ctx, name, **options), self._database)
 
     def db(self, name: str, create: bool = False) -> "DatabaseAPI":
-        """The database ``name``; ``NotFound`` if missing unless ``create``."""
+        """The database ``name`` (``GET /{db}`` checks it exists): :class:`NotFound` if it is
+        missing, unless ``create`` (then ``PUT /{db}`` creates it); a bad name raises
+        :class:`InvalidDatabaseName` before anything is sent.
+        https://docs.couchdb.org/en/stable/api/database/common.html
+        """
         validate_db_name(name)
         return self._run(_srv.open_db(self._ctx, name, create), self._database)
 
     def delete(self, name: str) -> bool:
-        """Delete database ``name`` (``NotFound`` if missing); ``True``."""
+        """Delete database ``name`` (``DELETE /{db}``); returns ``True``, :class:`NotFound` if missing.
+        https://docs.couchdb.org/en/stable/api/database/common.html#delete--db
+        """
         return self._run(_srv.delete_db(self._ctx, name))
 
     def exists(self, name: str) -> bool:
-        """Whether database ``name`` exists."""
+        """Whether database ``name`` exists (``HEAD /{db}``).
+        https://docs.couchdb.org/en/stable/api/database/common.html#head--db
+        """
         return self._run(_srv.db_exists(self._ctx, name))
 
     def replicate(self, source: "str | DatabaseAPI | Mapping[str, Any]", target: "str | DatabaseAPI | Mapping[str, Any]",
@@ -460,23 +483,38 @@ class DatabaseAPI:
         return self._run(_db.info(self._ctx, self.name, ddoc))
 
     def exists(self) -> bool:
-        """Whether the database exists."""
+        """Whether the database exists (``HEAD /{db}``).
+        https://docs.couchdb.org/en/stable/api/database/common.html#head--db
+        """
         return self._run(_db.exists(self._ctx, self.name))
 
     def compact(self, ddoc: str | None = None) -> bool:
-        """Start compaction of the database (or of a design document's views)."""
+        """Start compaction of the database, or of design document ``ddoc``'s view indexes
+        (``POST /{db}/_compact[/{ddoc}]``); ``True`` once started (it runs in the background).
+        https://docs.couchdb.org/en/stable/api/database/compact.html
+        """
         return self._run(_db.compact(self._ctx, self.name, ddoc))
 
     def cleanup(self) -> bool:
-        """Remove index files no design document uses any more."""
+        """Remove index files no design document uses any more (``POST /{db}/_view_cleanup``);
+        ``True`` once started.
+        https://docs.couchdb.org/en/stable/api/database/compact.html#db-view-cleanup
+        """
         return self._run(_db.cleanup(self._ctx, self.name))
 
     def commit(self) -> CommitResult:
-        """Ask the server to commit recent changes to disk (``_ensure_full_commit``)."""
+        """Ask the server to commit recent changes to disk (``POST /{db}/_ensure_full_commit``);
+        returns ``{"ok", "instance_start_time"}``.
+        https://docs.couchdb.org/en/stable/api/database/compact.html#db-ensure-full-commit
+        """
         return self._run(_db.commit(self._ctx, self.name))
 
     def purge(self, docs: Any) -> PurgeResult:
-        """Purge revisions (``{purge_seq, purged}``); think thrice."""
+        """Purge revisions for good (``POST /{db}/_purge``): ``docs`` is a list of documents
+        with ``_id`` and ``_rev``, or a ``{id: [revs]}`` mapping; returns ``{"purge_seq",
+        "purged": {id: [revs]}}``. Purged revisions are not replicated away: think thrice.
+        https://docs.couchdb.org/en/stable/api/database/misc.html#db-purge
+        """
         return self._run(_db.purge(self._ctx, self.name, docs))
 
     @overload
@@ -624,27 +662,42 @@ class DatabaseAPI:
         return self._run(_key_error(_docs.delete_id(self._ctx, self.name, docid), docs_only=True))
 
     def contains(self, docid: str) -> bool:
-        """Whether document ``docid`` exists."""
+        """Whether document ``docid`` exists and is not deleted (``HEAD /{db}/{docid}``).
+        https://docs.couchdb.org/en/stable/api/document/common.html#head--db-docid
+        """
         return self._run(_docs.doc_exists(self._ctx, self.name, docid))
 
     def delete(self, doc: Mapping[str, Any]) -> Document:
-        """Delete a document (it needs ``_id`` and ``_rev``); returns ``{ok, id, rev}``."""
+        """Delete a document (``DELETE /{db}/{docid}?rev=``); it needs ``_id`` and ``_rev``
+        (:class:`MissingRevision` otherwise, before anything is sent); returns ``{"ok", "id",
+        "rev"}``; :class:`Conflict` when ``_rev`` is not the current revision.
+        https://docs.couchdb.org/en/stable/api/document/common.html#delete--db-docid
+        """
         return self._run(_docs.delete_doc(self._ctx, self.name, doc))
 
     def copy(self, source: str | Mapping[str, Any], dest: str | Mapping[str, Any]) -> str:
-        """Copy ``source`` to ``dest`` (ids or docs; a dest with ``_rev`` is overwritten).
-        Returns the new revision."""
+        """Copy ``source`` to ``dest`` (ids or docs; a dest with ``_rev`` is overwritten,
+        a source with ``_rev`` copies that revision) with ``COPY /{db}/{docid}``.
+        Returns the new revision (a dict ``dest`` gets it as ``_rev``).
+        https://docs.couchdb.org/en/stable/api/document/common.html#copy--db-docid
+        """
         return self._run(_docs.copy_doc(self._ctx, self.name, source, dest))
 
     def revisions(self, docid: str) -> list[str]:
-        """Revision ids of a document, newest first."""
+        """Revision ids of a document, newest first (``GET /{db}/{docid}?revs=true``);
+        :class:`NotFound` if it is missing.
+        https://docs.couchdb.org/en/stable/api/document/common.html#getting-a-list-of-revisions
+        """
         return self._run(_docs.revisions(self._ctx, self.name, docid))
 
     # -- attachments ---------------------------------------------------------------
     def put_attachment(self, doc: str | Mapping[str, Any], content: Any, filename: str | None = None,
                        content_type: str | None = None) -> DocResult:
         """Create or replace an attachment (``content``: bytes, str or a binary file object,
-        streamed); updates ``doc["_rev"]``; returns ``{"ok", "id", "rev"}``."""
+        streamed); updates ``doc["_rev"]``; returns ``{"ok", "id", "rev"}``.
+        ``PUT /{db}/{docid}/{attname}?rev=``:
+        https://docs.couchdb.org/en/stable/api/document/attachments.html#put--db-docid-attname
+        """
         return self._run(_att.put_attachment(self._ctx, self.name, doc, content, filename, content_type))
 
     def get_attachment(self, id_or_doc: str | Mapping[str, Any], filename: str, rev: str | None = None) -> bytes:
@@ -665,7 +718,10 @@ class DatabaseAPI:
         return self._run(_att.open_attachment(self._ctx, self.name, id_or_doc, filename, rev), AttachmentStream)
 
     def delete_attachment(self, doc: str | Mapping[str, Any], filename: str) -> DocResult:
-        """Delete an attachment; updates ``doc["_rev"]``; returns ``{"ok", "id", "rev"}``."""
+        """Delete an attachment; updates ``doc["_rev"]``; returns ``{"ok", "id", "rev"}``.
+        ``DELETE /{db}/{docid}/{attname}?rev=``:
+        https://docs.couchdb.org/en/stable/api/document/attachments.html#delete--db-docid-attname
+        """
         return self._run(_att.delete_attachment(self._ctx, self.name, doc, filename))
 
     # -- views and queries -------------------------------------------------------------
@@ -759,7 +815,11 @@ class DatabaseAPI:
                                           **options))
 
     def find(self, selector: Mapping[str, Any], **options: Any) -> FindResult:
-        """A Mango query: ``{"docs": [Document, ...], "bookmark": ..., ...}``."""
+        """A Mango query (``POST /{db}/_find``): ``{"docs": [Document, ...], "bookmark": ...,
+        "warning"?, "execution_stats"?}``; ``options`` are ``_find``'s (``fields``, ``sort``,
+        ``limit``, ``skip``, ``use_index``, ``bookmark``, ...). :meth:`iterfind` pages.
+        https://docs.couchdb.org/en/stable/api/database/find.html
+        """
         return self._run(_db.find(self._ctx, self.name, selector, **options))
 
     def create_index(self, fields: Sequence[Any], name: str | None = None, ddoc: str | None = None,
@@ -808,11 +868,17 @@ class DatabaseAPI:
 
     # -- replication -----------------------------------------------------------------
     def push(self, target: "str | DatabaseAPI | Mapping[str, Any]", **options: Any) -> Document:
-        """Replicate this database to ``target``."""
+        """Replicate this database to ``target`` (see :meth:`Server.replicate`); returns
+        the replication's answer.
+        https://docs.couchdb.org/en/stable/api/server/common.html#replicate
+        """
         return self._server.replicate(self, target, **options)
 
     def pull(self, source: "str | DatabaseAPI | Mapping[str, Any]", **options: Any) -> Document:
-        """Replicate ``source`` into this database."""
+        """Replicate ``source`` into this database (see :meth:`Server.replicate`); returns
+        the replication's answer.
+        https://docs.couchdb.org/en/stable/api/server/common.html#replicate
+        """
         return self._server.replicate(source, self, **options)
 
     # -- partitions, paging, following, Mango and revision helpers (issue 10) -------------
