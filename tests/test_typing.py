@@ -66,3 +66,37 @@ def test_wrong_claims_are_caught(tmp_path: Path) -> None:
     # (by name: mypy's cache may report the path of an earlier run of the same file)
     errors = [line for line in done.stdout.splitlines() if "wrong_types.py:" in line and ": error:" in line]
     assert len(errors) == 5, done.stdout
+
+
+def _public(cls: type) -> set[str]:
+    return {name for name in dir(cls) if not name.startswith("_")}
+
+
+def _used(*functions: str) -> set[str]:
+    import ast
+
+    tree = ast.parse((ROOT / "tests" / "typed_example.py").read_text())
+    names: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name in functions:
+            names |= {sub.attr for sub in ast.walk(node) if isinstance(sub, ast.Attribute)}
+    return names
+
+
+def test_typed_example_uses_every_public_method() -> None:
+    """A method added to Server/Database (either flavour) must be added to the example too."""
+    import couchcore
+    import couchcore.aio
+    from couchcore.partition import Partition
+
+    sync = _used("sync_server", "sync_session", "sync_database")
+    asyncio_ = _used("async_server", "async_database")
+    missing = {
+        "Server": _public(couchcore.Server) - sync,
+        "Database": _public(couchcore.Database) - sync,
+        "Partition (sync)": _public(Partition) - {"key", "db"} - sync,
+        "aio.Server": _public(couchcore.aio.Server) - asyncio_,
+        "aio.Database": _public(couchcore.aio.Database) - asyncio_,
+        "Partition (async)": _public(Partition) - {"key", "db"} - asyncio_,
+    }
+    assert not any(missing.values()), missing

@@ -225,12 +225,16 @@ async def async_server(server: couchcore.aio.Server) -> couchcore.aio.Database:
     assert_type(server.replicator, couchcore.aio.Database)
     assert_type(await server.replicate(db, "events-backup"), Document)
     assert_type(await server.delete("events-copy"), bool)
+    assert_type(server.is_async, bool)
+    assert_type(server.url, str)
     server.close()
     return await server.db("events")
 
 
 async def async_database(db: couchcore.aio.Database) -> None:
     assert_type(db.server, couchcore.aio.Server)
+    assert_type(db.url, str)
+    assert_type(db.is_async, bool)
     assert_type(await db.info(), DatabaseInfo)
     assert_type(await db.info("app"), DesignInfo)
     assert_type(await db.exists(), bool)
