@@ -44,7 +44,7 @@ from itertools import islice
 from typing import IO, TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, Sequence, Union
 
 from . import codec
-from .errors import CouchcoreError, InvalidDocument, InvalidField, InvalidInput
+from .errors import CouchcoreError, InvalidDocument, InvalidField, InvalidInput, TransportError
 from .protocol.bulk import BatchOutcome, write_batch
 from .scan import forget as _forget
 from .scan import ENGINE as _SCAN_ENGINE
@@ -495,6 +495,11 @@ class Loader:
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self._paused_until = 0.0
+        # several nodes: a batch a node could not be reached for goes to the others (the
+        # node is set aside for a while, doubling up to max_backoff while it stays down)
+        self._orphans: list[_Batch] = []
+        self._benched: dict[int, tuple[float, float]] = {}  # id(node) -> (until, seconds)
+        self._flying = 0  # batches sent and not handled yet, on every node
         self._inflight: dict[str, int] = {}  # _id -> input line, for documents not settled yet
         self._waiting: dict[str, list[tuple[bytes, int, int]]] = {}  # upsert: later duplicates
         self._ready: list[tuple[str, bytes, int, int]] = []
@@ -826,8 +831,9 @@ class Loader:
         base = self._base_counts
         return {name: base.get(name, 0) + getattr(r, name) for name in ("read", "written", "skipped", "rejected")}
 
-    def _handle(self, batch: _Batch, result: Any, retry_queue: list[Any]) -> None:
+    def _handle(self, batch: _Batch, result: Any, retry_queue: list[Any], node: Any = None) -> None:
         report = self.report
+        self._flying -= 1
         if isinstance(result, BatchOutcome):
             outcome = result
         else:  # the operation failed outright (an unexpected error): send it again
@@ -839,6 +845,16 @@ class Loader:
         for i, error, reason in outcome.rejected:
             self._reject(batch.lines[i], batch.ids[i], error, reason, batch.bodies[i])
         unsettled = outcome.unsettled
+        handoff = (bool(unsettled) and node is not None and len(self.servers) > 1
+                   and isinstance(outcome.error, TransportError))
+        if handoff:  # the node is down or unreachable: its batch goes to the other nodes
+            until, seconds = self._benched.get(id(node), (0.0, 0.0))
+            seconds = min(self.max_backoff, max(1.0, seconds * 2))
+            self._benched[id(node)] = (time.monotonic() + seconds, seconds)
+            if any(self._benched.get(id(s), (0.0, 0.0))[0] <= time.monotonic() for s in self.servers):
+                batch.attempt -= 1  # another node is up: not an attempt of the batch's own
+        if not handoff and node is not None and id(node) in self._benched and not outcome.error:
+            del self._benched[id(node)]  # it answered: back in full service
         if unsettled and batch.attempt >= self.retries:
             exc = outcome.error
             reason = f"gave up after {batch.attempt + 1} attempts: {exc}"
@@ -853,8 +869,8 @@ class Loader:
             if outcome.retry_after is not None:
                 delay = max(delay, min(outcome.retry_after, self.max_backoff * 4))
                 self._paused_until = max(self._paused_until, time.monotonic() + delay)
-            again.due = time.monotonic() + delay
-            heapq.heappush(retry_queue, again)
+            again.due = time.monotonic() + (0.0 if handoff else delay)
+            heapq.heappush(self._orphans if handoff else retry_queue, again)
             report.retried += 1
             keep = set(unsettled)
             settled_ids = [d for i, d in enumerate(batch.ids.raw) if i not in keep]
@@ -896,9 +912,17 @@ class Loader:
             wait = self._paused_until - time.monotonic()
             if wait > 0:  # the server asked for a pause (429): no new request before it ends
                 time.sleep(min(wait, self.max_backoff * 4))
+            benched = self._benched.get(id(node), (0.0, 0.0))[0] - time.monotonic()
+            if benched > 0:  # set aside after a connection failure: the other nodes carry on
+                if not self._work_left():
+                    return
+                self._stop.wait(min(benched, 0.2))
+                continue
             with self._lock:
                 if queue and queue[0].due <= time.monotonic():
                     batch = heapq.heappop(queue)
+                elif self._orphans and self._orphans[0].due <= time.monotonic():
+                    batch = heapq.heappop(self._orphans)
                 else:
                     batch = self._released()
                     if batch is None:
@@ -909,6 +933,8 @@ class Loader:
                     return
             sent[index] = batch
             index += 1
+            with self._lock:
+                self._flying += 1
             yield write_batch(ctx, self.name, batch.ids, batch.bodies, batch.reconcile, self.upsert,
                               self.skip_existing, self.new_edits)
 
@@ -918,19 +944,28 @@ class Loader:
             sent: dict[int, _Batch] = {}
             for i, result in node._iter_many(self._ops(node, queue, sent), self.concurrency):
                 with self._lock:
-                    self._handle(sent.pop(i), result, queue)
+                    self._handle(sent.pop(i), result, queue, node)
             with self._lock:
                 if self._stop.is_set():
                     self.report.unsettled += sum(len(b.ids) for b in queue)
+                    if self.servers[0] is node:  # counted once
+                        self.report.unsettled += sum(len(b.ids) for b in self._orphans)
                     return
                 if queue:
                     wait = queue[0].due - time.monotonic()
                 elif self._ready or not self._exhausted:
                     continue
+                elif self._orphans or self._flying:  # another node's batch may come this way
+                    wait = 0.05
                 else:
                     return
             if wait > 0:
                 self._stop.wait(wait)
+
+    def _work_left(self) -> bool:
+        """Whether any batch may still need sending (input left, batches queued or in flight)."""
+        with self._lock:
+            return bool(not self._exhausted or self._ready or self._orphans or self._flying)
 
     def run(self) -> LoadReport:
         """Run the load; returns the :class:`LoadReport`. ``KeyboardInterrupt`` is

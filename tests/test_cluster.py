@@ -657,3 +657,77 @@ def test_bad_quorums_raise_before_sending(bad):
         offline.save({"_id": "x"}, w=bad)
     with pytest.raises(couchcore.InvalidInput):
         offline.get("x", r=bad)
+
+
+# -- the bulk loader's fan-out over nodes, one node going down mid-load ---------------------
+
+
+def _load_through(urls, db_name, n_docs, backend, stop_at):
+    """Load ``n_docs`` into ``db_name`` with :func:`couchcore.bulk.load`, its batches spread
+    over a loopback proxy in front of each of ``urls``; the second proxy stops forwarding
+    (resets its connections and refuses new ones: a node gone down) when the input reaches
+    ``stop_at``. Returns (report, proxies)."""
+    from couchcore.bulk import load
+    from couchcore.testing import FaultyProxy
+    from couchcore.urls import split_credentials
+
+    _, user, password = split_credentials(urls[0])
+    auth = (user, password) if user is not None else None
+    proxies = [FaultyProxy(u) for u in urls]
+    servers = [couchcore.Server(p.url, auth=auth, backend=backend) for p in proxies]
+    try:
+        def docs():
+            for i in range(n_docs):
+                if i == stop_at:
+                    proxies[1].stop_forwarding()
+                yield {"_id": f"d{i:06d}", "n": i, "pad": "x" * 64}
+
+        report = load(servers[0]._database(db_name), docs(), batch_size=200, concurrency=2, nodes=servers[1:])
+        return report, proxies
+    finally:
+        for s in servers:
+            s.close()
+        for p in proxies:
+            if not p.forwarding:
+                p.resume_forwarding()
+            p.close()
+
+
+def _check_nothing_lost(db, report, proxies, n_docs):
+    assert (report.written, report.rejected, report.unsettled) == (n_docs, 0, 0), report.failures[:3]
+    posts = [sum(1 for method, target in p.seen if method == "POST" and "_bulk_docs" in target) for p in proxies]
+    assert posts[0] > 0 and posts[2] > 0 and posts[1] < min(posts[0], posts[2])  # the others carried on
+    # doc_count reads one copy of each shard on a cluster (sharding.html#quorum): awaited
+    wait_until(lambda: db.info()["doc_count"], lambda count: count == n_docs, timeout=SETTLES)
+    got = db.get([f"d{i:06d}" for i in range(0, n_docs, 97)])
+    assert all(d is not None and d["n"] == int(d["_id"][1:]) for d in got)
+
+
+def test_load_over_nodes_completes_when_one_goes_down(server, couch_url, db_name, backend):
+    """Three "nodes" (loopback proxies) in front of the one test server; one goes down a
+    third of the way in: its batches go to the others and nothing is lost or rejected
+    (before, they were retried on the dead node and rejected: 3000 of 20000 docs)."""
+    db = server.create(db_name)
+    try:
+        report, proxies = _load_through([couch_url] * 3, db_name, 6000, backend, stop_at=2000)
+        _check_nothing_lost(db, report, proxies, 6000)
+    finally:
+        server.delete(db_name)
+
+
+def test_cluster_load_over_three_nodes_completes_when_one_goes_down(couch_urls, backend):
+    """The cluster profile: a proxy in front of each of three CouchDB nodes (cluster.sh's
+    3-node cluster), one going down mid-load; writes need w=2 of n=3 copies
+    (https://docs.couchdb.org/en/stable/cluster/sharding.html#quorum), so the other two
+    nodes take every batch."""
+    if len(couch_urls) < 3:
+        pytest.skip("needs three nodes of one CouchDB cluster in COUCHDB_URL")
+    admin = couchcore.Server(couch_urls[0])
+    name = unique_name("load-nodes")
+    db = admin.create(name)
+    try:
+        report, proxies = _load_through(couch_urls[:3], name, 20000, backend, stop_at=6000)
+        _check_nothing_lost(db, report, proxies, 20000)
+    finally:
+        admin.delete(name)
+        admin.close()
