@@ -292,16 +292,20 @@ def _redact(text: str) -> str:
     return redact_url(text)
 
 
-def run_cli(url: str, dbname: str, path: str, concurrency: int, batch: int, n: int, engine: str) -> dict:
-    """``couchcore load`` as a user runs it: the whole process is measured (wait4)."""
+def run_cli(url: str, dbname: str, path: str, concurrency: int, batch: int, n: int, engine: str,
+            tree: str | None = None, extra_env: dict | None = None) -> dict:
+    """``couchcore load`` as a user runs it: the whole process is measured (wait4).
+    ``tree``: run the couchcore of another checkout (its root directory) instead."""
     import couchcore
 
     target = f"{url.rstrip('/')}/{dbname}"
     cmd = [sys.executable, "-m", "couchcore.cli", "load", target, path, "--create", "--quiet",
            "--concurrency", str(concurrency), "--batch-size", str(batch)]
-    env = child_env({"COUCHCORE_JSON": engine})
+    env = child_env({"COUCHCORE_JSON": engine, **(extra_env or {})})
+    if tree:
+        env["PYTHONPATH"] = tree
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, cwd=tree or None)
     stderr = proc.stderr.read() if proc.stderr else b""
     _, status, ru = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - t0
@@ -347,6 +351,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch", type=int, default=1000, help="documents per _bulk_docs request (1000)")
     ap.add_argument("--concurrency", default="1,2,4,8", help="loader concurrencies (1,2,4,8)")
     ap.add_argument("--out", default=str(HERE / "results" / "bulk.md"), help="Markdown output file")
+    ap.add_argument("--baseline-tree", metavar="DIR",
+                    help="also run `couchcore load` from this other checkout (e.g. `git archive` of an older "
+                         "commit), in the same run, for before/after rows")
+    ap.add_argument("--rss-docs", type=int, default=0, metavar="N",
+                    help="also run `couchcore load --concurrency 4` on N documents (peak RSS against the main size)")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child:
@@ -362,13 +371,14 @@ def main(argv: list[str] | None = None) -> int:
         server_ctx = PouchDBServer()
         url = server_ctx.start()
     try:
-        return _run(url, n, args.batch, levels, Path(args.out))
+        return _run(url, n, args.batch, levels, Path(args.out), args.baseline_tree, args.rss_docs)
     finally:
         if server_ctx is not None:
             server_ctx.stop()
 
 
-def _run(url: str, n: int, batch: int, levels: list[int], out_path: Path) -> int:
+def _run(url: str, n: int, batch: int, levels: list[int], out_path: Path, baseline: str | None = None,
+         rss_docs: int = 0) -> int:
     import couchcore
     from couchcore import codec
 
@@ -409,11 +419,34 @@ def _run(url: str, n: int, batch: int, levels: list[int], out_path: Path) -> int
         with open(path, "wb") as f:
             for d in docs(n):
                 f.write(codec.dumps(d) + b"\n")
+        c = 4 if 4 in limits else levels[-1]
         for engine in engines:
-            c = 4 if 4 in limits else levels[-1]
             m = run_cli(url, name(f"cli{engine}"), path, c, batch, n, engine)
             rows.append(fmt_row(f"`couchcore load --concurrency {c}` (whole process, JSON Lines file), {engine}", m,
                                 limits.get(c)))
+            say(rows[-1])
+        m = run_cli(url, name("clipyscan"), path, c, batch, n, codec.ENGINE, extra_env={"COUCHCORE_SCAN": "python"})
+        rows.append(fmt_row(f"`couchcore load --concurrency {c}`, {codec.ENGINE}, pure-Python scanner "
+                            "(COUCHCORE_SCAN=python: no C extension)", m, limits.get(c)))
+        say(rows[-1])
+        if baseline:
+            subprocess.run([sys.executable, "-m", "compileall", "-q", os.path.join(baseline, "couchcore")],
+                           env=child_env(), check=False, stdout=subprocess.DEVNULL)
+            for engine in engines:
+                m = run_cli(url, name(f"clibase{engine}"), path, c, batch, n, engine, tree=baseline)
+                rows.append(fmt_row(f"before: `couchcore load --concurrency {c}` of {os.path.basename(baseline)}, "
+                                    f"{engine}", m, limits.get(c)))
+                say(rows[-1])
+    if rss_docs:
+        with tempfile.TemporaryDirectory(prefix="couchcore-bench-") as tmp:
+            path = os.path.join(tmp, "docs.jsonl")
+            with open(path, "wb") as f:
+                for d in docs(rss_docs):
+                    f.write(codec.dumps(d) + b"\n")
+            c = 4 if 4 in limits else levels[-1]
+            m = run_cli(url, name("clirss"), path, c, batch, rss_docs, codec.ENGINE)
+            rows.append(fmt_row(f"`couchcore load --concurrency {c}`, {codec.ENGINE}, **{rss_docs:,} documents** "
+                                f"(peak RSS against the {n:,} row)", m, limits.get(c)))
             say(rows[-1])
     seq_limit = limits.get(1)
     for backend in ("urllib3", "pycurl"):
