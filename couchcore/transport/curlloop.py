@@ -196,6 +196,7 @@ class _LoopEngine:
         self.active: dict[pycurl.Curl, _Exchange] = {}
         self.watched: dict[int, int] = {}  # fd -> POLL_IN / POLL_OUT bits registered with the loop
         self.timer: asyncio.Handle | None = None
+        self.timer_at: float | None = None  # when ``timer`` fires (None: at once, call_soon)
         self.in_curl = False  # inside socket_action: libcurl callbacks may run, no remove_handle
         self.closed = False
 
@@ -223,16 +224,31 @@ class _LoopEngine:
 
     def _on_timer(self, timeout_ms: int) -> None:
         """CURLMOPT_TIMERFUNCTION: call ``socket_action(TIMEOUT)`` in ``timeout_ms``
-        (``-1``: no timer). Never calls libcurl from here (not reentrant)."""
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
-        if timeout_ms < 0 or self.loop.is_closed() or self.closed:
+        (``-1``: no timer). Never calls libcurl from here (not reentrant). A timer due
+        no later than asked for is kept: firing early is harmless (libcurl then asks
+        again), and most requests would otherwise replace it several times."""
+        timer = self.timer
+        if timeout_ms < 0:
+            if timer is not None:
+                timer.cancel()
+                self.timer = None
+            return
+        loop = self.loop
+        if loop.is_closed() or self.closed:
             return
         if timeout_ms == 0:
-            self.timer = self.loop.call_soon(self._on_timeout)
-        else:
-            self.timer = self.loop.call_later(timeout_ms / 1000.0, self._on_timeout)
+            if timer is not None and self.timer_at is None:  # already due at once
+                return
+            if timer is not None:
+                timer.cancel()
+            self.timer, self.timer_at = loop.call_soon(self._on_timeout), None
+            return
+        when = loop.time() + timeout_ms / 1000.0
+        if timer is not None and (self.timer_at is None or self.timer_at <= when):
+            return
+        if timer is not None:
+            timer.cancel()
+        self.timer, self.timer_at = loop.call_at(when, self._on_timeout), when
 
     def _on_timeout(self) -> None:
         self.timer = None
