@@ -1091,7 +1091,11 @@ def load(
       2**attempt))`` seconds (at least ``Retry-After``), at most ``retries`` times; then
       its documents are rejected with the last error.
     * ``nodes``: more :class:`~couchcore.Server` objects of the same cluster; every node
-      keeps ``concurrency`` batches in flight, taking the next batch when it has room.
+      keeps ``concurrency`` batches in flight, taking the next batch when it has room. A
+      batch that meets a connection failure (``TransportError``: the node is down or
+      unreachable) goes to the other nodes at once, without counting as an attempt while
+      one of them is up, and that node is set aside (1 s, doubling up to ``max_backoff``)
+      until it answers again.
     * ``checkpoint``: a :class:`Checkpoint`; items it confirms are skipped, progress is
       recorded in it.
     * ``on_reject(rejected)`` is called for each rejected document (else they are kept
