@@ -224,9 +224,14 @@ def save_docs(
     missing: list[int] = []
     for i, doc in enumerate(docs):
         cls = doc.__class__
-        if cls is dict or cls is Document:  # the common case: a dict with a str _id
+        if cls is dict or cls is Document:  # the common cases: a str _id, or none
             docid = doc.get("_id")
             if docid.__class__ is str and docid:
+                continue
+            if docid is None:
+                if "_id" in doc:
+                    del doc["_id"]  # None means "no id yet"
+                missing.append(i)
                 continue
         _check_doc(doc)
         if "_id" not in doc:

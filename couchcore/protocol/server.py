@@ -91,8 +91,10 @@ def take_uuids(ctx: ServerContext, n: int) -> Operation[list[str]]:
         try:
             out.append(ctx.uuids.popleft())  # atomic: operations may share the cache across threads
         except IndexError:
-            fresh = yield from uuids(ctx, max(ctx.uuid_batch, n - len(out)))
-            ctx.uuids.extend(fresh)
+            need = n - len(out)
+            fresh = yield from uuids(ctx, max(ctx.uuid_batch, need))
+            out.extend(fresh[:need])  # (ours alone until cached: no other thread sees them)
+            ctx.uuids.extend(fresh[need:])
     return out
 
 
