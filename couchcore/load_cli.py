@@ -486,6 +486,9 @@ def _run(args: argparse.Namespace) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):
             previous[sig] = signal.signal(sig, on_signal)
     interrupted = False
+    import gc
+
+    gc.freeze()  # the objects of start-up live to the end: collections need not visit them again
     try:
         report = loader.run()
     except KeyboardInterrupt:
