@@ -84,6 +84,8 @@ class JsonLines:
         if chunk < 1:
             raise InvalidInput(f"chunk must be positive, got {chunk!r}")
         self.f = f
+        # read1: what a pipe has now (up to chunk), so `dump | load` sends batches as the lines come
+        self._read: Callable[[int], bytes] = getattr(f, "read1", None) or f.read
         self.chunk = chunk
         self.buf = b""
         self.pos = 0
@@ -91,26 +93,31 @@ class JsonLines:
         self._started = False
 
     def fill(self) -> bool:
-        """Read more input after ``buf[pos:]``; False when nothing is left to scan."""
+        """Read more input after ``buf[pos:]`` (at least to the end of the next line, or of
+        the input); False when nothing is left to scan."""
         if self.eof:
             return False
         rest = self.buf[self.pos:]
-        more = self.f.read(max(self.chunk, len(rest)))  # a long line doubles the read
-        if not more:
-            self.eof = True
-        elif not self._started:
-            self._started = True
-            while len(more) < 3 and _BOM.startswith(more):  # a short read inside the mark
-                extra = self.f.read(3 - len(more))
-                if not extra:
-                    break
-                more += extra
-            if more[:3] == _BOM:
-                more = more[3:]
-        self.buf = rest + more if rest else more
+        pieces = [rest] if rest else []
+        while True:
+            more = self._read(self.chunk)
+            if not more:
+                self.eof = True
+                break
+            if not self._started:
+                self._started = True
+                while len(more) < 3 and _BOM.startswith(more):  # a short read inside the mark
+                    extra = self._read(3 - len(more))
+                    if not extra:
+                        break
+                    more += extra
+                if more[:3] == _BOM:
+                    more = more[3:]
+            pieces.append(more)
+            if b"\n" in more:  # a whole line at least (a long line is joined once, not regrown)
+                break
+        self.buf = b"".join(pieces) if len(pieces) != 1 else pieces[0]
         self.pos = 0
-        if not self.buf and not self.eof:  # only a byte order mark so far
-            return self.fill()
         return bool(self.buf)
 
     def skip(self, count: int) -> int:
