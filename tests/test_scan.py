@@ -352,3 +352,29 @@ def test_count_ok_twins_agree_with_bytes_count(raw):
         assert count_ok_py(raw)[0] == raw.count(b'"ok":true')
     if cy_count_ok is not None:
         assert cy_count_ok(raw) == count_ok_py(raw)
+
+
+class _Trickle(io.RawIOBase):
+    """A pipe that hands over at most ``step`` bytes per read (read1 included)."""
+
+    def __init__(self, data: bytes, step: int) -> None:
+        self.data, self.step, self.reads = data, step, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def read1(self, n: int = -1) -> bytes:
+        self.reads += 1
+        piece, self.data = self.data[:min(n, self.step)], self.data[min(n, self.step):]
+        return piece
+
+    read = read1
+
+
+def test_a_pipe_trickling_small_reads_and_a_huge_line(scanner):
+    huge = b'{"_id":"big","s":"' + b"x" * 300_000 + b'"}'
+    text = b'\xef\xbb\xbf{"_id":"a"}\n' + huge + b'\n{"n":1}\n'
+    pipe = _Trickle(text, 4096)
+    (batch,), rejected, read = batches(JsonLines(pipe, chunk=1 << 20), batch_size=10)
+    assert batch[0][:2] == ["a", "big"] and batch[1][1] == huge + b"\n" and batch[2] == [1, 2, 3] and not rejected
+    assert pipe.reads < 100  # one pass over the pieces, not one read per byte
