@@ -23,6 +23,7 @@ from .base import BODY_METHODS, BaseTransport, Credentials, ErrorTable, Transpor
 __all__ = ["PycurlTransport"]
 
 HIGH_WATER = 1 << 20  # pause a streamed transfer when this much is buffered unread
+TAKE_SIZE = 64 * 1024  # at most this much buffered body is joined into one piece for the reader
 _TLS_CODES = {35, 51, 53, 54, 58, 59, 60, 64, 66, 77, 80, 82, 83, 90, 91}
 _WATCH_UPLOAD = 256 * 1024  # bodies larger than this report upload progress (see on_progress)
 _CONNECT_CODES = {5, 6, 7}  # proxy or host not resolved, connection refused/unreachable: nothing sent
@@ -86,16 +87,25 @@ class _Transfer:
         return None
 
     def take(self) -> bytes:
-        """Everything buffered, as one bytes object (libcurl calls on_data once per HTTP
-        chunk of the body, ~1.5 kB for a CouchDB view: a parser fed one join of them
-        does far fewer calls than one per piece)."""
+        """The buffered pieces, joined into one bytes object of up to TAKE_SIZE bytes (libcurl
+        calls on_data once per HTTP chunk of the body, ~1.5 kB for a CouchDB view: a parser
+        fed one join of them does far fewer calls than one per piece; the cap keeps the
+        join's copy small next to HIGH_WATER)."""
         chunks = self.chunks
-        if len(chunks) == 1:
+        if len(chunks) == 1 or len(chunks[0]) >= TAKE_SIZE:
             chunk = chunks.popleft()
-        else:
+        elif self.buffered <= TAKE_SIZE:
             chunk = b"".join(chunks)
             chunks.clear()
-        self.buffered = 0
+        else:
+            parts = []
+            size = 0
+            while chunks and size + len(chunks[0]) <= TAKE_SIZE:
+                piece = chunks.popleft()
+                parts.append(piece)
+                size += len(piece)
+            chunk = b"".join(parts)
+        self.buffered -= len(chunk)
         return chunk
 
     def body(self) -> bytes:
