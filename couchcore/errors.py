@@ -9,9 +9,8 @@ server reported derive from :class:`HTTPError`; network-level failures derive fr
 from __future__ import annotations
 
 import builtins
+import re
 from typing import Any, Mapping
-
-from .urls import redact_url
 
 __all__ = [
     "CouchcoreError",
@@ -50,6 +49,18 @@ __all__ = [
     "TLSError",
     "error_for_status",
 ]
+
+
+# A leaf module: nothing of couchcore is imported here (couchcore.urls imports from it).
+# userinfo runs to the last "@" before the first "/": a password with an unencoded "#"
+# or "?" is still hidden ("http://u:20#Zx@host" -> "http://***@host"), while an "@" in a
+# path ("/_node/node1@127.0.0.1") is not taken for one
+_USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<userinfo>[^/\s]*@)")
+
+
+def redact_url(url: str) -> str:
+    """Return ``url`` (or any text holding URLs) with each ``user:password@`` replaced by ``***@``."""
+    return _USERINFO.sub(lambda m: m.group("scheme") + "***@", url)
 
 
 class CouchcoreError(Exception):

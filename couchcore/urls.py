@@ -6,12 +6,10 @@ import re
 from typing import NamedTuple
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
+from .errors import InvalidInput, redact_url  # errors is the leaf: it imports nothing of couchcore
+
 __all__ = ["redact_url", "split_credentials", "split_database_url", "ServerURL"]
 
-# userinfo runs to the last "@" before the first "/": a password with an unencoded "#"
-# or "?" is still hidden ("http://u:20#Zx@host" -> "http://***@host"), while an "@" in a
-# path ("/_node/node1@127.0.0.1") is not taken for one
-_USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<userinfo>[^/\s]*@)")
 _AUTHORITY_END = re.compile(r"[/?#]")
 
 _ENCODE_HINT = (
@@ -20,14 +18,7 @@ _ENCODE_HINT = (
 )
 
 
-def redact_url(url: str) -> str:
-    """Return ``url`` with any ``user:password@`` replaced by ``***@``."""
-    return _USERINFO.sub(lambda m: m.group("scheme") + "***@", url)
-
-
 def _invalid(message: str) -> Exception:
-    from .errors import InvalidInput
-
     return InvalidInput(message)
 
 
