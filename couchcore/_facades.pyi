@@ -6,8 +6,12 @@ Type checkers only: at run time ``couchcore.sync``, ``couchcore.tornado`` and
 ``couchcore.aio`` derive from the source classes themselves.
 """
 
+import asyncio
 import builtins as _builtins
 from typing import Any, AsyncIterator, Awaitable, Generator, Protocol, TypeVar, overload
+from typing import Callable as _Callable
+
+from couchcore.models import Status as _Status
 
 import couchcore.aio as _aio
 import couchcore.sync as _sync
@@ -558,13 +562,22 @@ class AsyncServerAPI:
     def close(self) -> None:
         """Close the transport's pooled connections."""
     def _database(self, name: str) -> _tornado.Database: ...
-    def info(self) -> Awaitable[ServerInfo]:
+    @overload
+    def info(self, *, callback: None = ...) -> Awaitable[ServerInfo]: ...
+    @overload
+    def info(self, *, callback: _Callable[[ServerInfo | None, _Status], Any]) -> asyncio.Task[ServerInfo | None]:
         """The welcome object of ``GET /``: ``{"couchdb", "version", "uuid", "vendor", ...}``.
         https://docs.couchdb.org/en/stable/api/server/common.html#get--"""
-    def version(self) -> Awaitable[str]:
+    @overload
+    def version(self, *, callback: None = ...) -> Awaitable[str]: ...
+    @overload
+    def version(self, *, callback: _Callable[[str | None, _Status], Any]) -> asyncio.Task[str | None]:
         """The server's version string (``"3.5.0"``), from ``GET /``.
         https://docs.couchdb.org/en/stable/api/server/common.html#get--"""
-    def all_dbs(self, limit: int | None = ..., skip: int | None = ..., start_key: Any = ..., end_key: Any = ..., descending: bool | None = ...) -> AsyncCall[_builtins.list[str], str]:
+    @overload
+    def all_dbs(self, limit: int | None = ..., skip: int | None = ..., start_key: Any = ..., end_key: Any = ..., descending: bool | None = ..., *, callback: None = ...) -> AsyncCall[_builtins.list[str], str]: ...
+    @overload
+    def all_dbs(self, limit: int | None = ..., skip: int | None = ..., start_key: Any = ..., end_key: Any = ..., descending: bool | None = ..., *, callback: _Callable[[_builtins.list[str] | None, _Status], Any]) -> asyncio.Task[_builtins.list[str] | None]:
         """Names of the databases (``list[str]``), in name order.
 
         ``start_key``/``end_key`` bound the names (inclusive; JSON values, so ``None`` is
@@ -572,59 +585,94 @@ class AsyncServerAPI:
         ints) page, ``descending=True`` reverses the order (then ``start_key`` is the
         largest name). Bad values raise :class:`InvalidOption` before anything is sent.
         https://docs.couchdb.org/en/stable/api/server/common.html#all-dbs"""
-    def uuids(self, count: int = ...) -> AsyncCall[_builtins.list[str], str]:
+    @overload
+    def uuids(self, count: int = ..., *, callback: None = ...) -> AsyncCall[_builtins.list[str], str]: ...
+    @overload
+    def uuids(self, count: int = ..., *, callback: _Callable[[_builtins.list[str] | None, _Status], Any]) -> asyncio.Task[_builtins.list[str] | None]:
         """``count`` fresh uuids (a list of hex ``str``) from ``GET /_uuids``.
         https://docs.couchdb.org/en/stable/api/server/common.html#uuids"""
     @overload
-    def config(self, name: None = ...) -> Awaitable[_builtins.dict[str, ConfigSection]]: ...
+    def config(self, name: None = ..., *, callback: None = ...) -> Awaitable[_builtins.dict[str, ConfigSection]]: ...
     @overload
-    def config(self, name: str, value: None = ..., delete: Literal[False] = ...) -> Awaitable[ConfigSection | str]: ...
+    def config(self, name: str, value: None = ..., delete: Literal[False] = ..., *, callback: None = ...) -> Awaitable[ConfigSection | str]: ...
     @overload
-    def config(self, name: str, value: str | int | float | bool, delete: Literal[False] = ...) -> Awaitable[None]: ...
+    def config(self, name: str, value: str | int | float | bool, delete: Literal[False] = ..., *, callback: None = ...) -> Awaitable[None]: ...
     @overload
-    def config(self, name: str, value: None = ..., *, delete: Literal[True]) -> Awaitable[str]:
+    def config(self, name: str, value: None = ..., *, delete: Literal[True], callback: None = ...) -> Awaitable[str]: ...
+    @overload
+    def config(self, name: None = ..., *, callback: _Callable[[_builtins.dict[str, ConfigSection] | None, _Status], Any]) -> asyncio.Task[_builtins.dict[str, ConfigSection] | None]: ...
+    @overload
+    def config(self, name: str, value: None = ..., delete: Literal[False] = ..., *, callback: _Callable[[ConfigSection | str | None, _Status], Any]) -> asyncio.Task[ConfigSection | str | None]: ...
+    @overload
+    def config(self, name: str, value: str | int | float | bool, delete: Literal[False] = ..., *, callback: _Callable[[None | None, _Status], Any]) -> asyncio.Task[None | None]: ...
+    @overload
+    def config(self, name: str, value: None = ..., *, delete: Literal[True], callback: _Callable[[str | None, _Status], Any]) -> asyncio.Task[str | None]:
         """Whole config, a section (``"couchdb"``) or a key (``"couchdb/max_dbs_open"``).
 
         With ``value`` sets the key (returns ``None``); with ``delete=True`` removes it
         and returns the old value. Uses ``/_node/_local/_config`` on CouchDB 2+."""
-    def stats(self, name: str | None = ...) -> Awaitable[_builtins.dict[str, Any]]:
+    @overload
+    def stats(self, name: str | None = ..., *, callback: None = ...) -> Awaitable[_builtins.dict[str, Any]]: ...
+    @overload
+    def stats(self, name: str | None = ..., *, callback: _Callable[[_builtins.dict[str, Any] | None, _Status], Any]) -> asyncio.Task[_builtins.dict[str, Any] | None]:
         """The node's statistics (a dict), or one sub-path (``"couchdb/request_time"``):
         ``GET /_node/_local/_stats`` (``/_stats`` on servers without it); a missing
         statistic raises :class:`NotFound`.
         https://docs.couchdb.org/en/stable/api/server/common.html#node-node-name-stats"""
-    def tasks(self) -> AsyncCall[_builtins.list[_builtins.dict[str, Any]], _builtins.dict[str, Any]]:
+    @overload
+    def tasks(self, *, callback: None = ...) -> AsyncCall[_builtins.list[_builtins.dict[str, Any]], _builtins.dict[str, Any]]: ...
+    @overload
+    def tasks(self, *, callback: _Callable[[_builtins.list[_builtins.dict[str, Any]] | None, _Status], Any]) -> asyncio.Task[_builtins.list[_builtins.dict[str, Any]] | None]:
         """The running tasks (indexing, compaction, replication): ``GET /_active_tasks``,
         a list of dicts. Needs admin rights.
         https://docs.couchdb.org/en/stable/api/server/common.html#active-tasks"""
-    def membership(self) -> Awaitable[Membership]:
+    @overload
+    def membership(self, *, callback: None = ...) -> Awaitable[Membership]: ...
+    @overload
+    def membership(self, *, callback: _Callable[[Membership | None, _Status], Any]) -> asyncio.Task[Membership | None]:
         """The cluster's nodes: ``GET /_membership``, ``{"all_nodes", "cluster_nodes"}``.
         https://docs.couchdb.org/en/stable/api/server/common.html#membership"""
-    def config_reload(self) -> Awaitable[bool]:
+    @overload
+    def config_reload(self, *, callback: None = ...) -> Awaitable[bool]: ...
+    @overload
+    def config_reload(self, *, callback: _Callable[[bool | None, _Status], Any]) -> asyncio.Task[bool | None]:
         """Reload the node's configuration from its ini files; ``True`` on success.
 
         ``POST /_node/_local/_config/_reload`` (the node prefix is discovered as for
         :meth:`config`); servers without the endpoint raise :class:`NotFound` (or
         :class:`MethodNotAllowed`).
         https://docs.couchdb.org/en/stable/api/server/configuration.html#node-node-name-config-reload"""
-    def session(self) -> Awaitable[SessionInfo]:
+    @overload
+    def session(self, *, callback: None = ...) -> Awaitable[SessionInfo]: ...
+    @overload
+    def session(self, *, callback: _Callable[[SessionInfo | None, _Status], Any]) -> asyncio.Task[SessionInfo | None]:
         """Who the server thinks the caller is: ``GET /_session`` as a dict,
         ``{"ok": True, "userCtx": {"name": str | None, "roles": [...]}, "info":
         {"authenticated": ..., "authentication_handlers": [...], ...}}``.
         https://docs.couchdb.org/en/stable/api/server/authn.html#get--_session"""
-    def login(self) -> Awaitable[LoginResult]:
+    @overload
+    def login(self, *, callback: None = ...) -> Awaitable[LoginResult]: ...
+    @overload
+    def login(self, *, callback: _Callable[[LoginResult | None, _Status], Any]) -> asyncio.Task[LoginResult | None]:
         """Log in now with the Server's :class:`~couchcore.auth.SessionAuth`
         (``POST /_session``) and keep the cookie; returns ``{"ok": True, "name": str,
         "roles": [...]}``. :class:`~couchcore.errors.Unauthorized` on a wrong password;
         :class:`InvalidInput` when the Server has no ``SessionAuth``.
         https://docs.couchdb.org/en/stable/api/server/authn.html#post--_session"""
-    def logout(self) -> Awaitable[OkResult]:
+    @overload
+    def logout(self, *, callback: None = ...) -> Awaitable[OkResult]: ...
+    @overload
+    def logout(self, *, callback: _Callable[[OkResult | None, _Status], Any]) -> asyncio.Task[OkResult | None]:
         """End the cookie session (``DELETE /_session``) and forget the cookie; the
         next request logs in again. Returns ``{"ok": True}``; :class:`InvalidInput`
         when the Server has no ``SessionAuth``.
         https://docs.couchdb.org/en/stable/api/server/authn.html#delete--_session"""
     def _session_auth(self) -> SessionAuth: ...
     def _run_unauthed(self, op: Operation[T]) -> Awaitable[T]: ...
-    def create(self, name: str, partitioned: bool = ..., q: int | None = ..., n: int | None = ..., **options: Any) -> Awaitable[_tornado.Database]:
+    @overload
+    def create(self, name: str, partitioned: bool = ..., q: int | None = ..., n: int | None = ..., *, callback: None = ..., **options: Any) -> Awaitable[_tornado.Database]: ...
+    @overload
+    def create(self, name: str, partitioned: bool = ..., q: int | None = ..., n: int | None = ..., *, callback: _Callable[[_tornado.Database | None, _Status], Any], **options: Any) -> asyncio.Task[_tornado.Database | None]:
         """Create database ``name`` and return its Database (``PreconditionFailed`` if it
         exists; a bad name raises ``InvalidDatabaseName`` before anything is sent).
 
@@ -632,18 +680,30 @@ class AsyncServerAPI:
         :meth:`DatabaseAPI.partition`); ``q`` (shards) and ``n`` (replicas) are positive
         ints, the server's defaults when left out.
         https://docs.couchdb.org/en/stable/api/database/common.html#put--db"""
-    def db(self, name: str, create: bool = ...) -> Awaitable[_tornado.Database]:
+    @overload
+    def db(self, name: str, create: bool = ..., *, callback: None = ...) -> Awaitable[_tornado.Database]: ...
+    @overload
+    def db(self, name: str, create: bool = ..., *, callback: _Callable[[_tornado.Database | None, _Status], Any]) -> asyncio.Task[_tornado.Database | None]:
         """The database ``name`` (``GET /{db}`` checks it exists): :class:`NotFound` if it is
         missing, unless ``create`` (then ``PUT /{db}`` creates it); a bad name raises
         :class:`InvalidDatabaseName` before anything is sent.
         https://docs.couchdb.org/en/stable/api/database/common.html"""
-    def delete(self, name: str) -> Awaitable[bool]:
+    @overload
+    def delete(self, name: str, *, callback: None = ...) -> Awaitable[bool]: ...
+    @overload
+    def delete(self, name: str, *, callback: _Callable[[bool | None, _Status], Any]) -> asyncio.Task[bool | None]:
         """Delete database ``name`` (``DELETE /{db}``); returns ``True``, :class:`NotFound` if missing.
         https://docs.couchdb.org/en/stable/api/database/common.html#delete--db"""
-    def exists(self, name: str) -> Awaitable[bool]:
+    @overload
+    def exists(self, name: str, *, callback: None = ...) -> Awaitable[bool]: ...
+    @overload
+    def exists(self, name: str, *, callback: _Callable[[bool | None, _Status], Any]) -> asyncio.Task[bool | None]:
         """Whether database ``name`` exists (``HEAD /{db}``).
         https://docs.couchdb.org/en/stable/api/database/common.html#head--db"""
-    def replicate(self, source: str | _tornado.Database | Mapping[str, Any], target: str | _tornado.Database | Mapping[str, Any], **options: Any) -> Awaitable[Document]:
+    @overload
+    def replicate(self, source: str | _tornado.Database | Mapping[str, Any], target: str | _tornado.Database | Mapping[str, Any], *, callback: None = ..., **options: Any) -> Awaitable[Document]: ...
+    @overload
+    def replicate(self, source: str | _tornado.Database | Mapping[str, Any], target: str | _tornado.Database | Mapping[str, Any], *, callback: _Callable[[Document | None, _Status], Any], **options: Any) -> asyncio.Task[Document | None]:
         """Replicate ``source`` to ``target`` (URLs, names or Database objects).
 
         With ``_id=...`` a document in ``_replicator`` is written; otherwise
@@ -669,21 +729,33 @@ class AsyncServerAPI:
     @property
     def replicator(self) -> _tornado.Database:
         """The ``_replicator`` database."""
-    def up(self) -> Awaitable[bool]:
+    @overload
+    def up(self, *, callback: None = ...) -> Awaitable[bool]: ...
+    @overload
+    def up(self, *, callback: _Callable[[bool | None, _Status], Any]) -> asyncio.Task[bool | None]:
         """Whether the node is up: ``GET /_up`` answers 200 (``False`` for 503, e.g. in
         maintenance mode, and when no connection can be made; a server without
         ``/_up`` is up when ``GET /`` answers).
         https://docs.couchdb.org/en/stable/api/server/common.html#up"""
-    def dbs_info(self, names: Sequence[str]) -> AsyncCall[_builtins.list[_srv.DbsInfoRow], _srv.DbsInfoRow]:
+    @overload
+    def dbs_info(self, names: Sequence[str], *, callback: None = ...) -> AsyncCall[_builtins.list[_srv.DbsInfoRow], _srv.DbsInfoRow]: ...
+    @overload
+    def dbs_info(self, names: Sequence[str], *, callback: _Callable[[_builtins.list[_srv.DbsInfoRow] | None, _Status], Any]) -> asyncio.Task[_builtins.list[_srv.DbsInfoRow] | None]:
         """Info of several databases in one request (``POST /_dbs_info``):
         ``[{"key": name, "info": {...}} | {"key": name, "error": "not_found"}]`` in order
         (``GET /{db}`` each where the server lacks the endpoint).
         https://docs.couchdb.org/en/stable/api/server/common.html#dbs-info"""
-    def scheduler_jobs(self, limit: int | None = ..., skip: int | None = ...) -> Awaitable[_srv.SchedulerJobs]:
+    @overload
+    def scheduler_jobs(self, limit: int | None = ..., skip: int | None = ..., *, callback: None = ...) -> Awaitable[_srv.SchedulerJobs]: ...
+    @overload
+    def scheduler_jobs(self, limit: int | None = ..., skip: int | None = ..., *, callback: _Callable[[_srv.SchedulerJobs | None, _Status], Any]) -> asyncio.Task[_srv.SchedulerJobs | None]:
         """The replication jobs running now: ``{"total_rows", "offset", "jobs": [{"id",
         "database", "doc_id", "source", "target", "pid", "start_time", "history", ...}]}``.
         https://docs.couchdb.org/en/stable/api/server/common.html#scheduler-jobs"""
-    def scheduler_docs(self, replicator_db: str | None = ..., limit: int | None = ..., skip: int | None = ...) -> Awaitable[_srv.SchedulerDocs]:
+    @overload
+    def scheduler_docs(self, replicator_db: str | None = ..., limit: int | None = ..., skip: int | None = ..., *, callback: None = ...) -> Awaitable[_srv.SchedulerDocs]: ...
+    @overload
+    def scheduler_docs(self, replicator_db: str | None = ..., limit: int | None = ..., skip: int | None = ..., *, callback: _Callable[[_srv.SchedulerDocs | None, _Status], Any]) -> asyncio.Task[_srv.SchedulerDocs | None]:
         """Replication documents and their states (``_replicator``, or ``replicator_db``):
         ``{"total_rows", "offset", "docs": [{"doc_id", "state", "id", "source", "target",
         "info", "error_count", ...}]}``.
@@ -722,48 +794,78 @@ class AsyncDatabaseAPI:
     def __eq__(self, other: object) -> bool: ...
     def __hash__(self) -> int: ...
     @overload
-    def info(self, ddoc: None = ...) -> Awaitable[DatabaseInfo]: ...
+    def info(self, ddoc: None = ..., *, callback: None = ...) -> Awaitable[DatabaseInfo]: ...
     @overload
-    def info(self, ddoc: str) -> Awaitable[DesignInfo]:
+    def info(self, ddoc: str, *, callback: None = ...) -> Awaitable[DesignInfo]: ...
+    @overload
+    def info(self, ddoc: None = ..., *, callback: _Callable[[DatabaseInfo | None, _Status], Any]) -> asyncio.Task[DatabaseInfo | None]: ...
+    @overload
+    def info(self, ddoc: str, *, callback: _Callable[[DesignInfo | None, _Status], Any]) -> asyncio.Task[DesignInfo | None]:
         """Database info (``GET /{db}``: ``{"db_name", "doc_count", "update_seq", "sizes", ...}``),
         or the info of design document ``ddoc`` (``{"name", "view_index": {...}}``).
         https://docs.couchdb.org/en/stable/api/database/common.html#get--db"""
-    def exists(self) -> Awaitable[bool]:
+    @overload
+    def exists(self, *, callback: None = ...) -> Awaitable[bool]: ...
+    @overload
+    def exists(self, *, callback: _Callable[[bool | None, _Status], Any]) -> asyncio.Task[bool | None]:
         """Whether the database exists (``HEAD /{db}``).
         https://docs.couchdb.org/en/stable/api/database/common.html#head--db"""
-    def compact(self, ddoc: str | None = ...) -> Awaitable[bool]:
+    @overload
+    def compact(self, ddoc: str | None = ..., *, callback: None = ...) -> Awaitable[bool]: ...
+    @overload
+    def compact(self, ddoc: str | None = ..., *, callback: _Callable[[bool | None, _Status], Any]) -> asyncio.Task[bool | None]:
         """Start compaction of the database, or of design document ``ddoc``'s view indexes
         (``POST /{db}/_compact[/{ddoc}]``); ``True`` once started (it runs in the background).
         https://docs.couchdb.org/en/stable/api/database/compact.html"""
-    def cleanup(self) -> Awaitable[bool]:
+    @overload
+    def cleanup(self, *, callback: None = ...) -> Awaitable[bool]: ...
+    @overload
+    def cleanup(self, *, callback: _Callable[[bool | None, _Status], Any]) -> asyncio.Task[bool | None]:
         """Remove index files no design document uses any more (``POST /{db}/_view_cleanup``);
         ``True`` once started.
         https://docs.couchdb.org/en/stable/api/database/compact.html#db-view-cleanup"""
-    def commit(self) -> Awaitable[CommitResult]:
+    @overload
+    def commit(self, *, callback: None = ...) -> Awaitable[CommitResult]: ...
+    @overload
+    def commit(self, *, callback: _Callable[[CommitResult | None, _Status], Any]) -> asyncio.Task[CommitResult | None]:
         """Ask the server to commit recent changes to disk (``POST /{db}/_ensure_full_commit``);
         returns ``{"ok", "instance_start_time"}``.
         https://docs.couchdb.org/en/stable/api/database/compact.html#db-ensure-full-commit"""
-    def purge(self, docs: Any) -> Awaitable[PurgeResult]:
+    @overload
+    def purge(self, docs: Any, *, callback: None = ...) -> Awaitable[PurgeResult]: ...
+    @overload
+    def purge(self, docs: Any, *, callback: _Callable[[PurgeResult | None, _Status], Any]) -> asyncio.Task[PurgeResult | None]:
         """Purge revisions for good (``POST /{db}/_purge``): ``docs`` is a list of documents
         with ``_id`` and ``_rev``, or a ``{id: [revs]}`` mapping; returns ``{"purge_seq",
         "purged": {id: [revs]}}``. Purged revisions are not replicated away: think thrice.
         https://docs.couchdb.org/en/stable/api/database/misc.html#db-purge"""
     @overload
-    def security(self, value: None = ...) -> Awaitable[Document]: ...
+    def security(self, value: None = ..., *, callback: None = ...) -> Awaitable[Document]: ...
     @overload
-    def security(self, value: Mapping[str, Any]) -> Awaitable[OkResult]:
+    def security(self, value: Mapping[str, Any], *, callback: None = ...) -> Awaitable[OkResult]: ...
+    @overload
+    def security(self, value: None = ..., *, callback: _Callable[[Document | None, _Status], Any]) -> asyncio.Task[Document | None]: ...
+    @overload
+    def security(self, value: Mapping[str, Any], *, callback: _Callable[[OkResult | None, _Status], Any]) -> asyncio.Task[OkResult | None]:
         """Get the security object (``{"admins": {"names", "roles"}, "members": {...}}``),
         or set it to ``value`` (returns ``{"ok": True}``).
         https://docs.couchdb.org/en/stable/api/database/security.html"""
     @overload
-    def revs_limit(self, limit: None = ...) -> Awaitable[int]: ...
+    def revs_limit(self, limit: None = ..., *, callback: None = ...) -> Awaitable[int]: ...
     @overload
-    def revs_limit(self, limit: int) -> Awaitable[None]:
+    def revs_limit(self, limit: int, *, callback: None = ...) -> Awaitable[None]: ...
+    @overload
+    def revs_limit(self, limit: None = ..., *, callback: _Callable[[int | None, _Status], Any]) -> asyncio.Task[int | None]: ...
+    @overload
+    def revs_limit(self, limit: int, *, callback: _Callable[[None | None, _Status], Any]) -> asyncio.Task[None | None]:
         """The revision limit (an ``int``: how many old revisions' ids are remembered),
         or with ``limit`` (a positive ``int``) set it and return ``None``. A bad
         ``limit`` raises :class:`InvalidInput` before anything is sent.
         https://docs.couchdb.org/en/stable/api/database/misc.html#db-revs-limit"""
-    def save(self, doc_or_docs: Mapping[str, Any] | Iterable[Mapping[str, Any]], merge: Callable[[Document, Document | None], Mapping[str, Any] | None] | None = ..., force: bool = ..., retries: int = ..., **options: Any) -> Awaitable[ConflictResolution]:
+    @overload
+    def save(self, doc_or_docs: Mapping[str, Any] | Iterable[Mapping[str, Any]], merge: Callable[[Document, Document | None], Mapping[str, Any] | None] | None = ..., force: bool = ..., retries: int = ..., *, callback: None = ..., **options: Any) -> Awaitable[ConflictResolution]: ...
+    @overload
+    def save(self, doc_or_docs: Mapping[str, Any] | Iterable[Mapping[str, Any]], merge: Callable[[Document, Document | None], Mapping[str, Any] | None] | None = ..., force: bool = ..., retries: int = ..., *, callback: _Callable[[ConflictResolution | None, _Status], Any], **options: Any) -> asyncio.Task[ConflictResolution | None]:
         """Create or update one document or a list of them; returns a ConflictResolution.
 
         Documents are updated in place (``_id``, ``_rev``); those without ``_id`` get
@@ -785,7 +887,10 @@ class AsyncDatabaseAPI:
         or ``_all_docs`` read, which read one copy,
         https://docs.couchdb.org/en/stable/cluster/sharding.html#quorum).
         CouchDB: https://docs.couchdb.org/en/stable/api/database/bulk-api.html#db-bulk-docs"""
-    def update_doc(self, docid: str, fn: Callable[[Document | None], Mapping[str, Any] | None], retries: int = ...) -> Awaitable[Document | None]:
+    @overload
+    def update_doc(self, docid: str, fn: Callable[[Document | None], Mapping[str, Any] | None], retries: int = ..., *, callback: None = ...) -> Awaitable[Document | None]: ...
+    @overload
+    def update_doc(self, docid: str, fn: Callable[[Document | None], Mapping[str, Any] | None], retries: int = ..., *, callback: _Callable[[Document | None | None, _Status], Any]) -> asyncio.Task[Document | None | None]:
         """Read-modify-write document ``docid`` without losing concurrent updates.
 
         ``fn(doc)`` gets the current :class:`Document` (``None`` if the document is
@@ -803,11 +908,17 @@ class AsyncDatabaseAPI:
         CouchDB: https://docs.couchdb.org/en/stable/api/document/common.html#put--db-docid"""
     def _resolve(self, resolution: ConflictResolution, how: str, fn: Callable[..., Any] | None = ...) -> Awaitable[ConflictResolution]: ...
     @overload
-    def get(self, id_or_ids: str, *, open_revs: str | Sequence[str], **options: Any) -> Awaitable[_OpenRevs]: ...
+    def get(self, id_or_ids: str, *, open_revs: str | Sequence[str], callback: None = ..., **options: Any) -> Awaitable[_OpenRevs]: ...
     @overload
-    def get(self, id_or_ids: str, **options: Any) -> Awaitable[Document]: ...
+    def get(self, id_or_ids: str, *, callback: None = ..., **options: Any) -> Awaitable[Document]: ...
     @overload
-    def get(self, id_or_ids: Iterable[str | _builtins.tuple[str, str]], **options: Any) -> AsyncCall[_builtins.list[Document | None], Document | None]:
+    def get(self, id_or_ids: Iterable[str | _builtins.tuple[str, str]], *, callback: None = ..., **options: Any) -> AsyncCall[_builtins.list[Document | None], Document | None]: ...
+    @overload
+    def get(self, id_or_ids: str, *, open_revs: str | Sequence[str], callback: _Callable[[_OpenRevs | None, _Status], Any], **options: Any) -> asyncio.Task[_OpenRevs | None]: ...
+    @overload
+    def get(self, id_or_ids: str, *, callback: _Callable[[Document | None, _Status], Any], **options: Any) -> asyncio.Task[Document | None]: ...
+    @overload
+    def get(self, id_or_ids: Iterable[str | _builtins.tuple[str, str]], *, callback: _Callable[[_builtins.list[Document | None] | None, _Status], Any], **options: Any) -> asyncio.Task[_builtins.list[Document | None] | None]:
         """A :class:`Document` (``NotFound`` if missing), or for a list a list of
         Documents and ``None`` for missing ones, in order, in one request.
 
@@ -820,9 +931,13 @@ class AsyncDatabaseAPI:
         before anything is sent.
         https://docs.couchdb.org/en/stable/api/database/bulk-api.html#db-bulk-get"""
     @overload
-    def get_many(self, ids: Iterable[str], concurrency: int = ..., *, open_revs: str | Sequence[str], **options: Any) -> AsyncCall[_builtins.list[_OpenRevs | None], _OpenRevs | None]: ...
+    def get_many(self, ids: Iterable[str], concurrency: int = ..., *, open_revs: str | Sequence[str], callback: None = ..., **options: Any) -> AsyncCall[_builtins.list[_OpenRevs | None], _OpenRevs | None]: ...
     @overload
-    def get_many(self, ids: Iterable[str], concurrency: int = ..., **options: Any) -> AsyncCall[_builtins.list[Document | None], Document | None]:
+    def get_many(self, ids: Iterable[str], concurrency: int = ..., *, callback: None = ..., **options: Any) -> AsyncCall[_builtins.list[Document | None], Document | None]: ...
+    @overload
+    def get_many(self, ids: Iterable[str], concurrency: int = ..., *, open_revs: str | Sequence[str], callback: _Callable[[_builtins.list[_OpenRevs | None] | None, _Status], Any], **options: Any) -> asyncio.Task[_builtins.list[_OpenRevs | None] | None]: ...
+    @overload
+    def get_many(self, ids: Iterable[str], concurrency: int = ..., *, callback: _Callable[[_builtins.list[Document | None] | None, _Status], Any], **options: Any) -> asyncio.Task[_builtins.list[Document | None] | None]:
         """Fetch documents with one GET each, ``concurrency`` in flight at once.
 
         Returns Documents (``None`` for missing ids) in order. Use it when each document
@@ -833,29 +948,47 @@ class AsyncDatabaseAPI:
         :class:`NotFoundKeyError` (a ``NotFound`` that is also a ``KeyError``)."""
     def _del_item(self, docid: str) -> Awaitable[Document]:
         """``del db[docid]``: delete the current revision; ``NotFoundKeyError`` if missing."""
-    def contains(self, docid: str) -> Awaitable[bool]:
+    @overload
+    def contains(self, docid: str, *, callback: None = ...) -> Awaitable[bool]: ...
+    @overload
+    def contains(self, docid: str, *, callback: _Callable[[bool | None, _Status], Any]) -> asyncio.Task[bool | None]:
         """Whether document ``docid`` exists and is not deleted (``HEAD /{db}/{docid}``).
         https://docs.couchdb.org/en/stable/api/document/common.html#head--db-docid"""
-    def delete(self, doc: Mapping[str, Any]) -> Awaitable[Document]:
+    @overload
+    def delete(self, doc: Mapping[str, Any], *, callback: None = ...) -> Awaitable[Document]: ...
+    @overload
+    def delete(self, doc: Mapping[str, Any], *, callback: _Callable[[Document | None, _Status], Any]) -> asyncio.Task[Document | None]:
         """Delete a document (``DELETE /{db}/{docid}?rev=``); it needs ``_id`` and ``_rev``
         (:class:`MissingRevision` otherwise, before anything is sent); returns ``{"ok", "id",
         "rev"}``; :class:`Conflict` when ``_rev`` is not the current revision.
         https://docs.couchdb.org/en/stable/api/document/common.html#delete--db-docid"""
-    def copy(self, source: str | Mapping[str, Any], dest: str | Mapping[str, Any]) -> Awaitable[str]:
+    @overload
+    def copy(self, source: str | Mapping[str, Any], dest: str | Mapping[str, Any], *, callback: None = ...) -> Awaitable[str]: ...
+    @overload
+    def copy(self, source: str | Mapping[str, Any], dest: str | Mapping[str, Any], *, callback: _Callable[[str | None, _Status], Any]) -> asyncio.Task[str | None]:
         """Copy ``source`` to ``dest`` (ids or docs; a dest with ``_rev`` is overwritten,
         a source with ``_rev`` copies that revision) with ``COPY /{db}/{docid}``.
         Returns the new revision (a dict ``dest`` gets it as ``_rev``).
         https://docs.couchdb.org/en/stable/api/document/common.html#copy--db-docid"""
-    def revisions(self, docid: str) -> AsyncCall[_builtins.list[str], str]:
+    @overload
+    def revisions(self, docid: str, *, callback: None = ...) -> AsyncCall[_builtins.list[str], str]: ...
+    @overload
+    def revisions(self, docid: str, *, callback: _Callable[[_builtins.list[str] | None, _Status], Any]) -> asyncio.Task[_builtins.list[str] | None]:
         """Revision ids of a document, newest first (``GET /{db}/{docid}?revs=true``);
         :class:`NotFound` if it is missing.
         https://docs.couchdb.org/en/stable/api/document/common.html#getting-a-list-of-revisions"""
-    def put_attachment(self, doc: str | Mapping[str, Any], content: Any, filename: str | None = ..., content_type: str | None = ...) -> Awaitable[DocResult]:
+    @overload
+    def put_attachment(self, doc: str | Mapping[str, Any], content: Any, filename: str | None = ..., content_type: str | None = ..., *, callback: None = ...) -> Awaitable[DocResult]: ...
+    @overload
+    def put_attachment(self, doc: str | Mapping[str, Any], content: Any, filename: str | None = ..., content_type: str | None = ..., *, callback: _Callable[[DocResult | None, _Status], Any]) -> asyncio.Task[DocResult | None]:
         """Create or replace an attachment (``content``: bytes, str or a binary file object,
         streamed); updates ``doc["_rev"]``; returns ``{"ok", "id", "rev"}``.
         ``PUT /{db}/{docid}/{attname}?rev=``:
         https://docs.couchdb.org/en/stable/api/document/attachments.html#put--db-docid-attname"""
-    def get_attachment(self, id_or_doc: str | Mapping[str, Any], filename: str, rev: str | None = ...) -> Awaitable[bytes]:
+    @overload
+    def get_attachment(self, id_or_doc: str | Mapping[str, Any], filename: str, rev: str | None = ..., *, callback: None = ...) -> Awaitable[bytes]: ...
+    @overload
+    def get_attachment(self, id_or_doc: str | Mapping[str, Any], filename: str, rev: str | None = ..., *, callback: _Callable[[bytes | None, _Status], Any]) -> asyncio.Task[bytes | None]:
         """The attachment's content as bytes, as it is in revision ``rev``.
 
         Without ``rev``, a document's ``_rev`` is the revision read (an attachment a
@@ -863,14 +996,23 @@ class AsyncDatabaseAPI:
         id reads the current revision. ``NotFound`` if the document, the revision or the
         attachment is missing. ``GET /{db}/{docid}/{attname}?rev=``:
         https://docs.couchdb.org/en/stable/api/document/attachments.html#get--db-docid-attname"""
-    def open_attachment(self, id_or_doc: str | Mapping[str, Any], filename: str, rev: str | None = ...) -> AsyncCall[AttachmentStream, bytes]:
+    @overload
+    def open_attachment(self, id_or_doc: str | Mapping[str, Any], filename: str, rev: str | None = ..., *, callback: None = ...) -> AsyncCall[AttachmentStream, bytes]: ...
+    @overload
+    def open_attachment(self, id_or_doc: str | Mapping[str, Any], filename: str, rev: str | None = ..., *, callback: _Callable[[AttachmentStream | None, _Status], Any]) -> asyncio.Task[AttachmentStream | None]:
         """The attachment as a stream of byte chunks (see :class:`AttachmentStream`);
         ``rev`` and a document's ``_rev`` select the revision as for :meth:`get_attachment`."""
-    def delete_attachment(self, doc: str | Mapping[str, Any], filename: str) -> Awaitable[DocResult]:
+    @overload
+    def delete_attachment(self, doc: str | Mapping[str, Any], filename: str, *, callback: None = ...) -> Awaitable[DocResult]: ...
+    @overload
+    def delete_attachment(self, doc: str | Mapping[str, Any], filename: str, *, callback: _Callable[[DocResult | None, _Status], Any]) -> asyncio.Task[DocResult | None]:
         """Delete an attachment; updates ``doc["_rev"]``; returns ``{"ok", "id", "rev"}``.
         ``DELETE /{db}/{docid}/{attname}?rev=``:
         https://docs.couchdb.org/en/stable/api/document/attachments.html#delete--db-docid-attname"""
-    def view(self, name: str, **options: Any) -> AsyncCall[ViewResult, Row]:
+    @overload
+    def view(self, name: str, *, callback: None = ..., **options: Any) -> AsyncCall[ViewResult, Row]: ...
+    @overload
+    def view(self, name: str, *, callback: _Callable[[ViewResult | None, _Status], Any], **options: Any) -> asyncio.Task[ViewResult | None]:
         """Query a view (``"ddoc/view"``, ``"_design/ddoc/_view/view"`` or ``"_all_docs"``).
 
         Returns a :class:`ViewResult` whose rows are parsed as they stream in.
@@ -881,7 +1023,10 @@ class AsyncDatabaseAPI:
         ``null``: ``None`` leaves them out. Unknown options or wrong types raise
         :class:`InvalidOption` before anything is sent.
         https://docs.couchdb.org/en/stable/api/ddoc/views.html"""
-    def build_view(self, name: str, timeout: float | None = ..., progress: Callable[[_builtins.dict[str, Any]], Any] | None = ..., poll: float = ...) -> Awaitable[BuildViewResult]:
+    @overload
+    def build_view(self, name: str, timeout: float | None = ..., progress: Callable[[_builtins.dict[str, Any]], Any] | None = ..., poll: float = ..., *, callback: None = ...) -> Awaitable[BuildViewResult]: ...
+    @overload
+    def build_view(self, name: str, timeout: float | None = ..., progress: Callable[[_builtins.dict[str, Any]], Any] | None = ..., poll: float = ..., *, callback: _Callable[[BuildViewResult | None, _Status], Any]) -> asyncio.Task[BuildViewResult | None]:
         """Build the index of view ``name`` (``"ddoc/view"``) and wait until it is built.
 
         Use it after saving a design document, before the first real query on a large
@@ -899,10 +1044,16 @@ class AsyncDatabaseAPI:
         Bad arguments raise :class:`InvalidInput` before anything is sent.
         CouchDB: https://docs.couchdb.org/en/stable/api/ddoc/views.html ,
         https://docs.couchdb.org/en/stable/api/server/common.html#active-tasks"""
-    def query(self, map_src: str, reduce_src: str | None = ..., language: str = ..., **options: Any) -> AsyncCall[ViewResult, Row]:
+    @overload
+    def query(self, map_src: str, reduce_src: str | None = ..., language: str = ..., *, callback: None = ..., **options: Any) -> AsyncCall[ViewResult, Row]: ...
+    @overload
+    def query(self, map_src: str, reduce_src: str | None = ..., language: str = ..., *, callback: _Callable[[ViewResult | None, _Status], Any], **options: Any) -> asyncio.Task[ViewResult | None]:
         """An ad-hoc (temporary) view: a materialised :class:`ViewResult`; options as
         for :meth:`view` (``key=None`` is ``key=null``)."""
-    def list(self, name: str, view: str, *, headers: Mapping[str, str] | None = ..., **options: Any) -> Awaitable[Result]:
+    @overload
+    def list(self, name: str, view: str, *, headers: Mapping[str, str] | None = ..., callback: None = ..., **options: Any) -> Awaitable[Result]: ...
+    @overload
+    def list(self, name: str, view: str, *, headers: Mapping[str, str] | None = ..., callback: _Callable[[Result | None, _Status], Any], **options: Any) -> asyncio.Task[Result | None]:
         """Format view ``view`` (or ``"other_ddoc/view"``) with list function ``name``
         (``"ddoc/list"``); returns a :class:`Result` (raw body, text, content type, and
         the decoded JSON only when the output is JSON).
@@ -916,12 +1067,18 @@ class AsyncDatabaseAPI:
         ``Connection``, ...) raises :class:`InvalidInput` before sending. Any status
         below 400 is a Result; 4xx/5xx raise.
         https://docs.couchdb.org/en/stable/api/ddoc/render.html#db-design-design-doc-list-list-name-view-name"""
-    def show(self, name: str, id: str | None = ..., *, headers: Mapping[str, str] | None = ..., **options: Any) -> Awaitable[Result]:
+    @overload
+    def show(self, name: str, id: str | None = ..., *, headers: Mapping[str, str] | None = ..., callback: None = ..., **options: Any) -> Awaitable[Result]: ...
+    @overload
+    def show(self, name: str, id: str | None = ..., *, headers: Mapping[str, str] | None = ..., callback: _Callable[[Result | None, _Status], Any], **options: Any) -> asyncio.Task[Result | None]:
         """Call show function ``name`` (``"ddoc/show"``) for document ``id`` (or none);
         returns a :class:`Result`. ``options`` become ``req.query``; ``headers`` as for
         :meth:`list`. Any status below 400 is a Result; 4xx/5xx raise.
         https://docs.couchdb.org/en/stable/api/ddoc/render.html#db-design-design-doc-show-show-name"""
-    def update(self, name: str, id: str | None = ..., body: Any = ..., *, form: Any = ..., content_type: str | None = ..., headers: Mapping[str, str] | None = ..., **options: Any) -> Awaitable[Result]:
+    @overload
+    def update(self, name: str, id: str | None = ..., body: Any = ..., *, form: Any = ..., content_type: str | None = ..., headers: Mapping[str, str] | None = ..., callback: None = ..., **options: Any) -> Awaitable[Result]: ...
+    @overload
+    def update(self, name: str, id: str | None = ..., body: Any = ..., *, form: Any = ..., content_type: str | None = ..., headers: Mapping[str, str] | None = ..., callback: _Callable[[Result | None, _Status], Any], **options: Any) -> asyncio.Task[Result | None]:
         """Call update handler ``name`` (``"ddoc/update"``): ``PUT`` for document ``id``,
         ``POST`` without one. Returns a :class:`Result` for any status below 400 (a
         handler answering ``302`` with a ``Location`` has applied the update; redirects
@@ -935,12 +1092,18 @@ class AsyncDatabaseAPI:
         :meth:`list`, the body's type is ``content_type=``); ``options``
         become ``req.query``. Bad arguments raise :class:`InvalidInput` before sending.
         https://docs.couchdb.org/en/stable/api/ddoc/render.html#db-design-design-doc-update-update-name"""
-    def find(self, selector: Mapping[str, Any], **options: Any) -> Awaitable[FindResult]:
+    @overload
+    def find(self, selector: Mapping[str, Any], *, callback: None = ..., **options: Any) -> Awaitable[FindResult]: ...
+    @overload
+    def find(self, selector: Mapping[str, Any], *, callback: _Callable[[FindResult | None, _Status], Any], **options: Any) -> asyncio.Task[FindResult | None]:
         """A Mango query (``POST /{db}/_find``): ``{"docs": [Document, ...], "bookmark": ...,
         "warning"?, "execution_stats"?}``; ``options`` are ``_find``'s (``fields``, ``sort``,
         ``limit``, ``skip``, ``use_index``, ``bookmark``, ...). :meth:`iterfind` pages.
         https://docs.couchdb.org/en/stable/api/database/find.html"""
-    def create_index(self, fields: Sequence[Any], name: str | None = ..., ddoc: str | None = ..., **options: Any) -> Awaitable[IndexCreated]:
+    @overload
+    def create_index(self, fields: Sequence[Any], name: str | None = ..., ddoc: str | None = ..., *, callback: None = ..., **options: Any) -> Awaitable[IndexCreated]: ...
+    @overload
+    def create_index(self, fields: Sequence[Any], name: str | None = ..., ddoc: str | None = ..., *, callback: _Callable[[IndexCreated | None, _Status], Any], **options: Any) -> asyncio.Task[IndexCreated | None]:
         """Create a Mango index on ``fields``: ``{"result": "created" | "exists", "id", "name"}``.
         https://docs.couchdb.org/en/stable/api/database/find.html#db-index"""
     def changes(self, *args: Any, **kwargs: Any) -> Any:
@@ -956,21 +1119,33 @@ class AsyncDatabaseAPI:
         ``callback(seq, changes)`` is called with batches gathered over ``latency`` s.
         Unknown options raise :class:`InvalidOption` before anything is sent.
         CouchDB: https://docs.couchdb.org/en/stable/api/database/changes.html"""
-    def push(self, target: str | _tornado.Database | Mapping[str, Any], **options: Any) -> Awaitable[Document]:
+    @overload
+    def push(self, target: str | _tornado.Database | Mapping[str, Any], *, callback: None = ..., **options: Any) -> Awaitable[Document]: ...
+    @overload
+    def push(self, target: str | _tornado.Database | Mapping[str, Any], *, callback: _Callable[[Document | None, _Status], Any], **options: Any) -> asyncio.Task[Document | None]:
         """Replicate this database to ``target`` (see :meth:`Server.replicate`); returns
         the replication's answer.
         https://docs.couchdb.org/en/stable/api/server/common.html#replicate"""
-    def pull(self, source: str | _tornado.Database | Mapping[str, Any], **options: Any) -> Awaitable[Document]:
+    @overload
+    def pull(self, source: str | _tornado.Database | Mapping[str, Any], *, callback: None = ..., **options: Any) -> Awaitable[Document]: ...
+    @overload
+    def pull(self, source: str | _tornado.Database | Mapping[str, Any], *, callback: _Callable[[Document | None, _Status], Any], **options: Any) -> asyncio.Task[Document | None]:
         """Replicate ``source`` into this database (see :meth:`Server.replicate`); returns
         the replication's answer.
         https://docs.couchdb.org/en/stable/api/server/common.html#replicate"""
-    def partition(self, key: str) -> AsyncPartition:
+    @overload
+    def partition(self, key: str, *, callback: None = ...) -> AsyncPartition: ...
+    @overload
+    def partition(self, key: str, *, callback: _Callable[[AsyncPartition | None, _Status], Any]) -> asyncio.Task[AsyncPartition | None]:
         """The partition ``key`` of this (partitioned) database: ``info()``, ``view()``,
         ``all_docs()``, ``find()``, ``explain()``, ``iterview()``, ``iterfind()`` scoped to
         ``/{db}/_partition/{key}/...``. No request is sent; a key that is empty, holds
         ``:`` or begins with ``_`` raises :class:`InvalidInput`.
         https://docs.couchdb.org/en/stable/api/partitioned-dbs.html"""
-    def iterview(self, name: str, page_size: int = ..., **options: Any) -> Paged[Row]:
+    @overload
+    def iterview(self, name: str, page_size: int = ..., *, callback: None = ..., **options: Any) -> Paged[Row]: ...
+    @overload
+    def iterview(self, name: str, page_size: int = ..., *, callback: _Callable[[Paged[Row] | None, _Status], Any], **options: Any) -> asyncio.Task[Paged[Row] | None]:
         """Every row of a view (``"ddoc/view"``, ``"_design/d/_view/v"``) or of
         ``"_all_docs"``, fetched ``page_size`` rows a request as the iteration goes.
 
@@ -983,7 +1158,10 @@ class AsyncDatabaseAPI:
         :class:`Row` (``for``; ``async for`` on the async facade). ``page_size < 1``
         and bad options raise :class:`InvalidInput` before anything is sent.
         https://docs.couchdb.org/en/stable/ddocs/views/pagination.html"""
-    def iterfind(self, selector: Mapping[str, Any], page_size: int = ..., **options: Any) -> Paged[Document]:
+    @overload
+    def iterfind(self, selector: Mapping[str, Any], page_size: int = ..., *, callback: None = ..., **options: Any) -> Paged[Document]: ...
+    @overload
+    def iterfind(self, selector: Mapping[str, Any], page_size: int = ..., *, callback: _Callable[[Paged[Document] | None, _Status], Any], **options: Any) -> asyncio.Task[Paged[Document] | None]:
         """Every document matching a Mango ``selector``, ``page_size`` a request, paged by
         ``bookmark`` (no extra request after a short page). ``options``: ``_find``'s
         (``fields``, ``sort``, ``use_index``, ...; ``limit`` caps the documents in all,
@@ -991,7 +1169,10 @@ class AsyncDatabaseAPI:
         (PouchDB Server) is paged with ``skip`` instead. Returns a
         :class:`~couchcore.paging.Paged` of :class:`Document`.
         https://docs.couchdb.org/en/stable/api/database/find.html#pagination"""
-    def follow(self, since: Any = ..., one_off: bool = ..., max_retries: int | None = ..., **changes_options: Any) -> ChangesFollower:
+    @overload
+    def follow(self, since: Any = ..., one_off: bool = ..., max_retries: int | None = ..., *, callback: None = ..., **changes_options: Any) -> ChangesFollower: ...
+    @overload
+    def follow(self, since: Any = ..., one_off: bool = ..., max_retries: int | None = ..., *, callback: _Callable[[ChangesFollower | None, _Status], Any], **changes_options: Any) -> asyncio.Task[ChangesFollower | None]:
         """A :class:`~couchcore.follow.ChangesFollower`: every change from ``since``
         (``"now"``, ``0`` or a sequence from an earlier ``.since``; opaque), read by a
         longpoll loop that retries transient failures with full-jitter backoff and ends
@@ -1000,30 +1181,51 @@ class AsyncDatabaseAPI:
         ``for`` (``async for`` on the async facade); ``.since``, ``.stop()``.
         ``changes_options``: as for :meth:`changes` (not ``feed``/``descending``).
         https://docs.couchdb.org/en/stable/api/database/changes.html"""
-    def explain(self, selector: Mapping[str, Any], **options: Any) -> Awaitable[_builtins.dict[str, Any]]:
+    @overload
+    def explain(self, selector: Mapping[str, Any], *, callback: None = ..., **options: Any) -> Awaitable[_builtins.dict[str, Any]]: ...
+    @overload
+    def explain(self, selector: Mapping[str, Any], *, callback: _Callable[[_builtins.dict[str, Any] | None, _Status], Any], **options: Any) -> asyncio.Task[_builtins.dict[str, Any] | None]:
         """How CouchDB would run ``find(selector, **options)``: ``{"dbname", "index",
         "selector", "opts", "limit", "skip", "fields", "range"?, ...}``.
         https://docs.couchdb.org/en/stable/api/database/find.html#db-explain"""
-    def indexes(self) -> Awaitable[_IndexList]:
+    @overload
+    def indexes(self, *, callback: None = ...) -> Awaitable[_IndexList]: ...
+    @overload
+    def indexes(self, *, callback: _Callable[[_IndexList | None, _Status], Any]) -> asyncio.Task[_IndexList | None]:
         """The Mango indexes: ``[{"ddoc", "name", "type", "def": {"fields": [...]}}, ...]``
         (the special ``_all_docs`` index first, ``ddoc`` ``None``).
         https://docs.couchdb.org/en/stable/api/database/find.html#get--db-_index"""
-    def delete_index(self, ddoc: str, name: str, type: str = ...) -> Awaitable[bool]:
+    @overload
+    def delete_index(self, ddoc: str, name: str, type: str = ..., *, callback: None = ...) -> Awaitable[bool]: ...
+    @overload
+    def delete_index(self, ddoc: str, name: str, type: str = ..., *, callback: _Callable[[bool | None, _Status], Any]) -> asyncio.Task[bool | None]:
         """Delete Mango index ``name`` of design document ``ddoc`` (with or without
         ``_design/``); ``True`` on success, :class:`NotFound` if there is none.
         https://docs.couchdb.org/en/stable/api/database/find.html#delete--db-_index-designdoc-json-name"""
-    def revs_diff(self, revs: Mapping[str, Sequence[str]]) -> Awaitable[_builtins.dict[str, _revs.RevsDiffEntry]]:
+    @overload
+    def revs_diff(self, revs: Mapping[str, Sequence[str]], *, callback: None = ...) -> Awaitable[_builtins.dict[str, _revs.RevsDiffEntry]]: ...
+    @overload
+    def revs_diff(self, revs: Mapping[str, Sequence[str]], *, callback: _Callable[[_builtins.dict[str, _revs.RevsDiffEntry] | None, _Status], Any]) -> asyncio.Task[_builtins.dict[str, _revs.RevsDiffEntry] | None]:
         """Which of ``{id: [rev, ...]}`` the database lacks: ``{id: {"missing": [...],
         "possible_ancestors": [...]}}`` (documents lacking nothing are left out).
         https://docs.couchdb.org/en/stable/api/database/misc.html#db-revs-diff"""
-    def missing_revs(self, revs: Mapping[str, Sequence[str]]) -> Awaitable[_RevLists]:
+    @overload
+    def missing_revs(self, revs: Mapping[str, Sequence[str]], *, callback: None = ...) -> Awaitable[_RevLists]: ...
+    @overload
+    def missing_revs(self, revs: Mapping[str, Sequence[str]], *, callback: _Callable[[_RevLists | None, _Status], Any]) -> asyncio.Task[_RevLists | None]:
         """Which of ``{id: [rev, ...]}`` the database lacks: ``{id: [rev, ...]}``.
         https://docs.couchdb.org/en/stable/api/database/misc.html#db-missing-revs"""
-    def design_docs(self, **options: Any) -> AsyncCall[ViewResult, Row]:
+    @overload
+    def design_docs(self, *, callback: None = ..., **options: Any) -> AsyncCall[ViewResult, Row]: ...
+    @overload
+    def design_docs(self, *, callback: _Callable[[ViewResult | None, _Status], Any], **options: Any) -> asyncio.Task[ViewResult | None]:
         """``GET /{db}/_design_docs``: the design documents as rows (view options, e.g.
         ``include_docs=True``), streamed.
         https://docs.couchdb.org/en/stable/api/database/bulk-api.html#db-design-docs"""
-    def local_docs(self, **options: Any) -> AsyncCall[ViewResult, Row]:
+    @overload
+    def local_docs(self, *, callback: None = ..., **options: Any) -> AsyncCall[ViewResult, Row]: ...
+    @overload
+    def local_docs(self, *, callback: _Callable[[ViewResult | None, _Status], Any], **options: Any) -> asyncio.Task[ViewResult | None]:
         """``GET /{db}/_local_docs``: the local (non-replicating) documents as rows,
         streamed. https://docs.couchdb.org/en/stable/api/local.html#db-local-docs"""
     _ctx: _srv.ServerContext
@@ -1068,7 +1270,10 @@ class AioServerAPI(_tornado.Server):
     """A CouchDB server. See :class:`couchcore.Server` for the sync flavour."""
     _database_class: _builtins.type[_aio.Database]
     def _database(self, name: str) -> _aio.Database: ...
-    def create(self, name: str, partitioned: bool = ..., q: int | None = ..., n: int | None = ..., **options: Any) -> Awaitable[_aio.Database]:
+    @overload
+    def create(self, name: str, partitioned: bool = ..., q: int | None = ..., n: int | None = ..., *, callback: None = ..., **options: Any) -> Awaitable[_aio.Database]: ...
+    @overload
+    def create(self, name: str, partitioned: bool = ..., q: int | None = ..., n: int | None = ..., *, callback: _Callable[[_aio.Database | None, _Status], Any], **options: Any) -> asyncio.Task[_aio.Database | None]:
         """Create database ``name`` and return its Database (``PreconditionFailed`` if it
         exists; a bad name raises ``InvalidDatabaseName`` before anything is sent).
 
@@ -1076,7 +1281,10 @@ class AioServerAPI(_tornado.Server):
         :meth:`DatabaseAPI.partition`); ``q`` (shards) and ``n`` (replicas) are positive
         ints, the server's defaults when left out.
         https://docs.couchdb.org/en/stable/api/database/common.html#put--db"""
-    def db(self, name: str, create: bool = ...) -> Awaitable[_aio.Database]:
+    @overload
+    def db(self, name: str, create: bool = ..., *, callback: None = ...) -> Awaitable[_aio.Database]: ...
+    @overload
+    def db(self, name: str, create: bool = ..., *, callback: _Callable[[_aio.Database | None, _Status], Any]) -> asyncio.Task[_aio.Database | None]:
         """The database ``name`` (``GET /{db}`` checks it exists): :class:`NotFound` if it is
         missing, unless ``create`` (then ``PUT /{db}`` creates it); a bad name raises
         :class:`InvalidDatabaseName` before anything is sent.
@@ -1099,7 +1307,10 @@ class AioDatabaseAPI(_tornado.Database):
     @property
     def server(self) -> _aio.Server:
         """The :class:`Server` this database belongs to (no request is sent)."""
-    def partition(self, key: str) -> AsyncPartition:
+    @overload
+    def partition(self, key: str, *, callback: None = ...) -> AsyncPartition: ...
+    @overload
+    def partition(self, key: str, *, callback: _Callable[[AsyncPartition | None, _Status], Any]) -> asyncio.Task[AsyncPartition | None]:
         """The partition ``key`` of this (partitioned) database: ``info()``, ``view()``,
         ``all_docs()``, ``find()``, ``explain()``, ``iterview()``, ``iterfind()`` scoped to
         ``/{db}/_partition/{key}/...``. No request is sent; a key that is empty, holds

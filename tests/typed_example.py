@@ -15,7 +15,7 @@ from typing import Any
 
 import couchcore
 import couchcore.aio
-from couchcore import ChangesFeed, ChangesResult, ConflictResolution, Document, Result, Row, ViewResult
+from couchcore import ChangesFeed, ChangesResult, ConflictResolution, Document, Result, Row, Status, ViewResult
 from couchcore.follow import ChangesFollower
 from couchcore.paging import Paged
 from couchcore.partition import Partition
@@ -331,6 +331,16 @@ async def tornado_flavour(server: couchcore.tornado.Server) -> None:
     db = await server.db("events")
     assert_type(db, couchcore.tornado.Database)
     assert_type(await db.get("a"), Document)
+
+    # the callback style: every public method takes callback=fn, called with (result or None, Status)
+    def got(doc: Document | None, status: Status) -> None:
+        assert_type(status.ok, bool)
+
+    assert_type(db.get("a", callback=got), "asyncio.Task[Document | None]")
+    assert_type(db.get(["a"], callback=lambda docs, status: None), "asyncio.Task[list[Document | None] | None]")
+    assert_type(db.view("app/by_n", callback=lambda rows, status: None), "asyncio.Task[ViewResult | None]")
+    assert_type(server.db("events", callback=lambda found, status: None),
+                "asyncio.Task[couchcore.tornado.Database | None]")
 
 
 def main(url: str) -> None:  # pragma: no cover - needs a server with the design documents above

@@ -73,10 +73,15 @@ FLAVOURS = [
 STREAMED_ITEMS = {"ViewResult": "Row", "AttachmentStream": "bytes"}
 
 #: names the stub always imports itself
-STUB_NAMES = {"Any", "Awaitable", "AsyncCall", "overload", "_builtins", "_sync", "_tornado", "_aio",
+STUB_NAMES = {"Any", "Awaitable", "AsyncCall", "overload", "_builtins", "_sync", "_tornado", "_aio", "asyncio",
               *(fl.prefix + name for fl in FLAVOURS for name in fl.classes)}
 
 KEEP_DECORATORS = {"overload", "property", "classmethod", "staticmethod"}
+
+#: the async facade gives every public method of these classes ``callback=``
+#: (:func:`couchcore.tornado._add_callbacks`), except these
+CALLBACK_CLASSES = {"ServerAPI", "DatabaseAPI"}
+NO_CALLBACK = {"close", "changes"}
 
 
 class GenError(Exception):
@@ -345,7 +350,10 @@ class Writer:
         return ast.unparse(new)
 
     def signature(self, fn: ast.FunctionDef, fl: Flavour, cls: SourceClass, run: str,
-                  info: dict[str, bool]) -> str:
+                  info: dict[str, bool], callback: str | None = None) -> str:
+        """``def name(...) -> ret: ...``; ``callback`` ``"none"`` adds ``callback: None = ...``,
+        ``"fn"`` a required ``callback`` and the task returned then (the async facade's
+        callback style, see :func:`couchcore.tornado._with_callback`)."""
         args = fn.args
         parts: list[str] = []
 
@@ -371,6 +379,7 @@ class Writer:
             parts.append("*")
         for arg, kw_default in zip(args.kwonlyargs, args.kw_defaults):
             parts.append(one(arg, kw_default))
+        callback_at = len(parts)
         if args.kwarg is not None:
             parts.append("**" + one(args.kwarg, None))
         if fn.returns is None:
@@ -384,6 +393,16 @@ class Writer:
             new = rewrite.visit(ast.parse(ast.unparse(ret_node), mode="eval").body)
             self.need(rewrite.used, cls)
             info["facade"] = info.get("facade", False) or rewrite.facade
+            if callback is not None:
+                if args.vararg is None and not args.kwonlyargs:
+                    parts.insert(callback_at, "*")
+                    callback_at += 1
+                if callback == "none":
+                    parts.insert(callback_at, "callback: None = ...")
+                else:
+                    result = f"{ast.unparse(new)} | None"
+                    parts.insert(callback_at, f"callback: _Callable[[{result}, _Status], Any]")
+                    return f"def {fn.name}({', '.join(parts)}) -> asyncio.Task[{result}]: ..."
             if fl.wrap and run == "run":
                 new = _wrap(new)
             ret = ast.unparse(new)
@@ -398,15 +417,23 @@ class Writer:
             fns = m.overloads if m.overloads else [m.node]
             if fl.wrap and m.run == "mixed" and m.node is not None:
                 fns = [m.node]  # declared loosely; the flavour's own class declares it exactly
-            for fn in fns:
-                assert fn is not None
+            plain_decorators = {d for fn in fns if fn is not None for d in _decorators(fn)} - {"overload"}
+            with_callback = (fl.wrap and cls.name in CALLBACK_CLASSES and m.run != "mixed" and not plain_decorators
+                             and not m.name.startswith("_") and m.name not in NO_CALLBACK)
+            variants: list[tuple[ast.FunctionDef, str | None]] = [(fn, "none" if with_callback else None)
+                                                                  for fn in fns if fn is not None]
+            if with_callback:  # each signature again with callback= (then a task of the result)
+                variants += [(fn, "fn") for fn in fns if fn is not None]
+            for fn, mode in variants:
                 for dec in _decorators(fn):
-                    if dec == "overload" and len(fns) == 1:
+                    if dec == "overload" and len(variants) == 1:
                         continue
                     out.append(f"    @{dec}")
-                out.append("    " + self.signature(fn, fl, cls, m.run, info))
+                if len(variants) > 1 and "overload" not in _decorators(fn):
+                    out.append("    @overload")
+                out.append("    " + self.signature(fn, fl, cls, m.run, info, mode))
                 doc = ast.get_docstring(m.node) if m.node is not None else None
-                if doc and fn is fns[-1]:
+                if doc and (fn, mode) == variants[-1]:
                     out[-1] = out[-1][: -len(" ...")]
                     out.extend(_docstring(doc, "        "))
         if fl.only_facade_members and (not info.get("facade") or info.get("facade_param")):
@@ -430,8 +457,12 @@ Type checkers only: at run time ``couchcore.sync``, ``couchcore.tornado`` and
 ``couchcore.aio`` derive from the source classes themselves.
 """
 
+import asyncio
 import builtins as _builtins
 from typing import Any, AsyncIterator, Awaitable, Generator, Protocol, TypeVar, overload
+from typing import Callable as _Callable
+
+from couchcore.models import Status as _Status
 
 import couchcore.aio as _aio
 import couchcore.sync as _sync
