@@ -14,7 +14,9 @@ checkers and IDEs only, one declaration class per flavour:
   runs an operation (its ``return`` goes through ``_run``, directly or through another
   such method) returns ``Awaitable[T]`` instead of ``T`` (``AsyncCall[T, item]`` when
   the result can also be iterated at once with ``async for``), with the classes of
-  :mod:`couchcore.tornado`;
+  :mod:`couchcore.tornado`; every public method of Server/Database also gets its
+  ``callback=`` overloads (``callback(result | None, Status)``, an ``asyncio.Task`` of the
+  result), as :func:`couchcore.tornado._add_callbacks` gives them at run time;
 * ``AioServerAPI`` / ``AioDatabaseAPI``: the members whose types name a facade class,
   again with the classes of :mod:`couchcore.aio`.
 
