@@ -1,6 +1,6 @@
 """Client CPU of ``db.save(list)`` against couchdb-python's ``db.update(list)``, and the codec.
 
-    python benchmarks/save_cpu.py [--url URL] [--docs 20000] [--batch 1000] [--rounds 3]
+    python benchmarks/save_cpu.py [--url URL] [--docs 20000] [--batch 1000] [--rounds 3] [--baseline DIR]
     python benchmarks/save_cpu.py --codec-only
 
 Issue 7's ``db.save`` target: couchcore's client CPU per document at most half of
@@ -15,6 +15,9 @@ contender runs ``--rounds`` times, interleaved; the table shows the median.
 Contenders: ``save urllib3``/``save pycurl`` (documents with ``_id``, as bulk.py),
 ``save urllib3 (no _id)`` (ids from the server's ``_uuids``, cached in batches), and
 couchdb-python ``db.update`` (``pip install couchcore[bench]``; ``n/a`` without it).
+``--baseline DIR`` adds the two ``save`` rows once more for the couchcore checkout in
+``DIR`` (e.g. ``git worktree add /tmp/base <commit>``), imported from there in the same
+interpreter and run interleaved with the others: before/after in one run.
 
 The codec part (``--codec-only`` runs just that) times ``codec.dumps``/``codec.loads`` of
 one generated document on each engine against bare ``orjson.dumps``/``orjson.loads``
@@ -38,8 +41,10 @@ from typing import Any, Iterator
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+# a child measuring another checkout of couchcore (--baseline) imports it from there
+TREE = os.environ.get("SAVE_CPU_TREE") or str(ROOT)
+if TREE not in sys.path:
+    sys.path.insert(0, TREE)
 
 NOTE = "lorem ipsum dolor sit amet, consectetur adipiscing elit sed do eiusmod tempor " * 2
 
@@ -76,6 +81,9 @@ def run_child(spec: dict) -> dict:
     dbname = spec["db"]
     import couchcore
 
+    out_tree = str(Path(couchcore.__file__).resolve().parent.parent)
+    if out_tree != str(Path(TREE).resolve()):
+        return {"error": f"imported couchcore from {out_tree}, not {TREE}"}
     admin = couchcore.Server(url)
     work: Any
     if kind == "generate":
@@ -122,8 +130,9 @@ def run_child(spec: dict) -> dict:
 
 
 def spawn(spec: dict) -> dict:
+    env = {**os.environ, "SAVE_CPU_TREE": spec.get("tree") or str(ROOT)}
     proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--child", json.dumps(spec)],
-                          capture_output=True, text=True, timeout=3600)
+                          capture_output=True, text=True, timeout=3600, env=env)
     lines = proc.stdout.strip().splitlines()
     if proc.returncode != 0 or not lines:
         from couchcore.urls import redact_url
@@ -157,6 +166,17 @@ def codec_table() -> list[str]:
         for engine in codec.ENGINES:
             codec.use(engine)
             rows.append(f"| `codec.dumps` ({engine}), a doc holding `None` | {best(lambda: codec.dumps(with_none)):.2f} |")
+        batch = [make_doc(i) for i in range(1000)]
+        if orjson is not None:
+            rows.append(f"| bare `orjson.dumps` of a 1000-doc list, per doc | "
+                        f"{best(lambda: orjson.dumps(batch), 20) / 1000:.2f} |")
+        for engine in codec.ENGINES:
+            codec.use(engine)
+            if hasattr(codec, "dumps_array"):
+                rows.append(f"| `codec.dumps_array` ({engine}) of a 1000-doc list, per doc | "
+                            f"{best(lambda: codec.dumps_array(batch), 20) / 1000:.2f} |")
+            rows.append(f"| `[codec.dumps(d) for d in batch]` ({engine}), per doc | "
+                        f"{best(lambda: [codec.dumps(d) for d in batch], 20) / 1000:.2f} |")
         raw = codec.dumps(doc)
         if orjson is not None:
             rows.append(f"| bare `orjson.loads` | {best(lambda: orjson.loads(raw)):.2f} |")
@@ -175,6 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch", type=int, default=1000, help="documents per save/update call (1000)")
     ap.add_argument("--rounds", type=int, default=3, help="runs of each contender, interleaved (3)")
     ap.add_argument("--codec-only", action="store_true", help="only the codec micro-benchmark")
+    ap.add_argument("--baseline", help="another couchcore checkout to measure db.save of as well (before/after)")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child:
@@ -197,6 +218,10 @@ def main(argv: list[str] | None = None) -> int:
         "couchcore `db.save(batch)` (urllib3, no `_id`)": {"kind": "save", "backend": "urllib3", "with_id": False},
         "couchdb-python `db.update(batch)`": {"kind": "couchdb"},
     }
+    if args.baseline:
+        tree = str(Path(args.baseline).resolve())
+        contenders["baseline `db.save(batch)` (urllib3)"] = {"kind": "save", "backend": "urllib3", "tree": tree}
+        contenders["baseline `db.save(batch)` (pycurl)"] = {"kind": "save", "backend": "pycurl", "tree": tree}
     results: dict[str, list[dict]] = {label: [] for label in contenders}
     for r in range(args.rounds):
         for i, (label, spec) in enumerate(contenders.items()):

@@ -165,7 +165,17 @@ def _has_nonfinite(obj: Any) -> bool:
     isfinite = math.isfinite
     while stack:
         o = pop()
-        if isinstance(o, float):
+        cls = o.__class__
+        if cls is str or cls is int or cls is bool or o is None:  # the common leaves, by class
+            continue
+        if cls is float:
+            if not isfinite(o):
+                return True
+        elif cls is dict:
+            push(o.values())
+        elif cls is list or cls is tuple:
+            push(o)
+        elif isinstance(o, float):
             if not isfinite(o):
                 return True
         elif isinstance(o, dict):
