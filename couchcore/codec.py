@@ -329,16 +329,20 @@ def _orjson_floats_match() -> bool:
     if _orjson is None:
         return False
     probes = [0.0, -0.0, 5e-324, 2.2250738585072014e-308, 1.7976931348623157e308, 9007199254740993.0]
-    for exp in range(-320, 309):
+    # every exponent where the formats switch (plain/exponent, 1 or 2 exponent digits),
+    # every 7th elsewhere: repr() of extreme floats is slow and this runs at import
+    for exp in [e for e in range(-320, 309) if -40 <= e <= 40 or e % 7 == 0 or e < -300 or e > 300]:
         for mant in (1.0, 3.0000000000000004, 1.2345678901234567):
             probes.append(mant * 10.0 ** exp if -300 < exp < 300 else float(f"{mant}e{exp}"))
-    for f in probes:
-        for v in (f, -f):
-            if not math.isfinite(v):
-                continue
-            out = _orjson.dumps(v)
-            if out != repr(v).encode() and not (_float_format_differs(out) and _json_flags(b"[" + out + b"]") & _F_FLOAT):
-                return False
+    values = [v for f in probes for v in (f, -f) if math.isfinite(v)]
+    # one orjson call for all of them (import time: ~4x cheaper than one call each); a
+    # float's text holds no comma, so the array splits back into one text per value
+    outs = _orjson.dumps(values)[1:-1].split(b",")
+    if len(outs) != len(values):
+        return False
+    for v, out in zip(values, outs):
+        if out != repr(v).encode() and not (_float_format_differs(out) and _json_flags(b"[" + out + b"]") & _F_FLOAT):
+            return False
     return True
 
 
