@@ -33,6 +33,13 @@ aside for that one call:
   both, duplicate keys keep the last value, a leading UTF-8 BOM is skipped, ``\ud800``-style
   lone surrogate escapes become lone surrogates (simplejson's rule).
 
+Many documents are encoded at once with :func:`dumps_array` (one orjson call for a whole
+``_bulk_docs`` batch, a per-document fallback only for the documents that need one).
+orjson's output is checked in one pass by ``couchcore_ext._codec.json_flags`` (C, built
+with the extension; a pure-Python twin otherwise) for what it cannot be trusted with: a
+``null`` (then the value is searched for NaN/Infinity), a float formatted unlike
+``repr``, and, before decoding, an integer of 19 or more digits.
+
 For the bulk path, :func:`validate_document` and :func:`add_id` let already-encoded
 document bytes be checked and spliced into a request body without being decoded into
 Python values and re-encoded (see :func:`join_documents`). The bulk loader reads input
