@@ -23,7 +23,7 @@ from .base import BODY_METHODS, BaseTransport, Credentials, ErrorTable, Transpor
 __all__ = ["PycurlTransport"]
 
 HIGH_WATER = 1 << 20  # pause a streamed transfer when this much is buffered unread
-TAKE_SIZE = 64 * 1024  # at most this much buffered body is joined into one piece for the reader
+TAKE_SIZE = 8 * 1024  # at most this much buffered body is joined into one piece for the reader
 _TLS_CODES = {35, 51, 53, 54, 58, 59, 60, 64, 66, 77, 80, 82, 83, 90, 91}
 _WATCH_UPLOAD = 256 * 1024  # bodies larger than this report upload progress (see on_progress)
 _CONNECT_CODES = {5, 6, 7}  # proxy or host not resolved, connection refused/unreachable: nothing sent

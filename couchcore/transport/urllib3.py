@@ -142,7 +142,7 @@ def _stream(resp: urllib3.BaseHTTPResponse, url: str) -> Iterator[bytes]:
         _release(resp)
 
 
-READ_SIZE = 64 * 1024  # bytes asked of the socket per read of a streamed body
+READ_SIZE = 16 * 1024  # bytes asked of the socket per read of a streamed body
 
 
 def _raw_chunked(resp: urllib3.BaseHTTPResponse) -> Any:
