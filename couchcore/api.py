@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from typing import Any, Callable, Iterable, Literal, Sequence, TypeVar, overload
-from urllib.parse import quote
 
 from .errors import InvalidInput, NotFound, NotFoundKeyError
 from .feeds import ChangesFeed
@@ -37,7 +36,7 @@ from .protocol.shapes import (BuildViewResult, CommitResult, ConfigSection, Data
                               FindResult, IndexCreated, LoginResult, Membership, OkResult, PurgeResult, ServerInfo,
                               SessionInfo)
 from .codec import NOT_GIVEN
-from .protocol.paths import validate_db_name
+from .protocol.paths import db_path, url_with_credentials, validate_db_name
 from .auth import Auth, SessionAuth, authed, is_unauthenticated, unauthenticated
 from .nodes import AsyncNodePool, NodePool, check_nodes
 from .transport.base import Credentials, TransportOptions, check_transport, find_backend
@@ -331,7 +330,7 @@ class ServerAPI:
         if isinstance(db, str):
             server_url, name = split_database_url(db)
             base, user, password = split_credentials(server_url)
-            url = base + "/" + quote(name, safe="")
+            url = base + db_path(name)
             local = name if base == self.url else None
             return _srv.Endpoint(url, user, password if user is not None else None, local)
         if isinstance(db, Mapping):
@@ -343,16 +342,13 @@ class ServerAPI:
         user, password = (creds.username, creds.password) if creds else (None, None)
         if isinstance(server.auth, SessionAuth):  # the replicator logs in with the same user
             user, password = server.auth.username, server.auth._password
-        return _srv.Endpoint(server.url + "/" + quote(name, safe=""), user, password,
+        return _srv.Endpoint(server.url + db_path(name), user, password,
                              name if server.url == self.url else None)
 
     def _url_with_credentials(self) -> str:
         if self.credentials is None:
             return self.url
-        scheme, rest = self.url.split("://", 1)
-        user = quote(self.credentials.username, safe="")
-        pw = quote(self.credentials.password, safe="")
-        return f"{scheme}://{user}:{pw}@{rest}"
+        return url_with_credentials(self.url, self.credentials.username, self.credentials.password)
 
     # -- the mapping protocol (``server[name]``, ``del server[name]``) ----------------
     def _item(self, name: str) -> "DatabaseAPI":
@@ -451,7 +447,7 @@ class DatabaseAPI:
     @property
     def url(self) -> str:
         """The database URL (without credentials)."""
-        return self._server.url + "/" + quote(self.name, safe="")
+        return self._server.url + db_path(self.name)
 
     @overload
     def _run(self, op: Operation[T]) -> T: ...

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from typing import NamedTuple
-from urllib.parse import quote, unquote, urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from .errors import InvalidInput, redact_url  # errors is the leaf: it imports nothing of couchcore
 
@@ -95,13 +95,3 @@ def split_database_url(url: str) -> tuple[str, str]:
     base_path, _, name = path.rpartition("/")
     server_url = url[: url.index(parts.netloc) + len(parts.netloc)] + base_path
     return server_url, unquote(name)
-
-
-def join_url(base: str, path: str) -> str:
-    """Join a base URL (no trailing slash) with an already-quoted absolute path."""
-    return base + path
-
-
-def quote_segment(segment: str) -> str:
-    """Percent-encode one path segment (``/``, ``+``, ``?``, ``#``, ``%`` all escaped)."""
-    return quote(segment, safe="")

@@ -8,7 +8,7 @@ from typing import Any, Generator, overload
 from ..errors import InvalidInput, ParseError
 from ..models import Document
 from .messages import Operation, Request, Response
-from .paths import db_path, design_path
+from .paths import db_path, design_path, quote_segment
 from .server import ServerContext
 from .shapes import CommitResult, DatabaseInfo, DesignInfo, FindResult, IndexCreated, OkResult, PurgeResult
 
@@ -44,9 +44,7 @@ def compact(ctx: ServerContext, db: str, ddoc: str | None = None) -> Operation[b
     path = f"{db_path(db)}/_compact"
     if ddoc is not None:
         name = ddoc[len("_design/") :] if ddoc.startswith("_design/") else ddoc
-        from urllib.parse import quote
-
-        path += "/" + quote(name, safe="")
+        path += "/" + quote_segment(name)
     resp = yield Request("POST", path, headers={"Content-Type": "application/json"})
     return bool(resp.json().get("ok", False))
 

@@ -7,14 +7,13 @@ import random
 import uuid
 from collections.abc import Mapping
 from typing import Any, Callable, Iterable, cast
-from urllib.parse import quote
 
 from .. import codec
 from ..errors import InvalidDocument, InvalidInput, MissingRevision, error_for_status
 from ..models import ConflictResolution, Document
 from .messages import Operation, Request, Response
 from .shapes import PendingWrite
-from .paths import db_path, doc_path
+from .paths import db_path, doc_path, quote_segment
 from .server import ServerContext, take_uuids
 
 __all__ = [
@@ -724,9 +723,9 @@ def copy_doc(ctx: ServerContext, db: str, source: str | Mapping[str, Any],
     if not isinstance(src_id, str) or not src_id or not isinstance(dest_id, str) or not dest_id:
         raise InvalidInput("copy needs source and destination ids (or docs with _id)")
     # CouchDB percent-decodes the Destination header (``+`` included) after splitting off "?rev="
-    destination = quote(dest_id, safe="")
+    destination = quote_segment(dest_id)
     if dest_rev:
-        destination += "?rev=" + quote(dest_rev, safe="")
+        destination += "?rev=" + quote_segment(dest_rev)
     resp = yield Request(
         "COPY", doc_path(db, src_id), query=query, headers={"Destination": destination, **ctx.write_headers}
     )

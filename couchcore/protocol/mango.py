@@ -8,11 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any, Generator, TypedDict
-from urllib.parse import quote
 
 from ..errors import InvalidInput
 from .messages import Request, Response
-from .paths import db_path
+from .paths import db_path, quote_segment
 
 __all__ = ["IndexInfo", "explain", "indexes", "delete_index"]
 
@@ -59,6 +58,6 @@ def delete_index(db: str, ddoc: str, name: str, type: str = "json") -> Generator
         ddoc = ddoc[len("_design/"):]
         if not ddoc:
             raise InvalidInput("delete_index: empty design document name")
-    path = f"{db_path(db)}/_index/_design/{quote(ddoc, safe='')}/{quote(type, safe='')}/{quote(name, safe='')}"
+    path = f"{db_path(db)}/_index/_design/{quote_segment(ddoc)}/{quote_segment(type)}/{quote_segment(name)}"
     resp = yield Request("DELETE", path)
     return bool(resp.json().get("ok", False))

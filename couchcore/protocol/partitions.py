@@ -13,13 +13,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any, Generator, TypedDict
-from urllib.parse import quote
 
 from ..errors import InvalidInput
 from ..results import ViewResult
 from .messages import Request, Response
 from .paging import find_page, find_request
-from .paths import db_path
+from .paths import db_path, quote_segment
 from .server import ServerContext
 from .views import view_request
 
@@ -54,7 +53,7 @@ def validate_partition(key: object) -> str:
 
 
 def partition_path(db: str, key: str) -> str:
-    return f"{db_path(db)}/_partition/{quote(validate_partition(key), safe='')}"
+    return f"{db_path(db)}/_partition/{quote_segment(validate_partition(key))}"
 
 
 def info(ctx: ServerContext, db: str, key: str) -> Generator[Request, Response, PartitionInfo]:

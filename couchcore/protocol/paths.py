@@ -1,4 +1,9 @@
-"""Database-name validation and percent-encoding of database and document paths."""
+"""Database-name validation and percent-encoding of the paths couchcore builds.
+
+The one place where couchcore percent-encodes what goes into a URL path (database names,
+document ids, attachment, design, view, function, index and node names) or into a URL's
+user information; query strings are encoded by ``Request.target`` (protocol/messages.py).
+"""
 
 from __future__ import annotations
 
@@ -7,8 +12,8 @@ from urllib.parse import quote
 
 from ..errors import InvalidDatabaseName, InvalidInput
 
-__all__ = ["validate_db_name", "db_path", "doc_path", "attachment_path", "design_path", "view_path",
-           "split_design_name"]
+__all__ = ["validate_db_name", "quote_segment", "quote_segments", "db_path", "doc_path", "attachment_path",
+           "design_path", "view_path", "node_path", "split_design_name", "url_with_credentials"]
 
 # CouchDB: a lowercase letter, then lowercase letters, digits and _$()+-/ ; at most 238 chars.
 _DB_NAME = re.compile(r"^[a-z][a-z0-9_$()+/-]*$")
@@ -39,9 +44,33 @@ def validate_db_name(name: object) -> str:
     return name
 
 
+def quote_segment(text: str) -> str:
+    """Percent-encode ``text`` as one path segment: every reserved character escaped,
+    ``/``, ``+``, ``?``, ``#``, ``%`` and ``@`` included (also right for a user name or
+    password in a URL's user information)."""
+    return quote(text, safe="")
+
+
+def quote_segments(path: str) -> str:
+    """Percent-encode each ``/``-separated part of ``path``; the slashes stay."""
+    return "/".join(quote_segment(part) for part in path.split("/"))
+
+
 def db_path(name: str) -> str:
     """``/name`` with every reserved character (including ``/``) escaped."""
-    return "/" + quote(name, safe="")
+    return "/" + quote_segment(name)
+
+
+def node_path(node: str) -> str:
+    """``/_node/{node}``: a cluster node's name (``couchdb@127.0.0.1``) keeps its ``@``."""
+    return "/_node/" + quote(node, safe="@")
+
+
+def url_with_credentials(url: str, username: str, password: str | None) -> str:
+    """``url`` (``scheme://host...``, no credentials) with ``username:password@`` put in,
+    both percent-encoded."""
+    scheme, _, rest = url.partition("://")
+    return f"{scheme}://{quote_segment(username)}:{quote_segment(password or '')}@{rest}"
 
 
 def doc_path(db: str, docid: str) -> str:
@@ -50,19 +79,19 @@ def doc_path(db: str, docid: str) -> str:
         raise InvalidInput(f"document id must be a non-empty str, got {docid!r}")
     for prefix in ("_design/", "_local/"):
         if docid.startswith(prefix) and len(docid) > len(prefix):
-            return f"{db_path(db)}/{prefix}{quote(docid[len(prefix):], safe='')}"
+            return f"{db_path(db)}/{prefix}{quote_segment(docid[len(prefix):])}"
     if docid.startswith("_"):
         # /db/_security, /db/_all_docs, ...: an endpoint, not a document
         raise InvalidInput(f"document id {docid!r} is reserved: ids may start with '_' only as "
                            "'_design/...' or '_local/...' "
                            "(https://docs.couchdb.org/en/stable/api/document/common.html)")
-    return f"{db_path(db)}/{quote(docid, safe='')}"
+    return f"{db_path(db)}/{quote_segment(docid)}"
 
 
 def attachment_path(db: str, docid: str, filename: str) -> str:
     if not isinstance(filename, str) or not filename:
         raise InvalidInput(f"attachment name must be a non-empty str, got {filename!r}")
-    return f"{doc_path(db, docid)}/{quote(filename, safe='')}"
+    return f"{doc_path(db, docid)}/{quote_segment(filename)}"
 
 
 def design_path(db: str, ddoc: str) -> str:
@@ -71,7 +100,7 @@ def design_path(db: str, ddoc: str) -> str:
         ddoc = ddoc[len("_design/") :]
     if not ddoc:
         raise InvalidInput("design document name must not be empty")
-    return f"{db_path(db)}/_design/{quote(ddoc, safe='')}"
+    return f"{db_path(db)}/_design/{quote_segment(ddoc)}"
 
 
 _SPECIAL_VIEWS = ("_all_docs", "_design_docs", "_local_docs")
@@ -112,4 +141,4 @@ def view_path(db: str, name: str, kind: str = "_view") -> str:
             "(no empty parts; a design name with slashes needs the '_design/...' form)"
         )
     ddoc, view = split
-    return f"{design_path(db, ddoc)}/{kind}/{quote(view, safe='')}"
+    return f"{design_path(db, ddoc)}/{kind}/{quote_segment(view)}"

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from collections import deque
 from typing import Any, Generator, Iterable, Mapping, TypedDict
-from urllib.parse import quote
 
 from ..codec import NOT_GIVEN, view_query
 from ..errors import InvalidInput, NotFound, PreconditionFailed
 from ..models import Document
 from .messages import Operation, Request, Response
 from .shapes import Membership, ServerInfo, SessionInfo
-from .paths import db_path, validate_db_name
+from .paths import db_path, node_path, quote_segment, quote_segments, url_with_credentials, validate_db_name
 
 __all__ = ["ServerContext"]
 
@@ -153,15 +152,14 @@ def node_prefix(ctx: ServerContext) -> Operation[str]:
         else:
             resp = yield Request("GET", "/_membership")
             nodes = resp.json().get("all_nodes") if resp.ok else None
-            ctx.node_prefix = "/_node/" + quote(nodes[0], safe="@.") if nodes else ""
+            ctx.node_prefix = node_path(nodes[0]) if nodes else ""
     return ctx.node_prefix
 
 
 def _config_path(prefix: str, name: str | None) -> str:
     path = prefix + "/_config"
     if name:
-        parts = name.split("/", 1)
-        path += "/" + "/".join(quote(p, safe="") for p in parts)
+        path += "/" + quote_segments(name)  # section, or section/key
     return path
 
 
@@ -196,7 +194,7 @@ def stats(ctx: ServerContext, name: str | None = None) -> Operation[dict[str, An
     prefix = yield from node_prefix(ctx)
     path = prefix + "/_stats"
     if name:
-        path += "/" + "/".join(quote(p, safe="") for p in name.strip("/").split("/"))
+        path += "/" + quote_segments(name.strip("/"))
     resp = yield Request("GET", path)
     if resp.status == 400:  # some servers answer a bad stats path with 400
         raise NotFound(404, "not_found", f"no such statistic: {name}", "GET", resp.url or path)
@@ -268,10 +266,8 @@ def _render_endpoint(endpoint: Any, how: str) -> Any:
         return {"url": endpoint.url, "headers": {"Authorization": "Basic " + token}}
     if endpoint.local_name is not None:  # PouchDB Server: a database of its own, by name
         return endpoint.local_name
-    scheme, _, rest = endpoint.url.partition("://")  # last resort: no other form is understood
-    user = quote(endpoint.username, safe="")
-    password = quote(endpoint.password or "", safe="")
-    return f"{scheme}://{user}:{password}@{rest}"
+    # last resort: no other form is understood
+    return url_with_credentials(endpoint.url, endpoint.username, endpoint.password)
 
 
 def replicate(ctx: ServerContext, source: str | Mapping[str, Any] | Endpoint,
@@ -420,7 +416,7 @@ def scheduler_docs(ctx: ServerContext, replicator_db: str | None = None, limit: 
     path = "/_scheduler/docs"
     if replicator_db is not None:
         validate_db_name(replicator_db)
-        path += "/" + quote(replicator_db, safe="")
+        path += "/" + quote_segment(replicator_db)
     resp = yield Request("GET", path, query=_paging_query(limit, skip))
     data: SchedulerDocs = resp.json()
     return data

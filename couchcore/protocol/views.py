@@ -5,14 +5,15 @@ from __future__ import annotations
 import re
 import uuid
 from typing import Any, Generator, Iterable, Mapping
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
 from .. import codec
 from ..errors import InvalidInput, InvalidOption
 from ..models import Result
 from ..results import ViewResult
 from .messages import Operation, Request, Response
-from .paths import design_path, doc_path, split_design_name, view_path
+from .paths import (db_path, design_path, doc_path, quote_segment, quote_segments, split_design_name,
+                    view_path)
 from .server import ServerContext
 
 __all__ = ["view", "temp_view", "list_fn", "show_fn", "update_fn", "view_request"]
@@ -45,7 +46,7 @@ def temp_view(ctx: ServerContext, db: str, map_src: str, reduce_src: str | None 
     query, keys_body = codec.view_query(options)
     if ctx.temp_view is not False:
         body = {"language": language, **fn, **(keys_body or {})}
-        resp = yield Request("POST", f"/{quote(db, safe='')}/_temp_view", query=query, json=body,
+        resp = yield Request("POST", f"{db_path(db)}/_temp_view", query=query, json=body,
                              idempotent=True)
         if resp.status not in (404, 405, 410) or (resp.status == 404 and _is_db_missing(resp)):
             resp.raise_for_status()
@@ -204,8 +205,7 @@ def list_fn(ctx: ServerContext, db: str, name: str, view_name: str,
     ddoc, fn = _split_fn(name, "_list")
     if not isinstance(view_name, str) or not all(view_name.split("/")) or view_name.count("/") > 1:
         raise InvalidInput(f"invalid view name {view_name!r}: use 'view' or 'other_ddoc/view'")
-    path = f"{design_path(db, ddoc)}/_list/{quote(fn, safe='')}/"
-    path += "/".join(quote(p, safe="") for p in view_name.split("/"))
+    path = f"{design_path(db, ddoc)}/_list/{quote_segment(fn)}/{quote_segments(view_name)}"
     known = {k: v for k, v in options.items() if k in codec.VIEW_OPTIONS}
     extra = {k: v for k, v in options.items() if k not in codec.VIEW_OPTIONS}
     query, body = codec.view_query(known)
@@ -224,7 +224,7 @@ def show_fn(ctx: ServerContext, db: str, name: str, docid: str | None = None,
             headers: Mapping[str, str] | None = None, **options: Any) -> Generator[Request, Response, Result]:
     """``GET`` show function ``ddoc/show`` for document ``docid`` (or none)."""
     ddoc, fn = _split_fn(name, "_show")
-    path = f"{design_path(db, ddoc)}/_show/{quote(fn, safe='')}"
+    path = f"{design_path(db, ddoc)}/_show/{quote_segment(fn)}"
     if docid is not None:
         path += "/" + _docid(docid)
     request_headers = _request_headers(headers)
@@ -246,7 +246,7 @@ def update_fn(ctx: ServerContext, db: str, name: str, docid: str | None = None, 
     ``application/x-www-form-urlencoded`` (the handler's ``req.form``).
     """
     ddoc, fn = _split_fn(name, "_update")
-    path = f"{design_path(db, ddoc)}/_update/{quote(fn, safe='')}"
+    path = f"{design_path(db, ddoc)}/_update/{quote_segment(fn)}"
     method = "POST"
     if docid is not None:
         path += "/" + _docid(docid)
@@ -264,4 +264,4 @@ def update_fn(ctx: ServerContext, db: str, name: str, docid: str | None = None, 
 def _docid(docid: Any) -> str:
     if not isinstance(docid, str) or not docid:
         raise InvalidInput(f"document id must be a non-empty str, got {docid!r}")
-    return quote(docid, safe="")
+    return quote_segment(docid)
