@@ -15,7 +15,6 @@ import asyncio
 import importlib.metadata
 import importlib.util
 import json
-import os
 import re
 import resource
 import sys

@@ -46,15 +46,6 @@ def batches(docs: Iterable[dict], size: int) -> Iterator[list[dict]]:
         yield chunk
 
 
-def chunks_of(path: str, size: int = 1 << 16) -> Iterator[bytes]:
-    with open(path, "rb") as f:
-        while True:
-            block = f.read(size)
-            if not block:
-                return
-            yield block
-
-
 class Client:
     """Base class: a client's name, the distributions it needs, how it is used."""
 

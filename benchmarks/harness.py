@@ -21,9 +21,9 @@ import tempfile
 import time
 import zlib
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from . import clients as _clients
 from . import data
@@ -518,10 +518,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plugin", help=argparse.SUPPRESS)  # a file registering extra clients (tests)
     sub.add_parser("list", help="list scenarios and clients")
     return parser
-
-
-def iter_ok(measurements: list[dict]) -> Iterator[dict]:
-    return (m for m in measurements if m.get("status") == "ok")
 
 
 if __name__ == "__main__":

@@ -369,7 +369,7 @@ def run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     from .bulk import Checkpoint, Loader, Rejected
     from .errors import CouchcoreError, InvalidInput
-    from .sync import Database, Server
+    from .sync import Server
     from .urls import redact_url
 
     for flag in ("batch_size", "concurrency"):

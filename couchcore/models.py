@@ -262,13 +262,3 @@ class ConflictResolution:
     def merge(self, fn: Callable[[Document, Document], Mapping[str, Any] | None]) -> Any:
         """Call ``fn(local, server)`` per conflict; write what it returns, skip ``None``."""
         return self._db._resolve(self, "merge", fn)
-
-    def _absorb(self, other: "ConflictResolution") -> "ConflictResolution":
-        """Fold the outcome of a retry into this resolution (in place) and return it."""
-        for docid in other.resolved:
-            self.pending.pop(docid, None)
-            self.accepted.discard(docid)
-        self.resolved.update(other.resolved)
-        self.accepted |= getattr(other, "accepted", set())
-        self.pending.update(other.pending)
-        return self

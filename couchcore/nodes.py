@@ -72,10 +72,6 @@ class NodePool:
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {', '.join(n.transport.base_url for n in self.nodes)}>"
 
-    @property
-    def base_urls(self) -> list[str]:
-        return [n.transport.base_url for n in self.nodes]
-
     def order(self) -> list[_Node]:
         """The nodes to try for the next request: those not set aside, starting with
         the next in turn, then those set aside, the soonest back first."""

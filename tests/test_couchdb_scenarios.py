@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import io
-import re
 import socket
-import threading
 
 import pytest
 

@@ -26,7 +26,6 @@ import simplejson
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-import couchcore
 from couchcore import codec
 from couchcore.errors import InvalidInput, ParseError
 from couchcore.protocol.paths import attachment_path, doc_path, view_path

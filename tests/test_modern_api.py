@@ -705,7 +705,6 @@ def test_slashed_names_encode_as_couchdb_serves_them():
 
 
 def test_async_iteration_without_await(couch_url, is_couchdb):
-    import couchcore.aio as aio
 
     name = unique_name("amodern")
 

@@ -6,7 +6,6 @@ import ast
 from pathlib import Path
 from urllib.parse import unquote
 
-import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 

@@ -39,7 +39,6 @@ from couchcore.transport.base import (
     map_exceptions,
     translate,
 )
-from couchcore.urls import split_credentials
 
 from .conftest import unique_name
 
