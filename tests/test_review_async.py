@@ -1,0 +1,97 @@
+"""Review of the async facade's keep-alive backend (issue 9 item 3): bugs found by probing
+``couchcore.aio`` / ``couchcore.tornado`` as a user would, against the real test server.
+
+Each test here failed when written and is marked ``xfail(strict=True)`` with the bug in its
+reason, so the suite stays green until the bug is fixed (then the marker must go).
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+import couchcore
+import couchcore.aio
+from couchcore.testing import FaultyProxy
+from tests.conftest import unique_name
+
+
+def _backends() -> list[str]:
+    out = ["tornado"]
+    try:
+        import pycurl  # noqa: F401
+    except ImportError:
+        return out
+    return ["pycurl", *out]
+
+
+@pytest.fixture
+def feed_db(couch_url):
+    sync = couchcore.Server(couch_url)
+    name = unique_name("review-async")
+    sync.create(name)
+    yield name
+    try:
+        sync.delete(name)
+    except couchcore.NotFound:
+        pass
+    sync.close()
+
+
+@pytest.mark.xfail(strict=True, reason="Server.close() (and leaving 'async with') does not end a running "
+                                       "continuous feed or follower: the transport's abort (ConnectionError "
+                                       "with .aborted=True) is taken by FeedState.lost() for a dropped "
+                                       "connection, so the feed reconnects on the closed Server and runs on")
+@pytest.mark.parametrize("backend", _backends())
+@pytest.mark.parametrize("kind", ["continuous", "follow"])
+def test_closing_the_server_ends_its_running_feeds(couch_url, feed_db, backend, kind):
+    async def main():
+        server = couchcore.aio.Server(couch_url, backend=backend)
+        db = await server.db(feed_db)
+        feed = db.changes(feed="continuous", since="now") if kind == "continuous" else db.follow(since="now")
+        seen = []
+
+        async def read():
+            async for change in feed:
+                seen.append(change)
+
+        task = asyncio.ensure_future(read())
+        await asyncio.sleep(0.5)  # the feed's request is open and waiting for changes
+        assert not task.done()
+        async with server:
+            pass  # leaving the block closes the server: what is in flight is aborted
+        done, _ = await asyncio.wait([task], timeout=5)
+        if not done:
+            feed.stop()  # clean up before failing
+            await asyncio.wait([task], timeout=5)
+        assert done, f"the {kind} feed still runs 5 s after its Server was closed"
+        exc = task.exception()
+        assert exc is None or isinstance(exc, couchcore.ConnectionError), repr(exc)
+
+    asyncio.run(asyncio.wait_for(main(), 30))
+
+
+@pytest.mark.xfail(strict=True, reason="backend='tornado': requests still waiting for a max_clients slot when "
+                                       "the Server is closed raise Tornado's bare RuntimeError('fetch() called "
+                                       "on closed AsyncHTTPClient') instead of a couchcore TransportError")
+def test_requests_queued_at_close_fail_with_couchcore_errors_on_the_tornado_backend(couch_url):
+    proxy = FaultyProxy(couch_url)
+    try:
+        url = couch_url.replace(couch_url.split("@")[-1].split("/")[0], f"127.0.0.1:{proxy.port}")
+
+        async def main():
+            server = couchcore.aio.Server(url, backend="tornado", max_clients=2, retries=0)
+            proxy.delay("GET", "/", 1.0, count=100)  # hold every answer: 2 in flight, 8 queued
+            tasks = [asyncio.ensure_future(server.version()) for _ in range(10)]
+            await asyncio.sleep(0.3)
+            server.close()
+            return await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 20)
+
+        results = asyncio.run(main())
+        failures = [r for r in results if isinstance(r, BaseException)]
+        assert failures, "closing the server aborted nothing"
+        foreign = [r for r in failures if not isinstance(r, couchcore.CouchcoreError)]
+        assert not foreign, f"not couchcore errors: {foreign!r}"
+    finally:
+        proxy.close()
