@@ -285,16 +285,15 @@ def _bulk_write(ctx: ServerContext, db: str, docs: list[Any], encoded: bytes, re
     ``_bulk_docs`` and record each document's outcome in ``resolution``: written ones
     get their new ``_rev`` in place and go to ``resolved``, the others to ``pending``
     (one that the answer does not mention as ``"unknown"``: never dropped)."""
-    body = bytearray(b'{"docs":')
-    body += encoded
+    parts = [b'{"docs":', encoded]
     for name, value in options.items():
         if value is not None:
-            body += b"," + codec.dumps(name) + b":" + codec.dumps(value)
-    body += b"}"
+            parts.append(b"," + codec.dumps(name) + b":" + codec.dumps(value))
+    parts.append(b"}")
     resp = yield Request(
         "POST",
         f"{db_path(db)}/_bulk_docs",
-        body=bytes(body),
+        body=b"".join(parts),  # (one copy of the documents' bytes)
         headers={"Content-Type": "application/json", **ctx.write_headers},
     )
     if (resp.status == 412 and recover_stubs and options.get("new_edits") is not False
