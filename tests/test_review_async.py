@@ -14,7 +14,7 @@ import pytest
 import couchcore
 import couchcore.aio
 from couchcore.testing import FaultyProxy
-from tests.conftest import unique_name
+from tests.helpers import unique_name
 
 
 def _backends() -> list[str]:
@@ -95,3 +95,41 @@ def test_requests_queued_at_close_fail_with_couchcore_errors_on_the_tornado_back
         assert not foreign, f"not couchcore errors: {foreign!r}"
     finally:
         proxy.close()
+
+
+@pytest.mark.xfail(strict=True, reason="curlloop keeps the CurlMulti engine (and its kept-alive connections) of "
+                                       "an event loop that has closed until a NEW loop uses the Server or it is "
+                                       "closed: a thread that ran asyncio.run() once leaves its connections "
+                                       "open while the Server goes on being used from another loop")
+def test_the_connections_of_a_closed_event_loop_are_let_go():
+    pytest.importorskip("pycurl")
+    import threading
+    import time
+
+    from tests.test_tornado_keepalive import KeepAlive
+
+    with KeepAlive() as srv:
+        async def main():
+            server = couchcore.aio.Server(srv.url, backend="pycurl", max_clients=10)
+            try:
+                await server.version()  # this loop's engine: one kept-alive connection
+
+                def worker():
+                    async def burst():
+                        await asyncio.gather(*(server.version() for _ in range(5)))
+                    asyncio.run(burst())  # its own loop, closed when asyncio.run returns
+
+                thread = threading.Thread(target=worker)
+                thread.start()
+                thread.join(20)
+                assert srv.connections == 6  # 1 + the worker's 5
+                deadline = time.monotonic() + 3
+                while srv.closed_by_client < 5 and time.monotonic() < deadline:
+                    await server.version()  # the Server stays in use on this loop
+                    await asyncio.sleep(0.05)
+                assert srv.closed_by_client >= 5, \
+                    f"{srv.connections - srv.closed_by_client} connections open, 1 in use by the live loop"
+            finally:
+                server.close()
+
+        asyncio.run(asyncio.wait_for(main(), 30))
