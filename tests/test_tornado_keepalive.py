@@ -22,7 +22,8 @@ import couchcore.aio
 import couchcore.tornado as ct
 from couchcore.protocol.messages import Request
 from couchcore.testing import LoopbackServer, read_request_head
-from tests.test_tornado import Proxy, db, eventually, sserver  # noqa: F401 - fixtures
+from tests.helpers import eventually
+from tests.test_tornado import Proxy, db, sserver  # noqa: F401 - fixtures
 
 pytest.importorskip("pycurl")
 
@@ -580,3 +581,29 @@ def test_an_async_body_that_fails_is_invalid_input_and_frees_its_slot():
                 server.close()
 
         arun(main())
+
+
+def test_one_server_used_by_loops_in_two_threads_at_once():
+    """Each running loop gets its own multi handle and connections (libcurl handles are
+    never shared between threads); both finish, each on one kept-alive connection."""
+    with KeepAlive(delay=0.002) as srv:
+        server = ct.Server(srv.url)
+        results: list[object] = []
+
+        def worker() -> None:
+            async def main():
+                return [await server.version() for _ in range(20)]
+
+            try:
+                results.append(asyncio.run(main()))
+            except Exception as exc:  # reported by the assertion below
+                results.append(exc)
+
+        threads = [threading.Thread(target=worker) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        server.close()
+        assert results == [["9.9.9-test"] * 20] * 2
+        assert srv.connections == 2 and len(srv.heads) == 40
