@@ -190,22 +190,29 @@ class StreamedResult(Generic[_I]):
     def _iterate(self) -> Iterator[Any]:
         # the rows of each parsed chunk are handed over by chain's C iterator: no
         # per-row Python frame (a generator resume per row cost ~0.1-0.2 us)
-        return chain.from_iterable(self._batches())
+        current: list[list[Any]] = []
+        batches = self._batches(current)
+        items = _Items.from_iterable(batches)
+        items._batches, items._current = batches, current
+        return items
 
-    def _batches(self) -> Iterator[list[Any]]:
-        """The items, one list per parsed chunk (items read ahead for metadata first)."""
+    def _batches(self, current: list[list[Any]]) -> Iterator[list[Any]]:
+        """The items, one list per parsed chunk (items read ahead for metadata first);
+        ``current`` holds the list being handed out (see :meth:`_Items.close`)."""
         ahead = self._ahead
         try:
             while True:
                 if ahead:
                     items = list(ahead)
                     ahead.clear()
+                    current[:] = [items]
                     yield items
                     continue
                 pulled = self._pull()
                 if pulled is None:
                     break
                 if pulled:
+                    current[:] = [pulled]
                     yield pulled
             if self._error is not None:
                 raise self._error
@@ -300,6 +307,20 @@ class StreamedResult(Generic[_I]):
 
     async def __aexit__(self, *exc: Any) -> None:
         self.close()
+
+
+class _Items(chain):  # type: ignore[type-arg]
+    """The iterator of a streamed result: ``itertools.chain`` over the parsed batches (its
+    ``__next__`` stays C code), with ``close()`` as a generator has it: the reading stops,
+    the connection is released, and no further item is returned."""
+
+    __slots__ = ("_batches", "_current")
+
+    def close(self) -> None:
+        self._batches.close()
+        for batch in self._current:
+            batch.clear()  # the rest of the batch being handed out (a list only we hold)
+        self._current.clear()
 
 
 async def _aiter_list(items: list[Any]) -> AsyncIterator[Any]:

@@ -210,3 +210,17 @@ def test_read_meta_in_the_middle_of_an_iteration(backend):
         rest = [row.id for row in it]
         assert first + rest == [r["id"] for r in ROWS]
         db.server.close()
+
+
+@pytest.mark.parametrize("backend", ["urllib3", "pycurl"])
+def test_closing_the_row_iterator_ends_it(backend):
+    """iter(result).close() works as on a generator: no further row, the body is not read on."""
+    with _ChunkedServer(1490) as srv:
+        db = couchcore.Database(f"{srv.url}/db", backend=backend, retries=0)
+        it = iter(db.view("_all_docs"))
+        assert [next(it).id for _ in range(3)] == [r["id"] for r in ROWS[:3]]
+        it.close()
+        assert list(it) == []
+        it.close()  # again: nothing happens
+        assert _rows_of(db.view("_all_docs")) == ROWS  # the client is still usable
+        db.server.close()
