@@ -320,11 +320,17 @@ def test_stale_and_update_are_accepted(db):
 
 @pytest.mark.couchdb_only  # PouchDB Server always brings the index up to date
 def test_update_false_returns_the_stale_index(db):
+    """``update=false`` answers from the index as it is, without updating it first
+    (https://docs.couchdb.org/en/stable/api/ddoc/views.html). That index may already hold a
+    later write: CouchDB keeps indexes warm in the background ("ken",
+    https://docs.couchdb.org/en/stable/config/indexbuilds.html), one shard at a time (seen
+    on the 3-node cluster). So a stale read has every row the index was built with and maybe
+    the later one, in key order; a default read has them all."""
     make_docs(db, 3)
     assert keys(db.view("t/by_n")) == [0, 1, 2]  # builds the index
     db.save({"_id": "late", "n": 3, "tag": "a"})
-    assert keys(db.view("t/by_n", update="false")) == [0, 1, 2]
-    assert keys(db.view("t/by_n", stale="ok")) == [0, 1, 2]
+    for options in ({"update": "false"}, {"stale": "ok"}):
+        assert keys(db.view("t/by_n", **options)) in ([0, 1, 2], [0, 1, 2, 3]), options
     assert keys(db.view("t/by_n")) == [0, 1, 2, 3]
 
 
