@@ -72,9 +72,6 @@ def test_closing_the_server_ends_its_running_feeds(couch_url, feed_db, backend, 
     asyncio.run(asyncio.wait_for(main(), 30))
 
 
-@pytest.mark.xfail(strict=True, reason="backend='tornado': requests still waiting for a max_clients slot when "
-                                       "the Server is closed raise Tornado's bare RuntimeError('fetch() called "
-                                       "on closed AsyncHTTPClient') instead of a couchcore TransportError")
 def test_requests_queued_at_close_fail_with_couchcore_errors_on_the_tornado_backend(couch_url):
     proxy = FaultyProxy(couch_url)
     try:
@@ -97,10 +94,6 @@ def test_requests_queued_at_close_fail_with_couchcore_errors_on_the_tornado_back
         proxy.close()
 
 
-@pytest.mark.xfail(strict=True, reason="curlloop keeps the CurlMulti engine (and its kept-alive connections) of "
-                                       "an event loop that has closed until a NEW loop uses the Server or it is "
-                                       "closed: a thread that ran asyncio.run() once leaves its connections "
-                                       "open while the Server goes on being used from another loop")
 def test_the_connections_of_a_closed_event_loop_are_let_go():
     pytest.importorskip("pycurl")
     import threading

@@ -607,3 +607,27 @@ def test_one_server_used_by_loops_in_two_threads_at_once():
         server.close()
         assert results == [["9.9.9-test"] * 20] * 2
         assert srv.connections == 2 and len(srv.heads) == 40
+
+
+@pytest.mark.parametrize("backend", ["pycurl", "tornado"])
+def test_requests_waiting_for_a_slot_when_the_server_closes_are_aborted_not_retried(backend):
+    """Closing the Server aborts the requests in flight and those still waiting for a
+    max_clients slot alike: a couchcore ConnectionError marked ``aborted``, not retried
+    (retries=3), nothing more sent."""
+    def slow(n, head, conn):
+        time.sleep(1.0)
+        return reply()
+
+    with KeepAlive(slow) as srv:
+        async def main():
+            server = ct.Server(srv.url, backend=backend, max_clients=2, retries=3, backoff=0.01)
+            tasks = [asyncio.ensure_future(server.version()) for _ in range(8)]
+            await asyncio.sleep(0.3)
+            server.close()
+            return await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 20)
+
+        results = arun(main())
+        assert all(isinstance(r, couchcore.ConnectionError) and r.aborted for r in results), results
+        assert "transport was closed" in str(results[-1])
+        time.sleep(0.3)
+        assert len(srv.heads) == 2  # only the two that had a slot were sent

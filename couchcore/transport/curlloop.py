@@ -92,11 +92,15 @@ class CurlLoopTransport(BaseTransport):
     def _state(self) -> "_LoopEngine":
         loop = asyncio.get_running_loop()
         state = self._states.get(loop)
-        if state is None:
+        if state is None or len(self._states) > 1:
             with self._lock:
+                # the engines (and kept-alive connections) of loops that have closed, e.g.
+                # another thread's asyncio.run(), are let go as soon as any loop sends
                 for old in [lp for lp in self._states if lp.is_closed()]:
                     self._states.pop(old).close()
-                state = self._states[loop] = _LoopEngine(self, loop)
+                state = self._states.get(loop)
+                if state is None:
+                    state = self._states[loop] = _LoopEngine(self, loop)
         return state
 
     @property
@@ -289,8 +293,10 @@ class _LoopEngine:
 
     # -- transfers -------------------------------------------------------------------------
     def start(self, request: Request, url: str, upload: "_Upload | None") -> "_Exchange":
-        if self.closed:
-            raise errors.ConnectionError("request aborted (the transport was closed)", url)
+        if self.closed:  # closed while the request waited for a slot: aborted, never retried
+            error = errors.ConnectionError("request aborted (the transport was closed)", url)
+            error.aborted = True
+            raise error
         curl = self.idle.pop() if self.idle else pycurl.Curl()
         exchange = _Exchange(self, curl, request, url, upload)
         try:

@@ -160,8 +160,10 @@ class _LoopState:
                               resolver=self.resolver)
         self.slots = asyncio.Semaphore(max_clients)
         self.exchanges: set[_Exchange] = set()
+        self.closed = False
 
     def close(self) -> None:
+        self.closed = True  # requests still waiting for a slot fail (see TornadoTransport.send)
         for exchange in list(self.exchanges):
             exchange.abort("shutdown")  # readers of open streams get a ConnectionError
         try:
@@ -229,6 +231,9 @@ class TornadoTransport(BaseTransport):
             read_timeout = None
 
         await state.slots.acquire()  # cancellable; nothing has been sent yet
+        if state.closed:  # the transport was closed while this request waited for a slot
+            state.slots.release()
+            raise _closed_error(url)
         exchange = _Exchange(state, url, request.method, stream, read_timeout, self.options.connect_timeout)
         try:
             hreq = self._http_request(request, url, exchange)
@@ -299,6 +304,14 @@ class TornadoTransport(BaseTransport):
             header_callback=exchange.on_header_line,
             streaming_callback=exchange.on_chunk,
         )
+
+
+def _closed_error(url: str) -> errors.ConnectionError:
+    """What a request gets that the closing of its transport cut short (or that was still
+    waiting for a slot then): aborted by couchcore, so never retried."""
+    error = errors.ConnectionError("request aborted (the transport was closed)", url)
+    error.aborted = True
+    return error
 
 
 def _call_in_loop(loop: asyncio.AbstractEventLoop, fn: Callable[[], Any]) -> None:
