@@ -16,6 +16,8 @@ changes hit all alike; every run's row count and digest are checked against
 
   download/<backend>     couchcore's transport reading the body and discarding it (the limit)
   couchcore/<backend>    ``for row in db.view(...)``
+  couchcore@base/<b.>    the same with an older couchcore tree (``--baseline-tree DIR``, e.g. a
+                         ``git archive`` of an earlier commit with its extension built): before/after
   urllib3+orjson/line    urllib3 stream, split on CouchDB's line breaks, orjson per line, Row
   <peer>                 the peers of ``benchmarks.clients`` that are installed (bench extra)
 
@@ -23,7 +25,7 @@ Reported per contender: best wall seconds, rows/s (wall), process CPU seconds of
 peak RSS; then the issue's ratios.  Written to ``benchmarks/results/end_to_end.md``.
 
     .venv/bin/python benchmarks/end_to_end.py [--rows 1000000] [--doc-rows 200000] [--repeat 3]
-        [--peer-repeat 1] [--shapes view,docs] [--no-peers]
+        [--peer-repeat 1] [--shapes view,docs] [--no-peers] [--baseline-tree DIR]
 """
 
 from __future__ import annotations
@@ -193,8 +195,17 @@ def client(name: str, url: str, shape: str, size: int) -> dict:
     """Run one contender once; returns its measurements (JSON-able)."""
     db = f"replay-{size}"
     path = f"/{db}/_design/bench/_view/by_user" if shape == "view" else f"/{db}/_all_docs?include_docs=true"
-    if name.startswith("couchcore/"):
-        import couchcore  # noqa: F401  (imported before the clock starts, like every contender's)
+    if name.startswith("couchcore@base/"):
+        sys.path.insert(0, os.environ["E2E_BASELINE_TREE"])
+        name = name.replace("@base", "")
+        import couchcore
+
+        assert couchcore.__file__.startswith(os.environ["E2E_BASELINE_TREE"]), couchcore.__file__
+    if name.startswith("couchcore/") or name.startswith("download/"):
+        # imported before the clock starts, like every contender's modules
+        import couchcore  # noqa: F401
+        import couchcore.drivers  # noqa: F401
+        import couchcore.protocol.messages  # noqa: F401
     elif name == "urllib3+orjson/line":
         import orjson  # noqa: F401
         import urllib3  # noqa: F401
@@ -273,6 +284,7 @@ def main() -> int:
     ap.add_argument("--backends", default="pycurl,urllib3")
     ap.add_argument("--shapes", default="view,docs")
     ap.add_argument("--no-peers", action="store_true")
+    ap.add_argument("--baseline-tree", metavar="DIR", help="an older couchcore tree: contenders couchcore@base/*")
     ap.add_argument("--serve", nargs=2, type=int, help=argparse.SUPPRESS)
     ap.add_argument("--client", nargs=4, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -286,7 +298,11 @@ def main() -> int:
 
     shapes = [s for s in args.shapes.split(",") if s]
     backends = [b for b in args.backends.split(",") if b]
-    base = [f"download/{b}" for b in backends] + [f"couchcore/{b}" for b in backends] + ["urllib3+orjson/line"]
+    base = [f"download/{b}" for b in backends] + [f"couchcore/{b}" for b in backends]
+    if args.baseline_tree:
+        os.environ["E2E_BASELINE_TREE"] = str(Path(args.baseline_tree).resolve())
+        base += [f"couchcore@base/{b}" for b in backends]
+    base += ["urllib3+orjson/line"]
     peers = [] if args.no_peers else [p for p in PEERS if _installed(p)]
     sizes = {"view": args.rows, "docs": args.doc_rows}
     srv = subprocess.Popen([sys.executable, __file__, "--serve", str(args.rows if "view" in shapes else 0),
@@ -354,6 +370,10 @@ def main() -> int:
                 if peer_times:
                     q = min(peer_times) / ok["couchcore/pycurl"]["seconds"]
                     notes.append(f"best peer / couchcore-pycurl time = {q:.1f}x (target >= 8: {'met' if q >= 8 else 'NOT met'})")
+                for b in backends:
+                    if f"couchcore@base/{b}" in ok and f"couchcore/{b}" in ok:
+                        notes.append(f"couchcore/{b} now / before: time {ok[f'couchcore/{b}']['seconds'] / ok[f'couchcore@base/{b}']['seconds']:.2f}x, "
+                                     f"CPU {ok[f'couchcore/{b}']['cpu'] / ok[f'couchcore@base/{b}']['cpu']:.2f}x")
                 if "download/pycurl" in ok:
                     notes.append(f"couchcore/pycurl vs download only: "
                                  f"{ok['couchcore/pycurl']['seconds'] / ok['download/pycurl']['seconds']:.2f}x")
