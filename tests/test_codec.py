@@ -460,6 +460,14 @@ def test_c_json_flags_cases(text, flags):
         assert codec._json_flags_py(text) & flags == flags  # the twin may say more, never less
 
 
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=200) | json_values.map(lambda v: encode_with("simplejson", v)[:-1]))
+def test_json_flags_any_bytes(data):
+    """Any bytes (malformed, cut off, escapes at the very end): a flag set, no error."""
+    for scan in FLAG_SCANNERS.values():
+        assert 0 <= scan(bytes(data)) <= 7
+
+
 def test_revision_hashes_stay_on_orjson(monkeypatch):
     """A _bulk_docs answer whose revision hashes hold 19+ digit runs is read by orjson
     (a run inside a string is no integer); a real long integer still goes to simplejson."""
