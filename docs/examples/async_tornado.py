@@ -38,6 +38,8 @@ async def with_asyncio() -> None:
             await db.get("missing")
         except couchcore.NotFound as exc:
             print("asyncio:", exc.status, exc.error)
+        else:
+            raise AssertionError("a missing document raises NotFound")
 
 
 async def with_tornado() -> None:

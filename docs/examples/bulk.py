@@ -43,17 +43,16 @@ try:
     cli = [sys.executable, "-m", "couchcore.cli"]
     out = os.path.join(tmp, "dump.jsonl")
     subprocess.run([*cli, "dump", f"{URL}/{name}", out, "--quiet"], check=True)
-    # the dump holds _rev: load it into a new database as new documents without them
-    fresh = os.path.join(tmp, "fresh.jsonl")
-    with open(out, "rb") as src, open(fresh, "wb") as dst:
-        for line in src:
-            doc = json.loads(line)
-            doc.pop("_rev")
-            dst.write(json.dumps(doc).encode() + b"\n")
+    # the dump holds each document's _rev: --new-edits-false stores them as they are (a copy
+    # with the same revisions; `couchcore dump A --attachments | couchcore load B ...` works too)
     rejects = os.path.join(tmp, "rejects.jsonl")
-    done = subprocess.run([*cli, "load", f"{URL}/{copy}", fresh, "--create", "--rejects", rejects, "--quiet"])
+    done = subprocess.run([*cli, "load", f"{URL}/{copy}", out, "--create", "--new-edits-false",
+                           "--rejects", rejects, "--quiet"])
     assert done.returncode == 0  # 0: all written, 1: some rejected (see --rejects), 2: could not start
     assert server[copy].info()["doc_count"] == 5001
+    assert server[copy].get("u00042")._rev == db.get("u00042")._rev
+    with open(out, "rb") as f:
+        assert json.loads(f.readline())["_id"] == "raw-1"  # id order: "r" < "u"
     print("bulk: ok")
 finally:
     for n in (name, copy):

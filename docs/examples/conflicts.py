@@ -18,6 +18,10 @@ try:
         db.save({**stale, "n": 1})
     except couchcore.Conflict as exc:
         print("conflict:", exc.status, exc.reason)
+        assert isinstance(exc.resolution, couchcore.ConflictResolution)  # its pending document
+        assert set(exc.resolution.pending) == {"counter"}
+    else:
+        raise AssertionError("a stale _rev raises Conflict")
 
     # ...unless merge= resolves it: fn(mine, theirs) returns what to write
     # (re-read and re-applied if yet another writer gets in between)

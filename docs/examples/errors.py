@@ -16,17 +16,23 @@ try:
     except couchcore.NotFound as exc:
         assert exc.status == 404 and exc.error == "not_found"
         print(type(exc).__name__, exc.status, exc.error, exc.reason)
+    else:
+        raise AssertionError("a missing document raises NotFound")
     # db[id] / server[name] raise NotFoundKeyError: a NotFound that is also a KeyError
     try:
         db["nope"]
-    except KeyError:
-        pass
+    except KeyError as exc:
+        assert isinstance(exc, couchcore.NotFoundKeyError) and isinstance(exc, couchcore.NotFound)
+    else:
+        raise AssertionError("db[missing id] raises a KeyError")
 
     db.save({"_id": "a"})
     try:
         db.save({"_id": "a"})  # no _rev: a conflict
     except couchcore.HTTPError as exc:
         assert isinstance(exc, couchcore.Conflict) and exc.status == 409
+    else:
+        raise AssertionError("a write without the current _rev raises Conflict")
 
     # bad input raises InvalidInput (a ValueError) before anything is sent
     for bad in (lambda: server.create("Bad Name"),
@@ -51,6 +57,8 @@ try:
     except ConnectionError as exc:  # couchcore.ConnectError is a builtins.ConnectionError
         assert isinstance(exc, couchcore.ConnectError) and isinstance(exc, couchcore.TransportError)
         print("unreachable:", type(exc).__name__)
+    else:
+        raise AssertionError("nothing listens there")
     dead.close()
 
     # timeouts and retries for some calls only (this thread or task)

@@ -43,6 +43,8 @@ try:
         db.get("nope")
     except couchcore.NotFound as exc:
         print("missing:", exc.status, exc.reason)
+    else:
+        raise AssertionError("a missing document raises NotFound")
 finally:
     server.delete(name)
     server.close()
