@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import urllib.request
-import uuid
 from pathlib import Path
 
 import pytest
@@ -20,6 +18,7 @@ from hypothesis import HealthCheck, settings
 
 import couchcore
 from couchcore.testing import PouchDBServer
+from tests.helpers import FIXTURES, node_urls, unique_name
 
 # `make fuzz`: HYPOTHESIS_PROFILE=fuzz, COUCHCORE_FUZZ_EXAMPLES examples per property test
 # (tests/test_fuzz.py); `make test` keeps Hypothesis' default profile
@@ -32,11 +31,6 @@ settings.register_profile(
 if os.environ.get("HYPOTHESIS_PROFILE"):
     settings.load_profile(os.environ["HYPOTHESIS_PROFILE"])
 
-# recorded by tests/record_fixtures.py and committed; COUCHCORE_FIXTURES may point elsewhere
-FIXTURES = Path(
-    os.environ.get("COUCHCORE_FIXTURES") or Path(__file__).resolve().parent / "data" / "couchdb-3.5.0"
-)
-
 
 def _welcome(url: str) -> dict:
     from couchcore.urls import split_credentials
@@ -44,12 +38,6 @@ def _welcome(url: str) -> dict:
     base, _, _ = split_credentials(url)
     with urllib.request.urlopen(base + "/", timeout=10) as resp:
         return json.loads(resp.read())
-
-
-def node_urls(value: str | None) -> list[str]:
-    """The node URLs in ``COUCHDB_URL``: one URL, or several nodes of one cluster
-    separated by spaces and/or commas (the ``cluster`` profile)."""
-    return [u for u in re.split(r"[\s,]+", value or "") if u]
 
 
 @pytest.fixture(scope="session")
@@ -76,24 +64,6 @@ def couch_urls(couch_url) -> list[str]:
         pytest.skip("needs several nodes of one CouchDB cluster: "
                     "COUCHDB_URL='http://admin:admin@127.0.0.1:15984 http://admin:admin@127.0.0.1:25984 ...'")
     return urls
-
-
-def wait_until(read, done, timeout: float = 10.0, interval: float = 0.05):
-    """Call ``read()`` until ``done(value)`` holds and return that value; fail with the
-    last value after ``timeout`` seconds. For what a CouchDB cluster makes visible
-    eventually, not at once: a write acknowledged by ``w`` of ``n`` copies is read from
-    one copy by ``_changes``, views and ``_security``
-    (https://docs.couchdb.org/en/stable/cluster/sharding.html#quorum)."""
-    import time
-
-    deadline = time.monotonic() + timeout
-    while True:
-        value = read()
-        if done(value):
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not reached within {timeout}s; last value: {value!r}")
-        time.sleep(interval)
 
 
 @pytest.fixture(scope="session")
@@ -125,22 +95,6 @@ def server(couch_url, backend):
     s = couchcore.Server(couch_url, backend=backend)
     yield s
     s.close()
-
-
-async def eventually(predicate, timeout: float = 5.0) -> None:
-    """Wait (on the running loop) until ``predicate()`` is true, or fail after ``timeout`` s."""
-    import asyncio
-
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        if loop.time() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.01)
-
-
-def unique_name(prefix: str = "test") -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:12]}"
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ from couchcore.protocol.messages import Request
 from couchcore.testing import FaultyProxy
 from couchcore.urls import split_credentials
 
-from .conftest import unique_name
+from tests.helpers import unique_name
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ from couchcore import InvalidInput
 from couchcore.bulk import ERROR_FIELD, Checkpoint, Loader, load
 from couchcore.testing import FaultyProxy, free_port
 
-from .conftest import wait_until
+from tests.helpers import wait_until
 
 
 @pytest.fixture

@@ -30,7 +30,7 @@ from couchcore.errors import Conflict
 from couchcore.protocol import attachments, documents, server
 from couchcore.protocol.messages import Response
 
-from .conftest import unique_name, wait_until
+from tests.helpers import unique_name, wait_until
 
 
 def resp(status, body, method="POST", url="http://127.0.0.1:15984/db/_bulk_docs"):

@@ -9,7 +9,7 @@ import pytest
 import couchcore
 from couchcore import Document, codec
 
-from .conftest import wait_until
+from tests.helpers import wait_until
 
 TRICKY_IDS = ["a/b", "a+b", "a b", "a?b", "a#b", "100%", "é☃ unicode", "semi;colon", "amp&er=sand", "_design/x y",
               "_local/a/b", "back\\slash", "quote\"d", "trailing/"]

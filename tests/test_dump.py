@@ -18,7 +18,7 @@ from couchcore.dump import dump, split_points
 from couchcore.errors import InvalidInput, NotFound
 from couchcore.urls import split_credentials
 
-from .conftest import unique_name
+from tests.helpers import unique_name
 
 BLOB = bytes(range(256)) * 3 + b"\x00\xff\xfe"
 

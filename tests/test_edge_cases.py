@@ -10,7 +10,7 @@ import couchcore
 from couchcore.bulk import load
 from couchcore.testing import LoopbackServer, read_request_head
 from couchcore.urls import redact_url, split_credentials
-from tests.conftest import unique_name
+from tests.helpers import unique_name
 
 
 def test_redact_url_with_at_sign_in_password():

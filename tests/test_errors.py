@@ -26,7 +26,7 @@ import couchcore
 from couchcore.testing import LoopbackServer, read_request_head
 from couchcore.urls import split_credentials
 
-from .conftest import unique_name
+from tests.helpers import unique_name
 
 #: passwords with every character a URL treats specially, and non-ASCII ones
 PASSWORDS = [

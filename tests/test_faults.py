@@ -33,7 +33,7 @@ from couchcore import bulk
 from couchcore.testing import FaultyProxy, PouchDBServer
 from couchcore.urls import split_credentials
 
-from .conftest import node_urls, unique_name
+from tests.helpers import node_urls, unique_name
 
 N_DOCS = int(os.environ.get("COUCHCORE_FAULT_DOCS", "10000"))
 SYNC_BACKENDS = ["urllib3", "pycurl"]

@@ -32,7 +32,7 @@ from couchcore.protocol.paths import attachment_path, doc_path, view_path
 from couchcore.protocol.views import view_request
 from couchcore.protocol.messages import Request
 
-from .test_rows import CY_SKIP, assert_same, cuts, expected
+from tests.helpers import CY_SKIP, assert_same, cuts, expected
 
 FUZZING = os.environ.get("HYPOTHESIS_PROFILE") == "fuzz"  # tests/conftest.py loads it
 #: the budget of one parser/encoding property: the profile's under `make fuzz`, else small

@@ -16,7 +16,7 @@ import couchcore
 from couchcore.testing import FaultyProxy, free_port
 from couchcore.urls import split_credentials
 
-from .conftest import wait_until
+from tests.helpers import wait_until
 
 
 def run_load(*args, input=None, env=None, timeout=180):

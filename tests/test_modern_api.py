@@ -20,7 +20,7 @@ from couchcore.protocol.messages import Response
 from couchcore.protocol.server import ServerContext
 from couchcore.testing import FaultyProxy
 
-from .conftest import unique_name, wait_until
+from tests.helpers import unique_name, wait_until
 
 
 # -- helpers -------------------------------------------------------------------------------

@@ -29,21 +29,16 @@ from couchcore import rows as rows_mod
 from couchcore.errors import ParseError
 from couchcore.models import Document, Row
 from couchcore.rows import SHAPES, PyRowParser, make_parser
+from tests.helpers import CY_SKIP, FIXTURES, assert_same, cuts, expected
+
+if CY_SKIP is None:
+    from couchcore_ext import _rows as _cy_rows
 
 HERE = Path(__file__).parent
-# recorded by tests/record_fixtures.py and committed; COUCHCORE_FIXTURES may point elsewhere
-FIXTURES = Path(os.environ.get("COUCHCORE_FIXTURES") or HERE / "data" / "couchdb-3.5.0")
 ROOT = HERE.parent
 
 if not (FIXTURES / "index.json").is_file():  # part of the repository: missing is an error, not a skip
     raise RuntimeError(f"recorded CouchDB responses not found at {FIXTURES} (re-record: tests/record_fixtures.py)")
-
-try:
-    from couchcore_ext import _rows as _cy_rows  # noqa: F401
-
-    CY_SKIP = None
-except Exception as e:  # pragma: no cover - depends on the build
-    CY_SKIP = f"couchcore_ext._rows is not built ({type(e).__name__}: {e}); run `python -m couchcore_ext.build`"
 
 BACKENDS = [
     "python",
@@ -80,73 +75,6 @@ def random_splits(data: bytes, rnd: random.Random, max_piece: int = 50):
         out.append(data[i : i + k])
         i += k
     return out
-
-
-def _doc(d):
-    return Document(d) if type(d) is dict else d
-
-
-def expected(shape: str, body: bytes):
-    """What the parser must produce for a whole, valid body (oracle: simplejson)."""
-    if shape == "continuous":
-        items, meta, done = [], {}, False
-        for line in body.split(b"\n"):
-            if not line.strip(b" \t\r\n"):
-                continue
-            d = simplejson.loads(line)
-            if "last_seq" in d:
-                meta.update(d)
-                done = True
-            elif "error" in d and "seq" not in d:
-                meta.update(d)
-            else:
-                if d.get("doc") is not None:
-                    d["doc"] = _doc(d["doc"])
-                items.append(d)
-        return items, meta, done
-    top = simplejson.loads(body)
-    key = rows_mod.ROWS_KEY[shape]
-    meta = {k: v for k, v in top.items() if k != key}
-    rows = top.get(key, [])
-    if shape == "view":
-        items = []
-        for d in rows:
-            value = d.get("value") if ("value" in d or "error" not in d) else d.get("reason")
-            doc = d.get("doc")
-            items.append(Row(d.get("id"), d.get("key"), value, _doc(doc) if doc is not None else None, d.get("error")))
-    elif shape == "changes":
-        items = rows
-        for d in items:
-            if d.get("doc") is not None:
-                d["doc"] = _doc(d["doc"])
-    elif shape == "bulk_get":
-        items = rows
-        for d in items:
-            for e in d.get("docs", []):
-                if type(e) is dict and type(e.get("ok")) is dict:
-                    e["ok"] = Document(e["ok"])
-    else:  # find
-        items = [Document(d) for d in rows]
-    return items, meta, True
-
-
-def canon(x):
-    """A strict, type-revealing form for comparisons (1 != 1.0, dict != Document, order)."""
-    if isinstance(x, Row):
-        return ("Row", canon(x.id), canon(x.key), canon(x.value), canon(x.doc), canon(x.error))
-    if isinstance(x, dict):
-        return (type(x).__name__, tuple((k, canon(v)) for k, v in x.items()))
-    if isinstance(x, list):
-        return ("list", tuple(canon(v) for v in x))
-    if isinstance(x, float):
-        return ("float", x.hex())
-    return (type(x).__name__, x)
-
-
-def assert_same(got, want):
-    assert canon(got[0]) == canon(want[0])
-    assert canon(got[1]) == canon(want[1])
-    assert got[2] == want[2]
 
 
 def parse_or_error(backend, shape, chunks):
@@ -897,16 +825,6 @@ def view_body(draw):
     else:
         parts = [rows_text] + meta
     return ("{" + ",".join(parts) + "}" + draw(WS)).encode("utf-8", "surrogatepass")
-
-
-def cuts(data, draw):
-    pts = sorted(set(draw(st.lists(st.integers(0, len(data)), max_size=12))))
-    out, prev = [], 0
-    for p in pts:
-        out.append(data[prev:p])
-        prev = p
-    out.append(data[prev:])
-    return out
 
 
 HSET = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture])

@@ -7,7 +7,7 @@ import time
 import pytest
 
 import couchcore
-from tests.conftest import unique_name
+from tests.helpers import unique_name
 
 
 def test_version_and_info(server):

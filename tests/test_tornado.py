@@ -25,7 +25,7 @@ import tornado.web
 
 import couchcore
 import couchcore.tornado as ct
-from tests.test_tornado_local import nothing_in_flight
+from tests.helpers import eventually, nothing_in_flight
 from couchcore import Document, Row, Status
 
 TAGS = ["a", "b", "c"]
@@ -52,14 +52,6 @@ DDOC = {
 def arun(coro, timeout: float = 30.0):
     """Run ``coro`` on a fresh event loop (with a safety timeout)."""
     return asyncio.run(asyncio.wait_for(coro, timeout))
-
-
-async def eventually(predicate, timeout: float = 5.0, interval: float = 0.02) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not predicate():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(interval)
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,7 @@ import tornado.httpclient
 import couchcore
 import couchcore.tornado as ct
 from couchcore import codec
-from tests.conftest import eventually
+from tests.helpers import eventually
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "tornado_app.py"
 

@@ -18,7 +18,7 @@ import pytest
 import couchcore
 import couchcore.tornado as ct
 from couchcore.transport import tornado as tt
-from tests.conftest import eventually
+from tests.helpers import eventually, nothing_in_flight
 
 
 def arun(coro, timeout: float = 30.0):
@@ -93,15 +93,6 @@ class Conn:
     async def until_client_closes(self) -> None:
         while await self.reader.read(1024):
             pass
-
-
-def nothing_in_flight(transport) -> bool:
-    """No request of the running loop is left in the backend's own bookkeeping
-    (Tornado's client, or the curl engine's multi handle)."""
-    state = transport._state()
-    if hasattr(state, "client"):
-        return not state.client.active and not state.client.queue
-    return not state.active
 
 
 def view_rows(n: int, start: int = 0) -> list[bytes]:

@@ -40,7 +40,7 @@ from couchcore.transport.base import (
     translate,
 )
 
-from .conftest import unique_name
+from tests.helpers import unique_name
 
 USER = "conf-user"
 PASSWORD = "Pw-conf0rm/@:%é"  # characters a URL must percent-encode: every encoded form is searched too

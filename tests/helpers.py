@@ -1,0 +1,165 @@
+"""The test suite's helpers, imported by test modules as ``from tests.helpers import ...``.
+
+Fixtures live in ``tests/conftest.py``; plain functions the tests call live here (a test
+module never imports ``conftest``). Fake servers live in :mod:`couchcore.testing`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Callable, TypeVar
+
+import simplejson
+from hypothesis import strategies as st
+
+from couchcore import rows as rows_mod
+from couchcore.models import Document, Row
+
+T = TypeVar("T")
+
+__all__ = ["unique_name", "node_urls", "wait_until", "eventually", "nothing_in_flight", "FIXTURES", "CY_SKIP",
+           "expected", "canon", "assert_same", "cuts"]
+
+#: the recorded CouchDB responses (tests/record_fixtures.py records them; committed);
+#: COUCHCORE_FIXTURES may point elsewhere
+FIXTURES = Path(os.environ.get("COUCHCORE_FIXTURES") or Path(__file__).resolve().parent / "data" / "couchdb-3.5.0")
+
+
+def unique_name(prefix: str = "test") -> str:
+    """A database (or document) name no other test uses: ``prefix-<12 hex digits>``."""
+    return f"{prefix}-{uuid.uuid4().hex[:12]}"
+
+
+def node_urls(value: str | None) -> list[str]:
+    """The node URLs in ``COUCHDB_URL``: one URL, or several nodes of one cluster
+    separated by spaces and/or commas (the ``cluster`` profile)."""
+    return [u for u in re.split(r"[\s,]+", value or "") if u]
+
+
+def wait_until(read: Callable[[], T], done: Callable[[T], bool], timeout: float = 10.0,
+               interval: float = 0.05) -> T:
+    """Call ``read()`` until ``done(value)`` holds and return that value; fail with the
+    last value after ``timeout`` seconds. For what a CouchDB cluster makes visible
+    eventually, not at once: a write acknowledged by ``w`` of ``n`` copies is read from
+    one copy by ``_changes``, views and ``_security``
+    (https://docs.couchdb.org/en/stable/cluster/sharding.html#quorum)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = read()
+        if done(value):
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not reached within {timeout}s; last value: {value!r}")
+        time.sleep(interval)
+
+
+async def eventually(predicate: Callable[[], Any], timeout: float = 5.0, interval: float = 0.01) -> None:
+    """Wait (on the running loop) until ``predicate()`` is true, or fail after ``timeout`` s."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():
+        if loop.time() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(interval)
+
+
+def nothing_in_flight(transport: Any) -> bool:
+    """No request of the running loop is left in the async backend's own bookkeeping
+    (Tornado's client, or the curl engine's multi handle)."""
+    state = transport._state()
+    if hasattr(state, "client"):
+        return not state.client.active and not state.client.queue
+    return not state.active
+
+
+# -- the row parser's oracle (tests/test_rows.py, tests/test_fuzz.py) ---------------------------
+
+try:
+    from couchcore_ext import _rows as _cy_rows  # noqa: F401
+
+    CY_SKIP = None
+except Exception as e:  # pragma: no cover - depends on the build
+    CY_SKIP = f"couchcore_ext._rows is not built ({type(e).__name__}: {e}); run `python -m couchcore_ext.build`"
+
+
+def _doc(d):
+    return Document(d) if type(d) is dict else d
+
+
+def expected(shape: str, body: bytes):
+    """What the parser must produce for a whole, valid body (oracle: simplejson)."""
+    if shape == "continuous":
+        items, meta, done = [], {}, False
+        for line in body.split(b"\n"):
+            if not line.strip(b" \t\r\n"):
+                continue
+            d = simplejson.loads(line)
+            if "last_seq" in d:
+                meta.update(d)
+                done = True
+            elif "error" in d and "seq" not in d:
+                meta.update(d)
+            else:
+                if d.get("doc") is not None:
+                    d["doc"] = _doc(d["doc"])
+                items.append(d)
+        return items, meta, done
+    top = simplejson.loads(body)
+    key = rows_mod.ROWS_KEY[shape]
+    meta = {k: v for k, v in top.items() if k != key}
+    rows = top.get(key, [])
+    if shape == "view":
+        items = []
+        for d in rows:
+            value = d.get("value") if ("value" in d or "error" not in d) else d.get("reason")
+            doc = d.get("doc")
+            items.append(Row(d.get("id"), d.get("key"), value, _doc(doc) if doc is not None else None, d.get("error")))
+    elif shape == "changes":
+        items = rows
+        for d in items:
+            if d.get("doc") is not None:
+                d["doc"] = _doc(d["doc"])
+    elif shape == "bulk_get":
+        items = rows
+        for d in items:
+            for e in d.get("docs", []):
+                if type(e) is dict and type(e.get("ok")) is dict:
+                    e["ok"] = Document(e["ok"])
+    else:  # find
+        items = [Document(d) for d in rows]
+    return items, meta, True
+
+
+
+def canon(x):
+    """A strict, type-revealing form for comparisons (1 != 1.0, dict != Document, order)."""
+    if isinstance(x, Row):
+        return ("Row", canon(x.id), canon(x.key), canon(x.value), canon(x.doc), canon(x.error))
+    if isinstance(x, dict):
+        return (type(x).__name__, tuple((k, canon(v)) for k, v in x.items()))
+    if isinstance(x, list):
+        return ("list", tuple(canon(v) for v in x))
+    if isinstance(x, float):
+        return ("float", x.hex())
+    return (type(x).__name__, x)
+
+
+def assert_same(got, want):
+    assert canon(got[0]) == canon(want[0])
+    assert canon(got[1]) == canon(want[1])
+    assert got[2] == want[2]
+
+
+def cuts(data, draw):
+    pts = sorted(set(draw(st.lists(st.integers(0, len(data)), max_size=12))))
+    out, prev = [], 0
+    for p in pts:
+        out.append(data[prev:p])
+        prev = p
+    out.append(data[prev:])
+    return out
