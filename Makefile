@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: demo test setup bench clean fuzz docs lint-docstrings
+.PHONY: demo test test-timing setup bench clean fuzz docs lint-docstrings
 
 setup: $(VENV)/.installed node_modules/.installed
 
@@ -28,6 +28,11 @@ demo: setup
 
 test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# the tests that assert a duration (@pytest.mark.timing: timeouts' lengths, linear time), left out of
+# `make test` because a loaded machine can fail them; run them on a quiet one
+test-timing: setup
+	$(PY) -m pytest -m timing $(PYTEST_ARGS)
 
 # the harness, quick sizes, against a throw-away PouchDB Server (BENCH_ARGS="--url http://..." for a real one);
 # tables, JSON and charts in benchmarks/results/

@@ -348,6 +348,7 @@ def test_a_response_cut_mid_row_is_an_error(cut_db, engine, what, how):
 # -- (d) a stalled server ----------------------------------------------------------------------------
 
 
+@pytest.mark.timing  # asserts a duration: deselected by default (make test-timing)
 @pytest.mark.parametrize("engine", ALL_BACKENDS)
 def test_a_stalled_server_costs_one_read_timeout(proxied, engine):
     """The server answers, the proxy holds the answer 3 s; with ``timeout=0.6`` the read

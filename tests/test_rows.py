@@ -1032,6 +1032,7 @@ def _time_giant_row(backend, n_keys, chunk):
     return dt, len(data)
 
 
+@pytest.mark.timing  # asserts a duration: deselected by default (make test-timing)
 def test_giant_row_in_tiny_chunks_is_linear(backend):
     t1, n1 = _time_giant_row(backend, 5_000, 64)
     t2, n2 = _time_giant_row(backend, 20_000, 64)
@@ -1040,6 +1041,7 @@ def test_giant_row_in_tiny_chunks_is_linear(backend):
     assert t2 < 8 * t1 + 0.05, (t1, t2)
 
 
+@pytest.mark.timing  # asserts a duration: deselected by default (make test-timing)
 def test_giant_continuous_line_in_tiny_chunks_is_linear(backend):
     def run(n):
         line = ('{"seq":1,"id":"a","changes":[],"doc":{"x":"%s"}}\n' % ("y" * n)).encode()

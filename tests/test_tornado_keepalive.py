@@ -219,6 +219,7 @@ def test_an_abandoned_streamed_view_releases_its_connection():
         assert srv.connections == 2
 
 
+@pytest.mark.timing  # asserts a duration: deselected by default (make test-timing)
 def test_idle_timeout_on_a_kept_alive_connection():
     """The second request on a kept-alive connection gets its head and three rows, then
     silence: a ReadTimeout after about the read timeout, not retried, and the next
@@ -429,6 +430,7 @@ def test_the_tornado_backend_stays_selectable(couch_url, db):
     arun(main())
 
 
+@pytest.mark.timing  # asserts a duration: deselected by default (make test-timing)
 def test_a_whole_response_that_keeps_trickling_does_not_time_out():
     """A response read whole (not streamed) whose bytes come slower than the read
     timeout in total, but never with a pause as long as it, is no timeout; one that

@@ -681,6 +681,7 @@ def test_documented_defaults():
             TransportOptions.from_kwargs(**bad)
 
 
+@pytest.mark.timing  # asserts a duration: deselected by default (make test-timing)
 @pytest.mark.parametrize("backend", ALL_BACKENDS)
 def test_a_slow_response_times_out_once_with_default_retries(backend):
     """Issue 11: timeout=1 against a response that takes 4 s raises ReadTimeout after
@@ -697,6 +698,7 @@ def test_a_slow_response_times_out_once_with_default_retries(backend):
     assert len(slow.heads) == 1  # sent once
 
 
+@pytest.mark.timing  # asserts a duration: deselected by default (make test-timing)
 @pytest.mark.parametrize("backend", ALL_BACKENDS)
 def test_a_server_that_never_answers_costs_one_read_timeout(backend):
     silent = LoopbackServer(lambda conn: (read_request_head(conn), time.sleep(10)))
@@ -711,6 +713,7 @@ def test_a_server_that_never_answers_costs_one_read_timeout(backend):
     assert elapsed < 2 and silent.connections == 1
 
 
+@pytest.mark.timing  # asserts a duration: deselected by default (make test-timing)
 @pytest.mark.parametrize("backend", ALL_BACKENDS)
 def test_https_to_a_silent_plain_port_fails_within_the_connect_timeout(backend):
     """Issue 15: https:// to a plain-HTTP port that never answers the TLS handshake
