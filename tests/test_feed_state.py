@@ -174,6 +174,16 @@ def test_errors_not_retried_are_raised_at_once() -> None:
         state.lost(NotFound(404, "not_found", "Database does not exist."))  # terminal
 
 
+def test_a_request_couchcore_aborted_is_not_reconnected() -> None:
+    """The transport was closed under the feed (``Server.close()``): raised, no new round."""
+    for state in (continuous(), follower()):
+        error = ConnectionError("request aborted (the transport was closed)", "/db/_changes")
+        error.aborted = True
+        with pytest.raises(ConnectionError) as raised:
+            state.lost(error)
+        assert raised.value is error and state.done and state.reconnects == 0
+
+
 def test_stop_ends_quietly_whatever_the_closed_stream_raised() -> None:
     state = continuous()
     _, source = open_round(state, [line("1-a", "a"), line("2-b", "b")])

@@ -39,10 +39,6 @@ def feed_db(couch_url):
     sync.close()
 
 
-@pytest.mark.xfail(strict=True, reason="Server.close() (and leaving 'async with') does not end a running "
-                                       "continuous feed or follower: the transport's abort (ConnectionError "
-                                       "with .aborted=True) is taken by FeedState.lost() for a dropped "
-                                       "connection, so the feed reconnects on the closed Server and runs on")
 @pytest.mark.parametrize("backend", _backends())
 @pytest.mark.parametrize("kind", ["continuous", "follow"])
 def test_closing_the_server_ends_its_running_feeds(couch_url, feed_db, backend, kind):

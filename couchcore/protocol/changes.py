@@ -258,7 +258,8 @@ class FeedState:
         if self.stopped:  # stop() closed the response under the reader: whatever it raised
             self.done = True
             return 0.0
-        if not isinstance(exc, self.retry_on) or isinstance(exc, self.terminal):
+        if (not isinstance(exc, self.retry_on) or isinstance(exc, self.terminal)
+                or getattr(exc, "aborted", False)):  # couchcore ended it (Server closed): no reconnect
             self.done = True
             raise exc
         if (self.feed == "longpoll" and not self.one_off and not self.count
