@@ -18,6 +18,7 @@ import os
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import tempfile
 import threading
@@ -25,12 +26,12 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, NamedTuple
 
 from . import codec
 
 __all__ = ["PouchDBServer", "find_pouchdb_server", "free_port", "couch_url", "LoopbackServer", "FaultyProxy",
-           "RowReplayServer", "read_request_head"]
+           "RowReplayServer", "ScriptedServer", "Received", "RESET", "http_response", "reset", "read_request_head"]
 
 
 def free_port() -> int:
@@ -258,6 +259,129 @@ class LoopbackServer:
         self.close()
 
 
+class Received(NamedTuple):
+    """One request as a :class:`ScriptedServer` read it."""
+
+    n: int  #: its place in arrival order, from 0
+    method: str
+    target: str  #: as sent: path and query, percent-encoding kept
+    headers: dict[str, str]  #: lowercased names; the last one of repeated names
+    header_lines: list[tuple[str, str]]  #: ``(lowercased name, value)`` as sent, repeats kept
+    body: bytes  #: the payload (chunked framing removed)
+    head: bytes  #: the raw request line and headers, up to the blank line
+    connection: int  #: which accepted connection carried it (from 1)
+    at: float  #: ``time.monotonic()`` when its head arrived
+
+
+#: what a :class:`ScriptedServer` script returns to reset the connection (TCP RST) without answering
+RESET = b"\x00reset"
+
+
+def http_response(status: int | str = 200, body: bytes = b'{"ok":true}', *, headers: str | dict[str, str] = "",
+                  content_type: str | None = "application/json", close: bool = False) -> bytes:
+    """The bytes of a whole HTTP/1.1 response with ``Content-Length``: ``status`` is a code
+    (its standard reason phrase added) or a status line's tail (``"429 Too Many Requests"``);
+    ``headers`` extra header lines (a dict, or ``"Name: value\\r\\n"`` text)."""
+    if isinstance(status, int):
+        import http
+
+        try:
+            status = f"{status} {http.HTTPStatus(status).phrase}"
+        except ValueError:
+            status = f"{status} Unknown"
+    if isinstance(headers, dict):
+        headers = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+    head = f"HTTP/1.1 {status}\r\n"
+    if content_type:
+        head += f"Content-Type: {content_type}\r\n"
+    head += f"Content-Length: {len(body)}\r\n"
+    if close:
+        head += "Connection: close\r\n"
+    return (head + headers + "\r\n").encode("latin-1") + body
+
+
+class ScriptedServer(LoopbackServer):
+    """A fake HTTP/1.1 server on 127.0.0.1 that answers what a script says, for tests of what
+    a client sends and how it copes with what comes back.
+
+    Each request is read whole (``Content-Length`` or chunked body; ``Expect: 100-continue``
+    is answered), recorded in ``requests`` (:class:`Received`), and answered with
+    ``script(request, conn)``: bytes to send (see :func:`http_response`); ``None`` to close
+    the connection without an answer (an orderly close); :data:`RESET` to reset it (TCP RST).
+    A script may also write to ``conn`` itself (a streamed body) and return ``b""``. The
+    connection is kept alive for the next request unless ``keep_alive=False`` (one request
+    per connection, then it is closed) or the request asked ``Connection: close``.
+    ``delay`` seconds are waited before each script call. ``connections`` counts accepted
+    connections, ``peak`` the most requests in flight at once, ``closed_by_client`` the
+    connections the client closed between requests. The default script answers
+    ``{"ok":true}``.
+    """
+
+    def __init__(self, script: Any = None, keep_alive: bool = True, delay: float = 0.0) -> None:
+        self.script = script or (lambda request, conn: http_response())
+        self.keep_alive = keep_alive
+        self.delay = delay
+        self.requests: list[Received] = []
+        self.inflight = self.peak = self.closed_by_client = 0
+        self.lock = threading.Lock()
+        super().__init__()
+
+    @property
+    def heads(self) -> list[bytes]:
+        """The raw head of every request so far, in arrival order."""
+        return [r.head for r in self.requests]
+
+    def handle(self, conn: socket.socket) -> None:
+        connection = self.connections
+        f = conn.makefile("rb")
+        while True:
+            head = _read_head(f)
+            if not head:
+                with self.lock:
+                    self.closed_by_client += 1
+                return
+            at = time.monotonic()
+            request_line, *lines = head.rstrip(b"\r\n").decode("latin-1").split("\r\n")
+            method, target = (request_line.split(" ") + ["", ""])[:2]
+            header_lines = []
+            for line in lines:
+                name, _, value = line.partition(":")
+                header_lines.append((name.strip().lower(), value.strip()))
+            headers = dict(header_lines)
+            if headers.get("expect", "").lower() == "100-continue":
+                conn.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
+            body = _decode_body(head, _read_body(f, head, request=True))
+            with self.lock:
+                request = Received(len(self.requests), method, target, headers, header_lines, body, head,
+                                   connection, at)
+                self.requests.append(request)
+                self.inflight += 1
+                self.peak = max(self.peak, self.inflight)
+            try:
+                if self.delay:
+                    time.sleep(self.delay)
+                out = self.script(request, conn)
+            finally:
+                with self.lock:
+                    self.inflight -= 1
+            if out is None:
+                conn.shutdown(socket.SHUT_RDWR)
+                return
+            if out == RESET:
+                reset(conn)
+                return
+            conn.sendall(out)
+            if not self.keep_alive or headers.get("connection", "").lower() == "close":
+                return
+
+
+def reset(conn: socket.socket) -> None:
+    """Close ``conn`` with a TCP reset (RST) instead of an orderly close (FIN)."""
+    with contextlib.suppress(OSError):
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    conn.close()
+
+
 #: one generated ``_all_docs`` row, as CouchDB 3 writes it
 ROW = b'{"id":"doc%08d","key":"doc%08d","value":{"rev":"1-967a00dff5e02add41819138abb3284d"}}'
 
@@ -481,11 +605,7 @@ class FaultyProxy(LoopbackServer):
 
     @staticmethod
     def _rst(conn: socket.socket) -> None:
-        import struct
-
-        with contextlib.suppress(OSError):
-            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        conn.close()
+        reset(conn)
 
     def handle(self, conn: socket.socket) -> None:
         try:

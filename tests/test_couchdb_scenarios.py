@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import asyncio
 import io
-import socket
 
 import pytest
 
 import couchcore
 from couchcore import codec
-from couchcore.testing import LoopbackServer, read_request_head
+from couchcore.testing import ScriptedServer, http_response
 
 # -- 1. None is a JSON value ------------------------------------------------------------
 
@@ -335,59 +334,15 @@ def test_bad_update_arguments_raise_before_sending(kwargs):
 # ---- what every backend sends, and that none follows a redirect (loopback server) ----
 
 
-class Recorder(LoopbackServer):
-    """Records each request's method, target, headers and body; answers a canned
-    response (``302`` to ``/elsewhere`` for paths containing ``redirect``)."""
+def recorder() -> ScriptedServer:
+    """Records every request; answers ``{"ok":true}``, or ``302`` to ``/elsewhere`` for a
+    target containing ``redirect``."""
+    def script(request, conn):
+        if "redirect" in request.target:
+            return http_response("302 Found", b"moved", content_type="text/plain", headers={"Location": "/elsewhere"})
+        return http_response(200, b'{"ok":true}')
 
-    def __init__(self) -> None:
-        self.requests: list[tuple[str, str, dict[str, str], bytes]] = []
-        self.header_lines: list[list[tuple[str, str]]] = []  # as sent, duplicates kept
-        super().__init__()
-
-    def handle(self, conn: socket.socket) -> None:
-        while True:
-            head = read_request_head(conn)
-            if not head:
-                return
-            head, _, rest = head.partition(b"\r\n\r\n")
-            lines = head.decode("latin-1").split("\r\n")
-            method, target, _ = lines[0].split(" ", 2)
-            headers = {}
-            self.header_lines.append([])
-            for line in lines[1:]:
-                name, _, value = line.partition(":")
-                headers[name.strip().lower()] = value.strip()
-                self.header_lines[-1].append((name.strip().lower(), value.strip()))
-            if headers.get("transfer-encoding") == "chunked":
-                rest = self._dechunk(conn, rest)
-            else:
-                length = int(headers.get("content-length", 0))
-                while len(rest) < length:
-                    rest += conn.recv(65536)
-            self.requests.append((method, target, headers, rest))
-            if "redirect" in target:
-                body = b"moved"
-                status = b"302 Found\r\nLocation: /elsewhere\r\nContent-Type: text/plain"
-            else:
-                body = b'{"ok":true}'
-                status = b"200 OK\r\nContent-Type: application/json"
-            conn.sendall(b"HTTP/1.1 %s\r\nContent-Length: %d\r\n\r\n%s" % (status, len(body), body))
-            if headers.get("connection", "").lower() == "close":
-                return
-
-    @staticmethod
-    def _dechunk(conn: socket.socket, data: bytes) -> bytes:
-        body = b""
-        while True:
-            while b"\r\n" not in data:
-                data += conn.recv(65536)
-            size_line, _, data = data.partition(b"\r\n")
-            size = int(size_line.split(b";")[0], 16)
-            while len(data) < size + 2:
-                data += conn.recv(65536)
-            body, data = body + data[:size], data[size + 2:]
-            if size == 0:
-                return body
+    return ScriptedServer(script)
 
 
 def _run_on_every_backend(url: str, call) -> dict[str, object]:
@@ -428,11 +383,12 @@ CALLS = {
 
 @pytest.mark.parametrize("what", list(CALLS))
 def test_every_backend_sends_the_same_request_headers(what):
-    with Recorder() as server:
+    with recorder() as server:
         _run_on_every_backend(server.url, CALLS[what])
         assert len(server.requests) == 3
         sent = {}
-        for backend, (method, target, headers, body) in zip(("urllib3", "pycurl", "tornado"), server.requests):
+        for backend, request in zip(("urllib3", "pycurl", "tornado"), server.requests):
+            method, target, headers, body = request.method, request.target, request.headers, request.body
             # hop-by-hop framing a backend may choose (Tornado cannot keep connections alive)
             connection = headers.pop("connection", None)
             assert connection in (None, "close", "keep-alive"), (backend, connection)
@@ -454,11 +410,11 @@ def test_caller_headers_replace_defaults_whatever_their_case():
     """``accept``/``user-agent`` in any case replace couchcore's own (one header each),
     the same on every backend (urllib3 and libcurl used to send both, so CouchDB saw
     ``Accept: application/json, text/html``)."""
-    with Recorder() as server:
+    with recorder() as server:
         _run_on_every_backend(server.url, lambda db: db.show(
             "d/s", "x", headers={"accept": "text/html", "user-agent": "me/1", "AUTHORIZATION": "Bearer t"}))
-        assert len(server.header_lines) == 3
-        for lines in server.header_lines:
+        assert len(server.requests) == 3
+        for lines in (r.header_lines for r in server.requests):
             names = [name for name, _ in lines]
             for name, value in (("accept", "text/html"), ("user-agent", "me/1"), ("authorization", "Bearer t")):
                 assert names.count(name) == 1 and dict(lines)[name] == value, lines
@@ -470,7 +426,7 @@ def test_transport_option_headers_replace_defaults_whatever_their_case():
     import couchcore.tornado as ct
 
     options = {"headers": {"user-agent": "mine/2", "accept": "text/plain", "x-extra": "1"}}
-    with Recorder() as server:
+    with recorder() as server:
         for backend in ("urllib3", "pycurl"):
             couchcore.Server(server.url, backend=backend, **options)._database("db").info()
 
@@ -478,8 +434,8 @@ def test_transport_option_headers_replace_defaults_whatever_their_case():
             await ct.Server(server.url, **options)._database("db").info()
 
         asyncio.run(in_loop())
-        assert len(server.header_lines) == 3
-        for lines in server.header_lines:
+        assert len(server.requests) == 3
+        for lines in (r.header_lines for r in server.requests):
             names = [name for name, _ in lines]
             for name, value in (("user-agent", "mine/2"), ("accept", "application/json"), ("x-extra", "1")):
                 assert names.count(name) == 1 and dict(lines)[name] == value, lines
@@ -526,9 +482,9 @@ def test_list_and_show_refuse_a_content_type_header(headers, keys):
 
 
 def test_no_backend_follows_a_redirect():
-    with Recorder() as server:
+    with recorder() as server:
         results = _run_on_every_backend(server.url, lambda db: db.update("d/redirect", "x", body="a=1"))
-        assert [r[1] for r in server.requests] == ["/db/_design/d/_update/redirect/x"] * 3
+        assert [r.target for r in server.requests] == ["/db/_design/d/_update/redirect/x"] * 3
         for backend, result in results.items():
             assert result.status == 302 and result.headers["location"] == "/elsewhere", backend
             assert result.body == b"moved"

@@ -23,7 +23,7 @@ from urllib.parse import quote
 import pytest
 
 import couchcore
-from couchcore.testing import LoopbackServer, read_request_head
+from couchcore.testing import LoopbackServer, ScriptedServer, http_response, read_request_head
 from couchcore.urls import split_credentials
 
 from tests.helpers import unique_name
@@ -243,26 +243,14 @@ def test_async_mapping_dunders_raise_key_errors_too(couch_url, db):
 # -- issue 15 item 5: a reason for bodiless refusals, full URLs ----------------------------------
 
 
-class StatusServer(LoopbackServer):
-    """Answers every request with ``status`` and no body; records each request head."""
-
-    def __init__(self, status: int) -> None:
-        self.status = status
-        self.heads: list[bytes] = []
-        super().__init__()
-
-    def handle(self, conn: socket.socket) -> None:
-        while True:
-            head = read_request_head(conn)
-            if not head:
-                return
-            self.heads.append(head)
-            conn.sendall(b"HTTP/1.1 %d Refused\r\nContent-Length: 0\r\n\r\n" % self.status)
+def status_server(status: int) -> ScriptedServer:
+    """Answers every request with ``status`` and no body."""
+    return ScriptedServer(lambda request, conn: http_response(f"{status} Refused", b"", content_type=None))
 
 
 @pytest.mark.parametrize("status, cls", [(401, couchcore.Unauthorized), (403, couchcore.Forbidden)])
 def test_a_refused_head_says_whether_credentials_were_sent(backend, status, cls):
-    with StatusServer(status) as srv:
+    with status_server(status) as srv:
         anonymous = couchcore.Server(srv.url, backend=backend)
         with pytest.raises(cls) as exc:
             anonymous.db("nc-errors")
@@ -328,37 +316,25 @@ def _missing_doc(db: str, docid: str):
 # -- issue 11 fault b: replication endpoints -------------------------------------------------------
 
 
-class ReplicateRecorder(LoopbackServer):
-    """A fake CouchDB of ``version``: answers ``GET /`` and records ``POST /_replicate``
-    and ``PUT /_replicator/...`` bodies."""
+def replicate_recorder(version: str = "3.5.0") -> ScriptedServer:
+    """A fake CouchDB of ``version``: answers ``GET /`` with its welcome, and anything else
+    (``POST /_replicate``, ``PUT /_replicator/...``) with ``ok``."""
+    def script(request, conn):
+        if (request.method, request.target) == ("GET", "/"):
+            return http_response(200, json.dumps({"couchdb": "Welcome", "version": version}).encode())
+        return http_response(200, b'{"ok":true,"id":"job","rev":"1-a"}')
 
-    def __init__(self, version: str = "3.5.0") -> None:
-        self.version = version
-        self.bodies: list[dict] = []
-        super().__init__()
+    return ScriptedServer(script)
 
-    def handle(self, conn: socket.socket) -> None:
-        while True:
-            head = read_request_head(conn)
-            if not head:
-                return
-            head, _, body = head.partition(b"\r\n\r\n")
-            length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
-                           if line.lower().startswith(b"content-length:")), 0)
-            while len(body) < length:
-                body += conn.recv(65536)
-            if head.startswith(b"GET / "):
-                out = json.dumps({"couchdb": "Welcome", "version": self.version}).encode()
-            else:
-                self.bodies.append(json.loads(body))
-                out = b'{"ok":true,"id":"job","rev":"1-a"}'
-            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
-                         % (len(out), out))
+
+def replication_bodies(fake: ScriptedServer) -> list[dict]:
+    """The JSON bodies of the requests ``fake`` recorded, the welcome reads left out."""
+    return [json.loads(r.body) for r in fake.requests if (r.method, r.target) != ("GET", "/")]
 
 
 @pytest.mark.parametrize("password", ["p@ss", "x@y#z/w?v:%-secret", "pässwörd-☃"])
 def test_replication_endpoints_carry_credentials_in_the_auth_object(backend, password):
-    with ReplicateRecorder() as fake:
+    with replicate_recorder() as fake:
         server = couchcore.Server(fake.url, auth=("repl", password), backend=backend)
         other = couchcore.Server(fake.url.replace("127.0.0.1", "localhost"), auth=("other", "pw2-secret"),
                                  backend=backend)
@@ -366,7 +342,7 @@ def test_replication_endpoints_carry_credentials_in_the_auth_object(backend, pas
         src.push(tgt)
         tgt.pull(src, _id="job-1")
         server.replicate("plain", f"http://u2:{quote('s@cr#t', safe='')}@127.0.0.1:9/remote%2Fdb", continuous=True)
-        first, second, third = fake.bodies
+        first, second, third = replication_bodies(fake)
     assert first["source"] == {"url": f"{fake.url}/src", "auth": {"basic": {"username": "repl", "password": password}}}
     assert first["target"] == {"url": f"{other.url}/tgt",
                                "auth": {"basic": {"username": "other", "password": "pw2-secret"}}}
@@ -375,7 +351,7 @@ def test_replication_endpoints_carry_credentials_in_the_auth_object(backend, pas
     assert third["target"] == {"url": "http://127.0.0.1:9/remote%2Fdb",
                                "auth": {"basic": {"username": "u2", "password": "s@cr#t"}}}
     assert third["continuous"] is True
-    for body in fake.bodies:  # no URL anywhere carries user information
+    for body in replication_bodies(fake):  # no URL anywhere carries user information
         for endpoint in (body["source"], body["target"]):
             assert "@" not in endpoint["url"]
 
@@ -383,14 +359,15 @@ def test_replication_endpoints_carry_credentials_in_the_auth_object(backend, pas
 def test_older_couchdb_gets_an_authorization_header_and_anonymous_a_plain_url(backend):
     import base64
 
-    with ReplicateRecorder(version="3.1.2") as fake:
+    with replicate_recorder(version="3.1.2") as fake:
         server = couchcore.Server(fake.url, auth=("repl", "p@ss"), backend=backend)
         server._database("a").push(server._database("b"))
         anonymous = couchcore.Server(fake.url, backend=backend)
         anonymous._database("a").push("b")
     token = base64.b64encode(b"repl:p@ss").decode()
-    assert fake.bodies[0]["source"] == {"url": f"{fake.url}/a", "headers": {"Authorization": f"Basic {token}"}}
-    assert fake.bodies[1] == {"source": f"{fake.url}/a", "target": f"{fake.url}/b"}
+    bodies = replication_bodies(fake)
+    assert bodies[0]["source"] == {"url": f"{fake.url}/a", "headers": {"Authorization": f"Basic {token}"}}
+    assert bodies[1] == {"source": f"{fake.url}/a", "target": f"{fake.url}/b"}
 
 
 def test_endpoints_never_show_the_password():

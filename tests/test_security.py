@@ -29,7 +29,7 @@ from urllib.parse import quote
 import pytest
 
 import couchcore
-from couchcore.testing import FaultyProxy, LoopbackServer, free_port, read_request_head
+from couchcore.testing import FaultyProxy, ScriptedServer, free_port, http_response
 from couchcore.urls import split_credentials
 
 from tests.helpers import unique_name
@@ -44,35 +44,18 @@ def _skip_missing(engine: str) -> None:
         pytest.importorskip("tornado")
 
 
-class PathRecorder(LoopbackServer):
-    """Records each request line's method and target; answers ``404`` to everything."""
+NOT_FOUND = http_response("404 Object Not Found", b'{"error":"not_found","reason":"missing"}')
 
-    def __init__(self) -> None:
-        self.requests: list[tuple[str, str]] = []
-        super().__init__()
 
-    def handle(self, conn: Any) -> None:
-        while True:
-            head = read_request_head(conn)
-            if not head:
-                return
-            method, target = head.split(b"\r\n", 1)[0].decode("latin-1").split(" ")[:2]
-            self.requests.append((method, target))
-            length = 0
-            for line in head.split(b"\r\n"):
-                if line.lower().startswith(b"content-length:"):
-                    length = int(line.split(b":")[1])
-            rest = head.partition(b"\r\n\r\n")[2]
-            while len(rest) < length:
-                rest += conn.recv(65536)
-            body = b'{"error":"not_found","reason":"missing"}'
-            conn.sendall(b"HTTP/1.1 404 Object Not Found\r\nContent-Type: application/json\r\n"
-                         b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+def sent(recorder: ScriptedServer) -> list[tuple[str, str]]:
+    """``(method, target)`` of every request ``recorder`` received, in order."""
+    return [(r.method, r.target) for r in recorder.requests]
 
 
 @pytest.fixture
 def recorder():
-    r = PathRecorder()
+    """Records each request; answers ``404`` to everything."""
+    r = ScriptedServer(lambda request, conn: NOT_FOUND)
     yield r
     r.close()
 
@@ -129,7 +112,7 @@ def test_document_paths(recorder, engine, docid, quoted):
     call(engine, url, lambda db: db.get_attachment(docid, "f"))
     call(engine, url, lambda db: db.put_attachment({"_id": docid, "_rev": "1-a"}, b"data", "f", "text/plain"))
     call(engine, url, lambda db: db.delete_attachment({"_id": docid, "_rev": "1-a"}, "f"))
-    assert recorder.requests == [
+    assert sent(recorder) == [
         ("GET", f"/db/{quoted}"),
         ("DELETE", f"/db/{quoted}?rev=1-a"),
         ("GET", f"/db/{quoted}/f"),
@@ -151,7 +134,7 @@ def test_attachment_paths(recorder, engine, name, quoted):
     call(engine, url, lambda db: db.get_attachment("doc", name))
     call(engine, url, lambda db: db.put_attachment({"_id": "doc", "_rev": "1-a"}, b"data", name, "text/plain"))
     call(engine, url, lambda db: db.delete_attachment({"_id": "doc", "_rev": "1-a"}, name))
-    assert recorder.requests == [
+    assert sent(recorder) == [
         ("GET", f"/db/doc/{quoted}"),
         ("PUT", f"/db/doc/{quoted}?rev=1-a"),
         ("DELETE", f"/db/doc/{quoted}?rev=1-a"),
@@ -170,7 +153,7 @@ def test_design_function_and_index_paths(recorder, engine):
     call(engine, url, lambda db: db.update("_design/dd/_update/..", ".."))
     call(engine, url, lambda db: db.list("dd/..", ".."))
     call(engine, url, lambda db: db.delete_index("..", ".."))
-    assert recorder.requests == [
+    assert sent(recorder) == [
         ("GET", "/db/_design/%2E%2E/_view/v"),
         ("GET", "/db/_design/app/_view/%2E%2E"),
         ("GET", "/db/_design/a%2F../_view/v"),  # the long form's design name may hold slashes
@@ -187,8 +170,8 @@ def test_partition_and_copy_paths(recorder, engine):
     url = recorder.url + "/db"
     call(engine, url, lambda db: db.partition("p").all_docs())
     call(engine, url, lambda db: db.copy("..", "dest"))
-    assert recorder.requests[0] == ("GET", "/db/_partition/p/_all_docs")
-    assert recorder.requests[1] == ("COPY", "/db/%2E%2E")
+    assert sent(recorder)[0] == ("GET", "/db/_partition/p/_all_docs")
+    assert sent(recorder)[1] == ("COPY", "/db/%2E%2E")
 
 
 @pytest.mark.parametrize("docid", ["_session", "_config", "_all_docs", "_security", "_bulk_docs", "_compact",
@@ -206,7 +189,7 @@ def test_reserved_ids_are_refused_before_sending(recorder, engine, docid):
                lambda db: db.put_attachment({"_id": docid, "_rev": "1-a"}, b"x", "f", "text/plain")):
         with pytest.raises(couchcore.InvalidInput):
             call(engine, url, fn)
-    assert recorder.requests == []
+    assert sent(recorder) == []
 
 
 @pytest.mark.parametrize("name", ["../_config", "_session", "..", "a/../../_config", "%2e%2e", "A", "_all_dbs",
@@ -216,14 +199,14 @@ def test_bad_database_names_are_refused_before_sending(recorder, name):
     for fn in (server.create, server.delete, lambda n: server.db(n)):
         with pytest.raises(couchcore.InvalidInput):
             fn(name)
-    assert recorder.requests == []
+    assert sent(recorder) == []
 
 
 def test_database_name_with_slash_is_one_segment(recorder):
     server = couchcore.Server(recorder.url, retries=0)
     with pytest.raises(couchcore.HTTPError):
         server.create("a/b")
-    assert recorder.requests == [("PUT", "/a%2Fb")]
+    assert sent(recorder) == [("PUT", "/a%2Fb")]
 
 
 # -- on the real server: nothing else is reached ---------------------------------------------------
