@@ -350,7 +350,10 @@ class ScriptedServer(LoopbackServer):
             headers = dict(header_lines)
             if headers.get("expect", "").lower() == "100-continue":
                 conn.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
-            body = _decode_body(head, _read_body(f, head, request=True))
+            try:
+                body = _decode_body(head, _read_body(f, head, request=True))
+            except ValueError:  # the connection ended inside a chunked body: no request
+                return
             with self.lock:
                 request = Received(len(self.requests), method, target, headers, header_lines, body, head,
                                    connection, at)

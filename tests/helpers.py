@@ -19,11 +19,12 @@ from hypothesis import strategies as st
 
 from couchcore import rows as rows_mod
 from couchcore.models import Document, Row
+from couchcore.testing import RESET, ScriptedServer, http_response
 
 T = TypeVar("T")
 
-__all__ = ["unique_name", "node_urls", "wait_until", "eventually", "nothing_in_flight", "FIXTURES", "CY_SKIP",
-           "expected", "canon", "assert_same", "cuts"]
+__all__ = ["unique_name", "node_urls", "wait_until", "eventually", "nothing_in_flight", "reset_on_write", "FIXTURES",
+           "CY_SKIP", "expected", "canon", "assert_same", "cuts"]
 
 #: the recorded CouchDB responses (tests/record_fixtures.py records them; committed);
 #: COUCHCORE_FIXTURES may point elsewhere
@@ -76,6 +77,14 @@ def nothing_in_flight(transport: Any) -> bool:
         return not state.client.active and not state.client.queue
     return not state.active
 
+
+
+def reset_on_write() -> ScriptedServer:
+    """A fake server that keeps connections alive for reads (``GET``/``HEAD`` answered ``"1"``)
+    and resets the connection of any other request once it has read it: a write that may
+    have been applied, whose answer never comes."""
+    return ScriptedServer(lambda request, conn: http_response(200, b'"1"') if request.method in ("GET", "HEAD")
+                          else RESET)
 
 # -- the row parser's oracle (tests/test_rows.py, tests/test_fuzz.py) ---------------------------
 

@@ -20,7 +20,7 @@ import pytest
 
 import couchcore
 from couchcore import errors
-from couchcore.testing import LoopbackServer, read_request_head
+from couchcore.testing import ScriptedServer
 from couchcore.transport import urllib3 as u3t
 
 
@@ -136,31 +136,27 @@ BODY = ('{"total_rows":3000,"offset":0,"rows":[\r\n' + ",\r\n".join(json.dumps(r
         + "\r\n]}\n").encode()
 
 
-class _ChunkedServer(LoopbackServer):
+def chunked_server(step: int, gzip_body: bool = False, broken: bool = False) -> ScriptedServer:
     """Serves BODY for every request on a keep-alive connection, in ``step``-byte chunks with
-    an extension and a trailer (``gzip``: the body gzip-encoded instead)."""
+    an extension and a trailer (``gzip``: the body gzip-encoded instead; ``broken``: a bad
+    chunk size halfway, then the connection is closed)."""
+    def script(request, conn):
+        body = gzip.compress(BODY) if gzip_body else BODY
+        head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n"
+        if gzip_body:
+            head += b"Content-Encoding: gzip\r\n"
+        conn.sendall(head + b"\r\n")
+        for i in range(0, len(body), step):
+            part = body[i:i + step]
+            conn.sendall(b"%x;ext=1\r\n%s\r\n" % (len(part), part))
+            if broken and i > len(body) // 2:
+                conn.sendall(b"zz\r\n")
+                time.sleep(0.2)
+                return None
+        conn.sendall(b"0\r\nX-Couch-Trailer: done\r\n\r\n")
+        return b""
 
-    def __init__(self, step, gzip_body=False, broken=False):
-        self.step, self.gzip_body, self.broken = step, gzip_body, broken
-        self.requests = 0
-        super().__init__()
-
-    def handle(self, conn):
-        while read_request_head(conn):
-            self.requests += 1
-            body = gzip.compress(BODY) if self.gzip_body else BODY
-            head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n"
-            if self.gzip_body:
-                head += b"Content-Encoding: gzip\r\n"
-            conn.sendall(head + b"\r\n")
-            for i in range(0, len(body), self.step):
-                part = body[i:i + self.step]
-                conn.sendall(b"%x;ext=1\r\n%s\r\n" % (len(part), part))
-                if self.broken and i > len(body) // 2:
-                    conn.sendall(b"zz\r\n")
-                    time.sleep(0.2)
-                    return
-            conn.sendall(b"0\r\nX-Couch-Trailer: done\r\n\r\n")
+    return ScriptedServer(script)
 
 
 def _rows_of(result):
@@ -172,20 +168,20 @@ def _rows_of(result):
 def test_view_over_chunked_framing_then_keep_alive(backend, step, gzip_body):
     if gzip_body and backend == "pycurl":
         pytest.skip("couchcore asks for no Content-Encoding; libcurl leaves an unasked-for gzip body encoded")
-    with _ChunkedServer(step, gzip_body) as srv:
+    with chunked_server(step, gzip_body) as srv:
         db = couchcore.Database(f"{srv.url}/db", backend=backend, retries=0)
         for _ in range(2):
             result = db.view("_all_docs")
             assert _rows_of(result) == ROWS
             assert result.total_rows == 3000
-        assert srv.requests == 2
+        assert len(srv.requests) == 2
         assert srv.connections == 1  # the connection went back to the pool after each body
         db.server.close()
 
 
 @pytest.mark.parametrize("backend", ["urllib3", "pycurl"])
 def test_broken_chunk_framing_raises_after_the_rows_before_it(backend):
-    with _ChunkedServer(1490, broken=True) as srv:
+    with chunked_server(1490, broken=True) as srv:
         db = couchcore.Database(f"{srv.url}/db", backend=backend, retries=0)
         seen = []
         with pytest.raises(couchcore.CouchcoreError):
@@ -201,7 +197,7 @@ def test_broken_chunk_framing_raises_after_the_rows_before_it(backend):
 @pytest.mark.parametrize("backend", ["urllib3", "pycurl"])
 def test_read_meta_in_the_middle_of_an_iteration(backend):
     """Rows parsed while reading ahead for a field that never comes are still yielded once, in order."""
-    with _ChunkedServer(1490) as srv:
+    with chunked_server(1490) as srv:
         db = couchcore.Database(f"{srv.url}/db", backend=backend, retries=0)
         result = db.view("_all_docs")
         it = iter(result)
@@ -215,7 +211,7 @@ def test_read_meta_in_the_middle_of_an_iteration(backend):
 @pytest.mark.parametrize("backend", ["urllib3", "pycurl"])
 def test_closing_the_row_iterator_ends_it(backend):
     """iter(result).close() works as on a generator: no further row, the body is not read on."""
-    with _ChunkedServer(1490) as srv:
+    with chunked_server(1490) as srv:
         db = couchcore.Database(f"{srv.url}/db", backend=backend, retries=0)
         it = iter(db.view("_all_docs"))
         assert [next(it).id for _ in range(3)] == [r["id"] for r in ROWS[:3]]

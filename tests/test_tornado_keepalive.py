@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import socket
-import struct
 import threading
 import time
 
@@ -21,8 +20,8 @@ import couchcore
 import couchcore.aio
 import couchcore.tornado as ct
 from couchcore.protocol.messages import Request
-from couchcore.testing import LoopbackServer, read_request_head
-from tests.helpers import eventually
+from couchcore.testing import RESET, ScriptedServer, http_response
+from tests.helpers import eventually, reset_on_write
 from tests.test_tornado import Proxy, db, sserver  # noqa: F401 - fixtures
 
 pytest.importorskip("pycurl")
@@ -33,51 +32,17 @@ def arun(coro, timeout: float = 30.0):
 
 
 def reply(body: bytes = b'{"couchdb":"Welcome","version":"9.9.9-test"}', status: str = "200 OK") -> bytes:
-    return (f"HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
-            ).encode() + body
+    return http_response(status, body)
 
 
-class KeepAlive(LoopbackServer):
-    """An HTTP/1.1 server that keeps connections open: ``script(n, head, conn)`` answers
-    the n-th request (from 0) by returning the bytes to send, or ``None`` after doing
-    something else with ``conn`` (then the connection is closed). Counts accepted
-    connections (``connections``) and requests in flight at once (``peak``)."""
-
-    def __init__(self, script=None, delay: float = 0.0) -> None:
-        self.script = script or (lambda n, head, conn: reply())
-        self.delay = delay
-        self.heads: list[bytes] = []
-        self.inflight = self.peak = 0
-        self.lock = threading.Lock()
-        self.closed_by_client = 0
-        super().__init__()
-
-    def handle(self, conn: socket.socket) -> None:
-        while True:
-            head = read_request_head(conn)
-            if not head:
-                with self.lock:
-                    self.closed_by_client += 1
-                return
-            with self.lock:
-                n = len(self.heads)
-                self.heads.append(head)
-                self.inflight += 1
-                self.peak = max(self.peak, self.inflight)
-            try:
-                if self.delay:
-                    time.sleep(self.delay)
-                out = self.script(n, head, conn)
-            finally:
-                with self.lock:
-                    self.inflight -= 1
-            if out is None:
-                return
-            conn.sendall(out)
+def keep_alive(script=None, delay: float = 0.0) -> ScriptedServer:
+    """An HTTP/1.1 server that keeps connections open and answers each request with
+    ``script(request, conn)`` (:class:`couchcore.testing.ScriptedServer`); by default a welcome."""
+    return ScriptedServer(script or (lambda request, conn: reply()), delay=delay)
 
 
 def test_sequential_requests_share_one_connection():
-    with KeepAlive() as srv:
+    with keep_alive() as srv:
         async def main():
             server = ct.Server(srv.url)
             try:
@@ -112,7 +77,7 @@ def test_sequential_requests_on_the_test_server_share_one_connection(couch_url, 
 
 
 def test_concurrency_is_bounded_by_max_clients_and_connections_are_reused():
-    with KeepAlive(delay=0.03) as srv:
+    with keep_alive(delay=0.03) as srv:
         async def main():
             server = ct.Server(srv.url, max_clients=4)
             try:
@@ -150,8 +115,8 @@ def test_cancelling_a_streamed_view_midway_releases_its_connection():
     """The reader stops after 10 rows of an endless view: the server sees that
     connection closed, the slot is free (max_clients=1), and the next request goes out
     on a new connection and is answered."""
-    def script(n, head, conn):
-        if b"_all_docs" in head:
+    def script(request, conn):
+        if b"_all_docs" in request.head:
             try:
                 chunked_view(conn, 10_000_000)
             except OSError:
@@ -159,7 +124,7 @@ def test_cancelling_a_streamed_view_midway_releases_its_connection():
             return None
         return reply()
 
-    with KeepAlive(script) as srv:
+    with keep_alive(script) as srv:
         async def main():
             server = ct.Server(srv.url, max_clients=1)
             try:
@@ -193,8 +158,8 @@ def test_cancelling_a_streamed_view_midway_releases_its_connection():
 
 
 def test_an_abandoned_streamed_view_releases_its_connection():
-    def script(n, head, conn):
-        if b"_all_docs" in head:
+    def script(request, conn):
+        if b"_all_docs" in request.head:
             try:
                 chunked_view(conn, 10_000_000)
             except OSError:
@@ -202,7 +167,7 @@ def test_an_abandoned_streamed_view_releases_its_connection():
             return None
         return reply()
 
-    with KeepAlive(script) as srv:
+    with keep_alive(script) as srv:
         async def main():
             server = ct.Server(srv.url, max_clients=1)
             try:
@@ -224,13 +189,13 @@ def test_idle_timeout_on_a_kept_alive_connection():
     """The second request on a kept-alive connection gets its head and three rows, then
     silence: a ReadTimeout after about the read timeout, not retried, and the next
     request is answered on a new connection."""
-    def script(n, head, conn):
-        if b"_all_docs" in head:
+    def script(request, conn):
+        if b"_all_docs" in request.head:
             chunked_view(conn, 100, stop_after=3)
             return None
         return reply()
 
-    with KeepAlive(script) as srv:
+    with keep_alive(script) as srv:
         async def main():
             server = ct.Server(srv.url, timeout=0.5, retries=3)
             try:
@@ -256,11 +221,11 @@ def test_idle_timeout_on_a_kept_alive_connection():
 def test_a_paused_reader_is_no_idle_timeout():
     """Time the reader holds a streamed body (backpressure on) does not count towards
     the read timeout; only the server's silence does."""
-    def script(n, head, conn):
+    def script(request, conn):
         chunked_view(conn, 60_000)  # ~2.5 MB: more than the buffer, so the transfer pauses
         return b""
 
-    with KeepAlive(script) as srv:
+    with keep_alive(script) as srv:
         async def main():
             server = ct.Server(srv.url, timeout=0.3)
             try:
@@ -277,31 +242,18 @@ def test_a_paused_reader_is_no_idle_timeout():
         assert srv.connections == 1
 
 
-class ResetOnSecond(LoopbackServer):
+def reset_on_second() -> ScriptedServer:
     """Keeps its connections alive; the second request on the first connection is read
     and then the connection is reset (as a server that drops an idle keep-alive
     connection just as a request arrives)."""
+    def script(request, conn):
+        if request.connection == 1 and sum(r.connection == 1 for r in srv.requests) == 2:
+            return RESET
+        return reply(b'{"ok":true,"id":"d","rev":"1-a"}' if request.method == "PUT" else
+                     b'{"couchdb":"Welcome","version":"9.9.9-test"}')
 
-    def __init__(self) -> None:
-        self.heads: list[bytes] = []
-        super().__init__()
-
-    def handle(self, conn: socket.socket) -> None:
-        first_connection = self.connections == 1
-        served = 0
-        while True:
-            head = read_request_head(conn)
-            if not head:
-                return
-            self.heads.append(head)
-            if first_connection and served == 1:
-                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-                conn.close()
-                return
-            served += 1
-            body = b'{"ok":true,"id":"d","rev":"1-a"}' if head.startswith(b"PUT") else \
-                b'{"couchdb":"Welcome","version":"9.9.9-test"}'
-            conn.sendall(reply(body))
+    srv = ScriptedServer(script)
+    return srv
 
 
 def _get_op():
@@ -315,7 +267,7 @@ def _put_op():
 
 
 def test_a_read_on_a_reset_keep_alive_connection_is_sent_again():
-    with ResetOnSecond() as srv:
+    with reset_on_second() as srv:
         async def main():
             server = ct.Server(srv.url, backoff=0.01)
             try:
@@ -331,11 +283,9 @@ def test_a_read_on_a_reset_keep_alive_connection_is_sent_again():
 
 def test_a_write_on_a_reset_connection_is_outcome_unknown_and_sent_once():
     """The same semantics as the sync backends (tests/test_transport.py
-    KeepAliveResetOnWrite): a write the server read before the connection was reset
+    test_a_write_on_a_reused_connection_is_sent_once): a write the server read before the connection was reset
     may have been applied: OutcomeUnknown, never sent again, also with retries."""
-    from tests.test_transport import KeepAliveResetOnWrite
-
-    srv = KeepAliveResetOnWrite()
+    srv = reset_on_write()
     try:
         async def main():
             server = ct.Server(srv.url, retries=3, backoff=0.01)
@@ -355,20 +305,14 @@ def test_a_write_on_a_reset_connection_is_outcome_unknown_and_sent_once():
 
 
 def test_a_write_after_the_server_closed_an_idle_connection_goes_out_once():
-    heads: list[bytes] = []
-
-    def keep_alive_then_close(conn):
-        head = read_request_head(conn)
-        if not head:
-            return
-        heads.append(head)
-        body = b'{"ok":true,"id":"d","rev":"1-a"}' if head.startswith(b"PUT") else \
+    def keep_alive_then_close(request, conn):
+        body = b'{"ok":true,"id":"d","rev":"1-a"}' if request.method == "PUT" else \
             b'{"couchdb":"Welcome","version":"9.9.9-test"}'
         conn.sendall(reply(body))
         time.sleep(0.1)  # idle: the server gives up on the connection
-        conn.shutdown(socket.SHUT_RDWR)
+        return None  # and closes it
 
-    with LoopbackServer(keep_alive_then_close) as srv:
+    with ScriptedServer(keep_alive_then_close) as srv:
         async def main():
             server = ct.Server(srv.url, retries=0)
             try:
@@ -381,11 +325,11 @@ def test_a_write_after_the_server_closed_an_idle_connection_goes_out_once():
                 server.close()
 
         arun(main())
-        assert [h.split(b" ")[0] for h in heads] == [b"GET", b"PUT", b"GET"] and srv.connections == 3
+        assert [r.method for r in srv.requests] == ["GET", "PUT", "GET"] and srv.connections == 3
 
 
 def test_connections_are_kept_per_event_loop_and_closed_with_the_server():
-    with KeepAlive() as srv:
+    with keep_alive() as srv:
         server = ct.Server(srv.url)
         for _ in range(3):  # one loop after another: each keeps (at most) its own connection
             async def main():
@@ -437,17 +381,17 @@ def test_a_whole_response_that_keeps_trickling_does_not_time_out():
     stops is, after about the read timeout."""
     body = b'{"couchdb":"Welcome","version":"9.9.9-test"}'
 
-    def trickle(n, head, conn):
+    def trickle(request, conn):
         conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body))
         for i in range(0, len(body), 4):
-            if n == 1 and i >= 20:
+            if request.n == 1 and i >= 20:
                 time.sleep(30)  # the second response stops halfway
                 return None
             time.sleep(0.1)
             conn.sendall(body[i:i + 4])
         return b""
 
-    with KeepAlive(trickle) as srv:
+    with keep_alive(trickle) as srv:
         async def main():
             server = ct.Server(srv.url, timeout=0.5, retries=0)
             try:
@@ -486,40 +430,13 @@ def test_without_pycurl_the_async_facade_falls_back_to_tornado(tmp_path):
     assert "refused: async backend 'pycurl' is not available" in res.stdout
 
 
-def read_body(conn: socket.socket, head: bytes) -> bytes:
-    """The request body after ``head`` (Content-Length or chunked)."""
-    head, _, data = head.partition(b"\r\n\r\n")
-    lower = head.lower()
-    if b"transfer-encoding: chunked" in lower:
-        while not data.endswith(b"0\r\n\r\n"):
-            more = conn.recv(65536)
-            if not more:
-                break
-            data += more
-        body, rest = b"", data
-        while rest:
-            size_line, _, rest = rest.partition(b"\r\n")
-            size = int(size_line, 16)
-            if size == 0:
-                break
-            body, rest = body + rest[:size], rest[size + 2:]
-        return body
-    length = int(lower.split(b"content-length:")[1].split(b"\r\n")[0]) if b"content-length:" in lower else 0
-    while len(data) < length:
-        more = conn.recv(65536)
-        if not more:
-            break
-        data += more
-    return data
-
-
 def test_async_request_bodies_wait_for_their_source_and_keep_the_connection():
     """A body from an async iterator that takes its time (the upload pauses meanwhile),
     and from a file object whose ``read`` is a coroutine, arrive whole; one connection."""
     got: list[bytes] = []
 
-    def echo(n, head, conn):
-        got.append(read_body(conn, head))
+    def echo(request, conn):
+        got.append(request.body)
         return reply(b'{"ok":true}', "201 Created")
 
     class AsyncFile:
@@ -536,7 +453,7 @@ def test_async_request_bodies_wait_for_their_source_and_keep_the_connection():
             await asyncio.sleep(0.05)
             yield b"part%d;" % i
 
-    with KeepAlive(echo) as srv:
+    with keep_alive(echo) as srv:
         async def main():
             server = ct.Server(srv.url, timeout=2)
             try:
@@ -555,10 +472,9 @@ def test_async_request_bodies_wait_for_their_source_and_keep_the_connection():
 
 
 def test_an_async_body_that_fails_is_invalid_input_and_frees_its_slot():
-    def echo(n, head, conn):
-        if head.startswith(b"GET"):
+    def echo(request, conn):
+        if request.method == "GET":
             return reply()
-        read_body(conn, head)
         return reply(b'{"ok":true}', "201 Created")
 
     async def failing():
@@ -570,7 +486,7 @@ def test_an_async_body_that_fails_is_invalid_input_and_frees_its_slot():
         yield b"first;"
         yield 42
 
-    with KeepAlive(echo) as srv:
+    with keep_alive(echo) as srv:
         async def main():
             server = ct.Server(srv.url, max_clients=1)
             try:
@@ -588,7 +504,7 @@ def test_an_async_body_that_fails_is_invalid_input_and_frees_its_slot():
 def test_one_server_used_by_loops_in_two_threads_at_once():
     """Each running loop gets its own multi handle and connections (libcurl handles are
     never shared between threads); both finish, each on one kept-alive connection."""
-    with KeepAlive(delay=0.002) as srv:
+    with keep_alive(delay=0.002) as srv:
         server = ct.Server(srv.url)
         results: list[object] = []
 
@@ -616,11 +532,11 @@ def test_requests_waiting_for_a_slot_when_the_server_closes_are_aborted_not_retr
     """Closing the Server aborts the requests in flight and those still waiting for a
     max_clients slot alike: a couchcore ConnectionError marked ``aborted``, not retried
     (retries=3), nothing more sent."""
-    def slow(n, head, conn):
+    def slow(request, conn):
         time.sleep(1.0)
         return reply()
 
-    with KeepAlive(slow) as srv:
+    with keep_alive(slow) as srv:
         async def main():
             server = ct.Server(srv.url, backend=backend, max_clients=2, retries=3, backoff=0.01)
             tasks = [asyncio.ensure_future(server.version()) for _ in range(8)]

@@ -16,7 +16,6 @@ import os
 import shutil
 import socket
 import ssl
-import struct
 import subprocess
 import threading
 import time
@@ -25,7 +24,8 @@ import traceback
 import pytest
 
 import couchcore
-from couchcore.testing import LoopbackServer, read_request_head
+from couchcore.testing import LoopbackServer, ScriptedServer, http_response, read_request_head
+from tests.helpers import reset_on_write
 from couchcore.protocol.messages import Request
 from couchcore.urls import split_credentials
 
@@ -633,32 +633,13 @@ def call(backend: str, url: str, method: str = "version", *args, **options):
 
 def http_reply(body: bytes = b'{"couchdb":"Welcome","version":"9.9.9-test"}', status: str = "200 OK",
                extra: str = "") -> bytes:
-    return (f"HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n"
-            f"Connection: close\r\n{extra}\r\n").encode() + body
+    return http_response(status, body, headers=extra, close=True)
 
 
-class Scripted(LoopbackServer):
-    """Answers the n-th request (from 0) with ``script(n, head)``: the bytes to send, or
-    ``None`` to close the connection without an answer (after reading the request)."""
-
-    def __init__(self, script) -> None:
-        self.script = script
-        self.heads: list[bytes] = []
-        self.times: list[float] = []
-        super().__init__()
-
-    def handle(self, conn: socket.socket) -> None:
-        head = read_request_head(conn)
-        if not head:
-            return
-        n = len(self.heads)
-        self.heads.append(head)
-        self.times.append(time.monotonic())
-        reply = self.script(n, head)
-        if reply is None:
-            conn.shutdown(socket.SHUT_RDWR)
-            return
-        conn.sendall(reply)
+def scripted(script) -> ScriptedServer:
+    """Answers the n-th request (from 0, one per connection) with ``script(n, head)``: the
+    bytes to send, or ``None`` to close the connection without an answer."""
+    return ScriptedServer(lambda request, conn: script(request.n, request.head), keep_alive=False)
 
 
 def test_documented_defaults():
@@ -686,7 +667,7 @@ def test_documented_defaults():
 def test_a_slow_response_times_out_once_with_default_retries(backend):
     """Issue 11: timeout=1 against a response that takes 4 s raises ReadTimeout after
     ~1 s on every backend (urllib3 used to send the GET three times: 3 s)."""
-    slow = Scripted(lambda n, head: (time.sleep(4), http_reply())[1])
+    slow = scripted(lambda n, head: (time.sleep(4), http_reply())[1])
     try:
         t0 = time.monotonic()
         with pytest.raises(couchcore.ReadTimeout):
@@ -757,7 +738,7 @@ def test_a_refused_connection_is_retried_until_the_server_listens(backend):
 
 @pytest.mark.parametrize("backend", ALL_BACKENDS)
 def test_a_read_whose_connection_broke_is_sent_again(backend):
-    flaky = Scripted(lambda n, head: None if n == 0 else http_reply())
+    flaky = scripted(lambda n, head: None if n == 0 else http_reply())
     try:
         assert call(backend, flaky.url, backoff=0.01) == "9.9.9-test"
         assert len(flaky.heads) == 2
@@ -768,7 +749,7 @@ def test_a_read_whose_connection_broke_is_sent_again(backend):
 @pytest.mark.parametrize("backend", ALL_BACKENDS)
 def test_a_write_whose_connection_broke_is_never_resent(backend):
     # the config write first finds the node prefix (a GET), then PUTs: that PUT is dropped
-    flaky = Scripted(lambda n, head: None if head.startswith(b"PUT") else http_reply(b'"1"'))
+    flaky = scripted(lambda n, head: None if head.startswith(b"PUT") else http_reply(b'"1"'))
     try:
         with pytest.raises(couchcore.OutcomeUnknown) as exc:
             call(backend, flaky.url, "config", "couchdb/x", "1", retries=5, backoff=0.01)
@@ -782,19 +763,19 @@ def test_a_write_whose_connection_broke_is_never_resent(backend):
 
 @pytest.mark.parametrize("backend", ALL_BACKENDS)
 def test_429_is_retried_after_retry_after(backend):
-    busy = Scripted(lambda n, head: http_reply(b'{"error":"too_many_requests","reason":"slow down"}',
+    busy = scripted(lambda n, head: http_reply(b'{"error":"too_many_requests","reason":"slow down"}',
                                                "429 Too Many Requests", "Retry-After: 1\r\n") if n == 0
                     else http_reply())
     try:
         assert call(backend, busy.url) == "9.9.9-test"
-        assert len(busy.heads) == 2 and busy.times[1] - busy.times[0] >= 0.95
+        assert len(busy.heads) == 2 and busy.requests[1].at - busy.requests[0].at >= 0.95
     finally:
         busy.close()
 
 
 @pytest.mark.parametrize("backend", ALL_BACKENDS)
 def test_429_beyond_the_deadline_is_reported(backend):
-    busy = Scripted(lambda n, head: http_reply(b'{"error":"too_many_requests","reason":"slow down"}',
+    busy = scripted(lambda n, head: http_reply(b'{"error":"too_many_requests","reason":"slow down"}',
                                                "429 Too Many Requests", "Retry-After: 30\r\n"))
     try:
         t0 = time.monotonic()
@@ -807,7 +788,7 @@ def test_429_beyond_the_deadline_is_reported(backend):
 
 
 def test_retries_zero_sends_once(backend):
-    flaky = Scripted(lambda n, head: None if n == 0 else http_reply())
+    flaky = scripted(lambda n, head: None if n == 0 else http_reply())
     try:
         with pytest.raises(couchcore.ConnectionError):
             call(backend, flaky.url, retries=0)
@@ -829,7 +810,7 @@ def test_many_requests_at_once_are_retried_by_the_same_policy(backend):
         docid = path.rsplit(b"/", 1)[1]
         return http_reply(b'{"_id":"%s","_rev":"1-a"}' % docid)
 
-    srv = Scripted(script)
+    srv = scripted(script)
     try:
         db = couchcore.Server(srv.url, backend=backend)._database("db")
         docs = db.get_many([f"d{i}" for i in range(6)], concurrency=3)
@@ -871,7 +852,7 @@ def _put_op():
 
 
 def test_a_read_only_post_marked_idempotent_is_sent_again(backend):
-    flaky = Scripted(lambda n, head: None if n in (0, 2) else http_reply(b'{"docs":[]}'))
+    flaky = scripted(lambda n, head: None if n in (0, 2) else http_reply(b'{"docs":[]}'))
 
     def find_op(idempotent):
         resp = yield Request("POST", "/db/_find", json={"selector": {}}, idempotent=idempotent)
@@ -888,7 +869,7 @@ def test_a_read_only_post_marked_idempotent_is_sent_again(backend):
 
 @pytest.mark.parametrize("backend", ALL_BACKENDS)
 def test_call_options_set_a_calls_read_timeout_and_retries(backend):
-    slow = Scripted(lambda n, head: (time.sleep(2), http_reply())[1] if n == 0 else http_reply())
+    slow = scripted(lambda n, head: (time.sleep(2), http_reply())[1] if n == 0 else http_reply())
     try:
         with couchcore.call_options(timeout=0.5, retries=0):
             t0 = time.monotonic()
@@ -898,7 +879,7 @@ def test_call_options_set_a_calls_read_timeout_and_retries(backend):
         assert call(backend, slow.url, timeout=30) == "9.9.9-test"  # outside the block: the Server's
     finally:
         slow.close()
-    flaky = Scripted(lambda n, head: None if n == 0 else http_reply())
+    flaky = scripted(lambda n, head: None if n == 0 else http_reply())
     try:
         with couchcore.call_options(retries=0), pytest.raises(couchcore.ConnectionError):
             call(backend, flaky.url, backoff=0.01)
@@ -911,7 +892,7 @@ def test_call_options_set_a_calls_read_timeout_and_retries(backend):
 
 
 def test_call_options_reach_many_requests_at_once(backend):
-    slow = Scripted(lambda n, head: (time.sleep(2), http_reply(b'{"_id":"x","_rev":"1-a"}'))[1])
+    slow = scripted(lambda n, head: (time.sleep(2), http_reply(b'{"_id":"x","_rev":"1-a"}'))[1])
     try:
         db = couchcore.Server(slow.url, backend=backend, timeout=30)._database("db")
         t0 = time.monotonic()
@@ -989,7 +970,7 @@ def test_a_slow_upload_is_not_a_read_timeout(backend, streamed):
 
 
 def test_a_long_retry_after_is_left_to_the_caller(backend):
-    busy = Scripted(lambda n, head: http_reply(b'{"error":"too_many_requests","reason":"later"}',
+    busy = scripted(lambda n, head: http_reply(b'{"error":"too_many_requests","reason":"later"}',
                                                "429 Too Many Requests", "Retry-After: 3600\r\n"))
     try:
         t0 = time.monotonic()
@@ -1026,32 +1007,12 @@ def test_pycurl_stream_closed_after_its_multi_handle(db):
     curl_db.server.close()
 
 
-class KeepAliveResetOnWrite(LoopbackServer):
-    """Keeps connections alive for reads; a write is read, then its connection is reset."""
-
-    def __init__(self) -> None:
-        self.heads: list[bytes] = []
-        super().__init__()
-
-    def handle(self, conn: socket.socket) -> None:
-        while True:
-            head = read_request_head(conn)
-            if not head:
-                return
-            self.heads.append(head)
-            if not head.startswith((b"GET", b"HEAD")):
-                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-                conn.close()
-                return
-            conn.sendall(b'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 3\r\n\r\n"1"')
-
-
 @pytest.mark.parametrize("backend", ALL_BACKENDS)
 def test_a_write_on_a_reused_connection_is_sent_once(backend):
     """A write reset after it was sent on a reused keep-alive connection is not re-sent,
     by couchcore or by the backend itself (libcurl retries such a request on a fresh
     connection unless the write starts on one)."""
-    server = KeepAliveResetOnWrite()
+    server = reset_on_write()
     try:
         with pytest.raises(couchcore.OutcomeUnknown):
             call(backend, server.url, "config", "couchdb/x", "1", retries=0)
