@@ -95,12 +95,18 @@ class Server(_ServerBase):
         self.close()
 
     def __iter__(self) -> Iterator[str]:
+        """The database names (``str``), in name order: :meth:`all_dbs` (``GET /_all_dbs``)."""
         return iter(self.all_dbs())
 
     def __len__(self) -> int:
+        """How many databases there are (``GET /_all_dbs``)."""
         return len(self.all_dbs())
 
     def __contains__(self, name: object) -> bool:
+        """``name in server``: whether database ``name`` exists (``HEAD /{db}``); ``False``
+        for a non-str or invalid name.
+        https://docs.couchdb.org/en/stable/api/database/common.html#head--db
+        """
         if not isinstance(name, str):
             return False
         try:
@@ -128,6 +134,8 @@ class Database(_DatabaseBase):
     _server_class = Server
 
     def __contains__(self, docid: object) -> bool:
+        """``docid in db``: whether the document exists and is not deleted (``HEAD
+        /{db}/{docid}``, :meth:`contains`); ``False`` for a non-str id."""
         return isinstance(docid, str) and bool(self.contains(docid))
 
     def __getitem__(self, docid: str) -> Document:
@@ -136,6 +144,9 @@ class Database(_DatabaseBase):
         return self._item(docid)
 
     def __setitem__(self, docid: str, doc: dict[str, Any]) -> None:
+        """``db[docid] = doc``: save the dict ``doc`` under ``docid`` (:meth:`save`: ``_id``
+        and ``_rev`` are set on it; :class:`~couchcore.errors.Conflict` when its ``_rev``
+        is not the current one; :class:`InvalidInput` for a non-dict)."""
         if not isinstance(doc, dict):
             raise InvalidInput("db[id] = doc needs a dict")
         doc["_id"] = docid
@@ -147,9 +158,12 @@ class Database(_DatabaseBase):
         self._del_item(docid)
 
     def __len__(self) -> int:
+        """The number of documents, design documents included, deleted ones not
+        (``doc_count`` of ``GET /{db}``)."""
         return int(self.info()["doc_count"])
 
     def __iter__(self) -> Iterator[str]:
+        """The document ids (``str``), in id order, streamed from ``GET /{db}/_all_docs``."""
         for row in self.view("_all_docs"):
             if row.id is not None:  # (every _all_docs row has one)
                 yield row.id
