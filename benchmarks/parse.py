@@ -402,7 +402,7 @@ def plot(results, bodies, out: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(2, 2, figsize=(12, 7.5))
-    colors = {"a": "#1b7837", "b": "#5aae61", "c": "#b2182b", "d": "#ef8a62", "e": "#4393c3"}
+    colors = {"a": "#1b7837", "b": "#5aae61", "c": "#b2182b", "d": "#ef8a62", "e": "#4393c3", "z": "#999999"}
     for col, (key, label, n, _) in enumerate(bodies):
         present = [(l, nm) for l, nm in CONTENDERS if (key, l) in results]
         names = [f"({l}) {nm}" for l, nm in present]
