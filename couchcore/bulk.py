@@ -10,7 +10,8 @@ bounded by ``batch_size * concurrency`` documents whatever the input size.
 
 Input items are documents (dicts, encoded once), JSON object text (``bytes``, sent
 as it is: validated, ``_id`` found or added, never decoded and re-encoded) or
-``(line_number, doc_or_bytes)`` pairs (the line number goes into the rejects). Every
+``(line_number, doc_or_bytes)`` pairs (the line number goes into the rejects); a
+:class:`JsonLines` stream is scanned a read chunk at a time (in C with the extension). Every
 document ends up written, skipped (``skip_existing``) or rejected — with the
 reason — nothing is dropped, even when connections break:
 
@@ -1084,6 +1085,8 @@ def load(
     without ``_id`` gets one, in place), ``bytes`` holding one JSON object (sent as it
     is once validated; ``_id`` added to the text if missing), or ``(line, doc)`` pairs;
     an exception as ``doc`` is input that is no document (rejected with its message).
+    ``docs`` may also be a :class:`JsonLines` (a binary stream of JSON Lines): the same
+    load as its ``(line, bytes)`` items, scanned many lines per call.
     ``batch_size`` documents go in each ``_bulk_docs`` request, ``concurrency`` requests
     are in flight at once (per node).
 
