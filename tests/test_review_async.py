@@ -95,9 +95,10 @@ def test_the_connections_of_a_closed_event_loop_are_let_go():
     import threading
     import time
 
-    from tests.test_tornado_keepalive import KeepAlive
+    from couchcore.testing import ScriptedServer, http_response
 
-    with KeepAlive() as srv:
+    welcome = http_response(body=b'{"couchdb":"Welcome","version":"9.9.9-test"}')
+    with ScriptedServer(lambda request, conn: welcome) as srv:
         async def main():
             server = couchcore.aio.Server(srv.url, backend="pycurl", max_clients=10)
             try:
