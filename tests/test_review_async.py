@@ -125,11 +125,6 @@ def test_the_connections_of_a_closed_event_loop_are_let_go():
         asyncio.run(asyncio.wait_for(main(), 30))
 
 
-@pytest.mark.xfail(strict=True, reason="the pycurl backends (now the async default) send every request through "
-                                       "the proxy named by the http_proxy/HTTP_PROXY environment variables "
-                                       "(libcurl's default), credentials included, while urllib3 and Tornado "
-                                       "ignore them: the same Server goes elsewhere depending on the backend, "
-                                       "undocumented")
 @pytest.mark.parametrize("facade", ["aio-default", "sync-pycurl"])
 def test_environment_proxies_are_treated_alike_on_every_backend(monkeypatch, facade):
     pytest.importorskip("pycurl")

@@ -375,6 +375,9 @@ class PycurlTransport(BaseTransport):
         # a write must never be sent twice, so it starts on a fresh connection
         c.setopt(pycurl.FRESH_CONNECT, 0 if request.idempotent else 1)
         c.setopt(pycurl.NOSIGNAL, 1)
+        # no proxy from http_proxy/HTTPS_PROXY/ALL_PROXY: urllib3 and Tornado ignore them too, and the
+        # credentials of a request must not travel to a place the Server was not given
+        c.setopt(pycurl.PROXY, "")
         c.setopt(pycurl.HEADERFUNCTION, transfer.on_header)
         c.setopt(pycurl.WRITEFUNCTION, transfer.on_data)
         if opts.connect_timeout is not None:
