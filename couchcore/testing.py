@@ -13,6 +13,7 @@ port over the same data, as a crashed server comes back.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import shutil
@@ -31,7 +32,7 @@ from typing import Any, Iterator, NamedTuple
 from . import codec
 
 __all__ = ["PouchDBServer", "find_pouchdb_server", "free_port", "couch_url", "LoopbackServer", "FaultyProxy",
-           "RowReplayServer", "ScriptedServer", "Received", "RESET", "http_response", "reset", "read_request_head"]
+           "RowReplayServer", "ScriptedServer", "Received", "RESET", "http_response", "reset", "read_request_head", "TCPProxy"]
 
 
 def free_port() -> int:
@@ -480,6 +481,87 @@ def couch_url() -> Iterator[str]:
     print("COUCHDB_URL not set: starting a throw-away PouchDB Server ...")
     with PouchDBServer() as started:
         yield started
+
+
+# -- a transparent proxy on the running event loop --------------------------------------------------
+
+
+class TCPProxy:
+    """A transparent TCP proxy on a free 127.0.0.1 port in front of ``upstream`` (a base URL,
+    whose credentials :attr:`url` keeps), running on the current asyncio loop:
+    ``async with TCPProxy(url) as proxy``. ``open``/``peak``/``total`` count client
+    connections (open now, most at once, all); :meth:`cut` aborts every open one.
+    """
+
+    def __init__(self, upstream: str) -> None:
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(upstream)
+        self.target = (parts.hostname or "127.0.0.1", parts.port or 80)
+        self.userinfo = parts.netloc.rpartition("@")[0]
+        self.open = self.peak = self.total = 0
+        self.port = 0
+        self._pairs: set[tuple[asyncio.StreamWriter, asyncio.StreamWriter]] = set()
+        self._server: asyncio.AbstractServer | None = None
+
+    async def __aenter__(self) -> "TCPProxy":
+        server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        self._server = server
+        self.port = server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        if self._server is not None:
+            self._server.close()
+        self.cut()
+        for _ in range(100):  # let the handlers finish rather than be cancelled at loop end
+            if not self.open:
+                break
+            await asyncio.sleep(0.01)
+
+    @property
+    def url(self) -> str:
+        """The proxy's base URL, with the upstream URL's credentials."""
+        auth = self.userinfo + "@" if self.userinfo else ""
+        return f"http://{auth}127.0.0.1:{self.port}"
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.open += 1
+        self.total += 1
+        self.peak = max(self.peak, self.open)
+        try:
+            up_reader, up_writer = await asyncio.open_connection(*self.target)
+        except OSError:
+            writer.close()
+            self.open -= 1
+            return
+        pair = (writer, up_writer)
+        self._pairs.add(pair)
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            try:
+                while True:
+                    data = await src.read(65536)
+                    if not data:
+                        break
+                    dst.write(data)
+                    await dst.drain()
+            except (OSError, asyncio.CancelledError):
+                pass
+            finally:
+                dst.transport.abort()
+
+        try:
+            await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+        finally:
+            self._pairs.discard(pair)
+            self.open -= 1
+
+    def cut(self) -> None:
+        """Abort every open connection, both sides (a network failure)."""
+        for client, upstream in list(self._pairs):
+            client.transport.abort()
+            upstream.transport.abort()
 
 
 # -- a proxy that misbehaves on purpose ------------------------------------------------------------

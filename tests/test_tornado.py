@@ -25,6 +25,7 @@ import tornado.web
 
 import couchcore
 import couchcore.tornado as ct
+from couchcore.testing import TCPProxy
 from tests.helpers import eventually, nothing_in_flight
 from couchcore import Document, Row, Status
 
@@ -103,75 +104,6 @@ def make_docs(db, n=6):
     docs = [{"_id": f"d{i:02d}", "n": i, "tag": TAGS[i % 3]} for i in range(n)]
     assert db.save(docs + [dict(DDOC)]).ok
     return docs
-
-
-class Proxy:
-    """A transparent TCP proxy to the test server, on a free loopback port.
-
-    ``open``/``peak``/``total`` count client connections; :meth:`cut` aborts them all.
-    """
-
-    def __init__(self, couch_url: str) -> None:
-        parts = urlsplit(couch_url)
-        self.target = (parts.hostname, parts.port)
-        self.userinfo = parts.netloc.rpartition("@")[0]
-        self.open = self.peak = self.total = 0
-        self._pairs: set = set()
-
-    async def __aenter__(self) -> "Proxy":
-        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
-        self.port = self._server.sockets[0].getsockname()[1]
-        return self
-
-    async def __aexit__(self, *exc) -> None:
-        self._server.close()
-        self.cut()
-        for _ in range(100):  # let the handlers finish rather than be cancelled at loop end
-            if not self.open:
-                break
-            await asyncio.sleep(0.01)
-
-    @property
-    def url(self) -> str:
-        auth = self.userinfo + "@" if self.userinfo else ""
-        return f"http://{auth}127.0.0.1:{self.port}"
-
-    async def _handle(self, reader, writer) -> None:
-        self.open += 1
-        self.total += 1
-        self.peak = max(self.peak, self.open)
-        try:
-            up_reader, up_writer = await asyncio.open_connection(*self.target)
-        except OSError:
-            writer.close()
-            self.open -= 1
-            return
-        pair = (writer, up_writer)
-        self._pairs.add(pair)
-
-        async def pipe(src, dst) -> None:
-            try:
-                while True:
-                    data = await src.read(65536)
-                    if not data:
-                        break
-                    dst.write(data)
-                    await dst.drain()
-            except (OSError, asyncio.CancelledError):
-                pass
-            finally:
-                dst.transport.abort()
-
-        try:
-            await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
-        finally:
-            self._pairs.discard(pair)
-            self.open -= 1
-
-    def cut(self) -> None:
-        for client, upstream in list(self._pairs):
-            client.transport.abort()
-            upstream.transport.abort()
 
 
 # -- the facade ------------------------------------------------------------------------------
@@ -515,7 +447,7 @@ def test_continuous_feed_reconnects_without_loss_or_repeats(couch_url, aserver, 
     is delivered exactly once across the reconnections."""
 
     async def main():
-        async with Proxy(couch_url) as proxy:
+        async with TCPProxy(couch_url) as proxy:
             via_proxy = ct.Server(proxy.url)
             feed = via_proxy._database(db.name).changes(feed="continuous", heartbeat=500)
             writer = aserver._database(db.name)
@@ -736,7 +668,7 @@ def test_gather_of_hundreds_stays_within_max_clients(couch_url, db):
     make_docs(db, 5)
 
     async def main():
-        async with Proxy(couch_url) as proxy:
+        async with TCPProxy(couch_url) as proxy:
             server = ct.Server(proxy.url, max_clients=8)
             d = server._database(db.name)
             docs = await asyncio.gather(*(d.get(f"d{i % 5:02d}") for i in range(300)))
@@ -753,7 +685,7 @@ def test_gather_of_hundreds_stays_within_max_clients(couch_url, db):
 
 def test_cancelling_a_waiting_request_closes_its_connection(couch_url, db):
     async def main():
-        async with Proxy(couch_url) as proxy:
+        async with TCPProxy(couch_url) as proxy:
             server = ct.Server(proxy.url, max_clients=2)
             d = server._database(db.name)
             since = (await d.changes())["last_seq"]

@@ -20,11 +20,23 @@ import couchcore
 import couchcore.aio
 import couchcore.tornado as ct
 from couchcore.protocol.messages import Request
-from couchcore.testing import RESET, ScriptedServer, http_response
-from tests.helpers import eventually, reset_on_write
-from tests.test_tornado import Proxy, db, sserver  # noqa: F401 - fixtures
+from couchcore.testing import RESET, ScriptedServer, TCPProxy, http_response
+from tests.helpers import eventually, reset_on_write, unique_name
 
 pytest.importorskip("pycurl")
+
+
+@pytest.fixture
+def db(couch_url):
+    """A fresh database on the test server (a sync handle, one copy of each shard), dropped afterwards."""
+    server = couchcore.Server(couch_url)
+    database = server.create(unique_name("ka"), n=1)
+    yield database
+    try:
+        server.delete(database.name)
+    except couchcore.NotFound:
+        pass
+    server.close()
 
 
 def arun(coro, timeout: float = 30.0):
@@ -60,7 +72,7 @@ def test_sequential_requests_on_the_test_server_share_one_connection(couch_url, 
     """The same seen from the server side of a proxy in front of the real server, on
     both facades: 30 gets and a streamed view, one TCP connection."""
     async def main(module):
-        async with Proxy(couch_url) as proxy:
+        async with TCPProxy(couch_url) as proxy:
             server = module.Server(proxy.url)
             try:
                 for _ in range(30):
@@ -359,7 +371,7 @@ def test_the_tornado_backend_stays_selectable(couch_url, db):
     db.save({"_id": "a"})
 
     async def main():
-        async with Proxy(couch_url) as proxy:
+        async with TCPProxy(couch_url) as proxy:
             server = ct.Server(proxy.url, backend="tornado")
             assert isinstance(server._transport, TornadoTransport)
             try:
