@@ -17,7 +17,6 @@ several nodes of one cluster (the ``couch_urls`` fixture).
 from __future__ import annotations
 
 import asyncio
-import http.server
 import json
 import threading
 import uuid
@@ -29,6 +28,7 @@ from couchcore.drivers import run, run_async
 from couchcore.errors import Conflict
 from couchcore.protocol import attachments, documents, server
 from couchcore.protocol.messages import Response
+from couchcore.testing import ScriptedServer, http_response
 
 from tests.helpers import unique_name, wait_until
 
@@ -341,24 +341,12 @@ def test_other_server_errors_send_nothing_more():
     assert len(transport.sent) == 1
 
 
-class _GoneHandler(http.server.BaseHTTPRequestHandler):
+def _gone(request, conn):
     """A cluster node right after ``DELETE /gone``: a document read answers 500 "No DB
     shards could be opened.", ``GET /gone`` answers 404 (as CouchDB 3.5.0 did)."""
-
-    def do_GET(self):  # noqa: N802 - http.server's name
-        if self.path == "/gone":
-            status, body = 404, {"error": "not_found", "reason": "Database does not exist."}
-        else:
-            status, body = 500, NO_SHARDS
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args):
-        pass
+    if request.target == "/gone":
+        return http_response(404, json.dumps({"error": "not_found", "reason": "Database does not exist."}).encode())
+    return http_response(500, json.dumps(NO_SHARDS).encode())
 
 
 @pytest.mark.parametrize("backend", ["urllib3", "pycurl"])
@@ -367,15 +355,10 @@ def test_get_many_on_a_database_deleted_a_moment_ago_is_not_found(backend):
     # it probed GET /{db} too, one such read in about sixty raised the 500 on the cluster
     if backend == "pycurl":
         pytest.importorskip("pycurl")
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _GoneHandler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    try:
-        with couchcore.Server(f"http://127.0.0.1:{httpd.server_port}", backend=backend, retries=0) as s:
+    with ScriptedServer(_gone) as fake:
+        with couchcore.Server(fake.url, backend=backend, retries=0) as s:
             with pytest.raises(couchcore.NotFound, match="Database does not exist"):
                 s._database("gone").get_many(["a", "b", "c"])
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
 
 
 def test_reading_a_database_deleted_a_moment_ago_is_not_found(server):

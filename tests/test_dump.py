@@ -16,6 +16,8 @@ from couchcore import codec
 from couchcore.bulk import load
 from couchcore.dump import dump, split_points
 from couchcore.errors import InvalidInput, NotFound
+from couchcore.protocol.paths import url_with_credentials
+from couchcore.testing import FaultyProxy
 from couchcore.urls import split_credentials
 
 from tests.helpers import unique_name
@@ -269,70 +271,14 @@ def test_cli_dump_pipe_load_new_edits_false(couch_url, server, populated, is_cou
 # -- a connection cut mid-stream (a loopback proxy in front of the real server) --------
 
 
-class CuttingProxy:
-    """Relays TCP to the real server; each connection's response bytes stop after ``budget``
-    bytes, and the connection is closed (a server or network failure mid-response)."""
-
-    def __init__(self, target_url: str, budget: int) -> None:
-        import socket
-        import threading
-        from urllib.parse import urlsplit
-
-        parts = urlsplit(target_url)
-        self.target = (parts.hostname, parts.port or 80)
-        self.budget = budget
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.port = self.sock.getsockname()[1]
-        self.cuts = 0
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        import socket
-        import threading
-
-        while True:
-            try:
-                client, _ = self.sock.accept()
-            except OSError:
-                return
-            upstream = socket.create_connection(self.target)
-            threading.Thread(target=self._pipe, args=(client, upstream, None), daemon=True).start()
-            threading.Thread(target=self._pipe, args=(upstream, client, self.budget), daemon=True).start()
-
-    def _pipe(self, src, dst, budget) -> None:
-        try:
-            while True:
-                data = src.recv(65536)
-                if not data:
-                    break
-                if budget is not None:
-                    if len(data) >= budget:
-                        dst.sendall(data[:budget])
-                        self.cuts += 1
-                        break
-                    budget -= len(data)
-                dst.sendall(data)
-        except OSError:
-            pass
-        import socket
-
-        for s in (src, dst):  # shutdown first: it wakes the other direction's blocked recv()
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            s.close()
-
-    def url(self, couch_url: str) -> str:
-        base, user, password = split_credentials(couch_url)
-        scheme, rest = base.split("://", 1)
-        creds = f"{user}:{password}@" if user is not None else ""
-        return f"{scheme}://{creds}127.0.0.1:{self.port}"
-
-    def close(self) -> None:
-        self.sock.close()
+def cutting_proxy(couch_url: str) -> tuple[FaultyProxy, str]:
+    """A proxy in front of the real server that cuts every ``_all_docs?include_docs=true``
+    answer after 30 kB of its body and closes the connection (a failure mid-response; the
+    other requests pass), and its URL with the server's credentials."""
+    proxy = FaultyProxy(couch_url)
+    proxy.truncate("GET", "include_docs=true", at=30_000, count=100)
+    base, user, password = split_credentials(couch_url)
+    return proxy, url_with_credentials(proxy.url, user, password) if user is not None else proxy.url
 
 
 @pytest.fixture
@@ -342,13 +288,13 @@ def many(db):
 
 
 def test_cut_mid_stream_raises_and_leaves_whole_lines(couch_url, many, backend):
-    proxy = CuttingProxy(couch_url, budget=40_000)  # the info request fits, the dump does not
+    proxy, url = cutting_proxy(couch_url)
     try:
-        db = couchcore.Database(f"{proxy.url(couch_url)}/{many.name}", backend=backend, retries=0)
+        db = couchcore.Database(f"{url}/{many.name}", backend=backend, retries=0)
         out = io.BytesIO()
         with pytest.raises(couchcore.CouchcoreError):
             dump(db, out)
-        assert proxy.cuts >= 1
+        assert proxy.fired >= 1
         data = out.getvalue()
         lines = lines_of(data) if data else []
         assert len(lines) < 600 and all(d["_id"].startswith("d") for d in lines)
@@ -357,10 +303,10 @@ def test_cut_mid_stream_raises_and_leaves_whole_lines(couch_url, many, backend):
 
 
 def test_cli_cut_mid_stream_exit_1(couch_url, many, tmp_path):
-    proxy = CuttingProxy(couch_url, budget=40_000)
+    proxy, url = cutting_proxy(couch_url)
     try:
         path = tmp_path / "part.jsonl"
-        proc = run_cli("dump", f"{proxy.url(couch_url)}/{many.name}", str(path), "--quiet")
+        proc = run_cli("dump", f"{url}/{many.name}", str(path), "--quiet")
         assert proc.returncode == 1
         assert b"dump incomplete" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
         _, _, password = split_credentials(couch_url)
