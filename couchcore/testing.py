@@ -272,6 +272,7 @@ class Received(NamedTuple):
     head: bytes  #: the raw request line and headers, up to the blank line
     connection: int  #: which accepted connection carried it (from 1)
     at: float  #: ``time.monotonic()`` when its head arrived
+    chunks: int = 0  #: how many chunks a chunked body came in (0: not chunked)
 
 
 #: what a :class:`ScriptedServer` script returns to reset the connection (TCP RST) without answering
@@ -315,17 +316,23 @@ class ScriptedServer(LoopbackServer):
     ``delay`` seconds are waited before each script call. ``connections`` counts accepted
     connections, ``peak`` the most requests in flight at once, ``closed_by_client`` the
     connections the client closed between requests. The default script answers
-    ``{"ok":true}``.
+    ``{"ok":true}``. With ``tls_context`` (an :class:`ssl.SSLContext` with the server's
+    certificate) it speaks HTTPS; handshakes that fail are kept in ``handshake_errors``.
     """
 
-    def __init__(self, script: Any = None, keep_alive: bool = True, delay: float = 0.0) -> None:
+    def __init__(self, script: Any = None, keep_alive: bool = True, delay: float = 0.0,
+                 tls_context: Any = None) -> None:
         self.script = script or (lambda request, conn: http_response())
         self.keep_alive = keep_alive
         self.delay = delay
+        self.tls_context = tls_context
+        self.handshake_errors: list[BaseException] = []
         self.requests: list[Received] = []
         self.inflight = self.peak = self.closed_by_client = 0
         self.lock = threading.Lock()
         super().__init__()
+        if tls_context is not None:
+            self.url = self.url.replace("http://", "https://")
 
     @property
     def heads(self) -> list[bytes]:
@@ -334,6 +341,16 @@ class ScriptedServer(LoopbackServer):
 
     def handle(self, conn: socket.socket) -> None:
         connection = self.connections
+        if self.tls_context is not None:
+            import ssl
+
+            conn.settimeout(5)
+            try:
+                conn = self.tls_context.wrap_socket(conn, server_side=True)
+            except (ssl.SSLError, OSError) as exc:
+                self.handshake_errors.append(exc)
+                return
+            conn.settimeout(None)
         f = conn.makefile("rb")
         while True:
             head = _read_head(f)
@@ -352,12 +369,16 @@ class ScriptedServer(LoopbackServer):
             if headers.get("expect", "").lower() == "100-continue":
                 conn.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
             try:
-                body = _decode_body(head, _read_body(f, head, request=True))
+                raw = _read_body(f, head, request=True)
+                body = _decode_body(head, raw)
             except ValueError:  # the connection ended inside a chunked body: no request
                 return
+            chunks = 0
+            if headers.get("transfer-encoding", "").lower() == "chunked":
+                chunks = _chunk_count(raw)
             with self.lock:
                 request = Received(len(self.requests), method, target, headers, header_lines, body, head,
-                                   connection, at)
+                                   connection, at, chunks)
                 self.requests.append(request)
                 self.inflight += 1
                 self.peak = max(self.peak, self.inflight)
@@ -797,6 +818,19 @@ def _decode_body(head: bytes, raw: bytes) -> bytes:
         out.append(rest[:size])
         rest = rest[size + 2:]
     return b"".join(out)
+
+
+def _chunk_count(raw: bytes) -> int:
+    """How many (non-empty) chunks the chunked body ``raw`` (framing kept) holds."""
+    count, rest = 0, raw
+    while rest:
+        size_line, _, rest = rest.partition(b"\r\n")
+        size = int(size_line.split(b";")[0], 16)
+        if size == 0:
+            break
+        count += 1
+        rest = rest[size + 2:]
+    return count
 
 
 def _reframe(head: bytes, payload: bytes) -> bytes:

@@ -9,7 +9,6 @@ servers, TLS) are played by small servers on 127.0.0.1 started inside the tests.
 from __future__ import annotations
 
 import base64
-import http.server
 import json
 import logging
 import os
@@ -71,85 +70,20 @@ def raw_server():
         s.close()
 
 
-class Recorder(http.server.BaseHTTPRequestHandler):
-    """Answers like a CouchDB welcome / echo; records method, path, headers, body."""
-
-    protocol_version = "HTTP/1.1"
-    log_store: list = []
-
-    def log_message(self, *args) -> None:  # keep test output clean
-        pass
-
-    def _body(self) -> bytes:
-        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            out = b""
-            chunks = 0
-            while True:
-                size = int(self.rfile.readline().split(b";")[0], 16)
-                if size == 0:
-                    self.rfile.readline()
-                    break
-                out += self.rfile.read(size)
-                self.rfile.readline()
-                chunks += 1
-            self._chunks = chunks
-            return out
-        self._chunks = 0
-        return self.rfile.read(int(self.headers.get("Content-Length") or 0))
-
-    def _handle(self) -> None:
-        body = self._body()
-        self.server.requests.append({
-            "method": self.command, "path": self.path, "headers": dict(self.headers), "body": body,
-            "chunks": self._chunks,
-        })
-        if self.path == "/":
-            payload = {"couchdb": "Welcome", "version": "9.9.9-test"}
-        else:
-            payload = {"ok": True, "path": self.path, "method": self.command, "length": len(body)}
-        data = json.dumps(payload).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(data)
-
-    do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _handle
-
-
-class RecordingServer(http.server.ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self, tls_context: ssl.SSLContext | None = None) -> None:
-        super().__init__(("127.0.0.1", 0), Recorder)
-        self.requests: list[dict] = []
-        self.tls_context = tls_context
-        self.handshake_errors: list[BaseException] = []
-        scheme = "https" if tls_context else "http"
-        self.url = f"{scheme}://127.0.0.1:{self.server_address[1]}"
-        threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-
-    def get_request(self):
-        sock, addr = self.socket.accept()
-        if self.tls_context is not None:
-            sock.settimeout(5)
-            try:
-                sock = self.tls_context.wrap_socket(sock, server_side=True)
-            except (ssl.SSLError, OSError) as exc:
-                self.handshake_errors.append(exc)
-                sock.close()
-                raise
-        return sock, addr
-
-    def close(self) -> None:
-        self.shutdown()
-        self.server_close()
+def couch_echo(request, conn) -> bytes:
+    """Answers like a CouchDB welcome (``GET /``), anything else with an echo of what was asked."""
+    if request.target == "/":
+        payload = {"couchdb": "Welcome", "version": "9.9.9-test"}
+    else:
+        payload = {"ok": True, "path": request.target, "method": request.method, "length": len(request.body)}
+    data = json.dumps(payload).encode()
+    answer = http_response(200, data)
+    return answer[: len(answer) - len(data)] if request.method == "HEAD" else answer
 
 
 @pytest.fixture
 def recorder():
-    s = RecordingServer()
+    s = ScriptedServer(couch_echo)
     yield s
     s.close()
 
@@ -387,21 +321,21 @@ def test_basic_auth_header_with_percent_encoded_url_credentials(recorder, backen
     url = recorder.url.replace("://", "://us%40er:p%40ss%3Aw%2Frd%25@")
     server = couchcore.Server(url, backend=backend)
     assert server.version() == "9.9.9-test"
-    sent = recorder.requests[-1]["headers"]["Authorization"]
+    sent = recorder.requests[-1].headers["authorization"]
     assert sent == "Basic " + base64.b64encode(b"us@er:p@ss:w/rd%").decode()
     server2 = couchcore.Server(recorder.url, auth=("é", "☃ pw"), backend=backend)
     server2.version()
-    assert recorder.requests[-1]["headers"]["Authorization"] == \
+    assert recorder.requests[-1].headers["authorization"] == \
         "Basic " + base64.b64encode("é:☃ pw".encode()).decode()
     couchcore.Server(recorder.url, backend=backend).version()
-    assert "Authorization" not in recorder.requests[-1]["headers"]
+    assert "authorization" not in recorder.requests[-1].headers
 
 
 def test_custom_headers_and_unknown_options(recorder, backend):
     server = couchcore.Server(recorder.url, backend=backend, headers={"X-Trace": "abc"})
     server.version()
-    assert recorder.requests[-1]["headers"]["X-Trace"] == "abc"
-    assert recorder.requests[-1]["headers"]["Accept"] == "application/json"
+    assert recorder.requests[-1].headers["x-trace"] == "abc"
+    assert recorder.requests[-1].headers["accept"] == "application/json"
     with pytest.raises(couchcore.InvalidOption):
         couchcore.Server(recorder.url, backend=backend, no_such_option=1)
     with pytest.raises(couchcore.InvalidOption):
@@ -456,7 +390,7 @@ def tls_cert(tmp_path_factory):
 def tls_server(tls_cert):
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(*tls_cert)
-    s = RecordingServer(tls_context=ctx)
+    s = ScriptedServer(couch_echo, tls_context=ctx)
     yield s
     s.close()
 
@@ -482,7 +416,7 @@ def test_tls_with_ca_certs_works(tls_server, tls_cert, backend):
     server = couchcore.Server(tls_server.url, backend=backend, ca_certs=tls_cert[0], auth=("u", "p"))
     assert server.version() == "9.9.9-test"
     request = tls_server.requests[-1]
-    assert request["path"] == "/" and request["headers"]["Authorization"].startswith("Basic ")
+    assert request.target == "/" and request.headers["authorization"].startswith("Basic ")
 
 
 def test_tls_host_name_is_checked(tls_server, tls_cert, backend):
@@ -524,9 +458,9 @@ def test_iterator_body_is_sent_chunked(recorder, backend):
                                           headers={"Content-Type": "application/octet-stream"}))
     assert resp.status == 200
     got = recorder.requests[-1]
-    assert got["headers"].get("Transfer-Encoding", "").lower() == "chunked"
-    assert got["body"] == b"".join(f"part{i};".encode() * 1000 for i in range(5))
-    assert got["chunks"] >= 1 and len(produced) == 5
+    assert got.headers.get("transfer-encoding", "").lower() == "chunked"
+    assert got.body == b"".join(f"part{i};".encode() * 1000 for i in range(5))
+    assert got.chunks >= 1 and len(produced) == 5
 
 
 def test_iterator_body_against_the_test_server(db, backend):
@@ -548,9 +482,9 @@ def test_file_body_with_length_is_not_chunked(recorder, backend, tmp_path):
     with open(path, "rb") as f:
         db.put_attachment({"_id": "doc", "_rev": "1-a"}, f, "body.bin")
     got = recorder.requests[-1]
-    assert got["method"] == "PUT" and got["path"] == "/db/doc/body.bin?rev=1-a"
-    assert got["headers"]["Content-Length"] == "200000" and "Transfer-Encoding" not in got["headers"]
-    assert got["body"] == b"z" * 200_000
+    assert got.method == "PUT" and got.target == "/db/doc/body.bin?rev=1-a"
+    assert got.headers["content-length"] == "200000" and "transfer-encoding" not in got.headers
+    assert got.body == b"z" * 200_000
 
 
 # -- Database from a URL ---------------------------------------------------------------------------------
@@ -595,7 +529,7 @@ def test_database_from_url_keeps_a_path_prefix(recorder, backend):
     db = couchcore.Database(f"{recorder.url}/couch/prefix/mydb", backend=backend)
     assert db.name == "mydb" and db.server.url == f"{recorder.url}/couch/prefix"
     db.info()
-    assert recorder.requests[-1]["path"] == "/couch/prefix/mydb"
+    assert recorder.requests[-1].target == "/couch/prefix/mydb"
 
 
 def test_database_from_bad_url_or_name():
