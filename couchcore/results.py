@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import deque
 from itertools import chain
-from typing import Any, AsyncIterator, Generic, Iterator, TypeVar
+from typing import Any, AsyncIterator, Generator, Generic, Iterator, TypeVar, cast
 
 from . import rows as _rows
 from .errors import CouchcoreError, HTTPError, ServerError, error_for_status
@@ -192,11 +192,11 @@ class StreamedResult(Generic[_I]):
         # per-row Python frame (a generator resume per row cost ~0.1-0.2 us)
         current: list[list[Any]] = []
         batches = self._batches(current)
-        items = _Items.from_iterable(batches)
+        items = cast(_Items, _Items.from_iterable(batches))
         items._batches, items._current = batches, current
         return items
 
-    def _batches(self, current: list[list[Any]]) -> Iterator[list[Any]]:
+    def _batches(self, current: list[list[Any]]) -> Generator[list[Any], None, None]:
         """The items, one list per parsed chunk (items read ahead for metadata first);
         ``current`` holds the list being handed out (see :meth:`_Items.close`)."""
         ahead = self._ahead
@@ -309,12 +309,14 @@ class StreamedResult(Generic[_I]):
         self.close()
 
 
-class _Items(chain):  # type: ignore[type-arg]
+class _Items(chain[Any]):
     """The iterator of a streamed result: ``itertools.chain`` over the parsed batches (its
     ``__next__`` stays C code), with ``close()`` as a generator has it: the reading stops,
     the connection is released, and no further item is returned."""
 
     __slots__ = ("_batches", "_current")
+    _batches: Generator[list[Any], None, None]
+    _current: list[list[Any]]
 
     def close(self) -> None:
         self._batches.close()
