@@ -130,6 +130,20 @@ def one_copy_db(server, db_name):
         pass
 
 
+@pytest.fixture
+def one_shard_db(server, db_name):
+    """A fresh database with ONE shard and ONE copy of it (``q=1, n=1``; PouchDB Server
+    ignores both): its ``_changes`` is in insertion order (CouchDB merges several shards'
+    feeds in no particular order, https://docs.couchdb.org/en/stable/api/database/changes.html:
+    "partially ordered") and holds every acknowledged write (one copy: see ``one_copy_db``)."""
+    database = server.create(db_name, q=1, n=1)
+    yield database
+    try:
+        server.delete(db_name)
+    except couchcore.NotFound:
+        pass
+
+
 @pytest.fixture(scope="session")
 def fixtures_dir() -> Path:
     """The recorded CouchDB responses; they are part of the repository, so missing ones fail."""

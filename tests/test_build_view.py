@@ -30,19 +30,14 @@ def slow_ddoc(ms_per_doc: int) -> dict:
 
 
 @pytest.fixture
-def db(server, db_name):
+def db(one_copy_db):
     """A fresh database with ONE copy of each shard (``n=1``; PouchDB Server ignores it).
     A cluster builds a view's index on the copies a query reads, one per shard
     (https://docs.couchdb.org/en/stable/cluster/sharding.html#quorum: views read one copy
     whatever the quorum), and a later ``stale=ok`` read may reach another copy whose index
     is still being built in the background: with one copy, "built" means built for every
     read."""
-    database = server.create(db_name, n=1)
-    yield database
-    try:
-        server.delete(db_name)
-    except couchcore.NotFound:
-        pass
+    return one_copy_db
 
 
 @pytest.fixture

@@ -17,19 +17,14 @@ from tests.helpers import wait_until
 
 
 @pytest.fixture
-def db(server, db_name):
+def db(one_copy_db):
     """A fresh database with ONE copy of each shard (``n=1``; PouchDB Server ignores it).
     These tests read back what the loader wrote through ``_all_docs``, which a cluster
     reads from one copy of each shard, whatever the quorum
     (https://docs.couchdb.org/en/stable/cluster/sharding.html#quorum): with one copy every
     acknowledged write is there. Writing to a replicated database is tested in
     test_cluster.py."""
-    database = server.create(db_name, n=1)
-    yield database
-    try:
-        server.delete(db_name)
-    except couchcore.NotFound:
-        pass
+    return one_copy_db
 
 
 def counted(db, expected: int) -> bool:

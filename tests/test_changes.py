@@ -30,7 +30,7 @@ FILTERS = {
 
 
 @pytest.fixture
-def db(server, db_name):
+def db(one_shard_db):
     """A fresh database with ONE shard and ONE copy of it (PouchDB Server ignores ``q`` and
     ``n``). CouchDB 2+ merges the feeds of several shards in no particular order
     (https://docs.couchdb.org/en/stable/api/database/changes.html: "partially ordered");
@@ -39,12 +39,7 @@ def db(server, db_name):
     (https://docs.couchdb.org/en/stable/cluster/sharding.html#quorum); with one copy every
     acknowledged write is in the feed. These tests are about couchcore's feed handling;
     the sharded, replicated feed is tested in test_cluster.py."""
-    database = server.create(db_name, q=1, n=1)
-    yield database
-    try:
-        server.delete(db_name)
-    except couchcore.NotFound:
-        pass
+    return one_shard_db
 
 
 def add_docs(db, start, stop, prefix="d"):

@@ -19,16 +19,11 @@ from couchcore.testing import RowReplayServer
 
 
 @pytest.fixture
-def db(server, db_name):
+def db(one_shard_db):
     # one shard: feed order is insertion order; one copy of it: a cluster's _changes reads
     # one copy, which may lag behind acknowledged writes
     # (https://docs.couchdb.org/en/stable/cluster/sharding.html#quorum)
-    database = server.create(db_name, q=1, n=1)
-    yield database
-    try:
-        server.delete(db_name)
-    except couchcore.NotFound:
-        pass
+    return one_shard_db
 
 
 def add(db, start, stop):

@@ -45,19 +45,14 @@ def keys(rows):
 
 
 @pytest.fixture
-def db(server, db_name):
+def db(one_copy_db):
     """A fresh database with ONE copy of each shard (``n=1``; PouchDB Server ignores it).
     A cluster's ``_view``/``_find`` read one copy of each shard, whatever the quorum
     (https://docs.couchdb.org/en/stable/cluster/sharding.html#quorum), and that copy may
     not have applied a write the others acknowledged yet: with one copy, a query sees
     every acknowledged write and the index it built. Still ``q`` shards, so rows are
     merged across shards. A view over several copies is tested in test_cluster.py."""
-    database = server.create(db_name, n=1)
-    yield database
-    try:
-        server.delete(db_name)
-    except couchcore.NotFound:
-        pass
+    return one_copy_db
 
 
 @pytest.fixture
