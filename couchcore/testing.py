@@ -1,4 +1,4 @@
-"""A throw-away CouchDB-compatible server for tests and demos: PouchDB Server from npm.
+"""Servers for tests and demos: a throw-away PouchDB Server, and fake ones on 127.0.0.1.
 
 >>> with PouchDBServer() as url:      # starts on a free 127.0.0.1 port, in memory
 ...     server = couchcore.Server(url)
@@ -9,6 +9,14 @@ when the context exits, also on errors and Ctrl-C. With ``on_disk=True`` (or a
 ``data_dir``) its databases are files that outlive the process: :meth:`PouchDBServer.kill`
 ends it abruptly (SIGKILL) and :meth:`PouchDBServer.restart` starts it again on the same
 port over the same data, as a crashed server comes back.
+
+The fake servers and proxies (the test suite's only ones): :class:`LoopbackServer` hands each
+accepted connection to a function; :class:`ScriptedServer` reads each HTTP request whole,
+records it (:class:`Received`) and answers what a script returns (:func:`http_response`,
+:data:`RESET`, or nothing); :class:`RowReplayServer` streams generated view rows and changes;
+:class:`FaultyProxy` forwards to a real server and misbehaves on cue (cut, drop, delay,
+truncate, go down); :class:`TCPProxy` relays bytes on the running asyncio loop and can cut
+every connection.
 """
 
 from __future__ import annotations
