@@ -477,6 +477,10 @@ class Loader:
             raise InvalidInput(f"retries must be a non-negative int, got {retries!r}")
         if upsert and not new_edits:
             raise InvalidInput("upsert and new_edits=False exclude each other")
+        if isinstance(docs, (str, bytes, bytearray, memoryview)) or isinstance(docs, Mapping):
+            # a path or one JSON text would be read one character (key) at a time
+            raise InvalidInput(f"docs must be an iterable of documents or a JsonLines, not a {type(docs).__name__} "
+                               "(for a file: bulk.JsonLines(open(path, 'rb')))")
         if id_field is not None and (not isinstance(id_field, str) or not id_field or id_field == "_id"):
             raise InvalidInput(f"id_field must be a field name other than '_id', got {id_field!r}")
         self.db = db

@@ -233,7 +233,7 @@ class ConflictResolution:
 
     def __init__(self, db: Any, resolved: dict[str, Any] | None = None, pending: dict[str, Any] | None = None) -> None:
         self._db = db
-        self.resolved: dict[str, Document] = resolved if resolved is not None else {}
+        self.resolved: dict[str, dict[str, Any]] = resolved if resolved is not None else {}
         self.pending: dict[str, PendingWrite] = pending if pending is not None else {}
         self.accepted: set[str] = set()
 

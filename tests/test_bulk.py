@@ -272,3 +272,9 @@ def test_bad_arguments_fail_before_reading(db):
         with pytest.raises(InvalidInput):
             load(db, source(), **kwargs)
     assert not consumed
+    # a path, one JSON text or one document is no iterable of documents (each character or
+    # key would be "rejected"): refused before anything is sent
+    for docs in ("docs.jsonl", b'{"_id": "a"}', {"_id": "a"}):
+        with pytest.raises(InvalidInput, match="iterable of documents"):
+            load(db, docs)  # type: ignore[arg-type]
+    assert db.info()["doc_count"] == 0

@@ -114,7 +114,7 @@ def sync_database(db: couchcore.Database) -> None:
     saved = db.save(doc)
     assert_type(saved, ConflictResolution)
     assert_type(saved.pending, dict[str, PendingWrite])
-    assert_type(saved.resolved, dict[str, Document])
+    assert_type(saved.resolved, dict[str, dict[str, Any]])  # the caller's own dicts, updated in place
     assert_type(db.save([doc, {"n": 2}], merge=lambda local, server: local), ConflictResolution)
     assert_type(db.update_doc("a", lambda current: {**(current or {}), "n": 2}), Document | None)
     got = db.get("a")
