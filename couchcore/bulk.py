@@ -434,13 +434,12 @@ class _Ids:
 class _Segment:
     """A stretch of input items (one fresh batch): how many of its documents are unsettled."""
 
-    __slots__ = ("pending", "last_record", "last_line", "read_done")
+    __slots__ = ("pending", "last_record", "last_line")
 
     def __init__(self) -> None:
         self.pending = 0
         self.last_record = 0
         self.last_line = 0
-        self.read_done = False
 
 
 class Loader:
