@@ -16,7 +16,7 @@ $(VENV)/bin/python:
 $(VENV)/.installed: $(VENV)/bin/python pyproject.toml setup.py $(wildcard couchcore_ext/*.pyx couchcore_ext/*.py)
 	$(PY) -m pip install --quiet cython setuptools wheel
 	$(PY) -m pip install --quiet --no-build-isolation -e '.[dev]'
-	$(PY) -c "import couchcore.rows as r; print('couchcore row parser backend:', r.BACKEND)"
+	$(PY) -c "import couchcore; print('couchcore row parser backend:', couchcore.ROW_PARSER)"
 	touch $@
 
 node_modules/.installed: package.json package-lock.json

@@ -398,7 +398,7 @@ def view_client(mode: str, url: str) -> dict:
             rows += 1
     secs = time.perf_counter() - t0
     return {"mode": mode, "seconds": secs, "rows": rows, "bytes": nbytes, "rss_before_mb": before,
-            "peak_rss_mb": peak_rss_mb(), "parser": couchcore.rows.BACKEND}
+            "peak_rss_mb": peak_rss_mb(), "parser": couchcore._rows.BACKEND}
 
 
 def bench_view(rows: int, repeat: int) -> dict:
@@ -436,7 +436,7 @@ def bench_view(rows: int, repeat: int) -> dict:
 
 def report(gets: dict | None, view: dict | None) -> str:
     lines = [f"machine: {os.cpu_count()} cores; Python {sys.version.split()[0]}; "
-             f"tornado {__import__('tornado').version}; row parser {couchcore.rows.BACKEND}", ""]
+             f"tornado {__import__('tornado').version}; row parser {couchcore._rows.BACKEND}", ""]
     if gets:
         n = gets["gets"]
         base = gets["runs"]["sync sequential (urllib3)"][0]

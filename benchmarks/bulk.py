@@ -95,7 +95,7 @@ def _cpu() -> float:
 
 
 def _split(url: str) -> tuple[str, str | None, str | None]:
-    from couchcore.urls import split_credentials
+    from couchcore._urls import split_credentials
 
     return split_credentials(url)
 
@@ -287,7 +287,7 @@ def spawn(spec: dict, env: dict | None = None) -> dict:
 
 
 def _redact(text: str) -> str:
-    from couchcore.urls import redact_url
+    from couchcore._urls import redact_url
 
     return redact_url(text)
 

@@ -111,9 +111,9 @@ def measure(spec: dict) -> dict[str, Any]:
     # what is actually in effect (an env switch that is not honoured must not pass as a variant)
     if "couchcore" in sys.modules:
         import couchcore.codec
-        import couchcore.rows
+        import couchcore._rows
 
-        out["rows_backend"] = couchcore.rows.BACKEND
+        out["rows_backend"] = couchcore._rows.BACKEND
         out["codec"] = getattr(couchcore.codec, "ENGINE", None)
     if cls.dist:
         try:

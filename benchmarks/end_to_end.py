@@ -143,7 +143,7 @@ def _digest_docs(rows) -> dict:
 
 def _download(url: str, backend: str, path: str) -> dict:
     import couchcore
-    from couchcore.drivers import run
+    from couchcore._drivers import run
     from couchcore.protocol.messages import Request
 
     server = couchcore.Server(url, backend=backend)
@@ -204,7 +204,7 @@ def client(name: str, url: str, shape: str, size: int) -> dict:
     if name.startswith("couchcore/") or name.startswith("download/"):
         # imported before the clock starts, like every contender's modules
         import couchcore  # noqa: F401
-        import couchcore.drivers  # noqa: F401
+        import couchcore._drivers  # noqa: F401
         import couchcore.protocol.messages  # noqa: F401
     elif name == "urllib3+orjson/line":
         import orjson  # noqa: F401
@@ -254,7 +254,7 @@ def client(name: str, url: str, shape: str, size: int) -> dict:
     if name.startswith("couchcore/"):
         import couchcore
 
-        out["parser"] = couchcore.rows.BACKEND
+        out["parser"] = couchcore._rows.BACKEND
     return out
 
 

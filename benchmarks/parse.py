@@ -12,8 +12,8 @@ Contenders, each run in a fresh subprocess (so peak RSS is its own), taking turn
 reading the body
 from a file in ``--chunk``-sized pieces as a streaming HTTP client would:
 
-  a  couchcore_ext   the Cython RowParser (couchcore.rows.make_parser(..., "cython"))
-  b  python twin     couchcore.rows.PyRowParser
+  a  couchcore_ext   the Cython RowParser (couchcore._rows.make_parser(..., "cython"))
+  b  python twin     couchcore._rows.PyRowParser
   c  json.loads      read the whole body, json.loads it, build Row objects
   d  orjson/line     split on CouchDB's line breaks, orjson.loads per row, build Rows
   e  ijson yajl2_c   ijson.items(f, "rows.item") with the C backend, build Rows
@@ -101,7 +101,7 @@ def _chunks(path, size):
 
 
 def run_couchcore(path, chunk, backend):
-    from couchcore.rows import make_parser
+    from couchcore._rows import make_parser
 
     p = make_parser("view", backend)
     n = 0
@@ -172,7 +172,7 @@ def child(letter: str, path: str, chunk: int) -> None:
         assert ext.__file__.startswith(os.environ["PARSE_BASELINE_EXT"]), ext.__file__
 
     import couchcore.models  # noqa: F401  (imports before the baseline)
-    import couchcore.rows  # noqa: F401
+    import couchcore._rows  # noqa: F401
 
     if letter == "d":
         import orjson  # noqa: F401
@@ -240,7 +240,7 @@ def main() -> None:
         return
 
     sys.path.insert(0, str(ROOT))
-    from couchcore import rows as rows_mod
+    from couchcore import _rows as rows_mod
 
     if args.baseline_ext:
         args.only += "" if "z" in args.only else "z"
@@ -365,7 +365,7 @@ def render_table(results, bodies, args) -> str:
 
 def giant_row_table(only: str) -> str:
     """One huge include_docs row fed in 64-byte chunks: time must grow linearly."""
-    from couchcore.rows import _CyRowParser, make_parser
+    from couchcore._rows import _CyRowParser, make_parser
 
     def run(backend, n_keys):
         doc = "{" + ",".join('"k%d":{"a":[1,"x\\"},{",{"b":null}],"s":"%s"}' % (i, "\u00e9" * 5) for i in range(n_keys)) + "}"

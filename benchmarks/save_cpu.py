@@ -135,7 +135,7 @@ def spawn(spec: dict) -> dict:
                           capture_output=True, text=True, timeout=3600, env=env)
     lines = proc.stdout.strip().splitlines()
     if proc.returncode != 0 or not lines:
-        from couchcore.urls import redact_url
+        from couchcore._urls import redact_url
 
         return {"error": redact_url((proc.stderr.strip().splitlines() or ["no output"])[-1])}
     return json.loads(lines[-1])

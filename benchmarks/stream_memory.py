@@ -39,7 +39,7 @@ def _rss() -> int:
 
 def child(url: str, rows: int, backend: str, mode: str) -> None:
     import couchcore
-    import couchcore.rows
+    import couchcore._rows
 
     db = couchcore.Database(f"{url}/rows-{rows}", backend=backend)
     list(couchcore.Database(f"{url}/rows-10", backend=backend).view("_all_docs"))  # imports, pool
@@ -70,7 +70,7 @@ def child(url: str, rows: int, backend: str, mode: str) -> None:
         "rows": rows, "backend": backend, "mode": mode, "seconds": seconds, "rows_per_s": rows / seconds,
         "rss_base_mb": base / 1e6, "rss_peak_mb": peak / 1e6, "growth_mb": (peak - base) / 1e6,
         "ru_maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3,
-        "parser": couchcore.rows.BACKEND,
+        "parser": couchcore._rows.BACKEND,
     }))
 
 

@@ -47,12 +47,12 @@ from typing import IO, TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping
 from . import codec
 from .errors import CouchcoreError, InvalidDocument, InvalidField, InvalidInput, TransportError
 from .protocol.bulk import BatchOutcome, write_batch
-from .scan import forget as _forget
-from .scan import ENGINE as _SCAN_ENGINE
-from .scan import scan_jsonl as _scan_jsonl
+from ._scan import forget as _forget
+from ._scan import ENGINE as _SCAN_ENGINE
+from ._scan import scan_jsonl as _scan_jsonl
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .sync import Database, Server
+    from ._sync import Database, Server
 
 __all__ = ["load", "Loader", "LoadReport", "Rejected", "Checkpoint", "Item", "JsonLines", "ERROR_FIELD"]
 
@@ -73,7 +73,7 @@ class JsonLines:
     """JSON Lines input for :func:`load`: a binary stream (``IO[bytes]``) read in chunks of
     ``chunk`` bytes (a longer line grows the buffer).
 
-    The loader scans each chunk in one call (:mod:`couchcore.scan`: validated in C when
+    The loader scans each chunk in one call (:mod:`couchcore._scan`: validated in C when
     the extension is built, ids found or generated, the lines' bytes sent as they are)
     instead of handling one line at a time; the result is the same as loading
     ``(line_number, line_bytes)`` items, which is also what iterating over it yields.
@@ -550,7 +550,7 @@ class Loader:
         """Read the next batch from the input (called with the lock held).
 
         The loader's hot path: :class:`JsonLines` input is scanned a read chunk at a time
-        in C (:mod:`couchcore.scan`); other input goes through :meth:`_take`, where JSON text
+        in C (:mod:`couchcore._scan`); other input goes through :meth:`_take`, where JSON text
         with a string ``_id`` (or none) costs one head-decode (msgspec with couchcore[fast])
         and a few list appends per document.
         """
@@ -605,7 +605,7 @@ class Loader:
     def _take_jsonl(self, size: int, ordinal: int, ids: list[Any], bodies: list[Any], lines: list[Any], seg_no: int,
                     seg: "_Segment") -> tuple[int, int, int]:
         """Read up to ``size`` lines of JSON Lines input into the batch lists: whole read
-        chunks go through :func:`couchcore.scan.scan_jsonl` (many lines per call); a line it
+        chunks go through :func:`couchcore._scan.scan_jsonl` (many lines per call); a line it
         does not settle goes through :meth:`_take` (the general path). Returns ``(ordinal,
         line, blanks)``; a JSON Lines record is a line, so the ordinal is the line number."""
         src = self._jsonl

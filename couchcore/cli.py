@@ -1,10 +1,10 @@
 """The ``couchcore`` command: one small function per subcommand.
 
 * ``couchcore load DB_URL [FILE|-]`` — bulk-load JSON Lines, a JSON array or CSV
-  (:mod:`couchcore.load_cli`, on :mod:`couchcore.bulk`);
+  (:mod:`couchcore._load_cli`, on :mod:`couchcore.bulk`);
 * ``couchcore dump DB_URL [FILE|-]`` — the database out as JSON Lines.
 * ``couchcore build-view DB_URL VIEW [--timeout S]`` — build a view's index and wait for it,
-  with a progress bar (:mod:`couchcore.build_view_cli`);
+  with a progress bar (:mod:`couchcore._build_view_cli`);
 * ``couchcore bench run [--quick] [--url URL] ...`` — the benchmark harness
   (``benchmarks/`` of the source checkout; ``python -m benchmarks`` there).
 
@@ -20,8 +20,10 @@ import sys
 from typing import Any
 
 from .errors import CouchcoreError
-from .sync import Database
-from .urls import redact_url
+from ._sync import Database
+from ._urls import redact_url
+
+__all__ = ["build_parser", "main"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,9 +49,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _add_load_parser(sub: Any) -> None:
-    from .load_cli import add_parser
+    from ._load_cli import add_parser
 
-    add_parser(sub)  # sets run=couchcore.load_cli.run
+    add_parser(sub)  # sets run=couchcore._load_cli.run
 
 
 # -- couchcore dump -----------------------------------------------------------------------
@@ -81,7 +83,7 @@ def _env_auth(url: str) -> tuple[str, str] | None:
     """``(COUCHDB_USER, COUCHDB_PASSWORD)`` when the URL carries no credentials of its own."""
     import os
 
-    from .urls import split_credentials
+    from ._urls import split_credentials
 
     user = os.environ.get("COUCHDB_USER")
     if not user or split_credentials(url)[1] is not None:
@@ -142,9 +144,9 @@ def _run_dump(args: argparse.Namespace) -> int:
 
 
 def _add_build_view_parser(sub: Any) -> None:
-    from .build_view_cli import add_parser
+    from ._build_view_cli import add_parser
 
-    add_parser(sub)  # sets run=couchcore.build_view_cli.run
+    add_parser(sub)  # sets run=couchcore._build_view_cli.run
 
 
 # -- couchcore bench -----------------------------------------------------------------------

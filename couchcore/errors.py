@@ -51,7 +51,7 @@ __all__ = [
 ]
 
 
-# A leaf module: nothing of couchcore is imported here (couchcore.urls imports from it).
+# A leaf module: nothing of couchcore is imported here (couchcore._urls imports from it).
 # userinfo runs to the last "@" before the first "/": a password with an unencoded "#"
 # or "?" is still hidden ("http://u:20#Zx@host" -> "http://***@host"), while an "@" in a
 # path ("/_node/node1@127.0.0.1") is not taken for one

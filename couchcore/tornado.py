@@ -1,7 +1,7 @@
 """The async facade: :class:`Server` and :class:`Database` on Tornado / asyncio.
 
-Every operation of :class:`~couchcore.api.ServerAPI` and
-:class:`~couchcore.api.DatabaseAPI` is available, unchanged, as an awaitable::
+Every operation of :class:`~couchcore._api.ServerAPI` and
+:class:`~couchcore._api.DatabaseAPI` is available, unchanged, as an awaitable::
 
     import asyncio
     from couchcore.tornado import Server
@@ -51,13 +51,13 @@ from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable, Liter
 
 from tornado import gen
 
-from . import feeds as _feeds
-from .api import DatabaseAPI, ServerAPI
-from .drivers import run_async
+from . import _feeds
+from ._api import DatabaseAPI, ServerAPI
+from ._drivers import run_async
 from .errors import CouchcoreError, HTTPError, InvalidInput
 from .models import Document, Status
 from .protocol import changes as _changes
-from .results import ChangesResult, StreamedResult
+from ._results import ChangesResult, StreamedResult
 from .transport.base import get_backend
 
 __all__ = ["Server", "Database", "Couch", "ChangesFeed", "ChangesTask", "StreamTask", "Status", "relax"]
@@ -271,7 +271,7 @@ class Database(_DatabaseBase):
         db.changes(...)`` streams the changes through the row parser without keeping
         them (``.last_seq``/``.pending`` of the task once the loop has ended);
         ``result = await db.changes(...)`` reads the whole response into a
-        :class:`~couchcore.results.ChangesResult` (``result["results"]``,
+        :class:`~couchcore._results.ChangesResult` (``result["results"]``,
         ``result["last_seq"]``, ``result.last_seq``, plain ``for``). With ``callback``:
         ``callback(result, status)`` once. ``feed="continuous"``: a :class:`ChangesFeed`
         to iterate with ``async for``; with ``callback``, a running feed calling
@@ -344,7 +344,7 @@ async def _changes_body(started: Any, state: _ChangesState) -> ChangesResult:
 class ChangesTask(StreamTask):
     """A running normal/longpoll ``_changes`` request of the async facade.
 
-    ``await`` it for the whole :class:`~couchcore.results.ChangesResult` (read into
+    ``await`` it for the whole :class:`~couchcore._results.ChangesResult` (read into
     memory), or iterate it at once with ``async for change in db.changes(...)`` to
     stream the changes without keeping them; :attr:`last_seq` and :attr:`pending` are
     known when that loop has ended. It is an :class:`asyncio.Task`: ``cancel()``

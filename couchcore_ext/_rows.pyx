@@ -1,7 +1,7 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False, embedsignature=True
 """Incremental CouchDB row parser (C speed).
 
-``RowParser(shape)`` has the interface documented in :mod:`couchcore.rows` (feed, close,
+``RowParser(shape)`` has the interface documented in :mod:`couchcore._rows` (feed, close,
 meta, done) and produces the same items as the pure-Python twin ``PyRowParser``.
 
 How it works: one resumable JSON tokenizer walks each chunk's bytes exactly once.  An
@@ -545,7 +545,7 @@ cdef inline object _fquick(const unsigned char* d, Py_ssize_t p, Py_ssize_t n, P
 
 @cython.final
 cdef class RowParser:
-    """Incremental parser for one CouchDB response body (see :mod:`couchcore.rows`)."""
+    """Incremental parser for one CouchDB response body (see :mod:`couchcore._rows`)."""
 
     cdef readonly str shape
     cdef dict _meta

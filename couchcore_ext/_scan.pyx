@@ -1,5 +1,5 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False, embedsignature=True
-"""The bulk loader's JSON Lines scanner (C speed); twin of :func:`couchcore.scan.scan_jsonl_py`.
+"""The bulk loader's JSON Lines scanner (C speed); twin of :func:`couchcore._scan.scan_jsonl_py`.
 
 :func:`scan_jsonl` walks whole lines of a read chunk in one call: for each line it
 checks that the line is one valid JSON object (strict RFC 8259 grammar, UTF-8 validated

@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
 
     with couch_url() as url:
         server = couchcore.Server(url)
-        print(f"server: {server.url}  version {server.version()}  row parser: {couchcore.rows.BACKEND}")
+        print(f"server: {server.url}  version {server.version()}  row parser: {couchcore.ROW_PARSER}")
         name = f"couchcore-demo-{uuid.uuid4().hex[:8]}"
         db = server.create(name)
         try:

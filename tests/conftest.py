@@ -33,7 +33,7 @@ if os.environ.get("HYPOTHESIS_PROFILE"):
 
 
 def _welcome(url: str) -> dict:
-    from couchcore.urls import split_credentials
+    from couchcore._urls import split_credentials
 
     base, _, _ = split_credentials(url)
     with urllib.request.urlopen(base + "/", timeout=10) as resp:

@@ -8,7 +8,7 @@ crash of the extension is a finding (atheris stops and writes the input to ``cra
     python tests/fuzz_rows_atheris.py -atheris_runs=200000 [corpus_dir]
 
 The extension is not built with libFuzzer instrumentation, so coverage guidance comes from
-the Python code atheris instruments (the twin, couchcore.rows); the Cython parser is
+the Python code atheris instruments (the twin, couchcore._rows); the Cython parser is
 exercised by every input and checked against the twin.
 """
 
@@ -19,7 +19,7 @@ import sys
 import atheris
 
 with atheris.instrument_imports():
-    from couchcore import rows
+    from couchcore import _rows as rows
     from couchcore.errors import ParseError
 
 from couchcore_ext import _rows  # noqa: F401 - the extension must be built

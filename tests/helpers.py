@@ -17,7 +17,7 @@ from typing import Any, Callable, TypeVar
 import simplejson
 from hypothesis import strategies as st
 
-from couchcore import rows as rows_mod
+from couchcore import _rows as rows_mod
 from couchcore.models import Document, Row
 from couchcore.testing import RESET, ScriptedServer, http_response
 

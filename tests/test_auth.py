@@ -20,7 +20,7 @@ import couchcore
 import couchcore.tornado as ctornado
 from couchcore.protocol.messages import Request
 from couchcore.testing import FaultyProxy
-from couchcore.urls import split_credentials
+from couchcore._urls import split_credentials
 
 from tests.helpers import unique_name
 

@@ -18,7 +18,7 @@ import pytest
 import couchcore
 from couchcore.testing import LoopbackServer, read_request_head
 from couchcore import Document
-from couchcore.urls import split_credentials
+from couchcore._urls import split_credentials
 
 FILTERS = {
     "_id": "_design/f",

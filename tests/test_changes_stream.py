@@ -1,6 +1,6 @@
 """Normal and longpoll ``_changes`` stream through the row parser (issue 15, item 8).
 
-``db.changes()`` returns a :class:`couchcore.results.ChangesResult`: iterating it yields
+``db.changes()`` returns a :class:`couchcore._results.ChangesResult`: iterating it yields
 the changes as they arrive without keeping them; ``last_seq``/``pending`` are known once
 it has been read; ``result["results"]``, ``result["last_seq"]`` and ``dict(result)``
 still give the old whole-dict view. The memory figure is in ``tests/test_memory.py``.
@@ -14,7 +14,7 @@ import pytest
 
 import couchcore
 import couchcore.tornado as ct
-from couchcore.results import ChangesResult
+from couchcore._results import ChangesResult
 from couchcore.testing import RowReplayServer
 
 

@@ -24,7 +24,7 @@ import uuid
 import pytest
 
 import couchcore
-from couchcore.drivers import run, run_async
+from couchcore._drivers import run, run_async
 from couchcore.errors import Conflict
 from couchcore.protocol import attachments, documents, server
 from couchcore.protocol.messages import Response
@@ -652,7 +652,7 @@ def _load_through(urls, db_name, n_docs, backend, stop_at):
     ``stop_at``. Returns (report, proxies)."""
     from couchcore.bulk import load
     from couchcore.testing import FaultyProxy
-    from couchcore.urls import split_credentials
+    from couchcore._urls import split_credentials
 
     _, user, password = split_credentials(urls[0])
     auth = (user, password) if user is not None else None

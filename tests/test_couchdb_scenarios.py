@@ -551,7 +551,7 @@ def test_bad_attachment_rev_raises_before_sending(rev):
 
 @pytest.fixture
 def four_dbs(server):
-    prefix = "scen-" + couchcore.api.os.urandom(4).hex()
+    prefix = "scen-" + couchcore._api.os.urandom(4).hex()
     names = [f"{prefix}-{c}" for c in "abcd"]
     for name in names:
         server.create(name)
@@ -602,7 +602,7 @@ def test_config_reload(server):
 
 
 def test_session(server, couch_url):
-    from couchcore.urls import split_credentials
+    from couchcore._urls import split_credentials
 
     _, user, _ = split_credentials(couch_url)
     info = server.session()
@@ -612,7 +612,7 @@ def test_session(server, couch_url):
 
 
 def test_session_anonymous(couch_url):
-    from couchcore.urls import split_credentials
+    from couchcore._urls import split_credentials
 
     base, _, _ = split_credentials(couch_url)
     anonymous = couchcore.Server(base, backend="urllib3")
@@ -630,7 +630,7 @@ def plain_db(couch_url):
     """A fresh database through the default backend only (for the async test, which
     the backend-parametrized ``db`` fixture would run twice)."""
     server = couchcore.Server(couch_url)
-    database = server.create("scen-" + couchcore.api.os.urandom(6).hex())
+    database = server.create("scen-" + couchcore._api.os.urandom(6).hex())
     yield database
     server.delete(database.name)
     server.close()

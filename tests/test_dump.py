@@ -18,7 +18,7 @@ from couchcore.dump import dump, split_points
 from couchcore.errors import InvalidInput, NotFound
 from couchcore.protocol.paths import url_with_credentials
 from couchcore.testing import FaultyProxy
-from couchcore.urls import split_credentials
+from couchcore._urls import split_credentials
 
 from tests.helpers import unique_name
 

@@ -9,7 +9,7 @@ import pytest
 import couchcore
 from couchcore.bulk import load
 from couchcore.testing import LoopbackServer, read_request_head
-from couchcore.urls import redact_url, split_credentials
+from couchcore._urls import redact_url, split_credentials
 from tests.helpers import unique_name
 
 

@@ -24,7 +24,7 @@ import pytest
 
 import couchcore
 from couchcore.testing import LoopbackServer, ScriptedServer, http_response, read_request_head
-from couchcore.urls import split_credentials
+from couchcore._urls import split_credentials
 
 from tests.helpers import unique_name
 
@@ -101,7 +101,7 @@ def test_malformed_urls_raise_invalid_input_not_value_error_text(url):
 
 
 def test_urls_with_misread_credentials_are_redacted_in_messages():
-    from couchcore.urls import redact_url
+    from couchcore._urls import redact_url
 
     assert redact_url("see http://admin:20#Zx@127.0.0.1:5984/db") == "see http://***@127.0.0.1:5984/db"
     assert redact_url("http://u:a@b?c@host/x") == "http://***@host/x"

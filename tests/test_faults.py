@@ -31,7 +31,7 @@ import pytest
 import couchcore
 from couchcore import bulk
 from couchcore.testing import FaultyProxy, PouchDBServer
-from couchcore.urls import split_credentials
+from couchcore._urls import split_credentials
 
 from tests.helpers import node_urls, unique_name
 

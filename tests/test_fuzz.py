@@ -58,7 +58,7 @@ def parser(request):
 
 
 def run(parser: str, shape: str, chunks: list[bytes]):
-    from couchcore.rows import make_parser
+    from couchcore._rows import make_parser
 
     p = make_parser(shape, parser)
     out = []
@@ -196,7 +196,7 @@ def valid_for_codec(shape: str, body: bytes) -> bool:
         return False
     if type(top) is not dict:
         return False
-    from couchcore.rows import ROWS_KEY
+    from couchcore._rows import ROWS_KEY
 
     rows = top.get(ROWS_KEY[shape], [])
     return type(rows) is list and all(type(r) is dict for r in rows)

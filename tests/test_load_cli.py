@@ -14,7 +14,7 @@ import pytest
 
 import couchcore
 from couchcore.testing import FaultyProxy, free_port
-from couchcore.urls import split_credentials
+from couchcore._urls import split_credentials
 
 from tests.helpers import wait_until
 
@@ -380,7 +380,7 @@ def json_engine(request):
 def test_json_array_splitter_at_any_chunk_size(chunk, json_engine):
     import io
 
-    from couchcore.load_cli import json_array_records
+    from couchcore._load_cli import json_array_records
 
     got = list(json_array_records(io.BytesIO(ARRAY), chunk=chunk))
     assert [line for line, _ in got] == [2, 3, 4, 4, 4, 6]
@@ -399,7 +399,7 @@ def test_json_array_splitter_at_any_chunk_size(chunk, json_engine):
 def test_json_array_splitter_edges(text, expected, json_engine):
     import io
 
-    from couchcore.load_cli import InputError, json_array_records
+    from couchcore._load_cli import InputError, json_array_records
 
     got = [t if isinstance(t, bytes) else type(t).__name__ for _, t in json_array_records(io.BytesIO(text), chunk=3)]
     assert got == expected
@@ -409,7 +409,7 @@ def test_json_array_splitter_edges(text, expected, json_engine):
 def test_format_detection():
     import io
 
-    from couchcore.load_cli import detect_format
+    from couchcore._load_cli import detect_format
 
     def fmt(data, name="-"):
         return detect_format(io.BufferedReader(io.BytesIO(data)), name, "auto")

@@ -12,7 +12,7 @@ from collections import Counter
 import pytest
 
 import couchcore
-import couchcore.nodes
+import couchcore._nodes
 import couchcore.tornado as ctornado
 from couchcore.testing import FaultyProxy, PouchDBServer
 
@@ -61,7 +61,7 @@ def test_requests_go_round_robin(running, backend):
 
 
 def test_a_stopped_node_is_set_aside_and_tried_again(running, backend, monkeypatch):
-    monkeypatch.setattr(couchcore.nodes, "BENCH", 1.0)
+    monkeypatch.setattr(couchcore._nodes, "BENCH", 1.0)
     ids = uuids(running)
     server = couchcore.Server([bare(n.url) for n in running], auth=("admin", "admin"), backend=backend, retries=0)
     pool = server._transport
@@ -163,7 +163,7 @@ def test_cluster_nodes_with_one_down(couch_urls):
     """The 3-node CouchDB cluster (cluster profile), one SessionAuth cookie for every node
     (they share ``[chttpd_auth] secret``); a loopback proxy in front of each node; one
     proxy stops listening, as a node that went down."""
-    from couchcore.urls import split_credentials
+    from couchcore._urls import split_credentials
 
     _, user, password = split_credentials(couch_urls[0])
     proxies = [FaultyProxy(u) for u in couch_urls]
@@ -198,7 +198,7 @@ def test_cluster_nodes_with_one_down(couch_urls):
 def test_cluster_changes_feed_resumes_on_another_node(couch_urls):
     """A continuous feed reads from the node it started on; when that node goes down the
     feed reconnects from its last sequence (opaque, valid on every node) through another."""
-    from couchcore.urls import split_credentials
+    from couchcore._urls import split_credentials
 
     _, user, password = split_credentials(couch_urls[0])
     proxies = [FaultyProxy(u) for u in couch_urls]

@@ -1,4 +1,4 @@
-"""Tests of the incremental row parser (couchcore.rows).
+"""Tests of the incremental row parser (couchcore._rows).
 
 One suite, parametrised over both implementations: every test that takes the ``backend``
 fixture runs against the pure-Python twin and the Cython extension on the same inputs
@@ -25,10 +25,10 @@ import simplejson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from couchcore import rows as rows_mod
+from couchcore import _rows as rows_mod
 from couchcore.errors import ParseError
 from couchcore.models import Document, Row
-from couchcore.rows import SHAPES, PyRowParser, make_parser
+from couchcore._rows import SHAPES, PyRowParser, make_parser
 from tests.helpers import CY_SKIP, FIXTURES, assert_same, cuts, expected
 
 if CY_SKIP is None:
@@ -721,7 +721,7 @@ def test_make_parser_validation():
 def test_env_var_selects_backend(forced):
     if forced == "cython" and CY_SKIP is not None:
         pytest.skip(CY_SKIP)
-    code = "import couchcore.rows as r; p = r.make_parser('view'); print(r.BACKEND, type(p).__name__)"
+    code = "import couchcore._rows as r; p = r.make_parser('view'); print(r.BACKEND, type(p).__name__)"
     env = dict(os.environ, COUCHCORE_ROWS_BACKEND=forced, PYTHONPATH=str(ROOT))
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     name, cls = out.stdout.split()

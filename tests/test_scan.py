@@ -1,4 +1,4 @@
-"""The bulk loader's JSON Lines scanner (couchcore.scan: the Cython couchcore_ext._scan and its
+"""The bulk loader's JSON Lines scanner (couchcore._scan: the Cython couchcore_ext._scan and its
 pure-Python twin) and couchcore.bulk.JsonLines, on canned bytes (no server: the batches the
 loader would send are compared with what the general per-line path builds)."""
 
@@ -16,7 +16,7 @@ from couchcore import codec
 from couchcore.bulk import JsonLines, Loader
 from couchcore.errors import CouchcoreError
 from couchcore.protocol.bulk import _all_ok
-from couchcore.scan import count_ok_py, forget_py, scan_jsonl_py
+from couchcore._scan import count_ok_py, forget_py, scan_jsonl_py
 
 try:
     from couchcore_ext._scan import count_ok as cy_count_ok

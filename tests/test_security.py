@@ -30,7 +30,7 @@ import pytest
 
 import couchcore
 from couchcore.testing import FaultyProxy, ScriptedServer, free_port, http_response
-from couchcore.urls import split_credentials
+from couchcore._urls import split_credentials
 
 from tests.helpers import unique_name
 

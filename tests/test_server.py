@@ -197,7 +197,7 @@ def test_replicate_via_replicator_document(server, db):
 
 
 def test_unauthorized_with_wrong_password(couch_url):
-    from couchcore.urls import split_credentials
+    from couchcore._urls import split_credentials
 
     base, _, _ = split_credentials(couch_url)
     # an unknown user: wrong passwords for the real admin lock it out on CouchDB 3

@@ -118,7 +118,7 @@ def test_sync_and_async_facades_expose_the_same_operations():
     assert _public(couchcore.Database) == _public(ct.Database)
     assert ct.Server.is_async and ct.Database.is_async and not couchcore.Database.is_async
     # every operation of the core API is there without per-backend code, with callback=
-    for api, cls in ((couchcore.api.ServerAPI, ct.Server), (couchcore.api.DatabaseAPI, ct.Database)):
+    for api, cls in ((couchcore._api.ServerAPI, ct.Server), (couchcore._api.DatabaseAPI, ct.Database)):
         for name in _public(api) - {"close", "changes"}:
             method = getattr(cls, name)
             assert getattr(method, "couchcore_callback", False), name
@@ -132,7 +132,7 @@ def test_an_operation_added_to_the_core_later_works_unchanged(aserver, monkeypat
         resp = yield Request("GET", "/")
         return resp.status
 
-    monkeypatch.setattr(couchcore.api.ServerAPI, "welcome_status", lambda self: self._run(up(self._ctx)),
+    monkeypatch.setattr(couchcore._api.ServerAPI, "welcome_status", lambda self: self._run(up(self._ctx)),
                         raising=False)
     ct._add_callbacks(ct.Server)
     try:

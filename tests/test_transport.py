@@ -26,7 +26,7 @@ import couchcore
 from couchcore.testing import LoopbackServer, ScriptedServer, http_response, read_request_head
 from tests.helpers import reset_on_write
 from couchcore.protocol.messages import Request
-from couchcore.urls import split_credentials
+from couchcore._urls import split_credentials
 
 SECRET = "pa55-SECRET-w0rd"
 USER = "sekrit-user"
@@ -919,7 +919,7 @@ def test_a_long_retry_after_is_left_to_the_caller(backend):
 def test_retry_after_header_forms():
     from email.utils import formatdate
 
-    from couchcore.drivers import retry_after
+    from couchcore._drivers import retry_after
 
     assert retry_after("7") == 7.0 and retry_after(" 0 ") == 0.0
     assert 58 < retry_after(formatdate(time.time() + 60, usegmt=True)) <= 60

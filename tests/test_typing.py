@@ -87,7 +87,7 @@ def test_typed_example_uses_every_public_method() -> None:
     """A method added to Server/Database (either flavour) must be added to the example too."""
     import couchcore
     import couchcore.aio
-    from couchcore.partition import Partition
+    from couchcore._partition import Partition
 
     sync = _used("sync_server", "sync_session", "sync_database")
     asyncio_ = _used("async_server", "async_database")

@@ -16,9 +16,9 @@ from typing import Any
 import couchcore
 import couchcore.aio
 from couchcore import ChangesFeed, ChangesResult, ConflictResolution, Document, Result, Row, Status, ViewResult
-from couchcore.follow import ChangesFollower
-from couchcore.paging import Paged
-from couchcore.partition import Partition
+from couchcore._follow import ChangesFollower
+from couchcore._paging import Paged
+from couchcore._partition import Partition
 from couchcore.protocol.mango import IndexInfo
 from couchcore.protocol.partitions import PartitionInfo
 from couchcore.protocol.revs import RevsDiffEntry
@@ -40,7 +40,7 @@ from couchcore.protocol.shapes import (
     ServerInfo,
     SessionInfo,
 )
-from couchcore.results import AttachmentStream
+from couchcore._results import AttachmentStream
 
 if sys.version_info >= (3, 11):
     from typing import assert_type

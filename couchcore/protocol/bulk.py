@@ -29,7 +29,7 @@ from typing import Any, Generator, Sequence
 
 from .. import codec
 from ..errors import CouchcoreError, TransportError
-from ..scan import count_ok as _count_ok
+from .._scan import count_ok as _count_ok
 from .messages import Request, Response
 from .paths import db_path
 from .server import ServerContext

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Generator, Union
 
 from .. import codec
-from .. import rows as _rows
+from .. import _rows
 from ..errors import InvalidInput, InvalidOption, error_for_status
 from ..models import Document
 from .messages import Request, Response

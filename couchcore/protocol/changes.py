@@ -6,9 +6,9 @@ import logging
 from typing import Any, Callable, Generator, Iterator, Literal, Mapping
 
 from .. import codec
-from .. import rows as _rows
+from .. import _rows
 from ..errors import InvalidOption, ReadTimeout
-from ..results import ChangesResult, raise_stream_error
+from .._results import ChangesResult, raise_stream_error
 from .messages import Operation, Request, Response
 from .paths import db_path
 from .server import ServerContext
@@ -73,7 +73,7 @@ def _read_timeout(feed: str, opts: Mapping[str, Any]) -> float | None:
 
 
 def changes(ctx: ServerContext, db: str, **options: Any) -> Operation[ChangesResult]:
-    """A normal or longpoll feed as a :class:`~couchcore.results.ChangesResult`: the
+    """A normal or longpoll feed as a :class:`~couchcore._results.ChangesResult`: the
     change dicts are parsed as the body streams in; ``last_seq`` and ``pending`` once read.
 
     CouchDB: https://docs.couchdb.org/en/stable/api/database/changes.html
@@ -93,15 +93,15 @@ FeedMode = Literal["continuous", "longpoll", "normal"]
 class FeedState:
     """Everything a resuming ``_changes`` feed remembers between requests, without I/O.
 
-    :class:`~couchcore.feeds.ChangesFeed` (``feed="continuous"``) and
-    :class:`~couchcore.follow.ChangesFollower` (``longpoll``, or ``normal`` for a one-off
+    :class:`~couchcore._feeds.ChangesFeed` (``feed="continuous"``) and
+    :class:`~couchcore._follow.ChangesFollower` (``longpoll``, or ``normal`` for a one-off
     follower) drive one of these, from a sync or an async loop alike:
 
-    1. ``op = state.open(ctx)``: the :data:`~couchcore.drivers.Operation` of the next
+    1. ``op = state.open(ctx)``: the :data:`~couchcore._drivers.Operation` of the next
        round (pins ``since="now"`` to the database's ``update_seq`` first, then sends
        :meth:`request`); its result is the source to read: the streamed
        :class:`~couchcore.protocol.messages.Response` of a continuous feed, a
-       :class:`~couchcore.results.ChangesResult` otherwise. ``state.items(source)`` is
+       :class:`~couchcore._results.ChangesResult` otherwise. ``state.items(source)`` is
        what to iterate (``for``/``async for``): body chunks or change dicts.
     2. ``for change in state.receive(item)``: the changes to hand out (each noted as
        delivered: :attr:`since` becomes its ``seq``) -- stops at :meth:`stop` and when

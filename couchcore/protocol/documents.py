@@ -110,7 +110,7 @@ def get_docs(ctx: ServerContext, db: str, ids: Iterable[str], **opts: Any) -> Op
     query, _ = codec.view_query(opts)
     resp = yield Request("POST", f"{db_path(db)}/_all_docs", query=query, json={"keys": ids},
                          idempotent=True)
-    from .. import rows as _rows
+    from .. import _rows
 
     parser = _rows.make_parser("view")
     resp.raise_for_status()

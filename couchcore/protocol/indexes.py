@@ -20,7 +20,7 @@ import time
 from typing import Any, Callable, Generator, Mapping
 
 from ..errors import HTTPError, IndexBuildTimeout, InvalidInput, ReadTimeout
-from ..results import ViewResult
+from .._results import ViewResult
 from .messages import Request, Response
 from .paths import db_path, design_path, split_design_name
 from .server import ServerContext

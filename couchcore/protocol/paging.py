@@ -31,7 +31,7 @@ from .. import codec
 from ..codec import NOT_GIVEN
 from ..errors import InvalidInput, InvalidOption
 from ..models import Document, Row
-from ..results import ViewResult
+from .._results import ViewResult
 from .messages import Request, Response
 from .paths import db_path, view_path
 

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from typing import Any, Generator, TypedDict
 
 from ..errors import InvalidInput
-from ..results import ViewResult
+from .._results import ViewResult
 from .messages import Request, Response
 from .paging import find_page, find_request
 from .paths import db_path, quote_segment

@@ -10,7 +10,7 @@ from urllib.parse import urlencode
 from .. import codec
 from ..errors import InvalidInput, InvalidOption
 from ..models import Result
-from ..results import ViewResult
+from .._results import ViewResult
 from .messages import Operation, Request, Response
 from .paths import (db_path, design_path, doc_path, quote_segment, quote_segments, split_design_name,
                     view_path)

@@ -12,7 +12,7 @@ from .. import __version__
 from ..protocol.messages import Operation, Request, Response
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..drivers import RetryPolicy
+    from .._drivers import RetryPolicy
 
 __all__ = ["TransportOptions", "Credentials", "BaseTransport", "register", "get_backend", "is_file_like",
            "USER_AGENT", "BODY_METHODS", "DEFAULT_TIMEOUT", "DEFAULT_CONNECT_TIMEOUT",
@@ -177,8 +177,8 @@ class SyncTransport(Protocol):
     response (streamed when ``request.stream``: ``response.stream`` iterates bytes);
     a network failure raises a :class:`~couchcore.errors.TransportError` (through
     :func:`map_exceptions`), an HTTP error status is a normal response. Retries,
-    backoff and the node pool live above it (:mod:`couchcore.drivers`,
-    :mod:`couchcore.nodes`)."""
+    backoff and the node pool live above it (:mod:`couchcore._drivers`,
+    :mod:`couchcore._nodes`)."""
 
     base_url: str
     options: TransportOptions
@@ -212,7 +212,7 @@ class ConcurrentTransport(SyncTransport, Protocol):
     """A sync backend that also runs many operations at once in one thread (pycurl's
     CurlMulti): ``iter_many(ops, concurrency, policy)`` yields ``(index, result)`` as
     operations finish, an exception in place of the result of one that failed;
-    ``policy`` (a :class:`~couchcore.drivers.RetryPolicy`) decides the retries."""
+    ``policy`` (a :class:`~couchcore._drivers.RetryPolicy`) decides the retries."""
 
     def iter_many(self, ops: Iterable[Operation[Any]], concurrency: int = 16,
                   policy: RetryPolicy | None = None) -> Iterator[tuple[int, Any]]:
@@ -346,7 +346,7 @@ def translate(exc: BaseException, url: str, table: ErrorTable, *, connected: boo
     exception's text), any credentials in a URL in it removed.
     """
     from .. import errors
-    from ..urls import redact_url
+    from .._urls import redact_url
 
     if isinstance(exc, errors.CouchcoreError) or not isinstance(exc, Exception):
         return exc  # couchcore's own, or CancelledError/KeyboardInterrupt/GeneratorExit

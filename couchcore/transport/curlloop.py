@@ -49,7 +49,7 @@ import pycurl
 
 from .. import errors
 from ..protocol.messages import Headers, Request, Response
-from ..urls import redact_url
+from .._urls import redact_url
 from .base import BaseTransport, Credentials, TransportOptions, is_file_like
 from .pycurl import PycurlTransport, _translate
 

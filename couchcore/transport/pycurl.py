@@ -238,7 +238,7 @@ class CurlEngine:
 
         ``ops`` is consumed lazily; yields ``(index, result)`` as operations finish
         (an exception is yielded in place of the result of an operation that failed).
-        ``policy`` (a :class:`couchcore.drivers.RetryPolicy`, supplied by the facade)
+        ``policy`` (a :class:`couchcore._drivers.RetryPolicy`, supplied by the facade)
         decides which failed requests are sent again and when; this engine only
         schedules them.
         """
@@ -286,7 +286,7 @@ class CurlEngine:
                 advance(i, op, response if response is not None and response.status == 404 else original)
                 return
             if response is not None and response.status == 500:
-                from ..drivers import _shards_gone  # the sync drivers' rule, not an operation
+                from .._drivers import _shards_gone  # the sync drivers' rule, not an operation
 
                 probe = _shards_gone(request, response)
                 if probe is not None:

@@ -51,7 +51,7 @@ from tornado.simple_httpclient import HTTPStreamClosedError, HTTPTimeoutError, S
 
 from .. import errors
 from ..protocol.messages import Headers, Request, Response
-from ..urls import redact_url
+from .._urls import redact_url
 from .base import BaseTransport, Credentials, ErrorTable, TransportOptions, is_file_like, translate
 
 __all__ = ["TornadoTransport", "HIGH_WATER", "LOW_WATER"]

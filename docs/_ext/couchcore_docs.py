@@ -7,8 +7,8 @@
   (``:class:`InvalidInput```, ``:meth:`stop```, a quoted forward reference in an annotation):
   it links them to the one documented object of that name — in the referring class or module
   first — and leaves them unresolved (a warning, an error under ``-W``) when there is none or
-  more than one. The internal bases of the facades (``couchcore.api.ServerAPI`` /
-  ``DatabaseAPI``, ``couchcore.sync``) link to the public classes. A name with no page
+  more than one. The internal bases of the facades (``couchcore._api.ServerAPI`` /
+  ``DatabaseAPI``, ``couchcore._sync``) link to the public classes. A name with no page
   of its own (an internal module or function, an instance attribute, an inherited member
   documented on the base) is rendered as code without a link, but only after checking
   that it exists in the code: a reference to a renamed or removed name still fails the build.
@@ -73,12 +73,12 @@ class StatusExceptionTable(SphinxDirective):
 
 #: internal names whose documentation is the public class's
 ALIASES = {
-    "couchcore.api.ServerAPI": "couchcore.Server",
-    "couchcore.api.DatabaseAPI": "couchcore.Database",
+    "couchcore._api.ServerAPI": "couchcore.Server",
+    "couchcore._api.DatabaseAPI": "couchcore.Database",
     "ServerAPI": "couchcore.Server",
     "DatabaseAPI": "couchcore.Database",
-    "couchcore.sync.Server": "couchcore.Server",
-    "couchcore.sync.Database": "couchcore.Database",
+    "couchcore._sync.Server": "couchcore.Server",
+    "couchcore._sync.Database": "couchcore.Database",
 }
 
 
@@ -177,6 +177,8 @@ def _exists(target: str, module: str, cls: str) -> bool:
         if ok and isinstance(klass, type):
             if any(target in vars(k) for k in klass.__mro__) or _instance_attribute(klass, target):
                 return True
+            if _import(f"{klass.__module__}.{target}")[0]:  # a name of the (private) module defining a
+                return True  # class documented under its public name (couchcore.Paged: Pager, Operation)
     if module:
         return _import(f"{module}.{target}")[0]
     return False
@@ -203,8 +205,8 @@ def _qualify_facade_names(app: Sphinx, doctree: nodes.document) -> None:
 
 
 def _public_bases(app: Sphinx, name: str, obj: Any, options: Any, bases: list[Any]) -> None:
-    """Leave the facades' internal bases (``couchcore.api.ServerAPI``, ...) out of "Bases:"."""
-    internal = ("couchcore.api", "couchcore._facades")
+    """Leave the facades' internal bases (``couchcore._api.ServerAPI``, ...) out of "Bases:"."""
+    internal = ("couchcore._api", "couchcore._facades")
     kept = [b for b in bases if getattr(b, "__module__", "") not in internal]
     bases[:] = kept or [object]
 

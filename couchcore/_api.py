@@ -2,7 +2,7 @@
 
 :class:`ServerAPI` and :class:`DatabaseAPI` turn each call into a protocol
 operation and hand it to ``self._run(op, post)``; the sync facade
-(:mod:`couchcore.sync`) runs it at once and returns the result, the async facade
+(:mod:`couchcore._sync`) runs it at once and returns the result, the async facade
 (:mod:`couchcore.tornado`) returns an awaitable. No operation is written per backend.
 """
 
@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any, Callable, Iterable, Literal, Sequence, TypeVar, overload
 
 from .errors import InvalidInput, NotFound, NotFoundKeyError
-from .feeds import ChangesFeed
+from ._feeds import ChangesFeed
 from .models import ConflictResolution, Document, Result
 from .protocol import attachments as _att
 from .protocol import changes as _changes
@@ -26,11 +26,11 @@ from .protocol import bulk_get as _bulk_get
 from .protocol import mango as _mango
 from .protocol import paging as _paging
 from .protocol import revs as _revs
-from .follow import ChangesFollower
+from ._follow import ChangesFollower
 from .models import Row
-from .paging import Paged
-from .partition import Partition
-from .results import AttachmentStream, ChangesResult, ViewResult
+from ._paging import Paged
+from ._partition import Partition
+from ._results import AttachmentStream, ChangesResult, ViewResult
 from .protocol.messages import Operation
 from .protocol.shapes import (BuildViewResult, CommitResult, ConfigSection, DatabaseInfo, DesignInfo, DocResult,
                               FindResult, IndexCreated, LoginResult, Membership, OkResult, PurgeResult, ServerInfo,
@@ -38,9 +38,9 @@ from .protocol.shapes import (BuildViewResult, CommitResult, ConfigSection, Data
 from .codec import NOT_GIVEN
 from .protocol.paths import db_path, url_with_credentials, validate_db_name
 from .auth import Auth, SessionAuth, authed, is_unauthenticated, unauthenticated
-from .nodes import AsyncNodePool, NodePool, check_nodes
+from ._nodes import AsyncNodePool, NodePool, check_nodes
 from .transport.base import Credentials, TransportOptions, check_transport, find_backend
-from .urls import split_credentials, split_database_url
+from ._urls import split_credentials, split_database_url
 
 __all__ = ["ServerAPI", "DatabaseAPI", "DEFAULT_URL"]
 
@@ -841,7 +841,7 @@ class DatabaseAPI:
                 **options: Any) -> ChangesResult | ChangesFeed:
         """The ``_changes`` feed.
 
-        ``feed="normal"``/``"longpoll"``: a :class:`~couchcore.results.ChangesResult`
+        ``feed="normal"``/``"longpoll"``: a :class:`~couchcore._results.ChangesResult`
         streamed through the row parser: ``for change in result`` yields the change
         dicts without keeping them (memory flat in the number of changes), then
         ``result.last_seq`` / ``result.pending`` are known; ``result["results"]``,
@@ -896,7 +896,7 @@ class DatabaseAPI:
         reduce/group views (rows without id), ``descending`` and null keys page exactly;
         a short page is the last (no extra request). ``options``: view options;
         ``limit`` caps the rows in all, ``key`` is ``startkey = endkey = key``; ``skip`` and
-        ``keys`` are refused. Returns a :class:`~couchcore.paging.Paged` of
+        ``keys`` are refused. Returns a :class:`~couchcore._paging.Paged` of
         :class:`Row` (``for``; ``async for`` on the async facade). ``page_size < 1``
         and bad options raise :class:`InvalidInput` before anything is sent.
         https://docs.couchdb.org/en/stable/ddocs/views/pagination.html
@@ -912,7 +912,7 @@ class DatabaseAPI:
         (``fields``, ``sort``, ``use_index``, ...; ``limit`` caps the documents in all,
         ``skip``/``bookmark`` say where to begin). A server that sends no bookmark
         (PouchDB Server) is paged with ``skip`` instead. Returns a
-        :class:`~couchcore.paging.Paged` of :class:`Document`.
+        :class:`~couchcore._paging.Paged` of :class:`Document`.
         https://docs.couchdb.org/en/stable/api/database/find.html#pagination
         """
         pager = _paging.FindPager(selector, page_size, options)
@@ -921,7 +921,7 @@ class DatabaseAPI:
 
     def follow(self, since: Any = "now", one_off: bool = False, max_retries: int | None = None,
                **changes_options: Any) -> ChangesFollower:
-        """A :class:`~couchcore.follow.ChangesFollower`: every change from ``since``
+        """A :class:`~couchcore._follow.ChangesFollower`: every change from ``since``
         (``"now"``, ``0`` or a sequence from an earlier ``.since``; opaque), read by a
         longpoll loop that retries transient failures with full-jitter backoff and ends
         on 400/401/403/404 (raising it). ``one_off=True`` ends once caught up

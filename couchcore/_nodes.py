@@ -33,7 +33,7 @@ def check_nodes(urls: Sequence[str]) -> None:
     (:class:`~couchcore.errors.InvalidInput` otherwise)."""
     if not urls:
         raise InvalidInput("Server needs at least one node URL")
-    from .urls import split_credentials
+    from ._urls import split_credentials
 
     for url in urls:  # a URL urlsplit misreads: InvalidInput that never shows the password
         split_credentials(url)

@@ -11,14 +11,14 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from .models import Document, Row
-from .paging import Paged
+from ._paging import Paged
 from .protocol import mango as _mango
 from .protocol import paging as _paging
 from .protocol import partitions as _partitions
-from .results import ViewResult
+from ._results import ViewResult
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .api import DatabaseAPI
+    from ._api import DatabaseAPI
 
 __all__ = ["Partition"]
 

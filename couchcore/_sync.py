@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
-from .api import DatabaseAPI, ServerAPI
+from ._api import DatabaseAPI, ServerAPI
 from .auth import SessionAuth
-from .drivers import RetryPolicy, run
+from ._drivers import RetryPolicy, run
 from .errors import HTTPError, InvalidInput
 from .models import Document
 from .transport.base import get_backend
@@ -33,7 +33,7 @@ class Server(_ServerBase):
     :class:`couchcore.ProxyAuth`; anything else raises :class:`~couchcore.errors.InvalidInput`.
     ``url`` may be a list of node URLs of one cluster (one scheme, one path prefix):
     requests go round-robin, a node that refuses connections is set aside and the request
-    goes to the next (see :mod:`couchcore.nodes`); ``server.urls`` lists them.
+    goes to the next (see :mod:`couchcore._nodes`); ``server.urls`` lists them.
 
     Timeouts (seconds; the same on every backend):
 
@@ -45,7 +45,7 @@ class Server(_ServerBase):
       handshake; ``https://`` to a port that never completes a handshake raises
       :class:`~couchcore.errors.ConnectTimeout` after it.
 
-    Retries (one policy for every backend, see :class:`couchcore.drivers.RetryPolicy`):
+    Retries (one policy for every backend, see :class:`couchcore._drivers.RetryPolicy`):
     ``retries=2`` more attempts, exponential backoff with full jitter from
     ``backoff=0.25`` up to ``max_backoff=10``, none started after ``deadline=None``
     seconds; only a request that could not connect, a GET/HEAD whose connection broke,

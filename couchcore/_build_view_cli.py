@@ -70,8 +70,8 @@ def run(args: argparse.Namespace) -> int:
     could not run (bad URL, unreachable server, missing view)."""
     from .cli import _env_auth
     from .errors import CouchcoreError, IndexBuildTimeout
-    from .sync import Database
-    from .urls import redact_url
+    from ._sync import Database
+    from ._urls import redact_url
 
     try:
         db = Database(args.db_url, auth=_env_auth(args.db_url), backend=args.backend)

@@ -19,7 +19,7 @@ _RETRYABLE = (TransportError, ServerError, TooManyRequests)
 
 
 class ResumingFeed:
-    """What :class:`ChangesFeed` and :class:`~couchcore.follow.ChangesFollower` share:
+    """What :class:`ChangesFeed` and :class:`~couchcore._follow.ChangesFollower` share:
     a :class:`~couchcore.protocol.changes.FeedState` (the reconnect, ``since``, limit
     and backoff logic, written once) and the two thin loops that drive it, one sync
     and one async, plus :meth:`stop` from any thread."""

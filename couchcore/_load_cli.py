@@ -214,7 +214,7 @@ def detect_format(f: IO[bytes], name: str, fmt: str) -> str:
 
 
 def records(f: IO[bytes], fmt: str) -> Iterator[Any]:
-    if fmt == "jsonl":  # scanned a read chunk at a time by the loader (couchcore.scan)
+    if fmt == "jsonl":  # scanned a read chunk at a time by the loader (couchcore._scan)
         from .bulk import JsonLines
 
         return JsonLines(f)  # type: ignore[return-value]
@@ -232,7 +232,7 @@ def _split_db_url(url: str) -> tuple[str, str]:
 
     from .errors import InvalidInput
     from .protocol.paths import validate_db_name
-    from .urls import redact_url
+    from ._urls import redact_url
 
     try:
         parts = urlsplit(url)
@@ -254,7 +254,7 @@ def _split_db_url(url: str) -> tuple[str, str]:
 
 def _env_auth(url: str) -> tuple[str, str] | None:
     """``(COUCHDB_USER, COUCHDB_PASSWORD)`` when the URL carries no user of its own."""
-    from .urls import split_credentials
+    from ._urls import split_credentials
 
     user = os.environ.get("COUCHDB_USER")
     if not user or split_credentials(url).username is not None:
@@ -357,7 +357,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         return _run(args)
     except Fatal as exc:
-        from .urls import redact_url
+        from ._urls import redact_url
 
         print(f"couchcore load: {redact_url(str(exc))}", file=sys.stderr)
         return EXIT_FAILED
@@ -369,8 +369,8 @@ def run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     from .bulk import Checkpoint, Loader, Rejected
     from .errors import CouchcoreError, InvalidInput
-    from .sync import Server
-    from .urls import redact_url
+    from ._sync import Server
+    from ._urls import redact_url
 
     for flag in ("batch_size", "concurrency"):
         if getattr(args, flag) < 1:
@@ -385,7 +385,7 @@ def _run(args: argparse.Namespace) -> int:
         nodes = []
         for node_url in args.node:
             node_auth = auth if auth is not None else None
-            from .urls import split_credentials
+            from ._urls import split_credentials
 
             if split_credentials(node_url).username is None and server.credentials is not None:
                 node_auth = (server.credentials.username, server.credentials.password)

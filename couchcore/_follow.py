@@ -4,7 +4,7 @@
 each time from the last sequence it delivered, so no change is lost or repeated. A
 request that fails for a transient reason (no connection, a broken or timed-out read,
 5xx, 429, ...) is retried after a full-jitter backoff (the Server's ``backoff`` /
-``max_backoff``, see :class:`couchcore.drivers.RetryPolicy`); 400, 401, 403 and 404
+``max_backoff``, see :class:`couchcore._drivers.RetryPolicy`); 400, 401, 403 and 404
 end the follower with that error. ``one_off=True`` reads with ``feed=normal`` until the
 server says nothing is pending and ends: it never waits out a longpoll timeout.
 CouchDB: https://docs.couchdb.org/en/stable/api/database/changes.html
@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any, AsyncIterator, Generator, Iterator
 
-from .drivers import RetryPolicy
+from ._drivers import RetryPolicy
 from .errors import (
     BadRequest,
     Forbidden,
@@ -25,11 +25,11 @@ from .errors import (
     TransportError,
     Unauthorized,
 )
-from .feeds import ResumingFeed
+from ._feeds import ResumingFeed
 from .protocol.changes import FeedState
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .api import DatabaseAPI
+    from ._api import DatabaseAPI
 
 __all__ = ["ChangesFollower", "TERMINAL_ERRORS", "DEFAULT_LONGPOLL_TIMEOUT"]
 

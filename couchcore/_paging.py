@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Generic, Iterator, Protocol, TypeVar
 
-from .drivers import Operation
+from ._drivers import Operation
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .api import DatabaseAPI
+    from ._api import DatabaseAPI
 
 __all__ = ["Paged"]
 

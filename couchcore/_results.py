@@ -6,7 +6,7 @@ from collections import deque
 from itertools import chain
 from typing import Any, AsyncIterator, Generator, Generic, Iterator, TypeVar, cast
 
-from . import rows as _rows
+from . import _rows
 from .errors import CouchcoreError, HTTPError, ServerError, error_for_status
 from .models import Row
 
