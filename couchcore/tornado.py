@@ -43,21 +43,19 @@ callback=fn)`` calls ``fn(result, status)`` once.
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import functools
-import inspect
 import logging
 from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable, Literal, TypeVar, overload
-
-from tornado import gen
 
 from . import _feeds
 from ._api import DatabaseAPI, ServerAPI
 from ._drivers import run_async
-from .errors import CouchcoreError, HTTPError, InvalidInput
+from .errors import CouchcoreError, InvalidInput
 from .models import Document, Status
 from .protocol import changes as _changes
-from ._results import ChangesResult, StreamedResult
+from ._results import ChangesResult
+from ._callbacks import SINK, Recorder, Sink, add_callbacks, call_feed_callback, call_with_callback
+from ._relax import relax
 from .transport.base import get_backend
 
 __all__ = ["Server", "Database", "Couch", "ChangesFeed", "ChangesTask", "StreamTask", "Status", "relax"]
@@ -72,33 +70,6 @@ else:
 log = logging.getLogger("couchcore.tornado")
 
 _S = TypeVar("_S", bound="Server")
-
-# set by a callback-style call for the duration of the method call: the operation's
-# last response is recorded there, to build the Status handed to the callback
-_SINK: contextvars.ContextVar["_Sink | None"] = contextvars.ContextVar("couchcore_status_sink", default=None)
-
-
-class _Sink:
-    __slots__ = ("response",)
-
-    def __init__(self) -> None:
-        self.response: Any = None
-
-
-class _Recorder:
-    """A transport proxy remembering the last response (for :class:`Status`)."""
-
-    __slots__ = ("_transport", "_sink")
-
-    def __init__(self, transport: Any, sink: _Sink) -> None:
-        self._transport = transport
-        self._sink = sink
-
-    async def send(self, request: Any) -> Any:
-        response = await self._transport.send(request)
-        self._sink.response = response
-        return response
-
 
 class StreamTask(asyncio.Task):  # type: ignore[type-arg]
     """A running call of the async facade: an :class:`asyncio.Task` (``await`` it,
@@ -179,19 +150,19 @@ class Server(_ServerBase):
 
     # -- the driver hooks ----------------------------------------------------------------
     def _run(self, op: Any, post: Callable[[Any], Any] | None = None) -> Any:
-        return _start(self._arun(op, post, _SINK.get()), _op_name(op))
+        return _start(self._arun(op, post, SINK.get()), _op_name(op))
 
-    async def _arun(self, op: Any, post: Callable[[Any], Any] | None, sink: _Sink | None) -> Any:
-        transport = self._transport if sink is None else _Recorder(self._transport, sink)
+    async def _arun(self, op: Any, post: Callable[[Any], Any] | None, sink: Sink | None) -> Any:
+        transport = self._transport if sink is None else Recorder(self._transport, sink)
         result = await run_async(self._authed(op), transport)
         return post(result) if post is not None else result
 
     def _run_many(self, ops: Any, concurrency: int, post: Callable[[list[Any]], Any]) -> Any:
-        return _start(self._arun_many(list(ops), concurrency, post, _SINK.get()), "couchcore.run_many")
+        return _start(self._arun_many(list(ops), concurrency, post, SINK.get()), "couchcore.run_many")
 
-    async def _arun_many(self, ops: list[Any], concurrency: int, post: Callable[[list[Any]], Any], sink: _Sink | None) -> Any:
+    async def _arun_many(self, ops: list[Any], concurrency: int, post: Callable[[list[Any]], Any], sink: Sink | None) -> Any:
         """Run ``ops`` with at most ``concurrency`` in flight; exceptions in place, in order."""
-        transport = self._transport if sink is None else _Recorder(self._transport, sink)
+        transport = self._transport if sink is None else Recorder(self._transport, sink)
         results: list[Any] = [None] * len(ops)
         pending = iter(enumerate(ops))
 
@@ -280,11 +251,11 @@ class Database(_DatabaseBase):
         """
         feed = options.get("feed")
         if callback is not None and feed in ("normal", "longpoll"):
-            return _call_with_callback(functools.partial(DatabaseAPI.changes, self, **options), callback)
+            return call_with_callback(functools.partial(DatabaseAPI.changes, self, **options), callback)
         if callback is None and feed in (None, "normal", "longpoll"):
             op = _changes.changes(self._ctx, self.name, **options)
             server = self._server
-            return _changes_call(server._arun(op, None, _SINK.get()), f"couchcore.changes {self.name}")
+            return _changes_call(server._arun(op, None, SINK.get()), f"couchcore.changes {self.name}")
         return super().changes(callback, latency, **options)
 
     # -- Python protocols -------------------------------------------------------------------
@@ -489,199 +460,13 @@ class ChangesFeed(_feeds.ChangesFeed):
                         ended = True
                         break
                     batch.append(item)
-                await _call_feed_callback(callback, batch)
+                await call_feed_callback(callback, batch)
         finally:
             reading.cancel()
 
 
-async def _call_feed_callback(callback: Callable[[Any, list[Any]], Any], batch: list[Any]) -> None:
-    try:
-        result = callback(batch[-1].get("seq"), batch)
-        if inspect.isawaitable(result):
-            await result
-    except asyncio.CancelledError:
-        raise
-    except Exception:
-        log.exception("changes callback %r raised; the feed goes on", callback)
-
-
-# -- the callback style -----------------------------------------------------------------------
-
-
-def _status(sink: _Sink, exc: BaseException | None) -> Status:
-    resp = sink.response
-    if exc is None:
-        return Status(resp.status if resp is not None else None, None,
-                      resp.headers if resp is not None else None, resp)
-    if isinstance(exc, HTTPError):
-        return Status(exc.status, exc, exc.headers, resp)
-    return Status(None, exc, None, resp)
-
-
-def _invoke(callback: Callable[[Any, Status], Any], result: Any, status: Status) -> None:
-    """Call ``callback(result, status)``; what it raises is logged, never propagated."""
-    try:
-        ret = callback(result, status)
-    except Exception:
-        log.exception("callback %r raised", callback)
-        return
-    if inspect.isawaitable(ret):
-        task = asyncio.ensure_future(ret)
-        task.add_done_callback(_log_failure)
-
-
-def _log_failure(task: asyncio.Future[Any]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        log.error("callback coroutine raised", exc_info=task.exception())
-
-
-async def _deliver(awaitable: Any, early_error: BaseException | None, callback: Callable[..., Any], sink: _Sink) -> Any:
-    if early_error is not None:
-        _invoke(callback, None, _status(sink, early_error))
-        return None
-    try:
-        result = await awaitable if inspect.isawaitable(awaitable) else awaitable
-        if isinstance(result, StreamedResult):
-            await result.aall()  # a callback is plain code: hand it the rows, not a stream
-    except asyncio.CancelledError as exc:
-        _invoke(callback, None, _status(sink, exc))
-        raise
-    except Exception as exc:
-        _invoke(callback, None, _status(sink, exc))
-        return None
-    _invoke(callback, result, _status(sink, None))
-    return result
-
-
-def _call_with_callback(call: Callable[[], Any], callback: Any) -> "asyncio.Task[Any]":
-    """Run ``call()`` (a facade method) and hand its outcome to ``callback(result, status)``.
-
-    Returns the task delivering it (its result is the result, or ``None`` on failure).
-    """
-    if not callable(callback):
-        raise InvalidInput(f"callback must be callable, not {type(callback).__name__}")
-    try:
-        loop = asyncio.get_running_loop()
-    except RuntimeError:
-        raise RuntimeError("callback= needs a running event loop (Tornado's or asyncio's)") from None
-    sink = _Sink()
-    token = _SINK.set(sink)
-    early: BaseException | None = None
-    awaitable: Any = None
-    try:
-        awaitable = call()
-    except CouchcoreError as exc:  # bad input, found before anything was sent
-        early = exc
-    finally:
-        _SINK.reset(token)
-    return loop.create_task(_deliver(awaitable, early, callback, sink))
-
-
-def _with_callback(method: Callable[..., Any]) -> Callable[..., Any]:
-    @functools.wraps(method)
-    def wrapper(self: Any, *args: Any, callback: Callable[..., Any] | None = None, **kwargs: Any) -> Any:
-        if callback is None:
-            return method(self, *args, **kwargs)
-        return _call_with_callback(functools.partial(method, self, *args, **kwargs), callback)
-
-    wrapper.couchcore_callback = True  # type: ignore[attr-defined]
-    return wrapper
-
-
-#: public methods that are not operations, or that take ``callback`` themselves
-_NO_CALLBACK = frozenset({"close", "changes"})
-
-
-def _public_methods(cls: type) -> dict[str, Callable[..., Any]]:
-    out: dict[str, Callable[..., Any]] = {}
-    for name in dir(cls):
-        if name.startswith("_") or name in _NO_CALLBACK:
-            continue
-        attr = inspect.getattr_static(cls, name)
-        if inspect.isfunction(attr):
-            out[name] = attr
-    return out
-
-
-def _add_callbacks(cls: type) -> None:
-    """Give every public method of the facade (whatever the core adds later) ``callback=``."""
-    for name, method in _public_methods(cls).items():
-        if not getattr(method, "couchcore_callback", False):
-            setattr(cls, name, _with_callback(method))
-
-
-_add_callbacks(Server)
-_add_callbacks(Database)
-
-
-# -- relax ------------------------------------------------------------------------------------
-
-
-def relax(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Let a generator-based method (e.g. a Tornado ``RequestHandler.get``) wait for the
-    database with ``yield``::
-
-        class DocHandler(tornado.web.RequestHandler):
-            @relax
-            def get(self, docid):
-                doc = yield db.get(docid)          # NotFound raises right here
-                rows = yield db.view("app/by_tag")  # a ViewResult, read whole
-                self.write(doc)
-
-    The seed chose between ``@asynchronous`` and ``@gen.engine``; on current Tornado
-    the decorated function becomes a :func:`tornado.gen.coroutine` (it returns a
-    Future, which Tornado awaits for a handler method and plain ``asyncio`` code can
-    await). Anything awaitable may be yielded, also lists and dicts of them; a
-    streamed result (a view) is read whole first, as the seed's callbacks got it.
-    ``async def`` functions are returned unchanged.
-    """
-    if inspect.iscoroutinefunction(fn):
-        return fn
-    if not inspect.isgeneratorfunction(fn):
-        return gen.coroutine(fn)
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        return _relaxed(fn(*args, **kwargs))
-
-    return gen.coroutine(wrapper)
-
-
-def _relaxed(inner: Any) -> Any:
-    """Proxy generator: what ``inner`` yields is made yieldable (and views read whole)."""
-    value: Any = None
-    error: BaseException | None = None
-    while True:
-        try:
-            if error is not None:
-                yielded = inner.throw(error)
-            else:
-                yielded = inner.send(value)
-        except StopIteration as stop:
-            return stop.value
-        try:
-            value, error = (yield _materialised(yielded)), None
-        except GeneratorExit:
-            inner.close()
-            raise
-        except BaseException as exc:
-            value, error = None, exc
-
-
-def _materialised(yielded: Any) -> Any:
-    if isinstance(yielded, list):
-        return [_materialised(item) for item in yielded]
-    if isinstance(yielded, dict):
-        return {key: _materialised(item) for key, item in yielded.items()}
-    if isinstance(yielded, StreamedResult) or inspect.isawaitable(yielded):
-        return _read_whole(yielded)
-    return yielded
-
-
-async def _read_whole(awaitable: Any) -> Any:
-    result = await awaitable if inspect.isawaitable(awaitable) else awaitable
-    if isinstance(result, StreamedResult):
-        await result.aall()  # plain 'for', len() and indexing work on it now
-    return result
-
 Database._feed_class = ChangesFeed
+
+# the seed's callback style: every operation of the facade takes callback= (couchcore._callbacks)
+add_callbacks(Server)
+add_callbacks(Database)

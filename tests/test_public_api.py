@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import importlib
+import inspect
 import pkgutil
 import re
 from pathlib import Path
@@ -149,3 +150,24 @@ def test_the_console_script_runs_the_cli():
     target = re.search(r'^couchcore = "([\w.]+):(\w+)"', text, re.M)
     assert target is not None
     assert callable(getattr(importlib.import_module(target.group(1)), target.group(2)))
+
+
+def _declared_callbacks(stub_class: str) -> set[str]:
+    """The methods of ``stub_class`` in couchcore/_facades.pyi with a ``callback`` parameter."""
+    tree = ast.parse((PACKAGE / "_facades.pyi").read_text(encoding="utf-8"))
+    cls = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == stub_class)
+    return {fn.name for fn in cls.body if isinstance(fn, ast.FunctionDef)
+            and any(a.arg == "callback" for a in fn.args.args + fn.args.kwonlyargs)}
+
+
+@pytest.mark.parametrize("name", ["Server", "Database"])
+def test_callback_is_declared_where_ides_see_it(name):
+    """Every method of the async facade that takes ``callback=`` at run time (couchcore._callbacks)
+    declares it in the typed facades an IDE reads, and no other does."""
+    tornado = importlib.import_module("couchcore.tornado")
+    cls = getattr(tornado, name)
+    at_run_time = {n for n in dir(cls) if not n.startswith("_")
+                   and getattr(getattr(cls, n), "couchcore_callback", False)}
+    assert at_run_time  # the machinery ran
+    assert at_run_time == _declared_callbacks(f"Async{name}API") - {"changes"}
+    assert "callback" in inspect.signature(getattr(tornado.Database, "changes")).parameters

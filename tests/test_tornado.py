@@ -134,7 +134,7 @@ def test_an_operation_added_to_the_core_later_works_unchanged(aserver, monkeypat
 
     monkeypatch.setattr(couchcore._api.ServerAPI, "welcome_status", lambda self: self._run(up(self._ctx)),
                         raising=False)
-    ct._add_callbacks(ct.Server)
+    couchcore._callbacks.add_callbacks(ct.Server)
     try:
         assert arun(aserver.welcome_status()) == 200
         assert couchcore.Server(aserver._url_with_credentials()).welcome_status() == 200

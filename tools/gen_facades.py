@@ -16,7 +16,7 @@ checkers and IDEs only, one declaration class per flavour:
   the result can also be iterated at once with ``async for``), with the classes of
   :mod:`couchcore.tornado`; every public method of Server/Database also gets its
   ``callback=`` overloads (``callback(result | None, Status)``, an ``asyncio.Task`` of the
-  result), as :func:`couchcore.tornado._add_callbacks` gives them at run time;
+  result), as :func:`couchcore._callbacks.add_callbacks` gives them at run time;
 * ``AioServerAPI`` / ``AioDatabaseAPI``: the members whose types name a facade class,
   again with the classes of :mod:`couchcore.aio`.
 
@@ -81,7 +81,7 @@ STUB_NAMES = {"Any", "Awaitable", "AsyncCall", "overload", "_builtins", "_sync",
 KEEP_DECORATORS = {"overload", "property", "classmethod", "staticmethod"}
 
 #: the async facade gives every public method of these classes ``callback=``
-#: (:func:`couchcore.tornado._add_callbacks`), except these
+#: (:func:`couchcore._callbacks.add_callbacks`), except these
 CALLBACK_CLASSES = {"ServerAPI", "DatabaseAPI"}
 NO_CALLBACK = {"close", "changes"}
 
@@ -355,7 +355,7 @@ class Writer:
                   info: dict[str, bool], callback: str | None = None) -> str:
         """``def name(...) -> ret: ...``; ``callback`` ``"none"`` adds ``callback: None = ...``,
         ``"fn"`` a required ``callback`` and the task returned then (the async facade's
-        callback style, see :func:`couchcore.tornado._with_callback`)."""
+        callback style, see :func:`couchcore._callbacks.with_callback`)."""
         args = fn.args
         parts: list[str] = []
 
