@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-timing setup bench clean fuzz docs lint-docstrings
+.PHONY: demo test test-unit test-timing setup bench clean fuzz docs lint-docstrings
 
 setup: $(VENV)/.installed node_modules/.installed
 
@@ -29,6 +29,11 @@ demo: setup
 test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+# the tests that need no server (tests/unit/: the protocol on recorded bytes, the parser, codec,
+# scanner and feed state machine, fake loopback servers, the typed facades)
+test-unit: setup
+	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+
 # the tests that assert a duration (@pytest.mark.timing: timeouts' lengths, linear time), left out of
 # `make test` because a loaded machine can fail them; run them on a quiet one
 test-timing: setup
@@ -45,7 +50,7 @@ $(VENV)/.bench-installed: pyproject.toml
 	touch $@
 
 # the documentation (docs/, Sphinx): reference from the docstrings, guides from docs/examples/*.py
-# (tests/test_docs_guides.py runs those), CLI reference from the argument parsers; warnings are
+# (tests/integration/test_docs_guides.py runs those), CLI reference from the argument parsers; warnings are
 # errors and every cross-reference is checked (-n). Open docs/_build/html/index.html.
 docs: setup $(VENV)/.docs-installed
 	$(PY) -m sphinx -W --keep-going -n -q -b html docs docs/_build/html
@@ -61,14 +66,14 @@ lint-docstrings: setup
 clean:
 	rm -rf build dist *.egg-info couchcore_ext/*.c couchcore_ext/*.so .pytest_cache docs/_build
 
-# long fuzzing run: the property tests of tests/test_fuzz.py with FUZZ_EXAMPLES examples each
+# long fuzzing run: the property tests of tests/integration/test_fuzz.py with FUZZ_EXAMPLES examples each
 # (Hypothesis profile "fuzz", registered in tests/conftest.py; 600 each took 6.6 min on this loaded
 # 2-core box, atheris 100k runs ~100 s; the real-server round trips
 # get a fiftieth), then the atheris harness of the Cython row parser when atheris installs
 FUZZ_EXAMPLES ?= 600
 ATHERIS_RUNS ?= 100000
 fuzz: setup
-	HYPOTHESIS_PROFILE=fuzz COUCHCORE_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest tests/test_fuzz.py -q \
+	HYPOTHESIS_PROFILE=fuzz COUCHCORE_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest tests/integration/test_fuzz.py -q \
 		-p no:cacheprovider -o timeout=0 --hypothesis-show-statistics $(PYTEST_ARGS)
 	@if $(PY) -m pip install --quiet atheris >/dev/null 2>&1; then \
 		$(PY) tests/fuzz_rows_atheris.py -atheris_runs=$(ATHERIS_RUNS) -max_len=4096 -print_final_stats=1; \

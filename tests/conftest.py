@@ -21,7 +21,7 @@ from couchcore.testing import PouchDBServer
 from tests.helpers import FIXTURES, node_urls, unique_name
 
 # `make fuzz`: HYPOTHESIS_PROFILE=fuzz, COUCHCORE_FUZZ_EXAMPLES examples per property test
-# (tests/test_fuzz.py); `make test` keeps Hypothesis' default profile
+# (tests/integration/test_fuzz.py); `make test` keeps Hypothesis' default profile
 settings.register_profile(
     "fuzz",
     max_examples=int(os.environ.get("COUCHCORE_FUZZ_EXAMPLES", "20000")),
@@ -120,7 +120,7 @@ def one_copy_db(server, db_name):
     write the others acknowledged yet
     (https://docs.couchdb.org/en/stable/cluster/sharding.html#quorum): with one copy they
     see every acknowledged write. For tests about what couchcore does with those answers,
-    not about replication (tests/test_cluster.py tests the replicated defaults). A module
+    not about replication (tests/integration/test_cluster.py tests the replicated defaults). A module
     whose tests all need it overrides ``db`` with a fixture that returns it."""
     database = server.create(db_name, n=1)
     yield database

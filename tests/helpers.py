@@ -86,7 +86,7 @@ def reset_on_write() -> ScriptedServer:
     return ScriptedServer(lambda request, conn: http_response(200, b'"1"') if request.method in ("GET", "HEAD")
                           else RESET)
 
-# -- the row parser's oracle (tests/test_rows.py, tests/test_fuzz.py) ---------------------------
+# -- the row parser's oracle (tests/unit/test_rows.py, tests/integration/test_fuzz.py) ---------------------------
 
 try:
     from couchcore_ext import _rows as _cy_rows  # noqa: F401

@@ -575,7 +575,7 @@ creates and deletes database `fx`):
 `index.json` lists each request (method, path, body, extra headers, whether it was
 authenticated), the status, reason and response headers, and the file holding the body
 (`*.body`, de-chunked) or the bytes on the wire (`*.wire`: status line, headers and chunked
-framing exactly as received). `tests/test_protocol.py` and `tests/test_rows.py` replay them.
+framing exactly as received). `tests/unit/test_protocol.py` and `tests/unit/test_rows.py` replay them.
 See the script's docstring for the data.
 """
 

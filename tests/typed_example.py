@@ -1,7 +1,7 @@
 """A typed program using every public method of Server and Database, sync and async.
 
 It is a test of the *types*: ``mypy --strict tests/typed_example.py`` must pass
-(``tests/test_typing.py`` runs it), and every ``assert_type`` says exactly what a type
+(``tests/unit/test_typing.py`` runs it), and every ``assert_type`` says exactly what a type
 checker (and an IDE) sees for the call, so a method that loses its type (``Any``) or
 gets a wrong one fails the check. The functions are never called by the test suite;
 they would run against a real server (``python tests/typed_example.py URL``).

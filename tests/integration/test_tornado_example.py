@@ -15,7 +15,7 @@ import couchcore.tornado as ct
 from couchcore import codec
 from tests.helpers import eventually
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "tornado_app.py"
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "tornado_app.py"
 
 
 @pytest.fixture(scope="module")

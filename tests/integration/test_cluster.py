@@ -161,7 +161,7 @@ def test_update_doc_retries_a_lost_accepted_put():
 
 
 def test_update_doc_built_on_a_withdrawn_revision_is_retried():
-    # seen on 3.5.0 (tests/test_contention.py, 4 threads): another writer's 6-lost was
+    # seen on 3.5.0 (tests/integration/test_contention.py, 4 threads): another writer's 6-lost was
     # withdrawn, but this writer read it from a copy the withdrawal had not reached yet and
     # built 7-mine on it; one copy took it (202). Kept, 6-lost's increment would count twice.
     bump = lambda doc: {**(doc or {}), "n": (doc or {}).get("n", 0) + 1}  # noqa: E731

@@ -10,7 +10,7 @@ other). On a CouchDB cluster with several copies, quorum reads and writes do "no
 guarantee ACIDic consistency" (https://docs.couchdb.org/en/stable/cluster/sharding.html#quorum):
 a write one copy took (202) is visible to other writers for a moment before couchcore
 withdraws it, and one who builds on it splits the document into conflicting branches,
-which CouchDB keeps and reports as ``_conflicts``. tests/test_cluster.py tests what
+which CouchDB keeps and reports as ``_conflicts``. tests/integration/test_cluster.py tests what
 couchcore promises there: every write reported as saved is kept, and none reported as a
 conflict is.
 """

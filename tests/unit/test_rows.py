@@ -35,7 +35,7 @@ if CY_SKIP is None:
     from couchcore_ext import _rows as _cy_rows
 
 HERE = Path(__file__).parent
-ROOT = HERE.parent
+ROOT = HERE.parent.parent
 
 if not (FIXTURES / "index.json").is_file():  # part of the repository: missing is an error, not a skip
     raise RuntimeError(f"recorded CouchDB responses not found at {FIXTURES} (re-record: tests/record_fixtures.py)")

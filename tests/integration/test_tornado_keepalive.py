@@ -294,7 +294,7 @@ def test_a_read_on_a_reset_keep_alive_connection_is_sent_again():
 
 
 def test_a_write_on_a_reset_connection_is_outcome_unknown_and_sent_once():
-    """The same semantics as the sync backends (tests/test_transport.py
+    """The same semantics as the sync backends (tests/integration/test_transport.py
     test_a_write_on_a_reused_connection_is_sent_once): a write the server read before the connection was reset
     may have been applied: OutcomeUnknown, never sent again, also with retries."""
     srv = reset_on_write()

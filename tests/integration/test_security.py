@@ -10,7 +10,7 @@
   repr, no log record (couchcore and urllib3 at DEBUG), no rejects or checkpoint file of
   ``couchcore load`` and no output of ``couchcore dump``.
 * Replication endpoints carry credentials in the ``auth`` object, never in a URL.
-* TLS verification is on by default on every backend: tests/test_transport.py
+* TLS verification is on by default on every backend: tests/integration/test_transport.py
   (``test_tls_verification_is_on_by_default`` and the host-name check) keeps it.
 """
 

@@ -79,7 +79,7 @@ def run_or_error(parser: str, shape: str, chunks: list[bytes]):
 
 # values are drawn as Python objects and written by simplejson (fast to generate, so the
 # budget goes into parsing); character-level JSON text with odd whitespace and escapes is
-# drawn by tests/test_rows.py's strategies in test_any_json_value_in_a_row_equals_codec_loads
+# drawn by tests/unit/test_rows.py's strategies in test_any_json_value_in_a_row_equals_codec_loads
 text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=12)
 values = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats(allow_nan=False, allow_infinity=False)

@@ -3,7 +3,7 @@
 ``db.changes()`` returns a :class:`couchcore._results.ChangesResult`: iterating it yields
 the changes as they arrive without keeping them; ``last_seq``/``pending`` are known once
 it has been read; ``result["results"]``, ``result["last_seq"]`` and ``dict(result)``
-still give the old whole-dict view. The memory figure is in ``tests/test_memory.py``.
+still give the old whole-dict view. The memory figure is in ``tests/unit/test_memory.py``.
 """
 
 from __future__ import annotations

@@ -438,7 +438,7 @@ def test_every_backend_fulfils_its_protocol_for_mypy(tmp_path: Any) -> None:
     import sys
     from pathlib import Path
 
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     rows = []
     for backend in BACKENDS:
         try:

@@ -584,7 +584,7 @@ def test_documented_defaults():
     assert options.deadline is None
     doc = couchcore.Server.__doc__
     assert "90" in doc and "10" in doc and "read timeout" in doc and "connect" in doc and "retries" in doc
-    readme = open(os.path.join(os.path.dirname(__file__), "..", "README.md"), encoding="utf-8").read()
+    readme = open(os.path.join(os.path.dirname(__file__), "..", "..", "README.md"), encoding="utf-8").read()
     assert "90 s" in readme and "10 s" in readme
     # a read timeout below the connect timeout's default also bounds connecting
     assert TransportOptions.from_kwargs(timeout=3).connect_timeout == 3

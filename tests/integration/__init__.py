@@ -1,0 +1,1 @@
+"""Tests against a real server: PouchDB Server started per session, or COUCHDB_URL."""
