@@ -552,13 +552,13 @@ def test_default_engine_prefers_orjson():
 
 
 def test_no_other_module_imports_a_json_library():
-    """The seam: only codec.py imports a JSON library (rows.py's pure-Python twin
+    """The seam: only codec.py imports a JSON library (_rows.py's pure-Python twin
     parser uses the stdlib scanner for incremental parsing, a parser internal)."""
     root = Path(codec.__file__).resolve().parent
     pattern = re.compile(r"^\s*(import|from)\s+(json|simplejson|orjson|msgspec|ujson|rapidjson)\b", re.M)
     offenders = []
     for path in root.rglob("*.py"):
-        if path.name == "codec.py" or path == root / "rows.py":
+        if path.name == "codec.py" or path == root / "_rows.py":
             continue
         if pattern.search(path.read_text(encoding="utf-8")):
             offenders.append(str(path.relative_to(root)))
