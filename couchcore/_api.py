@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any, Callable, Iterable, Literal, Sequence, TypeVar, overload
 
 from .errors import InvalidInput, NotFound, NotFoundKeyError
-from ._feeds import ChangesFeed
+from ._feeds import ChangesFeed, stop_feeds
 from .models import ConflictResolution, Document, Result
 from .protocol import attachments as _att
 from .protocol import changes as _changes
@@ -139,7 +139,10 @@ class ServerAPI:
         return f"<{type(self).__name__} {where}{who}>"
 
     def close(self) -> None:
-        """Close the transport's pooled connections."""
+        """Close the transport's pooled connections; continuous feeds and followers made
+        through this Server stop (their iterations end, also in other threads). The
+        Server stays usable: the next request opens a new connection."""
+        stop_feeds(self)
         self._transport.close()
 
     def _database(self, name: str) -> "DatabaseAPI":

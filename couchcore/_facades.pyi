@@ -63,7 +63,9 @@ class SyncServerAPI:
         """Run operations concurrently; ``post`` gets results (exceptions in place) in order."""
     def __repr__(self) -> str: ...
     def close(self) -> None:
-        """Close the transport's pooled connections."""
+        """Close the transport's pooled connections; continuous feeds and followers made
+        through this Server stop (their iterations end, also in other threads). The
+        Server stays usable: the next request opens a new connection."""
     def _database(self, name: str) -> _sync.Database: ...
     def info(self) -> ServerInfo:
         """The welcome object of ``GET /``: ``{"couchdb", "version", "uuid", "vendor", ...}``.
@@ -560,7 +562,9 @@ class AsyncServerAPI:
         """Run operations concurrently; ``post`` gets results (exceptions in place) in order."""
     def __repr__(self) -> str: ...
     def close(self) -> None:
-        """Close the transport's pooled connections."""
+        """Close the transport's pooled connections; continuous feeds and followers made
+        through this Server stop (their iterations end, also in other threads). The
+        Server stays usable: the next request opens a new connection."""
     def _database(self, name: str) -> _tornado.Database: ...
     @overload
     def info(self, *, callback: None = ...) -> Awaitable[ServerInfo]: ...

@@ -6,16 +6,30 @@ import logging
 import queue
 import threading
 import time
+import weakref
 from typing import Any, AsyncIterator, Callable, Iterator
 
 from .errors import CouchcoreError, ServerError, TooManyRequests, TransportError
 from .protocol.changes import FeedState
 
-__all__ = ["ChangesFeed", "ResumingFeed"]
+__all__ = ["ChangesFeed", "ResumingFeed", "stop_feeds"]
 
 log = logging.getLogger("couchcore.changes")
 
 _RETRYABLE = (TransportError, ServerError, TooManyRequests)
+
+# the feeds made through each Server (weakly held both ways), stopped by its close()
+_OPEN: "weakref.WeakKeyDictionary[Any, weakref.WeakSet[ResumingFeed]]" = weakref.WeakKeyDictionary()
+_OPEN_LOCK = threading.Lock()
+
+
+def stop_feeds(server: Any) -> None:
+    """Stop every feed made through ``server`` (any thread): each one's iteration ends
+    as after :meth:`ResumingFeed.stop`, instead of reconnecting to a closed Server."""
+    with _OPEN_LOCK:
+        feeds = list(_OPEN.pop(server, ()))
+    for feed in feeds:
+        feed.stop()
 
 
 class ResumingFeed:
@@ -33,6 +47,10 @@ class ResumingFeed:
         self._opening_loop: Any = None
         self._lock = threading.Lock()
         self.error: BaseException | None = None  # the error that ended the feed, if any
+        server = getattr(self._db, "_server", None)
+        if server is not None:  # Server.close() stops the feed (see stop_feeds)
+            with _OPEN_LOCK:
+                _OPEN.setdefault(server, weakref.WeakSet()).add(self)
 
     # -- state, as attributes -------------------------------------------------------------
     @property

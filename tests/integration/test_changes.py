@@ -484,6 +484,44 @@ def test_stop_from_another_thread_ends_a_blocked_iteration(db):
     assert list(feed) == []  # a stopped feed yields nothing
 
 
+def test_server_close_from_another_thread_ends_a_blocked_iteration(db, couch_url, backend):
+    """``Server.close()`` from another thread ends a continuous feed that a thread is
+    reading through that Server: promptly, as a plain end (not a reconnect and a wait
+    for the next heartbeat)."""
+    add_docs(db, 0, 2)
+    own = couchcore.Server(couch_url, backend=backend)
+    feed = own._database(db.name).changes(feed="continuous")  # default heartbeat: 30 s of silence
+    got, outcome = [], []
+
+    def run():
+        try:
+            for change in feed:
+                got.append(change)
+            outcome.append("ended")
+        except BaseException as exc:  # reported below
+            outcome.append(exc)
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    deadline = time.monotonic() + 10
+    while len(got) < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert change_ids(got) == ["d00", "d01"]
+    time.sleep(0.2)  # now blocked waiting for more
+    t0 = time.monotonic()
+    own.close()
+    assert time.monotonic() - t0 < 2, "close() itself blocked"
+    t.join(5)
+    assert not t.is_alive(), "iteration did not end after Server.close()"
+    assert outcome == ["ended"] and time.monotonic() - t0 < 3
+    assert feed.stopped and feed.reconnects == 0 and feed.error is None
+    assert list(feed) == []
+    # the Server stays usable after close(): a new feed reads again
+    again = own._database(db.name).changes(feed="continuous", since=0, limit=2)
+    assert change_ids(list(again)) == ["d00", "d01"]
+    own.close()
+
+
 def test_breaking_out_of_iteration_releases_the_connection(db):
     add_docs(db, 0, 3)
     for _ in range(12):  # more than the pool size
