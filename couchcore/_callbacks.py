@@ -17,9 +17,9 @@ import contextvars
 import functools
 import inspect
 import logging
-from typing import Any, Callable
+from typing import Any, Callable, cast
 
-from ._results import StreamedResult
+from ._results import AsyncStreamedResult, StreamedResult
 from .errors import CouchcoreError, HTTPError, InvalidInput
 from .models import Status
 
@@ -102,7 +102,7 @@ async def _deliver(awaitable: Any, early_error: BaseException | None, callback: 
     try:
         result = await awaitable if inspect.isawaitable(awaitable) else awaitable
         if isinstance(result, StreamedResult):
-            await result.aall()  # a callback is plain code: hand it the rows, not a stream
+            await cast("AsyncStreamedResult[Any]", result).aall()  # a callback is plain code: the rows, not a stream
     except asyncio.CancelledError as exc:
         _invoke(callback, None, _status(sink, exc))
         raise

@@ -23,9 +23,9 @@ from couchcore._feeds import ChangesFeed
 from couchcore._follow import ChangesFollower
 from couchcore._paging import Paged
 from couchcore._partition import Partition
-from couchcore._results import AttachmentStream, ChangesResult, ViewResult
+from couchcore._results import AsyncAttachmentStream, AsyncViewResult, AttachmentStream, ChangesResult, ViewResult
 from couchcore.auth import Auth, SessionAuth
-from couchcore.models import ConflictResolution, Document, Result, Row
+from couchcore.models import AsyncConflictResolution, ConflictResolution, Document, Result, Row
 from couchcore.protocol import partitions as _partitions, revs as _revs, server as _srv
 from couchcore.protocol.messages import Operation
 from couchcore.protocol.shapes import BuildViewResult, CommitResult, ConfigSection, DatabaseInfo, DesignInfo, DocResult, FindResult, IndexCreated, LoginResult, Membership, OkResult, PurgeResult, ServerInfo, SessionInfo
@@ -867,9 +867,9 @@ class AsyncDatabaseAPI:
         ``limit`` raises :class:`InvalidInput` before anything is sent.
         https://docs.couchdb.org/en/stable/api/database/misc.html#db-revs-limit"""
     @overload
-    def save(self, doc_or_docs: Mapping[str, Any] | Iterable[Mapping[str, Any]], merge: Callable[[Document, Document | None], Mapping[str, Any] | None] | None = ..., force: bool = ..., retries: int = ..., *, callback: None = ..., **options: Any) -> Awaitable[ConflictResolution]: ...
+    def save(self, doc_or_docs: Mapping[str, Any] | Iterable[Mapping[str, Any]], merge: Callable[[Document, Document | None], Mapping[str, Any] | None] | None = ..., force: bool = ..., retries: int = ..., *, callback: None = ..., **options: Any) -> Awaitable[AsyncConflictResolution]: ...
     @overload
-    def save(self, doc_or_docs: Mapping[str, Any] | Iterable[Mapping[str, Any]], merge: Callable[[Document, Document | None], Mapping[str, Any] | None] | None = ..., force: bool = ..., retries: int = ..., *, callback: _Callable[[ConflictResolution | None, _Status], Any], **options: Any) -> asyncio.Task[ConflictResolution | None]:
+    def save(self, doc_or_docs: Mapping[str, Any] | Iterable[Mapping[str, Any]], merge: Callable[[Document, Document | None], Mapping[str, Any] | None] | None = ..., force: bool = ..., retries: int = ..., *, callback: _Callable[[AsyncConflictResolution | None, _Status], Any], **options: Any) -> asyncio.Task[AsyncConflictResolution | None]:
         """Create or update one document or a list of them; returns a ConflictResolution.
 
         Documents are updated in place (``_id``, ``_rev``); those without ``_id`` get
@@ -910,7 +910,7 @@ class AsyncDatabaseAPI:
         :class:`InvalidInput` before anything is sent; ``fn`` returning a non-dict
         raises :class:`InvalidDocument`.
         CouchDB: https://docs.couchdb.org/en/stable/api/document/common.html#put--db-docid"""
-    def _resolve(self, resolution: ConflictResolution, how: str, fn: Callable[..., Any] | None = ...) -> Awaitable[ConflictResolution]: ...
+    def _resolve(self, resolution: AsyncConflictResolution, how: str, fn: Callable[..., Any] | None = ...) -> Awaitable[AsyncConflictResolution]: ...
     @overload
     def get(self, id_or_ids: str, *, open_revs: str | Sequence[str], callback: None = ..., **options: Any) -> Awaitable[_OpenRevs]: ...
     @overload
@@ -1001,9 +1001,9 @@ class AsyncDatabaseAPI:
         attachment is missing. ``GET /{db}/{docid}/{attname}?rev=``:
         https://docs.couchdb.org/en/stable/api/document/attachments.html#get--db-docid-attname"""
     @overload
-    def open_attachment(self, id_or_doc: str | Mapping[str, Any], filename: str, rev: str | None = ..., *, callback: None = ...) -> AsyncCall[AttachmentStream, bytes]: ...
+    def open_attachment(self, id_or_doc: str | Mapping[str, Any], filename: str, rev: str | None = ..., *, callback: None = ...) -> AsyncCall[AsyncAttachmentStream, bytes]: ...
     @overload
-    def open_attachment(self, id_or_doc: str | Mapping[str, Any], filename: str, rev: str | None = ..., *, callback: _Callable[[AttachmentStream | None, _Status], Any]) -> asyncio.Task[AttachmentStream | None]:
+    def open_attachment(self, id_or_doc: str | Mapping[str, Any], filename: str, rev: str | None = ..., *, callback: _Callable[[AsyncAttachmentStream | None, _Status], Any]) -> asyncio.Task[AsyncAttachmentStream | None]:
         """The attachment as a stream of byte chunks (see :class:`AttachmentStream`);
         ``rev`` and a document's ``_rev`` select the revision as for :meth:`get_attachment`."""
     @overload
@@ -1014,7 +1014,7 @@ class AsyncDatabaseAPI:
         ``DELETE /{db}/{docid}/{attname}?rev=``:
         https://docs.couchdb.org/en/stable/api/document/attachments.html#delete--db-docid-attname"""
     @overload
-    def view(self, name: str, *, callback: None = ..., **options: Any) -> AsyncCall[ViewResult, Row]: ...
+    def view(self, name: str, *, callback: None = ..., **options: Any) -> AsyncCall[AsyncViewResult, Row]: ...
     @overload
     def view(self, name: str, *, callback: _Callable[[ViewResult | None, _Status], Any], **options: Any) -> asyncio.Task[ViewResult | None]:
         """Query a view (``"ddoc/view"``, ``"_design/ddoc/_view/view"`` or ``"_all_docs"``).
@@ -1049,7 +1049,7 @@ class AsyncDatabaseAPI:
         CouchDB: https://docs.couchdb.org/en/stable/api/ddoc/views.html ,
         https://docs.couchdb.org/en/stable/api/server/common.html#active-tasks"""
     @overload
-    def query(self, map_src: str, reduce_src: str | None = ..., language: str = ..., *, callback: None = ..., **options: Any) -> AsyncCall[ViewResult, Row]: ...
+    def query(self, map_src: str, reduce_src: str | None = ..., language: str = ..., *, callback: None = ..., **options: Any) -> AsyncCall[AsyncViewResult, Row]: ...
     @overload
     def query(self, map_src: str, reduce_src: str | None = ..., language: str = ..., *, callback: _Callable[[ViewResult | None, _Status], Any], **options: Any) -> asyncio.Task[ViewResult | None]:
         """An ad-hoc (temporary) view: a materialised :class:`ViewResult`; options as
@@ -1220,14 +1220,14 @@ class AsyncDatabaseAPI:
         """Which of ``{id: [rev, ...]}`` the database lacks: ``{id: [rev, ...]}``.
         https://docs.couchdb.org/en/stable/api/database/misc.html#db-missing-revs"""
     @overload
-    def design_docs(self, *, callback: None = ..., **options: Any) -> AsyncCall[ViewResult, Row]: ...
+    def design_docs(self, *, callback: None = ..., **options: Any) -> AsyncCall[AsyncViewResult, Row]: ...
     @overload
     def design_docs(self, *, callback: _Callable[[ViewResult | None, _Status], Any], **options: Any) -> asyncio.Task[ViewResult | None]:
         """``GET /{db}/_design_docs``: the design documents as rows (view options, e.g.
         ``include_docs=True``), streamed.
         https://docs.couchdb.org/en/stable/api/database/bulk-api.html#db-design-docs"""
     @overload
-    def local_docs(self, *, callback: None = ..., **options: Any) -> AsyncCall[ViewResult, Row]: ...
+    def local_docs(self, *, callback: None = ..., **options: Any) -> AsyncCall[AsyncViewResult, Row]: ...
     @overload
     def local_docs(self, *, callback: _Callable[[ViewResult | None, _Status], Any], **options: Any) -> asyncio.Task[ViewResult | None]:
         """``GET /{db}/_local_docs``: the local (non-replicating) documents as rows,
@@ -1246,12 +1246,12 @@ class AsyncPartition:
     def info(self) -> Awaitable[_partitions.PartitionInfo]:
         """``{"db_name", "partition", "doc_count", "doc_del_count", "sizes": {"active",
         "external"}}`` (bytes). https://docs.couchdb.org/en/stable/api/partitioned-dbs.html#get--db-_partition-partition"""
-    def view(self, name: str, **options: Any) -> AsyncCall[ViewResult, Row]:
+    def view(self, name: str, **options: Any) -> AsyncCall[AsyncViewResult, Row]:
         """A view (``"ddoc/view"``, ``"_design/ddoc/_view/view"``) of this partition, streamed;
         options as for :meth:`Database.view`. The design document must be partitioned
         (the default in a partitioned database).
         https://docs.couchdb.org/en/stable/api/partitioned-dbs.html#get--db-_partition-partition-_design-ddoc-_view-view"""
-    def all_docs(self, **options: Any) -> AsyncCall[ViewResult, Row]:
+    def all_docs(self, **options: Any) -> AsyncCall[AsyncViewResult, Row]:
         """``_all_docs`` of this partition (ids ``"{key}:..."``), streamed; view options.
         https://docs.couchdb.org/en/stable/api/partitioned-dbs.html#get--db-_partition-partition-_all_docs"""
     def find(self, selector: Mapping[str, Any], **options: Any) -> Awaitable[_builtins.dict[str, Any]]:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import functools
 import inspect
-from typing import Any, Callable
+from typing import Any, Callable, cast
 
 from tornado import gen
 
-from ._results import StreamedResult
+from ._results import AsyncStreamedResult, StreamedResult
 
 __all__ = ["relax"]
 
@@ -77,5 +77,5 @@ def _materialised(yielded: Any) -> Any:
 async def _read_whole(awaitable: Any) -> Any:
     result = await awaitable if inspect.isawaitable(awaitable) else awaitable
     if isinstance(result, StreamedResult):
-        await result.aall()  # plain 'for', len() and indexing work on it now
+        await cast("AsyncStreamedResult[Any]", result).aall()  # plain 'for', len() and indexing work on it now
     return result

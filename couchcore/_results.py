@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from collections import deque
 from itertools import chain
-from typing import Any, AsyncIterator, Generator, Generic, Iterator, TypeVar, cast
+from typing import (TYPE_CHECKING, Any, AsyncIterator, Generator, Generic, ItemsView, Iterator, KeysView, Literal,
+                    Mapping, Protocol, SupportsIndex, TypeVar, ValuesView, cast, overload)
 
 from . import _rows
 from .errors import CouchcoreError, HTTPError, ServerError, error_for_status
 from .models import Row
+from .protocol.shapes import ChangesResponse, Seq
 
-__all__ = ["ViewResult", "ChangesResult", "StreamedResult", "raise_stream_error"]
+__all__ = ["ViewResult", "ChangesResult", "StreamedResult", "AttachmentStream", "AsyncStreamedResult",
+           "AsyncViewResult", "AsyncAttachmentStream", "raise_stream_error"]
 
 _ERROR_STATUS = {"not_found": 404, "unauthorized": 401, "forbidden": 403, "bad_request": 400,
                  "query_parse_error": 400, "conflict": 409, "timeout": 500}
@@ -27,6 +30,8 @@ def raise_stream_error(meta: dict[str, Any], method: str, url: str) -> None:
 
 
 _I = TypeVar("_I")  # the items: Row of a view, the change dicts of _changes
+_D = TypeVar("_D")
+_P = TypeVar("_P")
 
 
 class StreamedResult(Generic[_I]):
@@ -39,6 +44,11 @@ class StreamedResult(Generic[_I]):
     Metadata (the body's top-level fields other than the items) can be read ahead of
     the items: the items parsed on the way are kept and still yielded, in order, by
     the iteration (see :meth:`read_meta` and :meth:`ameta`).
+
+    For type checkers this class is the sync flavour's result (``for``, ``len()``,
+    :meth:`all`, :meth:`read_meta`); a result of the async facade is declared as
+    :class:`AsyncStreamedResult` (``async for``, :meth:`aall`, :meth:`ameta`), so using
+    the other flavour's methods, which raise ``TypeError`` at run time, is a type error.
     """
 
     _shape = "view"
@@ -61,9 +71,10 @@ class StreamedResult(Generic[_I]):
         return self._parser.meta
 
     @property
-    def headers(self) -> Any:
-        """The response headers (a case-insensitive mapping)."""
-        return self._response.headers
+    def headers(self) -> Mapping[str, str]:
+        """The response headers (a case-insensitive mapping of str to str)."""
+        headers: Mapping[str, str] = self._response.headers
+        return headers
 
     def read_meta(self, *names: str) -> dict[str, Any]:
         """Read ahead (sync) until every field in ``names`` is known, or to the end of the body.
@@ -82,16 +93,17 @@ class StreamedResult(Generic[_I]):
             self._ahead.extend(items)
         return self._parser.meta
 
-    async def ameta(self, *names: str) -> dict[str, Any]:
-        """Async :meth:`read_meta`: ``meta = await result.ameta("total_rows")``."""
-        if self._is_sync_stream():
-            raise TypeError(f"this {type(self).__name__} comes from a sync backend: use .read_meta()")
-        while not self._meta_known(names):
-            items = await self._apull()
-            if items is None:
-                break
-            self._ahead.extend(items)
-        return self._parser.meta
+    if not TYPE_CHECKING:  # the async flavour's (declared by AsyncStreamedResult)
+        async def ameta(self, *names: str) -> dict[str, Any]:
+            """Async :meth:`read_meta`: ``meta = await result.ameta("total_rows")``."""
+            if self._is_sync_stream():
+                raise TypeError(f"this {type(self).__name__} comes from a sync backend: use .read_meta()")
+            while not self._meta_known(names):
+                items = await self._apull()
+                if items is None:
+                    break
+                self._ahead.extend(items)
+            return self._parser.meta
 
     def _meta_known(self, names: tuple[Any, ...]) -> bool:
         if self._finished or self._closed or self._items is not None:
@@ -234,22 +246,36 @@ class StreamedResult(Generic[_I]):
             raise TypeError(f"len() of a {type(self).__name__} that is being streamed; use .all() first")
         return len(self.all())
 
-    def __getitem__(self, index: Any) -> Any:
+    @overload
+    def __getitem__(self, index: SupportsIndex) -> _I: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[_I]: ...
+    def __getitem__(self, index: SupportsIndex | slice) -> _I | list[_I]:
         return self.all()[index]
 
     def __bool__(self) -> bool:
         return True
 
     # -- async -------------------------------------------------------------------
-    def __aiter__(self) -> AsyncIterator[_I]:
-        if self._items is not None:
-            return _aiter_list(self._items)
-        if self._is_sync_stream():
-            raise TypeError(
-                f"this {type(self).__name__} comes from a sync backend: iterate it with a plain 'for'"
-            )
-        self._claim()
-        return self._aiterate()
+    if not TYPE_CHECKING:  # the async flavour's (declared by AsyncStreamedResult)
+        def __aiter__(self) -> AsyncIterator[_I]:
+            if self._items is not None:
+                return _aiter_list(self._items)
+            if self._is_sync_stream():
+                raise TypeError(
+                    f"this {type(self).__name__} comes from a sync backend: iterate it with a plain 'for'"
+                )
+            self._claim()
+            return self._aiterate()
+
+        async def aall(self) -> list[_I]:
+            """Every item, read into a list (async)."""
+            if self._items is None:
+                if self._is_sync_stream():
+                    raise TypeError(f"this {type(self).__name__} comes from a sync backend: use .all()")
+                self._claim()
+                self._items = [item async for item in self._aiterate()]
+            return self._items
 
     async def _aiterate(self) -> AsyncIterator[Any]:
         ahead = self._ahead
@@ -266,15 +292,6 @@ class StreamedResult(Generic[_I]):
                 raise self._error
         finally:
             self.close()
-
-    async def aall(self) -> list[_I]:
-        """Every item, read into a list (async)."""
-        if self._items is None:
-            if self._is_sync_stream():
-                raise TypeError(f"this {type(self).__name__} comes from a sync backend: use .all()")
-            self._claim()
-            self._items = [item async for item in self._aiterate()]
-        return self._items
 
     # -- common ------------------------------------------------------------------
     def _is_async(self) -> bool:
@@ -357,9 +374,11 @@ class ViewResult(StreamedResult[Row]):
         return offset
 
     @property
-    def update_seq(self) -> Any:
-        """The database sequence the index was read at (only with ``update_seq=True``)."""
-        return self._meta_value("update_seq")
+    def update_seq(self) -> Seq | None:
+        """The database sequence the index was read at (only with ``update_seq=True``;
+        ``None`` otherwise). Opaque: a str on CouchDB 2+, an int on PouchDB Server."""
+        seq: Seq | None = self._meta_value("update_seq")
+        return seq
 
     @property
     def rows(self) -> list[Row]:
@@ -388,9 +407,11 @@ class ChangesResult(StreamedResult[dict[str, Any]]):
     _shape = "changes"
 
     @property
-    def last_seq(self) -> Any:
-        """The sequence to pass as ``since`` next time (opaque: str on CouchDB 2+)."""
-        return self._meta_value("last_seq")
+    def last_seq(self) -> Seq | None:
+        """The sequence to pass as ``since`` next time (opaque: a str on CouchDB 2+, an
+        int on PouchDB Server; ``None`` only if the server sent none)."""
+        seq: Seq | None = self._meta_value("last_seq")
+        return seq
 
     @property
     def pending(self) -> int | None:
@@ -404,30 +425,66 @@ class ChangesResult(StreamedResult[dict[str, Any]]):
         return self.all()
 
     # -- the old dict result -------------------------------------------------------
-    def as_dict(self) -> dict[str, Any]:
-        """``{"results": [...], "last_seq": ..., "pending": ...}`` (reads the whole result)."""
+    def as_dict(self) -> ChangesResponse:
+        """``{"results": [...], "last_seq": ..., "pending"?: ...}`` (reads the whole result;
+        a :class:`~couchcore.protocol.shapes.ChangesResponse`)."""
         items = self.all()
-        return {"results": items, **self._parser.meta}
+        whole: ChangesResponse = {"results": items, **self._parser.meta}  # type: ignore[typeddict-item]
+        return whole
 
-    def keys(self) -> Any:
+    def keys(self) -> KeysView[str]:
         """Keys of :meth:`as_dict` (so ``dict(result)`` works)."""
         return self.as_dict().keys()
 
-    def values(self) -> Any:
+    def values(self) -> ValuesView[object]:
         """Values of :meth:`as_dict`."""
         return self.as_dict().values()
 
-    def items(self) -> Any:
+    def items(self) -> ItemsView[str, object]:
         """Items of :meth:`as_dict`."""
         return self.as_dict().items()
 
-    def get(self, key: str, default: Any = None) -> Any:
-        """``as_dict().get(key, default)``."""
-        return self.as_dict().get(key, default)
+    @overload
+    def get(self, key: Literal["results"]) -> list[dict[str, Any]]: ...
+    @overload
+    def get(self, key: Literal["results"], default: object) -> list[dict[str, Any]]: ...
+    @overload
+    def get(self, key: Literal["last_seq"]) -> Seq | None: ...
+    @overload
+    def get(self, key: Literal["last_seq"], default: _D) -> Seq | _D: ...
+    @overload
+    def get(self, key: Literal["pending"]) -> int | None: ...
+    @overload
+    def get(self, key: Literal["pending"], default: _D) -> int | _D: ...
+    @overload
+    def get(self, key: str) -> object: ...
+    @overload
+    def get(self, key: str, default: object) -> object: ...
+    def get(self, key: str, default: object = None) -> object:
+        """``as_dict().get(key, default)``: ``"results"`` (the change dicts), ``"last_seq"``,
+        ``"pending"``."""
+        whole: Mapping[str, object] = self.as_dict()
+        return whole.get(key, default)
 
-    def __getitem__(self, key: Any) -> Any:
+    @overload
+    def __getitem__(self, key: Literal["results"]) -> list[dict[str, Any]]: ...
+    @overload
+    def __getitem__(self, key: Literal["last_seq"]) -> Seq: ...
+    @overload
+    def __getitem__(self, key: Literal["pending"]) -> int: ...
+    @overload
+    def __getitem__(self, key: str) -> object: ...
+    @overload
+    def __getitem__(self, key: SupportsIndex) -> dict[str, Any]: ...
+    @overload
+    def __getitem__(self, key: slice) -> list[dict[str, Any]]: ...
+    def __getitem__(self, key: str | SupportsIndex | slice) -> object:
+        """``result["results"]``, ``result["last_seq"]``, ``result["pending"]`` (as in
+        :meth:`as_dict`; ``KeyError`` when absent), or ``result[i]`` / ``result[i:j]``:
+        the changes (reads the whole result)."""
         if isinstance(key, str):
-            return self.as_dict()[key]
+            whole: Mapping[str, object] = self.as_dict()
+            return whole[key]
         return self.all()[key]
 
     def __contains__(self, key: object) -> bool:
@@ -442,7 +499,11 @@ class ChangesResult(StreamedResult[dict[str, Any]]):
 
 class AttachmentStream:
     """A streamed attachment: iterate it for byte chunks (``for`` or ``async for``),
-    or :meth:`read` it whole. ``content_type`` and ``length`` come from the headers."""
+    or :meth:`read` it whole. ``content_type`` and ``length`` come from the headers.
+
+    For type checkers this class is the sync flavour's stream (``for``, :meth:`read`);
+    one of the async facade is declared as :class:`AsyncAttachmentStream` (``async for``,
+    :meth:`aread`)."""
 
     def __init__(self, response: Any) -> None:
         self._response = response
@@ -458,9 +519,10 @@ class AttachmentStream:
         return int(value) if value is not None else None
 
     @property
-    def headers(self) -> Any:
-        """The response headers (a case-insensitive mapping)."""
-        return self._response.headers
+    def headers(self) -> Mapping[str, str]:
+        """The response headers (a case-insensitive mapping of str to str)."""
+        headers: Mapping[str, str] = self._response.headers
+        return headers
 
     def __iter__(self) -> Iterator[bytes]:
         stream = self._response.stream
@@ -477,11 +539,12 @@ class AttachmentStream:
         finally:
             self._response.close()
 
-    def __aiter__(self) -> AsyncIterator[bytes]:
-        stream = self._response.stream
-        if stream is not None and not hasattr(stream, "__aiter__"):
-            raise TypeError("this AttachmentStream comes from a sync backend: use a plain 'for'")
-        return self._aiterate(stream)
+    if not TYPE_CHECKING:  # the async flavour's (declared by AsyncAttachmentStream)
+        def __aiter__(self) -> AsyncIterator[bytes]:
+            stream = self._response.stream
+            if stream is not None and not hasattr(stream, "__aiter__"):
+                raise TypeError("this AttachmentStream comes from a sync backend: use a plain 'for'")
+            return self._aiterate(stream)
 
     async def _aiterate(self, stream: Any) -> AsyncIterator[bytes]:
         try:
@@ -495,12 +558,14 @@ class AttachmentStream:
             self._response.close()
 
     def read(self) -> bytes:
-        """The whole content (sync)."""
-        return b"".join(self)
+        """The whole content (sync); ``TypeError`` on an async backend's stream (``await .aread()``)."""
+        chunks = iter(self)  # (here, not inside join(), which would hide the TypeError's message)
+        return b"".join(chunks)
 
-    async def aread(self) -> bytes:
-        """The whole content (async)."""
-        return b"".join([c async for c in self])
+    if not TYPE_CHECKING:  # the async flavour's (declared by AsyncAttachmentStream)
+        async def aread(self) -> bytes:
+            """The whole content (async)."""
+            return b"".join([c async for c in self])
 
     def close(self) -> None:
         self._response.close()
@@ -510,3 +575,102 @@ class AttachmentStream:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+
+# -- the async flavour, as type checkers see it ----------------------------------------------
+
+
+class AsyncStreamedResult(Protocol[_I]):
+    """A :class:`StreamedResult` of the async facade, as type checkers see it.
+
+    At run time it is the same class; this protocol declares only what works on a
+    result of an async backend: ``async for``, :meth:`aall`, :meth:`ameta`, the metadata
+    and :meth:`close`. Plain ``for``, ``len()``, indexing, ``.all()`` and ``.read_meta()``
+    raise ``TypeError`` there, so they are not declared (a type error, not a run-time one).
+    It is a protocol: annotate with it, but ``isinstance`` needs :class:`StreamedResult`.
+    """
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        """Header and trailer fields seen so far (``total_rows``, ``offset``, ...)."""
+        ...
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        """The response headers (a case-insensitive mapping of str to str)."""
+        ...
+
+    def __aiter__(self) -> AsyncIterator[_I]: ...
+
+    async def aall(self) -> list[_I]:
+        """Every item, read into a list."""
+        ...
+
+    async def ameta(self, *names: str) -> dict[str, Any]:
+        """Read ahead until every field in ``names`` is known (see :meth:`StreamedResult.read_meta`)."""
+        ...
+
+    def close(self) -> None:
+        """Release the connection without reading the rest of the body."""
+        ...
+
+    async def __aenter__(self: _P) -> _P: ...
+    async def __aexit__(self, *exc: Any) -> None: ...
+
+
+class AsyncViewResult(AsyncStreamedResult[Row], Protocol):
+    """A :class:`ViewResult` of the async facade (what ``await db.view(...)`` gives), as
+    type checkers see it: rows with ``async for`` or ``await result.aall()``.
+    ``total_rows``, ``offset`` and ``update_seq`` are ``None`` until known
+    (``await result.ameta("total_rows")`` reads ahead for them).
+    CouchDB: https://docs.couchdb.org/en/stable/api/ddoc/views.html
+    """
+
+    @property
+    def total_rows(self) -> int | None:
+        """Rows in the whole view (``None`` for reduce queries, or while not yet read)."""
+        ...
+
+    @property
+    def offset(self) -> int | None:
+        """Position of the first returned row (``None`` for reduce queries, or while not yet read)."""
+        ...
+
+    @property
+    def update_seq(self) -> Seq | None:
+        """The database sequence the index was read at (only with ``update_seq=True``)."""
+        ...
+
+
+class AsyncAttachmentStream(Protocol):
+    """An :class:`AttachmentStream` of the async facade, as type checkers see it: byte
+    chunks with ``async for``, or ``await stream.aread()``. Plain ``for`` and
+    ``.read()`` raise ``TypeError`` there, so they are not declared."""
+
+    @property
+    def content_type(self) -> str | None:
+        """The ``Content-Type`` header (``None`` if absent)."""
+        ...
+
+    @property
+    def length(self) -> int | None:
+        """The ``Content-Length`` header as an int (``None`` if absent)."""
+        ...
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        """The response headers (a case-insensitive mapping of str to str)."""
+        ...
+
+    def __aiter__(self) -> AsyncIterator[bytes]: ...
+
+    async def aread(self) -> bytes:
+        """The whole content."""
+        ...
+
+    def close(self) -> None:
+        """Release the connection."""
+        ...
+
+    def __enter__(self: _P) -> _P: ...
+    def __exit__(self, *exc: Any) -> None: ...

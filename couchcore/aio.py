@@ -40,6 +40,8 @@ except ImportError as exc:  # pragma: no cover - depends on the installation
 from typing import TYPE_CHECKING, Awaitable
 
 from . import tornado as _tornado
+from ._results import AsyncAttachmentStream, AsyncStreamedResult, AsyncViewResult
+from .models import AsyncConflictResolution
 from .tornado import ChangesFeed, ChangesTask
 
 if TYPE_CHECKING:  # methods naming the asyncio classes, generated (tools/gen_facades.py)
@@ -48,7 +50,9 @@ if TYPE_CHECKING:  # methods naming the asyncio classes, generated (tools/gen_fa
 else:
     _DatabaseBase, _ServerBase = _tornado.Database, _tornado.Server
 
-__all__ = ["Server", "Database", "Couch", "ChangesFeed", "ChangesTask"]
+__all__ = ["Server", "Database", "Couch", "ChangesFeed", "ChangesTask",
+           # how type checkers see the results of these facades (protocols: annotations only)
+           "AsyncViewResult", "AsyncStreamedResult", "AsyncAttachmentStream", "AsyncConflictResolution"]
 
 
 class Server(_ServerBase):

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Awaitable, Callable, Iterable, Mapping, Protocol
 
 from . import codec
 from .errors import ParseError
 from .protocol.messages import Headers
 from .protocol.shapes import PendingWrite
 
-__all__ = ["Document", "Row", "Status", "ConflictResolution", "Result"]
+__all__ = ["Document", "Row", "Status", "ConflictResolution", "AsyncConflictResolution", "Result"]
+
+#: what ``merge=`` of :meth:`ConflictResolution.merge` takes: ``fn(local, server)`` returns the
+#: document to write, or ``None`` to skip it
+MergeFunction = Callable[["Document", "Document"], "Mapping[str, Any] | None"]
 
 
 class Document(dict[str, Any]):
@@ -229,6 +233,11 @@ class ConflictResolution:
     that lost to another revision on the other copies is not resolved: it is pending
     as a ``conflict`` (see :func:`couchcore.protocol.documents.save_docs`).
     CouchDB: https://docs.couchdb.org/en/stable/cluster/theory.html
+
+    :meth:`resolve`, :meth:`overwrite` and :meth:`merge` write the pending documents
+    again and return a new ConflictResolution; on the async facade they return an
+    awaitable of it, and type checkers see that facade's resolutions as
+    :class:`AsyncConflictResolution`.
     """
 
     def __init__(self, db: Any, resolved: dict[str, Any] | None = None, pending: dict[str, Any] | None = None) -> None:
@@ -251,14 +260,51 @@ class ConflictResolution:
     def _docs(self) -> list[Any]:
         return [p["doc"] for p in self.pending.values()]
 
-    def resolve(self) -> Any:
-        """Retry the pending documents as they are (e.g. after editing them)."""
-        return self._db._resolve(self, "retry")
+    def resolve(self) -> "ConflictResolution":
+        """Retry the pending documents as they are (e.g. after editing them); returns the
+        new resolution (an awaitable of it on the async facade)."""
+        again: ConflictResolution = self._db._resolve(self, "retry")
+        return again
 
-    def overwrite(self) -> Any:
+    def overwrite(self) -> "ConflictResolution":
+        """Replace the server's copy of every pending doc with the local one; returns the
+        new resolution (an awaitable of it on the async facade)."""
+        again: ConflictResolution = self._db._resolve(self, "overwrite")
+        return again
+
+    def merge(self, fn: MergeFunction) -> "ConflictResolution":
+        """Call ``fn(local, server)`` per conflict; write what it returns, skip ``None``;
+        returns the new resolution (an awaitable of it on the async facade)."""
+        again: ConflictResolution = self._db._resolve(self, "merge", fn)
+        return again
+
+
+class AsyncConflictResolution(Protocol):
+    """A :class:`ConflictResolution` of the async facade (what ``await db.save(...)``
+    gives), as type checkers see it: the same attributes, and :meth:`resolve`,
+    :meth:`overwrite` and :meth:`merge` return an awaitable of the next resolution.
+    At run time it is a ConflictResolution; this is a protocol (annotations only, not
+    ``isinstance``)."""
+
+    resolved: dict[str, dict[str, Any]]
+    pending: dict[str, PendingWrite]
+    accepted: set[str]
+
+    @property
+    def ok(self) -> bool:
+        """True when nothing is pending."""
+        ...
+
+    def __bool__(self) -> bool: ...
+
+    def resolve(self) -> Awaitable["AsyncConflictResolution"]:
+        """Retry the pending documents as they are."""
+        ...
+
+    def overwrite(self) -> Awaitable["AsyncConflictResolution"]:
         """Replace the server's copy of every pending doc with the local one."""
-        return self._db._resolve(self, "overwrite")
+        ...
 
-    def merge(self, fn: Callable[[Document, Document], Mapping[str, Any] | None]) -> Any:
+    def merge(self, fn: MergeFunction) -> Awaitable["AsyncConflictResolution"]:
         """Call ``fn(local, server)`` per conflict; write what it returns, skip ``None``."""
-        return self._db._resolve(self, "merge", fn)
+        ...

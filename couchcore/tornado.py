@@ -45,20 +45,24 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable, Literal, TypeVar, overload
+from typing import (TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable, Generic, Literal, NoReturn, TypeVar,
+                    cast, overload)
 
 from . import _feeds
 from ._api import DatabaseAPI, ServerAPI
 from ._drivers import run_async
 from .errors import CouchcoreError, InvalidInput
-from .models import Document, Status
+from .models import AsyncConflictResolution, Document, Status
 from .protocol import changes as _changes
-from ._results import ChangesResult
+from ._results import AsyncAttachmentStream, AsyncStreamedResult, AsyncViewResult, ChangesResult
+from .protocol.shapes import Seq
 from ._callbacks import SINK, Recorder, Sink, add_callbacks, call_feed_callback, call_with_callback
 from ._relax import relax
 from .transport.base import get_backend
 
-__all__ = ["Server", "Database", "Couch", "ChangesFeed", "ChangesTask", "StreamTask", "Status", "relax"]
+__all__ = ["Server", "Database", "Couch", "ChangesFeed", "ChangesTask", "StreamTask", "Status", "relax",
+           # how type checkers see the results of this facade (protocols: annotations only)
+           "AsyncViewResult", "AsyncStreamedResult", "AsyncAttachmentStream", "AsyncConflictResolution"]
 
 if TYPE_CHECKING:  # the typed methods (awaitables), generated from api.py (tools/gen_facades.py)
     from ._facades import AsyncCall
@@ -70,8 +74,10 @@ else:
 log = logging.getLogger("couchcore.tornado")
 
 _S = TypeVar("_S", bound="Server")
+_T = TypeVar("_T")
 
-class StreamTask(asyncio.Task):  # type: ignore[type-arg]
+
+class StreamTask(asyncio.Task[_T], Generic[_T]):
     """A running call of the async facade: an :class:`asyncio.Task` (``await`` it,
     ``cancel()`` it, ``gather`` many) that can also be iterated at once when its result
     is streamed: ``async for row in db.view(...)`` is ``async for row in await
@@ -196,17 +202,21 @@ class Server(_ServerBase):
         ``KeyError``, if missing)."""
         return self._item(name)
 
-    def __iter__(self) -> Any:
-        raise TypeError("an async Server: use 'async for name in server' or 'await server.all_dbs()'")
+    if not TYPE_CHECKING:
+        # These cannot await, so they raise at run time and are not declared for type checkers:
+        # ``for name in server``, ``len(server)``, ``name in server`` and ``del server[name]``
+        # on an async Server are type errors (tests/unit/test_typing.py).
+        def __iter__(self) -> NoReturn:
+            raise TypeError("an async Server: use 'async for name in server' or 'await server.all_dbs()'")
 
-    def __len__(self) -> int:
-        raise TypeError("an async Server: use 'len(await server.all_dbs())'")
+        def __len__(self) -> NoReturn:
+            raise TypeError("an async Server: use 'len(await server.all_dbs())'")
 
-    def __contains__(self, name: object) -> bool:
-        raise TypeError("an async Server: use 'await server.exists(name)'")
+        def __contains__(self, name: object) -> NoReturn:
+            raise TypeError("an async Server: use 'await server.exists(name)'")
 
-    def __delitem__(self, name: str) -> None:
-        raise TypeError("an async Server: use 'await server.delete(name)'")
+        def __delitem__(self, name: str) -> NoReturn:
+            raise TypeError("an async Server: use 'await server.delete(name)'")
 
 
 class Database(_DatabaseBase):
@@ -273,20 +283,24 @@ class Database(_DatabaseBase):
             if row.id is not None:  # (every _all_docs row has one)
                 yield row.id
 
-    def __setitem__(self, docid: str, doc: dict[str, Any]) -> None:
-        raise TypeError("an async Database: use 'await db.save(doc)'")
+    if not TYPE_CHECKING:
+        # These cannot await, so they raise at run time and are not declared for type checkers:
+        # ``db[id] = doc``, ``del db[id]``, ``id in db``, ``len(db)`` and ``for id in db`` on an
+        # async Database are type errors (tests/unit/test_typing.py).
+        def __setitem__(self, docid: str, doc: dict[str, Any]) -> NoReturn:
+            raise TypeError("an async Database: use 'await db.save(doc)'")
 
-    def __delitem__(self, docid: str) -> None:
-        raise TypeError("an async Database: use 'await db.delete(doc)'")
+        def __delitem__(self, docid: str) -> NoReturn:
+            raise TypeError("an async Database: use 'await db.delete(doc)'")
 
-    def __contains__(self, docid: object) -> bool:
-        raise TypeError("an async Database: use 'await db.contains(docid)'")
+        def __contains__(self, docid: object) -> NoReturn:
+            raise TypeError("an async Database: use 'await db.contains(docid)'")
 
-    def __len__(self) -> int:
-        raise TypeError("an async Database: use '(await db.info())[\"doc_count\"]'")
+        def __len__(self) -> NoReturn:
+            raise TypeError("an async Database: use '(await db.info())[\"doc_count\"]'")
 
-    def __iter__(self) -> Any:
-        raise TypeError("an async Database: use 'async for docid in db'")
+        def __iter__(self) -> NoReturn:
+            raise TypeError("an async Database: use 'async for docid in db'")
 
 
 Server._database_class = Database
@@ -308,17 +322,23 @@ async def _changes_body(started: Any, state: _ChangesState) -> ChangesResult:
     result: ChangesResult = await started
     state.result = result
     if not state.streaming:  # awaited: hand over the whole response, as before
-        await result.aall()
+        await _streamed_changes(result).aall()  # then it is what ChangesResult declares (plain for, [...])
     return result
 
 
-class ChangesTask(StreamTask):
+def _streamed_changes(result: ChangesResult) -> "AsyncStreamedResult[dict[str, Any]]":
+    """A ChangesResult of an async backend not read whole yet: what type checkers should see."""
+    return cast("AsyncStreamedResult[dict[str, Any]]", result)
+
+
+class ChangesTask(StreamTask[ChangesResult]):
     """A running normal/longpoll ``_changes`` request of the async facade.
 
-    ``await`` it for the whole :class:`~couchcore._results.ChangesResult` (read into
-    memory), or iterate it at once with ``async for change in db.changes(...)`` to
-    stream the changes without keeping them; :attr:`last_seq` and :attr:`pending` are
-    known when that loop has ended. It is an :class:`asyncio.Task`: ``cancel()``
+    ``await`` it (or its ``result()`` once done) for the whole
+    :class:`~couchcore._results.ChangesResult` (read into memory: plain ``for``,
+    ``result["last_seq"]``), or iterate it at once with ``async for change in
+    db.changes(...)`` to stream the changes without keeping them; :attr:`last_seq` and
+    :attr:`pending` are known when that loop has ended. It is an :class:`asyncio.Task`: ``cancel()``
     closes the connection, ``done()`` says whether the response has arrived whole.
     """
 
@@ -330,20 +350,23 @@ class ChangesTask(StreamTask):
 
     async def _changes(self) -> AsyncIterator[dict[str, Any]]:
         result = await self
-        async for change in result:
+        async for change in _streamed_changes(result):
             yield change
 
     @property
-    def last_seq(self) -> Any:
-        """The response's ``last_seq`` once read (``None`` before)."""
+    def last_seq(self) -> Seq | None:
+        """The response's ``last_seq`` once read (``None`` before); opaque: a str on
+        CouchDB 2+, an int on PouchDB Server."""
         result = self._changes_state.result
-        return result.meta.get("last_seq") if result is not None else None
+        seq: Seq | None = result.meta.get("last_seq") if result is not None else None
+        return seq
 
     @property
     def pending(self) -> int | None:
         """The response's ``pending`` once read, when the server sends it."""
         result = self._changes_state.result
-        return result.meta.get("pending") if result is not None else None
+        pending: int | None = result.meta.get("pending") if result is not None else None
+        return pending
 
 
 def _changes_call(started: Any, name: str) -> Any:
@@ -399,9 +422,9 @@ class ChangesFeed(_feeds.ChangesFeed):
         super().stop()
         task, loop = self._task, self._loop
         if task is not None and loop is not None and not task.done():
-            from .transport.tornado import _call_in_loop
+            from .transport._loop import call_in_loop
 
-            _call_in_loop(loop, task.cancel)
+            call_in_loop(loop, task.cancel)
 
     async def wait(self) -> None:
         """Wait until a started feed has ended (after :meth:`stop` or the server's last_seq)."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from typing import Any
+from typing import Any, Awaitable, ItemsView, KeysView, Mapping, ValuesView
 
 import couchcore
 import couchcore.aio
@@ -19,6 +19,7 @@ from couchcore import ChangesFeed, ChangesResult, ConflictResolution, Document, 
 from couchcore._follow import ChangesFollower
 from couchcore._paging import Paged
 from couchcore._partition import Partition
+from couchcore.aio import AsyncAttachmentStream, AsyncConflictResolution, AsyncViewResult
 from couchcore.protocol.mango import IndexInfo
 from couchcore.protocol.partitions import PartitionInfo
 from couchcore.protocol.revs import RevsDiffEntry
@@ -37,8 +38,10 @@ from couchcore.protocol.shapes import (
     OkResult,
     PendingWrite,
     PurgeResult,
+    Seq,
     ServerInfo,
     SessionInfo,
+    ChangesResponse,
 )
 from couchcore._results import AttachmentStream
 
@@ -116,6 +119,11 @@ def sync_database(db: couchcore.Database) -> None:
     assert_type(saved.pending, dict[str, PendingWrite])
     assert_type(saved.resolved, dict[str, dict[str, Any]])  # the caller's own dicts, updated in place
     assert_type(db.save([doc, {"n": 2}], merge=lambda local, server: local), ConflictResolution)
+    assert_type(saved.ok, bool)
+    assert_type(saved.accepted, set[str])
+    assert_type(saved.resolve(), ConflictResolution)  # sync: the next resolution itself
+    assert_type(saved.overwrite(), ConflictResolution)
+    assert_type(saved.merge(lambda local, server: {**server, **local}), ConflictResolution)
     assert_type(db.update_doc("a", lambda current: {**(current or {}), "n": 2}), Document | None)
     got = db.get("a")
     assert_type(got, Document)
@@ -136,14 +144,25 @@ def sync_database(db: couchcore.Database) -> None:
     assert_type(db.get_attachment("a", "greeting.txt"), bytes)
     stream = db.open_attachment(doc, "greeting.txt")
     assert_type(stream, AttachmentStream)
+    assert_type(stream.headers, Mapping[str, str])
+    assert_type(stream.content_type, str | None)
+    assert_type(stream.length, int | None)
     for chunk in stream:
         assert_type(chunk, bytes)
+    assert_type(db.open_attachment(doc, "greeting.txt").read(), bytes)
     assert_type(db.delete_attachment(doc, "greeting.txt"), DocResult)
 
     result = db.view("app/by_n", key=1, include_docs=True)
     assert_type(result, ViewResult)
+    assert_type(result.headers, Mapping[str, str])
+    assert_type(result.total_rows, int | None)
+    assert_type(result.update_seq, Seq | None)
+    assert_type(result.read_meta("total_rows"), dict[str, Any])
     for row in result:
         assert_type(row, Row)
+    assert_type(result[0], Row)
+    assert_type(result[1:], list[Row])
+    assert_type(result.all(), list[Row])
     assert_type(db.build_view("app/by_n", timeout=60.0), BuildViewResult)
     assert_type(db.query("function (doc) { emit(doc.n, null); }"), ViewResult)
     assert_type(db.list("app/csv", "by_n", headers={"Accept": "text/csv"}), Result)
@@ -162,6 +181,27 @@ def sync_database(db: couchcore.Database) -> None:
     assert_type(db.missing_revs({"a": ["1-x"]}), dict[str, list[str]])
 
     assert_type(db.changes(since=0, limit=10), ChangesResult)
+    changes = db.changes(since=0)
+    assert_type(changes.headers, Mapping[str, str])
+    for change in changes:
+        assert_type(change, dict[str, Any])
+    assert_type(changes.last_seq, Seq | None)
+    assert_type(changes.pending, int | None)
+    assert_type(changes["results"], list[dict[str, Any]])  # the dict of earlier versions
+    assert_type(changes["last_seq"], Seq)
+    assert_type(changes["pending"], int)
+    assert_type(changes[0], dict[str, Any])
+    assert_type(changes[:2], list[dict[str, Any]])
+    assert_type(changes.get("pending"), int | None)
+    assert_type(changes.get("pending", 0), int)
+    assert_type(changes.get("last_seq"), Seq | None)
+    assert_type(changes.get("results"), list[dict[str, Any]])
+    assert_type(changes.keys(), KeysView[str])
+    assert_type(changes.values(), ValuesView[object])
+    assert_type(changes.items(), ItemsView[str, object])
+    assert_type(dict(changes), dict[str, object])
+    assert_type(changes.as_dict(), ChangesResponse)
+    assert_type(changes.as_dict()["last_seq"], Seq)
     assert_type(db.changes(feed="longpoll", since="now"), ChangesResult)
     assert_type(db.changes(feed="continuous", since="now"), ChangesFeed)
     assert_type(db.changes(lambda seq, changes: None, latency=0.5), ChangesFeed)
@@ -248,7 +288,14 @@ async def async_database(db: couchcore.aio.Database) -> None:
     assert_type(await db.revs_limit(100), None)
 
     doc = {"_id": "a"}
-    assert_type(await db.save(doc), ConflictResolution)
+    saved = await db.save(doc)
+    assert_type(saved, AsyncConflictResolution)
+    assert_type(saved.pending, dict[str, PendingWrite])
+    assert_type(saved.ok, bool)
+    assert_type(saved.resolve(), Awaitable[AsyncConflictResolution])  # async: an awaitable of the next one
+    assert_type(await saved.resolve(), AsyncConflictResolution)
+    assert_type(await saved.overwrite(), AsyncConflictResolution)
+    assert_type(await saved.merge(lambda local, server: local), AsyncConflictResolution)
     assert_type(await db.update_doc("a", lambda current: current), Document | None)
     got = await db.get("a")
     assert_type(got, Document)
@@ -266,23 +313,34 @@ async def async_database(db: couchcore.aio.Database) -> None:
     assert_type(await db.put_attachment("a", "text", "note.txt"), DocResult)
     assert_type(await db.get_attachment(got, "note.txt", rev="1-x"), bytes)
     stream = await db.open_attachment("a", "note.txt")
+    assert_type(stream, AsyncAttachmentStream)
+    assert_type(stream.headers, Mapping[str, str])
+    assert_type(stream.content_type, str | None)
     async for chunk in stream:
         assert_type(chunk, bytes)
+    assert_type(await (await db.open_attachment("a", "note.txt")).aread(), bytes)
     async for chunk in db.open_attachment("a", "note.txt"):
         assert_type(chunk, bytes)
     assert_type(await db.delete_attachment(got, "note.txt"), DocResult)
 
     result = await db.view("app/by_n", limit=5)
-    assert_type(result, ViewResult)
+    assert_type(result, AsyncViewResult)
+    assert_type(result.headers, Mapping[str, str])
+    assert_type(await result.ameta("total_rows"), dict[str, Any])
+    assert_type(result.total_rows, int | None)
+    assert_type(result.update_seq, Seq | None)
+    async for row in result:
+        assert_type(row, Row)
+    assert_type(await (await db.view("app/by_n")).aall(), list[Row])
     async for row in db.view("app/by_n"):  # without await: rows as they arrive
         assert_type(row, Row)
     assert_type(await db.build_view("app/by_n"), BuildViewResult)
-    assert_type(await db.query("function (doc) { emit(doc._id, 1); }", "_sum"), ViewResult)
+    assert_type(await db.query("function (doc) { emit(doc._id, 1); }", "_sum"), AsyncViewResult)
     assert_type(await db.list("app/csv", "app/by_n"), Result)
     assert_type(await db.show("app/page"), Result)
     assert_type(await db.update("app/bump", form={"by": "1"}), Result)
-    assert_type(await db.design_docs(include_docs=True), ViewResult)
-    assert_type(await db.local_docs(), ViewResult)
+    assert_type(await db.design_docs(include_docs=True), AsyncViewResult)
+    assert_type(await db.local_docs(), AsyncViewResult)
 
     assert_type(await db.find({"n": 1}), FindResult)
     assert_type(await db.explain({"n": 1}), dict[str, Any])
@@ -293,6 +351,16 @@ async def async_database(db: couchcore.aio.Database) -> None:
     assert_type(await db.missing_revs({"a": ["1-x"]}), dict[str, list[str]])
 
     assert_type(await db.changes(since=0), ChangesResult)
+    whole = await db.changes(since=0)  # awaited: read whole, so the dict-style and plain 'for' access work
+    assert_type(whole["last_seq"], Seq)
+    assert_type(whole.get("pending"), int | None)
+    for change in whole:
+        assert_type(change, dict[str, Any])
+    running = db.changes(since=0)
+    if isinstance(running, couchcore.aio.ChangesTask):  # inside a running loop
+        assert_type(running.result(), ChangesResult)
+        assert_type(running.last_seq, Seq | None)
+        assert_type(running.pending, int | None)
     async for change in db.changes(since=0):
         assert_type(change, dict[str, Any])
     feed = db.changes(feed="continuous", since="now")
@@ -315,7 +383,7 @@ async def async_database(db: couchcore.aio.Database) -> None:
 
     part = db.partition("sensor-1")
     assert_type(await part.info(), PartitionInfo)
-    assert_type(await part.view("app/by_n"), ViewResult)
+    assert_type(await part.view("app/by_n"), AsyncViewResult)
     async for row in part.all_docs():
         assert_type(row, Row)
     assert_type(await part.find({"n": 1}), dict[str, Any])
@@ -339,6 +407,12 @@ async def tornado_flavour(server: couchcore.tornado.Server) -> None:
     assert_type(db.get("a", callback=got), "asyncio.Task[Document | None]")
     assert_type(db.get(["a"], callback=lambda docs, status: None), "asyncio.Task[list[Document | None] | None]")
     assert_type(db.view("app/by_n", callback=lambda rows, status: None), "asyncio.Task[ViewResult | None]")
+
+    def got_rows(rows: ViewResult | None, status: Status) -> None:  # read whole first: plain 'for'
+        for row in rows or ():
+            assert_type(row, Row)
+
+    db.view("app/by_n", callback=got_rows)
     assert_type(server.db("events", callback=lambda found, status: None),
                 "asyncio.Task[couchcore.tornado.Database | None]")
 

@@ -17,6 +17,11 @@ checkers and IDEs only, one declaration class per flavour:
   :mod:`couchcore.tornado`; every public method of Server/Database also gets its
   ``callback=`` overloads (``callback(result | None, Status)``, an ``asyncio.Task`` of the
   result), as :func:`couchcore._callbacks.add_callbacks` gives them at run time;
+  the results that work differently there are declared as the async flavour's
+  protocols (``ViewResult`` -> ``AsyncViewResult``: ``async for`` and ``aall()``, not
+  ``for``; ``ConflictResolution`` -> ``AsyncConflictResolution``: ``resolve()`` returns
+  an awaitable; see ``ASYNC_RESULTS``), except where the value is read whole first
+  (a callback gets a ``ViewResult`` read whole: plain ``for`` works on it);
 * ``AioServerAPI`` / ``AioDatabaseAPI``: the members whose types name a facade class,
   again with the classes of :mod:`couchcore.aio`.
 
@@ -49,11 +54,24 @@ SOURCES = [("couchcore/_api.py", "ServerAPI"), ("couchcore/_api.py", "DatabaseAP
 RUN_SEEDS = {"_run", "_run_many"}
 
 
+#: the async flavours' view of a result class: the protocol declaring what works on a
+#: result of an async backend (at run time the same class), and where it is imported from
+ASYNC_RESULTS = {
+    "ViewResult": ("AsyncViewResult", "from couchcore._results import AsyncViewResult"),
+    "AttachmentStream": ("AsyncAttachmentStream", "from couchcore._results import AsyncAttachmentStream"),
+    "ConflictResolution": ("AsyncConflictResolution", "from couchcore.models import AsyncConflictResolution"),
+}
+
+#: results the async facade reads whole before a callback gets them (couchcore._callbacks:
+#: every StreamedResult): the callback's value is the sync flavour's view of the class
+READ_WHOLE_FOR_CALLBACK = {"ViewResult"}
+
+
 @dataclass
 class Flavour:
     prefix: str
     names: dict[str, str]  # source class -> the flavour's class (as written in the stub)
-    wrap: bool  # run methods return awaitables
+    wrap: bool  # run methods return awaitables (and results are the ASYNC_RESULTS protocols)
     classes: list[str]  # which source classes get a declaration class
     base: dict[str, str] = field(default_factory=dict)  # source class -> base of its declaration
     only_facade_members: bool = False  # declare only members whose types name a facade class
@@ -72,7 +90,7 @@ FLAVOURS = [
 ]
 
 #: results the async facade's task can also be iterated over at once (``async for``)
-STREAMED_ITEMS = {"ViewResult": "Row", "AttachmentStream": "bytes"}
+STREAMED_ITEMS = {"AsyncViewResult": "Row", "AsyncAttachmentStream": "bytes"}
 
 #: names the stub always imports itself
 STUB_NAMES = {"Any", "Awaitable", "AsyncCall", "overload", "_builtins", "_sync", "_tornado", "_aio", "asyncio",
@@ -283,12 +301,16 @@ def classify(classes: list[SourceClass]) -> None:
 
 
 class _Rewrite(ast.NodeTransformer):
-    def __init__(self, names: dict[str, str]) -> None:
+    def __init__(self, names: dict[str, str], results: dict[str, str] | None = None) -> None:
         self.names = names
+        self.results = results or {}  # result class -> the flavour's protocol of it
         self.used: set[str] = set()
         self.facade = False
 
     def visit_Name(self, node: ast.Name) -> ast.expr:
+        if node.id in self.results:
+            self.used.add(self.results[node.id])
+            return ast.Name(self.results[node.id])
         if node.id in self.names:
             self.facade = True
             new = ast.parse(self.names[node.id], mode="eval").body
@@ -313,6 +335,11 @@ class _Rewrite(ast.NodeTransformer):
         return node
 
 
+def _results(fl: Flavour) -> dict[str, str]:
+    """result class -> the name the flavour declares it as (the async protocols)."""
+    return {name: proto for name, (proto, _) in ASYNC_RESULTS.items()} if fl.wrap else {}
+
+
 def _wrap(ret: ast.expr) -> ast.expr:
     """``T`` -> ``Awaitable[T]`` / ``AsyncCall[T, item]`` for the async flavour."""
     item: ast.expr | None = None
@@ -332,8 +359,9 @@ class Writer:
         self.lines: list[str] = []
 
     def need(self, names: set[str], cls: SourceClass) -> None:
+        protocols = {proto: stmt for proto, stmt in ASYNC_RESULTS.values()}
         for name in names - STUB_NAMES:
-            stmt = cls.imports.get(name)
+            stmt = protocols.get(name) or cls.imports.get(name)
             if stmt is None:
                 if hasattr(builtins, name):
                     continue
@@ -345,7 +373,7 @@ class Writer:
     def annotation(self, node: ast.expr | None, fl: Flavour, cls: SourceClass, info: dict[str, bool]) -> str:
         if node is None:
             raise GenError(f"{cls.name}: a parameter or return without annotation")
-        rewrite = _Rewrite(fl.names)
+        rewrite = _Rewrite(fl.names, _results(fl))
         new = rewrite.visit(ast.parse(ast.unparse(node), mode="eval").body)  # (a copy: strings parsed as it goes)
         self.need(rewrite.used, cls)
         info["facade"] = info.get("facade", False) or rewrite.facade
@@ -390,7 +418,10 @@ class Writer:
             return f"def {fn.name}(self, *args: Any, **kwargs: Any) -> Any: ..."
         else:
             ret_node = _annotation(fn.returns)
-            rewrite = _Rewrite(fl.names)
+            results = _results(fl)
+            if callback == "fn":  # what the callback gets
+                results = {k: v for k, v in results.items() if k not in READ_WHOLE_FOR_CALLBACK}
+            rewrite = _Rewrite(fl.names, results)
             assert ret_node is not None
             new = rewrite.visit(ast.parse(ast.unparse(ret_node), mode="eval").body)
             self.need(rewrite.used, cls)

@@ -8,14 +8,18 @@ optional (``total=False``), so read those with ``.get()``.
 
 from __future__ import annotations
 
-from typing import Any, TypedDict
+from typing import Any, TypedDict, Union
 
 __all__ = [
     "ServerInfo", "ServerVendor", "UserContext", "SessionInfo", "SessionAuthInfo", "LoginResult", "OkResult",
     "DatabaseInfo", "DatabaseSizes", "ClusterInfo", "DesignInfo", "CommitResult", "PurgeResult",
     "DocResult", "BulkDocsRow", "FindResult", "IndexCreated", "Membership", "BuildViewResult",
-    "SecurityObject", "SecurityMembers", "ConfigSection", "PendingWrite",
+    "SecurityObject", "SecurityMembers", "ConfigSection", "PendingWrite", "Seq", "ChangesResponse",
 ]
+
+#: An update sequence (``last_seq``, ``update_seq``, what ``since`` takes back): opaque, pass it
+#: back as it came; a str on CouchDB 2+ (``"12-g1AAAA..."``), an int on PouchDB Server.
+Seq = Union[str, int]
 
 #: one section of the node's configuration: ``{key: value}``, every value a str
 ConfigSection = dict[str, str]
@@ -224,3 +228,17 @@ class SecurityObject(TypedDict, total=False):
 
     admins: SecurityMembers
     members: SecurityMembers
+
+
+class _ChangesResponseRequired(TypedDict):
+    results: list[dict[str, Any]]
+    last_seq: Seq
+
+
+class ChangesResponse(_ChangesResponseRequired, total=False):
+    """A normal or longpoll ``GET /{db}/_changes`` read whole (what
+    :meth:`ChangesResult.as_dict <couchcore.ChangesResult.as_dict>` returns):
+    ``{"results": [change, ...], "last_seq", "pending"?}``.
+    https://docs.couchdb.org/en/stable/api/database/changes.html"""
+
+    pending: int

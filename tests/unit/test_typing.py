@@ -68,6 +68,84 @@ def test_wrong_claims_are_caught(tmp_path: Path) -> None:
     assert len(errors) == 5, done.stdout
 
 
+# Each line marked "# wrong" misuses a facade flavour in a way that fails at run time (TypeError:
+# the sync/async member does not work on the other flavour, or a value is not what the code
+# assumes); mypy must report an error on exactly those lines.
+WRONG_FLAVOUR = '''
+from typing import Any
+import couchcore, couchcore.aio, couchcore.tornado
+
+async def dunders(adb: couchcore.aio.Database, aserver: couchcore.aio.Server,
+                  tdb: couchcore.tornado.Database) -> None:
+    "a" in adb                                        # wrong: cannot await; use await adb.contains("a")
+    len(adb)                                          # wrong
+    for docid in adb:                                 # wrong: async for
+        pass
+    list(adb)                                         # wrong
+    adb["a"] = {"n": 1}                               # wrong: await adb.save(doc)
+    del adb["a"]                                      # wrong: await adb.delete(doc)
+    "events" in aserver                               # wrong: await aserver.exists("events")
+    len(aserver)                                      # wrong
+    for name in aserver:                              # wrong: async for
+        pass
+    del aserver["events"]                             # wrong
+    "a" in tdb                                        # wrong (the tornado flavour too)
+    await adb["a"]                                    # (right: an awaitable)
+
+async def results(db: couchcore.Database, adb: couchcore.aio.Database) -> None:
+    rows = await adb.view("app/v")
+    for row in rows:                                  # wrong: an async result; async for
+        pass
+    list(rows)                                        # wrong
+    len(rows)                                         # wrong
+    rows[0]                                           # wrong
+    rows.all()                                        # wrong: await rows.aall()
+    rows.read_meta()                                  # wrong: await rows.ameta()
+    stream = await adb.open_attachment("a", "f.txt")
+    for chunk in stream:                              # wrong
+        pass
+    stream.read()                                     # wrong: await stream.aread()
+    sync_rows = db.view("app/v")
+    async for row in sync_rows:                       # wrong: a sync result; plain for
+        pass
+    await sync_rows.aall()                            # wrong: .all()
+    await sync_rows.ameta()                           # wrong: .read_meta()
+    async for chunk in db.open_attachment("a", "f.txt"):  # wrong
+        pass
+    await db.open_attachment("a", "f.txt").aread()    # wrong
+    async for change in db.changes():                 # wrong
+        pass
+
+async def resolutions(db: couchcore.Database, adb: couchcore.aio.Database) -> None:
+    saved = await adb.save({"_id": "a"})
+    saved.resolve().pending                           # wrong: await it first
+    again: couchcore.ConflictResolution = await saved.overwrite()  # wrong: the async flavour's
+    await db.save({"_id": "a"}).resolve()             # wrong: sync, nothing to await
+
+def accessors(db: couchcore.Database) -> None:
+    changes = db.changes()
+    changes["last_seq"] + 1                           # wrong: a str on CouchDB 2+
+    changes["results"][0] + 1                         # wrong: a change is a dict
+    changes.get("pending") + 1                        # wrong: None when not sent
+    changes.headers["etag"] + 1                       # wrong: str
+    changes.keys() + 1                                # wrong
+'''
+
+
+def test_flavour_misuse_is_caught(tmp_path: Path) -> None:
+    """Sync-only members of the async facade's objects (dunders that cannot await, plain
+    ``for`` over a streamed result, ``.all()``/``.read()``), async-only members of the
+    sync facade's results, resolutions used as the wrong flavour, and the typed
+    accessors of ChangesResult: mypy reports each marked line, and no other."""
+    program = tmp_path / "wrong_flavour.py"
+    program.write_text(WRONG_FLAVOUR)
+    done = _mypy("--python-version", "3.11", str(program))
+    marked = {i for i, line in enumerate(WRONG_FLAVOUR.splitlines(), 1) if "# wrong" in line}
+    reported = {int(line.split(":")[1]) for line in done.stdout.splitlines()
+                if "wrong_flavour.py:" in line and ": error:" in line}
+    assert reported == marked, (sorted(marked - reported), sorted(reported - marked), done.stdout)
+
+
 def _public(cls: type) -> set[str]:
     return {name for name in dir(cls) if not name.startswith("_")}
 

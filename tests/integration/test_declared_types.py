@@ -1,0 +1,231 @@
+"""The declared types hold at run time, against the real test server.
+
+``tests/typed_example.py`` (checked by mypy in tests/unit/test_typing.py) says what a type
+checker sees; these tests take the values a server really returns and check them against
+the same types with :func:`typeguard.check_type` (TypedDicts key by key, protocols member
+by member, unions, ``Mapping[str, str]`` item by item), read from the annotations where
+the declaration is a plain one. Where a member is *not* declared for a flavour (the async
+facade's dunders, ``for`` over an async result, ``async for`` over a sync one) the test
+checks that it really fails at run time, with a TypeError saying what to use instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from typing import Any, ItemsView, KeysView, Mapping, ValuesView, get_type_hints
+
+import pytest
+from typeguard import check_type
+
+import couchcore
+import couchcore.aio
+from couchcore import AttachmentStream, ChangesResult, ConflictResolution, Row, ViewResult
+from couchcore import StreamedResult
+from couchcore.aio import AsyncAttachmentStream, AsyncConflictResolution, AsyncViewResult
+from couchcore.protocol.shapes import ChangesResponse, Seq
+
+DDOC = {"_id": "_design/t", "views": {"by_n": {"map": "function(doc){ if (doc.n !== undefined) emit(doc.n, null); }"}}}
+
+
+def _returns(member: Any) -> Any:
+    """The declared return type of a method or property (its annotation, resolved)."""
+    func = member.fget if isinstance(member, property) else member
+    return get_type_hints(func)["return"]
+
+
+def _conflicted(db: couchcore.Database) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A document saved twice, and a stale copy of it (its first revision)."""
+    doc: dict[str, Any] = {"_id": "c", "n": 1}
+    db.save(doc)
+    stale = dict(doc)
+    doc["n"] = 2
+    db.save(doc)
+    stale["n"] = 3
+    return doc, stale
+
+
+# -- sync -----------------------------------------------------------------------------------
+
+
+MERGE = (lambda local, server: {**server, **local},)
+
+
+def test_sync_resolution_methods_return_resolutions(db: couchcore.Database) -> None:
+    for method, args in (("resolve", ()), ("overwrite", ()), ("merge", MERGE)):
+        _, stale = _conflicted(db)
+        saved = db.save([stale])
+        check_type(saved, ConflictResolution)
+        assert set(saved.pending) == {"c"} and saved.pending["c"]["error"] == "conflict"
+        if method == "resolve":  # retried as it is: edit it so that it applies
+            saved.pending["c"]["doc"]["_rev"] = db.get("c")["_rev"]
+        declared = _returns(getattr(ConflictResolution, method))
+        assert declared is ConflictResolution
+        again = getattr(saved, method)(*args)
+        check_type(again, declared)
+        assert again.ok and set(again.resolved) == {"c"}, (method, again.pending)
+        assert db.get("c")["n"] == 3
+        db.delete(db.get("c"))
+
+
+def test_sync_result_headers_and_sequences(db: couchcore.Database) -> None:
+    db.save([dict(DDOC), {"_id": "a", "n": 1}])
+    db.put_attachment(db.get("a"), b"hello", "note.txt", "text/plain")
+
+    result = db.view("t/by_n", update_seq=True)
+    check_type(result.headers, _returns(StreamedResult.headers))
+    assert result.headers["Content-Type"].startswith("application/json")  # any case
+    check_type(result.update_seq, _returns(ViewResult.update_seq))
+    check_type(result.update_seq, Seq)  # sent: update_seq=True
+    check_type(result[0], Row)
+    check_type(result[:1], list[Row])
+
+    stream = db.open_attachment("a", "note.txt")
+    check_type(stream.headers, _returns(AttachmentStream.headers))
+    assert stream.read() == b"hello"
+
+
+def test_sync_changes_accessors(db: couchcore.Database) -> None:
+    db.save([{"_id": "a"}, {"_id": "b"}])
+    changes = db.changes(since=0, limit=1)
+    check_type(changes.last_seq, _returns(ChangesResult.last_seq))
+    check_type(changes.last_seq, Seq)
+    check_type(changes.pending, _returns(ChangesResult.pending))
+    check_type(changes.as_dict(), _returns(ChangesResult.as_dict))  # ChangesResponse, key by key
+    check_type(changes["results"], list[dict[str, Any]])
+    check_type(changes["last_seq"], Seq)
+    check_type(changes[0], dict[str, Any])
+    check_type(changes[:1], list[dict[str, Any]])
+    check_type(changes.get("last_seq"), Seq)
+    check_type(changes.get("results"), list[dict[str, Any]])
+    check_type(changes.get("pending"), int | None)
+    check_type(changes.get("nothing", 0), object)
+    check_type(changes.keys(), KeysView[str])
+    check_type(changes.values(), ValuesView[object])
+    check_type(changes.items(), ItemsView[str, object])
+    check_type(dict(changes), dict[str, object])
+    check_type(dict(changes), ChangesResponse)
+    check_type(changes.headers, Mapping[str, str])
+    if "pending" in changes.as_dict():  # CouchDB sends it; PouchDB Server does not always
+        check_type(changes["pending"], int)
+
+
+def test_sync_results_do_not_iterate_async(db: couchcore.Database) -> None:
+    """What the sync facade's results do not declare (``async for``, ``aall()``) really fails."""
+    doc: dict[str, Any] = {"_id": "a"}
+    db.save(doc)
+    db.put_attachment(doc, b"x", "x.txt")
+
+    async def main() -> None:
+        with pytest.raises(TypeError, match="plain 'for'"):
+            async for _ in db.view("_all_docs"):
+                pass
+        with pytest.raises(TypeError, match=r"\.all\(\)"):
+            await db.view("_all_docs").aall()
+        with pytest.raises(TypeError, match="plain 'for'"):
+            async for _ in db.open_attachment("a", "x.txt"):
+                pass
+
+    asyncio.run(main())
+
+
+# -- async ----------------------------------------------------------------------------------
+
+
+def arun(coro: Any) -> Any:
+    return asyncio.run(asyncio.wait_for(coro, 60))
+
+
+def test_async_resolutions_are_awaitable(db: couchcore.Database, couch_url: str) -> None:
+    async def main() -> None:
+        async with couchcore.aio.Server(couch_url) as server:
+            adb = await server.db(db.name)
+            for method, args in (("resolve", ()), ("overwrite", ()), ("merge", MERGE)):
+                _, stale = _conflicted(db)
+                saved = await adb.save([stale])
+                check_type(saved, AsyncConflictResolution)
+                assert set(saved.pending) == {"c"}
+                if method == "resolve":
+                    saved.pending["c"]["doc"]["_rev"] = db.get("c")["_rev"]
+                pending = getattr(saved, method)(*args)
+                assert inspect.isawaitable(pending)  # Awaitable[AsyncConflictResolution]
+                assert not isinstance(pending, ConflictResolution)
+                again = await pending
+                check_type(again, AsyncConflictResolution)
+                assert again.ok and set(again.resolved) == {"c"}, (method, again.pending)
+                assert db.get("c")["n"] == 3
+                db.delete(db.get("c"))
+
+    arun(main())
+
+
+def test_async_results_are_the_async_protocols(db: couchcore.Database, couch_url: str) -> None:
+    db.save([dict(DDOC), {"_id": "a", "n": 1}, {"_id": "b", "n": 2}])
+    db.put_attachment(db.get("a"), b"hello", "note.txt", "text/plain")
+
+    async def main() -> None:
+        async with couchcore.aio.Server(couch_url) as server:
+            adb = await server.db(db.name)
+            result = await adb.view("t/by_n", update_seq=True)
+            check_type(result, AsyncViewResult)
+            check_type(result.headers, _returns(AsyncViewResult.headers))
+            # what AsyncViewResult leaves out fails here
+            with pytest.raises(TypeError, match="async for"):
+                for _ in result:
+                    pass
+            with pytest.raises(TypeError, match="aall"):
+                result.all()
+            rows = await result.aall()
+            check_type(rows, list[Row])
+            check_type(result.update_seq, Seq)
+            check_type(result.total_rows, int)
+
+            stream = await adb.open_attachment("a", "note.txt")
+            check_type(stream, AsyncAttachmentStream)
+            check_type(stream.headers, Mapping[str, str])
+            with pytest.raises(TypeError, match="async for"):
+                stream.read()
+            stream = await adb.open_attachment("a", "note.txt")
+            assert await stream.aread() == b"hello"
+
+            task = adb.changes(since=0)  # in a running loop: a ChangesTask
+            assert isinstance(task, couchcore.aio.ChangesTask)
+            whole = await task
+            check_type(task.result(), ChangesResult)
+            check_type(whole.last_seq, Seq)
+            check_type(task.last_seq, _returns(couchcore.aio.ChangesTask.last_seq))
+            check_type(whole["results"], list[dict[str, Any]])  # read whole: the sync accessors work
+            assert [c["id"] for c in whole] == [c["id"] for c in whole["results"]]
+            check_type(whole.as_dict(), ChangesResponse)
+
+    arun(main())
+
+
+def test_async_facade_dunders_raise(db: couchcore.Database, couch_url: str) -> None:
+    """The dunders the async facade does not declare (they cannot await) raise TypeError,
+    each naming the awaitable to use."""
+    db.save({"_id": "a"})
+
+    async def main() -> None:
+        async with couchcore.aio.Server(couch_url) as server:
+            adb = await server.db(db.name)
+            checks = [
+                (lambda: "a" in adb, "await db.contains"),
+                (lambda: len(adb), "doc_count"),
+                (lambda: iter(adb), "async for"),
+                (lambda: list(adb), "async for"),
+                (lambda: adb.__setitem__("b", {}), "await db.save"),
+                (lambda: adb.__delitem__("a"), "await db.delete"),
+                (lambda: db.name in server, "await server.exists"),
+                (lambda: len(server), "all_dbs"),
+                (lambda: list(server), "async for"),
+                (lambda: server.__delitem__(db.name), "await server.delete"),
+            ]
+            for call, hint in checks:
+                with pytest.raises(TypeError, match=hint):
+                    call()
+            assert [docid async for docid in adb] == ["a"]  # what the async flavour declares instead
+            assert await adb.contains("a")
+
+    arun(main())
+    assert db.contains("a")  # nothing was sent by the refused calls
