@@ -20,8 +20,8 @@ import couchcore.tornado as _tornado
 from collections.abc import Mapping
 from couchcore._api import R, T, _Changes, _IndexList, _OpenRevs, _RevLists
 from couchcore._feeds import ChangesFeed
-from couchcore._follow import ChangesFollower
-from couchcore._paging import Paged
+from couchcore._follow import AsyncChangesFollower, ChangesFollower
+from couchcore._paging import AsyncPaged, Paged
 from couchcore._partition import Partition
 from couchcore._results import AsyncAttachmentStream, AsyncViewResult, AttachmentStream, ChangesResult, ViewResult
 from couchcore.auth import Auth, SessionAuth
@@ -1147,9 +1147,9 @@ class AsyncDatabaseAPI:
         ``:`` or begins with ``_`` raises :class:`InvalidInput`.
         https://docs.couchdb.org/en/stable/api/partitioned-dbs.html"""
     @overload
-    def iterview(self, name: str, page_size: int = ..., *, callback: None = ..., **options: Any) -> Paged[Row]: ...
+    def iterview(self, name: str, page_size: int = ..., *, callback: None = ..., **options: Any) -> AsyncPaged[Row]: ...
     @overload
-    def iterview(self, name: str, page_size: int = ..., *, callback: _Callable[[Paged[Row] | None, _Status], Any], **options: Any) -> asyncio.Task[Paged[Row] | None]:
+    def iterview(self, name: str, page_size: int = ..., *, callback: _Callable[[AsyncPaged[Row] | None, _Status], Any], **options: Any) -> asyncio.Task[AsyncPaged[Row] | None]:
         """Every row of a view (``"ddoc/view"``, ``"_design/d/_view/v"``) or of
         ``"_all_docs"``, fetched ``page_size`` rows a request as the iteration goes.
 
@@ -1163,9 +1163,9 @@ class AsyncDatabaseAPI:
         and bad options raise :class:`InvalidInput` before anything is sent.
         https://docs.couchdb.org/en/stable/ddocs/views/pagination.html"""
     @overload
-    def iterfind(self, selector: Mapping[str, Any], page_size: int = ..., *, callback: None = ..., **options: Any) -> Paged[Document]: ...
+    def iterfind(self, selector: Mapping[str, Any], page_size: int = ..., *, callback: None = ..., **options: Any) -> AsyncPaged[Document]: ...
     @overload
-    def iterfind(self, selector: Mapping[str, Any], page_size: int = ..., *, callback: _Callable[[Paged[Document] | None, _Status], Any], **options: Any) -> asyncio.Task[Paged[Document] | None]:
+    def iterfind(self, selector: Mapping[str, Any], page_size: int = ..., *, callback: _Callable[[AsyncPaged[Document] | None, _Status], Any], **options: Any) -> asyncio.Task[AsyncPaged[Document] | None]:
         """Every document matching a Mango ``selector``, ``page_size`` a request, paged by
         ``bookmark`` (no extra request after a short page). ``options``: ``_find``'s
         (``fields``, ``sort``, ``use_index``, ...; ``limit`` caps the documents in all,
@@ -1174,9 +1174,9 @@ class AsyncDatabaseAPI:
         :class:`~couchcore._paging.Paged` of :class:`Document`.
         https://docs.couchdb.org/en/stable/api/database/find.html#pagination"""
     @overload
-    def follow(self, since: Any = ..., one_off: bool = ..., max_retries: int | None = ..., *, callback: None = ..., **changes_options: Any) -> ChangesFollower: ...
+    def follow(self, since: Any = ..., one_off: bool = ..., max_retries: int | None = ..., *, callback: None = ..., **changes_options: Any) -> AsyncChangesFollower: ...
     @overload
-    def follow(self, since: Any = ..., one_off: bool = ..., max_retries: int | None = ..., *, callback: _Callable[[ChangesFollower | None, _Status], Any], **changes_options: Any) -> asyncio.Task[ChangesFollower | None]:
+    def follow(self, since: Any = ..., one_off: bool = ..., max_retries: int | None = ..., *, callback: _Callable[[AsyncChangesFollower | None, _Status], Any], **changes_options: Any) -> asyncio.Task[AsyncChangesFollower | None]:
         """A :class:`~couchcore._follow.ChangesFollower`: every change from ``since``
         (``"now"``, ``0`` or a sequence from an earlier ``.since``; opaque), read by a
         longpoll loop that retries transient failures with full-jitter backoff and ends
@@ -1259,10 +1259,10 @@ class AsyncPartition:
         https://docs.couchdb.org/en/stable/api/partitioned-dbs.html#post--db-_partition-partition_id-_find"""
     def explain(self, selector: Mapping[str, Any], **options: Any) -> Awaitable[_builtins.dict[str, Any]]:
         """The plan of :meth:`find` (``POST /{db}/_partition/{key}/_explain``)."""
-    def iterview(self, name: str, page_size: int = ..., **options: Any) -> Paged[Row]:
+    def iterview(self, name: str, page_size: int = ..., **options: Any) -> AsyncPaged[Row]:
         """Every row of a view (or ``"_all_docs"``) of this partition, paged by key as
         :meth:`Database.iterview` does."""
-    def iterfind(self, selector: Mapping[str, Any], page_size: int = ..., **options: Any) -> Paged[Document]:
+    def iterfind(self, selector: Mapping[str, Any], page_size: int = ..., **options: Any) -> AsyncPaged[Document]:
         """Every match of a Mango query on this partition, paged by bookmark as
         :meth:`Database.iterfind` does."""
     key: str

@@ -13,7 +13,7 @@ CouchDB: https://docs.couchdb.org/en/stable/api/database/changes.html
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any, AsyncIterator, Generator, Iterator
+from typing import TYPE_CHECKING, Any, AsyncIterator, Generator, Iterator, Protocol, TypeVar
 
 from ._drivers import RetryPolicy
 from .errors import (
@@ -27,11 +27,14 @@ from .errors import (
 )
 from ._feeds import ResumingFeed
 from .protocol.changes import FeedState
+from .protocol.shapes import Seq
 
 if TYPE_CHECKING:  # pragma: no cover
     from ._api import DatabaseAPI
 
-__all__ = ["ChangesFollower", "TERMINAL_ERRORS", "DEFAULT_LONGPOLL_TIMEOUT"]
+__all__ = ["ChangesFollower", "AsyncChangesFollower", "TERMINAL_ERRORS", "DEFAULT_LONGPOLL_TIMEOUT"]
+
+_F = TypeVar("_F")
 
 log = logging.getLogger("couchcore.follow")
 
@@ -94,9 +97,11 @@ class ChangesFollower(ResumingFeed):
         self._started = False
 
     @property
-    def since(self) -> Any:
-        """The sequence to resume from (opaque; see the class docstring)."""
-        return self._state.since
+    def since(self) -> Seq:
+        """The sequence to resume from (opaque: a str on CouchDB 2+, an int on PouchDB
+        Server, ``"now"`` or ``0`` as given until the first answer; see the class docstring)."""
+        since: Seq = self._state.since
+        return since
 
     @property
     def pending(self) -> int | None:
@@ -144,8 +149,61 @@ class ChangesFollower(ResumingFeed):
         return self._iterate()
 
     # -- async -------------------------------------------------------------------------
-    def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
-        if not getattr(self._db, "is_async", False):
-            raise TypeError("this ChangesFollower comes from a sync Database: use a plain 'for'")
-        self._claim()
-        return self._aiterate()
+    if not TYPE_CHECKING:  # the async facade's (declared by AsyncChangesFollower)
+        def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
+            if not getattr(self._db, "is_async", False):
+                raise TypeError("this ChangesFollower comes from a sync Database: use a plain 'for'")
+            self._claim()
+            return self._aiterate()
+
+
+class AsyncChangesFollower(Protocol):
+    """A :class:`ChangesFollower` of the async facade (``db.follow(...)``), as type
+    checkers see it: the same attributes and :meth:`stop`, iterated with ``async for``
+    (a plain ``for`` raises ``TypeError`` there, so it is not declared). A protocol: for
+    annotations, not ``isinstance``."""
+
+    one_off: bool
+    error: BaseException | None
+    max_retries: int | None
+
+    @property
+    def since(self) -> Seq:
+        """The sequence to resume from (opaque)."""
+        ...
+
+    @property
+    def pending(self) -> int | None:
+        """The last answer's ``pending`` (``None`` before, or from a server without it)."""
+        ...
+
+    @property
+    def stopped(self) -> bool:
+        """Whether the follower has ended."""
+        ...
+
+    @property
+    def delivered(self) -> int:
+        """Changes delivered so far."""
+        ...
+
+    @property
+    def reconnects(self) -> int:
+        """Requests made again after a lost connection or a failure."""
+        ...
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        """The metadata (``last_seq``, ``pending``) of the last complete answer."""
+        ...
+
+    def stop(self) -> None:
+        """End the iteration (from any thread, or from the loop body)."""
+        ...
+
+    def __aiter__(self) -> AsyncIterator[dict[str, Any]]: ...
+    async def __aenter__(self: _F) -> _F: ...
+    async def __aexit__(self, *exc: Any) -> None: ...
+    def __enter__(self: _F) -> _F: ...
+    def __exit__(self, *exc: Any) -> None: ...
+    def __await__(self: _F) -> Generator[Any, None, _F]: ...

@@ -13,9 +13,10 @@ from ._drivers import Operation
 if TYPE_CHECKING:  # pragma: no cover
     from ._api import DatabaseAPI
 
-__all__ = ["Paged"]
+__all__ = ["Paged", "AsyncPaged"]
 
 T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
 
 
 class Pager(Protocol[T]):
@@ -30,7 +31,8 @@ class Paged(Generic[T]):
     """Every item of a paged query, fetched a page at a time as the iteration needs
     them (one request per page; none after a short page). Iterate it once, with
     ``for`` on the sync facade and ``async for`` on the async one. :attr:`pages` counts
-    the requests made so far."""
+    the requests made so far. For type checkers this class is the sync facade's (``for``);
+    the async facade's is declared as :class:`AsyncPaged` (``async for``)."""
 
     def __init__(self, db: "DatabaseAPI", pager: Pager[T], page_op: Callable[[dict[str, Any]], Operation[Any]]) -> None:
         self._db = db
@@ -57,11 +59,12 @@ class Paged(Generic[T]):
             self.pages += 1
             yield from pager.accept(answer)
 
-    def __aiter__(self) -> AsyncIterator[T]:
-        if not getattr(self._db, "is_async", False):
-            raise TypeError("this paged query comes from a sync Database: use a plain 'for'")
-        self._claim()
-        return self._aiterate()
+    if not TYPE_CHECKING:  # the async facade's (declared by AsyncPaged)
+        def __aiter__(self) -> AsyncIterator[T]:
+            if not getattr(self._db, "is_async", False):
+                raise TypeError("this paged query comes from a sync Database: use a plain 'for'")
+            self._claim()
+            return self._aiterate()
 
     async def _aiterate(self) -> AsyncIterator[T]:
         pager = self._pager
@@ -73,3 +76,17 @@ class Paged(Generic[T]):
 
     def __repr__(self) -> str:
         return f"<Paged {type(self._pager).__name__} pages={self.pages} done={self._pager.done}>"
+
+
+class AsyncPaged(Protocol[T_co]):
+    """A :class:`Paged` query of the async facade (``db.iterview(...)``,
+    ``db.iterfind(...)``), as type checkers see it: iterate it with ``async for`` (a
+    plain ``for`` raises ``TypeError`` there, so it is not declared). A protocol:
+    for annotations, not ``isinstance``."""
+
+    @property
+    def pages(self) -> int:
+        """Requests made so far."""
+        ...
+
+    def __aiter__(self) -> AsyncIterator[T_co]: ...

@@ -40,6 +40,8 @@ except ImportError as exc:  # pragma: no cover - depends on the installation
 from typing import TYPE_CHECKING, Awaitable
 
 from . import tornado as _tornado
+from ._follow import AsyncChangesFollower
+from ._paging import AsyncPaged
 from ._results import AsyncAttachmentStream, AsyncStreamedResult, AsyncViewResult
 from .models import AsyncConflictResolution
 from .tornado import ChangesFeed, ChangesTask
@@ -52,7 +54,8 @@ else:
 
 __all__ = ["Server", "Database", "Couch", "ChangesFeed", "ChangesTask",
            # how type checkers see the results of these facades (protocols: annotations only)
-           "AsyncViewResult", "AsyncStreamedResult", "AsyncAttachmentStream", "AsyncConflictResolution"]
+           "AsyncViewResult", "AsyncStreamedResult", "AsyncAttachmentStream", "AsyncConflictResolution",
+           "AsyncPaged", "AsyncChangesFollower"]
 
 
 class Server(_ServerBase):

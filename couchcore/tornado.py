@@ -54,6 +54,8 @@ from ._drivers import run_async
 from .errors import CouchcoreError, InvalidInput
 from .models import AsyncConflictResolution, Document, Status
 from .protocol import changes as _changes
+from ._follow import AsyncChangesFollower
+from ._paging import AsyncPaged
 from ._results import AsyncAttachmentStream, AsyncStreamedResult, AsyncViewResult, ChangesResult
 from .protocol.shapes import Seq
 from ._callbacks import SINK, Recorder, Sink, add_callbacks, call_feed_callback, call_with_callback
@@ -62,7 +64,8 @@ from .transport.base import get_backend
 
 __all__ = ["Server", "Database", "Couch", "ChangesFeed", "ChangesTask", "StreamTask", "Status", "relax",
            # how type checkers see the results of this facade (protocols: annotations only)
-           "AsyncViewResult", "AsyncStreamedResult", "AsyncAttachmentStream", "AsyncConflictResolution"]
+           "AsyncViewResult", "AsyncStreamedResult", "AsyncAttachmentStream", "AsyncConflictResolution",
+           "AsyncPaged", "AsyncChangesFollower"]
 
 if TYPE_CHECKING:  # the typed methods (awaitables), generated from api.py (tools/gen_facades.py)
     from ._facades import AsyncCall

@@ -19,7 +19,7 @@ from couchcore import ChangesFeed, ChangesResult, ConflictResolution, Document, 
 from couchcore._follow import ChangesFollower
 from couchcore._paging import Paged
 from couchcore._partition import Partition
-from couchcore.aio import AsyncAttachmentStream, AsyncConflictResolution, AsyncViewResult
+from couchcore.aio import AsyncAttachmentStream, AsyncChangesFollower, AsyncConflictResolution, AsyncPaged, AsyncViewResult
 from couchcore.protocol.mango import IndexInfo
 from couchcore.protocol.partitions import PartitionInfo
 from couchcore.protocol.revs import RevsDiffEntry
@@ -216,6 +216,12 @@ def sync_database(db: couchcore.Database) -> None:
     paged_docs = db.iterfind({"n": 1}, page_size=100)
     assert_type(paged_docs, Paged[Document])
     assert_type(db.follow(since=0, one_off=True), ChangesFollower)
+    follower = db.follow(since="now")
+    assert_type(follower.since, Seq)
+    assert_type(follower.pending, int | None)
+    for change in follower:
+        assert_type(change, dict[str, Any])
+    assert_type(paged_rows.pages, int)
 
     part = db.partition("sensor-1")
     assert_type(part, Partition)
@@ -374,8 +380,16 @@ async def async_database(db: couchcore.aio.Database) -> None:
     assert_type(await db.push("events-backup"), Document)
     assert_type(await db.pull("events-backup"), Document)
 
+    assert_type(db.iterview("_all_docs"), AsyncPaged[Row])
+    assert_type(db.iterfind({"n": 1}), AsyncPaged[Document])
     async for row in db.iterview("_all_docs", page_size=50):
         assert_type(row, Row)
+    afollower = db.follow(since=0, one_off=True)
+    assert_type(afollower, AsyncChangesFollower)
+    assert_type(afollower.since, Seq)
+    async with afollower:
+        async for change in afollower:
+            assert_type(change, dict[str, Any])
     async for found in db.iterfind({"n": 1}):
         assert_type(found, Document)
     async for change in db.follow(since="now"):

@@ -60,6 +60,8 @@ ASYNC_RESULTS = {
     "ViewResult": ("AsyncViewResult", "from couchcore._results import AsyncViewResult"),
     "AttachmentStream": ("AsyncAttachmentStream", "from couchcore._results import AsyncAttachmentStream"),
     "ConflictResolution": ("AsyncConflictResolution", "from couchcore.models import AsyncConflictResolution"),
+    "Paged": ("AsyncPaged", "from couchcore._paging import AsyncPaged"),
+    "ChangesFollower": ("AsyncChangesFollower", "from couchcore._follow import AsyncChangesFollower"),
 }
 
 #: results the async facade reads whole before a callback gets them (couchcore._callbacks:

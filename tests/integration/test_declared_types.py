@@ -22,7 +22,8 @@ import couchcore
 import couchcore.aio
 from couchcore import AttachmentStream, ChangesResult, ConflictResolution, Row, ViewResult
 from couchcore import StreamedResult
-from couchcore.aio import AsyncAttachmentStream, AsyncConflictResolution, AsyncViewResult
+from couchcore._follow import ChangesFollower
+from couchcore.aio import AsyncAttachmentStream, AsyncChangesFollower, AsyncConflictResolution, AsyncPaged, AsyncViewResult
 from couchcore.protocol.shapes import ChangesResponse, Seq
 
 DDOC = {"_id": "_design/t", "views": {"by_n": {"map": "function(doc){ if (doc.n !== undefined) emit(doc.n, null); }"}}}
@@ -229,3 +230,36 @@ def test_async_facade_dunders_raise(db: couchcore.Database, couch_url: str) -> N
 
     arun(main())
     assert db.contains("a")  # nothing was sent by the refused calls
+
+
+def test_paged_and_followers_per_flavour(db: couchcore.Database, couch_url: str) -> None:
+    """iterview/iterfind/follow: ``for`` on the sync facade, ``async for`` (AsyncPaged,
+    AsyncChangesFollower) on the async one; the other way raises TypeError; ``since`` is a Seq."""
+    db.save([{"_id": "a", "n": 1}, {"_id": "b", "n": 2}])
+    follower = db.follow(since=0, one_off=True)
+    assert [c["id"] for c in follower] == ["a", "b"]
+    check_type(follower.since, _returns(ChangesFollower.since))
+    check_type([row.id for row in db.iterview("_all_docs", page_size=1)], list[str])
+
+    async def main() -> None:
+        with pytest.raises(TypeError, match="plain 'for'"):
+            async for _ in db.iterview("_all_docs"):
+                pass
+        with pytest.raises(TypeError, match="plain 'for'"):
+            async for _ in db.follow(since=0, one_off=True):
+                pass
+        async with couchcore.aio.Server(couch_url) as server:
+            adb = await server.db(db.name)
+            paged = adb.iterview("_all_docs", page_size=1)
+            check_type(paged, AsyncPaged[Row])
+            with pytest.raises(TypeError, match="async for"):
+                iter(paged)
+            assert [row.id async for row in paged] == ["a", "b"] and paged.pages >= 2
+            afollower = adb.follow(since=0, one_off=True)
+            check_type(afollower, AsyncChangesFollower)
+            with pytest.raises(TypeError, match="async for"):
+                iter(afollower)
+            assert [c["id"] async for c in afollower] == ["a", "b"]
+            check_type(afollower.since, Seq)
+
+    arun(main())

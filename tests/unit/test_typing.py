@@ -122,6 +122,20 @@ async def resolutions(db: couchcore.Database, adb: couchcore.aio.Database) -> No
     again: couchcore.ConflictResolution = await saved.overwrite()  # wrong: the async flavour's
     await db.save({"_id": "a"}).resolve()             # wrong: sync, nothing to await
 
+async def paging(db: couchcore.Database, adb: couchcore.aio.Database) -> None:
+    for row in adb.iterview("_all_docs"):             # wrong: async for
+        pass
+    for change in adb.follow(since=0):                # wrong: async for
+        pass
+    async for row in db.iterview("_all_docs"):        # wrong: plain for
+        pass
+    async for doc in db.iterfind({"n": 1}):           # wrong
+        pass
+    async for change in db.follow(since=0):           # wrong
+        pass
+    async for row in adb.iterview("_all_docs"):       # (right)
+        pass
+
 def accessors(db: couchcore.Database) -> None:
     changes = db.changes()
     changes["last_seq"] + 1                           # wrong: a str on CouchDB 2+
