@@ -6,7 +6,7 @@ from typing import Any, Awaitable, Callable, Iterable, Mapping, Protocol
 
 from . import codec
 from .errors import ParseError
-from .protocol.messages import Headers
+from .protocol.messages import Headers, Response
 from .protocol.shapes import PendingWrite
 
 __all__ = ["Document", "Row", "Status", "ConflictResolution", "AsyncConflictResolution", "Result"]
@@ -182,7 +182,9 @@ class Status:
 
     ``ok`` is true on success; ``code`` is the HTTP status (``None`` when no response
     arrived); ``error`` is the exception class (or ``None``) and ``exception`` the
-    exception itself; ``headers`` and ``response`` describe the last response.
+    exception itself; ``headers`` (str to str) and ``response`` (a
+    :class:`~couchcore.protocol.messages.Response`, ``None`` when none arrived) describe
+    the last response.
     """
 
     __slots__ = ("code", "exception", "headers", "response")
@@ -192,7 +194,7 @@ class Status:
         code: int | None = None,
         exception: BaseException | None = None,
         headers: Mapping[str, str] | None = None,
-        response: Any = None,
+        response: Response | None = None,
     ) -> None:
         self.code = code
         self.exception = exception

@@ -21,6 +21,7 @@ from couchcore._paging import Paged
 from couchcore._partition import Partition
 from couchcore.aio import AsyncAttachmentStream, AsyncChangesFollower, AsyncConflictResolution, AsyncPaged, AsyncViewResult
 from couchcore.protocol.mango import IndexInfo
+from couchcore.protocol.messages import Response
 from couchcore.protocol.partitions import PartitionInfo
 from couchcore.protocol.revs import RevsDiffEntry
 from couchcore.protocol.server import DbsInfoRow, SchedulerDocs, SchedulerJobs
@@ -417,6 +418,9 @@ async def tornado_flavour(server: couchcore.tornado.Server) -> None:
     # the callback style: every public method takes callback=fn, called with (result or None, Status)
     def got(doc: Document | None, status: Status) -> None:
         assert_type(status.ok, bool)
+        assert_type(status.code, int | None)
+        assert_type(status.headers, dict[str, str])
+        assert_type(status.response, Response | None)
 
     assert_type(db.get("a", callback=got), "asyncio.Task[Document | None]")
     assert_type(db.get(["a"], callback=lambda docs, status: None), "asyncio.Task[list[Document | None] | None]")

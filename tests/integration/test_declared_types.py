@@ -19,12 +19,14 @@ import pytest
 from typeguard import check_type
 
 import couchcore
+from tests.helpers import unique_name
 import couchcore.aio
 from couchcore import AttachmentStream, ChangesResult, ConflictResolution, Row, ViewResult
 from couchcore import StreamedResult
 from couchcore._follow import ChangesFollower
 from couchcore.aio import AsyncAttachmentStream, AsyncChangesFollower, AsyncConflictResolution, AsyncPaged, AsyncViewResult
 from couchcore.protocol.shapes import ChangesResponse, Seq
+from couchcore.models import Status
 
 DDOC = {"_id": "_design/t", "views": {"by_n": {"map": "function(doc){ if (doc.n !== undefined) emit(doc.n, null); }"}}}
 
@@ -133,40 +135,57 @@ def test_sync_results_do_not_iterate_async(db: couchcore.Database) -> None:
 # -- async ----------------------------------------------------------------------------------
 
 
+@pytest.fixture(scope="module")
+def sserver(couch_url: str) -> Any:
+    """A sync server to set the data up (the shared ``server`` fixture is parametrized over
+    the sync backends, which would only run the async tests twice)."""
+    server = couchcore.Server(couch_url)
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def sdb(sserver: couchcore.Server) -> Any:
+    database = sserver.create(unique_name())
+    yield database
+    sserver.delete(database.name)
+
+
+
 def arun(coro: Any) -> Any:
     return asyncio.run(asyncio.wait_for(coro, 60))
 
 
-def test_async_resolutions_are_awaitable(db: couchcore.Database, couch_url: str) -> None:
+def test_async_resolutions_are_awaitable(sdb: couchcore.Database, couch_url: str) -> None:
     async def main() -> None:
         async with couchcore.aio.Server(couch_url) as server:
-            adb = await server.db(db.name)
+            adb = await server.db(sdb.name)
             for method, args in (("resolve", ()), ("overwrite", ()), ("merge", MERGE)):
-                _, stale = _conflicted(db)
+                _, stale = _conflicted(sdb)
                 saved = await adb.save([stale])
                 check_type(saved, AsyncConflictResolution)
                 assert set(saved.pending) == {"c"}
                 if method == "resolve":
-                    saved.pending["c"]["doc"]["_rev"] = db.get("c")["_rev"]
+                    saved.pending["c"]["doc"]["_rev"] = sdb.get("c")["_rev"]
                 pending = getattr(saved, method)(*args)
                 assert inspect.isawaitable(pending)  # Awaitable[AsyncConflictResolution]
                 assert not isinstance(pending, ConflictResolution)
                 again = await pending
                 check_type(again, AsyncConflictResolution)
                 assert again.ok and set(again.resolved) == {"c"}, (method, again.pending)
-                assert db.get("c")["n"] == 3
-                db.delete(db.get("c"))
+                assert sdb.get("c")["n"] == 3
+                sdb.delete(sdb.get("c"))
 
     arun(main())
 
 
-def test_async_results_are_the_async_protocols(db: couchcore.Database, couch_url: str) -> None:
-    db.save([dict(DDOC), {"_id": "a", "n": 1}, {"_id": "b", "n": 2}])
-    db.put_attachment(db.get("a"), b"hello", "note.txt", "text/plain")
+def test_async_results_are_the_async_protocols(sdb: couchcore.Database, couch_url: str) -> None:
+    sdb.save([dict(DDOC), {"_id": "a", "n": 1}, {"_id": "b", "n": 2}])
+    sdb.put_attachment(sdb.get("a"), b"hello", "note.txt", "text/plain")
 
     async def main() -> None:
         async with couchcore.aio.Server(couch_url) as server:
-            adb = await server.db(db.name)
+            adb = await server.db(sdb.name)
             result = await adb.view("t/by_n", update_seq=True)
             check_type(result, AsyncViewResult)
             check_type(result.headers, _returns(AsyncViewResult.headers))
@@ -202,14 +221,14 @@ def test_async_results_are_the_async_protocols(db: couchcore.Database, couch_url
     arun(main())
 
 
-def test_async_facade_dunders_raise(db: couchcore.Database, couch_url: str) -> None:
+def test_async_facade_dunders_raise(sdb: couchcore.Database, couch_url: str) -> None:
     """The dunders the async facade does not declare (they cannot await) raise TypeError,
     each naming the awaitable to use."""
-    db.save({"_id": "a"})
+    sdb.save({"_id": "a"})
 
     async def main() -> None:
         async with couchcore.aio.Server(couch_url) as server:
-            adb = await server.db(db.name)
+            adb = await server.db(sdb.name)
             checks = [
                 (lambda: "a" in adb, "await db.contains"),
                 (lambda: len(adb), "doc_count"),
@@ -217,10 +236,10 @@ def test_async_facade_dunders_raise(db: couchcore.Database, couch_url: str) -> N
                 (lambda: list(adb), "async for"),
                 (lambda: adb.__setitem__("b", {}), "await db.save"),
                 (lambda: adb.__delitem__("a"), "await db.delete"),
-                (lambda: db.name in server, "await server.exists"),
+                (lambda: sdb.name in server, "await server.exists"),
                 (lambda: len(server), "all_dbs"),
                 (lambda: list(server), "async for"),
-                (lambda: server.__delitem__(db.name), "await server.delete"),
+                (lambda: server.__delitem__(sdb.name), "await server.delete"),
             ]
             for call, hint in checks:
                 with pytest.raises(TypeError, match=hint):
@@ -229,27 +248,27 @@ def test_async_facade_dunders_raise(db: couchcore.Database, couch_url: str) -> N
             assert await adb.contains("a")
 
     arun(main())
-    assert db.contains("a")  # nothing was sent by the refused calls
+    assert sdb.contains("a")  # nothing was sent by the refused calls
 
 
-def test_paged_and_followers_per_flavour(db: couchcore.Database, couch_url: str) -> None:
+def test_paged_and_followers_per_flavour(sdb: couchcore.Database, couch_url: str) -> None:
     """iterview/iterfind/follow: ``for`` on the sync facade, ``async for`` (AsyncPaged,
     AsyncChangesFollower) on the async one; the other way raises TypeError; ``since`` is a Seq."""
-    db.save([{"_id": "a", "n": 1}, {"_id": "b", "n": 2}])
-    follower = db.follow(since=0, one_off=True)
+    sdb.save([{"_id": "a", "n": 1}, {"_id": "b", "n": 2}])
+    follower = sdb.follow(since=0, one_off=True)
     assert [c["id"] for c in follower] == ["a", "b"]
     check_type(follower.since, _returns(ChangesFollower.since))
-    check_type([row.id for row in db.iterview("_all_docs", page_size=1)], list[str])
+    check_type([row.id for row in sdb.iterview("_all_docs", page_size=1)], list[str])
 
     async def main() -> None:
         with pytest.raises(TypeError, match="plain 'for'"):
-            async for _ in db.iterview("_all_docs"):
+            async for _ in sdb.iterview("_all_docs"):
                 pass
         with pytest.raises(TypeError, match="plain 'for'"):
-            async for _ in db.follow(since=0, one_off=True):
+            async for _ in sdb.follow(since=0, one_off=True):
                 pass
         async with couchcore.aio.Server(couch_url) as server:
-            adb = await server.db(db.name)
+            adb = await server.db(sdb.name)
             paged = adb.iterview("_all_docs", page_size=1)
             check_type(paged, AsyncPaged[Row])
             with pytest.raises(TypeError, match="async for"):
@@ -263,3 +282,34 @@ def test_paged_and_followers_per_flavour(db: couchcore.Database, couch_url: str)
             check_type(afollower.since, Seq)
 
     arun(main())
+
+
+def test_callback_status_fields(sdb: couchcore.Database, couch_url: str) -> None:
+    """The Status a callback gets: ``code``, ``headers``, ``response`` as declared, on
+    success and on failure; a view handed to a callback is a ViewResult read whole."""
+    import couchcore.tornado
+
+    sdb.save({"_id": "a"})
+    seen: list[tuple[Any, Status]] = []
+
+    async def main() -> None:
+        server = couchcore.tornado.Server(couch_url)
+        try:
+            tdb = await server.db(sdb.name)
+            await tdb.get("a", callback=lambda doc, status: seen.append((doc, status)))
+            await tdb.get("missing", callback=lambda doc, status: seen.append((doc, status)))
+            await tdb.view("_all_docs", callback=lambda rows, status: seen.append((rows, status)))
+        finally:
+            server.close()
+
+    arun(main())
+    hints = get_type_hints(Status.__init__)
+    for value, status in seen:
+        check_type(status.code, hints["code"])
+        check_type(status.headers, dict[str, str])
+        check_type(status.response, hints["response"])
+        assert status.response is not None
+    assert [status.ok for _, status in seen] == [True, False, True]
+    rows = seen[2][0]
+    check_type(rows, ViewResult)
+    assert [row.id for row in rows] == ["a"]  # plain 'for': read whole before the callback
