@@ -93,9 +93,9 @@ class ResumingFeed:
             except Exception:  # pragma: no cover - closing is best effort
                 pass
         if task is not None and loop is not None and not task.done():
-            from .transport.tornado import _call_in_loop
+            from .transport._loop import call_in_loop
 
-            _call_in_loop(loop, task.cancel)
+            call_in_loop(loop, task.cancel)
 
     def _hold(self, source: Any) -> None:
         with self._lock:

@@ -22,6 +22,7 @@ __all__ = [
     "MissingRevision",
     "ResponseError",
     "ParseError",
+    "WrongEventLoop",
     "HTTPError",
     "BadRequest",
     "Unauthorized",
@@ -108,6 +109,20 @@ class ResponseError(CouchcoreError):
 
 class ParseError(ResponseError):
     """A response body is not the JSON it should be (truncated, garbage, bad UTF-8)."""
+
+
+# -- async use ------------------------------------------------------------------------
+
+
+class WrongEventLoop(CouchcoreError, RuntimeError):
+    """A streamed result of the async facade (a view, changes or attachment stream) was
+    read on another asyncio event loop than the one that sent its request; read it on
+    that loop. ``url``: the request's (credentials removed). Also a ``RuntimeError``,
+    which asyncio raises for the same mistake."""
+
+    def __init__(self, message: str, url: str | None = None) -> None:
+        self.url = redact_url(url) if url else url
+        super().__init__(f"{message} ({self.url})" if self.url else message)
 
 
 # -- errors reported by the server -------------------------------------------------

@@ -40,86 +40,40 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import threading
 import time
 from collections import deque
-from typing import Any, AsyncIterator, Awaitable, Callable
+from typing import Any, Awaitable
 
 import pycurl
 
 from .. import errors
 from ..protocol.messages import Headers, Request, Response
 from .._urls import redact_url
-from .base import BaseTransport, Credentials, TransportOptions, is_file_like
+from ._loop import (CHUNK, HIGH_WATER, LOW_WATER, BufferedExchange, ChunkStream, LoopTransport, body_type_error,
+                    call_in_loop, closed_error, encode_chunk)
+from .base import Credentials, TransportOptions, is_file_like
 from .pycurl import PycurlTransport, _translate
 
 __all__ = ["CurlLoopTransport", "HIGH_WATER", "LOW_WATER"]
-
-#: A streamed response is paused when this many bytes wait unread...
-HIGH_WATER = 1024 * 1024
-#: ...and resumed once the consumer has taken the buffer below this.
-LOW_WATER = 256 * 1024
-#: the largest piece read from a streamed request body at once
-CHUNK = 64 * 1024
 
 _IN, _OUT = pycurl.POLL_IN, pycurl.POLL_OUT
 _NO_BODY = (bytes, bytearray, str)
 
 
-class CurlLoopTransport(BaseTransport):
+class CurlLoopTransport(LoopTransport["_LoopEngine"]):
     """Sends :class:`Request` objects with libcurl on the running event loop; keeps
     connections alive per loop; translates libcurl's errors into couchcore's
-    :class:`~couchcore.errors.TransportError` family."""
-
-    is_async = True
+    :class:`~couchcore.errors.TransportError` family. :meth:`close` aborts what is in
+    flight (readers get a ConnectionError) and closes every loop's multi handle and its
+    connections; the transport stays usable."""
 
     def __init__(self, base_url: str, credentials: Credentials | None, options: TransportOptions) -> None:
-        if not base_url.startswith(("http://", "https://")):
-            raise errors.InvalidOption(f"not an http(s) URL: {redact_url(base_url)!r}")
-        if isinstance(options.max_clients, bool) or not isinstance(options.max_clients, int) \
-                or options.max_clients < 1:
-            raise errors.InvalidOption(f"max_clients must be a positive int, got {options.max_clients!r}")
         super().__init__(base_url, credentials, options)
         # the request set-up (URL, headers, body, TLS, timeouts) is the sync backend's
         self._curl_setup = PycurlTransport(base_url, credentials, options)
-        self._states: dict[asyncio.AbstractEventLoop, _LoopEngine] = {}
-        self._lock = threading.Lock()
 
-    def __repr__(self) -> str:
-        return f"<CurlLoopTransport {self.base_url} max_clients={self.options.max_clients}>"
-
-    # -- per-loop state -----------------------------------------------------------------
-    def _state(self) -> "_LoopEngine":
-        loop = asyncio.get_running_loop()
-        state = self._states.get(loop)
-        if state is None or len(self._states) > 1:
-            with self._lock:
-                # the engines (and kept-alive connections) of loops that have closed, e.g.
-                # another thread's asyncio.run(), are let go as soon as any loop sends
-                for old in [lp for lp in self._states if lp.is_closed()]:
-                    self._states.pop(old).close()
-                state = self._states.get(loop)
-                if state is None:
-                    state = self._states[loop] = _LoopEngine(self, loop)
-        return state
-
-    @property
-    def active(self) -> int:
-        """Requests in flight (a streamed response counts until its body has arrived
-        or it was closed) on the running loop, or on every loop outside one."""
-        try:
-            state = self._states.get(asyncio.get_running_loop())
-        except RuntimeError:
-            return sum(len(s.active) for s in self._states.values())
-        return len(state.active) if state is not None else 0
-
-    def close(self) -> None:
-        """Abort what is in flight (readers get a ConnectionError) and close every
-        loop's multi handle and its connections. The transport stays usable."""
-        with self._lock:
-            states, self._states = list(self._states.values()), {}
-        for state in states:
-            _call_in_loop(state.loop, state.close)
+    def _new_state(self, loop: asyncio.AbstractEventLoop) -> "_LoopEngine":
+        return _LoopEngine(self, loop)
 
     # -- sending ------------------------------------------------------------------------
     async def send(self, request: Request) -> Response:
@@ -141,7 +95,7 @@ class CurlLoopTransport(BaseTransport):
             exchange.abort("cancel")
             raise
         if exchange.stream:
-            return Response(exchange.status, _headers(exchange.headers), stream=_Stream(exchange),
+            return Response(exchange.status, _headers(exchange.headers), stream=ChunkStream(exchange),
                             method=request.method, url=url, close=exchange.close,
                             auth_sent=self.sends_credentials(request))
         return Response(exchange.status, _headers(exchange.headers), body=exchange.body(),
@@ -167,22 +121,6 @@ def _headers(pairs: list[tuple[str, str]]) -> Headers:
     return headers
 
 
-def _call_in_loop(loop: asyncio.AbstractEventLoop, fn: Callable[[], Any]) -> None:
-    """Run ``fn`` now if we are on ``loop``'s thread (or it is not running), else
-    schedule it there."""
-    try:
-        running = asyncio.get_running_loop()
-    except RuntimeError:
-        running = None
-    if running is loop or not loop.is_running():
-        fn()
-        return
-    try:
-        loop.call_soon_threadsafe(fn)
-    except RuntimeError:  # closed meanwhile
-        fn()
-
-
 class _LoopEngine:
     """One event loop's CurlMulti handle, its reusable easy handles, the sockets libcurl
     asked the loop to watch, its timer, and the ``max_clients`` slots."""
@@ -203,6 +141,10 @@ class _LoopEngine:
         self.timer_at: float | None = None  # when ``timer`` fires (None: at once, call_soon)
         self.in_curl = False  # inside socket_action: libcurl callbacks may run, no remove_handle
         self.closed = False
+
+    @property
+    def in_flight(self) -> int:
+        return len(self.active)
 
     # -- libcurl -> loop -------------------------------------------------------------------
     def _on_socket(self, what: int, fd: int, multi: Any, data: Any) -> None:
@@ -294,9 +236,7 @@ class _LoopEngine:
     # -- transfers -------------------------------------------------------------------------
     def start(self, request: Request, url: str, upload: "_Upload | None") -> "_Exchange":
         if self.closed:  # closed while the request waited for a slot: aborted, never retried
-            error = errors.ConnectionError("request aborted (the transport was closed)", url)
-            error.aborted = True
-            raise error
+            raise closed_error(url)
         curl = self.idle.pop() if self.idle else pycurl.Curl()
         exchange = _Exchange(self, curl, request, url, upload)
         try:
@@ -367,17 +307,18 @@ class _LoopEngine:
         self.multi.close()
 
 
-class _Exchange:
+class _Exchange(BufferedExchange):
     """One request on a loop's multi handle: the response head, the body chunks waiting
     for the reader, flow control, the idle timer and how it ended."""
 
-    __slots__ = ("engine", "curl", "request", "url", "upload", "stream", "status", "headers", "raw",
+    __slots__ = ("engine", "loop", "curl", "request", "url", "upload", "stream", "status", "headers", "raw",
                  "chunks", "buffered", "paused", "ready", "waiter", "finished", "error",
                  "abort_reason", "idle_timeout", "last_activity", "started", "uploaded", "timer", "seen")
 
     def __init__(self, engine: _LoopEngine, curl: pycurl.Curl, request: Request, url: str,
                  upload: "_Upload | None") -> None:
         self.engine = engine
+        self.loop = engine.loop
         self.curl = curl
         self.request = request
         self.url = url
@@ -533,27 +474,13 @@ class _Exchange:
         self.chunks.clear()
         return data
 
-    async def next_chunk(self) -> bytes:
-        while not self.chunks:
-            if self.abort_reason in ("close", "cancel"):
-                raise StopAsyncIteration  # the reader itself gave up on the body
-            if self.finished:
-                if self.error is not None:
-                    raise self.error
-                raise StopAsyncIteration
-            if self.paused:
-                self._resume()
-                continue
-            self.waiter = self.engine.loop.create_future()
-            try:
-                await self.waiter
-            finally:
-                self.waiter = None
-        chunk = self.chunks.popleft()
-        self.buffered -= len(chunk)
-        if self.paused and self.buffered <= LOW_WATER:
-            self._resume()
-        return chunk
+    def _make_room(self) -> bool:
+        """Resume a transfer paused at ``HIGH_WATER`` (the reader took the buffer below
+        ``LOW_WATER``, or all of it)."""
+        if not self.paused:
+            return False
+        self._resume()
+        return True
 
     def _resume(self) -> None:
         self.paused = False
@@ -569,33 +496,12 @@ class _Exchange:
     def close(self) -> None:
         """The reader is done with the response: abort it unless it is complete (any
         thread)."""
-        _call_in_loop(self.engine.loop, self._close)
+        call_in_loop(self.engine.loop, self._close, when_closed=True)
 
     def _close(self) -> None:
         self.chunks.clear()
         self.buffered = 0
         self.abort("close")
-
-
-class _Stream:
-    """The async iterator of body chunks of a streamed :class:`Response`; dropping it
-    unread (e.g. an abandoned ``ViewResult``) closes the connection."""
-
-    __slots__ = ("_exchange", "__weakref__")
-
-    def __init__(self, exchange: _Exchange) -> None:
-        self._exchange = exchange
-
-    def __aiter__(self) -> AsyncIterator[bytes]:
-        return self
-
-    async def __anext__(self) -> bytes:
-        return await self._exchange.next_chunk()
-
-    def __del__(self) -> None:
-        exchange = self._exchange
-        if not exchange.finished and exchange.abort_reason is None:
-            exchange.close()
 
 
 # -- streamed request bodies ------------------------------------------------------------------
@@ -610,18 +516,7 @@ def _upload_for(body: Any) -> "_Upload | None":
         return _Upload(iter((bytes(body),)))
     if is_file_like(body) or hasattr(body, "__aiter__") or hasattr(body, "__iter__"):
         return _Upload(body)
-    raise errors.InvalidInput(
-        f"request body must be bytes, str, a file object or an iterable of bytes, not {type(body).__name__}")
-
-
-def _encode(chunk: Any) -> bytes:
-    if isinstance(chunk, bytes):
-        return chunk
-    if isinstance(chunk, str):
-        return chunk.encode("utf-8")
-    if isinstance(chunk, (bytearray, memoryview)):
-        return bytes(chunk)
-    raise errors.InvalidInput(f"request body chunks must be bytes, not {type(chunk).__name__}")
+    raise body_type_error(body)
 
 
 _END = object()
@@ -682,7 +577,7 @@ class _Upload:
         if chunk is _END:
             self.eof = True
         elif chunk:
-            self.pending += _encode(chunk)
+            self.pending += encode_chunk(chunk)
 
     async def _wait(self, awaitable: Awaitable[Any]) -> None:
         try:

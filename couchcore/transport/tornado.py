@@ -39,9 +39,8 @@ import inspect
 import ipaddress
 import socket
 import ssl
-import threading
 from collections import deque
-from typing import Any, AsyncIterator, Callable
+from typing import Any, Callable
 
 from tornado import httputil, netutil
 from tornado.http1connection import HTTP1Connection
@@ -52,15 +51,12 @@ from tornado.simple_httpclient import HTTPStreamClosedError, HTTPTimeoutError, S
 from .. import errors
 from ..protocol.messages import Headers, Request, Response
 from .._urls import redact_url
-from .base import BaseTransport, Credentials, ErrorTable, TransportOptions, is_file_like, translate
+from ._loop import (CHUNK, HIGH_WATER, LOW_WATER, BufferedExchange, ChunkStream, LoopTransport, body_type_error,
+                    call_in_loop, closed_error, encode_chunk)
+from .base import ErrorTable, is_file_like, translate
 
 __all__ = ["TornadoTransport", "HIGH_WATER", "LOW_WATER"]
 
-CHUNK = 64 * 1024
-#: A streamed response stops reading from the socket when this many bytes wait unread...
-HIGH_WATER = 1024 * 1024
-#: ...and resumes once the consumer has taken the buffer below this.
-LOW_WATER = 256 * 1024
 #: Largest body accepted (Tornado's default, 100 MB, would cut off big views).
 MAX_BODY = 1 << 62
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
@@ -162,6 +158,10 @@ class _LoopState:
         self.exchanges: set[_Exchange] = set()
         self.closed = False
 
+    @property
+    def in_flight(self) -> int:
+        return len(self.exchanges)
+
     def close(self) -> None:
         self.closed = True  # requests still waiting for a slot fail (see TornadoTransport.send)
         for exchange in list(self.exchanges):
@@ -173,53 +173,15 @@ class _LoopState:
             pass
 
 
-class TornadoTransport(BaseTransport):
+class TornadoTransport(LoopTransport[_LoopState]):
     """Sends :class:`Request` objects with Tornado's simple HTTP client; translates its
-    exceptions into couchcore's :class:`~couchcore.errors.TransportError` family."""
+    exceptions into couchcore's :class:`~couchcore.errors.TransportError` family.
+    :meth:`close` aborts what is in flight and closes the Tornado client(s)."""
 
-    is_async = True
+    _close_closed_loops = False  # a closed loop's Tornado client cannot be closed any more
 
-    def __init__(self, base_url: str, credentials: Credentials | None, options: TransportOptions) -> None:
-        if not base_url.startswith(("http://", "https://")):
-            raise errors.InvalidOption(f"not an http(s) URL: {redact_url(base_url)!r}")
-        if isinstance(options.max_clients, bool) or not isinstance(options.max_clients, int) \
-                or options.max_clients < 1:
-            raise errors.InvalidOption(f"max_clients must be a positive int, got {options.max_clients!r}")
-        super().__init__(base_url, credentials, options)
-        self._states: dict[asyncio.AbstractEventLoop, _LoopState] = {}
-        self._lock = threading.Lock()
-
-    def __repr__(self) -> str:
-        return f"<TornadoTransport {self.base_url} max_clients={self.options.max_clients}>"
-
-    # -- per-loop state ---------------------------------------------------------------
-    def _state(self) -> _LoopState:
-        loop = asyncio.get_running_loop()
-        state = self._states.get(loop)
-        if state is None:
-            with self._lock:
-                for old in [lp for lp in self._states if lp.is_closed()]:
-                    self._states.pop(old).close()
-                state = self._states[loop] = _LoopState(loop, self.options.max_clients)
-        return state
-
-    @property
-    def active(self) -> int:
-        """Requests in flight (or streamed responses still open) on the running loop."""
-        try:
-            state = self._states.get(asyncio.get_running_loop())
-        except RuntimeError:
-            return sum(len(s.exchanges) for s in self._states.values())
-        return len(state.exchanges) if state is not None else 0
-
-    def close(self) -> None:
-        """Abort what is in flight and close the Tornado client(s)."""
-        with self._lock:
-            states, self._states = list(self._states.values()), {}
-        for state in states:
-            if state.loop.is_closed():
-                continue
-            _call_in_loop(state.loop, state.close)
+    def _new_state(self, loop: asyncio.AbstractEventLoop) -> _LoopState:
+        return _LoopState(loop, self.options.max_clients)
 
     # -- sending --------------------------------------------------------------------
     async def send(self, request: Request) -> Response:
@@ -233,7 +195,7 @@ class TornadoTransport(BaseTransport):
         await state.slots.acquire()  # cancellable; nothing has been sent yet
         if state.closed:  # the transport was closed while this request waited for a slot
             state.slots.release()
-            raise _closed_error(url)
+            raise closed_error(url)
         exchange = _Exchange(state, url, request.method, stream, read_timeout, self.options.connect_timeout)
         try:
             hreq = self._http_request(request, url, exchange)
@@ -250,7 +212,7 @@ class TornadoTransport(BaseTransport):
         try:
             if stream:
                 await exchange.headers_ready
-                return Response(exchange.status, exchange.headers, stream=_Stream(exchange),
+                return Response(exchange.status, exchange.headers, stream=ChunkStream(exchange),
                                 method=request.method, url=url, close=exchange.close,
                                 auth_sent=self.sends_credentials(request))
             await exchange.done
@@ -306,31 +268,7 @@ class TornadoTransport(BaseTransport):
         )
 
 
-def _closed_error(url: str) -> errors.ConnectionError:
-    """What a request gets that the closing of its transport cut short (or that was still
-    waiting for a slot then): aborted by couchcore, so never retried."""
-    error = errors.ConnectionError("request aborted (the transport was closed)", url)
-    error.aborted = True
-    return error
-
-
-def _call_in_loop(loop: asyncio.AbstractEventLoop, fn: Callable[[], Any]) -> None:
-    """Run ``fn`` now if we are on ``loop``'s thread, else schedule it there."""
-    try:
-        running = asyncio.get_running_loop()
-    except RuntimeError:
-        running = None
-    if running is loop or not loop.is_running():
-        if not loop.is_closed():
-            fn()
-        return
-    try:
-        loop.call_soon_threadsafe(fn)
-    except RuntimeError:  # closed meanwhile
-        pass
-
-
-class _Exchange:
+class _Exchange(BufferedExchange):
     """One request/response in flight: headers, the buffered body chunks, the
     consumer's and the producer's wake-ups, the idle timer and the connection."""
 
@@ -438,31 +376,21 @@ class _Exchange:
         self._release()
 
     # -- the consumer side -------------------------------------------------------------
-    async def next_chunk(self) -> bytes:
-        while not self.chunks:
-            if self.abort_reason in ("close", "cancel"):
-                raise StopAsyncIteration  # the consumer itself gave up on the body
-            if self.finished:
-                if self.error is not None:
-                    raise self.error
-                raise StopAsyncIteration
-            self.waiter = self.loop.create_future()
-            try:
-                await self.waiter
-            finally:
-                self.waiter = None
-        chunk = self.chunks.popleft()
-        self.buffered -= len(chunk)
-        if self.space is not None and self.buffered <= LOW_WATER:
-            space, self.space = self.space, None
-            self.last_activity = self.loop.time()
-            if not space.done():
-                space.set_result(None)
-        return chunk
+    def _make_room(self) -> bool:
+        """Let Tornado's reader go on when it waits for room (the consumer took the buffer
+        below ``LOW_WATER``)."""
+        space = self.space
+        if space is None:
+            return False
+        self.space = None
+        self.last_activity = self.loop.time()
+        if not space.done():
+            space.set_result(None)
+        return True
 
     def close(self) -> None:
         """The consumer is done with the response: abort it unless it is complete."""
-        _call_in_loop(self.loop, self._close)
+        call_in_loop(self.loop, self._close)
 
     def _close(self) -> None:
         self.chunks.clear()
@@ -521,29 +449,6 @@ class _Exchange:
         self.state.slots.release()
 
 
-class _Stream:
-    """The async iterator of body chunks of a streamed :class:`Response`.
-
-    Dropping it unread (e.g. an abandoned ``ViewResult``) closes the connection.
-    """
-
-    __slots__ = ("_exchange", "__weakref__")
-
-    def __init__(self, exchange: _Exchange) -> None:
-        self._exchange = exchange
-
-    def __aiter__(self) -> AsyncIterator[bytes]:
-        return self
-
-    async def __anext__(self) -> bytes:
-        return await self._exchange.next_chunk()
-
-    def __del__(self) -> None:
-        exchange = self._exchange
-        if not exchange.finished and exchange.abort_reason is None:
-            exchange.close()
-
-
 def _pieces(data: bytes) -> Any:
     view = memoryview(data)
     for start in range(0, len(view), CHUNK):
@@ -552,13 +457,6 @@ def _pieces(data: bytes) -> Any:
 
 def _body_producer(body: Any, exchange: _Exchange) -> Callable[[Callable[[bytes], Any]], Any]:
     """Stream a file object, an iterable or an async iterable of byte chunks."""
-
-    def encode(chunk: Any) -> bytes:
-        if isinstance(chunk, str):
-            return chunk.encode("utf-8")
-        if isinstance(chunk, (bytes, bytearray, memoryview)):
-            return bytes(chunk)
-        raise errors.InvalidInput(f"request body chunks must be bytes, not {type(chunk).__name__}")
 
     async def produce(write: Callable[[bytes], Any]) -> None:
         try:
@@ -569,17 +467,17 @@ def _body_producer(body: Any, exchange: _Exchange) -> Callable[[Callable[[bytes]
                         chunk = await chunk
                     if not chunk:
                         return
-                    await write(encode(chunk))
+                    await write(encode_chunk(chunk))
                     exchange.last_activity = exchange.loop.time()
             elif hasattr(body, "__aiter__"):
                 async for chunk in body:
                     if chunk:
-                        await write(encode(chunk))
+                        await write(encode_chunk(chunk))
                         exchange.last_activity = exchange.loop.time()
             else:
                 for chunk in body:
                     if chunk:
-                        await write(encode(chunk))
+                        await write(encode_chunk(chunk))
                         exchange.last_activity = exchange.loop.time()
         except (StreamClosedError, HTTPStreamClosedError):
             raise
@@ -590,8 +488,7 @@ def _body_producer(body: Any, exchange: _Exchange) -> Callable[[Callable[[bytes]
             raise
 
     if not (is_file_like(body) or hasattr(body, "__iter__") or hasattr(body, "__aiter__")):
-        raise errors.InvalidInput(
-            f"request body must be bytes, str, a file object or an iterable of bytes, not {type(body).__name__}")
+        raise body_type_error(body)
     return produce
 
 

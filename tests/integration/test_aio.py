@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import inspect
 
+import pytest
+
 import couchcore
 
 
@@ -43,3 +45,56 @@ def test_aio_runs_on_plain_asyncio(couch_url):
                 await server.delete(name)
 
     asyncio.run(asyncio.wait_for(main(), 30))
+
+
+@pytest.mark.parametrize("backend", ["pycurl", "tornado"])
+def test_a_streamed_result_read_on_another_event_loop_is_a_clear_error(couch_url, backend):
+    """A streamed result belongs to the event loop that sent its request: ``async for`` on
+    another loop raises couchcore's WrongEventLoop (also a RuntimeError) naming the problem,
+    whether its body has arrived or not (small view on the test server; 200k rows streamed
+    by a RowReplayServer), instead of asyncio's "got Future attached to a different loop"
+    (or rows that happen to work); the loop that sent it goes on working."""
+    import couchcore.aio as aio
+    from couchcore.testing import RowReplayServer
+
+    if backend == "pycurl":
+        pytest.importorskip("pycurl")
+    server = aio.Server(couch_url, backend=backend)
+    name = "aio-" + __import__("os").urandom(5).hex()
+    first, second = asyncio.new_event_loop(), asyncio.new_event_loop()
+
+    async def rows(result):
+        return [row.id async for row in result]
+
+    async def whole(result):
+        return await result.aall()
+
+    replay = RowReplayServer()
+    try:
+        db = first.run_until_complete(server.db(name, create=True))
+        first.run_until_complete(db.save([{"_id": f"d{i}"} for i in range(3)]))
+        for read in (rows, whole):
+            view = first.run_until_complete(db.view("_all_docs"))
+            with pytest.raises(couchcore.errors.WrongEventLoop, match="another event loop") as info:
+                second.run_until_complete(asyncio.wait_for(read(view), 10))
+            assert isinstance(info.value, RuntimeError) and "admin" not in str(info.value)
+            assert f"/{name}/_all_docs" in str(info.value)
+            view.close()
+            again = first.run_until_complete(db.view("_all_docs"))
+            got = first.run_until_complete(asyncio.wait_for(read(again), 10))
+            assert [getattr(r, "id", r) for r in got] == ["d0", "d1", "d2"]
+
+        big = aio.Server(replay.url, backend=backend)
+        view = first.run_until_complete(big._database("rows-200000").view("_all_docs"))
+        with pytest.raises(couchcore.errors.WrongEventLoop, match="another event loop"):
+            second.run_until_complete(asyncio.wait_for(rows(view), 10))
+        view.close()
+        view = first.run_until_complete(big._database("rows-20000").view("_all_docs"))
+        assert len(first.run_until_complete(asyncio.wait_for(rows(view), 30))) == 20_000
+        big.close()
+    finally:
+        first.run_until_complete(server.delete(name))
+        server.close()
+        replay.close()
+        first.close()
+        second.close()

@@ -31,7 +31,7 @@ USER_MODULES = ["couchcore", "couchcore.aio", "couchcore.tornado", "couchcore.er
 #: described in README.md's layout and their docstrings rather than in the reference
 LAYER_MODULES = {"couchcore.testing"} | {
     f"{pkg}.{info.name}" for pkg in ("couchcore.protocol", "couchcore.transport")
-    for info in pkgutil.iter_modules([str(PACKAGE / pkg.split(".")[1])])}
+    for info in pkgutil.iter_modules([str(PACKAGE / pkg.split(".")[1])]) if not info.name.startswith("_")}
 
 
 def _all_modules() -> list[str]:
