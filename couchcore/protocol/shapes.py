@@ -104,14 +104,14 @@ class ClusterInfo(TypedDict):
 class _DatabaseInfoRequired(TypedDict):
     db_name: str
     doc_count: int
-    doc_del_count: int
-    update_seq: Any  # opaque: a str on CouchDB 2+, an int on PouchDB Server
+    update_seq: Seq  # opaque: a str on CouchDB 2+, an int on PouchDB Server
 
 
 class DatabaseInfo(_DatabaseInfoRequired, total=False):
     """``GET /{db}``. https://docs.couchdb.org/en/stable/api/database/common.html#get--db"""
 
-    purge_seq: Any
+    doc_del_count: int  # (not sent by PouchDB Server)
+    purge_seq: Seq
     sizes: DatabaseSizes
     disk_format_version: int
     compact_running: bool
