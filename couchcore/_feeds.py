@@ -7,10 +7,11 @@ import queue
 import threading
 import time
 import weakref
-from typing import Any, AsyncIterator, Callable, Iterator
+from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Iterator
 
 from .errors import CouchcoreError, ServerError, TooManyRequests, TransportError
 from .protocol.changes import FeedState
+from .protocol.shapes import Seq
 
 __all__ = ["ChangesFeed", "ResumingFeed", "stop_feeds"]
 
@@ -202,9 +203,12 @@ class ChangesFeed(ResumingFeed):
         self._thread: threading.Thread | None = None
 
     @property
-    def last_seq(self) -> Any:
-        """The sequence of the last change delivered (then the server's ``last_seq``)."""
-        return self._state.since
+    def last_seq(self) -> Seq | None:
+        """The sequence of the last change delivered (then the server's ``last_seq``); the
+        ``since`` given until then (``None`` without one). Opaque: a str on CouchDB 2+,
+        an int on PouchDB Server."""
+        seq: Seq | None = self._state.since
+        return seq
 
     def _backoff(self, failures: int) -> float:
         return float(min(self.retry_delay * (2 ** (failures - 1)), self.max_delay))
@@ -214,10 +218,11 @@ class ChangesFeed(ResumingFeed):
             raise TypeError("this ChangesFeed comes from an async Database: use 'async for'")
         return self._iterate()
 
-    def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
-        if not getattr(self._db, "is_async", False):
-            raise TypeError("this ChangesFeed comes from a sync Database: use a plain 'for'")
-        return self._aiterate()
+    if not TYPE_CHECKING:  # the async facade's feed declares it (couchcore.tornado.ChangesFeed)
+        def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
+            if not getattr(self._db, "is_async", False):
+                raise TypeError("this ChangesFeed comes from a sync Database: use a plain 'for'")
+            return self._aiterate()
 
     # -- callback style (sync) -------------------------------------------------------
     def start(self, callback: Callable[[Any, list[Any]], Any], latency: float = 0.0) -> "ChangesFeed":

@@ -404,6 +404,10 @@ class ChangesFeed(_feeds.ChangesFeed):
     _task: asyncio.Task[Any] | None = None
     _loop: asyncio.AbstractEventLoop | None = None
 
+    if TYPE_CHECKING:  # async for, not for: a plain for raises TypeError on this feed
+        def __aiter__(self) -> AsyncIterator[dict[str, Any]]: ...
+        __iter__: None  # type: ignore[assignment]
+
     def start(self, callback: Callable[[Any, list[Any]], Any], latency: float = 0.0) -> "ChangesFeed":
         """Run the feed as a task on the running loop, calling ``callback(seq, changes)`` with
         batches gathered over ``latency`` seconds (it may be a coroutine function); returns the

@@ -205,6 +205,10 @@ def sync_database(db: couchcore.Database) -> None:
     assert_type(changes.as_dict()["last_seq"], Seq)
     assert_type(db.changes(feed="longpoll", since="now"), ChangesResult)
     assert_type(db.changes(feed="continuous", since="now"), ChangesFeed)
+    continuous = db.changes(feed="continuous", since="now", timeout=1000)
+    for change in continuous:
+        assert_type(change, dict[str, Any])
+    assert_type(continuous.last_seq, Seq | None)
     assert_type(db.changes(lambda seq, changes: None, latency=0.5), ChangesFeed)
     feed_kind: str = "normal"
     assert_type(db.changes(feed=feed_kind), ChangesResult | ChangesFeed)
@@ -374,6 +378,7 @@ async def async_database(db: couchcore.aio.Database) -> None:
     assert_type(feed, couchcore.tornado.ChangesFeed)
     async for change in feed:
         assert_type(change, dict[str, Any])
+    assert_type(feed.last_seq, Seq | None)
     assert_type(db.changes(lambda seq, batch: None, latency=0.1), couchcore.tornado.ChangesFeed)
     task = db.changes(lambda result, status: None, feed="normal")
     assert_type(task, "asyncio.Task[ChangesResult | None]")

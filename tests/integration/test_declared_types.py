@@ -322,13 +322,18 @@ def test_async_facade_dunders_raise(sdb: couchcore.Database, couch_url: str) -> 
 
 
 def test_paged_and_followers_per_flavour(sdb: couchcore.Database, couch_url: str) -> None:
-    """iterview/iterfind/follow: ``for`` on the sync facade, ``async for`` (AsyncPaged,
-    AsyncChangesFollower) on the async one; the other way raises TypeError; ``since`` is a Seq."""
+    """iterview/iterfind/follow/continuous changes: ``for`` on the sync facade, ``async for``
+    (AsyncPaged, AsyncChangesFollower, couchcore.tornado.ChangesFeed) on the async one; the
+    other way raises TypeError; ``since``/``last_seq`` are Seq."""
     sdb.save([{"_id": "a", "n": 1}, {"_id": "b", "n": 2}])
     follower = sdb.follow(since=0, one_off=True)
     assert [c["id"] for c in follower] == ["a", "b"]
     check_type(follower.since, _returns(ChangesFollower.since))
     check_type([row.id for row in sdb.iterview("_all_docs", page_size=1)], list[str])
+    feed = sdb.changes(feed="continuous", since=0, limit=2)
+    assert [c["id"] for c in feed] == ["a", "b"]
+    check_type(feed.last_seq, _returns(couchcore.ChangesFeed.last_seq))
+    check_type(feed.last_seq, Seq)
 
     async def main() -> None:
         with pytest.raises(TypeError, match="plain 'for'"):
@@ -350,6 +355,14 @@ def test_paged_and_followers_per_flavour(sdb: couchcore.Database, couch_url: str
                 iter(afollower)
             assert [c["id"] async for c in afollower] == ["a", "b"]
             check_type(afollower.since, Seq)
+            afeed = adb.changes(feed="continuous", since=0, limit=2)
+            with pytest.raises(TypeError, match="async for"):
+                iter(afeed)
+            assert [c["id"] async for c in afeed] == ["a", "b"]
+            check_type(afeed.last_seq, Seq)
+        with pytest.raises(TypeError, match="plain 'for'"):
+            async for _ in sdb.changes(feed="continuous", since=0, limit=2):
+                pass
 
     arun(main())
 

@@ -135,6 +135,14 @@ async def paging(db: couchcore.Database, adb: couchcore.aio.Database) -> None:
         pass
     async for row in adb.iterview("_all_docs"):       # (right)
         pass
+    async for change in db.changes(feed="continuous"):  # wrong: plain for
+        pass
+    afeed = adb.changes(feed="continuous")
+    for change in afeed:                              # wrong: async for
+        pass
+    list(afeed)                                       # wrong
+    async for change in afeed:                        # (right)
+        pass
 
 def accessors(db: couchcore.Database) -> None:
     changes = db.changes()
