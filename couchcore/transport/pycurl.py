@@ -240,7 +240,9 @@ class CurlEngine:
         (an exception is yielded in place of the result of an operation that failed).
         ``policy`` (a :class:`couchcore._drivers.RetryPolicy`, supplied by the facade)
         decides which failed requests are sent again and when; this engine only
-        schedules them.
+        schedules them. A request's ``delay`` (an operation's back-off, seconds) is
+        waited for before it is sent, as the single-call driver does, while the other
+        operations' transfers go on.
         """
         source = enumerate(ops)
         exhausted = False
@@ -272,7 +274,11 @@ class CurlEngine:
                 finished.append((i, error))
                 return
             request.stream = False  # bodies are read whole when many run at once
-            launch(i, op, request, 0, time.monotonic())
+            if request.delay > 0:  # the operation backs off first: the others go on meanwhile
+                when = time.monotonic() + request.delay
+                later.append((when, i, op, request, 0, when))
+            else:
+                launch(i, op, request, 0, time.monotonic())
 
         # op index -> the 500 "No DB shards could be opened." that its GET /{db} probe
         # stands for (a CouchDB cluster right after a delete; see drivers._shards_gone)

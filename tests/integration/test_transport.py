@@ -957,3 +957,30 @@ def test_a_write_on_a_reused_connection_is_sent_once(backend):
     assert methods[0] == b"GET"  # the node-prefix read came first, on a kept-alive connection
     if backend == "urllib3":
         assert server.connections == 1  # the write did go out on the kept-alive connection
+
+
+def test_many_operations_honour_request_delay_without_blocking_the_others(server, backend):
+    """``Request.delay`` (an operation's back-off before a request, e.g. ``update_doc``
+    re-reading a contended document) is honoured when many operations run at once
+    (``Server._iter_many``: pycurl's one CurlMulti engine, urllib3's thread pool) as it is
+    by the single-call driver; the wait holds only its own operation: the others'
+    requests go on meanwhile."""
+    t0 = time.monotonic()
+
+    def delayed(delay):
+        request = Request("GET", "/")
+        request.delay = delay
+        response = yield request
+        return response.status, time.monotonic() - t0
+
+    def busy(n):
+        for _ in range(n):
+            response = yield Request("GET", "/")
+            assert response.status == 200
+        return 200, time.monotonic() - t0
+
+    done = dict(server._iter_many(iter([delayed(1.5), busy(5), busy(5), delayed(0.5)]), 4))
+    assert all(status == 200 for status, _ in done.values()), done
+    assert done[0][1] >= 1.5 and done[3][1] >= 0.5, done  # the back-offs were waited for
+    assert done[0][1] < 6 and done[3][1] < done[0][1], done
+    assert done[1][1] < 1.0 and done[2][1] < 1.0, done  # the others ran meanwhile (not after 1.5 s)
