@@ -20,7 +20,6 @@ import sys
 from typing import Any
 
 from .errors import CouchcoreError
-from ._sync import Database
 from ._urls import redact_url
 
 __all__ = ["build_parser", "main"]
@@ -38,11 +37,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run ``couchcore`` with ``argv`` (default: ``sys.argv[1:]``); returns the exit status."""
-    args = build_parser().parse_args(argv)
-    if getattr(args, "run", None) is None and args.command == "dump":
-        return _run_dump(args)
-    return int(args.run(args))
+    """Run ``couchcore`` with ``argv`` (default: ``sys.argv[1:]``); returns the exit status
+    (130 after Ctrl-C: a subcommand says how far it got, and Ctrl-C while the command is
+    still starting, e.g. importing what it needs, prints one line, no traceback)."""
+    try:
+        args = build_parser().parse_args(argv)
+        if getattr(args, "run", None) is None and args.command == "dump":
+            return _run_dump(args)
+        return int(args.run(args))
+    except KeyboardInterrupt:
+        print("couchcore: interrupted", file=sys.stderr)
+        return 130  # 128 + SIGINT, as a shell reports it (and couchcore load after start-up)
 
 
 # -- couchcore load -----------------------------------------------------------------------
@@ -97,6 +102,7 @@ def _run_dump(args: argparse.Namespace) -> int:
     written), 1 when it failed part-way (the output holds whole lines only)."""
     import contextlib
 
+    from ._sync import Database
     from .dump import dump
 
     if args.parallel < 1:

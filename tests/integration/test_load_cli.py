@@ -417,3 +417,35 @@ def test_format_detection():
     assert fmt(b'  \n[{"a": 1}]') == "json" and fmt(b'{"a": 1}\n') == "jsonl" and fmt(b"") == "jsonl"
     assert fmt(b"a,b\n1,2\n") == "csv" and fmt(b'{"a": 1}', "x.csv") == "csv" and fmt(b"[", "x.ndjson") == "jsonl"
     assert fmt(b"\xef\xbb\xbf[1]") == "json"
+
+
+@pytest.mark.parametrize("command, module, line", [
+    ("load", "couchcore._load_cli", "couchcore: interrupted"),  # building the parser
+    ("load", "couchcore.bulk", "couchcore load: interrupted"),  # the subcommand's own imports
+    ("dump", "couchcore.dump", "couchcore: interrupted"),
+])
+def test_ctrl_c_while_the_command_starts_exits_130_with_one_line(tmp_path, couch_url, admin, name, command,
+                                                                 module, line):
+    """Ctrl-C while the ``couchcore`` console script is still importing what it needs: exit
+    130 and one line on stderr, no traceback. The SIGINT is real, sent by the process to
+    itself when ``module`` starts being imported (an audit hook in a ``sitecustomize`` on
+    ``PYTHONPATH``), so it lands inside the import machinery every time."""
+    script = os.path.join(os.path.dirname(sys.executable), "couchcore")
+    if not os.path.exists(script):
+        pytest.skip("the couchcore console script is not installed next to this Python")
+    (tmp_path / "sitecustomize.py").write_text(
+        "import os, signal, sys\n"
+        "def _hook(event, args, pressed=[]):\n"
+        f"    if event == 'import' and args[0] == {module!r} and not pressed:\n"
+        "        pressed.append(1)\n"
+        "        os.kill(os.getpid(), signal.SIGINT)\n"
+        "sys.addaudithook(_hook)\n")
+    source = write_lines(tmp_path / "d.jsonl", [b'{"n": 1}'])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
+    args = [source] if command == "load" else [tmp_path / "out.jsonl"]
+    done = subprocess.run([script, command, db_url(couch_url, name), *map(str, args)], env=env,
+                          capture_output=True, timeout=60)
+    err = done.stderr.decode()
+    assert done.returncode == 130, err
+    assert err.splitlines() == [line], err
+    assert name not in admin.all_dbs()  # nothing was sent
