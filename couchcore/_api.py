@@ -33,8 +33,8 @@ from ._partition import Partition
 from ._results import AttachmentStream, ChangesResult, ViewResult
 from .protocol.messages import Operation
 from .protocol.shapes import (BuildViewResult, CommitResult, ConfigSection, DatabaseInfo, DesignInfo, DocResult,
-                              FindResult, IndexCreated, LoginResult, Membership, OkResult, PurgeResult, ServerInfo,
-                              SessionInfo)
+                              FindResult, IndexCreated, LoginResult, Membership, OkResult, PurgeResult, Seq,
+                              ServerInfo, SessionInfo)
 from .codec import NOT_GIVEN
 from .protocol.paths import db_path, url_with_credentials, validate_db_name
 from .auth import Auth, SessionAuth, authed, is_unauthenticated, unauthenticated
@@ -922,7 +922,7 @@ class DatabaseAPI:
         db = self.name
         return Paged(self, pager, lambda opts: _paging.find_page(_paging.find_request(db, pager.selector, opts)))
 
-    def follow(self, since: Any = "now", one_off: bool = False, max_retries: int | None = None,
+    def follow(self, since: Seq = "now", one_off: bool = False, max_retries: int | None = None,
                **changes_options: Any) -> ChangesFollower:
         """A :class:`~couchcore._follow.ChangesFollower`: every change from ``since``
         (``"now"``, ``0`` or a sequence from an earlier ``.since``; opaque), read by a

@@ -28,7 +28,7 @@ from couchcore.auth import Auth, SessionAuth
 from couchcore.models import AsyncConflictResolution, ConflictResolution, Document, Result, Row
 from couchcore.protocol import partitions as _partitions, revs as _revs, server as _srv
 from couchcore.protocol.messages import Operation
-from couchcore.protocol.shapes import BuildViewResult, CommitResult, ConfigSection, DatabaseInfo, DesignInfo, DocResult, FindResult, IndexCreated, LoginResult, Membership, OkResult, PurgeResult, ServerInfo, SessionInfo
+from couchcore.protocol.shapes import BuildViewResult, CommitResult, ConfigSection, DatabaseInfo, DesignInfo, DocResult, FindResult, IndexCreated, LoginResult, Membership, OkResult, PurgeResult, Seq, ServerInfo, SessionInfo
 from couchcore.transport.base import Credentials, TransportOptions
 from typing import Callable, Iterable, Literal, Sequence
 
@@ -507,7 +507,7 @@ class SyncDatabaseAPI:
         (PouchDB Server) is paged with ``skip`` instead. Returns a
         :class:`~couchcore._paging.Paged` of :class:`Document`.
         https://docs.couchdb.org/en/stable/api/database/find.html#pagination"""
-    def follow(self, since: Any = ..., one_off: bool = ..., max_retries: int | None = ..., **changes_options: Any) -> ChangesFollower:
+    def follow(self, since: Seq = ..., one_off: bool = ..., max_retries: int | None = ..., **changes_options: Any) -> ChangesFollower:
         """A :class:`~couchcore._follow.ChangesFollower`: every change from ``since``
         (``"now"``, ``0`` or a sequence from an earlier ``.since``; opaque), read by a
         longpoll loop that retries transient failures with full-jitter backoff and ends
@@ -1174,9 +1174,9 @@ class AsyncDatabaseAPI:
         :class:`~couchcore._paging.Paged` of :class:`Document`.
         https://docs.couchdb.org/en/stable/api/database/find.html#pagination"""
     @overload
-    def follow(self, since: Any = ..., one_off: bool = ..., max_retries: int | None = ..., *, callback: None = ..., **changes_options: Any) -> AsyncChangesFollower: ...
+    def follow(self, since: Seq = ..., one_off: bool = ..., max_retries: int | None = ..., *, callback: None = ..., **changes_options: Any) -> AsyncChangesFollower: ...
     @overload
-    def follow(self, since: Any = ..., one_off: bool = ..., max_retries: int | None = ..., *, callback: _Callable[[AsyncChangesFollower | None, _Status], Any], **changes_options: Any) -> asyncio.Task[AsyncChangesFollower | None]:
+    def follow(self, since: Seq = ..., one_off: bool = ..., max_retries: int | None = ..., *, callback: _Callable[[AsyncChangesFollower | None, _Status], Any], **changes_options: Any) -> asyncio.Task[AsyncChangesFollower | None]:
         """A :class:`~couchcore._follow.ChangesFollower`: every change from ``since``
         (``"now"``, ``0`` or a sequence from an earlier ``.since``; opaque), read by a
         longpoll loop that retries transient failures with full-jitter backoff and ends

@@ -71,7 +71,7 @@ class ChangesFollower(ResumingFeed):
     * :attr:`error`: the error that ended it, if any (also raised by the iteration).
     """
 
-    def __init__(self, db: "DatabaseAPI", since: Any = "now", one_off: bool = False,
+    def __init__(self, db: "DatabaseAPI", since: Seq = "now", one_off: bool = False,
                  max_retries: int | None = None, **changes_options: Any) -> None:
         own = _OWN_OPTIONS & set(changes_options)
         if own:

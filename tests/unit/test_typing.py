@@ -135,6 +135,7 @@ async def paging(db: couchcore.Database, adb: couchcore.aio.Database) -> None:
         pass
     async for row in adb.iterview("_all_docs"):       # (right)
         pass
+    db.follow(since=None)                             # wrong: a sequence, 0 or "now" (InvalidInput)
     async for change in db.changes(feed="continuous"):  # wrong: plain for
         pass
     afeed = adb.changes(feed="continuous")
