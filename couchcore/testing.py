@@ -617,12 +617,18 @@ class FaultyProxy(LoopbackServer):
       body as the upstream framed them, then close (``reset=True``: reset) the connection;
       with ``clean=True`` the first ``at`` bytes of the decoded body are sent as a complete,
       well-framed message (``Content-Length``) instead: only the JSON is cut short.
+    * :meth:`cut_before` — pass on the answer as it arrives (a continuous feed too) and
+      close the connection just before the ``occurrence``-th ``marker`` in its body: the
+      client got everything before it (e.g. k whole changes and part of the next one).
 
-    For the whole proxy: :meth:`stop_forwarding` resets every open connection and stops
+    For the whole proxy: :meth:`cut` closes every open connection (a network failure; the
+    proxy goes on listening); :meth:`stop_forwarding` resets every open connection and stops
     listening (new connections are refused), as a server that went down;
     :meth:`resume_forwarding` listens on the same port again. ``seen`` lists
     ``(method, target)`` of every request, ``fired`` counts the rules that fired; with
-    ``capture=True`` ``bodies`` lists ``(method, target, body)`` of every request with a body.
+    ``capture=True`` ``bodies`` lists ``(method, target, body)`` of every request with a body
+    and ``answers`` ``(method, target, body)`` of every answer passed on as it arrived, its
+    body as relayed so far (chunked framing kept).
     """
 
     def __init__(self, upstream: str, capture: bool = False) -> None:
@@ -635,6 +641,7 @@ class FaultyProxy(LoopbackServer):
         self.fired = 0
         self.capture = capture
         self.bodies: list[tuple[str, str, bytes]] = []
+        self.answers: list[tuple[str, str, bytearray]] = []
         self.forwarding = True
         self._lock = threading.Lock()
         self._pairs: set[tuple[socket.socket, socket.socket]] = set()
@@ -664,6 +671,9 @@ class FaultyProxy(LoopbackServer):
                  clean: bool = False) -> None:
         self._add("truncate", method, path, count, at=at, reset=reset, clean=clean)
 
+    def cut_before(self, method: str, path: str, marker: bytes, occurrence: int = 1, count: int = 1) -> None:
+        self._add("cut_before", method, path, count, marker=marker, occurrence=occurrence)
+
     def clear(self) -> None:
         """Forget the rules that have not fired yet."""
         with self._lock:
@@ -680,6 +690,16 @@ class FaultyProxy(LoopbackServer):
         return None
 
     # -- the whole proxy ---------------------------------------------------------------------------
+
+    def cut(self) -> None:
+        """Close every open connection, both sides (the network failed); new connections are
+        accepted and forwarded as before."""
+        with self._lock:
+            pairs = list(self._pairs)
+        for client, up in pairs:
+            for s in (up, client):  # wakes the relaying thread, which lets both go
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
 
     def stop_forwarding(self) -> None:
         """Reset every open connection and refuse new ones until :meth:`resume_forwarding`."""
@@ -800,8 +820,14 @@ class FaultyProxy(LoopbackServer):
                     with contextlib.suppress(OSError):
                         conn.shutdown(socket.SHUT_RDWR)
                 return
+            record = None
+            if self.capture:
+                record = bytearray()
+                with self._lock:
+                    self.answers.append((method.decode(), target.decode("latin-1"), record))
             conn.sendall(answer)
-            if not _relay_body(server, conn, answer, head_only):
+            cut = (rule["marker"], rule["occurrence"]) if kind == "cut_before" and rule is not None else None
+            if not _relay_body(server, conn, answer, head_only, record=record, cut_before=cut) or cut:
                 return
 
 
@@ -849,10 +875,53 @@ def _reframe(head: bytes, payload: bytes) -> bytes:
     return b"\r\n".join(lines) + b"\r\n\r\n"
 
 
-def _relay_body(src: Any, dst: socket.socket, head: bytes, head_only: bool) -> bool:
+class _Marks:
+    """Finds the ``occurrence``-th ``marker`` in a body fed to it piece by piece."""
+
+    def __init__(self, marker: bytes, occurrence: int) -> None:
+        self.marker, self.left = marker, occurrence
+        self.tail = b""  # the end of the previous piece: a marker may straddle two
+
+    def find(self, piece: bytes) -> int | None:
+        """Where in ``piece`` the wanted marker starts (``None``: not in it)."""
+        text = self.tail + piece
+        start = 0
+        while True:
+            at = text.find(self.marker, start)
+            if at < 0:
+                break
+            self.left -= 1
+            if self.left == 0:
+                return max(0, at - len(self.tail))
+            start = at + 1
+        self.tail = text[-(len(self.marker) - 1):] if len(self.marker) > 1 else b""
+        return None
+
+
+def _relay_body(src: Any, dst: socket.socket, head: bytes, head_only: bool, record: bytearray | None = None,
+                cut_before: tuple[bytes, int] | None = None) -> bool:
     """Copy the body of the message whose head is ``head`` from ``src`` to ``dst`` as it
     arrives; False when the connection cannot carry another message (read to close, or
-    the upstream closed mid-body)."""
+    the upstream closed mid-body, or ``cut_before=(marker, n)`` stopped it just before the
+    n-th ``marker`` of the body). ``record`` gets the bytes as they are passed on."""
+    marks = _Marks(*cut_before) if cut_before is not None else None
+
+    def send(data: bytes, payload: slice = slice(None)) -> bool:
+        """Pass ``data`` on, unless the wanted marker is in ``data[payload]``: then only
+        what comes before it, and False."""
+        if marks is not None:
+            at = marks.find(data[payload])
+            if at is not None:
+                data = data[:(payload.start or 0) + at]
+                dst.sendall(data)
+                if record is not None:
+                    record.extend(data)
+                return False
+        dst.sendall(data)
+        if record is not None:
+            record.extend(data)
+        return True
+
     headers = _headers(head)
     status = int(head.split(b" ", 2)[1])
     if head_only or status in (204, 304) or 100 <= status < 200:
@@ -869,26 +938,25 @@ def _relay_body(src: Any, dst: socket.socket, head: bytes, head_only: bool) -> b
                     trailer = src.readline()
                     out.append(trailer)
                     if trailer in (b"\r\n", b"\n", b""):
-                        dst.sendall(b"".join(out))
+                        send(b"".join(out), slice(0, 0))
                         return bool(trailer)
             data = src.read(size + 2)
-            dst.sendall(size_line + data)
+            if not send(size_line + data, slice(len(size_line), len(size_line) + size)):
+                return False
             if len(data) < size + 2:
                 return False
     if b"content-length" in headers:
         left = int(headers[b"content-length"])
         while left > 0:
             data = src.read1(min(left, 65536))
-            if not data:
+            if not data or not send(data):
                 return False
-            dst.sendall(data)
             left -= len(data)
         return True
     while True:
         data = src.read1(65536)
-        if not data:
+        if not data or not send(data):
             return False
-        dst.sendall(data)
 
 
 def _read_head(f: Any) -> bytes:

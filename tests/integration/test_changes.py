@@ -8,7 +8,6 @@ only ever hand a sequence back to the server, never compute with one.
 from __future__ import annotations
 
 import logging
-import socket
 import threading
 import time
 from urllib.parse import quote
@@ -16,7 +15,7 @@ from urllib.parse import quote
 import pytest
 
 import couchcore
-from couchcore.testing import LoopbackServer, read_request_head
+from couchcore.testing import FaultyProxy, LoopbackServer, read_request_head
 from couchcore import Document
 from couchcore._urls import split_credentials
 
@@ -56,136 +55,24 @@ def all_changes(db, **options):
     return db.changes(**options)["results"]
 
 
-# -- a TCP proxy we can cut --------------------------------------------------------------
-
-
-class CuttableProxy:
-    """A TCP proxy on 127.0.0.1 in front of the test server.
-
-    ``cut()`` drops every open connection (both sides). With ``cut_first_changes_at=k``
-    the first ``_changes`` connection is dropped in the middle of the (k+1)-th change
-    line: the client has received k whole changes and part of the next one.
-    ``requests`` lists the request line of every request sent through the proxy;
-    ``downstream`` the bytes the server sent on each connection.
-    """
-
-    MARKER = b'"changes"'
-
-    def __init__(self, upstream: tuple[str, int], cut_first_changes_at: int | None = None) -> None:
-        self.upstream = upstream
-        self.cut_first_changes_at = cut_first_changes_at
-        self._cut_done = False
-        self.requests: list[str] = []
-        self.downstream: list[bytearray] = []
-        self._socks: list[socket.socket] = []
-        self._lock = threading.Lock()
-        self._listener = socket.socket()
-        self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._listener.bind(("127.0.0.1", 0))
-        self._listener.listen(16)
-        self.port = self._listener.getsockname()[1]
-        self._closed = False
-        threading.Thread(target=self._accept_loop, daemon=True).start()
-
-    def _accept_loop(self) -> None:
-        while not self._closed:
-            try:
-                client, _ = self._listener.accept()
-            except OSError:
-                return
-            upstream = socket.create_connection(self.upstream)
-            with self._lock:
-                self._socks += [client, upstream]
-                received = bytearray()
-                self.downstream.append(received)
-            state = {"cut_here": None}
-            threading.Thread(target=self._up, args=(client, upstream, state), daemon=True).start()
-            threading.Thread(target=self._down, args=(upstream, client, received, state), daemon=True).start()
-
-    def _up(self, client, upstream, state) -> None:
-        buf = b""
-        try:
-            while True:
-                data = client.recv(65536)
-                if not data:
-                    break
-                buf += data
-                while b"\r\n" in buf:  # record request lines (bodies here have no CRLF at start)
-                    line, _, buf = buf.partition(b"\r\n")
-                    if line.split(b" ", 1)[0] in (b"GET", b"POST", b"PUT", b"DELETE", b"HEAD"):
-                        text = line.decode("latin-1")
-                        with self._lock:
-                            self.requests.append(text)
-                            if ("_changes" in text and self.cut_first_changes_at is not None
-                                    and not self._cut_done and state["cut_here"] is None):
-                                self._cut_done = True
-                                state["cut_here"] = self.cut_first_changes_at
-                upstream.sendall(data)
-        except OSError:
-            pass
-        finally:
-            self._close_pair(client, upstream)
-
-    def _down(self, upstream, client, received, state) -> None:
-        try:
-            while True:
-                data = upstream.recv(65536)
-                if not data:
-                    break
-                start = len(received)
-                received += data
-                k = state["cut_here"]
-                if k is not None and received.count(self.MARKER) > k:
-                    pos = -1
-                    for _ in range(k + 1):
-                        pos = received.index(self.MARKER, pos + 1)
-                    client.sendall(bytes(received[start:pos]))  # k changes and a piece of the next
-                    time.sleep(0.05)
-                    break
-                client.sendall(data)
-        except OSError:
-            pass
-        finally:
-            self._close_pair(client, upstream)
-
-    def _close_pair(self, *socks) -> None:
-        for s in socks:
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            s.close()
-
-    def cut(self) -> None:
-        with self._lock:
-            socks, self._socks = self._socks, []
-        self._close_pair(*socks)
-
-    def close(self) -> None:
-        self._closed = True
-        try:
-            self._listener.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept() (Linux)
-        except OSError:
-            pass
-        self._listener.close()
-        self.cut()
-
-    def changes_requests(self) -> list[str]:
-        with self._lock:
-            return [r for r in self.requests if "_changes" in r]
+# -- a proxy in front of the test server ---------------------------------------------------
 
 
 @pytest.fixture
 def proxy_factory(couch_url, backend):
-    """Make ``(proxy, db_through_proxy)`` for the test's database."""
-    base, user, password = split_credentials(couch_url)
-    host, port = base.split("://", 1)[1].rsplit(":", 1)
+    """Make ``(proxy, db_through_proxy)`` for the test's database: a
+    :class:`~couchcore.testing.FaultyProxy` in front of the test server that keeps every
+    answer it relays (``proxy.answers``). With ``cut_first_changes_at=k`` the first
+    ``_changes`` answer is cut in the middle of its (k+1)-th change line: the client has
+    received k whole changes and part of the next one."""
+    _, user, password = split_credentials(couch_url)
     made = []
 
-    def make(db, **kwargs):
-        proxy = CuttableProxy((host, int(port)), **kwargs)
-        server = couchcore.Server(f"http://127.0.0.1:{proxy.port}", auth=(user, password) if user else None,
-                                  backend=backend)
+    def make(db, cut_first_changes_at=None):
+        proxy = FaultyProxy(couch_url, capture=True)
+        if cut_first_changes_at is not None:
+            proxy.cut_before("GET", "/_changes", b'"changes"', occurrence=cut_first_changes_at + 1)
+        server = couchcore.Server(proxy.url, auth=(user, password) if user else None, backend=backend)
         made.append((proxy, server))
         return proxy, server._database(db.name)
 
@@ -193,6 +80,11 @@ def proxy_factory(couch_url, backend):
     for proxy, server in made:
         server.close()
         proxy.close()
+
+
+def changes_requests(proxy):
+    """The targets of the ``_changes`` requests that went through ``proxy``, in order."""
+    return [target for _, target in proxy.seen if "_changes" in target]
 
 
 def consume(feed, until, on_count=None, timeout=20.0):
@@ -425,9 +317,10 @@ def test_continuous_heartbeat_keeps_an_idle_feed_open(db, proxy_factory):
     feed.stop()
     timer.join()
     assert change_ids(got) == ["d00", "d01"]
-    assert feed.reconnects == 0 and len(proxy.changes_requests()) == 1
-    assert "heartbeat=100" in proxy.changes_requests()[0]
-    heartbeats = bytes(proxy.downstream[0]).count(b"\r\n\n\r\n")  # chunks holding only "\n"
+    assert feed.reconnects == 0 and len(changes_requests(proxy)) == 1
+    assert "heartbeat=100" in changes_requests(proxy)[0]
+    answer = next(body for _, target, body in proxy.answers if "_changes" in target)
+    heartbeats = bytes(answer).count(b"\r\n\n\r\n")  # chunks holding only "\n"
     assert heartbeats >= 3
 
 
@@ -435,7 +328,7 @@ def test_continuous_heartbeat_true_means_default(db, proxy_factory):
     proxy, pdb = proxy_factory(db)
     add_docs(db, 0, 1)
     assert change_ids(pdb.changes(feed="continuous", heartbeat=True, limit=1)) == ["d00"]
-    assert "heartbeat=30000" in proxy.changes_requests()[0]
+    assert "heartbeat=30000" in changes_requests(proxy)[0]
 
 
 def test_continuous_timeout_is_not_overridden_by_a_default_heartbeat(db, proxy_factory):
@@ -443,7 +336,7 @@ def test_continuous_timeout_is_not_overridden_by_a_default_heartbeat(db, proxy_f
     proxy, pdb = proxy_factory(db)
     add_docs(db, 0, 1)
     assert change_ids(pdb.changes(feed="continuous", timeout=500, limit=1)) == ["d00"]
-    line = proxy.changes_requests()[0]
+    line = changes_requests(proxy)[0]
     assert "timeout=500" in line and "heartbeat" not in line
 
 
@@ -629,7 +522,7 @@ def test_reconnects_after_a_cut_mid_change_without_loss_or_repeats(db, proxy_fac
     assert change_ids(got) == [f"d{i:02d}" for i in range(13)]
     assert [c["doc"]["n"] for c in got] == list(range(13))
     assert feed.reconnects >= 1
-    requests = proxy.changes_requests()
+    requests = changes_requests(proxy)
     assert len(requests) >= 2
     assert "since=" not in requests[0]
     # the second request resumes after the 4th change, the last one wholly delivered
@@ -653,7 +546,7 @@ def test_reconnects_after_an_idle_cut(db, proxy_factory):
     feed.stop()
     assert change_ids(got) == ["d00", "d01", "d02", "d03", "d04"]
     assert feed.reconnects >= 1
-    requests = proxy.changes_requests()
+    requests = changes_requests(proxy)
     assert len(requests) >= 2 and f"since={quote(str(got[2]['seq']), safe='')}" in requests[-1]
 
 
@@ -664,7 +557,7 @@ def test_reconnect_keeps_the_limit(db, proxy_factory):
     feed.retry_delay = 0.05
     got = list(feed)
     assert change_ids(got) == ["d00", "d01", "d02", "d03", "d04"]
-    assert feed.reconnects >= 1 and "limit=3" in proxy.changes_requests()[1]
+    assert feed.reconnects >= 1 and "limit=3" in changes_requests(proxy)[1]
 
 
 def test_feed_gives_up_after_max_retries(db, proxy_factory):
