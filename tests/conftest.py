@@ -98,6 +98,17 @@ def server(couch_url, backend):
 
 
 @pytest.fixture
+def refused_url():
+    """A URL whose port is bound but not listening: connecting is refused (nothing is
+    sent), and no other process can take the port while the test runs."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        yield f"http://127.0.0.1:{s.getsockname()[1]}"
+
+
+@pytest.fixture
 def db_name():
     return unique_name()
 

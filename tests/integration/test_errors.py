@@ -14,7 +14,6 @@ import asyncio
 import builtins
 import json
 import pickle
-import socket
 import time
 import traceback
 import uuid
@@ -137,13 +136,6 @@ def _session_op():
 
 
 # -- issue 15 item 7: builtin bases, KeyError from the mapping dunders ---------------------------
-
-
-@pytest.fixture
-def refused_url():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        yield f"http://127.0.0.1:{s.getsockname()[1]}"
 
 
 def test_transport_errors_derive_from_the_builtins():

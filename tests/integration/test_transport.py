@@ -33,15 +33,6 @@ USER = "sekrit-user"
 TOKEN = base64.b64encode(f"{USER}:{SECRET}".encode()).decode()
 
 
-@pytest.fixture
-def refused_url():
-    """A URL whose port is bound but not listening: connecting is refused, and no other
-    process can take the port while the test runs."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        yield f"http://127.0.0.1:{s.getsockname()[1]}"
-
-
 def assert_no_secret(*texts: object) -> None:
     for text in texts:
         s = str(text)

@@ -211,14 +211,6 @@ def test_every_backend_table_lets_programming_errors_through(row: Backend) -> No
 # -- failures before the response -----------------------------------------------------------------
 
 
-@pytest.fixture
-def refused_url() -> Iterator[str]:
-    """A port that is bound but not listening: connecting is refused."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        yield f"http://127.0.0.1:{s.getsockname()[1]}"
-
-
 def test_refused_connection(client: Callable[..., Client], refused_url: str) -> None:
     c = client(refused_url)
     error = c.fails(version, couchcore.ConnectError)
