@@ -18,6 +18,7 @@ import couchcore
 from couchcore.testing import FaultyProxy, LoopbackServer, read_request_head
 from couchcore import Document
 from couchcore._urls import split_credentials
+from tests.helpers import wait_until
 
 FILTERS = {
     "_id": "_design/f",
@@ -350,28 +351,38 @@ def test_continuous_feed_ends_after_server_timeout(db):
     assert feed.last_seq == feed.meta["last_seq"]
 
 
+def blocked_reader(feed, ids):
+    """Iterate ``feed`` in a thread until it has delivered the changes of ``ids`` and
+    waits for more; returns ``(thread, got, outcome)``: ``outcome`` gets ``"ended"`` or the
+    exception the iteration ended with."""
+    got, outcome = [], []
+
+    def run():
+        try:
+            for change in feed:
+                got.append(change)
+            outcome.append("ended")
+        except BaseException as exc:  # reported by the test
+            outcome.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    wait_until(lambda: len(got), lambda n: n >= len(ids))
+    assert change_ids(got) == ids
+    time.sleep(0.2)  # now blocked waiting for more
+    assert thread.is_alive()
+    return thread, got, outcome
+
+
 def test_stop_from_another_thread_ends_a_blocked_iteration(db):
     add_docs(db, 0, 2)
     feed = db.changes(feed="continuous")  # default heartbeat: 30 s of silence to wait through
-    got, ended = [], threading.Event()
-
-    def run():
-        for change in feed:
-            got.append(change)
-        ended.set()
-
-    t = threading.Thread(target=run, daemon=True)
-    t.start()
-    deadline = time.monotonic() + 10
-    while len(got) < 2 and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert change_ids(got) == ["d00", "d01"]
-    time.sleep(0.2)  # now blocked waiting for more
-    assert not ended.is_set()
+    thread, _, outcome = blocked_reader(feed, ["d00", "d01"])
     t0 = time.monotonic()
     feed.stop()
     assert time.monotonic() - t0 < 2, "stop() itself blocked"
-    assert ended.wait(5), "iteration did not end after stop()"
+    thread.join(5)
+    assert outcome == ["ended"], "iteration did not end after stop()"
     assert time.monotonic() - t0 < 3 and feed.stopped
     assert "stopped" in repr(feed)
     assert list(feed) == []  # a stopped feed yields nothing
@@ -384,29 +395,13 @@ def test_server_close_from_another_thread_ends_a_blocked_iteration(db, couch_url
     add_docs(db, 0, 2)
     own = couchcore.Server(couch_url, backend=backend)
     feed = own._database(db.name).changes(feed="continuous")  # default heartbeat: 30 s of silence
-    got, outcome = [], []
-
-    def run():
-        try:
-            for change in feed:
-                got.append(change)
-            outcome.append("ended")
-        except BaseException as exc:  # reported below
-            outcome.append(exc)
-
-    t = threading.Thread(target=run, daemon=True)
-    t.start()
-    deadline = time.monotonic() + 10
-    while len(got) < 2 and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert change_ids(got) == ["d00", "d01"]
-    time.sleep(0.2)  # now blocked waiting for more
+    thread, _, outcome = blocked_reader(feed, ["d00", "d01"])
     t0 = time.monotonic()
     own.close()
     assert time.monotonic() - t0 < 2, "close() itself blocked"
-    t.join(5)
-    assert not t.is_alive(), "iteration did not end after Server.close()"
-    assert outcome == ["ended"] and time.monotonic() - t0 < 3
+    thread.join(5)
+    assert outcome == ["ended"], "iteration did not end after Server.close()"
+    assert time.monotonic() - t0 < 3
     assert feed.stopped and feed.reconnects == 0 and feed.error is None
     assert list(feed) == []
     # the Server stays usable after close(): a new feed reads again
