@@ -15,8 +15,12 @@ exercised by every input and checked against the twin.
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import atheris
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script: the repository's tests package
+from tests.helpers import canon  # noqa: E402 - the suite's strict comparison form
 
 with atheris.instrument_imports():
     from couchcore import _rows as rows
@@ -33,18 +37,6 @@ SEEDS = [
     b'{"results":[{"id":"a","docs":[{"ok":{"_id":"a"}},{"error":{"id":"a","error":"not_found"}}]}]}',
     b'{"docs":[{"_id":"a","n":1e400}],"bookmark":"g1","warning":"no index"}',
 ]
-
-
-def canon(x):
-    if isinstance(x, rows.Row):
-        return ("Row", canon(x.id), canon(x.key), canon(x.value), canon(x.doc), canon(x.error))
-    if isinstance(x, dict):
-        return (type(x).__name__, tuple((k, canon(v)) for k, v in x.items()))
-    if isinstance(x, list):
-        return ("list", tuple(canon(v) for v in x))
-    if isinstance(x, float):
-        return ("float", x.hex())
-    return (type(x).__name__, x)
 
 
 def parse(backend: str, shape: str, chunks: list[bytes]):
