@@ -35,7 +35,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Any, Iterator, NamedTuple
+from typing import Any, Callable, Iterator, NamedTuple
 
 from . import codec
 
@@ -454,26 +454,20 @@ class RowReplayServer(LoopbackServer):
             self.stream(conn, int(match.group(1)))
 
     def stream(self, conn: socket.socket, n: int) -> None:
-        self.sent = 0
-        self.done.clear()
-        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")
-
-        def chunk(data: bytes) -> None:
-            conn.sendall(b"%x\r\n%s\r\n" % (len(data), data))
-            self.sent += len(data)
-
-        chunk(b'{"total_rows":%d,"offset":0,"rows":[\r\n' % n)
-        step = self.rows_per_chunk
-        for start in range(0, n, step):
-            stop = min(n, start + step)
-            block = b",\r\n".join([ROW % (i, i) for i in range(start, stop)])
-            chunk(block + (b",\r\n" if stop < n else b""))
-        chunk(b"\r\n]}\n")
-        conn.sendall(b"0\r\n\r\n")
-        self.done.set()
+        """An ``_all_docs`` body of N generated rows, framed as CouchDB 3 sends it."""
+        self._stream(conn, n, b'{"total_rows":%d,"offset":0,"rows":[\r\n' % n,
+                     lambda start, stop: [ROW % (i, i) for i in range(start, stop)], b",\r\n", b"\r\n]}\n")
 
     def stream_changes(self, conn: socket.socket, n: int) -> None:
         """A normal ``_changes`` body of N generated changes, framed as CouchDB 3 sends it."""
+        self._stream(conn, n, b'{"results":[\n',
+                     lambda start, stop: [CHANGE % (i + 1, i, i) for i in range(start, stop)], b",\n",
+                     b'\n],\n"last_seq":"%d-g1AAAAB1eJzLYWBgYMpgTmHgz8tPSTV0MDQy",\n"pending":0}\n' % n)
+
+    def _stream(self, conn: socket.socket, n: int, head: bytes, items: Callable[[int, int], list[bytes]],
+                sep: bytes, tail: bytes) -> None:
+        """A chunked answer: ``head``, then ``items(start, stop)`` joined by ``sep``,
+        ``rows_per_chunk`` of them a chunk, then ``tail``."""
         self.sent = 0
         self.done.clear()
         conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")
@@ -482,13 +476,12 @@ class RowReplayServer(LoopbackServer):
             conn.sendall(b"%x\r\n%s\r\n" % (len(data), data))
             self.sent += len(data)
 
-        chunk(b'{"results":[\n')
+        chunk(head)
         step = self.rows_per_chunk
         for start in range(0, n, step):
             stop = min(n, start + step)
-            block = b",\n".join([CHANGE % (i + 1, i, i) for i in range(start, stop)])
-            chunk(block + (b",\n" if stop < n else b""))
-        chunk(b'\n],\n"last_seq":"%d-g1AAAAB1eJzLYWBgYMpgTmHgz8tPSTV0MDQy",\n"pending":0}\n' % n)
+            chunk(sep.join(items(start, stop)) + (sep if stop < n else b""))
+        chunk(tail)
         conn.sendall(b"0\r\n\r\n")
         self.done.set()
 
