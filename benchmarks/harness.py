@@ -25,8 +25,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from couchcore.errors import CouchcoreError
+
 from . import clients as _clients
 from . import data
+from .child import redact
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -314,7 +317,7 @@ def select_clients(patterns: list[str] | None, quick: bool) -> list[str]:
         expanded = list(_clients.PEERS) if pattern == "peers" else (
             names if pattern == "all" else [n for n in names if fnmatch.fnmatchcase(n, pattern)])
         if not expanded:
-            expanded = [pattern]  # unknown names are reported as n/a, not dropped silently
+            expanded = [pattern]  # kept, so that run() names it (a typo must not measure nothing, silently)
         chosen += [n for n in expanded if n not in chosen]
     return chosen
 
@@ -387,6 +390,11 @@ def run(args: argparse.Namespace) -> int:
 
         load_plugin(args.plugin)
     client_names = select_clients(args.clients, args.quick)
+    unknown = [c for c in client_names if c not in _clients.REGISTRY]
+    if unknown:
+        _log(f"unknown clients: {', '.join(unknown)} (known: {', '.join(_clients.REGISTRY)}; "
+             "or a glob such as 'couchcore-*', 'peers', 'all')")
+        return 2
     repeat = args.repeat or (2 if args.quick else 3)
     out_dir = Path(args.out) if args.out else RESULTS
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -408,10 +416,15 @@ def run(args: argparse.Namespace) -> int:
 
                 _log("no --url: starting a throw-away PouchDB Server (not for headline figures)")
                 url = stack.enter_context(PouchDBServer())
-            bench = Bench(url, Path(tmp))
+            try:
+                bench = Bench(url, Path(tmp))
+                meta["server"] = describe_server(bench.info())
+            except CouchcoreError as exc:
+                # one line, never the password (couchcore's messages carry none; redact() for the URL)
+                _log(f"cannot use the server at {redact(url)}: {redact(str(exc))}")
+                return 2
             if not args.keep_data:
                 stack.callback(bench.cleanup)
-            meta["server"] = describe_server(bench.info())
         replay_url = None
         if "view_replay" in scenario_names:
             sizes = sizes_override or (SCENARIOS["view_replay"].quick if args.quick else SCENARIOS["view_replay"].full)
@@ -426,27 +439,48 @@ def run(args: argparse.Namespace) -> int:
         _log(f"machine: {meta['machine']['cpu']}, {meta['machine']['cores']} cores, Python {meta['machine']['python']}; "
              f"server: {meta.get('server', '-')}; clients: {', '.join(client_names)}")
 
-        for sname in scenario_names:
-            scenario = SCENARIOS[sname]
-            sizes = sizes_override or (scenario.quick if args.quick else scenario.full)
-            for size in sizes:
-                targets = [c for c in client_names if applies(c, sname)]
-                try:
-                    plan = plans(bench, scenario, size, replay_url)
-                except Exception as exc:  # noqa: BLE001 - a scenario that cannot be set up is reported
-                    _log(f"{sname} {size:,}: setup failed: {exc}")
-                    for c in targets:
-                        measurements.append({"scenario": sname, "size": size, "client": c, "run": 0,
-                                             "status": "error", "reason": f"setup failed: {exc}"[:300]})
-                    continue
-                server_label = meta.get("replay_server") if scenario.server == "replay" else meta.get("server")
-                _log(f"{sname} {size:,} ({server_label}): {len(targets)} clients x {repeat}")
-                skip: set[str] = set()
-                for k in range(repeat):
-                    for c in targets:  # round robin: a noisy minute hurts every client alike
-                        if c in skip:
-                            continue
-                        ctx = dict(plan.ctx)
+        try:
+            measure_all(args, scenario_names, client_names, repeat, timeout, bench, replay_url, meta, measurements)
+        except KeyboardInterrupt:
+            meta["interrupted"] = len(measurements)
+            _log(f"interrupted: writing the report of the {len(measurements)} runs finished so far "
+                 "(Ctrl-C again to skip it)")
+        meta["load_average"] = [round(meta["machine"].get("load_start", 0.0), 2), _load()]
+        meta["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        meta["elapsed_s"] = round(time.time() - started, 1)
+    paths = report.write_all(out_dir, meta, measurements, SCENARIOS)
+    _log(f"{'interrupted after' if 'interrupted' in meta else 'done in'} {meta['elapsed_s']:.0f}s; wrote "
+         + ", ".join(str(p) for p in paths))
+    return 130 if "interrupted" in meta else 0
+
+
+def measure_all(args: argparse.Namespace, scenario_names: list[str], client_names: list[str], repeat: int,
+                timeout: float, bench: Bench | None, replay_url: str | None, meta: dict[str, Any],
+                measurements: list[dict[str, Any]]) -> None:
+    """Every scenario x size x client, ``repeat`` rounds; appends each run to ``measurements``."""
+    sizes_override = args.sizes
+    for sname in scenario_names:
+        scenario = SCENARIOS[sname]
+        sizes = sizes_override or (scenario.quick if args.quick else scenario.full)
+        for size in sizes:
+            targets = [c for c in client_names if applies(c, sname)]
+            try:
+                plan = plans(bench, scenario, size, replay_url)
+            except Exception as exc:  # noqa: BLE001 - a scenario that cannot be set up is reported
+                _log(redact(f"{sname} {size:,}: setup failed: {exc}"))
+                for c in targets:
+                    measurements.append({"scenario": sname, "size": size, "client": c, "run": 0,
+                                         "status": "error", "reason": redact(f"setup failed: {exc}")[:300]})
+                continue
+            server_label = meta.get("replay_server") if scenario.server == "replay" else meta.get("server")
+            _log(f"{sname} {size:,} ({server_label}): {len(targets)} clients x {repeat}")
+            skip: set[str] = set()
+            for k in range(repeat):
+                for c in targets:  # round robin: a noisy minute hurts every client alike
+                    if c in skip:
+                        continue
+                    ctx = dict(plan.ctx)
+                    try:
                         if plan.before:
                             ctx.update(plan.before(k))
                         result = run_child(c, sname, ctx, timeout, args.plugin)
@@ -455,19 +489,16 @@ def run(args: argparse.Namespace) -> int:
                             if problem:
                                 result["status"] = "wrong"
                                 result["reason"] = "; ".join(filter(None, [result.get("reason"), problem]))
-                        result.update(scenario=sname, size=size, client=c, run=k, server=server_label)
-                        if result.get("status") != "error":
-                            result.pop("traceback", None)
-                        measurements.append(result)
-                        if result["status"] == "n/a":
-                            skip.add(c)  # not installed / cannot do: the same on every repeat
-                        _log(f"  {c:<28} {_short(result)}")
-        meta["load_average"] = [round(meta["machine"].get("load_start", 0.0), 2), _load()]
-        meta["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        meta["elapsed_s"] = round(time.time() - started, 1)
-    paths = report.write_all(out_dir, meta, measurements, SCENARIOS)
-    _log(f"done in {meta['elapsed_s']:.0f}s; wrote " + ", ".join(str(p) for p in paths))
-    return 0
+                    except CouchcoreError as exc:  # the server failed the untimed setup or check
+                        result = {"status": "error",
+                                  "reason": redact(f"server-side setup/check: {type(exc).__name__}: {exc}")[:300]}
+                    result.update(scenario=sname, size=size, client=c, run=k, server=server_label)
+                    if result.get("status") != "error":
+                        result.pop("traceback", None)
+                    measurements.append(result)
+                    if result["status"] == "n/a":
+                        skip.add(c)  # not installed / cannot do: the same on every repeat
+                    _log(f"  {c:<28} {_short(result)}")
 
 
 def _short(r: dict) -> str:
@@ -483,8 +514,9 @@ def _get_json(url: str) -> dict[str, Any]:
         return json.loads(resp.read())
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+def main(argv: list[str] | None = None, prog: str = "python -m benchmarks") -> int:
+    """Run the harness's command line (``prog`` names it in usage and errors); the exit status."""
+    parser = build_parser(prog)
     args = parser.parse_args(argv)
     if args.command == "list":
         for s in SCENARIOS.values():
@@ -495,12 +527,16 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.repeat is not None and args.repeat < 1:
         parser.error("--repeat must be at least 1")
-    return run(args)
+    try:
+        return run(args)
+    except KeyboardInterrupt:  # before the first run (starting the servers, seeding): nothing to report
+        _log("interrupted")
+        return 130
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(prog: str = "python -m benchmarks") -> argparse.ArgumentParser:
     """The harness's argument parser (``python -m benchmarks``, ``couchcore bench``; the docs read it)."""
-    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog=prog, description=" ".join(__doc__.split("\n\n")[0].split()))
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("run", help="run scenarios x clients, write tables, JSON and charts")
     p.add_argument("--quick", action="store_true", help="small sizes (a few minutes)")

@@ -125,6 +125,8 @@ def main(argv: list[str]) -> int:
     print(json.dumps({"port": server.port}), flush=True)
     try:
         sys.stdin.read()  # until the parent closes our stdin (or dies)
+    except KeyboardInterrupt:  # Ctrl-C reaches the whole process group: the harness reports it
+        return 130
     finally:
         server.close()
     return 0

@@ -115,6 +115,8 @@ def table(scenario: Any, size: int, entries: list[dict], meta: dict) -> str:
                                              -(e.get("throughput") or 0)))
     for e in ordered:
         name = e["client"] + (f" {e['version']}" if e.get("version") and e["family"] == "peer" else "")
+        if e["runs"] < meta.get("repeat", e["runs"]) and e["status"] != "n/a":
+            name += f" ({e['runs']} of {meta['repeat']} runs)"
         if e["status"] != "ok":
             label = {"n/a": "n/a", "wrong": "**WRONG RESULT**", "error": "failed"}.get(e["status"], e["status"])
             lines.append(f"| {name} | {label}: {e.get('reason', '')} | | | | | | |")
@@ -152,6 +154,10 @@ def write_all(out_dir: Path, meta: dict, measurements: list[dict], scenarios: di
                 f"`python -m benchmarks run{' --quick' if meta.get('quick') else ''}` "
                 f"({meta['started']}, {meta.get('elapsed_s', 0):.0f} s). One section per scenario; "
                 "the JSON file has every run.", ""]
+    if meta.get("interrupted") is not None:
+        sections += [f"**Interrupted** (Ctrl-C) after {meta['interrupted']} runs: the tables hold only the "
+                           "runs that finished; a scenario or client missing from them was not reached, and a "
+                           "client marked (k of n runs) has a median of fewer runs.", ""]
     for sname in meta["scenarios"]:
         scenario = scenarios[sname]
         sizes = sorted({e["size"] for e in summary if e["scenario"] == sname})
@@ -205,7 +211,7 @@ def chart_scenario(out_dir: Path, scenario: Any, size: int, entries: list[dict])
     labels = [e["client"] if e["status"] == "ok" else f"{e['client']} ({'WRONG' if e['status'] == 'wrong' else 'failed'})"
               for e in ordered]
     ys = list(range(len(ordered)))[::-1]
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 0.45 * len(ordered) + 1.8), sharey=True)
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 0.45 * len(ordered) + 2.1), sharey=True, layout="constrained")
     per = "MB/s" if scenario.unit == "MB" else f"{scenario.unit}/s"
     for y, e in zip(ys, ordered):
         colour = COLOURS[e["family"]]
@@ -216,17 +222,21 @@ def chart_scenario(out_dir: Path, scenario: Any, size: int, entries: list[dict])
         thr = e["throughput"]
         ax1.barh(y, thr, color=colour, height=0.65,
                  xerr=[[thr - e["throughput_min"]], [e["throughput_max"] - thr]], capsize=3, ecolor="black")
-        ax1.text(thr, y, f"  {thr:,.0f}" if thr >= 100 else f"  {thr:,.1f}", va="center", fontsize=8)
+        # the value after the whisker's end, so the whisker does not cross it
+        ax1.text(e["throughput_max"], y, f"  {thr:,.0f}" if thr >= 100 else f"  {thr:,.1f}", va="center", fontsize=8)
         rss = e["rss_median"]
         ax2.barh(y, rss, color=colour, height=0.65,
                  xerr=[[rss - e["rss_min"]], [e["rss_max"] - rss]], capsize=3, ecolor="black")
-        ax2.text(rss, y, f"  {rss:,.0f}", va="center", fontsize=8)
+        ax2.text(e["rss_max"], y, f"  {rss:,.0f}", va="center", fontsize=8)
     from matplotlib.patches import Patch
 
     present = [f for f in ("raw", "couchcore", "peer") if any(e["family"] == f for e in ordered)]
     names = {"raw": "raw baseline (no parsing)", "couchcore": "couchcore", "peer": "other clients"}
-    ax2.legend(handles=[Patch(color=COLOURS[f], label=names[f]) for f in present], fontsize=8, loc="lower right")
+    # below the axes: inside them it covered the last bars and their figures
+    fig.legend(handles=[Patch(color=COLOURS[f], label=names[f]) for f in present], fontsize=8,
+               loc="outside lower center", ncol=len(present))
     ax1.set_yticks(ys)
+    ax1.set_ylim(-0.6, len(ordered) - 0.4)  # the last row clear of the axis (a "no result" note sat on it)
     ax1.set_yticklabels(labels, fontsize=9)
     ax1.set_xlabel(f"throughput, {per} (median; whiskers min–max)")
     ax2.set_xlabel("peak RSS of the client process, MB")
@@ -234,7 +244,6 @@ def chart_scenario(out_dir: Path, scenario: Any, size: int, entries: list[dict])
         ax.grid(axis="x", alpha=0.3)
         ax.margins(x=0.18)
     fig.suptitle(f"{scenario.title}: {fmt_size(scenario, size)}\n{entries[0].get('server') or ''}", fontsize=10)
-    fig.tight_layout()
     path = out_dir / f"{scenario.name}-{size}.png"
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -265,7 +274,9 @@ def chart_scaling(out_dir: Path, scenario: Any, entries: list[dict]) -> Path | N
         colour = palettes[fam][counters[fam] % len(palettes[fam])]
         counters[fam] += 1
         xs = [e["size"] for e in points]
-        kw = {"marker": "o", "linestyle": styles[fam], "color": colour, "label": client}
+        kw: dict[str, Any] = {"marker": "o", "linestyle": styles[fam], "color": colour, "label": client}
+        if "/" in client:  # a variant (pure-Python rows, the other codec): told apart from its plain client
+            kw.update(linestyle="-.", markerfacecolor="white")
         ax1.plot(xs, [e["wall_median"] for e in points], **kw)
         ax2.plot(xs, [e["rss_median"] for e in points], **kw)
     for ax, label in ((ax1, "wall time, s (median)"), (ax2, "peak RSS, MB (median)")):

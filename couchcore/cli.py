@@ -41,6 +41,9 @@ def main(argv: list[str] | None = None) -> int:
     (130 after Ctrl-C: a subcommand says how far it got, and Ctrl-C while the command is
     still starting, e.g. importing what it needs, prints one line, no traceback)."""
     try:
+        argv = sys.argv[1:] if argv is None else argv
+        if argv[:1] == ["bench"]:  # the rest is the harness's, --help too (argparse.REMAINDER refused it)
+            return _run_bench(argv[1:])
         args = build_parser().parse_args(argv)
         if getattr(args, "run", None) is None and args.command == "dump":
             return _run_dump(args)
@@ -179,7 +182,7 @@ def _run_bench(bench_args: list[str]) -> int:
         sys.path.insert(0, str(root))
     from benchmarks.harness import main as bench_main
 
-    return int(bench_main(bench_args or ["--help"]))
+    return int(bench_main(bench_args, prog="couchcore bench"))
 
 
 if __name__ == "__main__":

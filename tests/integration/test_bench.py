@@ -6,11 +6,16 @@ reported as n/a. Figures are not asserted (this machine is shared); shapes and s
 from __future__ import annotations
 
 import json
+import os
+import signal
+import socket
 import subprocess
 import sys
 import textwrap
+import time
 import uuid
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -63,6 +68,19 @@ PLUGIN = textwrap.dedent('''
     register("test-drops-a-row", DropsARow, {"backend": "urllib3"})
     register("test-writes-wrong-docs", WritesWrongDocs, {"backend": "urllib3"})
     register("test-not-installed", NotInstalled)
+
+
+    class Slow(Couchcore):
+        """Says it started (a file beside this plugin), then takes a minute: the Ctrl-C test interrupts it."""
+
+        def view_replay(self, ctx):
+            import pathlib, time
+            pathlib.Path(__file__).with_name("slow-started").touch()
+            time.sleep(60)
+            return Couchcore.view_replay(self, ctx)
+
+
+    register("test-slow", Slow, {"backend": "urllib3"})
 ''')
 
 
@@ -115,8 +133,7 @@ def test_tiny_run_end_to_end_against_the_server(tmp_path, couch_url):
 
 def test_guard_rejects_wrong_results_and_missing_clients_are_na(tmp_path):
     results = harness(tmp_path, "--scenarios", "view_replay", "--sizes", "1000", "--clients",
-                      "couchcore-urllib3", "test-swaps-a-key", "test-drops-a-row", "test-not-installed",
-                      "no-such-client")
+                      "couchcore-urllib3", "test-swaps-a-key", "test-drops-a-row", "test-not-installed")
     runs = statuses(results)
     assert runs[("view_replay", "couchcore-urllib3")]["status"] == "ok"
     swapped = runs[("view_replay", "test-swaps-a-key")]
@@ -126,7 +143,6 @@ def test_guard_rejects_wrong_results_and_missing_clients_are_na(tmp_path):
     assert dropped["status"] == "wrong" and "count 999" in dropped["reason"]
     missing = runs[("view_replay", "test-not-installed")]
     assert missing["status"] == "n/a" and "not installed" in missing["reason"]
-    assert runs[("view_replay", "no-such-client")]["status"] == "n/a"
     summary = {e["client"]: e for e in results["summary"]}
     for name in ("test-swaps-a-key", "test-drops-a-row", "test-not-installed"):
         assert "throughput" not in summary[name]  # no figure, so never a win
@@ -134,3 +150,80 @@ def test_guard_rejects_wrong_results_and_missing_clients_are_na(tmp_path):
     assert md.count("**WRONG RESULT**") == 2
     assert "| test-not-installed | n/a: not installed" in md
     assert (results["_out"] / "view_replay-1000.png").exists()
+
+
+def _bench(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    """``couchcore bench ARGS`` through the CLI's entry point, as a user types it."""
+    return subprocess.run([sys.executable, "-c", "import sys; from couchcore.cli import main; sys.exit(main())",
+                           "bench", *args], cwd=str(ROOT), capture_output=True, text=True, timeout=timeout)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_bad_arguments_fail_with_one_line_and_no_password(tmp_path, couch_url):
+    out = str(tmp_path / "out")
+    wrong = urlsplit(couch_url)._replace(netloc=f"admin:Wr0ngPassw0rd@{urlsplit(couch_url).hostname}:"
+                                                f"{urlsplit(couch_url).port}").geturl()
+    cases = {
+        "unknown scenario": (["--scenarios", "no_such_scenario"], "unknown scenarios: no_such_scenario"),
+        # a typo must not run nothing and exit 0 (it was reported as an n/a row)
+        "unknown client": (["--clients", "couchcore-urlib3", "--scenarios", "view_replay"],
+                           "unknown clients: couchcore-urlib3"),
+        "server down": (["--url", f"http://admin:S3cretPassw0rd@127.0.0.1:{_free_port()}", "--scenarios", "get_seq"],
+                        "cannot use the server at http://***@127.0.0.1:"),
+        "wrong password": (["--url", wrong, "--scenarios", "get_seq"], "401"),
+    }
+    for case, (args, expected) in cases.items():
+        proc = _bench("run", "--repeat", "1", "--out", out, *args)
+        assert proc.returncode == 2, (case, proc.stderr[-2000:])
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1 and expected in lines[0], (case, proc.stderr[-2000:])
+        assert "S3cretPassw0rd" not in proc.stderr + proc.stdout
+        assert "Wr0ngPassw0rd" not in proc.stderr + proc.stdout
+        assert not (tmp_path / "out" / "results.json").exists(), case
+    # the CLI hands --help to the harness (argparse.REMAINDER used to refuse it)
+    proc = _bench("--help")
+    assert proc.returncode == 0 and "usage: couchcore bench" in proc.stdout, proc.stderr
+
+
+def test_ctrl_c_keeps_the_runs_finished_so_far(tmp_path):
+    """SIGINT to the whole process group, as Ctrl-C in a terminal sends it, while the second client
+    runs: exit 130, one line saying so, the first client's runs in the report, no traceback, and
+    the replay server gone."""
+    plugin = tmp_path / "plugin.py"
+    plugin.write_text(PLUGIN)
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "benchmarks", "run", "--repeat", "1", "--out", str(out),
+                             "--plugin", str(plugin), "--scenarios", "view_replay", "--sizes", "1000",
+                             "--clients", "couchcore-urllib3", "test-slow"],
+                            cwd=str(ROOT), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    started = tmp_path / "slow-started"
+    try:
+        deadline = time.monotonic() + 120
+        while not started.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert started.exists(), "the slow client never started"
+        os.killpg(proc.pid, signal.SIGINT)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130, stderr[-3000:]
+    assert "Traceback" not in stderr, stderr[-3000:]
+    assert "interrupted: writing the report of the 1 runs finished so far" in stderr
+    results = json.loads((out / "results.json").read_text())
+    assert results["meta"]["interrupted"] == 1
+    assert [(m["client"], m["status"]) for m in results["measurements"]] == [("couchcore-urllib3", "ok")]
+    md = (out / "results.md").read_text()
+    assert "**Interrupted** (Ctrl-C) after 1 runs" in md and "| couchcore-urllib3 |" in md
+    assert "test-slow" not in md
+    # nothing of the run is left: the replay server (same process group) has exited
+    with pytest.raises(ProcessLookupError):
+        for _ in range(50):
+            os.killpg(proc.pid, 0)
+            time.sleep(0.1)
