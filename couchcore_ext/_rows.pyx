@@ -15,6 +15,13 @@ huge string fed in tiny chunks).  Values are built directly from the bytes:
   by a recursive-descent fast path that keeps its state in C locals; if the value runs
   past the chunk end it gives up and the frame machine (always correct) parses it --
   at most once per ``feed()`` call, so the extra work stays bounded and linear;
+* the common case of a complete value goes further, into plain C (``cc_view_row`` for a
+  view row, ``cc_container`` for the dicts/lists/documents below rows): strings without
+  escapes (non-ASCII ones through CPython's strict UTF-8 decoder), numbers on the exact
+  paths below, literals; on anything else (escapes, odd numbers, malformed input, the
+  chunk's end) it drops what it built and the Cython fast path parses the value instead;
+* short ASCII string values (<= 16 bytes) and ints of <= 18 digits go through small
+  direct-mapped caches, so a value repeated across rows is shared, not re-allocated;
 * view rows never become dicts: ``id``/``key``/``value``/``doc``/``error``/``reason`` go
   into C slots and a ``Row`` is made when the row's ``}`` arrives (allocated with
   ``Row.__new__`` and its slot descriptors, without a Python-level ``__init__`` call);
@@ -147,6 +154,75 @@ cdef extern from *:
 
 cdef extern from *:
     """
+    /* Value caches (strings and ints are immutable: sharing one object between rows is
+       safe and gives equal values).  Short ASCII string values (<= 16 bytes, no escapes)
+       and int values of <= 18 digits go through small direct-mapped tables: a value that
+       repeats across rows (a type or user name, a status, a number emitted twice) is one
+       INCREF instead of an allocation now and a deallocation when the row dies.  A miss
+       costs a hash and replaces the entry (the old object is released). */
+    typedef struct { PyObject* s; Py_ssize_t length; uint64_t w0, w1; } cc_sentry;
+    static cc_sentry CC_SCACHE[2048];
+    typedef struct { PyObject* o; long long v; } cc_ientry;
+    static cc_ientry CC_ICACHE[1024];
+    /* s[0:n] (n <= 16) is the string's content, s[0:avail] may be read (avail >= n). */
+    static inline PyObject* cc_short_ascii(const unsigned char* s, Py_ssize_t n, Py_ssize_t avail) {
+        uint64_t w0 = 0, w1 = 0, h;
+        cc_sentry* e;
+        PyObject* u;
+    #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        if (avail >= 16) {
+            memcpy(&w0, s, 8);
+            memcpy(&w1, s + 8, 8);
+            if (n < 8) { w0 &= n ? (~0ULL >> (8 * (8 - n))) : 0; w1 = 0; }
+            else if (n < 16) { w1 &= n > 8 ? (~0ULL >> (8 * (16 - n))) : 0; }
+        } else
+    #endif
+        {
+            unsigned char b[16] = {0};
+            memcpy(b, s, (size_t)n);
+            memcpy(&w0, b, 8);
+            memcpy(&w1, b + 8, 8);
+        }
+        h = (w0 * 0x9E3779B97F4A7C15ULL) ^ (w1 * 0xC2B2AE3D27D4EB4FULL) ^ (uint64_t)n;
+        h ^= h >> 29;
+        h *= 0x94D049BB133111EBULL;
+        e = &CC_SCACHE[h >> 53];
+        if (e->s != NULL && e->length == n && e->w0 == w0 && e->w1 == w1) {
+            Py_INCREF(e->s);
+            return e->s;
+        }
+        u = PyUnicode_New(n, 127);
+        if (u == NULL) return NULL;
+        memcpy(PyUnicode_DATA(u), s, (size_t)n);
+        Py_XDECREF(e->s);
+        Py_INCREF(u);
+        e->s = u;
+        e->length = n;
+        e->w0 = w0;
+        e->w1 = w1;
+        return u;
+    }
+    static inline PyObject* cc_int(long long v) {
+        cc_ientry* e = &CC_ICACHE[((uint64_t)v * 0x9E3779B97F4A7C15ULL) >> 54];
+        PyObject* o;
+        if (e->o != NULL && e->v == v) {
+            Py_INCREF(e->o);
+            return e->o;
+        }
+        o = PyLong_FromLongLong(v);
+        if (o == NULL) return NULL;
+        Py_XDECREF(e->o);
+        Py_INCREF(o);
+        e->o = o;
+        e->v = v;
+        return o;
+    }
+    """
+    object cc_short_ascii(const unsigned char* s, Py_ssize_t n, Py_ssize_t avail)
+    object cc_int(long long v)
+
+cdef extern from *:
+    """
     #include <float.h>
     /* Exact powers of ten: 10^k for k <= 22 is exactly representable in a double. */
     static const double CC_P10[23] = {
@@ -246,6 +322,396 @@ cdef extern from *:
     """
     int cc_number(const unsigned char* s, Py_ssize_t n, long long* iv, double* dv, int* isf) noexcept nogil
     int cc_number_scan(const unsigned char* s, Py_ssize_t n, Py_ssize_t* len, long long* iv, double* dv, int* isf) noexcept nogil
+
+cdef extern from *:
+    """
+    /* Plain values in C: a dict/list below a row (a view row's key/value, anything inside
+       a document) whose text is entirely inside the chunk and uses only the common
+       grammar -- strings without escapes or non-ASCII bytes, numbers that
+       cc_number_scan converts exactly, true/false/null, nesting up to CC_PLAIN_DEPTH.
+       It builds exactly the objects the Cython fast path builds (same key cache, value
+       caches, number conversion, list sizing).  Anything else -- escapes, non-ASCII,
+       long or odd numbers, malformed input, the end of the chunk, a line break in a
+       continuous feed -- makes it give up: it drops what it built and returns
+       CC_GIVEUP (a new reference), and the caller parses the value the usual way from
+       its first byte (which also raises the right error for malformed input).  NULL
+       means an exception (out of memory). */
+    #define CC_PLAIN_DEPTH 24
+    static PyObject* CC_GIVEUP = NULL;
+    /* key ids, as the enum of _rows.pyx (checked at import) */
+    #define CC_K_OTHER 0
+    #define CC_K_ID 1
+    #define CC_K_KEY 2
+    #define CC_K_VALUE 3
+    #define CC_K_DOC 4
+    #define CC_K_ERROR 5
+    #define CC_K_REASON 6
+    #define CC_K_DOCS 7
+    #define CC_K_OK 8
+    #define CC_K_ROWS 9
+    #define CC_K_RESULTS 10
+    #define CC_K_LAST_SEQ 11
+    #define CC_K_SEQ 12
+    static int cc_classify(const unsigned char* s, Py_ssize_t n) {
+        switch (n) {
+        case 2:
+            if (s[0] == 'i' && s[1] == 'd') return CC_K_ID;
+            if (s[0] == 'o' && s[1] == 'k') return CC_K_OK;
+            break;
+        case 3:
+            if (memcmp(s, "key", 3) == 0) return CC_K_KEY;
+            if (memcmp(s, "doc", 3) == 0) return CC_K_DOC;
+            if (memcmp(s, "seq", 3) == 0) return CC_K_SEQ;
+            break;
+        case 4:
+            if (memcmp(s, "docs", 4) == 0) return CC_K_DOCS;
+            if (memcmp(s, "rows", 4) == 0) return CC_K_ROWS;
+            break;
+        case 5:
+            if (memcmp(s, "value", 5) == 0) return CC_K_VALUE;
+            if (memcmp(s, "error", 5) == 0) return CC_K_ERROR;
+            break;
+        case 6:
+            if (memcmp(s, "reason", 6) == 0) return CC_K_REASON;
+            break;
+        case 7:
+            if (memcmp(s, "results", 7) == 0) return CC_K_RESULTS;
+            break;
+        case 8:
+            if (memcmp(s, "last_seq", 8) == 0) return CC_K_LAST_SEQ;
+            break;
+        }
+        return CC_K_OTHER;
+    }
+    /* bytes that may continue a number/literal token: [-+.0-9A-Za-z] */
+    static inline int cc_scalar_char(unsigned char c) {
+        return (c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'z')
+            || c == '+' || c == '-' || c == '.';
+    }
+    static inline Py_ssize_t cc_ws(const unsigned char* d, Py_ssize_t p, Py_ssize_t n, int lines) {
+        while (p < n) {
+            unsigned char c = d[p];
+            if (c == ' ' || c == 9 || c == 13 || (c == 10 && !lines)) p++;
+            else break;
+        }
+        return p;
+    }
+    /* The content of a string starting at d[q]: index of its closing quote, or -1 when it
+       has an escape or a control byte, or does not end inside the chunk; *high is set when
+       it has bytes >= 0x80. */
+    static inline Py_ssize_t cc_plain_str(const unsigned char* d, Py_ssize_t q, Py_ssize_t n, int* high) {
+        *high = 0;
+        for (;;) {
+            q = cc_skip_plain8(d, q, n);
+            while (q < n) {
+                unsigned char c = d[q];
+                if (c == '"') return q;
+                if (c < 0x20 || c == 92) return -1;
+                if (c >= 0x80) { *high = 1; q++; break; }
+                q++;
+            }
+            if (q >= n) return -1;
+        }
+    }
+    /* a string value s[0:n] with bytes >= 0x80: CPython's strict UTF-8 decoder (what the
+       Cython decoder accepts, with the same result); invalid UTF-8 gives up */
+    static inline PyObject* cc_utf8(const unsigned char* s, Py_ssize_t n) {
+        PyObject* u = PyUnicode_DecodeUTF8((const char*)s, n, "strict");
+        if (u == NULL && PyErr_ExceptionMatches(PyExc_UnicodeDecodeError)) {
+            PyErr_Clear();
+            Py_INCREF(CC_GIVEUP);
+            return CC_GIVEUP;
+        }
+        return u;
+    }
+    static inline PyObject* cc_ascii(const unsigned char* s, Py_ssize_t n) {
+        PyObject* u = PyUnicode_New(n, 127);
+        if (u != NULL) memcpy(PyUnicode_DATA(u), s, (size_t)n);
+        return u;
+    }
+    /* a key string s[0:n] (plain ASCII), through the key cache; s[0:avail] readable */
+    static inline PyObject* cc_plain_key(const unsigned char* s, Py_ssize_t n, Py_ssize_t avail) {
+        uint64_t w[4];
+        cc_kentry* e;
+        PyObject* u;
+        if (n > 32) return cc_ascii(s, n);
+        e = cc_kslot(s, n, avail, w);
+        if (cc_khit(e, n, w)) {
+            Py_INCREF(e->s);
+            return e->s;
+        }
+        u = cc_ascii(s, n);
+        if (u == NULL) return NULL;
+        Py_XDECREF(e->s);
+        Py_INCREF(u);
+        e->s = u;
+        e->length = (int)n;
+        memcpy(e->w, w, sizeof(w));
+        e->kid = cc_classify(s, n);
+        return u;
+    }
+    static PyTypeObject* CC_DOC_TYPE = NULL;
+    static PyObject* CC_EMPTY_TUPLE = NULL;
+    static PyObject* cc_container(const unsigned char* d, Py_ssize_t p, Py_ssize_t n,
+                                  int lines, int depth, int as_doc, Py_ssize_t* endp);
+    static PyObject* cc_plain_container(const unsigned char* d, Py_ssize_t p, Py_ssize_t n,
+                                        int lines, int depth, Py_ssize_t* endp);
+    /* the value at d[p] (p < n) */
+    static inline PyObject* cc_plain_value(const unsigned char* d, Py_ssize_t p, Py_ssize_t n,
+                                           int lines, int depth, Py_ssize_t* endp) {
+        unsigned char c = d[p];
+        Py_ssize_t q, ln;
+        if (c == '"') {
+            int high;
+            q = cc_plain_str(d, p + 1, n, &high);
+            if (q < 0) goto giveup;
+            *endp = q + 1;
+            if (high) return cc_utf8(d + p + 1, q - p - 1);
+            if (q - p - 1 <= 16) return cc_short_ascii(d + p + 1, q - p - 1, n - p - 1);
+            return cc_ascii(d + p + 1, q - p - 1);
+        }
+        if (c == '-' || (c >= '0' && c <= '9')) {
+            long long iv;
+            double dv;
+            int isf, r = cc_number_scan(d + p, n - p, &ln, &iv, &dv, &isf);
+            q = p + ln;
+            if (r <= 0 || q >= n || cc_scalar_char(d[q])) goto giveup;
+            *endp = q;
+            if (r == 2) return PyFloat_FromDouble(dv);
+            return cc_int(iv);
+        }
+        if (c == '{' || c == '[') return cc_container(d, p, n, lines, depth + 1, 0, endp);
+        if (c == 't' && p + 4 < n && memcmp(d + p, "true", 4) == 0 && !cc_scalar_char(d[p + 4])) {
+            *endp = p + 4;
+            Py_RETURN_TRUE;
+        }
+        if (c == 'f' && p + 5 < n && memcmp(d + p, "false", 5) == 0 && !cc_scalar_char(d[p + 5])) {
+            *endp = p + 5;
+            Py_RETURN_FALSE;
+        }
+        if (c == 'n' && p + 4 < n && memcmp(d + p, "null", 4) == 0 && !cc_scalar_char(d[p + 4])) {
+            *endp = p + 4;
+            Py_RETURN_NONE;
+        }
+    giveup:
+        Py_INCREF(CC_GIVEUP);
+        return CC_GIVEUP;
+    }
+    /* the dict or list at d[p] ('{' or '[') */
+    static PyObject* cc_plain_container(const unsigned char* d, Py_ssize_t p, Py_ssize_t n,
+                                        int lines, int depth, Py_ssize_t* endp) {
+        return cc_container(d, p, n, lines, depth, 0, endp);
+    }
+    /* the dict (a Document when as_doc) or list at d[p] ('{' or '[') */
+    static PyObject* cc_container(const unsigned char* d, Py_ssize_t p, Py_ssize_t n,
+                                  int lines, int depth, int as_doc, Py_ssize_t* endp) {
+        PyObject* v;
+        PyObject* key;
+        Py_ssize_t q;
+        unsigned char c;
+        int high;
+        if (depth > CC_PLAIN_DEPTH) goto giveup_nothing;
+        if (d[p] == '{') {
+            PyObject* dict = as_doc ? CC_DOC_TYPE->tp_new(CC_DOC_TYPE, CC_EMPTY_TUPLE, NULL) : PyDict_New();
+            if (dict == NULL) return NULL;
+            p = cc_ws(d, p + 1, n, lines);
+            if (p >= n) goto giveup_dict;
+            if (d[p] == '}') { *endp = p + 1; return dict; }
+            for (;;) {
+                if (d[p] != '"') goto giveup_dict;
+                q = cc_plain_str(d, p + 1, n, &high);
+                if (q < 0 || high) goto giveup_dict;
+                key = cc_plain_key(d + p + 1, q - p - 1, n - p - 1);
+                if (key == NULL) { Py_DECREF(dict); return NULL; }
+                p = q + 1;
+                if (p < n && d[p] == ':') p++;
+                else {
+                    p = cc_ws(d, p, n, lines);
+                    if (p >= n || d[p] != ':') { Py_DECREF(key); goto giveup_dict; }
+                    p++;
+                }
+                if (p >= n || d[p] <= 32) {
+                    p = cc_ws(d, p, n, lines);
+                    if (p >= n) { Py_DECREF(key); goto giveup_dict; }
+                }
+                v = cc_plain_value(d, p, n, lines, depth, &q);
+                if (v == NULL || v == CC_GIVEUP) {
+                    Py_DECREF(key);
+                    Py_DECREF(dict);
+                    return v;           /* NULL (error) or CC_GIVEUP (a new reference) */
+                }
+                if (PyDict_SetItem(dict, key, v) < 0) {
+                    Py_DECREF(key); Py_DECREF(v); Py_DECREF(dict);
+                    return NULL;
+                }
+                Py_DECREF(key);
+                Py_DECREF(v);
+                p = q;
+                if (p >= n || d[p] <= 32) {
+                    p = cc_ws(d, p, n, lines);
+                    if (p >= n) goto giveup_dict;
+                }
+                c = d[p];
+                if (c == ',') {
+                    p++;
+                    if (p >= n || d[p] <= 32) {
+                        p = cc_ws(d, p, n, lines);
+                        if (p >= n) goto giveup_dict;
+                    }
+                    continue;
+                }
+                if (c == '}') { *endp = p + 1; return dict; }
+                goto giveup_dict;
+            }
+        giveup_dict:
+            Py_DECREF(dict);
+            goto giveup_nothing;
+        } else {
+            PyObject* items[8];
+            PyObject* lst = NULL;
+            Py_ssize_t k = 0, i;
+            p = cc_ws(d, p + 1, n, lines);
+            if (p >= n) goto giveup_nothing;
+            if (d[p] == ']') { *endp = p + 1; return PyList_New(0); }
+            for (;;) {
+                v = cc_plain_value(d, p, n, lines, depth, &q);
+                if (v == NULL || v == CC_GIVEUP) {
+                    for (i = 0; i < k; i++) Py_DECREF(items[i]);
+                    Py_XDECREF(lst);
+                    return v;
+                }
+                if (lst != NULL) {
+                    if (PyList_Append(lst, v) < 0) { Py_DECREF(v); Py_DECREF(lst); return NULL; }
+                    Py_DECREF(v);
+                } else if (k < 8) {
+                    items[k++] = v;      /* owned */
+                } else {
+                    lst = PyList_New(k);
+                    if (lst == NULL) { for (i = 0; i < k; i++) Py_DECREF(items[i]); Py_DECREF(v); return NULL; }
+                    for (i = 0; i < k; i++) PyList_SET_ITEM(lst, i, items[i]);
+                    k = 0;
+                    if (PyList_Append(lst, v) < 0) { Py_DECREF(v); Py_DECREF(lst); return NULL; }
+                    Py_DECREF(v);
+                }
+                p = q;
+                if (p >= n || d[p] <= 32) {
+                    p = cc_ws(d, p, n, lines);
+                    if (p >= n) goto giveup_list;
+                }
+                c = d[p];
+                if (c == ',') {
+                    p++;
+                    if (p >= n || d[p] <= 32) {
+                        p = cc_ws(d, p, n, lines);
+                        if (p >= n) goto giveup_list;
+                    }
+                    continue;
+                }
+                if (c == ']') {
+                    *endp = p + 1;
+                    if (lst == NULL) {
+                        lst = PyList_New(k);
+                        if (lst == NULL) { for (i = 0; i < k; i++) Py_DECREF(items[i]); return NULL; }
+                        for (i = 0; i < k; i++) PyList_SET_ITEM(lst, i, items[i]);
+                    }
+                    return lst;
+                }
+                goto giveup_list;
+            }
+        giveup_list:
+            for (i = 0; i < k; i++) Py_DECREF(items[i]);
+            Py_XDECREF(lst);
+            goto giveup_nothing;
+        }
+    giveup_nothing:
+        Py_INCREF(CC_GIVEUP);
+        return CC_GIVEUP;
+    }
+    /* A view row object at d[p] ('{'): its fields into f[0..5] (id, key, value, doc, error,
+       reason; new references, NULL where absent), like RowParser._fast_rowv: other keys
+       are parsed and dropped, a later duplicate replaces an earlier one, "doc" objects are
+       Documents.  Returns 1 (done, *endp set), 0 (gave up: f[] all NULL), -1 (error). */
+    static int cc_view_row(const unsigned char* d, Py_ssize_t p, Py_ssize_t n, int lines,
+                           PyObject** f, Py_ssize_t* endp) {
+        Py_ssize_t q;
+        PyObject* v;
+        int kid, high, i;
+        unsigned char c;
+        for (i = 0; i < 6; i++) f[i] = NULL;
+        p = cc_ws(d, p + 1, n, lines);
+        if (p >= n) goto giveup;
+        if (d[p] == '}') { *endp = p + 1; return 1; }
+        for (;;) {
+            if (d[p] != '"') goto giveup;
+            q = cc_plain_str(d, p + 1, n, &high);
+            if (q < 0 || high) goto giveup;
+            kid = cc_classify(d + p + 1, q - p - 1);
+            p = q + 1;
+            if (p < n && d[p] == ':') p++;
+            else {
+                p = cc_ws(d, p, n, lines);
+                if (p >= n || d[p] != ':') goto giveup;
+                p++;
+            }
+            if (p >= n || d[p] <= 32) {
+                p = cc_ws(d, p, n, lines);
+                if (p >= n) goto giveup;
+            }
+            if (kid == CC_K_DOC && d[p] == '{')
+                v = cc_container(d, p, n, lines, 1, 1, &q);
+            else
+                v = cc_plain_value(d, p, n, lines, 0, &q);
+            if (v == NULL) goto error;
+            if (v == CC_GIVEUP) { Py_DECREF(v); goto giveup; }
+            if (kid >= CC_K_ID && kid <= CC_K_REASON) {
+                Py_XDECREF(f[kid - 1]);
+                f[kid - 1] = v;
+            } else {
+                Py_DECREF(v);
+            }
+            p = q;
+            if (p >= n || d[p] <= 32) {
+                p = cc_ws(d, p, n, lines);
+                if (p >= n) goto giveup;
+            }
+            c = d[p];
+            if (c == ',') {
+                p++;
+                if (p >= n || d[p] <= 32) {
+                    p = cc_ws(d, p, n, lines);
+                    if (p >= n) goto giveup;
+                }
+                continue;
+            }
+            if (c == '}') { *endp = p + 1; return 1; }
+            goto giveup;
+        }
+    giveup:
+        for (i = 0; i < 6; i++) Py_CLEAR(f[i]);
+        return 0;
+    error:
+        for (i = 0; i < 6; i++) Py_CLEAR(f[i]);
+        return -1;
+    }
+    static void cc_set_types(PyObject* doc_type, PyObject* empty_tuple) {
+        Py_INCREF(doc_type);
+        Py_INCREF(empty_tuple);
+        CC_DOC_TYPE = (PyTypeObject*)doc_type;
+        CC_EMPTY_TUPLE = empty_tuple;
+    }
+    static void cc_set_giveup(PyObject* o) {
+        Py_INCREF(o);
+        Py_XDECREF(CC_GIVEUP);
+        CC_GIVEUP = o;
+    }
+    """
+    object cc_plain_container(const unsigned char* d, Py_ssize_t p, Py_ssize_t n, int lines, int depth, Py_ssize_t* endp)
+    void cc_set_giveup(object o)
+    void cc_set_types(object doc_type, object empty_tuple)
+    int cc_view_row(const unsigned char* d, Py_ssize_t p, Py_ssize_t n, int lines, PyObject** f, Py_ssize_t* endp) except -1
+    int CC_K_OTHER, CC_K_ID, CC_K_KEY, CC_K_VALUE, CC_K_DOC, CC_K_ERROR, CC_K_REASON
+    int CC_K_DOCS, CC_K_OK, CC_K_ROWS, CC_K_RESULTS, CC_K_LAST_SEQ, CC_K_SEQ
+    int CC_PLAIN_DEPTH
 
 # ---------------------------------------------------------------------------------------
 # constants
@@ -359,12 +825,28 @@ cdef object _NULL = object()
 cdef Py_ssize_t _ROW_OFF[5]
 cdef bint _gc_pause = True
 cdef bint _fast_enabled = True
+cdef bint _plain_enabled = True
+# what cc_plain_container returns when it gives up (the caller then parses the value itself)
+cdef object _GIVEUP = object()
+cc_set_giveup(_GIVEUP)
+cc_set_types(Document, _empty_tuple)
+# the key ids of the C code are the enum's
+assert (CC_K_OTHER, CC_K_ID, CC_K_KEY, CC_K_VALUE, CC_K_DOC, CC_K_ERROR, CC_K_REASON, CC_K_DOCS,
+        CC_K_OK, CC_K_ROWS, CC_K_RESULTS, CC_K_LAST_SEQ, CC_K_SEQ) == (
+        K_OTHER, K_ID, K_KEY, K_VALUE, K_DOC, K_ERROR, K_REASON, K_DOCS,
+        K_OK, K_ROWS, K_RESULTS, K_LAST_SEQ, K_SEQ)
 
 
 def _set_fast_path(bint flag):
     """Test hook: use the recursive fast path for complete values (default True)."""
     global _fast_enabled
     _fast_enabled = flag
+
+
+def _set_plain_path(bint flag):
+    """Test hook: parse plain dicts/lists below rows in C (``cc_plain_container``, default True)."""
+    global _plain_enabled
+    _plain_enabled = flag
 
 
 def _set_gc_pause(bint flag):
@@ -454,6 +936,22 @@ cdef object _row_from(object id_, object key, object value, object doc, object e
     return _new_row(<PyObject*>id_, <PyObject*>key, <PyObject*>value, <PyObject*>doc, <PyObject*>error)
 
 
+cdef object _row_from_owned(PyObject** f):
+    """A Row from the six fields of a view row (id, key, value, doc, error, reason) as
+    *owned* references, NULL where absent (stolen), as RowParser._build_row does."""
+    cdef PyObject* value = f[2]
+    cdef PyObject* reason = f[5]
+    cdef PyObject* error = f[4]
+    if value == NULL and error != NULL and error != Py_None:
+        value = reason        # {"error": e, "reason": r} -> Row(error=e, value=r)
+    elif reason != NULL:
+        Py_DECREF(<object>reason)
+    if error == Py_None:
+        error = NULL
+        Py_DECREF(None)
+    return _new_row(f[0], f[1], value, f[3], error)
+
+
 cdef inline object _new_document():
     cdef PyTypeObject* t = <PyTypeObject*>Document
     return t.tp_new(Document, <PyObject*>_empty_tuple, NULL)
@@ -513,6 +1011,14 @@ cdef inline object _ascii_str(const unsigned char* s, Py_ssize_t n):
     return u
 
 
+cdef inline object _ascii_val(const unsigned char* s, Py_ssize_t n, Py_ssize_t avail):
+    """A string value without escapes or non-ASCII bytes (short ones through the value
+    cache); ``s[0:avail]`` is readable (``avail >= n``)."""
+    if n <= 16:
+        return cc_short_ascii(s, n, avail)
+    return _ascii_str(s, n)
+
+
 cdef inline object _fquick(const unsigned char* d, Py_ssize_t p, Py_ssize_t n, Py_ssize_t* endp):
     """The common scalar at d[p] inside the fast path, without the call to ``_fval``: a
     string without escapes or non-ASCII bytes, or a number that ``cc_number_scan``
@@ -530,7 +1036,7 @@ cdef inline object _fquick(const unsigned char* d, Py_ssize_t p, Py_ssize_t n, P
             q += 1
         if q < n and d[q] == b'"':
             endp[0] = q + 1
-            return _ascii_str(d + p + 1, q - p - 1)
+            return _ascii_val(d + p + 1, q - p - 1, n - p - 1)
     elif c == b'-' or (b'0' <= c <= b'9'):
         r = cc_number_scan(d + p, n - p, &ln, &iv, &dv, &isf)
         q = p + ln
@@ -538,7 +1044,7 @@ cdef inline object _fquick(const unsigned char* d, Py_ssize_t p, Py_ssize_t n, P
             endp[0] = q
             if r == 2:
                 return PyFloat_FromDouble(dv)
-            return PyLong_FromLongLong(iv)
+            return cc_int(iv)
     endp[0] = -2
     return None
 
@@ -904,7 +1410,7 @@ cdef class RowParser:
             if r == 2:
                 return PyFloat_FromDouble(dv)
             if r == 1:
-                return PyLong_FromLongLong(iv)
+                return cc_int(iv)
             if r < 0:
                 return None  # signals error
             # long integers, and floats outside the exact fast path: correctly rounded
@@ -1166,10 +1672,17 @@ cdef class RowParser:
                 return None
             endp[0] = q + 1
             if flags == 0:
-                return _ascii_str(d + p + 1, q - p - 1)
+                return _ascii_val(d + p + 1, q - p - 1, n - p - 1)
             return self._unescape(d + p + 1, q - p - 1)
         if c == b'{' or c == b'[':
-            return self._fast(d, p, n, _child_role(role, kid, c == b'{'), depth + 1, rel + 1, endp)
+            r = _child_role(role, kid, c == b'{')
+            if r == R_PLAIN and _plain_enabled and depth + CC_PLAIN_DEPTH <= MAX_DEPTH:
+                # the common case in C (gives up on anything unusual: then the code below)
+                v = cc_plain_container(d, p, n, self._lines, 1, &q)
+                if v is not _GIVEUP:
+                    endp[0] = q
+                    return v
+            return self._fast(d, p, n, r, depth + 1, rel + 1, endp)
         if c == b'-' or (b'0' <= c <= b'9'):
             # one pass: scan and convert; the usual number (an int of <= 18 digits or a
             # float on the exact fast path, followed by a delimiter) is done here
@@ -1179,7 +1692,7 @@ cdef class RowParser:
                 endp[0] = q
                 if r == 2:
                     return PyFloat_FromDouble(dv)
-                return PyLong_FromLongLong(iv)
+                return cc_int(iv)
         if c == b'-' or (b'0' <= c <= b'9') or (b'a' <= c <= b'z'):
             q = p + 1
             while q < n and SCALAR[d[q]]:
@@ -1206,12 +1719,16 @@ cdef class RowParser:
         cdef bint is_obj
         cdef unsigned char close_c
         cdef object container, key = None, v
+        cdef PyObject* f[6]
         endp[0] = -1
         if depth > MAX_DEPTH:
             raise ParseError(f"JSON nested deeper than {MAX_DEPTH} levels")
         if rel > FAST_DEPTH:
             return None
         if role == R_ROWV:
+            if _plain_enabled and cc_view_row(d, p, n, self._lines, f, &q) == 1:
+                endp[0] = q
+                return _row_from_owned(f)
             return self._fast_rowv(d, p, n, depth, rel, endp)
         is_obj = d[p] == b'{'
         if not is_obj:

@@ -1272,3 +1272,152 @@ def test_numbers_before_every_delimiter(backend, delim):
         want = expected("view", data)
         assert_same(parse(backend, "view", [data]), want)
         assert_same(parse(backend, "view", split_every(data, 1)), want)
+
+
+# -- the C value path (cc_view_row / cc_container) and the value caches (issue 9) -------------------
+#
+# The Cython parser parses view rows and the plain dicts/lists below rows in C when their text
+# is inside the chunk and uses the common grammar; anything else makes the C code give up and
+# the Cython fast path (or the frame machine) parse the value from its first byte.  Every body
+# below must give the same items with the C path on and off, with the fast path off, and on the
+# twin (and simplejson's values when valid), at every split.
+
+
+@pytest.fixture
+def c_value_path_off():
+    _cy_rows._set_plain_path(False)
+    try:
+        yield
+    finally:
+        _cy_rows._set_plain_path(True)
+
+
+C_PATH_ROWS = [
+    b'{"id":"a","key":"caf\xc3\xa9","value":["\xe2\x98\x83",{"k":"\xf0\x9f\x98\x80 x"}]}',  # UTF-8 values
+    b'{"id":"a","key":{"\xc3\xa9":1},"value":null}',  # non-ASCII key: C gives up
+    b'{"id":"a","key":"x\\"y","value":[1,"a\\nb","\\u00e9"]}',  # escapes: C gives up
+    b'{"key":1,"key":2,"id":"x","id":"y","zz":[1,{"a":2}],"value":3,"value":[4]}',  # duplicates, other keys
+    b'{"key":[1],"error":"not_found","reason":"missing"}',
+    b'{"key":1,"error":null,"value":"v","reason":"r"}',
+    b'{"key":1,"error":"e","reason":"r","value":"v"}',
+    b'{"id":"a","key":null,"value":null,"doc":[1,{"a":2}]}',  # doc not an object: a plain list
+    b'{"id":"a","key":null,"value":null,"doc":{"_id":"a","n":{"m":[true,false,null]},"e":{},"l":[]}}',
+    b'{"id":"a","key":null,"value":null,"doc":null}',
+    b'{"key":' + b"[" * 30 + b"1" + b"]" * 30 + b',"value":' + b'{"a":' * 30 + b"0" + b"}" * 30 + b"}",
+    b'{"id":"","key":["0123456789abcdef","0123456789abcdefg","01234567","0123456","012345678"],"value":""}',
+    b'{"id":"a","key":[-0.0,0.0,1e400,5e-324,1.7976931348623157e308,1E+2,0.1,-12345678901234567890123],"value":1}',
+    b'{"id":"a","key":[123456,123456,-123456,123456.0],"value":{"n":123456,"m":-123456}}',
+    b'{ "id" : "a" , "key" : [ 1 , "b" , { "c" : [ ] } ] , "value" : { } }',
+    b'{"id":"a","key":[1,2,3,4,5,6,7,8,9,10,{"k":[1,2,3,4,5,6,7,8,9]}],"value":[]}',
+    b'{}',
+]
+
+C_PATH_BAD_ROWS = [
+    b'{"id":"a","key":"\xff","value":1}',  # invalid UTF-8
+    b'{"id":"a","key":["\xed\xa0\x80"],"value":1}',  # encoded surrogate
+    b'{"id":"a","key":tru,"value":1}',
+    b'{"id":"a","key":[1,],"value":1}',
+    b'{"id":"a","key":{"a":1,},"value":1}',
+    b'{"id":"a","key":{"a" 1},"value":1}',
+    b'{"id":"a","key":[01],"value":1}',
+    b'{"id":"a","key":["a\x01"],"value":1}',
+    b'{"id":"a","key":[1 2],"value":1}',
+    b'{"id":"a","key":{"a":1}}}',
+]
+
+
+def _view_body(row: bytes) -> bytes:
+    return b'{"total_rows":1,"offset":0,"rows":[\r\n' + row + b"\r\n]}"
+
+
+def _cython_variants(shape, chunks):
+    """Items from the Cython parser with the C value path on, off, and the fast path off."""
+    out = [parse_or_error("cython", shape, chunks)]
+    _cy_rows._set_plain_path(False)
+    try:
+        out.append(parse_or_error("cython", shape, chunks))
+        _cy_rows._set_fast_path(False)
+        try:
+            out.append(parse_or_error("cython", shape, chunks))
+        finally:
+            _cy_rows._set_fast_path(True)
+    finally:
+        _cy_rows._set_plain_path(True)
+    return out
+
+
+@pytest.mark.skipif(CY_SKIP is not None, reason=CY_SKIP or "")
+@pytest.mark.parametrize("row", C_PATH_ROWS, ids=range(len(C_PATH_ROWS)))
+def test_c_value_path_rows(row):
+    data = _view_body(row)
+    want = expected("view", data)
+    for chunks in [[data]] + [[data[:i], data[i:]] for i in range(1, len(data))]:
+        for got in _cython_variants("view", chunks) + [parse("python", "view", chunks)]:
+            assert_same(got, want)
+
+
+@pytest.mark.skipif(CY_SKIP is not None, reason=CY_SKIP or "")
+@pytest.mark.parametrize("row", C_PATH_BAD_ROWS, ids=range(len(C_PATH_BAD_ROWS)))
+def test_c_value_path_bad_rows(row):
+    data = _view_body(row)
+    for chunks in ([data], [data[:20], data[20:]], split_every(data, 7)):
+        for got in _cython_variants("view", chunks) + [parse_or_error("python", "view", chunks)]:
+            assert isinstance(got, ParseError), got
+
+
+@pytest.mark.skipif(CY_SKIP is not None, reason=CY_SKIP or "")
+def test_c_value_path_continuous_line_breaks():
+    # in a continuous feed a line break inside a line is an error: the C code gives up there
+    good = b'{"seq":1,"id":"a","changes":[{"rev":"1-a"}],"doc":{"_id":"a","v":[1,{"b":"\xc3\xa9"}]}}\n'
+    want = expected("continuous", good)
+    for chunks in ([good], [good[:30], good[30:]]):
+        for got in _cython_variants("continuous", chunks):
+            assert_same(got, want)
+    for bad in (b'{"seq":1,"id":"a","changes":[\n{"rev":"1-a"}]}\n', b'{"seq":1,"id":"a","doc":{"a":\n1}}\n'):
+        for got in _cython_variants("continuous", [bad]) + [parse_or_error("python", "continuous", [bad])]:
+            assert isinstance(got, ParseError), got
+
+
+@pytest.mark.skipif(CY_SKIP is not None, reason=CY_SKIP or "")
+@pytest.mark.parametrize("name", sorted(FIXTURE_SHAPES))
+def test_c_value_path_off_same_on_fixtures(name, c_value_path_off):
+    shape = FIXTURE_SHAPES[name]
+    data = body(name)
+    assert_same(parse("cython", shape, [data]), expected(shape, data))
+
+
+@pytest.mark.skipif(CY_SKIP is not None, reason=CY_SKIP or "")
+@HSET
+@given(data=st.data())
+def test_hypothesis_c_value_path_agrees(data):
+    base = bytearray(data.draw(view_body()))
+    if data.draw(st.booleans()):
+        for _ in range(data.draw(st.integers(1, 3))):
+            i = data.draw(st.integers(0, max(0, len(base) - 1)))
+            if base:
+                base[i] = data.draw(st.sampled_from(b'{}[],:"\\ 0-e.\xc3\xff\nx'))
+    chunks = cuts(bytes(base), data.draw)
+    a, b, c = _cython_variants("view", chunks)
+    if any(isinstance(x, ParseError) for x in (a, b, c)):
+        assert all(isinstance(x, ParseError) for x in (a, b, c))
+    else:
+        assert_same(a, b)
+        assert_same(a, c)
+
+
+def test_value_caches_keep_values_apart(backend):
+    # many distinct short strings and ints, each repeated: every value must come back as
+    # written whatever the cache slots collide on (length, bytes past 8, sign, big values)
+    rnd = random.Random(9)
+    strs = ["", "a", "ab"] + ["%x" % rnd.getrandbits(rnd.randint(1, 64)) for _ in range(3000)]
+    strs += [s + "\x7f" for s in strs[:300]] + ["0123456789abcdef"[: k] for k in range(17)]
+    ints = [0, -1, 1, 10**17, -(10**17), 999999999999999999, -999999999999999999]
+    ints += [rnd.randint(-(10**18) + 1, 10**18 - 1) for _ in range(3000)]
+    rows = []
+    for i in range(6000):
+        s, n = strs[rnd.randrange(len(strs))], ints[rnd.randrange(len(ints))]
+        rows.append(json.dumps({"id": s, "key": [s, n, -n], "value": {"s": s, "n": n}}, separators=(",", ":")))
+    data = ('{"total_rows":6000,"offset":0,"rows":[\r\n' + ",\r\n".join(rows) + "\r\n]}").encode()
+    want = expected("view", data)
+    assert_same(parse(backend, "view", [data]), want)
+    assert_same(parse(backend, "view", split_every(data, 4096)), want)
