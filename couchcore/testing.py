@@ -15,8 +15,9 @@ accepted connection to a function; :class:`ScriptedServer` reads each HTTP reque
 records it (:class:`Received`) and answers what a script returns (:func:`http_response`,
 :data:`RESET`, or nothing); :class:`RowReplayServer` streams generated view rows and changes;
 :class:`FaultyProxy` forwards to a real server and misbehaves on cue (cut, drop, delay,
-truncate, go down); :class:`TCPProxy` relays bytes on the running asyncio loop and can cut
-every connection.
+truncate, go down); :class:`AsyncLoopbackServer` hands each connection to a coroutine on the
+running asyncio loop, and :class:`TCPProxy`, one of those, relays bytes and can cut every
+connection.
 """
 
 from __future__ import annotations
@@ -35,12 +36,13 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Any, Callable, Iterator, NamedTuple
+from typing import Any, Callable, Iterator, NamedTuple, TypeVar
 
 from . import codec
 
 __all__ = ["PouchDBServer", "find_pouchdb_server", "free_port", "couch_url", "LoopbackServer", "FaultyProxy",
-           "RowReplayServer", "ScriptedServer", "Received", "RESET", "http_response", "reset", "read_request_head", "TCPProxy"]
+           "RowReplayServer", "ScriptedServer", "Received", "RESET", "http_response", "reset", "read_request_head", "TCPProxy",
+           "AsyncLoopbackServer"]
 
 
 def free_port() -> int:
@@ -508,7 +510,57 @@ def couch_url() -> Iterator[str]:
 # -- a transparent proxy on the running event loop --------------------------------------------------
 
 
-class TCPProxy:
+_Listener = TypeVar("_Listener", bound="AsyncLoopbackServer")
+
+
+class AsyncLoopbackServer:
+    """The asyncio twin of :class:`LoopbackServer`: accepts TCP connections on a free
+    127.0.0.1 port on the running loop (``async with AsyncLoopbackServer(handler) as
+    srv``) and hands each to the coroutine ``handler(reader, writer)`` (or a subclass's
+    :meth:`handle`). ``open``/``peak``/``total`` count connections (open now, most at
+    once, all); ``closed`` (an :class:`asyncio.Event`) is set each time one has ended;
+    ``url`` is its base URL. Leaving the block stops listening.
+    """
+
+    def __init__(self, handler: Any = None) -> None:
+        if handler is not None:
+            self.handle = handler  # type: ignore[method-assign]  # (a handler given instead of a subclass)
+        self.open = self.peak = self.total = 0
+        self.port = 0
+        self.closed = asyncio.Event()
+        self._server: asyncio.AbstractServer | None = None
+
+    async def __aenter__(self: _Listener) -> _Listener:
+        server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self._server = server
+        self.port = server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        if self._server is not None:
+            self._server.close()
+
+    @property
+    def url(self) -> str:
+        """``http://127.0.0.1:{port}``."""
+        return f"http://127.0.0.1:{self.port}"
+
+    async def handle(self, reader: asyncio.StreamReader,
+                     writer: asyncio.StreamWriter) -> None:  # pragma: no cover - replaced or overridden
+        raise NotImplementedError
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.open += 1
+        self.total += 1
+        self.peak = max(self.peak, self.open)
+        try:
+            await self.handle(reader, writer)
+        finally:
+            self.open -= 1
+            self.closed.set()
+
+
+class TCPProxy(AsyncLoopbackServer):
     """A transparent TCP proxy on a free 127.0.0.1 port in front of ``upstream`` (a base URL,
     whose credentials :attr:`url` keeps), running on the current asyncio loop:
     ``async with TCPProxy(url) as proxy``. ``open``/``peak``/``total`` count client
@@ -518,23 +570,14 @@ class TCPProxy:
     def __init__(self, upstream: str) -> None:
         from urllib.parse import urlsplit
 
+        super().__init__()
         parts = urlsplit(upstream)
         self.target = (parts.hostname or "127.0.0.1", parts.port or 80)
         self.userinfo = parts.netloc.rpartition("@")[0]
-        self.open = self.peak = self.total = 0
-        self.port = 0
         self._pairs: set[tuple[asyncio.StreamWriter, asyncio.StreamWriter]] = set()
-        self._server: asyncio.AbstractServer | None = None
-
-    async def __aenter__(self) -> "TCPProxy":
-        server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
-        self._server = server
-        self.port = server.sockets[0].getsockname()[1]
-        return self
 
     async def __aexit__(self, *exc: Any) -> None:
-        if self._server is not None:
-            self._server.close()
+        await super().__aexit__(*exc)
         self.cut()
         for _ in range(100):  # let the handlers finish rather than be cancelled at loop end
             if not self.open:
@@ -547,15 +590,11 @@ class TCPProxy:
         auth = self.userinfo + "@" if self.userinfo else ""
         return f"http://{auth}127.0.0.1:{self.port}"
 
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.open += 1
-        self.total += 1
-        self.peak = max(self.peak, self.open)
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             up_reader, up_writer = await asyncio.open_connection(*self.target)
         except OSError:
             writer.close()
-            self.open -= 1
             return
         pair = (writer, up_writer)
         self._pairs.add(pair)
@@ -577,7 +616,6 @@ class TCPProxy:
             await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
         finally:
             self._pairs.discard(pair)
-            self.open -= 1
 
     def cut(self) -> None:
         """Abort every open connection, both sides (a network failure)."""

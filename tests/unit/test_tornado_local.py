@@ -17,6 +17,7 @@ import pytest
 
 import couchcore
 import couchcore.tornado as ct
+from couchcore.testing import AsyncLoopbackServer
 from couchcore.transport import tornado as tt
 from tests.helpers import eventually, nothing_in_flight
 
@@ -27,30 +28,21 @@ def arun(coro, timeout: float = 30.0):
 
 
 
-class LocalServer:
+class LocalServer(AsyncLoopbackServer):
     """An HTTP/1.1 server on a free loopback port; ``handler(conn, method, target, headers)``
     writes the response. Counts connections (``open``, ``peak``, ``total``), records the
     request targets, and sets ``closed`` each time a client connection ends."""
 
     def __init__(self, handler) -> None:
+        super().__init__()
         self.handler = handler
-        self.open = self.peak = self.total = 0
         self.targets: list[str] = []
-        self.closed = asyncio.Event()
 
-    async def __aenter__(self) -> "LocalServer":
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        self.port = self._server.sockets[0].getsockname()[1]
-        self.url = f"http://user:s3cret@127.0.0.1:{self.port}"
-        return self
+    @property
+    def url(self) -> str:
+        return f"http://user:s3cret@127.0.0.1:{self.port}"
 
-    async def __aexit__(self, *exc) -> None:
-        self._server.close()
-
-    async def _serve(self, reader, writer) -> None:
-        self.open += 1
-        self.total += 1
-        self.peak = max(self.peak, self.open)
+    async def handle(self, reader, writer) -> None:
         try:
             head = await reader.readuntil(b"\r\n\r\n")
             lines = head.decode("latin-1").split("\r\n")
@@ -64,8 +56,6 @@ class LocalServer:
             pass
         finally:
             writer.close()
-            self.open -= 1
-            self.closed.set()
 
 
 class Conn:
