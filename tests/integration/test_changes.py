@@ -374,37 +374,24 @@ def blocked_reader(feed, ids):
     return thread, got, outcome
 
 
-def test_stop_from_another_thread_ends_a_blocked_iteration(db):
-    add_docs(db, 0, 2)
-    feed = db.changes(feed="continuous")  # default heartbeat: 30 s of silence to wait through
-    thread, _, outcome = blocked_reader(feed, ["d00", "d01"])
-    t0 = time.monotonic()
-    feed.stop()
-    assert time.monotonic() - t0 < 2, "stop() itself blocked"
-    thread.join(5)
-    assert outcome == ["ended"], "iteration did not end after stop()"
-    assert time.monotonic() - t0 < 3 and feed.stopped
-    assert "stopped" in repr(feed)
-    assert list(feed) == []  # a stopped feed yields nothing
-
-
-def test_server_close_from_another_thread_ends_a_blocked_iteration(db, couch_url, backend):
-    """``Server.close()`` from another thread ends a continuous feed that a thread is
-    reading through that Server: promptly, as a plain end (not a reconnect and a wait
-    for the next heartbeat)."""
+@pytest.mark.parametrize("how", ["feed.stop", "Server.close"])
+def test_stopping_from_another_thread_ends_a_blocked_iteration(db, couch_url, backend, how):
+    """``feed.stop()``, or ``Server.close()`` of the Server the feed reads through, from
+    another thread ends a continuous feed that a thread is blocked in: promptly, as a plain
+    end (not a reconnect and a wait for the next heartbeat); the Server stays usable."""
     add_docs(db, 0, 2)
     own = couchcore.Server(couch_url, backend=backend)
     feed = own._database(db.name).changes(feed="continuous")  # default heartbeat: 30 s of silence
     thread, _, outcome = blocked_reader(feed, ["d00", "d01"])
     t0 = time.monotonic()
-    own.close()
-    assert time.monotonic() - t0 < 2, "close() itself blocked"
+    feed.stop() if how == "feed.stop" else own.close()
+    assert time.monotonic() - t0 < 2, f"{how}() itself blocked"
     thread.join(5)
-    assert outcome == ["ended"], "iteration did not end after Server.close()"
+    assert outcome == ["ended"], f"iteration did not end after {how}()"
     assert time.monotonic() - t0 < 3
     assert feed.stopped and feed.reconnects == 0 and feed.error is None
-    assert list(feed) == []
-    # the Server stays usable after close(): a new feed reads again
+    assert "stopped" in repr(feed)
+    assert list(feed) == []  # a stopped feed yields nothing
     again = own._database(db.name).changes(feed="continuous", since=0, limit=2)
     assert change_ids(list(again)) == ["d00", "d01"]
     own.close()
