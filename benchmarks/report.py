@@ -1,9 +1,9 @@
 """Tables, the JSON file and the charts of a harness run.
 
 Per scenario and size: a Markdown table (median with min-max over the repeats of wall
-time, throughput, client CPU time and peak RSS; throughput as a ratio to the raw baseline
-and to the best peer in the same run), with the machine and the server beside it and a
-line per client saying how it was used; ``results.json`` with every measurement; PNG
+time, client CPU time and peak RSS; the throughput of the median wall time, also as a ratio
+to the raw baseline and to the best peer in the same run), with the machine and the server
+beside it and a line per client saying how it was used; ``results.json`` with every measurement; PNG
 charts (throughput with min-max whiskers and peak memory per client; for the view
 scenario also time and memory against size on log-log axes).
 """
@@ -60,6 +60,7 @@ def summarise(measurements: list[dict], scenarios: dict[str, Any]) -> list[dict]
             entry.update(
                 wall_median=statistics.median(walls), wall_min=min(walls), wall_max=max(walls),
                 cpu_median=statistics.median(r["cpu_s"] for r in ok),
+                cpu_min=min(r["cpu_s"] for r in ok), cpu_max=max(r["cpu_s"] for r in ok),
                 rss_median=statistics.median(r["peak_rss_mb"] for r in ok),
                 rss_min=min(r["peak_rss_mb"] for r in ok), rss_max=max(r["peak_rss_mb"] for r in ok),
             )
@@ -108,7 +109,8 @@ def table(scenario: Any, size: int, entries: list[dict], meta: dict) -> str:
     per = "MB/s" if unit == "MB" else f"{unit}/s"
     lines = [f"### {scenario.title}: {fmt_size(scenario, size)}", "",
              machine_line(meta, entries[0].get("server") if entries else None), "",
-             f"| client | wall s, median (min–max) | {per} | client CPU s | CPU µs per {unit.rstrip('s') if unit != 'MB' else 'MB'} "
+             f"| client | wall s, median (min–max) | {per} | client CPU s, median (min–max) "
+             f"| CPU µs per {unit.rstrip('s') if unit != 'MB' else 'MB'} "
              f"| peak RSS MB, median (min–max) | ÷ raw | ÷ best peer |",
              "|---|---:|---:|---:|---:|---:|---:|---:|"]
     ordered = sorted(entries, key=lambda e: ({"raw": 0, "couchcore": 1, "peer": 2}[e["family"]],
@@ -124,7 +126,8 @@ def table(scenario: Any, size: int, entries: list[dict], meta: dict) -> str:
         cpu_per = e["cpu_per_unit_us"] if unit != "MB" else e["cpu_median"] / units(scenario, size) * 1e6
         lines.append(
             f"| {name} | {e['wall_median']:.3f} ({e['wall_min']:.3f}–{e['wall_max']:.3f}) "
-            f"| {_num(e['throughput'], 1 if unit == 'MB' else 0)} | {e['cpu_median']:.3f} "
+            f"| {_num(e['throughput'], 1 if unit == 'MB' else 0)} "
+            f"| {e['cpu_median']:.3f} ({e['cpu_min']:.3f}–{e['cpu_max']:.3f}) "
             f"| {_num(cpu_per, 2 if cpu_per < 10 else 0)} "
             f"| {e['rss_median']:.0f} ({e['rss_min']:.0f}–{e['rss_max']:.0f}) "
             f"| {_ratio(e.get('vs_raw')) if e['family'] != 'raw' else '1.00×'} | {_ratio(e.get('vs_best_peer'))} |")

@@ -113,6 +113,12 @@ def test_tiny_run_end_to_end_against_the_server(tmp_path, couch_url):
             assert m["status"] == "ok", m
             assert m["wall_s"] > 0 and m["cpu_s"] >= 0 and m["peak_rss_mb"] > 5
             assert m["result"]["count"] == 200
+    # median with min-max of wall, client CPU and peak RSS, in the summary and the tables
+    for entry in results["summary"]:
+        if entry["status"] == "ok":
+            for field in ("wall", "cpu", "rss"):
+                assert entry[f"{field}_min"] <= entry[f"{field}_median"] <= entry[f"{field}_max"], entry
+    assert "| client CPU s, median (min–max) |" in results["_md"]
     assert runs[("view_server", "couchcore-urllib3")]["result"]["digest"] == \
         runs[("view_server", "couchcore-urllib3")]["expected"]["digest"]
     # written documents are read back on the server: a client that writes wrong ones fails
