@@ -400,17 +400,37 @@ cdef extern from *:
        has an escape or a control byte, or does not end inside the chunk; *high is set when
        it has bytes >= 0x80. */
     static inline Py_ssize_t cc_plain_str(const unsigned char* d, Py_ssize_t q, Py_ssize_t n, int* high) {
+        unsigned char c;
         *high = 0;
         for (;;) {
-            q = cc_skip_plain8(d, q, n);
+    #if defined(__GNUC__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+            /* 8 bytes at a time; the lowest flagged byte of the SWAR mask is exact (a
+               borrow can only flag bytes above a true match), so ctz finds it */
+            while (q + 8 <= n) {
+                uint64_t w, x1, x2, m;
+                memcpy(&w, d + q, 8);
+                x1 = w ^ 0x2222222222222222ULL;
+                x2 = w ^ 0x5c5c5c5c5c5c5c5cULL;
+                m = (((x1 - 0x0101010101010101ULL) & ~x1)
+                   | ((x2 - 0x0101010101010101ULL) & ~x2)
+                   | ((w - 0x2020202020202020ULL) & ~w)
+                   | w) & 0x8080808080808080ULL;
+                if (m) { q += __builtin_ctzll(m) >> 3; goto found; }
+                q += 8;
+            }
+    #endif
             while (q < n) {
-                unsigned char c = d[q];
-                if (c == '"') return q;
-                if (c < 0x20 || c == 92) return -1;
-                if (c >= 0x80) { *high = 1; q++; break; }
+                c = d[q];
+                if (c == '"' || c < 0x20 || c == 92 || c >= 0x80) goto found;
                 q++;
             }
-            if (q >= n) return -1;
+            return -1;
+        found:
+            c = d[q];
+            if (c == '"') return q;
+            if (c < 0x80) return -1;      /* an escape or a control byte */
+            *high = 1;
+            q++;
         }
     }
     /* a string value s[0:n] with bytes >= 0x80: CPython's strict UTF-8 decoder (what the
