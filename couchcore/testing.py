@@ -794,6 +794,16 @@ class FaultyProxy(LoopbackServer):
             if reset or not self.forwarding:
                 self._rst(conn)
 
+    def _hang_up(self, conn: socket.socket, reset: bool) -> None:
+        """End the client's connection: a TCP reset (sent by :meth:`handle` on the way
+        out) or an orderly close."""
+        if reset:
+            with self._lock:
+                self._reset.add(conn)
+        else:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+
     def _serve(self, conn: socket.socket, up: socket.socket) -> None:
         client = conn.makefile("rb")
         server = up.makefile("rb")
@@ -816,12 +826,7 @@ class FaultyProxy(LoopbackServer):
                 continue
             if kind == "drop":
                 assert rule is not None
-                if rule["reset"]:
-                    with self._lock:
-                        self._reset.add(conn)
-                else:
-                    with contextlib.suppress(OSError):
-                        conn.shutdown(socket.SHUT_RDWR)
+                self._hang_up(conn, rule["reset"])
                 return
             up.sendall(head + body)
             answer = _read_head(server)
@@ -832,8 +837,7 @@ class FaultyProxy(LoopbackServer):
                 assert rule is not None
                 whole = _read_body(server, answer, request=False, head_only=head_only)
                 if kind == "cut":  # the server did the work, the client never hears of it
-                    with contextlib.suppress(OSError):
-                        conn.shutdown(socket.SHUT_RDWR)
+                    self._hang_up(conn, False)
                     return
                 if kind == "delay":
                     time.sleep(rule["seconds"])
@@ -844,12 +848,7 @@ class FaultyProxy(LoopbackServer):
                     conn.sendall(_reframe(answer, payload) + payload)
                     continue
                 conn.sendall(answer + whole[: rule["at"]])
-                if rule["reset"]:
-                    with self._lock:
-                        self._reset.add(conn)
-                else:
-                    with contextlib.suppress(OSError):
-                        conn.shutdown(socket.SHUT_RDWR)
+                self._hang_up(conn, rule["reset"])
                 return
             record = None
             if self.capture:
