@@ -599,7 +599,11 @@ class PyCouchDB(Client):
 
 
 class Cloudant(Client):
-    """python-cloudant (``cloudant``), its CouchDB client class."""
+    """python-cloudant (``cloudant``), its CouchDB client class, with cookie authentication as
+    documented; ``auto_renew=True`` (its documented switch) logs in again when the server
+    answers 401: a long run lost a whole cloudant measurement to a 401 once (the session cookie
+    no longer accepted, e.g. after the server's auth secret or timeout changed mid-run; the other
+    clients send basic auth with every request and cannot lose a session)."""
 
     requires = ("cloudant",)
     dist = "cloudant"
@@ -620,7 +624,7 @@ class Cloudant(Client):
         from cloudant.database import CouchDatabase
 
         base, user, password = split_url(ctx["url"])
-        self.client = CouchDB(user, password, url=base, connect=True)
+        self.client = CouchDB(user, password, url=base, connect=True, auto_renew=True)
         self.db = CouchDatabase(self.client, ctx["db"])
 
     def close(self) -> None:

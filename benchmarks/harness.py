@@ -297,12 +297,9 @@ def plans(bench: Bench | None, scenario: Scenario, size: int, replay_url: str | 
 def select_clients(patterns: list[str] | None, quick: bool) -> list[str]:
     names = list(_clients.REGISTRY)
     if not patterns:
-        try:
-            import couchcore.codec
-
-            default_codec = getattr(couchcore.codec, "ENGINE", None)
-        except ImportError:
-            default_codec = None
+        # the codec a child uses without COUCHCORE_JSON (run_child drops it from the environment;
+        # this process's couchcore.codec.ENGINE would follow the caller's COUCHCORE_JSON instead)
+        default_codec = "orjson" if _has("orjson") else "simplejson"
         chosen = []
         for name in names:
             variant = name.partition("/")[2]

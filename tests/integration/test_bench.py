@@ -81,6 +81,28 @@ PLUGIN = textwrap.dedent('''
 
 
     register("test-slow", Slow, {"backend": "urllib3"})
+
+
+    from benchmarks.clients import Cloudant
+
+
+    class CloudantLosesItsSession(Cloudant):
+        """cloudant whose session cookie stops being accepted mid-run (as when the server's auth
+        secret changes): it must log in again, not fail the measurement with a 401."""
+
+        def get_seq(self, ctx):
+            session = self.client.r_session
+            for cookie in list(session.cookies):
+                if cookie.name == "AuthSession":
+                    session.cookies.set("AuthSession", "YWRtaW46NjAwMDAwMDA6AAAAAAAAAAAAAAAAAAAAAAAAAAA",
+                                        domain=cookie.domain, path=cookie.path)
+                    break
+            else:
+                raise AssertionError("cloudant holds no AuthSession cookie")
+            return Cloudant.get_seq(self, ctx)
+
+
+    register("test-cloudant-loses-session", CloudantLosesItsSession)
 ''')
 
 
@@ -233,3 +255,28 @@ def test_ctrl_c_keeps_the_runs_finished_so_far(tmp_path):
         for _ in range(50):
             os.killpg(proc.pid, 0)
             time.sleep(0.1)
+
+
+@pytest.mark.couchdb_only  # PouchDB Server accepts the request without a valid session cookie
+def test_cloudant_logs_in_again_when_its_session_is_refused(tmp_path, couch_url):
+    """A full run on CouchDB lost cloudant's get_seq figure to a 401 once: with its session cookie
+    refused mid-run, cloudant (auto_renew=True) logs in again; without it every request is 401."""
+    pytest.importorskip("cloudant")
+    results = harness(tmp_path, "--url", couch_url, "--scenarios", "get_seq", "--sizes", "20",
+                      "--clients", "test-cloudant-loses-session")
+    run = statuses(results)[("get_seq", "test-cloudant-loses-session")]
+    assert run["status"] == "ok", run
+
+
+def test_default_variants_do_not_follow_the_callers_codec():
+    """The children run without COUCHCORE_JSON, so the default variants are chosen for the codec
+    they get (orjson when installed), whatever the caller's environment says."""
+    pytest.importorskip("orjson")
+    code = "from benchmarks import harness; print(' '.join(harness.select_clients(None, True)))"
+    for env_codec in ("simplejson", "orjson", None):
+        env = {k: v for k, v in os.environ.items() if k != "COUCHCORE_JSON"}
+        if env_codec:
+            env["COUCHCORE_JSON"] = env_codec
+        chosen = subprocess.run([sys.executable, "-c", code], cwd=str(ROOT), env=env, capture_output=True,
+                                text=True, check=True).stdout.split()
+        assert "couchcore-urllib3/simplejson" in chosen and "couchcore-urllib3/orjson" not in chosen, (env_codec, chosen)
