@@ -113,14 +113,19 @@ def db_name():
     return unique_name()
 
 
-@pytest.fixture
-def db(server, db_name):
-    database = server.create(db_name)
+def _fresh_db(server, name, **create_options):
+    """Create database ``name`` for a test, yield it, and delete it after (if still there)."""
+    database = server.create(name, **create_options)
     yield database
     try:
-        server.delete(db_name)
+        server.delete(name)
     except couchcore.NotFound:
         pass
+
+
+@pytest.fixture
+def db(server, db_name):
+    yield from _fresh_db(server, db_name)
 
 
 @pytest.fixture
@@ -133,12 +138,7 @@ def one_copy_db(server, db_name):
     see every acknowledged write. For tests about what couchcore does with those answers,
     not about replication (tests/integration/test_cluster.py tests the replicated defaults). A module
     whose tests all need it overrides ``db`` with a fixture that returns it."""
-    database = server.create(db_name, n=1)
-    yield database
-    try:
-        server.delete(db_name)
-    except couchcore.NotFound:
-        pass
+    yield from _fresh_db(server, db_name, n=1)
 
 
 @pytest.fixture
@@ -147,12 +147,7 @@ def one_shard_db(server, db_name):
     ignores both): its ``_changes`` is in insertion order (CouchDB merges several shards'
     feeds in no particular order, https://docs.couchdb.org/en/stable/api/database/changes.html:
     "partially ordered") and holds every acknowledged write (one copy: see ``one_copy_db``)."""
-    database = server.create(db_name, q=1, n=1)
-    yield database
-    try:
-        server.delete(db_name)
-    except couchcore.NotFound:
-        pass
+    yield from _fresh_db(server, db_name, q=1, n=1)
 
 
 @pytest.fixture(scope="session")
