@@ -394,7 +394,13 @@ def run(args: argparse.Namespace) -> int:
         return 2
     repeat = args.repeat or (2 if args.quick else 3)
     out_dir = Path(args.out) if args.out else RESULTS
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:  # before anything runs: a run whose report cannot be written is lost
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / ".write-test").touch()
+        (out_dir / ".write-test").unlink()
+    except OSError as exc:
+        _log(f"cannot write the report to {out_dir}: {exc.strerror or exc}")
+        return 2
     timeout = args.timeout or (300.0 if args.quick else 1800.0)
     needs_server = any(SCENARIOS[s].server == "server" for s in scenario_names)
     sizes_override = args.sizes
@@ -524,6 +530,10 @@ def main(argv: list[str] | None = None, prog: str = "python -m benchmarks") -> i
         return 0
     if args.repeat is not None and args.repeat < 1:
         parser.error("--repeat must be at least 1")
+    if args.sizes is not None and min(args.sizes) < 1:
+        parser.error("--sizes must be at least 1")  # a size of 0 ran, then the report divided by it
+    if args.timeout is not None and args.timeout <= 0:
+        parser.error("--timeout must be positive")
     try:
         return run(args)
     except KeyboardInterrupt:  # before the first run (starting the servers, seeding): nothing to report

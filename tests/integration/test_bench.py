@@ -213,6 +213,14 @@ def test_bad_arguments_fail_with_one_line_and_no_password(tmp_path, couch_url):
         assert "S3cretPassw0rd" not in proc.stderr + proc.stdout
         assert "Wr0ngPassw0rd" not in proc.stderr + proc.stdout
         assert not (tmp_path / "out" / "results.json").exists(), case
+    # a report that cannot be written, or sizes the report cannot divide by: refused before any run
+    (tmp_path / "a-file").write_text("")
+    proc = _bench("run", "--scenarios", "view_replay", "--out", str(tmp_path / "a-file" / "out"))
+    assert proc.returncode == 2 and proc.stderr.strip().splitlines() == \
+        [f"cannot write the report to {tmp_path / 'a-file' / 'out'}: Not a directory"], proc.stderr[-2000:]
+    proc = _bench("run", "--scenarios", "view_replay", "--sizes", "0", "--out", out)
+    assert proc.returncode == 2 and "--sizes must be at least 1" in proc.stderr, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr and not (tmp_path / "out" / "results.json").exists()
     # the CLI hands --help to the harness (argparse.REMAINDER used to refuse it)
     proc = _bench("--help")
     assert proc.returncode == 0 and "usage: couchcore bench" in proc.stdout, proc.stderr
