@@ -7,12 +7,13 @@ module never imports ``conftest``). Fake servers live in :mod:`couchcore.testing
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import time
 import uuid
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, Iterator, TypeVar
 
 import simplejson
 from hypothesis import strategies as st
@@ -40,6 +41,26 @@ def node_urls(value: str | None) -> list[str]:
     """The node URLs in ``COUCHDB_URL``: one URL, or several nodes of one cluster
     separated by spaces and/or commas (the ``cluster`` profile)."""
     return [u for u in re.split(r"[\s,]+", value or "") if u]
+
+
+@contextlib.contextmanager
+def member_db(admin: Any, user: str, password: str, prefix: str) -> Iterator[Any]:
+    """A new database on ``admin``'s server (named from ``prefix``) whose only member is the
+    ``_users`` account ``user`` with ``password``, made afresh (a former one is replaced);
+    the database and the account are deleted after the block.
+    https://docs.couchdb.org/en/stable/api/database/security.html"""
+    users = admin.db("_users", create="_users" not in admin.all_dbs())
+    uid = f"org.couchdb.user:{user}"
+    if uid in users:
+        users.delete(users.get(uid))
+    users.save({"_id": uid, "name": user, "password": password, "roles": [], "type": "user"})
+    db = admin.create(unique_name(prefix))
+    try:
+        db.security({"admins": {"names": [], "roles": []}, "members": {"names": [user], "roles": []}})
+        yield db
+    finally:
+        admin.delete(db.name)
+        users.delete(users.get(uid))
 
 
 def wait_until(read: Callable[[], T], done: Callable[[T], bool], timeout: float = 10.0,

@@ -32,7 +32,7 @@ import couchcore
 from couchcore.testing import FaultyProxy, ScriptedServer, free_port, http_response
 from couchcore._urls import split_credentials
 
-from tests.helpers import unique_name
+from tests.helpers import member_db, unique_name
 
 ENGINES = ["urllib3", "pycurl", "aio"]
 
@@ -289,24 +289,16 @@ def login(couch_url):
     """A user ``USER`` with ``PASSWORD`` on the server, a member of one database."""
     base, user, password = split_credentials(couch_url)
     admin = couchcore.Server(couch_url)
-    users = admin.db("_users", create="_users" not in admin.all_dbs())
-    uid = f"org.couchdb.user:{USER}"
-    if uid in users:
-        users.delete(users.get(uid))
-    users.save({"_id": uid, "name": USER, "password": PASSWORD, "roles": [], "type": "user"})
-    name = unique_name("leak")
-    db = admin.create(name)
-    db.security({"admins": {"names": [], "roles": []}, "members": {"names": [USER], "roles": []}})
-    probe = couchcore.Server(base, auth=(USER, PASSWORD))
-    try:
-        probe.db(name).info()
-    except couchcore.HTTPError:
-        pytest.skip("this server does not let a _users member into its database")
-    try:
-        yield base, name
-    finally:
-        admin.delete(name)
-        users.delete(users.get(uid))
+    with member_db(admin, USER, PASSWORD, "leak") as db:
+        probe = couchcore.Server(base, auth=(USER, PASSWORD))
+        try:
+            probe.db(db.name).info()
+        except couchcore.HTTPError:
+            pytest.skip("this server does not let a _users member into its database")
+        finally:
+            probe.close()
+        yield base, db.name
+    admin.close()
 
 
 @pytest.mark.parametrize("how", ["url", "auth"])

@@ -40,7 +40,7 @@ from couchcore.transport.base import (
     translate,
 )
 
-from tests.helpers import unique_name
+from tests.helpers import member_db
 
 USER = "conf-user"
 PASSWORD = "Pw-conf0rm/@:%é"  # characters a URL must percent-encode: every encoded form is searched too
@@ -337,21 +337,12 @@ def target(couch_url: str) -> Iterator[str]:
     """A database on the real test server, readable by ``USER`` (the credentials every case
     sends), with a large document and 400 small ones; its name."""
     admin = couchcore.Server(couch_url)
-    users = admin.db("_users", create="_users" not in admin.all_dbs())
-    uid = f"org.couchdb.user:{USER}"
-    if uid in users:
-        users.delete(users.get(uid))
-    users.save({"_id": uid, "name": USER, "password": PASSWORD, "roles": [], "type": "user"})
-    name = unique_name("conformance")
-    db = admin.create(name)
-    db.security({"admins": {"names": [], "roles": []}, "members": {"names": [USER], "roles": []}})
-    db.save({"_id": "big", "blob": "x" * 50_000})
-    db.save([{"_id": f"doc{i:04d}", "n": i} for i in range(400)])
     try:
-        yield name
+        with member_db(admin, USER, PASSWORD, "conformance") as db:
+            db.save({"_id": "big", "blob": "x" * 50_000})
+            db.save([{"_id": f"doc{i:04d}", "n": i} for i in range(400)])
+            yield db.name
     finally:
-        admin.delete(name)
-        users.delete(users.get(uid))
         admin.close()
 
 
