@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import email.utils
 import random
 import time
 from typing import Any, Generator, Iterator, TypeVar, Union
@@ -166,6 +165,8 @@ def retry_after(value: str | None) -> float | None:
     value = value.strip()
     if value.isdigit():
         return float(value)
+    import email.utils  # here: an HTTP-date Retry-After is rare, the module costs every start-up
+
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):

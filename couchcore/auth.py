@@ -13,8 +13,6 @@ CouchDB: https://docs.couchdb.org/en/stable/api/server/authn.html
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import re
 import threading
 from typing import Any, Generator, Sequence, TypeVar
@@ -264,6 +262,9 @@ class ProxyAuth(Auth):
         self.roles = tuple(roles)
         if secret is not None:
             _text("ProxyAuth secret", secret)
+        import hashlib  # here: only ProxyAuth needs them (OpenSSL's start-up cost for every program)
+        import hmac
+
         algorithm = {"sha": "sha1"}.get(hash, hash)
         if algorithm not in hashlib.algorithms_available:
             raise InvalidInput(f"ProxyAuth hash: unknown algorithm {hash!r}")

@@ -46,7 +46,7 @@ from typing import IO, TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping
 
 from . import codec
 from .errors import CouchcoreError, InvalidDocument, InvalidField, InvalidInput, TransportError
-from .protocol.bulk import BatchOutcome, write_batch
+from .protocol.bulk import BatchOutcome, Bodies, PackedBodies, write_batch
 from ._scan import forget as _forget
 from ._scan import ENGINE as _SCAN_ENGINE
 from ._scan import scan_jsonl as _scan_jsonl
@@ -396,7 +396,7 @@ class _Batch:
 
     __slots__ = ("seg", "ids", "bodies", "lines", "attempt", "reconcile", "due")
 
-    def __init__(self, seg: int, ids: "_Ids", bodies: list[bytes], lines: list[int], attempt: int = 0,
+    def __init__(self, seg: int, ids: "_Ids", bodies: Bodies, lines: list[int], attempt: int = 0,
                  reconcile: bool = False) -> None:
         self.seg = seg
         self.ids = ids
@@ -515,6 +515,7 @@ class Loader:
         self._waiting: dict[str, list[tuple[bytes, int, int]]] = {}  # upsert: later duplicates
         self._ready: list[tuple[str, bytes, int, int]] = []
         self._segments: dict[int, _Segment] = {}
+        self._body_size = 0  # bytes to reserve for the next batch's request body
         self._next_seg = 0
         self._confirm_seg = 0
         self._skip = 0
@@ -557,7 +558,7 @@ class Loader:
         if self._exhausted:
             return None
         ids: list[Any] = []  # str, or int: the input position of a generated id (see _Batch.id)
-        bodies: list[bytes] = []
+        bodies = PackedBodies(self._body_size, self.batch_size)  # the request body, built as they are read
         lines: list[int] = []
         seg_no = self._next_seg
         seg = _Segment()
@@ -587,6 +588,7 @@ class Loader:
         self.report.read += ordinal - start - blanks
         if ordinal == start:
             return None  # nothing read at all
+        self._body_size = bodies.used + (bodies.used >> 3) + 4096  # room for the next batch at once
         self._next_seg += 1
         seg.pending += len(ids)
         seg.last_record = ordinal
@@ -602,7 +604,7 @@ class Loader:
         self.report.batches += 1
         return batch
 
-    def _take_jsonl(self, size: int, ordinal: int, ids: list[Any], bodies: list[Any], lines: list[Any], seg_no: int,
+    def _take_jsonl(self, size: int, ordinal: int, ids: list[Any], bodies: Bodies, lines: list[Any], seg_no: int,
                     seg: "_Segment") -> tuple[int, int, int]:
         """Read up to ``size`` lines of JSON Lines input into the batch lists: whole read
         chunks go through :func:`couchcore._scan.scan_jsonl` (many lines per call); a line it
@@ -638,7 +640,7 @@ class Loader:
                 break
         return ordinal, line, blanks
 
-    def _take(self, items: Iterable[Any], size: int, ordinal: int, line: int, ids: list[Any], bodies: list[Any],
+    def _take(self, items: Iterable[Any], size: int, ordinal: int, line: int, ids: list[Any], bodies: Bodies,
               lines: list[Any], seg_no: int, seg: "_Segment") -> tuple[int, int, int]:
         """Read up to ``size`` items into the batch lists (the general path); returns
         ``(ordinal, line, blanks)``."""

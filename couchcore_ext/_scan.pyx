@@ -18,6 +18,7 @@ Settling is therefore conservative: a line settled here is settled the same way 
 reference parser (``couchcore.codec.document_head_decoder``).
 """
 
+from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE, PyByteArray_Resize
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.list cimport PyList_Append, PyList_GET_ITEM, PyList_GET_SIZE
 from cpython.object cimport PyObject
@@ -314,9 +315,49 @@ cdef int _line(const unsigned char* s, Py_ssize_t n, const unsigned char* idf, P
     return OBJECT
 
 
+cdef class _Out:
+    """Where settled bodies go when ``bodies`` is a ``couchcore.protocol.bulk.PackedBodies``:
+    its ``buf`` and ``ends`` bytearrays, grown by doubling (the reserve after ``used`` /
+    ``count`` stays theirs), written back to it by :meth:`done`."""
+    cdef object packed
+    cdef bytearray buf
+    cdef bytearray ends
+    cdef Py_ssize_t used
+    cdef Py_ssize_t count
+
+    def __cinit__(self, object packed):
+        self.packed = packed
+        self.buf = packed.buf
+        self.ends = packed.ends
+        self.used = packed.used
+        self.count = packed.count
+
+    cdef char* reserve(self, Py_ssize_t n) except NULL:
+        """Room for ``n`` more bytes (and one more end offset): the place to write them."""
+        cdef Py_ssize_t size = PyByteArray_GET_SIZE(self.buf)
+        if self.used + n > size:
+            PyByteArray_Resize(self.buf, max(2 * size, self.used + n + 4096))
+        size = PyByteArray_GET_SIZE(self.ends)
+        if 8 * (self.count + 1) > size:
+            PyByteArray_Resize(self.ends, max(2 * size, 8 * 64))
+        return PyByteArray_AS_STRING(self.buf) + self.used
+
+    cdef void wrote(self, Py_ssize_t n) noexcept:
+        """``n`` bytes of one document's text were written at :meth:`reserve`'s place: end it."""
+        cdef long long end = self.used + n
+        PyByteArray_AS_STRING(self.buf)[end] = 44  # ,
+        memcpy(PyByteArray_AS_STRING(self.ends) + 8 * self.count, &end, 8)
+        self.used = end + 1
+        self.count += 1
+
+    cdef done(self):
+        self.packed.used = self.used
+        self.packed.count = self.count
+
+
 def scan_jsonl(bytes buf, Py_ssize_t pos, bint eof, Py_ssize_t max_lines, long long ordinal, long long line,
                dict inflight, bint need_rev, bint gen_ids, bytes id_prefix, bytes id_field, object decode,
-               list ids, list bodies, list lines):
+               list ids, object bodies, list lines):
     """Settle the lines of ``buf`` from offset ``pos``, at most ``max_lines`` of them.
 
     Returns ``(pos, count, blanks, slow_end)``: the offset after the last line taken,
@@ -331,7 +372,7 @@ def scan_jsonl(bytes buf, Py_ssize_t pos, bint eof, Py_ssize_t max_lines, long l
     ``gen_ids``, the int ordinal of the record, whose id is ``id_prefix`` and the ordinal
     as 12 hex digits), its body (the line's bytes, with ``"_id":"<id>"`` spliced in
     after the ``{`` for a generated id) and its line number to ``ids``, ``bodies`` and
-    ``lines``; with ``inflight`` (a dict) an id already in it stops the scan (the
+    ``lines`` (``bodies``: a list, or a ``PackedBodies`` the body is copied into); with ``inflight`` (a dict) an id already in it stops the scan (the
     caller decides about the duplicate), otherwise ``inflight[id] = line``. With
     ``need_rev`` a document without ``_rev`` is not settled; ``id_field``
     (``bytes`` or ``None``) is the loader's id field (such a member is not settled
@@ -347,11 +388,13 @@ def scan_jsonl(bytes buf, Py_ssize_t pos, bint eof, Py_ssize_t max_lines, long l
     cdef int verdict
     cdef object docid, body, lineno
     cdef bytes head
-    cdef char* out
     cdef Py_ssize_t plen = 0, hlen
     cdef char hexbuf[13]
     cdef unsigned long long v
     cdef int k
+    cdef Py_ssize_t slow_end = -1, size
+    cdef _Out out = None if type(bodies) is list else _Out(bodies)
+    cdef char* dst
     if id_field is not None:
         idf = <const unsigned char*>PyBytes_AS_STRING(id_field)
         idf_len = PyBytes_GET_SIZE(id_field)
@@ -376,19 +419,27 @@ def scan_jsonl(bytes buf, Py_ssize_t pos, bint eof, Py_ssize_t max_lines, long l
             pos = end
             continue
         if verdict == SLOW:
-            return pos, count, blanks, end
+            slow_end = end
+            break
         if info.has_id:
             if need_rev and not info.has_rev:
-                return pos, count, blanks, end
+                slow_end = end
+                break
             docid = PyUnicode_DecodeUTF8(<const char*>s + pos + info.id_start, info.id_len, NULL)
             lineno = line + 1
             if inflight is not None:  # one lookup: the earlier line when the id is in flight
                 if <object>PyDict_SetDefault(inflight, docid, lineno) is not lineno:
-                    return pos, count, blanks, end
-            body = PyBytes_FromStringAndSize(<const char*>s + pos, end - pos)
+                    slow_end = end
+                    break
+            if out is not None:
+                memcpy(out.reserve(end - pos + 1), <const char*>s + pos, end - pos)
+                out.wrote(end - pos)
+            else:
+                PyList_Append(bodies, PyBytes_FromStringAndSize(<const char*>s + pos, end - pos))
         else:
             if not gen_ids or idf != NULL:
-                return pos, count, blanks, end
+                slow_end = end
+                break
             # {"_id":"<prefix><12 hex digits>",<the rest after the '{'>  (or "} for {})
             v = <unsigned long long>(ordinal + 1)
             for k in range(11, -1, -1):
@@ -400,25 +451,33 @@ def scan_jsonl(bytes buf, Py_ssize_t pos, bint eof, Py_ssize_t max_lines, long l
                 stop = info.brace + 1
             rest = (end - pos) - stop
             hlen = 8 + plen + 12 + 1 + (0 if info.empty_end >= 0 else 1)
-            body = PyBytes_FromStringAndSize(NULL, hlen + rest)
-            out = PyBytes_AS_STRING(body)
-            memcpy(out, b'{"_id":"', 8)
-            memcpy(out + 8, PyBytes_AS_STRING(id_prefix), plen)
-            memcpy(out + 8 + plen, hexbuf, 12)
-            out[8 + plen + 12] = 34  # "
+            if out is not None:
+                dst = out.reserve(hlen + rest + 1)
+            else:
+                body = PyBytes_FromStringAndSize(NULL, hlen + rest)
+                dst = PyBytes_AS_STRING(body)
+            memcpy(dst, b'{"_id":"', 8)
+            memcpy(dst + 8, PyBytes_AS_STRING(id_prefix), plen)
+            memcpy(dst + 8 + plen, hexbuf, 12)
+            dst[8 + plen + 12] = 34  # "
             if info.empty_end < 0:
-                out[8 + plen + 13] = 44  # ,
-            memcpy(out + hlen, <const char*>s + pos + stop, rest)
+                dst[8 + plen + 13] = 44  # ,
+            memcpy(dst + hlen, <const char*>s + pos + stop, rest)
+            if out is not None:
+                out.wrote(hlen + rest)
+            else:
+                PyList_Append(bodies, body)
             docid = ordinal + 1
             lineno = line + 1
         PyList_Append(ids, docid)
-        PyList_Append(bodies, body)
         PyList_Append(lines, lineno)
         count += 1
         ordinal += 1
         line += 1
         pos = end
-    return pos, count, blanks, -1
+    if out is not None:
+        out.done()
+    return pos, count, blanks, slow_end
 
 
 def forget(dict inflight, list ids):

@@ -23,9 +23,8 @@ transport errors are thrown in by the driver.
 
 from __future__ import annotations
 
-import base64
-import hashlib
-from typing import Any, Generator, Sequence
+import sys
+from typing import Any, Generator, Iterator, Sequence, Union
 
 from .. import codec
 from ..errors import CouchcoreError, TransportError
@@ -34,7 +33,7 @@ from .messages import Request, Response
 from .paths import db_path
 from .server import ServerContext
 
-__all__ = ["BatchOutcome", "write_batch", "same_content", "with_rev"]
+__all__ = ["BatchOutcome", "PackedBodies", "write_batch", "same_content", "with_rev"]
 
 #: fields of a stored document that are metadata, not content
 _META = ("_rev", "_revisions", "_conflicts", "_deleted_conflicts", "_local_seq", "_revs_info")
@@ -62,11 +61,97 @@ class BatchOutcome:
                 f"unsettled={len(self.unsettled)}>")
 
 
+_PREFIX = b'{"docs":['
+
+
+class PackedBodies:
+    """The documents of one batch packed into their ``_bulk_docs`` request body as they are
+    added: ``{"docs":[`` then each document's JSON text followed by ``,`` -- so the request
+    body is one copy of ``buf`` (with the closing suffix), not a join of one ``bytes`` object
+    per document. A list of ``bytes`` as far as :func:`write_batch` and the loader are
+    concerned: ``len()``, ``bodies[i]`` (the text of document ``i``, ``bytes``; made on
+    demand, on the error paths), ``bodies[i] = text`` (an upsert's new revision) and
+    :meth:`append`.
+
+    The C scanner (``couchcore_ext._scan.scan_jsonl``) appends to it directly: ``buf`` may
+    hold unused bytes after ``used`` (its growth reserve); ``ends`` holds, as native
+    ``int64`` (``count`` of them, maybe followed by reserve), the offset in ``buf`` just
+    after each document's text.
+    """
+
+    __slots__ = ("buf", "used", "ends", "count", "_changed")
+
+    def __init__(self, reserve: int = 0, docs: int = 0) -> None:
+        """``reserve``: bytes to set aside for the body (e.g. the size of the batch before),
+        ``docs``: for as many documents' end offsets; both grow as needed."""
+        self.buf = bytearray(max(reserve, len(_PREFIX)))
+        self.buf[:len(_PREFIX)] = _PREFIX
+        self.used = len(_PREFIX)
+        self.ends = bytearray(8 * max(docs, 0))
+        self.count = 0
+        self._changed: dict[int, bytes] | None = None
+
+    def append(self, body: bytes) -> None:
+        """Add one document's JSON object text (as it is: it is sent as it is)."""
+        used = self.used
+        end = used + len(body)
+        self.buf[used:end] = body
+        self.buf[end:end + 1] = b","
+        self.used = end + 1
+        at = self.count * 8
+        self.ends[at:at + 8] = end.to_bytes(8, _BYTEORDER, signed=True)
+        self.count += 1
+
+    def __len__(self) -> int:
+        return self.count
+
+    def _span(self, i: int) -> tuple[int, int]:
+        ends = self.ends
+        start = int.from_bytes(ends[8 * i - 8:8 * i], _BYTEORDER, signed=True) + 1 if i else len(_PREFIX)
+        return start, int.from_bytes(ends[8 * i:8 * i + 8], _BYTEORDER, signed=True)
+
+    def __getitem__(self, i: int) -> bytes:
+        if i < 0:
+            i += self.count
+        if not 0 <= i < self.count:
+            raise IndexError("document index out of range")
+        if self._changed is not None and i in self._changed:
+            return self._changed[i]
+        start, end = self._span(i)
+        with memoryview(self.buf) as view:
+            return bytes(view[start:end])
+
+    def __setitem__(self, i: int, body: bytes) -> None:
+        if not 0 <= i < self.count:
+            raise IndexError("document index out of range")
+        if self._changed is None:
+            self._changed = {}
+        self._changed[i] = body
+
+    def __iter__(self) -> Iterator[bytes]:
+        return (self[i] for i in range(self.count))
+
+    def payload(self, suffix: bytes) -> bytes:
+        """The request body of all the documents: ``{"docs":[...`` + ``suffix`` (``]}``...)."""
+        if self._changed is not None:
+            return _payload(list(self), suffix)
+        if not self.count:
+            return _PREFIX + suffix
+        with memoryview(self.buf) as view:
+            return b"".join((view[:self.used - 1], suffix))  # (without the last ",")
+
+
+_BYTEORDER = sys.byteorder  # the C scanner writes native int64
+
+#: the document texts of a batch: a list, or packed into the request body as they were read
+Bodies = Union[list[bytes], PackedBodies]
+
+
 def write_batch(
     ctx: ServerContext,
     db: str,
     ids: Sequence[str],
-    bodies: list[bytes],
+    bodies: Bodies,
     reconcile: bool = False,
     upsert: bool = False,
     skip_existing: bool = False,
@@ -90,7 +175,7 @@ class _State:
     __slots__ = ("ctx", "path", "ids", "bodies", "reconcile", "upsert", "skip_existing", "new_edits", "suffix",
                  "out", "headers", "rounds")
 
-    def __init__(self, ctx: ServerContext, db: str, ids: Sequence[str], bodies: list[bytes], reconcile: bool,
+    def __init__(self, ctx: ServerContext, db: str, ids: Sequence[str], bodies: Bodies, reconcile: bool,
                  upsert: bool, skip_existing: bool, new_edits: bool, suffix: bytes, out: BatchOutcome,
                  rounds: int) -> None:
         self.rounds = rounds
@@ -112,7 +197,10 @@ class _State:
     def write(self, idx: list[int], round_: int) -> Generator[Request, Response, None]:
         out = self.out
         bodies = self.bodies
-        payload = _payload(bodies if len(idx) == len(bodies) else [bodies[i] for i in idx], self.suffix)
+        if len(idx) == len(bodies):  # the whole batch: (packed bodies are one copy)
+            payload = bodies.payload(self.suffix) if isinstance(bodies, PackedBodies) else _payload(bodies, self.suffix)
+        else:
+            payload = _payload([bodies[i] for i in idx], self.suffix)
         out.requests += 1
         try:
             resp = yield Request("POST", self.path + "/_bulk_docs", body=payload, headers=self.headers)
@@ -311,6 +399,8 @@ def same_content(body: bytes | dict[str, Any], stored: dict[str, Any]) -> bool:
 def _attachments(atts: Any) -> dict[str, Any] | None:
     if not isinstance(atts, dict) or not atts:
         return None
+    import base64  # here: only a conflict with attachments needs them (import cost of the loader)
+    import hashlib
     out = {}
     for name, att in atts.items():
         if not isinstance(att, dict):

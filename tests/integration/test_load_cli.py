@@ -297,6 +297,22 @@ def test_killed_load_resumes_every_document_exactly_once(tmp_path, couch_url, ad
     assert third.returncode == 0 and "read 0," in third.stderr.decode()
 
 
+def test_load_imports_only_what_loading_needs(tmp_path, couch_url, admin, name):
+    """The command's start-up is part of a load's cost: with --quiet on pycurl it imports no
+    progress bar, no other backend and no Tornado (couchcore's names are lazy)."""
+    pytest.importorskip("pycurl")
+    path = write_lines(tmp_path / "docs.jsonl", [b'{"_id":"a","n":1}', b'{"n":2}'])
+    code = "import json, sys; from couchcore.cli import main; rc = main(sys.argv[1:]); print(json.dumps([rc, sorted(sys.modules)]))"
+    proc = subprocess.run([sys.executable, "-c", code, "load", db_url(couch_url, name), str(path), "--create",
+                           "--quiet", "--backend", "pycurl"], capture_output=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    rc, loaded = json.loads(proc.stdout.decode().splitlines()[-1])
+    assert rc == 0 and counted(admin[name], 2)
+    for module in ("tqdm", "urllib3", "tornado", "couchcore.tornado", "couchcore.transport.urllib3",
+                   "couchcore.transport.tornado", "couchcore.aio", "couchcore.dump", "couchcore.testing"):
+        assert module not in loaded, module
+
+
 def test_progress_bar_and_quiet(tmp_path, couch_url, admin, name):
     source = write_lines(tmp_path / "d.jsonl", [b'{"i": %d}' % i for i in range(500)])
     url = db_url(couch_url, name)

@@ -171,3 +171,34 @@ def test_callback_is_declared_where_ides_see_it(name):
     assert at_run_time  # the machinery ran
     assert at_run_time == _declared_callbacks(f"Async{name}API") - {"changes"}
     assert "callback" in inspect.signature(getattr(tornado.Database, "changes")).parameters
+
+
+def test_import_couchcore_loads_only_the_exception_hierarchy():
+    """``import couchcore`` is cheap: the names of ``couchcore.__all__`` other than the
+    exceptions are loaded on first use (PEP 562), so no backend, facade or JSON engine yet."""
+    import json
+    import subprocess
+    import sys
+
+    code = "import json, sys, couchcore; print(json.dumps(sorted(sys.modules)))"
+    loaded = set(json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True, check=True,
+                                           text=True).stdout))
+    assert {m for m in loaded if m.startswith("couchcore")} == {"couchcore", "couchcore.errors"}
+    for heavy in ("pycurl", "urllib3", "tornado", "orjson", "simplejson", "msgspec", "tqdm"):
+        assert heavy not in loaded
+
+
+def test_lazily_loaded_names_are_the_objects_of_their_modules():
+    import importlib
+
+    for name, (module, attr) in couchcore._LAZY.items():
+        assert getattr(couchcore, name) is getattr(importlib.import_module(module, "couchcore"), attr), name
+        assert name in couchcore.__all__ and name in dir(couchcore)
+    from couchcore import ROW_PARSER, Database, NotFound, Server  # from-imports of lazy and eager names
+
+    assert Server is couchcore._sync.Server and Database is couchcore._sync.Database
+    assert NotFound is couchcore.errors.NotFound and ROW_PARSER in ("cython", "python")
+    assert set(couchcore.__all__) <= set(dir(couchcore))
+    assert couchcore.codec.ENGINE in couchcore.codec.ENGINES  # a submodule by attribute, as before
+    with pytest.raises(AttributeError):
+        couchcore.no_such_name  # noqa: B018

@@ -378,3 +378,43 @@ def test_a_pipe_trickling_small_reads_and_a_huge_line(scanner):
     (batch,), rejected, read = batches(JsonLines(pipe, chunk=1 << 20), batch_size=10)
     assert batch[0][:2] == ["a", "big"] and batch[1][1] == huge + b"\n" and batch[2] == [1, 2, 3] and not rejected
     assert pipe.reads < 100  # one pass over the pieces, not one read per byte
+
+
+# -- request bodies packed as they are read ------------------------------------------------------
+
+
+def test_packed_bodies_are_the_request_body_of_their_documents():
+    from couchcore.protocol.bulk import PackedBodies, _payload
+
+    docs = [b'{"_id":"a","n":1}\n', b'{"_id":"b"}', b'  {"_id":"c","s":"\xc3\xa9"}\r\n']
+    for reserve in (0, 10, 1 << 16):
+        packed = PackedBodies(reserve, docs=1)
+        for doc in docs:
+            packed.append(doc)
+        assert len(packed) == 3 and list(packed) == docs and packed[-1] == docs[2]
+        for suffix in (b"]}", b'],"new_edits":false}'):
+            assert packed.payload(suffix) == _payload(docs, suffix)
+            assert codec.loads(packed.payload(suffix))["docs"][2]["s"] == "\u00e9"
+        packed[1] = b'{"_id":"b","_rev":"1-x"}'  # an upsert's new revision: the body follows it
+        assert packed.payload(b"]}") == _payload([docs[0], b'{"_id":"b","_rev":"1-x"}', docs[2]], b"]}")
+        with pytest.raises(IndexError):
+            packed[3]
+    assert PackedBodies().payload(b"]}") == b'{"docs":[]}'
+
+
+@pytest.mark.parametrize("reserve", [0, 100, 1 << 20])
+def test_the_scanner_packs_what_it_would_list(scanner, reserve):
+    """The same lines, ids and bodies whether the scanner appends bodies to a list or packs
+    them into a PackedBodies (growing it from any reserve), generated ids included."""
+    from couchcore.protocol.bulk import PackedBodies, _payload
+
+    scan = scanner[0]
+    text = b"".join(b'{"_id":"d%d","pad":"%s"}\n' % (i, b"x" * (i % 300)) if i % 3 else b'{"n":%d}\n' % i
+                    for i in range(2000))
+    listed = scan_all(scan, text)
+    ids, bodies, lines = [], PackedBodies(reserve), []
+    decode = codec.document_head_decoder(None)
+    result = scan(text, 0, True, 10 ** 6, 0, 0, {}, False, True, PREFIX.encode(), None, decode, ids, bodies, lines)
+    assert (ids, list(bodies), lines, result) == listed
+    assert bodies.payload(b"]}") == _payload(listed[1], b"]}")
+    assert len(codec.loads(bodies.payload(b"]}"))["docs"]) == 2000
