@@ -123,20 +123,23 @@ def chunked_view(conn: socket.socket, rows: int, stop_after: int | None = None) 
     conn.sendall(b"0\r\n\r\n")
 
 
+def endless_view(request, conn):
+    """Script: ``_all_docs`` streams ten million rows (until the client goes away, which is
+    what the tests want); anything else gets :func:`reply`."""
+    if b"_all_docs" in request.head:
+        try:
+            chunked_view(conn, 10_000_000)
+        except OSError:
+            pass
+        return None
+    return reply()
+
+
 def test_cancelling_a_streamed_view_midway_releases_its_connection():
     """The reader stops after 10 rows of an endless view: the server sees that
     connection closed, the slot is free (max_clients=1), and the next request goes out
     on a new connection and is answered."""
-    def script(request, conn):
-        if b"_all_docs" in request.head:
-            try:
-                chunked_view(conn, 10_000_000)
-            except OSError:
-                pass  # the client went away: what this test wants
-            return None
-        return reply()
-
-    with keep_alive(script) as srv:
+    with keep_alive(endless_view) as srv:
         async def main():
             server = ct.Server(srv.url, max_clients=1)
             try:
@@ -170,16 +173,7 @@ def test_cancelling_a_streamed_view_midway_releases_its_connection():
 
 
 def test_an_abandoned_streamed_view_releases_its_connection():
-    def script(request, conn):
-        if b"_all_docs" in request.head:
-            try:
-                chunked_view(conn, 10_000_000)
-            except OSError:
-                pass
-            return None
-        return reply()
-
-    with keep_alive(script) as srv:
+    with keep_alive(endless_view) as srv:
         async def main():
             server = ct.Server(srv.url, max_clients=1)
             try:
