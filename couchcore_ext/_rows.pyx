@@ -713,6 +713,66 @@ cdef extern from *:
         for (i = 0; i < 6; i++) Py_CLEAR(f[i]);
         return -1;
     }
+    /* Rows made in C: Row is the plain __slots__ class (checked by _setup_row_fast), its
+       five slots at CC_ROW_OFF; allocated with tp_alloc and filled, as _new_row does. */
+    static PyTypeObject* CC_ROW_TYPE = NULL;
+    static Py_ssize_t CC_ROW_OFF[5];
+    /* the Row of fields f[0..5] (owned, NULL = absent; stolen), as _row_from_owned */
+    static PyObject* cc_make_row(PyObject** f) {
+        PyObject* v[5];
+        PyObject* r;
+        int i;
+        v[0] = f[0]; v[1] = f[1]; v[2] = f[2]; v[3] = f[3]; v[4] = f[4];
+        if (v[2] == NULL && v[4] != NULL && v[4] != Py_None) {
+            v[2] = f[5];          /* {"error": e, "reason": r} -> Row(error=e, value=r) */
+        } else {
+            Py_XDECREF(f[5]);
+        }
+        for (i = 0; i < 5; i++) {
+            if (v[i] == NULL) { Py_INCREF(Py_None); v[i] = Py_None; }
+        }
+        r = CC_ROW_TYPE->tp_alloc(CC_ROW_TYPE, 0);
+        if (r == NULL) {
+            for (i = 0; i < 5; i++) Py_DECREF(v[i]);
+            return NULL;
+        }
+        for (i = 0; i < 5; i++) *(PyObject**)((char*)r + CC_ROW_OFF[i]) = v[i];
+        return r;
+    }
+    /* View rows from d[p] (just after a row of the row array): while "," and another row
+       object complete in the chunk follow, parse the row and append its Row to out.
+       *endp is where the caller continues: after the last row parsed (expecting ',' or
+       ']', return 1) or at the '{' of a row the C code gave up on (after its ',', return
+       2).  -1: error (exception set). */
+    static int cc_view_rows(const unsigned char* d, Py_ssize_t p, Py_ssize_t n, PyObject* out,
+                            Py_ssize_t* endp) {
+        PyObject* f[6];
+        PyObject* row;
+        Py_ssize_t q, s;
+        int r;
+        for (;;) {
+            *endp = p;
+            q = cc_ws(d, p, n, 0);
+            if (q >= n || d[q] != ',') return 1;
+            s = cc_ws(d, q + 1, n, 0);
+            if (s >= n || d[s] != '{') return 1;
+            r = cc_view_row(d, s, n, 0, f, &q);
+            if (r < 0) return -1;
+            if (r == 0) { *endp = s; return 2; }
+            row = cc_make_row(f);
+            if (row == NULL) return -1;
+            if (PyList_Append(out, row) < 0) { Py_DECREF(row); return -1; }
+            Py_DECREF(row);
+            p = q;
+        }
+    }
+    static void cc_set_row(PyObject* row_type, Py_ssize_t* off) {
+        int i;
+        Py_INCREF(row_type);
+        Py_XDECREF((PyObject*)CC_ROW_TYPE);
+        CC_ROW_TYPE = (PyTypeObject*)row_type;
+        for (i = 0; i < 5; i++) CC_ROW_OFF[i] = off[i];
+    }
     static void cc_set_types(PyObject* doc_type, PyObject* empty_tuple) {
         Py_INCREF(doc_type);
         Py_INCREF(empty_tuple);
@@ -728,6 +788,8 @@ cdef extern from *:
     object cc_plain_container(const unsigned char* d, Py_ssize_t p, Py_ssize_t n, int lines, int depth, Py_ssize_t* endp)
     void cc_set_giveup(object o)
     void cc_set_types(object doc_type, object empty_tuple)
+    void cc_set_row(object row_type, Py_ssize_t* off)
+    int cc_view_rows(const unsigned char* d, Py_ssize_t p, Py_ssize_t n, object out, Py_ssize_t* endp) except -1
     int cc_view_row(const unsigned char* d, Py_ssize_t p, Py_ssize_t n, int lines, PyObject** f, Py_ssize_t* endp) except -1
     int CC_K_OTHER, CC_K_ID, CC_K_KEY, CC_K_VALUE, CC_K_DOC, CC_K_ERROR, CC_K_REASON
     int CC_K_DOCS, CC_K_OK, CC_K_ROWS, CC_K_RESULTS, CC_K_LAST_SEQ, CC_K_SEQ
@@ -897,6 +959,7 @@ def _setup_row_fast():
         if m.offset < <Py_ssize_t>sizeof(PyObject) or m.offset + <Py_ssize_t>sizeof(PyObject*) > Row.__basicsize__:
             return False
         _ROW_OFF[i] = m.offset
+    cc_set_row(Row, _ROW_OFF)
     _row_fast = True
     return True
 
@@ -2111,6 +2174,23 @@ cdef class RowParser:
                             f = &self._stack[self._depth - 1]
                             f.expect = EX_COMMA_OR_END
                             p = q
+                            if self._shape == SH_VIEW and _row_fast and _plain_enabled:
+                                # the rows that follow in this chunk, in C; a row the C
+                                # code gives up on (its ',' consumed) goes to _fast_rowv,
+                                # or, when it does not end in this chunk, to the frames
+                                while cc_view_rows(d, p, n, self._out, &q) == 2:
+                                    p = q
+                                    q = -1   # (_fast_rowv sets it only when it completes)
+                                    v = self._fast_rowv(d, p, n, self._depth + 1, 1, &q)
+                                    if q < 0:
+                                        f = &self._stack[self._depth - 1]
+                                        f.expect = EX_VALUE
+                                        fast = False
+                                        break
+                                    PyList_Append(self._out, v)
+                                    p = q
+                                else:
+                                    p = q
                             continue
                         fast = False
                     self._push(self._row_role(), 1)

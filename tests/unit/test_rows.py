@@ -1421,3 +1421,20 @@ def test_value_caches_keep_values_apart(backend):
     want = expected("view", data)
     assert_same(parse(backend, "view", [data]), want)
     assert_same(parse(backend, "view", split_every(data, 4096)), want)
+
+
+@pytest.mark.skipif(CY_SKIP is not None, reason=CY_SKIP or "")
+def test_c_row_loop_every_split():
+    # consecutive rows go through the C row loop; rows it gives up on (escapes, a non-ASCII
+    # key, a long number, a row cut by the chunk's end) are parsed by the Cython code, and
+    # the rows after them by the loop again
+    rows = [C_PATH_ROWS[0], C_PATH_ROWS[2], b'{"id":"b","key":[1,2],"value":{"n":1,"s":0.5}}', C_PATH_ROWS[1],
+            C_PATH_ROWS[12], b'{"id":"c","key":"x","value":null}', C_PATH_ROWS[4], C_PATH_ROWS[8]]
+    data = b'{"total_rows":8,"offset":0,"rows":[\r\n' + b",\r\n".join(rows) + b"\r\n]}"
+    want = expected("view", data)
+    for chunks in [[data], split_every(data, 1)] + [[data[:i], data[i:]] for i in range(1, len(data))]:
+        for got in _cython_variants("view", chunks):
+            assert_same(got, want)
+    for i in range(1, len(data), 7):
+        for j in range(i + 1, len(data), 11):
+            assert_same(parse("cython", "view", [data[:i], data[i:j], data[j:]]), want)
