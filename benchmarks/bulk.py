@@ -325,6 +325,21 @@ def run_cli(url: str, dbname: str, path: str, concurrency: int, batch: int, n: i
     return out
 
 
+def repeated(n: int, measure: Any) -> dict:
+    """``measure()`` run ``n`` times: the median wall time and the median CPU time (each
+    its own median), the highest peak RSS; ``runs`` says how many there were."""
+    runs = [measure() for _ in range(max(1, n))]
+    ok = [m for m in runs if "error" not in m]
+    if len(ok) < len(runs):
+        return next(m for m in runs if "error" in m)
+    if len(ok) == 1:
+        return ok[0]
+    mid = len(ok) // 2
+    return {**ok[0], "wall": sorted(m["wall"] for m in ok)[mid], "cpu": sorted(m["cpu"] for m in ok)[mid],
+            "rss_mb": max(m["rss_mb"] for m in ok), "runs": len(ok),
+            "cpus": [round(m["cpu"] / m["docs"] * 1e6, 2) for m in ok]}
+
+
 def cpu_per_doc(m: dict) -> float | None:
     return None if "error" in m else m["cpu"] / m["docs"] * 1e6
 
@@ -336,11 +351,14 @@ def fmt_row(label: str, m: dict, limit: dict | None, input_cpu: float | None = N
         return f"| {label} | n/a | | | | | {m['error'][:80]} |"
     rate = m["docs"] / m["wall"]
     cpu_us = m["cpu"] / m["docs"] * 1e6
-    net = f"{cpu_us - input_cpu:,.1f}" if input_cpu is not None else f"{cpu_us:,.1f}"
+    net = f"{cpu_us - input_cpu:,.2f}" if input_cpu is not None else f"{cpu_us:,.2f}"
     ratio = ""
     if limit and "error" not in limit:
         ratio = f"{rate / (limit['docs'] / limit['wall']):.2f}×"
-    return f"| {label} | {rate / 1000:,.1f}k | {cpu_us:,.1f} | {net} | {m['rss_mb']:,.0f} | {ratio} | |"
+    note = ""
+    if m.get("runs", 1) > 1:
+        note = f"median of {m['runs']} (CPU µs/doc of each: {', '.join(f'{c:.2f}' for c in m['cpus'])})"
+    return f"| {label} | {rate / 1000:,.1f}k | {cpu_us:,.2f} | {net} | {m['rss_mb']:,.0f} | {ratio} | {note} |"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -356,6 +374,9 @@ def main(argv: list[str] | None = None) -> int:
                          "commit), in the same run, for before/after rows")
     ap.add_argument("--rss-docs", type=int, default=0, metavar="N",
                     help="also run `couchcore load --concurrency 4` on N documents (peak RSS against the main size)")
+    ap.add_argument("--repeat", type=int, default=1, metavar="N",
+                    help="run the key rows (the limit at the command's concurrency and every `couchcore load` row) "
+                         "N times and report the medians (1)")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child:
@@ -371,14 +392,14 @@ def main(argv: list[str] | None = None) -> int:
         server_ctx = PouchDBServer()
         url = server_ctx.start()
     try:
-        return _run(url, n, args.batch, levels, Path(args.out), args.baseline_tree, args.rss_docs)
+        return _run(url, n, args.batch, levels, Path(args.out), args.baseline_tree, args.rss_docs, args.repeat)
     finally:
         if server_ctx is not None:
             server_ctx.stop()
 
 
 def _run(url: str, n: int, batch: int, levels: list[int], out_path: Path, baseline: str | None = None,
-         rss_docs: int = 0) -> int:
+         rss_docs: int = 0, repeat: int = 1) -> int:
     import couchcore
     from couchcore import codec
 
@@ -400,8 +421,10 @@ def _run(url: str, n: int, batch: int, levels: list[int], out_path: Path, baseli
     warm_bytecode()
     load0 = " ".join(f"{x:.1f}" for x in os.getloadavg())
     say(f"{n:,} documents per contender against {server_name}")
+    cli_c = 4 if 4 in levels else levels[-1]
     for c in levels:
-        limits[c] = spawn({**base, "kind": "limit", "concurrency": c, "db": name(f"limit{c}")})
+        limits[c] = repeated(repeat if c == cli_c else 1,
+                             lambda: spawn({**base, "kind": "limit", "concurrency": c, "db": name(f"limit{c}")}))
         rows.append(fmt_row(f"pre-encoded bodies, {c} in flight (the server's limit)", limits[c], None))
         say(rows[-1])
     gen = spawn({**base, "kind": "generate", "db": name("gen")})
@@ -419,9 +442,9 @@ def _run(url: str, n: int, batch: int, levels: list[int], out_path: Path, baseli
         with open(path, "wb") as f:
             for d in docs(n):
                 f.write(codec.dumps(d) + b"\n")
-        c = 4 if 4 in limits else levels[-1]
+        c = cli_c
         for engine in engines:
-            m = run_cli(url, name(f"cli{engine}"), path, c, batch, n, engine)
+            m = repeated(repeat, lambda: run_cli(url, name(f"cli{engine}"), path, c, batch, n, engine))
             rows.append(fmt_row(f"`couchcore load --concurrency {c}` (whole process, JSON Lines file), {engine}", m,
                                 limits.get(c)))
             say(rows[-1])
@@ -433,7 +456,8 @@ def _run(url: str, n: int, batch: int, levels: list[int], out_path: Path, baseli
             subprocess.run([sys.executable, "-m", "compileall", "-q", os.path.join(baseline, "couchcore")],
                            env=child_env(), check=False, stdout=subprocess.DEVNULL)
             for engine in engines:
-                m = run_cli(url, name(f"clibase{engine}"), path, c, batch, n, engine, tree=baseline)
+                m = repeated(repeat, lambda: run_cli(url, name(f"clibase{engine}"), path, c, batch, n, engine,
+                                                     tree=baseline))
                 rows.append(fmt_row(f"before: `couchcore load --concurrency {c}` of {os.path.basename(baseline)}, "
                                     f"{engine}", m, limits.get(c)))
                 say(rows[-1])
@@ -443,11 +467,18 @@ def _run(url: str, n: int, batch: int, levels: list[int], out_path: Path, baseli
             with open(path, "wb") as f:
                 for d in docs(rss_docs):
                     f.write(codec.dumps(d) + b"\n")
-            c = 4 if 4 in limits else levels[-1]
-            m = run_cli(url, name("clirss"), path, c, batch, rss_docs, codec.ENGINE)
-            rows.append(fmt_row(f"`couchcore load --concurrency {c}`, {codec.ENGINE}, **{rss_docs:,} documents** "
-                                f"(peak RSS against the {n:,} row)", m, limits.get(c)))
-            say(rows[-1])
+            c = cli_c
+            for engine in engines:
+                m = run_cli(url, name(f"clirss{engine}"), path, c, batch, rss_docs, engine)
+                rows.append(fmt_row(f"`couchcore load --concurrency {c}`, {engine}, **{rss_docs:,} documents** "
+                                    f"(peak RSS against the {n:,} row)", m, limits.get(c)))
+                say(rows[-1])
+            if baseline:
+                for engine in engines:
+                    m = run_cli(url, name(f"clirssbase{engine}"), path, c, batch, rss_docs, engine, tree=baseline)
+                    rows.append(fmt_row(f"before: `couchcore load --concurrency {c}` of {os.path.basename(baseline)}, "
+                                        f"{engine}, **{rss_docs:,} documents**", m, limits.get(c)))
+                    say(rows[-1])
     seq_limit = limits.get(1)
     for backend in ("urllib3", "pycurl"):
         m = spawn({**base, "kind": "save", "backend": backend, "db": name(f"save{backend}")})

@@ -32,8 +32,23 @@ _WS_CLOSE = frozenset(b" \t\r\n}")
 def scan_jsonl_py(buf: bytes, pos: int, eof: bool, max_lines: int, ordinal: int, line: int,
                   inflight: dict[str, Any] | None, need_rev: bool, gen_ids: bool, id_prefix: bytes,
                   id_field: bytes | None, decode: Callable[[bytes], Any],
-                  ids: list[Any], bodies: list[Any], lines: list[Any]) -> tuple[int, int, int, int]:
+                  ids: list[Any], bodies: Any, lines: list[Any]) -> tuple[int, int, int, int]:
     """The pure-Python :func:`scan_jsonl` (same arguments and result)."""
+    if bodies.__class__ is list:
+        return _scan_py(buf, pos, eof, max_lines, ordinal, line, inflight, need_rev, gen_ids, id_prefix, id_field,
+                        decode, ids, bodies, lines)
+    listed: list[Any] = []  # packed bodies (couchcore.protocol.bulk.PackedBodies): added at once
+    try:
+        return _scan_py(buf, pos, eof, max_lines, ordinal, line, inflight, need_rev, gen_ids, id_prefix, id_field,
+                        decode, ids, listed, lines)
+    finally:
+        bodies.extend(listed)
+
+
+def _scan_py(buf: bytes, pos: int, eof: bool, max_lines: int, ordinal: int, line: int,
+             inflight: dict[str, Any] | None, need_rev: bool, gen_ids: bool, id_prefix: bytes,
+             id_field: bytes | None, decode: Callable[[bytes], Any],
+             ids: list[Any], bodies: list[Any], lines: list[Any]) -> tuple[int, int, int, int]:
     n = len(buf)
     count = blanks = 0
     absent = _absent()

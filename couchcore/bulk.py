@@ -558,7 +558,9 @@ class Loader:
         if self._exhausted:
             return None
         ids: list[Any] = []  # str, or int: the input position of a generated id (see _Batch.id)
-        bodies = PackedBodies(self._body_size, self.batch_size)  # the request body, built as they are read
+        bodies: Bodies = []
+        if self._jsonl is not None and _SCAN_ENGINE != "python":  # the request body, built as the C scanner goes
+            bodies = PackedBodies(self._body_size, self.batch_size)
         lines: list[int] = []
         seg_no = self._next_seg
         seg = _Segment()
@@ -588,7 +590,8 @@ class Loader:
         self.report.read += ordinal - start - blanks
         if ordinal == start:
             return None  # nothing read at all
-        self._body_size = bodies.used + (bodies.used >> 3) + 4096  # room for the next batch at once
+        if isinstance(bodies, PackedBodies):
+            self._body_size = bodies.used + (bodies.used >> 3) + 4096  # room for the next batch at once
         self._next_seg += 1
         seg.pending += len(ids)
         seg.last_record = ordinal

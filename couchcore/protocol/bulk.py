@@ -23,7 +23,10 @@ transport errors are thrown in by the driver.
 
 from __future__ import annotations
 
+import struct
 import sys
+from itertools import accumulate
+from operator import add
 from typing import Any, Generator, Iterator, Sequence, Union
 
 from .. import codec
@@ -101,6 +104,23 @@ class PackedBodies:
         at = self.count * 8
         self.ends[at:at + 8] = end.to_bytes(8, _BYTEORDER, signed=True)
         self.count += 1
+
+    def extend(self, bodies: list[bytes]) -> None:
+        """:meth:`append` each of ``bodies`` (one join and one copy for all of them)."""
+        if not bodies:
+            return
+        used = self.used
+        joined = b",".join(bodies)
+        end = used + len(joined)
+        self.buf[used:end] = joined
+        self.buf[end:end + 1] = b","
+        self.used = end + 1
+        # the end of body i: used + its length and those before it, plus a comma after each before it
+        sums = accumulate(map(len, bodies), initial=used - 1)
+        next(sums)
+        at = self.count * 8
+        self.ends[at:at + 8 * len(bodies)] = struct.pack(f"{len(bodies)}q", *map(add, sums, range(1, len(bodies) + 1)))
+        self.count += len(bodies)
 
     def __len__(self) -> int:
         return self.count
