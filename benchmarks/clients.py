@@ -82,7 +82,7 @@ class Couchcore(Client):
         "view_replay": "for row in db.view('bench/by_user') (streamed)",
         "view_server": "for row in db.view('bench/by_user') (streamed)",
         "all_docs": "for row in db.view('_all_docs', include_docs=True) (streamed)",
-        "changes": "db.changes()['results']",
+        "changes": "for change in db.changes() (streamed)",
         "get_seq": "db.get(id) in a loop",
         "get_c16": "db.get_many(ids, concurrency=16)",
         "att_up": "db.put_attachment(doc, open(file, 'rb'), ...) (streamed upload)",
@@ -126,7 +126,7 @@ class Couchcore(Client):
 
     def changes(self, ctx: dict) -> Result:
         n = h = 0
-        for change in self.db.changes()["results"]:
+        for change in self.db.changes():
             h ^= hash(change["id"])
             n += 1
         return {"count": n, "digest": h}
@@ -170,7 +170,7 @@ class CouchcoreTornado(Client):
         "view_replay": "async for row in await db.view('bench/by_user') (streamed)",
         "view_server": "async for row in await db.view('bench/by_user') (streamed)",
         "all_docs": "async for row in await db.view('_all_docs', include_docs=True)",
-        "changes": "(await db.changes())['results']",
+        "changes": "async for change in db.changes() (streamed)",
         "get_seq": "await db.get(id) in a loop",
         "get_c16": "await db.get_many(ids, concurrency=16)",
         "att_up": "await db.put_attachment(doc, open(file, 'rb'), ...)",
@@ -215,7 +215,7 @@ class CouchcoreTornado(Client):
 
     async def changes(self, ctx: dict) -> Result:
         n = h = 0
-        for change in (await self.db.changes())["results"]:
+        async for change in self.db.changes():
             h ^= hash(change["id"])
             n += 1
         return {"count": n, "digest": h}
