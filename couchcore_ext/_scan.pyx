@@ -324,6 +324,8 @@ cdef class _Out:
     cdef bytearray ends
     cdef Py_ssize_t used
     cdef Py_ssize_t count
+    cdef Py_ssize_t hint
+    cdef Py_ssize_t docs
 
     def __cinit__(self, object packed):
         self.packed = packed
@@ -331,15 +333,18 @@ cdef class _Out:
         self.ends = packed.ends
         self.used = packed.used
         self.count = packed.count
+        self.hint = packed.reserve
+        self.docs = packed.docs
 
     cdef char* reserve(self, Py_ssize_t n) except NULL:
-        """Room for ``n`` more bytes (and one more end offset): the place to write them."""
+        """Room for ``n`` more bytes (and one more end offset): the place to write them
+        (growth by doubling, at least to the packed bodies' ``reserve``; not zeroed)."""
         cdef Py_ssize_t size = PyByteArray_GET_SIZE(self.buf)
         if self.used + n > size:
-            PyByteArray_Resize(self.buf, max(2 * size, self.used + n + 4096))
+            PyByteArray_Resize(self.buf, max(2 * size, self.used + n + 4096, self.hint))
         size = PyByteArray_GET_SIZE(self.ends)
         if 8 * (self.count + 1) > size:
-            PyByteArray_Resize(self.ends, max(2 * size, 8 * 64))
+            PyByteArray_Resize(self.ends, max(2 * size, 8 * 64, 8 * self.docs))
         return PyByteArray_AS_STRING(self.buf) + self.used
 
     cdef void wrote(self, Py_ssize_t n) noexcept:

@@ -82,16 +82,18 @@ class PackedBodies:
     after each document's text.
     """
 
-    __slots__ = ("buf", "used", "ends", "count", "_changed")
+    __slots__ = ("buf", "used", "ends", "count", "reserve", "docs", "_changed")
 
     def __init__(self, reserve: int = 0, docs: int = 0) -> None:
-        """``reserve``: bytes to set aside for the body (e.g. the size of the batch before),
-        ``docs``: for as many documents' end offsets; both grow as needed."""
-        self.buf = bytearray(max(reserve, len(_PREFIX)))
-        self.buf[:len(_PREFIX)] = _PREFIX
+        """``reserve``: the bytes the scanner sets aside for the body at its first growth
+        (e.g. the size of the batch before), ``docs``: for as many end offsets (no memory
+        is zeroed for them); both grow as needed."""
+        self.buf = bytearray(_PREFIX)
         self.used = len(_PREFIX)
-        self.ends = bytearray(8 * max(docs, 0))
+        self.ends = bytearray()
         self.count = 0
+        self.reserve = reserve
+        self.docs = docs
         self._changed: dict[int, bytes] | None = None
 
     def append(self, body: bytes) -> None:
