@@ -40,7 +40,7 @@ test-timing: setup
 	$(PY) -m pytest -m timing $(PYTEST_ARGS)
 
 # the harness, quick sizes, against a throw-away PouchDB Server (BENCH_ARGS="--url http://..." for a real one);
-# tables, JSON and charts in benchmarks/results/
+# tables, JSON and charts in benchmarks/results/latest/ (not tracked)
 BENCH_ARGS ?=
 bench: setup $(VENV)/.bench-installed
 	$(PY) -m benchmarks run --quick $(BENCH_ARGS)

@@ -33,7 +33,7 @@ from .child import redact
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-RESULTS = HERE / "results"
+RESULTS = HERE / "results" / "latest"  # not tracked: committed runs are copied under their own name
 MB = 1 << 20
 
 
