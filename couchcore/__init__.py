@@ -21,15 +21,18 @@ from . import errors as _errors
 from .errors import *  # noqa: F401,F403 - the whole exception hierarchy is public (a leaf: cheap)
 
 if TYPE_CHECKING:  # what type checkers and the docs see; at run time: __getattr__ below
-    from ._drivers import RetryPolicy, call_options
-    from ._feeds import ChangesFeed
-    from ._follow import ChangesFollower
-    from ._paging import Paged
-    from ._partition import Partition
-    from ._results import AttachmentStream, ChangesResult, StreamedResult, ViewResult
-    from ._sync import Couch, Database, Server
-    from .auth import JWTAuth, ProxyAuth, SessionAuth
-    from .models import ConflictResolution, Document, Result, Row, Status
+    # ("X as X": an explicit re-export for mypy --strict, which cannot read the computed __all__)
+    from ._drivers import RetryPolicy as RetryPolicy, call_options as call_options
+    from ._feeds import ChangesFeed as ChangesFeed
+    from ._follow import ChangesFollower as ChangesFollower
+    from ._paging import Paged as Paged
+    from ._partition import Partition as Partition
+    from ._results import (AttachmentStream as AttachmentStream, ChangesResult as ChangesResult,
+                           StreamedResult as StreamedResult, ViewResult as ViewResult)
+    from ._sync import Couch as Couch, Database as Database, Server as Server
+    from .auth import JWTAuth as JWTAuth, ProxyAuth as ProxyAuth, SessionAuth as SessionAuth
+    from .models import (ConflictResolution as ConflictResolution, Document as Document, Result as Result,
+                         Row as Row, Status as Status)
 
     #: The row parser in use: ``"cython"`` (the compiled extension, when it is built) or
     #: ``"python"`` (its pure-Python twin); ``COUCHCORE_ROWS_BACKEND=python|cython`` forces one
