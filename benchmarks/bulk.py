@@ -326,9 +326,13 @@ def run_cli(url: str, dbname: str, path: str, concurrency: int, batch: int, n: i
 
 
 def repeated(n: int, measure: Any) -> dict:
-    """``measure()`` run ``n`` times: the median wall time and the median CPU time (each
-    its own median), the highest peak RSS; ``runs`` says how many there were."""
-    runs = [measure() for _ in range(max(1, n))]
+    """``measure()`` run ``n`` times: see :func:`median_of`."""
+    return median_of([measure() for _ in range(max(1, n))])
+
+
+def median_of(runs: list[dict]) -> dict:
+    """The median wall time and the median CPU time (each its own median) of ``runs``, the
+    highest peak RSS; ``runs`` says how many there were (the first error if any failed)."""
     ok = [m for m in runs if "error" not in m]
     if len(ok) < len(runs):
         return next(m for m in runs if "error" in m)
@@ -377,6 +381,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeat", type=int, default=1, metavar="N",
                     help="run the key rows (the limit at the command's concurrency and every `couchcore load` row) "
                          "N times and report the medians (1)")
+    ap.add_argument("--key-rows", action="store_true",
+                    help="only the key rows, interleaved round by round (--repeat rounds): the limit at the "
+                         "command's concurrency and `couchcore load` with each engine (and of --baseline-tree), so "
+                         "that a busy server slows them alike and the ratios compare like with like")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child:
@@ -392,10 +400,84 @@ def main(argv: list[str] | None = None) -> int:
         server_ctx = PouchDBServer()
         url = server_ctx.start()
     try:
+        if args.key_rows:
+            return _run_key(url, n, args.batch, levels[-1] if 4 not in levels else 4, Path(args.out),
+                            args.baseline_tree, args.repeat)
         return _run(url, n, args.batch, levels, Path(args.out), args.baseline_tree, args.rss_docs, args.repeat)
     finally:
         if server_ctx is not None:
             server_ctx.stop()
+
+
+def _run_key(url: str, n: int, batch: int, c: int, out_path: Path, baseline: str | None, rounds: int) -> int:
+    """The key rows only, interleaved: each round runs every contender once, in turn."""
+    import couchcore
+    from couchcore import codec
+
+    admin = couchcore.Server(url)
+    welcome = admin.info()
+    server_name = (f"Apache CouchDB {welcome.get('version')}" if "couchdb" in welcome
+                   else f"PouchDB Server {welcome.get('version')}")
+    run_id = uuid.uuid4().hex[:8]
+    base = dict(url=url, docs=n, batch=batch)
+    warm_bytecode()
+    if baseline:
+        subprocess.run([sys.executable, "-m", "compileall", "-q", os.path.join(baseline, "couchcore")],
+                       env=child_env(), check=False, stdout=subprocess.DEVNULL)
+    load0 = " ".join(f"{x:.1f}" for x in os.getloadavg())
+    engines = list(codec.ENGINES)
+    tag = os.path.basename(baseline) if baseline else ""
+    with tempfile.TemporaryDirectory(prefix="couchcore-bench-") as tmp:
+        path = os.path.join(tmp, "docs.jsonl")
+        with open(path, "wb") as f:
+            for d in docs(n):
+                f.write(codec.dumps(d) + b"\n")
+        contenders: list[tuple[str, Any]] = [(f"pre-encoded bodies, {c} in flight (the server's limit)",
+                                              lambda: spawn({**base, "kind": "limit", "concurrency": c,
+                                                             "db": f"bench-key-{run_id}-limit"}))]
+        for engine in engines:
+            contenders.append((f"`couchcore load --concurrency {c}` (whole process, JSON Lines file), {engine}",
+                               lambda engine=engine: run_cli(url, f"bench-key-{run_id}-{engine}", path, c, batch, n,
+                                                             engine)))
+            if baseline:
+                contenders.append((f"before: `couchcore load --concurrency {c}` of {tag}, {engine}",
+                                   lambda engine=engine: run_cli(url, f"bench-key-{run_id}-b{engine}", path, c, batch,
+                                                                 n, engine, tree=baseline)))
+        runs: dict[str, list[dict]] = {label: [] for label, _ in contenders}
+        for r in range(max(1, rounds)):
+            for label, measure in contenders:
+                runs[label].append(measure())
+                print(f"round {r + 1}: {label}: {fmt_row(label, runs[label][-1], None)}", file=sys.stderr, flush=True)
+    limit = median_of(runs[contenders[0][0]])
+    rows = [fmt_row(label, median_of(runs[label]), None if i == 0 else limit) for i, (label, _) in enumerate(contenders)]
+    text = "\n".join([
+        f"# Bulk load, key rows: {n:,} documents (~250 bytes), batches of {batch}, {rounds} interleaved rounds",
+        "",
+        f"{server_name} at {_redact(admin.url)}; client: Python {platform.python_version()}, {_cpu_model()}, "
+        f"{os.cpu_count()} cores (shared with the server); {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.",
+        f"Load average {load0} at the start, {' '.join(f'{x:.1f}' for x in os.getloadavg())} at the end.",
+        "Each round runs every row once, in turn (one fresh process and database each); a row is the median",
+        "of its rounds (docs/s and CPU each their own median). `× limit` compares the medians. Generated by",
+        "`benchmarks/bulk.py --key-rows`.",
+        "",
+        "| client | docs/s | client CPU µs/doc | CPU net of input µs/doc | peak RSS MB | × limit | note |",
+        "|---|---|---|---|---|---|---|",
+        *rows,
+        "",
+    ])
+    print(text)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    out_path.write_text(text, encoding="utf-8")
+    return 0
+
+
+def _cpu_model() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
+    except OSError:
+        return cpu
 
 
 def _run(url: str, n: int, batch: int, levels: list[int], out_path: Path, baseline: str | None = None,
