@@ -433,16 +433,73 @@ cdef extern from *:
             q++;
         }
     }
-    /* a string value s[0:n] with bytes >= 0x80: CPython's strict UTF-8 decoder (what the
-       Cython decoder accepts, with the same result); invalid UTF-8 gives up */
-    static inline PyObject* cc_utf8(const unsigned char* s, Py_ssize_t n) {
-        PyObject* u = PyUnicode_DecodeUTF8((const char*)s, n, "strict");
-        if (u == NULL && PyErr_ExceptionMatches(PyExc_UnicodeDecodeError)) {
-            PyErr_Clear();
-            Py_INCREF(CC_GIVEUP);
-            return CC_GIVEUP;
+    /* a string value s[0:n] with bytes >= 0x80 (no escapes): decoded in two passes --
+       validate with CPython's strict UTF-8 rules (the rules of RowParser._unescape: no
+       overlong forms, no surrogates, nothing above U+10FFFF) while counting code points
+       and finding the largest, then fill a str of exactly that kind (the canonical form
+       PyUnicode_DecodeUTF8 gives too).  Invalid UTF-8 gives up (the Cython code raises). */
+    static PyObject* cc_utf8(const unsigned char* s, Py_ssize_t n) {
+        Py_ssize_t i = 0, count = 0;
+        uint32_t maxc = 0, u;
+        unsigned char c, c1, c2, c3;
+        PyObject* r;
+        int kind;
+        void* data;
+        while (i < n) {
+            c = s[i];
+            if (c < 0x80) { i++; }
+            else if (c >= 0xC2 && c <= 0xDF) {
+                if (i + 1 >= n || (s[i + 1] & 0xC0) != 0x80) goto giveup;
+                u = ((uint32_t)(c & 0x1F) << 6) | (s[i + 1] & 0x3F);
+                if (u > maxc) maxc = u;
+                i += 2;
+            } else if (c >= 0xE0 && c <= 0xEF) {
+                if (i + 2 >= n) goto giveup;
+                c1 = s[i + 1]; c2 = s[i + 2];
+                if ((c1 & 0xC0) != 0x80 || (c2 & 0xC0) != 0x80) goto giveup;
+                if ((c == 0xE0 && c1 < 0xA0) || (c == 0xED && c1 > 0x9F)) goto giveup;
+                u = ((uint32_t)(c & 0x0F) << 12) | ((uint32_t)(c1 & 0x3F) << 6) | (c2 & 0x3F);
+                if (u > maxc) maxc = u;
+                i += 3;
+            } else if (c >= 0xF0 && c <= 0xF4) {
+                if (i + 3 >= n) goto giveup;
+                c1 = s[i + 1]; c2 = s[i + 2]; c3 = s[i + 3];
+                if ((c1 & 0xC0) != 0x80 || (c2 & 0xC0) != 0x80 || (c3 & 0xC0) != 0x80) goto giveup;
+                if ((c == 0xF0 && c1 < 0x90) || (c == 0xF4 && c1 > 0x8F)) goto giveup;
+                u = ((uint32_t)(c & 0x07) << 18) | ((uint32_t)(c1 & 0x3F) << 12)
+                  | ((uint32_t)(c2 & 0x3F) << 6) | (c3 & 0x3F);
+                if (u > maxc) maxc = u;
+                i += 4;
+            } else {
+                goto giveup;
+            }
+            count++;
         }
-        return u;
+        r = PyUnicode_New(count, maxc);
+        if (r == NULL) return NULL;
+        kind = PyUnicode_KIND(r);
+        data = PyUnicode_DATA(r);
+        i = 0;
+        count = 0;
+        while (i < n) {
+            c = s[i];
+            if (c < 0x80) { u = c; i++; }
+            else if (c <= 0xDF) { u = ((uint32_t)(c & 0x1F) << 6) | (s[i + 1] & 0x3F); i += 2; }
+            else if (c <= 0xEF) {
+                u = ((uint32_t)(c & 0x0F) << 12) | ((uint32_t)(s[i + 1] & 0x3F) << 6) | (s[i + 2] & 0x3F);
+                i += 3;
+            } else {
+                u = ((uint32_t)(c & 0x07) << 18) | ((uint32_t)(s[i + 1] & 0x3F) << 12)
+                  | ((uint32_t)(s[i + 2] & 0x3F) << 6) | (s[i + 3] & 0x3F);
+                i += 4;
+            }
+            PyUnicode_WRITE(kind, data, count, u);
+            count++;
+        }
+        return r;
+    giveup:
+        Py_INCREF(CC_GIVEUP);
+        return CC_GIVEUP;
     }
     static inline PyObject* cc_ascii(const unsigned char* s, Py_ssize_t n) {
         PyObject* u = PyUnicode_New(n, 127);

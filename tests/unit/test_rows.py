@@ -1438,3 +1438,31 @@ def test_c_row_loop_every_split():
     for i in range(1, len(data), 7):
         for j in range(i + 1, len(data), 11):
             assert_same(parse("cython", "view", [data[:i], data[i:j], data[j:]]), want)
+
+
+def test_utf8_values_every_range(backend):
+    # non-ASCII string values (decoded in C by the Cython parser): every UTF-8 length, the
+    # narrowest str kind (same size as Python's own str), next to ASCII and at chunk ends
+    rnd = random.Random(5)
+    pools = [(0x20, 0x7E), (0x80, 0xFF), (0x100, 0x7FF), (0x800, 0xD7FF), (0xE000, 0xFFFF), (0x10000, 0x10FFFF)]
+    strs = ["é", "\u07ff", "\u0800", "\ud7ff", "\ue000", "\uffff", "\U00010000", "\U0010ffff", "aé" * 20]
+    for _ in range(3000):
+        chars = [chr(rnd.randint(*rnd.choice(pools))) for _ in range(rnd.randint(1, 12))]
+        strs.append("".join(c if c not in '"\\' else "A" for c in chars))
+    data = ('{"rows":[{"id":"a","key":[%s],"value":{"s":"%s"}}]}' % (
+        ",".join('"%s"' % s for s in strs), strs[-1])).encode("utf-8")
+    (row,), _, _ = parse(backend, "view", [data])
+    assert row.key == strs
+    assert [sys.getsizeof(s) for s in row.key] == [sys.getsizeof(s) for s in strs]
+    assert_same(parse(backend, "view", split_every(data, 1000)), expected("view", data))
+
+
+@pytest.mark.parametrize("bad", [b"\xc0\x80", b"\xc1\xbf", b"\xe0\x80\x80", b"\xed\xa0\x80", b"\xed\xbf\xbf",
+                                 b"\xf0\x80\x80\x80", b"\xf4\x90\x80\x80", b"\xf5\x80\x80\x80", b"\x80", b"\xc3",
+                                 b"\xe2\x82", b"\xf0\x9f\x98", b"\xff", b"a\xc3(b", b"\xe2(\xa1"])
+def test_invalid_utf8_values_rejected(backend, bad):
+    for value in (b'["x","' + bad + b'"]', b'{"k":"' + bad + b'"}', b'"' + bad + b'"'):
+        data = b'{"rows":[{"id":"a","key":1,"value":' + value + b"}]}"
+        for chunks in ([data], split_every(data, 5)):
+            with pytest.raises(ParseError):
+                parse(backend, "view", chunks)
