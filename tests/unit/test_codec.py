@@ -536,8 +536,11 @@ def test_environment_variable_forces_engine(name):
 
 def test_environment_variable_unknown_engine_fails_loudly():
     env = {**os.environ, "COUCHCORE_JSON": "nope"}
-    out = subprocess.run([sys.executable, "-c", "import couchcore"], env=env, capture_output=True, text=True)
-    assert out.returncode != 0 and "unknown JSON engine 'nope'" in out.stderr
+    # `import couchcore` is lazy (the CLI's start-up): the engine is chosen when the codec is
+    # first needed, and a client cannot be built without it
+    for code in ("import couchcore.codec", "import couchcore; couchcore.Server('http://127.0.0.1:9')"):
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+        assert out.returncode != 0 and "unknown JSON engine 'nope'" in out.stderr, (code, out.stderr)
 
 
 def test_default_engine_prefers_orjson():
