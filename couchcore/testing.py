@@ -650,7 +650,10 @@ class FaultyProxy(LoopbackServer):
       well-framed message (``Content-Length``) instead: only the JSON is cut short.
     * :meth:`cut_before` — pass on the answer as it arrives (a continuous feed too) and
       close the connection just before the ``occurrence``-th ``marker`` in its body: the
-      client got everything before it (e.g. k whole changes and part of the next one).
+      client got everything before it (e.g. k whole changes and part of the next one);
+      ``pause`` seconds pass between the last bytes and the close, so that a client reads
+      them before it learns of the failure (without it, a client may see the failure while
+      it is still opening the answer and send the request again as if nothing arrived).
 
     For the whole proxy: :meth:`cut` closes every open connection (a network failure; the
     proxy goes on listening); :meth:`stop_forwarding` resets every open connection and stops
@@ -702,8 +705,9 @@ class FaultyProxy(LoopbackServer):
                  clean: bool = False) -> None:
         self._add("truncate", method, path, count, at=at, reset=reset, clean=clean)
 
-    def cut_before(self, method: str, path: str, marker: bytes, occurrence: int = 1, count: int = 1) -> None:
-        self._add("cut_before", method, path, count, marker=marker, occurrence=occurrence)
+    def cut_before(self, method: str, path: str, marker: bytes, occurrence: int = 1, count: int = 1,
+                   pause: float = 0.0) -> None:
+        self._add("cut_before", method, path, count, marker=marker, occurrence=occurrence, pause=pause)
 
     def clear(self) -> None:
         """Forget the rules that have not fired yet."""
@@ -858,6 +862,8 @@ class FaultyProxy(LoopbackServer):
             conn.sendall(answer)
             cut = (rule["marker"], rule["occurrence"]) if kind == "cut_before" and rule is not None else None
             if not _relay_body(server, conn, answer, head_only, record=record, cut_before=cut) or cut:
+                if cut and rule is not None and rule["pause"]:
+                    time.sleep(rule["pause"])
                 return
 
 

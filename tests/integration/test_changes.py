@@ -72,7 +72,9 @@ def proxy_factory(couch_url, backend):
     def make(db, cut_first_changes_at=None):
         proxy = FaultyProxy(couch_url, capture=True)
         if cut_first_changes_at is not None:
-            proxy.cut_before("GET", "/_changes", b'"changes"', occurrence=cut_first_changes_at + 1)
+            # the pause: the client reads the k changes before the connection fails (else
+            # pycurl may see the failure while opening and re-send as if nothing arrived)
+            proxy.cut_before("GET", "/_changes", b'"changes"', occurrence=cut_first_changes_at + 1, pause=0.2)
         server = couchcore.Server(proxy.url, auth=(user, password) if user else None, backend=backend)
         made.append((proxy, server))
         return proxy, server._database(db.name)
