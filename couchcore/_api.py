@@ -8,29 +8,20 @@ operation and hand it to ``self._run(op, post)``; the sync facade
 
 from __future__ import annotations
 
+import importlib
 import os
+import sys
 from collections.abc import Mapping
-from typing import Any, Callable, Iterable, Literal, Sequence, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterable, Literal, Sequence, TypeVar, overload
 
 from .errors import InvalidInput, NotFound, NotFoundKeyError
-from ._feeds import ChangesFeed, stop_feeds
 from .models import ConflictResolution, Document, Result
 from .protocol import attachments as _att
-from .protocol import changes as _changes
 from .protocol import database as _db
 from .protocol import documents as _docs
-from .protocol import indexes as _indexes
 from .protocol import server as _srv
-from .protocol import views as _views
-from .protocol import bulk_get as _bulk_get
 from .protocol import mango as _mango
-from .protocol import paging as _paging
 from .protocol import revs as _revs
-from ._follow import ChangesFollower
-from .models import Row
-from ._paging import Paged
-from ._partition import Partition
-from ._results import AttachmentStream, ChangesResult, ViewResult
 from .protocol.messages import Operation
 from .protocol.shapes import (BuildViewResult, CommitResult, ConfigSection, DatabaseInfo, DesignInfo, DocResult,
                               FindResult, IndexCreated, LoginResult, Membership, OkResult, PurgeResult, Seq,
@@ -41,6 +32,41 @@ from .auth import Auth, SessionAuth, authed, is_unauthenticated, unauthenticated
 from ._nodes import AsyncNodePool, NodePool, check_nodes
 from .transport.base import Credentials, TransportOptions, check_transport, find_backend
 from ._urls import split_credentials, split_database_url
+
+if TYPE_CHECKING:
+    from ._feeds import ChangesFeed
+    from ._follow import ChangesFollower
+    from .models import Row
+    from ._paging import Paged
+    from ._partition import Partition
+    from ._results import AttachmentStream, ChangesResult, ViewResult
+    from .protocol import bulk_get as _bulk_get
+    from .protocol import changes as _changes
+    from .protocol import indexes as _indexes
+    from .protocol import paging as _paging
+    from .protocol import views as _views
+else:
+    class _Deferred:
+        """A module of the reading operations (feeds, views, results, the row parser), imported
+        when first used and then bound in this module's globals in its place: ``couchcore load``
+        and other write-only programs never import it (start-up time)."""
+
+        __slots__ = ("_alias", "_name")
+
+        def __init__(self, alias, name):
+            self._alias = alias
+            self._name = name
+
+        def __getattr__(self, attr):
+            module = importlib.import_module(self._name, __package__)
+            globals()[self._alias] = module
+            return getattr(module, attr)
+
+    _bulk_get = _Deferred("_bulk_get", ".protocol.bulk_get")
+    _changes = _Deferred("_changes", ".protocol.changes")
+    _indexes = _Deferred("_indexes", ".protocol.indexes")
+    _paging = _Deferred("_paging", ".protocol.paging")
+    _views = _Deferred("_views", ".protocol.views")
 
 __all__ = ["ServerAPI", "DatabaseAPI", "DEFAULT_URL"]
 
@@ -142,7 +168,9 @@ class ServerAPI:
         """Close the transport's pooled connections; continuous feeds and followers made
         through this Server stop (their iterations end, also in other threads). The
         Server stays usable: the next request opens a new connection."""
-        stop_feeds(self)
+        feeds = sys.modules.get(f"{__package__}._feeds")  # not imported: no feed to stop
+        if feeds is not None:
+            feeds.stop_feeds(self)
         self._transport.close()
 
     def _database(self, name: str) -> "DatabaseAPI":
@@ -417,7 +445,8 @@ class DatabaseAPI:
 
     is_async = False
     _server_class: type[ServerAPI]
-    _feed_class: type[ChangesFeed] = ChangesFeed
+    #: the continuous feed's class (None: couchcore._feeds.ChangesFeed, imported when first needed)
+    _feed_class: ClassVar[type[ChangesFeed] | None] = None
     name: str
     _server: ServerAPI
 
@@ -714,6 +743,7 @@ class DatabaseAPI:
                         rev: str | None = None) -> AttachmentStream:
         """The attachment as a stream of byte chunks (see :class:`AttachmentStream`);
         ``rev`` and a document's ``_rev`` select the revision as for :meth:`get_attachment`."""
+        from ._results import AttachmentStream
         return self._run(_att.open_attachment(self._ctx, self.name, id_or_doc, filename, rev), AttachmentStream)
 
     def delete_attachment(self, doc: str | Mapping[str, Any], filename: str) -> DocResult:
@@ -857,7 +887,11 @@ class DatabaseAPI:
         """
         feed = options.get("feed")
         if feed == "continuous" or (callback is not None and feed is None):
-            changes_feed = self._feed_class(self, options)
+            feed_class = self._feed_class
+            if feed_class is None:
+                from ._feeds import ChangesFeed
+                feed_class = ChangesFeed
+            changes_feed = feed_class(self, options)
             if callback is not None:
                 return changes_feed.start(callback, latency)
             return changes_feed
@@ -888,6 +922,7 @@ class DatabaseAPI:
         ``:`` or begins with ``_`` raises :class:`InvalidInput`.
         https://docs.couchdb.org/en/stable/api/partitioned-dbs.html
         """
+        from ._partition import Partition
         return Partition(self, key)
 
     def iterview(self, name: str, page_size: int = 1000, **options: Any) -> Paged[Row]:
@@ -904,6 +939,7 @@ class DatabaseAPI:
         and bad options raise :class:`InvalidInput` before anything is sent.
         https://docs.couchdb.org/en/stable/ddocs/views/pagination.html
         """
+        from ._paging import Paged
         pager = _paging.ViewPager(name, page_size, options)
         db = self.name
         return Paged(self, pager, lambda opts: _paging.view_page(
@@ -918,6 +954,7 @@ class DatabaseAPI:
         :class:`~couchcore._paging.Paged` of :class:`Document`.
         https://docs.couchdb.org/en/stable/api/database/find.html#pagination
         """
+        from ._paging import Paged
         pager = _paging.FindPager(selector, page_size, options)
         db = self.name
         return Paged(self, pager, lambda opts: _paging.find_page(_paging.find_request(db, pager.selector, opts)))
@@ -933,6 +970,7 @@ class DatabaseAPI:
         ``changes_options``: as for :meth:`changes` (not ``feed``/``descending``).
         https://docs.couchdb.org/en/stable/api/database/changes.html
         """
+        from ._follow import ChangesFollower
         return ChangesFollower(self, since, one_off, max_retries, **changes_options)
 
     def explain(self, selector: Mapping[str, Any], **options: Any) -> dict[str, Any]:

@@ -30,7 +30,7 @@ from couchcore.protocol import partitions as _partitions, revs as _revs, server 
 from couchcore.protocol.messages import Operation
 from couchcore.protocol.shapes import BuildViewResult, CommitResult, ConfigSection, DatabaseInfo, DesignInfo, DocResult, FindResult, IndexCreated, LoginResult, Membership, OkResult, PurgeResult, Seq, ServerInfo, SessionInfo
 from couchcore.transport.base import Credentials, TransportOptions
-from typing import Callable, Iterable, Literal, Sequence
+from typing import Callable, ClassVar, Iterable, Literal, Sequence
 
 
 _R_co = TypeVar("_R_co", covariant=True)
@@ -210,7 +210,7 @@ class SyncDatabaseAPI:
     """A CouchDB database. See :class:`couchcore.Database` for the sync flavour."""
     is_async: bool
     _server_class: _builtins.type[_sync.Server]
-    _feed_class: _builtins.type[ChangesFeed]
+    _feed_class: ClassVar[_builtins.type[ChangesFeed] | None]
     name: str
     _server: _sync.Server
     def __init__(self, url_or_name: str, auth: _builtins.tuple[str, str] | Auth | None = ..., server: _sync.Server | None = ..., **server_options: Any) -> None: ...
@@ -777,7 +777,7 @@ class AsyncDatabaseAPI:
     """A CouchDB database. See :class:`couchcore.Database` for the sync flavour."""
     is_async: bool
     _server_class: _builtins.type[_tornado.Server]
-    _feed_class: _builtins.type[ChangesFeed]
+    _feed_class: ClassVar[_builtins.type[ChangesFeed] | None]
     name: str
     _server: _tornado.Server
     def __init__(self, url_or_name: str, auth: _builtins.tuple[str, str] | Auth | None = ..., server: _tornado.Server | None = ..., **server_options: Any) -> None: ...

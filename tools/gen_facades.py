@@ -117,7 +117,12 @@ def _module_imports(tree: ast.Module, module: str) -> dict[str, str]:
     """name -> the import statement that binds it at module level (absolute)."""
     out: dict[str, str] = {}
     package = module.rsplit(".", 1)[0]
-    for node in tree.body:
+    body = list(tree.body)
+    for node in tree.body:  # imports under ``if TYPE_CHECKING:`` (deferred at run time) count too
+        if (isinstance(node, ast.If) and isinstance(node.test, ast.Name)
+                and node.test.id == "TYPE_CHECKING"):
+            body.extend(n for n in node.body if isinstance(n, (ast.ImportFrom, ast.Import)))
+    for node in body:
         if isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:

@@ -299,7 +299,8 @@ def test_killed_load_resumes_every_document_exactly_once(tmp_path, couch_url, ad
 
 def test_load_imports_only_what_loading_needs(tmp_path, couch_url, admin, name):
     """The command's start-up is part of a load's cost: with --quiet on pycurl it imports no
-    progress bar, no other backend and no Tornado (couchcore's names are lazy)."""
+    progress bar, no other backend and no Tornado (couchcore's names are lazy), and none of the
+    reading side: feeds, followers, view results, the row parser (couchcore._api defers them)."""
     pytest.importorskip("pycurl")
     path = write_lines(tmp_path / "docs.jsonl", [b'{"_id":"a","n":1}', b'{"n":2}'])
     code = "import json, sys; from couchcore.cli import main; rc = main(sys.argv[1:]); print(json.dumps([rc, sorted(sys.modules)]))"
@@ -309,8 +310,12 @@ def test_load_imports_only_what_loading_needs(tmp_path, couch_url, admin, name):
     rc, loaded = json.loads(proc.stdout.decode().splitlines()[-1])
     assert rc == 0 and counted(admin[name], 2)
     for module in ("tqdm", "urllib3", "tornado", "couchcore.tornado", "couchcore.transport.urllib3",
-                   "couchcore.transport.tornado", "couchcore.aio", "couchcore.dump", "couchcore.testing"):
+                   "couchcore.transport.tornado", "couchcore.aio", "couchcore.dump", "couchcore.testing",
+                   "couchcore._feeds", "couchcore._follow", "couchcore._results", "couchcore._rows",
+                   "couchcore_ext._rows", "couchcore._paging", "couchcore._partition",
+                   "couchcore.protocol.views", "couchcore.protocol.changes"):
         assert module not in loaded, module
+    assert "couchcore._sync" in loaded and "couchcore.bulk" in loaded  # the test does look at a load
 
 
 def test_progress_bar_and_quiet(tmp_path, couch_url, admin, name):
