@@ -170,8 +170,18 @@ def csv_records(f: IO[bytes]) -> Iterator[tuple[int, Any]]:
     number of fields than the header yields an :class:`InputError`."""
     import csv
 
-    text = io.TextIOWrapper(f, encoding="utf-8-sig", newline="")
-    reader = csv.reader(text)
+    # bytes that are not UTF-8 become lone surrogates, found per row below (a strict decoder
+    # would fail the whole load at the chunk holding them)
+    text = io.TextIOWrapper(f, encoding="utf-8-sig", errors="surrogateescape", newline="")
+    try:
+        yield from _csv_rows(csv.reader(text))
+    finally:
+        text.detach()  # a collected wrapper closes what it wraps: the input stays the caller's
+
+
+def _csv_rows(reader: Any) -> Iterator[tuple[int, Any]]:
+    import csv
+
     try:
         header = next(reader)
     except StopIteration:
@@ -182,16 +192,31 @@ def csv_records(f: IO[bytes]) -> Iterator[tuple[int, Any]]:
         start, previous = previous + 1, reader.line_num
         if not row:
             continue
+        problem = None
         if len(row) != width:
+            problem = f"CSV row has {len(row)} fields, the header has {width}"
+        elif not _utf8(row):
+            problem = "CSV row is not valid UTF-8"
+        if problem is not None:
             out = io.StringIO()
             csv.writer(out).writerow(row)
-            yield start, InputError(f"CSV row has {len(row)} fields, the header has {width}", out.getvalue().rstrip("\r\n"))
+            shown = out.getvalue().rstrip("\r\n").encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+            yield start, InputError(problem, shown)
             continue
         doc = dict(zip(header, row))
         for meta in ("_id", "_rev"):
             if doc.get(meta) == "":
                 del doc[meta]
         yield start, doc
+
+
+def _utf8(row: list[str]) -> bool:
+    """Whether no field holds a byte that was not UTF-8 (a lone surrogate)."""
+    try:
+        "".join(row).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def detect_format(f: IO[bytes], name: str, fmt: str) -> str:

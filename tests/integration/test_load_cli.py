@@ -470,3 +470,41 @@ def test_ctrl_c_while_the_command_starts_exits_130_with_one_line(tmp_path, couch
     assert done.returncode == 130, err
     assert err.splitlines() == [line], err
     assert name not in admin.all_dbs()  # nothing was sent
+
+
+def test_csv_reader_leaves_its_input_open_and_the_bar_ends_at_100(tmp_path, couch_url, admin, name):
+    """The CSV reader's text wrapper must not close the input it wraps when it is done (it
+    did when the wrapper was collected: the bar then lost the file position and ended at
+    0%, and a load from stdin closed standard input)."""
+    import io
+
+    from couchcore._load_cli import csv_records
+
+    source = tmp_path / "d.csv"
+    source.write_text("_id,name\n" + "".join(f"c{i},n{i}\n" for i in range(300)))
+    with open(source, "rb") as f:
+        assert len(list(csv_records(f))) == 300
+        assert not f.closed and f.tell() == source.stat().st_size
+    raw = io.BytesIO(b"a,b\n1,2\n")
+    assert [d for _, d in csv_records(raw)] == [{"a": "1", "b": "2"}] and not raw.closed
+    proc = run_load(db_url(couch_url, name), source, "--create", "--batch-size", "100")
+    err = proc.stderr.decode()
+    assert proc.returncode == 0, err
+    bar = [part for part in err.replace("\r", "\n").splitlines() if part.startswith(f"loading {name}")]
+    assert bar and "100%" in bar[-1] and "300 docs" in bar[-1], bar[-3:]
+    assert counted(admin[name], 300)
+
+
+def test_csv_row_that_is_not_utf8_is_rejected_and_the_load_goes_on(tmp_path, couch_url, admin, name):
+    source = tmp_path / "d.csv"
+    source.write_bytes(b"_id,a\nx1,ok\nx2,caf\xe9\nx3,\xc3\xa9t\xc3\xa9\n")
+    rejects = tmp_path / "rejects.jsonl"
+    proc = run_load(db_url(couch_url, name), source, "--create", "--rejects", rejects)
+    err = proc.stderr.decode()
+    assert proc.returncode == 1 and "Traceback" not in err, err
+    assert "read 3, written 2, skipped 0, rejected 1" in err
+    (record,) = [json.loads(line) for line in rejects.read_text().splitlines()]
+    assert record["_load_error"]["line"] == 3 and record["_load_error"]["error"] == "invalid_input"
+    assert "UTF-8" in record["_load_error"]["reason"]
+    docs = stored(admin, name)
+    assert sorted(docs) == ["x1", "x3"] and docs["x3"]["a"] == "été"
