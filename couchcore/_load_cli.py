@@ -277,6 +277,21 @@ def _split_db_url(url: str) -> tuple[str, str]:
     return urlunsplit((parts.scheme, parts.netloc, base, "", "")), name
 
 
+def _node_base(url: str, name: str) -> str:
+    """A ``--node`` URL as a server URL: a trailing ``/DBNAME`` of the loaded database is
+    dropped (the node given the way the database URL is written)."""
+    from urllib.parse import unquote, urlsplit, urlunsplit
+
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url  # Server() says what is wrong with it
+    base, _, last = parts.path.rstrip("/").rpartition("/")
+    if unquote(last) != name:
+        return url
+    return urlunsplit((parts.scheme, parts.netloc, base, parts.query, parts.fragment))
+
+
 def _env_auth(url: str) -> tuple[str, str] | None:
     """``(COUCHDB_USER, COUCHDB_PASSWORD)`` when the URL carries no user of its own."""
     from ._urls import split_credentials
@@ -414,7 +429,7 @@ def _run(args: argparse.Namespace) -> int:
 
             if split_credentials(node_url).username is None and server.credentials is not None:
                 node_auth = (server.credentials.username, server.credentials.password)
-            nodes.append(Server(node_url, auth=node_auth, backend=backend))
+            nodes.append(Server(_node_base(node_url, name), auth=node_auth, backend=backend))
     except CouchcoreError as exc:
         raise Fatal(str(exc)) from None
     db_url = redact_url(server.url + "/" + name)
@@ -457,7 +472,13 @@ def _run(args: argparse.Namespace) -> int:
             raise Fatal(f"cannot write {args.rejects}: {exc.strerror or exc}") from None
 
     for node in [server, *nodes]:
-        preflight(node, name, args.create and node is server)
+        try:
+            preflight(node, name, args.create and node is server)
+        except Fatal as exc:
+            if node is server:
+                raise
+            raise Fatal(f"--node {node.url}: {exc} (--node takes another node of the same cluster, "
+                        f"http://host:port)".replace(" (use --create to create it)", "")) from None
         node.close()  # the load starts on fresh connections (see couchcore.protocol.bulk)
     db = server._database(name)
 

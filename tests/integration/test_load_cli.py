@@ -508,3 +508,19 @@ def test_csv_row_that_is_not_utf8_is_rejected_and_the_load_goes_on(tmp_path, cou
     assert "UTF-8" in record["_load_error"]["reason"]
     docs = stored(admin, name)
     assert sorted(docs) == ["x1", "x3"] and docs["x3"]["a"] == "été"
+
+
+def test_node_given_as_a_database_url(tmp_path, couch_url, admin, name):
+    """``--node`` takes another node of the cluster; given as that node's URL of the same
+    database (as the main URL is written) it means the node, not a database inside the
+    database's path (which failed: "database ... does not exist on http://node/db")."""
+    lines = [b'{"_id": "n%03d"}' % i for i in range(50)]
+    proc = run_load(db_url(couch_url, name), write_lines(tmp_path / "d.jsonl", lines), "--create",
+                    "--batch-size", "10", "--node", split_credentials(couch_url).base + f"/{name}/")
+    assert proc.returncode == 0, proc.stderr
+    assert b"(+1 node)" in proc.stderr
+    assert counted(admin[name], 50)
+    other = run_load(db_url(couch_url, name), write_lines(tmp_path / "e.jsonl", lines), "--node",
+                     split_credentials(couch_url).base + "/some-other-db")
+    err = other.stderr.decode()
+    assert other.returncode == 2 and len(err.splitlines()) == 1 and "--node" in err, err
