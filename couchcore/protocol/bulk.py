@@ -332,18 +332,21 @@ class _State:
         again: list[int] = []
         for i in idx:
             theirs = current.get(self.ids[i])
-            if theirs is not None and same_content(self.bodies[i], theirs):
-                if self.reconcile:
-                    out.written += 1
+            try:
+                if theirs is not None and same_content(self.bodies[i], theirs):
+                    if self.reconcile:
+                        out.written += 1
+                    else:
+                        out.skipped += 1
+                elif theirs is None:  # deleted (or purged) since: a create goes through now
+                    again.append(i)
+                elif self.upsert:
+                    self.bodies[i] = with_rev(self.bodies[i], theirs.get("_rev"))
+                    again.append(i)
                 else:
-                    out.skipped += 1
-            elif theirs is None:  # deleted (or purged) since: a create goes through now
-                again.append(i)
-            elif self.upsert:
-                self.bodies[i] = with_rev(self.bodies[i], theirs.get("_rev"))
-                again.append(i)
-            else:
-                out.rejected.append((i, "conflict", "Document update conflict."))
+                    out.rejected.append((i, "conflict", "Document update conflict."))
+            except CouchcoreError as exc:  # this document's text cannot be decoded or re-encoded
+                out.rejected.append((i, "invalid", str(exc)))
         if again:
             if round_ >= self.rounds:
                 for i in again:

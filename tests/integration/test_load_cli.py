@@ -524,3 +524,26 @@ def test_node_given_as_a_database_url(tmp_path, couch_url, admin, name):
                      split_credentials(couch_url).base + "/some-other-db")
     err = other.stderr.decode()
     assert other.returncode == 2 and len(err.splitlines()) == 1 and "--node" in err, err
+
+
+def test_upsert_a_document_that_cannot_be_re_encoded_rejects_only_that_one(tmp_path, couch_url, admin, name):
+    """``--upsert`` re-encodes a conflicting document with the current ``_rev``; one whose
+    text cannot be re-encoded (``1e999`` decodes to infinity, which JSON has no spelling
+    for) is rejected alone, at once. It used to fail the whole batch's operation, which was
+    then sent again ``--retries`` times and every document of it rejected. (PouchDB Server
+    stores ``1e999``, so the conflict path is reached there; Apache CouchDB refuses the
+    document when it is first written, and the bisection rejects it alone.)"""
+    first = write_lines(tmp_path / "a.jsonl", [b'{"_id": "u1", "x": 1}', b'{"_id": "u2", "x": 1}',
+                                               b'{"_id": "u3", "x": 1}'])
+    assert run_load(db_url(couch_url, name), first, "--create", "--quiet").returncode == 0
+    second = write_lines(tmp_path / "b.jsonl", [b'{"_id": "u1", "x": 2}', b'{"_id": "u2", "x": 1e999}',
+                                                b'{"_id": "u3", "x": 3}', b'{"_id": "u4", "x": 4}'])
+    rejects = tmp_path / "rejects.jsonl"
+    proc = run_load(db_url(couch_url, name), second, "--upsert", "--rejects", rejects, "--retries", "2")
+    err = proc.stderr.decode()
+    assert proc.returncode == 1, err
+    assert "read 4, written 3, skipped 0, rejected 1, retried 0" in err
+    (record,) = [json.loads(line) for line in rejects.read_text().splitlines()]
+    assert record["_load_error"]["line"] == 2 and record["_id"] == "u2"
+    docs = stored(admin, name)
+    assert {k: d["x"] for k, d in docs.items() if k != "u2"} == {"u1": 2, "u3": 3, "u4": 4}
