@@ -67,7 +67,8 @@ for _c in range(256):
 
 
 cdef inline bint _ws(unsigned char c) nogil:
-    return c == 32 or c == 10 or c == 13 or c == 9
+    """JSON whitespace within a line: a newline ends the line (a record never spans two)."""
+    return c == 32 or c == 13 or c == 9
 
 
 cdef Py_ssize_t _string(const unsigned char* s, Py_ssize_t i, Py_ssize_t n, int* escaped) noexcept nogil:
@@ -179,8 +180,12 @@ cdef Py_ssize_t _number(const unsigned char* s, Py_ssize_t i, Py_ssize_t n) noex
 
 
 cdef int _line(const unsigned char* s, Py_ssize_t n, const unsigned char* idf, Py_ssize_t idf_len,
-               Info* info) noexcept nogil:
-    """Check one line ``s[:n]``: BLANK, OBJECT (``info`` filled) or SLOW."""
+               Info* info, Py_ssize_t* line_end) noexcept nogil:
+    """Check the line that begins at ``s`` (``s[:n]`` is the rest of the buffer): BLANK or
+    OBJECT (``info`` filled; ``line_end``: the offset after its newline, or ``n`` when the
+    buffer ends first: the caller decides whether the line is whole) or SLOW (``line_end``
+    not set: the caller finds the line's end). The validation finds the newline itself: no
+    separate search of each line for it."""
     cdef char stack[MAX_DEPTH]
     cdef Py_ssize_t i = 0, j, key_start
     cdef int depth, expect, key, escaped
@@ -194,6 +199,10 @@ cdef int _line(const unsigned char* s, Py_ssize_t n, const unsigned char* idf, P
     while i < n and _ws(s[i]):
         i += 1
     if i == n:
+        line_end[0] = n
+        return BLANK
+    if s[i] == 10:
+        line_end[0] = i + 1
         return BLANK
     if s[i] != 123:  # {
         return SLOW
@@ -308,10 +317,14 @@ cdef int _line(const unsigned char* s, Py_ssize_t n, const unsigned char* idf, P
                     return SLOW
             i = j
             expect = E_COLON
-    while i < n:
-        if not _ws(s[i]):
-            return SLOW
+    while i < n and _ws(s[i]):
         i += 1
+    if i == n:
+        line_end[0] = n
+    elif s[i] == 10:
+        line_end[0] = i + 1
+    else:
+        return SLOW
     return OBJECT
 
 
@@ -408,14 +421,20 @@ def scan_jsonl(bytes buf, Py_ssize_t pos, bint eof, Py_ssize_t max_lines, long l
     if pos < 0:
         pos = 0
     while count < max_lines and pos < n:
-        nl = <const unsigned char*>memchr(s + pos, 10, n - pos)
-        if nl == NULL:
-            if not eof:
-                break
-            end = n
-        else:
-            end = (nl - s) + 1
-        verdict = _line(s + pos, end - pos, idf, idf_len, &info)
+        verdict = _line(s + pos, n - pos, idf, idf_len, &info, &end)
+        if verdict == SLOW:  # its end is found apart (rare: the general path settles the line)
+            nl = <const unsigned char*>memchr(s + pos, 10, n - pos)
+            if nl == NULL:
+                if not eof:
+                    break
+                end = n
+            else:
+                end = (nl - s) + 1
+            slow_end = end
+            break
+        end += pos
+        if end == n and s[n - 1] != 10 and not eof:
+            break  # the buffer ends within the line: settled once the rest is read
         if verdict == BLANK:
             count += 1
             blanks += 1
@@ -423,9 +442,6 @@ def scan_jsonl(bytes buf, Py_ssize_t pos, bint eof, Py_ssize_t max_lines, long l
             line += 1
             pos = end
             continue
-        if verdict == SLOW:
-            slow_end = end
-            break
         if info.has_id:
             if need_rev and not info.has_rev:
                 slow_end = end

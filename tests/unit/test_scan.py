@@ -150,6 +150,31 @@ def test_blank_lines_count_as_lines_not_records(scanner):
     assert ids == ["a", "b"] and lines == [3, 5] and (count, blanks, slow) == (5, 3, -1)
 
 
+@pytest.mark.parametrize("text", [
+    b'{"_id":"a",\n"n":1}\n', b'{"_id":"a"\n}\n', b'{\n"_id":"a"}\n', b'{"_id":"a","n":[1,\n2]}\n',
+    b'{"_id":"a","s":"x\ny"}\n', b'{"_id":"a","n":1\n}\n',
+])
+def test_a_record_never_spans_two_lines(scanner, text):
+    """The C scanner finds each line's end while it validates it: a newline inside a value
+    (where JSON allows whitespace, or in a string) ends the line, which is then not settled."""
+    scan = scanner[0]
+    ids, _, _, (pos, count, _, slow) = scan_all(scan, text)
+    assert (ids, count, pos, slow) == ([], 0, 0, text.index(b"\n") + 1)
+
+
+@pytest.mark.parametrize("tail", [b"", b" ", b"\r", b" \t\r"])
+def test_a_buffer_that_ends_within_a_line_waits_for_the_rest(scanner, tail):
+    scan = scanner[0]
+    head = b'{"_id":"a"} \r\n'
+    for text in (head + b'{"_id":"b"}' + tail, head + b'  ' + tail, head + b'{"_id":"b","n":1' + tail):
+        ids, bodies, lines = [], [], []
+        result = scan(text, 0, False, 100, 0, 0, None, False, True, b"p", None,
+                      codec.document_head_decoder(), ids, bodies, lines)
+        assert ids == ["a"] and result == (len(head), 1, 0, -1), text
+    ids, _, lines, (pos, count, blanks, slow) = scan_all(scan, head + b'{"_id":"b"}' + tail)
+    assert ids == ["a", "b"] and lines == [1, 2] and (count, slow) == (2, -1)
+
+
 def test_without_eof_a_last_line_without_newline_waits(scanner):
     scan = scanner[0]
     ids, bodies, lines = [], [], []
