@@ -455,6 +455,9 @@ def _run(args: argparse.Namespace) -> int:
             size = st.st_size
     except (OSError, io.UnsupportedOperation):
         fd = None
+    for flag, path in (("--resume", args.resume), ("--rejects", args.rejects)):
+        if path and fd is not None and _same_file(path, fd):
+            raise Fatal(f"{flag} {path} is the input file (it would be overwritten): give another file")
     checkpoint = None
     if args.resume:
         try:
@@ -467,7 +470,7 @@ def _run(args: argparse.Namespace) -> int:
     rejects_file = None
     if args.rejects:
         try:
-            rejects_file = open(args.rejects, "ab" if checkpoint is not None and checkpoint.resumed else "wb")
+            rejects_file = open(args.rejects, "ab")  # emptied once the load can start (below)
         except OSError as exc:
             raise Fatal(f"cannot write {args.rejects}: {exc.strerror or exc}") from None
 
@@ -481,6 +484,8 @@ def _run(args: argparse.Namespace) -> int:
                         f"http://host:port)".replace(" (use --create to create it)", "")) from None
         node.close()  # the load starts on fresh connections (see couchcore.protocol.bulk)
     db = server._database(name)
+    if rejects_file is not None and not (checkpoint is not None and checkpoint.resumed):
+        rejects_file.truncate(0)  # a fresh load's rejects file starts empty
 
     if not args.quiet:
         where = db_url + (f" (+{len(nodes)} node{'s' if len(nodes) > 1 else ''})" if nodes else "")
@@ -569,6 +574,16 @@ def _run(args: argparse.Namespace) -> int:
                   file=sys.stderr)
         return EXIT_INTERRUPTED
     return EXIT_REJECTED if report.rejected or report.unsettled else EXIT_OK
+
+
+def _same_file(path: str, fd: int) -> bool:
+    """Whether ``path`` names the open file ``fd`` (a path that does not exist does not)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return False
+    other = os.fstat(fd)
+    return (st.st_dev, st.st_ino) == (other.st_dev, other.st_ino)
 
 
 def _main_thread() -> bool:

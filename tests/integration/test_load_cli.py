@@ -547,3 +547,28 @@ def test_upsert_a_document_that_cannot_be_re_encoded_rejects_only_that_one(tmp_p
     assert record["_load_error"]["line"] == 2 and record["_id"] == "u2"
     docs = stored(admin, name)
     assert {k: d["x"] for k, d in docs.items() if k != "u2"} == {"u1": 2, "u3": 3, "u4": 4}
+
+
+@pytest.mark.parametrize("flag", ["--rejects", "--resume"])
+def test_rejects_or_checkpoint_file_that_is_the_input_is_refused(tmp_path, couch_url, admin, name, flag):
+    """Loading a rejects file again (as the README says it can be) with ``--rejects`` naming
+    that same file truncated the input before it was read: "read 0", exit 0, the rejected
+    documents gone. The same file for input and checkpoint replaced the input."""
+    source = write_lines(tmp_path / "again.jsonl", [b'{"_id": "a%d"}' % i for i in range(5)])
+    before = source.read_bytes()
+    proc = run_load(db_url(couch_url, name), source, "--create", flag, tmp_path / "." / "again.jsonl")
+    err = proc.stderr.decode()
+    assert proc.returncode == 2 and len(err.splitlines()) == 1 and "input" in err, err
+    assert source.read_bytes() == before
+    assert name not in admin.all_dbs()
+
+
+def test_a_load_that_cannot_start_leaves_the_rejects_file_as_it_was(tmp_path, couch_url, admin, name):
+    rejects = tmp_path / "rejects.jsonl"
+    rejects.write_bytes(b'{"_load_error": {"line": 1, "error": "x", "reason": "y"}, "_id": "kept"}\n')
+    before = rejects.read_bytes()
+    proc = run_load(db_url(couch_url, name), "-", "--rejects", rejects, input=b'{"_id": "a"}\n')
+    assert proc.returncode == 2 and b"does not exist" in proc.stderr, proc.stderr
+    assert rejects.read_bytes() == before
+    fresh = run_load(db_url(couch_url, name), "-", "--create", "--rejects", rejects, input=b'{"_id": "a"}\n')
+    assert fresh.returncode == 0 and rejects.read_bytes() == b""  # a load that runs starts it afresh
