@@ -469,6 +469,8 @@ def validate_document(raw: bytes) -> dict[str, Any]:
 
 
 def _json_type(value: Any) -> str:
+    if isinstance(value, dict):
+        return "an object"
     if isinstance(value, list):
         return "an array"
     if isinstance(value, str):

@@ -572,3 +572,17 @@ def test_a_load_that_cannot_start_leaves_the_rejects_file_as_it_was(tmp_path, co
     assert rejects.read_bytes() == before
     fresh = run_load(db_url(couch_url, name), "-", "--create", "--rejects", rejects, input=b'{"_id": "a"}\n')
     assert fresh.returncode == 0 and rejects.read_bytes() == b""  # a load that runs starts it afresh
+
+
+def test_an_object_where_an_id_belongs_is_called_an_object(tmp_path, couch_url, admin, name):
+    """The reason names the JSON type that was found (it said "not a number" for an object)."""
+    rejects = tmp_path / "rejects.jsonl"
+    proc = run_load(db_url(couch_url, name), "-", "--create", "--id-field", "k", "--rejects", rejects,
+                    input=b'{"_id": {"a": 1}}\n{"k": {"a": 1}}\n{"_id": [1]}\n{"k": "fine"}\n')
+    assert proc.returncode == 1, proc.stderr
+    reasons = {r["_load_error"]["line"]: r["_load_error"]["reason"]
+               for r in map(json.loads, rejects.read_text().splitlines())}
+    assert reasons == {1: "_id must be a string, not an object",
+                       2: "id field 'k' must be a string or an integer, not an object",
+                       3: "_id must be a string, not an array"}
+    assert list(stored(admin, name)) == ["fine"]
