@@ -673,6 +673,170 @@ def test_cython_rows_are_real_rows():
     assert gc.is_tracked(r)
 
 
+# -- the extension's Row free list ------------------------------------------------------------
+# couchcore_ext replaces Row's deallocator: a dead Row (exactly Row) is parked, untracked, and
+# handed out again for the next row; instances of subclasses are deallocated as before.
+
+
+def _many_rows_body(n: int, start: int = 0) -> bytes:
+    rows = ",\r\n".join(
+        json.dumps({"id": f"d{i}", "key": [f"u{i % 7}", i], "value": {"n": i, "score": i / 8}})
+        for i in range(start, start + n)
+    )
+    return ('{"total_rows":%d,"offset":0,"rows":[\r\n%s\r\n]}' % (n, rows)).encode()
+
+
+def _rss_kb() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * (os.sysconf("SC_PAGE_SIZE") // 1024)
+
+
+@pytest.mark.skipif(CY_SKIP is not None, reason=CY_SKIP or "")
+def test_row_freelist_rows_survive_later_feeds():
+    assert _cy_rows._row_freelist()[0] is True
+    body = _many_rows_body(3000)
+    want = parse("python", "view", [body])[0]
+    p = make_parser("view", "cython")
+    kept, dropped = [], 0
+    for i, c in enumerate(split_every(body, 4096)):
+        got = p.feed(c)
+        if i % 2:
+            kept.append(got)  # rows of every other chunk stay alive while later ones come and go
+        else:
+            dropped += len(got)
+            del got
+    kept.append(p.close())
+    assert dropped > 0 and _cy_rows._row_freelist()[1] > 0
+    again = parse("cython", "view", [body])[0]  # reuses the parked Rows
+    assert again == want
+    mine = [r for lst in kept for r in lst]
+    assert len(mine) == len(want) - dropped
+    assert all(r == want[int(r.id[1:])] for r in mine)
+    assert [int(r.id[1:]) for r in mine] == sorted(int(r.id[1:]) for r in mine)
+    for r in again:
+        assert type(r) is Row and gc.is_tracked(r) and sys.getrefcount(r) == 3  # list, r, argument
+
+
+@pytest.mark.skipif(CY_SKIP is not None, reason=CY_SKIP or "")
+def test_row_freelist_keeps_the_row_type_refcount_exact():
+    body = _many_rows_body(500)
+    parse("cython", "view", [body])
+    gc.collect()
+    before, parked = sys.getrefcount(Row), _cy_rows._row_freelist()[1]
+    rows = parse("cython", "view", [body])[0]
+    live = sys.getrefcount(Row)
+    assert live - before == len(rows) - (parked - _cy_rows._row_freelist()[1])
+    del rows
+    assert sys.getrefcount(Row) == before + (_cy_rows._row_freelist()[1] - parked)  # each parked Row keeps one
+
+
+@pytest.mark.skipif(CY_SKIP is not None, reason=CY_SKIP or "")
+def test_row_freelist_subclasses_dealloc_as_before():
+    import copy
+    import pickle
+    import weakref
+
+    class Plain(Row):
+        __slots__ = ()
+
+    class Slotted(Row):
+        __slots__ = ("extra",)
+
+    class Open(Row):  # __dict__ and __weakref__
+        def __del__(self):
+            deleted.append(self.id)
+
+    deleted: list[str] = []
+    body = _many_rows_body(200)
+    for _ in range(3):
+        rows = parse("cython", "view", [body])[0]
+        subs = [Plain("p", 1), Slotted("s", [2], {"v": 3}), Open("o", 4, [5])]
+        subs[1].extra = subs  # a cycle through a subclass's own slot
+        subs[2].attr = subs
+        w = weakref.ref(subs[2])
+        refs = [sys.getrefcount(c) for c in (Plain, Slotted, Open)]
+        assert [type(s) for s in subs] == [Plain, Slotted, Open] and subs[0] == Row("p", 1)
+        moved = rows.pop()
+        moved.__class__ = Plain  # a parser row becomes a subclass instance, and back
+        subs[0].__class__ = Row
+        del subs, moved
+        gc.collect()
+        assert w() is None and deleted[-1] == "o"
+        assert [sys.getrefcount(c) for c in (Plain, Slotted, Open)] == [r - 1 for r in refs]
+        assert rows == parse("python", "view", [body])[0][:-1]
+        for r in rows[:3]:
+            assert pickle.loads(pickle.dumps(r)) == r and copy.deepcopy(r) == r and copy.copy(r) == r
+            assert repr(r) == repr(Row(r.id, r.key, r.value))
+    assert deleted == ["o", "o", "o"]
+
+
+@pytest.mark.skipif(CY_SKIP is not None, reason=CY_SKIP or "")
+def test_row_freelist_cycles_through_values_are_collected():
+    import weakref
+
+    class Mark:
+        pass
+
+    body = _many_rows_body(300)
+    marks = []
+    for _ in range(5):
+        rows = parse("cython", "view", [body])[0]
+        for r in rows:
+            m = Mark()
+            r.value["self"] = r  # Row -> dict -> Row
+            r.value["mark"] = m
+            marks.append(weakref.ref(m))
+        assert all(gc.is_tracked(r) for r in rows)
+        del rows, r, m
+        gc.collect()
+        assert all(w() is None for w in marks)
+
+
+@pytest.mark.skipif(CY_SKIP is not None, reason=CY_SKIP or "")
+def test_row_freelist_deep_chain_and_finalizer():
+    rows = parse("cython", "view", [_many_rows_body(10)])[0]
+    head = rows[0]
+    for _ in range(200_000):  # a chain of Rows through .value: deallocated without a deep C stack
+        head = Row("x", None, head)
+    del rows, head
+    seen = []
+    Row.__del__ = lambda self: seen.append(self.id)  # a finalizer added to Row after the fact
+    try:
+        rows = parse("cython", "view", [_many_rows_body(3)])[0]
+        del rows
+        assert sorted(seen) == ["d0", "d1", "d2"]
+    finally:
+        del Row.__del__
+    rows = parse("cython", "view", [_many_rows_body(3)])[0]
+    del rows
+    assert sorted(seen) == ["d0", "d1", "d2"]
+
+
+@pytest.mark.skipif(CY_SKIP is not None, reason=CY_SKIP or "")
+def test_row_freelist_millions_of_rows_do_not_leak():
+    body = _many_rows_body(20_000)
+    chunks = split_every(body, 65536)
+    p = make_parser("view", "cython")
+
+    def rounds(k):
+        for _ in range(k):
+            p = make_parser("view", "cython")
+            n = 0
+            for c in chunks:
+                n += len(p.feed(c))
+            n += len(p.close())
+            assert n == 20_000
+
+    rounds(10)
+    gc.collect()
+    rss = _rss_kb()
+    rounds(100)  # 2,000,000 rows
+    gc.collect()
+    assert _rss_kb() - rss < 2048, (rss, _rss_kb())
+    assert _cy_rows._row_freelist()[1] <= 4096
+    del p
+
+
 # -- GC state -----------------------------------------------------------------------------
 
 
