@@ -774,91 +774,6 @@ cdef extern from *:
        five slots at CC_ROW_OFF; allocated with tp_alloc and filled, as _new_row does. */
     static PyTypeObject* CC_ROW_TYPE = NULL;
     static Py_ssize_t CC_ROW_OFF[5];
-    /* A free list of dead Rows (exactly Row: subclasses are never parked).  Row's tp_dealloc
-       is replaced by cc_row_dealloc (cc_row_install), which does what CPython's
-       subtype_dealloc does for Row -- the GC untrack, the trashcan, a __del__ if one was
-       added to Row, its five slots cleared -- and then parks the memory here instead of
-       freeing it; a parked Row keeps its reference to the Row type, untracked, refcount 0,
-       slots NULL.  cc_row_alloc takes one back (_Py_NewReference, tracked again), else
-       tp_alloc.  Instances of subclasses of Row reach cc_row_dealloc as the base deallocator
-       from the subclass's subtype_dealloc (which has run the subclass's finalizer, cleared its
-       own slots, __dict__ and weakrefs, and re-tracked the object): Row's part is done as
-       subtype_dealloc would (untrack, clear the slots, tp_free) and the type reference
-       released, as a heap type's deallocator must (subtype_dealloc leaves that to a heap
-       base).  Not installed on free-threaded builds. */
-    #define CC_ROW_FREE_MAX 4096
-    static PyObject* CC_ROW_FREE[CC_ROW_FREE_MAX];
-    static int CC_ROW_NFREE = 0;
-    static int CC_ROW_FREELIST = 0;
-    static void cc_row_dealloc(PyObject* self) {
-        PyTypeObject* tp = Py_TYPE(self);
-        int i;
-        if (tp != CC_ROW_TYPE) {
-            /* Row's part of a subclass instance: the caller (subtype_dealloc) has re-tracked it */
-            PyObject_GC_UnTrack(self);
-            for (i = 0; i < 5; i++) Py_CLEAR(*(PyObject**)((char*)self + CC_ROW_OFF[i]));
-            tp->tp_free(self);
-            Py_DECREF(tp);
-            return;
-        }
-        if (tp->tp_finalize != NULL) {
-            /* a __del__ was added to Row: run it as subtype_dealloc would (still tracked) */
-            if (PyObject_CallFinalizerFromDealloc(self) < 0) return;    /* resurrected */
-        }
-        PyObject_GC_UnTrack(self);
-        Py_TRASHCAN_BEGIN(self, cc_row_dealloc)
-        for (i = 0; i < 5; i++) Py_CLEAR(*(PyObject**)((char*)self + CC_ROW_OFF[i]));
-        if (CC_ROW_NFREE < CC_ROW_FREE_MAX) {
-            CC_ROW_FREE[CC_ROW_NFREE++] = self;      /* keeps its reference to Row */
-        } else {
-            tp->tp_free(self);
-            Py_DECREF(tp);
-        }
-        Py_TRASHCAN_END
-    }
-    /* a new Row (refcount 1, GC-tracked, slots NULL), as CC_ROW_TYPE->tp_alloc(CC_ROW_TYPE, 0) */
-    static PyObject* cc_row_alloc(void) {
-        PyObject* r;
-        if (CC_ROW_NFREE > 0) {
-            r = CC_ROW_FREE[--CC_ROW_NFREE];
-            _Py_NewReference(r);
-            PyObject_GC_Track(r);
-            return r;
-        }
-        return CC_ROW_TYPE->tp_alloc(CC_ROW_TYPE, 0);
-    }
-    /* free the parked Rows (they hold references to the Row type) */
-    static void cc_row_drain(void) {
-        while (CC_ROW_NFREE > 0) {
-            PyObject* r = CC_ROW_FREE[--CC_ROW_NFREE];
-            PyTypeObject* tp = Py_TYPE(r);
-            tp->tp_free(r);
-            Py_DECREF(tp);
-        }
-    }
-    /* install cc_row_dealloc as CC_ROW_TYPE's deallocator (once; 1 = installed) */
-    static int cc_row_install(void) {
-    #ifdef Py_GIL_DISABLED
-        return 0;
-    #else
-        if (CC_ROW_TYPE == NULL) return 0;
-        if (CC_ROW_TYPE->tp_dealloc == cc_row_dealloc) return 1;
-        if (!(CC_ROW_TYPE->tp_flags & Py_TPFLAGS_HEAPTYPE) || !PyType_IS_GC(CC_ROW_TYPE)
-                || CC_ROW_TYPE->tp_base != &PyBaseObject_Type || CC_ROW_TYPE->tp_itemsize != 0
-                || CC_ROW_TYPE->tp_weaklistoffset != 0 || CC_ROW_TYPE->tp_dictoffset != 0
-                || CC_ROW_TYPE->tp_del != NULL || CC_ROW_TYPE->tp_free != PyObject_GC_Del)
-            return 0;
-    #ifdef Py_TPFLAGS_MANAGED_DICT
-        if (CC_ROW_TYPE->tp_flags & Py_TPFLAGS_MANAGED_DICT) return 0;
-    #endif
-    #ifdef Py_TPFLAGS_MANAGED_WEAKREF
-        if (CC_ROW_TYPE->tp_flags & Py_TPFLAGS_MANAGED_WEAKREF) return 0;
-    #endif
-        CC_ROW_TYPE->tp_dealloc = cc_row_dealloc;
-        CC_ROW_FREELIST = 1;
-        return 1;
-    #endif
-    }
     /* the Row of fields f[0..5] (owned, NULL = absent; stolen), as _row_from_owned */
     static PyObject* cc_make_row(PyObject** f) {
         PyObject* v[5];
@@ -873,7 +788,7 @@ cdef extern from *:
         for (i = 0; i < 5; i++) {
             if (v[i] == NULL) { Py_INCREF(Py_None); v[i] = Py_None; }
         }
-        r = cc_row_alloc();
+        r = CC_ROW_TYPE->tp_alloc(CC_ROW_TYPE, 0);
         if (r == NULL) {
             for (i = 0; i < 5; i++) Py_DECREF(v[i]);
             return NULL;
@@ -911,7 +826,6 @@ cdef extern from *:
     static void cc_set_row(PyObject* row_type, Py_ssize_t* off) {
         int i;
         Py_INCREF(row_type);
-        if ((PyObject*)CC_ROW_TYPE != row_type) cc_row_drain();
         Py_XDECREF((PyObject*)CC_ROW_TYPE);
         CC_ROW_TYPE = (PyTypeObject*)row_type;
         for (i = 0; i < 5; i++) CC_ROW_OFF[i] = off[i];
@@ -932,10 +846,6 @@ cdef extern from *:
     void cc_set_giveup(object o)
     void cc_set_types(object doc_type, object empty_tuple)
     void cc_set_row(object row_type, Py_ssize_t* off)
-    PyObject* cc_row_alloc()
-    int cc_row_install()
-    void cc_row_drain()
-    int CC_ROW_NFREE
     int cc_view_rows(const unsigned char* d, Py_ssize_t p, Py_ssize_t n, object out, Py_ssize_t* endp) except -1
     int cc_view_row(const unsigned char* d, Py_ssize_t p, Py_ssize_t n, int lines, PyObject** f, Py_ssize_t* endp) except -1
     int CC_K_OTHER, CC_K_ID, CC_K_KEY, CC_K_VALUE, CC_K_DOC, CC_K_ERROR, CC_K_REASON
@@ -1107,14 +1017,8 @@ def _setup_row_fast():
             return False
         _ROW_OFF[i] = m.offset
     cc_set_row(Row, _ROW_OFF)
-    cc_row_install()
     _row_fast = True
     return True
-
-
-def _row_freelist():
-    """Test hook: (Row's deallocator is the extension's free list, Rows parked now)."""
-    return (cc_row_install() == 1, CC_ROW_NFREE)
 
 
 _setup_row_fast()
@@ -1132,7 +1036,7 @@ cdef object _new_row(PyObject* id_, PyObject* key, PyObject* value, PyObject* do
             Py_INCREF(None)
             v[i] = Py_None
     if _row_fast:
-        r = cc_row_alloc()
+        r = (<_AllocType*><PyTypeObject*>Row).tp_alloc(<PyTypeObject*>Row, 0)
         if r == NULL:
             for i in range(5):
                 Py_DECREF(<object>v[i])
