@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
+import weakref
 from collections import deque
 from typing import Any, Callable, Generator, Iterable, Iterator
 
@@ -453,6 +454,11 @@ class PycurlTransport(BaseTransport):
                     stream.close()
                     engine.finish(transfer)  # also when the stream was never started
 
+            # a result dropped unread (never iterated, never closed) gives its handle back when
+            # its stream is collected: a generator that never started runs no finally
+            release = weakref.finalize(stream, _release, engine, transfer, owner)
+            release.atexit = False
+
             return Response(transfer.status, Headers(transfer.headers), stream=stream,
                             method=request.method, url=transfer.url, close=close,
                             auth_sent=self.sends_credentials(request))
@@ -461,6 +467,13 @@ class PycurlTransport(BaseTransport):
 
     def iter_many(self, ops: Iterable[Any], concurrency: int = 16, policy: Any = None) -> Iterator[tuple[int, Any]]:
         return self.engine.iter_many(ops, concurrency, policy)
+
+
+def _release(engine: CurlEngine, transfer: _Transfer, owner: int) -> None:
+    """Detach the transfer of a stream that was collected (on its engine's thread only)."""
+    transfer.cancelled = True
+    if threading.get_ident() == owner:
+        engine.finish(transfer)
 
 
 def _reader(body: Any) -> Callable[[int], bytes]:

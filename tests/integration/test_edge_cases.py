@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import time
 
 import pytest
@@ -52,6 +53,18 @@ def test_closing_an_unread_stream_releases_it(db, backend):
     db.save([{"_id": f"d{i}"} for i in range(5)])
     result = db.view("_all_docs")
     result.close()
+    if backend == "pycurl":
+        assert not db.server._transport.engine.active
+    assert len(db.view("_all_docs").all()) == 5
+
+
+def test_a_streamed_result_dropped_unread_releases_it(db, backend):
+    # never iterated, never closed, then dropped (e.g. an exception before the loop)
+    db.save([{"_id": f"d{i}"} for i in range(5)])
+    for _ in range(3):
+        result = db.view("_all_docs")
+        del result
+    gc.collect()
     if backend == "pycurl":
         assert not db.server._transport.engine.active
     assert len(db.view("_all_docs").all()) == 5
