@@ -143,7 +143,8 @@ class CurlEngine:
     def finish(self, transfer: _Transfer) -> None:
         """Detach a transfer (finished or abandoned) and keep its handle for reuse."""
         curl = transfer.curl
-        if self.active.pop(curl, None) is not None:
+        if self.active.get(curl) is transfer:  # not a later transfer that reuses the handle
+            del self.active[curl]
             try:
                 self.multi.remove_handle(curl)
             except pycurl.error:  # the multi handle is already closed (engine closed, interpreter exit)
