@@ -12,7 +12,7 @@ import importlib
 import os
 import sys
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterable, Literal, Sequence, TypeVar, overload
+from typing import IO, TYPE_CHECKING, Any, Callable, ClassVar, Iterable, Literal, Sequence, TypeVar, overload
 
 from .errors import InvalidInput, NotFound, NotFoundKeyError
 from .models import ConflictResolution, Document, Result
@@ -537,7 +537,7 @@ class DatabaseAPI:
         """
         return self._run(_db.commit(self._ctx, self.name))
 
-    def purge(self, docs: Any) -> PurgeResult:
+    def purge(self, docs: Mapping[str, Any] | Iterable[Mapping[str, Any]]) -> PurgeResult:
         """Purge revisions for good (``POST /{db}/_purge``): ``docs`` is a list of documents
         with ``_id`` and ``_rev``, or a ``{id: [revs]}`` mapping; returns ``{"purge_seq",
         "purged": {id: [revs]}}``. Purged revisions are not replicated away: think thrice.
@@ -719,7 +719,8 @@ class DatabaseAPI:
         return self._run(_docs.revisions(self._ctx, self.name, docid))
 
     # -- attachments ---------------------------------------------------------------
-    def put_attachment(self, doc: str | Mapping[str, Any], content: Any, filename: str | None = None,
+    def put_attachment(self, doc: str | Mapping[str, Any], content: bytes | bytearray | memoryview | str | IO[bytes],
+                       filename: str | None = None,
                        content_type: str | None = None) -> DocResult:
         """Create or replace an attachment (``content``: bytes, str or a binary file object,
         streamed); updates ``doc["_rev"]``; returns ``{"ok", "id", "rev"}``.

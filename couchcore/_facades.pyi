@@ -30,7 +30,7 @@ from couchcore.protocol import partitions as _partitions, revs as _revs, server 
 from couchcore.protocol.messages import Operation
 from couchcore.protocol.shapes import BuildViewResult, CommitResult, ConfigSection, DatabaseInfo, DesignInfo, DocResult, FindResult, IndexCreated, LoginResult, Membership, OkResult, PurgeResult, Seq, ServerInfo, SessionInfo
 from couchcore.transport.base import Credentials, TransportOptions
-from typing import Callable, ClassVar, Iterable, Literal, Sequence
+from typing import Callable, ClassVar, IO, Iterable, Literal, Sequence
 
 
 _R_co = TypeVar("_R_co", covariant=True)
@@ -252,7 +252,7 @@ class SyncDatabaseAPI:
         """Ask the server to commit recent changes to disk (``POST /{db}/_ensure_full_commit``);
         returns ``{"ok", "instance_start_time"}``.
         https://docs.couchdb.org/en/stable/api/database/compact.html#db-ensure-full-commit"""
-    def purge(self, docs: Any) -> PurgeResult:
+    def purge(self, docs: Mapping[str, Any] | Iterable[Mapping[str, Any]]) -> PurgeResult:
         """Purge revisions for good (``POST /{db}/_purge``): ``docs`` is a list of documents
         with ``_id`` and ``_rev``, or a ``{id: [revs]}`` mapping; returns ``{"purge_seq",
         "purged": {id: [revs]}}``. Purged revisions are not replicated away: think thrice.
@@ -359,7 +359,7 @@ class SyncDatabaseAPI:
         """Revision ids of a document, newest first (``GET /{db}/{docid}?revs=true``);
         :class:`NotFound` if it is missing.
         https://docs.couchdb.org/en/stable/api/document/common.html#getting-a-list-of-revisions"""
-    def put_attachment(self, doc: str | Mapping[str, Any], content: Any, filename: str | None = ..., content_type: str | None = ...) -> DocResult:
+    def put_attachment(self, doc: str | Mapping[str, Any], content: bytes | bytearray | memoryview | str | IO[bytes], filename: str | None = ..., content_type: str | None = ...) -> DocResult:
         """Create or replace an attachment (``content``: bytes, str or a binary file object,
         streamed); updates ``doc["_rev"]``; returns ``{"ok", "id", "rev"}``.
         ``PUT /{db}/{docid}/{attname}?rev=``:
@@ -836,9 +836,9 @@ class AsyncDatabaseAPI:
         returns ``{"ok", "instance_start_time"}``.
         https://docs.couchdb.org/en/stable/api/database/compact.html#db-ensure-full-commit"""
     @overload
-    def purge(self, docs: Any, *, callback: None = ...) -> Awaitable[PurgeResult]: ...
+    def purge(self, docs: Mapping[str, Any] | Iterable[Mapping[str, Any]], *, callback: None = ...) -> Awaitable[PurgeResult]: ...
     @overload
-    def purge(self, docs: Any, *, callback: _Callable[[PurgeResult | None, _Status], Any]) -> asyncio.Task[PurgeResult | None]:
+    def purge(self, docs: Mapping[str, Any] | Iterable[Mapping[str, Any]], *, callback: _Callable[[PurgeResult | None, _Status], Any]) -> asyncio.Task[PurgeResult | None]:
         """Purge revisions for good (``POST /{db}/_purge``): ``docs`` is a list of documents
         with ``_id`` and ``_rev``, or a ``{id: [revs]}`` mapping; returns ``{"purge_seq",
         "purged": {id: [revs]}}``. Purged revisions are not replicated away: think thrice.
@@ -982,9 +982,9 @@ class AsyncDatabaseAPI:
         :class:`NotFound` if it is missing.
         https://docs.couchdb.org/en/stable/api/document/common.html#getting-a-list-of-revisions"""
     @overload
-    def put_attachment(self, doc: str | Mapping[str, Any], content: Any, filename: str | None = ..., content_type: str | None = ..., *, callback: None = ...) -> Awaitable[DocResult]: ...
+    def put_attachment(self, doc: str | Mapping[str, Any], content: bytes | bytearray | memoryview | str | IO[bytes], filename: str | None = ..., content_type: str | None = ..., *, callback: None = ...) -> Awaitable[DocResult]: ...
     @overload
-    def put_attachment(self, doc: str | Mapping[str, Any], content: Any, filename: str | None = ..., content_type: str | None = ..., *, callback: _Callable[[DocResult | None, _Status], Any]) -> asyncio.Task[DocResult | None]:
+    def put_attachment(self, doc: str | Mapping[str, Any], content: bytes | bytearray | memoryview | str | IO[bytes], filename: str | None = ..., content_type: str | None = ..., *, callback: _Callable[[DocResult | None, _Status], Any]) -> asyncio.Task[DocResult | None]:
         """Create or replace an attachment (``content``: bytes, str or a binary file object,
         streamed); updates ``doc["_rev"]``; returns ``{"ok", "id", "rev"}``.
         ``PUT /{db}/{docid}/{attname}?rev=``:

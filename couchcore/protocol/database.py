@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Generator, overload
 
 from ..errors import InvalidInput, ParseError
@@ -60,7 +60,7 @@ def commit(ctx: ServerContext, db: str) -> Operation[CommitResult]:
     return data
 
 
-def purge(ctx: ServerContext, db: str, docs: Any) -> Operation[PurgeResult]:
+def purge(ctx: ServerContext, db: str, docs: Mapping[str, Any] | Iterable[Mapping[str, Any]]) -> Operation[PurgeResult]:
     """Purge revisions: ``docs`` is a list of ``{_id, _rev}`` docs or a ``{id: [revs]}`` mapping."""
     body: dict[str, list[str]] = {}
     if isinstance(docs, Mapping) and "_id" not in docs:
