@@ -46,6 +46,89 @@ def batches(docs: Iterable[dict], size: int) -> Iterator[list[dict]]:
         yield chunk
 
 
+# The per-row work every client does while reading, the same for all (one function call
+# per scenario, the loop inside it), so a wrong answer is caught and no client pays more
+# per row than another. Rows come as objects (``row.key``) or as dicts (``row["key"]``).
+
+
+def view_digest(rows: Iterable[Any]) -> Result:
+    """Count and digest of view rows with attributes (``row.id``, ``row.key``)."""
+    n = h = 0
+    for row in rows:
+        key = row.key
+        h ^= hash((row.id, key[0], key[1]))
+        n += 1
+    return {"count": n, "digest": h}
+
+
+def view_digest_dicts(rows: Iterable[Any]) -> Result:
+    """Count and digest of view rows as dicts (``row["id"]``, ``row["key"]``)."""
+    n = h = 0
+    for row in rows:
+        key = row["key"]
+        h ^= hash((row["id"], key[0], key[1]))
+        n += 1
+    return {"count": n, "digest": h}
+
+
+def docs_digest(rows: Iterable[Any]) -> Result:
+    """Count and digest of ``include_docs`` rows with attributes (``row.doc``)."""
+    n = h = 0
+    for row in rows:
+        doc = row.doc
+        h ^= hash((doc["_id"], doc["n"]))
+        n += 1
+    return {"count": n, "digest": h}
+
+
+def docs_digest_dicts(rows: Iterable[Any]) -> Result:
+    """Count and digest of ``include_docs`` rows as dicts (``row["doc"]``)."""
+    n = h = 0
+    for row in rows:
+        doc = row["doc"]
+        h ^= hash((doc["_id"], doc["n"]))
+        n += 1
+    return {"count": n, "digest": h}
+
+
+def changes_digest(changes: Iterable[Any]) -> Result:
+    """Count and digest of change dicts (``change["id"]``)."""
+    n = h = 0
+    for change in changes:
+        h ^= hash(change["id"])
+        n += 1
+    return {"count": n, "digest": h}
+
+
+async def view_digest_async(rows: Any) -> Result:
+    """:func:`view_digest` over an async iterator."""
+    n = h = 0
+    async for row in rows:
+        key = row.key
+        h ^= hash((row.id, key[0], key[1]))
+        n += 1
+    return {"count": n, "digest": h}
+
+
+async def docs_digest_async(rows: Any) -> Result:
+    """:func:`docs_digest` over an async iterator."""
+    n = h = 0
+    async for row in rows:
+        doc = row.doc
+        h ^= hash((doc["_id"], doc["n"]))
+        n += 1
+    return {"count": n, "digest": h}
+
+
+async def changes_digest_async(changes: Any) -> Result:
+    """:func:`changes_digest` over an async iterator."""
+    n = h = 0
+    async for change in changes:
+        h ^= hash(change["id"])
+        n += 1
+    return {"count": n, "digest": h}
+
+
 class Client:
     """Base class: a client's name, the distributions it needs, how it is used."""
 
@@ -107,29 +190,15 @@ class Couchcore(Client):
         return {"count": report.written, "failed": len(report.failed)}
 
     def view_replay(self, ctx: dict) -> Result:
-        n = h = 0
-        for row in self.db.view("bench/by_user"):
-            key = row.key
-            h ^= hash((row.id, key[0], key[1]))
-            n += 1
-        return {"count": n, "digest": h}
+        return view_digest(self.db.view("bench/by_user"))
 
     view_server = view_replay
 
     def all_docs(self, ctx: dict) -> Result:
-        n = h = 0
-        for row in self.db.view("_all_docs", include_docs=True):
-            doc = row.doc
-            h ^= hash((doc["_id"], doc["n"]))
-            n += 1
-        return {"count": n, "digest": h}
+        return docs_digest(self.db.view("_all_docs", include_docs=True))
 
     def changes(self, ctx: dict) -> Result:
-        n = h = 0
-        for change in self.db.changes():
-            h ^= hash(change["id"])
-            n += 1
-        return {"count": n, "digest": h}
+        return changes_digest(self.db.changes())
 
     def get_seq(self, ctx: dict) -> Result:
         h = 0
@@ -196,29 +265,15 @@ class CouchcoreTornado(Client):
         return {"count": written, "failed": failed}
 
     async def view_replay(self, ctx: dict) -> Result:
-        n = h = 0
-        async for row in await self.db.view("bench/by_user"):
-            key = row.key
-            h ^= hash((row.id, key[0], key[1]))
-            n += 1
-        return {"count": n, "digest": h}
+        return await view_digest_async(await self.db.view("bench/by_user"))
 
     view_server = view_replay
 
     async def all_docs(self, ctx: dict) -> Result:
-        n = h = 0
-        async for row in await self.db.view("_all_docs", include_docs=True):
-            doc = row.doc
-            h ^= hash((doc["_id"], doc["n"]))
-            n += 1
-        return {"count": n, "digest": h}
+        return await docs_digest_async(await self.db.view("_all_docs", include_docs=True))
 
     async def changes(self, ctx: dict) -> Result:
-        n = h = 0
-        async for change in self.db.changes():
-            h ^= hash(change["id"])
-            n += 1
-        return {"count": n, "digest": h}
+        return await changes_digest_async(self.db.changes())
 
     async def get_seq(self, ctx: dict) -> Result:
         h = 0
@@ -472,29 +527,15 @@ class CouchDBPython(Client):
         return {"count": written, "failed": failed}
 
     def view_replay(self, ctx: dict) -> Result:
-        n = h = 0
-        for row in self.db.view("bench/by_user"):
-            key = row.key
-            h ^= hash((row.id, key[0], key[1]))
-            n += 1
-        return {"count": n, "digest": h}
+        return view_digest(self.db.view("bench/by_user"))
 
     view_server = view_replay
 
     def all_docs(self, ctx: dict) -> Result:
-        n = h = 0
-        for row in self.db.view("_all_docs", include_docs=True):
-            doc = row.doc
-            h ^= hash((doc["_id"], doc["n"]))
-            n += 1
-        return {"count": n, "digest": h}
+        return docs_digest(self.db.view("_all_docs", include_docs=True))
 
     def changes(self, ctx: dict) -> Result:
-        n = h = 0
-        for change in self.db.changes()["results"]:
-            h ^= hash(change["id"])
-            n += 1
-        return {"count": n, "digest": h}
+        return changes_digest(self.db.changes()["results"])
 
     def get_seq(self, ctx: dict) -> Result:
         h = 0
@@ -549,30 +590,16 @@ class PyCouchDB(Client):
         return {"count": written}
 
     def view_replay(self, ctx: dict) -> Result:
-        n = h = 0
-        for row in self.db.query("bench/by_user"):
-            key = row["key"]
-            h ^= hash((row["id"], key[0], key[1]))
-            n += 1
-        return {"count": n, "digest": h}
+        return view_digest_dicts(self.db.query("bench/by_user"))
 
     view_server = view_replay
 
     def all_docs(self, ctx: dict) -> Result:
-        n = h = 0
-        for row in self.db.all():
-            doc = row["doc"]
-            h ^= hash((doc["_id"], doc["n"]))
-            n += 1
-        return {"count": n, "digest": h}
+        return docs_digest_dicts(self.db.all())
 
     def changes(self, ctx: dict) -> Result:
-        n = h = 0
         _last_seq, results = self.db.changes_list()
-        for change in results:
-            h ^= hash(change["id"])
-            n += 1
-        return {"count": n, "digest": h}
+        return changes_digest(results)
 
     def get_seq(self, ctx: dict) -> Result:
         h = 0
@@ -643,29 +670,15 @@ class Cloudant(Client):
         return {"count": written, "failed": failed}
 
     def view_replay(self, ctx: dict) -> Result:
-        n = h = 0
-        for row in self.db.get_view_result("_design/bench", "by_user", raw_result=True)["rows"]:
-            key = row["key"]
-            h ^= hash((row["id"], key[0], key[1]))
-            n += 1
-        return {"count": n, "digest": h}
+        return view_digest_dicts(self.db.get_view_result("_design/bench", "by_user", raw_result=True)["rows"])
 
     view_server = view_replay
 
     def all_docs(self, ctx: dict) -> Result:
-        n = h = 0
-        for row in self.db.all_docs(include_docs=True)["rows"]:
-            doc = row["doc"]
-            h ^= hash((doc["_id"], doc["n"]))
-            n += 1
-        return {"count": n, "digest": h}
+        return docs_digest_dicts(self.db.all_docs(include_docs=True)["rows"])
 
     def changes(self, ctx: dict) -> Result:
-        n = h = 0
-        for change in self.db.changes():
-            h ^= hash(change["id"])
-            n += 1
-        return {"count": n, "digest": h}
+        return changes_digest(self.db.changes())
 
     def get_seq(self, ctx: dict) -> Result:
         h = 0
@@ -735,29 +748,15 @@ class IBMCloudant(Client):
         return {"count": written, "failed": failed}
 
     def view_replay(self, ctx: dict) -> Result:
-        n = h = 0
-        for row in self.service.post_view(db=self.dbname, ddoc="bench", view="by_user").get_result()["rows"]:
-            key = row["key"]
-            h ^= hash((row["id"], key[0], key[1]))
-            n += 1
-        return {"count": n, "digest": h}
+        return view_digest_dicts(self.service.post_view(db=self.dbname, ddoc="bench", view="by_user").get_result()["rows"])
 
     view_server = view_replay
 
     def all_docs(self, ctx: dict) -> Result:
-        n = h = 0
-        for row in self.service.post_all_docs(db=self.dbname, include_docs=True).get_result()["rows"]:
-            doc = row["doc"]
-            h ^= hash((doc["_id"], doc["n"]))
-            n += 1
-        return {"count": n, "digest": h}
+        return docs_digest_dicts(self.service.post_all_docs(db=self.dbname, include_docs=True).get_result()["rows"])
 
     def changes(self, ctx: dict) -> Result:
-        n = h = 0
-        for change in self.service.post_changes(db=self.dbname).get_result()["results"]:
-            h ^= hash(change["id"])
-            n += 1
-        return {"count": n, "digest": h}
+        return changes_digest(self.service.post_changes(db=self.dbname).get_result()["results"])
 
     def _get(self, docid: str) -> dict:
         return self.service.get_document(db=self.dbname, doc_id=docid).get_result()
@@ -828,13 +827,8 @@ class AioCouch(Client):
         return {"count": written, "failed": failed}
 
     async def view_replay(self, ctx: dict) -> Result:
-        n = h = 0
         response = await self.db.view("bench", "by_user").get()
-        for row in response.rows:
-            key = row["key"]
-            h ^= hash((row["id"], key[0], key[1]))
-            n += 1
-        return {"count": n, "digest": h}
+        return view_digest_dicts(response.rows)
 
     view_server = view_replay
 
