@@ -710,7 +710,9 @@ def test_async_iteration_without_await(couch_url, is_couchdb):
 
     async def main():
         server, rec = aio_server(couch_url)
-        db = await server.create(name)
+        # one copy of each shard, as the ``db`` fixture: the views, _design_docs, _changes and
+        # partition reads below come right after the writes (see conftest.one_copy_db)
+        db = await server.create(name, n=1)
         try:
             await db.save([{"_id": f"d{i}", "k": i % 2} for i in range(5)]
                           + [{"_id": "_design/t", "views": {"by_k": {"map": "function(d){ emit(d.k, 1) }",
@@ -768,7 +770,7 @@ def test_async_iteration_without_await(couch_url, is_couchdb):
                     pass
             assert isinstance(missing.error, NotFound)
             if is_couchdb:
-                part = await server.create(name + "-p", partitioned=True)
+                part = await server.create(name + "-p", partitioned=True, n=1)
                 try:
                     await part.save([{"_id": "p:1"}, {"_id": "p:2"}, {"_id": "q:1"}])
                     assert [r.id async for r in part.partition("p").all_docs()] == ["p:1", "p:2"]
