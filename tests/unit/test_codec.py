@@ -40,24 +40,23 @@ def engine(request):
     codec.use(previous)
 
 
-def encode_with(name, obj):
+def _with_engine(name, fn, arg, error):
+    """``fn(arg)`` with engine ``name`` (or the class of the ``error`` it raised)."""
     previous = codec.use(name)
     try:
-        return codec.dumps(obj)
-    except InvalidDocument as exc:
+        return fn(arg)
+    except error as exc:
         return exc.__class__
     finally:
         codec.use(previous)
+
+
+def encode_with(name, obj):
+    return _with_engine(name, codec.dumps, obj, InvalidDocument)
 
 
 def decode_with(name, data):
-    previous = codec.use(name)
-    try:
-        return codec.loads(data)
-    except ParseError as exc:
-        return exc.__class__
-    finally:
-        codec.use(previous)
+    return _with_engine(name, codec.loads, data, ParseError)
 
 
 def typed(value):
