@@ -11,9 +11,13 @@ different lines, but a line settled by either is settled the same way (same id, 
 body) and the load built from them is the same. ``COUCHCORE_SCAN=python`` forces the
 pure-Python twin.
 
-``scan_jsonl(buf, pos, eof, max_lines, ordinal, line, inflight, need_rev, gen_ids,
-id_prefix, id_field, decode, ids, bodies, lines) -> (pos, count, blanks, slow_end)``:
-see ``couchcore_ext/_scan.pyx`` for the contract.
+``scan_jsonl(buf, pos, eof, max_lines, ordinal, line, flight, need_rev, gen_ids,
+id_prefix, id_field, decode, docs) -> (pos, count, blanks, slow_end)``: see
+``couchcore_ext/_scan.pyx`` for the contract. The settled documents go into ``docs`` (a
+:class:`couchcore.protocol.bulk.PackedBodies`: bodies, keys, lines), their keys into the
+in-flight set ``flight`` (:class:`Flight`: a C hash set with the extension, else
+:class:`FlightPy`), so the loader makes no Python object per document; it looks at a
+document one by one only when it comes back with an error.
 """
 
 from __future__ import annotations
@@ -23,36 +27,84 @@ from typing import Any, Callable
 
 from .errors import CouchcoreError
 
-__all__ = ["scan_jsonl", "scan_jsonl_py", "forget", "forget_py", "count_ok", "count_ok_py", "ENGINE"]
+__all__ = ["scan_jsonl", "scan_jsonl_py", "Flight", "FlightPy", "count_ok", "count_ok_py", "ENGINE"]
 
 _WS = b" \t\r\n"
 _WS_CLOSE = frozenset(b" \t\r\n}")
+_IN_FLIGHT = 1  # a document's flag: its key is in the in-flight set
+
+
+class FlightPy:
+    """The pure-Python :class:`Flight` (same methods and results): the keys of the documents
+    in flight, each with its input line (``>= 1``) and whether it is *held* (later
+    duplicates wait for it to settle)."""
+
+    __slots__ = ("_d",)
+
+    def __init__(self) -> None:
+        self._d: dict[bytes, list[Any]] = {}  # key -> [line, held]
+
+    def __len__(self) -> int:
+        return len(self._d)
+
+    def add(self, key: bytes, line: int) -> int:
+        """Add ``key`` with its input ``line``; returns 0, or the line it is in flight with
+        already (then it stays as it was)."""
+        if line < 1:
+            raise ValueError("line must be positive")
+        entry = self._d.get(key)
+        if entry is not None:
+            return int(entry[0])
+        self._d[key] = [line, False]
+        return 0
+
+    def get(self, key: bytes) -> int:
+        """The line ``key`` is in flight with, or 0."""
+        entry = self._d.get(key)
+        return int(entry[0]) if entry is not None else 0
+
+    def held(self, key: bytes) -> bool:
+        """Whether ``key`` (in flight: else ``KeyError``) is held."""
+        return bool(self._d[key][1])
+
+    def hold(self, key: bytes) -> None:
+        """Mark ``key`` (in flight: else ``KeyError``) as held."""
+        self._d[key][1] = True
+
+    def release(self, key: bytes, line: int, held: bool) -> None:
+        """``key`` (in flight: else ``KeyError``) now belongs to the document of ``line``."""
+        entry = self._d[key]
+        entry[0] = line
+        entry[1] = bool(held)
+
+    def discard(self, key: bytes) -> None:
+        """Remove ``key`` (``KeyError`` if it is not in flight)."""
+        del self._d[key]
+
+    def forget(self, docs: Any, skip: Any = None) -> list[int]:
+        """Remove the keys of the settled documents of ``docs`` (a ``PackedBodies``) but those
+        at the indices in ``skip``; a held key stays and its document's index is returned."""
+        held = []
+        d = self._d
+        for i in range(len(docs)):
+            _, key, _, flags = docs.mark(i)
+            if flags & _IN_FLIGHT and (skip is None or i not in skip):
+                if d[key][1]:
+                    held.append(i)
+                else:
+                    del d[key]
+        return held
 
 
 def scan_jsonl_py(buf: bytes, pos: int, eof: bool, max_lines: int, ordinal: int, line: int,
-                  inflight: dict[str, Any] | None, need_rev: bool, gen_ids: bool, id_prefix: bytes,
-                  id_field: bytes | None, decode: Callable[[bytes], Any],
-                  ids: list[Any], bodies: Any, lines: list[Any]) -> tuple[int, int, int, int]:
+                  flight: FlightPy | None, need_rev: bool, gen_ids: bool, id_prefix: bytes,
+                  id_field: bytes | None, decode: Callable[[bytes], Any], docs: Any) -> tuple[int, int, int, int]:
     """The pure-Python :func:`scan_jsonl` (same arguments and result)."""
-    if bodies.__class__ is list:
-        return _scan_py(buf, pos, eof, max_lines, ordinal, line, inflight, need_rev, gen_ids, id_prefix, id_field,
-                        decode, ids, bodies, lines)
-    listed: list[Any] = []  # packed bodies (couchcore.protocol.bulk.PackedBodies): added at once
-    try:
-        return _scan_py(buf, pos, eof, max_lines, ordinal, line, inflight, need_rev, gen_ids, id_prefix, id_field,
-                        decode, ids, listed, lines)
-    finally:
-        bodies.extend(listed)
-
-
-def _scan_py(buf: bytes, pos: int, eof: bool, max_lines: int, ordinal: int, line: int,
-             inflight: dict[str, Any] | None, need_rev: bool, gen_ids: bool, id_prefix: bytes,
-             id_field: bytes | None, decode: Callable[[bytes], Any],
-             ids: list[Any], bodies: list[Any], lines: list[Any]) -> tuple[int, int, int, int]:
     n = len(buf)
     count = blanks = 0
     absent = _absent()
     id_head = b'{"_id":"' + id_prefix + b'%012x",'
+    append = docs.append
     while count < max_lines and pos < n:
         nl = buf.find(b"\n", pos)
         if nl < 0:
@@ -77,31 +129,26 @@ def _scan_py(buf: bytes, pos: int, eof: bool, max_lines: int, ordinal: int, line
         if h.load_error is not absent:
             return pos, count, blanks, end
         if docid.__class__ is str and docid and not (need_rev and h.rev is absent):
-            if inflight is not None:
-                if docid in inflight:
+            key = docid.encode("utf-8", "surrogatepass")
+            idlen = len(key)
+            if need_rev:
+                key += b"\0" + h.rev.encode("utf-8", "surrogatepass")
+            flags = 0
+            if flight is not None:
+                if flight.add(key, line + 1):
                     return pos, count, blanks, end
-                inflight[docid] = line + 1
-            ids.append(docid)
-            bodies.append(data)
+                flags = _IN_FLIGHT
+            append(data, key, line + 1, idlen, flags)
         elif docid is absent and gen_ids and id_field is None and data[0] == 123 and data[1] not in _WS_CLOSE:
-            ids.append(ordinal + 1)
-            bodies.append(id_head % (ordinal + 1) + data[1:])
+            key = id_prefix + b"%012x" % (ordinal + 1)
+            append(id_head % (ordinal + 1) + data[1:], key, line + 1, len(key), 0)
         else:
             return pos, count, blanks, end
-        lines.append(line + 1)
         count += 1
         ordinal += 1
         line += 1
         pos = end
     return pos, count, blanks, -1
-
-
-def forget_py(inflight: dict[str, Any], ids: list[Any]) -> None:
-    """Delete the ``str`` ids of ``ids`` from ``inflight`` (settled documents; ints are
-    generated ids, never in it). A missing id raises ``KeyError``."""
-    for docid in ids:
-        if docid.__class__ is str:
-            del inflight[docid]
 
 
 def count_ok_py(raw: bytes) -> tuple[int, bool]:
@@ -121,18 +168,19 @@ def _absent() -> Any:
 def _pick() -> tuple[Any, Any, Any, str]:
     if os.environ.get("COUCHCORE_SCAN", "").lower() != "python":
         try:
-            from couchcore_ext._scan import count_ok as cy_count_ok  # type: ignore[import-not-found]
-            from couchcore_ext._scan import forget as cy_forget
+            from couchcore_ext._scan import Flight as cy_flight  # type: ignore[import-not-found]
+            from couchcore_ext._scan import count_ok as cy_count_ok
             from couchcore_ext._scan import scan_jsonl as cy_scan
         except ImportError:
             pass
         else:
-            return cy_scan, cy_forget, cy_count_ok, "cython"
-    return scan_jsonl_py, forget_py, count_ok_py, "python"
+            return cy_scan, cy_flight, cy_count_ok, "cython"
+    return scan_jsonl_py, FlightPy, count_ok_py, "python"
 
 
-#: the implementations in use and their name (``"cython"`` or ``"python"``)
+#: the implementations in use and their name (``"cython"`` or ``"python"``); ``Flight`` is the
+#: in-flight set's class (the C one with the extension, :class:`FlightPy` otherwise)
 scan_jsonl: Callable[..., tuple[int, int, int, int]]
-forget: Callable[[dict[str, Any], list[Any]], None]
+Flight: Any
 count_ok: Callable[[bytes], tuple[int, bool]]
-scan_jsonl, forget, count_ok, ENGINE = _pick()
+scan_jsonl, Flight, count_ok, ENGINE = _pick()

@@ -46,9 +46,9 @@ from typing import IO, TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping
 
 from . import codec
 from .errors import CouchcoreError, InvalidDocument, InvalidField, InvalidInput, TransportError
-from .protocol.bulk import BatchOutcome, Bodies, PackedBodies, write_batch
-from ._scan import forget as _forget
+from .protocol.bulk import BatchOutcome, PackedBodies, write_batch
 from ._scan import ENGINE as _SCAN_ENGINE
+from ._scan import Flight as _Flight
 from ._scan import scan_jsonl as _scan_jsonl
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -392,43 +392,51 @@ def _portable(text: str) -> str:
 
 
 class _Batch:
-    """Documents sent in one request: ids, bodies, input lines, their checkpoint segment."""
+    """Documents sent in one request: their bodies and marks (ids, input lines: one
+    :class:`PackedBodies`), their checkpoint segment."""
 
-    __slots__ = ("seg", "ids", "bodies", "lines", "attempt", "reconcile", "due")
+    __slots__ = ("seg", "docs", "attempt", "reconcile", "due")
 
-    def __init__(self, seg: int, ids: "_Ids", bodies: Bodies, lines: list[int], attempt: int = 0,
-                 reconcile: bool = False) -> None:
+    def __init__(self, seg: int, docs: PackedBodies, attempt: int = 0, reconcile: bool = False) -> None:
         self.seg = seg
-        self.ids = ids
-        self.bodies = bodies
-        self.lines = lines
+        self.docs = docs
         self.attempt = attempt
         self.reconcile = reconcile
         self.due = 0.0
+
+    @property
+    def ids(self) -> "_Ids":
+        """The documents' ids (decoded one by one, when asked)."""
+        return _Ids(self.docs)
+
+    @property
+    def bodies(self) -> PackedBodies:
+        """The documents' JSON texts."""
+        return self.docs
+
+    @property
+    def lines(self) -> list[int]:
+        """The documents' input lines."""
+        return self.docs.lines()
 
     def __lt__(self, other: "_Batch") -> bool:
         return (self.due, self.seg) < (other.due, other.seg)
 
 
 class _Ids:
-    """A batch's document ids: ``str``, or ``int`` for an id the loader generated from the
-    input position (formatted only when needed: on the error paths)."""
+    """A batch's document ids, decoded from its documents' keys when asked (on the error
+    paths: the documents of a batch all written are never looked at one by one)."""
 
-    __slots__ = ("raw", "fmt")
+    __slots__ = ("docs",)
 
-    def __init__(self, raw: list[Any], fmt: str) -> None:
-        self.raw = raw
-        self.fmt = fmt
+    def __init__(self, docs: PackedBodies) -> None:
+        self.docs = docs
 
     def __len__(self) -> int:
-        return len(self.raw)
+        return len(self.docs)
 
     def __getitem__(self, i: int) -> str:
-        docid = self.raw[i]
-        return docid if docid.__class__ is str else self.fmt % docid
-
-    def subset(self, idx: list[int]) -> "_Ids":
-        return _Ids([self.raw[i] for i in idx], self.fmt)
+        return self.docs.docid(i)
 
 
 class _Segment:
@@ -511,9 +519,13 @@ class Loader:
         self._orphans: list[_Batch] = []
         self._benched: dict[int, tuple[float, float]] = {}  # id(node) -> (until, seconds)
         self._flying = 0  # batches sent and not handled yet, on every node
-        self._inflight: dict[str, int] = {}  # _id -> input line, for documents not settled yet
-        self._waiting: dict[str, list[tuple[bytes, int, int]]] = {}  # upsert: later duplicates
-        self._ready: list[tuple[str, bytes, int, int]] = []
+        # the keys (_id, or _id and _rev with new_edits=False) of the documents not settled yet,
+        # with their input lines: a C hash set with the extension (couchcore._scan)
+        self._flight = _Flight()
+        # key -> later duplicates of a document in flight, waiting for it to settle:
+        # [(body, line, segment, idlen, sent before)]
+        self._waiting: dict[bytes, list[tuple[bytes, int, int, int, bool]]] = {}
+        self._ready: list[tuple[bytes, int, bytes, int, int, bool]] = []  # released duplicates
         self._segments: dict[int, _Segment] = {}
         self._body_size = 0  # bytes to reserve for the next batch's request body
         self._next_seg = 0
@@ -557,11 +569,7 @@ class Loader:
         """
         if self._exhausted:
             return None
-        ids: list[Any] = []  # str, or int: the input position of a generated id (see _Batch.id)
-        bodies: Bodies = []
-        if self._jsonl is not None and _SCAN_ENGINE != "python":  # the request body, built as the C scanner goes
-            bodies = PackedBodies(self._body_size, self.batch_size)
-        lines: list[int] = []
+        docs = PackedBodies(self._body_size, self.batch_size)  # the request body, built as the input is read
         seg_no = self._next_seg
         seg = _Segment()
         items = self._items
@@ -581,41 +589,39 @@ class Loader:
             self._skip = 0
         start = ordinal
         if self._jsonl is not None:
-            ordinal, line, blanks = self._take_jsonl(size, ordinal, ids, bodies, lines, seg_no, seg)
+            ordinal, line, blanks = self._take_jsonl(size, ordinal, docs, seg_no, seg)
         else:
-            ordinal, line, blanks = self._take(items, size, ordinal, line, ids, bodies, lines, seg_no, seg)
+            ordinal, line, blanks = self._take(items, size, ordinal, line, docs, seg_no, seg)
         if ordinal - start < size:
             self._exhausted = True
         self._ordinal = ordinal
         self.report.read += ordinal - start - blanks
         if ordinal == start:
             return None  # nothing read at all
-        if isinstance(bodies, PackedBodies):
-            self._body_size = bodies.used + (bodies.used >> 3) + 4096  # room for the next batch at once
+        self._body_size = docs.used + (docs.used >> 3) + 4096  # room for the next batch at once
         self._next_seg += 1
-        seg.pending += len(ids)
+        seg.pending += len(docs)
         seg.last_record = ordinal
         seg.last_line = line
         self._segments[seg_no] = seg
-        if not ids:
+        if not len(docs):
             self._settle(seg_no, 0)
             return _EMPTY
-        batch = _Batch(seg_no, _Ids(ids, self._id_fmt), bodies, lines,
-                       reconcile=ordinal - len(ids) < self._reconcile_upto)
+        batch = _Batch(seg_no, docs, reconcile=ordinal - len(docs) < self._reconcile_upto)
         if self.checkpoint is not None:
             self.checkpoint.sending(ordinal, ahead=size * (self.concurrency + 1) * 4)
         self.report.batches += 1
         return batch
 
-    def _take_jsonl(self, size: int, ordinal: int, ids: list[Any], bodies: Bodies, lines: list[Any], seg_no: int,
+    def _take_jsonl(self, size: int, ordinal: int, docs: PackedBodies, seg_no: int,
                     seg: "_Segment") -> tuple[int, int, int]:
-        """Read up to ``size`` lines of JSON Lines input into the batch lists: whole read
+        """Read up to ``size`` lines of JSON Lines input into the batch's ``docs``: whole read
         chunks go through :func:`couchcore._scan.scan_jsonl` (many lines per call); a line it
         does not settle goes through :meth:`_take` (the general path). Returns ``(ordinal,
         line, blanks)``; a JSON Lines record is a line, so the ordinal is the line number."""
         src = self._jsonl
         assert src is not None  # (JSON Lines input only)
-        inflight = self._inflight if self.new_edits else None
+        flight = self._flight
         need_rev = not self.new_edits
         gen_ids = self.new_edits and not self.id_field
         prefix = self.id_prefix.encode("ascii")
@@ -626,8 +632,8 @@ class Loader:
         line = ordinal
         while left:
             buf = src.buf
-            pos, n, b, slow = _scan_jsonl(buf, src.pos, src.eof, left, ordinal, line, inflight, need_rev, gen_ids,
-                                         prefix, id_field, decode, ids, bodies, lines)
+            pos, n, b, slow = _scan_jsonl(buf, src.pos, src.eof, left, ordinal, line, flight, need_rev, gen_ids,
+                                         prefix, id_field, decode, docs)
             ordinal += n
             line += n
             blanks += b
@@ -635,21 +641,19 @@ class Loader:
             src.pos = pos
             if slow >= 0:
                 src.pos = slow
-                ordinal, line, b = self._take(((line + 1, buf[pos:slow]),), 1, ordinal, line, ids, bodies, lines,
-                                              seg_no, seg)
+                ordinal, line, b = self._take(((line + 1, buf[pos:slow]),), 1, ordinal, line, docs, seg_no, seg)
                 blanks += b
                 left -= 1
             elif left and not src.fill():
                 break
         return ordinal, line, blanks
 
-    def _take(self, items: Iterable[Any], size: int, ordinal: int, line: int, ids: list[Any], bodies: Bodies,
-              lines: list[Any], seg_no: int, seg: "_Segment") -> tuple[int, int, int]:
-        """Read up to ``size`` items into the batch lists (the general path); returns
+    def _take(self, items: Iterable[Any], size: int, ordinal: int, line: int, docs: PackedBodies, seg_no: int,
+              seg: "_Segment") -> tuple[int, int, int]:
+        """Read up to ``size`` items into the batch's ``docs`` (the general path); returns
         ``(ordinal, line, blanks)``."""
         decode = self._head.fast
-        inflight = self._inflight
-        check_dups = self.new_edits
+        flight = self._flight
         need_rev = not self.new_edits
         id_field = self.id_field
         id_head = self._id_head
@@ -658,12 +662,18 @@ class Loader:
         error_field = ERROR_FIELD
         blanks = 0
         unset = _UNSET
+        bodies: list[bytes] = []
+        keys: list[bytes] = []
+        lines: list[int] = []
+        idlens: list[int] = []
+        flags: list[int] = []
         for item in islice(items, size):  # a batch has at most `size` documents
             ordinal += 1
             if item.__class__ is tuple:
                 line, data = item
             else:
                 line, data = ordinal, item
+            key = None
             if data.__class__ is bytes:
                 try:
                     h = decode(data)
@@ -676,21 +686,17 @@ class Loader:
                     continue
                 docid = h.id
                 if docid.__class__ is str and docid and h.load_error is unset and not (need_rev and h.rev is unset):
-                    if check_dups:
-                        earlier = inflight.get(docid)
-                        if earlier is not None:
-                            self._duplicate(docid, earlier, data, line, seg_no, seg)
-                            continue
-                        inflight[docid] = line
-                    ids.append(docid)
-                    bodies.append(data)
-                    lines.append(line)
-                    continue
-                if docid is unset and h.load_error is unset and not id_field and not need_rev \
+                    key = docid.encode("utf-8", "surrogatepass")
+                    if need_rev:
+                        idlen = len(key)
+                        key += b"\0" + h.rev.encode("utf-8", "surrogatepass")
+                elif docid is unset and h.load_error is unset and not id_field and not need_rev \
                         and data[0] == 123 and data[1] not in _WS_CLOSE:  # '{' then a member: splice
-                    ids.append(ordinal)
                     bodies.append(id_head % ordinal + data[1:])
+                    keys.append((id_fmt % ordinal).encode("ascii"))
                     lines.append(line)
+                    idlens.append(-1)
+                    flags.append(0)  # a generated id is unique: not in the in-flight set
                     continue
             elif data.__class__ is dict and not need_rev and error_field not in data:
                 docid = data.get("_id")  # a plain dict: encoded once, here
@@ -698,45 +704,72 @@ class Loader:
                     docid = data["_id"] = id_fmt % ordinal
                 if docid.__class__ is str and docid:
                     try:
-                        body = dumps(data)
+                        data = dumps(data)
                     except CouchcoreError as exc:
                         self._reject(line, None, "invalid", str(exc), None, _text(data))
                         continue
-                    if check_dups:
-                        earlier = inflight.get(docid)
-                        if earlier is not None:
-                            self._duplicate(docid, earlier, body, line, seg_no, seg)
-                            continue
-                        inflight[docid] = line
-                    ids.append(docid)
-                    bodies.append(body)
+                    key = docid.encode("utf-8", "surrogatepass")
+            if key is None:
+                try:
+                    data, docid = self._prepare(data, line, ordinal)
+                except _Bad as bad:
+                    self._reject(line, None, bad.error, bad.reason, None, _text(data))
+                    continue
+                if data is None:
+                    continue  # handled (a rejects record of input that is still no document)
+                if docid.__class__ is not str:  # a generated id (an int: the input position)
+                    docid = id_fmt % docid
+                    bodies.append(data)
+                    keys.append(docid.encode("ascii"))
                     lines.append(line)
+                    idlens.append(-1)
+                    flags.append(0)
                     continue
-            try:
-                data, docid = self._prepare(data, line, ordinal)
-            except _Bad as bad:
-                self._reject(line, None, bad.error, bad.reason, None, _text(data))
+                key = docid.encode("utf-8", "surrogatepass")
+                if need_rev:
+                    idlen = len(key)
+                    key += b"\0" + self._head(data).rev.encode("utf-8", "surrogatepass")
+            earlier = flight.add(key, line)
+            if earlier:
+                self._duplicate(key, idlen if need_rev else len(key), earlier, data, line, seg_no, seg, ordinal)
                 continue
-            if data is None:
-                continue  # handled (a rejects record of input that is still no document)
-            if check_dups and docid.__class__ is str:
-                earlier = inflight.get(docid)
-                if earlier is not None:
-                    self._duplicate(docid, earlier, data, line, seg_no, seg)
-                    continue
-                inflight[docid] = line
-            ids.append(docid)
             bodies.append(data)
+            keys.append(key)
             lines.append(line)
+            idlens.append(idlen if need_rev else -1)
+            flags.append(1)
+        docs.extend(bodies, keys, lines, idlens, flags)
         return ordinal, line, blanks
 
-    def _duplicate(self, docid: str, earlier: int, data: bytes, line: int, seg_no: int, seg: "_Segment") -> None:
-        if self.upsert:  # the later one must win: it is sent when the earlier one is settled
-            self._waiting.setdefault(docid, []).append((data, line, seg_no))
-            seg.pending += 1
-        else:
-            self._reject(line, docid, "conflict", f"duplicate _id: the document of line {earlier} has the same _id",
-                         data)
+    def _duplicate(self, key: bytes, idlen: int, earlier: int, data: bytes, line: int, seg_no: int,
+                   seg: "_Segment", ordinal: int) -> None:
+        """The document of ``line`` has the key of a document in flight (the one of line
+        ``earlier``): it waits until that one is settled (see :meth:`_follow`)."""
+        self._flight.hold(key)
+        self._waiting.setdefault(key, []).append((data, line, seg_no, idlen, ordinal <= self._reconcile_upto))
+        seg.pending += 1
+
+    def _follow(self, docs: PackedBodies, i: int, rejected: bool) -> None:
+        """Document ``i`` of ``docs`` is settled (``rejected`` or not) and later duplicates of
+        it wait: with ``upsert`` or ``skip_existing``, or when it was rejected, the next one
+        is sent (the server judges it on its own); when it was written, each is rejected as
+        a ``conflict`` naming the line of the written one."""
+        line, key, idlen, _ = docs.mark(i)
+        queue = self._waiting.pop(key)
+        if rejected or self.upsert or self.skip_existing:
+            data, later, seg_no, idlen, sent = queue.pop(0)
+            if queue:
+                self._waiting[key] = queue
+            self._flight.release(key, later, bool(queue))
+            self._ready.append((key, idlen, data, later, seg_no, sent or self.upsert))
+            return
+        self._flight.discard(key)
+        what = "_id" if self.new_edits else "_id and _rev"
+        docid = key[:idlen].decode("utf-8", "surrogatepass")
+        for data, later, seg_no, _, _ in queue:
+            self._reject(later, docid, "conflict",
+                         f"duplicate {what}: the document of line {line} has the same {what} and was written", data)
+            self._settle(seg_no, 1)
 
     def _prepare(self, data: Any, line: int, ordinal: int) -> tuple[Any, Any]:
         """The slow path: ``(body, id)`` for any item (raises :class:`_Bad`)."""
@@ -854,12 +887,13 @@ class Loader:
             outcome = result
         else:  # the operation failed outright (an unexpected error): send it again
             outcome = BatchOutcome()
-            outcome.unsettled = list(range(len(batch.ids)))
+            outcome.unsettled = list(range(len(batch.docs)))
             outcome.error = result if isinstance(result, BaseException) else RuntimeError(repr(result))
         report.written += outcome.written
         report.skipped += outcome.skipped
+        docs = batch.docs
         for i, error, reason in outcome.rejected:
-            self._reject(batch.lines[i], batch.ids[i], error, reason, batch.bodies[i])
+            self._reject(docs.line(i), docs.docid(i), error, reason, docs[i])
         unsettled = outcome.unsettled
         handoff = (bool(unsettled) and node is not None and len(self.servers) > 1
                    and isinstance(outcome.error, TransportError))
@@ -871,16 +905,18 @@ class Loader:
                 batch.attempt -= 1  # another node is up: not an attempt of the batch's own
         if not handoff and node is not None and id(node) in self._benched and not outcome.error:
             del self._benched[id(node)]  # it answered: back in full service
+        gave_up: list[int] = []
         if unsettled and batch.attempt >= self.retries:
             exc = outcome.error
             reason = f"gave up after {batch.attempt + 1} attempts: {exc}"
             error = getattr(exc, "error", None) or type(exc).__name__
             for i in unsettled:
-                self._reject(batch.lines[i], batch.ids[i], str(error), reason, batch.bodies[i])
+                self._reject(docs.line(i), docs.docid(i), str(error), reason, docs[i])
+            gave_up = unsettled
             unsettled = []
+        keep = None
         if unsettled:
-            again = _Batch(batch.seg, batch.ids.subset(unsettled), [batch.bodies[i] for i in unsettled],
-                           [batch.lines[i] for i in unsettled], batch.attempt + 1, reconcile=True)
+            again = _Batch(batch.seg, docs.subset(unsettled), batch.attempt + 1, reconcile=True)
             delay = random.uniform(0, min(self.max_backoff, self.backoff * (2 ** batch.attempt)))
             if outcome.retry_after is not None:
                 delay = max(delay, min(outcome.retry_after, self.max_backoff * 4))
@@ -889,36 +925,29 @@ class Loader:
             heapq.heappush(self._orphans if handoff else retry_queue, again)
             report.retried += 1
             keep = set(unsettled)
-            settled_ids = [d for i, d in enumerate(batch.ids.raw) if i not in keep]
-        else:
-            settled_ids = batch.ids.raw
-        if self.new_edits:
-            inflight = self._inflight
-            waiting = self._waiting
-            _forget(inflight, settled_ids)  # in C with the extension: no Python loop per document
-            if waiting:
-                for docid in settled_ids:
-                    later = waiting.pop(docid, None)
-                    if later:
-                        data, line, seg_no = later.pop(0)
-                        if later:
-                            waiting[docid] = later
-                        inflight[docid] = line
-                        self._ready.append((docid, data, line, seg_no))
-        self._settle(batch.seg, len(settled_ids))
+        # the settled documents' keys leave the in-flight set (in C with the extension: no
+        # Python loop per document); a key whose later duplicates wait stays for them
+        held = self._flight.forget(docs, keep)
+        if held:
+            rejected = {r[0] for r in outcome.rejected}.union(gave_up)
+            for i in held:
+                self._follow(docs, i, i in rejected)
+        self._settle(batch.seg, len(docs) - (len(keep) if keep else 0))
         if self.progress is not None:
             self.progress(report)
 
     def _released(self) -> _Batch | None:
-        """A batch of upsert duplicates whose earlier document is settled (one segment)."""
+        """A batch of duplicates whose earlier document is settled (one segment; see :meth:`_follow`)."""
         if not self._ready:
             return None
-        seg = self._ready[0][3]
-        take = [r for r in self._ready if r[3] == seg][: self.batch_size]
+        seg = self._ready[0][4]
+        take = [r for r in self._ready if r[4] == seg][: self.batch_size]
         for r in take:
             self._ready.remove(r)
-        return _Batch(seg, _Ids([r[0] for r in take], self._id_fmt), [r[1] for r in take], [r[2] for r in take],
-                      reconcile=True)
+        docs = PackedBodies(0, len(take))
+        for key, idlen, data, line, _, _ in take:
+            docs.append(data, key, line, idlen, 1)
+        return _Batch(seg, docs, reconcile=any(r[5] for r in take))
 
     # -- driving ------------------------------------------------------------------------------
     def _ops(self, node: "Server", queue: list[Any], sent: dict[int, Any]) -> Iterator[Any]:
@@ -963,9 +992,9 @@ class Loader:
                     self._handle(sent.pop(i), result, queue, node)
             with self._lock:
                 if self._stop.is_set():
-                    self.report.unsettled += sum(len(b.ids) for b in queue)
+                    self.report.unsettled += sum(len(b.docs) for b in queue)
                     if self.servers[0] is node:  # counted once
-                        self.report.unsettled += sum(len(b.ids) for b in self._orphans)
+                        self.report.unsettled += sum(len(b.docs) for b in self._orphans)
                     return
                 if queue:
                     wait = queue[0].due - time.monotonic()
@@ -1036,7 +1065,7 @@ class Loader:
             cp.save(force=True)
 
 
-_EMPTY = _Batch(-1, _Ids([], ""), [], [])
+_EMPTY = _Batch(-1, PackedBodies())
 
 
 def _new_prefix() -> str:

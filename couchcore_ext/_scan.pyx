@@ -20,17 +20,14 @@ reference parser (``couchcore.codec.document_head_decoder``).
 
 from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE, PyByteArray_Resize
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
-from cpython.list cimport PyList_Append, PyList_GET_ITEM, PyList_GET_SIZE
-from cpython.object cimport PyObject
-from cpython.unicode cimport PyUnicode_CheckExact
-
-cdef extern from "Python.h":
-    PyObject* PyDict_SetDefault(object d, object key, object default) except NULL
-    int PyDict_DelItem(object d, object key) except -1
-from cpython.unicode cimport PyUnicode_DecodeUTF8
+from libc.stdint cimport uint64_t
+from libc.stdlib cimport calloc, free, malloc
 from libc.string cimport memchr, memcpy, memcmp
+from os import urandom
 
 cdef enum:
+    INLINE = 32      # keys up to this long are kept in the in-flight set's slots
+    F_FLIGHT = 1     # a document's flag: its key is in the in-flight set
     MAX_DEPTH = 512
     MAX_NUMBER = 4000
     # line verdicts
@@ -55,8 +52,11 @@ cdef struct Info:
     Py_ssize_t empty_end  # offset of the '}' of an empty object, else -1
     Py_ssize_t id_start   # the _id string's contents (no escapes), when has_id
     Py_ssize_t id_len
+    Py_ssize_t rev_start  # the _rev string's contents, when has_rev and not rev_escaped
+    Py_ssize_t rev_len
     int has_id
     int has_rev
+    int rev_escaped
 
 
 # the class of each byte inside a string: 0 plain ASCII, 1 anything needing a look
@@ -192,6 +192,9 @@ cdef int _line(const unsigned char* s, Py_ssize_t n, const unsigned char* idf, P
     cdef unsigned char c
     info.has_id = 0
     info.has_rev = 0
+    info.rev_escaped = 0
+    info.rev_start = 0
+    info.rev_len = 0
     info.empty_end = -1
     info.brace = 0
     info.id_start = 0
@@ -232,7 +235,12 @@ cdef int _line(const unsigned char* s, Py_ssize_t n, const unsigned char* idf, P
                         info.id_start = i + 1
                         info.id_len = j - i - 2
                     elif key == K_REV:
+                        if info.has_rev:  # two _rev members: the reference parser decides
+                            return SLOW
                         info.has_rev = 1
+                        info.rev_escaped = escaped
+                        info.rev_start = i + 1
+                        info.rev_len = j - i - 2
                 i = j
                 expect = E_COMMA_OR_CLOSE
                 continue
@@ -328,15 +336,251 @@ cdef int _line(const unsigned char* s, Py_ssize_t n, const unsigned char* idf, P
     return OBJECT
 
 
+# -- the in-flight set ------------------------------------------------------------------------
+
+cdef struct Mark:  # a document's marks in PackedBodies.marks (couchcore.protocol.bulk._MARK: "@qqii")
+    long long line
+    long long kend
+    int idlen
+    int flags
+
+
+cdef struct Entry:
+    uint64_t hash      # 0: empty slot, 1: deleted; a key's hash is at least 2
+    long long line
+    Py_ssize_t len
+    int held
+    char* ptr          # the key when longer than INLINE (malloc'd), else NULL
+    char inl[INLINE]
+
+
+cdef inline uint64_t _hash(const char* p, Py_ssize_t n, uint64_t seed) noexcept nogil:
+    """A seeded 64-bit hash of ``p[:n]``, 8 bytes at a time (never 0 or 1)."""
+    cdef uint64_t h = seed ^ (<uint64_t>n * 0x9E3779B97F4A7C15ULL)
+    cdef uint64_t w
+    while n >= 8:
+        memcpy(&w, p, 8)
+        h = (h ^ w) * 0xBF58476D1CE4E5B9ULL
+        h ^= h >> 31
+        p += 8
+        n -= 8
+    if n > 0:
+        w = 0
+        memcpy(&w, p, n)
+        h = (h ^ w) * 0x94D049BB133111EBULL
+        h ^= h >> 29
+    h ^= h >> 32
+    h *= 0xD6E8FEB86659FD93ULL
+    h ^= h >> 32
+    if h < 2:
+        h += 2
+    return h
+
+
+cdef inline const char* _ekey(Entry* e) noexcept nogil:
+    return e.ptr if e.ptr != NULL else e.inl
+
+
+cdef class Flight:
+    """The keys of the documents in flight (sent or about to be, not settled yet), each with
+    its input line: how the loader finds a duplicate ``_id`` (or ``(_id, _rev)``) in one
+    input without a Python object per document. A key is ``bytes`` (see
+    :class:`couchcore.protocol.bulk.PackedBodies`); a *held* key has later duplicates
+    waiting for it to settle. Twin of :class:`couchcore._scan.FlightPy`."""
+
+    cdef Entry* table
+    cdef Py_ssize_t cap
+    cdef Py_ssize_t live
+    cdef Py_ssize_t dead
+    cdef uint64_t seed
+
+    def __cinit__(self):
+        self.cap = 1024
+        self.table = <Entry*>calloc(self.cap, sizeof(Entry))
+        if self.table == NULL:
+            raise MemoryError()
+        self.seed = <uint64_t>int.from_bytes(urandom(8), "little")
+
+    def __dealloc__(self):
+        cdef Py_ssize_t i
+        if self.table != NULL:
+            for i in range(self.cap):
+                if self.table[i].hash >= 2 and self.table[i].ptr != NULL:
+                    free(self.table[i].ptr)
+            free(self.table)
+
+    def __len__(self):
+        return self.live
+
+    cdef Py_ssize_t _find(self, const char* p, Py_ssize_t n, uint64_t h) noexcept:
+        """The slot of key ``p[:n]`` (hash ``h``), or -1."""
+        cdef Py_ssize_t mask = self.cap - 1
+        cdef Py_ssize_t i = <Py_ssize_t>(h & <uint64_t>mask)
+        cdef Entry* e
+        while True:
+            e = &self.table[i]
+            if e.hash == 0:
+                return -1
+            if e.hash == h and e.len == n and memcmp(_ekey(e), p, n) == 0:
+                return i
+            i = (i + 1) & mask
+
+    cdef int _grow(self) except -1:
+        cdef Py_ssize_t cap = 1024, i, j, mask
+        cdef Entry* old = self.table
+        cdef Py_ssize_t oldcap = self.cap
+        cdef Entry* table
+        while cap < 4 * (self.live + 1):
+            cap *= 2
+        table = <Entry*>calloc(cap, sizeof(Entry))
+        if table == NULL:
+            raise MemoryError()
+        mask = cap - 1
+        for i in range(oldcap):
+            if old[i].hash >= 2:
+                j = <Py_ssize_t>(old[i].hash & <uint64_t>mask)
+                while table[j].hash != 0:
+                    j = (j + 1) & mask
+                table[j] = old[i]
+        free(old)
+        self.table = table
+        self.cap = cap
+        self.dead = 0
+        return 0
+
+    cdef long long _add(self, const char* p, Py_ssize_t n, long long line) except -1:
+        """Add key ``p[:n]`` with its ``line`` (>= 1): 0, or the line of the key already in it."""
+        cdef uint64_t h = _hash(p, n, self.seed)
+        cdef Py_ssize_t mask, i, free_slot = -1
+        cdef Entry* e
+        if 2 * (self.live + self.dead + 1) > self.cap:
+            self._grow()
+        mask = self.cap - 1
+        i = <Py_ssize_t>(h & <uint64_t>mask)
+        while True:
+            e = &self.table[i]
+            if e.hash == 0:
+                break
+            if e.hash == 1:
+                if free_slot < 0:
+                    free_slot = i
+            elif e.hash == h and e.len == n and memcmp(_ekey(e), p, n) == 0:
+                return e.line
+            i = (i + 1) & mask
+        if free_slot >= 0:
+            e = &self.table[free_slot]
+            self.dead -= 1
+        if n > INLINE:
+            e.ptr = <char*>malloc(n)
+            if e.ptr == NULL:
+                raise MemoryError()
+            memcpy(e.ptr, p, n)
+        else:
+            e.ptr = NULL
+            memcpy(e.inl, p, n)
+        e.hash = h
+        e.len = n
+        e.line = line
+        e.held = 0
+        self.live += 1
+        return 0
+
+    cdef int _remove(self, const char* p, Py_ssize_t n, bint keep_held) except -1:
+        """Remove key ``p[:n]`` (``KeyError`` if it is not in): 1, or 0 when it is held and
+        ``keep_held`` (then it stays)."""
+        cdef Py_ssize_t i = self._find(p, n, _hash(p, n, self.seed))
+        cdef Entry* e
+        if i < 0:
+            raise KeyError(PyBytes_FromStringAndSize(p, n))
+        e = &self.table[i]
+        if keep_held and e.held:
+            return 0
+        if e.ptr != NULL:
+            free(e.ptr)
+            e.ptr = NULL
+        e.hash = 1
+        self.live -= 1
+        self.dead += 1
+        return 1
+
+    cdef Entry* _entry(self, bytes key) except NULL:
+        cdef Py_ssize_t i = self._find(PyBytes_AS_STRING(key), PyBytes_GET_SIZE(key),
+                                       _hash(PyBytes_AS_STRING(key), PyBytes_GET_SIZE(key), self.seed))
+        if i < 0:
+            raise KeyError(key)
+        return &self.table[i]
+
+    def add(self, bytes key, long long line):
+        """Add ``key`` with its input ``line`` (>= 1); returns 0, or -- the key is in flight
+        already, and stays as it was -- the line it is in flight with."""
+        if line < 1:
+            raise ValueError("line must be positive")
+        return self._add(PyBytes_AS_STRING(key), PyBytes_GET_SIZE(key), line)
+
+    def get(self, bytes key):
+        """The line ``key`` is in flight with, or 0."""
+        cdef Py_ssize_t i = self._find(PyBytes_AS_STRING(key), PyBytes_GET_SIZE(key),
+                                       _hash(PyBytes_AS_STRING(key), PyBytes_GET_SIZE(key), self.seed))
+        return self.table[i].line if i >= 0 else 0
+
+    def held(self, bytes key):
+        """Whether ``key`` (in flight: else ``KeyError``) is held."""
+        return bool(self._entry(key).held)
+
+    def hold(self, bytes key):
+        """Mark ``key`` (in flight: else ``KeyError``) as held: later duplicates wait for it."""
+        self._entry(key).held = 1
+
+    def release(self, bytes key, long long line, bint held):
+        """``key`` (in flight: else ``KeyError``) now belongs to the document of ``line``,
+        held or not."""
+        cdef Entry* e = self._entry(key)
+        e.line = line
+        e.held = held
+
+    def discard(self, bytes key):
+        """Remove ``key`` (``KeyError`` if it is not in flight)."""
+        self._remove(PyBytes_AS_STRING(key), PyBytes_GET_SIZE(key), False)
+
+    def forget(self, object docs, object skip=None):
+        """The documents of ``docs`` (a ``PackedBodies``) are settled, but those whose index
+        is in ``skip`` (a set, or ``None``): remove their keys (documents whose key is in
+        flight, flag 1), all in C. A held key stays; the list of the indices of such
+        documents is returned (usually empty). A key not in flight raises ``KeyError``."""
+        cdef bytearray marks = docs.marks
+        cdef bytearray keys = docs.keys
+        cdef Py_ssize_t count = docs.count, i
+        cdef long long start = 0
+        cdef list held = []
+        cdef const Mark* m
+        cdef const char* k
+        if PyByteArray_GET_SIZE(marks) < count * <Py_ssize_t>sizeof(Mark):
+            raise ValueError("the documents' marks are incomplete")
+        for i in range(count):
+            m = (<const Mark*>PyByteArray_AS_STRING(marks)) + i
+            if m.flags & F_FLIGHT and (skip is None or i not in skip):
+                k = PyByteArray_AS_STRING(keys)
+                if not self._remove(k + start, m.kend - start, True):
+                    held.append(i)
+            start = m.kend
+        return held
+
+
+# -- the scanner ---------------------------------------------------------------------------------
+
+
 cdef class _Out:
-    """Where settled bodies go when ``bodies`` is a ``couchcore.protocol.bulk.PackedBodies``:
-    its ``buf`` and ``ends`` bytearrays, grown by doubling (the reserve after ``used`` /
-    ``count`` stays theirs), written back to it by :meth:`done`."""
+    """Where settled documents go: the ``couchcore.protocol.bulk.PackedBodies`` ``docs``:
+    its ``buf``, ``ends``, ``keys`` and ``marks`` bytearrays, grown by doubling (the reserve
+    after ``used`` / ``count`` / ``kused`` stays theirs), written back to it by :meth:`done`."""
     cdef object packed
     cdef bytearray buf
     cdef bytearray ends
+    cdef bytearray keys
+    cdef bytearray marks
     cdef Py_ssize_t used
     cdef Py_ssize_t count
+    cdef Py_ssize_t kused
     cdef Py_ssize_t hint
     cdef Py_ssize_t docs
 
@@ -344,38 +588,59 @@ cdef class _Out:
         self.packed = packed
         self.buf = packed.buf
         self.ends = packed.ends
+        self.keys = packed.keys
+        self.marks = packed.marks
         self.used = packed.used
         self.count = packed.count
+        self.kused = packed.kused
         self.hint = packed.reserve
         self.docs = packed.docs
 
     cdef char* reserve(self, Py_ssize_t n) except NULL:
-        """Room for ``n`` more bytes (and one more end offset): the place to write them
-        (growth by doubling, at least to the packed bodies' ``reserve``; not zeroed)."""
+        """Room for ``n`` more bytes (and one more end offset and mark): the place to write
+        them (growth by doubling, at least to the packed bodies' ``reserve``; not zeroed)."""
         cdef Py_ssize_t size = PyByteArray_GET_SIZE(self.buf)
         if self.used + n > size:
             PyByteArray_Resize(self.buf, max(2 * size, self.used + n + 4096, self.hint))
         size = PyByteArray_GET_SIZE(self.ends)
         if 8 * (self.count + 1) > size:
             PyByteArray_Resize(self.ends, max(2 * size, 8 * 64, 8 * self.docs))
+            PyByteArray_Resize(self.marks, max(2 * PyByteArray_GET_SIZE(self.marks), <Py_ssize_t>sizeof(Mark) * 64,
+                                               <Py_ssize_t>sizeof(Mark) * self.docs))
         return PyByteArray_AS_STRING(self.buf) + self.used
 
-    cdef void wrote(self, Py_ssize_t n) noexcept:
-        """``n`` bytes of one document's text were written at :meth:`reserve`'s place: end it."""
+    cdef char* reserve_key(self, Py_ssize_t n) except NULL:
+        """Room for a key of ``n`` bytes after the keys: where to write it (not yet taken)."""
+        cdef Py_ssize_t size = PyByteArray_GET_SIZE(self.keys)
+        if self.kused + n > size:
+            PyByteArray_Resize(self.keys, max(2 * size, self.kused + n + 1024, 32 * self.docs))
+        return PyByteArray_AS_STRING(self.keys) + self.kused
+
+    cdef void wrote(self, Py_ssize_t n, Py_ssize_t klen, int idlen, long long line, int flags) noexcept:
+        """``n`` bytes of one document's text were written at :meth:`reserve`'s place and its
+        key of ``klen`` bytes at :meth:`reserve_key`'s: end it, with its marks."""
         cdef long long end = self.used + n
+        cdef Mark* m
         PyByteArray_AS_STRING(self.buf)[end] = 44  # ,
         memcpy(PyByteArray_AS_STRING(self.ends) + 8 * self.count, &end, 8)
         self.used = end + 1
+        self.kused += klen
+        m = (<Mark*>PyByteArray_AS_STRING(self.marks)) + self.count
+        m.line = line
+        m.kend = self.kused
+        m.idlen = idlen
+        m.flags = flags
         self.count += 1
 
     cdef done(self):
         self.packed.used = self.used
         self.packed.count = self.count
+        self.packed.kused = self.kused
 
 
 def scan_jsonl(bytes buf, Py_ssize_t pos, bint eof, Py_ssize_t max_lines, long long ordinal, long long line,
-               dict inflight, bint need_rev, bint gen_ids, bytes id_prefix, bytes id_field, object decode,
-               list ids, object bodies, list lines):
+               Flight flight, bint need_rev, bint gen_ids, bytes id_prefix, bytes id_field, object decode,
+               object docs):
     """Settle the lines of ``buf`` from offset ``pos``, at most ``max_lines`` of them.
 
     Returns ``(pos, count, blanks, slow_end)``: the offset after the last line taken,
@@ -386,15 +651,16 @@ def scan_jsonl(bytes buf, Py_ssize_t pos, bint eof, Py_ssize_t max_lines, long l
     ``\\n`` is taken). ``ordinal`` and ``line`` are the numbers of the last record and
     line before ``pos``; each line taken adds one to both.
 
-    A settled line appends its id (``str``; for a document without ``_id``, when
-    ``gen_ids``, the int ordinal of the record, whose id is ``id_prefix`` and the ordinal
-    as 12 hex digits), its body (the line's bytes, with ``"_id":"<id>"`` spliced in
-    after the ``{`` for a generated id) and its line number to ``ids``, ``bodies`` and
-    ``lines`` (``bodies``: a list, or a ``PackedBodies`` the body is copied into); with ``inflight`` (a dict) an id already in it stops the scan (the
-    caller decides about the duplicate), otherwise ``inflight[id] = line``. With
-    ``need_rev`` a document without ``_rev`` is not settled; ``id_field``
-    (``bytes`` or ``None``) is the loader's id field (such a member is not settled
-    here). ``decode`` is unused (the pure-Python twin's head decoder).
+    A settled line is appended to ``docs`` (a ``couchcore.protocol.bulk.PackedBodies``):
+    its body (the line's bytes, with ``"_id":"<id>"`` spliced in after the ``{`` for a
+    document without ``_id`` when ``gen_ids``: the id is ``id_prefix`` and the ordinal of
+    the record as 12 hex digits) and its marks: line number, key (the id's UTF-8 bytes;
+    with ``need_rev``: the id, a NUL and the ``_rev``) and flags. With ``flight`` (a
+    :class:`Flight`) a key already in it stops the scan (the caller decides about the
+    duplicate), otherwise the key is added to it with the line (flag 1; a generated id is
+    not added). With ``need_rev`` a document without ``_rev`` is not settled;
+    ``id_field`` (``bytes`` or ``None``) is the loader's id field (such a member is not
+    settled here). ``decode`` is unused (the pure-Python twin's head decoder).
     """
     cdef const unsigned char* s = <const unsigned char*>PyBytes_AS_STRING(buf)
     cdef Py_ssize_t n = PyBytes_GET_SIZE(buf)
@@ -403,16 +669,15 @@ def scan_jsonl(bytes buf, Py_ssize_t pos, bint eof, Py_ssize_t max_lines, long l
     cdef const unsigned char* idf = NULL
     cdef Py_ssize_t idf_len = 0
     cdef Info info
-    cdef int verdict
-    cdef object docid, body, lineno
-    cdef bytes head
-    cdef Py_ssize_t plen = 0, hlen
+    cdef int verdict, flags
+    cdef Py_ssize_t plen = 0, hlen, klen
     cdef char hexbuf[13]
     cdef unsigned long long v
     cdef int k
-    cdef Py_ssize_t slow_end = -1, size
-    cdef _Out out = None if type(bodies) is list else _Out(bodies)
+    cdef Py_ssize_t slow_end = -1
+    cdef _Out out = _Out(docs)
     cdef char* dst
+    cdef char* kp
     if id_field is not None:
         idf = <const unsigned char*>PyBytes_AS_STRING(id_field)
         idf_len = PyBytes_GET_SIZE(id_field)
@@ -420,96 +685,81 @@ def scan_jsonl(bytes buf, Py_ssize_t pos, bint eof, Py_ssize_t max_lines, long l
         plen = PyBytes_GET_SIZE(id_prefix)
     if pos < 0:
         pos = 0
-    while count < max_lines and pos < n:
-        verdict = _line(s + pos, n - pos, idf, idf_len, &info, &end)
-        if verdict == SLOW:  # its end is found apart (rare: the general path settles the line)
-            nl = <const unsigned char*>memchr(s + pos, 10, n - pos)
-            if nl == NULL:
-                if not eof:
+    try:
+        while count < max_lines and pos < n:
+            verdict = _line(s + pos, n - pos, idf, idf_len, &info, &end)
+            if verdict == SLOW:  # its end is found apart (rare: the general path settles the line)
+                nl = <const unsigned char*>memchr(s + pos, 10, n - pos)
+                if nl == NULL:
+                    if not eof:
+                        break
+                    end = n
+                else:
+                    end = (nl - s) + 1
+                slow_end = end
+                break
+            end += pos
+            if end == n and s[n - 1] != 10 and not eof:
+                break  # the buffer ends within the line: settled once the rest is read
+            if verdict == BLANK:
+                count += 1
+                blanks += 1
+                ordinal += 1
+                line += 1
+                pos = end
+                continue
+            if info.has_id:
+                if need_rev and (not info.has_rev or info.rev_escaped):
+                    slow_end = end
                     break
-                end = n
+                klen = info.id_len + (1 + info.rev_len if need_rev else 0)
+                kp = out.reserve_key(klen)
+                memcpy(kp, <const char*>s + pos + info.id_start, info.id_len)
+                if need_rev:
+                    kp[info.id_len] = 0
+                    memcpy(kp + info.id_len + 1, <const char*>s + pos + info.rev_start, info.rev_len)
+                flags = 0
+                if flight is not None:
+                    if flight._add(kp, klen, line + 1) != 0:  # in flight already: the caller decides
+                        slow_end = end
+                        break
+                    flags = F_FLIGHT
+                memcpy(out.reserve(end - pos + 1), <const char*>s + pos, end - pos)
+                out.wrote(end - pos, klen, <int>info.id_len, line + 1, flags)
             else:
-                end = (nl - s) + 1
-            slow_end = end
-            break
-        end += pos
-        if end == n and s[n - 1] != 10 and not eof:
-            break  # the buffer ends within the line: settled once the rest is read
-        if verdict == BLANK:
+                if not gen_ids or idf != NULL:
+                    slow_end = end
+                    break
+                # {"_id":"<prefix><12 hex digits>",<the rest after the '{'>  (or "} for {})
+                v = <unsigned long long>(ordinal + 1)
+                for k in range(11, -1, -1):
+                    hexbuf[k] = b"0123456789abcdef"[v & 15]
+                    v >>= 4
+                if info.empty_end >= 0:
+                    stop = info.empty_end
+                else:
+                    stop = info.brace + 1
+                rest = (end - pos) - stop
+                hlen = 8 + plen + 12 + 1 + (0 if info.empty_end >= 0 else 1)
+                dst = out.reserve(hlen + rest + 1)
+                memcpy(dst, b'{"_id":"', 8)
+                memcpy(dst + 8, PyBytes_AS_STRING(id_prefix), plen)
+                memcpy(dst + 8 + plen, hexbuf, 12)
+                dst[8 + plen + 12] = 34  # "
+                if info.empty_end < 0:
+                    dst[8 + plen + 13] = 44  # ,
+                memcpy(dst + hlen, <const char*>s + pos + stop, rest)
+                kp = out.reserve_key(plen + 12)  # (the buffer reserved above may move: not read again)
+                memcpy(kp, PyBytes_AS_STRING(id_prefix), plen)
+                memcpy(kp + plen, hexbuf, 12)
+                out.wrote(hlen + rest, plen + 12, <int>(plen + 12), line + 1, 0)
             count += 1
-            blanks += 1
             ordinal += 1
             line += 1
             pos = end
-            continue
-        if info.has_id:
-            if need_rev and not info.has_rev:
-                slow_end = end
-                break
-            docid = PyUnicode_DecodeUTF8(<const char*>s + pos + info.id_start, info.id_len, NULL)
-            lineno = line + 1
-            if inflight is not None:  # one lookup: the earlier line when the id is in flight
-                if <object>PyDict_SetDefault(inflight, docid, lineno) is not lineno:
-                    slow_end = end
-                    break
-            if out is not None:
-                memcpy(out.reserve(end - pos + 1), <const char*>s + pos, end - pos)
-                out.wrote(end - pos)
-            else:
-                PyList_Append(bodies, PyBytes_FromStringAndSize(<const char*>s + pos, end - pos))
-        else:
-            if not gen_ids or idf != NULL:
-                slow_end = end
-                break
-            # {"_id":"<prefix><12 hex digits>",<the rest after the '{'>  (or "} for {})
-            v = <unsigned long long>(ordinal + 1)
-            for k in range(11, -1, -1):
-                hexbuf[k] = b"0123456789abcdef"[v & 15]
-                v >>= 4
-            if info.empty_end >= 0:
-                stop = info.empty_end
-            else:
-                stop = info.brace + 1
-            rest = (end - pos) - stop
-            hlen = 8 + plen + 12 + 1 + (0 if info.empty_end >= 0 else 1)
-            if out is not None:
-                dst = out.reserve(hlen + rest + 1)
-            else:
-                body = PyBytes_FromStringAndSize(NULL, hlen + rest)
-                dst = PyBytes_AS_STRING(body)
-            memcpy(dst, b'{"_id":"', 8)
-            memcpy(dst + 8, PyBytes_AS_STRING(id_prefix), plen)
-            memcpy(dst + 8 + plen, hexbuf, 12)
-            dst[8 + plen + 12] = 34  # "
-            if info.empty_end < 0:
-                dst[8 + plen + 13] = 44  # ,
-            memcpy(dst + hlen, <const char*>s + pos + stop, rest)
-            if out is not None:
-                out.wrote(hlen + rest)
-            else:
-                PyList_Append(bodies, body)
-            docid = ordinal + 1
-            lineno = line + 1
-        PyList_Append(ids, docid)
-        PyList_Append(lines, lineno)
-        count += 1
-        ordinal += 1
-        line += 1
-        pos = end
-    if out is not None:
+    finally:
         out.done()
     return pos, count, blanks, slow_end
-
-
-def forget(dict inflight, list ids):
-    """Delete the ``str`` ids of ``ids`` from ``inflight`` (settled documents; ints are
-    generated ids, never in it). A missing id raises ``KeyError``."""
-    cdef Py_ssize_t i, n = PyList_GET_SIZE(ids)
-    cdef object docid
-    for i in range(n):
-        docid = <object>PyList_GET_ITEM(ids, i)
-        if PyUnicode_CheckExact(docid):
-            PyDict_DelItem(inflight, docid)
 
 
 def count_ok(bytes raw):

@@ -71,18 +71,25 @@ class PackedBodies:
     """The documents of one batch packed into their ``_bulk_docs`` request body as they are
     added: ``{"docs":[`` then each document's JSON text followed by ``,`` -- so the request
     body is one copy of ``buf`` (with the closing suffix), not a join of one ``bytes`` object
-    per document. A list of ``bytes`` as far as :func:`write_batch` and the loader are
-    concerned: ``len()``, ``bodies[i]`` (the text of document ``i``, ``bytes``; made on
-    demand, on the error paths), ``bodies[i] = text`` (an upsert's new revision) and
-    :meth:`append`.
+    per document. A list of ``bytes`` as far as :func:`write_batch` is concerned: ``len()``,
+    ``bodies[i]`` (the text of document ``i``, ``bytes``; made on demand, on the error
+    paths), ``bodies[i] = text`` (an upsert's new revision) and :meth:`append`.
+
+    Each document also carries the loader's *marks* (never sent): its ``key`` (the UTF-8
+    bytes of its ``_id``, or of ``_id``, a NUL and ``_rev`` when revisions are loaded as
+    they are: what identifies a duplicate), how many of the key's bytes are the id
+    (``idlen``), its input ``line`` and ``flags`` (``1``: the key is in the loader's
+    in-flight set, :class:`couchcore._scan.Flight`). They are read one document at a time
+    on the error paths only (:meth:`docid`, :meth:`line`, :meth:`key`).
 
     The C scanner (``couchcore_ext._scan.scan_jsonl``) appends to it directly: ``buf`` may
     hold unused bytes after ``used`` (its growth reserve); ``ends`` holds, as native
     ``int64`` (``count`` of them, maybe followed by reserve), the offset in ``buf`` just
-    after each document's text.
+    after each document's text; ``keys`` the keys back to back (``kused`` bytes), ``marks``
+    one native ``(line int64, key end int64, idlen int32, flags int32)`` per document.
     """
 
-    __slots__ = ("buf", "used", "ends", "count", "reserve", "docs", "_changed")
+    __slots__ = ("buf", "used", "ends", "count", "reserve", "docs", "_changed", "keys", "kused", "marks")
 
     def __init__(self, reserve: int = 0, docs: int = 0) -> None:
         """``reserve``: the bytes the scanner sets aside for the body at its first growth
@@ -95,9 +102,13 @@ class PackedBodies:
         self.reserve = reserve
         self.docs = docs
         self._changed: dict[int, bytes] | None = None
+        self.keys = bytearray()
+        self.kused = 0
+        self.marks = bytearray()
 
-    def append(self, body: bytes) -> None:
-        """Add one document's JSON object text (as it is: it is sent as it is)."""
+    def append(self, body: bytes, key: bytes = b"", line: int = 0, idlen: int = -1, flags: int = 0) -> None:
+        """Add one document's JSON object text (as it is: it is sent as it is) and its marks
+        (``idlen`` -1: the whole key is the id)."""
         used = self.used
         end = used + len(body)
         self.buf[used:end] = body
@@ -105,12 +116,21 @@ class PackedBodies:
         self.used = end + 1
         at = self.count * 8
         self.ends[at:at + 8] = end.to_bytes(8, _BYTEORDER, signed=True)
+        kend = self.kused + len(key)
+        self.keys[self.kused:kend] = key
+        self.kused = kend
+        at = self.count * _MARK.size
+        self.marks[at:at + _MARK.size] = _MARK.pack(line, kend, len(key) if idlen < 0 else idlen, flags)
         self.count += 1
 
-    def extend(self, bodies: list[bytes]) -> None:
-        """:meth:`append` each of ``bodies`` (one join and one copy for all of them)."""
+    def extend(self, bodies: list[bytes], keys: list[bytes] | None = None, lines: list[int] | None = None,
+               idlens: list[int] | None = None, flags: list[int] | None = None) -> None:
+        """:meth:`append` each of ``bodies`` with the marks of the same index in the other
+        lists (one join and one copy for all of them; ``idlens``: ``None`` or -1 entries
+        for whole keys)."""
         if not bodies:
             return
+        n = len(bodies)
         used = self.used
         joined = b",".join(bodies)
         end = used + len(joined)
@@ -121,8 +141,17 @@ class PackedBodies:
         sums = accumulate(map(len, bodies), initial=used - 1)
         next(sums)
         at = self.count * 8
-        self.ends[at:at + 8 * len(bodies)] = struct.pack(f"{len(bodies)}q", *map(add, sums, range(1, len(bodies) + 1)))
-        self.count += len(bodies)
+        self.ends[at:at + 8 * n] = struct.pack(f"{n}q", *map(add, sums, range(1, n + 1)))
+        keys = keys if keys is not None else [b""] * n
+        kends = list(accumulate(map(len, keys), initial=self.kused))[1:]
+        self.keys[self.kused:kends[-1]] = b"".join(keys)
+        self.kused = kends[-1]
+        lines = lines if lines is not None else [0] * n
+        idlens = [len(k) if idlens is None or idlens[j] < 0 else idlens[j] for j, k in enumerate(keys)]
+        flags = flags if flags is not None else [0] * n
+        at = self.count * _MARK.size
+        self.marks[at:at + _MARK.size * n] = b"".join(map(_MARK.pack, lines, kends, idlens, flags))
+        self.count += n
 
     def __len__(self) -> int:
         return self.count
@@ -132,11 +161,15 @@ class PackedBodies:
         start = int.from_bytes(ends[8 * i - 8:8 * i], _BYTEORDER, signed=True) + 1 if i else len(_PREFIX)
         return start, int.from_bytes(ends[8 * i:8 * i + 8], _BYTEORDER, signed=True)
 
-    def __getitem__(self, i: int) -> bytes:
+    def _index(self, i: int) -> int:
         if i < 0:
             i += self.count
         if not 0 <= i < self.count:
             raise IndexError("document index out of range")
+        return i
+
+    def __getitem__(self, i: int) -> bytes:
+        i = self._index(i)
         if self._changed is not None and i in self._changed:
             return self._changed[i]
         start, end = self._span(i)
@@ -153,6 +186,38 @@ class PackedBodies:
     def __iter__(self) -> Iterator[bytes]:
         return (self[i] for i in range(self.count))
 
+    def mark(self, i: int) -> tuple[int, bytes, int, int]:
+        """``(line, key, idlen, flags)`` of document ``i``."""
+        i = self._index(i)
+        line, kend, idlen, flags = _MARK.unpack_from(self.marks, i * _MARK.size)
+        kstart = _MARK.unpack_from(self.marks, (i - 1) * _MARK.size)[1] if i else 0
+        return line, bytes(self.keys[kstart:kend]), idlen, flags
+
+    def key(self, i: int) -> bytes:
+        """The key of document ``i`` (its id's UTF-8 bytes, with ``\\0`` and ``_rev`` when keyed so)."""
+        return self.mark(i)[1]
+
+    def line(self, i: int) -> int:
+        """The input line of document ``i``."""
+        return int(_MARK.unpack_from(self.marks, self._index(i) * _MARK.size)[0])
+
+    def docid(self, i: int) -> str:
+        """The ``_id`` of document ``i``."""
+        _, key, idlen, _ = self.mark(i)
+        return key[:idlen].decode("utf-8", "surrogatepass")
+
+    def lines(self) -> list[int]:
+        """Every document's input line."""
+        return [m[0] for m in _MARK.iter_unpack(self.marks[:self.count * _MARK.size])]
+
+    def subset(self, idx: Sequence[int]) -> "PackedBodies":
+        """The documents at ``idx`` (their current bodies and their marks), packed anew."""
+        out = PackedBodies(0, len(idx))
+        for i in idx:
+            line, key, idlen, flags = self.mark(i)
+            out.append(self[i], key, line, idlen, flags)
+        return out
+
     def payload(self, suffix: bytes) -> bytes:
         """The request body of all the documents: ``{"docs":[...`` + ``suffix`` (``]}``...)."""
         if self._changed is not None:
@@ -163,6 +228,8 @@ class PackedBodies:
             return b"".join((view[:self.used - 1], suffix))  # (without the last ",")
 
 
+#: a document's marks in :attr:`PackedBodies.marks` (native, as the C scanner writes them)
+_MARK = struct.Struct("@qqii")
 _BYTEORDER = sys.byteorder  # the C scanner writes native int64
 
 #: the document texts of a batch: a list, or packed into the request body as they were read

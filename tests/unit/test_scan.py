@@ -15,41 +15,55 @@ import couchcore.bulk as bulk
 from couchcore import codec
 from couchcore.bulk import JsonLines, Loader
 from couchcore.errors import CouchcoreError
-from couchcore.protocol.bulk import _all_ok
-from couchcore._scan import count_ok_py, forget_py, scan_jsonl_py
+from couchcore.protocol.bulk import BatchOutcome, PackedBodies, _all_ok
+from couchcore._scan import FlightPy, count_ok_py, scan_jsonl_py
 
 try:
+    from couchcore_ext._scan import Flight as CyFlight
     from couchcore_ext._scan import count_ok as cy_count_ok
-    from couchcore_ext._scan import forget as cy_forget
     from couchcore_ext._scan import scan_jsonl as cy_scan
 except ImportError:  # the extension is not built here: only the pure-Python twin is tested
-    cy_scan = cy_forget = cy_count_ok = None
+    cy_scan = CyFlight = cy_count_ok = None
 
-SCANNERS = [pytest.param((scan_jsonl_py, forget_py, "python"), id="python")]
+SCANNERS = [pytest.param((scan_jsonl_py, FlightPy, "python"), id="python")]
 if cy_scan is not None:
-    SCANNERS.append(pytest.param((cy_scan, cy_forget, "cython"), id="cython"))
+    SCANNERS.append(pytest.param((cy_scan, CyFlight, "cython"), id="cython"))
 
 PREFIX = "0123456789abcdef012a"
 
 
 @pytest.fixture(params=SCANNERS)
 def scanner(request, monkeypatch):
-    scan, forget, name = request.param
+    scan, flight, name = request.param
     monkeypatch.setattr(bulk, "_scan_jsonl", scan)
-    monkeypatch.setattr(bulk, "_forget", forget)
+    monkeypatch.setattr(bulk, "_Flight", flight)
     monkeypatch.setattr(bulk, "_SCAN_ENGINE", name)
     return request.param
 
 
+def flight_for(scan):
+    """A fresh in-flight set of the scanner's own engine."""
+    return CyFlight() if scan is cy_scan else FlightPy()
+
+
+def listed(docs):
+    """``(ids, bodies, lines)`` of packed documents."""
+    return [docs.docid(i) for i in range(len(docs))], list(docs), docs.lines()
+
+
+def gen(n: int) -> str:
+    return PREFIX + "%012x" % n
+
+
 def scan_all(scan, text: bytes, **kw):
     """One scan call over all of ``text`` (eof): (ids, bodies, lines, result)."""
-    ids, bodies, lines = [], [], []
-    opts = dict(inflight={}, need_rev=False, gen_ids=True, id_prefix=PREFIX.encode(), id_field=None)
+    docs = PackedBodies()
+    opts = dict(flight=flight_for(scan), need_rev=False, gen_ids=True, id_prefix=PREFIX.encode(), id_field=None)
     opts.update(kw)
     decode = codec.document_head_decoder(opts["id_field"].decode() if opts["id_field"] else None)
-    result = scan(text, 0, True, 10 ** 6, 0, 0, opts["inflight"], opts["need_rev"], opts["gen_ids"],
-                  opts["id_prefix"], opts["id_field"], decode, ids, bodies, lines)
-    return ids, bodies, lines, result
+    result = scan(text, 0, True, 10 ** 6, 0, 0, opts["flight"], opts["need_rev"], opts["gen_ids"],
+                  opts["id_prefix"], opts["id_field"], decode, docs)
+    return (*listed(docs), result)
 
 
 def batches(source, batch_size=3, **options):
@@ -60,14 +74,16 @@ def batches(source, batch_size=3, **options):
                     on_reject=lambda r: rejected.append((r.line, r.id, r.error, r.reason, r.doc, r.text)), **options)
     out = []
     while True:
-        batch = loader._fresh()
+        batch = loader._released() or loader._fresh()
         if batch is None:
             break
         if batch is bulk._EMPTY:
             continue
         out.append(([batch.ids[i] for i in range(len(batch.ids))], list(batch.bodies), list(batch.lines)))
-        if loader.new_edits:
-            bulk._forget(loader._inflight, batch.ids.raw)
+        outcome = BatchOutcome()
+        outcome.written = len(batch.docs)
+        loader._handle(batch, outcome, [])
+    assert not len(loader._flight) and not loader._waiting  # every key left the in-flight set
     return out, rejected, loader.report.read
 
 
@@ -106,7 +122,7 @@ def test_a_valid_line_with_a_top_level_id_is_settled_as_it_is(scanner, line, doc
 def test_nested_ids_do_not_count_a_document_without_one_gets_a_generated_id(scanner):
     scan = scanner[0]
     ids, bodies, _, result = scan_all(scan, b'{"a":{"_id":"x"},"b":[{"_id":"y"}]}\n')
-    assert result[3] == -1 and ids == [1]
+    assert result[3] == -1 and ids == [gen(1)]
     assert bodies == [b'{"_id":"' + PREFIX.encode() + b'000000000001","a":{"_id":"x"},"b":[{"_id":"y"}]}\n']
 
 
@@ -167,44 +183,96 @@ def test_a_buffer_that_ends_within_a_line_waits_for_the_rest(scanner, tail):
     scan = scanner[0]
     head = b'{"_id":"a"} \r\n'
     for text in (head + b'{"_id":"b"}' + tail, head + b'  ' + tail, head + b'{"_id":"b","n":1' + tail):
-        ids, bodies, lines = [], [], []
-        result = scan(text, 0, False, 100, 0, 0, None, False, True, b"p", None,
-                      codec.document_head_decoder(), ids, bodies, lines)
-        assert ids == ["a"] and result == (len(head), 1, 0, -1), text
+        docs = PackedBodies()
+        result = scan(text, 0, False, 100, 0, 0, None, False, True, b"p", None, codec.document_head_decoder(), docs)
+        assert listed(docs)[0] == ["a"] and result == (len(head), 1, 0, -1), text
     ids, _, lines, (pos, count, blanks, slow) = scan_all(scan, head + b'{"_id":"b"}' + tail)
     assert ids == ["a", "b"] and lines == [1, 2] and (count, slow) == (2, -1)
 
 
 def test_without_eof_a_last_line_without_newline_waits(scanner):
     scan = scanner[0]
-    ids, bodies, lines = [], [], []
+    docs = PackedBodies()
     result = scan(b'{"_id":"a"}\n{"_id":"b"}', 0, False, 100, 0, 0, None, False, True, b"p", None,
-                  codec.document_head_decoder(), ids, bodies, lines)
-    assert ids == ["a"] and result == (12, 1, 0, -1)
+                  codec.document_head_decoder(), docs)
+    assert listed(docs)[0] == ["a"] and result == (12, 1, 0, -1)
 
 
 def test_max_lines_and_numbering_from_where_the_caller_is(scanner):
     scan = scanner[0]
-    ids, bodies, lines = [], [], []
+    docs = PackedBodies()
     text = b'{"x":1}\n{"x":2}\n{"x":3}\n'
-    result = scan(text, 8, True, 1, 41, 41, None, False, True, b"p", None, codec.document_head_decoder(),
-                  ids, bodies, lines)
-    assert result == (16, 1, 0, -1) and ids == [42] and lines == [42] and bodies == [b'{"_id":"p00000000002a","x":2}\n']
+    result = scan(text, 8, True, 1, 41, 41, None, False, True, b"p", None, codec.document_head_decoder(), docs)
+    assert result == (16, 1, 0, -1) and listed(docs) == (["p00000000002a"], [b'{"_id":"p00000000002a","x":2}\n'], [42])
+    assert docs.mark(0) == (42, b"p00000000002a", 13, 0)  # a generated id is not in flight
 
 
 def test_in_flight_ids_stop_the_scan_and_new_ones_are_recorded(scanner):
-    scan = scanner[0]
-    inflight = {"b": 7}
-    ids, _, _, result = scan_all(scan, b'{"_id":"a"}\n{"_id":"b"}\n', inflight=inflight)
-    assert ids == ["a"] and result[3] == 24 and inflight == {"b": 7, "a": 1}
-    scanner[1](inflight, ["a", 5])
-    assert inflight == {"b": 7}
+    scan, Flight = scanner[0], scanner[1]
+    flight = Flight()
+    assert flight.add(b"b", 7) == 0 and flight.add(b"b", 9) == 7 and flight.get(b"b") == 7
+    docs = PackedBodies()
+    result = scan(b'{"_id":"a"}\n{"_id":"b"}\n', 0, True, 100, 0, 0, flight, False, True, b"p", None,
+                  codec.document_head_decoder(), docs)
+    assert listed(docs)[0] == ["a"] and result[3] == 24 and len(flight) == 2 and flight.get(b"a") == 1
+    assert docs.mark(0) == (1, b"a", 1, 1)
+    assert flight.forget(docs) == [] and len(flight) == 1 and flight.get(b"a") == 0 and flight.get(b"b") == 7
+    with pytest.raises(KeyError):  # forgotten twice: a bookkeeping error shows
+        flight.forget(docs)
+
+
+def test_the_in_flight_set_holds_releases_and_grows(scanner):
+    """Both twins: held keys stay when forgotten (their index is returned), keys longer than a
+    slot's inline room, many keys (the C table grows and reuses deleted slots), skip."""
+    Flight = scanner[1]
+    flight = Flight()
+    keys = [b"k%d" % i + b"x" * (i % 70) for i in range(5000)]
+    docs = PackedBodies()
+    for n, key in enumerate(keys, 1):
+        assert flight.add(key, n) == 0
+        docs.append(b"{}", key, n, -1, 1)
+    assert len(flight) == 5000 and all(flight.add(k, 1) == n for n, k in enumerate(keys, 1))
+    flight.hold(keys[3])
+    assert flight.held(keys[3]) and not flight.held(keys[4])
+    assert flight.forget(docs, skip={10, 11}) == [3]
+    assert len(flight) == 3 and flight.get(keys[10]) == 11 and flight.get(keys[3]) == 4
+    flight.release(keys[3], 99, False)
+    assert flight.get(keys[3]) == 99 and not flight.held(keys[3])
+    flight.discard(keys[3])
+    with pytest.raises(KeyError):
+        flight.discard(keys[3])
+    with pytest.raises(KeyError):
+        flight.hold(b"nothing")
+    with pytest.raises(ValueError):
+        flight.add(b"zero", 0)
+    for round_ in range(20):  # add and remove again and again: deleted slots are reused
+        batch = PackedBodies()
+        for n in range(500):
+            key = b"r%d-%d" % (round_, n)
+            assert flight.add(key, n + 1) == 0
+            batch.append(b"{}", key, n + 1, -1, 1)
+        assert flight.forget(batch) == []
+    assert len(flight) == 2 and flight.add(b"", 5) == 0 and flight.get(b"") == 5
+
+
+def test_new_edits_false_keys_are_id_and_rev(scanner):
+    """With new_edits=False (need_rev) a key is the id, a NUL and the revision: two lines with
+    one _id and two _revs are both settled; the same _id and _rev again stops the scan."""
+    scan, Flight = scanner[0], scanner[1]
+    flight = Flight()
+    text = (b'{"_id":"a","_rev":"1-x"}\n{"_rev":"2-y","_id":"a","n":1}\n{"_id":"b","_rev":"1-x"}\n'
+            b'{"_id":"a","_rev":"1-x","n":2}\n')
+    docs = PackedBodies()
+    result = scan(text, 0, True, 100, 0, 0, flight, True, False, b"p", None, codec.document_head_decoder(), docs)
+    assert listed(docs)[0] == ["a", "a", "b"] and result[3] == len(text) and result[1] == 3
+    assert [docs.key(i) for i in range(3)] == [b"a\0001-x", b"a\0002-y", b"b\0001-x"]
+    assert docs.mark(1) == (2, b"a\0002-y", 1, 1) and flight.get(b"a\x001-x") == 1
 
 
 def test_need_rev_and_id_field(scanner):
     scan = scanner[0]
     text = b'{"_id":"a","_rev":"1-x"}\n{"_id":"b"}\n'
-    ids, _, _, result = scan_all(scan, text, inflight=None, need_rev=True, gen_ids=False)
+    ids, _, _, result = scan_all(scan, text, flight=None, need_rev=True, gen_ids=False)
     assert ids == ["a"] and result[3] == len(text)
     ids, _, _, result = scan_all(scan, b'{"_id":"a","k":[1]}\n{"k":"x"}\n', id_field=b"k")
     assert ids == [] or ids == ["a"]  # the C scanner leaves the id field to the reference
@@ -252,7 +320,7 @@ def test_json_lines_give_the_batches_of_the_general_path(scanner, batch_size, ch
 
 @pytest.mark.parametrize("options", [dict(new_edits=False), dict(id_field="n"), dict(upsert=True)])
 def test_options_give_the_batches_of_the_general_path(scanner, options):
-    text = TRICKY + b'\n{"_id":"r","_rev":"1-abc"}\n{"n":"key"}\n'
+    text = TRICKY + b'\n{"_id":"r","_rev":"1-abc"}\n{"n":"key"}\n{"_id":"r","_rev":"2-abc"}\n{"_id":"r","_rev":"1-abc"}\n'
     assert batches(JsonLines(io.BytesIO(text), chunk=7), **options) == general_path(text, **options)
 
 
@@ -280,7 +348,7 @@ def test_a_resumed_load_skips_the_confirmed_lines(scanner, tmp_path):
     loader = Loader(types.SimpleNamespace(name="db", server=None), JsonLines(io.BytesIO(text), chunk=5), 100, 1,
                     checkpoint=cp, on_reject=rejected.append)
     batch = loader._fresh()
-    assert [batch.ids[i] for i in range(len(batch.ids))] == [PREFIX + "%012x" % i for i in range(5, 11)]
+    assert [batch.ids[i] for i in range(len(batch.ids))] == [gen(i) for i in range(5, 11)]
     assert batch.lines == [5, 6, 7, 8, 9, 10] and batch.bodies[0] == b'{"_id":"' + PREFIX.encode() + b'000000000005","n":4}\n'
 
 
@@ -332,7 +400,7 @@ def test_a_settled_line_is_what_the_reference_parser_reads(line):
         assert head is not None, line  # never settles what the reference refuses
         assert head.load_error is codec.ABSENT
         if head.id is codec.ABSENT:
-            assert ids == [1] and bodies[0].startswith(b'{"_id":"' + PREFIX.encode() + b'000000000001"')
+            assert ids == [gen(1)] and bodies[0].startswith(b'{"_id":"' + PREFIX.encode() + b'000000000001"')
             assert codec.loads(bodies[0]) == {"_id": PREFIX + "000000000001", **codec.loads(line)}
         else:
             assert ids == [head.id] and bodies == [line + b"\n"]
@@ -346,9 +414,9 @@ def test_both_scanners_give_the_loads_of_the_general_path(monkeypatch, lines, ba
     monkeypatch.setattr(bulk, "_new_prefix", lambda: PREFIX)
     text = b"\n".join(lines)
     expected = general_path(text, batch_size=batch_size)
-    for scan, forget, name in [s.values[0] for s in SCANNERS]:
+    for scan, flight, name in [s.values[0] for s in SCANNERS]:
         monkeypatch.setattr(bulk, "_scan_jsonl", scan)
-        monkeypatch.setattr(bulk, "_forget", forget)
+        monkeypatch.setattr(bulk, "_Flight", flight)
         monkeypatch.setattr(bulk, "_SCAN_ENGINE", name)
         assert batches(JsonLines(io.BytesIO(text), chunk=chunk), batch_size=batch_size) == expected, name
 
@@ -409,7 +477,7 @@ def test_a_pipe_trickling_small_reads_and_a_huge_line(scanner):
 
 
 def test_packed_bodies_are_the_request_body_of_their_documents():
-    from couchcore.protocol.bulk import PackedBodies, _payload
+    from couchcore.protocol.bulk import _payload
 
     docs = [b'{"_id":"a","n":1}\n', b'{"_id":"b"}', b'  {"_id":"c","s":"\xc3\xa9"}\r\n']
     for reserve in (0, 10, 1 << 16):
@@ -431,15 +499,17 @@ def test_packed_bodies_are_the_request_body_of_their_documents():
 def test_the_scanner_packs_what_it_would_list(scanner, reserve):
     """The same lines, ids and bodies whether the scanner appends bodies to a list or packs
     them into a PackedBodies (growing it from any reserve), generated ids included."""
-    from couchcore.protocol.bulk import PackedBodies, _payload
+    from couchcore.protocol.bulk import _payload
 
     scan = scanner[0]
     text = b"".join(b'{"_id":"d%d","pad":"%s"}\n' % (i, b"x" * (i % 300)) if i % 3 else b'{"n":%d}\n' % i
                     for i in range(2000))
-    listed = scan_all(scan, text)
-    ids, bodies, lines = [], PackedBodies(reserve), []
+    expected = scan_all(scan, text)
+    bodies = PackedBodies(reserve, docs=7)
     decode = codec.document_head_decoder(None)
-    result = scan(text, 0, True, 10 ** 6, 0, 0, {}, False, True, PREFIX.encode(), None, decode, ids, bodies, lines)
-    assert (ids, list(bodies), lines, result) == listed
-    assert bodies.payload(b"]}") == _payload(listed[1], b"]}")
+    result = scan(text, 0, True, 10 ** 6, 0, 0, flight_for(scan), False, True, PREFIX.encode(), None, decode, bodies)
+    assert (*listed(bodies), result) == expected
+    assert expected[0] == [gen(i + 1) if i % 3 == 0 else "d%d" % i for i in range(2000)]
+    assert expected[2] == list(range(1, 2001))
+    assert bodies.payload(b"]}") == _payload(expected[1], b"]}")
     assert len(codec.loads(bodies.payload(b"]}"))["docs"]) == 2000
