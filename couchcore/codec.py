@@ -60,7 +60,7 @@ import os
 import re
 import threading
 import uuid
-from typing import Any, Callable, Iterable, Mapping, NamedTuple, Protocol
+from typing import Any, Callable, Iterable, Mapping, NamedTuple, Protocol, TypeVar
 
 import simplejson
 
@@ -528,7 +528,32 @@ def encode_param(value: Any) -> str:
     raise InvalidOption(f"cannot encode {value!r} as a query parameter")
 
 
-class NotGiven:
+_S = TypeVar("_S", bound="_Sentinel")
+
+
+class _Sentinel:
+    """A false, one-instance-per-class marker whose repr (and pickle) is its global name."""
+
+    _name: str = ""
+
+    def __new__(cls: "type[_S]") -> "_S":
+        instance: _S | None = cls.__dict__.get("_instance")  # this class's own, not a base's
+        if instance is None:
+            instance = super().__new__(cls)
+            setattr(cls, "_instance", instance)
+        return instance
+
+    def __bool__(self) -> bool:
+        return False
+
+    def __repr__(self) -> str:
+        return self._name
+
+    def __reduce__(self) -> str:
+        return self._name
+
+
+class NotGiven(_Sentinel):
     """The type of :data:`NOT_GIVEN`: "this option was not given".
 
     ``None`` cannot say that for a JSON-valued option, because ``None`` is JSON's
@@ -536,21 +561,7 @@ class NotGiven:
     ``key=null``). Parameters that take a JSON value default to :data:`NOT_GIVEN`.
     """
 
-    _instance: "NotGiven | None" = None
-
-    def __new__(cls) -> "NotGiven":
-        if cls._instance is None:
-            cls._instance = super().__new__(cls)
-        return cls._instance
-
-    def __bool__(self) -> bool:
-        return False
-
-    def __repr__(self) -> str:
-        return "NOT_GIVEN"
-
-    def __reduce__(self) -> str:
-        return "NOT_GIVEN"
+    _name = "NOT_GIVEN"
 
 
 #: "Not given" for options whose value may be JSON ``null`` (see :class:`NotGiven`).
@@ -705,21 +716,10 @@ def _import_msgspec() -> Any:
     return _msgspec
 
 
-class _Absent:
+class _Absent(_Sentinel):
     """The type of :data:`ABSENT`."""
 
-    _instance: "_Absent | None" = None
-
-    def __new__(cls) -> "_Absent":
-        if cls._instance is None:
-            cls._instance = super().__new__(cls)
-        return cls._instance
-
-    def __bool__(self) -> bool:
-        return False
-
-    def __repr__(self) -> str:
-        return "ABSENT"
+    _name = "ABSENT"
 
 
 #: A :class:`DocumentHead` field the document does not have (compare with ``is``).
