@@ -29,7 +29,10 @@ def test_aio_runs_on_plain_asyncio(couch_url):
     async def main():
         assert type(asyncio.get_running_loop()).__module__.startswith("asyncio")
         async with aio.Server(couch_url) as server:
-            db = await server.db(name, create=True)
+            # one copy of each shard: the _all_docs and _changes reads below come right after
+            # the writes, and a cluster reads them from one copy, which may lag (conftest.one_copy_db)
+            await server.create(name, n=1)
+            db = await server.db(name, create=True)  # exists: create=True leaves it as it is
             try:
                 assert type(db) is aio.Database and db.server is server
                 assert isinstance(server.version(), asyncio.Task)
@@ -71,7 +74,7 @@ def test_a_streamed_result_read_on_another_event_loop_is_a_clear_error(couch_url
 
     replay = RowReplayServer()
     try:
-        db = first.run_until_complete(server.db(name, create=True))
+        db = first.run_until_complete(server.create(name, n=1))  # one copy: _all_docs sees every write
         first.run_until_complete(db.save([{"_id": f"d{i}"} for i in range(3)]))
         for read in (rows, whole):
             view = first.run_until_complete(db.view("_all_docs"))

@@ -32,6 +32,13 @@ from couchcore.models import Status
 DDOC = {"_id": "_design/t", "views": {"by_n": {"map": "function(doc){ if (doc.n !== undefined) emit(doc.n, null); }"}}}
 
 
+@pytest.fixture
+def db(one_copy_db: couchcore.Database) -> couchcore.Database:
+    """One copy of each shard: these tests read views and ``_changes`` right after writing
+    (``result[0]``), and a cluster reads them from one copy, which may lag (conftest.one_copy_db)."""
+    return one_copy_db
+
+
 def _returns(member: Any) -> Any:
     """The declared return type of a method or property (its annotation, resolved)."""
     func = member.fget if isinstance(member, property) else member
@@ -216,7 +223,7 @@ def sserver(couch_url: str) -> Any:
 
 @pytest.fixture
 def sdb(sserver: couchcore.Server) -> Any:
-    database = sserver.create(unique_name())
+    database = sserver.create(unique_name(), n=1)  # one copy, as ``db``
     yield database
     sserver.delete(database.name)
 
