@@ -66,11 +66,27 @@ def _add_load_parser(sub: Any) -> None:
 
 
 def _add_dump_parser(sub: Any) -> None:
-    p = sub.add_parser("dump", help="write a database out as JSON lines (one document per line, with _rev)")
+    p = sub.add_parser(
+        "dump", help="write a database out as JSON lines (every revision an exact copy needs)",
+        description="Write every document of a database as JSON Lines, one document revision a line: each live "
+                    "document's winning revision (with _rev and its _revisions history), then every other leaf "
+                    "revision -- conflicts and deleted conflicts -- and the revisions of deleted documents "
+                    "(tombstones), each with _revisions. Design documents are included, _local documents are not. "
+                    "'couchcore dump A --attachments | couchcore load B --new-edits-false --create' copies A "
+                    "exactly: same ids, revisions, histories, conflicts, deleted documents, bodies and attachments.")
     p.add_argument("db_url", help="database URL, e.g. http://admin:pw@127.0.0.1:5984/mydb")
     p.add_argument("file", nargs="?", default="-", help="output file (default: standard output)")
-    p.add_argument("--attachments", action="store_true", help="include attachment content inline (base64)")
-    p.add_argument("--parallel", type=int, default=1, metavar="N", help="read N id ranges at once (1)")
+    p.add_argument("--attachments", action="store_true",
+                   help="include attachment content inline (base64); without it attachments are stubs, which a "
+                        "new database cannot take")
+    p.add_argument("--parallel", type=int, default=1, metavar="N",
+                   help="read N id ranges at once, plus one _changes reader (1); the output is the same, in the "
+                        "same order: live documents by id, then conflicts and tombstones in _changes order")
+    p.add_argument("--no-history", dest="history", action="store_false",
+                   help="write live documents' winning revisions without _revisions (about twice as fast; the "
+                        "copy then knows only each winner's own revision id, conflicts still come out whole)")
+    p.add_argument("--no-deleted", dest="deleted", action="store_false",
+                   help="leave deleted documents (tombstones) out (written by default: replication carries them)")
     p.add_argument("--backend", default=None, choices=["pycurl", "urllib3"],
                    help="HTTP backend (default: pycurl when installed, urllib3 otherwise)")
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
@@ -99,6 +115,22 @@ def _env_auth(url: str) -> tuple[str, str] | None:
     return user, os.environ.get("COUCHDB_PASSWORD", "")
 
 
+def _url_problem(url: str) -> str | None:
+    """Why ``url`` cannot name a database (one line, credentials hidden), or ``None``."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:
+        return f"not a URL: {redact_url(url)!r}"
+    if parts.scheme not in ("http", "https") or not host:
+        return f"not an http(s) URL: {redact_url(url)!r}"
+    if not parts.path.strip("/"):
+        return f"the URL names no database: {redact_url(url)} (expected http://host:5984/DBNAME)"
+    return None
+
+
 def _run_dump(args: argparse.Namespace) -> int:
     """Exit 0 when the whole database was written, 2 when the dump could not start (bad URL,
     unreachable server, wrong credentials, missing database, unwritable file: nothing was
@@ -109,14 +141,20 @@ def _run_dump(args: argparse.Namespace) -> int:
     from .dump import dump
 
     if args.parallel < 1:
-        print("couchcore: --parallel must be at least 1", file=sys.stderr)
+        print("couchcore dump: --parallel must be at least 1", file=sys.stderr)
+        return 2
+    problem = _url_problem(args.db_url)
+    if problem is not None:
+        print(f"couchcore dump: {problem}", file=sys.stderr)
         return 2
     try:
         db = Database(args.db_url, auth=_env_auth(args.db_url), backend=_dump_backend(args.backend))
-        doc_count = int(db.info().get("doc_count") or 0)  # fails here, before any output
+        info = db.info()  # fails here, before any output
+        # lines to come: one per live and per deleted document (conflicts come on top)
+        doc_count = int(info.get("doc_count") or 0) + (int(info.get("doc_del_count") or 0) if args.deleted else 0)
         out = sys.stdout.buffer if args.file == "-" else open(args.file, "wb")
     except (CouchcoreError, OSError) as exc:
-        print(f"couchcore: {redact_url(str(exc))}", file=sys.stderr)
+        print(f"couchcore dump: {redact_url(str(exc))}", file=sys.stderr)
         return 2
     bar = None
     if not args.quiet:
@@ -129,7 +167,8 @@ def _run_dump(args: argparse.Namespace) -> int:
     try:
         with out if out is not sys.stdout.buffer else contextlib.nullcontext():
             report = dump(db, out, attachments=args.attachments, parallel=args.parallel,
-                          progress=bar.update if bar is not None else None)
+                          progress=bar.update if bar is not None else None, history=args.history,
+                          deleted=args.deleted)
     except BrokenPipeError:  # the reader went away (``| head``): stop quietly
         if bar is not None:
             bar.close()
@@ -140,7 +179,7 @@ def _run_dump(args: argparse.Namespace) -> int:
     except (CouchcoreError, OSError) as exc:
         if bar is not None:
             bar.close()
-        print(f"couchcore: dump incomplete: {redact_url(str(exc))}", file=sys.stderr)
+        print(f"couchcore dump: incomplete: {redact_url(str(exc))}", file=sys.stderr)
         return 1
     if bar is not None:
         bar.close()

@@ -1,27 +1,47 @@
-"""Dump a database as JSON Lines: one document per line, streamed, optionally in parallel ranges.
+"""Dump a database as JSON Lines: every revision a copy needs, one a line, streamed, optionally in parallel ranges.
 
-Each line is one document exactly as ``GET /{db}/_all_docs?include_docs=true`` returns it:
-``_id``, ``_rev`` (the current, winning revision) and the body; with ``attachments=True``
-the ``_attachments`` entries carry their content inline as base64 ``data`` (CouchDB's
-``attachments=true`` query option, see
-https://docs.couchdb.org/en/stable/api/ddoc/views.html#db-design-design-doc-view-view-name
-and https://docs.couchdb.org/en/stable/api/database/bulk-api.html#db-all-docs); without it
-they are stubs (``"stub": true``), which a fresh database cannot take back.
-Design documents are included, ``_local`` documents and deleted documents are not
-(``_all_docs`` lists neither). Loading the lines into an empty database with
-``new_edits=False`` (``couchcore load B --new-edits-false``,
-``couchcore.bulk.load(db, docs, new_edits=False)``) recreates every document with the same
-id, current revision, body and attachments (not the revision history or conflicts).
+What is written, so that ``couchcore load B --new-edits-false`` (``new_edits=false``, as the
+replicator writes) rebuilds the database exactly:
 
-The output is written in ``_id`` order (CouchDB's raw collation). Memory stays flat: rows are
-parsed from the response as it streams and written out in small chunks, never the whole
-response.
+* **Live documents** (design documents included): the winning revision of each, with
+  ``_id``, ``_rev``, the body and ``_revisions`` (its revision history), read from
+  ``_all_docs`` then ``POST /{db}/_bulk_get?revs=true`` in batches of 200, in ``_id`` order
+  (CouchDB's raw collation). ``history=False`` (``--no-history``) writes them without
+  ``_revisions``, straight from ``_all_docs?include_docs=true``: about twice as fast
+  (measured on CouchDB 3.5: 20k documents, ``_bulk_get`` 4.9-5.2k docs/s, the listing
+  8.7-14.7k), same ids, winners, bodies and conflicts, but the copy knows each winner's
+  own revision only (``_revs_info`` and ``revs=true`` show one entry).
+* **Conflicts**: every other leaf revision of a live document -- conflicting revisions
+  (``_conflicts``) and deleted leaves (``_deleted_conflicts``) -- each as its own line with
+  the same ``_id``, its ``_rev``, body and ``_revisions``, so the copy has the same branches,
+  the same winner and the same ``_conflicts``.
+* **Deleted documents** (tombstones): every leaf revision of each, ``{"_id", "_rev",
+  "_deleted": true, "_revisions", ...}``. They are part of a database (the replicator
+  carries them: a copy that lacked them would bring a deleted document back when it is
+  replicated with a copy that still has it), so they are written by default;
+  ``deleted=False`` (``--no-deleted``) leaves them out.
+
+Conflicts and tombstones come from ``_changes?style=all_docs`` (one row per document with
+all its leaf revisions; ``"deleted": true`` when the winner is a tombstone), read after the
+ranges, and are fetched with ``_bulk_get?revs=true``: they follow the live documents, in
+the feed's order. ``_local`` documents are not written (neither ``_all_docs`` nor
+``_changes`` lists them; the replicator does not copy them either), nor revisions that are
+not leaves (their bodies are gone after compaction; ``_revisions`` keeps their ids).
+``attachments=True`` (``--attachments``) inlines attachment content as base64 ``data``
+(``attachments=true``, https://docs.couchdb.org/en/stable/api/database/bulk-api.html#db-bulk-get);
+without it attachments are stubs (``"stub": true``), which a new database cannot take: the
+lines of a document with attachments are rejected there.
+
+Memory stays flat: the listings are parsed as they stream, 200 revisions at a time are
+fetched, and lines are written out in chunks of 500, never the whole database.
 
 **Parallel ranges** (``parallel=N``): the id space is cut into ``N`` ranges of about equal
 document counts, read concurrently (``startkey``/``endkey`` with ``inclusive_end=false``), and
-written in range order, so the output is byte-for-byte what one stream gives. The first range
-streams straight to ``out``; later ranges are spooled to temporary files (flat memory, disk
-up to the size of the dump) and appended when their turn comes.
+the ``_changes`` reader runs alongside them (``N + 1`` threads, ``N + 1`` requests in flight).
+Everything is written in order -- range 1, ..., range N, then the conflicts and tombstones --
+so the output is byte-for-byte what ``parallel=1`` gives from the same database. The first
+range streams straight to ``out``; the others are spooled to temporary files (flat memory,
+disk up to the size of the dump) and appended when their turn comes.
 
 The split points are found without ``skip`` (which costs the server O(skip) rows per
 request). The first and last ids come from ``limit=1`` reads; keys are read as numbers, one
@@ -42,6 +62,7 @@ A dump is not a snapshot: documents written while it runs may or may not appear.
 
 from __future__ import annotations
 
+import functools
 import io
 import shutil
 import tempfile
@@ -55,15 +76,19 @@ from .errors import InvalidInput
 
 __all__ = ["DumpReport", "dump", "split_points"]
 
-_CHUNK_DOCS = 500  # documents per write() and per progress() call
+_CHUNK_DOCS = 500  # lines per write() and per progress() call
+_FETCH = 200  # revisions per _bulk_get request
 _BASE = 0xD800  # key digits: code points below the surrogates (UTF-8 and UTF-16 orders agree there)
 
 
 @dataclass
 class DumpReport:
-    """What a dump did: ``docs`` written, ``bytes`` written, the ``splits`` keys between the
-    ranges (``[]`` for one stream), how they were found (``split_method``: ``"offset"``,
-    ``"keyspace"`` or ``"none"``), documents per range and ``seconds`` taken."""
+    """What a dump did: ``docs`` live documents written (their winning revisions),
+    ``conflicts`` other leaf revisions of live documents written (conflicts and deleted
+    conflicts), ``deleted`` revisions of deleted documents written (tombstones),
+    ``bytes`` written, the ``splits`` keys between the ranges (``[]`` for one stream),
+    how they were found (``split_method``: ``"offset"``, ``"keyspace"`` or ``"none"``),
+    live documents per range (``range_docs``) and ``seconds`` taken."""
 
     docs: int = 0
     bytes: int = 0
@@ -71,16 +96,23 @@ class DumpReport:
     split_method: str = "none"
     range_docs: list[int] = field(default_factory=list)
     seconds: float = 0.0
+    conflicts: int = 0
+    deleted: int = 0
+
+    @property
+    def lines(self) -> int:
+        """Lines written: ``docs + conflicts + deleted``."""
+        return self.docs + self.conflicts + self.deleted
 
     @property
     def docs_per_second(self) -> float:
-        """Documents written per second (0.0 before the dump ran)."""
-        return self.docs / self.seconds if self.seconds else 0.0
+        """Lines (document revisions) written per second (0.0 before the dump ran)."""
+        return self.lines / self.seconds if self.seconds else 0.0
 
     def __str__(self) -> str:
         ranges = f" in {len(self.range_docs)} ranges" if len(self.range_docs) > 1 else ""
-        return (f"{self.docs:,} docs, {self.bytes:,} bytes dumped{ranges}, {self.seconds:.2f}s "
-                f"({self.docs_per_second:,.0f} docs/s)")
+        return (f"{self.docs:,} docs, {self.conflicts:,} conflicting revisions, {self.deleted:,} deleted, "
+                f"{self.bytes:,} bytes dumped{ranges}, {self.seconds:.2f}s ({self.docs_per_second:,.0f} docs/s)")
 
 
 # -- split points ----------------------------------------------------------------------
@@ -225,46 +257,125 @@ class _Cancelled(Exception):
     pass
 
 
-def _read_range(db: Any, out: IO[bytes], start: str | None, end: str | None, attachments: bool,
-                stop: threading.Event, progress: Callable[[int], Any] | None, counts: list[int], slot: int) -> int:
-    """Stream one ``[start, end)`` id range of ``_all_docs?include_docs=true`` into ``out``."""
-    options: dict[str, Any] = {"include_docs": True}
+class _Writer:
+    """Lines out to one target in chunks of :data:`_CHUNK_DOCS`; counts them by kind."""
+
+    __slots__ = ("out", "stop", "progress", "lines", "written", "counts")
+
+    def __init__(self, out: IO[bytes], stop: threading.Event, progress: Callable[[int], Any] | None) -> None:
+        self.out = out
+        self.stop = stop
+        self.progress = progress
+        self.lines: list[bytes] = []
+        self.written = 0
+        self.counts = [0, 0, 0]  # live documents, other revisions of live documents, deleted documents' revisions
+
+    def add(self, doc: Any, kind: int) -> None:
+        self.lines.append(codec.dumps(doc))
+        self.counts[kind] += 1
+        if len(self.lines) >= _CHUNK_DOCS:
+            if self.stop.is_set():
+                raise _Cancelled()
+            self.flush()
+
+    def flush(self) -> None:
+        if self.lines:
+            data = b"\n".join(self.lines) + b"\n"
+            self.out.write(data)
+            self.written += len(data)
+            if self.progress is not None:
+                self.progress(len(self.lines))
+            self.lines = []
+
+
+def _revisions(db: Any, pairs: list[tuple[str, str]], attachments: bool) -> list[Any]:
+    """The revisions ``pairs`` names, each with ``_revisions`` (its history); ``None`` for
+    one that is gone (``POST /{db}/_bulk_get?revs=true``; the ``open_revs`` GETs where a
+    server has no ``_bulk_get``)."""
     if attachments:
-        options["attachments"] = True
+        found: list[Any] = db.get(pairs, revs=True, attachments=True)
+    else:
+        found = db.get(pairs, revs=True)
+    return found
+
+
+def _read_range(db: Any, w: _Writer, start: str | None, end: str | None, attachments: bool, history: bool) -> None:
+    """Write the winning revision of every live document of one ``[start, end)`` id range."""
+    options: dict[str, Any] = {}
     if start is not None:
         options["startkey"] = start
     if end is not None:
         options["endkey"] = end
         options["inclusive_end"] = False
-    written = 0
-    lines: list[bytes] = []
-    dumps = codec.dumps
+    if not history:  # the bodies come with the listing
+        options["include_docs"] = True
+        if attachments:
+            options["attachments"] = True
+        with db.view("_all_docs", **options) as result:
+            for row in result:
+                if row.doc is not None:  # not expected from a plain _all_docs read; never write "null"
+                    w.add(row.doc, 0)
+        return
+    pairs: list[tuple[str, str]] = []
     with db.view("_all_docs", **options) as result:
         for row in result:
-            doc = row.doc
-            if doc is None:  # not expected from a plain _all_docs read; never write "null"
-                continue
-            lines.append(dumps(doc))
-            if len(lines) >= _CHUNK_DOCS:
-                if stop.is_set():
-                    raise _Cancelled()
-                written += _flush(out, lines)
-                counts[slot] += len(lines)
-                if progress is not None:
-                    progress(len(lines))
-                lines = []
-    if lines:
-        written += _flush(out, lines)
-        counts[slot] += len(lines)
-        if progress is not None:
-            progress(len(lines))
-    return written
+            pairs.append((row.id, row.value["rev"]))
+            if len(pairs) >= _FETCH:
+                _write_winners(db, w, pairs, attachments)
+                pairs = []
+    if pairs:
+        _write_winners(db, w, pairs, attachments)
 
 
-def _flush(out: IO[bytes], lines: list[bytes]) -> int:
-    data = b"\n".join(lines) + b"\n"
-    out.write(data)
-    return len(data)
+def _write_winners(db: Any, w: _Writer, pairs: list[tuple[str, str]], attachments: bool) -> None:
+    for doc in _revisions(db, pairs, attachments):
+        if doc is not None and not doc.get("_deleted"):  # None, a tombstone: gone since it was listed
+            w.add(doc, 0)
+
+
+def _rev_order(doc: Any) -> tuple[bool, int, str]:
+    """CouchDB's order of leaf revisions: the winner is the greatest (not deleted first,
+    then the longest history, then the greatest revision hash)."""
+    pos, _, digest = str(doc.get("_rev", "")).partition("-")
+    return (not doc.get("_deleted"), int(pos) if pos.isdigit() else 0, digest)
+
+
+def _read_leaves(db: Any, w: _Writer, attachments: bool, deleted: bool) -> None:
+    """Write what ``_all_docs`` does not list: the other leaf revisions of documents with
+    more than one (conflicts and deleted conflicts), and with ``deleted`` the leaf
+    revisions of deleted documents (``_changes?style=all_docs``, one row per document with
+    every leaf revision, and ``"deleted": true`` when the winner is a tombstone)."""
+    groups: list[tuple[str, list[str]]] = []
+    size = 0
+    with db.changes(style="all_docs", seq_interval=_FETCH) as result:
+        for change in result:
+            revs = [c["rev"] for c in change.get("changes") or () if isinstance(c, dict) and "rev" in c]
+            if change.get("deleted") is True:
+                if not deleted:
+                    continue
+            elif len(revs) < 2:
+                continue  # one live leaf: the range readers wrote it
+            groups.append((change["id"], revs))
+            size += len(revs)
+            if size >= _FETCH:
+                _write_leaves(db, w, groups, attachments)
+                groups, size = [], 0
+    if groups:
+        _write_leaves(db, w, groups, attachments)
+
+
+def _write_leaves(db: Any, w: _Writer, groups: list[tuple[str, list[str]]], attachments: bool) -> None:
+    found = iter(_revisions(db, [(docid, rev) for docid, revs in groups for rev in revs], attachments))
+    for _docid, revs in groups:
+        docs = [doc for doc in (next(found) for _ in revs) if doc is not None]
+        if not docs:
+            continue
+        winner = max(docs, key=_rev_order)
+        live = not winner.get("_deleted")
+        for doc in docs:
+            if doc is winner and live:
+                continue  # a live document's winner: the range readers wrote it
+            w.add(doc, 1 if live else 2)
 
 
 def _binary(out: Any) -> IO[bytes]:
@@ -280,25 +391,36 @@ def _binary(out: Any) -> IO[bytes]:
 
 
 def dump(db: Any, out: IO[bytes], attachments: bool = False, parallel: int = 1,
-         progress: Callable[[int], Any] | None = None) -> DumpReport:
-    """Write every document of ``db`` (a sync :class:`couchcore.Database`) to ``out`` as JSON Lines.
+         progress: Callable[[int], Any] | None = None, *, history: bool = True,
+         deleted: bool = True) -> DumpReport:
+    """Write every revision ``db`` (a sync :class:`couchcore.Database`) needs to be copied
+    exactly to ``out`` as JSON Lines, one document revision a line (see the module docstring).
 
     ``out`` is a binary file object (a text stream with a ``.buffer``, like ``sys.stdout``,
     is written through its buffer). ``attachments=True`` inlines attachment content as
-    base64. ``parallel=N`` reads N id ranges at once (see the module docstring); the output
-    is the same as with ``parallel=1``. ``progress(n)`` is called as documents are written
-    (from reader threads when ``parallel > 1``).
+    base64 (without it attachments are stubs, which a new database cannot take).
+    ``history=False`` writes the winning revisions without ``_revisions`` (read with the
+    listing, about twice as fast; conflicting and deleted revisions keep theirs).
+    ``deleted=False`` leaves deleted documents out (the deleted leaves of live documents
+    stay). ``parallel=N`` reads N id ranges at once (see the module docstring); the
+    output is the same as with ``parallel=1``. ``progress(n)`` is called as ``n`` more
+    lines are written (from reader threads when ``parallel > 1``).
 
     The database is checked (``GET /{db}``) before anything is written, so a missing
     database (:class:`~couchcore.errors.NotFound`), wrong credentials
     (:class:`~couchcore.errors.Unauthorized`) or an unreachable server
     (:class:`~couchcore.errors.TransportError`) raise with ``out`` untouched. A failure
-    after that raises too, with ``out`` holding whole lines only.
-    Returns a :class:`DumpReport`. Reads ``_all_docs?include_docs=true``
-    (https://docs.couchdb.org/en/stable/api/database/bulk-api.html#db-all-docs).
+    after that raises too, with ``out`` holding whole lines only; bad arguments raise
+    :class:`~couchcore.errors.InvalidInput` first. Returns a :class:`DumpReport`.
+    Reads ``_all_docs`` (https://docs.couchdb.org/en/stable/api/database/bulk-api.html#db-all-docs),
+    ``_bulk_get?revs=true`` (https://docs.couchdb.org/en/stable/api/database/bulk-api.html#db-bulk-get)
+    and ``_changes?style=all_docs`` (https://docs.couchdb.org/en/stable/api/database/changes.html).
     """
     if isinstance(parallel, bool) or not isinstance(parallel, int) or parallel < 1:
         raise InvalidInput(f"parallel must be a positive int, got {parallel!r}")
+    for name, flag in (("attachments", attachments), ("history", history), ("deleted", deleted)):
+        if not isinstance(flag, bool):
+            raise InvalidInput(f"{name} must be a bool, got {flag!r}")
     sink = _binary(out)
     started = time.perf_counter()
     info = db.info()  # raises before output starts
@@ -306,33 +428,45 @@ def dump(db: Any, out: IO[bytes], attachments: bool = False, parallel: int = 1,
     if parallel > 1:
         report.splits, report.split_method = split_points(db, parallel, int(info.get("doc_count") or 0))
     bounds = [None, *report.splits, None]
-    ranges = list(zip(bounds[:-1], bounds[1:]))
-    counts = [0] * len(ranges)
+    jobs: list[Callable[[_Writer], None]] = [
+        functools.partial(_read_range, db, start=lo, end=hi, attachments=attachments, history=history)
+        for lo, hi in zip(bounds[:-1], bounds[1:])]
+    jobs.append(functools.partial(_read_leaves, db, attachments=attachments, deleted=deleted))
     stop = threading.Event()
-    if len(ranges) == 1:
-        report.bytes = _read_range(db, sink, None, None, attachments, stop, progress, counts, 0)
+    if parallel == 1:
+        writers = [_Writer(sink, stop, progress)]
+        for job in jobs:
+            job(writers[0])
+            writers[0].flush()
+        range_docs = [writers[0].counts[0]]
     else:
-        report.bytes = _dump_ranges(db, sink, ranges, attachments, stop, progress, counts)
+        writers = _run_jobs(sink, jobs, stop, progress)
+        range_docs = [w.counts[0] for w in writers[:-1]]
     sink.flush()
-    report.range_docs = counts
-    report.docs = sum(counts)
+    report.bytes = sum(w.written for w in writers)
+    report.range_docs = range_docs
+    report.docs = sum(w.counts[0] for w in writers)
+    report.conflicts = sum(w.counts[1] for w in writers)
+    report.deleted = sum(w.counts[2] for w in writers)
     report.seconds = time.perf_counter() - started
     return report
 
 
-def _dump_ranges(db: Any, sink: IO[bytes], ranges: list[tuple[str | None, str | None]], attachments: bool,
-                 stop: threading.Event, progress: Callable[[int], Any] | None, counts: list[int]) -> int:
+def _run_jobs(sink: IO[bytes], jobs: list[Callable[[_Writer], None]], stop: threading.Event,
+              progress: Callable[[int], Any] | None) -> list[_Writer]:
+    """Run every job in its own thread: the first writes to ``sink``, the others to
+    temporary files copied to ``sink`` in job order once the jobs before them are done."""
     spools: list[IO[bytes] | None] = [None] + [
-        tempfile.SpooledTemporaryFile(max_size=1 << 20, prefix="couchcore-dump-") for _ in ranges[1:]
+        tempfile.SpooledTemporaryFile(max_size=1 << 20, prefix="couchcore-dump-") for _ in jobs[1:]
     ]
-    errors: list[BaseException | None] = [None] * len(ranges)
-    sizes = [0] * len(ranges)
+    writers = [_Writer(sink if i == 0 else spool, stop, progress)  # type: ignore[arg-type]
+               for i, spool in enumerate(spools)]
+    errors: list[BaseException | None] = [None] * len(jobs)
 
     def work(i: int) -> None:
         try:
-            target = sink if i == 0 else spools[i]
-            assert target is not None
-            sizes[i] = _read_range(db, target, ranges[i][0], ranges[i][1], attachments, stop, progress, counts, i)
+            jobs[i](writers[i])
+            writers[i].flush()
         except _Cancelled:
             pass
         except BaseException as exc:  # reported by the caller's thread
@@ -340,13 +474,13 @@ def _dump_ranges(db: Any, sink: IO[bytes], ranges: list[tuple[str | None, str | 
             stop.set()
 
     threads = [threading.Thread(target=work, args=(i,), name=f"couchcore-dump-{i}", daemon=True)
-               for i in range(len(ranges))]
+               for i in range(len(jobs))]
     for t in threads:
         t.start()
     try:
         for i, t in enumerate(threads):
             t.join()
-            if stop.is_set():  # this range may have been cut short because another failed
+            if stop.is_set():  # this job may have been cut short because another failed
                 for other in threads:
                     other.join()
                 failure = next((e for e in errors if e is not None), None)
@@ -367,4 +501,4 @@ def _dump_ranges(db: Any, sink: IO[bytes], ranges: list[tuple[str | None, str | 
         for spool in spools:
             if spool is not None:
                 spool.close()
-    return sum(sizes)
+    return writers

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import io
 import os
 import subprocess
@@ -30,25 +31,87 @@ def lines_of(data: bytes) -> list[dict]:
     return [codec.loads(line) for line in data.split(b"\n")[:-1]]
 
 
+def rev(n: int, tag: str) -> str:
+    return f"{n}-{hashlib.md5(tag.encode()).hexdigest()}"
+
+
+def branch(docid: str, tags: list[str], body: dict | None = None, deleted: bool = False) -> dict:
+    """A revision and its history for a new_edits=false write: ``tags`` newest first."""
+    doc = {"_id": docid, "_rev": rev(len(tags), tags[0]),
+           "_revisions": {"start": len(tags), "ids": [rev(1, t).split("-", 1)[1] for t in tags]}, **(body or {})}
+    if deleted:
+        doc["_deleted"] = True
+    return doc
+
+
 def current_docs(db, attachments: bool = False) -> dict:
-    """Every document as the server has it now (winning revisions), by id."""
+    """Every live document as the server has it now (winning revisions), by id."""
     return {row.id: dict(row.doc) for row in db.view("_all_docs", include_docs=True, attachments=attachments)}
 
 
+def leaf_revs(db) -> dict:
+    """``{id: {leaf revisions}}`` and ``{ids of deleted documents}`` from ``_changes?style=all_docs``."""
+    leaves, deleted = {}, set()
+    for change in db.changes(style="all_docs"):
+        leaves[change["id"]] = {c["rev"] for c in change["changes"]}
+        if change.get("deleted"):
+            deleted.add(change["id"])
+    return leaves, deleted
+
+
+def leaf_count(db) -> int:
+    """Lines a whole dump has: one per leaf revision of every document, deleted ones included."""
+    return sum(len(revs) for revs in leaf_revs(db)[0].values())
+
+
+def normal(doc: dict, is_couchdb: bool) -> dict:
+    """A revision as a copy must match it. CouchDB keeps everything, attachment ``revpos``
+    included; PouchDB Server resets ``revpos`` to the new revision's generation (a quirk),
+    so there attachment content/type/digest/length count, not ``revpos``."""
+    doc = dict(doc)
+    if not is_couchdb and "_attachments" in doc:
+        doc["_attachments"] = {name: {k: v for k, v in meta.items() if k != "revpos"}
+                               for name, meta in doc["_attachments"].items()}
+    return doc
+
+
 def as_copied(docs: dict, is_couchdb: bool) -> dict:
-    """What a new_edits=false copy must match. CouchDB keeps everything, attachment
-    ``revpos`` included; PouchDB Server resets ``revpos`` to the new revision's generation
-    (a quirk), so there only ids, revisions, bodies and attachment content/type/digest count."""
-    if is_couchdb:
-        return docs
-    out = {}
-    for docid, doc in docs.items():
-        doc = dict(doc)
-        if "_attachments" in doc:
-            doc["_attachments"] = {name: {k: v for k, v in meta.items() if k != "revpos"}
-                                   for name, meta in doc["_attachments"].items()}
-        out[docid] = doc
-    return out
+    return {docid: normal(doc, is_couchdb) for docid, doc in docs.items()}
+
+
+def exact_state(db, is_couchdb: bool, history: bool = True) -> dict:
+    """Everything an exact copy reproduces, for every document the database has, deleted
+    ones included (ids from ``_changes?style=all_docs``):
+
+    * every leaf revision with its body, attachments (inline) and ``_revisions`` history
+      (``GET /db/doc?open_revs=all&revs=true&attachments=true``), deleted leaves and the
+      tombstones of deleted documents included;
+    * for a live document, what ``GET /db/doc?conflicts=true&deleted_conflicts=true&revs_info=true``
+      says: the winner, ``_conflicts``, ``_deleted_conflicts``, and ``_revs_info``'s revision
+      ids with ``deleted`` or not (``available``/``missing`` is not compared: the bodies of
+      revisions that are not leaves are never copied, as replication does not copy them).
+
+    ``history=False``: the winners' ``_revisions`` and ``_revs_info`` are left out (a
+    ``--no-history`` copy knows only each winner's own revision)."""
+    state = {}
+    leaves, deleted = leaf_revs(db)
+    for docid in leaves:
+        found = db.get(docid, open_revs="all", revs=True, attachments=True)
+        docs = sorted((normal(entry["ok"], is_couchdb) for entry in found if "ok" in entry), key=lambda d: d["_rev"])
+        entry: dict = {"leaves": docs, "deleted": docid in deleted}
+        assert {d["_rev"] for d in docs} == leaves[docid]
+        if docid not in deleted:
+            cur = db.get(docid, conflicts=True, deleted_conflicts=True, revs_info=True)
+            entry["current"] = {"_rev": cur["_rev"], "_conflicts": sorted(cur.get("_conflicts", [])),
+                                "_deleted_conflicts": sorted(cur.get("_deleted_conflicts", []))}
+            if history:
+                entry["current"]["_revs_info"] = [(i["rev"], i["status"] == "deleted") for i in cur["_revs_info"]]
+            else:
+                for d in docs:
+                    if d["_rev"] == cur["_rev"]:
+                        del d["_revisions"]
+        state[docid] = entry
+    return state
 
 
 @pytest.fixture
@@ -61,7 +124,10 @@ def db(one_copy_db):
 @pytest.fixture
 def populated(db):
     """Documents of every kind: plain, updated (rev 3), unicode/large numbers, a design doc,
-    a deleted doc, a _local doc, and one with two attachments."""
+    a deleted doc, a _local doc, one with two attachments, and (written with new_edits=false,
+    as replication writes them) a document with three conflicting branches (one with an
+    attachment) and a deleted leaf, a design document with a conflict, and a deleted
+    document with two deleted branches."""
     docs = [{"_id": f"doc-{i:03d}", "i": i, "f": i / 7, "tags": ["a", i]} for i in range(40)]
     docs.append({"_id": "ünïcode-\U0001F600", "big": 2**70, "tiny": 1e-07, "nested": {"x": [None, True, "é"]}})
     db.save(docs)
@@ -78,54 +144,113 @@ def populated(db):
     db.save(att)
     db.put_attachment(att, BLOB, "blob.bin", "application/octet-stream")
     db.put_attachment(att, "héllo text", "note.txt", "text/plain")
+    conflicted = {"_id": "conflicted", "v": 0}
+    db.save(conflicted)
+    root = conflicted["_rev"].split("-", 1)[1]
+    conflicted["v"] = 1
+    db.save(conflicted)  # 2-<server's>
+    inline = {"_attachments": {"branch.bin": {"content_type": "application/octet-stream",
+                                              "data": base64.b64encode(BLOB[:100]).decode("ascii")}}}
+    result = db.save([
+        {**branch("conflicted", ["b2", "b1"]), "v": "b"},
+        {**branch("conflicted", ["c3", "c2", "b1"]), "v": "c", **inline},
+        branch("conflicted", ["d2", "b1"], deleted=True),
+        {**branch("_design/app", ["e9"]), "views": {}},
+        branch("gone-twice", ["g2", "g1"], deleted=True),
+        branch("gone-twice", ["h1"], deleted=True),
+    ], new_edits=False)
+    assert not result.pending
+    # the branches hang off a root of their own ("1-b1"): give one a shared root too
+    db.save([{**branch("conflicted", ["s2", "x"]), "v": "s", "_revisions": {"start": 2, "ids": [
+        rev(1, "s2").split("-", 1)[1], root]}}], new_edits=False)
     return db
 
 
-def test_dump_writes_every_document_as_json_lines(populated):
+def test_dump_writes_every_revision_as_json_lines(populated, is_couchdb):
     out = io.BytesIO()
     report = dump(populated, out)
-    docs = lines_of(out.getvalue())
-    expected = current_docs(populated)
-    assert [d["_id"] for d in docs] == list(expected)  # _all_docs order
-    assert {d["_id"]: d for d in docs} == expected
-    ids = {d["_id"] for d in docs}
-    assert "_design/app" in ids and "deleted-doc" not in ids and not any(i.startswith("_local/") for i in ids)
-    assert all(d["_rev"] for d in docs)
-    assert {d["_id"]: d["_rev"] for d in docs}["doc-001"].startswith("3-")
-    big = next(d for d in docs if d["_id"].startswith("ünïcode"))
+    lines = lines_of(out.getvalue())
+    winners = current_docs(populated)
+    leaves, deleted = leaf_revs(populated)
+    # first the live documents' winners, in _all_docs order, each with its history
+    head, tail = lines[:len(winners)], lines[len(winners):]
+    assert [d["_id"] for d in head] == list(winners)
+    for d in head:
+        assert d["_rev"] == winners[d["_id"]]["_rev"]
+        assert {k: v for k, v in d.items() if k != "_revisions"} == winners[d["_id"]]
+        pos, digest = d["_rev"].split("-", 1)
+        assert d["_revisions"]["start"] == int(pos) and d["_revisions"]["ids"][0] == digest
+        assert len(d["_revisions"]["ids"]) == int(pos)  # not stemmed: the whole history
+    assert {d["_id"]: d for d in head}["doc-001"]["_rev"].startswith("3-")
+    # then every other leaf: conflicts, deleted conflicts, the tombstones of deleted documents
+    expected_tail = {(docid, r) for docid, revs in leaves.items() for r in revs} - \
+        {(docid, doc["_rev"]) for docid, doc in winners.items()}
+    assert sorted((d["_id"], d["_rev"]) for d in tail) == sorted(expected_tail)
+    assert {"deleted-doc", "gone-twice"} <= deleted and {d["_id"] for d in tail} == {
+        "conflicted", "_design/app", "deleted-doc", "gone-twice"}
+    assert all(d["_revisions"]["ids"][0] == d["_rev"].split("-", 1)[1] for d in tail)
+    assert all(d.get("_deleted") for d in tail if d["_id"] in deleted)
+    assert not any("_conflicts" in d or d["_id"].startswith("_local/") for d in lines)
+    big = next(d for d in lines if d["_id"].startswith("ünïcode"))
     assert big["big"] == 2**70 and big["tiny"] == 1e-07
-    stubs = next(d for d in docs if d["_id"] == "with-attachments")["_attachments"]
+    stubs = next(d for d in lines if d["_id"] == "with-attachments")["_attachments"]
     assert stubs["blob.bin"]["stub"] is True and "data" not in stubs["blob.bin"]
-    assert report.docs == len(docs) == populated.info()["doc_count"]
+    assert report.docs == len(head) == populated.info()["doc_count"]
+    assert report.conflicts == sum(1 for d in tail if d["_id"] not in deleted) == 5  # conflicted: 4, design: 1
+    assert report.deleted == sum(1 for d in tail if d["_id"] in deleted) == 3
+    assert report.lines == len(lines)
     assert report.bytes == len(out.getvalue()) and report.range_docs == [report.docs]
-    assert f"{report.docs:,} docs" in str(report)
+    assert f"{report.docs:,} docs" in str(report) and "5 conflicting revisions, 3 deleted" in str(report)
+
+
+def test_without_history_or_deleted_documents(populated):
+    """``history=False``: winners as ``_all_docs?include_docs=true`` has them (no
+    ``_revisions``); ``deleted=False``: no deleted documents, but a live document's
+    deleted leaf still comes, with the conflicts."""
+    out = io.BytesIO()
+    report = dump(populated, out, history=False, deleted=False)
+    lines = lines_of(out.getvalue())
+    winners = current_docs(populated)
+    assert {d["_id"]: d for d in lines[:len(winners)]} == winners
+    tail = lines[len(winners):]
+    assert {d["_id"] for d in tail} == {"conflicted", "_design/app"} and len(tail) == report.conflicts == 5
+    assert any(d.get("_deleted") for d in tail) and all("_revisions" in d for d in tail)
+    assert report.deleted == 0 and report.lines == len(lines)
 
 
 def test_attachments_inline_base64(populated):
     out = io.BytesIO()
     dump(populated, out, attachments=True)
-    doc = next(d for d in lines_of(out.getvalue()) if d["_id"] == "with-attachments")
+    lines = lines_of(out.getvalue())
+    doc = next(d for d in lines if d["_id"] == "with-attachments")
     atts = doc["_attachments"]
     assert base64.b64decode(atts["blob.bin"]["data"]) == BLOB
     assert base64.b64decode(atts["note.txt"]["data"]).decode("utf-8") == "héllo text"
     assert atts["blob.bin"]["content_type"] == "application/octet-stream"
     assert not atts["blob.bin"].get("stub")
+    branch_doc = next(d for d in lines if d["_id"] == "conflicted" and "_attachments" in d)  # a conflict's own
+    assert base64.b64decode(branch_doc["_attachments"]["branch.bin"]["data"]) == BLOB[:100]
 
 
 @pytest.mark.parametrize("parallel", [2, 3, 4, 7])
 def test_parallel_ranges_give_the_same_output(db, parallel):
     ids = [uuid.uuid4().hex for _ in range(150)] + [f"order-{i:05d}" for i in range(60)] + ["A", "Z", "_design/x"]
     db.save([{"_id": i, "v": n} for n, i in enumerate(ids)])
+    gone = [db.get(i) for i in ids[:7]]
+    for doc in gone:
+        db.delete(doc)
+    db.save([branch(i, ["p2", "p1"], {"v": "branch"}) for i in ids[50:55]], new_edits=False)
     one = io.BytesIO()
     single = dump(db, one)
     many = io.BytesIO()
     seen: list[int] = []
     report = dump(db, many, parallel=parallel, progress=seen.append)
     assert many.getvalue() == one.getvalue()
-    assert report.docs == single.docs == len(ids) == sum(seen)
+    assert report.docs == single.docs == len(ids) - 7 and report.deleted == 7 and report.conflicts == 5
+    assert sum(seen) == report.lines == len(lines_of(many.getvalue()))
     assert report.splits == sorted(report.splits) and len(set(report.splits)) == len(report.splits)
     assert 1 <= len(report.splits) <= parallel - 1
-    assert len(report.range_docs) == len(report.splits) + 1 and sum(report.range_docs) == len(ids)
+    assert len(report.range_docs) == len(report.splits) + 1 and sum(report.range_docs) == report.docs
 
 
 @pytest.mark.couchdb_only
@@ -149,21 +274,28 @@ def test_split_points_small_database(db):
     assert dump(db, out, parallel=4).docs == 2
 
 
-def test_dump_load_new_edits_false_reproduces_the_database(server, populated, is_couchdb):
+@pytest.mark.parametrize("parallel", [1, 3])
+def test_dump_load_new_edits_false_reproduces_the_database(server, populated, is_couchdb, parallel):
+    """dump, then bulk.load(new_edits=False): every document, deleted ones included, has
+    the same leaves (bodies, attachments, histories), winner, conflicts and revs_info."""
     out = io.BytesIO()
-    dump(populated, out, attachments=True, parallel=3)
+    dump(populated, out, attachments=True, parallel=parallel)
     target = server.create(unique_name("copy"), n=1)  # read back through _all_docs: one copy
     try:
         report = load(target, lines_of(out.getvalue()), batch_size=7, concurrency=2, new_edits=False)
         assert not report.failed
+        expected = exact_state(populated, is_couchdb)
+        assert expected["conflicted"]["current"]["_conflicts"] and expected["gone-twice"]["deleted"]
+        assert exact_state(target, is_couchdb) == expected
         assert as_copied(current_docs(target, attachments=True), is_couchdb) == \
             as_copied(current_docs(populated, attachments=True), is_couchdb)
         assert target.get_attachment("with-attachments", "blob.bin") == BLOB
-        assert target.info()["doc_count"] == populated.info()["doc_count"]
-        if is_couchdb:  # and dumping the copy gives the same bytes again
+        a, b = populated.info(), target.info()
+        assert (b["doc_count"], b.get("doc_del_count")) == (a["doc_count"], a.get("doc_del_count"))
+        if is_couchdb:  # and dumping the copy gives the same lines again
             again = io.BytesIO()
             dump(target, again, attachments=True)
-            assert again.getvalue() == out.getvalue()
+            assert sorted(again.getvalue().splitlines()) == sorted(out.getvalue().splitlines())
     finally:
         server.delete(target.name)
 
@@ -180,6 +312,9 @@ def test_bad_arguments(db):
         dump(db, io.BytesIO(), parallel=0)
     with pytest.raises(InvalidInput):
         dump(db, object())  # type: ignore[arg-type]
+    for flag in ("attachments", "history", "deleted"):
+        with pytest.raises(InvalidInput):
+            dump(db, io.BytesIO(), **{flag: "yes"})
 
 
 def test_text_stream_with_buffer(db, tmp_path):
@@ -213,7 +348,7 @@ def test_cli_dump_to_stdout_and_file(couch_url, populated, backend, tmp_path):
     path = tmp_path / "dump.jsonl"
     proc = run_cli("dump", url, str(path), "--quiet")
     assert proc.returncode == 0 and proc.stderr == b"" and proc.stdout == b""
-    assert len(lines_of(path.read_bytes())) == populated.info()["doc_count"]
+    assert len(lines_of(path.read_bytes())) == leaf_count(populated)
 
 
 def test_cli_credentials_from_environment(couch_url, populated):
@@ -223,7 +358,7 @@ def test_cli_credentials_from_environment(couch_url, populated):
     proc = run_cli("dump", db_url(base, populated.name), "--quiet",
                    env={"COUCHDB_USER": user, "COUCHDB_PASSWORD": password})
     assert proc.returncode == 0, proc.stderr
-    assert len(proc.stdout.splitlines()) == populated.info()["doc_count"]
+    assert len(proc.stdout.splitlines()) == leaf_count(populated)
 
 
 def test_cli_exit_2_before_any_output(couch_url, tmp_path):
@@ -239,28 +374,41 @@ def test_cli_exit_2_before_any_output(couch_url, tmp_path):
     assert wrong.returncode == 2 and wrong.stdout == b""
     offline = run_cli("dump", f"http://admin:{secret}@127.0.0.1:9/db")
     assert offline.returncode == 2 and offline.stdout == b""
-    no_name = run_cli("dump", f"http://admin:{secret}@127.0.0.1:9")
-    assert no_name.returncode == 2
-    for proc in (missing, wrong, offline, no_name):
+    for proc in (missing, wrong, offline):
         assert secret.encode() not in proc.stderr + proc.stdout
         if password:
             assert password.encode() not in proc.stderr + proc.stdout
 
 
-def test_cli_dump_pipe_load_new_edits_false(couch_url, server, populated, is_couchdb):
-    """`couchcore dump A | couchcore load B --new-edits-false` copies A exactly."""
-    help_text = run_cli("load", "--help").stdout
-    if b"--new-edits-false" not in help_text:
-        pytest.skip("`couchcore load --new-edits-false` is not there yet (loader work in progress)")
+def copy_with_cli(couch_url: str, source: str, *flags: str) -> tuple[str, subprocess.CompletedProcess]:
+    """``couchcore dump SOURCE FLAGS | couchcore load NEW --new-edits-false --create``
+    (through a pipe between the two processes, as a shell runs it); the new name."""
     name = unique_name("piped")
-    dumped = run_cli("dump", db_url(couch_url, populated.name), "--attachments", "--parallel", "2", "--quiet")
-    assert dumped.returncode == 0, dumped.stderr
-    loaded = run_cli("load", db_url(couch_url, name), "--new-edits-false", "--create", "--quiet", stdin=dumped.stdout)
+    dump_proc = subprocess.Popen([sys.executable, "-m", "couchcore.cli", "dump", db_url(couch_url, source), *flags],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    loaded = subprocess.run([sys.executable, "-m", "couchcore.cli", "load", db_url(couch_url, name),
+                             "--new-edits-false", "--create", "--quiet"], stdin=dump_proc.stdout,
+                            capture_output=True, timeout=120)
+    assert dump_proc.stdout is not None
+    dump_proc.stdout.close()
+    assert dump_proc.wait(timeout=120) == 0, dump_proc.stderr.read() if dump_proc.stderr else b""
+    if dump_proc.stderr:
+        dump_proc.stderr.close()
+    return name, loaded
+
+
+@pytest.mark.parametrize("parallel", ["1", "3"])
+def test_cli_dump_pipe_load_new_edits_false(couch_url, server, populated, is_couchdb, parallel):
+    """`couchcore dump A --attachments | couchcore load B --new-edits-false` copies A exactly:
+    per document (deleted ones included) the same leaves with bodies, attachments and
+    histories, the same winner, _conflicts, _deleted_conflicts and revs_info."""
+    name, loaded = copy_with_cli(couch_url, populated.name, "--attachments", "--parallel", parallel, "--quiet")
     try:
         assert loaded.returncode == 0, loaded.stderr
         target = server.db(name)
-        assert as_copied(current_docs(target, attachments=True), is_couchdb) == \
-            as_copied(current_docs(populated, attachments=True), is_couchdb)
+        assert exact_state(target, is_couchdb) == exact_state(populated, is_couchdb)
+        a, b = populated.info(), target.info()
+        assert (b["doc_count"], b.get("doc_del_count")) == (a["doc_count"], a.get("doc_del_count"))
     finally:
         try:
             server.delete(name)
@@ -268,32 +416,79 @@ def test_cli_dump_pipe_load_new_edits_false(couch_url, server, populated, is_cou
             pass
 
 
+def test_cli_no_history_no_deleted_copy(couch_url, server, populated, is_couchdb):
+    """``--no-history``: the copy has the same leaves, winners and conflicts, the winners
+    without their history; ``--no-deleted``: no deleted documents (a live document's
+    deleted leaf still comes)."""
+    name, loaded = copy_with_cli(couch_url, populated.name, "--attachments", "--no-history", "--no-deleted",
+                                 "--parallel", "2", "--quiet")
+    try:
+        assert loaded.returncode == 0, loaded.stderr
+        target = server.db(name)
+        expected = {docid: entry for docid, entry in exact_state(populated, is_couchdb, history=False).items()
+                    if not entry["deleted"]}
+        assert exact_state(target, is_couchdb, history=False) == expected
+        assert not leaf_revs(target)[1] and leaf_revs(populated)[1] == {"deleted-doc", "gone-twice"}
+        assert target.revisions("doc-001") == [populated.get("doc-001")["_rev"]]
+    finally:
+        try:
+            server.delete(name)
+        except couchcore.NotFound:
+            pass
+
+
+def test_cli_url_without_database_name(couch_url):
+    """A server URL without a database name: exit 2, one line saying so, no password."""
+    base, user, password = split_credentials(couch_url)
+    secret = "s3cret-" + uuid.uuid4().hex
+    scheme, rest = base.rstrip("/").split("://", 1)
+    for url in (f"{scheme}://admin:{secret}@{rest}", f"{scheme}://admin:{secret}@{rest}/", couch_url):
+        proc = run_cli("dump", url)
+        assert proc.returncode == 2 and proc.stdout == b""
+        err = proc.stderr.decode()
+        assert len(err.strip().splitlines()) == 1 and "names no database" in err, err
+        assert secret not in err and (not password or password not in err)
+    proc = run_cli("dump", "ftp://admin:" + secret + "@host/db")
+    assert proc.returncode == 2 and "not an http(s) URL" in proc.stderr.decode()
+    assert secret.encode() not in proc.stderr
+
+
 # -- a connection cut mid-stream (a loopback proxy in front of the real server) --------
 
 
-def cutting_proxy(couch_url: str) -> tuple[FaultyProxy, str]:
-    """A proxy in front of the real server that cuts every ``_all_docs?include_docs=true``
-    answer after 30 kB of its body and closes the connection (a failure mid-response; the
-    other requests pass), and its URL with the server's credentials."""
+#: the requests a dump makes, each cut in turn: the id listing, the revisions' fetch, the
+#: _changes read of conflicts and tombstones, the listing with the bodies (--no-history)
+CUTS = [("GET", "/_all_docs", True), ("POST", "/_bulk_get", True), ("GET", "/_changes", True),
+        ("GET", "include_docs=true", False)]
+
+
+def cutting_proxy(couch_url: str, method: str, path: str) -> tuple[FaultyProxy, str]:
+    """A proxy in front of the real server that cuts every ``method`` answer whose target
+    holds ``path`` after 30 kB of its body and closes the connection (a failure
+    mid-response; the other requests pass), and its URL with the server's credentials."""
     proxy = FaultyProxy(couch_url)
-    proxy.truncate("GET", "include_docs=true", at=30_000, count=100)
+    proxy.truncate(method, path, at=30_000, count=100)
     base, user, password = split_credentials(couch_url)
     return proxy, url_with_credentials(proxy.url, user, password) if user is not None else proxy.url
 
 
 @pytest.fixture
 def many(db):
-    db.save([{"_id": f"d{i:05d}", "text": "x" * 200, "i": i} for i in range(600)])
+    """600 lines to dump: 500 live documents, then 100 deleted ones (last in _changes)."""
+    docs = [{"_id": f"d{i:05d}", "text": "x" * 200, "i": i} for i in range(600)]
+    db.save(docs)
+    db.save([{"_id": d["_id"], "_rev": d["_rev"], "_deleted": True} for d in docs[500:]])
     return db
 
 
-def test_cut_mid_stream_raises_and_leaves_whole_lines(couch_url, many, backend):
-    proxy, url = cutting_proxy(couch_url)
+@pytest.mark.parametrize("method, path, history", CUTS)
+def test_cut_mid_stream_raises_and_leaves_whole_lines(couch_url, many, backend, method, path, history):
+    proxy, url = cutting_proxy(couch_url, method, path)
     try:
         db = couchcore.Database(f"{url}/{many.name}", backend=backend, retries=0)
         out = io.BytesIO()
         with pytest.raises(couchcore.CouchcoreError):
-            dump(db, out)
+            dump(db, out, history=history)
         assert proxy.fired >= 1
         data = out.getvalue()
         lines = lines_of(data) if data else []
@@ -302,17 +497,18 @@ def test_cut_mid_stream_raises_and_leaves_whole_lines(couch_url, many, backend):
         proxy.close()
 
 
-def test_cli_cut_mid_stream_exit_1(couch_url, many, tmp_path):
-    proxy, url = cutting_proxy(couch_url)
+@pytest.mark.parametrize("method, path, history", CUTS)
+def test_cli_cut_mid_stream_exit_1(couch_url, many, tmp_path, method, path, history):
+    proxy, url = cutting_proxy(couch_url, method, path)
     try:
-        path = tmp_path / "part.jsonl"
-        proc = run_cli("dump", f"{url}/{many.name}", str(path), "--quiet")
-        assert proc.returncode == 1
-        assert b"dump incomplete" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+        out = tmp_path / "part.jsonl"
+        proc = run_cli("dump", f"{url}/{many.name}", str(out), "--quiet", *(() if history else ("--no-history",)))
+        assert proc.returncode == 1, proc.stderr
+        assert b"couchcore dump: incomplete" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
         _, _, password = split_credentials(couch_url)
         if password:
             assert password.encode() not in proc.stderr
-        data = path.read_bytes()
+        data = out.read_bytes()
         assert len(lines_of(data) if data else []) < 600
     finally:
         proxy.close()
