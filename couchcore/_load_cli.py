@@ -356,7 +356,8 @@ def preflight(server: Any, name: str, create: bool) -> None:
 
 class _Progress:
     """A tqdm bar: bytes read with percent and time left when the input size is known,
-    documents otherwise; docs/s either way."""
+    documents otherwise; docs/s either way (written and skipped documents per second, as in
+    the final summary: rejected documents are counted apart)."""
 
     def __init__(self, name: str, fd: int | None, size: int | None) -> None:
         from tqdm import tqdm
@@ -372,7 +373,9 @@ class _Progress:
             self.bar = tqdm(unit=" docs", desc=f"loading {name}", file=sys.stderr, dynamic_ncols=True)
 
     def __call__(self, report: Any) -> None:
-        done = report.written + report.skipped + report.rejected
+        # written and skipped documents, as the summary's docs/s counts them; rejected ones apart
+        done = report.written + report.skipped
+        rejected = f"{report.rejected:,} rejected" if report.rejected else ""
         if self.size:
             try:
                 pos = os.lseek(self.fd, 0, os.SEEK_CUR)  # type: ignore[arg-type]
@@ -380,9 +383,12 @@ class _Progress:
                 pos = int(self.bar.n)
             elapsed = self.bar.format_dict.get("elapsed") or 0
             rate = done / elapsed if elapsed else 0
-            self.bar.set_postfix_str(f"{done:,} docs, {rate:,.0f} docs/s", refresh=False)
+            self.bar.set_postfix_str(f"{done:,} docs, {rate:,.0f} docs/s" + (", " + rejected if rejected else ""),
+                                     refresh=False)
             self.bar.update(max(0, min(pos, self.size) - self.bar.n))
         else:
+            if rejected:
+                self.bar.set_postfix_str(rejected, refresh=False)
             self.bar.update(done - self.bar.n)
 
     def close(self) -> None:

@@ -25,9 +25,40 @@ from ._urls import redact_url
 __all__ = ["build_parser", "main"]
 
 
+def _help_width() -> int:
+    """The help text's width as argparse finds it (``COLUMNS``, else the terminal's, else
+    80; less 2), without ``shutil``: argparse imports it (and with it ``bz2`` and ``lzma``,
+    ~7M instructions) for every formatter it makes, one per ``add_argument``."""
+    import os
+
+    try:
+        columns = int(os.environ.get("COLUMNS", ""))
+    except ValueError:
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return (columns if columns > 0 else 80) - 2
+
+
+def _formatter(prog: str) -> argparse.HelpFormatter:
+    return argparse.HelpFormatter(prog, width=_help_width())
+
+
+class _Parser(argparse.ArgumentParser):
+    """``ArgumentParser`` with :func:`_formatter` as its default help formatter (the
+    sub-parsers are of the class of their parent, so they have it too)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _formatter)
+        super().__init__(*args, **kwargs)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``couchcore`` argument parser with every subcommand (the docs' CLI reference reads it)."""
-    parser = argparse.ArgumentParser(prog="couchcore", description="couchcore command-line tools")
+    parser = _Parser(prog="couchcore", description="couchcore command-line tools")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_load_parser(sub)
     _add_dump_parser(sub)

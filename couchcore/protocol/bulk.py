@@ -194,7 +194,7 @@ class PackedBodies:
         return line, bytes(self.keys[kstart:kend]), idlen, flags
 
     def key(self, i: int) -> bytes:
-        """The key of document ``i`` (its id's UTF-8 bytes, with ``\\0`` and ``_rev`` when keyed so)."""
+        """The key of document ``i`` (its id's UTF-8 bytes, with a NUL and ``_rev`` when keyed so)."""
         return self.mark(i)[1]
 
     def line(self, i: int) -> int:

@@ -313,7 +313,8 @@ def test_load_imports_only_what_loading_needs(tmp_path, couch_url, admin, name):
                    "couchcore.transport.tornado", "couchcore.aio", "couchcore.dump", "couchcore.testing",
                    "couchcore._feeds", "couchcore._follow", "couchcore._results", "couchcore._rows",
                    "couchcore_ext._rows", "couchcore._paging", "couchcore._partition",
-                   "couchcore.protocol.views", "couchcore.protocol.changes"):
+                   "couchcore.protocol.views", "couchcore.protocol.changes",
+                   "shutil", "bz2", "lzma"):  # (argparse's help formatter asks shutil for the terminal width)
         assert module not in loaded, module
     assert "couchcore._sync" in loaded and "couchcore.bulk" in loaded  # the test does look at a load
 
@@ -586,3 +587,91 @@ def test_an_object_where_an_id_belongs_is_called_an_object(tmp_path, couch_url, 
                        2: "id field 'k' must be a string or an integer, not an object",
                        3: "_id must be a string, not an array"}
     assert list(stored(admin, name)) == ["fine"]
+
+
+def test_a_duplicate_whose_first_copy_was_rejected_gets_its_own_chance(tmp_path, couch_url, admin, name):
+    """A later duplicate _id waits for the earlier copy in flight: when the server rejected that
+    one (here a validate_doc_update function), the later one is sent and judged on its own;
+    when it was written, the later one is a conflict naming the written line. (The later one
+    was rejected as a duplicate in both cases.)"""
+    lines = [b'{"_id":"d","bad":1}', b'{"_id":"x"}', b'{"_id":"d","n":2}',   # 1 rejected: 3 is written
+             b'{"_id":"e","n":1}', b'{"_id":"e","n":2}',                     # 4 written: 5 is a conflict
+             b'{"_id":"f","bad":1}', b'{"_id":"f","bad":2}', b'{"_id":"f","n":3}']  # 6, 7 rejected: 8 written
+    source = write_lines(tmp_path / "docs.jsonl", lines)
+    rejects = tmp_path / "rejects.jsonl"
+    vdu = "function (doc) { if (doc.bad) { throw({forbidden: 'bad document'}); } }"
+    for batch_size in ("1000", "3"):
+        admin.create(name)
+        admin[name].save({"_id": "_design/v", "validate_doc_update": vdu})
+        proc = run_load(db_url(couch_url, name), source, "--rejects", rejects, "--batch-size", batch_size)
+        err = proc.stderr.decode()
+        assert proc.returncode == 1, err
+        assert "read 8, written 4, skipped 0, rejected 4" in err, err
+        records = {r["_load_error"]["line"]: r for r in map(json.loads, rejects.read_text().splitlines())}
+        assert sorted(records) == [1, 5, 6, 7]
+        assert {records[n]["_load_error"]["error"] for n in (1, 6, 7)} == {"forbidden"}
+        assert records[5]["_load_error"]["error"] == "conflict" and records[5]["n"] == 2
+        assert "line 4" in records[5]["_load_error"]["reason"] and "written" in records[5]["_load_error"]["reason"]
+        docs = stored(admin, name)
+        assert sorted(docs) == ["_design/v", "d", "e", "f", "x"]
+        assert (docs["d"]["n"], docs["e"]["n"], docs["f"]["n"]) == (2, 1, 3)
+        admin.delete(name)
+
+
+def test_with_skip_existing_a_duplicate_of_a_rejected_document_is_judged_on_its_own(tmp_path, couch_url, admin,
+                                                                                     name):
+    """--skip-existing: the stored document equals the later copy, not the earlier one: the
+    earlier is a conflict, the later one skipped (it was rejected as a duplicate)."""
+    admin.create(name)
+    admin[name].save({"_id": "d", "n": 2})
+    source = write_lines(tmp_path / "docs.jsonl", [b'{"_id":"d","n":1}', b'{"_id":"x"}', b'{"_id":"d","n":2}'])
+    rejects = tmp_path / "rejects.jsonl"
+    proc = run_load(db_url(couch_url, name), source, "--skip-existing", "--rejects", rejects)
+    err = proc.stderr.decode()
+    assert proc.returncode == 1 and "read 3, written 1, skipped 1, rejected 1" in err, err
+    (record,) = map(json.loads, rejects.read_text().splitlines())
+    assert record["_load_error"]["line"] == 1 and record["_load_error"]["error"] == "conflict"
+    assert stored(admin, name)["d"]["n"] == 2
+
+
+def test_new_edits_false_duplicates_are_judged_by_id_and_rev(tmp_path, couch_url, admin, name):
+    """A dump of a database with conflicts has one line per leaf revision: lines with one _id
+    and different _revs all go in with --new-edits-false; the same _id and _rev twice is a
+    duplicate (the later one a conflict in the rejects file with its line)."""
+    rev_a, rev_b = "1-" + "a" * 32, "1-" + "b" * 32
+    lines = [b'{"_id":"r","_rev":"%s","v":"a"}' % rev_a.encode(), b'{"_id":"r","_rev":"%s","v":"b"}' % rev_b.encode(),
+             b'{"_id":"s","_rev":"%s"}' % rev_a.encode(), b'{"_id":"r","_rev":"%s","v":"again"}' % rev_a.encode()]
+    source = write_lines(tmp_path / "docs.jsonl", lines)
+    rejects = tmp_path / "rejects.jsonl"
+    proc = run_load(db_url(couch_url, name), source, "--create", "--new-edits-false", "--rejects", rejects)
+    err = proc.stderr.decode()
+    assert proc.returncode == 1 and "read 4, written 3, skipped 0, rejected 1" in err, err
+    (record,) = map(json.loads, rejects.read_text().splitlines())
+    assert record["_load_error"]["line"] == 4 and record["_load_error"]["error"] == "conflict"
+    assert "_id and _rev" in record["_load_error"]["reason"] and "line 1" in record["_load_error"]["reason"]
+    leaves = admin[name].get("r", open_revs="all")
+    assert sorted((r["ok"]["_rev"], r["ok"]["v"]) for r in leaves) == [(rev_a, "a"), (rev_b, "b")]
+
+
+def test_the_progress_rate_counts_what_the_summary_counts(tmp_path):
+    """The bar's docs/s is written + skipped documents per second, as the final summary's
+    (rejected documents are shown apart, not as progress)."""
+    pytest.importorskip("tqdm")
+    from couchcore._load_cli import _Progress
+    from couchcore.bulk import LoadReport
+
+    report = LoadReport(written=30, skipped=10, rejected=60)
+    bar = _Progress("db", None, None)  # size unknown (stdin): the bar counts documents
+    bar(report)
+    assert bar.bar.n == 40 and "60 rejected" in str(bar.bar.postfix)
+    bar.close()
+    source = tmp_path / "in.jsonl"
+    source.write_bytes(b"x" * 1000)
+    with open(source, "rb") as f:
+        bar = _Progress("db", f.fileno(), 1000)  # size known: the bar counts bytes, docs in its postfix
+        bar(report)
+        assert str(bar.bar.postfix).startswith("40 docs, ") and "60 rejected" in str(bar.bar.postfix)
+        bar.close()
+    assert report.docs_per_second == 0.0  # (not run: the summary's rate is (written + skipped) / seconds)
+    report.seconds = 2.0
+    assert report.docs_per_second == 20.0
