@@ -101,7 +101,7 @@ def proxied(couch_url):
     proxy = FaultyProxy(base)
     name = unique_name("faults")
     server = couchcore.Server(couch_url)
-    server.create(name)
+    server.create(name, n=1)  # one copy: _all_docs right after a load counts every write (conftest.one_copy_db)
     try:
         yield proxy, name, ((user, password) if user else None)
     finally:
@@ -129,7 +129,7 @@ def test_server_restarted_during_a_bulk_load(restartable):
     a quarter of the way through. Afterwards every document is there exactly once and
     nothing was rejected (a rejected document would also have to be absent)."""
     server = restartable.server()
-    db = server.create(unique_name("faults-load"))
+    db = server.create(unique_name("faults-load"), n=1)  # one copy: _numbers reads every write
     try:
         restart_done = threading.Event()
         started = threading.Event()
@@ -160,7 +160,7 @@ def test_server_restarted_during_couchcore_load(restartable, tmp_path):
     goes down and comes back: exit 0, every line loaded exactly once, an empty rejects file."""
     server = restartable.server()
     name = unique_name("faults-cli")
-    db = server.create(name)
+    db = server.create(name, n=1)  # one copy: _numbers reads every write
     source = tmp_path / "in.jsonl"
     with open(source, "w") as f:
         for i in range(N_DOCS):
@@ -304,7 +304,7 @@ def cut_db(couch_url):
     base, user, password = split_credentials(couch_url)
     auth = (user, password) if user else None
     server = couchcore.Server(couch_url)
-    db = server.create(unique_name("faults-cut"))
+    db = server.create(unique_name("faults-cut"), n=1)  # one copy: every read sees all 200 (conftest.one_copy_db)
     db.save([{"_id": f"doc-{i:04d}", "n": i, "pad": "x" * 30} for i in range(200)])
     db.save({"_id": "_design/by", "views": {"n": {"map": "function (doc) { emit(doc.n, null); }"}}})
     db.view("by/n", limit=1).rows  # build the index now
