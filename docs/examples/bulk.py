@@ -34,7 +34,8 @@ try:
     again = couchcore.bulk.load(db, ({"_id": f"u{i:05d}", "n": i} for i in range(10)), skip_existing=True)
     assert again.skipped == 10 and again.written == 0
 
-    # dump: every document as one JSON line (with _rev), read from _all_docs in id order
+    # dump: one JSON line per revision a copy needs (here: each document's _rev and _revisions),
+    # live documents in id order, then conflicts and deleted documents (none here)
     buf = io.BytesIO()
     dumped = couchcore.dump.dump(db, buf)
     assert dumped.docs == 5001 and len(buf.getvalue().splitlines()) == 5001
