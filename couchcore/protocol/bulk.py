@@ -353,7 +353,7 @@ class _State:
             slots = where.get(result.get("id"))  # type: ignore[arg-type]
             if not slots:
                 continue
-            i = slots.pop(0)
+            i = slots.pop(self._slot_of(slots, result.get("rev")) if len(slots) > 1 else 0)
             answered.add(i)
             error = result.get("error")
             if error is None:
@@ -372,6 +372,22 @@ class _State:
                     out.rejected.append((i, "unknown", "the server's answer did not mention this document"))
         if conflicts:
             yield from self.conflicts(conflicts, round_)
+
+    def _slot_of(self, slots: list[int], rev: Any) -> int:
+        """Which of several documents with one id an answer is for: with new_edits=false
+        they are several revisions of the document (a dump's conflicts), and CouchDB's
+        answer names the revision (``{"id", "rev", "error", ...}``); the first one when it
+        does not (PouchDB Server) or no body has that ``_rev``. Only answers that are
+        errors come here in practice, so decoding those few bodies costs nothing."""
+        if not self.new_edits and isinstance(rev, str):
+            for n, i in enumerate(slots):
+                try:
+                    doc = codec.loads(self.bodies[i])
+                except CouchcoreError:
+                    continue
+                if isinstance(doc, dict) and doc.get("_rev") == rev:
+                    return n
+        return 0
 
     def conflicts(self, idx: list[int], round_: int) -> Generator[Request, Response, None]:
         out = self.out

@@ -521,3 +521,26 @@ def test_cli_cut_mid_stream_exit_1(couch_url, many, tmp_path, method, path, hist
         assert len(lines_of(data) if data else []) < 600
     finally:
         proxy.close()
+
+
+# -- the load side of dump | load -----------------------------------------------------
+
+
+@pytest.mark.couchdb_only  # PouchDB Server's answer names the id of a refused document, not its revision
+@pytest.mark.parametrize("as_bytes", [True, False])
+def test_load_new_edits_false_rejects_the_revision_the_server_refused(db, as_bytes):
+    """Several lines of one id are several revisions (a dump's conflicts): when the server
+    refuses one of them (here a validate_doc_update, which new_edits=false writes run too),
+    the rejection names that line and revision, not the first line with the same id
+    (CouchDB's _bulk_docs answer names the revision it refused)."""
+    db.save({"_id": "_design/v", "validate_doc_update":
+             "function (doc) { if (doc.bad) { throw({forbidden: 'bad ' + doc._rev}); } }"})
+    docs = [branch("a", ["a1"], {"v": 1}), branch("a", ["b2", "a1"], {"bad": True}), branch("a", ["c2", "a1"], {"v": 3}),
+            branch("b", ["d1"], {"v": 4})]
+    report = load(db, [codec.dumps(d) for d in docs] if as_bytes else docs, batch_size=10, new_edits=False)
+    assert [(r.line, r.id, r.error) for r in report.failures] == [(2, "a", "forbidden")]
+    assert report.written == 3
+    refused = report.failures[0].doc
+    refused = codec.loads(refused) if isinstance(refused, bytes) else refused
+    assert refused is not None and refused["_rev"] == docs[1]["_rev"]
+    assert {entry["ok"]["_rev"] for entry in db.get("a", open_revs="all") if "ok" in entry} == {docs[2]["_rev"]}
