@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Awaitable, Callable, Iterable, Mapping, Protocol
+import os
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable, Mapping, Protocol
 
 from . import codec
 from .errors import ParseError
@@ -81,7 +82,7 @@ class Row:
         return f"Row({', '.join(fields)})"
 
     def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Row):
+        if not isinstance(other, _PyRow):
             return NotImplemented
         return (self.id, self.key, self.value, self.doc, self.error) == (
             other.id,
@@ -106,6 +107,18 @@ class Row:
         if self.doc is not None:
             d["doc"] = self.doc
         return d
+
+
+#: the pure-Python Row above; ``Row`` is the extension type ``couchcore_ext._row.Row``
+#: instead when that is built (same behaviour, a free list for the row parser's allocations),
+#: unless ``COUCHCORE_ROWS_BACKEND=python`` asks for no compiled row code
+_PyRow = Row
+
+if not TYPE_CHECKING and os.environ.get("COUCHCORE_ROWS_BACKEND", "").strip().lower() != "python":
+    try:
+        from couchcore_ext._row import Row
+    except Exception:  # not built, or a stale build (ImportError, ABI mismatch): the class above
+        pass
 
 
 class Result:

@@ -54,6 +54,7 @@ from libc.stdint cimport uint32_t, uint64_t
 
 from couchcore.errors import ParseError
 from couchcore.models import Document, Row
+from couchcore_ext._row cimport Row as _CRow
 
 cdef extern from "Python.h":
     object PyUnicode_New(Py_ssize_t size, uint32_t maxchar)
@@ -770,10 +771,36 @@ cdef extern from *:
         for (i = 0; i < 6; i++) Py_CLEAR(f[i]);
         return -1;
     }
-    /* Rows made in C: Row is the plain __slots__ class (checked by _setup_row_fast), its
-       five slots at CC_ROW_OFF; allocated with tp_alloc and filled, as _new_row does. */
+    /* Rows made in C (checked by _setup_row_fast): Row is either the extension type of
+       couchcore_ext._row (CC_ROW_NEW: made with its tp_new, which takes a dead Row from the
+       type's free list, and the five fields, None after tp_new, replaced) or the plain
+       __slots__ class (allocated with tp_alloc); the five fields are at CC_ROW_OFF. */
     static PyTypeObject* CC_ROW_TYPE = NULL;
     static Py_ssize_t CC_ROW_OFF[5];
+    static int CC_ROW_NEW = 0;
+    /* a Row of the five owned references v[0..4] (stolen, none NULL); NULL on error */
+    static inline PyObject* cc_new_row5(PyObject** v) {
+        PyObject* r;
+        PyObject** slot;
+        int i;
+        if (CC_ROW_NEW) {
+            r = CC_ROW_TYPE->tp_new(CC_ROW_TYPE, CC_EMPTY_TUPLE, NULL);
+            if (r == NULL) goto fail;
+            for (i = 0; i < 5; i++) {
+                slot = (PyObject**)((char*)r + CC_ROW_OFF[i]);
+                Py_XDECREF(*slot);
+                *slot = v[i];
+            }
+            return r;
+        }
+        r = CC_ROW_TYPE->tp_alloc(CC_ROW_TYPE, 0);
+        if (r == NULL) goto fail;
+        for (i = 0; i < 5; i++) *(PyObject**)((char*)r + CC_ROW_OFF[i]) = v[i];
+        return r;
+    fail:
+        for (i = 0; i < 5; i++) Py_DECREF(v[i]);
+        return NULL;
+    }
     /* the Row of fields f[0..5] (owned, NULL = absent; stolen), as _row_from_owned */
     static PyObject* cc_make_row(PyObject** f) {
         PyObject* v[5];
@@ -788,13 +815,7 @@ cdef extern from *:
         for (i = 0; i < 5; i++) {
             if (v[i] == NULL) { Py_INCREF(Py_None); v[i] = Py_None; }
         }
-        r = CC_ROW_TYPE->tp_alloc(CC_ROW_TYPE, 0);
-        if (r == NULL) {
-            for (i = 0; i < 5; i++) Py_DECREF(v[i]);
-            return NULL;
-        }
-        for (i = 0; i < 5; i++) *(PyObject**)((char*)r + CC_ROW_OFF[i]) = v[i];
-        return r;
+        return cc_new_row5(v);
     }
     /* View rows from d[p] (just after a row of the row array): while "," and another row
        object complete in the chunk follow, parse the row and append its Row to out.
@@ -823,12 +844,13 @@ cdef extern from *:
             p = q;
         }
     }
-    static void cc_set_row(PyObject* row_type, Py_ssize_t* off) {
+    static void cc_set_row(PyObject* row_type, Py_ssize_t* off, int use_new) {
         int i;
         Py_INCREF(row_type);
         Py_XDECREF((PyObject*)CC_ROW_TYPE);
         CC_ROW_TYPE = (PyTypeObject*)row_type;
         for (i = 0; i < 5; i++) CC_ROW_OFF[i] = off[i];
+        CC_ROW_NEW = use_new;
     }
     static void cc_set_types(PyObject* doc_type, PyObject* empty_tuple) {
         Py_INCREF(doc_type);
@@ -845,7 +867,8 @@ cdef extern from *:
     object cc_plain_container(const unsigned char* d, Py_ssize_t p, Py_ssize_t n, int lines, int depth, Py_ssize_t* endp)
     void cc_set_giveup(object o)
     void cc_set_types(object doc_type, object empty_tuple)
-    void cc_set_row(object row_type, Py_ssize_t* off)
+    void cc_set_row(object row_type, Py_ssize_t* off, int use_new)
+    PyObject* cc_new_row5(PyObject** v)
     int cc_view_rows(const unsigned char* d, Py_ssize_t p, Py_ssize_t n, object out, Py_ssize_t* endp) except -1
     int cc_view_row(const unsigned char* d, Py_ssize_t p, Py_ssize_t n, int lines, PyObject** f, Py_ssize_t* endp) except -1
     int CC_K_OTHER, CC_K_ID, CC_K_KEY, CC_K_VALUE, CC_K_DOC, CC_K_ERROR, CC_K_REASON
@@ -996,11 +1019,32 @@ cdef bint _row_fast = False
 
 
 def _setup_row_fast():
-    """(Re)check whether Row allows the direct slot path; returns the decision."""
+    """(Re)check whether Row allows the direct slot path; returns the decision.
+
+    Row is either the extension type of couchcore_ext._row (rows made with its ``tp_new``,
+    which uses the type's free list, and their five fields filled in place) or the plain
+    ``__slots__`` class of couchcore.models (rows allocated with ``tp_alloc``).
+    """
     global _row_fast
     cdef PyMemberDef* m
     cdef int i
+    cdef PyObject* r
     _row_fast = False
+    if Row is _CRow:
+        # the fields follow the object header in declaration order (_row.pxd); checked on
+        # a real instance before it is relied on
+        probe = (object(), object(), object(), object(), object())
+        row = _CRow(*probe)
+        r = <PyObject*>row
+        for i in range(5):
+            _ROW_OFF[i] = <Py_ssize_t>sizeof(PyObject) + i * <Py_ssize_t>sizeof(PyObject*)
+            if _ROW_OFF[i] + <Py_ssize_t>sizeof(PyObject*) > _CRow.__basicsize__:
+                return False
+            if (<PyObject**>((<char*>r) + _ROW_OFF[i]))[0] != <PyObject*>probe[i]:
+                return False
+        cc_set_row(Row, _ROW_OFF, 1)
+        _row_fast = True
+        return True
     member_descriptor = type(type("_T", (), {"__slots__": ("x",)}).x)
     if Row.__new__ is not object.__new__ or Row.__bases__ != (object,):
         return False
@@ -1016,7 +1060,7 @@ def _setup_row_fast():
         if m.offset < <Py_ssize_t>sizeof(PyObject) or m.offset + <Py_ssize_t>sizeof(PyObject*) > Row.__basicsize__:
             return False
         _ROW_OFF[i] = m.offset
-    cc_set_row(Row, _ROW_OFF)
+    cc_set_row(Row, _ROW_OFF, 0)
     _row_fast = True
     return True
 
@@ -1036,15 +1080,11 @@ cdef object _new_row(PyObject* id_, PyObject* key, PyObject* value, PyObject* do
             Py_INCREF(None)
             v[i] = Py_None
     if _row_fast:
-        r = (<_AllocType*><PyTypeObject*>Row).tp_alloc(<PyTypeObject*>Row, 0)
+        r = cc_new_row5(v)
         if r == NULL:
-            for i in range(5):
-                Py_DECREF(<object>v[i])
             raise MemoryError()
-        for i in range(5):
-            (<PyObject**>((<char*>r) + _ROW_OFF[i]))[0] = v[i]
         row = <object>r
-        Py_DECREF(row)   # <object> added a reference to the one tp_alloc returned
+        Py_DECREF(row)   # <object> added a reference to the one cc_new_row5 returned
         return row
     try:
         return Row(<object>v[0], <object>v[1], <object>v[2], <object>v[3], <object>v[4])
