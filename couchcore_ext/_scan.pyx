@@ -23,6 +23,27 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes
 from libc.stdint cimport uint64_t
 from libc.stdlib cimport calloc, free, malloc
 from libc.string cimport memchr, memcpy, memcmp
+
+cdef extern from *:
+    """
+    #include <string.h>
+    /* the first needle in haystack, or NULL: memmem where the C library has it */
+    static const char* couchcore_find(const char* h, size_t hn, const char* n, size_t nn) {
+    #if defined(__GLIBC__) || defined(__APPLE__) || defined(__FreeBSD__) || defined(__OpenBSD__) || defined(__NetBSD__)
+        return (const char*)memmem(h, hn, n, nn);
+    #else
+        const char* end = h + hn;
+        while (nn && (size_t)(end - h) >= nn) {
+            const char* q = (const char*)memchr(h, n[0], (size_t)(end - h) - nn + 1);
+            if (q == NULL) return NULL;
+            if (memcmp(q, n, nn) == 0) return q;
+            h = q + 1;
+        }
+        return NULL;
+    #endif
+    }
+    """
+    const char* couchcore_find(const char* h, size_t hn, const char* n, size_t nn) nogil
 from os import urandom
 
 cdef enum:
@@ -346,7 +367,7 @@ cdef struct Mark:  # a document's marks in PackedBodies.marks (couchcore.protoco
 
 
 cdef struct Entry:
-    uint64_t hash      # 0: empty slot, 1: deleted; a key's hash is at least 2
+    uint64_t hash      # 0: empty slot (a key's hash is never 0)
     long long line
     Py_ssize_t len
     int held
@@ -372,8 +393,8 @@ cdef inline uint64_t _hash(const char* p, Py_ssize_t n, uint64_t seed) noexcept 
     h ^= h >> 32
     h *= 0xD6E8FEB86659FD93ULL
     h ^= h >> 32
-    if h < 2:
-        h += 2
+    if h == 0:
+        h = 1
     return h
 
 
@@ -386,12 +407,15 @@ cdef class Flight:
     its input line: how the loader finds a duplicate ``_id`` (or ``(_id, _rev)``) in one
     input without a Python object per document. A key is ``bytes`` (see
     :class:`couchcore.protocol.bulk.PackedBodies`); a *held* key has later duplicates
-    waiting for it to settle. Twin of :class:`couchcore._scan.FlightPy`."""
+    waiting for it to settle. Twin of :class:`couchcore._scan.FlightPy`.
+
+    Open addressing with linear probing, at most half full; a removed key's slot is filled
+    by shifting the rest of its cluster back (no tombstones: the table is rebuilt only to
+    grow)."""
 
     cdef Entry* table
     cdef Py_ssize_t cap
     cdef Py_ssize_t live
-    cdef Py_ssize_t dead
     cdef uint64_t seed
 
     def __cinit__(self):
@@ -405,7 +429,7 @@ cdef class Flight:
         cdef Py_ssize_t i
         if self.table != NULL:
             for i in range(self.cap):
-                if self.table[i].hash >= 2 and self.table[i].ptr != NULL:
+                if self.table[i].hash != 0 and self.table[i].ptr != NULL:
                     free(self.table[i].ptr)
             free(self.table)
 
@@ -437,7 +461,7 @@ cdef class Flight:
             raise MemoryError()
         mask = cap - 1
         for i in range(oldcap):
-            if old[i].hash >= 2:
+            if old[i].hash != 0:
                 j = <Py_ssize_t>(old[i].hash & <uint64_t>mask)
                 while table[j].hash != 0:
                     j = (j + 1) & mask
@@ -445,15 +469,14 @@ cdef class Flight:
         free(old)
         self.table = table
         self.cap = cap
-        self.dead = 0
         return 0
 
     cdef long long _add(self, const char* p, Py_ssize_t n, long long line) except -1:
         """Add key ``p[:n]`` with its ``line`` (>= 1): 0, or the line of the key already in it."""
         cdef uint64_t h = _hash(p, n, self.seed)
-        cdef Py_ssize_t mask, i, free_slot = -1
+        cdef Py_ssize_t mask, i
         cdef Entry* e
-        if 2 * (self.live + self.dead + 1) > self.cap:
+        if 2 * (self.live + 1) > self.cap:
             self._grow()
         mask = self.cap - 1
         i = <Py_ssize_t>(h & <uint64_t>mask)
@@ -461,15 +484,9 @@ cdef class Flight:
             e = &self.table[i]
             if e.hash == 0:
                 break
-            if e.hash == 1:
-                if free_slot < 0:
-                    free_slot = i
-            elif e.hash == h and e.len == n and memcmp(_ekey(e), p, n) == 0:
+            if e.hash == h and e.len == n and memcmp(_ekey(e), p, n) == 0:
                 return e.line
             i = (i + 1) & mask
-        if free_slot >= 0:
-            e = &self.table[free_slot]
-            self.dead -= 1
         if n > INLINE:
             e.ptr = <char*>malloc(n)
             if e.ptr == NULL:
@@ -489,6 +506,7 @@ cdef class Flight:
         """Remove key ``p[:n]`` (``KeyError`` if it is not in): 1, or 0 when it is held and
         ``keep_held`` (then it stays)."""
         cdef Py_ssize_t i = self._find(p, n, _hash(p, n, self.seed))
+        cdef Py_ssize_t j, k, mask = self.cap - 1
         cdef Entry* e
         if i < 0:
             raise KeyError(PyBytes_FromStringAndSize(p, n))
@@ -498,9 +516,20 @@ cdef class Flight:
         if e.ptr != NULL:
             free(e.ptr)
             e.ptr = NULL
-        e.hash = 1
+        # backward-shift deletion: an entry after the hole that may live there moves into it
+        j = i
+        while True:
+            j = (j + 1) & mask
+            if self.table[j].hash == 0:
+                break
+            k = <Py_ssize_t>(self.table[j].hash & <uint64_t>mask)  # its home slot
+            if (i < j and i < k <= j) or (i > j and (k > i or k <= j)):
+                continue  # its home is after the hole: it stays
+            self.table[i] = self.table[j]
+            i = j
+        self.table[i].hash = 0
+        self.table[i].ptr = NULL
         self.live -= 1
-        self.dead += 1
         return 1
 
     cdef Entry* _entry(self, bytes key) except NULL:
@@ -765,20 +794,20 @@ def scan_jsonl(bytes buf, Py_ssize_t pos, bint eof, Py_ssize_t max_lines, long l
 def count_ok(bytes raw):
     """``(n, error)`` for a ``_bulk_docs`` answer: how many times the text ``"ok":true``
     occurs (non-overlapping, as ``raw.count(b'"ok":true')``) and whether ``"error"``
-    occurs (as ``b'"error"' in raw``); one pass, stopping at the first ``"error"``."""
+    occurs (as ``b'"error"' in raw``); with an error, ``n`` counts the occurrences before
+    the first ``"error"`` only. Two ``memmem`` passes (a ``memchr`` loop without it)."""
     cdef const char* s = PyBytes_AS_STRING(raw)
-    cdef Py_ssize_t n = PyBytes_GET_SIZE(raw), i = 0, count = 0
-    cdef const char* q
-    while i < n:
-        q = <const char*>memchr(s + i, 34, n - i)
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(raw), count = 0
+    cdef const char* end = s + n
+    cdef const char* q = couchcore_find(s, n, b'"error"', 7)
+    cdef bint error = q != NULL
+    if error:
+        end = q
+    q = s
+    while True:
+        q = couchcore_find(q, end - q, b'"ok":true', 9)
         if q == NULL:
             break
-        i = q - s
-        if i + 9 <= n and memcmp(q, b'"ok":true', 9) == 0:
-            count += 1
-            i += 9
-            continue
-        if i + 7 <= n and memcmp(q, b'"error"', 7) == 0:
-            return count, True
-        i += 1
-    return count, False
+        count += 1
+        q += 9
+    return count, error

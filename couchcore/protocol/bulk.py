@@ -256,7 +256,7 @@ def write_batch(
     out = BatchOutcome()
     suffix = b"]}" if new_edits else b'],"new_edits":false}'
     state = _State(ctx, db, ids, bodies, reconcile, upsert, skip_existing, new_edits, suffix, out, rounds)
-    yield from state.write(list(range(len(ids))), 0)
+    yield from state.write(range(len(ids)), 0)  # (a range: no int object per document)
     return out
 
 
@@ -283,7 +283,7 @@ class _State:
         # answer was lost that is a blind re-send, which must be the loader's decision
         self.headers = {"Content-Type": "application/json", "Connection": "close", **ctx.write_headers}
 
-    def write(self, idx: list[int], round_: int) -> Generator[Request, Response, None]:
+    def write(self, idx: Sequence[int], round_: int) -> Generator[Request, Response, None]:
         out = self.out
         bodies = self.bodies
         if len(idx) == len(bodies):  # the whole batch: (packed bodies are one copy)
@@ -326,13 +326,13 @@ class _State:
             for i in idx:
                 out.rejected.append((i, error, err.reason))
 
-    def leave(self, idx: list[int], exc: BaseException, retry_after: float | None = None) -> None:
+    def leave(self, idx: Sequence[int], exc: BaseException, retry_after: float | None = None) -> None:
         self.out.unsettled.extend(idx)
         self.out.error = exc
         if retry_after is not None:
             self.out.retry_after = retry_after
 
-    def sort(self, idx: list[int], results: list[Any], raw: bytes,
+    def sort(self, idx: Sequence[int], results: list[Any], raw: bytes,
              round_: int) -> Generator[Request, Response, None]:
         out = self.out
         if len(results) == len(idx) and b'"error"' not in raw:  # the common case: all written

@@ -513,3 +513,40 @@ def test_the_scanner_packs_what_it_would_list(scanner, reserve):
     assert expected[2] == list(range(1, 2001))
     assert bodies.payload(b"]}") == _payload(expected[1], b"]}")
     assert len(codec.loads(bodies.payload(b"]}"))["docs"]) == 2000
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_the_c_in_flight_set_behaves_as_its_twin_under_random_use(seed):
+    """Random adds, lookups, removals (backward-shift deletion, wrapping around the table's
+    end; growth) of the C set against the pure-Python twin: the same answers throughout."""
+    if CyFlight is None:
+        pytest.skip("the Cython extension is not built")
+    import random
+
+    rnd = random.Random(seed)
+    c, py = CyFlight(), FlightPy()
+    universe = [b"k%d" % i + b"." * rnd.choice((0, 0, 40)) for i in range(3000 if seed % 2 else 700)]
+    present: set[bytes] = set()
+    added: list[bytes] = []
+    for step in range(30_000):
+        key = rnd.choice(universe)
+        op = rnd.random()
+        if op < 0.5:
+            line = step + 1
+            assert c.add(key, line) == py.add(key, line), (step, key)
+            present.add(key)
+            added.append(key)
+        elif op < 0.8:
+            if op < 0.75 and added:
+                key = added[rnd.randrange(len(added))]  # (most removals: of keys that are in)
+            if key in present:
+                c.discard(key)
+                py.discard(key)
+                present.discard(key)
+            else:
+                with pytest.raises(KeyError):
+                    c.discard(key)
+        else:
+            assert c.get(key) == py.get(key), (step, key)
+        assert len(c) == len(py) == len(present)
+    assert all(c.get(k) == py.get(k) for k in universe)
