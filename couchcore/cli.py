@@ -109,10 +109,11 @@ def _add_dump_parser(sub: Any) -> None:
     p.add_argument("file", nargs="?", default="-", help="output file (default: standard output)")
     p.add_argument("--attachments", action="store_true",
                    help="include attachment content inline (base64); without it attachments are stubs, which a "
-                        "new database cannot take")
+                        "new database cannot take: use it to copy a database that has attachments")
     p.add_argument("--parallel", type=int, default=1, metavar="N",
-                   help="read N id ranges at once, plus one _changes reader (1); the output is the same, in the "
-                        "same order: live documents by id, then conflicts and tombstones in _changes order")
+                   help="read N id ranges at once, plus one _changes reader (1); the output holds the same lines: "
+                        "live documents in id order, then conflicts and tombstones in _changes order (which a "
+                        "database of several shards may vary from one read to the next)")
     p.add_argument("--no-history", dest="history", action="store_false",
                    help="write live documents' winning revisions without _revisions (faster: the server reads each once; the "
                         "copy then knows only each winner's own revision id, conflicts still come out whole)")

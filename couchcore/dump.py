@@ -10,7 +10,7 @@ replicator writes) rebuilds the database exactly:
   ``_revisions``, straight from ``_all_docs?include_docs=true``: faster, as the server
   reads each document once instead of twice (measured on CouchDB 3.5, one node, 20k
   documents of ~250 bytes, the machine under load, three interleaved runs: one stream
-  3.2-3.7k lines/s with the history, 5.3-12.4k without; ``parallel=4`` 4.9-5.9k against
+  3.2-3.7k lines/s with the history, 5.2-12.4k without; ``parallel=4`` 4.9-5.9k against
   4.7-10.9k; the client's CPU is 23-25 against 15-16 µs a line: the difference is the
   server's ``_bulk_get``). The copy has the same ids, winners, bodies and conflicts, but
   knows each winner's own revision only (``_revs_info`` and ``revs=true`` show one entry).
@@ -35,8 +35,9 @@ revision id). ``_local`` documents are not written (neither ``_all_docs`` nor
 not leaves (their bodies are gone after compaction; ``_revisions`` keeps their ids).
 ``attachments=True`` (``--attachments``) inlines attachment content as base64 ``data``
 (``attachments=true``, https://docs.couchdb.org/en/stable/api/database/bulk-api.html#db-bulk-get);
-without it attachments are stubs (``"stub": true``), which a new database cannot take: the
-lines of a document with attachments are rejected there.
+without it attachments are stubs (``"stub": true``), which a new database cannot take
+(CouchDB 3.5 answers a ``new_edits=false`` batch holding one with a 500 for the whole
+batch): to copy a database with attachments, dump with ``attachments=True``.
 
 Memory stays flat: the listings are parsed as they stream, 200 revisions at a time are
 fetched, and lines are written out in chunks of 500, never the whole database.
