@@ -284,9 +284,13 @@ class _Writer:
         self.lines.append(codec.dumps(doc))
         self.counts[kind] += 1
         if len(self.lines) >= _CHUNK_DOCS:
-            if self.stop.is_set():
-                raise _Cancelled()
+            self.check()
             self.flush()
+
+    def check(self) -> None:
+        """Raise :class:`_Cancelled` when another reader failed (``stop`` is set)."""
+        if self.stop.is_set():
+            raise _Cancelled()
 
     def flush(self) -> None:
         if self.lines:
@@ -331,6 +335,7 @@ def _read_range(db: Any, w: _Writer, start: str | None, end: str | None, attachm
         for row in result:
             pairs.append((row.id, row.value["rev"]))
             if len(pairs) >= _FETCH:
+                w.check()
                 _write_winners(db, w, pairs, attachments)
                 pairs = []
     if pairs:
@@ -358,7 +363,9 @@ def _read_leaves(db: Any, w: _Writer, attachments: bool, deleted: bool) -> None:
     groups: list[tuple[str, list[str]]] = []
     size = 0
     with db.changes(style="all_docs", seq_interval=_FETCH) as result:
-        for change in result:
+        for n, change in enumerate(result):
+            if not n % _CHUNK_DOCS:
+                w.check()  # (a feed with nothing to write for a long while still stops in time)
             revs = [c["rev"] for c in change.get("changes") or () if isinstance(c, dict) and "rev" in c]
             if change.get("deleted") is True:
                 if not deleted:
@@ -368,6 +375,7 @@ def _read_leaves(db: Any, w: _Writer, attachments: bool, deleted: bool) -> None:
             groups.append((change["id"], revs))
             size += len(revs)
             if size >= _FETCH:
+                w.check()
                 _write_leaves(db, w, groups, attachments)
                 groups, size = [], 0
     if groups:
@@ -410,12 +418,12 @@ def dump(db: Any, out: IO[bytes], attachments: bool = False, parallel: int = 1,
     is written through its buffer). ``attachments=True`` inlines attachment content as
     base64 (without it attachments are stubs, which a new database cannot take).
     ``history=False`` writes the winning revisions without ``_revisions`` (read with the
-    listing, about twice as fast; conflicting and deleted revisions keep theirs).
+    listing: faster, see the module docstring; conflicting and deleted revisions keep theirs).
     ``deleted=False`` leaves deleted documents out (the deleted leaves of live documents
     stay). ``parallel=N`` reads N id ranges at once (see the module docstring); the
     output holds the same lines as with ``parallel=1`` (the live documents in the same
-    order, the conflicts and tombstones in ``_changes`` order). ``progress(n)`` is called as ``n`` more
-    lines are written (from reader threads when ``parallel > 1``).
+    order, the conflicts and tombstones in ``_changes`` order). ``progress(n)`` is called
+    as ``n`` more lines are written (from reader threads when ``parallel > 1``).
 
     The database is checked (``GET /{db}``) before anything is written, so a missing
     database (:class:`~couchcore.errors.NotFound`), wrong credentials
