@@ -102,7 +102,8 @@ def _add_dump_parser(sub: Any) -> None:
         description="Write every document of a database as JSON Lines, one document revision a line: each live "
                     "document's winning revision (with _rev and its _revisions history), then every other leaf "
                     "revision -- conflicts and deleted conflicts -- and the revisions of deleted documents "
-                    "(tombstones), each with _revisions. Design documents are included, _local documents are not. "
+                    "(tombstones), each with _revisions. Design documents are included; _local documents, the "
+                    "_security object and _revs_limit are not. "
                     "'couchcore dump A --attachments | couchcore load B --new-edits-false --create' copies A "
                     "exactly: same ids, revisions, histories, conflicts, deleted documents, bodies and attachments.")
     p.add_argument("db_url", help="database URL, e.g. http://admin:pw@127.0.0.1:5984/mydb")

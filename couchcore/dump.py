@@ -32,7 +32,8 @@ merges each revision into the document's revision tree, and the tree's leaves de
 winner (CouchDB's rule: not deleted first, then the longest history, then the greatest
 revision id). ``_local`` documents are not written (neither ``_all_docs`` nor
 ``_changes`` lists them; the replicator does not copy them either), nor revisions that are
-not leaves (their bodies are gone after compaction; ``_revisions`` keeps their ids).
+not leaves (their bodies are gone after compaction; ``_revisions`` keeps their ids), nor
+what is not a document: the ``_security`` object, ``_revs_limit``, purge history.
 ``attachments=True`` (``--attachments``) inlines attachment content as base64 ``data``
 (``attachments=true``, https://docs.couchdb.org/en/stable/api/database/bulk-api.html#db-bulk-get);
 without it attachments are stubs (``"stub": true``), which a new database cannot take
