@@ -50,7 +50,9 @@ the enclosing value is complete (or at ``close()``).
 Two implementations share this interface: the Cython ``couchcore_ext._rows.RowParser``
 and the pure-Python :class:`PyRowParser` below.  :data:`BACKEND` names the one
 :func:`make_parser` uses by default; the environment variable
-``COUCHCORE_ROWS_BACKEND=python|cython`` forces a choice at import time.
+``COUCHCORE_ROWS_BACKEND=python|cython`` forces a choice at import time (``python`` also
+keeps ``couchcore.models.Row`` the pure-Python class instead of the extension type
+``couchcore_ext._row.Row``, which both parsers otherwise make their rows of).
 
 Both implementations switch CPython's cyclic garbage collector off for the duration of a
 ``feed()``/``close()`` call (they allocate many containers, none of them cyclic) and restore

@@ -13,6 +13,12 @@ sys.path.insert(0, str(ROOT))  # benchmarks.harness, for the CLI reference of `c
 import warnings  # noqa: E402
 
 import couchcore  # noqa: E402
+import couchcore.models  # noqa: E402
+
+# couchcore.Row is the extension type couchcore_ext._row.Row when that is built; the reference
+# shows the pure-Python class it mirrors (same behaviour, and it carries the annotations the
+# parameter lists are rendered from), so the page is the same with or without the extension
+couchcore.Row = couchcore.models.Row = couchcore.models._PyRow
 
 # sphinx-autodoc-typehints calls an API Sphinx 10 removes: a Python warning, not a docs problem
 warnings.filterwarnings("ignore", message=".*set_application.* is deprecated")
