@@ -76,16 +76,9 @@ cdef Py_ssize_t _string(const unsigned char* s, Py_ssize_t i, Py_ssize_t n, int*
     """``s[i]`` is just after an opening quote: the offset after the closing quote, or -1."""
     cdef unsigned char c, d
     cdef int k
-    cdef uint64_t w, t
     while i < n:
-        while i + 8 <= n:  # 8 bytes at a time while none needs a look (SWAR: no quote, backslash, control, non-ASCII)
-            memcpy(&w, s + i, 8)
-            t = (((w ^ 0x2222222222222222ULL) - 0x0101010101010101ULL) & ~(w ^ 0x2222222222222222ULL)) \
-                | (((w ^ 0x5C5C5C5C5C5C5C5CULL) - 0x0101010101010101ULL) & ~(w ^ 0x5C5C5C5C5C5C5C5CULL)) \
-                | ((w - 0x2020202020202020ULL) & ~w) | w
-            if t & 0x8080808080808080ULL:
-                break
-            i += 8
+        while i + 4 <= n and not (STR_CLASS[s[i]] | STR_CLASS[s[i + 1]] | STR_CLASS[s[i + 2]] | STR_CLASS[s[i + 3]]):
+            i += 4
         while i < n and not STR_CLASS[s[i]]:
             i += 1
         if i >= n:
