@@ -22,6 +22,12 @@ reason — nothing is dropped, even when connections break:
   with exponential back-off and full jitter, at most ``retries`` times per batch;
 * a batch refused as a whole (``400`` ``illegal_docid``, ``413``) is split until the
   bad documents are isolated; only they are rejected;
+* the same ``_id`` twice in one input (the same ``_id`` and ``_rev`` with
+  ``new_edits=False``, where one line per leaf revision is normal): while the earlier
+  document is in flight the later one waits for it; when the earlier one was written the
+  later one is rejected as a ``conflict`` naming the written line (``upsert``: it is
+  written over it; ``skip_existing``: it is sent, and skipped if equal), when the earlier
+  one was rejected the later one is sent and judged on its own;
 * a rejected document is reported as a :class:`Rejected`, whose :meth:`~Rejected.record`
   is the document as it was sent plus a ``_load_error`` field — a rejects file of such
   lines can be loaded again as it is (the loader strips ``_load_error``);
