@@ -21,7 +21,7 @@ reference parser (``couchcore.codec.document_head_decoder``).
 from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE, PyByteArray_Resize
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from libc.stdint cimport uint64_t
-from libc.stdlib cimport calloc, free, malloc
+from libc.stdlib cimport calloc, free, malloc, realloc
 from libc.string cimport memchr, memcpy, memcmp
 
 from os import urandom
@@ -346,17 +346,16 @@ cdef struct Mark:  # a document's marks in PackedBodies.marks (couchcore.protoco
     int flags
 
 
-cdef struct Entry:
-    uint64_t hash      # 0: empty slot (a key's hash is never 0)
-    long long line
-    Py_ssize_t len
+cdef struct Entry:     # a key in the set (a slot of the slab)
+    long long line     # its line; for a free slot: the next free slot (-1: none)
+    Py_ssize_t len     # -1 for a free slot
     int held
     char* ptr          # the key when longer than INLINE (malloc'd), else NULL
     char inl[INLINE]
 
 
 cdef inline uint64_t _hash(const char* p, Py_ssize_t n, uint64_t seed) noexcept nogil:
-    """A seeded 64-bit hash of ``p[:n]``, 8 bytes at a time (never 0 or 1)."""
+    """A seeded 64-bit hash of ``p[:n]``, 8 bytes at a time."""
     cdef uint64_t h = seed ^ (<uint64_t>n * 0x9E3779B97F4A7C15ULL)
     cdef uint64_t w
     while n >= 8:
@@ -373,8 +372,6 @@ cdef inline uint64_t _hash(const char* p, Py_ssize_t n, uint64_t seed) noexcept 
     h ^= h >> 32
     h *= 0xD6E8FEB86659FD93ULL
     h ^= h >> 32
-    if h == 0:
-        h = 1
     return h
 
 
@@ -389,96 +386,141 @@ cdef class Flight:
     :class:`couchcore.protocol.bulk.PackedBodies`); a *held* key has later duplicates
     waiting for it to settle. Twin of :class:`couchcore._scan.FlightPy`.
 
-    Open addressing with linear probing, at most half full; a removed key's slot is filled
-    by shifting the rest of its cluster back (no tombstones: the table is rebuilt only to
-    grow)."""
+    Compact, as CPython's dict: an index of 8-byte slots (the low 32 bits of the hash, which
+    give its home slot, and the slab slot + 1; open addressing, linear probing, at most half full, a removed key's slot
+    filled by shifting the rest of its cluster back) and a slab of entries (key, line)
+    reused through a free list; a few thousand keys in flight take ~100 KB of index, so a
+    lookup stays in cache."""
 
-    cdef Entry* table
+    cdef uint64_t* index
     cdef Py_ssize_t cap
+    cdef Entry* slab
+    cdef Py_ssize_t slab_cap
+    cdef Py_ssize_t free_head
     cdef Py_ssize_t live
     cdef uint64_t seed
 
     def __cinit__(self):
         self.cap = 1024
-        self.table = <Entry*>calloc(self.cap, sizeof(Entry))
-        if self.table == NULL:
+        self.index = <uint64_t*>calloc(self.cap, sizeof(uint64_t))
+        self.slab_cap = 0
+        self.slab = NULL
+        self.free_head = -1
+        if self.index == NULL:
             raise MemoryError()
         self.seed = <uint64_t>int.from_bytes(urandom(8), "little")
 
     def __dealloc__(self):
         cdef Py_ssize_t i
-        if self.table != NULL:
-            for i in range(self.cap):
-                if self.table[i].hash != 0 and self.table[i].ptr != NULL:
-                    free(self.table[i].ptr)
-            free(self.table)
+        if self.slab != NULL:
+            for i in range(self.slab_cap):
+                if self.slab[i].len >= 0 and self.slab[i].ptr != NULL:
+                    free(self.slab[i].ptr)
+            free(self.slab)
+        if self.index != NULL:
+            free(self.index)
 
     def __len__(self):
         return self.live
 
     cdef Py_ssize_t _find(self, const char* p, Py_ssize_t n, uint64_t h) noexcept:
-        """The slot of key ``p[:n]`` (hash ``h``), or -1."""
+        """The index position of key ``p[:n]`` (hash ``h``), or -1."""
         cdef Py_ssize_t mask = self.cap - 1
         cdef Py_ssize_t i = <Py_ssize_t>(h & <uint64_t>mask)
+        cdef uint64_t tag = (h & 0xFFFFFFFFULL) << 32
+        cdef uint64_t v
         cdef Entry* e
         while True:
-            e = &self.table[i]
-            if e.hash == 0:
+            v = self.index[i]
+            if v == 0:
                 return -1
-            if e.hash == h and e.len == n and memcmp(_ekey(e), p, n) == 0:
-                return i
+            if (v & 0xFFFFFFFF00000000ULL) == tag:
+                e = &self.slab[<Py_ssize_t>(v & 0xFFFFFFFFULL) - 1]
+                if e.len == n and memcmp(_ekey(e), p, n) == 0:
+                    return i
             i = (i + 1) & mask
 
+    cdef inline Entry* _at(self, Py_ssize_t i) noexcept:
+        return &self.slab[<Py_ssize_t>(self.index[i] & 0xFFFFFFFFULL) - 1]
+
     cdef int _grow(self) except -1:
-        cdef Py_ssize_t cap = 1024, i, j, mask
-        cdef Entry* old = self.table
-        cdef Py_ssize_t oldcap = self.cap
-        cdef Entry* table
-        while cap < 4 * (self.live + 1):
-            cap *= 2
-        table = <Entry*>calloc(cap, sizeof(Entry))
-        if table == NULL:
+        """A twice larger index, the same slab."""
+        cdef Py_ssize_t cap = self.cap * 2, i, j, mask = cap - 1
+        cdef uint64_t* index
+        if cap > 0xFFFFFFFF:  # (a slot's home is the low 32 bits of its hash, kept in the index)
+            raise MemoryError("too many keys in flight")
+        index = <uint64_t*>calloc(cap, sizeof(uint64_t))
+        if index == NULL:
             raise MemoryError()
-        mask = cap - 1
-        for i in range(oldcap):
-            if old[i].hash != 0:
-                j = <Py_ssize_t>(old[i].hash & <uint64_t>mask)
-                while table[j].hash != 0:
+        for i in range(self.cap):
+            if self.index[i] != 0:
+                j = <Py_ssize_t>((self.index[i] >> 32) & <uint64_t>mask)
+                while index[j] != 0:
                     j = (j + 1) & mask
-                table[j] = old[i]
-        free(old)
-        self.table = table
+                index[j] = self.index[i]
+        free(self.index)
+        self.index = index
         self.cap = cap
         return 0
+
+    cdef Py_ssize_t _slot(self) except -1:
+        """A free slab slot (the slab grows by doubling; entries are never pointed to)."""
+        cdef Py_ssize_t i, cap
+        cdef Entry* slab
+        if self.free_head < 0:
+            cap = max(256, 2 * self.slab_cap)
+            if cap >= 0xFFFFFFFF:
+                raise MemoryError("too many keys in flight")
+            slab = <Entry*>realloc(self.slab, cap * sizeof(Entry))
+            if slab == NULL:
+                raise MemoryError()
+            self.slab = slab
+            for i in range(cap - 1, self.slab_cap - 1, -1):
+                slab[i].len = -1
+                slab[i].ptr = NULL
+                slab[i].line = self.free_head
+                self.free_head = i
+            self.slab_cap = cap
+        i = self.free_head
+        self.free_head = <Py_ssize_t>self.slab[i].line
+        return i
 
     cdef long long _add(self, const char* p, Py_ssize_t n, long long line) except -1:
         """Add key ``p[:n]`` with its ``line`` (>= 1): 0, or the line of the key already in it."""
         cdef uint64_t h = _hash(p, n, self.seed)
-        cdef Py_ssize_t mask, i
+        cdef uint64_t tag = (h & 0xFFFFFFFFULL) << 32
+        cdef Py_ssize_t mask, i, slot
+        cdef uint64_t v
         cdef Entry* e
         if 2 * (self.live + 1) > self.cap:
             self._grow()
         mask = self.cap - 1
         i = <Py_ssize_t>(h & <uint64_t>mask)
         while True:
-            e = &self.table[i]
-            if e.hash == 0:
+            v = self.index[i]
+            if v == 0:
                 break
-            if e.hash == h and e.len == n and memcmp(_ekey(e), p, n) == 0:
-                return e.line
+            if (v & 0xFFFFFFFF00000000ULL) == tag:
+                e = &self.slab[<Py_ssize_t>(v & 0xFFFFFFFFULL) - 1]
+                if e.len == n and memcmp(_ekey(e), p, n) == 0:
+                    return e.line
             i = (i + 1) & mask
+        slot = self._slot()
+        e = &self.slab[slot]
         if n > INLINE:
             e.ptr = <char*>malloc(n)
             if e.ptr == NULL:
+                self.slab[slot].line = self.free_head
+                self.free_head = slot
                 raise MemoryError()
             memcpy(e.ptr, p, n)
         else:
             e.ptr = NULL
             memcpy(e.inl, p, n)
-        e.hash = h
         e.len = n
         e.line = line
         e.held = 0
+        self.index[i] = tag | <uint64_t>(slot + 1)
         self.live += 1
         return 0
 
@@ -486,29 +528,32 @@ cdef class Flight:
         """Remove key ``p[:n]`` (``KeyError`` if it is not in): 1, or 0 when it is held and
         ``keep_held`` (then it stays)."""
         cdef Py_ssize_t i = self._find(p, n, _hash(p, n, self.seed))
-        cdef Py_ssize_t j, k, mask = self.cap - 1
+        cdef Py_ssize_t j, k, slot, mask = self.cap - 1
         cdef Entry* e
         if i < 0:
             raise KeyError(PyBytes_FromStringAndSize(p, n))
-        e = &self.table[i]
+        slot = <Py_ssize_t>(self.index[i] & 0xFFFFFFFFULL) - 1
+        e = &self.slab[slot]
         if keep_held and e.held:
             return 0
         if e.ptr != NULL:
             free(e.ptr)
             e.ptr = NULL
-        # backward-shift deletion: an entry after the hole that may live there moves into it
+        e.len = -1
+        e.line = self.free_head
+        self.free_head = slot
+        # backward-shift deletion: an index slot after the hole whose key may live there moves into it
         j = i
         while True:
             j = (j + 1) & mask
-            if self.table[j].hash == 0:
+            if self.index[j] == 0:
                 break
-            k = <Py_ssize_t>(self.table[j].hash & <uint64_t>mask)  # its home slot
+            k = <Py_ssize_t>((self.index[j] >> 32) & <uint64_t>mask)  # its home slot
             if (i < j and i < k <= j) or (i > j and (k > i or k <= j)):
                 continue  # its home is after the hole: it stays
-            self.table[i] = self.table[j]
+            self.index[i] = self.index[j]
             i = j
-        self.table[i].hash = 0
-        self.table[i].ptr = NULL
+        self.index[i] = 0
         self.live -= 1
         return 1
 
@@ -517,7 +562,7 @@ cdef class Flight:
                                        _hash(PyBytes_AS_STRING(key), PyBytes_GET_SIZE(key), self.seed))
         if i < 0:
             raise KeyError(key)
-        return &self.table[i]
+        return self._at(i)
 
     def add(self, bytes key, long long line):
         """Add ``key`` with its input ``line`` (>= 1); returns 0, or -- the key is in flight
@@ -530,7 +575,7 @@ cdef class Flight:
         """The line ``key`` is in flight with, or 0."""
         cdef Py_ssize_t i = self._find(PyBytes_AS_STRING(key), PyBytes_GET_SIZE(key),
                                        _hash(PyBytes_AS_STRING(key), PyBytes_GET_SIZE(key), self.seed))
-        return self.table[i].line if i >= 0 else 0
+        return self._at(i).line if i >= 0 else 0
 
     def held(self, bytes key):
         """Whether ``key`` (in flight: else ``KeyError``) is held."""
