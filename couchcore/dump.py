@@ -89,6 +89,7 @@ __all__ = ["DumpReport", "dump", "split_points"]
 
 _CHUNK_DOCS = 500  # lines per write() and per progress() call
 _FETCH = 200  # revisions per _bulk_get request
+_PAGE = 1000  # rows per _all_docs / _changes page when revisions are fetched
 _BASE = 0xD800  # key digits: code points below the surrogates (UTF-8 and UTF-16 orders agree there)
 
 
@@ -331,14 +332,16 @@ def _read_range(db: Any, w: _Writer, start: str | None, end: str | None, attachm
                 if row.doc is not None:  # not expected from a plain _all_docs read; never write "null"
                     w.add(row.doc, 0)
         return
+    # the listing is read in pages (each answer read whole), so that no answer is left
+    # half-read while the revisions are fetched: measured on the pycurl backend, a
+    # ``_bulk_get`` sent while a streamed listing waited took ~0.3 s more each
     pairs: list[tuple[str, str]] = []
-    with db.view("_all_docs", **options) as result:
-        for row in result:
-            pairs.append((row.id, row.value["rev"]))
-            if len(pairs) >= _FETCH:
-                w.check()
-                _write_winners(db, w, pairs, attachments)
-                pairs = []
+    for row in db.iterview("_all_docs", page_size=_PAGE, **options):
+        pairs.append((row.id, row.value["rev"]))
+        if len(pairs) >= _FETCH:
+            w.check()
+            _write_winners(db, w, pairs, attachments)
+            pairs = []
     if pairs:
         _write_winners(db, w, pairs, attachments)
 
@@ -361,26 +364,40 @@ def _read_leaves(db: Any, w: _Writer, attachments: bool, deleted: bool) -> None:
     more than one (conflicts and deleted conflicts), and with ``deleted`` the leaf
     revisions of deleted documents (``_changes?style=all_docs``, one row per document with
     every leaf revision, and ``"deleted": true`` when the winner is a tombstone)."""
-    groups: list[tuple[str, list[str]]] = []
-    size = 0
-    with db.changes(style="all_docs", seq_interval=_FETCH) as result:
-        for n, change in enumerate(result):
-            if not n % _CHUNK_DOCS:
-                w.check()  # (a feed with nothing to write for a long while still stops in time)
-            revs = [c["rev"] for c in change.get("changes") or () if isinstance(c, dict) and "rev" in c]
-            if change.get("deleted") is True:
-                if not deleted:
-                    continue
-            elif len(revs) < 2:
-                continue  # one live leaf: the range readers wrote it
-            groups.append((change["id"], revs))
-            size += len(revs)
+    # read in pages of _PAGE changes (``since`` + ``limit``, each answer read whole before
+    # the revisions of its rows are fetched, as the replicator does)
+    since: Any = None
+    while True:
+        w.check()
+        groups: list[tuple[str, list[str]]] = []
+        options: dict[str, Any] = {"style": "all_docs", "limit": _PAGE, "seq_interval": _PAGE}
+        if since is not None:
+            options["since"] = since
+        rows = 0
+        with db.changes(**options) as page:
+            for change in page:
+                rows += 1
+                revs = [c["rev"] for c in change.get("changes") or () if isinstance(c, dict) and "rev" in c]
+                if change.get("deleted") is True:
+                    if not deleted:
+                        continue
+                elif len(revs) < 2:
+                    continue  # one live leaf: the range readers wrote it
+                groups.append((change["id"], revs))
+            since = page.last_seq
+        batch: list[tuple[str, list[str]]] = []
+        size = 0
+        for group in groups:
+            batch.append(group)
+            size += len(group[1])
             if size >= _FETCH:
                 w.check()
-                _write_leaves(db, w, groups, attachments)
-                groups, size = [], 0
-    if groups:
-        _write_leaves(db, w, groups, attachments)
+                _write_leaves(db, w, batch, attachments)
+                batch, size = [], 0
+        if batch:
+            _write_leaves(db, w, batch, attachments)
+        if rows < _PAGE or since is None:
+            return
 
 
 def _write_leaves(db: Any, w: _Writer, groups: list[tuple[str, list[str]]], attachments: bool) -> None:
