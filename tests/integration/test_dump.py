@@ -262,6 +262,22 @@ def test_parallel_ranges_give_the_same_output(db, parallel):
     assert len(report.range_docs) == len(report.splits) + 1 and sum(report.range_docs) == report.docs
 
 
+@pytest.mark.parametrize("parallel", [1, 3])
+def test_listing_and_changes_read_in_pages(populated, monkeypatch, parallel):
+    """The listing and _changes are read in pages (whole answers) and the revisions fetched
+    in batches: with pages of 3 rows and batches of 2 revisions the dump is the same."""
+    whole = io.BytesIO()
+    expected = dump(populated, whole, parallel=parallel)
+    import couchcore.dump as module
+    monkeypatch.setattr(module, "_PAGE", 3)
+    monkeypatch.setattr(module, "_FETCH", 2)
+    paged = io.BytesIO()
+    report = dump(populated, paged, parallel=parallel)
+    assert (report.docs, report.conflicts, report.deleted) == (expected.docs, expected.conflicts, expected.deleted)
+    assert report.lines == leaf_count(populated)
+    assert_same_dump(paged.getvalue(), whole.getvalue(), expected.docs)
+
+
 @pytest.mark.couchdb_only
 def test_parallel_splits_are_balanced_on_couchdb(db):
     """CouchDB reports _all_docs offsets, so the split keys are found by rank bisection:
