@@ -378,18 +378,13 @@ def _recover_missing_stub(ctx: ServerContext, db: str, docs: list[Any], resoluti
     again = []
     for doc in docs:
         docid = doc["_id"]
-        resp = yield Request("GET", doc_path(db, docid), query=[("revs", "true")])
-        current = resp.json() if resp.status == 200 else None
+        current = yield from _current_with_revs(db, docid)
         sent_rev = doc.get("_rev")
-        if current is not None and current.get("_rev") != sent_rev:
-            history = current.get("_revisions") or {}
-            ids = history.get("ids") or []
-            parent = f"{history.get('start', 0) - 1}-{ids[1]}" if len(ids) > 1 else None
-            if parent == sent_rev and _same_body(current, doc):
-                doc["_rev"] = current["_rev"]
-                resolution.pending.pop(docid, None)
-                resolution.resolved[docid] = doc
-                continue
+        if _is_write_of(current, doc, sent_rev):
+            doc["_rev"] = current["_rev"]  # type: ignore[index]
+            resolution.pending.pop(docid, None)
+            resolution.resolved[docid] = doc
+            continue
         if (current is None and sent_rev is None) or (current is not None and current.get("_rev") == sent_rev):
             again.append(doc)
             continue
@@ -426,8 +421,35 @@ def _recover_missing_stub(ctx: ServerContext, db: str, docs: list[Any], resoluti
         else:
             failure: dict[str, Any] = dict(sent.pending.get(docid) or {"error": "missing_stub",
                                                                        "reason": failed.error().reason})
+            if failure.get("error") == "conflict":
+                # the first request did land, on copies that had not applied it when the
+                # quorum read above was served: the same revision is there now
+                current = yield from _current_with_revs(db, docid)
+                if _is_write_of(current, doc, doc.get("_rev")):
+                    doc["_rev"] = current["_rev"]  # type: ignore[index]
+                    resolution.pending.pop(docid, None)
+                    resolution.resolved[docid] = doc
+                    continue
             failure["doc"] = doc
             resolution.pending[docid] = cast(PendingWrite, failure)
+
+
+def _current_with_revs(db: str, docid: str) -> Operation[dict[str, Any] | None]:
+    """The current revision of ``docid`` with its ``_revisions`` (a quorum read), or ``None``."""
+    resp = yield Request("GET", doc_path(db, docid), query=[("revs", "true")])
+    current = resp.json() if resp.status == 200 else None
+    return current if isinstance(current, dict) else None
+
+
+def _is_write_of(current: Mapping[str, Any] | None, doc: Mapping[str, Any], sent_rev: str | None) -> bool:
+    """Whether ``current`` (from :func:`_current_with_revs`) is ``doc`` written on ``sent_rev``:
+    a child of that revision with the same body."""
+    if current is None or current.get("_rev") == sent_rev:
+        return False
+    history = current.get("_revisions") or {}
+    ids = history.get("ids") or []
+    parent = f"{history.get('start', 0) - 1}-{ids[1]}" if len(ids) > 1 else None
+    return parent == sent_rev and _same_body(current, doc)
 
 
 def _same_body(stored: Mapping[str, Any], doc: Mapping[str, Any]) -> bool:
