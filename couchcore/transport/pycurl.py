@@ -25,6 +25,7 @@ __all__ = ["PycurlTransport"]
 
 HIGH_WATER = 1 << 20  # pause a streamed transfer when this much is buffered unread
 TAKE_SIZE = 8 * 1024  # at most this much buffered body is joined into one piece for the reader
+BUFFER_SIZE = 64 * 1024  # libcurl's receive buffer for a streamed body (its default: 16 kB)
 _TLS_CODES = {35, 51, 53, 54, 58, 59, 60, 64, 66, 77, 80, 82, 83, 90, 91}
 _WATCH_UPLOAD = 256 * 1024  # bodies larger than this report upload progress (see on_progress)
 _CONNECT_CODES = {5, 6, 7}  # proxy or host not resolved, connection refused/unreachable: nothing sent
@@ -33,7 +34,7 @@ _CONNECT_CODES = {5, 6, 7}  # proxy or host not resolved, connection refused/unr
 class _Transfer:
     """One request on the multi handle: its headers, buffered body chunks, and state."""
 
-    __slots__ = ("curl", "request", "url", "status", "headers", "headers_done", "chunks", "buffered",
+    __slots__ = ("curl", "request", "url", "status", "headers", "headers_done", "chunks", "on_data", "taken", "received",
                  "idle_timeout", "last_activity", "started", "uploaded",
                  "paused", "done", "error", "stream", "cancelled")
 
@@ -44,8 +45,13 @@ class _Transfer:
         self.status = 0
         self.headers: list[tuple[str, str]] = []
         self.headers_done = False
+        # libcurl appends the body's pieces here itself (WRITEFUNCTION = chunks.append: no
+        # Python frame per HTTP chunk, ~1.5 kB each in a CouchDB view); what is buffered is
+        # ``received - taken`` (body bytes libcurl has handed over minus those given to the reader)
         self.chunks: deque[bytes] = deque()
-        self.buffered = 0
+        self.on_data = self.chunks.append  # libcurl's WRITEFUNCTION (see PycurlTransport.configure)
+        self.taken = 0
+        self.received = 0
         self.paused = False
         self.done = False
         self.error: errors.TransportError | None = None
@@ -78,41 +84,33 @@ class _Transfer:
             self.last_activity = time.monotonic()
         return 0
 
-    def on_data(self, data: bytes) -> int | None:
-        if self.stream and self.buffered >= HIGH_WATER:
-            self.paused = True
-            return pycurl.WRITEFUNC_PAUSE  # curl hands the same data again after unpausing
-        self.chunks.append(data)
-        self.buffered += len(data)
-        self.last_activity = time.monotonic()
-        return None
+    @property
+    def buffered(self) -> int:
+        """Body bytes received and not yet taken by the reader (as of the last :meth:`CurlEngine.step`)."""
+        return self.received - self.taken
 
     def take(self) -> bytes:
         """The buffered pieces, joined into one bytes object of up to TAKE_SIZE bytes (libcurl
-        calls on_data once per HTTP chunk of the body, ~1.5 kB for a CouchDB view: a parser
+        appends one piece per HTTP chunk of the body, ~1.5 kB for a CouchDB view: a parser
         fed one join of them does far fewer calls than one per piece; the cap keeps the
-        join's copy small next to HIGH_WATER)."""
+        join's copy small and its rows few, which is what the parser is fastest at)."""
         chunks = self.chunks
-        if len(chunks) == 1 or len(chunks[0]) >= TAKE_SIZE:
-            chunk = chunks.popleft()
-        elif self.buffered <= TAKE_SIZE:
-            chunk = b"".join(chunks)
-            chunks.clear()
-        else:
-            parts = []
-            size = 0
-            while chunks and size + len(chunks[0]) <= TAKE_SIZE:
-                piece = chunks.popleft()
-                parts.append(piece)
-                size += len(piece)
-            chunk = b"".join(parts)
-        self.buffered -= len(chunk)
-        return chunk
+        first = chunks.popleft()
+        size = len(first)
+        if size >= TAKE_SIZE or not chunks or size + len(chunks[0]) > TAKE_SIZE:
+            self.taken += size
+            return first
+        parts = [first]
+        while chunks and size + len(chunks[0]) <= TAKE_SIZE:
+            piece = chunks.popleft()
+            parts.append(piece)
+            size += len(piece)
+        self.taken += size
+        return b"".join(parts)
 
     def body(self) -> bytes:
         data = b"".join(self.chunks)
         self.chunks.clear()
-        self.buffered = 0
         return data
 
 
@@ -175,6 +173,21 @@ class CurlEngine:
                 break
         now = time.monotonic()
         for transfer in self.active.values():
+            # body bytes libcurl handed over so far (it appends them without a Python call):
+            # activity for the idle timeout, and the reader's backlog
+            try:
+                received = int(transfer.curl.getinfo(pycurl.SIZE_DOWNLOAD_T))
+            except pycurl.error:  # pragma: no cover - a handle being torn down
+                received = transfer.received
+            if received != transfer.received:
+                transfer.received = received
+                transfer.last_activity = now
+            if (transfer.stream and not transfer.paused and not transfer.done
+                    and received - transfer.taken >= HIGH_WATER):
+                # the reader fell behind: libcurl stops reading the socket (TCP then stops
+                # the server) until the reader took the buffer below HIGH_WATER / 2
+                transfer.paused = True
+                transfer.curl.pause(pycurl.PAUSE_RECV)
             # an idle timeout (no byte for `timeout` s), not curl's average-speed limit,
             # so a feed sending a heartbeat every 30 s stays open
             if (not transfer.done and not transfer.paused and transfer.idle_timeout
@@ -388,6 +401,8 @@ class PycurlTransport(BaseTransport):
         c.setopt(pycurl.PROXY, "")
         c.setopt(pycurl.HEADERFUNCTION, transfer.on_header)
         c.setopt(pycurl.WRITEFUNCTION, transfer.on_data)
+        if request.stream:
+            c.setopt(pycurl.BUFFERSIZE, BUFFER_SIZE)  # fewer, larger socket reads
         if opts.connect_timeout is not None:
             c.setopt(pycurl.CONNECTTIMEOUT_MS, int(opts.connect_timeout * 1000))
         read = request.timeout if request.timeout is not None else opts.timeout

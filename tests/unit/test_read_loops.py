@@ -97,10 +97,22 @@ def test_dechunk_byte_by_byte_and_random_pieces():
 
 
 def test_dechunk_hands_over_one_piece_per_read():
-    wire = _frame([b"a" * 1490] * 10)
-    assert len(wire) <= u3t.READ_SIZE
+    wire = _frame([b"a" * 1490] * 4)
+    assert len(wire) <= u3t.READ_SIZE and 4 * 1490 < u3t.PIECE_SIZE
     got, _ = _run([wire])
-    assert got == [b"a" * 14900]
+    assert got == [b"a" * 5960]
+
+
+def test_dechunk_joins_http_chunks_into_pieces_of_about_piece_size():
+    """One large read of many ~1.5 kB HTTP chunks: handed over as joins of about
+    PIECE_SIZE bytes (at most one HTTP chunk more), not one per chunk nor one per read."""
+    payloads = [bytes([65 + i % 26]) * 1490 for i in range(40)]
+    wire = _frame(payloads)
+    assert len(wire) <= u3t.READ_SIZE
+    got, hr = _run([wire])
+    assert b"".join(got) == b"".join(payloads) and hr.closed == 1
+    assert len(got) > 1
+    assert all(u3t.PIECE_SIZE <= len(piece) < u3t.PIECE_SIZE + 1490 for piece in got[:-1])
 
 
 @pytest.mark.parametrize("wire", [
