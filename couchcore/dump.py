@@ -12,8 +12,9 @@ replicator writes) rebuilds the database exactly:
   documents of ~250 bytes, urllib3, the machine under load, three interleaved runs: one
   stream 3.2-3.7k lines/s with the history, 5.2-12.4k without; ``parallel=4`` 4.9-5.9k
   against 4.7-10.9k; the client's CPU is 23-25 against 15-16 µs a line: the difference is
-  the server's ``_bulk_get``; ``couchcore dump`` on pycurl, load 20-35: 20k documents
-  4.2 s against 3.0 s, 100k 85 s against 44 s). The copy has the same ids, winners, bodies and conflicts, but
+  the server's ``_bulk_get``; ``couchcore dump`` on pycurl at a load average of 20-35,
+  where the same command's time varied up to 6x between runs: 20k documents 4.2 s against
+  3.0 s, 100k 85 s against 44 s). The copy has the same ids, winners, bodies and conflicts, but
   knows each winner's own revision only (``_revs_info`` and ``revs=true`` show one entry).
 * **Conflicts**: every other leaf revision of a live document -- conflicting revisions
   (``_conflicts``) and deleted leaves (``_deleted_conflicts``) -- each as its own line with
@@ -44,8 +45,8 @@ batch): to copy a database with attachments, dump with ``attachments=True``.
 Memory stays flat: ``_all_docs`` and ``_changes`` are read in pages of 5,000 rows (each
 answer read whole before the revisions it lists are fetched, 200 at a time; with
 ``history=False`` the listing streams), and lines are written out in chunks of 500, never
-the whole database (``couchcore dump`` peak RSS, CouchDB 3.5: 31 MB for 20k and for 100k
-documents, 45 MB for both with ``--parallel 4``).
+the whole database (``couchcore dump`` peak RSS, CouchDB 3.5: 35 MB for 20k and for 100k
+documents, 51-55 MB with ``--parallel 4``).
 
 **Parallel ranges** (``parallel=N``): the id space is cut into ``N`` ranges of about equal
 document counts, read concurrently (``startkey``/``endkey`` with ``inclusive_end=false``), and
