@@ -216,9 +216,19 @@ class CurlEngine:
         transfer.last_activity = time.monotonic()  # time the reader held the stream does not count
         transfer.curl.pause(pycurl.PAUSE_CONT)
 
+    def select(self, limit: float = 0.5) -> None:
+        """Wait for socket activity, at most ``limit`` s and no longer than libcurl's own timer
+        (``curl_multi_timeout``): a handle just added is started by the next ``perform`` at once,
+        not after ``limit`` s behind the sockets of other transfers (a paused stream's)."""
+        due = self.multi.timeout()  # ms; -1: libcurl has no timer set
+        if due >= 0:
+            limit = min(limit, due / 1000.0)
+        if limit > 0:
+            self.multi.select(limit)
+
     def wait(self, transfer: _Transfer, headers_only: bool = False) -> None:
         while not transfer.done and not (headers_only and transfer.headers_done):
-            self.multi.select(0.5)
+            self.select()
             self.step()
         if transfer.error is not None:
             self.finish(transfer)
@@ -238,7 +248,7 @@ class CurlEngine:
                     return
                 if transfer.paused:
                     self.resume(transfer)
-                self.multi.select(0.5)
+                self.select()
                 self.step()
         finally:
             self.finish(transfer)
@@ -349,7 +359,7 @@ class CurlEngine:
                         return
                     continue
                 wait = 0.5 if not later else max(0.0, min(0.5, min(item[0] for item in later) - now))
-                self.multi.select(wait)
+                self.select(wait)
                 self.step()
                 for transfer in [t for t in flying if t.done]:
                     i, op, attempt, started = flying.pop(transfer)
