@@ -44,6 +44,7 @@ cdef inline void _del(object v, str name) except *:
 
 
 @cython.freelist(2048)
+@cython.trashcan(True)   # as subtype_dealloc for the pure class: a long chain of Rows is freed without deep C recursion
 cdef class Row:
     """Row(id=None, key=None, value=None, doc=None, error=None)
 --

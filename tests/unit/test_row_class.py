@@ -355,6 +355,32 @@ def test_cycles_through_a_row_are_collected(row_cls):
     assert gc.isenabled() is was
 
 
+@pytest.mark.parametrize("env_backend", ["python", ""])
+def test_a_long_chain_of_rows_is_freed(env_backend):
+    """A million Rows each holding the previous one (and subclass instances mixed in) are
+    freed without deep C recursion: CPython's trashcan, as for the pure class (the extension
+    type crashed with a segfault here before it was declared with ``@cython.trashcan``).
+    In a subprocess, so that a crash fails this test only."""
+    if not env_backend and EXT_SKIP is not None:
+        pytest.skip(EXT_SKIP)
+    code = (
+        "from couchcore import models\n"
+        "from couchcore.models import Row\n"
+        "assert (Row is models._PyRow) == (%r == 'python')\n"
+        "class Sub(Row):\n    pass\n"
+        "r = None\n"
+        "for i in range(1000000):\n    r = Row(value=r)\n"
+        "del r\n"
+        "r = None\n"
+        "for i in range(300000):\n    r = (Sub if i %% 2 else Row)(value=[r], doc={'d': r})\n"
+        "del r\n"
+        "print('freed')\n" % env_backend
+    )
+    env = dict(os.environ, PYTHONPATH=str(ROOT), COUCHCORE_ROWS_BACKEND=env_backend)
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0 and out.stdout.strip() == "freed", (out.returncode, out.stderr[-2000:])
+
+
 # -- rows from the parser ----------------------------------------------------------------
 
 
