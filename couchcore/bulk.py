@@ -692,7 +692,7 @@ class Loader:
                     continue
                 docid = h.id
                 if docid.__class__ is str and docid and h.load_error is unset and not (need_rev and h.rev is unset):
-                    key = docid.encode("utf-8", "surrogatepass")
+                    key = _utf8(docid)
                     if need_rev:
                         idlen = len(key)
                         key += b"\0" + h.rev.encode("utf-8", "surrogatepass")
@@ -714,7 +714,7 @@ class Loader:
                     except CouchcoreError as exc:
                         self._reject(line, None, "invalid", str(exc), None, _text(data))
                         continue
-                    key = docid.encode("utf-8", "surrogatepass")
+                    key = _utf8(docid)
             if key is None:
                 try:
                     data, docid = self._prepare(data, line, ordinal)
@@ -731,7 +731,7 @@ class Loader:
                     idlens.append(-1)
                     flags.append(0)
                     continue
-                key = docid.encode("utf-8", "surrogatepass")
+                key = _utf8(docid)
                 if need_rev:
                     idlen = len(key)
                     key += b"\0" + self._head(data).rev.encode("utf-8", "surrogatepass")
@@ -1080,6 +1080,14 @@ def _new_prefix() -> str:
     :func:`couchcore.codec.loads` read the whole ``_bulk_docs`` answer with the slow engine
     (it keeps integers beyond 64 bits exact that way)."""
     return uuid.uuid4().hex[:19] + "abcdef"[uuid.uuid4().int % 6]
+
+
+def _utf8(text: str) -> bytes:
+    """``text`` as UTF-8 (a lone surrogate, which an escape in JSON text may spell, as surrogatepass writes it)."""
+    try:
+        return text.encode()
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogatepass")
 
 
 def _splice_id(data: bytes, docid: str) -> bytes:

@@ -692,6 +692,31 @@ cdef class _Out:
         self.packed.kused = self.kused
 
 
+def pack(object docs, list bodies, list keys, list lines, list idlens, list flags):
+    """Append documents to ``docs`` (a ``couchcore.protocol.bulk.PackedBodies``) in C: body
+    ``bodies[i]`` (``bytes``) with its marks ``keys[i]`` (``bytes``), ``lines[i]``,
+    ``idlens[i]`` (-1: the whole key) and ``flags[i]`` -- what ``PackedBodies.extend`` does."""
+    cdef _Out out = _Out(docs)
+    cdef Py_ssize_t i, n = len(bodies), bl, kl, idl
+    cdef bytes body, key
+    if len(keys) != n or len(lines) != n or len(idlens) != n or len(flags) != n:
+        raise ValueError("bodies and marks of different lengths")
+    try:
+        for i in range(n):
+            body = bodies[i]
+            key = keys[i]
+            bl = PyBytes_GET_SIZE(body)
+            kl = PyBytes_GET_SIZE(key)
+            idl = idlens[i]
+            if idl < 0:
+                idl = kl
+            memcpy(out.reserve(bl + 1), PyBytes_AS_STRING(body), bl)
+            memcpy(out.reserve_key(kl), PyBytes_AS_STRING(key), kl)
+            out.wrote(bl, kl, <int>idl, lines[i], flags[i])
+    finally:
+        out.done()
+
+
 def scan_jsonl(bytes buf, Py_ssize_t pos, bint eof, Py_ssize_t max_lines, long long ordinal, long long line,
                Flight flight, bint need_rev, bint gen_ids, bytes id_prefix, bytes id_field, object decode,
                object docs):

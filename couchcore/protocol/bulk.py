@@ -32,6 +32,7 @@ from typing import Any, Generator, Iterator, Sequence, Union
 from .. import codec
 from ..errors import CouchcoreError, TransportError
 from .._scan import count_ok as _count_ok
+from .._scan import pack as _pack
 from .messages import Request, Response
 from .paths import db_path
 from .server import ServerContext
@@ -129,6 +130,9 @@ class PackedBodies:
         lists (one join and one copy for all of them; ``idlens``: ``None`` or -1 entries
         for whole keys)."""
         if not bodies:
+            return
+        if _pack is not None and keys is not None and lines is not None and idlens is not None and flags is not None:
+            _pack(self, bodies, keys, lines, idlens, flags)  # in C: no Python work per document
             return
         n = len(bodies)
         used = self.used

@@ -574,3 +574,29 @@ def test_every_kind_of_byte_at_every_offset_of_a_string(scanner, special):
                 assert (ids, bodies) == (["x"], [line + b"\n"]), (at, length, special)
             else:
                 assert ids == [] and slow == len(line) + 1, (at, length, special)
+
+
+def test_packing_in_c_gives_the_bytes_of_the_python_extend(monkeypatch):
+    """PackedBodies.extend with marks runs in C (couchcore_ext._scan.pack) when built: the same
+    body, end offsets, keys and marks as the pure-Python extend, across growth."""
+    import couchcore.protocol.bulk as pb
+
+    if pb._pack is None:
+        pytest.skip("the Cython extension is not built")
+    bodies = [b'{"_id":"d%d","s":"%s"}' % (i, b"x" * (i % 90)) for i in range(700)]
+    keys = [b"d%d" % i + (b"\0" + b"1-abc" if i % 5 == 0 else b"") for i in range(700)]
+    lines = [i * 3 + 1 for i in range(700)]
+    idlens = [len(b"d%d" % i) if i % 5 == 0 else -1 for i in range(700)]
+    flags = [i % 2 for i in range(700)]
+    got = PackedBodies(10, 3)
+    got.append(b'{"first":1}', b"first", 1, -1, 1)
+    got.extend(bodies, keys, lines, idlens, flags)
+    monkeypatch.setattr(pb, "_pack", None)
+    want = PackedBodies(10, 3)
+    want.append(b'{"first":1}', b"first", 1, -1, 1)
+    want.extend(bodies, keys, lines, idlens, flags)
+    assert got.count == want.count == 701 and got.used == want.used and got.kused == want.kused
+    assert got.buf[:got.used] == want.buf[:want.used] and got.keys[:got.kused] == want.keys[:want.kused]
+    assert got.ends[:8 * 701] == want.ends[:8 * 701] and got.marks[:24 * 701] == want.marks[:24 * 701]
+    assert [got.docid(i) for i in range(701)] == ["first"] + ["d%d" % i for i in range(700)]
+    assert got.mark(6) == (16, b"d5\x001-abc", 2, 1) and got.payload(b"]}") == want.payload(b"]}")
