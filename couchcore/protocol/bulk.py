@@ -8,6 +8,9 @@ again by the caller, after a back-off):
 * a request refused as a whole (``400`` e.g. ``illegal_docid``, ``413`` too large) is
   split in halves until the documents the server refuses are isolated; only they are
   rejected (https://docs.couchdb.org/en/stable/api/database/bulk-api.html#db-bulk-docs);
+  so is a ``412 missing_stub`` (an attachment stub the database has no data for), which
+  CouchDB answers after writing every *other* document of the request: those come back
+  ``409`` when sent again and count as written when the stored content is theirs;
 * ``429``, ``5xx``, a connection failure or an unreadable answer leave the remaining
   documents unsettled, with the error and the ``Retry-After`` delay if the server sent one;
 * a ``409 conflict`` is looked at closer when the caller asks for it: with
@@ -266,7 +269,7 @@ def write_batch(
 
 class _State:
     __slots__ = ("ctx", "path", "ids", "bodies", "reconcile", "upsert", "skip_existing", "new_edits", "suffix",
-                 "out", "headers", "rounds")
+                 "out", "headers", "rounds", "partial")
 
     def __init__(self, ctx: ServerContext, db: str, ids: Sequence[str], bodies: Bodies, reconcile: bool,
                  upsert: bool, skip_existing: bool, new_edits: bool, suffix: bytes, out: BatchOutcome,
@@ -282,6 +285,7 @@ class _State:
         self.new_edits = new_edits
         self.suffix = suffix
         self.out = out
+        self.partial: set[int] = set()  # sent in a request refused with 412 yet partly written
         # a fresh connection per request: libcurl silently sends a request again when the
         # kept-alive connection it reused breaks before any answer byte — for a write whose
         # answer was lost that is a blind re-send, which must be the loader's decision
@@ -315,7 +319,9 @@ class _State:
                 self.leave(idx, resp.error() if not resp.ok else _Unreadable(resp))
                 return
             yield from self.sort(idx, results, resp.body or b"", round_)
-        elif status in (400, 413) and len(idx) > 1:  # refused as a whole: find the culprits
+        elif status in (400, 412, 413) and len(idx) > 1:  # refused as a whole: find the culprits
+            if status == 412:  # missing_stub: CouchDB wrote the other documents all the same
+                self.partial.update(idx)
             half = len(idx) // 2
             yield from self.write(idx[:half], round_)
             if out.error is not None:  # the server went away meanwhile: leave the rest too
@@ -395,10 +401,14 @@ class _State:
 
     def conflicts(self, idx: list[int], round_: int) -> Generator[Request, Response, None]:
         out = self.out
+        partial = self.partial
         if not (self.reconcile or self.skip_existing or self.upsert):
-            for i in idx:
-                out.rejected.append((i, "conflict", "Document update conflict."))
-            return
+            for i in idx:  # create-only: a conflict is a rejection, unless our 412'd request wrote it
+                if i not in partial:
+                    out.rejected.append((i, "conflict", "Document update conflict."))
+            idx = [i for i in idx if i in partial]
+            if not idx:
+                return
         keys = [self.ids[i] for i in idx]
         out.requests += 1
         try:
@@ -421,7 +431,7 @@ class _State:
             theirs = current.get(self.ids[i])
             try:
                 if theirs is not None and same_content(self.bodies[i], theirs):
-                    if self.reconcile:
+                    if self.reconcile or i in partial:
                         out.written += 1
                     else:
                         out.skipped += 1

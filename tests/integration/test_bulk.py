@@ -147,6 +147,28 @@ def test_conflicts_skip_existing_and_upsert(db):
     assert db["same"]["_rev"] == rev_same  # unchanged content is not written again
 
 
+_STUB = {"f.txt": {"content_type": "text/plain", "revpos": 1, "digest": "md5-XrY7u+Ae7tCTyyK7j1rNww==",
+                   "length": 5, "stub": True}}
+
+
+@pytest.mark.couchdb_only  # PouchDB Server's answer to an unknown stub differs
+@pytest.mark.parametrize("new_edits", [True, False])
+def test_an_attachment_stub_without_data_rejects_only_its_document(db, new_edits):
+    # CouchDB answers 412 missing_stub for the whole request after writing every other
+    # document: they count as written (they are), only the stub's document is rejected
+    docs = [{"_id": f"d{i:02d}", "v": i, **({"_rev": f"1-{i:032x}"} if not new_edits else {})} for i in range(20)]
+    docs[7]["_attachments"] = _STUB
+    report = load(db, docs, batch_size=20, concurrency=1, new_edits=new_edits)
+    assert (report.written, report.rejected) == (19, 1), report.failures
+    (rejected,) = report.failures
+    assert (rejected.id, rejected.line, rejected.error) == ("d07", 8, "missing_stub")
+    stored = {row.id for row in db.view("_all_docs")}
+    assert stored == {f"d{i:02d}" for i in range(20)} - {"d07"}
+    again = load(db, [dict(d) for d in docs if d["_id"] != "d07"], batch_size=20, new_edits=new_edits)
+    assert again.written == (0 if new_edits else 19)  # create-only: each is a conflict now
+    assert again.rejected == (19 if new_edits else 0)
+
+
 def test_new_edits_false_keeps_the_revisions(db):
     docs = [{"_id": "r1", "_rev": "3-0123456789abcdef0123456789abcdef", "v": 1},
             {"_id": "r2", "v": 2},
