@@ -39,8 +39,8 @@ what is not a document: the ``_security`` object, ``_revs_limit``, purge history
 ``attachments=True`` (``--attachments``) inlines attachment content as base64 ``data``
 (``attachments=true``, https://docs.couchdb.org/en/stable/api/database/bulk-api.html#db-bulk-get);
 without it attachments are stubs (``"stub": true``), which a new database cannot take
-(CouchDB 3.5 answers a ``new_edits=false`` batch holding one with a 500 for the whole
-batch): to copy a database with attachments, dump with ``attachments=True``.
+(CouchDB answers ``412 missing_stub``; ``couchcore load`` rejects just those documents and
+writes the others): to copy a database with attachments, dump with ``attachments=True``.
 
 Memory stays flat: ``_all_docs`` and ``_changes`` are read in pages of 5,000 rows (each
 answer read whole before the revisions it lists are fetched, 200 at a time; with
