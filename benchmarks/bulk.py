@@ -21,7 +21,9 @@ Contenders:
 * peers: couchdb-python ``db.update``, cloudant ``db.bulk_docs``, pycouchdb
   ``db.save_bulk``, ibmcloudant ``post_bulk_docs`` (``n/a`` when not installed:
   ``pip install couchcore[bench]``);
-* dump: ``couchcore.dump.dump`` (1 and 4 ranges, to /dev/null) against one raw
+* dump: ``couchcore.dump.dump`` (1 and 4 ranges, to /dev/null; ``history=False``: the
+  winning revisions as ``_all_docs`` has them, and the default ``history=True``: each with
+  ``_revisions``, fetched with ``_bulk_get``) against one raw
   ``_all_docs?include_docs=true`` stream (pycurl, bytes discarded).
 
 Reported: docs/s (wall), client CPU µs per document (user+system of the child process,
@@ -225,7 +227,8 @@ def run_child(spec: dict) -> dict:
 
         db = couchcore.Database(f"{url.rstrip('/')}/{spec['source']}", backend="pycurl")
         sink = open(os.devnull, "wb")
-        work = lambda: dump(db, sink, parallel=conc)  # noqa: E731
+        history = spec.get("history", True)
+        work = lambda: dump(db, sink, parallel=conc, history=history)  # noqa: E731
     elif kind == "raw_all_docs":
         import pycurl
 
@@ -582,9 +585,12 @@ def _run(url: str, n: int, batch: int, levels: list[int], out_path: Path, baseli
         spawn({**base, "kind": "raw_all_docs", "source": source, "db": source})  # warm the server's caches
         raw = spawn({**base, "kind": "raw_all_docs", "source": source, "db": source})
         dump_rows.append(fmt_row("raw `_all_docs?include_docs=true`, one stream (bytes discarded)", raw, None))
-        for c in (1, 4):
-            m = spawn({**base, "kind": "dump", "source": source, "concurrency": c, "db": source})
-            dump_rows.append(fmt_row(f"`couchcore.dump.dump(parallel={c})` to /dev/null ({codec.ENGINE})", m, raw))
+        for history in (False, True):  # the winners as _all_docs has them; with _revisions (_bulk_get)
+            for c in (1, 4):
+                m = spawn({**base, "kind": "dump", "source": source, "concurrency": c, "db": source,
+                           "history": history})
+                label = f"`couchcore.dump.dump(parallel={c}, history={history})` to /dev/null ({codec.ENGINE})"
+                dump_rows.append(fmt_row(label, m, raw))
         for r in dump_rows:
             say(r)
         try:
