@@ -75,13 +75,25 @@ def main(argv: list[str] | None = None) -> int:
         argv = sys.argv[1:] if argv is None else argv
         if argv[:1] == ["bench"]:  # the rest is the harness's, --help too (argparse.REMAINDER refused it)
             return _run_bench(argv[1:])
-        args = build_parser().parse_args(argv)
+        args = _parse(build_parser(), argv)
         if getattr(args, "run", None) is None and args.command == "dump":
             return _run_dump(args)
         return int(args.run(args))
     except KeyboardInterrupt:
         print("couchcore: interrupted", file=sys.stderr)
         return 130  # 128 + SIGINT, as a shell reports it (and couchcore load after start-up)
+
+
+def _parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
+    """``argv`` parsed; ``load`` and ``dump`` take their options before or after the optional
+    FILE (``couchcore load URL --create docs.jsonl``): argparse alone binds an optional
+    positional with the first positional and then refuses a FILE given after an option."""
+    if argv[:1] == ["load"] or argv[:1] == ["dump"]:
+        sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        args = sub.choices[argv[0]].parse_intermixed_args(argv[1:])
+        args.command = argv[0]
+        return args
+    return parser.parse_args(argv)
 
 
 # -- couchcore load -----------------------------------------------------------------------

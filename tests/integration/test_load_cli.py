@@ -63,6 +63,15 @@ def counted(db, expected: int) -> bool:
     (https://docs.couchdb.org/en/stable/cluster/sharding.html#quorum)."""
     return wait_until(lambda: db.info()["doc_count"], lambda n: n == expected) == expected
 
+def test_file_after_the_options(tmp_path, couch_url, admin, name):
+    """``couchcore load URL --create FILE --quiet``: FILE may follow the options (argparse alone
+    bound the optional FILE with URL and refused it later: "unrecognized arguments")."""
+    source = write_lines(tmp_path / "docs.jsonl", [json.dumps({"_id": f"d{i}"}).encode() for i in range(5)])
+    proc = run_load(db_url(couch_url, name), "--create", source, "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(stored(admin, name)) == [f"d{i}" for i in range(5)]
+
+
 def test_jsonl_file_with_bad_input_goes_on_and_writes_rejects(tmp_path, couch_url, admin, name):
     lines = [json.dumps({"_id": f"ok{i}", "n": i}).encode() for i in range(200)]
     lines[10:10] = [b"{broken", b"", b"[1, 2]", b'{"_id": 7}', b'{"_id": "ok3", "n": "dup"}',
