@@ -90,7 +90,8 @@ def _parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespa
     positional with the first positional and then refuses a FILE given after an option."""
     if argv[:1] == ["load"] or argv[:1] == ["dump"]:
         sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-        args = sub.choices[argv[0]].parse_intermixed_args(argv[1:])
+        command: argparse.ArgumentParser = sub.choices[argv[0]]
+        args = command.parse_intermixed_args(argv[1:])
         args.command = argv[0]
         return args
     return parser.parse_args(argv)
