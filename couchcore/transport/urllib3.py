@@ -204,7 +204,7 @@ def _dechunk(hr: Any, url: str) -> Iterator[bytes]:
             pending = b""
         n = len(data)
         view = memoryview(data)
-        out = []
+        out: list[memoryview] = []
         got = 0  # payload bytes in out
         pos = 0
         while pos < n:
