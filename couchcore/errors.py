@@ -55,8 +55,10 @@ __all__ = [
 # A leaf module: nothing of couchcore is imported here (couchcore._urls imports from it).
 # userinfo runs to the last "@" before the first "/": a password with an unencoded "#"
 # or "?" is still hidden ("http://u:20#Zx@host" -> "http://***@host"), while an "@" in a
-# path ("/_node/node1@127.0.0.1") is not taken for one
-_USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<userinfo>[^/\s]*@)")
+# path ("/_node/node1@127.0.0.1") is not taken for one; a URL given without its scheme
+# ("admin:pw@host/db", "//admin:pw@host/db", quoted back in "not an http(s) URL") is
+# hidden too when it starts the text or follows a bare "//"
+_USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://|(?<![:\w])//|^)(?P<userinfo>[^/\s]*@)")
 
 
 def redact_url(url: str) -> str:

@@ -493,6 +493,18 @@ def test_cli_url_without_database_name(couch_url):
     assert secret.encode() not in proc.stderr
 
 
+@pytest.mark.parametrize("command", ["dump", "load"])
+def test_cli_url_without_scheme_never_shows_the_password(command):
+    """``admin:pw@host:5984/db`` or ``//admin:pw@host/db`` (the scheme forgotten): exit 2,
+    "not an http(s) URL", the URL quoted back without its password (it was shown whole)."""
+    secret = "s3cret-" + uuid.uuid4().hex
+    for url in (f"admin:{secret}@127.0.0.1:5984/db", f"//admin:{secret}@127.0.0.1:5984/db"):
+        proc = run_cli(command, url, stdin=b"")
+        err = proc.stderr.decode()
+        assert proc.returncode == 2 and proc.stdout == b"" and "not an http(s) URL" in err, err
+        assert secret not in err and "***@127.0.0.1:5984/db" in err, err
+
+
 # -- a connection cut mid-stream (a loopback proxy in front of the real server) --------
 
 
