@@ -318,12 +318,14 @@ def preflight(server: Any, name: str, create: bool) -> None:
     user = server.credentials.username if server.credentials else None
 
     def refused(exc: HTTPError, what: str) -> Fatal:
-        if isinstance(exc, Unauthorized):
+        # a 401 after ``GET /`` took the credentials is a right the user lacks (CouchDB answers
+        # 401 "You are not a server admin." to a member creating a database), not a bad password
+        if isinstance(exc, Unauthorized) and (user is None or what == "connect"):
             if user is None:
                 return Fatal(f"{server.url} requires a login: put user:password in the URL or set "
                              f"COUCHDB_USER/COUCHDB_PASSWORD")
             return Fatal(f"{server.url} rejected the credentials of user {user!r}")
-        if isinstance(exc, Forbidden):
+        if isinstance(exc, (Forbidden, Unauthorized)):
             return Fatal(f"user {user or '(anonymous)'!r} may not {what} on {server.url}: {exc.reason or exc.error}")
         return Fatal(f"cannot {what}: {exc}")
 

@@ -16,7 +16,7 @@ import couchcore
 from couchcore.testing import FaultyProxy, free_port
 from couchcore._urls import split_credentials
 
-from tests.helpers import wait_until
+from tests.helpers import member_db, wait_until
 
 
 def run_load(*args, input=None, env=None, timeout=180):
@@ -154,6 +154,23 @@ def test_rejected_credentials_fail_at_once_without_showing_the_password(couch_ur
     out = proc.stdout.read().decode() + proc.stderr.read().decode()
     assert rc == 2 and time.monotonic() - started < 30
     assert "rejected the credentials" in out and user in out and password not in out
+
+
+@pytest.mark.couchdb_only
+def test_a_member_without_the_right_to_create_is_not_told_its_password_is_wrong(couch_url, admin, name):
+    """Right credentials of a user who may not create databases, with ``--create``: CouchDB
+    answers 401 "You are not a server admin." to the PUT, which load reported as "rejected
+    the credentials" (a wrong password); now: may not create, with CouchDB's reason."""
+    password = f"pw-{uuid.uuid4().hex}"
+    user = f"member-{uuid.uuid4().hex[:8]}"
+    base = split_credentials(couch_url).base
+    with member_db(admin, user, password, "cli-member"):
+        proc = run_load(base.replace("://", f"://{user}:{password}@") + "/" + name, "-", "--create",
+                        input=b'{"_id": "a"}\n', timeout=60)
+    err = proc.stderr.decode().strip()
+    assert proc.returncode == 2 and len(err.splitlines()) == 1, err
+    assert "rejected the credentials" not in err and f"may not create database {name!r}" in err, err
+    assert "not a server admin" in err and password not in err and name not in admin
 
 
 @pytest.mark.parametrize("case", ["no-db-name", "unreachable", "missing-file", "directory"])
