@@ -43,10 +43,14 @@ without it attachments are stubs (``"stub": true``), which a new database cannot
 writes the others): to copy a database with attachments, dump with ``attachments=True``.
 
 Memory stays flat: ``_all_docs`` and ``_changes`` are read in pages of 5,000 rows (each
-answer read whole before the revisions it lists are fetched, 200 at a time; with
-``history=False`` the listing streams), and lines are written out in chunks of 500, never
-the whole database (``couchcore dump`` peak RSS, CouchDB 3.5: 35 MB for 20k and for 100k
-documents, 51-55 MB with ``--parallel 4``).
+answer read whole before the revisions it lists are fetched, up to 200 at a time and about
+8 MB of answer: the size of one batch's lines sets the next batch's count, and with
+attachments inline the first batch is 2; with ``history=False`` the listing streams), and
+lines are written out in chunks of 500 or about 1 MB, never the whole database
+(``couchcore dump`` peak RSS, CouchDB 3.5: 35 MB for 20k and for 100k documents, 51-55 MB
+with ``--parallel 4``; 40 documents with a 4 MB attachment each, ``--attachments``: 50 MB,
+107 MB with ``--parallel 4``, where batches of 200 revisions and chunks of 500 lines took
+705 MB).
 
 **Parallel ranges** (``parallel=N``): the id space is cut into ``N`` ranges of about equal
 document counts, read concurrently (``startkey``/``endkey`` with ``inclusive_end=false``), and
@@ -92,8 +96,11 @@ from .errors import InvalidInput
 
 __all__ = ["DumpReport", "dump", "split_points"]
 
-_CHUNK_DOCS = 500  # lines per write() and per progress() call
-_FETCH = 200  # revisions per _bulk_get request
+_CHUNK_DOCS = 500  # lines per write() and per progress() call, at most
+_CHUNK_BYTES = 1 << 20  # bytes per write(), about (big documents: fewer lines than _CHUNK_DOCS)
+_FETCH = 200  # revisions per _bulk_get request, at most
+_FETCH_BYTES = 8 << 20  # the bytes one _bulk_get answer should hold, about (its size sets the next batch's)
+_FETCH_FIRST_ATTACHMENTS = 2  # revisions in the first _bulk_get with attachments inline (sizes unknown)
 _PAGE = 5000  # rows per _all_docs / _changes page when revisions are fetched (few requests, ~0.5 MB)
 _BASE = 0xD800  # key digits: code points below the surrogates (UTF-8 and UTF-16 orders agree there)
 
@@ -277,7 +284,7 @@ class _Cancelled(Exception):
 class _Writer:
     """Lines out to one target in chunks of :data:`_CHUNK_DOCS`; counts them by kind."""
 
-    __slots__ = ("out", "stop", "progress", "lines", "written", "counts")
+    __slots__ = ("out", "stop", "progress", "lines", "written", "counts", "buffered", "added", "fetch")
 
     def __init__(self, out: IO[bytes], stop: threading.Event, progress: Callable[[int], Any] | None) -> None:
         self.out = out
@@ -286,13 +293,32 @@ class _Writer:
         self.lines: list[bytes] = []
         self.written = 0
         self.counts = [0, 0, 0]  # live documents, other revisions of live documents, deleted documents' revisions
+        self.buffered = 0  # bytes in ``lines``
+        self.added = 0  # bytes of every line added
+        self.fetch = _FETCH  # revisions per _bulk_get request: see :meth:`fetched`
 
     def add(self, doc: Any, kind: int) -> None:
-        self.lines.append(codec.dumps(doc))
+        line = codec.dumps(doc)
+        self.lines.append(line)
+        self.buffered += len(line) + 1
+        self.added += len(line) + 1
         self.counts[kind] += 1
-        if len(self.lines) >= _CHUNK_DOCS:
+        if len(self.lines) >= _CHUNK_DOCS or self.buffered >= _CHUNK_BYTES:
             self.check()
             self.flush()
+
+    def fetched(self, before: tuple[int, int]) -> None:
+        """Size the next ``_bulk_get`` from the lines written since ``before`` (``mark()``
+        then): about :data:`_FETCH_BYTES` per answer (which is held whole), so big documents
+        or attachments do not pile up in memory."""
+        lines = sum(self.counts) - before[0]
+        if lines > 0:
+            per = max(1, (self.added - before[1]) // lines)
+            self.fetch = max(1, min(_FETCH, _FETCH_BYTES // per))
+
+    def mark(self) -> tuple[int, int]:
+        """Lines and bytes added so far (for :meth:`fetched`)."""
+        return sum(self.counts), self.added
 
     def check(self) -> None:
         """Raise :class:`_Cancelled` when another reader failed (``stop`` is set)."""
@@ -307,6 +333,7 @@ class _Writer:
             if self.progress is not None:
                 self.progress(len(self.lines))
             self.lines = []
+            self.buffered = 0
 
 
 def _revisions(db: Any, pairs: list[tuple[str, str]], attachments: bool) -> list[Any]:
@@ -340,10 +367,12 @@ def _read_range(db: Any, w: _Writer, start: str | None, end: str | None, attachm
     # the listing is read in pages (each answer read whole), so that no answer is left
     # half-read while the revisions are fetched: measured on the pycurl backend, a
     # ``_bulk_get`` sent while a streamed listing waited took ~0.3 s more each
+    if attachments:  # their size is unknown until the first answer
+        w.fetch = min(w.fetch, _FETCH_FIRST_ATTACHMENTS)
     pairs: list[tuple[str, str]] = []
     for row in db.iterview("_all_docs", page_size=_PAGE, **options):
         pairs.append((row.id, row.value["rev"]))
-        if len(pairs) >= _FETCH:
+        if len(pairs) >= w.fetch:
             w.check()
             _write_winners(db, w, pairs, attachments)
             pairs = []
@@ -352,9 +381,11 @@ def _read_range(db: Any, w: _Writer, start: str | None, end: str | None, attachm
 
 
 def _write_winners(db: Any, w: _Writer, pairs: list[tuple[str, str]], attachments: bool) -> None:
+    before = w.mark()
     for doc in _revisions(db, pairs, attachments):
         if doc is not None and not doc.get("_deleted"):  # None, a tombstone: gone since it was listed
             w.add(doc, 0)
+    w.fetched(before)
 
 
 def _rev_order(doc: Any) -> tuple[bool, int, str]:
@@ -371,6 +402,8 @@ def _read_leaves(db: Any, w: _Writer, attachments: bool, deleted: bool) -> None:
     every leaf revision, and ``"deleted": true`` when the winner is a tombstone)."""
     # read in pages of _PAGE changes (``since`` + ``limit``, each answer read whole before
     # the revisions of its rows are fetched, as the replicator does)
+    if attachments:  # their size is unknown until the first answer
+        w.fetch = min(w.fetch, _FETCH_FIRST_ATTACHMENTS)
     since: Any = None
     while True:
         w.check()
@@ -395,7 +428,7 @@ def _read_leaves(db: Any, w: _Writer, attachments: bool, deleted: bool) -> None:
         for group in groups:
             batch.append(group)
             size += len(group[1])
-            if size >= _FETCH:
+            if size >= w.fetch:
                 w.check()
                 _write_leaves(db, w, batch, attachments)
                 batch, size = [], 0
@@ -406,6 +439,7 @@ def _read_leaves(db: Any, w: _Writer, attachments: bool, deleted: bool) -> None:
 
 
 def _write_leaves(db: Any, w: _Writer, groups: list[tuple[str, list[str]]], attachments: bool) -> None:
+    before = w.mark()
     found = iter(_revisions(db, [(docid, rev) for docid, revs in groups for rev in revs], attachments))
     for _docid, revs in groups:
         docs = [doc for doc in (next(found) for _ in revs) if doc is not None]
@@ -417,6 +451,7 @@ def _write_leaves(db: Any, w: _Writer, groups: list[tuple[str, list[str]]], atta
             if doc is winner and live:
                 continue  # a live document's winner: the range readers wrote it
             w.add(doc, 1 if live else 2)
+    w.fetched(before)
 
 
 def _binary(out: Any) -> IO[bytes]:

@@ -278,6 +278,48 @@ def test_listing_and_changes_read_in_pages(populated, monkeypatch, parallel):
     assert_same_dump(paged.getvalue(), whole.getvalue(), expected.docs)
 
 
+class _RecordingOut(io.BytesIO):
+    def __init__(self) -> None:
+        super().__init__()
+        self.sizes: list[int] = []
+
+    def write(self, data) -> int:  # type: ignore[override]
+        self.sizes.append(len(data))
+        return super().write(data)
+
+
+@pytest.mark.parametrize("history", [True, False])
+def test_big_revisions_are_fetched_and_written_a_few_at_a_time(db, monkeypatch, history):
+    """Memory is bounded by bytes, not only by counts: with 40 kB attachments inline, each
+    ``_bulk_get`` asks for about ``_FETCH_BYTES`` of revisions (after a first batch of 2) and
+    each write() holds about ``_CHUNK_BYTES``. Before, 200 revisions were fetched and 500
+    lines held whatever their size (a database of forty 4 MB attachments: 705 MB peak RSS)."""
+    import couchcore.dump as module
+    blob = base64.b64encode(os.urandom(40_000)).decode("ascii")
+    inline = {"_attachments": {"a.bin": {"content_type": "application/octet-stream", "data": blob}}}
+    db.save([{"_id": f"big-{i:03d}", "i": i, **inline} for i in range(24)])
+    db.save([{**branch(f"big-{i:03d}", [f"other-{i}"]), **inline} for i in range(0, 24, 2)], new_edits=False)
+    expected = io.BytesIO()
+    report = dump(db, expected, attachments=True, history=history)
+    assert (report.docs, report.conflicts) == (24, 12)
+    monkeypatch.setattr(module, "_FETCH_BYTES", 150_000)  # about 2.8 revisions of ~54 kB
+    monkeypatch.setattr(module, "_CHUNK_BYTES", 100_000)
+    asked: list[int] = []
+    fetch = module._revisions
+
+    def recording(db_, pairs, attachments):
+        asked.append(len(pairs))
+        return fetch(db_, pairs, attachments)
+
+    monkeypatch.setattr(module, "_revisions", recording)
+    out = _RecordingOut()
+    report = dump(db, out, attachments=True, history=history)
+    assert (report.docs, report.conflicts) == (24, 12)
+    assert_same_dump(out.getvalue(), expected.getvalue(), report.docs)
+    assert asked and max(asked) <= 3, asked
+    assert max(out.sizes) < 100_000 + 60_000, out.sizes
+
+
 @pytest.mark.couchdb_only
 def test_parallel_splits_are_balanced_on_couchdb(db):
     """CouchDB reports _all_docs offsets, so the split keys are found by rank bisection:
