@@ -6,7 +6,9 @@
 
 The input is read lazily and at most ``concurrency`` batches are in flight (on one
 CurlMulti handle with the pycurl backend, on threads with urllib3), so memory stays
-bounded by ``batch_size * concurrency`` documents whatever the input size.
+bounded by ``batch_size * concurrency`` documents whatever the input size (and, for
+:class:`JsonLines` input, a batch ends at ~8 MB of request body: big documents go a few
+per request).
 
 Input items are documents (dicts, encoded once), JSON object text (``bytes``, sent
 as it is: validated, ``_id`` found or added, never decoded and re-encoded) or
@@ -164,6 +166,10 @@ class JsonLines:
 
 
 _BOM = b"\xef\xbb\xbf"
+#: a JSON Lines batch ends once its request body holds this many bytes (8 MB), before ``batch_size``
+#: documents (big documents, attachments inline: ``dump --attachments | load``), so memory and
+#: request sizes stay bounded (a body may exceed it by one read chunk or one long line)
+_BATCH_BYTES = 8 << 20
 
 
 # -- validating JSON text without decoding it -------------------------------------------------
@@ -594,11 +600,12 @@ class Loader:
             ordinal += skipped
             self._skip = 0
         start = ordinal
+        full = False  # the batch reached _BATCH_BYTES before `size` documents
         if self._jsonl is not None:
-            ordinal, line, blanks = self._take_jsonl(size, ordinal, docs, seg_no, seg)
+            ordinal, line, blanks, full = self._take_jsonl(size, ordinal, docs, seg_no, seg)
         else:
             ordinal, line, blanks = self._take(items, size, ordinal, line, docs, seg_no, seg)
-        if ordinal - start < size:
+        if ordinal - start < size and not full:
             self._exhausted = True
         self._ordinal = ordinal
         self.report.read += ordinal - start - blanks
@@ -620,11 +627,12 @@ class Loader:
         return batch
 
     def _take_jsonl(self, size: int, ordinal: int, docs: PackedBodies, seg_no: int,
-                    seg: "_Segment") -> tuple[int, int, int]:
+                    seg: "_Segment") -> tuple[int, int, int, bool]:
         """Read up to ``size`` lines of JSON Lines input into the batch's ``docs``: whole read
         chunks go through :func:`couchcore._scan.scan_jsonl` (many lines per call); a line it
-        does not settle goes through :meth:`_take` (the general path). Returns ``(ordinal,
-        line, blanks)``; a JSON Lines record is a line, so the ordinal is the line number."""
+        does not settle goes through :meth:`_take` (the general path). Stops early once the
+        body holds :data:`_BATCH_BYTES`. Returns ``(ordinal, line, blanks, full)`` (``full``:
+        stopped early); a JSON Lines record is a line, so the ordinal is the line number."""
         src = self._jsonl
         assert src is not None  # (JSON Lines input only)
         flight = self._flight
@@ -652,7 +660,9 @@ class Loader:
                 left -= 1
             elif left and not src.fill():
                 break
-        return ordinal, line, blanks
+            if left and docs.used >= _BATCH_BYTES:
+                return ordinal, line, blanks, True
+        return ordinal, line, blanks, False
 
     def _take(self, items: Iterable[Any], size: int, ordinal: int, line: int, docs: PackedBodies, seg_no: int,
               seg: "_Segment") -> tuple[int, int, int]:
