@@ -29,7 +29,9 @@ replicator writes) rebuilds the database exactly:
 Conflicts and tombstones come from ``_changes?style=all_docs`` (one row per document with
 all its leaf revisions; ``"deleted": true`` when the winner is a tombstone), read after the
 ranges, and are fetched with ``_bulk_get?revs=true``: they follow the live documents, in
-the feed's order. The lines of one document need no particular order: ``new_edits=false``
+the feed's order (the winner of a document with conflicts, which the range readers
+write, is left out as the server names it in ``POST /{db}/_all_docs`` with ``keys``:
+CouchDB compares a 32-hex-digit revision id as the bytes it encodes, not as a string). The lines of one document need no particular order: ``new_edits=false``
 merges each revision into the document's revision tree, and the tree's leaves decide the
 winner (CouchDB's rule: not deleted first, then the longest history, then the greatest
 revision id). ``_local`` documents are not written (neither ``_all_docs`` nor
@@ -389,8 +391,9 @@ def _write_winners(db: Any, w: _Writer, pairs: list[tuple[str, str]], attachment
 
 
 def _rev_order(doc: Any) -> tuple[bool, int, str]:
-    """CouchDB's order of leaf revisions: the winner is the greatest (not deleted first,
-    then the longest history, then the greatest revision hash)."""
+    """An approximation of CouchDB's order of leaf revisions (not deleted first, then the
+    longest history, then the greatest revision id), for a document whose winner
+    ``_all_docs`` no longer names (changed since ``_changes`` listed it)."""
     pos, _, digest = str(doc.get("_rev", "")).partition("-")
     return (not doc.get("_deleted"), int(pos) if pos.isdigit() else 0, digest)
 
@@ -438,19 +441,36 @@ def _read_leaves(db: Any, w: _Writer, attachments: bool, deleted: bool) -> None:
             return
 
 
+def _winners(db: Any, ids: list[str]) -> dict[str, str]:
+    """The winning revision of each of ``ids`` that is a live document, as the server
+    decides it (``POST /{db}/_all_docs`` with ``keys``): CouchDB orders revision ids as
+    stored, a 32-hex-digit id as the 16 bytes it encodes, so ``"2-zzzz"`` loses to
+    ``"2-ffff..."`` although it sorts after it as a string."""
+    if not ids:
+        return {}
+    winners: dict[str, str] = {}
+    for row in db.view("_all_docs", keys=ids):
+        value = row.value
+        if row.id is not None and isinstance(value, dict) and not value.get("deleted") and "rev" in value:
+            winners[row.id] = value["rev"]
+    return winners
+
+
 def _write_leaves(db: Any, w: _Writer, groups: list[tuple[str, list[str]]], attachments: bool) -> None:
     before = w.mark()
     found = iter(_revisions(db, [(docid, rev) for docid, revs in groups for rev in revs], attachments))
-    for _docid, revs in groups:
+    winners = _winners(db, [docid for docid, revs in groups if len(revs) > 1])
+    for docid, revs in groups:
         docs = [doc for doc in (next(found) for _ in revs) if doc is not None]
         if not docs:
             continue
-        winner = max(docs, key=_rev_order)
-        live = not winner.get("_deleted")
+        winner = winners.get(docid)
+        if winner is None and not all(doc.get("_deleted") for doc in docs):  # gone or changed since _changes
+            winner = max(docs, key=_rev_order)["_rev"]
         for doc in docs:
-            if doc is winner and live:
+            if doc.get("_rev") == winner:
                 continue  # a live document's winner: the range readers wrote it
-            w.add(doc, 1 if live else 2)
+            w.add(doc, 1 if winner is not None else 2)
     w.fetched(before)
 
 

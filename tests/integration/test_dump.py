@@ -278,6 +278,24 @@ def test_listing_and_changes_read_in_pages(populated, monkeypatch, parallel):
     assert_same_dump(paged.getvalue(), whole.getvalue(), expected.docs)
 
 
+@pytest.mark.parametrize("parallel", [1, 2])
+def test_each_leaf_once_when_a_conflict_sorts_after_the_winner_as_a_string(db, parallel):
+    """CouchDB compares a 32-hex-digit revision id as the 16 bytes it encodes: ``2-zzzz``
+    loses to ``2-ffff...`` though it sorts after it as a string. The dump took the winner by
+    Python's string order: it left ``2-zzzz`` out and wrote the winner twice (the copy lost
+    the conflict, and load rejected the duplicate line: exit 1)."""
+    hexrev, root = "f" * 32, "a" * 32
+    db.save([{"_id": "m", "_rev": f"2-{hexrev}", "_revisions": {"start": 2, "ids": [hexrev, root]}, "v": "hex"},
+             {"_id": "m", "_rev": "2-zzzz", "_revisions": {"start": 2, "ids": ["zzzz", root]}, "v": "str"},
+             {"_id": "other", "_rev": "1-" + "b" * 32, "v": 1}], new_edits=False)
+    leaves = leaf_revs(db)[0]
+    out = io.BytesIO()
+    report = dump(db, out, parallel=parallel)
+    got = sorted((d["_id"], d["_rev"]) for d in lines_of(out.getvalue()))
+    assert got == sorted((docid, r) for docid, revs in leaves.items() for r in revs)
+    assert (report.docs, report.conflicts, report.deleted) == (2, 1, 0)
+
+
 class _RecordingOut(io.BytesIO):
     def __init__(self) -> None:
         super().__init__()
