@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from urllib.parse import quote
 
-from ..errors import InvalidDatabaseName, InvalidInput
+from ..errors import InvalidDatabaseName, InvalidInput, redact_url
 
 __all__ = ["validate_db_name", "quote_segment", "quote_segments", "db_path", "doc_path", "attachment_path",
            "design_path", "view_path", "node_path", "split_design_name", "url_with_credentials"]
@@ -38,7 +38,7 @@ def validate_db_name(name: object) -> str:
             break
     if not name or len(name) > MAX_DB_NAME or not _DB_NAME.match(base):
         raise InvalidDatabaseName(
-            f"invalid database name {name!r}: it must start with a lowercase letter (a-z), "
+            f"invalid database name {redact_url(name)!r}: it must start with a lowercase letter (a-z), "
             "contain only a-z, 0-9 and _ $ ( ) + - /, and be at most 238 characters"
         )
     return name

@@ -6,6 +6,7 @@ import ast
 from pathlib import Path
 from urllib.parse import unquote
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -77,3 +78,12 @@ def test_paths_is_the_one_place_that_quotes():
     found = {str(p.relative_to(PACKAGE)): calls for p in sorted(PACKAGE.rglob("*.py"))
              if p.name != "paths.py" and (calls := _quote_calls(p))}
     assert found == {"protocol/messages.py": ["_quote"]}
+
+
+@pytest.mark.parametrize("text", ["admin:s3cret@127.0.0.1:5984/db", "//admin:s3cret@127.0.0.1:5984/db",
+                                   "admin:s3cret@host"])
+def test_a_url_without_its_scheme_taken_for_a_database_name_hides_the_password(text):
+    with pytest.raises(couchcore.InvalidDatabaseName) as info:
+        couchcore.Database(text)
+    assert "s3cret" not in str(info.value) and "s3cret" not in repr(info.value)
+    assert "***@" in str(info.value)
