@@ -20,27 +20,41 @@ fields of a new Row directly.
 Known differences, all outside the documented interface: ``Row.__new__(Row)`` (what
 unpickling and ``copy`` call before restoring the state) gives a Row whose five fields are
 ``None``, where the pure class leaves its slots empty (so a Row pickled after ``del row.x``
-comes back with ``x`` ``None``); ``Row.id`` (the class attribute) is a ``getset_descriptor``
-instead of a ``member_descriptor``; assigning ``row.__class__`` is refused (an extension
+comes back with ``x`` ``None``); assigning ``row.__class__`` is refused (an extension
 type is immutable); CPython's own error messages name the type ``couchcore.models.Row``
 instead of ``Row``.
 """
 
 cimport cython
-from cpython.object cimport PyTypeObject
+from cpython.object cimport PyObject, PyTypeObject
+from cpython.ref cimport Py_INCREF, Py_XDECREF
 
-cdef object _UNSET = object()   # a field deleted with ``del row.attr``
+cdef extern from "structmember.h":
+    ctypedef struct PyMemberDef:
+        const char* name
+        int type
+        Py_ssize_t offset
+        int flags
+        const char* doc
+    int T_OBJECT_EX
+
+cdef extern from "Python.h":
+    object PyDescr_NewMember(PyTypeObject* type, PyMemberDef* member)
+    void PyType_Modified(PyTypeObject* type)
+    ctypedef struct _TypeDict "PyTypeObject":
+        PyObject* tp_dict
 
 
-cdef inline object _get(object v, str name):
-    if v is _UNSET:
-        raise AttributeError(f"'Row' object has no attribute '{name}'")
-    return v
+cdef Py_ssize_t _OFF[5]   # where the five fields are in a Row (found by _install_members)
 
 
-cdef inline void _del(object v, str name) except *:
-    if v is _UNSET:
-        raise AttributeError(name)
+cdef inline void _store(object row, int i, object value):
+    """Field ``i`` of ``row`` = ``value`` (the field may be NULL after ``del row.attr``)."""
+    cdef PyObject** slot = <PyObject**>((<char*><PyObject*>row) + _OFF[i])
+    cdef PyObject* old = slot[0]
+    Py_INCREF(value)
+    slot[0] = <PyObject*>value
+    Py_XDECREF(old)
 
 
 @cython.freelist(2048)
@@ -67,76 +81,11 @@ One row of a view, ``_all_docs`` or ``keys=`` query.
             setattr(self, "doc", doc)
             setattr(self, "error", error)
             return
-        self.f_id = id
-        self.f_key = key
-        self.f_value = value
-        self.f_doc = doc
-        self.f_error = error
-
-    @property
-    def id(self):
-        return _get(self.f_id, "id")
-
-    @id.setter
-    def id(self, v):
-        self.f_id = v
-
-    @id.deleter
-    def id(self):
-        _del(self.f_id, "id")
-        self.f_id = _UNSET
-
-    @property
-    def key(self):
-        return _get(self.f_key, "key")
-
-    @key.setter
-    def key(self, v):
-        self.f_key = v
-
-    @key.deleter
-    def key(self):
-        _del(self.f_key, "key")
-        self.f_key = _UNSET
-
-    @property
-    def value(self):
-        return _get(self.f_value, "value")
-
-    @value.setter
-    def value(self, v):
-        self.f_value = v
-
-    @value.deleter
-    def value(self):
-        _del(self.f_value, "value")
-        self.f_value = _UNSET
-
-    @property
-    def doc(self):
-        return _get(self.f_doc, "doc")
-
-    @doc.setter
-    def doc(self, v):
-        self.f_doc = v
-
-    @doc.deleter
-    def doc(self):
-        _del(self.f_doc, "doc")
-        self.f_doc = _UNSET
-
-    @property
-    def error(self):
-        return _get(self.f_error, "error")
-
-    @error.setter
-    def error(self, v):
-        self.f_error = v
-
-    @error.deleter
-    def error(self):
-        _del(self.f_error, "error")
-        self.f_error = _UNSET
+        _store(self, 0, id)
+        _store(self, 1, key)
+        _store(self, 2, value)
+        _store(self, 3, doc)
+        _store(self, 4, error)
 
     # the methods below read the attributes as the pure-Python class does (self.id, ...),
     # so a subclass that overrides one sees the same calls
@@ -179,3 +128,35 @@ One row of a view, ``_all_docs`` or ``keys=`` query.
 # __qualname__ come from tp_name for an extension type, and pickle records them, so a
 # pickled Row loads with or without this extension built.
 (<PyTypeObject*>Row).tp_name = b"couchcore.models.Row"
+
+
+# The five attributes are member descriptors over the fields, as __slots__ gives the pure
+# class (T_OBJECT_EX: reading a deleted one raises AttributeError, deleting it twice too):
+# CPython's interpreter reads those inline (LOAD_ATTR_SLOT), where a property costs a call.
+cdef PyMemberDef _MEMBERS[5]
+
+
+cdef _install_members():
+    # the fields follow the object header in declaration order (_row.pxd): checked on an instance
+    cdef Row probe = Row.__new__(Row)
+    cdef int i
+    marks = (object(), object(), object(), object(), object())
+    probe.f_id, probe.f_key, probe.f_value, probe.f_doc, probe.f_error = marks
+    for i in range(5):
+        _OFF[i] = <Py_ssize_t>sizeof(PyObject) + i * <Py_ssize_t>sizeof(PyObject*)
+        if (_OFF[i] + <Py_ssize_t>sizeof(PyObject*) > Row.__basicsize__
+                or (<PyObject**>((<char*><PyObject*>probe) + _OFF[i]))[0] != <PyObject*>marks[i]):
+            raise ImportError("couchcore_ext._row: unexpected layout of Row")
+    names = (b"id", b"key", b"value", b"doc", b"error")
+    type_dict = <dict><object>(<_TypeDict*>Row).tp_dict
+    for i in range(5):
+        _MEMBERS[i].name = names[i]   # bytes literals: static, they live as long as the module
+        _MEMBERS[i].type = T_OBJECT_EX
+        _MEMBERS[i].offset = _OFF[i]
+        _MEMBERS[i].flags = 0
+        _MEMBERS[i].doc = NULL
+        type_dict[names[i].decode()] = PyDescr_NewMember(<PyTypeObject*>Row, &_MEMBERS[i])
+    PyType_Modified(<PyTypeObject*>Row)
+
+
+_install_members()
