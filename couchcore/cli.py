@@ -227,6 +227,12 @@ def _run_dump(args: argparse.Namespace) -> int:
             bar.close()
         print(f"couchcore dump: incomplete: {redact_url(str(exc))}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        if bar is not None:
+            bar.close()
+        where = "standard output" if args.file == "-" else args.file
+        print(f"couchcore dump: interrupted; {where} holds an incomplete dump", file=sys.stderr)
+        return 130
     if bar is not None:
         bar.close()
     if not args.quiet:

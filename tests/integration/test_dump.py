@@ -6,8 +6,10 @@ import base64
 import hashlib
 import io
 import os
+import signal
 import subprocess
 import sys
+import time
 import uuid
 
 import pytest
@@ -650,3 +652,25 @@ def test_load_new_edits_false_rejects_the_revision_the_server_refused(db, as_byt
     refused = codec.loads(refused) if isinstance(refused, bytes) else refused
     assert refused is not None and refused["_rev"] == docs[1]["_rev"]
     assert {entry["ok"]["_rev"] for entry in db.get("a", open_revs="all") if "ok" in entry} == {docs[2]["_rev"]}
+
+
+def test_ctrl_c_mid_dump_exits_130_and_says_the_output_is_incomplete(couch_url, db, tmp_path):
+    for start in range(0, 20000, 5000):
+        db.save([{"_id": f"d{i:06d}", "pad": "x" * 200} for i in range(start, start + 5000)])
+    out = tmp_path / "out.jsonl"
+    proc = subprocess.Popen([sys.executable, "-m", "couchcore.cli", "dump", db_url(couch_url, db.name), str(out),
+                             "--quiet"], stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while not (out.exists() and out.stat().st_size > 0) and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    if proc.returncode == 0:
+        pytest.skip("the dump finished before the signal arrived")
+    assert proc.returncode == 130, err
+    assert err.decode().splitlines() == [f"couchcore dump: interrupted; {out} holds an incomplete dump"]
+    lines = out.read_bytes().splitlines()
+    assert 0 < len(lines) < 20000 and all(codec.loads(line)["_id"].startswith("d") for line in lines)
