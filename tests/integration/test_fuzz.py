@@ -18,6 +18,7 @@ examples per test, default 20000, `make fuzz` passes FUZZ_EXAMPLES; the real-ser
 from __future__ import annotations
 
 import os
+import re
 from datetime import timedelta
 from urllib.parse import parse_qsl, unquote, urlsplit
 
@@ -385,15 +386,25 @@ def keyed(one_copy_db):
     return one_copy_db
 
 
-#: what a JavaScript map function emits unchanged: numbers within 2**53, no -0.0, no NUL
+def _js_key_order_kept(name: str) -> bool:
+    """JavaScript lists an object's array-index keys ("0", "17") first, in numeric order:
+    an object with one is emitted with its keys in another order than it was saved in,
+    and CouchDB's collation of objects follows key order, so ``key=`` no longer matches."""
+    return not (re.fullmatch(r"0|[1-9][0-9]*", name) and int(name) < 2**32 - 1)
+
+
+#: what a JavaScript map function emits unchanged: numbers within 2**53, no -0.0, no NUL,
+#: no subnormal floats (CouchDB 3.5 stores 5e-324 as 0.0, in the document already),
+#: no array-index keys in objects
 js_values = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**53), 2**53)
     # (an integral float beyond 2**53, e.g. 6.284758080477493e+16, is emitted by JavaScript as an
     # integer that CouchDB 3.5's key=6.284758080477493e+16 does not match: left out, reported)
-    | st.floats(-(2.0**53), 2.0**53, allow_nan=False).filter(lambda f: f != 0 or str(f) == "0.0")
+    | st.floats(-(2.0**53), 2.0**53, allow_nan=False, allow_subnormal=False).filter(
+        lambda f: f != 0 or str(f) == "0.0")
     | any_text.filter(lambda t: "\x00" not in t) | tricky.filter(lambda t: "\x00" not in t),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(any_text.filter(lambda t: "\x00" not in t), inner,
-                                                                  max_size=4),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(
+        any_text.filter(lambda t: "\x00" not in t and _js_key_order_kept(t)), inner, max_size=4),
     max_leaves=8,
 )
 
