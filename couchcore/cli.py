@@ -196,7 +196,7 @@ def _run_dump(args: argparse.Namespace) -> int:
     try:
         db = Database(args.db_url, auth=_env_auth(args.db_url), backend=_dump_backend(args.backend))
         info = db.info()  # fails here, before any output
-        # lines to come: one per live and per deleted document (conflicts come on top)
+        # lines to come: one per live and per deleted document (conflicting revisions come on top)
         doc_count = int(info.get("doc_count") or 0) + (int(info.get("doc_del_count") or 0) if args.deleted else 0)
         out = sys.stdout.buffer if args.file == "-" else open(args.file, "wb")
     except (CouchcoreError, OSError) as exc:
@@ -207,7 +207,7 @@ def _run_dump(args: argparse.Namespace) -> int:
         try:
             from tqdm import tqdm
 
-            bar = tqdm(total=doc_count, unit="docs", desc=f"dumping {db.name}", file=sys.stderr)
+            bar = tqdm(total=doc_count, unit="lines", desc=f"dumping {db.name}", file=sys.stderr)
         except ImportError:
             bar = None
     try:

@@ -138,7 +138,7 @@ class DumpReport:
     def __str__(self) -> str:
         ranges = f" in {len(self.range_docs)} ranges" if len(self.range_docs) > 1 else ""
         return (f"{self.docs:,} docs, {self.conflicts:,} conflicting revisions, {self.deleted:,} deleted, "
-                f"{self.bytes:,} bytes dumped{ranges}, {self.seconds:.2f}s ({self.docs_per_second:,.0f} docs/s)")
+                f"{self.bytes:,} bytes dumped{ranges}, {self.seconds:.2f}s ({self.docs_per_second:,.0f} lines/s)")
 
 
 # -- split points ----------------------------------------------------------------------

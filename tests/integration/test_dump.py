@@ -431,7 +431,7 @@ def test_cli_dump_to_stdout_and_file(couch_url, populated, backend, tmp_path):
     expected = io.BytesIO()
     report = dump(populated, expected, attachments=True)
     assert_same_dump(proc.stdout, expected.getvalue(), report.docs)
-    assert b"docs/s" in proc.stderr  # the summary goes to stderr, never into the data
+    assert b"lines/s" in proc.stderr  # the summary goes to stderr, never into the data
     path = tmp_path / "dump.jsonl"
     proc = run_cli("dump", url, str(path), "--quiet")
     assert proc.returncode == 0 and proc.stderr == b"" and proc.stdout == b""
