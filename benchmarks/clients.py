@@ -100,6 +100,15 @@ def changes_digest(changes: Iterable[Any]) -> Result:
     return {"count": n, "digest": h}
 
 
+def gets_digest(get: Any, ids: list[str]) -> Result:
+    """Count and digest of the documents ``get(docid)`` returns, one request at a time."""
+    h = 0
+    for docid in ids:
+        doc = get(docid)
+        h ^= hash((doc["_id"], doc["n"]))
+    return {"count": len(ids), "digest": h}
+
+
 async def view_digest_async(rows: Any) -> Result:
     """:func:`view_digest` over an async iterator."""
     n = h = 0
@@ -201,12 +210,7 @@ class Couchcore(Client):
         return changes_digest(self.db.changes())
 
     def get_seq(self, ctx: dict) -> Result:
-        h = 0
-        get = self.db.get
-        for docid in ctx["ids"]:
-            doc = get(docid)
-            h ^= hash((doc["_id"], doc["n"]))
-        return {"count": len(ctx["ids"]), "digest": h}
+        return gets_digest(self.db.get, ctx["ids"])
 
     def get_c16(self, ctx: dict) -> Result:
         h = n = 0
@@ -538,11 +542,7 @@ class CouchDBPython(Client):
         return changes_digest(self.db.changes()["results"])
 
     def get_seq(self, ctx: dict) -> Result:
-        h = 0
-        for docid in ctx["ids"]:
-            doc = self.db[docid]
-            h ^= hash((doc["_id"], doc["n"]))
-        return {"count": len(ctx["ids"]), "digest": h}
+        return gets_digest(self.db.__getitem__, ctx["ids"])
 
     def get_c16(self, ctx: dict) -> Result:
         return _threaded_gets(self.db.__getitem__, ctx["ids"], ctx["concurrency"])
@@ -602,11 +602,7 @@ class PyCouchDB(Client):
         return changes_digest(results)
 
     def get_seq(self, ctx: dict) -> Result:
-        h = 0
-        for docid in ctx["ids"]:
-            doc = self.db.get(docid)
-            h ^= hash((doc["_id"], doc["n"]))
-        return {"count": len(ctx["ids"]), "digest": h}
+        return gets_digest(self.db.get, ctx["ids"])
 
     def get_c16(self, ctx: dict) -> Result:
         return _threaded_gets(self.db.get, ctx["ids"], ctx["concurrency"])
@@ -681,11 +677,7 @@ class Cloudant(Client):
         return changes_digest(self.db.changes())
 
     def get_seq(self, ctx: dict) -> Result:
-        h = 0
-        for docid in ctx["ids"]:
-            doc = self.db[docid]
-            h ^= hash((doc["_id"], doc["n"]))
-        return {"count": len(ctx["ids"]), "digest": h}
+        return gets_digest(self.db.__getitem__, ctx["ids"])
 
     def get_c16(self, ctx: dict) -> Result:
         return _threaded_gets(self.db.__getitem__, ctx["ids"], ctx["concurrency"])
@@ -762,11 +754,7 @@ class IBMCloudant(Client):
         return self.service.get_document(db=self.dbname, doc_id=docid).get_result()
 
     def get_seq(self, ctx: dict) -> Result:
-        h = 0
-        for docid in ctx["ids"]:
-            doc = self._get(docid)
-            h ^= hash((doc["_id"], doc["n"]))
-        return {"count": len(ctx["ids"]), "digest": h}
+        return gets_digest(self._get, ctx["ids"])
 
     def get_c16(self, ctx: dict) -> Result:
         return _threaded_gets(self._get, ctx["ids"], ctx["concurrency"])
