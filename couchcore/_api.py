@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
 import sys
 from collections.abc import Mapping
 from typing import IO, TYPE_CHECKING, Any, Callable, ClassVar, Iterable, Literal, Sequence, TypeVar, overload
@@ -98,7 +99,11 @@ class ServerAPI:
         **transport_options: Any,
     ) -> None:
         if url is None or url == "":
-            url = os.environ.get("COUCHDB_URL") or DEFAULT_URL
+            # several nodes of one cluster: separated by commas or spaces, as couchcore.testing reads it
+            env = re.split(r"[\s,]+(?=https?://)", (os.environ.get("COUCHDB_URL") or "").strip())
+            url = [u for u in env if u] or DEFAULT_URL
+            if len(url) == 1:
+                url = url[0]
         urls = [url] if isinstance(url, str) else list(url) if isinstance(url, (list, tuple)) else None
         if urls is None or not all(isinstance(u, str) and u for u in urls):
             raise InvalidInput("url must be a str or a non-empty list of str (one per node)")

@@ -24,7 +24,8 @@ class Server(_ServerBase):
     """A CouchDB server, used synchronously.
 
     ``Server(url=None, auth=None, full_commit=True, backend="urllib3", **transport_options)``:
-    ``url`` defaults to ``$COUCHDB_URL`` or ``http://127.0.0.1:5984`` and may carry
+    ``url`` defaults to ``$COUCHDB_URL`` (several node URLs of one cluster separated by
+    commas or spaces) or ``http://127.0.0.1:5984`` and may carry
     credentials (``http://user:pw@host:5984``, percent-encoded: a password holding
     ``/ ? #`` unencoded raises :class:`~couchcore.errors.InvalidInput`);
     ``auth=(user, password)`` overrides them and takes any password as it is (HTTP

@@ -87,3 +87,15 @@ def test_a_url_without_its_scheme_taken_for_a_database_name_hides_the_password(t
         couchcore.Database(text)
     assert "s3cret" not in str(info.value) and "s3cret" not in repr(info.value)
     assert "***@" in str(info.value)
+
+
+def test_couchdb_url_may_name_several_nodes(monkeypatch):
+    monkeypatch.setenv("COUCHDB_URL", "http://admin:pa,ss@127.0.0.1:15984,http://admin:pa,ss@127.0.0.1:25984 "
+                                      "http://admin:pa,ss@127.0.0.1:35984")
+    server = couchcore.Server()
+    assert server.urls == [f"http://127.0.0.1:{port}" for port in (15984, 25984, 35984)]
+    assert server.credentials is not None and server.credentials.password == "pa,ss"
+    monkeypatch.setenv("COUCHDB_URL", "http://127.0.0.1:5999")
+    assert couchcore.Server().urls == ["http://127.0.0.1:5999"]
+    monkeypatch.delenv("COUCHDB_URL")
+    assert couchcore.Server().url == "http://127.0.0.1:5984"
