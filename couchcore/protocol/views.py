@@ -57,15 +57,27 @@ def temp_view(ctx: ServerContext, db: str, map_src: str, reduce_src: str | None 
         ctx.temp_view = False
     ddoc_id = f"_design/couchcore-tmp-{uuid.uuid4().hex}"
     resp = yield Request("PUT", doc_path(db, ddoc_id), json={"language": language, "views": {"tmp": fn}})
+    resp.raise_for_status()
     rev = resp.json()["rev"]
     try:
-        resp = yield view_request(db, f"{ddoc_id}/_view/tmp", options, stream=False)
+        for attempt in range(_TMP_DDOC_ATTEMPTS):
+            request = view_request(db, f"{ddoc_id}/_view/tmp", options, stream=False)
+            request.delay = min(1.0, 0.05 * 2 ** attempt) if attempt else 0.0
+            resp = yield request
+            # On a cluster the copies of the new design document arrive one by one: a
+            # query that meets a copy without it answers 404 (not_found, "Design document
+            # was updated or deleted." or "missing") although the write succeeded.
+            if resp.status != 404 or _is_db_missing(resp):
+                break
         resp.raise_for_status()
         result = ViewResult(resp)
         result.all()
         return result
     finally:
         yield Request("DELETE", doc_path(db, ddoc_id), query=[("rev", rev)])
+
+
+_TMP_DDOC_ATTEMPTS = 10  # waits of 0.05 s doubling to 1 s between them: ~7 s in all
 
 
 def _is_db_missing(resp: Response) -> bool:

@@ -508,6 +508,47 @@ def test_temp_view_cleanup_after_transport_error():
     assert put.method == "PUT"
 
 
+def test_temp_view_waits_for_the_design_document_on_a_cluster(fixtures_dir):
+    # CouchDB 3.5, 3-node cluster: the query right after the PUT met a copy without the new
+    # design document and answered this 404 although the write had succeeded
+    ctx = server.ServerContext()
+    ctx.temp_view = False
+    updated = {"error": "not_found", "reason": "Design document was updated or deleted."}
+    pump = Pump(views.temp_view(ctx, "fx", "function(d){emit(d.n,null)}", limit=5))
+    result = pump.run(
+        resp(201, {"ok": True, "rev": "1-t"}),
+        resp(404, updated), resp(404, {"error": "not_found", "reason": "missing"}),
+        resp(200, fixture(fixtures_dir, "view_by_n_limit5")),
+        resp(200, {"ok": True}),
+    )
+    assert [r.key for r in result] == [0, 1, 2, 3, 4]
+    assert [r.method for r in pump.requests] == ["PUT", "GET", "GET", "GET", "DELETE"]
+    assert [r.delay for r in pump.requests[1:4]] == [0.0, 0.1, 0.2]
+    # bounded: a design document that never shows up ends in NotFound, and is still deleted
+    pump = Pump(views.temp_view(ctx, "fx", "function(d){emit(d.n,null)}"))
+    with pytest.raises(NotFound):
+        pump.run(resp(201, {"ok": True, "rev": "1-t"}), *[resp(404, updated)] * views._TMP_DDOC_ATTEMPTS,
+                 resp(200, {"ok": True}))
+    assert sum(r.delay for r in pump.requests) < 10
+    # a database deleted meanwhile is not waited for
+    pump = Pump(views.temp_view(ctx, "fx", "function(d){emit(d.n,null)}"))
+    with pytest.raises(NotFound):
+        pump.run(resp(201, {"ok": True, "rev": "1-t"}),
+                 resp(404, {"error": "not_found", "reason": "Database does not exist."}),
+                 resp(404, {"error": "not_found", "reason": "Database does not exist."}))
+    assert [r.method for r in pump.requests] == ["PUT", "GET", "DELETE"]
+
+
+def test_temp_view_refused_design_document_raises_the_servers_error():
+    # a database member (not admin) may not write design documents: 403, not a KeyError
+    ctx = server.ServerContext()
+    ctx.temp_view = False
+    pump = Pump(views.temp_view(ctx, "fx", "function(d){emit(1,1)}"))
+    with pytest.raises(couchcore.Forbidden):
+        pump.run(resp(403, {"error": "forbidden", "reason": "You are not a db or server admin."}))
+    assert [r.method for r in pump.requests] == ["PUT"]
+
+
 def test_list_show_update_paths():
     ctx = server.ServerContext()
     pump = Pump(views.list_fn(ctx, "db", "d/lst", "other/v", limit=2, format="csv"))
