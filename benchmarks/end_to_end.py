@@ -123,24 +123,6 @@ def serve(view_rows: int, doc_rows: int) -> None:
 # -- the contenders (run in the child process) -----------------------------------------------------
 
 
-def _digest_view(rows) -> dict:
-    n = h = 0
-    for row in rows:
-        key = row.key
-        h ^= hash((row.id, key[0], key[1]))
-        n += 1
-    return {"count": n, "digest": h}
-
-
-def _digest_docs(rows) -> dict:
-    n = h = 0
-    for row in rows:
-        doc = row.doc
-        h ^= hash((doc["_id"], doc["n"]))
-        n += 1
-    return {"count": n, "digest": h}
-
-
 def _download(url: str, backend: str, path: str) -> dict:
     import couchcore
     from couchcore._drivers import run
@@ -163,6 +145,7 @@ def _orjson_lines(url: str, path: str, shape: str) -> dict:
     import orjson
     import urllib3
 
+    from benchmarks.clients import docs_digest, view_digest
     from couchcore.models import Document, Row
 
     pool = urllib3.PoolManager()
@@ -170,7 +153,7 @@ def _orjson_lines(url: str, path: str, shape: str) -> dict:
     loads = orjson.loads
     rows = []
     tail = b""
-    dig = _digest_view if shape == "view" else _digest_docs
+    dig = view_digest if shape == "view" else docs_digest
     total = {"count": 0, "digest": 0}
     for c in resp.stream(1 << 16):
         lines = (tail + c).split(b"\n")
@@ -193,6 +176,10 @@ def _orjson_lines(url: str, path: str, shape: str) -> dict:
 
 def client(name: str, url: str, shape: str, size: int) -> dict:
     """Run one contender once; returns its measurements (JSON-able)."""
+    # the per-row work every client of benchmarks/ does (imported here, not at module level:
+    # the parent stays small, and its children inherit its peak RSS on Linux)
+    from benchmarks.clients import docs_digest, view_digest
+
     db = f"replay-{size}"
     path = f"/{db}/_design/bench/_view/by_user" if shape == "view" else f"/{db}/_all_docs?include_docs=true"
     if name.startswith("couchcore@base/"):
@@ -231,9 +218,9 @@ def client(name: str, url: str, shape: str, size: int) -> dict:
 
         database = couchcore.Database(f"{url}/{db}", backend=name.split("/", 1)[1])
         if shape == "view":
-            result = _digest_view(database.view("bench/by_user"))
+            result = view_digest(database.view("bench/by_user"))
         else:
-            result = _digest_docs(database.view("_all_docs", include_docs=True))
+            result = docs_digest(database.view("_all_docs", include_docs=True))
     elif name == "urllib3+orjson/line":
         result = _orjson_lines(url, path, shape)
     else:
