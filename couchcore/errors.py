@@ -10,10 +10,7 @@ from __future__ import annotations
 
 import builtins
 import re
-from typing import TYPE_CHECKING, Any, Mapping
-
-if TYPE_CHECKING:  # models imports this module
-    from .models import ConflictResolution
+from typing import Any, Mapping
 
 __all__ = [
     "CouchcoreError",
@@ -162,7 +159,7 @@ class HTTPError(CouchcoreError):
         self.url = redact_url(url) if url else url
         self.headers = dict(headers or {})
         self.body = body
-        self.resolution: ConflictResolution | None = None  # set on Conflict raised by Database.save
+        self.resolution: Any = None  # set on Conflict raised by Database.save
         super().__init__(self._message())
 
     @property
