@@ -29,15 +29,6 @@ cimport cython
 from cpython.object cimport PyObject, PyTypeObject
 from cpython.ref cimport Py_INCREF, Py_XDECREF
 
-cdef extern from "structmember.h":
-    ctypedef struct PyMemberDef:
-        const char* name
-        int type
-        Py_ssize_t offset
-        int flags
-        const char* doc
-    int T_OBJECT_EX
-
 cdef extern from "Python.h":
     object PyDescr_NewMember(PyTypeObject* type, PyMemberDef* member)
     void PyType_Modified(PyTypeObject* type)

@@ -54,7 +54,7 @@ from libc.stdint cimport uint32_t, uint64_t
 
 from couchcore.errors import ParseError
 from couchcore.models import Document, Row
-from couchcore_ext._row cimport Row as _CRow
+from couchcore_ext._row cimport Row as _CRow, PyMemberDef, PyMemberDescrObject, T_OBJECT_EX, READONLY
 
 cdef extern from "Python.h":
     object PyUnicode_New(Py_ssize_t size, uint32_t maxchar)
@@ -72,16 +72,7 @@ cdef extern from "Python.h":
     int PyGC_Enable()
     int PyGC_Disable()
 
-cdef extern from "structmember.h":
-    ctypedef struct PyMemberDef:
-        const char* name
-        int type
-        Py_ssize_t offset
-        int flags
-
 cdef extern from "Python.h":
-    ctypedef struct PyMemberDescrObject:
-        PyMemberDef* d_member
     ctypedef struct _AllocType "PyTypeObject":
         PyObject* (*tp_alloc)(PyTypeObject*, Py_ssize_t)
     PyObject* Py_None
@@ -1055,7 +1046,7 @@ def _setup_row_fast():
         if type(d) is not member_descriptor:
             return False
         m = (<PyMemberDescrObject*>d).d_member
-        if m.type != 16 or (m.flags & 1):   # T_OBJECT_EX, not READONLY
+        if m.type != T_OBJECT_EX or (m.flags & READONLY):
             return False
         if m.offset < <Py_ssize_t>sizeof(PyObject) or m.offset + <Py_ssize_t>sizeof(PyObject*) > Row.__basicsize__:
             return False
