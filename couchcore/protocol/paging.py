@@ -9,7 +9,9 @@ Views page by key (CouchDB's recommended way, never ``skip``): each request asks
 ``page_size + 1`` rows; the extra row is not delivered but becomes the next page's
 ``startkey`` (+ ``startkey_docid`` when the row has an id, so equal keys emitted by
 different documents are not lost or repeated across pages). Rows of a reduce/group
-query have no id: their keys are distinct, ``startkey`` alone is exact. Should one
+query have no id: their keys are distinct, ``startkey`` alone is exact (descending with
+``group_level``, a group's key is followed by ``{}`` so the group keeps the longer keys
+it stands for, which sort after it). Should one
 document emit the same key several times around a page boundary, the rows the next
 page repeats are counted and dropped. A short page is the last: no extra request. A
 server that ignores ``startkey_docid`` (PouchDB Server; noticed when a page does not
@@ -140,7 +142,7 @@ class ViewPager:
                 run += 1
             continues = run == len(out) and previous is not NOT_GIVEN and _same(previous, boundary.key)
             self._run = self._run + run if continues else run
-            self._opts["startkey"] = boundary.key
+            self._opts["startkey"] = self._group_start(boundary) if boundary.id is None else boundary.key
             self._drop = 0
             if self._by_skip:
                 self._opts["skip"] = self._run
@@ -164,6 +166,18 @@ class ViewPager:
             if self.remaining <= 0:
                 self.done = True
         return out
+
+
+    def _group_start(self, boundary: Row) -> Any:
+        """The ``startkey`` that begins a page at reduce row ``boundary``. Descending with
+        ``group_level=n``, a group key of ``n`` items stands for every emitted key it
+        begins, and those sort after it: ``startkey`` is the key followed by ``{}`` (which
+        sorts after every value), or the group would lose them."""
+        key, level = boundary.key, self._opts.get("group_level")
+        if self._opts.get("descending") is True and isinstance(level, int) and isinstance(key, list) \
+                and len(key) == level:
+            return [*key, {}]
+        return key
 
 
 class FindPager:

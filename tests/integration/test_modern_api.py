@@ -381,6 +381,24 @@ def test_iterview_reduce_group_and_key(db, backend, page_size):
     assert len(rec.requests) == -(-3 // page_size)
 
 
+@pytest.mark.parametrize("page_size", [1, 2, 3])
+def test_iterview_group_level_descending_keeps_every_group(db, backend, page_size):
+    # Descending from startkey=[1, 1] begins below the emitted keys [1, 1, x] (a longer
+    # array sorts after its prefix), so a group_level=2 page starting at group [1, 1]
+    # lost that group: 3 of 6 groups came back, silently (page_size=1, CouchDB 3.5).
+    db.save([{"_id": f"g{i:02d}", "g": [i % 4, i % 3, i]} for i in range(24)]
+            + [{"_id": "short", "g": [1]}, {"_id": "exact", "g": [0, 2]}])
+    db.save({"_id": "_design/g", "views": {"g": {"map": "function(d){ if (d.g) emit(d.g, 1) }",
+                                                  "reduce": "_sum"}}})
+    for options in ({"group_level": 2, "descending": True}, {"group_level": 2},
+                    {"group_level": 1, "descending": True},
+                    {"group_level": 2, "descending": True, "startkey": [2, 1, {}], "endkey": [0, 1]}):
+        whole = [(r.key, r.value) for r in db.view("g/g", **options)]
+        assert len(whole) > 3
+        paged = [(r.key, r.value) for r in db.iterview("g/g", page_size=page_size, **options)]
+        assert paged == whole, options
+
+
 def test_iterview_limit_and_key(db, backend):
     _load(db)
     rec, rdb = recorded(db, backend)
