@@ -600,3 +600,117 @@ def test_packing_in_c_gives_the_bytes_of_the_python_extend(monkeypatch):
     assert got.ends[:8 * 701] == want.ends[:8 * 701] and got.marks[:24 * 701] == want.marks[:24 * 701]
     assert [got.docid(i) for i in range(701)] == ["first"] + ["d%d" % i for i in range(700)]
     assert got.mark(6) == (16, b"d5\x001-abc", 2, 1) and got.payload(b"]}") == want.payload(b"]}")
+
+
+# -- the C scanner's fast paths (SSE2 runs of plain string bytes, the one-pass grammar walk) ----
+
+
+def _reference_accepts(line: bytes) -> bool:
+    try:
+        codec.document_head_decoder(engine="simplejson")(line)
+        return True
+    except CouchcoreError:
+        return False
+
+
+def _settles_as_the_reference(scan, line: bytes, where: str, c_leaves: bool = False) -> None:
+    """``line`` alone (newline-ended), last without newline (eof: the buffer ends right after it,
+    so the last bytes are read without a 16-byte window) and followed by more lines (a window
+    may reach past it): settled exactly when the reference parser accepts it (``c_leaves``: the
+    C scanner leaves it to the reference whatever it is, e.g. an escape in a top-level key)."""
+    ok = _reference_accepts(line) and not (c_leaves and scan is cy_scan)
+    for text, tail in ((line + b"\n", b""), (line, b""), (line + b"\n", b'{"_id":"next"}\n' * 3)):
+        ids, bodies, _, (pos, count, blanks, slow) = scan_all(scan, text + tail)
+        if ok:
+            assert ids[:1] == ["x"] and bodies[:1] == [text], (where, line)
+        else:
+            assert ids == [] and slow == len(text), (where, line)
+
+
+@pytest.mark.parametrize("byte", [b for b in range(256) if b != 10])  # (a newline ends the record)
+def test_every_byte_value_inside_a_string_at_every_offset_of_a_16_byte_window(scanner, byte):
+    """Each of the 255 byte values but the newline, alone, at offsets 0..40 of a string value and of a key (so at
+    every lane of the first, second and third 16-byte window and in the scalar tail), in a line
+    that ends the buffer and in one that does not: settled exactly when the reference accepts."""
+    scan = scanner[0]
+    b = bytes([byte])
+    for at in (0, 1, 7, 14, 15, 16, 17, 30, 31, 32, 33, 40):
+        for after in (0, 1, 15, 16, 17):
+            s = b"a" * at + b + b"b" * after
+            _settles_as_the_reference(scan, b'{"_id":"x","s":"' + s + b'","t":1}', "value")
+            _settles_as_the_reference(scan, b'{"_id":"x","' + s + b'":[0]}', "key", c_leaves=byte == 92)
+            _settles_as_the_reference(scan, b'{"_id":"x","o":{"' + s + b'":0}}', "nested key")
+
+
+@pytest.mark.parametrize("seq", [
+    # valid UTF-8 at each length, and its edges
+    b"\xc2\x80", b"\xdf\xbf", b"\xe0\xa0\x80", b"\xe1\x80\x80", b"\xec\xbf\xbf", b"\xed\x9f\xbf", b"\xee\x80\x80",
+    b"\xef\xbf\xbf", b"\xf0\x90\x80\x80", b"\xf1\x80\x80\x80", b"\xf3\xbf\xbf\xbf", b"\xf4\x8f\xbf\xbf",
+    # invalid: overlongs, surrogates, beyond U+10FFFF, lone continuation bytes, truncated sequences, bad continuations
+    b"\xc0\x80", b"\xc1\xbf", b"\xe0\x80\x80", b"\xe0\x9f\xbf", b"\xed\xa0\x80", b"\xed\xbf\xbf", b"\xf0\x80\x80\x80",
+    b"\xf0\x8f\xbf\xbf", b"\xf4\x90\x80\x80", b"\xf5\x80\x80\x80", b"\xf8\x88\x80\x80\x80", b"\xff", b"\x80", b"\xbf",
+    b"\xc3", b"\xe2\x98", b"\xf0\x9f\x98", b"\xc3\x28", b"\xe2\x28\xa1", b"\xe2\x82\x28", b"\xf0\x28\x8c\xbc",
+    b"\xf0\x90\x28\xbc", b"\xf0\x90\x8c\x28",
+    # escapes: every valid one, and bad ones
+    b'\\"', b"\\\\", b"\\/", b"\\b", b"\\f", b"\\n", b"\\r", b"\\t", b"\\u0000", b"\\uFFFF", b"\\uabcd", b"\\ud83d\\ude00",
+    b"\\ud800", b"\\a", b"\\x41", b"\\U0041", b"\\u", b"\\u1", b"\\u12", b"\\u123", b"\\u123g", b"\\ug123", b"\\u12G4",
+    b"\\'", b"\\0", b"\\ ",
+])
+def test_utf8_and_escapes_at_window_edges_and_at_the_end_of_the_buffer(scanner, seq):
+    scan = scanner[0]
+    for at in (0, 13, 14, 15, 16, 29, 31):
+        s = b"a" * at + seq
+        _settles_as_the_reference(scan, b'{"_id":"x","s":"' + s + b'"}', "value")
+        _settles_as_the_reference(scan, b'{"_id":"x","s":["' + s + b'"]}', "array")
+
+
+@pytest.mark.parametrize("number", [
+    b"0", b"-0", b"1", b"-1", b"9", b"10", b"1234567890", b"-0.0", b"0.5", b"1.25e3", b"1E3", b"1e+3", b"1e-3",
+    b"1.5E-07", b"-0e0", b"123456789012345678901234567890", b"1e999", b"0.000001",
+    b"-", b"+1", b"01", b"-01", b"00", b"1.", b".5", b"1.e3", b"1e", b"1e+", b"1E-", b"1ee3", b"1e3.5", b"--1", b"-a",
+    b"0x10", b"1_000", b"1.2.3", b"NaN", b"-Infinity", b"Infinity", b"0.", b"-.5", b"1e+-3", b"9" * 3999,
+])
+def test_numbers_at_the_edges(scanner, number):
+    """A number as a top-level value, in an array (first, middle, last), as the last bytes of
+    the buffer: settled exactly when the reference accepts it (3,999 digits still settled)."""
+    scan = scanner[0]
+    for line in (b'{"_id":"x","n":' + number + b"}", b'{"_id":"x","n":[' + number + b"]}",
+                 b'{"_id":"x","n":[1,' + number + b",2]}", b'{"_id":"x","n":' + number + b' ,"m":true}',
+                 b'{"n":' + number + b',"_id":"x"}'):
+        _settles_as_the_reference(scan, line, "number")
+
+
+@pytest.mark.parametrize("line", [
+    b"{}", b"{ }", b'{"_id":"x"}', b'{"_id":"x","a":{}}', b'{"_id":"x","a":[]}', b'{"_id":"x","a":{ }}',
+    b'{"_id":"x","a":[ ]}', b'{"_id":"x","a":[{}]}', b'{"_id":"x","a":[[]]}', b'{"_id":"x","a":{"b":{}}}',
+    b'{"_id":"x","a":[{},[],{"c":[]}]}', b' { "_id" : "x" , "a" : [ 1 , { } , [ ] ] } ',
+    b'{"_id":"x","a":{]}', b'{"_id":"x","a":[}]', b'{"_id":"x","a":{"b"}}', b'{"_id":"x","a":{"b":}}',
+    b'{"_id":"x","a":[1,]}', b'{"_id":"x","a":{"b":1,}}', b'{"_id":"x",}', b'{,"_id":"x"}', b'{"_id":"x""a":1}',
+    b'{"_id":"x","a":[1}', b'{"_id":"x","a":{"b":1]}', b'{"_id":"x"}}', b'{"_id":"x"]', b'{"_id":"x","a":[[]}',
+    b'{"_id":"x","a":true,"b":false,"c":null}', b'{"_id":"x","a":tru}', b'{"_id":"x","a":nul}', b'{"_id":"x","a":fals}',
+    b'{"_id":"x","a":True}', b'{"_id":"x","a"  :  1  }', b'{"_id":"x"\t,\t"a"\r:\r1}', b'{"_id":"x","a":1}\x0b',
+])
+def test_structure_empty_containers_and_separators(scanner, line):
+    scan = scanner[0]
+    if line.startswith((b"{}", b"{ }")):  # no _id: a generated one (the Python twin leaves {} to the general path)
+        ids, bodies, _, result = scan_all(scan, line + b"\n")
+        if scan is cy_scan or result[3] == -1:
+            assert result[3] == -1 and ids == [gen(1)] and bodies == [b'{"_id":"' + PREFIX.encode() + b'000000000001"}\n']
+        else:
+            assert ids == [] and result[3] == len(line) + 1
+        return
+    _settles_as_the_reference(scan, line, "structure")
+
+
+def test_count_ok_across_16_byte_windows_and_the_buffer_end():
+    """The C ``count_ok`` walks from quote to quote 16 bytes at a time: every alignment of the
+    texts it looks for, and answers that end right after them, count as ``bytes.count`` does."""
+    if cy_count_ok is None:
+        pytest.skip("the Cython extension is not built")
+    for pad in range(0, 40):
+        for body in (b'"ok":true', b'"ok":tru', b'"error"', b'"erro"', b'"ok":true"ok":true', b'x"ok":true,"error":1'):
+            raw = b"x" * pad + body
+            for text in (raw, raw + b"]", raw + b" " * 17):
+                assert cy_count_ok(text) == count_ok_py(text), text
+                if b'"error"' not in text:
+                    assert cy_count_ok(text) == (text.count(b'"ok":true'), False)
