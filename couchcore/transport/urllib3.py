@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import http.client
 import socket
@@ -17,7 +18,7 @@ from .. import errors
 from ..protocol.messages import Headers, Request, Response
 from .base import BaseTransport, Credentials, ErrorTable, TransportOptions, is_file_like, register, translate
 
-__all__ = ["Urllib3Transport"]
+__all__ = ["Urllib3Transport", "PyDechunker"]
 
 CHUNK = 64 * 1024
 
@@ -143,10 +144,12 @@ def _stream(resp: urllib3.BaseHTTPResponse, url: str) -> Iterator[bytes]:
 
 
 READ_SIZE = 64 * 1024  # bytes asked of the socket per read of a streamed body
-#: a de-chunked body is handed over in pieces of about this size (a ~1.5 kB HTTP chunk more at
-#: most): the row parser is fastest on pieces of a few kB (fewer rows alive at once), the
-#: socket on large reads
+#: a de-chunked body is handed over in pieces of exactly this many payload bytes (the last
+#: piece of each socket read shorter): the row parser is fastest on pieces of a few kB
+#: (fewer rows alive at once), the socket on large reads
 PIECE_SIZE = 8 * 1024
+#: longest chunk size line or trailer line accepted (bytes, without its CRLF)
+MAX_LINE = 65536
 
 
 def _raw_chunked(resp: urllib3.BaseHTTPResponse) -> Any:
@@ -155,7 +158,7 @@ def _raw_chunked(resp: urllib3.BaseHTTPResponse) -> Any:
     CouchDB sends views in HTTP chunks of ~1.5 kB; urllib3/http.client return at most
     one chunk per read, through several Python layers each.  For a chunked body that is
     not content-encoded and not yet read, :func:`_dechunk` reads the socket's buffered
-    file in large pieces instead.  ``None`` when any of that does not hold (then the
+    file in large reads instead.  ``None`` when any of that does not hold (then the
     ordinary ``read1`` loop runs).
     """
     hr = getattr(resp, "_fp", None)
@@ -164,107 +167,192 @@ def _raw_chunked(resp: urllib3.BaseHTTPResponse) -> Any:
     if resp.headers.get("content-encoding", "identity").strip().lower() not in ("", "identity"):
         return None
     if (getattr(hr, "chunked", False) is not True or getattr(hr, "chunk_left", 0) is not None
-            or getattr(hr, "fp", None) is None or not hasattr(hr.fp, "read1")
+            or getattr(hr, "fp", None) is None or not hasattr(hr.fp, "read1") or not hasattr(hr.fp, "readinto1")
             or not callable(getattr(hr, "_close_conn", None))):
         return None
     return hr
 
 
-_HEX = frozenset(b"0123456789abcdefABCDEF")
-_SIZE_LINE = re.compile(rb"([0-9a-fA-F]{1,16})\r\n").match
+_SIZE_LINE = re.compile(rb"([0-9a-fA-F]{1,16})\r\n").match  # the usual size line, bare
+#: a complete size line (without its CRLF): group 1 the size
+_FULL_SIZE_LINE = re.compile(rb"[ \t]*([0-9a-fA-F]{1,16})[ \t]*(?:;.*)?", re.S).fullmatch
+#: the start of a size line that may still become valid (what the C twin accepts byte by byte)
+_SIZE_LINE_START = re.compile(rb"[ \t]*(?:[0-9a-fA-F]{1,16}[ \t]*(?:\r|;.*)?)?", re.S).fullmatch
 
 
-def _chunk_size(line: bytes, url: str) -> int:
-    text = line.split(b";", 1)[0].strip(b" \t")
-    if not text or len(text) > 16 or not _HEX.issuperset(text):
-        raise errors.ConnectionError(f"connection failed: invalid chunk size line {line[:40]!r}", url)
-    return int(text, 16)
+class PyDechunker:
+    """Decodes one ``Transfer-Encoding: chunked`` body fed in pieces of any size: the
+    pure-Python twin of ``couchcore_ext._dechunk.Dechunker`` (the same pieces and errors
+    for the same input; see that module for the framing accepted).
 
+    :meth:`feed` returns the payload of the bytes given as ``bytes`` pieces of exactly
+    :data:`PIECE_SIZE` bytes, the last one of each call shorter.  Broken framing:
+    ``feed`` returns the payload before it and sets :attr:`error` (a ``str``); a later
+    ``feed`` raises ``ValueError``.  :attr:`done` is ``True`` once the last chunk and
+    the trailer section have been read.
+    """
 
-def _dechunk(hr: Any, url: str) -> Iterator[bytes]:
-    """The payload of a ``Transfer-Encoding: chunked`` body read from ``hr.fp`` in reads of
-    up to READ_SIZE bytes, handed over as joined bytes objects of about PIECE_SIZE bytes
-    (at least one per read that carried payload).  At the end (the last chunk
-    and the trailer section read) the http.client response is closed as http.client does
-    itself, so urllib3 returns the connection to its pool."""
-    read1 = hr.fp.read1
-    pending = b""    # an incomplete size line, chunk CRLF or trailer line from the last read
-    left = 0         # payload bytes left in the current chunk
-    crlf = False     # the current chunk's payload is complete: its CRLF is next
-    trailer = False  # the last chunk was seen: trailer lines until an empty one
-    while True:
+    __slots__ = ("_pending", "_left", "_crlf", "_trailer", "done", "error")
+
+    def __init__(self) -> None:
+        self._pending = b""    # an incomplete size line, chunk CRLF or trailer line
+        self._left = 0         # payload bytes left in the current chunk
+        self._crlf = False     # the current chunk's payload is complete: its CRLF is next
+        self._trailer = False  # the last chunk was seen: trailer lines until an empty one
+        self.done = False
+        self.error: str | None = None
+
+    def feed(self, data: Any, n: int = -1) -> list[bytes]:
+        """The payload in the first ``n`` bytes of ``data`` (all when ``n`` < 0)."""
+        if self.error is not None:
+            raise ValueError(self.error)
+        if self.done:
+            return []
+        view = memoryview(data).cast("B")
+        chunk = bytes(view if n < 0 or n >= len(view) else view[:n])
+        if self._pending:
+            chunk = self._pending + chunk
+            self._pending = b""
+        segs: list[memoryview] = []  # payload slices of the piece being gathered
+        out: list[bytes] = []
+        got = 0
         try:
-            data = read1(READ_SIZE)
-        except Exception as exc:
-            raise _translate(exc, url) from exc
-        if not data:
-            raise errors.ConnectionError("connection failed: the response ended inside its chunked body", url)
-        if pending:
-            data = pending + data
-            pending = b""
+            got = self._run(chunk, memoryview(chunk), segs, out, got)
+        except ValueError as exc:
+            self.error = str(exc)
+        if segs:
+            out.append(b"".join(segs))
+        return out
+
+    def _run(self, data: bytes, view: memoryview, segs: list[memoryview], out: list[bytes], got: int) -> int:
         n = len(data)
-        view = memoryview(data)
-        out: list[memoryview] = []
-        got = 0  # payload bytes in out
         pos = 0
         while pos < n:
-            if got >= PIECE_SIZE:
-                yield b"".join(out)
-                out = []
-                got = 0
-            if left:
-                end = pos + left
-                if end > n:
-                    end = n
-                out.append(view[pos:end])
-                got += end - pos
-                left -= end - pos
-                pos = end
-                crlf = left == 0
+            if self._left:
+                end = min(n, pos + self._left)
+                while pos < end:  # into pieces of exactly PIECE_SIZE bytes
+                    step = min(end - pos, PIECE_SIZE - got)
+                    segs.append(view[pos:pos + step])
+                    got += step
+                    pos += step
+                    self._left -= step
+                    if got == PIECE_SIZE:
+                        out.append(b"".join(segs))
+                        segs.clear()
+                        got = 0
+                self._crlf = self._left == 0
                 continue
-            if crlf:
+            if self._crlf:
+                if data[pos] != 13:
+                    raise ValueError("chunk not followed by CRLF")
                 if n - pos < 2:
-                    pending = data[pos:]
-                    break
-                if data[pos:pos + 2] != b"\r\n":
-                    raise errors.ConnectionError("connection failed: chunk not followed by CRLF", url)
+                    self._pending = data[pos:]
+                    return got
+                if data[pos + 1] != 10:
+                    raise ValueError("chunk not followed by CRLF")
                 pos += 2
-                crlf = False
+                self._crlf = False
                 continue
-            if not trailer:
+            if not self._trailer:
                 # the usual chunk: a bare hex size line, then the whole payload and its CRLF
-                # inside this read; anything else goes through the general steps below
+                # inside this read (and room in the piece); anything else: the steps below
                 m = _SIZE_LINE(data, pos)
                 if m is not None:
                     start = m.end()
                     end = start + int(m.group(1), 16)
-                    if start < end and end + 2 <= n and data.startswith(b"\r\n", end):
-                        out.append(view[start:end])
+                    if start < end and end + 2 <= n and end - start <= PIECE_SIZE - got \
+                            and data.startswith(b"\r\n", end):
+                        segs.append(view[start:end])
                         got += end - start
                         pos = end + 2
+                        if got == PIECE_SIZE:
+                            out.append(b"".join(segs))
+                            segs.clear()
+                            got = 0
                         continue
+            # errors as the C twin meets them byte by byte: a size line's first MAX_LINE + 2
+            # bytes (its CRLF counted) are checked, then its length
             eol = data.find(b"\r\n", pos)
             if eol < 0:
-                pending = data[pos:]
-                if len(pending) > 65536:
-                    raise errors.ConnectionError("connection failed: chunk size or trailer line too long", url)
-                break
-            if trailer:
+                rest = data[pos:]
+                if not self._trailer and _SIZE_LINE_START(rest[:MAX_LINE + 2]) is None:
+                    raise ValueError("invalid chunk size line")
+                if len(rest) > MAX_LINE + 2:
+                    raise ValueError("chunk size or trailer line too long")
+                self._pending = rest
+                return got
+            if eol - pos > MAX_LINE:
+                if not self._trailer and _SIZE_LINE_START(data, pos, pos + MAX_LINE + 2) is None:
+                    raise ValueError("invalid chunk size line")
+                raise ValueError("chunk size or trailer line too long")
+            if self._trailer:
                 if eol == pos:  # the empty line closing the trailer section: the body is complete
-                    if out:
-                        yield b"".join(out)
-                    hr._close_conn()
-                    return
+                    self.done = True
+                    return got
                 pos = eol + 2  # a trailer field: ignored
                 continue
-            size = _chunk_size(data[pos:eol], url)
+            m = _FULL_SIZE_LINE(data, pos, eol)
+            if m is None:
+                raise ValueError("invalid chunk size line")
+            size = int(m.group(1), 16)
             pos = eol + 2
             if size == 0:
-                trailer = True
+                self._trailer = True
             else:
-                left = size
-        if out:
-            yield b"".join(out)
+                self._left = size
+        return got
+
+
+try:
+    if os.environ.get("COUCHCORE_DECHUNK", "").strip().lower() == "python":
+        raise ImportError("COUCHCORE_DECHUNK=python")
+    from couchcore_ext._dechunk import Dechunker as _CyDechunker  # type: ignore[import-not-found]
+except ImportError:
+    _CyDechunker = None
+#: the decoder class the urllib3 backend uses: the C one when built (``COUCHCORE_DECHUNK=python``
+#: forces the pure-Python twin)
+Dechunker: Any = _CyDechunker if _CyDechunker is not None else PyDechunker
+#: ``"cython"`` or ``"python"``: which :data:`Dechunker` is in use
+DECHUNK_BACKEND = "cython" if _CyDechunker is not None else "python"
+
+
+def _dechunk(hr: Any, url: str, decoder: Any = None) -> Iterator[bytes]:
+    """The payload of a ``Transfer-Encoding: chunked`` body read from ``hr.fp``, with
+    ``readinto1`` into one reused buffer of READ_SIZE bytes, decoded by ``decoder`` (a new
+    :data:`Dechunker` by default), handed over in pieces of PIECE_SIZE bytes (the last of
+    each read shorter).  Broken framing or a body cut short: :class:`errors.ConnectionError`
+    after the payload before it.  At the end (the last chunk and the trailer section read)
+    the http.client response is closed as http.client does itself, so urllib3 returns the
+    connection to its pool."""
+    dech = Dechunker() if decoder is None else decoder
+    feed = dech.feed
+    fp = hr.fp
+    buf = bytearray(READ_SIZE)
+    # The first read takes what http.client's buffered file holds after the headers (or does
+    # one socket read); it leaves that buffer empty, and readinto1() of READ_SIZE (more than
+    # the file's buffer) then reads the socket straight into buf, once per call.  readinto1()
+    # on a non-empty buffer would copy it and then block in a second read for the rest.
+    try:
+        data = fp.read1(READ_SIZE)
+    except Exception as exc:
+        raise _translate(exc, url) from exc
+    n = len(data)
+    got = feed(data)
+    readinto1 = fp.readinto1
+    while True:
+        if not n:
+            raise errors.ConnectionError("connection failed: the response ended inside its chunked body", url)
+        yield from got
+        if dech.done:
+            hr._close_conn()
+            return
+        if dech.error is not None:
+            raise errors.ConnectionError(f"connection failed: {dech.error}", url)
+        try:
+            n = readinto1(buf)
+        except Exception as exc:
+            raise _translate(exc, url) from exc
+        got = feed(buf, n)
 
 
 def _release(resp: urllib3.BaseHTTPResponse) -> None:

@@ -1,7 +1,8 @@
 """The read loops between the socket and the row parser (issue 9 item 2).
 
 * urllib3: a plain ``Transfer-Encoding: chunked`` body is de-chunked by couchcore from large
-  socket reads (``couchcore.transport.urllib3._dechunk``): unit tests on canned bytes split
+  socket reads (``couchcore.transport.urllib3._dechunk``; the decoder itself: test_dechunk.py):
+  unit tests on canned bytes split
   at every position, and real HTTP on loopback (tiny chunks, chunk extensions, trailers,
   keep-alive reuse afterwards, a gzip body that takes urllib3's own path, broken framing).
 * pycurl: everything buffered is handed to the parser as one piece.
@@ -28,17 +29,25 @@ from couchcore.transport import urllib3 as u3t
 
 
 class _Reader:
-    """Stands in for http.client's buffered socket file: read1() returns the given pieces."""
+    """Stands in for http.client's buffered socket file: read1(), then readinto1(), read the given pieces."""
 
     def __init__(self, pieces):
         self.pieces = list(pieces)
 
-    def read1(self, n):
+    def read1(self, n):  # the first read: what http.client buffered (here: the first piece)
         if not self.pieces:
             return b""
         piece = self.pieces.pop(0)
         assert len(piece) <= n
         return piece
+
+    def readinto1(self, buf):
+        if not self.pieces:
+            return 0
+        piece = self.pieces.pop(0)
+        assert len(piece) <= len(buf)
+        buf[:len(piece)] = piece
+        return len(piece)
 
 
 class _HR:
@@ -103,16 +112,29 @@ def test_dechunk_hands_over_one_piece_per_read():
     assert got == [b"a" * 5960]
 
 
-def test_dechunk_joins_http_chunks_into_pieces_of_about_piece_size():
-    """One large read of many ~1.5 kB HTTP chunks: handed over as joins of about
-    PIECE_SIZE bytes (at most one HTTP chunk more), not one per chunk nor one per read."""
+@pytest.mark.parametrize("decoder", ["python", "default"])
+def test_dechunk_joins_http_chunks_into_pieces_of_piece_size(decoder):
+    """One large read of many ~1.5 kB HTTP chunks: handed over in pieces of PIECE_SIZE
+    bytes (the last shorter), not one per chunk nor one per read."""
     payloads = [bytes([65 + i % 26]) * 1490 for i in range(40)]
     wire = _frame(payloads)
     assert len(wire) <= u3t.READ_SIZE
-    got, hr = _run([wire])
+    hr = _HR([wire])
+    got = list(u3t._dechunk(hr, "http://x/", u3t.PyDechunker() if decoder == "python" else None))
     assert b"".join(got) == b"".join(payloads) and hr.closed == 1
     assert len(got) > 1
-    assert all(u3t.PIECE_SIZE <= len(piece) < u3t.PIECE_SIZE + 1490 for piece in got[:-1])
+    assert all(len(piece) == u3t.PIECE_SIZE for piece in got[:-1])
+
+
+def test_dechunk_hands_over_the_rows_before_broken_framing():
+    wire = b"2\r\nab\r\n3\r\ncde\r\nzz\r\n"
+    for pieces in ([wire], [wire[:9], wire[9:]]):
+        hr = _HR(pieces)
+        got = []
+        with pytest.raises(errors.ConnectionError, match="invalid chunk size line"):
+            for piece in u3t._dechunk(hr, "http://x/"):
+                got.append(piece)
+        assert b"".join(got) == b"abcde" and hr.closed == 0
 
 
 @pytest.mark.parametrize("wire", [
@@ -137,7 +159,9 @@ def test_dechunk_body_cut_short_is_a_connection_error(wire):
 
 def test_dechunk_refuses_an_endless_size_line():
     with pytest.raises(errors.ConnectionError, match="too long"):
-        _run([b"1" * 16000] * 6)
+        _run([b"1;" + b"x" * 15998] + [b"x" * 16000] * 5)  # an endless chunk extension
+    with pytest.raises(errors.ConnectionError, match="invalid chunk size line"):
+        _run([b"1" * 16000] * 6)  # 17 digits already
 
 
 # -- real HTTP on loopback ---------------------------------------------------------------------
