@@ -323,10 +323,11 @@ class SyncDatabaseAPI:
         The list may hold ids and ``(id, rev)`` pairs (those revisions; a missing revision
         is ``None``). Where the server has ``POST /{db}/_bulk_get`` (probed with the first
         call, remembered per Server) it is used, otherwise ``_all_docs?keys`` (and one
-        ``open_revs`` GET per document for revisions). Options of a list: ``revs``,
+        ``open_revs`` GET per document for revisions); ``_local/`` ids, which neither
+        serves, are read with one GET each. Options of a list: ``revs``,
         ``attachments``, ``latest``, ``conflicts``, ... (``_bulk_get``'s), or view options
-        (they read through ``_all_docs``). A non-str id or rev raises :class:`InvalidInput`
-        before anything is sent.
+        (they read through ``_all_docs``). A non-str id or rev, or an id reserved for an
+        endpoint (``"_all_docs"``), raises :class:`InvalidInput` before anything is sent.
         https://docs.couchdb.org/en/stable/api/database/bulk-api.html#db-bulk-get"""
     @overload
     def get_many(self, ids: Iterable[str], concurrency: int = ..., *, open_revs: str | Sequence[str], **options: Any) -> _builtins.list[_OpenRevs | None]: ...
@@ -929,10 +930,11 @@ class AsyncDatabaseAPI:
         The list may hold ids and ``(id, rev)`` pairs (those revisions; a missing revision
         is ``None``). Where the server has ``POST /{db}/_bulk_get`` (probed with the first
         call, remembered per Server) it is used, otherwise ``_all_docs?keys`` (and one
-        ``open_revs`` GET per document for revisions). Options of a list: ``revs``,
+        ``open_revs`` GET per document for revisions); ``_local/`` ids, which neither
+        serves, are read with one GET each. Options of a list: ``revs``,
         ``attachments``, ``latest``, ``conflicts``, ... (``_bulk_get``'s), or view options
-        (they read through ``_all_docs``). A non-str id or rev raises :class:`InvalidInput`
-        before anything is sent.
+        (they read through ``_all_docs``). A non-str id or rev, or an id reserved for an
+        endpoint (``"_all_docs"``), raises :class:`InvalidInput` before anything is sent.
         https://docs.couchdb.org/en/stable/api/database/bulk-api.html#db-bulk-get"""
     @overload
     def get_many(self, ids: Iterable[str], concurrency: int = ..., *, open_revs: str | Sequence[str], callback: None = ..., **options: Any) -> AsyncCall[_builtins.list[_OpenRevs | None], _OpenRevs | None]: ...

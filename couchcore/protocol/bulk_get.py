@@ -38,12 +38,14 @@ _ERROR_STATUS = {"bad_request": 400, "unauthorized": 401, "forbidden": 403}
 
 def check_refs(refs: Iterable[Any]) -> list[DocRef]:
     """The refs as a list; raises :class:`InvalidInput` for anything but non-empty str
-    ids and ``(id, rev)`` pairs of non-empty str."""
+    ids and ``(id, rev)`` pairs of non-empty str, and for ids reserved for endpoints
+    (``_all_docs``, ``_bad``: only ``_design/...`` and ``_local/...`` may begin with ``_``)."""
     out: list[DocRef] = []
     for ref in refs:
         if isinstance(ref, str):
             if not ref:
                 raise InvalidInput("document ids must be non-empty str")
+            doc_path("db", ref)  # a reserved id raises InvalidInput, as a single get does
             out.append(ref)
         elif isinstance(ref, tuple) and len(ref) == 2:
             docid, rev = ref
@@ -51,6 +53,7 @@ def check_refs(refs: Iterable[Any]) -> list[DocRef]:
                 raise InvalidInput(f"document ids must be non-empty str, got {docid!r} in {ref!r}")
             if not isinstance(rev, str) or not rev:
                 raise InvalidInput(f"revisions must be non-empty str, got {rev!r} in {ref!r}")
+            doc_path("db", docid)
             out.append((docid, rev))
         else:
             raise InvalidInput(f"get takes ids (str) or (id, rev) pairs, got {ref!r}")
@@ -83,6 +86,16 @@ def get_many(ctx: ServerContext, db: str, refs: Iterable[Any],
         _bulk_query(options)
     if not refs:
         return []
+    if any(_key(ref)[0].startswith(_LOCAL) for ref in refs) and (has_revs or bulk_ok):
+        # _bulk_get and open_revs do not serve _local documents (CouchDB answers "missing"):
+        # one GET each for those, the rest as below
+        local = list(dict.fromkeys(ref for ref in refs if _key(ref)[0].startswith(_LOCAL)))
+        found_local = yield from _get_local(db, local)
+        others = [ref for ref in refs if not _key(ref)[0].startswith(_LOCAL)]
+        found_others = (yield from get_many(ctx, db, others, **options)) if others else []
+        by_ref = dict(zip((_key(ref) for ref in others), found_others))
+        by_ref.update(zip((_key(ref) for ref in local), found_local))
+        return [by_ref[_key(ref)] for ref in refs]
     if bulk_ok and ctx.bulk_get is not False:
         found = yield from _bulk_get(ctx, db, refs, options)
         if found is not None:
@@ -92,6 +105,25 @@ def get_many(ctx: ServerContext, db: str, refs: Iterable[Any],
         return docs
     docs = yield from _open_revs(db, refs, options)
     return docs
+
+
+_LOCAL = "_local/"
+
+
+def _get_local(db: str, refs: list[DocRef]) -> Generator[Request, Response, list[Document | None]]:
+    """``_local`` documents by one ``GET`` each: ``None`` when missing, or (for an
+    ``(id, rev)`` pair) when the document has another revision."""
+    out: list[Document | None] = []
+    for ref in refs:
+        docid, rev = _key(ref)
+        resp = yield Request("GET", doc_path(db, docid))
+        if resp.status == 404 and not _db_missing(resp):
+            out.append(None)
+            continue
+        resp.raise_for_status()
+        doc = Document(resp.json())
+        out.append(doc if rev is None or doc.get("_rev") == rev else None)
+    return out
 
 
 def _bulk_query(options: Mapping[str, Any]) -> list[tuple[str, str]]:

@@ -171,6 +171,22 @@ def test_get_list_without_bulk_get_uses_all_docs_and_open_revs(db, backend):
     assert not rec.paths("_bulk_get") and not rec.paths("_all_docs") and len(rec.requests) == 2
 
 
+@pytest.mark.parametrize("has_bulk_get", [None, False])
+def test_get_list_reads_local_documents(db, backend, has_bulk_get):
+    # _bulk_get does not serve _local documents (CouchDB 3.5 answers "missing" for each):
+    # get(["_local/x"]) said None for a document that db.get("_local/x") reads
+    db.save([{"_id": "a", "n": 1}, {"_id": "_local/cfg", "n": 2}, {"_id": "_local/a/b", "n": 3}])
+    rev = db.get("_local/cfg")["_rev"]
+    rec, rdb = recorded(db, backend)
+    rdb.server._ctx.bulk_get = has_bulk_get
+    got = rdb.get(["_local/cfg", "a", "_local/nope", "_local/a/b", ("_local/cfg", rev), "_local/cfg"])
+    assert [d and (d["_id"], d["n"]) for d in got] == [
+        ("_local/cfg", 2), ("a", 1), None, ("_local/a/b", 3), ("_local/cfg", 2), ("_local/cfg", 2)]
+    assert all(isinstance(d, couchcore.Document) for d in got if d is not None)
+    assert rdb.get([("_local/cfg", "0-9")]) == [None]
+    assert [d and d["n"] for d in rdb.get(["_local/cfg"], conflicts=True)] == [2]  # through _all_docs
+
+
 def test_bulk_get_absent_is_remembered():
     """A server answering 405 (CouchDB 1.x) has no _bulk_get: the operation says so, the
     context remembers it and the next call goes straight to _all_docs (canned answers)."""
@@ -199,7 +215,7 @@ def test_bulk_get_absent_is_remembered():
 
 
 @pytest.mark.parametrize("bad", [[("a", 1)], [("a", None)], [("a", "")], [("a",)], [1], [("a", "1-x", "x")],
-                                 [("", "1-x")]])
+                                 [("", "1-x")], ["a", "_bad"], ["_all_docs"], [("_design/", "1-x")]])
 def test_get_list_bad_refs_raise_before_sending(db, backend, bad):
     rec, rdb = recorded(db, backend)
     with pytest.raises(InvalidInput):
