@@ -100,7 +100,7 @@ cdef extern from *:
             i += 16;
         }
     #endif
-        while (i < n && !cls[s[i]])
+        while (i < n && !cls[s[i]])  /* (cls[0] is not 0 either: the bound is for other callers) */
             i++;
         return i;
     }
@@ -194,34 +194,32 @@ cdef inline Py_ssize_t _string(const unsigned char* s, Py_ssize_t i, Py_ssize_t 
 
 
 cdef inline Py_ssize_t _digits(const unsigned char* s, Py_ssize_t i, Py_ssize_t n) noexcept nogil:
-    while i < n and <unsigned char>(s[i] - 48) <= 9:
+    while <unsigned char>(s[i] - 48) <= 9:  # (s[n] is NUL: the run ends there)
         i += 1
     return i
 
 
 cdef inline Py_ssize_t _number(const unsigned char* s, Py_ssize_t i, Py_ssize_t n) noexcept nogil:
-    """A JSON number starting at ``s[i]``: the offset after it, or -1."""
+    """A JSON number starting at ``s[i]``: the offset after it, or -1 (``s[n]`` is NUL)."""
     cdef Py_ssize_t start = i
     if s[i] == 45:  # - (the caller saw a '-' or a digit at s[i])
         i += 1
-        if i >= n:
-            return -1
     if s[i] == 48:  # 0
         i += 1
     elif <unsigned char>(s[i] - 49) <= 8:  # 1-9
         i = _digits(s, i + 1, n)
     else:
         return -1
-    if i < n and s[i] == 46:  # .
+    if s[i] == 46:  # .
         i += 1
-        if i >= n or <unsigned char>(s[i] - 48) > 9:
+        if <unsigned char>(s[i] - 48) > 9:
             return -1
         i = _digits(s, i + 1, n)
-    if i < n and (s[i] | 32) == 101:  # e E
+    if (s[i] | 32) == 101:  # e E
         i += 1
-        if i < n and (s[i] == 43 or s[i] == 45):
+        if s[i] == 43 or s[i] == 45:
             i += 1
-        if i >= n or <unsigned char>(s[i] - 48) > 9:
+        if <unsigned char>(s[i] - 48) > 9:
             return -1
         i = _digits(s, i + 1, n)
     if i - start >= MAX_NUMBER:
@@ -239,7 +237,9 @@ cdef int _line(const unsigned char* s, Py_ssize_t n, const unsigned char* idf, P
 
     One pass, each token read where the grammar puts it: in an object a key, its colon and
     its value, then a comma or the close; in an array a value, then a comma or the close
-    (no state variable dispatched on per token)."""
+    (no state variable dispatched on per token). ``s[n]`` must be readable and NUL (the end
+    of a ``bytes`` object's buffer: CPython keeps a NUL after it): a NUL is no JSON token,
+    so the walk stops there without comparing each offset with ``n`` first."""
     cdef char stack[MAX_DEPTH]
     cdef Py_ssize_t i = 0, j, key_start, klen
     cdef int depth, key, escaped
@@ -253,7 +253,7 @@ cdef int _line(const unsigned char* s, Py_ssize_t n, const unsigned char* idf, P
     info.brace = 0
     info.id_start = 0
     info.id_len = 0
-    while i < n and WS[s[i]]:
+    while WS[s[i]]:
         i += 1
     if i == n:
         line_end[0] = n
@@ -265,10 +265,8 @@ cdef int _line(const unsigned char* s, Py_ssize_t n, const unsigned char* idf, P
         return SLOW
     info.brace = i
     i += 1
-    while i < n and WS[s[i]]:
+    while WS[s[i]]:
         i += 1
-    if i >= n:
-        return SLOW
     depth = 1
     stack[0] = 123
     key = K_OTHER
@@ -301,15 +299,13 @@ cdef int _line(const unsigned char* s, Py_ssize_t n, const unsigned char* idf, P
                 if key == K_OTHER and idf != NULL and klen == idf_len and memcmp(s + key_start, idf, idf_len) == 0:
                     return SLOW
             i = j
-            while i < n and WS[s[i]]:
+            while WS[s[i]]:
                 i += 1
-            if i >= n or s[i] != 58:  # :
+            if s[i] != 58:  # :
                 return SLOW
             i += 1
-            while i < n and WS[s[i]]:
+            while WS[s[i]]:
                 i += 1
-            if i >= n:
-                return SLOW
         # a value
         c = s[i]
         if c == 34:  # "
@@ -340,10 +336,8 @@ cdef int _line(const unsigned char* s, Py_ssize_t n, const unsigned char* idf, P
             stack[depth] = c
             depth += 1
             i += 1
-            while i < n and WS[s[i]]:
+            while WS[s[i]]:
                 i += 1
-            if i >= n:
-                return SLOW
             if s[i] != c + 2:  # not empty: its first member or element
                 continue
             depth -= 1  # {} or []
@@ -368,17 +362,13 @@ cdef int _line(const unsigned char* s, Py_ssize_t n, const unsigned char* idf, P
             return SLOW
         # after a value: a comma (then the next member or element) or the close of its container
         while True:
-            while i < n and WS[s[i]]:
+            while WS[s[i]]:
                 i += 1
-            if i >= n:
-                return SLOW
             c = s[i]
             if c == 44:  # ,
                 i += 1
-                while i < n and WS[s[i]]:
+                while WS[s[i]]:
                     i += 1
-                if i >= n:
-                    return SLOW
                 break
             if c != stack[depth - 1] + 2:  # } for {, ] for [
                 return SLOW
@@ -386,7 +376,7 @@ cdef int _line(const unsigned char* s, Py_ssize_t n, const unsigned char* idf, P
             i += 1
             if depth == 0:
                 break
-    while i < n and WS[s[i]]:
+    while WS[s[i]]:
         i += 1
     if i == n:
         line_end[0] = n
@@ -418,6 +408,8 @@ cdef inline uint64_t _hash(const char* p, Py_ssize_t n, uint64_t seed) noexcept 
     """A seeded 64-bit hash of ``p[:n]``, 8 bytes at a time."""
     cdef uint64_t h = seed ^ (<uint64_t>n * 0x9E3779B97F4A7C15ULL)
     cdef uint64_t w
+    cdef Py_ssize_t k
+    cdef bint long_key = n >= 8
     while n >= 8:
         memcpy(&w, p, 8)
         h = (h ^ w) * 0xBF58476D1CE4E5B9ULL
@@ -425,8 +417,12 @@ cdef inline uint64_t _hash(const char* p, Py_ssize_t n, uint64_t seed) noexcept 
         p += 8
         n -= 8
     if n > 0:
-        w = 0
-        memcpy(&w, p, n)
+        if long_key:  # the last 8 bytes (overlapping the word before): no variable-length copy
+            memcpy(&w, p + n - 8, 8)
+        else:
+            w = 0
+            for k in range(n):
+                w = (w << 8) | <unsigned char>p[k]
         h = (h ^ w) * 0x94D049BB133111EBULL
         h ^= h >> 29
     h ^= h >> 32
