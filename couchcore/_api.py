@@ -730,6 +730,10 @@ class DatabaseAPI:
                        content_type: str | None = None) -> DocResult:
         """Create or replace an attachment (``content``: bytes, str or a binary file object,
         streamed); updates ``doc["_rev"]``; returns ``{"ok", "id", "rev"}``.
+        ``filename`` defaults to a named file's base name. ``content_type`` defaults to
+        ``text/plain;charset=utf-8`` for str, else the type guessed from ``filename`` (a
+        compressed ``.gz``, ``.bz2`` or ``.xz`` file is ``application/gzip``,
+        ``application/x-bzip2``, ``application/x-xz``), else ``application/octet-stream``.
         ``PUT /{db}/{docid}/{attname}?rev=``:
         https://docs.couchdb.org/en/stable/api/document/attachments.html#put--db-docid-attname
         """

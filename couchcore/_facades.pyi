@@ -363,6 +363,10 @@ class SyncDatabaseAPI:
     def put_attachment(self, doc: str | Mapping[str, Any], content: bytes | bytearray | memoryview | str | IO[bytes], filename: str | None = ..., content_type: str | None = ...) -> DocResult:
         """Create or replace an attachment (``content``: bytes, str or a binary file object,
         streamed); updates ``doc["_rev"]``; returns ``{"ok", "id", "rev"}``.
+        ``filename`` defaults to a named file's base name. ``content_type`` defaults to
+        ``text/plain;charset=utf-8`` for str, else the type guessed from ``filename`` (a
+        compressed ``.gz``, ``.bz2`` or ``.xz`` file is ``application/gzip``,
+        ``application/x-bzip2``, ``application/x-xz``), else ``application/octet-stream``.
         ``PUT /{db}/{docid}/{attname}?rev=``:
         https://docs.couchdb.org/en/stable/api/document/attachments.html#put--db-docid-attname"""
     def get_attachment(self, id_or_doc: str | Mapping[str, Any], filename: str, rev: str | None = ...) -> bytes:
@@ -989,6 +993,10 @@ class AsyncDatabaseAPI:
     def put_attachment(self, doc: str | Mapping[str, Any], content: bytes | bytearray | memoryview | str | IO[bytes], filename: str | None = ..., content_type: str | None = ..., *, callback: _Callable[[DocResult | None, _Status], Any]) -> asyncio.Task[DocResult | None]:
         """Create or replace an attachment (``content``: bytes, str or a binary file object,
         streamed); updates ``doc["_rev"]``; returns ``{"ok", "id", "rev"}``.
+        ``filename`` defaults to a named file's base name. ``content_type`` defaults to
+        ``text/plain;charset=utf-8`` for str, else the type guessed from ``filename`` (a
+        compressed ``.gz``, ``.bz2`` or ``.xz`` file is ``application/gzip``,
+        ``application/x-bzip2``, ``application/x-xz``), else ``application/octet-stream``.
         ``PUT /{db}/{docid}/{attname}?rev=``:
         https://docs.couchdb.org/en/stable/api/document/attachments.html#put--db-docid-attname"""
     @overload

@@ -52,7 +52,7 @@ def put_attachment(ctx: ServerContext, db: str, doc: Any, content: Any, filename
             headers["Content-Length"] = str(size)
     else:
         raise InvalidInput(f"attachment content must be bytes, str or a file object, not {type(content).__name__}")
-    headers["Content-Type"] = content_type or mimetypes.guess_type(filename)[0] or "application/octet-stream"
+    headers["Content-Type"] = content_type or _guess_type(filename)
     query = []
     rev = doc.get("_rev") if isinstance(doc, Mapping) else None
     if rev:
@@ -65,6 +65,21 @@ def put_attachment(ctx: ServerContext, db: str, doc: Any, content: Any, filename
         doc["_rev"] = result["rev"]
         doc.setdefault("_id", docid)
     return result
+
+
+# what a compressed file is (mimetypes names the type of what is inside: "a.json.gz" is
+# ("application/json", "gzip"))
+_ENCODED_TYPES = {"gzip": "application/gzip", "bzip2": "application/x-bzip2", "xz": "application/x-xz",
+                  "compress": "application/x-compress", "br": "application/x-brotli"}
+
+
+def _guess_type(filename: str) -> str:
+    """The content type of a file named ``filename``: a compressed file (``.gz``, ``.bz2``,
+    ``.xz``, ...) is the compressed format, not the type of its contents."""
+    content_type, encoding = mimetypes.guess_type(filename)
+    if encoding is not None:
+        return _ENCODED_TYPES.get(encoding, "application/octet-stream")
+    return content_type or "application/octet-stream"
 
 
 def _remaining_size(f: Any) -> int | None:

@@ -3,6 +3,7 @@ download (whole and streamed), delete, awkward names, revision bookkeeping, erro
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import io
 import os
@@ -67,6 +68,20 @@ def test_content_type_guessed_from_name(db, doc):
     assert atts["data.json"]["content_type"] == "application/json"
     assert atts["pic.png"]["content_type"] == "image/png"
     assert atts["noext"]["content_type"] == "application/octet-stream"
+
+
+def test_compressed_file_names_are_not_labelled_as_their_contents(db, doc):
+    # mimetypes.guess_type("a.json.gz") is ("application/json", "gzip"): the gzip bytes
+    # were stored as application/json (and "a.tar.gz" as application/x-tar), so a reader
+    # trusting the content type got compressed bytes it took for JSON
+    gz = gzip.compress(b'{"a": 1}')
+    for name, expected in [("a.json.gz", "application/gzip"), ("b.tar.gz", "application/gzip"),
+                           ("c.txt.bz2", "application/x-bzip2"), ("d.csv.xz", "application/x-xz")]:
+        db.put_attachment(doc, gz, name)
+        assert db.get(doc["_id"])["_attachments"][name]["content_type"] == expected, name
+    assert db.get_attachment(doc["_id"], "a.json.gz") == gz
+    db.put_attachment(doc, gz, "e.json.gz", content_type="application/json")  # the caller's word stands
+    assert db.get(doc["_id"])["_attachments"]["e.json.gz"]["content_type"] == "application/json"
 
 
 def test_put_creates_the_document_when_missing(db):
