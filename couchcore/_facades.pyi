@@ -282,7 +282,9 @@ class SyncDatabaseAPI:
 
         ``merge=fn`` calls ``fn(local, server)`` for each conflicting document (``local``
         a copy of the document as given, ``server`` the current :class:`Document` or
-        ``None`` if deleted) and writes what it returns (``None`` skips it). When the
+        ``None`` if deleted) and writes what it returns (``None`` skips it: the document
+        stays in ``.pending``, and a single document raises :class:`Conflict` saying the
+        merge skipped it). When the
         merged write conflicts again because another writer got in between, the
         document is re-read and ``fn`` applied again, up to ``retries`` (default 100)
         times, after a random back-off (full jitter from 10 ms doubling, at most 1 s);
@@ -884,7 +886,9 @@ class AsyncDatabaseAPI:
 
         ``merge=fn`` calls ``fn(local, server)`` for each conflicting document (``local``
         a copy of the document as given, ``server`` the current :class:`Document` or
-        ``None`` if deleted) and writes what it returns (``None`` skips it). When the
+        ``None`` if deleted) and writes what it returns (``None`` skips it: the document
+        stays in ``.pending``, and a single document raises :class:`Conflict` saying the
+        merge skipped it). When the
         merged write conflicts again because another writer got in between, the
         document is re-read and ``fn`` applied again, up to ``retries`` (default 100)
         times, after a random back-off (full jitter from 10 ms doubling, at most 1 s);

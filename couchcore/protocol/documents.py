@@ -244,6 +244,7 @@ def save_docs(
     resolution = ConflictResolution(facade)
     yield from _bulk_write(ctx, db, docs, encoded, resolution, options)
     attempts: dict[str, int] = {}
+    skipped: set[str] = set()  # the merge function returned None for these
     if resolution.pending and (force or merge is not None):
         attempts = {doc["_id"]: 1 for doc in docs}
         how = "merge" if merge is not None else "overwrite"
@@ -257,12 +258,17 @@ def save_docs(
                                                 delay=backoff(round_no - 1))
             for docid in written:
                 attempts[docid] += 1
+            if merge is not None:
+                skipped.update(set(retry) - set(written))
             retry = _conflicted(resolution, written)
     if single and resolution.pending:
         (docid, failure), = resolution.pending.items()
         status = _BULK_ERROR_STATUS.get(failure["error"], 500)
         reason = failure.get("reason")
-        if failure["error"] == "conflict" and (force or merge is not None):
+        if failure["error"] == "conflict" and docid in skipped:
+            reason = (f"{(reason or 'Document update conflict').rstrip('.')}. The merge returned None for "
+                      f"{docid!r}: not written")
+        elif failure["error"] == "conflict" and (force or merge is not None):
             tried = attempts.get(docid, 1)
             reason = (f"{reason or 'Document update conflict.'} Gave up after {tried} attempts "
                       f"(1 write + {tried - 1} re-reads with {'merge' if merge is not None else 'force'}; "

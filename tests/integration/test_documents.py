@@ -116,6 +116,18 @@ def test_save_merge(db):
     assert result.ok and db.get("m")["tags"] == ["local", "server"]
 
 
+def test_save_merge_skipping_says_so(db):
+    # a merge returning None skips the document; the Conflict said "Gave up after 1 attempts
+    # (...; retries=100): other writers kept changing 'm'" although nobody else wrote
+    db.save({"_id": "m", "v": 1})
+    calls = []
+    with pytest.raises(couchcore.Conflict) as info:
+        db.save({"_id": "m", "v": 2}, merge=lambda mine, theirs: calls.append(1))
+    message = str(info.value)
+    assert calls == [1] and "merge returned None" in message and "other writers" not in message
+    assert set(info.value.resolution.pending) == {"m"} and db.get("m")["v"] == 1
+
+
 def test_bulk_reports_failures_per_document(db):
     db.save({"_id": "taken", "v": 1})
     docs = [{"_id": "fresh1"}, {"_id": "taken", "v": 2}, {"_id": "fresh2"}]
