@@ -47,8 +47,13 @@ def validate_db_name(name: object) -> str:
 def quote_segment(text: str) -> str:
     """Percent-encode ``text`` as one path segment: every reserved character escaped,
     ``/``, ``+``, ``?``, ``#``, ``%`` and ``@`` included (also right for a user name or
-    password in a URL's user information)."""
-    return quote(text, safe="")
+    password in a URL's user information). Text that is not valid Unicode (a lone
+    surrogate) raises :class:`InvalidInput`, without echoing the text."""
+    try:
+        return quote(text, safe="")
+    except UnicodeEncodeError:
+        raise InvalidInput("a document id, attachment name, database name, user name or password "
+                           "holds a lone surrogate, which is no Unicode text (nothing was sent)") from None
 
 
 def quote_segments(path: str) -> str:

@@ -28,6 +28,21 @@ def test_quote_segment_round_trips_and_leaves_no_separator(text):
     assert not set("/?#@+ ") & set(quoted)
 
 
+def test_lone_surrogates_are_invalid_input_not_unicode_errors():
+    # db.get("\udc80") raised a bare UnicodeEncodeError from urllib.parse.quote; the
+    # message must not echo the text (quote_segment also encodes passwords)
+    secret = "pw\udc80"
+    for call in (lambda: paths.quote_segment(secret), lambda: paths.doc_path("db", secret),
+                 lambda: paths.attachment_path("db", "doc", secret),
+                 lambda: paths.url_with_credentials("http://h:5984", "admin", secret)):
+        with pytest.raises(couchcore.InvalidInput) as info:
+            call()
+        assert "pw" not in str(info.value)
+    db = couchcore.Database("http://127.0.0.1:9/db", retries=0)  # nothing listens: nothing may be sent
+    with pytest.raises(couchcore.InvalidInput):
+        db.get(secret)
+
+
 def test_quote_segments_keeps_the_slashes():
     assert paths.quote_segments("couchdb/request_time") == "couchdb/request_time"
     assert paths.quote_segments("a b/c+d/e%") == "a%20b/c%2Bd/e%25"
