@@ -183,13 +183,16 @@ class ServerAPI:
 
     # -- server info ---------------------------------------------------------------
     def info(self) -> ServerInfo:
-        """The welcome object of ``GET /``: ``{"couchdb", "version", "uuid", "vendor", ...}``.
+        """The welcome object of ``GET /``: ``{"couchdb", "version", "uuid", "vendor", ...}``;
+        :class:`ResponseError` when the answer has no ``"version"`` (the URL is not a
+        server's, e.g. it names a database).
         https://docs.couchdb.org/en/stable/api/server/common.html#get--
         """
         return self._run(_srv.welcome(self._ctx))
 
     def version(self) -> str:
-        """The server's version string (``"3.5.0"``), from ``GET /``.
+        """The server's version string (``"3.5.0"``), from ``GET /``; :class:`ResponseError`
+        when the answer has none (the URL is not a server's).
         https://docs.couchdb.org/en/stable/api/server/common.html#get--
         """
         return self._run(_srv.version(self._ctx))

@@ -68,10 +68,13 @@ class SyncServerAPI:
         Server stays usable: the next request opens a new connection."""
     def _database(self, name: str) -> _sync.Database: ...
     def info(self) -> ServerInfo:
-        """The welcome object of ``GET /``: ``{"couchdb", "version", "uuid", "vendor", ...}``.
+        """The welcome object of ``GET /``: ``{"couchdb", "version", "uuid", "vendor", ...}``;
+        :class:`ResponseError` when the answer has no ``"version"`` (the URL is not a
+        server's, e.g. it names a database).
         https://docs.couchdb.org/en/stable/api/server/common.html#get--"""
     def version(self) -> str:
-        """The server's version string (``"3.5.0"``), from ``GET /``.
+        """The server's version string (``"3.5.0"``), from ``GET /``; :class:`ResponseError`
+        when the answer has none (the URL is not a server's).
         https://docs.couchdb.org/en/stable/api/server/common.html#get--"""
     def all_dbs(self, limit: int | None = ..., skip: int | None = ..., start_key: Any = ..., end_key: Any = ..., descending: bool | None = ...) -> _builtins.list[str]:
         """Names of the databases (``list[str]``), in name order.
@@ -577,13 +580,16 @@ class AsyncServerAPI:
     def info(self, *, callback: None = ...) -> Awaitable[ServerInfo]: ...
     @overload
     def info(self, *, callback: _Callable[[ServerInfo | None, _Status], Any]) -> asyncio.Task[ServerInfo | None]:
-        """The welcome object of ``GET /``: ``{"couchdb", "version", "uuid", "vendor", ...}``.
+        """The welcome object of ``GET /``: ``{"couchdb", "version", "uuid", "vendor", ...}``;
+        :class:`ResponseError` when the answer has no ``"version"`` (the URL is not a
+        server's, e.g. it names a database).
         https://docs.couchdb.org/en/stable/api/server/common.html#get--"""
     @overload
     def version(self, *, callback: None = ...) -> Awaitable[str]: ...
     @overload
     def version(self, *, callback: _Callable[[str | None, _Status], Any]) -> asyncio.Task[str | None]:
-        """The server's version string (``"3.5.0"``), from ``GET /``.
+        """The server's version string (``"3.5.0"``), from ``GET /``; :class:`ResponseError`
+        when the answer has none (the URL is not a server's).
         https://docs.couchdb.org/en/stable/api/server/common.html#get--"""
     @overload
     def all_dbs(self, limit: int | None = ..., skip: int | None = ..., start_key: Any = ..., end_key: Any = ..., descending: bool | None = ..., *, callback: None = ...) -> AsyncCall[_builtins.list[str], str]: ...

@@ -6,7 +6,7 @@ from collections import deque
 from typing import Any, Generator, Iterable, Mapping, TypedDict
 
 from ..codec import NOT_GIVEN, view_query
-from ..errors import InvalidInput, NotFound, PreconditionFailed
+from ..errors import InvalidInput, NotFound, PreconditionFailed, ResponseError
 from ..models import Document
 from .messages import Operation, Request, Response
 from .shapes import Membership, ServerInfo, SessionInfo
@@ -35,15 +35,21 @@ class ServerContext:
 # -- simple endpoints --------------------------------------------------------------
 
 
-def welcome(ctx: ServerContext) -> Operation[ServerInfo]:
+def welcome(ctx: ServerContext, check: bool = True) -> Operation[ServerInfo]:
+    """``GET /``; with ``check``, an answer without a ``"version"`` string raises
+    :class:`ResponseError` (the URL is not a server's)."""
     resp = yield Request("GET", "/")
     data: ServerInfo = resp.json()
+    if check and (not isinstance(data, dict) or not isinstance(data.get("version"), str)):
+        # e.g. Server("http://host:5984/db"): GET / is then the database's info
+        raise ResponseError(f"GET {resp.url or '/'} is no CouchDB welcome (no \"version\"): "
+                            "is the URL the server's, without a database name?")
     return data
 
 
 def version(ctx: ServerContext) -> Operation[str]:
     info = yield from welcome(ctx)
-    return str(info.get("version"))
+    return info["version"]
 
 
 def all_dbs(ctx: ServerContext, limit: int | None = None, skip: int | None = None, start_key: Any = NOT_GIVEN,
@@ -239,7 +245,7 @@ def replicator_auth(ctx: ServerContext) -> Operation[str]:
     https://docs.couchdb.org/en/stable/replication/replicator.html
     """
     if ctx.replicator_auth is None:
-        info = yield from welcome(ctx)
+        info = yield from welcome(ctx, check=False)
         if isinstance(info, dict) and "couchdb" in info:
             try:
                 major, minor = (int(p) for p in str(info.get("version", "")).split(".")[:2])

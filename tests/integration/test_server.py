@@ -16,6 +16,16 @@ def test_version_and_info(server):
     assert server.info()["version"] == version
 
 
+def test_version_of_a_url_that_is_no_server_raises(server, db):
+    # Server("http://host:5984/somedb"): GET / is the database's info, which has no
+    # "version"; version() returned the string 'None'
+    creds = server.credentials
+    wrong = couchcore.Server(db.url, auth=(creds.username, creds.password) if creds else None)
+    with pytest.raises(couchcore.ResponseError) as info:
+        wrong.version()
+    assert db.url in str(info.value)
+
+
 def test_all_dbs_and_dunders(server, db):
     names = server.all_dbs()
     assert db.name in names
