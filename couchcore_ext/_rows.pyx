@@ -81,8 +81,27 @@ cdef extern from *:
     """
     #include <stdint.h>
     #include <string.h>
-    /* Skip 8 bytes at a time while none is '"', '\\', < 0x20 or >= 0x80 (SWAR). */
+    #if defined(__SSE2__)
+    #include <emmintrin.h>
+    /* Bit i of the result is set when byte i of d[0:16] ends a plain string run: '"', '\\',
+       a control byte (< 0x20) or a byte >= 0x80 (as a signed byte, < 0x20 covers both). */
+    static inline int cc_stop16(const unsigned char* d) {
+        __m128i v = _mm_loadu_si128((const __m128i*)d);
+        __m128i s = _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')), _mm_cmpeq_epi8(v, _mm_set1_epi8(92)));
+        return _mm_movemask_epi8(_mm_or_si128(s, _mm_cmplt_epi8(v, _mm_set1_epi8(0x20))));
+    }
+    #endif
+    /* Skip bytes while none is '"', '\\', < 0x20 or >= 0x80: 16 at a time (SSE2), then 8
+       (SWAR).  Returns the first such byte's index, or an index < n from which fewer than 8
+       bytes remain or a word with such a byte starts (the caller scans on byte by byte). */
     static inline Py_ssize_t cc_skip_plain8(const unsigned char* d, Py_ssize_t q, Py_ssize_t n) {
+    #if defined(__SSE2__)
+        while (q + 16 <= n) {
+            int m = cc_stop16(d + q);
+            if (m) return q + __builtin_ctz((unsigned)m);
+            q += 16;
+        }
+    #endif
         while (q + 8 <= n) {
             uint64_t w, x1, x2, m;
             memcpy(&w, d + q, 8);
@@ -112,13 +131,13 @@ cdef extern from *:
         uint64_t h;
     #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
         if (avail >= 32) {
-            int k;
+            /* the word holding the key's end keeps its n % 8 low bytes, the words after it
+               are zero (most keys are short: one branch) */
             memcpy(w, s, 32);
-            for (k = 0; k < 4; k++) {
-                Py_ssize_t valid = n - 8 * k;
-                if (valid <= 0) w[k] = 0;
-                else if (valid < 8) w[k] &= (1ULL << (8 * valid)) - 1;
-            }
+            if (n < 8) { w[0] &= (1ULL << (8 * n)) - 1; w[1] = w[2] = w[3] = 0; }
+            else if (n < 16) { w[1] &= (1ULL << (8 * (n - 8))) - 1; w[2] = w[3] = 0; }
+            else if (n < 24) { w[2] &= (1ULL << (8 * (n - 16))) - 1; w[3] = 0; }
+            else if (n < 32) { w[3] &= (1ULL << (8 * (n - 24))) - 1; }
         } else
     #endif
         {
@@ -395,6 +414,13 @@ cdef extern from *:
         unsigned char c;
         *high = 0;
         for (;;) {
+    #if defined(__SSE2__)
+            while (q + 16 <= n) {
+                int m16 = cc_stop16(d + q);
+                if (m16) { q += __builtin_ctz((unsigned)m16); goto found; }
+                q += 16;
+            }
+    #endif
     #if defined(__GNUC__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
             /* 8 bytes at a time; the lowest flagged byte of the SWAR mask is exact (a
                borrow can only flag bytes above a true match), so ctz finds it */
@@ -525,11 +551,18 @@ cdef extern from *:
                                   int lines, int depth, int as_doc, Py_ssize_t* endp);
     static PyObject* cc_plain_container(const unsigned char* d, Py_ssize_t p, Py_ssize_t n,
                                         int lines, int depth, Py_ssize_t* endp);
-    /* the value at d[p] (p < n) */
-    static inline PyObject* cc_plain_value(const unsigned char* d, Py_ssize_t p, Py_ssize_t n,
+    /* the value at d[p] (p < n); inlined into its callers, so that a scalar (most values)
+       costs no call: only a nested dict/list is a call (to cc_container) */
+    #if defined(__GNUC__)
+    #define CC_INLINE static inline __attribute__((always_inline))
+    #else
+    #define CC_INLINE static inline
+    #endif
+    CC_INLINE PyObject* cc_plain_value(const unsigned char* d, Py_ssize_t p, Py_ssize_t n,
                                            int lines, int depth, Py_ssize_t* endp) {
         unsigned char c = d[p];
         Py_ssize_t q, ln;
+        if (c == '{' || c == '[') return cc_container(d, p, n, lines, depth + 1, 0, endp);
         if (c == '"') {
             int high;
             q = cc_plain_str(d, p + 1, n, &high);
@@ -549,7 +582,6 @@ cdef extern from *:
             if (r == 2) return PyFloat_FromDouble(dv);
             return cc_int(iv);
         }
-        if (c == '{' || c == '[') return cc_container(d, p, n, lines, depth + 1, 0, endp);
         if (c == 't' && p + 4 < n && memcmp(d + p, "true", 4) == 0 && !cc_scalar_char(d[p + 4])) {
             *endp = p + 4;
             Py_RETURN_TRUE;

@@ -1475,3 +1475,57 @@ def test_invalid_utf8_values_rejected(backend, bad):
         for chunks in ([data], split_every(data, 5)):
             with pytest.raises(ParseError):
                 parse(backend, "view", chunks)
+
+
+# -- strings scanned 16 bytes at a time (issue 9, round 21) ----------------------------------
+#
+# The Cython parser finds the end of a string's plain run 16 bytes at a time (SSE2; 8 at a time
+# and then byte by byte near a chunk's end): a '"', a backslash, a control byte or a byte >= 0x80
+# ends the run, anything else (space, '~', DEL) does not.  Each of those at every offset of
+# strings up to 40 bytes long, as an id, a key's element, an object key and a value, and in
+# documents; chunk sizes around 16 put the string's end at every distance from the chunk's end.
+
+
+def _scan_strings():
+    marks = ["", '\\"', "\\\\", "\\n", "\\/", "\\u00e9", "\u00e9", "\u20ac", "\U0001f600", "\x7f", " ", "~", "\u0080"]
+    return ["x" * i + mark + "y" * ((i * 7) % 19) for i in range(41) for mark in marks]
+
+
+def _scan_body(include_docs: bool) -> bytes:
+    rows = []
+    for s in _scan_strings():
+        row = '{"id":"%s","key":["%s",{"%s":"%s"}],"value":"%s"' % (s, s, s, s, s)
+        if include_docs:
+            row += ',"doc":{"_id":"%s","%s":["%s"],"k":{"%s":1}}' % (s, s, s, s)
+        rows.append(row + "}")
+    return ('{"total_rows":%d,"offset":0,"rows":[\r\n' % len(rows) + ",\r\n".join(rows) + "\r\n]}").encode("utf-8")
+
+
+@pytest.mark.parametrize("include_docs", [False, True])
+def test_string_scan_stops_at_every_offset(backend, include_docs):
+    data = _scan_body(include_docs)
+    want = expected("view", data)
+    assert len(want[0]) == len(_scan_strings())
+    assert_same(parse(backend, "view", [data]), want)
+    for size in (7, 8, 9, 15, 16, 17, 31, 33, 1000):
+        assert_same(parse(backend, "view", split_every(data, size)), want)
+    for i in range(1, 400, 3):  # the first rows at every split
+        assert_same(parse(backend, "view", [data[:i], data[i:]]), want)
+    if backend == "cython":
+        for chunks in ([data], split_every(data, 16), split_every(data, 33)):
+            for got in _cython_variants("view", chunks):
+                assert_same(got, want)
+
+
+@pytest.mark.parametrize("ctrl", [b"\x00", b"\x01", b"\x1f", b"\n", b"\t"])
+def test_string_scan_control_byte_at_every_offset(backend, ctrl):
+    for i in range(0, 40):
+        s = b"x" * i + ctrl + b"y" * 20
+        for row in (b'{"id":"' + s + b'","key":1,"value":1}', b'{"id":"a","key":["' + s + b'"],"value":1}',
+                    b'{"id":"a","key":{"' + s + b'":1},"value":1}'):
+            data = _view_body(row)
+            runs = [parse_or_error(backend, "view", c) for c in ([data], split_every(data, 16))]
+            if backend == "cython":
+                runs += _cython_variants("view", [data])
+            for got in runs:
+                assert isinstance(got, ParseError), (i, row, got)
