@@ -49,6 +49,19 @@ class Document(dict[str, Any]):
         return Document(self)
 
 
+#: the pure-Python Document above; ``Document`` is the extension type
+#: ``couchcore_ext._document.Document`` instead when that is built (same behaviour; ``doc[key]``
+#: through dict's own C slot, not a method call), unless ``COUCHCORE_ROWS_BACKEND=python`` asks
+#: for no compiled row code
+_PyDocument = Document
+
+if not TYPE_CHECKING and os.environ.get("COUCHCORE_ROWS_BACKEND", "").strip().lower() != "python":
+    try:
+        from couchcore_ext._document import Document
+    except Exception:  # not built, or a stale build (ImportError, ABI mismatch): the class above
+        pass
+
+
 class Row:
     """One row of a view, ``_all_docs`` or ``keys=`` query.
 

@@ -60,7 +60,7 @@ def extensions() -> list:
         sys.stderr.write("couchcore: no C compiler found; using the pure-Python row parser\n")
         return []
     exts = []
-    for name in ("_row", "_rows", "_scan", "_codec", "_dechunk"):  # models.Row as an extension type; the row parser; the bulk loader's JSON Lines scanner; the codec's check; urllib3's chunked-body decoder
+    for name in ("_row", "_document", "_rows", "_scan", "_codec", "_dechunk"):  # models.Row and models.Document as extension types; the row parser; the bulk loader's JSON Lines scanner; the codec's check; urllib3's chunked-body decoder
         src = os.path.join("couchcore_ext", name + ".pyx")
         if not os.path.exists(src):  # called from another working directory
             src = os.path.join(HERE, name + ".pyx")

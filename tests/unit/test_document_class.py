@@ -1,0 +1,170 @@
+"""couchcore.models.Document: one set of behaviour checks run on both implementations.
+
+``couchcore.models.Document`` is the extension type ``couchcore_ext._document.Document`` when
+that is built (``doc[key]`` through dict's own C slot) and the pure-Python class
+``couchcore.models._PyDocument`` otherwise.  Every test taking ``doc_cls`` runs on both (the
+extension's parameter is skipped, with the reason, when it is not built).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import pickle
+import weakref
+
+import orjson
+import pytest
+
+from couchcore import codec, models
+from couchcore._rows import make_parser
+
+try:
+    from couchcore_ext._document import Document as ExtDocument
+
+    EXT_SKIP = None
+except Exception as e:  # pragma: no cover - depends on the build
+    ExtDocument = None
+    EXT_SKIP = f"couchcore_ext._document is not built ({type(e).__name__}: {e}); run `python -m couchcore_ext.build`"
+
+CLASSES = [
+    pytest.param("python", id="python"),
+    pytest.param("extension", id="extension", marks=pytest.mark.skipif(EXT_SKIP is not None, reason=EXT_SKIP or "")),
+]
+
+
+@pytest.fixture(params=CLASSES)
+def doc_cls(request, monkeypatch):
+    """The Document class under test, installed as couchcore.models.Document for the test
+    (pickle finds classes by module and name)."""
+    cls = models._PyDocument if request.param == "python" else ExtDocument
+    monkeypatch.setattr(models, "Document", cls)
+    return cls
+
+
+def test_models_document_is_the_extension_when_built():
+    if os.environ.get("COUCHCORE_ROWS_BACKEND", "").strip().lower() == "python" or ExtDocument is None:
+        assert models.Document is models._PyDocument
+    else:
+        assert models.Document is ExtDocument
+
+
+def test_construction_like_dict(doc_cls):
+    assert doc_cls() == {} and type(doc_cls()) is doc_cls
+    assert doc_cls({"a": 1}, b=2) == {"a": 1, "b": 2}
+    assert doc_cls([("a", 1), ("b", 2)]) == {"a": 1, "b": 2}
+    assert list(doc_cls(z=1, a=2)) == ["z", "a"]  # insertion order
+    d = doc_cls(_id="x")
+    assert isinstance(d, dict) and d == {"_id": "x"} and d != {"_id": "y"}
+    with pytest.raises(TypeError):
+        doc_cls(1)
+
+
+def test_attribute_access(doc_cls):
+    d = doc_cls(_id="a", _rev="1-x", title="T", keys="shadowed")
+    assert (d._id, d._rev, d.title) == ("a", "1-x", "T")
+    assert callable(d.keys)  # an attribute of dict wins over the item, as for any __getattr__
+    assert d["keys"] == "shadowed"
+    with pytest.raises(AttributeError) as exc:
+        d.missing
+    assert exc.value.args == ("missing",) and exc.value.__cause__ is None and exc.value.__suppress_context__
+    with pytest.raises(AttributeError):
+        d.__nothing__
+    assert getattr(d, "missing", 5) == 5 and hasattr(d, "title") and not hasattr(d, "nope")
+    d.title = "U"
+    d.new = [1]
+    assert d == {"_id": "a", "_rev": "1-x", "title": "U", "keys": "shadowed", "new": [1]}
+    d.keys = "set"  # __setattr__ writes items, whatever the name
+    assert d["keys"] == "set" and callable(d.keys)
+    del d.new
+    assert "new" not in d
+    with pytest.raises(AttributeError) as exc:
+        del d.new
+    assert exc.value.args == ("new",)
+    with pytest.raises(KeyError):
+        d["new"]
+
+
+def test_no_instance_dict_no_weakref_slots(doc_cls):
+    d = doc_cls(a=1)
+    assert doc_cls.__slots__ == ()
+    assert not hasattr(d, "__dict__") or "__dict__" in d  # __getattr__ reads the item
+    with pytest.raises(TypeError):
+        vars(d)
+    with pytest.raises(TypeError):
+        weakref.ref(d)
+
+
+def test_repr_copy_and_dict_methods(doc_cls):
+    d = doc_cls(_id="a", n=[1, 2])
+    assert repr(d) == "Document({'_id': 'a', 'n': [1, 2]})"
+    assert str(d) == repr(d)
+    c = d.copy()
+    assert type(c) is doc_cls and c == d and c is not d and c["n"] is d["n"]
+    assert type(dict.copy(d)) is dict
+    assert d.get("_id") == "a" and d.get("x", 3) == 3 and d.setdefault("y", 4) == 4 and d.pop("y") == 4
+    assert d | {"z": 1} == {"_id": "a", "n": [1, 2], "z": 1}
+    d.update(z=2)
+    assert list(d.items()) == [("_id", "a"), ("n", [1, 2]), ("z", 2)]
+    assert json.loads(json.dumps(d)) == d and orjson.loads(orjson.dumps(d)) == d
+    assert codec.loads(codec.dumps(d)) == d
+
+
+def test_pickle_and_copy(doc_cls):
+    d = doc_cls(_id="a", n=1, sub={"k": [1]})
+    for proto in range(2, pickle.HIGHEST_PROTOCOL + 1):
+        data = pickle.dumps(d, proto)
+        assert b"couchcore.models" in data and b"Document" in data
+        back = pickle.loads(data)
+        assert type(back) is doc_cls and back == d
+    deep = copy.deepcopy(d)
+    assert type(deep) is doc_cls and deep == d and deep["sub"] is not d["sub"]
+    shallow = copy.copy(d)
+    assert type(shallow) is doc_cls and shallow["sub"] is d["sub"]
+
+
+@pytest.mark.skipif(EXT_SKIP is not None, reason=EXT_SKIP or "")
+def test_the_same_pickle_bytes(monkeypatch):
+    """A pickle made with one class loads with the other: both are couchcore.models.Document."""
+    made = {}
+    for cls in (models._PyDocument, ExtDocument):
+        monkeypatch.setattr(models, "Document", cls)
+        made[cls] = [pickle.dumps(cls(_id="a", n=1), proto) for proto in range(2, pickle.HIGHEST_PROTOCOL + 1)]
+    assert made[models._PyDocument] == made[ExtDocument]
+    for data in made[ExtDocument]:
+        assert type(pickle.loads(data)) is ExtDocument
+    monkeypatch.setattr(models, "Document", models._PyDocument)
+    for data in made[ExtDocument]:
+        assert type(pickle.loads(data)) is models._PyDocument
+
+
+def test_subclassing_from_python(doc_cls):
+    class Mine(doc_cls):
+        def __getitem__(self, key):
+            return ("mine", dict.__getitem__(self, key))
+
+        def title_upper(self):
+            return self["title"][1].upper()
+
+    m = Mine(title="t")
+    assert m.title_upper() == "T" and m["title"] == ("mine", "t")
+    assert m.title == ("mine", "t")  # attribute reads go through the subclass's __getitem__
+    m.other = 1
+    assert dict(m) == {"title": "t", "other": 1}
+    assert isinstance(m, models._PyDocument if doc_cls is models._PyDocument else ExtDocument)
+    assert repr(m) == "Document({'title': 't', 'other': 1})"
+    assert type(m.copy()) is doc_cls
+
+
+def test_the_row_parser_makes_models_document():
+    """Whichever class couchcore.models.Document is at import is what the parsers build."""
+    body = b'{"total_rows":1,"offset":0,"rows":[{"id":"a","key":"a","value":{"rev":"1-x"},"doc":{"_id":"a","n":1}}]}'
+    for backend in ("python", "cython"):
+        try:
+            p = make_parser("view", backend=backend)
+        except Exception:
+            continue
+        rows = p.feed(body) + p.close()
+        assert type(rows[0].doc) is models.Document and rows[0].doc == {"_id": "a", "n": 1}
+        assert rows[0].doc.n == 1
