@@ -530,10 +530,30 @@ cdef extern from *:
         cc_kentry* e;
         PyObject* u;
         if (n > 32) return cc_ascii(s, n);
-        e = cc_kslot(s, n, avail, w);
-        if (cc_khit(e, n, w)) {
-            Py_INCREF(e->s);
-            return e->s;
+    #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        if (n <= 8 && avail >= 8) {
+            /* a short key (most are): one word; the slot and the entry are the ones
+               cc_kslot and cc_khit give (their other words are zero) */
+            uint64_t w0, h;
+            memcpy(&w0, s, 8);
+            if (n < 8) w0 &= (1ULL << (8 * n)) - 1;
+            h = (w0 * 0x9E3779B97F4A7C15ULL) ^ (uint64_t)n;
+            h ^= h >> 31;
+            h *= 0x94D049BB133111EBULL;
+            e = &CC_KCACHE[h >> 54];
+            if (e->s != NULL && e->length == (int)n && e->w[0] == w0) {   /* its words after the first are zero */
+                Py_INCREF(e->s);
+                return e->s;
+            }
+            w[0] = w0; w[1] = w[2] = w[3] = 0;
+        } else
+    #endif
+        {
+            e = cc_kslot(s, n, avail, w);
+            if (cc_khit(e, n, w)) {
+                Py_INCREF(e->s);
+                return e->s;
+            }
         }
         u = cc_ascii(s, n);
         if (u == NULL) return NULL;

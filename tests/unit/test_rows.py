@@ -1529,3 +1529,24 @@ def test_string_scan_control_byte_at_every_offset(backend, ctrl):
                 runs += _cython_variants("view", [data])
             for got in runs:
                 assert isinstance(got, ParseError), (i, row, got)
+
+
+def test_key_cache_short_keys_keep_apart(backend):
+    # keys of up to 8 bytes take the key cache's one-word path, longer ones (and any key read
+    # within 8 bytes of its chunk's end) the four-word path, into the same slots: keys sharing
+    # a prefix, differing only in length or in their last byte, stored by one path and found by
+    # the other, must each come back as written
+    rnd = random.Random(21)
+    alphabet = "abc~ \x7f09_-"
+    keys = ["", "a", "a" * 7, "a" * 8, "a" * 9, "abcdefgh", "abcdefg", "abcdefghi", "abcdefgi", "bbcdefgh"]
+    keys += ["".join(rnd.choice(alphabet) for _ in range(rnd.randint(0, 12))) for _ in range(400)]
+    objs = []
+    for i in range(300):
+        ks = rnd.sample(keys, 6)
+        objs.append("{" + ",".join('"%s":%d' % (k, j) for j, k in enumerate(ks)) + "}")
+    rows = ['{"id":"r%d","key":%s,"value":%s}' % (i, o, objs[(i * 7) % len(objs)]) for i, o in enumerate(objs)]
+    data = ('{"total_rows":300,"offset":0,"rows":[\r\n' + ",\r\n".join(rows) + "\r\n]}").encode()
+    want = expected("view", data)
+    assert_same(parse(backend, "view", [data]), want)
+    for size in (5, 8, 9, 13, 16, 4096):
+        assert_same(parse(backend, "view", split_every(data, size)), want)
