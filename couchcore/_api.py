@@ -582,7 +582,9 @@ class DatabaseAPI:
         """Create or update one document or a list of them; returns a ConflictResolution.
 
         Documents are updated in place (``_id``, ``_rev``); those without ``_id`` get
-        server uuids. A single document's conflict raises :class:`Conflict` (with the
+        server uuids. A document that is not strict JSON, or whose ``_id`` begins with
+        ``_`` other than ``_design/...`` and ``_local/...``, raises
+        :class:`InvalidDocument` before anything is sent. A single document's conflict raises :class:`Conflict` (with the
         resolution in ``.resolution``) unless ``merge`` or ``force`` resolves it; for a
         list, failures are reported per document in ``.pending``.
 

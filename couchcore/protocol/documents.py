@@ -186,6 +186,11 @@ def _check_doc(doc: Any) -> None:
         del doc["_id"]  # None means "no id yet": one is assigned below
     elif docid is not None and (not isinstance(docid, str) or not docid):
         raise InvalidDocument(f"_id must be a non-empty str, got {docid!r}")
+    elif isinstance(docid, str) and docid.startswith("_") and not (
+            docid.startswith(("_design/", "_local/")) and docid not in ("_design/", "_local/")):
+        # CouchDB refuses the whole _bulk_docs request (400 illegal_docid)
+        raise InvalidDocument(f"_id {docid!r} is reserved: ids may start with '_' only as '_design/...' "
+                              "or '_local/...' (https://docs.couchdb.org/en/stable/api/document/common.html)")
 
 
 def save_docs(
@@ -225,7 +230,7 @@ def save_docs(
         cls = doc.__class__
         if cls is dict or cls is Document:  # the common cases: a str _id, or none
             docid = doc.get("_id")
-            if docid.__class__ is str and docid:
+            if docid.__class__ is str and docid and docid[0] != "_":
                 continue
             if docid is None:
                 if "_id" in doc:

@@ -128,6 +128,18 @@ def test_save_merge_skipping_says_so(db):
     assert set(info.value.resolution.pending) == {"m"} and db.get("m")["v"] == 1
 
 
+@pytest.mark.parametrize("docid", ["_bad", "_all_docs", "_design/", "_local/"])
+def test_save_reserved_id_raises_before_sending(db, docid):
+    # CouchDB refuses the whole _bulk_docs request (400 illegal_docid): the good documents
+    # beside it were not written either; like get(), it is bad input caught before sending
+    with pytest.raises(couchcore.InvalidDocument):
+        db.save({"_id": docid})
+    with pytest.raises(couchcore.InvalidDocument):
+        db.save([{"_id": "good"}, {"_id": docid}])
+    assert "good" not in db
+    db.save([{"_id": "_design/ok"}, {"_id": "_local/ok"}])  # the reserved prefixes with a name
+
+
 def test_bulk_reports_failures_per_document(db):
     db.save({"_id": "taken", "v": 1})
     docs = [{"_id": "fresh1"}, {"_id": "taken", "v": 2}, {"_id": "fresh2"}]
