@@ -145,7 +145,7 @@ def _orjson_lines(url: str, path: str, shape: str) -> dict:
     import orjson
     import urllib3
 
-    from benchmarks.clients import docs_digest, view_digest
+    from benchmarks.digests import docs_digest, view_digest
     from couchcore.models import Document, Row
 
     pool = urllib3.PoolManager()
@@ -176,9 +176,10 @@ def _orjson_lines(url: str, path: str, shape: str) -> dict:
 
 def client(name: str, url: str, shape: str, size: int) -> dict:
     """Run one contender once; returns its measurements (JSON-able)."""
-    # the per-row work every client of benchmarks/ does (imported here, not at module level:
-    # the parent stays small, and its children inherit its peak RSS on Linux)
-    from benchmarks.clients import docs_digest, view_digest
+    # the per-row work every client of benchmarks/ does (benchmarks.digests, not benchmarks.clients:
+    # that one imports asyncio and threads, +2-7 MB of peak RSS; here, not at module level: the
+    # parent stays small, and its children inherit its peak RSS on Linux)
+    from benchmarks.digests import docs_digest, view_digest
 
     db = f"replay-{size}"
     path = f"/{db}/_design/bench/_view/by_user" if shape == "view" else f"/{db}/_all_docs?include_docs=true"
