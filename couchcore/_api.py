@@ -872,6 +872,10 @@ class DatabaseAPI:
     def create_index(self, fields: Sequence[Any], name: str | None = None, ddoc: str | None = None,
                      **options: Any) -> IndexCreated:
         """Create a Mango index on ``fields``: ``{"result": "created" | "exists", "id", "name"}``.
+        ``options``: ``type`` (``"json"``), ``partitioned``, and the index object's
+        ``partial_filter_selector`` (a partial index; sent inside ``"index"``, as are a
+        text index's ``default_analyzer``, ``default_field``, ``selector``,
+        ``index_array_lengths``).
         https://docs.couchdb.org/en/stable/api/database/find.html#db-index"""
         return self._run(_db.create_index(self._ctx, self.name, fields, name, ddoc, **options))
 

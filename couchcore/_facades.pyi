@@ -463,6 +463,10 @@ class SyncDatabaseAPI:
         https://docs.couchdb.org/en/stable/api/database/find.html"""
     def create_index(self, fields: Sequence[Any], name: str | None = ..., ddoc: str | None = ..., **options: Any) -> IndexCreated:
         """Create a Mango index on ``fields``: ``{"result": "created" | "exists", "id", "name"}``.
+        ``options``: ``type`` (``"json"``), ``partitioned``, and the index object's
+        ``partial_filter_selector`` (a partial index; sent inside ``"index"``, as are a
+        text index's ``default_analyzer``, ``default_field``, ``selector``,
+        ``index_array_lengths``).
         https://docs.couchdb.org/en/stable/api/database/find.html#db-index"""
     @overload
     def changes(self, callback: Callable[[Any, _Changes], Any], latency: float = ..., **options: Any) -> ChangesFeed: ...
@@ -1133,6 +1137,10 @@ class AsyncDatabaseAPI:
     @overload
     def create_index(self, fields: Sequence[Any], name: str | None = ..., ddoc: str | None = ..., *, callback: _Callable[[IndexCreated | None, _Status], Any], **options: Any) -> asyncio.Task[IndexCreated | None]:
         """Create a Mango index on ``fields``: ``{"result": "created" | "exists", "id", "name"}``.
+        ``options``: ``type`` (``"json"``), ``partitioned``, and the index object's
+        ``partial_filter_selector`` (a partial index; sent inside ``"index"``, as are a
+        text index's ``default_analyzer``, ``default_field``, ``selector``,
+        ``index_array_lengths``).
         https://docs.couchdb.org/en/stable/api/database/find.html#db-index"""
     def changes(self, *args: Any, **kwargs: Any) -> Any:
         """The ``_changes`` feed.

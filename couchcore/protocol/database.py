@@ -120,11 +120,23 @@ def find(ctx: ServerContext, db: str, selector: Mapping[str, Any], **options: An
     return data
 
 
+#: Options of :func:`create_index` that belong in the ``index`` object of ``POST /{db}/_index``
+#: (https://docs.couchdb.org/en/stable/api/database/find.html#db-index): a partial index's
+#: selector, and a text index's settings; ``ddoc``, ``name``, ``type``, ``partitioned`` stay
+#: at the top.
+_INDEX_FIELDS = ("partial_filter_selector", "default_analyzer", "default_field", "selector",
+                 "index_array_lengths")
+
+
 def create_index(ctx: ServerContext, db: str, fields: Sequence[Any], name: str | None = None, ddoc: str | None = None,
                  **options: Any) -> Operation[IndexCreated]:
     if isinstance(fields, (str, bytes, Mapping)) or not fields:
         raise InvalidInput("fields must be a non-empty list, e.g. ['name'] or [{'age': 'desc'}]")
-    body: dict[str, Any] = {"index": {"fields": list(fields)}, "type": options.pop("type", "json")}
+    index: dict[str, Any] = {"fields": list(fields)}
+    for key in _INDEX_FIELDS:  # fields of the index object, not of the request
+        if key in options:
+            index[key] = options.pop(key)
+    body: dict[str, Any] = {"index": index, "type": options.pop("type", "json")}
     if name:
         body["name"] = name
     if ddoc:
