@@ -780,7 +780,8 @@ class DatabaseAPI:
         ``endkey``/``end_key``) are sent as JSON, ``None`` as ``null`` (``key=None``
         selects the rows emitted with a ``null`` key); leave an option out for "not
         given". The other options (``limit``, ``skip``, ``descending``, ...) have no
-        ``null``: ``None`` leaves them out. Unknown options or wrong types raise
+        ``null``: ``None`` leaves them out. ``update`` is ``True``, ``False`` or
+        ``"lazy"`` (also ``"true"``/``"false"``). Unknown options or wrong types raise
         :class:`InvalidOption` before anything is sent.
         https://docs.couchdb.org/en/stable/api/ddoc/views.html
         """

@@ -616,7 +616,7 @@ VIEW_OPTIONS: dict[str, str] = {
     "reduce": _BOOL,
     "include_docs": _BOOL,
     "stale": _STR,
-    "update": _STR,
+    "update": "update",  # true, false (a bool or its text) or "lazy"
     "update_seq": _BOOL,
     "conflicts": _BOOL,
     "attachments": _BOOL,
@@ -633,6 +633,8 @@ def _check(name: str, kind: str, value: Any) -> None:
         raise InvalidOption(f"option {name!r} must be a non-negative int, got {value!r}")
     if kind == _STR and not isinstance(value, str):
         raise InvalidOption(f"option {name!r} must be a str, got {value!r}")
+    if kind == "update" and not (isinstance(value, bool) or value in ("true", "false", "lazy")):
+        raise InvalidOption(f"option {name!r} must be True, False, 'true', 'false' or 'lazy', got {value!r}")
 
 
 def _json_option(name: str, value: Any) -> bytes:

@@ -331,9 +331,12 @@ def test_update_false_returns_the_stale_index(db):
     make_docs(db, 3)
     assert keys(db.view("t/by_n")) == [0, 1, 2]  # builds the index
     db.save({"_id": "late", "n": 3, "tag": "a"})
-    for options in ({"update": "false"}, {"stale": "ok"}):
+    for options in ({"update": "false"}, {"stale": "ok"}, {"update": False}):
         assert keys(db.view("t/by_n", **options)) in ([0, 1, 2], [0, 1, 2, 3]), options
     assert keys(db.view("t/by_n")) == [0, 1, 2, 3]
+    assert keys(db.view("t/by_n", update=True)) == [0, 1, 2, 3]
+    with pytest.raises(couchcore.InvalidOption):  # true, false or lazy: caught before sending
+        db.view("t/by_n", update="no")
 
 
 def test_unicode_keys(db):
