@@ -332,8 +332,10 @@ __all__ += [
 
 def up(ctx: ServerContext) -> Generator[Request, Response, bool]:
     """``GET /_up``: ``True`` when the node answers 200 (``{"status": "ok"}``), ``False``
-    for 503 (maintenance mode, or not ready) and when no connection can be made. A
+    for a 5xx (503: maintenance mode, or not ready) and when no connection can be made. A
     server without ``/_up`` (CouchDB 1.x, PouchDB Server: 404) is up if ``GET /`` answers.
+    Credentials the server refuses (401, 403) raise :class:`~couchcore.errors.Unauthorized`
+    / :class:`~couchcore.errors.Forbidden`: the node answered, so it is not "down".
     https://docs.couchdb.org/en/stable/api/server/common.html#up
     """
     from ..errors import TransportError
@@ -344,6 +346,8 @@ def up(ctx: ServerContext) -> Generator[Request, Response, bool]:
             resp = yield Request("GET", "/")
     except TransportError:
         return False
+    if resp.status in (401, 403):
+        raise resp.error()
     return resp.ok
 
 
