@@ -359,9 +359,15 @@ class DbsInfoRow(TypedDict, total=False):
     error: str
 
 
+DBS_INFO_KEYS = 100  # CouchDB's default [chttpd] max_db_number_for_dbs_info_req
+
+
 def dbs_info(ctx: ServerContext, names: "Iterable[str]") -> Generator[Request, Response, list[DbsInfoRow]]:
     """``POST /_dbs_info`` with ``{"keys": names}``: ``[{"key", "info"} | {"key", "error":
-    "not_found"}]`` in order. Servers without it (404/405: CouchDB before 2.2, PouchDB
+    "not_found"}]`` in order. CouchDB takes at most ``[chttpd]
+    max_db_number_for_dbs_info_req`` keys a request (100 by default; more is refused with
+    400 ``too_many_keys``), so the names go in requests of at most 100, fewer when the
+    server refuses that many. Servers without it (404/405: CouchDB before 2.2, PouchDB
     Server) are asked ``GET /{db}`` for each name, with the same answer.
     https://docs.couchdb.org/en/stable/api/server/common.html#dbs-info
     """
@@ -373,9 +379,19 @@ def dbs_info(ctx: ServerContext, names: "Iterable[str]") -> Generator[Request, R
             raise InvalidInput(f"database names are str, got {name!r}")
     if not names:
         return []
-    resp = yield Request("POST", "/_dbs_info", json={"keys": names}, idempotent=True)
-    if resp.status not in (404, 405):
-        rows: list[DbsInfoRow] = resp.json()
+    rows: list[DbsInfoRow] = []
+    start, size = 0, DBS_INFO_KEYS
+    while start < len(names):
+        keys = names[start:start + size]
+        resp = yield Request("POST", "/_dbs_info", json={"keys": keys}, idempotent=True)
+        if resp.status in (404, 405):
+            break
+        if resp.status == 400 and size > 1 and b"too_many_keys" in (resp.body or b""):
+            size = max(1, size // 2)  # the server's limit is set lower than the default
+            continue
+        rows.extend(resp.json())
+        start += len(keys)
+    else:
         return rows
     rows = []
     for name in names:

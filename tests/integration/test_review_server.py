@@ -56,3 +56,28 @@ def test_up_with_rejected_credentials_raises_unauthorized_async(couch_url, backe
 
 def test_up_is_false_when_nothing_listens(refused_url, backend):
     assert couchcore.Server(refused_url, backend=backend, retries=0).up() is False
+
+
+def test_dbs_info_of_more_names_than_one_request_may_carry(server, db):
+    # CouchDB refuses POST /_dbs_info with more than [chttpd] max_db_number_for_dbs_info_req
+    # keys (100 by default): 400 too_many_keys, so dbs_info(server.all_dbs()) failed on any
+    # server with over 100 databases. The names go in requests of at most 100, in order.
+    # https://docs.couchdb.org/en/stable/api/server/common.html#dbs-info
+    names = [db.name, "no-such-db-" + db.name] * 80 + [db.name]
+    rows = server.dbs_info(names)
+    assert [row["key"] for row in rows] == names
+    assert all(("info" in row) == (i % 2 == 0) for i, row in enumerate(rows))
+    assert all(row["info"]["db_name"] == db.name for row in rows if "info" in row)
+    assert all(row["error"] == "not_found" for row in rows if "info" not in row)
+
+
+@pytest.mark.parametrize("async_backend", _async_backends())
+def test_dbs_info_of_many_names_async(couch_url, async_backend, db):
+    names = [db.name] * 250
+
+    async def main():
+        server = couchcore.aio.Server(couch_url, backend=async_backend)
+        return await server.dbs_info(names)
+
+    rows = asyncio.run(main())
+    assert [row["key"] for row in rows] == names and all("info" in row for row in rows)
