@@ -27,7 +27,12 @@ huge string fed in tiny chunks).  Values are built directly from the bytes:
   ``Row.__new__`` and its slot descriptors, without a Python-level ``__init__`` call);
 * documents (``doc`` of a row or change, ``ok`` of ``_bulk_get``, ``_find`` docs) are
   created as ``Document`` directly, everything below them as plain ``dict``/``list``;
-* object keys that are short ASCII go through a small global cache (bytes -> str);
+* object keys that are short ASCII go through a small global cache (bytes -> str; keys of up
+  to 8 bytes are looked up as one word);
+* a string's end (or its first escape, control or non-ASCII byte) is found 16 bytes at a
+  time with SSE2 where the compiler targets it, else 8 at a time (SWAR), then byte by byte;
+* in the C path a scalar value is parsed inline where it occurs (a call only for a nested
+  dict/list);
 * strings without escapes or non-ASCII bytes are copied straight into a 1-byte str;
   others are decoded (UTF-8 validated as strictly as CPython's codec, ``\\u`` escapes
   and surrogate pairs as ``json``/``simplejson`` do);
