@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from typing import Any, Generator, Sequence, TypeVar
 
 from .errors import InvalidInput
@@ -25,6 +26,7 @@ __all__ = ["Auth", "SessionAuth", "JWTAuth", "ProxyAuth", "authed"]
 Flow = Generator[Request, Response, Response]
 
 _COOKIE = re.compile(r"AuthSession=([^;,\s]*)")
+_MAX_AGE = re.compile(r";\s*Max-Age=(\d+)", re.IGNORECASE)  # of the AuthSession Set-Cookie
 
 
 class Auth:
@@ -97,7 +99,11 @@ class SessionAuth(Auth):
     ``Cookie: AuthSession=...`` with every request, keeps the refreshed cookie of every
     ``Set-Cookie`` the server sends back, and when a request is refused with ``401`` or
     ``403 credentials_expired`` logs in again and sends it once more (only when its body
-    can be sent again: bytes or none, not a file or an iterator). A wrong password raises
+    can be sent again: bytes or none, not a file or an iterator). CouchDB serves a
+    request with an expired cookie as anonymous, without a 401 where anonymous users may
+    read (``GET /_session``, public databases), so the cookie's ``Max-Age`` (600 s by
+    default, renewed by every refreshed cookie) is kept and, once it has passed, a login
+    is made before the next request. A wrong password raises
     :class:`~couchcore.errors.Unauthorized` from the login, once: nothing is retried.
     A request the user may not make at all (CouchDB's 401 for a non-admin on an
     admin-only endpoint) costs one more login before its ``Unauthorized`` is raised.
@@ -117,6 +123,7 @@ class SessionAuth(Auth):
             raise InvalidInput("SessionAuth password must be a str")
         self._password = password
         self._cookie: str | None = None
+        self._expires: float | None = None  # time.monotonic() when the cookie expires (Max-Age)
         self._epoch = 0  # bumped by every login
         self._login_lock = threading.Lock()
         self._owner: int | None = None  # the thread running the login
@@ -181,7 +188,7 @@ class SessionAuth(Auth):
         request = Request("DELETE", "/_session")
         if self._cookie is not None:
             request.headers["Cookie"] = f"AuthSession={self._cookie}"
-        self._cookie = None
+        self._cookie = self._expires = None
         response = yield request
         return response.raise_for_status().json()
 
@@ -191,12 +198,16 @@ class SessionAuth(Auth):
             match = _COOKIE.search(value)
             if match:
                 self._cookie = match.group(1) or None
+                age = _MAX_AGE.search(value)
+                # a little early: the server's clock started before the answer came back
+                self._expires = (time.monotonic() + int(age.group(1)) * 0.95 - 1
+                                 if age and self._cookie else None)
 
     def flow(self, request: Request) -> Flow:
         """Send ``request`` with the ``AuthSession`` cookie, logging in first when there is none;
         on a 401 (or 403 ``credentials_expired``) log in again and send it once more (unless its
         body is a stream). Returns the final response."""
-        if self._cookie is None:
+        if self._cookie is None or (self._expires is not None and time.monotonic() >= self._expires):
             yield from self.login_flow(since=self._epoch)
         epoch = self._epoch
         request.headers["Cookie"] = f"AuthSession={self._cookie}"

@@ -189,8 +189,10 @@ def test_proxy_and_jwt_headers():
 
 @pytest.mark.couchdb_only
 def test_session_expiry_relogs_in_once(couch_url, proxy):
-    """The server's session timeout shortened to 2 s: a request after expiry is refused
-    with 401, SessionAuth logs in once more and replays it."""
+    """The server's session timeout shortened to 2 s: once the cookie's Max-Age has passed
+    SessionAuth logs in before the next request; a cookie the server refuses anyway (no
+    Max-Age known: ``allow_persistent_cookies = false``) is refused with 401, SessionAuth
+    logs in once more and replays it."""
     admin_server = couchcore.Server(couch_url)
     base, user, password = split_credentials(couch_url)
     old = admin_server.config("chttpd_auth").get("timeout")
@@ -201,17 +203,25 @@ def test_session_expiry_relogs_in_once(couch_url, proxy):
         assert isinstance(server.all_dbs(), list)  # admin-only on CouchDB 3 (admin_only_all_dbs)
         assert auth.logins == 1
         time.sleep(3.5)
-        refused_before = sum(1 for m, t in proxy.seen if t.startswith("/_all_dbs"))
+        sent_before = sum(1 for m, t in proxy.seen if t.startswith("/_all_dbs"))
         assert isinstance(server.all_dbs(), list)
         assert auth.logins == 2 and logins(proxy) == 2
+        # the cookie's Max-Age had passed: logged in first, the request sent once
+        assert sum(1 for m, t in proxy.seen if t.startswith("/_all_dbs")) == sent_before + 1
+        time.sleep(3.5)
+        auth._expires = None  # as if the server had sent no Max-Age
+        refused_before = sum(1 for m, t in proxy.seen if t.startswith("/_all_dbs"))
+        assert isinstance(server.all_dbs(), list)
+        assert auth.logins == 3 and logins(proxy) == 3
         # the expired cookie was refused once, then the request was replayed
         assert sum(1 for m, t in proxy.seen if t.startswith("/_all_dbs")) == refused_before + 2
         # a body that cannot be replayed (an iterator) is sent once: the 401 reaches the caller
         time.sleep(3.5)
+        auth._expires = None
         name = unique_name("expiry")
         with pytest.raises(couchcore.Unauthorized):
             server._run(_put_stream(name))
-        assert auth.logins == 2
+        assert auth.logins == 3
     finally:
         server.close()
         if old is None:
