@@ -657,6 +657,8 @@ def test_every_byte_value_inside_a_string_at_every_offset_of_a_16_byte_window(sc
     b"\\'", b"\\0", b"\\ ",
 ])
 def test_utf8_and_escapes_at_window_edges_and_at_the_end_of_the_buffer(scanner, seq):
+    """Multi-byte sequences and escapes that start at a 16-byte window's last lanes (so they
+    cross into the next window or the scalar tail) and end the buffer: as the reference."""
     scan = scanner[0]
     for at in (0, 13, 14, 15, 16, 29, 31):
         s = b"a" * at + seq
@@ -691,6 +693,8 @@ def test_numbers_at_the_edges(scanner, number):
     b'{"_id":"x","a":True}', b'{"_id":"x","a"  :  1  }', b'{"_id":"x"\t,\t"a"\r:\r1}', b'{"_id":"x","a":1}\x0b',
 ])
 def test_structure_empty_containers_and_separators(scanner, line):
+    """Empty objects and arrays at each depth, whitespace around every separator, missing or
+    extra commas, colons and closes, literals cut short: the one-pass walk agrees with the reference."""
     scan = scanner[0]
     if line.startswith((b"{}", b"{ }")):  # no _id: a generated one (the Python twin leaves {} to the general path)
         ids, bodies, _, result = scan_all(scan, line + b"\n")
