@@ -254,7 +254,27 @@ class StreamedResult(Generic[_I]):
         return self.all()[index]
 
     def __bool__(self) -> bool:
-        return True
+        """Whether there is at least one item, as ``len(result) > 0`` but without reading
+        everything: a sync stream reads ahead until its first item (kept for the iteration)
+        or the end of the body. Raises ``TypeError`` while the result is being iterated and
+        on an async backend's result not read yet (``await result.aall()`` first), where the
+        answer is not known without I/O; raises the stream's error if it came before any item.
+        """
+        if self._items is not None:
+            return bool(self._items)
+        if self._ahead:
+            return True
+        if self._started:
+            raise TypeError(f"bool() of a {type(self).__name__} that is being streamed; use .all() first")
+        if self._is_async():
+            if self._finished:
+                return False
+            raise TypeError(f"bool() of a {type(self).__name__} of an async backend before it is read: "
+                            "use 'await .aall()' first")
+        self.read_meta()
+        if not self._ahead and self._error is not None:
+            raise self._error
+        return bool(self._ahead)
 
     # -- async -------------------------------------------------------------------
     if not TYPE_CHECKING:  # the async flavour's (declared by AsyncStreamedResult)
