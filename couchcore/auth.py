@@ -198,13 +198,14 @@ class SessionAuth(Auth):
             match = _COOKIE.search(value)
             if match:
                 self._cookie = match.group(1) or None
-                age = _MAX_AGE.search(value)
+                age = _MAX_AGE.search(value, match.end())  # this cookie's, not an earlier one's
                 # a little early: the server's clock started before the answer came back
                 self._expires = (time.monotonic() + int(age.group(1)) * 0.95 - 1
                                  if age and self._cookie else None)
 
     def flow(self, request: Request) -> Flow:
-        """Send ``request`` with the ``AuthSession`` cookie, logging in first when there is none;
+        """Send ``request`` with the ``AuthSession`` cookie, logging in first when there is none
+        or its ``Max-Age`` has passed;
         on a 401 (or 403 ``credentials_expired``) log in again and send it once more (unless its
         body is a stream). Returns the final response."""
         if self._cookie is None or (self._expires is not None and time.monotonic() >= self._expires):
