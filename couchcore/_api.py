@@ -353,7 +353,9 @@ class ServerAPI:
         ``filter``, ``cancel``, ... pass through). The replicator logs in to each
         endpoint with the credentials of its Server (or of its URL), sent in the
         endpoint's ``auth`` object on CouchDB 3.2+, never in a URL, so any password
-        works. A ``dict`` endpoint is sent as it is.
+        works. A ``dict`` endpoint is sent as it is. CouchDB ignores option names it
+        does not know, so a name one typo away from a replication field
+        (``continous=True``) raises :class:`~couchcore.errors.InvalidOption` before sending.
         https://docs.couchdb.org/en/stable/replication/replicator.html
         """
         return self._run(_srv.replicate(self._ctx, self._endpoint(source), self._endpoint(target), **options))

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import difflib
 from collections import deque
 from typing import Any, Generator, Iterable, Mapping, TypedDict
 
 from ..codec import NOT_GIVEN, view_query
-from ..errors import InvalidInput, NotFound, PreconditionFailed, ResponseError
+from ..errors import InvalidInput, InvalidOption, NotFound, PreconditionFailed, ResponseError
 from ..models import Document
 from .messages import Operation, Request, Response
 from .shapes import Membership, ServerInfo, SessionInfo
@@ -276,6 +277,17 @@ def _render_endpoint(endpoint: Any, how: str) -> Any:
     return url_with_credentials(endpoint.url, endpoint.username, endpoint.password)
 
 
+# The replication fields of CouchDB 3.5 (POST /_replicate and _replicator documents):
+# https://docs.couchdb.org/en/stable/replication/replicator.html
+_REPLICATION_FIELDS = frozenset({
+    "source", "target", "cancel", "continuous", "create_target", "create_target_params", "doc_ids",
+    "filter", "query_params", "selector", "since_seq", "source_proxy", "target_proxy", "proxy",
+    "use_checkpoints", "checkpoint_interval", "worker_processes", "worker_batch_size",
+    "http_connections", "connection_timeout", "retries_per_request", "socket_options",
+    "use_bulk_get", "winning_revs_only", "owner", "user_ctx",
+})
+
+
 def replicate(ctx: ServerContext, source: str | Mapping[str, Any] | Endpoint,
               target: str | Mapping[str, Any] | Endpoint, **options: Any) -> Operation[Document]:
     """``_replicate`` (one-shot or continuous), or a ``_replicator`` document with ``_id``.
@@ -283,10 +295,16 @@ def replicate(ctx: ServerContext, source: str | Mapping[str, Any] | Endpoint,
     ``source`` and ``target`` are URLs, endpoint objects (passed as they are) or
     :class:`Endpoint` objects; an Endpoint with credentials becomes the endpoint
     object with ``auth.basic`` on CouchDB 3.2+ (credentials in a URL cannot carry
-    every character; see :func:`replicator_auth`).
+    every character; see :func:`replicator_auth`). CouchDB ignores fields it does not
+    know, so an option name one typo away from a replication field (``continous``)
+    raises :class:`~couchcore.errors.InvalidOption` before sending; other names pass.
     https://docs.couchdb.org/en/stable/api/server/common.html#replicate
     """
     doc_id = options.pop("_id", None)
+    for name in options:
+        near = [] if name in _REPLICATION_FIELDS else difflib.get_close_matches(name, _REPLICATION_FIELDS, 1, 0.8)
+        if near:  # CouchDB ignores unknown fields: continous=True would run a one-shot replication
+            raise InvalidOption(f"unknown replication option {name!r}: did you mean {near[0]!r}?")
     if doc_id is not None and "cancel" in options:
         raise InvalidInput("cancel= is for _replicate; delete the _replicator document instead")
     how = "url"

@@ -303,6 +303,23 @@ def test_open_db_creates_when_missing():
         Pump(server.open_db(ctx, "newdb")).run(resp(404, b""))
 
 
+@pytest.mark.parametrize("typo, meant", [("continous", "continuous"), ("create_taget", "create_target"),
+                                          ("docids", "doc_ids"), ("winning_rev_only", "winning_revs_only")])
+def test_replicate_option_typos_raise_before_sending(typo, meant):
+    # CouchDB 3.5 ignores unknown fields: continous=True ran a one-shot replication, silently
+    for doc_id in (None, "job1"):
+        extra = {"_id": doc_id} if doc_id else {}
+        with pytest.raises(InvalidOption, match=f"did you mean '{meant}'"):
+            next(server.replicate(server.ServerContext(), "http://h/a", "http://h/b", **{typo: True}, **extra))
+
+
+def test_replicate_passes_fields_it_does_not_know():
+    req = next(server.replicate(server.ServerContext(), "http://h/a", "http://h/b", continuous=True,
+                                note="nightly copy", worker_processes=2))
+    assert json.loads(req.body) == {"source": "http://h/a", "target": "http://h/b", "continuous": True,
+                                    "note": "nightly copy", "worker_processes": 2}
+
+
 def test_replicate_with_id_writes_replicator_doc():
     ctx = server.ServerContext()
     pump = Pump(server.replicate(ctx, "http://h/a", "http://h/b", _id="job1", continuous=True))
