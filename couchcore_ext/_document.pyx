@@ -22,10 +22,15 @@ result is a Document.
 Known differences, outside the documented interface: assigning ``doc.__class__`` is
 refused (an extension type is immutable); ``Document.__getattr__`` and friends are slot
 wrappers, not functions; CPython's own error messages name the type
-``couchcore.models.Document``.
+``couchcore.models.Document``; ``object.__setattr__(doc, name, v)`` on an instance of a user's
+subclass is refused (CPython will not skip a C-level ``__setattr__``): set such an instance
+attribute through ``doc.__dict__[name] = v``, which works on both classes.
 """
 
+from copyreg import _reconstructor
+
 from cpython.object cimport PyObject_DelItem, PyObject_GetItem, PyObject_SetItem, PyTypeObject
+from cpython.type cimport PyType_Modified
 
 
 cdef class Document(dict):
@@ -60,8 +65,45 @@ cdef class Document(dict):
         """A shallow copy, still a :class:`Document`."""
         return Document(self)
 
+    def __reduce_ex__(self, protocol):
+        # Protocols 0 and 1 reduce through copyreg._reduce_ex, which takes the first non-heap
+        # type of the MRO as the base to rebuild from: this static type itself, which it then
+        # refuses ("cannot pickle 'Document' object"). The pure-Python class's base is dict, so
+        # reduce as copyreg does with base dict: the same pickle bytes as that class (and the
+        # same for a user's subclass of either). Protocol 2+ and a __reduce__ of a subclass:
+        # object's own reduction.
+        if protocol >= 2 or type(self).__reduce__ is not object.__reduce__:
+            return object.__reduce_ex__(self, protocol)
+        cls = type(self)
+        args = (cls, dict, dict(self))
+        try:
+            getstate = self.__getstate__
+        except AttributeError:
+            if getattr(self, "__slots__", None):
+                raise TypeError(f"cannot pickle {cls.__name__!r} object: a class that defines "
+                                f"__slots__ without defining __getstate__ cannot be pickled "
+                                f"with protocol {protocol}") from None
+            try:
+                state = self.__dict__
+            except AttributeError:
+                state = None
+        else:
+            if getattr(cls, "__getstate__", None) is getattr(object, "__getstate__", 0) \
+                    and getattr(self, "__slots__", None):
+                raise TypeError("a class that defines __slots__ without defining __getstate__ "
+                                "cannot be pickled")
+            state = getstate()
+        if state:
+            return _reconstructor, args, state
+        return _reconstructor, args
+
 
 # Named where users find it (couchcore.models.Document): an extension type's __module__ and
 # __qualname__ come from tp_name, and pickle records them, so a pickle made with this type
 # loads where only the pure-Python class exists, and the other way round.
 (<PyTypeObject*>Document).tp_name = b"couchcore.models.Document"
+# dict's own tp_new (Cython's adds nothing here: no C fields): protocol 0/1 pickles rebuild with
+# copyreg._reconstructor, i.e. dict.__new__(Document), which CPython refuses ("not safe") when
+# the nearest static type's tp_new is not dict's; pickles of the pure-Python class need it too.
+(<PyTypeObject*>Document).tp_new = (<PyTypeObject*>dict).tp_new
+PyType_Modified(Document)

@@ -12,6 +12,7 @@ import copy
 import json
 import os
 import pickle
+import sys
 import weakref
 
 import orjson
@@ -168,3 +169,42 @@ def test_the_row_parser_makes_models_document():
         rows = p.feed(body) + p.close()
         assert type(rows[0].doc) is models.Document and rows[0].doc == {"_id": "a", "n": 1}
         assert rows[0].doc.n == 1
+
+
+class _UserDoc(models._PyDocument):
+    """Stands in for a user's subclass; rebased on the class under test in the test below."""
+
+
+@pytest.mark.parametrize("proto", range(pickle.HIGHEST_PROTOCOL + 1))
+def test_pickle_every_protocol_and_user_subclass(doc_cls, proto, monkeypatch):
+    """Protocols 0 and 1 too (pickle.dumps(doc, 0), shelve/multiprocessing users with an old
+    protocol): the extension type is no heap type, so copyreg's protocol-0/1 reduction refused
+    it ('cannot pickle Document object') while the pure-Python class pickled."""
+    d = doc_cls(_id="a", n=1, sub={"k": [1]})
+    back = pickle.loads(pickle.dumps(d, proto))
+    assert type(back) is doc_cls and back == d
+
+    class UserDoc(doc_cls):
+        kind = "user"
+
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+
+    UserDoc.__qualname__ = "_UserDoc"
+    monkeypatch.setattr(sys.modules[__name__], "_UserDoc", UserDoc)
+    u = UserDoc(d)
+    u.__dict__["tag"] = "t"  # an instance attribute in the subclass's __dict__
+    back = pickle.loads(pickle.dumps(u, proto))
+    assert type(back) is UserDoc and back == d and back.kind == "user" and back.__dict__ == {"tag": "t"}
+    assert copy.deepcopy(u).__dict__ == {"tag": "t"}
+
+
+@pytest.mark.skipif(EXT_SKIP is not None, reason=EXT_SKIP or "")
+@pytest.mark.parametrize("proto", [0, 1])
+def test_the_same_pickle_bytes_old_protocols(monkeypatch, proto):
+    made = {}
+    for cls in (models._PyDocument, ExtDocument):
+        monkeypatch.setattr(models, "Document", cls)
+        made[cls] = pickle.dumps(cls(_id="a", n=1), proto)
+    assert made[models._PyDocument] == made[ExtDocument]
+    assert type(pickle.loads(made[models._PyDocument])) is ExtDocument
