@@ -8,8 +8,8 @@ that read as ``bytes`` objects of exactly :data:`PIECE_SIZE` bytes (the last one
 call shorter): the row parser is fastest on pieces of a few kB. No Python work per HTTP
 chunk (CouchDB sends ~1.5 kB chunks).
 
-Framing accepted (RFC 9112 section 7.1): a size line is optional SP/HTAB, 1 to 16 hex
-digits, optional SP/HTAB, optionally ``;`` and chunk extensions (ignored), then CRLF; the
+Framing accepted (RFC 9112 section 7.1): a size line is optional SP/HTAB, hex digits
+(leading zeros, then at most 16 significant ones), optional SP/HTAB, optionally ``;`` and chunk extensions (ignored), then CRLF; the
 payload is followed by CRLF; the last chunk (size 0) is followed by trailer field lines
 (ignored) and an empty line. A size or trailer line longer than :data:`MAX_LINE` bytes is
 refused. Input that breaks these rules is reported as soon as the offending byte is seen:
@@ -176,7 +176,9 @@ cdef class Dechunker:
                     elif st == S_DIGITS:
                         h = _hexval(c)
                         if h >= 0:
-                            if self._digits == _MAX_DIGITS:
+                            # 16 significant digits at most (64 bits); leading zeros are
+                            # free (chunk-size = 1*HEXDIG, RFC 9112 section 7.1)
+                            if self._left >> 60:
                                 self._fail("invalid chunk size line")
                                 break
                             self._left = (self._left << 4) | <uint64_t>h

@@ -174,10 +174,11 @@ def _raw_chunked(resp: urllib3.BaseHTTPResponse) -> Any:
 
 
 _SIZE_LINE = re.compile(rb"([0-9a-fA-F]{1,16})\r\n").match  # the usual size line, bare
-#: a complete size line (without its CRLF): group 1 the size
-_FULL_SIZE_LINE = re.compile(rb"[ \t]*([0-9a-fA-F]{1,16})[ \t]*(?:;.*)?", re.S).fullmatch
+#: a complete size line (without its CRLF): group 1 the size (leading zeros, then at most 16
+#: significant digits: chunk-size = 1*HEXDIG, RFC 9112 section 7.1)
+_FULL_SIZE_LINE = re.compile(rb"[ \t]*0*([0-9a-fA-F]{1,16})[ \t]*(?:;.*)?", re.S).fullmatch
 #: the start of a size line that may still become valid (what the C twin accepts byte by byte)
-_SIZE_LINE_START = re.compile(rb"[ \t]*(?:[0-9a-fA-F]{1,16}[ \t]*(?:\r|;.*)?)?", re.S).fullmatch
+_SIZE_LINE_START = re.compile(rb"[ \t]*(?:0*[0-9a-fA-F]{1,16}[ \t]*(?:\r|;.*)?)?", re.S).fullmatch
 
 
 class PyDechunker:
