@@ -464,10 +464,12 @@ class DatabaseAPI:
                  **server_options: Any) -> None:
         if "://" in url_or_name:
             server_url, name = split_database_url(url_or_name)
-            server = server or self._server_class(server_url, auth=auth, **server_options)
+            if server is None:  # not 'server or': bool(server) is len(server), GET /_all_dbs
+                server = self._server_class(server_url, auth=auth, **server_options)
         else:
             name = url_or_name
-            server = server or self._server_class(auth=auth, **server_options)
+            if server is None:
+                server = self._server_class(auth=auth, **server_options)
         self._bind(server, validate_db_name(name))
 
     @classmethod
