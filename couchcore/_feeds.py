@@ -177,8 +177,9 @@ class ChangesFeed(ResumingFeed):
     to :meth:`Database.changes` and it is called with batches gathered over
     ``latency`` seconds. When the connection drops the feed reconnects from the last
     sequence it delivered, so nothing is lost or repeated; the feed ends when the
-    server ends it (``last_seq``, e.g. after ``timeout`` or ``limit``) or on
-    :meth:`stop`. ``last_seq`` is the sequence of the last change delivered.
+    server ends it after the ``timeout`` or ``limit`` asked for, or on :meth:`stop`
+    (CouchDB also ends a feed whose database is deleted: the feed asks again and
+    raises :class:`~couchcore.errors.NotFound`). ``last_seq`` is the sequence of the last change delivered.
     ``limit`` counts across reconnects. After a failure the feed waits ``retry_delay``
     seconds, doubling with each further failure in a row up to ``max_delay``, and gives
     up after ``max_retries`` failures in a row (the last one is raised).

@@ -243,7 +243,15 @@ class FeedState:
         pending = meta.get("pending")
         self.pending = pending if isinstance(pending, int) and not isinstance(pending, bool) else None
         if self.feed == "continuous":
-            self.done = True  # the server ended the feed (timeout, limit)
+            # the server ended the feed: after the timeout asked for (CouchDB's default one
+            # when no heartbeat is sent) or the limit. With a heartbeat and neither, CouchDB
+            # ends it only when the database is deleted (a plain last_seq line, as after a
+            # timeout) or the node stops: go on from last_seq, where a deleted database
+            # answers 404 (raised) and a restarted node resumes the feed.
+            self.done = (not self.options.get("heartbeat") or self.options.get("timeout") is not None
+                         or (self.limit is not None and self.delivered >= self.limit))
+            if not self.done and not self.count:
+                return self.backoff(1)  # nothing came: not a busy loop if a server ends feeds at once
         elif self.one_off:
             if self.pending is not None:
                 self.done = self.pending == 0

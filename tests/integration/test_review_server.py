@@ -130,3 +130,59 @@ def test_session_auth_logs_in_again_when_the_cookie_has_expired_async(couch_url,
         assert auth.logins == 2  # one login for the five
 
     asyncio.run(main())
+
+
+@pytest.mark.couchdb_only
+def test_continuous_feed_of_a_deleted_database_raises_not_found(couch_url, backend):
+    # CouchDB ends a continuous feed whose database is deleted with a plain last_seq line
+    # (curl: '{"last_seq":"0-g1...","pending":0}' and a clean end), just as it ends one
+    # after the timeout asked for. With a heartbeat and no timeout nor limit (the feed's
+    # default) nothing else ends it, yet the feed took it for "done" and the loop ended
+    # quietly, as if the database had simply had no more changes (follow() raises
+    # NotFound there). It goes on from last_seq instead, where the deleted database
+    # answers 404. https://docs.couchdb.org/en/stable/api/database/changes.html
+    import threading
+
+    admin = couchcore.Server(couch_url)
+    name = unique_name("deleted-feed")
+    admin.create(name)
+    feed = couchcore.Server(couch_url, backend=backend)[name].changes(feed="continuous", since="now")
+    timer = threading.Timer(0.5, admin.delete, (name,))
+    timer.start()
+    try:
+        with pytest.raises(couchcore.NotFound):
+            for _ in feed:
+                pass
+    finally:
+        timer.join()
+        feed.stop()
+
+
+@pytest.mark.couchdb_only
+@pytest.mark.parametrize("async_backend", _async_backends())
+def test_continuous_feed_of_a_deleted_database_raises_not_found_async(couch_url, async_backend):
+    admin = couchcore.Server(couch_url)
+    name = unique_name("deleted-feed")
+    admin.create(name)
+
+    async def main():
+        server = couchcore.aio.Server(couch_url, backend=async_backend)
+        db = await server.db(name)
+
+        async def consume():
+            async for _ in db.changes(feed="continuous", since="now"):
+                pass
+
+        task = asyncio.ensure_future(consume())
+        await asyncio.sleep(0.5)
+        await server.delete(name)
+        with pytest.raises(couchcore.NotFound):
+            await asyncio.wait_for(task, 10)
+
+    asyncio.run(main())
+
+
+@pytest.mark.couchdb_only  # PouchDB Server keeps a continuous feed open past its timeout
+def test_continuous_feed_with_a_timeout_still_ends_when_the_server_ends_it(couch_url, backend, db):
+    feed = db.changes(feed="continuous", since="now", timeout=300)
+    assert list(feed) == []

@@ -103,7 +103,30 @@ def test_resumes_from_the_last_change_delivered_after_a_lost_connection() -> Non
     sent, source = open_round(state, [line("2-b", "b"), b'{"last_seq":"2-b","pending":0}\n'])
     assert query(sent[0])["since"] == "1-a"
     assert [c["id"] for c in read_round(state, source)] == ["b"]
-    assert state.end(source) == 0 and state.done and state.since == "2-b" and state.pending == 0
+    # with a heartbeat and neither timeout nor limit CouchDB ends a feed only when the
+    # database is deleted (or the node stops): go on from last_seq (a deleted db: 404)
+    assert state.end(source) == 0 and not state.done and state.since == "2-b" and state.pending == 0
+
+
+@pytest.mark.parametrize("options, limit, done", [
+    ({"timeout": 1000}, None, True),  # the server's timeout asked for: ended
+    ({}, None, True),  # no heartbeat: CouchDB's default timeout ended it
+    ({"heartbeat": 30000}, 1, True),  # the limit reached
+    ({"heartbeat": 30000}, 5, False),  # nothing asked for ends it: the db was deleted
+    ({"heartbeat": 30000}, None, False),
+])
+def test_a_continuous_feed_the_server_ended_is_done_only_when_asked_for(options, limit, done) -> None:
+    state = continuous(since="0", options=options, limit=limit)
+    _, source = open_round(state, [line("1-a", "a"), b'{"last_seq":"1-a","pending":0}\n'])
+    assert [c["id"] for c in read_round(state, source)] == ["a"]
+    assert state.end(source) == 0 and state.done is done and state.since == "1-a"
+
+
+def test_a_heartbeat_feed_ended_with_nothing_waits_before_asking_again() -> None:
+    state = continuous(since="0")
+    _, source = open_round(state, [b'{"last_seq":"0","pending":0}\n'])
+    assert read_round(state, source) == []
+    assert state.end(source) == pytest.approx(0.1) and not state.done  # backoff(1), no busy loop
 
 
 def test_since_is_opaque_and_sent_back_unchanged() -> None:

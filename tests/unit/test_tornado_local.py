@@ -435,7 +435,7 @@ def test_feed_reconnects_from_the_last_delivered_seq_across_a_split_line():
     async def main():
         async with LocalServer(feed) as local:
             db = ct.Server(local.url)._database("db")
-            changes = db.changes(feed="continuous", heartbeat=1000)
+            changes = db.changes(feed="continuous", heartbeat=1000, limit=10)  # the limit ends it
             seen = [c["id"] async for c in changes]
             assert changes.last_seq == "10-opaque" and changes.reconnects == 1
             return seen
