@@ -6,14 +6,13 @@ still runs for content-encoded bodies): rows delivered, the couchcore exception,
 from __future__ import annotations
 
 import gzip
-import socket
-import threading
 import time
 
 import pytest
 
 import couchcore
 from couchcore import errors
+from couchcore.testing import LoopbackServer
 from couchcore.transport import urllib3 as u3t
 
 try:
@@ -26,49 +25,30 @@ BODY = b'{"total_rows":5,"offset":0,"rows":[\r\n' + b",\r\n".join(ROWS) + b"\r\n
 IDS = [f"r{i}" for i in range(5)]
 
 
-class RawServer:
+class RawServer(LoopbackServer):
     """Answers each request (any method and path) with the next scripted response: a list of
     ``bytes`` sent as they are, ``float`` seconds to sleep, ``None`` to close the connection."""
 
     def __init__(self, responses):
         self.responses = list(responses)
-        self.connections = 0
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        threading.Thread(target=self._accept, daemon=True).start()
+        super().__init__()
 
-    def _accept(self):
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self.connections += 1
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
-
-    def _serve(self, conn):
+    def handle(self, conn):
         buf = b""
-        with conn:
-            try:
-                while self.responses:
-                    while b"\r\n\r\n" not in buf:
-                        data = conn.recv(65536)
-                        if not data:
-                            return
-                        buf += data
-                    buf = buf.split(b"\r\n\r\n", 1)[1]  # GET: no request body
-                    for part in self.responses.pop(0):
-                        if part is None:
-                            return
-                        if isinstance(part, float):
-                            time.sleep(part)
-                        else:
-                            conn.sendall(part)
-            except OSError:
-                pass
-
-    def close(self):
-        self.sock.close()
+        while self.responses:
+            while b"\r\n\r\n" not in buf:
+                data = conn.recv(65536)
+                if not data:
+                    return
+                buf += data
+            buf = buf.split(b"\r\n\r\n", 1)[1]  # GET: no request body
+            for part in self.responses.pop(0):
+                if part is None:
+                    return
+                if isinstance(part, float):
+                    time.sleep(part)
+                else:
+                    conn.sendall(part)
 
 
 def head(extra=b""):
