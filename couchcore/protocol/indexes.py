@@ -19,7 +19,7 @@ from __future__ import annotations
 import time
 from typing import Any, Callable, Generator, Mapping
 
-from ..errors import HTTPError, IndexBuildTimeout, InvalidInput, ReadTimeout
+from ..errors import HTTPError, IndexBuildTimeout, InvalidInput, ReadTimeout, TransportError
 from .._results import ViewResult
 from .messages import Request, Response
 from .paths import db_path, design_path, split_design_name
@@ -106,7 +106,7 @@ def build_view(ctx: ServerContext, db: str, name: str, timeout: float | None = N
         if built:
             return {"view": name, "elapsed": elapsed, "attempts": attempts}
         if progress is not None or (deadline is not None and time.monotonic() >= deadline):
-            status = yield from _progress(ctx, db, ddoc, name, elapsed, attempts)
+            status = yield from _progress(ctx, db, ddoc, name, elapsed, attempts, poll_s)
             if progress is not None:
                 progress(status)
         if deadline is not None and time.monotonic() >= deadline:
@@ -122,13 +122,22 @@ def build_view(ctx: ServerContext, db: str, name: str, timeout: float | None = N
 
 
 def _progress(ctx: ServerContext, db: str, ddoc: str, name: str, elapsed: float,
-              attempts: int) -> Generator[Request, Response, dict[str, Any]]:
-    """How far the index build of ``_design/ddoc`` in ``db`` is (best effort, never raises
-    for missing permissions or endpoints)."""
+              attempts: int, wait: float) -> Generator[Request, Response, dict[str, Any]]:
+    """How far the index build of ``_design/ddoc`` in ``db`` is (best effort: missing
+    permissions or endpoints, and a server too busy building to answer within ``wait``
+    seconds or at all, leave the figures ``None``; the next view query reports real faults)."""
     status: dict[str, Any] = {"view": name, "elapsed": elapsed, "attempts": attempts, "percent": None,
                               "changes_done": None, "total_changes": None, "tasks": 0,
                               "updater_running": None}
-    resp = yield Request("GET", "/_active_tasks")
+    try:
+        return (yield from _read_progress(db, ddoc, status, wait))
+    except TransportError:
+        return status
+
+
+def _read_progress(db: str, ddoc: str, status: dict[str, Any],
+                   wait: float) -> Generator[Request, Response, dict[str, Any]]:
+    resp = yield Request("GET", "/_active_tasks", timeout=wait)
     tasks = []
     if resp.ok:
         try:
@@ -151,7 +160,7 @@ def _progress(ctx: ServerContext, db: str, ddoc: str, name: str, elapsed: float,
             status["total_changes"] = sum(total)
         status["updater_running"] = True
         return status
-    resp = yield Request("GET", design_path(db, ddoc) + "/_info")
+    resp = yield Request("GET", design_path(db, ddoc) + "/_info", timeout=wait)
     if not resp.ok:
         return status
     try:
@@ -166,7 +175,7 @@ def _progress(ctx: ServerContext, db: str, ddoc: str, name: str, elapsed: float,
     index_seq = index.get("update_seq")
     if isinstance(index_seq, int) and not isinstance(index_seq, bool):
         # integer sequences (PouchDB, CouchDB 1.x) compare; CouchDB 2+'s are opaque strings
-        resp = yield Request("GET", db_path(db))
+        resp = yield Request("GET", db_path(db), timeout=wait)
         if resp.ok:
             db_seq = resp.json().get("update_seq")
             if isinstance(db_seq, int) and not isinstance(db_seq, bool) and db_seq > 0:

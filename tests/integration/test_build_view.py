@@ -160,6 +160,20 @@ def test_server_timeouts_mean_still_building():
         (2, 50.0, 1000, 2000), (1, 40.0, 400, 1000)]
 
 
+def test_a_server_too_busy_to_report_progress_still_gives_the_timeout():
+    """While a slow map function runs, PouchDB Server's one event loop cannot answer
+    ``/_active_tasks``: the progress poll is best effort, so the caller still gets
+    IndexBuildTimeout (not the poll's connection error), with the figures left None."""
+    op = indexes.build_view(ServerContext(), "big", "s/by_n", timeout=0.01, poll=0.5)
+    req = next(op)
+    time.sleep(0.02)
+    req = op.throw(couchcore.ReadTimeout("read timed out", req.path))
+    assert req.path == "/_active_tasks" and req.timeout == 0.5
+    with pytest.raises(couchcore.IndexBuildTimeout) as info:
+        op.throw(couchcore.ConnectionError("Connection died", req.path))
+    assert info.value.status["percent"] is None and info.value.status["attempts"] == 1
+
+
 def test_other_server_errors_are_raised():
     op = indexes.build_view(ServerContext(), "big", "s/by_n")
     next(op)
