@@ -191,6 +191,13 @@ def test_replicate_via_replicator_document(server, db):
             time.sleep(0.3)
         else:
             pytest.fail("replication via _replicator did not copy the document")
+        # a job deleted while still running may be restarted by the scheduler and, with
+        # create_target, create the target again after the cleanup below: let it finish first
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if server.replicator.get(job).get("_replication_state") in ("completed", "failed"):
+                break
+            time.sleep(0.3)
     finally:
         # the replicator itself may rewrite the job document (its state) between our read and
         # delete: a Conflict there means "read it again", a few times at most
