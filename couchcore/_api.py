@@ -416,7 +416,9 @@ class ServerAPI:
     def up(self) -> bool:
         """Whether the node is up: ``GET /_up`` answers 200 (``False`` for 503, e.g. in
         maintenance mode, and when no connection can be made; a server without
-        ``/_up`` is up when ``GET /`` answers).
+        ``/_up`` is up when ``GET /`` answers with a welcome). Refused credentials raise
+        :class:`Unauthorized`/:class:`Forbidden`; a URL that is no server root (with a
+        database name) raises :class:`NotFound` or :class:`ResponseError`.
         https://docs.couchdb.org/en/stable/api/server/common.html#up
         """
         result: bool = self._run(_srv.up(self._ctx))
@@ -448,6 +450,38 @@ class ServerAPI:
         """
         result: _srv.SchedulerDocs = self._run(_srv.scheduler_docs(self._ctx, replicator_db, limit, skip))
         return result
+
+    # -- database events -------------------------------------------------------------
+    @overload
+    def db_updates(self, *, feed: Literal["continuous"], **options: Any) -> ChangesFeed: ...
+    @overload
+    def db_updates(self, *, feed: Literal["normal", "longpoll"] = "normal", **options: Any) -> ChangesResult: ...
+    @overload
+    def db_updates(self, *, feed: str, **options: Any) -> ChangesResult | ChangesFeed: ...
+    def db_updates(self, **options: Any) -> ChangesResult | ChangesFeed:
+        """The server's feed of database events (``/_db_updates``, admins only; CouchDB
+        keeps it in the ``_global_changes`` database, which must exist).
+
+        Each event is ``{"db_name": str, "type": "created" | "updated" | "deleted",
+        "seq": str}``. ``options``: ``feed`` (``"normal"``, ``"longpoll"``,
+        ``"continuous"``), ``since`` (a ``seq``/``last_seq`` from before, ``0`` or
+        ``"now"``), ``limit``, ``descending``, ``timeout`` and ``heartbeat`` (ms).
+        ``feed="normal"``/``"longpoll"``: a :class:`~couchcore._results.ChangesResult`
+        (``for event in result``, then ``result.last_seq``). ``feed="continuous"``: a
+        :class:`~couchcore._feeds.ChangesFeed` of events (``for`` / ``async for``) that
+        reconnects from the last ``seq`` it delivered after a dropped connection, as
+        :meth:`Database.changes`'s does. Other options raise :class:`InvalidOption`
+        before anything is sent; a server without the endpoint (or without
+        ``_global_changes``) raises :class:`NotFound`.
+        https://docs.couchdb.org/en/stable/api/server/common.html#db-updates
+        """
+        if options.get("feed") == "continuous":
+            feed_class = self._database_class._feed_class
+            if feed_class is None:
+                from ._feeds import ChangesFeed
+                feed_class = ChangesFeed
+            return feed_class(self, options, endpoint=_changes.DB_UPDATES)
+        return self._run(_changes.db_updates(self._ctx, **options))
 
 
 class DatabaseAPI:

@@ -353,19 +353,32 @@ def up(ctx: ServerContext) -> Generator[Request, Response, bool]:
     for a 5xx (503: maintenance mode, or not ready) and when no connection can be made. A
     server without ``/_up`` (CouchDB 1.x, PouchDB Server: 404) is up if ``GET /`` answers.
     Credentials the server refuses (401, 403) raise :class:`~couchcore.errors.Unauthorized`
-    / :class:`~couchcore.errors.Forbidden`: the node answered, so it is not "down".
+    / :class:`~couchcore.errors.Forbidden`: the node answered, so it is not "down". A URL
+    that is no server root (``http://host:5984/somedb``: ``/_up`` and ``GET /`` give a 4xx,
+    or ``GET /`` answers without a ``"version"``, e.g. a database's info) raises that
+    error, or :class:`ResponseError`.
     https://docs.couchdb.org/en/stable/api/server/common.html#up
     """
     from ..errors import TransportError
 
     try:
         resp = yield Request("GET", "/_up")
-        if resp.status in (404, 405):
+        fallback = resp.status in (404, 405)
+        if fallback:
             resp = yield Request("GET", "/")
     except TransportError:
         return False
-    if resp.status in (401, 403):
+    if resp.status in (401, 403) or (fallback and 400 <= resp.status < 500):
+        # the node answered: refused credentials, or a URL that is no server root
+        # (Server("http://host:5984/nosuchdb"): 404 on /_up and on GET /)
         raise resp.error()
+    if fallback and resp.ok:
+        data = resp.json()
+        if not isinstance(data, dict) or not isinstance(data.get("version"), str):
+            # Server("http://host:5984/somedb"): /somedb/_up is a missing document and
+            # GET /somedb/ the database's info, which said True for a URL that is no server
+            raise ResponseError(f"GET {resp.url or '/'} is no CouchDB welcome (no \"version\"): "
+                                "is the URL the server's, without a database name?")
     return resp.ok
 
 

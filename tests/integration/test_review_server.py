@@ -186,3 +186,32 @@ def test_continuous_feed_of_a_deleted_database_raises_not_found_async(couch_url,
 def test_continuous_feed_with_a_timeout_still_ends_when_the_server_ends_it(couch_url, backend, db):
     feed = db.changes(feed="continuous", since="now", timeout=300)
     assert list(feed) == []
+
+
+def test_up_of_a_url_with_a_database_name_is_no_answer(server, db, couch_url, backend):
+    # Server("http://host:5984/somedb").up() said True: /somedb/_up is a missing document
+    # (404), and the fallback GET /somedb/ answered the database's info, taken for a server's
+    # welcome; a URL with a missing database said False ("down") while the node was up
+    prefixed = couchcore.Server(couch_url.rstrip("/") + "/" + db.name, backend=backend, retries=0)
+    with pytest.raises(couchcore.ResponseError):
+        prefixed.up()
+    missing = couchcore.Server(couch_url.rstrip("/") + "/" + unique_name("nodb"), backend=backend, retries=0)
+    with pytest.raises(couchcore.NotFound):
+        missing.up()
+    assert server.up() is True
+
+
+@pytest.mark.parametrize("async_backend", _async_backends())
+def test_up_of_a_url_with_a_database_name_is_no_answer_async(couch_url, async_backend):
+    db = couchcore.Server(couch_url).create(unique_name("upprefix"))
+
+    async def main():
+        prefixed = couchcore.aio.Server(couch_url.rstrip("/") + "/" + db.name, backend=async_backend, retries=0)
+        with pytest.raises(couchcore.ResponseError):
+            await prefixed.up()
+        assert await couchcore.aio.Server(couch_url, backend=async_backend).up() is True
+
+    try:
+        asyncio.run(main())
+    finally:
+        couchcore.Server(couch_url).delete(db.name)
