@@ -252,7 +252,9 @@ class ConflictResolution:
     ``resolved`` maps ``_id`` to each document written (its ``_id``/``_rev`` updated in
     place); ``pending`` maps ``_id`` to ``{"doc": doc, "error": ..., "reason": ...}`` for
     every document that was not written. Nothing is dropped: every input document
-    ends up in exactly one of the two.
+    ends up in exactly one of the two (when one list holds the same ``_id`` twice and
+    one of them was written and another not, that id is in both; ``pending`` keeps the
+    failure).
 
     ``accepted`` holds the ids (all of them also in ``resolved``) that a CouchDB
     cluster stored on fewer copies than its write quorum (``202 Accepted``, ``"accepted":

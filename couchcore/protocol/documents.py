@@ -322,9 +322,14 @@ def _bulk_write(ctx: ServerContext, db: str, docs: list[Any], encoded: bytes, re
     matched = _match_results(docs, results)
     accepted: dict[str, str] = {}
     pending, resolved, settled = resolution.pending, resolution.resolved, resolution.accepted
+    # ids that failed in THIS request: a later document with the same id that was written
+    # must not clear the earlier one's failure (save([{"_id": "a"}, {"_id": "a", "_rev": r}])
+    # reported nothing pending while the first was refused as a conflict)
+    failed_here: set[str] = set()
     for doc, result in zip(docs, matched):
         docid = doc["_id"]
         if result is None:  # never drop a document silently
+            failed_here.add(docid)
             pending[docid] = {"doc": doc, "error": "unknown",
                               "reason": "the server's answer did not mention this document"}
         elif "rev" in result and result.get("error") is None:
@@ -332,12 +337,13 @@ def _bulk_write(ctx: ServerContext, db: str, docs: list[Any], encoded: bytes, re
                 accepted[docid] = result["rev"]  # decided below, after a quorum read
                 continue
             doc["_rev"] = result["rev"]
-            if pending:
+            if pending and docid not in failed_here:
                 pending.pop(docid, None)
             if settled:
                 settled.discard(docid)
             resolved[docid] = doc
         else:
+            failed_here.add(docid)
             pending[docid] = {
                 "doc": doc,
                 "error": result.get("error", "unknown"),
