@@ -470,9 +470,11 @@ class ServerAPI:
         (``for event in result``, then ``result.last_seq``). ``feed="continuous"``: a
         :class:`~couchcore._feeds.ChangesFeed` of events (``for`` / ``async for``) that
         reconnects from the last ``seq`` it delivered after a dropped connection, as
-        :meth:`Database.changes`'s does. Other options raise :class:`InvalidOption`
-        before anything is sent; a server without the endpoint (or without
-        ``_global_changes``) raises :class:`NotFound`.
+        :meth:`Database.changes`'s does (heartbeat 5 s unless given: CouchDB sends the
+        answer's head only with the first event or heartbeat, and on a sync backend
+        :meth:`ChangesFeed.stop` takes effect once it came). Other options raise :class:`InvalidOption`
+        before anything is sent; CouchDB without ``_global_changes`` raises
+        :class:`NotFound` (a server without the endpoint another :class:`HTTPError`).
         https://docs.couchdb.org/en/stable/api/server/common.html#db-updates
         """
         if options.get("feed") == "continuous":
@@ -480,6 +482,10 @@ class ServerAPI:
             if feed_class is None:
                 from ._feeds import ChangesFeed
                 feed_class = ChangesFeed
+            if options.get("timeout") is None:
+                # CouchDB sends this answer's head with the first event or heartbeat only: until
+                # then a sync stop() cannot end the request, so keep that wait short
+                options = {**options, "heartbeat": options.get("heartbeat") or 5000}
             return feed_class(self, options, endpoint=_changes.DB_UPDATES)
         return self._run(_changes.db_updates(self._ctx, **options))
 

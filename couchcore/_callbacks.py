@@ -148,8 +148,9 @@ def with_callback(method: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-#: public methods that are not operations, or that take ``callback`` themselves
-NO_CALLBACK = frozenset({"close", "changes"})
+#: public methods that are not operations, that take ``callback`` themselves, or whose
+#: result may be a feed (``db_updates``: the ChangesFeed is iterated, not awaited)
+NO_CALLBACK = frozenset({"close", "changes", "db_updates"})
 
 
 def public_methods(cls: type) -> dict[str, Callable[..., Any]]:

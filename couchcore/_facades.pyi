@@ -186,7 +186,9 @@ class SyncServerAPI:
     def up(self) -> bool:
         """Whether the node is up: ``GET /_up`` answers 200 (``False`` for 503, e.g. in
         maintenance mode, and when no connection can be made; a server without
-        ``/_up`` is up when ``GET /`` answers).
+        ``/_up`` is up when ``GET /`` answers with a welcome). Refused credentials raise
+        :class:`Unauthorized`/:class:`Forbidden`; a URL that is no server root (with a
+        database name) raises :class:`NotFound` or :class:`ResponseError`.
         https://docs.couchdb.org/en/stable/api/server/common.html#up"""
     def dbs_info(self, names: Sequence[str]) -> _builtins.list[_srv.DbsInfoRow]:
         """Info of several databases in one request (``POST /_dbs_info``):
@@ -202,6 +204,29 @@ class SyncServerAPI:
         ``{"total_rows", "offset", "docs": [{"doc_id", "state", "id", "source", "target",
         "info", "error_count", ...}]}``.
         https://docs.couchdb.org/en/stable/api/server/common.html#scheduler-docs"""
+    @overload
+    def db_updates(self, *, feed: Literal['continuous'], **options: Any) -> ChangesFeed: ...
+    @overload
+    def db_updates(self, *, feed: Literal['normal', 'longpoll'] = ..., **options: Any) -> ChangesResult: ...
+    @overload
+    def db_updates(self, *, feed: str, **options: Any) -> ChangesResult | ChangesFeed:
+        """The server's feed of database events (``/_db_updates``, admins only; CouchDB
+        keeps it in the ``_global_changes`` database, which must exist).
+
+        Each event is ``{"db_name": str, "type": "created" | "updated" | "deleted",
+        "seq": str}``. ``options``: ``feed`` (``"normal"``, ``"longpoll"``,
+        ``"continuous"``), ``since`` (a ``seq``/``last_seq`` from before, ``0`` or
+        ``"now"``), ``limit``, ``descending``, ``timeout`` and ``heartbeat`` (ms).
+        ``feed="normal"``/``"longpoll"``: a :class:`~couchcore._results.ChangesResult`
+        (``for event in result``, then ``result.last_seq``). ``feed="continuous"``: a
+        :class:`~couchcore._feeds.ChangesFeed` of events (``for`` / ``async for``) that
+        reconnects from the last ``seq`` it delivered after a dropped connection, as
+        :meth:`Database.changes`'s does (heartbeat 5 s unless given: CouchDB sends the
+        answer's head only with the first event or heartbeat, and on a sync backend
+        :meth:`ChangesFeed.stop` takes effect once it came). Other options raise :class:`InvalidOption`
+        before anything is sent; CouchDB without ``_global_changes`` raises
+        :class:`NotFound` (a server without the endpoint another :class:`HTTPError`).
+        https://docs.couchdb.org/en/stable/api/server/common.html#db-updates"""
     auth: Auth | None
     url: str
     urls: _builtins.list[str]
@@ -763,7 +788,9 @@ class AsyncServerAPI:
     def up(self, *, callback: _Callable[[bool | None, _Status], Any]) -> asyncio.Task[bool | None]:
         """Whether the node is up: ``GET /_up`` answers 200 (``False`` for 503, e.g. in
         maintenance mode, and when no connection can be made; a server without
-        ``/_up`` is up when ``GET /`` answers).
+        ``/_up`` is up when ``GET /`` answers with a welcome). Refused credentials raise
+        :class:`Unauthorized`/:class:`Forbidden`; a URL that is no server root (with a
+        database name) raises :class:`NotFound` or :class:`ResponseError`.
         https://docs.couchdb.org/en/stable/api/server/common.html#up"""
     @overload
     def dbs_info(self, names: Sequence[str], *, callback: None = ...) -> AsyncCall[_builtins.list[_srv.DbsInfoRow], _srv.DbsInfoRow]: ...
@@ -788,6 +815,24 @@ class AsyncServerAPI:
         ``{"total_rows", "offset", "docs": [{"doc_id", "state", "id", "source", "target",
         "info", "error_count", ...}]}``.
         https://docs.couchdb.org/en/stable/api/server/common.html#scheduler-docs"""
+    def db_updates(self, *args: Any, **kwargs: Any) -> Any:
+        """The server's feed of database events (``/_db_updates``, admins only; CouchDB
+        keeps it in the ``_global_changes`` database, which must exist).
+
+        Each event is ``{"db_name": str, "type": "created" | "updated" | "deleted",
+        "seq": str}``. ``options``: ``feed`` (``"normal"``, ``"longpoll"``,
+        ``"continuous"``), ``since`` (a ``seq``/``last_seq`` from before, ``0`` or
+        ``"now"``), ``limit``, ``descending``, ``timeout`` and ``heartbeat`` (ms).
+        ``feed="normal"``/``"longpoll"``: a :class:`~couchcore._results.ChangesResult`
+        (``for event in result``, then ``result.last_seq``). ``feed="continuous"``: a
+        :class:`~couchcore._feeds.ChangesFeed` of events (``for`` / ``async for``) that
+        reconnects from the last ``seq`` it delivered after a dropped connection, as
+        :meth:`Database.changes`'s does (heartbeat 5 s unless given: CouchDB sends the
+        answer's head only with the first event or heartbeat, and on a sync backend
+        :meth:`ChangesFeed.stop` takes effect once it came). Other options raise :class:`InvalidOption`
+        before anything is sent; CouchDB without ``_global_changes`` raises
+        :class:`NotFound` (a server without the endpoint another :class:`HTTPError`).
+        https://docs.couchdb.org/en/stable/api/server/common.html#db-updates"""
     auth: Auth | None
     url: str
     urls: _builtins.list[str]

@@ -48,8 +48,10 @@ class ResumingFeed:
         self._opening_loop: Any = None
         self._lock = threading.Lock()
         self.error: BaseException | None = None  # the error that ended the feed, if any
-        server = getattr(self._db, "_server", None)
-        if server is not None:  # Server.close() stops the feed (see stop_feeds)
+        # the Server whose close() stops the feed (see stop_feeds): the database's, or the
+        # Server itself for its /_db_updates feed
+        server = getattr(self._db, "_server", None) if self._state.endpoint is None else self._db
+        if server is not None:
             with _OPEN_LOCK:
                 _OPEN.setdefault(server, weakref.WeakSet()).add(self)
 
@@ -186,7 +188,7 @@ class ChangesFeed(ResumingFeed):
     """
 
     def __init__(self, db: Any, options: dict[str, Any], max_retries: int = 10,
-                 retry_delay: float = 0.1, max_delay: float = 10.0) -> None:
+                 retry_delay: float = 0.1, max_delay: float = 10.0, endpoint: str | None = None) -> None:
         self._db = db
         options = dict(options)
         options.pop("feed", None)
@@ -197,9 +199,10 @@ class ChangesFeed(ResumingFeed):
         limit = options.pop("limit", None)
         self.retry_delay = retry_delay
         self.max_delay = max_delay
-        self._state = FeedState(db.name, options, feed="continuous", since=since, limit=limit,
-                                max_retries=max_retries, backoff=self._backoff, retry_on=_RETRYABLE,
-                                url=db.url, logger=log)
+        # db: a Database, or a Server for its feed of database events (endpoint=DB_UPDATES)
+        self._state = FeedState("" if endpoint else db.name, options, feed="continuous", since=since,
+                                limit=limit, max_retries=max_retries, backoff=self._backoff,
+                                retry_on=_RETRYABLE, url=db.url, logger=log, endpoint=endpoint)
         self._init_driver()
         self._thread: threading.Thread | None = None
 
@@ -239,7 +242,7 @@ class ChangesFeed(ResumingFeed):
                 for change in self:
                     inbox.put(change)
             except CouchcoreError as exc:
-                log.error("changes feed of %s stopped: %s", self._db.name, exc)
+                log.error("feed %s stopped: %s", self._state.where, exc)
                 self.error = exc
             finally:
                 inbox.put(_END)
@@ -279,7 +282,7 @@ class ChangesFeed(ResumingFeed):
 
     def __repr__(self) -> str:
         state = "stopped" if self.stopped else "open"
-        return f"<ChangesFeed {self._db.name} {state} last_seq={self.last_seq!r} delivered={self.delivered}>"
+        return f"<{type(self).__name__} {self._state.where} {state} last_seq={self.last_seq!r} delivered={self.delivered}>"
 
 
 _END = object()

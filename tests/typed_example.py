@@ -72,6 +72,8 @@ def sync_server(server: couchcore.Server) -> couchcore.Database:
     assert_type(server.dbs_info(["a", "b"]), list[DbsInfoRow])
     assert_type(server.scheduler_jobs(limit=5), SchedulerJobs)
     assert_type(server.scheduler_docs(), SchedulerDocs)
+    assert_type(server.db_updates(since="now"), ChangesResult)
+    assert_type(server.db_updates(feed="continuous", since="now"), ChangesFeed)
     assert_type(server.exists("events"), bool)
     db = server.create("events-copy", partitioned=False, q=2, n=1)
     assert_type(db, couchcore.Database)
@@ -267,6 +269,8 @@ async def async_server(server: couchcore.aio.Server) -> couchcore.aio.Database:
     assert_type(await server.dbs_info(["a"]), list[DbsInfoRow])
     assert_type(await server.scheduler_jobs(), SchedulerJobs)
     assert_type(await server.scheduler_docs("_replicator"), SchedulerDocs)
+    async for event in server.db_updates(feed="continuous", since="now", limit=1):
+        assert event["type"] in ("created", "updated", "deleted")
     assert_type(await server.exists("events"), bool)
     db = await server.create("events-copy")
     assert_type(db, couchcore.aio.Database)

@@ -13,7 +13,8 @@ from .messages import Operation, Request, Response
 from .paths import db_path
 from .server import ServerContext
 
-__all__ = ["changes", "changes_request", "CHANGES_OPTIONS", "FeedState", "FeedMode"]
+__all__ = ["changes", "changes_request", "db_updates", "CHANGES_OPTIONS", "DB_UPDATES_OPTIONS", "DB_UPDATES",
+           "FeedState", "FeedMode"]
 
 #: Options of ``_changes`` (besides ``params``, the query parameters of a filter function).
 CHANGES_OPTIONS = frozenset({
@@ -23,11 +24,23 @@ CHANGES_OPTIONS = frozenset({
 })
 
 
-def changes_request(db: str, options: Mapping[str, Any], stream: bool = False) -> Request:
-    """Build the ``_changes`` request; ``doc_ids`` and ``selector`` go in a POST body."""
-    unknown = set(options) - CHANGES_OPTIONS
+#: The server-wide feed of database events (created, updated, deleted), shaped as a
+#: ``_changes`` answer: https://docs.couchdb.org/en/stable/api/server/common.html#db-updates
+DB_UPDATES = "/_db_updates"
+
+#: Options of ``/_db_updates``.
+DB_UPDATES_OPTIONS = frozenset({"feed", "since", "limit", "descending", "heartbeat", "timeout"})
+
+
+def changes_request(db: str, options: Mapping[str, Any], stream: bool = False,
+                    endpoint: str | None = None) -> Request:
+    """Build the ``_changes`` request; ``doc_ids`` and ``selector`` go in a POST body.
+    With ``endpoint=DB_UPDATES`` (``db`` ignored) the ``/_db_updates`` request, whose
+    options are :data:`DB_UPDATES_OPTIONS`."""
+    allowed, what = (CHANGES_OPTIONS, "changes") if endpoint is None else (DB_UPDATES_OPTIONS, "db_updates")
+    unknown = set(options) - allowed
     if unknown:
-        raise InvalidOption(f"unknown changes option(s): {', '.join(sorted(unknown))}")
+        raise InvalidOption(f"unknown {what} option(s): {', '.join(sorted(unknown))}")
     opts = {k: v for k, v in options.items() if v is not None}
     feed = opts.get("feed", "normal")
     if feed not in ("normal", "longpoll", "continuous"):
@@ -50,11 +63,11 @@ def changes_request(db: str, options: Mapping[str, Any], stream: bool = False) -
     for name in ("limit", "timeout", "heartbeat", "seq_interval"):
         value = opts.get(name)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
-            raise InvalidOption(f"changes option {name!r} must be a non-negative int, got {value!r}")
+            raise InvalidOption(f"{what} option {name!r} must be a non-negative int, got {value!r}")
     query = codec.encode_query(opts)
     query += [(k, v if isinstance(v, str) else codec.dumps(v).decode("utf-8")) for k, v in params.items()]
     read_timeout = _read_timeout(feed, opts)
-    path = f"{db_path(db)}/_changes"
+    path = endpoint or f"{db_path(db)}/_changes"
     if body:
         return Request("POST", path, query=query, json=body, stream=stream, timeout=read_timeout,
                        idempotent=True)
@@ -81,6 +94,20 @@ def changes(ctx: ServerContext, db: str, **options: Any) -> Operation[ChangesRes
     if options.get("feed") == "continuous":
         raise InvalidOption("use Database.changes(feed='continuous') for a ChangesFeed")
     resp = yield changes_request(db, options, stream=True)
+    resp.raise_for_status()
+    return ChangesResult(resp)
+
+
+def db_updates(ctx: ServerContext, **options: Any) -> Operation[ChangesResult]:
+    """A normal or longpoll ``/_db_updates`` answer as a
+    :class:`~couchcore._results.ChangesResult` of ``{"db_name", "type", "seq"}`` dicts
+    (``type``: ``"created"``, ``"updated"``, ``"deleted"``), then ``last_seq``.
+
+    CouchDB: https://docs.couchdb.org/en/stable/api/server/common.html#db-updates
+    """
+    if options.get("feed") == "continuous":
+        raise InvalidOption("use Server.db_updates(feed='continuous') for a ChangesFeed")
+    resp = yield changes_request("", options, stream=True, endpoint=DB_UPDATES)
     resp.raise_for_status()
     return ChangesResult(resp)
 
@@ -128,12 +155,13 @@ class FeedState:
                  limit: int | None = None, one_off: bool = False, max_retries: int | None = 10,
                  backoff: Callable[[int], float], retry_on: tuple[type[BaseException], ...],
                  terminal: tuple[type[BaseException], ...] = (), url: str = "",
-                 logger: logging.Logger | None = None) -> None:
+                 logger: logging.Logger | None = None, endpoint: str | None = None) -> None:
         if feed not in ("continuous", "longpoll", "normal"):
             raise InvalidOption(f"feed must be 'normal', 'longpoll' or 'continuous', got {feed!r}")
         if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
             raise InvalidOption(f"changes option 'limit' must be a non-negative int, got {limit!r}")
         self.db = db
+        self.endpoint = endpoint  # DB_UPDATES: the server's feed of database events, not db's _changes
         self.feed: FeedMode = feed
         self.options = {k: v for k, v in options.items() if k not in ("since", "feed")}
         self.since: Any = since
@@ -155,7 +183,7 @@ class FeedState:
         self.stopped = False
         self.done = limit == 0
         self._parser: Any = None
-        changes_request(db, self._options())  # bad options: InvalidOption before anything is sent
+        self.request()  # bad options: InvalidOption before anything is sent
 
     # -- what to send --------------------------------------------------------------------
     def _options(self) -> dict[str, Any]:
@@ -169,14 +197,24 @@ class FeedState:
     def request(self) -> Request:
         """The ``_changes`` request of the next round (streamed), from :attr:`since`
         with the ``limit`` left."""
-        return changes_request(self.db, self._options(), stream=True)
+        return changes_request(self.db, self._options(), stream=True, endpoint=self.endpoint)
+
+    @property
+    def where(self) -> str:
+        """The feed's path, for messages: ``db/_changes`` or ``/_db_updates``."""
+        return self.endpoint or self.db + "/_changes"
 
     def open(self, ctx: ServerContext) -> Generator[Request, Response, Any]:
         """The operation of the next round; returns the source to read (see the class)."""
         if self.since == "now":  # pin it: a reconnect after a failure must not lose changes
-            from .database import info
+            if self.endpoint is not None:  # the server's current last_seq, from an empty answer
+                resp = yield changes_request(self.db, {"since": "now"}, endpoint=self.endpoint)
+                resp.raise_for_status()
+                self.since = resp.json()["last_seq"]
+            else:
+                from .database import info
 
-            self.since = (yield from info(ctx, self.db))["update_seq"]
+                self.since = (yield from info(ctx, self.db))["update_seq"]
         resp = yield self.request()
         resp.raise_for_status()
         self.count = 0
@@ -228,11 +266,12 @@ class FeedState:
         if self.feed == "continuous":
             parser = self._parser
             meta = parser.meta
-            raise_stream_error(meta, "GET", self.db + "/_changes")  # the server's error, if it sent one
+            raise_stream_error(meta, "GET", self.where)  # the server's error, if it sent one
             if not parser.done:
                 from ..errors import ConnectionError
 
-                raise ConnectionError("changes feed ended without last_seq", self.url + "/_changes")
+                raise ConnectionError("changes feed ended without last_seq",
+                                      self.url + (self.endpoint or "/_changes"))
         else:
             meta = source.meta
         self.meta.update(meta)
@@ -282,8 +321,8 @@ class FeedState:
             self.done = True
             raise exc
         delay = self.backoff(self.failures)
-        self.log.warning("changes feed of %s interrupted (%s); resuming from %r in %.2fs",
-                         self.db, type(exc).__name__, self.since, delay)
+        self.log.warning("feed %s interrupted (%s); resuming from %r in %.2fs",
+                         self.where, type(exc).__name__, self.since, delay)
         self.reconnects += 1
         return delay
 
@@ -294,5 +333,5 @@ class FeedState:
 
     def __repr__(self) -> str:
         state = "done" if self.done else "open"
-        return (f"<FeedState {self.db} {self.feed} {state} since={self.since!r} delivered={self.delivered} "
+        return (f"<FeedState {self.where} {self.feed} {state} since={self.since!r} delivered={self.delivered} "
                 f"failures={self.failures}>")

@@ -122,7 +122,7 @@ def build_view(ctx: ServerContext, db: str, name: str, timeout: float | None = N
 
 
 def _progress(ctx: ServerContext, db: str, ddoc: str, name: str, elapsed: float,
-              attempts: int, wait: float) -> Generator[Request, Response, dict[str, Any]]:
+              attempts: int, wait: float | None) -> Generator[Request, Response, dict[str, Any]]:
     """How far the index build of ``_design/ddoc`` in ``db`` is (best effort: missing
     permissions or endpoints, and a server too busy building to answer within ``wait``
     seconds or at all, leave the figures ``None``; the next view query reports real faults)."""
@@ -136,7 +136,7 @@ def _progress(ctx: ServerContext, db: str, ddoc: str, name: str, elapsed: float,
 
 
 def _read_progress(db: str, ddoc: str, status: dict[str, Any],
-                   wait: float) -> Generator[Request, Response, dict[str, Any]]:
+                   wait: float | None) -> Generator[Request, Response, dict[str, Any]]:
     resp = yield Request("GET", "/_active_tasks", timeout=wait)
     tasks = []
     if resp.ok:
