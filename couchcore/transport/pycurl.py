@@ -8,6 +8,7 @@ keep-alive connections) are reused.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 import weakref
@@ -23,6 +24,17 @@ from .base import BODY_METHODS, BaseTransport, Credentials, ErrorTable, Transpor
 
 __all__ = ["PycurlTransport"]
 
+try:
+    if os.environ.get("COUCHCORE_DECHUNK", "").strip().lower() == "python":
+        raise ImportError("COUCHCORE_DECHUNK=python")
+    from couchcore_ext._dechunk import Dechunker as _Dechunker  # type: ignore[import-not-found]
+except ImportError:
+    _Dechunker = None
+#: ``"cython"``: a streamed chunked body reaches couchcore still chunked (libcurl's
+#: ``HTTP_TRANSFER_DECODING`` off) and ``couchcore_ext._dechunk.Dechunker`` decodes it;
+#: ``"libcurl"`` (the extension not built, or ``COUCHCORE_DECHUNK=python``): libcurl decodes it
+DECHUNK_BACKEND = "cython" if _Dechunker is not None else "libcurl"
+
 HIGH_WATER = 1 << 20  # pause a streamed transfer when this much is buffered unread
 TAKE_SIZE = 8 * 1024  # at most this much buffered body is joined into one piece for the reader
 BUFFER_SIZE = 64 * 1024  # libcurl's receive buffer for a streamed body (its default: 16 kB)
@@ -36,7 +48,7 @@ class _Transfer:
 
     __slots__ = ("curl", "request", "url", "status", "headers", "headers_done", "chunks", "on_data", "taken", "received",
                  "idle_timeout", "last_activity", "started", "uploaded",
-                 "paused", "done", "error", "stream", "cancelled")
+                 "paused", "done", "error", "stream", "cancelled", "raw")
 
     def __init__(self, curl: pycurl.Curl, request: Request, url: str) -> None:
         self.curl = curl
@@ -60,6 +72,10 @@ class _Transfer:
         self.last_activity = self.started = time.monotonic()
         self.uploaded = 0
         self.cancelled = False  # set by Response.close(), possibly from another thread
+        # the body arrives as it is on the wire, its chunked framing included (libcurl still
+        # parses the framing itself to find the body's end, and reports a body cut short):
+        # a streamed body, decoded by the C de-chunker in CurlEngine.stream
+        self.raw = False
 
     def on_header(self, line: bytes) -> None:
         self.last_activity = time.monotonic()
@@ -230,12 +246,18 @@ class CurlEngine:
         while not transfer.done and not (headers_only and transfer.headers_done):
             self.select()
             self.step()
-        if transfer.error is not None:
+        if transfer.error is not None and not (headers_only and transfer.headers_done and transfer.chunks):
             self.finish(transfer)
             raise transfer.error
+        # (a stream whose headers and first body bytes came in the same step as its error, a
+        # connection closed mid-body: the stream hands over those bytes, then raises the error,
+        # as when the error comes a step later; with no body byte yet it is raised here)
 
     def stream(self, transfer: _Transfer) -> Generator[bytes, None, None]:
         try:
+            if transfer.raw and _is_chunked(transfer.headers):
+                yield from self._dechunked(transfer)
+                return
             while not transfer.cancelled:
                 while transfer.chunks:
                     chunk = transfer.take()
@@ -252,6 +274,38 @@ class CurlEngine:
                 self.step()
         finally:
             self.finish(transfer)
+
+    def _dechunked(self, transfer: _Transfer) -> Generator[bytes, None, None]:
+        """:meth:`stream` for a body libcurl hands over still chunked (``transfer.raw``): each
+        of libcurl's writes goes through the C de-chunker, which returns its payload in pieces
+        of ``PIECE_SIZE`` (8 kB) bytes, the last one of each write shorter. Broken framing:
+        the payload before it, then :class:`errors.ConnectionError` (the connection is not
+        reused: the transfer is dropped unfinished)."""
+        assert _Dechunker is not None
+        dech = _Dechunker()
+        feed = dech.feed
+        chunks = transfer.chunks
+        while not transfer.cancelled:
+            while chunks:
+                data = chunks.popleft()
+                transfer.taken += len(data)
+                pieces = feed(data)
+                if transfer.paused and transfer.buffered < HIGH_WATER // 2:
+                    self.resume(transfer)
+                for piece in pieces:
+                    yield piece
+                if dech.error is not None:
+                    raise errors.ConnectionError(f"connection failed: {dech.error}", transfer.url)
+            if transfer.error is not None:
+                raise transfer.error
+            if transfer.done:
+                # libcurl read the body to its end (it parses the framing too): a body
+                # without payload (204, 304) may have had no chunk for the de-chunker at all
+                return
+            if transfer.paused:
+                self.resume(transfer)
+            self.select()
+            self.step()
 
     def response(self, transfer: _Transfer) -> Response:
         return Response(transfer.status, Headers(transfer.headers), body=transfer.body(),
@@ -413,6 +467,13 @@ class PycurlTransport(BaseTransport):
         c.setopt(pycurl.WRITEFUNCTION, transfer.on_data)
         if request.stream:
             c.setopt(pycurl.BUFFERSIZE, BUFFER_SIZE)  # fewer, larger socket reads
+            if _Dechunker is not None and request.method != "HEAD":
+                # a chunked body is handed over still chunked, in libcurl's large writes, and
+                # decoded in C (CurlEngine.stream): no Python call per HTTP chunk (~1.5 kB in a
+                # CouchDB view) and no join of them. libcurl goes on parsing the framing, so a
+                # body cut short is still its error and the connection is still reused.
+                c.setopt(pycurl.HTTP_TRANSFER_DECODING, 0)
+                transfer.raw = True
         if opts.connect_timeout is not None:
             c.setopt(pycurl.CONNECTTIMEOUT_MS, int(opts.connect_timeout * 1000))
         read = request.timeout if request.timeout is not None else opts.timeout
@@ -500,6 +561,15 @@ def _release(engine: CurlEngine, transfer: _Transfer, owner: int) -> None:
     transfer.cancelled = True
     if threading.get_ident() == owner:
         engine.finish(transfer)
+
+
+def _is_chunked(headers: list[tuple[str, str]]) -> bool:
+    """Whether a response with these header fields has a chunked body (``chunked`` is the last
+    transfer coding: RFC 9112 section 6.3; libcurl ignores the others, as couchcore asks for none)."""
+    codings = [v for k, v in headers if k.lower() == "transfer-encoding"]
+    if not codings:
+        return False
+    return ",".join(codings).rsplit(",", 1)[-1].strip().lower() == "chunked"
 
 
 def _reader(body: Any) -> Callable[[int], bytes]:
