@@ -48,7 +48,7 @@ class _Transfer:
 
     __slots__ = ("curl", "request", "url", "status", "headers", "headers_done", "chunks", "on_data", "taken", "received",
                  "idle_timeout", "last_activity", "started", "uploaded",
-                 "paused", "done", "error", "stream", "cancelled", "raw")
+                 "paused", "done", "error", "stream", "cancelled", "undecoded")
 
     def __init__(self, curl: pycurl.Curl, request: Request, url: str) -> None:
         self.curl = curl
@@ -75,7 +75,7 @@ class _Transfer:
         # the body arrives as it is on the wire, its chunked framing included (libcurl still
         # parses the framing itself to find the body's end, and reports a body cut short):
         # a streamed body, decoded by the C de-chunker in CurlEngine.stream
-        self.raw = False
+        self.undecoded = False
 
     def on_header(self, line: bytes) -> None:
         self.last_activity = time.monotonic()
@@ -255,7 +255,7 @@ class CurlEngine:
 
     def stream(self, transfer: _Transfer) -> Generator[bytes, None, None]:
         try:
-            if transfer.raw and _is_chunked(transfer.headers):
+            if transfer.undecoded and _is_chunked(transfer.headers):
                 yield from self._dechunked(transfer)
                 return
             while not transfer.cancelled:
@@ -276,7 +276,7 @@ class CurlEngine:
             self.finish(transfer)
 
     def _dechunked(self, transfer: _Transfer) -> Generator[bytes, None, None]:
-        """:meth:`stream` for a body libcurl hands over still chunked (``transfer.raw``): each
+        """:meth:`stream` for a body libcurl hands over still chunked (``transfer.undecoded``): each
         of libcurl's writes goes through the C de-chunker, which returns its payload in pieces
         of ``PIECE_SIZE`` (8 kB) bytes, the last one of each write shorter. Broken framing:
         the payload before it, then :class:`errors.ConnectionError` (the connection is not
@@ -467,13 +467,14 @@ class PycurlTransport(BaseTransport):
         c.setopt(pycurl.WRITEFUNCTION, transfer.on_data)
         if request.stream:
             c.setopt(pycurl.BUFFERSIZE, BUFFER_SIZE)  # fewer, larger socket reads
-            if _Dechunker is not None and request.method != "HEAD":
+            if _Dechunker is not None and request.method != "HEAD" and isinstance(transfer, _Transfer):
                 # a chunked body is handed over still chunked, in libcurl's large writes, and
                 # decoded in C (CurlEngine.stream): no Python call per HTTP chunk (~1.5 kB in a
                 # CouchDB view) and no join of them. libcurl goes on parsing the framing, so a
                 # body cut short is still its error and the connection is still reused.
+                # (only for this module's engine: the async loop's exchanges decode as before)
                 c.setopt(pycurl.HTTP_TRANSFER_DECODING, 0)
-                transfer.raw = True
+                transfer.undecoded = True
         if opts.connect_timeout is not None:
             c.setopt(pycurl.CONNECTTIMEOUT_MS, int(opts.connect_timeout * 1000))
         read = request.timeout if request.timeout is not None else opts.timeout
