@@ -24,9 +24,6 @@ from .protocol import server as _srv
 from .protocol import mango as _mango
 from .protocol import revs as _revs
 from .protocol.messages import Operation
-from .protocol.shapes import (BuildViewResult, CommitResult, ConfigSection, DatabaseInfo, DesignInfo, DocResult,
-                              FindResult, IndexCreated, LoginResult, Membership, OkResult, PurgeResult, Seq,
-                              ServerInfo, SessionInfo)
 from .codec import NOT_GIVEN
 from .protocol.paths import db_path, url_with_credentials, validate_db_name
 from .auth import Auth, SessionAuth, authed, is_unauthenticated, unauthenticated
@@ -35,6 +32,9 @@ from .transport.base import Credentials, TransportOptions, check_transport, find
 from ._urls import split_credentials, split_database_url
 
 if TYPE_CHECKING:
+    from .protocol.shapes import (BuildViewResult, CommitResult, ConfigSection, DatabaseInfo, DesignInfo, DocResult,
+                                  FindResult, IndexCreated, LoginResult, Membership, OkResult, PurgeResult, Seq,
+                                  ServerInfo, SessionInfo)
     from ._feeds import ChangesFeed
     from ._follow import ChangesFollower
     from .models import Row

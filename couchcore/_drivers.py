@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import random
 import time
 from typing import Any, Generator, Iterator, TypeVar, Union
 
@@ -146,6 +145,8 @@ class RetryPolicy:
         return unknown
 
     def _backoff(self, attempt: int) -> float:
+        import random  # here: only a retry needs it (import cost of every start-up)
+
         return random.uniform(0, min(self.max_backoff, self.backoff * (2 ** attempt)))
 
 

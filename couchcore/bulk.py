@@ -44,10 +44,8 @@ from __future__ import annotations
 
 import heapq
 import os
-import random
 import threading
 import time
-import uuid
 from dataclasses import dataclass, field
 from itertools import islice
 from typing import IO, TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, Sequence, Union
@@ -932,6 +930,8 @@ class Loader:
             unsettled = []
         keep = None
         if unsettled:
+            import random  # here: only a retry needs it (import cost of every start-up)
+
             again = _Batch(batch.seg, docs.subset(unsettled), batch.attempt + 1, reconcile=True)
             delay = random.uniform(0, min(self.max_backoff, self.backoff * (2 ** batch.attempt)))
             if outcome.retry_after is not None:
@@ -1088,8 +1088,10 @@ def _new_prefix() -> str:
     """20 random hex characters for generated ids, ending in a letter: with the 12-digit
     counter after it an id never holds a run of 19+ digits, which would make
     :func:`couchcore.codec.loads` read the whole ``_bulk_docs`` answer with the slow engine
-    (it keeps integers beyond 64 bits exact that way)."""
-    return uuid.uuid4().hex[:19] + "abcdef"[uuid.uuid4().int % 6]
+    (it keeps integers beyond 64 bits exact that way). From ``os.urandom``, as ``uuid.uuid4``
+    draws them (``uuid`` and the ``platform`` it imports: ~11M instructions of start-up)."""
+    rand = os.urandom(11)
+    return rand.hex()[:19] + "abcdef"[rand[10] % 6]
 
 
 def _utf8(text: str) -> bytes:

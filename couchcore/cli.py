@@ -58,12 +58,19 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``couchcore`` argument parser with every subcommand (the docs' CLI reference reads it)."""
+    return _build_parser()
+
+
+def _build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """:func:`build_parser`; with ``only``, that subcommand alone (``load`` and ``dump`` parse
+    their arguments with their own sub-parser, see :func:`_parse`: the others need not be built,
+    nor their modules imported)."""
     parser = _Parser(prog="couchcore", description="couchcore command-line tools")
     sub = parser.add_subparsers(dest="command", required=True)
-    _add_load_parser(sub)
-    _add_dump_parser(sub)
-    _add_bench_parser(sub)
-    _add_build_view_parser(sub)
+    for name, add in (("load", _add_load_parser), ("dump", _add_dump_parser), ("bench", _add_bench_parser),
+                      ("build-view", _add_build_view_parser)):
+        if only is None or name == only:
+            add(sub)
     return parser
 
 
@@ -75,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         argv = sys.argv[1:] if argv is None else argv
         if argv[:1] == ["bench"]:  # the rest is the harness's, --help too (argparse.REMAINDER refused it)
             return _run_bench(argv[1:])
-        args = _parse(build_parser(), argv)
+        args = _parse(_build_parser(argv[0] if argv[:1] in (["load"], ["dump"]) else None), argv)
         if getattr(args, "run", None) is None and args.command == "dump":
             return _run_dump(args)
         return int(args.run(args))

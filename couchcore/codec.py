@@ -58,11 +58,9 @@ import importlib.util
 import math
 import os
 import re
+import sys
 import threading
-import uuid
 from typing import Any, Callable, Iterable, Mapping, NamedTuple, Protocol, TypeVar
-
-import simplejson
 
 from .errors import InvalidDocument, InvalidField, InvalidOption, ParseError
 
@@ -88,28 +86,42 @@ def _default(obj: Any) -> Any:
     """The types orjson encodes natively that plain simplejson would refuse."""
     if isinstance(obj, enum.Enum):
         return obj.value
-    if isinstance(obj, uuid.UUID):
+    uuid = sys.modules.get("uuid")  # a UUID exists only once its module is imported: not imported here
+    if uuid is not None and isinstance(obj, uuid.UUID):
         return str(obj)
     raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
 
 
-_encoder = simplejson.JSONEncoder(
-    ensure_ascii=False,
-    allow_nan=False,
-    separators=(",", ":"),
-    use_decimal=True,
-    namedtuple_as_object=False,
-    tuple_as_array=True,
-    iterable_as_array=False,
-    bigint_as_string=False,
-    default=_default,
-)
-_decoder = simplejson.JSONDecoder(allow_nan=False)
+#: simplejson's ``(encoder, decoder)``, made by :func:`_sj_codec` on first use: simplejson
+#: (with ``decimal``, ~13M instructions) is imported only by a process that needs it: with
+#: orjson, one that writes a big integer, a ``Decimal``, ... (``couchcore load`` does not)
+_sj: tuple[Any, Any] | None = None
+
+
+def _sj_codec() -> tuple[Any, Any]:
+    global _sj
+    if _sj is None:
+        import simplejson
+
+        encoder = simplejson.JSONEncoder(
+            ensure_ascii=False,
+            allow_nan=False,
+            separators=(",", ":"),
+            use_decimal=True,
+            namedtuple_as_object=False,
+            tuple_as_array=True,
+            iterable_as_array=False,
+            bigint_as_string=False,
+            default=_default,
+        )
+        _sj = (encoder, simplejson.JSONDecoder(allow_nan=False))
+    return _sj
 
 
 def _sj_dumps(obj: Any) -> bytes:
     try:
-        return _encoder.encode(obj).encode("utf-8")
+        text: str = (_sj or _sj_codec())[0].encode(obj)
+        return text.encode("utf-8")
     except (TypeError, ValueError, OverflowError) as exc:
         raise InvalidDocument(f"cannot serialise as JSON: {exc}") from None
     except RecursionError:
@@ -123,7 +135,7 @@ def _sj_loads(data: bytes | bytearray | memoryview | str) -> Any:
         except UnicodeDecodeError as exc:
             raise ParseError(f"not valid UTF-8: {exc}") from None
     try:
-        return _decoder.decode(data)
+        return (_sj or _sj_codec())[1].decode(data)
     except (ValueError, RecursionError) as exc:
         snippet = data[:80]
         raise ParseError(f"not valid JSON ({exc}): {snippet!r}") from None
@@ -243,9 +255,9 @@ def _or_dumps(obj: Any) -> bytes:
         # orjson writes NaN/Infinity as null: only output holding null pays for the check
         if flags & _F_NULL and _has_nonfinite(obj):
             raise InvalidDocument(_NONFINITE)
-        if flags & _F_FLOAT and _ORJSON_FLOATS_MATCH:
+        if flags & _F_FLOAT and (_ORJSON_FLOATS_MATCH or _floats_match()):
             return _sj_dumps(obj)
-    if not _ORJSON_FLOATS_MATCH and _has_float(obj):
+    if not (_ORJSON_FLOATS_MATCH or _floats_match()) and _has_float(obj):
         return _sj_dumps(obj)
     return out
 
@@ -266,9 +278,9 @@ def _or_dumps_array(values: list[Any] | tuple[Any, ...]) -> bytes:
     if flags:
         if flags & _F_NULL and _has_nonfinite(values):
             raise InvalidDocument(_NONFINITE)
-        if flags & _F_FLOAT and _ORJSON_FLOATS_MATCH:
+        if flags & _F_FLOAT and (_ORJSON_FLOATS_MATCH or _floats_match()):
             return b"[" + b",".join([_or_dumps(v) for v in values]) + b"]"
-    if not _ORJSON_FLOATS_MATCH and _has_float(values):
+    if not (_ORJSON_FLOATS_MATCH or _floats_match()) and _has_float(values):
         return _sj_dumps(values)
     return out
 
@@ -353,7 +365,18 @@ def _orjson_floats_match() -> bool:
     return True
 
 
-_ORJSON_FLOATS_MATCH = _orjson_floats_match()
+#: :func:`_orjson_floats_match`, checked on the first orjson encode (:func:`_floats_match`), not
+#: at import: ~1,300 floats formatted twice, a cost a process that never encodes (``couchcore
+#: load``) need not pay; ``None`` until then (a false value: ``_floats_match()`` is consulted)
+_ORJSON_FLOATS_MATCH: bool | None = None
+
+
+def _floats_match() -> bool:
+    """:data:`_ORJSON_FLOATS_MATCH`, computed on first call (a race computes it twice, alike)."""
+    global _ORJSON_FLOATS_MATCH
+    if _ORJSON_FLOATS_MATCH is None:
+        _ORJSON_FLOATS_MATCH = _orjson_floats_match()
+    return _ORJSON_FLOATS_MATCH
 
 
 # -- the switch -------------------------------------------------------------------------
@@ -902,10 +925,18 @@ def document_head_decoder(id_field: str | None = None, *,
 # value boundaries: cutting the elements of a JSON array out of its text
 
 _STRING = rb'"(?:[^"\\]|\\.)*"'
-_TOKENS = re.compile(_STRING + rb'|"|[{}\[\]]', re.S)
-_STRING_RE = re.compile(_STRING, re.S)
-_SCALAR_END = re.compile(rb"[,\]\s]")
-_TRAILING = re.compile(r"trailing characters \(byte (\d+)\)")
+#: (tokens, one string, a scalar's end, msgspec's "trailing characters" message): compiled on
+#: first use by :func:`_value_end_re` (only a JSON array input is cut into values: start-up cost)
+_VALUE_END_RE: tuple[re.Pattern[bytes], re.Pattern[bytes], re.Pattern[bytes], re.Pattern[str]] | None = None
+
+
+def _value_end_re() -> tuple[re.Pattern[bytes], re.Pattern[bytes], re.Pattern[bytes], re.Pattern[str]]:
+    global _VALUE_END_RE
+    if _VALUE_END_RE is None:
+        _VALUE_END_RE = (re.compile(_STRING + rb'|"|[{}\[\]]', re.S), re.compile(_STRING, re.S),
+                         re.compile(rb"[,\]\s]"), re.compile(r"trailing characters \(byte (\d+)\)"))
+    return _VALUE_END_RE
+
 _RAW_VALUE: Any = None  # msgspec's decoder of a Raw value, made on first use
 
 
@@ -932,7 +963,7 @@ def value_end(buf: bytes, pos: int, eof: bool = False, *, engine: str | None = N
             _RAW_VALUE.decode(rest)
         except _msgspec.DecodeError as exc:
             message = str(exc)
-            m = _TRAILING.search(message)
+            m = _value_end_re()[3].search(message)
             if m:  # "byte N": the 1-based position of the first character after the value
                 end = pos + int(m.group(1)) - 1
                 if pos < end < len(buf) and buf[end] not in b" \t\r\n":
@@ -960,7 +991,7 @@ def _scan_end(buf: bytes, pos: int) -> int:
     c = buf[pos]
     if c == 0x7B or c == 0x5B:  # { or [
         depth = 0
-        for tok in _TOKENS.finditer(buf, pos):
+        for tok in (_VALUE_END_RE or _value_end_re())[0].finditer(buf, pos):
             t = tok.group()
             first = t[0]
             if first == 0x22:  # "
@@ -972,7 +1003,7 @@ def _scan_end(buf: bytes, pos: int) -> int:
                 return tok.end()
         return -1
     if c == 0x22:
-        m = _STRING_RE.match(buf, pos)
+        m = (_VALUE_END_RE or _value_end_re())[1].match(buf, pos)
         return m.end() if m else -1
-    m = _SCALAR_END.search(buf, pos)
+    m = (_VALUE_END_RE or _value_end_re())[2].search(buf, pos)
     return m.start() if m else -1

@@ -8,7 +8,9 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable, Mapping, P
 from . import codec
 from .errors import ParseError
 from .protocol.messages import Headers, Response
-from .protocol.shapes import PendingWrite
+
+if TYPE_CHECKING:  # type hints only: not imported at run time (start-up cost)
+    from .protocol.shapes import PendingWrite
 
 __all__ = ["Document", "Row", "Status", "ConflictResolution", "AsyncConflictResolution", "Result"]
 

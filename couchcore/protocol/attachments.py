@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import io
-import mimetypes
 import os
 from collections.abc import Mapping
-from typing import Any, Generator
+from typing import TYPE_CHECKING, Any, Generator
 
 from ..errors import InvalidDocument, InvalidInput, MissingRevision
 from .documents import refuse_lost_accepted
 from .messages import Operation, Request, Response
 from .paths import attachment_path
 from .server import ServerContext
-from .shapes import DocResult
+
+if TYPE_CHECKING:  # type hints only: not imported at run time (start-up cost)
+    from .shapes import DocResult
 
 __all__ = ["put_attachment", "get_attachment", "open_attachment", "delete_attachment"]
 
@@ -76,6 +77,8 @@ _ENCODED_TYPES = {"gzip": "application/gzip", "bzip2": "application/x-bzip2", "x
 def _guess_type(filename: str) -> str:
     """The content type of a file named ``filename``: a compressed file (``.gz``, ``.bz2``,
     ``.xz``, ...) is the compressed format, not the type of its contents."""
+    import mimetypes  # here: only a file attachment needs it (import cost of every start-up)
+
     content_type, encoding = mimetypes.guess_type(filename)
     if encoding is not None:
         return _ENCODED_TYPES.get(encoding, "application/octet-stream")

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Generator, overload
+from typing import TYPE_CHECKING, Any, Generator, overload
 
-from ..errors import InvalidInput, ParseError
+from ..errors import InvalidInput, ParseError, ResponseError
 from ..models import Document
 from .messages import Operation, Request, Response
 from .paths import db_path, design_path, quote_segment
-from .server import ServerContext
-from .shapes import CommitResult, DatabaseInfo, DesignInfo, FindResult, IndexCreated, OkResult, PurgeResult
+from .server import ServerContext, check_not_document
+
+if TYPE_CHECKING:  # type hints only: not imported at run time (start-up cost)
+    from .shapes import CommitResult, DatabaseInfo, DesignInfo, FindResult, IndexCreated, OkResult, PurgeResult
 
 __all__ = ["info", "exists", "compact", "cleanup", "commit", "purge", "security", "find", "create_index",
            "revs_limit"]
@@ -24,6 +26,10 @@ def info(ctx: ServerContext, db: str, ddoc: str | None = None) -> Operation[Data
     path = db_path(db) if ddoc is None else design_path(db, ddoc) + "/_info"
     resp = yield Request("GET", path)
     data: DatabaseInfo | DesignInfo = resp.json()
+    if ddoc is None and (not isinstance(data, dict) or not isinstance(data.get("db_name"), str)):
+        # Database("http://host:5984/db/docid"): GET answers the document, not the info
+        raise ResponseError(f"GET {resp.url or path} is no database info (no \"db_name\"): is the URL "
+                            "a database's, not a document's?")
     return data
 
 
@@ -32,6 +38,7 @@ def exists(ctx: ServerContext, db: str) -> Operation[bool]:
     if resp.status == 404:
         return False
     resp.raise_for_status()
+    check_not_document(resp)
     return True
 
 

@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import copy
-import random
-import uuid
 from collections.abc import Mapping
-from typing import Any, Callable, Iterable, cast
+from typing import TYPE_CHECKING, Any, Callable, Iterable, cast
 
 from .. import codec
 from ..errors import InvalidDocument, InvalidInput, MissingRevision, error_for_status
 from ..models import ConflictResolution, Document
 from .messages import Operation, Request, Response
-from .shapes import PendingWrite
 from .paths import db_path, doc_path, quote_segment
 from .server import ServerContext, take_uuids
+
+if TYPE_CHECKING:  # type hints only: not imported at run time (start-up cost)
+    from .shapes import PendingWrite
 
 __all__ = [
     "get_doc",
@@ -145,6 +145,8 @@ def backoff(retry: int) -> float:
     colliding spread out instead of one of them losing every round."""
     if retry <= 0:
         return 0.0
+    import random  # here: only a contended update needs it (import cost of every start-up)
+
     return random.uniform(0.0, min(1.0, 0.01 * 2 ** retry))
 
 
@@ -448,7 +450,7 @@ def _recover_missing_stub(ctx: ServerContext, db: str, docs: list[Any], resoluti
                     resolution.resolved[docid] = doc
                     continue
             failure["doc"] = doc
-            resolution.pending[docid] = cast(PendingWrite, failure)
+            resolution.pending[docid] = cast("PendingWrite", failure)
 
 
 def _current_with_revs(db: str, docid: str) -> Operation[dict[str, Any] | None]:
@@ -549,6 +551,8 @@ def _accepted_lost(ctx: ServerContext, db: str, docid: str, rev: str,
     if other is None:
         return None
     pos, _, rid = rev.partition("-")
+    import uuid  # here: only a withdrawn conflict needs it (import cost of every start-up)
+
     ids = [uuid.uuid4().hex, rid] + ([parent.partition("-")[2]] if parent else [])
     withdraw = codec.dumps({"new_edits": False, "docs": [{
         "_id": docid, "_rev": f"{int(pos) + 1}-{ids[0]}", "_deleted": True,

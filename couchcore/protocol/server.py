@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-import difflib
+import re
 from collections import deque
-from typing import Any, Generator, Iterable, Mapping, TypedDict
+from typing import TYPE_CHECKING, Any, Generator, Iterable, Mapping, TypedDict
 
 from ..codec import NOT_GIVEN, view_query
 from ..errors import InvalidInput, InvalidOption, NotFound, PreconditionFailed, ResponseError
 from ..models import Document
 from .messages import Operation, Request, Response
-from .shapes import Membership, ServerInfo, SessionInfo
 from .paths import db_path, node_path, quote_segment, quote_segments, url_with_credentials, validate_db_name
+
+if TYPE_CHECKING:  # type hints only: not imported at run time (start-up cost)
+    from .shapes import Membership, ServerInfo, SessionInfo
 
 __all__ = ["ServerContext"]
 
@@ -107,11 +109,31 @@ def take_uuids(ctx: ServerContext, n: int) -> Operation[list[str]]:
 # -- databases ---------------------------------------------------------------------
 
 
+#: a document's ETag: its quoted revision (a database's HEAD has none)
+_DOC_ETAG = re.compile(r'"\d+-[0-9a-f]+"')
+
+
+def check_not_document(resp: Response) -> None:
+    """Raise :class:`ResponseError` when a ``HEAD`` meant for a database answered a document.
+
+    ``HEAD /{db}/{docid}`` answers 200 with the revision as ETag
+    (https://docs.couchdb.org/en/stable/api/document/common.html#head--db-docid);
+    ``HEAD /{db}`` has no ETag. A database URL that is a document's
+    (``Database("http://host:5984/db/docid")``, or a server URL with a database in it)
+    would otherwise say that the "database" exists.
+    """
+    etag = resp.headers.get("etag")
+    if resp.ok and etag and _DOC_ETAG.fullmatch(str(etag).strip()):
+        raise ResponseError(f"HEAD {resp.url or '?'} answered a document (ETag {etag}), not a database: "
+                            "is the URL a database's (a server URL without a database name)?")
+
+
 def db_exists(ctx: ServerContext, name: str) -> Operation[bool]:
     resp = yield Request("HEAD", db_path(validate_db_name(name)))
     if resp.status == 404:
         return False
     resp.raise_for_status()
+    check_not_document(resp)
     return True
 
 
@@ -127,6 +149,7 @@ def open_db(ctx: ServerContext, name: str, create: bool = False) -> Operation[st
     """Check a database exists (creating it if asked); returns its name."""
     resp = yield Request("HEAD", db_path(validate_db_name(name)))
     if resp.ok:
+        check_not_document(resp)
         return name
     if resp.status != 404:
         raise resp.error()
@@ -300,6 +323,8 @@ def replicate(ctx: ServerContext, source: str | Mapping[str, Any] | Endpoint,
     raises :class:`~couchcore.errors.InvalidOption` before sending; other names pass.
     https://docs.couchdb.org/en/stable/api/server/common.html#replicate
     """
+    import difflib  # here: only replicate() needs it (import cost of every start-up)
+
     doc_id = options.pop("_id", None)
     for name in options:
         near = [] if name in _REPLICATION_FIELDS else difflib.get_close_matches(name, _REPLICATION_FIELDS, 1, 0.8)

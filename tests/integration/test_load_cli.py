@@ -722,3 +722,25 @@ def test_the_progress_rate_counts_what_the_summary_counts(tmp_path):
     assert report.docs_per_second == 0.0  # (not run: the summary's rate is (written + skipped) / seconds)
     report.seconds = 2.0
     assert report.docs_per_second == 20.0
+
+
+@pytest.mark.parametrize("engine,module", [("orjson", False), ("orjson", True), ("simplejson", False)])
+def test_a_load_imports_only_what_loading_needs(tmp_path, couch_url, admin, name, engine, module):
+    """A whole load (JSON Lines, ``--quiet``, the pycurl backend) imports none of the modules
+    tests/unit/test_startup.py lists (start-up is as much CPU as the documents at 100k: see
+    benchmarks/results/bulk-r22.md), run as the console script does and as ``python -m``;
+    with orjson, no simplejson. Some documents lack an ``_id``, one holds a float."""
+    pytest.importorskip("pycurl")
+    if engine == "orjson":
+        pytest.importorskip("orjson")
+    from tests.unit.test_startup import imported_modules, load_env, unexpected
+
+    source = write_lines(tmp_path / "docs.jsonl", [json.dumps({"_id": f"d{i}", "n": i / 4}).encode() for i in range(30)]
+                         + [b'{"n": %d}' % i for i in range(20)])
+    env = load_env(engine)
+    names, proc = imported_modules(["load", db_url(couch_url, name), str(source), "--create", "--quiet",
+                                    "--backend", "pycurl", "--batch-size", "7"], env=env, module=module)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert counted(admin[name], 50)
+    assert {"couchcore._load_cli", "couchcore.bulk", "pycurl"} <= names
+    assert unexpected(names, engine) == []

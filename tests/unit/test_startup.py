@@ -1,0 +1,109 @@
+"""The start-up of the ``couchcore load`` process: it imports only what loading needs.
+
+At 100,000 documents the interpreter's start-up and imports cost as much CPU as all the
+per-document work (benchmarks/results/bulk-r22.md: callgrind, ~3,100 instructions per
+document against ~270M instructions of start-up). Each module below is one the load path
+does not use, or uses only on a rare branch (a retry, a conflict, a replication option,
+a file attachment), and imports there: a module-level import of any of them again fails here.
+
+The process runs as the ``couchcore`` console script does (``couchcore.cli.main()``, a fresh
+interpreter) against a port nothing listens on: ``couchcore load`` imports everything it
+needs to load (the facade, the loader, the pycurl backend) before its pre-flight request,
+and exits 2 ("cannot reach"); tests/integration/test_load_cli.py checks a whole load the
+same way, and ``python -m couchcore.cli``. The modules are read from ``sys.modules`` at the
+end (``-X importtime`` does not list what ``importlib.import_module`` loads, e.g. the backend).
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import subprocess
+import sys
+
+import pytest
+
+from couchcore.testing import free_port
+
+#: never imported by ``couchcore load`` of JSON Lines with ``--quiet`` (either JSON engine)
+NOT_IMPORTED = (
+    # the standard library: asynchronous or unused machinery, and what only a rare branch needs
+    "asyncio", "concurrent.futures", "csv", "difflib", "email", "hashlib", "http", "logging", "mimetypes",
+    "random", "ssl",  # (random: a retry's jitter; a load that retries nothing does not import it)
+    # other backends, and the progress bar (not with --quiet)
+    "urllib3", "tornado", "tqdm",
+    # couchcore: the TypedDict shapes (type hints only), and what other commands and reads use
+    "couchcore.protocol.shapes", "couchcore._build_view_cli", "couchcore.dump", "couchcore._results",
+    "couchcore._rows", "couchcore._feeds", "couchcore._follow", "couchcore._paging", "couchcore.protocol.views",
+    "couchcore.protocol.changes", "couchcore.protocol.bulk_get", "couchcore.transport.urllib3",
+    "couchcore.transport.curlloop",
+)
+#: with the orjson engine, simplejson (the reference engine: big integers, Decimal, ...) is not needed
+NOT_IMPORTED_WITH_ORJSON = ("simplejson", "decimal")
+
+
+#: what the ``couchcore`` console script runs, then ``sys.modules`` as the last line of stdout
+_MAIN = ("import sys\nfrom couchcore.cli import main\ntry:\n    rc = main(sys.argv[1:])\n"
+         "except SystemExit as exc:  # --help\n    rc = exc.code\nnames = sorted(sys.modules)\n"
+         "print('\\n' + repr(names))\nsys.exit(rc)")
+
+
+def imported_modules(args: list[str], env: dict[str, str] | None = None, timeout: float = 120,
+                     module: bool = False) -> tuple[set[str], subprocess.CompletedProcess[bytes]]:
+    """The modules a fresh ``couchcore *args`` process holds when it ends (as the console
+    script runs it; ``module``: as ``python -m couchcore.cli``, read from ``-X importtime``),
+    and the finished process."""
+    if module:
+        proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "couchcore.cli", *args],
+                              capture_output=True, timeout=timeout, env=env)
+        names = set()
+        for line in proc.stderr.decode("utf-8", "replace").splitlines():
+            if line.startswith("import time:") and "|" in line:
+                names.add(line.rsplit("|", 1)[1].strip())
+        return names - {"imported package"}, proc
+    proc = subprocess.run([sys.executable, "-c", _MAIN, *args], capture_output=True, timeout=timeout, env=env)
+    last = proc.stdout.rstrip().rsplit(b"\n", 1)[-1]
+    return set(ast.literal_eval(last.decode())), proc
+
+
+def unexpected(names: set[str], engine: str, allowed: tuple[str, ...] = ()) -> list[str]:
+    """The modules of :data:`NOT_IMPORTED` (and for ``orjson`` :data:`NOT_IMPORTED_WITH_ORJSON`)
+    but ``allowed`` among ``names``, a package's submodules included."""
+    banned = [b for b in NOT_IMPORTED + (NOT_IMPORTED_WITH_ORJSON if engine == "orjson" else ()) if b not in allowed]
+    return sorted(n for n in names if any(n == b or n.startswith(b + ".") for b in banned))
+
+
+def load_env(engine: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COUCHDB_")}
+    env["COUCHCORE_JSON"] = engine
+    return env
+
+
+@pytest.mark.parametrize("engine", ["orjson", "simplejson"])
+def test_load_imports_only_what_loading_needs(tmp_path, engine):
+    pytest.importorskip("pycurl")
+    if engine == "orjson":
+        pytest.importorskip("orjson")
+    source = tmp_path / "docs.jsonl"
+    source.write_bytes(b'{"_id": "a", "n": 1}\n{"n": 2.5}\n')
+    url = f"http://127.0.0.1:{free_port()}/db"  # nothing listens there: exit 2 after the imports
+    names, proc = imported_modules(["load", url, str(source), "--create", "--quiet", "--backend", "pycurl"],
+                                   env=load_env(engine))
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert b"cannot reach" in proc.stderr, proc.stderr[-2000:]
+    # the load path itself was imported (else the check below proves nothing)
+    assert {"couchcore._load_cli", "couchcore.bulk", "couchcore._sync", "couchcore.transport.pycurl",
+            "couchcore._scan", "couchcore.protocol.bulk", "pycurl"} <= names
+    # (random: the pre-flight retries the refused connection, with a random back-off)
+    assert unexpected(names, engine, allowed=("random",)) == []
+
+
+@pytest.mark.parametrize("module", [False, True])
+def test_the_check_sees_what_is_imported(module):
+    """Both ways of reading the modules find what ``couchcore --help`` imports (so an empty
+    list above means something)."""
+    names, proc = imported_modules(["--help"], env=load_env("simplejson"), module=module)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert {"argparse", "couchcore.errors", "couchcore._load_cli", "couchcore._build_view_cli"} <= names
+    assert unexpected({"random", "simplejson.decoder", "couchcore.protocol.shapes", "randomness"}, "orjson") == [
+        "couchcore.protocol.shapes", "random", "simplejson.decoder"]
