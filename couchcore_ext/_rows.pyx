@@ -834,11 +834,13 @@ cdef extern from *:
         if (CC_ROW_NEW) {
             r = CC_ROW_TYPE->tp_new(CC_ROW_TYPE, CC_EMPTY_TUPLE, NULL);
             if (r == NULL) goto fail;
+            /* tp_new set the five fields to None (a cdef class's object fields start as None):
+               the five references to None it took are given back at once, not one by one */
             for (i = 0; i < 5; i++) {
                 slot = (PyObject**)((char*)r + CC_ROW_OFF[i]);
-                Py_XDECREF(*slot);
                 *slot = v[i];
             }
+            Py_SET_REFCNT(Py_None, Py_REFCNT(Py_None) - 5);
             return r;
         }
         r = CC_ROW_TYPE->tp_alloc(CC_ROW_TYPE, 0);
