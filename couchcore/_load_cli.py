@@ -89,8 +89,8 @@ def jsonl_records(f: IO[bytes]) -> Iterator[tuple[int, bytes]]:
     return enumerate(f, 1)
 
 
-_SPACE = re.compile(rb"[\s,]*")
-_WHITE = re.compile(rb"\s*")
+_SPACE = rb"[\s,]*"  # compiled by json_array_records (only a JSON array needs them: start-up cost)
+_WHITE = rb"\s*"
 
 
 class InputError(ValueError):
@@ -133,9 +133,10 @@ def json_array_records(f: IO[bytes], chunk: int = 1 << 20) -> Iterator[tuple[int
         pos -= keep
         counted = 0
 
+    space, white = re.compile(_SPACE), re.compile(_WHITE)
     started = False
     while True:
-        pos = (_SPACE if started else _WHITE).match(buf, pos).end()  # type: ignore[union-attr]
+        pos = (space if started else white).match(buf, pos).end()  # type: ignore[union-attr]
         if pos >= len(buf):
             if eof:
                 if started:

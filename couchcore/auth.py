@@ -25,8 +25,9 @@ __all__ = ["Auth", "SessionAuth", "JWTAuth", "ProxyAuth", "authed"]
 
 Flow = Generator[Request, Response, Response]
 
-_COOKIE = re.compile(r"AuthSession=([^;,\s]*)")
-_MAX_AGE = re.compile(r";\s*Max-Age=(\d+)", re.IGNORECASE)  # of the AuthSession Set-Cookie
+# patterns, compiled by ``re`` on first use (only cookie sessions read them: start-up cost)
+_COOKIE = r"AuthSession=([^;,\s]*)"
+_MAX_AGE = r"(?i);\s*Max-Age=(\d+)"  # of the AuthSession Set-Cookie
 
 
 class Auth:
@@ -195,10 +196,10 @@ class SessionAuth(Auth):
     def _take(self, response: Response) -> None:
         value = response.headers.get("set-cookie")
         if value:
-            match = _COOKIE.search(value)
+            match = re.search(_COOKIE, value)
             if match:
                 self._cookie = match.group(1) or None
-                age = _MAX_AGE.search(value, match.end())  # this cookie's, not an earlier one's
+                age = re.compile(_MAX_AGE).search(value, match.end())  # this cookie's, not an earlier one's
                 # a little early: the server's clock started before the answer came back
                 self._expires = (time.monotonic() + int(age.group(1)) * 0.95 - 1
                                  if age and self._cookie else None)
