@@ -254,10 +254,14 @@ class CountingProxy:
         self.thread.join(5)
 
 
-def bench_get16(n: int, concurrency: int, rounds: int, clients: tuple[str, ...] = GET_CLIENTS) -> dict:
+def bench_get16(n: int, concurrency: int, rounds: int, clients: tuple[str, ...] = GET_CLIENTS,
+                baseline: str | None = None) -> dict:
     """Every client in ``clients``, ``rounds`` times in turn (interleaved, so a busy
     moment of the machine hits all of them), then once more each through a counting
-    proxy for the number of TCP connections it opens."""
+    proxy for the number of TCP connections it opens. With ``baseline`` (the root of
+    another couchcore tree, e.g. a ``git archive`` of an earlier commit with its
+    extensions built), each couchcore client also runs from that tree right after
+    running from this one (rows named ``... [baseline]``)."""
     from urllib.parse import urlsplit, urlunsplit
 
     with couch_url() as url:
@@ -266,13 +270,18 @@ def bench_get16(n: int, concurrency: int, rounds: int, clients: tuple[str, ...] 
         db = sync_server.create(name)
         try:
             db.save([{"_id": f"doc{i:04d}", "n": i, "text": "x" * 200} for i in range(100)])
+            runs = [(c, None) for c in clients]
+            if baseline:
+                runs = [r for c in clients for r in ((c, None), (c, baseline)) if r[1] is None or "couchcore" in c]
             out: dict = {"server": sync_server.version(), "gets": n, "concurrency": concurrency,
-                         "rounds": rounds, "runs": {c: [] for c in clients}, "connections": {}}
+                         "rounds": rounds, "runs": {_row(c, t): [] for c, t in runs}, "connections": {},
+                         "baseline": baseline}
 
-            def child(client: str, target: str) -> dict:
-                res = subprocess.run([sys.executable, os.path.abspath(__file__), "--get-client", client, target,
-                                      name, str(n), str(concurrency)], capture_output=True, text=True,
-                                     cwd=os.path.dirname(HERE))
+            def child(client: str, target: str, tree: str | None = None) -> dict:
+                root = os.path.abspath(tree) if tree else os.path.dirname(HERE)
+                res = subprocess.run([sys.executable, os.path.join(root, "benchmarks", "async_bench.py"), "--get-client",
+                                      client, target, name, str(n), str(concurrency)], capture_output=True, text=True,
+                                     cwd=root)
                 if res.returncode != 0:
                     raise RuntimeError(f"{client} failed:\n{res.stderr[-3000:]}")
                 result = json.loads(res.stdout.strip().splitlines()[-1])
@@ -280,24 +289,33 @@ def bench_get16(n: int, concurrency: int, rounds: int, clients: tuple[str, ...] 
                 return result
 
             for _ in range(rounds):
-                for client in clients:
-                    out["runs"][client].append(child(client, url))
+                for client, tree in runs:
+                    out["runs"][_row(client, tree)].append(child(client, url, tree))
             parts = urlsplit(url)
             proxy = CountingProxy((parts.hostname, parts.port))
             try:
                 netloc = parts.netloc.rpartition("@")[0]
                 proxied = urlunsplit((parts.scheme, (netloc + "@" if netloc else "") + f"127.0.0.1:{proxy.port}",
                                       parts.path, "", ""))
-                for client in clients:
+                for client, tree in runs:
                     before = proxy.accepted
-                    child(client, proxied)
-                    out["connections"][client] = proxy.accepted - before
+                    try:
+                        child(client, proxied, tree)
+                    except RuntimeError as exc:  # the count is a side figure: report the failure, keep the rest
+                        out["connections"][_row(client, tree)] = "failed"
+                        print(f"connection count of {_row(client, tree)} failed: {str(exc)[-300:]}", file=sys.stderr)
+                        continue
+                    out["connections"][_row(client, tree)] = proxy.accepted - before
             finally:
                 proxy.close()
             return out
         finally:
             sync_server.delete(name)
             sync_server.close()
+
+
+def _row(client: str, tree: str | None) -> str:
+    return client if tree is None else f"{client} [baseline]"
 
 
 def report_get16(res: dict) -> str:
@@ -307,15 +325,28 @@ def report_get16(res: dict) -> str:
     med = {c: (statistics.median(r["seconds"] for r in runs), statistics.median(r["cpu"] for r in runs))
            for c, runs in res["runs"].items()}
     peer = med.get("aiocouch (aiohttp)")
+    base = res.get("baseline")
     lines = [f"### {n:,} single-document GETs, {res['concurrency']} in flight (server {res['server']}; "
              f"median of {res['rounds']} interleaved rounds; connections counted by a proxy in a separate run)", "",
              "| client | requests/s | client CPU per request | TCP connections opened | requests/s vs aiocouch "
-             "| CPU vs aiocouch |", "|---|---:|---:|---:|---:|---:|"]
+             "| CPU vs aiocouch |" + (" CPU vs baseline |" if base else ""),
+             "|---|---:|---:|---:|---:|---:|" + ("---:|" if base else "")]
     for client, (secs, cpu) in med.items():
         rps, us = n / secs, cpu / n * 1e6
         vs = f"{peer[0] / secs:.2f}x" if peer else "-"
         cvs = f"{cpu / peer[1]:.2f}x" if peer else "-"
-        lines.append(f"| {client} | {rps:,.0f} | {us:.0f} µs | {res['connections'].get(client, '?')} | {vs} | {cvs} |")
+        row = f"| {client} | {rps:,.0f} | {us:.0f} µs | {res['connections'].get(client, '?')} | {vs} | {cvs} |"
+        if base:
+            old = med.get(_row(client, base))
+            row += f" {cpu / old[1]:.2f}x |" if old and not client.endswith("[baseline]") else " |"
+        lines.append(row)
+    if base:
+        lines += ["", f"baseline tree: {base}"]
+    lines += ["", "Per-round figures (wall seconds, CPU seconds):", "",
+              "| client | " + " | ".join(f"round {i + 1}" for i in range(res["rounds"])) + " |",
+              "|---|" + "---|" * res["rounds"]]
+    for client, runs in res["runs"].items():
+        lines.append(f"| {client} | " + " | ".join(f"{r['seconds']:.2f} s, {r['cpu']:.2f} s" for r in runs) + " |")
     return "\n".join(lines)
 
 
@@ -473,6 +504,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="only the GET comparison with the peers (--gets, default here 5000, "
                              "--concurrency, --repeat rounds)")
     parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--baseline", help="with --get16: also run each couchcore client from this couchcore tree "
+                        "(interleaved with this one), e.g. a git archive of an earlier commit")
+    parser.add_argument("--only", help="with --get16: only the clients whose name contains one of these "
+                        "comma-separated words")
     parser.add_argument("--get-client", nargs=5, help=argparse.SUPPRESS)
     parser.add_argument("--replay-server", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--view-client", nargs=2, help=argparse.SUPPRESS)
@@ -489,7 +524,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.get16:
         n = args.gets if "--gets" in (argv if argv is not None else sys.argv) else 5000
-        res = bench_get16(n, args.concurrency, args.repeat)
+        clients = GET_CLIENTS
+        if args.only:
+            clients = tuple(c for c in GET_CLIENTS if any(w in c for w in args.only.split(",")))
+        res = bench_get16(n, args.concurrency, args.repeat, clients, args.baseline)
         print(report_get16(res))
         if args.json:
             with open(args.json, "w") as f:

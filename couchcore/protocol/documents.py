@@ -70,6 +70,8 @@ def check_quorum(name: str, value: Any) -> int:
 
 
 def _doc_query(opts: Mapping[str, Any]) -> list[tuple[str, str]]:
+    if not opts:  # (most calls)
+        return []
     check_doc_options(opts)
     json_keys = [k for k, is_json in GET_OPTIONS.items() if is_json and not (k == "open_revs" and opts.get(k) == "all")]
     return codec.encode_query(opts, json_keys)

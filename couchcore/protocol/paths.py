@@ -44,11 +44,17 @@ def validate_db_name(name: object) -> str:
     return name
 
 
+#: the characters quote() never escapes (RFC 3986's unreserved ones)
+_UNRESERVED = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-~"
+
+
 def quote_segment(text: str) -> str:
     """Percent-encode ``text`` as one path segment: every reserved character escaped,
     ``/``, ``+``, ``?``, ``#``, ``%`` and ``@`` included (also right for a user name or
     password in a URL's user information). Text that is not valid Unicode (a lone
     surrogate) raises :class:`InvalidInput`, without echoing the text."""
+    if not text.strip(_UNRESERVED):  # nothing to escape (most ids and names): quote() would return it as is
+        return text
     try:
         return quote(text, safe="")
     except UnicodeEncodeError:

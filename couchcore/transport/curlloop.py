@@ -71,6 +71,8 @@ class CurlLoopTransport(LoopTransport["_LoopEngine"]):
         super().__init__(base_url, credentials, options)
         # the request set-up (URL, headers, body, TLS, timeouts) is the sync backend's
         self._curl_setup = PycurlTransport(base_url, credentials, options)
+        # whether a request with no headers of its own carries credentials (most requests)
+        self._plain_auth_sent = self.sends_credentials(Request("GET", "/"))
 
     def _new_state(self, loop: asyncio.AbstractEventLoop) -> "_LoopEngine":
         return _LoopEngine(self, loop)
@@ -79,12 +81,16 @@ class CurlLoopTransport(LoopTransport["_LoopEngine"]):
     async def send(self, request: Request) -> Response:
         state = self._state()
         url = self.base_url + request.target
-        upload = _upload_for(request.body)  # bad body types raise InvalidInput before a slot is taken
-        await state.slots.acquire()  # cancellable; nothing has been sent yet
+        body = request.body
+        upload = None if body is None else _upload_for(body)  # bad body types: InvalidInput before a slot is taken
+        if state.free > 0 and not state.queue:
+            state.free -= 1
+        else:
+            await state.wait_for_slot()  # cancellable; nothing has been sent yet
         try:
             exchange = state.start(request, url, upload)
         except BaseException as exc:
-            state.slots.release()
+            state.release()
             if isinstance(exc, (errors.CouchcoreError, asyncio.CancelledError)):
                 raise
             raise errors.ConnectionError(f"request failed: {type(exc).__name__}: {redact_url(str(exc))}",
@@ -94,42 +100,57 @@ class CurlLoopTransport(LoopTransport["_LoopEngine"]):
         except BaseException:
             exchange.abort("cancel")
             raise
+        auth_sent = self.sends_credentials(request) if request.headers else self._plain_auth_sent
         if exchange.stream:
             return Response(exchange.status, _headers(exchange.headers), stream=ChunkStream(exchange),
-                            method=request.method, url=url, close=exchange.close,
-                            auth_sent=self.sends_credentials(request))
-        return Response(exchange.status, _headers(exchange.headers), body=exchange.body(),
-                        method=request.method, url=url, auth_sent=self.sends_credentials(request))
+                            method=request.method, url=url, close=exchange.close, auth_sent=auth_sent)
+        head = exchange.head
+        return Response(exchange.status, head if head is not None else _headers(exchange.headers),
+                        body=exchange.body(), method=request.method, url=url, auth_sent=auth_sent)
 
 
-def _parse_head(lines: list[bytes]) -> tuple[int, list[tuple[str, str]]]:
-    """Status and header pairs of the last response head in ``lines`` (raw header
-    lines as libcurl hands them over; an interim 1xx head comes first)."""
+def _parse_head(lines: list[bytes]) -> tuple[int, Headers]:
+    """Status and headers (lower-cased names; a repeated name: the last value) of the last
+    response head in ``lines`` (raw header lines as libcurl hands them over; an interim
+    1xx head comes first)."""
     start = 0
-    if len(lines) > 1 and lines[0][9:10] == b"1":  # 1xx: the final head follows
+    if lines[0][9:10] == b"1" and len(lines) > 1:  # 1xx: the final head follows
         start = max(i for i, line in enumerate(lines) if line.startswith(b"HTTP/"))
-    status = int(lines[start].split(b" ", 2)[1])
-    text = b"".join(lines[start + 1:]).decode("latin-1")
-    return status, [(name.strip(), value.strip()) for name, sep, value in
-                    (line.partition(":") for line in text.split("\r\n")) if sep]
+    headers = _new_headers(Headers)  # (Headers() checks its argument: nothing to check here)
+    for line in b"".join(lines[start + 1:]).decode("latin-1").split("\r\n"):
+        name, sep, value = line.partition(":")
+        if sep:
+            _set_header(headers, name.strip().lower(), value.strip())
+    return int(lines[start].split(b" ", 2)[1]), headers
+
+
+_new_headers = Headers.__new__
+_set_header = dict.__setitem__
 
 
 def _headers(pairs: list[tuple[str, str]]) -> Headers:
     """A :class:`Headers` (lower-cased names; a repeated name: the last value)."""
-    headers = Headers()
+    headers = _new_headers(Headers)
     dict.update(headers, [(name.lower(), value) for name, value in pairs])
     return headers
 
 
 class _LoopEngine:
     """One event loop's CurlMulti handle, its reusable easy handles, the sockets libcurl
-    asked the loop to watch, its timer, and the ``max_clients`` slots."""
+    asked the loop to watch, its timer, the ``max_clients`` slots (``free`` of them, and
+    the requests waiting for one in ``queue``, first come first served) and the timer
+    that checks the read (idle) timeouts of the transfers in flight."""
 
     def __init__(self, transport: CurlLoopTransport, loop: asyncio.AbstractEventLoop) -> None:
         self.transport = transport
         self.loop = loop
         opts = transport.options
-        self.slots = asyncio.Semaphore(opts.max_clients)
+        self.free = opts.max_clients
+        self.queue: deque[asyncio.Future[None]] = deque()
+        # one timer for every transfer's read timeout (not one per request): it fires at
+        # ``sweep_at``, no later than the earliest transfer's ``check_at``
+        self.sweep: asyncio.TimerHandle | None = None
+        self.sweep_at = 0.0
         self.multi = pycurl.CurlMulti()
         self.multi.setopt(pycurl.M_SOCKETFUNCTION, self._on_socket)
         self.multi.setopt(pycurl.M_TIMERFUNCTION, self._on_timer)
@@ -140,11 +161,63 @@ class _LoopEngine:
         self.timer: asyncio.Handle | None = None
         self.timer_at: float | None = None  # when ``timer`` fires (None: at once, call_soon)
         self.in_curl = False  # inside socket_action: libcurl callbacks may run, no remove_handle
+        self.adding = False  # inside add_handle (start): a timer due at once is run by start itself...
+        self.kick = False  # ...when libcurl asked for one
         self.closed = False
 
     @property
     def in_flight(self) -> int:
         return len(self.active)
+
+    # -- the max_clients slots ---------------------------------------------------------------
+    async def wait_for_slot(self) -> None:
+        """Wait for a free slot (taken when this returns); cancelling the wait takes none."""
+        if self.free > 0 and not self.queue:
+            self.free -= 1
+            return
+        waiter: asyncio.Future[None] = self.loop.create_future()
+        self.queue.append(waiter)
+        try:
+            await waiter
+        except BaseException:
+            if waiter.done() and not waiter.cancelled():
+                self.release()  # handed a slot as the wait was cancelled: the next one gets it
+            raise
+
+    def release(self) -> None:
+        """Give a slot back: to the first request still waiting, else to the free ones."""
+        queue = self.queue
+        while queue:
+            waiter = queue.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+        self.free += 1
+
+    # -- read (idle) timeouts ----------------------------------------------------------------
+    def watch_idle(self, at: float) -> None:
+        """Make the sweep fire no later than ``at`` (``time.monotonic()`` seconds)."""
+        if self.sweep is not None:
+            if self.sweep_at <= at:
+                return
+            self.sweep.cancel()
+        if self.closed or self.loop.is_closed():
+            self.sweep = None
+            return
+        self.sweep_at = at
+        self.sweep = self.loop.call_later(max(0.0, at - time.monotonic()), self._sweep)
+
+    def _sweep(self) -> None:
+        self.sweep = None
+        if self.closed:
+            return
+        now = time.monotonic()
+        due = [exchange for exchange in self.active.values() if exchange.check_at <= now]
+        for exchange in due:
+            exchange.check_idle(now)
+        later = [exchange.check_at for exchange in self.active.values() if exchange.check_at]
+        if later:
+            self.watch_idle(min(later))
 
     # -- libcurl -> loop -------------------------------------------------------------------
     def _on_socket(self, what: int, fd: int, multi: Any, data: Any) -> None:
@@ -183,6 +256,9 @@ class _LoopEngine:
         if loop.is_closed() or self.closed:
             return
         if timeout_ms == 0:
+            if self.adding:  # a transfer was just added: start() runs socket_action right after
+                self.kick = True
+                return
             if timer is not None and self.timer_at is None:  # already due at once
                 return
             if timer is not None:
@@ -260,8 +336,17 @@ class _LoopEngine:
             self.idle.append(curl)
             raise
         self.active[curl] = exchange
-        self.multi.add_handle(curl)  # libcurl asks for a timer at once: the transfer starts on the loop
         exchange.arm_timer()
+        # libcurl asks for a timer due at once: the transfer starts here (the request is
+        # sent now), not from a callback on the loop's next iteration
+        self.adding = not self.in_curl
+        try:
+            self.multi.add_handle(curl)
+        finally:
+            self.adding = False
+        if self.kick:
+            self.kick = False
+            self._act(pycurl.SOCKET_TIMEOUT, 0)
         return exchange
 
     def detach(self, exchange: "_Exchange") -> None:
@@ -296,6 +381,9 @@ class _LoopEngine:
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
+        if self.sweep is not None:
+            self.sweep.cancel()
+            self.sweep = None
         if not self.loop.is_closed():
             for fd in list(self.watched):
                 self.loop.remove_reader(fd)
@@ -313,7 +401,7 @@ class _Exchange(BufferedExchange):
 
     __slots__ = ("engine", "loop", "curl", "request", "url", "upload", "stream", "status", "headers", "raw",
                  "chunks", "buffered", "paused", "ready", "waiter", "finished", "error",
-                 "abort_reason", "idle_timeout", "last_activity", "started", "uploaded", "timer", "seen")
+                 "abort_reason", "idle_timeout", "last_activity", "started", "uploaded", "check_at", "seen", "head")
 
     def __init__(self, engine: _LoopEngine, curl: pycurl.Curl, request: Request, url: str,
                  upload: "_Upload | None") -> None:
@@ -327,8 +415,9 @@ class _Exchange(BufferedExchange):
             upload.exchange = self
         self.stream = bool(request.stream) and request.method != "HEAD"
         self.status = 0
-        self.headers: list[tuple[str, str]] = []
-        self.raw: list[bytes] = []  # header lines of a whole (not streamed) response, parsed at the end
+        self.headers: list[tuple[str, str]] = []  # a streamed response's head, as on_header parsed it
+        self.raw: list[bytes] = []  # header lines of a whole (not streamed) response, parsed at the end...
+        self.head: Headers | None = None  # ...into this
         self.seen = -1  # bytes received when the idle timer last looked (whole responses)
         self.chunks: deque[bytes] = deque()
         self.buffered = 0
@@ -341,7 +430,7 @@ class _Exchange(BufferedExchange):
         self.idle_timeout: float | None = None  # set by PycurlTransport.configure
         self.last_activity = self.started = time.monotonic()
         self.uploaded = 0
-        self.timer: asyncio.TimerHandle | None = None
+        self.check_at = 0.0  # when the engine's sweep next looks at the read timeout (0: never)
 
     # -- libcurl callbacks (inside socket_action) --------------------------------------------
     def on_header(self, line: bytes) -> None:
@@ -385,14 +474,12 @@ class _Exchange(BufferedExchange):
             return
         self.finished = True
         self.error = error
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
+        self.check_at = 0.0
         engine = self.engine
         if self.raw:
-            self.status, self.headers = _parse_head(self.raw)
+            self.status, self.head = _parse_head(self.raw)
         engine.detach(self)
-        engine.slots.release()
+        engine.release()
         ready = self.ready
         if not ready.done():
             if error is not None:
@@ -436,23 +523,26 @@ class _Exchange(BufferedExchange):
     # -- idle (read) timeout -------------------------------------------------------------------
     def arm_timer(self) -> None:
         if self.idle_timeout:
-            self.timer = self.engine.loop.call_later(self.idle_timeout, self._check_idle)
+            self.check_at = self.started + self.idle_timeout
+            self.engine.watch_idle(self.check_at)
 
-    def _check_idle(self) -> None:
-        self.timer = None
+    def check_idle(self, now: float) -> None:
+        """The engine's sweep at ``now``: abort the transfer if no byte came for
+        ``idle_timeout`` seconds (not counting connecting, or time the reader holds the
+        stream paused), else set when to look again (``check_at``)."""
+        self.check_at = 0.0
         limit = self.idle_timeout
         if self.finished or self.abort_reason is not None or not limit:
             return
-        now = time.monotonic()
         if self.paused:  # the reader holds the stream: not the server's fault
-            self.timer = self.engine.loop.call_later(limit, self._check_idle)
+            self.check_at = now + limit
             return
         try:
             ready = self.curl.getinfo(pycurl.PRETRANSFER_TIME)  # s from start to connected and ready
         except pycurl.error:
             ready = 0.0
         if ready <= 0:  # still connecting: libcurl's CONNECTTIMEOUT bounds that
-            self.timer = self.engine.loop.call_later(limit, self._check_idle)
+            self.check_at = now + limit
             return
         if not self.stream:  # no callback marks activity: the byte counts do
             try:
@@ -466,7 +556,7 @@ class _Exchange(BufferedExchange):
         if idle >= limit:
             self.abort("timeout")
         else:
-            self.timer = self.engine.loop.call_later(limit - idle, self._check_idle)
+            self.check_at = now + limit - idle
 
     # -- the reader ----------------------------------------------------------------------------
     def body(self) -> bytes:
