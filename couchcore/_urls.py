@@ -93,5 +93,14 @@ def split_database_url(url: str) -> tuple[str, str]:
     parts = urlsplit(url)
     path = parts.path.rstrip("/")
     base_path, _, name = path.rpartition("/")
+    segments = [unquote(seg) for seg in base_path.split("/")]
+    if "_design" in segments or "_local" in segments:
+        # http://host:5984/db/_design/app is a design document's URL: taken apart as the
+        # database "app" under the path prefix /db/_design, whose HEAD (the document) said
+        # it existed
+        cut = segments.index("_design") if "_design" in segments else segments.index("_local")
+        raise InvalidInput(f"{redact_url(url)!r} is a document's URL, not a database's: give the "
+                           f"database's ({redact_url(url[: url.index(parts.netloc) + len(parts.netloc)])}"
+                           f"{'/'.join(base_path.split('/')[:cut])}) and the document id to get()")
     server_url = url[: url.index(parts.netloc) + len(parts.netloc)] + base_path
     return server_url, unquote(name)

@@ -215,3 +215,40 @@ def test_up_of_a_url_with_a_database_name_is_no_answer_async(couch_url, async_ba
         asyncio.run(main())
     finally:
         couchcore.Server(couch_url).delete(db.name)
+
+
+def test_a_document_url_is_no_database(server, db, couch_url, backend):
+    # Database("http://host:5984/db/_design/app") became the database "app" under the path
+    # prefix /db/_design: exists() said True (HEAD answered the design document) and info()
+    # returned the design document; a plain document's URL (or a server URL with a database
+    # name: server.db("docid"), "docid" in server) did the same
+    db.save({"_id": "_design/app", "views": {}})
+    db.save({"_id": "plain", "v": 1})
+    root = couch_url.rstrip("/")
+    with pytest.raises(couchcore.InvalidInput) as info:
+        couchcore.Database(f"{root}/{db.name}/_design/app", backend=backend)
+    assert f"/{db.name})" in str(info.value)
+    with pytest.raises(couchcore.InvalidInput):
+        couchcore.Database(f"{root}/{db.name}/_local/x", backend=backend)
+    with pytest.raises(couchcore.ResponseError):
+        couchcore.Database(f"{root}/{db.name}/plain", backend=backend).info()
+    good = couchcore.Database(f"{root}/{db.name}", backend=backend)
+    assert good.exists() is True and good.info()["db_name"] == db.name
+
+
+@pytest.mark.couchdb_only  # PouchDB Server's HEAD of a document has no revision ETag
+def test_a_document_url_does_not_exist_as_a_database(server, db, couch_url, backend):
+    # https://docs.couchdb.org/en/stable/api/document/common.html#head--db-docid: ETag is
+    # the document's revision; HEAD /{db} has none
+    db.save({"_id": "plain", "v": 1})
+    root = couch_url.rstrip("/")
+    with pytest.raises(couchcore.ResponseError):
+        couchcore.Database(f"{root}/{db.name}/plain", backend=backend).exists()
+    prefixed = couchcore.Server(f"{root}/{db.name}", backend=backend)
+    for call in (lambda: prefixed.db("plain"), lambda: prefixed.exists("plain"), lambda: "plain" in prefixed):
+        with pytest.raises(couchcore.ResponseError):
+            call()
+    assert "nope" not in prefixed  # a missing document still says "no such database"
+    good = couchcore.Database(f"{root}/{db.name}", backend=backend)
+    assert good.exists() is True and good.info()["db_name"] == db.name
+    assert server.db(db.name).exists() and db.name in server
