@@ -31,6 +31,9 @@ from ._nodes import AsyncNodePool, NodePool, check_nodes
 from .transport.base import Credentials, TransportOptions, check_transport, find_backend
 from ._urls import split_credentials, split_database_url
 
+#: a revision id (``N-hex``), to catch ``db.get((id, rev))``
+_REV_SHAPE = re.compile(r"[1-9][0-9]*-[0-9a-f]+")
+
 if TYPE_CHECKING:
     from .protocol.shapes import (BuildViewResult, CommitResult, ConfigSection, DatabaseInfo, DesignInfo, DocResult,
                                   FindResult, IndexCreated, LoginResult, Membership, OkResult, PurgeResult, Seq,
@@ -701,12 +704,21 @@ class DatabaseAPI:
         ``open_revs`` GET per document for revisions); ``_local/`` ids, which neither
         serves, are read with one GET each. Options of a list: ``revs``,
         ``attachments``, ``latest``, ``conflicts``, ... (``_bulk_get``'s), or view options
-        (they read through ``_all_docs``). A non-str id or rev, or an id reserved for an
-        endpoint (``"_all_docs"``), raises :class:`InvalidInput` before anything is sent.
+        (they read through ``_all_docs``). A non-str id or rev, an id reserved for an
+        endpoint (``"_all_docs"``), or a bare ``(id, rev)`` tuple (which would read two ids;
+        put the pair in a list) raises :class:`InvalidInput` before anything is sent.
         https://docs.couchdb.org/en/stable/api/database/bulk-api.html#db-bulk-get
         """
         if isinstance(id_or_ids, str):
             return self._run(_docs.get_doc(self._ctx, self.name, id_or_ids, **options))
+        if (isinstance(id_or_ids, tuple) and len(id_or_ids) == 2 and isinstance(id_or_ids[0], str)
+                and isinstance(id_or_ids[1], str) and _REV_SHAPE.fullmatch(id_or_ids[1])):
+            # get(("a", "2-abc")) is the list of ids ["a", "2-abc"]: a's CURRENT revision and
+            # None, silently, where get([("a", "2-abc")]) (a pair in a list) was meant
+            docid, rev = id_or_ids[0], id_or_ids[1]
+            raise InvalidInput(f"get({id_or_ids!r}) would read two documents, {docid!r} and {rev!r}: for "
+                               f"that revision use get({docid!r}, rev={rev!r}) or get([({docid!r}, {rev!r})]) "
+                               "(a list of ids and (id, rev) pairs)")
         if isinstance(id_or_ids, Iterable) and not isinstance(id_or_ids, (bytes, Mapping)):
             return self._run(_bulk_get.get_many(self._ctx, self.name, id_or_ids, **options))
         raise InvalidInput(f"get takes an id or a list of ids, not {type(id_or_ids).__name__}")

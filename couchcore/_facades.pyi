@@ -360,8 +360,9 @@ class SyncDatabaseAPI:
         ``open_revs`` GET per document for revisions); ``_local/`` ids, which neither
         serves, are read with one GET each. Options of a list: ``revs``,
         ``attachments``, ``latest``, ``conflicts``, ... (``_bulk_get``'s), or view options
-        (they read through ``_all_docs``). A non-str id or rev, or an id reserved for an
-        endpoint (``"_all_docs"``), raises :class:`InvalidInput` before anything is sent.
+        (they read through ``_all_docs``). A non-str id or rev, an id reserved for an
+        endpoint (``"_all_docs"``), or a bare ``(id, rev)`` tuple (which would read two ids;
+        put the pair in a list) raises :class:`InvalidInput` before anything is sent.
         https://docs.couchdb.org/en/stable/api/database/bulk-api.html#db-bulk-get"""
     @overload
     def get_many(self, ids: Iterable[str], concurrency: int = ..., *, open_revs: str | Sequence[str], **options: Any) -> _builtins.list[_OpenRevs | None]: ...
@@ -1005,8 +1006,9 @@ class AsyncDatabaseAPI:
         ``open_revs`` GET per document for revisions); ``_local/`` ids, which neither
         serves, are read with one GET each. Options of a list: ``revs``,
         ``attachments``, ``latest``, ``conflicts``, ... (``_bulk_get``'s), or view options
-        (they read through ``_all_docs``). A non-str id or rev, or an id reserved for an
-        endpoint (``"_all_docs"``), raises :class:`InvalidInput` before anything is sent.
+        (they read through ``_all_docs``). A non-str id or rev, an id reserved for an
+        endpoint (``"_all_docs"``), or a bare ``(id, rev)`` tuple (which would read two ids;
+        put the pair in a list) raises :class:`InvalidInput` before anything is sent.
         https://docs.couchdb.org/en/stable/api/database/bulk-api.html#db-bulk-get"""
     @overload
     def get_many(self, ids: Iterable[str], concurrency: int = ..., *, open_revs: str | Sequence[str], callback: None = ..., **options: Any) -> AsyncCall[_builtins.list[_OpenRevs | None], _OpenRevs | None]: ...

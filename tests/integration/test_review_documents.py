@@ -53,3 +53,36 @@ def test_a_refused_document_is_reported_when_a_later_one_with_its_id_is_written_
 
     result = asyncio.run(main())
     assert "m1" in result.resolved and result.pending["m1"]["error"] == "conflict" and not result.ok
+
+
+def test_a_bare_id_rev_tuple_is_refused_not_read_as_two_ids(db):
+    # get([(id, rev)]) reads that revision; get((id, rev)) -- the pair without its list --
+    # was taken as the ids [id, rev]: it returned [the CURRENT revision, None], a plausible
+    # answer with the wrong revision's content
+    doc = {"_id": "r", "v": 1}
+    db.save(doc)
+    first = doc["_rev"]
+    doc["v"] = 2
+    db.save(doc)
+    with pytest.raises(couchcore.InvalidInput) as info:
+        db.get(("r", first))
+    assert f"get('r', rev='{first}')" in str(info.value)
+    assert db.get([("r", first)])[0]["v"] == 1 and db.get("r", rev=first)["v"] == 1
+    # a tuple of ids still reads ids
+    assert [d and d["_id"] for d in db.get(("r", "nope"))] == ["r", None]
+
+
+@pytest.mark.parametrize("abackend", _async_backends())
+def test_a_bare_id_rev_tuple_is_refused_not_read_as_two_ids_async(db, couch_url, abackend):
+    doc = {"_id": "r", "v": 1}
+    db.save(doc)
+    first = doc["_rev"]
+    db.save({**doc, "v": 2})
+
+    async def main():
+        adb = await couchcore.aio.Server(couch_url, backend=abackend).db(db.name)
+        with pytest.raises(couchcore.InvalidInput):
+            await adb.get(("r", first))
+        return await adb.get([("r", first)])
+
+    assert asyncio.run(main())[0]["v"] == 1
