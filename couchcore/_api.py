@@ -961,8 +961,12 @@ class DatabaseAPI:
         (the dict ``{"results", "last_seq", "pending"}`` of earlier versions).
         ``feed="continuous"``: a :class:`ChangesFeed` to iterate; with ``callback``,
         ``callback(seq, changes)`` is called with batches gathered over ``latency`` s.
-        Unknown options raise :class:`InvalidOption` before anything is sent.
-        CouchDB: https://docs.couchdb.org/en/stable/api/database/changes.html
+        A filter function's own query parameters (its ``req.query``) go in
+        ``params={name: value}`` (``filter="app/by_type", params={"type": "a"}``; a
+        non-str value is sent as JSON). Unknown options raise :class:`InvalidOption`
+        before anything is sent.
+        CouchDB: https://docs.couchdb.org/en/stable/api/database/changes.html,
+        https://docs.couchdb.org/en/stable/ddocs/ddocs.html#filter-functions
         """
         feed = options.get("feed")
         if feed == "continuous" or (callback is not None and feed is None):

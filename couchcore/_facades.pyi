@@ -515,8 +515,12 @@ class SyncDatabaseAPI:
         (the dict ``{"results", "last_seq", "pending"}`` of earlier versions).
         ``feed="continuous"``: a :class:`ChangesFeed` to iterate; with ``callback``,
         ``callback(seq, changes)`` is called with batches gathered over ``latency`` s.
-        Unknown options raise :class:`InvalidOption` before anything is sent.
-        CouchDB: https://docs.couchdb.org/en/stable/api/database/changes.html"""
+        A filter function's own query parameters (its ``req.query``) go in
+        ``params={name: value}`` (``filter="app/by_type", params={"type": "a"}``; a
+        non-str value is sent as JSON). Unknown options raise :class:`InvalidOption`
+        before anything is sent.
+        CouchDB: https://docs.couchdb.org/en/stable/api/database/changes.html,
+        https://docs.couchdb.org/en/stable/ddocs/ddocs.html#filter-functions"""
     def push(self, target: str | _sync.Database | Mapping[str, Any], **options: Any) -> Document:
         """Replicate this database to ``target`` (see :meth:`Server.replicate`); returns
         the replication's answer.
@@ -1206,8 +1210,12 @@ class AsyncDatabaseAPI:
         (the dict ``{"results", "last_seq", "pending"}`` of earlier versions).
         ``feed="continuous"``: a :class:`ChangesFeed` to iterate; with ``callback``,
         ``callback(seq, changes)`` is called with batches gathered over ``latency`` s.
-        Unknown options raise :class:`InvalidOption` before anything is sent.
-        CouchDB: https://docs.couchdb.org/en/stable/api/database/changes.html"""
+        A filter function's own query parameters (its ``req.query``) go in
+        ``params={name: value}`` (``filter="app/by_type", params={"type": "a"}``; a
+        non-str value is sent as JSON). Unknown options raise :class:`InvalidOption`
+        before anything is sent.
+        CouchDB: https://docs.couchdb.org/en/stable/api/database/changes.html,
+        https://docs.couchdb.org/en/stable/ddocs/ddocs.html#filter-functions"""
     @overload
     def push(self, target: str | _tornado.Database | Mapping[str, Any], *, callback: None = ..., **options: Any) -> Awaitable[Document]: ...
     @overload

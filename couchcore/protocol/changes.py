@@ -40,7 +40,13 @@ def changes_request(db: str, options: Mapping[str, Any], stream: bool = False,
     allowed, what = (CHANGES_OPTIONS, "changes") if endpoint is None else (DB_UPDATES_OPTIONS, "db_updates")
     unknown = set(options) - allowed
     if unknown:
-        raise InvalidOption(f"unknown {what} option(s): {', '.join(sorted(unknown))}")
+        hint = ""
+        if endpoint is None and isinstance(options.get("filter"), str) and not options["filter"].startswith("_"):
+            # filter="app/by_type", type="a": CouchDB hands a filter function the request's
+            # query (req.query.type); they go in params, not as options of their own
+            hint = (f"; the query parameters of filter {options['filter']!r} (its req.query) go in "
+                    f"params={{{', '.join(repr(k) + ': ...' for k in sorted(unknown))}}}")
+        raise InvalidOption(f"unknown {what} option(s): {', '.join(sorted(unknown))}{hint}")
     opts = {k: v for k, v in options.items() if v is not None}
     feed = opts.get("feed", "normal")
     if feed not in ("normal", "longpoll", "continuous"):

@@ -86,3 +86,19 @@ def test_a_bare_id_rev_tuple_is_refused_not_read_as_two_ids_async(db, couch_url,
         return await adb.get([("r", first)])
 
     assert asyncio.run(main())[0]["v"] == 1
+
+
+def test_a_filter_functions_query_parameters_go_in_params(db):
+    # CouchDB hands a filter function the request's query string (req.query):
+    # https://docs.couchdb.org/en/stable/ddocs/ddocs.html#filter-functions. couchcore sends
+    # them from params={...}, which no docstring named: filter="app/by_t", t="a" was refused
+    # with a bare "unknown changes option(s): t" and left no way to find params
+    db.save([{"_id": f"x{i}", "t": "a" if i % 2 else "b"} for i in range(6)])
+    db.save({"_id": "_design/app", "filters": {"by_t": "function(doc, req) { return doc.t == req.query.t }"}})
+    with pytest.raises(couchcore.InvalidOption) as info:
+        db.changes(since=0, filter="app/by_t", t="a")
+    assert "params={'t': ...}" in str(info.value)
+    assert sorted(c["id"] for c in db.changes(since=0, filter="app/by_t", params={"t": "a"})) == ["x1", "x3", "x5"]
+    assert sorted(c["id"] for c in db.follow(since=0, one_off=True, filter="app/by_t", params={"t": "b"})) \
+        == ["x0", "x2", "x4"]
+    assert "params=" in couchcore.Database.changes.__doc__
