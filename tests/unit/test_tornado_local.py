@@ -296,6 +296,57 @@ def test_a_stream_that_keeps_trickling_does_not_time_out():
     assert arun(main()) == list(range(6))
 
 
+def test_a_short_read_timeout_fires_while_a_longer_one_is_in_flight():
+    """One timer checks every transfer's read timeout: a request with a shorter timeout
+    (call_options) than the one already in flight must still time out on time."""
+    async def silent(conn, method, target, headers):
+        await conn.until_client_closes()
+
+    async def main():
+        async with LocalServer(silent) as local:
+            server = ct.Server(local.url, timeout=20)
+            long_wait = server.version()
+            await eventually(lambda: local.total == 1)
+            started = asyncio.get_running_loop().time()
+            with couchcore.call_options(timeout=0.3):
+                with pytest.raises(couchcore.ReadTimeout):
+                    await server.version()
+            assert asyncio.get_running_loop().time() - started < 3
+            assert not long_wait.done()  # its own timeout (20 s) has not come
+            long_wait.cancel()
+            await eventually(lambda: local.open == 0)
+            assert nothing_in_flight(server._transport)
+
+    arun(main())
+
+
+def test_a_cancelled_wait_for_a_slot_passes_the_slot_on():
+    """max_clients=1: B waits behind A and is cancelled; C, waiting behind B, gets the slot
+    when A is done (B's request is never sent), and the slot is still there afterwards."""
+    async def slow(conn, method, target, headers):
+        await asyncio.sleep(0.2)
+        body = b'{"couchdb":"Welcome","version":"3.5.0"}'
+        await conn.head(chunked=False, headers={"Content-Length": len(body)})
+        conn.writer.write(body)
+        await conn.writer.drain()
+
+    async def main():
+        async with LocalServer(slow) as local:
+            server = ct.Server(local.url, max_clients=1)
+            a, b, c = server.info(), server.info(), server.info()
+            await eventually(lambda: local.total == 1)
+            b.cancel()
+            assert (await a)["version"] == "3.5.0" and (await c)["version"] == "3.5.0"
+            with pytest.raises(asyncio.CancelledError):
+                await b
+            assert local.total == 2  # B never reached the server
+            for _ in range(2):  # the one slot was given back
+                assert (await asyncio.wait_for(server.info(), 5))["version"] == "3.5.0"
+            assert nothing_in_flight(server._transport)
+
+    arun(main())
+
+
 def test_connection_refused_is_a_connection_error_without_credentials():
     async def main():
         async with LocalServer(None) as local:
