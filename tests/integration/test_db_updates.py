@@ -130,14 +130,14 @@ def test_continuous_feed_on_the_async_facade(couch_url, admin):
         await asyncio.sleep(0.5)
         await server.create(name)
         await asyncio.wait_for(task, 30)
-        normal = await server.db_updates(since=0, limit=1)
+        normal = await (await server.db_updates(since=0, limit=1)).aall()
         await server.delete(name)
         server.close()
         return seen, normal
 
     seen, normal = asyncio.run(main())
     assert seen == ["created"]
-    assert len(normal.all()) == 1
+    assert len(normal) == 1
 
 
 @pytest.mark.couchdb_only
