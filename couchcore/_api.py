@@ -24,6 +24,10 @@ from .protocol import server as _srv
 from .protocol import mango as _mango
 from .protocol import revs as _revs
 from .protocol.messages import Operation
+# at run time, not only for type checkers: typing.get_type_hints() of the public API resolves these here
+from .protocol.shapes import (BuildViewResult, CommitResult, ConfigSection, DatabaseInfo, DesignInfo, DocResult,
+                              FindResult, IndexCreated, LoginResult, Membership, OkResult, PurgeResult, Seq,
+                              ServerInfo, SessionInfo)
 from .codec import NOT_GIVEN
 from .protocol.paths import db_path, url_with_credentials, validate_db_name
 from .auth import Auth, SessionAuth, authed, is_unauthenticated, unauthenticated
@@ -35,9 +39,6 @@ from ._urls import split_credentials, split_database_url
 _REV_SHAPE = re.compile(r"[1-9][0-9]*-[0-9a-f]+")
 
 if TYPE_CHECKING:
-    from .protocol.shapes import (BuildViewResult, CommitResult, ConfigSection, DatabaseInfo, DesignInfo, DocResult,
-                                  FindResult, IndexCreated, LoginResult, Membership, OkResult, PurgeResult, Seq,
-                                  ServerInfo, SessionInfo)
     from ._feeds import ChangesFeed
     from ._follow import ChangesFollower
     from .models import Row

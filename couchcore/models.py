@@ -9,8 +9,9 @@ from . import codec
 from .errors import ParseError
 from .protocol.messages import Headers, Response
 
-if TYPE_CHECKING:  # type hints only: not imported at run time (start-up cost)
-    from .protocol.shapes import PendingWrite
+# imported at run time, not only for type checkers: typing.get_type_hints() of the public
+# API (typeguard, pydantic, IDEs' runtime inspection) resolves these names in this module
+from .protocol.shapes import PendingWrite
 
 __all__ = ["Document", "Row", "Status", "ConflictResolution", "AsyncConflictResolution", "Result"]
 

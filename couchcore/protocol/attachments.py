@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import os
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Generator
+from typing import Any, Generator
 
 from ..errors import InvalidDocument, InvalidInput, MissingRevision
 from .documents import refuse_lost_accepted
@@ -13,8 +13,9 @@ from .messages import Operation, Request, Response
 from .paths import attachment_path
 from .server import ServerContext
 
-if TYPE_CHECKING:  # type hints only: not imported at run time (start-up cost)
-    from .shapes import DocResult
+# imported at run time, not only for type checkers: typing.get_type_hints() of the public
+# API (typeguard, pydantic, IDEs' runtime inspection) resolves these names in this module
+from .shapes import DocResult
 
 __all__ = ["put_attachment", "get_attachment", "open_attachment", "delete_attachment"]
 

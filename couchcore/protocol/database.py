@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Generator, overload
+from typing import Any, Generator, overload
 
 from ..errors import InvalidInput, ParseError, ResponseError
 from ..models import Document
@@ -11,8 +11,9 @@ from .messages import Operation, Request, Response
 from .paths import db_path, design_path, quote_segment
 from .server import ServerContext, check_not_document
 
-if TYPE_CHECKING:  # type hints only: not imported at run time (start-up cost)
-    from .shapes import CommitResult, DatabaseInfo, DesignInfo, FindResult, IndexCreated, OkResult, PurgeResult
+# imported at run time, not only for type checkers: typing.get_type_hints() of the public
+# API (typeguard, pydantic, IDEs' runtime inspection) resolves these names in this module
+from .shapes import CommitResult, DatabaseInfo, DesignInfo, FindResult, IndexCreated, OkResult, PurgeResult
 
 __all__ = ["info", "exists", "compact", "cleanup", "commit", "purge", "security", "find", "create_index",
            "revs_limit"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Callable, Iterable, cast
+from typing import Any, Callable, Iterable, cast
 
 from .. import codec
 from ..errors import InvalidDocument, InvalidInput, MissingRevision, error_for_status
@@ -13,8 +13,9 @@ from .messages import Operation, Request, Response
 from .paths import db_path, doc_path, quote_segment
 from .server import ServerContext, take_uuids
 
-if TYPE_CHECKING:  # type hints only: not imported at run time (start-up cost)
-    from .shapes import PendingWrite
+# imported at run time, not only for type checkers: typing.get_type_hints() of the public
+# API (typeguard, pydantic, IDEs' runtime inspection) resolves these names in this module
+from .shapes import PendingWrite
 
 __all__ = [
     "get_doc",

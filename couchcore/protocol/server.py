@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections import deque
-from typing import TYPE_CHECKING, Any, Generator, Iterable, Mapping, TypedDict
+from typing import Any, Generator, Iterable, Mapping, TypedDict
 
 from ..codec import NOT_GIVEN, view_query
 from ..errors import InvalidInput, InvalidOption, NotFound, PreconditionFailed, ResponseError
@@ -12,8 +12,9 @@ from ..models import Document
 from .messages import Operation, Request, Response
 from .paths import db_path, node_path, quote_segment, quote_segments, url_with_credentials, validate_db_name
 
-if TYPE_CHECKING:  # type hints only: not imported at run time (start-up cost)
-    from .shapes import Membership, ServerInfo, SessionInfo
+# imported at run time, not only for type checkers: typing.get_type_hints() of the public
+# API (typeguard, pydantic, IDEs' runtime inspection) resolves these names in this module
+from .shapes import Membership, ServerInfo, SessionInfo
 
 __all__ = ["ServerContext"]
 
