@@ -314,7 +314,7 @@ def _default_backend() -> str:
 def preflight(server: Any, name: str, create: bool) -> None:
     """Check the server answers, accepts the credentials and has database ``name``
     (creating it with ``create``); :class:`Fatal` otherwise."""
-    from .errors import Forbidden, HTTPError, PreconditionFailed, TransportError, Unauthorized
+    from .errors import Forbidden, HTTPError, PreconditionFailed, ResponseError, TransportError, Unauthorized
 
     user = server.credentials.username if server.credentials else None
 
@@ -336,10 +336,14 @@ def preflight(server: Any, name: str, create: bool) -> None:
         raise Fatal(f"cannot reach {server.url}: {exc}") from None
     except HTTPError as exc:
         raise refused(exc, "connect") from None
+    except ResponseError as exc:  # no CouchDB welcome there: the URL names a database or a document
+        raise Fatal(f"{server.url} is not a CouchDB server's URL ({exc})") from None
     try:
         exists = server.exists(name)
     except HTTPError as exc:
         raise refused(exc, f"open database {name!r}") from None
+    except ResponseError as exc:  # HEAD answered a document: the URL names a document, not a database
+        raise Fatal(str(exc)) from None
     except TransportError as exc:
         raise Fatal(f"cannot reach {server.url}: {exc}") from None
     if exists:

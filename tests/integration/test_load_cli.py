@@ -194,6 +194,21 @@ def test_a_member_without_the_right_to_create_is_not_told_its_password_is_wrong(
     assert "not a server admin" in err and password not in err and name not in admin
 
 
+def test_a_document_url_exits_2_with_one_line(couch_url, admin, name):
+    """``load http://host/db/docid``: the server URL is then ``http://host/db``, whose
+    ``GET /`` is no CouchDB welcome (on CouchDB also ``HEAD`` answers the document):
+    one line and exit 2, not a traceback and exit 1 ("some rejected")."""
+    db = admin.create(name)
+    db.save({"_id": "docid"})
+    proc = run_load(db_url(couch_url, name) + "/docid", "-", input=b'{"_id": "a"}\n', timeout=60)
+    err = proc.stderr.decode().strip()
+    assert proc.returncode == 2 and len(err.splitlines()) == 1, err
+    assert "Traceback" not in err and "a" not in db
+    password = split_credentials(couch_url).password
+    if password and password != split_credentials(couch_url).username:
+        assert password not in err
+
+
 @pytest.mark.parametrize("case", ["no-db-name", "unreachable", "missing-file", "directory"])
 def test_cannot_start_exits_2_with_one_line(tmp_path, couch_url, case):
     url = db_url(couch_url, "never-created")
