@@ -489,7 +489,7 @@ class ServerAPI:
             if options.get("timeout") is None:
                 # CouchDB sends this answer's head with the first event or heartbeat only: until
                 # then a sync stop() cannot end the request, so keep that wait short
-                options = {**options, "heartbeat": options.get("heartbeat") or 5000}
+                options = {"heartbeat": 5000, **{k: v for k, v in options.items() if v is not None}}
             return feed_class(self, options, endpoint=_changes.DB_UPDATES)
         return self._run(_changes.db_updates(self._ctx, **options))
 

@@ -70,6 +70,11 @@ def changes_request(db: str, options: Mapping[str, Any], stream: bool = False,
         value = opts.get(name)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
             raise InvalidOption(f"{what} option {name!r} must be a non-negative int, got {value!r}")
+    if opts.get("heartbeat") == 0:
+        # CouchDB's _changes answers 400; its /_db_updates sends newlines without pause and
+        # never ends the answer (timeout ignored): leave heartbeat out for none
+        raise InvalidOption(f"{what} option 'heartbeat' must be a positive number of ms "
+                            "(leave it out for no heartbeat), got 0")
     query = codec.encode_query(opts)
     query += [(k, v if isinstance(v, str) else codec.dumps(v).decode("utf-8")) for k, v in params.items()]
     read_timeout = _read_timeout(feed, opts)

@@ -166,6 +166,15 @@ def test_bad_options_raise_before_anything_is_sent(refused_url):
             dead.db_updates(**bad)
     with pytest.raises(couchcore.InvalidOption):
         dead.db_updates(feed="continuous", heartbeat=1.5)
+    # heartbeat=0: CouchDB's /_db_updates then sends newlines without pause and never
+    # ends the answer (timeout ignored); its _changes refuses it with a 400
+    for feed in ("longpoll", "continuous"):
+        with pytest.raises(couchcore.InvalidOption, match="heartbeat"):
+            dead.db_updates(feed=feed, heartbeat=0, timeout=500)
+    with pytest.raises(couchcore.InvalidOption, match="heartbeat"):
+        dead.db_updates(feed="continuous", heartbeat=0)  # not silently the default 5 s
+    with pytest.raises(couchcore.InvalidOption, match="heartbeat"):
+        changes_request("db", {"feed": "continuous", "heartbeat": 0})
 
 
 def test_request_shape():
