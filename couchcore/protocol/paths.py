@@ -8,6 +8,7 @@ user information; query strings are encoded by ``Request.target`` (protocol/mess
 from __future__ import annotations
 
 import re
+from collections.abc import Sized
 from urllib.parse import quote
 
 from ..errors import InvalidDatabaseName, InvalidInput, redact_url
@@ -84,10 +85,20 @@ def url_with_credentials(url: str, username: str, password: str | None) -> str:
     return f"{scheme}://{quote_segment(username)}:{quote_segment(password or '')}@{rest}"
 
 
+def _shown(value: object, limit: int = 60) -> str:
+    """``repr(value)`` for an error message, cut to ``limit`` characters with its type
+    named: a misplaced attachment or document must not become a megabyte-long message."""
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    size = f" of length {len(value)}" if isinstance(value, Sized) else ""
+    return f"{text[:limit]}... (a {type(value).__name__}{size})"
+
+
 def doc_path(db: str, docid: str) -> str:
     """The path of a document; ``_design/`` and ``_local/`` prefixes keep their slash."""
     if not isinstance(docid, str) or not docid:
-        raise InvalidInput(f"document id must be a non-empty str, got {docid!r}")
+        raise InvalidInput(f"document id must be a non-empty str, got {_shown(docid)}")
     for prefix in ("_design/", "_local/"):
         if docid.startswith(prefix) and len(docid) > len(prefix):
             return f"{db_path(db)}/{prefix}{quote_segment(docid[len(prefix):])}"
@@ -101,7 +112,7 @@ def doc_path(db: str, docid: str) -> str:
 
 def attachment_path(db: str, docid: str, filename: str) -> str:
     if not isinstance(filename, str) or not filename:
-        raise InvalidInput(f"attachment name must be a non-empty str, got {filename!r}")
+        raise InvalidInput(f"attachment name must be a non-empty str, got {_shown(filename)}")
     return f"{doc_path(db, docid)}/{quote_segment(filename)}"
 
 
@@ -142,7 +153,7 @@ def view_path(db: str, name: str, kind: str = "_view") -> str:
     percent-encoded in the path as CouchDB serves it: ``/db/_design/app%2Fv2/_view/by_n``.
     """
     if not isinstance(name, str):
-        raise InvalidInput(f"view name must be a str, got {name!r}")
+        raise InvalidInput(f"view name must be a str, got {_shown(name)}")
     if kind == "_view" and name in _SPECIAL_VIEWS:
         return f"{db_path(db)}/{name}"
     split = split_design_name(name, kind)
