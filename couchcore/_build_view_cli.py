@@ -35,17 +35,24 @@ class _Bar:
 
     def __init__(self, name: str, quiet: bool) -> None:
         self.bar: Any = None
-        if quiet:
-            return
-        try:
-            from tqdm import tqdm
-        except ImportError:  # pragma: no cover - tqdm comes with the dev/cli installs
-            return
-        self.bar = tqdm(total=100.0, unit="%", desc=f"building {name}", file=sys.stderr,
-                        bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}{postfix}")
+        self.name = name
+        self.quiet = quiet
+
+    def _open(self) -> Any:
+        """The bar, drawn at the first progress report (not before: a view name or option
+        refused before anything is sent prints its one line alone)."""
+        if self.bar is None and not self.quiet:
+            try:
+                from tqdm import tqdm
+            except ImportError:  # pragma: no cover - tqdm comes with the dev/cli installs
+                self.quiet = True
+                return None
+            self.bar = tqdm(total=100.0, unit="%", desc=f"building {self.name}", file=sys.stderr,
+                            bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}{postfix}")
+        return self.bar
 
     def __call__(self, status: dict[str, Any]) -> None:
-        if self.bar is None:
+        if self._open() is None:
             return
         percent = status.get("percent")
         if percent is not None:
@@ -58,6 +65,8 @@ class _Bar:
         self.bar.refresh()
 
     def close(self, done: bool) -> None:
+        if done:
+            self._open()
         if self.bar is not None:
             if done:
                 self.bar.n = 100.0

@@ -216,3 +216,16 @@ def test_cli_exit_status_on_timeout_and_on_errors(couch_url, filled, backend, ca
     err = capsys.readouterr().err
     assert "admin:" not in err and err.count("couchcore:") == 3
     assert main(["build-view", url, "s/by_n", "--quiet"]) == 0  # the build went on meanwhile
+
+
+def test_cli_refused_view_name_prints_one_line_and_no_bar(couch_url, db, backend, capsys):
+    """A view name refused before anything is sent: the error line alone (the progress bar is
+    drawn at the first progress report, not before)."""
+    from couchcore.cli import main
+
+    if backend != "urllib3":
+        pytest.skip("the command picks its own backend: run once")
+    assert main(["build-view", db_url(couch_url, db.name), "not-a-view-name"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("couchcore: invalid view name") and len(err.splitlines()) == 1, err
+    assert "building" not in err
