@@ -161,6 +161,28 @@ class Server(_ServerBase):
     def _run(self, op: Any, post: Callable[[Any], Any] | None = None) -> Any:
         return _start(self._arun(op, post, SINK.get()), _op_name(op))
 
+    @overload
+    def db_updates(self, *, feed: Literal["continuous"], **options: Any) -> "ChangesFeed": ...
+    @overload
+    def db_updates(self, *, feed: Literal["normal", "longpoll"] = "normal",
+                   **options: Any) -> "AsyncCall[ChangesResult, dict[str, Any]]": ...
+    @overload
+    def db_updates(self, *, feed: str,
+                   **options: Any) -> "ChangesFeed | AsyncCall[ChangesResult, dict[str, Any]]": ...
+    def db_updates(self, **options: Any) -> Any:
+        """The server's feed of database events (``/_db_updates``; see
+        :meth:`couchcore.Server.db_updates`). ``feed="normal"``/``"longpoll"``: a
+        :class:`ChangesTask` (``async for event in server.db_updates(...)`` streams the
+        ``{"db_name", "type", "seq"}`` events; ``await`` it for the whole
+        :class:`~couchcore._results.ChangesResult`). ``feed="continuous"``: a
+        :class:`ChangesFeed` to iterate with ``async for``.
+        https://docs.couchdb.org/en/stable/api/server/common.html#db-updates
+        """
+        if options.get("feed") in (None, "normal", "longpoll"):
+            op = _changes.db_updates(self._ctx, **options)
+            return _changes_call(self._arun(op, None, SINK.get()), "couchcore.db_updates")
+        return super().db_updates(**options)
+
     async def _arun(self, op: Any, post: Callable[[Any], Any] | None, sink: Sink | None) -> Any:
         transport = self._transport if sink is None else Recorder(self._transport, sink)
         result = await run_async(self._authed(op), transport)

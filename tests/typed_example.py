@@ -271,6 +271,9 @@ async def async_server(server: couchcore.aio.Server) -> couchcore.aio.Database:
     assert_type(await server.scheduler_docs("_replicator"), SchedulerDocs)
     async for event in server.db_updates(feed="continuous", since="now", limit=1):
         assert event["type"] in ("created", "updated", "deleted")
+    async for event in server.db_updates(since=0):  # a normal feed, streamed
+        assert_type(event, dict[str, Any])
+    assert_type(await server.db_updates(since=0), ChangesResult)
     assert_type(await server.exists("events"), bool)
     db = await server.create("events-copy")
     assert_type(db, couchcore.aio.Database)

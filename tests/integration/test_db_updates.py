@@ -130,7 +130,9 @@ def test_continuous_feed_on_the_async_facade(couch_url, admin):
         await asyncio.sleep(0.5)
         await server.create(name)
         await asyncio.wait_for(task, 30)
-        normal = await (await server.db_updates(since=0, limit=1)).aall()
+        normal = [event async for event in server.db_updates(since=0, limit=1)]  # streamed
+        whole = await server.db_updates(since=0, limit=1)  # read whole: plain for
+        assert [e["seq"] for e in whole] == [e["seq"] for e in normal] and whole.last_seq
         await server.delete(name)
         server.close()
         return seen, normal
