@@ -335,6 +335,8 @@ def recorder() -> ScriptedServer:
     def script(request, conn):
         if "redirect" in request.target:
             return http_response("302 Found", b"moved", content_type="text/plain", headers={"Location": "/elsewhere"})
+        if request.method == "GET" and request.target == "/db":  # what info() checks it got
+            return http_response(200, b'{"db_name":"db"}')
         return http_response(200, b'{"ok":true}')
 
     return ScriptedServer(script)
