@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import urllib.request
 from pathlib import Path
 
@@ -30,6 +31,12 @@ settings.register_profile(
 )
 if os.environ.get("HYPOTHESIS_PROFILE"):
     settings.load_profile(os.environ["HYPOTHESIS_PROFILE"])
+
+# A run started in the background (`make test &`, nohup) inherits SIGINT ignored, and so would
+# every `couchcore` process the Ctrl-C tests start: give them the default disposition back
+# (a Python handler here is reset to SIG_DFL in a child at exec; an ignored signal is not).
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def _welcome(url: str) -> dict:
