@@ -325,7 +325,7 @@ def _bulk_write(ctx: ServerContext, db: str, docs: list[Any], encoded: bytes, re
     if not isinstance(results, list):
         results = []
     matched = _match_results(docs, results)
-    accepted: dict[str, str] = {}
+    accepted: list[tuple[Any, str]] = []  # (document, the revision the answer names)
     pending, resolved, settled = resolution.pending, resolution.resolved, resolution.accepted
     # ids that failed in THIS request: a later document with the same id that was written
     # must not clear the earlier one's failure (save([{"_id": "a"}, {"_id": "a", "_rev": r}])
@@ -339,7 +339,7 @@ def _bulk_write(ctx: ServerContext, db: str, docs: list[Any], encoded: bytes, re
                               "reason": "the server's answer did not mention this document"}
         elif "rev" in result and result.get("error") is None:
             if new_edits and result.get("accepted") is True:
-                accepted[docid] = result["rev"]  # decided below, after a quorum read
+                accepted.append((doc, result["rev"]))  # decided below, after a quorum read
                 continue
             doc["_rev"] = result["rev"]
             if pending and docid not in failed_here:
@@ -355,7 +355,7 @@ def _bulk_write(ctx: ServerContext, db: str, docs: list[Any], encoded: bytes, re
                 "reason": result.get("reason"),
             }
     if accepted:
-        yield from _settle_accepted(ctx, db, docs, accepted, resolution)
+        yield from _settle_accepted(ctx, db, accepted, resolution, failed_here)
 
 
 def _match_results(docs: list[Any], results: list[Any]) -> list[Any]:
@@ -483,9 +483,11 @@ def _same_body(stored: Mapping[str, Any], doc: Mapping[str, Any]) -> bool:
         doc.get("_attachments") or ())
 
 
-def _settle_accepted(ctx: ServerContext, db: str, docs: list[Any], accepted: Mapping[str, str],
-                     resolution: ConflictResolution) -> Operation[None]:
-    """Decide the writes a CouchDB cluster answered with ``"accepted": true``.
+def _settle_accepted(ctx: ServerContext, db: str, accepted: list[tuple[Any, str]],
+                     resolution: ConflictResolution, failed_here: set[str]) -> Operation[None]:
+    """Decide the writes a CouchDB cluster answered with ``"accepted": true``
+    (``accepted``: each such document with the revision the answer names, in request order;
+    ``failed_here``: the ids refused in the same request, whose failure stays pending).
 
     A cluster answers ``202 Accepted`` when fewer copies than the write quorum stored a
     write (https://docs.couchdb.org/en/stable/cluster/theory.html). That also happens
@@ -494,21 +496,23 @@ def _settle_accepted(ctx: ServerContext, db: str, docs: list[Any], accepted: Map
     (a lost update waiting to happen). couchcore checks each such write with
     :func:`_accepted_lost`: a lost one is withdrawn and pending as a ``conflict``
     (``force``/``merge`` then resolve it like any conflict); the others are resolved and
-    listed in ``resolution.accepted``.
+    listed in ``resolution.accepted``. Each answer belongs to its own document: two
+    documents with one ``_id`` in a request are settled apart (the revision of one went
+    to both).
     """
-    for doc in docs:
+    for doc, rev in accepted:
         docid = doc["_id"]
-        rev = accepted.get(docid)
-        if rev is None:
-            continue
         other = yield from _accepted_lost(ctx, db, docid, rev, doc.get("_rev"))
         if other is not None:
-            resolution.resolved.pop(docid, None)
-            resolution.accepted.discard(docid)
+            failed_here.add(docid)
             resolution.pending[docid] = {"doc": doc, "error": "conflict", "reason": _lost_reason(rev, other)}
+            if resolution.resolved.get(docid) is doc:
+                del resolution.resolved[docid]
+                resolution.accepted.discard(docid)
         else:
             doc["_rev"] = rev
-            resolution.pending.pop(docid, None)
+            if docid not in failed_here:
+                resolution.pending.pop(docid, None)
             resolution.resolved[docid] = doc
             resolution.accepted.add(docid)
 

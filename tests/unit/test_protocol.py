@@ -390,6 +390,34 @@ def test_save_assigns_cached_uuids():
     assert [d["_id"] for d in sent] == ["u0", "given", "u1"]
 
 
+def test_two_documents_of_one_id_are_settled_apart_when_the_cluster_accepted_one():
+    # CouchDB 3.5, 3-node cluster (recorded): one copy had not yet applied the first write of
+    # m1, so it stored the document without _rev (202-style "accepted") while the other
+    # copies refused it; the update beside it was written. The accepted revision was kept
+    # per _id: it went to BOTH documents, and the update's _rev went back to 1-... with
+    # nothing pending (a lost write reported as written).
+    ctx = server.ServerContext()
+    mine = {"_id": "m1", "mine": "no rev"}
+    update = {"_id": "m1", "_rev": "1-first", "v": 1}
+    pump = Pump(documents.save_docs(ctx, "db", [mine, update], None, False))
+    leaves = [{"ok": {"_id": "m1", "_rev": "2-upd", "v": 1, "_revisions": {"start": 2, "ids": ["upd", "first"]}}},
+              {"ok": {"_id": "m1", "_rev": "1-mine", "mine": "no rev", "_revisions": {"start": 1, "ids": ["mine"]}}}]
+    after = [leaves[0], {"ok": {"_id": "m1", "_rev": "2-gone", "_deleted": True,
+                                "_revisions": {"start": 2, "ids": ["gone", "mine"]}}}]
+    result = pump.run(
+        resp(201, [{"ok": True, "id": "m1", "rev": "1-mine", "accepted": True},
+                   {"ok": True, "id": "m1", "rev": "2-upd"}]),
+        resp(200, leaves),  # _accepted_lost: every leaf
+        resp(201, [{"ok": True, "id": "m1", "rev": "2-gone"}]),  # the lost revision withdrawn
+        resp(200, after),
+    )
+    assert update["_rev"] == "2-upd" and result.resolved["m1"] is update and "_rev" not in mine
+    assert result.pending["m1"]["doc"] is mine and result.pending["m1"]["error"] == "conflict"
+    assert not result.ok and "m1" not in result.accepted
+    withdraw = json.loads(pump.requests[2].body)["docs"][0]
+    assert withdraw["_deleted"] and withdraw["_revisions"]["ids"][1:] == ["mine"]
+
+
 def test_single_conflict_raises_with_resolution():
     ctx = server.ServerContext()
     doc = {"_id": "a", "_rev": "1-old"}
