@@ -77,7 +77,12 @@ def test_tricky_ids_round_trip(db, docid):
     if not docid.startswith("_local/"):  # local docs keep no revision history
         assert db.revisions(docid)[0] == doc["_rev"]
     db.delete(doc)
-    assert docid not in db
+    if docid.startswith("_local/"):
+        # a cluster merges no revision tree for local documents: a copy that has not applied
+        # the deletion yet may answer the next read (seen on a 3-node CouchDB 3.5, ~1 in 8)
+        wait_until(lambda: docid in db, lambda present: not present, timeout=5)
+    else:
+        assert docid not in db
 
 
 def test_update_and_conflict(db):
