@@ -98,13 +98,31 @@ class JsonLines:
         self.pos = 0
         self.eof = False
         self._started = False
+        # a read chunk whose head went into buf with the line it ended: the scan goes on in it
+        # from _next_pos (no copy of the chunk to join it to the line before)
+        self._next: bytes | None = None
+        self._next_pos = 0
 
     def fill(self) -> bool:
         """Read more input after ``buf[pos:]`` (at least to the end of the next line, or of
-        the input); False when nothing is left to scan."""
+        the input); False when nothing is left to scan.
+
+        The line cut by the end of a read chunk is joined to the head of the next chunk (up
+        to its first newline) alone: the rest of that chunk becomes ``buf`` at the next call,
+        as it is (a chunk is not copied to join it to a partial line)."""
+        rest = self.buf[self.pos:]
+        nxt = self._next
+        if nxt is not None:
+            self._next = None
+            if rest:  # (not left by the loader: it scans buf to its last newline first)
+                self.buf = rest + nxt[self._next_pos:]
+                self.pos = 0
+            else:
+                self.buf = nxt
+                self.pos = self._next_pos
+            return True
         if self.eof:
             return False
-        rest = self.buf[self.pos:]
         pieces = [rest] if rest else []
         while True:
             more = self._read(self.chunk)
@@ -120,8 +138,13 @@ class JsonLines:
                     more += extra
                 if more[:3] == _BOM:
                     more = more[3:]
+            nl = more.find(b"\n")
+            if nl >= 0 and pieces and nl + 1 < len(more):  # the cut line's end, then more lines
+                pieces.append(more[:nl + 1])
+                self._next, self._next_pos = more, nl + 1
+                break
             pieces.append(more)
-            if b"\n" in more:  # a whole line at least (a long line is joined once, not regrown)
+            if nl >= 0:  # a whole line at least (a long line is joined once, not regrown)
                 break
         self.buf = b"".join(pieces) if len(pieces) != 1 else pieces[0]
         self.pos = 0

@@ -473,6 +473,65 @@ def test_a_pipe_trickling_small_reads_and_a_huge_line(scanner):
     assert pipe.reads < 100  # one pass over the pieces, not one read per byte
 
 
+class _Chunks(io.RawIOBase):
+    """A stream handing over the given pieces, one per read (the very objects; then EOF)."""
+
+    def __init__(self, pieces: list[bytes]) -> None:
+        self.pieces = list(pieces)
+
+    def readable(self) -> bool:
+        return True
+
+    def read1(self, n: int = -1) -> bytes:
+        return self.pieces.pop(0) if self.pieces else b""
+
+    read = read1
+
+
+def test_a_read_chunk_is_scanned_where_it_is_not_joined_to_the_cut_line():
+    first = b'{"_id":"a"}\n{"_id":"b'
+    second = b'"}\n{"_id":"c"}\n{"_id":"d"}\n'
+    src = JsonLines(_Chunks([first, second]))
+    assert src.fill() and src.buf is first and src.pos == 0
+    src.pos = first.index(b"\n") + 1  # (as the scanner leaves it: the cut line is left)
+    assert src.fill() and src.buf == b'{"_id":"b"}\n' and src.pos == 0  # the cut line alone, whole
+    src.pos = len(src.buf)
+    assert src.fill() and src.buf is second and src.buf[src.pos:] == b'{"_id":"c"}\n{"_id":"d"}\n'
+    src.pos = len(src.buf)
+    assert not src.fill() and src.eof
+
+
+@settings(max_examples=300, deadline=None)
+@given(lines=st.lists(st.sampled_from([b'{"_id":"a"}', b"", b"  ", b'{"n":1}', b"x" * 40, b"\r"]), max_size=12),
+       cuts=st.lists(st.integers(0, 300), max_size=8), trailing=st.booleans(), skip=st.integers(0, 14))
+def test_json_lines_yield_every_line_however_the_reads_cut_the_input(lines, cuts, trailing, skip):
+    text = b"\n".join(lines) + (b"\n" if trailing and lines else b"")
+    bounds = sorted({min(c, len(text)) for c in cuts} | {0, len(text)})
+    pieces = [text[a:b] for a, b in zip(bounds, bounds[1:]) if b > a]
+    parts = text.split(b"\n")
+    expected = [p + b"\n" for p in parts[:-1]] + ([parts[-1]] if parts[-1] else [])
+    assert list(JsonLines(_Chunks(pieces))) == list(enumerate(expected, 1))
+    src = JsonLines(_Chunks(pieces))
+    assert src.skip(skip) == min(skip, len(expected))
+    assert [line for _, line in src] == expected[skip:]  # (numbered from the skip on)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(lines=st.lists(st.one_of(_object_text(), st.sampled_from([b"", b'{"_id":"same"}', b"[1]"])), max_size=10),
+       cuts=st.lists(st.integers(0, 400), max_size=6), batch_size=st.integers(1, 4))
+def test_both_scanners_give_the_general_path_loads_from_reads_cut_anywhere(monkeypatch, lines, cuts, batch_size):
+    monkeypatch.setattr(bulk, "_new_prefix", lambda: PREFIX)
+    text = b"\n".join(lines)
+    bounds = sorted({min(c, len(text)) for c in cuts} | {0, len(text)})
+    pieces = [text[a:b] for a, b in zip(bounds, bounds[1:]) if b > a]
+    expected = general_path(text, batch_size=batch_size)
+    for scan, flight, name in [s.values[0] for s in SCANNERS]:
+        monkeypatch.setattr(bulk, "_scan_jsonl", scan)
+        monkeypatch.setattr(bulk, "_Flight", flight)
+        monkeypatch.setattr(bulk, "_SCAN_ENGINE", name)
+        assert batches(JsonLines(_Chunks(pieces)), batch_size=batch_size) == expected, name
+
+
 # -- request bodies packed as they are read ------------------------------------------------------
 
 
