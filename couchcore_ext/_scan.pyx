@@ -328,9 +328,13 @@ cdef int _line(const unsigned char* s, Py_ssize_t n, const unsigned char* idf, P
                 return SLOW
             escaped = 0
             key_start = i + 1
-            j = _string(s, key_start, n, &escaped)
-            if j < 0:
-                return SLOW
+            j = cc_scan_plain(s, key_start, n, STR_CLASS)  # the common key: plain ASCII, read here
+            if s[j] == 34:  # (s[n] is NUL)
+                j += 1
+            else:
+                j = _string(s, j, n, &escaped)
+                if j < 0:
+                    return SLOW
             if depth == 1:
                 if escaped:  # "\u005fid" is "_id": the reference parser decides
                     return SLOW
@@ -357,9 +361,13 @@ cdef int _line(const unsigned char* s, Py_ssize_t n, const unsigned char* idf, P
         c = s[i]
         if c == 34:  # "
             escaped = 0
-            j = _string(s, i + 1, n, &escaped)
-            if j < 0:
-                return SLOW
+            j = cc_scan_plain(s, i + 1, n, STR_CLASS)  # the common string: plain ASCII, read here
+            if s[j] == 34:
+                j += 1
+            else:
+                j = _string(s, j, n, &escaped)
+                if j < 0:
+                    return SLOW
             if depth == 1 and key != K_OTHER:
                 if key == K_ID:
                     if escaped or j - i - 2 == 0 or info.has_id:

@@ -777,3 +777,26 @@ def test_count_ok_across_16_byte_windows_and_the_buffer_end():
                 assert cy_count_ok(text) == count_ok_py(text), text
                 if b'"error"' not in text:
                     assert cy_count_ok(text) == (text.count(b'"ok":true'), False)
+
+
+# -- the report classes (written out, not @dataclass: start-up cost) ------------------------------
+
+
+def test_the_report_classes_compare_and_show_as_the_dataclasses_did():
+    from couchcore.bulk import LoadReport, Rejected
+
+    r = Rejected(3, "a", "conflict", "Document update conflict.", b'{"_id":"a"}\n')
+    assert repr(r) == ("Rejected(line=3, id='a', error='conflict', reason='Document update conflict.', "
+                       "doc=b'{\"_id\":\"a\"}\\n', text=None)")
+    assert r == Rejected(line=3, id="a", error="conflict", reason="Document update conflict.", doc=b'{"_id":"a"}\n')
+    assert r != Rejected(3, "a", "conflict", "Document update conflict.") and r != (3, "a")
+    assert Rejected.__hash__ is None and Rejected.__match_args__ == ("line", "id", "error", "reason", "doc", "text")
+    report = LoadReport(written=30, skipped=10, rejected=60)
+    assert repr(report) == ("LoadReport(read=0, written=30, skipped=10, rejected=60, retried=0, batches=0, unsettled=0, "
+                            "seconds=0.0, interrupted=False, failures=[])")
+    assert report == LoadReport(0, 30, 10, 60) and report != LoadReport(0, 30, 10, 61)
+    assert LoadReport().failures == [] and LoadReport().failures is not LoadReport().failures
+    assert LoadReport(failures=[r]).failures == [r] and LoadReport.__hash__ is None
+    match report:
+        case LoadReport(read, written, skipped):
+            assert (read, written, skipped) == (0, 30, 10)
