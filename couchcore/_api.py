@@ -575,6 +575,8 @@ class DatabaseAPI:
     def compact(self, ddoc: str | None = None) -> bool:
         """Start compaction of the database, or of design document ``ddoc``'s view indexes
         (``POST /{db}/_compact[/{ddoc}]``); ``True`` once started (it runs in the background).
+        ``ddoc`` is a design name with or without ``_design/``; an empty one raises
+        :class:`InvalidInput` (CouchDB would compact the whole database instead).
         https://docs.couchdb.org/en/stable/api/database/compact.html
         """
         return self._run(_db.compact(self._ctx, self.name, ddoc))
@@ -607,7 +609,10 @@ class DatabaseAPI:
     def security(self, value: Mapping[str, Any]) -> OkResult: ...
     def security(self, value: Mapping[str, Any] | None = None) -> Document | OkResult:
         """Get the security object (``{"admins": {"names", "roles"}, "members": {...}}``),
-        or set it to ``value`` (returns ``{"ok": True}``).
+        or set it to ``value`` (returns ``{"ok": True}``). A ``value`` CouchDB refuses
+        (``admins``/``members`` not objects, ``names``/``roles`` not lists of strings) raises
+        :class:`InvalidInput` before sending; setting it needs a server or database admin
+        (CouchDB 3 answers anyone else ``500 no_majority``: a :class:`ServerError` saying so).
         https://docs.couchdb.org/en/stable/api/database/security.html"""
         return self._run(_db.security(self._ctx, self.name, value))
 
@@ -618,7 +623,9 @@ class DatabaseAPI:
     def revs_limit(self, limit: int | None = None) -> int | None:
         """The revision limit (an ``int``: how many old revisions' ids are remembered),
         or with ``limit`` (a positive ``int``) set it and return ``None``. A bad
-        ``limit`` raises :class:`InvalidInput` before anything is sent.
+        ``limit`` raises :class:`InvalidInput` before anything is sent; setting it as a
+        user who is no admin of the database raises :class:`Forbidden` (CouchDB 3 answers
+        ``500 badmatch {forbidden, ...}``).
         https://docs.couchdb.org/en/stable/api/database/misc.html#db-revs-limit
         """
         return self._run(_db.revs_limit(self._ctx, self.name, limit))
@@ -797,7 +804,9 @@ class DatabaseAPI:
         ``filename`` defaults to a named file's base name. ``content_type`` defaults to
         ``text/plain;charset=utf-8`` for str, else the type guessed from ``filename`` (a
         compressed ``.gz``, ``.bz2`` or ``.xz`` file is ``application/gzip``,
-        ``application/x-bzip2``, ``application/x-xz``), else ``application/octet-stream``.
+        ``application/x-bzip2``, ``application/x-xz``), else ``application/octet-stream``;
+        a given ``content_type`` that is no ASCII media type (control characters, a
+        line break) raises :class:`InvalidInput` before sending.
         ``PUT /{db}/{docid}/{attname}?rev=``:
         https://docs.couchdb.org/en/stable/api/document/attachments.html#put--db-docid-attname
         """

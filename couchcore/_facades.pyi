@@ -273,6 +273,8 @@ class SyncDatabaseAPI:
     def compact(self, ddoc: str | None = ...) -> bool:
         """Start compaction of the database, or of design document ``ddoc``'s view indexes
         (``POST /{db}/_compact[/{ddoc}]``); ``True`` once started (it runs in the background).
+        ``ddoc`` is a design name with or without ``_design/``; an empty one raises
+        :class:`InvalidInput` (CouchDB would compact the whole database instead).
         https://docs.couchdb.org/en/stable/api/database/compact.html"""
     def cleanup(self) -> bool:
         """Remove index files no design document uses any more (``POST /{db}/_view_cleanup``);
@@ -292,7 +294,10 @@ class SyncDatabaseAPI:
     @overload
     def security(self, value: Mapping[str, Any]) -> OkResult:
         """Get the security object (``{"admins": {"names", "roles"}, "members": {...}}``),
-        or set it to ``value`` (returns ``{"ok": True}``).
+        or set it to ``value`` (returns ``{"ok": True}``). A ``value`` CouchDB refuses
+        (``admins``/``members`` not objects, ``names``/``roles`` not lists of strings) raises
+        :class:`InvalidInput` before sending; setting it needs a server or database admin
+        (CouchDB 3 answers anyone else ``500 no_majority``: a :class:`ServerError` saying so).
         https://docs.couchdb.org/en/stable/api/database/security.html"""
     @overload
     def revs_limit(self, limit: None = ...) -> int: ...
@@ -300,7 +305,9 @@ class SyncDatabaseAPI:
     def revs_limit(self, limit: int) -> None:
         """The revision limit (an ``int``: how many old revisions' ids are remembered),
         or with ``limit`` (a positive ``int``) set it and return ``None``. A bad
-        ``limit`` raises :class:`InvalidInput` before anything is sent.
+        ``limit`` raises :class:`InvalidInput` before anything is sent; setting it as a
+        user who is no admin of the database raises :class:`Forbidden` (CouchDB 3 answers
+        ``500 badmatch {forbidden, ...}``).
         https://docs.couchdb.org/en/stable/api/database/misc.html#db-revs-limit"""
     def save(self, doc_or_docs: Mapping[str, Any] | Iterable[Mapping[str, Any]], merge: Callable[[Document, Document | None], Mapping[str, Any] | None] | None = ..., force: bool = ..., retries: int = ..., **options: Any) -> ConflictResolution:
         """Create or update one document or a list of them; returns a ConflictResolution.
@@ -401,7 +408,9 @@ class SyncDatabaseAPI:
         ``filename`` defaults to a named file's base name. ``content_type`` defaults to
         ``text/plain;charset=utf-8`` for str, else the type guessed from ``filename`` (a
         compressed ``.gz``, ``.bz2`` or ``.xz`` file is ``application/gzip``,
-        ``application/x-bzip2``, ``application/x-xz``), else ``application/octet-stream``.
+        ``application/x-bzip2``, ``application/x-xz``), else ``application/octet-stream``;
+        a given ``content_type`` that is no ASCII media type (control characters, a
+        line break) raises :class:`InvalidInput` before sending.
         ``PUT /{db}/{docid}/{attname}?rev=``:
         https://docs.couchdb.org/en/stable/api/document/attachments.html#put--db-docid-attname"""
     def get_attachment(self, id_or_doc: str | Mapping[str, Any], filename: str, rev: str | None = ...) -> bytes:
@@ -894,6 +903,8 @@ class AsyncDatabaseAPI:
     def compact(self, ddoc: str | None = ..., *, callback: _Callable[[bool | None, _Status], Any]) -> asyncio.Task[bool | None]:
         """Start compaction of the database, or of design document ``ddoc``'s view indexes
         (``POST /{db}/_compact[/{ddoc}]``); ``True`` once started (it runs in the background).
+        ``ddoc`` is a design name with or without ``_design/``; an empty one raises
+        :class:`InvalidInput` (CouchDB would compact the whole database instead).
         https://docs.couchdb.org/en/stable/api/database/compact.html"""
     @overload
     def cleanup(self, *, callback: None = ...) -> Awaitable[bool]: ...
@@ -926,7 +937,10 @@ class AsyncDatabaseAPI:
     @overload
     def security(self, value: Mapping[str, Any], *, callback: _Callable[[OkResult | None, _Status], Any]) -> asyncio.Task[OkResult | None]:
         """Get the security object (``{"admins": {"names", "roles"}, "members": {...}}``),
-        or set it to ``value`` (returns ``{"ok": True}``).
+        or set it to ``value`` (returns ``{"ok": True}``). A ``value`` CouchDB refuses
+        (``admins``/``members`` not objects, ``names``/``roles`` not lists of strings) raises
+        :class:`InvalidInput` before sending; setting it needs a server or database admin
+        (CouchDB 3 answers anyone else ``500 no_majority``: a :class:`ServerError` saying so).
         https://docs.couchdb.org/en/stable/api/database/security.html"""
     @overload
     def revs_limit(self, limit: None = ..., *, callback: None = ...) -> Awaitable[int]: ...
@@ -938,7 +952,9 @@ class AsyncDatabaseAPI:
     def revs_limit(self, limit: int, *, callback: _Callable[[None | None, _Status], Any]) -> asyncio.Task[None | None]:
         """The revision limit (an ``int``: how many old revisions' ids are remembered),
         or with ``limit`` (a positive ``int``) set it and return ``None``. A bad
-        ``limit`` raises :class:`InvalidInput` before anything is sent.
+        ``limit`` raises :class:`InvalidInput` before anything is sent; setting it as a
+        user who is no admin of the database raises :class:`Forbidden` (CouchDB 3 answers
+        ``500 badmatch {forbidden, ...}``).
         https://docs.couchdb.org/en/stable/api/database/misc.html#db-revs-limit"""
     @overload
     def save(self, doc_or_docs: Mapping[str, Any] | Iterable[Mapping[str, Any]], merge: Callable[[Document, Document | None], Mapping[str, Any] | None] | None = ..., force: bool = ..., retries: int = ..., *, callback: None = ..., **options: Any) -> Awaitable[AsyncConflictResolution]: ...
@@ -1070,7 +1086,9 @@ class AsyncDatabaseAPI:
         ``filename`` defaults to a named file's base name. ``content_type`` defaults to
         ``text/plain;charset=utf-8`` for str, else the type guessed from ``filename`` (a
         compressed ``.gz``, ``.bz2`` or ``.xz`` file is ``application/gzip``,
-        ``application/x-bzip2``, ``application/x-xz``), else ``application/octet-stream``.
+        ``application/x-bzip2``, ``application/x-xz``), else ``application/octet-stream``;
+        a given ``content_type`` that is no ASCII media type (control characters, a
+        line break) raises :class:`InvalidInput` before sending.
         ``PUT /{db}/{docid}/{attname}?rev=``:
         https://docs.couchdb.org/en/stable/api/document/attachments.html#put--db-docid-attname"""
     @overload

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import builtins
 import re
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 __all__ = [
     "CouchcoreError",
@@ -130,13 +130,38 @@ class WrongEventLoop(CouchcoreError, RuntimeError):
 # -- errors reported by the server -------------------------------------------------
 
 
+class Headers(dict[str, str]):
+    """A case-insensitive (lower-cased keys) header mapping: ``headers["Retry-After"]`` and
+    ``headers.get("retry-after")`` find the same header, on every backend."""
+
+    def __init__(self, items: Mapping[str, str] | Iterable[tuple[str, str]] = ()) -> None:
+        super().__init__()
+        pairs = items.items() if isinstance(items, Mapping) else items
+        for k, v in pairs:
+            self[k] = v
+
+    def __setitem__(self, key: str, value: str) -> None:
+        super().__setitem__(key.lower(), value)
+
+    def __getitem__(self, key: str) -> str:
+        return super().__getitem__(key.lower())
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """The header ``key`` (any case), or ``default``."""
+        return super().get(key.lower(), default)
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and super().__contains__(key.lower())
+
+
 class HTTPError(CouchcoreError):
     """The server answered with an error status.
 
     Attributes: ``status`` (int), ``error`` and ``reason`` (CouchDB's fields; for a
     response without a body, such as the answer to a ``HEAD``, ``reason`` is couchcore's
     own explanation, e.g. whether credentials were sent with a refused request),
-    ``method`` and ``url`` (the full URL, credentials removed), ``headers``.
+    ``method`` and ``url`` (the full URL, credentials removed), ``headers`` (the response
+    headers, a case-insensitive mapping: ``headers.get("Retry-After")``).
     """
 
     status: int = 0
@@ -157,7 +182,7 @@ class HTTPError(CouchcoreError):
         self.reason = reason
         self.method = method
         self.url = redact_url(url) if url else url
-        self.headers = dict(headers or {})
+        self.headers = headers if isinstance(headers, Headers) else Headers(headers or {})
         self.body = body
         self.resolution: Any = None  # set on Conflict raised by Database.save
         super().__init__(self._message())

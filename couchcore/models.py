@@ -211,7 +211,7 @@ class Status:
 
     ``ok`` is true on success; ``code`` is the HTTP status (``None`` when no response
     arrived); ``error`` is the exception class (or ``None``) and ``exception`` the
-    exception itself; ``headers`` (str to str) and ``response`` (a
+    exception itself; ``headers`` (str to str, case-insensitive) and ``response`` (a
     :class:`~couchcore.protocol.messages.Response`, ``None`` when none arrived) describe
     the last response.
     """
@@ -227,7 +227,7 @@ class Status:
     ) -> None:
         self.code = code
         self.exception = exception
-        self.headers = dict(headers or {})
+        self.headers: dict[str, str] = headers if isinstance(headers, Headers) else Headers(headers or {})
         self.response = response
 
     @property

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import io
 import os
+import re
 from collections.abc import Mapping
 from typing import Any, Generator
 
 from ..errors import InvalidDocument, InvalidInput, MissingRevision
 from .documents import refuse_lost_accepted
 from .messages import Operation, Request, Response
-from .paths import attachment_path
+from .paths import _shown, attachment_path
 from .server import ServerContext
 
 # imported at run time, not only for type checkers: typing.get_type_hints() of the public
@@ -41,6 +42,8 @@ def put_attachment(ctx: ServerContext, db: str, doc: Any, content: Any, filename
         if not isinstance(name, str):
             raise InvalidInput("filename is required unless content is a named file")
         filename = os.path.basename(name)
+    path = attachment_path(db, docid, filename)  # a bad name is refused before its type is guessed
+    _check_content_type(content_type)
     headers: dict[str, str] = dict(ctx.write_headers)
     if isinstance(content, str):
         content = content.encode("utf-8")
@@ -59,7 +62,7 @@ def put_attachment(ctx: ServerContext, db: str, doc: Any, content: Any, filename
     rev = doc.get("_rev") if isinstance(doc, Mapping) else None
     if rev:
         query.append(("rev", rev))
-    resp = yield Request("PUT", attachment_path(db, docid, filename), query=query, body=body, headers=headers)
+    resp = yield Request("PUT", path, query=query, body=body, headers=headers)
     result: DocResult = resp.json()
     # a cluster answers 202 when one lagging copy took a stale rev the others refused
     yield from refuse_lost_accepted(ctx, db, docid, resp, rev or None)
@@ -67,6 +70,21 @@ def put_attachment(ctx: ServerContext, db: str, doc: Any, content: Any, filename
         doc["_rev"] = result["rev"]
         doc.setdefault("_id", docid)
     return result
+
+
+# a media type (RFC 6838 4.2: ASCII) with its parameters: visible ASCII, spaces and tabs inside
+_CONTENT_TYPE = re.compile(r"[!-~]([ \t!-~]*[!-~])?\Z")
+
+
+def _check_content_type(content_type: Any) -> None:
+    """``None``/``""`` (guess it) or a header-safe media type, else :class:`InvalidInput`:
+    a CR/LF would end the header (pycurl sent the rest as another header, urllib3 raised
+    its own ``ValueError``), a non-ASCII character is stored mangled (``text/\ufffd``)."""
+    if content_type is None or content_type == "":
+        return
+    if not isinstance(content_type, str) or not _CONTENT_TYPE.match(content_type):
+        raise InvalidInput(f"content_type must be a media type such as 'text/plain' or "
+                           f"'image/png' (ASCII, no control characters), got {_shown(content_type)}")
 
 
 # what a compressed file is (mimetypes names the type of what is inside: "a.json.gz" is

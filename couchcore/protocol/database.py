@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Generator, overload
 
-from ..errors import InvalidInput, ParseError, ResponseError
+from ..errors import Forbidden, InvalidInput, ParseError, ResponseError
 from ..models import Document
 from .messages import Operation, Request, Response
 from .paths import db_path, design_path, quote_segment
@@ -49,9 +50,18 @@ def doc_count(ctx: ServerContext, db: str) -> Operation[int]:
 
 
 def compact(ctx: ServerContext, db: str, ddoc: str | None = None) -> Operation[bool]:
+    """``POST /{db}/_compact``, or ``/{db}/_compact/{ddoc}`` (the views of design document
+    ``ddoc``, named with or without ``_design/``). An empty design name is refused: CouchDB
+    answers ``POST /{db}/_compact/`` by compacting the whole database.
+    https://docs.couchdb.org/en/stable/api/database/compact.html"""
     path = f"{db_path(db)}/_compact"
     if ddoc is not None:
+        if not isinstance(ddoc, str):
+            raise InvalidInput(f"compact: ddoc must be a design document name (str), got {type(ddoc).__name__}")
         name = ddoc[len("_design/") :] if ddoc.startswith("_design/") else ddoc
+        if not name:
+            raise InvalidInput(f"compact: empty design document name {ddoc!r} (compact() with no "
+                               "argument compacts the database)")
         path += "/" + quote_segment(name)
     resp = yield Request("POST", path, headers={"Content-Type": "application/json"})
     return bool(resp.json().get("ok", False))
@@ -89,14 +99,41 @@ def purge(ctx: ServerContext, db: str, docs: Mapping[str, Any] | Iterable[Mappin
     return data
 
 
+def _check_security(value: Any) -> None:
+    """Refuse what CouchDB's ``couch_db:validate_security_object`` refuses: ``admins`` and
+    ``members`` (or the old ``readers``) must be objects whose ``names`` and ``roles`` are
+    lists of strings. CouchDB 3 answers such an object with ``500 no_majority``, which
+    reads like a cluster outage. https://docs.couchdb.org/en/stable/api/database/security.html"""
+    if not isinstance(value, Mapping):
+        raise InvalidInput("the security object must be a dict")
+    for part in ("admins", "members", "readers"):
+        if part not in value:
+            continue
+        group = value[part]
+        if not isinstance(group, Mapping):
+            raise InvalidInput(f"security object: {part!r} must be a dict like {{'names': [...], 'roles': [...]}}, "
+                               f"got {type(group).__name__}")
+        for key in ("names", "roles"):
+            items = group.get(key, [])
+            if not isinstance(items, (list, tuple)) or not all(isinstance(x, str) for x in items):
+                raise InvalidInput(f"security object: {part}.{key} must be a list of strings, got {items!r:.80}")
+
+
 def security(ctx: ServerContext, db: str, value: Mapping[str, Any] | None = None) -> Operation[Document | OkResult]:
     path = f"{db_path(db)}/_security"
     if value is None:
         resp = yield Request("GET", path)
         return Document(resp.json())
-    if not isinstance(value, Mapping):
-        raise InvalidInput("the security object must be a dict")
+    _check_security(value)
     resp = yield Request("PUT", path, json=dict(value))
+    if resp.status == 500 and resp.error().reason == "no_majority":
+        # every shard copy refused it: CouchDB 3 answers a user who is no admin of the
+        # database this way (the object itself was checked above)
+        err = resp.error()
+        raise type(err)(err.status, err.error, "no_majority: no copy of the database took the security object; "
+                        "CouchDB answers so when the user is not an admin of the database (setting _security needs "
+                        "a server or database admin), or when too few of its nodes are up",
+                        err.method, err.url, err.headers, err.body)
     done: OkResult = resp.json()
     return done
 
@@ -113,8 +150,19 @@ def revs_limit(ctx: ServerContext, db: str, limit: int | None = None) -> Generat
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
         raise InvalidInput(f"revs_limit must be a positive int, got {limit!r}")
     resp = yield Request("PUT", path, json=limit)
+    if resp.status == 500:
+        # CouchDB 3 answers a user who is no admin of the database with
+        # 500 badmatch {error,{forbidden,<<"You are not a db or server admin.">>}}
+        err = resp.error()
+        forbidden = _ERLANG_FORBIDDEN.search(err.reason or "")
+        if forbidden:
+            raise Forbidden(403, "forbidden", forbidden.group(1), err.method, err.url, err.headers, err.body)
     resp.json()
     return None
+
+
+#: ``{forbidden,<<"reason">>}`` inside an Erlang term CouchDB put in a 500's reason
+_ERLANG_FORBIDDEN = re.compile(r'\{forbidden,<<"([^"]*)">>\}')
 
 
 def find(ctx: ServerContext, db: str, selector: Mapping[str, Any], **options: Any) -> Operation[FindResult]:

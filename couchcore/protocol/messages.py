@@ -7,7 +7,7 @@ import re
 from typing import Any, AsyncIterator, Generator, Iterable, Iterator, Mapping, TypeVar, Union
 
 from .. import codec
-from ..errors import HTTPError, error_for_status
+from ..errors import Headers, HTTPError, error_for_status
 
 __all__ = ["Request", "Response", "Headers", "Body", "Operation"]
 
@@ -15,29 +15,6 @@ __all__ = ["Request", "Response", "Headers", "Body", "Operation"]
 Body = Union[bytes, Any, Iterable[bytes], None]
 
 JSON_TYPE = "application/json"
-
-
-class Headers(dict[str, str]):
-    """A case-insensitive (lower-cased keys) header mapping."""
-
-    def __init__(self, items: Mapping[str, str] | Iterable[tuple[str, str]] = ()) -> None:
-        super().__init__()
-        pairs = items.items() if isinstance(items, Mapping) else items
-        for k, v in pairs:
-            self[k] = v
-
-    def __setitem__(self, key: str, value: str) -> None:
-        super().__setitem__(key.lower(), value)
-
-    def __getitem__(self, key: str) -> str:
-        return super().__getitem__(key.lower())
-
-    def get(self, key: str, default: Any = None) -> Any:
-        """The header ``key`` (any case), or ``default``."""
-        return super().get(key.lower(), default)
-
-    def __contains__(self, key: object) -> bool:
-        return isinstance(key, str) and super().__contains__(key.lower())
 
 
 #: a whole path segment that is "." or ".." (see Request.target)

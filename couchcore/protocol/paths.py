@@ -118,6 +118,8 @@ def attachment_path(db: str, docid: str, filename: str) -> str:
 
 def design_path(db: str, ddoc: str) -> str:
     """Path of a design document given as ``name`` or ``_design/name``."""
+    if not isinstance(ddoc, str):
+        raise InvalidInput(f"design document name must be a str, got {_shown(ddoc)}")
     if ddoc.startswith("_design/"):
         ddoc = ddoc[len("_design/") :]
     if not ddoc:
