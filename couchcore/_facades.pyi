@@ -288,6 +288,9 @@ class SyncDatabaseAPI:
         """Purge revisions for good (``POST /{db}/_purge``): ``docs`` is a list of documents
         with ``_id`` and ``_rev``, or a ``{id: [revs]}`` mapping; returns ``{"purge_seq",
         "purged": {id: [revs]}}``. Purged revisions are not replicated away: think thrice.
+        CouchDB 3 takes at most ``[purge] max_document_id_number`` (default 100) documents
+        and ``max_revisions_number`` (1000) revisions a request: more raise
+        :class:`BadRequest` saying so (nothing is purged); send smaller batches.
         https://docs.couchdb.org/en/stable/api/database/misc.html#db-purge"""
     @overload
     def security(self, value: None = ...) -> Document: ...
@@ -927,6 +930,9 @@ class AsyncDatabaseAPI:
         """Purge revisions for good (``POST /{db}/_purge``): ``docs`` is a list of documents
         with ``_id`` and ``_rev``, or a ``{id: [revs]}`` mapping; returns ``{"purge_seq",
         "purged": {id: [revs]}}``. Purged revisions are not replicated away: think thrice.
+        CouchDB 3 takes at most ``[purge] max_document_id_number`` (default 100) documents
+        and ``max_revisions_number`` (1000) revisions a request: more raise
+        :class:`BadRequest` saying so (nothing is purged); send smaller batches.
         https://docs.couchdb.org/en/stable/api/database/misc.html#db-purge"""
     @overload
     def security(self, value: None = ..., *, callback: None = ...) -> Awaitable[Document]: ...

@@ -95,8 +95,21 @@ def purge(ctx: ServerContext, db: str, docs: Mapping[str, Any] | Iterable[Mappin
                 raise InvalidInput("purge needs documents with _id and _rev")
             body.setdefault(doc["_id"], []).append(doc["_rev"])
     resp = yield Request("POST", f"{db_path(db)}/_purge", json=body)
+    if resp.status == 400:
+        err = resp.error()
+        limit = _PURGE_LIMITS.get(err.reason or "")
+        if limit:  # CouchDB's bare "Exceeded maximum number of documents."
+            raise type(err)(err.status, err.error, f"{err.reason} This server purges at most [purge] {limit} a "
+                            f"request (this one had {len(body)} ids, {sum(map(len, body.values()))} revisions): "
+                            "purge in smaller batches", err.method, err.url, err.headers, err.body)
     data: PurgeResult = resp.json()
     return data
+
+
+#: CouchDB 3's refusals of a ``_purge`` too big for its ``[purge]`` settings, and the setting
+#: (https://docs.couchdb.org/en/stable/cluster/purging.html#config-settings)
+_PURGE_LIMITS = {"Exceeded maximum number of documents.": "max_document_id_number (default 100) documents",
+                 "Exceeded maximum number of revisions.": "max_revisions_number (default 1000) revisions"}
 
 
 def _check_security(value: Any) -> None:

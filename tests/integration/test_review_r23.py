@@ -167,3 +167,19 @@ def test_a_callbacks_status_headers_are_found_in_any_case(couch_url, db, async_b
         assert status.exception.headers["Content-Type"] == status.headers["content-type"]
 
     asyncio.run(main())
+
+
+# -- purge ---------------------------------------------------------------------------
+
+@pytest.mark.couchdb_only
+def test_a_purge_beyond_the_servers_limit_says_which_limit(db):
+    # CouchDB 3.5 refuses more than [purge] max_document_id_number (100 by default) ids with
+    # a bare "400 bad_request: Exceeded maximum number of documents." (no number, no setting)
+    # https://docs.couchdb.org/en/stable/cluster/purging.html#config-settings
+    docs = [{"_id": f"d{i:03}"} for i in range(101)]
+    assert db.save(docs).ok
+    with pytest.raises(couchcore.BadRequest) as info:
+        db.purge(docs)
+    assert "max_document_id_number" in str(info.value) and "101 ids" in str(info.value)
+    assert len(db) == 101  # nothing purged
+    assert set(db.purge(docs[:100])["purged"]) == {d["_id"] for d in docs[:100]}
