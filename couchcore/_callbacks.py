@@ -17,14 +17,15 @@ import contextvars
 import functools
 import inspect
 import logging
-from typing import Any, Callable, cast
+from typing import Any, AsyncIterable, Callable, cast
 
-from ._results import AsyncStreamedResult, StreamedResult
+from ._results import AsyncStreamedResult, AttachmentStream, StreamedResult
 from .errors import CouchcoreError, HTTPError, InvalidInput
 from .models import Status
+from .protocol.messages import Response
 
 __all__ = ["SINK", "Sink", "Recorder", "add_callbacks", "with_callback", "call_with_callback", "call_feed_callback",
-           "NO_CALLBACK"]
+           "buffered_attachment", "NO_CALLBACK"]
 
 log = logging.getLogger("couchcore.tornado")  # the facade's logger: what a callback raises is logged there
 
@@ -68,6 +69,21 @@ async def call_feed_callback(callback: Callable[[Any, list[Any]], Any], batch: l
 
 
 
+async def buffered_attachment(result: Any) -> Any:
+    """``result``, or for an :class:`~couchcore.AttachmentStream` still streaming on the
+    event loop (``open_attachment``) the same attachment read whole: plain code (a
+    callback, a :func:`~couchcore.tornado.relax` generator) can ``read()`` it or iterate
+    it with ``for`` (``async for`` works too), and no connection is left open by a callback
+    that does not read it."""
+    if not isinstance(result, AttachmentStream):
+        return result
+    resp = result._response
+    if resp.stream is None or not hasattr(resp.stream, "__aiter__"):
+        return result
+    data = b"".join([chunk async for chunk in cast("AsyncIterable[bytes]", result)])  # closes the response
+    return AttachmentStream(Response(resp.status, resp.headers, body=data, method=resp.method, url=resp.url))
+
+
 def _status(sink: Sink, exc: BaseException | None) -> Status:
     resp = sink.response
     if exc is None:
@@ -103,6 +119,7 @@ async def _deliver(awaitable: Any, early_error: BaseException | None, callback: 
         result = await awaitable if inspect.isawaitable(awaitable) else awaitable
         if isinstance(result, StreamedResult):
             await cast("AsyncStreamedResult[Any]", result).aall()  # a callback is plain code: the rows, not a stream
+        result = await buffered_attachment(result)
     except asyncio.CancelledError as exc:
         _invoke(callback, None, _status(sink, exc))
         raise

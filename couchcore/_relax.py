@@ -28,7 +28,8 @@ def relax(fn: Callable[..., Any]) -> Callable[..., Any]:
     the decorated function becomes a :func:`tornado.gen.coroutine` (it returns a
     Future, which Tornado awaits for a handler method and plain ``asyncio`` code can
     await). Anything awaitable may be yielded, also lists and dicts of them; a
-    streamed result (a view) is read whole first, as the seed's callbacks got it.
+    streamed result (a view, an ``open_attachment`` stream) is read whole first, as
+    the seed's callbacks got it.
     ``async def`` functions are returned unchanged.
     """
     if inspect.iscoroutinefunction(fn):
@@ -75,7 +76,9 @@ def _materialised(yielded: Any) -> Any:
 
 
 async def _read_whole(awaitable: Any) -> Any:
+    from ._callbacks import buffered_attachment
+
     result = await awaitable if inspect.isawaitable(awaitable) else awaitable
     if isinstance(result, StreamedResult):
         await cast("AsyncStreamedResult[Any]", result).aall()  # plain 'for', len() and indexing work on it now
-    return result
+    return await buffered_attachment(result)  # an open_attachment stream: read() and 'for' work on it

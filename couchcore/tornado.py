@@ -30,8 +30,9 @@ already under way (await it, ``yield`` it in a Tornado coroutine, cancel it, or
 The seed's callback style works on every method: ``db.get("a", callback=fn)`` calls
 ``fn(result, status)`` with a :class:`~couchcore.models.Status`; a failure arrives as a
 failed ``Status`` (``status.error``, ``status.exception``), never as an exception in the
-loop, and a callback that raises is logged. Streamed results (views) are read whole
-before a callback gets them, so it can iterate them with a plain ``for``.
+loop, and a callback that raises is logged. Streamed results (views, an
+``open_attachment`` stream) are read whole before a callback gets them, so it can
+iterate them with a plain ``for`` (or ``read()`` the attachment).
 ``db.changes(callback=fn, latency=0.5)`` follows a continuous feed calling
 ``fn(seq, changes)`` from a task on the loop; ``changes(feed="normal"|"longpoll",
 callback=fn)`` calls ``fn(result, status)`` once.
