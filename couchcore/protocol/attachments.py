@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import io
 import os
-import re
 from collections.abc import Mapping
 from typing import Any, Generator
 
 from ..errors import InvalidDocument, InvalidInput, MissingRevision
 from .documents import refuse_lost_accepted
-from .messages import Operation, Request, Response
-from .paths import _shown, attachment_path
+from .messages import Operation, Request, Response, check_media_type
+from .paths import attachment_path
 from .server import ServerContext
 
 # imported at run time, not only for type checkers: typing.get_type_hints() of the public
@@ -72,19 +71,13 @@ def put_attachment(ctx: ServerContext, db: str, doc: Any, content: Any, filename
     return result
 
 
-# a media type (RFC 6838 4.2: ASCII) with its parameters: visible ASCII, spaces and tabs inside
-_CONTENT_TYPE = re.compile(r"[!-~]([ \t!-~]*[!-~])?\Z")
-
-
 def _check_content_type(content_type: Any) -> None:
     """``None``/``""`` (guess it) or a header-safe media type, else :class:`InvalidInput`:
     a CR/LF would end the header (pycurl sent the rest as another header, urllib3 raised
     its own ``ValueError``), a non-ASCII character is stored mangled (``text/\ufffd``)."""
     if content_type is None or content_type == "":
         return
-    if not isinstance(content_type, str) or not _CONTENT_TYPE.match(content_type):
-        raise InvalidInput(f"content_type must be a media type such as 'text/plain' or "
-                           f"'image/png' (ASCII, no control characters), got {_shown(content_type)}")
+    check_media_type(content_type)
 
 
 # what a compressed file is (mimetypes names the type of what is inside: "a.json.gz" is

@@ -7,7 +7,7 @@ import re
 from typing import Any, AsyncIterator, Generator, Iterable, Iterator, Mapping, TypeVar, Union
 
 from .. import codec
-from ..errors import Headers, HTTPError, error_for_status
+from ..errors import Headers, HTTPError, InvalidInput, error_for_status
 
 __all__ = ["Request", "Response", "Headers", "Body", "Operation"]
 
@@ -15,6 +15,23 @@ __all__ = ["Request", "Response", "Headers", "Body", "Operation"]
 Body = Union[bytes, Any, Iterable[bytes], None]
 
 JSON_TYPE = "application/json"
+
+
+# a media type (RFC 6838 4.2: ASCII) with its parameters: visible ASCII, spaces and tabs inside
+_MEDIA_TYPE = re.compile(r"[!-~]([ \t!-~]*[!-~])?\Z")
+
+
+def check_media_type(value: object, name: str = "content_type") -> str:
+    """``value`` if it can be sent as a ``Content-Type`` (a media type such as
+    ``text/plain; charset=utf-8``: ASCII without control characters), else
+    :class:`~couchcore.errors.InvalidInput`: a CR/LF would end the header (pycurl sends
+    the rest as a header of its own), a character beyond Latin-1 raised the backend's
+    ``UnicodeEncodeError``, one beyond ASCII is stored mangled."""
+    if not isinstance(value, str) or not _MEDIA_TYPE.match(value):
+        shown = repr(value) if len(repr(value)) <= 60 else f"a {type(value).__name__}"
+        raise InvalidInput(f"{name} must be a media type such as 'text/plain' or 'image/png' "
+                           f"(ASCII, no control characters), got {shown}")
+    return value
 
 
 #: a whole path segment that is "." or ".." (see Request.target)

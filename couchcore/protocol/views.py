@@ -11,7 +11,7 @@ from .. import codec
 from ..errors import InvalidInput, InvalidOption
 from ..models import Result
 from .._results import ViewResult
-from .messages import Operation, Request, Response
+from .messages import Operation, Request, Response, check_media_type
 from .paths import (db_path, design_path, doc_path, quote_segment, quote_segments, split_design_name,
                     view_path)
 from .server import ServerContext
@@ -183,9 +183,8 @@ def _update_body(body: Any, form: Any, content_type: str | None,
                  headers: dict[str, str]) -> tuple[bytes | None, str | None]:
     """The request body of an update handler and its content type (``None``: no
     ``Content-Type`` header is sent, by any backend)."""
-    if content_type is not None and (not isinstance(content_type, str) or not content_type
-                                     or any(c in content_type for c in "\r\n\0")):
-        raise InvalidInput(f"content_type must be a non-empty str, got {content_type!r}")
+    if content_type is not None:
+        check_media_type(content_type)
     if any(k.lower() == "content-type" for k in headers):
         raise InvalidInput("give the body's type as content_type=, not as a Content-Type header")
     if form is not None:

@@ -231,3 +231,11 @@ def test_relax_reads_an_attachment_stream_whole(couch_url, db, async_backend):
         return await handler(tdb)
 
     assert asyncio.run(main()) == content
+
+
+@pytest.mark.parametrize("content_type", ["text/\u20ac", "text/plain\x01", "text/plain\r\nX: 1", ""])
+def test_an_update_handlers_content_type_is_a_media_type(db, content_type):
+    # "text/\u20ac" raised the backends' UnicodeEncodeError (not couchcore's), "\x01" was sent
+    # https://docs.couchdb.org/en/stable/api/ddoc/render.html#db-design-design-doc-update-update-name
+    with pytest.raises(couchcore.InvalidInput, match="content_type"):
+        db.update("app/u", "x", body="hello", content_type=content_type)
