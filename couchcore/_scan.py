@@ -27,7 +27,7 @@ from typing import Any, Callable
 
 from .errors import CouchcoreError
 
-__all__ = ["scan_jsonl", "scan_jsonl_py", "Flight", "FlightPy", "count_ok", "count_ok_py", "pack", "ENGINE"]
+__all__ = ["scan_jsonl", "scan_jsonl_py", "Flight", "FlightPy", "count_ok", "count_ok_py", "pack", "seal", "ENGINE"]
 
 _WS = b" \t\r\n"
 _WS_CLOSE = frozenset(b" \t\r\n}")
@@ -165,25 +165,28 @@ def _absent() -> Any:
     return ABSENT
 
 
-def _pick() -> tuple[Any, Any, Any, Any, str]:
+def _pick() -> tuple[Any, Any, Any, Any, Any, str]:
     if os.environ.get("COUCHCORE_SCAN", "").lower() != "python":
         try:
             from couchcore_ext._scan import Flight as cy_flight  # type: ignore[import-not-found]
             from couchcore_ext._scan import count_ok as cy_count_ok
             from couchcore_ext._scan import pack as cy_pack
             from couchcore_ext._scan import scan_jsonl as cy_scan
+            from couchcore_ext._scan import seal as cy_seal
         except ImportError:
             pass
         else:
-            return cy_scan, cy_flight, cy_count_ok, cy_pack, "cython"
-    return scan_jsonl_py, FlightPy, count_ok_py, None, "python"
+            return cy_scan, cy_flight, cy_count_ok, cy_pack, cy_seal, "cython"
+    return scan_jsonl_py, FlightPy, count_ok_py, None, None, "python"
 
 
 #: the implementations in use and their name (``"cython"`` or ``"python"``); ``Flight`` is the
 #: in-flight set's class (the C one with the extension, :class:`FlightPy` otherwise); ``pack``
-#: appends documents and their marks to a ``PackedBodies`` in C (``None`` without the extension)
+#: appends documents and their marks to a ``PackedBodies`` in C, ``seal`` makes its request body
+#: of the body it was written into (no copy; both ``None`` without the extension)
 scan_jsonl: Callable[..., tuple[int, int, int, int]]
 Flight: Any
 count_ok: Callable[[bytes], tuple[int, bool]]
 pack: Callable[..., None] | None
-scan_jsonl, Flight, count_ok, pack, ENGINE = _pick()
+seal: Callable[[Any, bytes], bytes] | None
+scan_jsonl, Flight, count_ok, pack, seal, ENGINE = _pick()

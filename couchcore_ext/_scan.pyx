@@ -20,6 +20,7 @@ reference parser (``couchcore.codec.document_head_decoder``).
 
 from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE, PyByteArray_Resize
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.ref cimport PyObject, Py_INCREF, Py_XDECREF
 from libc.stdint cimport uint64_t
 from libc.stdlib cimport calloc, free, malloc, realloc
 from libc.string cimport memchr, memcpy, memcmp
@@ -166,10 +167,66 @@ cdef extern from *:
         }
         return count;
     }
+
+    /* a[:n] == b[:n] for the in-flight set's keys: a typical id (8 to 16 bytes) is two 8-byte
+       words (overlapping), no call of memcmp */
+    static CYTHON_INLINE int cc_keq(const char *a, const char *b, Py_ssize_t n) {
+        uint64_t x, y, x2, y2;
+        if (n >= 8 && n <= 16) {
+            memcpy(&x, a, 8); memcpy(&y, b, 8);
+            memcpy(&x2, a + n - 8, 8); memcpy(&y2, b + n - 8, 8);
+            return ((x ^ y) | (x2 ^ y2)) == 0;
+        }
+        return memcmp(a, b, (size_t)n) == 0;
+    }
+
+    /* dst[:n] = src[:n] for a key of up to 32 bytes (an entry's inline room): fixed-size
+       overlapping copies, no call of memcpy */
+    static CYTHON_INLINE void cc_kcopy(char *dst, const char *src, Py_ssize_t n) {
+        uint64_t w1, w2, w3, w4;
+        if (n >= 16) {
+            memcpy(&w1, src, 8); memcpy(&w2, src + 8, 8);
+            memcpy(&w3, src + n - 16, 8); memcpy(&w4, src + n - 8, 8);
+            memcpy(dst, &w1, 8); memcpy(dst + 8, &w2, 8);
+            memcpy(dst + n - 16, &w3, 8); memcpy(dst + n - 8, &w4, 8);
+        } else if (n >= 8) {
+            memcpy(&w1, src, 8); memcpy(&w2, src + n - 8, 8);
+            memcpy(dst, &w1, 8); memcpy(dst + n - 8, &w2, 8);
+        } else {
+            while (n-- > 0)
+                *dst++ = *src++;
+        }
+    }
+
+    /* *slot (a bytes object we hold a reference to) made `size` bytes long, its first `keep`
+       bytes kept: resized in place (realloc) when that reference is the only one, else
+       replaced by a copy (a bytes object someone else sees never changes). -1 with an
+       exception set on failure (*slot is then a valid bytes object still). */
+    static int cc_body_resize(PyObject **slot, Py_ssize_t size, Py_ssize_t keep) {
+        PyObject *b = *slot, *copy;
+        if (Py_REFCNT(b) == 1 && PyBytes_CheckExact(b)) {
+            if (_PyBytes_Resize(slot, size) == 0)
+                return 0;
+            *slot = PyBytes_FromStringAndSize(NULL, 0);  /* (b is gone: _PyBytes_Resize freed it) */
+            return -1;
+        }
+        copy = PyBytes_FromStringAndSize(NULL, size);
+        if (copy == NULL)
+            return -1;
+        if (keep > size)
+            keep = size;
+        memcpy(PyBytes_AS_STRING(copy), PyBytes_AS_STRING(b), (size_t)keep);
+        Py_DECREF(b);
+        *slot = copy;
+        return 0;
+    }
     """
     Py_ssize_t cc_scan_plain(const unsigned char* s, Py_ssize_t i, Py_ssize_t n, const unsigned char* cls) noexcept nogil
+    bint cc_keq(const char* a, const char* b, Py_ssize_t n) noexcept nogil
+    void cc_kcopy(char* dst, const char* src, Py_ssize_t n) noexcept nogil
     Py_ssize_t cc_scan_quote(const unsigned char* s, Py_ssize_t i, Py_ssize_t n) noexcept nogil
     Py_ssize_t cc_count_ok(const char* s, Py_ssize_t n, int* error) noexcept nogil
+    int cc_body_resize(PyObject** slot, Py_ssize_t size, Py_ssize_t keep) except -1
 
 
 cdef inline Py_ssize_t _string(const unsigned char* s, Py_ssize_t i, Py_ssize_t n, int* escaped) noexcept nogil:
@@ -547,7 +604,7 @@ cdef class Flight:
                 return -1
             if (v & 0xFFFFFFFF00000000ULL) == tag:
                 e = &self.slab[<Py_ssize_t>(v & 0xFFFFFFFFULL) - 1]
-                if e.len == n and memcmp(_ekey(e), p, n) == 0:
+                if e.len == n and cc_keq(_ekey(e), p, n):
                     return i
             i = (i + 1) & mask
 
@@ -613,10 +670,14 @@ cdef class Flight:
                 break
             if (v & 0xFFFFFFFF00000000ULL) == tag:
                 e = &self.slab[<Py_ssize_t>(v & 0xFFFFFFFFULL) - 1]
-                if e.len == n and memcmp(_ekey(e), p, n) == 0:
+                if e.len == n and cc_keq(_ekey(e), p, n):
                     return e.line
             i = (i + 1) & mask
-        slot = self._slot()
+        if self.free_head >= 0:  # (the common case of _slot, here)
+            slot = self.free_head
+            self.free_head = <Py_ssize_t>self.slab[slot].line
+        else:
+            slot = self._slot()
         e = &self.slab[slot]
         if n > INLINE:
             e.ptr = <char*>malloc(n)
@@ -627,7 +688,7 @@ cdef class Flight:
             memcpy(e.ptr, p, n)
         else:
             e.ptr = NULL
-            memcpy(e.inl, p, n)
+            cc_kcopy(e.inl, p, n)
         e.len = n
         e.line = line
         e.held = 0
@@ -736,10 +797,16 @@ cdef class Flight:
 
 cdef class _Out:
     """Where settled documents go: the ``couchcore.protocol.bulk.PackedBodies`` ``docs``:
-    its ``buf``, ``ends``, ``keys`` and ``marks`` bytearrays, grown by doubling (the reserve
-    after ``used`` / ``count`` / ``kused`` stays theirs), written back to it by :meth:`done`."""
+    its ``buf`` (a ``bytes`` object: the request body to be, see :func:`seal`) and its
+    ``ends``, ``keys`` and ``marks`` bytearrays, grown by doubling (the reserve after ``used``
+    / ``count`` / ``kused`` stays theirs), written back to it by :meth:`done`.
+
+    While the documents are written ``docs.buf`` is ``None`` and the body is held here alone,
+    so that it grows in place (``_PyBytes_Resize``: realloc); a body someone else holds a
+    reference to (a request body handed out by :func:`seal`) is copied first, never changed."""
     cdef object packed
-    cdef bytearray buf
+    cdef PyObject* body  # (an owned reference)
+    cdef bint own        # body is ours alone: it may be written
     cdef bytearray ends
     cdef bytearray keys
     cdef bytearray marks
@@ -750,8 +817,19 @@ cdef class _Out:
     cdef Py_ssize_t docs
 
     def __cinit__(self, object packed):
+        cdef object buf = packed.buf
+        cdef Py_ssize_t used = packed.used
+        if type(buf) is not bytes:  # (a bytearray from the pure-Python path: the C path writes bytes)
+            buf = PyBytes_FromStringAndSize(PyByteArray_AS_STRING(buf), PyByteArray_GET_SIZE(buf))
+        if packed.sealed is not None and packed.count:  # handed out as a request body: ',' again after the last
+            buf = PyBytes_FromStringAndSize(PyBytes_AS_STRING(buf), used)  # (sealed: at least used long)
+            PyBytes_AS_STRING(buf)[used - 1] = 44
+        packed.sealed = None
         self.packed = packed
-        self.buf = packed.buf
+        self.body = <PyObject*>buf
+        Py_INCREF(buf)
+        self.own = False
+        packed.buf = None  # (put back by done())
         self.ends = packed.ends
         self.keys = packed.keys
         self.marks = packed.marks
@@ -761,18 +839,25 @@ cdef class _Out:
         self.hint = packed.reserve
         self.docs = packed.docs
 
+    def __dealloc__(self):
+        Py_XDECREF(self.body)
+
     cdef char* reserve(self, Py_ssize_t n) except NULL:
         """Room for ``n`` more bytes (and one more end offset and mark): the place to write
         them (growth by doubling, at least to the packed bodies' ``reserve``; not zeroed)."""
-        cdef Py_ssize_t size = PyByteArray_GET_SIZE(self.buf)
+        cdef Py_ssize_t size = PyBytes_GET_SIZE(<object>self.body)
         if self.used + n > size:
-            PyByteArray_Resize(self.buf, max(2 * size, self.used + n + 4096, self.hint))
+            cc_body_resize(&self.body, max(2 * size, self.used + n + 4096, self.hint), self.used)
+            self.own = True
+        elif not self.own:
+            cc_body_resize(&self.body, size, self.used)  # (a copy unless it is ours alone)
+            self.own = True
         size = PyByteArray_GET_SIZE(self.ends)
         if 8 * (self.count + 1) > size:
             PyByteArray_Resize(self.ends, max(2 * size, 8 * 64, 8 * self.docs))
             PyByteArray_Resize(self.marks, max(2 * PyByteArray_GET_SIZE(self.marks), <Py_ssize_t>sizeof(Mark) * 64,
                                                <Py_ssize_t>sizeof(Mark) * self.docs))
-        return PyByteArray_AS_STRING(self.buf) + self.used
+        return PyBytes_AS_STRING(<object>self.body) + self.used
 
     cdef char* reserve_key(self, Py_ssize_t n) except NULL:
         """Room for a key of ``n`` bytes after the keys: where to write it (not yet taken)."""
@@ -786,7 +871,7 @@ cdef class _Out:
         key of ``klen`` bytes at :meth:`reserve_key`'s: end it, with its marks."""
         cdef long long end = self.used + n
         cdef Mark* m
-        PyByteArray_AS_STRING(self.buf)[end] = 44  # ,
+        PyBytes_AS_STRING(<object>self.body)[end] = 44  # ,
         memcpy(PyByteArray_AS_STRING(self.ends) + 8 * self.count, &end, 8)
         self.used = end + 1
         self.kused += klen
@@ -798,9 +883,34 @@ cdef class _Out:
         self.count += 1
 
     cdef done(self):
+        self.packed.buf = <object>self.body
         self.packed.used = self.used
         self.packed.count = self.count
         self.packed.kused = self.kused
+
+
+def seal(object docs, bytes suffix):
+    """The request body of ``docs`` (a ``couchcore.protocol.bulk.PackedBodies`` with at least
+    one document): its ``buf`` itself, ``suffix`` written over the comma after the last
+    document and cut to length -- no copy of the documents (the body grew in place as they
+    were written). ``docs.buf`` is that body from then on (``docs.sealed`` the suffix): a
+    document added later goes into a copy (the body handed out never changes)."""
+    cdef _Out out = _Out(docs)
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(suffix)
+    cdef Py_ssize_t size
+    if out.count == 0 or n == 0:
+        out.done()
+        raise ValueError("no documents to seal, or no suffix")
+    try:
+        out.used -= 1  # (the comma after the last document: the suffix goes there)
+        memcpy(out.reserve(n), PyBytes_AS_STRING(suffix), n)
+        size = out.used + n
+        cc_body_resize(&out.body, size, size)  # cut to length (shrinking in place: realloc)
+        out.used += 1
+    finally:
+        out.done()
+    docs.sealed = suffix
+    return docs.buf
 
 
 def pack(object docs, list bodies, list keys, list lines, list idlens, list flags):

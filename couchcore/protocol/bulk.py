@@ -36,6 +36,7 @@ from .. import codec
 from ..errors import CouchcoreError, TransportError
 from .._scan import count_ok as _count_ok
 from .._scan import pack as _pack
+from .._scan import seal as _seal
 from .messages import Request, Response
 from .paths import db_path
 from .server import ServerContext
@@ -87,19 +88,24 @@ class PackedBodies:
     on the error paths only (:meth:`docid`, :meth:`line`, :meth:`key`).
 
     The C scanner (``couchcore_ext._scan.scan_jsonl``) appends to it directly: ``buf`` may
-    hold unused bytes after ``used`` (its growth reserve); ``ends`` holds, as native
+    hold unused bytes after ``used`` (its growth reserve). With the extension ``buf`` is a
+    ``bytes`` object the C code grows in place and :meth:`payload` hands out as the request
+    body itself (``couchcore_ext._scan.seal``: the suffix written over the last comma, no copy
+    of the documents; ``sealed`` is that suffix, and a document added later goes into a copy);
+    without it a ``bytearray`` (the body is one copy of it). ``ends`` holds, as native
     ``int64`` (``count`` of them, maybe followed by reserve), the offset in ``buf`` just
     after each document's text; ``keys`` the keys back to back (``kused`` bytes), ``marks``
     one native ``(line int64, key end int64, idlen int32, flags int32)`` per document.
     """
 
-    __slots__ = ("buf", "used", "ends", "count", "reserve", "docs", "_changed", "keys", "kused", "marks")
+    __slots__ = ("buf", "used", "ends", "count", "reserve", "docs", "_changed", "keys", "kused", "marks", "sealed")
 
     def __init__(self, reserve: int = 0, docs: int = 0) -> None:
         """``reserve``: the bytes the scanner sets aside for the body at its first growth
         (e.g. the size of the batch before), ``docs``: for as many end offsets (no memory
         is zeroed for them); both grow as needed."""
-        self.buf = bytearray(_PREFIX)
+        self.buf: bytes | bytearray = bytearray(_PREFIX) if _pack is None else _PREFIX  # (C: copied at the first write)
+        self.sealed: bytes | None = None
         self.used = len(_PREFIX)
         self.ends = bytearray()
         self.count = 0
@@ -113,10 +119,14 @@ class PackedBodies:
     def append(self, body: bytes, key: bytes = b"", line: int = 0, idlen: int = -1, flags: int = 0) -> None:
         """Add one document's JSON object text (as it is: it is sent as it is) and its marks
         (``idlen`` -1: the whole key is the id)."""
+        if _pack is not None:
+            _pack(self, [body], [key], [line], [idlen], [flags])
+            return
+        buf = self._writable()
         used = self.used
         end = used + len(body)
-        self.buf[used:end] = body
-        self.buf[end:end + 1] = b","
+        buf[used:end] = body
+        buf[end:end + 1] = b","
         self.used = end + 1
         at = self.count * 8
         self.ends[at:at + 8] = end.to_bytes(8, _BYTEORDER, signed=True)
@@ -138,11 +148,12 @@ class PackedBodies:
             _pack(self, bodies, keys, lines, idlens, flags)  # in C: no Python work per document
             return
         n = len(bodies)
+        buf = self._writable()
         used = self.used
         joined = b",".join(bodies)
         end = used + len(joined)
-        self.buf[used:end] = joined
-        self.buf[end:end + 1] = b","
+        buf[used:end] = joined
+        buf[end:end + 1] = b","
         self.used = end + 1
         # the end of body i: used + its length and those before it, plus a comma after each before it
         sums = accumulate(map(len, bodies), initial=used - 1)
@@ -159,6 +170,18 @@ class PackedBodies:
         at = self.count * _MARK.size
         self.marks[at:at + _MARK.size * n] = b"".join(map(_MARK.pack, lines, kends, idlens, flags))
         self.count += n
+
+    def _writable(self) -> bytearray:
+        """``buf`` as a ``bytearray`` for the pure-Python appends (a ``bytes`` body, made by
+        the C path, is copied: a request body handed out never changes)."""
+        buf = self.buf
+        if buf.__class__ is not bytearray:
+            buf = bytearray(buf)
+            if self.sealed is not None and self.count:
+                buf[self.used - 1] = 0x2C  # the comma the suffix was written over
+            self.buf = buf
+        self.sealed = None
+        return buf
 
     def __len__(self) -> int:
         return self.count
@@ -231,6 +254,8 @@ class PackedBodies:
             return _payload(list(self), suffix)
         if not self.count:
             return _PREFIX + suffix
+        if _seal is not None and self.buf.__class__ is bytes:  # the body it was written into: no copy
+            return self.buf if self.sealed == suffix else _seal(self, suffix)
         with memoryview(self.buf) as view:
             return b"".join((view[:self.used - 1], suffix))  # (without the last ",")
 

@@ -584,7 +584,10 @@ def test_the_c_in_flight_set_behaves_as_its_twin_under_random_use(seed):
 
     rnd = random.Random(seed)
     c, py = CyFlight(), FlightPy()
-    universe = [b"k%d" % i + b"." * rnd.choice((0, 0, 40)) for i in range(3000 if seed % 2 else 700)]
+    # keys of 2 to 53 bytes (the C set compares 8 to 16-byte keys as two words, copies keys of up
+    # to 32 bytes into its entries, longer ones apart), many differing only in their middle
+    universe = [b"." * rnd.choice((0, 0, 4, 9)) + b"k%d" % i + b"." * rnd.choice((0, 0, 3, 6, 10, 14, 20, 28, 40))
+                for i in range(3000 if seed % 2 else 700)]
     present: set[bytes] = set()
     added: list[bytes] = []
     for step in range(30_000):
@@ -659,6 +662,54 @@ def test_packing_in_c_gives_the_bytes_of_the_python_extend(monkeypatch):
     assert got.ends[:8 * 701] == want.ends[:8 * 701] and got.marks[:24 * 701] == want.marks[:24 * 701]
     assert [got.docid(i) for i in range(701)] == ["first"] + ["d%d" % i for i in range(700)]
     assert got.mark(6) == (16, b"d5\x001-abc", 2, 1) and got.payload(b"]}") == want.payload(b"]}")
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ops=st.lists(st.one_of(
+    st.tuples(st.just("append"), st.binary(min_size=2, max_size=300)),
+    st.tuples(st.just("extend"), st.lists(st.binary(min_size=2, max_size=50), max_size=30)),
+    st.tuples(st.just("payload"), st.sampled_from([b"]}", b'],"new_edits":false}'])),
+    st.tuples(st.just("subset"), st.just(b""))), max_size=14), reserve=st.sampled_from([0, 10, 5000]))
+def test_a_sealed_body_is_the_packed_buffer_and_never_changes_afterwards(monkeypatch, ops, reserve):
+    """With the extension, payload() hands out the buffer the documents were written into
+    (couchcore_ext._scan.seal: no copy) -- the same bytes as the pure-Python join -- and a body
+    handed out stays as it was whatever is added after it."""
+    import couchcore.protocol.bulk as pb
+
+    if pb._seal is None:
+        pytest.skip("the Cython extension is not built")
+
+    def run(c: bool) -> list:
+        if not c:
+            monkeypatch.setattr(pb, "_pack", None)
+            monkeypatch.setattr(pb, "_seal", None)
+        docs = PackedBodies(reserve, 4)
+        handed: list[tuple[bytes, bytes]] = []
+        seen = []
+        n = 0
+        for op, arg in ops:
+            if op == "append":
+                n += 1
+                docs.append(arg, b"k%d" % n, n, -1, n % 2)
+            elif op == "extend":
+                keys = [b"k%d" % (n + j + 1) for j in range(len(arg))]
+                docs.extend(arg, keys, list(range(n + 1, n + len(arg) + 1)), [-1] * len(arg), [1] * len(arg))
+                n += len(arg)
+            elif op == "subset":
+                docs = docs.subset(list(range(0, len(docs), 2)))
+            else:
+                body = docs.payload(arg)
+                if c and len(docs):
+                    assert body is docs.buf and docs.payload(arg) is body  # no copy, and the same again
+                handed.append((body, bytes(body)))
+                seen.append(body)
+            assert all(body == copy for body, copy in handed)  # a body handed out never changes
+            seen.append([docs[i] for i in range(len(docs))] + [docs.mark(i) for i in range(len(docs))])
+        seen.append(docs.payload(b"]}"))
+        monkeypatch.undo()
+        return seen
+
+    assert run(True) == run(False)
 
 
 # -- the C scanner's fast paths (SSE2 runs of plain string bytes, the one-pass grammar walk) ----
