@@ -203,6 +203,7 @@ class FindPager:
         self._by_skip = False  # the server gave no usable bookmark: page with skip
         self._delivered = 0
         self._fetch = 0
+        self._pages = 0  # answers accepted so far
         self.done = self.remaining == 0
 
     def next_options(self) -> dict[str, Any]:
@@ -211,7 +212,9 @@ class FindPager:
         if self._by_skip:
             opts["skip"] = self._skip + self._delivered
         else:
-            if self._skip and self.bookmark is None:
+            if self._skip and self._pages == 0:
+                # the first page skips (after the caller's bookmark, if any, as _find does);
+                # the server's bookmarks of the next pages are past the skipped documents
                 opts["skip"] = self._skip
             if self.bookmark is not None:
                 opts["bookmark"] = self.bookmark
@@ -219,6 +222,7 @@ class FindPager:
 
     def accept(self, answer: Mapping[str, Any]) -> list[Document]:
         docs = list(answer.get("docs") or ())
+        self._pages += 1
         self._delivered += len(docs)
         if self.remaining is not None:
             self.remaining -= len(docs)
