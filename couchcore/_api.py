@@ -934,7 +934,9 @@ class DatabaseAPI:
     def find(self, selector: Mapping[str, Any], **options: Any) -> FindResult:
         """A Mango query (``POST /{db}/_find``): ``{"docs": [Document, ...], "bookmark": ...,
         "warning"?, "execution_stats"?}``; ``options`` are ``_find``'s (``fields``, ``sort``,
-        ``limit``, ``skip``, ``use_index``, ``bookmark``, ...). :meth:`iterfind` pages.
+        ``limit``, ``skip``, ``use_index``, ``bookmark``, ...). Without ``limit`` CouchDB
+        returns at most 25 documents (its default), not every match: :meth:`iterfind`
+        reads them all, page by page.
         https://docs.couchdb.org/en/stable/api/database/find.html
         """
         return self._run(_db.find(self._ctx, self.name, selector, **options))

@@ -500,7 +500,9 @@ class SyncDatabaseAPI:
     def find(self, selector: Mapping[str, Any], **options: Any) -> FindResult:
         """A Mango query (``POST /{db}/_find``): ``{"docs": [Document, ...], "bookmark": ...,
         "warning"?, "execution_stats"?}``; ``options`` are ``_find``'s (``fields``, ``sort``,
-        ``limit``, ``skip``, ``use_index``, ``bookmark``, ...). :meth:`iterfind` pages.
+        ``limit``, ``skip``, ``use_index``, ``bookmark``, ...). Without ``limit`` CouchDB
+        returns at most 25 documents (its default), not every match: :meth:`iterfind`
+        reads them all, page by page.
         https://docs.couchdb.org/en/stable/api/database/find.html"""
     def create_index(self, fields: Sequence[Any], name: str | None = ..., ddoc: str | None = ..., **options: Any) -> IndexCreated:
         """Create a Mango index on ``fields``: ``{"result": "created" | "exists", "id", "name"}``.
@@ -1211,7 +1213,9 @@ class AsyncDatabaseAPI:
     def find(self, selector: Mapping[str, Any], *, callback: _Callable[[FindResult | None, _Status], Any], **options: Any) -> asyncio.Task[FindResult | None]:
         """A Mango query (``POST /{db}/_find``): ``{"docs": [Document, ...], "bookmark": ...,
         "warning"?, "execution_stats"?}``; ``options`` are ``_find``'s (``fields``, ``sort``,
-        ``limit``, ``skip``, ``use_index``, ``bookmark``, ...). :meth:`iterfind` pages.
+        ``limit``, ``skip``, ``use_index``, ``bookmark``, ...). Without ``limit`` CouchDB
+        returns at most 25 documents (its default), not every match: :meth:`iterfind`
+        reads them all, page by page.
         https://docs.couchdb.org/en/stable/api/database/find.html"""
     @overload
     def create_index(self, fields: Sequence[Any], name: str | None = ..., ddoc: str | None = ..., *, callback: None = ..., **options: Any) -> Awaitable[IndexCreated]: ...
