@@ -19,6 +19,7 @@ import inspect
 import logging
 from typing import Any, AsyncIterable, Callable, cast
 
+from ._paging import Paged
 from ._results import AsyncStreamedResult, AttachmentStream, StreamedResult
 from .errors import CouchcoreError, HTTPError, InvalidInput
 from .models import Status
@@ -120,6 +121,8 @@ async def _deliver(awaitable: Any, early_error: BaseException | None, callback: 
         if isinstance(result, StreamedResult):
             await cast("AsyncStreamedResult[Any]", result).aall()  # a callback is plain code: the rows, not a stream
         result = await buffered_attachment(result)
+        if isinstance(result, Paged):  # iterview/iterfind: every page, as a list a plain 'for' reads
+            result = [item async for item in cast("AsyncIterable[Any]", result)]
     except asyncio.CancelledError as exc:
         _invoke(callback, None, _status(sink, exc))
         raise

@@ -1113,7 +1113,7 @@ class AsyncDatabaseAPI:
     @overload
     def open_attachment(self, id_or_doc: str | Mapping[str, Any], filename: str, rev: str | None = ..., *, callback: None = ...) -> AsyncCall[AsyncAttachmentStream, bytes]: ...
     @overload
-    def open_attachment(self, id_or_doc: str | Mapping[str, Any], filename: str, rev: str | None = ..., *, callback: _Callable[[AsyncAttachmentStream | None, _Status], Any]) -> asyncio.Task[AsyncAttachmentStream | None]:
+    def open_attachment(self, id_or_doc: str | Mapping[str, Any], filename: str, rev: str | None = ..., *, callback: _Callable[[AttachmentStream | None, _Status], Any]) -> asyncio.Task[AttachmentStream | None]:
         """The attachment as a stream of byte chunks (see :class:`AttachmentStream`);
         ``rev`` and a document's ``_rev`` select the revision as for :meth:`get_attachment`."""
     @overload
@@ -1270,7 +1270,7 @@ class AsyncDatabaseAPI:
     @overload
     def iterview(self, name: str, page_size: int = ..., *, callback: None = ..., **options: Any) -> AsyncPaged[Row]: ...
     @overload
-    def iterview(self, name: str, page_size: int = ..., *, callback: _Callable[[AsyncPaged[Row] | None, _Status], Any], **options: Any) -> asyncio.Task[AsyncPaged[Row] | None]:
+    def iterview(self, name: str, page_size: int = ..., *, callback: _Callable[[_builtins.list[Row] | None, _Status], Any], **options: Any) -> asyncio.Task[_builtins.list[Row] | None]:
         """Every row of a view (``"ddoc/view"``, ``"_design/d/_view/v"``) or of
         ``"_all_docs"``, fetched ``page_size`` rows a request as the iteration goes.
 
@@ -1286,7 +1286,7 @@ class AsyncDatabaseAPI:
     @overload
     def iterfind(self, selector: Mapping[str, Any], page_size: int = ..., *, callback: None = ..., **options: Any) -> AsyncPaged[Document]: ...
     @overload
-    def iterfind(self, selector: Mapping[str, Any], page_size: int = ..., *, callback: _Callable[[AsyncPaged[Document] | None, _Status], Any], **options: Any) -> asyncio.Task[AsyncPaged[Document] | None]:
+    def iterfind(self, selector: Mapping[str, Any], page_size: int = ..., *, callback: _Callable[[_builtins.list[Document] | None, _Status], Any], **options: Any) -> asyncio.Task[_builtins.list[Document] | None]:
         """Every document matching a Mango ``selector``, ``page_size`` a request, paged by
         ``bookmark`` (no extra request after a short page). ``options``: ``_find``'s
         (``fields``, ``sort``, ``use_index``, ...; ``limit`` caps the documents in all,

@@ -32,7 +32,8 @@ The seed's callback style works on every method: ``db.get("a", callback=fn)`` ca
 failed ``Status`` (``status.error``, ``status.exception``), never as an exception in the
 loop, and a callback that raises is logged. Streamed results (views, an
 ``open_attachment`` stream) are read whole before a callback gets them, so it can
-iterate them with a plain ``for`` (or ``read()`` the attachment).
+iterate them with a plain ``for`` (or ``read()`` the attachment); ``iterview`` and
+``iterfind`` hand it the list of every row or document, all pages read.
 ``db.changes(callback=fn, latency=0.5)`` follows a continuous feed calling
 ``fn(seq, changes)`` from a task on the loop; ``changes(feed="normal"|"longpoll",
 callback=fn)`` calls ``fn(result, status)`` once.

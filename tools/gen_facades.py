@@ -66,7 +66,11 @@ ASYNC_RESULTS = {
 
 #: results the async facade reads whole before a callback gets them (couchcore._callbacks:
 #: every StreamedResult): the callback's value is the sync flavour's view of the class
-READ_WHOLE_FOR_CALLBACK = {"ViewResult"}
+READ_WHOLE_FOR_CALLBACK = {"ViewResult", "AttachmentStream"}
+
+#: results the async facade hands a callback as a list of their items, read whole
+#: (couchcore._callbacks: ``iterview``/``iterfind``'s pages): ``Paged[T]`` -> ``list[T]``
+LISTED_FOR_CALLBACK = {"Paged": "_builtins.list"}
 
 
 @dataclass
@@ -368,6 +372,8 @@ class Writer:
     def need(self, names: set[str], cls: SourceClass) -> None:
         protocols = {proto: stmt for proto, stmt in ASYNC_RESULTS.values()}
         for name in names - STUB_NAMES:
+            if name.startswith("_builtins."):
+                continue
             stmt = protocols.get(name) or cls.imports.get(name)
             if stmt is None:
                 if hasattr(builtins, name):
@@ -428,6 +434,7 @@ class Writer:
             results = _results(fl)
             if callback == "fn":  # what the callback gets
                 results = {k: v for k, v in results.items() if k not in READ_WHOLE_FOR_CALLBACK}
+                results.update(LISTED_FOR_CALLBACK)
             rewrite = _Rewrite(fl.names, results)
             assert ret_node is not None
             new = rewrite.visit(ast.parse(ast.unparse(ret_node), mode="eval").body)
