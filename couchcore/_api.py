@@ -809,7 +809,9 @@ class DatabaseAPI:
         compressed ``.gz``, ``.bz2`` or ``.xz`` file is ``application/gzip``,
         ``application/x-bzip2``, ``application/x-xz``), else ``application/octet-stream``;
         a given ``content_type`` that is no ASCII media type (control characters, a
-        line break) raises :class:`InvalidInput` before sending.
+        line break) raises :class:`InvalidInput` before sending. A bare id (or a dict
+        without ``_rev``) creates the document; for an existing one it raises
+        :class:`Conflict` saying the current ``_rev`` is needed.
         ``PUT /{db}/{docid}/{attname}?rev=``:
         https://docs.couchdb.org/en/stable/api/document/attachments.html#put--db-docid-attname
         """

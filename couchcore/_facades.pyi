@@ -413,7 +413,9 @@ class SyncDatabaseAPI:
         compressed ``.gz``, ``.bz2`` or ``.xz`` file is ``application/gzip``,
         ``application/x-bzip2``, ``application/x-xz``), else ``application/octet-stream``;
         a given ``content_type`` that is no ASCII media type (control characters, a
-        line break) raises :class:`InvalidInput` before sending.
+        line break) raises :class:`InvalidInput` before sending. A bare id (or a dict
+        without ``_rev``) creates the document; for an existing one it raises
+        :class:`Conflict` saying the current ``_rev`` is needed.
         ``PUT /{db}/{docid}/{attname}?rev=``:
         https://docs.couchdb.org/en/stable/api/document/attachments.html#put--db-docid-attname"""
     def get_attachment(self, id_or_doc: str | Mapping[str, Any], filename: str, rev: str | None = ...) -> bytes:
@@ -1096,7 +1098,9 @@ class AsyncDatabaseAPI:
         compressed ``.gz``, ``.bz2`` or ``.xz`` file is ``application/gzip``,
         ``application/x-bzip2``, ``application/x-xz``), else ``application/octet-stream``;
         a given ``content_type`` that is no ASCII media type (control characters, a
-        line break) raises :class:`InvalidInput` before sending.
+        line break) raises :class:`InvalidInput` before sending. A bare id (or a dict
+        without ``_rev``) creates the document; for an existing one it raises
+        :class:`Conflict` saying the current ``_rev`` is needed.
         ``PUT /{db}/{docid}/{attname}?rev=``:
         https://docs.couchdb.org/en/stable/api/document/attachments.html#put--db-docid-attname"""
     @overload

@@ -62,6 +62,11 @@ def put_attachment(ctx: ServerContext, db: str, doc: Any, content: Any, filename
     if rev:
         query.append(("rev", rev))
     resp = yield Request("PUT", path, query=query, body=body, headers=headers)
+    if resp.status == 409 and not rev:
+        err = resp.error()  # CouchDB's bare "Document update conflict.": no revision was sent
+        raise type(err)(err.status, err.error, f"{err.reason} Document {docid!r} exists and no _rev was given: "
+                        "pass the document with its current _rev (put_attachment(db.get(id), ...)), not only "
+                        "its id", err.method, err.url, err.headers, err.body)
     result: DocResult = resp.json()
     # a cluster answers 202 when one lagging copy took a stale rev the others refused
     yield from refuse_lost_accepted(ctx, db, docid, resp, rev or None)

@@ -292,3 +292,17 @@ def test_a_callback_of_iterfind_and_iterview_gets_every_item(couch_url, db, asyn
     asyncio.run(main())
     assert got["find"] == (list(range(3, 12)), True)
     assert got["view"] == ([f"d{i:02}" for i in range(7)], True)
+
+
+@pytest.mark.parametrize("as_id", [True, False])
+def test_put_attachment_without_a_rev_on_an_existing_document_says_why(db, as_id):
+    # API.md: put_attachment(doc, ...) takes an id too; on an existing document CouchDB says a
+    # bare "409 Document update conflict." although nobody else wrote: no _rev was sent
+    doc = {"_id": "a/b", "v": 1}
+    db.save(doc)
+    with pytest.raises(couchcore.Conflict, match="no _rev was given") as info:
+        db.put_attachment("a/b" if as_id else {"_id": "a/b"}, b"x", "f.txt")
+    assert "a/b" in str(info.value)
+    assert db.get("a/b")["_rev"] == doc["_rev"]
+    db.put_attachment(doc, b"x", "f.txt")  # with the current _rev it works
+    assert db.get_attachment("a/b", "f.txt") == b"x"
