@@ -18,6 +18,7 @@ Settling is therefore conservative: a line settled here is settled the same way 
 reference parser (``couchcore.codec.document_head_decoder``).
 """
 
+cimport cython
 from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE, PyByteArray_Resize
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.ref cimport PyObject, Py_INCREF, Py_XDECREF
@@ -547,6 +548,7 @@ cdef inline const char* _ekey(Entry* e) noexcept nogil:
     return e.ptr if e.ptr != NULL else e.inl
 
 
+@cython.final  # (its methods are called directly, some inlined: no vtable; couchcore._scan is private)
 cdef class Flight:
     """The keys of the documents in flight (sent or about to be, not settled yet), each with
     its input line: how the loader finds a duplicate ``_id`` (or ``(_id, _rev)``) in one
@@ -795,6 +797,7 @@ cdef class Flight:
 # -- the scanner ---------------------------------------------------------------------------------
 
 
+@cython.final  # (its methods are called directly, and inlined: no vtable)
 cdef class _Out:
     """Where settled documents go: the ``couchcore.protocol.bulk.PackedBodies`` ``docs``:
     its ``buf`` (a ``bytes`` object: the request body to be, see :func:`seal`) and its
@@ -842,7 +845,7 @@ cdef class _Out:
     def __dealloc__(self):
         Py_XDECREF(self.body)
 
-    cdef char* reserve(self, Py_ssize_t n) except NULL:
+    cdef inline char* reserve(self, Py_ssize_t n) except NULL:
         """Room for ``n`` more bytes (and one more end offset and mark): the place to write
         them (growth by doubling, at least to the packed bodies' ``reserve``; not zeroed)."""
         cdef Py_ssize_t size = PyBytes_GET_SIZE(<object>self.body)
@@ -859,14 +862,14 @@ cdef class _Out:
                                                <Py_ssize_t>sizeof(Mark) * self.docs))
         return PyBytes_AS_STRING(<object>self.body) + self.used
 
-    cdef char* reserve_key(self, Py_ssize_t n) except NULL:
+    cdef inline char* reserve_key(self, Py_ssize_t n) except NULL:
         """Room for a key of ``n`` bytes after the keys: where to write it (not yet taken)."""
         cdef Py_ssize_t size = PyByteArray_GET_SIZE(self.keys)
         if self.kused + n > size:
             PyByteArray_Resize(self.keys, max(2 * size, self.kused + n + 1024, 32 * self.docs))
         return PyByteArray_AS_STRING(self.keys) + self.kused
 
-    cdef void wrote(self, Py_ssize_t n, Py_ssize_t klen, int idlen, long long line, int flags) noexcept:
+    cdef inline void wrote(self, Py_ssize_t n, Py_ssize_t klen, int idlen, long long line, int flags) noexcept:
         """``n`` bytes of one document's text were written at :meth:`reserve`'s place and its
         key of ``klen`` bytes at :meth:`reserve_key`'s: end it, with its marks."""
         cdef long long end = self.used + n
