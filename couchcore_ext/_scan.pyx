@@ -593,7 +593,7 @@ cdef class Flight:
     def __len__(self):
         return self.live
 
-    cdef Py_ssize_t _find(self, const char* p, Py_ssize_t n, uint64_t h) noexcept:
+    cdef inline Py_ssize_t _find(self, const char* p, Py_ssize_t n, uint64_t h) noexcept:
         """The index position of key ``p[:n]`` (hash ``h``), or -1."""
         cdef Py_ssize_t mask = self.cap - 1
         cdef Py_ssize_t i = <Py_ssize_t>(h & <uint64_t>mask)
@@ -698,7 +698,7 @@ cdef class Flight:
         self.live += 1
         return 0
 
-    cdef int _remove(self, const char* p, Py_ssize_t n, bint keep_held) except -1:
+    cdef inline int _remove(self, const char* p, Py_ssize_t n, bint keep_held) except -1:
         """Remove key ``p[:n]`` (``KeyError`` if it is not in): 1, or 0 when it is held and
         ``keep_held`` (then it stays)."""
         cdef Py_ssize_t i = self._find(p, n, _hash(p, n, self.seed))
