@@ -707,7 +707,9 @@ class DatabaseAPI:
     def get(self, id_or_ids: str | Iterable[str | tuple[str, str]],
             **options: Any) -> Document | _OpenRevs | list[Document | None]:
         """A :class:`Document` (``NotFound`` if missing), or for a list a list of
-        Documents and ``None`` for missing ones, in order, in one request.
+        Documents and ``None`` for missing ones, in order, in one request. With
+        ``open_revs`` (``"all"`` or a list of revs) a list of ``{"ok": Document}`` /
+        ``{"missing": rev}``; an empty list of revs gives ``[]`` without a request.
 
         The list may hold ids and ``(id, rev)`` pairs (those revisions; a missing revision
         is ``None``). Where the server has ``POST /{db}/_bulk_get`` (probed with the first
@@ -786,7 +788,9 @@ class DatabaseAPI:
     def copy(self, source: str | Mapping[str, Any], dest: str | Mapping[str, Any]) -> str:
         """Copy ``source`` to ``dest`` (ids or docs; a dest with ``_rev`` is overwritten,
         a source with ``_rev`` copies that revision) with ``COPY /{db}/{docid}``.
-        Returns the new revision (a dict ``dest`` gets it as ``_rev``).
+        Returns the new revision (a dict ``dest`` gets it as ``_rev``). Raises
+        :class:`InvalidInput` for a missing id or a ``_rev`` that is not a revision
+        string, :class:`Conflict` when ``dest`` exists and no (or a stale) ``_rev`` was given.
         https://docs.couchdb.org/en/stable/api/document/common.html#copy--db-docid
         """
         return self._run(_docs.copy_doc(self._ctx, self.name, source, dest))

@@ -362,7 +362,9 @@ class SyncDatabaseAPI:
     @overload
     def get(self, id_or_ids: Iterable[str | _builtins.tuple[str, str]], **options: Any) -> _builtins.list[Document | None]:
         """A :class:`Document` (``NotFound`` if missing), or for a list a list of
-        Documents and ``None`` for missing ones, in order, in one request.
+        Documents and ``None`` for missing ones, in order, in one request. With
+        ``open_revs`` (``"all"`` or a list of revs) a list of ``{"ok": Document}`` /
+        ``{"missing": rev}``; an empty list of revs gives ``[]`` without a request.
 
         The list may hold ids and ``(id, rev)`` pairs (those revisions; a missing revision
         is ``None``). Where the server has ``POST /{db}/_bulk_get`` (probed with the first
@@ -399,7 +401,9 @@ class SyncDatabaseAPI:
     def copy(self, source: str | Mapping[str, Any], dest: str | Mapping[str, Any]) -> str:
         """Copy ``source`` to ``dest`` (ids or docs; a dest with ``_rev`` is overwritten,
         a source with ``_rev`` copies that revision) with ``COPY /{db}/{docid}``.
-        Returns the new revision (a dict ``dest`` gets it as ``_rev``).
+        Returns the new revision (a dict ``dest`` gets it as ``_rev``). Raises
+        :class:`InvalidInput` for a missing id or a ``_rev`` that is not a revision
+        string, :class:`Conflict` when ``dest`` exists and no (or a stale) ``_rev`` was given.
         https://docs.couchdb.org/en/stable/api/document/common.html#copy--db-docid"""
     def revisions(self, docid: str) -> _builtins.list[str]:
         """Revision ids of a document, newest first (``GET /{db}/{docid}?revs=true``);
@@ -1028,7 +1032,9 @@ class AsyncDatabaseAPI:
     @overload
     def get(self, id_or_ids: Iterable[str | _builtins.tuple[str, str]], *, callback: _Callable[[_builtins.list[Document | None] | None, _Status], Any], **options: Any) -> asyncio.Task[_builtins.list[Document | None] | None]:
         """A :class:`Document` (``NotFound`` if missing), or for a list a list of
-        Documents and ``None`` for missing ones, in order, in one request.
+        Documents and ``None`` for missing ones, in order, in one request. With
+        ``open_revs`` (``"all"`` or a list of revs) a list of ``{"ok": Document}`` /
+        ``{"missing": rev}``; an empty list of revs gives ``[]`` without a request.
 
         The list may hold ids and ``(id, rev)`` pairs (those revisions; a missing revision
         is ``None``). Where the server has ``POST /{db}/_bulk_get`` (probed with the first
@@ -1078,7 +1084,9 @@ class AsyncDatabaseAPI:
     def copy(self, source: str | Mapping[str, Any], dest: str | Mapping[str, Any], *, callback: _Callable[[str | None, _Status], Any]) -> asyncio.Task[str | None]:
         """Copy ``source`` to ``dest`` (ids or docs; a dest with ``_rev`` is overwritten,
         a source with ``_rev`` copies that revision) with ``COPY /{db}/{docid}``.
-        Returns the new revision (a dict ``dest`` gets it as ``_rev``).
+        Returns the new revision (a dict ``dest`` gets it as ``_rev``). Raises
+        :class:`InvalidInput` for a missing id or a ``_rev`` that is not a revision
+        string, :class:`Conflict` when ``dest`` exists and no (or a stale) ``_rev`` was given.
         https://docs.couchdb.org/en/stable/api/document/common.html#copy--db-docid"""
     @overload
     def revisions(self, docid: str, *, callback: None = ...) -> AsyncCall[_builtins.list[str], str]: ...

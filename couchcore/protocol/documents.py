@@ -83,7 +83,12 @@ def _wrap(value: Any) -> Any:
 
 
 def get_doc(ctx: ServerContext, db: str, docid: str, **opts: Any) -> Operation[Document | list[dict[str, Any]]]:
-    resp = yield Request("GET", doc_path(db, docid), query=_doc_query(opts))
+    query = _doc_query(opts)
+    if isinstance(opts.get("open_revs"), (list, tuple)) and not opts["open_revs"]:
+        # no revision asked for: CouchDB would answer the current document instead of a list
+        doc_path(db, docid)  # (a bad id is still refused)
+        return []
+    resp = yield Request("GET", doc_path(db, docid), query=query)
     return _decode_doc(resp, opts)
 
 
@@ -771,6 +776,8 @@ def copy_doc(ctx: ServerContext, db: str, source: str | Mapping[str, Any],
         dest_id, dest_rev = dest, None
     if not isinstance(src_id, str) or not src_id or not isinstance(dest_id, str) or not dest_id:
         raise InvalidInput("copy needs source and destination ids (or docs with _id)")
+    if dest_rev is not None and (not isinstance(dest_rev, str) or not dest_rev):
+        raise InvalidInput(f"the destination's _rev must be a revision string such as '1-abc...', got {dest_rev!r}")
     # CouchDB percent-decodes the Destination header (``+`` included) after splitting off "?rev="
     destination = quote_segment(dest_id)
     if dest_rev:
@@ -778,6 +785,11 @@ def copy_doc(ctx: ServerContext, db: str, source: str | Mapping[str, Any],
     resp = yield Request(
         "COPY", doc_path(db, src_id), query=query, headers={"Destination": destination, **ctx.write_headers}
     )
+    if resp.status == 409 and not dest_rev:
+        err = resp.error()  # CouchDB's bare "Document update conflict.": no revision was sent
+        raise type(err)(err.status, err.error, f"{err.reason} The destination {dest_id!r} exists and no _rev was "
+                        "given for it: to overwrite it pass the destination as a document with its current _rev "
+                        "(copy(source, db.get(dest)))", err.method, err.url, err.headers, err.body)
     result = resp.json()
     rev: str | None = result.get("rev")
     if rev is None:  # some servers answer {"ok": true} only: look the new revision up

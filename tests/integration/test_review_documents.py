@@ -102,3 +102,34 @@ def test_a_filter_functions_query_parameters_go_in_params(db):
     assert sorted(c["id"] for c in db.follow(since=0, one_off=True, filter="app/by_t", params={"t": "b"})) \
         == ["x0", "x2", "x4"]
     assert "params=" in couchcore.Database.changes.__doc__
+
+
+def test_copy_checks_the_destinations_rev_and_explains_a_missing_one(db):
+    # a _rev that is not a string raised AttributeError from the URL quoting; a copy onto an
+    # existing destination without its _rev got CouchDB's bare "Document update conflict.",
+    # which reads like a concurrent writer
+    db.save([{"_id": "a", "v": 1}, {"_id": "b", "v": 2}])
+    for rev in (3, "", ["1-x"]):
+        with pytest.raises(couchcore.InvalidInput, match="destination's _rev"):
+            db.copy("a", {"_id": "b", "_rev": rev})
+    with pytest.raises(couchcore.Conflict) as info:
+        db.copy("a", "b")
+    assert "'b' exists and no _rev was given" in str(info.value) and info.value.status == 409
+    dest = db.get("b")
+    assert db.copy("a", dest).startswith("2-") and db.get("b")["v"] == 1
+
+
+def test_open_revs_of_no_revision_is_an_empty_list(db, couch_url):
+    # open_revs=[] made CouchDB answer the current document: get() returned a Document where
+    # its type says a list, and a loop over it went through the document's keys
+    db.save({"_id": "o", "v": 1})
+    assert db.get("o", open_revs=[]) == [] and db.get("o", open_revs=()) == []
+    assert [r["ok"]["v"] for r in db.get("o", open_revs="all")] == [1]
+    with pytest.raises(couchcore.InvalidInput):
+        db.get("", open_revs=[])
+
+    async def main():
+        adb = await couchcore.aio.Server(couch_url).db(db.name)
+        return await adb.get("o", open_revs=[])
+
+    assert asyncio.run(main()) == []
