@@ -596,6 +596,12 @@ class AttachmentStream:
     def __exit__(self, *exc: Any) -> None:
         self.close()
 
+    async def __aenter__(self) -> "AttachmentStream":
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        self.close()
+
 
 # -- the async flavour, as type checkers see it ----------------------------------------------
 
@@ -694,5 +700,7 @@ class AsyncAttachmentStream(Protocol):
         """Release the connection."""
         ...
 
+    async def __aenter__(self: _P) -> _P: ...
+    async def __aexit__(self, *exc: Any) -> None: ...
     def __enter__(self: _P) -> _P: ...
     def __exit__(self, *exc: Any) -> None: ...

@@ -133,3 +133,22 @@ def test_open_revs_of_no_revision_is_an_empty_list(db, couch_url):
         return await adb.get("o", open_revs=[])
 
     assert asyncio.run(main()) == []
+
+
+@pytest.mark.parametrize("abackend", _async_backends())
+def test_an_async_attachment_stream_is_an_async_context_manager(db, couch_url, abackend):
+    # `async with await adb.open_attachment(...) as stream` raised AttributeError (__aenter__):
+    # the sync stream and every streamed result of the async facade have it
+    db.save({"_id": "holder"})
+    db.put_attachment(db.get("holder"), b"x" * 70000, "big.bin")
+
+    async def main():
+        adb = await couchcore.aio.Server(couch_url, backend=abackend).db(db.name)
+        async with await adb.open_attachment("holder", "big.bin") as stream:
+            first = await stream.__aiter__().__anext__()
+        async with await adb.open_attachment("holder", "big.bin") as stream:
+            whole = await stream.aread()
+        return first, whole
+
+    first, whole = asyncio.run(main())
+    assert first and set(first) == {ord("x")} and whole == b"x" * 70000
