@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import functools
 import inspect
-from typing import Any, Callable, cast
+from typing import Any, AsyncIterable, Callable, cast
 
 from tornado import gen
 
+from ._paging import Paged
 from ._results import AsyncStreamedResult, StreamedResult
 
 __all__ = ["relax"]
@@ -29,7 +30,8 @@ def relax(fn: Callable[..., Any]) -> Callable[..., Any]:
     Future, which Tornado awaits for a handler method and plain ``asyncio`` code can
     await). Anything awaitable may be yielded, also lists and dicts of them; a
     streamed result (a view, an ``open_attachment`` stream) is read whole first, as
-    the seed's callbacks got it.
+    the seed's callbacks got it; ``iterview``/``iterfind`` give the list of every row or
+    document (all pages read), as a callback gets them.
     ``async def`` functions are returned unchanged.
     """
     if inspect.iscoroutinefunction(fn):
@@ -70,7 +72,7 @@ def _materialised(yielded: Any) -> Any:
         return [_materialised(item) for item in yielded]
     if isinstance(yielded, dict):
         return {key: _materialised(item) for key, item in yielded.items()}
-    if isinstance(yielded, StreamedResult) or inspect.isawaitable(yielded):
+    if isinstance(yielded, (StreamedResult, Paged)) or inspect.isawaitable(yielded):
         return _read_whole(yielded)
     return yielded
 
@@ -81,4 +83,6 @@ async def _read_whole(awaitable: Any) -> Any:
     result = await awaitable if inspect.isawaitable(awaitable) else awaitable
     if isinstance(result, StreamedResult):
         await cast("AsyncStreamedResult[Any]", result).aall()  # plain 'for', len() and indexing work on it now
+    if isinstance(result, Paged):  # iterview/iterfind (tornado's BadYieldError): every page, as a list
+        return [item async for item in cast("AsyncIterable[Any]", result)]
     return await buffered_attachment(result)  # an open_attachment stream: read() and 'for' work on it

@@ -153,6 +153,42 @@ class Headers(dict[str, str]):
     def __contains__(self, key: object) -> bool:
         return isinstance(key, str) and super().__contains__(key.lower())
 
+    # every other way in or out of the dict by name goes through the lower-cased key too
+    # (dict's own methods bypass __getitem__/__setitem__: update({"X-A": ..}) stored "X-A",
+    # which get("X-A") then missed; copy() gave a plain dict)
+
+    def __delitem__(self, key: str) -> None:
+        super().__delitem__(key.lower())
+
+    def pop(self, key: str, *default: Any) -> Any:
+        """Remove the header ``key`` (any case) and return its value (or ``default``)."""
+        return super().pop(key.lower(), *default)
+
+    def setdefault(self, key: str, default: Any = None) -> Any:
+        """The header ``key`` (any case), set to ``default`` first when missing."""
+        return super().setdefault(key.lower(), default)
+
+    def update(self, *args: Any, **kwargs: str) -> None:
+        """Add headers (a mapping or ``(name, value)`` pairs, and keywords), names in any case."""
+        for items in (*args, kwargs):
+            for k, v in (items.items() if isinstance(items, Mapping) else items):
+                self[k] = v
+
+    def copy(self) -> Headers:
+        """A case-insensitive copy."""
+        return Headers(self)
+
+    def __or__(self, other: Any) -> Headers:  # type: ignore[override]
+        if not isinstance(other, Mapping):
+            return NotImplemented
+        new = self.copy()
+        new.update(other)
+        return new
+
+    def __ior__(self, other: Any) -> Headers:  # type: ignore[override]
+        self.update(other)
+        return self
+
 
 class HTTPError(CouchcoreError):
     """The server answered with an error status.

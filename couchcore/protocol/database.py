@@ -114,13 +114,15 @@ _PURGE_LIMITS = {"Exceeded maximum number of documents.": "max_document_id_numbe
 
 def _check_security(value: Any) -> None:
     """Refuse what CouchDB's ``couch_db:validate_security_object`` refuses: ``admins`` and
-    ``members`` (or the old ``readers``) must be objects whose ``names`` and ``roles`` are
-    lists of strings. CouchDB 3 answers such an object with ``500 no_majority``, which
-    reads like a cluster outage. https://docs.couchdb.org/en/stable/api/database/security.html"""
+    ``members`` (or, when there is no ``members``, the old ``readers``) must be objects whose
+    ``names`` and ``roles`` are lists of strings. CouchDB 3 answers such an object with
+    ``500 no_majority``, which reads like a cluster outage; it ignores ``readers`` next to
+    ``members`` (and any other member), so those are not checked here either.
+    https://docs.couchdb.org/en/stable/api/database/security.html"""
     if not isinstance(value, Mapping):
         raise InvalidInput("the security object must be a dict")
     for part in ("admins", "members", "readers"):
-        if part not in value:
+        if part not in value or (part == "readers" and "members" in value):
             continue
         group = value[part]
         if not isinstance(group, Mapping):
