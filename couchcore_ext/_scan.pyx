@@ -832,7 +832,6 @@ cdef class _Out:
         self.body = <PyObject*>buf
         Py_INCREF(buf)
         self.own = False
-        packed.buf = None  # (put back by done())
         self.ends = packed.ends
         self.keys = packed.keys
         self.marks = packed.marks
@@ -841,6 +840,7 @@ cdef class _Out:
         self.kused = packed.kused
         self.hint = packed.reserve
         self.docs = packed.docs
+        packed.buf = None  # (last: nothing above raises after it; put back by done(), which every user calls)
 
     def __dealloc__(self):
         Py_XDECREF(self.body)
@@ -920,11 +920,12 @@ def pack(object docs, list bodies, list keys, list lines, list idlens, list flag
     """Append documents to ``docs`` (a ``couchcore.protocol.bulk.PackedBodies``) in C: body
     ``bodies[i]`` (``bytes``) with its marks ``keys[i]`` (``bytes``), ``lines[i]``,
     ``idlens[i]`` (-1: the whole key) and ``flags[i]`` -- what ``PackedBodies.extend`` does."""
-    cdef _Out out = _Out(docs)
+    cdef _Out out
     cdef Py_ssize_t i, n = len(bodies), bl, kl, idl
     cdef bytes body, key
     if len(keys) != n or len(lines) != n or len(idlens) != n or len(flags) != n:
         raise ValueError("bodies and marks of different lengths")
+    out = _Out(docs)  # (from here on docs.buf is the _Out's until done())
     try:
         for i in range(n):
             body = bodies[i]
@@ -978,7 +979,7 @@ def scan_jsonl(bytes buf, Py_ssize_t pos, bint eof, Py_ssize_t max_lines, long l
     cdef unsigned long long v
     cdef int k
     cdef Py_ssize_t slow_end = -1
-    cdef _Out out = _Out(docs)
+    cdef _Out out
     cdef char* dst
     cdef char* kp
     if id_field is not None:
@@ -988,6 +989,7 @@ def scan_jsonl(bytes buf, Py_ssize_t pos, bint eof, Py_ssize_t max_lines, long l
         plen = PyBytes_GET_SIZE(id_prefix)
     if pos < 0:
         pos = 0
+    out = _Out(docs)  # (from here on docs.buf is the _Out's until done())
     try:
         while count < max_lines and pos < n:
             verdict = _line(s + pos, n - pos, idf, idf_len, &info, &end)

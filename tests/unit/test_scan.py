@@ -712,6 +712,22 @@ def test_a_sealed_body_is_the_packed_buffer_and_never_changes_afterwards(monkeyp
     assert run(True) == run(False)
 
 
+def test_a_refused_pack_leaves_the_packed_bodies_as_they_were():
+    """The C code holds a PackedBodies' body alone while it writes (``buf`` is ``None``
+    meanwhile): a call refused before writing gives it back untouched."""
+    import couchcore.protocol.bulk as pb
+
+    if pb._pack is None:
+        pytest.skip("the Cython extension is not built")
+    docs = PackedBodies()
+    docs.append(b'{"a":1}', b"k", 1)
+    with pytest.raises(ValueError):
+        pb._pack(docs, [b'{"b":2}'], [], [], [], [])
+    assert docs.buf is not None and docs.payload(b"]}") == b'{"docs":[{"a":1}]}' and docs[0] == b'{"a":1}'
+    docs.append(b'{"b":2}', b"j", 2)
+    assert docs.payload(b"]}") == b'{"docs":[{"a":1},{"b":2}]}'
+
+
 # -- the C scanner's fast paths (SSE2 runs of plain string bytes, the one-pass grammar walk) ----
 
 
