@@ -170,7 +170,7 @@ def with_callback(method: Callable[..., Any]) -> Callable[..., Any]:
 
 #: public methods that are not operations, that take ``callback`` themselves, or whose
 #: result may be a feed (``db_updates``: the ChangesFeed is iterated, not awaited)
-NO_CALLBACK = frozenset({"close", "changes", "db_updates"})
+NO_CALLBACK = frozenset({"close", "changes", "db_updates", "follow"})
 
 
 def public_methods(cls: type) -> dict[str, Callable[..., Any]]:

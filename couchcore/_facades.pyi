@@ -1306,10 +1306,7 @@ class AsyncDatabaseAPI:
         (PouchDB Server) is paged with ``skip`` instead. Returns a
         :class:`~couchcore._paging.Paged` of :class:`Document`.
         https://docs.couchdb.org/en/stable/api/database/find.html#pagination"""
-    @overload
-    def follow(self, since: Seq = ..., one_off: bool = ..., max_retries: int | None = ..., *, callback: None = ..., **changes_options: Any) -> AsyncChangesFollower: ...
-    @overload
-    def follow(self, since: Seq = ..., one_off: bool = ..., max_retries: int | None = ..., *, callback: _Callable[[AsyncChangesFollower | None, _Status], Any], **changes_options: Any) -> asyncio.Task[AsyncChangesFollower | None]:
+    def follow(self, since: Seq = ..., one_off: bool = ..., max_retries: int | None = ..., **changes_options: Any) -> AsyncChangesFollower:
         """A :class:`~couchcore._follow.ChangesFollower`: every change from ``since``
         (``"now"``, ``0`` or a sequence from an earlier ``.since``; opaque), read by a
         longpoll loop that retries transient failures with full-jitter backoff and ends

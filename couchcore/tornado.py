@@ -35,8 +35,8 @@ loop, and a callback that raises is logged. Streamed results (views, an
 iterate them with a plain ``for`` (or ``read()`` the attachment); ``iterview`` and
 ``iterfind`` hand it the list of every row or document, all pages read.
 ``db.changes(callback=fn, latency=0.5)`` follows a continuous feed calling
-``fn(seq, changes)`` from a task on the loop; ``changes(feed="normal"|"longpoll",
-callback=fn)`` calls ``fn(result, status)`` once.
+``fn(seq, changes)`` from a task on the loop, and so does ``db.follow(callback=fn)``;
+``changes(feed="normal"|"longpoll", callback=fn)`` calls ``fn(result, status)`` once.
 
 :func:`relax` turns a generator-based handler into a coroutine in which
 ``doc = yield db.get(...)`` works, as the seed describes.
@@ -295,6 +295,37 @@ class Database(_DatabaseBase):
             return _changes_call(server._arun(op, None, SINK.get()), f"couchcore.changes {self.name}")
         return super().changes(callback, latency, **options)
 
+    def follow(self, since: Seq = "now", one_off: bool = False, max_retries: int | None = None,
+               callback: Callable[[Any, list[dict[str, Any]]], Any] | None = None, latency: float = 0.0,
+               **changes_options: Any) -> AsyncChangesFollower:
+        """A :class:`~couchcore._follow.ChangesFollower` (see the sync ``Database.follow``)
+        to iterate with ``async for``. With ``callback``, as ``changes(feed="continuous",
+        callback=fn)``: a task on the running loop calls ``callback(seq, changes)`` with the
+        changes gathered over ``latency`` seconds (a coroutine function is awaited; one
+        that raises is logged and the follower goes on) until :meth:`stop`, the end of a
+        ``one_off`` follower or an error that ends it (logged, in ``.error``); returns the
+        follower. :class:`~couchcore.errors.InvalidInput` if ``callback`` is not callable,
+        ``RuntimeError`` outside a running loop.
+        CouchDB: https://docs.couchdb.org/en/stable/api/database/changes.html
+        """
+        if callback is not None and not callable(callback):
+            raise InvalidInput("callback must be callable")
+        follower = super().follow(since, one_off, max_retries, **changes_options)
+        if callback is None:
+            return follower
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            raise RuntimeError("a callback-driven follower needs a running event loop") from None
+
+        def failed(exc: BaseException) -> None:
+            follower.error = follower.error or exc
+
+        # kept on the follower: the loop holds its tasks only weakly
+        follower._task = loop.create_task(  # type: ignore[attr-defined]
+            _pump_batches(follower, self.name, callback, latency, failed), name=f"couchcore.follow {self.name}")
+        return follower
+
     # -- Python protocols -------------------------------------------------------------------
     def __getitem__(self, docid: str) -> "Awaitable[Document]":
         """``await db[docid]``: the document (``NotFoundKeyError``, a ``NotFound`` and a
@@ -471,52 +502,63 @@ class ChangesFeed(_feeds.ChangesFeed):
         raise TypeError("an async ChangesFeed: use 'await feed.wait()'")
 
     async def _pump(self, callback: Callable[[Any, list[Any]], Any], latency: float) -> None:
-        loop = asyncio.get_running_loop()
-        inbox: asyncio.Queue[Any] = asyncio.Queue(maxsize=10_000)
+        def failed(exc: BaseException) -> None:
+            self.error = exc
 
-        async def reader() -> None:
-            try:
-                async for change in self:
-                    await inbox.put(change)
-            except CouchcoreError as exc:
-                log.error("changes feed of %s stopped: %s", self._db.name, exc)
-                self.error = exc
-            except Exception as exc:  # pragma: no cover - a bug, but never silently
-                log.exception("changes feed of %s failed", self._db.name)
-                self.error = exc
-            finally:
-                try:
-                    inbox.put_nowait(_END)
-                except asyncio.QueueFull:
-                    loop.create_task(inbox.put(_END))
+        await _pump_batches(self, self._db.name, callback, latency, failed)
 
-        reading = loop.create_task(reader(), name=f"couchcore.changes-reader {self._db.name}")
+
+async def _pump_batches(source: Any, name: str, callback: Callable[[Any, list[Any]], Any], latency: float,
+                        failed: Callable[[BaseException], None]) -> None:
+    """Read ``source`` (an async iterable of changes: a feed or a follower) and call
+    ``callback(seq, changes)`` with the changes gathered over ``latency`` seconds; an error
+    that ends ``source`` is logged and handed to ``failed``."""
+    loop = asyncio.get_running_loop()
+    inbox: asyncio.Queue[Any] = asyncio.Queue(maxsize=10_000)
+
+    async def reader() -> None:
         try:
-            ended = False
-            while not ended:
-                item = await inbox.get()
-                if item is _END:
-                    return
-                batch = [item]
-                deadline = loop.time() + latency
-                while True:
-                    if inbox.empty():
-                        remaining = deadline - loop.time()
-                        if remaining <= 0:
-                            break
-                        try:
-                            item = await asyncio.wait_for(inbox.get(), remaining)
-                        except asyncio.TimeoutError:
-                            break
-                    else:
-                        item = inbox.get_nowait()
-                    if item is _END:
-                        ended = True
-                        break
-                    batch.append(item)
-                await call_feed_callback(callback, batch)
+            async for change in source:
+                await inbox.put(change)
+        except CouchcoreError as exc:
+            log.error("changes feed of %s stopped: %s", name, exc)
+            failed(exc)
+        except Exception as exc:  # pragma: no cover - a bug, but never silently
+            log.exception("changes feed of %s failed", name)
+            failed(exc)
         finally:
-            reading.cancel()
+            try:
+                inbox.put_nowait(_END)
+            except asyncio.QueueFull:
+                loop.create_task(inbox.put(_END))
+
+    reading = loop.create_task(reader(), name=f"couchcore.changes-reader {name}")
+    try:
+        ended = False
+        while not ended:
+            item = await inbox.get()
+            if item is _END:
+                return
+            batch = [item]
+            deadline = loop.time() + latency
+            while True:
+                if inbox.empty():
+                    remaining = deadline - loop.time()
+                    if remaining <= 0:
+                        break
+                    try:
+                        item = await asyncio.wait_for(inbox.get(), remaining)
+                    except asyncio.TimeoutError:
+                        break
+                else:
+                    item = inbox.get_nowait()
+                if item is _END:
+                    ended = True
+                    break
+                batch.append(item)
+            await call_feed_callback(callback, batch)
+    finally:
+        reading.cancel()
 
 
 Database._feed_class = ChangesFeed

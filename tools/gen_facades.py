@@ -107,7 +107,7 @@ KEEP_DECORATORS = {"overload", "property", "classmethod", "staticmethod"}
 #: the async facade gives every public method of these classes ``callback=``
 #: (:func:`couchcore._callbacks.add_callbacks`), except these
 CALLBACK_CLASSES = {"ServerAPI", "DatabaseAPI"}
-NO_CALLBACK = {"close", "changes", "db_updates"}
+NO_CALLBACK = {"close", "changes", "db_updates", "follow"}
 
 
 class GenError(Exception):
