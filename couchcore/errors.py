@@ -190,6 +190,22 @@ class Headers(dict[str, str]):
         return self
 
 
+#: a cookie's value in a ``Set-Cookie`` header (``AuthSession=<token>; Version=1; ...``)
+_COOKIE_VALUE = re.compile(r"(?P<name>^|,)(?P<pre>\s*[^=;,\s]+=)[^;,]*")
+
+
+def _without_cookies(headers: Headers) -> Headers:
+    """``headers``, or a copy whose ``Set-Cookie`` values are hidden: CouchDB refreshes a
+    session's ``AuthSession`` cookie on any answer, errors too, and that cookie logs anyone
+    in; an exception is logged, pickled and stored (its response's headers are untouched)."""
+    cookie = headers.get("set-cookie")
+    if not cookie:
+        return headers
+    hidden = headers.copy()
+    hidden["set-cookie"] = _COOKIE_VALUE.sub(lambda m: m.group("name") + m.group("pre") + "<hidden>", cookie)
+    return hidden
+
+
 class HTTPError(CouchcoreError):
     """The server answered with an error status.
 
@@ -218,7 +234,7 @@ class HTTPError(CouchcoreError):
         self.reason = reason
         self.method = method
         self.url = redact_url(url) if url else url
-        self.headers = headers if isinstance(headers, Headers) else Headers(headers or {})
+        self.headers = _without_cookies(headers if isinstance(headers, Headers) else Headers(headers or {}))
         self.body = body
         self.resolution: Any = None  # set on Conflict raised by Database.save
         super().__init__(self._message())

@@ -128,3 +128,30 @@ def test_relax_gives_every_row_and_document_of_iterview_and_iterfind(couch_url, 
     assert ids == [f"d{i:02}" for i in range(8)]
     assert found == list(range(4, 11))
     assert (count, first) == (11, 0)
+
+
+# -- a session cookie in an error's headers ------------------------------------------------
+
+_REFRESHED = ("AuthSession=YWRtaW46NkIwRTNDMzE6LqCpukVLNSFnuHlVvw7vvkVT3AQYdWOB0Q98HHPdjsk; Version=1; "
+              "Expires=Tue, 01-Dec-2026 03:27:05 GMT; Max-Age=600; Path=/; HttpOnly")
+
+
+def test_an_errors_headers_hide_the_session_cookie_couchdb_refreshed():
+    # CouchDB 3.5 refreshes a SessionAuth cookie on any answer once a tenth of its timeout
+    # has passed, errors included: a NotFound 70 s after the login carried
+    # "set-cookie: AuthSession=<token>" in e.headers, in every pickle of the exception (a
+    # token that logs anyone in as that user). Canned answer of that real exchange:
+    from couchcore.protocol.messages import Response
+
+    token = "YWRtaW46NkIwRTNDMzE6LqCpukVLNSFnuHlVvw7vvkVT3AQYdWOB0Q98HHPdjsk"
+    resp = Response(404, {"Content-Type": "application/json", "Set-Cookie": _REFRESHED},
+                    body=b'{"error":"not_found","reason":"missing"}', method="GET",
+                    url="http://127.0.0.1:5984/db/nope")
+    err = resp.error()
+    assert isinstance(err, couchcore.NotFound)
+    assert err.headers["Set-Cookie"].startswith("AuthSession=<hidden>; Version=1;")
+    assert "Max-Age=600" in err.headers["set-cookie"] and err.headers.get("Content-Type") == "application/json"
+    for blob in [pickle.dumps(err, proto) for proto in range(pickle.HIGHEST_PROTOCOL + 1)]:
+        assert token.encode() not in blob
+    assert token not in repr(vars(err)) and token not in repr(vars(copy.deepcopy(err)))
+    assert token in resp.headers["set-cookie"]  # the response keeps it: SessionAuth reads it there
