@@ -126,9 +126,36 @@ cdef extern from *:
 
 cdef extern from *:
     """
-    /* Key cache: short ASCII keys (<= 32 bytes) -> str, compared as zero-padded words. */
-    typedef struct { PyObject* s; int kid; int length; uint64_t w[4]; } cc_kentry;
+    /* Key cache: short ASCII keys (<= 32 bytes) -> str, compared as zero-padded words.
+       A key seen again (a hit) is interned then, once (``interned`` set): the str constants
+       of Python code are interned, so a lookup with a literal key (doc["_id"]) finds a
+       repeated field's key by identity instead of comparing the text.  A key met once
+       (a miss) is not: interning costs a hash and a table insert per distinct key. */
+    typedef struct { PyObject* s; int kid; int length; uint64_t w[4]; int interned; } cc_kentry;
     static cc_kentry CC_KCACHE[1024];
+    /* the entry's str interned (once per entry: kept out of line, so that the inlined hit
+       path stays a flag test) */
+    #if defined(__GNUC__)
+    __attribute__((noinline, cold))
+    #endif
+    static void cc_kintern(cc_kentry* e) {
+        PyObject* u = e->s;
+        Py_INCREF(u);
+        PyUnicode_InternInPlace(&u);   /* u: the interned equal str (maybe another object) */
+        if (u != e->s) {
+            Py_DECREF(e->s);
+            e->s = u;
+        } else {
+            Py_DECREF(u);
+        }
+        e->interned = 1;
+    }
+    /* the entry's str (a new reference), interned at its first hit */
+    static inline PyObject* cc_kuse(cc_kentry* e) {
+        if (!e->interned) cc_kintern(e);
+        Py_INCREF(e->s);
+        return e->s;
+    }
     /* s[0:n] is the key; s[0:avail] may be read.  With 32 readable bytes (the usual case
        inside a chunk) the words are loaded whole and the bytes past the key masked off,
        instead of a variable-length byte copy that the word reads below would stall on. */
@@ -165,8 +192,10 @@ cdef extern from *:
         int kid
         int length
         uint64_t w[4]
+        int interned
     cc_kentry* cc_kslot(const unsigned char* s, Py_ssize_t n, Py_ssize_t avail, uint64_t* w) noexcept nogil
     int cc_khit(const cc_kentry* e, Py_ssize_t n, const uint64_t* w) noexcept nogil
+    PyObject* cc_kuse(cc_kentry* e) noexcept
 
 cdef extern from *:
     """
@@ -218,6 +247,9 @@ cdef extern from *:
         e->w1 = w1;
         return u;
     }
+    #if defined(__GNUC__)
+    __attribute__((always_inline))   /* GCC's own choice varies with its callers' size */
+    #endif
     static inline PyObject* cc_int(long long v) {
         cc_ientry* e = &CC_ICACHE[((uint64_t)v * 0x9E3779B97F4A7C15ULL) >> 54];
         PyObject* o;
@@ -546,19 +578,14 @@ cdef extern from *:
             h ^= h >> 31;
             h *= 0x94D049BB133111EBULL;
             e = &CC_KCACHE[h >> 54];
-            if (e->s != NULL && e->length == (int)n && e->w[0] == w0) {   /* its words after the first are zero */
-                Py_INCREF(e->s);
-                return e->s;
-            }
+            if (e->s != NULL && e->length == (int)n && e->w[0] == w0)   /* its words after the first are zero */
+                return cc_kuse(e);
             w[0] = w0; w[1] = w[2] = w[3] = 0;
         } else
     #endif
         {
             e = cc_kslot(s, n, avail, w);
-            if (cc_khit(e, n, w)) {
-                Py_INCREF(e->s);
-                return e->s;
-            }
+            if (cc_khit(e, n, w)) return cc_kuse(e);
         }
         u = cc_ascii(s, n);
         if (u == NULL) return NULL;
@@ -567,6 +594,7 @@ cdef extern from *:
         e->s = u;
         e->length = (int)n;
         memcpy(e->w, w, sizeof(w));
+        e->interned = 0;
         e->kid = cc_classify(s, n);
         return u;
     }
@@ -1790,13 +1818,16 @@ cdef class RowParser:
             e = cc_kslot(s, n, avail, w)
             if cc_khit(e, n, w):
                 kid[0] = e.kid
-                return <object>e.s
+                u = <object>cc_kuse(e)   # cc_kuse's reference is given back: u holds one
+                Py_DECREF(u)
+                return u
             u = _ascii_str(s, n)
             Py_XDECREF(e.s)
             Py_INCREF(u)
             e.s = <PyObject*>u
             e.length = <int>n
             memcpy(e.w, w, sizeof(w))
+            e.interned = 0
             e.kid = _classify(s, n)
             kid[0] = e.kid
             return u

@@ -1559,6 +1559,28 @@ def test_string_scan_control_byte_at_every_offset(backend, ctrl):
                 assert isinstance(got, ParseError), (i, row, got)
 
 
+@pytest.mark.skipif(CY_SKIP is not None, reason=CY_SKIP or "")
+def test_repeated_keys_are_interned():
+    # the extension interns a cached key at its second sighting (a cache hit), so a lookup
+    # with a literal key (doc["_id"]) finds it by identity; a key met once stays a plain,
+    # equal str. Both the C row loop (whole chunks) and the Cython code (keys cut by the
+    # chunk's end) go through the same cache entries
+    lit = "_id"  # a constant of this module: interned by the compiler
+    rows = ['{"id":"r%d","key":%d,"value":{"_id":"d%d","fld_%d":%d,"zq_field":%d}}' % (i, i, i, i, i, i)
+            for i in range(40)]
+    data = ('{"total_rows":40,"offset":0,"rows":[\r\n' + ",\r\n".join(rows) + "\r\n]}").encode()
+    want = expected("view", data)
+    for chunks in ([data], split_every(data, 1), split_every(data, 7), split_every(data, 4096)):
+        got = parse("cython", "view", chunks)
+        assert_same(got, want)
+        items = got[0]
+        for row in items[2:]:
+            keys = list(row.value)
+            assert keys[0] is lit
+            assert keys[2] is sys.intern("zq_field")
+        assert [list(r.value)[1] for r in items] == ["fld_%d" % i for i in range(40)]
+
+
 def test_key_cache_short_keys_keep_apart(backend):
     # keys of up to 8 bytes take the key cache's one-word path, longer ones (and any key read
     # within 8 bytes of its chunk's end) the four-word path, into the same slots: keys sharing
