@@ -171,8 +171,12 @@ class Headers(dict[str, str]):
     def update(self, *args: Any, **kwargs: str) -> None:
         """Add headers (a mapping or ``(name, value)`` pairs, and keywords), names in any case."""
         for items in (*args, kwargs):
-            for k, v in (items.items() if isinstance(items, Mapping) else items):
-                self[k] = v
+            if hasattr(items, "keys"):  # as dict.update: anything with keys() is a mapping
+                for k in items.keys():
+                    self[k] = items[k]
+            else:
+                for k, v in items:
+                    self[k] = v
 
     def copy(self) -> Headers:
         """A case-insensitive copy."""
