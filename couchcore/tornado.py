@@ -302,8 +302,9 @@ class Database(_DatabaseBase):
         to iterate with ``async for``. With ``callback``, as ``changes(feed="continuous",
         callback=fn)``: a task on the running loop calls ``callback(seq, changes)`` with the
         changes gathered over ``latency`` seconds (a coroutine function is awaited; one
-        that raises is logged and the follower goes on) until :meth:`stop`, the end of a
-        ``one_off`` follower or an error that ends it (logged, in ``.error``); returns the
+        that raises is logged and the follower goes on) until
+        :meth:`~couchcore.ChangesFollower.stop`, the end of a ``one_off`` follower or an
+        error that ends it (logged, in ``.error``); returns the
         follower. :class:`~couchcore.errors.InvalidInput` if ``callback`` is not callable,
         ``RuntimeError`` outside a running loop.
         CouchDB: https://docs.couchdb.org/en/stable/api/database/changes.html
