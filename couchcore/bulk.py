@@ -46,6 +46,7 @@ import heapq
 import os
 import threading
 import time
+from dataclasses import dataclass, field
 from itertools import islice
 from typing import IO, TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, Sequence, Union
 
@@ -241,46 +242,20 @@ def _bad(exc: CouchcoreError) -> _Bad:
 # -- reports --------------------------------------------------------------------------------
 
 
+@dataclass
 class Rejected:
     """A document the load could not write: its input ``line`` (or position), ``id``,
     CouchDB's ``error`` and ``reason`` (or the loader's: ``invalid_json``,
     ``not_an_object``, ``invalid_id``, ``conflict`` for a duplicate ``_id``, ...), and
     ``doc``: the document as sent (JSON text ``bytes`` or a dict) or, for input that is
-    no document, ``None`` with the input in ``text``. Compared (``==``) and shown
-    (``repr``) field by field."""
+    no document, ``None`` with the input in ``text``."""
 
-    # (written out as @dataclass would make them: decorating a class costs ~4.5M instructions
-    # of every start-up, a tenth of a microsecond per document of a 100,000-document load)
     line: int | None
     id: str | None
     error: str
     reason: str | None
     doc: bytes | Mapping[str, Any] | None = None
     text: str | None = None
-
-    __match_args__ = ("line", "id", "error", "reason", "doc", "text")
-    __hash__ = None  # type: ignore[assignment]  # (mutable, compared by value: as @dataclass)
-
-    def __init__(self, line: int | None, id: str | None, error: str, reason: str | None,
-                 doc: bytes | Mapping[str, Any] | None = None, text: str | None = None) -> None:
-        self.line = line
-        self.id = id
-        self.error = error
-        self.reason = reason
-        self.doc = doc
-        self.text = text
-
-    def _fields(self) -> tuple[Any, ...]:
-        return (self.line, self.id, self.error, self.reason, self.doc, self.text)
-
-    def __eq__(self, other: object) -> bool:
-        if other.__class__ is self.__class__:
-            return self._fields() == other._fields()
-        return NotImplemented
-
-    def __repr__(self) -> str:
-        return (f"{self.__class__.__qualname__}(line={self.line!r}, id={self.id!r}, error={self.error!r}, "
-                f"reason={self.reason!r}, doc={self.doc!r}, text={self.text!r})")
 
     def record(self) -> bytes:
         """One JSON line (no newline) for a rejects file: the document with the error in
@@ -303,17 +278,15 @@ class Rejected:
         return f"{where}{who}: {self.error}: {self.reason}"
 
 
+@dataclass
 class LoadReport:
     """What a load did. Counts: ``read`` (input records: documents and input that is no
     document), ``written``, ``skipped`` (already there with the same content),
     ``rejected``, ``retried`` (batch requests sent again), ``batches`` (first sends),
     ``unsettled`` (read but neither written nor rejected: the load was stopped);
     ``seconds`` taken, ``interrupted``; ``failures``: the :class:`Rejected` documents,
-    kept here when the load had no ``on_reject`` callback. Every field is also a keyword
-    argument of the constructor (all default to zero / ``False`` / an empty list);
-    compared (``==``) and shown (``repr``) field by field."""
+    kept here when the load had no ``on_reject`` callback."""
 
-    # (written out as @dataclass would make them: see Rejected)
     read: int = 0
     written: int = 0
     skipped: int = 0
@@ -323,40 +296,7 @@ class LoadReport:
     unsettled: int = 0
     seconds: float = 0.0
     interrupted: bool = False
-    failures: list[Rejected]
-
-    __match_args__ = ("read", "written", "skipped", "rejected", "retried", "batches", "unsettled", "seconds",
-                      "interrupted", "failures")
-    __hash__ = None  # type: ignore[assignment]  # (mutable, compared by value: as @dataclass)
-
-    def __init__(self, read: int = 0, written: int = 0, skipped: int = 0, rejected: int = 0, retried: int = 0,
-                 batches: int = 0, unsettled: int = 0, seconds: float = 0.0, interrupted: bool = False,
-                 failures: list[Rejected] | None = None) -> None:
-        self.read = read
-        self.written = written
-        self.skipped = skipped
-        self.rejected = rejected
-        self.retried = retried
-        self.batches = batches
-        self.unsettled = unsettled
-        self.seconds = seconds
-        self.interrupted = interrupted
-        self.failures = [] if failures is None else failures
-
-    def _fields(self) -> tuple[Any, ...]:
-        return (self.read, self.written, self.skipped, self.rejected, self.retried, self.batches, self.unsettled,
-                self.seconds, self.interrupted, self.failures)
-
-    def __eq__(self, other: object) -> bool:
-        if other.__class__ is self.__class__:
-            return self._fields() == other._fields()
-        return NotImplemented
-
-    def __repr__(self) -> str:
-        return (f"{self.__class__.__qualname__}(read={self.read!r}, written={self.written!r}, "
-                f"skipped={self.skipped!r}, rejected={self.rejected!r}, retried={self.retried!r}, "
-                f"batches={self.batches!r}, unsettled={self.unsettled!r}, seconds={self.seconds!r}, "
-                f"interrupted={self.interrupted!r}, failures={self.failures!r})")
+    failures: list[Rejected] = field(default_factory=list)
 
     @property
     def failed(self) -> list[Rejected]:

@@ -846,10 +846,12 @@ def test_count_ok_across_16_byte_windows_and_the_buffer_end():
                     assert cy_count_ok(text) == (text.count(b'"ok":true'), False)
 
 
-# -- the report classes (written out, not @dataclass: start-up cost) ------------------------------
+# -- the report classes: dataclasses (asdict/replace/fields work on them) ------------------------
 
 
-def test_the_report_classes_compare_and_show_as_the_dataclasses_did():
+def test_the_report_classes_are_dataclasses():
+    import dataclasses
+
     from couchcore.bulk import LoadReport, Rejected
 
     r = Rejected(3, "a", "conflict", "Document update conflict.", b'{"_id":"a"}\n')
@@ -867,3 +869,5 @@ def test_the_report_classes_compare_and_show_as_the_dataclasses_did():
     match report:
         case LoadReport(read, written, skipped):
             assert (read, written, skipped) == (0, 30, 10)
+    assert dataclasses.asdict(report)["written"] == 30 and dataclasses.replace(r, line=4).line == 4
+    assert [f.name for f in dataclasses.fields(Rejected)] == ["line", "id", "error", "reason", "doc", "text"]
