@@ -130,13 +130,16 @@ cdef extern from *:
        A key seen again (a hit) is interned then, once (``interned`` set): the str constants
        of Python code are interned, so a lookup with a literal key (doc["_id"]) finds a
        repeated field's key by identity instead of comparing the text.  A key met once
-       (a miss) is not: interning costs a hash and a table insert per distinct key. */
+       (a miss) is not: interning costs a hash and a table insert per distinct key.
+       Only before CPython 3.12: from 3.12 on an interned str is immortal, so interning every
+       key that repeats would keep each distinct one forever (a long stream of documents
+       keyed by dates would grow without bound); there the keys stay plain str. */
     typedef struct { PyObject* s; int kid; int length; uint64_t w[4]; int interned; } cc_kentry;
     static cc_kentry CC_KCACHE[1024];
     /* the entry's str interned (once per entry: kept out of line, so that the inlined hit
        path stays a flag test) */
     #if defined(__GNUC__)
-    __attribute__((noinline, cold))
+    __attribute__((noinline, cold, unused))
     #endif
     static void cc_kintern(cc_kentry* e) {
         PyObject* u = e->s;
@@ -152,7 +155,9 @@ cdef extern from *:
     }
     /* the entry's str (a new reference), interned at its first hit */
     static inline PyObject* cc_kuse(cc_kentry* e) {
+    #if PY_VERSION_HEX < 0x030C0000
         if (!e->interned) cc_kintern(e);
+    #endif
         Py_INCREF(e->s);
         return e->s;
     }
