@@ -150,6 +150,20 @@ class ChangesFollower(ResumingFeed):
 
     # -- async -------------------------------------------------------------------------
     if not TYPE_CHECKING:  # the async facade's (declared by AsyncChangesFollower)
+        async def wait(self) -> None:
+            """Wait until a follower started with ``callback=`` on the async facade has ended
+            (:meth:`stop`, a ``one_off`` follower caught up, or an error, then in ``.error``);
+            returns at once for one without a callback."""
+            import asyncio
+
+            task = getattr(self, "_task", None)
+            if task is not None:
+                try:
+                    await asyncio.shield(task)
+                except asyncio.CancelledError:
+                    if not task.cancelled():
+                        raise
+
         def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
             if not getattr(self._db, "is_async", False):
                 raise TypeError("this ChangesFollower comes from a sync Database: use a plain 'for'")
@@ -199,6 +213,10 @@ class AsyncChangesFollower(Protocol):
 
     def stop(self) -> None:
         """End the iteration (from any thread, or from the loop body)."""
+        ...
+
+    async def wait(self) -> None:
+        """Wait until a follower started with ``callback=`` has ended."""
         ...
 
     def __aiter__(self) -> AsyncIterator[dict[str, Any]]: ...

@@ -305,7 +305,8 @@ class Database(_DatabaseBase):
         that raises is logged and the follower goes on) until
         :meth:`~couchcore.ChangesFollower.stop`, the end of a ``one_off`` follower or an
         error that ends it (logged, in ``.error``); returns the
-        follower. :class:`~couchcore.errors.InvalidInput` if ``callback`` is not callable,
+        follower (``await follower.wait()`` waits for its end).
+        :class:`~couchcore.errors.InvalidInput` if ``callback`` is not callable,
         ``RuntimeError`` outside a running loop.
         CouchDB: https://docs.couchdb.org/en/stable/api/database/changes.html
         """

@@ -22,7 +22,8 @@ def test_a_plain_callback_gets_the_changes_in_batches(couch_url, db):
         adb = await couchcore.tornado.Server(couch_url).db(db.name)
         calls = []
         follower = adb.follow(since=0, one_off=True, callback=lambda seq, changes: calls.append((seq, changes)))
-        await asyncio.wait_for(follower._task, 30)  # a one_off follower ends once caught up
+        await asyncio.wait_for(follower.wait(), 30)  # a one_off follower ends once caught up
+        await follower.wait()  # again: at once
         return calls, follower
 
     calls, follower = asyncio.run(main())
@@ -47,7 +48,7 @@ def test_a_coroutine_callback_and_stop(couch_url, db):
         await adb.save([{"_id": "later1"}, {"_id": "later2"}])
         await eventually(lambda: len(seen) == 2, timeout=30)
         follower.stop()
-        await asyncio.wait_for(follower._task, 30)
+        await asyncio.wait_for(follower.wait(), 30)
         return seen
 
     assert sorted(asyncio.run(main())) == ["later1", "later2"]
@@ -58,7 +59,7 @@ def test_an_error_that_ends_the_follower_is_logged_and_kept(couch_url, caplog):
     async def main():
         adb = couchcore.tornado.Database(f"{couch_url.rstrip('/')}/{unique_name('missing')}")
         follower = adb.follow(since=0, callback=lambda seq, changes: None)
-        await asyncio.wait_for(follower._task, 30)
+        await asyncio.wait_for(follower.wait(), 30)
         return follower
 
     follower = asyncio.run(main())
