@@ -192,7 +192,7 @@ def _update_body(body: Any, form: Any, content_type: str | None,
             raise InvalidInput("update takes body= or form=, not both")
         if content_type is not None and content_type.split(";")[0].strip().lower() != FORM_TYPE:
             raise InvalidInput(f"form= is sent as {FORM_TYPE}, not {content_type!r}")
-        return urlencode(_form_pairs(form)).encode("ascii"), FORM_TYPE
+        return urlencode(_form_pairs(form)).encode("ascii"), content_type or FORM_TYPE  # (its parameters kept)
     if body is None:
         if content_type is not None:
             raise InvalidInput("content_type= without a body")

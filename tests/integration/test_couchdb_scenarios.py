@@ -275,6 +275,10 @@ def test_update_with_a_form_body(db):
     assert as_pairs.body["form"] == {"x": "y"}
     via_type = db.update("f/form", body={"a": "1"}, content_type="application/x-www-form-urlencoded")
     assert via_type.body["form"] == {"a": "1"} and via_type.body["body"] == "a=1"
+    # the caller's parameters of the form type are kept (they were replaced by the bare type)
+    with_charset = db.update("f/form", form={"a": "é"}, content_type="application/x-www-form-urlencoded; charset=utf-8")
+    assert with_charset.body["type"] == "application/x-www-form-urlencoded; charset=utf-8"
+    assert with_charset.body["form"] == {"a": "é"}
 
 
 def test_update_with_any_body_and_its_content_type(db):
