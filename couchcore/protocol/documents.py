@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any, Callable, Iterable, cast
 
 from .. import codec
-from ..errors import InvalidDocument, InvalidInput, MissingRevision, error_for_status
+from ..errors import HTTPError, InvalidDocument, InvalidInput, MissingRevision, error_for_status
 from ..models import ConflictResolution, Document
 from .messages import Operation, Request, Response
 from .paths import db_path, doc_path, quote_segment
@@ -339,9 +339,8 @@ def _bulk_write(ctx: ServerContext, db: str, docs: list[Any], encoded: bytes, re
     for doc, result in zip(docs, matched):
         docid = doc["_id"]
         if result is None:  # never drop a document silently
-            failed_here.add(docid)
-            pending[docid] = {"doc": doc, "error": "unknown",
-                              "reason": "the server's answer did not mention this document"}
+            _refused(pending, failed_here, docid, {"doc": doc, "error": "unknown",
+                                                   "reason": "the server's answer did not mention this document"})
         elif "rev" in result and result.get("error") is None:
             if new_edits and result.get("accepted") is True:
                 accepted.append((doc, result["rev"]))  # decided below, after a quorum read
@@ -353,14 +352,24 @@ def _bulk_write(ctx: ServerContext, db: str, docs: list[Any], encoded: bytes, re
                 settled.discard(docid)
             resolved[docid] = doc
         else:
-            failed_here.add(docid)
-            pending[docid] = {
-                "doc": doc,
-                "error": result.get("error", "unknown"),
-                "reason": result.get("reason"),
-            }
+            _refused(pending, failed_here, docid,
+                     {"doc": doc, "error": result.get("error", "unknown"), "reason": result.get("reason")})
     if accepted:
         yield from _settle_accepted(ctx, db, accepted, resolution, failed_here)
+
+
+def _refused(pending: dict[str, PendingWrite], failed_here: set[str], docid: str, entry: PendingWrite) -> None:
+    """Record a document of one request as not written. ``pending`` is keyed by ``_id``: when
+    another document of that id was refused in the same request, the later one takes the
+    entry (the one ``force``/``merge`` and ``resolve()`` write again, as a list's later
+    document of an id is its later write: once it is written the earlier ones count as
+    superseded) and the earlier ones go to its ``others``."""
+    earlier = pending.get(docid) if docid in failed_here else None
+    if earlier is not None:
+        others = earlier.pop("others", [])
+        entry["others"] = [*others, earlier]
+    pending[docid] = entry
+    failed_here.add(docid)
 
 
 def _match_results(docs: list[Any], results: list[Any]) -> list[Any]:
@@ -509,8 +518,8 @@ def _settle_accepted(ctx: ServerContext, db: str, accepted: list[tuple[Any, str]
         docid = doc["_id"]
         other = yield from _accepted_lost(ctx, db, docid, rev, doc.get("_rev"))
         if other is not None:
-            failed_here.add(docid)
-            resolution.pending[docid] = {"doc": doc, "error": "conflict", "reason": _lost_reason(rev, other)}
+            _refused(resolution.pending, failed_here, docid,
+                     {"doc": doc, "error": "conflict", "reason": _lost_reason(rev, other)})
             if resolution.resolved.get(docid) is doc:
                 del resolution.resolved[docid]
                 resolution.accepted.discard(docid)
@@ -786,10 +795,11 @@ def copy_doc(ctx: ServerContext, db: str, source: str | Mapping[str, Any],
         "COPY", doc_path(db, src_id), query=query, headers={"Destination": destination, **ctx.write_headers}
     )
     if resp.status == 409 and not dest_rev:
-        err = resp.error()  # CouchDB's bare "Document update conflict.": no revision was sent
-        raise type(err)(err.status, err.error, f"{err.reason} The destination {dest_id!r} exists and no _rev was "
-                        "given for it: to overwrite it pass the destination as a document with its current _rev "
-                        "(copy(source, db.get(dest)))", err.method, err.url, err.headers, err.body)
+        raise _without_rev(resp.error(), dest_id)  # CouchDB's bare "Document update conflict."
+    try:  # a cluster answers 202 when one lagging copy took the write the others refused
+        yield from refuse_lost_accepted(ctx, db, dest_id, resp, dest_rev or None)
+    except HTTPError as err:
+        raise (err if dest_rev else _without_rev(err, dest_id)) from None
     result = resp.json()
     rev: str | None = result.get("rev")
     if rev is None:  # some servers answer {"ok": true} only: look the new revision up
@@ -798,6 +808,13 @@ def copy_doc(ctx: ServerContext, db: str, source: str | Mapping[str, Any],
     if isinstance(dest, dict):
         dest["_rev"] = rev
     return rev
+
+
+def _without_rev(err: HTTPError, dest_id: str) -> HTTPError:
+    """``err`` (a conflict of a copy sent without the destination's ``_rev``) saying so."""
+    return type(err)(err.status, err.error, f"{(err.reason or 'Document update conflict').rstrip('.')}. The destination {dest_id!r} exists and no _rev was "
+                     "given for it: to overwrite it pass the destination as a document with its current _rev "
+                     "(copy(source, db.get(dest)))", err.method, err.url, err.headers, err.body)
 
 
 def revisions(ctx: ServerContext, db: str, docid: str) -> Operation[list[str]]:

@@ -168,11 +168,19 @@ class BulkDocsRow(_BulkDocsRowRequired, total=False):
     reason: str
 
 
-class PendingWrite(TypedDict):
+class _PendingWriteOthers(TypedDict, total=False):
+    others: list[PendingWrite]
+
+
+class PendingWrite(_PendingWriteOthers):
     """A document :meth:`~couchcore.Database.save` did not write
     (:attr:`ConflictResolution.pending <couchcore.models.ConflictResolution.pending>` values):
     the document as given, and the ``error``/``reason`` of its ``_bulk_docs`` row
-    (``"conflict"``, ``"forbidden"``, ...; ``reason`` may be ``None``)."""
+    (``"conflict"``, ``"forbidden"``, ...; ``reason`` may be ``None``). ``others`` (only
+    when a list held its ``_id`` more than once and several of those were refused in one
+    request): ``doc`` is the last of them, ``others`` the earlier ones in list order, each
+    as such a dict (``force``/``merge``/``resolve()`` write ``doc`` again, the later write
+    of that id, which supersedes the others)."""
 
     doc: dict[str, Any]
     error: str

@@ -10,6 +10,7 @@ import pytest
 
 import couchcore
 import couchcore.aio
+from tests.helpers import wait_until
 
 
 def _async_backends() -> list[str]:
@@ -115,6 +116,9 @@ def test_copy_checks_the_destinations_rev_and_explains_a_missing_one(db):
     with pytest.raises(couchcore.Conflict) as info:
         db.copy("a", "b")
     assert "'b' exists and no _rev was given" in str(info.value) and info.value.status == 409
+    # on a cluster a lagging copy may accept the copy (202) while the others refuse it: it
+    # returned a revision (a conflict branch left behind); now withdrawn and a Conflict too
+    wait_until(lambda: db.get("b"), lambda b: b["v"] == 2 and "_conflicts" not in db.get("b", conflicts=True))
     dest = db.get("b")
     assert db.copy("a", dest).startswith("2-") and db.get("b")["v"] == 1
 
@@ -152,3 +156,22 @@ def test_an_async_attachment_stream_is_an_async_context_manager(db, couch_url, a
 
     first, whole = asyncio.run(main())
     assert first and set(first) == {ord("x")} and whole == b"x" * 70000
+
+
+def test_two_refused_documents_of_one_id_are_both_reported(db):
+    # pending is keyed by _id: the second refused document of an id replaced the first's
+    # entry, so one refused document was not reported at all. The last one keeps the entry
+    # (force/merge write it again); the earlier ones are its others, in list order
+    db.save({"_id": "t", "v": 0})
+    first, second, third = {"_id": "t", "a": 1}, {"_id": "t", "b": 2}, {"_id": "t", "c": 2}
+    result = db.save([first, second, {"_id": "u"}, third])
+    assert not result.ok and "u" in result.resolved
+    entry = result.pending["t"]
+    assert entry["doc"] is third and entry["error"] == "conflict"
+    assert [(o["doc"], o["error"], "others" in o) for o in entry["others"]] == [(first, "conflict", False),
+                                                                                (second, "conflict", False)]
+    # force writes the last one (the later write of the id supersedes the earlier)
+    forced = db.save([{"_id": "t", "a": 1}, {"_id": "t", "b": 2}], force=True)
+    assert forced.ok and forced.resolved["t"]["b"] == 2 and db.get("t")["b"] == 2 and "a" not in db.get("t")
+    # one refused document of an id: no others
+    assert "others" not in db.save([{"_id": "t", "c": 3}]).pending["t"]
