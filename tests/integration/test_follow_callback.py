@@ -14,6 +14,12 @@ import couchcore.tornado
 from tests.helpers import eventually, unique_name
 
 
+@pytest.fixture
+def db(one_copy_db):
+    """One copy per shard: a cluster's _changes sees every acknowledged write at once."""
+    return one_copy_db
+
+
 def test_a_plain_callback_gets_the_changes_in_batches(couch_url, db):
     """A one_off follower's changes reach a plain function, each batch with its last seq."""
     db.save([{"_id": f"d{i}"} for i in range(5)])
