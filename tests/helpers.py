@@ -193,3 +193,12 @@ def cuts(data, draw):
         prev = p
     out.append(data[prev:])
     return out
+
+
+def async_backends() -> list[str]:
+    """The backends of the async facades here: pycurl's engine when pycurl is installed, Tornado's."""
+    try:
+        import pycurl  # noqa: F401
+    except ImportError:
+        return ["tornado"]
+    return ["pycurl", "tornado"]

@@ -13,16 +13,8 @@ import pickle
 import pytest
 
 import couchcore
+from tests.helpers import async_backends as _async_backends
 import couchcore.tornado
-
-
-def _async_backends() -> list[str]:
-    out = ["tornado"]
-    try:
-        import pycurl  # noqa: F401
-    except ImportError:
-        return out
-    return ["pycurl", *out]
 
 
 # -- security(): every object CouchDB takes is sent ---------------------------------------

@@ -10,16 +10,7 @@ import pytest
 
 import couchcore
 import couchcore.aio
-from tests.helpers import wait_until
-
-
-def _async_backends() -> list[str]:
-    out = ["tornado"]
-    try:
-        import pycurl  # noqa: F401
-    except ImportError:
-        return out
-    return ["pycurl", *out]
+from tests.helpers import async_backends as _async_backends, wait_until
 
 
 def test_a_refused_document_is_reported_when_a_later_one_with_its_id_is_written(db):

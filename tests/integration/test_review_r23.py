@@ -11,16 +11,7 @@ import pytest
 import couchcore
 import couchcore.aio
 import couchcore.tornado
-from tests.helpers import member_db, unique_name
-
-
-def _async_backends() -> list[str]:
-    out = ["tornado"]
-    try:
-        import pycurl  # noqa: F401
-    except ImportError:
-        return out
-    return ["pycurl", *out]
+from tests.helpers import async_backends as _async_backends, member_db, unique_name
 
 
 # -- attachments: the content type is a header -------------------------------------------

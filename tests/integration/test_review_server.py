@@ -11,16 +11,7 @@ import pytest
 import couchcore
 import couchcore.aio
 from couchcore._urls import split_credentials
-from tests.helpers import unique_name
-
-
-def _async_backends() -> list[str]:
-    out = ["tornado"]
-    try:
-        import pycurl  # noqa: F401
-    except ImportError:
-        return out
-    return ["pycurl", *out]
+from tests.helpers import async_backends as _async_backends, unique_name
 
 
 def _wrong_credentials(couch_url: str) -> tuple[str, tuple[str, str]]:
