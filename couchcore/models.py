@@ -6,7 +6,7 @@ import os
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable, Mapping, Protocol
 
 from . import codec
-from .errors import ParseError
+from .errors import ParseError, _without_cookies
 from .protocol.messages import Headers, Response
 
 # imported at run time, not only for type checkers: typing.get_type_hints() of the public
@@ -213,7 +213,9 @@ class Status:
     arrived); ``error`` is the exception class (or ``None``) and ``exception`` the
     exception itself; ``headers`` (str to str, case-insensitive) and ``response`` (a
     :class:`~couchcore.protocol.messages.Response`, ``None`` when none arrived) describe
-    the last response.
+    the last response. A ``Set-Cookie`` value in ``headers`` is shown as ``<hidden>`` (CouchDB
+    refreshes a session's ``AuthSession`` cookie on any answer, and a status is often logged or
+    kept); ``response.headers`` has it as sent.
     """
 
     __slots__ = ("code", "exception", "headers", "response")
@@ -227,7 +229,9 @@ class Status:
     ) -> None:
         self.code = code
         self.exception = exception
-        self.headers: dict[str, str] = headers if isinstance(headers, Headers) else Headers(headers or {})
+        self.headers: dict[str, str] = _without_cookies(
+            headers if isinstance(headers, Headers) else Headers(headers or {})
+        )
         self.response = response
 
     @property

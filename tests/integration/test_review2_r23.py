@@ -147,3 +147,20 @@ def test_an_errors_headers_hide_the_session_cookie_couchdb_refreshed():
         assert token.encode() not in blob
     assert token not in repr(vars(err)) and token not in repr(vars(copy.deepcopy(err)))
     assert token in resp.headers["set-cookie"]  # the response keeps it: SessionAuth reads it there
+
+
+def test_a_callbacks_status_headers_hide_the_session_cookie():
+    # the same refreshed cookie reached a tornado callback's Status.headers (on success and on
+    # error), where it was logged or pickled with the status
+    from couchcore.models import Status
+    from couchcore.protocol.messages import Response
+
+    token = "YWRtaW46NkIwRTNDMzE6LqCpukVLNSFnuHlVvw7vvkVT3AQYdWOB0Q98HHPdjsk"
+    resp = Response(200, {"Content-Type": "application/json", "Set-Cookie": _REFRESHED, "ETag": '"1-a"'},
+                    body=b'{"ok":true}', method="GET", url="http://127.0.0.1:5984/db/doc")
+    for status in (Status(200, None, resp.headers, resp), Status(404, resp.error(), resp.headers, resp)):
+        assert status.headers["set-cookie"].startswith("AuthSession=<hidden>; Version=1;")
+        assert status.headers["etag"] == '"1-a"'
+        assert token not in repr(status.headers)
+        assert token not in repr([getattr(status, name) for name in ("code", "headers")])
+    assert token in resp.headers["set-cookie"]  # the response keeps it: SessionAuth reads it there
