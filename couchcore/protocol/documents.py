@@ -60,6 +60,20 @@ def check_doc_options(opts: Mapping[str, Any]) -> None:
         raise InvalidInput(f"unknown document option(s): {', '.join(sorted(unknown))}")
     if "r" in opts:
         check_quorum("r", opts["r"])
+    for name in ("open_revs", "atts_since"):
+        if name in opts and not (name == "open_revs" and opts[name] == "all"):
+            _rev_list(name, opts[name])
+
+
+def _rev_list(name: str, value: Any) -> list[str]:
+    """``open_revs`` / ``atts_since``: revision strings in a list, tuple or set (a set in sorted
+    order), else InvalidInput. CouchDB: https://docs.couchdb.org/en/stable/api/document/common.html"""
+    if isinstance(value, (set, frozenset)):
+        value = sorted(value, key=str)
+    if not isinstance(value, (list, tuple)) or not all(isinstance(rev, str) for rev in value):
+        what = '"all" or ' if name == "open_revs" else ""
+        raise InvalidInput(f"{name} must be {what}a list of revision strings, got {value!r}")
+    return list(value)
 
 
 def check_quorum(name: str, value: Any) -> int:
@@ -75,6 +89,8 @@ def _doc_query(opts: Mapping[str, Any]) -> list[tuple[str, str]]:
         return []
     check_doc_options(opts)
     json_keys = [k for k, is_json in GET_OPTIONS.items() if is_json and not (k == "open_revs" and opts.get(k) == "all")]
+    if any(isinstance(opts.get(k), (set, frozenset)) for k in ("open_revs", "atts_since")):
+        opts = {k: _rev_list(k, v) if k in ("open_revs", "atts_since") else v for k, v in opts.items()}
     return codec.encode_query(opts, json_keys)
 
 
@@ -84,7 +100,7 @@ def _wrap(value: Any) -> Any:
 
 def get_doc(ctx: ServerContext, db: str, docid: str, **opts: Any) -> Operation[Document | list[dict[str, Any]]]:
     query = _doc_query(opts)
-    if isinstance(opts.get("open_revs"), (list, tuple)) and not opts["open_revs"]:
+    if isinstance(opts.get("open_revs"), (list, tuple, set, frozenset)) and not opts["open_revs"]:
         # no revision asked for: CouchDB would answer the current document instead of a list
         doc_path(db, docid)  # (a bad id is still refused)
         return []
@@ -835,7 +851,11 @@ def delete_id(ctx: ServerContext, db: str, docid: str) -> Operation[Document]:
 def get_doc_or_none(ctx: ServerContext, db: str, docid: str,
                     **opts: Any) -> Operation[Document | list[dict[str, Any]] | None]:
     """Like :func:`get_doc`, but ``None`` for a missing document."""
-    resp = yield Request("GET", doc_path(db, docid), query=_doc_query(opts))
+    query = _doc_query(opts)
+    if isinstance(opts.get("open_revs"), (list, tuple, set, frozenset)) and not opts["open_revs"]:
+        doc_path(db, docid)  # no revision asked for: no request (as get_doc)
+        return []
+    resp = yield Request("GET", doc_path(db, docid), query=query)
     if resp.status == 404 and resp.error().reason in ("missing", "deleted"):
         return None  # (a missing database is a 404 too: that one raises)
     return _decode_doc(resp, opts)

@@ -1,0 +1,36 @@
+"""Fixes of round 24 found by the lead (each test failed before its fix)."""
+
+from __future__ import annotations
+
+import pytest
+
+import couchcore
+
+
+def test_open_revs_and_atts_since_take_a_set_of_revisions(db):
+    # a set of revisions (e.g. the leaves a caller collected) was refused with
+    # "InvalidDocument: cannot serialise as JSON"; open_revs=set() sent open_revs=[] and got the
+    # current document back instead of an empty list
+    # https://docs.couchdb.org/en/stable/api/document/common.html#get--db-docid
+    first = {"_id": "d", "n": 1}
+    db.save(first)
+    second = {"_id": "d", "_rev": first["_rev"], "n": 2}
+    db.save(second)
+    as_list = db.get("d", open_revs=[first["_rev"], second["_rev"]], revs=False)
+    as_set = db.get("d", open_revs={first["_rev"], second["_rev"]}, revs=False)
+    key = lambda item: item["ok"]["_rev"]  # noqa: E731
+    assert sorted(as_set, key=key) == sorted(as_list, key=key)
+    assert {item["ok"]["_rev"] for item in as_set} == {first["_rev"], second["_rev"]}
+    assert db.get("d", open_revs=set()) == []
+    assert db.get_many(["d"], open_revs=[]) == [[]]
+    assert db.get("d", atts_since={first["_rev"]})["n"] == 2
+
+
+@pytest.mark.parametrize("value", [5, "1-abc", [1], {"1-a": True}, None])
+def test_bad_open_revs_fail_before_sending(db, value):
+    with pytest.raises(couchcore.InvalidInput, match="open_revs must be \"all\" or a list of revision strings"):
+        db.get("d", open_revs=value)
+    with pytest.raises(couchcore.InvalidInput, match="open_revs"):
+        db.get_many(["d"], open_revs=value)
+    with pytest.raises(couchcore.InvalidInput, match="atts_since must be a list of revision strings"):
+        db.get("d", atts_since=value)
