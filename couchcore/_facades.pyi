@@ -372,7 +372,9 @@ class SyncDatabaseAPI:
         ``open_revs`` GET per document for revisions); ``_local/`` ids, which neither
         serves, are read with one GET each. Options of a list: ``revs``,
         ``attachments``, ``latest``, ``conflicts``, ... (``_bulk_get``'s), or view options
-        (they read through ``_all_docs``). A non-str id or rev, an id reserved for an
+        (they read through ``_all_docs``); ``revs_info``, ``local_seq`` and ``meta``, which
+        CouchDB's ``_bulk_get`` leaves out of its answer, read the ids with one GET each
+        (:meth:`get_many` runs those concurrently). A non-str id or rev, an id reserved for an
         endpoint (``"_all_docs"``), or a bare ``(id, rev)`` tuple (which would read two ids;
         put the pair in a list) raises :class:`InvalidInput` before anything is sent.
         https://docs.couchdb.org/en/stable/api/database/bulk-api.html#db-bulk-get"""
@@ -563,9 +565,10 @@ class SyncDatabaseAPI:
         one starts the next page (``startkey`` + ``startkey_docid``), so duplicate keys,
         reduce/group views (rows without id), ``descending`` and null keys page exactly;
         a short page is the last (no extra request). ``options``: view options;
-        ``limit`` caps the rows in all, ``key`` is ``startkey = endkey = key``; ``skip`` and
-        ``keys`` are refused. Returns a :class:`~couchcore._paging.Paged` of
-        :class:`Row` (``for``; ``async for`` on the async facade). ``page_size < 1``
+        ``limit`` caps the rows in all, ``key`` is ``startkey = endkey = key``; ``skip``,
+        ``keys`` and ``sorted=False`` (rows in no key order) are refused. Returns a
+        :class:`~couchcore._paging.Paged` of :class:`Row` (``for``; ``async for`` on the
+        async facade). ``page_size < 1``
         and bad options raise :class:`InvalidInput` before anything is sent.
         https://docs.couchdb.org/en/stable/ddocs/views/pagination.html"""
     def iterfind(self, selector: Mapping[str, Any], page_size: int = ..., **options: Any) -> Paged[Document]:
@@ -1042,7 +1045,9 @@ class AsyncDatabaseAPI:
         ``open_revs`` GET per document for revisions); ``_local/`` ids, which neither
         serves, are read with one GET each. Options of a list: ``revs``,
         ``attachments``, ``latest``, ``conflicts``, ... (``_bulk_get``'s), or view options
-        (they read through ``_all_docs``). A non-str id or rev, an id reserved for an
+        (they read through ``_all_docs``); ``revs_info``, ``local_seq`` and ``meta``, which
+        CouchDB's ``_bulk_get`` leaves out of its answer, read the ids with one GET each
+        (:meth:`get_many` runs those concurrently). A non-str id or rev, an id reserved for an
         endpoint (``"_all_docs"``), or a bare ``(id, rev)`` tuple (which would read two ids;
         put the pair in a list) raises :class:`InvalidInput` before anything is sent.
         https://docs.couchdb.org/en/stable/api/database/bulk-api.html#db-bulk-get"""
@@ -1290,9 +1295,10 @@ class AsyncDatabaseAPI:
         one starts the next page (``startkey`` + ``startkey_docid``), so duplicate keys,
         reduce/group views (rows without id), ``descending`` and null keys page exactly;
         a short page is the last (no extra request). ``options``: view options;
-        ``limit`` caps the rows in all, ``key`` is ``startkey = endkey = key``; ``skip`` and
-        ``keys`` are refused. Returns a :class:`~couchcore._paging.Paged` of
-        :class:`Row` (``for``; ``async for`` on the async facade). ``page_size < 1``
+        ``limit`` caps the rows in all, ``key`` is ``startkey = endkey = key``; ``skip``,
+        ``keys`` and ``sorted=False`` (rows in no key order) are refused. Returns a
+        :class:`~couchcore._paging.Paged` of :class:`Row` (``for``; ``async for`` on the
+        async facade). ``page_size < 1``
         and bad options raise :class:`InvalidInput` before anything is sent.
         https://docs.couchdb.org/en/stable/ddocs/views/pagination.html"""
     @overload

@@ -21,7 +21,7 @@ from .messages import Request, Response
 from .paths import db_path, doc_path
 from .server import ServerContext
 
-__all__ = ["get_many", "DocRef", "BULK_GET_OPTIONS", "check_refs"]
+__all__ = ["get_many", "DocRef", "BULK_GET_OPTIONS", "PER_DOCUMENT_OPTIONS", "check_refs"]
 
 #: An id, or an ``(id, rev)`` pair naming one revision.
 DocRef = Union[str, tuple[str, str]]
@@ -29,6 +29,12 @@ DocRef = Union[str, tuple[str, str]]
 #: Query options of ``_bulk_get`` (the document-read options CouchDB accepts there).
 BULK_GET_OPTIONS = frozenset({"revs", "attachments", "att_encoding_info", "latest", "conflicts",
                               "deleted_conflicts", "revs_info", "local_seq", "meta"})
+
+#: Options CouchDB's ``_bulk_get`` takes but leaves out of its answer (3.5 answers
+#: ``?revs_info=true``, ``?local_seq=true`` and ``?meta=true`` without ``_revs_info`` /
+#: ``_local_seq``, which ``GET /{db}/{id}`` has): with one of them the ids are read with
+#: one GET each, as a server without ``_bulk_get`` reads them.
+PER_DOCUMENT_OPTIONS = frozenset({"revs_info", "local_seq", "meta"})
 
 # statuses that say "no _bulk_get here" (CouchDB 1.x treats it as a document id)
 _ABSENT = (400, 404, 405, 501)
@@ -72,7 +78,10 @@ def get_many(ctx: ServerContext, db: str, refs: Iterable[Any],
 
     ``options``: with only :data:`BULK_GET_OPTIONS` ``_bulk_get`` is used where the
     server has it; view options (``conflicts``, ``attachments``, ``stale``, ...) read the
-    ids through ``_all_docs?keys`` (not with revisions). Bad input raises
+    ids through ``_all_docs?keys`` (not with revisions); ``revs_info``, ``local_seq`` and
+    ``meta``, which ``_bulk_get`` leaves out of its answer, read each id with one GET
+    (:data:`PER_DOCUMENT_OPTIONS`; a revision read so has none of them, as
+    ``GET /{db}/{id}?rev=`` has none). Bad input raises
     :class:`InvalidInput` / :class:`InvalidOption` before anything is sent.
     """
     refs = check_refs(refs)
@@ -96,7 +105,7 @@ def get_many(ctx: ServerContext, db: str, refs: Iterable[Any],
         by_ref = dict(zip((_key(ref) for ref in others), found_others))
         by_ref.update(zip((_key(ref) for ref in local), found_local))
         return [by_ref[_key(ref)] for ref in refs]
-    if bulk_ok and ctx.bulk_get is not False:
+    if bulk_ok and ctx.bulk_get is not False and not any(options.get(name) for name in PER_DOCUMENT_OPTIONS):
         found = yield from _bulk_get(ctx, db, refs, options)
         if found is not None:
             return found

@@ -68,8 +68,9 @@ class ViewPager:
     ``_all_docs``/``_design_docs``/``_local_docs``.
 
     ``options`` are view options; ``limit`` caps the rows delivered in all, ``key``
-    becomes ``startkey = endkey = key``, ``skip`` and ``keys`` are refused
-    (:class:`InvalidInput`): paging by key needs neither.
+    becomes ``startkey = endkey = key``, ``skip``, ``keys`` and ``sorted=False`` are
+    refused (:class:`InvalidInput`): paging by key needs neither, and needs the rows in
+    key order (https://docs.couchdb.org/en/stable/api/ddoc/views.html, ``sorted``).
     """
 
     def __init__(self, name: str, page_size: int, options: Mapping[str, Any]) -> None:
@@ -82,6 +83,11 @@ class ViewPager:
                 raise InvalidInput(f"iterview pages by key and takes no {name_!r} "
                                    f"(use startkey/endkey{', or view()' if name_ == 'keys' else ''})")
             opts.pop(name_, None)
+        if opts.get("sorted") is False:
+            # sorted=false answers the rows in no key order: a page that starts at the last
+            # row's key would repeat some rows and lose others
+            raise InvalidInput("iterview pages by key and needs the rows in key order: "
+                               "no sorted=False (use view(..., sorted=False) for the unsorted rows)")
         self.remaining = _check_limit(opts.pop("limit", None))
         if "key" in opts:
             key = opts.pop("key")
