@@ -566,6 +566,28 @@ cdef extern from *:
         if (u != NULL) memcpy(PyUnicode_DATA(u), s, (size_t)n);
         return u;
     }
+    /* A string value s[0:n] of 17..CC_LONG_MAX plain ASCII bytes: equal to the previous
+       such value, it is that str again (one INCREF instead of an allocation now and a
+       deallocation later).  The common case is a value that a row repeats: an
+       include_docs row's "value": {"rev": R} and its document's "_rev": R (34+ bytes).
+       A miss costs a length compare (and a memcmp when the lengths are equal); the one
+       str kept is the last one made. */
+    #define CC_LONG_MAX 256
+    static PyObject* CC_LAST_LONG = NULL;
+    static inline PyObject* cc_long_ascii(const unsigned char* s, Py_ssize_t n) {
+        PyObject* u = CC_LAST_LONG;
+        if (u != NULL && PyUnicode_GET_LENGTH(u) == n && memcmp(PyUnicode_DATA(u), s, (size_t)n) == 0) {
+            Py_INCREF(u);
+            return u;
+        }
+        u = cc_ascii(s, n);
+        if (u == NULL) return NULL;
+        if (n <= CC_LONG_MAX) {
+            Py_INCREF(u);
+            Py_XSETREF(CC_LAST_LONG, u);
+        }
+        return u;
+    }
     /* a key string s[0:n] (plain ASCII), through the key cache; s[0:avail] readable */
     static inline PyObject* cc_plain_key(const unsigned char* s, Py_ssize_t n, Py_ssize_t avail) {
         uint64_t w[4];
@@ -628,7 +650,7 @@ cdef extern from *:
             *endp = q + 1;
             if (high) return cc_utf8(d + p + 1, q - p - 1);
             if (q - p - 1 <= 16) return cc_short_ascii(d + p + 1, q - p - 1, n - p - 1);
-            return cc_ascii(d + p + 1, q - p - 1);
+            return cc_long_ascii(d + p + 1, q - p - 1);
         }
         if (c == '-' || (c >= '0' && c <= '9')) {
             long long iv;
@@ -655,6 +677,37 @@ cdef extern from *:
     giveup:
         Py_INCREF(CC_GIVEUP);
         return CC_GIVEUP;
+    }
+    /* A list of the k >= 1 owned references items[0..k-1] (stolen, also on failure).
+       PyList_New(k) zero-fills its item array (PyMem_Calloc: a memset call, ~60
+       instructions for a 2-item list) only for the caller to overwrite it; here the
+       array is PyMem_Malloc'd and filled, then given to an empty list (ob_item/allocated
+       are the documented PyListObject fields; list_dealloc and list_resize free/resize
+       ob_item with PyMem_Free/PyMem_Realloc, as PyList_New's array).  Not on the
+       free-threaded build, whose lists keep their item arrays in another allocation. */
+    CC_INLINE PyObject* cc_list_steal(PyObject** items, Py_ssize_t k) {
+        PyObject* lst;
+        Py_ssize_t i;
+    #if !defined(Py_GIL_DISABLED)
+        PyObject** a;
+        lst = PyList_New(0);
+        if (lst == NULL) goto fail;
+        a = (PyObject**)PyMem_Malloc((size_t)k * sizeof(PyObject*));
+        if (a == NULL) { Py_DECREF(lst); PyErr_NoMemory(); goto fail; }
+        for (i = 0; i < k; i++) a[i] = items[i];
+        ((PyListObject*)lst)->ob_item = a;
+        ((PyListObject*)lst)->allocated = k;
+        Py_SET_SIZE(lst, k);
+        return lst;
+    #else
+        lst = PyList_New(k);
+        if (lst == NULL) goto fail;
+        for (i = 0; i < k; i++) PyList_SET_ITEM(lst, i, items[i]);
+        return lst;
+    #endif
+    fail:
+        for (i = 0; i < k; i++) Py_DECREF(items[i]);
+        return NULL;
     }
     /* the dict or list at d[p] ('{' or '[') */
     static PyObject* cc_plain_container(const unsigned char* d, Py_ssize_t p, Py_ssize_t n,
@@ -745,10 +798,9 @@ cdef extern from *:
                 } else if (k < 8) {
                     items[k++] = v;      /* owned */
                 } else {
-                    lst = PyList_New(k);
-                    if (lst == NULL) { for (i = 0; i < k; i++) Py_DECREF(items[i]); Py_DECREF(v); return NULL; }
-                    for (i = 0; i < k; i++) PyList_SET_ITEM(lst, i, items[i]);
+                    lst = cc_list_steal(items, k);
                     k = 0;
+                    if (lst == NULL) { Py_DECREF(v); return NULL; }
                     if (PyList_Append(lst, v) < 0) { Py_DECREF(v); Py_DECREF(lst); return NULL; }
                     Py_DECREF(v);
                 }
@@ -768,11 +820,7 @@ cdef extern from *:
                 }
                 if (c == ']') {
                     *endp = p + 1;
-                    if (lst == NULL) {
-                        lst = PyList_New(k);
-                        if (lst == NULL) { for (i = 0; i < k; i++) Py_DECREF(items[i]); return NULL; }
-                        for (i = 0; i < k; i++) PyList_SET_ITEM(lst, i, items[i]);
-                    }
+                    if (lst == NULL) return cc_list_steal(items, k);   /* k >= 1 */
                     return lst;
                 }
                 goto giveup_list;

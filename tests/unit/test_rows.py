@@ -1601,3 +1601,71 @@ def test_key_cache_short_keys_keep_apart(backend):
     assert_same(parse(backend, "view", [data]), want)
     for size in (5, 8, 9, 13, 16, 4096):
         assert_same(parse(backend, "view", split_every(data, size)), want)
+
+
+# -- round 24: lists filled without zeroing, the last long string value reused (issue 9) ----------
+
+
+@pytest.mark.skipif(CY_SKIP is not None, reason=CY_SKIP or "")
+def test_c_lists_are_real_lists():
+    # the C path hands a list its item array (PyMem_Malloc'd, no zero-fill) instead of
+    # PyList_New(k): lists of 1..20 items (<= 8 kept aside, more appended), nested, must
+    # equal simplejson's on every variant and the twin, and behave as lists built by
+    # Python (append, pop, insert, del, sort, extend, repeat, gc) afterwards
+    rows = []
+    for n in range(1, 21):
+        items = ",".join(str(i * 7 % 11) if i % 3 else '"s%d"' % i for i in range(n))
+        rows.append(b'{"id":"l%d","key":[%s],"value":[[%s],{"l":[%s]},[]]}' % (n, items.encode(), items.encode(), items.encode()))
+    data = b'{"total_rows":20,"offset":0,"rows":[\r\n' + b",\r\n".join(rows) + b"\r\n]}"
+    want = expected("view", data)
+    for chunks in ([data], split_every(data, 97), split_every(data, 4096)):
+        for got in _cython_variants("view", chunks) + [parse("python", "view", chunks)]:
+            assert_same(got, want)
+    items = parse("cython", "view", [data])[0]
+    for n, row in enumerate(items, 1):
+        for lst in (row.key, row.value[0], row.value[1]["l"]):
+            ref = [i * 7 % 11 if i % 3 else "s%d" % i for i in range(n)]
+            assert type(lst) is list and len(lst) == n and lst == ref
+            lst.append("x")
+            lst.insert(0, -1)
+            lst.extend(range(30))
+            assert lst == [-1] + ref + ["x"] + list(range(30))
+            del lst[0]
+            assert lst.pop() == 29 and lst[:n] == ref
+            assert lst * 2 == (ref + ["x"] + list(range(29))) * 2
+            del lst[n:]
+            lst.sort(key=str)
+            assert sorted(ref, key=str) == lst
+    gc.collect()
+    del items
+    gc.collect()
+
+
+@pytest.mark.skipif(CY_SKIP is not None, reason=CY_SKIP or "")
+def test_long_string_value_reused():
+    # a plain ASCII string value of 17..256 bytes equal to the previous such value is that
+    # str again (include_docs: "value": {"rev": R} then the document's "_rev": R); equal
+    # lengths differing in the first, a middle or the last byte, lengths 16/17/256/257, and
+    # the same text cut by a chunk's end must each come back as written
+    rev = "1-" + "0123456789abcdef" * 2
+    other_last = rev[:-1] + "e"
+    other_first = "2" + rev[1:]
+    other_mid = rev[:17] + "X" + rev[18:]
+    texts = [rev, rev, other_last, other_first, other_mid, rev, "a" * 16, "a" * 17, "a" * 17,
+             "b" * 256, "b" * 256, "c" * 257, "c" * 257, "b" * 256, "a" * 17 + " ", rev]
+    rows = []
+    for i, t in enumerate(texts):
+        nxt = texts[(i + 1) % len(texts)]
+        rows.append('{"id":"d%d","key":"d%d","value":{"rev":"%s"},"doc":{"_id":"d%d","_rev":"%s","x":"%s"}}'
+                    % (i, i, t, i, t, nxt))
+    data = ('{"total_rows":%d,"offset":0,"rows":[\r\n' % len(rows) + ",\r\n".join(rows) + "\r\n]}").encode()
+    want = expected("view", data)
+    for chunks in [[data], split_every(data, 64), split_every(data, 331)] + [[data[:i], data[i:]] for i in range(150, 260)]:
+        for got in _cython_variants("view", chunks) + [parse("python", "view", chunks)]:
+            assert_same(got, want)
+    items = parse("cython", "view", [data])[0]
+    for i, (row, t) in enumerate(zip(items, texts)):
+        assert row.value["rev"] == t and row.doc["_rev"] == t
+        # the same text twice in a row (C path, whole chunk): one str up to 256 bytes (up to
+        # 16 through the short-string cache, 17..256 as the last long value), two above
+        assert (row.value["rev"] is row.doc["_rev"]) == (len(t) <= 256), (i, len(t))
