@@ -56,7 +56,12 @@ def temp_view(ctx: ServerContext, db: str, map_src: str, reduce_src: str | None 
             return result
         ctx.temp_view = False
     ddoc_id = f"_design/couchcore-tmp-{uuid.uuid4().hex}"
-    resp = yield Request("PUT", doc_path(db, ddoc_id), json={"language": language, "views": {"tmp": fn}})
+    # "partitioned": false: on a partitioned database a design document is partitioned by
+    # default, and its views answer only under /_partition/{key}/ (400 "`partition`
+    # parameter is mandatory"); the view of every document is a global one
+    # https://docs.couchdb.org/en/stable/partitioned-dbs/index.html
+    resp = yield Request("PUT", doc_path(db, ddoc_id), json={"language": language, "views": {"tmp": fn},
+                                                             "options": {"partitioned": False}})
     resp.raise_for_status()
     rev = resp.json()["rev"]
     try:

@@ -92,3 +92,22 @@ def test_get_list_revs_info_async(couch_url, db, backend_name):
         assert docs == [expected]
 
     asyncio.run(main())
+
+
+# -- query() on a partitioned database ------------------------------------------------------
+
+def test_query_on_a_partitioned_database(server, db_name):
+    # CouchDB 2+ has no _temp_view: query() writes a throw-away design document, which on
+    # a partitioned database is partitioned by default, and its view then answered
+    # 400 "`partition` parameter is mandatory for queries to this view" (CouchDB 3.5).
+    # A global view of a partitioned database says options.partitioned = false:
+    # https://docs.couchdb.org/en/stable/partitioned-dbs/index.html
+    db = server.create(db_name, partitioned=True)
+    try:
+        db.save([{"_id": "p1:a", "n": 1}, {"_id": "p2:b", "n": 2}])
+        rows = db.query("function(d){ emit(d.n, null) }")
+        assert [(row.id, row.key) for row in rows] == [("p1:a", 1), ("p2:b", 2)]
+        assert [row.value for row in db.query("function(d){ emit(null, d.n) }", "_sum")] == [3]
+        assert [row.id for row in db.view("_all_docs")] == ["p1:a", "p2:b"]  # (deleted again)
+    finally:
+        server.delete(db_name)
