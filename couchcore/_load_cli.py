@@ -105,9 +105,9 @@ def json_array_records(f: IO[bytes], chunk: int = 1 << 20) -> Iterator[tuple[int
     """``(line_number, element_text)`` for every element of a JSON array, streamed.
 
     Elements are cut out of the text, not decoded (the loader validates them); the line
-    is where the element starts. Input that is no array, or an array that is not closed,
-    yields an :class:`InputError` in place of an element; an element cut off by the end
-    of the input is yielded as it is (the loader rejects it as malformed).
+    is where the element starts. Input that is no array, an array that is not closed, or
+    text after the array, yields an :class:`InputError` in place of an element; an element
+    cut off by the end of the input is yielded as it is (the loader rejects it as malformed).
     """
     buf = f.read(max(chunk, 3))
     eof = not buf
@@ -152,8 +152,17 @@ def json_array_records(f: IO[bytes], chunk: int = 1 << 20) -> Iterator[tuple[int
             started = True
             pos += 1
             continue
-        if buf[pos] == 0x5D:  # ]
-            return
+        if buf[pos] == 0x5D:  # ]: only white space may follow (not a second array, not more documents)
+            pos += 1
+            while True:
+                pos = white.match(buf, pos).end()  # type: ignore[union-attr]
+                if pos < len(buf):
+                    yield line_at(pos), InputError("text after the JSON array's closing ']' (one array per input)",
+                                                   buf[pos:pos + 80].decode("utf-8", "replace"))
+                    return
+                if eof:
+                    return
+                refill(pos, 0)
         end = codec.value_end(buf, pos, eof)
         if end < 0:  # the element goes on beyond what is read
             if eof:
@@ -168,9 +177,13 @@ def json_array_records(f: IO[bytes], chunk: int = 1 << 20) -> Iterator[tuple[int
 def csv_records(f: IO[bytes]) -> Iterator[tuple[int, Any]]:
     """``(line_number, document)`` for every row of CSV with a header row: the values
     are strings (an empty ``_id`` or ``_rev`` is left out); a row with a different
-    number of fields than the header yields an :class:`InputError`."""
+    number of fields than the header yields an :class:`InputError`, a header naming a column
+    twice one :class:`InputError` (line 1) and nothing else."""
     import csv
 
+    # a field may be as long as a document (csv's default limit, 131,072 characters, raised
+    # _csv.Error out of the load); 2**31 - 1 fits a C long everywhere
+    csv.field_size_limit(max(csv.field_size_limit(), 2**31 - 1))
     # bytes that are not UTF-8 become lone surrogates, found per row below (a strict decoder
     # would fail the whole load at the chunk holding them)
     text = io.TextIOWrapper(f, encoding="utf-8-sig", errors="surrogateescape", newline="")
@@ -186,6 +199,10 @@ def _csv_rows(reader: Any) -> Iterator[tuple[int, Any]]:
     try:
         header = next(reader)
     except StopIteration:
+        return
+    repeated = [name for i, name in enumerate(header) if name in header[:i]]
+    if repeated:  # a dict per row would keep only the last of the columns: values silently lost
+        yield 1, InputError(f"the CSV header names column {repeated[0]!r} more than once", ",".join(header))
         return
     width = len(header)
     previous = reader.line_num

@@ -1,0 +1,98 @@
+"""Round 24 review of ``couchcore load`` / ``couchcore dump`` as a new user runs them, on
+inputs real users have. Each test failed before its fix (benchmarks/results/reviewer-cli-r24.md)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import uuid
+
+import pytest
+
+import couchcore
+
+
+def run_cli(*args, input=None, timeout=180):
+    return subprocess.run([sys.executable, "-m", "couchcore.cli", *map(str, args)], input=input,
+                          capture_output=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def admin(couch_url):
+    s = couchcore.Server(couch_url)
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def name(admin):
+    created = f"r24cli-{uuid.uuid4().hex[:10]}"
+    yield created
+    if created in admin:
+        admin.delete(created)
+
+
+def stored(admin, name):
+    return {row.id: row.doc for row in admin[name].view("_all_docs", include_docs=True)}
+
+
+def rejects(path):
+    return [json.loads(line) for line in path.read_bytes().splitlines()]
+
+
+# -- JSON array input: text after the closing ']' -----------------------------------------
+
+@pytest.mark.parametrize("after", [b"\n[{\"_id\": \"s2\"}]\n", b" trailing", b"\n{\"_id\": \"s2\"}\n"])
+def test_text_after_the_json_array_is_rejected_not_ignored(tmp_path, couch_url, admin, name, after):
+    # two arrays concatenated (`cat a.json b.json`) or an array followed by more input: the
+    # loader stopped at the first ']' and exited 0, the rest silently never loaded
+    source = tmp_path / "docs.json"
+    source.write_bytes(b'[{"_id": "s1"}]' + after)
+    rej = tmp_path / "rejects.jsonl"
+    proc = run_cli("load", f"{couch_url}/{name}", source, "--create", "--quiet", "--rejects", rej)
+    assert proc.returncode == 1, proc.stderr
+    assert sorted(stored(admin, name)) == ["s1"]
+    [bad] = rejects(rej)
+    assert bad["_load_error"]["line"] == (1 if after == b" trailing" else 2)
+    assert "after the JSON array" in bad["_load_error"]["reason"]
+
+
+def test_white_space_after_the_json_array_is_fine(tmp_path, couch_url, admin, name):
+    source = tmp_path / "docs.json"
+    source.write_bytes(b'\xef\xbb\xbf[\r\n {"_id": "s1"}\r\n]\r\n\r\n  \t')
+    proc = run_cli("load", f"{couch_url}/{name}", source, "--create", "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(stored(admin, name)) == ["s1"]
+
+
+# -- CSV input: a field over Python's csv limit (128 kB) ----------------------------------
+
+def test_csv_field_of_a_megabyte_is_loaded(tmp_path, couch_url, admin, name):
+    # csv's default field_size_limit is 131,072 characters: a 1 MB text field ended the load
+    # with a traceback (_csv.Error) and exit 1, the rows before it not written either
+    big = "y" * (1 << 20)
+    source = tmp_path / "docs.csv"
+    source.write_text(f'_id,p\ns1,x\nbig,"{big}"\ns2,y\n')
+    proc = run_cli("load", f"{couch_url}/{name}", source, "--create", "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    assert b"Traceback" not in proc.stderr
+    docs = stored(admin, name)
+    assert sorted(docs) == ["big", "s1", "s2"]
+    assert docs["big"]["p"] == big
+
+
+# -- CSV input: a header naming a column twice ---------------------------------------------
+
+def test_csv_header_naming_a_column_twice_is_refused_not_merged(tmp_path, couch_url, admin, name):
+    # `name,...,name`: each row became a dict keeping only the last 'name' value; the first
+    # column's values were silently lost and the load exited 0
+    source = tmp_path / "docs.csv"
+    source.write_bytes(b'\xef\xbb\xbf_id,name,n,name\r\nc1,"Smith, J",1,dup\r\n')
+    rej = tmp_path / "rejects.jsonl"
+    proc = run_cli("load", f"{couch_url}/{name}", source, "--create", "--quiet", "--rejects", rej)
+    assert proc.returncode == 1, proc.stderr
+    assert stored(admin, name) == {}
+    [bad] = rejects(rej)
+    assert bad["_load_error"]["line"] == 1
+    assert "'name'" in bad["_load_error"]["reason"]
