@@ -358,8 +358,9 @@ class Checkpoint:
 
     @classmethod
     def open(cls, path: str | os.PathLike[str], database: str = "", input: str = "", interval: float = 0.5) -> "Checkpoint":
-        """The checkpoint in ``path`` (a fresh one if the file does not exist). Raises
-        :class:`InvalidInput` if the file is unreadable or belongs to another load."""
+        """The checkpoint in ``path`` (a fresh one if the file does not exist, or records
+        nothing sent). Raises :class:`InvalidInput` if the file is unreadable or belongs to
+        another load."""
         cp = cls(path, database, input, interval)
         try:
             with open(cp.path, "rb") as f:
@@ -370,6 +371,8 @@ class Checkpoint:
             raise InvalidInput(f"cannot read checkpoint {cp.path}: {exc}") from None
         if not isinstance(data, dict) or data.get("version") != 1:
             raise InvalidInput(f"{cp.path} is not a couchcore load checkpoint")
+        if not data.get("sent") and not data.get("records"):
+            return cp  # nothing was ever sent (a load that could not start): no load to resume
         for name, mine in (("database", cp.database), ("input", cp.input)):
             theirs = data.get(name)
             if mine and theirs and mine != theirs:

@@ -96,3 +96,24 @@ def test_csv_header_naming_a_column_twice_is_refused_not_merged(tmp_path, couch_
     [bad] = rejects(rej)
     assert bad["_load_error"]["line"] == 1
     assert "'name'" in bad["_load_error"]["reason"]
+
+
+# -- --resume: a load that could not start ---------------------------------------------------
+
+def test_a_checkpoint_of_a_load_that_never_started_does_not_bind_the_next_one(tmp_path, couch_url, admin, name):
+    # a typo in the database name with --resume: exit 2 (fine), but the checkpoint file it
+    # left (0 records, nothing sent) named the typo; the corrected command then exited 2 with
+    # "checkpoint ... belongs to another load" until the user deleted the file by hand
+    source = tmp_path / "docs.jsonl"
+    source.write_bytes(b'{"_id": "a"}\n{"_id": "b"}\n')
+    checkpoint = tmp_path / "load.checkpoint"
+    typo = run_cli("load", f"{couch_url}/{name}-typo", source, "--quiet", "--resume", checkpoint)
+    assert typo.returncode == 2
+    admin.create(name)
+    proc = run_cli("load", f"{couch_url}/{name}", source, "--quiet", "--resume", checkpoint)
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(stored(admin, name)) == ["a", "b"]
+    # a checkpoint that did send something still belongs to its load
+    other = run_cli("load", f"{couch_url}/{name}-typo", source, "--quiet", "--create", "--resume", checkpoint)
+    assert other.returncode == 2 and b"belongs to another load" in other.stderr
+    assert f"{name}-typo" not in admin
