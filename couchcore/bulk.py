@@ -881,6 +881,13 @@ class Loader:
         doc = codec.loads(data)
         err = doc.pop(ERROR_FIELD, None)
         if not doc and isinstance(err, dict) and isinstance(err.get("text"), str):
+            if "\ufffd" in err["text"] and "UTF-8" in str(err.get("reason")):
+                # input that was not UTF-8 is shown with U+FFFD for its bad bytes: loaded as it
+                # is, those replacement characters would be stored in place of the input
+                self._reject(line, None, str(err.get("error") or "invalid_json"),
+                             "not valid UTF-8 (shown with U+FFFD for the bytes that were not): mend the text",
+                             None, err["text"])
+                return None, ""
             text = err["text"].encode("utf-8")  # input that was no document: try it again
             try:
                 h = self._head(text)

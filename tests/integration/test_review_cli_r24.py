@@ -117,3 +117,38 @@ def test_a_checkpoint_of_a_load_that_never_started_does_not_bind_the_next_one(tm
     other = run_cli("load", f"{couch_url}/{name}-typo", source, "--quiet", "--create", "--resume", checkpoint)
     assert other.returncode == 2 and b"belongs to another load" in other.stderr
     assert f"{name}-typo" not in admin
+
+
+# -- a rejects file loaded again -------------------------------------------------------------
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".json"])
+def test_rejected_input_that_was_not_utf8_is_not_loaded_again_with_replacement_characters(
+        tmp_path, couch_url, admin, name, suffix):
+    # the rejects record of a line that is not UTF-8 shows its text with U+FFFD for the bad
+    # bytes; loading the rejects file again "as it is" (--help) wrote that text as a document,
+    # v: "\ufffd\ufffd" for the bytes ff fe, exit 0: the input silently changed
+    source = tmp_path / "docs.jsonl"
+    source.write_bytes(b'{"_id": "ok"}\n{"_id": "bad", "v": "\xff\xfe"}\n')
+    rej = tmp_path / "rejects.jsonl"
+    first = run_cli("load", f"{couch_url}/{name}", source, "--create", "--quiet", "--rejects", rej)
+    assert first.returncode == 1
+    [record] = rejects(rej)
+    assert record["_load_error"]["text"] == '{"_id": "bad", "v": "\ufffd\ufffd"}'
+    again = tmp_path / f"again{suffix}"
+    if suffix == ".json":
+        again.write_bytes(b"[" + rej.read_bytes() + b"]")
+    else:
+        again.write_bytes(rej.read_bytes())
+    rej2 = tmp_path / "rejects2.jsonl"
+    proc = run_cli("load", f"{couch_url}/{name}", again, "--quiet", "--rejects", rej2)
+    assert proc.returncode == 1, proc.stderr
+    assert sorted(stored(admin, name)) == ["ok"]
+    [record2] = rejects(rej2)
+    assert record2["_load_error"]["text"] == record["_load_error"]["text"]
+    assert "UTF-8" in record2["_load_error"]["reason"]
+    # once the text is mended, the record loads
+    mended = tmp_path / "mended.jsonl"
+    mended.write_bytes(rej.read_bytes().replace("\ufffd".encode(), b"x"))
+    proc = run_cli("load", f"{couch_url}/{name}", mended, "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    assert stored(admin, name)["bad"]["v"] == "xx"
