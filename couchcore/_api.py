@@ -656,7 +656,8 @@ class DatabaseAPI:
         times, after a random back-off (full jitter from 10 ms doubling, at most 1 s);
         ``force=True`` re-reads the current revision the same way. When the retries
         are used up, :class:`Conflict` says how many attempts were made.
-        Options: ``new_edits``, ``all_or_nothing`` (``_bulk_docs`` body fields), and on a
+        Options: ``new_edits``, ``all_or_nothing`` (``_bulk_docs`` body fields; CouchDB 2+
+        refuses ``all_or_nothing``: 417 ``not_implemented``), and on a
         cluster ``w`` (write quorum, a positive int: the answer waits for ``w`` copies;
         ``w`` = the database's ``n`` makes the write visible to the next view, ``_changes``
         or ``_all_docs`` read, which read one copy,

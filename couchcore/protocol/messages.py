@@ -218,13 +218,19 @@ class Response:
                 data = codec.loads(self.body)
             except Exception:
                 data = self.body
-            if isinstance(data, dict):
+            # a list of per-document errors (CouchDB's 417 to _bulk_docs with
+            # all_or_nothing): the first says what the server refused
+            first = data[0] if isinstance(data, list) and data else None
+            if isinstance(first, dict) and "error" in first:
+                error = first.get("error")
+                reason = first.get("reason")
+            elif isinstance(data, dict):
                 error = data.get("error")
                 reason = data.get("reason")
-                if error is not None and not isinstance(error, str):
-                    error = str(error)
-                if reason is not None and not isinstance(reason, str):
-                    reason = str(reason)
+            if error is not None and not isinstance(error, str):
+                error = str(error)
+            if reason is not None and not isinstance(reason, str):
+                reason = str(reason)
         if reason is None:  # no body (HEAD) or no JSON: say what we know
             reason = _missing_reason(self.status, self.auth_sent)
         cls = error_for_status(self.status)

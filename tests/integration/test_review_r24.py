@@ -111,3 +111,27 @@ def test_query_on_a_partitioned_database(server, db_name):
         assert [row.id for row in db.view("_all_docs")] == ["p1:a", "p2:b"]  # (deleted again)
     finally:
         server.delete(db_name)
+
+
+# -- save(docs, all_or_nothing=True): CouchDB 2+ refuses it; say why ------------------------
+
+@pytest.mark.couchdb_only
+def test_all_or_nothing_refusal_says_why(db):
+    # CouchDB 3.5 answers POST /_bulk_docs {"all_or_nothing": true, ...} with 417 and a
+    # list of per-document errors ("not_implemented", "all_or_nothing is not supported",
+    # curl): couchcore raised a bare "417: Expectation Failed" without CouchDB's reason
+    with pytest.raises(couchcore.HTTPError) as info:
+        db.save([{"_id": "a"}, {"_id": "b"}], all_or_nothing=True)
+    assert info.value.status == 417
+    assert info.value.error == "not_implemented"
+    assert "all_or_nothing is not supported" in str(info.value)
+    assert "a" not in db and "b" not in db
+
+
+def test_an_error_answered_as_a_list_keeps_the_first_reason():
+    from couchcore.protocol.messages import Response
+
+    body = b'[{"id":"a","rev":"0-","error":"not_implemented","reason":"all_or_nothing is not supported"}]'
+    err = Response(417, {"content-type": "application/json"}, body, method="POST",
+                   url="http://h:5984/db/_bulk_docs").error()
+    assert (err.status, err.error, err.reason) == (417, "not_implemented", "all_or_nothing is not supported")
