@@ -177,8 +177,8 @@ def json_array_records(f: IO[bytes], chunk: int = 1 << 20) -> Iterator[tuple[int
 def csv_records(f: IO[bytes]) -> Iterator[tuple[int, Any]]:
     """``(line_number, document)`` for every row of CSV with a header row: the values
     are strings (an empty ``_id`` or ``_rev`` is left out); a row with a different
-    number of fields than the header yields an :class:`InputError`, a header naming a column
-    twice one :class:`InputError` (line 1) and nothing else."""
+    number of fields than the header, or different values in columns of the same name,
+    yields an :class:`InputError`."""
     import csv
 
     # a field may be as long as a document (csv's default limit, 131,072 characters, raised
@@ -200,10 +200,9 @@ def _csv_rows(reader: Any) -> Iterator[tuple[int, Any]]:
         header = next(reader)
     except StopIteration:
         return
-    repeated = [name for i, name in enumerate(header) if name in header[:i]]
-    if repeated:  # a dict per row would keep only the last of the columns: values silently lost
-        yield 1, InputError(f"the CSV header names column {repeated[0]!r} more than once", ",".join(header))
-        return
+    # a column named twice (say Excel's trailing empty columns, "a,b,,"): a row is one dict, so a
+    # row holding different values under one name is rejected, not silently cut to the last value
+    twice = {i: header.index(name) for i, name in enumerate(header) if header.index(name) != i}
     width = len(header)
     previous = reader.line_num
     for row in reader:
@@ -215,6 +214,10 @@ def _csv_rows(reader: Any) -> Iterator[tuple[int, Any]]:
             problem = f"CSV row has {len(row)} fields, the header has {width}"
         elif not _utf8(row):
             problem = "CSV row is not valid UTF-8"
+        elif twice and any(row[i] != row[j] for i, j in twice.items()):
+            named = next(header[i] for i, j in twice.items() if row[i] != row[j])
+            problem = (f"the CSV header names column {named!r} more than once and this row holds different "
+                       f"values in them")
         if problem is not None:
             out = io.StringIO()
             csv.writer(out).writerow(row)
