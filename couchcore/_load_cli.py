@@ -491,6 +491,9 @@ def _run(args: argparse.Namespace) -> int:
     for flag, path in (("--resume", args.resume), ("--rejects", args.rejects)):
         if path and fd is not None and _same_file(path, fd):
             raise Fatal(f"{flag} {path} is the input file (it would be overwritten): give another file")
+    if args.resume and args.rejects and os.path.realpath(args.resume) == os.path.realpath(args.rejects):
+        # the checkpoint is replaced by renaming a new file over it: the rejects would be lost
+        raise Fatal(f"--resume and --rejects name the same file ({args.rejects}): give two files")
     checkpoint = None
     if args.resume:
         try:

@@ -156,3 +156,23 @@ def test_rejected_input_that_was_not_utf8_is_not_loaded_again_with_replacement_c
     proc = run_cli("load", f"{couch_url}/{name}", mended, "--quiet")
     assert proc.returncode == 0, proc.stderr
     assert stored(admin, name)["bad"]["v"] == "xx"
+
+
+# -- --resume and --rejects naming one file ----------------------------------------------------
+
+@pytest.mark.parametrize("exists", [False, True])
+def test_resume_and_rejects_naming_one_file_is_refused(tmp_path, couch_url, admin, name, exists, monkeypatch):
+    # the checkpoint is replaced atomically (a temporary file renamed over it), so the rejects
+    # written to the same file were lost: "5 rejected document(s) written to same" and the file
+    # held only the checkpoint
+    source = tmp_path / "docs.jsonl"
+    source.write_bytes(b'{"_id": "ok"}\nnot json\n')
+    both = tmp_path / "both"
+    if exists:
+        both.write_bytes(b"")
+    monkeypatch.chdir(tmp_path)
+    proc = run_cli("load", f"{couch_url}/{name}", source, "--create", "--quiet", "--resume", both,
+                   "--rejects", "./both")
+    assert proc.returncode == 2
+    assert b"--rejects" in proc.stderr and b"--resume" in proc.stderr
+    assert name not in admin
