@@ -368,7 +368,8 @@ class SyncDatabaseAPI:
         ``{"missing": rev}``; an empty list of revs gives ``[]`` without a request.
 
         The list may hold ids and ``(id, rev)`` pairs (those revisions; a missing revision
-        is ``None``). Where the server has ``POST /{db}/_bulk_get`` (probed with the first
+        is ``None``; with ``latest=True`` the latest leaf descending from the revision, as
+        ``get(id, rev=rev, latest=True)`` gives). Where the server has ``POST /{db}/_bulk_get`` (probed with the first
         call, remembered per Server) it is used, otherwise ``_all_docs?keys`` (and one
         ``open_revs`` GET per document for revisions); ``_local/`` ids, which neither
         serves, are read with one GET each. Options of a list: ``revs``,
@@ -1042,7 +1043,8 @@ class AsyncDatabaseAPI:
         ``{"missing": rev}``; an empty list of revs gives ``[]`` without a request.
 
         The list may hold ids and ``(id, rev)`` pairs (those revisions; a missing revision
-        is ``None``). Where the server has ``POST /{db}/_bulk_get`` (probed with the first
+        is ``None``; with ``latest=True`` the latest leaf descending from the revision, as
+        ``get(id, rev=rev, latest=True)`` gives). Where the server has ``POST /{db}/_bulk_get`` (probed with the first
         call, remembered per Server) it is used, otherwise ``_all_docs?keys`` (and one
         ``open_revs`` GET per document for revisions); ``_local/`` ids, which neither
         serves, are read with one GET each. Options of a list: ``revs``,

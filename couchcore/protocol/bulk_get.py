@@ -157,17 +157,18 @@ def _bulk_get(ctx: ServerContext, db: str, refs: list[DocRef],
     ctx.bulk_get = True
     parser = _rows.make_parser("bulk_get")
     results = parser.feed(resp.body or b"") + parser.close()
-    found = _match(db, wanted, results)
+    found = _match(db, wanted, results, bool(options.get("latest")))
     if found is None:
         return None
     return [found[_key(ref)] for ref in refs]
 
 
-def _match(db: str, wanted: list[tuple[str, str | None]],
-           results: list[dict[str, Any]]) -> dict[tuple[str, str | None], Document | None] | None:
+def _match(db: str, wanted: list[tuple[str, str | None]], results: list[dict[str, Any]],
+           latest: bool = False) -> dict[tuple[str, str | None], Document | None] | None:
     """``{(id, rev): Document | None}``, or ``None`` when ``results`` is not one entry per
     request, in order, each with one answer for that request (PouchDB Server merges
-    repeated ids and may answer another revision)."""
+    repeated ids and may answer another revision). With ``latest`` the answer to
+    ``(id, rev)`` is the latest leaf descending from ``rev``: its own ``_rev``."""
     if len(results) != len(wanted):
         return None
     out: dict[tuple[str, str | None], Document | None] = {}
@@ -179,7 +180,7 @@ def _match(db: str, wanted: list[tuple[str, str | None]],
         entry = docs[0]
         doc = entry.get("ok")
         if isinstance(doc, Document):
-            if doc.get("_id") != docid or (rev is not None and doc.get("_rev") != rev):
+            if doc.get("_id") != docid or (rev is not None and not latest and doc.get("_rev") != rev):
                 return None
             out[(docid, rev)] = None if rev is None and doc.get("_deleted") else doc
         elif "ok" in entry:
@@ -230,6 +231,18 @@ def _open_revs(db: str, refs: list[DocRef],
                 by_id[(docid, None)] = None
             else:
                 by_id[(docid, None)] = Document(resp.json())
+    if options.get("latest"):
+        # latest=true answers the leaves descending from each revision asked for, under
+        # their own revision ids: one GET ?rev=...&latest=true a revision (the one
+        # GET /{db}/{id}?rev= answers, the winner of those leaves)
+        for pair in dict.fromkeys(ref for ref in refs if not isinstance(ref, str)):
+            docid, rev = pair
+            resp = yield Request("GET", doc_path(db, docid), query=[("rev", rev)] + codec.encode_query(options))
+            if resp.status == 404 and not _db_missing(resp):
+                by_id[pair] = None
+            else:
+                by_id[pair] = Document(resp.json())
+        return [by_id[_key(ref)] for ref in refs]
     revs: dict[str, list[str]] = {}
     for ref in refs:
         if not isinstance(ref, str):

@@ -135,3 +135,58 @@ def test_an_error_answered_as_a_list_keeps_the_first_reason():
     err = Response(417, {"content-type": "application/json"}, body, method="POST",
                    url="http://h:5984/db/_bulk_docs").error()
     assert (err.status, err.error, err.reason) == (417, "not_implemented", "all_or_nothing is not supported")
+
+
+# -- get([(id, rev)], latest=True): the latest leaf, not "missing" ---------------------------
+
+def _three_revisions(db) -> list[str]:
+    doc = {"_id": "a", "n": 1}
+    db.save(doc)
+    revs = [doc["_rev"]]
+    for n in (2, 3):
+        doc["n"] = n
+        db.save(doc)
+        revs.append(doc["_rev"])
+    return revs
+
+
+def test_get_pairs_with_latest_give_the_latest_revision(db):
+    # https://docs.couchdb.org/en/stable/api/database/bulk-api.html#db-bulk-get: latest=true
+    # answers the latest leaf revision of the one asked for (curl: 3-... for 1-...), as
+    # GET /{db}/{id}?rev=1-...&latest=true does; couchcore took the leaf for "another
+    # revision" and returned None, as for a revision that does not exist
+    revs = _three_revisions(db)
+    single = db.get("a", rev=revs[0], latest=True)
+    assert single["_rev"] == revs[2]
+    found = db.get([("a", revs[0]), ("a", revs[1]), "a", ("a", revs[2]), ("missing", revs[0])], latest=True)
+    assert [d and d["_rev"] for d in found] == [revs[2], revs[2], revs[2], revs[2], None]
+    assert found[0] == single
+    # without latest, each revision as it was
+    assert [d["n"] for d in db.get([("a", revs[0]), ("a", revs[1])])] == [1, 2]
+
+
+@pytest.mark.couchdb_only
+def test_get_pairs_with_latest_on_a_branched_revision(db):
+    # two leaves descend from 1-...: _bulk_get answers both; GET ?rev=&latest=true (and so
+    # get(id, rev=, latest=True)) the winner of them; get([(id, rev)], latest=True) the same
+    doc = {"_id": "b", "n": 1}
+    db.save(doc)
+    base = doc["_rev"]
+    branches = [{"_id": "b", "_rev": f"2-{c * 32}", "_revisions": {"start": 2, "ids": [c * 32, base[2:]]},
+                 "n": c} for c in "ab"]
+    db.save(branches, new_edits=False)
+    single = db.get("b", rev=base, latest=True)
+    assert single["_rev"] in {branch["_rev"] for branch in branches}
+    assert db.get([("b", base)], latest=True) == [single]
+
+
+@pytest.mark.parametrize("backend_name", _async_backends())
+def test_get_pairs_with_latest_async(couch_url, db, backend_name):
+    revs = _three_revisions(db)
+
+    async def main() -> None:
+        adb = couchcore.aio.Database(f"{couch_url}/{db.name}", backend=backend_name)
+        found = await adb.get([("a", revs[0])], latest=True)
+        assert [d and d["_rev"] for d in found] == [revs[2]]
+
+    asyncio.run(main())
