@@ -177,8 +177,8 @@ def json_array_records(f: IO[bytes], chunk: int = 1 << 20) -> Iterator[tuple[int
 def csv_records(f: IO[bytes]) -> Iterator[tuple[int, Any]]:
     """``(line_number, document)`` for every row of CSV with a header row: the values
     are strings (an empty ``_id`` or ``_rev`` is left out); a row with a different
-    number of fields than the header, or different values in columns of the same name,
-    yields an :class:`InputError`."""
+    number of fields than the header, different values in columns of the same name, or
+    quoting that is not valid CSV, yields an :class:`InputError`."""
     import csv
 
     # a field may be as long as a document (csv's default limit, 131,072 characters, raised
@@ -188,7 +188,9 @@ def csv_records(f: IO[bytes]) -> Iterator[tuple[int, Any]]:
     # would fail the whole load at the chunk holding them)
     text = io.TextIOWrapper(f, encoding="utf-8-sig", errors="surrogateescape", newline="")
     try:
-        yield from _csv_rows(csv.reader(text))
+        # strict: a quote left open at the end of the input, or text after a closing quote, is
+        # an error for that row (lenient csv swallowed the rest of the input into one field)
+        yield from _csv_rows(csv.reader(text, strict=True))
     finally:
         text.detach()  # a collected wrapper closes what it wraps: the input stays the caller's
 
@@ -200,12 +202,23 @@ def _csv_rows(reader: Any) -> Iterator[tuple[int, Any]]:
         header = next(reader)
     except StopIteration:
         return
+    except csv.Error as exc:
+        yield 1, InputError(f"the CSV header is not valid CSV: {exc}")
+        return
     # a column named twice (say Excel's trailing empty columns, "a,b,,"): a row is one dict, so a
     # row holding different values under one name is rejected, not silently cut to the last value
     twice = {i: header.index(name) for i, name in enumerate(header) if header.index(name) != i}
     width = len(header)
     previous = reader.line_num
-    for row in reader:
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:  # the reader goes on at the next line
+            start, previous = previous + 1, reader.line_num
+            yield start, InputError(f"not valid CSV: {exc}")
+            continue
         start, previous = previous + 1, reader.line_num
         if not row:
             continue

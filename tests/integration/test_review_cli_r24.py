@@ -176,3 +176,32 @@ def test_resume_and_rejects_naming_one_file_is_refused(tmp_path, couch_url, admi
     assert proc.returncode == 2
     assert b"--rejects" in proc.stderr and b"--resume" in proc.stderr
     assert name not in admin
+
+
+# -- CSV input: broken quoting -----------------------------------------------------------------
+
+def test_csv_quote_left_open_does_not_swallow_the_rows_after_it(tmp_path, couch_url, admin, name):
+    # csv's lenient mode ended a field left open by a missing closing quote at the end of the
+    # input: row q2 was written with the rest of the file (row q3 included) as its value, q3
+    # was never written nor rejected, exit 0
+    source = tmp_path / "docs.csv"
+    source.write_bytes(b'_id,v\nq1,1\nq2,"unterminated\nq3,3\n')
+    rej = tmp_path / "rejects.jsonl"
+    proc = run_cli("load", f"{couch_url}/{name}", source, "--create", "--quiet", "--rejects", rej)
+    assert proc.returncode == 1, proc.stderr
+    assert sorted(stored(admin, name)) == ["q1"]
+    [bad] = rejects(rej)
+    assert bad["_load_error"]["line"] == 3
+    assert "CSV" in bad["_load_error"]["reason"] and "end of data" in bad["_load_error"]["reason"]
+
+
+def test_csv_text_after_a_closing_quote_rejects_that_row_only(tmp_path, couch_url, admin, name):
+    # `"x"y` was read as the field 'xy' (a quote closed mid-field, the rest glued on)
+    source = tmp_path / "docs.csv"
+    source.write_bytes(b'_id,v\nr1,"x"y\nr2,"a ""quoted"" word"\nr3,\n')
+    rej = tmp_path / "rejects.jsonl"
+    proc = run_cli("load", f"{couch_url}/{name}", source, "--create", "--quiet", "--rejects", rej)
+    assert proc.returncode == 1, proc.stderr
+    docs = stored(admin, name)
+    assert sorted(docs) == ["r2", "r3"] and docs["r2"]["v"] == 'a "quoted" word' and docs["r3"]["v"] == ""
+    assert [r["_load_error"]["line"] for r in rejects(rej)] == [2]
