@@ -714,8 +714,8 @@ class DatabaseAPI:
 
         The list may hold ids and ``(id, rev)`` pairs (those revisions; a missing revision
         is ``None``; with ``latest=True`` the latest leaf descending from the revision, as
-        ``get(id, rev=rev, latest=True)`` gives). Where the server has ``POST /{db}/_bulk_get`` (probed with the first
-        call, remembered per Server) it is used, otherwise ``_all_docs?keys`` (and one
+        ``get(id, rev=rev, latest=True)`` gives). Where the server has
+        ``POST /{db}/_bulk_get`` (probed with the first call, remembered per Server) it is used, otherwise ``_all_docs?keys`` (and one
         ``open_revs`` GET per document for revisions); ``_local/`` ids, which neither
         serves, are read with one GET each. Options of a list: ``revs``,
         ``attachments``, ``latest``, ``conflicts``, ... (``_bulk_get``'s), or view options
