@@ -594,6 +594,8 @@ def _run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         report = loader.report
         interrupted = True
+    except InvalidInput as exc:  # the input is not the one the checkpoint was made for
+        raise Fatal(f"{args.resume}: {exc}") from None
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

@@ -621,6 +621,9 @@ class Loader:
                     skipped += 1
                     if skipped >= self._skip:
                         break
+            if skipped < self._skip:  # (a file rewritten since, another stream on stdin)
+                raise InvalidInput(f"the input ends after {skipped:,} records, before the {self._skip:,} "
+                                   f"the checkpoint confirms: it is not the input the checkpoint was made for")
             ordinal += skipped
             self._skip = 0
         start = ordinal

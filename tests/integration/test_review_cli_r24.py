@@ -205,3 +205,28 @@ def test_csv_text_after_a_closing_quote_rejects_that_row_only(tmp_path, couch_ur
     docs = stored(admin, name)
     assert sorted(docs) == ["r2", "r3"] and docs["r2"]["v"] == 'a "quoted" word' and docs["r3"]["v"] == ""
     assert [r["_load_error"]["line"] for r in rejects(rej)] == [2]
+
+
+# -- --resume with an input shorter than the checkpoint --------------------------------------
+
+@pytest.mark.parametrize("fmt", ["jsonl", "json"])
+def test_resume_with_an_input_shorter_than_the_checkpoint_says_so(tmp_path, couch_url, admin, name, fmt):
+    # `producer | couchcore load URL - --resume cp` run again with another (shorter) stream:
+    # the loader skipped "the confirmed records" the new stream does not even have, wrote
+    # nothing and exited 0 ("read 0, written 0")
+    first = b"".join(b'{"_id": "a%d"}\n' % i for i in range(6))
+    other = b'{"_id": "new1"}\n{"_id": "new2"}\n'
+    if fmt == "json":
+        first = b"[" + first.replace(b"}\n", b"},", 5) + b"]"
+        other = b"[" + other.replace(b"}\n", b"},", 1) + b"]"
+    checkpoint = tmp_path / "cp.json"
+    proc = run_cli("load", f"{couch_url}/{name}", "-", "--create", "--quiet", "--resume", checkpoint, input=first)
+    assert proc.returncode == 0, proc.stderr
+    proc = run_cli("load", f"{couch_url}/{name}", "-", "--quiet", "--resume", checkpoint, input=other)
+    assert proc.returncode == 2
+    assert b"checkpoint" in proc.stderr and b"Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert sorted(stored(admin, name)) == [f"a{i}" for i in range(6)]
+    # the same input again: nothing to do, exit 0
+    proc = run_cli("load", f"{couch_url}/{name}", "-", "--quiet", "--resume", checkpoint, input=first)
+    assert proc.returncode == 0, proc.stderr
