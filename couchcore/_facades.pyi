@@ -370,15 +370,18 @@ class SyncDatabaseAPI:
         The list may hold ids and ``(id, rev)`` pairs (those revisions; a missing revision
         is ``None``; with ``latest=True`` the latest leaf descending from the revision, as
         ``get(id, rev=rev, latest=True)`` gives). Where the server has
-        ``POST /{db}/_bulk_get`` (probed with the first call, remembered per Server) it is used, otherwise ``_all_docs?keys`` (and one
-        ``open_revs`` GET per document for revisions); ``_local/`` ids, which neither
-        serves, are read with one GET each. Options of a list: ``revs``,
-        ``attachments``, ``latest``, ``conflicts``, ... (``_bulk_get``'s), or view options
-        (they read through ``_all_docs``); ``revs_info``, ``local_seq`` and ``meta``, which
+        ``POST /{db}/_bulk_get`` (probed with the first call, remembered per Server) it
+        is used, otherwise ``_all_docs?keys`` (and one ``open_revs`` GET per document for
+        revisions); ``_local/`` ids, which neither serves, are read with one GET each.
+        Options of a list: ``revs``, ``attachments``, ``latest``, ``conflicts``, ...
+        (``_bulk_get``'s), or view options (they read through ``_all_docs``; those that
+        select or reorder rows, ``skip``, ``limit``, ``descending``, ``startkey``, ...,
+        raise :class:`InvalidOption`); ``revs_info``, ``local_seq`` and ``meta``, which
         CouchDB's ``_bulk_get`` leaves out of its answer, read the ids with one GET each
-        (:meth:`get_many` runs those concurrently). A non-str id or rev, an id reserved for an
-        endpoint (``"_all_docs"``), or a bare ``(id, rev)`` tuple (which would read two ids;
-        put the pair in a list) raises :class:`InvalidInput` before anything is sent.
+        (:meth:`get_many` runs those concurrently). A non-str id or rev, an id reserved
+        for an endpoint (``"_all_docs"``), or a bare ``(id, rev)`` tuple (which would read
+        two ids; put the pair in a list) raises :class:`InvalidInput` before anything is
+        sent.
         https://docs.couchdb.org/en/stable/api/database/bulk-api.html#db-bulk-get"""
     @overload
     def get_many(self, ids: Iterable[str], concurrency: int = ..., *, open_revs: str | Sequence[str], **options: Any) -> _builtins.list[_OpenRevs | None]: ...
@@ -1045,15 +1048,18 @@ class AsyncDatabaseAPI:
         The list may hold ids and ``(id, rev)`` pairs (those revisions; a missing revision
         is ``None``; with ``latest=True`` the latest leaf descending from the revision, as
         ``get(id, rev=rev, latest=True)`` gives). Where the server has
-        ``POST /{db}/_bulk_get`` (probed with the first call, remembered per Server) it is used, otherwise ``_all_docs?keys`` (and one
-        ``open_revs`` GET per document for revisions); ``_local/`` ids, which neither
-        serves, are read with one GET each. Options of a list: ``revs``,
-        ``attachments``, ``latest``, ``conflicts``, ... (``_bulk_get``'s), or view options
-        (they read through ``_all_docs``); ``revs_info``, ``local_seq`` and ``meta``, which
+        ``POST /{db}/_bulk_get`` (probed with the first call, remembered per Server) it
+        is used, otherwise ``_all_docs?keys`` (and one ``open_revs`` GET per document for
+        revisions); ``_local/`` ids, which neither serves, are read with one GET each.
+        Options of a list: ``revs``, ``attachments``, ``latest``, ``conflicts``, ...
+        (``_bulk_get``'s), or view options (they read through ``_all_docs``; those that
+        select or reorder rows, ``skip``, ``limit``, ``descending``, ``startkey``, ...,
+        raise :class:`InvalidOption`); ``revs_info``, ``local_seq`` and ``meta``, which
         CouchDB's ``_bulk_get`` leaves out of its answer, read the ids with one GET each
-        (:meth:`get_many` runs those concurrently). A non-str id or rev, an id reserved for an
-        endpoint (``"_all_docs"``), or a bare ``(id, rev)`` tuple (which would read two ids;
-        put the pair in a list) raises :class:`InvalidInput` before anything is sent.
+        (:meth:`get_many` runs those concurrently). A non-str id or rev, an id reserved
+        for an endpoint (``"_all_docs"``), or a bare ``(id, rev)`` tuple (which would read
+        two ids; put the pair in a list) raises :class:`InvalidInput` before anything is
+        sent.
         https://docs.couchdb.org/en/stable/api/database/bulk-api.html#db-bulk-get"""
     @overload
     def get_many(self, ids: Iterable[str], concurrency: int = ..., *, open_revs: str | Sequence[str], callback: None = ..., **options: Any) -> AsyncCall[_builtins.list[_OpenRevs | None], _OpenRevs | None]: ...

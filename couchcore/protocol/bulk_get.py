@@ -21,7 +21,7 @@ from .messages import Request, Response
 from .paths import db_path, doc_path
 from .server import ServerContext
 
-__all__ = ["get_many", "DocRef", "BULK_GET_OPTIONS", "PER_DOCUMENT_OPTIONS", "check_refs"]
+__all__ = ["get_many", "DocRef", "BULK_GET_OPTIONS", "PER_DOCUMENT_OPTIONS", "ROW_OPTIONS", "check_refs"]
 
 #: An id, or an ``(id, rev)`` pair naming one revision.
 DocRef = Union[str, tuple[str, str]]
@@ -35,6 +35,13 @@ BULK_GET_OPTIONS = frozenset({"revs", "attachments", "att_encoding_info", "lates
 #: ``_local_seq``, which ``GET /{db}/{id}`` has): with one of them the ids are read with
 #: one GET each, as a server without ``_bulk_get`` reads them.
 PER_DOCUMENT_OPTIONS = frozenset({"revs_info", "local_seq", "meta"})
+
+#: View options that select, reorder or reduce the rows of ``_all_docs?keys``: with them
+#: the answer would no longer be one entry per id, in order (``descending=True`` gave
+#: ``[None, b, a]`` for ``["a", "b", "zz"]``), so :func:`get_many` refuses them.
+ROW_OPTIONS = frozenset({"skip", "limit", "descending", "key", "keys", "startkey", "start_key", "endkey",
+                         "end_key", "startkey_docid", "start_key_doc_id", "endkey_docid", "end_key_doc_id",
+                         "inclusive_end", "group", "group_level", "reduce"})
 
 # statuses that say "no _bulk_get here" (CouchDB 1.x treats it as a document id)
 _ABSENT = (400, 404, 405, 501)
@@ -78,8 +85,10 @@ def get_many(ctx: ServerContext, db: str, refs: Iterable[Any],
 
     ``options``: with only :data:`BULK_GET_OPTIONS` ``_bulk_get`` is used where the
     server has it; view options (``conflicts``, ``attachments``, ``stale``, ...) read the
-    ids through ``_all_docs?keys`` (not with revisions); ``revs_info``, ``local_seq`` and
-    ``meta``, which ``_bulk_get`` leaves out of its answer, read each id with one GET
+    ids through ``_all_docs?keys`` (not with revisions; not those that select or
+    reorder rows, :data:`ROW_OPTIONS`, which would break one entry per id);
+    ``revs_info``, ``local_seq`` and ``meta``, which ``_bulk_get`` leaves out of its
+    answer, read each id with one GET
     (:data:`PER_DOCUMENT_OPTIONS`; a revision read so has none of them, as
     ``GET /{db}/{id}?rev=`` has none). Bad input raises
     :class:`InvalidInput` / :class:`InvalidOption` before anything is sent.
@@ -90,6 +99,10 @@ def get_many(ctx: ServerContext, db: str, refs: Iterable[Any],
     if not bulk_ok:
         if has_revs:
             raise InvalidOption(f"get([(id, rev), ...]) takes only {', '.join(sorted(BULK_GET_OPTIONS))}")
+        moving = sorted(ROW_OPTIONS & set(options))
+        if moving:
+            raise InvalidOption(f"get([ids]) answers one entry per id, in order: no {', '.join(map(repr, moving))} "
+                                "(a view option for ranges of rows; use view('_all_docs', ...) for those)")
         codec.view_query(options)  # fail before sending
     else:
         _bulk_query(options)

@@ -190,3 +190,25 @@ def test_get_pairs_with_latest_async(couch_url, db, backend_name):
         assert [d and d["_rev"] for d in found] == [revs[2]]
 
     asyncio.run(main())
+
+
+# -- get([ids], skip=/limit=/descending=...): one entry per id, in order ----------------------
+
+@pytest.mark.parametrize("options", [
+    {"skip": 1}, {"limit": 1}, {"descending": True}, {"descending": True, "stale": "ok"},
+    {"startkey": "a"}, {"endkey_docid": "b"}, {"inclusive_end": False}, {"group": True},
+    {"reduce": False}, {"key": "a"}, {"keys": ["a"]},
+])
+def test_get_list_refuses_view_options_that_move_rows(db, options):
+    # get([ids]) promises one entry per id, in order; view options that select or reorder
+    # the rows of _all_docs?keys broke that, silently: get(["a", "b", "zz"], descending=True)
+    # was [None, b, a] (a read as missing), skip=1 gave [b, None] (b in a's place)
+    db.save([{"_id": "a"}, {"_id": "b"}])
+    with pytest.raises(couchcore.InvalidOption, match="one entry per id"):
+        db.get(["a", "b", "zz"], **options)
+
+
+def test_get_list_keeps_the_view_options_that_do_not_move_rows(db):
+    db.save([{"_id": "a"}, {"_id": "b"}])
+    for options in ({"stale": "ok"}, {"update": False, "conflicts": True}, {"stable": True}):
+        assert [d and d["_id"] for d in db.get(["a", "zz", "b"], **options)] == ["a", None, "b"]
