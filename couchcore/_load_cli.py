@@ -291,12 +291,16 @@ def _split_db_url(url: str) -> tuple[str, str]:
 
     from .errors import InvalidInput
     from .protocol.paths import validate_db_name
-    from ._urls import redact_url
+    from ._urls import redact_url, split_credentials
 
     try:
         parts = urlsplit(url)
     except ValueError:
         raise Fatal(f"not a URL: {redact_url(url)!r}") from None
+    try:  # a query or fragment (never dropped unsaid), an unencoded '?' or '#' in a password
+        split_credentials(url)
+    except InvalidInput as exc:
+        raise Fatal(str(exc)) from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise Fatal(f"not an http(s) URL: {redact_url(url)!r}")
     path = parts.path.rstrip("/")

@@ -230,3 +230,31 @@ def test_resume_with_an_input_shorter_than_the_checkpoint_says_so(tmp_path, couc
     # the same input again: nothing to do, exit 0
     proc = run_cli("load", f"{couch_url}/{name}", "-", "--quiet", "--resume", checkpoint, input=first)
     assert proc.returncode == 0, proc.stderr
+
+
+# -- database URLs ---------------------------------------------------------------------------
+
+def test_load_url_with_a_query_is_refused_as_dump_refuses_it(tmp_path, couch_url, admin, name):
+    # `load URL/db?partitioned=true --create` created an ordinary database: the query was
+    # dropped without a word (dump refuses it: "a server URL has no query or fragment")
+    source = tmp_path / "docs.jsonl"
+    source.write_bytes(b'{"_id": "a:1"}\n')
+    proc = run_cli("load", f"{couch_url}/{name}?partitioned=true", source, "--create", "--quiet")
+    assert proc.returncode == 2
+    assert b"query" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert name not in admin
+
+
+def test_load_url_with_an_unencoded_question_mark_in_the_password_says_so(tmp_path, couch_url, admin, name):
+    # "the URL names no database: http://***@127.0.0.1:5984/DB": the password's '?' ended the
+    # host part, so the URL's path looked empty; the library's message says what is wrong
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(couch_url)
+    url = f"{parts.scheme}://someone:pa?ss#zq9x@{parts.hostname}:{parts.port}/{name}"
+    source = tmp_path / "docs.jsonl"
+    source.write_bytes(b'{"_id": "a"}\n')
+    proc = run_cli("load", url, source, "--create", "--quiet")
+    assert proc.returncode == 2
+    assert b"percent-encode" in proc.stderr and b"names no database" not in proc.stderr
+    assert b"pa?ss" not in proc.stderr and b"zq9x" not in proc.stderr
