@@ -117,12 +117,14 @@ def test_streaming_python_heap_stays_small(replay):
 
 
 def test_materialising_does_grow_memory(replay):
-    """The control: the same measurement sees the rows when they are all kept."""
-    db = couchcore.Database(f"{replay.url}/rows-{BIG // 2}")
-    iterate(db, BIG // 2)  # warm up
+    """The control: the same measurement sees the rows when they are all kept (all BIG of
+    them: memory the warm-up freed is reused first, and equal long strings are shared, so
+    100k kept rows grew RSS by 26-34 MB only, too close to the bound on a busy machine)."""
+    db = couchcore.Database(f"{replay.url}/rows-{BIG}")
+    iterate(db, BIG)  # warm up
     with PeakRSS() as kept:
         rows = db.view("_all_docs").all()
-        assert len(rows) == BIG // 2
+        assert len(rows) == BIG
     del rows
     assert kept.growth_mb > BOUND_MB, f"keeping {BIG // 2} rows grew RSS by only {kept.growth_mb:.1f} MB"
 
