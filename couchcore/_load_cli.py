@@ -348,9 +348,9 @@ def _default_backend() -> str:
     return "pycurl"
 
 
-def preflight(server: Any, name: str, create: bool) -> None:
+def preflight(server: Any, name: str, create: bool) -> bool:
     """Check the server answers, accepts the credentials and has database ``name``
-    (creating it with ``create``); :class:`Fatal` otherwise."""
+    (creating it with ``create``); :class:`Fatal` otherwise. True when it created it."""
     from .errors import Forbidden, HTTPError, PreconditionFailed, ResponseError, TransportError, Unauthorized
 
     user = server.credentials.username if server.credentials else None
@@ -384,15 +384,16 @@ def preflight(server: Any, name: str, create: bool) -> None:
     except TransportError as exc:
         raise Fatal(f"cannot reach {server.url}: {exc}") from None
     if exists:
-        return
+        return False
     if not create:
         raise Fatal(f"database {name!r} does not exist on {server.url} (use --create to create it)")
     try:
         server.create(name)
     except PreconditionFailed:
-        pass  # created meanwhile
+        return False  # created meanwhile
     except HTTPError as exc:
         raise refused(exc, f"create database {name!r}") from None
+    return True
 
 
 # -- progress -------------------------------------------------------------------------------
@@ -527,12 +528,18 @@ def _run(args: argparse.Namespace) -> int:
         except OSError as exc:
             raise Fatal(f"cannot write {args.rejects}: {exc.strerror or exc}") from None
 
+    created = False
     for node in [server, *nodes]:
         try:
-            preflight(node, name, args.create and node is server)
+            created = preflight(node, name, args.create and node is server) or created
         except Fatal as exc:
             if node is server:
                 raise
+            if created:  # the load cannot start: the (empty) database it created goes again
+                try:
+                    server.delete(name)
+                except CouchcoreError:
+                    pass
             raise Fatal(f"--node {node.url}: {exc} (--node takes another node of the same cluster, "
                         f"http://host:port)".replace(" (use --create to create it)", "")) from None
         node.close()  # the load starts on fresh connections (see couchcore.protocol.bulk)

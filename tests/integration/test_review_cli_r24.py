@@ -258,3 +258,24 @@ def test_load_url_with_an_unencoded_question_mark_in_the_password_says_so(tmp_pa
     assert proc.returncode == 2
     assert b"percent-encode" in proc.stderr and b"names no database" not in proc.stderr
     assert b"pa?ss" not in proc.stderr and b"zq9x" not in proc.stderr
+
+
+# -- --create with a --node that cannot take part ------------------------------------------------
+
+def test_a_database_created_for_a_load_that_cannot_start_is_removed_again(tmp_path, couch_url, admin, name):
+    # `--create --node URL-of-another-server`: exit 2 "--node ...: database ... does not exist"
+    # (right), but the database had been created on the first server and stayed, empty
+    source = tmp_path / "docs.jsonl"
+    source.write_bytes(b'{"_id": "a"}\n')
+    from couchcore.testing import free_port
+
+    down = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    proc = run_cli("load", f"{couch_url}/{name}", source, "--create", "--quiet", "--node", down)
+    assert proc.returncode == 2
+    assert b"--node" in proc.stderr
+    assert name not in admin
+    # a database that existed before is left alone
+    admin.create(name)
+    proc = run_cli("load", f"{couch_url}/{name}", source, "--create", "--quiet", "--node", down)
+    assert proc.returncode == 2
+    assert name in admin
