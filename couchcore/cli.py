@@ -181,6 +181,13 @@ def _url_problem(url: str) -> str | None:
         return f"not a URL: {redact_url(url)!r}"
     if parts.scheme not in ("http", "https") or not host:
         return f"not an http(s) URL: {redact_url(url)!r}"
+    from ._urls import split_credentials
+    from .errors import InvalidInput
+
+    try:  # a query or fragment, an unencoded '?' or '#' in a password (message without it)
+        split_credentials(url)
+    except InvalidInput as exc:
+        return str(exc)
     if not parts.path.strip("/"):
         return f"the URL names no database: {redact_url(url)} (expected http://host:5984/DBNAME)"
     return None

@@ -260,6 +260,18 @@ def test_load_url_with_an_unencoded_question_mark_in_the_password_says_so(tmp_pa
     assert b"pa?ss" not in proc.stderr and b"zq9x" not in proc.stderr
 
 
+def test_dump_url_with_an_unencoded_question_mark_in_the_password_says_so(couch_url, name):
+    # the same for dump (it said "the URL names no database")
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(couch_url)
+    url = f"{parts.scheme}://someone:pa?ss#zq9x@{parts.hostname}:{parts.port}/{name}"
+    proc = run_cli("dump", url, "--quiet")
+    assert proc.returncode == 2 and proc.stdout == b""
+    assert b"percent-encode" in proc.stderr and b"names no database" not in proc.stderr
+    assert b"pa?ss" not in proc.stderr and b"zq9x" not in proc.stderr
+
+
 # -- --create with a --node that cannot take part ------------------------------------------------
 
 def test_a_database_created_for_a_load_that_cannot_start_is_removed_again(tmp_path, couch_url, admin, name):
