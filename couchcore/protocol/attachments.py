@@ -31,7 +31,9 @@ def _doc_id(doc: Any) -> str:
 def put_attachment(ctx: ServerContext, db: str, doc: Any, content: Any, filename: str | None = None,
                    content_type: str | None = None) -> Operation[DocResult]:
     """Create or replace an attachment; ``content`` is bytes, str or a binary file object
-    (streamed, never read whole). Updates ``doc["_rev"]``. Raises :class:`~couchcore.Conflict`
+    (streamed, never read whole). Updates ``doc["_rev"]`` and puts the attachment's stub
+    in ``doc["_attachments"]``, so ``save(doc)`` afterwards keeps it (CouchDB removes an
+    attachment a written document has no stub of). Raises :class:`~couchcore.Conflict`
     for a stale ``_rev`` — also when a cluster answers ``202 Accepted`` because one lagging
     copy took it while the others refused it (the revision is withdrawn; see
     :func:`.documents.refuse_lost_accepted`)."""
@@ -57,6 +59,7 @@ def put_attachment(ctx: ServerContext, db: str, doc: Any, content: Any, filename
     else:
         raise InvalidInput(f"attachment content must be bytes, str or a file object, not {type(content).__name__}")
     headers["Content-Type"] = content_type or _guess_type(filename)
+    length = len(body) if isinstance(body, bytes) else headers.get("Content-Length")
     query = []
     rev = doc.get("_rev") if isinstance(doc, Mapping) else None
     if rev:
@@ -73,7 +76,27 @@ def put_attachment(ctx: ServerContext, db: str, doc: Any, content: Any, filename
     if isinstance(doc, dict) and result.get("rev"):
         doc["_rev"] = result["rev"]
         doc.setdefault("_id", docid)
+        _put_stub(doc, filename, headers["Content-Type"], length, result["rev"])
     return result
+
+
+def _put_stub(doc: dict[str, Any], filename: str, content_type: str, length: Any, rev: str) -> None:
+    """Put the stub of attachment ``filename``, just written as revision ``rev``, in
+    ``doc["_attachments"]`` (a stub is all a later write of the document needs to keep it;
+    https://docs.couchdb.org/en/stable/api/document/common.html#attachments)."""
+    atts = doc.get("_attachments")
+    if not isinstance(atts, dict):
+        if atts is not None:
+            return  # not a dict of the caller's: left as it is
+        atts = doc["_attachments"] = {}
+    stub: dict[str, Any] = {"content_type": content_type}
+    generation = rev.split("-", 1)[0]
+    if generation.isdigit():
+        stub["revpos"] = int(generation)
+    if length is not None:
+        stub["length"] = int(length)
+    stub["stub"] = True
+    atts[filename] = stub
 
 
 def _check_content_type(content_type: Any) -> None:
@@ -152,4 +175,7 @@ def delete_attachment(ctx: ServerContext, db: str, doc: Any, filename: str) -> O
     yield from refuse_lost_accepted(ctx, db, docid, resp, rev)  # a cluster's 202 for a stale rev
     if isinstance(doc, dict) and result.get("rev"):
         doc["_rev"] = result["rev"]
+        atts = doc.get("_attachments")
+        if isinstance(atts, dict):
+            atts.pop(filename, None)  # a stub of it would make save(doc) answer 412 missing_stub
     return result

@@ -5,6 +5,7 @@ its fix (benchmarks/results/reviewer-r24.md)."""
 from __future__ import annotations
 
 import asyncio
+import io
 
 import pytest
 
@@ -212,3 +213,39 @@ def test_get_list_keeps_the_view_options_that_do_not_move_rows(db):
     db.save([{"_id": "a"}, {"_id": "b"}])
     for options in ({"stale": "ok"}, {"update": False, "conflicts": True}, {"stable": True}):
         assert [d and d["_id"] for d in db.get(["a", "zz", "b"], **options)] == ["a", None, "b"]
+
+
+# -- put_attachment(doc, ...) then save(doc): the attachment stays -------------------------
+
+def test_save_after_put_attachment_keeps_the_attachment(db):
+    # put_attachment updates doc["_rev"] in place, so save(doc) right after is no conflict;
+    # but doc had no stub of the new attachment, and a document written without an
+    # attachment's stub loses it (https://docs.couchdb.org/en/stable/api/document/common.html,
+    # "Updating an Existing Document": attachments not in _attachments are removed): the
+    # attachment vanished, silently (CouchDB 3.5 and PouchDB Server)
+    doc = {"_id": "a", "n": 0}
+    db.save(doc)
+    db.put_attachment(doc, b"hello", "a.txt", content_type="text/plain")
+    assert doc["_attachments"]["a.txt"]["stub"] is True
+    doc["n"] = 1
+    db.save(doc)
+    assert db.get_attachment("a", "a.txt") == b"hello"
+    # a document read with its stubs, a second attachment (a file object), then save
+    doc = db.get("a")
+    db.put_attachment(doc, io.BytesIO(b"second"), "b.bin")
+    doc["n"] = 2
+    db.save(doc)
+    stored = db.get("a")
+    assert sorted(stored["_attachments"]) == ["a.txt", "b.bin"] and stored["n"] == 2
+    assert db.get_attachment("a", "b.bin") == b"second"
+    # replaced content: the stub names the new revision
+    db.put_attachment(doc, b"hello again", "a.txt", content_type="text/plain")
+    doc["n"] = 3
+    db.save(doc)
+    assert db.get_attachment("a", "a.txt") == b"hello again"
+    # and delete_attachment drops the stub (save would answer 412 missing_stub for it)
+    db.delete_attachment(doc, "b.bin")
+    assert "b.bin" not in doc["_attachments"]
+    doc["n"] = 4
+    db.save(doc)
+    assert sorted(db.get("a")["_attachments"]) == ["a.txt"]
