@@ -188,38 +188,74 @@ def csv_records(f: IO[bytes]) -> Iterator[tuple[int, Any]]:
     # would fail the whole load at the chunk holding them)
     text = io.TextIOWrapper(f, encoding="utf-8-sig", errors="surrogateescape", newline="")
     try:
-        # strict: a quote left open at the end of the input, or text after a closing quote, is
-        # an error for that row (lenient csv swallowed the rest of the input into one field)
-        yield from _csv_rows(csv.reader(text, strict=True))
+        yield from _csv_rows(_Lines(text))
     finally:
         text.detach()  # a collected wrapper closes what it wraps: the input stays the caller's
 
 
-def _csv_rows(reader: Any) -> Iterator[tuple[int, Any]]:
+class _Lines:
+    """The input's lines for csv.reader, each kept (``taken``) until the row it belongs to
+    is read, so that a row that is not valid CSV can be rejected with its text and the
+    lines after its first one read again (see :func:`_csv_rows`)."""
+
+    def __init__(self, text: Iterator[str]) -> None:
+        self._text = text
+        self._again: list[str] = []  # lines to read again, the next one last
+        self.taken: list[str] = []  # the lines of the row being read
+
+    def __iter__(self) -> "_Lines":
+        return self
+
+    def __next__(self) -> str:
+        line = self._again.pop() if self._again else next(self._text)
+        self.taken.append(line)
+        return line
+
+    def again(self, lines: list[str]) -> None:
+        self._again.extend(reversed(lines))
+
+
+def _shown(line: str) -> str:
+    """A line of CSV input as a rejects record shows it (bytes that were not UTF-8: U+FFFD)."""
+    return line.rstrip("\r\n").encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+def _csv_rows(lines: _Lines) -> Iterator[tuple[int, Any]]:
     import csv
 
+    # strict: a quote left open, or text after a closing quote, is an error for that row (lenient
+    # csv glued '"x"y' into 'xy', and a quote left open swallowed the rest of the input into one field)
+    reader = csv.reader(lines, strict=True)
     try:
         header = next(reader)
     except StopIteration:
         return
     except csv.Error as exc:
-        yield 1, InputError(f"the CSV header is not valid CSV: {exc}")
+        yield 1, InputError(f"the CSV header is not valid CSV: {exc}", _shown(lines.taken[0]))
         return
     # a column named twice (say Excel's trailing empty columns, "a,b,,"): a row is one dict, so a
     # row holding different values under one name is rejected, not silently cut to the last value
     twice = {i: header.index(name) for i, name in enumerate(header) if header.index(name) != i}
     width = len(header)
-    previous = reader.line_num
+    done = len(lines.taken)  # the lines read for good
+    lines.taken.clear()
     while True:
         try:
             row = next(reader)
         except StopIteration:
             return
-        except csv.Error as exc:  # the reader goes on at the next line
-            start, previous = previous + 1, reader.line_num
-            yield start, InputError(f"not valid CSV: {exc}")
+        except csv.Error as exc:
+            # the row's first line is rejected with its text, the lines after it are read again: a
+            # quote left open took them in, the rows there are loaded (or rejected), never lost
+            first, *rest = lines.taken
+            lines.taken.clear()
+            lines.again(rest)
+            done += 1
+            yield done, InputError(f"not valid CSV: {exc}", _shown(first))
             continue
-        start, previous = previous + 1, reader.line_num
+        start = done + 1
+        done += len(lines.taken)
+        lines.taken.clear()
         if not row:
             continue
         problem = None
