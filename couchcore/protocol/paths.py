@@ -136,14 +136,15 @@ def split_design_name(name: str, kind: str) -> tuple[str, str] | None:
     Design document names may hold slashes (``_design/app/v2``): in the long form the
     design name is everything between ``_design/`` and the first ``/{kind}/`` (so
     ``"_design/app/v2/_view/by_n"`` is view ``by_n`` of ``_design/app/v2``); the short
-    form ``"ddoc/fn"`` has exactly one slash. Empty parts give ``None``.
+    form ``"ddoc/fn"`` has exactly one slash. Empty parts give ``None``, and so does
+    ``"_design/{ddoc}"`` (a design document, not one of its functions).
     """
     marker = f"/{kind}/"
     if name.startswith("_design/") and marker in name[len("_design") :]:
         ddoc, _, fn = name[len("_design/") :].partition(marker)
         return (ddoc, fn) if ddoc and fn else None
     parts = name.split("/")
-    if len(parts) == 2 and all(parts):
+    if len(parts) == 2 and all(parts) and parts[0] != "_design":  # "_design/app" names no function
         return parts[0], parts[1]
     return None
 

@@ -34,3 +34,13 @@ def test_bad_open_revs_fail_before_sending(db, value):
         db.get_many(["d"], open_revs=value)
     with pytest.raises(couchcore.InvalidInput, match="atts_since must be a list of revision strings"):
         db.get("d", atts_since=value)
+
+
+@pytest.mark.parametrize("name", ["_design/app", "_design/app/"])
+def test_a_design_document_id_is_no_view_name(db, name):
+    # view("_design/app") was read as view "app" of a design document named "_design" and
+    # answered 404 not_found (missing design document) instead of saying what is wrong
+    with pytest.raises(couchcore.InvalidInput, match="invalid view name"):
+        db.view(name)
+    with pytest.raises(couchcore.InvalidInput):
+        db.show(name)
