@@ -199,15 +199,21 @@ def config(ctx: ServerContext, name: str | None = None, value: Any = None, delet
         raise InvalidInput(f"config name must be 'section' or 'section/key', got {name!r}")
     if (value is not None or delete) and (name is None or "/" not in name):
         raise InvalidInput("setting or deleting config needs a 'section/key' name")
+    text = None
+    if value is not None and not delete:
+        from ..codec import encode_param
+
+        try:  # checked before anything is sent (the node's name is asked for first)
+            text = value if isinstance(value, str) else encode_param(value)
+        except InvalidOption:
+            raise InvalidInput(f"a config value is a str, int, float or bool, got {value!r}") from None
     prefix = yield from node_prefix(ctx)
     path = _config_path(prefix, name)
     if delete:
         resp = yield Request("DELETE", path)
         return resp.json()
-    if value is not None:
-        from ..codec import encode_param
-
-        resp = yield Request("PUT", path, json=value if isinstance(value, str) else encode_param(value))
+    if text is not None:
+        resp = yield Request("PUT", path, json=text)
         resp.json()
         return None
     resp = yield Request("GET", path)

@@ -44,3 +44,25 @@ def test_a_design_document_id_is_no_view_name(db, name):
         db.view(name)
     with pytest.raises(couchcore.InvalidInput):
         db.show(name)
+
+
+
+@pytest.mark.parametrize("value", [["x"], {"a": 1}, float("nan"), b"bytes"])
+def test_a_config_value_that_is_no_scalar_fails_before_sending(value):
+    # said "cannot encode ... as a query parameter", after asking the server for the node's
+    # name: nothing listens on this port, so any request would fail with a connection error
+    from couchcore.testing import free_port
+
+    server = couchcore.Server(f"http://127.0.0.1:{free_port()}")
+    with pytest.raises(couchcore.InvalidInput, match="a config value is a str, int, float or bool"):
+        server.config("couchdb/max_dbs_open", value)
+
+
+def test_a_config_value_is_set_and_read_back(server):
+    try:
+        server.config("r24lead/flag", True)
+        server.config("r24lead/n", 3)
+        assert server.config("r24lead") == {"flag": "true", "n": "3"}
+    finally:
+        server.config("r24lead/flag", delete=True)
+        server.config("r24lead/n", delete=True)
