@@ -542,6 +542,9 @@ class SyncDatabaseAPI:
         (the dict ``{"results", "last_seq", "pending"}`` of earlier versions).
         ``feed="continuous"``: a :class:`ChangesFeed` to iterate; with ``callback``,
         ``callback(seq, changes)`` is called with batches gathered over ``latency`` s.
+        ``timeout`` (ms) ends a quiet ``longpoll``/``continuous`` answer, but not one with
+        ``heartbeat`` (ms) too: CouchDB's heartbeat overrides the timeout, so such a feed
+        runs until stopped.
         A filter function's own query parameters (its ``req.query``) go in
         ``params={name: value}`` (``filter="app/by_type", params={"type": "a"}``; a
         non-str value is sent as JSON). Unknown options raise :class:`InvalidOption`
@@ -1265,6 +1268,9 @@ class AsyncDatabaseAPI:
         (the dict ``{"results", "last_seq", "pending"}`` of earlier versions).
         ``feed="continuous"``: a :class:`ChangesFeed` to iterate; with ``callback``,
         ``callback(seq, changes)`` is called with batches gathered over ``latency`` s.
+        ``timeout`` (ms) ends a quiet ``longpoll``/``continuous`` answer, but not one with
+        ``heartbeat`` (ms) too: CouchDB's heartbeat overrides the timeout, so such a feed
+        runs until stopped.
         A filter function's own query parameters (its ``req.query``) go in
         ``params={name: value}`` (``filter="app/by_type", params={"type": "a"}``; a
         non-str value is sent as JSON). Unknown options raise :class:`InvalidOption`
