@@ -59,7 +59,8 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
                         "error, reason); the file can be loaded again as it is")
     p.add_argument("--resume", metavar="FILE",
                    help="checkpoint file: records how far the input is confirmed; a restarted load with the "
-                        "same file sends nothing already confirmed")
+                        "same file sends nothing already confirmed (an input file whose first 64 KiB are not "
+                        "the ones the checkpoint was made with is refused)")
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--upsert", action="store_true", help="overwrite current revisions (default: create only)")
     mode.add_argument("--new-edits-false", action="store_true",
@@ -493,6 +494,26 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_INTERRUPTED
 
 
+_HEAD = 65536  # bytes of the input file a checkpoint fingerprints
+
+
+def _check_head(checkpoint: Any, fd: int, size: int) -> None:
+    """Fingerprint the input file's first bytes in a new checkpoint; on a resume, refuse an
+    input whose first bytes are not the ones the checkpoint was made with (a file rewritten
+    since: its first records would be skipped as confirmed without having been loaded)."""
+    import hashlib
+
+    if checkpoint.resumed and checkpoint.head:
+        n_text, _, digest = checkpoint.head.partition(":")
+        n = int(n_text) if n_text.isdigit() else 0
+        if size < n or hashlib.sha256(os.pread(fd, n, 0)).hexdigest() != digest:
+            raise Fatal(f"{checkpoint.path}: the input's first {n:,} bytes are not the ones this checkpoint "
+                        "was made with (the file was changed): give the original input, or another --resume file")
+    elif not checkpoint.resumed:
+        n = min(size, _HEAD)
+        checkpoint.head = f"{n}:{hashlib.sha256(os.pread(fd, n, 0)).hexdigest()}"
+
+
 def _run(args: argparse.Namespace) -> int:
     from .bulk import Checkpoint, Loader, Rejected
     from .errors import CouchcoreError, InvalidInput
@@ -552,6 +573,8 @@ def _run(args: argparse.Namespace) -> int:
     if args.resume:
         try:
             checkpoint = Checkpoint.open(args.resume, database=db_url, input=input_name)
+            if size is not None and fd is not None:
+                _check_head(checkpoint, fd, size)
             checkpoint.save(force=True)  # writable?
         except InvalidInput as exc:
             raise Fatal(str(exc)) from None

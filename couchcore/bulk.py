@@ -334,7 +334,8 @@ class Checkpoint:
     last one); ``sent`` is an upper bound of the items ever handed to the server, so a
     restarted load reconciles items up to there; ``id_prefix`` makes the ids the loader
     gives documents without ``_id`` the same on every run. ``database`` and ``input``
-    name what the checkpoint belongs to (no credentials). The file is JSON, replaced
+    name what the checkpoint belongs to (no credentials), ``head`` the input file's first
+    bytes (``"N:sha256"``, set by the caller). The file is JSON, replaced
     atomically; ``save`` writes at most every ``interval`` seconds unless forced.
     """
 
@@ -350,6 +351,8 @@ class Checkpoint:
         self.id_prefix = _new_prefix()
         self.complete = False
         self.counts: dict[str, int] = {}
+        #: ``"N:sha256-hex"`` of the input file's first N bytes ("" when not known, e.g. stdin)
+        self.head = ""
         self.resumed = False
         self._saved_at = 0.0
         self._saved_sent = 0
@@ -383,6 +386,7 @@ class Checkpoint:
         cp.id_prefix = str(data.get("id_prefix") or cp.id_prefix)
         cp.complete = bool(data.get("complete"))
         cp.counts = dict(data.get("counts") or {})
+        cp.head = str(data.get("head") or "")
         cp.resumed = True
         cp._saved_sent = cp.sent
         return cp
@@ -407,7 +411,7 @@ class Checkpoint:
             self.before_save()
         data = {"version": 1, "database": self.database, "input": self.input, "records": self.records,
                 "line": self.line, "sent": max(self.sent, self.records), "id_prefix": self.id_prefix,
-                "complete": self.complete, "counts": self.counts}
+                "complete": self.complete, "counts": self.counts, "head": self.head}
         tmp = f"{self.path}.tmp{os.getpid()}"
         with open(tmp, "wb") as f:
             f.write(codec.dumps(data))

@@ -66,3 +66,41 @@ def test_a_config_value_is_set_and_read_back(server):
     finally:
         server.config("r24lead/flag", delete=True)
         server.config("r24lead/n", delete=True)
+
+
+def _load(*args, input=None):
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "couchcore.cli", "load", *map(str, args)], input=input,
+                          capture_output=True, timeout=180)
+
+
+def test_resume_refuses_an_input_file_rewritten_since_the_checkpoint(tmp_path, couch_url, server, db_name):
+    # the same file name, other records of the same length: the loader skipped the first
+    # records "confirmed" by the checkpoint (records of the old file) and never loaded the new ones
+    source = tmp_path / "docs.jsonl"
+    checkpoint = tmp_path / "cp.json"
+    url = f"{couch_url}/{db_name}"
+    source.write_bytes(b"".join(b'{"_id": "a%d"}\n' % i for i in range(6)))
+    proc = _load(url, source, "--create", "--quiet", "--resume", checkpoint)
+    assert proc.returncode == 0, proc.stderr
+    import json
+
+    size = source.stat().st_size
+    assert json.loads(checkpoint.read_bytes())["head"].startswith(f"{size}:")
+    source.write_bytes(b"".join(b'{"_id": "b%d"}\n' % i for i in range(6)))
+    proc = _load(url, source, "--quiet", "--resume", checkpoint)
+    assert proc.returncode == 2
+    assert f"first {size} bytes".encode() in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert sorted(row.id for row in server[db_name].view("_all_docs")) == [f"a{i}" for i in range(6)]
+    # records appended to the same file: resumed, the new ones loaded, nothing sent twice
+    source.write_bytes(b"".join(b'{"_id": "a%d"}\n' % i for i in range(9)))
+    proc = _load(url, source, "--quiet", "--resume", checkpoint)
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(row.id for row in server[db_name].view("_all_docs")) == [f"a{i}" for i in range(9)]
+    # another --resume file: a new load of the new file (its records conflict with nothing)
+    source.write_bytes(b"".join(b'{"_id": "b%d"}\n' % i for i in range(6)))
+    proc = _load(url, source, "--quiet", "--resume", tmp_path / "cp2.json")
+    assert proc.returncode == 0, proc.stderr
+    assert len(list(server[db_name].view("_all_docs"))) == 15
