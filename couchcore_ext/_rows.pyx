@@ -390,6 +390,11 @@ cdef extern from *:
        its first byte (which also raises the right error for malformed input).  NULL
        means an exception (out of memory). */
     #define CC_PLAIN_DEPTH 24
+    #if !defined(PYPY_VERSION) && !defined(Py_LIMITED_API)
+    #define CC_PRESIZE 1
+    #else
+    #define CC_PRESIZE 0
+    #endif
     static PyObject* CC_GIVEUP = NULL;
     /* key ids, as the enum of _rows.pyx (checked at import) */
     #define CC_K_OTHER 0
@@ -709,6 +714,38 @@ cdef extern from *:
         for (i = 0; i < k; i++) Py_DECREF(items[i]);
         return NULL;
     }
+    /* Documents built as plain dicts and then given their type (CC_DOC_AS_DICT, set by
+       cc_set_types): a Document is a dict subclass with no fields of its own (same size,
+       no __dict__, no weak references, freed by PyObject_GC_Del as a dict is), so a dict
+       from PyDict_New/_PyDict_NewPresized whose ob_type is then Document is the object
+       Document's tp_new (dict_new: PyType_GenericAlloc + memset) makes, tracked by the
+       GC as that one is.  dict_dealloc frees a non-exact dict with tp_free
+       (PyObject_GC_Del), never into the dict free list.  Not on the free-threaded build. */
+    static int CC_DOC_AS_DICT = 0;
+    /* the number of pairs of the last Document built: the next one is made with a table
+       for as many (a stream's documents tend to have the same keys), so that its 6th
+       insert does not resize the table (a dict's first table holds 5); more pairs than
+       that resize as usual, fewer leave slots unused */
+    #define CC_DOC_HINT_MAX 64
+    static Py_ssize_t CC_DOC_HINT = 0;
+    /* a new empty Document, with a table for CC_DOC_HINT pairs */
+    CC_INLINE PyObject* cc_new_doc(void) {
+        PyObject* dict;
+        if (!CC_DOC_AS_DICT)
+            return CC_DOC_TYPE->tp_new(CC_DOC_TYPE, CC_EMPTY_TUPLE, NULL);
+    #if CC_PRESIZE
+        /* _PyDict_NewPresized: what Cython uses for dict displays (3.10-3.13); it gives
+           PyDict_New() for <= 5 */
+        dict = _PyDict_NewPresized(CC_DOC_HINT);
+    #else
+        dict = PyDict_New();
+    #endif
+        if (dict == NULL) return NULL;
+        if (CC_DOC_TYPE->tp_flags & Py_TPFLAGS_HEAPTYPE) Py_INCREF(CC_DOC_TYPE);
+        Py_SET_TYPE(dict, CC_DOC_TYPE);
+        if (!PyObject_GC_IsTracked(dict)) PyObject_GC_Track(dict);
+        return dict;
+    }
     /* the dict or list at d[p] ('{' or '[') */
     static PyObject* cc_plain_container(const unsigned char* d, Py_ssize_t p, Py_ssize_t n,
                                         int lines, int depth, Py_ssize_t* endp) {
@@ -724,7 +761,7 @@ cdef extern from *:
         int high;
         if (depth > CC_PLAIN_DEPTH) goto giveup_nothing;
         if (d[p] == '{') {
-            PyObject* dict = as_doc ? CC_DOC_TYPE->tp_new(CC_DOC_TYPE, CC_EMPTY_TUPLE, NULL) : PyDict_New();
+            PyObject* dict = as_doc ? cc_new_doc() : PyDict_New();
             if (dict == NULL) return NULL;
             p = cc_ws(d, p + 1, n, lines);
             if (p >= n) goto giveup_dict;
@@ -772,7 +809,14 @@ cdef extern from *:
                     }
                     continue;
                 }
-                if (c == '}') { *endp = p + 1; return dict; }
+                if (c == '}') {
+                    *endp = p + 1;
+                    if (as_doc) {
+                        Py_ssize_t u = PyDict_GET_SIZE(dict);
+                        CC_DOC_HINT = u <= CC_DOC_HINT_MAX ? u : CC_DOC_HINT_MAX;
+                    }
+                    return dict;
+                }
                 goto giveup_dict;
             }
         giveup_dict:
@@ -988,7 +1032,25 @@ cdef extern from *:
         Py_INCREF(empty_tuple);
         CC_DOC_TYPE = (PyTypeObject*)doc_type;
         CC_EMPTY_TUPLE = empty_tuple;
+    #if !defined(Py_GIL_DISABLED)
+        {
+            PyTypeObject* t = CC_DOC_TYPE;
+            CC_DOC_AS_DICT = t->tp_base == &PyDict_Type
+                && t->tp_basicsize == PyDict_Type.tp_basicsize && t->tp_itemsize == 0
+                && t->tp_dictoffset == 0 && t->tp_weaklistoffset == 0
+                && t->tp_free == PyObject_GC_Del && t->tp_new == PyDict_Type.tp_new
+    #ifdef Py_TPFLAGS_MANAGED_DICT
+                && !(t->tp_flags & Py_TPFLAGS_MANAGED_DICT)
+    #endif
+    #ifdef Py_TPFLAGS_MANAGED_WEAKREF
+                && !(t->tp_flags & Py_TPFLAGS_MANAGED_WEAKREF)
+    #endif
+                ;
+        }
+    #endif
     }
+    static int cc_doc_as_dict(void) { return CC_DOC_AS_DICT; }
+    static Py_ssize_t cc_doc_hint(void) { return CC_DOC_HINT; }
     static void cc_set_giveup(PyObject* o) {
         Py_INCREF(o);
         Py_XDECREF(CC_GIVEUP);
@@ -998,6 +1060,8 @@ cdef extern from *:
     object cc_plain_container(const unsigned char* d, Py_ssize_t p, Py_ssize_t n, int lines, int depth, Py_ssize_t* endp)
     void cc_set_giveup(object o)
     void cc_set_types(object doc_type, object empty_tuple)
+    int cc_doc_as_dict()
+    Py_ssize_t cc_doc_hint()
     void cc_set_row(object row_type, Py_ssize_t* off, int use_new)
     PyObject* cc_new_row5(PyObject** v)
     int cc_view_rows(const unsigned char* d, Py_ssize_t p, Py_ssize_t n, object out, Py_ssize_t* endp) except -1
@@ -1140,6 +1204,12 @@ def _set_plain_path(bint flag):
     """Test hook: parse plain dicts/lists below rows in C (``cc_plain_container``, default True)."""
     global _plain_enabled
     _plain_enabled = flag
+
+
+def _doc_state():
+    """Test hook: (whether the C path makes Documents as sized dicts given Document's type,
+    the number of pairs the next one is sized for)."""
+    return bool(cc_doc_as_dict()), cc_doc_hint()
 
 
 def _set_gc_pause(bint flag):

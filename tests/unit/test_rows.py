@@ -12,6 +12,7 @@ import gc
 import json
 import math
 import os
+import pickle
 import random
 import struct
 import subprocess
@@ -1669,3 +1670,86 @@ def test_long_string_value_reused():
         # the same text twice in a row (C path, whole chunk): one str up to 256 bytes (up to
         # 16 through the short-string cache, 17..256 as the last long value), two above
         assert (row.value["rev"] is row.doc["_rev"]) == (len(t) <= 256), (i, len(t))
+
+
+def _docs_body(docs: list[str]) -> bytes:
+    rows = ['{"id":"d%d","key":%d,"value":{"rev":"1-a"},"doc":%s}' % (i, i, d) for i, d in enumerate(docs)]
+    return ('{"total_rows":%d,"offset":0,"rows":[\r\n' % len(rows) + ",\r\n".join(rows) + "\r\n]}").encode()
+
+
+@pytest.mark.skipif(CY_SKIP is not None, reason=CY_SKIP or "")
+def test_c_documents_sized_from_previous():
+    # the C path makes a Document as a dict sized for as many pairs as the previous Document
+    # had (_PyDict_NewPresized), then gives it Document's type: documents with fewer, as
+    # many and more pairs than the one before (0..200, past the 64 the hint is capped at),
+    # repeated keys (the last value at the first key's position), nested objects and
+    # non-ASCII values must come back as json.loads makes them, on every variant and the
+    # twin, whole and cut anywhere; then behave as Documents made by Document(...)
+    def doc(n: int, dup: bool = False) -> str:
+        pairs = ['"_id":"x%d"' % n] + ['"k%d":%s' % (j, ("%d" % j, '"é%d"' % j, '{"a":[%d]}' % j)[j % 3]) for j in range(n - 1)]
+        if dup and n > 2:
+            pairs.insert(n // 2, '"_id":"dup%d"' % n)
+            pairs.append('"k0":"last"')
+        return "{" + ",".join(pairs[:n + 2 * dup] if n else []) + "}"
+    sizes = [9, 9, 0, 1, 5, 6, 40, 3, 64, 65, 200, 7, 7, 12, 2]
+    docs = [doc(n) for n in sizes] + [doc(n, dup=True) for n in (9, 6, 30, 4)]
+    data = _docs_body(docs)
+    want = expected("view", data)
+    assert [len(r.doc) for r in want[0][:len(sizes)]] == sizes
+    assert want[0][len(sizes)].doc["_id"] == "dup9" and list(want[0][len(sizes)].doc)[0] == "_id"
+    assert want[0][len(sizes)].doc["k0"] == "last" and list(want[0][len(sizes)].doc)[1] == "k0"
+    for chunks in [[data], split_every(data, 97), split_every(data, 4096)] + \
+            [[data[:i], data[i:]] for i in range(0, 900, 7)]:
+        for got in _cython_variants("view", chunks) + [parse("python", "view", chunks)]:
+            assert_same(got, want)
+    if not sysconfig_gil_disabled():
+        assert _cy_rows._doc_state() == (True, 4)   # the last document had 4 pairs
+    refs = sys.getrefcount(Document)
+    items = parse("cython", "view", [data])[0]
+    for row, ref in zip(items, want[0]):
+        d = row.doc
+        assert type(d) is Document and gc.is_tracked(d)
+        assert list(d.items()) == list(ref.doc.items())
+        assert json.loads(json.dumps(d)) == d and list(json.loads(json.dumps(d))) == list(d)
+        assert d._id == d["_id"] if d else d == {}
+        assert repr(d) == "Document(%r)" % dict(d)
+        assert type(d.copy()) is Document and d.copy() == d
+        assert pickle.loads(pickle.dumps(d)) == d and type(pickle.loads(pickle.dumps(d, 0))) is Document
+        for j in range(100):        # grow past the table it was sized for
+            setattr(d, "new%d" % j, j)
+        assert len(d) == len(ref.doc) + 100 and d.new99 == 99 and list(d)[:len(ref.doc)] == list(ref.doc)
+        del d.new0
+        with pytest.raises(AttributeError):
+            d.new0
+        d.clear()
+        assert d == {} and type(d) is Document
+    del items, row, d
+    gc.collect()
+    assert sys.getrefcount(Document) == refs
+
+
+def sysconfig_gil_disabled() -> bool:
+    import sysconfig
+    return bool(sysconfig.get_config_var("Py_GIL_DISABLED"))
+
+
+@pytest.mark.skipif(CY_SKIP is not None, reason=CY_SKIP or "")
+@pytest.mark.parametrize("bad", ['{"_id":"a","b":tru}', '{"_id":"a","b":1,"c":[1,}', '{"_id":"a","b":1,"c"}',
+                                 '{"_id":"a","b":1 "c":2}', '{"_id":"a","b":"\\x"}'])
+def test_c_document_broken_in_the_middle(bad):
+    # a Document that breaks after some pairs (sized from the previous one): the same error
+    # as the twin on every variant, whole and cut anywhere, and nothing kept alive
+    data = _docs_body(['{"_id":"x","a":1,"b":2,"c":3,"d":4,"e":5,"f":6,"g":7}', bad])
+    want = parse_or_error("python", "view", [data])
+    assert isinstance(want, Exception) or want[0][-1].doc is None
+    for chunks in [[data]] + [[data[:i], data[i:]] for i in range(len(data) - len(bad) - 20, len(data))]:
+        for got in _cython_variants("view", chunks):
+            if isinstance(want, Exception):
+                assert type(got) is type(want)
+            else:
+                assert_same(got, want)
+    refs = sys.getrefcount(Document)
+    for _ in range(50):
+        parse_or_error("cython", "view", [data])
+    gc.collect()
+    assert sys.getrefcount(Document) == refs
