@@ -847,7 +847,16 @@ cdef class _Out:
 
     cdef inline char* reserve(self, Py_ssize_t n) except NULL:
         """Room for ``n`` more bytes (and one more end offset and mark): the place to write
-        them (growth by doubling, at least to the packed bodies' ``reserve``; not zeroed)."""
+        them (growth by doubling, at least to the packed bodies' ``reserve``; not zeroed).
+        The common case (room enough, the body ours) is decided here, inlined; the rest in
+        :meth:`_grow_for`."""
+        if (self.own and self.used + n <= PyBytes_GET_SIZE(<object>self.body)
+                and 8 * (self.count + 1) <= PyByteArray_GET_SIZE(self.ends)):
+            return PyBytes_AS_STRING(<object>self.body) + self.used
+        return self._grow_for(n)
+
+    cdef char* _grow_for(self, Py_ssize_t n) except NULL:
+        """:meth:`reserve` when the body must grow or be made ours, or the offsets grow."""
         cdef Py_ssize_t size = PyBytes_GET_SIZE(<object>self.body)
         if self.used + n > size:
             cc_body_resize(&self.body, max(2 * size, self.used + n + 4096, self.hint), self.used)
@@ -1019,7 +1028,10 @@ def scan_jsonl(bytes buf, Py_ssize_t pos, bint eof, Py_ssize_t max_lines, long l
                     break
                 klen = info.id_len + (1 + info.rev_len if need_rev else 0)
                 kp = out.reserve_key(klen)
-                memcpy(kp, <const char*>s + pos + info.id_start, info.id_len)
+                if info.id_len <= INLINE:  # (a typical id: fixed-size moves, no call of memcpy)
+                    cc_kcopy(kp, <const char*>s + pos + info.id_start, info.id_len)
+                else:
+                    memcpy(kp, <const char*>s + pos + info.id_start, info.id_len)
                 if need_rev:
                     kp[info.id_len] = 0
                     memcpy(kp + info.id_len + 1, <const char*>s + pos + info.rev_start, info.rev_len)

@@ -871,3 +871,28 @@ def test_the_report_classes_are_dataclasses():
             assert (read, written, skipped) == (0, 30, 10)
     assert dataclasses.asdict(report)["written"] == 30 and dataclasses.replace(r, line=4).line == 4
     assert [f.name for f in dataclasses.fields(Rejected)] == ["line", "id", "error", "reason", "doc", "text"]
+
+
+@pytest.mark.parametrize("need_rev", [False, True])
+def test_ids_of_every_length_around_the_key_copy_sizes_are_keyed_whole(scanner, need_rev):
+    """Ids of 1 to 70 bytes (the key copy's size classes: under 8, 8-16, 16-32, over 32 --
+    copied by fixed-size moves up to 32 bytes, by memcpy above), ASCII and multi-byte, with and
+    without a ``_rev`` after them: each document's key is its id's bytes (then a NUL and the
+    ``_rev`` when revisions are loaded as they are), its idlen the id's length, whatever bytes
+    follow the id in the line or come before it in the keys buffer."""
+    scan = scanner[0]
+    ids = [("k" * (n - 1) + chr(48 + n % 10)).encode() for n in range(1, 71)]
+    ids += [("\u00e9" * (n // 2) + "z" * (n % 2)).encode() for n in range(1, 71)]
+    text = b"".join(b'{"_id":"%s","_rev":"%d-%s","x":"%s"}\n' % (i, k + 1, b"r" * (k % 40), b"y" * k)
+                    for k, i in enumerate(ids))
+    ids_out, bodies, lines, result = scan_all(scan, text, need_rev=need_rev)
+    assert result == (len(text), len(ids), 0, -1)
+    assert [i.encode() for i in ids_out] == ids
+    assert bodies == text.splitlines(keepends=True)
+    docs = PackedBodies()
+    scan(text, 0, True, 10 ** 6, 0, 0, flight_for(scan), need_rev, True, PREFIX.encode(), None,
+         codec.document_head_decoder(None), docs)
+    for k, i in enumerate(ids):
+        line, key, idlen, flags = docs.mark(k)
+        assert (line, idlen, flags) == (k + 1, len(i), 1)
+        assert key == (i + b"\0" + b"%d-%s" % (k + 1, b"r" * (k % 40)) if need_rev else i)
