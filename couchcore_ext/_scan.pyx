@@ -655,7 +655,7 @@ cdef class Flight:
         self.free_head = <Py_ssize_t>self.slab[i].line
         return i
 
-    cdef long long _add(self, const char* p, Py_ssize_t n, long long line) except -1:
+    cdef inline long long _add(self, const char* p, Py_ssize_t n, long long line) except -1:
         """Add key ``p[:n]`` with its ``line`` (>= 1): 0, or the line of the key already in it."""
         cdef uint64_t h = _hash(p, n, self.seed)
         cdef uint64_t tag = (h & 0xFFFFFFFFULL) << 32
