@@ -503,6 +503,7 @@ cdef extern from *:
        overlong forms, no surrogates, nothing above U+10FFFF) while counting code points
        and finding the largest, then fill a str of exactly that kind (the canonical form
        PyUnicode_DecodeUTF8 gives too).  Invalid UTF-8 gives up (the Cython code raises). */
+    #define CC_UTF8_BUF 64
     static PyObject* cc_utf8(const unsigned char* s, Py_ssize_t n) {
         Py_ssize_t i = 0, count = 0;
         uint32_t maxc = 0, u;
@@ -510,9 +511,13 @@ cdef extern from *:
         PyObject* r;
         int kind;
         void* data;
+        /* a short value (most): its code points kept in buf[] by the first pass, which the
+           str is then filled from (a narrowing copy instead of decoding again) */
+        uint32_t buf[CC_UTF8_BUF];
+        int keep = n <= CC_UTF8_BUF;
         while (i < n) {
             c = s[i];
-            if (c < 0x80) { i++; }
+            if (c < 0x80) { u = c; i++; }
             else if (c >= 0xC2 && c <= 0xDF) {
                 if (i + 1 >= n || (s[i + 1] & 0xC0) != 0x80) goto giveup;
                 u = ((uint32_t)(c & 0x1F) << 6) | (s[i + 1] & 0x3F);
@@ -538,12 +543,25 @@ cdef extern from *:
             } else {
                 goto giveup;
             }
+            if (keep) buf[count] = u;
             count++;
         }
         r = PyUnicode_New(count, maxc);
         if (r == NULL) return NULL;
         kind = PyUnicode_KIND(r);
         data = PyUnicode_DATA(r);
+        if (keep) {
+            if (kind == PyUnicode_1BYTE_KIND) {
+                Py_UCS1* o = (Py_UCS1*)data;
+                for (i = 0; i < count; i++) o[i] = (Py_UCS1)buf[i];
+            } else if (kind == PyUnicode_2BYTE_KIND) {
+                Py_UCS2* o = (Py_UCS2*)data;
+                for (i = 0; i < count; i++) o[i] = (Py_UCS2)buf[i];
+            } else {
+                memcpy(data, buf, (size_t)count * sizeof(Py_UCS4));
+            }
+            return r;
+        }
         i = 0;
         count = 0;
         while (i < n) {

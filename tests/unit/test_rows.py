@@ -1729,8 +1729,38 @@ def test_c_documents_sized_from_previous():
 
 
 def sysconfig_gil_disabled() -> bool:
+    """Whether this is CPython's free-threaded build (Documents are made by tp_new there)."""
     import sysconfig
     return bool(sysconfig.get_config_var("Py_GIL_DISABLED"))
+
+
+@pytest.mark.skipif(CY_SKIP is not None, reason=CY_SKIP or "")
+def test_c_short_utf8_values():
+    # non-ASCII string values of up to 64 bytes are decoded in one pass into a buffer, then
+    # copied into a str of the right kind (1, 2 or 4 bytes per code point); longer ones in
+    # two passes: 62..67 bytes of each kind, mixed kinds, the character at either end,
+    # invalid UTF-8 at the end, whole and cut anywhere in the region
+    vals = []
+    for ch in ("é", "€", "😀", "é€", "é😀", "€😀"):
+        for n in range(60, 68):
+            body = (ch * n)[:n]
+            while len(body.encode()) > n:
+                body = body[:-1]
+            vals += [body, "a" * (n - len(body.encode())) + body, body + "z" * (n - len(body.encode()))]
+    vals += ["é", "aé", "éa", "€" * 21 + "a", "😀" * 16]
+    rows = ['{"id":"u%d","key":"%s","value":{"v":"%s"},"doc":{"_id":"u%d","v":"%s"}}' % (i, v, v, i, v)
+            for i, v in enumerate(vals)]
+    data = ('{"total_rows":%d,"offset":0,"rows":[\r\n' % len(rows) + ",\r\n".join(rows) + "\r\n]}").encode()
+    want = expected("view", data)
+    assert [r.key for r in want[0]] == vals
+    for chunks in [[data], split_every(data, 61), split_every(data, 4096)] + [[data[:i], data[i:]] for i in range(40, 400, 3)]:
+        for got in _cython_variants("view", chunks) + [parse("python", "view", chunks)]:
+            assert_same(got, want)
+    for bad in (b"\xc3", b"\xe2\x82", b"\xf0\x9f\x98", b"\xed\xa0\x80", b"\xc0\xaf"):
+        data = b'{"total_rows":1,"offset":0,"rows":[\r\n{"id":"x","key":"' + "é".encode() * 20 + bad + b'","value":1}\r\n]}'
+        want = parse_or_error("python", "view", [data])
+        for got in _cython_variants("view", [data]):
+            assert isinstance(want, ParseError) and type(got) is type(want)   # (the messages differ)
 
 
 @pytest.mark.skipif(CY_SKIP is not None, reason=CY_SKIP or "")
