@@ -764,6 +764,21 @@ cdef extern from *:
         if (!PyObject_GC_IsTracked(dict)) PyObject_GC_Track(dict);
         return dict;
     }
+    /* PyDict_SetItem for a key that is an exact str (the parser's keys): with its cached
+       hash when it has one, through _PyDict_SetItem_KnownHash (exported on 3.10-3.13;
+       declared in cpython/dictobject.h up to 3.12) */
+    #if CC_PRESIZE
+    #if PY_VERSION_HEX >= 0x030D0000
+    PyAPI_FUNC(int) _PyDict_SetItem_KnownHash(PyObject* mp, PyObject* key, PyObject* item, Py_hash_t hash);
+    #endif
+    CC_INLINE int cc_setitem_str(PyObject* dict, PyObject* key, PyObject* v) {
+        Py_hash_t h = ((PyASCIIObject*)key)->hash;
+        if (h == -1) return PyDict_SetItem(dict, key, v);
+        return _PyDict_SetItem_KnownHash(dict, key, v, h);
+    }
+    #else
+    #define cc_setitem_str PyDict_SetItem
+    #endif
     /* the dict or list at d[p] ('{' or '[') */
     static PyObject* cc_plain_container(const unsigned char* d, Py_ssize_t p, Py_ssize_t n,
                                         int lines, int depth, Py_ssize_t* endp) {
@@ -807,7 +822,7 @@ cdef extern from *:
                     Py_DECREF(dict);
                     return v;           /* NULL (error) or CC_GIVEUP (a new reference) */
                 }
-                if (PyDict_SetItem(dict, key, v) < 0) {
+                if (cc_setitem_str(dict, key, v) < 0) {
                     Py_DECREF(key); Py_DECREF(v); Py_DECREF(dict);
                     return NULL;
                 }
