@@ -390,6 +390,11 @@ cdef extern from *:
        its first byte (which also raises the right error for malformed input).  NULL
        means an exception (out of memory). */
     #define CC_PLAIN_DEPTH 24
+    #if defined(__GNUC__)
+    #define CC_HOT __attribute__((hot, aligned(64)))
+    #else
+    #define CC_HOT
+    #endif
     #if !defined(PYPY_VERSION) && !defined(Py_LIMITED_API)
     #define CC_PRESIZE 1
     #else
@@ -785,7 +790,7 @@ cdef extern from *:
         return cc_container(d, p, n, lines, depth, 0, endp);
     }
     /* the dict (a Document when as_doc) or list at d[p] ('{' or '[') */
-    static PyObject* cc_container(const unsigned char* d, Py_ssize_t p, Py_ssize_t n,
+    CC_HOT static PyObject* cc_container(const unsigned char* d, Py_ssize_t p, Py_ssize_t n,
                                   int lines, int depth, int as_doc, Py_ssize_t* endp) {
         PyObject* v;
         PyObject* key;
@@ -915,7 +920,7 @@ cdef extern from *:
        reason; new references, NULL where absent), like RowParser._fast_rowv: other keys
        are parsed and dropped, a later duplicate replaces an earlier one, "doc" objects are
        Documents.  Returns 1 (done, *endp set), 0 (gave up: f[] all NULL), -1 (error). */
-    static int cc_view_row(const unsigned char* d, Py_ssize_t p, Py_ssize_t n, int lines,
+    CC_HOT static int cc_view_row(const unsigned char* d, Py_ssize_t p, Py_ssize_t n, int lines,
                            PyObject** f, Py_ssize_t* endp) {
         Py_ssize_t q;
         PyObject* v;
