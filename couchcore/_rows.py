@@ -42,7 +42,8 @@ unusable (every further call raises).  ``NaN``/``Infinity`` are rejected.  Parse
 what ``simplejson.loads`` returns for the same JSON.  Like ``simplejson``, both parsers
 refuse absurdly deep nesting with ParseError: the Cython parser beyond 1000 levels, the
 twin where the ``json`` scanner hits the interpreter's recursion limit (a little below
-1000 levels, depending on the caller's stack depth).  A leading UTF-8 BOM is rejected.
+1000 levels on Python 3.10-3.11, depending on the caller's stack depth; from 3.12 the
+interpreter's C recursion limit, several thousand levels).  A leading UTF-8 BOM is rejected.
 For malformed input both raise ParseError, but not necessarily from the same call: the
 Cython parser notices most errors at the offending byte, the twin sometimes only when
 the enclosing value is complete (or at ``close()``).

@@ -10,6 +10,8 @@ import asyncio
 import contextlib
 import os
 import re
+import subprocess
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -202,3 +204,34 @@ def async_backends() -> list[str]:
     except ImportError:
         return ["tornado"]
     return ["pycurl", "tornado"]
+
+
+def run_cli(*args: Any, input: bytes | None = None, timeout: float = 180) -> "subprocess.CompletedProcess[bytes]":
+    """``python -m couchcore.cli ARGS`` in a fresh process, its output captured."""
+    return subprocess.run([sys.executable, "-m", "couchcore.cli", *map(str, args)], input=input,
+                          capture_output=True, timeout=timeout)
+
+
+def cli_db_fixtures(prefix: str) -> tuple[Any, Any]:
+    """Fixtures ``admin`` (a Server on the test server, per module) and ``name`` (a new
+    database name starting with ``prefix``, the database deleted afterwards if it was made):
+    ``admin, name = cli_db_fixtures("cli-")`` in a test module of the command line."""
+    import pytest
+
+    import couchcore
+
+    @pytest.fixture(scope="module")
+    def admin(couch_url: str) -> Iterator[couchcore.Server]:
+        server = couchcore.Server(couch_url)
+        yield server
+        server.close()
+
+    @pytest.fixture
+    def name(admin: couchcore.Server) -> Iterator[str]:
+        created = f"{prefix}{uuid.uuid4().hex[:10]}"
+        yield created
+        if created in admin:
+            admin.delete(created)
+
+    return admin, name
+

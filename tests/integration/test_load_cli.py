@@ -16,7 +16,7 @@ import couchcore
 from couchcore.testing import FaultyProxy, free_port
 from couchcore._urls import split_credentials
 
-from tests.helpers import member_db, wait_until
+from tests.helpers import cli_db_fixtures, member_db, wait_until
 
 
 def run_load(*args, input=None, env=None, timeout=180):
@@ -29,19 +29,7 @@ def start_load(*args, env=None):
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
 
 
-@pytest.fixture(scope="module")
-def admin(couch_url):
-    s = couchcore.Server(couch_url)
-    yield s
-    s.close()
-
-
-@pytest.fixture
-def name(admin):
-    created = f"cli-{uuid.uuid4().hex[:10]}"
-    yield created
-    if created in admin:
-        admin.delete(created)
+admin, name = cli_db_fixtures("cli-")
 
 
 def db_url(couch_url, name):

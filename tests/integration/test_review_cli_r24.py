@@ -4,33 +4,14 @@ inputs real users have. Each test failed before its fix (benchmarks/results/revi
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-import uuid
 
 import pytest
 
-import couchcore
+from tests.helpers import cli_db_fixtures, run_cli
 
 
-def run_cli(*args, input=None, timeout=180):
-    return subprocess.run([sys.executable, "-m", "couchcore.cli", *map(str, args)], input=input,
-                          capture_output=True, timeout=timeout)
 
-
-@pytest.fixture(scope="module")
-def admin(couch_url):
-    s = couchcore.Server(couch_url)
-    yield s
-    s.close()
-
-
-@pytest.fixture
-def name(admin):
-    created = f"r24cli-{uuid.uuid4().hex[:10]}"
-    yield created
-    if created in admin:
-        admin.delete(created)
+admin, name = cli_db_fixtures("r24cli-")
 
 
 def stored(admin, name):

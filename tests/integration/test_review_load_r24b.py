@@ -5,34 +5,14 @@ from __future__ import annotations
 
 import io
 import json
-import subprocess
-import sys
-import uuid
 
-import pytest
 
-import couchcore
+from tests.helpers import cli_db_fixtures, run_cli
 from couchcore._load_cli import InputError, csv_records
 
 
-def run_cli(*args, timeout=180):
-    return subprocess.run([sys.executable, "-m", "couchcore.cli", *map(str, args)], capture_output=True,
-                          timeout=timeout)
 
-
-@pytest.fixture(scope="module")
-def admin(couch_url):
-    s = couchcore.Server(couch_url)
-    yield s
-    s.close()
-
-
-@pytest.fixture
-def name(admin):
-    created = f"r24rev-{uuid.uuid4().hex[:10]}"
-    yield created
-    if created in admin:
-        admin.delete(created)
+admin, name = cli_db_fixtures("r24rev-")
 
 
 def records(data: bytes):

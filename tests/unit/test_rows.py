@@ -334,6 +334,8 @@ def test_rows_hold_none_references_exactly(backend):
     assert [(r.id, r.key, r.value, r.doc, r.error) for r in items] == \
         [(r.id, r.key, r.value, r.doc, r.error) for r in expected]
     assert type(items[0]) is type(expected[0]) or backend == "cython"
+    if sys.version_info >= (3, 12):  # None is immortal (PEP 683): its count no longer moves
+        return
     held = sys.getrefcount(None) - before
     nones = sum([r.id, r.value, r.doc, r.error].count(None) + (r.key is None) + (type(r.key) is list and r.key[1] is None)
                 for r in items)
@@ -650,9 +652,14 @@ def test_nesting(backend):
     (row,), _, _ = parse(backend, "view", split_every(ok, 97))
     assert row.key == simplejson.loads(ok)["rows"][0]["key"]
     deep = b'{"rows":[{"key":' + b"[" * 5000 + b"]" * 5000 + b"}]}"
+    if backend == "python" and sys.version_info >= (3, 12):
+        # the twin's limit is the json scanner's: from 3.12 the C recursion limit (above 5000)
+        deep = b'{"rows":[{"key":' + b"[" * 200000 + b"]" * 200000 + b"}]}"
+        deep_line = b'{"seq":1,"v":' + b"[" * 200000 + b"]" * 200000 + b"}\n"
+    else:
+        deep_line = b'{"seq":1,"v":' + b"[" * 5000 + b"]" * 5000 + b"}\n"
     assert isinstance(parse_or_error(backend, "view", [deep]), ParseError)
     assert isinstance(parse_or_error(backend, "view", split_every(deep, 1000)), ParseError)
-    deep_line = b'{"seq":1,"v":' + b"[" * 5000 + b"]" * 5000 + b"}\n"
     assert isinstance(parse_or_error(backend, "continuous", [deep_line]), ParseError)
 
 
