@@ -98,11 +98,19 @@ def _wrap(value: Any) -> Any:
     return Document(value) if isinstance(value, dict) else value
 
 
+def _no_revisions_asked(db: str, docid: str, opts: Mapping[str, Any]) -> bool:
+    """``open_revs`` is an empty list or set: no request is needed (CouchDB would answer the
+    current document instead of a list); a bad id is still refused."""
+    revs = opts.get("open_revs")
+    if isinstance(revs, (list, tuple, set, frozenset)) and not revs:
+        doc_path(db, docid)
+        return True
+    return False
+
+
 def get_doc(ctx: ServerContext, db: str, docid: str, **opts: Any) -> Operation[Document | list[dict[str, Any]]]:
     query = _doc_query(opts)
-    if isinstance(opts.get("open_revs"), (list, tuple, set, frozenset)) and not opts["open_revs"]:
-        # no revision asked for: CouchDB would answer the current document instead of a list
-        doc_path(db, docid)  # (a bad id is still refused)
+    if _no_revisions_asked(db, docid, opts):
         return []
     resp = yield Request("GET", doc_path(db, docid), query=query)
     return _decode_doc(resp, opts)
@@ -852,8 +860,7 @@ def get_doc_or_none(ctx: ServerContext, db: str, docid: str,
                     **opts: Any) -> Operation[Document | list[dict[str, Any]] | None]:
     """Like :func:`get_doc`, but ``None`` for a missing document."""
     query = _doc_query(opts)
-    if isinstance(opts.get("open_revs"), (list, tuple, set, frozenset)) and not opts["open_revs"]:
-        doc_path(db, docid)  # no revision asked for: no request (as get_doc)
+    if _no_revisions_asked(db, docid, opts):
         return []
     resp = yield Request("GET", doc_path(db, docid), query=query)
     if resp.status == 404 and resp.error().reason in ("missing", "deleted"):
