@@ -3,6 +3,11 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 PYTEST_ARGS ?=
+# the checkout goes on sys.path through a plain .pth line, as an installed package's directory does; setuptools'
+# default editable mode puts an import hook there instead, which costs every process ~10 ms (pathlib, re, ...)
+# before its first line: a start-up cost users of an installed couchcore never pay (measured in bulk-r25.md);
+# a setuptools without that (transitional) mode gets the default one
+EDITABLE ?= --config-settings editable_mode=compat
 
 .PHONY: demo test test-unit test-timing setup bench clean fuzz docs lint-docstrings
 
@@ -15,7 +20,8 @@ $(VENV)/bin/python:
 # (re)install when the packaging or the Cython sources change
 $(VENV)/.installed: $(VENV)/bin/python pyproject.toml setup.py $(wildcard couchcore_ext/*.pyx couchcore_ext/*.py)
 	$(PY) -m pip install --quiet cython setuptools wheel
-	$(PY) -m pip install --quiet --no-build-isolation -e '.[dev]'
+	$(PY) -m pip install --quiet --no-build-isolation -e '.[dev]' $(EDITABLE) \
+		|| $(PY) -m pip install --quiet --no-build-isolation -e '.[dev]'
 	$(PY) -c "import couchcore; print('couchcore row parser backend:', couchcore.ROW_PARSER)"
 	touch $@
 
@@ -46,7 +52,8 @@ bench: setup $(VENV)/.bench-installed
 	$(PY) -m benchmarks run --quick $(BENCH_ARGS)
 
 $(VENV)/.bench-installed: pyproject.toml
-	$(PY) -m pip install --quiet --no-build-isolation -e '.[bench]'
+	$(PY) -m pip install --quiet --no-build-isolation -e '.[bench]' $(EDITABLE) \
+		|| $(PY) -m pip install --quiet --no-build-isolation -e '.[bench]'
 	touch $@
 
 # the documentation (docs/, Sphinx): reference from the docstrings, guides from docs/examples/*.py
@@ -56,7 +63,8 @@ docs: setup $(VENV)/.docs-installed
 	$(PY) -m sphinx -W --keep-going -n -q -b html docs docs/_build/html
 
 $(VENV)/.docs-installed: pyproject.toml
-	$(PY) -m pip install --quiet --no-build-isolation -e '.[docs]'
+	$(PY) -m pip install --quiet --no-build-isolation -e '.[docs]' $(EDITABLE) \
+		|| $(PY) -m pip install --quiet --no-build-isolation -e '.[docs]'
 	touch $@
 
 # the docstring rules (ruff's pydocstyle D rules, configured in pyproject.toml) on the public modules

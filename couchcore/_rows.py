@@ -564,7 +564,7 @@ class PyRowParser:
 # -- backend selection ------------------------------------------------------------------
 
 try:  # pragma: no cover - depends on the build
-    from couchcore_ext._rows import RowParser as _CyRowParser  # type: ignore
+    from couchcore_ext._rows import RowParser as _CyRowParser
 except Exception:  # ImportError, or an ABI mismatch of a stale build
     _CyRowParser = None
 

@@ -168,7 +168,7 @@ def _absent() -> Any:
 def _pick() -> tuple[Any, Any, Any, Any, Any, str]:
     if os.environ.get("COUCHCORE_SCAN", "").lower() != "python":
         try:
-            from couchcore_ext._scan import Flight as cy_flight  # type: ignore[import-not-found]
+            from couchcore_ext._scan import Flight as cy_flight
             from couchcore_ext._scan import count_ok as cy_count_ok
             from couchcore_ext._scan import pack as cy_pack
             from couchcore_ext._scan import scan_jsonl as cy_scan

@@ -232,7 +232,7 @@ def _c_json_flags() -> Callable[..., int] | None:
     if os.environ.get("COUCHCORE_CODEC_SCAN", "").strip().lower() == "python":
         return None
     try:
-        from couchcore_ext._codec import json_flags  # type: ignore[import-not-found]  # (compiled)
+        from couchcore_ext._codec import json_flags  # (compiled)
     except ImportError:  # the extension is not built: the twin
         return None
     return json_flags  # type: ignore[no-any-return]

@@ -27,7 +27,7 @@ __all__ = ["PycurlTransport"]
 try:
     if os.environ.get("COUCHCORE_DECHUNK", "").strip().lower() == "python":
         raise ImportError("COUCHCORE_DECHUNK=python")
-    from couchcore_ext._dechunk import Dechunker as _Dechunker  # type: ignore[import-not-found]
+    from couchcore_ext._dechunk import Dechunker as _Dechunker
 except ImportError:
     _Dechunker = None
 #: ``"cython"``: a streamed chunked body reaches couchcore still chunked (libcurl's

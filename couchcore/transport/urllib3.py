@@ -307,7 +307,7 @@ class PyDechunker:
 try:
     if os.environ.get("COUCHCORE_DECHUNK", "").strip().lower() == "python":
         raise ImportError("COUCHCORE_DECHUNK=python")
-    from couchcore_ext._dechunk import Dechunker as _CyDechunker  # type: ignore[import-not-found]
+    from couchcore_ext._dechunk import Dechunker as _CyDechunker
 except ImportError:
     _CyDechunker = None
 #: the decoder class the urllib3 backend uses: the C one when built (``COUCHCORE_DECHUNK=python``
