@@ -233,7 +233,9 @@ class ChangesFeed(ResumingFeed):
         """Deliver batches to ``callback(seq, changes)`` from a background thread.
 
         Changes arriving within ``latency`` seconds of the first one of a batch are
-        delivered together. A callback that raises is logged; the feed goes on.
+        delivered together; ``seq`` is the last non-null ``seq`` of the batch (with
+        ``seq_interval`` CouchDB sends ``"seq": null`` on most changes: then the last one
+        known). A callback that raises is logged; the feed goes on.
         """
         inbox: queue.Queue[Any] = queue.Queue()
 
@@ -249,6 +251,7 @@ class ChangesFeed(ResumingFeed):
 
         def dispatcher() -> None:
             ended = False
+            seq = self._state.since  # the last non-null seq (seq_interval: null on most changes)
             while not ended:
                 item = inbox.get()
                 if item is _END:
@@ -265,8 +268,9 @@ class ChangesFeed(ResumingFeed):
                         ended = True
                         break
                     batch.append(item)
+                seq = next((c["seq"] for c in reversed(batch) if c.get("seq") is not None), seq)
                 try:
-                    callback(batch[-1].get("seq"), batch)
+                    callback(seq, batch)
                 except Exception:
                     log.exception("changes callback raised; the feed goes on")
 

@@ -153,6 +153,10 @@ class FeedState:
     5. Repeat while not :attr:`done`.
 
     :attr:`since` stays opaque: a ``seq``/``last_seq`` received, sent back unchanged.
+    With ``seq_interval=N`` CouchDB computes the ``seq`` of every Nth change only and sends
+    ``"seq": null`` for the others: :attr:`since` keeps the last ``seq`` that was sent, so a
+    reconnect (or a resume from it) may deliver again up to ``N - 1`` changes, never skip
+    one (https://docs.couchdb.org/en/stable/api/database/changes.html, ``seq_interval``).
     ``limit`` (continuous) is counted across reconnects: each request asks for what is
     left. ``backoff(n)`` gives the wait after the ``n``-th failure in a row (1-based);
     any data received (a change or, on a continuous feed, a heartbeat) resets the count.
@@ -254,7 +258,7 @@ class FeedState:
         self.failures = 0  # data arrived: the connection is healthy
         changes = self._parser.feed(item) if self.feed == "continuous" else (item,)
         for change in changes:
-            if "seq" in change:
+            if change.get("seq") is not None:  # seq_interval=N: null but on every Nth change
                 self.since = change["seq"]
             self.delivered += 1
             self.count += 1
