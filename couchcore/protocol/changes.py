@@ -32,11 +32,23 @@ DB_UPDATES = "/_db_updates"
 DB_UPDATES_OPTIONS = frozenset({"feed", "since", "limit", "descending", "heartbeat", "timeout"})
 
 
+#: Boolean options: ``True``/``False`` (or the text ``"true"``/``"false"``); CouchDB takes
+#: any other value (``1``, ``"yes"``) as false without an error
+_BOOL_OPTIONS = frozenset({"descending", "include_docs", "conflicts", "attachments", "att_encoding_info"})
+
+
 def changes_request(db: str, options: Mapping[str, Any], stream: bool = False,
                     endpoint: str | None = None) -> Request:
     """Build the ``_changes`` request; ``doc_ids`` and ``selector`` go in a POST body.
     With ``endpoint=DB_UPDATES`` (``db`` ignored) the ``/_db_updates`` request, whose
-    options are :data:`DB_UPDATES_OPTIONS`."""
+    options are :data:`DB_UPDATES_OPTIONS`.
+
+    Raises :class:`InvalidOption` for an unknown option or a value CouchDB would
+    misread: a boolean option (``include_docs``, ``descending``, ``conflicts``, ...) that
+    is not a bool (CouchDB reads ``include_docs=1`` as false, silently), a ``style``
+    other than ``"main_only"``/``"all_docs"``, a ``since`` that is not a str or an int,
+    ``params`` that is not a dict, a negative ``limit``/``timeout``/``heartbeat``.
+    CouchDB: https://docs.couchdb.org/en/stable/api/database/changes.html"""
     allowed, what = (CHANGES_OPTIONS, "changes") if endpoint is None else (DB_UPDATES_OPTIONS, "db_updates")
     unknown = set(options) - allowed
     if unknown:
@@ -62,6 +74,17 @@ def changes_request(db: str, options: Mapping[str, Any], stream: bool = False,
         body["selector"] = opts.pop("selector")
         opts.setdefault("filter", "_selector")
     params = opts.pop("params", None) or {}
+    if not isinstance(params, Mapping):
+        raise InvalidOption(f"params (a filter function's query parameters) must be a dict, got {params!r}")
+    for name in _BOOL_OPTIONS & set(opts):
+        # CouchDB reads only "true" as true: include_docs=1 or "yes" would silently be false
+        if not isinstance(opts[name], bool) and opts[name] not in ("true", "false"):
+            raise InvalidOption(f"{what} option {name!r} must be a bool, got {opts[name]!r}")
+    if "style" in opts and opts["style"] not in ("main_only", "all_docs"):
+        # CouchDB 3.5 answers any other style with 500 function_clause
+        raise InvalidOption(f"changes option 'style' must be 'main_only' or 'all_docs', got {opts['style']!r}")
+    if "since" in opts and (isinstance(opts["since"], bool) or not isinstance(opts["since"], (str, int))):
+        raise InvalidOption(f"{what} option 'since' must be a sequence (str), 0 or 'now', got {opts['since']!r}")
     if opts.get("heartbeat") is True:
         opts["heartbeat"] = 30000
     if "since" in opts and not isinstance(opts["since"], str):

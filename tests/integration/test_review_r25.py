@@ -82,3 +82,54 @@ def test_changes_callback_gets_a_seq_with_seq_interval(one_shard_db):
         if known:
             assert seq == known[-1]
     assert calls[-1][1][-1] is None  # (CouchDB's null, as it is, in the change itself)
+
+
+# -- boolean options CouchDB reads as false when they are not "true" ------------------------
+
+@pytest.mark.parametrize("options", [
+    {"include_docs": 1}, {"include_docs": "yes"}, {"descending": 1}, {"conflicts": "True"},
+    {"attachments": 1}, {"att_encoding_info": 0},
+])
+def test_changes_refuses_non_bool_booleans(db, options):
+    # CouchDB 3.5: _changes?include_docs=1 answers the changes without docs, descending=1
+    # in ascending order (only "true" is true): a silent wrong result
+    _five(db)
+    with pytest.raises(couchcore.InvalidOption, match=next(iter(options))):
+        db.changes(**options)
+    with pytest.raises(couchcore.InvalidOption, match=next(iter(options))):
+        db.changes(feed="continuous", **options)
+    with pytest.raises(couchcore.InvalidInput, match=next(iter(options))):  # (descending: follow's own)
+        db.follow(**options)
+
+
+def test_changes_still_takes_bools_and_their_text(db):
+    _five(db)
+    with_docs = db.changes(include_docs=True).all()
+    assert all(c["doc"]["_id"] == c["id"] for c in with_docs)
+    assert all("doc" in c for c in db.changes(include_docs="true").all())
+    assert all("doc" not in c for c in db.changes(include_docs="false").all())
+
+
+def test_db_updates_refuses_non_bool_descending(server):
+    with pytest.raises(couchcore.InvalidOption, match="descending"):
+        server.db_updates(descending=1)
+
+
+@pytest.mark.parametrize("style", ["alldocs", True, "ALL_DOCS"])
+def test_changes_refuses_unknown_style(db, style):
+    # CouchDB 3.5 answers _changes?style=x with 500 function_clause (a server crash report)
+    with pytest.raises(couchcore.InvalidOption, match="style"):
+        db.changes(style=style)
+
+
+@pytest.mark.parametrize("since", [b"0", [1], {"seq": 1}, True, 1.5])
+def test_changes_refuses_since_of_the_wrong_type(db, since):
+    # since=b"0" was sent as the text "b'0'" (str() of the bytes)
+    with pytest.raises(couchcore.InvalidOption, match="since"):
+        db.changes(since=since)
+
+
+def test_changes_params_must_be_a_dict(db):
+    # params="x": AttributeError 'str' object has no attribute 'items' from inside couchcore
+    with pytest.raises(couchcore.InvalidOption, match="params"):
+        db.changes(filter="app/f", params="type=a")
