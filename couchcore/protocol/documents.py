@@ -54,10 +54,25 @@ _BULK_OPTIONS = frozenset({"new_edits", "all_or_nothing", "w"})
 _BULK_ERROR_STATUS = {"conflict": 409, "forbidden": 403, "unauthorized": 401, "not_found": 404, "missing_stub": 412}
 
 
+#: the boolean ones: CouchDB reads only ``true`` as true (``conflicts=1`` is false, silently)
+_BOOL_GET_OPTIONS = frozenset({"revs", "revs_info", "conflicts", "deleted_conflicts", "attachments",
+                               "att_encoding_info", "latest", "local_seq", "meta"})
+
+
 def check_doc_options(opts: Mapping[str, Any]) -> None:
+    """The options of ``GET /{db}/{docid}``: known names, a bool (or ``"true"``/``"false"``)
+    for the boolean ones, a str ``rev``, revision lists, a positive ``r``; else
+    :class:`InvalidInput` before anything is sent.
+    https://docs.couchdb.org/en/stable/api/document/common.html#get--db-docid"""
     unknown = set(opts) - set(GET_OPTIONS)
     if unknown:
         raise InvalidInput(f"unknown document option(s): {', '.join(sorted(unknown))}")
+    for name in _BOOL_GET_OPTIONS & set(opts):
+        value = opts[name]
+        if value is not None and not isinstance(value, bool) and value not in ("true", "false"):
+            raise InvalidInput(f"document option {name!r} must be a bool, got {value!r}")
+    if opts.get("rev") is not None and not isinstance(opts["rev"], str):
+        raise InvalidInput(f"document option 'rev' must be a revision str, got {opts['rev']!r}")
     if "r" in opts:
         check_quorum("r", opts["r"])
     for name in ("open_revs", "atts_since"):

@@ -133,3 +133,25 @@ def test_changes_params_must_be_a_dict(db):
     # params="x": AttributeError 'str' object has no attribute 'items' from inside couchcore
     with pytest.raises(couchcore.InvalidOption, match="params"):
         db.changes(filter="app/f", params="type=a")
+
+
+@pytest.mark.parametrize("options", [
+    {"conflicts": 1}, {"revs": "yes"}, {"revs_info": 1}, {"deleted_conflicts": 1}, {"latest": "True"},
+    {"attachments": 1}, {"meta": 1}, {"rev": 1},
+])
+def test_get_refuses_non_bool_booleans(db, options):
+    # CouchDB 3.5: GET /db/a?conflicts=1 answers without _conflicts, revs=1 without
+    # _revisions (only "true" is true): the document came back without them, silently
+    db.save({"_id": "a"})
+    with pytest.raises(couchcore.InvalidInput, match=next(iter(options))):
+        db.get("a", **options)
+    with pytest.raises(couchcore.InvalidInput, match=next(iter(options))):
+        db.get_many(["a"], **options)
+
+
+def test_get_still_takes_bools_and_their_text(db):
+    db.save({"_id": "a"})
+    assert "_revisions" in db.get("a", revs=True)
+    assert "_revisions" in db.get("a", revs="true")
+    assert "_revisions" not in db.get("a", revs=False)
+    assert "_revisions" not in db.get("a", revs=None)
