@@ -19,18 +19,20 @@ crash, never missing.
 
 from __future__ import annotations
 
-import argparse
 import io
 import os
 import re
 import signal
 import stat
 import sys
-from typing import IO, Any, Iterator
+from typing import IO, TYPE_CHECKING, Any, Iterator
 
 from . import codec
 
-__all__ = ["add_parser", "run", "jsonl_records", "json_array_records", "csv_records", "detect_format"]
+if TYPE_CHECKING:  # (argparse is imported by add_parser: a load parsed by parse_args below does without it)
+    import argparse
+
+__all__ = ["add_parser", "parse_args", "run", "jsonl_records", "json_array_records", "csv_records", "detect_format"]
 
 BOM = b"\xef\xbb\xbf"
 EXIT_OK, EXIT_REJECTED, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -41,7 +43,8 @@ class Fatal(Exception):
 
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
-    """Register ``load`` on an ``add_subparsers()`` object; returns the sub-parser."""
+    """Register ``load`` on an ``add_subparsers()`` object; returns the sub-parser (a plain
+    command line is parsed by :func:`parse_args` without it: keep the two alike)."""
     p: argparse.ArgumentParser = sub.add_parser(
         "load", help="bulk-load JSON Lines, a JSON array or CSV into a database",
         description="Load documents into DB_URL from FILE (or standard input), streamed. Exit status: 0 all "
@@ -77,6 +80,84 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar, start line or summary")
     p.set_defaults(run=run)
     return p
+
+
+#: ``couchcore load``'s options as :func:`add_parser` declares them (tests/unit/test_load_args.py
+#: holds the two to each other): the flags (``store_true``), then the options taking a value:
+#: option -> (dest, int or None, choices or None)
+_FLAGS = {"--create": "create", "--upsert": "upsert", "--new-edits-false": "new_edits_false",
+          "--skip-existing": "skip_existing", "--quiet": "quiet"}
+_VALUED: dict[str, tuple[str, Any, tuple[str, ...] | None]] = {
+    "--format": ("format", None, ("auto", "jsonl", "json", "csv")),
+    "--batch-size": ("batch_size", int, None),
+    "--concurrency": ("concurrency", int, None),
+    "--rejects": ("rejects", None, None),
+    "--resume": ("resume", None, None),
+    "--id-field": ("id_field", None, None),
+    "--node": ("node", None, None),  # (append)
+    "--retries": ("retries", int, None),
+    "--backend": ("backend", None, ("pycurl", "urllib3")),
+}
+_DEFAULTS: dict[str, Any] = {"file": "-", "format": "auto", "batch_size": 1000, "concurrency": 4, "create": False,
+                             "rejects": None, "resume": None, "upsert": False, "new_edits_false": False,
+                             "skip_existing": False, "id_field": None, "node": None, "retries": 5, "backend": None,
+                             "quiet": False}
+
+
+def parse_args(argv: list[str]) -> Any:
+    """``couchcore load``'s arguments (``argv`` after ``load``) as the sub-parser of
+    :func:`add_parser` parses them (``parse_intermixed_args``: the same attributes and values,
+    ``command="load"``, ``run=run``), without argparse (its import, the parser's construction
+    and the usage text ``parse_intermixed_args`` formats cost ~25M instructions, ~10% of the
+    start-up of a load: bulk-r25.md), or ``None`` for anything but the plain case: options
+    spelled in full (``--opt VALUE`` or ``--opt=VALUE``), one or two positionals, valid values.
+    ``--help``, an abbreviation, a value that is empty or starts with ``-``, ``--``, a
+    bad value or any other error is left to argparse (``None``), which says what it says."""
+    values: dict[str, Any] = dict(_DEFAULTS, node=[])
+    positionals: list[str] = []
+    i, n = 0, len(argv)
+    while i < n:
+        token = argv[i]
+        i += 1
+        if not token.startswith("-") or token == "-":
+            if not token:
+                return None
+            positionals.append(token)
+            continue
+        option, eq, value = token.partition("=")
+        if option in _FLAGS and not eq:
+            values[_FLAGS[option]] = True
+            continue
+        spec = _VALUED.get(option)
+        if spec is None:
+            return None
+        if not eq:
+            if i == n:
+                return None
+            value = argv[i]
+            i += 1
+        if not value or value.startswith("-"):
+            return None
+        dest, kind, choices = spec
+        if kind is not None:
+            try:
+                value = kind(value)
+            except ValueError:
+                return None
+        if choices is not None and value not in choices:
+            return None
+        if dest == "node":
+            values["node"].append(value)
+        else:
+            values[dest] = value
+    if not 1 <= len(positionals) <= 2 or (values["upsert"] and values["new_edits_false"]):
+        return None
+    values["db_url"] = positionals[0]
+    if len(positionals) == 2:
+        values["file"] = positionals[1]
+    from types import SimpleNamespace
+
+    return SimpleNamespace(**values, run=run, command="load")
 
 
 # -- input ----------------------------------------------------------------------------------

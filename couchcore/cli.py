@@ -10,17 +10,20 @@
 
 Each subcommand registers itself with ``_add_<name>_parser(sub)``, which sets
 ``run=<function(args) -> exit status>`` as the parser default; :func:`main` dispatches.
-Heavy imports happen inside the subcommand, so ``couchcore --help`` stays quick.
+Heavy imports happen inside the subcommand, so ``couchcore --help`` stays quick; a plain
+``couchcore load`` command line is parsed without argparse (:func:`couchcore._load_cli.parse_args`).
 """
 
 from __future__ import annotations
 
-import argparse
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import CouchcoreError
 from ._urls import redact_url
+
+if TYPE_CHECKING:
+    import argparse
 
 __all__ = ["build_parser", "main"]
 
@@ -44,16 +47,30 @@ def _help_width() -> int:
 
 
 def _formatter(prog: str) -> argparse.HelpFormatter:
+    import argparse
+
     return argparse.HelpFormatter(prog, width=_help_width())
 
 
-class _Parser(argparse.ArgumentParser):
+def _parser_class() -> type[argparse.ArgumentParser]:
     """``ArgumentParser`` with :func:`_formatter` as its default help formatter (the
-    sub-parsers are of the class of their parent, so they have it too)."""
+    sub-parsers are of the class of their parent, so they have it too); made on first use:
+    ``couchcore load`` with a plain command line does not import argparse."""
+    global _Parser
+    if _Parser is None:
+        import argparse
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("formatter_class", _formatter)
-        super().__init__(*args, **kwargs)
+        class Parser(argparse.ArgumentParser):
+            def __init__(self, *args: Any, **kwargs: Any) -> None:
+                kwargs.setdefault("formatter_class", _formatter)
+                super().__init__(*args, **kwargs)
+
+        Parser.__name__ = Parser.__qualname__ = "_Parser"
+        _Parser = Parser
+    return _Parser
+
+
+_Parser: type[argparse.ArgumentParser] | None = None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -65,7 +82,7 @@ def _build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """:func:`build_parser`; with ``only``, that subcommand alone (``load`` and ``dump`` parse
     their arguments with their own sub-parser, see :func:`_parse`: the others need not be built,
     nor their modules imported)."""
-    parser = _Parser(prog="couchcore", description="couchcore command-line tools")
+    parser = _parser_class()(prog="couchcore", description="couchcore command-line tools")
     # prog given: argparse would otherwise format this parser's usage to find it ("couchcore": the
     # parser has no positional yet), compiling four regexes (~2M instructions every load pays)
     sub = parser.add_subparsers(dest="command", required=True, prog=parser.prog)
@@ -84,6 +101,12 @@ def main(argv: list[str] | None = None) -> int:
         argv = sys.argv[1:] if argv is None else argv
         if argv[:1] == ["bench"]:  # the rest is the harness's, --help too (argparse.REMAINDER refused it)
             return _run_bench(argv[1:])
+        if argv[:1] == ["load"]:
+            from ._load_cli import parse_args
+
+            fast = parse_args(argv[1:])  # the plain case, as argparse parses it; else None: argparse below
+            if fast is not None:
+                return int(fast.run(fast))
         args = _parse(_build_parser(argv[0] if argv[:1] in (["load"], ["dump"]) else None), argv)
         if getattr(args, "run", None) is None and args.command == "dump":
             return _run_dump(args)
@@ -97,6 +120,8 @@ def _parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespa
     """``argv`` parsed; ``load`` and ``dump`` take their options before or after the optional
     FILE (``couchcore load URL --create docs.jsonl``): argparse alone binds an optional
     positional with the first positional and then refuses a FILE given after an option."""
+    import argparse
+
     if argv[:1] == ["load"] or argv[:1] == ["dump"]:
         sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
         command: argparse.ArgumentParser = sub.choices[argv[0]]
@@ -269,6 +294,8 @@ def _add_build_view_parser(sub: Any) -> None:
 
 
 def _add_bench_parser(sub: Any) -> None:
+    import argparse
+
     p = sub.add_parser("bench", help="the benchmark harness (needs the source checkout): "
                        "couchcore bench run [--quick] [--url URL] ...", add_help=False)
     p.add_argument("bench_args", nargs=argparse.REMAINDER, help="arguments for 'python -m benchmarks'")
