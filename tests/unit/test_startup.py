@@ -30,8 +30,9 @@ NOT_IMPORTED = (
     # the standard library: asynchronous or unused machinery, and what only a rare branch needs
     "asyncio", "concurrent.futures", "csv", "difflib", "email", "hashlib", "http", "logging", "mimetypes",
     "random", "ssl",  # (random: a retry's jitter; a load that retries nothing does not import it)
-    # a plain command line is parsed without argparse (and gettext, locale): bulk-r25.md
-    "argparse", "gettext", "locale",
+    # a plain command line is parsed without argparse (and gettext, locale), the Ctrl-C handlers are
+    # installed with _signal (signal.py converts signals and handlers to enums): bulk-r25.md
+    "argparse", "gettext", "locale", "signal",
     # other backends, and the progress bar (not with --quiet)
     "urllib3", "tornado", "tqdm",
     # couchcore: what other commands and reads use (not protocol.shapes: typing.get_type_hints() of
