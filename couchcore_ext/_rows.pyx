@@ -784,6 +784,173 @@ cdef extern from *:
     #else
     #define cc_setitem_str PyDict_SetItem
     #endif
+    /* A parsed pair put into the dict the parser is filling (CPython 3.11 only: CC_DICTFILL).
+       What insertdict does for a key that is not in the table yet, without its call chain
+       (PyDict_SetItem -> insertdict -> _Py_dict_lookup -> find_empty_slot, ~160
+       instructions an insert): probe the index table from the key's cached hash as
+       find_empty_slot does (i = hash & mask, then i = i*5 + perturb + 1 with perturb
+       shifted by 5), store the entry at dk_entries[dk_nentries] and its index in that slot,
+       and count it (dk_usable, dk_nentries, ma_used; dk_version reset), tracking the dict
+       as MAINTAIN_TRACKING does. The resulting table is the one insertdict makes: the
+       same slots, entries and order.  The layout of the keys object (Include/internal/
+       pycore_dict.h, not part of the public headers) is mirrored by cc_dk311 and checked
+       at import against dicts filled by PyDict_SetItem (cc_dictfill_check); the fast path
+       is off unless the check passes.  Anything unusual takes PyDict_SetItem's path: a key
+       without a cached hash, a probed entry of the same hash (the same key again, or a
+       collision: PyDict_SetItem compares and replaces), a full table (it resizes), the
+       empty shared table of a new dict (dk_usable 0), a split or general-but-odd table,
+       tables of more than 128 slots (wider indices).  ma_version_tag keeps the value the
+       dict got when it was made (the global version counter is not exported; the dict is
+       not visible to anyone before the parser returns it). */
+    #if CC_PRESIZE && PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030C0000 && !defined(Py_GIL_DISABLED)
+    #define CC_DICTFILL 1
+    typedef struct {
+        Py_ssize_t dk_refcnt;
+        uint8_t dk_log2_size;
+        uint8_t dk_log2_index_bytes;
+        uint8_t dk_kind;
+        uint32_t dk_version;
+        Py_ssize_t dk_usable;
+        Py_ssize_t dk_nentries;
+        char dk_indices[];
+    } cc_dk311;
+    typedef struct { Py_hash_t me_hash; PyObject* me_key; PyObject* me_value; } cc_dke311;
+    typedef struct { PyObject* me_key; PyObject* me_value; } cc_dku311;
+    #define CC_DK_GENERAL 0
+    #define CC_DK_UNICODE 1
+    #else
+    #define CC_DICTFILL 0
+    #endif
+    static int CC_DICTFILL_ON = 0;
+    /* dict[key] = v for an exact str key (the parser's keys); steals both references, also
+       on failure (-1, exception set) */
+    CC_INLINE int cc_dict_put(PyObject* dict, PyObject* key, PyObject* v) {
+        int r;
+    #if CC_DICTFILL
+        Py_hash_t h = ((PyASCIIObject*)key)->hash;
+        PyDictObject* mp = (PyDictObject*)dict;
+        cc_dk311* k = (cc_dk311*)mp->ma_keys;
+        if (CC_DICTFILL_ON && h != -1 && k->dk_usable > 0 && k->dk_log2_size < 8 && mp->ma_values == NULL) {
+            size_t mask = ((size_t)1 << k->dk_log2_size) - 1, i = (size_t)h & mask, perturb = (size_t)h;
+            int8_t* ind = (int8_t*)k->dk_indices;
+            char* ents = k->dk_indices + ((size_t)1 << k->dk_log2_index_bytes);
+            Py_ssize_t ix, at = k->dk_nentries;
+            if (k->dk_kind == CC_DK_UNICODE) {
+                cc_dku311* e = (cc_dku311*)ents;
+                while ((ix = ind[i]) >= 0) {
+                    if (((PyASCIIObject*)e[ix].me_key)->hash == h) goto slow;
+                    perturb >>= 5;
+                    i = (i * 5 + perturb + 1) & mask;
+                }
+                if (ix != -1) goto slow;
+                e[at].me_key = key;
+                e[at].me_value = v;
+            } else if (k->dk_kind == CC_DK_GENERAL) {
+                cc_dke311* e = (cc_dke311*)ents;
+                while ((ix = ind[i]) >= 0) {
+                    if (e[ix].me_hash == h) goto slow;
+                    perturb >>= 5;
+                    i = (i * 5 + perturb + 1) & mask;
+                }
+                if (ix != -1) goto slow;
+                e[at].me_hash = h;
+                e[at].me_key = key;
+                e[at].me_value = v;
+            } else {
+                goto slow;
+            }
+            ind[i] = (int8_t)at;
+            k->dk_version = 0;
+            k->dk_usable--;
+            k->dk_nentries = at + 1;
+            mp->ma_used++;
+            if (PyObject_IS_GC(v) && !PyObject_GC_IsTracked(dict)
+                    && (!PyTuple_CheckExact(v) || PyObject_GC_IsTracked(v)))
+                PyObject_GC_Track(dict);
+            return 0;
+        }
+    slow:
+    #endif
+        r = cc_setitem_str(dict, key, v);
+        Py_DECREF(key);
+        Py_DECREF(v);
+        return r;
+    }
+    /* The import-time check of CC_DICTFILL's layout assumptions: dicts filled by
+       PyDict_SetItem (one starting empty: a unicode table; one made by _PyDict_NewPresized:
+       a general table) are compared with the same pairs put by cc_dict_put (after a first
+       PyDict_SetItem, as the parser's first insert into an empty dict): the keys objects'
+       fields, index bytes and entries must be equal.  Returns 1 and switches the fast path
+       on when they are; 0 otherwise (the fast path stays off). */
+    static int cc_dictfill_check(PyObject* keys) {
+    #if CC_DICTFILL
+        int ok = 0, pass, kind;
+        Py_ssize_t i, nk;
+        PyObject* a = NULL;
+        PyObject* b = NULL;
+        CC_DICTFILL_ON = 0;
+        for (pass = 0; pass < 2; pass++) {
+            cc_dk311* ka;
+            cc_dk311* kb;
+            size_t isz, esz;
+            if (PyList_GET_SIZE(keys) < 6 || PyList_GET_SIZE(keys) > 80) goto done;
+            nk = pass ? PyList_GET_SIZE(keys) : 5;   /* 5: the most a new dict's first table holds */
+            a = pass ? _PyDict_NewPresized(nk) : PyDict_New();
+            b = pass ? _PyDict_NewPresized(nk) : PyDict_New();
+            if (a == NULL || b == NULL) goto done;
+            for (i = 0; i < nk; i++) {
+                PyObject* key = PyList_GET_ITEM(keys, i);
+                PyObject* v = PyLong_FromSsize_t(i);
+                if (v == NULL) goto done;
+                if (!PyUnicode_CheckExact(key) || PyObject_Hash(key) == -1 || PyDict_SetItem(a, key, v) < 0) { Py_DECREF(v); goto done; }
+                Py_INCREF(key);
+                if (i == 0 && !pass) {
+                    if (PyDict_SetItem(b, key, v) < 0) { Py_DECREF(key); Py_DECREF(v); goto done; }
+                    Py_DECREF(key); Py_DECREF(v);
+                } else {
+                    CC_DICTFILL_ON = 1;
+                    if (cc_dict_put(b, key, v) < 0) { CC_DICTFILL_ON = 0; goto done; }
+                    CC_DICTFILL_ON = 0;
+                }
+            }
+            ka = (cc_dk311*)((PyDictObject*)a)->ma_keys;
+            kb = (cc_dk311*)((PyDictObject*)b)->ma_keys;
+            kind = pass ? CC_DK_GENERAL : CC_DK_UNICODE;
+            if (ka->dk_kind != kind || kb->dk_kind != kind || ka->dk_log2_size != kb->dk_log2_size
+                    || ka->dk_log2_size >= 8 || ka->dk_log2_index_bytes != ka->dk_log2_size
+                    || kb->dk_log2_index_bytes != ka->dk_log2_index_bytes
+                    || ka->dk_usable != kb->dk_usable || ka->dk_nentries != nk || kb->dk_nentries != nk
+                    || ka->dk_refcnt != 1 || kb->dk_refcnt != 1
+                    || ((PyDictObject*)a)->ma_used != nk || ((PyDictObject*)b)->ma_used != nk
+                    || ((PyDictObject*)a)->ma_values != NULL || ((PyDictObject*)b)->ma_values != NULL)
+                goto done;
+            if (pass == 0 && (ka->dk_log2_size != 3 || ka->dk_usable != 5 - nk)) goto done;
+            isz = (size_t)1 << ka->dk_log2_index_bytes;
+            esz = (size_t)nk * (pass ? sizeof(cc_dke311) : sizeof(cc_dku311));
+            if (memcmp(ka->dk_indices, kb->dk_indices, isz + esz) != 0) goto done;
+            for (i = 0; i < nk; i++) {
+                PyObject* key = PyList_GET_ITEM(keys, i);
+                PyObject* ek = pass ? ((cc_dke311*)(ka->dk_indices + isz))[i].me_key
+                                    : ((cc_dku311*)(ka->dk_indices + isz))[i].me_key;
+                if (ek != key) goto done;
+            }
+            Py_CLEAR(a);
+            Py_CLEAR(b);
+        }
+        ok = 1;
+    done:
+        Py_XDECREF(a);
+        Py_XDECREF(b);
+        if (PyErr_Occurred()) PyErr_Clear();
+        CC_DICTFILL_ON = ok;
+        return ok;
+    #else
+        (void)keys;
+        return 0;
+    #endif
+    }
+    static int cc_dictfill_on(void) { return CC_DICTFILL_ON; }
+    static void cc_dictfill_set(int on) { CC_DICTFILL_ON = on && CC_DICTFILL; }
     /* the dict or list at d[p] ('{' or '[') */
     static PyObject* cc_plain_container(const unsigned char* d, Py_ssize_t p, Py_ssize_t n,
                                         int lines, int depth, Py_ssize_t* endp) {
@@ -827,12 +994,10 @@ cdef extern from *:
                     Py_DECREF(dict);
                     return v;           /* NULL (error) or CC_GIVEUP (a new reference) */
                 }
-                if (cc_setitem_str(dict, key, v) < 0) {
-                    Py_DECREF(key); Py_DECREF(v); Py_DECREF(dict);
+                if (cc_dict_put(dict, key, v) < 0) {     /* takes key and v */
+                    Py_DECREF(dict);
                     return NULL;
                 }
-                Py_DECREF(key);
-                Py_DECREF(v);
                 p = q;
                 if (p >= n || d[p] <= 32) {
                     p = cc_ws(d, p, n, lines);
@@ -1099,6 +1264,9 @@ cdef extern from *:
     void cc_set_giveup(object o)
     void cc_set_types(object doc_type, object empty_tuple)
     int cc_doc_as_dict()
+    int cc_dictfill_check(object keys)
+    int cc_dictfill_on()
+    void cc_dictfill_set(int on)
     Py_ssize_t cc_doc_hint()
     void cc_set_row(object row_type, Py_ssize_t* off, int use_new)
     PyObject* cc_new_row5(PyObject** v)
@@ -1225,6 +1393,8 @@ cdef bint _plain_enabled = True
 cdef object _GIVEUP = object()
 cc_set_giveup(_GIVEUP)
 cc_set_types(Document, _empty_tuple)
+# the direct dict fill (CPython 3.11): on only if its layout check passes
+cc_dictfill_check(["_id", "_rev", "type", "n", "score", "name", "tags", "owner", "note"])
 # the key ids of the C code are the enum's
 assert (CC_K_OTHER, CC_K_ID, CC_K_KEY, CC_K_VALUE, CC_K_DOC, CC_K_ERROR, CC_K_REASON, CC_K_DOCS,
         CC_K_OK, CC_K_ROWS, CC_K_RESULTS, CC_K_LAST_SEQ, CC_K_SEQ) == (
@@ -1248,6 +1418,22 @@ def _doc_state():
     """Test hook: (whether the C path makes Documents as sized dicts given Document's type,
     the number of pairs the next one is sized for)."""
     return bool(cc_doc_as_dict()), cc_doc_hint()
+
+
+def _dictfill_state():
+    """Test hook: whether the C path fills dicts directly (CPython 3.11, layout check passed)."""
+    return bool(cc_dictfill_on())
+
+
+def _set_dictfill(bint flag):
+    """Test hook: switch the direct dict fill off (False) or back on (True: only if the
+    import-time layout check passed). Returns the state before."""
+    cdef bint was = cc_dictfill_on()
+    if flag:
+        cc_dictfill_check(["_id", "_rev", "type", "n", "score", "name", "tags", "owner", "note"])
+    else:
+        cc_dictfill_set(0)
+    return was
 
 
 def _set_gc_pause(bint flag):

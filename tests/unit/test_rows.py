@@ -1790,3 +1790,93 @@ def test_c_document_broken_in_the_middle(bad):
         parse_or_error("cython", "view", [data])
     gc.collect()
     assert sys.getrefcount(Document) == refs
+
+
+def _walk_dicts(v, out):
+    """Every dict in v (depth first, v's own first)."""
+    if isinstance(v, dict):
+        out.append(v)
+        for x in v.values():
+            _walk_dicts(x, out)
+    elif isinstance(v, list):
+        for x in v:
+            _walk_dicts(x, out)
+    return out
+
+
+@pytest.mark.skipif(CY_SKIP is not None, reason=CY_SKIP or "")
+def test_c_dicts_filled_directly():
+    # CPython 3.11: the C path puts a dict's pairs into its table itself (cc_dict_put),
+    # as insertdict would; anything unusual goes through PyDict_SetItem. Documents of 0..100
+    # pairs (past the 85 a 128-slot table holds: wider indices, PyDict_SetItem), plain dicts
+    # of 1..40 pairs (the 6th and 11th inserts resize), repeated keys (the same str again,
+    # or equal text past the key cache's 32 bytes), keys whose slots collide in small
+    # tables, dicts holding only scalars (not GC-tracked) or containers (tracked): equal
+    # to json.loads on every variant and the twin, whole and cut; then every dict must
+    # answer lookups by equal (not identical) keys, grow, shrink and be tracked by the GC
+    # exactly as a dict filled by d[k] = v in the same order, and have the same size as
+    # the one the parser makes with the direct fill switched off.
+    long = "L" * 40
+    def pairs(n: int, dup: bool, nest: bool) -> str:
+        ps = []
+        for j in range(n):
+            v = ('%d' % j, '"v%d"' % j, '{"a":%d}' % j if nest else '%d.5' % j, '[%d,"x"]' % j if nest else 'true',
+                 'null', '"é%d"' % j)[j % 6]
+            ps.append('"%s":%s' % ("k%d" % j if j % 7 != 3 else long + str(j), v))
+        if dup and n:
+            ps.insert(n // 2, '"k0":"again"')
+            ps.append('"%s":"tail"' % (long + "3" if n > 3 else "k0"))
+        return "{" + ",".join(ps) + "}"
+    docs = []
+    for n in list(range(0, 16)) + [20, 40, 84, 85, 86, 100, 9, 9, 3]:
+        docs.append(pairs(n, dup=n % 4 == 1, nest=n % 2 == 0))
+    # plain dicts below the document: 1..40 pairs, some with repeats, scalar-only ones
+    docs.append('{"_id":"p","sub":[%s]}' % ",".join(pairs(n, dup=n % 3 == 0, nest=n % 5 == 0) for n in range(1, 41)))
+    docs.append('{"_id":"q","a":{"x":1,"y":{"z":{}}},"b":{"x":[],"y":2},"c":{"x":"s"}}')
+    data = _docs_body(docs)
+    want = expected("view", data)
+    if sys.version_info[:2] == (3, 11) and not sysconfig_gil_disabled():
+        assert _cy_rows._dictfill_state() is True      # the layout check passed: the path is on
+    for chunks in [[data], split_every(data, 211), split_every(data, 4096)] + \
+            [[data[:i], data[i:]] for i in range(0, len(data), 997)]:
+        for got in _cython_variants("view", chunks) + [parse("python", "view", chunks)]:
+            assert_same(got, want)
+    on = parse("cython", "view", [data])[0]
+    was = _cy_rows._set_dictfill(False)
+    try:
+        assert _cy_rows._dictfill_state() is False
+        off = parse("cython", "view", [data])[0]
+    finally:
+        _cy_rows._set_dictfill(was)
+    assert _cy_rows._dictfill_state() is was
+    assert_same((on, {}, True), want[:1] + ({}, True))
+    assert_same((off, {}, True), want[:1] + ({}, True))
+    seen = 0
+    for row_on, row_off, row_ref in zip(on, off, want[0]):
+        got_dicts = _walk_dicts(row_on.doc, []) + _walk_dicts(row_on.value, [])
+        off_dicts = _walk_dicts(row_off.doc, []) + _walk_dicts(row_off.value, [])
+        ref_dicts = _walk_dicts(row_ref.doc, []) + _walk_dicts(row_ref.value, [])
+        assert len(got_dicts) == len(off_dicts) == len(ref_dicts)
+        for d, o, r in zip(got_dicts, off_dicts, ref_dicts):
+            seen += 1
+            assert list(d.items()) == list(o.items()) == list(r.items())
+            assert sys.getsizeof(d) == sys.getsizeof(o)
+            refill = {}
+            for k, v in d.items():
+                refill[k] = v
+            assert gc.is_tracked(d) == (gc.is_tracked(refill) or type(d) is Document)
+            for k, v in r.items():
+                k2 = "".join(list(k))             # equal, not the same object
+                assert k2 in d and d[k2] is d[k] and d.get(k2) is d[k]
+            assert "absent" not in d and d.get("k-none") is None
+            keys = list(d)
+            for j in range(30):                  # grow past its table
+                d["n%d" % j] = j
+            assert list(d)[:len(keys)] == keys and d["n29"] == 29
+            for k in keys[::2]:
+                del d[k]
+            assert list(d) == keys[1::2] + ["n%d" % j for j in range(30)]
+            assert all(d["".join(list(k))] == r[k] for k in keys[1::2])
+            d.clear()
+            assert d == {}
+    assert seen > 100
