@@ -127,6 +127,16 @@ class ServerAPI:
                 raise InvalidInput("auth must be a (username, password) pair, SessionAuth, JWTAuth or ProxyAuth, "
                                    f"not {type(auth).__name__}")
             user, password = auth
+            # HTTP Basic (RFC 7617): a user id without ':' (the server splits at the first
+            # one) and a password, both str. A None user sent nothing at all (anonymous
+            # requests), bytes or an int were sent as their repr ("b'admin'"): a 401 saying
+            # the password is wrong, or none when anonymous access is allowed
+            if not isinstance(user, str) or not user or ":" in user or not isinstance(password, str):
+                raise InvalidInput("auth=(user, password) takes a non-empty str user without ':' and a str "
+                                   f"password, got a {type(user).__name__} user and a "
+                                   f"{type(password).__name__} password")  # (neither echoed)
+        elif user is not None and ":" in user:
+            raise InvalidInput("the user name in the URL contains ':' (HTTP Basic cannot send it)")
         self.url: str = bases[0]
         self.urls: list[str] = bases
         self.credentials: Credentials | None = Credentials(user, password or "") if user is not None else None

@@ -29,7 +29,9 @@ class Server(_ServerBase):
     credentials (``http://user:pw@host:5984``, percent-encoded: a password holding
     ``/ ? #`` unencoded raises :class:`~couchcore.errors.InvalidInput`);
     ``auth=(user, password)`` overrides them and takes any password as it is (HTTP
-    Basic); ``auth=`` also takes :class:`couchcore.SessionAuth` (cookie login through
+    Basic: ``user`` a non-empty ``str`` without ``:``, ``password`` a ``str``, else
+    :class:`~couchcore.errors.InvalidInput`; RFC 7617,
+    https://docs.couchdb.org/en/stable/api/server/authn.html#basic-authentication); ``auth=`` also takes :class:`couchcore.SessionAuth` (cookie login through
     ``/_session``, :meth:`login`/:meth:`logout`), :class:`couchcore.JWTAuth` or
     :class:`couchcore.ProxyAuth`; anything else raises :class:`~couchcore.errors.InvalidInput`.
     ``url`` may be a list of node URLs of one cluster (one scheme, one path prefix):

@@ -155,3 +155,36 @@ def test_get_still_takes_bools_and_their_text(db):
     assert "_revisions" in db.get("a", revs="true")
     assert "_revisions" not in db.get("a", revs=False)
     assert "_revisions" not in db.get("a", revs=None)
+
+
+# -- auth=(user, password) of the wrong types -----------------------------------------------
+
+@pytest.mark.parametrize("auth", [(None, "admin"), (None, None), ("", "pw"), (b"admin", b"admin"),
+                                  ("admin", b"admin"), ("admin", 123), ("admin", None), ("a:b", "pw")])
+def test_basic_auth_pair_of_the_wrong_types_is_refused(couch_url, auth):
+    # (None, "admin"): no credentials were sent at all, silently (session(): name None);
+    # bytes or an int were sent as their repr ("b'admin'"): "401 Name or password is
+    # incorrect" for the right credentials; "a:b" is read by the server as user "a"
+    from couchcore._urls import split_credentials
+
+    base = split_credentials(couch_url)[0]
+    with pytest.raises(couchcore.InvalidInput, match="auth") as caught:
+        couchcore.Server(base, auth=auth)
+    assert "admin" not in str(caught.value) and "pw" not in str(caught.value)
+    with pytest.raises(couchcore.InvalidInput, match="auth"):
+        couchcore.Database(f"{base}/somedb", auth=auth)
+
+
+def test_url_user_with_a_colon_is_refused():
+    with pytest.raises(couchcore.InvalidInput, match="':'"):
+        couchcore.Server("http://a%3Ab:pw@127.0.0.1:5984")
+
+
+def test_basic_auth_pair_still_works(couch_url, server):
+    from couchcore._urls import split_credentials
+
+    base, user, password = split_credentials(couch_url)
+    if user is None:
+        pytest.skip("the test server has no credentials")
+    assert couchcore.Server(base, auth=(user, password)).session()["userCtx"]["name"] == user
+    assert couchcore.Server(base, auth=[user, password]).session()["userCtx"]["name"] == user
