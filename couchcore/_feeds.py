@@ -182,7 +182,10 @@ class ChangesFeed(ResumingFeed):
     server ends it after the ``timeout`` or ``limit`` asked for, or on :meth:`stop`
     (CouchDB also ends a feed whose database is deleted: the feed asks again and
     raises :class:`~couchcore.errors.NotFound`). ``last_seq`` is the sequence of the last change delivered.
-    ``limit`` counts across reconnects. After a failure the feed waits ``retry_delay``
+    ``limit`` counts across reconnects; ``descending=True`` raises
+    :class:`~couchcore.errors.InvalidOption` (CouchDB ignores ``since`` when descending: a
+    reconnect could not resume; ``db.changes(descending=True)``, a normal feed, lists the
+    changes newest first). After a failure the feed waits ``retry_delay``
     seconds, doubling with each further failure in a row up to ``max_delay``, and gives
     up after ``max_retries`` failures in a row (the last one is raised).
     """

@@ -181,7 +181,9 @@ class FeedState:
     reconnect (or a resume from it) may deliver again up to ``N - 1`` changes, never skip
     one (https://docs.couchdb.org/en/stable/api/database/changes.html, ``seq_interval``).
     ``limit`` (continuous) is counted across reconnects: each request asks for what is
-    left. ``backoff(n)`` gives the wait after the ``n``-th failure in a row (1-based);
+    left. A continuous ``_changes`` feed cannot be ``descending`` (:class:`InvalidOption`):
+    CouchDB ignores ``since`` when descending, so no round could resume where the last
+    one ended. ``backoff(n)`` gives the wait after the ``n``-th failure in a row (1-based);
     any data received (a change or, on a continuous feed, a heartbeat) resets the count.
     ``one_off`` (normal/longpoll): done once an answer says ``pending == 0`` (without
     ``pending``: an answer shorter than the ``limit`` per request, or any answer without
@@ -198,6 +200,12 @@ class FeedState:
             raise InvalidOption(f"feed must be 'normal', 'longpoll' or 'continuous', got {feed!r}")
         if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
             raise InvalidOption(f"changes option 'limit' must be a non-negative int, got {limit!r}")
+        if feed == "continuous" and endpoint is None and options.get("descending") in (True, "true"):
+            # CouchDB answers a descending continuous _changes with every change, newest first,
+            # then last_seq (the oldest), heartbeat or not, and ignores since when descending:
+            # each reconnect delivered every change again, without end
+            raise InvalidOption("a continuous changes feed cannot be descending (CouchDB lists the changes once, "
+                                "newest first, and ignores since): use changes(descending=True), a normal feed")
         self.db = db
         self.endpoint = endpoint  # DB_UPDATES: the server's feed of database events, not db's _changes
         self.feed: FeedMode = feed

@@ -4,11 +4,14 @@ test failed before its fix (benchmarks/results/reviewer-r25.md)."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 
 import pytest
 
 import couchcore
+import couchcore.aio
+from tests.helpers import async_backends as _async_backends
 
 
 def _five(db) -> None:
@@ -228,3 +231,30 @@ def test_redaction_still_hides_credentials_next_to_long_runs():
     out = redact_url(text)
     assert "secret" not in out and "a:b@" not in out
     assert out.startswith("GET 1http://***@h/db?key=%22x1x1") and out.endswith("ftp+x://***@c")
+
+
+# -- a descending continuous feed: every change again, without end ---------------------------
+
+@pytest.mark.parametrize("descending", [True, "true"])
+def test_continuous_feed_refuses_descending(db, descending):
+    # CouchDB 3.5 answers _changes?feed=continuous&descending=true with every change, newest
+    # first, then last_seq, heartbeat or not, and ignores since when descending (curl): the
+    # feed reconnected from last_seq and delivered every change again, without end (200
+    # changes delivered for a database of 66 and still going)
+    _five(db)
+    with pytest.raises(couchcore.InvalidOption, match="descending"):
+        db.changes(feed="continuous", descending=descending)
+    with pytest.raises(couchcore.InvalidOption, match="descending"):
+        db.changes(lambda seq, changes: None, descending=descending)
+    newest_first = db.changes(descending=True).all()  # the normal feed is the way
+    assert len(newest_first) == 5
+
+
+@pytest.mark.parametrize("backend_name", _async_backends())
+def test_continuous_feed_refuses_descending_async(couch_url, db, backend_name):
+    async def main() -> None:
+        adb = couchcore.aio.Database(f"{couch_url}/{db.name}", backend=backend_name)
+        with pytest.raises(couchcore.InvalidOption, match="descending"):
+            adb.changes(feed="continuous", descending=True)
+
+    asyncio.run(main())
