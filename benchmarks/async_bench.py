@@ -11,7 +11,11 @@ concurrency 16 against the peers.
    couchcore.tornado on the old ``tornado`` backend (a connection per request),
    aiocouch (aiohttp), and the sync pycurl ``get_many(concurrency=16)``. Reported:
    requests/s, the client process's CPU per request, and, from a separate run through a
-   counting TCP proxy, the TCP connections each opened; ratios against aiocouch.
+   counting TCP proxy, the TCP connections each opened; ratios against aiocouch. Also,
+   from the same timed runs: the latency of each get (p50/p90/p99/max; async clients),
+   the server process's CPU per request (a server on this machine, found by its
+   listening port), and how often per request the client slept (waited for the
+   network) and was preempted.
 
 1. *Concurrent gets*: N ``db.get`` calls through ``asyncio.gather`` on
    ``couchcore.tornado`` (for several ``max_clients``), against the sync facade doing the
@@ -145,9 +149,35 @@ def get_client(client: str, url: str, name: str, n: int, concurrency: int) -> di
     """One client process: ``n`` GETs of the docs ``doc0000``..``doc0099`` with
     ``concurrency`` requests in flight (``concurrency`` tasks, each awaiting one get
     after another), after a warm-up of 2 x ``concurrency`` gets. Wall seconds and this
-    process's CPU seconds (user + system) of the timed part."""
+    process's CPU seconds (user + system) of the timed part; for the async clients the
+    latency of each get (``perf_counter`` around each ``await``: one call more per
+    request for every client alike) as percentiles; with ``$BENCH_SERVER_PID`` (a local
+    server's process id) the server process's CPU seconds in the same window; the times
+    this process slept (voluntary context switches: waits for the network) and was
+    preempted (involuntary ones) in it."""
     ids = [f"doc{i % 100:04d}" for i in range(n)]
     warm = ids[:2 * concurrency]
+    server_pid = os.environ.get("BENCH_SERVER_PID")
+    lat: list[float] = []
+
+    def switches() -> tuple[int, int]:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return usage.ru_nvcsw, usage.ru_nivcsw
+
+    def timed(secs: float, cpu: float, count: int, server0: float | None, switches0: tuple[int, int]) -> dict:
+        voluntary, involuntary = switches()
+        out = {"seconds": secs, "cpu": cpu, "count": count, "sleeps": voluntary - switches0[0],
+               "preempted": involuntary - switches0[1]}
+        if server0 is not None:
+            out["server_cpu"] = process_cpu(int(server_pid)) - server0  # type: ignore[arg-type]
+        if lat:
+            lat.sort()
+            out["latency_ms"] = {f"p{q}": lat[min(len(lat) - 1, int(len(lat) * q / 100))] * 1e3 for q in (50, 90, 99)}
+            out["latency_ms"]["max"] = lat[-1] * 1e3
+        return out
+
+    def server_cpu() -> float | None:
+        return process_cpu(int(server_pid)) if server_pid else None
 
     def check(doc_id: str, n_field: int) -> None:
         assert int(doc_id[3:]) == n_field, (doc_id, n_field)
@@ -155,21 +185,27 @@ def get_client(client: str, url: str, name: str, n: int, concurrency: int) -> di
     if client.startswith("couchcore sync"):
         db = couchcore.Server(url, backend="pycurl")._database(name)
         db.get_many(warm, concurrency=concurrency)
+        s0, w0 = server_cpu(), switches()
         t0, c0 = time.perf_counter(), time.process_time()
         docs = db.get_many(ids, concurrency=concurrency)
         secs, cpu = time.perf_counter() - t0, time.process_time() - c0
+        res = timed(secs, cpu, len(docs), s0, w0)
         for doc in docs:
             check(doc["_id"], doc["n"])
         db.server.close()
-        return {"seconds": secs, "cpu": cpu, "count": len(docs)}
+        return res
 
-    async def workers(get, items: list[str]) -> int:
+    async def workers(get, items: list[str], record: list[float] | None = None) -> int:
         it = iter(items)
         done = [0]
+        clock = time.perf_counter
 
         async def worker() -> None:
             for doc_id in it:
+                t = clock()
                 doc = await get(doc_id)
+                if record is not None:
+                    record.append(clock() - t)
                 check(doc_id, doc["n"])
                 done[0] += 1
 
@@ -197,13 +233,49 @@ def get_client(client: str, url: str, name: str, n: int, concurrency: int) -> di
             async def close() -> None:
                 server.close()
         await workers(get, warm)
+        s0, w0 = server_cpu(), switches()
         t0, c0 = time.perf_counter(), time.process_time()
-        count = await workers(get, ids)
+        count = await workers(get, ids, lat)
         secs, cpu = time.perf_counter() - t0, time.process_time() - c0
+        res = timed(secs, cpu, count, s0, w0)
         await close()
-        return {"seconds": secs, "cpu": cpu, "count": count}
+        return res
 
     return asyncio.run(main())
+
+
+def process_cpu(pid: int) -> float:
+    """CPU seconds (user + system, its threads included) process ``pid`` used so far (Linux)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def server_pid(port: int) -> int | None:
+    """The id of the local process listening on TCP ``port`` (Linux; None if not found or
+    not ours to see)."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as f:
+                next(f)
+                for line in f:
+                    parts = line.split()
+                    if parts[3] == "0A" and int(parts[1].rpartition(":")[2], 16) == port:  # LISTEN
+                        inodes.add(parts[9])
+        except OSError:
+            continue
+    if not inodes:
+        return None
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                link = os.readlink(f"/proc/{pid}/fd/{fd}")
+                if link.startswith("socket:[") and link[8:-1] in inodes:
+                    return int(pid)
+        except OSError:
+            continue
+    return None
 
 
 class CountingProxy:
@@ -277,11 +349,19 @@ def bench_get16(n: int, concurrency: int, rounds: int, clients: tuple[str, ...] 
                          "rounds": rounds, "runs": {_row(c, t): [] for c, t in runs}, "connections": {},
                          "baseline": baseline}
 
-            def child(client: str, target: str, tree: str | None = None) -> dict:
+            pid = server_pid(urlsplit(url).port or 5984) if urlsplit(url).hostname in ("127.0.0.1", "localhost") \
+                else None
+            out["server_pid_found"] = pid is not None
+
+            def child(client: str, target: str, tree: str | None = None, measure_server: bool = False) -> dict:
                 root = os.path.abspath(tree) if tree else os.path.dirname(HERE)
+                env = dict(os.environ)
+                env.pop("BENCH_SERVER_PID", None)
+                if measure_server and pid is not None:
+                    env["BENCH_SERVER_PID"] = str(pid)
                 res = subprocess.run([sys.executable, os.path.join(root, "benchmarks", "async_bench.py"), "--get-client",
                                       client, target, name, str(n), str(concurrency)], capture_output=True, text=True,
-                                     cwd=root)
+                                     cwd=root, env=env)
                 if res.returncode != 0:
                     raise RuntimeError(f"{client} failed:\n{res.stderr[-3000:]}")
                 result = json.loads(res.stdout.strip().splitlines()[-1])
@@ -290,7 +370,7 @@ def bench_get16(n: int, concurrency: int, rounds: int, clients: tuple[str, ...] 
 
             for _ in range(rounds):
                 for client, tree in runs:
-                    out["runs"][_row(client, tree)].append(child(client, url, tree))
+                    out["runs"][_row(client, tree)].append(child(client, url, tree, measure_server=True))
             parts = urlsplit(url)
             proxy = CountingProxy((parts.hostname, parts.port))
             try:
@@ -342,6 +422,24 @@ def report_get16(res: dict) -> str:
         lines.append(row)
     if base:
         lines += ["", f"baseline tree: {base}"]
+    lat_rows = [(c, runs) for c, runs in res["runs"].items() if any("latency_ms" in r or "server_cpu" in r for r in runs)]
+    if lat_rows:
+        lines += ["", "Latency of each get (ms; medians over the rounds of each round's percentile), the server "
+                  "process's CPU per request in the same window, and per request the times the client process "
+                  "slept (waiting for the network) and was preempted (medians):", "",
+                  "| client | p50 | p90 | p99 | max | server CPU per request | client sleeps | client preempted |",
+                  "|---|---:|---:|---:|---:|---:|---:|---:|"]
+        for client, runs in lat_rows:
+            cells = []
+            for q in ("p50", "p90", "p99", "max"):
+                vals = [r["latency_ms"][q] for r in runs if "latency_ms" in r]
+                cells.append(f"{statistics.median(vals):.2f}" if vals else "-")
+            srv = [r["server_cpu"] for r in runs if "server_cpu" in r]
+            cells.append(f"{statistics.median(srv) / n * 1e6:.0f} µs" if srv else "-")
+            for key in ("sleeps", "preempted"):
+                vals = [r[key] / n for r in runs if key in r]
+                cells.append(f"{statistics.median(vals):.3f}" if vals else "-")
+            lines.append(f"| {client} | " + " | ".join(cells) + " |")
     lines += ["", "Per-round figures (wall seconds, CPU seconds):", "",
               "| client | " + " | ".join(f"round {i + 1}" for i in range(res["rounds"])) + " |",
               "|---|" + "---|" * res["rounds"]]
