@@ -44,7 +44,9 @@ def changes_request(db: str, options: Mapping[str, Any], stream: bool = False,
     options are :data:`DB_UPDATES_OPTIONS`.
 
     Raises :class:`InvalidOption` for an unknown option or a value CouchDB would
-    misread: a boolean option (``include_docs``, ``descending``, ``conflicts``, ...) that
+    misread or ignore: ``doc_ids``, ``selector`` or ``view`` with a ``filter`` other than
+    their own (``_doc_ids``, ``_selector``, ``_view``: the default when one is given), a
+    boolean option (``include_docs``, ``descending``, ``conflicts``, ...) that
     is not a bool (CouchDB reads ``include_docs=1`` as false, silently), a ``style``
     other than ``"main_only"``/``"all_docs"``, a ``since`` that is not a str or an int,
     ``params`` that is not a dict, a negative ``limit``/``timeout``/``heartbeat``.
@@ -73,6 +75,13 @@ def changes_request(db: str, options: Mapping[str, Any], stream: bool = False,
     if "selector" in opts:
         body["selector"] = opts.pop("selector")
         opts.setdefault("filter", "_selector")
+    if "view" in opts:
+        # CouchDB reads view= only with filter=_view: without it every change came back
+        opts.setdefault("filter", "_view")
+    for name, builtin in (("doc_ids", "_doc_ids"), ("selector", "_selector"), ("view", "_view")):
+        if name in options and options[name] is not None and opts.get("filter") != builtin:
+            raise InvalidOption(f"changes option {name!r} works with filter={builtin!r} only (CouchDB ignores "
+                                f"it with filter={opts.get('filter')!r}), got both")
     params = opts.pop("params", None) or {}
     if not isinstance(params, Mapping):
         raise InvalidOption(f"params (a filter function's query parameters) must be a dict, got {params!r}")

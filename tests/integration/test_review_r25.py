@@ -258,3 +258,28 @@ def test_continuous_feed_refuses_descending_async(couch_url, db, backend_name):
             adb.changes(feed="continuous", descending=True)
 
     asyncio.run(main())
+
+
+# -- view= without filter="_view": every change ----------------------------------------------
+
+def test_changes_view_option_filters_by_the_view(db):
+    # CouchDB 3.5 reads _changes?view=a/v only with filter=_view (curl: view=a/nored alone
+    # answered all 66 changes, with filter=_view 64); doc_ids= and selector= already set
+    # their filter, view= did not, so every change came back, silently
+    db.save([{"_id": f"d{i}", "n": i} for i in range(6)])
+    db.save({"_id": "_design/a", "views": {"big": {"map": "function(d){ if (d.n > 3) emit(d._id) }"}}})
+    ids = sorted(c["id"] for c in db.changes(view="a/big").all())
+    assert ids == ["d4", "d5"]
+    assert sorted(c["id"] for c in db.changes(filter="_view", view="a/big").all()) == ids
+    follower = db.follow(since=0, one_off=True, view="a/big")
+    assert sorted(c["id"] for c in follower) == ids
+
+
+@pytest.mark.parametrize("options", [
+    {"view": "a/big", "filter": "app/f"}, {"doc_ids": ["a"], "filter": "_design"},
+    {"selector": {"n": 1}, "filter": "_view"}, {"doc_ids": ["a"], "selector": {"n": 1}},
+])
+def test_changes_refuses_a_builtin_filter_option_with_another_filter(db, options):
+    # CouchDB ignores view=/doc_ids=/selector= under another filter: all its changes, silently
+    with pytest.raises(couchcore.InvalidOption, match="works with filter"):
+        db.changes(**options)
