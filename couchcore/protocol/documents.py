@@ -263,7 +263,10 @@ def save_docs(
     ``single=True`` a conflict (or any other error) raises, carrying the resolution;
     the message says how many attempts were made. On a CouchDB cluster, writes answered
     ``"accepted": true`` are settled by :func:`_settle_accepted` and a whole-request
-    ``412 missing_stub`` by :func:`_recover_missing_stub`.
+    ``412 missing_stub`` by :func:`_recover_missing_stub`. ``options``: ``new_edits`` and
+    ``all_or_nothing`` (bools), ``w`` (a positive int); anything else raises
+    :class:`InvalidInput` before anything is sent.
+    https://docs.couchdb.org/en/stable/api/database/bulk-api.html#db-bulk-docs
     """
     unknown = set(options) - _BULK_OPTIONS
     if unknown:
@@ -272,6 +275,10 @@ def save_docs(
     check_retries(retries)
     if options.get("w") is not None:
         check_quorum("w", options["w"])
+    for name in ("new_edits", "all_or_nothing"):
+        # CouchDB 3.5 answers new_edits=0 or "false" in the body with 500 function_clause
+        if options.get(name) is not None and not isinstance(options[name], bool):
+            raise InvalidInput(f"save option {name!r} must be a bool, got {options[name]!r}")
     if merge is not None and not callable(merge):
         raise InvalidInput(f"merge must be a callable fn(local, server), not {type(merge).__name__}")
     missing: list[int] = []

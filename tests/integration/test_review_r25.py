@@ -283,3 +283,16 @@ def test_changes_refuses_a_builtin_filter_option_with_another_filter(db, options
     # CouchDB ignores view=/doc_ids=/selector= under another filter: all its changes, silently
     with pytest.raises(couchcore.InvalidOption, match="works with filter"):
         db.changes(**options)
+
+
+@pytest.mark.parametrize("options", [{"new_edits": 0}, {"new_edits": "false"}, {"all_or_nothing": 1}])
+def test_save_refuses_non_bool_bulk_options(db, options):
+    # CouchDB 3.5: {"new_edits": 0, "docs": [...]} answers 500 unknown_error function_clause
+    with pytest.raises(couchcore.InvalidInput, match=next(iter(options))):
+        db.save([{"_id": "a", "_rev": "1-abc"}], **options)
+    assert "a" not in db
+
+
+def test_save_new_edits_false_still_works(db):
+    db.save([{"_id": "a", "_rev": "1-abc", "v": 1}], new_edits=False)
+    assert db.get("a")["_rev"] == "1-abc"
