@@ -102,11 +102,21 @@ def main(argv: list[str] | None = None) -> int:
         if argv[:1] == ["bench"]:  # the rest is the harness's, --help too (argparse.REMAINDER refused it)
             return _run_bench(argv[1:])
         if argv[:1] == ["load"]:
-            from ._load_cli import parse_args
+            import gc
 
-            fast = parse_args(argv[1:])  # the plain case, as argparse parses it; else None: argparse below
-            if fast is not None:
-                return int(fast.run(fast))
+            if gc.isenabled():  # paused while the load starts (see couchcore._load_cli.pause_gc)
+                gc.disable()
+                try:
+                    from . import _load_cli
+
+                    _load_cli.pause_gc.paused = True
+                    try:
+                        return _main_load(argv)
+                    finally:
+                        _load_cli.pause_gc.paused = False
+                finally:
+                    gc.enable()
+            return _main_load(argv)
         args = _parse(_build_parser(argv[0] if argv[:1] in (["load"], ["dump"]) else None), argv)
         if getattr(args, "run", None) is None and args.command == "dump":
             return _run_dump(args)
@@ -114,6 +124,15 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("couchcore: interrupted", file=sys.stderr)
         return 130  # 128 + SIGINT, as a shell reports it (and couchcore load after start-up)
+
+
+def _main_load(argv: list[str]) -> int:
+    from ._load_cli import parse_args
+
+    args = parse_args(argv[1:])  # the plain case, as argparse parses it; else None: argparse
+    if args is None:
+        args = _parse(_build_parser("load"), argv)
+    return int(args.run(args))
 
 
 def _parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:

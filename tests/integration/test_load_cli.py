@@ -750,3 +750,37 @@ def test_a_load_imports_only_what_loading_needs(tmp_path, couch_url, admin, name
     assert counted(admin[name], 50)
     assert {"couchcore._load_cli", "couchcore.bulk", "pycurl"} <= names
     assert unexpected(names, engine) == []
+
+
+def test_gc_is_paused_while_the_load_starts_and_enabled_while_it_reads(tmp_path, couch_url, admin, name, monkeypatch):
+    """cli.main runs a load's start-up (imports, parse, pre-flight) with the cyclic collector
+    disabled and enables it (after gc.freeze()) before the documents are read; afterwards it is
+    enabled as before (bulk-r25.md)."""
+    import gc
+
+    from couchcore import _load_cli, bulk, cli
+
+    seen = []
+    real = bulk.Loader.run
+
+    def run(self):
+        seen.append((gc.isenabled(), _load_cli.pause_gc.paused))
+        return real(self)
+
+    monkeypatch.setattr(bulk.Loader, "run", run)
+    path = write_lines(tmp_path / "d.jsonl", [b'{"_id": "g1"}', b'{"_id": "g2"}'])
+    assert gc.isenabled()
+    assert cli.main(["load", db_url(couch_url, name), str(path), "--create", "--quiet"]) == 0
+    assert seen == [(True, True)]
+    assert gc.isenabled() and not _load_cli.pause_gc.paused
+    assert counted(admin[name], 2)
+    # a load that cannot start, and one parsed by argparse (an abbreviated option), leave it enabled too
+    assert cli.main(["load", f"http://127.0.0.1:{free_port()}/db", str(path), "--quiet"]) == 2
+    assert cli.main(["load", db_url(couch_url, name), str(path), "--qui", "--upsert"]) == 0
+    assert gc.isenabled() and not _load_cli.pause_gc.paused and len(seen) == 2
+    gc.disable()  # a caller that disabled it keeps it disabled
+    try:
+        assert cli.main(["load", db_url(couch_url, name), str(path), "--quiet", "--upsert"]) == 0
+        assert not gc.isenabled() and seen[-1] == (False, False)
+    finally:
+        gc.enable()

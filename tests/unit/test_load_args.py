@@ -109,3 +109,13 @@ def test_every_order_of_a_command_line():
             assert fast is not None and vars(fast) == expected
         count += 1
     assert count == 720
+
+
+def test_help_leaves_the_collector_enabled(capsys):
+    """cli.main pauses the cyclic collector while a load starts; --help (SystemExit) ends with it enabled."""
+    import gc
+
+    with pytest.raises(SystemExit):
+        cli.main(["load", "--help"])
+    assert gc.isenabled() and not _load_cli.pause_gc.paused
+    assert "usage: couchcore load" in capsys.readouterr().out
