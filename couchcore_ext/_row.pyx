@@ -13,8 +13,8 @@ attributes writable and deletable (reading a deleted one raises ``AttributeError
 
 Why: the row parser allocates one Row per row.  A heap type's instances are allocated
 and freed through the generic allocator and ``subtype_dealloc``; this type keeps a free list
-of dead instances (Cython's ``@cython.freelist``, used for exact ``Row`` instances only),
-and the parser (``_rows.pyx``, which cimports the layout from ``_row.pxd``) fills the
+of dead instances (its own ``tp_new`` and ``tp_dealloc`` in C, below; exact ``Row``
+instances only), and the parser (``_rows.pyx``, which cimports the layout from ``_row.pxd``) fills the
 fields of a new Row directly.
 
 Known differences, all outside the documented interface: ``Row.__new__(Row)`` (what
@@ -39,6 +39,92 @@ cdef extern from "Python.h":
 cdef Py_ssize_t _OFF[5]   # where the five fields are in a Row (found by _install_members)
 
 
+# Allocation and deallocation of exact Rows at C speed: the row parser (_rows.pyx) makes one
+# Row per row with tp_new and the digest loop frees it a moment later, so both run a
+# million times for a million rows.  Cython's own free list (@cython.freelist) goes through
+# its tp_new wrapper (argument tuple -> vectorcall), a memset of the whole object,
+# PyObject_INIT and a call that sets the five fields to None one by one (~107 instructions
+# per Row, callgrind); the tp_new below takes a dead Row from its own free list, sets the
+# five fields to None with one reference count update and tracks it (~74 with the calls).
+# tp_dealloc puts exact Rows back on the free list (subclass instances and a full list go
+# to tp_free); a long chain of Rows is still freed without deep C recursion: past 32
+# nested Row deallocs, CPython's trashcan (whose bookkeeping, ~25 instructions, the
+# common case skips).
+cdef extern from *:
+    """
+    #define CC_ROW_FREE_MAX 2048
+    static PyObject* cc_row_free[CC_ROW_FREE_MAX];
+    static int cc_row_nfree = 0;
+    static PyTypeObject* cc_row_type = NULL;
+    static newfunc cc_row_base_new = NULL;
+    static void cc_row_dealloc(PyObject* o);
+    /* the five fields follow the object header (_row.pxd; checked by _install_members) */
+    #define CC_ROW_FIELDS(o) ((PyObject**)((char*)(o) + sizeof(PyObject)))
+
+    static PyObject* cc_row_new(PyTypeObject* t, PyObject* a, PyObject* k) {
+        PyObject* o;
+        PyObject** f;
+        if (t == cc_row_type && cc_row_nfree > 0) {
+            o = cc_row_free[--cc_row_nfree];
+            (void)PyObject_Init(o, t);  /* reference count 1 (tracemalloc told), type kept */
+            f = CC_ROW_FIELDS(o);
+            f[0] = f[1] = f[2] = f[3] = f[4] = Py_None;
+            Py_SET_REFCNT(Py_None, Py_REFCNT(Py_None) + 5);
+            PyObject_GC_Track(o);
+            return o;
+        }
+        return cc_row_base_new(t, a, k);
+    }
+
+    static inline void cc_row_clear_free(PyObject* o) {
+        PyObject** f = CC_ROW_FIELDS(o);
+        Py_CLEAR(f[0]);
+        Py_CLEAR(f[1]);
+        Py_CLEAR(f[2]);
+        Py_CLEAR(f[3]);
+        Py_CLEAR(f[4]);
+        if (Py_TYPE(o) == cc_row_type && cc_row_nfree < CC_ROW_FREE_MAX) {
+            cc_row_free[cc_row_nfree++] = o;
+        } else {
+            Py_TYPE(o)->tp_free(o);
+        }
+    }
+    /* Rows being freed inside one another right now (all threads: under the GIL a count
+       that other threads' deallocs add to is only ever too high).  Up to CC_ROW_NEST deep
+       an exact Row is freed directly; deeper, or a subclass instance, goes through
+       CPython's trashcan, which defers what is deeper still. */
+    #define CC_ROW_NEST 32
+    static int cc_row_nest = 0;
+    static void cc_row_dealloc(PyObject* o) {
+        PyObject_GC_UnTrack(o);
+    #ifndef Py_GIL_DISABLED
+        if (cc_row_nest < CC_ROW_NEST && Py_TYPE(o) == cc_row_type) {
+            cc_row_nest++;
+            cc_row_clear_free(o);
+            cc_row_nest--;
+            return;
+        }
+    #endif
+        Py_TRASHCAN_BEGIN(o, cc_row_dealloc)
+        cc_row_clear_free(o);
+        Py_TRASHCAN_END
+    }
+
+    /* install the two slots on the (ready) Row type; off: the five fields' offsets */
+    static int cc_row_install(PyTypeObject* t, const Py_ssize_t* off) {
+        int i;
+        for (i = 0; i < 5; i++)
+            if (off[i] != (Py_ssize_t)(sizeof(PyObject) + i * sizeof(PyObject*))) return -1;
+        cc_row_type = t;
+        cc_row_base_new = t->tp_new;
+        t->tp_new = cc_row_new;
+        t->tp_dealloc = cc_row_dealloc;
+        return 0;
+    }
+    """
+    int cc_row_install(PyTypeObject* t, const Py_ssize_t* off)
+
+
 cdef inline void _store(object row, int i, object value):
     """Field ``i`` of ``row`` = ``value`` (the field may be NULL after ``del row.attr``)."""
     cdef PyObject** slot = <PyObject**>((<char*><PyObject*>row) + _OFF[i])
@@ -48,8 +134,7 @@ cdef inline void _store(object row, int i, object value):
     Py_XDECREF(old)
 
 
-@cython.freelist(2048)
-@cython.trashcan(True)   # as subtype_dealloc for the pure class: a long chain of Rows is freed without deep C recursion
+@cython.trashcan(True)   # as subtype_dealloc for the pure class (replaced by cc_row_dealloc, which keeps it)
 cdef class Row:
     """Row(id=None, key=None, value=None, doc=None, error=None)
 --
@@ -148,6 +233,8 @@ cdef _install_members():
         _MEMBERS[i].doc = NULL
         type_dict[names[i].decode()] = PyDescr_NewMember(<PyTypeObject*>Row, &_MEMBERS[i])
     PyType_Modified(<PyTypeObject*>Row)
+    if cc_row_install(<PyTypeObject*>Row, _OFF) != 0:
+        raise ImportError("couchcore_ext._row: unexpected layout of Row")
 
 
 _install_members()

@@ -357,9 +357,11 @@ def test_cycles_through_a_row_are_collected(row_cls):
 
 @pytest.mark.parametrize("env_backend", ["python", ""])
 def test_a_long_chain_of_rows_is_freed(env_backend):
-    """A million Rows each holding the previous one (and subclass instances mixed in) are
-    freed without deep C recursion: CPython's trashcan, as for the pure class (the extension
-    type crashed with a segfault here before it was declared with ``@cython.trashcan``).
+    """A million Rows each holding the previous one (and subclass instances mixed in, and
+    Rows each holding the previous one through a functools.partial, a type without a
+    trashcan) are freed without deep C recursion: CPython's trashcan, as for the pure class
+    (the extension type crashed with a segfault here before it was declared with
+    ``@cython.trashcan``; its own tp_dealloc goes to the trashcan past 32 nested Rows).
     In a subprocess, so that a crash fails this test only."""
     if not env_backend and EXT_SKIP is not None:
         pytest.skip(EXT_SKIP)
@@ -373,6 +375,10 @@ def test_a_long_chain_of_rows_is_freed(env_backend):
         "del r\n"
         "r = None\n"
         "for i in range(300000):\n    r = (Sub if i %% 2 else Row)(value=[r], doc={'d': r})\n"
+        "del r\n"
+        "import functools\n"
+        "r = None\n"
+        "for i in range(300000):\n    r = Row(value=functools.partial(print, r))\n"  # partial: no trashcan of its own
         "del r\n"
         "print('freed')\n" % env_backend
     )
