@@ -381,9 +381,14 @@ cdef int _line(const unsigned char* s, Py_ssize_t n, const unsigned char* idf, P
         depth = 0
     while depth:
         # at the start of a member (in an object) or of an element (in an array)
+        # (white space is skipped where the expected byte is not found: compact input, the common
+        # case, pays one test per token, not a table lookup before it as well)
         if stack[depth - 1] == 123:
             if s[i] != 34:
-                return SLOW
+                while WS[s[i]]:
+                    i += 1
+                if s[i] != 34:
+                    return SLOW
             escaped = 0
             key_start = i + 1
             j = cc_scan_plain(s, key_start, n, STR_CLASS)  # the common key: plain ASCII, read here
@@ -408,14 +413,15 @@ cdef int _line(const unsigned char* s, Py_ssize_t n, const unsigned char* idf, P
                 if key == K_OTHER and idf != NULL and klen == idf_len and memcmp(s + key_start, idf, idf_len) == 0:
                     return SLOW
             i = j
-            while WS[s[i]]:
-                i += 1
             if s[i] != 58:  # :
-                return SLOW
+                while WS[s[i]]:
+                    i += 1
+                if s[i] != 58:
+                    return SLOW
             i += 1
-            while WS[s[i]]:
-                i += 1
-        # a value
+        # a value (in an object after its colon, in an array after '[' or a comma)
+        while WS[s[i]]:
+            i += 1
         c = s[i]
         if c == 34:  # "
             escaped = 0
@@ -475,15 +481,16 @@ cdef int _line(const unsigned char* s, Py_ssize_t n, const unsigned char* idf, P
             return SLOW
         # after a value: a comma (then the next member or element) or the close of its container
         while True:
-            while WS[s[i]]:
-                i += 1
             c = s[i]
-            if c == 44:  # ,
+            if c == 44:  # , (the white space after it is skipped where the next member or element starts)
                 i += 1
-                while WS[s[i]]:
-                    i += 1
                 break
             if c != stack[depth - 1] + 2:  # } for {, ] for [
+                if WS[c]:
+                    i += 1
+                    while WS[s[i]]:
+                        i += 1
+                    continue
                 return SLOW
             depth -= 1
             i += 1

@@ -896,3 +896,30 @@ def test_ids_of_every_length_around_the_key_copy_sizes_are_keyed_whole(scanner, 
         line, key, idlen, flags = docs.mark(k)
         assert (line, idlen, flags) == (k + 1, len(i), 1)
         assert key == (i + b"\0" + b"%d-%s" % (k + 1, b"r" * (k % 40)) if need_rev else i)
+
+
+_SPACED = [b'{', b'"_id"', b':', b'"w1"', b',', b'"a"', b':', b'[', b'1', b',', b'{', b'"b"', b':', b'[', b']', b',',
+           b'"c"', b':', b'{', b'}', b'}', b',', b'"s"', b',', b'-2.5e3', b',', b'true', b']', b',', b'"n"', b':',
+           b'null', b'}']
+
+
+@pytest.mark.skipif(cy_scan is None, reason="the extension is not built")
+@pytest.mark.parametrize("ws", [b" ", b"\t", b"\r", b" \t\r ", b"\n", b"\x0b", b"\x00"])
+def test_white_space_between_any_two_tokens_is_read_alike_by_both_scanners(ws):
+    """White space (and bytes that are not JSON white space within a line: a newline, \\v, NUL)
+    at every token boundary of a document with nested arrays and objects, one boundary at a time
+    and all at once: the C scanner settles (or stops at) each line as its pure-Python twin does,
+    and settles it exactly when the white space is JSON's (the C scanner skips it only where the
+    expected byte is not found)."""
+    texts = [b"".join(_SPACED[:k]) + ws + b"".join(_SPACED[k:]) for k in range(len(_SPACED) + 1)]
+    texts.append(ws.join(_SPACED))
+    for text in texts:
+        got = [scan_all(scan, text + b"\n") for scan in (cy_scan, scan_jsonl_py)]
+        assert got[0] == got[1], text
+        ids, bodies, lines, (pos, count, blanks, slow) = got[0]
+        if ws.strip(b" \t\r") == b"":  # JSON white space: settled whole
+            assert (ids, bodies, slow) == (["w1"], [text + b"\n"], -1), text
+        elif ws == b"\n" and text.count(ws) == 1 and (text.startswith(ws) or text.endswith(ws)):
+            assert ids == ["w1"] and slow == -1, text  # a blank line before or after the document
+        else:  # the first line is not one whole JSON object: the scan stops there
+            assert ids == [] and slow >= 0, text
