@@ -107,13 +107,13 @@ def main(argv: list[str] | None = None) -> int:
             if gc.isenabled():  # paused while the load starts (see couchcore._load_cli.pause_gc)
                 gc.disable()
                 try:
-                    from . import _load_cli
+                    from ._load_cli import pause_gc
 
-                    _load_cli.pause_gc.paused = True
+                    pause_gc.paused = True
                     try:
                         return _main_load(argv)
                     finally:
-                        _load_cli.pause_gc.paused = False
+                        pause_gc.paused = False
                 finally:
                     gc.enable()
             return _main_load(argv)
