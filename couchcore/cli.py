@@ -19,8 +19,9 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING, Any
 
-from .errors import CouchcoreError
-from ._urls import redact_url
+# (redact_url from errors, where couchcore._urls has it from: _urls imports urllib.parse and
+# ipaddress, which a load imports later, while the collector is paused: see main)
+from .errors import CouchcoreError, redact_url
 
 if TYPE_CHECKING:
     import argparse
