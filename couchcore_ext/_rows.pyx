@@ -751,6 +751,7 @@ cdef extern from *:
        that resize as usual, fewer leave slots unused */
     #define CC_DOC_HINT_MAX 64
     static Py_ssize_t CC_DOC_HINT = 0;
+    static PyObject* cc_dict_sized(Py_ssize_t n);
     /* a new empty Document, with a table for CC_DOC_HINT pairs */
     CC_INLINE PyObject* cc_new_doc(void) {
         PyObject* dict;
@@ -758,8 +759,8 @@ cdef extern from *:
             return CC_DOC_TYPE->tp_new(CC_DOC_TYPE, CC_EMPTY_TUPLE, NULL);
     #if CC_PRESIZE
         /* _PyDict_NewPresized: what Cython uses for dict displays (3.10-3.13); it gives
-           PyDict_New() for <= 5 */
-        dict = _PyDict_NewPresized(CC_DOC_HINT);
+           PyDict_New() for <= 5; on 3.11 a unicode table of the same size (cc_dict_sized) */
+        dict = cc_dict_sized(CC_DOC_HINT);
     #else
         dict = PyDict_New();
     #endif
@@ -822,6 +823,44 @@ cdef extern from *:
     #define CC_DICTFILL 0
     #endif
     static int CC_DICTFILL_ON = 0;
+    static int CC_DICTSIZED_ON = 0;
+    /* An empty dict with a table for n pairs: _PyDict_NewPresized(n) (a general table: 24
+       bytes an entry, memset), but on 3.11 with the direct fill on, for 6 <= n <= 85, the
+       table of the same size of the unicode kind, the kind a dict of str keys gets when
+       filled from empty (16 bytes an entry, and the lookups for str keys): made as
+       new_keys_object makes it (PyObject_Malloc'd, indices DKIX_EMPTY, entries zeroed) and
+       put in place of the shared empty table of a PyDict_New() dict (whose reference
+       PyDict_New took is given back; checked at import: cc_dictfill_check). */
+    static PyObject* cc_dict_sized(Py_ssize_t n) {
+    #if CC_DICTFILL
+        if (CC_DICTSIZED_ON && n > 5 && n <= 85) {
+            Py_ssize_t est = (n * 3 + 1) >> 1, size, usable;
+            uint8_t log2 = 3;
+            cc_dk311* k;
+            PyObject* d;
+            while (((Py_ssize_t)1 << log2) < est) log2++;     /* calculate_log2_keysize */
+            size = (Py_ssize_t)1 << log2;
+            usable = (size << 1) / 3;                           /* USABLE_FRACTION */
+            k = (cc_dk311*)PyObject_Malloc(sizeof(cc_dk311) + (size_t)size + (size_t)usable * sizeof(cc_dku311));
+            if (k == NULL) return PyErr_NoMemory();
+            k->dk_refcnt = 1;
+            k->dk_log2_size = log2;
+            k->dk_log2_index_bytes = log2;                      /* 1-byte indices below 256 slots */
+            k->dk_kind = CC_DK_UNICODE;
+            k->dk_version = 0;
+            k->dk_usable = usable;
+            k->dk_nentries = 0;
+            memset(k->dk_indices, 0xff, (size_t)size);
+            memset(k->dk_indices + size, 0, (size_t)usable * sizeof(cc_dku311));
+            d = PyDict_New();
+            if (d == NULL) { PyObject_Free(k); return NULL; }
+            ((cc_dk311*)((PyDictObject*)d)->ma_keys)->dk_refcnt--;
+            ((PyDictObject*)d)->ma_keys = (PyDictKeysObject*)k;
+            return d;
+        }
+    #endif
+        return _PyDict_NewPresized(n);
+    }
     /* dict[key] = v for an exact str key (the parser's keys); steals both references, also
        on failure (-1, exception set) */
     CC_INLINE int cc_dict_put(PyObject* dict, PyObject* key, PyObject* v) {
@@ -864,7 +903,10 @@ cdef extern from *:
             k->dk_usable--;
             k->dk_nentries = at + 1;
             mp->ma_used++;
-            if (PyObject_IS_GC(v) && !PyObject_GC_IsTracked(dict)
+            /* MAINTAIN_TRACKING: PyObject_IS_GC(v) inline (a scalar: one flag test) */
+            if (PyType_HasFeature(Py_TYPE(v), Py_TPFLAGS_HAVE_GC)
+                    && (Py_TYPE(v)->tp_is_gc == NULL || Py_TYPE(v)->tp_is_gc(v))
+                    && !PyObject_GC_IsTracked(dict)
                     && (!PyTuple_CheckExact(v) || PyObject_GC_IsTracked(v)))
                 PyObject_GC_Track(dict);
             return 0;
@@ -938,19 +980,72 @@ cdef extern from *:
             Py_CLEAR(b);
         }
         ok = 1;
+        /* cc_dict_sized: PyDict_New() takes a reference to the shared empty table (the
+           count must go up by one a dict, and back when it dies); a sized table of the
+           9 keys (16 slots) filled by cc_dict_put must equal the one PyDict_SetItem grows
+           to from empty (5 pairs, then a resize to 16 slots) */
+        {
+            Py_ssize_t r0, r1, r2;
+            cc_dk311* e;
+            cc_dk311* ka;
+            cc_dk311* kb;
+            CC_DICTSIZED_ON = 0;
+            a = PyDict_New();
+            if (a == NULL) goto done;
+            e = (cc_dk311*)((PyDictObject*)a)->ma_keys;
+            r0 = e->dk_refcnt;
+            b = PyDict_New();
+            if (b == NULL) goto done;
+            r1 = e->dk_refcnt;
+            Py_CLEAR(b);
+            r2 = e->dk_refcnt;
+            if (r1 != r0 + 1 || r2 != r0 || e->dk_usable != 0 || e->dk_nentries != 0
+                    || ((cc_dk311*)((PyDictObject*)a)->ma_keys) != e)
+                goto sized_done;
+            nk = PyList_GET_SIZE(keys);
+            if (nk != 9) goto sized_done;
+            CC_DICTSIZED_ON = 1;
+            b = cc_dict_sized(nk);
+            CC_DICTSIZED_ON = 0;
+            if (b == NULL) goto done;
+            if (e->dk_refcnt != r0) goto sized_done;
+            CC_DICTFILL_ON = 1;
+            for (i = 0; i < nk; i++) {
+                PyObject* key = PyList_GET_ITEM(keys, i);
+                PyObject* v = PyLong_FromSsize_t(i);
+                if (v == NULL) { CC_DICTFILL_ON = 0; goto done; }
+                if (PyDict_SetItem(a, key, v) < 0) { Py_DECREF(v); CC_DICTFILL_ON = 0; goto done; }
+                Py_INCREF(key);
+                if (cc_dict_put(b, key, v) < 0) { CC_DICTFILL_ON = 0; goto done; }
+            }
+            CC_DICTFILL_ON = 0;
+            ka = (cc_dk311*)((PyDictObject*)a)->ma_keys;
+            kb = (cc_dk311*)((PyDictObject*)b)->ma_keys;
+            if (ka->dk_kind != CC_DK_UNICODE || kb->dk_kind != CC_DK_UNICODE
+                    || ka->dk_log2_size != 4 || kb->dk_log2_size != 4 || kb->dk_log2_index_bytes != 4
+                    || ka->dk_usable != kb->dk_usable || ka->dk_nentries != nk || kb->dk_nentries != nk
+                    || memcmp(ka->dk_indices, kb->dk_indices, 16 + (size_t)nk * sizeof(cc_dku311)) != 0
+                    || _PyDict_SizeOf((PyDictObject*)a) != _PyDict_SizeOf((PyDictObject*)b))
+                goto sized_done;
+            CC_DICTSIZED_ON = 1;
+        sized_done:
+            Py_CLEAR(a);
+            Py_CLEAR(b);
+        }
     done:
         Py_XDECREF(a);
         Py_XDECREF(b);
         if (PyErr_Occurred()) PyErr_Clear();
         CC_DICTFILL_ON = ok;
+        if (!ok) CC_DICTSIZED_ON = 0;
         return ok;
     #else
         (void)keys;
         return 0;
     #endif
     }
-    static int cc_dictfill_on(void) { return CC_DICTFILL_ON; }
-    static void cc_dictfill_set(int on) { CC_DICTFILL_ON = on && CC_DICTFILL; }
+    static int cc_dictfill_on(void) { return CC_DICTFILL_ON + 2 * CC_DICTSIZED_ON; }
+    static void cc_dictfill_set(int on) { CC_DICTFILL_ON = on && CC_DICTFILL; if (!CC_DICTFILL_ON) CC_DICTSIZED_ON = 0; }
     /* the dict or list at d[p] ('{' or '[') */
     static PyObject* cc_plain_container(const unsigned char* d, Py_ssize_t p, Py_ssize_t n,
                                         int lines, int depth, Py_ssize_t* endp) {
@@ -1421,14 +1516,16 @@ def _doc_state():
 
 
 def _dictfill_state():
-    """Test hook: whether the C path fills dicts directly (CPython 3.11, layout check passed)."""
-    return bool(cc_dictfill_on())
+    """Test hook: (whether the C path fills dicts directly, whether it makes Documents'
+    sized tables itself) -- CPython 3.11, after the import-time layout check."""
+    cdef int s = cc_dictfill_on()
+    return bool(s & 1), bool(s & 2)
 
 
 def _set_dictfill(bint flag):
     """Test hook: switch the direct dict fill off (False) or back on (True: only if the
     import-time layout check passed). Returns the state before."""
-    cdef bint was = cc_dictfill_on()
+    cdef bint was = cc_dictfill_on() & 1
     if flag:
         cc_dictfill_check(["_id", "_rev", "type", "n", "score", "name", "tags", "owner", "note"])
     else:
