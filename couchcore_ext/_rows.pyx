@@ -134,7 +134,9 @@ cdef extern from *:
        Only before CPython 3.12: from 3.12 on an interned str is immortal, so interning every
        key that repeats would keep each distinct one forever (a long stream of documents
        keyed by dates would grow without bound); there the keys stay plain str. */
-    typedef struct { PyObject* s; int kid; int length; uint64_t w[4]; int interned; } cc_kentry;
+    /* next: the entry of the key that followed this one in the last dict the C path
+       filled (a guess for the next dict of the same shape: cc_dict_key) */
+    typedef struct cc_kentry_s { PyObject* s; int kid; int length; uint64_t w[4]; int interned; struct cc_kentry_s* next; } cc_kentry;
     static cc_kentry CC_KCACHE[1024];
     /* the entry's str interned (once per entry: kept out of line, so that the inlined hit
        path stays a flag test) */
@@ -616,11 +618,13 @@ cdef extern from *:
         }
         return u;
     }
-    /* a key string s[0:n] (plain ASCII), through the key cache; s[0:avail] readable */
-    static inline PyObject* cc_plain_key(const unsigned char* s, Py_ssize_t n, Py_ssize_t avail) {
+    /* a key string s[0:n] (plain ASCII), through the key cache; s[0:avail] readable;
+       *ep: its cache entry (NULL for a key of more than 32 bytes) */
+    static inline PyObject* cc_plain_key(const unsigned char* s, Py_ssize_t n, Py_ssize_t avail, cc_kentry** ep) {
         uint64_t w[4];
         cc_kentry* e;
         PyObject* u;
+        *ep = NULL;
         if (n > 32) return cc_ascii(s, n);
     #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
         if (n <= 8 && avail >= 8) {
@@ -633,6 +637,7 @@ cdef extern from *:
             h ^= h >> 31;
             h *= 0x94D049BB133111EBULL;
             e = &CC_KCACHE[h >> 54];
+            *ep = e;
             if (e->s != NULL && e->length == (int)n && e->w[0] == w0)   /* its words after the first are zero */
                 return cc_kuse(e);
             w[0] = w0; w[1] = w[2] = w[3] = 0;
@@ -640,6 +645,7 @@ cdef extern from *:
     #endif
         {
             e = cc_kslot(s, n, avail, w);
+            *ep = e;
             if (cc_khit(e, n, w)) return cc_kuse(e);
         }
         u = cc_ascii(s, n);
@@ -653,6 +659,57 @@ cdef extern from *:
         e->kid = cc_classify(s, n);
         return u;
     }
+    /* The key whose text starts at d[p] (after its '"'), when it is the one guessed: the
+       key of cache entry g (of g->length <= 32 bytes) followed by its closing '"'.  A dict
+       of the same shape as the last one (a stream's documents, a view's values) has its
+       keys in the same order: each entry remembers the one that followed it (next), so the
+       key is found by comparing its bytes with the guess (one to four words) instead of
+       scanning for its end, hashing it and looking it up.  The bytes compared are the
+       whole key up to its closing quote, and the entry's bytes are plain ASCII (no quote,
+       backslash or control byte), so a match is exactly that key.  Returns the str (a new
+       reference) and sets *qp to the closing quote's index, or NULL (no match: the caller
+       takes the usual path).  Needs 33 readable bytes from d[p]. */
+    static inline PyObject* cc_guess_key(const unsigned char* d, Py_ssize_t p, Py_ssize_t n,
+                                         const cc_kentry* g, Py_ssize_t* qp) {
+    #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        Py_ssize_t len;
+        uint64_t w;
+        if (g == NULL || g->s == NULL || p + 33 > n) return NULL;
+        len = g->length;
+        if (d[p + len] != '"') return NULL;
+        memcpy(&w, d + p, 8);
+        if (len < 8) {
+            if ((w & ((1ULL << (8 * len)) - 1)) != g->w[0]) return NULL;
+        } else {
+            uint64_t w1, w2, w3;
+            if (w != g->w[0]) return NULL;
+            memcpy(&w1, d + p + 8, 8);
+            if (len < 16) {
+                if ((w1 & ((1ULL << (8 * (len - 8))) - 1)) != g->w[1]) return NULL;
+            } else {
+                if (w1 != g->w[1]) return NULL;
+                memcpy(&w2, d + p + 16, 8);
+                if (len < 24) {
+                    if ((w2 & ((1ULL << (8 * (len - 16))) - 1)) != g->w[2]) return NULL;
+                } else {
+                    if (w2 != g->w[2]) return NULL;
+                    memcpy(&w3, d + p + 24, 8);
+                    if (len < 32) {
+                        if ((w3 & ((1ULL << (8 * (len - 24))) - 1)) != g->w[3]) return NULL;
+                    } else if (w3 != g->w[3]) return NULL;
+                }
+            }
+        }
+        *qp = p + len;
+        return cc_kuse((cc_kentry*)g);
+    #else
+        (void)d; (void)p; (void)n; (void)g; (void)qp;
+        return NULL;
+    #endif
+    }
+    /* the first key of the last dict filled, by kind of dict: plain (0) or Document (1),
+       at nesting depth 1, 2, 3+ (the guess for the next such dict's first key) */
+    static cc_kentry* CC_FIRST_KEY[2][4];
     static PyTypeObject* CC_DOC_TYPE = NULL;
     static PyObject* CC_EMPTY_TUPLE = NULL;
     static PyObject* cc_container(const unsigned char* d, Py_ssize_t p, Py_ssize_t n,
@@ -1066,12 +1123,24 @@ cdef extern from *:
             p = cc_ws(d, p + 1, n, lines);
             if (p >= n) goto giveup_dict;
             if (d[p] == '}') { *endp = p + 1; return dict; }
+            {
+            /* link: where the entry of the next key is remembered (the dict kind's first
+               key, then the previous key's entry's next; NULL after an uncached key) */
+            cc_kentry** link = &CC_FIRST_KEY[as_doc != 0][depth < 3 ? depth : 3];
+            cc_kentry* e;
             for (;;) {
                 if (d[p] != '"') goto giveup_dict;
-                q = cc_plain_str(d, p + 1, n, &high);
-                if (q < 0 || high) goto giveup_dict;
-                key = cc_plain_key(d + p + 1, q - p - 1, n - p - 1);
-                if (key == NULL) { Py_DECREF(dict); return NULL; }
+                key = link != NULL ? cc_guess_key(d, p + 1, n, *link, &q) : NULL;
+                if (key != NULL) {
+                    e = *link;
+                } else {
+                    q = cc_plain_str(d, p + 1, n, &high);
+                    if (q < 0 || high) goto giveup_dict;
+                    key = cc_plain_key(d + p + 1, q - p - 1, n - p - 1, &e);
+                    if (key == NULL) { Py_DECREF(dict); return NULL; }
+                    if (link != NULL) *link = e;
+                }
+                link = e != NULL ? &e->next : NULL;
                 p = q + 1;
                 if (p < n && d[p] == ':') p++;
                 else {
@@ -1116,6 +1185,7 @@ cdef extern from *:
                     return dict;
                 }
                 goto giveup_dict;
+            }
             }
         giveup_dict:
             Py_DECREF(dict);

@@ -1886,3 +1886,49 @@ def test_c_dicts_filled_directly():
             assert d == {}
     assert seen > 100
 
+
+@pytest.mark.skipif(CY_SKIP is not None, reason=CY_SKIP or "")
+def test_c_dict_keys_guessed():
+    # the C path guesses each key of a dict from the dict before it (the key that followed
+    # the previous key last time) and takes it when the bytes up to the closing quote are
+    # equal: documents of the same keys, then ones whose keys differ from the guess in the
+    # first, a middle or the last byte, are a prefix of it or have it as a prefix, have an
+    # escape or a non-ASCII byte where the guess has a plain one, of every length around
+    # the word boundaries (0..33 bytes: 33 is past the key cache), in another order,
+    # repeated, and nested dicts of other shapes at the same depth: equal to json.loads on
+    # every variant and the twin, whole and cut anywhere
+    lens = [0, 1, 2, 7, 8, 9, 15, 16, 17, 23, 24, 25, 31, 32, 33]
+    base_keys = ["k" * n if n else "" for n in lens] + ["name", "owner", "_id"]
+
+    def doc(keys: list[str], tag: int) -> str:
+        return "{" + ",".join('"%s":%s' % (k, ('%d' % tag, '{"name":"u%d","ok":true}' % tag, '"v"')[i % 3])
+                              for i, k in enumerate(keys)) + "}"
+
+    variants = []
+    for i, k in enumerate(base_keys):
+        if not k:
+            continue
+        for alt in (("x" + k[1:]), (k[:len(k) // 2] + "x" + k[len(k) // 2 + 1:]), (k[:-1] + "x"),
+                    k[:-1], k + "s", k[:-1] + "\\u0078", k[:-1] + "\u00e9"):
+            keys = list(base_keys)
+            keys[i] = alt
+            variants.append(keys)
+    docs = []
+    for j, keys in enumerate(variants):
+        docs += [doc(base_keys, j), doc(keys, j + 2)]
+    docs += [doc(base_keys[::-1], 1), doc(base_keys, 2), doc(base_keys[:3] + base_keys[:3], 3), doc(base_keys, 4)]
+    docs += ['{"a":{"name":"x","ok":1},"b":{"other":2},"c":{"name":"y","ok":false,"extra":[]},"d":{"ok":3,"name":4}}'] * 3
+    docs += ['{"%s":1,"%s":2}' % ("é", "e"), '{"e":1,"é":2}', '{"e\\"":1,"e":2}', '{"e":1}']
+    data = _docs_body(docs)
+    assert len(data) < 150_000
+    want = expected("view", data)
+    assert any(list(r.doc) == base_keys for r in want[0])
+    for chunks in [[data], split_every(data, 61), split_every(data, 4096)] + \
+            [[data[:i], data[i:]] for i in range(0, len(data), 2347)]:
+        for got in _cython_variants("view", chunks) + [parse("python", "view", chunks)]:
+            assert_same(got, want)
+    got = parse("cython", "view", [data])[0]
+    for g, w in zip(got, want[0]):
+        assert list(g.doc.items()) == list(w.doc.items())
+        for k in w.doc:
+            assert "".join(list(k)) in g.doc
