@@ -45,11 +45,8 @@ iterate them with a plain ``for`` (or ``read()`` the attachment); ``iterview`` a
 from __future__ import annotations
 
 import asyncio
-import collections.abc
-import contextvars
 import functools
 import logging
-import sys
 from typing import (TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable, Generic, Literal, NoReturn, TypeVar,
                     cast, overload)
 
@@ -126,94 +123,12 @@ _DEFAULT_BACKEND: str | None = None
 
 
 def _start(coro: Any, name: str | None = None) -> Any:
-    """A :class:`StreamTask` on the running loop, or the bare coroutine when no loop runs.
-
-    The call starts at once (Python 3.11+), in the task's own context, up to its first
-    wait: a request is handed to the HTTP engine (on the pycurl backend: written to
-    the socket) within the caller's step, not on the loop's next iteration after every
-    callback already queued (measured at concurrency 16: the call to the request
-    written took 0.35-0.45 ms at the median, now ~0.01 ms;
-    benchmarks/results/async-get16-r25.md). The task then goes on from that wait;
-    awaiting, cancelling (which aborts a request already sent, closing its
-    connection, as cancelling it a moment later did) and ``gather`` are as for any
-    task. An exception raised before the first wait is the task's, raised by
-    ``await``. Python 3.10 (no ``context=`` for tasks) starts it on the next
-    iteration, as before."""
+    """A :class:`StreamTask` on the running loop, or the bare coroutine when no loop runs."""
     try:
         loop = asyncio.get_running_loop()
     except RuntimeError:
         return coro
-    if _NO_EAGER:
-        return StreamTask(coro, loop=loop, name=name)
-    context = contextvars.copy_context()
-    try:
-        first = context.run(coro.send, None)
-    except StopIteration as stop:
-        return _task(_returns(stop.value), loop, name, context)
-    except (KeyboardInterrupt, SystemExit):
-        raise
-    except BaseException as exc:
-        return _task(_raises(exc), loop, name, context)
-    return _task(_Started(coro, first), loop, name, context)
-
-
-def _task(coro: Any, loop: asyncio.AbstractEventLoop, name: str | None, context: contextvars.Context) -> Any:
-    # Task(context=...) is Python 3.11+ (mypy checks for 3.10; only called there)
-    return StreamTask(coro, loop=loop, name=name, context=context)  # type: ignore[call-arg]
-
-
-_NO_EAGER = sys.version_info < (3, 11)
-
-
-async def _returns(value: Any) -> Any:
-    return value
-
-
-async def _raises(exc: BaseException) -> Any:
-    raise exc
-
-
-class _Started(collections.abc.Coroutine):  # type: ignore[type-arg]
-    """The rest of a coroutine that :func:`_start` ran up to its first wait, for its
-    task: the task's first step gets that wait (``yielded``: a future, or ``None`` for a
-    bare yield), every later step and every exception thrown in — a cancellation, even
-    one before that first step — goes to the coroutine itself, which aborts its request
-    as it would have."""
-
-    __slots__ = ("coro", "yielded")
-
-    def __init__(self, coro: Any, yielded: Any) -> None:
-        self.coro = coro
-        self.yielded = yielded
-
-    def send(self, value: Any) -> Any:
-        yielded = self.yielded
-        if yielded is not _NOTHING:
-            self.yielded = _NOTHING
-            return yielded
-        return self.coro.send(value)
-
-    def throw(self, *exc: Any) -> Any:
-        self.yielded = _NOTHING
-        return self.coro.throw(*exc)
-
-    def close(self) -> None:
-        self.yielded = _NOTHING
-        self.coro.close()
-
-    def __await__(self) -> Any:
-        return self
-
-    def __next__(self) -> Any:
-        return self.send(None)
-
-    def __getattr__(self, name: str) -> Any:  # cr_frame, __qualname__, ...: the coroutine's (task repr, stack)
-        if name == "coro":
-            raise AttributeError(name)
-        return getattr(self.coro, name)
-
-
-_NOTHING = object()
+    return StreamTask(coro, loop=loop, name=name)
 
 
 def _op_name(op: Any) -> str:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
-import sys
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -344,53 +343,6 @@ def test_a_cancelled_wait_for_a_slot_passes_the_slot_on():
             for _ in range(2):  # the one slot was given back
                 assert (await asyncio.wait_for(server.info(), 5))["version"] == "3.5.0"
             assert nothing_in_flight(server._transport)
-
-    arun(main())
-
-
-@pytest.mark.skipif(sys.version_info < (3, 11), reason="calls start at once on Python 3.11+ (Task(context=))")
-def test_a_call_hands_its_request_over_before_the_caller_yields():
-    """The facade's task starts at once (couchcore.tornado._start): right after
-    ``db.get()`` returns, before the caller awaits anything, the request is in the
-    engine; cancelling it then aborts it (connection closed, slot back); ``gather``
-    order and results are as before, and an error raised before the first wait is
-    raised by ``await``, not by the call."""
-    async def silent(conn, method, target, headers):
-        await conn.until_client_closes()
-
-    async def answer(conn, method, target, headers):
-        body = json.dumps({"_id": target.rsplit("/", 1)[1], "_rev": "1-a"}).encode()
-        await conn.head(chunked=False, headers={"Content-Length": len(body)})
-        conn.writer.write(body)
-        await conn.writer.drain()
-
-    async def main():
-        async with LocalServer(silent) as local:
-            server = ct.Server(local.url)
-            transport = server._transport
-            task = server._database("db").get("doc")
-            assert transport.active == 1  # in flight already: no loop iteration in between
-            assert "_arun" in repr(task) and task.get_name().startswith("couchcore.")
-            task.cancel()  # before the task's first step: the coroutine gets it and aborts the request
-            with pytest.raises(asyncio.CancelledError):
-                await task
-            await asyncio.wait_for(local.closed.wait(), 2)
-            assert local.open == 0 and transport.active == 0
-            assert nothing_in_flight(transport)
-        async with LocalServer(answer) as local:
-            server = ct.Server(local.url, max_clients=2)
-            db = server._database("db")
-            calls = [db.get(f"d{i}") for i in range(5)]
-            assert server._transport.active == 2  # the others wait for a slot, nothing sent
-            await asyncio.sleep(0)
-            assert all(call.get_stack() for call in calls if not call.done())  # the coroutines' frames
-            docs = await asyncio.gather(*calls)
-            assert [d["_id"] for d in docs] == [f"d{i}" for i in range(5)]
-            bad = db.get("doc", revs=1)  # refused before sending: raised by await
-            with pytest.raises(couchcore.InvalidInput):
-                await bad
-            assert nothing_in_flight(server._transport)
-            server.close()
 
     arun(main())
 
