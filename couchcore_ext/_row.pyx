@@ -238,3 +238,111 @@ cdef _install_members():
 
 
 _install_members()
+
+
+@cython.final
+cdef class Items:
+    """Items(batches) -- the iterator of a streamed result (``couchcore._results``).
+
+    ``batches`` is a generator of lists (one per parsed chunk); iterating an ``Items``
+    returns their items in order, each from C (``tp_iternext``: a bounds check and a
+    reference, no Python frame per item), and resumes the generator only when a list runs
+    out (empty lists are skipped).  An exception from the generator propagates; after
+    its end, or after :meth:`close`, iteration stops.  ``close()`` closes the generator
+    (its ``finally`` releases the connection) and drops the list being handed out, so no
+    further item is returned.
+    """
+
+    cdef list _cur        # the list being handed out (None between lists)
+    cdef Py_ssize_t _i    # the index of its next item
+    cdef object _gen
+    cdef object _next     # _gen.__next__
+
+    def __cinit__(self, batches):
+        self._cur = None
+        self._i = 0
+        self._gen = batches
+        self._next = batches.__next__
+
+    def __iter__(self):
+        return self
+
+    @cython.boundscheck(False)
+    @cython.wraparound(False)
+    def __next__(self):
+        cdef list cur = self._cur
+        cdef Py_ssize_t i = self._i
+        if cur is not None and i < len(cur):
+            self._i = i + 1
+            return cur[i]
+        return self._refill()
+
+    @cython.boundscheck(False)
+    @cython.wraparound(False)
+    cdef object _refill(self):
+        cdef list cur
+        self._cur = None  # the list handed out is released before the next one is parsed
+        while True:
+            cur = self._next()  # StopIteration at the end: iteration stops
+            if len(cur) > 0:
+                self._cur = cur
+                self._i = 1
+                return cur[0]
+
+    def close(self):
+        """Stop: close the generator (releasing the connection); no further item is returned."""
+        self._cur = None
+        self._gen.close()
+
+
+# Items' tp_iternext: the common case (an item left in the current list) in plain C, ~10
+# instructions; Cython's __next__ (kept as the fallback, which refills) takes a reference
+# to the list and checks it again (~25 per item, callgrind).  The two fields' offsets are
+# found on an instance, as the Row fields' are.
+cdef extern from *:
+    """
+    static Py_ssize_t cc_items_cur_off = 0, cc_items_i_off = 0;
+    static iternextfunc cc_items_slow = NULL;
+    static PyObject* cc_items_next(PyObject* self) {
+        PyObject* cur = *(PyObject**)((char*)self + cc_items_cur_off);
+        Py_ssize_t* ip = (Py_ssize_t*)((char*)self + cc_items_i_off);
+        Py_ssize_t i = *ip;
+        PyObject* item;
+        if (cur != Py_None && i < PyList_GET_SIZE(cur)) {
+            *ip = i + 1;
+            item = PyList_GET_ITEM(cur, i);
+            Py_INCREF(item);
+            return item;
+        }
+        return cc_items_slow(self);
+    }
+    static void cc_items_install(PyTypeObject* t, Py_ssize_t cur_off, Py_ssize_t i_off) {
+        cc_items_cur_off = cur_off;
+        cc_items_i_off = i_off;
+        cc_items_slow = t->tp_iternext;
+        t->tp_iternext = cc_items_next;
+    }
+    """
+    void cc_items_install(PyTypeObject* t, Py_ssize_t cur_off, Py_ssize_t i_off)
+
+
+cdef _install_items_next():
+    cdef Items probe = Items(iter(()))
+    cdef Py_ssize_t off, cur_off = -1, i_off = -1
+    cdef Py_ssize_t size = Items.__basicsize__
+    marker = []
+    probe._cur = marker
+    probe._i = 0x5A5A5A5A
+    off = <Py_ssize_t>sizeof(PyObject)
+    while off + <Py_ssize_t>sizeof(PyObject*) <= size:
+        if (<PyObject**>((<char*><PyObject*>probe) + off))[0] == <PyObject*>marker:
+            cur_off = off
+        if (<Py_ssize_t*>((<char*><PyObject*>probe) + off))[0] == 0x5A5A5A5A:
+            i_off = off
+        off += <Py_ssize_t>sizeof(PyObject*)
+    if cur_off < 0 or i_off < 0:
+        raise ImportError("couchcore_ext._row: unexpected layout of Items")
+    cc_items_install(<PyTypeObject*>Items, cur_off, i_off)
+
+
+_install_items_next()

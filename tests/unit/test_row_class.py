@@ -421,3 +421,67 @@ def test_parser_rows_kept_across_feeds_and_refcounts(backend):
         del p
     gc.collect()
     assert abs(sys.getrefcount(None) - before) < 50
+
+
+# -- couchcore_ext._row.Items: the iterator of a streamed result ---------------------------------
+
+
+@pytest.mark.skipif(EXT_SKIP is not None, reason=EXT_SKIP or "")
+def test_items_hands_over_every_list_in_order_then_the_error_then_stops():
+    from couchcore_ext._row import Items
+
+    log = []
+
+    def batches():
+        try:
+            yield [1, 2, 3]
+            yield []
+            yield [4]
+            yield [5, 6]
+            raise ValueError("stream broke")
+        finally:
+            log.append("finally")
+
+    it = Items(batches())
+    assert iter(it) is it
+    got = [next(it) for _ in range(6)]
+    assert got == [1, 2, 3, 4, 5, 6]
+    with pytest.raises(ValueError, match="stream broke"):
+        next(it)
+    assert log == ["finally"]
+    with pytest.raises(StopIteration):
+        next(it)
+    assert list(Items(iter([[], [7], [], [8, 9], []]))) == [7, 8, 9]
+    assert list(Items(iter([]))) == []
+
+
+@pytest.mark.skipif(EXT_SKIP is not None, reason=EXT_SKIP or "")
+def test_items_close_closes_the_generator_and_returns_nothing_more():
+    from couchcore_ext._row import Items
+
+    log = []
+    kept = weakref.WeakSet()
+
+    class Item:
+        pass
+
+    def batches():
+        try:
+            for _ in range(3):
+                batch = [Item() for _ in range(4)]
+                kept.update(batch)
+                yield batch
+        finally:
+            log.append("finally")
+
+    it = Items(batches())
+    first = next(it)
+    assert isinstance(first, Item)
+    it.close()
+    assert log == ["finally"]
+    with pytest.raises(StopIteration):
+        next(it)
+    del first
+    gc.collect()
+    assert len(kept) == 0  # the rest of the list being handed out is not held
+    it.close()  # again: nothing happens
