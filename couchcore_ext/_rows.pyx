@@ -918,6 +918,28 @@ cdef extern from *:
     #endif
         return _PyDict_NewPresized(n);
     }
+    #if CC_DICTFILL
+    /* the shared empty table of PyDict_New() dicts (set by cc_dictfill_check when the first
+       insert may go through cc_dict_put, else NULL) */
+    static cc_dk311* CC_EMPTY_KEYS = NULL;
+    /* the table insert_to_emptydict gives a dict's first str key (new_keys_object(
+       PyDict_LOG_MINSIZE, unicode): 8 slots, 5 usable, of the size of the ones on the
+       keys free list, which free_keys_object may put it on) */
+    static cc_dk311* cc_new_keys8(void) {
+        cc_dk311* k = (cc_dk311*)PyObject_Malloc(sizeof(cc_dk311) + 8 + 5 * sizeof(cc_dku311));
+        if (k == NULL) { PyErr_NoMemory(); return NULL; }
+        k->dk_refcnt = 1;
+        k->dk_log2_size = 3;
+        k->dk_log2_index_bytes = 3;
+        k->dk_kind = CC_DK_UNICODE;
+        k->dk_version = 0;
+        k->dk_usable = 5;
+        k->dk_nentries = 0;
+        memset(k->dk_indices, 0xff, 8);
+        memset(k->dk_indices + 8, 0, 5 * sizeof(cc_dku311));
+        return k;
+    }
+    #endif
     /* dict[key] = v for an exact str key (the parser's keys); steals both references, also
        on failure (-1, exception set) */
     CC_INLINE int cc_dict_put(PyObject* dict, PyObject* key, PyObject* v) {
@@ -926,6 +948,15 @@ cdef extern from *:
         Py_hash_t h = ((PyASCIIObject*)key)->hash;
         PyDictObject* mp = (PyDictObject*)dict;
         cc_dk311* k = (cc_dk311*)mp->ma_keys;
+        if (k == CC_EMPTY_KEYS && h != -1 && mp->ma_values == NULL) {
+            /* the dict's first pair (PyDict_New: the shared empty table): its own table
+               made here, as insert_to_emptydict makes it, then filled as below */
+            cc_dk311* nk = cc_new_keys8();
+            if (nk == NULL) { Py_DECREF(key); Py_DECREF(v); return -1; }
+            k->dk_refcnt--;              /* dictkeys_decref(Py_EMPTY_KEYS): never reaches 0 */
+            mp->ma_keys = (PyDictKeysObject*)nk;
+            k = nk;
+        }
         if (CC_DICTFILL_ON && h != -1 && k->dk_usable > 0 && k->dk_log2_size < 8 && mp->ma_values == NULL) {
             size_t mask = ((size_t)1 << k->dk_log2_size) - 1, i = (size_t)h & mask, perturb = (size_t)h;
             int8_t* ind = (int8_t*)k->dk_indices;
@@ -988,6 +1019,7 @@ cdef extern from *:
         PyObject* a = NULL;
         PyObject* b = NULL;
         CC_DICTFILL_ON = 0;
+        CC_EMPTY_KEYS = NULL;
         for (pass = 0; pass < 2; pass++) {
             cc_dk311* ka;
             cc_dk311* kb;
@@ -1085,6 +1117,34 @@ cdef extern from *:
                     || _PyDict_SizeOf((PyDictObject*)a) != _PyDict_SizeOf((PyDictObject*)b))
                 goto sized_done;
             CC_DICTSIZED_ON = 1;
+            /* a dict's first pair put by cc_dict_put into its own 8-slot table: 5 keys as
+               PyDict_SetItem puts them (from insert_to_emptydict on) */
+            Py_CLEAR(a);
+            Py_CLEAR(b);
+            r0 = e->dk_refcnt;
+            a = PyDict_New();
+            b = PyDict_New();
+            if (a == NULL || b == NULL) goto done;
+            CC_EMPTY_KEYS = e;
+            CC_DICTFILL_ON = 1;
+            for (i = 0; i < 5; i++) {
+                PyObject* key = PyList_GET_ITEM(keys, i);
+                PyObject* v = PyLong_FromSsize_t(i);
+                if (v == NULL) { CC_DICTFILL_ON = 0; CC_EMPTY_KEYS = NULL; goto done; }
+                if (PyDict_SetItem(a, key, v) < 0) { Py_DECREF(v); CC_DICTFILL_ON = 0; CC_EMPTY_KEYS = NULL; goto done; }
+                Py_INCREF(key);
+                if (cc_dict_put(b, key, v) < 0) { CC_DICTFILL_ON = 0; CC_EMPTY_KEYS = NULL; goto done; }
+            }
+            CC_DICTFILL_ON = 0;
+            ka = (cc_dk311*)((PyDictObject*)a)->ma_keys;
+            kb = (cc_dk311*)((PyDictObject*)b)->ma_keys;
+            if (e->dk_refcnt != r0 || ka == e || kb == e || kb->dk_kind != CC_DK_UNICODE
+                    || ka->dk_kind != CC_DK_UNICODE || ka->dk_log2_size != 3 || kb->dk_log2_size != 3
+                    || ka->dk_log2_index_bytes != 3 || ka->dk_usable != 0 || kb->dk_usable != 0
+                    || ka->dk_nentries != 5 || kb->dk_nentries != 5 || kb->dk_refcnt != 1
+                    || memcmp(ka->dk_indices, kb->dk_indices, 8 + 5 * sizeof(cc_dku311)) != 0
+                    || _PyDict_SizeOf((PyDictObject*)a) != _PyDict_SizeOf((PyDictObject*)b))
+                CC_EMPTY_KEYS = NULL;
         sized_done:
             Py_CLEAR(a);
             Py_CLEAR(b);
@@ -1095,14 +1155,29 @@ cdef extern from *:
         if (PyErr_Occurred()) PyErr_Clear();
         CC_DICTFILL_ON = ok;
         if (!ok) CC_DICTSIZED_ON = 0;
+        if (!CC_DICTSIZED_ON) CC_EMPTY_KEYS = NULL;
         return ok;
     #else
         (void)keys;
         return 0;
     #endif
     }
-    static int cc_dictfill_on(void) { return CC_DICTFILL_ON + 2 * CC_DICTSIZED_ON; }
-    static void cc_dictfill_set(int on) { CC_DICTFILL_ON = on && CC_DICTFILL; if (!CC_DICTFILL_ON) CC_DICTSIZED_ON = 0; }
+    static int cc_dictfill_on(void) {
+    #if CC_DICTFILL
+        return CC_DICTFILL_ON + 2 * CC_DICTSIZED_ON + 4 * (CC_EMPTY_KEYS != NULL);
+    #else
+        return 0;
+    #endif
+    }
+    static void cc_dictfill_set(int on) {
+        CC_DICTFILL_ON = on && CC_DICTFILL;
+        if (!CC_DICTFILL_ON) {
+            CC_DICTSIZED_ON = 0;
+    #if CC_DICTFILL
+            CC_EMPTY_KEYS = NULL;
+    #endif
+        }
+    }
     /* the dict or list at d[p] ('{' or '[') */
     static PyObject* cc_plain_container(const unsigned char* d, Py_ssize_t p, Py_ssize_t n,
                                         int lines, int depth, Py_ssize_t* endp) {
@@ -1587,9 +1662,10 @@ def _doc_state():
 
 def _dictfill_state():
     """Test hook: (whether the C path fills dicts directly, whether it makes Documents'
-    sized tables itself) -- CPython 3.11, after the import-time layout check."""
+    sized tables itself, whether it makes a dict's first table itself) -- CPython 3.11,
+    after the import-time layout check."""
     cdef int s = cc_dictfill_on()
-    return bool(s & 1), bool(s & 2)
+    return bool(s & 1), bool(s & 2), bool(s & 4)
 
 
 def _set_dictfill(bint flag):

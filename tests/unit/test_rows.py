@@ -1836,7 +1836,7 @@ def test_c_dicts_filled_directly():
     data = _docs_body(docs)
     want = expected("view", data)
     if sys.version_info[:2] == (3, 11) and not sysconfig_gil_disabled():
-        assert _cy_rows._dictfill_state() == (True, True)   # the layout checks passed: both on
+        assert _cy_rows._dictfill_state() == (True, True, True)   # the layout checks passed: all on
     for chunks in [[data], split_every(data, 211), split_every(data, 4096)] + \
             [[data[:i], data[i:]] for i in range(0, len(data), 997)]:
         for got in _cython_variants("view", chunks) + [parse("python", "view", chunks)]:
@@ -1844,7 +1844,7 @@ def test_c_dicts_filled_directly():
     on = parse("cython", "view", [data])[0]
     was = _cy_rows._set_dictfill(False)
     try:
-        assert _cy_rows._dictfill_state() == (False, False)
+        assert _cy_rows._dictfill_state() == (False, False, False)
         off = parse("cython", "view", [data])[0]
     finally:
         _cy_rows._set_dictfill(was)
