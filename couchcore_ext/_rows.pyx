@@ -1325,11 +1325,19 @@ cdef extern from *:
        reason; new references, NULL where absent), like RowParser._fast_rowv: other keys
        are parsed and dropped, a later duplicate replaces an earlier one, "doc" objects are
        Documents.  Returns 1 (done, *endp set), 0 (gave up: f[] all NULL), -1 (error). */
+    /* The keys of the last view row, in order (up to CC_ROWK_N of <= 8 bytes): the next
+       row's keys are guessed from them (rows of a view all look alike) -- a key whose bytes
+       up to its closing quote equal the guess (one masked word) is that key, without the
+       scan for its end and cc_classify.  len < 0: no guess. */
+    #define CC_ROWK_N 8
+    typedef struct { int len; int kid; uint64_t w; } cc_rowk;
+    static cc_rowk CC_ROWK[CC_ROWK_N] = {{-1, 0, 0}, {-1, 0, 0}, {-1, 0, 0}, {-1, 0, 0},
+                                         {-1, 0, 0}, {-1, 0, 0}, {-1, 0, 0}, {-1, 0, 0}};
     CC_HOT static int cc_view_row(const unsigned char* d, Py_ssize_t p, Py_ssize_t n, int lines,
                            PyObject** f, Py_ssize_t* endp) {
         Py_ssize_t q;
         PyObject* v;
-        int kid, high, i;
+        int kid, high, i, ki = 0;
         unsigned char c;
         for (i = 0; i < 6; i++) f[i] = NULL;
         p = cc_ws(d, p + 1, n, lines);
@@ -1337,9 +1345,38 @@ cdef extern from *:
         if (d[p] == '}') { *endp = p + 1; return 1; }
         for (;;) {
             if (d[p] != '"') goto giveup;
+    #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+            if (ki < CC_ROWK_N && CC_ROWK[ki].len >= 0 && p + 10 <= n) {
+                /* 8 bytes after the quote and the byte after the guessed key readable
+                   (len <= 8: p + 1 + len <= p + 9 < n) */
+                const cc_rowk* g = &CC_ROWK[ki];
+                uint64_t w;
+                memcpy(&w, d + p + 1, 8);
+                if (g->len < 8) w &= (1ULL << (8 * g->len)) - 1;
+                if (w == g->w && d[p + 1 + g->len] == '"') {
+                    kid = g->kid;
+                    q = p + 1 + g->len;
+                    goto key_done;
+                }
+            }
+    #endif
             q = cc_plain_str(d, p + 1, n, &high);
             if (q < 0 || high) goto giveup;
             kid = cc_classify(d + p + 1, q - p - 1);
+            if (ki < CC_ROWK_N) {
+                Py_ssize_t len = q - p - 1;
+                if (len <= 8) {
+                    uint64_t w = 0;
+                    memcpy(&w, d + p + 1, (size_t)len);
+                    CC_ROWK[ki].w = w;
+                    CC_ROWK[ki].kid = kid;
+                    CC_ROWK[ki].len = (int)len;
+                } else {
+                    CC_ROWK[ki].len = -1;
+                }
+            }
+        key_done:
+            ki++;
             p = q + 1;
             if (p < n && d[p] == ':') p++;
             else {

@@ -1919,6 +1919,9 @@ def test_c_dict_keys_guessed():
     docs += [doc(base_keys[::-1], 1), doc(base_keys, 2), doc(base_keys[:3] + base_keys[:3], 3), doc(base_keys, 4)]
     docs += ['{"a":{"name":"x","ok":1},"b":{"other":2},"c":{"name":"y","ok":false,"extra":[]},"d":{"ok":3,"name":4}}'] * 3
     docs += ['{"%s":1,"%s":2}' % ("é", "e"), '{"e":1,"é":2}', '{"e\\"":1,"e":2}', '{"e":1}']
+    # a key that starts as the guess: read as the guess up to its next byte, it would end
+    # the document and the row there
+    docs += [doc(base_keys, 5), '{"X:1}}":1,"a":2}', doc(base_keys, 6), '{"nameX:1}}":1}', doc(base_keys, 7)]
     data = _docs_body(docs)
     assert len(data) < 150_000
     want = expected("view", data)
@@ -1932,3 +1935,32 @@ def test_c_dict_keys_guessed():
         assert list(g.doc.items()) == list(w.doc.items())
         for k in w.doc:
             assert "".join(list(k)) in g.doc
+
+
+@pytest.mark.skipif(CY_SKIP is not None, reason=CY_SKIP or "")
+def test_c_view_row_keys_guessed():
+    # the C path guesses a view row's keys from the row before (the same keys in the same
+    # order, of <= 8 bytes): rows whose keys are the guess, then near misses (a byte
+    # changed, one more or one less, a prefix), other orders, extra and repeated keys,
+    # escaped keys that spell a known one, keys past 8 bytes, more than 8 keys, error
+    # rows: equal to json.loads on every variant and the twin, whole and cut anywhere
+    rows = []
+    plain = '{"id":"a%d","key":%d,"value":{"n":%d}}'
+    for i, alt in enumerate(['{"idx":"x","key":%d,"value":1}', '{"i":"x","key":%d,"value":1}',
+                             '{"id":"x","kez":%d,"value":1}', '{"id":"x","key":%d,"valu":1}',
+                             '{"id":"x","key":%d,"values":1}', '{"id":"x","key":%d,"value":1,"doc":{"_id":"x"}}',
+                             '{"id":"x","key":%d,"value":1,"docs":2}', '{"key":%d,"id":"x","value":1}',
+                             '{"value":%d,"key":1,"id":"x"}', '{"i\\u0064":"esc","key":%d,"value":1}',
+                             '{"id":"x","key":%d,"value":1,"id":"second"}', '{"id":"x","key":%d,"keykeykey":1,"value":2}',
+                             '{"a":1,"b":2,"c":3,"d":4,"e":5,"f":6,"g":7,"h":8,"id":"z","key":%d,"value":9}',
+                             '{"key":%d,"error":"not_found"}', '{"key":%d,"error":"x","reason":"y"}',
+                             '{"":%d,"id":"e","key":0,"value":0}', '{"id":"x","key":%d,"value":1,"reason":"r"}',
+                             '{"idX:1}":%d,"id":"ok","key":1,"value":2}']):   # read as "id" up to "X" it would end the row
+        rows += [plain % (i, i, i), plain % (i, i, i), alt % i, alt % i, plain % (i, i, i)]
+    data = ('{"total_rows":%d,"offset":0,"rows":[\r\n' % len(rows) + ",\r\n".join(rows) + "\r\n]}").encode()
+    want = expected("view", data)
+    assert len(want[0]) == len(rows)
+    for chunks in [[data], split_every(data, 37), split_every(data, 4096)] + \
+            [[data[:i], data[i:]] for i in range(0, len(data), 53)]:
+        for got in _cython_variants("view", chunks) + [parse("python", "view", chunks)]:
+            assert_same(got, want)
