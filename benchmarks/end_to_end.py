@@ -40,6 +40,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -123,12 +124,9 @@ def serve(view_rows: int, doc_rows: int) -> None:
 # -- the contenders (run in the child process) -----------------------------------------------------
 
 
-def _download(url: str, backend: str, path: str) -> dict:
-    import couchcore
+def _download(server: Any, path: str) -> dict:
     from couchcore._drivers import run
     from couchcore.protocol.messages import Request
-
-    server = couchcore.Server(url, backend=backend)
 
     def op():
         resp = yield Request("GET", path, stream=True)
@@ -189,11 +187,22 @@ def client(name: str, url: str, shape: str, size: int) -> dict:
         import couchcore
 
         assert couchcore.__file__.startswith(os.environ["E2E_BASELINE_TREE"]), couchcore.__file__
+    database = None
     if name.startswith("couchcore/") or name.startswith("download/"):
-        # imported before the clock starts, like every contender's modules
-        import couchcore  # noqa: F401
+        # imported before the clock starts, like every contender's modules (couchcore imports its
+        # parts on first use: the view path's are named here), and the Database made before it as
+        # each peer's client and database objects are (in connect())
+        import couchcore
         import couchcore._drivers  # noqa: F401
+        import couchcore._results  # noqa: F401
+        import couchcore._rows  # noqa: F401
         import couchcore.protocol.messages  # noqa: F401
+        import couchcore.protocol.views  # noqa: F401
+
+        if name.startswith("couchcore/"):
+            database = couchcore.Database(f"{url}/{db}", backend=name.split("/", 1)[1])
+        else:
+            server = couchcore.Server(url, backend=name.split("/", 1)[1])
     elif name == "urllib3+orjson/line":
         import orjson  # noqa: F401
         import urllib3  # noqa: F401
@@ -213,11 +222,8 @@ def client(name: str, url: str, shape: str, size: int) -> dict:
             peer.connect(ctx)
     t0, c0 = time.perf_counter(), time.process_time()
     if name.startswith("download/"):
-        result = _download(url, name.split("/", 1)[1], path)
-    elif name.startswith("couchcore/"):
-        import couchcore
-
-        database = couchcore.Database(f"{url}/{db}", backend=name.split("/", 1)[1])
+        result = _download(server, path)
+    elif database is not None:
         if shape == "view":
             result = view_digest(database.view("bench/by_user"))
         else:
