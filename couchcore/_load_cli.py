@@ -403,33 +403,14 @@ def records(f: IO[bytes], fmt: str) -> Iterator[Any]:
 
 
 def _split_db_url(url: str) -> tuple[str, str]:
-    """``(server_url, db_name)``; :class:`Fatal` when the URL names no database."""
-    from urllib.parse import unquote, urlsplit, urlunsplit
-
+    """``(server_url, db_name)``; :class:`Fatal` when the URL names no database (:func:`couchcore.cli.db_url_parts`)."""
+    from .cli import db_url_parts
     from .errors import InvalidInput
-    from .protocol.paths import validate_db_name
-    from ._urls import redact_url, split_credentials
 
     try:
-        parts = urlsplit(url)
-    except ValueError:
-        raise Fatal(f"not a URL: {redact_url(url)!r}") from None
-    try:  # a query or fragment (never dropped unsaid), an unencoded '?' or '#' in a password
-        split_credentials(url)
+        return db_url_parts(url)
     except InvalidInput as exc:
         raise Fatal(str(exc)) from None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise Fatal(f"not an http(s) URL: {redact_url(url)!r}")
-    path = parts.path.rstrip("/")
-    base, _, name = path.rpartition("/")
-    name = unquote(name)
-    if not name:
-        raise Fatal(f"the URL names no database: {redact_url(url)} (expected http://host:5984/DBNAME)")
-    try:
-        validate_db_name(name)
-    except InvalidInput as exc:
-        raise Fatal(str(exc)) from None
-    return urlunsplit((parts.scheme, parts.netloc, base, "", "")), name
 
 
 def _node_base(url: str, name: str) -> str:

@@ -88,11 +88,22 @@ def split_credentials(url: str) -> ServerURL:
 
 def split_database_url(url: str) -> tuple[str, str]:
     """Split ``http://user:pw@host:5984/prefix/db%2Fname`` into the server URL (with
-    its credentials, for :func:`split_credentials`) and the decoded database name."""
+    its credentials, for :func:`split_credentials`) and the decoded database name.
+
+    Raises :class:`~couchcore.errors.InvalidInput` (the message never holds the password)
+    for what :func:`split_credentials` refuses, a URL whose path names no database
+    (``http://host:5984/``) and a document's URL (``.../db/_design/app``); the name itself
+    is the caller's to check (``validate_db_name``).
+    """
     split_credentials(url)  # the same checks, before anything is taken apart
     parts = urlsplit(url)
+    # the scheme and authority as written (the authority follows the '//': a host such as 's'
+    # or 'http' also stands inside the scheme, where url.index(netloc) found it)
+    origin = url[: url.index("//") + 2 + len(parts.netloc)]
     path = parts.path.rstrip("/")
     base_path, _, name = path.rpartition("/")
+    if not name:
+        raise InvalidInput(f"the URL names no database: {redact_url(url)} (expected http://host:5984/DBNAME)")
     segments = [unquote(seg) for seg in base_path.split("/")]
     if "_design" in segments or "_local" in segments:
         # http://host:5984/db/_design/app is a design document's URL: taken apart as the
@@ -100,7 +111,7 @@ def split_database_url(url: str) -> tuple[str, str]:
         # it existed
         cut = segments.index("_design") if "_design" in segments else segments.index("_local")
         raise InvalidInput(f"{redact_url(url)!r} is a document's URL, not a database's: give the "
-                           f"database's ({redact_url(url[: url.index(parts.netloc) + len(parts.netloc)])}"
+                           f"database's ({redact_url(origin)}"
                            f"{'/'.join(base_path.split('/')[:cut])}) and the document id to get()")
-    server_url = url[: url.index(parts.netloc) + len(parts.netloc)] + base_path
+    server_url = origin + base_path
     return server_url, unquote(name)

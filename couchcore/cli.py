@@ -215,27 +215,18 @@ def _env_auth(url: str) -> tuple[str, str] | None:
     return user, os.environ.get("COUCHDB_PASSWORD", "")
 
 
-def _url_problem(url: str) -> str | None:
-    """Why ``url`` cannot name a database (one line, credentials hidden), or ``None``."""
-    from urllib.parse import urlsplit
+def db_url_parts(url: str) -> tuple[str, str]:
+    """``(server_url, db_name)`` of the database URL a command was given (``load``, ``dump``):
+    the server URL keeps the credentials and any path prefix. Raises
+    :class:`~couchcore.errors.InvalidInput` with one line that never holds the password: not an
+    http(s) URL, a query or fragment, an unencoded ``?``/``#``/``@`` in the password, no database
+    in the path, a document's URL, an invalid database name."""
+    from ._urls import split_database_url
+    from .protocol.paths import validate_db_name
 
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname
-    except ValueError:
-        return f"not a URL: {redact_url(url)!r}"
-    if parts.scheme not in ("http", "https") or not host:
-        return f"not an http(s) URL: {redact_url(url)!r}"
-    from ._urls import split_credentials
-    from .errors import InvalidInput
-
-    try:  # a query or fragment, an unencoded '?' or '#' in a password (message without it)
-        split_credentials(url)
-    except InvalidInput as exc:
-        return str(exc)
-    if not parts.path.strip("/"):
-        return f"the URL names no database: {redact_url(url)} (expected http://host:5984/DBNAME)"
-    return None
+    server_url, name = split_database_url(url)
+    validate_db_name(name)
+    return server_url, name
 
 
 def _run_dump(args: argparse.Namespace) -> int:
@@ -250,9 +241,12 @@ def _run_dump(args: argparse.Namespace) -> int:
     if args.parallel < 1:
         print("couchcore dump: --parallel must be at least 1", file=sys.stderr)
         return 2
-    problem = _url_problem(args.db_url)
-    if problem is not None:
-        print(f"couchcore dump: {problem}", file=sys.stderr)
+    from .errors import InvalidInput
+
+    try:
+        db_url_parts(args.db_url)
+    except InvalidInput as exc:
+        print(f"couchcore dump: {exc}", file=sys.stderr)
         return 2
     try:
         db = Database(args.db_url, auth=_env_auth(args.db_url), backend=_dump_backend(args.backend))
