@@ -626,7 +626,6 @@ def test_document_head(head_engine, text, expected):
     (b'{"skipped":"\xff\xfe"}', ParseError, None),  # invalid UTF-8 inside a string msgspec skips
     (b'{"_id":"a","x":["\xed\xa0\x80"]}', ParseError, None),  # an encoded surrogate is no UTF-8
     (b'\xef\xbb\xbf{"_id":"a"}', ParseError, None),  # a BOM cannot be sent on
-    (b'{"x":' + b'[' * 3000 + b']' * 3000 + b'}', ParseError, None),
 ])
 def test_document_head_errors_alike(head_engine, text, error, field):
     decode = codec.document_head_decoder("k", engine=head_engine)
@@ -634,6 +633,17 @@ def test_document_head_errors_alike(head_engine, text, error, field):
         decode(text)
     assert type(info.value) is error and getattr(info.value, "field", None) == field
     assert head_or_error(decode, text) == head_or_error(codec.document_head_decoder("k", engine="simplejson"), text)
+
+
+def test_document_head_of_deep_nesting_alike(head_engine):
+    # 3,000 nested arrays: deeper than Python 3.10/3.11's recursion limit (1,000), which bounds the
+    # JSON engines' C recursion there (ParseError); from 3.12 on a separate, larger C limit bounds it
+    # and the document is read. Either way every engine answers as simplejson does.
+    text = b'{"x":' + b'[' * 3000 + b']' * 3000 + b'}'
+    outcome = head_or_error(codec.document_head_decoder("k", engine=head_engine), text)
+    assert outcome == head_or_error(codec.document_head_decoder("k", engine="simplejson"), text)
+    if sys.version_info < (3, 12):
+        assert outcome[:2] == ("error", "ParseError")
 
 
 def test_document_head_without_id_field(head_engine):
