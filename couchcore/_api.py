@@ -649,8 +649,8 @@ class DatabaseAPI:
              force: bool = False, retries: int = _docs.DEFAULT_RETRIES, **options: Any) -> ConflictResolution:
         """Create or update one document or a list of them; returns a ConflictResolution.
 
-        Documents are updated in place (``_id``, ``_rev``); those without ``_id`` get
-        server uuids. A document that is not strict JSON, or whose ``_id`` begins with
+        Documents are updated in place (``_id``, ``_rev``); those without ``_id`` (or
+        with ``"_id": None``) get server uuids. A document that is not strict JSON, or whose ``_id`` begins with
         ``_`` other than ``_design/...`` and ``_local/...``, raises
         :class:`InvalidDocument` before anything is sent. A single document's conflict raises :class:`Conflict` (with the
         resolution in ``.resolution``) unless ``merge`` or ``force`` resolves it; for a
@@ -874,7 +874,10 @@ class DatabaseAPI:
         given". The other options (``limit``, ``skip``, ``descending``, ...) have no
         ``null``: ``None`` leaves them out. ``update`` is ``True``, ``False`` or
         ``"lazy"`` (also ``"true"``/``"false"``). Unknown options or wrong types raise
-        :class:`InvalidOption` before anything is sent.
+        :class:`InvalidOption` before anything is sent. A built-in reducer that cannot
+        reduce the values (``_sum`` of strings) is not an HTTP error: CouchDB answers 200
+        with the row's ``value`` an object such as ``{"error": "builtin_reduce_error",
+        "reason": ...}``, which the row carries as it came.
         https://docs.couchdb.org/en/stable/api/ddoc/views.html
         """
         return self._run(_views.view(self._ctx, self.name, name, **options))

@@ -315,8 +315,8 @@ class SyncDatabaseAPI:
     def save(self, doc_or_docs: Mapping[str, Any] | Iterable[Mapping[str, Any]], merge: Callable[[Document, Document | None], Mapping[str, Any] | None] | None = ..., force: bool = ..., retries: int = ..., **options: Any) -> ConflictResolution:
         """Create or update one document or a list of them; returns a ConflictResolution.
 
-        Documents are updated in place (``_id``, ``_rev``); those without ``_id`` get
-        server uuids. A document that is not strict JSON, or whose ``_id`` begins with
+        Documents are updated in place (``_id``, ``_rev``); those without ``_id`` (or
+        with ``"_id": None``) get server uuids. A document that is not strict JSON, or whose ``_id`` begins with
         ``_`` other than ``_design/...`` and ``_local/...``, raises
         :class:`InvalidDocument` before anything is sent. A single document's conflict raises :class:`Conflict` (with the
         resolution in ``.resolution``) unless ``merge`` or ``force`` resolves it; for a
@@ -454,7 +454,10 @@ class SyncDatabaseAPI:
         given". The other options (``limit``, ``skip``, ``descending``, ...) have no
         ``null``: ``None`` leaves them out. ``update`` is ``True``, ``False`` or
         ``"lazy"`` (also ``"true"``/``"false"``). Unknown options or wrong types raise
-        :class:`InvalidOption` before anything is sent.
+        :class:`InvalidOption` before anything is sent. A built-in reducer that cannot
+        reduce the values (``_sum`` of strings) is not an HTTP error: CouchDB answers 200
+        with the row's ``value`` an object such as ``{"error": "builtin_reduce_error",
+        "reason": ...}``, which the row carries as it came.
         https://docs.couchdb.org/en/stable/api/ddoc/views.html"""
     def build_view(self, name: str, timeout: float | None = ..., progress: Callable[[_builtins.dict[str, Any]], Any] | None = ..., poll: float = ...) -> BuildViewResult:
         """Build the index of view ``name`` (``"ddoc/view"``) and wait until it is built.
@@ -987,8 +990,8 @@ class AsyncDatabaseAPI:
     def save(self, doc_or_docs: Mapping[str, Any] | Iterable[Mapping[str, Any]], merge: Callable[[Document, Document | None], Mapping[str, Any] | None] | None = ..., force: bool = ..., retries: int = ..., *, callback: _Callable[[AsyncConflictResolution | None, _Status], Any], **options: Any) -> asyncio.Task[AsyncConflictResolution | None]:
         """Create or update one document or a list of them; returns a ConflictResolution.
 
-        Documents are updated in place (``_id``, ``_rev``); those without ``_id`` get
-        server uuids. A document that is not strict JSON, or whose ``_id`` begins with
+        Documents are updated in place (``_id``, ``_rev``); those without ``_id`` (or
+        with ``"_id": None``) get server uuids. A document that is not strict JSON, or whose ``_id`` begins with
         ``_`` other than ``_design/...`` and ``_local/...``, raises
         :class:`InvalidDocument` before anything is sent. A single document's conflict raises :class:`Conflict` (with the
         resolution in ``.resolution``) unless ``merge`` or ``force`` resolves it; for a
@@ -1166,7 +1169,10 @@ class AsyncDatabaseAPI:
         given". The other options (``limit``, ``skip``, ``descending``, ...) have no
         ``null``: ``None`` leaves them out. ``update`` is ``True``, ``False`` or
         ``"lazy"`` (also ``"true"``/``"false"``). Unknown options or wrong types raise
-        :class:`InvalidOption` before anything is sent.
+        :class:`InvalidOption` before anything is sent. A built-in reducer that cannot
+        reduce the values (``_sum`` of strings) is not an HTTP error: CouchDB answers 200
+        with the row's ``value`` an object such as ``{"error": "builtin_reduce_error",
+        "reason": ...}``, which the row carries as it came.
         https://docs.couchdb.org/en/stable/api/ddoc/views.html"""
     @overload
     def build_view(self, name: str, timeout: float | None = ..., progress: Callable[[_builtins.dict[str, Any]], Any] | None = ..., poll: float = ..., *, callback: None = ...) -> Awaitable[BuildViewResult]: ...

@@ -394,7 +394,10 @@ class ViewResult(StreamedResult[Row]):
 
     @property
     def total_rows(self) -> int | None:
-        """Rows in the whole view (``None`` for reduce queries)."""
+        """``total_rows`` as CouchDB sent it: the rows of the whole view (``None`` for
+        reduce queries). On a partition (``db.partition(p).view(...)``) CouchDB 3.5 sends the
+        row count of the shard the partition lives on, not the partition's.
+        https://docs.couchdb.org/en/stable/partitioned-dbs/index.html"""
         total: int | None = self._meta_value("total_rows")
         return total
 

@@ -37,7 +37,10 @@ cdef class Document(dict):
     """A CouchDB document: an insertion-ordered ``dict`` with attribute access.
 
     ``doc.title`` reads ``doc["title"]``; ``doc._id`` and ``doc._rev`` work too.
-    Missing attributes raise :class:`AttributeError`.
+    Missing attributes raise :class:`AttributeError`. A field named like a ``dict``
+    method (``items``, ``keys``, ``values``, ``get``, ``copy``, ``update``, ``pop``, ...)
+    is read as ``doc["items"]``: ``doc.items`` is the method, and ``doc.items = [...]``
+    sets the field while ``doc.items`` stays the method.
     """
 
     __slots__ = ()
