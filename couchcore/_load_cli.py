@@ -734,7 +734,10 @@ def _run(args: argparse.Namespace) -> int:
     interrupted = False
     import gc
 
-    gc.freeze()  # the objects of start-up live to the end: collections need not visit them again
+    # the objects of start-up live to the end: collections need not visit them again (undone at
+    # the end unless the caller froze objects itself: cli.main may run inside a longer program)
+    thaw = gc.get_freeze_count() == 0
+    gc.freeze()
     if pause_gc.paused:
         gc.enable()  # (cli.main disables it again at the end)
     try:
@@ -755,6 +758,8 @@ def _run(args: argparse.Namespace) -> int:
             source.close()
         for s in [server, *nodes]:
             s.close()
+        if thaw:
+            gc.unfreeze()
     interrupted = interrupted or report.interrupted
     if not args.quiet:
         print(f"couchcore load: {report}", file=sys.stderr)

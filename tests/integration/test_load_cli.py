@@ -784,3 +784,24 @@ def test_gc_is_paused_while_the_load_starts_and_enabled_while_it_reads(tmp_path,
         assert not gc.isenabled() and seen[-1] == (False, False)
     finally:
         gc.enable()
+
+
+def test_a_load_run_inside_a_program_leaves_its_objects_collectable(tmp_path, couch_url, admin, name):
+    """cli.main(["load", ...]) freezes the start-up's objects (gc.freeze) for the load and thaws them
+    afterwards: run inside a longer program, the program's objects stay collectable (21,003 objects
+    stayed frozen for good after one small load: reviewer-round-r25.md). A caller's own freeze is kept."""
+    import gc
+
+    from couchcore import cli
+
+    path = write_lines(tmp_path / "d.jsonl", [b'{"_id": "f1"}'])
+    assert gc.get_freeze_count() == 0
+    assert cli.main(["load", db_url(couch_url, name), str(path), "--create", "--quiet"]) == 0
+    assert gc.get_freeze_count() == 0
+    gc.freeze()  # a caller that froze its objects itself keeps them frozen
+    try:
+        frozen = gc.get_freeze_count()
+        assert cli.main(["load", db_url(couch_url, name), str(path), "--quiet", "--upsert"]) == 0
+        assert gc.get_freeze_count() >= frozen
+    finally:
+        gc.unfreeze()
