@@ -401,19 +401,26 @@ def _bulk_write(ctx: ServerContext, db: str, docs: list[Any], encoded: bytes, re
             _refused(pending, failed_here, docid,
                      {"doc": doc, "error": result.get("error", "unknown"), "reason": result.get("reason")})
     if accepted:
-        yield from _settle_accepted(ctx, db, accepted, resolution, failed_here)
+        position = {id(doc): i for i, doc in enumerate(docs)}
+        yield from _settle_accepted(ctx, db, accepted, resolution, failed_here, position)
 
 
-def _refused(pending: dict[str, PendingWrite], failed_here: set[str], docid: str, entry: PendingWrite) -> None:
+def _refused(pending: dict[str, PendingWrite], failed_here: set[str], docid: str, entry: PendingWrite,
+             position: dict[int, int] | None = None) -> None:
     """Record a document of one request as not written. ``pending`` is keyed by ``_id``: when
     another document of that id was refused in the same request, the later one takes the
     entry (the one ``force``/``merge`` and ``resolve()`` write again, as a list's later
     document of an id is its later write: once it is written the earlier ones count as
-    superseded) and the earlier ones go to its ``others``."""
+    superseded) and the earlier ones go to its ``others``. "Later" is the request's order:
+    refusals recorded out of it (a cluster's withdrawn ``202``, decided after the rest) give
+    ``position`` (``id(doc)`` -> index in the request)."""
     earlier = pending.get(docid) if docid in failed_here else None
     if earlier is not None:
-        others = earlier.pop("others", [])
-        entry["others"] = [*others, earlier]
+        group = [*earlier.pop("others", []), earlier, entry]
+        if position is not None:
+            group.sort(key=lambda e: position.get(id(e["doc"]), -1))
+        entry = group[-1]
+        entry["others"] = group[:-1]
     pending[docid] = entry
     failed_here.add(docid)
 
@@ -544,7 +551,8 @@ def _same_body(stored: Mapping[str, Any], doc: Mapping[str, Any]) -> bool:
 
 
 def _settle_accepted(ctx: ServerContext, db: str, accepted: list[tuple[Any, str]],
-                     resolution: ConflictResolution, failed_here: set[str]) -> Operation[None]:
+                     resolution: ConflictResolution, failed_here: set[str],
+                     position: dict[int, int] | None = None) -> Operation[None]:
     """Decide the writes a CouchDB cluster answered with ``"accepted": true``
     (``accepted``: each such document with the revision the answer names, in request order;
     ``failed_here``: the ids refused in the same request, whose failure stays pending).
@@ -565,7 +573,7 @@ def _settle_accepted(ctx: ServerContext, db: str, accepted: list[tuple[Any, str]
         other = yield from _accepted_lost(ctx, db, docid, rev, doc.get("_rev"))
         if other is not None:
             _refused(resolution.pending, failed_here, docid,
-                     {"doc": doc, "error": "conflict", "reason": _lost_reason(rev, other)})
+                     {"doc": doc, "error": "conflict", "reason": _lost_reason(rev, other)}, position)
             if resolution.resolved.get(docid) is doc:
                 del resolution.resolved[docid]
                 resolution.accepted.discard(docid)
