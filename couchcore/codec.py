@@ -66,7 +66,7 @@ from .errors import InvalidDocument, InvalidField, InvalidOption, ParseError
 
 __all__ = [
     "ENGINE", "ENGINES", "use", "dumps", "dumps_array", "loads", "validate_document", "add_id", "join_documents",
-    "encode_param", "encode_query", "VIEW_OPTIONS", "view_query",
+    "encode_param", "encode_query", "VIEW_OPTIONS", "view_query", "check_flags",
     "ABSENT", "HEAD_ENGINES", "DocumentHead", "document_head_decoder", "value_end",
 ]
 
@@ -646,6 +646,18 @@ VIEW_OPTIONS: dict[str, str] = {
     "sorted": _BOOL,
     "stable": _BOOL,
 }
+
+
+def check_flags(opts: Mapping[str, Any], names: Iterable[str], what: str,
+                error: type[Exception] = InvalidOption) -> None:
+    """Each of the boolean options ``names`` present in ``opts`` is a ``bool`` or the text
+    ``"true"``/``"false"`` (``None``: not given); anything else raises ``error``
+    ("``{what} option 'x' must be a bool, got ...``"). CouchDB reads only ``true`` as true:
+    ``include_docs=1`` or ``conflicts="yes"`` would silently be false."""
+    for name in names:
+        value = opts.get(name)
+        if value is not None and not isinstance(value, bool) and value not in ("true", "false"):
+            raise error(f"{what} option {name!r} must be a bool, got {value!r}")
 
 
 def _check(name: str, kind: str, value: Any) -> None:

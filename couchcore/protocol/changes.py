@@ -85,10 +85,7 @@ def changes_request(db: str, options: Mapping[str, Any], stream: bool = False,
     params = opts.pop("params", None) or {}
     if not isinstance(params, Mapping):
         raise InvalidOption(f"params (a filter function's query parameters) must be a dict, got {params!r}")
-    for name in _BOOL_OPTIONS & set(opts):
-        # CouchDB reads only "true" as true: include_docs=1 or "yes" would silently be false
-        if not isinstance(opts[name], bool) and opts[name] not in ("true", "false"):
-            raise InvalidOption(f"{what} option {name!r} must be a bool, got {opts[name]!r}")
+    codec.check_flags(opts, _BOOL_OPTIONS, what)
     if "style" in opts and opts["style"] not in ("main_only", "all_docs"):
         # CouchDB 3.5 answers any other style with 500 function_clause
         raise InvalidOption(f"changes option 'style' must be 'main_only' or 'all_docs', got {opts['style']!r}")

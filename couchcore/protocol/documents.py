@@ -67,10 +67,7 @@ def check_doc_options(opts: Mapping[str, Any]) -> None:
     unknown = set(opts) - set(GET_OPTIONS)
     if unknown:
         raise InvalidInput(f"unknown document option(s): {', '.join(sorted(unknown))}")
-    for name in _BOOL_GET_OPTIONS & set(opts):
-        value = opts[name]
-        if value is not None and not isinstance(value, bool) and value not in ("true", "false"):
-            raise InvalidInput(f"document option {name!r} must be a bool, got {value!r}")
+    codec.check_flags(opts, _BOOL_GET_OPTIONS, "document", InvalidInput)
     if opts.get("rev") is not None and not isinstance(opts["rev"], str):
         raise InvalidInput(f"document option 'rev' must be a revision str, got {opts['rev']!r}")
     if "r" in opts:
