@@ -206,6 +206,144 @@ cdef extern from *:
 
 cdef extern from *:
     """
+    /* New str objects of the compact kinds the parser makes most (plain ASCII; 1-byte
+       non-ASCII from cc_utf8), allocated here instead of by PyUnicode_New (CC_STRNEW).
+       PyUnicode_New works out the kind, struct size and size limit and fills the header
+       field by field (~55 instructions a str besides the allocation, callgrind); here the
+       header after PyObject_HEAD is copied from a template str that PyUnicode_New made at
+       import (hash -1; state: interned 0, the kind, compact 1, ascii, ready on 3.10/3.11,
+       statically_allocated 0 on 3.12/3.13; wstr/utf8 NULL), then the length and the terminating NUL are set, and PyObject_Init
+       sets the type and the reference count as PyUnicode_New does (_PyObject_Init).
+       Checked at import (cc_strnew_check): strs of 13 lengths made both ways must have the
+       same header fields and bytes, compare and hash equal; the path stays off unless they
+       do.  CPython 3.10-3.13 only (the fields compared), not free-threaded or PyPy. */
+    #if !defined(Py_GIL_DISABLED) && !defined(PYPY_VERSION) && !defined(Py_LIMITED_API) \
+        && PY_VERSION_HEX >= 0x030A0000 && PY_VERSION_HEX < 0x030E0000
+    #define CC_STRNEW 1
+    #else
+    #define CC_STRNEW 0
+    #endif
+    static int CC_STRNEW_ON = 0;
+    #if CC_STRNEW
+    static PyASCIIObject CC_ASCII_HDR;            /* template: a plain ASCII str's header */
+    static PyCompactUnicodeObject CC_LATIN1_HDR;  /* template: a 1-byte non-ASCII str's */
+    #endif
+    /* a new str of n characters, all <= 127 (ascii) or <= 255 with one >= 128 (!ascii),
+       its data left to the caller (the NUL after it written); NULL on error */
+    static inline PyObject* cc_str_new(Py_ssize_t n, int ascii) {
+    #if CC_STRNEW
+        if (CC_STRNEW_ON && n > 0 && n < ((Py_ssize_t)1 << 30)) {
+            PyObject* u;
+            if (ascii) {
+                u = (PyObject*)PyObject_Malloc(sizeof(PyASCIIObject) + (size_t)n + 1);
+                if (u == NULL) return PyErr_NoMemory();
+                memcpy((char*)u + sizeof(PyObject), (const char*)&CC_ASCII_HDR + sizeof(PyObject),
+                       sizeof(PyASCIIObject) - sizeof(PyObject));
+                ((PyASCIIObject*)u)->length = n;
+                ((char*)((PyASCIIObject*)u + 1))[n] = 0;
+            } else {
+                u = (PyObject*)PyObject_Malloc(sizeof(PyCompactUnicodeObject) + (size_t)n + 1);
+                if (u == NULL) return PyErr_NoMemory();
+                memcpy((char*)u + sizeof(PyObject), (const char*)&CC_LATIN1_HDR + sizeof(PyObject),
+                       sizeof(PyCompactUnicodeObject) - sizeof(PyObject));
+                ((PyASCIIObject*)u)->length = n;
+                ((char*)((PyCompactUnicodeObject*)u + 1))[n] = 0;
+            }
+            return PyObject_Init(u, &PyUnicode_Type);
+        }
+    #endif
+        return PyUnicode_New(n, ascii ? 127 : 255);
+    }
+    /* the header fields of two strs of the same kind equal (field by field: the state's
+       unnamed bits and the padding after it are left as malloc gave them) */
+    static int cc_str_fields_equal(PyObject* a, PyObject* b, int ascii) {
+        PyASCIIObject* x = (PyASCIIObject*)a;
+        PyASCIIObject* y = (PyASCIIObject*)b;
+        if (x->length != y->length || x->hash != y->hash || x->state.interned != y->state.interned
+                || x->state.kind != y->state.kind || x->state.compact != y->state.compact
+                || x->state.ascii != y->state.ascii)
+            return 0;
+    #if PY_VERSION_HEX < 0x030C0000
+        if (x->state.ready != y->state.ready || x->wstr != y->wstr) return 0;
+    #else
+        if (x->state.statically_allocated != y->state.statically_allocated) return 0;
+    #endif
+        if (!ascii) {
+            PyCompactUnicodeObject* cx = (PyCompactUnicodeObject*)a;
+            PyCompactUnicodeObject* cy = (PyCompactUnicodeObject*)b;
+            if (cx->utf8 != cy->utf8 || cx->utf8_length != cy->utf8_length) return 0;
+    #if PY_VERSION_HEX < 0x030C0000
+            if (cx->wstr_length != cy->wstr_length) return 0;
+    #endif
+        }
+        return 1;
+    }
+    /* The import-time check of cc_str_new (see above): fills the templates, then compares
+       strs made both ways.  Returns 1 and switches the path on when all agree; 0 otherwise
+       (it stays off). */
+    static int cc_strnew_check(void) {
+    #if CC_STRNEW
+        static const Py_ssize_t lens[] = {1, 2, 7, 8, 9, 15, 16, 17, 31, 32, 33, 100, 1000};
+        PyObject* t;
+        size_t i;
+        int ok = 1, ascii;
+        CC_STRNEW_ON = 0;
+        t = PyUnicode_New(3, 127);
+        if (t == NULL) { PyErr_Clear(); return 0; }
+        if (!PyUnicode_IS_COMPACT_ASCII(t)) { Py_DECREF(t); return 0; }
+        memcpy(&CC_ASCII_HDR, t, sizeof(PyASCIIObject));
+        Py_DECREF(t);
+        t = PyUnicode_New(3, 255);
+        if (t == NULL) { PyErr_Clear(); return 0; }
+        if (!PyUnicode_IS_COMPACT(t) || PyUnicode_IS_ASCII(t) || PyUnicode_KIND(t) != PyUnicode_1BYTE_KIND) {
+            Py_DECREF(t);
+            return 0;
+        }
+        memcpy(&CC_LATIN1_HDR, t, sizeof(PyCompactUnicodeObject));
+        Py_DECREF(t);
+        for (i = 0; ok && i < sizeof(lens) / sizeof(lens[0]); i++) {
+            for (ascii = 0; ok && ascii < 2; ascii++) {
+                Py_ssize_t n = lens[i], j;
+                size_t hs = ascii ? sizeof(PyASCIIObject) : sizeof(PyCompactUnicodeObject);
+                PyObject* a = PyUnicode_New(n, ascii ? 127 : 255);
+                PyObject* b;
+                if (a == NULL) { PyErr_Clear(); return 0; }
+                CC_STRNEW_ON = 1;
+                b = cc_str_new(n, ascii);
+                CC_STRNEW_ON = 0;
+                if (b == NULL) { PyErr_Clear(); Py_DECREF(a); return 0; }
+                for (j = 0; j < n; j++) {
+                    Py_UCS1 c = (Py_UCS1)(ascii ? 32 + (j * 7) % 95 : 160 + (j * 7) % 96);
+                    PyUnicode_1BYTE_DATA(a)[j] = c;
+                    PyUnicode_1BYTE_DATA(b)[j] = c;
+                }
+                ok = Py_TYPE(a) == Py_TYPE(b) && Py_REFCNT(a) == 1 && Py_REFCNT(b) == 1
+                     && cc_str_fields_equal(a, b, ascii)
+                     && memcmp((char*)a + hs, (char*)b + hs, (size_t)n + 1) == 0
+                     && PyUnicode_GET_LENGTH(b) == n && PyUnicode_KIND(b) == PyUnicode_1BYTE_KIND
+                     && (PyUnicode_IS_ASCII(b) != 0) == (ascii != 0)
+                     && PyUnicode_DATA(b) == (void*)((char*)b + hs)
+                     && PyUnicode_Compare(a, b) == 0 && PyObject_Hash(a) == PyObject_Hash(b);
+                if (PyErr_Occurred()) { PyErr_Clear(); ok = 0; }
+                Py_DECREF(a);
+                Py_DECREF(b);
+            }
+        }
+        CC_STRNEW_ON = ok;
+        return ok;
+    #else
+        return 0;
+    #endif
+    }
+    static int cc_strnew_on(void) { return CC_STRNEW_ON; }
+    static void cc_strnew_set(int on) { CC_STRNEW_ON = on && CC_STRNEW; }
+    """
+    int cc_strnew_check()
+    int cc_strnew_on()
+    void cc_strnew_set(int on)
+
+cdef extern from *:
+    """
     /* Value caches (strings and ints are immutable: sharing one object between rows is
        safe and gives equal values).  Short ASCII string values (<= 16 bytes, no escapes)
        and int values of <= 18 digits go through small direct-mapped tables: a value that
@@ -243,7 +381,7 @@ cdef extern from *:
             Py_INCREF(e->s);
             return e->s;
         }
-        u = PyUnicode_New(n, 127);
+        u = cc_str_new(n, 1);
         if (u == NULL) return NULL;
         memcpy(PyUnicode_DATA(u), s, (size_t)n);
         Py_XDECREF(e->s);
@@ -522,6 +660,36 @@ cdef extern from *:
            str is then filled from (a narrowing copy instead of decoding again) */
         uint32_t buf[CC_UTF8_BUF];
         int keep = n <= CC_UTF8_BUF;
+        if (keep) {
+            /* the most common case first: every character <= U+00FF (Latin-1 text: the
+               non-ASCII bytes are all 0xC2/0xC3 leads, each followed by a continuation
+               byte), decoded in one pass straight into the 1-byte characters, then copied
+               into the str; on any other byte this drops what it decoded and the general
+               loop below starts again from the first byte */
+            unsigned char o1[CC_UTF8_BUF];
+            Py_ssize_t o = 0;
+            int hi = 0;
+            while (i < n) {
+                c = s[i];
+                if (c < 0x80) {
+                    o1[o++] = c;
+                    i++;
+                } else if ((c == 0xC2 || c == 0xC3) && i + 1 < n && (s[i + 1] & 0xC0) == 0x80) {
+                    o1[o++] = (unsigned char)(((c & 0x1F) << 6) | (s[i + 1] & 0x3F));
+                    hi = 1;
+                    i += 2;
+                } else {
+                    break;
+                }
+            }
+            if (i == n && hi) {   /* hi: a character >= U+0080, so not the ASCII kind */
+                r = cc_str_new(o, 0);
+                if (r == NULL) return NULL;
+                memcpy(PyUnicode_1BYTE_DATA(r), o1, (size_t)o);
+                return r;
+            }
+            i = 0;
+        }
         while (i < n) {
             c = s[i];
             if (c < 0x80) { u = c; i++; }
@@ -553,7 +721,7 @@ cdef extern from *:
             if (keep) buf[count] = u;
             count++;
         }
-        r = PyUnicode_New(count, maxc);
+        r = maxc < 256 ? cc_str_new(count, 0) : PyUnicode_New(count, maxc);   /* maxc >= 0x80 */
         if (r == NULL) return NULL;
         kind = PyUnicode_KIND(r);
         data = PyUnicode_DATA(r);
@@ -592,7 +760,7 @@ cdef extern from *:
         return CC_GIVEUP;
     }
     static inline PyObject* cc_ascii(const unsigned char* s, Py_ssize_t n) {
-        PyObject* u = PyUnicode_New(n, 127);
+        PyObject* u = cc_str_new(n, 1);
         if (u != NULL) memcpy(PyUnicode_DATA(u), s, (size_t)n);
         return u;
     }
@@ -1672,6 +1840,8 @@ cc_set_giveup(_GIVEUP)
 cc_set_types(Document, _empty_tuple)
 # the direct dict fill (CPython 3.11): on only if its layout check passes
 cc_dictfill_check(["_id", "_rev", "type", "n", "score", "name", "tags", "owner", "note"])
+# new str objects allocated by cc_str_new itself: on only if its check passes
+cc_strnew_check()
 # the key ids of the C code are the enum's
 assert (CC_K_OTHER, CC_K_ID, CC_K_KEY, CC_K_VALUE, CC_K_DOC, CC_K_ERROR, CC_K_REASON, CC_K_DOCS,
         CC_K_OK, CC_K_ROWS, CC_K_RESULTS, CC_K_LAST_SEQ, CC_K_SEQ) == (
@@ -1703,6 +1873,22 @@ def _dictfill_state():
     after the import-time layout check."""
     cdef int s = cc_dictfill_on()
     return bool(s & 1), bool(s & 2), bool(s & 4)
+
+
+def _strnew_state():
+    """True when new str objects are made by cc_str_new's own allocation (for the tests)."""
+    return bool(cc_strnew_on())
+
+
+def _set_strnew(bint flag):
+    """Switch cc_str_new's own allocation on (only if its import check passes again) or
+    off; returns the previous state (for the tests)."""
+    cdef bint was = cc_strnew_on()
+    if flag:
+        cc_strnew_check()
+    else:
+        cc_strnew_set(0)
+    return was
 
 
 def _set_dictfill(bint flag):

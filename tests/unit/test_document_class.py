@@ -208,3 +208,60 @@ def test_the_same_pickle_bytes_old_protocols(monkeypatch, proto):
         made[cls] = pickle.dumps(cls(_id="a", n=1), proto)
     assert made[models._PyDocument] == made[ExtDocument]
     assert type(pickle.loads(made[models._PyDocument])) is ExtDocument
+
+
+@pytest.mark.skipif(EXT_SKIP is not None, reason=EXT_SKIP or "")
+def test_extension_documents_freed_by_dicts_dealloc():
+    # the extension type's instances are freed by dict's own tp_dealloc (Cython's wrapper
+    # only untracked, retracked and called it): their values are released, cycles through
+    # them are collected, a chain of 200,000 nested Documents is freed without a deep C
+    # recursion (dict's trashcan), a Python subclass still runs its __del__ and clears its
+    # weak references, and making and freeing many leaves no memory behind
+    import gc
+    import tracemalloc
+
+    from couchcore_ext import _document
+
+    assert _document._dealloc_is_dicts() is True
+    freed = []
+
+    class Probe:
+        def __del__(self):
+            freed.append(1)
+
+    d = ExtDocument(a=Probe(), b=[Probe()], c={"x": Probe()})
+    del d
+    assert len(freed) == 3
+    d = ExtDocument(p=Probe())
+    d["self"] = d
+    del d
+    gc.collect()
+    assert len(freed) == 4
+    d = ExtDocument()
+    for i in range(200_000):
+        d = ExtDocument(x=d, n=i)
+    del d
+
+    class Sub(ExtDocument):
+        __slots__ = ("__weakref__",)
+
+        def __del__(self):
+            freed.append(2)
+
+    s = Sub(a=Probe())
+    r = weakref.ref(s)
+    del s
+    assert r() is None and freed[-2:] in ([1, 2], [2, 1]) and len(freed) == 6
+    gc.collect()
+    tracemalloc.start()
+    try:
+        for _ in range(3):
+            docs = [ExtDocument(_id="d%d" % i, n=i, tags=["a"]) for i in range(20_000)]
+            del docs
+        before = tracemalloc.get_traced_memory()[0]
+        for _ in range(5):
+            docs = [ExtDocument(_id="d%d" % i, n=i, tags=["a"]) for i in range(20_000)]
+            del docs
+        assert tracemalloc.get_traced_memory()[0] - before < 100_000
+    finally:
+        tracemalloc.stop()

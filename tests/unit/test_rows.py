@@ -1964,3 +1964,82 @@ def test_c_view_row_keys_guessed():
             [[data[:i], data[i:]] for i in range(0, len(data), 53)]:
         for got in _cython_variants("view", chunks) + [parse("python", "view", chunks)]:
             assert_same(got, want)
+
+
+def _walk_strs(v, out):
+    """Every str in v: dict keys and values, list items (depth first)."""
+    if isinstance(v, str):
+        out.append(v)
+    elif isinstance(v, dict):
+        for k, x in v.items():
+            out.append(k)
+            _walk_strs(x, out)
+    elif isinstance(v, list):
+        for x in v:
+            _walk_strs(x, out)
+    return out
+
+
+@pytest.mark.skipif(CY_SKIP is not None, reason=CY_SKIP or "")
+def test_c_strs_made_directly():
+    # CPython 3.10-3.13: the C path allocates plain ASCII strs and 1-byte non-ASCII ones
+    # itself (cc_str_new: the header copied from a template str PyUnicode_New made, the
+    # length and the NUL set), and decodes a short value whose characters are all <= U+00FF
+    # in one pass straight into that 1-byte str. Values and keys of every length around the
+    # caches' limits (16 and 32 bytes, the long-value cache's 256) and the one-pass buffer
+    # (64 bytes), Latin-1 text, Latin-1 text that ends in (or starts with) a character
+    # beyond it (decoded again by the general loop), and invalid UTF-8 after Latin-1 text:
+    # equal to json.loads on every variant and the twin, whole and cut; then every str must
+    # be the str CPython makes: same size, ASCII flag, hash, encoding and lookups, with the
+    # direct allocation on and off.
+    import sysconfig
+    if (sys.implementation.name == "cpython" and (3, 10) <= sys.version_info[:2] <= (3, 13)
+            and not sysconfig.get_config_var("Py_GIL_DISABLED")):
+        assert _cy_rows._strnew_state() is True   # the import check passed: on
+    plain = ["a" * n for n in (1, 2, 7, 8, 9, 15, 16, 17, 31, 32, 33, 34, 63, 64, 65, 100, 256, 257, 1000)]
+    plain += ["x%d-%s" % (i, "0123456789abcdef" * 3) for i in range(3)]
+    latin = ["é", "aé", "éa", "café 12", "ÿ" * 10, "\u0080", "a\u00a0b", "Ünïcödé ë", "é" * 32, "é" * 33,
+             "a" * 62 + "é", "a" * 63 + "é", "é" + "a" * 63, "\u00c0\u00ff" * 20]
+    other = ["€", "é€", "€é", "aé😀", "ÿ\u0100", "é" * 31 + "€", "€" + "é" * 31, "é" * 20 + "😀"]
+    vals = plain + latin + other
+    keys = ["k" * n for n in (1, 8, 9, 16, 17, 32, 33, 40, 100)] + ["é", "clé", "é" * 40, "€"]
+    rows = []
+    for i, v in enumerate(vals):
+        doc = {"_id": v, "v": v, "l": [v, v], keys[i % len(keys)]: v, keys[(i + 3) % len(keys)]: {"s": v}}
+        rows.append(json.dumps({"id": "id-%s" % v, "key": v, "value": {"v": v}, "doc": doc}, ensure_ascii=False))
+    data = ('{"total_rows":%d,"offset":0,"rows":[\r\n' % len(rows) + ",\r\n".join(rows) + "\r\n]}").encode()
+    want = expected("view", data)
+    assert [r.key for r in want[0]] == vals
+    for chunks in [[data], split_every(data, 97), split_every(data, 4096)] + \
+            [[data[:i], data[i:]] for i in range(0, len(data), 331)]:
+        for got in _cython_variants("view", chunks) + [parse("python", "view", chunks)]:
+            assert_same(got, want)
+    on = parse("cython", "view", [data])[0]
+    was = _cy_rows._set_strnew(False)
+    try:
+        assert _cy_rows._strnew_state() is False
+        off = parse("cython", "view", [data])[0]
+    finally:
+        _cy_rows._set_strnew(was)
+    assert _cy_rows._strnew_state() is was
+    ref = json.loads(data)["rows"]
+    seen = 0
+    for row_on, row_off, r in zip(on, off, ref):
+        got = _walk_strs([row_on.id, row_on.key, row_on.value, row_on.doc], [])
+        got_off = _walk_strs([row_off.id, row_off.key, row_off.value, row_off.doc], [])
+        exp = _walk_strs([r["id"], r["key"], r["value"], r["doc"]], [])
+        assert len(got) == len(got_off) == len(exp)
+        for s, o, e in zip(got, got_off, exp):
+            seen += 1
+            assert type(s) is str and s == e == o
+            assert len(s) == len(e) and s.isascii() == e.isascii() == o.isascii()
+            assert sys.getsizeof(s) == sys.getsizeof(e) == sys.getsizeof(o)   # the compact kind: header and width
+            assert hash(s) == hash(e) and s.encode() == e.encode() and s.encode("utf-16-le") == e.encode("utf-16-le")
+            assert {e: 1}.get(s) == 1 and {s: 1}.get("".join(list(e))) == 1
+            assert (s + "!")[:-1] == e and s[::-1] == e[::-1] and max(s) == max(e)
+    assert seen > 600
+    for bad in (b"\xc3", b"\xc3(", b"\xc2\xc3\xa9", b"\xe2\x82", b"\xc0\xaf"):
+        data = b'{"total_rows":1,"offset":0,"rows":[\r\n{"id":"x","key":"caf' + "é".encode() * 3 + bad + b'","value":1}\r\n]}'
+        want = parse_or_error("python", "view", [data])
+        for got in _cython_variants("view", [data]):
+            assert isinstance(want, ParseError) and type(got) is type(want)
