@@ -545,11 +545,46 @@ class pause_gc:
     """``paused``: True while :func:`couchcore.cli.main` runs a load with the cyclic garbage
     collector disabled from its start (the imports, the parse and the pre-flight make objects that
     live to the end, ~35 collections of them cost ~10M instructions: bulk-r25.md); :func:`run`
-    enables it (after ``gc.freeze()``) just before the documents are read."""
+    enables it (after ``gc.freeze()``) just before the documents are read.
+
+    ``exits``: True while :func:`couchcore.cli.main` runs the process's own command line
+    (called without ``argv``, as the console script and ``python -m couchcore.cli`` do: the
+    process exits when it returns). The objects frozen for the load are then thawed at the
+    next collection (:func:`_thaw_at_next_collection`), not when the load ends, and not by the
+    collections of the process's exit, which then do not visit the ~50,000 start-up objects
+    again (~21M instructions, ~8% of a small load's start-up: bulk-r26.md); a program
+    that goes on after ``main()`` has them thawed before its next collection starts."""
 
     paused = False
+    exits = False
 
 
+def _thaw_at_next_collection() -> None:
+    """``gc.unfreeze()`` when the next collection starts (a ``gc.callbacks`` entry) -- not the
+    full collection the interpreter's exit starts with (``sys.is_finalizing()``: the process
+    ends; the exit's later collections run no callbacks) -- unless
+    the caller froze objects itself by then (``gc.freeze()``: everything stays frozen, as when
+    a caller had frozen objects before the load; told by a probe, a list made now, that is no
+    longer among the youngest generation's objects then). The callback leaves ``gc.callbacks``
+    at the end of a collection where it is the last entry (removing it from the middle while
+    the collector walks the list would skip the entry after it), a no-op until then."""
+    import gc
+
+    # the youngest generation collected now: ~700 allocations before the next automatic
+    # collection (one right after the load, with the exit's few allocations, would thaw at once)
+    gc.collect(0)
+    probe: list[Any] = []  # tracked, in the youngest generation until a collection or a freeze moves it
+    pending = [probe]
+
+    def thaw(phase: str, info: dict[str, int]) -> None:
+        if pending and not sys.is_finalizing():  # (the exit's full collection: the process ends)
+            pending.clear()
+            if any(obj is probe for obj in gc.get_objects(0)):
+                gc.unfreeze()
+        if phase == "stop" and gc.callbacks and gc.callbacks[-1] is thaw:
+            gc.callbacks.pop()
+
+    gc.callbacks.append(thaw)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -735,7 +770,8 @@ def _run(args: argparse.Namespace) -> int:
     import gc
 
     # the objects of start-up live to the end: collections need not visit them again (undone at
-    # the end unless the caller froze objects itself: cli.main may run inside a longer program)
+    # the end unless the caller froze objects itself: cli.main may run inside a longer program;
+    # when main() runs the process's command line, at its next collection: see pause_gc)
     thaw = gc.get_freeze_count() == 0
     gc.freeze()
     if pause_gc.paused:
@@ -759,7 +795,10 @@ def _run(args: argparse.Namespace) -> int:
         for s in [server, *nodes]:
             s.close()
         if thaw:
-            gc.unfreeze()
+            if pause_gc.exits:
+                _thaw_at_next_collection()
+            else:
+                gc.unfreeze()
     interrupted = interrupted or report.interrupted
     if not args.quiet:
         print(f"couchcore load: {report}", file=sys.stderr)

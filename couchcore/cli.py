@@ -99,6 +99,9 @@ def main(argv: list[str] | None = None) -> int:
     (130 after Ctrl-C: a subcommand says how far it got, and Ctrl-C while the command is
     still starting, e.g. importing what it needs, prints one line, no traceback)."""
     try:
+        # no argv: the process's own command line (the console script and ``python -m couchcore.cli``
+        # call main() so, and exit when it returns; see couchcore._load_cli.pause_gc.exits)
+        exits = argv is None
         argv = sys.argv[1:] if argv is None else argv
         if argv[:1] == ["bench"]:  # the rest is the harness's, --help too (argparse.REMAINDER refused it)
             return _run_bench(argv[1:])
@@ -111,13 +114,20 @@ def main(argv: list[str] | None = None) -> int:
                     from ._load_cli import pause_gc
 
                     pause_gc.paused = True
+                    pause_gc.exits = exits
                     try:
                         return _main_load(argv)
                     finally:
-                        pause_gc.paused = False
+                        pause_gc.paused = pause_gc.exits = False
                 finally:
                     gc.enable()
-            return _main_load(argv)
+            from ._load_cli import pause_gc
+
+            pause_gc.exits = exits
+            try:
+                return _main_load(argv)
+            finally:
+                pause_gc.exits = False
         args = _parse(_build_parser(argv[0] if argv[:1] in (["load"], ["dump"]) else None), argv)
         if getattr(args, "run", None) is None and args.command == "dump":
             return _run_dump(args)
