@@ -678,6 +678,7 @@ class FaultyProxy(LoopbackServer):
         self.answers: list[tuple[str, str, bytearray]] = []
         self.forwarding = True
         self._lock = threading.Lock()
+        self._gone = threading.Condition(self._lock)  # notified when a connection's handler is done with it
         self._pairs: set[tuple[socket.socket, socket.socket]] = set()
         self._reset: set[socket.socket] = set()
         super().__init__()
@@ -736,20 +737,33 @@ class FaultyProxy(LoopbackServer):
                 with contextlib.suppress(OSError):
                     s.shutdown(socket.SHUT_RDWR)
 
-    def stop_forwarding(self) -> None:
-        """Reset every open connection and refuse new ones until :meth:`resume_forwarding`."""
+    def stop_forwarding(self, timeout: float = 10.0) -> None:
+        """Reset every open connection and refuse new ones until :meth:`resume_forwarding`.
+
+        Returns once every connection open at the call has been reset (at most ``timeout``
+        seconds; :class:`TimeoutError` after that), as the connections of a server that went
+        down are gone at once: a client's next request finds its kept-alive connection
+        closed, as it would (the relaying threads reset them; returning before they had done
+        so let a client send on a connection the proxy was about to reset).
+        """
         self.forwarding = False
         with contextlib.suppress(OSError):
             self.sock.shutdown(socket.SHUT_RDWR)
         self.sock.close()
         with self._lock:
             pairs = list(self._pairs)
+            self._reset.update(client for client, _ in pairs)
         for client, up in pairs:
-            with self._lock:
-                self._reset.add(client)
             for s in (up, client):  # wakes the relaying thread, which resets the client
                 with contextlib.suppress(OSError):
                     s.shutdown(socket.SHUT_RD)
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while any(pair in self._pairs for pair in pairs):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(f"FaultyProxy: {len(pairs)} connections not reset within {timeout:g}s")
+                self._gone.wait(left)
 
     def resume_forwarding(self, timeout: float = 10.0) -> None:
         """Listen on the same port again (after :meth:`stop_forwarding`)."""
@@ -791,12 +805,14 @@ class FaultyProxy(LoopbackServer):
             pass
         finally:
             with self._lock:
-                self._pairs.discard(pair)
                 reset = conn in self._reset
                 self._reset.discard(conn)
             up.close()
             if reset or not self.forwarding:
                 self._rst(conn)
+            with self._lock:  # (after the reset: stop_forwarding waits for it)
+                self._pairs.discard(pair)
+                self._gone.notify_all()
 
     def _hang_up(self, conn: socket.socket, reset: bool) -> None:
         """End the client's connection: a TCP reset (sent by :meth:`handle` on the way
