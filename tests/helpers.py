@@ -45,12 +45,34 @@ def node_urls(value: str | None) -> list[str]:
     return [u for u in re.split(r"[\s,]+", value or "") if u]
 
 
+def _member_status(url: str, user: str, password: str, name: str) -> int:
+    """The status of ``GET /{name}`` sent by ``user`` to the node at ``url`` (credential-free)."""
+    import couchcore
+
+    member = couchcore.Server(url, auth=(user, password), retries=0)
+    try:
+        member.db(name).info()
+        return 200
+    except couchcore.HTTPError as exc:
+        return exc.status
+    finally:
+        member.close()
+
+
 @contextlib.contextmanager
 def member_db(admin: Any, user: str, password: str, prefix: str) -> Iterator[Any]:
     """A new database on ``admin``'s server (named from ``prefix``) whose only member is the
     ``_users`` account ``user`` with ``password``, made afresh (a former one is replaced);
     the database and the account are deleted after the block.
-    https://docs.couchdb.org/en/stable/api/database/security.html"""
+    https://docs.couchdb.org/en/stable/api/database/security.html
+
+    The block starts once ``user`` is let into the database through each of ``admin``'s
+    node URLs. On a CouchDB cluster the ``PUT /{db}/_security`` answers ``ok`` once a
+    majority of the shard copies took the object (fabric_db_meta:set_security), and every
+    request is first checked against one copy of the node asked (chttpd_auth_request's
+    get_security, its local copy first), which may still hold the old object: the
+    member's first request was refused "403 You are not allowed to access this db."
+    (the account likewise needs the node's view of ``_users``: 401 until then)."""
     users = admin.db("_users", create="_users" not in admin.all_dbs())
     uid = f"org.couchdb.user:{user}"
     if uid in users:
@@ -59,6 +81,9 @@ def member_db(admin: Any, user: str, password: str, prefix: str) -> Iterator[Any
     db = admin.create(unique_name(prefix))
     try:
         db.security({"admins": {"names": [], "roles": []}, "members": {"names": [user], "roles": []}})
+        for url in admin.urls:
+            wait_until(lambda: _member_status(url, user, password, db.name), lambda status: status == 200,
+                       timeout=30.0)
         yield db
     finally:
         admin.delete(db.name)
