@@ -68,7 +68,8 @@ class ViewPager:
     ``_all_docs``/``_design_docs``/``_local_docs``.
 
     ``options`` are view options; ``limit`` caps the rows delivered in all, ``key``
-    becomes ``startkey = endkey = key``, ``skip``, ``keys`` and ``sorted=False`` are
+    becomes ``startkey = endkey = key`` (``inclusive_end`` and ``endkey_docid`` still
+    apply to that end, as in CouchDB's own ``key``), ``skip``, ``keys`` and ``sorted=False`` are
     refused (:class:`InvalidInput`): paging by key needs neither, and needs the rows in
     key order (https://docs.couchdb.org/en/stable/api/ddoc/views.html, ``sorted``).
     """
@@ -95,7 +96,6 @@ class ViewPager:
                 if opts.get("startkey", NOT_GIVEN) is not NOT_GIVEN or opts.get("endkey", NOT_GIVEN) is not NOT_GIVEN:
                     raise InvalidInput("iterview takes key= or startkey=/endkey=, not both")
                 opts["startkey"] = opts["endkey"] = key
-                opts.pop("inclusive_end", None)
         codec.view_query(opts)  # unknown options and bad values fail before anything is sent
         view_path("db", name)  # and so does a bad view name
         self.name = name
