@@ -21,6 +21,7 @@ from .errors import (
     Forbidden,
     HTTPError,
     InvalidInput,
+    InvalidOption,
     NotFound,
     TransportError,
     Unauthorized,
@@ -62,7 +63,7 @@ class ChangesFollower(ResumingFeed):
     * ``one_off=True``: ends once caught up: ``pending == 0`` (or, where the server sends
       no ``pending``, an answer shorter than ``limit``, or any answer without ``limit``).
     * ``changes_options``: those of ``Database.changes`` (``filter``, ``doc_ids``,
-      ``selector``, ``include_docs``, ``limit`` per request, ``timeout`` in ms: the
+      ``selector``, ``include_docs``, ``limit`` per request (>= 1), ``timeout`` in ms: the
       server's longpoll timeout, default 60000, ...); ``feed`` and ``descending`` are
       the follower's own. Bad options raise :class:`InvalidInput` / ``InvalidOption``
       before anything is sent.
@@ -83,6 +84,11 @@ class ChangesFollower(ResumingFeed):
             raise InvalidInput(f"max_retries must be a non-negative int or None, got {max_retries!r}")
         if since is None or isinstance(since, bool) or not isinstance(since, (str, int)):
             raise InvalidInput(f"since must be a sequence (str), 0 or 'now', got {since!r}")
+        if changes_options.get("limit") == 0 and not isinstance(changes_options["limit"], bool):
+            # limit is per request: every answer would be empty, so the follower would ask
+            # again for ever (one_off: hundreds of requests a second) and deliver nothing
+            raise InvalidOption("follow()'s limit is the changes asked per request: give at least 1 "
+                                "(or None), not 0")
         self._db = db
         self.one_off = one_off
         options = dict(changes_options)
