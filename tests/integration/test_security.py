@@ -44,45 +44,68 @@ def _skip_missing(engine: str) -> None:
         pytest.importorskip("tornado")
 
 
-NOT_FOUND = http_response("404 Object Not Found", b'{"error":"not_found","reason":"missing"}')
-
-
 def sent(recorder: ScriptedServer) -> list[tuple[str, str]]:
     """``(method, target)`` of every request ``recorder`` received, in order."""
     return [(r.method, r.target) for r in recorder.requests]
 
 
+#: the ``X-Recorder`` tag of the running test's recorder (see ``call``)
+_current: list[str] = [""]
+
+
 @pytest.fixture
 def recorder():
-    """Records each request; answers ``404`` to everything."""
-    r = ScriptedServer(lambda request, conn: NOT_FOUND)
+    """Records each request; answers ``404`` to everything, tagged ``X-Recorder: <port>``
+    so that ``call`` can tell an answer from another server (a request that reached
+    something other than this test's recorder) from this recorder's own."""
+    r = ScriptedServer()
+    tag = f"{r.port}-{id(r):x}"
+    r.script = lambda request, conn: http_response("404 Object Not Found", b'{"error":"not_found","reason":"missing"}',
+                                                   headers={"X-Recorder": tag})
+    _current[0] = tag
     yield r
+    _current[0] = ""
     r.close()
 
 
+def _from_recorder(exc: couchcore.HTTPError) -> None:
+    """Fail at once, saying what answered, when ``exc`` is not the running test's recorder's 404."""
+    tag = (exc.headers or {}).get("X-Recorder")
+    if _current[0] and tag != _current[0]:
+        raise AssertionError(f"answered by something other than this test's recorder {_current[0]}: "
+                             f"{type(exc).__name__} {exc} (X-Recorder: {tag}, headers {dict(exc.headers or {})})")
+
+
 def call(engine: str, url: str, fn: Callable[[Any], Any]) -> None:
-    """``fn(db)`` on a Database at ``url`` on ``engine``; the recorder's 404 is expected."""
+    """``fn(db)`` on a Database at ``url`` on ``engine``; the recorder's 404 is expected
+    (an answer from elsewhere fails the test, naming what answered). The Database's
+    connections are closed after the call."""
     if engine == "aio":
         from couchcore import aio
 
         async def run() -> None:
             db = aio.Database(url, retries=0)
-            result = fn(db)
-            if hasattr(result, "__await__"):
-                await result
+            try:
+                result = fn(db)
+                if hasattr(result, "__await__"):
+                    await result
+            finally:
+                db.server.close()
 
         try:
             asyncio.run(run())
-        except couchcore.HTTPError:
-            pass
+        except couchcore.HTTPError as exc:
+            _from_recorder(exc)
         return
     db = couchcore.Database(url, backend=engine, retries=0)
     try:
         result = fn(db)
         if hasattr(result, "__iter__") and not isinstance(result, (dict, str, bytes)):
             list(result)
-    except couchcore.HTTPError:
-        pass
+    except couchcore.HTTPError as exc:
+        _from_recorder(exc)
+    finally:
+        db.server.close()
 
 
 #: (document id, how it must appear in the path below /db/)
