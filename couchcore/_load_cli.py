@@ -551,7 +551,7 @@ class pause_gc:
     (called without ``argv``, as the console script and ``python -m couchcore.cli`` do: the
     process exits when it returns). The objects frozen for the load are then thawed at the
     next collection (:func:`_thaw_at_next_collection`), not when the load ends, and not by the
-    collections of the process's exit, which then do not visit the ~50,000 start-up objects
+    collections of the process's exit, which then do not visit the ~21,000 start-up objects
     again (~21M instructions, ~8% of a small load's start-up: bulk-r26.md); a program
     that goes on after ``main()`` has them thawed before its next collection starts."""
 
