@@ -175,7 +175,8 @@ class Database(_DatabaseBase):
 def _threaded(ops: Iterable[Any], concurrency: int, runner: Callable[[Any], Any]) -> Iterator[tuple[int, Any]]:
     """Run operations on a thread pool, bounded: at most ``concurrency`` submitted at once."""
     import contextvars
-    from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+    import queue
+    from concurrent.futures import Future, ThreadPoolExecutor
 
     def attempt(op: Any) -> Any:
         try:
@@ -183,19 +184,29 @@ def _threaded(ops: Iterable[Any], concurrency: int, runner: Callable[[Any], Any]
         except Exception as exc:
             return exc
 
+    # each future reports itself to one queue as it finishes: one put and one get per
+    # operation (concurrent.futures.wait(FIRST_COMPLETED) adds and removes a waiter on
+    # every future in flight for every one that finishes)
+    finished: queue.SimpleQueue[tuple[int, Future[Any]]] = queue.SimpleQueue()
+
+    def report(i: int) -> Callable[[Future[Any]], None]:
+        return lambda future: finished.put((i, future))
+
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
-        flying: dict[Any, int] = {}
+        flying = 0
         for i, op in enumerate(ops):
-            if len(flying) >= concurrency:
-                done, _ = wait(flying, return_when=FIRST_COMPLETED)
-                for future in done:
-                    yield flying.pop(future), future.result()
+            if flying >= concurrency:
+                j, future = finished.get()
+                flying -= 1
+                yield j, future.result()
             # each in the caller's context, so couchcore.call_options(...) reaches the threads
-            flying[pool.submit(contextvars.copy_context().run, attempt, op)] = i
+            future = pool.submit(contextvars.copy_context().run, attempt, op)
+            future.add_done_callback(report(i))
+            flying += 1
         while flying:
-            done, _ = wait(flying, return_when=FIRST_COMPLETED)
-            for future in done:
-                yield flying.pop(future), future.result()
+            j, future = finished.get()
+            flying -= 1
+            yield j, future.result()
 
 
 Server._database_class = Database
