@@ -1662,6 +1662,20 @@ cdef extern from *:
             if (r == 0) { *endp = s; return 2; }
             row = cc_make_row(f);
             if (row == NULL) return -1;
+    #if !defined(Py_GIL_DISABLED)
+            /* out.append(row), taking the reference: into the list's spare room when it
+               has some (ob_item/allocated: the documented PyListObject fields; what
+               PyList_Append's own fast path does), else PyList_Append (which resizes) */
+            {
+                Py_ssize_t m = PyList_GET_SIZE(out);
+                if (m < ((PyListObject*)out)->allocated) {
+                    PyList_SET_ITEM(out, m, row);
+                    Py_SET_SIZE(out, m + 1);
+                    p = q;
+                    continue;
+                }
+            }
+    #endif
             if (PyList_Append(out, row) < 0) { Py_DECREF(row); return -1; }
             Py_DECREF(row);
             p = q;
