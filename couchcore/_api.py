@@ -911,13 +911,14 @@ class DatabaseAPI:
         for :meth:`view` (``key=None`` is ``key=null``)."""
         return self._run(_views.temp_view(self._ctx, self.name, map_src, reduce_src, language, **options))
 
-    def list(self, name: str, view: str, *, headers: Mapping[str, str] | None = None, **options: Any) -> Result:
+    def list(self, name: str, /, view: str, *, headers: Mapping[str, str] | None = None, **options: Any) -> Result:
         """Format view ``view`` (or ``"other_ddoc/view"``) with list function ``name``
         (``"ddoc/list"``); returns a :class:`Result` (raw body, text, content type, and
         the decoded JSON only when the output is JSON).
 
         View options are encoded as for :meth:`view` (``key=None`` sends ``key=null``);
-        other options become the function's ``req.query``. ``headers`` are sent with the
+        other options become the function's ``req.query`` (any name but ``view`` and
+        ``headers``; ``name`` is positional). ``headers`` are sent with the
         request (``Accept`` chooses among the function's ``provides()``; default
         ``*/*``), replacing couchcore's own whatever their case; a malformed header
         (a name that is no token, a value with control characters or beyond Latin-1),
@@ -926,18 +927,18 @@ class DatabaseAPI:
         below 400 is a Result; 4xx/5xx raise.
         https://docs.couchdb.org/en/stable/api/ddoc/render.html#db-design-design-doc-list-list-name-view-name
         """
-        return self._run(_views.list_fn(self._ctx, self.name, name, view, headers, **options))
+        return self._run(_views.list_fn(self._ctx, self.name, name, view, headers, options))
 
-    def show(self, name: str, id: str | None = None, *, headers: Mapping[str, str] | None = None,
+    def show(self, name: str, /, id: str | None = None, *, headers: Mapping[str, str] | None = None,
              **options: Any) -> Result:
         """Call show function ``name`` (``"ddoc/show"``) for document ``id`` (or none);
-        returns a :class:`Result`. ``options`` become ``req.query``; ``headers`` as for
-        :meth:`list`. Any status below 400 is a Result; 4xx/5xx raise.
+        returns a :class:`Result`. ``options`` become ``req.query`` (any name but ``id``
+        and ``headers``; ``name`` is positional); ``headers`` as for :meth:`list`. Any status below 400 is a Result; 4xx/5xx raise.
         https://docs.couchdb.org/en/stable/api/ddoc/render.html#db-design-design-doc-show-show-name
         """
-        return self._run(_views.show_fn(self._ctx, self.name, name, id, headers, **options))
+        return self._run(_views.show_fn(self._ctx, self.name, name, id, headers, options))
 
-    def update(self, name: str, id: str | None = None, body: Any = None, *, form: Any = None,
+    def update(self, name: str, /, id: str | None = None, body: Any = None, *, form: Any = None,
                content_type: str | None = None, headers: Mapping[str, str] | None = None,
                **options: Any) -> Result:
         """Call update handler ``name`` (``"ddoc/update"``): ``PUT`` for document ``id``,
@@ -951,11 +952,11 @@ class DatabaseAPI:
         ``form``: a dict or ``(name, value)`` pairs of str, sent form-encoded (the
         handler's ``req.form``). ``headers`` are added (e.g. ``Accept``; checked as for
         :meth:`list`, the body's type is ``content_type=``); ``options``
-        become ``req.query``. Bad arguments raise :class:`InvalidInput` before sending.
+        become ``req.query`` (any name but the parameters above; ``name`` is positional). Bad arguments raise :class:`InvalidInput` before sending.
         https://docs.couchdb.org/en/stable/api/ddoc/render.html#db-design-design-doc-update-update-name
         """
         return self._run(_views.update_fn(self._ctx, self.name, name, id, body, form, content_type, headers,
-                                          **options))
+                                          options))
 
     def find(self, selector: Mapping[str, Any], **options: Any) -> FindResult:
         """A Mango query (``POST /{db}/_find``): ``{"docs": [Document, ...], "bookmark": ...,

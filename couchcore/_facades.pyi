@@ -480,13 +480,14 @@ class SyncDatabaseAPI:
     def query(self, map_src: str, reduce_src: str | None = ..., language: str = ..., **options: Any) -> ViewResult:
         """An ad-hoc (temporary) view: a materialised :class:`ViewResult`; options as
         for :meth:`view` (``key=None`` is ``key=null``)."""
-    def list(self, name: str, view: str, *, headers: Mapping[str, str] | None = ..., **options: Any) -> Result:
+    def list(self, name: str, /, view: str, *, headers: Mapping[str, str] | None = ..., **options: Any) -> Result:
         """Format view ``view`` (or ``"other_ddoc/view"``) with list function ``name``
         (``"ddoc/list"``); returns a :class:`Result` (raw body, text, content type, and
         the decoded JSON only when the output is JSON).
 
         View options are encoded as for :meth:`view` (``key=None`` sends ``key=null``);
-        other options become the function's ``req.query``. ``headers`` are sent with the
+        other options become the function's ``req.query`` (any name but ``view`` and
+        ``headers``; ``name`` is positional). ``headers`` are sent with the
         request (``Accept`` chooses among the function's ``provides()``; default
         ``*/*``), replacing couchcore's own whatever their case; a malformed header
         (a name that is no token, a value with control characters or beyond Latin-1),
@@ -494,12 +495,12 @@ class SyncDatabaseAPI:
         ``Connection``, ...) raises :class:`InvalidInput` before sending. Any status
         below 400 is a Result; 4xx/5xx raise.
         https://docs.couchdb.org/en/stable/api/ddoc/render.html#db-design-design-doc-list-list-name-view-name"""
-    def show(self, name: str, id: str | None = ..., *, headers: Mapping[str, str] | None = ..., **options: Any) -> Result:
+    def show(self, name: str, /, id: str | None = ..., *, headers: Mapping[str, str] | None = ..., **options: Any) -> Result:
         """Call show function ``name`` (``"ddoc/show"``) for document ``id`` (or none);
-        returns a :class:`Result`. ``options`` become ``req.query``; ``headers`` as for
-        :meth:`list`. Any status below 400 is a Result; 4xx/5xx raise.
+        returns a :class:`Result`. ``options`` become ``req.query`` (any name but ``id``
+        and ``headers``; ``name`` is positional); ``headers`` as for :meth:`list`. Any status below 400 is a Result; 4xx/5xx raise.
         https://docs.couchdb.org/en/stable/api/ddoc/render.html#db-design-design-doc-show-show-name"""
-    def update(self, name: str, id: str | None = ..., body: Any = ..., *, form: Any = ..., content_type: str | None = ..., headers: Mapping[str, str] | None = ..., **options: Any) -> Result:
+    def update(self, name: str, /, id: str | None = ..., body: Any = ..., *, form: Any = ..., content_type: str | None = ..., headers: Mapping[str, str] | None = ..., **options: Any) -> Result:
         """Call update handler ``name`` (``"ddoc/update"``): ``PUT`` for document ``id``,
         ``POST`` without one. Returns a :class:`Result` for any status below 400 (a
         handler answering ``302`` with a ``Location`` has applied the update; redirects
@@ -511,7 +512,7 @@ class SyncDatabaseAPI:
         ``form``: a dict or ``(name, value)`` pairs of str, sent form-encoded (the
         handler's ``req.form``). ``headers`` are added (e.g. ``Accept``; checked as for
         :meth:`list`, the body's type is ``content_type=``); ``options``
-        become ``req.query``. Bad arguments raise :class:`InvalidInput` before sending.
+        become ``req.query`` (any name but the parameters above; ``name`` is positional). Bad arguments raise :class:`InvalidInput` before sending.
         https://docs.couchdb.org/en/stable/api/ddoc/render.html#db-design-design-doc-update-update-name"""
     def find(self, selector: Mapping[str, Any], **options: Any) -> FindResult:
         """A Mango query (``POST /{db}/_find``): ``{"docs": [Document, ...], "bookmark": ...,
@@ -1202,15 +1203,16 @@ class AsyncDatabaseAPI:
         """An ad-hoc (temporary) view: a materialised :class:`ViewResult`; options as
         for :meth:`view` (``key=None`` is ``key=null``)."""
     @overload
-    def list(self, name: str, view: str, *, headers: Mapping[str, str] | None = ..., callback: None = ..., **options: Any) -> Awaitable[Result]: ...
+    def list(self, name: str, /, view: str, *, headers: Mapping[str, str] | None = ..., callback: None = ..., **options: Any) -> Awaitable[Result]: ...
     @overload
-    def list(self, name: str, view: str, *, headers: Mapping[str, str] | None = ..., callback: _Callable[[Result | None, _Status], Any], **options: Any) -> asyncio.Task[Result | None]:
+    def list(self, name: str, /, view: str, *, headers: Mapping[str, str] | None = ..., callback: _Callable[[Result | None, _Status], Any], **options: Any) -> asyncio.Task[Result | None]:
         """Format view ``view`` (or ``"other_ddoc/view"``) with list function ``name``
         (``"ddoc/list"``); returns a :class:`Result` (raw body, text, content type, and
         the decoded JSON only when the output is JSON).
 
         View options are encoded as for :meth:`view` (``key=None`` sends ``key=null``);
-        other options become the function's ``req.query``. ``headers`` are sent with the
+        other options become the function's ``req.query`` (any name but ``view`` and
+        ``headers``; ``name`` is positional). ``headers`` are sent with the
         request (``Accept`` chooses among the function's ``provides()``; default
         ``*/*``), replacing couchcore's own whatever their case; a malformed header
         (a name that is no token, a value with control characters or beyond Latin-1),
@@ -1219,17 +1221,17 @@ class AsyncDatabaseAPI:
         below 400 is a Result; 4xx/5xx raise.
         https://docs.couchdb.org/en/stable/api/ddoc/render.html#db-design-design-doc-list-list-name-view-name"""
     @overload
-    def show(self, name: str, id: str | None = ..., *, headers: Mapping[str, str] | None = ..., callback: None = ..., **options: Any) -> Awaitable[Result]: ...
+    def show(self, name: str, /, id: str | None = ..., *, headers: Mapping[str, str] | None = ..., callback: None = ..., **options: Any) -> Awaitable[Result]: ...
     @overload
-    def show(self, name: str, id: str | None = ..., *, headers: Mapping[str, str] | None = ..., callback: _Callable[[Result | None, _Status], Any], **options: Any) -> asyncio.Task[Result | None]:
+    def show(self, name: str, /, id: str | None = ..., *, headers: Mapping[str, str] | None = ..., callback: _Callable[[Result | None, _Status], Any], **options: Any) -> asyncio.Task[Result | None]:
         """Call show function ``name`` (``"ddoc/show"``) for document ``id`` (or none);
-        returns a :class:`Result`. ``options`` become ``req.query``; ``headers`` as for
-        :meth:`list`. Any status below 400 is a Result; 4xx/5xx raise.
+        returns a :class:`Result`. ``options`` become ``req.query`` (any name but ``id``
+        and ``headers``; ``name`` is positional); ``headers`` as for :meth:`list`. Any status below 400 is a Result; 4xx/5xx raise.
         https://docs.couchdb.org/en/stable/api/ddoc/render.html#db-design-design-doc-show-show-name"""
     @overload
-    def update(self, name: str, id: str | None = ..., body: Any = ..., *, form: Any = ..., content_type: str | None = ..., headers: Mapping[str, str] | None = ..., callback: None = ..., **options: Any) -> Awaitable[Result]: ...
+    def update(self, name: str, /, id: str | None = ..., body: Any = ..., *, form: Any = ..., content_type: str | None = ..., headers: Mapping[str, str] | None = ..., callback: None = ..., **options: Any) -> Awaitable[Result]: ...
     @overload
-    def update(self, name: str, id: str | None = ..., body: Any = ..., *, form: Any = ..., content_type: str | None = ..., headers: Mapping[str, str] | None = ..., callback: _Callable[[Result | None, _Status], Any], **options: Any) -> asyncio.Task[Result | None]:
+    def update(self, name: str, /, id: str | None = ..., body: Any = ..., *, form: Any = ..., content_type: str | None = ..., headers: Mapping[str, str] | None = ..., callback: _Callable[[Result | None, _Status], Any], **options: Any) -> asyncio.Task[Result | None]:
         """Call update handler ``name`` (``"ddoc/update"``): ``PUT`` for document ``id``,
         ``POST`` without one. Returns a :class:`Result` for any status below 400 (a
         handler answering ``302`` with a ``Location`` has applied the update; redirects
@@ -1241,7 +1243,7 @@ class AsyncDatabaseAPI:
         ``form``: a dict or ``(name, value)`` pairs of str, sent form-encoded (the
         handler's ``req.form``). ``headers`` are added (e.g. ``Accept``; checked as for
         :meth:`list`, the body's type is ``content_type=``); ``options``
-        become ``req.query``. Bad arguments raise :class:`InvalidInput` before sending.
+        become ``req.query`` (any name but the parameters above; ``name`` is positional). Bad arguments raise :class:`InvalidInput` before sending.
         https://docs.couchdb.org/en/stable/api/ddoc/render.html#db-design-design-doc-update-update-name"""
     @overload
     def find(self, selector: Mapping[str, Any], *, callback: None = ..., **options: Any) -> Awaitable[FindResult]: ...
@@ -1404,7 +1406,7 @@ class AsyncPartition:
     def info(self) -> Awaitable[_partitions.PartitionInfo]:
         """``{"db_name", "partition", "doc_count", "doc_del_count", "sizes": {"active",
         "external"}}`` (bytes). https://docs.couchdb.org/en/stable/api/partitioned-dbs.html#get--db-_partition-partition"""
-    def view(self, name: str, **options: Any) -> AsyncCall[AsyncViewResult, Row]:
+    def view(self, name: str, /, **options: Any) -> AsyncCall[AsyncViewResult, Row]:
         """A view (``"ddoc/view"``, ``"_design/ddoc/_view/view"``) of this partition, streamed;
         options as for :meth:`Database.view`. The design document must be partitioned
         (the default in a partitioned database).

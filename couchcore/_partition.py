@@ -45,7 +45,7 @@ class Partition:
         result: _partitions.PartitionInfo = self.db._run(_partitions.info(self.db._ctx, self.db.name, self.key))
         return result
 
-    def view(self, name: str, **options: Any) -> ViewResult:
+    def view(self, name: str, /, **options: Any) -> ViewResult:
         """A view (``"ddoc/view"``, ``"_design/ddoc/_view/view"``) of this partition, streamed;
         options as for :meth:`Database.view`. The design document must be partitioned
         (the default in a partitioned database).

@@ -125,7 +125,7 @@ def _read_timeout(feed: str, opts: Mapping[str, Any]) -> float | None:
     return 0
 
 
-def changes(ctx: ServerContext, db: str, **options: Any) -> Operation[ChangesResult]:
+def changes(ctx: ServerContext, db: str, /, **options: Any) -> Operation[ChangesResult]:
     """A normal or longpoll feed as a :class:`~couchcore._results.ChangesResult`: the
     change dicts are parsed as the body streams in; ``last_seq`` and ``pending`` once read.
 
@@ -138,7 +138,7 @@ def changes(ctx: ServerContext, db: str, **options: Any) -> Operation[ChangesRes
     return ChangesResult(resp)
 
 
-def db_updates(ctx: ServerContext, **options: Any) -> Operation[ChangesResult]:
+def db_updates(ctx: ServerContext, /, **options: Any) -> Operation[ChangesResult]:
     """A normal or longpoll ``/_db_updates`` answer as a
     :class:`~couchcore._results.ChangesResult` of ``{"db_name", "type", "seq"}`` dicts
     (``type``: ``"created"``, ``"updated"``, ``"deleted"``), then ``last_seq``.

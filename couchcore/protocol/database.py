@@ -180,7 +180,7 @@ def revs_limit(ctx: ServerContext, db: str, limit: int | None = None) -> Generat
 _ERLANG_FORBIDDEN = re.compile(r'\{forbidden,<<"([^"]*)">>\}')
 
 
-def find(ctx: ServerContext, db: str, selector: Mapping[str, Any], **options: Any) -> Operation[FindResult]:
+def find(ctx: ServerContext, db: str, selector: Mapping[str, Any], /, **options: Any) -> Operation[FindResult]:
     """Mango query: ``{"docs": [...], "bookmark": ..., "warning": ...}`` as a dict of Documents."""
     if not isinstance(selector, Mapping):
         raise InvalidInput("selector must be a dict")

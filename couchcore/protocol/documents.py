@@ -120,7 +120,7 @@ def _no_revisions_asked(db: str, docid: str, opts: Mapping[str, Any]) -> bool:
     return False
 
 
-def get_doc(ctx: ServerContext, db: str, docid: str, **opts: Any) -> Operation[Document | list[dict[str, Any]]]:
+def get_doc(ctx: ServerContext, db: str, docid: str, /, **opts: Any) -> Operation[Document | list[dict[str, Any]]]:
     query = _doc_query(opts)
     if _no_revisions_asked(db, docid, opts):
         return []
@@ -143,7 +143,7 @@ def doc_exists(ctx: ServerContext, db: str, docid: str) -> Operation[bool]:
     return True
 
 
-def get_docs(ctx: ServerContext, db: str, ids: Iterable[str], **opts: Any) -> Operation[list[Document | None]]:
+def get_docs(ctx: ServerContext, db: str, ids: Iterable[str], /, **opts: Any) -> Operation[list[Document | None]]:
     """Many documents in one ``_all_docs?keys`` request: Documents (or ``None``), in order."""
     ids = list(ids)
     for docid in ids:

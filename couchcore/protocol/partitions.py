@@ -71,14 +71,14 @@ def partition_view_request(db: str, key: str, name: str, options: Mapping[str, A
     return request
 
 
-def view(ctx: ServerContext, db: str, key: str, name: str,
+def view(ctx: ServerContext, db: str, key: str, name: str, /,
          **options: Any) -> Generator[Request, Response, ViewResult]:
     resp = yield partition_view_request(db, key, name, options)
     resp.raise_for_status()
     return ViewResult(resp)
 
 
-def find(ctx: ServerContext, db: str, key: str, selector: Mapping[str, Any],
+def find(ctx: ServerContext, db: str, key: str, selector: Mapping[str, Any], /,
          **options: Any) -> Generator[Request, Response, dict[str, Any]]:
     """A Mango query on one partition: ``{"docs": [Document, ...], "bookmark", ...}``."""
     if not isinstance(selector, Mapping):

@@ -138,7 +138,7 @@ def db_exists(ctx: ServerContext, name: str) -> Operation[bool]:
     return True
 
 
-def create_db(ctx: ServerContext, name: str, **options: Any) -> Operation[str]:
+def create_db(ctx: ServerContext, name: str, /, **options: Any) -> Operation[str]:
     from ..codec import encode_query
 
     resp = yield Request("PUT", db_path(validate_db_name(name)), query=encode_query(options))

@@ -28,7 +28,7 @@ def view_request(db: str, name: str, options: Mapping[str, Any], stream: bool = 
     return Request("GET", path, query=query, stream=stream)
 
 
-def view(ctx: ServerContext, db: str, name: str, **options: Any) -> Operation[ViewResult]:
+def view(ctx: ServerContext, db: str, name: str, /, **options: Any) -> Operation[ViewResult]:
     resp = yield view_request(db, name, options)
     resp.raise_for_status()
     return ViewResult(resp)
@@ -212,12 +212,14 @@ def _update_body(body: Any, form: Any, content_type: str | None,
 
 
 def list_fn(ctx: ServerContext, db: str, name: str, view_name: str,
-            headers: Mapping[str, str] | None = None, **options: Any) -> Generator[Request, Response, Result]:
+            headers: Mapping[str, str] | None = None,
+            options: Mapping[str, Any] | None = None) -> Generator[Request, Response, Result]:
     """``_list`` function ``ddoc/list`` applied to view ``view`` or ``other_ddoc/view``.
 
-    View options are encoded as for :func:`view` (``key=None`` is ``key=null``); other
-    options become the function's ``req.query``.
+    View ``options`` are encoded as for :func:`view` (``key=None`` is ``key=null``); the
+    others become the function's ``req.query`` (a mapping, so that any name can be one).
     """
+    options = options or {}
     ddoc, fn = _split_fn(name, "_list")
     if not isinstance(view_name, str) or not all(view_name.split("/")) or view_name.count("/") > 1:
         raise InvalidInput(f"invalid view name {view_name!r}: use 'view' or 'other_ddoc/view'")
@@ -237,29 +239,32 @@ def list_fn(ctx: ServerContext, db: str, name: str, view_name: str,
 
 
 def show_fn(ctx: ServerContext, db: str, name: str, docid: str | None = None,
-            headers: Mapping[str, str] | None = None, **options: Any) -> Generator[Request, Response, Result]:
-    """``GET`` show function ``ddoc/show`` for document ``docid`` (or none)."""
+            headers: Mapping[str, str] | None = None,
+            options: Mapping[str, Any] | None = None) -> Generator[Request, Response, Result]:
+    """``GET`` show function ``ddoc/show`` for document ``docid`` (or none); ``options``
+    become ``req.query``."""
     ddoc, fn = _split_fn(name, "_show")
     path = f"{design_path(db, ddoc)}/_show/{quote_segment(fn)}"
     if docid is not None:
         path += "/" + _docid(docid)
     request_headers = _request_headers(headers)
     _no_body_type(request_headers)
-    resp = yield Request("GET", path, query=_fn_query(options), headers=request_headers)
+    resp = yield Request("GET", path, query=_fn_query(options or {}), headers=request_headers)
     return _result(resp)
 
 
 def update_fn(ctx: ServerContext, db: str, name: str, docid: str | None = None, body: Any = None,
               form: Any = None, content_type: str | None = None,
               headers: Mapping[str, str] | None = None,
-              **options: Any) -> Generator[Request, Response, Result]:
+              options: Mapping[str, Any] | None = None) -> Generator[Request, Response, Result]:
     """``POST`` (no ``docid``) or ``PUT`` (``docid``) to an update handler.
 
     ``body``: ``str``/``bytes`` sent as they are, with ``content_type`` when given and
     no ``Content-Type`` otherwise; any other value JSON-encoded (``application/json``
     unless ``content_type`` says otherwise; a dict or pairs with the form type is
     form-encoded). ``form``: a dict or ``(name, value)`` pairs of str, sent as
-    ``application/x-www-form-urlencoded`` (the handler's ``req.form``).
+    ``application/x-www-form-urlencoded`` (the handler's ``req.form``). ``options``
+    become ``req.query``.
     """
     ddoc, fn = _split_fn(name, "_update")
     path = f"{design_path(db, ddoc)}/_update/{quote_segment(fn)}"
@@ -273,7 +278,7 @@ def update_fn(ctx: ServerContext, db: str, name: str, docid: str | None = None, 
         request_headers["Content-Type"] = media
     if data is None:
         data = b""  # an empty body, Content-Length: 0, the same from every backend
-    resp = yield Request(method, path, query=_fn_query(options), body=data, headers=request_headers)
+    resp = yield Request(method, path, query=_fn_query(options or {}), body=data, headers=request_headers)
     return _result(resp)
 
 

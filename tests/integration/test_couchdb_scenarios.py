@@ -704,7 +704,7 @@ def test_update_operation_on_canned_responses():
     from couchcore.protocol.messages import Response
     from couchcore.protocol.server import ServerContext
 
-    op = views.update_fn(ServerContext(), "db", "app/edit", "a b", form=[("x", "1 2"), ("y", "é")], q=None, r=2)
+    op = views.update_fn(ServerContext(), "db", "app/edit", "a b", form=[("x", "1 2"), ("y", "é")], options={"q": None, "r": 2})
     request = next(op)
     assert (request.method, request.target) == ("PUT", "/db/_design/app/_update/edit/a%20b?r=2")
     assert request.headers == {"Accept": "*/*", "Content-Type": "application/x-www-form-urlencoded"}

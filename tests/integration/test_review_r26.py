@@ -5,6 +5,7 @@ test failed before its fix (benchmarks/results/reviewer-r26.md)."""
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
 
@@ -63,3 +64,43 @@ def test_follow_refuses_a_limit_of_zero_per_request_async(couch_url, db, backend
             adb.follow(since=0, one_off=True, limit=0)
 
     asyncio.run(main())
+
+
+# -- option names that collided with couchcore's own parameters ------------------------------
+
+@pytest.mark.couchdb_only  # PouchDB Server has no partitioned databases
+def test_partition_view_and_all_docs_take_key(server, db_name, couch_url):
+    # Partition.view passed the partition as a parameter named `key` to the protocol
+    # layer: the view option key= collided with it (TypeError: multiple values for 'key')
+    db = server.create(db_name, partitioned=True)
+    try:
+        db.save([{"_id": f"p1:x{i}", "k": i % 2} for i in range(4)] + [{"_id": "p2:y", "k": 1}]
+                + [{"_id": "_design/pv", "views": {"by_k": {"map": "function(d){ emit(d.k, null) }"}}}])
+        part = db.partition("p1")
+        assert [r.id for r in part.view("pv/by_k", key=1)] == ["p1:x1", "p1:x3"]
+        assert [r.id for r in part.all_docs(key="p1:x2")] == ["p1:x2"]
+        assert [r.id for r in part.view("pv/by_k", key=1, limit=1)] == ["p1:x1"]
+
+        async def main() -> list[list[str]]:
+            async with couchcore.aio.Server(couch_url) as aserver:
+                apart = (await aserver.db(db_name)).partition("p1")
+                return [[r.id async for r in apart.view("pv/by_k", key=1)],
+                        [r.id async for r in apart.all_docs(key="p1:x2")]]
+
+        assert asyncio.run(main()) == [["p1:x1", "p1:x3"], ["p1:x2"]]
+    finally:
+        server.delete(db_name)
+
+
+def test_design_functions_take_query_parameters_named_like_couchcores_own(db):
+    # show/list/update options become req.query; the names name, db, ctx, docid, body and
+    # view_name collided with couchcore's parameters (TypeError before anything was sent)
+    db.save([{"_id": "d0", "k": 1}, {"_id": "_design/a",
+             "views": {"by_k": {"map": "function(d){ if (d.k) emit(d.k, null) }"}},
+             "shows": {"s": "function(doc, req){ return JSON.stringify(req.query) }"},
+             "lists": {"l": "function(head, req){ send(JSON.stringify(req.query)) }"},
+             "updates": {"u": "function(doc, req){ return [null, JSON.stringify(req.query)] }"}}])
+    query = {"name": "x", "db": "y", "ctx": "z", "docid": "w", "view_name": "v"}
+    assert json.loads(db.show("a/s", "d0", **query).raw) == query
+    assert json.loads(db.list("a/l", "by_k", **query).raw) == query
+    assert json.loads(db.update("a/u", **query).raw) == query

@@ -596,7 +596,7 @@ def test_temp_view_refused_design_document_raises_the_servers_error():
 
 def test_list_show_update_paths():
     ctx = server.ServerContext()
-    pump = Pump(views.list_fn(ctx, "db", "d/lst", "other/v", limit=2, format="csv"))
+    pump = Pump(views.list_fn(ctx, "db", "d/lst", "other/v", options={"limit": 2, "format": "csv"}))
     r = pump.run(resp(200, b"a,b\n", headers={"Content-Type": "text/csv"}))
     assert r.body == b"a,b\n" and r.headers["content-type"] == "text/csv"
     assert pump.requests[0].path == "/db/_design/d/_list/lst/other/v"
@@ -667,7 +667,7 @@ def _first_request(op) -> Request:
 @pytest.mark.parametrize("build", [
     lambda ctx: views.view_request("db", "_all_docs", {"keys": ["a"]}),
     lambda ctx: _first_request(views.temp_view(ctx, "db", "function(doc){emit(1)}", keys=[1])),
-    lambda ctx: _first_request(views.list_fn(ctx, "db", "app/l", "v", keys=[1])),
+    lambda ctx: _first_request(views.list_fn(ctx, "db", "app/l", "v", options={"keys": [1]})),
     lambda ctx: changes.changes_request("db", {"doc_ids": ["a"], "filter": "_doc_ids"}),
     lambda ctx: _first_request(database.find(ctx, "db", {"n": 1})),
     lambda ctx: _first_request(documents.get_docs(ctx, "db", ["a", "b"])),
