@@ -15,6 +15,7 @@ from .paths import db_path, node_path, quote_segment, quote_segments, url_with_c
 # imported at run time, not only for type checkers: typing.get_type_hints() of the public
 # API (typeguard, pydantic, IDEs' runtime inspection) resolves these names in this module
 from .shapes import Membership, ServerInfo, SessionInfo
+from .._fork import forget_on_fork
 
 __all__ = ["ServerContext"]
 
@@ -34,6 +35,12 @@ class ServerContext:
         self.write_headers: dict[str, str] = {}
         if full_commit is not None:
             self.write_headers["X-Couch-Full-Commit"] = "true" if full_commit else "false"
+        forget_on_fork(self)
+
+    def after_fork_in_child(self) -> None:
+        """A forked child hands out uuids of its own: the parent's cached ones are the
+        parent's (two new documents with one ``_id`` otherwise)."""
+        self.uuids.clear()
 
 
 # -- simple endpoints --------------------------------------------------------------

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, Pr
     runtime_checkable
 
 from .. import __version__
+from .._fork import forget_on_fork
 from ..protocol.messages import Operation, Request, Response
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -138,9 +139,15 @@ class BaseTransport:
                          **{_canonical(name): value for name, value in options.headers.items()}}
         if credentials is not None:
             self._headers["Authorization"] = credentials.authorization
+        forget_on_fork(self)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.base_url}>"
+
+    def after_fork_in_child(self) -> None:
+        """In a forked child: drop the connections inherited from the parent, without a
+        byte on the wire (they stay the parent's); the next request opens the child's own.
+        Each backend that keeps connections says how (:mod:`couchcore._fork`)."""
 
     def sends_credentials(self, request: Any) -> bool:
         """Whether ``request`` goes out with credentials (Basic, bearer or proxy headers,

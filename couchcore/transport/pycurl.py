@@ -424,6 +424,10 @@ class CurlEngine:
                 self.finish(transfer)
 
 
+#: a forked child's engines inherited from its parent, kept (never closed) for its life
+_INHERITED: list[threading.local] = []
+
+
 @register("pycurl")
 class PycurlTransport(BaseTransport):
     """Sends :class:`Request` objects with libcurl; translates its errors."""
@@ -438,6 +442,13 @@ class PycurlTransport(BaseTransport):
         if engine is None:
             engine = self._local.engine = CurlEngine(self)
         return engine
+
+    def after_fork_in_child(self) -> None:
+        # the parent's handles are left alone, never closed here: libcurl would end a TLS
+        # session (close_notify) on a socket the parent still reads; each thread of the
+        # child makes its own engine
+        _INHERITED.append(self._local)
+        self._local = threading.local()
 
     def close(self) -> None:
         engine = getattr(self._local, "engine", None)

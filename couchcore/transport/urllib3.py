@@ -64,6 +64,12 @@ class Urllib3Transport(BaseTransport):
         self._host_pool = None  # the next request asks the PoolManager again (a new pool, as before)
         self._pool.clear()
 
+    def after_fork_in_child(self) -> None:
+        # the pools are dropped: their sockets closed in this process only (no TLS
+        # close_notify, no shutdown), so the parent's connections go on
+        self._host_pool = None
+        self._pool.clear()
+
     def _timeout(self, request: Request) -> urllib3.Timeout:
         read = request.timeout if request.timeout is not None else self.options.timeout
         if read is not None and read <= 0:

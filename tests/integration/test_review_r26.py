@@ -104,3 +104,68 @@ def test_design_functions_take_query_parameters_named_like_couchcores_own(db):
     assert json.loads(db.show("a/s", "d0", **query).raw) == query
     assert json.loads(db.list("a/l", "by_k", **query).raw) == query
     assert json.loads(db.update("a/u", **query).raw) == query
+
+
+# -- os.fork(): a child must not share its parent's connections or uuids --------------------
+
+def _in_child(work) -> bytes:
+    """Run ``work()`` in a forked child; its bytes come back through a pipe."""
+    import os
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover (the child)
+        code = 1
+        try:
+            os.close(read_end)
+            os.write(write_end, work())
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as pipe:
+        out = pipe.read()
+    assert os.waitpid(pid, 0)[1] == 0
+    return out
+
+
+def test_a_forked_child_gets_its_own_answers(db):
+    # the child inherited the parent's kept-alive connection: both read answers from one
+    # socket, and db.get(a) returned another process's document (38-48 % of the reads),
+    # or waited the whole read timeout
+    db.save([{"_id": f"d{i}"} for i in range(4)])
+    db.get("d0")  # a kept-alive connection in the pool, before the fork
+    import os
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover (the child)
+        wrong = 99
+        try:
+            os.close(read_end)
+            wrong = sum(db.get("d1")["_id"] != "d1" for _ in range(150))
+        finally:
+            os.write(write_end, bytes([min(wrong, 99)]))
+            os._exit(0)
+    os.close(write_end)
+    wrong = sum(db.get("d2")["_id"] != "d2" for _ in range(150))
+    with os.fdopen(read_end, "rb") as pipe:
+        child_wrong = pipe.read()
+    os.waitpid(pid, 0)
+    assert (wrong, child_wrong) == (0, b"\x00")
+    assert db.get("d3")["_id"] == "d3"  # and the parent's connection still works
+
+
+def test_a_forked_child_does_not_reuse_the_parents_uuids(db):
+    # the cached server uuids were inherited: parent and child gave their new documents the
+    # same _id, and save(doc, force=True) overwrote the other process's document
+    db.save({"warm": 1})  # fetches a batch of uuids, most of them stay cached
+
+    def child() -> bytes:
+        doc = {"who": "child"}
+        db.save(doc)
+        return doc["_id"].encode()
+
+    child_id = _in_child(child).decode()
+    doc = {"who": "parent"}
+    db.save(doc, force=True)
+    assert doc["_id"] != child_id
+    assert db.get(child_id)["who"] == "child"
