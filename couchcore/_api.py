@@ -243,7 +243,11 @@ class ServerAPI:
         """Whole config, a section (``"couchdb"``) or a key (``"couchdb/max_dbs_open"``).
 
         With ``value`` sets the key (returns ``None``); with ``delete=True`` removes it
-        and returns the old value. Uses ``/_node/_local/_config`` on CouchDB 2+.
+        and returns the old value. Uses ``/_node/_local/_config`` on CouchDB 2+: the
+        configuration is each node's own, so a :class:`Server` over several nodes reads
+        and sets the first node's (the first URL given; never another node in its place),
+        and a setting for the whole cluster is set through each node's own Server.
+        https://docs.couchdb.org/en/stable/api/server/configuration.html
         """
         result: dict[str, ConfigSection] | ConfigSection | str | None = self._run(
             _srv.config(self._ctx, name, value, delete))
@@ -252,7 +256,8 @@ class ServerAPI:
     def stats(self, name: str | None = None) -> dict[str, Any]:
         """The node's statistics (a dict), or one sub-path (``"couchdb/request_time"``):
         ``GET /_node/_local/_stats`` (``/_stats`` on servers without it); a missing
-        statistic raises :class:`NotFound`.
+        statistic raises :class:`NotFound`. On a :class:`Server` over several nodes:
+        the first node's.
         https://docs.couchdb.org/en/stable/api/server/common.html#node-node-name-stats
         """
         return self._run(_srv.stats(self._ctx, name))
@@ -274,7 +279,7 @@ class ServerAPI:
         """Reload the node's configuration from its ini files; ``True`` on success.
 
         ``POST /_node/_local/_config/_reload`` (the node prefix is discovered as for
-        :meth:`config`); servers without the endpoint raise :class:`NotFound` (or
+        :meth:`config`; the first node of a :class:`Server` over several); servers without the endpoint raise :class:`NotFound` (or
         :class:`MethodNotAllowed`).
         https://docs.couchdb.org/en/stable/api/server/configuration.html#node-node-name-config-reload
         """

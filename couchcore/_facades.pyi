@@ -98,11 +98,16 @@ class SyncServerAPI:
         """Whole config, a section (``"couchdb"``) or a key (``"couchdb/max_dbs_open"``).
 
         With ``value`` sets the key (returns ``None``); with ``delete=True`` removes it
-        and returns the old value. Uses ``/_node/_local/_config`` on CouchDB 2+."""
+        and returns the old value. Uses ``/_node/_local/_config`` on CouchDB 2+: the
+        configuration is each node's own, so a :class:`Server` over several nodes reads
+        and sets the first node's (the first URL given; never another node in its place),
+        and a setting for the whole cluster is set through each node's own Server.
+        https://docs.couchdb.org/en/stable/api/server/configuration.html"""
     def stats(self, name: str | None = ...) -> _builtins.dict[str, Any]:
         """The node's statistics (a dict), or one sub-path (``"couchdb/request_time"``):
         ``GET /_node/_local/_stats`` (``/_stats`` on servers without it); a missing
-        statistic raises :class:`NotFound`.
+        statistic raises :class:`NotFound`. On a :class:`Server` over several nodes:
+        the first node's.
         https://docs.couchdb.org/en/stable/api/server/common.html#node-node-name-stats"""
     def tasks(self) -> _builtins.list[_builtins.dict[str, Any]]:
         """The running tasks (indexing, compaction, replication): ``GET /_active_tasks``,
@@ -115,7 +120,7 @@ class SyncServerAPI:
         """Reload the node's configuration from its ini files; ``True`` on success.
 
         ``POST /_node/_local/_config/_reload`` (the node prefix is discovered as for
-        :meth:`config`); servers without the endpoint raise :class:`NotFound` (or
+        :meth:`config`; the first node of a :class:`Server` over several); servers without the endpoint raise :class:`NotFound` (or
         :class:`MethodNotAllowed`).
         https://docs.couchdb.org/en/stable/api/server/configuration.html#node-node-name-config-reload"""
     def session(self) -> SessionInfo:
@@ -701,14 +706,19 @@ class AsyncServerAPI:
         """Whole config, a section (``"couchdb"``) or a key (``"couchdb/max_dbs_open"``).
 
         With ``value`` sets the key (returns ``None``); with ``delete=True`` removes it
-        and returns the old value. Uses ``/_node/_local/_config`` on CouchDB 2+."""
+        and returns the old value. Uses ``/_node/_local/_config`` on CouchDB 2+: the
+        configuration is each node's own, so a :class:`Server` over several nodes reads
+        and sets the first node's (the first URL given; never another node in its place),
+        and a setting for the whole cluster is set through each node's own Server.
+        https://docs.couchdb.org/en/stable/api/server/configuration.html"""
     @overload
     def stats(self, name: str | None = ..., *, callback: None = ...) -> Awaitable[_builtins.dict[str, Any]]: ...
     @overload
     def stats(self, name: str | None = ..., *, callback: _Callable[[_builtins.dict[str, Any] | None, _Status], Any]) -> asyncio.Task[_builtins.dict[str, Any] | None]:
         """The node's statistics (a dict), or one sub-path (``"couchdb/request_time"``):
         ``GET /_node/_local/_stats`` (``/_stats`` on servers without it); a missing
-        statistic raises :class:`NotFound`.
+        statistic raises :class:`NotFound`. On a :class:`Server` over several nodes:
+        the first node's.
         https://docs.couchdb.org/en/stable/api/server/common.html#node-node-name-stats"""
     @overload
     def tasks(self, *, callback: None = ...) -> AsyncCall[_builtins.list[_builtins.dict[str, Any]], _builtins.dict[str, Any]]: ...
@@ -730,7 +740,7 @@ class AsyncServerAPI:
         """Reload the node's configuration from its ini files; ``True`` on success.
 
         ``POST /_node/_local/_config/_reload`` (the node prefix is discovered as for
-        :meth:`config`); servers without the endpoint raise :class:`NotFound` (or
+        :meth:`config`; the first node of a :class:`Server` over several); servers without the endpoint raise :class:`NotFound` (or
         :class:`MethodNotAllowed`).
         https://docs.couchdb.org/en/stable/api/server/configuration.html#node-node-name-config-reload"""
     @overload

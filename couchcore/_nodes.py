@@ -7,7 +7,8 @@ was sent) is set aside for a while (1 s, doubling with each further failure, at 
 60 s) and the request goes to the next node at once. A node set aside is tried again
 once its time is up, or sooner when every node is set aside. A streamed response
 (a view, a continuous changes feed) is read from the node that answered; the next
-request (a feed's reconnect) may go to another one.
+request (a feed's reconnect) may go to another one. Requests about "the node that
+answers" (``/_node/_local/...``: config, stats) always go to the first node.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from .protocol.messages import Request, Response
 
 __all__ = ["NodePool", "AsyncNodePool", "check_nodes"]
 
+#: the path prefix of requests about the node that answers them
+LOCAL_NODE = "/_node/_local/"
 BENCH = 1.0  # seconds a node is set aside after its first failed connect
 MAX_BENCH = 60.0
 
@@ -99,8 +102,14 @@ class NodePool:
         replayable = request.body is None or isinstance(request.body, (bytes, bytearray, str))
         return isinstance(error, ConnectError) and not isinstance(error, TLSError) and replayable
 
-    def _tries(self) -> Iterator[tuple[_Node, bool]]:
-        """The nodes to send the next request to, in order, each with whether it is the last."""
+    def _tries(self, request: Request) -> Iterator[tuple[_Node, bool]]:
+        """The nodes to send the next request to, in order, each with whether it is the last.
+        A request about the node that answers (``/_node/_local/...``: its config, stats)
+        goes to the first node only, never failing over: another node would read or set
+        its own settings, not the first one's."""
+        if request.path.startswith(LOCAL_NODE):
+            yield self.nodes[0], True
+            return
         nodes = self.order()
         for i, node in enumerate(nodes):
             yield node, i == len(nodes) - 1
@@ -122,7 +131,7 @@ class NodePool:
         self._worked(node)
 
     def send(self, request: Request) -> Response:
-        for node, last in self._tries():
+        for node, last in self._tries(request):
             with self._attempt(node, request, last):
                 response: Response = node.transport.send(request)
                 return response
@@ -142,7 +151,7 @@ class AsyncNodePool(NodePool):
     """One async transport per node, used as one (``await send``)."""
 
     async def send(self, request: Request) -> Response:  # type: ignore[override]
-        for node, last in self._tries():
+        for node, last in self._tries(request):
             with self._attempt(node, request, last):
                 response: Response = await node.transport.send(request)
                 return response

@@ -5,6 +5,7 @@ test failed before its fix (benchmarks/results/reviewer-r26.md)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 
 import pytest
@@ -169,3 +170,55 @@ def test_a_forked_child_does_not_reuse_the_parents_uuids(db):
     db.save(doc, force=True)
     assert doc["_id"] != child_id
     assert db.get(child_id)["who"] == "child"
+
+
+# -- node-local endpoints on a Server over several nodes ------------------------------------
+
+class _Recorder:
+    """A transport stand-in that records which node got which request (NodePool routes
+    requests among transports; which one answers is all this checks)."""
+
+    def __init__(self, name: str, log: list) -> None:
+        self.base_url, self.options, self.credentials = f"http://{name}", None, None
+        self.name, self.log = name, log
+
+    def send(self, request):
+        self.log.append((self.name, request.path))
+        return object()
+
+    def close(self) -> None:
+        pass
+
+
+def test_node_local_requests_go_to_the_first_node_only():
+    from couchcore._nodes import NodePool
+    from couchcore.protocol.messages import Request
+    log: list = []
+    pool = NodePool([_Recorder(n, log) for n in ("n1", "n2", "n3")])
+    for _ in range(3):
+        pool.send(Request("GET", "/_node/_local/_config/couchdb"))
+        pool.send(Request("PUT", "/_node/_local/_config/s/k", body=b'"v"'))
+        pool.send(Request("GET", "/_all_dbs"))
+    assert {n for n, path in log if path.startswith("/_node/_local/")} == {"n1"}
+    assert {n for n, path in log if path == "/_all_dbs"} == {"n1", "n2", "n3"}
+
+
+@pytest.mark.couchdb_only
+def test_config_on_a_server_over_several_nodes_sets_and_reads_the_first_node(couch_urls, backend):
+    # config is each node's own (/_node/_local/_config: the node that answers); the
+    # setting went to whichever node was next in turn and the next read to another one:
+    # NotFound or the old value, and nothing said which node had it
+    server = couchcore.Server(couch_urls, backend=backend)
+    key = "couchcore_test_r26/k"
+    try:
+        server.config(key, "v1")
+        assert [server.config(key) for _ in range(6)] == ["v1"] * 6
+        assert couchcore.Server(couch_urls[0]).config(key) == "v1"
+        for url in couch_urls[1:]:
+            with pytest.raises(couchcore.NotFound):
+                couchcore.Server(url).config(key)
+        assert server.config(key, delete=True) == "v1"
+    finally:
+        for url in couch_urls:
+            with contextlib.suppress(couchcore.NotFound):
+                couchcore.Server(url).config(key, delete=True)
