@@ -38,6 +38,10 @@ DECHUNK_BACKEND = "cython" if _Dechunker is not None else "libcurl"
 HIGH_WATER = 1 << 20  # pause a streamed transfer when this much is buffered unread
 TAKE_SIZE = 8 * 1024  # at most this much buffered body is joined into one piece for the reader
 BUFFER_SIZE = 64 * 1024  # libcurl's receive buffer for a streamed body (its default: 16 kB)
+#: libcurl's upload buffer for a body streamed from a file (its default: 64 kB): the file is
+#: read in pieces of this size, one Python call and one trip round the engine's loop each
+#: (50 MB attachment on CouchDB 3.5: 801 -> 101 reads, client CPU 0.035-0.044 -> 0.032-0.037 s)
+UPLOAD_BUFFER_SIZE = 512 * 1024
 _TLS_CODES = {35, 51, 53, 54, 58, 59, 60, 64, 66, 77, 80, 82, 83, 90, 91}
 _WATCH_UPLOAD = 256 * 1024  # bodies larger than this report upload progress (see on_progress)
 _CONNECT_CODES = {5, 6, 7}  # proxy or host not resolved, connection refused/unreachable: nothing sent
@@ -522,6 +526,9 @@ class PycurlTransport(BaseTransport):
                 c.setopt(pycurl.NOPROGRESS, 0)  # a streamed body: its progress keeps the transfer alive
                 c.setopt(pycurl.XFERINFOFUNCTION, transfer.on_progress)
                 c.setopt(pycurl.READFUNCTION, _reader(body))
+                if is_file_like(body) and isinstance(transfer, _Transfer):
+                    # (only for this module's engine: the async loop's reader hands over 64 kB reads)
+                    c.setopt(pycurl.UPLOAD_BUFFERSIZE, UPLOAD_BUFFER_SIZE)
                 length = None
                 for name in [k for k in headers if k.lower() == "content-length"]:
                     length = headers.pop(name)
