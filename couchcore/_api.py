@@ -659,7 +659,14 @@ class DatabaseAPI:
         ``_`` other than ``_design/...`` and ``_local/...``, raises
         :class:`InvalidDocument` before anything is sent. A single document's conflict raises :class:`Conflict` (with the
         resolution in ``.resolution``) unless ``merge`` or ``force`` resolves it; for a
-        list, failures are reported per document in ``.pending``.
+        list, failures are reported per document in ``.pending`` (``{"doc", "error",
+        "reason"}``), and the others are written. Where CouchDB refuses a whole request
+        for one document, that document alone is pending: a document over
+        ``max_document_size`` (``413``: the list is sent again in halves until it stands
+        alone; ``error`` ``"document_too_large"``), an attachment stub that names nothing
+        (``412``: ``"missing_stub"``; CouchDB may have stored the other documents even so,
+        and couchcore finds out which). A single document raises the matching
+        :class:`HTTPError` (:class:`RequestEntityTooLarge`, :class:`PreconditionFailed`).
 
         ``merge=fn`` calls ``fn(local, server)`` for each conflicting document (``local``
         a copy of the document as given, ``server`` the current :class:`Document` or

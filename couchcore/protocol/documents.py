@@ -51,7 +51,8 @@ GET_OPTIONS = {
 _BULK_OPTIONS = frozenset({"new_edits", "all_or_nothing", "w"})
 
 # error strings CouchDB puts in per-document _bulk_docs results
-_BULK_ERROR_STATUS = {"conflict": 409, "forbidden": 403, "unauthorized": 401, "not_found": 404, "missing_stub": 412}
+_BULK_ERROR_STATUS = {"conflict": 409, "forbidden": 403, "unauthorized": 401, "not_found": 404, "missing_stub": 412,
+                      "document_too_large": 413, "too_large": 413}
 
 
 #: the boolean ones: CouchDB reads only ``true`` as true (``conflicts=1`` is false, silently)
@@ -364,6 +365,19 @@ def _bulk_write(ctx: ServerContext, db: str, docs: list[Any], encoded: bytes, re
             and resp.error().error == "missing_stub"):
         yield from _recover_missing_stub(ctx, db, docs, resolution, options, resp)
         return
+    if resp.status == 413 and not options.get("all_or_nothing"):
+        # one document over [couchdb] max_document_size (or the body over [chttpd]
+        # max_http_request_size) and CouchDB refuses the whole request, writing none of
+        # it: the halves are sent until each refused document stands alone, pending
+        if len(docs) > 1:
+            half = len(docs) // 2
+            for part in (docs[:half], docs[half:]):
+                yield from _bulk_write(ctx, db, part, codec.dumps_array(part), resolution, options, recover_stubs)
+            return
+        error = resp.error()
+        _refused(resolution.pending, set(), docs[0]["_id"],
+                 {"doc": docs[0], "error": error.error or "too_large", "reason": error.reason})
+        return
     results = resp.json()
     new_edits = options.get("new_edits") is not False
     if not new_edits and not results:
@@ -449,16 +463,20 @@ def _match_results(docs: list[Any], results: list[Any]) -> list[Any]:
 
 def _recover_missing_stub(ctx: ServerContext, db: str, docs: list[Any], resolution: ConflictResolution, options: Mapping[str, Any],
                           failed: Any) -> Operation[None]:
-    """Finish a ``_bulk_docs`` that a CouchDB cluster refused whole with ``412 missing_stub``.
+    """Finish a ``_bulk_docs`` that CouchDB refused whole with ``412 missing_stub``.
 
     Every copy of a shard checks an attachment stub (``"stub": true``) against its own
-    copy of the document, and one copy that has not yet received the revision that
-    added the attachment fails the whole request, although the copies that have it
-    may have stored the write (seen on CouchDB 3.5.0). For each document couchcore
-    reads the current revision with a quorum read: a write that landed (the current
-    revision is a child of the one sent, with the same body) is resolved; one that did
-    not is sent once more with its stubs replaced by the attachments' data read from
-    the revision it names, which every copy can store; anything else is pending.
+    copy of the document. One document whose stub names nothing, or (on a cluster) one
+    copy that has not yet received the revision that added the attachment, fails the
+    whole request, although the other shards, or the copies that have it, may have
+    stored the other writes, even after the answer (seen on CouchDB 3.5.0, one node
+    too). For each document couchcore reads the current revision with a quorum read: a
+    write that landed (the current revision is a child of the one sent, with the same
+    body) is resolved; one that did not is sent once more with its stubs replaced by
+    the attachments' data read from the revision it names, which every copy can store;
+    a document with a stub that no revision can fill (no ``_rev``, or an attachment
+    that revision lacks) is pending with ``missing_stub`` and not sent again (it would
+    fail the others again); anything else is pending.
     CouchDB: https://docs.couchdb.org/en/stable/api/document/common.html#attachments
     """
     again = []
@@ -476,9 +494,8 @@ def _recover_missing_stub(ctx: ServerContext, db: str, docs: list[Any], resoluti
             continue
         resolution.pending[docid] = {"doc": doc, "error": "conflict" if current is not None else "missing_stub",
                                      "reason": failed.error().reason}
-    if not again:
-        return
     inlined = []
+    resent = []
     for doc in again:
         stubs = {name for name, att in (doc.get("_attachments") or {}).items()
                  if isinstance(att, Mapping) and att.get("stub")}
@@ -493,10 +510,18 @@ def _recover_missing_stub(ctx: ServerContext, db: str, docs: list[Any], resoluti
                 if isinstance(data, Mapping) and "data" in data:
                     atts[name] = {"content_type": data.get("content_type"), "data": data["data"]}
             copy_["_attachments"] = atts
+        if any(isinstance(att, Mapping) and att.get("stub") for att in (copy_.get("_attachments") or {}).values()):
+            # a stub of nothing (no revision, or an attachment it does not have): this is
+            # the document CouchDB refused; sent again it would fail the others again
+            resolution.pending[doc["_id"]] = {"doc": doc, "error": "missing_stub", "reason": failed.error().reason}
+            continue
+        resent.append(doc)
         inlined.append(copy_)
+    if not resent:
+        return
     sent = ConflictResolution(resolution._db)
     yield from _bulk_write(ctx, db, inlined, codec.dumps_array(inlined), sent, options, recover_stubs=False)
-    for doc, copy_ in zip(again, inlined):
+    for doc, copy_ in zip(resent, inlined):
         docid = doc["_id"]
         if docid in sent.resolved:
             doc["_rev"] = copy_["_rev"]

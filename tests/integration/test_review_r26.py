@@ -222,3 +222,39 @@ def test_config_on_a_server_over_several_nodes_sets_and_reads_the_first_node(cou
         for url in couch_urls:
             with contextlib.suppress(couchcore.NotFound):
                 couchcore.Server(url).config(key, delete=True)
+
+
+# -- save(list): one document CouchDB refuses the whole request for -------------------------
+
+@pytest.mark.couchdb_only  # PouchDB Server has no max_document_size
+def test_save_list_with_one_document_over_the_size_limit_writes_the_others(db):
+    # CouchDB answers 413 for the whole _bulk_docs when one document is over
+    # max_document_size (8 MB by default) and writes none: save(list) raised
+    # RequestEntityTooLarge and wrote nothing, where a list reports per document
+    docs = [{"_id": f"s{i}"} for i in range(5)]
+    docs.insert(2, {"_id": "huge", "x": "a" * (9 * 1024 * 1024)})
+    result = db.save(docs)
+    assert set(result.pending) == {"huge"}
+    assert result.pending["huge"]["error"] == "document_too_large"
+    assert all(doc["_rev"].startswith("1-") for doc in docs if doc["_id"] != "huge")
+    assert sorted(r.id for r in db.view("_all_docs")) == [f"s{i}" for i in range(5)]
+    with pytest.raises(couchcore.RequestEntityTooLarge):
+        db.save({"_id": "huge2", "x": "a" * (9 * 1024 * 1024)})
+
+
+def test_save_list_with_a_stub_of_nothing_writes_the_others(db):
+    # one document with an attachment stub that names nothing: CouchDB answers 412
+    # missing_stub for the whole request, yet stores the other documents (the other
+    # shards; sometimes after the answer). save(list) raised PreconditionFailed, with the
+    # others' _rev set or not depending on timing
+    for round_ in range(5):
+        good = [{"_id": f"g{round_}-{i}", "n": i} for i in range(6)]
+        bad = {"_id": f"b{round_}", "_attachments": {"a.txt": {"stub": True}}}
+        result = db.save([good[0], good[1], bad, *good[2:]])
+        assert set(result.pending) == {bad["_id"]}
+        assert result.pending[bad["_id"]]["error"] in ("missing_stub", "precondition_failed")
+        for doc in good:
+            assert doc["_rev"].startswith("1-")
+            assert db.get(doc["_id"])["n"] == doc["n"]
+    with pytest.raises(couchcore.PreconditionFailed):
+        db.save({"_id": "b", "_attachments": {"a.txt": {"stub": True}}})
