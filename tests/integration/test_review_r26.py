@@ -15,6 +15,13 @@ import couchcore.aio
 from tests.helpers import async_backends as _async_backends
 
 
+@pytest.fixture
+def db(one_copy_db):
+    """Views, _all_docs and _changes read one copy per shard on a cluster: one copy (n=1)
+    holds every acknowledged write, so these tests see their own writes at once."""
+    return one_copy_db
+
+
 # -- iterview with key= and inclusive_end=False ----------------------------------------------
 
 def _by_k(db) -> None:
@@ -73,7 +80,7 @@ def test_follow_refuses_a_limit_of_zero_per_request_async(couch_url, db, backend
 def test_partition_view_and_all_docs_take_key(server, db_name, couch_url):
     # Partition.view passed the partition as a parameter named `key` to the protocol
     # layer: the view option key= collided with it (TypeError: multiple values for 'key')
-    db = server.create(db_name, partitioned=True)
+    db = server.create(db_name, partitioned=True, n=1)  # one copy: _all_docs reads one copy per shard
     try:
         db.save([{"_id": f"p1:x{i}", "k": i % 2} for i in range(4)] + [{"_id": "p2:y", "k": 1}]
                 + [{"_id": "_design/pv", "views": {"by_k": {"map": "function(d){ emit(d.k, null) }"}}}])
