@@ -9,7 +9,7 @@ import time
 import weakref
 from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Iterator
 
-from .errors import CouchcoreError, ServerError, TooManyRequests, TransportError
+from .errors import CouchcoreError, ServerError, StreamMisuse, TooManyRequests, TransportError
 from .protocol.changes import FeedState
 from .protocol.shapes import Seq
 
@@ -222,13 +222,13 @@ class ChangesFeed(ResumingFeed):
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         if getattr(self._db, "is_async", False):
-            raise TypeError("this ChangesFeed comes from an async Database: use 'async for'")
+            raise StreamMisuse("this ChangesFeed comes from an async Database: use 'async for'")
         return self._iterate()
 
     if not TYPE_CHECKING:  # the async facade's feed declares it (couchcore.tornado.ChangesFeed)
         def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
             if not getattr(self._db, "is_async", False):
-                raise TypeError("this ChangesFeed comes from a sync Database: use a plain 'for'")
+                raise StreamMisuse("this ChangesFeed comes from a sync Database: use a plain 'for'")
             return self._aiterate()
 
     # -- callback style (sync) -------------------------------------------------------

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Generic, Iterator, Protocol, TypeVar
 
 from ._drivers import Operation
+from .errors import StreamConsumed, StreamMisuse
 
 if TYPE_CHECKING:  # pragma: no cover
     from ._api import DatabaseAPI
@@ -43,12 +44,12 @@ class Paged(Generic[T]):
 
     def _claim(self) -> None:
         if self._started:
-            raise RuntimeError("a paged query is iterated once; call iterview()/iterfind() again")
+            raise StreamConsumed("a paged query is iterated once; call iterview()/iterfind() again")
         self._started = True
 
     def __iter__(self) -> Iterator[T]:
         if getattr(self._db, "is_async", False):
-            raise TypeError("this paged query comes from an async Database: use 'async for'")
+            raise StreamMisuse("this paged query comes from an async Database: use 'async for'")
         self._claim()
         return self._iterate()
 
@@ -62,7 +63,7 @@ class Paged(Generic[T]):
     if not TYPE_CHECKING:  # the async facade's (declared by AsyncPaged)
         def __aiter__(self) -> AsyncIterator[T]:
             if not getattr(self._db, "is_async", False):
-                raise TypeError("this paged query comes from a sync Database: use a plain 'for'")
+                raise StreamMisuse("this paged query comes from a sync Database: use a plain 'for'")
             self._claim()
             return self._aiterate()
 

@@ -13,7 +13,7 @@ try:  # the iterator that hands the items over from C (couchcore_ext._row.Items)
     from couchcore_ext._row import Items as _CItems
 except ImportError:  # pragma: no cover - the extension is not built
     _CItems = None
-from .errors import CouchcoreError, HTTPError, ServerError, error_for_status
+from .errors import CouchcoreError, HTTPError, ServerError, StreamConsumed, StreamMisuse, error_for_status
 from .models import Row
 from .protocol.shapes import ChangesResponse, Seq
 
@@ -43,8 +43,11 @@ class StreamedResult(Generic[_I]):
     """Items parsed incrementally from a response body (sync or async).
 
     Iterate it once with ``for`` (sync backends) or ``async for`` (async backends);
-    ``len()``, indexing and :meth:`all` read every item into memory first. Use it as
-    a context manager (or call :meth:`close`) to release the connection early.
+    ``len()``, indexing and :meth:`all` read every item into memory first, and so only
+    before the iteration has begun (during it, ``len()`` raises :class:`StreamMisuse`);
+    a second iteration raises :class:`StreamConsumed` (the items were read once: keep
+    them with :meth:`all`). Use it as a context manager (or call :meth:`close`) to
+    release the connection early.
 
     Metadata (the body's top-level fields other than the items) can be read ahead of
     the items: the items parsed on the way are kept and still yielded, in order, by
@@ -53,7 +56,8 @@ class StreamedResult(Generic[_I]):
     For type checkers this class is the sync flavour's result (``for``, ``len()``,
     :meth:`all`, :meth:`read_meta`); a result of the async facade is declared as
     :class:`AsyncStreamedResult` (``async for``, :meth:`aall`, :meth:`ameta`), so using
-    the other flavour's methods, which raise ``TypeError`` at run time, is a type error.
+    the other flavour's methods, which raise :class:`StreamMisuse` (a ``TypeError``) at
+    run time, is a type error.
     """
 
     _shape = "view"
@@ -90,7 +94,7 @@ class StreamedResult(Generic[_I]):
         the items (or never) make this read the whole body into memory.
         """
         if self._is_async():
-            raise TypeError(f"this {type(self).__name__} comes from an async backend: use 'await .ameta()'")
+            raise StreamMisuse(f"this {type(self).__name__} comes from an async backend: use 'await .ameta()'")
         while not self._meta_known(names):
             items = self._pull()
             if items is None:
@@ -102,7 +106,7 @@ class StreamedResult(Generic[_I]):
         async def ameta(self, *names: str) -> dict[str, Any]:
             """Async :meth:`read_meta`: ``meta = await result.ameta("total_rows")``."""
             if self._is_sync_stream():
-                raise TypeError(f"this {type(self).__name__} comes from a sync backend: use .read_meta()")
+                raise StreamMisuse(f"this {type(self).__name__} comes from a sync backend: use .read_meta()")
             while not self._meta_known(names):
                 items = await self._apull()
                 if items is None:
@@ -198,7 +202,7 @@ class StreamedResult(Generic[_I]):
         if self._items is not None:
             return iter(self._items)
         if self._is_async():
-            raise TypeError(
+            raise StreamMisuse(
                 f"this {type(self).__name__} comes from an async backend: iterate it with 'async for'"
             )
         self._claim()
@@ -246,7 +250,7 @@ class StreamedResult(Generic[_I]):
         """Every item, read into a list (sync)."""
         if self._items is None:
             if self._is_async():
-                raise TypeError(f"this {type(self).__name__} comes from an async backend: use 'await .aall()'")
+                raise StreamMisuse(f"this {type(self).__name__} comes from an async backend: use 'await .aall()'")
             self._claim()
             self._items = list(self._iterate())
         return self._items
@@ -254,7 +258,7 @@ class StreamedResult(Generic[_I]):
     def __len__(self) -> int:
         if self._items is None and self._started:
             # also what list(result) hits while it streams: TypeError makes it skip the hint
-            raise TypeError(f"len() of a {type(self).__name__} that is being streamed; use .all() first")
+            raise StreamMisuse(f"len() of a {type(self).__name__} that is being streamed; use .all() first")
         return len(self.all())
 
     @overload
@@ -267,7 +271,7 @@ class StreamedResult(Generic[_I]):
     def __bool__(self) -> bool:
         """Whether there is at least one item, as ``len(result) > 0`` but without reading
         everything: a sync stream reads ahead until its first item (kept for the iteration)
-        or the end of the body. Raises ``TypeError`` while the result is being iterated and
+        or the end of the body. Raises :class:`StreamMisuse` (a ``TypeError``) while the result is being iterated and
         on an async backend's result not read yet (``await result.aall()`` first), where the
         answer is not known without I/O; raises the stream's error if it came before any item.
         """
@@ -276,11 +280,11 @@ class StreamedResult(Generic[_I]):
         if self._ahead:
             return True
         if self._started:
-            raise TypeError(f"bool() of a {type(self).__name__} that is being streamed; use .all() first")
+            raise StreamMisuse(f"bool() of a {type(self).__name__} that is being streamed; use .all() first")
         if self._is_async():
             if self._finished:
                 return False
-            raise TypeError(f"bool() of a {type(self).__name__} of an async backend before it is read: "
+            raise StreamMisuse(f"bool() of a {type(self).__name__} of an async backend before it is read: "
                             "use 'await .aall()' first")
         self.read_meta()
         if not self._ahead and self._error is not None:
@@ -293,7 +297,7 @@ class StreamedResult(Generic[_I]):
             if self._items is not None:
                 return _aiter_list(self._items)
             if self._is_sync_stream():
-                raise TypeError(
+                raise StreamMisuse(
                     f"this {type(self).__name__} comes from a sync backend: iterate it with a plain 'for'"
                 )
             self._claim()
@@ -303,7 +307,7 @@ class StreamedResult(Generic[_I]):
             """Every item, read into a list (async)."""
             if self._items is None:
                 if self._is_sync_stream():
-                    raise TypeError(f"this {type(self).__name__} comes from a sync backend: use .all()")
+                    raise StreamMisuse(f"this {type(self).__name__} comes from a sync backend: use .all()")
                 self._claim()
                 self._items = [item async for item in self._aiterate()]
             return self._items
@@ -334,7 +338,7 @@ class StreamedResult(Generic[_I]):
 
     def _claim(self) -> None:
         if self._started:
-            raise RuntimeError(
+            raise StreamConsumed(
                 f"this {type(self).__name__} was already iterated (it streams); use .all() to keep the items"
             )
         self._started = True
@@ -564,7 +568,7 @@ class AttachmentStream:
             body = self._response.body
             return iter([body] if body else [])
         if not hasattr(stream, "__iter__"):
-            raise TypeError("this AttachmentStream comes from an async backend: use 'async for'")
+            raise StreamMisuse("this AttachmentStream comes from an async backend: use 'async for'")
         return self._iterate(stream)
 
     def _iterate(self, stream: Iterator[bytes]) -> Iterator[bytes]:
@@ -577,7 +581,7 @@ class AttachmentStream:
         def __aiter__(self) -> AsyncIterator[bytes]:
             stream = self._response.stream
             if stream is not None and not hasattr(stream, "__aiter__"):
-                raise TypeError("this AttachmentStream comes from a sync backend: use a plain 'for'")
+                raise StreamMisuse("this AttachmentStream comes from a sync backend: use a plain 'for'")
             return self._aiterate(stream)
 
     async def _aiterate(self, stream: Any) -> AsyncIterator[bytes]:

@@ -23,6 +23,8 @@ __all__ = [
     "ResponseError",
     "ParseError",
     "WrongEventLoop",
+    "StreamConsumed",
+    "StreamMisuse",
     "HTTPError",
     "BadRequest",
     "Unauthorized",
@@ -130,6 +132,22 @@ class WrongEventLoop(CouchcoreError, RuntimeError):
     def __init__(self, message: str, url: str | None = None) -> None:
         self.url = redact_url(url) if url else url
         super().__init__(f"{message} ({self.url})" if self.url else message)
+
+
+# -- streamed results ---------------------------------------------------------------
+
+
+class StreamConsumed(CouchcoreError, RuntimeError):
+    """A streamed result (a view, ``_changes``, ``iterview``/``iterfind``) iterated a
+    second time: its items are read once, as they arrive; keep them with ``.all()`` (or
+    ``await .aall()``), or ask again. Also a ``RuntimeError``."""
+
+
+class StreamMisuse(CouchcoreError, TypeError):
+    """A streamed result asked for what is not known while it streams (``len()`` or
+    ``bool()`` during its iteration: use ``.all()`` first), or used through the other
+    flavour's API (a plain ``for`` over an async backend's result, ``async for`` over a sync
+    one's). Also a ``TypeError``, so ``list(result)`` still skips its length hint."""
 
 
 # -- errors reported by the server -------------------------------------------------

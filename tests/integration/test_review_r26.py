@@ -265,3 +265,25 @@ def test_save_list_with_a_stub_of_nothing_writes_the_others(db):
             assert db.get(doc["_id"])["n"] == doc["n"]
     with pytest.raises(couchcore.PreconditionFailed):
         db.save({"_id": "b", "_attachments": {"a.txt": {"stub": True}}})
+
+
+# -- misuse of a streamed result: couchcore's own exceptions ---------------------------------
+
+def test_streamed_result_misuse_raises_couchcore_errors(db):
+    # len() during the iteration raised a bare TypeError and a second iteration a bare
+    # RuntimeError: `except couchcore.CouchcoreError` missed both
+    db.save([{"_id": f"d{i}"} for i in range(3)])
+    view = db.view("_all_docs")
+    next(iter(view))
+    with pytest.raises(couchcore.StreamMisuse) as info:
+        len(view)
+    assert isinstance(info.value, (couchcore.CouchcoreError, TypeError))
+    view = db.view("_all_docs")
+    assert len(list(view)) == 3  # list() still skips the length hint while it streams
+    with pytest.raises(couchcore.StreamConsumed) as consumed:
+        list(view)
+    assert isinstance(consumed.value, (couchcore.CouchcoreError, RuntimeError))
+    for result in (db.changes(), db.iterview("_all_docs", page_size=2)):
+        assert len(list(result)) == 3
+        with pytest.raises(couchcore.StreamConsumed):
+            list(result)
