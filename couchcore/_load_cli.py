@@ -69,7 +69,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
                       help="store the documents' revisions as they are (new_edits=false; for dump | load)")
     p.add_argument("--skip-existing", action="store_true",
                    help="a document that already exists with the same content is skipped, not rejected")
-    p.add_argument("--id-field", metavar="NAME", help="a document without _id takes its id from field NAME")
+    p.add_argument("--id-field", metavar="NAME", help="a document without _id takes its id from field NAME (rejected without it)")
     p.add_argument("--node", action="append", default=[], metavar="URL",
                    help="another node of the same cluster (repeatable); batches are spread over all nodes")
     p.add_argument("--retries", type=int, default=5, metavar="N",

@@ -854,8 +854,11 @@ class Loader:
             if not docid:
                 raise _Bad("invalid_id", f"id field {self.id_field!r} is empty")
             return docid
-        if self.id_field and not self.new_edits:
-            raise _Bad("invalid_id", f"no {self.id_field!r} field")
+        if self.id_field:
+            # the field is the document's key: a random id would add the row again on the
+            # next run of the same load, where its key would have found it
+            raise _Bad("invalid_id", f"no {self.id_field!r} field" if key is _UNSET
+                       else f"id field {self.id_field!r} is null")
         # CouchDB's "sequential" uuid style: a random prefix per load and a counter —
         # the same on every run of a resumed load, and kind to the id B-tree
         return self._id_fmt % ordinal
@@ -1198,7 +1201,10 @@ def load(
       Documents whose content is already stored are not written again.
     * ``new_edits=False``: replicate revisions as they are (each document needs ``_id``
       and ``_rev``).
-    * ``id_field``: a document without ``_id`` takes the value of this field as its id.
+    * ``id_field``: a document without ``_id`` takes the value of this field as its id (a
+      string, or an integer written in decimal); one without the field, or with ``null``
+      or ``""`` there, is rejected (``invalid_id``), never given a random id that a second
+      run of the same load would add again.
     * ``retries``, ``backoff``, ``max_backoff``: a batch that meets ``429``, ``5xx`` or a
       connection failure is sent again after ``uniform(0, min(max_backoff, backoff *
       2**attempt))`` seconds (at least ``Retry-After``), at most ``retries`` times; then

@@ -287,3 +287,19 @@ def test_streamed_result_misuse_raises_couchcore_errors(db):
         assert len(list(result)) == 3
         with pytest.raises(couchcore.StreamConsumed):
             list(result)
+
+
+# -- bulk.load(id_field=): a row without its key -------------------------------------------
+
+def test_load_with_id_field_rejects_rows_without_it_so_a_rerun_adds_nothing(db):
+    # a row whose id field was missing or null got a random id on every run: a second run of
+    # the same load added it again (--skip-existing could not know it)
+    from couchcore.bulk import load
+    rows = [{"sku": "A1", "q": 1}, {"sku": "", "q": 2}, {"sku": None, "q": 3}, {"q": 4}, {"sku": 7, "q": 5},
+            b'{"sku": null, "q": 6}', b'{"q": 7}', b'{"sku": "B2", "q": 8}']
+    for run in range(2):
+        report = load(db, [dict(r) if isinstance(r, dict) else r for r in rows], id_field="sku",
+                      skip_existing=True, upsert=run > 0)
+        assert report.rejected == 5
+        assert sorted(f.error for f in report.failures) == ["invalid_id"] * 5
+    assert sorted(r.id for r in db.view("_all_docs")) == ["7", "A1", "B2"]
