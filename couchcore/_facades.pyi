@@ -430,7 +430,10 @@ class SyncDatabaseAPI:
         https://docs.couchdb.org/en/stable/api/document/common.html#getting-a-list-of-revisions"""
     def put_attachment(self, doc: str | Mapping[str, Any], content: bytes | bytearray | memoryview | str | IO[bytes], filename: str | None = ..., content_type: str | None = ...) -> DocResult:
         """Create or replace an attachment (``content``: bytes, str or a binary file object,
-        streamed); updates ``doc["_rev"]``; returns ``{"ok", "id", "rev"}``.
+        streamed); updates ``doc["_rev"]``; returns ``{"ok", "id", "rev"}``. A str is sent
+        as UTF-8, and so is what a text-mode file reads (its encoding decoded and its line
+        ends translated by Python, as ``open()`` was told): open a file with ``"rb"`` to
+        store its bytes as they are.
         ``filename`` defaults to a named file's base name. ``content_type`` defaults to
         ``text/plain;charset=utf-8`` for str, else the type guessed from ``filename`` (a
         compressed ``.gz``, ``.bz2`` or ``.xz`` file is ``application/gzip``,
@@ -1146,7 +1149,10 @@ class AsyncDatabaseAPI:
     @overload
     def put_attachment(self, doc: str | Mapping[str, Any], content: bytes | bytearray | memoryview | str | IO[bytes], filename: str | None = ..., content_type: str | None = ..., *, callback: _Callable[[DocResult | None, _Status], Any]) -> asyncio.Task[DocResult | None]:
         """Create or replace an attachment (``content``: bytes, str or a binary file object,
-        streamed); updates ``doc["_rev"]``; returns ``{"ok", "id", "rev"}``.
+        streamed); updates ``doc["_rev"]``; returns ``{"ok", "id", "rev"}``. A str is sent
+        as UTF-8, and so is what a text-mode file reads (its encoding decoded and its line
+        ends translated by Python, as ``open()`` was told): open a file with ``"rb"`` to
+        store its bytes as they are.
         ``filename`` defaults to a named file's base name. ``content_type`` defaults to
         ``text/plain;charset=utf-8`` for str, else the type guessed from ``filename`` (a
         compressed ``.gz``, ``.bz2`` or ``.xz`` file is ``application/gzip``,

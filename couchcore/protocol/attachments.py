@@ -31,7 +31,8 @@ def _doc_id(doc: Any) -> str:
 def put_attachment(ctx: ServerContext, db: str, doc: Any, content: Any, filename: str | None = None,
                    content_type: str | None = None) -> Operation[DocResult]:
     """Create or replace an attachment; ``content`` is bytes, str or a binary file object
-    (streamed, never read whole). Updates ``doc["_rev"]`` and puts the attachment's stub
+    (streamed, never read whole; a text-mode file is sent as the UTF-8 of what it reads,
+    like a str). Updates ``doc["_rev"]`` and puts the attachment's stub
     in ``doc["_attachments"]``, so ``save(doc)`` afterwards keeps it (CouchDB removes an
     attachment a written document has no stub of). Raises :class:`~couchcore.Conflict`
     for a stale ``_rev`` — also when a cluster answers ``202 Accepted`` because one lagging
