@@ -712,8 +712,15 @@ class DatabaseAPI:
         :class:`Document` with its new ``_rev``, or ``None`` when ``fn`` skipped.
         Bad input (``fn`` not callable, empty id, negative ``retries``) raises
         :class:`InvalidInput` before anything is sent; ``fn`` returning a non-dict
-        raises :class:`InvalidDocument`.
-        CouchDB: https://docs.couchdb.org/en/stable/api/document/common.html#put--db-docid
+        raises :class:`InvalidDocument`. On a CouchDB cluster two writers through different
+        nodes can each have a write accepted by some copies (``202``); couchcore withdraws
+        the one that lost, but when both sides have been built on already, both branches
+        live on as a conflict that hides the losing branch's updates: identical edits on
+        one revision also make one revision (its id is the content's hash), so concurrent
+        counters should make their edits differ, and writers that must never lose an
+        update send a document's writes through one node or merge its ``_conflicts``.
+        CouchDB: https://docs.couchdb.org/en/stable/api/document/common.html#put--db-docid,
+        https://docs.couchdb.org/en/stable/replication/conflicts.html
         """
         return self._run(_docs.update_doc(self._ctx, self.name, docid, fn, retries))
 
