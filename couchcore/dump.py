@@ -37,7 +37,10 @@ winner (CouchDB's rule: not deleted first, then the longest history, then the gr
 revision id). ``_local`` documents are not written (neither ``_all_docs`` nor
 ``_changes`` lists them; the replicator does not copy them either), nor revisions that are
 not leaves (their bodies are gone after compaction; ``_revisions`` keeps their ids), nor
-what is not a document: the ``_security`` object, ``_revs_limit``, purge history.
+what is not a document: the ``_security`` object, ``_revs_limit``, purge history, and the
+database's creation options (``partitioned``, ``q``, ``n``): ``load --create`` makes a plain
+database, so for a partitioned copy create it first (``Server.create(name,
+partitioned=True)``) and load without ``--create``.
 ``attachments=True`` (``--attachments``) inlines attachment content as base64 ``data``
 (``attachments=true``, https://docs.couchdb.org/en/stable/api/database/bulk-api.html#db-bulk-get);
 without it attachments are stubs (``"stub": true``), which a new database cannot take
