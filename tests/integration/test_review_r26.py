@@ -116,8 +116,9 @@ def test_design_functions_take_query_parameters_named_like_couchcores_own(db):
 
 # -- os.fork(): a child must not share its parent's connections or uuids --------------------
 
-def _in_child(work) -> bytes:
-    """Run ``work()`` in a forked child; its bytes come back through a pipe."""
+def _in_child(work, meanwhile=lambda: None) -> bytes:
+    """Run ``work()`` in a forked child while the parent runs ``meanwhile()``; the child's
+    bytes come back through a pipe."""
     import os
     read_end, write_end = os.pipe()
     pid = os.fork()
@@ -130,9 +131,13 @@ def _in_child(work) -> bytes:
         finally:
             os._exit(code)
     os.close(write_end)
-    with os.fdopen(read_end, "rb") as pipe:
-        out = pipe.read()
-    assert os.waitpid(pid, 0)[1] == 0
+    try:
+        meanwhile()
+    finally:
+        with os.fdopen(read_end, "rb") as pipe:
+            out = pipe.read()
+        status = os.waitpid(pid, 0)[1]
+    assert status == 0
     return out
 
 
@@ -142,23 +147,13 @@ def test_a_forked_child_gets_its_own_answers(db):
     # or waited the whole read timeout
     db.save([{"_id": f"d{i}"} for i in range(4)])
     db.get("d0")  # a kept-alive connection in the pool, before the fork
-    import os
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover (the child)
-        wrong = 99
-        try:
-            os.close(read_end)
-            wrong = sum(db.get("d1")["_id"] != "d1" for _ in range(150))
-        finally:
-            os.write(write_end, bytes([min(wrong, 99)]))
-            os._exit(0)
-    os.close(write_end)
-    wrong = sum(db.get("d2")["_id"] != "d2" for _ in range(150))
-    with os.fdopen(read_end, "rb") as pipe:
-        child_wrong = pipe.read()
-    os.waitpid(pid, 0)
-    assert (wrong, child_wrong) == (0, b"\x00")
+    wrong = []
+
+    def parent() -> None:
+        wrong.append(sum(db.get("d2")["_id"] != "d2" for _ in range(150)))
+
+    child_wrong = _in_child(lambda: str(sum(db.get("d1")["_id"] != "d1" for _ in range(150))).encode(), parent)
+    assert (wrong, child_wrong) == ([0], b"0")
     assert db.get("d3")["_id"] == "d3"  # and the parent's connection still works
 
 
