@@ -6,7 +6,8 @@
 request set-up (:meth:`couchcore.transport.pycurl.PycurlTransport.configure`) and error
 mapping it shares. What differs is who waits: a ``pycurl.CurlMulti`` per event loop
 tells the loop which sockets to watch (``CURLMOPT_SOCKETFUNCTION`` ->
-``loop.add_reader``/``add_writer``) and when to wake it (``CURLMOPT_TIMERFUNCTION`` ->
+``loop.add_reader``/``add_writer``; on Linux into an epoll set of the engine's own,
+whose one fd the loop watches) and when to wake it (``CURLMOPT_TIMERFUNCTION`` ->
 ``loop.call_later``), and the loop hands the events back with
 ``multi.socket_action``. Only public asyncio and pycurl APIs are used, so it runs on
 plain asyncio and under Tornado (whose IOLoop is the asyncio loop) alike; it needs a
@@ -40,6 +41,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import select
 import time
 from collections import deque
 from typing import Any, Awaitable
@@ -57,6 +59,15 @@ from .pycurl import PycurlTransport, _translate
 __all__ = ["CurlLoopTransport", "HIGH_WATER", "LOW_WATER"]
 
 _IN, _OUT = pycurl.POLL_IN, pycurl.POLL_OUT
+_CSELECT_IN, _CSELECT_OUT, _CALL_MULTI_PERFORM = pycurl.CSELECT_IN, pycurl.CSELECT_OUT, pycurl.E_CALL_MULTI_PERFORM
+#: the engine's own epoll set (Linux), see _LoopEngine; elsewhere the loop watches each socket
+_EPOLL: Any = getattr(select, "epoll", None)
+if _EPOLL is not None:
+    _EPOLLIN, _EPOLLOUT = select.EPOLLIN, select.EPOLLOUT
+    _NOT_EPOLLIN, _NOT_EPOLLOUT = ~select.EPOLLIN, ~select.EPOLLOUT
+    # libcurl's POLL_IN / POLL_OUT / POLL_INOUT -> epoll's interest bits
+    _EPOLL_MASK = {pycurl.POLL_IN: _EPOLLIN, pycurl.POLL_OUT: _EPOLLOUT, pycurl.POLL_INOUT: _EPOLLIN | _EPOLLOUT,
+                   pycurl.POLL_NONE: 0}
 _NO_BODY = (bytes, bytearray, str)
 
 
@@ -157,7 +168,20 @@ class _LoopEngine:
         self.multi.setopt(pycurl.M_MAXCONNECTS, max(opts.maxsize, opts.max_clients))
         self.idle: list[pycurl.Curl] = []
         self.active: dict[pycurl.Curl, _Exchange] = {}
-        self.watched: dict[int, int] = {}  # fd -> POLL_IN / POLL_OUT bits registered with the loop
+        self.watched: dict[int, int] = {}  # fd -> what it is watched for (POLL_* bits with the loop, EPOLL* in epoll)
+        # Linux: libcurl's sockets are watched by an epoll set of this engine's own, whose
+        # one fd the loop watches (add_reader once): a request's socket is then added and
+        # removed with one epoll_ctl each, not through the loop's add_reader/remove_reader
+        # (a Handle, selector bookkeeping and two KeyErrors raised and caught per add)
+        self.epoll: Any = None
+        if _EPOLL is not None:
+            try:
+                self.epoll = _EPOLL()
+                loop.add_reader(self.epoll.fileno(), self._on_epoll)
+            except (OSError, NotImplementedError, RuntimeError):  # a loop without add_reader: the loop's own
+                if self.epoll is not None:
+                    self.epoll.close()
+                self.epoll = None
         self.timer: asyncio.Handle | None = None
         self.timer_at: float | None = None  # when ``timer`` fires (None: at once, call_soon)
         self.in_curl = False  # inside socket_action: libcurl callbacks may run, no remove_handle
@@ -222,6 +246,10 @@ class _LoopEngine:
     # -- libcurl -> loop -------------------------------------------------------------------
     def _on_socket(self, what: int, fd: int, multi: Any, data: Any) -> None:
         """CURLMOPT_SOCKETFUNCTION: watch ``fd`` for what libcurl waits for."""
+        epoll = self.epoll
+        if epoll is not None:
+            self._on_socket_epoll(what, fd, epoll)
+            return
         loop = self.loop
         if loop.is_closed():
             self.watched.pop(fd, None)
@@ -240,6 +268,67 @@ class _LoopEngine:
             self.watched[fd] = new
         else:
             self.watched.pop(fd, None)
+
+    def _on_socket_epoll(self, what: int, fd: int, epoll: Any) -> None:
+        """:meth:`_on_socket` on the engine's own epoll set. libcurl announces the removal
+        of a socket before closing it; a closed socket leaves an epoll set by itself (its
+        number may then come back as a new socket: registered afresh)."""
+        watched = self.watched
+        new = _EPOLL_MASK[what] if what != pycurl.POLL_REMOVE else 0
+        old = watched.get(fd, 0)
+        if new == old:
+            return
+        try:
+            if not new:
+                del watched[fd]
+                epoll.unregister(fd)
+            elif not old:
+                watched[fd] = new
+                try:
+                    epoll.register(fd, new)
+                except FileExistsError:  # pragma: no cover - never unregistered: change it
+                    epoll.modify(fd, new)
+            else:
+                watched[fd] = new
+                try:
+                    epoll.modify(fd, new)
+                except FileNotFoundError:  # pragma: no cover - the number came back as a new socket
+                    epoll.register(fd, new)
+        except (OSError, ValueError):  # closed already (the socket, or the set on close()): nothing to watch
+            pass
+
+    def _on_epoll(self) -> None:
+        """The engine's epoll set has ready sockets: hand each to libcurl (read and write
+        readiness in one ``socket_action``), then finish what completed."""
+        epoll = self.epoll
+        if self.closed or epoll is None:
+            return
+        try:
+            events = epoll.poll(0)
+        except (OSError, ValueError):  # pragma: no cover - closed meanwhile
+            return
+        if not events:
+            return
+        watched = self.watched
+        multi = self.multi
+        self.in_curl = True
+        try:
+            for fd, ev in events:
+                interest = watched.get(fd, 0)
+                # as the loop's selector reads them: an error or hang-up is both readable and writable
+                mask = (_CSELECT_IN if ev & _NOT_EPOLLOUT and interest & _EPOLLIN else 0) | \
+                    (_CSELECT_OUT if ev & _NOT_EPOLLIN and interest & _EPOLLOUT else 0)
+                if not mask:
+                    continue
+                while True:
+                    ret, _running = multi.socket_action(fd, mask)
+                    if ret != _CALL_MULTI_PERFORM:
+                        break
+        except pycurl.error:  # pragma: no cover - the multi handle failed as a whole
+            pass
+        finally:
+            self.in_curl = False
+        self._collect()
 
     def _on_timer(self, timeout_ms: int) -> None:
         """CURLMOPT_TIMERFUNCTION: call ``socket_action(TIMEOUT)`` in ``timeout_ms``
@@ -384,7 +473,11 @@ class _LoopEngine:
         if self.sweep is not None:
             self.sweep.cancel()
             self.sweep = None
-        if not self.loop.is_closed():
+        epoll = self.epoll
+        if epoll is not None:
+            if not self.loop.is_closed():
+                self.loop.remove_reader(epoll.fileno())
+        elif not self.loop.is_closed():
             for fd in list(self.watched):
                 self.loop.remove_reader(fd)
                 self.loop.remove_writer(fd)
@@ -392,7 +485,9 @@ class _LoopEngine:
         for curl in self.idle:
             curl.close()
         self.idle.clear()
-        self.multi.close()
+        self.multi.close()  # may still announce removals (to the set, closed right after)
+        if epoll is not None:
+            epoll.close()
 
 
 class _Exchange(BufferedExchange):

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import os
+import select
 import socket
 import threading
 import time
@@ -103,6 +105,48 @@ def test_concurrency_is_bounded_by_max_clients_and_connections_are_reused():
         assert len(srv.heads) == 40
         assert srv.peak == 4  # reached, never exceeded
         assert srv.connections <= 4
+
+
+@pytest.mark.skipif(not hasattr(select, "epoll") or not os.path.isdir("/proc/self/fd"),
+                    reason="the engine's own epoll set is Linux only")
+def test_the_loop_watches_one_epoll_set_for_every_libcurl_socket():
+    """On Linux (curlloop): libcurl's sockets go into the engine's epoll set, and the loop
+    watches only that set's fd; 6 requests in flight are 6 sockets in the set, none in
+    the loop's selector; the connections are reused, and closing the server takes the
+    set's fd off the loop and closes it."""
+    with keep_alive(delay=0.6) as srv:
+        async def main():
+            loop = asyncio.get_running_loop()
+            server = ct.Server(srv.url, max_clients=6)
+            try:
+                assert await server.version() == "9.9.9-test"
+                engine = server._transport._states[loop]
+                epoll = engine.epoll
+                assert epoll is not None and not engine.watched  # the connection is idle: not watched
+                before = set(loop._selector.get_map())  # (the selector's map: asyncio's own bookkeeping)
+                assert epoll.fileno() in before
+                calls = [asyncio.ensure_future(server.version()) for _ in range(6)]
+
+                def sockets() -> int:  # (libcurl 8 also watches an eventfd of its own while transfers run)
+                    return len([fd for fd in engine.watched if os.readlink(f"/proc/self/fd/{fd}").startswith("socket:")])
+
+                for _ in range(40):  # all sent (the server answers each after 0.6 s)
+                    if sockets() == 6:
+                        break
+                    await asyncio.sleep(0.01)
+                assert sockets() == 6 and not any(call.done() for call in calls)
+                assert set(loop._selector.get_map()) == before
+                assert not set(engine.watched) & before
+                assert await asyncio.gather(*calls) == ["9.9.9-test"] * 6
+                assert not engine.watched
+                assert await asyncio.gather(*(server.version() for _ in range(6))) == ["9.9.9-test"] * 6
+                fd = epoll.fileno()
+            finally:
+                server.close()
+            assert epoll.closed and fd not in loop._selector.get_map()
+
+        arun(main())
+        assert srv.connections == 6 and len(srv.heads) == 13
 
 
 def chunked_view(conn: socket.socket, rows: int, stop_after: int | None = None) -> None:
