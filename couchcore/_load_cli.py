@@ -559,6 +559,25 @@ class pause_gc:
     exits = False
 
 
+#: the ``pending`` list of the last :func:`_thaw_at_next_collection` (empty once it fired)
+_armed: list[list[Any]] = []
+
+
+def _still_armed() -> bool:
+    """Whether the last load's objects are still frozen waiting for the next collection, with
+    no ``gc.freeze()`` of the caller's since (its probe still among the youngest objects):
+    a load started now takes them over (it thaws them with its own)."""
+    import gc
+
+    pending = _armed[0] if _armed else None
+    if not pending:
+        return False
+    probe = pending[0]
+    taken = any(obj is probe for obj in gc.get_objects(0))
+    pending.clear()  # the earlier callback does nothing now, whatever the answer
+    return taken
+
+
 def _thaw_at_next_collection() -> None:
     """``gc.unfreeze()`` when the next collection starts (a ``gc.callbacks`` entry) -- not the
     full collection the interpreter's exit starts with (``sys.is_finalizing()``: the process
@@ -575,6 +594,7 @@ def _thaw_at_next_collection() -> None:
     gc.collect(0)
     probe: list[Any] = []  # tracked, in the youngest generation until a collection or a freeze moves it
     pending = [probe]
+    _armed[:] = [pending]
 
     def thaw(phase: str, info: dict[str, int]) -> None:
         if pending and not sys.is_finalizing():  # (the exit's full collection: the process ends)
@@ -772,7 +792,7 @@ def _run(args: argparse.Namespace) -> int:
     # the objects of start-up live to the end: collections need not visit them again (undone at
     # the end unless the caller froze objects itself: cli.main may run inside a longer program;
     # when main() runs the process's command line, at its next collection: see pause_gc)
-    thaw = gc.get_freeze_count() == 0
+    thaw = gc.get_freeze_count() == 0 or _still_armed()
     gc.freeze()
     if pause_gc.paused:
         gc.enable()  # (cli.main disables it again at the end)

@@ -345,11 +345,15 @@ def _conflicted(resolution: ConflictResolution, ids: Iterable[str]) -> list[str]
 
 
 def _bulk_write(ctx: ServerContext, db: str, docs: list[Any], encoded: bytes, resolution: ConflictResolution, options: Mapping[str, Any],
-                recover_stubs: bool = True) -> Operation[None]:
+                recover_stubs: bool = True, failed_here: set[str] | None = None) -> Operation[None]:
     """POST ``docs`` (``encoded``: their JSON array, from :func:`codec.dumps_array`) to
     ``_bulk_docs`` and record each document's outcome in ``resolution``: written ones
     get their new ``_rev`` in place and go to ``resolved``, the others to ``pending``
-    (one that the answer does not mention as ``"unknown"``: never dropped)."""
+    (one that the answer does not mention as ``"unknown"``: never dropped).
+    ``failed_here``: the ids refused so far in this request (shared by the parts a
+    refused request is split into)."""
+    if failed_here is None:
+        failed_here = set()
     parts = [b'{"docs":', encoded]
     for name, value in options.items():
         if value is not None:
@@ -361,25 +365,28 @@ def _bulk_write(ctx: ServerContext, db: str, docs: list[Any], encoded: bytes, re
         body=b"".join(parts),  # (one copy of the documents' bytes)
         headers={"Content-Type": "application/json", **ctx.write_headers},
     )
-    if (resp.status == 412 and recover_stubs and options.get("new_edits") is not False
-            and resp.error().error == "missing_stub"):
+    new_edits = options.get("new_edits") is not False
+    stub_refused = resp.status == 412 and recover_stubs and resp.error().error == "missing_stub"
+    if stub_refused and new_edits:
         yield from _recover_missing_stub(ctx, db, docs, resolution, options, resp)
         return
-    if resp.status == 413 and not options.get("all_or_nothing"):
-        # one document over [couchdb] max_document_size (or the body over [chttpd]
-        # max_http_request_size) and CouchDB refuses the whole request, writing none of
-        # it: the halves are sent until each refused document stands alone, pending
+    if (resp.status == 413 or stub_refused) and not options.get("all_or_nothing"):
+        # CouchDB refuses the whole request for one document: one over [couchdb]
+        # max_document_size (or the body over [chttpd] max_http_request_size; nothing is
+        # written), or, replicating (new_edits=false, which writes a revision once however
+        # often it is sent), a stub that names nothing (the other shards' documents may be
+        # stored): the halves are sent until each refused document stands alone, pending
         if len(docs) > 1:
             half = len(docs) // 2
             for part in (docs[:half], docs[half:]):
-                yield from _bulk_write(ctx, db, part, codec.dumps_array(part), resolution, options, recover_stubs)
+                yield from _bulk_write(ctx, db, part, codec.dumps_array(part), resolution, options, recover_stubs,
+                                       failed_here)
             return
         error = resp.error()
-        _refused(resolution.pending, set(), docs[0]["_id"],
+        _refused(resolution.pending, failed_here, docs[0]["_id"],
                  {"doc": docs[0], "error": error.error or "too_large", "reason": error.reason})
         return
     results = resp.json()
-    new_edits = options.get("new_edits") is not False
     if not new_edits and not results:
         for doc in docs:
             resolution.resolved[doc["_id"]] = doc
@@ -389,10 +396,9 @@ def _bulk_write(ctx: ServerContext, db: str, docs: list[Any], encoded: bytes, re
     matched = _match_results(docs, results)
     accepted: list[tuple[Any, str]] = []  # (document, the revision the answer names)
     pending, resolved, settled = resolution.pending, resolution.resolved, resolution.accepted
-    # ids that failed in THIS request: a later document with the same id that was written
-    # must not clear the earlier one's failure (save([{"_id": "a"}, {"_id": "a", "_rev": r}])
-    # reported nothing pending while the first was refused as a conflict)
-    failed_here: set[str] = set()
+    # failed_here: ids that failed in THIS request: a later document with the same id that
+    # was written must not clear the earlier one's failure (save([{"_id": "a"}, {"_id": "a",
+    # "_rev": r}]) reported nothing pending while the first was refused as a conflict)
     for doc, result in zip(docs, matched):
         docid = doc["_id"]
         if result is None:  # never drop a document silently

@@ -428,6 +428,9 @@ class CurlEngine:
                 self.finish(transfer)
 
 
+#: CURLOPT_UPLOAD_BUFFERSIZE needs libcurl 7.62 (older builds upload with their own 64 kB buffer)
+_HAS_UPLOAD_BUFFERSIZE = hasattr(pycurl, "UPLOAD_BUFFERSIZE")
+
 #: a forked child's engines inherited from its parent, kept (never closed) for its life
 _INHERITED: list[threading.local] = []
 
@@ -526,7 +529,7 @@ class PycurlTransport(BaseTransport):
                 c.setopt(pycurl.NOPROGRESS, 0)  # a streamed body: its progress keeps the transfer alive
                 c.setopt(pycurl.XFERINFOFUNCTION, transfer.on_progress)
                 c.setopt(pycurl.READFUNCTION, _reader(body))
-                if is_file_like(body) and isinstance(transfer, _Transfer):
+                if is_file_like(body) and isinstance(transfer, _Transfer) and _HAS_UPLOAD_BUFFERSIZE:
                     # (only for this module's engine: the async loop's reader hands over 64 kB reads)
                     c.setopt(pycurl.UPLOAD_BUFFERSIZE, UPLOAD_BUFFER_SIZE)
                 length = None

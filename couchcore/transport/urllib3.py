@@ -41,6 +41,10 @@ class _HTTPSConnectionPool(urllib3.HTTPSConnectionPool):
     ConnectionCls = _HTTPSConnection
 
 
+#: a forked child's pools inherited from its parent, kept (never closed) for its life
+_INHERITED: list[urllib3.PoolManager] = []
+
+
 @register("urllib3")
 class Urllib3Transport(BaseTransport):
     """Sends :class:`Request` objects with urllib3; translates its exceptions."""
@@ -55,8 +59,8 @@ class Urllib3Transport(BaseTransport):
             if options.cert_file:
                 pool_kw["cert_file"] = options.cert_file
                 pool_kw["key_file"] = options.key_file
-        self._pool = urllib3.PoolManager(**pool_kw)
-        self._pool.pool_classes_by_scheme = {**self._pool.pool_classes_by_scheme, "https": _HTTPSConnectionPool}
+        self._pool_kw = pool_kw
+        self._pool = self._new_pool()
         self._route = _direct_route(base_url)
         self._host_pool: Any = None  # the PoolManager's pool for base_url's host, once asked for
 
@@ -64,11 +68,18 @@ class Urllib3Transport(BaseTransport):
         self._host_pool = None  # the next request asks the PoolManager again (a new pool, as before)
         self._pool.clear()
 
+    def _new_pool(self) -> urllib3.PoolManager:
+        pool = urllib3.PoolManager(**self._pool_kw)
+        pool.pool_classes_by_scheme = {**pool.pool_classes_by_scheme, "https": _HTTPSConnectionPool}
+        return pool
+
     def after_fork_in_child(self) -> None:
-        # the pools are dropped: their sockets closed in this process only (no TLS
-        # close_notify, no shutdown), so the parent's connections go on
+        # the parent's pools are left alone, never closed or cleared here: that takes their
+        # locks, which a thread of the parent may have held at the fork (the child would
+        # hang); their sockets stay the parent's
+        _INHERITED.append(self._pool)
         self._host_pool = None
-        self._pool.clear()
+        self._pool = self._new_pool()
 
     def _timeout(self, request: Request) -> urllib3.Timeout:
         read = request.timeout if request.timeout is not None else self.options.timeout

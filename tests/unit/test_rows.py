@@ -1785,6 +1785,8 @@ def test_c_document_broken_in_the_middle(bad):
                 assert type(got) is type(want)
             else:
                 assert_same(got, want)
+    if os.environ.get("COUCHCORE_ROWS_BACKEND"):
+        return  # Document is then the Python class, whose references the forced twin's rows hold
     refs = sys.getrefcount(Document)
     for _ in range(50):
         parse_or_error("cython", "view", [data])
