@@ -940,7 +940,7 @@ class DatabaseAPI:
 
         View options are encoded as for :meth:`view` (``key=None`` sends ``key=null``);
         other options become the function's ``req.query`` (any name but ``view`` and
-        ``headers``; ``name`` is positional). ``headers`` are sent with the
+        ``headers``, and ``callback`` on the async facades; ``name`` is positional). ``headers`` are sent with the
         request (``Accept`` chooses among the function's ``provides()``; default
         ``*/*``), replacing couchcore's own whatever their case; a malformed header
         (a name that is no token, a value with control characters or beyond Latin-1),
@@ -955,7 +955,7 @@ class DatabaseAPI:
              **options: Any) -> Result:
         """Call show function ``name`` (``"ddoc/show"``) for document ``id`` (or none);
         returns a :class:`Result`. ``options`` become ``req.query`` (any name but ``id``
-        and ``headers``; ``name`` is positional); ``headers`` as for :meth:`list`. Any status below 400 is a Result; 4xx/5xx raise.
+        and ``headers``, and ``callback`` on the async facades; ``name`` is positional); ``headers`` as for :meth:`list`. Any status below 400 is a Result; 4xx/5xx raise.
         https://docs.couchdb.org/en/stable/api/ddoc/render.html#db-design-design-doc-show-show-name
         """
         return self._run(_views.show_fn(self._ctx, self.name, name, id, headers, options))
@@ -974,7 +974,8 @@ class DatabaseAPI:
         ``form``: a dict or ``(name, value)`` pairs of str, sent form-encoded (the
         handler's ``req.form``). ``headers`` are added (e.g. ``Accept``; checked as for
         :meth:`list`, the body's type is ``content_type=``); ``options``
-        become ``req.query`` (any name but the parameters above; ``name`` is positional). Bad arguments raise :class:`InvalidInput` before sending.
+        become ``req.query`` (any name but the parameters above, and ``callback`` on the
+        async facades; ``name`` is positional). Bad arguments raise :class:`InvalidInput` before sending.
         https://docs.couchdb.org/en/stable/api/ddoc/render.html#db-design-design-doc-update-update-name
         """
         return self._run(_views.update_fn(self._ctx, self.name, name, id, body, form, content_type, headers,

@@ -509,7 +509,7 @@ class SyncDatabaseAPI:
 
         View options are encoded as for :meth:`view` (``key=None`` sends ``key=null``);
         other options become the function's ``req.query`` (any name but ``view`` and
-        ``headers``; ``name`` is positional). ``headers`` are sent with the
+        ``headers``, and ``callback`` on the async facades; ``name`` is positional). ``headers`` are sent with the
         request (``Accept`` chooses among the function's ``provides()``; default
         ``*/*``), replacing couchcore's own whatever their case; a malformed header
         (a name that is no token, a value with control characters or beyond Latin-1),
@@ -520,7 +520,7 @@ class SyncDatabaseAPI:
     def show(self, name: str, /, id: str | None = ..., *, headers: Mapping[str, str] | None = ..., **options: Any) -> Result:
         """Call show function ``name`` (``"ddoc/show"``) for document ``id`` (or none);
         returns a :class:`Result`. ``options`` become ``req.query`` (any name but ``id``
-        and ``headers``; ``name`` is positional); ``headers`` as for :meth:`list`. Any status below 400 is a Result; 4xx/5xx raise.
+        and ``headers``, and ``callback`` on the async facades; ``name`` is positional); ``headers`` as for :meth:`list`. Any status below 400 is a Result; 4xx/5xx raise.
         https://docs.couchdb.org/en/stable/api/ddoc/render.html#db-design-design-doc-show-show-name"""
     def update(self, name: str, /, id: str | None = ..., body: Any = ..., *, form: Any = ..., content_type: str | None = ..., headers: Mapping[str, str] | None = ..., **options: Any) -> Result:
         """Call update handler ``name`` (``"ddoc/update"``): ``PUT`` for document ``id``,
@@ -534,7 +534,8 @@ class SyncDatabaseAPI:
         ``form``: a dict or ``(name, value)`` pairs of str, sent form-encoded (the
         handler's ``req.form``). ``headers`` are added (e.g. ``Accept``; checked as for
         :meth:`list`, the body's type is ``content_type=``); ``options``
-        become ``req.query`` (any name but the parameters above; ``name`` is positional). Bad arguments raise :class:`InvalidInput` before sending.
+        become ``req.query`` (any name but the parameters above, and ``callback`` on the
+        async facades; ``name`` is positional). Bad arguments raise :class:`InvalidInput` before sending.
         https://docs.couchdb.org/en/stable/api/ddoc/render.html#db-design-design-doc-update-update-name"""
     def find(self, selector: Mapping[str, Any], **options: Any) -> FindResult:
         """A Mango query (``POST /{db}/_find``): ``{"docs": [Document, ...], "bookmark": ...,
@@ -1256,7 +1257,7 @@ class AsyncDatabaseAPI:
 
         View options are encoded as for :meth:`view` (``key=None`` sends ``key=null``);
         other options become the function's ``req.query`` (any name but ``view`` and
-        ``headers``; ``name`` is positional). ``headers`` are sent with the
+        ``headers``, and ``callback`` on the async facades; ``name`` is positional). ``headers`` are sent with the
         request (``Accept`` chooses among the function's ``provides()``; default
         ``*/*``), replacing couchcore's own whatever their case; a malformed header
         (a name that is no token, a value with control characters or beyond Latin-1),
@@ -1270,7 +1271,7 @@ class AsyncDatabaseAPI:
     def show(self, name: str, /, id: str | None = ..., *, headers: Mapping[str, str] | None = ..., callback: _Callable[[Result | None, _Status], Any], **options: Any) -> asyncio.Task[Result | None]:
         """Call show function ``name`` (``"ddoc/show"``) for document ``id`` (or none);
         returns a :class:`Result`. ``options`` become ``req.query`` (any name but ``id``
-        and ``headers``; ``name`` is positional); ``headers`` as for :meth:`list`. Any status below 400 is a Result; 4xx/5xx raise.
+        and ``headers``, and ``callback`` on the async facades; ``name`` is positional); ``headers`` as for :meth:`list`. Any status below 400 is a Result; 4xx/5xx raise.
         https://docs.couchdb.org/en/stable/api/ddoc/render.html#db-design-design-doc-show-show-name"""
     @overload
     def update(self, name: str, /, id: str | None = ..., body: Any = ..., *, form: Any = ..., content_type: str | None = ..., headers: Mapping[str, str] | None = ..., callback: None = ..., **options: Any) -> Awaitable[Result]: ...
@@ -1287,7 +1288,8 @@ class AsyncDatabaseAPI:
         ``form``: a dict or ``(name, value)`` pairs of str, sent form-encoded (the
         handler's ``req.form``). ``headers`` are added (e.g. ``Accept``; checked as for
         :meth:`list`, the body's type is ``content_type=``); ``options``
-        become ``req.query`` (any name but the parameters above; ``name`` is positional). Bad arguments raise :class:`InvalidInput` before sending.
+        become ``req.query`` (any name but the parameters above, and ``callback`` on the
+        async facades; ``name`` is positional). Bad arguments raise :class:`InvalidInput` before sending.
         https://docs.couchdb.org/en/stable/api/ddoc/render.html#db-design-design-doc-update-update-name"""
     @overload
     def find(self, selector: Mapping[str, Any], *, callback: None = ..., **options: Any) -> Awaitable[FindResult]: ...

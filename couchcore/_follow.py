@@ -23,6 +23,8 @@ from .errors import (
     InvalidInput,
     InvalidOption,
     NotFound,
+    StreamConsumed,
+    StreamMisuse,
     TransportError,
     Unauthorized,
 )
@@ -144,13 +146,13 @@ class ChangesFollower(ResumingFeed):
 
     def _claim(self) -> None:
         if self._started:
-            raise RuntimeError("this ChangesFollower is already being iterated; make another with db.follow()")
+            raise StreamConsumed("this ChangesFollower is already being iterated; make another with db.follow()")
         self._started = True
 
     # -- sync --------------------------------------------------------------------------
     def __iter__(self) -> Iterator[dict[str, Any]]:
         if getattr(self._db, "is_async", False):
-            raise TypeError("this ChangesFollower comes from an async Database: use 'async for'")
+            raise StreamMisuse("this ChangesFollower comes from an async Database: use 'async for'")
         self._claim()
         return self._iterate()
 
@@ -172,7 +174,7 @@ class ChangesFollower(ResumingFeed):
 
         def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
             if not getattr(self._db, "is_async", False):
-                raise TypeError("this ChangesFollower comes from a sync Database: use a plain 'for'")
+                raise StreamMisuse("this ChangesFollower comes from a sync Database: use a plain 'for'")
             self._claim()
             return self._aiterate()
 

@@ -53,7 +53,7 @@ from typing import (TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable, Gene
 from . import _feeds
 from ._api import DatabaseAPI, ServerAPI
 from ._drivers import run_async
-from .errors import CouchcoreError, InvalidInput
+from .errors import CouchcoreError, InvalidInput, StreamMisuse
 from .models import AsyncConflictResolution, Document, Status
 from .protocol import changes as _changes
 from ._follow import AsyncChangesFollower
@@ -101,7 +101,7 @@ class StreamTask(asyncio.Task[_T], Generic[_T]):
             for item in result:
                 yield item
         else:
-            raise TypeError(f"'async for' over {self.get_name()}: its result, a {type(result).__name__}, "
+            raise StreamMisuse(f"'async for' over {self.get_name()}: its result, a {type(result).__name__}, "
                             "is not streamed; use 'await'")
 
 
@@ -500,8 +500,9 @@ class ChangesFeed(_feeds.ChangesFeed):
                     raise
 
     def join(self, timeout: float | None = None) -> None:
-        """Not for an async feed: raises ``TypeError`` (use ``await feed.wait()``)."""
-        raise TypeError("an async ChangesFeed: use 'await feed.wait()'")
+        """Not for an async feed: raises :class:`StreamMisuse` (a ``TypeError``; use
+        ``await feed.wait()``)."""
+        raise StreamMisuse("an async ChangesFeed: use 'await feed.wait()'")
 
     async def _pump(self, callback: Callable[[Any, list[Any]], Any], latency: float) -> None:
         def failed(exc: BaseException) -> None:

@@ -368,7 +368,7 @@ def _bulk_write(ctx: ServerContext, db: str, docs: list[Any], encoded: bytes, re
     new_edits = options.get("new_edits") is not False
     stub_refused = resp.status == 412 and recover_stubs and resp.error().error == "missing_stub"
     if stub_refused and new_edits:
-        yield from _recover_missing_stub(ctx, db, docs, resolution, options, resp)
+        yield from _recover_missing_stub(ctx, db, docs, resolution, options, resp, failed_here)
         return
     if (resp.status == 413 or stub_refused) and not options.get("all_or_nothing"):
         # CouchDB refuses the whole request for one document: one over [couchdb]
@@ -468,7 +468,7 @@ def _match_results(docs: list[Any], results: list[Any]) -> list[Any]:
 
 
 def _recover_missing_stub(ctx: ServerContext, db: str, docs: list[Any], resolution: ConflictResolution, options: Mapping[str, Any],
-                          failed: Any) -> Operation[None]:
+                          failed: Any, failed_here: set[str]) -> Operation[None]:
     """Finish a ``_bulk_docs`` that CouchDB refused whole with ``412 missing_stub``.
 
     Every copy of a shard checks an attachment stub (``"stub": true``) against its own
@@ -492,14 +492,14 @@ def _recover_missing_stub(ctx: ServerContext, db: str, docs: list[Any], resoluti
         sent_rev = doc.get("_rev")
         if _is_write_of(current, doc, sent_rev):
             doc["_rev"] = current["_rev"]  # type: ignore[index]
-            resolution.pending.pop(docid, None)
-            resolution.resolved[docid] = doc
+            _written(resolution, failed_here, doc)
             continue
         if (current is None and sent_rev is None) or (current is not None and current.get("_rev") == sent_rev):
             again.append(doc)
             continue
-        resolution.pending[docid] = {"doc": doc, "error": "conflict" if current is not None else "missing_stub",
-                                     "reason": failed.error().reason}
+        _refused(resolution.pending, failed_here, docid,
+                 {"doc": doc, "error": "conflict" if current is not None else "missing_stub",
+                  "reason": failed.error().reason})
     inlined = []
     resent = []
     for doc in again:
@@ -519,7 +519,8 @@ def _recover_missing_stub(ctx: ServerContext, db: str, docs: list[Any], resoluti
         if any(isinstance(att, Mapping) and att.get("stub") for att in (copy_.get("_attachments") or {}).values()):
             # a stub of nothing (no revision, or an attachment it does not have): this is
             # the document CouchDB refused; sent again it would fail the others again
-            resolution.pending[doc["_id"]] = {"doc": doc, "error": "missing_stub", "reason": failed.error().reason}
+            _refused(resolution.pending, failed_here, doc["_id"],
+                     {"doc": doc, "error": "missing_stub", "reason": failed.error().reason})
             continue
         resent.append(doc)
         inlined.append(copy_)
@@ -527,28 +528,37 @@ def _recover_missing_stub(ctx: ServerContext, db: str, docs: list[Any], resoluti
         return
     sent = ConflictResolution(resolution._db)
     yield from _bulk_write(ctx, db, inlined, codec.dumps_array(inlined), sent, options, recover_stubs=False)
-    for doc, copy_ in zip(resent, inlined):
+    for doc, copy_ in zip(resent, inlined):  # each document's own outcome (an id may come twice)
         docid = doc["_id"]
-        if docid in sent.resolved:
+        if sent.resolved.get(docid) is copy_:
             doc["_rev"] = copy_["_rev"]
-            resolution.pending.pop(docid, None)
-            resolution.resolved[docid] = doc
+            _written(resolution, failed_here, doc)
             if docid in sent.accepted:
                 resolution.accepted.add(docid)
-        else:
-            failure: dict[str, Any] = dict(sent.pending.get(docid) or {"error": "missing_stub",
-                                                                       "reason": failed.error().reason})
-            if failure.get("error") == "conflict":
-                # the first request did land, on copies that had not applied it when the
-                # quorum read above was served: the same revision is there now
-                current = yield from _current_with_revs(db, docid)
-                if _is_write_of(current, doc, doc.get("_rev")):
-                    doc["_rev"] = current["_rev"]  # type: ignore[index]
-                    resolution.pending.pop(docid, None)
-                    resolution.resolved[docid] = doc
-                    continue
-            failure["doc"] = doc
-            resolution.pending[docid] = cast("PendingWrite", failure)
+            continue
+        entry = sent.pending.get(docid)
+        own = next((e for e in ([entry, *entry.get("others", [])] if entry else []) if e["doc"] is copy_), None)
+        failure: dict[str, Any] = {k: v for k, v in (own or {"error": "missing_stub",
+                                                           "reason": failed.error().reason}).items() if k != "others"}
+        if failure.get("error") == "conflict":
+            # the first request did land, on copies that had not applied it when the
+            # quorum read above was served: the same revision is there now
+            current = yield from _current_with_revs(db, docid)
+            if _is_write_of(current, doc, doc.get("_rev")):
+                doc["_rev"] = current["_rev"]  # type: ignore[index]
+                _written(resolution, failed_here, doc)
+                continue
+        failure["doc"] = doc
+        _refused(resolution.pending, failed_here, docid, cast("PendingWrite", failure))
+
+
+def _written(resolution: ConflictResolution, failed_here: set[str], doc: Any) -> None:
+    """Record ``doc`` (its ``_rev`` set) as written; an earlier document of its id refused in
+    the same request stays pending (its write is not this one)."""
+    docid = doc["_id"]
+    if docid not in failed_here:
+        resolution.pending.pop(docid, None)
+    resolution.resolved[docid] = doc
 
 
 def _current_with_revs(db: str, docid: str) -> Operation[dict[str, Any] | None]:
