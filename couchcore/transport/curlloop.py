@@ -146,6 +146,13 @@ def _headers(pairs: list[tuple[str, str]]) -> Headers:
     return headers
 
 
+def _socket_action(multi: pycurl.CurlMulti, fd: int, event: int) -> None:
+    """``socket_action(fd, event)`` until libcurl no longer asks to be called again."""
+    ret = _CALL_MULTI_PERFORM
+    while ret == _CALL_MULTI_PERFORM:
+        ret = multi.socket_action(fd, event)[0]
+
+
 class _LoopEngine:
     """One event loop's CurlMulti handle, its reusable easy handles, the sockets libcurl
     asked the loop to watch, its timer, the ``max_clients`` slots (``free`` of them, and
@@ -318,12 +325,8 @@ class _LoopEngine:
                 # as the loop's selector reads them: an error or hang-up is both readable and writable
                 mask = (_CSELECT_IN if ev & _NOT_EPOLLOUT and interest & _EPOLLIN else 0) | \
                     (_CSELECT_OUT if ev & _NOT_EPOLLIN and interest & _EPOLLOUT else 0)
-                if not mask:
-                    continue
-                while True:
-                    ret, _running = multi.socket_action(fd, mask)
-                    if ret != _CALL_MULTI_PERFORM:
-                        break
+                if mask:
+                    _socket_action(multi, fd, mask)
         except pycurl.error:  # pragma: no cover - the multi handle failed as a whole
             pass
         finally:
@@ -370,10 +373,7 @@ class _LoopEngine:
             return
         self.in_curl = True
         try:
-            while True:
-                ret, _running = self.multi.socket_action(fd, event)
-                if ret != pycurl.E_CALL_MULTI_PERFORM:
-                    break
+            _socket_action(self.multi, fd, event)
         except pycurl.error:  # pragma: no cover - the multi handle failed as a whole
             pass
         finally:
