@@ -321,18 +321,23 @@ class SyncDatabaseAPI:
         """Create or update one document or a list of them; returns a ConflictResolution.
 
         Documents are updated in place (``_id``, ``_rev``); those without ``_id`` (or
-        with ``"_id": None``) get server uuids. A document that is not strict JSON, or whose ``_id`` begins with
-        ``_`` other than ``_design/...`` and ``_local/...``, raises
-        :class:`InvalidDocument` before anything is sent. A single document's conflict raises :class:`Conflict` (with the
+        with ``"_id": None``) get server uuids. A document that is not strict JSON (for a
+        list: any of them) raises :class:`InvalidDocument` before anything is sent, and so
+        does a single document whose ``_id`` begins with ``_`` other than ``_design/...``
+        and ``_local/...``; in a list such a document is not sent and is pending with
+        ``error`` ``"illegal_docid"``. A single document's conflict raises :class:`Conflict` (with the
         resolution in ``.resolution``) unless ``merge`` or ``force`` resolves it; for a
         list, failures are reported per document in ``.pending`` (``{"doc", "error",
         "reason"}``), and the others are written. Where CouchDB refuses a whole request
-        for one document, that document alone is pending: a document over
-        ``max_document_size`` (``413``: the list is sent again in halves until it stands
-        alone; ``error`` ``"document_too_large"``), an attachment stub that names nothing
+        for one document, that document alone is pending (the list is sent again in
+        halves until it stands alone, with the server's ``error`` and ``reason``): a
+        document CouchDB cannot take at all (``400``: a ``_rev`` that is no revision,
+        ``"bad_request"`` "Invalid rev format"; an unknown top-level member beginning with
+        ``_`` or a special member of the wrong type, ``"doc_validation"``), a document over
+        ``max_document_size`` (``413``: ``error`` ``"document_too_large"``), an attachment stub that names nothing
         (``412``: ``"missing_stub"``; CouchDB may have stored the other documents even so,
         and couchcore finds out which). A single document raises the matching
-        :class:`HTTPError` (:class:`RequestEntityTooLarge`, :class:`PreconditionFailed`).
+        :class:`HTTPError` (:class:`BadRequest`, :class:`RequestEntityTooLarge`, :class:`PreconditionFailed`).
 
         ``merge=fn`` calls ``fn(local, server)`` for each conflicting document (``local``
         a copy of the document as given, ``server`` the current :class:`Document` or
@@ -1020,18 +1025,23 @@ class AsyncDatabaseAPI:
         """Create or update one document or a list of them; returns a ConflictResolution.
 
         Documents are updated in place (``_id``, ``_rev``); those without ``_id`` (or
-        with ``"_id": None``) get server uuids. A document that is not strict JSON, or whose ``_id`` begins with
-        ``_`` other than ``_design/...`` and ``_local/...``, raises
-        :class:`InvalidDocument` before anything is sent. A single document's conflict raises :class:`Conflict` (with the
+        with ``"_id": None``) get server uuids. A document that is not strict JSON (for a
+        list: any of them) raises :class:`InvalidDocument` before anything is sent, and so
+        does a single document whose ``_id`` begins with ``_`` other than ``_design/...``
+        and ``_local/...``; in a list such a document is not sent and is pending with
+        ``error`` ``"illegal_docid"``. A single document's conflict raises :class:`Conflict` (with the
         resolution in ``.resolution``) unless ``merge`` or ``force`` resolves it; for a
         list, failures are reported per document in ``.pending`` (``{"doc", "error",
         "reason"}``), and the others are written. Where CouchDB refuses a whole request
-        for one document, that document alone is pending: a document over
-        ``max_document_size`` (``413``: the list is sent again in halves until it stands
-        alone; ``error`` ``"document_too_large"``), an attachment stub that names nothing
+        for one document, that document alone is pending (the list is sent again in
+        halves until it stands alone, with the server's ``error`` and ``reason``): a
+        document CouchDB cannot take at all (``400``: a ``_rev`` that is no revision,
+        ``"bad_request"`` "Invalid rev format"; an unknown top-level member beginning with
+        ``_`` or a special member of the wrong type, ``"doc_validation"``), a document over
+        ``max_document_size`` (``413``: ``error`` ``"document_too_large"``), an attachment stub that names nothing
         (``412``: ``"missing_stub"``; CouchDB may have stored the other documents even so,
         and couchcore finds out which). A single document raises the matching
-        :class:`HTTPError` (:class:`RequestEntityTooLarge`, :class:`PreconditionFailed`).
+        :class:`HTTPError` (:class:`BadRequest`, :class:`RequestEntityTooLarge`, :class:`PreconditionFailed`).
 
         ``merge=fn`` calls ``fn(local, server)`` for each conflicting document (``local``
         a copy of the document as given, ``server`` the current :class:`Document` or

@@ -52,7 +52,9 @@ _BULK_OPTIONS = frozenset({"new_edits", "all_or_nothing", "w"})
 
 # error strings CouchDB puts in per-document _bulk_docs results
 _BULK_ERROR_STATUS = {"conflict": 409, "forbidden": 403, "unauthorized": 401, "not_found": 404, "missing_stub": 412,
-                      "document_too_large": 413, "too_large": 413}
+                      "document_too_large": 413, "too_large": 413,
+                      # a whole request refused with 400 for one document (see _bulk_write)
+                      "bad_request": 400, "illegal_docid": 400, "doc_validation": 400}
 
 
 #: the boolean ones: CouchDB reads only ``true`` as true (``conflicts=1`` is false, silently)
@@ -225,7 +227,14 @@ def check_retries(retries: Any) -> int:
 
 
 
-def _check_doc(doc: Any) -> None:
+def _reserved_id(docid: str) -> str:
+    return (f"_id {docid!r} is reserved: ids may start with '_' only as '_design/...' "
+            "or '_local/...' (https://docs.couchdb.org/en/stable/api/document/common.html)")
+
+
+def _check_doc(doc: Any, single: bool = True) -> bool:
+    """Check one document before sending; True when its ``_id`` is one CouchDB refuses
+    (``illegal_docid``), which raises :class:`InvalidDocument` when ``single``."""
     if not isinstance(doc, Mapping):
         raise InvalidDocument(f"a document must be a dict, not {type(doc).__name__}")
     docid = doc.get("_id")
@@ -236,8 +245,10 @@ def _check_doc(doc: Any) -> None:
     elif isinstance(docid, str) and docid.startswith("_") and not (
             docid.startswith(("_design/", "_local/")) and docid not in ("_design/", "_local/")):
         # CouchDB refuses the whole _bulk_docs request (400 illegal_docid)
-        raise InvalidDocument(f"_id {docid!r} is reserved: ids may start with '_' only as '_design/...' "
-                              "or '_local/...' (https://docs.couchdb.org/en/stable/api/document/common.html)")
+        if single:
+            raise InvalidDocument(_reserved_id(docid))
+        return True
+    return False
 
 
 def save_docs(
@@ -280,6 +291,7 @@ def save_docs(
     if merge is not None and not callable(merge):
         raise InvalidInput(f"merge must be a callable fn(local, server), not {type(merge).__name__}")
     missing: list[int] = []
+    illegal: list[int] = []  # (a list's) documents with an _id CouchDB refuses: pending, not sent
     for i, doc in enumerate(docs):
         cls = doc.__class__
         if cls is dict or cls is Document:  # the common cases: a str _id, or none
@@ -291,8 +303,9 @@ def save_docs(
                     del doc["_id"]  # None means "no id yet"
                 missing.append(i)
                 continue
-        _check_doc(doc)
-        if "_id" not in doc:
+        if _check_doc(doc, single):
+            illegal.append(i)
+        elif "_id" not in doc:
             missing.append(i)
     encoded = codec.dumps_array(docs)  # fail on bad docs before sending anything
     if missing:
@@ -301,7 +314,17 @@ def save_docs(
             docs[i]["_id"] = docid
         encoded = codec.dumps_array(docs)
     resolution = ConflictResolution(facade)
-    yield from _bulk_write(ctx, db, docs, encoded, resolution, options)
+    failed_here: set[str] = set()
+    sent = docs
+    if illegal:  # CouchDB would refuse the whole request (400 illegal_docid) for any of them
+        for i in illegal:
+            _refused(resolution.pending, failed_here, docs[i]["_id"],
+                     {"doc": docs[i], "error": "illegal_docid", "reason": _reserved_id(docs[i]["_id"])})
+        skip = set(illegal)
+        sent = [doc for i, doc in enumerate(docs) if i not in skip]
+        encoded = codec.dumps_array(sent)
+    if sent:
+        yield from _bulk_write(ctx, db, sent, encoded, resolution, options, failed_here=failed_here)
     attempts: dict[str, int] = {}
     skipped: set[str] = set()  # the merge function returned None for these
     if resolution.pending and (force or merge is not None):
@@ -370,12 +393,15 @@ def _bulk_write(ctx: ServerContext, db: str, docs: list[Any], encoded: bytes, re
     if stub_refused and new_edits:
         yield from _recover_missing_stub(ctx, db, docs, resolution, options, resp, failed_here)
         return
-    if (resp.status == 413 or stub_refused) and not options.get("all_or_nothing"):
-        # CouchDB refuses the whole request for one document: one over [couchdb]
-        # max_document_size (or the body over [chttpd] max_http_request_size; nothing is
-        # written), or, replicating (new_edits=false, which writes a revision once however
-        # often it is sent), a stub that names nothing (the other shards' documents may be
-        # stored): the halves are sent until each refused document stands alone, pending
+    if (resp.status in (400, 413) or stub_refused) and not options.get("all_or_nothing"):
+        # CouchDB refuses the whole request for one document, writing none of them: 400
+        # for a document it cannot take at all (a _rev that is no revision: "Invalid rev
+        # format"; an unknown top-level member starting with "_": doc_validation; an
+        # illegal _id), 413 for one over [couchdb] max_document_size (or the body over
+        # [chttpd] max_http_request_size), or, replicating (new_edits=false, which writes a
+        # revision once however often it is sent), a stub that names nothing (the other
+        # shards' documents may be stored): the halves are sent until each refused
+        # document stands alone, pending with the server's error and reason
         if len(docs) > 1:
             half = len(docs) // 2
             for part in (docs[:half], docs[half:]):
@@ -384,7 +410,8 @@ def _bulk_write(ctx: ServerContext, db: str, docs: list[Any], encoded: bytes, re
             return
         error = resp.error()
         _refused(resolution.pending, failed_here, docs[0]["_id"],
-                 {"doc": docs[0], "error": error.error or "too_large", "reason": error.reason})
+                 {"doc": docs[0], "error": error.error or ("bad_request" if resp.status == 400 else "too_large"),
+                  "reason": error.reason})
         return
     results = resp.json()
     if not new_edits and not results:

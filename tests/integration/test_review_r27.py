@@ -92,3 +92,71 @@ def test_save_with_colliding_keys_sends_nothing(db):
     with pytest.raises(InvalidDocument):
         db.save({"_id": "single", 7: "a", "7": "b"})
     assert _ids(db) == []
+
+
+# -- 2. save(list) when CouchDB refuses the whole request for one document -----------------
+#
+# CouchDB 3.5 (single node and 3-node cluster, checked with curl) answers the whole
+# _bulk_docs request with 400 and writes none of its documents when one of them has a _rev
+# that is no revision ("abc", "x-abc", 5: bad_request "Invalid rev format"), an unknown
+# top-level member starting with "_" ("_foo": doc_validation "Bad special document member")
+# or a special member of the wrong type ("_deleted": "yes", "_attachments": 5), or an
+# illegal _id ("_bad", "_design/": illegal_docid). The list raised for all of them.
+
+_REFUSED_WHOLE = [
+    ({"_rev": "abc"}, "bad_request"),
+    ({"_rev": "x-abc"}, "bad_request"),
+    ({"_rev": 5}, "bad_request"),
+    ({"_foo": 1}, "doc_validation"),
+    ({"_deleted": "yes"}, "doc_validation"),
+    ({"_attachments": 5}, "doc_validation"),
+]
+
+
+@pytest.mark.couchdb_only  # PouchDB Server takes or refuses these per document
+@pytest.mark.parametrize(("bad_fields", "error"), _REFUSED_WHOLE, ids=[e for _, e in _REFUSED_WHOLE])
+@pytest.mark.parametrize("n", [1, 2, 7])
+def test_one_document_refusing_the_request_is_pending_alone(db, bad_fields, error, n):
+    docs = [{"_id": f"good{i:02d}", "i": i} for i in range(n)]
+    bad = {"_id": "bad", **bad_fields}
+    docs.insert(n // 2, bad)
+    result = db.save(docs)
+    assert set(result.resolved) == {f"good{i:02d}" for i in range(n)}
+    assert list(result.pending) == ["bad"]
+    failure = result.pending["bad"]
+    assert failure["doc"] is bad and failure["error"] == error and failure["reason"]
+    assert _ids(db) == [f"good{i:02d}" for i in range(n)]
+    assert all(doc["_rev"].startswith("1-") for doc in docs if doc is not bad)
+
+
+@pytest.mark.couchdb_only
+def test_several_refused_documents_and_a_conflict_each_keep_their_own_outcome(db):
+    db.save({"_id": "taken"})
+    docs = ([{"_id": f"g{i}"} for i in range(5)] + [{"_id": "r1", "_rev": "abc"}, {"_id": "taken"},
+            {"_id": "f1", "_foo": 1}, {"_id": "_nope"}, {"_id": "g5"}, {"_id": "r1"}])
+    result = db.save(docs)
+    assert set(result.resolved) == {f"g{i}" for i in range(6)} | {"r1"}
+    # r1's first write was refused, its later one written: the refusal stays reported (as
+    # for a conflict followed by a written document of the same id)
+    assert {k: v["error"] for k, v in result.pending.items()} == {
+        "taken": "conflict", "f1": "doc_validation", "_nope": "illegal_docid", "r1": "bad_request"}
+    assert result.pending["r1"]["doc"] is docs[5] and "r1" in db
+
+
+@pytest.mark.couchdb_only
+def test_single_document_refused_with_400_still_raises_bad_request(db):
+    with pytest.raises(couchcore.BadRequest, match="Invalid rev format") as info:
+        db.save({"_id": "x", "_rev": "abc"})
+    assert info.value.resolution.pending["x"]["error"] == "bad_request"
+    with pytest.raises(couchcore.BadRequest, match="_foo"):
+        db.save({"_id": "y", "_foo": 1})
+    assert _ids(db) == []
+
+
+def test_illegal_ids_in_a_list_are_pending_and_not_sent(db):
+    docs = [{"_id": "a"}, {"_id": "_bad"}, {"_id": "_design/"}, {"_id": "b"}]
+    result = db.save(docs)
+    assert set(result.resolved) == {"a", "b"}
+    assert {k: v["error"] for k, v in result.pending.items()} == {"_bad": "illegal_docid", "_design/": "illegal_docid"}
+    assert db.save([{"_id": "_x"}]).pending["_x"]["doc"] == {"_id": "_x"}
+    assert _ids(db) == ["a", "b"]
