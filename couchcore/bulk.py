@@ -60,7 +60,8 @@ from ._scan import scan_jsonl as _scan_jsonl
 if TYPE_CHECKING:  # pragma: no cover
     from ._sync import Database, Server
 
-__all__ = ["load", "Loader", "LoadReport", "Rejected", "Checkpoint", "Item", "JsonLines", "ERROR_FIELD"]
+__all__ = ["load", "Loader", "LoadReport", "Rejected", "Checkpoint", "Item", "JsonLines", "ERROR_FIELD",
+           "LoadInputError"]
 
 #: the field a rejects record carries its error in; stripped when a record is loaded again
 ERROR_FIELD = "_load_error"
@@ -548,7 +549,9 @@ class Loader:
         self.report = LoadReport()
         self._head = _HeadReader(id_field)
         self._jsonl = docs if isinstance(docs, JsonLines) else None
-        self._items = iter(docs)
+        #: what the input raised (the load sends what it read before, then raises LoadInputError)
+        self._input_error: Exception | None = None
+        self._items: Iterator[Any] = iter(docs) if self._jsonl is not None else self._guard(iter(docs))
         self._ordinal = 0
         self._exhausted = False
         self._lock = threading.RLock()
@@ -589,6 +592,13 @@ class Loader:
         """Stop reading input; batches in flight are finished."""
         self._stop.set()
 
+    def _guard(self, items: Iterator[Any]) -> Iterator[Any]:
+        """``items``, ending where they raise an ``Exception`` (kept in ``_input_error``)."""
+        try:
+            yield from items
+        except Exception as exc:  # noqa: BLE001 - raised again by run(), as LoadInputError's cause
+            self._input_error = exc
+
     # -- the input side ------------------------------------------------------------------
     def _reject(self, line: int | None, docid: str | None, error: str, reason: str | None,
                 doc: Any = None, text: str | None = None) -> None:
@@ -625,7 +635,7 @@ class Loader:
                     skipped += 1
                     if skipped >= self._skip:
                         break
-            if skipped < self._skip:  # (a file rewritten since, another stream on stdin)
+            if skipped < self._skip and self._input_error is None:  # (a file rewritten since, another stream on stdin)
                 raise InvalidInput(f"the input ends after {skipped:,} records, before the {self._skip:,} "
                                    f"the checkpoint confirms: it is not the input the checkpoint was made for")
             ordinal += skipped
@@ -1073,7 +1083,10 @@ class Loader:
 
     def run(self) -> LoadReport:
         """Run the load; returns the :class:`LoadReport`. ``KeyboardInterrupt`` is
-        re-raised after the checkpoint (if any) is saved."""
+        re-raised after the checkpoint (if any) is saved. When the input raises, what it
+        gave before is loaded (batches in flight finish, retries included), the checkpoint
+        saved (not complete) and :class:`LoadInputError` raised: ``.report`` is this
+        report, the input's exception its ``__cause__``."""
         started = time.perf_counter()
         try:
             if len(self.servers) == 1:
@@ -1107,6 +1120,8 @@ class Loader:
             raise
         finally:
             self._finish(started)
+        if self._input_error is not None:
+            raise LoadInputError(self.report, self._input_error) from self._input_error
         return self.report
 
     def _finish(self, started: float) -> None:
@@ -1120,11 +1135,25 @@ class Loader:
             cp = self.checkpoint
             cp.records, cp.line = self._confirmed
             cp.counts = self._counts()
-            cp.complete = self._exhausted and not report.unsettled and not report.interrupted
+            cp.complete = (self._exhausted and not report.unsettled and not report.interrupted
+                           and self._input_error is None)
             cp.save(force=True)
 
 
 _EMPTY = _Batch(-1, PackedBodies())
+
+
+class LoadInputError(CouchcoreError):
+    """The input of a load raised: what it gave before was loaded (or rejected) and
+    ``report`` (a :class:`LoadReport`) says so; the input's exception is ``__cause__``
+    (and ``error``). A :class:`Checkpoint` given to the load confirms what was settled:
+    a run resumed with input that goes on from there sends nothing twice."""
+
+    def __init__(self, report: LoadReport, error: BaseException) -> None:
+        super().__init__(f"the input raised {type(error).__name__}: {error} (after {report.read:,} records; "
+                         f"{report})")
+        self.report = report
+        self.error = error
 
 
 def _new_prefix() -> str:
@@ -1222,7 +1251,11 @@ def load(
 
     Raises :class:`~couchcore.InvalidInput` for bad arguments (before reading input).
     Errors of single documents never raise: they are rejected. A ``KeyboardInterrupt``
-    stops the load (the checkpoint is saved) and is raised again.
+    stops the load (the checkpoint is saved) and is raised again. When ``docs`` raises
+    an exception, the documents it gave before are loaded (batches in flight finish,
+    retries included), the checkpoint is saved (as not complete) and
+    :class:`LoadInputError` is raised, its ``report`` the :class:`LoadReport` of the
+    load, the input's exception its ``__cause__``.
     """
     return Loader(db, docs, batch_size, concurrency, upsert=upsert, new_edits=new_edits,
                   skip_existing=skip_existing, id_field=id_field, retries=retries, backoff=backoff,

@@ -160,3 +160,48 @@ def test_illegal_ids_in_a_list_are_pending_and_not_sent(db):
     assert {k: v["error"] for k, v in result.pending.items()} == {"_bad": "illegal_docid", "_design/": "illegal_docid"}
     assert db.save([{"_id": "_x"}]).pending["_x"]["doc"] == {"_id": "_x"}
     assert _ids(db) == ["a", "b"]
+
+
+# -- 3. bulk.load with an input that raises mid-way ------------------------------------------
+
+def _raising(n: int, fail_at: int):
+    for i in range(n):
+        if i == fail_at:
+            raise ValueError("the source broke")
+        yield {"_id": f"in{i:03d}", "i": i}
+
+
+@pytest.mark.parametrize("nodes", [0, 1])
+def test_input_raising_keeps_what_was_read_and_the_report(db, tmp_path, nodes):
+    # before: the ValueError came out of load() alone: the report of what was written was
+    # lost with the documents read into the unfinished batch (never sent) and the
+    # checkpoint did not cover them
+    from couchcore import bulk
+
+    path = tmp_path / "cp.json"
+    cp = bulk.Checkpoint.open(path, database="d", input="gen")
+    extra = [db.server] * nodes  # (a second "node": the multi-threaded path)
+    with pytest.raises(couchcore.CouchcoreError) as info:
+        bulk.load(db, _raising(40, 25), batch_size=10, concurrency=2, checkpoint=cp, nodes=extra)
+    exc = info.value
+    assert isinstance(exc, bulk.LoadInputError)
+    assert isinstance(exc.__cause__, ValueError) and exc.error is exc.__cause__
+    report = exc.report
+    assert (report.read, report.written, report.rejected, report.unsettled) == (25, 25, 0, 0)
+    assert "the source broke" in str(exc) and "written 25" in str(exc)
+    assert _ids(db) == [f"in{i:03d}" for i in range(25)]
+    saved = bulk.Checkpoint.open(path, database="d", input="gen")
+    assert saved.records == 25 and not saved.complete
+    # the same input, no longer broken, resumed from the checkpoint: nothing sent twice
+    again = bulk.load(db, _raising(40, -1), batch_size=10, checkpoint=saved)
+    assert (again.written, again.rejected) == (15, 0)
+    assert _ids(db) == [f"in{i:03d}" for i in range(40)]
+
+
+def test_input_raising_before_anything_still_raises_load_input_error(db):
+    from couchcore import bulk
+
+    with pytest.raises(bulk.LoadInputError) as info:
+        bulk.load(db, _raising(5, 0))
+    assert info.value.report.read == 0 and isinstance(info.value.__cause__, ValueError)
+
