@@ -989,7 +989,8 @@ class DatabaseAPI:
     def find(self, selector: Mapping[str, Any], **options: Any) -> FindResult:
         """A Mango query (``POST /{db}/_find``): ``{"docs": [Document, ...], "bookmark": ...,
         "warning"?, "execution_stats"?}``; ``options`` are ``_find``'s (``fields``, ``sort``,
-        ``limit``, ``skip``, ``use_index``, ``bookmark``, ...). Without ``limit`` CouchDB
+        ``limit``, ``skip``, ``use_index``, ``bookmark``, ...; ``None`` leaves an option out,
+        as for views: no ``_find`` field takes ``null``). Without ``limit`` CouchDB
         returns at most 25 documents (its default), not every match: :meth:`iterfind`
         reads them all, page by page.
         https://docs.couchdb.org/en/stable/api/database/find.html

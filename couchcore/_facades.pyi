@@ -545,7 +545,8 @@ class SyncDatabaseAPI:
     def find(self, selector: Mapping[str, Any], **options: Any) -> FindResult:
         """A Mango query (``POST /{db}/_find``): ``{"docs": [Document, ...], "bookmark": ...,
         "warning"?, "execution_stats"?}``; ``options`` are ``_find``'s (``fields``, ``sort``,
-        ``limit``, ``skip``, ``use_index``, ``bookmark``, ...). Without ``limit`` CouchDB
+        ``limit``, ``skip``, ``use_index``, ``bookmark``, ...; ``None`` leaves an option out,
+        as for views: no ``_find`` field takes ``null``). Without ``limit`` CouchDB
         returns at most 25 documents (its default), not every match: :meth:`iterfind`
         reads them all, page by page.
         https://docs.couchdb.org/en/stable/api/database/find.html"""
@@ -1307,7 +1308,8 @@ class AsyncDatabaseAPI:
     def find(self, selector: Mapping[str, Any], *, callback: _Callable[[FindResult | None, _Status], Any], **options: Any) -> asyncio.Task[FindResult | None]:
         """A Mango query (``POST /{db}/_find``): ``{"docs": [Document, ...], "bookmark": ...,
         "warning"?, "execution_stats"?}``; ``options`` are ``_find``'s (``fields``, ``sort``,
-        ``limit``, ``skip``, ``use_index``, ``bookmark``, ...). Without ``limit`` CouchDB
+        ``limit``, ``skip``, ``use_index``, ``bookmark``, ...; ``None`` leaves an option out,
+        as for views: no ``_find`` field takes ``null``). Without ``limit`` CouchDB
         returns at most 25 documents (its default), not every match: :meth:`iterfind`
         reads them all, page by page.
         https://docs.couchdb.org/en/stable/api/database/find.html"""

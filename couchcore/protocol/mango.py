@@ -22,6 +22,19 @@ IndexInfo = TypedDict("IndexInfo", {"ddoc": str | None, "name": str, "type": str
                                     "partitioned": bool}, total=False)
 
 
+def find_body(selector: Mapping[str, Any], options: Mapping[str, Any]) -> dict[str, Any]:
+    """The JSON body of ``_find``/``_explain``: ``selector`` and the ``options`` not ``None``.
+
+    Every ``_find`` body field is typed (an integer, a list, a bool, a str) and CouchDB
+    refuses ``null`` for each (``400``), so ``None`` leaves an option out, as it does for
+    the view, document and changes options.
+    https://docs.couchdb.org/en/stable/api/database/find.html#db-find
+    """
+    body: dict[str, Any] = {"selector": dict(selector)}
+    body.update((k, v) for k, v in options.items() if v is not None)
+    return body
+
+
 def explain(db: str, selector: Mapping[str, Any], options: Mapping[str, Any],
             prefix: str | None = None) -> Generator[Request, Response, dict[str, Any]]:
     """``POST /{db}/_explain``: the plan of a ``_find`` query (``index``, ``selector``,
@@ -30,7 +43,7 @@ def explain(db: str, selector: Mapping[str, Any], options: Mapping[str, Any],
     """
     if not isinstance(selector, Mapping):
         raise InvalidInput("selector must be a dict")
-    resp = yield Request("POST", f"{prefix or db_path(db)}/_explain", json={"selector": dict(selector), **options},
+    resp = yield Request("POST", f"{prefix or db_path(db)}/_explain", json=find_body(selector, options),
                          idempotent=True)
     data: dict[str, Any] = resp.json()
     return data

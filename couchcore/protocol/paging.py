@@ -34,6 +34,7 @@ from ..codec import NOT_GIVEN
 from ..errors import InvalidInput, InvalidOption
 from ..models import Document, Row
 from .._results import ViewResult
+from .mango import find_body
 from .messages import Request, Response
 from .paths import db_path, view_path
 
@@ -253,8 +254,7 @@ def view_page(request: Callable[[Mapping[str, Any]], Request],
 
 def find_request(db: str, selector: Mapping[str, Any], options: Mapping[str, Any],
                  prefix: str | None = None) -> Request:
-    body = {"selector": dict(selector), **options}
-    return Request("POST", f"{prefix or db_path(db)}/_find", json=body, idempotent=True)
+    return Request("POST", f"{prefix or db_path(db)}/_find", json=find_body(selector, options), idempotent=True)
 
 
 def find_page(request: Request) -> Generator[Request, Response, dict[str, Any]]:
