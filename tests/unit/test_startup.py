@@ -30,6 +30,7 @@ NOT_IMPORTED = (
     # the standard library: asynchronous or unused machinery, and what only a rare branch needs
     "asyncio", "concurrent.futures", "csv", "difflib", "email", "hashlib", "http", "logging", "mimetypes",
     "random", "ssl",  # (random: a retry's jitter; a load that retries nothing does not import it)
+    "base64",  # (the Authorization header is made with binascii: bulk-r27.md)
     # a plain command line is parsed without argparse (and gettext, locale), the Ctrl-C handlers are
     # installed with _signal (signal.py converts signals and handlers to enums): bulk-r25.md
     "argparse", "gettext", "locale", "signal",
@@ -90,7 +91,8 @@ def test_load_imports_only_what_loading_needs(tmp_path, engine):
         pytest.importorskip("orjson")
     source = tmp_path / "docs.jsonl"
     source.write_bytes(b'{"_id": "a", "n": 1}\n{"n": 2.5}\n')
-    url = f"http://127.0.0.1:{free_port()}/db"  # nothing listens there: exit 2 after the imports
+    # nothing listens there: exit 2 after the imports (credentials: the Authorization header is made)
+    url = f"http://user:secret@127.0.0.1:{free_port()}/db"
     names, proc = imported_modules(["load", url, str(source), "--create", "--quiet", "--backend", "pycurl"],
                                    env=load_env(engine))
     assert proc.returncode == 2, proc.stderr[-2000:]

@@ -124,6 +124,28 @@ def test_a_recursive_repr_is_cut_as_the_decorators() -> None:
     assert repr(twin).count("...") == 1
 
 
+@pytest.mark.parametrize("ours,twin", [(o, t) for o, t, _ in PAIRS])
+def test_frozenness_of_other_names_and_of_plain_subclasses(ours: Any, twin: Any) -> None:
+    args = () if ours is TransportOptions else ("a", True, "m", "C", "e")
+    outcomes = []
+    for cls in (ours, twin):
+        class Plain(cls):  # type: ignore[valid-type,misc]
+            pass
+
+        seen = []
+        for obj in (cls(*args), Plain(*args)):
+            for action in (lambda o: setattr(o, "other", 1), lambda o: delattr(o, "other"),
+                           lambda o: setattr(o, dataclasses.fields(o)[0].name, 1)):
+                try:
+                    action(obj)
+                    seen.append("ok")
+                except (dataclasses.FrozenInstanceError, AttributeError) as exc:
+                    seen.append(f"{type(exc).__name__}: {exc}")
+        outcomes.append(seen)
+    assert outcomes[0] == outcomes[1]
+    assert outcomes[0][3] == "ok" and outcomes[0][0].startswith("FrozenInstanceError")
+
+
 def test_a_subclass_made_by_the_decorator_works() -> None:
     @dataclass(frozen=True)
     class More(TransportOptions):
