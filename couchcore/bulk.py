@@ -51,7 +51,7 @@ from itertools import islice
 from typing import IO, TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, Sequence, Union
 
 from . import codec
-from .errors import CouchcoreError, InvalidDocument, InvalidField, InvalidInput, TransportError
+from .errors import ConnectError, CouchcoreError, HTTPError, InvalidDocument, InvalidField, InvalidInput, TransportError
 from .protocol.bulk import BatchOutcome, PackedBodies, write_batch
 from ._scan import ENGINE as _SCAN_ENGINE
 from ._scan import Flight as _Flight
@@ -61,10 +61,19 @@ if TYPE_CHECKING:  # pragma: no cover
     from ._sync import Database, Server
 
 __all__ = ["load", "Loader", "LoadReport", "Rejected", "Checkpoint", "Item", "JsonLines", "ERROR_FIELD",
-           "LoadInputError"]
+           "LoadInputError", "UNKNOWN_OUTCOME"]
 
 #: the field a rejects record carries its error in; stripped when a record is loaded again
 ERROR_FIELD = "_load_error"
+
+#: the :attr:`Rejected.error` of a document whose batch the load gave up on after an attempt
+#: the server may have carried out (an answer lost, a 5xx other than 503): it may be written
+UNKNOWN_OUTCOME = "unknown_outcome"
+
+#: the reason of a document with ``"_id": null``: CouchDB refuses it (``400 illegal_docid``),
+#: and a generated id would add the document again on every run of the same load
+_NULL_ID = ("_id is null: CouchDB refuses that (illegal_docid); leave _id out for a generated id "
+            "(or give id_field)")
 
 #: what the loader takes: a document, JSON object text, or either with its line number
 Item = Union[Mapping[str, Any], bytes, "tuple[int, Mapping[str, Any] | bytes | BaseException]"]
@@ -249,7 +258,15 @@ class Rejected:
     CouchDB's ``error`` and ``reason`` (or the loader's: ``invalid_json``,
     ``not_an_object``, ``invalid_id``, ``conflict`` for a duplicate ``_id``, ...), and
     ``doc``: the document as sent (JSON text ``bytes`` or a dict) or, for input that is
-    no document, ``None`` with the input in ``text``."""
+    no document, ``None`` with the input in ``text``.
+
+    ``error`` :data:`UNKNOWN_OUTCOME` (``"unknown_outcome"``) is not a refusal: the load
+    gave up on the document's batch after an attempt the server may have carried out (its
+    answer was lost, or it answered 500/502/504), so it may be stored. Load such records
+    again with ``skip_existing`` (``couchcore load --skip-existing``): one that was written
+    is skipped (same content), the others are written. Documents given up on after
+    attempts the server surely did not carry out (no connection, ``429``, ``503``) carry
+    the last error (e.g. ``ConnectError``, ``service_unavailable``): not written."""
 
     line: int | None
     id: str | None
@@ -286,7 +303,8 @@ class LoadReport:
     ``rejected``, ``retried`` (batch requests sent again), ``batches`` (first sends),
     ``unsettled`` (read but neither written nor rejected: the load was stopped);
     ``seconds`` taken, ``interrupted``; ``failures``: the :class:`Rejected` documents,
-    kept here when the load had no ``on_reject`` callback."""
+    kept here when the load had no ``on_reject`` callback; ``unknown``: how many of the
+    ``rejected`` are :data:`UNKNOWN_OUTCOME` (may have been written, see :class:`Rejected`)."""
 
     read: int = 0
     written: int = 0
@@ -298,6 +316,7 @@ class LoadReport:
     seconds: float = 0.0
     interrupted: bool = False
     failures: list[Rejected] = field(default_factory=list)
+    unknown: int = 0
 
     @property
     def failed(self) -> list[Rejected]:
@@ -316,7 +335,9 @@ class LoadReport:
 
     def __str__(self) -> str:
         text = (f"read {self.read:,}, written {self.written:,}, skipped {self.skipped:,}, "
-                f"rejected {self.rejected:,}, retried {self.retried:,}; "
+                f"rejected {self.rejected:,}"
+                + (f" ({self.unknown:,} of them outcome unknown: may have been written)" if self.unknown else "")
+                + f", retried {self.retried:,}; "
                 f"{self.docs_per_second:,.0f} docs/s, elapsed {self.seconds:.2f}s")
         if self.unsettled:
             text += f"; {self.unsettled:,} not settled"
@@ -436,14 +457,17 @@ class _Batch:
     """Documents sent in one request: their bodies and marks (ids, input lines: one
     :class:`PackedBodies`), their checkpoint segment."""
 
-    __slots__ = ("seg", "docs", "attempt", "reconcile", "due")
+    __slots__ = ("seg", "docs", "attempt", "reconcile", "due", "maybe_written")
 
-    def __init__(self, seg: int, docs: PackedBodies, attempt: int = 0, reconcile: bool = False) -> None:
+    def __init__(self, seg: int, docs: PackedBodies, attempt: int = 0, reconcile: bool = False,
+                 maybe_written: bool | None = None) -> None:
         self.seg = seg
         self.docs = docs
         self.attempt = attempt
         self.reconcile = reconcile
         self.due = 0.0
+        #: an attempt (this run's or, resuming, an earlier run's) may have been carried out
+        self.maybe_written = reconcile if maybe_written is None else maybe_written
 
     @property
     def ids(self) -> "_Ids":
@@ -756,8 +780,8 @@ class Loader:
                     flags.append(0)  # a generated id is unique: not in the in-flight set
                     continue
             elif data.__class__ is dict and not need_rev and error_field not in data:
-                docid = data.get("_id")  # a plain dict: encoded once, here
-                if docid is None and not id_field:
+                docid = data.get("_id", unset)  # a plain dict: encoded once, here
+                if docid is unset and not id_field:
                     docid = data["_id"] = id_fmt % ordinal
                 if docid.__class__ is str and docid:
                     try:
@@ -838,10 +862,8 @@ class Loader:
         docid: Any = h.id  # str, None or _UNSET; an int (input position) once generated
         if h.load_error is not _UNSET:
             return self._strip_error(data, line, ordinal)
-        if docid is None:  # "_id": null means "give it an id": the text has to change
-            doc = codec.loads(data)
-            del doc["_id"]
-            return self._encode(doc, ordinal)
+        if docid is None:
+            raise _Bad("invalid_id", _NULL_ID)
         if docid is _UNSET:
             key = h.key
             if not self.new_edits:
@@ -880,13 +902,15 @@ class Loader:
             raise _Bad("not_an_object", f"a document must be a JSON object, not {type(doc).__name__}")
         if ERROR_FIELD in doc:
             doc = {k: v for k, v in doc.items() if k != ERROR_FIELD}
-        docid = doc.get("_id")
-        if docid is None:
+        docid = doc.get("_id", _UNSET)
+        if docid is _UNSET:
             key = doc.get(self.id_field, _UNSET) if self.id_field else _UNSET
             docid = self._new_id(key, ordinal)
             if not isinstance(doc, dict):
                 doc = dict(doc)
             doc["_id"] = docid
+        elif docid is None:
+            raise _Bad("invalid_id", _NULL_ID)
         elif not isinstance(docid, str) or not docid:
             raise _Bad("invalid_id", f"_id must be a non-empty string, got {docid!r}")
         if not self.new_edits and "_rev" not in doc:
@@ -962,6 +986,8 @@ class Loader:
         for i, error, reason in outcome.rejected:
             self._reject(docs.line(i), docs.docid(i), error, reason, docs[i])
         unsettled = outcome.unsettled
+        if unsettled and not batch.maybe_written and _maybe_carried_out(outcome.error):
+            batch.maybe_written = True
         handoff = (bool(unsettled) and node is not None and len(self.servers) > 1
                    and isinstance(outcome.error, TransportError))
         if handoff:  # the node is down or unreachable: its batch goes to the other nodes
@@ -977,6 +1003,11 @@ class Loader:
             exc = outcome.error
             reason = f"gave up after {batch.attempt + 1} attempts: {exc}"
             error = getattr(exc, "error", None) or type(exc).__name__
+            if batch.maybe_written:  # not a refusal: say so (see Rejected)
+                reason = (f"{reason} ({error}); the server may have written it (an answer was lost or a "
+                          f"5xx came back): load it again with skip_existing to settle it")
+                error = UNKNOWN_OUTCOME
+                report.unknown += len(unsettled)
             for i in unsettled:
                 self._reject(docs.line(i), docs.docid(i), str(error), reason, docs[i])
             gave_up = unsettled
@@ -985,7 +1016,8 @@ class Loader:
         if unsettled:
             import random  # here: only a retry needs it (import cost of every start-up)
 
-            again = _Batch(batch.seg, docs.subset(unsettled), batch.attempt + 1, reconcile=True)
+            again = _Batch(batch.seg, docs.subset(unsettled), batch.attempt + 1, reconcile=True,
+                           maybe_written=batch.maybe_written)
             delay = random.uniform(0, min(self.max_backoff, self.backoff * (2 ** batch.attempt)))
             if outcome.retry_after is not None:
                 delay = max(delay, min(outcome.retry_after, self.max_backoff * 4))
@@ -1156,6 +1188,16 @@ class LoadInputError(CouchcoreError):
         self.error = error
 
 
+def _maybe_carried_out(exc: BaseException | None) -> bool:
+    """May the server have carried out a request that ended in ``exc`` (left unsettled)?
+    Not when no connection was made (:class:`ConnectError`) or when the server declined
+    it (``429``, ``503``); anything else (an answer lost or unreadable, ``500``, ``502``,
+    ``504``: on a cluster some shard copies may be written) may have been."""
+    if isinstance(exc, ConnectError):
+        return False
+    return not (isinstance(exc, HTTPError) and exc.status in (429, 503))
+
+
 def _new_prefix() -> str:
     """20 random hex characters for generated ids, ending in a letter: with the 12-digit
     counter after it an id never holds a run of 19+ digits, which would make
@@ -1220,6 +1262,9 @@ def load(
     without ``_id`` gets one, in place), ``bytes`` holding one JSON object (sent as it
     is once validated; ``_id`` added to the text if missing), or ``(line, doc)`` pairs;
     an exception as ``doc`` is input that is no document (rejected with its message).
+    ``"_id": null`` is rejected (``invalid_id``), as CouchDB refuses it (``400
+    illegal_docid``), not given an id that a second run of the same load would add again
+    (unlike :meth:`Database.save`, where ``None`` means "no id yet").
     ``docs`` may also be a :class:`JsonLines` (a binary stream of JSON Lines): the same
     load as its ``(line, bytes)`` items, scanned many lines per call.
     ``batch_size`` documents go in each ``_bulk_docs`` request, ``concurrency`` requests
@@ -1250,7 +1295,10 @@ def load(
       in ``report.failures``); ``progress(report)`` after each batch.
 
     Raises :class:`~couchcore.InvalidInput` for bad arguments (before reading input).
-    Errors of single documents never raise: they are rejected. A ``KeyboardInterrupt``
+    Errors of single documents never raise: they are rejected. A batch given up on after
+    the retries is rejected with its last error when the server surely did not write it
+    (no connection, ``429``, ``503``), else with :data:`UNKNOWN_OUTCOME` (counted in
+    ``report.unknown`` too): it may have been written. A ``KeyboardInterrupt``
     stops the load (the checkpoint is saved) and is raised again. When ``docs`` raises
     an exception, the documents it gave before are loaded (batches in flight finish,
     retries included), the checkpoint is saved (as not complete) and

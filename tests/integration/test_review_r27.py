@@ -205,3 +205,100 @@ def test_input_raising_before_anything_still_raises_load_input_error(db):
         bulk.load(db, _raising(5, 0))
     assert info.value.report.read == 0 and isinstance(info.value.__cause__, ValueError)
 
+
+# -- 4. bulk.load: given up on with the outcome unknown is not "refused" ---------------------
+
+def _proxied(db, backend):
+    from couchcore.testing import FaultyProxy
+
+    proxy = FaultyProxy(db.server.url)
+    creds = db.server.credentials
+    server = couchcore.Server(proxy.url, auth=(creds.username, creds.password) if creds else None,
+                              backend=backend, retries=0)
+    return proxy, server._database(db.name)
+
+
+def test_batch_given_up_after_lost_answers_is_unknown_outcome(db, backend):
+    # every answer is lost after CouchDB wrote the batch: the documents are stored, the load
+    # cannot know; before, they were rejected as 'ConnectionError'/'OutcomeUnknown' like a
+    # refusal, and the summary said 'rejected 10'
+    from couchcore import bulk
+
+    proxy, via = _proxied(db, backend)
+    proxy.cut_after_send("POST", "/_bulk_docs", count=100)
+    seen = []
+    try:
+        report = bulk.load(via, [{"_id": f"u{i}", "i": i} for i in range(10)], batch_size=5, retries=1,
+                           backoff=0.01, on_reject=seen.append)
+    finally:
+        proxy.close()
+    assert (report.written, report.rejected, report.unknown) == (0, 10, 10)
+    assert {r.error for r in seen} == {bulk.UNKNOWN_OUTCOME} and all("may have written" in r.reason for r in seen)
+    assert "10 of them outcome unknown" in str(report)
+    assert len(_ids(db)) == 10  # they were written
+    records = [r.record() for r in seen]
+    assert all(b'"error":"unknown_outcome"' in rec for rec in records)
+    # the advice of the reason: loading the records again with skip_existing settles them
+    settled = bulk.load(db, records, skip_existing=True)
+    assert (settled.written, settled.skipped, settled.rejected) == (0, 10, 0)
+
+
+@pytest.mark.parametrize(("status", "error", "unknown"), [
+    (503, "service_unavailable", False), (429, "too_many_requests", False),
+    (500, "unknown_outcome", True), (502, "unknown_outcome", True),
+])
+def test_given_up_on_error_statuses(db, backend, status, error, unknown):
+    from couchcore import bulk
+
+    proxy, via = _proxied(db, backend)
+    body = b'{"error":"%s","reason":"no"}' % (b"service_unavailable" if status == 503 else
+                                              b"too_many_requests" if status == 429 else b"boom")
+    proxy.respond("POST", "/_bulk_docs", status, body, count=100)
+    try:
+        report = bulk.load(via, [{"_id": f"s{i}"} for i in range(4)], batch_size=2, retries=1, backoff=0.01,
+                           max_backoff=0.05)
+    finally:
+        proxy.close()
+    assert report.rejected == 4 and report.unknown == (4 if unknown else 0)
+    assert {r.error for r in report.failures} == {error}
+    assert ("outcome unknown" in str(report)) is unknown
+
+
+def test_unreachable_server_is_not_unknown_outcome(backend):
+    from couchcore import bulk
+    from couchcore.testing import free_port
+
+    offline = couchcore.Server(f"http://127.0.0.1:{free_port()}", retries=0, backend=backend)
+    report = bulk.load(offline._database("nowhere"), [{"_id": f"d{i}"} for i in range(3)], retries=1, backoff=0.01)
+    assert report.rejected == 3 and report.unknown == 0
+    assert all(r.error != bulk.UNKNOWN_OUTCOME for r in report.failures)
+
+
+def test_cli_summary_and_rejects_say_unknown_outcome(db, tmp_path):
+    # couchcore load's summary said 'rejected 6' for documents CouchDB had stored; the exit
+    # code stays 1 (API.md: some documents not confirmed written)
+    import subprocess
+    import sys
+
+    from couchcore.testing import FaultyProxy
+
+    proxy = FaultyProxy(db.server.url)
+    proxy.cut_after_send("POST", "/_bulk_docs", count=100)
+    creds = db.server.credentials
+    host = proxy.url.split("://", 1)[1]
+    url = f"http://{creds.username}:{creds.password}@{host}/{db.name}" if creds else f"{proxy.url}/{db.name}"
+    src = tmp_path / "in.jsonl"
+    src.write_bytes(b"".join(b'{"_id":"c%d"}\n' % i for i in range(6)))
+    rejects = tmp_path / "rejects.jsonl"
+    try:
+        done = subprocess.run([sys.executable, "-m", "couchcore.cli", "load", url, str(src), "--rejects",
+                               str(rejects), "--retries", "1", "--batch-size", "3"],
+                              capture_output=True, timeout=120)
+    finally:
+        proxy.close()
+    err = done.stderr.decode()
+    assert done.returncode == 1, err
+    assert "6 of them outcome unknown: may have been written" in err
+    records = [codec.loads(line) for line in rejects.read_bytes().splitlines()]
+    assert [r["_load_error"]["error"] for r in records] == ["unknown_outcome"] * 6
+    assert len(_ids(db)) == 6
