@@ -312,7 +312,7 @@ def test_json_lines_give_the_batches_of_the_general_path(scanner, batch_size, ch
     expected = general_path(TRICKY, batch_size=batch_size)
     got = batches(JsonLines(io.BytesIO(TRICKY), chunk=chunk), batch_size=batch_size)
     assert got == expected
-    errors = {12: "invalid_id", 13: "not_an_object", 14: "invalid_json", 15: "invalid_json", 19: "invalid_json"}
+    errors = {11: "invalid_id", 12: "invalid_id", 13: "not_an_object", 14: "invalid_json", 15: "invalid_json", 19: "invalid_json"}
     if batch_size == 1000:  # line 1 is still in flight: the same _id again is a conflict
         errors[7] = "conflict"
     assert {r[0]: r[2] for r in got[1]} == errors
