@@ -66,7 +66,7 @@ __all__ = ["load", "Loader", "LoadReport", "Rejected", "Checkpoint", "Item", "Js
 #: the field a rejects record carries its error in; stripped when a record is loaded again
 ERROR_FIELD = "_load_error"
 
-#: the :attr:`Rejected.error` of a document whose batch the load gave up on after an attempt
+#: the ``error`` of a :class:`Rejected` document whose batch the load gave up on after an attempt
 #: the server may have carried out (an answer lost, a 5xx other than 503): it may be written
 UNKNOWN_OUTCOME = "unknown_outcome"
 
