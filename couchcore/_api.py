@@ -87,6 +87,39 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
+class _ServerConfig:
+    """The arguments a Server was built with, for :meth:`ServerAPI.__reduce__`; its repr
+    shows no URL (they may carry credentials) and no auth."""
+
+    __slots__ = ("url", "auth", "full_commit", "backend", "uuid_batch", "options")
+
+    def __init__(self, url: str | list[str], auth: Any, full_commit: bool | None, backend: str | None,
+                 uuid_batch: int, options: dict[str, Any]) -> None:
+        self.url = url
+        self.auth = auth
+        self.full_commit = full_commit
+        self.backend = backend
+        self.uuid_batch = uuid_batch
+        self.options = options
+
+    def __repr__(self) -> str:
+        return f"<server configuration, backend={self.backend!r}>"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return _ServerConfig, (self.url, self.auth, self.full_commit, self.backend, self.uuid_batch, self.options)
+
+
+def _rebuild_server(cls: "type[ServerAPI]", config: _ServerConfig) -> "ServerAPI":
+    """A Server of class ``cls`` built from ``config`` (unpickling, ``copy.deepcopy``)."""
+    return cls(config.url, auth=config.auth, full_commit=config.full_commit, backend=config.backend,
+               uuid_batch=config.uuid_batch, **config.options)
+
+
+def _rebuild_database(cls: "type[DatabaseAPI]", server: "ServerAPI", name: str) -> "DatabaseAPI":
+    """Database ``name`` of ``server``, of class ``cls`` (unpickling, ``copy.deepcopy``)."""
+    return cls._bound(server, name)
+
+
 class ServerAPI:
     """A CouchDB server. See :class:`couchcore.Server` for the sync flavour."""
 
@@ -137,6 +170,10 @@ class ServerAPI:
                                    f"{type(password).__name__} password")  # (neither echoed)
         elif user is not None and ":" in user:
             raise InvalidInput("the user name in the URL contains ':' (HTTP Basic cannot send it)")
+        # what a pickle or deepcopy rebuilds the Server from (see __reduce__): the URLs as given
+        # (credentials included), auth, the options; no connection, lock or session
+        self._config: _ServerConfig = _ServerConfig(urls[0] if len(urls) == 1 else list(urls), auth, full_commit, backend,
+                                     uuid_batch, dict(transport_options))
         self.url: str = bases[0]
         self.urls: list[str] = bases
         self.credentials: Credentials | None = Credentials(user, password or "") if user is not None else None
@@ -175,6 +212,20 @@ class ServerAPI:
                   post: Callable[[list[Any]], R]) -> R:  # pragma: no cover
         """Run operations concurrently; ``post`` gets results (exceptions in place) in order."""
         raise NotImplementedError
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickling (``multiprocessing``, ``ProcessPoolExecutor``) and ``copy.deepcopy``: the
+        copy is a new Server of the same class built in the receiving process from this
+        one's configuration (URLs, ``auth``, ``full_commit``, ``backend``, transport
+        options), with its own connections and locks; a :class:`SessionAuth` logs in again
+        there. The pickle holds the credentials (as the URL and ``auth`` gave them): it is
+        data for the caller's own workers. ``copy.copy`` shares this Server's connections."""
+        return _rebuild_server, (type(self), self._config)
+
+    def __copy__(self) -> "ServerAPI":
+        clone = object.__new__(type(self))
+        clone.__dict__.update(self.__dict__)
+        return clone
 
     def __repr__(self) -> str:
         who = f" as {self.credentials.username}" if self.credentials else ""
@@ -541,6 +592,17 @@ class DatabaseAPI:
         self._server = server
         self.name = name
         self._ctx: _srv.ServerContext = server._ctx
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickling and ``copy.deepcopy``: the database ``name`` of a copy of its Server
+        (see :meth:`ServerAPI.__reduce__`: rebuilt from its configuration, with connections
+        of its own); ``copy.copy`` shares the Server."""
+        return _rebuild_database, (type(self), self._server, self.name)
+
+    def __copy__(self) -> "DatabaseAPI":
+        clone = object.__new__(type(self))
+        clone.__dict__.update(self.__dict__)
+        return clone
 
     @property
     def server(self) -> ServerAPI:

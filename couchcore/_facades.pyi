@@ -18,7 +18,7 @@ import couchcore._sync as _sync
 import couchcore.tornado as _tornado
 
 from collections.abc import Mapping
-from couchcore._api import R, T, _Changes, _IndexList, _OpenRevs, _RevLists
+from couchcore._api import R, T, _Changes, _IndexList, _OpenRevs, _RevLists, _ServerConfig
 from couchcore._feeds import ChangesFeed
 from couchcore._follow import AsyncChangesFollower, ChangesFollower
 from couchcore._paging import AsyncPaged, Paged
@@ -61,6 +61,14 @@ class SyncServerAPI:
         """Run ``op``; return ``post(result)`` (or the result). Sync: the value; async: an awaitable of it."""
     def _run_many(self, ops: _builtins.list[Operation[Any]], concurrency: int, post: Callable[[_builtins.list[Any]], R]) -> R:
         """Run operations concurrently; ``post`` gets results (exceptions in place) in order."""
+    def __reduce__(self) -> _builtins.tuple[Any, ...]:
+        """Pickling (``multiprocessing``, ``ProcessPoolExecutor``) and ``copy.deepcopy``: the
+        copy is a new Server of the same class built in the receiving process from this
+        one's configuration (URLs, ``auth``, ``full_commit``, ``backend``, transport
+        options), with its own connections and locks; a :class:`SessionAuth` logs in again
+        there. The pickle holds the credentials (as the URL and ``auth`` gave them): it is
+        data for the caller's own workers. ``copy.copy`` shares this Server's connections."""
+    def __copy__(self) -> _sync.Server: ...
     def __repr__(self) -> str: ...
     def close(self) -> None:
         """Close the transport's pooled connections; continuous feeds and followers made
@@ -233,6 +241,7 @@ class SyncServerAPI:
         :class:`NotFound` (a server without the endpoint another :class:`HTTPError`).
         https://docs.couchdb.org/en/stable/api/server/common.html#db-updates"""
     auth: Auth | None
+    _config: _ServerConfig
     url: str
     urls: _builtins.list[str]
     credentials: Credentials | None
@@ -252,6 +261,11 @@ class SyncDatabaseAPI:
     @classmethod
     def _bound(cls, server: _sync.Server, name: str) -> _sync.Database: ...
     def _bind(self, server: _sync.Server, name: str) -> None: ...
+    def __reduce__(self) -> _builtins.tuple[Any, ...]:
+        """Pickling and ``copy.deepcopy``: the database ``name`` of a copy of its Server
+        (see :meth:`ServerAPI.__reduce__`: rebuilt from its configuration, with connections
+        of its own); ``copy.copy`` shares the Server."""
+    def __copy__(self) -> _sync.Database: ...
     @property
     def server(self) -> _sync.Server:
         """The :class:`Server` this database belongs to (no request is sent)."""
@@ -673,6 +687,14 @@ class AsyncServerAPI:
         """Run ``op``; return ``post(result)`` (or the result). Sync: the value; async: an awaitable of it."""
     def _run_many(self, ops: _builtins.list[Operation[Any]], concurrency: int, post: Callable[[_builtins.list[Any]], R]) -> Awaitable[R]:
         """Run operations concurrently; ``post`` gets results (exceptions in place) in order."""
+    def __reduce__(self) -> _builtins.tuple[Any, ...]:
+        """Pickling (``multiprocessing``, ``ProcessPoolExecutor``) and ``copy.deepcopy``: the
+        copy is a new Server of the same class built in the receiving process from this
+        one's configuration (URLs, ``auth``, ``full_commit``, ``backend``, transport
+        options), with its own connections and locks; a :class:`SessionAuth` logs in again
+        there. The pickle holds the credentials (as the URL and ``auth`` gave them): it is
+        data for the caller's own workers. ``copy.copy`` shares this Server's connections."""
+    def __copy__(self) -> _tornado.Server: ...
     def __repr__(self) -> str: ...
     def close(self) -> None:
         """Close the transport's pooled connections; continuous feeds and followers made
@@ -908,6 +930,7 @@ class AsyncServerAPI:
         :class:`NotFound` (a server without the endpoint another :class:`HTTPError`).
         https://docs.couchdb.org/en/stable/api/server/common.html#db-updates"""
     auth: Auth | None
+    _config: _ServerConfig
     url: str
     urls: _builtins.list[str]
     credentials: Credentials | None
@@ -927,6 +950,11 @@ class AsyncDatabaseAPI:
     @classmethod
     def _bound(cls, server: _tornado.Server, name: str) -> _tornado.Database: ...
     def _bind(self, server: _tornado.Server, name: str) -> None: ...
+    def __reduce__(self) -> _builtins.tuple[Any, ...]:
+        """Pickling and ``copy.deepcopy``: the database ``name`` of a copy of its Server
+        (see :meth:`ServerAPI.__reduce__`: rebuilt from its configuration, with connections
+        of its own); ``copy.copy`` shares the Server."""
+    def __copy__(self) -> _tornado.Database: ...
     @property
     def server(self) -> _tornado.Server:
         """The :class:`Server` this database belongs to (no request is sent)."""
@@ -1491,6 +1519,7 @@ class AsyncPartition:
 class AioServerAPI(_tornado.Server):
     """A CouchDB server. See :class:`couchcore.Server` for the sync flavour."""
     _database_class: _builtins.type[_aio.Database]
+    def __copy__(self) -> _aio.Server: ...
     def _database(self, name: str) -> _aio.Database: ...
     @overload
     def create(self, name: str, partitioned: bool = ..., q: int | None = ..., n: int | None = ..., *, callback: None = ..., **options: Any) -> Awaitable[_aio.Database]: ...
@@ -1526,6 +1555,7 @@ class AioDatabaseAPI(_tornado.Database):
     """A CouchDB database. See :class:`couchcore.Database` for the sync flavour."""
     _server_class: _builtins.type[_aio.Server]
     _server: _aio.Server
+    def __copy__(self) -> _aio.Database: ...
     @property
     def server(self) -> _aio.Server:
         """The :class:`Server` this database belongs to (no request is sent)."""

@@ -133,6 +133,11 @@ class SessionAuth(Auth):
     def __repr__(self) -> str:
         return f"SessionAuth({self.username!r}, '***')"
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickling and ``copy.deepcopy`` give ``SessionAuth(user, password)``: not logged
+        in, with a lock of its own (the pickle holds the password; no cookie)."""
+        return type(self), (self.username, self._password)
+
     @property
     def logged_in(self) -> bool:
         """Whether a session cookie is held (it may have expired on the server)."""

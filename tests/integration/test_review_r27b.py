@@ -132,3 +132,192 @@ def test_cli_load_rejects_null_id_and_a_rerun_adds_nothing(db, couch_url, tmp_pa
         assert b"rejected 1" in proc.stderr + proc.stdout
     assert [d["_id"] for d in [r.doc for r in db.view("_all_docs", include_docs=True)]] == ["keep"]
     assert db.info()["doc_count"] == 1
+
+
+# -- 2. Server / Database / SessionAuth / Partition cross processes (pickle) and deepcopy --------
+# they were refused with a bare "TypeError: cannot pickle '_thread.lock' object", also as the
+# arguments of a multiprocessing Pool under fork; now rebuilt from their configuration there
+
+def _work_in_child(db, n: int) -> tuple[int, str, str]:
+    """Run in a worker process: a write and a read through the Database it was handed."""
+    import os
+
+    doc = {"_id": f"child-{os.getpid()}-{n}", "n": n}
+    db.save(doc)
+    return os.getpid(), db.get(doc["_id"])["_id"], db.info()["db_name"]
+
+
+def _session_in_child(server) -> str:
+    return server.session()["userCtx"]["name"]
+
+
+def _credentials(couch_url):
+    from couchcore._urls import split_credentials
+
+    base, user, password = split_credentials(couch_url)
+    return base, user, password
+
+
+def _check_workers(results, db, n):
+    import os
+
+    assert sorted(r[1] for r in results) == sorted(f"child-{pid}-{i}" for (pid, _, _), i in zip(results, range(n)))
+    assert {r[2] for r in results} == {db.name}
+    assert os.getpid() not in {r[0] for r in results}
+    assert sum(1 for row in db.view("_all_docs") if row.id.startswith("child-")) == n
+
+
+@pytest.mark.parametrize("method", ["spawn", "fork", "forkserver"])
+def test_database_as_the_argument_of_a_pool(db, method):
+    import multiprocessing
+
+    db.info()  # the parent has connections (and, on pycurl, a curl handle) open
+    with multiprocessing.get_context(method).Pool(2) as pool:
+        results = pool.starmap(_work_in_child, [(db, i) for i in range(4)])
+    _check_workers(results, db, 4)
+    assert db.info()["db_name"] == db.name  # the parent's Server still works
+
+
+@pytest.mark.parametrize("method", ["spawn", "fork"])
+def test_database_to_a_process_pool_executor(db, method):
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    db.info()
+    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context(method)) as pool:
+        results = list(pool.map(_work_in_child, [db] * 3, range(3)))
+    _check_workers(results, db, 3)
+
+
+@pytest.mark.parametrize("method", ["spawn", "fork"])
+def test_server_with_session_auth_to_a_pool(couch_url, backend, method):
+    import multiprocessing
+
+    base, user, password = _credentials(couch_url)
+    if user is None:
+        pytest.skip("needs a server with an admin")
+    server = couchcore.Server(base, auth=couchcore.SessionAuth(user, password), backend=backend)
+    assert server.session()["userCtx"]["name"] == user  # logged in here: the cookie is not sent along
+    with multiprocessing.get_context(method).Pool(2) as pool:
+        assert pool.map(_session_in_child, [server, server]) == [user, user]
+    server.close()
+
+
+def _round_trips(obj):
+    import copy
+    import pickle
+
+    return [pickle.loads(pickle.dumps(obj)), pickle.loads(pickle.dumps(obj, protocol=0)), copy.deepcopy(obj)]
+
+
+def test_pickle_and_deepcopy_rebuild_each_object(couch_url, backend, db):
+    import copy
+
+    base, user, password = _credentials(couch_url)
+    server = db.server
+    for s in _round_trips(server):
+        assert type(s) is type(server) and s is not server and s._transport is not server._transport
+        assert (s.url, s.urls, s.options, repr(s)) == (server.url, server.urls, server.options, repr(server))
+        assert s._ctx is not server._ctx
+        assert s.version() == server.version()
+        s.close()
+    for d in _round_trips(db):
+        assert type(d) is type(db) and d.name == db.name and d.server._transport is not server._transport
+        d.save({"_id": f"copy-{id(d)}"})
+        assert f"copy-{id(d)}" in db
+    # one Server of several Databases in one pickle stays one Server
+    import pickle
+
+    a, b = pickle.loads(pickle.dumps([db, db.server.db(db.name)]))
+    assert a.server is b.server
+    # copy.copy shares the connections, as before
+    shallow = copy.copy(db)
+    assert shallow.server is server and copy.copy(server)._transport is server._transport
+    if user is not None:
+        auth = couchcore.SessionAuth(user, password)
+        for a in _round_trips(auth):
+            assert type(a) is couchcore.SessionAuth and repr(a) == repr(auth) and not a.logged_in
+            assert a._login_lock is not auth._login_lock
+            with couchcore.Server(base, auth=a, backend=backend) as s:
+                assert s.session()["userCtx"]["name"] == user
+        for cls in (couchcore.JWTAuth, couchcore.ProxyAuth):
+            one = cls("someone")
+            assert [repr(x) for x in _round_trips(one)] == [repr(one)] * 3
+
+
+@pytest.mark.couchdb_only  # PouchDB Server has no partitioned databases
+def test_a_partition_crosses_processes(server, db_name):
+    import multiprocessing
+
+    db = server.create(db_name, partitioned=True, n=1)
+    try:
+        db.save([{"_id": f"p1:x{i}"} for i in range(3)] + [{"_id": "p2:y"}])
+        part = db.partition("p1")
+        for p in _round_trips(part):
+            assert p.key == "p1" and p.db.name == db_name and p.db.server._transport is not server._transport
+            assert [r.id for r in p.all_docs()] == ["p1:x0", "p1:x1", "p1:x2"]
+        with multiprocessing.get_context("spawn").Pool(1) as pool:
+            assert pool.map(_partition_ids, [part]) == [["p1:x0", "p1:x1", "p1:x2"]]
+    finally:
+        server.delete(db_name)
+
+
+def _partition_ids(part) -> list[str]:
+    return [r.id for r in part.all_docs()]
+
+
+def test_credentials_stay_out_of_reprs_and_messages(couch_url, backend):
+    import pickle
+
+    base, user, _ = _credentials(couch_url)
+    secret = "pw-r27b-Zq9"
+    url = base.replace("://", f"://{user or 'nobody'}:{secret}@")
+    for server in (couchcore.Server(url, backend=backend), couchcore.Server(base, auth=("nobody", secret)),
+                   couchcore.Server(base, auth=couchcore.SessionAuth("nobody", secret))):
+        for s in [server, *_round_trips(server)]:
+            shown = [repr(s), str(s), repr(vars(s)), repr(s._config), repr(s._database("x")), repr(vars(s._database("x")))]
+            assert not any(secret in text for text in shown), shown
+        assert secret.encode() in pickle.dumps(server)  # the pickle carries them (documented)
+        with pytest.raises(couchcore.CouchcoreError) as info:
+            pickle.loads(pickle.dumps(server)).session() if server.auth is None else \
+                pickle.loads(pickle.dumps(server)).login()
+        assert secret not in str(info.value) and secret not in repr(info.value)
+
+
+def test_async_facades_pickle_and_deepcopy(db, couch_url):
+    import asyncio
+
+    import couchcore.aio
+    import couchcore.tornado
+
+    async def main(mod) -> list[str]:
+        server = mod.Server(couch_url)
+        adb = await server.db(db.name)
+        names = []
+        for copy_ in _round_trips(adb):
+            assert type(copy_) is type(adb) and copy_.server._transport is not server._transport
+            names.append((await copy_.info())["db_name"])
+            copy_.server.close()
+        server.close()
+        return names
+
+    for mod in (couchcore.aio, couchcore.tornado):
+        assert asyncio.run(main(mod)) == [db.name] * 3
+
+
+def test_a_cluster_server_crosses_processes(couch_urls, db_name):
+    # a Server over several nodes of one cluster (a NodePool): rebuilt with every node
+    import multiprocessing
+
+    server = couchcore.Server(couch_urls)
+    db = server.create(db_name, n=1)
+    try:
+        for s in _round_trips(server):
+            assert s.urls == server.urls and len(s.urls) == len(couch_urls) and s._transport is not server._transport
+            assert db_name in s
+        with multiprocessing.get_context("spawn").Pool(2) as pool:
+            results = pool.starmap(_work_in_child, [(db, i) for i in range(3)])
+        _check_workers(results, db, 3)
+    finally:
+        server.delete(db_name)
+        server.close()
