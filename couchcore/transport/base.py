@@ -107,7 +107,9 @@ class TransportOptions:
     over CouchDB's own 60 s cluster request timeout, so a slow view ends with
     CouchDB's ``timeout`` error rather than ours; feeds set their own from their
     ``heartbeat``/``timeout``. ``connect_timeout`` (default 10, or ``timeout`` when
-    that is smaller): the TCP connect *and* the TLS handshake.
+    that is smaller): the TCP connect *and* the TLS handshake. Both are positive
+    (``0`` is refused: ``None`` means no timeout) and the same on every backend (libcurl
+    counts in whole milliseconds: a shorter one is 1 ms there).
     ``retries`` (default 2): how many times a request is tried again, with
     exponential backoff and full jitter starting at ``backoff`` (default 0.25) and at
     most ``max_backoff`` (default 10), after a failure that is safe to retry: a
@@ -169,11 +171,13 @@ class TransportOptions:
         if unknown:
             raise InvalidOption(f"unknown transport option(s): {', '.join(sorted(unknown))}")
         for name in ("timeout", "connect_timeout", "deadline", "backoff", "max_backoff"):
-            value = kwargs.get(name, 0)
+            value = kwargs.get(name, 1)
             if value is None and name in ("timeout", "connect_timeout", "deadline"):
                 continue
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
                 raise InvalidOption(f"{name} must be a non-negative number of seconds, got {value!r}")
+            if value == 0 and name in ("timeout", "connect_timeout"):  # None is "no timeout"
+                raise InvalidOption(f"{name} must be a positive number of seconds or None, got {value!r}")
         retries = kwargs.get("retries", 0)
         if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
             raise InvalidOption(f"retries must be a non-negative int, got {retries!r}")

@@ -8,6 +8,7 @@ keep-alive connections) are reused.
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 import time
@@ -494,7 +495,7 @@ class PycurlTransport(BaseTransport):
                 c.setopt(pycurl.HTTP_TRANSFER_DECODING, 0)
                 transfer.undecoded = True
         if opts.connect_timeout is not None:
-            c.setopt(pycurl.CONNECTTIMEOUT_MS, int(opts.connect_timeout * 1000))
+            c.setopt(pycurl.CONNECTTIMEOUT_MS, max(1, math.ceil(opts.connect_timeout * 1000)))
         read = request.timeout if request.timeout is not None else opts.timeout
         transfer.idle_timeout = read if read and read > 0 else None  # enforced by CurlEngine.step
         if url.startswith("https:"):

@@ -117,6 +117,20 @@ def test_read_timeout_on_a_silent_server(raw_server, backend):
     assert silent.connections == 1
 
 
+@pytest.mark.parametrize("option", ["timeout", "connect_timeout"])
+@pytest.mark.parametrize("value", [0, 0.0, -1, float("nan"), "5", True])
+def test_a_timeout_that_is_not_a_positive_number_is_refused_before_any_request(couch_url, backend, option, value):
+    # 0 was let through: urllib3 then raised a bare ValueError at the first request and libcurl
+    # read CONNECTTIMEOUT_MS=0 as its 300 s default (reviewer-r27 finding 3). None means no timeout.
+    with pytest.raises(couchcore.InvalidOption, match=option):
+        couchcore.Server(couch_url, backend=backend, **{option: value})
+    with pytest.raises(couchcore.InvalidOption, match="timeout"):
+        with couchcore.call_options(timeout=value):
+            pass
+    server = couchcore.Server(couch_url, backend=backend, **{option: None})
+    assert server.version()
+
+
 def test_a_write_is_never_resent_after_a_timeout(raw_server, backend, tmp_path):
     silent = raw_server(lambda conn: (read_request_head(conn), time.sleep(30)))
     db = couchcore.Server(silent.url, backend=backend, timeout=0.5, retries=3)._database("db")
