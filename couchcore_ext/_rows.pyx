@@ -354,11 +354,30 @@ cdef extern from *:
     static cc_sentry CC_SCACHE[2048];
     typedef struct { PyObject* o; long long v; } cc_ientry;
     static cc_ientry CC_ICACHE[1024];
+    /* one-character ASCII strs: CPython's own shared ones (PyUnicode_FromOrdinal gives the
+       interpreter's 1-character singletons, the strs json.loads returns too), one reference
+       each kept here, taken when first needed */
+    static PyObject* CC_CHR1[128];
+    #if defined(__GNUC__)
+    #define CC_UNLIKELY(x) __builtin_expect(!!(x), 0)
+    #else
+    #define CC_UNLIKELY(x) (x)
+    #endif
     /* s[0:n] (n <= 16) is the string's content, s[0:avail] may be read (avail >= n). */
     static inline PyObject* cc_short_ascii(const unsigned char* s, Py_ssize_t n, Py_ssize_t avail) {
         uint64_t w0 = 0, w1 = 0, h;
         cc_sentry* e;
         PyObject* u;
+        if (CC_UNLIKELY(n == 1) && s[0] < 128) {
+            u = CC_CHR1[s[0]];
+            if (u == NULL) {
+                u = PyUnicode_FromOrdinal(s[0]);
+                if (u == NULL) return NULL;
+                CC_CHR1[s[0]] = u;
+            }
+            Py_INCREF(u);
+            return u;
+        }
     #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
         if (avail >= 16) {
             memcpy(&w0, s, 8);
@@ -1496,11 +1515,12 @@ cdef extern from *:
     /* The keys of the last view row, in order (up to CC_ROWK_N of <= 8 bytes): the next
        row's keys are guessed from them (rows of a view all look alike) -- a key whose bytes
        up to its closing quote equal the guess (one masked word) is that key, without the
-       scan for its end and cc_classify.  len < 0: no guess. */
+       scan for its end and cc_classify.  mask: the bytes of a key of len bytes in a word
+       (0 and w = 1 for no guess: no masked word equals 1). */
     #define CC_ROWK_N 8
-    typedef struct { int len; int kid; uint64_t w; } cc_rowk;
-    static cc_rowk CC_ROWK[CC_ROWK_N] = {{-1, 0, 0}, {-1, 0, 0}, {-1, 0, 0}, {-1, 0, 0},
-                                         {-1, 0, 0}, {-1, 0, 0}, {-1, 0, 0}, {-1, 0, 0}};
+    typedef struct { uint64_t mask; uint64_t w; int len; int kid; } cc_rowk;
+    static cc_rowk CC_ROWK[CC_ROWK_N] = {{0, 1, 0, 0}, {0, 1, 0, 0}, {0, 1, 0, 0}, {0, 1, 0, 0},
+                                         {0, 1, 0, 0}, {0, 1, 0, 0}, {0, 1, 0, 0}, {0, 1, 0, 0}};
     CC_HOT static int cc_view_row(const unsigned char* d, Py_ssize_t p, Py_ssize_t n, int lines,
                            PyObject** f, Py_ssize_t* endp) {
         Py_ssize_t q;
@@ -1514,14 +1534,13 @@ cdef extern from *:
         for (;;) {
             if (d[p] != '"') goto giveup;
     #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-            if (ki < CC_ROWK_N && CC_ROWK[ki].len >= 0 && p + 10 <= n) {
+            if (ki < CC_ROWK_N && p + 10 <= n) {
                 /* 8 bytes after the quote and the byte after the guessed key readable
                    (len <= 8: p + 1 + len <= p + 9 < n) */
                 const cc_rowk* g = &CC_ROWK[ki];
                 uint64_t w;
                 memcpy(&w, d + p + 1, 8);
-                if (g->len < 8) w &= (1ULL << (8 * g->len)) - 1;
-                if (w == g->w && d[p + 1 + g->len] == '"') {
+                if ((w & g->mask) == g->w && d[p + 1 + g->len] == '"') {
                     kid = g->kid;
                     q = p + 1 + g->len;
                     goto key_done;
@@ -1536,11 +1555,14 @@ cdef extern from *:
                 if (len <= 8) {
                     uint64_t w = 0;
                     memcpy(&w, d + p + 1, (size_t)len);
+                    CC_ROWK[ki].mask = len == 8 ? ~0ULL : (1ULL << (8 * len)) - 1;
                     CC_ROWK[ki].w = w;
                     CC_ROWK[ki].kid = kid;
                     CC_ROWK[ki].len = (int)len;
                 } else {
-                    CC_ROWK[ki].len = -1;
+                    CC_ROWK[ki].mask = 0;
+                    CC_ROWK[ki].w = 1;
+                    CC_ROWK[ki].len = 0;
                 }
             }
         key_done:
@@ -1556,12 +1578,29 @@ cdef extern from *:
                 p = cc_ws(d, p, n, lines);
                 if (p >= n) goto giveup;
             }
+            if (CC_UNLIKELY(kid == CC_K_KEY && d[p] == '"') && f[0] != NULL
+                    && PyUnicode_CheckExact(f[0]) && PyUnicode_IS_COMPACT_ASCII(f[0])) {
+                /* a key that is the row's id again (_all_docs rows, include_docs views
+                   keyed by id): the id is an ASCII str made here from a plain string
+                   (cc_plain_value gives up on escapes and control bytes; no quote inside),
+                   so a key whose bytes up to its closing quote are the id's characters is a
+                   str equal to it: the id's str, shared */
+                Py_ssize_t len = PyUnicode_GET_LENGTH(f[0]);
+                if (p + 1 + len < n && d[p + 1 + len] == '"'
+                        && memcmp(PyUnicode_DATA(f[0]), d + p + 1, (size_t)len) == 0) {
+                    v = f[0];
+                    Py_INCREF(v);
+                    q = p + 2 + len;
+                    goto have_value;
+                }
+            }
             if (kid == CC_K_DOC && d[p] == '{')
                 v = cc_container(d, p, n, lines, 1, 1, &q);
             else
                 v = cc_plain_value(d, p, n, lines, 0, &q);
             if (v == NULL) goto error;
             if (v == CC_GIVEUP) { Py_DECREF(v); goto giveup; }
+        have_value:
             if (kid >= CC_K_ID && kid <= CC_K_REASON) {
                 Py_XDECREF(f[kid - 1]);
                 f[kid - 1] = v;

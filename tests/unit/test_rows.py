@@ -2049,3 +2049,55 @@ def test_c_strs_made_directly():
         want = parse_or_error("python", "view", [data])
         for got in _cython_variants("view", [data]):
             assert isinstance(want, ParseError) and type(got) is type(want)
+
+
+# rows whose key may be the id's text again (the C row path then shares the id's str) and
+# one-character strings (CPython's own 1-character strs): values equal to json's whatever
+# the key's bytes, escapes, length, position or order
+ID_KEY_ROWS = [
+    b'{"id":"a","key":"a","value":null}',
+    b'{"id":"doc0000001","key":"doc0000001","value":{"rev":"1-a"}}',
+    b'{"id":"doc1","key":"doc12","value":1}',
+    b'{"id":"doc12","key":"doc1","value":1}',
+    b'{"id":"","key":"","value":""}',
+    b'{"id":"ab","key":"a\\u0062","value":"b"}',
+    b'{"id":"a\\"b","key":"a\\"b","value":null}',
+    b'{"id":"caf\xc3\xa9","key":"caf\xc3\xa9","value":null}',
+    b'{"id":5,"key":"5","value":null}',
+    b'{"id":"5","key":5,"value":null}',
+    b'{"id":"' + b"x" * 40 + b'","key":"' + b"x" * 40 + b'","value":null}',
+    b'{"key":"k","id":"k","value":null}',
+    b'{"id":"a","id":"b","key":"b","value":null}',
+    b'{"id":"a","key":"a","key":"b","value":null}',
+    b'{"id" : "sp" , "key" : "sp" , "value" : ["a","b","c","\\u0061",""," ","~","\\u007f"]}',
+    b'{"id":"r","key":"r","value":{"t":["a","b","c"],"o":{"n":"z"}},"doc":{"_id":"r","k":"r","l":["a"]}}',
+]
+ID_KEY_BAD_ROWS = [
+    b'{"id":"ab","key":"ab"x,"value":null}',
+    b'{"id":"ab","key":"ab,"value":null}',
+    b'{"id":"a","key":"a\\","value":null}',
+    b'{"id":"a","key":"a"',
+]
+
+
+@pytest.mark.skipif(CY_SKIP is not None, reason=CY_SKIP or "")
+def test_key_equal_to_id_and_one_char_strings_every_split():
+    data = b'{"total_rows":16,"offset":0,"rows":[\r\n' + b",\r\n".join(ID_KEY_ROWS) + b"\r\n]}"
+    want = expected("view", data)
+    for chunks in [[data], split_every(data, 1)] + [[data[:i], data[i:]] for i in range(1, len(data))]:
+        for got in _cython_variants("view", chunks) + [parse("python", "view", chunks)]:
+            assert_same(got, want)
+    for row in ID_KEY_BAD_ROWS:
+        bad = _view_body(row)
+        for chunks in ([bad], [bad[:20], bad[20:]], split_every(bad, 3)):
+            for got in _cython_variants("view", chunks) + [parse_or_error("python", "view", chunks)]:
+                assert isinstance(got, ParseError), (row, got)
+    # the C row path (whole body in one chunk): a key of the id's bytes is the id's str (as
+    # the value caches also give), and 1-character strs are CPython's own (new)
+    rows = parse("cython", "view", [data])[0]
+    assert len(rows) == len(ID_KEY_ROWS)
+    assert rows[1].key is rows[1].id
+    assert rows[0].key is rows[0].id is chr(97)
+    assert rows[2].key == "doc12" and rows[2].key is not rows[2].id
+    assert [s is chr(ord(s)) for s in rows[14].value[:3]] == [True] * 3
+    assert rows[15].doc["l"][0] is chr(97)
