@@ -15,7 +15,7 @@ import sys
 from collections.abc import Mapping
 from typing import IO, TYPE_CHECKING, Any, Callable, ClassVar, Iterable, Literal, Sequence, TypeVar, overload
 
-from .errors import InvalidInput, NotFound, NotFoundKeyError
+from .errors import InvalidInput, InvalidOption, NotFound, NotFoundKeyError
 from .models import ConflictResolution, Document, Result
 from .protocol import attachments as _att
 from .protocol import database as _db
@@ -745,6 +745,11 @@ class DatabaseAPI:
         times, after a random back-off (full jitter from 10 ms doubling, at most 1 s);
         ``force=True`` re-reads the current revision the same way. When the retries
         are used up, :class:`Conflict` says how many attempts were made.
+        ``_local/`` documents have no conflict detection in CouchDB: a write with any
+        ``_rev`` (stale, made up) or none replaces the stored one, so no :class:`Conflict`
+        ever comes for them, a stale write overwrites a newer one, and ``merge`` with a
+        ``_local/`` id among the documents raises :class:`InvalidOption` before anything
+        is sent (https://docs.couchdb.org/en/stable/api/local.html).
         Options: ``new_edits``, ``all_or_nothing`` (``_bulk_docs`` body fields; CouchDB 2+
         refuses ``all_or_nothing``: 417 ``not_implemented``), and on a
         cluster ``w`` (write quorum, a positive int: the answer waits for ``w`` copies;
@@ -761,6 +766,13 @@ class DatabaseAPI:
             raise InvalidInput("save takes a document (dict) or a list of documents")
         else:
             docs = list(doc_or_docs)
+        if merge is not None:
+            local = next((d["_id"] for d in docs if isinstance(d, Mapping) and isinstance(d.get("_id"), str)
+                          and d["_id"].startswith("_local/")), None)
+            if local is not None:  # CouchDB never answers 409 for it: merge would never be called
+                raise InvalidOption(f"merge= cannot protect {local!r}: CouchDB does no conflict detection on "
+                                    "_local documents (any _rev, or none, overwrites), so no conflict ever comes "
+                                    "to merge; save it without merge=")
         return self._run(_docs.save_docs(self._ctx, self.name, docs, self, single, merge, force, retries,
                                          **options))
 
@@ -778,7 +790,10 @@ class DatabaseAPI:
         (also on the async facade) and may be called several times. Returns the saved
         :class:`Document` with its new ``_rev``, or ``None`` when ``fn`` skipped.
         Bad input (``fn`` not callable, empty id, negative ``retries``) raises
-        :class:`InvalidInput` before anything is sent; ``fn`` returning a non-dict
+        :class:`InvalidInput` before anything is sent, and so does a ``_local/`` id:
+        CouchDB does no conflict detection on local documents (any ``_rev``, or none, is
+        accepted; never ``409``), so a read-modify-write there cannot be made safe
+        (https://docs.couchdb.org/en/stable/api/local.html); ``fn`` returning a non-dict
         raises :class:`InvalidDocument`. On a CouchDB cluster two writers through different
         nodes can each have a write accepted by some copies (``202``); couchcore withdraws
         the one that lost, but when both sides have been built on already, both branches

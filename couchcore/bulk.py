@@ -256,7 +256,8 @@ def _bad(exc: CouchcoreError) -> _Bad:
 class Rejected:
     """A document the load could not write: its input ``line`` (or position), ``id``,
     CouchDB's ``error`` and ``reason`` (or the loader's: ``invalid_json``,
-    ``not_an_object``, ``invalid_id``, ``conflict`` for a duplicate ``_id``, ...), and
+    ``not_an_object``, ``invalid_id``, ``conflict`` for a duplicate ``_id``,
+    ``local_document`` for a ``_local/`` id without ``upsert``, ...), and
     ``doc``: the document as sent (JSON text ``bytes`` or a dict) or, for input that is
     no document, ``None`` with the input in ``text``.
 
@@ -1272,7 +1273,10 @@ def load(
 
     * ``upsert``: overwrite current revisions (default: create only; an existing id is a
       ``conflict``, unless ``skip_existing`` and its content is the same: then skipped).
-      Documents whose content is already stored are not written again.
+      Documents whose content is already stored are not written again. Without
+      ``upsert`` a ``_local/`` document is rejected (``local_document``), never sent:
+      CouchDB does no conflict detection on local documents, so create-only would
+      overwrite one that exists (https://docs.couchdb.org/en/stable/api/local.html).
     * ``new_edits=False``: replicate revisions as they are (each document needs ``_id``
       and ``_rev``).
     * ``id_field``: a document without ``_id`` takes the value of this field as its id (a

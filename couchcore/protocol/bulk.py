@@ -288,8 +288,35 @@ def write_batch(
     out = BatchOutcome()
     suffix = b"]}" if new_edits else b'],"new_edits":false}'
     state = _State(ctx, db, ids, bodies, reconcile, upsert, skip_existing, new_edits, suffix, out, rounds)
-    yield from state.write(range(len(ids)), 0)  # (a range: no int object per document)
+    idx: Sequence[int] = range(len(ids))  # (a range: no int object per document)
+    if new_edits and not upsert and _may_hold_local(ids, bodies):
+        # CouchDB does no conflict detection on _local documents: any _rev or none
+        # overwrites one that exists, so "create only" (and skip_existing, which relies on
+        # the 409) would silently replace it; such documents are refused, not sent
+        local = [i for i in idx if ids[i].startswith("_local/")]
+        if local:
+            out.rejected.extend((i, LOCAL_DOCUMENT, _LOCAL_REASON) for i in local)
+            refused = set(local)
+            idx = [i for i in idx if i not in refused]
+            if not idx:
+                return out
+    yield from state.write(idx, 0)
     return out
+
+
+#: the error of a ``_local/`` document refused by :func:`write_batch` without ``upsert``
+LOCAL_DOCUMENT = "local_document"
+_LOCAL_REASON = ("a _local document: CouchDB does no conflict detection on _local documents (a write with "
+                 "any _rev, or none, replaces one that exists), so it cannot be loaded create-only or with "
+                 "skip_existing without overwriting; load it with upsert to overwrite")
+
+
+def _may_hold_local(ids: Sequence[str], bodies: Bodies) -> bool:
+    """Whether any of ``ids`` may begin with ``_local/``: one search of the packed keys (the
+    UTF-8 of the ids back to back) for a whole batch, each id only for other bodies."""
+    if isinstance(bodies, PackedBodies):
+        return bodies.keys.find(b"_local/", 0, bodies.kused) >= 0
+    return any(i.startswith("_local/") for i in ids)
 
 
 class _State:

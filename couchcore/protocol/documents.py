@@ -821,6 +821,12 @@ def update_doc(ctx: ServerContext, db: str, docid: str, fn: Callable[[Document |
     """
     if not isinstance(docid, str) or not docid:
         raise InvalidInput(f"document id must be a non-empty str, got {docid!r}")
+    if docid.startswith("_local/"):
+        # CouchDB 3 accepts any _rev (stale, made up, none) for a _local document and never
+        # answers 409: a concurrent update would be overwritten without notice
+        raise InvalidInput(f"update_doc cannot update {docid!r} safely: CouchDB does no conflict detection on "
+                           "_local documents (any _rev, or none, overwrites), so a read-modify-write there can "
+                           "lose concurrent updates; read and save it yourself if one writer is enough")
     if not callable(fn):
         raise InvalidInput(f"update_doc needs a callable fn(doc), not {type(fn).__name__}")
     check_retries(retries)

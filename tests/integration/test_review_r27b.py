@@ -321,3 +321,151 @@ def test_a_cluster_server_crosses_processes(couch_urls, db_name):
     finally:
         server.delete(db_name)
         server.close()
+
+
+# -- 1. _local/ documents: CouchDB does no conflict detection on them ---------------------------
+# https://docs.couchdb.org/en/stable/api/local.html; CouchDB 3.5 accepts any _rev (stale, made
+# up, none) for a _local document and never answers 409, so couchcore's conflict handling,
+# which waits for a 409, protected nothing there
+
+def test_update_doc_refuses_local_ids_before_sending(db, refused_url, backend):
+    calls = []
+    db.save({"_id": "_local/ctr", "n": 1})
+    with pytest.raises(couchcore.InvalidInput, match="no conflict detection on _local documents"):
+        db.update_doc("_local/ctr", lambda d: calls.append(d) or {"n": 2})
+    assert calls == [] and db.get("_local/ctr")["n"] == 1
+    # nothing is sent: a server that refuses connections would raise ConnectError first
+    with couchcore.Server(refused_url, backend=backend, retries=0) as nowhere:
+        offline = nowhere._database("anything")
+        with pytest.raises(couchcore.InvalidInput, match="_local"):
+            offline.update_doc("_local/x", lambda d: {"n": 1})
+        assert not isinstance(pytest.raises(couchcore.CouchcoreError, offline.update_doc, "_local/x",
+                                            lambda d: {"n": 1}).value, couchcore.TransportError)
+    # ordinary ids are unchanged
+    assert db.update_doc("plain", lambda d: {"n": (d or {}).get("n", 0) + 1})["n"] == 1
+
+
+def test_update_doc_refuses_local_ids_on_the_async_facades(db, couch_url):
+    import asyncio
+
+    import couchcore.aio
+    import couchcore.tornado
+
+    async def main(mod) -> None:
+        async with mod.Server(couch_url) as server:
+            adb = await server.db(db.name)
+            with pytest.raises(couchcore.InvalidInput, match="_local"):
+                await adb.update_doc("_local/ctr", lambda d: {"n": 1})
+            with pytest.raises(couchcore.InvalidOption, match="_local"):
+                await adb.save({"_id": "_local/ctr", "n": 1}, merge=lambda local, server: local)
+
+    for mod in (couchcore.aio, couchcore.tornado):
+        asyncio.run(main(mod))
+    with pytest.raises(couchcore.NotFound):
+        db.get("_local/ctr")
+
+
+def test_save_refuses_merge_on_local_ids(db):
+    merges = []
+
+    def merge(local, server):
+        merges.append(local)
+        return local
+
+    with pytest.raises(couchcore.InvalidOption, match="no conflict detection on _local documents"):
+        db.save({"_id": "_local/cfg", "v": 1}, merge=merge)
+    with pytest.raises(couchcore.InvalidOption, match="'_local/cfg'"):
+        db.save([{"_id": "a"}, {"_id": "_local/cfg", "v": 1}], merge=merge)
+    assert merges == [] and "a" not in db
+    with pytest.raises(couchcore.NotFound):
+        db.get("_local/cfg")
+    db.save({"_id": "_local/cfg", "v": 1})  # without merge: saved
+    assert db.get("_local/cfg")["v"] == 1
+
+
+@pytest.mark.couchdb_only  # PouchDB Server checks a _local document's _rev; CouchDB does not
+def test_a_stale_rev_on_a_local_document_overwrites_without_conflict_as_documented(db):
+    # what save()'s docstring now says: no Conflict ever comes for a _local id
+    doc = {"_id": "_local/cfg", "v": 1}
+    db.save(doc)
+    stale = dict(doc)
+    newer = db.get("_local/cfg")
+    newer["v"] = 2
+    db.save(newer)
+    stale["v"] = -1
+    db.save(stale)  # no Conflict
+    assert db.get("_local/cfg")["v"] == -1
+    db.save({"_id": "_local/cfg", "v": 3}, force=True)  # no _rev at all: no Conflict either
+    assert db.get("_local/cfg")["v"] == 3
+
+
+def _local_rows():
+    return [{"_id": "_local/cfg", "v": "from-load"}, {"_id": "plain", "v": 1}, b'{"_id": "_local/b", "v": 2}',
+            b'{"_id": "\\u005flocal/esc", "v": 3}', (7, {"_id": "_local/new", "v": 4}), {"_id": "x_local/y"}]
+
+
+@pytest.mark.parametrize("mode", [{}, {"skip_existing": True}])
+def test_bulk_load_does_not_overwrite_local_documents_without_upsert(db, mode):
+    from couchcore.bulk import load
+
+    db.save({"_id": "_local/cfg", "v": "original"})
+    report = load(db, _local_rows(), **mode)
+    assert sorted((f.id, f.error) for f in report.failures) == [
+        ("_local/b", "local_document"), ("_local/cfg", "local_document"), ("_local/esc", "local_document"),
+        ("_local/new", "local_document")]
+    assert all("no conflict detection on _local documents" in f.reason and "upsert" in f.reason
+               for f in report.failures)
+    assert report.written == 2 and report.rejected == 4
+    assert db.get("_local/cfg")["v"] == "original"
+    for docid in ("_local/b", "_local/esc", "_local/new"):
+        with pytest.raises(couchcore.NotFound):
+            db.get(docid)
+
+
+def test_bulk_load_json_lines_with_local_documents(db, tmp_path):
+    from couchcore import bulk
+
+    db.save({"_id": "_local/cfg", "v": "original"})
+    path = tmp_path / "l3.jsonl"
+    path.write_bytes(b"".join(b'{"_id": "d%d"}\n' % i for i in range(30)) + b'{"_id":"_local/cfg","v":"from-load"}\n'
+                     + b'{"_id": "d30", "note": "_local/ in a value"}\n')
+    with open(path, "rb") as f:
+        report = bulk.load(db, bulk.JsonLines(f, chunk=64), batch_size=7)
+    assert [(f.line, f.id, f.error) for f in report.failures] == [(31, "_local/cfg", "local_document")]
+    assert report.written == 31 and db.get("_local/cfg")["v"] == "original"
+
+
+def test_cli_load_rejects_local_documents_and_says_why(db, couch_url, tmp_path):
+    import json
+
+    from tests.helpers import run_cli
+
+    db.save({"_id": "_local/cfg", "v": "original"})
+    source = tmp_path / "l3.jsonl"
+    source.write_bytes(b'{"_id":"_local/cfg","v":"from-load"}\n{"_id":"plain","v":1}\n')
+    rejects = tmp_path / "rej.jsonl"
+    proc = run_cli("load", f"{couch_url}/{db.name}", source, "--rejects", rejects)
+    assert proc.returncode == 1, proc.stderr
+    (record,) = [json.loads(line) for line in rejects.read_bytes().splitlines()]
+    assert record["_id"] == "_local/cfg" and record["_load_error"]["error"] == "local_document"
+    assert "no conflict detection" in record["_load_error"]["reason"]
+    proc = run_cli("load", f"{couch_url}/{db.name}", source, "--skip-existing")
+    assert proc.returncode == 1
+    assert b"local_document" in proc.stderr and b"no conflict detection on _local documents" in proc.stderr
+    assert db.get("_local/cfg")["v"] == "original"
+
+
+@pytest.mark.couchdb_only  # PouchDB Server checks a _local document's _rev: upsert meets 409 there
+def test_upsert_still_overwrites_local_documents(db, couch_url, tmp_path):
+    from couchcore.bulk import load
+    from tests.helpers import run_cli
+
+    db.save({"_id": "_local/cfg", "v": "original"})
+    report = load(db, _local_rows(), upsert=True)
+    assert report.rejected == 0, report.failures
+    assert db.get("_local/cfg")["v"] == "from-load" and db.get("_local/esc")["v"] == 3
+    source = tmp_path / "l3.jsonl"
+    source.write_bytes(b'{"_id":"_local/cfg","v":"from-cli"}\n{"_id":"plain","v":1}\n')
+    proc = run_cli("load", f"{couch_url}/{db.name}", source, "--upsert", "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    assert db.get("_local/cfg")["v"] == "from-cli"
