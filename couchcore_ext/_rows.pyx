@@ -1382,7 +1382,8 @@ cdef extern from *:
         if (d[p] == '{') {
             PyObject* dict = as_doc ? cc_new_doc() : PyDict_New();
             if (dict == NULL) return NULL;
-            p = cc_ws(d, p + 1, n, lines);
+            p++;
+            if (p >= n || d[p] <= 32) p = cc_ws(d, p, n, lines);
             if (p >= n) goto giveup_dict;
             if (d[p] == '}') { *endp = p + 1; return dict; }
             {
@@ -1456,7 +1457,8 @@ cdef extern from *:
             PyObject* items[8];
             PyObject* lst = NULL;
             Py_ssize_t k = 0, i;
-            p = cc_ws(d, p + 1, n, lines);
+            p++;
+            if (p >= n || d[p] <= 32) p = cc_ws(d, p, n, lines);
             if (p >= n) goto giveup_nothing;
             if (d[p] == ']') { *endp = p + 1; return PyList_New(0); }
             for (;;) {
@@ -1528,7 +1530,8 @@ cdef extern from *:
         int kid, high, i, ki = 0;
         unsigned char c;
         for (i = 0; i < 6; i++) f[i] = NULL;
-        p = cc_ws(d, p + 1, n, lines);
+        p++;
+        if (p >= n || d[p] <= 32) p = cc_ws(d, p, n, lines);
         if (p >= n) goto giveup;
         if (d[p] == '}') { *endp = p + 1; return 1; }
         for (;;) {
@@ -1692,7 +1695,7 @@ cdef extern from *:
         int r;
         for (;;) {
             *endp = p;
-            q = cc_ws(d, p, n, 0);
+            q = p < n && d[p] == ',' ? p : cc_ws(d, p, n, 0);
             if (q >= n || d[q] != ',') return 1;
             s = cc_ws(d, q + 1, n, 0);
             if (s >= n || d[s] != '{') return 1;
