@@ -607,8 +607,9 @@ cdef extern from *:
     }
     /* bytes that may continue a number/literal token: [-+.0-9A-Za-z] */
     static inline int cc_scalar_char(unsigned char c) {
-        return (c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'z')
-            || c == '+' || c == '-' || c == '.';
+        /* a bit a byte: '+' '-' '.' '0'-'9' (first word), 'A'-'Z' 'a'-'z' (second) */
+        static const uint64_t bits[4] = {0x03ff680000000000ULL, 0x07fffffe07fffffeULL, 0, 0};
+        return (int)((bits[c >> 6] >> (c & 63)) & 1);
     }
     static inline Py_ssize_t cc_ws(const unsigned char* d, Py_ssize_t p, Py_ssize_t n, int lines) {
         while (p < n) {
