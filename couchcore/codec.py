@@ -4,7 +4,8 @@ Two engines sit behind one seam: `orjson <https://github.com/ijl/orjson>`_ when 
 installed (``pip install couchcore[fast]``) and `simplejson` otherwise.
 ``COUCHCORE_JSON=orjson|simplejson`` forces one at import time; :func:`use` switches at
 run time and :data:`ENGINE` names the engine in use. Nothing else in couchcore imports a
-JSON library.
+JSON library. Each engine's library is imported on the first call that needs it, not with
+this module (a ``couchcore load`` of JSON Lines that meets no error imports none).
 
 **The two engines give the same results.** simplejson, configured as below, defines the
 behaviour; orjson is an accelerator that must produce identical bytes and values or step
@@ -62,7 +63,7 @@ import os
 import re
 import sys
 import threading
-from typing import Any, Callable, Iterable, Mapping, NamedTuple, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, NamedTuple, Protocol, TypeVar
 
 from .errors import InvalidDocument, InvalidField, InvalidOption, ParseError
 
@@ -72,13 +73,72 @@ __all__ = [
     "ABSENT", "HEAD_ENGINES", "DocumentHead", "document_head_decoder", "value_end",
 ]
 
-try:  # the optional fast engine (couchcore[fast])
-    import orjson as _orjson
-except ImportError:  # pragma: no cover - depends on the environment
-    _orjson = None  # type: ignore[assignment]
-else:
-    _orjson_dumps = _orjson.dumps
-    _JSONEncodeError = _orjson.JSONEncodeError
+
+def _installed(name: str) -> bool:
+    """Is the module ``name`` importable (found on the path; not imported here)?"""
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):  # e.g. sys.modules[name] = None
+        return False
+
+
+#: Is orjson, the optional fast engine (``couchcore[fast]``), installed? It is imported on the
+#: first call that needs it (:func:`_import_orjson`), not with this module: its initialisation
+#: imports uuid, platform, datetime and json (~20M instructions), and a ``couchcore load`` of
+#: JSON Lines that meets no error calls no codec function that needs it (bulk-r27.md).
+_ORJSON_INSTALLED: bool = _installed("orjson")
+#: the orjson module once imported (``None`` before); outside this module ``codec._orjson`` is
+#: the module when installed (imported then), else ``None`` (see :func:`__getattr__`)
+_orjson_module: Any = None
+
+
+class _NotRaised(Exception):
+    """Stands for orjson's exception classes until orjson is imported (nothing raises it)."""
+
+
+def _orjson_dumps_first(obj: Any, default: Any = None, option: Any = None) -> bytes:
+    # every caller passes option=_OR_OPTIONS, read before orjson was imported: the real value
+    _import_orjson()
+    return _orjson_dumps(obj, default=default, option=_OR_OPTIONS)
+
+
+def _orjson_loads_first(data: Any) -> Any:
+    _import_orjson()
+    return _orjson_loads(data)
+
+
+#: orjson.dumps / orjson.loads and its exception classes, set by :func:`_import_orjson`; until
+#: then functions that import orjson and call it, and a class nothing raises (an ``except``
+#: clause reads the global when an exception is raised, so after the import)
+_orjson_dumps: Callable[..., bytes] = _orjson_dumps_first
+_orjson_loads: Callable[[Any], Any] = _orjson_loads_first
+_JSONEncodeError: type[Exception] = _NotRaised
+_JSONDecodeError: type[Exception] = _NotRaised
+
+
+def _import_orjson() -> Any:
+    """Import orjson (installed: :data:`_ORJSON_INSTALLED`) and set the globals that use it;
+    return the module. A race imports it in two threads: alike."""
+    global _orjson_module, _orjson_dumps, _orjson_loads, _JSONEncodeError, _JSONDecodeError, _OR_OPTIONS
+    if _orjson_module is None:
+        import orjson
+
+        # datetimes and dataclasses go to default (and are refused, as simplejson does)
+        _OR_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+        _JSONEncodeError = orjson.JSONEncodeError
+        _JSONDecodeError = orjson.JSONDecodeError
+        _orjson_loads = orjson.loads
+        _orjson_dumps = orjson.dumps  # (after _OR_OPTIONS: a caller that reads it reads the options after)
+        _orjson_module = orjson
+    return _orjson_module
+
+
+if not TYPE_CHECKING:  # (type checkers: no Any for every unknown name of this module)
+    def __getattr__(name: str) -> Any:
+        """``codec._orjson``: the orjson module (imported now) when installed, else ``None``."""
+        if name == "_orjson":
+            return _import_orjson() if _ORJSON_INSTALLED else None
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # -- simplejson: the reference engine ---------------------------------------------------
@@ -174,7 +234,7 @@ def _sj_engine_dumps(obj: Any) -> bytes:
     installed it is asked first (it refuses any non-str key, ~7x faster than the encode),
     otherwise every value is walked."""
     out = _sj_dumps(obj)
-    if _orjson is not None:
+    if _ORJSON_INSTALLED:
         try:
             _orjson_dumps(obj, default=_or_default, option=_OR_OPTIONS)
             return out
@@ -199,10 +259,8 @@ def _sj_loads(data: bytes | bytearray | memoryview | str) -> Any:
 
 # -- orjson: the accelerator ------------------------------------------------------------
 
+#: orjson's options (set by :func:`_import_orjson`)
 _OR_OPTIONS = 0
-if _orjson is not None:
-    # datetimes and dataclasses go to default (and are refused, as simplejson does)
-    _OR_OPTIONS = _orjson.OPT_PASSTHROUGH_DATETIME | _orjson.OPT_PASSTHROUGH_DATACLASS
 
 
 def _or_default(obj: Any) -> Any:
@@ -395,8 +453,8 @@ def _or_loads(data: bytes | bytearray | memoryview | str) -> Any:
     if _json_flags(raw if raw.__class__ is bytes else bytes(raw), _F_LONG_INT) & _F_LONG_INT:
         return _sj_loads(data)  # an integer beyond 64 bits may be in there: keep it exact
     try:
-        return _orjson.loads(data)
-    except _orjson.JSONDecodeError:
+        return _orjson_loads(data)
+    except _JSONDecodeError:
         # lone surrogate escapes, a BOM, very deep nesting: simplejson decides (and
         # raises ParseError for what is really malformed)
         return _sj_loads(data)
@@ -404,7 +462,7 @@ def _or_loads(data: bytes | bytearray | memoryview | str) -> Any:
 
 def _orjson_floats_match() -> bool:
     """Does :func:`_float_format_differs` catch every float orjson formats unlike repr()?"""
-    if _orjson is None:
+    if not _ORJSON_INSTALLED:
         return False
     probes = [0.0, -0.0, 5e-324, 2.2250738585072014e-308, 1.7976931348623157e308, 9007199254740993.0]
     # every exponent where the formats switch (plain/exponent, 1 or 2 exponent digits),
@@ -415,7 +473,7 @@ def _orjson_floats_match() -> bool:
     values = [v for f in probes for v in (f, -f) if math.isfinite(v)]
     # one orjson call for all of them (import time: ~4x cheaper than one call each); a
     # float's text holds no comma, so the array splits back into one text per value
-    outs = _orjson.dumps(values)[1:-1].split(b",")
+    outs = _import_orjson().dumps(values)[1:-1].split(b",")
     if len(outs) != len(values):
         return False
     for v, out in zip(values, outs):
@@ -448,7 +506,7 @@ _Engine = NamedTuple("_Engine", [("name", str), ("dumps", Callable[[Any], bytes]
 
 
 _ENGINES: dict[str, _Engine] = {"simplejson": _Engine("simplejson", _sj_engine_dumps, _sj_loads, _sj_dumps_array)}
-if _orjson is not None:
+if _ORJSON_INSTALLED:
     _ENGINES["orjson"] = _Engine("orjson", _or_dumps, _or_loads, _or_dumps_array)
 
 #: The engines available in this process (``"orjson"`` only when it is installed).
@@ -470,7 +528,7 @@ def use(engine: str | None = None) -> str:
     """
     global _engine, ENGINE
     if engine is None:
-        engine = os.environ.get("COUCHCORE_JSON") or ("orjson" if _orjson is not None else "simplejson")
+        engine = os.environ.get("COUCHCORE_JSON") or ("orjson" if _ORJSON_INSTALLED else "simplejson")
     chosen = _ENGINES.get(engine)
     if chosen is None:
         if engine == "orjson":
@@ -523,6 +581,55 @@ def loads(data: bytes | bytearray | memoryview | str) -> Any:
     return _engine.loads(data)
 
 
+class _ScanContext:
+    """What ``_json.make_scanner`` reads: strict strings, exact integers, floats as
+    ``float()``, NaN/Infinity refused (simplejson's ``allow_nan=False``)."""
+
+    strict = True
+    object_hook = None
+    object_pairs_hook = None
+    parse_float = float
+    parse_int = int
+
+    @staticmethod
+    def parse_constant(name: str) -> Any:
+        raise ValueError(f"{name} is not JSON")
+
+
+#: the interpreter's own C JSON scanner, made by :func:`_loads_small` on first use
+_small_scanner: Any = None
+
+
+def _loads_small(data: bytes) -> Any:
+    """:func:`loads` of a small body read once, such as the server's welcome (``GET /``),
+    without the engine when it can: the same value, the same errors.
+
+    The text is read by the interpreter's C scanner (``_json``, loaded in ~0.3M
+    instructions, where orjson's initialisation takes ~20M and simplejson's with decimal
+    ~13M: a ``couchcore load`` of JSON Lines needs no other JSON reading, bulk-r27.md).
+    On any text it reads to the end, that scanner gives the value both engines give
+    (strict strings, integers exact, floats correctly rounded, the last of duplicate
+    keys, lone surrogate escapes kept); everything else (not UTF-8, a BOM, NaN or
+    Infinity, control characters in strings, trailing data, too deep, not ``bytes``) goes
+    to :func:`loads`, which decides as always.
+    """
+    global _small_scanner
+    try:
+        if _small_scanner is None:
+            import _json
+
+            context: Any = _ScanContext()  # (typeshed types the context as a scanner)
+            _small_scanner = _json.make_scanner(context)
+        text = data.decode("utf-8")
+        start = len(text) - len(text.lstrip(" \t\n\r"))
+        value, end = _small_scanner(text, start)
+        if end == len(text) or not text[end:].strip(" \t\n\r"):
+            return value
+    except Exception:  # StopIteration, ValueError, RecursionError, ...: the engine decides
+        pass
+    return loads(data)
+
+
 def validate_document(raw: bytes) -> dict[str, Any]:
     r"""Check that ``raw`` is one JSON object and return it parsed, *for inspection only*.
 
@@ -540,8 +647,8 @@ def validate_document(raw: bytes) -> dict[str, Any]:
         raise ParseError("a UTF-8 byte order mark cannot go into a request body")
     if _engine.name == "orjson":
         try:
-            value = _orjson.loads(raw)
-        except _orjson.JSONDecodeError:
+            value = _orjson_loads(raw)
+        except _JSONDecodeError:
             value = _sj_loads(raw)  # raises ParseError, or accepts what simplejson accepts
     else:
         value = _sj_loads(raw)
@@ -794,10 +901,7 @@ _VIEW_ALIASES = (("startkey", "start_key"), ("endkey", "end_key"),
 def _msgspec_installed() -> bool:
     """Is msgspec (the bulk loader's accelerator, ``couchcore[fast]``) importable? It is
     imported on first use only: ``import couchcore`` does not pay for it."""
-    try:
-        return importlib.util.find_spec("msgspec") is not None
-    except (ImportError, ValueError):  # e.g. sys.modules["msgspec"] = None
-        return False
+    return _installed("msgspec")
 
 
 _msgspec: Any = None
@@ -824,7 +928,7 @@ ABSENT: Any = _Absent()
 #: The head decoders available here: ``"msgspec"`` (when installed), ``"orjson"`` (when
 #: installed) and ``"simplejson"``; see :func:`document_head_decoder`.
 HEAD_ENGINES: tuple[str, ...] = tuple(
-    name for name, ok in (("msgspec", _msgspec_installed()), ("orjson", _orjson is not None), ("simplejson", True))
+    name for name, ok in (("msgspec", _msgspec_installed()), ("orjson", _ORJSON_INSTALLED), ("simplejson", True))
     if ok)
 
 _BOM = b"\xef\xbb\xbf"
@@ -919,7 +1023,7 @@ def _msgspec_head_decoder(id_field: str | None) -> Callable[[bytes], DocumentHea
 
 
 def _orjson_head_decoder(id_field: str | None) -> Callable[[bytes], DocumentHead]:
-    fast = _orjson.loads
+    fast = _import_orjson().loads
 
     def decode(data: bytes) -> DocumentHead:
         try:
@@ -987,7 +1091,7 @@ def document_head_decoder(id_field: str | None = None, *,
         decoder = _msgspec_head_decoder(id_field)
         if decoder is not None:
             return decoder
-        name = "orjson" if _orjson is not None else "simplejson"
+        name = "orjson" if _ORJSON_INSTALLED else "simplejson"
     if name == "orjson":
         return _orjson_head_decoder(id_field)
     return _simplejson_head_decoder(id_field)

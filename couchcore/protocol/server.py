@@ -6,6 +6,7 @@ import re
 from collections import deque
 from typing import Any, Generator, Iterable, Mapping, TypedDict
 
+from .. import codec
 from ..codec import NOT_GIVEN, view_query
 from ..errors import InvalidInput, InvalidOption, NotFound, PreconditionFailed, ResponseError
 from ..models import Document
@@ -46,11 +47,20 @@ class ServerContext:
 # -- simple endpoints --------------------------------------------------------------
 
 
+def _small_json(resp: Response) -> Any:
+    """``resp.json()`` of a small answer a load reads before it starts (the welcome, a
+    database's creation): the same value and errors, read without the JSON engine when it
+    can be (``codec._loads_small``), so a ``couchcore load`` of JSON Lines that meets no
+    error imports no JSON library (bulk-r27.md)."""
+    body = resp.raise_for_status().body
+    return codec._loads_small(body) if body is not None else resp.json()
+
+
 def welcome(ctx: ServerContext, check: bool = True) -> Operation[ServerInfo]:
     """``GET /``; with ``check``, an answer without a ``"version"`` string raises
     :class:`ResponseError` (the URL is not a server's)."""
     resp = yield Request("GET", "/")
-    data: ServerInfo = resp.json()
+    data: ServerInfo = _small_json(resp)
     if check and (not isinstance(data, dict) or not isinstance(data.get("version"), str)):
         # e.g. Server("http://host:5984/db"): GET / is then the database's info
         raise ResponseError(f"GET {resp.url or '/'} is no CouchDB welcome (no \"version\"): "
@@ -149,7 +159,7 @@ def create_db(ctx: ServerContext, name: str, /, **options: Any) -> Operation[str
     from ..codec import encode_query
 
     resp = yield Request("PUT", db_path(validate_db_name(name)), query=encode_query(options))
-    resp.json()
+    _small_json(resp)  # an error status raises; a body that is no JSON: ParseError
     return name
 
 

@@ -285,6 +285,123 @@ def test_engines_decode_alike(data):
         assert typed(a) == typed(b)
 
 
+# -- small bodies read without the engine (the server's welcome) ------------------------
+
+
+def loads_or_error(fn, data):
+    try:
+        return typed(fn(data))
+    except ParseError as exc:
+        return ("ParseError", str(exc))
+
+
+WELCOMES = [
+    b'{"couchdb":"Welcome","version":"3.5.0","git_sha":"11f0d3643","uuid":"3b5b3fa1c8e5e4bb2b9e0e2b1c5e1f0a",'
+    b'"features":["access-ready","partitioned","pluggable-storage-engines","reshard","scheduler"],'
+    b'"vendor":{"name":"The Apache Software Foundation"}}\n',
+    b'{"express-pouchdb":"Welcome","version":"4.2.0","pouchdb-adapters":["leveldb"],"vendor":{"name":"PouchDB '
+    b'authors","version":"4.2.0"},"uuid":"f2b3a3b0-1c0a-4f0e-9a7e-9b1f8b7d6c5e"}',
+    b'{"ok":true}\n',
+]
+
+
+@pytest.mark.parametrize("text", WELCOMES + [
+    b"18446744073709551616", b"[123456789012345678901234567890,1]", b"1.0", b"-0", b"1E2", b"1e-05",
+    b'{"a":1,"a":2}', b' {"x" : [ ] } \n', b'"\\u00e9\\ud83d\\ude00"', b'"\\ud800"', b"\xef\xbb\xbf{}",
+    b"\t\r\n 7 \t\r\n", b"5e-324", b"1.7976931348623157e308", b"2.2250738585072011e-308", b"0.1e1",
+    # malformed: loads decides (the same ParseError)
+    b"NaN", b"[Infinity]", b"-Infinity", b'{"a":NaN}', b"\xff", b'"\xc3("', b'["\xed\xa0\x80"]', b"[1,]",
+    b'{"a":1,}', b"{} x", b"", b" ", b"'a'", b'"\x01"', b"[1 2]", b"{1:2}", b"01", b"-01", b"1.", b".5", b"1e",
+    b"tru", b"-", b'"\\x"', b'"\\u12"', b"[" * 100_000 + b"]" * 100_000, b"\x0c1", b"1\x0c", b"\xc2\xa01",
+])
+def test_small_bodies_read_as_loads_reads_them(engine, text):
+    assert loads_or_error(codec._loads_small, text) == loads_or_error(codec.loads, text)
+
+
+def test_small_bodies_skip_the_engine(monkeypatch):
+    """A welcome (CouchDB's, PouchDB Server's) or a creation's ``{"ok":true}`` is read by the
+    interpreter's scanner itself: the engine is not called (what keeps a load from importing it)."""
+    expected = [codec.loads(text) for text in WELCOMES]
+
+    def refuse(data):
+        raise AssertionError("the engine was called")
+
+    monkeypatch.setattr(codec, "loads", refuse)
+    assert [codec._loads_small(text) for text in WELCOMES] == expected
+
+
+@FIXTURE_SETTINGS
+@given(st.binary(max_size=40) | documents.map(lambda d: encode_with("simplejson", d))
+       | st.tuples(json_values.map(lambda v: encode_with("simplejson", v)), st.sampled_from([b"", b" ", b"\n", b"x"]),
+                   st.integers(min_value=0, max_value=60)).map(lambda t: (b" \t" + t[0] + t[1])[:t[2] or None]))
+def test_small_bodies_read_as_loads_reads_any_bytes(engine, data):
+    """Arbitrary bytes, documents, values with whitespace, trailing garbage or cut off:
+    the same value or the same ParseError as :func:`codec.loads`."""
+    assert loads_or_error(codec._loads_small, data) == loads_or_error(codec.loads, data)
+
+
+# -- orjson is imported on first use -----------------------------------------------------
+
+#: calls that need orjson (with its engine): each as the first call of a fresh process
+FIRST_CALLS = [
+    "codec.dumps({'a': [1e-05, 1.5e-07, 0.5, 2**70, None, 'é'], 'b': {'c': True}})",
+    "codec.dumps({'a': [None, float('nan')]})",
+    "codec.dumps({1: 'a', '1': 'b'})",
+    "codec.dumps(datetime.datetime(2020, 1, 1))",
+    "codec.dumps_array([{'a': 1}, {'b': 1.5e-07}, {'c': 2**65}])",
+    "codec.dumps_array([{'a': float('inf')}])",
+    "codec.loads(b'{\"a\": [1, 2.5, null, 12345678901234567890123]}')",
+    "codec.loads(b'[1,]')",
+    "codec.loads(b'\"\\\\ud800\"')",
+    "codec.validate_document(b'{\"_id\": \"x\", \"n\": [1e-7]}\\n')",
+    "codec.validate_document(b'[1]')",
+    "codec.validate_document(b'{\"a\": NaN}')",
+    "codec.document_head_decoder('k', engine='orjson')(b'{\"_id\": \"x\", \"k\": 3, \"_rev\": \"1-a\"}')",
+    "codec.document_head_decoder(engine='orjson')(b'{\"_id\": 1}')",
+    "codec.add_id(b'{\"a\": 1}', 'x')",
+    "codec.join_documents([b'{}'], new_edits=False)",
+    "codec.view_query({'key': ['a', 1.5e-07], 'limit': 3})",
+    "codec._orjson.__name__",
+]
+
+_EVAL = """
+import datetime, sys
+from couchcore import codec
+def result(expr):
+    try:
+        return repr(eval(expr))
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}"
+"""
+
+
+@pytest.mark.skipif("orjson" not in codec.ENGINES, reason="orjson is not installed")
+@pytest.mark.parametrize("engine_name", ["orjson", "simplejson"])
+def test_orjson_is_imported_on_first_use(engine_name):
+    """``import couchcore.codec`` does not import orjson; each call that needs it, made first
+    in a fresh process, imports it and gives what it gives once orjson is imported (here)."""
+    namespace: dict = {}
+    exec(_EVAL, namespace)
+    previous = codec.use(engine_name)
+    try:
+        expected = [namespace["result"](expr) for expr in FIRST_CALLS]
+    finally:
+        codec.use(previous)
+    code = _EVAL + ("before = 'orjson' in sys.modules\n"
+                    "print(repr((before, result(sys.argv[1]), 'orjson' in sys.modules)))")
+    env = {**os.environ, "COUCHCORE_JSON": engine_name}
+    for expr, want in zip(FIRST_CALLS, expected):
+        out = subprocess.run([sys.executable, "-c", code, expr], env=env, capture_output=True, text=True)
+        assert out.returncode == 0, out.stderr
+        before, got, _after = eval(out.stdout)
+        assert before is False, expr
+        assert got == want, expr
+    # a process that only encodes and decodes through the orjson engine imports it then
+    out = subprocess.run([sys.executable, "-c", code, FIRST_CALLS[0]], env={**env, "COUCHCORE_JSON": "orjson"},
+                         capture_output=True, text=True, check=True)
+    assert eval(out.stdout)[2] is True
+
+
 # -- splicing helpers ----------------------------------------------------------------
 
 

@@ -23,6 +23,7 @@ import sys
 
 import pytest
 
+import couchcore
 from couchcore.testing import free_port
 
 #: never imported by ``couchcore load`` of JSON Lines with ``--quiet`` (either JSON engine)
@@ -102,6 +103,33 @@ def test_load_imports_only_what_loading_needs(tmp_path, engine):
             "couchcore._scan", "couchcore.protocol.bulk", "pycurl"} <= names
     # (random: the pre-flight retries the refused connection, with a random back-off)
     assert unexpected(names, engine, allowed=("random",)) == []
+
+
+#: never imported by a ``couchcore load`` of JSON Lines that meets no error, whichever the engine:
+#: the bytes are checked by couchcore_ext and sent as they are, the _bulk_docs answers counted in
+#: C, the server's welcome read by the interpreter's C scanner (codec._loads_small): no codec call
+#: needs a JSON library (orjson's initialisation alone is ~20M instructions: bulk-r27.md)
+NO_JSON_LIBRARY = ("orjson", "simplejson", "msgspec", "json", "decimal")
+
+
+@pytest.mark.parametrize("engine", ["orjson", "simplejson"])
+def test_a_clean_load_of_json_lines_imports_no_json_library(tmp_path, couch_url, db_name, engine):
+    pytest.importorskip("pycurl")
+    if engine == "orjson":
+        pytest.importorskip("orjson")
+    source = tmp_path / "docs.jsonl"
+    source.write_bytes(b'{"_id": "a", "n": 1}\n{"n": 2.5, "s": "\\u00e9"}\n{"_id": "c", "big": 123456789012345678901234}\n')
+    names, proc = imported_modules(["load", f"{couch_url}/{db_name}", str(source), "--create", "--quiet",
+                                    "--backend", "pycurl"], env=load_env(engine))
+    server = couchcore.Server(couch_url)
+    try:
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        assert server[db_name].info()["doc_count"] == 3  # the load happened
+    finally:
+        server.delete(db_name)
+        server.close()
+    assert {"couchcore.bulk", "couchcore.transport.pycurl", "couchcore.protocol.server"} <= names
+    assert sorted(n for n in names if n.split(".")[0] in NO_JSON_LIBRARY) == []
 
 
 @pytest.mark.parametrize("module", [False, True])
