@@ -31,6 +31,8 @@ BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 #: the defaults, in seconds (see :class:`TransportOptions`)
 DEFAULT_TIMEOUT = 90.0
 DEFAULT_CONNECT_TIMEOUT = 10.0
+#: the longest ``timeout``/``connect_timeout`` (s, ~11.6 days; longer ones overflow in the backends)
+MAX_TIMEOUT = 1e6
 
 class _Factory:
     """The default of a field made by a factory, shown as a dataclass shows it (``<factory>``)."""
@@ -107,8 +109,8 @@ class TransportOptions:
     over CouchDB's own 60 s cluster request timeout, so a slow view ends with
     CouchDB's ``timeout`` error rather than ours; feeds set their own from their
     ``heartbeat``/``timeout``. ``connect_timeout`` (default 10, or ``timeout`` when
-    that is smaller): the TCP connect *and* the TLS handshake. Both are positive
-    (``0`` is refused: ``None`` means no timeout) and the same on every backend (libcurl
+    that is smaller): the TCP connect *and* the TLS handshake. Both are positive and at
+    most 10**6 s (``0`` is refused: ``None`` means no timeout) and the same on every backend (libcurl
     counts in whole milliseconds: a shorter one is 1 ms there).
     ``retries`` (default 2): how many times a request is tried again, with
     exponential backoff and full jitter starting at ``backoff`` (default 0.25) and at
@@ -176,8 +178,9 @@ class TransportOptions:
                 continue
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
                 raise InvalidOption(f"{name} must be a non-negative number of seconds, got {value!r}")
-            if value == 0 and name in ("timeout", "connect_timeout"):  # None is "no timeout"
-                raise InvalidOption(f"{name} must be a positive number of seconds or None, got {value!r}")
+            if name in ("timeout", "connect_timeout") and not 0 < value <= MAX_TIMEOUT:  # None: no timeout
+                raise InvalidOption(f"{name} must be a positive number of seconds up to {MAX_TIMEOUT:g} "
+                                    f"or None, got {value!r}")
         retries = kwargs.get("retries", 0)
         if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
             raise InvalidOption(f"retries must be a non-negative int, got {retries!r}")
