@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import stat
 from collections.abc import Mapping
 from typing import Any, Generator
 
@@ -127,13 +128,18 @@ def _guess_type(filename: str) -> str:
 
 
 def _remaining_size(f: Any) -> int | None:
-    if isinstance(f, io.TextIOBase):  # decoded text: its size on disk is not what is sent
+    """The bytes left to read in ``f`` when they are a regular file's own bytes (``open(path,
+    "rb")``), else ``None`` (sent without a length): what ``gzip.open``, ``tarfile``,
+    ``zipfile``, a text file or a pipe gives is not what the file's size on disk counts."""
+    raw = f.raw if isinstance(f, (io.BufferedReader, io.BufferedRandom)) else f
+    if not isinstance(raw, io.FileIO):
         return None
     try:
-        pos = f.tell()
-        size = os.fstat(f.fileno()).st_size
-        return max(size - int(pos), 0)
-    except (AttributeError, OSError, ValueError):
+        st = os.fstat(raw.fileno())
+        if not stat.S_ISREG(st.st_mode):  # a pipe, socket or device: st_size means nothing
+            return None
+        return max(st.st_size - int(f.tell()), 0)
+    except (OSError, ValueError):
         return None
 
 
