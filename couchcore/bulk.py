@@ -46,12 +46,14 @@ import heapq
 import os
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import field
 from itertools import islice
 from typing import IO, TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, Sequence, Union
 
 from . import codec
+from ._dataclass import FACTORY as _FACTORY, written_dataclass
 from .errors import ConnectError, CouchcoreError, HTTPError, InvalidDocument, InvalidField, InvalidInput, TransportError
+from .errors import _reduce_exception
 from .protocol.bulk import BatchOutcome, PackedBodies, write_batch
 from ._scan import ENGINE as _SCAN_ENGINE
 from ._scan import Flight as _Flight
@@ -239,6 +241,9 @@ class _Bad(Exception):
         self.error = error
         self.reason = reason
 
+    def __reduce__(self) -> tuple[Any, ...]:  # pickled like every couchcore error
+        return _reduce_exception(self)
+
 
 def _bad(exc: CouchcoreError) -> _Bad:
     """The loader's error for what :func:`codec.document_head_decoder` raised."""
@@ -252,7 +257,7 @@ def _bad(exc: CouchcoreError) -> _Bad:
 # -- reports --------------------------------------------------------------------------------
 
 
-@dataclass
+@written_dataclass(init=False, repr=False, eq=False)
 class Rejected:
     """A document the load could not write: its input ``line`` (or position), ``id``,
     CouchDB's ``error`` and ``reason`` (or the loader's: ``invalid_json``,
@@ -276,6 +281,16 @@ class Rejected:
     doc: bytes | Mapping[str, Any] | None = None
     text: str | None = None
 
+    def __init__(self, line: int | None, id: str | None, error: str, reason: str | None,  # noqa: A002
+                 doc: bytes | Mapping[str, Any] | None = None, text: str | None = None) -> None:
+        # (as @dataclass writes it, without compiling it at import: see couchcore._dataclass)
+        self.line = line
+        self.id = id
+        self.error = error
+        self.reason = reason
+        self.doc = doc
+        self.text = text
+
     def record(self) -> bytes:
         """One JSON line (no newline) for a rejects file: the document with the error in
         ``_load_error`` (``{"line", "error", "reason"}``, plus ``text`` for input that
@@ -297,7 +312,7 @@ class Rejected:
         return f"{where}{who}: {self.error}: {self.reason}"
 
 
-@dataclass
+@written_dataclass(init=False, repr=False, eq=False)
 class LoadReport:
     """What a load did. Counts: ``read`` (input records: documents and input that is no
     document), ``written``, ``skipped`` (already there with the same content),
@@ -318,6 +333,22 @@ class LoadReport:
     interrupted: bool = False
     failures: list[Rejected] = field(default_factory=list)
     unknown: int = 0
+
+    def __init__(self, read: int = 0, written: int = 0, skipped: int = 0, rejected: int = 0, retried: int = 0,
+                 batches: int = 0, unsettled: int = 0, seconds: float = 0.0, interrupted: bool = False,
+                 failures: list[Rejected] = _FACTORY, unknown: int = 0) -> None:
+        # (as @dataclass writes it, without compiling it at import: see couchcore._dataclass)
+        self.read = read
+        self.written = written
+        self.skipped = skipped
+        self.rejected = rejected
+        self.retried = retried
+        self.batches = batches
+        self.unsettled = unsettled
+        self.seconds = seconds
+        self.interrupted = interrupted
+        self.failures = [] if failures is _FACTORY else failures
+        self.unknown = unknown
 
     @property
     def failed(self) -> list[Rejected]:
@@ -1180,13 +1211,46 @@ class LoadInputError(CouchcoreError):
     """The input of a load raised: what it gave before was loaded (or rejected) and
     ``report`` (a :class:`LoadReport`) says so; the input's exception is ``__cause__``
     (and ``error``). A :class:`Checkpoint` given to the load confirms what was settled:
-    a run resumed with input that goes on from there sends nothing twice."""
+    a run resumed with input that goes on from there sends nothing twice.
+
+    It survives :mod:`pickle` (a load in a :mod:`multiprocessing` worker) with its
+    ``report`` and ``error``; an ``error`` that pickle cannot carry (or not rebuild) comes
+    back as a :class:`RuntimeError` of its ``repr()``."""
 
     def __init__(self, report: LoadReport, error: BaseException) -> None:
         super().__init__(f"the input raised {type(error).__name__}: {error} (after {report.read:,} records; "
                          f"{report})")
         self.report = report
         self.error = error
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # the input's exception is the caller's own: it travels pickled apart, so one pickle
+        # cannot carry (a lock in it) or rebuild (an __init__ that takes other arguments than
+        # its args) never makes this one fail to unpickle (a Pool's get() would wait for ever)
+        import pickle
+
+        try:
+            error: bytes | None = pickle.dumps(self.error)
+        except Exception:  # noqa: BLE001 - any failure of the caller's object: its repr goes instead
+            error = None
+        state = {k: v for k, v in self.__dict__.items() if k != "error"}
+        return (_rebuild_load_input_error, (type(self), self.args, error, repr(self.error)), state)
+
+
+def _rebuild_load_input_error(cls: type[LoadInputError], args: tuple[Any, ...], error: bytes | None,
+                              error_repr: str) -> LoadInputError:
+    import pickle
+
+    exc = cls.__new__(cls, *args)
+    exc.args = args
+    cause: BaseException | None = None
+    if error is not None:
+        try:
+            cause = pickle.loads(error)
+        except Exception:  # noqa: BLE001 - as above
+            cause = None
+    exc.error = exc.__cause__ = cause if isinstance(cause, BaseException) else RuntimeError(error_repr)
+    return exc
 
 
 def _maybe_carried_out(exc: BaseException | None) -> bool:

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import contextlib
 from binascii import b2a_base64
-from dataclasses import FrozenInstanceError, dataclass, field
-from operator import attrgetter
-from reprlib import recursive_repr
+from dataclasses import field
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, Protocol, Sequence, Union, \
     runtime_checkable
 
 from .. import __version__
+from .._dataclass import FACTORY as _FACTORY, written_dataclass
 from .._fork import forget_on_fork
 from ..protocol.messages import Operation, Request, Response
 
@@ -34,73 +33,8 @@ DEFAULT_CONNECT_TIMEOUT = 10.0
 #: the longest ``timeout``/``connect_timeout`` (s, ~11.6 days; longer ones overflow in the backends)
 MAX_TIMEOUT = 1e6
 
-class _Factory:
-    """The default of a field made by a factory, shown as a dataclass shows it (``<factory>``)."""
 
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return "<factory>"
-
-
-_FACTORY: Any = _Factory()
-
-
-if TYPE_CHECKING:  # what type checkers see: the frozen dataclass, made by the plain decorator
-    from dataclasses import dataclass as _frozen_dataclass
-else:
-    def _frozen_dataclass(*, frozen: bool, init: bool, repr: bool, eq: bool) -> Callable[[type], type]:
-        """``@dataclass(frozen=True)`` for a class that writes its ``__init__`` out as the
-        decorator would (``init=False``: the decorator's own arguments, for type checkers).
-
-        The same frozen dataclass (``dataclasses.fields``/``replace``/``asdict``, the
-        ``__dataclass_params__`` ``@dataclass(frozen=True)`` sets, subclasses made by the
-        decorator, ``FrozenInstanceError``), with the ``__repr__``, ``__eq__``, ``__hash__``,
-        ``__setattr__`` and ``__delattr__`` the decorator writes made here from the field
-        names: the decorator compiles each method it writes from source (``exec``, ~1M
-        instructions each on 3.11), six per class, paid at the import of every program using
-        couchcore (``couchcore load`` included: benchmarks/results/bulk-r27.md)."""
-        assert frozen and not (init or repr or eq)
-
-        def make(cls: type) -> type:
-            made = dataclass(init=False, repr=False, eq=False)(cls)
-            names = tuple(made.__dataclass_fields__)
-            key = attrgetter(*names)  # (every class here has two fields or more: a tuple)
-
-            @recursive_repr()
-            def __repr__(self: Any) -> str:
-                return f"{self.__class__.__qualname__}({', '.join(f'{n}={getattr(self, n)!r}' for n in names)})"
-
-            def __eq__(self: Any, other: Any) -> Any:
-                if other.__class__ is self.__class__:
-                    return key(self) == key(other)
-                return NotImplemented
-
-            def __hash__(self: Any) -> int:
-                return hash(key(self))
-
-            def __setattr__(self: Any, name: str, value: Any) -> None:
-                if type(self) is made or name in names:
-                    raise FrozenInstanceError(f"cannot assign to field {name!r}")
-                super(made, self).__setattr__(name, value)
-
-            def __delattr__(self: Any, name: str) -> None:
-                if type(self) is made or name in names:
-                    raise FrozenInstanceError(f"cannot delete field {name!r}")
-                super(made, self).__delattr__(name)
-
-            for method in (__repr__, __eq__, __hash__, __setattr__, __delattr__):
-                method.__qualname__ = f"{made.__qualname__}.{method.__name__}"
-                setattr(made, method.__name__, method)
-            made.__init__.__annotations__["return"] = None  # (the decorator's __init__ says None, not 'None')
-            params = made.__dataclass_params__
-            params.init = params.repr = params.eq = params.frozen = True  # as @dataclass(frozen=True) says
-            return made
-
-        return make
-
-
-@_frozen_dataclass(frozen=True, init=False, repr=False, eq=False)
+@written_dataclass(frozen=True, init=False, repr=False, eq=False)
 class TransportOptions:
     """Every network knob of a backend, in one frozen object (times in seconds).
 
@@ -147,7 +81,7 @@ class TransportOptions:
                  maxsize: int = 10, retries: int = 2, backoff: float = 0.25, max_backoff: float = 10.0,
                  deadline: float | None = None, headers: Mapping[str, str] = _FACTORY,
                  max_clients: int = 10) -> None:
-        # (as @dataclass(frozen=True) writes it: see _frozen_dataclass)
+        # (as @dataclass(frozen=True) writes it: see couchcore._dataclass)
         put = object.__setattr__
         put(self, "timeout", timeout)
         put(self, "connect_timeout", connect_timeout)
@@ -323,7 +257,7 @@ class ConcurrentTransport(SyncTransport, Protocol):
         """``(index, result)`` for each of ``ops`` as it finishes, at most ``concurrency`` in flight."""
 
 
-@_frozen_dataclass(frozen=True, init=False, repr=False, eq=False)
+@written_dataclass(frozen=True, init=False, repr=False, eq=False)
 class Backend:
     """A row of :data:`BACKENDS`: a backend's name, flavour and where its class lives
     (imported on first use: a backend's library is only needed when it is chosen)."""
@@ -336,7 +270,7 @@ class Backend:
     extra: str
 
     def __init__(self, name: str, is_async: bool, module: str, cls: str, extra: str) -> None:
-        # (as @dataclass(frozen=True) writes it: see _frozen_dataclass)
+        # (as @dataclass(frozen=True) writes it: see couchcore._dataclass)
         put = object.__setattr__
         put(self, "name", name)
         put(self, "is_async", is_async)

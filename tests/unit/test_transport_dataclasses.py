@@ -1,7 +1,9 @@
 """``TransportOptions`` and ``Backend`` are the frozen dataclasses ``@dataclass(frozen=True)``
-makes, though they write their ``__init__`` out and get ``__repr__``/``__eq__``/``__hash__`` from
-``transport.base._dataclass_methods`` (the decorator compiles each method from source: ~6M
-instructions of every couchcore process's start-up, benchmarks/results/bulk-r27.md).
+makes, and the bulk loader's ``Rejected`` and ``LoadReport`` the dataclasses ``@dataclass`` makes,
+though they write their ``__init__`` out and get ``__repr__``/``__eq__`` (frozen: ``__hash__``,
+``__setattr__``, ``__delattr__``) from ``couchcore._dataclass.written_dataclass`` (the decorator
+compiles each method from source: ~1M instructions each of every couchcore process's start-up,
+benchmarks/results/bulk-r27.md).
 
 Each is compared with a twin made by the plain decorator from the same fields: signature,
 repr, equality, hashing, frozenness, ``dataclasses`` functions, pickling, subclassing."""
@@ -17,6 +19,7 @@ from typing import Any, Mapping
 
 import pytest
 
+from couchcore.bulk import LoadReport, Rejected
 from couchcore.transport.base import (BACKENDS, DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT, Backend,
                                       TransportOptions)
 
@@ -56,6 +59,25 @@ PAIRS = [
 CASES = [(ours, twin, args) for ours, twin, calls in PAIRS for args in calls]
 
 
+def _twin(cls: Any) -> Any:
+    """The dataclass ``@dataclass`` makes from ``cls``'s fields (names, annotations, defaults)."""
+    return dataclasses.make_dataclass(f"{cls.__name__}_", [
+        (f.name, f.type, field(default=f.default, default_factory=f.default_factory)) for f in dataclasses.fields(cls)])
+
+
+Rejected_, LoadReport_ = _twin(Rejected), _twin(LoadReport)
+
+
+#: the (not frozen) dataclasses of couchcore.bulk
+MUTABLE_PAIRS = [
+    (Rejected, Rejected_, [(3, "a", "conflict", "Document update conflict."), (None, None, "invalid_json", "x", None, "{"),
+                           ((), {"line": 1, "id": "b", "error": "e", "reason": None, "doc": {"_id": "b"}})]),
+    (LoadReport, LoadReport_, [(), (1, 2, 3), ((), {"failures": [Rejected(1, "a", "e", "r")], "seconds": 1.5}),
+                               ((), {"failures": None, "unknown": 2})]),
+]
+MUTABLE_CASES = [(ours, twin, args) for ours, twin, calls in MUTABLE_PAIRS for args in calls]
+
+
 def _make(cls: Any, args: Any) -> Any:
     if len(args) == 2 and isinstance(args[1], dict):
         return cls(*args[0], **args[1])
@@ -66,7 +88,7 @@ def _same_repr(ours: Any, twin: Any) -> str:
     return repr(twin).replace(type(twin).__qualname__, type(ours).__qualname__, 1)
 
 
-@pytest.mark.parametrize("ours,twin", [(o, t) for o, t, _ in PAIRS])
+@pytest.mark.parametrize("ours,twin", [(o, t) for o, t, _ in PAIRS + MUTABLE_PAIRS])
 def test_the_class_is_the_decorators_dataclass(ours: Any, twin: Any) -> None:
     assert dataclasses.is_dataclass(ours)
     assert str(inspect.signature(ours)) == str(inspect.signature(twin))
@@ -77,7 +99,7 @@ def test_the_class_is_the_decorators_dataclass(ours: Any, twin: Any) -> None:
          for f in dataclasses.fields(twin)]
     assert repr(ours.__dataclass_params__) == repr(twin.__dataclass_params__)
     assert ours.__match_args__ == twin.__match_args__
-    for name in ("__repr__", "__eq__", "__hash__", "__init__"):
+    for name in ("__repr__", "__eq__", "__init__") + (("__hash__",) if twin.__dataclass_params__.frozen else ()):
         assert getattr(ours, name).__qualname__ == f"{ours.__qualname__}.{name}"
 
 
@@ -107,6 +129,44 @@ def test_instances_behave_as_the_decorators(ours: Any, twin: Any, args: Any) -> 
     with pytest.raises(dataclasses.FrozenInstanceError, match=f"cannot delete field '{first}'"):
         delattr(a, first)
     assert pickle.loads(pickle.dumps(a)) == a and copy.deepcopy(a) == a and copy.copy(a) == a
+
+
+@pytest.mark.parametrize("ours,twin,args", MUTABLE_CASES)
+def test_report_instances_behave_as_the_decorators(ours: Any, twin: Any, args: Any) -> None:
+    """Repr, dataclasses functions, equality, unhashability, assignment, pickling: as the twin's."""
+    a, b = _make(ours, args), _make(twin, args)
+    assert repr(a) == _same_repr(a, b) and str(a) != repr(a)  # (each class's own __str__ is kept)
+    assert dataclasses.asdict(a) == dataclasses.asdict(b) and dataclasses.astuple(a) == dataclasses.astuple(b)
+    same = _make(ours, args)
+    assert a == same and not (a != same)
+    assert a != b and b != a
+    first = dataclasses.fields(a)[0].name
+    other = dataclasses.replace(a, **{first: 99})
+    assert other != a and type(other) is ours
+    assert ours.__hash__ is None and twin.__hash__ is None
+    with pytest.raises(TypeError, match=f"unhashable type: '{ours.__name__}'"):
+        hash(a)
+    for obj in (a, b):  # not frozen: fields and other names assigned and deleted alike
+        setattr(obj, first, 7)
+        obj.other = 1
+        del obj.other
+    assert getattr(a, first) == getattr(b, first) == 7 and a != _make(ours, args)
+    assert pickle.loads(pickle.dumps(a)) == a and copy.deepcopy(a) == a and copy.copy(a) == a
+
+
+def test_each_report_gets_its_own_failures_list() -> None:
+    """The factory default, an explicit ``None``, and a subclass made by the plain decorator."""
+    first, second = LoadReport(), LoadReport()
+    assert first.failures == [] and first.failures is not second.failures
+    assert LoadReport(failures=None).failures is None  # (an explicit value is kept, as the decorator's)
+
+    @dataclass
+    class More(LoadReport):
+        extra: int = 0
+
+    more = More(5, extra=3)
+    assert more.read == 5 and more.extra == 3 and more.failures == [] and more == More(5, extra=3)
+    assert repr(more).startswith(f"{More.__qualname__}(read=5,") and repr(more).endswith("unknown=0, extra=3)")
 
 
 def test_each_options_object_gets_its_own_headers_dict() -> None:
