@@ -1044,10 +1044,13 @@ cdef extern from *:
        is off unless the check passes.  Anything unusual takes PyDict_SetItem's path: a key
        without a cached hash, a probed entry of the same hash (the same key again, or a
        collision: PyDict_SetItem compares and replaces), a full table (it resizes), the
-       empty shared table of a new dict (dk_usable 0), a split or general-but-odd table,
-       tables of more than 128 slots (wider indices).  ma_version_tag keeps the value the
-       dict got when it was made (the global version counter is not exported; the dict is
-       not visible to anyone before the parser returns it). */
+       empty shared table of a new dict (dk_usable 0), a general-but-odd table, tables of
+       more than 128 slots (wider indices).  The dicts filled here are never split tables
+       (PyDict_New, _PyDict_NewPresized, cc_dict_sized and dict_new for a Document make
+       combined ones: ma_values NULL), so only the first pair's test looks at ma_values.
+       ma_version_tag keeps the value the dict got when it was made (the global version
+       counter is not exported; the dict is not visible to anyone before the parser
+       returns it). */
     #if CC_PRESIZE && PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030C0000 && !defined(Py_GIL_DISABLED)
     #define CC_DICTFILL 1
     typedef struct {
@@ -1145,7 +1148,7 @@ cdef extern from *:
             mp->ma_keys = (PyDictKeysObject*)nk;
             k = nk;
         }
-        if (CC_DICTFILL_ON && h != -1 && k->dk_usable > 0 && k->dk_log2_size < 8 && mp->ma_values == NULL) {
+        if (CC_DICTFILL_ON && h != -1 && k->dk_usable > 0 && k->dk_log2_size < 8) {
             size_t mask = ((size_t)1 << k->dk_log2_size) - 1, i = (size_t)h & mask, perturb = (size_t)h;
             int8_t* ind = (int8_t*)k->dk_indices;
             char* ents = k->dk_indices + ((size_t)1 << k->dk_log2_index_bytes);
