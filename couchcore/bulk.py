@@ -53,6 +53,7 @@ from typing import IO, TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping
 from . import codec
 from ._dataclass import FACTORY as _FACTORY, written_dataclass
 from .errors import ConnectError, CouchcoreError, HTTPError, InvalidDocument, InvalidField, InvalidInput, TransportError
+from .errors import _reduce_exception
 from .protocol.bulk import BatchOutcome, PackedBodies, write_batch
 from ._scan import ENGINE as _SCAN_ENGINE
 from ._scan import Flight as _Flight
@@ -239,6 +240,9 @@ class _Bad(Exception):
         super().__init__(reason)
         self.error = error
         self.reason = reason
+
+    def __reduce__(self) -> tuple[Any, ...]:  # pickled like every couchcore error
+        return _reduce_exception(self)
 
 
 def _bad(exc: CouchcoreError) -> _Bad:
@@ -1207,13 +1211,46 @@ class LoadInputError(CouchcoreError):
     """The input of a load raised: what it gave before was loaded (or rejected) and
     ``report`` (a :class:`LoadReport`) says so; the input's exception is ``__cause__``
     (and ``error``). A :class:`Checkpoint` given to the load confirms what was settled:
-    a run resumed with input that goes on from there sends nothing twice."""
+    a run resumed with input that goes on from there sends nothing twice.
+
+    It survives :mod:`pickle` (a load in a :mod:`multiprocessing` worker) with its
+    ``report`` and ``error``; an ``error`` that pickle cannot carry (or not rebuild) comes
+    back as a :class:`RuntimeError` of its ``repr()``."""
 
     def __init__(self, report: LoadReport, error: BaseException) -> None:
         super().__init__(f"the input raised {type(error).__name__}: {error} (after {report.read:,} records; "
                          f"{report})")
         self.report = report
         self.error = error
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # the input's exception is the caller's own: it travels pickled apart, so one pickle
+        # cannot carry (a lock in it) or rebuild (an __init__ that takes other arguments than
+        # its args) never makes this one fail to unpickle (a Pool's get() would wait for ever)
+        import pickle
+
+        try:
+            error: bytes | None = pickle.dumps(self.error)
+        except Exception:  # noqa: BLE001 - any failure of the caller's object: its repr goes instead
+            error = None
+        state = {k: v for k, v in self.__dict__.items() if k != "error"}
+        return (_rebuild_load_input_error, (type(self), self.args, error, repr(self.error)), state)
+
+
+def _rebuild_load_input_error(cls: type[LoadInputError], args: tuple[Any, ...], error: bytes | None,
+                              error_repr: str) -> LoadInputError:
+    import pickle
+
+    exc = cls.__new__(cls, *args)
+    exc.args = args
+    cause: BaseException | None = None
+    if error is not None:
+        try:
+            cause = pickle.loads(error)
+        except Exception:  # noqa: BLE001 - as above
+            cause = None
+    exc.error = exc.__cause__ = cause if isinstance(cause, BaseException) else RuntimeError(error_repr)
+    return exc
 
 
 def _maybe_carried_out(exc: BaseException | None) -> bool:

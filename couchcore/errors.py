@@ -73,8 +73,32 @@ def redact_url(url: str) -> str:
     return _USERINFO.sub(lambda m: m.group("scheme") + "***@", url)
 
 
+def _rebuild_exception(cls: type[BaseException], args: tuple[Any, ...]) -> BaseException:
+    """An exception of ``cls`` made from its ``args`` without calling ``__init__`` (whose
+    signature may differ from ``args``): what ``_reduce_exception`` rebuilds with."""
+    exc = cls.__new__(cls, *args)
+    exc.args = args
+    return exc
+
+
+def _reduce_exception(exc: BaseException) -> tuple[Any, ...]:
+    """``__reduce__`` for an exception whose ``__init__`` does not take its ``args`` back
+    (``BaseException``'s own calls ``cls(*args)``): rebuilt with the same ``args``
+    (message) and attributes (``__dict__``, notes included), by pickle and
+    :func:`copy.deepcopy` alike."""
+    return (_rebuild_exception, (type(exc), exc.args), exc.__dict__ or None)
+
+
 class CouchcoreError(Exception):
-    """Base class of every exception raised by couchcore."""
+    """Base class of every exception raised by couchcore.
+
+    Each of them survives :mod:`pickle` and :func:`copy.deepcopy` (e.g. raised in a
+    :mod:`multiprocessing` worker and handed to the parent) with its message and all its
+    attributes; ``__init__`` is not called again.
+    """
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return _reduce_exception(self)
 
 
 # -- bad input, detected before any request is sent -------------------------------
@@ -291,12 +315,6 @@ class HTTPError(CouchcoreError):
             self.url = redact_url(base_url.rstrip("/") + self.url)
             self.args = (self._message(),)
 
-    def __reduce__(self) -> tuple[Any, ...]:  # keep pickling working with the custom __init__
-        return (
-            self.__class__,
-            (self.status, self.error, self.reason, self.method, self.url, self.headers, self.body),
-        )
-
 
 class BadRequest(HTTPError):
     """400: the request was malformed (``bad_request``, ``query_parse_error``, an invalid
@@ -455,17 +473,6 @@ class TransportError(CouchcoreError):
         if self.url:
             message = f"{message} ({self.url})"
         super().__init__(message)
-
-    def __reduce__(self) -> tuple[Any, ...]:  # the message already carries the URL
-        return (_rebuild_transport_error, (self.__class__, str(self), self.url))
-
-
-def _rebuild_transport_error(cls: "type[TransportError]", message: str, url: str | None) -> "TransportError":
-    exc = cls.__new__(cls, message)
-    CouchcoreError.__init__(exc, message)
-    exc.url = url
-    exc.detail = message
-    return exc
 
 
 class ConnectionError(TransportError, builtins.ConnectionError):  # noqa: A001 - namespaced
