@@ -1213,7 +1213,7 @@ class LoadInputError(CouchcoreError):
     (and ``error``). A :class:`Checkpoint` given to the load confirms what was settled:
     a run resumed with input that goes on from there sends nothing twice.
 
-    It survives :mod:`pickle` (a load in a :mod:`multiprocessing` worker) with its
+    It survives ``pickle`` (a load in a ``multiprocessing`` worker) with its
     ``report`` and ``error``; an ``error`` that pickle cannot carry (or not rebuild) comes
     back as a :class:`RuntimeError` of its ``repr()``."""
 

@@ -85,15 +85,15 @@ def _reduce_exception(exc: BaseException) -> tuple[Any, ...]:
     """``__reduce__`` for an exception whose ``__init__`` does not take its ``args`` back
     (``BaseException``'s own calls ``cls(*args)``): rebuilt with the same ``args``
     (message) and attributes (``__dict__``, notes included), by pickle and
-    :func:`copy.deepcopy` alike."""
+    ``copy.deepcopy`` alike."""
     return (_rebuild_exception, (type(exc), exc.args), exc.__dict__ or None)
 
 
 class CouchcoreError(Exception):
     """Base class of every exception raised by couchcore.
 
-    Each of them survives :mod:`pickle` and :func:`copy.deepcopy` (e.g. raised in a
-    :mod:`multiprocessing` worker and handed to the parent) with its message and all its
+    Each of them survives ``pickle`` and ``copy.deepcopy`` (e.g. raised in a
+    ``multiprocessing`` worker and handed to the parent) with its message and all its
     attributes; ``__init__`` is not called again.
     """
 
