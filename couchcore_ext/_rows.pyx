@@ -862,7 +862,7 @@ cdef extern from *:
     #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
         Py_ssize_t len;
         uint64_t w;
-        if (g == NULL || g->s == NULL || p + 33 > n) return NULL;
+        if (g == NULL || p + 33 > n) return NULL;   /* a linked entry is a filled one (never emptied) */
         len = g->length;
         if (d[p + len] != '"') return NULL;
         memcpy(&w, d + p, 8);
