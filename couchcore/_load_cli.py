@@ -642,7 +642,7 @@ def _check_head(checkpoint: Any, fd: int, size: int) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from .bulk import Checkpoint, Loader, Rejected
+    from .bulk import Checkpoint, Loader, Rejected, _rerun_advice
     from .errors import CouchcoreError, InvalidInput
     from ._sync import Server
     from ._urls import redact_url
@@ -766,6 +766,7 @@ def _run(args: argparse.Namespace) -> int:
                         on_reject=on_reject, progress=progress)
     except InvalidInput as exc:
         raise Fatal(str(exc)) from None
+    loader.rerun_advice = _rerun_advice(args.upsert, not args.new_edits_false, flags=True)  # this command's options
 
     presses = []
 

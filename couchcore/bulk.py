@@ -269,8 +269,13 @@ class Rejected:
     ``error`` :data:`UNKNOWN_OUTCOME` (``"unknown_outcome"``) is not a refusal: the load
     gave up on the document's batch after an attempt the server may have carried out (its
     answer was lost, or it answered 500/502/504), so it may be stored. Load such records
-    again with ``skip_existing`` (``couchcore load --skip-existing``): one that was written
-    is skipped (same content), the others are written. Documents given up on after
+    again, as the reason says for the load's mode: a create-only load with
+    ``skip_existing`` (``couchcore load --skip-existing``; without it a written one would be
+    a ``conflict``), an ``upsert`` load with ``upsert`` again (``--upsert``; ``skip_existing``
+    alone would refuse the documents that were not written over as conflicts), a
+    ``new_edits=False`` load as it was (``--new-edits-false``). A document that was written
+    is then skipped (same content; with ``new_edits=False`` CouchDB takes the revision it
+    has again, nothing doubled), the others are written. Documents given up on after
     attempts the server surely did not carry out (no connection, ``429``, ``503``) carry
     the last error (e.g. ``ConnectError``, ``service_unavailable``): not written."""
 
@@ -547,6 +552,21 @@ class _Segment:
         self.last_line = 0
 
 
+def _rerun_advice(upsert: bool, new_edits: bool, flags: bool = False) -> str:
+    """How a load settles a document it rejected as :data:`UNKNOWN_OUTCOME`, for its mode:
+    load it again as a create-only load with ``skip_existing``, an ``upsert`` load with
+    ``upsert``, a ``new_edits=False`` load as it was; a written one is then skipped.
+    ``flags``: name ``couchcore load``'s options (``--skip-existing``) instead."""
+    if not new_edits:
+        how = "as it was (--new-edits-false)" if flags else "as it was (new_edits=False)"
+        return f"load it again {how} to settle it: a revision already stored is not stored twice"
+    if upsert:
+        how = "--upsert" if flags else "upsert"
+        return f"load it again with {how}, as this load, to settle it: one that was written is skipped"
+    how = "--skip-existing" if flags else "skip_existing"
+    return f"load it again with {how} to settle it: one that was written is skipped"
+
+
 class Loader:
     """A bulk load, ready to :meth:`run` (see :func:`load` for the arguments).
 
@@ -603,6 +623,8 @@ class Loader:
         self.on_reject = on_reject
         self.progress = progress
         self.report = LoadReport()
+        #: how to settle a document rejected as UNKNOWN_OUTCOME (the end of its reason)
+        self.rerun_advice = _rerun_advice(upsert, new_edits)
         self._head = _HeadReader(id_field)
         self._jsonl = docs if isinstance(docs, JsonLines) else None
         #: what the input raised (the load sends what it read before, then raises LoadInputError)
@@ -1037,7 +1059,7 @@ class Loader:
             error = getattr(exc, "error", None) or type(exc).__name__
             if batch.maybe_written:  # not a refusal: say so (see Rejected)
                 reason = (f"{reason} ({error}); the server may have written it (an answer was lost or a "
-                          f"5xx came back): load it again with skip_existing to settle it")
+                          f"5xx came back): {self.rerun_advice}")
                 error = UNKNOWN_OUTCOME
                 report.unknown += len(unsettled)
             for i in unsettled:
@@ -1366,7 +1388,8 @@ def load(
     Errors of single documents never raise: they are rejected. A batch given up on after
     the retries is rejected with its last error when the server surely did not write it
     (no connection, ``429``, ``503``), else with :data:`UNKNOWN_OUTCOME` (counted in
-    ``report.unknown`` too): it may have been written. A ``KeyboardInterrupt``
+    ``report.unknown`` too): it may have been written; its reason says how to settle it
+    for the load's mode (see :class:`Rejected`). A ``KeyboardInterrupt``
     stops the load (the checkpoint is saved) and is raised again. When ``docs`` raises
     an exception, the documents it gave before are loaded (batches in flight finish,
     retries included), the checkpoint is saved (as not complete) and

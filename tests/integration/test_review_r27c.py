@@ -56,3 +56,120 @@ def test_load_input_error_reaches_the_pool_parent(db):
     assert conflict.value.status == 409 and conflict.value.url.endswith(f"/{db.name}/_bulk_docs")
     # the resolution works in the parent (its Database rebuilt from the pickle)
     assert resolution.overwrite().ok and db.get("a")["n"] == 3
+
+
+# -- reviewer finding 5: the unknown_outcome advice matches the load's mode ----------------------
+# the reason said "load it again with skip_existing" whatever the mode; for an upsert load that
+# refused, as conflicts, the documents the lost attempt had not written over
+# (https://docs.couchdb.org/en/stable/api/database/bulk-api.html#db-bulk-docs: a create of an
+# existing id is a 409; new_edits=false stores a revision CouchDB has already as a no-op)
+
+def _proxied(db, backend):
+    from couchcore.testing import FaultyProxy
+
+    proxy = FaultyProxy(db.server.url)
+    creds = db.server.credentials
+    server = couchcore.Server(proxy.url, auth=(creds.username, creds.password) if creds else None,
+                              backend=backend, retries=0)
+    return proxy, server._database(db.name)
+
+
+_REV = "1-" + "a" * 32
+
+_MODES = {
+    # mode: (load options, documents stored before, documents loaded, advice in the reason)
+    "create": ({}, [], [{"_id": f"u{i}", "v": 2} for i in range(3)],
+               "load it again with skip_existing to settle it"),
+    "skip_existing": ({"skip_existing": True}, [{"_id": "u0", "v": 2}], [{"_id": f"u{i}", "v": 2} for i in range(3)],
+                      "load it again with skip_existing to settle it"),
+    "upsert": ({"upsert": True}, [{"_id": f"u{i}", "v": 1} for i in range(3)],
+               [{"_id": f"u{i}", "v": 2} for i in range(3)] + [{"_id": "new1", "v": 2}],
+               "load it again with upsert, as this load, to settle it"),
+    "new_edits_false": ({"new_edits": False}, [], [{"_id": f"u{i}", "_rev": _REV, "v": 2} for i in range(3)],
+                        "load it again as it was (new_edits=False) to settle it"),
+}
+
+
+@pytest.mark.parametrize("fault", ["drop", "cut_after_send"])  # not carried out / carried out, answer lost
+@pytest.mark.parametrize("mode", list(_MODES))
+def test_unknown_outcome_advice_settles_the_load(db, backend, mode, fault):
+    options, before, docs, advice = _MODES[mode]
+    if before:
+        db.save([dict(d) for d in before])
+    proxy, via = _proxied(db, backend)
+    getattr(proxy, fault)("POST", "/_bulk_docs", count=100)
+    try:
+        report = bulk.load(via, [dict(d) for d in docs], retries=1, backoff=0.01, **options)
+    finally:
+        proxy.close()
+    assert (report.written, report.rejected, report.unknown) == (0, len(docs), len(docs)), report
+    assert {r.error for r in report.failures} == {bulk.UNKNOWN_OUTCOME}
+    assert all(advice in r.reason for r in report.failures), report.failures[0].reason
+    # what the lost attempts wrote (cut_after_send: a create-only load's documents and an upsert's
+    # new one; an upsert's overwrite needs a second request, with the current _rev, never sent)
+    after_fault = {row.id: row.doc for row in db.view("_all_docs", include_docs=True)}
+    written_before = {d["_id"] for d in docs if after_fault.get(d["_id"], {}).get("v") == 2}
+    if fault == "drop":
+        assert written_before == {d["_id"] for d in before if d["v"] == 2}
+    else:
+        assert written_before == ({"new1"} if mode == "upsert" else {d["_id"] for d in docs})
+
+    # following the advice: the mode's options again (the upsert load's own; skip_existing for
+    # a create-only one), on the rejected records
+    again = {**options, "skip_existing": True} if not options.get("upsert") and options.get("new_edits", True) \
+        else options
+    for _ in range(2):  # and once more: nothing changes
+        settled = bulk.load(db, [f.doc for f in report.failures], **again)
+        assert settled.rejected == 0, settled.failures
+        assert settled.written + settled.skipped == len(docs)
+        stored = {row.id: row.doc for row in db.view("_all_docs", include_docs=True)}
+        assert {k: v["v"] for k, v in stored.items()} == {d["_id"]: 2 for d in docs}
+        if mode == "new_edits_false":
+            assert {v["_rev"] for v in stored.values()} == {_REV}
+        else:  # one revision written per document, whatever the fault and however often loaded again
+            assert {k: v["_rev"][:2] for k, v in stored.items()} == \
+                {d["_id"]: "2-" if mode == "upsert" and d["_id"] != "new1" else "1-" for d in docs}
+        if mode != "new_edits_false":
+            # what the lost attempt (or an earlier run) had written is skipped, no new revision
+            assert settled.skipped == len(written_before)
+            assert all(stored[i]["_rev"] == after_fault[i]["_rev"] for i in written_before)
+        written_before = set(stored)
+        after_fault = stored
+
+
+@pytest.mark.parametrize("flag", ["", "--upsert", "--new-edits-false"])
+def test_unknown_outcome_advice_of_the_cli_names_its_options(db, couch_url, tmp_path, flag):
+    import json
+
+    from couchcore._urls import split_credentials
+    from couchcore.testing import FaultyProxy
+    from tests.helpers import run_cli
+
+    base, user, password = split_credentials(couch_url)
+    source = tmp_path / "in.jsonl"
+    source.write_text("".join(json.dumps({"_id": f"c{i}", "_rev": _REV, "v": 2} if flag == "--new-edits-false"
+                                         else {"_id": f"c{i}", "v": 2}) + "\n" for i in range(5)))
+    if flag == "--upsert":
+        db.save([{"_id": f"c{i}", "v": 1} for i in range(3)])
+    rejects = tmp_path / "rejects.jsonl"
+    proxy = FaultyProxy(base)
+    proxy.drop("POST", "/_bulk_docs", count=100)
+    try:
+        url = proxy.url.replace("://", f"://{user}:{password}@" if user else "://") + f"/{db.name}"
+        proc = run_cli("load", url, source, "--retries", "1", "--rejects", rejects, *[f for f in [flag] if f])
+    finally:
+        proxy.close()
+    assert proc.returncode == 1, proc.stderr
+    assert b"5 of them outcome unknown" in proc.stderr
+    records = [json.loads(line) for line in rejects.read_text().splitlines()]
+    advice = {"": "load it again with --skip-existing to settle it",
+              "--upsert": "load it again with --upsert, as this load, to settle it",
+              "--new-edits-false": "load it again as it was (--new-edits-false) to settle it"}[flag]
+    assert [r["_load_error"]["error"] for r in records] == ["unknown_outcome"] * 5
+    assert all(advice in r["_load_error"]["reason"] for r in records), records[0]["_load_error"]["reason"]
+    assert all("skip_existing" not in r["_load_error"]["reason"] for r in records)
+    # the advice followed: the rejects file loaded again with those options settles every one
+    options = {"": ["--skip-existing"], "--upsert": ["--upsert"], "--new-edits-false": ["--new-edits-false"]}[flag]
+    again = run_cli("load", f"{couch_url}/{db.name}", rejects, *options)
+    assert again.returncode == 0, again.stderr
+    assert {row.id: row.doc["v"] for row in db.view("_all_docs", include_docs=True)} == {f"c{i}": 2 for i in range(5)}
