@@ -392,7 +392,9 @@ class Checkpoint:
     ``records`` input items form the confirmed prefix (``line`` is the input line of the
     last one); ``sent`` is an upper bound of the items ever handed to the server, so a
     restarted load reconciles items up to there; ``id_prefix`` makes the ids the loader
-    gives documents without ``_id`` the same on every run. ``database`` and ``input``
+    gives documents without ``_id`` the same on every run; ``counts``: the ``read``,
+    ``written``, ``skipped``, ``rejected`` and ``unknown`` (:class:`LoadReport`) of every
+    run of the load so far, added up. ``database`` and ``input``
     name what the checkpoint belongs to (no credentials), ``head`` the input file's first
     bytes (``"N:sha256"``, set by the caller). The file is JSON, replaced
     atomically; ``save`` writes at most every ``interval`` seconds unless forced.
@@ -1023,7 +1025,8 @@ class Loader:
         """Counts for the checkpoint: this run's added to those of the runs before."""
         r = self.report
         base = self._base_counts
-        return {name: base.get(name, 0) + getattr(r, name) for name in ("read", "written", "skipped", "rejected")}
+        return {name: base.get(name, 0) + getattr(r, name)  # (a file of an older version may lack "unknown")
+                for name in ("read", "written", "skipped", "rejected", "unknown")}
 
     def _handle(self, batch: _Batch, result: Any, retry_queue: list[Any], node: Any = None) -> None:
         report = self.report

@@ -173,3 +173,46 @@ def test_unknown_outcome_advice_of_the_cli_names_its_options(db, couch_url, tmp_
     again = run_cli("load", f"{couch_url}/{db.name}", rejects, *options)
     assert again.returncode == 0, again.stderr
     assert {row.id: row.doc["v"] for row in db.view("_all_docs", include_docs=True)} == {f"c{i}": 2 for i in range(5)}
+
+
+# -- reviewer finding 8: LoadReport.unknown is kept in the checkpoint's counts -------------------
+
+def _twenty(stop_at: int | None = None):
+    for i in range(20):
+        if i == stop_at:
+            raise ValueError("input stops here")
+        yield {"_id": f"k{i:02}", "i": i}
+
+
+@pytest.mark.parametrize("old_file", [False, True], ids=["checkpoint", "checkpoint-without-unknown"])
+def test_checkpoint_counts_keep_unknown(db, backend, tmp_path, old_file):
+    import json
+
+    path = tmp_path / "load.checkpoint"
+    proxy, via = _proxied(db, backend)
+    try:
+        proxy.cut_after_send("POST", "/_bulk_docs", count=1)  # the first batch: written, answer lost
+        with pytest.raises(bulk.LoadInputError) as info:
+            bulk.load(via, _twenty(stop_at=10), batch_size=5, concurrency=1, retries=0,
+                      checkpoint=bulk.Checkpoint(path))
+        first = info.value.report
+        assert (first.read, first.written, first.rejected, first.unknown) == (10, 5, 5, 5)
+        saved = json.loads(path.read_text())
+        if old_file:  # as a version before this one wrote it: no "unknown" among the counts
+            assert saved["counts"].pop("unknown", 0) == 5
+            path.write_text(json.dumps(saved))
+        else:
+            assert saved["counts"] == {"read": 10, "written": 5, "skipped": 0, "rejected": 5, "unknown": 5}
+            assert saved["records"] == 10 and not saved["complete"]
+        # resumed: records 10..19, the first batch of them lost again
+        proxy.cut_after_send("POST", "/_bulk_docs", count=1)
+        cp = bulk.Checkpoint.open(path)
+        assert cp.resumed and cp.records == 10
+        second = bulk.load(via, _twenty(), batch_size=5, concurrency=1, retries=0, checkpoint=cp)
+    finally:
+        proxy.close()
+    assert (second.read, second.written, second.rejected, second.unknown) == (10, 5, 5, 5)
+    saved = json.loads(path.read_text())
+    assert saved["complete"] and saved["counts"] == {
+        "read": 20, "written": 10, "skipped": 0, "rejected": 10, "unknown": 5 if old_file else 10}
+    assert bulk.Checkpoint.open(path).counts["unknown"] == (5 if old_file else 10)
