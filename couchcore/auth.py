@@ -18,7 +18,7 @@ import threading
 import time
 from typing import Any, Generator, Sequence, TypeVar
 
-from .errors import InvalidInput
+from .errors import ConnectError, ConnectionError, InvalidInput, TransportError
 from .protocol.messages import Request, Response
 
 __all__ = ["Auth", "SessionAuth", "JWTAuth", "ProxyAuth", "authed"]
@@ -88,8 +88,42 @@ def _text(name: str, value: Any) -> str:
     return value
 
 
-def _replayable(request: Request) -> bool:
-    return request.body is None or isinstance(request.body, (bytes, bytearray, str))
+#: what :func:`_rewind_point` gives for a body that cannot be sent again
+_ONCE: Any = object()
+
+
+def _rewind_point(request: Request) -> Any:
+    """How ``request``'s body can be sent again: ``None`` when it is sent whole (bytes, str
+    or none), the position to ``seek()`` back to (its ``tell()`` now, before sending) for a
+    seekable file object, or ``_ONCE`` for a stream read only once (an iterator, a pipe, an
+    async file, a file that cannot tell its position)."""
+    body: Any = request.body
+    if body is None or isinstance(body, (bytes, bytearray, memoryview, str)):
+        return None
+    if hasattr(body, "__aiter__") or not callable(getattr(body, "seek", None)):
+        return _ONCE  # an iterator, an async file (its seek is a coroutine)
+    try:
+        if body.seekable() is not True:
+            return _ONCE
+        position = body.tell()
+    except (AttributeError, OSError, ValueError):
+        return _ONCE
+    return position if isinstance(position, int) else _ONCE
+
+
+def _rewind(request: Request, point: Any) -> bool:
+    """Seek ``request``'s body back to ``point`` (from :func:`_rewind_point`); whether it
+    can now be sent again."""
+    if point is _ONCE:
+        return False
+    if point is None:
+        return True
+    body: Any = request.body
+    try:
+        body.seek(point)
+    except (AttributeError, OSError, ValueError):  # closed meanwhile
+        return False
+    return True
 
 
 class SessionAuth(Auth):
@@ -99,8 +133,7 @@ class SessionAuth(Auth):
     :class:`~couchcore.errors.InvalidInput`). Logs in on the first request, sends
     ``Cookie: AuthSession=...`` with every request, keeps the refreshed cookie of every
     ``Set-Cookie`` the server sends back, and when a request is refused with ``401`` or
-    ``403 credentials_expired`` logs in again and sends it once more (only when its body
-    can be sent again: bytes or none, not a file or an iterator). CouchDB serves a
+    ``403 credentials_expired`` logs in again and sends it once more. CouchDB serves a
     request with an expired cookie as anonymous, without a 401 where anonymous users may
     read (``GET /_session``, public databases), so the cookie's ``Max-Age`` (600 s by
     default, renewed by every refreshed cookie) is kept and, once it has passed, a login
@@ -108,6 +141,21 @@ class SessionAuth(Auth):
     :class:`~couchcore.errors.Unauthorized` from the login, once: nothing is retried.
     A request the user may not make at all (CouchDB's 401 for a non-admin on an
     admin-only endpoint) costs one more login before its ``Unauthorized`` is raised.
+
+    A request whose body is a stream (a file object, an iterator) and is refused with
+    ``401`` costs one ``GET /_session`` with the cookie it carried: when CouchDB still
+    knows the user by it, the ``401`` is the user's own and is returned as it is (no
+    login, the body not sent again). Otherwise (the cookie had expired or was revoked:
+    a password change, a new ``[chttpd_auth] secret``) SessionAuth logs in again, then
+    a seekable file is sought back to where it stood before sending (its ``tell()``) and
+    sent once more; a stream that cannot be rewound (an iterator, a pipe, an async file)
+    raises :class:`~couchcore.errors.Unauthorized` saying the session had expired and the
+    body could not be sent again: the session is renewed, so sending it again works.
+    CouchDB may also close the connection before reading a large body it refuses: when
+    the connection breaks under a request with a body, the same ``GET /_session`` is
+    made and a lost session renewed; the error (e.g.
+    :class:`~couchcore.errors.OutcomeUnknown`) is raised as it was, its message saying
+    the session had expired and a retry now works (the request is not sent again).
 
     One login at a time per object: threads wait for a login another thread runs;
     tasks of one event loop (the async facade, libcurl's ``iter_many``) cannot block,
@@ -211,22 +259,91 @@ class SessionAuth(Auth):
 
     def flow(self, request: Request) -> Flow:
         """Send ``request`` with the ``AuthSession`` cookie, logging in first when there is none
-        or its ``Max-Age`` has passed;
-        on a 401 (or 403 ``credentials_expired``) log in again and send it once more (unless its
-        body is a stream). Returns the final response."""
+        or its ``Max-Age`` has passed; on a 401 (or 403 ``credentials_expired``) log in again
+        and send it once more. A streamed body is first asked about: see the class docstring.
+        Returns the final response; raises :class:`~couchcore.errors.Unauthorized` when the
+        session had expired and the body could not be sent again."""
         if self._cookie is None or (self._expires is not None and time.monotonic() >= self._expires):
             yield from self.login_flow(since=self._epoch)
         epoch = self._epoch
+        point = _rewind_point(request)  # before sending: where the body starts
+        sent = self._cookie
+        request.headers["Cookie"] = f"AuthSession={sent}"
+        try:
+            response = yield request
+        except ConnectionError as exc:
+            # CouchDB answers a request it refuses at once and may close the connection before
+            # reading a large body: the client sees the break, not the 401 (Tornado's client
+            # from a few MB, libcurl at tens of MB). Renew a lost session, so a retry works.
+            if request.body is not None and not isinstance(exc, ConnectError) and not exc.aborted:
+                yield from self._renew_after_break(sent, epoch, exc)
+            raise
+        self._take(response)
+        if not _refused(response):
+            return response
+        if point is not None and response.status == 401:
+            # a stream: re-sending costs a whole upload, and a body read once cannot be re-sent,
+            # so ask CouchDB whether the session was the reason (GET /_session with the cookie sent:
+            # its userCtx is anonymous once the cookie is refused); the user's own 401 (a
+            # non-admin creating a database) is returned as it is, without a login
+            if (yield from self._session_holds(sent)):
+                return response
+        yield from self.login_flow(since=epoch)
+        if not _rewind(request, point):
+            if response.stream is not None:
+                response.read()
+            raise _expired_error(response)
+        response.close()
         request.headers["Cookie"] = f"AuthSession={self._cookie}"
         response = yield request
         self._take(response)
-        if _refused(response) and _replayable(request):
-            response.close()
-            yield from self.login_flow(since=epoch)
-            request.headers["Cookie"] = f"AuthSession={self._cookie}"
-            response = yield request
-            self._take(response)
         return response
+
+    def _renew_after_break(self, sent: str | None, epoch: int, exc: TransportError) -> Generator[Request, Response, None]:
+        """After the connection broke under a request with a body: when CouchDB no longer
+        takes the cookie it carried, log in again and say so in ``exc``'s message (the
+        request is not sent again: whether it was applied is unknown to the driver). A
+        failure here (the server unreachable) leaves ``exc`` as it is."""
+        try:
+            if (yield from self._session_holds(sent)):
+                return
+            yield from self.login_flow(since=epoch)
+        except Exception:
+            return
+        exc.detail = (f"{exc.detail}; the session cookie it carried had expired or been revoked (CouchDB "
+                      "refuses such a request with 401 and may close the connection before reading the body): "
+                      "SessionAuth has logged in again, a retry now works")
+        exc.args = (f"{exc.detail} ({exc.url})" if exc.url else exc.detail,)
+
+    def _session_holds(self, cookie: str | None) -> Generator[Request, Response, bool]:
+        """Whether CouchDB still takes ``cookie`` for this user (``GET /_session``:
+        https://docs.couchdb.org/en/stable/api/server/authn.html#get--_session)."""
+        probe = Request("GET", "/_session", headers={"Cookie": f"AuthSession={cookie}"})
+        answer = yield probe
+        try:
+            if answer.stream is not None:
+                answer.read()
+            if not answer.ok:
+                return False
+            user = answer.json().get("userCtx") or {}
+            return bool(user.get("name") == self.username)
+        except Exception:  # not CouchDB's JSON: take the session as lost
+            return False
+        finally:
+            answer.close()
+
+
+def _expired_error(response: Response) -> Exception:
+    """The :class:`~couchcore.errors.Unauthorized` for a request refused because its session
+    cookie had expired, whose streamed body could not be sent again after the new login."""
+    err = response.error()
+    reason = ("the session cookie had expired or been revoked (a password change, a new [chttpd_auth] "
+              "secret, [chttpd_auth] timeout) and CouchDB refused the request"
+              + (f" ({err.reason})" if err.reason else "")
+              + "; SessionAuth has logged in again, but the request body is a stream that was read once "
+              "and cannot be rewound, so it was not sent again: send the request again with a new stream "
+              "(a retry now works)")
+    return type(err)(err.status, err.error, reason, err.method, err.url, err.headers, err.body)
 
 
 def _refused(response: Response) -> bool:
