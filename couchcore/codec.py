@@ -230,11 +230,15 @@ def _key_clash(obj: Any) -> None:
 def _sj_engine_dumps(obj: Any) -> bytes:
     """The simplejson encoding of ``obj``, refusing keys that collide (:func:`_key_clash`).
 
-    The collision check walks ``obj`` only when it may have a non-str key: when orjson is
-    installed it is asked first (it refuses any non-str key, ~7x faster than the encode),
-    otherwise every value is walked."""
+    The collision check walks ``obj`` only when it may have a non-str key: a walk in C
+    (:data:`_all_keys_str`) says so first, or without the extension orjson when installed
+    (it refuses any non-str key, ~7x faster than the encode); otherwise every value is
+    walked in Python."""
     out = _sj_dumps(obj)
-    if _ORJSON_INSTALLED:
+    if _all_keys_str is not None:
+        if _all_keys_str(obj):
+            return out
+    elif _ORJSON_INSTALLED:
         try:
             _orjson_dumps(obj, default=_or_default, option=_OR_OPTIONS)
             return out
@@ -242,6 +246,22 @@ def _sj_engine_dumps(obj: Any) -> bytes:
             pass
     _key_clash(obj)
     return out
+
+
+def _c_all_keys_str() -> Callable[[Any], bool] | None:
+    if os.environ.get("COUCHCORE_CODEC_SCAN", "").strip().lower() == "python":
+        return None
+    try:
+        from couchcore_ext._codec import all_keys_str  # (compiled)
+    except ImportError:  # the extension is not built (or an older build without it)
+        return None
+    return all_keys_str  # type: ignore[no-any-return]
+
+
+#: ``all_keys_str(obj) -> bool`` (C, couchcore_ext): ``True`` when no dict inside ``obj`` can
+#: have colliding keys (only str keys and JSON's own types met), so :func:`_key_clash` need not
+#: walk it; ``None`` without the extension (then orjson is asked, when installed)
+_all_keys_str: Callable[[Any], bool] | None = _c_all_keys_str()
 
 
 def _sj_loads(data: bytes | bytearray | memoryview | str) -> Any:

@@ -96,3 +96,45 @@ def json_flags(bytes data not None, int mask=7) -> int:
         else:
             i += 1
     return flags
+
+
+from cpython.dict cimport PyDict_Next
+from cpython.object cimport PyObject
+
+
+def all_keys_str(obj) -> bool:
+    """``True`` when every dict inside ``obj`` (dicts, lists and tuples, walked without
+    recursion) has only ``str`` keys and nothing else than JSON's own types is met (str,
+    int, float, bool, None): then no two keys can become one string. ``False`` means "look
+    closer" (:func:`couchcore.codec._key_clash` decides): a non-str key, a dict, list or
+    tuple subclass, or any other object (an Enum, a Decimal, ...)."""
+    cdef list stack = [obj]
+    cdef object o
+    cdef type cls
+    cdef Py_ssize_t pos
+    cdef PyObject* key
+    cdef PyObject* value
+    cdef type vcls
+    while stack:
+        o = stack.pop()
+        cls = type(o)
+        if cls is dict:
+            pos = 0
+            while PyDict_Next(o, &pos, &key, &value):
+                if type(<object>key) is not str:
+                    return False
+                vcls = type(<object>value)
+                if vcls is str or vcls is int or vcls is float or vcls is bool or <object>value is None:
+                    continue
+                stack.append(<object>value)
+        elif cls is list or cls is tuple:
+            for v in o:
+                vcls = type(v)
+                if vcls is str or vcls is int or vcls is float or vcls is bool or v is None:
+                    continue
+                stack.append(v)
+        elif cls is str or cls is int or cls is float or cls is bool or o is None:
+            continue
+        else:
+            return False
+    return True

@@ -45,8 +45,21 @@ def engine(request):
     codec.use(previous)
 
 
+@pytest.fixture(params=["c-walk", "orjson-asked", "python-walk"])
+def precheck(request, monkeypatch):
+    """How the simplejson engine learns that a value may have a non-str key: couchcore_ext's
+    walk, orjson (no extension), or neither (every value walked in Python)."""
+    if request.param != "c-walk":
+        monkeypatch.setattr(codec, "_all_keys_str", None)
+    elif codec._all_keys_str is None:
+        pytest.skip("couchcore_ext is not built")
+    if request.param == "python-walk":
+        monkeypatch.setattr(codec, "_ORJSON_INSTALLED", False)
+    return request.param
+
+
 @pytest.mark.parametrize("value", _CLASHES, ids=range(len(_CLASHES)))
-def test_colliding_keys_are_refused_by_every_engine(engine, value):
+def test_colliding_keys_are_refused_by_every_engine(engine, precheck, value):
     # {1: "a", "1": "b"} was encoded as {"1":"a","1":"b"}: the server keeps one of the two
     for encode in (codec.dumps, lambda v: codec.dumps_array([{"_id": "ok"}, v])):
         with pytest.raises(InvalidDocument, match="both become"):
@@ -54,7 +67,7 @@ def test_colliding_keys_are_refused_by_every_engine(engine, value):
 
 
 @pytest.mark.parametrize("value", [{1: "a", 2: "b"}, {True: 1, "false": 2}, {1: {"1": 2}}, {"1": [{1: 2}]}])
-def test_distinct_non_str_keys_still_encode(engine, value):
+def test_distinct_non_str_keys_still_encode(engine, precheck, value):
     assert codec.loads(codec.dumps(value)) == codec.loads(codec.dumps(value).decode())
 
 
@@ -84,6 +97,36 @@ def test_engines_agree_on_key_collisions(value):
                 return sum(count(x) for x in v)
             return 0
         assert count(codec.loads(outcomes[0])) == count(value)  # no key lost
+
+
+class _Sub(dict):
+    pass
+
+
+def _plain_json(v) -> bool:
+    """The reference for couchcore_ext's all_keys_str: only str keys, only JSON's own types."""
+    if v is None or type(v) in (str, int, float, bool):
+        return True
+    if type(v) is dict:
+        return all(type(k) is str for k in v) and all(_plain_json(x) for x in v.values())
+    if type(v) in (list, tuple):
+        return all(_plain_json(x) for x in v)
+    return False
+
+
+_leaves = st.integers(0, 3) | st.none() | st.booleans() | st.floats(allow_nan=False) | st.text(max_size=2) \
+    | st.decimals(allow_nan=False, allow_infinity=False)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.recursive(_leaves, lambda c: st.lists(c, max_size=3) | st.lists(c, max_size=3).map(tuple)
+                    | st.dictionaries(_keys, c, max_size=4) | st.dictionaries(st.text(max_size=2), c, max_size=3)
+                    | st.dictionaries(st.text(max_size=2), c, max_size=2).map(_Sub), max_leaves=12))
+def test_the_c_walk_passes_only_what_cannot_collide(value):
+    # a False sends the value to the Python walk (_key_clash); a True must be right
+    if codec._all_keys_str is None:
+        pytest.skip("couchcore_ext is not built")
+    assert codec._all_keys_str(value) is _plain_json(value)
 
 
 def test_save_with_colliding_keys_sends_nothing(db):
