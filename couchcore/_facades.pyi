@@ -337,9 +337,10 @@ class SyncDatabaseAPI:
         Documents are updated in place (``_id``, ``_rev``); those without ``_id`` (or
         with ``"_id": None``) get server uuids. A document that is not strict JSON (for a
         list: any of them) raises :class:`InvalidDocument` before anything is sent, and so
-        does a single document whose ``_id`` begins with ``_`` other than ``_design/...``
-        and ``_local/...``; in a list such a document is not sent and is pending with
-        ``error`` ``"illegal_docid"``. A single document's conflict raises :class:`Conflict` (with the
+        does a single document whose ``_id`` is not a non-empty string or begins with ``_``
+        other than ``_design/...`` and ``_local/...``; in a list such a document is not sent
+        and is pending with ``error`` ``"illegal_docid"`` (keyed by its ``_id`` as given, a
+        list or object ``_id`` by its JSON text), the others are written. A single document's conflict raises :class:`Conflict` (with the
         resolution in ``.resolution``) unless ``merge`` or ``force`` resolves it; for a
         list, failures are reported per document in ``.pending`` (``{"doc", "error",
         "reason"}``), and the others are written. Where CouchDB refuses a whole request
@@ -1064,9 +1065,10 @@ class AsyncDatabaseAPI:
         Documents are updated in place (``_id``, ``_rev``); those without ``_id`` (or
         with ``"_id": None``) get server uuids. A document that is not strict JSON (for a
         list: any of them) raises :class:`InvalidDocument` before anything is sent, and so
-        does a single document whose ``_id`` begins with ``_`` other than ``_design/...``
-        and ``_local/...``; in a list such a document is not sent and is pending with
-        ``error`` ``"illegal_docid"``. A single document's conflict raises :class:`Conflict` (with the
+        does a single document whose ``_id`` is not a non-empty string or begins with ``_``
+        other than ``_design/...`` and ``_local/...``; in a list such a document is not sent
+        and is pending with ``error`` ``"illegal_docid"`` (keyed by its ``_id`` as given, a
+        list or object ``_id`` by its JSON text), the others are written. A single document's conflict raises :class:`Conflict` (with the
         resolution in ``.resolution``) unless ``merge`` or ``force`` resolves it; for a
         list, failures are reported per document in ``.pending`` (``{"doc", "error",
         "reason"}``), and the others are written. Where CouchDB refuses a whole request

@@ -232,23 +232,38 @@ def _reserved_id(docid: str) -> str:
             "or '_local/...' (https://docs.couchdb.org/en/stable/api/document/common.html)")
 
 
-def _check_doc(doc: Any, single: bool = True) -> bool:
-    """Check one document before sending; True when its ``_id`` is one CouchDB refuses
-    (``illegal_docid``), which raises :class:`InvalidDocument` when ``single``."""
+def _check_doc(doc: Any, single: bool = True) -> str | None:
+    """Check one document before sending; the reason when its ``_id`` is one CouchDB refuses
+    (``illegal_docid``: not a string, empty, or reserved), which raises
+    :class:`InvalidDocument` when ``single``; ``None`` when it may be sent."""
     if not isinstance(doc, Mapping):
         raise InvalidDocument(f"a document must be a dict, not {type(doc).__name__}")
     docid = doc.get("_id")
+    reason = None
     if "_id" in doc and docid is None and isinstance(doc, dict):
         del doc["_id"]  # None means "no id yet": one is assigned below
     elif docid is not None and (not isinstance(docid, str) or not docid):
-        raise InvalidDocument(f"_id must be a non-empty str, got {docid!r}")
+        if single:
+            raise InvalidDocument(f"_id must be a non-empty str, got {docid!r}")
+        # CouchDB's own reasons (https://docs.couchdb.org/en/stable/api/document/common.html)
+        reason = "Document id must not be empty" if docid == "" else "Document id must be a string"
     elif isinstance(docid, str) and docid.startswith("_") and not (
             docid.startswith(("_design/", "_local/")) and docid not in ("_design/", "_local/")):
-        # CouchDB refuses the whole _bulk_docs request (400 illegal_docid)
         if single:
             raise InvalidDocument(_reserved_id(docid))
-        return True
-    return False
+        reason = _reserved_id(docid)
+    # in a list: CouchDB would refuse the whole _bulk_docs request (400 illegal_docid) for it
+    return reason
+
+
+def _pending_key(docid: Any) -> Any:
+    """The key of a document refused for its ``_id`` in ``pending``: the ``_id`` itself (a
+    list or object ``_id``, which cannot be a dict key: its JSON text)."""
+    try:
+        hash(docid)
+    except TypeError:
+        return codec.dumps(docid).decode()
+    return docid
 
 
 def save_docs(
@@ -291,7 +306,7 @@ def save_docs(
     if merge is not None and not callable(merge):
         raise InvalidInput(f"merge must be a callable fn(local, server), not {type(merge).__name__}")
     missing: list[int] = []
-    illegal: list[int] = []  # (a list's) documents with an _id CouchDB refuses: pending, not sent
+    illegal: dict[int, str] = {}  # (a list's) documents with an _id CouchDB refuses: pending, not sent
     for i, doc in enumerate(docs):
         cls = doc.__class__
         if cls is dict or cls is Document:  # the common cases: a str _id, or none
@@ -303,8 +318,9 @@ def save_docs(
                     del doc["_id"]  # None means "no id yet"
                 missing.append(i)
                 continue
-        if _check_doc(doc, single):
-            illegal.append(i)
+        refused = _check_doc(doc, single)
+        if refused is not None:
+            illegal[i] = refused
         elif "_id" not in doc:
             missing.append(i)
     encoded = codec.dumps_array(docs)  # fail on bad docs before sending anything
@@ -317,18 +333,17 @@ def save_docs(
     failed_here: set[str] = set()
     sent = docs
     if illegal:  # CouchDB would refuse the whole request (400 illegal_docid) for any of them
-        for i in illegal:
-            _refused(resolution.pending, failed_here, docs[i]["_id"],
-                     {"doc": docs[i], "error": "illegal_docid", "reason": _reserved_id(docs[i]["_id"])})
-        skip = set(illegal)
-        sent = [doc for i, doc in enumerate(docs) if i not in skip]
+        for i, why in illegal.items():
+            _refused(resolution.pending, failed_here, _pending_key(docs[i]["_id"]),
+                     {"doc": docs[i], "error": "illegal_docid", "reason": why})
+        sent = [doc for i, doc in enumerate(docs) if i not in illegal]
         encoded = codec.dumps_array(sent)
     if sent:
         yield from _bulk_write(ctx, db, sent, encoded, resolution, options, failed_here=failed_here)
     attempts: dict[str, int] = {}
     skipped: set[str] = set()  # the merge function returned None for these
     if resolution.pending and (force or merge is not None):
-        attempts = {doc["_id"]: 1 for doc in docs}
+        attempts = {doc["_id"]: 1 for doc in sent}
         how = "merge" if merge is not None else "overwrite"
         # re-apply to the document as the caller gave it, not to an earlier merge's output
         originals = {docid: copy.deepcopy(p["doc"]) for docid, p in resolution.pending.items()}

@@ -11,6 +11,7 @@ import pytest
 
 import couchcore
 from couchcore import bulk
+from tests.integration.test_bulk import proxied
 
 
 @pytest.fixture
@@ -64,16 +65,6 @@ def test_load_input_error_reaches_the_pool_parent(db):
 # (https://docs.couchdb.org/en/stable/api/database/bulk-api.html#db-bulk-docs: a create of an
 # existing id is a 409; new_edits=false stores a revision CouchDB has already as a no-op)
 
-def _proxied(db, backend):
-    from couchcore.testing import FaultyProxy
-
-    proxy = FaultyProxy(db.server.url)
-    creds = db.server.credentials
-    server = couchcore.Server(proxy.url, auth=(creds.username, creds.password) if creds else None,
-                              backend=backend, retries=0)
-    return proxy, server._database(db.name)
-
-
 _REV = "1-" + "a" * 32
 
 _MODES = {
@@ -96,7 +87,7 @@ def test_unknown_outcome_advice_settles_the_load(db, backend, mode, fault):
     options, before, docs, advice = _MODES[mode]
     if before:
         db.save([dict(d) for d in before])
-    proxy, via = _proxied(db, backend)
+    proxy, via = proxied(db, backend)
     getattr(proxy, fault)("POST", "/_bulk_docs", count=100)
     try:
         report = bulk.load(via, [dict(d) for d in docs], retries=1, backoff=0.01, **options)
@@ -189,7 +180,7 @@ def test_checkpoint_counts_keep_unknown(db, backend, tmp_path, old_file):
     import json
 
     path = tmp_path / "load.checkpoint"
-    proxy, via = _proxied(db, backend)
+    proxy, via = proxied(db, backend)
     try:
         proxy.cut_after_send("POST", "/_bulk_docs", count=1)  # the first batch: written, answer lost
         with pytest.raises(bulk.LoadInputError) as info:
@@ -216,3 +207,65 @@ def test_checkpoint_counts_keep_unknown(db, backend, tmp_path, old_file):
     assert saved["complete"] and saved["counts"] == {
         "read": 20, "written": 10, "skipped": 0, "rejected": 10, "unknown": 5 if old_file else 10}
     assert bulk.Checkpoint.open(path).counts["unknown"] == (5 if old_file else 10)
+
+
+# -- reviewer finding 7: in save(list), every _id CouchDB refuses is pending alone ----------------
+# CouchDB refuses a whole _bulk_docs request (400 illegal_docid) for an empty _id, one that is not a
+# string, or a reserved one (https://docs.couchdb.org/en/stable/api/document/common.html); "_x" was
+# pending alone already, "" and 5 raised InvalidDocument for the whole list
+
+def _couch_says(couch_url, db_name, docs) -> tuple[int, object]:
+    """What the server answers to a raw ``_bulk_docs`` of ``docs`` (status, JSON body)."""
+    import base64
+    import json
+    import urllib.error
+    import urllib.request
+
+    from couchcore._urls import split_credentials
+
+    base, user, password = split_credentials(couch_url)
+    request = urllib.request.Request(f"{base}/{db_name}/_bulk_docs", data=json.dumps({"docs": docs}).encode(),
+                                     headers={"Content-Type": "application/json"}, method="POST")
+    if user is not None:
+        request.add_header("Authorization", "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode())
+    try:
+        with urllib.request.urlopen(request, timeout=30) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+_BAD_IDS = [("", ""), (5, 5), (5.5, 5.5), (True, True), (["l"], '["l"]'), ({"o": 1}, '{"o":1}')]
+
+
+@pytest.mark.parametrize("bad, key", _BAD_IDS, ids=["empty", "int", "float", "bool", "list", "object"])
+def test_an_id_couchdb_refuses_is_pending_alone_in_a_list(db, bad, key):
+    docs = [{"_id": "a", "n": 1}, {"_id": bad, "n": 2}, {"n": 3}, {"_id": "_x", "n": 4}]
+    resolution = db.save(docs)
+    generated = docs[2]["_id"]
+    assert set(resolution.resolved) == {"a", generated}
+    assert set(resolution.pending) == {key, "_x"}
+    entry = resolution.pending[key]
+    assert entry["doc"] is docs[1] and entry["error"] == "illegal_docid"
+    assert entry["reason"] == ("Document id must not be empty" if bad == "" else "Document id must be a string")
+    assert "_rev" not in docs[1] and docs[1]["_id"] == bad
+    assert {row.id: row.doc["n"] for row in db.view("_all_docs", include_docs=True)} == {"a": 1, generated: 3}
+    # force= and merge= write the others, and leave the refused one pending as it is
+    for options in ({"force": True}, {"merge": lambda local, server: {**local, "merged": True}}):
+        more = [{"_id": bad, "n": 5}, {"_id": "a", "n": 6}]
+        again = db.save(more, **options)
+        assert set(again.pending) == {key} and again.pending[key]["error"] == "illegal_docid"
+        assert set(again.resolved) == {"a"} and db.get("a")["n"] == 6
+    # a single document still raises, before anything is sent
+    with pytest.raises(couchcore.InvalidDocument, match="_id must be a non-empty str"):
+        db.save({"_id": bad})
+
+
+@pytest.mark.couchdb_only  # PouchDB Server answers these differently
+@pytest.mark.parametrize("bad", ["", 5, ["l"]], ids=["empty", "int", "list"])
+def test_the_pending_reason_is_couchdbs_own(db, couch_url, bad):
+    status, body = _couch_says(couch_url, db.name, [{"_id": "ok"}, {"_id": bad}])
+    assert status == 400 and body["error"] == "illegal_docid"
+    resolution = db.save([{"_id": "ok"}, {"_id": bad}])
+    (entry,) = resolution.pending.values()
+    assert (entry["error"], entry["reason"]) == (body["error"], body["reason"])

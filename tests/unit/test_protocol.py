@@ -459,10 +459,18 @@ def test_merge_calls_fn_and_skips_none():
     assert list(result.pending) == ["b"]
 
 
-@pytest.mark.parametrize("bad", [[{"x": float("nan")}], [["not", "a", "dict"]], [{"_id": 5}], [{"s": {1}}]])
+@pytest.mark.parametrize("bad", [[{"x": float("nan")}], [["not", "a", "dict"]], [{"s": {1}}]])
 def test_bad_documents_fail_before_sending(bad):
     with pytest.raises(InvalidDocument):
         next(documents.save_docs(server.ServerContext(), "db", bad, None, False))
+
+
+def test_an_id_couchdb_refuses_fails_a_single_document_and_is_pending_in_a_list():
+    with pytest.raises(InvalidDocument):
+        next(documents.save_docs(server.ServerContext(), "db", [{"_id": 5}], None, True))
+    with pytest.raises(StopIteration) as done:  # nothing to send
+        next(documents.save_docs(server.ServerContext(), "db", [{"_id": 5}], None, False))
+    assert done.value.value.pending[5]["error"] == "illegal_docid"
 
 
 def test_delete_needs_rev_before_sending():
