@@ -735,6 +735,15 @@ class DatabaseAPI:
         (``412``: ``"missing_stub"``; CouchDB may have stored the other documents even so,
         and couchcore finds out which). A single document raises the matching
         :class:`HTTPError` (:class:`BadRequest`, :class:`RequestEntityTooLarge`, :class:`PreconditionFailed`).
+        The cost of such a refusal: after a ``400`` couchcore first settles what it can
+        tell itself, with CouchDB's error and reason (a ``_rev`` CouchDB cannot parse,
+        ``"bad_request"`` "Invalid rev format"; in a partitioned database, known from one
+        ``GET /{db}`` made only then, an id without a valid ``partition:`` prefix,
+        ``"illegal_docid"``/``"illegal_partition"``) and sends the others once more: a list
+        where only those are refused costs 2 requests and that GET. Each document refused
+        for another reason costs about 2·log2(N) more requests to single out, so N
+        documents that are all refused for reasons couchcore cannot tell cost 2N−1
+        requests (the worst case); ``413`` refusals are singled out the same way.
 
         ``merge=fn`` calls ``fn(local, server)`` for each conflicting document (``local``
         a copy of the document as given, ``server`` the current :class:`Document` or

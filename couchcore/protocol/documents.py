@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any, Callable, Iterable, cast
 
 from .. import codec
-from ..errors import HTTPError, InvalidDocument, InvalidInput, MissingRevision, error_for_status
+from ..errors import CouchcoreError, HTTPError, InvalidDocument, InvalidInput, MissingRevision, error_for_status
 from ..models import ConflictResolution, Document
 from .messages import Operation, Request, Response
 from .paths import db_path, doc_path, quote_segment
@@ -383,13 +383,14 @@ def _conflicted(resolution: ConflictResolution, ids: Iterable[str]) -> list[str]
 
 
 def _bulk_write(ctx: ServerContext, db: str, docs: list[Any], encoded: bytes, resolution: ConflictResolution, options: Mapping[str, Any],
-                recover_stubs: bool = True, failed_here: set[str] | None = None) -> Operation[None]:
+                recover_stubs: bool = True, failed_here: set[str] | None = None, checked: bool = False) -> Operation[None]:
     """POST ``docs`` (``encoded``: their JSON array, from :func:`codec.dumps_array`) to
     ``_bulk_docs`` and record each document's outcome in ``resolution``: written ones
     get their new ``_rev`` in place and go to ``resolved``, the others to ``pending``
     (one that the answer does not mention as ``"unknown"``: never dropped).
     ``failed_here``: the ids refused so far in this request (shared by the parts a
-    refused request is split into)."""
+    refused request is split into); ``checked``: :func:`_known_refusals` has looked at
+    these documents already."""
     if failed_here is None:
         failed_here = set()
     parts = [b'{"docs":', encoded]
@@ -416,12 +417,26 @@ def _bulk_write(ctx: ServerContext, db: str, docs: list[Any], encoded: bytes, re
         # [chttpd] max_http_request_size), or, replicating (new_edits=false, which writes a
         # revision once however often it is sent), a stub that names nothing (the other
         # shards' documents may be stored): the halves are sent until each refused
-        # document stands alone, pending with the server's error and reason
+        # document stands alone, pending with the server's error and reason. A 400 for
+        # every document would cost 2N-1 requests that way: what the client can tell
+        # itself is settled first, the rest sent once more, and only that halved
         if len(docs) > 1:
+            if resp.status == 400 and not checked:
+                known = yield from _known_refusals(db, docs)
+                checked = True
+                if known:
+                    for i, (error_, reason_) in known.items():
+                        _refused(resolution.pending, failed_here, docs[i]["_id"],
+                                 {"doc": docs[i], "error": error_, "reason": reason_})
+                    rest = [doc for i, doc in enumerate(docs) if i not in known]
+                    if rest:
+                        yield from _bulk_write(ctx, db, rest, codec.dumps_array(rest), resolution, options,
+                                               recover_stubs, failed_here, checked)
+                    return
             half = len(docs) // 2
             for part in (docs[:half], docs[half:]):
                 yield from _bulk_write(ctx, db, part, codec.dumps_array(part), resolution, options, recover_stubs,
-                                       failed_here)
+                                       failed_here, checked)
             return
         error = resp.error()
         _refused(resolution.pending, failed_here, docs[0]["_id"],
@@ -462,6 +477,69 @@ def _bulk_write(ctx: ServerContext, db: str, docs: list[Any], encoded: bytes, re
     if accepted:
         position = {id(doc): i for i, doc in enumerate(docs)}
         yield from _settle_accepted(ctx, db, accepted, resolution, failed_here, position)
+
+
+_REV_REFUSED = ("bad_request", "Invalid rev format")
+_HEX_OR_SIGN = frozenset("0123456789abcdefABCDEF+-")
+
+
+def _rev_refused(rev: Any) -> bool:
+    """Whether CouchDB refuses ``rev`` as a ``_rev`` (``400 bad_request`` "Invalid rev
+    format", for the whole request): not a string, no ``N-`` (``N`` an integer) before
+    its id, or a 32-byte id that is not hex (couch_doc:parse_rev). Only what CouchDB 3.5
+    surely refuses: ``null``, ``"0-x"`` and other doubtful ones are left to it."""
+    if rev is None:
+        return False
+    if not isinstance(rev, str):
+        return True
+    pos, dash, revid = rev.partition("-")
+    digits = pos[1:] if pos[:1] == "+" else pos
+    if not dash or not digits or not digits.isascii() or not digits.isdigit():
+        return True
+    return len(revid.encode("utf-8", "surrogatepass")) == 32 and not set(revid) <= _HEX_OR_SIGN
+
+
+def _partition_refused(docid: Any) -> tuple[str, str] | None:
+    """CouchDB's refusal of ``docid`` in a partitioned database (``None``: accepted), for an
+    id that is otherwise valid: ``_design/`` and ``_local/`` ids take no partition, any
+    other needs ``partition:id`` with both parts non-empty and the id part not starting
+    with ``_`` (couch_partition:validate_docid;
+    https://docs.couchdb.org/en/stable/partitioned-dbs/index.html)."""
+    if not isinstance(docid, str) or docid.startswith(("_design/", "_local/")):
+        return None
+    partition, colon, rest = docid.partition(":")
+    if not colon:
+        return ("illegal_docid", "Doc id must be of form partition:id")
+    if not partition:
+        return ("illegal_partition", "Partition must not be empty")
+    if not rest:
+        return ("illegal_docid", "Document id must not be empty")
+    if rest.startswith("_") and not rest.startswith(("_design/", "_local/")):
+        return ("illegal_docid", "Only reserved document ids may start with underscore.")
+    return None
+
+
+def _known_refusals(db: str, docs: list[Any]) -> Operation[dict[int, tuple[str, str]]]:
+    """The documents of a ``_bulk_docs`` request CouchDB refused as a whole (``400``) that
+    the client can tell are refused, by index, with CouchDB's ``(error, reason)``: a
+    ``_rev`` it cannot parse (:func:`_rev_refused`) and, when the database is
+    partitioned (``props.partitioned`` of one ``GET /db``, asked only when an id lacks a
+    valid ``partition:`` prefix, and not kept: a database of that name may be made again
+    otherwise), an id without one (:func:`_partition_refused`). Nothing else is judged
+    here: what CouchDB might take is sent."""
+    known = {i: _REV_REFUSED for i, doc in enumerate(docs) if _rev_refused(doc.get("_rev"))}
+    unprefixed = {i: why for i, doc in enumerate(docs)
+                  if i not in known and (why := _partition_refused(doc.get("_id"))) is not None}
+    if unprefixed:
+        try:
+            resp = yield Request("GET", db_path(db))
+            info = resp.json() if resp.status == 200 else None
+        except CouchcoreError:  # (the request that follows meets the same trouble, and says so)
+            info = None
+        props = info.get("props") if isinstance(info, dict) else None
+        if isinstance(props, dict) and props.get("partitioned") is True:
+            known.update(unprefixed)
+    return known
 
 
 def _refused(pending: dict[str, PendingWrite], failed_here: set[str], docid: str, entry: PendingWrite,
