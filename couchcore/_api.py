@@ -109,10 +109,18 @@ class _ServerConfig:
         return _ServerConfig, (self.url, self.auth, self.full_commit, self.backend, self.uuid_batch, self.options)
 
 
-def _rebuild_server(cls: "type[ServerAPI]", config: _ServerConfig) -> "ServerAPI":
-    """A Server of class ``cls`` built from ``config`` (unpickling, ``copy.deepcopy``)."""
-    return cls(config.url, auth=config.auth, full_commit=config.full_commit, backend=config.backend,
-               uuid_batch=config.uuid_batch, **config.options)
+class _CredentialsArgs(tuple[str, str]):
+    """A :class:`Credentials`' arguments in a pickle (see :meth:`ServerAPI.__reduce__`)."""
+
+
+def _rebuild_server(cls: "type[ServerAPI]", config: _ServerConfig, now: dict[str, Any] | None = None) -> "ServerAPI":
+    """A Server of class ``cls`` built from ``config``, then given the public attributes
+    ``now`` (unpickling, ``copy.deepcopy``)."""
+    server = cls(config.url, auth=config.auth, full_commit=config.full_commit, backend=config.backend,
+                 uuid_batch=config.uuid_batch, **config.options)
+    for name, value in (now or {}).items():
+        setattr(server, name, Credentials(*value) if isinstance(value, _CredentialsArgs) else value)
+    return server
 
 
 def _rebuild_database(cls: "type[DatabaseAPI]", server: "ServerAPI", name: str) -> "DatabaseAPI":
@@ -218,9 +226,18 @@ class ServerAPI:
         copy is a new Server of the same class built in the receiving process from this
         one's configuration (URLs, ``auth``, ``full_commit``, ``backend``, transport
         options), with its own connections and locks; a :class:`SessionAuth` logs in again
-        there. The pickle holds the credentials (as the URL and ``auth`` gave them): it is
-        data for the caller's own workers. ``copy.copy`` shares this Server's connections."""
-        return _rebuild_server, (type(self), self._config)
+        there. Then this Server's public attributes as they are now are set on it
+        (``auth``, ``credentials``, ``url``, ``urls``, ``options``, and those a subclass
+        adds): an ``auth`` replaced after the Server was made is the copy's ``auth`` too.
+        The pickle holds the credentials (as the URL and ``auth`` gave them): it is data
+        for the caller's own workers. ``copy.copy`` shares this Server's connections.
+        The copy is built as ``cls(url, auth=..., full_commit=..., backend=...,
+        uuid_batch=..., **transport_options)``: a subclass whose ``__init__`` takes other
+        arguments must define its own ``__reduce__``."""
+        now = {name: value for name, value in vars(self).items() if not name.startswith("_")}
+        if type(now.get("credentials")) is Credentials:  # (its __slots__: no pickle protocol 0 or 1)
+            now["credentials"] = _CredentialsArgs((now["credentials"].username, now["credentials"].password))
+        return _rebuild_server, (type(self), self._config, now)
 
     def __copy__(self) -> "ServerAPI":
         clone = object.__new__(type(self))

@@ -66,8 +66,14 @@ class SyncServerAPI:
         copy is a new Server of the same class built in the receiving process from this
         one's configuration (URLs, ``auth``, ``full_commit``, ``backend``, transport
         options), with its own connections and locks; a :class:`SessionAuth` logs in again
-        there. The pickle holds the credentials (as the URL and ``auth`` gave them): it is
-        data for the caller's own workers. ``copy.copy`` shares this Server's connections."""
+        there. Then this Server's public attributes as they are now are set on it
+        (``auth``, ``credentials``, ``url``, ``urls``, ``options``, and those a subclass
+        adds): an ``auth`` replaced after the Server was made is the copy's ``auth`` too.
+        The pickle holds the credentials (as the URL and ``auth`` gave them): it is data
+        for the caller's own workers. ``copy.copy`` shares this Server's connections.
+        The copy is built as ``cls(url, auth=..., full_commit=..., backend=...,
+        uuid_batch=..., **transport_options)``: a subclass whose ``__init__`` takes other
+        arguments must define its own ``__reduce__``."""
     def __copy__(self) -> _sync.Server: ...
     def __repr__(self) -> str: ...
     def close(self) -> None:
@@ -710,8 +716,14 @@ class AsyncServerAPI:
         copy is a new Server of the same class built in the receiving process from this
         one's configuration (URLs, ``auth``, ``full_commit``, ``backend``, transport
         options), with its own connections and locks; a :class:`SessionAuth` logs in again
-        there. The pickle holds the credentials (as the URL and ``auth`` gave them): it is
-        data for the caller's own workers. ``copy.copy`` shares this Server's connections."""
+        there. Then this Server's public attributes as they are now are set on it
+        (``auth``, ``credentials``, ``url``, ``urls``, ``options``, and those a subclass
+        adds): an ``auth`` replaced after the Server was made is the copy's ``auth`` too.
+        The pickle holds the credentials (as the URL and ``auth`` gave them): it is data
+        for the caller's own workers. ``copy.copy`` shares this Server's connections.
+        The copy is built as ``cls(url, auth=..., full_commit=..., backend=...,
+        uuid_batch=..., **transport_options)``: a subclass whose ``__init__`` takes other
+        arguments must define its own ``__reduce__``."""
     def __copy__(self) -> _tornado.Server: ...
     def __repr__(self) -> str: ...
     def close(self) -> None:

@@ -386,3 +386,64 @@ def test_a_400_the_client_cannot_explain_is_still_halved_and_no_good_document_is
     assert resolution.pending["plain11"]["error"] == "doc_validation"
     assert resolution.pending["plain3"]["reason"] == "Invalid rev format"
     assert {row.id for row in db.view("_all_docs")} == {f"plain{i}" for i in range(16)} - {"plain3", "plain11"}
+
+
+# -- reviewer finding 6: a pickled Server takes the auth (and public attributes) it has now --------
+# it was rebuilt from its constructor's arguments: an auth replaced afterwards was dropped, so a
+# worker could run as another identity than its parent
+
+def _identity(server) -> str | None:
+    """Who the server's requests run as (GET /_session's userCtx.name), or the error's name."""
+    try:
+        return server.session()["userCtx"]["name"]
+    except couchcore.CouchcoreError as exc:
+        return type(exc).__name__
+
+
+def _identities(servers) -> list[str | None]:
+    return [_identity(s) for s in servers]
+
+
+class _LabelledServer(couchcore.Server):
+    """A subclass with Server's __init__ and an attribute of its own."""
+
+    label = "class default"
+
+
+@pytest.mark.parametrize("how", ["pickle", "pickle0", "deepcopy", "spawn-pool"])
+def test_a_copy_of_a_server_takes_its_current_auth(couch_url, backend, how):
+    import copy
+    import pickle
+
+    from couchcore._urls import split_credentials
+
+    base, user, password = split_credentials(couch_url)
+    if user is None:
+        pytest.skip("needs a server with an admin")
+    removed = couchcore.Server(base, auth=couchcore.SessionAuth(user, password), backend=backend)
+    removed.auth = None  # anonymous now
+    given = couchcore.Server(base, backend=backend)
+    given.auth = couchcore.SessionAuth(user, password)  # the admin now
+    wrong = couchcore.Server(base, auth=(user, password), backend=backend)
+    wrong.auth = couchcore.SessionAuth("nobody-r27c", "wrong")  # its login is refused now
+    labelled = _LabelledServer(base, auth=(user, password), backend=backend)
+    labelled.label = "set later"
+    servers = [removed, given, wrong]
+    live = _identities(servers)
+    assert live == [None, user, "Unauthorized"]
+    if how == "spawn-pool":
+        with multiprocessing.get_context("spawn").Pool(1) as pool:
+            assert pool.apply_async(_identities, (servers,)).get(timeout=120) == live
+        copies = pickle.loads(pickle.dumps([*servers, labelled]))
+    elif how == "deepcopy":
+        copies = copy.deepcopy([*servers, labelled])
+    else:
+        copies = pickle.loads(pickle.dumps([*servers, labelled], protocol=0 if how == "pickle0" else None))
+    assert _identities(copies[:3]) == live
+    assert [type(c.auth) for c in copies[:3]] == [type(None), couchcore.SessionAuth, couchcore.SessionAuth]
+    assert copies[2].auth.username == "nobody-r27c" and copies[1].auth is not given.auth
+    assert [c.credentials.username if c.credentials else None for c in copies[:3]] == [None, None, user]
+    assert type(copies[3]) is _LabelledServer and copies[3].label == "set later"
+    assert _identity(copies[3]) == user
+    for s in [*servers, labelled, *copies]:
+        s.close()
