@@ -44,6 +44,10 @@ def put_attachment(ctx: ServerContext, db: str, doc: Any, content: Any, filename
         name = getattr(content, "name", None)
         if not isinstance(name, str):
             raise InvalidInput("filename is required unless content is a named file")
+        if _file_io(content.buffer if isinstance(content, io.TextIOWrapper) else content) is None:
+            # gzip.open("a.json.gz"), a tar member: named after the file they decode
+            raise InvalidInput(f"filename is required: a {type(content).__name__} reads other bytes than "
+                               "the file it is named after")
         filename = os.path.basename(name)
     path = attachment_path(db, docid, filename)  # a bad name is refused before its type is guessed
     _check_content_type(content_type)
@@ -127,12 +131,19 @@ def _guess_type(filename: str) -> str:
     return content_type or "application/octet-stream"
 
 
+def _file_io(f: Any) -> io.FileIO | None:
+    """The file ``f`` reads the bytes of as they are (``open(path, "rb")``: a FileIO or a
+    buffered reader over one), else ``None`` (``gzip.open``, a tar or zip member, ...)."""
+    raw = f.raw if isinstance(f, (io.BufferedReader, io.BufferedRandom)) else f
+    return raw if isinstance(raw, io.FileIO) else None
+
+
 def _remaining_size(f: Any) -> int | None:
     """The bytes left to read in ``f`` when they are a regular file's own bytes (``open(path,
     "rb")``), else ``None`` (sent without a length): what ``gzip.open``, ``tarfile``,
     ``zipfile``, a text file or a pipe gives is not what the file's size on disk counts."""
-    raw = f.raw if isinstance(f, (io.BufferedReader, io.BufferedRandom)) else f
-    if not isinstance(raw, io.FileIO):
+    raw = _file_io(f)
+    if raw is None:
         return None
     try:
         st = os.fstat(raw.fileno())
