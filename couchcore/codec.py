@@ -121,7 +121,11 @@ def _import_orjson() -> Any:
     return the module. A race imports it in two threads: alike."""
     global _orjson_module, _orjson_dumps, _orjson_loads, _JSONEncodeError, _JSONDecodeError, _OR_OPTIONS
     if _orjson_module is None:
-        import orjson
+        try:
+            import orjson
+        except ImportError as exc:  # found on the path at import, yet broken (a wheel of another platform...)
+            raise ImportError(f"orjson is installed but cannot be imported ({exc}): reinstall it, or set "
+                              "COUCHCORE_JSON=simplejson") from exc
 
         # datetimes and dataclasses go to default (and are refused, as simplejson does)
         _OR_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS

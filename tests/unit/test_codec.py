@@ -858,3 +858,25 @@ def test_value_end_cuts_malformed_elements_alike(text):
     """A malformed element is cut where its brackets balance, on every engine."""
     results = {e: element_ends(text, e) for e in codec.HEAD_ENGINES}
     assert len(set(map(tuple, results.values()))) == 1, results
+
+
+def test_a_broken_orjson_says_how_to_get_by(tmp_path):
+    # found on the path but failing to import: a bare ImportError came at the first save()
+    # (after version() and create() had worked); now it says what to do (reviewer-round-r27b)
+    import subprocess
+    import sys
+
+    fake = tmp_path / "orjson"
+    fake.mkdir()
+    (fake / "__init__.py").write_text("raise ImportError('wrong platform')\n")
+    probe = ("import couchcore.codec as c\n"
+             "try:\n    print(c.dumps({'a': 1}).decode())\n"
+             "except ImportError as e:\n    print('ImportError:', e)\n")
+    env = {k: v for k, v in os.environ.items() if k != "COUCHCORE_JSON"}
+    env["PYTHONPATH"] = os.pathsep.join([str(tmp_path), os.getcwd()])
+    out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True).stdout
+    assert out.startswith("ImportError: orjson is installed but cannot be imported (wrong platform)")
+    assert "COUCHCORE_JSON=simplejson" in out
+    env["COUCHCORE_JSON"] = "simplejson"
+    out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True).stdout
+    assert out.strip() == '{"a":1}'
