@@ -1,7 +1,8 @@
 """ChangesFollower: every change of a database, from a longpoll loop that keeps going.
 
 ``db.follow(since="now")`` asks ``_changes?feed=longpoll&since=...`` again and again,
-each time from the last sequence it delivered, so no change is lost or repeated. A
+each time from where the last answer ended (its ``last_seq``; the ``seq`` of its last
+change when the ``limit`` per request cut it), so no change is lost or repeated. A
 request that fails for a transient reason (no connection, a broken or timed-out read,
 5xx, 429, ...) is retried after a full-jitter backoff (the Server's ``backoff`` /
 ``max_backoff``, see :class:`couchcore._drivers.RetryPolicy`); 400, 401, 403 and 404
@@ -56,9 +57,14 @@ class ChangesFollower(ResumingFeed):
     async facade) for the change dicts (``{"seq", "id", "changes", "deleted"?, "doc"?}``).
 
     * :attr:`since`: the sequence to resume from, opaque (a str on CouchDB 2+; never
-      parsed): the ``seq`` of the last change delivered, then the ``last_seq`` of each
-      answer. ``since="now"`` is pinned to the database's ``update_seq`` before the
-      first request, so a reconnect loses nothing.
+      parsed): the ``seq`` of the last change delivered, then, once an answer is read to
+      its end, that answer's ``last_seq`` -- unless the answer holds as many changes as
+      the ``limit`` per request: then it stays the last change's ``seq``, because CouchDB
+      can send a ``last_seq`` past filtered changes the limit held back
+      (apache/couchdb#1221; see :class:`~couchcore.protocol.changes.FeedState`), and a
+      ``one_off`` follower asks again even if that answer said ``pending == 0``.
+      ``since="now"`` is pinned to the database's ``update_seq`` before the first request,
+      so a reconnect loses nothing.
     * :meth:`stop` (from any thread, or from the loop body) ends the iteration: at once
       when a response is streaming or on the async facade, otherwise when the pending
       longpoll returns (at most its ``timeout``).
