@@ -182,6 +182,9 @@ class ChangesFeed(ResumingFeed):
     server ends it after the ``timeout`` or ``limit`` asked for, or on :meth:`stop`
     (CouchDB also ends a feed whose database is deleted: the feed asks again and
     raises :class:`~couchcore.errors.NotFound`). ``last_seq`` is the sequence of the last change delivered.
+    ``since="now"`` is read when the iteration starts (or :meth:`start`), not when the feed
+    is made: nothing is sent before, so a change written in between is not delivered;
+    pass ``since=db.info()["update_seq"]`` to start from the moment of the call.
     ``limit`` counts across reconnects; ``descending=True`` raises
     :class:`~couchcore.errors.InvalidOption` (CouchDB ignores ``since`` when descending: a
     reconnect could not resume; ``db.changes(descending=True)``, a normal feed, lists the

@@ -63,8 +63,13 @@ class ChangesFollower(ResumingFeed):
       can send a ``last_seq`` past filtered changes the limit held back
       (apache/couchdb#1221; see :class:`~couchcore.protocol.changes.FeedState`), and a
       ``one_off`` follower asks again even if that answer said ``pending == 0``.
-      ``since="now"`` is pinned to the database's ``update_seq`` before the first request,
-      so a reconnect loses nothing.
+      ``since="now"`` (the default) is read when the iteration starts, not when
+      ``db.follow()`` is called (nothing is sent before the first ``next()``; the async
+      facade's ``follow()`` cannot send anything): the first request pins it to the
+      database's ``update_seq``, so a reconnect loses nothing, but a change written between
+      ``db.follow()`` and the first ``next()`` is not delivered. To follow from the moment
+      of the call, pass ``since=db.info()["update_seq"]`` (``(await db.info())[...]`` on
+      the async facade).
     * :meth:`stop` (from any thread, or from the loop body) ends the iteration: at once
       when a response is streaming or on the async facade, otherwise when the pending
       longpoll returns (at most its ``timeout``).

@@ -1,5 +1,6 @@
 """Round 27, reviewer-r27b.md finding 2: ``db.follow(filter=..., limit=N)`` lost changes on
-any database of more than one shard (CouchDB 3.5's single node, ``q=2``, and the cluster).
+any database of more than one shard (CouchDB 3.5's single node, ``q=2``, and the cluster);
+and finding 4: when ``since="now"`` is read (at the first request, as documented now).
 
 With a filter and a ``limit``, CouchDB can answer with a ``last_seq`` past changes that
 passed the filter but were held back because the limit was reached (apache/couchdb#1221;
@@ -136,3 +137,34 @@ def test_an_empty_limited_answer_still_moves_on(server, db_name):
     finally:
         server.delete(db_name)
 
+
+# -- finding 4: since="now" is read when the iteration starts -----------------------------------
+
+
+def test_since_now_is_read_when_the_iteration_starts_and_an_update_seq_pins_the_call(one_copy_db):
+    """The follower's and the continuous feed's docstrings say so: nothing is sent before the
+    first ``next()``, so "now" is then; ``since=db.info()["update_seq"]`` taken at the call
+    delivers what is written in between."""
+    db = one_copy_db
+    follower = db.follow(one_off=True)  # since="now"
+    db.save({"_id": "before-follower-iteration"})
+    assert list(follower) == []
+    pinned = db.follow(since=db.info()["update_seq"], one_off=True)
+    db.save({"_id": "after-follow-call"})
+    assert [c["id"] for c in pinned] == ["after-follow-call"]
+
+    # (no timeout=: PouchDB Server's continuous feed ignores it; stopped after 1 s, a heartbeat of
+    # 200 ms so that a sync stop() is not held until a 30 s one; or ended by limit)
+    import threading
+
+    feed = db.changes(feed="continuous", since="now", heartbeat=200)
+    db.save({"_id": "before-feed-iteration"})
+    timer = threading.Timer(1.0, feed.stop)
+    timer.start()
+    try:
+        assert list(feed) == []
+    finally:
+        timer.cancel()
+    pinned_feed = db.changes(feed="continuous", since=db.info()["update_seq"], limit=1)
+    db.save({"_id": "after-changes-call"})
+    assert [c["id"] for c in pinned_feed] == ["after-changes-call"]
