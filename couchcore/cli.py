@@ -181,8 +181,12 @@ def _add_dump_parser(sub: Any) -> None:
                     "revision -- conflicts and deleted conflicts -- and the revisions of deleted documents "
                     "(tombstones), each with _revisions. Design documents are included; _local documents, the "
                     "_security object and _revs_limit are not. "
-                    "'couchcore dump A --attachments | couchcore load B --new-edits-false --create' copies A "
-                    "exactly: same ids, revisions, histories, conflicts, deleted documents, bodies and attachments.")
+                    "'couchcore dump A --attachments | couchcore load B --new-edits-false --create' copies A's "
+                    "documents exactly: same ids, revisions, histories, conflicts, deleted documents, bodies and "
+                    "attachments. The database's creation options are not copied: --create makes a plain "
+                    "database (not partitioned, the server's default q and n), so to copy a partitioned database "
+                    "create B first (PUT /B?partitioned=true, or server.create(name, partitioned=True)) and load "
+                    "without --create.")
     p.add_argument("db_url", help="database URL, e.g. http://admin:pw@127.0.0.1:5984/mydb")
     p.add_argument("file", nargs="?", default="-", help="output file (default: standard output)")
     p.add_argument("--attachments", action="store_true",

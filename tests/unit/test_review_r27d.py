@@ -94,3 +94,19 @@ def test_a_one_off_follower_without_pending_ends_at_a_short_answer() -> None:
     assert not state.done
     round_trip(state, [], "9-x", None)
     assert state.done and state.since == "9-x"
+
+
+# -- finding 5: `couchcore dump --help` names what a dump | load --create copy does not copy --------
+
+
+def test_dump_help_says_the_partitioned_property_and_q_n_are_not_copied(capsys) -> None:
+    import pytest
+
+    from couchcore import cli
+
+    with pytest.raises(SystemExit):
+        cli.main(["dump", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "creation options are not copied" in text
+    assert "--create makes a plain database (not partitioned, the server's default q and n)" in text
+    assert "partitioned=True" in text
