@@ -1230,6 +1230,10 @@ class DatabaseAPI:
         (``pending == 0``; ``feed=normal`` requests, no longpoll wait). Iterate it with
         ``for`` (``async for`` on the async facade); ``.since``, ``.stop()``.
         ``changes_options``: as for :meth:`changes` (not ``feed``/``descending``).
+        ``since="now"`` is read when the iteration starts, not by this call: to follow
+        from this moment, pass ``since=db.info()["update_seq"]``. With a ``filter`` and a
+        ``limit``, an answer cut by the limit is resumed from its last change's ``seq``,
+        not from ``last_seq`` (which can be past changes not yet sent: apache/couchdb#1221).
         https://docs.couchdb.org/en/stable/api/database/changes.html
         """
         from ._follow import ChangesFollower

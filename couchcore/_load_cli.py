@@ -55,7 +55,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
                    help="input format (auto: .csv is CSV, otherwise '[' starts a JSON array, else JSON Lines)")
     p.add_argument("--batch-size", type=int, default=1000, metavar="N", help="documents per _bulk_docs request (1000)")
     p.add_argument("--concurrency", type=int, default=4, metavar="N", help="requests in flight per node (4)")
-    p.add_argument("--create", action="store_true", help="create the database if it is missing")
+    p.add_argument("--create", action="store_true", help="create the database if it is missing (a plain one: not partitioned, the server's default q and n; create any other kind first)")
     p.add_argument("--rejects", metavar="FILE",
                    help="write rejected documents here as JSON Lines (each with a _load_error field: line, "
                         "error, reason); the file can be loaded again as it is")
