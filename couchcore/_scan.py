@@ -27,7 +27,8 @@ from typing import Any, Callable
 
 from .errors import CouchcoreError
 
-__all__ = ["scan_jsonl", "scan_jsonl_py", "Flight", "FlightPy", "count_ok", "count_ok_py", "pack", "seal", "ENGINE"]
+__all__ = ["scan_jsonl", "scan_jsonl_py", "Flight", "FlightPy", "count_ok", "count_ok_py", "pack", "seal", "ENGINE",
+           "bulk_ok", "plain_ids"]
 
 _WS = b" \t\r\n"
 _WS_CLOSE = frozenset(b" \t\r\n}")
@@ -190,3 +191,26 @@ count_ok: Callable[[bytes], tuple[int, bool]]
 pack: Callable[..., None] | None
 seal: Callable[[Any, bytes], bytes] | None
 scan_jsonl, Flight, count_ok, pack, seal, ENGINE = _pick()
+
+
+def _pick_save() -> tuple[Any, Any]:
+    if ENGINE == "cython":
+        try:
+            from couchcore_ext._scan import bulk_ok as cy_bulk_ok
+            from couchcore_ext._scan import plain_ids as cy_plain_ids
+        except ImportError:  # (an extension built before these were added)
+            pass
+        else:
+            return cy_bulk_ok, cy_plain_ids
+    return None, None
+
+
+#: ``save(list)``'s fast paths in C (``None`` without the extension or with ``COUCHCORE_SCAN=python``:
+#: then ``couchcore.protocol.documents`` takes its Python path alone): ``bulk_ok(docs, raw, pending,
+#: resolved, settled, failed_here)`` records a ``_bulk_docs`` answer of the common shape (every
+#: document ``{"ok":true,"id":...,"rev":...}`` in order) without decoding it, or changes nothing
+#: and returns ``False``; ``plain_ids(docs, Document)`` is the index of the first document that is
+#: not a ``dict``/``Document`` with a plain ``str`` ``_id`` (``len(docs)`` when all are)
+bulk_ok: Callable[[list[Any], bytes | None, Any, Any, Any, Any], bool] | None
+plain_ids: Callable[[list[Any], type], int] | None
+bulk_ok, plain_ids = _pick_save()

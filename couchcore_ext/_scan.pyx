@@ -1095,3 +1095,131 @@ def count_ok(bytes raw):
     cdef int error = 0
     cdef Py_ssize_t count = cc_count_ok(PyBytes_AS_STRING(raw), PyBytes_GET_SIZE(raw), &error)
     return count, bool(error)
+
+
+# ---- save(list): the common _bulk_docs answer, read without decoding it --------------------
+
+from cpython.dict cimport PyDict_GetItem
+from cpython.unicode cimport PyUnicode_DecodeASCII
+
+cdef extern from "Python.h":
+    const char *PyUnicode_AsUTF8AndSize(object s, Py_ssize_t *size) except NULL
+
+
+cdef inline Py_ssize_t _skip_ws(const char *s, Py_ssize_t i, Py_ssize_t n) noexcept:
+    while i < n and (s[i] == b' ' or s[i] == b'\n' or s[i] == b'\r' or s[i] == b'\t'):
+        i += 1
+    return i
+
+
+def plain_ids(object docs, object document_cls):
+    """The index of the first of ``docs`` (a ``list``; anything else: ``0``) that is not a ``dict`` or ``document_cls`` (exactly,
+    not a subclass) whose ``_id`` is a ``str`` (exactly), non-empty and not starting with
+    ``_``; ``len(docs)`` when all are. Reads only; for ``save_docs``' check of the ids."""
+    cdef Py_ssize_t i, n
+    cdef PyObject *docid
+    if type(docs) is not list:
+        return 0
+    n = len(docs)
+    for i in range(n):
+        doc = docs[i]
+        cls = type(doc)
+        if cls is not dict and cls is not document_cls:
+            return i
+        docid = PyDict_GetItem(doc, "_id")
+        if docid == NULL or type(<object>docid) is not str:
+            return i
+        if len(<object>docid) == 0 or (<str>docid)[0] == u"_":
+            return i
+    return n
+
+
+def bulk_ok(object docs, object raw, object pending, object resolved, object settled, object failed_here):
+    """Record the written ``docs`` of a ``_bulk_docs`` request from its answer ``raw``, when
+    that answer is exactly the common one: a JSON array (JSON whitespace allowed only
+    before and after it) of one ``{"ok":true,"id":"<id>","rev":"<rev>"}`` per document,
+    in the request's order, members in that order with no whitespace (as CouchDB 3.5 and
+    PouchDB Server send it), each ``id`` the UTF-8 bytes of that document's ``_id`` (a
+    ``str``) with no escape or control character, each ``rev`` non-empty printable ASCII
+    with no escape. Then, for each document in order, as ``_bulk_write`` does for a
+    written one: ``doc["_rev"] = rev``; ``pending.pop(id)`` when ``pending`` is not
+    empty and the id is not in ``failed_here``; ``settled.discard(id)`` when ``settled``
+    is not empty; ``resolved[id] = doc``; and returns ``True``. For any other answer it
+    changes nothing and returns ``False`` (the caller decodes the answer; so too when ``docs``
+    is not a ``list`` or ``raw`` not ``bytes``)."""
+    cdef const char *s
+    cdef Py_ssize_t n, ndocs
+    cdef Py_ssize_t i, k, j, start, idlen
+    cdef const char *idp
+    cdef unsigned char c
+    if type(docs) is not list or type(raw) is not bytes:
+        return False
+    s = PyBytes_AS_STRING(raw)
+    n = PyBytes_GET_SIZE(raw)
+    ndocs = len(docs)
+    if ndocs == 0:
+        return False
+    i = _skip_ws(s, 0, n)
+    if i >= n or s[i] != b'[':
+        return False
+    i += 1
+    objs = [None] * ndocs  # (the documents as read: a mapping's __getitem__ could change the list)
+    ids = [None] * ndocs
+    revs = [None] * ndocs
+    for k in range(ndocs):
+        if k:
+            if i >= n or s[i] != b',':
+                return False
+            i += 1
+        if n - i < 17 or memcmp(s + i, b'{"ok":true,"id":"', 17) != 0:
+            return False
+        i += 17
+        doc = docs[k]
+        try:
+            docid = doc["_id"]
+        except Exception:
+            return False
+        if type(docid) is not str:
+            return False
+        try:
+            idp = PyUnicode_AsUTF8AndSize(docid, &idlen)
+        except UnicodeError:  # (lone surrogates)
+            return False
+        if idlen == 0 or n - i < idlen + 1 or memcmp(s + i, idp, idlen) != 0 or s[i + idlen] != b'"':
+            return False
+        for j in range(idlen):
+            c = <unsigned char>idp[j]
+            if c < 0x20 or c == b'\\' or c == b'"':
+                return False
+        i += idlen + 1
+        if n - i < 8 or memcmp(s + i, b',"rev":"', 8) != 0:
+            return False
+        i += 8
+        start = i
+        while i < n:
+            c = <unsigned char>s[i]
+            if c == b'"':
+                break
+            if c < 0x20 or c > 0x7e or c == b'\\':
+                return False
+            i += 1
+        if i >= n or i == start or i + 1 >= n or s[i + 1] != b'}':
+            return False
+        objs[k] = doc
+        ids[k] = docid
+        revs[k] = PyUnicode_DecodeASCII(s + start, i - start, NULL)
+        i += 2
+    if i >= n or s[i] != b']':
+        return False
+    if _skip_ws(s, i + 1, n) != n:
+        return False
+    for k in range(ndocs):
+        doc = objs[k]
+        docid = ids[k]
+        doc["_rev"] = revs[k]
+        if pending and docid not in failed_here:
+            pending.pop(docid, None)
+        if settled:
+            settled.discard(docid)
+        resolved[docid] = doc
+    return True

@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from typing import Any, Callable, Iterable, cast
 
 from .. import codec
+from .._scan import bulk_ok as _bulk_ok
+from .._scan import plain_ids as _plain_ids
 from ..errors import CouchcoreError, HTTPError, InvalidDocument, InvalidInput, MissingRevision, error_for_status
 from ..models import ConflictResolution, Document
 from .messages import Operation, Request, Response
@@ -307,7 +309,9 @@ def save_docs(
         raise InvalidInput(f"merge must be a callable fn(local, server), not {type(merge).__name__}")
     missing: list[int] = []
     illegal: dict[int, str] = {}  # (a list's) documents with an _id CouchDB refuses: pending, not sent
-    for i, doc in enumerate(docs):
+    # (in C: the leading documents that are dicts with a plain str _id, which the loop passes over)
+    for i in range(_plain_ids(docs, Document) if _plain_ids is not None else 0, len(docs)):
+        doc = docs[i]
         cls = doc.__class__
         if cls is dict or cls is Document:  # the common cases: a str _id, or none
             docid = doc.get("_id")
@@ -443,6 +447,9 @@ def _bulk_write(ctx: ServerContext, db: str, docs: list[Any], encoded: bytes, re
                  {"doc": docs[0], "error": error.error or ("bad_request" if resp.status == 400 else "too_large"),
                   "reason": error.reason})
         return
+    if (_bulk_ok is not None and resp.ok
+            and _bulk_ok(docs, resp.body, resolution.pending, resolution.resolved, resolution.accepted, failed_here)):
+        return  # every document written, the answer in its common shape (read in C, not decoded)
     results = resp.json()
     if not new_edits and not results:
         for doc in docs:
