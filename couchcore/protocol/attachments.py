@@ -44,7 +44,8 @@ def put_attachment(ctx: ServerContext, db: str, doc: Any, content: Any, filename
         name = getattr(content, "name", None)
         if not isinstance(name, str):
             raise InvalidInput("filename is required unless content is a named file")
-        if _file_io(content.buffer if isinstance(content, io.TextIOWrapper) else content) is None:
+        own = _unwrap(content)
+        if _file_io(own.buffer if isinstance(own, io.TextIOWrapper) else own) is None:
             # gzip.open("a.json.gz"), a tar member: named after the file they decode
             raise InvalidInput(f"filename is required: a {type(content).__name__} reads other bytes than "
                                "the file it is named after")
@@ -131,6 +132,15 @@ def _guess_type(filename: str) -> str:
     return content_type or "application/octet-stream"
 
 
+def _unwrap(f: Any) -> Any:
+    """The file object inside ``tempfile.NamedTemporaryFile``'s wrapper (its ``.file``, of
+    the same name), else ``f``."""
+    inner = getattr(f, "file", None)
+    if isinstance(inner, io.IOBase) and getattr(inner, "name", None) == getattr(f, "name", None):
+        return inner
+    return f
+
+
 def _file_io(f: Any) -> io.FileIO | None:
     """The file ``f`` reads the bytes of as they are (``open(path, "rb")``: a FileIO or a
     buffered reader over one), else ``None`` (``gzip.open``, a tar or zip member, ...)."""
@@ -142,7 +152,7 @@ def _remaining_size(f: Any) -> int | None:
     """The bytes left to read in ``f`` when they are a regular file's own bytes (``open(path,
     "rb")``), else ``None`` (sent without a length): what ``gzip.open``, ``tarfile``,
     ``zipfile``, a text file or a pipe gives is not what the file's size on disk counts."""
-    raw = _file_io(f)
+    raw = _file_io(_unwrap(f))
     if raw is None:
         return None
     try:
