@@ -1233,7 +1233,9 @@ class DatabaseAPI:
         ``since="now"`` is read when the iteration starts, not by this call: to follow
         from this moment, pass ``since=db.info()["update_seq"]``. With a ``filter`` and a
         ``limit``, an answer cut by the limit is resumed from its last change's ``seq``,
-        not from ``last_seq`` (which can be past changes not yet sent: apache/couchdb#1221).
+        not from ``last_seq`` (which can be past changes not yet sent: apache/couchdb#1221);
+        ``seq_interval`` leaves no such ``seq``, so a filter, a limit and ``seq_interval``
+        together raise :class:`~couchcore.errors.InvalidOption`.
         https://docs.couchdb.org/en/stable/api/database/changes.html
         """
         from ._follow import ChangesFollower

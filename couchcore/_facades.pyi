@@ -669,7 +669,9 @@ class SyncDatabaseAPI:
         ``since="now"`` is read when the iteration starts, not by this call: to follow
         from this moment, pass ``since=db.info()["update_seq"]``. With a ``filter`` and a
         ``limit``, an answer cut by the limit is resumed from its last change's ``seq``,
-        not from ``last_seq`` (which can be past changes not yet sent: apache/couchdb#1221).
+        not from ``last_seq`` (which can be past changes not yet sent: apache/couchdb#1221);
+        ``seq_interval`` leaves no such ``seq``, so a filter, a limit and ``seq_interval``
+        together raise :class:`~couchcore.errors.InvalidOption`.
         https://docs.couchdb.org/en/stable/api/database/changes.html"""
     def explain(self, selector: Mapping[str, Any], **options: Any) -> _builtins.dict[str, Any]:
         """How CouchDB would run ``find(selector, **options)``: ``{"dbname", "index",
@@ -1485,7 +1487,9 @@ class AsyncDatabaseAPI:
         ``since="now"`` is read when the iteration starts, not by this call: to follow
         from this moment, pass ``since=db.info()["update_seq"]``. With a ``filter`` and a
         ``limit``, an answer cut by the limit is resumed from its last change's ``seq``,
-        not from ``last_seq`` (which can be past changes not yet sent: apache/couchdb#1221).
+        not from ``last_seq`` (which can be past changes not yet sent: apache/couchdb#1221);
+        ``seq_interval`` leaves no such ``seq``, so a filter, a limit and ``seq_interval``
+        together raise :class:`~couchcore.errors.InvalidOption`.
         https://docs.couchdb.org/en/stable/api/database/changes.html"""
     @overload
     def explain(self, selector: Mapping[str, Any], *, callback: None = ..., **options: Any) -> Awaitable[_builtins.dict[str, Any]]: ...

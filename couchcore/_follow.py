@@ -102,6 +102,15 @@ class ChangesFollower(ResumingFeed):
             # again for ever (one_off: hundreds of requests a second) and deliver nothing
             raise InvalidOption("follow()'s limit is the changes asked per request: give at least 1 "
                                 "(or None), not 0")
+        filtered = any(changes_options.get(k) is not None for k in ("filter", "doc_ids", "selector"))
+        if filtered and changes_options.get("limit") is not None and changes_options.get("seq_interval") is not None:
+            # a filtered answer cut by the limit is resumed from its last change's seq, not from
+            # last_seq (which can be past changes the limit held back: apache/couchdb#1221); with
+            # seq_interval that seq is null, so changes would be lost
+            raise InvalidOption("follow() with a filter and a limit cannot take seq_interval: CouchDB sends the "
+                                "seq that resuming needs on every seq_interval-th change only, and its last_seq "
+                                "can be past filtered changes the limit held back (apache/couchdb#1221): drop "
+                                "seq_interval or the limit")
         self._db = db
         self.one_off = one_off
         options = dict(changes_options)
