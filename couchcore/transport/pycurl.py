@@ -596,13 +596,23 @@ def _is_chunked(headers: list[tuple[str, str]]) -> bool:
 
 
 def _reader(body: Any) -> Callable[[int], bytes]:
+    """libcurl's READFUNCTION for a streamed body: at most ``size`` bytes a call."""
+    pending = bytearray()
     if is_file_like(body):
         def read(size: int) -> bytes:
+            if pending:
+                out = bytes(pending[:size])
+                del pending[:size]
+                return out
             data = body.read(size)
-            return data.encode("utf-8") if isinstance(data, str) else data
+            if isinstance(data, str):  # a text-mode file: `size` characters are up to 4x the bytes
+                data = data.encode("utf-8")
+                if len(data) > size:
+                    pending.extend(data[size:])
+                    data = data[:size]
+            return bytes(data) if data.__class__ is not bytes else data
         return read
     chunks = iter(body)
-    pending = bytearray()
 
     def read_iter(size: int) -> bytes:
         while len(pending) < size:

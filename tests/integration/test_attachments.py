@@ -208,6 +208,17 @@ def test_text_mode_file_is_sent_as_utf8_of_what_it_reads(db, doc, tmp_path):
     assert db.get_attachment(doc, "raw-newlines.txt") == "café\r\nnaïve\r\n".encode("utf-8")
 
 
+def test_a_large_text_mode_file_of_non_ascii_text_is_stored_whole(db, doc, tmp_path):
+    # reviewer-round-r27c: on pycurl a read of `size` characters gave up to 4x `size` bytes,
+    # more than libcurl asked for: OutcomeUnknown past ~64 KiB, nothing stored
+    text = "".join(f"ligne {i}: café ☃ 𝄞\n" for i in range(20000))
+    path = tmp_path / "notes.txt"
+    path.write_text(text, encoding="utf-8")
+    with open(path, "r", encoding="utf-8") as f:
+        db.put_attachment(doc, f)
+    assert db.get_attachment(doc, "notes.txt") == text.encode("utf-8")
+
+
 def test_file_object_is_read_in_chunks_not_whole(db, doc):
     data = pattern(1_000_000)
     reader = RecordingReader(data)
