@@ -64,6 +64,9 @@ def split_credentials(url: str) -> ServerURL:
     """
     if not isinstance(url, str):
         raise _invalid(f"the server URL must be a str, not {type(url).__name__}")
+    if re.search(r"[,\s]\s*https?://", url):  # "http://a:5984,http://b:5984" (as COUCHDB_URL may list them)
+        raise _invalid("one URL holds several (separated by ',' or spaces): give a cluster's nodes as a "
+                       "list, Server([url1, url2, ...])")
     _check_authority(url)
     try:
         parts = urlsplit(url)

@@ -181,3 +181,15 @@ def test_seq_interval_with_a_filter_and_a_limit_is_refused_before_any_request(db
     for options in ({"limit": 3}, {"seq_interval": 2}):
         assert isinstance(db.follow(since=0, one_off=True, **{**how, **options}), couchcore.ChangesFollower)
     assert isinstance(db.follow(since=0, one_off=True, limit=3, seq_interval=2), couchcore.ChangesFollower)
+
+
+@pytest.mark.parametrize("joined", ["http://admin:pw@127.0.0.1:15984,http://admin:pw@127.0.0.1:25984",
+                                    "http://127.0.0.1:15984, http://127.0.0.1:25984",
+                                    "http://127.0.0.1:15984 http://127.0.0.1:25984"])
+def test_several_urls_in_one_string_say_to_give_a_list(joined):
+    # reviewer-round-r27c LOW: COUCHDB_URL's comma-separated form given to Server() was taken
+    # for a password needing percent-encoding
+    with pytest.raises(couchcore.InvalidInput, match=r"as a list, Server\(\[url1") as exc:
+        couchcore.Server(joined)
+    assert "pw" not in str(exc.value)
+    assert couchcore.Server([u.strip() for u in joined.replace(" ", ",").split(",") if u]).urls
