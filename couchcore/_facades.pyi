@@ -411,10 +411,13 @@ class SyncDatabaseAPI:
         raises :class:`InvalidDocument`. On a CouchDB cluster two writers through different
         nodes can each have a write accepted by some copies (``202``); couchcore withdraws
         the one that lost, but when both sides have been built on already, both branches
-        live on as a conflict that hides the losing branch's updates: identical edits on
-        one revision also make one revision (its id is the content's hash), so concurrent
-        counters should make their edits differ, and writers that must never lose an
-        update send a document's writes through one node or merge its ``_conflicts``.
+        live on as a conflict that hides the losing branch's updates (merge its
+        ``_conflicts``). Identical edits of one revision make one revision (its id is a
+        hash of the parent and the body) that CouchDB can accept from both writers: no
+        conflict is left and one update is lost, through any node (a counter's ``n + 1``
+        from two writers). Writers on a cluster that must not lose an update make their
+        edits differ, e.g. by recording a token of their own in the document; then the
+        loser is detected and ``fn`` re-applied.
         CouchDB: https://docs.couchdb.org/en/stable/api/document/common.html#put--db-docid,
         https://docs.couchdb.org/en/stable/replication/conflicts.html"""
     def _resolve(self, resolution: ConflictResolution, how: str, fn: Callable[..., Any] | None = ...) -> ConflictResolution: ...
@@ -1163,10 +1166,13 @@ class AsyncDatabaseAPI:
         raises :class:`InvalidDocument`. On a CouchDB cluster two writers through different
         nodes can each have a write accepted by some copies (``202``); couchcore withdraws
         the one that lost, but when both sides have been built on already, both branches
-        live on as a conflict that hides the losing branch's updates: identical edits on
-        one revision also make one revision (its id is the content's hash), so concurrent
-        counters should make their edits differ, and writers that must never lose an
-        update send a document's writes through one node or merge its ``_conflicts``.
+        live on as a conflict that hides the losing branch's updates (merge its
+        ``_conflicts``). Identical edits of one revision make one revision (its id is a
+        hash of the parent and the body) that CouchDB can accept from both writers: no
+        conflict is left and one update is lost, through any node (a counter's ``n + 1``
+        from two writers). Writers on a cluster that must not lose an update make their
+        edits differ, e.g. by recording a token of their own in the document; then the
+        loser is detected and ``fn`` re-applied.
         CouchDB: https://docs.couchdb.org/en/stable/api/document/common.html#put--db-docid,
         https://docs.couchdb.org/en/stable/replication/conflicts.html"""
     def _resolve(self, resolution: AsyncConflictResolution, how: str, fn: Callable[..., Any] | None = ...) -> Awaitable[AsyncConflictResolution]: ...

@@ -56,7 +56,9 @@ _BULK_OPTIONS = frozenset({"new_edits", "all_or_nothing", "w"})
 _BULK_ERROR_STATUS = {"conflict": 409, "forbidden": 403, "unauthorized": 401, "not_found": 404, "missing_stub": 412,
                       "document_too_large": 413, "too_large": 413,
                       # a whole request refused with 400 for one document (see _bulk_write)
-                      "bad_request": 400, "illegal_docid": 400, "doc_validation": 400}
+                      "bad_request": 400, "illegal_docid": 400, "doc_validation": 400,
+                      # a design document CouchDB cannot use (PUT /{db}/_design/{ddoc} answers 400)
+                      "compilation_error": 400, "invalid_design_doc": 400}
 
 
 #: the boolean ones: CouchDB reads only ``true`` as true (``conflicts=1`` is false, silently)

@@ -447,3 +447,19 @@ def test_a_copy_of_a_server_takes_its_current_auth(couch_url, backend, how):
     assert _identity(copies[3]) == user
     for s in [*servers, labelled, *copies]:
         s.close()
+
+
+@pytest.mark.couchdb_only  # PouchDB Server stores any design document
+@pytest.mark.parametrize("ddoc", [
+    {"views": {"v": {"map": "function(doc){ emit(doc._id"}}},       # compilation_error
+    {"views": "nope"},                                               # invalid_design_doc
+    {"views": {"v": {"map": "function(doc){}", "reduce": "_nosuch"}}},
+])
+def test_a_design_document_couchdb_cannot_use_is_a_bad_request(db, ddoc):
+    # reviewer-r27c: save() raised ServerError 500 (compilation_error and invalid_design_doc had
+    # no status), where CouchDB's own PUT /{db}/_design/{ddoc} answers 400
+    with pytest.raises(couchcore.BadRequest) as exc:
+        db.save({"_id": "_design/bad", **ddoc})
+    assert exc.value.status == 400 and exc.value.error in ("compilation_error", "invalid_design_doc")
+    result = db.save([{"_id": "_design/bad", **ddoc}, {"_id": "fine"}])
+    assert list(result.pending) == ["_design/bad"] and "fine" in result.resolved
