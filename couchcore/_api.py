@@ -738,8 +738,10 @@ class DatabaseAPI:
         list: any of them) raises :class:`InvalidDocument` before anything is sent, and so
         does a single document whose ``_id`` is not a non-empty string or begins with ``_``
         other than ``_design/...`` and ``_local/...``; in a list such a document is not sent
-        and is pending with ``error`` ``"illegal_docid"`` (keyed by its ``_id`` as given, a
-        list or object ``_id`` by its JSON text), the others are written. A single document's conflict raises :class:`Conflict` (with the
+        and is pending with ``error`` ``"illegal_docid"`` (keyed by a ``str``, as every key of
+        ``.pending``: a string ``_id`` as given, any other by its JSON text, ``5`` as ``"5"``,
+        ``True`` as ``"true"``; :meth:`ConflictResolution.resolve`, ``overwrite`` and ``merge``
+        leave it pending, unsent), the others are written. A single document's conflict raises :class:`Conflict` (with the
         resolution in ``.resolution``) unless ``merge`` or ``force`` resolves it; for a
         list, failures are reported per document in ``.pending`` (``{"doc", "error",
         "reason"}``), and the others are written. Where CouchDB refuses a whole request

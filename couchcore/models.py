@@ -261,7 +261,8 @@ class ConflictResolution:
 
     ``resolved`` maps ``_id`` to each document written (its ``_id``/``_rev`` updated in
     place); ``pending`` maps ``_id`` to ``{"doc": doc, "error": ..., "reason": ...}`` for
-    every document that was not written. Nothing is dropped: every input document
+    every document that was not written (a ``str`` key always: a document whose ``_id`` is
+    not a string, refused before sending, is keyed by that ``_id``'s JSON text). Nothing is dropped: every input document
     ends up in exactly one of the two (when one list holds the same ``_id`` twice and
     one of them was written and another not, that id is in both; ``pending`` keeps the
     failure).

@@ -260,14 +260,22 @@ def _check_doc(doc: Any, single: bool = True) -> str | None:
     return reason
 
 
-def _pending_key(docid: Any) -> Any:
-    """The key of a document refused for its ``_id`` in ``pending``: the ``_id`` itself (a
-    list or object ``_id``, which cannot be a dict key: its JSON text)."""
-    try:
-        hash(docid)
-    except TypeError:
-        return codec.dumps(docid).decode()
-    return docid
+def _pending_key(docid: Any) -> str:
+    """The key of a document refused for its ``_id`` in ``pending`` (a ``str``, as every
+    key of ``pending``): a string ``_id`` itself, any other (a number, a bool, a list, an
+    object) its JSON text (``5`` -> ``"5"``, ``True`` -> ``"true"``)."""
+    if isinstance(docid, str):
+        return docid
+    return codec.dumps(docid).decode()
+
+
+def _id_refused(docid: Any) -> bool:
+    """Whether CouchDB refuses ``docid`` (400 ``illegal_docid``): not a non-empty string, or
+    reserved (see :func:`_check_doc`)."""
+    if not isinstance(docid, str) or not docid:
+        return True
+    return docid.startswith("_") and not (docid.startswith(("_design/", "_local/"))
+                                          and docid not in ("_design/", "_local/"))
 
 
 def save_docs(
@@ -861,7 +869,10 @@ def _resolve_round(ctx: ServerContext, db: str, resolution: ConflictResolution, 
     (a merge returning ``None`` skips its document, which stays pending). The re-read
     is sent after ``delay`` seconds (the back-off between rounds)."""
     options = dict(options or {})
-    pending = {docid: resolution.pending[docid] for docid in ids if docid in resolution.pending}
+    # a document whose _id CouchDB refuses stays pending as it is, not sent: it would fail
+    # the whole request (400 illegal_docid), and its key is not its _id (a non-str _id's JSON text)
+    pending = {docid: resolution.pending[docid] for docid in ids
+               if docid in resolution.pending and not _id_refused(resolution.pending[docid]["doc"].get("_id"))}
     if not pending:
         return []
     ids = list(pending)

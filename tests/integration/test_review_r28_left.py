@@ -1,0 +1,75 @@
+"""Round 28, faults the previous round left (helper brief "r28 left"). Each test failed before
+its fix (a tar copy of the tree with the previous files) and passes on PouchDB Server and on
+Apache CouchDB 3.5; ``couchdb_only`` marks what PouchDB Server answers differently."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.integration.test_bulk import proxied
+
+
+@pytest.fixture
+def db(one_copy_db):
+    """One copy per shard (n=1): _all_docs right after a write sees it on a cluster too."""
+    return one_copy_db
+
+
+def _posts(proxy) -> list[list[object]]:
+    """The ``_id`` of every document of every ``POST /{db}/_bulk_docs`` the proxy saw."""
+    return [[doc.get("_id") for doc in json.loads(body)["docs"]]
+            for method, target, body in proxy.bodies if method == "POST" and "/_bulk_docs" in target]
+
+
+# -- 1: a non-str scalar _id in save(list) ---------------------------------------------------------
+# CouchDB refuses the whole POST /{db}/_bulk_docs (400 illegal_docid, "Document id must be a
+# string") for one such document (https://docs.couchdb.org/en/stable/api/document/common.html).
+# It was refused before sending already, but pending was keyed by the raw value (5, True, 1.5)
+# while ConflictResolution.pending is dict[str, PendingWrite]; resolve()/overwrite() of such a
+# resolution raised TypeError for a list _id and merge() InvalidInput for a number
+
+_SCALARS = [(5, "5"), (True, "true"), (1.5, "1.5"), (-0.25, "-0.25"), (["l"], '["l"]')]
+
+
+def test_a_non_str_id_is_pending_under_its_json_text(db, backend):
+    docs = [{"_id": "a", "n": 0}] + [{"_id": bad, "n": i} for i, (bad, _) in enumerate(_SCALARS, 1)]
+    proxy, via = proxied(db, backend, capture=True)
+    try:
+        resolution = via.save(docs)
+        assert _posts(proxy) == [["a"]]  # the refused ones never sent
+    finally:
+        proxy.close()
+    assert list(resolution.resolved) == ["a"]
+    assert all(type(key) is str for key in resolution.pending)
+    assert sorted(resolution.pending) == sorted(key for _, key in _SCALARS)
+    for doc, (bad, key) in zip(docs[1:], _SCALARS):
+        entry = resolution.pending[key]
+        assert entry["doc"] is doc and doc["_id"] == bad and type(doc["_id"]) is type(bad)
+        assert (entry["error"], entry["reason"]) == ("illegal_docid", "Document id must be a string")
+    assert [row.id for row in db.view("_all_docs")] == ["a"]
+
+
+@pytest.mark.parametrize("how", ["resolve", "overwrite", "merge"])
+def test_resolving_leaves_a_refused_id_pending_and_unsent(db, backend, how):
+    docs = [{"_id": bad, "n": i} for i, (bad, _) in enumerate(_SCALARS)] + [{"_id": "b", "n": 9}]
+    db.save({"_id": "b", "n": 1})
+    proxy, via = proxied(db, backend, capture=True)
+    try:
+        resolution = via.save(docs)
+        assert set(resolution.pending) == {key for _, key in _SCALARS} | {"b"}
+        assert resolution.pending["b"]["error"] == "conflict"
+        again = (resolution.merge(lambda local, server: {**local, "merged": True}) if how == "merge"
+                 else getattr(resolution, how)())
+        sent = [docid for post in _posts(proxy) for docid in post]
+    finally:
+        proxy.close()
+    assert all(not isinstance(docid, (int, float, list)) for docid in sent), sent
+    # "b" sent as it is (resolve) conflicts again; overwrite and merge write it
+    assert set(again.pending) == {key for _, key in _SCALARS} | ({"b"} if how == "resolve" else set())
+    assert all(again.pending[key]["doc"]["_id"] == bad and again.pending[key]["error"] == "illegal_docid"
+               for bad, key in _SCALARS)
+    stored = {row.id: row.doc for row in db.view("_all_docs", include_docs=True)}
+    assert set(stored) == {"b"}  # no "5", "true", ... written under the JSON text
+    assert stored["b"]["n"] == (1 if how == "resolve" else 9)
