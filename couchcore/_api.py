@@ -756,6 +756,7 @@ class DatabaseAPI:
         :class:`HTTPError` (:class:`BadRequest`, :class:`RequestEntityTooLarge`, :class:`PreconditionFailed`).
         The cost of such a refusal: after a ``400`` couchcore first settles what it can
         tell itself, with CouchDB's error and reason (a ``_rev`` CouchDB cannot parse,
+        ``None`` included, which CouchDB does not take for "no revision",
         ``"bad_request"`` "Invalid rev format"; in a partitioned database, known from one
         ``GET /{db}`` made only then, an id without a valid ``partition:`` prefix,
         ``"illegal_docid"``/``"illegal_partition"``) and sends the others once more: a list

@@ -502,11 +502,11 @@ _HEX_OR_SIGN = frozenset("0123456789abcdefABCDEF+-")
 
 def _rev_refused(rev: Any) -> bool:
     """Whether CouchDB refuses ``rev`` as a ``_rev`` (``400 bad_request`` "Invalid rev
-    format", for the whole request): not a string, no ``N-`` (``N`` an integer) before
-    its id, or a 32-byte id that is not hex (couch_doc:parse_rev). Only what CouchDB 3.5
-    surely refuses: ``null``, ``"0-x"`` and other doubtful ones are left to it."""
-    if rev is None:
-        return False
+    format", for the whole request): not a string (``null`` too: CouchDB 3.5 does not take
+    ``"_rev": null`` for "no revision"), no ``N-`` (``N`` an integer) before its id, or a
+    32-byte id that is not hex (couch_doc:parse_rev). Only what CouchDB 3.5 surely
+    refuses: ``"0-x"`` and other doubtful ones are left to it. (A document without a
+    ``_rev`` member is not asked about.)"""
     if not isinstance(rev, str):
         return True
     pos, dash, revid = rev.partition("-")
@@ -539,12 +539,12 @@ def _partition_refused(docid: Any) -> tuple[str, str] | None:
 def _known_refusals(db: str, docs: list[Any]) -> Operation[dict[int, tuple[str, str]]]:
     """The documents of a ``_bulk_docs`` request CouchDB refused as a whole (``400``) that
     the client can tell are refused, by index, with CouchDB's ``(error, reason)``: a
-    ``_rev`` it cannot parse (:func:`_rev_refused`) and, when the database is
+    ``_rev`` it cannot parse (:func:`_rev_refused`, ``"_rev": null`` included) and, when the database is
     partitioned (``props.partitioned`` of one ``GET /db``, asked only when an id lacks a
     valid ``partition:`` prefix, and not kept: a database of that name may be made again
     otherwise), an id without one (:func:`_partition_refused`). Nothing else is judged
     here: what CouchDB might take is sent."""
-    known = {i: _REV_REFUSED for i, doc in enumerate(docs) if _rev_refused(doc.get("_rev"))}
+    known = {i: _REV_REFUSED for i, doc in enumerate(docs) if "_rev" in doc and _rev_refused(doc["_rev"])}
     unprefixed = {i: why for i, doc in enumerate(docs)
                   if i not in known and (why := _partition_refused(doc.get("_id"))) is not None}
     if unprefixed:
