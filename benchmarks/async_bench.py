@@ -4,6 +4,7 @@ concurrency 16 against the peers.
     .venv/bin/python benchmarks/async_bench.py                 # scenarios 1 and 2
     .venv/bin/python benchmarks/async_bench.py --gets 1000 --rows 1000000 --json out.json
     .venv/bin/python benchmarks/async_bench.py --get16 --repeat 3   # scenario 3 only
+    .venv/bin/python benchmarks/async_bench.py --get16 --anonymous  # scenario 3, no password checks
 
 3. *GETs at concurrency 16* (``--get16``): 5,000 single-document GETs with 16 in
    flight, each client in its own process: couchcore.aio and couchcore.tornado on the
@@ -327,14 +328,20 @@ class CountingProxy:
 
 
 def bench_get16(n: int, concurrency: int, rounds: int, clients: tuple[str, ...] = GET_CLIENTS,
-                baseline: str | None = None) -> dict:
+                baseline: str | None = None, anonymous: bool = False) -> dict:
     """Every client in ``clients``, ``rounds`` times in turn (interleaved, so a busy
     moment of the machine hits all of them), then once more each through a counting
     proxy for the number of TCP connections it opens. With ``baseline`` (the root of
     another couchcore tree, e.g. a ``git archive`` of an earlier commit with its
     extensions built), each couchcore client also runs from that tree right after
-    running from this one (rows named ``... [baseline]``)."""
+    running from this one (rows named ``... [baseline]``). With ``anonymous`` the
+    database is made public (``_security`` with no members) and the clients send no
+    credentials: the server then does no authentication per request (with Basic auth
+    CouchDB 3.5 spends ~300 µs of CPU checking the password on every request, for every
+    client alike, which bounds all of them)."""
     from urllib.parse import urlsplit, urlunsplit
+
+    from benchmarks.clients import split_url
 
     with couch_url() as url:
         sync_server = couchcore.Server(url)
@@ -342,12 +349,16 @@ def bench_get16(n: int, concurrency: int, rounds: int, clients: tuple[str, ...] 
         db = sync_server.create(name)
         try:
             db.save([{"_id": f"doc{i:04d}", "n": i, "text": "x" * 200} for i in range(100)])
+            target = url
+            if anonymous:
+                db.security({"admins": {"names": [], "roles": []}, "members": {"names": [], "roles": []}})
+                target = split_url(url)[0]
             runs = [(c, None) for c in clients]
             if baseline:
                 runs = [r for c in clients for r in ((c, None), (c, baseline)) if r[1] is None or "couchcore" in c]
             out: dict = {"server": sync_server.version(), "gets": n, "concurrency": concurrency,
                          "rounds": rounds, "runs": {_row(c, t): [] for c, t in runs}, "connections": {},
-                         "baseline": baseline}
+                         "baseline": baseline, "anonymous": anonymous}
 
             pid = server_pid(urlsplit(url).port or 5984) if urlsplit(url).hostname in ("127.0.0.1", "localhost") \
                 else None
@@ -370,8 +381,8 @@ def bench_get16(n: int, concurrency: int, rounds: int, clients: tuple[str, ...] 
 
             for _ in range(rounds):
                 for client, tree in runs:
-                    out["runs"][_row(client, tree)].append(child(client, url, tree, measure_server=True))
-            parts = urlsplit(url)
+                    out["runs"][_row(client, tree)].append(child(client, target, tree, measure_server=True))
+            parts = urlsplit(target)
             proxy = CountingProxy((parts.hostname, parts.port))
             try:
                 netloc = parts.netloc.rpartition("@")[0]
@@ -406,7 +417,9 @@ def report_get16(res: dict) -> str:
            for c, runs in res["runs"].items()}
     peer = med.get("aiocouch (aiohttp)")
     base = res.get("baseline")
-    lines = [f"### {n:,} single-document GETs, {res['concurrency']} in flight (server {res['server']}; "
+    auth = ("anonymous reads of a public database" if res.get("anonymous")
+            else "Basic auth on every request")
+    lines = [f"### {n:,} single-document GETs, {res['concurrency']} in flight, {auth} (server {res['server']}; "
              f"median of {res['rounds']} interleaved rounds; connections counted by a proxy in a separate run)", "",
              "| client | requests/s | client CPU per request | TCP connections opened | requests/s vs aiocouch "
              "| CPU vs aiocouch |" + (" CPU vs baseline |" if base else ""),
@@ -604,6 +617,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--baseline", help="with --get16: also run each couchcore client from this couchcore tree "
                         "(interleaved with this one), e.g. a git archive of an earlier commit")
+    parser.add_argument("--anonymous", action="store_true",
+                        help="with --get16: make the database public and send no credentials (no password "
+                        "check on the server per request)")
     parser.add_argument("--only", help="with --get16: only the clients whose name contains one of these "
                         "comma-separated words")
     parser.add_argument("--get-client", nargs=5, help=argparse.SUPPRESS)
@@ -625,7 +641,7 @@ def main(argv: list[str] | None = None) -> int:
         clients = GET_CLIENTS
         if args.only:
             clients = tuple(c for c in GET_CLIENTS if any(w in c for w in args.only.split(",")))
-        res = bench_get16(n, args.concurrency, args.repeat, clients, args.baseline)
+        res = bench_get16(n, args.concurrency, args.repeat, clients, args.baseline, args.anonymous)
         print(report_get16(res))
         if args.json:
             with open(args.json, "w") as f:
