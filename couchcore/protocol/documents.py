@@ -353,7 +353,8 @@ def save_docs(
         sent = [doc for i, doc in enumerate(docs) if i not in illegal]
         encoded = codec.dumps_array(sent)
     if sent:
-        yield from _bulk_write(ctx, db, sent, encoded, resolution, options, failed_here=failed_here)
+        yield from _bulk_write(ctx, db, sent, encoded, resolution, options, failed_here=failed_here,
+                               order=_Order(docs))
     attempts: dict[str, int] = {}
     skipped: set[str] = set()  # the merge function returned None for these
     if resolution.pending and (force or merge is not None):
@@ -397,16 +398,21 @@ def _conflicted(resolution: ConflictResolution, ids: Iterable[str]) -> list[str]
 
 
 def _bulk_write(ctx: ServerContext, db: str, docs: list[Any], encoded: bytes, resolution: ConflictResolution, options: Mapping[str, Any],
-                recover_stubs: bool = True, failed_here: set[str] | None = None, checked: bool = False) -> Operation[None]:
+                recover_stubs: bool = True, failed_here: set[str] | None = None, checked: bool = False,
+                order: _Order | None = None) -> Operation[None]:
     """POST ``docs`` (``encoded``: their JSON array, from :func:`codec.dumps_array`) to
     ``_bulk_docs`` and record each document's outcome in ``resolution``: written ones
     get their new ``_rev`` in place and go to ``resolved``, the others to ``pending``
     (one that the answer does not mention as ``"unknown"``: never dropped).
     ``failed_here``: the ids refused so far in this request (shared by the parts a
     refused request is split into); ``checked``: :func:`_known_refusals` has looked at
-    these documents already."""
+    these documents already; ``order``: the documents of the whole request, in the
+    caller's order (``docs`` by default), which decides the entry ``pending`` keeps for
+    an ``_id`` refused twice (see :func:`_refused`)."""
     if failed_here is None:
         failed_here = set()
+    if order is None:
+        order = _Order(docs)
     parts = [b'{"docs":', encoded]
     for name, value in options.items():
         if value is not None:
@@ -421,7 +427,7 @@ def _bulk_write(ctx: ServerContext, db: str, docs: list[Any], encoded: bytes, re
     new_edits = options.get("new_edits") is not False
     stub_refused = resp.status == 412 and recover_stubs and resp.error().error == "missing_stub"
     if stub_refused and new_edits:
-        yield from _recover_missing_stub(ctx, db, docs, resolution, options, resp, failed_here)
+        yield from _recover_missing_stub(ctx, db, docs, resolution, options, resp, failed_here, order)
         return
     if (resp.status in (400, 413) or stub_refused) and not options.get("all_or_nothing"):
         # CouchDB refuses the whole request for one document, writing none of them: 400
@@ -441,21 +447,21 @@ def _bulk_write(ctx: ServerContext, db: str, docs: list[Any], encoded: bytes, re
                 if known:
                     for i, (error_, reason_) in known.items():
                         _refused(resolution.pending, failed_here, docs[i]["_id"],
-                                 {"doc": docs[i], "error": error_, "reason": reason_})
+                                 {"doc": docs[i], "error": error_, "reason": reason_}, order)
                     rest = [doc for i, doc in enumerate(docs) if i not in known]
                     if rest:
                         yield from _bulk_write(ctx, db, rest, codec.dumps_array(rest), resolution, options,
-                                               recover_stubs, failed_here, checked)
+                                               recover_stubs, failed_here, checked, order)
                     return
             half = len(docs) // 2
             for part in (docs[:half], docs[half:]):
                 yield from _bulk_write(ctx, db, part, codec.dumps_array(part), resolution, options, recover_stubs,
-                                       failed_here, checked)
+                                       failed_here, checked, order)
             return
         error = resp.error()
         _refused(resolution.pending, failed_here, docs[0]["_id"],
                  {"doc": docs[0], "error": error.error or ("bad_request" if resp.status == 400 else "too_large"),
-                  "reason": error.reason})
+                  "reason": error.reason}, order)
         return
     if (_bulk_ok is not None and resp.ok
             and _bulk_ok(docs, resp.body, resolution.pending, resolution.resolved, resolution.accepted, failed_here)):
@@ -477,7 +483,7 @@ def _bulk_write(ctx: ServerContext, db: str, docs: list[Any], encoded: bytes, re
         docid = doc["_id"]
         if result is None:  # never drop a document silently
             _refused(pending, failed_here, docid, {"doc": doc, "error": "unknown",
-                                                   "reason": "the server's answer did not mention this document"})
+                                                   "reason": "the server's answer did not mention this document"}, order)
         elif "rev" in result and result.get("error") is None:
             if new_edits and result.get("accepted") is True:
                 accepted.append((doc, result["rev"]))  # decided below, after a quorum read
@@ -490,10 +496,9 @@ def _bulk_write(ctx: ServerContext, db: str, docs: list[Any], encoded: bytes, re
             resolved[docid] = doc
         else:
             _refused(pending, failed_here, docid,
-                     {"doc": doc, "error": result.get("error", "unknown"), "reason": result.get("reason")})
+                     {"doc": doc, "error": result.get("error", "unknown"), "reason": result.get("reason")}, order)
     if accepted:
-        position = {id(doc): i for i, doc in enumerate(docs)}
-        yield from _settle_accepted(ctx, db, accepted, resolution, failed_here, position)
+        yield from _settle_accepted(ctx, db, accepted, resolution, failed_here, order)
 
 
 _REV_REFUSED = ("bad_request", "Invalid rev format")
@@ -559,20 +564,38 @@ def _known_refusals(db: str, docs: list[Any]) -> Operation[dict[int, tuple[str, 
     return known
 
 
+class _Order:
+    """The documents of one save request in the caller's order: ``rank(doc)`` is its index
+    (``-1`` for a document not among them). The index is built at the first call only: it
+    is needed only when one ``_id`` is refused twice."""
+
+    __slots__ = ("docs", "_index")
+
+    def __init__(self, docs: list[Any]) -> None:
+        self.docs = docs
+        self._index: dict[int, int] | None = None
+
+    def rank(self, doc: Any) -> int:
+        if self._index is None:
+            self._index = {id(d): i for i, d in enumerate(self.docs)}
+        return self._index.get(id(doc), -1)
+
+
 def _refused(pending: dict[str, PendingWrite], failed_here: set[str], docid: str, entry: PendingWrite,
-             position: dict[int, int] | None = None) -> None:
+             order: _Order | None = None) -> None:
     """Record a document of one request as not written. ``pending`` is keyed by ``_id``: when
     another document of that id was refused in the same request, the later one takes the
     entry (the one ``force``/``merge`` and ``resolve()`` write again, as a list's later
     document of an id is its later write: once it is written the earlier ones count as
-    superseded) and the earlier ones go to its ``others``. "Later" is the request's order:
-    refusals recorded out of it (a cluster's withdrawn ``202``, decided after the rest) give
-    ``position`` (``id(doc)`` -> index in the request)."""
+    superseded) and the earlier ones go to its ``others``. "Later" is the caller's order,
+    given by ``order`` (the refusals are not always recorded in it: those the client tells
+    itself after a ``400`` come before the others are sent again, a cluster's withdrawn
+    ``202`` is decided after the rest); without ``order``, the order of the calls."""
     earlier = pending.get(docid) if docid in failed_here else None
     if earlier is not None:
         group = [*earlier.pop("others", []), earlier, entry]
-        if position is not None:
-            group.sort(key=lambda e: position.get(id(e["doc"]), -1))
+        if order is not None:
+            group.sort(key=lambda e: order.rank(e["doc"]))
         entry = group[-1]
         entry["others"] = group[:-1]
     pending[docid] = entry
@@ -605,7 +628,7 @@ def _match_results(docs: list[Any], results: list[Any]) -> list[Any]:
 
 
 def _recover_missing_stub(ctx: ServerContext, db: str, docs: list[Any], resolution: ConflictResolution, options: Mapping[str, Any],
-                          failed: Any, failed_here: set[str]) -> Operation[None]:
+                          failed: Any, failed_here: set[str], order: _Order | None = None) -> Operation[None]:
     """Finish a ``_bulk_docs`` that CouchDB refused whole with ``412 missing_stub``.
 
     Every copy of a shard checks an attachment stub (``"stub": true``) against its own
@@ -636,7 +659,7 @@ def _recover_missing_stub(ctx: ServerContext, db: str, docs: list[Any], resoluti
             continue
         _refused(resolution.pending, failed_here, docid,
                  {"doc": doc, "error": "conflict" if current is not None else "missing_stub",
-                  "reason": failed.error().reason})
+                  "reason": failed.error().reason}, order)
     inlined = []
     resent = []
     for doc in again:
@@ -657,7 +680,7 @@ def _recover_missing_stub(ctx: ServerContext, db: str, docs: list[Any], resoluti
             # a stub of nothing (no revision, or an attachment it does not have): this is
             # the document CouchDB refused; sent again it would fail the others again
             _refused(resolution.pending, failed_here, doc["_id"],
-                     {"doc": doc, "error": "missing_stub", "reason": failed.error().reason})
+                     {"doc": doc, "error": "missing_stub", "reason": failed.error().reason}, order)
             continue
         resent.append(doc)
         inlined.append(copy_)
@@ -686,7 +709,7 @@ def _recover_missing_stub(ctx: ServerContext, db: str, docs: list[Any], resoluti
                 _written(resolution, failed_here, doc)
                 continue
         failure["doc"] = doc
-        _refused(resolution.pending, failed_here, docid, cast("PendingWrite", failure))
+        _refused(resolution.pending, failed_here, docid, cast("PendingWrite", failure), order)
 
 
 def _written(resolution: ConflictResolution, failed_here: set[str], doc: Any) -> None:
@@ -727,7 +750,7 @@ def _same_body(stored: Mapping[str, Any], doc: Mapping[str, Any]) -> bool:
 
 def _settle_accepted(ctx: ServerContext, db: str, accepted: list[tuple[Any, str]],
                      resolution: ConflictResolution, failed_here: set[str],
-                     position: dict[int, int] | None = None) -> Operation[None]:
+                     order: _Order | None = None) -> Operation[None]:
     """Decide the writes a CouchDB cluster answered with ``"accepted": true``
     (``accepted``: each such document with the revision the answer names, in request order;
     ``failed_here``: the ids refused in the same request, whose failure stays pending).
@@ -748,7 +771,7 @@ def _settle_accepted(ctx: ServerContext, db: str, accepted: list[tuple[Any, str]
         other = yield from _accepted_lost(ctx, db, docid, rev, doc.get("_rev"))
         if other is not None:
             _refused(resolution.pending, failed_here, docid,
-                     {"doc": doc, "error": "conflict", "reason": _lost_reason(rev, other)}, position)
+                     {"doc": doc, "error": "conflict", "reason": _lost_reason(rev, other)}, order)
             if resolution.resolved.get(docid) is doc:
                 del resolution.resolved[docid]
                 resolution.accepted.discard(docid)

@@ -103,3 +103,45 @@ def test_a_null_rev_costs_two_requests(db, couch_url, backend):
     assert set(resolution.resolved) == {d["_id"] for d in docs} - {"d5"}
     assert {row.id: row.doc["v"] for row in db.view("_all_docs", include_docs=True)} == {
         **{f"d{i}": i for i in range(16) if i not in (5, 11)}, "old": 2}
+
+
+# -- 3: one _id twice in a save(list), both refused ----------------------------------------------
+# pending keeps one entry per _id: the later document of the list (the one force/merge and
+# resolve()/overwrite() write again; once it is written the earlier ones count as superseded),
+# the earlier ones in its "others". The refusals the client tells itself after a 400 (a _rev
+# CouchDB cannot parse) were recorded before the rest was sent again, so an earlier document's
+# later refusal (a conflict) took the entry and the later document went to "others": force=
+# then wrote the earlier, superseded document and dropped the later one from the report
+
+def _entries(entry) -> list[tuple[object, str]]:
+    return [(e["doc"]["n"], e["error"]) for e in [*entry.get("others", []), entry]]
+
+
+def test_the_later_document_of_an_id_keeps_the_entry(db):
+    db.save({"_id": "x", "n": 0})
+    docs = [{"_id": "x", "n": 1}, {"_id": "x", "n": 2, "_rev": "bad"}]
+    resolution = db.save(docs)
+    entry = resolution.pending["x"]
+    assert entry["doc"] is docs[1] and entry["others"][0]["doc"] is docs[0]
+    assert _entries(entry) == [(1, "conflict"), (2, "bad_request")]
+    # overwrite() writes the later document, on the current revision
+    again = resolution.overwrite()
+    assert again.ok and db.get("x")["n"] == 2
+    # force=: the conflict of the earlier document is not retried over the later one's refusal
+    docs = [{"_id": "x", "n": 3}, {"_id": "x", "n": 4, "_rev": "bad"}]
+    resolution = db.save(docs, force=True)
+    assert list(resolution.pending) == ["x"] and _entries(resolution.pending["x"]) == [(3, "conflict"),
+                                                                                        (4, "bad_request")]
+    assert db.get("x")["n"] == 2  # the superseded document not written
+    # in the caller's order however they are recorded
+    docs = [{"_id": "x", "n": 5, "_rev": "bad"}, {"_id": "x", "n": 6}]
+    assert _entries(db.save(docs).pending["x"]) == [(5, "bad_request"), (6, "conflict")]
+
+
+@pytest.mark.couchdb_only  # PouchDB Server answers 500 for a "_foo" member
+def test_the_later_document_keeps_the_entry_when_both_are_refused_whole(db):
+    docs = [{"_id": "y", "n": 1, "_foo": 1}, {"_id": "y", "n": 2, "_rev": "bad"}, {"_id": "z", "n": 3}]
+    resolution = db.save(docs)
+    assert list(resolution.resolved) == ["z"]
+    entry = resolution.pending["y"]
+    assert entry["doc"] is docs[1] and _entries(entry) == [(1, "doc_validation"), (2, "bad_request")]
