@@ -308,3 +308,23 @@ def test_a_large_upload_with_a_revoked_cookie_on_the_async_facade(couch_url, adm
 
     assert asyncio.run(main()) == {"file": data, "bytes": data}
     assert auth.logins == 3
+
+
+# -- 4: _load_cli.InputError through pickle ------------------------------------------------------
+# Listed as left by round 27 ("drops its text attribute when pickled"); checked: it does not.
+# BaseException.__reduce__ gives (cls, args, __dict__): InputError(message) is rebuilt (its text
+# defaults to "") and __dict__ then restores text. No fix; this guards it (it passed before)
+
+def test_input_error_round_trips_pickle_with_its_text():
+    import copy
+    import pickle
+
+    from couchcore._load_cli import InputError
+
+    error = InputError("not valid CSV: unexpected end of data", 'a,"b\n')
+    error.add_note("line 7")
+    for protocol in range(pickle.HIGHEST_PROTOCOL + 1):
+        again = pickle.loads(pickle.dumps(error, protocol))
+        assert (type(again), again.args, again.text, again.__notes__) == (
+            InputError, error.args, 'a,"b\n', ["line 7"]), protocol
+    assert copy.deepcopy(error).text == 'a,"b\n'
