@@ -34,9 +34,16 @@ loop, and a callback that raises is logged. Streamed results (views, an
 ``open_attachment`` stream) are read whole before a callback gets them, so it can
 iterate them with a plain ``for`` (or ``read()`` the attachment); ``iterview`` and
 ``iterfind`` hand it the list of every row or document, all pages read.
-``db.changes(callback=fn, latency=0.5)`` follows a continuous feed calling
-``fn(seq, changes)`` from a task on the loop, and so does ``db.follow(callback=fn)``;
-``changes(feed="normal"|"longpoll", callback=fn)`` calls ``fn(result, status)`` once.
+``db.changes(callback=fn, latency=0.5)`` (no ``feed=``, or ``feed="continuous"``)
+follows a continuous feed calling ``fn(seq, changes)`` from a task on the loop, and so
+does ``db.follow(callback=fn)``; ``changes(feed="normal"|"longpoll", callback=fn)`` calls
+``fn(result, status)`` once. A feed's callback gets changes only, never a ``Status`` (the
+seed's ``ChangesFeed`` listener is called with changes): bad options raise at the call
+(:class:`~couchcore.errors.InvalidOption`, :class:`~couchcore.errors.InvalidInput`), and an
+error that ends a running feed (a missing ``filter``'s 404, a 401/403) does not call the
+callback. It is logged on the ``couchcore.tornado`` logger and kept in ``feed.error``
+(``follower.error``); ``await feed.wait()`` returns once the feed has ended, so check
+``.error`` then.
 
 :func:`relax` turns a generator-based handler into a coroutine in which
 ``doc = yield db.get(...)`` works, as the seed describes.
@@ -282,8 +289,12 @@ class Database(_DatabaseBase):
         :class:`~couchcore._results.ChangesResult` (``result["results"]``,
         ``result["last_seq"]``, ``result.last_seq``, plain ``for``). With ``callback``:
         ``callback(result, status)`` once. ``feed="continuous"``: a :class:`ChangesFeed`
-        to iterate with ``async for``; with ``callback``, a running feed calling
-        ``callback(seq, changes)`` (batches gathered over ``latency`` s).
+        to iterate with ``async for``; with ``callback`` (also when ``feed`` is not given),
+        a running feed calling ``callback(seq, changes)`` (batches gathered over ``latency``
+        s). That callback gets changes only: an error that ends the feed (a missing
+        ``filter``'s 404, a 401/403) never reaches it; it is logged and kept in the
+        feed's ``.error`` (``await feed.wait()``, then check ``feed.error``). Bad options
+        raise :class:`~couchcore.errors.InvalidOption` at the call.
         CouchDB: https://docs.couchdb.org/en/stable/api/database/changes.html
         """
         feed = options.get("feed")
@@ -456,6 +467,9 @@ class ChangesFeed(_feeds.ChangesFeed):
     ``db.changes(callback=fn)`` does) a task on the loop calls ``fn(seq, changes)``;
     a callback that raises (or whose coroutine raises) is logged and the feed goes on.
     :meth:`stop` ends either; ``await feed.wait()`` waits for a started feed to end.
+    An error that ends a started feed (a missing ``filter``'s 404, a 401/403) is not
+    passed to ``fn``: it is logged on the ``couchcore.tornado`` logger and kept in
+    :attr:`error` (``None`` while the feed runs or when it ended without one).
     """
 
     _task: asyncio.Task[Any] | None = None
@@ -469,7 +483,8 @@ class ChangesFeed(_feeds.ChangesFeed):
         """Run the feed as a task on the running loop, calling ``callback(seq, changes)`` with
         batches gathered over ``latency`` seconds (it may be a coroutine function); returns the
         feed. :class:`~couchcore.errors.InvalidInput` if ``callback`` is not callable,
-        ``RuntimeError`` outside a running loop."""
+        ``RuntimeError`` outside a running loop. ``callback`` only ever gets changes: an
+        error that ends the feed is logged and kept in :attr:`error` (see the class)."""
         if not callable(callback):
             raise InvalidInput("callback must be callable")
         try:
