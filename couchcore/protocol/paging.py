@@ -51,11 +51,13 @@ def check_page_size(page_size: Any) -> int:
     return page_size
 
 
-def _check_limit(limit: Any) -> int | None:
+def _check_limit(limit: Any, name: str = "limit") -> int | None:
+    """``limit`` (or the option ``name``, e.g. ``skip``): ``None`` or a non-negative int, else
+    :class:`InvalidOption` naming that option."""
     if limit is None:
         return None
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
-        raise InvalidOption(f"limit must be a non-negative int, got {limit!r}")
+        raise InvalidOption(f"{name} must be a non-negative int, got {limit!r}")
     return limit
 
 
@@ -201,7 +203,7 @@ class FindPager:
         opts = dict(options)
         self.remaining = _check_limit(opts.pop("limit", None))
         skip = opts.pop("skip", None)
-        self._skip = _check_limit(skip) or 0
+        self._skip = _check_limit(skip, "skip") or 0
         self.bookmark: str | None = opts.pop("bookmark", None)
         if self.bookmark is not None and not isinstance(self.bookmark, str):
             raise InvalidOption(f"bookmark must be a str, got {self.bookmark!r}")
