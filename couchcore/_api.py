@@ -898,8 +898,14 @@ class DatabaseAPI:
 
         Returns Documents (``None`` for missing ids) in order. Use it when each document
         needs per-document options (``attachments``, ``open_revs``, ...); plain
-        ``get([ids])`` needs only one request.
+        ``get([ids])`` needs only one request. ``ids`` is a list, tuple or other iterable of
+        non-empty str ids; a ``str`` (``get_many("abc")`` would read ``"a"``, ``"b"`` and
+        ``"c"``), ``bytes`` or a mapping (its keys) raises :class:`InvalidInput` before
+        anything is sent, as does a ``concurrency`` that is no positive int.
+        https://docs.couchdb.org/en/stable/api/document/common.html#get--db-docid
         """
+        if isinstance(ids, (str, bytes, bytearray, memoryview, Mapping)) or not isinstance(ids, Iterable):
+            raise InvalidInput(_not_a_list_of_ids("get_many", ids))
         ids = list(ids)
         if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
             raise InvalidInput(f"concurrency must be a positive int, got {concurrency!r}")
@@ -1300,6 +1306,21 @@ class DatabaseAPI:
         """
         result: ViewResult = self._run(_views.view(self._ctx, self.name, "_local_docs", **options))
         return result
+
+
+def _not_a_list_of_ids(method: str, ids: object) -> str:
+    """The message for ``method(ids)`` given one value where a list of ids belongs: a str
+    would be read one document per character, a mapping one per key."""
+    import reprlib
+
+    shown = reprlib.repr(ids)
+    if isinstance(ids, str):
+        return (f"{method} takes a list of ids, not a str: {method}({shown}) would read one document per "
+                f"character; for the document {shown} use get({shown}) or {method}([{shown}])")
+    if isinstance(ids, Mapping):
+        return (f"{method} takes a list of ids, not a {type(ids).__name__} (it would read one document per "
+                f"key); pass list(...) of the ids you mean")
+    return f"{method} takes a list of str ids, not {type(ids).__name__} {shown}"
 
 
 def _key_error(op: Operation[T], docs_only: bool = False) -> Operation[T]:

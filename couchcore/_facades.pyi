@@ -459,7 +459,11 @@ class SyncDatabaseAPI:
 
         Returns Documents (``None`` for missing ids) in order. Use it when each document
         needs per-document options (``attachments``, ``open_revs``, ...); plain
-        ``get([ids])`` needs only one request."""
+        ``get([ids])`` needs only one request. ``ids`` is a list, tuple or other iterable of
+        non-empty str ids; a ``str`` (``get_many("abc")`` would read ``"a"``, ``"b"`` and
+        ``"c"``), ``bytes`` or a mapping (its keys) raises :class:`InvalidInput` before
+        anything is sent, as does a ``concurrency`` that is no positive int.
+        https://docs.couchdb.org/en/stable/api/document/common.html#get--db-docid"""
     def _item(self, docid: str) -> Document:
         """``db[docid]``: like :meth:`get`, but a missing or deleted document raises
         :class:`NotFoundKeyError` (a ``NotFound`` that is also a ``KeyError``)."""
@@ -1227,7 +1231,11 @@ class AsyncDatabaseAPI:
 
         Returns Documents (``None`` for missing ids) in order. Use it when each document
         needs per-document options (``attachments``, ``open_revs``, ...); plain
-        ``get([ids])`` needs only one request."""
+        ``get([ids])`` needs only one request. ``ids`` is a list, tuple or other iterable of
+        non-empty str ids; a ``str`` (``get_many("abc")`` would read ``"a"``, ``"b"`` and
+        ``"c"``), ``bytes`` or a mapping (its keys) raises :class:`InvalidInput` before
+        anything is sent, as does a ``concurrency`` that is no positive int.
+        https://docs.couchdb.org/en/stable/api/document/common.html#get--db-docid"""
     def _item(self, docid: str) -> Awaitable[Document]:
         """``db[docid]``: like :meth:`get`, but a missing or deleted document raises
         :class:`NotFoundKeyError` (a ``NotFound`` that is also a ``KeyError``)."""

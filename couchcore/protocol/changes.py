@@ -68,8 +68,9 @@ def changes_request(db: str, options: Mapping[str, Any], stream: bool = False,
     body: dict[str, Any] = {}
     if "doc_ids" in opts:
         doc_ids = opts.pop("doc_ids")
-        if isinstance(doc_ids, (str, bytes)) or not hasattr(doc_ids, "__iter__"):
-            raise InvalidOption("doc_ids must be a list of ids")
+        # a str would be its characters and a mapping its keys, silently
+        if isinstance(doc_ids, (str, bytes, bytearray, Mapping)) or not hasattr(doc_ids, "__iter__"):
+            raise InvalidOption(f"doc_ids must be a list of ids, got {type(doc_ids).__name__}")
         body["doc_ids"] = list(doc_ids)
         opts.setdefault("filter", "_doc_ids")
     if "selector" in opts:
