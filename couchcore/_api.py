@@ -1051,7 +1051,24 @@ class DatabaseAPI:
     def query(self, map_src: str, reduce_src: str | None = None, language: str = "javascript",
               **options: Any) -> ViewResult:
         """An ad-hoc (temporary) view: a materialised :class:`ViewResult`; options as
-        for :meth:`view` (``key=None`` is ``key=null``)."""
+        for :meth:`view` (``key=None`` is ``key=null``).
+
+        Where the server has ``POST /{db}/_temp_view`` (CouchDB 1.x) that is used. CouchDB
+        2+ has none (410 Gone): there each call writes a throw-away design document
+        ``_design/couchcore-tmp-<uuid>`` (database admin rights needed), reads the rows,
+        deletes it, then asks ``POST /{db}/_view_cleanup`` to remove the index files no
+        design document uses (the one just built among them; that cleanup covers every
+        deleted or changed design document of the database, and its failure is not
+        reported). The deleted design document stays in the database for good: a tombstone
+        counted in ``doc_del_count``, seen by ``_changes`` (``changes()``, ``follow()``,
+        replication, ``couchcore dump``) as a design document written and deleted. Only
+        ``_purge`` would remove it, which CouchDB 3 allows server admins alone, and which
+        cannot reach copies already replicated elsewhere, so couchcore leaves it. Each call
+        also indexes the whole database anew: for a query made more than once, save a real
+        design document and use :meth:`view`.
+        https://docs.couchdb.org/en/stable/api/database/compact.html#db-view-cleanup ,
+        https://docs.couchdb.org/en/stable/api/database/misc.html#db-purge
+        """
         return self._run(_views.temp_view(self._ctx, self.name, map_src, reduce_src, language, **options))
 
     def list(self, name: str, /, view: str, *, headers: Mapping[str, str] | None = None, **options: Any) -> Result:

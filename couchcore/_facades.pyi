@@ -554,7 +554,23 @@ class SyncDatabaseAPI:
         https://docs.couchdb.org/en/stable/api/server/common.html#active-tasks"""
     def query(self, map_src: str, reduce_src: str | None = ..., language: str = ..., **options: Any) -> ViewResult:
         """An ad-hoc (temporary) view: a materialised :class:`ViewResult`; options as
-        for :meth:`view` (``key=None`` is ``key=null``)."""
+        for :meth:`view` (``key=None`` is ``key=null``).
+
+        Where the server has ``POST /{db}/_temp_view`` (CouchDB 1.x) that is used. CouchDB
+        2+ has none (410 Gone): there each call writes a throw-away design document
+        ``_design/couchcore-tmp-<uuid>`` (database admin rights needed), reads the rows,
+        deletes it, then asks ``POST /{db}/_view_cleanup`` to remove the index files no
+        design document uses (the one just built among them; that cleanup covers every
+        deleted or changed design document of the database, and its failure is not
+        reported). The deleted design document stays in the database for good: a tombstone
+        counted in ``doc_del_count``, seen by ``_changes`` (``changes()``, ``follow()``,
+        replication, ``couchcore dump``) as a design document written and deleted. Only
+        ``_purge`` would remove it, which CouchDB 3 allows server admins alone, and which
+        cannot reach copies already replicated elsewhere, so couchcore leaves it. Each call
+        also indexes the whole database anew: for a query made more than once, save a real
+        design document and use :meth:`view`.
+        https://docs.couchdb.org/en/stable/api/database/compact.html#db-view-cleanup ,
+        https://docs.couchdb.org/en/stable/api/database/misc.html#db-purge"""
     def list(self, name: str, /, view: str, *, headers: Mapping[str, str] | None = ..., **options: Any) -> Result:
         """Format view ``view`` (or ``"other_ddoc/view"``) with list function ``name``
         (``"ddoc/list"``); returns a :class:`Result` (raw body, text, content type, and
@@ -1359,7 +1375,23 @@ class AsyncDatabaseAPI:
     @overload
     def query(self, map_src: str, reduce_src: str | None = ..., language: str = ..., *, callback: _Callable[[ViewResult | None, _Status], Any], **options: Any) -> asyncio.Task[ViewResult | None]:
         """An ad-hoc (temporary) view: a materialised :class:`ViewResult`; options as
-        for :meth:`view` (``key=None`` is ``key=null``)."""
+        for :meth:`view` (``key=None`` is ``key=null``).
+
+        Where the server has ``POST /{db}/_temp_view`` (CouchDB 1.x) that is used. CouchDB
+        2+ has none (410 Gone): there each call writes a throw-away design document
+        ``_design/couchcore-tmp-<uuid>`` (database admin rights needed), reads the rows,
+        deletes it, then asks ``POST /{db}/_view_cleanup`` to remove the index files no
+        design document uses (the one just built among them; that cleanup covers every
+        deleted or changed design document of the database, and its failure is not
+        reported). The deleted design document stays in the database for good: a tombstone
+        counted in ``doc_del_count``, seen by ``_changes`` (``changes()``, ``follow()``,
+        replication, ``couchcore dump``) as a design document written and deleted. Only
+        ``_purge`` would remove it, which CouchDB 3 allows server admins alone, and which
+        cannot reach copies already replicated elsewhere, so couchcore leaves it. Each call
+        also indexes the whole database anew: for a query made more than once, save a real
+        design document and use :meth:`view`.
+        https://docs.couchdb.org/en/stable/api/database/compact.html#db-view-cleanup ,
+        https://docs.couchdb.org/en/stable/api/database/misc.html#db-purge"""
     @overload
     def list(self, name: str, /, view: str, *, headers: Mapping[str, str] | None = ..., callback: None = ..., **options: Any) -> Awaitable[Result]: ...
     @overload

@@ -8,7 +8,7 @@ from typing import Any, Generator, Iterable, Mapping
 from urllib.parse import urlencode
 
 from .. import codec
-from ..errors import InvalidInput, InvalidOption
+from ..errors import CouchcoreError, InvalidInput, InvalidOption
 from ..models import Result
 from .._results import ViewResult
 from .messages import Operation, Request, Response, check_media_type
@@ -37,7 +37,10 @@ def view(ctx: ServerContext, db: str, name: str, /, **options: Any) -> Operation
 def temp_view(ctx: ServerContext, db: str, map_src: str, reduce_src: str | None = None,
               language: str = "javascript", **options: Any) -> Operation[ViewResult]:
     """An ad-hoc view: ``_temp_view`` where the server has it, otherwise a throw-away
-    design document that is always deleted again (the rows are read before that)."""
+    design document that is always deleted again (the rows are read before that), then
+    ``POST /{db}/_view_cleanup`` so that CouchDB removes the index files no design
+    document uses any more (those of the throw-away one among them): see
+    :func:`_clean_up_index_files`."""
     if not isinstance(map_src, str) or not map_src.strip():
         raise InvalidInput("query needs the map function's source")
     fn: dict[str, Any] = {"map": map_src}
@@ -79,7 +82,24 @@ def temp_view(ctx: ServerContext, db: str, map_src: str, reduce_src: str | None 
         result.all()
         return result
     finally:
-        yield Request("DELETE", doc_path(db, ddoc_id), query=[("rev", rev)])
+        deleted = yield Request("DELETE", doc_path(db, ddoc_id), query=[("rev", rev)])
+        if deleted.status < 300:
+            yield from _clean_up_index_files(db)
+
+
+def _clean_up_index_files(db: str) -> Generator[Request, Response, None]:
+    """``POST /{db}/_view_cleanup`` after a throw-away design document is deleted: its
+    index (one ``.view`` file per shard, named by the functions' signature) would stay on
+    the server's disk until someone asks, as CouchDB removes unused index files only then
+    (https://docs.couchdb.org/en/stable/api/database/compact.html#db-view-cleanup). It
+    needs the database admin rights the design document's PUT needed already, and removes
+    the files of every design document deleted or changed since, as that endpoint always
+    does. The rows are read by then: a failed cleanup (an error status, a lost
+    connection) is left unreported."""
+    try:
+        yield Request("POST", f"{db_path(db)}/_view_cleanup", headers={"Content-Type": "application/json"})
+    except CouchcoreError:
+        pass
 
 
 _TMP_DDOC_ATTEMPTS = 10  # waits of 0.05 s doubling to 1 s between them: ~7 s in all

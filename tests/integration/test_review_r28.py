@@ -97,6 +97,63 @@ def test_changes_doc_ids_refuses_a_mapping(db, backend):
         via.server.close()
 
 
+# -- 2: query() on CouchDB 2+ ----------------------------------------------------------------------
+# The throw-away design document's index stayed on the server's disk (one .view file per shard)
+# until someone asked POST /{db}/_view_cleanup
+# (https://docs.couchdb.org/en/stable/api/database/compact.html#db-view-cleanup).
+
+_MAP = "function(d){ if (d.g === 'a') emit(d._id, 7) }"
+
+
+def _filled(db) -> list[str]:
+    docs = [{"_id": f"d{i:02}", "g": "a" if i % 3 else "b"} for i in range(30)]
+    db.save(docs)
+    return [d["_id"] for d in docs if d["g"] == "a"]
+
+
+def test_query_asks_view_cleanup_after_deleting_its_design_document(db, backend):
+    expected = _filled(db)
+    proxy, via = proxied(db, backend, capture=True)
+    # CouchDB 2+ has no _temp_view (the client learns it with its first query); PouchDB Server
+    # has CouchDB 1.x's: told it has none, the client takes CouchDB 2+'s way there too
+    via.server._ctx.temp_view = False
+    try:
+        rows = via.query(_MAP).all()
+        seen = [(method, target.split("?")[0].split("/", 2)[-1]) for method, target in proxy.seen]
+    finally:
+        proxy.close()
+        via.server.close()
+    assert [r.id for r in rows] == expected and {r.value for r in rows} == {7}
+    (ddoc,) = {t.split("/_view/")[0] for m, t in seen if t.startswith("_design/couchcore-tmp-")}
+    assert seen[0] == ("PUT", ddoc)
+    assert seen[-2:] == [("DELETE", ddoc), ("POST", "_view_cleanup")]
+    # the deleted design document itself stays (a tombstone): query()'s docstring says so
+    assert db.info().get("doc_del_count", 1) == 1  # (PouchDB Server's info has no doc_del_count)
+    assert db.get(ddoc, open_revs="all")[0]["ok"]["_deleted"] is True
+
+
+def _index_files(db_name: str) -> list[str] | None:
+    """The .view files of database ``db_name`` on the test server's disk, or None when its data
+    directory is not on this machine (``COUCHDB_DATA_DIR``, default the local CouchDB 3.5's)."""
+    data = os.environ.get("COUCHDB_DATA_DIR", os.path.expanduser("~/couchdb-3.5.0/rel/couchdb/data"))
+    if not os.path.isdir(os.path.join(data, ".shards")):
+        return None
+    return glob.glob(os.path.join(data, ".shards", "*", f"{glob.escape(db_name)}.*_design", "mrview", "*.view"))
+
+
+@pytest.mark.couchdb_only  # PouchDB Server answers _temp_view (CouchDB 1.x) and keeps no .view files
+def test_query_leaves_no_index_file_on_couchdb(db):
+    expected = _filled(db)
+    if _index_files(db.name) is None:
+        pytest.skip("the CouchDB data directory is not on this machine (set COUCHDB_DATA_DIR)")
+    assert [r.id for r in db.query(_MAP).all()] == expected
+    assert [r.id for r in db.query(_MAP.replace("7", "8")).all()] == expected
+    deadline = time.monotonic() + 10
+    while _index_files(db.name) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _index_files(db.name) == []  # before: 2 a shard (one per map source) until db.cleanup()
+
+
 # -- 3: iterfind(skip=...) named limit ---------------------------------------------------------------
 
 @pytest.mark.parametrize("skip", [-1, "2", 1.5, True])

@@ -532,19 +532,22 @@ def test_temp_view_emulated_when_gone_and_always_cleaned_up(fixtures_dir):
         resp(201, {"ok": True, "id": "_design/tmp", "rev": "1-t"}),
         resp(200, fixture(fixtures_dir, "view_by_n_limit5")),
         resp(200, {"ok": True}),
+        resp(202, {"ok": True}),
     )
     assert [r.key for r in result] == [0, 1, 2, 3, 4]
     methods = [r.method for r in pump.requests]
-    assert methods == ["POST", "PUT", "GET", "DELETE"]
+    assert methods == ["POST", "PUT", "GET", "DELETE", "POST"]
     ddoc_path = pump.requests[1].path
     assert pump.requests[3].path == ddoc_path and query_of(pump.requests[3]) == {"rev": "1-t"}
+    # then the index files no design document uses go (the throw-away one's among them)
+    assert pump.requests[4].path == "/fx/_view_cleanup"
     assert ctx.temp_view is False
     # a failing query still removes the throw-away design document
     pump = Pump(views.temp_view(ctx, "fx", "function(d){ syntax error"))
     with pytest.raises(ServerError):
         pump.run(resp(201, {"ok": True, "rev": "1-t"}), resp(500, {"error": "compilation_error", "reason": "x"}),
-                 resp(200, {"ok": True}))
-    assert [r.method for r in pump.requests] == ["PUT", "GET", "DELETE"]
+                 resp(200, {"ok": True}), resp(202, {"ok": True}))
+    assert [r.method for r in pump.requests] == ["PUT", "GET", "DELETE", "POST"]
 
 
 def test_temp_view_cleanup_after_transport_error():
@@ -556,9 +559,40 @@ def test_temp_view_cleanup_after_transport_error():
     assert get.method == "GET"
     delete = op.throw(couchcore.ReadTimeout("read timed out"))
     assert delete.method == "DELETE"
+    cleanup = op.send(resp(200, {"ok": True}))
+    assert (cleanup.method, cleanup.path) == ("POST", "/db/_view_cleanup")
     with pytest.raises(couchcore.ReadTimeout):
-        op.send(resp(200, {"ok": True}))
+        op.send(resp(202, {"ok": True}))
     assert put.method == "PUT"
+
+
+@pytest.mark.parametrize("answer", ["403", "500", "transport"])
+def test_temp_view_rows_survive_a_failed_index_cleanup(fixtures_dir, answer):
+    """The rows are read before POST /{db}/_view_cleanup: its failure is not the query's."""
+    ctx = server.ServerContext()
+    ctx.temp_view = False
+    op = views.temp_view(ctx, "fx", "function(d){emit(d.n,null)}", limit=5)
+    next(op)
+    op.send(resp(201, {"ok": True, "rev": "1-t"}))
+    assert op.send(resp(200, fixture(fixtures_dir, "view_by_n_limit5"))).method == "DELETE"
+    assert op.send(resp(200, {"ok": True})).path == "/fx/_view_cleanup"
+    with pytest.raises(StopIteration) as done:
+        if answer == "transport":
+            op.throw(couchcore.ConnectionError("connection reset"))
+        else:
+            op.send(resp(int(answer), {"error": "forbidden" if answer == "403" else "unknown_error",
+                                       "reason": "x"}))
+    assert [r.key for r in done.value.value] == [0, 1, 2, 3, 4]
+
+
+def test_temp_view_asks_no_cleanup_when_the_design_document_stays():
+    # the DELETE was refused (its answer is not the query's): its index is in use, no cleanup
+    ctx = server.ServerContext()
+    ctx.temp_view = False
+    pump = Pump(views.temp_view(ctx, "fx", "function(d){emit(1,1)}"))
+    result = pump.run(resp(201, {"ok": True, "rev": "1-t"}), resp(200, {"total_rows": 0, "offset": 0, "rows": []}),
+                      resp(409, {"error": "conflict", "reason": "Document update conflict."}))
+    assert list(result) == [] and [r.method for r in pump.requests] == ["PUT", "GET", "DELETE"]
 
 
 def test_temp_view_waits_for_the_design_document_on_a_cluster(fixtures_dir):
@@ -573,15 +607,16 @@ def test_temp_view_waits_for_the_design_document_on_a_cluster(fixtures_dir):
         resp(404, updated), resp(404, {"error": "not_found", "reason": "missing"}),
         resp(200, fixture(fixtures_dir, "view_by_n_limit5")),
         resp(200, {"ok": True}),
+        resp(202, {"ok": True}),
     )
     assert [r.key for r in result] == [0, 1, 2, 3, 4]
-    assert [r.method for r in pump.requests] == ["PUT", "GET", "GET", "GET", "DELETE"]
+    assert [r.method for r in pump.requests] == ["PUT", "GET", "GET", "GET", "DELETE", "POST"]
     assert [r.delay for r in pump.requests[1:4]] == [0.0, 0.1, 0.2]
     # bounded: a design document that never shows up ends in NotFound, and is still deleted
     pump = Pump(views.temp_view(ctx, "fx", "function(d){emit(d.n,null)}"))
     with pytest.raises(NotFound):
         pump.run(resp(201, {"ok": True, "rev": "1-t"}), *[resp(404, updated)] * views._TMP_DDOC_ATTEMPTS,
-                 resp(200, {"ok": True}))
+                 resp(200, {"ok": True}), resp(202, {"ok": True}))
     assert sum(r.delay for r in pump.requests) < 10
     # a database deleted meanwhile is not waited for
     pump = Pump(views.temp_view(ctx, "fx", "function(d){emit(d.n,null)}"))
