@@ -742,12 +742,15 @@ def _run(args: argparse.Namespace) -> int:
               f"{args.concurrency} in flight{resumed}", file=sys.stderr)
 
     shown: list[Rejected] = []
+    revised = [0]  # conflicts of documents that carry a _rev (couchcore dump's lines), without --new-edits-false
 
     def on_reject(rejected: Rejected) -> None:
         if rejects_file is not None:
             rejects_file.write(rejected.record() + b"\n")
         if len(shown) < 10:
             shown.append(rejected)
+        if rejected.error == "conflict" and not args.new_edits_false and _carries_rev(rejected.doc):
+            revised[0] += 1
 
     if checkpoint is not None and rejects_file is not None:
         checkpoint.before_save = rejects_file.flush  # a confirmed reject is on disk first
@@ -832,12 +835,47 @@ def _run(args: argparse.Namespace) -> int:
                 print(f"  rejected: {rejected}", file=sys.stderr)
             if report.rejected > len(shown):
                 print(f"  ... {report.rejected - len(shown):,} more (use --rejects FILE to keep them)", file=sys.stderr)
+    if revised[0]:
+        print(f"couchcore load: {_dump_hint(revised[0], args.upsert)}", file=sys.stderr)
     if interrupted:
         if checkpoint is not None:
             print(f"couchcore load: interrupted; run the same command again to resume from {args.resume}",
                   file=sys.stderr)
         return EXIT_INTERRUPTED
     return EXIT_REJECTED if report.rejected or report.unsettled else EXIT_OK
+
+
+def _carries_rev(doc: Any) -> bool:
+    """Whether a rejected document (JSON text or a dict) has a top-level ``_rev``."""
+    if isinstance(doc, dict):
+        return isinstance(doc.get("_rev"), str)
+    if not isinstance(doc, (bytes, bytearray)) or b'"_rev"' not in doc:  # (the key as dump writes it)
+        return False
+    global _head_decoder
+    if _head_decoder is None:
+        _head_decoder = codec.document_head_decoder()
+    try:
+        return isinstance(_head_decoder(bytes(doc)).rev, str)
+    except Exception:  # not one JSON object: not a dump's line
+        return False
+
+
+_head_decoder: Any = None
+
+
+def _dump_hint(count: int, upsert: bool) -> str:
+    """What to do when ``count`` documents carrying a ``_rev`` were refused as conflicts by a
+    load without ``--new-edits-false``: ``couchcore dump`` writes each document with its
+    revision (``_rev``, ``_revisions``), which a plain ``_bulk_docs`` reads as the revision
+    being updated, so a document the target lacks is a 409 conflict (new_edits=true:
+    https://docs.couchdb.org/en/stable/api/database/bulk-api.html#db-bulk-docs)."""
+    what = "this --upsert load" if upsert else "--upsert"
+    return (f"{count:,} of the rejected documents carry a _rev and were refused as conflicts: without "
+            "--new-edits-false CouchDB reads a _rev as the revision being updated, and refuses it unless it "
+            "is the document's current revision in this database (a document it lacks included). To copy a database's documents (the lines of couchcore dump), load them with "
+            "--new-edits-false: their revisions and history are stored as they are, conflicts and deletions "
+            f"too. ({what} writes each document as a new revision over the current one where this database "
+            "has the document; where it has none, a line with a _rev is still a conflict.)")
 
 
 def _same_file(path: str, fd: int) -> bool:

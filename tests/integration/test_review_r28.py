@@ -168,3 +168,63 @@ def test_iterfind_skip_errors_name_skip(db, backend, skip):
     finally:
         proxy.close()
         via.server.close()
+
+
+# -- 4: dump | load without --new-edits-false --------------------------------------------------------
+# Every line of a dump carries its _rev (and _revisions); a plain _bulk_docs reads it as the revision
+# being updated, so each is a conflict, even into an empty database
+# (https://docs.couchdb.org/en/stable/api/database/bulk-api.html#db-bulk-docs)
+
+def _cli(*args: str, input: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run([sys.executable, "-m", "couchcore.cli", *args], input=input, capture_output=True,
+                          timeout=180)
+
+
+@pytest.fixture
+def dumped(couch_url, admin, name):
+    """A dump of a database with an edited document, a conflict and a deleted document."""
+    src = admin.create(name, n=1)
+    src.save([{"_id": "a", "v": 1}, {"_id": "b", "v": 2}, {"_id": "gone"}])
+    a = src["a"]
+    a["v"] = 11
+    src.save(a)
+    src.save({"_id": "b", "_rev": "1-" + "f" * 32, "v": "branch"}, new_edits=False)
+    src.delete(src["gone"])
+    proc = _cli("dump", f"{couch_url}/{name}")
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert len(lines) == 4 and all(b'"_rev"' in line for line in lines)
+    yield proc.stdout
+    for db_name in (f"{name}-copy", f"{name}-up"):
+        if db_name in admin:
+            admin.delete(db_name)
+
+
+_HINT = "carry a _rev and were refused as conflicts"
+
+
+def test_load_of_a_dump_without_new_edits_false_says_how(couch_url, admin, name, dumped):
+    target = f"{couch_url}/{name}-copy"
+    proc = _cli("load", "--create", "--quiet", target, input=dumped)
+    err = proc.stderr.decode()
+    assert proc.returncode == 1 and err.count("rejected: line") == 4, err
+    assert f"4 of the rejected documents {_HINT}" in err
+    assert "load them with --new-edits-false" in err and "--upsert writes each document" in err
+    assert admin[f"{name}-copy"].info()["doc_count"] == 0
+    # --upsert writes over existing documents only: into an empty database each line stays a conflict
+    proc = _cli("load", "--create", "--quiet", "--upsert", f"{couch_url}/{name}-up", input=dumped)
+    err = proc.stderr.decode()
+    assert proc.returncode == 1 and f"4 of the rejected documents {_HINT}" in err and "this --upsert load" in err
+    # as the hint says
+    proc = _cli("load", "--quiet", "--new-edits-false", target, input=dumped)
+    assert proc.returncode == 0 and _HINT not in proc.stderr.decode(), proc.stderr
+    copy = admin[f"{name}-copy"]
+    assert sorted(row.id for row in copy.view("_all_docs")) == ["a", "b"]
+    assert copy["a"]["v"] == 11 and len(copy.get("b", open_revs="all")) == 2
+
+
+def test_conflicts_of_documents_without_rev_get_no_hint(couch_url, admin, name):
+    admin.create(name, n=1).save({"_id": "a"})
+    proc = _cli("load", "--quiet", f"{couch_url}/{name}", input=b'{"_id": "a", "v": 1}\n{"_id": "b"}\n')
+    err = proc.stderr.decode()
+    assert proc.returncode == 1 and "rejected: line 1 (a): conflict" in err and _HINT not in err, err
