@@ -423,6 +423,29 @@ class ViewResult(StreamedResult[Row]):
         """All rows as a list (reads the whole result)."""
         return self.all()
 
+    @overload
+    def __getitem__(self, index: SupportsIndex) -> Row: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[Row]: ...
+    def __getitem__(self, index: SupportsIndex | slice) -> Row | list[Row]:
+        """``result[i]`` / ``result[i:j]``: rows by position (reads the whole result).
+
+        A ViewResult is not indexed by key: ``result["k"]`` and ``result["a":"z"]``
+        (couchdb-python's idioms) raise :class:`StreamMisuse` (a ``TypeError``) naming the
+        query to make instead, ``view(name, key="k")`` or ``view(name, startkey="a",
+        endkey="z")``, before anything is read.
+        CouchDB: https://docs.couchdb.org/en/stable/api/ddoc/views.html"""
+        if isinstance(index, slice):
+            bounds = (index.start, index.stop, index.step)
+            if any(b is not None and not hasattr(type(b), "__index__") for b in bounds):
+                raise StreamMisuse(f"a ViewResult is a list of rows, not sliced by key: for the rows from key "
+                                   f"{index.start!r} to {index.stop!r} query view(name, startkey={index.start!r}, "
+                                   f"endkey={index.stop!r})")
+        elif not hasattr(type(index), "__index__"):
+            raise StreamMisuse(f"a ViewResult is a list of rows, not indexed by key: for the rows of key {index!r} "
+                               f"query view(name, key={index!r}); rows by position are result[0], result[1:3]")
+        return self.all()[index]
+
     def __repr__(self) -> str:
         state = f"{len(self._items)} rows" if self._items is not None else "streaming"
         return f"<ViewResult {state} total_rows={self._parser.meta.get('total_rows')}>"

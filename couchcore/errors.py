@@ -169,9 +169,11 @@ class StreamConsumed(CouchcoreError, RuntimeError):
 
 class StreamMisuse(CouchcoreError, TypeError):
     """A streamed result asked for what is not known while it streams (``len()`` or
-    ``bool()`` during its iteration: use ``.all()`` first), or used through the other
+    ``bool()`` during its iteration: use ``.all()`` first), used through the other
     flavour's API (a plain ``for`` over an async backend's result, ``async for`` over a sync
-    one's). Also a ``TypeError``, so ``list(result)`` still skips its length hint."""
+    one's), or indexed by key (``db.view(name)["k"]``, couchdb-python's idiom: a
+    :class:`~couchcore.ViewResult` holds rows by position; ask ``view(name, key="k")``).
+    Also a ``TypeError``, so ``list(result)`` still skips its length hint."""
 
 
 # -- errors reported by the server -------------------------------------------------

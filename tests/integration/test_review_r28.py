@@ -228,3 +228,22 @@ def test_conflicts_of_documents_without_rev_get_no_hint(couch_url, admin, name):
     proc = _cli("load", "--quiet", f"{couch_url}/{name}", input=b'{"_id": "a", "v": 1}\n{"_id": "b"}\n')
     err = proc.stderr.decode()
     assert proc.returncode == 1 and "rejected: line 1 (a): conflict" in err and _HINT not in err, err
+
+
+# -- 5: a ViewResult indexed by key (couchdb-python's db.view(name)[key]) ---------------------------
+
+def test_a_view_result_indexed_by_key_names_the_query(db, backend):
+    db.save([{"_id": "k1"}, {"_id": "k2"}, {"_id": "k3"}])
+    proxy, via = proxied(db, backend)
+    try:
+        result = via.view("_all_docs")
+        with pytest.raises(StreamMisuse, match=r"not indexed by key.*view\(name, key='k2'\)") as info:
+            result["k2"]
+        assert isinstance(info.value, TypeError)
+        with pytest.raises(StreamMisuse, match=r"view\(name, startkey='k1', endkey='k2'\)"):
+            result["k1":"k2"]
+        assert [row.id for row in result[1:]] == ["k2", "k3"] and result[0].id == "k1"  # by position
+        assert len([t for m, t in proxy.seen if "_all_docs" in t]) == 1
+    finally:
+        proxy.close()
+        via.server.close()
