@@ -247,3 +247,10 @@ def test_a_view_result_indexed_by_key_names_the_query(db, backend):
     finally:
         proxy.close()
         via.server.close()
+
+
+# -- 6 (note): CouchDB's sums for a repeated key: view()'s docstring says so -------------------------
+
+def test_view_docstring_warns_of_repeated_keys_in_a_reduce_query():
+    doc = " ".join(couchcore.Database.view.__doc__.split())
+    assert "repeat a key in a reduce query" in doc and "give each key once" in doc
