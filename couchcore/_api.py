@@ -994,8 +994,20 @@ class DatabaseAPI:
 
     def open_attachment(self, id_or_doc: str | Mapping[str, Any], filename: str,
                         rev: str | None = None) -> AttachmentStream:
-        """The attachment as a stream of byte chunks (see :class:`AttachmentStream`);
-        ``rev`` and a document's ``_rev`` select the revision as for :meth:`get_attachment`."""
+        """The attachment as a stream of byte chunks (an :class:`AttachmentStream`: iterate
+        it, or ``read()`` it whole; ``.length`` is its ``Content-Length`` in bytes). ``rev`` and
+        a document's ``_rev`` select the revision as for :meth:`get_attachment`;
+        :class:`NotFound` if the document, the revision or the attachment is missing.
+
+        The stream is read once, as the chunks arrive: a second iteration or ``read()``
+        raises :class:`~couchcore.errors.StreamConsumed`, also after one that stopped early
+        (``break``, an exception, ``close()``, the end of a ``with`` block), instead of giving
+        fewer bytes than the attachment holds; open it again to read it again. (The
+        ``callback=`` style of ``couchcore.tornado`` hands over the attachment read whole,
+        which can be read any number of times.) For the bytes in one call, use
+        :meth:`get_attachment`.
+        https://docs.couchdb.org/en/stable/api/document/attachments.html#get--db-docid-attname
+        """
         from ._results import AttachmentStream
         return self._run(_att.open_attachment(self._ctx, self.name, id_or_doc, filename, rev), AttachmentStream)
 

@@ -513,8 +513,19 @@ class SyncDatabaseAPI:
         attachment is missing. ``GET /{db}/{docid}/{attname}?rev=``:
         https://docs.couchdb.org/en/stable/api/document/attachments.html#get--db-docid-attname"""
     def open_attachment(self, id_or_doc: str | Mapping[str, Any], filename: str, rev: str | None = ...) -> AttachmentStream:
-        """The attachment as a stream of byte chunks (see :class:`AttachmentStream`);
-        ``rev`` and a document's ``_rev`` select the revision as for :meth:`get_attachment`."""
+        """The attachment as a stream of byte chunks (an :class:`AttachmentStream`: iterate
+        it, or ``read()`` it whole; ``.length`` is its ``Content-Length`` in bytes). ``rev`` and
+        a document's ``_rev`` select the revision as for :meth:`get_attachment`;
+        :class:`NotFound` if the document, the revision or the attachment is missing.
+
+        The stream is read once, as the chunks arrive: a second iteration or ``read()``
+        raises :class:`~couchcore.errors.StreamConsumed`, also after one that stopped early
+        (``break``, an exception, ``close()``, the end of a ``with`` block), instead of giving
+        fewer bytes than the attachment holds; open it again to read it again. (The
+        ``callback=`` style of ``couchcore.tornado`` hands over the attachment read whole,
+        which can be read any number of times.) For the bytes in one call, use
+        :meth:`get_attachment`.
+        https://docs.couchdb.org/en/stable/api/document/attachments.html#get--db-docid-attname"""
     def delete_attachment(self, doc: str | Mapping[str, Any], filename: str) -> DocResult:
         """Delete an attachment; updates ``doc["_rev"]``; returns ``{"ok", "id", "rev"}``.
         ``DELETE /{db}/{docid}/{attname}?rev=``:
@@ -1325,8 +1336,19 @@ class AsyncDatabaseAPI:
     def open_attachment(self, id_or_doc: str | Mapping[str, Any], filename: str, rev: str | None = ..., *, callback: None = ...) -> AsyncCall[AsyncAttachmentStream, bytes]: ...
     @overload
     def open_attachment(self, id_or_doc: str | Mapping[str, Any], filename: str, rev: str | None = ..., *, callback: _Callable[[AttachmentStream | None, _Status], Any]) -> asyncio.Task[AttachmentStream | None]:
-        """The attachment as a stream of byte chunks (see :class:`AttachmentStream`);
-        ``rev`` and a document's ``_rev`` select the revision as for :meth:`get_attachment`."""
+        """The attachment as a stream of byte chunks (an :class:`AttachmentStream`: iterate
+        it, or ``read()`` it whole; ``.length`` is its ``Content-Length`` in bytes). ``rev`` and
+        a document's ``_rev`` select the revision as for :meth:`get_attachment`;
+        :class:`NotFound` if the document, the revision or the attachment is missing.
+
+        The stream is read once, as the chunks arrive: a second iteration or ``read()``
+        raises :class:`~couchcore.errors.StreamConsumed`, also after one that stopped early
+        (``break``, an exception, ``close()``, the end of a ``with`` block), instead of giving
+        fewer bytes than the attachment holds; open it again to read it again. (The
+        ``callback=`` style of ``couchcore.tornado`` hands over the attachment read whole,
+        which can be read any number of times.) For the bytes in one call, use
+        :meth:`get_attachment`.
+        https://docs.couchdb.org/en/stable/api/document/attachments.html#get--db-docid-attname"""
     @overload
     def delete_attachment(self, doc: str | Mapping[str, Any], filename: str, *, callback: None = ...) -> Awaitable[DocResult]: ...
     @overload

@@ -559,23 +559,48 @@ class ChangesResult(StreamedResult[dict[str, Any]]):
 
 
 class AttachmentStream:
-    """A streamed attachment: iterate it for byte chunks (``for`` or ``async for``),
-    or :meth:`read` it whole. ``content_type`` and ``length`` come from the headers.
+    """A streamed attachment (what :meth:`~couchcore.Database.open_attachment` gives):
+    iterate it for byte chunks (``for``, or ``async for`` on an async facade) or
+    :meth:`read` it whole (``await .aread()`` on an async facade). ``content_type``,
+    ``length`` (``Content-Length``, in bytes) and ``headers`` come from the response
+    headers and stay readable at any time.
+
+    The chunks are read once, as they arrive (memory does not grow with the size of
+    the attachment): **one** iteration or one :meth:`read`/``aread()`` per stream, on
+    every backend (urllib3, pycurl, ``couchcore.aio`` and ``couchcore.tornado`` awaited).
+    A second one raises :class:`~couchcore.errors.StreamConsumed` (a ``RuntimeError``)
+    instead of returning fewer bytes than the attachment holds, also when the first one
+    stopped early: a ``break`` or an exception in the loop, :meth:`close` (and so the end
+    of a ``with``/``async with`` block), or reading after a partial iteration. The
+    chunks a stopped iteration did not deliver are not kept: to read the attachment
+    again, open it again. While one iteration runs, its own iterator may go on
+    (``it = iter(stream); next(it); ...; for chunk in it``).
+
+    A stream whose bytes were already read into memory (what a ``callback=`` of
+    ``couchcore.tornado`` gets, and what a :func:`~couchcore.tornado.relax` handler
+    gets from ``yield db.open_attachment(...)``) holds the whole attachment: there
+    :meth:`read` and iteration give all the bytes every time, also after :meth:`close`.
 
     For type checkers this class is the sync flavour's stream (``for``, :meth:`read`);
     one of the async facade is declared as :class:`AsyncAttachmentStream` (``async for``,
-    :meth:`aread`)."""
+    :meth:`aread`).
+    CouchDB: https://docs.couchdb.org/en/stable/api/document/attachments.html#get--db-docid-attname
+    """
 
     def __init__(self, response: Any) -> None:
         self._response = response
+        self._started = False  # an iteration (or read) of the live stream has begun
+        self._closed = False  # close() was called
 
     @property
     def content_type(self) -> str | None:
+        """The ``Content-Type`` header (``None`` if absent)."""
         value: str | None = self._response.headers.get("content-type")
         return value
 
     @property
     def length(self) -> int | None:
+        """The ``Content-Length`` header as an int, in bytes (``None`` if absent)."""
         value = self._response.headers.get("content-length")
         return int(value) if value is not None else None
 
@@ -585,6 +610,22 @@ class AttachmentStream:
         headers: Mapping[str, str] = self._response.headers
         return headers
 
+    def _claim(self) -> None:
+        """Begin the one pass over a live stream; :class:`StreamConsumed` if it was
+        begun or closed before (a buffered body may be read any number of times)."""
+        if self._response.stream is None:
+            return
+        if self._started:
+            raise StreamConsumed(
+                "this AttachmentStream was already read or iterated (its chunks are read once, as they arrive; "
+                "a stopped iteration drops the rest): keep the bytes of the first read(), or open the "
+                "attachment again")
+        if self._closed:
+            raise StreamConsumed(
+                "this AttachmentStream was closed (close(), or the end of its 'with' block) before it was read: "
+                "open the attachment again")
+        self._started = True
+
     def __iter__(self) -> Iterator[bytes]:
         stream = self._response.stream
         if stream is None:
@@ -592,6 +633,7 @@ class AttachmentStream:
             return iter([body] if body else [])
         if not hasattr(stream, "__iter__"):
             raise StreamMisuse("this AttachmentStream comes from an async backend: use 'async for'")
+        self._claim()
         return self._iterate(stream)
 
     def _iterate(self, stream: Iterator[bytes]) -> Iterator[bytes]:
@@ -605,6 +647,7 @@ class AttachmentStream:
             stream = self._response.stream
             if stream is not None and not hasattr(stream, "__aiter__"):
                 raise StreamMisuse("this AttachmentStream comes from a sync backend: use a plain 'for'")
+            self._claim()
             return self._aiterate(stream)
 
     async def _aiterate(self, stream: Any) -> AsyncIterator[bytes]:
@@ -619,16 +662,25 @@ class AttachmentStream:
             self._response.close()
 
     def read(self) -> bytes:
-        """The whole content (sync); ``TypeError`` on an async backend's stream (``await .aread()``)."""
+        """The whole content (sync), as bytes. :class:`StreamConsumed` if this stream was
+        read, iterated or closed before (see the class); ``TypeError`` on an async
+        backend's stream (``await .aread()``); :class:`~couchcore.errors.TransportError`
+        if the connection fails mid-way."""
         chunks = iter(self)  # (here, not inside join(), which would hide the TypeError's message)
         return b"".join(chunks)
 
     if not TYPE_CHECKING:  # the async flavour's (declared by AsyncAttachmentStream)
         async def aread(self) -> bytes:
-            """The whole content (async)."""
-            return b"".join([c async for c in self])
+            """The whole content (async), as bytes; :class:`StreamConsumed` if this stream
+            was read, iterated or closed before (see the class)."""
+            chunks = self.__aiter__()  # (here: its errors are raised before any await)
+            return b"".join([c async for c in chunks])
 
     def close(self) -> None:
+        """Release the connection without reading the rest. A later :meth:`read` or
+        iteration of a live stream raises :class:`StreamConsumed` (the unread chunks are
+        gone); closing after a complete read changes nothing."""
+        self._closed = True
         self._response.close()
 
     def __enter__(self) -> "AttachmentStream":
@@ -714,7 +766,10 @@ class AsyncViewResult(AsyncStreamedResult[Row], Protocol):
 class AsyncAttachmentStream(Protocol):
     """An :class:`AttachmentStream` of the async facade, as type checkers see it: byte
     chunks with ``async for``, or ``await stream.aread()``. Plain ``for`` and
-    ``.read()`` raise ``TypeError`` there, so they are not declared."""
+    ``.read()`` raise ``TypeError`` there, so they are not declared. It is read once: a
+    second ``async for`` or ``aread()`` raises :class:`~couchcore.errors.StreamConsumed`,
+    also after one that stopped early (``break``, an exception, ``close()``, the end of an
+    ``async with`` block); open the attachment again to read it again."""
 
     @property
     def content_type(self) -> str | None:
@@ -734,11 +789,13 @@ class AsyncAttachmentStream(Protocol):
     def __aiter__(self) -> AsyncIterator[bytes]: ...
 
     async def aread(self) -> bytes:
-        """The whole content."""
+        """The whole content, as bytes; :class:`~couchcore.errors.StreamConsumed` if the
+        stream was read, iterated or closed before."""
         ...
 
     def close(self) -> None:
-        """Release the connection."""
+        """Release the connection without reading the rest (a later ``aread()`` or
+        ``async for`` raises :class:`~couchcore.errors.StreamConsumed`)."""
         ...
 
     async def __aenter__(self: _P) -> _P: ...

@@ -164,7 +164,10 @@ class WrongEventLoop(CouchcoreError, RuntimeError):
 class StreamConsumed(CouchcoreError, RuntimeError):
     """A streamed result (a view, ``_changes``, ``iterview``/``iterfind``) iterated a
     second time: its items are read once, as they arrive; keep them with ``.all()`` (or
-    ``await .aall()``), or ask again. Also a ``RuntimeError``."""
+    ``await .aall()``), or ask again. Also an ``open_attachment`` stream
+    (:class:`~couchcore.AttachmentStream`) read or iterated a second time, or after
+    ``close()``: keep the bytes of the first ``read()``, or open it again. Also a
+    ``RuntimeError``."""
 
 
 class StreamMisuse(CouchcoreError, TypeError):

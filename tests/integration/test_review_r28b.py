@@ -40,6 +40,166 @@ def _holder(db) -> bytes:
     return data
 
 
+# -- 1. an attachment stream is read once: a second read raises, never b"" ----------------------
+# GET /{db}/{docid}/{attname} gives the attachment's bytes, Content-Length of them
+# (https://docs.couchdb.org/en/stable/api/document/attachments.html#get--db-docid-attname);
+# read() after a stopped iteration, after close() or a second time returned b"" (urllib3 after
+# close(): a ConnectionError for a network fault that never happened)
+
+def test_a_sync_attachment_stream_is_read_once(db):
+    data = _holder(db)
+
+    st = db.open_attachment("att", "b c.bin")
+    assert st.length == SIZE and st.read() == data
+    with pytest.raises(StreamConsumed, match="already read"):
+        st.read()
+    with pytest.raises(StreamConsumed):
+        list(st)
+
+    st = db.open_attachment("att", "b c.bin")
+    for chunk in st:
+        assert data.startswith(chunk)
+        break
+    assert st.length == SIZE
+    with pytest.raises(StreamConsumed, match="already read"):
+        st.read()
+
+    st = db.open_attachment("att", "b c.bin")
+    with pytest.raises(ZeroDivisionError):
+        for chunk in st:
+            1 / 0
+    with pytest.raises(StreamConsumed):
+        st.read()
+
+    st = db.open_attachment("att", "b c.bin")
+    st.close()
+    with pytest.raises(StreamConsumed, match="closed"):
+        st.read()
+    with db.open_attachment("att", "b c.bin") as st:
+        pass
+    with pytest.raises(StreamConsumed, match="closed"):
+        st.read()
+    with db.open_attachment("att", "b c.bin") as st:
+        with pytest.raises(StreamConsumed):
+            for _ in st:
+                st.read()  # a read inside the stream's own iteration
+
+    st = db.open_attachment("att", "b c.bin")
+    it = iter(st)
+    first = next(it)
+    with pytest.raises(StreamConsumed):
+        st.read()  # would have been the rest only
+    assert first + b"".join(it) == data  # the first iteration goes on
+
+    with db.open_attachment("att", "b c.bin") as st:
+        assert st.read() == data  # the connections were given back: a new stream is whole
+    st.close()  # after a complete read: nothing to say
+    assert db.get_attachment("att", "b c.bin") == data
+
+
+def _async_facades() -> list[tuple[str, str]]:
+    return [(facade, backend) for facade in ("aio", "tornado") for backend in async_backends()]
+
+
+async def _adb(couch_url: str, name: str, facade: str, backend: str):
+    if facade == "aio":
+        return await couchcore.aio.Server(couch_url, backend=backend).db(name)
+    return couchcore.tornado.Database(f"{couch_url}/{name}", backend=backend)
+
+
+@pytest.mark.parametrize("facade,backend", _async_facades())
+def test_an_async_attachment_stream_is_read_once(couch_url, plain_db, facade, backend):
+    data = _holder(plain_db)
+
+    async def main() -> None:
+        adb = await _adb(couch_url, plain_db.name, facade, backend)
+        try:
+            st = await adb.open_attachment("att", "b c.bin")
+            assert st.length == SIZE and await st.aread() == data
+            with pytest.raises(StreamConsumed, match="already read"):
+                await st.aread()
+            with pytest.raises(StreamConsumed):
+                async for _ in st:
+                    pass
+
+            st = await adb.open_attachment("att", "b c.bin")
+            async for chunk in st:
+                assert data.startswith(chunk)
+                break
+            await asyncio.sleep(0.05)  # the abandoned generator's aclose() runs
+            with pytest.raises(StreamConsumed, match="already read"):
+                await st.aread()
+            with pytest.raises(StreamConsumed):
+                await st.aread()  # at once, too (before any aclose could run)
+
+            st = await adb.open_attachment("att", "b c.bin")
+            with pytest.raises(ZeroDivisionError):
+                async for _ in st:
+                    1 / 0
+            with pytest.raises(StreamConsumed):
+                await st.aread()
+
+            st = await adb.open_attachment("att", "b c.bin")
+            st.close()
+            with pytest.raises(StreamConsumed, match="closed"):
+                await st.aread()
+            async with await adb.open_attachment("att", "b c.bin") as st:
+                pass
+            with pytest.raises(StreamConsumed, match="closed"):
+                await st.aread()
+
+            st = await adb.open_attachment("att", "b c.bin")
+            it = st.__aiter__()
+            first = await it.__anext__()
+            with pytest.raises(StreamConsumed):
+                await st.aread()  # would have been the rest only
+            assert first + b"".join([c async for c in it]) == data
+
+            async with await adb.open_attachment("att", "b c.bin") as st:
+                assert await st.aread() == data
+            assert await adb.get_attachment("att", "b c.bin") == data
+        finally:
+            adb.server.close()
+
+    asyncio.run(asyncio.wait_for(main(), 60))
+
+
+@pytest.mark.parametrize("backend", async_backends())
+def test_a_callback_and_relax_get_the_attachment_whole_every_time(couch_url, plain_db, backend):
+    # the buffered stream of the callback= style (and of relax) holds every byte: read()
+    # and 'for' give them all, any number of times, also after close() (as documented)
+    data = _holder(plain_db)
+
+    @couchcore.tornado.relax
+    def handler(tdb):
+        stream = yield tdb.open_attachment("att", "b c.bin")
+        return stream
+
+    async def main() -> list[bytes]:
+        tdb = couchcore.tornado.Database(f"{couch_url}/{plain_db.name}", backend=backend)
+        done = asyncio.get_running_loop().create_future()
+        got: list[bytes] = []
+
+        def callback(stream, status):
+            assert status.ok and stream.length == SIZE
+            got.extend([stream.read(), b"".join(stream), stream.read()])
+            stream.close()
+            got.append(stream.read())
+            done.set_result(None)
+
+        try:
+            tdb.open_attachment("att", "b c.bin", callback=callback)
+            await asyncio.wait_for(done, 30)
+            stream = await handler(tdb)
+            got.extend([stream.read(), stream.read(), b"".join([c async for c in stream])])
+        finally:
+            tdb.server.close()
+        return got
+
+    got = asyncio.run(main())
+    assert len(got) == 7 and all(g == data for g in got)
+
+
 # -- 3. couchcore.tornado callback= feeds: an error that ends the feed, where it goes ------------
 # The seed's ChangesFeed listener and API.md's feed callback get changes (callback(seq, changes)),
 # never a Status: the error that ends a running feed (here a missing filter: CouchDB answers
