@@ -57,8 +57,9 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--concurrency", type=int, default=4, metavar="N", help="requests in flight per node (4)")
     p.add_argument("--create", action="store_true", help="create the database if it is missing (a plain one: not partitioned, the server's default q and n; create any other kind first)")
     p.add_argument("--rejects", metavar="FILE",
-                   help="write rejected documents here as JSON Lines (each with a _load_error field: line, "
-                        "error, reason); the file can be loaded again as it is")
+                   help="write rejected documents here as JSON Lines (one line each, whatever the input's "
+                        "layout, with a _load_error field: line, error, reason); the file can be loaded again "
+                        "as it is")
     p.add_argument("--resume", metavar="FILE",
                    help="checkpoint file: records how far the input is confirmed; a restarted load with the "
                         "same file sends nothing already confirmed (an input file whose first 64 KiB are not "

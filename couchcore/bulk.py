@@ -31,8 +31,8 @@ reason — nothing is dropped, even when connections break:
   written over it; ``skip_existing``: it is sent, and skipped if equal), when the earlier
   one was rejected the later one is sent and judged on its own;
 * a rejected document is reported as a :class:`Rejected`, whose :meth:`~Rejected.record`
-  is the document as it was sent plus a ``_load_error`` field — a rejects file of such
-  lines can be loaded again as it is (the loader strips ``_load_error``);
+  is the document as it was sent plus a ``_load_error`` field, on one line — a rejects
+  file of such lines can be loaded again as it is (the loader strips ``_load_error``);
 * a :class:`Checkpoint` records how far the input is confirmed written (the
   contiguous prefix of settled batches), so a restarted load sends nothing already
   confirmed and loses nothing.
@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import heapq
 import os
+import re
 import threading
 import time
 from dataclasses import field
@@ -82,6 +83,10 @@ Item = Union[Mapping[str, Any], bytes, "tuple[int, Mapping[str, Any] | bytes | B
 
 _WS = b" \t\r\n"
 _WS_CLOSE = frozenset(b" \t\r\n}")
+#: a JSON string (kept) or a run of JSON whitespace (dropped): squeezes a document's text onto one
+#: line for a rejects record, every token as it was (raw CR/LF can only be whitespace in valid JSON)
+#: (compiled on first use, by re's cache: a load that rejects nothing never compiles it)
+_STRING_OR_WS = rb'("[^"\\]*(?:\\.[^"\\]*)*")|[ \t\r\n]+'
 
 
 # -- JSON Lines input ------------------------------------------------------------------------
@@ -257,6 +262,11 @@ def _bad(exc: CouchcoreError) -> _Bad:
 # -- reports --------------------------------------------------------------------------------
 
 
+def _kept_string(match: re.Match[bytes]) -> bytes:
+    """A JSON string matched by ``_STRING_OR_WS`` as it is; whitespace as nothing."""
+    return match.group(1) or b""
+
+
 @written_dataclass(init=False, repr=False, eq=False)
 class Rejected:
     """A document the load could not write: its input ``line`` (or position), ``id``,
@@ -299,13 +309,18 @@ class Rejected:
     def record(self) -> bytes:
         """One JSON line (no newline) for a rejects file: the document with the error in
         ``_load_error`` (``{"line", "error", "reason"}``, plus ``text`` for input that
-        was no document). Loading the record again loads the document."""
+        was no document). Loading the record again loads the document. A document given
+        as JSON text is kept as it was when it is one line; text that spans lines (an
+        element of an indented JSON array) loses the whitespace between its tokens, every
+        token (string, number) kept as it was, so the record is still one line."""
         err: dict[str, Any] = {"line": self.line, "error": self.error, "reason": self.reason}
         if self.doc is None:
             err["text"] = self.text
             return codec.dumps({ERROR_FIELD: err})
         if isinstance(self.doc, (bytes, bytearray)):
             body = bytes(self.doc).strip(_WS)
+            if b"\n" in body or b"\r" in body:  # an element of an indented JSON array: one line
+                body = re.sub(_STRING_OR_WS, _kept_string, body, flags=re.DOTALL)
             inner = body[1:].lstrip(_WS)
             glue = b"" if inner[:1] == b"}" else b","
             return b'{"' + ERROR_FIELD.encode() + b'":' + codec.dumps(err) + glue + inner
