@@ -1049,7 +1049,11 @@ class DatabaseAPI:
         database (which could otherwise fail with ``500 timeout`` while the index
         builds). Queries the view with ``limit=0`` until one query comes back whole;
         CouchDB's ``500 timeout``, a ``timeout`` in the body and a client read timeout
-        count as "still building" (the server goes on). ``progress(status)``, if
+        count as "still building" (the server goes on). A view of a partitioned design
+        document (the default in a partitioned database), which CouchDB answers only
+        through a partition and indexes shard by shard, is queried through one partition
+        of each shard range (found with ``GET /{db}/_shards`` and ``GET
+        /{db}/_shards/{docid}``), so the whole index is built. ``progress(status)``, if
         given, is called every ``poll`` seconds (or when a query ends unfinished) with
         ``{"view", "elapsed" (s), "attempts", "percent" (0-100 or None), "changes_done",
         "total_changes", "tasks", "updater_running"}`` from ``/_active_tasks`` (needs
@@ -1059,7 +1063,9 @@ class DatabaseAPI:
         ``.status`` the last progress seen. Returns ``{"view", "elapsed", "attempts"}``.
         Bad arguments raise :class:`InvalidInput` before anything is sent.
         CouchDB: https://docs.couchdb.org/en/stable/api/ddoc/views.html ,
-        https://docs.couchdb.org/en/stable/api/server/common.html#active-tasks
+        https://docs.couchdb.org/en/stable/api/server/common.html#active-tasks ,
+        https://docs.couchdb.org/en/stable/partitioned-dbs/index.html ,
+        https://docs.couchdb.org/en/stable/api/database/shard.html
         """
         return self._run(_indexes.build_view(self._ctx, self.name, name, timeout, progress, poll))
 

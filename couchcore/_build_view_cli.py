@@ -3,9 +3,13 @@
 Runs :meth:`couchcore.Database.build_view`. Exit status: 0 when the index is built, 1 when
 ``--timeout`` expired first (the server goes on building; run it again to wait more), 2
 when it could not run (bad URL or arguments, unreachable server, wrong credentials, missing
-database or view, a map function that fails). Credentials come from the URL or from
+database or view, a map function that fails), 130 when interrupted (Ctrl-C; the server goes on
+building); each error is one line starting ``couchcore build-view:``. Credentials come from the URL or from
 ``COUCHDB_USER``/``COUCHDB_PASSWORD``. The bar shows the percentage CouchDB reports in
 ``/_active_tasks`` (admin only); where the server reports none it shows the time waited.
+A view of a partitioned design document is built through one partition of each shard range
+(CouchDB indexes each shard on its own and answers such a view only through
+``/{db}/_partition/{p}/...``: https://docs.couchdb.org/en/stable/partitioned-dbs/index.html).
 """
 
 from __future__ import annotations
@@ -16,11 +20,21 @@ from typing import Any
 
 __all__ = ["add_parser", "run"]
 
+_PROG = "couchcore build-view"  # the start of every error line, as "couchcore load:" / "couchcore dump:"
+
 
 def add_parser(sub: Any) -> None:
     """Register ``build-view`` on an ``add_subparsers()`` object (sets ``run=`` :func:`run`)."""
-    p = sub.add_parser("build-view", help="build a view's index and wait until it is built (progress bar)")
-    p.add_argument("db_url", help="database URL, e.g. http://admin:pw@127.0.0.1:5984/mydb")
+    p = sub.add_parser(
+        "build-view", help="build a view's index and wait until it is built (progress bar)",
+        description="Build the index of VIEW in DB_URL (query it until CouchDB answers whole) and wait for it, "
+                    "with a progress bar. A view of a partitioned design document (the default in a partitioned "
+                    "database) is built through one partition of each shard range. Exit status: 0 built, "
+                    "1 --timeout expired first (the server goes on building: run it again to wait more), "
+                    "2 could not run (bad URL or arguments, unreachable server, rejected credentials, missing "
+                    "database or view, a failing map function), 130 interrupted (Ctrl-C; the server goes on building).")
+    p.add_argument("db_url", help="database URL, e.g. http://admin:pw@127.0.0.1:5984/mydb "
+                                  "(or credentials from COUCHDB_USER/COUCHDB_PASSWORD)")
     p.add_argument("view", help="the view: ddoc/view or _design/ddoc/_view/view")
     p.add_argument("--timeout", type=float, default=None, metavar="S",
                    help="give up after S seconds (exit 1; the server goes on building); default: no limit")
@@ -76,7 +90,8 @@ class _Bar:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``couchcore build-view``: 0 when the index is built, 1 on ``--timeout``, 2 when it
-    could not run (bad URL, unreachable server, missing view)."""
+    could not run (bad URL, unreachable server, missing view), 130 on Ctrl-C; errors are one
+    line on stderr starting ``couchcore build-view:``."""
     from .cli import _env_auth
     from .errors import CouchcoreError, IndexBuildTimeout
     from ._sync import Database
@@ -85,19 +100,23 @@ def run(args: argparse.Namespace) -> int:
     try:
         db = Database(args.db_url, auth=_env_auth(args.db_url), backend=args.backend)
     except CouchcoreError as exc:
-        print(f"couchcore: {redact_url(str(exc))}", file=sys.stderr)
+        print(f"{_PROG}: {redact_url(str(exc))}", file=sys.stderr)
         return 2
     bar = _Bar(args.view, args.quiet)
     try:
         out = db.build_view(args.view, timeout=args.timeout, progress=bar, poll=args.poll)
     except IndexBuildTimeout as exc:
         bar.close(False)
-        print(f"couchcore: {redact_url(str(exc))}", file=sys.stderr)
+        print(f"{_PROG}: {redact_url(str(exc))}", file=sys.stderr)
         return 1
     except CouchcoreError as exc:
         bar.close(False)
-        print(f"couchcore: {redact_url(str(exc))}", file=sys.stderr)
+        print(f"{_PROG}: {redact_url(str(exc))}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        bar.close(False)
+        print(f"{_PROG}: interrupted (the server goes on building)", file=sys.stderr)
+        return 130
     bar.close(True)
     if not args.quiet:
         print(f"built {args.view} in {out['elapsed']:.1f} s ({out['attempts']} queries)", file=sys.stderr)

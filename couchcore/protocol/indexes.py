@@ -9,7 +9,17 @@ comes back whole, tolerating those timeouts, and reports progress between attemp
 ``total_changes``, one per shard) or, where the server lists no such task, the design
 document's ``_info`` (``view_index.updater_running``, ``update_seq``).
 
+A view of a partitioned design document (the default in a partitioned database) can only be
+queried through a partition (``/{db}/_partition/{p}/_design/...``; CouchDB answers ``400
+query_parse_error`` "`partition` parameter is mandatory" otherwise), and such a query
+updates the index of the shard range holding ``p`` only (CouchDB indexes each shard on its
+own). :func:`build_view` then queries one partition of each shard range: ``GET
+/{db}/_shards`` lists the ranges, ``GET /{db}/_shards/{p}:x`` says which range partition
+``p`` falls in.
+
 CouchDB: https://docs.couchdb.org/en/stable/api/ddoc/views.html ,
+https://docs.couchdb.org/en/stable/partitioned-dbs/index.html ,
+https://docs.couchdb.org/en/stable/api/database/shard.html ,
 https://docs.couchdb.org/en/stable/api/server/common.html#active-tasks ,
 https://docs.couchdb.org/en/stable/api/ddoc/common.html#db-design-design-doc-info
 """
@@ -17,12 +27,14 @@ https://docs.couchdb.org/en/stable/api/ddoc/common.html#db-design-design-doc-inf
 from __future__ import annotations
 
 import time
+import zlib
 from typing import Any, Callable, Generator, Mapping
 
-from ..errors import HTTPError, IndexBuildTimeout, InvalidInput, ReadTimeout, TransportError
+from ..errors import HTTPError, IndexBuildTimeout, InvalidInput, ReadTimeout, ResponseError, TransportError
 from .._results import ViewResult
 from .messages import Request, Response
-from .paths import db_path, design_path, split_design_name
+from .partitions import partition_view_request
+from .paths import db_path, design_path, quote_segment, split_design_name
 from .server import ServerContext
 from .shapes import BuildViewResult
 from .views import view_request
@@ -58,13 +70,79 @@ def _is_timeout(exc: HTTPError) -> bool:
     return exc.error == "timeout" or (exc.status == 500 and "timeout" in str(exc.reason or "").lower())
 
 
+def _needs_partition(exc: HTTPError) -> bool:
+    """CouchDB's refusal of a partitioned view queried without a partition (``400
+    query_parse_error``: "`partition` parameter is mandatory for queries to this view.")."""
+    return exc.status == 400 and exc.error == "query_parse_error" and "partition" in str(exc.reason or "")
+
+
+def _range_of(value: int, ranges: dict[str, tuple[int, int]]) -> str | None:
+    for key, (low, high) in ranges.items():
+        if low <= value <= high:
+            return key
+    return None
+
+
+def _partitions_per_range(db: str, deadline: float | None = None) -> Generator[Request, Response, list[str]]:
+    """One partition name for each shard range of partitioned database ``db`` (sorted by
+    range): querying a partitioned view through each of them builds the whole index.
+
+    ``GET /{db}/_shards`` gives the ranges, ``GET /{db}/_shards/{p}:x`` the range of
+    partition ``p`` (CouchDB's answer decides; names are picked so that the CRC-32 of the
+    name, how CouchDB places a partition, falls in a range still without one, so it takes
+    one request per range when that holds). Raises the ``HTTPError`` of a refused request,
+    or :class:`~couchcore.errors.ResponseError` when the ranges cannot be read or covered.
+    https://docs.couchdb.org/en/stable/api/database/shard.html"""
+    def wait() -> float | None:
+        return max(deadline - time.monotonic(), 0.05) if deadline is not None else None
+
+    resp = yield Request("GET", db_path(db) + "/_shards", timeout=wait())
+    resp.raise_for_status()
+    listed = resp.json()
+    ranges: dict[str, tuple[int, int]] = {}
+    for key in (listed.get("shards") if isinstance(listed, Mapping) else None) or ():
+        low, _, high = str(key).partition("-")
+        try:
+            ranges[key] = (int(low, 16), int(high, 16))
+        except ValueError:
+            raise ResponseError(f"cannot read the shard range {key!r} of GET /{db}/_shards") from None
+    if not ranges:
+        raise ResponseError(f"GET /{db}/_shards lists no shard range")
+    found: dict[str, str] = {}
+    asked = 0
+    limit = 64 + 16 * len(ranges)
+    candidate = 0
+    while len(found) < len(ranges):
+        if asked >= limit:
+            raise ResponseError(
+                f"view is partitioned: found a partition for {len(found)} of the {len(ranges)} shard ranges of {db!r} after {asked} "
+                f"GET /{{db}}/_shards/{{docid}} requests; query the view through one partition of each range")
+        # the next name CouchDB should place in a range still without one (any name if none does)
+        for _ in range(100_000):
+            name = f"b{candidate}"
+            candidate += 1
+            if _range_of(zlib.crc32(name.encode()), ranges) not in found:
+                break
+        asked += 1
+        resp = yield Request("GET", db_path(db) + "/_shards/" + quote_segment(name + ":x"), timeout=wait())
+        resp.raise_for_status()
+        answer = resp.json()
+        where = answer.get("range") if isinstance(answer, Mapping) else None
+        if where in ranges and where not in found:
+            found[where] = name
+    return [found[key] for key in sorted(ranges, key=lambda k: ranges[k])]
+
+
 def build_view(ctx: ServerContext, db: str, name: str, timeout: float | None = None,
                progress: ProgressCallback | None = None,
                poll: float = 2.0) -> Generator[Request, Response, BuildViewResult]:
     """Build (or bring up to date) the index of view ``name`` and wait until it is built.
 
     Queries the view with ``limit=0`` (which makes CouchDB update the index first) until
-    one query comes back whole. A ``500 timeout``, a ``timeout`` error in the body and a
+    one query comes back whole; a partitioned view (CouchDB's ``400 query_parse_error``,
+    "`partition` parameter is mandatory") is then queried through one partition of each
+    shard range (:func:`_partitions_per_range`), each until it comes back whole. A ``500
+    timeout``, a ``timeout`` error in the body and a
     client read timeout all mean "still building": the server goes on, and the query is
     sent again. With ``progress``, each query waits at most ``poll`` seconds, and after
     each unfinished one ``progress(status)`` is called with ``status`` =
@@ -84,12 +162,16 @@ def build_view(ctx: ServerContext, db: str, name: str, timeout: float | None = N
     deadline = start + timeout if timeout is not None else None
     attempts = 0
     status: dict[str, Any] | None = None
+    # what is still to be queried: the view (None), or, for a partitioned view, a partition of
+    # each shard range not built yet
+    todo: list[str | None] = [None]
     while True:
         attempts += 1
         waits = [w for w in (poll_s if progress is not None else None,
                              max(deadline - time.monotonic(), 0.05) if deadline is not None else None)
                  if w is not None]
-        request = view_request(db, name, {"limit": 0}, stream=False)
+        request = (view_request(db, name, {"limit": 0}, stream=False) if todo[0] is None
+                   else partition_view_request(db, todo[0], name, {"limit": 0}, stream=False))
         request.timeout = min(waits) if waits else None
         built = False
         try:
@@ -100,11 +182,17 @@ def build_view(ctx: ServerContext, db: str, name: str, timeout: float | None = N
         except ReadTimeout:
             pass
         except HTTPError as exc:
+            if todo[0] is None and _needs_partition(exc):
+                todo = list((yield from _partitions_per_range(db, deadline)))
+                continue
             if not _is_timeout(exc):
                 raise
         elapsed = time.monotonic() - start
         if built:
-            return {"view": name, "elapsed": elapsed, "attempts": attempts}
+            todo.pop(0)
+            if not todo:
+                return {"view": name, "elapsed": elapsed, "attempts": attempts}
+            continue  # the next shard range's partition, at once
         if progress is not None or (deadline is not None and time.monotonic() >= deadline):
             status = yield from _progress(ctx, db, ddoc, name, elapsed, attempts, poll_s)
             if progress is not None:

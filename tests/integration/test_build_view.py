@@ -214,7 +214,7 @@ def test_cli_exit_status_on_timeout_and_on_errors(couch_url, filled, backend, ca
     assert main(["build-view", url, "not-a-view-name", "--quiet"]) == 2
     assert main(["build-view", url, "s/by_n", "--timeout", "-3", "--quiet"]) == 2
     err = capsys.readouterr().err
-    assert "admin:" not in err and err.count("couchcore:") == 3
+    assert "admin:" not in err and err.count("couchcore build-view:") == 3
     assert main(["build-view", url, "s/by_n", "--quiet"]) == 0  # the build went on meanwhile
 
 
@@ -227,5 +227,5 @@ def test_cli_refused_view_name_prints_one_line_and_no_bar(couch_url, db, backend
         pytest.skip("the command picks its own backend: run once")
     assert main(["build-view", db_url(couch_url, db.name), "not-a-view-name"]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("couchcore: invalid view name") and len(err.splitlines()) == 1, err
+    assert err.startswith("couchcore build-view: invalid view name") and len(err.splitlines()) == 1, err
     assert "building" not in err
