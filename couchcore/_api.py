@@ -769,7 +769,11 @@ class DatabaseAPI:
         a copy of the document as given, ``server`` the current :class:`Document` or
         ``None`` if deleted) and writes what it returns (``None`` skips it: the document
         stays in ``.pending``, and a single document raises :class:`Conflict` saying the
-        merge skipped it). When the
+        merge skipped it). A list that holds an id several times, each refused: ``fn`` is
+        called once per document of that id, in list order, each time with the result of
+        the previous call as ``server``, and the result is written once (see
+        :meth:`ConflictResolution.merge`); ``force`` writes the last of them, which
+        supersedes the earlier ones. When the
         merged write conflicts again because another writer got in between, the
         document is re-read and ``fn`` applied again, up to ``retries`` (default 100)
         times, after a random back-off (full jitter from 10 ms doubling, at most 1 s);

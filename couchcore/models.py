@@ -265,7 +265,8 @@ class ConflictResolution:
     not a string, refused before sending, is keyed by that ``_id``'s JSON text). Nothing is dropped: every input document
     ends up in exactly one of the two (when one list holds the same ``_id`` twice and
     one of them was written and another not, that id is in both; ``pending`` keeps the
-    failure).
+    failure; when several of them were refused, ``pending[id]`` holds the last and its
+    ``others`` the earlier ones, see :class:`~couchcore.protocol.shapes.PendingWrite`).
 
     ``accepted`` holds the ids (all of them also in ``resolved``) that a CouchDB
     cluster stored on fewer copies than its write quorum (``202 Accepted``, ``"accepted":
@@ -278,7 +279,11 @@ class ConflictResolution:
     :meth:`resolve`, :meth:`overwrite` and :meth:`merge` write the pending documents
     again and return a new ConflictResolution; on the async facade they return an
     awaitable of it, and type checkers see that facade's resolutions as
-    :class:`AsyncConflictResolution`.
+    :class:`AsyncConflictResolution`. Several refused writes of one id (``others``) are
+    treated as writing the list one document at a time would: :meth:`merge` merges each
+    of them in turn, in the caller's order; :meth:`resolve` and :meth:`overwrite` write
+    the last one, which supersedes the earlier ones (they leave ``pending`` once it is
+    written, and stay in its ``others`` while it is refused).
     """
 
     def __init__(self, db: Any, resolved: dict[str, Any] | None = None, pending: dict[str, Any] | None = None) -> None:
@@ -303,19 +308,38 @@ class ConflictResolution:
 
     def resolve(self) -> "ConflictResolution":
         """Retry the pending documents as they are (e.g. after editing them); returns the
-        new resolution (an awaitable of it on the async facade)."""
+        new resolution (an awaitable of it on the async facade). Of an id pending with
+        ``others`` only the last document (``pending[id]["doc"]``) is sent: it supersedes
+        the earlier ones, which leave ``pending`` once it is written and stay in its
+        ``others`` while it is refused."""
         again: ConflictResolution = self._db._resolve(self, "retry")
         return again
 
     def overwrite(self) -> "ConflictResolution":
-        """Replace the server's copy of every pending doc with the local one; returns the
-        new resolution (an awaitable of it on the async facade)."""
+        """Replace the server's copy of every pending doc with the local one (its ``_rev``
+        set to the server's current revision, or removed where the document is gone);
+        returns the new resolution (an awaitable of it on the async facade). Of an id
+        pending with ``others`` only the last document is written: it supersedes the
+        earlier ones (last write wins, as writing the list one document at a time would),
+        which leave ``pending`` once it is written and stay in its ``others`` while it is
+        refused."""
         again: ConflictResolution = self._db._resolve(self, "overwrite")
         return again
 
     def merge(self, fn: MergeFunction) -> "ConflictResolution":
-        """Call ``fn(local, server)`` per conflict; write what it returns, skip ``None``;
-        returns the new resolution (an awaitable of it on the async facade)."""
+        """Call ``fn(local, server)`` per conflict (``server``: the current
+        :class:`Document`, ``None`` where it is missing or deleted) and write what it
+        returns at the server's current revision, into ``local`` (updated in place);
+        ``None`` skips: that document stays pending. Returns the new resolution (an
+        awaitable of it on the async facade).
+
+        ``fn`` is called once per write of an id, in the caller's order: for an id pending
+        with ``others`` (a list held it several times and each was refused) it gets the
+        first with the server's document, then the next with what the previous call
+        returned (``_id``/``_rev`` the server's), and so on; one document, the result of
+        the last call, is written, into the last document ``fn`` did not skip. A write
+        ``fn`` skips stays pending (also when the others are written); when the merged
+        write is refused again the id is pending with it, the merged document."""
         again: ConflictResolution = self._db._resolve(self, "merge", fn)
         return again
 

@@ -360,19 +360,26 @@ def save_docs(
     if resolution.pending and (force or merge is not None):
         attempts = {doc["_id"]: 1 for doc in sent}
         how = "merge" if merge is not None else "overwrite"
-        # re-apply to the document as the caller gave it, not to an earlier merge's output
-        originals = {docid: copy.deepcopy(p["doc"]) for docid, p in resolution.pending.items()}
-        retry = _conflicted(resolution, originals)
+        # re-apply to the documents as the caller gave them, not to an earlier merge's output;
+        # every write of an id, in the caller's order (a list may hold an id more than once)
+        groups = {docid: [e["doc"] for e in _edits(p)] for docid, p in resolution.pending.items()}
+        originals = {id(doc): copy.deepcopy(doc) for docs_ in groups.values() for doc in docs_}
+        retry = _conflicted(resolution, list(groups))
         for round_no in range(1, retries + 1):
             if not retry:
                 break
             written = yield from _resolve_round(ctx, db, resolution, how, merge, options, retry, originals,
-                                                delay=backoff(round_no - 1))
+                                                delay=backoff(round_no - 1), groups=groups)
             for docid in written:
                 attempts[docid] += 1
             if merge is not None:
                 skipped.update(set(retry) - set(written))
-            retry = _conflicted(resolution, written)
+            # the ids whose write was refused again as a conflict
+            retry = []
+            for docid, doc in written.items():
+                failure = _failed_write(resolution, docid, doc)
+                if failure is not None and failure["error"] == "conflict":
+                    retry.append(docid)
     if single and resolution.pending:
         (docid, failure), = resolution.pending.items()
         status = _BULK_ERROR_STATUS.get(failure["error"], 500)
@@ -585,9 +592,10 @@ def _refused(pending: dict[str, PendingWrite], failed_here: set[str], docid: str
              order: _Order | None = None) -> None:
     """Record a document of one request as not written. ``pending`` is keyed by ``_id``: when
     another document of that id was refused in the same request, the later one takes the
-    entry (the one ``force``/``merge`` and ``resolve()`` write again, as a list's later
-    document of an id is its later write: once it is written the earlier ones count as
-    superseded) and the earlier ones go to its ``others``. "Later" is the caller's order,
+    entry (the one ``force`` and ``resolve()`` write again, as a list's later document of an
+    id is its later write: once it is written the earlier ones count as superseded; ``merge``
+    merges them all in turn, see :func:`_resolve_round`) and the earlier ones go to its
+    ``others``. "Later" is the caller's order,
     given by ``order`` (the refusals are not always recorded in it: those the client tells
     itself after a ``400`` come before the others are sent again, a cluster's withdrawn
     ``202`` is decided after the rest); without ``order``, the order of the calls."""
@@ -885,21 +893,51 @@ def resolve(ctx: ServerContext, db: str, resolution: ConflictResolution, how: st
     return resolution
 
 
+def _edits(entry: PendingWrite) -> list[PendingWrite]:
+    """The pending writes of one ``_id`` in the caller's order (``others`` first, ``entry``
+    last), each without ``others``."""
+    return [cast("PendingWrite", {k: v for k, v in e.items() if k != "others"})
+            for e in (*entry.get("others", ()), entry)]
+
+
+def _failed_write(resolution: ConflictResolution, docid: str, doc: Any) -> PendingWrite | None:
+    """The pending entry of ``doc`` (written under ``docid`` in a round), ``None`` if it was written."""
+    entry = resolution.pending.get(docid)
+    if entry is None:
+        return None
+    return next((e for e in (entry, *entry.get("others", ())) if e["doc"] is doc), None)
+
+
 def _resolve_round(ctx: ServerContext, db: str, resolution: ConflictResolution, how: str, fn: Any, options: Mapping[str, Any] | None,
-                   ids: list[str], originals: Mapping[str, Mapping[str, Any]] | None = None,
-                   delay: float = 0.0) -> Operation[list[str]]:
-    """One round over the pending documents ``ids``; returns the ids that were sent
-    (a merge returning ``None`` skips its document, which stays pending). The re-read
-    is sent after ``delay`` seconds (the back-off between rounds)."""
+                   ids: list[str], originals: Mapping[int, Mapping[str, Any]] | None = None,
+                   delay: float = 0.0, groups: dict[str, list[Any]] | None = None) -> Operation[dict[str, Any]]:
+    """One round over the pending documents ``ids``; returns ``{id: the document sent}``
+    (a merge returning ``None`` for every write of an id skips it: it stays pending). The
+    re-read is sent after ``delay`` seconds (the back-off between rounds).
+
+    An id pending with ``others`` (a list held it several times and CouchDB refused each):
+    ``retry``/``overwrite`` send the last one, which supersedes the earlier ones (gone from
+    ``pending`` once it is written; still there when it is refused again). ``merge`` calls
+    ``fn`` once per write of the id in the caller's order, each time on the result so far
+    (``fn(first, server)``, then ``fn(second, that result)``, ...) and sends the result
+    once, in the last document ``fn`` did not skip; a write ``fn`` skips (``None``) stays
+    pending. ``groups`` (save's rounds): the documents of each id to merge, kept up to date
+    here (the skipped ones dropped); ``originals``: ``id(document)`` -> a copy of it as the
+    caller gave it, which ``fn`` gets instead of the document."""
     options = dict(options or {})
     # a document whose _id CouchDB refuses stays pending as it is, not sent: it would fail
     # the whole request (400 illegal_docid), and its key is not its _id (a non-str _id's JSON text)
     pending = {docid: resolution.pending[docid] for docid in ids
                if docid in resolution.pending and not _id_refused(resolution.pending[docid]["doc"].get("_id"))}
     if not pending:
-        return []
+        return {}
     ids = list(pending)
     to_write = []
+    # per id sent: its pending writes before the round, and those to keep pending after it
+    # whether the write succeeds (merge: the skipped ones) or only when it fails
+    before: dict[str, list[PendingWrite]] = {docid: _edits(p) for docid, p in pending.items()}
+    kept: dict[str, list[PendingWrite]] = {}
+    kept_if_failed: dict[str, list[PendingWrite]] = {}
     if how == "retry":
         to_write = [p["doc"] for p in pending.values()]
     elif how == "overwrite":
@@ -916,12 +954,31 @@ def _resolve_round(ctx: ServerContext, db: str, resolution: ConflictResolution, 
             raise InvalidInput("merge needs a callable fn(local, server)")
         server_docs = yield from _delayed(get_docs(ctx, db, ids), delay)
         for docid, server in zip(ids, server_docs):
-            local = pending[docid]["doc"]
-            merged = fn(copy.deepcopy(originals[docid]) if originals else local, server)
-            if merged is None:
-                continue  # skipped: stays pending
-            if not isinstance(merged, Mapping):
-                raise InvalidDocument(f"merge function must return a dict or None, got {type(merged).__name__}")
+            docs = groups[docid] if groups is not None and docid in groups else [e["doc"] for e in before[docid]]
+            merged: Any = None
+            used: list[Any] = []
+            for doc in docs:
+                theirs = server
+                if used:  # the result so far, as the server would hold it after the earlier writes
+                    theirs = Document(copy.deepcopy(dict(merged)))
+                    theirs["_id"] = docid
+                    if server is not None:
+                        theirs["_rev"] = server["_rev"]
+                    else:
+                        theirs.pop("_rev", None)
+                original = originals.get(id(doc)) if originals else None
+                out = fn(copy.deepcopy(original) if original is not None else doc, theirs)
+                if out is None:
+                    continue  # skipped: stays pending
+                if not isinstance(out, Mapping):
+                    raise InvalidDocument(f"merge function must return a dict or None, got {type(out).__name__}")
+                merged = out
+                used.append(doc)
+            if groups is not None:
+                groups[docid] = used
+            if not used:
+                continue  # every write of the id skipped: pending as it was
+            local = used[-1]
             if merged is not local:
                 local.clear()
                 local.update(merged)
@@ -931,11 +988,29 @@ def _resolve_round(ctx: ServerContext, db: str, resolution: ConflictResolution, 
             else:
                 local.pop("_rev", None)
             to_write.append(local)
+            # the other merged writes are in ``local`` now, written or pending with it
+            kept[docid] = [e for e in before[docid] if not any(e["doc"] is d for d in used)]
     else:  # pragma: no cover - internal misuse
         raise ValueError(how)
+    if how != "merge":
+        kept_if_failed = {docid: entries[:-1] for docid, entries in before.items() if len(entries) > 1}
     if to_write:
         yield from _bulk_write(ctx, db, to_write, codec.dumps_array(to_write), resolution, options)
-    return [d["_id"] for d in to_write]
+    sent = {d["_id"]: d for d in to_write}
+    for docid, doc in sent.items():
+        failure = _failed_write(resolution, docid, doc)
+        keep = kept.get(docid, []) + (kept_if_failed.get(docid, []) if failure is not None else [])
+        if not keep:
+            continue
+        rank = {id(e["doc"]): i for i, e in enumerate(before[docid])}
+        group = keep + ([cast("PendingWrite", {k: v for k, v in failure.items() if k != "others"})]
+                        if failure is not None else [])
+        group.sort(key=lambda e: rank.get(id(e["doc"]), len(rank)))
+        entry = group[-1]
+        if len(group) > 1:
+            entry["others"] = group[:-1]
+        resolution.pending[docid] = entry
+    return sent
 
 
 def update_doc(ctx: ServerContext, db: str, docid: str, fn: Callable[[Document | None], Mapping[str, Any] | None],

@@ -181,8 +181,13 @@ class PendingWrite(_PendingWriteOthers):
     (``"conflict"``, ``"forbidden"``, ...; ``reason`` may be ``None``). ``others`` (only
     when a list held its ``_id`` more than once and several of those were refused in one
     request): ``doc`` is the last of them, ``others`` the earlier ones in list order, each
-    as such a dict (``force``/``merge``/``resolve()`` write ``doc`` again, the later write
-    of that id, which supersedes the others)."""
+    as such a dict. ``merge`` (``save(docs, merge=fn)`` and
+    :meth:`ConflictResolution.merge <couchcore.models.ConflictResolution.merge>`) merges
+    every one of them in turn, in list order (``fn(first, server)``, then ``fn(next,
+    result so far)``, ...) and writes the result once; ``force``/``overwrite()`` and
+    ``resolve()`` write ``doc``, the later write of that id, which supersedes the others
+    (they leave ``pending`` once it is written, and stay in its ``others`` while it is
+    refused)."""
 
     doc: dict[str, Any]
     error: str

@@ -217,3 +217,98 @@ def test_cli_errors_start_with_the_command_and_help_lists_exit_statuses(couch_ur
     text = " ".join(usage.stdout.decode().split())
     assert "Exit status: 0 built, 1 --timeout expired first" in text and "2 could not run" in text, text
     assert "130 interrupted" in text and "partitioned" in text
+
+
+# -- 3: merge of several stale writes of one id ---------------------------------------------------
+# save([edit1_of_m, edit2_of_m]) with both stale: CouchDB refuses both (two conflict rows). The
+# resolution's merge(fn) re-applied only the later one and reported ok: the earlier was in
+# pending["m"]["others"], never merged. merge now calls fn once per write of the id in the caller's
+# order, each on the result so far, and writes the result once; overwrite()/resolve() write the
+# last one, which supersedes the earlier ones (as writing the list one at a time would).
+
+
+def _append(mine, theirs):
+    return {**theirs, "l": theirs["l"] + mine["l"]}
+
+
+def _two_stale_edits(db):
+    db.save({"_id": "m", "l": []})
+    stale = dict(db.get("m"))
+    db.save({**db.get("m"), "l": ["s"]})
+    first, second = {**stale, "l": ["a"]}, {**stale, "l": ["b"]}
+    return first, second
+
+
+def test_merge_applies_every_stale_write_of_an_id_in_order(db):
+    first, second = _two_stale_edits(db)
+    resolution = db.save([first, second])
+    assert list(resolution.pending) == ["m"] and resolution.pending["m"]["doc"] is second
+    assert [e["doc"] for e in resolution.pending["m"]["others"]] == [first]
+    calls = []
+
+    def fn(mine, theirs):
+        calls.append((list(mine["l"]), list(theirs["l"])))
+        return _append(mine, theirs)
+
+    again = resolution.merge(fn)
+    assert again.ok and not again.pending, again.pending
+    assert calls == [(["a"], ["s"]), (["b"], ["s", "a"])]
+    assert db.get("m")["l"] == ["s", "a", "b"]
+    assert again.resolved["m"] is second and second["l"] == ["s", "a", "b"] and second["_rev"] == db.get("m")["_rev"]
+
+
+def test_save_with_merge_applies_every_stale_write_of_an_id(db):
+    first, second = _two_stale_edits(db)
+    resolution = db.save([first, second], merge=_append)
+    assert resolution.ok, resolution.pending
+    assert db.get("m")["l"] == ["s", "a", "b"]
+
+
+def test_a_write_the_merge_skips_stays_pending(db):
+    first, second = _two_stale_edits(db)
+    resolution = db.save([first, second])
+    again = resolution.merge(lambda mine, theirs: None if mine["l"] == ["a"] else _append(mine, theirs))
+    assert db.get("m")["l"] == ["s", "b"]
+    assert again.resolved["m"] is second
+    assert list(again.pending) == ["m"] and again.pending["m"]["doc"] is first
+    assert again.pending["m"]["error"] == "conflict" and "others" not in again.pending["m"]
+    last = again.merge(_append)  # merged later, onto what the server holds then
+    assert last.ok and db.get("m")["l"] == ["s", "b", "a"]
+
+
+def test_a_merge_skipping_every_write_leaves_the_id_pending_as_it_was(db):
+    first, second = _two_stale_edits(db)
+    resolution = db.save([first, second])
+    again = resolution.merge(lambda mine, theirs: None)
+    assert again.pending["m"]["doc"] is second and [e["doc"] for e in again.pending["m"]["others"]] == [first]
+    assert db.get("m")["l"] == ["s"]
+
+
+@pytest.mark.parametrize("how", ["overwrite", "resolve"])
+def test_overwrite_and_resolve_write_the_last_write_of_an_id(db, how):
+    """Control of the documented rule: the later write of an id supersedes the earlier ones."""
+    first, second = _two_stale_edits(db)
+    resolution = db.save([first, second])
+    if how == "resolve":
+        second["_rev"] = db.get("m")["_rev"]  # the caller brings the last one up to date
+    again = getattr(resolution, how)()
+    assert again.ok and db.get("m")["l"] == ["b"]
+
+
+def test_resolve_refused_again_keeps_every_write_pending(db):
+    first, second = _two_stale_edits(db)
+    resolution = db.save([first, second])
+    again = resolution.resolve()  # sent as it is: stale again
+    assert again.pending["m"]["doc"] is second and again.pending["m"]["error"] == "conflict"
+    assert [e["doc"] for e in again.pending["m"]["others"]] == [first]
+
+
+def test_the_docstrings_say_what_happens_to_several_writes_of_an_id():
+    from couchcore.models import ConflictResolution
+    from couchcore.protocol.shapes import PendingWrite
+
+    merge_doc = " ".join(ConflictResolution.merge.__doc__.split())
+    assert "once per write of an id" in merge_doc and "in the caller's order" in merge_doc
+    assert "supersedes" in " ".join(ConflictResolution.overwrite.__doc__.split())
+    assert "merge" in " ".join(PendingWrite.__doc__.split()) and "in turn" in " ".join(PendingWrite.__doc__.split())
+    assert "merges each of them in turn" in " ".join(ConflictResolution.__doc__.split())
