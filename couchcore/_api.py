@@ -254,7 +254,28 @@ class ServerAPI:
     def close(self) -> None:
         """Close the transport's pooled connections; continuous feeds and followers made
         through this Server stop (their iterations end, also in other threads). The
-        Server stays usable: the next request opens a new connection."""
+        Server stays usable: the next request opens a new connection. Returns ``None``.
+
+        What happens to requests already under way differs by facade:
+
+        * sync ``couchcore.Server`` (urllib3 and pycurl): nothing under way is cut. Only
+          idle connections close; a call, a save or a streamed result (view, ``_changes``,
+          attachment) being read runs to its end, in this thread or another. urllib3 then
+          closes its connection. With pycurl each thread has its own connections:
+          ``close()`` closes the calling thread's (a stream it still reads keeps its own
+          until the end), and other threads keep theirs, idle ones too, until they call
+          ``close()`` themselves or end.
+        * ``couchcore.aio`` and ``couchcore.tornado`` (pycurl and tornado backends):
+          everything under way on this Server is aborted at once, on every event loop it
+          used. An awaited read, a longpoll, a call still waiting for a ``max_clients``
+          slot, and a streamed result whose body has not all arrived (when read on) raise
+          :class:`~couchcore.errors.ConnectionError` ("request aborted (the transport was
+          closed)"), never retried. A write (``save``, ``delete``, ``put_attachment``,
+          ``copy``, ...) raises :class:`~couchcore.errors.OutcomeUnknown` instead: it may
+          have been written or not (both happen), so read the document to know. A
+          ``callback=`` gets a failed :class:`~couchcore.Status` with that error. To let
+          them finish, await them (``await asyncio.gather(*tasks)``) before ``close()``.
+        """
         feeds = sys.modules.get(f"{__package__}._feeds")  # not imported: no feed to stop
         if feeds is not None:
             feeds.stop_feeds(self)

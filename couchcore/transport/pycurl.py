@@ -143,6 +143,20 @@ class CurlEngine:
         self.multi = pycurl.CurlMulti()
         self.idle: list[pycurl.Curl] = []
         self.active: dict[pycurl.Curl, _Transfer] = {}
+        self.retired = False  # closed by the transport: its transfers finish, then it closes
+
+    def retire(self) -> None:
+        """The transport's close(): the idle handles (and their connections) close now;
+        transfers still under way (a stream the thread is reading, a ``get_many`` being
+        iterated) run to their end and then close their handles, and the multi handle goes
+        with the engine (libcurl closes it when it is collected). The transport makes a new
+        engine for the next request."""
+        self.retired = True
+        for curl in self.idle:
+            curl.close()
+        self.idle.clear()
+        if not self.active:
+            self.multi.close()
 
     # -- handles -------------------------------------------------------------------
     def start(self, request: Request) -> _Transfer:
@@ -167,6 +181,9 @@ class CurlEngine:
             try:
                 self.multi.remove_handle(curl)
             except pycurl.error:  # the multi handle is already closed (engine closed, interpreter exit)
+                curl.close()
+                return
+            if self.retired:  # the transport was closed: no connection is kept
                 curl.close()
                 return
             curl.reset()
@@ -459,15 +476,14 @@ class PycurlTransport(BaseTransport):
         self._local = threading.local()
 
     def close(self) -> None:
+        """Close the calling thread's idle connections (each thread has its own engine:
+        other threads' are not touched). A stream this thread is still reading runs to its
+        end on its own connection, which is closed then, as urllib3's pool does with a
+        connection in use; the next request opens a new one."""
         engine = getattr(self._local, "engine", None)
         if engine is not None:
-            for transfer in list(engine.active.values()):
-                engine.finish(transfer)
-            for curl in engine.idle:
-                curl.close()
-            engine.idle.clear()
-            engine.multi.close()
             self._local.engine = None
+            engine.retire()
 
     def configure(self, c: pycurl.Curl, request: Request, url: str, transfer: _Transfer) -> None:
         opts = self.options
