@@ -963,7 +963,11 @@ class DatabaseAPI:
         """Delete a document (``DELETE /{db}/{docid}?rev=``); it needs ``_id`` and ``_rev``
         (:class:`MissingRevision` otherwise, before anything is sent); returns ``{"ok", "id",
         "rev"}``; :class:`Conflict` when ``_rev`` is not the current revision.
-        https://docs.couchdb.org/en/stable/api/document/common.html#delete--db-docid
+        It deletes that one leaf: a document with conflicts (``get(id, conflicts=True)``
+        lists them in ``_conflicts``) then has another leaf as its current revision and is
+        still there; delete each conflicting revision too (or resolve them) to remove it.
+        https://docs.couchdb.org/en/stable/api/document/common.html#delete--db-docid ,
+        https://docs.couchdb.org/en/stable/replication/conflicts.html
         """
         return self._run(_docs.delete_doc(self._ctx, self.name, doc))
 

@@ -500,7 +500,11 @@ class SyncDatabaseAPI:
         """Delete a document (``DELETE /{db}/{docid}?rev=``); it needs ``_id`` and ``_rev``
         (:class:`MissingRevision` otherwise, before anything is sent); returns ``{"ok", "id",
         "rev"}``; :class:`Conflict` when ``_rev`` is not the current revision.
-        https://docs.couchdb.org/en/stable/api/document/common.html#delete--db-docid"""
+        It deletes that one leaf: a document with conflicts (``get(id, conflicts=True)``
+        lists them in ``_conflicts``) then has another leaf as its current revision and is
+        still there; delete each conflicting revision too (or resolve them) to remove it.
+        https://docs.couchdb.org/en/stable/api/document/common.html#delete--db-docid ,
+        https://docs.couchdb.org/en/stable/replication/conflicts.html"""
     def copy(self, source: str | Mapping[str, Any], dest: str | Mapping[str, Any]) -> str:
         """Copy ``source`` to ``dest`` (ids or docs; a dest with ``_rev`` is overwritten,
         a source with ``_rev`` copies that revision) with ``COPY /{db}/{docid}``.
@@ -1338,7 +1342,11 @@ class AsyncDatabaseAPI:
         """Delete a document (``DELETE /{db}/{docid}?rev=``); it needs ``_id`` and ``_rev``
         (:class:`MissingRevision` otherwise, before anything is sent); returns ``{"ok", "id",
         "rev"}``; :class:`Conflict` when ``_rev`` is not the current revision.
-        https://docs.couchdb.org/en/stable/api/document/common.html#delete--db-docid"""
+        It deletes that one leaf: a document with conflicts (``get(id, conflicts=True)``
+        lists them in ``_conflicts``) then has another leaf as its current revision and is
+        still there; delete each conflicting revision too (or resolve them) to remove it.
+        https://docs.couchdb.org/en/stable/api/document/common.html#delete--db-docid ,
+        https://docs.couchdb.org/en/stable/replication/conflicts.html"""
     @overload
     def copy(self, source: str | Mapping[str, Any], dest: str | Mapping[str, Any], *, callback: None = ...) -> Awaitable[str]: ...
     @overload

@@ -157,7 +157,9 @@ class Database(_DatabaseBase):
 
     def __delitem__(self, docid: str) -> None:
         """Delete the current revision of ``docid``; ``NotFoundKeyError`` (a ``KeyError``)
-        if it is missing."""
+        if it is missing. A document with conflicts keeps its other leaves: one of them
+        becomes the current revision, so ``docid in db`` stays ``True`` until every leaf is
+        deleted (see :meth:`delete`)."""
         self._del_item(docid)
 
     def __len__(self) -> int:
