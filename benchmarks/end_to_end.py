@@ -25,7 +25,7 @@ Reported per contender: best wall seconds, rows/s (wall), process CPU seconds of
 peak RSS; then the issue's ratios.  Written to ``benchmarks/results/end_to_end.md``.
 
     .venv/bin/python benchmarks/end_to_end.py [--rows 1000000] [--doc-rows 200000] [--repeat 3]
-        [--peer-repeat 1] [--shapes view,docs] [--no-peers] [--baseline-tree DIR]
+        [--peer-repeat N (default: --repeat)] [--shapes view,docs] [--no-peers] [--baseline-tree DIR]
 """
 
 from __future__ import annotations
@@ -274,7 +274,9 @@ def main() -> int:
     ap.add_argument("--rows", type=int, default=1_000_000, help="rows of the view shape")
     ap.add_argument("--doc-rows", type=int, default=200_000, help="rows of the include_docs shape")
     ap.add_argument("--repeat", type=int, default=3, help="runs of each couchcore/baseline contender (best kept)")
-    ap.add_argument("--peer-repeat", type=int, default=1, help="runs of each peer")
+    ap.add_argument("--peer-repeat", type=int, default=None,
+                    help="runs of each peer (default: --repeat, so that every contender's best is of as many "
+                    "tries; fewer favours couchcore)")
     ap.add_argument("--backends", default="pycurl,urllib3")
     ap.add_argument("--shapes", default="view,docs")
     ap.add_argument("--no-peers", action="store_true")
@@ -282,6 +284,8 @@ def main() -> int:
     ap.add_argument("--serve", nargs=2, type=int, help=argparse.SUPPRESS)
     ap.add_argument("--client", nargs=4, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.peer_repeat is None:
+        args.peer_repeat = args.repeat
     if args.serve:
         serve(*args.serve)
         return 0
