@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 # a setuptools without that (transitional) mode gets the default one
 EDITABLE ?= --config-settings editable_mode=compat
 
-.PHONY: demo test test-unit test-timing setup bench clean fuzz docs lint-docstrings
+.PHONY: demo test test-unit test-timing test-tornado-versions setup bench clean fuzz docs lint-docstrings
 
 setup: $(VENV)/.installed node_modules/.installed
 
@@ -44,6 +44,36 @@ test-unit: setup
 # `make test` because a loaded machine can fail them; run them on a quiet one
 test-timing: setup
 	$(PY) -m pytest -m timing $(PYTEST_ARGS)
+
+# backend="tornado" (couchcore/transport/tornado.py subclasses private Tornado names) on the oldest and the
+# newest Tornado release pyproject.toml allows (tornado>=6.3,<6.7): TORNADO_OLDEST installed with pip --target
+# into build/ and put first on PYTHONPATH, then the venv's own (the newest); the async facades' default backend
+# made Tornado's (tests/tornado_default_backend.py) for the facade tests, and the backend-parametrized tests'
+# tornado cases; against the suite's test server (PouchDB Server, or COUCHDB_URL). ~45 s for both here.
+TORNADO_OLDEST ?= 6.3.3
+TORNADO_OLDEST_DIR := build/tornado-$(TORNADO_OLDEST)
+TORNADO_TESTS := tests/unit/test_tornado_version.py tests/unit/test_tornado_local.py tests/integration/test_tornado.py \
+	tests/integration/test_tornado_example.py
+# the tests parametrized over the backends (the transport table; tests/helpers.py async_backends()): -k tornado
+TORNADO_CASES := tests/integration/test_aio.py tests/integration/test_transport_conformance.py \
+	tests/integration/test_review_async.py tests/integration/test_review_server.py tests/integration/test_review_documents.py \
+	$(addprefix tests/integration/test_review,2_r23.py _r23.py _r24.py _r25.py _r26.py _r27e.py _r28_left.py _r28b.py) \
+	tests/integration/test_tornado_keepalive.py::test_the_tornado_backend_stays_selectable \
+	tests/integration/test_tornado_keepalive.py::test_without_pycurl_the_async_facade_falls_back_to_tornado
+test-tornado-versions: setup
+	@[ -f $(TORNADO_OLDEST_DIR)/tornado/__init__.py ] || \
+		$(PY) -m pip install --quiet --no-deps --target $(TORNADO_OLDEST_DIR) tornado==$(TORNADO_OLDEST)
+	@status=0; base="$${PYTHONPATH:-}"; \
+	for dir in $(abspath $(TORNADO_OLDEST_DIR)) ""; do \
+		path="$$dir"; [ -z "$$base" ] || path="$${path:+$$path:}$$base"; \
+		export PYTHONPATH="$$path"; \
+		version=$$($(PY) -c "import tornado; print(tornado.version)") || exit 1; \
+		echo "== Tornado $$version ($${dir:-the venv's})"; \
+		export COUCHCORE_TEST_TORNADO_VERSION="$$version"; \
+		[ -z "$$dir" ] || COUCHCORE_TEST_TORNADO_VERSION=$(TORNADO_OLDEST); \
+		$(PY) -m pytest -q -p no:cacheprovider -p tests.tornado_default_backend $(TORNADO_TESTS) $(PYTEST_ARGS) || status=1; \
+		$(PY) -m pytest -q -p no:cacheprovider -k tornado $(TORNADO_CASES) $(PYTEST_ARGS) || status=1; \
+	done; exit $$status
 
 # the harness, quick sizes, against a throw-away PouchDB Server (BENCH_ARGS="--url http://..." for a real one);
 # tables, JSON and charts in benchmarks/results/latest/ (not tracked)

@@ -30,6 +30,31 @@ Flow control, timeouts, cancellation
       ``0`` disables it (continuous feeds with heartbeats);
     * cancelling the awaiting task, closing the response, or dropping an unread
       streamed response closes the connection at once and frees its slot.
+
+Private Tornado names, and the Tornado releases this module is tested on
+    Tornado's public client API has no way to reach the connection of a request, so this
+    module subclasses private names of ``tornado.simple_httpclient`` and
+    ``tornado.http1connection`` (and uses their attributes ``final_callback``, ``stream``,
+    ``request``):
+
+    * ``SimpleAsyncHTTPClient._connection_class``: the client's requests use ``_Connection``;
+    * ``_HTTPConnection`` (the per-request connection), to abort one request's connection
+      (cancellation, close, idle timeout: its ``_handle_exception``), to return the
+      streaming callback's awaitable to the HTTP/1 reader (backpressure; 6.6 does so
+      itself), to finish a request whose connection was reset with that error
+      (``on_connection_close``), and to finish one whose response does not parse, which
+      Tornado before 6.6 leaves waiting for its timeout (``_write_body``);
+    * ``_HTTPConnection._create_connection``, to drop the ``Content-Type`` Tornado adds to
+      a POST without one, and to give the connection the reader below;
+    * ``HTTP1Connection._parse_headers``, to read a response carrying both
+      ``Transfer-Encoding: chunked`` and ``Content-Length`` as chunked (PouchDB Server's
+      ``_list`` answers) as http.client and libcurl do, instead of dropping it.
+
+    Any Tornado release may change these, so ``pyproject.toml`` pins ``tornado>=6.3,<6.7``:
+    ``make test-tornado-versions`` (run by CI) runs this backend's tests on the oldest
+    (6.3.3) and the newest (6.6.1) release of that range. Raise the upper bound only after
+    it passes on the new release. The default async backend
+    (``couchcore/transport/curlloop.py``) uses no Tornado internals.
 """
 
 from __future__ import annotations
@@ -107,6 +132,15 @@ class _Connection(_HTTPConnection):
         if callback is not None:
             return callback(chunk)
         return super().data_received(chunk)
+
+    async def _write_body(self, start_read: bool) -> None:
+        await super()._write_body(start_read)
+        if start_read and self.final_callback is not None:
+            # the response was read and the request is not finished: Tornado before 6.6
+            # drops a response whose start line or headers do not parse (e.g. a server that
+            # does not speak HTTP) without telling the request, which then waited for its
+            # read timeout; 6.6 finishes it as a closed connection: do the same
+            self.on_connection_close()
 
     def on_connection_close(self) -> None:
         # Tornado (6.x) raises the stream's own error here (e.g. ECONNRESET: a reset in
