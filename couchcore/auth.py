@@ -153,13 +153,9 @@ class SessionAuth(Auth):
     body could not be sent again: the session is renewed, so sending it again works.
     CouchDB may also close the connection before reading a large body it refuses: when
     the connection breaks under a request with a body, the same ``GET /_session`` is
-    made and a lost session renewed. The request is then sent again (a file sought back
-    as above) only when CouchDB's answers show it was refused: the cookie was revoked
-    while still within its ``Max-Age``, and ``GET /{db}`` without a cookie answers
-    ``401``/``403`` (CouchDB serves a refused cookie as anonymous; where anonymous users
-    may write, the request may have been applied). Otherwise, and for a stream read
-    once, the error (e.g. :class:`~couchcore.errors.OutcomeUnknown`) is raised as it
-    was, its message saying the session had expired and a retry now works.
+    made and a lost session renewed; the error (e.g.
+    :class:`~couchcore.errors.OutcomeUnknown`) is raised as it was, its message saying
+    the session had expired and a retry now works (the request is not sent again).
 
     One login at a time per object: threads wait for a login another thread runs;
     tasks of one event loop (the async facade, libcurl's ``iter_many``) cannot block,
@@ -271,24 +267,17 @@ class SessionAuth(Auth):
             yield from self.login_flow(since=self._epoch)
         epoch = self._epoch
         point = _rewind_point(request)  # before sending: where the body starts
-        sent, expires = self._cookie, self._expires
+        sent = self._cookie
         request.headers["Cookie"] = f"AuthSession={sent}"
         try:
             response = yield request
         except ConnectionError as exc:
             # CouchDB answers a request it refuses at once and may close the connection before
             # reading a large body: the client sees the break, not the 401 (Tornado's client
-            # from a few MB, libcurl at tens of MB). Renew a lost session, and send the request
-            # again when CouchDB's answers show it was refused (see _renew_after_break)
-            if request.body is None or isinstance(exc, ConnectError) or exc.aborted:
-                raise
-            refused = yield from self._renew_after_break(request, sent, epoch, expires, exc)
-            if not (refused and _rewind(request, point)):
-                raise
-            request.headers["Cookie"] = f"AuthSession={self._cookie}"
-            response = yield request
-            self._take(response)
-            return response
+            # from a few MB, libcurl at tens of MB). Renew a lost session, so a retry works.
+            if request.body is not None and not isinstance(exc, ConnectError) and not exc.aborted:
+                yield from self._renew_after_break(sent, epoch, exc)
+            raise
         self._take(response)
         if not _refused(response):
             return response
@@ -310,36 +299,21 @@ class SessionAuth(Auth):
         self._take(response)
         return response
 
-    def _renew_after_break(self, request: Request, sent: str | None, epoch: int, expires: float | None,
-                           exc: TransportError) -> Generator[Request, Response, bool]:
-        """After the connection broke under ``request`` (with a body): when CouchDB no
-        longer takes the cookie it carried, log in again; returns whether CouchDB surely
-        refused ``request`` (it may then be sent again). Surely, when all of these hold:
-
-        * the cookie was revoked, not expired: it was still within its ``Max-Age`` by this
-          client's clock (which ends it early) when the break was seen, so it was already
-          refused when CouchDB read the request's headers (a cookie that expires during a
-          long upload may have been taken for it);
-        * CouchDB refuses the database to an anonymous user (``GET /{db}`` without a
-          cookie answers ``401`` or ``403``), as it serves a request with a refused cookie
-          as anonymous (where anonymous users may write, the request may have been applied).
-
-        Otherwise ``exc``'s message says the session had expired and a retry now works. A
-        failure here (the server unreachable) leaves ``exc`` as it is and returns ``False``.
-        https://docs.couchdb.org/en/stable/api/server/authn.html#cookie-authentication"""
+    def _renew_after_break(self, sent: str | None, epoch: int, exc: TransportError) -> Generator[Request, Response, None]:
+        """After the connection broke under a request with a body: when CouchDB no longer
+        takes the cookie it carried, log in again and say so in ``exc``'s message (the
+        request is not sent again: whether it was applied is unknown to the driver). A
+        failure here (the server unreachable) leaves ``exc`` as it is."""
         try:
             if (yield from self._session_holds(sent)):
-                return False
+                return
             yield from self.login_flow(since=epoch)
-            if expires is not None and time.monotonic() < expires and (yield from _anonymous_refused(request)):
-                return True
         except Exception:
-            return False
+            return
         exc.detail = (f"{exc.detail}; the session cookie it carried had expired or been revoked (CouchDB "
                       "refuses such a request with 401 and may close the connection before reading the body): "
                       "SessionAuth has logged in again, a retry now works")
         exc.args = (f"{exc.detail} ({exc.url})" if exc.url else exc.detail,)
-        return False
 
     def _session_holds(self, cookie: str | None) -> Generator[Request, Response, bool]:
         """Whether CouchDB still takes ``cookie`` for this user (``GET /_session``:
@@ -357,23 +331,6 @@ class SessionAuth(Auth):
             return False
         finally:
             answer.close()
-
-
-def _anonymous_refused(request: Request) -> Generator[Request, Response, bool]:
-    """Whether CouchDB refuses an anonymous user the database ``request`` is about
-    (``GET /{db}`` without credentials answers ``401`` or ``403``). ``False`` for a request
-    on no database, or on a system database (``_users`` takes an anonymous sign-up):
-    https://docs.couchdb.org/en/stable/api/database/security.html"""
-    first = request.path.split("?", 1)[0].split("/")[1] if request.path.startswith("/") else ""
-    if not first or first.startswith("_"):
-        return False
-    answer = yield Request("GET", "/" + first)
-    try:
-        if answer.stream is not None:
-            answer.read()
-        return answer.status in (401, 403)
-    finally:
-        answer.close()
 
 
 def _expired_error(response: Response) -> Exception:
