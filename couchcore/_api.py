@@ -760,8 +760,8 @@ class DatabaseAPI:
         does a single document whose ``_id`` is not a non-empty string or begins with ``_``
         other than ``_design/...`` and ``_local/...``; in a list such a document is not sent
         and is pending with ``error`` ``"illegal_docid"`` (keyed by a ``str``, as every key of
-        ``.pending``: a string ``_id`` as given, any other by its JSON text, ``5`` as ``"5"``,
-        ``True`` as ``"true"``; :meth:`ConflictResolution.resolve`, ``overwrite`` and ``merge``
+        ``.pending``: a string ``_id`` as given, any other by ``"_id:"`` and its JSON text, ``5``
+        as ``"_id:5"``, ``True`` as ``"_id:true"``, never a legal id; :meth:`ConflictResolution.resolve`, ``overwrite`` and ``merge``
         leave it pending, unsent), the others are written. A single document's conflict raises :class:`Conflict` (with the
         resolution in ``.resolution``) unless ``merge`` or ``force`` resolves it; for a
         list, failures are reported per document in ``.pending`` (``{"doc", "error",

@@ -262,7 +262,7 @@ class ConflictResolution:
     ``resolved`` maps ``_id`` to each document written (its ``_id``/``_rev`` updated in
     place); ``pending`` maps ``_id`` to ``{"doc": doc, "error": ..., "reason": ...}`` for
     every document that was not written (a ``str`` key always: a document whose ``_id`` is
-    not a string, refused before sending, is keyed by that ``_id``'s JSON text). Nothing is dropped: every input document
+    not a string, refused before sending, is keyed by ``"_id:"`` and that ``_id``'s JSON text, ``"_id:5"``). Nothing is dropped: every input document
     ends up in exactly one of the two (when one list holds the same ``_id`` twice and
     one of them was written and another not, that id is in both; ``pending`` keeps the
     failure; when several of them were refused, ``pending[id]`` holds the last and its

@@ -263,10 +263,11 @@ def _check_doc(doc: Any, single: bool = True) -> str | None:
 def _pending_key(docid: Any) -> str:
     """The key of a document refused for its ``_id`` in ``pending`` (a ``str``, as every
     key of ``pending``): a string ``_id`` itself, any other (a number, a bool, a list, an
-    object) its JSON text (``5`` -> ``"5"``, ``True`` -> ``"true"``)."""
+    object) ``"_id:"`` and its JSON text (``5`` -> ``"_id:5"``, ``True`` -> ``"_id:true"``):
+    a key no document CouchDB accepts can have (``"5"`` is another document's id)."""
     if isinstance(docid, str):
         return docid
-    return codec.dumps(docid).decode()
+    return "_id:" + codec.dumps(docid).decode()
 
 
 def _id_refused(docid: Any) -> bool:

@@ -235,7 +235,8 @@ def _couch_says(couch_url, db_name, docs) -> tuple[int, object]:
         return exc.code, json.loads(exc.read())
 
 
-_BAD_IDS = [("", ""), (5, "5"), (5.5, "5.5"), (True, "true"), (["l"], '["l"]'), ({"o": 1}, '{"o":1}')]
+_BAD_IDS = [("", ""), (5, "_id:5"), (5.5, "_id:5.5"), (True, "_id:true"), (["l"], '_id:["l"]'),
+            ({"o": 1}, '_id:{"o":1}')]
 
 
 @pytest.mark.parametrize("bad, key", _BAD_IDS, ids=["empty", "int", "float", "bool", "list", "object"])

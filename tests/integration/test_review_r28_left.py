@@ -36,7 +36,7 @@ def _posts(proxy) -> list[list[object]]:
 # while ConflictResolution.pending is dict[str, PendingWrite]; resolve()/overwrite() of such a
 # resolution raised TypeError for a list _id and merge() InvalidInput for a number
 
-_SCALARS = [(5, "5"), (True, "true"), (1.5, "1.5"), (-0.25, "-0.25"), (["l"], '["l"]')]
+_SCALARS = [(5, "_id:5"), (True, "_id:true"), (1.5, "_id:1.5"), (-0.25, "_id:-0.25"), (["l"], '_id:["l"]')]
 
 
 def test_a_non_str_id_is_pending_under_its_json_text(db, backend):
@@ -79,6 +79,29 @@ def test_resolving_leaves_a_refused_id_pending_and_unsent(db, backend, how):
     stored = {row.id: row.doc for row in db.view("_all_docs", include_docs=True)}
     assert set(stored) == {"b"}  # no "5", "true", ... written under the JSON text
     assert stored["b"]["n"] == (1 if how == "resolve" else 9)
+
+
+# reviewer-round-r28 (LOW): keyed by the bare JSON text, {"_id": 5} shared the key "5" with the
+# document "5" of the same list: merge wrote the int-id document's content into document "5",
+# force/overwrite dropped it from the report. "_id:5" is no id CouchDB accepts
+@pytest.mark.parametrize("how", ["merge", "overwrite", "force"])
+def test_a_non_str_id_never_shares_a_key_with_a_str_id_of_the_same_text(db, couch_url, backend, how):
+    db.save({"_id": "5", "x": "stored"})
+    docs = [{"_id": 5, "x": "int"}, {"_id": "5", "x": "str"}]
+    via = couchcore.Server(couch_url, backend=backend)[db.name]
+    try:
+        if how == "force":
+            resolution = via.save(docs, force=True)
+        else:
+            first = via.save(docs)
+            assert set(first.pending) == {"_id:5", "5"}
+            resolution = (first.merge(lambda local, server: {**server, **local}) if how == "merge"
+                          else first.overwrite())
+    finally:
+        via.server.close()
+    assert set(resolution.pending) == {"_id:5"}
+    assert resolution.pending["_id:5"]["doc"]["x"] == "int" and resolution.pending["_id:5"]["error"] == "illegal_docid"
+    assert db.get("5")["x"] == "str"  # the int-id document's content never reached "5"
 
 
 # -- 2: "_rev": null in save(list) ---------------------------------------------------------------

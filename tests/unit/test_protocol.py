@@ -470,7 +470,7 @@ def test_an_id_couchdb_refuses_fails_a_single_document_and_is_pending_in_a_list(
         next(documents.save_docs(server.ServerContext(), "db", [{"_id": 5}], None, True))
     with pytest.raises(StopIteration) as done:  # nothing to send
         next(documents.save_docs(server.ServerContext(), "db", [{"_id": 5}], None, False))
-    assert done.value.value.pending["5"]["error"] == "illegal_docid"  # (keyed by its JSON text)
+    assert done.value.value.pending["_id:5"]["error"] == "illegal_docid"  # ("_id:" and its JSON text)
 
 
 def test_delete_needs_rev_before_sending():
