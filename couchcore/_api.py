@@ -1005,9 +1005,17 @@ class DatabaseAPI:
         line break) raises :class:`InvalidInput` before sending. A bare id (or a dict
         without ``_rev``) creates the document; for an existing one it raises
         :class:`Conflict` saying the current ``_rev`` is needed.
+        An :class:`AttachmentStream` (from :meth:`open_attachment`, to copy an attachment)
+        is read first into a temporary file (in memory up to 8 MiB, on disk beyond), then
+        sent: its connection may be the one the upload needs (libcurl's engine cannot read
+        one transfer from inside another's upload); ``filename`` is then required.
         ``PUT /{db}/{docid}/{attname}?rev=``:
         https://docs.couchdb.org/en/stable/api/document/attachments.html#put--db-docid-attname
         """
+        from ._results import AttachmentStream
+
+        if isinstance(content, AttachmentStream):
+            content = _spooled(content)
         return self._run(_att.put_attachment(self._ctx, self.name, doc, content, filename, content_type))
 
     def get_attachment(self, id_or_doc: str | Mapping[str, Any], filename: str, rev: str | None = None) -> bytes:
@@ -1373,6 +1381,24 @@ class DatabaseAPI:
         """
         result: ViewResult = self._run(_views.view(self._ctx, self.name, "_local_docs", **options))
         return result
+
+
+def _spooled(stream: "AttachmentStream") -> IO[bytes]:
+    """``stream``'s bytes in a temporary file (memory up to 8 MiB, disk beyond), at its start."""
+    import tempfile
+
+    live = stream._response.stream
+    if live is not None and not hasattr(live, "__iter__"):
+        raise InvalidInput("an AttachmentStream of an async facade cannot be read here as put_attachment's content: "
+                           "pass its bytes (await stream.aread()) or write it to a file first")
+    spool = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024)
+    while True:
+        chunk = stream.read(64 * 1024)
+        if not chunk:
+            break
+        spool.write(chunk)
+    spool.seek(0)
+    return spool
 
 
 def _not_a_list_of_ids(method: str, ids: object) -> str:

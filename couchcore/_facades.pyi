@@ -530,6 +530,10 @@ class SyncDatabaseAPI:
         line break) raises :class:`InvalidInput` before sending. A bare id (or a dict
         without ``_rev``) creates the document; for an existing one it raises
         :class:`Conflict` saying the current ``_rev`` is needed.
+        An :class:`AttachmentStream` (from :meth:`open_attachment`, to copy an attachment)
+        is read first into a temporary file (in memory up to 8 MiB, on disk beyond), then
+        sent: its connection may be the one the upload needs (libcurl's engine cannot read
+        one transfer from inside another's upload); ``filename`` is then required.
         ``PUT /{db}/{docid}/{attname}?rev=``:
         https://docs.couchdb.org/en/stable/api/document/attachments.html#put--db-docid-attname"""
     def get_attachment(self, id_or_doc: str | Mapping[str, Any], filename: str, rev: str | None = ...) -> bytes:
@@ -1381,6 +1385,10 @@ class AsyncDatabaseAPI:
         line break) raises :class:`InvalidInput` before sending. A bare id (or a dict
         without ``_rev``) creates the document; for an existing one it raises
         :class:`Conflict` saying the current ``_rev`` is needed.
+        An :class:`AttachmentStream` (from :meth:`open_attachment`, to copy an attachment)
+        is read first into a temporary file (in memory up to 8 MiB, on disk beyond), then
+        sent: its connection may be the one the upload needs (libcurl's engine cannot read
+        one transfer from inside another's upload); ``filename`` is then required.
         ``PUT /{db}/{docid}/{attname}?rev=``:
         https://docs.couchdb.org/en/stable/api/document/attachments.html#put--db-docid-attname"""
     @overload

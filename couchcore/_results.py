@@ -558,6 +558,34 @@ class ChangesResult(StreamedResult[dict[str, Any]]):
         return f"<ChangesResult {state} last_seq={self._parser.meta.get('last_seq')!r}>"
 
 
+class _SizedReader:
+    """``read(size)`` over an iterator of byte chunks: what a file object's reader does."""
+
+    __slots__ = ("_chunks", "_buffer")
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self._chunks: Iterator[bytes] | None = chunks
+        self._buffer = bytearray()
+
+    def read(self, size: int) -> bytes:
+        buffer = self._buffer
+        while len(buffer) < size and self._chunks is not None:
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                self._chunks = None
+            else:
+                buffer += chunk
+        out = bytes(buffer[:size])
+        del buffer[:size]
+        return out
+
+    def rest(self) -> bytes:
+        chunks, self._chunks = self._chunks, None
+        out = bytes(self._buffer) + (b"".join(chunks) if chunks is not None else b"")
+        self._buffer.clear()
+        return out
+
+
 class AttachmentStream:
     """A streamed attachment (what :meth:`~couchcore.Database.open_attachment` gives):
     iterate it for byte chunks (``for``, or ``async for`` on an async facade) or
@@ -591,6 +619,7 @@ class AttachmentStream:
         self._response = response
         self._started = False  # an iteration (or read) of the live stream has begun
         self._closed = False  # close() was called
+        self._reader: _SizedReader | None = None  # the pass read(size) reads from
 
     @property
     def content_type(self) -> str | None:
@@ -661,11 +690,25 @@ class AttachmentStream:
         finally:
             self._response.close()
 
-    def read(self) -> bytes:
+    def read(self, size: int | None = -1) -> bytes:
         """The whole content (sync), as bytes. :class:`StreamConsumed` if this stream was
         read, iterated or closed before (see the class); ``TypeError`` on an async
         backend's stream (``await .aread()``); :class:`~couchcore.errors.TransportError`
-        if the connection fails mid-way."""
+        if the connection fails mid-way.
+
+        ``read(size)`` (``size`` >= 0, in bytes) reads like a binary file instead: up to
+        ``size`` bytes at a time (fewer only at the end), ``b""`` once the attachment is
+        read, each call going on where the last stopped, in the stream's one pass (the
+        first such call begins it; a plain :meth:`read` after some then gives the rest).
+        So the stream is a file object for :meth:`~couchcore.Database.put_attachment`:
+        ``db.put_attachment(other, db.open_attachment(doc, "a.bin"), "a.bin")`` copies an
+        attachment without holding it in memory."""
+        if size is not None and size >= 0:
+            if self._reader is None:
+                self._reader = _SizedReader(iter(self))
+            return self._reader.read(size)
+        if self._reader is not None:
+            return self._reader.rest()
         chunks = iter(self)  # (here, not inside join(), which would hide the TypeError's message)
         return b"".join(chunks)
 
