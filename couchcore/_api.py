@@ -989,7 +989,8 @@ class DatabaseAPI:
         return self._run(_docs.revisions(self._ctx, self.name, docid))
 
     # -- attachments ---------------------------------------------------------------
-    def put_attachment(self, doc: str | Mapping[str, Any], content: bytes | bytearray | memoryview | str | IO[bytes],
+    def put_attachment(self, doc: str | Mapping[str, Any],
+                       content: "bytes | bytearray | memoryview | str | IO[bytes] | AttachmentStream",
                        filename: str | None = None,
                        content_type: str | None = None) -> DocResult:
         """Create or replace an attachment (``content``: bytes, str or a binary file object,
@@ -1005,17 +1006,36 @@ class DatabaseAPI:
         line break) raises :class:`InvalidInput` before sending. A bare id (or a dict
         without ``_rev``) creates the document; for an existing one it raises
         :class:`Conflict` saying the current ``_rev`` is needed.
-        An :class:`AttachmentStream` (from :meth:`open_attachment`, to copy an attachment)
-        is read first into a temporary file (in memory up to 8 MiB, on disk beyond), then
-        sent: its connection may be the one the upload needs (libcurl's engine cannot read
-        one transfer from inside another's upload); ``filename`` is then required.
+        An :class:`AttachmentStream` (from :meth:`open_attachment`, to copy an attachment;
+        ``filename`` is then required) is read first, into memory up to 8 MiB, into a
+        temporary file beyond (closed once sent), then sent with its length: its connection
+        may be the one the upload needs (libcurl's engine cannot read one transfer from
+        inside another's upload). A stream already read (or begun, or closed) raises
+        :class:`~couchcore.errors.StreamConsumed` before anything is sent: open the
+        attachment again to retry.
         ``PUT /{db}/{docid}/{attname}?rev=``:
         https://docs.couchdb.org/en/stable/api/document/attachments.html#put--db-docid-attname
         """
         from ._results import AttachmentStream
 
         if isinstance(content, AttachmentStream):
-            content = _spooled(content)
+            if filename is None:
+                raise InvalidInput("filename is required when content is an AttachmentStream")
+            spool = _spooled(content)
+            try:
+                result = self._run(_att.put_attachment(self._ctx, self.name, doc, spool, filename, content_type))
+            except BaseException:
+                if not isinstance(spool, bytes):
+                    spool.close()
+                raise
+            if isinstance(spool, bytes):
+                return result
+            when_done = getattr(result, "add_done_callback", None)
+            if when_done is not None:  # an async facade's task: close the file when it is done
+                when_done(lambda _: spool.close())
+            elif not hasattr(result, "__await__"):
+                spool.close()
+            return result
         return self._run(_att.put_attachment(self._ctx, self.name, doc, content, filename, content_type))
 
     def get_attachment(self, id_or_doc: str | Mapping[str, Any], filename: str, rev: str | None = None) -> bytes:
@@ -1383,21 +1403,42 @@ class DatabaseAPI:
         return result
 
 
-def _spooled(stream: "AttachmentStream") -> IO[bytes]:
-    """``stream``'s bytes in a temporary file (memory up to 8 MiB, disk beyond), at its start."""
+def _spooled(stream: "AttachmentStream") -> "bytes | IO[bytes]":
+    """``stream``'s bytes: as bytes up to 8 MiB, else in a temporary file (at its start).
+    :class:`StreamConsumed` for a stream already read, begun or closed (nothing read)."""
     import tempfile
 
-    live = stream._response.stream
-    if live is not None and not hasattr(live, "__iter__"):
+    from .errors import StreamConsumed
+
+    response = stream._response
+    if response.stream is None:  # a buffered body (couchcore.tornado's callback= style)
+        return bytes(response.body or b"")
+    if not hasattr(response.stream, "__iter__"):
         raise InvalidInput("an AttachmentStream of an async facade cannot be read here as put_attachment's content: "
                            "pass its bytes (await stream.aread()) or write it to a file first")
-    spool = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024)
-    while True:
+    if stream._started or stream._closed:
+        raise StreamConsumed("this AttachmentStream was already read, begun or closed: open the attachment again "
+                             "to put it")
+    limit = 8 * 1024 * 1024
+    head = bytearray()
+    while len(head) <= limit:
         chunk = stream.read(64 * 1024)
         if not chunk:
-            break
-        spool.write(chunk)
-    spool.seek(0)
+            return bytes(head)
+        head += chunk
+    spool = tempfile.TemporaryFile()
+    try:
+        spool.write(head)
+        del head
+        while True:
+            chunk = stream.read(1024 * 1024)
+            if not chunk:
+                break
+            spool.write(chunk)
+        spool.seek(0)
+    except BaseException:
+        spool.close()
+        raise
     return spool
 
 

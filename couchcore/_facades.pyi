@@ -516,7 +516,7 @@ class SyncDatabaseAPI:
         """Revision ids of a document, newest first (``GET /{db}/{docid}?revs=true``);
         :class:`NotFound` if it is missing.
         https://docs.couchdb.org/en/stable/api/document/common.html#getting-a-list-of-revisions"""
-    def put_attachment(self, doc: str | Mapping[str, Any], content: bytes | bytearray | memoryview | str | IO[bytes], filename: str | None = ..., content_type: str | None = ...) -> DocResult:
+    def put_attachment(self, doc: str | Mapping[str, Any], content: bytes | bytearray | memoryview | str | IO[bytes] | AttachmentStream, filename: str | None = ..., content_type: str | None = ...) -> DocResult:
         """Create or replace an attachment (``content``: bytes, str or a binary file object,
         streamed); updates ``doc["_rev"]``; returns ``{"ok", "id", "rev"}``. A str is sent
         as UTF-8, and so is what a text-mode file reads (its encoding decoded and its line
@@ -530,10 +530,13 @@ class SyncDatabaseAPI:
         line break) raises :class:`InvalidInput` before sending. A bare id (or a dict
         without ``_rev``) creates the document; for an existing one it raises
         :class:`Conflict` saying the current ``_rev`` is needed.
-        An :class:`AttachmentStream` (from :meth:`open_attachment`, to copy an attachment)
-        is read first into a temporary file (in memory up to 8 MiB, on disk beyond), then
-        sent: its connection may be the one the upload needs (libcurl's engine cannot read
-        one transfer from inside another's upload); ``filename`` is then required.
+        An :class:`AttachmentStream` (from :meth:`open_attachment`, to copy an attachment;
+        ``filename`` is then required) is read first, into memory up to 8 MiB, into a
+        temporary file beyond (closed once sent), then sent with its length: its connection
+        may be the one the upload needs (libcurl's engine cannot read one transfer from
+        inside another's upload). A stream already read (or begun, or closed) raises
+        :class:`~couchcore.errors.StreamConsumed` before anything is sent: open the
+        attachment again to retry.
         ``PUT /{db}/{docid}/{attname}?rev=``:
         https://docs.couchdb.org/en/stable/api/document/attachments.html#put--db-docid-attname"""
     def get_attachment(self, id_or_doc: str | Mapping[str, Any], filename: str, rev: str | None = ...) -> bytes:
@@ -1369,9 +1372,9 @@ class AsyncDatabaseAPI:
         :class:`NotFound` if it is missing.
         https://docs.couchdb.org/en/stable/api/document/common.html#getting-a-list-of-revisions"""
     @overload
-    def put_attachment(self, doc: str | Mapping[str, Any], content: bytes | bytearray | memoryview | str | IO[bytes], filename: str | None = ..., content_type: str | None = ..., *, callback: None = ...) -> Awaitable[DocResult]: ...
+    def put_attachment(self, doc: str | Mapping[str, Any], content: bytes | bytearray | memoryview | str | IO[bytes] | AsyncAttachmentStream, filename: str | None = ..., content_type: str | None = ..., *, callback: None = ...) -> Awaitable[DocResult]: ...
     @overload
-    def put_attachment(self, doc: str | Mapping[str, Any], content: bytes | bytearray | memoryview | str | IO[bytes], filename: str | None = ..., content_type: str | None = ..., *, callback: _Callable[[DocResult | None, _Status], Any]) -> asyncio.Task[DocResult | None]:
+    def put_attachment(self, doc: str | Mapping[str, Any], content: bytes | bytearray | memoryview | str | IO[bytes] | AsyncAttachmentStream, filename: str | None = ..., content_type: str | None = ..., *, callback: _Callable[[DocResult | None, _Status], Any]) -> asyncio.Task[DocResult | None]:
         """Create or replace an attachment (``content``: bytes, str or a binary file object,
         streamed); updates ``doc["_rev"]``; returns ``{"ok", "id", "rev"}``. A str is sent
         as UTF-8, and so is what a text-mode file reads (its encoding decoded and its line
@@ -1385,10 +1388,13 @@ class AsyncDatabaseAPI:
         line break) raises :class:`InvalidInput` before sending. A bare id (or a dict
         without ``_rev``) creates the document; for an existing one it raises
         :class:`Conflict` saying the current ``_rev`` is needed.
-        An :class:`AttachmentStream` (from :meth:`open_attachment`, to copy an attachment)
-        is read first into a temporary file (in memory up to 8 MiB, on disk beyond), then
-        sent: its connection may be the one the upload needs (libcurl's engine cannot read
-        one transfer from inside another's upload); ``filename`` is then required.
+        An :class:`AttachmentStream` (from :meth:`open_attachment`, to copy an attachment;
+        ``filename`` is then required) is read first, into memory up to 8 MiB, into a
+        temporary file beyond (closed once sent), then sent with its length: its connection
+        may be the one the upload needs (libcurl's engine cannot read one transfer from
+        inside another's upload). A stream already read (or begun, or closed) raises
+        :class:`~couchcore.errors.StreamConsumed` before anything is sent: open the
+        attachment again to retry.
         ``PUT /{db}/{docid}/{attname}?rev=``:
         https://docs.couchdb.org/en/stable/api/document/attachments.html#put--db-docid-attname"""
     @overload

@@ -559,30 +559,52 @@ class ChangesResult(StreamedResult[dict[str, Any]]):
 
 
 class _SizedReader:
-    """``read(size)`` over an iterator of byte chunks: what a file object's reader does."""
+    """``read(size)`` over an iterator of byte chunks: what a file object's reader does.
+    An error of the iterator (a connection cut mid-way) is raised again by every later
+    call, never taken for the end of the bytes."""
 
-    __slots__ = ("_chunks", "_buffer")
+    __slots__ = ("_chunks", "_buffer", "_error", "done")
 
     def __init__(self, chunks: Iterator[bytes]) -> None:
         self._chunks: Iterator[bytes] | None = chunks
         self._buffer = bytearray()
+        self._error: BaseException | None = None
+        self.done = False  # every byte handed out
+
+    def _more(self) -> bool:
+        if self._error is not None:
+            raise self._error
+        if self._chunks is None:
+            return False
+        try:
+            chunk = next(self._chunks, None)
+        except BaseException as exc:
+            self._error, self._chunks = exc, None
+            raise
+        if chunk is None:
+            self._chunks = None
+            return False
+        self._buffer += chunk
+        return True
 
     def read(self, size: int) -> bytes:
         buffer = self._buffer
-        while len(buffer) < size and self._chunks is not None:
-            chunk = next(self._chunks, None)
-            if chunk is None:
-                self._chunks = None
-            else:
-                buffer += chunk
+        while len(buffer) < size and self._more():
+            pass
+        if self._error is not None:
+            raise self._error
         out = bytes(buffer[:size])
         del buffer[:size]
+        if not buffer and self._chunks is None:
+            self.done = True
         return out
 
     def rest(self) -> bytes:
-        chunks, self._chunks = self._chunks, None
-        out = bytes(self._buffer) + (b"".join(chunks) if chunks is not None else b"")
+        while self._more():
+            pass
+        out = bytes(self._buffer)
         self._buffer.clear()
+        self.done = True
         return out
 
 
@@ -707,7 +729,13 @@ class AttachmentStream:
             if self._reader is None:
                 self._reader = _SizedReader(iter(self))
             return self._reader.read(size)
+        if self._response.stream is None:  # a buffered body: all of it every time
+            body: bytes = self._response.body or b""
+            return body
         if self._reader is not None:
+            if self._reader.done:
+                raise StreamConsumed("this AttachmentStream was read to its end by read(size): keep those bytes, "
+                                     "or open the attachment again")
             return self._reader.rest()
         chunks = iter(self)  # (here, not inside join(), which would hide the TypeError's message)
         return b"".join(chunks)

@@ -7,6 +7,7 @@ how to remove it (delete every leaf). These tests hold couchcore to what CouchDB
 from __future__ import annotations
 
 import asyncio
+import os
 
 import pytest
 
@@ -87,9 +88,11 @@ def test_read_with_a_size_reads_like_a_binary_file(db):
     assert (len(first), len(second)) == (1000, 70_000)
     rest = stream.read()
     assert first + second + rest == BLOB
-    assert stream.read(10) == b"" and stream.read() == b""  # at the end, as a file
+    assert stream.read(10) == b"" and stream.read(10) == b""  # at the end, as a file
     with pytest.raises(couchcore.StreamConsumed):
-        list(stream)  # the one pass is used
+        stream.read()  # the one pass is used: a whole read gets nothing more, said so
+    with pytest.raises(couchcore.StreamConsumed):
+        list(stream)
 
 
 def test_a_small_read_size_returns_every_byte(db):
@@ -122,3 +125,46 @@ def test_an_async_attachment_stream_as_content_is_refused_clearly(db, couch_url)
             assert await stream.aread() == b"abc"  # untouched: still readable
 
     asyncio.run(main())
+
+
+# reviewer-round-r28b (HIGH): a stream already read, passed again (a retry after a Conflict), was
+# spooled from its end and stored as a 0-byte attachment, reported ok; read() after it gave b""
+def test_a_used_attachment_stream_is_refused_not_stored_empty(db):
+    src = {"_id": "u"}
+    db.save(src)
+    db.put_attachment(src, BLOB, "blob.bin")
+    stale = {"_id": "v"}
+    db.save(stale)
+    db.save({**stale})  # stale["_rev"] is now old
+    stream = db.open_attachment("u", "blob.bin")
+    with pytest.raises(couchcore.Conflict):
+        db.put_attachment({"_id": "v", "_rev": stale["_rev"]}, stream, "copy.bin")
+    fresh = db.get("v")
+    with pytest.raises(couchcore.StreamConsumed):
+        db.put_attachment(fresh, stream, "copy.bin")  # the retry with the same stream
+    with pytest.raises(couchcore.StreamConsumed):
+        stream.read()
+    assert "_attachments" not in db.get("v")  # nothing stored, empty or not
+
+
+def test_a_copy_without_filename_is_refused_before_reading(db):
+    doc = {"_id": "w"}
+    db.save(doc)
+    db.put_attachment(doc, b"xyz", "x.bin")
+    stream = db.open_attachment("w", "x.bin")
+    with pytest.raises(couchcore.InvalidInput, match="filename"):
+        db.put_attachment(db.get("w"), stream)
+    assert stream.read() == b"xyz"  # untouched
+
+
+def test_a_large_copy_goes_through_a_temporary_file_with_its_length(db):
+    big = os.urandom(9 * 1024 * 1024 + 5)  # over the 8 MiB kept in memory
+    doc = {"_id": "big"}
+    db.save(doc)
+    db.put_attachment(doc, big, "big.bin")
+    dest = {"_id": "big2"}
+    db.save(dest)
+    db.put_attachment(dest, db.open_attachment("big", "big.bin"), "big.bin")
+    assert db.get_attachment("big2", "big.bin") == big
+    assert db.get("big2")["_attachments"]["big.bin"]["length"] == len(big)
+    assert dest["_attachments"]["big.bin"].get("length") == len(big)
