@@ -989,8 +989,7 @@ class DatabaseAPI:
         return self._run(_docs.revisions(self._ctx, self.name, docid))
 
     # -- attachments ---------------------------------------------------------------
-    def put_attachment(self, doc: str | Mapping[str, Any],
-                       content: "bytes | bytearray | memoryview | str | IO[bytes] | AttachmentStream",
+    def put_attachment(self, doc: str | Mapping[str, Any], content: bytes | bytearray | memoryview | str | IO[bytes],
                        filename: str | None = None,
                        content_type: str | None = None) -> DocResult:
         """Create or replace an attachment (``content``: bytes, str or a binary file object,

@@ -516,7 +516,7 @@ class SyncDatabaseAPI:
         """Revision ids of a document, newest first (``GET /{db}/{docid}?revs=true``);
         :class:`NotFound` if it is missing.
         https://docs.couchdb.org/en/stable/api/document/common.html#getting-a-list-of-revisions"""
-    def put_attachment(self, doc: str | Mapping[str, Any], content: bytes | bytearray | memoryview | str | IO[bytes] | AttachmentStream, filename: str | None = ..., content_type: str | None = ...) -> DocResult:
+    def put_attachment(self, doc: str | Mapping[str, Any], content: bytes | bytearray | memoryview | str | IO[bytes], filename: str | None = ..., content_type: str | None = ...) -> DocResult:
         """Create or replace an attachment (``content``: bytes, str or a binary file object,
         streamed); updates ``doc["_rev"]``; returns ``{"ok", "id", "rev"}``. A str is sent
         as UTF-8, and so is what a text-mode file reads (its encoding decoded and its line
@@ -1372,9 +1372,9 @@ class AsyncDatabaseAPI:
         :class:`NotFound` if it is missing.
         https://docs.couchdb.org/en/stable/api/document/common.html#getting-a-list-of-revisions"""
     @overload
-    def put_attachment(self, doc: str | Mapping[str, Any], content: bytes | bytearray | memoryview | str | IO[bytes] | AsyncAttachmentStream, filename: str | None = ..., content_type: str | None = ..., *, callback: None = ...) -> Awaitable[DocResult]: ...
+    def put_attachment(self, doc: str | Mapping[str, Any], content: bytes | bytearray | memoryview | str | IO[bytes], filename: str | None = ..., content_type: str | None = ..., *, callback: None = ...) -> Awaitable[DocResult]: ...
     @overload
-    def put_attachment(self, doc: str | Mapping[str, Any], content: bytes | bytearray | memoryview | str | IO[bytes] | AsyncAttachmentStream, filename: str | None = ..., content_type: str | None = ..., *, callback: _Callable[[DocResult | None, _Status], Any]) -> asyncio.Task[DocResult | None]:
+    def put_attachment(self, doc: str | Mapping[str, Any], content: bytes | bytearray | memoryview | str | IO[bytes], filename: str | None = ..., content_type: str | None = ..., *, callback: _Callable[[DocResult | None, _Status], Any]) -> asyncio.Task[DocResult | None]:
         """Create or replace an attachment (``content``: bytes, str or a binary file object,
         streamed); updates ``doc["_rev"]``; returns ``{"ok", "id", "rev"}``. A str is sent
         as UTF-8, and so is what a text-mode file reads (its encoding decoded and its line
