@@ -164,7 +164,8 @@ def test_a_callbacks_status_headers_are_found_in_any_case(couch_url, db, async_b
 # -- purge ---------------------------------------------------------------------------
 
 @pytest.mark.couchdb_only
-def test_a_purge_beyond_the_servers_limit_says_which_limit(db):
+def test_a_purge_beyond_the_servers_limit_says_which_limit(one_copy_db):
+    db = one_copy_db  # one copy per shard: len(db) (doc_count) right after the writes
     # CouchDB 3.5 refuses more than [purge] max_document_id_number (100 by default) ids with
     # a bare "400 bad_request: Exceeded maximum number of documents." (no number, no setting)
     # https://docs.couchdb.org/en/stable/cluster/purging.html#config-settings
