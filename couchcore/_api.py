@@ -1006,7 +1006,8 @@ class DatabaseAPI:
         without ``_rev``) creates the document; for an existing one it raises
         :class:`Conflict` saying the current ``_rev`` is needed.
         An :class:`AttachmentStream` (from :meth:`open_attachment`, to copy an attachment;
-        ``filename`` is then required) is read first, into memory up to 8 MiB, into a
+        ``filename`` is then required; ``content_type`` defaults to the stream's) is read
+        first, into memory up to 8 MiB, into a
         temporary file beyond (closed once sent), then sent with its length: its connection
         may be the one the upload needs (libcurl's engine cannot read one transfer from
         inside another's upload). A stream already read (or begun, or closed) raises
@@ -1020,6 +1021,8 @@ class DatabaseAPI:
         if isinstance(content, AttachmentStream):
             if filename is None:
                 raise InvalidInput("filename is required when content is an AttachmentStream")
+            _att.check_put_attachment(self.name, doc, filename, content_type)  # before the stream is read
+            content_type = content_type or content.content_type
             spool = _spooled(content)
             try:
                 result = self._run(_att.put_attachment(self._ctx, self.name, doc, spool, filename, content_type))

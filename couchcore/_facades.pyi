@@ -531,7 +531,8 @@ class SyncDatabaseAPI:
         without ``_rev``) creates the document; for an existing one it raises
         :class:`Conflict` saying the current ``_rev`` is needed.
         An :class:`AttachmentStream` (from :meth:`open_attachment`, to copy an attachment;
-        ``filename`` is then required) is read first, into memory up to 8 MiB, into a
+        ``filename`` is then required; ``content_type`` defaults to the stream's) is read
+        first, into memory up to 8 MiB, into a
         temporary file beyond (closed once sent), then sent with its length: its connection
         may be the one the upload needs (libcurl's engine cannot read one transfer from
         inside another's upload). A stream already read (or begun, or closed) raises
@@ -1389,7 +1390,8 @@ class AsyncDatabaseAPI:
         without ``_rev``) creates the document; for an existing one it raises
         :class:`Conflict` saying the current ``_rev`` is needed.
         An :class:`AttachmentStream` (from :meth:`open_attachment`, to copy an attachment;
-        ``filename`` is then required) is read first, into memory up to 8 MiB, into a
+        ``filename`` is then required; ``content_type`` defaults to the stream's) is read
+        first, into memory up to 8 MiB, into a
         temporary file beyond (closed once sent), then sent with its length: its connection
         may be the one the upload needs (libcurl's engine cannot read one transfer from
         inside another's upload). A stream already read (or begun, or closed) raises

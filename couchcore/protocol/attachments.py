@@ -29,6 +29,14 @@ def _doc_id(doc: Any) -> str:
     raise InvalidDocument("need a document id or a document with an _id")
 
 
+def check_put_attachment(db: str, doc: Any, filename: str, content_type: str | None) -> None:
+    """Refuse what :func:`put_attachment` would refuse of its arguments other than the
+    content (:class:`InvalidDocument`, :class:`InvalidInput`): for a caller that must check
+    them before it reads a content that can be read only once."""
+    attachment_path(db, _doc_id(doc), filename)
+    _check_content_type(content_type)
+
+
 def put_attachment(ctx: ServerContext, db: str, doc: Any, content: Any, filename: str | None = None,
                    content_type: str | None = None) -> Operation[DocResult]:
     """Create or replace an attachment; ``content`` is bytes, str or a binary file object
