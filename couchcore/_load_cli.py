@@ -875,8 +875,8 @@ def _dump_hint(count: int, upsert: bool) -> str:
             "--new-edits-false CouchDB reads a _rev as the revision being updated, and refuses it unless it "
             "is the document's current revision in this database (a document it lacks included). To copy a database's documents (the lines of couchcore dump), load them with "
             "--new-edits-false: their revisions and history are stored as they are, conflicts and deletions "
-            f"too. ({what} writes each document as a new revision over the current one where this database "
-            "has the document; where it has none, a line with a _rev is still a conflict.)")
+            f"too. ({what} does not take a dump's lines either: CouchDB reads their _revisions as the "
+            "revision being updated, whatever the _rev.)")
 
 
 def _same_file(path: str, fd: int) -> bool:

@@ -1377,7 +1377,10 @@ def load(
 
     * ``upsert``: overwrite current revisions (default: create only; an existing id is a
       ``conflict``, unless ``skip_existing`` and its content is the same: then skipped).
-      Documents whose content is already stored are not written again. Without
+      Documents whose content is already stored are not written again; a ``_rev`` of an
+      id the database lacks (or has deleted) is dropped, the document created; one
+      carrying ``_revisions`` (a line of ``couchcore dump``, which CouchDB reads as the
+      revision being updated) is rejected as a ``conflict`` saying so. Without
       ``upsert`` a ``_local/`` document is rejected (``local_document``), never sent:
       CouchDB does no conflict detection on local documents, so create-only would
       overwrite one that exists (https://docs.couchdb.org/en/stable/api/local.html).

@@ -482,12 +482,17 @@ class _State:
         for i in idx:
             theirs = current.get(self.ids[i])
             try:
-                if theirs is not None and same_content(self.bodies[i], theirs):
+                if self.upsert and b'"_revisions"' in self.bodies[i] and _has_revisions(self.bodies[i]):
+                    out.rejected.append((i, "conflict", _REVISIONS_REASON))
+                elif theirs is not None and same_content(self.bodies[i], theirs):
                     if self.reconcile or i in partial:
                         out.written += 1
                     else:
                         out.skipped += 1
-                elif theirs is None:  # deleted (or purged) since: a create goes through now
+                elif theirs is None:  # missing, deleted or purged: a create goes through now
+                    if self.upsert and b'"_rev"' in self.bodies[i]:
+                        # a _rev the target lacks would conflict every time: create the document
+                        self.bodies[i] = with_rev(self.bodies[i], None)
                     again.append(i)
                 elif self.upsert:
                     self.bodies[i] = with_rev(self.bodies[i], theirs.get("_rev"))
@@ -544,6 +549,22 @@ def _retry_after(resp: Response) -> float | None:
         return max(0.0, float(value))
     except ValueError:
         return None
+
+
+#: why an ``upsert`` rejects a document that carries ``_revisions`` (a line of ``couchcore dump``)
+_REVISIONS_REASON = ("Document update conflict: the document carries _revisions (a line of couchcore dump), "
+                     "which CouchDB reads as the revision being updated whatever its _rev, so it cannot be "
+                     "written over the current revision; load a dump with new_edits=False (--new-edits-false), "
+                     "or remove _rev and _revisions to write its content as a new revision")
+
+
+def _has_revisions(body: bytes) -> bool:
+    """Whether JSON object ``body`` has a top-level ``_revisions`` member."""
+    try:
+        doc = codec.loads(body)
+    except CouchcoreError:
+        return False
+    return isinstance(doc, dict) and "_revisions" in doc
 
 
 def with_rev(body: bytes, rev: str | None) -> bytes:

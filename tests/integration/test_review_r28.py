@@ -209,12 +209,15 @@ def test_load_of_a_dump_without_new_edits_false_says_how(couch_url, admin, name,
     err = proc.stderr.decode()
     assert proc.returncode == 1 and err.count("rejected: line") == 4, err
     assert f"4 of the rejected documents {_HINT}" in err
-    assert "load them with --new-edits-false" in err and "--upsert writes each document" in err
+    assert "load them with --new-edits-false" in err and "--upsert does not take" in err
     assert admin[f"{name}-copy"].info()["doc_count"] == 0
-    # --upsert writes over existing documents only: into an empty database each line stays a conflict
+    # --upsert cannot take a dump's lines: CouchDB reads their _revisions as the revision being updated
+    # (round 29: each line was sent 4 times and the hint said --upsert writes where the target has the id)
     proc = _cli("load", "--create", "--quiet", "--upsert", f"{couch_url}/{name}-up", input=dumped)
     err = proc.stderr.decode()
-    assert proc.returncode == 1 and f"4 of the rejected documents {_HINT}" in err and "this --upsert load" in err
+    assert proc.returncode == 1 and f"4 of the rejected documents {_HINT}" in err, err
+    assert "this --upsert load does not take a dump's lines" in err and err.count("carries _revisions") == 4
+    assert admin[f"{name}-up"].info()["doc_count"] == 0
     # as the hint says
     proc = _cli("load", "--quiet", "--new-edits-false", target, input=dumped)
     assert proc.returncode == 0 and _HINT not in proc.stderr.decode(), proc.stderr

@@ -52,3 +52,31 @@ def test_a_copy_is_checked_before_the_source_is_read(db, doc, filename, content_
     with pytest.raises(error):
         db.put_attachment(doc, stream, filename, content_type)
     assert stream.read() == b"\x89PNG-ish bytes"  # untouched: the caller can still use it
+
+
+# -- upsert of a document carrying a _rev the target lacks (round 28's leftovers) -------------------
+# A _rev is the revision being updated (https://docs.couchdb.org/en/stable/api/database/bulk-api.html):
+# for an id the target lacks (or deleted) it conflicts every time; an upsert now creates the document.
+# A document carrying _revisions (a dump's line) is refused with a reason saying why and what to do.
+
+def test_an_upsert_creates_a_document_whose_rev_the_target_lacks(db):
+    import couchcore.bulk
+
+    db.save({"_id": "gone"})
+    db.delete(db.get("gone"))
+    report = couchcore.bulk.load(db, [{"_id": "new", "_rev": "3-" + "a" * 32, "v": 1},
+                                      {"_id": "gone", "_rev": "1-" + "b" * 32, "v": 2}], upsert=True)
+    assert report.written == 2 and not report.failures, report.failures
+    assert db.get("new")["v"] == 1 and db.get("gone")["v"] == 2
+
+
+def test_an_upsert_refuses_a_dump_line_saying_why(db):
+    import couchcore.bulk
+
+    db.save({"_id": "a", "v": "target"})
+    line = {"_id": "a", "_rev": "2-" + "c" * 32, "v": "source",
+            "_revisions": {"start": 2, "ids": ["c" * 32, "d" * 32]}}
+    report = couchcore.bulk.load(db, [line], upsert=True)
+    assert report.written == 0 and len(report.failures) == 1
+    assert "carries _revisions" in report.failures[0].reason and "new_edits=False" in report.failures[0].reason
+    assert db.get("a")["v"] == "target"
