@@ -579,7 +579,13 @@ class SyncDatabaseAPI:
         :class:`InvalidOption` before anything is sent. A built-in reducer that cannot
         reduce the values (``_sum`` of strings) is not an HTTP error: CouchDB answers 200
         with the row's ``value`` an object such as ``{"error": "builtin_reduce_error",
-        "reason": ...}``, which the row carries as it came. ``keys`` that repeat a key in a
+        "reason": ...}``, which the row carries as it came. A JavaScript reduce whose
+        output does not shrink gets an error row from CouchDB in place of its result
+        (``reduce_overflow_error``, ``[query_server_config] reduce_limit``,
+        https://docs.couchdb.org/en/stable/config/query-servers.html#query_server_config/reduce_limit):
+        reading the result then raises :class:`ServerError` (``error`` and ``reason`` as
+        CouchDB sent them) after the rows before it; a ``keys=`` key that matched nothing
+        is a row with ``error="not_found"``. ``keys`` that repeat a key in a
         reduce query (``group=True``) on a database of more than one shard sometimes get
         wrong values from CouchDB 3.5 itself for that key's rows (seen on ``q=2``: 4 of 150
         identical requests), so give each key once.
@@ -1450,7 +1456,13 @@ class AsyncDatabaseAPI:
         :class:`InvalidOption` before anything is sent. A built-in reducer that cannot
         reduce the values (``_sum`` of strings) is not an HTTP error: CouchDB answers 200
         with the row's ``value`` an object such as ``{"error": "builtin_reduce_error",
-        "reason": ...}``, which the row carries as it came. ``keys`` that repeat a key in a
+        "reason": ...}``, which the row carries as it came. A JavaScript reduce whose
+        output does not shrink gets an error row from CouchDB in place of its result
+        (``reduce_overflow_error``, ``[query_server_config] reduce_limit``,
+        https://docs.couchdb.org/en/stable/config/query-servers.html#query_server_config/reduce_limit):
+        reading the result then raises :class:`ServerError` (``error`` and ``reason`` as
+        CouchDB sent them) after the rows before it; a ``keys=`` key that matched nothing
+        is a row with ``error="not_found"``. ``keys`` that repeat a key in a
         reduce query (``group=True``) on a database of more than one shard sometimes get
         wrong values from CouchDB 3.5 itself for that key's rows (seen on ``q=2``: 4 of 150
         identical requests), so give each key once.

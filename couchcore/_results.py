@@ -26,12 +26,25 @@ _ERROR_STATUS = {"not_found": 404, "unauthorized": 401, "forbidden": 403, "bad_r
 
 def raise_stream_error(meta: dict[str, Any], method: str, url: str) -> None:
     """Raise the error a server reported inside a 200 body (mid-stream or trailing)."""
+    exc = _stream_error(meta, method, url)
+    if exc is not None:
+        raise exc
+
+
+def _stream_error(meta: dict[str, Any], method: str, url: str) -> HTTPError | None:
+    """The exception for ``meta``'s ``error``/``reason`` (``None`` without an ``error``):
+    the class of the status CouchDB gives that error elsewhere, else :class:`ServerError`."""
     error = meta.get("error")
     if error is None:
-        return
+        return None
     status = _ERROR_STATUS.get(error, 500) if isinstance(error, str) else 500
     cls: type[HTTPError] = error_for_status(status) if status != 500 else ServerError
-    raise cls(status, str(error), None if meta.get("reason") is None else str(meta.get("reason")), method, url)
+    return cls(status, str(error), None if meta.get("reason") is None else str(meta.get("reason")), method, url)
+
+
+#: The error of a view row that is data: a ``keys=`` key that matched nothing.
+_DATA_ROW_ERROR = "not_found"
+_ERROR_KEY = b'"error"'
 
 
 _I = TypeVar("_I")  # the items: Row of a view, the change dicts of _changes
@@ -72,6 +85,8 @@ class StreamedResult(Generic[_I]):
         self._finished = False  # the whole body has been parsed
         self._closed = False
         self._error: BaseException | None = None  # a stream error, raised after the items before it
+        self._error_key = False  # ViewResult: '"error"' occurred in the body (rows are then screened)
+        self._tail = b""  # ViewResult: the last bytes of the previous chunk (a key split by chunks)
 
     # -- metadata ----------------------------------------------------------------
     @property
@@ -149,7 +164,7 @@ class StreamedResult(Generic[_I]):
         try:
             chunk = next(self._chunks, None)
             if chunk is not None:
-                return self._parser.feed(chunk)
+                return self._feed(chunk)
             return self._end()
         except BaseException as exc:
             self._fail(exc)
@@ -164,17 +179,49 @@ class StreamedResult(Generic[_I]):
             if self._chunks is None:
                 self._chunks = resp.body if resp.body is not None else resp.stream.__aiter__()
                 if resp.body is not None:
-                    return self._parser.feed(resp.body)
+                    return self._feed(resp.body)
             if isinstance(self._chunks, bytes):
                 return self._end()
             try:
                 chunk = await self._chunks.__anext__()
             except StopAsyncIteration:
                 return self._end()
-            return self._parser.feed(chunk)
+            return self._feed(chunk)
         except BaseException as exc:
             self._fail(exc)
             raise
+
+    #: whether a row carrying an ``error`` other than ``"not_found"`` raises (ViewResult)
+    _screen_error_rows = False
+
+    def _feed(self, chunk: Any) -> list[Any]:
+        items: list[Any] = self._parser.feed(chunk)
+        if self._screen_error_rows:
+            return self._screen(items, chunk)
+        return items
+
+    def _screen(self, items: list[Any], chunk: Any) -> list[Any]:
+        """``items`` up to the first error row that is not data (a ``keys=`` miss); at
+        such a row (CouchDB's ``reduce_overflow_error`` row, a document include_docs
+        could not open) reading stops and the iteration raises its error after the rows
+        before it. Rows are looked at only once the body has shown an ``"error"`` key (a
+        byte search per chunk; the key may be split between two chunks)."""
+        if not self._error_key:
+            if not isinstance(chunk, (bytes, bytearray)):
+                chunk = bytes(chunk)
+            if _ERROR_KEY in chunk or (self._tail and _ERROR_KEY in self._tail + chunk[:6]):
+                self._error_key = True
+            else:
+                self._tail = bytes(chunk[-6:])
+                return items
+        for i, row in enumerate(items):
+            error = row.error
+            if error is not None and error != _DATA_ROW_ERROR:
+                resp = self._response
+                exc = _stream_error({"error": error, "reason": row.value}, resp.method, resp.url)
+                self._fail(cast(HTTPError, exc))
+                return items[:i]
+        return items
 
     def _fail(self, exc: BaseException) -> None:
         """Reading the body failed: no more reading; the iteration raises ``exc`` after the
@@ -189,6 +236,8 @@ class StreamedResult(Generic[_I]):
         resp = self._response
         try:
             items = self._parser.close()
+            if self._screen_error_rows and self._error_key:
+                items = self._screen(items, b"")
             try:
                 raise_stream_error(self._parser.meta, resp.method, resp.url)
             except HTTPError as exc:  # raised after the items that came before it
@@ -391,10 +440,22 @@ class ViewResult(StreamedResult[Row]):
     they follow the rows (``sorted=false``) or are never sent (``total_rows`` of a
     reduce query) reading one of them reads the whole body. On the async facade they
     are ``None`` until known: ``await result.ameta("total_rows")`` reads ahead for them.
+
+    A row CouchDB sends in place of a result, with an ``error`` other than ``"not_found"``,
+    is never an item: the iteration (and :meth:`all`, ``len()``, ...) yields the rows before
+    it and then raises :class:`~couchcore.errors.ServerError` (``status`` 500, ``error`` and
+    ``reason`` as CouchDB sent them; the HTTP status was 200). CouchDB 3.5 sends such a row,
+    ``{"key":null,"error":"reduce_overflow_error","reason":"Reduce output must shrink more
+    rapidly: ..."}``, for a reduce function whose output does not shrink (``[query_server_config]
+    reduce_limit``, on by default:
+    https://docs.couchdb.org/en/stable/config/query-servers.html#query_server_config/reduce_limit).
+    A ``keys=`` key that matched nothing, ``{"key":k,"error":"not_found"}``, is data: a
+    :class:`~couchcore.models.Row` with ``error="not_found"``.
     CouchDB: https://docs.couchdb.org/en/stable/api/ddoc/views.html
     """
 
     _shape = "view"
+    _screen_error_rows = True
 
     @property
     def total_rows(self) -> int | None:

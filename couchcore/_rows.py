@@ -18,7 +18,9 @@ Shapes and the items they produce:
     A ``keys=`` row that matched nothing, ``{"key":k,"error":"not_found"}``, becomes
     ``Row(id=None, key=k, error="not_found")``.  A row that carries ``error`` and no
     ``value`` gets its ``reason`` (if any) as ``value``, so ``{"error":e,"reason":r}`` rows
-    are not lost: ``Row(error=e, value=r)``.  Other keys of a row are ignored.
+    are not lost: ``Row(error=e, value=r)`` (the parsers yield every such row; the
+    ``ViewResult`` reading them raises ``ServerError`` at one whose error is not
+    ``"not_found"``, e.g. CouchDB's ``reduce_overflow_error``).  Other keys of a row are ignored.
 ``"changes"``
     normal/longpoll ``_changes``: ``{"results":[...],"last_seq":..,"pending":..}``.  Items
     are the change dicts, their ``doc`` (when present and not null) a ``Document``.

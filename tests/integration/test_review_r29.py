@@ -1,0 +1,94 @@
+"""Reviewer r29's findings (benchmarks/results/reviewer-r29.md).
+
+MEDIUM 3: CouchDB answers 200 with an error row in place of a reduce result whose output does
+not shrink (``[query_server_config] reduce_limit``, on by default:
+https://docs.couchdb.org/en/stable/config/query-servers.html#query_server_config/reduce_limit):
+``{"rows":[{"key":null,"error":"reduce_overflow_error","reason":"Reduce output must shrink more
+rapidly: ..."}]}``. It used to come back as a Row whose value was the reason text; it now raises
+ServerError carrying CouchDB's error and reason, on both row parsers and both facades, while a
+``keys=`` miss (``{"key":k,"error":"not_found"}``) stays data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+import couchcore
+import couchcore._rows
+from couchcore import errors
+
+PARSERS = ["python"] + (["cython"] if couchcore._rows._CyRowParser is not None else [])
+
+OVERFLOW_DDOC = {"_id": "_design/r", "views": {
+    "ovf": {"map": "function(d){ if (d.v) emit(d._id, d.v) }",
+            "reduce": "function(k, v, re){ return v.join('') }"},
+    "n": {"map": "function(d){ if (d.v) emit(d._id, 1) }", "reduce": "_count"},
+}}
+
+
+@pytest.fixture
+def db(one_copy_db):
+    """One copy per shard (n=1): a read right after a write sees it on a cluster too."""
+    return one_copy_db
+
+
+@pytest.fixture(params=PARSERS)
+def parser(request, monkeypatch):
+    """Every ViewResult made during the test parses with this row parser."""
+    monkeypatch.setattr(couchcore._rows, "BACKEND", request.param)
+    return request.param
+
+
+def _overflowing(db: couchcore.Database) -> None:
+    db.save([{"_id": "d%03d" % i, "v": "x" * 200} for i in range(300)] + [dict(OVERFLOW_DDOC)])
+
+
+def _check_overflow(exc: errors.ServerError) -> None:
+    assert exc.error == "reduce_overflow_error"
+    assert exc.reason is not None and exc.reason.startswith("Reduce output must shrink more rapidly")
+    assert "reduce_overflow_error" in str(exc) and "must shrink" in str(exc)
+
+
+@pytest.mark.couchdb_only  # PouchDB Server has no reduce_limit
+def test_a_reduce_overflow_row_raises_instead_of_being_a_value(db, parser):
+    _overflowing(db)
+    with pytest.raises(errors.ServerError) as info:
+        db.view("r/ovf").all()
+    _check_overflow(info.value)
+    with pytest.raises(errors.ServerError) as info:
+        for _row in db.view("r/ovf"):
+            pass
+    _check_overflow(info.value)
+    with pytest.raises(errors.ServerError):
+        len(db.view("r/ovf"))
+    with pytest.raises(errors.ServerError):
+        list(db.iterview("r/ovf", 10))
+    # the other view of the design document is fine
+    assert db.view("r/n").all()[0].value == 300
+
+
+@pytest.mark.couchdb_only  # PouchDB Server has no reduce_limit
+def test_a_reduce_overflow_row_raises_on_the_async_facade(db, couch_url, parser):
+    _overflowing(db)
+
+    async def main() -> None:
+        async with couchcore.aio.Server(couch_url) as aserver:
+            adb = await aserver.db(db.name)
+            with pytest.raises(errors.ServerError) as info:
+                await (await adb.view("r/ovf")).aall()
+            _check_overflow(info.value)
+            with pytest.raises(errors.ServerError) as info:
+                async for _row in await adb.view("r/ovf"):
+                    pass
+            _check_overflow(info.value)
+
+    asyncio.run(main())
+
+
+def test_keys_misses_stay_data(db, parser):
+    db.save({"_id": "a"})
+    rows = db.view("_all_docs", keys=["a", "nope"]).all()
+    assert [(r.key, r.error) for r in rows] == [("a", None), ("nope", "not_found")]
+    assert rows[1].value is None and rows[1].id is None

@@ -1,0 +1,67 @@
+"""Reviewer r29 MEDIUM 3 at the byte level: an error row other than a ``keys=`` miss raises
+ServerError after the rows before it, whichever row parser reads the body and however the
+body is cut into chunks (the ``"error"`` key split between two chunks included); a
+``not_found`` row stays data. Real HTTP on loopback (couchcore.testing.ScriptedServer).
+CouchDB's error rows: https://docs.couchdb.org/en/stable/config/query-servers.html#query_server_config/reduce_limit
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import couchcore
+import couchcore._rows
+from couchcore import errors
+from couchcore.testing import ScriptedServer
+
+PARSERS = ["python"] + (["cython"] if couchcore._rows._CyRowParser is not None else [])
+
+GOOD = [{"key": ["k", i], "value": i} for i in range(5)]
+OVERFLOW = {"key": None, "error": "reduce_overflow_error", "reason": "Reduce output must shrink more rapidly: x"}
+MISS = {"key": "nope", "error": "not_found"}
+TAIL = [{"key": ["k", 9], "value": 9}]
+
+
+def _body(rows: list[dict]) -> bytes:
+    return ('{"rows":[\r\n' + ",\r\n".join(json.dumps(r, separators=(",", ":")) for r in rows) + "\r\n]}\n").encode()
+
+
+def _server(body: bytes, step: int) -> ScriptedServer:
+    def script(request, conn):
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")
+        for i in range(0, len(body), step):
+            part = body[i:i + step]
+            conn.sendall(b"%x\r\n%s\r\n" % (len(part), part))
+        conn.sendall(b"0\r\n\r\n")
+        return b""
+    return ScriptedServer(script)
+
+
+@pytest.mark.parametrize("parser", PARSERS)
+@pytest.mark.parametrize("step", [1, 3, 5, 7, 11, 64, 100000])
+def test_an_error_row_raises_after_the_rows_before_it(monkeypatch, parser, step):
+    monkeypatch.setattr(couchcore._rows, "BACKEND", parser)
+    with _server(_body(GOOD + [OVERFLOW] + TAIL), step) as srv:
+        db = couchcore.Database(f"{srv.url}/db", retries=0)
+        seen = []
+        with pytest.raises(errors.ServerError) as info:
+            for row in db.view("_all_docs"):
+                seen.append(row.value)
+        assert seen == [r["value"] for r in GOOD]  # the rows before it, no error row as data
+        assert (info.value.error, info.value.reason) == (OVERFLOW["error"], OVERFLOW["reason"])
+        with pytest.raises(errors.ServerError):
+            db.view("_all_docs").all()
+        db.server.close()
+
+
+@pytest.mark.parametrize("parser", PARSERS)
+@pytest.mark.parametrize("step", [1, 4, 100000])
+def test_a_not_found_row_is_data(monkeypatch, parser, step):
+    monkeypatch.setattr(couchcore._rows, "BACKEND", parser)
+    with _server(_body(GOOD + [MISS] + TAIL), step) as srv:
+        db = couchcore.Database(f"{srv.url}/db", retries=0)
+        rows = db.view("_all_docs").all()
+        assert [(r.key, r.error) for r in rows][-2:] == [("nope", "not_found"), (["k", 9], None)]
+        db.server.close()
