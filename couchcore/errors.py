@@ -266,8 +266,12 @@ class HTTPError(CouchcoreError):
     """The server answered with an error status.
 
     Attributes: ``status`` (int), ``error`` and ``reason`` (CouchDB's fields; for a
-    response without a body, such as the answer to a ``HEAD``, ``reason`` is couchcore's
-    own explanation, e.g. whether credentials were sent with a refused request),
+    body that is not CouchDB's ``{"error", "reason"}`` JSON -- a show/update/list
+    function's plain text, a proxy's HTML page -- ``reason`` is that body's text, HTML
+    tags dropped, credentials in URLs hidden, cut to 200 characters, and ``body`` the
+    bytes; for a response without a body, such as the answer to a ``HEAD``, ``reason``
+    is couchcore's own explanation, e.g. whether credentials were sent with a refused
+    request; render functions: https://docs.couchdb.org/en/stable/ddocs/ddocs.html),
     ``method`` and ``url`` (the full URL, credentials removed), ``headers`` (the response
     headers, a case-insensitive mapping: ``headers.get("Retry-After")``).
     """

@@ -7,7 +7,7 @@ import re
 from typing import Any, AsyncIterator, Generator, Iterable, Iterator, Mapping, TypeVar, Union
 
 from .. import codec
-from ..errors import Headers, HTTPError, InvalidInput, error_for_status
+from ..errors import Headers, HTTPError, InvalidInput, error_for_status, redact_url
 
 __all__ = ["Request", "Response", "Headers", "Body", "Operation"]
 
@@ -127,6 +127,31 @@ def _missing_reason(status: int, auth_sent: bool | None) -> str | None:
         return None
 
 
+#: at most this many characters of an error body's text go into an exception's ``reason``
+BODY_TEXT_LIMIT = 200
+_TAGS = re.compile(r"<(?:script|style)\b.*?</(?:script|style)\s*>|<!--.*?-->|<[^>]*>", re.S | re.I)
+_SPACES = re.compile(r"\s+")
+
+
+def _body_text(body: bytes) -> str | None:
+    """The text of an error response's non-JSON (or non-error JSON) body for ``reason``:
+    decoded (UTF-8, bad bytes replaced), HTML tags dropped, whitespace runs made one
+    space, credentials in URLs hidden, cut to :data:`BODY_TEXT_LIMIT` characters (saying
+    how long it was); ``None`` if nothing is left."""
+    import html
+
+    text = bytes(body[:64 * 1024]).decode("utf-8", "replace")
+    if "<" in text:
+        text = html.unescape(_TAGS.sub(" ", text))
+    text = _SPACES.sub(" ", text).strip()
+    if not text:
+        return None
+    text = redact_url(text)
+    if len(text) > BODY_TEXT_LIMIT or len(body) > 64 * 1024:
+        return text[:BODY_TEXT_LIMIT].rstrip() + f"... (body of {len(body)} bytes, cut)"
+    return text
+
+
 def _quote(s: str, safe: str = "", encoding: Any = None, errors: Any = None) -> str:
     from urllib.parse import quote
 
@@ -231,7 +256,11 @@ class Response:
                 error = str(error)
             if reason is not None and not isinstance(reason, str):
                 reason = str(reason)
-        if reason is None:  # no body (HEAD) or no JSON: say what we know
+        if reason is None and error is None and self.body:
+            # a body that is not CouchDB's {"error","reason"} (a show/update/list function's
+            # plain text, a proxy's HTML page): its own words, not a guess
+            reason = _body_text(self.body)
+        if reason is None:  # no body (HEAD): say what we know
             reason = _missing_reason(self.status, self.auth_sent)
         cls = error_for_status(self.status)
         return cls(self.status, error, reason, self.method, self.url, self.headers, data)

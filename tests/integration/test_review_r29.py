@@ -92,3 +92,39 @@ def test_keys_misses_stay_data(db, parser):
     rows = db.view("_all_docs", keys=["a", "nope"]).all()
     assert [(r.key, r.error) for r in rows] == [("a", None), ("nope", "not_found")]
     assert rows[1].value is None and rows[1].id is None
+
+
+# -- MEDIUM 1: an error answer's non-JSON body is the reason ---------------------------------------
+# Render functions answer any status with any body (https://docs.couchdb.org/en/stable/ddocs/ddocs.html#update-functions);
+# the reason used to be couchcore's guess ("wrong user name or password" for a 401 with the right password).
+
+UPDATES_DDOC = {"_id": "_design/u", "updates": {
+    "deny": "function(doc, req){ return [null, {code: 403, body: 'only the owner may edit this'}] }",
+    "auth": "function(doc, req){ return [null, {code: 401, body: 'log in first'}] }",
+    "gone": "function(doc, req){ return [null, {code: 404, body: '  plain\\ntext   404 '}] }",
+}}
+
+
+@pytest.mark.parametrize("fn, cls, reason", [
+    ("u/deny", errors.Forbidden, "only the owner may edit this"),
+    ("u/auth", errors.Unauthorized, "log in first"),
+    ("u/gone", errors.NotFound, "plain text 404"),
+])
+def test_a_plain_text_error_body_is_the_reason(db, fn, cls, reason):
+    db.save(dict(UPDATES_DDOC))
+    with pytest.raises(cls) as info:
+        db.update(fn, "x")
+    assert info.value.reason == reason
+    assert reason in str(info.value)
+    assert "password" not in str(info.value) and "credentials" not in str(info.value)
+
+
+@pytest.mark.couchdb_only  # PouchDB Server (in-memory, admin party) refuses no credentials
+def test_a_bodiless_401_keeps_the_explanation(server, db):
+    wrong = couchcore.Database(f"{server.url}/{db.name}", auth=("nobody-r29", "wrong"), retries=0)
+    try:
+        with pytest.raises(errors.Unauthorized) as info:
+            "x" in wrong  # a HEAD: no body
+        assert info.value.reason and "wrong user name or password" in info.value.reason
+    finally:
+        wrong.server.close()

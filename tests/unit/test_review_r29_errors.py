@@ -1,0 +1,72 @@
+"""Reviewer r29 MEDIUM 1: an error answer whose body is not CouchDB's JSON (a reverse proxy's
+HTML page, a render function's plain text) is reported with the body's own text as
+``reason`` -- tags dropped, credentials hidden, cut to a sensible length -- instead of
+couchcore's guess, which is kept for bodiless answers (HEAD). Real HTTP on loopback.
+https://docs.couchdb.org/en/stable/ddocs/ddocs.html (render functions' {code, body})
+"""
+
+from __future__ import annotations
+
+import pytest
+
+import couchcore
+from couchcore import errors
+from couchcore.protocol.messages import BODY_TEXT_LIMIT
+from couchcore.testing import ScriptedServer, http_response
+
+PAGE = (b"<html><head><title>401 Authorization Required</title><style>h1{x:1}</style></head>"
+        b"<body><h1>Authorization Required</h1><p>Sign in at https://sso:hunter2@login.example/ first"
+        b"</p><!-- http://admin:secret@10.0.0.1 --></body></html>")
+
+
+def _db(status, body, content_type, method_sensitive=False):
+    def script(request, conn):
+        if method_sensitive and request.method == "HEAD":
+            return http_response(status, b"", content_type=content_type)
+        return http_response(status, body, content_type=content_type)
+    return ScriptedServer(script)
+
+
+@pytest.mark.parametrize("backend", ["urllib3", "pycurl"])
+def test_a_proxys_html_401_says_what_the_page_says(backend):
+    with _db(401, PAGE, "text/html") as srv:
+        db = couchcore.Database(f"{srv.url}/db", auth=("admin", "right"), backend=backend, retries=0)
+        with pytest.raises(errors.Unauthorized) as info:
+            db.get("doc")
+        reason = info.value.reason
+        assert reason == ("401 Authorization Required Authorization Required "
+                          "Sign in at https://***@login.example/ first")
+        assert "hunter2" not in str(info.value) and "secret" not in str(info.value)
+        assert "wrong user name or password" not in str(info.value)
+        assert info.value.body == PAGE
+        db.server.close()
+
+
+def test_a_long_plain_text_body_is_cut():
+    body = ("word " * 5000).encode()
+    with _db(503, body, "text/plain") as srv:
+        db = couchcore.Database(f"{srv.url}/db", retries=0)
+        with pytest.raises(errors.ServerError) as info:
+            db.get("doc")
+        assert info.value.reason.startswith("word word")
+        assert info.value.reason.endswith(f"... (body of {len(body)} bytes, cut)")
+        assert len(str(info.value)) < BODY_TEXT_LIMIT + 200
+        db.server.close()
+
+
+def test_a_bodiless_answer_keeps_couchcores_explanation():
+    with _db(401, PAGE, "text/html", method_sensitive=True) as srv:
+        db = couchcore.Database(f"{srv.url}/db", auth=("admin", "wrong"), retries=0)
+        with pytest.raises(errors.Unauthorized) as info:
+            "doc" in db  # HEAD: no body
+        assert "wrong user name or password" in info.value.reason
+        db.server.close()
+
+
+def test_a_json_error_body_is_unchanged():
+    with _db(404, b'{"error":"not_found","reason":"missing"}', "application/json") as srv:
+        db = couchcore.Database(f"{srv.url}/db", retries=0)
+        with pytest.raises(errors.NotFound) as info:
+            db.get("doc")
+        assert (info.value.error, info.value.reason) == ("not_found", "missing")
+        db.server.close()
