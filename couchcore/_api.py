@@ -1097,7 +1097,11 @@ class DatabaseAPI:
         https://docs.couchdb.org/en/stable/config/query-servers.html#query_server_config/reduce_limit):
         reading the result then raises :class:`ServerError` (``error`` and ``reason`` as
         CouchDB sent them) after the rows before it; a ``keys=`` key that matched nothing
-        is a row with ``error="not_found"``. ``keys`` that repeat a key in a
+        is a row with ``error="not_found"``. A query whose URL would be longer than about
+        4 KB (a long ``key``/``startkey``/``endkey``; CouchDB refuses request lines over about
+        8 KB) goes as ``POST`` with those options in the JSON body, which CouchDB reads as
+        the query string (https://docs.couchdb.org/en/stable/api/ddoc/views.html#post--db-_design-ddoc-_view-view).
+        ``keys`` that repeat a key in a
         reduce query (``group=True``) on a database of more than one shard sometimes get
         wrong values from CouchDB 3.5 itself for that key's rows (seen on ``q=2``: 4 of 150
         identical requests), so give each key once.

@@ -262,6 +262,20 @@ def _without_cookies(headers: Headers) -> Headers:
     return hidden
 
 
+#: URLs longer than this many characters are shortened in exception messages (the
+#: ``url`` attribute keeps the whole URL): a 9,000-character id made a 9 KB message
+MESSAGE_URL_LIMIT = 240
+
+
+def _short_url(url: str) -> str:
+    """``url`` for a message: its head and tail around a note of how much was cut when
+    longer than :data:`MESSAGE_URL_LIMIT`."""
+    if len(url) <= MESSAGE_URL_LIMIT:
+        return url
+    head, tail = url[:120], url[-60:]
+    return f"{head}...[{len(url) - len(head) - len(tail):,} characters cut]...{tail}"
+
+
 class HTTPError(CouchcoreError):
     """The server answered with an error status.
 
@@ -272,7 +286,8 @@ class HTTPError(CouchcoreError):
     bytes; for a response without a body, such as the answer to a ``HEAD``, ``reason``
     is couchcore's own explanation, e.g. whether credentials were sent with a refused
     request; render functions: https://docs.couchdb.org/en/stable/ddocs/ddocs.html),
-    ``method`` and ``url`` (the full URL, credentials removed), ``headers`` (the response
+    ``method`` and ``url`` (the full URL, credentials removed; the message shows a URL
+    over 240 characters shortened), ``headers`` (the response
     headers, a case-insensitive mapping: ``headers.get("Retry-After")``).
     """
 
@@ -312,7 +327,7 @@ class HTTPError(CouchcoreError):
         if self.reason:
             msg += f": {self.reason}"
         if self.method and self.url:
-            msg += f" ({self.method} {self.url})"
+            msg += f" ({self.method} {_short_url(self.url)})"
         return msg
 
     def __str__(self) -> str:  # never KeyError's repr() of the message (see NotFoundKeyError)

@@ -127,6 +127,24 @@ def _missing_reason(status: int, auth_sent: bool | None) -> str | None:
         return None
 
 
+#: a request target longer than this many bytes that gets a bodiless 400 was refused for
+#: its length (CouchDB: request lines over about 8 KB; 5,000-character ids pass on 3.5)
+LONG_TARGET = 4000
+
+
+def _long_line_reason(method: str, url: str) -> str | None:
+    """The reason for a bodiless 400 to a request whose target is long: CouchDB's HTTP
+    layer refused the request line (``None`` for a short one)."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    target = len(parts.path) + (len(parts.query) + 1 if parts.query else 0)
+    if target <= LONG_TARGET:
+        return None
+    return (f"the request line is {len(method) + target + 10:,} bytes; CouchDB refuses request lines over "
+            "about 8 KB: this document id, attachment name or key is too long for a URL")
+
+
 #: at most this many characters of an error body's text go into an exception's ``reason``
 BODY_TEXT_LIMIT = 200
 _TAGS = re.compile(r"<(?:script|style)\b.*?</(?:script|style)\s*>|<!--.*?-->|<[^>]*>", re.S | re.I)
@@ -260,6 +278,8 @@ class Response:
             # a body that is not CouchDB's {"error","reason"} (a show/update/list function's
             # plain text, a proxy's HTML page): its own words, not a guess
             reason = _body_text(self.body)
+        if reason is None and self.status == 400 and error is None:
+            reason = _long_line_reason(self.method, self.url)
         if reason is None:  # no body (HEAD): say what we know
             reason = _missing_reason(self.status, self.auth_sent)
         cls = error_for_status(self.status)

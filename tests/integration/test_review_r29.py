@@ -128,3 +128,54 @@ def test_a_bodiless_401_keeps_the_explanation(server, db):
         assert info.value.reason and "wrong user name or password" in info.value.reason
     finally:
         wrong.server.close()
+
+
+# -- MEDIUM 2: ids and keys too long for CouchDB's request line ---------------------------------------
+# CouchDB refuses a request line over about 8 KB with a bodiless 400; a view takes every parameter
+# in a POST body (https://docs.couchdb.org/en/stable/api/ddoc/views.html#post--db-_design-ddoc-_view-view,
+# https://docs.couchdb.org/en/stable/api/database/bulk-api.html#post--db-_all_docs).
+
+LONG = "y" * 9000
+
+
+@pytest.mark.parametrize("options, expected", [
+    ({"key": LONG}, [LONG]),
+    ({"startkey": LONG, "limit": 1}, [LONG]),
+    ({"startkey": "a", "endkey": LONG}, ["a", LONG]),
+    ({"start_key": LONG, "end_key": "z"}, [LONG, "z"]),
+    ({"startkey": LONG, "startkey_docid": LONG, "limit": 2}, [LONG, "z"]),
+    ({"startkey": "z", "endkey": LONG, "descending": True}, ["z", LONG]),
+])
+def test_a_view_with_a_long_key_goes_as_post(db, options, expected):
+    db.save([{"_id": LONG}, {"_id": "a"}, {"_id": "z"}])
+    assert [r.id for r in db.view("_all_docs", **options)] == expected
+    db.save({"_id": "_design/k", "views": {"by": {"map": "function(d){ emit(d._id, null) }"}}})
+    assert [r.id for r in db.view("k/by", **options)] == expected
+
+
+def test_iterview_and_async_view_with_a_long_key(db, couch_url):
+    db.save([{"_id": LONG}, {"_id": "a"}, {"_id": "z"}])
+    assert [r.id for r in db.iterview("_all_docs", 1, startkey=LONG)] == [LONG, "z"]
+
+    async def main() -> list[str]:
+        async with couchcore.aio.Server(couch_url) as aserver:
+            adb = await aserver.db(db.name)
+            return [r.id for r in await (await adb.view("_all_docs", key=LONG)).aall()]
+
+    assert asyncio.run(main()) == [LONG]
+
+
+@pytest.mark.couchdb_only  # PouchDB Server (node) takes request lines up to 16 KB
+def test_a_document_path_too_long_for_the_request_line_says_so(db):
+    db.save({"_id": LONG, "v": 1})
+    doc = db.get([LONG])[0]
+    assert doc["v"] == 1
+    for call in (lambda: db.get(LONG), lambda: LONG in db, lambda: db.delete(doc),
+                 lambda: db.put_attachment(doc, b"x", "a.txt")):
+        with pytest.raises(errors.BadRequest) as info:
+            call()
+        message = str(info.value)
+        assert "too long for a URL" in message and "8 KB" in message
+        assert len(message) < 600  # the 9 KB URL is not pasted whole
+        assert "characters cut" in message
+        assert len(info.value.url) > 9000  # the attribute keeps it

@@ -7,6 +7,8 @@ https://docs.couchdb.org/en/stable/ddocs/ddocs.html (render functions' {code, bo
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 import couchcore
@@ -69,4 +71,37 @@ def test_a_json_error_body_is_unchanged():
         with pytest.raises(errors.NotFound) as info:
             db.get("doc")
         assert (info.value.error, info.value.reason) == ("not_found", "missing")
+        db.server.close()
+
+
+# -- MEDIUM 2: long ids and keys ---------------------------------------------------------------------
+
+
+def test_a_long_view_key_goes_in_a_post_body():
+    from couchcore.protocol.views import MAX_VIEW_TARGET, view_request
+
+    short = view_request("db", "d/v", {"key": "k", "limit": 2})
+    assert (short.method, short.body) == ("GET", None)
+    key = ["x" * MAX_VIEW_TARGET, 1]
+    req = view_request("db", "d/v", {"startkey": key, "endkey_docid": "e" * 10, "limit": 2, "descending": True})
+    assert req.method == "POST" and req.idempotent
+    assert json.loads(req.body) == {"startkey": key, "endkey_docid": "e" * 10}
+    assert dict(req.query) == {"limit": "2", "descending": "true"}
+    both = view_request("db", "_all_docs", {"keys": ["a"], "endkey": "z" * 5000})
+    assert both.method == "POST" and json.loads(both.body) == {"keys": ["a"], "endkey": "z" * 5000}
+    assert not both.query
+    assert len(req.target) < 100
+
+
+def test_a_bodiless_400_to_a_long_url_says_the_line_is_too_long():
+    with ScriptedServer(lambda request, conn: http_response(400, b"", content_type=None)) as srv:
+        db = couchcore.Database(f"{srv.url}/db", retries=0)
+        with pytest.raises(errors.BadRequest) as info:
+            db.get("i" * 9000)
+        message = str(info.value)
+        assert "too long for a URL" in message and "request line is 9,0" in message
+        assert len(message) < 500 and "characters cut" in message
+        with pytest.raises(errors.BadRequest) as info:
+            db.get("short")
+        assert "too long" not in str(info.value)  # a short URL's bodiless 400 is not blamed on length
         db.server.close()
