@@ -42,6 +42,16 @@ def _stream_error(meta: dict[str, Any], method: str, url: str) -> HTTPError | No
     return cls(status, str(error), None if meta.get("reason") is None else str(meta.get("reason")), method, url)
 
 
+def docs_of_rows(rows: list[Row], method: str, url: str) -> list[Any]:
+    """The ``doc`` of each row of an ``_all_docs?keys&include_docs`` answer, ``None`` for a
+    ``keys=`` miss (or a deleted document); a row with another ``error`` (a document
+    CouchDB could not open) raises its :class:`HTTPError`, as :class:`ViewResult` does."""
+    for row in rows:
+        if row.error is not None and row.error != _DATA_ROW_ERROR:
+            raise cast(HTTPError, _stream_error({"error": row.error, "reason": row.value}, method, url))
+    return [row.doc if row.error is None and row.doc is not None else None for row in rows]
+
+
 #: The error of a view row that is data: a ``keys=`` key that matched nothing.
 _DATA_ROW_ERROR = "not_found"
 _ERROR_KEY = b'"error"'

@@ -241,10 +241,12 @@ class _HeadReader:
 class _Bad(Exception):
     """A document the loader rejects before sending: ``error`` and ``reason``."""
 
-    def __init__(self, error: str, reason: str) -> None:
+    def __init__(self, error: str, reason: str, docid: str | None = None, doc: Any = None) -> None:
         super().__init__(reason)
         self.error = error
         self.reason = reason
+        self.docid = docid  # the document's id and the document (a dict), where known
+        self.doc = doc
 
     def __reduce__(self) -> tuple[Any, ...]:  # pickled like every couchcore error
         return _reduce_exception(self)
@@ -857,15 +859,18 @@ class Loader:
                 if docid.__class__ is str and docid:
                     try:
                         data = dumps(data)
-                    except CouchcoreError as exc:
-                        self._reject(line, None, "invalid", str(exc), None, _text(data))
+                    except CouchcoreError as exc:  # the id is good: the record says it, with the dict
+                        self._reject(line, docid, "invalid", str(exc), data)
                         continue
                     key = _utf8(docid)
             if key is None:
                 try:
                     data, docid = self._prepare(data, line, ordinal)
                 except _Bad as bad:
-                    self._reject(line, None, bad.error, bad.reason, None, _text(data))
+                    if bad.doc is not None:
+                        self._reject(line, bad.docid, bad.error, bad.reason, bad.doc)
+                    else:
+                        self._reject(line, None, bad.error, bad.reason, None, _text(data))
                     continue
                 if data is None:
                     continue  # handled (a rejects record of input that is still no document)
@@ -989,7 +994,7 @@ class Loader:
         try:
             return codec.dumps(doc), docid
         except CouchcoreError as exc:
-            raise _Bad("invalid", str(exc)) from None
+            raise _Bad("invalid", str(exc), docid, doc) from None
 
     def _strip_error(self, data: bytes, line: int, ordinal: int) -> tuple[bytes | None, str]:
         """A rejects record loaded again: the document without ``_load_error``."""

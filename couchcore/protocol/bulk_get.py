@@ -97,6 +97,15 @@ def get_many(ctx: ServerContext, db: str, refs: Iterable[Any],
     has_revs = any(not isinstance(ref, str) for ref in refs)
     bulk_ok = set(options) <= BULK_GET_OPTIONS
     if not bulk_ok:
+        if "rev" in options or "open_revs" in options:
+            raise InvalidOption(f"get([ids]) takes no {'rev' if 'rev' in options else 'open_revs'}=: for given "
+                                "revisions pass (id, rev) pairs, get([(id, rev), ...]); for one document, "
+                                "get(id, rev=...)")
+        unknown = sorted(set(options) - BULK_GET_OPTIONS - set(codec.VIEW_OPTIONS))
+        if unknown:
+            raise InvalidOption(f"unknown get([ids]) option {unknown[0]!r}; known: {', '.join(sorted(BULK_GET_OPTIONS))}, "
+                                "and view options (read through _all_docs?keys): "
+                                f"{', '.join(sorted(set(codec.VIEW_OPTIONS) - ROW_OPTIONS - BULK_GET_OPTIONS))}")
         if has_revs:
             raise InvalidOption(f"get([(id, rev), ...]) takes only {', '.join(sorted(BULK_GET_OPTIONS))}")
         moving = sorted(ROW_OPTIONS & set(options))
@@ -225,7 +234,9 @@ def _all_docs(db: str, ids: Sequence[DocRef],
     resp.raise_for_status()
     parser = _rows.make_parser("view")
     rows = parser.feed(resp.body or b"") + parser.close()
-    return [row.doc if row.error is None and row.doc is not None else None for row in rows]
+    from .._results import docs_of_rows
+
+    return docs_of_rows(rows, resp.method, resp.url)  # a miss: None; another error row raises
 
 
 def _open_revs(db: str, refs: list[DocRef],

@@ -166,7 +166,9 @@ def get_docs(ctx: ServerContext, db: str, ids: Iterable[str], /, **opts: Any) ->
     parser = _rows.make_parser("view")
     resp.raise_for_status()
     found = parser.feed(resp.body or b"") + parser.close()
-    return [row.doc if row.error is None and row.doc is not None else None for row in found]
+    from .._results import docs_of_rows
+
+    return docs_of_rows(found, resp.method, resp.url)  # a miss: None; another error row raises
 
 
 def current_revs(ctx: ServerContext, db: str, ids: list[str]) -> Operation[dict[str, str]]:

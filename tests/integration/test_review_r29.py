@@ -179,3 +179,41 @@ def test_a_document_path_too_long_for_the_request_line_says_so(db):
         assert len(message) < 600  # the 9 KB URL is not pasted whole
         assert "characters cut" in message
         assert len(info.value.url) > 9000  # the attribute keeps it
+
+
+# -- LOW 10: bulk.load's record of a dict that cannot be encoded names its id and keeps the dict -----
+
+
+@pytest.mark.parametrize("new_edits", [True, False])
+def test_load_rejects_an_unencodable_dict_with_its_id_and_dict(db, new_edits):
+    import couchcore.bulk
+
+    bad = {"_id": "bx2", "v": float("nan")}
+    twin = {"_id": "bx3", "v": {1: "a", "1": "b"}}
+    docs = [{"_id": "bx1", "v": 1}, bad, twin]
+    if not new_edits:
+        for d in docs:
+            d["_rev"] = "1-" + "a" * 32
+    seen = []
+    report = couchcore.bulk.load(db, docs, new_edits=new_edits, on_reject=seen.append)
+    assert [(f.line, f.id, f.error) for f in seen] == [(2, "bx2", "invalid"), (3, "bx3", "invalid")]
+    assert seen[0].doc is bad and seen[1].doc is twin and seen[0].text is None
+    assert "cannot serialise as JSON" in seen[0].reason
+    assert report.rejected == 2
+    assert db.get("bx1")["v"] == 1
+
+
+# -- LOW 11: get([ids], rev=...) names get, not a view option -------------------------------------
+
+
+@pytest.mark.parametrize("options, words", [
+    ({"rev": "1-" + "a" * 32}, "get([ids]) takes no rev=: for given revisions pass (id, rev) pairs"),
+    ({"open_revs": "all"}, "get([ids]) takes no open_revs="),
+    ({"nonsense": 1}, "unknown get([ids]) option 'nonsense'"),
+])
+def test_get_of_a_list_names_its_own_options(db, options, words):
+    db.save({"_id": "cf"})
+    with pytest.raises(couchcore.InvalidOption) as info:
+        db.get(["cf"], **options)
+    assert words in str(info.value) and "view option 'rev'" not in str(info.value)
+    assert db.get([("cf", db.get("cf")["_rev"])])[0]["_id"] == "cf"  # the way the message points to

@@ -14,7 +14,7 @@ import pytest
 import couchcore
 import couchcore._rows
 from couchcore import errors
-from couchcore.testing import ScriptedServer
+from couchcore.testing import ScriptedServer, http_response
 
 PARSERS = ["python"] + (["cython"] if couchcore._rows._CyRowParser is not None else [])
 
@@ -64,4 +64,22 @@ def test_a_not_found_row_is_data(monkeypatch, parser, step):
         db = couchcore.Database(f"{srv.url}/db", retries=0)
         rows = db.view("_all_docs").all()
         assert [(r.key, r.error) for r in rows][-2:] == [("nope", "not_found"), (["k", 9], None)]
+        db.server.close()
+
+
+def test_get_of_a_list_through_all_docs_raises_at_an_error_row():
+    # get([ids], <view option>) reads _all_docs?keys&include_docs: a miss is None, a row CouchDB
+    # could not open a document for (fabric's {"key": id, "error": reason}) raises
+    body = _body([{"id": "a", "key": "a", "value": {"rev": "1-x"}, "doc": {"_id": "a", "_rev": "1-x"}},
+                  MISS, {"key": "b", "error": "timeout"}])
+    with ScriptedServer(lambda request, conn: http_response(200, body)) as srv:
+        db = couchcore.Database(f"{srv.url}/db", retries=0)
+        with pytest.raises(errors.ServerError) as info:
+            db.get(["a", "nope", "b"], stale="ok")
+        assert info.value.error == "timeout"
+        db.server.close()
+    ok = _body([{"id": "a", "key": "a", "value": {"rev": "1-x"}, "doc": {"_id": "a", "_rev": "1-x"}}, MISS])
+    with ScriptedServer(lambda request, conn: http_response(200, ok)) as srv:
+        db = couchcore.Database(f"{srv.url}/db", retries=0)
+        assert db.get(["a", "nope"], stale="ok") == [{"_id": "a", "_rev": "1-x"}, None]
         db.server.close()
