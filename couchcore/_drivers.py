@@ -22,9 +22,11 @@ from .errors import (
     ConnectionError,
     HTTPError,
     OutcomeUnknown,
+    ReadTimeout,
     TimeoutError,
     TLSError,
     TransportError,
+    WriteTimeout,
 )
 from .protocol.messages import Operation, Request, Response
 
@@ -81,7 +83,9 @@ class RetryPolicy:
     ``max_backoff`` and fits in the deadline; a longer one is the caller's to decide,
     so :class:`~couchcore.errors.TooManyRequests` is raised with the header). Never
     retried: timeouts, and a write that may have been sent (it becomes
-    :class:`~couchcore.errors.OutcomeUnknown`). A request whose body is a stream (a
+    :class:`~couchcore.errors.OutcomeUnknown`; one whose answer timed out
+    :class:`~couchcore.errors.WriteTimeout`, both an ``OutcomeUnknown`` and a
+    ``ReadTimeout``). A request whose body is a stream (a
     file, an iterator) is sent once: it cannot be replayed.
     """
 
@@ -138,7 +142,9 @@ class RetryPolicy:
     def final_error(self, request: Request, error: BaseException) -> BaseException:
         """The error to report for ``request`` when it is not retried: a write whose
         connection broke after it may have been sent becomes
-        :class:`~couchcore.errors.OutcomeUnknown` (its ``__cause__`` the original)."""
+        :class:`~couchcore.errors.OutcomeUnknown`, one whose answer did not come within
+        the read timeout :class:`~couchcore.errors.WriteTimeout` (its ``__cause__`` the
+        original)."""
         unknown = _outcome_unknown(request, error)
         if unknown is not error:
             unknown.__cause__ = error
@@ -187,9 +193,16 @@ def _replayable(request: Request) -> bool:
 
 
 def _outcome_unknown(request: Request, error: BaseException) -> BaseException:
-    """A write whose connection broke after it may have been sent: say so."""
-    if (not _idempotent(request) and isinstance(error, ConnectionError)
-            and not isinstance(error, (ConnectError, OutcomeUnknown))):
+    """A write whose connection broke after it may have been sent, or whose answer did not
+    come within the read timeout (:class:`~couchcore.errors.WriteTimeout`, both a
+    ``ReadTimeout`` and an ``OutcomeUnknown``): say so."""
+    if _idempotent(request) or isinstance(error, (ConnectError, OutcomeUnknown)):
+        return error
+    if isinstance(error, ReadTimeout):
+        return WriteTimeout(f"{request.method} may or may not have been applied: the answer did not come within "
+                            f"the read timeout ({error.detail}); the server may still apply it: read the document "
+                            f"back to find out, never send it again blindly", error.url, request.method)
+    if isinstance(error, ConnectionError):
         return OutcomeUnknown(f"{request.method} may or may not have been applied: {error.detail}",
                               error.url, request.method)
     return error

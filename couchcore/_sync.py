@@ -43,7 +43,9 @@ class Server(_ServerBase):
     * ``timeout=90``: the read timeout, an idle timeout (the server must send
       something at least every 90 s; ``None`` waits forever), a little over
       CouchDB's own 60 s request timeout. A stalled server costs one read timeout:
-      timeouts are never retried.
+      timeouts are never retried. A write whose answer timed out raises
+      :class:`~couchcore.errors.WriteTimeout`, also an ``OutcomeUnknown``: it may have
+      been applied.
     * ``connect_timeout=10`` (or ``timeout`` when smaller): TCP connect and TLS
       handshake; ``https://`` to a port that never completes a handshake raises
       :class:`~couchcore.errors.ConnectTimeout` after it.

@@ -18,7 +18,7 @@ import threading
 import time
 from typing import Any, Generator, Sequence, TypeVar
 
-from .errors import ConnectError, ConnectionError, InvalidInput, TransportError
+from .errors import ConnectError, ConnectionError, InvalidInput, TimeoutError, TransportError
 from .protocol.messages import Request, Response
 
 __all__ = ["Auth", "SessionAuth", "JWTAuth", "ProxyAuth", "authed"]
@@ -275,7 +275,8 @@ class SessionAuth(Auth):
             # CouchDB answers a request it refuses at once and may close the connection before
             # reading a large body: the client sees the break, not the 401 (Tornado's client
             # from a few MB, libcurl at tens of MB). Renew a lost session, so a retry works.
-            if request.body is not None and not isinstance(exc, ConnectError) and not exc.aborted:
+            # (not after a timeout: a stalled server would cost a second timeout for nothing)
+            if request.body is not None and not isinstance(exc, (ConnectError, TimeoutError)) and not exc.aborted:
                 yield from self._renew_after_break(sent, epoch, exc)
             raise
         self._take(response)

@@ -48,6 +48,7 @@ __all__ = [
     "TimeoutError",
     "ConnectTimeout",
     "ReadTimeout",
+    "WriteTimeout",
     "IndexBuildTimeout",
     "TLSError",
     "error_for_status",
@@ -517,7 +518,12 @@ class OutcomeUnknown(ConnectionError):
     """A write (``POST``, ``PUT``, ``DELETE``, ``COPY``) was sent, or may have been, and
     the connection broke before its response: the server may or may not have applied
     it. couchcore never re-sends such a write blindly (a re-sent write could meet its
-    own success as a 409 ``Conflict``); read the document back to find out.
+    own success as a 409 ``Conflict``); read the document back to find out. A write
+    whose answer did not come within the read timeout raises :class:`WriteTimeout`, an
+    ``OutcomeUnknown`` too. Sending it again yourself: a ``409`` whose stored document
+    equals the one you sent (apart from ``_rev``) was your first write, applied (take
+    the stored ``_rev``); ``save(list)`` reports such documents in ``.pending`` with
+    ``error`` ``"conflict"`` (see the "Errors and retries" guide).
     ``method`` and ``url`` name the request; ``__cause__`` is the transport error.
     """
 
@@ -536,6 +542,19 @@ class ConnectTimeout(TimeoutError, ConnectError):
 
 class ReadTimeout(TimeoutError):
     """The server sent nothing for the read timeout (an idle timeout, in seconds)."""
+
+
+class WriteTimeout(ReadTimeout, OutcomeUnknown):
+    """A write (``POST``, ``PUT``, ``DELETE``, ``COPY``) was sent and its answer did not
+    come within the read timeout: the server may or may not have applied it (CouchDB
+    goes on with a request whose client stopped waiting). Both a :class:`ReadTimeout`
+    (so also a :class:`TimeoutError` and Python's ``TimeoutError``) and an
+    :class:`OutcomeUnknown` (so also a :class:`ConnectionError`): ``except
+    OutcomeUnknown:`` catches every write whose outcome is unknown, timed out or cut.
+    Never retried; read the document back to find out (a ``409`` when the same write is
+    sent again, with a stored body equal to the one sent, means it was applied).
+    ``method`` and ``url`` name the request; ``__cause__`` is the :class:`ReadTimeout`.
+    """
 
 
 class IndexBuildTimeout(TimeoutError):

@@ -53,7 +53,9 @@ class TransportOptions:
     broke before the response, or a ``429 Too Many Requests`` (its ``Retry-After`` is
     honoured). Timeouts are never retried (a stalled server costs one read timeout,
     not several), nor is a write that may have been sent
-    (:class:`~couchcore.errors.OutcomeUnknown`). ``deadline`` (default ``None``): no
+    (:class:`~couchcore.errors.OutcomeUnknown`; a write whose answer timed out raises
+    :class:`~couchcore.errors.WriteTimeout`, both an ``OutcomeUnknown`` and a
+    ``ReadTimeout``). ``deadline`` (default ``None``): no
     retry starts later than this after the first attempt.
     ``verify`` turns TLS verification on (the default) and ``ca_certs`` names a CA
     bundle; ``cert_file``/``key_file`` give a client certificate; ``maxsize`` is the

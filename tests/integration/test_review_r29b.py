@@ -1,0 +1,167 @@
+"""Reviewer r29b's findings (benchmarks/results/reviewer-r29b.md), faults made by
+:class:`couchcore.testing.FaultyProxy` in front of the test server.
+
+* MEDIUM 1: a write whose answer does not come within the read timeout raises
+  :class:`~couchcore.errors.WriteTimeout`, both an ``OutcomeUnknown`` (it may have been
+  applied: read it back) and a ``ReadTimeout``, on every backend; it is never sent again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+from typing import Any
+
+import pytest
+
+import couchcore
+from couchcore import bulk
+from couchcore._urls import split_credentials
+from couchcore.testing import FaultyProxy
+
+from tests.helpers import async_backends, unique_name
+
+#: the read timeout of the clients under test, and how long the proxy holds an answer
+TIMEOUT = 1.0
+HOLD = 3.0
+
+SYNC = ["urllib3", "pycurl"]
+#: (facade, engine) of the async facades
+ASYNC = [("aio", b) for b in async_backends()] + [("tornado", b) for b in async_backends()]
+
+
+def _skip_missing(backend: str) -> None:
+    if backend == "pycurl":
+        pytest.importorskip("pycurl")
+
+
+@pytest.fixture
+def proxied(couch_url):
+    """(proxy, database name, auth, direct Database): a FaultyProxy in front of the test
+    server and a fresh database (one copy per shard: a read right after a write sees it)."""
+    base, user, password = split_credentials(couch_url)
+    proxy = FaultyProxy(base)
+    name = unique_name("r29b")
+    admin = couchcore.Server(couch_url)
+    direct = admin.create(name, n=1)
+    try:
+        yield proxy, name, ((user, password) if user else None), direct
+    finally:
+        proxy.close()
+        try:
+            admin.delete(name)
+        except couchcore.NotFound:
+            pass
+        admin.close()
+
+
+def _check_write_timeout(exc: BaseException, method: str, auth: Any) -> None:
+    assert isinstance(exc, couchcore.WriteTimeout), repr(exc)
+    assert isinstance(exc, couchcore.OutcomeUnknown) and isinstance(exc, couchcore.ReadTimeout)
+    assert isinstance(exc, builtins.TimeoutError) and isinstance(exc, couchcore.TimeoutError)
+    assert exc.method == method
+    text = str(exc)
+    assert f"{method} may or may not have been applied" in text, text
+    assert "read timeout" in text and "read the document back" in text, text
+    assert isinstance(exc.__cause__, couchcore.ReadTimeout)
+    if auth:
+        assert auth[1] not in text
+
+
+# -- MEDIUM 1: a write whose answer times out -------------------------------------------------------
+
+
+@pytest.mark.parametrize("backend", SYNC)
+def test_a_timed_out_save_is_outcome_unknown_and_not_resent(proxied, backend):
+    _skip_missing(backend)
+    proxy, name, auth, direct = proxied
+    proxy.delay("POST", f"/{name}", seconds=HOLD)
+    db = couchcore.Server(proxy.url, auth=auth, backend=backend, timeout=TIMEOUT, retries=3).db(name)
+    with pytest.raises(couchcore.OutcomeUnknown) as info:
+        db.save({"_id": "w1", "v": 1})
+    _check_write_timeout(info.value, "POST", auth)
+    assert [m for m, _ in proxy.seen].count("POST") == 1  # never re-sent
+    assert direct.get("w1")["v"] == 1  # it was applied: the reason it must not pass for a plain timeout
+
+
+@pytest.mark.parametrize("backend", SYNC)
+@pytest.mark.parametrize("what", ["put_attachment", "delete"])
+def test_a_timed_out_put_or_delete_is_outcome_unknown(proxied, backend, what):
+    _skip_missing(backend)
+    proxy, name, auth, direct = proxied
+    doc = {"_id": "w2"}
+    direct.save(doc)
+    db = couchcore.Server(proxy.url, auth=auth, backend=backend, timeout=TIMEOUT).db(name)
+    method = "PUT" if what == "put_attachment" else "DELETE"
+    proxy.delay(method, f"/{name}/w2", seconds=HOLD)
+    with pytest.raises(couchcore.ReadTimeout) as info:
+        if what == "put_attachment":
+            db.put_attachment(doc, b"abc", "a.txt", "text/plain")
+        else:
+            db.delete(doc)
+    _check_write_timeout(info.value, method, auth)
+    assert [m for m, _ in proxy.seen].count(method) == 1
+
+
+@pytest.mark.parametrize("backend", SYNC)
+def test_a_timed_out_read_stays_a_plain_read_timeout(proxied, backend):
+    """A GET is no write: its timeout is a ReadTimeout only (it changed nothing)."""
+    _skip_missing(backend)
+    proxy, name, auth, direct = proxied
+    direct.save({"_id": "r1"})
+    proxy.delay("GET", f"/{name}/r1", seconds=HOLD)
+    db = couchcore.Server(proxy.url, auth=auth, backend=backend, timeout=TIMEOUT).db(name)
+    with pytest.raises(couchcore.ReadTimeout) as info:
+        db.get("r1")
+    assert not isinstance(info.value, couchcore.OutcomeUnknown), repr(info.value)
+
+
+@pytest.mark.parametrize("facade, engine", ASYNC)
+def test_a_timed_out_save_is_outcome_unknown_on_the_async_facades(proxied, facade, engine):
+    proxy, name, auth, direct = proxied
+    proxy.delay("POST", f"/{name}", seconds=HOLD)
+    module = couchcore.aio if facade == "aio" else pytest.importorskip("couchcore.tornado")
+
+    async def main() -> BaseException:
+        async with module.Server(proxy.url, auth=auth, backend=engine, timeout=TIMEOUT, retries=3) as server:
+            db = await server.db(name)
+            try:
+                await db.save({"_id": "w3", "v": 3})
+            except couchcore.CouchcoreError as exc:
+                return exc
+            raise AssertionError("the stalled save returned")
+
+    exc = asyncio.run(main())
+    _check_write_timeout(exc, "POST", auth)
+    assert [m for m, _ in proxy.seen].count("POST") == 1
+    assert direct.get("w3")["v"] == 3
+
+
+@pytest.mark.parametrize("backend", SYNC)
+def test_bulk_load_counts_timed_out_batches_as_written(proxied, backend):
+    """bulk.load reconciles a batch whose answer timed out (a WriteTimeout): every document
+    written once, none reported failed (pycurl runs its batches through iter_many)."""
+    _skip_missing(backend)
+    proxy, name, auth, direct = proxied
+    proxy.delay("POST", f"/{name}/_bulk_docs", seconds=HOLD, count=2)
+    db = couchcore.Server(proxy.url, auth=auth, backend=backend, timeout=TIMEOUT).db(name)
+    docs = [{"_id": f"b{i:04d}", "n": i} for i in range(400)]
+    report = bulk.load(db, docs, batch_size=100, concurrency=2, backoff=0.05, max_backoff=0.2)
+    assert not report.failed and report.unknown == 0 and report.written == 400 and report.retried == 2, report
+    assert direct.info()["doc_count"] == 400
+
+
+def test_a_timed_out_write_with_session_auth_asks_nothing_more(proxied):
+    """A WriteTimeout is also a ConnectionError, after which SessionAuth checks its session
+    when a body's connection broke (CouchDB may close before reading a refused body); not
+    after a timeout: the stalled server would cost one more timeout for nothing."""
+    proxy, name, auth, direct = proxied
+    if not auth:
+        pytest.skip("the test server takes no credentials")
+    db = couchcore.Server(proxy.url, auth=couchcore.SessionAuth(*auth), timeout=TIMEOUT).db(name)
+    assert db.exists()  # logged in
+    seen = len(proxy.seen)
+    proxy.delay("POST", f"/{name}/_bulk_docs", seconds=HOLD)
+    with pytest.raises(couchcore.WriteTimeout):
+        db.save({"_id": "s1"})
+    assert [m for m, _ in proxy.seen[seen:]] == ["POST"], proxy.seen[seen:]
