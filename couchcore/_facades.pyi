@@ -79,7 +79,9 @@ class SyncServerAPI:
     def close(self) -> None:
         """Close the transport's pooled connections; continuous feeds and followers made
         through this Server stop (their iterations end, also in other threads). The
-        Server stays usable: the next request opens a new connection. Returns ``None``.
+        Server stays usable: the next request opens a new connection. Returns ``None``
+        (on ``couchcore.aio`` and ``couchcore.tornado``: :class:`couchcore.tornado.Closed`,
+        an awaitable already done, so ``await server.close()`` works there too).
 
         What happens to requests already under way differs by facade:
 
@@ -827,7 +829,9 @@ class AsyncServerAPI:
     def close(self) -> None:
         """Close the transport's pooled connections; continuous feeds and followers made
         through this Server stop (their iterations end, also in other threads). The
-        Server stays usable: the next request opens a new connection. Returns ``None``.
+        Server stays usable: the next request opens a new connection. Returns ``None``
+        (on ``couchcore.aio`` and ``couchcore.tornado``: :class:`couchcore.tornado.Closed`,
+        an awaitable already done, so ``await server.close()`` works there too).
 
         What happens to requests already under way differs by facade:
 

@@ -54,8 +54,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from typing import (TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable, Generic, Literal, NoReturn, TypeVar,
-                    cast, overload)
+from typing import (TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable, Generator, Generic, Literal, NoReturn,
+                    TypeVar, cast, overload)
 
 from . import _feeds
 from ._api import DatabaseAPI, ServerAPI
@@ -71,7 +71,7 @@ from ._callbacks import SINK, Recorder, Sink, add_callbacks, call_feed_callback,
 from ._relax import relax
 from .transport.base import get_backend
 
-__all__ = ["Server", "Database", "Couch", "ChangesFeed", "ChangesTask", "StreamTask", "Status", "relax",
+__all__ = ["Server", "Database", "Couch", "ChangesFeed", "ChangesTask", "StreamTask", "Status", "relax", "Closed",
            # how type checkers see the results of this facade (protocols: annotations only)
            "AsyncViewResult", "AsyncStreamedResult", "AsyncAttachmentStream", "AsyncConflictResolution",
            "AsyncPaged", "AsyncChangesFollower"]
@@ -142,6 +142,26 @@ def _op_name(op: Any) -> str:
     return "couchcore." + getattr(op, "__name__", type(op).__name__)
 
 
+class Closed:
+    """What ``close()`` of an async facade's Server returns: an awaitable already done, so
+    both ``server.close()`` and ``await server.close()`` (as with aiohttp or httpx) close
+    it; awaiting it gives ``None``."""
+
+    __slots__ = ()
+
+    def __await__(self) -> Generator[Any, None, None]:
+        return iter(())  # type: ignore[return-value]  # (an iterator ends the await at once)
+
+    def __bool__(self) -> bool:
+        return False  # as falsy as the None the sync close() returns
+
+    def __repr__(self) -> str:
+        return "<couchcore.tornado.Closed>"
+
+
+_CLOSED = Closed()
+
+
 class Server(_ServerBase):
     """A CouchDB server, used asynchronously (on the running asyncio / Tornado loop).
 
@@ -157,6 +177,14 @@ class Server(_ServerBase):
     """
 
     is_async = True
+
+    def close(self) -> Closed:  # type: ignore[override]  # (sync's returns None)
+        """Close the Server as :meth:`couchcore.Server.close` describes for the async facades
+        (everything still under way on it is aborted); returns :class:`Closed`, an
+        awaitable already done, so ``await server.close()`` works as plain
+        ``server.close()`` does."""
+        super().close()
+        return _CLOSED
 
     def _make_transport(self, backend: str | None, url: str | None = None) -> Any:
         """The async transport: ``backend="pycurl"`` (the default when pycurl is

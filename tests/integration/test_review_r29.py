@@ -217,3 +217,24 @@ def test_get_of_a_list_names_its_own_options(db, options, words):
         db.get(["cf"], **options)
     assert words in str(info.value) and "view option 'rev'" not in str(info.value)
     assert db.get([("cf", db.get("cf")["_rev"])])[0]["_id"] == "cf"  # the way the message points to
+
+
+# -- LOW 9: await server.close() on the async facades ----------------------------------------------
+
+
+@pytest.mark.parametrize("facade", ["aio", "tornado"])
+def test_close_of_an_async_server_can_be_awaited(couch_url, facade):
+    import couchcore.tornado
+
+    module = couchcore.aio if facade == "aio" else couchcore.tornado
+
+    async def main() -> None:
+        server = module.Server(couch_url)
+        assert await server.version()
+        assert await server.close() is None  # was TypeError: NoneType can't be used in 'await'
+        closed = server.close()  # the plain spelling still closes, and nothing is left un-awaited
+        assert not closed
+        await server.version()  # usable again: the next request opens a new connection
+        server.close()
+
+    asyncio.run(main())
