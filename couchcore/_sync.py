@@ -60,7 +60,10 @@ class Server(_ServerBase):
     for the calls made inside a ``with`` block.
 
     Other transport options: ``verify`` (TLS verification, on by default),
-    ``ca_certs``, ``cert_file``, ``key_file``, ``maxsize``, ``headers``.
+    ``ca_certs``, ``cert_file``, ``key_file``, ``headers``, and ``maxsize`` (default
+    10): the idle connections *kept* per host, not a cap on connections (threads
+    beyond it open more, closed after use; what bounds connections is the number of
+    requests in flight: see :class:`~couchcore.transport.base.TransportOptions`).
     Errors: :class:`~couchcore.errors.HTTPError` subclasses (with the full URL,
     credentials removed), :class:`~couchcore.errors.TransportError` subclasses (also
     Python's ``ConnectionError``/``TimeoutError``); ``server[name]`` on a missing

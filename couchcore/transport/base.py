@@ -58,9 +58,17 @@ class TransportOptions:
     ``ReadTimeout``). ``deadline`` (default ``None``): no
     retry starts later than this after the first attempt.
     ``verify`` turns TLS verification on (the default) and ``ca_certs`` names a CA
-    bundle; ``cert_file``/``key_file`` give a client certificate; ``maxsize`` is the
-    connection-pool size per host; ``headers`` are added to every request;
-    ``max_clients`` bounds requests in flight (async backend).
+    bundle; ``cert_file``/``key_file`` give a client certificate; ``headers`` are
+    added to every request; ``max_clients`` bounds requests in flight (async backend).
+    ``maxsize`` (default 10) is how many idle connections are *kept* per host for
+    reuse, not a limit on the connections open: on urllib3, each thread sending while
+    ``maxsize`` connections are busy opens one more, closed after its answer (quietly:
+    urllib3's "Connection pool is full, discarding connection" warning is logged at
+    DEBUG on ``couchcore.transport``); sync pycurl keeps each thread's connections with
+    that thread (``maxsize`` is not used); the async pycurl backend keeps
+    ``max(maxsize, max_clients)``. What bounds the connections open at once is the
+    number of requests in flight: your threads (and ``concurrency=`` of ``get_many``,
+    ``bulk.load``) on the sync backends, ``max_clients`` on the async ones.
     """
 
     timeout: float | None = DEFAULT_TIMEOUT

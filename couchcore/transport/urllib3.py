@@ -6,6 +6,8 @@ import contextlib
 import os
 import re
 import http.client
+import logging
+import queue
 import socket
 import ssl
 from typing import Any, Iterator
@@ -21,6 +23,7 @@ from .base import BaseTransport, Credentials, ErrorTable, TransportOptions, is_f
 __all__ = ["Urllib3Transport", "PyDechunker"]
 
 CHUNK = 64 * 1024
+_log = logging.getLogger("couchcore.transport")
 
 
 class _HTTPSConnection(urllib3.connection.HTTPSConnection):
@@ -37,7 +40,35 @@ class _HTTPSConnection(urllib3.connection.HTTPSConnection):
             ) from exc
 
 
-class _HTTPSConnectionPool(urllib3.HTTPSConnectionPool):
+class _KeepAtMost:
+    """A urllib3 pool that keeps at most ``maxsize`` idle connections per host and closes
+    any further one quietly once it is done (logged at DEBUG on ``couchcore.transport``).
+    ``maxsize`` is the number of connections *kept*, not a cap: more threads than that
+    open more connections at once (``block=False``), and urllib3 logs a WARNING ("Connection
+    pool is full, discarding connection") for each one it then closes, a flood under
+    normal use that points at nothing wrong. Only the log level differs from urllib3's."""
+
+    pool: Any
+    host: str
+
+    def _put_conn(self, conn: Any) -> None:
+        pool = self.pool
+        try:
+            pool.put(conn, block=False)
+            return
+        except AttributeError:  # the pool was closed (self.pool is None)
+            pass
+        except queue.Full:
+            _log.debug("%s keeps %d idle connections (maxsize): one more closed", self.host, pool.maxsize)
+        if conn:
+            conn.close()
+
+
+class _HTTPConnectionPool(_KeepAtMost, urllib3.HTTPConnectionPool):
+    pass
+
+
+class _HTTPSConnectionPool(_KeepAtMost, urllib3.HTTPSConnectionPool):
     ConnectionCls = _HTTPSConnection
 
 
@@ -70,7 +101,7 @@ class Urllib3Transport(BaseTransport):
 
     def _new_pool(self) -> urllib3.PoolManager:
         pool = urllib3.PoolManager(**self._pool_kw)
-        pool.pool_classes_by_scheme = {**pool.pool_classes_by_scheme, "https": _HTTPSConnectionPool}
+        pool.pool_classes_by_scheme = {"http": _HTTPConnectionPool, "https": _HTTPSConnectionPool}
         return pool
 
     def after_fork_in_child(self) -> None:

@@ -4,12 +4,16 @@
 * MEDIUM 1: a write whose answer does not come within the read timeout raises
   :class:`~couchcore.errors.WriteTimeout`, both an ``OutcomeUnknown`` (it may have been
   applied: read it back) and a ``ReadTimeout``, on every backend; it is never sent again.
+* LOW 3: ``maxsize`` is the number of idle connections kept per host, not a cap; urllib3's
+  "Connection pool is full, discarding connection" warning per extra connection is gone.
 """
 
 from __future__ import annotations
 
 import asyncio
 import builtins
+import logging
+import threading
 from typing import Any
 
 import pytest
@@ -165,3 +169,53 @@ def test_a_timed_out_write_with_session_auth_asks_nothing_more(proxied):
     with pytest.raises(couchcore.WriteTimeout):
         db.save({"_id": "s1"})
     assert [m for m, _ in proxy.seen[seen:]] == ["POST"], proxy.seen[seen:]
+
+
+# -- LOW 3: maxsize is the number of connections kept, quietly ----------------------------------------
+
+
+def test_maxsize_keeps_connections_without_a_warning_flood(proxied, caplog):
+    """16 threads x 10 GETs on one urllib3 Server with maxsize=2, each answer held 20 ms so
+    that they overlap: more than 2 connections are open at once (maxsize is no cap, as the
+    docs now say), every answer is right, no WARNING is logged (urllib3 logged one per
+    connection it closed: "Connection pool is full, discarding connection"), and the 2 kept
+    serve the sequential requests after the burst (no new connection)."""
+    proxy, name, auth, direct = proxied
+    direct.save([{"_id": f"d{i:02d}", "i": i} for i in range(16)])
+    proxy.delay("GET", f"/{name}/d", seconds=0.02, count=16 * 10)
+    server = couchcore.Server(proxy.url, auth=auth, backend="urllib3", maxsize=2)
+    db = server.db(name)
+    wrong: list[Any] = []
+    start = threading.Barrier(16)
+
+    def work(i: int) -> None:
+        start.wait()
+        for _ in range(10):
+            doc = db.get(f"d{i:02d}")
+            if doc["i"] != i:
+                wrong.append(doc)
+
+    try:
+        with caplog.at_level(logging.WARNING):
+            threads = [threading.Thread(target=work, args=(i,)) for i in range(16)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(60)
+        assert not wrong
+        assert proxy.connections > 2  # not a cap
+        warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+        assert not warnings, warnings[:3]
+        opened = proxy.connections
+        for i in range(5):
+            assert db.get(f"d{i:02d}")["i"] == i
+        assert proxy.connections == opened  # the kept ones were reused
+    finally:
+        server.close()
+
+
+def test_maxsize_is_documented_as_kept_not_a_cap():
+    from couchcore.transport.base import TransportOptions
+
+    for doc in (TransportOptions.__doc__, couchcore.Server.__doc__):
+        assert "not a cap" in doc or "not a limit" in doc, doc
