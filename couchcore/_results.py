@@ -407,6 +407,20 @@ class StreamedResult(Generic[_I]):
         self._closed = True
         self._response.close()
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """``pickle`` and ``copy.copy``/``copy.deepcopy`` of a result read whole (:meth:`all`
+        / :meth:`aall`): its items, metadata, headers, method and URL; the copy is a result
+        read whole too. One not read whole (it streams) raises :class:`StreamMisuse`."""
+        if self._items is None:
+            raise StreamMisuse(f"a {type(self).__name__} that streams cannot be pickled or copied: "
+                               "read it whole first (.all(), or 'await .aall()' on an async backend)")
+        from .errors import Headers, _without_cookies
+
+        resp = self._response
+        headers = dict(_without_cookies(Headers(resp.headers)))  # a session cookie is no result
+        return (_read_result, (type(self), list(self._items), dict(self._parser.meta), headers,
+                               getattr(resp, "method", None), getattr(resp, "url", None)))
+
     def __enter__(self) -> "StreamedResult[_I]":
         return self
 
@@ -434,6 +448,43 @@ class _Items(chain[Any]):
         for batch in self._current:
             batch.clear()  # the rest of the batch being handed out (a list only we hold)
         self._current.clear()
+
+
+class _ReadResponse:
+    """The response of a result rebuilt from a pickle or a copy (read whole: no body left)."""
+
+    body = None
+    stream = None
+
+    def __init__(self, headers: dict[str, str], method: str | None, url: str | None) -> None:
+        from .errors import Headers
+
+        self.headers = Headers(headers)
+        self.method = method
+        self.url = url
+
+    def close(self) -> None:
+        pass
+
+
+class _ReadParser:
+    """The parser of a result rebuilt from a pickle or a copy: only its metadata."""
+
+    done = True
+
+    def __init__(self, meta: dict[str, Any]) -> None:
+        self.meta = meta
+
+
+def _read_result(cls: type[StreamedResult[Any]], items: list[Any], meta: dict[str, Any],
+                 headers: dict[str, str], method: str | None, url: str | None) -> StreamedResult[Any]:
+    """A result read whole, as :meth:`StreamedResult.__reduce__` describes it."""
+    result = cls.__new__(cls)
+    result.__init__(_ReadResponse(headers, method, url))  # type: ignore[misc]
+    result._parser = cast(Any, _ReadParser(meta))
+    result._items = items
+    result._started = result._finished = result._closed = True
+    return result
 
 
 async def _aiter_list(items: list[Any]) -> AsyncIterator[Any]:
@@ -532,7 +583,9 @@ class ChangesResult(StreamedResult[dict[str, Any]]):
     (reading either before that reads the rest of the body and keeps the changes for
     the iteration). For the whole response at once, :meth:`all` (the changes) or the
     mapping view of the old dict result: ``result["results"]``, ``result["last_seq"]``,
-    ``result.get("pending")``, ``dict(result)`` read everything into memory.
+    ``result.get("pending")``, ``dict(result)`` read everything into memory. It is not a
+    ``dict``: for ``json.dumps`` pass :meth:`as_dict` (or ``dict(result)``). Read whole, it
+    pickles and copies (see :meth:`StreamedResult.__reduce__`).
     CouchDB: https://docs.couchdb.org/en/stable/api/database/changes.html
     """
 

@@ -238,3 +238,46 @@ def test_close_of_an_async_server_can_be_awaited(couch_url, facade):
         server.close()
 
     asyncio.run(main())
+
+
+# -- LOW 8: results read whole pickle and copy; a ChangesResult goes to JSON through as_dict() -------
+
+
+def test_a_result_read_whole_pickles_and_copies(db):
+    import copy
+    import json
+    import pickle
+
+    db.save([{"_id": "a", "n": 1}, {"_id": "b", "n": 2}])
+    streaming = db.view("_all_docs", include_docs=True)
+    with pytest.raises(errors.StreamMisuse, match="read it whole first"):
+        pickle.dumps(streaming)
+    streaming.close()
+    result = db.view("_all_docs", include_docs=True)
+    rows = result.all()
+    for other in (pickle.loads(pickle.dumps(result)), copy.deepcopy(result), copy.copy(result)):
+        assert type(other) is couchcore.ViewResult
+        assert other.all() == rows and list(other) == rows and len(other) == 2
+        assert (other.total_rows, other.offset) == (result.total_rows, result.offset)
+        assert other.headers.get("Content-Type", "").startswith("application/json")
+    assert copy.deepcopy(result).rows[0].doc is not rows[0].doc  # deep: independent documents
+    changes = db.changes()
+    changes.all()
+    again = pickle.loads(pickle.dumps(changes))
+    assert again["results"] == changes["results"] and again.last_seq == changes.last_seq
+    assert json.loads(json.dumps(again.as_dict()))["last_seq"] == json.loads(json.dumps(changes.last_seq))
+
+
+def test_an_async_result_read_whole_pickles(db, couch_url):
+    import pickle
+
+    db.save({"_id": "a"})
+
+    async def main() -> list[str]:
+        async with couchcore.aio.Server(couch_url) as aserver:
+            adb = await aserver.db(db.name)
+            result = await adb.view("_all_docs")
+            await result.aall()
+            return [r.id async for r in pickle.loads(pickle.dumps(result))]
+
+    assert asyncio.run(main()) == ["a"]
