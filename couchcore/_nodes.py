@@ -4,7 +4,13 @@
 transport to the drivers: each request goes to the next node in turn (round-robin);
 a node that cannot be connected to (:class:`~couchcore.errors.ConnectError`: nothing
 was sent) is set aside for a while (1 s, doubling with each further failure, at most
-60 s) and the request goes to the next node at once. A node set aside is tried again
+60 s) and the request goes to the next node at once. A node that answers ``502 Bad
+Gateway``, ``503 Service Unavailable`` or ``504 Gateway Timeout`` (a load balancer or
+proxy in front of it, a node shutting down) is set aside the same way; a request that
+only reads (GET, HEAD, or one marked ``Request.idempotent``, with a body that can be
+sent again) then goes to the next node at once, while a write gets that answer
+(:class:`~couchcore.errors.ServerError`: it is never sent twice). The last node tried
+gives its answer whatever it is. A node set aside is tried again
 once its time is up, or sooner when every node is set aside. A streamed response
 (a view, a continuous changes feed) is read from the node that answered; the next
 request (a feed's reconnect) may go to another one. Requests about "the node that
@@ -29,6 +35,9 @@ __all__ = ["NodePool", "AsyncNodePool", "check_nodes"]
 LOCAL_NODE = "/_node/_local/"
 BENCH = 1.0  # seconds a node is set aside after its first failed connect
 MAX_BENCH = 60.0
+#: answers that say "this node cannot serve now" (a gateway or a node going down), not
+#: "this request failed": another node may serve it
+UNAVAILABLE = frozenset({502, 503, 504})
 
 
 def check_nodes(urls: Sequence[str]) -> None:
@@ -98,9 +107,26 @@ class NodePool:
                 node.until = 0.0
 
     @staticmethod
-    def _fails_over(request: Request, error: BaseException) -> bool:
-        replayable = request.body is None or isinstance(request.body, (bytes, bytearray, str))
-        return isinstance(error, ConnectError) and not isinstance(error, TLSError) and replayable
+    def _replayable(request: Request) -> bool:
+        return request.body is None or isinstance(request.body, (bytes, bytearray, str))
+
+    @classmethod
+    def _fails_over(cls, request: Request, error: BaseException) -> bool:
+        return isinstance(error, ConnectError) and not isinstance(error, TLSError) and cls._replayable(request)
+
+    def _answered(self, node: _Node, request: Request, response: Response, last: bool) -> bool:
+        """Whether ``response`` is the one to return. A 502/503/504 sets ``node`` aside
+        (not for a request about the node that answers: it has no other); an idempotent,
+        replayable request then goes to the next node (``False``: the response is closed),
+        unless ``node`` was the last. Any other answer brings the node back."""
+        if response.status not in UNAVAILABLE or request.path.startswith(LOCAL_NODE):
+            self._worked(node)
+            return True
+        self._failed(node)
+        if last or not request.idempotent or not self._replayable(request):
+            return True
+        response.close()
+        return False
 
     def _tries(self, request: Request) -> Iterator[tuple[_Node, bool]]:
         """The nodes to send the next request to, in order, each with whether it is the last.
@@ -118,7 +144,7 @@ class NodePool:
     def _attempt(self, node: _Node, request: Request, last: bool) -> Iterator[None]:
         """Around one send to ``node``: a connect failure that may fail over sets the node
         aside and is suppressed (the caller goes on to the next node) unless ``node`` was
-        the last; anything else goes through. A send that worked brings the node back."""
+        the last; anything else goes through (an answer: see :meth:`_answered`)."""
         try:
             yield
         except ConnectError as exc:
@@ -127,14 +153,13 @@ class NodePool:
             self._failed(node)
             if last:
                 raise
-            return
-        self._worked(node)
 
     def send(self, request: Request) -> Response:
         for node, last in self._tries(request):
             with self._attempt(node, request, last):
                 response: Response = node.transport.send(request)
-                return response
+                if self._answered(node, request, response, last):
+                    return response
         raise AssertionError("unreachable")  # pragma: no cover
 
     def close(self) -> None:
@@ -154,5 +179,6 @@ class AsyncNodePool(NodePool):
         for node, last in self._tries(request):
             with self._attempt(node, request, last):
                 response: Response = await node.transport.send(request)
-                return response
+                if self._answered(node, request, response, last):
+                    return response
         raise AssertionError("unreachable")  # pragma: no cover

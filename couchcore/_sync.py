@@ -36,7 +36,9 @@ class Server(_ServerBase):
     :class:`couchcore.ProxyAuth`; anything else raises :class:`~couchcore.errors.InvalidInput`.
     ``url`` may be a list of node URLs of one cluster (one scheme, one path prefix):
     requests go round-robin, a node that refuses connections is set aside and the request
-    goes to the next (see :mod:`couchcore._nodes`); ``server.urls`` lists them.
+    goes to the next; one that answers 502/503/504 is set aside too, and a GET/HEAD goes
+    to the next node while a write gets the :class:`~couchcore.errors.ServerError`
+    (see :mod:`couchcore._nodes`); ``server.urls`` lists them.
 
     Timeouts (seconds; the same on every backend):
 

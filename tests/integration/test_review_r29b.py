@@ -6,6 +6,8 @@
   applied: read it back) and a ``ReadTimeout``, on every backend; it is never sent again.
 * LOW 3: ``maxsize`` is the number of idle connections kept per host, not a cap; urllib3's
   "Connection pool is full, discarding connection" warning per extra connection is gone.
+* LOW 2: on a Server over several nodes, a node answering 502/503/504 is set aside; a
+  GET/HEAD goes on to the next node, a write gets the 503 (never sent twice).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 import pytest
 
 import couchcore
+import couchcore._nodes
 from couchcore import bulk
 from couchcore._urls import split_credentials
 from couchcore.testing import FaultyProxy
@@ -219,3 +222,112 @@ def test_maxsize_is_documented_as_kept_not_a_cap():
 
     for doc in (TransportOptions.__doc__, couchcore.Server.__doc__):
         assert "not a cap" in doc or "not a limit" in doc, doc
+
+
+# -- LOW 2: several nodes, one answering 503 ------------------------------------------------------------
+
+
+@pytest.fixture
+def three_nodes(proxied):
+    """Three "nodes" of one Server: loopback proxies in front of the one test server (each
+    its own host:port), the first one's proxy being ``proxied``'s."""
+    proxy, name, auth, direct = proxied
+    others = [FaultyProxy(_upstream(proxy)) for _ in range(2)]
+    try:
+        yield [proxy, *others], name, auth, direct
+    finally:
+        for p in others:
+            p.close()
+
+
+def _upstream(proxy: FaultyProxy) -> str:
+    host, port = proxy.upstream
+    return f"http://{host}:{port}"
+
+
+def _unavailable(proxy: FaultyProxy, status: int = 503) -> None:
+    for method in ("GET", "HEAD", "POST", "PUT", "DELETE"):
+        proxy.respond(method, "/", status, b'{"error":"service_unavailable","reason":"injected"}', count=10**6)
+
+
+@pytest.mark.parametrize("status", [502, 503, 504])
+@pytest.mark.parametrize("backend", SYNC)
+def test_a_node_answering_503_is_set_aside_and_reads_go_on(three_nodes, backend, status, monkeypatch):
+    _skip_missing(backend)
+    monkeypatch.setattr(couchcore._nodes, "BENCH", 30.0)  # set aside for the whole test
+    proxies, name, auth, direct = three_nodes
+    direct.save([{"_id": f"g{i}", "i": i} for i in range(3)])
+    _unavailable(proxies[1], status)
+    server = couchcore.Server([p.url for p in proxies], auth=auth, backend=backend, retries=0)
+    try:
+        db = server.db(name)
+        for k in range(12):  # every read right, the view streamed too
+            assert db.get(f"g{k % 3}")["i"] == k % 3
+            assert [r.id for r in db.view("_all_docs")] == ["g0", "g1", "g2"]
+            assert f"g{k % 3}" in db
+        assert len(proxies[1].seen) == 1  # tried once, then set aside
+        assert server._transport.nodes[1].failures == 1
+    finally:
+        server.close()
+
+
+@pytest.mark.parametrize("backend", SYNC)
+def test_a_write_meeting_a_503_node_gets_it_once_then_the_node_is_set_aside(three_nodes, backend, monkeypatch):
+    _skip_missing(backend)
+    monkeypatch.setattr(couchcore._nodes, "BENCH", 30.0)
+    proxies, name, auth, direct = three_nodes
+    _unavailable(proxies[1])
+    server = couchcore.Server([p.url for p in proxies], auth=auth, backend=backend, retries=0)
+    failed = []
+    try:
+        db = server.db(name)
+        for k in range(9):
+            try:
+                db.save({"_id": f"w{k}"})
+            except couchcore.ServerError as exc:
+                assert exc.status == 503
+                failed.append(k)
+    finally:
+        server.close()
+    assert len(failed) == 1, failed  # not sent again elsewhere: a write is never sent twice
+    assert [m for m, _ in proxies[1].seen] == ["POST"]
+    stored = {r.id for r in direct.view("_all_docs")}
+    assert stored == {f"w{k}" for k in range(9) if k not in failed}
+
+
+@pytest.mark.parametrize("backend", SYNC)
+def test_every_node_answering_503_gives_the_503(three_nodes, backend):
+    _skip_missing(backend)
+    proxies, name, auth, direct = three_nodes
+    for p in proxies:
+        _unavailable(p)
+    server = couchcore.Server([p.url for p in proxies], auth=auth, backend=backend, retries=0)
+    try:
+        with pytest.raises(couchcore.ServerError) as info:
+            server.db(name).get("x")
+        assert info.value.status == 503
+        assert [len(p.seen) for p in proxies] == [1, 1, 1]  # each tried once
+    finally:
+        server.close()
+
+
+@pytest.mark.parametrize("facade, engine", ASYNC)
+def test_a_node_answering_503_is_set_aside_on_the_async_facades(three_nodes, facade, engine, monkeypatch):
+    monkeypatch.setattr(couchcore._nodes, "BENCH", 30.0)
+    proxies, name, auth, direct = three_nodes
+    direct.save([{"_id": f"g{i}", "i": i} for i in range(3)])
+    _unavailable(proxies[2])
+    module = couchcore.aio if facade == "aio" else pytest.importorskip("couchcore.tornado")
+
+    async def main() -> list[Any]:
+        async with module.Server([p.url for p in proxies], auth=auth, backend=engine, retries=0) as server:
+            db = await server.db(name)
+            got = []
+            for k in range(9):
+                got.append((await db.get(f"g{k % 3}"))["i"])
+                got.append([r.id async for r in db.view("_all_docs")])
+            return got
+
+    got = asyncio.run(main())
+    assert got == [x for k in range(9) for x in (k % 3, ["g0", "g1", "g2"])]
+    assert len(proxies[2].seen) == 1
