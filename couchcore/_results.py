@@ -54,7 +54,6 @@ def docs_of_rows(rows: list[Row], method: str, url: str) -> list[Any]:
 
 #: The error of a view row that is data: a ``keys=`` key that matched nothing.
 _DATA_ROW_ERROR = "not_found"
-_ERROR_KEY = b'"error"'
 
 
 _I = TypeVar("_I")  # the items: Row of a view, the change dicts of _changes
@@ -95,8 +94,7 @@ class StreamedResult(Generic[_I]):
         self._finished = False  # the whole body has been parsed
         self._closed = False
         self._error: BaseException | None = None  # a stream error, raised after the items before it
-        self._error_key = False  # ViewResult: '"error"' occurred in the body (rows are then screened)
-        self._tail = b""  # ViewResult: the last bytes of the previous chunk (a key split by chunks)
+        self._with_docs: bool | None = None  # ViewResult: include_docs=true was asked (known at the first rows)
 
     # -- metadata ----------------------------------------------------------------
     @property
@@ -214,15 +212,17 @@ class StreamedResult(Generic[_I]):
         """``items`` up to the first error row that is not data (a ``keys=`` miss); at
         such a row (CouchDB's ``reduce_overflow_error`` row, a document include_docs
         could not open) reading stops and the iteration raises its error after the rows
-        before it. Rows are looked at only once the body has shown an ``"error"`` key (a
-        byte search per chunk; the key may be split between two chunks)."""
-        if not self._error_key:
-            if not isinstance(chunk, (bytes, bytearray)):
-                chunk = bytes(chunk)
-            if _ERROR_KEY in chunk or (self._tail and _ERROR_KEY in self._tail + chunk[:6]):
-                self._error_key = True
-            else:
-                self._tail = bytes(chunk[-6:])
+        before it. Only the answers that can hold such rows are looked at row by row: a
+        reduce result (CouchDB sends it without ``total_rows``; a map result sends
+        ``total_rows`` before its rows) and an ``include_docs=true`` query (fabric's
+        ``{"key": id, "error": reason}`` for a document it could not open); a plain map
+        or ``_all_docs`` result costs one dict lookup per chunk."""
+        if not items:
+            return items
+        if "total_rows" in self._parser.meta:
+            if self._with_docs is None:
+                self._with_docs = "include_docs=true" in (getattr(self._response, "url", None) or "")
+            if not self._with_docs:
                 return items
         for i, row in enumerate(items):
             error = row.error
@@ -246,7 +246,7 @@ class StreamedResult(Generic[_I]):
         resp = self._response
         try:
             items = self._parser.close()
-            if self._screen_error_rows and self._error_key:
+            if self._screen_error_rows:
                 items = self._screen(items, b"")
             try:
                 raise_stream_error(self._parser.meta, resp.method, resp.url)

@@ -57,6 +57,24 @@ def test_an_error_row_raises_after_the_rows_before_it(monkeypatch, parser, step)
 
 
 @pytest.mark.parametrize("parser", PARSERS)
+@pytest.mark.parametrize("step", [1, 9, 100000])
+def test_a_document_error_row_of_include_docs_raises(monkeypatch, parser, step):
+    # a map result (total_rows first) with include_docs=true: fabric's row for a document it
+    # could not open, {"key": id, "error": reason}, raises; the rows before it come first
+    good = [{"id": "a", "key": "a", "value": {"rev": "1-x"}, "doc": {"_id": "a", "_rev": "1-x"}}]
+    body = b'{"total_rows":3,"offset":0,' + _body(good + [MISS, {"key": "b", "error": "timeout"}])[1:]
+    monkeypatch.setattr(couchcore._rows, "BACKEND", parser)
+    with _server(body, step) as srv:
+        db = couchcore.Database(f"{srv.url}/db", retries=0)
+        seen = []
+        with pytest.raises(errors.ServerError) as info:
+            for row in db.view("_all_docs", keys=["a", "nope", "b"], include_docs=True):
+                seen.append((row.key, row.error))
+        assert seen == [("a", None), ("nope", "not_found")] and info.value.error == "timeout"
+        db.server.close()
+
+
+@pytest.mark.parametrize("parser", PARSERS)
 @pytest.mark.parametrize("step", [1, 4, 100000])
 def test_a_not_found_row_is_data(monkeypatch, parser, step):
     monkeypatch.setattr(couchcore._rows, "BACKEND", parser)
