@@ -1000,8 +1000,10 @@ class DatabaseAPI:
         ends translated by Python, as ``open()`` was told): open a file with ``"rb"`` to
         store its bytes as they are.
         ``filename`` defaults to a named file's base name. ``content_type`` defaults to
-        ``text/plain;charset=utf-8`` for str, else the type guessed from ``filename`` (a
-        compressed ``.gz``, ``.bz2`` or ``.xz`` file is ``application/gzip``,
+        the type guessed from ``filename``, for str with ``;charset=utf-8`` when it is a
+        text type (``"<p>"`` as ``index.html``: ``text/html;charset=utf-8``) and
+        ``text/plain;charset=utf-8`` when the name gives none; for bytes and files the
+        guessed type (a compressed ``.gz``, ``.bz2`` or ``.xz`` file is ``application/gzip``,
         ``application/x-bzip2``, ``application/x-xz``), else ``application/octet-stream``;
         a given ``content_type`` that is no ASCII media type (control characters, a
         line break) raises :class:`InvalidInput` before sending. A bare id (or a dict

@@ -63,7 +63,7 @@ def put_attachment(ctx: ServerContext, db: str, doc: Any, content: Any, filename
     headers: dict[str, str] = dict(ctx.write_headers)
     if isinstance(content, str):
         content = content.encode("utf-8")
-        content_type = content_type or "text/plain;charset=utf-8"
+        content_type = content_type or _text_type(filename)
     if isinstance(content, (bytes, bytearray, memoryview)):
         body: Any = bytes(content)
     elif hasattr(content, "read"):
@@ -138,6 +138,26 @@ def _guess_type(filename: str) -> str:
     if encoding is not None:
         return _ENCODED_TYPES.get(encoding, "application/octet-stream")
     return content_type or "application/octet-stream"
+
+
+#: media types outside text/* that hold text, whose str content gets ``;charset=utf-8``
+_TEXTUAL = ("application/json", "application/javascript", "application/xml", "application/xhtml+xml",
+            "application/ecmascript", "application/x-sh", "application/sql", "image/svg+xml")
+
+
+def _text_type(filename: str) -> str:
+    """The content type of str content stored as ``filename`` (sent as UTF-8): the type
+    guessed from the name (as for bytes: ``index.html`` is ``text/html``), with
+    ``;charset=utf-8`` for a textual one; ``text/plain;charset=utf-8`` when the name gives
+    no type (or a compressed one: str content is not compressed bytes)."""
+    import mimetypes
+
+    guessed, encoding = mimetypes.guess_type(filename)
+    if guessed is None or encoding is not None:
+        return "text/plain;charset=utf-8"
+    if guessed.startswith("text/") or guessed in _TEXTUAL or guessed.endswith(("+json", "+xml")):
+        return guessed + ";charset=utf-8"
+    return guessed
 
 
 def _unwrap(f: Any) -> Any:

@@ -281,3 +281,27 @@ def test_an_async_result_read_whole_pickles(db, couch_url):
             return [r.id async for r in pickle.loads(pickle.dumps(result))]
 
     assert asyncio.run(main()) == ["a"]
+
+
+# -- LOW 6: a str attachment's content type comes from its name, with charset=utf-8 for text -----------
+# (https://docs.couchdb.org/en/stable/api/document/attachments.html#put--db-docid-attname: the
+# Content-Type given is the attachment's content_type)
+
+
+@pytest.mark.parametrize("filename, content, expected", [
+    ("index.html", "<p>hé</p>", "text/html;charset=utf-8"),
+    ("data.json", "{}", "application/json;charset=utf-8"),
+    ("app.css", "p{}", "text/css;charset=utf-8"),
+    ("logo.svg", "<svg/>", "image/svg+xml;charset=utf-8"),
+    ("notes", "plain", "text/plain;charset=utf-8"),
+    ("notes.txt", "plain", "text/plain;charset=utf-8"),
+    ("old.txt.gz", "not really gzip", "text/plain;charset=utf-8"),
+])
+def test_a_str_attachment_is_typed_from_its_name(db, filename, content, expected):
+    doc = {"_id": "d"}
+    db.save(doc)
+    db.put_attachment(doc, content, filename)
+    assert db.get("d")["_attachments"][filename]["content_type"] == expected
+    assert db.get_attachment("d", filename) == content.encode("utf-8")
+    db.put_attachment(doc, content, filename, "text/x-given")  # a given type wins
+    assert db.get("d")["_attachments"][filename]["content_type"] == "text/x-given"
