@@ -813,6 +813,13 @@ class DatabaseAPI:
         ``w`` = the database's ``n`` makes the write visible to the next view, ``_changes``
         or ``_all_docs`` read, which read one copy,
         https://docs.couchdb.org/en/stable/cluster/sharding.html#quorum).
+        When the answer is lost or times out, :class:`~couchcore.errors.OutcomeUnknown`
+        (or :class:`~couchcore.errors.WriteTimeout`) is raised: the documents may or may
+        not be written. They hold their ids already (given before sending), so saving the
+        same list again writes nothing twice, but each document the first request wrote is
+        then pending with ``error`` ``"conflict"``: one whose stored document equals the one
+        sent (apart from ``_rev``) was written by that first request (the "Errors and
+        retries" guide shows the code).
         CouchDB: https://docs.couchdb.org/en/stable/api/database/bulk-api.html#db-bulk-docs
         """
         single = isinstance(doc_or_docs, Mapping)
@@ -1166,9 +1173,11 @@ class DatabaseAPI:
         return self._run(_views.temp_view(self._ctx, self.name, map_src, reduce_src, language, **options))
 
     def list(self, name: str, /, view: str, *, headers: Mapping[str, str] | None = None, **options: Any) -> Result:
-        """Format view ``view`` (or ``"other_ddoc/view"``) with list function ``name``
-        (``"ddoc/list"``); returns a :class:`Result` (raw body, text, content type, and
-        the decoded JSON only when the output is JSON).
+        """Format view ``view`` (or ``"other_ddoc/view"``, or ``"_design/ddoc/_view/view"``,
+        the form for names holding slashes, of this or another design document) with list
+        function ``name`` (``"ddoc/list"`` or ``"_design/ddoc/_list/list"``); returns a
+        :class:`Result` (raw body, text, content type, and the decoded JSON only when the
+        output is JSON).
 
         View options are encoded as for :meth:`view` (``key=None`` sends ``key=null``);
         other options become the function's ``req.query`` (any name but ``view`` and
@@ -1178,7 +1187,10 @@ class DatabaseAPI:
         (a name that is no token, a value with control characters or beyond Latin-1),
         ``Content-Type`` or a framing header (``Content-Length``, ``Transfer-Encoding``,
         ``Connection``, ...) raises :class:`InvalidInput` before sending. Any status
-        below 400 is a Result; 4xx/5xx raise.
+        below 400 is a Result; 4xx/5xx raise. A list function that throws after it began
+        sending is not an error status: CouchDB has sent ``200`` and its headers already,
+        and ends the body with its error (``{"code":500,"error":...,"reason":...}``), which
+        the Result's body then holds.
         https://docs.couchdb.org/en/stable/api/ddoc/render.html#db-design-design-doc-list-list-name-view-name
         """
         return self._run(_views.list_fn(self._ctx, self.name, name, view, headers, options))

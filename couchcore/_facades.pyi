@@ -419,6 +419,13 @@ class SyncDatabaseAPI:
         ``w`` = the database's ``n`` makes the write visible to the next view, ``_changes``
         or ``_all_docs`` read, which read one copy,
         https://docs.couchdb.org/en/stable/cluster/sharding.html#quorum).
+        When the answer is lost or times out, :class:`~couchcore.errors.OutcomeUnknown`
+        (or :class:`~couchcore.errors.WriteTimeout`) is raised: the documents may or may
+        not be written. They hold their ids already (given before sending), so saving the
+        same list again writes nothing twice, but each document the first request wrote is
+        then pending with ``error`` ``"conflict"``: one whose stored document equals the one
+        sent (apart from ``_rev``) was written by that first request (the "Errors and
+        retries" guide shows the code).
         CouchDB: https://docs.couchdb.org/en/stable/api/database/bulk-api.html#db-bulk-docs"""
     def update_doc(self, docid: str, fn: Callable[[Document | None], Mapping[str, Any] | None], retries: int = ...) -> Document | None:
         """Read-modify-write document ``docid`` without losing concurrent updates.
@@ -642,9 +649,11 @@ class SyncDatabaseAPI:
         https://docs.couchdb.org/en/stable/api/database/compact.html#db-view-cleanup ,
         https://docs.couchdb.org/en/stable/api/database/misc.html#db-purge"""
     def list(self, name: str, /, view: str, *, headers: Mapping[str, str] | None = ..., **options: Any) -> Result:
-        """Format view ``view`` (or ``"other_ddoc/view"``) with list function ``name``
-        (``"ddoc/list"``); returns a :class:`Result` (raw body, text, content type, and
-        the decoded JSON only when the output is JSON).
+        """Format view ``view`` (or ``"other_ddoc/view"``, or ``"_design/ddoc/_view/view"``,
+        the form for names holding slashes, of this or another design document) with list
+        function ``name`` (``"ddoc/list"`` or ``"_design/ddoc/_list/list"``); returns a
+        :class:`Result` (raw body, text, content type, and the decoded JSON only when the
+        output is JSON).
 
         View options are encoded as for :meth:`view` (``key=None`` sends ``key=null``);
         other options become the function's ``req.query`` (any name but ``view`` and
@@ -654,7 +663,10 @@ class SyncDatabaseAPI:
         (a name that is no token, a value with control characters or beyond Latin-1),
         ``Content-Type`` or a framing header (``Content-Length``, ``Transfer-Encoding``,
         ``Connection``, ...) raises :class:`InvalidInput` before sending. Any status
-        below 400 is a Result; 4xx/5xx raise.
+        below 400 is a Result; 4xx/5xx raise. A list function that throws after it began
+        sending is not an error status: CouchDB has sent ``200`` and its headers already,
+        and ends the body with its error (``{"code":500,"error":...,"reason":...}``), which
+        the Result's body then holds.
         https://docs.couchdb.org/en/stable/api/ddoc/render.html#db-design-design-doc-list-list-name-view-name"""
     def show(self, name: str, /, id: str | None = ..., *, headers: Mapping[str, str] | None = ..., **options: Any) -> Result:
         """Call show function ``name`` (``"ddoc/show"``) for document ``id`` (or none);
@@ -1264,6 +1276,13 @@ class AsyncDatabaseAPI:
         ``w`` = the database's ``n`` makes the write visible to the next view, ``_changes``
         or ``_all_docs`` read, which read one copy,
         https://docs.couchdb.org/en/stable/cluster/sharding.html#quorum).
+        When the answer is lost or times out, :class:`~couchcore.errors.OutcomeUnknown`
+        (or :class:`~couchcore.errors.WriteTimeout`) is raised: the documents may or may
+        not be written. They hold their ids already (given before sending), so saving the
+        same list again writes nothing twice, but each document the first request wrote is
+        then pending with ``error`` ``"conflict"``: one whose stored document equals the one
+        sent (apart from ``_rev``) was written by that first request (the "Errors and
+        retries" guide shows the code).
         CouchDB: https://docs.couchdb.org/en/stable/api/database/bulk-api.html#db-bulk-docs"""
     @overload
     def update_doc(self, docid: str, fn: Callable[[Document | None], Mapping[str, Any] | None], retries: int = ..., *, callback: None = ...) -> Awaitable[Document | None]: ...
@@ -1536,9 +1555,11 @@ class AsyncDatabaseAPI:
     def list(self, name: str, /, view: str, *, headers: Mapping[str, str] | None = ..., callback: None = ..., **options: Any) -> Awaitable[Result]: ...
     @overload
     def list(self, name: str, /, view: str, *, headers: Mapping[str, str] | None = ..., callback: _Callable[[Result | None, _Status], Any], **options: Any) -> asyncio.Task[Result | None]:
-        """Format view ``view`` (or ``"other_ddoc/view"``) with list function ``name``
-        (``"ddoc/list"``); returns a :class:`Result` (raw body, text, content type, and
-        the decoded JSON only when the output is JSON).
+        """Format view ``view`` (or ``"other_ddoc/view"``, or ``"_design/ddoc/_view/view"``,
+        the form for names holding slashes, of this or another design document) with list
+        function ``name`` (``"ddoc/list"`` or ``"_design/ddoc/_list/list"``); returns a
+        :class:`Result` (raw body, text, content type, and the decoded JSON only when the
+        output is JSON).
 
         View options are encoded as for :meth:`view` (``key=None`` sends ``key=null``);
         other options become the function's ``req.query`` (any name but ``view`` and
@@ -1548,7 +1569,10 @@ class AsyncDatabaseAPI:
         (a name that is no token, a value with control characters or beyond Latin-1),
         ``Content-Type`` or a framing header (``Content-Length``, ``Transfer-Encoding``,
         ``Connection``, ...) raises :class:`InvalidInput` before sending. Any status
-        below 400 is a Result; 4xx/5xx raise.
+        below 400 is a Result; 4xx/5xx raise. A list function that throws after it began
+        sending is not an error status: CouchDB has sent ``200`` and its headers already,
+        and ends the body with its error (``{"code":500,"error":...,"reason":...}``), which
+        the Result's body then holds.
         https://docs.couchdb.org/en/stable/api/ddoc/render.html#db-design-design-doc-list-list-name-view-name"""
     @overload
     def show(self, name: str, /, id: str | None = ..., *, headers: Mapping[str, str] | None = ..., callback: None = ..., **options: Any) -> Awaitable[Result]: ...

@@ -8,6 +8,9 @@
   "Connection pool is full, discarding connection" warning per extra connection is gone.
 * LOW 2: on a Server over several nodes, a node answering 502/503/504 is set aside; a
   GET/HEAD goes on to the next node, a write gets the 503 (never sent twice).
+* LOW 4: the errors guide shows how to send a ``save(list)`` again after ``OutcomeUnknown``
+  (a 409 whose stored body equals the one sent was the first attempt's write); the recipe
+  shown is run here.
 """
 
 from __future__ import annotations
@@ -15,7 +18,10 @@ from __future__ import annotations
 import asyncio
 import builtins
 import logging
+import re
+import textwrap
 import threading
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -331,3 +337,60 @@ def test_a_node_answering_503_is_set_aside_on_the_async_facades(three_nodes, fac
     got = asyncio.run(main())
     assert got == [x for k in range(9) for x in (k % 3, ["g0", "g1", "g2"])]
     assert len(proxies[2].seen) == 1
+
+
+# -- LOW 4: sending save(list) again after OutcomeUnknown ------------------------------------------------
+
+GUIDE = Path(__file__).resolve().parents[2] / "docs" / "guides" / "errors.rst"
+
+
+def _recipe() -> str:
+    """The code block of the guide's section on sending a write again after OutcomeUnknown."""
+    text = GUIDE.read_text()
+    section = text.split("Sending a write again after ``OutcomeUnknown``", 1)
+    assert len(section) == 2, "the errors guide has no section on sending a write again after OutcomeUnknown"
+    block = re.search(r"\.\. code-block:: python\n\n((?:    .*\n|\n)+)", section[1])
+    assert block, "the section shows no code"
+    return textwrap.dedent(block.group(1))
+
+
+@pytest.mark.parametrize("cut", ["answer lost", "answer timed out"])
+def test_the_guides_recipe_settles_a_save_list_after_outcome_unknown(proxied, cut):
+    """The answer of save(list) is lost (or held past the read timeout) after CouchDB wrote
+    the documents: sent again as is, every document is a conflict (the finding); the guide's
+    recipe takes those whose stored body equals ours as written: nothing pending, every
+    document with its stored _rev, each stored once."""
+    proxy, name, auth, direct = proxied
+    db = couchcore.Server(proxy.url, auth=auth, timeout=TIMEOUT).db(name)
+    docs = [{"_id": f"r{i:02d}", "n": i} for i in range(15)] + [{"n": 100 + i} for i in range(5)]
+    if cut == "answer lost":
+        proxy.cut_after_send("POST", f"/{name}/_bulk_docs")
+    else:
+        proxy.delay("POST", f"/{name}/_bulk_docs", seconds=HOLD)
+    namespace = {"couchcore": couchcore, "db": db, "docs": docs}
+    exec(compile(_recipe(), str(GUIDE), "exec"), namespace)
+    result = namespace["result"]
+    assert result.ok, result.pending
+    assert [m for m, t in proxy.seen if "_bulk_docs" in t] == ["POST", "POST"]  # the first one, and the recipe's
+    rows = {r.id: r.value["rev"] for r in direct.view("_all_docs")}
+    assert len(rows) == 20  # each once (the 5 without _id got theirs before the first send)
+    assert all(rows[d["_id"]] == d["_rev"] for d in docs)
+
+
+def test_save_and_outcome_unknown_docstrings_point_to_the_recipe():
+    for doc in (couchcore.Database.save.__doc__, couchcore.OutcomeUnknown.__doc__):
+        assert '"conflict"' in doc and "equals the one" in doc and "guide" in doc, doc
+
+
+def test_a_plain_second_save_reports_the_first_writes_as_conflicts(proxied):
+    """Why the recipe is needed (unchanged behaviour): sent again as it is, each document the
+    lost request wrote is pending with "conflict"."""
+    proxy, name, auth, direct = proxied
+    db = couchcore.Server(proxy.url, auth=auth).db(name)
+    docs = [{"_id": f"c{i}", "n": i} for i in range(5)]
+    proxy.cut_after_send("POST", f"/{name}/_bulk_docs")
+    with pytest.raises(couchcore.OutcomeUnknown):
+        db.save(docs)
+    again = db.save(docs)
+    assert sorted(again.pending) == [f"c{i}" for i in range(5)]
+    assert {p["error"] for p in again.pending.values()} == {"conflict"}
