@@ -267,9 +267,7 @@ def list_fn(ctx: ServerContext, db: str, name: str, view_name: str,
     """
     options = options or {}
     ddoc, fn = _split_fn(name, "_list")
-    if not isinstance(view_name, str) or not all(view_name.split("/")) or view_name.count("/") > 1:
-        raise InvalidInput(f"invalid view name {view_name!r}: use 'view' or 'other_ddoc/view'")
-    path = f"{design_path(db, ddoc)}/_list/{quote_segment(fn)}/{quote_segments(view_name)}"
+    path = f"{design_path(db, ddoc)}/_list/{quote_segment(fn)}/{_list_view(ddoc, view_name)}"
     known = {k: v for k, v in options.items() if k in codec.VIEW_OPTIONS}
     extra = {k: v for k, v in options.items() if k not in codec.VIEW_OPTIONS}
     query, body = codec.view_query(known)
@@ -282,6 +280,25 @@ def list_fn(ctx: ServerContext, db: str, name: str, view_name: str,
     else:
         resp = yield Request("GET", path, query=query, headers=request_headers)
     return _result(resp)
+
+
+def _list_view(ddoc: str, view_name: Any) -> str:
+    """The view part of a ``_list`` path: ``view`` (of the list's design document) or
+    ``other_ddoc/view``; or the long form ``_design/{ddoc}/_view/{view}``, where either
+    name may hold slashes (sent as ``%2F``; the list's own design document needs no name)."""
+    if isinstance(view_name, str) and view_name.startswith("_design/"):
+        split = split_design_name(view_name, "_view")
+        if split is None:
+            raise InvalidInput(f"invalid view name {view_name!r}: use 'view', 'other_ddoc/view' or "
+                               "'_design/ddoc/_view/view'")
+        other, view = split
+        if other == ddoc:
+            return quote_segment(view)
+        return f"{quote_segment(other)}/{quote_segment(view)}"
+    if not isinstance(view_name, str) or not all(view_name.split("/")) or view_name.count("/") > 1:
+        raise InvalidInput(f"invalid view name {view_name!r}: use 'view', 'other_ddoc/view' or "
+                           "'_design/ddoc/_view/view' (a name with slashes needs the latter)")
+    return quote_segments(view_name)
 
 
 def show_fn(ctx: ServerContext, db: str, name: str, docid: str | None = None,

@@ -305,3 +305,27 @@ def test_a_str_attachment_is_typed_from_its_name(db, filename, content, expected
     assert db.get_attachment("d", filename) == content.encode("utf-8")
     db.put_attachment(doc, content, filename, "text/x-given")  # a given type wins
     assert db.get("d")["_attachments"][filename]["content_type"] == "text/x-given"
+
+
+# -- LOW 7: list() reaches views with slashes, of slashed design documents ---------------------------
+# (https://docs.couchdb.org/en/stable/api/ddoc/render.html#db-design-design-doc-list-list-name-view-name,
+# .../list-name-other-ddoc-view-name)
+
+SLASHED_DDOC = {"_id": "_design/app/v2", "views": {"by x/y": {"map": "function(d){ if (d.n) emit(d.n, null) }"}},
+                "lists": {"l/1": "function(head, req){ var r, out = []; while (r = getRow()) { out.push(r.id) }; "
+                                 "send(JSON.stringify(out)) }"}}
+OTHER_DDOC = {"_id": "_design/o/t", "views": {"v/w": {"map": "function(d){ if (d.n) emit(-d.n, null) }"}}}
+
+
+@pytest.mark.couchdb_only  # PouchDB Server has no _list
+def test_list_reaches_slashed_views(db):
+    import json
+
+    db.save([{"_id": "a", "n": 1}, {"_id": "b", "n": 2}, dict(SLASHED_DDOC), dict(OTHER_DDOC)])
+    own = db.list("_design/app/v2/_list/l/1", "_design/app/v2/_view/by x/y")
+    assert json.loads(own.raw) == ["a", "b"]
+    other = db.list("_design/app/v2/_list/l/1", "_design/o/t/_view/v/w")
+    assert json.loads(other.raw) == ["b", "a"]
+    assert json.loads(db.list("_design/app/v2/_list/l/1", "_design/app/v2/_view/by x/y", limit=1).raw) == ["a"]
+    with pytest.raises(couchcore.InvalidInput, match="_design/ddoc/_view/view"):
+        db.list("_design/app/v2/_list/l/1", "a/b/c")
