@@ -455,15 +455,66 @@ cdef extern from *:
        cannot continue the number's grammar and puts the length scanned in *len.  The
        result is the one for the token s[0:*len]; it is only that token if s[*len] (when
        *len < n) cannot continue a number or literal token at all (the caller checks). */
-    static inline int cc_number_scan(const unsigned char* s, Py_ssize_t n, Py_ssize_t* len,
+    /* always inlined: its callers (cc_plain_value above all) use only some of its results,
+       and a call would cost more than its common case (a short int) */
+    #if defined(__GNUC__)
+    #define CC_NUM_INLINE static inline __attribute__((always_inline))
+    #else
+    #define CC_NUM_INLINE static inline
+    #endif
+    CC_NUM_INLINE int cc_number_scan(const unsigned char* s, Py_ssize_t n, Py_ssize_t* len,
                                      long long* iv, double* dv, int* isf);
+    /* The run of decimal digits at s[i:] (s[0:n] readable), accumulated into *mp as the
+       digit-by-digit loop m = m * 10 + digit does (modulo 2^64: the callers look at the
+       digit counts before trusting m); returns the index of the first byte after the run.
+       Eight bytes at a time where they are readable (little-endian targets): the bytes
+       that are no digit are flagged -- a byte b is a digit exactly when b & 0xF0 == 0x30
+       and (b + 6) & 0xF0 == 0x30; the add may carry into the byte above a byte >= 0xFA,
+       never into a lower one, so the lowest flagged byte is exactly the first non-digit --
+       and the k digits before it are converted together (SWAR: pairs, then fours, then
+       eights; moved to the word's top first, the bytes below them reading as leading
+       zeros), m becoming m * 10^k + their value: the same number modulo 2^64. */
+    static const uint64_t CC_U10[9] = {1ULL, 10ULL, 100ULL, 1000ULL, 10000ULL, 100000ULL,
+                                       1000000ULL, 10000000ULL, 100000000ULL};
+    CC_NUM_INLINE uint64_t cc_swar8(uint64_t w) {
+        w = ((w & 0x0F0F0F0F0F0F0F0FULL) * 2561) >> 8;
+        w = ((w & 0x00FF00FF00FF00FFULL) * 6553601) >> 16;
+        return ((w & 0x0000FFFF0000FFFFULL) * 42949672960001ULL) >> 32;
+    }
+    CC_NUM_INLINE Py_ssize_t cc_digits(const unsigned char* s, Py_ssize_t i, Py_ssize_t n, uint64_t* mp) {
+        uint64_t m = *mp;
+    #if defined(__GNUC__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        while (i + 8 <= n) {
+            uint64_t w, t;
+            int k;
+            memcpy(&w, s + i, 8);
+            t = ((w & 0xF0F0F0F0F0F0F0F0ULL) ^ 0x3030303030303030ULL)
+              | (((w + 0x0606060606060606ULL) & 0xF0F0F0F0F0F0F0F0ULL) ^ 0x3030303030303030ULL);
+            if (t == 0) {
+                m = m * 100000000ULL + cc_swar8(w);
+                i += 8;
+                continue;
+            }
+            k = __builtin_ctzll(t) >> 3;
+            if (k) {
+                m = m * CC_U10[k] + cc_swar8(w << (8 * (8 - k)));
+                i += k;
+            }
+            *mp = m;
+            return i;
+        }
+    #endif
+        while (i < n && (unsigned)(s[i] - '0') < 10u) { m = m * 10u + (unsigned)(s[i] - '0'); i++; }
+        *mp = m;
+        return i;
+    }
     static inline int cc_number(const unsigned char* s, Py_ssize_t n,
                                 long long* iv, double* dv, int* isf) {
         Py_ssize_t len;
         int r = cc_number_scan(s, n, &len, iv, dv, isf);
         return (r >= 0 && len != n) ? -1 : r;
     }
-    static inline int cc_number_scan(const unsigned char* s, Py_ssize_t n, Py_ssize_t* len,
+    CC_NUM_INLINE int cc_number_scan(const unsigned char* s, Py_ssize_t n, Py_ssize_t* len,
                                      long long* iv, double* dv, int* isf) {
         Py_ssize_t i = 0, start, nd, fd = 0;
         int neg = 0, eneg = 0;
@@ -477,14 +528,14 @@ cdef extern from *:
         if (s[i] == '0') {
             i++;
         } else if (s[i] >= '1' && s[i] <= '9') {
-            while (i < n && (unsigned)(s[i] - '0') < 10u) { m = m * 10u + (unsigned)(s[i] - '0'); i++; }
+            i = cc_digits(s, i, n, &m);
         } else {
             return -1;
         }
         nd = i - start;
         if (i < n && s[i] == '.') {
             Py_ssize_t fs = ++i;
-            while (i < n && (unsigned)(s[i] - '0') < 10u) { m = m * 10u + (unsigned)(s[i] - '0'); i++; }
+            i = cc_digits(s, i, n, &m);
             if (i == fs) return -1;
             fd = i - fs;
             *isf = 1;

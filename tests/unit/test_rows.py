@@ -2101,3 +2101,74 @@ def test_key_equal_to_id_and_one_char_strings_every_split():
     assert rows[2].key == "doc12" and rows[2].key is not rows[2].id
     assert [s is chr(ord(s)) for s in rows[14].value[:3]] == [True] * 3
     assert rows[15].doc["l"][0] is chr(97)
+
+
+# -- digit runs read 8 bytes at a time (round 29: cc_digits in _rows.pyx) -------------------------
+#
+# The C paths accumulate a number's integer and fraction digits eight bytes at a time where eight
+# bytes are readable (a mask flags the first byte that is no digit, the digits before it are
+# converted together), else byte by byte.  Runs of every length from 1 to 40 are checked at every
+# two-piece split (the window then reaches the chunk end at every offset), followed by every kind
+# of byte, on both twins, against Python's own int()/float().
+
+_RUN_LENGTHS = list(range(1, 21)) + [23, 24, 25, 31, 32, 33, 40]
+
+
+def _digit_run(length: int, seed: int) -> str:
+    return "".join(str((i * 7 + seed) % 10) for i in range(length))
+
+
+@pytest.mark.parametrize("length", _RUN_LENGTHS)
+def test_digit_runs_of_every_length_at_every_split(backend, length):
+    run = _digit_run(length, 3)
+    texts = [
+        "1" + run[1:],                       # an int of `length` digits (18+: the general path)
+        "-9" + run[1:],
+        "0." + run,                          # a fraction run
+        "-0." + "0" * (length - 1) + "5",    # a run of zeros
+        run[: length // 2 + 1].lstrip("0") or "7",
+        "12." + run + "e-3",                 # fraction run, then an exponent
+        "8" + run[1:] + "E+2",
+        "9" * length,                        # all nines (the SWAR sums' largest digits)
+    ]
+    data = number_body(texts)
+    check_number_rows(*parse(backend, "view", [data])[:2], texts)
+    for i in range(1, len(data)):
+        items, meta, done = parse(backend, "view", [data[:i], data[i:]])
+        assert done
+        check_number_rows(items, meta, texts)
+
+
+@pytest.mark.skipif(CY_SKIP is not None, reason=CY_SKIP or "")
+@pytest.mark.parametrize("length", [1, 5, 7, 8, 9, 15, 16, 17])
+def test_digit_run_followed_by_every_byte(length):
+    """A digit run, then each of the 256 byte values, then more digits (which the 8-byte window
+    sees): both twins agree (the same items, or both ParseError), with 40 bytes after the
+    number (the window readable) and with the number at the end of the chunk."""
+    run = _digit_run(length, 1).encode()
+    run = b"1" + run[1:]
+    for b in range(256):
+        for tail in (b'1234567,"value":null,"x":"' + b"y" * 30 + b'"}]}', b""):
+            data = b'{"rows":[{"id":"a","key":' + run + bytes([b]) + tail
+            chunks = [data] if tail else [data, b'1234567,"value":null}]}']
+            a = parse_or_error("python", "view", chunks)
+            c = parse_or_error("cython", "view", chunks)
+            if isinstance(a, ParseError) or isinstance(c, ParseError):
+                assert isinstance(a, ParseError) and isinstance(c, ParseError), (length, b)
+            else:
+                assert_same(a, c)
+                assert_same(c, expected("view", b"".join(chunks)))
+
+
+_long_decimal_text = st.from_regex(r"\A-?(0|[1-9][0-9]{0,30})(\.[0-9]{1,40})?([eE][-+]?[0-9]{1,3})?\Z")
+
+
+@HSET
+@given(data=st.data())
+def test_hypothesis_long_digit_runs_bit_identical(backend, data):
+    texts = data.draw(st.lists(_long_decimal_text, min_size=1, max_size=8))
+    body_bytes = number_body(texts)
+    items, meta, done = parse(backend, "view", cuts(body_bytes, data.draw))
+    assert done
+    check_number_rows(items, meta, texts)
+
