@@ -2172,3 +2172,26 @@ def test_hypothesis_long_digit_runs_bit_identical(backend, data):
     assert done
     check_number_rows(items, meta, texts)
 
+
+def test_feed_lists_after_a_large_feed(backend):
+    """Each feed() returns a plain list of the rows it completed: a feed of many rows, then feeds
+    of one, none and many again (the Cython parser reserves room in the next list from the last
+    count): the lists are exactly the rows, and usable as any list."""
+    rows = [b'{"id":"d%d","key":%d,"value":null}' % (i, i) for i in range(3000)]
+    head = b'{"total_rows":3000,"offset":0,"rows":['
+    big = head + b",".join(rows[:2000]) + b","
+    p = make_parser("view", backend)
+    out1 = p.feed(big)
+    out2 = p.feed(rows[2000] + b",")
+    out3 = p.feed(b" ")
+    out4 = p.feed(b",".join(rows[2001:]) + b"]}")
+    out5 = p.close()
+    assert [len(x) for x in (out1, out2, out3, out4, out5)] == [2000, 1, 0, 999, 0]
+    got = out1 + out2 + out3 + out4 + out5
+    assert [r.key for r in got] == list(range(3000))
+    for lst in (out1, out2, out3, out4):
+        assert type(lst) is list
+        lst.append("x")
+        lst.extend(range(10))
+        del lst[-11:]
+    assert [r.id for r in out2] == ["d2000"]
