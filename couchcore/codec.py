@@ -276,7 +276,10 @@ def _sj_loads(data: bytes | bytearray | memoryview | str) -> Any:
             raise ParseError(f"not valid UTF-8: {exc}") from None
     try:
         return (_sj or _sj_codec())[1].decode(data)
-    except (ValueError, RecursionError) as exc:
+    except RecursionError:
+        raise ParseError(f"JSON nested deeper than the interpreter's recursion limit allows (about 1000 levels; "
+                         f"valid, but couchcore cannot read it): {data[:80]!r}") from None
+    except ValueError as exc:
         snippet = data[:80]
         raise ParseError(f"not valid JSON ({exc}): {snippet!r}") from None
 

@@ -101,3 +101,35 @@ def test_get_of_a_list_through_all_docs_raises_at_an_error_row():
         db = couchcore.Database(f"{srv.url}/db", retries=0)
         assert db.get(["a", "nope"], stale="ok") == [{"_id": "a", "_rev": "1-x"}, None]
         db.server.close()
+
+
+# -- LOW 4 (in part): valid JSON nested too deep is called that, not "malformed" -------------------
+
+
+DEEP_DOC = b'{"_id":"deepc","a":' + b"[" * 1500 + b"]" * 1500 + b"}"
+
+
+@pytest.mark.parametrize("parser", PARSERS)
+@pytest.mark.parametrize("shape, body", [
+    ("view", b'{"total_rows":1,"offset":0,"rows":[{"id":"deepc","key":"deepc","value":{},"doc":' + DEEP_DOC + b"}]}"),
+    ("continuous", b'{"seq":"1","id":"deepc","changes":[],"doc":' + DEEP_DOC + b"}\n"),
+])
+def test_too_deep_json_is_called_too_deep(parser, shape, body):
+    p = couchcore._rows.make_parser(shape, parser)
+    with pytest.raises(errors.ParseError) as info:
+        p.feed(body)
+        p.close()
+    assert "nested deeper than" in str(info.value) and "malformed" not in str(info.value)
+
+
+@pytest.mark.parametrize("engine", ["orjson", "simplejson"])
+def test_too_deep_json_is_called_too_deep_by_the_codec(engine):
+    from couchcore import codec
+
+    pytest.importorskip(engine)
+    before = codec.use(engine)
+    try:
+        with pytest.raises(errors.ParseError, match="nested deeper than"):
+            codec.loads(DEEP_DOC)
+    finally:
+        codec.use(before)
