@@ -69,6 +69,7 @@ if _EPOLL is not None:
     _EPOLL_MASK = {pycurl.POLL_IN: _EPOLLIN, pycurl.POLL_OUT: _EPOLLOUT, pycurl.POLL_INOUT: _EPOLLIN | _EPOLLOUT,
                    pycurl.POLL_NONE: 0}
 _NO_BODY = (bytes, bytearray, str)
+_ACCEPT_ONLY = frozenset({"Accept"})  # a request's own headers that never carry credentials
 
 
 class CurlLoopTransport(LoopTransport["_LoopEngine"]):
@@ -111,7 +112,9 @@ class CurlLoopTransport(LoopTransport["_LoopEngine"]):
         except BaseException:
             exchange.abort("cancel")
             raise
-        auth_sent = self.sends_credentials(request) if request.headers else self._plain_auth_sent
+        own = request.headers
+        # most requests carry only the operation's Accept: credentials as with no headers
+        auth_sent = self._plain_auth_sent if not own or own.keys() == _ACCEPT_ONLY else self.sends_credentials(request)
         if exchange.stream:
             return Response(exchange.status, _headers(exchange.headers), stream=ChunkStream(exchange),
                             method=request.method, url=url, close=exchange.close, auth_sent=auth_sent)

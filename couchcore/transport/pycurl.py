@@ -453,6 +453,18 @@ _HAS_UPLOAD_BUFFERSIZE = hasattr(pycurl, "UPLOAD_BUFFERSIZE")
 _INHERITED: list[threading.local] = []
 
 
+#: at most this many distinct header sets of body-less requests are kept per transport
+_MAX_CACHED_HEADER_SETS = 64
+
+
+def _header_lines(headers: dict[str, str]) -> list[bytes]:
+    """``headers`` as libcurl's HTTPHEADER lines (Latin-1), with ``Expect:`` unless given
+    (no ``100-continue`` wait); an empty value as ``Name:``, which libcurl sends empty
+    rather than leaving the header out. ``headers`` is changed (``Expect`` added)."""
+    headers.setdefault("Expect", "")
+    return [(f"{k}: {v}" if v else f"{k}:").encode("latin-1") for k, v in headers.items()]
+
+
 @register("pycurl")
 class PycurlTransport(BaseTransport):
     """Sends :class:`Request` objects with libcurl; translates its errors."""
@@ -460,6 +472,10 @@ class PycurlTransport(BaseTransport):
     def __init__(self, base_url: str, credentials: Credentials | None, options: TransportOptions) -> None:
         super().__init__(base_url, credentials, options)
         self._local = threading.local()
+        # the header lines of a request without a body, per set of the request's own headers
+        # (the transport's are fixed once __init__ is done): most requests send the same few
+        # lines, built and encoded once rather than on every request (see configure)
+        self._bodyless_lines: dict[tuple[tuple[str, str], ...], list[bytes]] = {}
 
     @property
     def engine(self) -> CurlEngine:
@@ -524,9 +540,29 @@ class PycurlTransport(BaseTransport):
             if opts.key_file:
                 c.setopt(pycurl.SSLKEY, opts.key_file)
         c.setopt(pycurl.FOLLOWLOCATION, 0)  # a redirect is the caller's answer, never followed
-        headers = {**self._headers, **request.headers}
         body = request.body
         method = request.method
+        if body is None and method not in BODY_METHODS:
+            # no body (GET, HEAD, DELETE, COPY...): the header lines depend only on the
+            # request's own headers, so lines built once for the same headers are reused
+            try:
+                key = tuple(request.headers.items())
+                lines = self._bodyless_lines.get(key)
+            except TypeError:  # an unhashable value: refused below as before, never cached
+                key, lines = None, None
+            if lines is None:
+                lines = _header_lines({**self._headers, **request.headers})
+                if key is not None:
+                    if len(self._bodyless_lines) >= _MAX_CACHED_HEADER_SETS:
+                        self._bodyless_lines.clear()
+                    self._bodyless_lines[key] = lines
+            if method == "HEAD":
+                c.setopt(pycurl.NOBODY, 1)
+            elif method != "GET":
+                c.setopt(pycurl.CUSTOMREQUEST, method)
+            c.setopt(pycurl.HTTPHEADER, lines)  # libcurl copies the lines: the list stays as it is
+            return
+        headers = {**self._headers, **request.headers}
         if body is None and method in BODY_METHODS:
             body = b""  # Content-Length: 0, as the other backends send
         if body is not None and not any(k.lower() == "content-type" for k in headers):
@@ -559,8 +595,7 @@ class PycurlTransport(BaseTransport):
             c.setopt(pycurl.CUSTOMREQUEST, method)
         elif method != "GET":
             c.setopt(pycurl.CUSTOMREQUEST, method)
-        headers.setdefault("Expect", "")
-        c.setopt(pycurl.HTTPHEADER, [(f"{k}: {v}" if v else f"{k}:").encode("latin-1") for k, v in headers.items()])
+        c.setopt(pycurl.HTTPHEADER, _header_lines(headers))
 
     def send(self, request: Request) -> Response:
         engine = self.engine
