@@ -63,8 +63,8 @@ async def _asequence(db: Any) -> list[Any]:
 
 
 def _run_sync(url: str, times: int) -> list[list[bytes]]:
-    """The heads of ``times`` runs of the sequence on one sync pycurl Server each run
-    reusing the lines the earlier ones built."""
+    """The heads of ``times`` runs of the sequence on one sync pycurl Server (the later
+    runs reuse the lines the first one built)."""
     server = couchcore.Server(url, backend="pycurl", retries=0)
     try:
         db = server._database("db")
@@ -103,6 +103,7 @@ def _run_async(url: str, times: int) -> list[list[bytes]]:
 
 @pytest.fixture
 def recorder() -> Any:
+    """A ScriptedServer (see ``_script``) and its URL with credentials in it."""
     server = ScriptedServer(_script)
     url = server.url.replace("http://", "http://admin:secret@")
     _recorders[url] = server
@@ -115,6 +116,8 @@ def recorder() -> Any:
 
 @pytest.mark.parametrize("run", [_run_sync, _run_async], ids=["sync-pycurl", "async-pycurl"])
 def test_reused_header_lines_send_what_a_fresh_transport_sends(recorder: Any, run: Any) -> None:
+    """Three runs of the sequence on one transport (lines built, then reused) and one on a
+    new transport send byte-identical heads, each with exactly its own headers."""
     url, server = recorder
     first, second, third = run(url, 3)  # the first run builds the lines, the others reuse them
     fresh = run(url, 1)[0]  # a new transport: every line built afresh
