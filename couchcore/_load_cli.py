@@ -13,8 +13,13 @@ written; a second Ctrl-C stops at once (the checkpoint is still consistent).
 With ``--resume`` the checkpoint holds the contiguous prefix of the input that is settled
 (written, skipped or in the rejects file, which is flushed first); a restarted load skips
 that prefix, sends the rest, and reconciles documents that may have been sent before. A
-document rejected after the last checkpoint may be listed twice in the rejects file after a
-crash, never missing.
+batch given up on after the retries (rejected with its last error, or as ``unknown_outcome``)
+is not settled for the checkpoint: running the same command again sends it again (a
+document that was written counts as written, in every mode), so a network incident is
+settled by re-running until exit 0. On resuming, the rejects file drops the records of
+input lines after the checkpoint's (this run settles them again). A resumed load whose
+checkpoint recorded rejections (settled refusals: conflicts, invalid documents) exits 1 and
+says so, also when it has nothing left to send: those documents are not in the database.
 """
 
 from __future__ import annotations
@@ -63,7 +68,10 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--resume", metavar="FILE",
                    help="checkpoint file: records how far the input is confirmed; a restarted load with the "
                         "same file sends nothing already confirmed (an input file whose first 64 KiB are not "
-                        "the ones the checkpoint was made with is refused)")
+                        "the ones the checkpoint was made with is refused). Documents given up on after the "
+                        "retries (a network incident: rejected, outcome unknown) are not confirmed: the same "
+                        "command run again sends them again (one that was written counts as written); it exits "
+                        "0 only when the whole load, earlier runs included, rejected nothing")
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--upsert", action="store_true", help="overwrite current revisions (default: create only)")
     mode.add_argument("--new-edits-false", action="store_true",
@@ -643,7 +651,7 @@ def _check_head(checkpoint: Any, fd: int, size: int) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from .bulk import Checkpoint, Loader, Rejected, _rerun_advice
+    from .bulk import ERROR_FIELD, Checkpoint, Loader, Rejected, _rerun_advice
     from .errors import CouchcoreError, InvalidInput
     from ._sync import Server
     from ._urls import redact_url
@@ -708,6 +716,7 @@ def _run(args: argparse.Namespace) -> int:
             raise Fatal(str(exc)) from None
         except OSError as exc:
             raise Fatal(f"cannot write checkpoint {args.resume}: {exc.strerror or exc}") from None
+    was_complete = checkpoint is not None and checkpoint.resumed and checkpoint.complete
     rejects_file = None
     if args.rejects:
         try:
@@ -733,6 +742,15 @@ def _run(args: argparse.Namespace) -> int:
     db = server._database(name)
     if rejects_file is not None and not (checkpoint is not None and checkpoint.resumed):
         rejects_file.truncate(0)  # a fresh load's rejects file starts empty
+    elif rejects_file is not None and checkpoint is not None:
+        # resuming: the records of lines after the checkpoint's are settled again by this run
+        # (given up on earlier, or rejected after the last checkpoint): not listed twice
+        try:
+            rejects_file.close()
+            _prune_rejects(args.rejects, checkpoint.line)
+            rejects_file = open(args.rejects, "ab")
+        except OSError as exc:
+            raise Fatal(f"cannot write {args.rejects}: {exc.strerror or exc}") from None
 
     if not args.quiet:
         where = db_url + (f" (+{len(nodes)} node{'s' if len(nodes) > 1 else ''})" if nodes else "")
@@ -770,7 +788,8 @@ def _run(args: argparse.Namespace) -> int:
                         on_reject=on_reject, progress=progress)
     except InvalidInput as exc:
         raise Fatal(str(exc)) from None
-    loader.rerun_advice = _rerun_advice(args.upsert, not args.new_edits_false, flags=True)  # this command's options
+    # this command's options
+    loader.rerun_advice = _rerun_advice(args.upsert, not args.new_edits_false, flags=True, resumable=bool(args.resume))
 
     presses = []
 
@@ -838,12 +857,53 @@ def _run(args: argparse.Namespace) -> int:
                 print(f"  ... {report.rejected - len(shown):,} more (use --rejects FILE to keep them)", file=sys.stderr)
     if revised[0]:
         print(f"couchcore load: {_dump_hint(revised[0], args.upsert)}", file=sys.stderr)
+    earlier = report.earlier.get("rejected", 0)
+    if earlier:  # (printed with --quiet too: the exit status alone would not say why)
+        where = f"listed in {args.rejects}" if args.rejects else "listed in the earlier run's rejects file"
+        done = " and this load has nothing left to send" if was_complete else ""
+        print(f"couchcore load: the checkpoint {args.resume} records {earlier:,} document(s) rejected by earlier "
+              f"runs of this load{done}: they are not in the database ({where}, each with its reason in "
+              f"{ERROR_FIELD}); mend them and load that file (with --skip-existing if some may be written)",
+              file=sys.stderr)
+    if report.unknown and checkpoint is not None and not interrupted:
+        print(f"couchcore load: {report.unknown:,} document(s) may or may not be written (outcome unknown): the "
+              f"checkpoint does not confirm them; run the same command again to send them again", file=sys.stderr)
     if interrupted:
         if checkpoint is not None:
             print(f"couchcore load: interrupted; run the same command again to resume from {args.resume}",
                   file=sys.stderr)
         return EXIT_INTERRUPTED
-    return EXIT_REJECTED if report.rejected or report.unsettled else EXIT_OK
+    return EXIT_REJECTED if report.rejected or report.unsettled or earlier else EXIT_OK
+
+
+def _prune_rejects(path: str, line: int) -> None:
+    """Drop the records of input lines after ``line`` from the rejects file ``path`` (a
+    resumed load settles those lines again); the file is replaced atomically. A record
+    whose line cannot be told is kept."""
+    from .bulk import ERROR_FIELD
+
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        return
+    head = re.compile(rb'\{"' + ERROR_FIELD.encode() + rb'":\{"line":(\d+)')
+    kept = []
+    dropped = 0
+    for record in data.splitlines(keepends=True):
+        m = head.match(record)
+        if m is not None and int(m.group(1)) > line:
+            dropped += 1
+        else:
+            kept.append(record)
+    if not dropped:
+        return
+    if kept and not kept[-1].endswith(b"\n"):
+        kept[-1] += b"\n"
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "wb") as f:
+        f.writelines(kept)
+    os.replace(tmp, path)
 
 
 def _carries_rev(doc: Any) -> bool:

@@ -217,8 +217,11 @@ class SessionAuth(Auth):
         try:
             if since is not None and self._epoch != since and self._cookie is not None:
                 return None
+            # safe to repeat (a login creates no data: CouchDB issues another cookie), so a
+            # connection broken under it is retried like a GET's, never reported as a write of
+            # unknown outcome (the caller's own request is not sent yet)
             request = Request("POST", "/_session", json={"name": self.username, "password": self._password},
-                              idempotent=False)
+                              idempotent=True)
             response = yield request
             if not response.ok:
                 if response.stream is not None:

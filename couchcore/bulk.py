@@ -35,7 +35,9 @@ reason — nothing is dropped, even when connections break:
   file of such lines can be loaded again as it is (the loader strips ``_load_error``);
 * a :class:`Checkpoint` records how far the input is confirmed written (the
   contiguous prefix of settled batches), so a restarted load sends nothing already
-  confirmed and loses nothing.
+  confirmed and loses nothing; a batch given up on after the retries is never confirmed,
+  so a resumed load sends it again (reconciled), and a resumed load reports the rejections
+  the earlier runs recorded (``LoadReport.earlier``, ``ok``).
 
 CouchDB reference: https://docs.couchdb.org/en/stable/api/database/bulk-api.html#db-bulk-docs
 """
@@ -342,7 +344,12 @@ class LoadReport:
     ``unsettled`` (read but neither written nor rejected: the load was stopped);
     ``seconds`` taken, ``interrupted``; ``failures``: the :class:`Rejected` documents,
     kept here when the load had no ``on_reject`` callback; ``unknown``: how many of the
-    ``rejected`` are :data:`UNKNOWN_OUTCOME` (may have been written, see :class:`Rejected`)."""
+    ``rejected`` are :data:`UNKNOWN_OUTCOME` (may have been written, see :class:`Rejected`).
+    These count this run only. ``earlier``: for a load resumed from a :class:`Checkpoint`,
+    the counts (``read``, ``written``, ``skipped``, ``rejected``, ``unknown``) the earlier
+    runs recorded for the part of the input it confirms (skipped by this run); empty
+    otherwise. :attr:`ok` tells whether the whole load (this run and the earlier ones) wrote
+    or skipped every document."""
 
     read: int = 0
     written: int = 0
@@ -355,10 +362,11 @@ class LoadReport:
     interrupted: bool = False
     failures: list[Rejected] = field(default_factory=list)
     unknown: int = 0
+    earlier: dict[str, int] = field(default_factory=dict)
 
     def __init__(self, read: int = 0, written: int = 0, skipped: int = 0, rejected: int = 0, retried: int = 0,
                  batches: int = 0, unsettled: int = 0, seconds: float = 0.0, interrupted: bool = False,
-                 failures: list[Rejected] = _FACTORY, unknown: int = 0) -> None:
+                 failures: list[Rejected] = _FACTORY, unknown: int = 0, earlier: dict[str, int] = _FACTORY) -> None:
         # (as @dataclass writes it, without compiling it at import: see couchcore._dataclass)
         self.read = read
         self.written = written
@@ -371,6 +379,16 @@ class LoadReport:
         self.interrupted = interrupted
         self.failures = [] if failures is _FACTORY else failures
         self.unknown = unknown
+        self.earlier = {} if earlier is _FACTORY else earlier
+
+    @property
+    def ok(self) -> bool:
+        """Whether every document of the load is written or skipped: nothing rejected, not
+        settled or interrupted in this run, and nothing rejected by the earlier runs a
+        checkpoint recorded (``earlier``). False after a resumed run that sent nothing
+        because the checkpoint was complete when it had recorded rejections: those
+        documents are not in the database (see :class:`Checkpoint`)."""
+        return not (self.rejected or self.unsettled or self.interrupted or self.earlier.get("rejected"))
 
     @property
     def failed(self) -> list[Rejected]:
@@ -397,6 +415,10 @@ class LoadReport:
             text += f"; {self.unsettled:,} not settled"
         if self.interrupted:
             text += " (interrupted)"
+        e = self.earlier
+        if any(e.values()):
+            text += (f"; before this run (checkpoint): read {e.get('read', 0):,}, written {e.get('written', 0):,}, "
+                     f"skipped {e.get('skipped', 0):,}, rejected {e.get('rejected', 0):,}")
         return text
 
 
@@ -404,14 +426,31 @@ class LoadReport:
 
 
 class Checkpoint:
-    """A resume file: how much of the input is confirmed (written or rejected).
+    """A resume file: how much of the input is confirmed (written, skipped or rejected for good).
 
     ``records`` input items form the confirmed prefix (``line`` is the input line of the
     last one); ``sent`` is an upper bound of the items ever handed to the server, so a
     restarted load reconciles items up to there; ``id_prefix`` makes the ids the loader
     gives documents without ``_id`` the same on every run; ``counts``: the ``read``,
-    ``written``, ``skipped``, ``rejected`` and ``unknown`` (:class:`LoadReport`) of every
-    run of the load so far, added up. ``database`` and ``input``
+    ``written``, ``skipped``, ``rejected`` and ``unknown`` (:class:`LoadReport`) of the
+    confirmed prefix, over every run of the load so far (a resumed load's
+    ``LoadReport.earlier``); ``complete``: the whole input is confirmed.
+
+    A document given up on after the retries (rejected with its last error, or as
+    :data:`UNKNOWN_OUTCOME`: it may have been written) is not confirmed: the prefix stops
+    before its batch, and a load resumed from the checkpoint sends it again (with the
+    documents after it), as a document that may have been sent before. That is right in
+    every mode: a create-only load fetches the stored document on a ``409`` and counts
+    equal content (``_rev`` aside) as written -- its own earlier write, never a false
+    conflict --; ``skip_existing``, ``upsert`` and ``new_edits=False`` settle it as they do
+    any document. So a load can be resumed until it reports nothing rejected. Rejections
+    that are refusals (a conflict with another document, input that is no JSON, an invalid
+    id) are confirmed, counted in ``counts["rejected"]``: a resumed load does not send
+    them again and reports them (``LoadReport.earlier``, ``LoadReport.ok`` false), also
+    when the checkpoint is ``complete`` and nothing is left to send.
+
+    Give :func:`load` the object (``Checkpoint.open(path, ...)``), not a path.
+    ``database`` and ``input``
     name what the checkpoint belongs to (no credentials), ``head`` the input file's first
     bytes (``"N:sha256"``, set by the caller). The file is JSON, replaced
     atomically; ``save`` writes at most every ``interval`` seconds unless forced.
@@ -561,29 +600,42 @@ class _Ids:
 
 
 class _Segment:
-    """A stretch of input items (one fresh batch): how many of its documents are unsettled."""
+    """A stretch of input items (one fresh batch): how many of its documents are unsettled,
+    and its counts (added to the checkpoint's once the segment joins the confirmed prefix)."""
 
-    __slots__ = ("pending", "last_record", "last_line")
+    __slots__ = ("pending", "last_record", "last_line", "read", "written", "skipped", "rejected")
 
     def __init__(self) -> None:
         self.pending = 0
         self.last_record = 0
         self.last_line = 0
+        self.read = 0
+        self.written = 0
+        self.skipped = 0
+        self.rejected = 0
 
 
-def _rerun_advice(upsert: bool, new_edits: bool, flags: bool = False) -> str:
+def _rerun_advice(upsert: bool, new_edits: bool, flags: bool = False, resumable: bool = False) -> str:
     """How a load settles a document it rejected as :data:`UNKNOWN_OUTCOME`, for its mode:
     load it again as a create-only load with ``skip_existing``, an ``upsert`` load with
     ``upsert``, a ``new_edits=False`` load as it was; a written one is then skipped.
-    ``flags``: name ``couchcore load``'s options (``--skip-existing``) instead."""
+    ``flags``: name ``couchcore load``'s options (``--skip-existing``) instead;
+    ``resumable``: the load has a checkpoint, which does not confirm the document, so
+    resuming the load sends it again (reconciled): say that first."""
     if not new_edits:
         how = "as it was (--new-edits-false)" if flags else "as it was (new_edits=False)"
-        return f"load it again {how} to settle it: a revision already stored is not stored twice"
-    if upsert:
+        advice = f"load it again {how} to settle it: a revision already stored is not stored twice"
+    elif upsert:
         how = "--upsert" if flags else "upsert"
-        return f"load it again with {how}, as this load, to settle it: one that was written is skipped"
-    how = "--skip-existing" if flags else "skip_existing"
-    return f"load it again with {how} to settle it: one that was written is skipped"
+        advice = f"load it again with {how}, as this load, to settle it: one that was written is skipped"
+    else:
+        how = "--skip-existing" if flags else "skip_existing"
+        advice = f"load it again with {how} to settle it: one that was written is skipped"
+    if resumable:
+        again = "run the same command again (--resume)" if flags else "resume the load with the same checkpoint"
+        advice = (f"{again}: the checkpoint does not confirm it, so it is sent again and one that was written counts "
+                  f"as written; or {advice}")
+    return advice
 
 
 class Loader:
@@ -643,7 +695,7 @@ class Loader:
         self.progress = progress
         self.report = LoadReport()
         #: how to settle a document rejected as UNKNOWN_OUTCOME (the end of its reason)
-        self.rerun_advice = _rerun_advice(upsert, new_edits)
+        self.rerun_advice = _rerun_advice(upsert, new_edits, resumable=isinstance(checkpoint, Checkpoint))
         self._head = _HeadReader(id_field)
         self._jsonl = docs if isinstance(docs, JsonLines) else None
         #: what the input raised (the load sends what it read before, then raises LoadInputError)
@@ -670,15 +722,28 @@ class Loader:
         self._body_size = 0  # bytes to reserve for the next batch's request body
         self._next_seg = 0
         self._confirm_seg = 0
+        #: the segment whose documents a rejection counts in (set where documents are read or settled)
+        self._cur_seg: _Segment | None = None
+        #: documents given up on after the retries (rejected in this run's report): their segments
+        #: are never confirmed, so a resumed load sends them again (see Checkpoint)
+        self._held = 0
+        #: counts of the segments confirmed by this run (the checkpoint's counts: these added to
+        #: the earlier runs')
+        self._prefix = {"read": 0, "written": 0, "skipped": 0, "rejected": 0, "unknown": 0}
         self._skip = 0
         self._reconcile_upto = 0
         self.id_prefix = _new_prefix()
+        if checkpoint is not None and not isinstance(checkpoint, Checkpoint):
+            raise InvalidInput(f"checkpoint must be a bulk.Checkpoint, not a {type(checkpoint).__name__}: pass "
+                               "Checkpoint.open(path) (it reads the file, if any, and checks it belongs to this load)")
         if checkpoint is not None:
             self._skip = checkpoint.records
             self._reconcile_upto = checkpoint.sent
             self.id_prefix = checkpoint.id_prefix
             self._confirmed = (checkpoint.records, checkpoint.line)
             self._base_counts = dict(checkpoint.counts)
+            if checkpoint.resumed:  # what the earlier runs settled (the part of the input skipped now)
+                self.report.earlier = {name: int(checkpoint.counts.get(name, 0)) for name in _COUNTS}
         else:
             self._base_counts = {}
             self._confirmed = (0, 0)
@@ -701,6 +766,8 @@ class Loader:
                 doc: Any = None, text: str | None = None) -> None:
         rejected = Rejected(line, docid, error, reason, doc, text)
         self.report.rejected += 1
+        if self._cur_seg is not None:
+            self._cur_seg.rejected += 1
         if self.on_reject is not None:
             self.on_reject(rejected)
         else:
@@ -739,6 +806,7 @@ class Loader:
             self._skip = 0
         start = ordinal
         full = False  # the batch reached _BATCH_BYTES before `size` documents
+        self._cur_seg = seg  # the input's rejections count in this segment
         if self._jsonl is not None:
             ordinal, line, blanks, full = self._take_jsonl(size, ordinal, docs, seg_no, seg)
         else:
@@ -747,6 +815,7 @@ class Loader:
             self._exhausted = True
         self._ordinal = ordinal
         self.report.read += ordinal - start - blanks
+        seg.read = ordinal - start - blanks
         if ordinal == start:
             return None  # nothing read at all
         self._body_size = docs.used + (docs.used >> 3) + 4096  # room for the next batch at once
@@ -924,6 +993,7 @@ class Loader:
         what = "_id" if self.new_edits else "_id and _rev"
         docid = key[:idlen].decode("utf-8", "surrogatepass")
         for data, later, seg_no, _, _ in queue:
+            self._cur_seg = self._segments[seg_no]
             self._reject(later, docid, "conflict",
                          f"duplicate {what}: the document of line {line} has the same {what} and was written", data)
             self._settle(seg_no, 1)
@@ -1029,11 +1099,16 @@ class Loader:
             return
         segments = self._segments
         last = None
+        prefix = self._prefix
         while True:
             head = segments.get(self._confirm_seg)
             if head is None or head.pending:
                 break
             last = head
+            prefix["read"] += head.read
+            prefix["written"] += head.written
+            prefix["skipped"] += head.skipped
+            prefix["rejected"] += head.rejected
             del segments[self._confirm_seg]
             self._confirm_seg += 1
         if last is not None:
@@ -1042,11 +1117,11 @@ class Loader:
                 self.checkpoint.confirm(last.last_record, last.last_line, self._counts())
 
     def _counts(self) -> dict[str, int]:
-        """Counts for the checkpoint: this run's added to those of the runs before."""
-        r = self.report
+        """Counts for the checkpoint: those of the segments this run confirmed added to those
+        of the runs before (the confirmed prefix's: documents given up on are never in it)."""
         base = self._base_counts
-        return {name: base.get(name, 0) + getattr(r, name)  # (a file of an older version may lack "unknown")
-                for name in ("read", "written", "skipped", "rejected", "unknown")}
+        prefix = self._prefix
+        return {name: int(base.get(name, 0)) + prefix[name] for name in _COUNTS}
 
     def _handle(self, batch: _Batch, result: Any, retry_queue: list[Any], node: Any = None) -> None:
         report = self.report
@@ -1059,6 +1134,9 @@ class Loader:
             outcome.error = result if isinstance(result, BaseException) else RuntimeError(repr(result))
         report.written += outcome.written
         report.skipped += outcome.skipped
+        seg = self._cur_seg = self._segments[batch.seg]
+        seg.written += outcome.written
+        seg.skipped += outcome.skipped
         docs = batch.docs
         for i, error, reason in outcome.rejected:
             self._reject(docs.line(i), docs.docid(i), error, reason, docs[i])
@@ -1089,6 +1167,9 @@ class Loader:
                 self._reject(docs.line(i), docs.docid(i), str(error), reason, docs[i])
             gave_up = unsettled
             unsettled = []
+            # not settled for the checkpoint: its segment is never confirmed, so a resumed load
+            # sends these documents again (reconciled: one that was written counts as written)
+            self._held += len(gave_up)
         keep = None
         if unsettled:
             import random  # here: only a retry needs it (import cost of every start-up)
@@ -1110,7 +1191,7 @@ class Loader:
             rejected = {r[0] for r in outcome.rejected}.union(gave_up)
             for i in held:
                 self._follow(docs, i, i in rejected)
-        self._settle(batch.seg, len(docs) - (len(keep) if keep else 0))
+        self._settle(batch.seg, len(docs) - (len(keep) if keep else 0) - len(gave_up))
         if self.progress is not None:
             self.progress(report)
 
@@ -1245,11 +1326,13 @@ class Loader:
             cp.records, cp.line = self._confirmed
             cp.counts = self._counts()
             cp.complete = (self._exhausted and not report.unsettled and not report.interrupted
-                           and self._input_error is None)
+                           and self._input_error is None and not self._held)
             cp.save(force=True)
 
 
 _EMPTY = _Batch(-1, PackedBodies())
+#: the counts a checkpoint keeps (and LoadReport.earlier holds)
+_COUNTS = ("read", "written", "skipped", "rejected", "unknown")
 
 
 class LoadInputError(CouchcoreError):
@@ -1405,12 +1488,17 @@ def load(
       unreachable) goes to the other nodes at once, without counting as an attempt while
       one of them is up, and that node is set aside (1 s, doubling up to ``max_backoff``)
       until it answers again.
-    * ``checkpoint``: a :class:`Checkpoint`; items it confirms are skipped, progress is
-      recorded in it.
+    * ``checkpoint``: a :class:`Checkpoint` (``Checkpoint.open(path)``; a path is refused
+      with :class:`~couchcore.InvalidInput`); items it confirms are skipped, progress is
+      recorded in it. A batch given up on after the retries is not confirmed: a load
+      resumed from the checkpoint sends it again (reconciled, in every mode: see
+      :class:`Checkpoint`); the report's ``earlier`` holds the counts the checkpoint
+      recorded, and ``ok`` is false when an earlier run rejected documents for good.
     * ``on_reject(rejected)`` is called for each rejected document (else they are kept
       in ``report.failures``); ``progress(report)`` after each batch.
 
-    Raises :class:`~couchcore.InvalidInput` for bad arguments (before reading input).
+    Raises :class:`~couchcore.InvalidInput` for bad arguments (before reading input),
+    ``checkpoint`` given as a path included.
     Errors of single documents never raise: they are rejected. A batch given up on after
     the retries is rejected with its last error when the server surely did not write it
     (no connection, ``429``, ``503``), else with :data:`UNKNOWN_OUTCOME` (counted in

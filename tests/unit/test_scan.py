@@ -862,7 +862,7 @@ def test_the_report_classes_are_dataclasses():
     assert Rejected.__hash__ is None and Rejected.__match_args__ == ("line", "id", "error", "reason", "doc", "text")
     report = LoadReport(written=30, skipped=10, rejected=60)
     assert repr(report) == ("LoadReport(read=0, written=30, skipped=10, rejected=60, retried=0, batches=0, unsettled=0, "
-                            "seconds=0.0, interrupted=False, failures=[], unknown=0)")
+                            "seconds=0.0, interrupted=False, failures=[], unknown=0, earlier={})")
     assert report == LoadReport(0, 30, 10, 60) and report != LoadReport(0, 30, 10, 61)
     assert LoadReport().failures == [] and LoadReport().failures is not LoadReport().failures
     assert LoadReport(failures=[r]).failures == [r] and LoadReport.__hash__ is None
