@@ -147,8 +147,40 @@ def _long_line_reason(method: str, url: str) -> str | None:
 
 #: at most this many characters of an error body's text go into an exception's ``reason``
 BODY_TEXT_LIMIT = 200
-_TAGS = re.compile(r"<(?:script|style)\b.*?</(?:script|style)\s*>|<!--.*?-->|<[^>]*>", re.S | re.I)
 _SPACES = re.compile(r"\s+")
+
+
+def _strip_tags(text: str) -> str:
+    """``text`` without HTML markup, each tag, comment and script/style element made one
+    space, in one pass (a regex with lazy ``.*?`` takes quadratic time on many unclosed
+    ``<!--``); an unclosed comment or script/style element drops the rest, an unclosed
+    tag is kept as text."""
+    low = text.lower()
+    out: list[str] = []
+    i, n = 0, len(text)
+    while i < n:
+        j = text.find("<", i)
+        if j < 0:
+            out.append(text[i:])
+            break
+        out.append(text[i:j])
+        out.append(" ")
+        element = next((name for name in ("script", "style") if low.startswith("<" + name, j)
+                        and not low[j + 1 + len(name):j + 2 + len(name)].isalnum()), None)
+        if low.startswith("<!--", j):
+            end = text.find("-->", j + 4)
+            i = n if end < 0 else end + 3
+        elif element is not None:
+            close = low.find("</" + element, j)
+            end = -1 if close < 0 else text.find(">", close)
+            i = n if end < 0 else end + 1
+        else:
+            end = text.find(">", j + 1)
+            if end < 0:  # no '>' anywhere after: the rest is text
+                out[-1] = text[j:]
+                break
+            i = end + 1
+    return "".join(out)
 
 
 def _body_text(body: bytes) -> str | None:
@@ -160,7 +192,7 @@ def _body_text(body: bytes) -> str | None:
 
     text = bytes(body[:64 * 1024]).decode("utf-8", "replace")
     if "<" in text:
-        text = html.unescape(_TAGS.sub(" ", text))
+        text = html.unescape(_strip_tags(text))
     text = _SPACES.sub(" ", text).strip()
     if not text:
         return None
