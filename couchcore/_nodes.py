@@ -9,7 +9,8 @@ Gateway``, ``503 Service Unavailable`` or ``504 Gateway Timeout`` (a load balanc
 proxy in front of it, a node shutting down) is set aside the same way; a request that
 only reads (GET, HEAD, or one marked ``Request.idempotent``, with a body that can be
 sent again) then goes to the next node at once, while a write gets that answer
-(:class:`~couchcore.errors.ServerError`: it is never sent twice). The last node tried
+(:class:`~couchcore.errors.ServerError`: it is never sent twice; after a ``502`` or
+``504`` the gateway may have forwarded it: its outcome is unknown). The last node tried
 gives its answer whatever it is. A node set aside is tried again
 once its time is up, or sooner when every node is set aside. A streamed response
 (a view, a continuous changes feed) is read from the node that answered; the next

@@ -445,7 +445,9 @@ class TooManyRequests(HTTPError):
 
 class ServerError(HTTPError):
     """A 5xx answer: the server failed (``unknown_error``, ``timeout`` while an index
-    builds, a cluster without quorum, ...)."""
+    builds, a cluster without quorum, ...). A ``502``/``504`` answer to a write comes
+    from a gateway in front of CouchDB, which may have forwarded it: the write may have
+    been applied (check as for :class:`OutcomeUnknown`)."""
 
     status = 500
 
