@@ -533,8 +533,9 @@ class SyncDatabaseAPI:
         store its bytes as they are.
         ``filename`` defaults to a named file's base name. ``content_type`` defaults to
         the type guessed from ``filename``, for str with ``;charset=utf-8`` when it is a
-        text type (``"<p>"`` as ``index.html``: ``text/html;charset=utf-8``) and
-        ``text/plain;charset=utf-8`` when the name gives none; for bytes and files the
+        text type (``"<p>"`` as ``index.html``: ``text/html;charset=utf-8``; Python's own
+        table, the same on every host) and ``text/plain;charset=utf-8`` when the name gives
+        none or one that is not text; for bytes and files the
         guessed type (a compressed ``.gz``, ``.bz2`` or ``.xz`` file is ``application/gzip``,
         ``application/x-bzip2``, ``application/x-xz``), else ``application/octet-stream``;
         a given ``content_type`` that is no ASCII media type (control characters, a
@@ -1418,8 +1419,9 @@ class AsyncDatabaseAPI:
         store its bytes as they are.
         ``filename`` defaults to a named file's base name. ``content_type`` defaults to
         the type guessed from ``filename``, for str with ``;charset=utf-8`` when it is a
-        text type (``"<p>"`` as ``index.html``: ``text/html;charset=utf-8``) and
-        ``text/plain;charset=utf-8`` when the name gives none; for bytes and files the
+        text type (``"<p>"`` as ``index.html``: ``text/html;charset=utf-8``; Python's own
+        table, the same on every host) and ``text/plain;charset=utf-8`` when the name gives
+        none or one that is not text; for bytes and files the
         guessed type (a compressed ``.gz``, ``.bz2`` or ``.xz`` file is ``application/gzip``,
         ``application/x-bzip2``, ``application/x-xz``), else ``application/octet-stream``;
         a given ``content_type`` that is no ASCII media type (control characters, a

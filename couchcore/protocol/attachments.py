@@ -147,17 +147,23 @@ _TEXTUAL = ("application/json", "application/javascript", "application/xml", "ap
 
 def _text_type(filename: str) -> str:
     """The content type of str content stored as ``filename`` (sent as UTF-8): the type
-    guessed from the name (as for bytes: ``index.html`` is ``text/html``), with
-    ``;charset=utf-8`` for a textual one; ``text/plain;charset=utf-8`` when the name gives
-    no type (or a compressed one: str content is not compressed bytes)."""
-    import mimetypes
+    guessed from the name by Python's own table (the same on every host, unlike the
+    system's ``mime.types``: ``index.html`` is ``text/html``), with ``;charset=utf-8``;
+    ``text/plain;charset=utf-8`` when the name gives no type, a type that is not text
+    (``pic.png``: str content is text) or a compressed one."""
+    global _TEXT_TYPES
+    if _TEXT_TYPES is None:
+        import mimetypes
 
-    guessed, encoding = mimetypes.guess_type(filename)
-    if guessed is None or encoding is not None:
-        return "text/plain;charset=utf-8"
-    if guessed.startswith("text/") or guessed in _TEXTUAL or guessed.endswith(("+json", "+xml")):
+        _TEXT_TYPES = mimetypes.MimeTypes(filenames=())  # Python's table only, no system files
+    guessed, encoding = _TEXT_TYPES.guess_type(filename)
+    if guessed is not None and encoding is None and (
+            guessed.startswith("text/") or guessed in _TEXTUAL or guessed.endswith(("+json", "+xml"))):
         return guessed + ";charset=utf-8"
-    return guessed
+    return "text/plain;charset=utf-8"
+
+
+_TEXT_TYPES: Any = None
 
 
 def _unwrap(f: Any) -> Any:

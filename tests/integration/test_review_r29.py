@@ -296,6 +296,11 @@ def test_an_async_result_read_whole_pickles(db, couch_url):
     ("notes", "plain", "text/plain;charset=utf-8"),
     ("notes.txt", "plain", "text/plain;charset=utf-8"),
     ("old.txt.gz", "not really gzip", "text/plain;charset=utf-8"),
+    # reviewer-round-r29 LOW 3: Python's own table, not the host's mime.types (x.ts was
+    # text/vnd.trolltech.linguist here), and str content is text whatever the name says
+    ("x.ts", "let a = 1", "text/plain;charset=utf-8"),
+    ("pic.png", "not a png", "text/plain;charset=utf-8"),
+    ("run.bat", "echo", "text/plain;charset=utf-8"),
 ])
 def test_a_str_attachment_is_typed_from_its_name(db, filename, content, expected):
     doc = {"_id": "d"}
