@@ -159,7 +159,7 @@ def _text_type(filename: str) -> str:
     guessed, encoding = _TEXT_TYPES.guess_type(filename)
     if guessed is not None and encoding is None and (
             guessed.startswith("text/") or guessed in _TEXTUAL or guessed.endswith(("+json", "+xml"))):
-        return guessed + ";charset=utf-8"
+        return str(guessed) + ";charset=utf-8"
     return "text/plain;charset=utf-8"
 
 
