@@ -124,7 +124,7 @@ def _fail(msg: str, cause: BaseException | None = None) -> ParseError:
         # parser says "JSON nested deeper than 1000 levels"; json's scanner stops about there)
         snippet = msg.split(": ", 1)[1] if ": " in msg else msg.partition(" at ")[2]
         msg = ("JSON nested deeper than about 1000 levels (the pure-Python parser stops at the interpreter's "
-               f"recursion limit; valid JSON, but couchcore cannot read it): {snippet}")
+               f"recursion limit: couchcore cannot read it): {snippet}")
     err = ParseError(msg)
     if cause is not None:
         err.__cause__ = cause

@@ -278,7 +278,7 @@ def _sj_loads(data: bytes | bytearray | memoryview | str) -> Any:
         return (_sj or _sj_codec())[1].decode(data)
     except RecursionError:
         raise ParseError(f"JSON nested deeper than the interpreter's recursion limit allows (about 1000 levels; "
-                         f"valid, but couchcore cannot read it): {data[:80]!r}") from None
+                         f"couchcore cannot read it): {data[:80]!r}") from None
     except ValueError as exc:
         snippet = data[:80]
         raise ParseError(f"not valid JSON ({exc}): {snippet!r}") from None
