@@ -27,7 +27,7 @@ from couchcore.testing import RESET, ScriptedServer, http_response
 T = TypeVar("T")
 
 __all__ = ["unique_name", "node_urls", "wait_until", "eventually", "nothing_in_flight", "reset_on_write", "FIXTURES",
-           "CY_SKIP", "expected", "canon", "assert_same", "cuts"]
+           "CY_SKIP", "expected", "canon", "assert_same", "cuts", "proxied_db"]
 
 #: the recorded CouchDB responses (tests/record_fixtures.py records them; committed);
 #: COUCHCORE_FIXTURES may point elsewhere
@@ -260,3 +260,27 @@ def cli_db_fixtures(prefix: str) -> tuple[Any, Any]:
 
     return admin, name
 
+
+def proxied_db(couch_url: str, prefix: str) -> Iterator[tuple[Any, str, tuple[str, str] | None, Any]]:
+    """For a fixture to ``yield from``: ``(proxy, database name, (user, password) or None,
+    direct Database)``: a :class:`~couchcore.testing.FaultyProxy` in front of the test
+    server and a fresh database (one copy per shard: a read right after a write sees it),
+    both gone afterwards."""
+    import couchcore
+    from couchcore._urls import split_credentials
+    from couchcore.testing import FaultyProxy
+
+    base, user, password = split_credentials(couch_url)
+    proxy = FaultyProxy(base)
+    name = unique_name(prefix)
+    admin = couchcore.Server(couch_url)
+    direct = admin.create(name, n=1)
+    try:
+        yield proxy, name, ((user, password) if user else None), direct
+    finally:
+        proxy.close()
+        try:
+            admin.delete(name)
+        except couchcore.NotFound:
+            pass
+        admin.close()

@@ -29,10 +29,9 @@ import pytest
 import couchcore
 import couchcore._nodes
 from couchcore import bulk
-from couchcore._urls import split_credentials
 from couchcore.testing import FaultyProxy
 
-from tests.helpers import async_backends, unique_name
+from tests.helpers import async_backends, proxied_db
 
 #: the read timeout of the clients under test, and how long the proxy holds an answer
 TIMEOUT = 1.0
@@ -52,20 +51,7 @@ def _skip_missing(backend: str) -> None:
 def proxied(couch_url):
     """(proxy, database name, auth, direct Database): a FaultyProxy in front of the test
     server and a fresh database (one copy per shard: a read right after a write sees it)."""
-    base, user, password = split_credentials(couch_url)
-    proxy = FaultyProxy(base)
-    name = unique_name("r29b")
-    admin = couchcore.Server(couch_url)
-    direct = admin.create(name, n=1)
-    try:
-        yield proxy, name, ((user, password) if user else None), direct
-    finally:
-        proxy.close()
-        try:
-            admin.delete(name)
-        except couchcore.NotFound:
-            pass
-        admin.close()
+    yield from proxied_db(couch_url, "r29b")
 
 
 def _check_write_timeout(exc: BaseException, method: str, auth: Any) -> None:

@@ -25,10 +25,9 @@ import pytest
 
 import couchcore
 from couchcore import bulk
-from couchcore._urls import split_credentials
 from couchcore.testing import FaultyProxy
 
-from tests.helpers import async_backends, run_cli, unique_name
+from tests.helpers import async_backends, proxied_db, run_cli
 
 SYNC = ["urllib3", "pycurl"]
 
@@ -41,20 +40,7 @@ def _skip_missing(backend: str) -> None:
 @pytest.fixture
 def proxied(couch_url):
     """(proxy, database name, (user, password) or None, direct Database)."""
-    base, user, password = split_credentials(couch_url)
-    proxy = FaultyProxy(base)
-    name = unique_name("r29c")
-    admin = couchcore.Server(couch_url)
-    direct = admin.create(name, n=1)
-    try:
-        yield proxy, name, ((user, password) if user else None), direct
-    finally:
-        proxy.close()
-        try:
-            admin.delete(name)
-        except couchcore.NotFound:
-            pass
-        admin.close()
+    yield from proxied_db(couch_url, "r29c")
 
 
 def _docs(n: int, new_edits: bool = True) -> list[dict[str, Any]]:
