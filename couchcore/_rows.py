@@ -120,7 +120,7 @@ _PAUSE_GC = True
 
 
 def _fail(msg: str, cause: BaseException | None = None) -> ParseError:
-    if isinstance(cause, RecursionError):  # valid JSON, too deep: not "malformed" (the Cython
+    if isinstance(cause, RecursionError):  # too deep, not "malformed" (the Cython
         # parser says "JSON nested deeper than 1000 levels"; json's scanner stops about there)
         snippet = msg.split(": ", 1)[1] if ": " in msg else msg.partition(" at ")[2]
         msg = ("JSON nested deeper than about 1000 levels (the pure-Python parser stops at the interpreter's "

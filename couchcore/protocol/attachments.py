@@ -10,7 +10,7 @@ from typing import Any, Generator
 
 from ..errors import InvalidDocument, InvalidInput, MissingRevision
 from .documents import refuse_lost_accepted
-from .messages import Operation, Request, Response, check_media_type
+from .messages import _MEDIA_TYPE, Operation, Request, Response, check_media_type
 from .paths import attachment_path
 from .server import ServerContext
 
@@ -134,7 +134,7 @@ def _guess_type(filename: str) -> str:
     ``.xz``, ...) is the compressed format, not the type of its contents."""
     import mimetypes  # here: only a file attachment needs it (import cost of every start-up)
 
-    content_type, encoding = mimetypes.guess_type(filename)
+    content_type, encoding = _guessed(mimetypes, filename)
     if encoding is not None:
         return _ENCODED_TYPES.get(encoding, "application/octet-stream")
     return content_type or "application/octet-stream"
@@ -156,7 +156,7 @@ def _text_type(filename: str) -> str:
         import mimetypes
 
         _TEXT_TYPES = mimetypes.MimeTypes(filenames=())  # Python's table only, no system files
-    guessed, encoding = _TEXT_TYPES.guess_type(filename)
+    guessed, encoding = _guessed(_TEXT_TYPES, filename)
     if guessed is not None and encoding is None and (
             guessed.startswith("text/") or guessed in _TEXTUAL or guessed.endswith(("+json", "+xml"))):
         return str(guessed) + ";charset=utf-8"
@@ -164,6 +164,17 @@ def _text_type(filename: str) -> str:
 
 
 _TEXT_TYPES: Any = None
+
+
+def _guessed(table: Any, filename: str) -> tuple[str | None, str | None]:
+    """``table.guess_type`` of ``filename`` as a file name, never as a URL: ``guess_type``
+    reads a ``data:<type>,...`` URL's type from the name itself, and a name such as
+    ``"data:text/plain\r\nX-Header: 1,a.txt"`` (a user's upload) put a header of its own in
+    the request; a guess that is no header-safe media type counts as none."""
+    guessed, encoding = table.guess_type("./" + filename)
+    if guessed is not None and not _MEDIA_TYPE.match(guessed):
+        guessed = None
+    return guessed, encoding
 
 
 def _unwrap(f: Any) -> Any:

@@ -150,12 +150,15 @@ BODY_TEXT_LIMIT = 200
 _SPACES = re.compile(r"\s+")
 
 
+_ASCII_LOWER = {c: c + 32 for c in range(ord("A"), ord("Z") + 1)}
+
+
 def _strip_tags(text: str) -> str:
     """``text`` without HTML markup, each tag, comment and script/style element made one
     space, in one pass (a regex with lazy ``.*?`` takes quadratic time on many unclosed
     ``<!--``); an unclosed comment or script/style element drops the rest, an unclosed
     tag is kept as text."""
-    low = text.lower()
+    low = text.translate(_ASCII_LOWER)  # str.lower() may change the length ('\u0130')
     out: list[str] = []
     i, n = 0, len(text)
     while i < n:

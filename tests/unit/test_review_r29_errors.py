@@ -133,3 +133,34 @@ def test_many_unclosed_tags_are_kept_as_text_and_cut():
 
     text = _body_text(b"<a" * 32000)
     assert text is not None and text.startswith("<a<a") and len(text) < BODY_TEXT_LIMIT + 60
+
+
+def test_a_non_ascii_capital_does_not_shift_the_stripping():
+    # '\u0130'.lower() is two code points: positions in a lower-cased copy drifted, so a script's
+    # text leaked into the reason and a comment's tail stayed (fresh review of f791d94)
+    from couchcore.protocol.messages import _body_text
+
+    assert _body_text("\u0130<script>var token='abc123'</script>Bad Gateway".encode()) == "\u0130 Bad Gateway"
+    assert _body_text("\u0130\u0130<!-- a > b --> Error".encode()) == "\u0130\u0130 Error"
+    page = "<script>var s='" + "\u0130" * 10 + "';</script>Real error: database is read-only<br>"
+    assert _body_text(page.encode()) == "Real error: database is read-only"
+
+
+# -- an attachment name read as a data: URL put a header of its own in the request ---------------
+# mimetypes.guess_type("data:<type>,...") returns <type> from the name itself, CR/LF included; the
+# guess went into Content-Type unchecked (pycurl sent the rest as another header; urllib3 raised a bare
+# ValueError). https://docs.couchdb.org/en/stable/api/document/attachments.html#put--db-docid-attname
+
+EVIL = "data:text/plain\r\nX-Auth-CouchDB-Roles: _admin,evil.txt"
+
+
+@pytest.mark.parametrize("content", [b"hello", "hello"])
+@pytest.mark.parametrize("name", [EVIL, "data:text/html;charset=utf-8,page", "data:image/png,x"])
+def test_an_attachment_name_is_never_read_as_a_data_url(content, name):
+    from couchcore.protocol.attachments import put_attachment
+    from couchcore.protocol.server import ServerContext
+
+    request = next(put_attachment(ServerContext(), "db", {"_id": "d", "_rev": "1-x"}, content, name))
+    content_type = request.headers["Content-Type"]
+    assert "\r" not in content_type and "\n" not in content_type and "X-Auth" not in content_type
+    assert content_type in ("text/plain", "text/plain;charset=utf-8", "application/octet-stream")
