@@ -179,10 +179,14 @@ class Server(_ServerBase):
     is_async = True
 
     def close(self) -> Closed:  # type: ignore[override]  # (sync's returns None)
-        """Close the Server as :meth:`couchcore.Server.close` describes for the async facades
-        (everything still under way on it is aborted); returns :class:`Closed`, an
-        awaitable already done, so ``await server.close()`` works as plain
-        ``server.close()`` does."""
+        """Close the Server: everything still under way on it is aborted at once, on every
+        event loop it used. An awaited read, a longpoll or a streamed result still
+        arriving raises :class:`~couchcore.errors.ConnectionError` ("request aborted (the
+        transport was closed)"); a write raises :class:`~couchcore.errors.OutcomeUnknown`
+        instead: it may have been written or not, so read the document to know; a
+        ``callback=`` gets a failed :class:`~couchcore.Status` with that error (see
+        :meth:`couchcore.Server.close`). Returns :class:`Closed`, an awaitable already
+        done, so ``await server.close()`` works as plain ``server.close()`` does."""
         super().close()
         return _CLOSED
 

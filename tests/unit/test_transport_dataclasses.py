@@ -166,7 +166,7 @@ def test_each_report_gets_its_own_failures_list() -> None:
 
     more = More(5, extra=3)
     assert more.read == 5 and more.extra == 3 and more.failures == [] and more == More(5, extra=3)
-    assert repr(more).startswith(f"{More.__qualname__}(read=5,") and repr(more).endswith("unknown=0, extra=3)")
+    assert repr(more).startswith(f"{More.__qualname__}(read=5,") and repr(more).endswith("unknown=0, earlier={}, extra=3)")
 
 
 def test_each_options_object_gets_its_own_headers_dict() -> None:
