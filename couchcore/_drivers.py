@@ -122,7 +122,7 @@ class RetryPolicy:
               response: Response | None = None) -> float | None:
         """Seconds to wait before attempt ``attempt + 1`` (``attempt`` counts retries
         made so far), or ``None``: do not retry."""
-        if attempt >= self.retries or not _replayable(request):
+        if attempt >= self.retries or not request.replayable:
             return None
         if error is not None:
             if not retryable_error(request, error):
@@ -186,10 +186,6 @@ def retry_after(value: str | None) -> float | None:
 def _idempotent(request: Request) -> bool:
     flag = getattr(request, "idempotent", None)
     return request.method in IDEMPOTENT if flag is None else bool(flag)
-
-
-def _replayable(request: Request) -> bool:
-    return request.body is None or isinstance(request.body, (bytes, bytearray, str))
 
 
 def _outcome_unknown(request: Request, error: BaseException) -> BaseException:
@@ -294,6 +290,7 @@ def _send_plan(request: Request, policy: RetryPolicy) -> Plan[Response]:
         else:
             wait = policy.delay(request, attempt, started, response=response) if response.status == 429 else None
             if wait is None:
+                response.write = not _idempotent(request)
                 if response.status == 500:
                     if response.stream is not None:
                         yield _Read(response)

@@ -107,13 +107,9 @@ class NodePool:
                 node.failures = 0
                 node.until = 0.0
 
-    @staticmethod
-    def _replayable(request: Request) -> bool:
-        return request.body is None or isinstance(request.body, (bytes, bytearray, str))
-
     @classmethod
     def _fails_over(cls, request: Request, error: BaseException) -> bool:
-        return isinstance(error, ConnectError) and not isinstance(error, TLSError) and cls._replayable(request)
+        return isinstance(error, ConnectError) and not isinstance(error, TLSError) and request.replayable
 
     def _answered(self, node: _Node, request: Request, response: Response, last: bool) -> bool:
         """Whether ``response`` is the one to return. A 502/503/504 sets ``node`` aside
@@ -124,7 +120,7 @@ class NodePool:
             self._worked(node)
             return True
         self._failed(node)
-        if last or not request.idempotent or not self._replayable(request):
+        if last or not request.idempotent or not request.replayable:
             return True
         response.close()
         return False

@@ -45,6 +45,7 @@ __all__ = [
     "ConnectionError",
     "ConnectError",
     "OutcomeUnknown",
+    "GatewayOutcomeUnknown",
     "TimeoutError",
     "ConnectTimeout",
     "ReadTimeout",
@@ -445,12 +446,14 @@ class TooManyRequests(HTTPError):
 
 class ServerError(HTTPError):
     """A 5xx answer: the server failed (``unknown_error``, ``timeout`` while an index
-    builds, a cluster without quorum, ...). A ``502``/``504`` answer to a write comes
-    from a gateway in front of CouchDB, which may have forwarded it: the write may have
-    been applied (check as for :class:`OutcomeUnknown`)."""
+    builds, a cluster without quorum, ...). A ``502``/``504`` answer to a write raises
+    :class:`GatewayOutcomeUnknown`, a ``ServerError`` and an :class:`OutcomeUnknown`."""
 
     status = 500
 
+
+#: a gateway's answers after which a write may have been forwarded (502, 504)
+GATEWAY_STATUSES = frozenset({502, 504})
 
 _BY_STATUS: dict[int, type[HTTPError]] = {
     cls.status: cls
@@ -472,8 +475,11 @@ _BY_STATUS: dict[int, type[HTTPError]] = {
 }
 
 
-def error_for_status(status: int) -> type[HTTPError]:
-    """The :class:`HTTPError` subclass for an HTTP status code."""
+def error_for_status(status: int, write: bool = False) -> type[HTTPError]:
+    """The :class:`HTTPError` subclass for an HTTP status code; ``write``: the answer is to
+    a write (not idempotent), so a ``502``/``504`` is a :class:`GatewayOutcomeUnknown`."""
+    if write and status in GATEWAY_STATUSES:
+        return GatewayOutcomeUnknown
     if status in _BY_STATUS:
         return _BY_STATUS[status]
     if status >= 500:
@@ -531,6 +537,36 @@ class OutcomeUnknown(ConnectionError):
 
     def __init__(self, message: str, url: str | None = None, method: str | None = None) -> None:
         super().__init__(message, url)
+        self.method = method
+
+
+class GatewayOutcomeUnknown(ServerError, OutcomeUnknown):
+    """A ``502 Bad Gateway`` or ``504 Gateway Timeout`` answer to a write (``POST``,
+    ``PUT``, ``DELETE``, ``COPY``; not a read-only ``POST`` such as ``_find``): a gateway
+    or proxy in front of CouchDB answered, and it may have forwarded the write, which
+    CouchDB may have applied. Both a :class:`ServerError` (``status``, ``error``,
+    ``reason``, ``method``, ``url``, ``headers``, ``body`` as for every
+    :class:`HTTPError`) and an :class:`OutcomeUnknown` (so also a
+    :class:`ConnectionError`): ``except OutcomeUnknown:`` catches every write whose
+    outcome is unknown. Never re-sent; read the document back to find out (see
+    :class:`OutcomeUnknown`). A ``503`` is a plain :class:`ServerError`: the gateway
+    usually did not forward the request.
+    """
+
+    def __init__(
+        self,
+        status: int | None = None,
+        error: str | None = None,
+        reason: str | None = None,
+        method: str | None = None,
+        url: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        body: Any = None,
+    ) -> None:
+        # HTTPError.__init__ reaches OutcomeUnknown.__init__ with the message alone
+        # (url, method None): set them again afterwards
+        HTTPError.__init__(self, status, error, reason, method, url, headers, body)
+        self.url = redact_url(url) if url else url
         self.method = method
 
 

@@ -84,6 +84,13 @@ class Request:
         self.delay = 0.0
 
     @property
+    def replayable(self) -> bool:
+        """Whether the body can be sent again as it is (none, bytes or text): a file object
+        or an iterator of chunks is consumed by the first send, so such a request is never
+        retried nor sent to another node."""
+        return self.body is None or isinstance(self.body, (bytes, bytearray, str))
+
+    @property
     def target(self) -> str:
         """Path plus encoded query string.
 
@@ -217,10 +224,12 @@ class Response:
     ``body`` holds the whole body (bytes) unless the request asked to stream, in
     which case ``stream`` is an iterator (sync transports) or async iterator (async
     transports) of byte chunks and ``body`` is ``None``. Drivers always read the body
-    of an error response, so operations can inspect it.
+    of an error response, so operations can inspect it. ``write`` is true when the
+    request was a write (not idempotent): :meth:`error` then makes a ``502``/``504`` a
+    :class:`~couchcore.errors.GatewayOutcomeUnknown`.
     """
 
-    __slots__ = ("status", "headers", "body", "stream", "method", "url", "_close", "auth_sent")
+    __slots__ = ("status", "headers", "body", "stream", "method", "url", "_close", "auth_sent", "write")
 
     def __init__(
         self,
@@ -241,6 +250,7 @@ class Response:
         self.url = url
         self._close = close
         self.auth_sent = auth_sent  # did the request carry credentials? (None: unknown)
+        self.write = False  # the answer to a write (not idempotent): set by the drivers
 
     @property
     def ok(self) -> bool:
@@ -317,7 +327,7 @@ class Response:
             reason = _long_line_reason(self.method, self.url)
         if reason is None:  # no body (HEAD): say what we know
             reason = _missing_reason(self.status, self.auth_sent)
-        cls = error_for_status(self.status)
+        cls = error_for_status(self.status, self.write)
         return cls(self.status, error, reason, self.method, self.url, self.headers, data)
 
     def raise_for_status(self) -> "Response":

@@ -410,6 +410,7 @@ class CurlEngine:
             if error is not None:
                 advance(i, op, exc=error)
             else:
+                response.write = not request.idempotent  # type: ignore[union-attr]
                 advance(i, op, response)
 
         try:
