@@ -191,6 +191,13 @@ class ChangesFeed(ResumingFeed):
     changes newest first). After a failure the feed waits ``retry_delay``
     seconds, doubling with each further failure in a row up to ``max_delay``, and gives
     up after ``max_retries`` failures in a row (the last one is raised).
+
+    A feed may stay silent for long, so its read timeout is its own, not the Server's
+    ``timeout``: 3 heartbeats + 5 s (the default ``heartbeat=30000`` ms: 95 s), or the
+    ``timeout`` asked of the server + 30 s when one is given without a heartbeat. A
+    connection that dies silently (a NAT or load balancer dropping an idle flow: no FIN,
+    no RST) is noticed after that long, then the feed reconnects from ``last_seq``; pass
+    a shorter ``heartbeat`` (e.g. ``5000``: 20 s) to notice sooner.
     """
 
     def __init__(self, db: Any, options: dict[str, Any], max_retries: int = 10,

@@ -82,6 +82,10 @@ class ChangesFollower(ResumingFeed):
       before anything is sent.
     * ``max_retries``: consecutive transient failures tolerated before the last one is
       raised (default: without end for a follower, 10 for ``one_off``).
+    * A longpoll request's read timeout is its own, not the Server's ``timeout``: the
+      longpoll ``timeout`` + 30 s (default 90 s), or 3 heartbeats + 5 s when a
+      ``heartbeat`` is given; a connection that dies silently (no FIN, no RST) is noticed
+      after that long and the request is sent again from :attr:`since`.
     * :attr:`error`: the error that ended it, if any (also raised by the iteration).
     """
 
