@@ -8,7 +8,7 @@ from typing import Any, Generator, overload
 
 from ..errors import Forbidden, InvalidInput, ParseError, ResponseError
 from ..models import Document
-from .mango import find_body
+from .mango import check_selector, find_body
 from .messages import Operation, Request, Response
 from .paths import db_path, design_path, quote_segment
 from .server import ServerContext, check_not_document
@@ -183,8 +183,7 @@ _ERLANG_FORBIDDEN = re.compile(r'\{forbidden,<<"([^"]*)">>\}')
 
 def find(ctx: ServerContext, db: str, selector: Mapping[str, Any], /, **options: Any) -> Operation[FindResult]:
     """Mango query: ``{"docs": [...], "bookmark": ..., "warning": ...}`` as a dict of Documents."""
-    if not isinstance(selector, Mapping):
-        raise InvalidInput("selector must be a dict")
+    check_selector(selector)
     resp = yield Request("POST", f"{db_path(db)}/_find", json=find_body(selector, options), idempotent=True)
     data: FindResult = resp.json()
     data["docs"] = [Document(d) for d in data.get("docs", ())]

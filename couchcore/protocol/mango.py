@@ -16,6 +16,37 @@ from .paths import db_path, quote_segment
 __all__ = ["IndexInfo", "explain", "indexes", "delete_index"]
 
 
+#: The fields of a ``_find`` request body other than ``selector``
+#: (https://docs.couchdb.org/en/stable/api/database/find.html#db-find)
+FIND_FIELDS = frozenset({"limit", "skip", "sort", "fields", "use_index", "bookmark", "r", "conflicts",
+                         "execution_stats", "stable", "update", "allow_fallback"})
+
+
+def check_selector(selector: object) -> None:
+    """Refuse, before anything is sent, what cannot be a ``_find`` selector.
+
+    ``selector`` must be a mapping (:class:`~couchcore.errors.InvalidInput` otherwise). A
+    mapping shaped like a whole ``_find`` body, as couchdb-python's ``db.find(query)`` took
+    it (a ``"selector"`` key holding a dict, next to another ``_find`` field such as
+    ``limit``, ``sort`` or ``fields``), raises :class:`~couchcore.errors.InvalidInput` too:
+    CouchDB would read it as a selector on a document field named ``selector`` and answer
+    ``200`` with no documents, silently. A real field named ``selector`` is still queried
+    when wrapped, e.g. ``{"$and": [{"selector": {...}}, {"limit": 5}]}``.
+    https://docs.couchdb.org/en/stable/api/database/find.html#db-find
+    """
+    if not isinstance(selector, Mapping):
+        raise InvalidInput("selector must be a dict")
+    if isinstance(selector.get("selector"), Mapping):
+        extra = sorted(k for k in selector if k in FIND_FIELDS)
+        if extra:
+            raise InvalidInput(
+                "the selector looks like a whole _find query (a 'selector' dict next to "
+                f"{', '.join(repr(k) for k in extra)}): pass the selector as the first argument and the rest "
+                "as keyword options, e.g. find(query['selector'], limit=...); to match a document field "
+                "that is really named 'selector', wrap the conditions: "
+                "{'$and': [{'selector': {...}}, {...}]}")
+
+
 #: One entry of ``GET /{db}/_index``: ``ddoc`` is ``None`` for the special ``_all_docs``
 #: index; ``def`` holds ``fields`` (and ``partial_filter_selector``).
 IndexInfo = TypedDict("IndexInfo", {"ddoc": str | None, "name": str, "type": str, "def": dict[str, Any],
@@ -41,8 +72,7 @@ def explain(db: str, selector: Mapping[str, Any], options: Mapping[str, Any],
     ``opts``, ``limit``, ``skip``, ``fields``, ``range``, ...).
     https://docs.couchdb.org/en/stable/api/database/find.html#db-explain
     """
-    if not isinstance(selector, Mapping):
-        raise InvalidInput("selector must be a dict")
+    check_selector(selector)
     resp = yield Request("POST", f"{prefix or db_path(db)}/_explain", json=find_body(selector, options),
                          idempotent=True)
     data: dict[str, Any] = resp.json()

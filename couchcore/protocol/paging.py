@@ -34,7 +34,7 @@ from ..codec import NOT_GIVEN
 from ..errors import InvalidInput, InvalidOption
 from ..models import Document, Row
 from .._results import ViewResult
-from .mango import find_body
+from .mango import check_selector, find_body
 from .messages import Request, Response
 from .paths import db_path, view_path
 
@@ -197,8 +197,7 @@ class FindPager:
     """
 
     def __init__(self, selector: Mapping[str, Any], page_size: int, options: Mapping[str, Any]) -> None:
-        if not isinstance(selector, Mapping):
-            raise InvalidInput("selector must be a dict")
+        check_selector(selector)
         self.page_size = check_page_size(page_size)
         opts = dict(options)
         self.remaining = _check_limit(opts.pop("limit", None))

@@ -17,6 +17,7 @@ from typing import Any, Generator, TypedDict
 from ..errors import InvalidInput
 from .._results import ViewResult
 from .messages import Request, Response
+from .mango import check_selector
 from .paging import find_page, find_request
 from .paths import db_path, quote_segment
 from .server import ServerContext
@@ -81,7 +82,6 @@ def view(ctx: ServerContext, db: str, key: str, name: str, /,
 def find(ctx: ServerContext, db: str, key: str, selector: Mapping[str, Any], /,
          **options: Any) -> Generator[Request, Response, dict[str, Any]]:
     """A Mango query on one partition: ``{"docs": [Document, ...], "bookmark", ...}``."""
-    if not isinstance(selector, Mapping):
-        raise InvalidInput("selector must be a dict")
+    check_selector(selector)
     data = yield from find_page(find_request(db, selector, options, prefix=partition_path(db, key)))
     return data

@@ -1,0 +1,110 @@
+"""Round 30, the reviewer's findings on the documentation run verbatim (benchmarks/results/reviewer-r30.md).
+
+* 2 (MEDIUM): couchdb-python's ``db.find({"selector": {...}, "limit": ...})`` (the whole query
+  as the selector) matched a document field named ``selector`` and came back empty, silently;
+  every entry point that takes a selector now refuses it with ``InvalidInput`` before sending.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+
+import pytest
+
+import couchcore
+import couchcore.aio
+import couchcore.tornado
+from couchcore._urls import split_credentials
+from couchcore.errors import InvalidInput
+from couchcore.testing import FaultyProxy
+
+from tests.helpers import async_backends
+
+ASYNC = [("aio", b) for b in async_backends()] + [("tornado", b) for b in async_backends()]
+
+
+@pytest.fixture
+def captured(couch_url, db):
+    """``(proxy, db through it, credentials)``: a capturing proxy in front of the test server."""
+    base, user, password = split_credentials(couch_url)
+    proxy = FaultyProxy(base, capture=True)
+    auth = (user, password) if user else None
+    server = couchcore.Server(proxy.url, auth=auth)
+    try:
+        yield proxy, server.db(db.name), auth
+    finally:
+        server.close()
+        proxy.close()
+
+
+def _people(db) -> None:
+    db.save([{"_id": f"p{i}", "type": "Person", "n": i} for i in range(5)])
+
+
+WHOLE = [{"selector": {"type": "Person"}, "limit": 2},
+         {"selector": {"type": "Person"}, "sort": [{"n": "asc"}], "fields": ["n"]},
+         {"selector": {"type": "Person"}, "use_index": "x"},
+         {"selector": {"type": "Person"}, "execution_stats": True, "allow_fallback": True}]
+
+
+def _finds(proxy) -> list:
+    return [t for _m, t, _b in proxy.bodies if t.endswith(("/_find", "/_explain"))]
+
+
+@pytest.mark.parametrize("query", WHOLE)
+def test_the_whole_query_as_the_selector_is_refused_before_sending(captured, query):
+    proxy, db, _auth = captured
+    _people(db)
+    calls = [lambda: db.find(query), lambda: db.find(query, limit=3), lambda: db.iterfind(query),
+             lambda: list(db.iterfind(query, page_size=2)), lambda: db.explain(query),
+             lambda: db.partition("p").find(query), lambda: db.partition("p").iterfind(query),
+             lambda: db.partition("p").explain(query)]
+    for call in calls:
+        with pytest.raises(InvalidInput) as info:
+            call()
+        message = str(info.value)
+        assert "first argument" in message and "keyword" in message and "$and" in message
+        assert "'selector'" in message
+    assert _finds(proxy) == []
+    # the same selector given the documented way finds the documents
+    assert {d["_id"] for d in db.find(query["selector"])["docs"]} == {f"p{i}" for i in range(5)}
+    assert len(db.find(query["selector"], limit=2)["docs"]) == 2
+
+
+def test_a_selector_on_a_field_named_selector_still_works(db):
+    db.save([{"_id": "s1", "selector": {"a": 1}, "limit": 3}, {"_id": "s2", "selector": {"a": 2}}])
+    # a "selector" field alone, or next to a field that is no _find option: a plain selector
+    assert [d["_id"] for d in db.find({"selector": {"a": 1}})["docs"]] == ["s1"]
+    assert [d["_id"] for d in db.find({"selector": {"a": 1}, "other": {"$exists": False}})["docs"]] == ["s1"]
+    # a "selector" condition that is no plain dict of fields next to "limit" is still refused
+    # (a dict): the wrapped form is the way to query such fields
+    with pytest.raises(InvalidInput):
+        db.find({"selector": {"a": 1}, "limit": 3})
+    # the wrapped form the message names reaches the field
+    found = db.find({"$and": [{"selector": {"a": 1}}, {"limit": 3}]})["docs"]
+    assert [d["_id"] for d in found] == ["s1"]
+    assert [d["_id"] for d in db.iterfind({"$and": [{"selector": {"a": 1}}, {"limit": 3}]})] == ["s1"]
+
+
+@pytest.mark.parametrize("facade,backend_name", ASYNC)
+def test_the_async_facades_refuse_the_whole_query(couch_url, db, facade, backend_name):
+    _people(db)
+    module = {"aio": couchcore.aio, "tornado": couchcore.tornado}[facade]
+    query = {"selector": {"type": "Person"}, "limit": 2}
+
+    async def main() -> int:
+        server = module.Server(couch_url, backend=backend_name)
+        try:
+            adb = await server.db(db.name)
+            for call in (lambda: adb.find(query), lambda: adb.iterfind(query), lambda: adb.explain(query),
+                         lambda: adb.partition("p").find(query)):
+                with pytest.raises(InvalidInput, match="first argument"):
+                    await call()
+            return len((await adb.find(query["selector"], limit=2))["docs"])
+        finally:
+            closing = server.close()
+            if inspect.isawaitable(closing):
+                await closing
+
+    assert asyncio.run(main()) == 2
