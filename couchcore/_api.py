@@ -788,6 +788,21 @@ class DatabaseAPI:
         documents that are all refused for reasons couchcore cannot tell cost 2N−1
         requests (the worst case); ``413`` refusals are singled out the same way.
 
+        On a CouchDB cluster a create (no ``_rev``) of an id that already exists does not
+        always raise :class:`Conflict`: when the body is identical to the stored one, a
+        copy that has not received the first write yet accepts it (``202``), and as a
+        revision id is a hash of the body it is the very same revision; couchcore finds it
+        the only leaf, its own, and reports the document written (in ``resolved`` and
+        ``accepted``): it cannot tell that the document was there already. It happens to
+        one writer saving twice in a row, no concurrency needed. A single node always
+        answers ``409``. So "create if absent" (a lock, an idempotency key, a unique name)
+        must write a body that differs per writer, e.g. ``{"_id": key, "owner": token}``
+        with the writer's own token: a second create of that id then raises
+        :class:`Conflict` on a cluster too (a ``202`` beside another live revision is
+        withdrawn). CouchDB:
+        https://docs.couchdb.org/en/stable/cluster/theory.html,
+        https://docs.couchdb.org/en/stable/replication/conflicts.html
+
         ``merge=fn`` calls ``fn(local, server)`` for each conflicting document (``local``
         a copy of the document as given, ``server`` the current :class:`Document` or
         ``None`` if deleted) and writes what it returns (``None`` skips it: the document

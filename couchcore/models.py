@@ -273,7 +273,11 @@ class ConflictResolution:
     true``): written, and spread to the other copies by the cluster later, so a read
     through another copy may not see them yet. A write CouchDB accepted this way but
     that lost to another revision on the other copies is not resolved: it is pending
-    as a ``conflict`` (see :func:`couchcore.protocol.documents.save_docs`).
+    as a ``conflict`` (see :func:`couchcore.protocol.documents.save_docs`). A create of
+    an id the cluster already held with an identical body also comes back this way (the
+    same body makes the same revision, so it is the caller's own): an id in ``accepted``
+    holds the body sent, but it may have been there before, written by someone else (to
+    claim an id, write a body of your own: see :meth:`Database.save`).
     CouchDB: https://docs.couchdb.org/en/stable/cluster/theory.html
 
     :meth:`resolve`, :meth:`overwrite` and :meth:`merge` write the pending documents

@@ -1,5 +1,11 @@
 """Round 30, the reviewer's findings on the documentation run verbatim (benchmarks/results/reviewer-r30.md).
 
+* 1 (HIGH, cluster): a create without ``_rev`` of an existing id with the SAME body can come
+  back ``202`` ok from a cluster (a copy without the first write accepts the identical
+  revision), so no ``Conflict``. couchcore cannot tell; the write semantics stay, the docs say
+  it (``save``, ``ConflictResolution.accepted``, README, errors guide) and teach a body of the
+  writer's own, which conflicts everywhere: pinned here, on one node and on the cluster.
+
 * 2 (MEDIUM): couchdb-python's ``db.find({"selector": {...}, "limit": ...})`` (the whole query
   as the selector) matched a document field named ``selector`` and came back empty, silently;
   every entry point that takes a selector now refuses it with ``InvalidInput`` before sending.
@@ -9,6 +15,11 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
 
 import pytest
 
@@ -20,6 +31,8 @@ from couchcore.errors import InvalidInput
 from couchcore.testing import FaultyProxy
 
 from tests.helpers import async_backends
+
+DOCS = Path(__file__).resolve().parents[2] / "docs"
 
 ASYNC = [("aio", b) for b in async_backends()] + [("tornado", b) for b in async_backends()]
 
@@ -108,3 +121,70 @@ def test_the_async_facades_refuse_the_whole_query(couch_url, db, facade, backend
                 await closing
 
     assert asyncio.run(main()) == 2
+
+
+# -- 1: a create of an existing id --------------------------------------------------
+
+
+def test_a_create_with_a_body_of_its_own_conflicts_every_time(db):
+    """The documented "create if absent": each writer's body carries its own token, so the
+    second create of an id raises Conflict, on one node and through a cluster alike (a 202
+    beside the first writer's live revision is withdrawn)."""
+    for i in range(30):
+        first = {"_id": f"lock{i}", "owner": uuid.uuid4().hex}
+        db.save(first)
+        second = {"_id": f"lock{i}", "owner": uuid.uuid4().hex}
+        with pytest.raises(couchcore.Conflict) as info:
+            db.save(second)
+        assert info.value.status == 409
+        assert "_rev" not in second
+        # the first writer's claim is the one that stands
+        assert db.get(f"lock{i}")["owner"] == first["owner"]
+
+
+def _cluster_nodes(couch_url: str) -> int:
+    with couchcore.Server(couch_url) as server:
+        return len(server.membership()["cluster_nodes"])
+
+
+def test_an_identical_create_is_a_conflict_or_the_same_revision_accepted(db, couch_url, is_couchdb):
+    """What the docs now say: with an identical body the second create raises Conflict, or,
+    on a cluster only, comes back accepted with the very revision of the first (one leaf);
+    never a second revision. One node always answers 409."""
+    outcomes = []
+    for i in range(30):
+        docid = f"same{i}"
+        first = db.save({"_id": docid, "v": 1})
+        rev = first.resolved[docid]["_rev"]
+        try:
+            again = db.save({"_id": docid, "v": 1})
+        except couchcore.Conflict:
+            outcomes.append("conflict")
+            continue
+        assert docid in again.accepted and again.resolved[docid]["_rev"] == rev, vars(again)
+        outcomes.append("accepted")
+        leaves = db.get(docid, open_revs="all")
+        assert [leaf["ok"]["_rev"] for leaf in leaves] == [rev]
+    if not is_couchdb or _cluster_nodes(couch_url) == 1:
+        assert outcomes == ["conflict"] * 30
+    print("identical creates:", {o: outcomes.count(o) for o in set(outcomes)})
+
+
+@pytest.mark.parametrize("run", range(3))
+def test_the_errors_guide_runs_on_any_server(couch_url, tmp_path, run):
+    """docs/examples/errors.py writes bodies of their own: it holds on a cluster too
+    (test_docs_guides skips every guide there, as the guides assume one node for reads)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("COUCHDB_USER", "COUCHDB_PASSWORD")}
+    env["COUCHDB_URL"] = couch_url
+    done = subprocess.run([sys.executable, str(DOCS / "examples" / "errors.py")], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, f"{done.stdout[-3000:]}\n{done.stderr[-5000:]}"
+
+
+def test_the_save_docstrings_say_it():
+    import couchcore.aio
+
+    for text in (couchcore.Database.save.__doc__, couchcore.aio.Database.save.__doc__):
+        assert text and "identical" in text and "create if absent" in text.replace("\n", " ")
+        assert '"owner": token' in text
+    assert "identical body" in (couchcore.ConflictResolution.__doc__ or "")
