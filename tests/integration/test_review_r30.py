@@ -188,3 +188,23 @@ def test_the_save_docstrings_say_it():
         assert text and "identical" in text and "create if absent" in text.replace("\n", " ")
         assert '"owner": token' in text
     assert "identical body" in (couchcore.ConflictResolution.__doc__ or "")
+
+
+# -- 3: the README tour's changes comment -----------------------------------------------
+
+
+def test_the_readme_changes_comment_is_true(one_copy_db):
+    """README: after iterating, last_seq is known and the items are gone (StreamConsumed);
+    a result read with .all() or ["results"] instead of iterating keeps them."""
+    db = one_copy_db  # one copy per shard: _changes sees every acknowledged write at once
+    readme = (DOCS.parent / "README.md").read_text()
+    line = next(t for t in readme.splitlines() if t.startswith("changes.last_seq"))
+    assert "instead of iterating" in line or "instead of iterating" in readme[readme.index(line):][:300]
+    db.save([{"_id": "c1"}, {"_id": "c2"}])
+    changes = db.changes(since=0)
+    assert {change["id"] for change in changes} == {"c1", "c2"}
+    assert changes.last_seq
+    with pytest.raises(couchcore.errors.StreamConsumed):
+        changes["results"]
+    assert {c["id"] for c in db.changes(since=0).all()} == {"c1", "c2"}
+    assert {c["id"] for c in db.changes(since=0)["results"]} == {"c1", "c2"}
