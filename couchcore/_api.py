@@ -898,7 +898,7 @@ class DatabaseAPI:
     def get(self, id_or_ids: str, **options: Any) -> Document: ...
     @overload
     def get(self, id_or_ids: Iterable[str | tuple[str, str]], **options: Any) -> list[Document | None]: ...
-    def get(self, id_or_ids: str | Iterable[str | tuple[str, str]],
+    def get(self, id_or_ids: str | Iterable[str | tuple[str, str]], *default: Any,
             **options: Any) -> Document | _OpenRevs | list[Document | None]:
         """A :class:`Document` (``NotFound`` if missing), or for a list a list of
         Documents and ``None`` for missing ones, in order, in one request. With
@@ -919,9 +919,15 @@ class DatabaseAPI:
         (:meth:`get_many` runs those concurrently). A non-str id or rev, an id reserved
         for an endpoint (``"_all_docs"``), or a bare ``(id, rev)`` tuple (which would read
         two ids; put the pair in a list) raises :class:`InvalidInput` before anything is
-        sent.
+        sent. There is no ``default``: couchdb-python's ``get(id, default)`` raises a
+        ``TypeError`` saying what to use (catch :class:`NotFound`, or ``get([id])[0]``,
+        ``None`` when missing).
         https://docs.couchdb.org/en/stable/api/database/bulk-api.html#db-bulk-get
         """
+        if default:  # not in the signatures (the overloads above): a message for migrators
+            raise TypeError(f"{type(self).__name__}.get() takes one id or a list of ids and has no default "
+                            "(couchdb-python's get(id, default)): catch couchcore.NotFound, or use "
+                            "get([id])[0], which is None for a missing id")
         if isinstance(id_or_ids, str):
             return self._run(_docs.get_doc(self._ctx, self.name, id_or_ids, **options))
         if (isinstance(id_or_ids, tuple) and len(id_or_ids) == 2 and isinstance(id_or_ids[0], str)

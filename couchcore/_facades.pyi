@@ -497,7 +497,9 @@ class SyncDatabaseAPI:
         (:meth:`get_many` runs those concurrently). A non-str id or rev, an id reserved
         for an endpoint (``"_all_docs"``), or a bare ``(id, rev)`` tuple (which would read
         two ids; put the pair in a list) raises :class:`InvalidInput` before anything is
-        sent.
+        sent. There is no ``default``: couchdb-python's ``get(id, default)`` raises a
+        ``TypeError`` saying what to use (catch :class:`NotFound`, or ``get([id])[0]``,
+        ``None`` when missing).
         https://docs.couchdb.org/en/stable/api/database/bulk-api.html#db-bulk-get"""
     @overload
     def get_many(self, ids: Iterable[str], concurrency: int = ..., *, open_revs: str | Sequence[str], **options: Any) -> _builtins.list[_OpenRevs | None]: ...
@@ -1379,7 +1381,9 @@ class AsyncDatabaseAPI:
         (:meth:`get_many` runs those concurrently). A non-str id or rev, an id reserved
         for an endpoint (``"_all_docs"``), or a bare ``(id, rev)`` tuple (which would read
         two ids; put the pair in a list) raises :class:`InvalidInput` before anything is
-        sent.
+        sent. There is no ``default``: couchdb-python's ``get(id, default)`` raises a
+        ``TypeError`` saying what to use (catch :class:`NotFound`, or ``get([id])[0]``,
+        ``None`` when missing).
         https://docs.couchdb.org/en/stable/api/database/bulk-api.html#db-bulk-get"""
     @overload
     def get_many(self, ids: Iterable[str], concurrency: int = ..., *, open_revs: str | Sequence[str], callback: None = ..., **options: Any) -> AsyncCall[_builtins.list[_OpenRevs | None], _OpenRevs | None]: ...

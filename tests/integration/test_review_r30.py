@@ -208,3 +208,38 @@ def test_the_readme_changes_comment_is_true(one_copy_db):
         changes["results"]
     assert {c["id"] for c in db.changes(since=0).all()} == {"c1", "c2"}
     assert {c["id"] for c in db.changes(since=0)["results"]} == {"c1", "c2"}
+
+
+# -- 4: couchdb-python's get(id, default) ------------------------------------------------
+
+
+def test_get_with_a_default_says_what_to_use(db):
+    """The TypeError names the public class and the calls that do it; the call it names
+    gives None for a missing id."""
+    db.save({"_id": "here"})
+    for args in (("nope", None), ("here", {}), (["nope"], None)):
+        with pytest.raises(TypeError) as info:
+            db.get(*args)
+        message = str(info.value)
+        assert message.startswith("Database.get()") and "API" not in message
+        assert "NotFound" in message and "get([id])[0]" in message
+    assert db.get(["nope"])[0] is None and db.get(["here"])[0]["_id"] == "here"
+
+
+@pytest.mark.parametrize("facade,backend_name", ASYNC)
+def test_get_with_a_default_says_what_to_use_async(couch_url, db, facade, backend_name):
+    module = {"aio": couchcore.aio, "tornado": couchcore.tornado}[facade]
+
+    async def main() -> object:
+        server = module.Server(couch_url, backend=backend_name)
+        try:
+            adb = await server.db(db.name)
+            with pytest.raises(TypeError, match=r"^Database\.get\(\) .*NotFound.*get\(\[id\]\)\[0\]"):
+                await adb.get("nope", None)
+            return (await adb.get(["nope"]))[0]
+        finally:
+            closing = server.close()
+            if inspect.isawaitable(closing):
+                await closing
+
+    assert asyncio.run(main()) is None
