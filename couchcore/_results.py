@@ -293,9 +293,26 @@ class StreamedResult(Generic[_I]):
                         current[:] = [items]
                     yield items
                     continue
-                pulled = self._pull()
-                if pulled is None:
+                # _pull() and _feed() inline (one Python frame per chunk fewer, two for
+                # a map view: callgrind, ~1.3k instructions per 8 kB piece)
+                if self._finished or self._closed:
                     break
+                chunks = self._chunks
+                if chunks is None:
+                    self._begin()
+                    chunks = self._chunks
+                try:
+                    chunk = next(chunks, None)
+                    if chunk is None:
+                        pulled = self._end()
+                    else:
+                        pulled = self._parser.feed(chunk)
+                        if pulled and self._screen_error_rows and (
+                                self._with_docs is not False or "total_rows" not in self._parser.meta):
+                            pulled = self._screen(pulled, chunk)
+                except BaseException as exc:
+                    self._fail(exc)
+                    raise
                 if pulled:
                     if current is not None:
                         current[:] = [pulled]

@@ -276,10 +276,17 @@ class CurlEngine:
         # as when the error comes a step later; with no body byte yet it is raised here)
 
     def stream(self, transfer: _Transfer) -> Generator[bytes, None, None]:
+        """The body of a streamed transfer (its headers complete), as a generator of bytes;
+        its end, an error or ``close()`` finishes the transfer (:meth:`finish`). A body
+        libcurl hands over still chunked goes through :meth:`_dechunked`, returned as it is
+        (no ``yield from`` layer: one generator resume per piece, not two)."""
+        if transfer.undecoded and _is_chunked(transfer.headers):
+            return self._dechunked(transfer)
+        return self._plain(transfer)
+
+    def _plain(self, transfer: _Transfer) -> Generator[bytes, None, None]:
+        """:meth:`stream` for a body libcurl decoded itself (or that is not chunked)."""
         try:
-            if transfer.undecoded and _is_chunked(transfer.headers):
-                yield from self._dechunked(transfer)
-                return
             while not transfer.cancelled:
                 while transfer.chunks:
                     chunk = transfer.take()
@@ -303,31 +310,34 @@ class CurlEngine:
         of ``PIECE_SIZE`` (8 kB) bytes, the last one of each write shorter. Broken framing:
         the payload before it, then :class:`errors.ConnectionError` (the connection is not
         reused: the transfer is dropped unfinished)."""
-        assert _Dechunker is not None
-        dech = _Dechunker()
-        feed = dech.feed
-        chunks = transfer.chunks
-        while not transfer.cancelled:
-            while chunks:
-                data = chunks.popleft()
-                transfer.taken += len(data)
-                pieces = feed(data)
-                if transfer.paused and transfer.buffered < HIGH_WATER // 2:
+        try:
+            assert _Dechunker is not None
+            dech = _Dechunker()
+            feed = dech.feed
+            chunks = transfer.chunks
+            while not transfer.cancelled:
+                while chunks:
+                    data = chunks.popleft()
+                    transfer.taken += len(data)
+                    pieces = feed(data)
+                    if transfer.paused and transfer.buffered < HIGH_WATER // 2:
+                        self.resume(transfer)
+                    for piece in pieces:
+                        yield piece
+                    if dech.error is not None:
+                        raise errors.ConnectionError(f"connection failed: {dech.error}", transfer.url)
+                if transfer.error is not None:
+                    raise transfer.error
+                if transfer.done:
+                    # libcurl read the body to its end (it parses the framing too): a body
+                    # without payload (204, 304) may have had no chunk for the de-chunker at all
+                    return
+                if transfer.paused:
                     self.resume(transfer)
-                for piece in pieces:
-                    yield piece
-                if dech.error is not None:
-                    raise errors.ConnectionError(f"connection failed: {dech.error}", transfer.url)
-            if transfer.error is not None:
-                raise transfer.error
-            if transfer.done:
-                # libcurl read the body to its end (it parses the framing too): a body
-                # without payload (204, 304) may have had no chunk for the de-chunker at all
-                return
-            if transfer.paused:
-                self.resume(transfer)
-            self.select()
-            self.step()
+                self.select()
+                self.step()
+        finally:
+            self.finish(transfer)
 
     def response(self, transfer: _Transfer) -> Response:
         return Response(transfer.status, Headers(transfer.headers), body=transfer.body(),
