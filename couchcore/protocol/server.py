@@ -44,6 +44,11 @@ class ServerContext:
         self.uuids.clear()
 
 
+#: What an answer that fits a database's URL better than a server's adds to its error
+#: (``Server("http://host:5984/somedb")``: every server path is then under the database)
+SERVER_URL_HINT = "is the URL the server's, without a database name?"
+
+
 # -- simple endpoints --------------------------------------------------------------
 
 
@@ -64,7 +69,7 @@ def welcome(ctx: ServerContext, check: bool = True) -> Operation[ServerInfo]:
     if check and (not isinstance(data, dict) or not isinstance(data.get("version"), str)):
         # e.g. Server("http://host:5984/db"): GET / is then the database's info
         raise ResponseError(f"GET {resp.url or '/'} is no CouchDB welcome (no \"version\"): "
-                            "is the URL the server's, without a database name?")
+                            f"{SERVER_URL_HINT}")
     return data
 
 
@@ -159,6 +164,14 @@ def create_db(ctx: ServerContext, name: str, /, **options: Any) -> Operation[str
     from ..codec import encode_query
 
     resp = yield Request("PUT", db_path(validate_db_name(name)), query=encode_query(options))
+    if resp.status == 400:
+        err = resp.error()
+        if "json" in (err.reason or "").lower():
+            # PUT /{db} sends no body, so a complaint about its JSON means the path named a
+            # document: a Server URL with a database in it (PUT /somedb/{name}, "invalid
+            # UTF-8 JSON"); nothing was written
+            raise type(err)(err.status, err.error, f"{err.reason}; {SERVER_URL_HINT}", err.method, err.url,
+                            err.headers, err.body)
     _small_json(resp)  # an error status raises; a body that is no JSON: ParseError
     return name
 
@@ -427,7 +440,7 @@ def up(ctx: ServerContext) -> Generator[Request, Response, bool]:
             # Server("http://host:5984/somedb"): /somedb/_up is a missing document and
             # GET /somedb/ the database's info, which said True for a URL that is no server
             raise ResponseError(f"GET {resp.url or '/'} is no CouchDB welcome (no \"version\"): "
-                                "is the URL the server's, without a database name?")
+                                f"{SERVER_URL_HINT}")
     return resp.ok
 
 

@@ -243,3 +243,24 @@ def test_get_with_a_default_says_what_to_use_async(couch_url, db, facade, backen
                 await closing
 
     assert asyncio.run(main()) is None
+
+
+# -- 5: a database URL given to Server, then db(name, create=True) ----------------------
+
+
+@pytest.mark.couchdb_only  # PouchDB Server stores a document for PUT /{db}/{id} without a body
+def test_creating_through_a_database_url_gives_the_server_url_hint(db, couch_url):
+    """PUT /{db}/{name} (a document's path) answers 400 about its (absent) JSON: the error
+    says what the other calls say, and nothing is written."""
+    with couchcore.Server(couch_url.rstrip("/") + "/" + db.name) as wrong:
+        for call in (lambda: wrong.db("newone", create=True), lambda: wrong.create("newone")):
+            with pytest.raises(couchcore.HTTPError) as info:
+                call()
+            assert info.value.status == 400
+            assert "is the URL the server's, without a database name?" in str(info.value)
+            # the same hint as the other calls give
+            with pytest.raises(couchcore.errors.ResponseError, match="without a database name"):
+                wrong.version()
+    assert db.info()["doc_count"] == 0
+    with pytest.raises(couchcore.NotFound):
+        db.get("newone")
