@@ -58,7 +58,7 @@ class _Bar:
         if self.bar is None and not self.quiet:
             try:
                 from tqdm import tqdm
-            except ImportError:  # pragma: no cover - tqdm comes with the dev/cli installs
+            except ImportError:  # pragma: no cover - tqdm comes with the cli (and dev) extra
                 self.quiet = True
                 return None
             self.bar = tqdm(total=100.0, unit="%", desc=f"building {self.name}", file=sys.stderr,
