@@ -27,6 +27,7 @@ instead of ``Row``.
 
 cimport cython
 from cpython.object cimport PyObject, PyTypeObject
+from cpython.pycapsule cimport PyCapsule_New
 from cpython.ref cimport Py_INCREF, Py_XDECREF
 
 cdef extern from "Python.h":
@@ -76,6 +77,39 @@ cdef extern from *:
         return cc_row_base_new(t, a, k);
     }
 
+    /* The row parser's constructor (couchcore_ext._rows calls it through the capsule
+       _MAKE5): a new exact Row of the five references v[0..4] (stolen, none NULL), a dead
+       Row from the free list with its fields set at once (tp_new's path sets them to None,
+       which the parser then replaced); with the free list empty, tp_new's own allocation.
+       NULL on error (exception set, v[] released). */
+    static PyObject* cc_row_empty_args = NULL;
+    static PyObject* cc_row_make5(PyObject** v) {
+        PyObject* o;
+        PyObject** f;
+        PyObject* old;
+        int i;
+        if (cc_row_nfree > 0) {
+            o = cc_row_free[--cc_row_nfree];
+            (void)PyObject_Init(o, cc_row_type);  /* reference count 1 (tracemalloc told), type kept */
+            f = CC_ROW_FIELDS(o);
+            f[0] = v[0]; f[1] = v[1]; f[2] = v[2]; f[3] = v[3]; f[4] = v[4];
+            PyObject_GC_Track(o);
+            return o;
+        }
+        o = cc_row_base_new(cc_row_type, cc_row_empty_args, NULL);
+        if (o == NULL) {
+            for (i = 0; i < 5; i++) Py_DECREF(v[i]);
+            return NULL;
+        }
+        f = CC_ROW_FIELDS(o);
+        for (i = 0; i < 5; i++) {
+            old = f[i];
+            f[i] = v[i];
+            Py_XDECREF(old);
+        }
+        return o;
+    }
+
     static inline void cc_row_clear_free(PyObject* o) {
         PyObject** f = CC_ROW_FIELDS(o);
         Py_CLEAR(f[0]);
@@ -115,6 +149,10 @@ cdef extern from *:
         int i;
         for (i = 0; i < 5; i++)
             if (off[i] != (Py_ssize_t)(sizeof(PyObject) + i * sizeof(PyObject*))) return -1;
+        if (cc_row_empty_args == NULL) {
+            cc_row_empty_args = PyTuple_New(0);
+            if (cc_row_empty_args == NULL) { PyErr_Clear(); return -1; }
+        }
         cc_row_type = t;
         cc_row_base_new = t->tp_new;
         t->tp_new = cc_row_new;
@@ -123,6 +161,7 @@ cdef extern from *:
     }
     """
     int cc_row_install(PyTypeObject* t, const Py_ssize_t* off)
+    PyObject* cc_row_make5(PyObject** v)
 
 
 cdef inline void _store(object row, int i, object value):
@@ -238,6 +277,9 @@ cdef _install_members():
 
 
 _install_members()
+
+#: the row parser's constructor (cc_row_make5 above), taken by couchcore_ext._rows
+_MAKE5 = PyCapsule_New(<void*>cc_row_make5, b"couchcore_ext._row.make5", NULL)
 
 
 @cython.final

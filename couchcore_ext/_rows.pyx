@@ -54,6 +54,7 @@ from cpython.ref cimport Py_INCREF, Py_DECREF, Py_XDECREF
 from cpython.mem cimport PyMem_Malloc, PyMem_Realloc, PyMem_Free
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
 from cpython.conversion cimport PyOS_string_to_double
+from cpython.pycapsule cimport PyCapsule_GetPointer
 from libc.string cimport memcpy, memcmp, memset
 from libc.stdint cimport uint32_t, uint64_t
 
@@ -1696,11 +1697,16 @@ cdef extern from *:
     static PyTypeObject* CC_ROW_TYPE = NULL;
     static Py_ssize_t CC_ROW_OFF[5];
     static int CC_ROW_NEW = 0;
+    /* couchcore_ext._row's constructor for exact Rows (its capsule _MAKE5; NULL: none) */
+    typedef PyObject* (*cc_make5_fn)(PyObject**);
+    static cc_make5_fn CC_ROW_MAKE5 = NULL;
+    static void cc_set_row_make5(void* f) { CC_ROW_MAKE5 = (cc_make5_fn)f; }
     /* a Row of the five owned references v[0..4] (stolen, none NULL); NULL on error */
     static inline PyObject* cc_new_row5(PyObject** v) {
         PyObject* r;
         PyObject** slot;
         int i;
+        if (CC_ROW_MAKE5 != NULL) return CC_ROW_MAKE5(v);   /* steals v[] also on failure */
         if (CC_ROW_NEW) {
             r = CC_ROW_TYPE->tp_new(CC_ROW_TYPE, CC_EMPTY_TUPLE, NULL);
             if (r == NULL) goto fail;
@@ -1846,6 +1852,7 @@ cdef extern from *:
     void cc_dictfill_set(int on)
     Py_ssize_t cc_doc_hint()
     void cc_set_row(object row_type, Py_ssize_t* off, int use_new)
+    void cc_set_row_make5(void* f)
     PyObject* cc_new_row5(PyObject** v)
     int cc_view_rows(const unsigned char* d, Py_ssize_t p, Py_ssize_t n, object out, Py_ssize_t* endp) except -1
     int cc_view_row(const unsigned char* d, Py_ssize_t p, Py_ssize_t n, int lines, PyObject** f, Py_ssize_t* endp) except -1
@@ -2053,6 +2060,7 @@ def _setup_row_fast():
     cdef int i
     cdef PyObject* r
     _row_fast = False
+    cc_set_row_make5(NULL)
     if Row is _CRow:
         # the fields follow the object header in declaration order (_row.pxd); checked on
         # a real instance before it is relied on
@@ -2066,6 +2074,9 @@ def _setup_row_fast():
             if (<PyObject**>((<char*>r) + _ROW_OFF[i]))[0] != <PyObject*>probe[i]:
                 return False
         cc_set_row(Row, _ROW_OFF, 1)
+        # exact Rows straight from the type's free list, their fields set at once
+        from couchcore_ext import _row as _row_module
+        cc_set_row_make5(PyCapsule_GetPointer(_row_module._MAKE5, b"couchcore_ext._row.make5"))
         _row_fast = True
         return True
     member_descriptor = type(type("_T", (), {"__slots__": ("x",)}).x)

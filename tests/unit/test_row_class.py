@@ -423,6 +423,31 @@ def test_parser_rows_kept_across_feeds_and_refcounts(backend):
     assert abs(sys.getrefcount(None) - before) < 50
 
 
+@pytest.mark.parametrize("backend", ["python", pytest.param("cython", marks=pytest.mark.skipif(CY_SKIP is not None, reason=CY_SKIP or ""))])
+def test_parser_rows_with_the_free_list_drained_and_refilled(backend):
+    """More rows alive at once than the extension type keeps dead Rows for (2048): the
+    parser's rows come from the free list and, once it is empty, from the type's own
+    allocation (the two paths of _row's cc_row_make5); both are exact Rows, tracked by
+    the GC, with the right fields; freed and parsed again, no reference to None leaks."""
+    body = b'{"rows":[' + b",".join(
+        b'{"id":"d%d","key":["u",%d],"value":{"n":%d},"error":null}' % (i, i, i) for i in range(6000)) + b"]}"
+    gc.collect()
+    before = sys.getrefcount(None)
+    for rep in range(3):
+        p = make_parser("view", backend)
+        rows = []
+        for i in range(0, len(body), 8192):
+            rows.extend(p.feed(body[i:i + 8192]))
+        rows.extend(p.close())
+        assert len(rows) == 6000
+        for i, r in enumerate(rows):
+            assert type(r) is models.Row and gc.is_tracked(r)
+            assert (r.id, r.key, r.value, r.doc, r.error) == (f"d{i}", ["u", i], {"n": i}, None, None)
+        del rows, r, p
+    gc.collect()
+    assert abs(sys.getrefcount(None) - before) < 50
+
+
 # -- couchcore_ext._row.Items: the iterator of a streamed result ---------------------------------
 
 
