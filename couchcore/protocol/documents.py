@@ -9,7 +9,15 @@ from typing import Any, Callable, Iterable, cast
 from .. import codec
 from .._scan import bulk_ok as _bulk_ok
 from .._scan import plain_ids as _plain_ids
-from ..errors import CouchcoreError, HTTPError, InvalidDocument, InvalidInput, MissingRevision, error_for_status
+from ..errors import (
+    CouchcoreError,
+    HTTPError,
+    InvalidDocument,
+    InvalidInput,
+    MissingRevision,
+    TransportError,
+    error_for_status,
+)
 from ..models import ConflictResolution, Document
 from .messages import Operation, Request, Response
 from .paths import db_path, doc_path, quote_segment
@@ -779,10 +787,10 @@ def _settle_accepted(ctx: ServerContext, db: str, accepted: list[tuple[Any, str]
     """
     for doc, rev in accepted:
         docid = doc["_id"]
-        other = yield from _accepted_lost(ctx, db, docid, rev, doc.get("_rev"))
-        if other is not None:
+        lost = yield from _accepted_lost(ctx, db, docid, rev, doc.get("_rev"))
+        if lost is not None:
             _refused(resolution.pending, failed_here, docid,
-                     {"doc": doc, "error": "conflict", "reason": _lost_reason(rev, other)}, order)
+                     {"doc": doc, "error": "conflict", "reason": lost[0]}, order)
             if resolution.resolved.get(docid) is doc:
                 del resolution.resolved[docid]
                 resolution.accepted.discard(docid)
@@ -794,15 +802,26 @@ def _settle_accepted(ctx: ServerContext, db: str, accepted: list[tuple[Any, str]
             resolution.accepted.add(docid)
 
 
-def _lost_reason(rev: str, other: str) -> str:
-    return (f"Document update conflict: the cluster stored revision {rev} on fewer copies than its write "
-            f"quorum (202 Accepted) while the others hold {other}; couchcore withdrew {rev}")
+def _lost_reason(rev: str, other: str, kept: str | None = None) -> str:
+    """The reason of a ``202 Accepted`` write that lost to ``other``; ``kept``: why its
+    revision could not be withdrawn (``None``: it was)."""
+    reason = (f"Document update conflict: the cluster stored revision {rev} on fewer copies than its write "
+              f"quorum (202 Accepted) while the others hold {other}; ")
+    if kept is None:
+        return reason + f"couchcore withdrew {rev}"
+    return (reason + f"couchcore could not withdraw {rev} ({kept}): it stays beside {other} as a conflicting "
+            f"revision (GET the document with conflicts=true lists it; delete it with rev={rev})")
+
+
+#: attempts at withdrawing a lost revision (a 5xx or a broken connection: sent again)
+_WITHDRAW_ATTEMPTS = 3
 
 
 def _accepted_lost(ctx: ServerContext, db: str, docid: str, rev: str,
-                   parent: str | None) -> Operation[str | None]:
+                   parent: str | None) -> Operation[tuple[str, bool] | None]:
     """Whether a write answered ``202 Accepted`` lost to a concurrent one; returns the
-    other writer's revision (``None``: the write stands).
+    reason to report it with and whether its revision was withdrawn (``None``: the
+    write stands).
 
     Reads every leaf revision with its history (``open_revs=all&revs=true&r=3``: ``r``
     at least the number of copies, 3 by default, makes CouchDB merge the leaves of every
@@ -816,7 +835,10 @@ def _accepted_lost(ctx: ServerContext, db: str, docid: str, rev: str,
     which every copy merges into its revision tree at once, also a copy that has not got
     the lost revision yet (a plain delete would be refused there as a conflict and the
     lost revision could stay current on it until internal replication brought the
-    deletion), so that the other writer's revision stays the current one.
+    deletion), so that the other writer's revision stays the current one. The
+    withdrawal is the same revision each time it is sent, so a ``5xx`` or a broken
+    connection sends it again (:data:`_WITHDRAW_ATTEMPTS` in all); a revision that could
+    not be withdrawn is still reported lost, its reason saying it stays as a conflict.
     """
     leaves = yield from _leaf_paths(db, docid)
     other: str | None = None
@@ -834,6 +856,22 @@ def _accepted_lost(ctx: ServerContext, db: str, docid: str, rev: str,
             other = leaf["_rev"]
     if other is None:
         return None
+    kept = yield from _withdraw(ctx, db, docid, rev, parent)
+    # Another writer may have read our revision and built on it (201) before the
+    # withdrawal: then it stays in a live history and the write stands (reporting it as a
+    # conflict would make the caller apply its edit a second time). Our own leaf, still
+    # live when the withdrawal failed, is no such writer.
+    leaves = yield from _leaf_paths(db, docid)
+    if any(not leaf.get("_deleted") and leaf.get("_rev") != rev and rev in path for leaf, path in leaves):
+        return None
+    if kept is not None and not any(not leaf.get("_deleted") and leaf.get("_rev") == rev for leaf, _ in leaves):
+        kept = None  # its answer was lost, but the withdrawal was applied
+    return _lost_reason(rev, other, kept), kept is None
+
+
+def _withdraw(ctx: ServerContext, db: str, docid: str, rev: str, parent: str | None) -> Operation[str | None]:
+    """Write the deleted child that withdraws ``rev`` (see :func:`_accepted_lost`); ``None``
+    once it is stored, else what the last attempt met."""
     pos, _, rid = rev.partition("-")
     import uuid  # here: only a withdrawn conflict needs it (import cost of every start-up)
 
@@ -841,16 +879,24 @@ def _accepted_lost(ctx: ServerContext, db: str, docid: str, rev: str,
     withdraw = codec.dumps({"new_edits": False, "docs": [{
         "_id": docid, "_rev": f"{int(pos) + 1}-{ids[0]}", "_deleted": True,
         "_revisions": {"start": int(pos) + 1, "ids": ids}}]})
-    done = yield Request("POST", f"{db_path(db)}/_bulk_docs", body=withdraw,
-                         headers={"Content-Type": "application/json", **ctx.write_headers})
-    done.close()  # best effort: a copy that missed it gets it by internal replication
-    # Another writer may have read our revision and built on it (201) before the
-    # withdrawal: then it stays in a live history and the write stands (reporting it as a
-    # conflict would make the caller apply its edit a second time).
-    leaves = yield from _leaf_paths(db, docid)
-    if any(not leaf.get("_deleted") and rev in path for leaf, path in leaves):
-        return None
-    return other
+    failure = "not sent"
+    for attempt in range(_WITHDRAW_ATTEMPTS):
+        # the same revision every time: sending it twice is harmless (idempotent)
+        request = Request("POST", f"{db_path(db)}/_bulk_docs", body=withdraw, idempotent=True,
+                          headers={"Content-Type": "application/json", **ctx.write_headers})
+        request.delay = 0.25 * attempt
+        try:
+            done = yield request
+        except TransportError as exc:
+            failure = f"{type(exc).__name__}: {getattr(exc, 'detail', exc)}"
+            continue
+        done.close()
+        if 200 <= done.status < 300:
+            return None
+        failure = f"{done.status} answer"
+        if done.status < 500 and done.status != 429:
+            break
+    return failure
 
 
 def _leaf_paths(db: str, docid: str) -> Operation[list[Any]]:
@@ -883,9 +929,9 @@ def refuse_lost_accepted(ctx: ServerContext, db: str, docid: str, resp: Response
     rev = resp.json().get("rev")
     if not isinstance(rev, str):
         return
-    other = yield from _accepted_lost(ctx, db, docid, rev, parent)
-    if other is not None:
-        raise error_for_status(409)(409, "conflict", _lost_reason(rev, other), resp.method, resp.url)
+    lost = yield from _accepted_lost(ctx, db, docid, rev, parent)
+    if lost is not None:
+        raise error_for_status(409)(409, "conflict", lost[0], resp.method, resp.url)
 
 
 def resolve(ctx: ServerContext, db: str, resolution: ConflictResolution, how: str, fn: Any = None,
@@ -1066,12 +1112,15 @@ def update_doc(ctx: ServerContext, db: str, docid: str, fn: Callable[[Document |
                              headers={"Content-Type": "application/json", **ctx.write_headers})
         if resp.status == 202:  # stored on fewer copies than the write quorum: did it lose?
             rev = resp.json()["rev"]
-            other = yield from _accepted_lost(ctx, db, docid, rev, doc.get("_rev"))
-            if other is not None:  # a lost update on a cluster: a conflict
-                if attempts <= retries:
+            lost = yield from _accepted_lost(ctx, db, docid, rev, doc.get("_rev"))
+            if lost is not None:  # a lost update on a cluster: a conflict
+                reason, withdrawn = lost
+                if attempts <= retries and withdrawn:
                     continue
+                # (not withdrawn: our edit stays as a conflicting revision, and applying fn
+                # again on a re-read could build on it: the edit would be made twice)
                 raise error_for_status(409)(
-                    409, "conflict", f"{_lost_reason(rev, other)}; gave up after {attempts} attempts "
+                    409, "conflict", f"{reason}; gave up after {attempts} attempts "
                     f"(1 + retries={retries} re-reads)", "PUT", doc_path(db, docid))
         if resp.status == 409 and attempts <= retries:
             continue

@@ -135,3 +135,68 @@ def test_error_for_status_tells_writes_from_reads():
     assert error_for_status(503, write=True) is couchcore.ServerError
     assert error_for_status(500, write=True) is couchcore.ServerError
     assert error_for_status(409, write=True) is couchcore.Conflict
+
+
+# -- reviewer-round-r30 HIGH 1: the withdrawal of a lost 202 write is checked ---------------------
+#
+# A cluster answers 202 when a copy that had not got an earlier write accepted a later one;
+# couchcore then withdraws the losing revision. Its answer went unchecked and the re-read
+# counted our own still-live leaf as "someone built on it": a failed withdrawal made the
+# write pass for a success (two "owners" of one id). The race itself is a cluster's, so
+# the state it leaves (two live leaves, ours beside the other writer's) is made here with
+# new_edits=false and the check is run on it directly.
+
+
+def _two_leaves(direct):
+    """``(our rev, the other writer's rev)``, both live leaves of document ``k``."""
+    direct.save({"_id": "k", "owner": "A"})
+    theirs = direct.get("k")["_rev"]
+    ours = "1-" + "b" * 32
+    direct.save([{"_id": "k", "_rev": ours, "owner": "B"}], new_edits=False)
+    return ours, theirs
+
+
+def _live_leaves(direct):
+    return sorted(r["ok"]["_rev"] for r in direct.get("k", open_revs="all") if not r["ok"].get("_deleted"))
+
+
+def _accepted_lost(db, rev):
+    from couchcore.protocol.documents import _accepted_lost as check
+
+    return db._run(check(db._server._ctx, db.name, "k", rev, None))
+
+
+@pytest.mark.parametrize("status, failures, withdrawn", [(503, 1, True), (504, 2, True), (502, 3, False),
+                                                        (500, 5, False), (None, 0, True)])
+def test_a_lost_202_write_is_withdrawn_or_reported_kept(proxied, status, failures, withdrawn):
+    proxy, name, auth, direct = proxied
+    ours, theirs = _two_leaves(direct)
+    assert _live_leaves(direct) == sorted([ours, theirs])
+    if status:
+        proxy.respond("POST", f"/{name}/_bulk_docs", status, b'{"error":"x","reason":"gateway"}', count=failures)
+    db = couchcore.Server(proxy.url, auth=auth, retries=0).db(name)
+    lost = _accepted_lost(db, ours)
+    assert lost is not None, "a lost write passed for a success"
+    reason, was_withdrawn = lost
+    assert was_withdrawn is withdrawn
+    assert theirs in reason
+    if withdrawn:
+        assert _live_leaves(direct) == [theirs] and f"couchcore withdrew {ours}" in reason
+    else:
+        assert _live_leaves(direct) == sorted([ours, theirs])
+        assert f"could not withdraw {ours}" in reason and "conflicting revision" in reason and f"rev={ours}" in reason
+    sent = [t for m, t in proxy.seen if m == "POST" and "_bulk_docs" in t]
+    assert len(sent) == min(failures + 1, 3) if status else len(sent) == 1
+
+
+def test_a_lost_write_that_another_built_on_stands(proxied):
+    """Someone built on our revision before the withdrawal: the write stands (the rule the
+    HIGH broke by counting our own leaf)."""
+    proxy, name, auth, direct = proxied
+    ours, theirs = _two_leaves(direct)
+    child = "2-" + "c" * 32
+    direct.save([{"_id": "k", "_rev": child, "owner": "C",
+                  "_revisions": {"start": 2, "ids": ["c" * 32, "b" * 32]}}], new_edits=False)
+    db = couchcore.Server(proxy.url, auth=auth).db(name)
+    assert _accepted_lost(db, ours) is None
+    assert [m for m, t in proxy.seen if m == "POST"] == []  # nothing withdrawn
