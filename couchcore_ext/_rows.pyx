@@ -412,6 +412,24 @@ cdef extern from *:
         e->w1 = w1;
         return u;
     }
+    #if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030C0000 && !defined(Py_GIL_DISABLED) && PyLong_SHIFT == 30
+    #if defined(__GNUC__)
+    __attribute__((noinline))
+    #endif
+    static PyObject* cc_long_new(long long v) {
+        PyLongObject* o;
+        if ((v <= 256 && v >= -5) || v >= (1LL << 30) || v <= -(1LL << 30)) return PyLong_FromLongLong(v);
+        o = (PyLongObject*)PyObject_Malloc(offsetof(PyLongObject, ob_digit) + sizeof(digit));
+        if (o == NULL) return PyErr_NoMemory();
+        Py_SET_TYPE(o, &PyLong_Type);
+        Py_SET_SIZE(o, v < 0 ? -1 : 1);
+        _Py_NewReference((PyObject*)o);
+        o->ob_digit[0] = (digit)(v < 0 ? -v : v);
+        return (PyObject*)o;
+    }
+    #else
+    #define cc_long_new(v) PyLong_FromLongLong(v)
+    #endif
     #if defined(__GNUC__)
     __attribute__((always_inline))   /* GCC's own choice varies with its callers' size */
     #endif
@@ -422,7 +440,7 @@ cdef extern from *:
             Py_INCREF(e->o);
             return e->o;
         }
-        o = PyLong_FromLongLong(v);
+        o = cc_long_new(v);
         if (o == NULL) return NULL;
         Py_XDECREF(e->o);
         Py_INCREF(o);

@@ -1187,6 +1187,34 @@ def test_number_edges_together(backend):
         check_number_rows(*parse(backend, "view", chunks)[:2], texts)
 
 
+ONE_DIGIT_EDGES = [str(v) for v in (
+    -6, -5, -4, -1, 0, 1, 255, 256, 257, 1000, 2**15, 2**30 - 1, 2**30, 2**30 + 1, 2**31,
+    -(2**30 - 1), -(2**30), -(2**30 + 1), -257, -256, 12345678, -12345678, 999999999, -999999999)]
+
+
+def test_ints_around_one_digit(backend):
+    """Integers made in place as one-digit ints (|v| < 2**30 outside -5..256, CPython 3.11)
+    and by PyLong_FromLongLong on either side: equal to int(text), the same size and
+    hash, usable in arithmetic, and the small ints are the interpreter's own objects; as a
+    key, in a key list, in a value dict (the parser's three int paths), every row distinct
+    (the parser's int cache is bypassed with fresh values first)."""
+    texts = ONE_DIGIT_EDGES
+    rows = ",".join('{"id":"r%d","key":[%s,"x",%s],"value":{"n":%s,"m":[%s]}}' % (i, t, t, t, t)
+                    for i, t in enumerate(texts))
+    data = ('{"total_rows":%d,"rows":[%s]}' % (len(texts), rows)).encode()
+    for chunks in ([data], split_every(data, 5)):
+        items, _, done = parse(backend, "view", chunks)
+        assert done and len(items) == len(texts)
+        for row, t in zip(items, texts):
+            want = int(t)
+            for got in (row.key[0], row.key[2], row.value["n"], row.value["m"][0]):
+                assert type(got) is int and got == want, (t, got)
+                assert sys.getsizeof(got) == sys.getsizeof(want) and hash(got) == hash(want), t
+                assert got + 1 == want + 1 and -got == -want and str(got) == t and got >> 1 == want >> 1, t
+                if -5 <= want <= 256:
+                    assert got is want, t
+
+
 @st.composite
 def float_text(draw):
     """A finite double written as repr() does, or in a random equivalent exponent form."""
