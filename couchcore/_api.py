@@ -1253,7 +1253,11 @@ class DatabaseAPI:
         ``limit``, ``skip``, ``use_index``, ``bookmark``, ...; ``None`` leaves an option out,
         as for views: no ``_find`` field takes ``null``). Without ``limit`` CouchDB
         returns at most 25 documents (its default), not every match: :meth:`iterfind`
-        reads them all, page by page.
+        reads them all, page by page. ``selector`` is the selector only: couchdb-python's
+        whole query (``{"selector": {...}, "limit": ...}``) raises :class:`InvalidInput`
+        before anything is sent (CouchDB would match no document); to query a document
+        field that is really named ``selector`` (alone or beside fields named like
+        ``_find`` options), wrap it: ``{"$and": [{"selector": {...}}, {"limit": 5}]}``.
         https://docs.couchdb.org/en/stable/api/database/find.html
         """
         return self._run(_db.find(self._ctx, self.name, selector, **options))

@@ -712,7 +712,11 @@ class SyncDatabaseAPI:
         ``limit``, ``skip``, ``use_index``, ``bookmark``, ...; ``None`` leaves an option out,
         as for views: no ``_find`` field takes ``null``). Without ``limit`` CouchDB
         returns at most 25 documents (its default), not every match: :meth:`iterfind`
-        reads them all, page by page.
+        reads them all, page by page. ``selector`` is the selector only: couchdb-python's
+        whole query (``{"selector": {...}, "limit": ...}``) raises :class:`InvalidInput`
+        before anything is sent (CouchDB would match no document); to query a document
+        field that is really named ``selector`` (alone or beside fields named like
+        ``_find`` options), wrap it: ``{"$and": [{"selector": {...}}, {"limit": 5}]}``.
         https://docs.couchdb.org/en/stable/api/database/find.html"""
     def create_index(self, fields: Sequence[Any], name: str | None = ..., ddoc: str | None = ..., **options: Any) -> IndexCreated:
         """Create a Mango index on ``fields``: ``{"result": "created" | "exists", "id", "name"}``.
@@ -1645,7 +1649,11 @@ class AsyncDatabaseAPI:
         ``limit``, ``skip``, ``use_index``, ``bookmark``, ...; ``None`` leaves an option out,
         as for views: no ``_find`` field takes ``null``). Without ``limit`` CouchDB
         returns at most 25 documents (its default), not every match: :meth:`iterfind`
-        reads them all, page by page.
+        reads them all, page by page. ``selector`` is the selector only: couchdb-python's
+        whole query (``{"selector": {...}, "limit": ...}``) raises :class:`InvalidInput`
+        before anything is sent (CouchDB would match no document); to query a document
+        field that is really named ``selector`` (alone or beside fields named like
+        ``_find`` options), wrap it: ``{"$and": [{"selector": {...}}, {"limit": 5}]}``.
         https://docs.couchdb.org/en/stable/api/database/find.html"""
     @overload
     def create_index(self, fields: Sequence[Any], name: str | None = ..., ddoc: str | None = ..., *, callback: None = ..., **options: Any) -> Awaitable[IndexCreated]: ...

@@ -81,7 +81,9 @@ def check_doc_options(opts: Mapping[str, Any]) -> None:
     https://docs.couchdb.org/en/stable/api/document/common.html#get--db-docid"""
     unknown = set(opts) - set(GET_OPTIONS)
     if unknown:
-        raise InvalidInput(f"unknown document option(s): {', '.join(sorted(unknown))}")
+        hint = (" (get() has no default, unlike couchdb-python's: catch couchcore.NotFound, or use "
+                "get([id])[0], which is None for a missing id)") if "default" in unknown else ""
+        raise InvalidInput(f"unknown document option(s): {', '.join(sorted(unknown))}{hint}")
     codec.check_flags(opts, _BOOL_GET_OPTIONS, "document", InvalidInput)
     if opts.get("rev") is not None and not isinstance(opts["rev"], str):
         raise InvalidInput(f"document option 'rev' must be a revision str, got {opts['rev']!r}")

@@ -27,24 +27,24 @@ def check_selector(selector: object) -> None:
 
     ``selector`` must be a mapping (:class:`~couchcore.errors.InvalidInput` otherwise). A
     mapping shaped like a whole ``_find`` body, as couchdb-python's ``db.find(query)`` took
-    it (a ``"selector"`` key holding a dict, next to another ``_find`` field such as
-    ``limit``, ``sort`` or ``fields``), raises :class:`~couchcore.errors.InvalidInput` too:
-    CouchDB would read it as a selector on a document field named ``selector`` and answer
-    ``200`` with no documents, silently. A real field named ``selector`` is still queried
-    when wrapped, e.g. ``{"$and": [{"selector": {...}}, {"limit": 5}]}``.
+    it (a ``"selector"`` key holding a dict, alone or next to other ``_find`` fields such
+    as ``limit``, ``sort`` or ``fields`` only), raises :class:`~couchcore.errors.InvalidInput`
+    too: CouchDB would read it as a selector on a document field named ``selector`` and
+    answer ``200`` with no documents, silently. A real field named ``selector`` (or
+    ``limit``, ``sort``, ...) is still queried when wrapped, e.g.
+    ``{"$and": [{"selector": {...}}, {"limit": 5}]}``.
     https://docs.couchdb.org/en/stable/api/database/find.html#db-find
     """
     if not isinstance(selector, Mapping):
         raise InvalidInput("selector must be a dict")
-    if isinstance(selector.get("selector"), Mapping):
+    if isinstance(selector.get("selector"), Mapping) and all(k == "selector" or k in FIND_FIELDS for k in selector):
         extra = sorted(k for k in selector if k in FIND_FIELDS)
-        if extra:
-            raise InvalidInput(
-                "the selector looks like a whole _find query (a 'selector' dict next to "
-                f"{', '.join(repr(k) for k in extra)}): pass the selector as the first argument and the rest "
-                "as keyword options, e.g. find(query['selector'], limit=...); to match a document field "
-                "that is really named 'selector', wrap the conditions: "
-                "{'$and': [{'selector': {...}}, {...}]}")
+        beside = f"next to {', '.join(repr(k) for k in extra)}" if extra else "alone"
+        raise InvalidInput(
+            f"the selector looks like a whole _find query (a 'selector' dict {beside}): pass the selector as "
+            "the first argument and the rest as keyword options, e.g. find(query['selector'], limit=...); to "
+            "match a document field that is really named 'selector', wrap the conditions: "
+            "{'$and': [{'selector': {...}}, {...}]}")
 
 
 #: One entry of ``GET /{db}/_index``: ``ddoc`` is ``None`` for the special ``_all_docs``

@@ -55,7 +55,7 @@ def _people(db) -> None:
     db.save([{"_id": f"p{i}", "type": "Person", "n": i} for i in range(5)])
 
 
-WHOLE = [{"selector": {"type": "Person"}, "limit": 2},
+WHOLE = [{"selector": {"type": "Person"}, "limit": 2}, {"selector": {"type": "Person"}},
          {"selector": {"type": "Person"}, "sort": [{"n": "asc"}], "fields": ["n"]},
          {"selector": {"type": "Person"}, "use_index": "x"},
          {"selector": {"type": "Person"}, "execution_stats": True, "allow_fallback": True}]
@@ -87,9 +87,15 @@ def test_the_whole_query_as_the_selector_is_refused_before_sending(captured, que
 
 def test_a_selector_on_a_field_named_selector_still_works(db):
     db.save([{"_id": "s1", "selector": {"a": 1}, "limit": 3}, {"_id": "s2", "selector": {"a": 2}}])
-    # a "selector" field alone, or next to a field that is no _find option: a plain selector
-    assert [d["_id"] for d in db.find({"selector": {"a": 1}})["docs"]] == ["s1"]
+    # a "selector" field next to a field that is no _find option: a plain selector
     assert [d["_id"] for d in db.find({"selector": {"a": 1}, "other": {"$exists": False}})["docs"]] == ["s1"]
+    # alone it reads as couchdb-python's whole query without options (reviewer-round-r30
+    # MEDIUM 2: it matched nothing, silently): refused; wrapped, it reaches the field
+    with pytest.raises(InvalidInput, match="alone"):
+        db.find({"selector": {"a": 1}})
+    with pytest.raises(InvalidInput, match="alone"):
+        db.iterfind({"selector": {"a": 1}})
+    assert [d["_id"] for d in db.find({"$and": [{"selector": {"a": 1}}]})["docs"]] == ["s1"]
     # a "selector" condition that is no plain dict of fields next to "limit" is still refused
     # (a dict): the wrapped form is the way to query such fields
     with pytest.raises(InvalidInput):
