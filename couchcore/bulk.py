@@ -57,6 +57,7 @@ from . import codec
 from ._dataclass import FACTORY as _FACTORY, written_dataclass
 from .errors import ConnectError, CouchcoreError, HTTPError, InvalidDocument, InvalidField, InvalidInput, TransportError
 from .errors import _reduce_exception
+from ._nodes import UNAVAILABLE
 from .protocol.bulk import BatchOutcome, PackedBodies, write_batch
 from ._scan import ENGINE as _SCAN_ENGINE
 from ._scan import Flight as _Flight
@@ -1143,9 +1144,11 @@ class Loader:
         unsettled = outcome.unsettled
         if unsettled and not batch.maybe_written and _maybe_carried_out(outcome.error):
             batch.maybe_written = True
+        failure = outcome.error
         handoff = (bool(unsettled) and node is not None and len(self.servers) > 1
-                   and isinstance(outcome.error, TransportError))
-        if handoff:  # the node is down or unreachable: its batch goes to the other nodes
+                   and (isinstance(failure, HTTPError) and failure.status in UNAVAILABLE
+                        or isinstance(failure, TransportError) and not isinstance(failure, HTTPError)))
+        if handoff:  # the node is down, unreachable or unavailable: its batch goes to the other nodes
             until, seconds = self._benched.get(id(node), (0.0, 0.0))
             seconds = min(self.max_backoff, max(1.0, seconds * 2))
             self._benched[id(node)] = (time.monotonic() + seconds, seconds)
@@ -1485,9 +1488,10 @@ def load(
     * ``nodes``: more :class:`~couchcore.Server` objects of the same cluster; every node
       keeps ``concurrency`` batches in flight, taking the next batch when it has room. A
       batch that meets a connection failure (``TransportError``: the node is down or
-      unreachable) goes to the other nodes at once, without counting as an attempt while
-      one of them is up, and that node is set aside (1 s, doubling up to ``max_backoff``)
-      until it answers again.
+      unreachable) or a ``502``/``503``/``504`` answer (the node, or the gateway in front
+      of it, is unavailable) goes to the other nodes at once, without counting as an
+      attempt while one of them is up, and that node is set aside (1 s, doubling up to
+      ``max_backoff``) until it answers again; any other answer is retried as above.
     * ``checkpoint``: a :class:`Checkpoint` (``Checkpoint.open(path)``; a path is refused
       with :class:`~couchcore.InvalidInput`); items it confirms are skipped, progress is
       recorded in it. A batch given up on after the retries is not confirmed: a load

@@ -465,7 +465,7 @@ class _State:
         out.requests += 1
         try:
             resp = yield Request("POST", self.path + "/_all_docs", query=[("include_docs", "true")],
-                                 body=codec.dumps({"keys": keys}),
+                                 body=codec.dumps({"keys": keys}), idempotent=True,  # a read
                                  headers={"Content-Type": "application/json", "Connection": "close"})
             if resp.status == 429 or resp.status >= 500:
                 self.leave(idx, resp.error(), _retry_after(resp))

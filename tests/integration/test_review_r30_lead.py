@@ -200,3 +200,52 @@ def test_a_lost_write_that_another_built_on_stands(proxied):
     db = couchcore.Server(proxy.url, auth=auth).db(name)
     assert _accepted_lost(db, ours) is None
     assert [m for m, t in proxy.seen if m == "POST"] == []  # nothing withdrawn
+
+
+def test_get_with_a_default_keyword_says_what_to_use(proxied):
+    """reviewer-round-r30 LOW 6: get(id, default=None) (couchdb-python's keyword) named
+    only an unknown option."""
+    proxy, name, auth, direct = proxied
+    db = couchcore.Server(proxy.url, auth=auth).db(name)
+    with pytest.raises(couchcore.InvalidInput, match=r"no default.*couchcore\.NotFound.*get\(\[id\]\)\[0\]"):
+        db.get("x", default=None)
+    assert [t for _m, t in proxy.seen if "/x" in t] == []
+
+
+# -- reviewer-round-r30 LOW 3: the loader over several nodes and a node answering 502/503/504 -----
+
+
+@pytest.mark.parametrize("status", [502, 503, 504])
+def test_the_loader_moves_batches_off_a_node_answering_unavailable(proxied, couch_url, status):
+    from couchcore import bulk
+
+    proxy, name, auth, direct = proxied
+    proxy.respond("POST", f"/{name}/_bulk_docs", status, b'{"error":"x","reason":"unavailable"}', count=10_000)
+    db = couchcore.Server(proxy.url, auth=auth).db(name)
+    other = couchcore.Server(couch_url)
+    docs = [{"_id": f"d{i:03}", "n": i} for i in range(50)]
+    report = bulk.load(db, docs, batch_size=10, concurrency=1, retries=2, backoff=0.01, nodes=[other])
+    assert (report.written, report.rejected, report.unknown) == (50, 0, 0), report
+    assert direct.info()["doc_count"] == 50
+    assert proxy.fired >= 1  # the node was tried, answered, and was set aside
+
+
+def test_the_loader_gives_up_when_every_node_answers_504(proxied, couch_url):
+    from couchcore import bulk
+    from couchcore.testing import FaultyProxy
+
+    proxy, name, auth, direct = proxied
+    from couchcore._urls import split_credentials
+
+    second = FaultyProxy(split_credentials(couch_url)[0])
+    try:
+        for p in (proxy, second):
+            p.respond("POST", f"/{name}/_bulk_docs", 504, b'{"error":"x","reason":"gateway"}', count=10_000)
+        db = couchcore.Server(proxy.url, auth=auth).db(name)
+        report = bulk.load(db, [{"_id": f"d{i}"} for i in range(20)], batch_size=10, concurrency=1, retries=2,
+                           backoff=0.01, max_backoff=0.05, nodes=[couchcore.Server(second.url, auth=auth)])
+        assert report.written == 0 and report.unknown == 20, report  # a 504 may have been forwarded
+        assert proxy.fired >= 1 and second.fired >= 1
+        assert proxy.fired + second.fired >= 2 * 3  # every batch's 1 + retries attempts, hand-offs not counted
+    finally:
+        second.close()
