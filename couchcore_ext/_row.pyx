@@ -90,7 +90,14 @@ cdef extern from *:
         int i;
         if (cc_row_nfree > 0) {
             o = cc_row_free[--cc_row_nfree];
+    #if PY_VERSION_HEX < 0x030C0000 && !defined(Py_GIL_DISABLED)
+            /* reference count 1 (tracemalloc told), the type kept: PyObject_Init without its
+               call (the type is static: no reference to it to take) */
+            if (cc_row_type->tp_flags & Py_TPFLAGS_HEAPTYPE) (void)PyObject_Init(o, cc_row_type);
+            else _Py_NewReference(o);
+    #else
             (void)PyObject_Init(o, cc_row_type);  /* reference count 1 (tracemalloc told), type kept */
+    #endif
             f = CC_ROW_FIELDS(o);
             f[0] = v[0]; f[1] = v[1]; f[2] = v[2]; f[3] = v[3]; f[4] = v[4];
             PyObject_GC_Track(o);

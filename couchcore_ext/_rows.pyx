@@ -250,7 +250,15 @@ cdef extern from *:
                 ((PyASCIIObject*)u)->length = n;
                 ((char*)((PyCompactUnicodeObject*)u + 1))[n] = 0;
             }
+    #if PY_VERSION_HEX < 0x030C0000
+            /* _PyObject_Init for a static type, without PyObject_Init's call (3.10/3.11,
+               where _Py_NewReference is exported) */
+            Py_SET_TYPE(u, &PyUnicode_Type);
+            _Py_NewReference(u);
+            return u;
+    #else
             return PyObject_Init(u, &PyUnicode_Type);
+    #endif
         }
     #endif
         return PyUnicode_New(n, ascii ? 127 : 255);

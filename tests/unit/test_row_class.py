@@ -448,6 +448,29 @@ def test_parser_rows_with_the_free_list_drained_and_refilled(backend):
     assert abs(sys.getrefcount(None) - before) < 50
 
 
+@pytest.mark.parametrize("backend", ["python", pytest.param("cython", marks=pytest.mark.skipif(CY_SKIP is not None, reason=CY_SKIP or ""))])
+def test_parsed_rows_have_one_reference_each(backend):
+    """A parsed Row (taken from the free list or newly allocated) starts with exactly the
+    reference the list of rows holds: dropping the list leaves the caller's only; on
+    the extension type, which is a static type (no reference to the type per instance)."""
+    body = b'{"rows":[' + b",".join(b'{"id":"d%d","key":%d,"value":null}' % (i, i) for i in range(3000)) + b"]}"
+    for rep in range(2):
+        items = parse_rows(backend, body)
+        mid, last = items[1500], items[-1]
+        del items
+        assert sys.getrefcount(mid) == 2 and sys.getrefcount(last) == 2
+        del mid, last
+    if backend == "cython":
+        assert not models.Row.__flags__ & (1 << 9)  # Py_TPFLAGS_HEAPTYPE
+
+
+def parse_rows(backend, body):
+    p = make_parser("view", backend)
+    out = p.feed(body)
+    out.extend(p.close())
+    return out
+
+
 # -- couchcore_ext._row.Items: the iterator of a streamed result ---------------------------------
 
 
