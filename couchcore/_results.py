@@ -205,10 +205,10 @@ class StreamedResult(Generic[_I]):
     def _feed(self, chunk: Any) -> list[Any]:
         items: list[Any] = self._parser.feed(chunk)
         if self._screen_error_rows:
-            return self._screen(items, chunk)
+            return self._screen(items)
         return items
 
-    def _screen(self, items: list[Any], chunk: Any) -> list[Any]:
+    def _screen(self, items: list[Any]) -> list[Any]:
         """``items`` up to the first error row that is not data (a ``keys=`` miss); at
         such a row (CouchDB's ``reduce_overflow_error`` row, a document include_docs
         could not open) reading stops and the iteration raises its error after the rows
@@ -247,7 +247,7 @@ class StreamedResult(Generic[_I]):
         try:
             items = self._parser.close()
             if self._screen_error_rows:
-                items = self._screen(items, b"")
+                items = self._screen(items)
             try:
                 raise_stream_error(self._parser.meta, resp.method, resp.url)
             except HTTPError as exc:  # raised after the items that came before it
@@ -309,7 +309,7 @@ class StreamedResult(Generic[_I]):
                         pulled = self._parser.feed(chunk)
                         if pulled and self._screen_error_rows and (
                                 self._with_docs is not False or "total_rows" not in self._parser.meta):
-                            pulled = self._screen(pulled, chunk)
+                            pulled = self._screen(pulled)
                 except BaseException as exc:
                     self._fail(exc)
                     raise
