@@ -894,22 +894,44 @@ def _withdraw(ctx: ServerContext, db: str, docid: str, rev: str, parent: str | N
             continue
         done.close()
         if 200 <= done.status < 300:
-            return None
+            # new_edits=false answers 201 with [] when stored, or with the document's own
+            # refusal (a validate_doc_update's forbidden, ...) in the list
+            try:
+                results = codec.loads(done.body or b"[]")
+            except CouchcoreError:
+                results = None
+            refused = [r for r in results if isinstance(r, dict) and r.get("error")] if isinstance(
+                results, list) else [{"error": "unreadable answer"}]
+            if not refused:
+                return None
+            failure = f"{refused[0].get('error')}: {refused[0].get('reason')}"
+            break  # the document's own refusal: sending it again gets the same
         failure = f"{done.status} answer"
         if done.status < 500 and done.status != 429:
             break
     return failure
 
 
+#: attempts at reading the leaves of a document a 202 write touched (a 5xx: read again)
+_LEAF_READS = 3
+
+
 def _leaf_paths(db: str, docid: str) -> Operation[list[Any]]:
     """``[(leaf, [its rev, its parent's, ...])]`` of every leaf revision, deleted ones too,
     merged from every copy (``open_revs=all&revs=true&r=3``; ``[]`` for a missing document).
+    A ``5xx``/``429`` is read again (:data:`_LEAF_READS` in all), then raised, as any other
+    error answer is: deciding whether a write lost needs the leaves, never a guess.
     """
-    resp = yield Request("GET", doc_path(db, docid), query=[("open_revs", "all"), ("revs", "true"), ("r", "3")])
+    for attempt in range(_LEAF_READS):
+        request = Request("GET", doc_path(db, docid), query=[("open_revs", "all"), ("revs", "true"), ("r", "3")])
+        request.delay = 0.25 * attempt
+        resp = yield request
+        if not (resp.status >= 500 or resp.status == 429) or attempt == _LEAF_READS - 1:
+            break
     if resp.status == 404:
         return []
     found = []
-    for item in resp.json() if resp.status == 200 else ():
+    for item in resp.json():  # an error answer raises its HTTPError
         leaf = item.get("ok") if isinstance(item, dict) else None
         if isinstance(leaf, dict) and isinstance(leaf.get("_rev"), str):
             history = leaf.get("_revisions") or {}

@@ -37,7 +37,7 @@ def check_selector(selector: object) -> None:
     """
     if not isinstance(selector, Mapping):
         raise InvalidInput("selector must be a dict")
-    if isinstance(selector.get("selector"), Mapping) and all(k == "selector" or k in FIND_FIELDS for k in selector):
+    if _whole_query(selector):
         extra = sorted(k for k in selector if k in FIND_FIELDS)
         beside = f"next to {', '.join(repr(k) for k in extra)}" if extra else "alone"
         raise InvalidInput(
@@ -45,6 +45,23 @@ def check_selector(selector: object) -> None:
             "the first argument and the rest as keyword options, e.g. find(query['selector'], limit=...); to "
             "match a document field that is really named 'selector', wrap the conditions: "
             "{'$and': [{'selector': {...}}, {...}]}")
+
+
+#: Mango's combination operators: the only ``$`` keys a whole selector can start with
+_COMBINATIONS = frozenset({"$and", "$or", "$not", "$nor", "$all", "$elemMatch", "$allMatch", "$keyMapMatch"})
+
+
+def _whole_query(selector: Mapping[str, Any]) -> bool:
+    """Whether ``selector`` reads as a whole ``_find`` body: a ``"selector"`` dict that could
+    be a selector (no condition operator such as ``$exists`` at its top: that is a
+    condition on a field named ``selector``), beside nothing but ``_find`` fields whose
+    values are no dicts (a dict is a condition on a field of that name)."""
+    inner = selector.get("selector")
+    if not isinstance(inner, Mapping):
+        return False
+    if any(isinstance(k, str) and k.startswith("$") and k not in _COMBINATIONS for k in inner):
+        return False
+    return all(k == "selector" or (k in FIND_FIELDS and not isinstance(v, Mapping)) for k, v in selector.items())
 
 
 #: One entry of ``GET /{db}/_index``: ``ddoc`` is ``None`` for the special ``_all_docs``

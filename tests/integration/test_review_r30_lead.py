@@ -249,3 +249,101 @@ def test_the_loader_gives_up_when_every_node_answers_504(proxied, couch_url):
         assert proxy.fired + second.fired >= 2 * 3  # every batch's 1 + retries attempts, hand-offs not counted
     finally:
         second.close()
+
+
+# -- reviewer-round-r30b: the 202 check when its reads or the withdrawal fail ----------------------
+#
+# The state a lost 202 update leaves (our edit 2-fff beside the other writer's 2-000, both on
+# 1-a) is made with new_edits=false; the proxy answers update_doc's PUT with that 202 and
+# injects the faults. HIGH 1: a failed re-read after a failed withdrawal counted as
+# "withdrawn" and update_doc applied fn again; HIGH 2: a withdrawal the database refused
+# (201 with the document's error) counted as done; MEDIUM 4: a failed first read made the
+# lost write pass for a success.
+
+import json  # noqa: E402
+
+THEIRS, OURS = "2-" + "0" * 32, "2-" + "f" * 32
+
+
+def _lost_update(proxy, name, direct):
+    direct.save({"_id": "k", "log": []})
+    first = direct.get("k")["_rev"]
+    a = first.split("-")[1]
+    for rev, log in ((THEIRS, ["A"]), (OURS, ["B"])):
+        direct.save([{"_id": "k", "_rev": rev, "log": log, "_revisions": {"start": 2, "ids": [rev[2:], a]}}],
+                    new_edits=False)
+    proxy.respond("GET", f"/{name}/k", 200, json.dumps({"_id": "k", "_rev": first, "log": []}).encode(),
+                  headers={"Content-Type": "application/json"}, count=1)  # what update_doc read before the race
+    proxy.respond("PUT", f"/{name}/k", 202, json.dumps({"ok": True, "id": "k", "rev": OURS}).encode(), count=1)
+
+
+def _run_update(proxy, auth, name):
+    calls = []
+
+    def fn(doc):
+        calls.append(doc["_rev"])
+        return {**doc, "log": doc["log"] + ["B"]}
+
+    db = couchcore.Server(proxy.url, auth=auth, retries=0).db(name)
+    try:
+        db.update_doc("k", fn)
+    except couchcore.CouchcoreError as exc:
+        return exc, calls
+    return None, calls
+
+
+def _live(direct):
+    return sorted(r["ok"]["_rev"] for r in direct.get("k", open_revs="all") if not r["ok"].get("_deleted"))
+
+
+@pytest.mark.parametrize("reread_failures", [1, 3])
+def test_a_failed_withdrawal_and_a_failed_reread_never_apply_fn_twice(proxied, reread_failures):
+    proxy, name, auth, direct = proxied
+    _lost_update(proxy, name, direct)
+    proxy.respond("POST", f"/{name}/_bulk_docs", 503, b'{"error":"x","reason":"y"}', count=3)
+    proxy.delay("GET", "open_revs", 0, count=1)  # the first leaf read passes
+    proxy.respond("GET", "open_revs", 503, b'{"error":"x","reason":"y"}', count=reread_failures)
+    exc, calls = _run_update(proxy, auth, name)
+    assert len(calls) == 1, calls  # fn applied once
+    if reread_failures < 3:  # read again: the leaf is still live, the write lost, said so
+        assert isinstance(exc, couchcore.Conflict) and f"could not withdraw {OURS}" in str(exc), exc
+    else:  # every read failed: its error, never a guess
+        assert isinstance(exc, couchcore.ServerError) and exc.status == 503, exc
+    assert _live(direct) == [THEIRS, OURS]
+
+
+def test_a_failed_first_read_is_no_success(proxied):
+    proxy, name, auth, direct = proxied
+    _lost_update(proxy, name, direct)
+    proxy.respond("GET", "open_revs", 503, b'{"error":"x","reason":"y"}', count=3)
+    exc, calls = _run_update(proxy, auth, name)
+    assert isinstance(exc, couchcore.ServerError) and exc.status == 503, exc
+    assert len(calls) == 1
+
+
+@pytest.mark.couchdb_only  # PouchDB Server does not run validate_doc_update on a new_edits=false write
+def test_a_withdrawal_the_database_refuses_is_not_counted_done(proxied):
+    proxy, name, auth, direct = proxied
+    direct.save({"_id": "_design/nodelete", "validate_doc_update":
+                 "function(newDoc) { if (newDoc._deleted) { throw({forbidden: 'no deletes'}); } }"})
+    _lost_update(proxy, name, direct)
+    exc, calls = _run_update(proxy, auth, name)
+    assert len(calls) == 1, calls
+    assert isinstance(exc, couchcore.Conflict), exc
+    assert f"could not withdraw {OURS}" in str(exc) and "forbidden" in str(exc), str(exc)
+    assert _live(direct) == [THEIRS, OURS]
+    assert [m for m, t in proxy.seen if m == "POST" and "_bulk_docs" in t] == ["POST"]  # a refusal is not re-sent
+
+
+def test_conditions_on_fields_named_like_find_options_are_not_refused(proxied):
+    """reviewer-round-r30b LOW 6: a condition operator under "selector", or a dict beside it
+    under an option's name, is a condition on such a field, never a whole query."""
+    proxy, name, auth, direct = proxied
+    direct.save([{"_id": "s1", "selector": {"a": 1}, "limit": 3}, {"_id": "s2", "selector": 2}])
+    db = couchcore.Server(proxy.url, auth=auth).db(name)
+    assert sorted(d["_id"] for d in db.find({"selector": {"$exists": True}})["docs"]) == ["s1", "s2"]
+    assert [d["_id"] for d in db.find({"selector": {"$eq": 2}})["docs"]] == ["s2"]
+    assert [d["_id"] for d in db.find({"selector": {"a": 1}, "limit": {"$gt": 1}})["docs"]] == ["s1"]
+    for whole in ({"selector": {"a": 1}}, {"selector": {"$or": [{"a": 1}]}, "limit": 2}):
+        with pytest.raises(couchcore.InvalidInput, match="whole _find query"):
+            db.find(whole)
