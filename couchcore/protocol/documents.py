@@ -15,6 +15,7 @@ from ..errors import (
     InvalidDocument,
     InvalidInput,
     MissingRevision,
+    OutcomeUnknown,
     TransportError,
     error_for_status,
 )
@@ -61,7 +62,14 @@ GET_OPTIONS = {
 _BULK_OPTIONS = frozenset({"new_edits", "all_or_nothing", "w"})
 
 # error strings CouchDB puts in per-document _bulk_docs results
-_BULK_ERROR_STATUS = {"conflict": 409, "forbidden": 403, "unauthorized": 401, "not_found": 404, "missing_stub": 412,
+#: the pending errors of 202 writes that no round may write again (see _settle_accepted): one
+#: whose lost revision could not be withdrawn (it is stored, beside the other writer's), and
+#: one whose fate could not be read (it is stored; whether it lost is unknown)
+STORED_AS_CONFLICT = "stored_as_conflict"
+UNKNOWN_OUTCOME = "unknown_outcome"
+_NOT_RESOLVABLE = frozenset({STORED_AS_CONFLICT, UNKNOWN_OUTCOME})
+
+_BULK_ERROR_STATUS = {"conflict": 409, STORED_AS_CONFLICT: 409, "forbidden": 403, "unauthorized": 401, "not_found": 404, "missing_stub": 412,
                       "document_too_large": 413, "too_large": 413,
                       # a whole request refused with 400 for one document (see _bulk_write)
                       "bad_request": 400, "illegal_docid": 400, "doc_validation": 400,
@@ -405,6 +413,10 @@ def save_docs(
             reason = (f"{reason or 'Document update conflict.'} Gave up after {tried} attempts "
                       f"(1 write + {tried - 1} re-reads with {'merge' if merge is not None else 'force'}; "
                       f"retries={retries}): other writers kept changing {docid!r}")
+        if failure["error"] == UNKNOWN_OUTCOME:
+            outcome = OutcomeUnknown(reason or "the write's outcome is unknown", f"{db_path(db)}/_bulk_docs", "POST")
+            outcome.resolution = resolution  # type: ignore[attr-defined]
+            raise outcome
         exc = error_for_status(status)(status, failure["error"], reason, "POST", f"{db_path(db)}/_bulk_docs")
         exc.resolution = resolution
         raise exc
@@ -789,10 +801,15 @@ def _settle_accepted(ctx: ServerContext, db: str, accepted: list[tuple[Any, str]
     """
     for doc, rev in accepted:
         docid = doc["_id"]
-        lost = yield from _accepted_lost(ctx, db, docid, rev, doc.get("_rev"))
+        lost: tuple[str, bool | None] | None
+        try:
+            lost = yield from _accepted_lost(ctx, db, docid, rev, doc.get("_rev"))
+        except OutcomeUnknown as exc:  # stored; whether it lost could not be read
+            lost = (exc.detail, None)
         if lost is not None:
+            error = "conflict" if lost[1] else STORED_AS_CONFLICT if lost[1] is False else UNKNOWN_OUTCOME
             _refused(resolution.pending, failed_here, docid,
-                     {"doc": doc, "error": "conflict", "reason": lost[0]}, order)
+                     {"doc": doc, "error": error, "reason": lost[0]}, order)
             if resolution.resolved.get(docid) is doc:
                 del resolution.resolved[docid]
                 resolution.accepted.discard(docid)
@@ -811,8 +828,9 @@ def _lost_reason(rev: str, other: str, kept: str | None = None) -> str:
               f"quorum (202 Accepted) while the others hold {other}; ")
     if kept is None:
         return reason + f"couchcore withdrew {rev}"
-    return (reason + f"couchcore could not withdraw {rev} ({kept}): it stays beside {other} as a conflicting "
-            f"revision (GET the document with conflicts=true lists it; delete it with rev={rev})")
+    return (reason + f"couchcore could not withdraw {rev} ({kept}): your edit is stored, beside {other}, as a "
+            f"conflicting revision; it is not written again: read the document with conflicts=true and resolve "
+            f"the two")
 
 
 #: attempts at withdrawing a lost revision (a 5xx or a broken connection: sent again)
@@ -820,7 +838,7 @@ _WITHDRAW_ATTEMPTS = 3
 
 
 def _accepted_lost(ctx: ServerContext, db: str, docid: str, rev: str,
-                   parent: str | None) -> Operation[tuple[str, bool] | None]:
+                   parent: str | None) -> Operation[tuple[str, bool | None] | None]:
     """Whether a write answered ``202 Accepted`` lost to a concurrent one; returns the
     reason to report it with and whether its revision was withdrawn (``None``: the
     write stands).
@@ -842,7 +860,7 @@ def _accepted_lost(ctx: ServerContext, db: str, docid: str, rev: str,
     connection sends it again (:data:`_WITHDRAW_ATTEMPTS` in all); a revision that could
     not be withdrawn is still reported lost, its reason saying it stays as a conflict.
     """
-    leaves = yield from _leaf_paths(db, docid)
+    leaves = yield from _leaf_paths_or_unknown(db, docid, rev)
     other: str | None = None
     for leaf, path in leaves:
         if leaf.get("_rev") == rev:
@@ -863,7 +881,7 @@ def _accepted_lost(ctx: ServerContext, db: str, docid: str, rev: str,
     # withdrawal: then it stays in a live history and the write stands (reporting it as a
     # conflict would make the caller apply its edit a second time). Our own leaf, still
     # live when the withdrawal failed, is no such writer.
-    leaves = yield from _leaf_paths(db, docid)
+    leaves = yield from _leaf_paths_or_unknown(db, docid, rev)
     if any(not leaf.get("_deleted") and leaf.get("_rev") != rev and rev in path for leaf, path in leaves):
         return None
     if kept is not None and not any(not leaf.get("_deleted") and leaf.get("_rev") == rev for leaf, _ in leaves):
@@ -912,6 +930,18 @@ def _withdraw(ctx: ServerContext, db: str, docid: str, rev: str, parent: str | N
     return failure
 
 
+def _leaf_paths_or_unknown(db: str, docid: str, rev: str) -> Operation[list[Any]]:
+    """:func:`_leaf_paths`, its failure raised as :class:`~couchcore.errors.OutcomeUnknown`:
+    the write of ``rev`` is stored (``202``), but whether it lost cannot be told."""
+    try:
+        return (yield from _leaf_paths(db, docid))
+    except (HTTPError, TransportError) as exc:
+        raise OutcomeUnknown(
+            f"the write of {docid!r} was stored as {rev} (202 Accepted: fewer copies than the write quorum), but "
+            f"whether it lost to a concurrent write could not be read ({exc}): read the document back with "
+            f"conflicts=true before writing it again", getattr(exc, "url", None), "GET") from exc
+
+
 #: attempts at reading the leaves of a document a 202 write touched (a 5xx: read again)
 _LEAF_READS = 3
 
@@ -955,7 +985,7 @@ def refuse_lost_accepted(ctx: ServerContext, db: str, docid: str, resp: Response
         return
     lost = yield from _accepted_lost(ctx, db, docid, rev, parent)
     if lost is not None:
-        raise error_for_status(409)(409, "conflict", lost[0], resp.method, resp.url)
+        raise error_for_status(409)(409, "conflict" if lost[1] else STORED_AS_CONFLICT, lost[0], resp.method, resp.url)
 
 
 def resolve(ctx: ServerContext, db: str, resolution: ConflictResolution, how: str, fn: Any = None,
@@ -1001,7 +1031,8 @@ def _resolve_round(ctx: ServerContext, db: str, resolution: ConflictResolution, 
     # a document whose _id CouchDB refuses stays pending as it is, not sent: it would fail
     # the whole request (400 illegal_docid), and its key is not its _id (a non-str _id's JSON text)
     pending = {docid: resolution.pending[docid] for docid in ids
-               if docid in resolution.pending and not _id_refused(resolution.pending[docid]["doc"].get("_id"))}
+               if docid in resolution.pending and not _id_refused(resolution.pending[docid]["doc"].get("_id"))
+               and resolution.pending[docid].get("error") not in _NOT_RESOLVABLE}
     if not pending:
         return {}
     ids = list(pending)
@@ -1144,7 +1175,7 @@ def update_doc(ctx: ServerContext, db: str, docid: str, fn: Callable[[Document |
                 # (not withdrawn: our edit stays as a conflicting revision, and applying fn
                 # again on a re-read could build on it: the edit would be made twice)
                 raise error_for_status(409)(
-                    409, "conflict", f"{reason}; gave up after {attempts} attempts "
+                    409, "conflict" if withdrawn else STORED_AS_CONFLICT, f"{reason}; gave up after {attempts} attempts "
                     f"(1 + retries={retries} re-reads)", "PUT", doc_path(db, docid))
         if resp.status == 409 and attempts <= retries:
             continue

@@ -47,8 +47,9 @@ def check_selector(selector: object) -> None:
             "{'$and': [{'selector': {...}}, {...}]}")
 
 
-#: Mango's combination operators: the only ``$`` keys a whole selector can start with
-_COMBINATIONS = frozenset({"$and", "$or", "$not", "$nor", "$all", "$elemMatch", "$allMatch", "$keyMapMatch"})
+#: the only ``$`` keys a whole selector can start with (CouchDB refuses the others there,
+#: ``$elemMatch`` and ``$all`` included: "missing a field name")
+_COMBINATIONS = frozenset({"$and", "$or", "$not", "$nor"})
 
 
 def _whole_query(selector: Mapping[str, Any]) -> bool:

@@ -178,7 +178,13 @@ class PendingWrite(_PendingWriteOthers):
     """A document :meth:`~couchcore.Database.save` did not write
     (:attr:`ConflictResolution.pending <couchcore.models.ConflictResolution.pending>` values):
     the document as given, and the ``error``/``reason`` of its ``_bulk_docs`` row
-    (``"conflict"``, ``"forbidden"``, ...; ``reason`` may be ``None``). ``others`` (only
+    (``"conflict"``, ``"forbidden"``, ...; ``reason`` may be ``None``). Two errors come from
+    a cluster's ``202 Accepted`` (https://docs.couchdb.org/en/stable/cluster/theory.html)
+    and are never written again by ``force``, ``merge``, ``resolve()`` or ``overwrite()``:
+    ``"stored_as_conflict"`` (the write lost to a concurrent one and couchcore could not
+    withdraw it: the edit is stored beside the other writer's as a conflicting revision)
+    and ``"unknown_outcome"`` (the write is stored, but whether it lost could not be read);
+    read the document with ``conflicts=True`` before writing it again. ``others`` (only
     when a list held its ``_id`` more than once and several of those were refused in one
     request): ``doc`` is the last of them, ``others`` the earlier ones in list order, each
     as such a dict. ``merge`` (``save(docs, merge=fn)`` and
