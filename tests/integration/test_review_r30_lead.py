@@ -265,13 +265,19 @@ import json  # noqa: E402
 THEIRS, OURS = "2-" + "0" * 32, "2-" + "f" * 32
 
 
-def _lost_update(proxy, name, direct):
+def _two_children(direct):
+    """Document ``k``'s first revision, with two children: the other writer's and ours."""
     direct.save({"_id": "k", "log": []})
     first = direct.get("k")["_rev"]
     a = first.split("-")[1]
     for rev, log in ((THEIRS, ["A"]), (OURS, ["B"])):
         direct.save([{"_id": "k", "_rev": rev, "log": log, "_revisions": {"start": 2, "ids": [rev[2:], a]}}],
                     new_edits=False)
+    return first
+
+
+def _lost_update(proxy, name, direct):
+    first = _two_children(direct)
     proxy.respond("GET", f"/{name}/k", 200, json.dumps({"_id": "k", "_rev": first, "log": []}).encode(),
                   headers={"Content-Type": "application/json"}, count=1)  # what update_doc read before the race
     proxy.respond("PUT", f"/{name}/k", 202, json.dumps({"ok": True, "id": "k", "rev": OURS}).encode(), count=1)
@@ -357,12 +363,7 @@ def test_conditions_on_fields_named_like_find_options_are_not_refused(proxied):
 
 def _lost_save(proxy, name, direct, rows):
     """The state of a lost 202 (as _lost_update) and a _bulk_docs answer with ``rows``."""
-    direct.save({"_id": "k", "log": []})
-    first = direct.get("k")["_rev"]
-    a = first.split("-")[1]
-    for rev, log in ((THEIRS, ["A"]), (OURS, ["B"])):
-        direct.save([{"_id": "k", "_rev": rev, "log": log, "_revisions": {"start": 2, "ids": [rev[2:], a]}}],
-                    new_edits=False)
+    first = _two_children(direct)
     proxy.respond("POST", f"/{name}/_bulk_docs", 201, json.dumps(rows).encode(), count=1)
     return first
 
