@@ -390,7 +390,7 @@ def run(op: Operation[T], transport: Any) -> T:
     """Run ``op`` to completion over a sync transport and return its result."""
     try:
         return _execute(_run_plan(op, RetryPolicy.of(transport)), transport)
-    except HTTPError as exc:
+    except (HTTPError, TransportError) as exc:
         exc._rebase(_base_url(transport))
         raise
 
@@ -399,7 +399,7 @@ async def run_async(op: Operation[T], transport: Any) -> T:
     """Run ``op`` to completion over an async transport (``await transport.send(req)``)."""
     try:
         return await _execute_async(_run_plan(op, RetryPolicy.of(transport)), transport)
-    except HTTPError as exc:
+    except (HTTPError, TransportError) as exc:
         exc._rebase(_base_url(transport))
         raise
 

@@ -508,6 +508,13 @@ class TransportError(CouchcoreError):
         super().__init__(message)
 
 
+    def _rebase(self, base_url: str) -> None:
+        """Make a path-only ``url`` (``/db/doc``: an operation's own) absolute, below ``base_url``."""
+        if base_url and self.url and self.url.startswith("/"):
+            self.url = redact_url(base_url.rstrip("/") + self.url)
+            self.args = (f"{self.detail} ({self.url})",)
+
+
 class ConnectionError(TransportError, builtins.ConnectionError):  # noqa: A001 - namespaced
     """The connection could not be made, or was lost mid-request.
 

@@ -399,7 +399,7 @@ def save_docs(
             retry = []
             for docid, doc in written.items():
                 failure = _failed_write(resolution, docid, doc)
-                if failure is not None and failure["error"] == "conflict":
+                if failure is not None and failure["error"] == "conflict" and _resolvable(failure):
                     retry.append(docid)
     if single and resolution.pending:
         (docid, failure), = resolution.pending.items()
@@ -426,7 +426,15 @@ def save_docs(
 def _conflicted(resolution: ConflictResolution, ids: Iterable[str]) -> list[str]:
     """The ids among ``ids`` still pending because of a conflict (worth another round)."""
     pending = resolution.pending
-    return [docid for docid in ids if docid in pending and pending[docid].get("error") == "conflict"]
+    return [docid for docid in ids
+            if docid in pending and pending[docid].get("error") == "conflict" and _resolvable(pending[docid])]
+
+
+def _resolvable(entry: PendingWrite) -> bool:
+    """Whether a round may write ``entry``'s id again: not when any of its writes (a list
+    may hold the id several times) is stored already or of unknown fate (a cluster's 202:
+    :data:`STORED_AS_CONFLICT`, :data:`UNKNOWN_OUTCOME`), which a merge would apply twice."""
+    return all(e.get("error") not in _NOT_RESOLVABLE for e in (*entry.get("others", ()), entry))
 
 
 def _bulk_write(ctx: ServerContext, db: str, docs: list[Any], encoded: bytes, resolution: ConflictResolution, options: Mapping[str, Any],
@@ -803,7 +811,7 @@ def _settle_accepted(ctx: ServerContext, db: str, accepted: list[tuple[Any, str]
         docid = doc["_id"]
         lost: tuple[str, bool | None] | None
         try:
-            lost = yield from _accepted_lost(ctx, db, docid, rev, doc.get("_rev"))
+            lost = yield from _accepted_lost(ctx, db, docid, rev, doc.get("_rev"), ("POST", f"{db_path(db)}/_bulk_docs"))
         except OutcomeUnknown as exc:  # stored; whether it lost could not be read
             lost = (exc.detail, None)
         if lost is not None:
@@ -837,8 +845,8 @@ def _lost_reason(rev: str, other: str, kept: str | None = None) -> str:
 _WITHDRAW_ATTEMPTS = 3
 
 
-def _accepted_lost(ctx: ServerContext, db: str, docid: str, rev: str,
-                   parent: str | None) -> Operation[tuple[str, bool | None] | None]:
+def _accepted_lost(ctx: ServerContext, db: str, docid: str, rev: str, parent: str | None,
+                   write: tuple[str, str]) -> Operation[tuple[str, bool | None] | None]:
     """Whether a write answered ``202 Accepted`` lost to a concurrent one; returns the
     reason to report it with and whether its revision was withdrawn (``None``: the
     write stands).
@@ -860,7 +868,8 @@ def _accepted_lost(ctx: ServerContext, db: str, docid: str, rev: str,
     connection sends it again (:data:`_WITHDRAW_ATTEMPTS` in all); a revision that could
     not be withdrawn is still reported lost, its reason saying it stays as a conflict.
     """
-    leaves = yield from _leaf_paths_or_unknown(db, docid, rev)
+    leaves = yield from _leaf_paths_or_unknown(db, docid, write, f"was stored as {rev}, but whether it lost to a "
+                                                "concurrent write")
     other: str | None = None
     for leaf, path in leaves:
         if leaf.get("_rev") == rev:
@@ -881,7 +890,10 @@ def _accepted_lost(ctx: ServerContext, db: str, docid: str, rev: str,
     # withdrawal: then it stays in a live history and the write stands (reporting it as a
     # conflict would make the caller apply its edit a second time). Our own leaf, still
     # live when the withdrawal failed, is no such writer.
-    leaves = yield from _leaf_paths_or_unknown(db, docid, rev)
+    leaves = yield from _leaf_paths_or_unknown(
+        db, docid, write, f"was stored as {rev} and lost to {other}; " + (
+            f"couchcore withdrew {rev}, but whether another writer built on it first" if kept is None else
+            f"couchcore could not withdraw it ({kept}), and whether it stays"))
     if any(not leaf.get("_deleted") and leaf.get("_rev") != rev and rev in path for leaf, path in leaves):
         return None
     if kept is not None and not any(not leaf.get("_deleted") and leaf.get("_rev") == rev for leaf, _ in leaves):
@@ -930,16 +942,17 @@ def _withdraw(ctx: ServerContext, db: str, docid: str, rev: str, parent: str | N
     return failure
 
 
-def _leaf_paths_or_unknown(db: str, docid: str, rev: str) -> Operation[list[Any]]:
-    """:func:`_leaf_paths`, its failure raised as :class:`~couchcore.errors.OutcomeUnknown`:
-    the write of ``rev`` is stored (``202``), but whether it lost cannot be told."""
+def _leaf_paths_or_unknown(db: str, docid: str, write: tuple[str, str], what: str) -> Operation[list[Any]]:
+    """:func:`_leaf_paths`, its failure raised as :class:`~couchcore.errors.OutcomeUnknown`
+    naming ``write`` (the method and path of the write answered ``202``): the write is
+    stored, but ``what`` (what the leaves would have told) is unknown."""
     try:
         return (yield from _leaf_paths(db, docid))
     except (HTTPError, TransportError) as exc:
         raise OutcomeUnknown(
-            f"the write of {docid!r} was stored as {rev} (202 Accepted: fewer copies than the write quorum), but "
-            f"whether it lost to a concurrent write could not be read ({exc}): read the document back with "
-            f"conflicts=true before writing it again", getattr(exc, "url", None), "GET") from exc
+            f"the write of {docid!r} (202 Accepted: fewer copies than the write quorum) {what} could not be read "
+            f"({exc}): read the document back with conflicts=true before writing it again", write[1],
+            write[0]) from exc
 
 
 #: attempts at reading the leaves of a document a 202 write touched (a 5xx: read again)
@@ -983,7 +996,7 @@ def refuse_lost_accepted(ctx: ServerContext, db: str, docid: str, resp: Response
     rev = resp.json().get("rev")
     if not isinstance(rev, str):
         return
-    lost = yield from _accepted_lost(ctx, db, docid, rev, parent)
+    lost = yield from _accepted_lost(ctx, db, docid, rev, parent, (resp.method, resp.url))
     if lost is not None:
         raise error_for_status(409)(409, "conflict" if lost[1] else STORED_AS_CONFLICT, lost[0], resp.method, resp.url)
 
@@ -1032,7 +1045,7 @@ def _resolve_round(ctx: ServerContext, db: str, resolution: ConflictResolution, 
     # the whole request (400 illegal_docid), and its key is not its _id (a non-str _id's JSON text)
     pending = {docid: resolution.pending[docid] for docid in ids
                if docid in resolution.pending and not _id_refused(resolution.pending[docid]["doc"].get("_id"))
-               and resolution.pending[docid].get("error") not in _NOT_RESOLVABLE}
+               and _resolvable(resolution.pending[docid])}
     if not pending:
         return {}
     ids = list(pending)
@@ -1167,7 +1180,7 @@ def update_doc(ctx: ServerContext, db: str, docid: str, fn: Callable[[Document |
                              headers={"Content-Type": "application/json", **ctx.write_headers})
         if resp.status == 202:  # stored on fewer copies than the write quorum: did it lose?
             rev = resp.json()["rev"]
-            lost = yield from _accepted_lost(ctx, db, docid, rev, doc.get("_rev"))
+            lost = yield from _accepted_lost(ctx, db, docid, rev, doc.get("_rev"), ("PUT", doc_path(db, docid)))
             if lost is not None:  # a lost update on a cluster: a conflict
                 reason, withdrawn = lost
                 if attempts <= retries and withdrawn:

@@ -184,7 +184,8 @@ class PendingWrite(_PendingWriteOthers):
     ``"stored_as_conflict"`` (the write lost to a concurrent one and couchcore could not
     withdraw it: the edit is stored beside the other writer's as a conflicting revision)
     and ``"unknown_outcome"`` (the write is stored, but whether it lost could not be read);
-    read the document with ``conflicts=True`` before writing it again. ``others`` (only
+    an id with such a write among ``others`` is not written again either; read the
+    document with ``conflicts=True`` before writing it again. ``others`` (only
     when a list held its ``_id`` more than once and several of those were refused in one
     request): ``doc`` is the last of them, ``others`` the earlier ones in list order, each
     as such a dict. ``merge`` (``save(docs, merge=fn)`` and

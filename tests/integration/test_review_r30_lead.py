@@ -163,7 +163,7 @@ def _live_leaves(direct):
 def _accepted_lost(db, rev):
     from couchcore.protocol.documents import _accepted_lost as check
 
-    return db._run(check(db._server._ctx, db.name, "k", rev, None))
+    return db._run(check(db._server._ctx, db.name, "k", rev, None, ("PUT", f"/{db.name}/k")))
 
 
 @pytest.mark.parametrize("status, failures, withdrawn", [(503, 1, True), (504, 2, True), (502, 3, False),
@@ -402,3 +402,68 @@ def test_a_lost_202_row_that_stays_is_never_merged_again(proxied, fault, shape):
         assert result.pending["k"]["error"] == error
     assert merged == []  # never merged on top of its own stored edit
     assert _live(direct) == [THEIRS, OURS]
+
+
+# -- reviewer-round-r30d ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("how", ["merge", "force", "user_merge", "user_overwrite"])
+def test_an_id_held_twice_with_a_stored_write_among_them_is_not_written_again(proxied, how):
+    """HIGH 1: the stored_as_conflict row hid in ``others`` behind a plain conflict, and the
+    merge applied every edit of the id, the stored one a second time."""
+    proxy, name, auth, direct = proxied
+    first = _lost_save(proxy, name, direct, [{"ok": True, "id": "k", "rev": OURS, "accepted": True},
+                                             {"id": "k", "error": "conflict", "reason": "Document update conflict."}])
+    proxy.respond("POST", f"/{name}/_bulk_docs", 503, b'{"error":"x","reason":"y"}', count=3)
+    merged = []
+
+    def merge(local, server):
+        merged.append(local["log"])
+        return {**server, "log": server["log"] + local["log"]}
+
+    db = couchcore.Server(proxy.url, auth=auth, retries=0).db(name)
+    docs = [{"_id": "k", "_rev": first, "log": ["B"]}, {"_id": "k", "_rev": first, "log": ["C"]}]
+    if how == "merge":
+        result = db.save(docs, merge=merge)
+    elif how == "force":
+        result = db.save(docs, force=True)
+    else:
+        result = db.save(docs)
+        result = result.merge(merge) if how == "user_merge" else result.overwrite()
+    entry = result.pending["k"]
+    assert [e["error"] for e in entry.get("others", [])] == ["stored_as_conflict"], entry
+    assert merged == [] and not result.resolved
+    assert _live(direct) == [THEIRS, OURS]
+
+
+@pytest.mark.parametrize("what", ["save", "update_doc"])
+def test_outcome_unknown_after_failed_reads_names_the_write(proxied, what):
+    """LOW 3: it named the GET of the leaves (update_doc) or a path without the server (save)."""
+    proxy, name, auth, direct = proxied
+    if what == "save":
+        _lost_save(proxy, name, direct, [{"ok": True, "id": "k", "rev": OURS, "accepted": True}])
+    else:
+        _lost_update(proxy, name, direct)
+    proxy.respond("GET", "open_revs", 503, b'{"error":"x","reason":"y"}', count=3)
+    db = couchcore.Server(proxy.url, auth=auth, retries=0).db(name)
+    with pytest.raises(couchcore.OutcomeUnknown) as info:
+        if what == "save":
+            db.save({"_id": "k", "_rev": direct.get("k", rev=OURS)["_rev"], "log": ["B"]})
+        else:
+            db.update_doc("k", lambda doc: {**doc, "log": ["B"]})
+    exc = info.value
+    method, path = ("POST", f"/{name}/_bulk_docs") if what == "save" else ("PUT", f"/{name}/k")
+    assert exc.method == method and exc.url.startswith(proxy.url) and exc.url.endswith(path), (exc.method, exc.url)
+    assert "open_revs" not in exc.url and "@" not in exc.url and f"({exc.url})" in str(exc)
+
+
+def test_a_failed_reread_after_a_withdrawal_says_it_was_withdrawn(proxied):
+    """LOW 4: it said "was stored as" although the withdrawal had been applied."""
+    proxy, name, auth, direct = proxied
+    _lost_update(proxy, name, direct)
+    proxy.delay("GET", "open_revs", 0, count=1)  # the first leaf read passes
+    proxy.respond("GET", "open_revs", 503, b'{"error":"x","reason":"y"}', count=3)
+    exc, calls = _run_update(proxy, auth, name)
+    assert isinstance(exc, couchcore.OutcomeUnknown), exc
+    assert f"couchcore withdrew {OURS}" in str(exc) and "built on it" in str(exc), str(exc)
+    assert len(calls) == 1 and _live(direct) == [THEIRS]
