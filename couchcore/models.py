@@ -295,6 +295,7 @@ class ConflictResolution:
         self.resolved: dict[str, dict[str, Any]] = resolved if resolved is not None else {}
         self.pending: dict[str, PendingWrite] = pending if pending is not None else {}
         self.accepted: set[str] = set()
+        self._unknown: dict[str, BaseException] = {}  # id -> the OutcomeUnknown of a pending "unknown_outcome"
 
     @property
     def ok(self) -> bool:

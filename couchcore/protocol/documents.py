@@ -414,7 +414,8 @@ def save_docs(
                       f"(1 write + {tried - 1} re-reads with {'merge' if merge is not None else 'force'}; "
                       f"retries={retries}): other writers kept changing {docid!r}")
         if failure["error"] == UNKNOWN_OUTCOME:
-            outcome = OutcomeUnknown(reason or "the write's outcome is unknown", f"{db_path(db)}/_bulk_docs", "POST")
+            outcome = resolution._unknown.get(docid) or OutcomeUnknown(
+                reason or "the write's outcome is unknown", f"{db_path(db)}/_bulk_docs", "POST")
             outcome.resolution = resolution  # type: ignore[attr-defined]
             raise outcome
         exc = error_for_status(status)(status, failure["error"], reason, "POST", f"{db_path(db)}/_bulk_docs")
@@ -538,7 +539,7 @@ def _bulk_write(ctx: ServerContext, db: str, docs: list[Any], encoded: bytes, re
             _refused(pending, failed_here, docid,
                      {"doc": doc, "error": result.get("error", "unknown"), "reason": result.get("reason")}, order)
     if accepted:
-        yield from _settle_accepted(ctx, db, accepted, resolution, failed_here, order)
+        yield from _settle_accepted(ctx, db, accepted, resolution, failed_here, order, (resp.method, resp.url))
 
 
 _REV_REFUSED = ("bad_request", "Invalid rev format")
@@ -791,7 +792,7 @@ def _same_body(stored: Mapping[str, Any], doc: Mapping[str, Any]) -> bool:
 
 def _settle_accepted(ctx: ServerContext, db: str, accepted: list[tuple[Any, str]],
                      resolution: ConflictResolution, failed_here: set[str],
-                     order: _Order | None = None) -> Operation[None]:
+                     order: _Order | None = None, write: tuple[str, str] = ("POST", "")) -> Operation[None]:
     """Decide the writes a CouchDB cluster answered with ``"accepted": true``
     (``accepted``: each such document with the revision the answer names, in request order;
     ``failed_here``: the ids refused in the same request, whose failure stays pending).
@@ -811,9 +812,11 @@ def _settle_accepted(ctx: ServerContext, db: str, accepted: list[tuple[Any, str]
         docid = doc["_id"]
         lost: tuple[str, bool | None] | None
         try:
-            lost = yield from _accepted_lost(ctx, db, docid, rev, doc.get("_rev"), ("POST", f"{db_path(db)}/_bulk_docs"))
+            lost = yield from _accepted_lost(ctx, db, docid, rev, doc.get("_rev"),
+                                             (write[0], write[1] or f"{db_path(db)}/_bulk_docs"))
         except OutcomeUnknown as exc:  # stored; whether it lost could not be read
             lost = (exc.detail, None)
+            resolution._unknown[docid] = exc
         if lost is not None:
             error = "conflict" if lost[1] else STORED_AS_CONFLICT if lost[1] is False else UNKNOWN_OUTCOME
             _refused(resolution.pending, failed_here, docid,
@@ -1180,7 +1183,7 @@ def update_doc(ctx: ServerContext, db: str, docid: str, fn: Callable[[Document |
                              headers={"Content-Type": "application/json", **ctx.write_headers})
         if resp.status == 202:  # stored on fewer copies than the write quorum: did it lose?
             rev = resp.json()["rev"]
-            lost = yield from _accepted_lost(ctx, db, docid, rev, doc.get("_rev"), ("PUT", doc_path(db, docid)))
+            lost = yield from _accepted_lost(ctx, db, docid, rev, doc.get("_rev"), (resp.method, resp.url))
             if lost is not None:  # a lost update on a cluster: a conflict
                 reason, withdrawn = lost
                 if attempts <= retries and withdrawn:

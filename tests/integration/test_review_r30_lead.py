@@ -455,6 +455,29 @@ def test_outcome_unknown_after_failed_reads_names_the_write(proxied, what):
     method, path = ("POST", f"/{name}/_bulk_docs") if what == "save" else ("PUT", f"/{name}/k")
     assert exc.method == method and exc.url.startswith(proxy.url) and exc.url.endswith(path), (exc.method, exc.url)
     assert "open_revs" not in exc.url and "@" not in exc.url and f"({exc.url})" in str(exc)
+    assert isinstance(exc.__cause__, couchcore.ServerError) and exc.__cause__.status == 503  # r30e LOW 2
+
+
+@pytest.mark.parametrize("what", ["save", "update_doc"])
+def test_outcome_unknown_names_the_node_that_took_the_write(proxied, what):
+    """reviewer-round-r30e LOW 1: on a Server over several nodes the rebased URL named the
+    first node, not the one that answered 202 (here the first is down: the write failed over)."""
+    from couchcore.testing import free_port
+
+    proxy, name, auth, direct = proxied
+    if what == "save":
+        _lost_save(proxy, name, direct, [{"ok": True, "id": "k", "rev": OURS, "accepted": True}])
+    else:
+        _lost_update(proxy, name, direct)
+    proxy.respond("GET", "open_revs", 503, b'{"error":"x","reason":"y"}', count=3)
+    dead = f"http://127.0.0.1:{free_port()}"
+    db = couchcore.Server([dead, proxy.url], auth=auth, retries=0).db(name)
+    with pytest.raises(couchcore.OutcomeUnknown) as info:
+        if what == "save":
+            db.save({"_id": "k", "_rev": direct.get("k", rev=OURS)["_rev"], "log": ["B"]})
+        else:
+            db.update_doc("k", lambda doc: {**doc, "log": ["B"]})
+    assert info.value.url.startswith(proxy.url), info.value.url
 
 
 def test_a_failed_reread_after_a_withdrawal_says_it_was_withdrawn(proxied):
