@@ -80,7 +80,8 @@ def test_a_bare_id_rev_tuple_is_refused_not_read_as_two_ids_async(db, couch_url,
     assert asyncio.run(main())[0]["v"] == 1
 
 
-def test_a_filter_functions_query_parameters_go_in_params(db):
+def test_a_filter_functions_query_parameters_go_in_params(one_copy_db):
+    db = one_copy_db  # one copy per shard: a cluster's _changes right after a write sees it
     # CouchDB hands a filter function the request's query string (req.query):
     # https://docs.couchdb.org/en/stable/ddocs/ddocs.html#filter-functions. couchcore sends
     # them from params={...}, which no docstring named: filter="app/by_t", t="a" was refused

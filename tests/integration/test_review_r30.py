@@ -38,8 +38,10 @@ ASYNC = [("aio", b) for b in async_backends()] + [("tornado", b) for b in async_
 
 
 @pytest.fixture
-def captured(couch_url, db):
-    """``(proxy, db through it, credentials)``: a capturing proxy in front of the test server."""
+def captured(couch_url, one_copy_db):
+    """``(proxy, db through it, credentials)``: a capturing proxy in front of the test server
+    (one copy per shard: a cluster's _find right after a write sees it)."""
+    db = one_copy_db
     base, user, password = split_credentials(couch_url)
     proxy = FaultyProxy(base, capture=True)
     auth = (user, password) if user else None
@@ -85,7 +87,8 @@ def test_the_whole_query_as_the_selector_is_refused_before_sending(captured, que
     assert len(db.find(query["selector"], limit=2)["docs"]) == 2
 
 
-def test_a_selector_on_a_field_named_selector_still_works(db):
+def test_a_selector_on_a_field_named_selector_still_works(one_copy_db):
+    db = one_copy_db  # one copy per shard: a cluster's _find right after a write sees it
     db.save([{"_id": "s1", "selector": {"a": 1}, "limit": 3}, {"_id": "s2", "selector": {"a": 2}}])
     # a "selector" field next to a field that is no _find option: a plain selector
     assert [d["_id"] for d in db.find({"selector": {"a": 1}, "other": {"$exists": False}})["docs"]] == ["s1"]
@@ -107,7 +110,8 @@ def test_a_selector_on_a_field_named_selector_still_works(db):
 
 
 @pytest.mark.parametrize("facade,backend_name", ASYNC)
-def test_the_async_facades_refuse_the_whole_query(couch_url, db, facade, backend_name):
+def test_the_async_facades_refuse_the_whole_query(couch_url, one_copy_db, facade, backend_name):
+    db = one_copy_db  # one copy per shard: a cluster's _find right after a write sees it
     _people(db)
     module = {"aio": couchcore.aio, "tornado": couchcore.tornado}[facade]
     query = {"selector": {"type": "Person"}, "limit": 2}
