@@ -252,7 +252,8 @@ def main() -> None:
 
     RESULTS.mkdir(parents=True, exist_ok=True)
     bodies = [
-        ("view", f"{args.rows:,} small rows", args.rows, False),
+        ("view", f"{args.rows:,} view rows" if getattr(args, "shape", "small") == "issue9" else f"{args.rows:,} small rows",
+         args.rows, False),
         ("docs", f"{args.rows // 5:,} include_docs rows", args.rows // 5, True),
     ]
     results: dict = {}
@@ -345,7 +346,9 @@ def render_table(results, bodies, args) -> str:
                 )
         lines.append("")
         ratios = []
-        for a, b, target in (("a", "d", 2), ("a", "c", 8), ("b", "c", 1), ("a", "e", None), ("a", "b", None)):
+        issue9 = getattr(args, "shape", "small") == "issue9"  # its own targets are printed below
+        for a, b, target in (("a", "d", None if issue9 else 2), ("a", "c", 8), ("b", "c", 1), ("a", "e", None),
+                             ("a", "b", None)):
             q = _ratio(results, key, a, b)
             if q is not None:
                 t = f" (target >= {target}x: {'met' if q >= target else 'NOT met'})" if target else ""
