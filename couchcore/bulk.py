@@ -24,6 +24,13 @@ reason — nothing is dropped, even when connections break:
   with exponential back-off and full jitter, at most ``retries`` times per batch;
 * a batch refused as a whole (``400`` ``illegal_docid``, ``413``) is split until the
   bad documents are isolated; only they are rejected;
+* on a CouchDB cluster, a document answered ``202`` with ``"accepted": true`` (stored on
+  fewer copies than the write quorum; also what a lagging copy answers for a write the
+  others refuse as a conflict) is checked as ``save(list)`` checks it: one that lost to a
+  concurrent write is withdrawn and settled as the ``409`` one node would have answered
+  (rejected as a ``conflict``, the reason naming both revisions, unless ``upsert``,
+  ``skip_existing`` or a reconcile settles it as any conflict), one that stands counts as
+  written (see :func:`couchcore.protocol.bulk.write_batch`);
 * the same ``_id`` twice in one input (the same ``_id`` and ``_rev`` with
   ``new_edits=False``, where one line per leaf revision is normal): while the earlier
   document is in flight the later one waits for it; when the earlier one was written the
@@ -292,7 +299,15 @@ class Rejected:
     is then skipped (same content; with ``new_edits=False`` CouchDB takes the revision it
     has again, nothing doubled), the others are written. Documents given up on after
     attempts the server surely did not carry out (no connection, ``429``, ``503``) carry
-    the last error (e.g. ``ConnectError``, ``service_unavailable``): not written."""
+    the last error (e.g. ``ConnectError``, ``service_unavailable``): not written.
+
+    On a CouchDB cluster a document answered ``202`` ``"accepted": true`` that lost to a
+    concurrent write is rejected as ``conflict`` once couchcore withdrew its revision (the
+    reason names both revisions), as ``stored_as_conflict`` when it could not be withdrawn
+    (it is stored beside the other writer's: read it with ``conflicts=true`` and resolve
+    the two; a resumed load does not send it again), and as :data:`UNKNOWN_OUTCOME` when
+    the reads that decide it failed (it is stored; whether it lost is unknown; held like a
+    batch given up on). https://docs.couchdb.org/en/stable/cluster/theory.html"""
 
     line: int | None
     id: str | None
@@ -1141,6 +1156,9 @@ class Loader:
         docs = batch.docs
         for i, error, reason in outcome.rejected:
             self._reject(docs.line(i), docs.docid(i), error, reason, docs[i])
+        gave_up: list[int] = []
+        if outcome.unknown:  # a cluster's 202 rows whose leaves could not be read (see _unknown)
+            gave_up = self._unknown(docs, outcome.unknown)
         unsettled = outcome.unsettled
         if unsettled and not batch.maybe_written and _maybe_carried_out(outcome.error):
             batch.maybe_written = True
@@ -1156,7 +1174,6 @@ class Loader:
                 batch.attempt -= 1  # another node is up: not an attempt of the batch's own
         if not handoff and node is not None and id(node) in self._benched and not outcome.error:
             del self._benched[id(node)]  # it answered: back in full service
-        gave_up: list[int] = []
         if unsettled and batch.attempt >= self.retries:
             exc = outcome.error
             reason = f"gave up after {batch.attempt + 1} attempts: {exc}"
@@ -1168,11 +1185,11 @@ class Loader:
                 report.unknown += len(unsettled)
             for i in unsettled:
                 self._reject(docs.line(i), docs.docid(i), str(error), reason, docs[i])
-            gave_up = unsettled
-            unsettled = []
+            gave_up = gave_up + unsettled
             # not settled for the checkpoint: its segment is never confirmed, so a resumed load
             # sends these documents again (reconciled: one that was written counts as written)
-            self._held += len(gave_up)
+            self._held += len(unsettled)
+            unsettled = []
         keep = None
         if unsettled:
             import random  # here: only a retry needs it (import cost of every start-up)
@@ -1197,6 +1214,21 @@ class Loader:
         self._settle(batch.seg, len(docs) - (len(keep) if keep else 0) - len(gave_up))
         if self.progress is not None:
             self.progress(report)
+
+    def _unknown(self, docs: PackedBodies, rows: list[tuple[int, str]]) -> list[int]:
+        """Reject the documents of ``rows`` (``(index, reason)``) as :data:`UNKNOWN_OUTCOME`:
+        a cluster answered them ``202`` with ``"accepted": true`` (stored on fewer copies
+        than its write quorum) and the reads that decide whether another writer's revision
+        won failed (:func:`couchcore.protocol.documents._accepted_lost`). Such a document is
+        stored, maybe beside a concurrent one, so it is held as a batch given up on is
+        (counted in ``report.unknown``, its segment never confirmed: a resumed load sends it
+        again, reconciled); returns their indices."""
+        held = [i for i, _ in rows]
+        for i, reason in rows:
+            self._reject(docs.line(i), docs.docid(i), UNKNOWN_OUTCOME, f"{reason}; {self.rerun_advice}", docs[i])
+        self.report.unknown += len(held)
+        self._held += len(held)
+        return held
 
     def _released(self) -> _Batch | None:
         """A batch of duplicates whose earlier document is settled (one segment; see :meth:`_follow`)."""
@@ -1507,7 +1539,12 @@ def load(
     the retries is rejected with its last error when the server surely did not write it
     (no connection, ``429``, ``503``), else with :data:`UNKNOWN_OUTCOME` (counted in
     ``report.unknown`` too): it may have been written; its reason says how to settle it
-    for the load's mode (see :class:`Rejected`). A ``KeyboardInterrupt``
+    for the load's mode (see :class:`Rejected`). On a CouchDB cluster a ``202`` answer's
+    ``"accepted": true`` rows are checked (the reads and the withdrawal go to the node that
+    answered, within the batch's operation, as ``save(list)`` does): a row that lost to
+    a concurrent write is a ``conflict`` (or ``stored_as_conflict``, or
+    :data:`UNKNOWN_OUTCOME` when its fate could not be read), never counted written
+    (https://docs.couchdb.org/en/stable/cluster/theory.html). A ``KeyboardInterrupt``
     stops the load (the checkpoint is saved) and is raised again. When ``docs`` raises
     an exception, the documents it gave before are loaded (batches in flight finish,
     retries included), the checkpoint is saved (as not complete) and

@@ -18,7 +18,12 @@ again by the caller, after a back-off):
   was lost), ``skip_existing`` or ``upsert`` the current documents are fetched
   (``_all_docs?include_docs=true``) and compared with ours, ``_rev`` aside. Equal
   content counts as written (``reconcile``: it was our earlier attempt) or skipped;
-  with ``upsert`` a different document is sent again with the current ``_rev``.
+  with ``upsert`` a different document is sent again with the current ``_rev``;
+* on a CouchDB cluster, a ``202 Accepted`` answer's ``"accepted": true`` rows (stored on
+  fewer copies than the write quorum) are checked as ``save(list)`` checks them
+  (:func:`couchcore.protocol.documents._accepted_lost`): a write that lost to a concurrent
+  one is withdrawn and treated as the ``409`` one node would have answered, one that
+  stands counts as written (see :func:`write_batch`).
 
 Operations yield :class:`Request` objects and receive :class:`Response` objects;
 transport errors are thrown in by the driver.
@@ -50,23 +55,27 @@ _META = ("_rev", "_revisions", "_conflicts", "_deleted_conflicts", "_local_seq",
 class BatchOutcome:
     """What became of a batch: ``written`` and ``skipped`` counts, ``rejected``
     ``[(index, error, reason)]``, ``unsettled`` indices to send again, the ``error``
-    that left them unsettled and the server's ``retry_after`` (seconds) if it gave one.
+    that left them unsettled and the server's ``retry_after`` (seconds) if it gave one;
+    ``unknown`` ``[(index, reason)]``: documents a cluster stored (``202``, ``"accepted":
+    true``) whose fate could not be read (whether another writer's revision won: see
+    :func:`write_batch`).
     Indices are positions in the ``ids``/``bodies`` lists given to :func:`write_batch`."""
 
-    __slots__ = ("written", "skipped", "rejected", "unsettled", "error", "retry_after", "requests")
+    __slots__ = ("written", "skipped", "rejected", "unsettled", "unknown", "error", "retry_after", "requests")
 
     def __init__(self) -> None:
         self.written = 0
         self.skipped = 0
         self.rejected: list[tuple[int, str, str | None]] = []
         self.unsettled: list[int] = []
+        self.unknown: list[tuple[int, str]] = []
         self.error: BaseException | None = None
         self.retry_after: float | None = None
         self.requests = 0
 
     def __repr__(self) -> str:
         return (f"<BatchOutcome written={self.written} skipped={self.skipped} rejected={len(self.rejected)} "
-                f"unsettled={len(self.unsettled)}>")
+                f"unsettled={len(self.unsettled)} unknown={len(self.unknown)}>")
 
 
 _PREFIX = b'{"docs":['
@@ -284,6 +293,21 @@ def write_batch(
     ``bodies[i]`` is the JSON object text of the document whose id is ``ids[i]``; it is
     sent as it is. With ``upsert`` a document may be re-encoded with a new ``_rev``
     (``bodies`` is updated in place). ``rounds`` bounds the upsert re-sends per document.
+
+    A CouchDB cluster answers ``202 Accepted`` when it stored a document on fewer copies
+    than its write quorum (its rows carry ``"accepted": true``), which also happens when a
+    copy that had not got an earlier write accepted one the other copies refused as a
+    conflict (https://docs.couchdb.org/en/stable/cluster/theory.html). Each such row
+    (``new_edits`` true; a ``201`` answer has none) is decided by
+    :func:`couchcore.protocol.documents._accepted_lost`, the check ``save(list)`` makes,
+    with its requests yielded by this operation (so they go to the node that answered):
+    a write that stands counts as written; one that lost and was withdrawn is the ``409
+    conflict`` one node would have answered (create-only: rejected as ``conflict`` with the
+    check's reason; ``reconcile``/``skip_existing``/``upsert``: compared with the current
+    document as any conflict); one whose revision could not be withdrawn is rejected as
+    ``stored_as_conflict`` (it is stored beside the other writer's: never written again);
+    one whose leaves could not be read goes to ``unknown`` with the reason. ``201`` answers
+    cost nothing more.
     """
     out = BatchOutcome()
     suffix = b"]}" if new_edits else b'],"new_edits":false}'
@@ -320,14 +344,15 @@ def _may_hold_local(ids: Sequence[str], bodies: Bodies) -> bool:
 
 
 class _State:
-    __slots__ = ("ctx", "path", "ids", "bodies", "reconcile", "upsert", "skip_existing", "new_edits", "suffix",
-                 "out", "headers", "rounds", "partial")
+    __slots__ = ("ctx", "db", "path", "ids", "bodies", "reconcile", "upsert", "skip_existing", "new_edits",
+                 "suffix", "out", "headers", "rounds", "partial", "lost")
 
     def __init__(self, ctx: ServerContext, db: str, ids: Sequence[str], bodies: Bodies, reconcile: bool,
                  upsert: bool, skip_existing: bool, new_edits: bool, suffix: bytes, out: BatchOutcome,
                  rounds: int) -> None:
         self.rounds = rounds
         self.ctx = ctx
+        self.db = db
         self.path = db_path(db)
         self.ids = ids
         self.bodies = bodies
@@ -338,6 +363,8 @@ class _State:
         self.suffix = suffix
         self.out = out
         self.partial: set[int] = set()  # sent in a request refused with 412 yet partly written
+        #: the reasons of accepted (202) writes that lost and were withdrawn, by index (see accepted())
+        self.lost: dict[int, str] | None = None
         # a fresh connection per request: libcurl silently sends a request again when the
         # kept-alive connection it reused breaks before any answer byte — for a write whose
         # answer was lost that is a blind re-send, which must be the loader's decision
@@ -359,8 +386,9 @@ class _State:
         status = resp.status
         if status == 201 or status == 202:
             raw = resp.body or b""
-            if _all_ok(raw, len(idx), self.new_edits):  # the common case, read without decoding
-                out.written += len(idx)
+            # (a 202 of new_edits has "accepted": true rows, each checked in sort: never this shortcut)
+            if _all_ok(raw, len(idx), self.new_edits) and (status == 201 or not self.new_edits):
+                out.written += len(idx)  # the common case, read without decoding
                 return
             try:
                 results = codec.loads(raw)
@@ -370,7 +398,8 @@ class _State:
             if not isinstance(results, list):
                 self.leave(idx, resp.error() if not resp.ok else _Unreadable(resp))
                 return
-            yield from self.sort(idx, results, resp.body or b"", round_)
+            yield from self.sort(idx, results, resp.body or b"", round_,
+                                 (resp.method, resp.url) if status == 202 and self.new_edits else None)
         elif status in (400, 412, 413) and len(idx) > 1:  # refused as a whole: find the culprits
             if status == 412:  # missing_stub: CouchDB wrote the other documents all the same
                 self.partial.update(idx)
@@ -394,10 +423,13 @@ class _State:
         if retry_after is not None:
             self.out.retry_after = retry_after
 
-    def sort(self, idx: Sequence[int], results: list[Any], raw: bytes,
-             round_: int) -> Generator[Request, Response, None]:
+    def sort(self, idx: Sequence[int], results: list[Any], raw: bytes, round_: int,
+             write: tuple[str, str] | None = None) -> Generator[Request, Response, None]:
+        """Sort the documents ``idx`` by their rows in a ``_bulk_docs`` answer; ``write``:
+        the method and URL of a ``202`` answer, whose ``"accepted": true`` rows are checked
+        (:meth:`accepted`)."""
         out = self.out
-        if len(results) == len(idx) and b'"error"' not in raw:  # the common case: all written
+        if write is None and len(results) == len(idx) and b'"error"' not in raw:  # the common case: all written
             out.written += len(idx)
             return
         if not self.new_edits and not results:
@@ -409,6 +441,7 @@ class _State:
             where.setdefault(ids[i], []).append(i)
         answered: set[int] = set()
         conflicts: list[int] = []
+        accepted: list[tuple[int, str]] = []  # (index, the revision the row names)
         for result in results:
             if not isinstance(result, dict):
                 continue
@@ -419,7 +452,10 @@ class _State:
             answered.add(i)
             error = result.get("error")
             if error is None:
-                out.written += 1
+                if write is not None and result.get("accepted") is True and isinstance(result.get("rev"), str):
+                    accepted.append((i, result["rev"]))  # decided below, after reading its leaves
+                else:
+                    out.written += 1
             elif error == "conflict" and self.new_edits:
                 conflicts.append(i)
             else:
@@ -432,8 +468,72 @@ class _State:
             else:
                 for i in missing:
                     out.rejected.append((i, "unknown", "the server's answer did not mention this document"))
+        if accepted and write is not None:
+            yield from self.accepted(accepted, write, conflicts)
         if conflicts:
             yield from self.conflicts(conflicts, round_)
+
+    def accepted(self, rows: list[tuple[int, str]], write: tuple[str, str],
+                 conflicts: list[int]) -> Generator[Request, Response, None]:
+        """Decide the documents a cluster answered ``"accepted": true`` (``rows``: index and
+        the revision the row names; ``write``: the method and URL of that answer) with
+        :func:`~couchcore.protocol.documents._accepted_lost`, as ``save(list)`` does
+        (``_settle_accepted``): a write that stands counts as written; one that lost and was
+        withdrawn joins ``conflicts`` (its reason kept in :attr:`lost`: what a create-only
+        rejection says); one whose revision could not be withdrawn is rejected as
+        ``stored_as_conflict``; one whose leaves could not be read goes to ``out.unknown``.
+        One row at a time: each check reads every copy's leaves of its document."""
+        from ..errors import OutcomeUnknown
+        from .documents import STORED_AS_CONFLICT, _accepted_lost
+
+        out = self.out
+        for i, rev in rows:
+            docid = self.ids[i]
+            try:
+                lost = yield from _accepted_lost(self.ctx, self.db, docid, rev, self._parent(i), write)
+            except OutcomeUnknown as exc:  # stored; whether it lost could not be read
+                out.unknown.append((i, exc.detail))
+                continue
+            except CouchcoreError as exc:  # (an answer to the leaf read that is no JSON)
+                out.unknown.append((i, f"the write of {docid!r} (202 Accepted: fewer copies than the write quorum) "
+                                       f"was stored as {rev}, but whether it lost to a concurrent write could not "
+                                       f"be read ({exc}): read the document back with conflicts=true before "
+                                       f"writing it again"))
+                continue
+            if lost is None:
+                out.written += 1
+                continue
+            reason, withdrawn = lost
+            if withdrawn:  # the 409 one node would have answered
+                if self.lost is None:
+                    self.lost = {}
+                self.lost[i] = reason
+                conflicts.append(i)
+            else:  # stored beside the other writer's revision: never written again
+                out.rejected.append((i, STORED_AS_CONFLICT, reason))
+
+    def _parent(self, i: int) -> str | None:
+        """The revision document ``i`` was written on (its ``_revisions`` head, else its
+        ``_rev``; ``None`` for a create), as CouchDB reads the document."""
+        try:
+            doc = codec.loads(self.bodies[i])
+        except CouchcoreError:
+            return None
+        if not isinstance(doc, dict):
+            return None
+        history = doc.get("_revisions")
+        if isinstance(history, dict) and isinstance(history.get("start"), int) and history.get("ids"):
+            ids = history["ids"]
+            if isinstance(ids, list) and isinstance(ids[0], str):
+                return f"{history['start']}-{ids[0]}"
+        rev = doc.get("_rev")
+        return rev if isinstance(rev, str) else None
+
+    def _conflict(self, i: int) -> str:
+        """The reason of document ``i``'s conflict: CouchDB's, or the check's for a lost
+        accepted write (:meth:`accepted`)."""
+        lost = self.lost
+        return lost.get(i, _CONFLICT) if lost is not None else _CONFLICT
 
     def _slot_of(self, slots: list[int], rev: Any) -> int:
         """Which of several documents with one id an answer is for: with new_edits=false
@@ -457,7 +557,7 @@ class _State:
         if not (self.reconcile or self.skip_existing or self.upsert):
             for i in idx:  # create-only: a conflict is a rejection, unless our 412'd request wrote it
                 if i not in partial:
-                    out.rejected.append((i, "conflict", "Document update conflict."))
+                    out.rejected.append((i, "conflict", self._conflict(i)))
             idx = [i for i in idx if i in partial]
             if not idx:
                 return
@@ -498,10 +598,13 @@ class _State:
                     self.bodies[i] = with_rev(self.bodies[i], theirs.get("_rev"))
                     again.append(i)
                 else:
-                    out.rejected.append((i, "conflict", "Document update conflict."))
+                    out.rejected.append((i, "conflict", self._conflict(i)))
             except CouchcoreError as exc:  # this document's text cannot be decoded or re-encoded
                 out.rejected.append((i, "invalid", str(exc)))
         if again:
+            if self.lost is not None:  # sent again: its own answer decides now
+                for i in again:
+                    self.lost.pop(i, None)
             if round_ >= self.rounds:
                 for i in again:
                     out.rejected.append((i, "conflict", f"Document update conflict (still, after {round_ + 1} attempts)."))
@@ -530,6 +633,9 @@ def _all_ok(raw: bytes, count: int, new_edits: bool) -> bool:
     ok, error = _count_ok(raw)
     return ok == count and not error
 
+
+#: CouchDB's reason of a ``_bulk_docs`` conflict
+_CONFLICT = "Document update conflict."
 
 _STATUS_ERRORS = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
                   413: "too_large", 415: "bad_content_type"}
