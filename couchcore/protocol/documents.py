@@ -20,7 +20,7 @@ from ..errors import (
     error_for_status,
 )
 from ..models import ConflictResolution, Document
-from .messages import Operation, Request, Response
+from .messages import Operation, Request, Response, resend_on_5xx
 from .paths import db_path, doc_path, quote_segment
 from .server import ServerContext, take_uuids
 
@@ -914,35 +914,29 @@ def _withdraw(ctx: ServerContext, db: str, docid: str, rev: str, parent: str | N
     withdraw = codec.dumps({"new_edits": False, "docs": [{
         "_id": docid, "_rev": f"{int(pos) + 1}-{ids[0]}", "_deleted": True,
         "_revisions": {"start": int(pos) + 1, "ids": ids}}]})
-    failure = "not sent"
-    for attempt in range(_WITHDRAW_ATTEMPTS):
+    try:
         # the same revision every time: sending it twice is harmless (idempotent)
-        request = Request("POST", f"{db_path(db)}/_bulk_docs", body=withdraw, idempotent=True,
-                          headers={"Content-Type": "application/json", **ctx.write_headers})
-        request.delay = 0.25 * attempt
+        done = yield from resend_on_5xx(lambda: Request(
+            "POST", f"{db_path(db)}/_bulk_docs", body=withdraw, idempotent=True,
+            headers={"Content-Type": "application/json", **ctx.write_headers}), _WITHDRAW_ATTEMPTS,
+            transport_errors=True)
+    except TransportError as exc:
+        return f"{type(exc).__name__}: {getattr(exc, 'detail', exc)}"
+    done.close()
+    if 200 <= done.status < 300:
+        # new_edits=false answers 201 with [] when stored, or with the document's own
+        # refusal (a validate_doc_update's forbidden, ...) in the list: not sent again
+        # (it would get the same)
         try:
-            done = yield request
-        except TransportError as exc:
-            failure = f"{type(exc).__name__}: {getattr(exc, 'detail', exc)}"
-            continue
-        done.close()
-        if 200 <= done.status < 300:
-            # new_edits=false answers 201 with [] when stored, or with the document's own
-            # refusal (a validate_doc_update's forbidden, ...) in the list
-            try:
-                results = codec.loads(done.body or b"[]")
-            except CouchcoreError:
-                results = None
-            refused = [r for r in results if isinstance(r, dict) and r.get("error")] if isinstance(
-                results, list) else [{"error": "unreadable answer"}]
-            if not refused:
-                return None
-            failure = f"{refused[0].get('error')}: {refused[0].get('reason')}"
-            break  # the document's own refusal: sending it again gets the same
-        failure = f"{done.status} answer"
-        if done.status < 500 and done.status != 429:
-            break
-    return failure
+            results = codec.loads(done.body or b"[]")
+        except CouchcoreError:
+            results = None
+        refused = [r for r in results if isinstance(r, dict) and r.get("error")] if isinstance(
+            results, list) else [{"error": "unreadable answer"}]
+        if not refused:
+            return None
+        return f"{refused[0].get('error')}: {refused[0].get('reason')}"
+    return f"{done.status} answer"
 
 
 def _leaf_paths_or_unknown(db: str, docid: str, write: tuple[str, str], what: str) -> Operation[list[Any]]:
@@ -968,12 +962,8 @@ def _leaf_paths(db: str, docid: str) -> Operation[list[Any]]:
     A ``5xx``/``429`` is read again (:data:`_LEAF_READS` in all), then raised, as any other
     error answer is: deciding whether a write lost needs the leaves, never a guess.
     """
-    for attempt in range(_LEAF_READS):
-        request = Request("GET", doc_path(db, docid), query=[("open_revs", "all"), ("revs", "true"), ("r", "3")])
-        request.delay = 0.25 * attempt
-        resp = yield request
-        if not (resp.status >= 500 or resp.status == 429) or attempt == _LEAF_READS - 1:
-            break
+    resp = yield from resend_on_5xx(lambda: Request(
+        "GET", doc_path(db, docid), query=[("open_revs", "all"), ("revs", "true"), ("r", "3")]), _LEAF_READS)
     if resp.status == 404:
         return []
     found = []

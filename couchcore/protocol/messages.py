@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import re
 
-from typing import Any, AsyncIterator, Generator, Iterable, Iterator, Mapping, TypeVar, Union
+from typing import Any, AsyncIterator, Callable, Generator, Iterable, Iterator, Mapping, TypeVar, Union
 
 from .. import codec
-from ..errors import Headers, HTTPError, InvalidInput, error_for_status, redact_url
+from ..errors import Headers, HTTPError, InvalidInput, TransportError, error_for_status, redact_url
 
-__all__ = ["Request", "Response", "Headers", "Body", "Operation"]
+__all__ = ["Request", "Response", "Headers", "Body", "Operation", "resend_on_5xx"]
 
 #: A request body: bytes, a binary file object (streamed), or an iterable of byte chunks.
 Body = Union[bytes, Any, Iterable[bytes], None]
@@ -354,3 +354,34 @@ _T = TypeVar("_T")
 #: receives :class:`Response` and returns its result (data: dicts, Documents,
 #: streamed results), run unchanged by every driver, sync or async.
 Operation = Generator[Request, Response, _T]
+
+
+def resend_on_5xx(build: Callable[[], Request], attempts: int, step: float = 0.25,
+                  transport_errors: bool = False) -> Operation[Response]:
+    """Sub-operation: send the request ``build()`` makes, and a fresh one again after a
+    ``5xx`` or ``429`` answer (with ``transport_errors``, also after a
+    :class:`~couchcore.errors.TransportError`), ``attempts`` (at least 1) in all, the
+    n-th resend ``step * n`` seconds after the previous answer (``Request.delay``,
+    which every driver honours). Returns the last answer, whatever its status (the
+    caller reads it; a retried one is closed), or raises the last ``TransportError``
+    (the first one, without ``transport_errors``). For requests that are safe to send
+    twice only (a read, or a write that stores the same revision each time); these
+    resends are the operation's own, on top of the driver's
+    :class:`~couchcore._drivers.RetryPolicy` (which resends a ``429`` and a broken
+    connection as the Server's ``retries`` allow, never a ``5xx``)."""
+    if attempts < 1:
+        raise ValueError(f"attempts must be at least 1, got {attempts!r}")
+    attempt = 0
+    while True:
+        request = build()
+        request.delay = step * attempt
+        attempt += 1
+        try:
+            response = yield request
+        except TransportError:
+            if not transport_errors or attempt == attempts:
+                raise
+            continue
+        if attempt == attempts or not (response.status >= 500 or response.status == 429):
+            return response
+        response.close()

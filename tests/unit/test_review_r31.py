@@ -1,0 +1,76 @@
+"""Round 31, the review's before-stop leftovers (no server: operations driven by hand).
+
+* ``resend_on_5xx``: the one "send again on 5xx/429, 0.25 s x attempt later" of the
+  protocol layer, used by the withdrawal of a lost 202 write and the leaf reads
+  (``couchcore.protocol.documents._withdraw``/``_leaf_paths``, which hand-rolled it twice).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from couchcore.errors import ConnectError, ConnectionError
+from couchcore.protocol.messages import Request, Response, resend_on_5xx
+
+
+def _pump(op, outcomes):
+    """Drive ``op`` with ``outcomes`` (a status, or an exception to throw in); returns the
+    requests it sent (with their delays) and its result, or the exception it raised."""
+    sent, closed = [], []
+    try:
+        request = next(op)
+        for outcome in outcomes:
+            sent.append((request.method, request.delay))
+            if isinstance(outcome, BaseException):
+                request = op.throw(outcome)
+            else:
+                response = Response(outcome, {}, body=b"{}", close=lambda n=len(sent): closed.append(n))
+                request = op.send(response)
+        raise AssertionError(f"the operation sent more than {len(outcomes)} requests")
+    except StopIteration as stop:
+        return sent, stop.value, closed
+    except ConnectionError as exc:
+        return sent, exc, closed
+
+
+def _get():
+    return Request("GET", "/db/doc")
+
+
+@pytest.mark.parametrize("outcomes, sends, last", [
+    ([200], 1, 200),
+    ([404], 1, 404),  # not a 5xx: the caller's
+    ([409], 1, 409),
+    ([503, 200], 2, 200),
+    ([429, 500, 201], 3, 201),
+    ([502, 503, 504], 3, 504),  # all attempts used: the last answer, for the caller to read
+])
+def test_resend_on_5xx_sends_again_after_a_5xx_or_429_only(outcomes, sends, last):
+    sent, result, closed = _pump(resend_on_5xx(_get, 3), outcomes)
+    assert [d for _m, d in sent] == [0.0, 0.25, 0.5][:sends]  # 0.25 s x attempt (Request.delay)
+    assert isinstance(result, Response) and result.status == last
+    assert closed == list(range(1, sends))  # each answer sent again is closed, the last is not
+
+
+def test_resend_on_5xx_leaves_transport_errors_to_the_caller_unless_asked():
+    error = ConnectionError("reset", "http://x/db/doc")
+    sent, result, _ = _pump(resend_on_5xx(_get, 3), [error])
+    assert result is error and len(sent) == 1
+    sent, result, _ = _pump(resend_on_5xx(_get, 3, transport_errors=True), [error, 503, 201])
+    assert isinstance(result, Response) and result.status == 201 and len(sent) == 3
+    last = ConnectError("refused", "http://x/db/doc")
+    sent, result, _ = _pump(resend_on_5xx(_get, 3, transport_errors=True), [error, 500, last])
+    assert result is last and len(sent) == 3  # the last attempt's error is raised
+
+
+def test_resend_on_5xx_builds_a_fresh_request_each_time():
+    built = []
+
+    def build():
+        built.append(Request("POST", "/db/_bulk_docs", body=b"{}", idempotent=True))
+        return built[-1]
+
+    _pump(resend_on_5xx(build, 2), [503, 503])
+    assert len(built) == 2 and built[0] is not built[1]
+    with pytest.raises(ValueError):
+        next(resend_on_5xx(build, 0))
