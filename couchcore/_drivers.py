@@ -188,6 +188,16 @@ def _idempotent(request: Request) -> bool:
     return request.method in IDEMPOTENT if flag is None else bool(flag)
 
 
+def answered(request: Request, response: Response) -> Response:
+    """``response``, marked as the answer to ``request``: :attr:`Response.write` is true
+    for a write (a request that is not idempotent), so that its ``502``/``504`` is a
+    :class:`~couchcore.errors.GatewayOutcomeUnknown`. The one rule of every driver: the
+    plan here (:func:`_send_plan`) and pycurl's concurrent engine (``iter_many``) call
+    it on each answer they hand to an operation."""
+    response.write = not _idempotent(request)
+    return response
+
+
 def _outcome_unknown(request: Request, error: BaseException) -> BaseException:
     """A write whose connection broke after it may have been sent, or whose answer did not
     come within the read timeout (:class:`~couchcore.errors.WriteTimeout`, both a
@@ -290,7 +300,7 @@ def _send_plan(request: Request, policy: RetryPolicy) -> Plan[Response]:
         else:
             wait = policy.delay(request, attempt, started, response=response) if response.status == 429 else None
             if wait is None:
-                response.write = not _idempotent(request)
+                answered(request, response)
                 if response.status == 500:
                     if response.stream is not None:
                         yield _Read(response)

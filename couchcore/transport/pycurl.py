@@ -355,6 +355,8 @@ class CurlEngine:
         waited for before it is sent, as the single-call driver does, while the other
         operations' transfers go on.
         """
+        from .._drivers import answered  # the drivers' rule for Response.write
+
         source = enumerate(ops)
         exhausted = False
         flying: dict[_Transfer, tuple[int, Any, int, float]] = {}  # index, op, retries so far, first try
@@ -397,7 +399,8 @@ class CurlEngine:
 
         def settle(transfer: _Transfer, i: int, op: Any, attempt: int, started: float) -> None:
             request, error = transfer.request, transfer.error
-            response = self.response(transfer) if error is None else None
+            # (marked as the single-call driver marks an answer, also the 500 a probe stands for)
+            response = answered(request, self.response(transfer)) if error is None else None
             if i in probing:  # the database is gone (404) or the 500 stands
                 original = probing.pop(i)
                 advance(i, op, response if response is not None and response.status == 404 else original)
@@ -420,7 +423,6 @@ class CurlEngine:
             if error is not None:
                 advance(i, op, exc=error)
             else:
-                response.write = not request.idempotent  # type: ignore[union-attr]
                 advance(i, op, response)
 
         try:
