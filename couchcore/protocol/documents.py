@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
-from typing import Any, Callable, Iterable, cast
+from typing import Any, Callable, Iterable, NamedTuple, cast
 
 from .. import codec
 from .._scan import bulk_ok as _bulk_ok
@@ -810,17 +810,18 @@ def _settle_accepted(ctx: ServerContext, db: str, accepted: list[tuple[Any, str]
     """
     for doc, rev in accepted:
         docid = doc["_id"]
-        lost: tuple[str, bool | None] | None
+        failure: PendingWrite | None = None
         try:
             lost = yield from _accepted_lost(ctx, db, docid, rev, doc.get("_rev"),
                                              (write[0], write[1] or f"{db_path(db)}/_bulk_docs"))
         except OutcomeUnknown as exc:  # stored; whether it lost could not be read
-            lost = (exc.detail, None)
-            resolution._unknown[docid] = exc
-        if lost is not None:
-            error = "conflict" if lost[1] else STORED_AS_CONFLICT if lost[1] is False else UNKNOWN_OUTCOME
-            _refused(resolution.pending, failed_here, docid,
-                     {"doc": doc, "error": error, "reason": lost[0]}, order)
+            failure = {"doc": doc, "error": UNKNOWN_OUTCOME, "reason": exc.detail}
+            resolution._unknown[docid] = exc  # what save(doc) raises for it
+        else:
+            if lost is not None:
+                failure = {"doc": doc, "error": lost.error, "reason": lost.reason}
+        if failure is not None:
+            _refused(resolution.pending, failed_here, docid, failure, order)
             if resolution.resolved.get(docid) is doc:
                 del resolution.resolved[docid]
                 resolution.accepted.discard(docid)
@@ -848,11 +849,29 @@ def _lost_reason(rev: str, other: str, kept: str | None = None) -> str:
 _WITHDRAW_ATTEMPTS = 3
 
 
+class LostWrite(NamedTuple):
+    """What :func:`_accepted_lost` found of a ``202 Accepted`` write that lost (a tuple,
+    so ``reason, withdrawn = lost`` works)."""
+
+    #: the reason to report it with (names both revisions; says whether it was withdrawn)
+    reason: str
+    #: whether its revision was withdrawn (else it stays, beside the other writer's)
+    withdrawn: bool
+
+    @property
+    def error(self) -> str:
+        """Its ``error``: ``"conflict"`` once withdrawn (writing it again is safe), else
+        :data:`STORED_AS_CONFLICT` (never written again)."""
+        return "conflict" if self.withdrawn else STORED_AS_CONFLICT
+
+
 def _accepted_lost(ctx: ServerContext, db: str, docid: str, rev: str, parent: str | None,
-                   write: tuple[str, str]) -> Operation[tuple[str, bool | None] | None]:
-    """Whether a write answered ``202 Accepted`` lost to a concurrent one; returns the
-    reason to report it with and whether its revision was withdrawn (``None``: the
-    write stands).
+                   write: tuple[str, str]) -> Operation[LostWrite | None]:
+    """Whether a write answered ``202 Accepted`` lost to a concurrent one: a
+    :class:`LostWrite` (the reason to report it with, whether its revision was
+    withdrawn), ``None`` when the write stands. Raises
+    :class:`~couchcore.errors.OutcomeUnknown` when the leaves could not be read (the
+    write is stored; whether it lost is unknown).
 
     Reads every leaf revision with its history (``open_revs=all&revs=true&r=3``: ``r``
     at least the number of copies, 3 by default, makes CouchDB merge the leaves of every
@@ -901,7 +920,7 @@ def _accepted_lost(ctx: ServerContext, db: str, docid: str, rev: str, parent: st
         return None
     if kept is not None and not any(not leaf.get("_deleted") and leaf.get("_rev") == rev for leaf, _ in leaves):
         kept = None  # its answer was lost, but the withdrawal was applied
-    return _lost_reason(rev, other, kept), kept is None
+    return LostWrite(_lost_reason(rev, other, kept), kept is None)
 
 
 def _withdraw(ctx: ServerContext, db: str, docid: str, rev: str, parent: str | None) -> Operation[str | None]:
@@ -991,7 +1010,7 @@ def refuse_lost_accepted(ctx: ServerContext, db: str, docid: str, resp: Response
         return
     lost = yield from _accepted_lost(ctx, db, docid, rev, parent, (resp.method, resp.url))
     if lost is not None:
-        raise error_for_status(409)(409, "conflict" if lost[1] else STORED_AS_CONFLICT, lost[0], resp.method, resp.url)
+        raise error_for_status(409)(409, lost.error, lost.reason, resp.method, resp.url)
 
 
 def resolve(ctx: ServerContext, db: str, resolution: ConflictResolution, how: str, fn: Any = None,
@@ -1175,13 +1194,12 @@ def update_doc(ctx: ServerContext, db: str, docid: str, fn: Callable[[Document |
             rev = resp.json()["rev"]
             lost = yield from _accepted_lost(ctx, db, docid, rev, doc.get("_rev"), (resp.method, resp.url))
             if lost is not None:  # a lost update on a cluster: a conflict
-                reason, withdrawn = lost
-                if attempts <= retries and withdrawn:
+                if attempts <= retries and lost.withdrawn:
                     continue
                 # (not withdrawn: our edit stays as a conflicting revision, and applying fn
                 # again on a re-read could build on it: the edit would be made twice)
                 raise error_for_status(409)(
-                    409, "conflict" if withdrawn else STORED_AS_CONFLICT, f"{reason}; gave up after {attempts} attempts "
+                    409, lost.error, f"{lost.reason}; gave up after {attempts} attempts "
                     f"(1 + retries={retries} re-reads)", "PUT", doc_path(db, docid))
         if resp.status == 409 and attempts <= retries:
             continue
