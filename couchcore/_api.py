@@ -128,6 +128,27 @@ def _rebuild_database(cls: "type[DatabaseAPI]", server: "ServerAPI", name: str) 
     return cls._bound(server, name)
 
 
+def _session_call(method: Callable[[Any], R]) -> Callable[[Any], R]:
+    """``login``/``logout``, which take no arguments, saying so when given some: the
+    credentials are the Server's ``auth`` (couchdb-python's ``login(name, password)``
+    and ``logout(token)`` took them; a bare ``TypeError`` named the class, not what to
+    do). The arguments are never shown (they may be a password). The method's own
+    signature stays what ``inspect.signature`` shows and type checkers see."""
+    import functools
+
+    @functools.wraps(method)
+    def call(self: Any, *args: Any, **kwargs: Any) -> R:
+        if args or kwargs:
+            given = len(args) + len(kwargs)
+            raise TypeError(
+                f"{type(self).__name__}.{method.__name__}() takes no arguments ({given} given): the credentials "
+                "are the Server's: couchcore.Server(url, auth=couchcore.SessionAuth(user, password)) logs in on "
+                "first use (with the cookie kept and renewed); login() logs in now, logout() ends the session")
+        return method(self)
+
+    return call
+
+
 class ServerAPI:
     """A CouchDB server. See :class:`couchcore.Server` for the sync flavour."""
 
@@ -384,16 +405,21 @@ class ServerAPI:
         """
         return self._run(_srv.session(self._ctx))
 
+    @_session_call
     def login(self) -> LoginResult:
         """Log in now with the Server's :class:`~couchcore.auth.SessionAuth`
         (``POST /_session``) and keep the cookie; returns ``{"ok": True, "name": str,
         "roles": [...]}``. :class:`~couchcore.errors.Unauthorized` on a wrong password;
-        :class:`InvalidInput` when the Server has no ``SessionAuth``.
+        :class:`InvalidInput` when the Server has no ``SessionAuth``. It takes no
+        arguments: the credentials are given as ``Server(url,
+        auth=couchcore.SessionAuth(user, password))`` (couchdb-python's ``login(name,
+        password)`` raises a ``TypeError`` saying so).
         https://docs.couchdb.org/en/stable/api/server/authn.html#post--_session
         """
         result: LoginResult = self._run_unauthed(self._session_auth().login_flow())
         return result
 
+    @_session_call
     def logout(self) -> OkResult:
         """End the cookie session (``DELETE /_session``) and forget the cookie; the
         next request logs in again. Returns ``{"ok": True}``; :class:`InvalidInput`

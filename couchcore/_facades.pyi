@@ -168,7 +168,10 @@ class SyncServerAPI:
         """Log in now with the Server's :class:`~couchcore.auth.SessionAuth`
         (``POST /_session``) and keep the cookie; returns ``{"ok": True, "name": str,
         "roles": [...]}``. :class:`~couchcore.errors.Unauthorized` on a wrong password;
-        :class:`InvalidInput` when the Server has no ``SessionAuth``.
+        :class:`InvalidInput` when the Server has no ``SessionAuth``. It takes no
+        arguments: the credentials are given as ``Server(url,
+        auth=couchcore.SessionAuth(user, password))`` (couchdb-python's ``login(name,
+        password)`` raises a ``TypeError`` saying so).
         https://docs.couchdb.org/en/stable/api/server/authn.html#post--_session"""
     def logout(self) -> OkResult:
         """End the cookie session (``DELETE /_session``) and forget the cookie; the
@@ -992,7 +995,10 @@ class AsyncServerAPI:
         """Log in now with the Server's :class:`~couchcore.auth.SessionAuth`
         (``POST /_session``) and keep the cookie; returns ``{"ok": True, "name": str,
         "roles": [...]}``. :class:`~couchcore.errors.Unauthorized` on a wrong password;
-        :class:`InvalidInput` when the Server has no ``SessionAuth``.
+        :class:`InvalidInput` when the Server has no ``SessionAuth``. It takes no
+        arguments: the credentials are given as ``Server(url,
+        auth=couchcore.SessionAuth(user, password))`` (couchdb-python's ``login(name,
+        password)`` raises a ``TypeError`` saying so).
         https://docs.couchdb.org/en/stable/api/server/authn.html#post--_session"""
     @overload
     def logout(self, *, callback: None = ...) -> Awaitable[OkResult]: ...

@@ -103,6 +103,8 @@ STUB_NAMES = {"Any", "Awaitable", "AsyncCall", "overload", "_builtins", "_sync",
               *(fl.prefix + name for fl in FLAVOURS for name in fl.classes)}
 
 KEEP_DECORATORS = {"overload", "property", "classmethod", "staticmethod"}
+#: decorators of couchcore/_api.py that keep the signature (functools.wraps): left out of the stubs
+TRANSPARENT_DECORATORS = {"_session_call"}
 
 #: the async facade gives every public method of these classes ``callback=``
 #: (:func:`couchcore._callbacks.add_callbacks`), except these
@@ -186,6 +188,8 @@ def _decorators(fn: ast.FunctionDef) -> list[str]:
         name = dec.id if isinstance(dec, ast.Name) else dec.attr if isinstance(dec, ast.Attribute) else None
         if name in KEEP_DECORATORS:
             out.append(name)
+        elif name in TRANSPARENT_DECORATORS:
+            continue
         elif not (isinstance(dec, ast.Attribute) and dec.attr in ("setter", "deleter")):
             raise GenError(f"{fn.name}: decorator {ast.unparse(dec)} is not understood")
     return out

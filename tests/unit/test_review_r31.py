@@ -3,12 +3,19 @@
 * ``resend_on_5xx``: the one "send again on 5xx/429, 0.25 s x attempt later" of the
   protocol layer, used by the withdrawal of a lost 202 write and the leaf reads
   (``couchcore.protocol.documents._withdraw``/``_leaf_paths``, which hand-rolled it twice).
+* ``server.login("name", "pw")`` (couchdb-python's) says how to log in instead of a bare
+  ``TypeError`` naming ``ServerAPI``; the signature stays ``login(self)``.
 """
 
 from __future__ import annotations
 
+import asyncio
+import inspect
+
 import pytest
 
+import couchcore
+import couchcore.aio
 from couchcore.errors import ConnectError, ConnectionError
 from couchcore.protocol.messages import Request, Response, resend_on_5xx
 
@@ -74,3 +81,51 @@ def test_resend_on_5xx_builds_a_fresh_request_each_time():
     assert len(built) == 2 and built[0] is not built[1]
     with pytest.raises(ValueError):
         next(resend_on_5xx(build, 0))
+
+
+# -- login("name", "pw") -------------------------------------------------------------------------
+
+
+def _hint_checks(exc: BaseException, cls: str, method: str) -> None:
+    text = str(exc)
+    assert isinstance(exc, TypeError)
+    assert text.startswith(f"{cls}.{method}() takes no arguments"), text
+    assert "auth=couchcore.SessionAuth(user, password)" in text, text
+    assert "ServerAPI" not in text
+    assert "s3cret" not in text and "alice" not in text and "s3cret" not in repr(exc)
+
+
+@pytest.mark.parametrize("method", ["login", "logout"])
+def test_login_with_credentials_says_how_to_log_in(method):
+    server = couchcore.Server("http://127.0.0.1:9")  # nothing is sent
+    for args, kwargs in ((("alice", "s3cret"), {}), ((), {"name": "alice", "password": "s3cret"}), (("s3cret",), {})):
+        with pytest.raises(TypeError) as info:
+            getattr(server, method)(*args, **kwargs)
+        _hint_checks(info.value, "Server", method)
+    # the public signature is the method's own: no *args
+    assert str(inspect.signature(getattr(server, method))) in ("() -> 'LoginResult'", "() -> 'OkResult'")
+    assert not any(p.kind is p.VAR_POSITIONAL for p in inspect.signature(getattr(couchcore.Server, method)).parameters.values())
+
+
+def test_login_without_arguments_still_logs_in_or_says_it_needs_session_auth():
+    server = couchcore.Server("http://127.0.0.1:9")
+    with pytest.raises(couchcore.InvalidInput, match=r"SessionAuth"):
+        server.login()
+
+
+def test_login_with_credentials_on_the_async_facades():
+    tornado = pytest.importorskip("couchcore.tornado")
+
+    async def main() -> None:
+        for module in (couchcore.aio, tornado):
+            async with module.Server("http://127.0.0.1:9") as server:
+                with pytest.raises(TypeError) as info:
+                    server.login("alice", "s3cret")
+                _hint_checks(info.value, "Server", "login")
+                assert str(inspect.signature(server.logout)) == "() -> 'OkResult'"
+        async with tornado.Server("http://127.0.0.1:9") as server:
+            with pytest.raises(TypeError) as info:  # callback= is the facade's, the rest is not
+                server.login("alice", "s3cret", callback=lambda result, status: None)
+            _hint_checks(info.value, "Server", "login")
+
+    asyncio.run(main())
