@@ -363,6 +363,44 @@ def test_the_guides_recipe_settles_a_save_list_after_outcome_unknown(proxied, cu
     assert all(rows[d["_id"]] == d["_rev"] for d in docs)
 
 
+@pytest.mark.parametrize("fault", ["withdrawal_503", "reads_503"])
+def test_the_guides_recipe_keeps_an_id_with_a_stored_write_behind_a_conflict(proxied, fault):
+    """Round 31: the recipe looked at the last write of an id only. A list holding an id
+    twice, sent again: the first write a cluster's 202 that lost and stays stored
+    (``stored_as_conflict``: its withdrawal failed) or of unknown fate (``unknown_outcome``:
+    its leaves could not be read), the second a plain conflict whose body equals the stored
+    one: the recipe took the second as its own first write and dropped the id from pending,
+    the stored row with it. The 202 is a cluster's (the lost-update state is made with
+    new_edits=false and the proxy answers the second _bulk_docs with it, as in
+    test_review_r30_lead)."""
+    import json
+
+    from tests.integration.test_review_r30_lead import OURS, THEIRS, _live, _two_children
+
+    proxy, name, auth, direct = proxied
+    first = _two_children(direct)
+    proxy.cut_after_send("POST", f"/{name}/_bulk_docs")  # the first save: its answer is lost
+    proxy.respond("POST", f"/{name}/_bulk_docs", 201, json.dumps(
+        [{"ok": True, "id": "k", "rev": OURS, "accepted": True},
+         {"id": "k", "error": "conflict", "reason": "Document update conflict."}]).encode(), count=1)
+    if fault == "withdrawal_503":
+        proxy.respond("POST", f"/{name}/_bulk_docs", 503, b'{"error":"x","reason":"y"}', count=3)
+    else:
+        proxy.respond("GET", "open_revs", 503, b'{"error":"x","reason":"y"}', count=3)
+    db = couchcore.Server(proxy.url, auth=auth, retries=0).db(name)
+    docs = [{"_id": "k", "_rev": first, "log": ["B"]}, {"_id": "k", "_rev": first, "log": ["B"]}]
+    assert {k: v for k, v in direct.get("k").items() if k != "_rev"} == {"_id": "k", "log": ["B"]}  # = docs[1]
+    namespace = {"couchcore": couchcore, "db": db, "docs": docs}
+    exec(compile(_recipe(), str(GUIDE), "exec"), namespace)
+    result = namespace["result"]
+    entry = result.pending.get("k")
+    assert entry is not None, "the recipe dropped an id whose other write is stored"
+    error = "stored_as_conflict" if fault == "withdrawal_503" else "unknown_outcome"
+    assert entry["error"] == "conflict" and [e["error"] for e in entry.get("others", [])] == [error], entry
+    assert docs[1]["_rev"] == first  # not taken for written
+    assert _live(direct) == [THEIRS, OURS]
+
+
 def test_save_and_outcome_unknown_docstrings_point_to_the_recipe():
     for doc in (couchcore.Database.save.__doc__, couchcore.OutcomeUnknown.__doc__):
         assert '"conflict"' in doc and "equals the one" in doc and "guide" in doc, doc
