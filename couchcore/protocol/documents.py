@@ -16,6 +16,7 @@ from ..errors import (
     InvalidInput,
     MissingRevision,
     OutcomeUnknown,
+    ParseError,
     TransportError,
     error_for_status,
 )
@@ -752,6 +753,8 @@ def _recover_missing_stub(ctx: ServerContext, db: str, docs: list[Any], resoluti
                 continue
         failure["doc"] = doc
         _refused(resolution.pending, failed_here, docid, cast("PendingWrite", failure), order)
+        if docid in sent._unknown:  # what save(doc) raises for it (see _settle_accepted)
+            resolution._unknown[docid] = sent._unknown[docid]
 
 
 def _written(resolution: ConflictResolution, failed_here: set[str], doc: Any) -> None:
@@ -961,10 +964,11 @@ def _withdraw(ctx: ServerContext, db: str, docid: str, rev: str, parent: str | N
 def _leaf_paths_or_unknown(db: str, docid: str, write: tuple[str, str], what: str) -> Operation[list[Any]]:
     """:func:`_leaf_paths`, its failure raised as :class:`~couchcore.errors.OutcomeUnknown`
     naming ``write`` (the method and path of the write answered ``202``): the write is
-    stored, but ``what`` (what the leaves would have told) is unknown."""
+    stored, but ``what`` (what the leaves would have told) is unknown. Also an answer
+    that is no JSON (:class:`~couchcore.errors.ParseError`): the write stands either way."""
     try:
         return (yield from _leaf_paths(db, docid))
-    except (HTTPError, TransportError) as exc:
+    except (HTTPError, TransportError, ParseError) as exc:
         raise OutcomeUnknown(
             f"the write of {docid!r} (202 Accepted: fewer copies than the write quorum) {what} could not be read "
             f"({exc}): read the document back with conflicts=true before writing it again", write[1],
