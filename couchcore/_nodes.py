@@ -10,7 +10,12 @@ proxy in front of it, a node shutting down) is set aside the same way; a request
 only reads (GET, HEAD, or one marked ``Request.idempotent``, with a body that can be
 sent again) then goes to the next node at once, while a write gets that answer
 (:class:`~couchcore.errors.ServerError`: it is never sent twice; after a ``502`` or
-``504`` the gateway may have forwarded it: its outcome is unknown). The last node tried
+``504`` the gateway may have forwarded it: its outcome is unknown). A node whose answer
+does not come within the read timeout (:class:`~couchcore.errors.ReadTimeout`: a node
+that hangs, e.g. stopped or overloaded) is set aside the same way, so that the requests
+after it go to the others; a request that only reads then goes to the next node once
+(a second timeout is raised: a query slower than the timeout would be as slow on every
+node), a write raises (its outcome is unknown). The last node tried
 gives its answer whatever it is. A node set aside is tried again
 once its time is up, or sooner when every node is set aside. A streamed response
 (a view, a continuous changes feed) is read from the node that answered; the next
@@ -27,7 +32,7 @@ import time
 from typing import Any, Iterator, Sequence
 from urllib.parse import urlsplit
 
-from .errors import ConnectError, InvalidInput, TLSError
+from .errors import ConnectError, InvalidInput, ReadTimeout, TLSError
 from .protocol.messages import Request, Response
 
 __all__ = ["NodePool", "AsyncNodePool", "check_nodes"]
@@ -138,10 +143,12 @@ class NodePool:
             yield node, i == len(nodes) - 1
 
     @contextlib.contextmanager
-    def _attempt(self, node: _Node, request: Request, last: bool) -> Iterator[None]:
+    def _attempt(self, node: _Node, request: Request, last: bool, timeouts: list[int]) -> Iterator[None]:
         """Around one send to ``node``: a connect failure that may fail over sets the node
         aside and is suppressed (the caller goes on to the next node) unless ``node`` was
-        the last; anything else goes through (an answer: see :meth:`_answered`)."""
+        the last; a read timeout sets the node aside and is suppressed for the first
+        timeout (``timeouts[0]`` counts them) of a request that only reads; anything else
+        goes through (an answer: see :meth:`_answered`)."""
         try:
             yield
         except ConnectError as exc:
@@ -150,10 +157,18 @@ class NodePool:
             self._failed(node)
             if last:
                 raise
+        except ReadTimeout:
+            if request.path.startswith(LOCAL_NODE):
+                raise  # about that node only: it has no other
+            self._failed(node)
+            timeouts[0] += 1
+            if last or timeouts[0] > 1 or not request.idempotent or not request.replayable:
+                raise
 
     def send(self, request: Request) -> Response:
+        timeouts = [0]
         for node, last in self._tries(request):
-            with self._attempt(node, request, last):
+            with self._attempt(node, request, last, timeouts):
                 response: Response = node.transport.send(request)
                 if self._answered(node, request, response, last):
                     return response
@@ -173,8 +188,9 @@ class AsyncNodePool(NodePool):
     """One async transport per node, used as one (``await send``)."""
 
     async def send(self, request: Request) -> Response:  # type: ignore[override]
+        timeouts = [0]
         for node, last in self._tries(request):
-            with self._attempt(node, request, last):
+            with self._attempt(node, request, last, timeouts):
                 response: Response = await node.transport.send(request)
                 if self._answered(node, request, response, last):
                     return response

@@ -37,8 +37,11 @@ class Server(_ServerBase):
     ``url`` may be a list of node URLs of one cluster (one scheme, one path prefix):
     requests go round-robin, a node that refuses connections is set aside and the request
     goes to the next; one that answers 502/503/504 is set aside too, and a GET/HEAD goes
-    to the next node while a write gets the :class:`~couchcore.errors.ServerError`
-    (see :mod:`couchcore._nodes`); ``server.urls`` lists them.
+    to the next node while a write gets the :class:`~couchcore.errors.ServerError`; one
+    whose answer does not come within the read timeout (a node that hangs) is set aside,
+    and a read goes to the next node once while a write raises its
+    :class:`~couchcore.errors.WriteTimeout` (see :mod:`couchcore._nodes`); ``server.urls``
+    lists them.
 
     Timeouts (seconds; the same on every backend):
 

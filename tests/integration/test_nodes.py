@@ -231,3 +231,85 @@ def test_cluster_changes_feed_resumes_on_another_node(couch_urls):
         server.close()
         for p in proxies:
             p.close()
+
+
+def _hanging_pool(running, backend="urllib3", **kwargs):
+    proxies = [FaultyProxy(n.url) for n in running]
+    server = couchcore.Server([p.url for p in proxies], auth=("admin", "admin"), backend=backend, retries=0,
+                              timeout=0.5, **kwargs)
+    return proxies, server
+
+
+def test_a_hanging_node_is_set_aside_and_reads_go_on(running, backend, monkeypatch):
+    """Round 29's leftover: a node that accepts connections but does not answer (stopped,
+    overloaded) timed out every request that came to it in turn; now its first timeout
+    sets it aside and the read goes to the next node."""
+    monkeypatch.setattr(couchcore._nodes, "BENCH", 30.0)
+    ids = uuids(running)
+    proxies, server = _hanging_pool(running, backend)
+    try:
+        proxies[1].delay("GET", "/", 3.0, count=100)  # every GET through node 1 hangs
+        answered = Counter(server.info()["uuid"] for _ in range(9))
+        assert set(answered) == {ids[0], ids[2]} and sum(answered.values()) == 9
+        assert server._transport.nodes[1].failures == 1  # one timeout, then set aside
+        assert proxies[1].fired == 1
+    finally:
+        server.close()
+        for p in proxies:
+            p.close()
+
+
+def test_a_read_times_out_on_two_nodes_raises(running):
+    """A second timeout is the caller's: a query slower than the timeout is as slow everywhere."""
+    proxies, server = _hanging_pool(running)
+    try:
+        for p in proxies:
+            p.delay("GET", "/", 3.0, count=1)
+        with pytest.raises(couchcore.ReadTimeout):
+            server.info()
+        assert sum(p.fired for p in proxies) == 2
+        assert sorted(n.failures for n in server._transport.nodes) == [0, 1, 1]
+    finally:
+        server.close()
+        for p in proxies:
+            p.close()
+
+
+def test_a_write_to_a_hanging_node_is_never_sent_again(running):
+    proxies, server = _hanging_pool(running)
+    try:
+        for p in proxies:
+            p.delay("PUT", "/nodes-hang", 3.0, count=1)
+        with pytest.raises(couchcore.OutcomeUnknown) as info:
+            server.create("nodes-hang")
+        assert isinstance(info.value, couchcore.ReadTimeout)
+        assert sum(p.fired for p in proxies) == 1  # sent once, to one node
+        assert sorted(n.failures for n in server._transport.nodes) == [0, 0, 1]
+    finally:
+        for node in running:  # separate servers: the one it went to holds it
+            with contextlib.suppress(couchcore.NotFound):
+                couchcore.Server(node.url).delete("nodes-hang")
+        server.close()
+        for p in proxies:
+            p.close()
+
+
+def test_async_hanging_node(running):
+    ids = uuids(running)
+    proxies = [FaultyProxy(n.url) for n in running]
+
+    async def main() -> Counter:
+        server = ctornado.Server([p.url for p in proxies], auth=("admin", "admin"), retries=0, timeout=0.5)
+        try:
+            proxies[2].delay("GET", "/", 3.0, count=100)
+            return Counter([(await server.info())["uuid"] for _ in range(6)])
+        finally:
+            server.close()
+
+    try:
+        answered = asyncio.run(main())
+        assert set(answered) == {ids[0], ids[1]} and sum(answered.values()) == 6
+        assert proxies[2].fired == 1
+    finally:
+        for p in proxies:
+            p.close()
