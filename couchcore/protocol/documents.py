@@ -883,6 +883,11 @@ def _accepted_lost(ctx: ServerContext, db: str, docid: str, rev: str, parent: st
     was written on the same parent (or, for a new document, another live leaf exists),
     or the parent itself got a deleted child: it was deleted, or withdrawn by a writer
     whose ``202`` lost, and one node would have refused the write with ``409`` as well.
+    Concurrent writers whose writes were all answered ``202`` agree on one of them: ours
+    loses at once to a live sibling that ranks above it in CouchDB's own choice of the
+    winner (longer history, then greater revision id); a sibling that ranks below it is
+    read again for up to 1.5 s (:data:`_RIVAL_WAITS`): its writer's own check withdraws
+    it, while one still live then was stored by a quorum (``201``), and ours loses to it.
     A lost revision is withdrawn: a deleted child is written on its branch with
     ``new_edits=false`` (https://docs.couchdb.org/en/stable/api/database/bulk-api.html),
     which every copy merges into its revision tree at once, also a copy that has not got
@@ -893,48 +898,89 @@ def _accepted_lost(ctx: ServerContext, db: str, docid: str, rev: str, parent: st
     connection sends it again (:data:`_WITHDRAW_ATTEMPTS` in all); a revision that could
     not be withdrawn is still reported lost, its reason saying it stays as a conflict.
     """
-    leaves = yield from _leaf_paths_or_unknown(db, docid, write, f"was stored as {rev}, but whether it lost to a "
-                                                "concurrent write")
-    other: str | None = None
-    for leaf, path in leaves:
-        if leaf.get("_rev") == rev:
-            continue
-        if rev in path:
-            return None  # someone already built on our revision: it is part of the history
-        if leaf.get("_deleted"):
-            # our parent itself was deleted or withdrawn meanwhile (a sibling branch that
-            # was withdrawn, e.g. by a writer who saw ours, does not count)
-            if parent is not None and path[1:2] == [parent]:
-                other = other or leaf["_rev"]
-        elif parent is None or parent in path:
-            other = leaf["_rev"]
+    what = f"was stored as {rev}, but whether it lost to a concurrent write"
+    leaves = yield from _leaf_paths_or_unknown(db, docid, write, what)
+    other, below = _standing(leaves, rev, parent)
+    for wait in _RIVAL_WAITS:
+        # a live sibling that ranks below ours: if it is another writer's 202, its own
+        # check withdraws it (it lost to ours); one still live after the waits was stored
+        # by a quorum (201), and ours gives way to it, as one node would have refused ours
+        if below is None:
+            break
+        leaves = yield from _leaf_paths_or_unknown(db, docid, write, what, wait)
+        other, below = _standing(leaves, rev, parent)
+    other = other or below
     if other is None:
         return None
-    kept = yield from _withdraw(ctx, db, docid, rev, parent)
+    import uuid  # here: only a withdrawn conflict needs it (import cost of every start-up)
+
+    tomb = f"{_rank(rev)[0] + 1}-{uuid.uuid4().hex}"
+    kept = yield from _withdraw(ctx, db, docid, rev, parent, tomb)
     # Another writer may have read our revision and built on it (201) before the
     # withdrawal: then it stays in a live history and the write stands (reporting it as a
     # conflict would make the caller apply its edit a second time). Our own leaf, still
-    # live when the withdrawal failed, is no such writer.
+    # live when the withdrawal failed, is no such writer, nor a write on top of our
+    # withdrawal (a create of the deleted document continues that branch).
     leaves = yield from _leaf_paths_or_unknown(
         db, docid, write, f"was stored as {rev} and lost to {other}; " + (
             f"couchcore withdrew {rev}, but whether another writer built on it first" if kept is None else
             f"couchcore could not withdraw it ({kept}), and whether it stays"))
-    if any(not leaf.get("_deleted") and leaf.get("_rev") != rev and rev in path for leaf, path in leaves):
+    if any(not leaf.get("_deleted") and leaf.get("_rev") != rev and rev in path and tomb not in path
+           for leaf, path in leaves):
         return None
     if kept is not None and not any(not leaf.get("_deleted") and leaf.get("_rev") == rev for leaf, _ in leaves):
         kept = None  # its answer was lost, but the withdrawal was applied
     return LostWrite(_lost_reason(rev, other, kept), kept is None)
 
 
-def _withdraw(ctx: ServerContext, db: str, docid: str, rev: str, parent: str | None) -> Operation[str | None]:
-    """Write the deleted child that withdraws ``rev`` (see :func:`_accepted_lost`); ``None``
-    once it is stored, else what the last attempt met."""
+def _rank(rev: str) -> tuple[int, str]:
+    """``rev``'s place in CouchDB's choice of the winning revision among live leaves: the
+    longer history first, then the greater revision id."""
     pos, _, rid = rev.partition("-")
-    import uuid  # here: only a withdrawn conflict needs it (import cost of every start-up)
+    return (int(pos) if pos.isdigit() else 0), rid
 
-    ids = [uuid.uuid4().hex, rid] + ([parent.partition("-")[2]] if parent else [])
+
+def _standing(leaves: list[Any], rev: str, parent: str | None) -> tuple[str | None, str | None]:
+    """From the leaves (:func:`_leaf_paths`): the revision our write ``rev`` lost to (a
+    live leaf on the same parent, or of a new document, that ranks above ours; or a
+    deleted child of the parent itself), and else the first live leaf there that ranks
+    below ours; ``(None, None)`` when a live leaf builds on ours (it is in the history)
+    or there is no other."""
+    other: str | None = None
+    below: str | None = None
+    ours = _rank(rev)
+    for leaf, path in leaves:
+        if leaf.get("_rev") == rev:
+            continue
+        if rev in path:
+            return None, None  # someone already built on our revision: it is part of the history
+        if leaf.get("_deleted"):
+            # our parent itself was deleted or withdrawn meanwhile (a sibling branch that
+            # was withdrawn, e.g. by a writer who saw ours, does not count)
+            if parent is not None and path[1:2] == [parent]:
+                other = other or leaf["_rev"]
+        elif parent is None or parent in path:
+            if _rank(leaf["_rev"]) > ours:
+                other = leaf["_rev"]
+            else:
+                below = below or leaf["_rev"]
+    return other, (None if other else below)
+
+
+#: seconds between the reads of the leaves while a live sibling that ranks below ours
+#: may still be withdrawn by its own writer's check (1.5 s in all)
+_RIVAL_WAITS = (0.2, 0.3, 0.5, 0.5)
+
+
+def _withdraw(ctx: ServerContext, db: str, docid: str, rev: str, parent: str | None,
+              tomb: str) -> Operation[str | None]:
+    """Write the deleted child ``tomb`` (a revision one position after ``rev``) that
+    withdraws ``rev`` (see :func:`_accepted_lost`); ``None`` once it is stored, else what
+    the last attempt met."""
+    pos, _, rid = rev.partition("-")
+    ids = [tomb.partition("-")[2], rid] + ([parent.partition("-")[2]] if parent else [])
     withdraw = codec.dumps({"new_edits": False, "docs": [{
-        "_id": docid, "_rev": f"{int(pos) + 1}-{ids[0]}", "_deleted": True,
+        "_id": docid, "_rev": tomb, "_deleted": True,
         "_revisions": {"start": int(pos) + 1, "ids": ids}}]})
     try:
         # the same revision every time: sending it twice is harmless (idempotent)
@@ -961,13 +1007,14 @@ def _withdraw(ctx: ServerContext, db: str, docid: str, rev: str, parent: str | N
     return f"{done.status} answer"
 
 
-def _leaf_paths_or_unknown(db: str, docid: str, write: tuple[str, str], what: str) -> Operation[list[Any]]:
+def _leaf_paths_or_unknown(db: str, docid: str, write: tuple[str, str], what: str,
+                           wait: float = 0.0) -> Operation[list[Any]]:
     """:func:`_leaf_paths`, its failure raised as :class:`~couchcore.errors.OutcomeUnknown`
     naming ``write`` (the method and path of the write answered ``202``): the write is
     stored, but ``what`` (what the leaves would have told) is unknown. Also an answer
     that is no JSON (:class:`~couchcore.errors.ParseError`): the write stands either way."""
     try:
-        return (yield from _leaf_paths(db, docid))
+        return (yield from _leaf_paths(db, docid, wait))
     except (HTTPError, TransportError, ParseError) as exc:
         raise OutcomeUnknown(
             f"the write of {docid!r} (202 Accepted: fewer copies than the write quorum) {what} could not be read "
@@ -979,14 +1026,15 @@ def _leaf_paths_or_unknown(db: str, docid: str, write: tuple[str, str], what: st
 _LEAF_READS = 3
 
 
-def _leaf_paths(db: str, docid: str) -> Operation[list[Any]]:
+def _leaf_paths(db: str, docid: str, wait: float = 0.0) -> Operation[list[Any]]:
     """``[(leaf, [its rev, its parent's, ...])]`` of every leaf revision, deleted ones too,
     merged from every copy (``open_revs=all&revs=true&r=3``; ``[]`` for a missing document).
     A ``5xx``/``429`` is read again (:data:`_LEAF_READS` in all), then raised, as any other
     error answer is: deciding whether a write lost needs the leaves, never a guess.
     """
     resp = yield from resend_on_5xx(lambda: Request(
-        "GET", doc_path(db, docid), query=[("open_revs", "all"), ("revs", "true"), ("r", "3")]), _LEAF_READS)
+        "GET", doc_path(db, docid), query=[("open_revs", "all"), ("revs", "true"), ("r", "3")]), _LEAF_READS,
+        wait=wait)
     if resp.status == 404:
         return []
     found = []

@@ -357,7 +357,7 @@ Operation = Generator[Request, Response, _T]
 
 
 def resend_on_5xx(build: Callable[[], Request], attempts: int, step: float = 0.25,
-                  transport_errors: bool = False) -> Operation[Response]:
+                  transport_errors: bool = False, wait: float = 0.0) -> Operation[Response]:
     """Sub-operation: send the request ``build()`` makes, and a fresh one again after a
     ``5xx`` or ``429`` answer (with ``transport_errors``, also after a
     :class:`~couchcore.errors.TransportError`), ``attempts`` (at least 1) in all, the
@@ -368,13 +368,14 @@ def resend_on_5xx(build: Callable[[], Request], attempts: int, step: float = 0.2
     twice only (a read, or a write that stores the same revision each time); these
     resends are the operation's own, on top of the driver's
     :class:`~couchcore._drivers.RetryPolicy` (which resends a ``429`` and a broken
-    connection as the Server's ``retries`` allow, never a ``5xx``)."""
+    connection as the Server's ``retries`` allow, never a ``5xx``). ``wait``: seconds
+    before the first send."""
     if attempts < 1:
         raise ValueError(f"attempts must be at least 1, got {attempts!r}")
     attempt = 0
     while True:
         request = build()
-        request.delay = step * attempt
+        request.delay = step * attempt if attempt else wait
         attempt += 1
         try:
             response = yield request

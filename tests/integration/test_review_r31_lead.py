@@ -67,3 +67,110 @@ def test_a_202_after_a_missing_stub_recovery_raises_the_reads_own_outcome_unknow
     assert isinstance(exc.__cause__, couchcore.ServerError) and exc.__cause__.status == 503, repr(exc.__cause__)
     assert "202 Accepted" in str(exc), str(exc)
     assert [m for m, t in proxy.seen if "_bulk_docs" in t] == ["POST", "POST"]  # the recovery re-sent it once
+
+
+# -- reviewer-round-r31 HIGH 1, HIGH 2a: concurrent 202 checks, a create over our withdrawal ----------
+
+
+def _check_op(db, rev):
+    from couchcore.protocol.documents import _accepted_lost
+
+    return _accepted_lost(db._server._ctx, db.name, "k", rev, None, ("PUT", f"/{db.name}/k"))
+
+
+def _leaves(direct):
+    return {r["ok"]["_rev"]: r["ok"] for r in direct.get("k", open_revs="all")}
+
+
+def _three_creates(direct):
+    """Document ``k`` created by three writers on three copies: three live leaves."""
+    revs = ["1-" + c * 32 for c in "abc"]
+    direct.save([{"_id": "k", "_rev": rev, "owner": rev[2]} for rev in revs], new_edits=False)
+    return revs
+
+
+def _interleave(db, ops):
+    """Drive several operations one request at a time, round-robin (as concurrent
+    writers' checks meet the server), each over ``db``'s server; their results."""
+    from couchcore.protocol.messages import Request
+
+    results: list = [None] * len(ops)
+    pending = {i: (op, None) for i, op in enumerate(ops)}
+    while pending:
+        for i in list(pending):
+            op, answer = pending[i]
+            try:
+                request = op.send(answer) if answer is not None else next(op)
+            except StopIteration as stop:
+                results[i] = stop.value
+                del pending[i]
+                continue
+
+            def one(request=request):
+                return (yield request)
+
+            pending[i] = (op, db._run(one()) if isinstance(request, Request) else None)
+    return results
+
+
+def test_concurrent_checks_of_three_202_creates_keep_exactly_one(proxied):
+    """HIGH 1: each check saw the others' live leaves, each withdrew its own: every
+    revision withdrawn, the document deleted, every writer told "conflict"."""
+    proxy, name, auth, direct = proxied
+    revs = _three_creates(direct)
+    db = couchcore.Server(proxy.url, auth=auth).db(name)
+    results = _interleave(db, [_check_op(db, rev) for rev in revs])
+    assert results[2] is None, results  # 1-ccc.. ranks first: it stands
+    assert all(r is not None and r.withdrawn for r in results[:2]), results
+    live = [rev for rev, leaf in _leaves(direct).items() if not leaf.get("_deleted")]
+    assert live == [revs[2]] and direct.get("k")["owner"] == "c"
+
+
+def test_a_202_that_ranks_first_gives_way_to_a_quorum_write(proxied):
+    """A sibling that ranks below ours and stays live (no check withdraws it: it was
+    stored by a quorum, 201) still wins: ours is withdrawn, after the waits."""
+    proxy, name, auth, direct = proxied
+    revs = _three_creates(direct)[1:]  # 1-bbb.. (a quorum's 201) and 1-ccc.. (our 202)
+    direct.save([{"_id": "k", "_rev": "2-" + "d" * 32, "_deleted": True,
+                  "_revisions": {"start": 2, "ids": ["d" * 32, "a" * 32]}}], new_edits=False)
+    db = couchcore.Server(proxy.url, auth=auth).db(name)
+    lost = db._run(_check_op(db, revs[1]))
+    assert lost is not None and lost.withdrawn and revs[0] in lost.reason, lost
+    assert direct.get("k")["owner"] == "b"
+    reads = [t for m, t in proxy.seen if m == "GET" and "open_revs" in t]
+    assert len(reads) == 6  # the first read, four more while 1-bbb.. might be withdrawn, the last
+
+
+def test_a_create_over_our_withdrawal_is_not_built_on_ours(proxied):
+    """HIGH 2a: a create of the document after our withdrawal continues our withdrawn
+    branch (our revision in its history): that is no writer building on our content."""
+    proxy, name, auth, direct = proxied
+    revs = ["1-" + c * 32 for c in "ab"]  # ours 1-aaa.. loses to 1-bbb..
+    direct.save([{"_id": "k", "_rev": rev, "owner": rev[2]} for rev in revs], new_edits=False)
+    db = couchcore.Server(proxy.url, auth=auth).db(name)
+    op = _check_op(db, revs[0])
+    from couchcore.protocol.messages import Request
+
+    answer = None
+    while True:
+        try:
+            request = op.send(answer) if answer is not None else next(op)
+        except StopIteration as stop:
+            lost = stop.value
+            break
+
+        def one(request=request):
+            return (yield request)
+
+        answer = db._run(one()) if isinstance(request, Request) else None
+        if request.method == "POST" and "_bulk_docs" in request.path:
+            # the withdrawal is stored: the other writer's revision is withdrawn too (its
+            # own check lost to a third), and a writer creates k again
+            other = revs[1]
+            direct.save([{"_id": "k", "_rev": "2-" + "0" * 32, "_deleted": True,  # ranks below our withdrawal
+                          "_revisions": {"start": 2, "ids": ["0" * 32, other[2:]]}}], new_edits=False)
+            direct.save({"_id": "k", "owner": "C"})
+    assert lost is not None and lost.withdrawn, lost  # not "stands": our content is gone
+    assert direct.get("k")["owner"] == "C"
+    history = direct.get("k", revs=True)["_revisions"]
+    assert history["ids"][-1] == revs[0][2:], history  # the create continued our withdrawn branch
