@@ -418,3 +418,24 @@ def test_a_plain_second_save_reports_the_first_writes_as_conflicts(proxied):
     again = db.save(docs)
     assert sorted(again.pending) == [f"c{i}" for i in range(5)]
     assert {p["error"] for p in again.pending.values()} == {"conflict"}
+
+
+def test_the_guides_recipe_takes_the_stored_row_of_an_id_held_twice(proxied):
+    """reviewer-round-r31b MEDIUM 1: a list holding an id twice, the first request's answer
+    lost: CouchDB stored the first write and refused the second; sent again, both rows are
+    plain conflicts, and the recipe compared the stored body with the last row only, so the
+    first attempt's own write stayed pending in ``others`` (a merge() applied it again)."""
+    proxy, name, auth, direct = proxied
+    db = couchcore.Server(proxy.url, auth=auth, timeout=TIMEOUT).db(name)
+    docs = [{"_id": "a", "v": 1}, {"_id": "a", "v": 2}, {"_id": "b", "v": 1}]
+    proxy.cut_after_send("POST", f"/{name}/_bulk_docs")
+    namespace = {"couchcore": couchcore, "db": db, "docs": docs}
+    exec(compile(_recipe(), str(GUIDE), "exec"), namespace)
+    result = namespace["result"]
+    stored = direct.get("a")
+    assert stored["v"] == 1  # the first write of the id, applied by the first request
+    assert docs[0]["_rev"] == stored["_rev"] and docs[2]["_rev"] == direct.get("b")["_rev"]
+    entry = result.pending["a"]  # the second write was refused by the first request as well
+    assert entry["doc"] is docs[1] and entry["error"] == "conflict", entry
+    assert not entry.get("others"), entry  # the stored write left pending
+    assert list(result.pending) == ["a"]
