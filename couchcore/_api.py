@@ -140,6 +140,7 @@ def _session_call(method: Callable[[Any], R]) -> Callable[[Any], R]:
     def call(self: Any, *args: Any, **kwargs: Any) -> R:
         if args or kwargs:
             given = len(args) + len(kwargs)
+            del args, kwargs  # not in the traceback's frame either (reporters that show locals)
             raise TypeError(
                 f"{type(self).__name__}.{method.__name__}() takes no arguments ({given} given): the credentials "
                 "are the Server's: couchcore.Server(url, auth=couchcore.SessionAuth(user, password)) logs in on "

@@ -107,6 +107,20 @@ def test_login_with_credentials_says_how_to_log_in(method):
     assert not any(p.kind is p.VAR_POSITIONAL for p in inspect.signature(getattr(couchcore.Server, method)).parameters.values())
 
 
+def test_the_arguments_are_not_in_the_tracebacks_frames():
+    """reviewer-round-r31b LOW 2: the wrapper's frame kept them as a local, which reporters
+    that show locals (Sentry, capture_locals) print."""
+    server = couchcore.Server("http://127.0.0.1:9")
+    with pytest.raises(TypeError) as info:
+        server.login("alice", "s3cret")
+    tb = info.value.__traceback__
+    frames = []
+    while tb is not None:
+        frames.append(tb.tb_frame)
+        tb = tb.tb_next
+    assert frames and not any("s3cret" in repr(f.f_locals) for f in frames[1:]), [f.f_code.co_name for f in frames]
+
+
 def test_login_without_arguments_still_logs_in_or_says_it_needs_session_auth():
     server = couchcore.Server("http://127.0.0.1:9")
     with pytest.raises(couchcore.InvalidInput, match=r"SessionAuth"):
