@@ -360,8 +360,8 @@ def resend_on_5xx(build: Callable[[], Request], attempts: int, step: float = 0.2
                   transport_errors: bool = False, wait: float = 0.0) -> Operation[Response]:
     """Sub-operation: send the request ``build()`` makes, and a fresh one again after a
     ``5xx`` or ``429`` answer (with ``transport_errors``, also after a
-    :class:`~couchcore.errors.TransportError`), ``attempts`` (at least 1) in all, the
-    n-th resend ``step * n`` seconds after the previous answer (``Request.delay``,
+    :class:`~couchcore.errors.TransportError` that couchcore did not abort itself),
+    ``attempts`` (at least 1) in all, the n-th resend ``step * n`` seconds after the previous answer (``Request.delay``,
     which every driver honours). Returns the last answer, whatever its status (the
     caller reads it; a retried one is closed), or raises the last ``TransportError``
     (the first one, without ``transport_errors``). For requests that are safe to send
@@ -379,9 +379,9 @@ def resend_on_5xx(build: Callable[[], Request], attempts: int, step: float = 0.2
         attempt += 1
         try:
             response = yield request
-        except TransportError:
-            if not transport_errors or attempt == attempts:
-                raise
+        except TransportError as exc:
+            if not transport_errors or attempt == attempts or exc.aborted:
+                raise  # (aborted: couchcore itself ended it, e.g. the Server was closed)
             continue
         if attempt == attempts or not (response.status >= 500 or response.status == 429):
             return response

@@ -70,6 +70,14 @@ def test_resend_on_5xx_leaves_transport_errors_to_the_caller_unless_asked():
     assert result is last and len(sent) == 3  # the last attempt's error is raised
 
 
+def test_resend_on_5xx_never_resends_what_couchcore_aborted():
+    """reviewer-round-r31b LOW 3: after server.close() the withdrawal was sent again."""
+    error = ConnectionError("closed", "http://x/db/doc")
+    error.aborted = True
+    sent, result, _ = _pump(resend_on_5xx(_get, 3, transport_errors=True), [error])
+    assert result is error and len(sent) == 1
+
+
 def test_resend_on_5xx_builds_a_fresh_request_each_time():
     built = []
 
