@@ -884,8 +884,9 @@ def _accepted_lost(ctx: ServerContext, db: str, docid: str, rev: str, parent: st
     or the parent itself got a deleted child: it was deleted, or withdrawn by a writer
     whose ``202`` lost, and one node would have refused the write with ``409`` as well.
     Concurrent writers whose writes were all answered ``202`` agree on one of them: ours
-    loses at once to a live sibling that ranks above it in CouchDB's own choice of the
-    winner (longer history, then greater revision id); a sibling that ranks below it is
+    loses at once to a sibling that ranks above it (a deletion of the parent, then
+    CouchDB's own choice of the winner: the longer history, then the greater revision id;
+    :func:`_rank`); a sibling that ranks below it is
     read again for up to 1.5 s (:data:`_RIVAL_WAITS`): its writer's own check withdraws
     it, while one still live then was stored by a quorum (``201``), and ours loses to it.
     A lost revision is withdrawn: a deleted child is written on its branch with
@@ -914,7 +915,7 @@ def _accepted_lost(ctx: ServerContext, db: str, docid: str, rev: str, parent: st
         return None
     import uuid  # here: only a withdrawn conflict needs it (import cost of every start-up)
 
-    tomb = f"{_rank(rev)[0] + 1}-{uuid.uuid4().hex}"
+    tomb = f"{_rank(rev)[1] + 1}-{uuid.uuid4().hex}"
     kept = yield from _withdraw(ctx, db, docid, rev, parent, tomb)
     # Another writer may have read our revision and built on it (201) before the
     # withdrawal: then it stays in a live history and the write stands (reporting it as a
@@ -933,37 +934,42 @@ def _accepted_lost(ctx: ServerContext, db: str, docid: str, rev: str, parent: st
     return LostWrite(_lost_reason(rev, other, kept), kept is None)
 
 
-def _rank(rev: str) -> tuple[int, str]:
-    """``rev``'s place in CouchDB's choice of the winning revision among live leaves: the
-    longer history first, then the greater revision id."""
+def _rank(rev: str, deleted: bool = False) -> tuple[bool, int, str]:
+    """``rev``'s place in the order concurrent ``202`` checks agree on: a deletion of the
+    parent first (a write on a deleted revision loses to the deletion, as one node would
+    have refused it), then CouchDB's own choice of the winner among live leaves: the
+    longer history, then the greater revision id."""
     pos, _, rid = rev.partition("-")
-    return (int(pos) if pos.isdigit() else 0), rid
+    return deleted, (int(pos) if pos.isdigit() else 0), rid
 
 
 def _standing(leaves: list[Any], rev: str, parent: str | None) -> tuple[str | None, str | None]:
     """From the leaves (:func:`_leaf_paths`): the revision our write ``rev`` lost to (a
-    live leaf on the same parent, or of a new document, that ranks above ours; or a
-    deleted child of the parent itself), and else the first live leaf there that ranks
-    below ours; ``(None, None)`` when a live leaf builds on ours (it is in the history)
-    or there is no other."""
+    sibling that ranks above ours: a live leaf on the same parent, or of a new document,
+    or a deleted child of the parent itself, a deletion), and else the first such sibling
+    that ranks below ours; ``(None, None)`` when a live leaf builds on ours (it is in the
+    history) or there is no sibling. Every writer's check orders the siblings alike
+    (:func:`_rank`), so that concurrent checks agree on the one that stands."""
     other: str | None = None
     below: str | None = None
-    ours = _rank(rev)
+    ours = _rank(rev, any(leaf.get("_rev") == rev and bool(leaf.get("_deleted")) for leaf, _ in leaves))
     for leaf, path in leaves:
         if leaf.get("_rev") == rev:
             continue
         if rev in path:
             return None, None  # someone already built on our revision: it is part of the history
-        if leaf.get("_deleted"):
-            # our parent itself was deleted or withdrawn meanwhile (a sibling branch that
-            # was withdrawn, e.g. by a writer who saw ours, does not count)
-            if parent is not None and path[1:2] == [parent]:
-                other = other or leaf["_rev"]
-        elif parent is None or parent in path:
-            if _rank(leaf["_rev"]) > ours:
-                other = leaf["_rev"]
-            else:
-                below = below or leaf["_rev"]
+        deleted = bool(leaf.get("_deleted"))
+        if deleted:
+            # our parent itself was deleted meanwhile (a sibling branch that was withdrawn,
+            # e.g. by a writer who saw ours, does not count: its parent is that sibling)
+            if parent is None or path[1:2] != [parent]:
+                continue
+        elif parent is not None and parent not in path:
+            continue
+        if _rank(leaf["_rev"], deleted) > ours:
+            other = leaf["_rev"]
+        else:
+            below = below or leaf["_rev"]
     return other, (None if other else below)
 
 
@@ -1030,20 +1036,32 @@ def _leaf_paths(db: str, docid: str, wait: float = 0.0) -> Operation[list[Any]]:
     """``[(leaf, [its rev, its parent's, ...])]`` of every leaf revision, deleted ones too,
     merged from every copy (``open_revs=all&revs=true&r=3``; ``[]`` for a missing document).
     A ``5xx``/``429`` is read again (:data:`_LEAF_READS` in all), then raised, as any other
-    error answer is: deciding whether a write lost needs the leaves, never a guess.
+    error answer is, and an answer that holds no leaf or is of another shape raises
+    :class:`~couchcore.errors.ParseError`: deciding whether a write lost needs the leaves,
+    never a guess.
     """
     resp = yield from resend_on_5xx(lambda: Request(
         "GET", doc_path(db, docid), query=[("open_revs", "all"), ("revs", "true"), ("r", "3")]), _LEAF_READS,
         wait=wait)
     if resp.status == 404:
         return []
+    answer = resp.json()  # an error answer raises its HTTPError
     found = []
-    for item in resp.json():  # an error answer raises its HTTPError
+    for item in answer if isinstance(answer, list) else [None]:
         leaf = item.get("ok") if isinstance(item, dict) else None
         if isinstance(leaf, dict) and isinstance(leaf.get("_rev"), str):
-            history = leaf.get("_revisions") or {}
-            start = history.get("start", 0)
-            found.append((leaf, [f"{start - i}-{rid}" for i, rid in enumerate(history.get("ids", ()))]))
+            history = leaf.get("_revisions")
+            start, ids = (history.get("start"), history.get("ids")) if isinstance(history, dict) else (None, None)
+            if isinstance(start, int) and isinstance(ids, list) and all(isinstance(rid, str) for rid in ids):
+                found.append((leaf, [f"{start - i}-{rid}" for i, rid in enumerate(ids)]))
+                continue
+        elif isinstance(item, dict) and isinstance(item.get("missing"), str):
+            continue
+        # an answer of another shape would read as "no rival": the write's fate is unknown
+        raise ParseError(f"the leaves of {docid!r} came as something else than a list of revisions with their "
+                         f"history (a {type(answer).__name__} holding a {type(item).__name__})")
+    if not found:
+        raise ParseError(f"the answer for the leaves of {docid!r} holds none")
     return found
 
 

@@ -174,3 +174,27 @@ def test_a_create_over_our_withdrawal_is_not_built_on_ours(proxied):
     assert direct.get("k")["owner"] == "C"
     history = direct.get("k", revs=True)["_revisions"]
     assert history["ids"][-1] == revs[0][2:], history  # the create continued our withdrawn branch
+
+
+def test_concurrent_checks_of_a_202_update_and_a_202_delete_keep_one(proxied):
+    """reviewer-round-r31c HIGH: an update and a delete of one revision, both answered 202,
+    the update ranking above: the update lost at once to the deletion of its parent, the
+    delete to the live update, and both withdrew (the document deleted, both told
+    "conflict"). The checks' order puts a deletion of the parent first (a write on a
+    deleted revision loses to it): the update gives way, the delete stands."""
+    from couchcore.protocol.documents import _accepted_lost
+
+    proxy, name, auth, direct = proxied
+    direct.save({"_id": "k", "owner": "A"})
+    first = direct.get("k")["_rev"]
+    a = first.split("-")[1]
+    update, delete = "2-" + "f" * 32, "2-" + "0" * 32
+    direct.save([{"_id": "k", "_rev": update, "owner": "U", "_revisions": {"start": 2, "ids": ["f" * 32, a]}},
+                 {"_id": "k", "_rev": delete, "_deleted": True, "_revisions": {"start": 2, "ids": ["0" * 32, a]}}],
+                new_edits=False)
+    db = couchcore.Server(proxy.url, auth=auth).db(name)
+    ops = [_accepted_lost(db._server._ctx, db.name, "k", rev, first, ("PUT", f"/{db.name}/k")) for rev in (update, delete)]
+    results = _interleave(db, ops)
+    assert results[1] is None, results  # the delete stands
+    assert results[0] is not None and results[0].withdrawn, results
+    assert not [r for r in direct.get("k", open_revs="all") if not r["ok"].get("_deleted")]  # deleted

@@ -151,3 +151,43 @@ def test_login_with_credentials_on_the_async_facades():
             _hint_checks(info.value, "Server", "login")
 
     asyncio.run(main())
+
+
+# -- reviewer-round-r31c LOW 1: a leaf read of another shape is no "no rival" ------------------------------
+
+_LEAF = {"ok": {"_id": "k", "_rev": "1-a", "_revisions": {"start": 1, "ids": ["a"]}}}
+
+
+def _accepted_check(body: bytes):
+    """``_accepted_lost`` of a 202 write ``1-a`` of a new document, its leaf read answered
+    ``200`` with ``body``: its result, or the exception it raised."""
+    from couchcore.protocol.documents import _accepted_lost
+
+    ctx = couchcore.Server("http://127.0.0.1:9")._ctx
+    op = _accepted_lost(ctx, "db", "k", "1-a", None, ("PUT", "/db/k"))
+    try:
+        request = next(op)
+        assert request.method == "GET" and ("open_revs", "all") in list(request.query)
+        op.send(Response(200, {}, body=body, close=lambda: None))
+    except StopIteration as stop:
+        return stop.value
+    except couchcore.CouchcoreError as exc:
+        return exc
+    raise AssertionError("the check sent a second request")
+
+
+@pytest.mark.parametrize("body", [b"{}", b"[]", b"3", b'"x"', b'{"error":"x","reason":"y"}', b"[3]",
+                                  b'[{"missing":"1-a"}]', b'[{"ok":{"_rev":"1-a"}}]',
+                                  b'[{"ok":{"_rev":"1-a","_revisions":{"start":"1","ids":["a"]}}}]',
+                                  b'[{"ok":{"_rev":"1-a","_revisions":{"start":1,"ids":[1]}}}]'])
+def test_a_leaf_read_of_another_shape_leaves_the_outcome_unknown(body):
+    result = _accepted_check(body)
+    assert isinstance(result, couchcore.OutcomeUnknown), result
+    assert "conflicts=true" in str(result) and result.method == "PUT"
+
+
+def test_a_leaf_read_of_the_right_shape_decides():
+    import json
+
+    assert _accepted_check(json.dumps([_LEAF]).encode()) is None  # ours alone: it stands
+    assert _accepted_check(json.dumps([_LEAF, {"missing": "1-z"}]).encode()) is None
