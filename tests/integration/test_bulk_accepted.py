@@ -30,6 +30,7 @@ from couchcore.protocol.bulk import write_batch
 from couchcore.protocol.messages import Response
 
 from tests.helpers import proxied_db
+from tests.integration.test_cluster import pump
 
 OURS = "1-" + "f" * 32  # our create, stored beside the other writer's (a higher id: it wins)
 BODY_K = {"_id": "k", "owner": "B"}
@@ -51,20 +52,6 @@ def leaves(*revs):
         start, ids = int(rev.split("-")[0]), [r.split("-", 1)[1] for r in (rev, *ancestors)]
         items.append({"ok": {"_id": "x", "_rev": rev, "_revisions": {"start": start, "ids": ids}}})
     return resp(200, items, method="GET", url="http://127.0.0.1:15984/db/x")
-
-
-def pump(op, *responses):
-    """Answer each request of ``op`` with the next canned response; (result, requests)."""
-    answers, sent = list(responses), []
-    try:
-        req = next(op)
-        while True:
-            sent.append(req)
-            assert answers, f"unexpected extra request {req}"
-            req = op.send(answers.pop(0))
-    except StopIteration as stop:
-        assert not answers, f"{len(answers)} canned responses left unused"
-        return stop.value, sent
 
 
 def batch(*docs, **options):

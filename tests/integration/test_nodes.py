@@ -233,11 +233,18 @@ def test_cluster_changes_feed_resumes_on_another_node(couch_urls):
             p.close()
 
 
+@contextlib.contextmanager
 def _hanging_pool(running, backend="urllib3", **kwargs):
+    """A Server on proxies of the ``running`` nodes (0.5 s timeout, no retries); closed after."""
     proxies = [FaultyProxy(n.url) for n in running]
     server = couchcore.Server([p.url for p in proxies], auth=("admin", "admin"), backend=backend, retries=0,
                               timeout=0.5, **kwargs)
-    return proxies, server
+    try:
+        yield proxies, server
+    finally:
+        server.close()
+        for p in proxies:
+            p.close()
 
 
 def test_a_hanging_node_is_set_aside_and_reads_go_on(running, backend, monkeypatch):
@@ -246,52 +253,39 @@ def test_a_hanging_node_is_set_aside_and_reads_go_on(running, backend, monkeypat
     sets it aside and the read goes to the next node."""
     monkeypatch.setattr(couchcore._nodes, "BENCH", 30.0)
     ids = uuids(running)
-    proxies, server = _hanging_pool(running, backend)
-    try:
+    with _hanging_pool(running, backend) as (proxies, server):
         proxies[1].delay("GET", "/", 3.0, count=100)  # every GET through node 1 hangs
         answered = Counter(server.info()["uuid"] for _ in range(9))
         assert set(answered) == {ids[0], ids[2]} and sum(answered.values()) == 9
         assert server._transport.nodes[1].failures == 1  # one timeout, then set aside
         assert proxies[1].fired == 1
-    finally:
-        server.close()
-        for p in proxies:
-            p.close()
 
 
 def test_a_read_times_out_on_two_nodes_raises(running):
     """A second timeout is the caller's: a query slower than the timeout is as slow everywhere."""
-    proxies, server = _hanging_pool(running)
-    try:
+    with _hanging_pool(running) as (proxies, server):
         for p in proxies:
             p.delay("GET", "/", 3.0, count=1)
         with pytest.raises(couchcore.ReadTimeout):
             server.info()
         assert sum(p.fired for p in proxies) == 2
         assert sorted(n.failures for n in server._transport.nodes) == [0, 1, 1]
-    finally:
-        server.close()
-        for p in proxies:
-            p.close()
 
 
 def test_a_write_to_a_hanging_node_is_never_sent_again(running):
-    proxies, server = _hanging_pool(running)
-    try:
-        for p in proxies:
-            p.delay("PUT", "/nodes-hang", 3.0, count=1)
-        with pytest.raises(couchcore.OutcomeUnknown) as info:
-            server.create("nodes-hang")
-        assert isinstance(info.value, couchcore.ReadTimeout)
-        assert sum(p.fired for p in proxies) == 1  # sent once, to one node
-        assert sorted(n.failures for n in server._transport.nodes) == [0, 0, 1]
-    finally:
-        for node in running:  # separate servers: the one it went to holds it
-            with contextlib.suppress(couchcore.NotFound):
-                couchcore.Server(node.url).delete("nodes-hang")
-        server.close()
-        for p in proxies:
-            p.close()
+    with _hanging_pool(running) as (proxies, server):
+        try:
+            for p in proxies:
+                p.delay("PUT", "/nodes-hang", 3.0, count=1)
+            with pytest.raises(couchcore.OutcomeUnknown) as info:
+                server.create("nodes-hang")
+            assert isinstance(info.value, couchcore.ReadTimeout)
+            assert sum(p.fired for p in proxies) == 1  # sent once, to one node
+            assert sorted(n.failures for n in server._transport.nodes) == [0, 0, 1]
+        finally:
+            for node in running:  # separate servers: the one it went to holds it
+                with contextlib.suppress(couchcore.NotFound):
+                    couchcore.Server(node.url).delete("nodes-hang")
 
 
 def test_async_hanging_node(running):
