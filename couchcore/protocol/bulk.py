@@ -482,35 +482,26 @@ class _State:
         withdrawn joins ``conflicts`` (its reason kept in :attr:`lost`: what a create-only
         rejection says); one whose revision could not be withdrawn is rejected as
         ``stored_as_conflict``; one whose leaves could not be read goes to ``out.unknown``.
-        One row at a time: each check reads every copy's leaves of its document."""
+        The rows are checked together (their waits shared): each check reads every copy's
+        leaves of its document."""
         from ..errors import OutcomeUnknown
-        from .documents import STORED_AS_CONFLICT, _accepted_lost
+        from .documents import STORED_AS_CONFLICT, _accepted_checks
 
         out = self.out
-        for i, rev in rows:
-            docid = self.ids[i]
-            try:
-                lost = yield from _accepted_lost(self.ctx, self.db, docid, rev, self._parent(i), write)
-            except OutcomeUnknown as exc:  # stored; whether it lost could not be read
-                out.unknown.append((i, exc.detail))
-                continue
-            except CouchcoreError as exc:  # (an answer to the leaf read that is no JSON)
-                out.unknown.append((i, f"the write of {docid!r} (202 Accepted: fewer copies than the write quorum) "
-                                       f"was stored as {rev}, but whether it lost to a concurrent write could not "
-                                       f"be read ({exc}): read the document back with conflicts=true before "
-                                       f"writing it again"))
-                continue
-            if lost is None:
+        checks = yield from _accepted_checks(
+            self.ctx, self.db, [(self.ids[i], rev, self._parent(i)) for i, rev in rows], write)
+        for (i, rev), lost in zip(rows, checks):
+            if isinstance(lost, OutcomeUnknown):  # stored; whether it lost could not be read
+                out.unknown.append((i, lost.detail))
+            elif lost is None:
                 out.written += 1
-                continue
-            reason, withdrawn = lost
-            if withdrawn:  # the 409 one node would have answered
+            elif lost.withdrawn:  # the 409 one node would have answered
                 if self.lost is None:
                     self.lost = {}
-                self.lost[i] = reason
+                self.lost[i] = lost.reason
                 conflicts.append(i)
             else:  # stored beside the other writer's revision: never written again
-                out.rejected.append((i, STORED_AS_CONFLICT, reason))
+                out.rejected.append((i, STORED_AS_CONFLICT, lost.reason))
 
     def _parent(self, i: int) -> str | None:
         """The revision document ``i`` was written on (its ``_revisions`` head, else its

@@ -811,18 +811,16 @@ def _settle_accepted(ctx: ServerContext, db: str, accepted: list[tuple[Any, str]
     documents with one ``_id`` in a request are settled apart (the revision of one went
     to both).
     """
-    for doc, rev in accepted:
+    checks = yield from _accepted_checks(ctx, db, [(doc["_id"], rev, doc.get("_rev")) for doc, rev in accepted],
+                                         (write[0], write[1] or f"{db_path(db)}/_bulk_docs"))
+    for (doc, rev), lost in zip(accepted, checks):
         docid = doc["_id"]
         failure: PendingWrite | None = None
-        try:
-            lost = yield from _accepted_lost(ctx, db, docid, rev, doc.get("_rev"),
-                                             (write[0], write[1] or f"{db_path(db)}/_bulk_docs"))
-        except OutcomeUnknown as exc:  # stored; whether it lost could not be read
-            failure = {"doc": doc, "error": UNKNOWN_OUTCOME, "reason": exc.detail}
-            resolution._unknown[docid] = exc  # what save(doc) raises for it
-        else:
-            if lost is not None:
-                failure = {"doc": doc, "error": lost.error, "reason": lost.reason}
+        if isinstance(lost, OutcomeUnknown):  # stored; whether it lost could not be read
+            failure = {"doc": doc, "error": UNKNOWN_OUTCOME, "reason": lost.detail}
+            resolution._unknown[docid] = lost  # what save(doc) raises for it
+        elif lost is not None:
+            failure = {"doc": doc, "error": lost.error, "reason": lost.reason}
         if failure is not None:
             _refused(resolution.pending, failed_here, docid, failure, order)
             if resolution.resolved.get(docid) is doc:
@@ -899,20 +897,61 @@ def _accepted_lost(ctx: ServerContext, db: str, docid: str, rev: str, parent: st
     connection sends it again (:data:`_WITHDRAW_ATTEMPTS` in all); a revision that could
     not be withdrawn is still reported lost, its reason saying it stays as a conflict.
     """
-    what = f"was stored as {rev}, but whether it lost to a concurrent write"
-    leaves = yield from _leaf_paths_or_unknown(db, docid, write, what)
-    other, below = _standing(leaves, rev, parent)
-    for wait in _RIVAL_WAITS:
-        # a live sibling that ranks below ours: if it is another writer's 202, its own
-        # check withdraws it (it lost to ours); one still live after the waits was stored
-        # by a quorum (201), and ours gives way to it, as one node would have refused ours
-        if below is None:
+    (one_check,) = yield from _accepted_checks(ctx, db, [(docid, rev, parent)], write)
+    if isinstance(one_check, OutcomeUnknown):
+        raise one_check
+    return one_check
+
+
+def _accepted_checks(ctx: ServerContext, db: str, rows: list[tuple[str, str, str | None]],
+                     write: tuple[str, str]) -> Operation[list[LostWrite | OutcomeUnknown | None]]:
+    """:func:`_accepted_lost` of the ``202`` writes of one answer together (``rows``: the
+    id, the revision stored and its parent of each; the result is in their order, an
+    :class:`~couchcore.errors.OutcomeUnknown` where the leaves could not be read). A write
+    that lost at once is withdrawn at once (a concurrent writer's check waits for it);
+    those with a live sibling ranking below share the waits of :data:`_RIVAL_WAITS`
+    (each round reads the leaves of every one still waiting), so that a batch holding
+    several such writes waits 1.5 s in all, not 1.5 s a write."""
+    results: list[LostWrite | OutcomeUnknown | None] = [None] * len(rows)
+    waiting: dict[int, str] = {}  # the rows still waiting, with the sibling ranking below theirs
+    for wait in (0.0, *_RIVAL_WAITS):
+        pending = [*waiting] if wait else range(len(rows))
+        first = pending[0] if pending else -1
+        for k in pending:
+            docid, rev, parent = rows[k]
+            waiting.pop(k, None)
+            try:
+                leaves = yield from _leaf_paths_or_unknown(
+                    db, docid, write, f"was stored as {rev}, but whether it lost to a concurrent write",
+                    wait if k == first else 0.0)  # one wait a round, before its first read
+                other, below = _standing(leaves, rev, parent)
+                if other is not None:
+                    results[k] = yield from _withdrawn(ctx, db, docid, rev, parent, other, write)
+                elif below is not None:
+                    # a live sibling that ranks below ours: if it is another writer's 202, its
+                    # own check withdraws it (it lost to ours); one still live after the waits
+                    # was stored by a quorum (201), and ours gives way to it, as one node would
+                    # have refused ours
+                    waiting[k] = below
+            except OutcomeUnknown as exc:
+                results[k] = exc
+        if not waiting:
             break
-        leaves = yield from _leaf_paths_or_unknown(db, docid, write, what, wait)
-        other, below = _standing(leaves, rev, parent)
-    other = other or below
-    if other is None:
-        return None
+    for k, below in sorted(waiting.items()):
+        docid, rev, parent = rows[k]
+        try:
+            results[k] = yield from _withdrawn(ctx, db, docid, rev, parent, below, write)
+        except OutcomeUnknown as exc:
+            results[k] = exc
+    return results
+
+
+def _withdrawn(ctx: ServerContext, db: str, docid: str, rev: str, parent: str | None, other: str,
+               write: tuple[str, str]) -> Operation[LostWrite | None]:
+    """Withdraw ``rev``, which lost to ``other`` (:func:`_accepted_lost`): the
+    :class:`LostWrite`, or ``None`` when another writer had built on ``rev`` first (it
+    stands). Raises :class:`~couchcore.errors.OutcomeUnknown` when the leaves could not be
+    read after the withdrawal."""
     import uuid  # here: only a withdrawn conflict needs it (import cost of every start-up)
 
     tomb = f"{_rank(rev)[1] + 1}-{uuid.uuid4().hex}"

@@ -85,6 +85,29 @@ def test_an_accepted_row_that_stands_is_written_and_one_that_lost_is_a_conflict_
     assert withdrawal["new_edits"] is False and withdrawal["docs"][0]["_deleted"] is True
 
 
+def test_the_rows_of_one_answer_share_the_waits_for_a_sibling_ranking_below():
+    """reviewer-round-r31c MEDIUM 2: a 202 ranking above a live sibling waits 1.5 s for the
+    sibling's writer to withdraw it; the rows of one answer were checked one at a time, so a
+    batch of N such rows waited N x 1.5 s. Now each round of waits reads every row still
+    waiting: 1.5 s in all. Row b's sibling is withdrawn by its writer after the first wait
+    (b stands); a's stays live (a 201: a gives way); c lost at once (withdrawn before any wait)."""
+    a_live, b_live = leaves(("1-f",), ("1-1",)), leaves(("1-f",), ("1-2",))
+    b_gone = resp(200, [{"ok": {"_id": "x", "_rev": "1-f", "_revisions": {"start": 1, "ids": ["f"]}}},
+                        {"ok": {"_id": "x", "_rev": "2-9", "_deleted": True,
+                                "_revisions": {"start": 2, "ids": ["9", "2"]}}}], method="GET")
+    out, sent = pump(batch({"_id": "a"}, {"_id": "b"}, {"_id": "c"}),
+                     resp(202, [row("a", "1-f"), row("b", "1-f"), row("c", "1-0")]),
+                     a_live, b_live, leaves(("1-0",), ("1-9",)), resp(201, []), leaves(("1-9",)),  # first reads
+                     a_live, b_gone,  # after 0.2 s: b's sibling withdrawn, b stands
+                     a_live, a_live, a_live,  # after 0.3, 0.5, 0.5 s: a's sibling stays
+                     resp(201, []), leaves(("1-1",)))  # a gives way: withdrawn, read again
+    assert out.written == 1 and sorted((i, e) for i, e, _ in out.rejected) == [(0, "conflict"), (2, "conflict")]
+    assert [(r.method, r.path.rsplit("/", 1)[1]) for r in sent[1:]] == [
+        ("GET", "a"), ("GET", "b"), ("GET", "c"), ("POST", "_bulk_docs"), ("GET", "c"),
+        ("GET", "a"), ("GET", "b"), ("GET", "a"), ("GET", "a"), ("GET", "a"), ("POST", "_bulk_docs"), ("GET", "a")]
+    assert [r.delay for r in sent[1:]] == [0, 0, 0, 0, 0, 0.2, 0, 0.3, 0.5, 0.5, 0, 0]  # 1.5 s in all
+
+
 def test_an_update_is_judged_on_the_rev_it_was_sent_with():
     # the body's _rev is the parent: a sibling on it is a concurrent writer, an older branch is not
     lost, _ = pump(batch({"_id": "f", "_rev": "1-a"}, upsert=False),
