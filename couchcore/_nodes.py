@@ -14,8 +14,8 @@ sent again) then goes to the next node at once, while a write gets that answer
 does not come within the read timeout (:class:`~couchcore.errors.ReadTimeout`: a node
 that hangs, e.g. stopped or overloaded) is set aside the same way, so that the requests
 after it go to the others; a request that only reads then goes to the next node once
-(a second timeout is raised: a query slower than the timeout would be as slow on every
-node), a write raises (its outcome is unknown). The last node tried
+(a second timeout is raised, and sets that node aside no more: a query slower than the
+timeout would be as slow on every node), a write raises (its outcome is unknown). The last node tried
 gives its answer whatever it is. A node set aside is tried again
 once its time is up, or sooner when every node is set aside. A streamed response
 (a view, a continuous changes feed) is read from the node that answered; the next
@@ -146,8 +146,9 @@ class NodePool:
     def _attempt(self, node: _Node, request: Request, last: bool, timeouts: list[int]) -> Iterator[None]:
         """Around one send to ``node``: a connect failure that may fail over sets the node
         aside and is suppressed (the caller goes on to the next node) unless ``node`` was
-        the last; a read timeout sets the node aside and is suppressed for the first
-        timeout (``timeouts[0]`` counts them) of a request that only reads; anything else
+        the last; a request's first read timeout (``timeouts[0]`` counts them) sets the
+        node aside, and is suppressed for a request that only reads; a second one is
+        raised and sets no node aside (the query is slow); anything else
         goes through (an answer: see :meth:`_answered`)."""
         try:
             yield
@@ -160,9 +161,11 @@ class NodePool:
         except ReadTimeout:
             if request.path.startswith(LOCAL_NODE):
                 raise  # about that node only: it has no other
-            self._failed(node)
             timeouts[0] += 1
-            if last or timeouts[0] > 1 or not request.idempotent or not request.replayable:
+            if timeouts[0] > 1:
+                raise  # the read timed out on the node before too: the query is slow, not this node
+            self._failed(node)
+            if last or not request.idempotent or not request.replayable:
                 raise
 
     def send(self, request: Request) -> Response:

@@ -269,7 +269,8 @@ def test_a_read_times_out_on_two_nodes_raises(running):
         with pytest.raises(couchcore.ReadTimeout):
             server.info()
         assert sum(p.fired for p in proxies) == 2
-        assert sorted(n.failures for n in server._transport.nodes) == [0, 1, 1]
+        # reviewer-round-r31c LOW 2: the second timeout is the query's: only the first node is set aside
+        assert sorted(n.failures for n in server._transport.nodes) == [0, 0, 1]
 
 
 def test_a_write_to_a_hanging_node_is_never_sent_again(running):
