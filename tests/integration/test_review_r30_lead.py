@@ -440,6 +440,20 @@ def test_an_id_held_twice_with_a_stored_write_among_them_is_not_written_again(pr
     assert _live(direct) == [THEIRS, OURS]
 
 
+def _write_outcome_unknown(db, direct, what):
+    """The OutcomeUnknown that ``save`` (``what == "save"``) or ``update_doc`` of k raises
+    (its 202 check could not read the leaves), checked to name the write (method, path)."""
+    with pytest.raises(couchcore.OutcomeUnknown) as info:
+        if what == "save":
+            db.save({"_id": "k", "_rev": direct.get("k", rev=OURS)["_rev"], "log": ["B"]})
+        else:
+            db.update_doc("k", lambda doc: {**doc, "log": ["B"]})
+    exc = info.value
+    method, path = ("POST", f"/{db.name}/_bulk_docs") if what == "save" else ("PUT", f"/{db.name}/k")
+    assert exc.method == method and exc.url.endswith(path), (exc.method, exc.url)
+    return exc
+
+
 @pytest.mark.parametrize("what", ["save", "update_doc"])
 def test_outcome_unknown_after_failed_reads_names_the_write(proxied, what):
     """LOW 3: it named the GET of the leaves (update_doc) or a path without the server (save)."""
@@ -450,14 +464,8 @@ def test_outcome_unknown_after_failed_reads_names_the_write(proxied, what):
         _lost_update(proxy, name, direct)
     proxy.respond("GET", "open_revs", 503, b'{"error":"x","reason":"y"}', count=3)
     db = couchcore.Server(proxy.url, auth=auth, retries=0).db(name)
-    with pytest.raises(couchcore.OutcomeUnknown) as info:
-        if what == "save":
-            db.save({"_id": "k", "_rev": direct.get("k", rev=OURS)["_rev"], "log": ["B"]})
-        else:
-            db.update_doc("k", lambda doc: {**doc, "log": ["B"]})
-    exc = info.value
-    method, path = ("POST", f"/{name}/_bulk_docs") if what == "save" else ("PUT", f"/{name}/k")
-    assert exc.method == method and exc.url.startswith(proxy.url) and exc.url.endswith(path), (exc.method, exc.url)
+    exc = _write_outcome_unknown(db, direct, what)
+    assert exc.url.startswith(proxy.url)
     assert "open_revs" not in exc.url and "@" not in exc.url and f"({exc.url})" in str(exc)
     assert isinstance(exc.__cause__, couchcore.ServerError) and exc.__cause__.status == 503  # r30e LOW 2
 
