@@ -911,11 +911,12 @@ def _accepted_checks(ctx: ServerContext, db: str, rows: list[tuple[str, str, str
     that lost at once is withdrawn at once (a concurrent writer's check waits for it);
     those with a live sibling ranking below share the waits of :data:`_RIVAL_WAITS`
     (each round reads the leaves of every one still waiting), so that a batch holding
-    several such writes waits 1.5 s in all, not 1.5 s a write."""
+    several such writes sleeps 1.5 s in all, not 1.5 s a write; one whose sibling is
+    still live at its last read gives way right after that read."""
     results: list[LostWrite | OutcomeUnknown | None] = [None] * len(rows)
     waiting: dict[int, str] = {}  # the rows still waiting, with the sibling ranking below theirs
-    for wait in (0.0, *_RIVAL_WAITS):
-        pending = [*waiting] if wait else range(len(rows))
+    for round_, wait in enumerate((0.0, *_RIVAL_WAITS)):
+        pending = [*waiting] if round_ else range(len(rows))
         first = pending[0] if pending else -1
         for k in pending:
             docid, rev, parent = rows[k]
@@ -925,24 +926,20 @@ def _accepted_checks(ctx: ServerContext, db: str, rows: list[tuple[str, str, str
                     db, docid, write, f"was stored as {rev}, but whether it lost to a concurrent write",
                     wait if k == first else 0.0)  # one wait a round, before its first read
                 other, below = _standing(leaves, rev, parent)
-                if other is not None:
-                    results[k] = yield from _withdrawn(ctx, db, docid, rev, parent, other, write)
-                elif below is not None:
+                if other is None and below is not None and round_ < len(_RIVAL_WAITS):
                     # a live sibling that ranks below ours: if it is another writer's 202, its
                     # own check withdraws it (it lost to ours); one still live after the waits
                     # was stored by a quorum (201), and ours gives way to it, as one node would
                     # have refused ours
                     waiting[k] = below
+                elif (rival := other or below) is not None:
+                    # withdrawn right after the read that decided it: a concurrent check
+                    # reading ours live in between would withdraw its own as well
+                    results[k] = yield from _withdrawn(ctx, db, docid, rev, parent, rival, write)
             except OutcomeUnknown as exc:
                 results[k] = exc
         if not waiting:
             break
-    for k, below in sorted(waiting.items()):
-        docid, rev, parent = rows[k]
-        try:
-            results[k] = yield from _withdrawn(ctx, db, docid, rev, parent, below, write)
-        except OutcomeUnknown as exc:
-            results[k] = exc
     return results
 
 
