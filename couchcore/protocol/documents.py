@@ -905,54 +905,42 @@ def _accepted_lost(ctx: ServerContext, db: str, docid: str, rev: str, parent: st
 
 def _accepted_checks(ctx: ServerContext, db: str, rows: list[tuple[str, str, str | None]],
                      write: tuple[str, str]) -> Operation[list[LostWrite | OutcomeUnknown | None]]:
-    """:func:`_accepted_lost` of the ``202`` writes of one answer together (``rows``: the
-    id, the revision stored and its parent of each; the result is in their order, an
-    :class:`~couchcore.errors.OutcomeUnknown` where the leaves could not be read). A write
-    that lost at once is withdrawn at once (a concurrent writer's check waits for it);
-    those with a live sibling ranking below share the waits of :data:`_RIVAL_WAITS`
-    (each round reads the leaves of every one still waiting), so that a batch holding
-    several such writes sleeps 1.5 s in all, not 1.5 s a write; one whose sibling is
-    still live at its last read gives way right after that read."""
-    results: list[LostWrite | OutcomeUnknown | None] = [None] * len(rows)
-    waiting: dict[int, str] = {}  # the rows still waiting, with the sibling ranking below theirs
-    for round_, wait in enumerate((0.0, *_RIVAL_WAITS)):
-        pending = [*waiting] if round_ else range(len(rows))
-        first = pending[0] if pending else -1
-        lost: list[tuple[int, str]] = []  # the first reads' losers, withdrawn together after them
-        for k in pending:
-            docid, rev, parent = rows[k]
-            waiting.pop(k, None)
-            try:
-                leaves = yield from _leaf_paths_or_unknown(
-                    db, docid, write, f"was stored as {rev}, but whether it lost to a concurrent write",
-                    wait if k == first else 0.0)  # one wait a round, before its first read
-            except OutcomeUnknown as exc:
-                results[k] = exc
-                continue
+    """:func:`_accepted_lost` of the ``202`` writes of one answer (``rows``: the id, the
+    revision stored and its parent of each; the result is in their order, an
+    :class:`~couchcore.errors.OutcomeUnknown` where the leaves could not be read).
+
+    One row at a time, each to its end: a row that lost is withdrawn right after the read
+    that decided it (a concurrent writer's check waits for it), one with a live sibling
+    ranking below waits up to 1.5 s for it before giving way. Checking the rows together
+    (their waits shared; the losers withdrawn in one request) was tried and measured
+    (benchmarks/results/reviewer-round-r32.md, -r32b.md): with any schedule the writers'
+    checks sweep an answer's rows at different paces, and a lower writer reaching a row
+    just as the top one gives way makes both withdraw (documents lost in lock-step runs
+    and in a two-writer race), which the one-row-at-a-time order has not shown."""
+    results: list[LostWrite | OutcomeUnknown | None] = []
+    for docid, rev, parent in rows:
+        what = f"was stored as {rev}, but whether it lost to a concurrent write"
+        try:
+            leaves = yield from _leaf_paths_or_unknown(db, docid, write, what)
             other, below = _standing(leaves, rev, parent)
-            if other is None and below is not None and round_ < len(_RIVAL_WAITS):
+            for wait in _RIVAL_WAITS:
                 # a live sibling that ranks below ours: if it is another writer's 202, its
                 # own check withdraws it (it lost to ours); one still live after the waits
                 # was stored by a quorum (201), and ours gives way to it, as one node would
                 # have refused ours
-                waiting[k] = below
-            elif (rival := other or below) is not None:
-                if not round_:
-                    lost.append((k, rival))
-                else:
-                    # withdrawn right after the read that decided it: a concurrent check
-                    # reading ours live in between would withdraw its own as well
-                    (results[k],) = yield from _withdrawn(ctx, db, [(docid, rev, parent, rival)], write)
-        if lost:
-            # one request for the first reads' losers, so that every writer's check of an
-            # answer's rows keeps the pace of the reads (a writer whose write ranks above
-            # waits for these withdrawals; one request each would leave the rows late in a
-            # large answer withdrawn after its waits ran out)
-            outcomes = yield from _withdrawn(ctx, db, [(*rows[k], rival) for k, rival in lost], write)
-            for (k, _rival), outcome in zip(lost, outcomes):
-                results[k] = outcome
-        if not waiting:
-            break
+                if other is not None or below is None:
+                    break
+                leaves = yield from _leaf_paths_or_unknown(db, docid, write, what, wait)
+                other, below = _standing(leaves, rev, parent)
+        except OutcomeUnknown as exc:
+            results.append(exc)
+            continue
+        rival = other or below
+        if rival is None:
+            results.append(None)
+            continue
+        (outcome,) = yield from _withdrawn(ctx, db, [(docid, rev, parent, rival)], write)
+        results.append(outcome)
     return results
 
 
