@@ -482,15 +482,15 @@ class _State:
         withdrawn joins ``conflicts`` (its reason kept in :attr:`lost`: what a create-only
         rejection says); one whose revision could not be withdrawn is rejected as
         ``stored_as_conflict``; one whose leaves could not be read goes to ``out.unknown``.
-        The rows are checked together (their waits shared): each check reads every copy's
-        leaves of its document."""
+        One row at a time (:func:`~couchcore.protocol.documents._accepted_checks`): each
+        check reads every copy's leaves of its document."""
         from ..errors import OutcomeUnknown
         from .documents import STORED_AS_CONFLICT, _accepted_checks
 
         out = self.out
         checks = yield from _accepted_checks(
             self.ctx, self.db, [(self.ids[i], rev, self._parent(i)) for i, rev in rows], write)
-        for (i, rev), lost in zip(rows, checks):
+        for (i, _rev), lost in zip(rows, checks):
             if isinstance(lost, OutcomeUnknown):  # stored; whether it lost could not be read
                 out.unknown.append((i, lost.detail))
             elif lost is None:

@@ -897,92 +897,60 @@ def _accepted_lost(ctx: ServerContext, db: str, docid: str, rev: str, parent: st
     connection sends it again (:data:`_WITHDRAW_ATTEMPTS` in all); a revision that could
     not be withdrawn is still reported lost, its reason saying it stays as a conflict.
     """
-    (one_check,) = yield from _accepted_checks(ctx, db, [(docid, rev, parent)], write)
-    if isinstance(one_check, OutcomeUnknown):
-        raise one_check
-    return one_check
+    what = f"was stored as {rev}, but whether it lost to a concurrent write"
+    leaves = yield from _leaf_paths_or_unknown(db, docid, write, what)
+    other, below = _standing(leaves, rev, parent)
+    for wait in _RIVAL_WAITS:
+        # a live sibling that ranks below ours: if it is another writer's 202, its own
+        # check withdraws it (it lost to ours); one still live after the waits was stored
+        # by a quorum (201), and ours gives way to it, as one node would have refused ours
+        if below is None:
+            break
+        leaves = yield from _leaf_paths_or_unknown(db, docid, write, what, wait)
+        other, below = _standing(leaves, rev, parent)
+    other = other or below
+    if other is None:
+        return None
+    import uuid  # here: only a withdrawn conflict needs it (import cost of every start-up)
+
+    tomb = f"{_rank(rev)[1] + 1}-{uuid.uuid4().hex}"
+    kept = yield from _withdraw(ctx, db, docid, rev, parent, tomb)
+    # Another writer may have read our revision and built on it (201) before the
+    # withdrawal: then it stays in a live history and the write stands (reporting it as a
+    # conflict would make the caller apply its edit a second time). Our own leaf, still
+    # live when the withdrawal failed, is no such writer, nor a write on top of our
+    # withdrawal (a create of the deleted document continues that branch).
+    leaves = yield from _leaf_paths_or_unknown(
+        db, docid, write, f"was stored as {rev} and lost to {other}; " + (
+            f"couchcore withdrew {rev}, but whether another writer built on it first" if kept is None else
+            f"couchcore could not withdraw it ({kept}), and whether it stays"))
+    if any(not leaf.get("_deleted") and leaf.get("_rev") != rev and rev in path and tomb not in path
+           for leaf, path in leaves):
+        return None
+    if kept is not None and not any(not leaf.get("_deleted") and leaf.get("_rev") == rev for leaf, _ in leaves):
+        kept = None  # its answer was lost, but the withdrawal was applied
+    return LostWrite(_lost_reason(rev, other, kept), kept is None)
 
 
 def _accepted_checks(ctx: ServerContext, db: str, rows: list[tuple[str, str, str | None]],
                      write: tuple[str, str]) -> Operation[list[LostWrite | OutcomeUnknown | None]]:
-    """:func:`_accepted_lost` of the ``202`` writes of one answer (``rows``: the id, the
-    revision stored and its parent of each; the result is in their order, an
-    :class:`~couchcore.errors.OutcomeUnknown` where the leaves could not be read).
+    """:func:`_accepted_lost` of each ``202`` write of one answer (``rows``: the id, the
+    revision stored and its parent of each), in their order, an
+    :class:`~couchcore.errors.OutcomeUnknown` where the leaves could not be read.
 
-    One row at a time, each to its end: a row that lost is withdrawn right after the read
-    that decided it (a concurrent writer's check waits for it), one with a live sibling
-    ranking below waits up to 1.5 s for it before giving way. Checking the rows together
-    (their waits shared; the losers withdrawn in one request) was tried and measured
-    (benchmarks/results/reviewer-round-r32.md, -r32b.md): with any schedule the writers'
-    checks sweep an answer's rows at different paces, and a lower writer reaching a row
-    just as the top one gives way makes both withdraw (documents lost in lock-step runs
-    and in a two-writer race), which the one-row-at-a-time order has not shown."""
+    One row at a time, each to its end. Checking the rows together (their waits shared;
+    the losers withdrawn in one request) was tried and measured
+    (benchmarks/results/reviewer-round-r32.md, -r32b.md): with any such schedule the
+    writers' checks sweep an answer's rows at different paces, and a lower writer reaching
+    a row just as the top one gives way makes both withdraw (documents lost in lock-step
+    runs and in a two-writer race), which the one-row-at-a-time order has not shown."""
     results: list[LostWrite | OutcomeUnknown | None] = []
     for docid, rev, parent in rows:
-        what = f"was stored as {rev}, but whether it lost to a concurrent write"
         try:
-            leaves = yield from _leaf_paths_or_unknown(db, docid, write, what)
-            other, below = _standing(leaves, rev, parent)
-            for wait in _RIVAL_WAITS:
-                # a live sibling that ranks below ours: if it is another writer's 202, its
-                # own check withdraws it (it lost to ours); one still live after the waits
-                # was stored by a quorum (201), and ours gives way to it, as one node would
-                # have refused ours
-                if other is not None or below is None:
-                    break
-                leaves = yield from _leaf_paths_or_unknown(db, docid, write, what, wait)
-                other, below = _standing(leaves, rev, parent)
+            results.append((yield from _accepted_lost(ctx, db, docid, rev, parent, write)))
         except OutcomeUnknown as exc:
             results.append(exc)
-            continue
-        rival = other or below
-        if rival is None:
-            results.append(None)
-            continue
-        (outcome,) = yield from _withdrawn(ctx, db, [(docid, rev, parent, rival)], write)
-        results.append(outcome)
     return results
-
-
-def _tomb(rev: str) -> str:
-    """A new revision one position after ``rev``, to withdraw it with."""
-    import uuid  # here: only a withdrawn conflict needs it (import cost of every start-up)
-
-    return f"{_rank(rev)[1] + 1}-{uuid.uuid4().hex}"
-
-
-def _withdrawn(ctx: ServerContext, db: str, lost: list[tuple[str, str, str | None, str]],
-               write: tuple[str, str]) -> Operation[list[LostWrite | OutcomeUnknown | None]]:
-    """Withdraw each ``(docid, rev, parent, other)`` of ``lost`` (``rev`` lost to
-    ``other``, :func:`_accepted_lost`) in one request, then read its leaves again: for each
-    the :class:`LostWrite`, ``None`` when another writer had built on ``rev`` first (it
-    stands), or an :class:`~couchcore.errors.OutcomeUnknown` when the leaves could not be
-    read."""
-    tombs = [_tomb(rev) for _docid, rev, _parent, _other in lost]
-    kept_all = yield from _withdraw(ctx, db, [(d, r, p, t) for (d, r, p, _o), t in zip(lost, tombs)])
-    out: list[LostWrite | OutcomeUnknown | None] = []
-    for (docid, rev, _parent, other), tomb, kept in zip(lost, tombs, kept_all):
-        # Another writer may have read our revision and built on it (201) before the
-        # withdrawal: then it stays in a live history and the write stands (reporting it as
-        # a conflict would make the caller apply its edit a second time). Our own leaf,
-        # still live when the withdrawal failed, is no such writer, nor a write on top of
-        # our withdrawal (a create of the deleted document continues that branch).
-        try:
-            leaves = yield from _leaf_paths_or_unknown(
-                db, docid, write, f"was stored as {rev} and lost to {other}; " + (
-                    f"couchcore withdrew {rev}, but whether another writer built on it first" if kept is None else
-                    f"couchcore could not withdraw it ({kept}), and whether it stays"))
-        except OutcomeUnknown as exc:
-            out.append(exc)
-            continue
-        if any(not leaf.get("_deleted") and leaf.get("_rev") != rev and rev in path and tomb not in path
-               for leaf, path in leaves):
-            out.append(None)
-            continue
-        if kept is not None and not any(not leaf.get("_deleted") and leaf.get("_rev") == rev for leaf, _ in leaves):
-            kept = None  # its answer was lost, but the withdrawal was applied
-        out.append(LostWrite(_lost_reason(rev, other, kept), kept is None))
-    return out
 
 
 def _rank(rev: str, deleted: bool = False) -> tuple[bool, int, str]:
@@ -1029,41 +997,39 @@ def _standing(leaves: list[Any], rev: str, parent: str | None) -> tuple[str | No
 _RIVAL_WAITS = (0.2, 0.3, 0.5, 0.5)
 
 
-def _withdraw(ctx: ServerContext, db: str, lost: list[tuple[str, str, str | None, str]]) -> Operation[list[str | None]]:
-    """Write, in one request, the deleted child ``tomb`` (a revision one position after
-    ``rev``) that withdraws ``rev`` of each ``(docid, rev, parent, tomb)`` in ``lost`` (see
-    :func:`_accepted_lost`); for each, ``None`` once it is stored, else what the last
-    attempt met."""
-    docs = []
-    for docid, rev, parent, tomb in lost:
-        pos, _, rid = rev.partition("-")
-        ids = [tomb.partition("-")[2], rid] + ([parent.partition("-")[2]] if parent else [])
-        docs.append({"_id": docid, "_rev": tomb, "_deleted": True, "_revisions": {"start": int(pos) + 1, "ids": ids}})
-    withdraw = codec.dumps({"new_edits": False, "docs": docs})
+def _withdraw(ctx: ServerContext, db: str, docid: str, rev: str, parent: str | None,
+              tomb: str) -> Operation[str | None]:
+    """Write the deleted child ``tomb`` (a revision one position after ``rev``) that
+    withdraws ``rev`` (see :func:`_accepted_lost`); ``None`` once it is stored, else what
+    the last attempt met."""
+    pos, _, rid = rev.partition("-")
+    ids = [tomb.partition("-")[2], rid] + ([parent.partition("-")[2]] if parent else [])
+    withdraw = codec.dumps({"new_edits": False, "docs": [{
+        "_id": docid, "_rev": tomb, "_deleted": True,
+        "_revisions": {"start": int(pos) + 1, "ids": ids}}]})
     try:
-        # the same revisions every time: sending them twice is harmless (idempotent)
+        # the same revision every time: sending it twice is harmless (idempotent)
         done = yield from resend_on_5xx(lambda: Request(
             "POST", f"{db_path(db)}/_bulk_docs", body=withdraw, idempotent=True,
             headers={"Content-Type": "application/json", **ctx.write_headers}), _WITHDRAW_ATTEMPTS,
             transport_errors=True)
     except TransportError as exc:
-        return [f"{type(exc).__name__}: {getattr(exc, 'detail', exc)}"] * len(lost)
+        return f"{type(exc).__name__}: {getattr(exc, 'detail', exc)}"
     done.close()
-    if not 200 <= done.status < 300:
-        return [f"{done.status} answer"] * len(lost)
-    # new_edits=false answers 201 with [] when stored, or with a document's own refusal
-    # (a validate_doc_update's forbidden, ...) in the list: not sent again (it would get
-    # the same)
-    try:
-        results = codec.loads(done.body or b"[]")
-    except CouchcoreError:
-        results = None
-    if not isinstance(results, list):
-        return ["unreadable answer"] * len(lost)
-    refused = [r for r in results if isinstance(r, dict) and r.get("error")]
-    return [next((f"{r.get('error')}: {r.get('reason')}" for r in refused
-                  if r.get("id", docid) == docid and r.get("rev", tomb) == tomb), None)
-            for docid, _rev, _parent, tomb in lost]
+    if 200 <= done.status < 300:
+        # new_edits=false answers 201 with [] when stored, or with the document's own
+        # refusal (a validate_doc_update's forbidden, ...) in the list: not sent again
+        # (it would get the same)
+        try:
+            results = codec.loads(done.body or b"[]")
+        except CouchcoreError:
+            results = None
+        refused = [r for r in results if isinstance(r, dict) and r.get("error")] if isinstance(
+            results, list) else [{"error": "unreadable answer"}]
+        if not refused:
+            return None
+        return f"{refused[0].get('error')}: {refused[0].get('reason')}"
+    return f"{done.status} answer"
 
 
 def _leaf_paths_or_unknown(db: str, docid: str, write: tuple[str, str], what: str,
